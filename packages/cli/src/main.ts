@@ -1,0 +1,30 @@
+import { Command, CommanderError } from "commander";
+import { exitCodeFor, isLoraspecError } from "@loraspec/core/errors.js";
+import { registrations } from "./commands/index.js";
+import { printError } from "./output.js";
+
+export const VERSION = "0.1.0";
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command("loraspec")
+    .description("A checked specification for LoRA training of image models.")
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const register of registrations) register(program);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; a usage mistake exits 2 (unusable input).
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    printError(error);
+    return exitCodeFor(error);
+  }
+}
+
+export { isLoraspecError };

@@ -1,0 +1,47 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+
+/**
+ * Writes a file so that readers see the old content or the new, never half of it:
+ * write a temp file beside it, fsync, rename over, fsync the folder.
+ */
+export async function atomicWrite(path: string, data: string | Uint8Array | Iterable<Uint8Array>): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(tmp, "wx");
+  try {
+    if (typeof data === "string" || data instanceof Uint8Array) {
+      await handle.writeFile(data);
+    } else {
+      for (const chunk of data) await handle.write(chunk);
+    }
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  await syncDir(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic there.
+  }
+}

@@ -1,0 +1,1 @@
+export function buildCli(options?: { quiet?: boolean }): Promise<void>;
