@@ -1,0 +1,81 @@
+"""`python -m loraspec_worker <command> [request.json | -] [--key value ...]`
+
+Each command lives in its own module exposing `run(request: dict) -> dict | None`; it emits
+events with protocol.emit while it works and returns the `done` event's result. Modules are
+imported only when their command runs, so `--help` and light commands start fast.
+To add a command, add one entry to COMMANDS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+import traceback
+
+from . import protocol
+from .protocol import Cancelled, WorkerError, emit
+
+# command -> "module:function" (imported lazily)
+COMMANDS: dict[str, str] = {
+    "train": "loraspec_worker.train:run",
+    "sample": "loraspec_worker.sample:run",
+    "make-tiny-base": "loraspec_worker.tiny_base:run",
+    "version": "loraspec_worker.version:run",
+}
+
+
+def _usage() -> str:
+    return "usage: python -m loraspec_worker <command> [request.json | -] [--key value ...]\ncommands: " + ", ".join(sorted(COMMANDS))
+
+
+def _on_signal(signum, _frame):  # noqa: ANN001
+    # The bridge sends SIGINT then SIGTERM; both end the command through Cancelled so it can
+    # clean up (a training run saves nothing half-written) before exiting with 130.
+    raise Cancelled(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stderr.write(_usage() + "\n")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    protocol.take_stdout()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        target = COMMANDS.get(command)
+        if target is None:
+            raise WorkerError("E_USAGE", f"unknown worker command '{command}'", hint=_usage())
+        request = protocol.read_request(rest)
+        module_name, func_name = target.split(":")
+        handler = getattr(importlib.import_module(module_name), func_name)
+        result = handler(request)
+        emit({"type": "done", "result": result or {}})
+        return 0
+    except WorkerError as e:
+        emit(e.to_event())
+        return protocol.EXIT_CODED_ERROR
+    except (Cancelled, KeyboardInterrupt):
+        emit({"type": "error", "code": "E_CANCELLED", "message": "cancelled"})
+        return protocol.EXIT_CANCELLED
+    except Exception as e:  # noqa: BLE001 - the last line of defence: report, never hang
+        traceback.print_exc(file=sys.stderr)
+        if protocol.is_oom(e):
+            emit(
+                {
+                    "type": "error",
+                    "code": "E_OUT_OF_MEMORY",
+                    "message": f"out of memory: {str(e).splitlines()[0][:300]}",
+                    "hint": "lower batch size or resolution, turn on gradient_checkpointing, or use adamw8bit",
+                    "retryable": True,
+                }
+            )
+            return protocol.EXIT_CODED_ERROR
+        emit({"type": "error", "code": "E_INTERNAL", "message": f"{type(e).__name__}: {e}"[:2000]})
+        return protocol.EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
