@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   E_REMOTE: { exit: 5, http: 502, retryable: true },
   E_REMOTE_AUTH: { exit: 5, http: 401, retryable: false },
   E_TIMEOUT: { exit: 5, http: 504, retryable: true },
+  // The local web server (loraspec ui).
+  E_UNAUTHORIZED: { exit: 2, http: 401, retryable: false },
+  E_FORBIDDEN: { exit: 2, http: 403, retryable: false },
+  E_PAYLOAD_TOO_LARGE: { exit: 2, http: 413, retryable: false },
+  E_UNSUPPORTED_MEDIA_TYPE: { exit: 2, http: 415, retryable: false },
   E_INTERNAL: { exit: 70, http: 500, retryable: false },
 } as const;
 
