@@ -1,1 +1,2 @@
 export { atomicWrite } from "./fs/atomic-write.js";
+export { loadContract, resolveDatasetDir, type LoadContractParams, type LoadedContract } from "./contract/load-contract.js";

@@ -1,0 +1,85 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { isLoraspecError, type LoraspecError } from "@loraspec/core/errors.js";
+import { contractJsonSchema } from "@loraspec/core/contract/json-schema.js";
+import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
+
+const GOOD = `version: 1
+name: txcl-character
+base: { model: flux1-dev }
+trainer: { name: ai-toolkit, version: "0.12.26" }
+target: character
+dataset:
+  path: ./dataset
+trigger: { word: txcl }
+hyperparameters:
+  learning_rate: 1.0e-4
+  steps: 2000
+  save_every: 250
+`;
+
+function fail(text: string): LoraspecError {
+  try {
+    parseContractText({ text, file: "lora.yaml" });
+  } catch (error) {
+    if (isLoraspecError(error)) return error;
+    throw error;
+  }
+  throw new Error("expected the contract to be rejected");
+}
+
+describe("parseContractText", () => {
+  it("parses a minimal contract and fills defaults", () => {
+    const c = parseContractText({ text: GOOD });
+    expect(c.base.model).toBe("flux1-dev");
+    expect(c.hyperparameters.batch_size).toBe(1);
+    expect(c.hyperparameters.optimizer).toBe("adamw8bit");
+    expect(c.validation.weight_sweep).toEqual([0.6, 0.8, 1.0]);
+    expect(c.failure.on_oom).toBe("fail");
+    expect(c.dataset.aspect).toBe("square");
+  });
+
+  it.each([
+    ["bad enum", GOOD.replace("steps: 2000", "steps: 2000\n  optimizer: adam9"), "E_CONTRACT_INVALID", 12, "hyperparameters.optimizer", /got 'adam9', expected one of adamw, adamw8bit/],
+    ["unknown base model", GOOD.replace("flux1-dev", "flux9"), "E_UNKNOWN_BASE_MODEL", 3, "base.model", /got 'flux9', expected one of sdxl, flux1-dev/],
+    ["unknown trainer", GOOD.replace("ai-toolkit", "onetrainer"), "E_UNKNOWN_TRAINER", 4, "trainer.name", /got 'onetrainer'/],
+    ["misspelled key", GOOD.replace("steps: 2000", "stpes: 2000"), "E_CONTRACT_INVALID", 11, "hyperparameters.stpes", /unknown field; allowed here: learning_rate, steps/],
+    ["wrong type", GOOD.replace("steps: 2000", "steps: many"), "E_CONTRACT_INVALID", 11, "hyperparameters.steps", /got string 'many', expected number/],
+    ["missing field", GOOD.replace("target: character\n", ""), "E_CONTRACT_INVALID", 1, "target", /missing, expected one of character, style, product/],
+    ["negative LR", GOOD.replace("1.0e-4", "-1"), "E_CONTRACT_INVALID", 10, "hyperparameters.learning_rate", /got -1, expected > 0/],
+    ["YAML syntax", GOOD.replace("target: character", "target: [oops"), "E_YAML_SYNTAX", 6, undefined, /YAML syntax/],
+    ["trigger with a space", GOOD.replace("word: txcl", "word: 'tx cl'"), "E_CONTRACT_INVALID", 8, "trigger.word", /one token/],
+  ])("%s -> %s at line %d", (_name, text, code, line, field, message) => {
+    const error = fail(text);
+    expect(error.code).toBe(code);
+    expect(error.file).toBe("lora.yaml");
+    expect(error.line).toBe(line);
+    expect(error.field).toBe(field);
+    expect(error.message).toMatch(message);
+  });
+
+  it("reports every problem, not only the first", () => {
+    const error = fail(GOOD.replace("steps: 2000", "steps: 0\n  rank: -4"));
+    const problems = (error.details as { problems: unknown[] }).problems;
+    expect(problems).toHaveLength(2);
+    expect(error.message).toMatch(/1 more problem/);
+  });
+
+  it("rejects a document that is not a mapping", () => {
+    expect(fail("- a\n- b\n").code).toBe("E_CONTRACT_INVALID");
+  });
+});
+
+describe("JSON Schema", () => {
+  it("the committed schema/lora-contract.schema.json is current (regenerate: npx tsx scripts/write-schema.ts)", () => {
+    const file = fileURLToPath(new URL("../../../../schema/lora-contract.schema.json", import.meta.url));
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(contractJsonSchema());
+  });
+
+  it("lists the base models and descriptions for editors", () => {
+    const schema = contractJsonSchema() as { properties: Record<string, { properties?: Record<string, { enum?: string[]; description?: string }> }> };
+    expect(schema.properties.base?.properties?.model?.enum).toContain("flux2-klein-4b");
+    expect(schema.properties.hyperparameters?.properties?.save_every?.description).toMatch(/checkpoint/);
+  });
+});
