@@ -1,0 +1,98 @@
+/**
+ * The supervisor's thresholds and the failure patterns it recognises in trainer output.
+ * Knowledge, not magic numbers: each value says where it comes from.
+ */
+export interface Sourced<T> {
+  value: T;
+  source: string;
+  asOf: string;
+}
+
+export interface StopTimeouts {
+  /** After SIGINT, how long the trainer gets to finish a save and exit cleanly. */
+  interruptMs: number;
+  /** After SIGTERM, how long before SIGKILL. */
+  terminateMs: number;
+}
+
+export const SUPERVISION_POLICY = {
+  stopTimeouts: {
+    value: { interruptMs: 60_000, terminateMs: 10_000 },
+    source:
+      "ostris/ai-toolkit@27a03a9 ui stop route: graceful SIGINT, force-kill after 60 s (ecosystem.md §A6); " +
+      "ai-toolkit README: ctrl+c while saving can corrupt the checkpoint, so the first step must be gentle (perf-reliability.md §4c)",
+    asOf: "2026-08-21",
+  } satisfies Sourced<StopTimeouts>,
+  nonFiniteLossLimit: {
+    // sd-scripts prints a moving average (avr_loss): once it is nan it stays nan, so a small K
+    // loses nothing there, while the worker's per-step loss may recover from one bad batch.
+    value: 3,
+    source:
+      "perf-reliability.md §4c 'Our requirements' 2: abort on K consecutive non-finite losses (OneTrainer semantics); " +
+      "sd-scripts has no NaN abort and saves a broken LoRA (musubi-tuner#26, sd-scripts#1571)",
+    asOf: "2026-08-23",
+  } satisfies Sourced<number>,
+  tailPollMs: {
+    // Trainers print a tqdm redraw per step (seconds apart on a GPU); 200 ms keeps the bar live.
+    value: 200,
+    source: "ours: output goes to files so the trainer survives a loraspec crash; we tail them",
+    asOf: "2026-11-29",
+  } satisfies Sourced<number>,
+  lastLinesKept: {
+    value: 30,
+    source: "ours: enough trainer output to explain a crash in the error message",
+    asOf: "2026-11-29",
+  } satisfies Sourced<number>,
+} as const;
+
+export interface FailurePattern {
+  id: string;
+  pattern: RegExp;
+  code: "E_OUT_OF_MEMORY" | "E_TRAIN_DIVERGED" | "E_FILE_NOT_FOUND" | "E_TRAINER_FAILED" | "E_WORKER_NOT_INSTALLED";
+  message: string;
+  hint: string;
+  source: string;
+  asOf: string;
+}
+
+/** Checked in order against the trainer's output when it fails; the first match explains it. */
+export const FAILURE_PATTERNS: readonly FailurePattern[] = [
+  {
+    id: "cuda-oom",
+    pattern: /CUDA out of memory|OutOfMemoryError|out of memory\. Tried to allocate|HIP out of memory|MPS backend out of memory/i,
+    code: "E_OUT_OF_MEMORY",
+    message: "the GPU ran out of memory",
+    hint:
+      "turn on hyperparameters.gradient_checkpointing, lower batch_size or dataset.resolution, use optimizer adamw8bit, " +
+      "or set failure.on_oom: fallback; then `loraspec train --resume <id>`",
+    source: "torch.cuda.OutOfMemoryError text; ai-toolkit BaseSDTrainProcess.py L2621-2645 (trainers.md §3.7); perf-reliability.md §4c",
+    asOf: "2026-08-21",
+  },
+  {
+    id: "nan-loss",
+    pattern: /avr_loss=nan|loss is nan|NaN detected in latents|Training loss became NaN/i,
+    code: "E_TRAIN_DIVERGED",
+    message: "the loss became NaN (training diverged)",
+    hint: "use precision bf16 instead of fp16 (the usual cause), lower the learning rate, and check the image named in the log",
+    source: "sd-scripts train_util.py:3097, train_network.py postfix avr_loss; ai-toolkit SDTrainer.py:2222 (perf-reliability.md §4c)",
+    asOf: "2026-08-23",
+  },
+  {
+    id: "module-missing",
+    pattern: /ModuleNotFoundError|No module named/,
+    code: "E_WORKER_NOT_INSTALLED",
+    message: "the trainer's Python environment is missing a package",
+    hint: "run `loraspec setup <trainer>` to (re)create its environment",
+    source: "Python import error text",
+    asOf: "2026-11-29",
+  },
+  {
+    id: "file-missing",
+    pattern: /FileNotFoundError|No such file or directory|OSError: .* does not exist|image file is truncated/,
+    code: "E_FILE_NOT_FOUND",
+    message: "the trainer could not read a file it needs",
+    hint: "check base.path and dataset.path in the contract, and that every image in the dataset opens (`loraspec check`)",
+    source: "Python FileNotFoundError text; kohya_ss#2324 truncated images (perf-reliability.md §4c)",
+    asOf: "2026-08-23",
+  },
+];
