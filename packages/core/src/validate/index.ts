@@ -1,0 +1,3 @@
+export * from "./plan-validation.js";
+export * from "./score-request.js";
+export * from "./judge-validation.js";

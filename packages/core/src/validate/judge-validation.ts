@@ -1,0 +1,162 @@
+import { validationThreshold, type ValidationThresholdId } from "../knowledge/validation-thresholds.js";
+import type { ValidationPlan } from "./plan-validation.js";
+import { setId, type ScoreResult } from "./score-request.js";
+
+export type VerdictStatus = "pass" | "warn" | "fail" | "skip";
+export type CheckId = "trigger" | "consistency" | "composition" | "stack";
+
+export interface Measure {
+  id: ValidationThresholdId;
+  label: string;
+  /** null when it could not be measured (no training images, too few of them). */
+  value: number | null;
+  status: VerdictStatus;
+  better: "higher" | "lower";
+  pass: number;
+  warn: number;
+  source: string;
+  /** Numbers behind the value (raw distances, the base model's figure, ...). */
+  detail?: Record<string, number | string | null>;
+}
+
+export interface CheckVerdict {
+  check: CheckId;
+  title: string;
+  status: VerdictStatus;
+  measures: Measure[];
+}
+
+export interface WeightVerdict {
+  key: string;
+  candidate: string;
+  step?: number;
+  weight: number;
+  status: VerdictStatus;
+  checks: CheckVerdict[];
+  /** Sum of each measure's margin over its warn threshold, in threshold units (tie-breaker). */
+  margin: number;
+}
+
+export interface ValidationVerdicts {
+  status: VerdictStatus;
+  weights: WeightVerdict[];
+  /** The weight (and checkpoint) that best satisfies checks 1-3. */
+  best: { key: string; candidate: string; step?: number; weight: number } | undefined;
+  stack?: CheckVerdict;
+  warnings: { code: string; message: string }[];
+}
+
+const ORDER: Record<VerdictStatus, number> = { skip: 0, pass: 1, warn: 2, fail: 3 };
+
+export function worst(statuses: VerdictStatus[]): VerdictStatus {
+  return statuses.reduce<VerdictStatus>((acc, s) => (ORDER[s] > ORDER[acc] ? s : acc), "skip");
+}
+
+/** A value against a threshold record: pass, warn or fail (skip when not measured). */
+export function rate(id: ValidationThresholdId, value: number | null | undefined, detail?: Measure["detail"]): Measure {
+  const t = validationThreshold(id);
+  let status: VerdictStatus = "skip";
+  if (value !== null && value !== undefined && Number.isFinite(value)) {
+    if (t.better === "higher") status = value >= t.pass ? "pass" : value >= t.warn ? "warn" : "fail";
+    else status = value <= t.pass ? "pass" : value <= t.warn ? "warn" : "fail";
+  }
+  const m: Measure = { id, label: t.label, value: value ?? null, status, better: t.better, pass: t.pass, warn: t.warn, source: t.source };
+  if (detail) m.detail = detail;
+  return m;
+}
+
+function check(check: CheckId, title: string, measures: Measure[]): CheckVerdict {
+  return { check, title, status: worst(measures.map((m) => m.status)), measures };
+}
+
+function mean(values: number[]): number | null {
+  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  return a === undefined || b === undefined || b === 0 ? null : a / b;
+}
+
+function margin(m: Measure): number {
+  if (m.value === null) return 0;
+  const span = Math.abs(m.pass - m.warn) || Math.abs(m.warn) || 1;
+  const raw = m.better === "higher" ? (m.value - m.warn) / span : (m.warn - m.value) / span;
+  return Math.max(-2, Math.min(2, raw));
+}
+
+/** Minimum reference images before "nearest training image" shares mean anything. */
+const MIN_REFERENCE_FOR_SHARES = 3;
+
+/** Turns the worker's scores into pass / warn / fail per check, per weight, and picks the best weight. */
+export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreResult }): ValidationVerdicts {
+  const { plan, scores } = params;
+  const refCount = scores.reference.count;
+  const baseVar = scores.sets[setId.baseVariations];
+  const baseScenes = scores.sets[setId.baseScenes];
+  const weights: WeightVerdict[] = plan.weights.map((w) => {
+    const trig = scores.trigger[w.key];
+    const trigger = check("trigger", "1. Trigger fires", [
+      rate("trigger_effect", trig?.effect, trig ? { with_vs_without: trig.distance, base_with_vs_without: trig.base_distance } : undefined),
+    ]);
+    const vars = scores.sets[setId.variations(w.key)];
+    const useDino = vars?.fidelity_dino !== undefined && scores.reference.pairwise_dino !== undefined;
+    const fidelity = useDino
+      ? ratio(vars?.fidelity_dino, scores.reference.pairwise_dino)
+      : ratio(vars?.fidelity_clip, scores.reference.pairwise_clip);
+    const consistency = check("consistency", "2. Subject consistency across poses", [
+      rate("subject_fidelity_ratio", refCount >= 2 ? fidelity : null, {
+        embedder: useDino ? "dino" : "clip",
+        clip_i: vars?.fidelity_clip ?? null,
+        dino: vars?.fidelity_dino ?? null,
+        reference_pairwise_clip: scores.reference.pairwise_clip ?? null,
+        reference_pairwise_dino: scores.reference.pairwise_dino ?? null,
+      }),
+      rate("diversity_ratio", ratio(vars?.diversity, baseVar?.diversity), { diversity: vars?.diversity ?? null, base_diversity: baseVar?.diversity ?? null }),
+      rate("mode_collapse_share", refCount >= MIN_REFERENCE_FOR_SHARES ? vars?.collapse_share : null, { reference_images: refCount }),
+    ]);
+    const sc = scores.sets[setId.scenes(w.key)];
+    const composition = check("composition", "3. Composition with the base (novel scenes)", [
+      rate("prompt_fidelity_delta", sc?.clip_t !== undefined && baseScenes?.clip_t !== undefined ? sc.clip_t - baseScenes.clip_t : null, {
+        clip_t: sc?.clip_t ?? null,
+        base_clip_t: baseScenes?.clip_t ?? null,
+      }),
+      rate("scene_near_duplicate_share", refCount >= 2 ? sc?.near_duplicate_share : null),
+    ]);
+    const checks = [trigger, consistency, composition];
+    return {
+      key: w.key,
+      candidate: w.candidate,
+      step: w.step,
+      weight: w.weight,
+      status: worst(checks.map((c) => c.status)),
+      checks,
+      margin: checks.flatMap((c) => c.measures).reduce((sum, m) => sum + margin(m), 0),
+    };
+  });
+
+  let stack: CheckVerdict | undefined;
+  if (plan.stack) {
+    const s = scores.stack.stack;
+    const measures: Measure[] = [
+      rate("stack_combined_weight", plan.stack.combinedWeight),
+      rate("stack_adapter_count", plan.stack.adapters.length),
+    ];
+    for (const a of plan.stack.adapters) {
+      measures.push(rate("stack_retention", s?.retention[a.name], { adapter: a.name, weight: a.weight, shift_alone: s?.shift[a.name] ?? null }));
+    }
+    stack = check("stack", "4. Stacking", measures);
+  }
+
+  const ranked = [...weights].sort((a, b) => {
+    const fails = (v: WeightVerdict) => v.checks.filter((c) => c.status === "fail").length;
+    const warns = (v: WeightVerdict) => v.checks.filter((c) => c.status === "warn").length;
+    return fails(a) - fails(b) || warns(a) - warns(b) || b.margin - a.margin;
+  });
+  const top = ranked[0];
+  const best = top ? { key: top.key, candidate: top.candidate, step: top.step, weight: top.weight } : undefined;
+  const status = worst([top?.status ?? "skip", stack?.status ?? "skip"]);
+  return { status, weights, best, stack, warnings: plan.warnings };
+}
+
+/** Mean of numbers, exported for the report's summaries. */
+export { mean as meanOf };

@@ -1,0 +1,157 @@
+import { describe, expect, it } from "vitest";
+import {
+  adapterName,
+  buildScoreRequest,
+  judgeValidation,
+  planValidation,
+  rate,
+  setId,
+  withoutTrigger,
+  withTrigger,
+  type RubricSpec,
+  type ScoreResult,
+} from "@loraspec/core/validate/index.js";
+import { VALIDATION_THRESHOLDS } from "@loraspec/core/knowledge/validation-thresholds.js";
+
+const rubric: RubricSpec = {
+  seeds: [1, 2],
+  trigger_prompts: ["a photo of {trigger}"],
+  pose_variations: 10,
+  novel_scenes: ["{trigger} on the moon"],
+  stack: [],
+  self_weight: 0.5,
+  weight_sweep: [0.6, 1.0],
+};
+
+describe("trigger on/off prompts", () => {
+  it.each([
+    ["a photo of {trigger}", "a photo of txcl", "a photo of"],
+    ["{trigger} on the moon", "txcl on the moon", "on the moon"],
+    ["{trigger}, portrait, studio light", "txcl, portrait, studio light", "portrait, studio light"],
+    ["portrait of a man", "txcl, portrait of a man", "portrait of a man"],
+  ])("%s", (prompt, on, off) => {
+    expect(withTrigger(prompt, "txcl")).toBe(on);
+    expect(withoutTrigger(prompt, "txcl")).toBe(off);
+  });
+});
+
+describe("adapterName", () => {
+  it.each([
+    ["/x/my-lora.safetensors", "my_lora"],
+    ["C:\\x\\1st.safetensors", "l_1st"],
+    ["https://host/a/b.c.safetensors", "b_c"],
+  ])("%s -> %s", (path, name) => expect(adapterName(path)).toBe(name));
+  it("keeps names unique", () => expect(adapterName("/a/x.safetensors", new Set(["x"]))).toBe("x_2"));
+});
+
+describe("planValidation", () => {
+  const plan = planValidation({ rubric, trigger: "txcl", target: "character", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
+
+  it("pairs every trigger prompt x seed with and without the trigger, for the LoRA and the base", () => {
+    expect(plan.weights.map((w) => w.weight)).toEqual([0.6, 1.0]);
+    const w = plan.weights[0]!;
+    expect(w.trigger).toHaveLength(2);
+    const byId = new Map(plan.jobs.map((j) => [j.id, j]));
+    const t = w.trigger[0]!;
+    expect(byId.get(t.with)).toMatchObject({ prompt: "a photo of txcl", seed: 1, adapters: [{ weight: 0.6 }] });
+    expect(byId.get(t.without)).toMatchObject({ prompt: "a photo of", seed: 1 });
+    expect(byId.get(t.baseWith)!.adapters).toEqual([]);
+  });
+
+  it("shares base images between weights (no duplicate renders)", () => {
+    const keys = plan.jobs.map((j) => JSON.stringify([j.prompt, j.seed, j.adapters]));
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(plan.weights[0]!.trigger[0]!.baseWith).toBe(plan.weights[1]!.trigger[0]!.baseWith);
+    // 2 weights x (2 on + 2 off + 10 variations + 2 scenes) + base (2 + 2 + 10 + 2)
+    expect(plan.jobs).toHaveLength(2 * 16 + 16);
+  });
+
+  it("at least ten distinct variation prompts", () => {
+    const prompts = plan.weights[0]!.variations.map((id) => plan.jobs.find((j) => j.id === id)!.prompt);
+    expect(new Set(prompts).size).toBe(10);
+    expect(prompts.every((p) => p.includes("txcl"))).toBe(true);
+  });
+
+  it.each([
+    [[{ lora: "/o/style.safetensors", weight: 0.3 }], 0.5, []],
+    [[{ lora: "/o/style.safetensors", weight: 0.6 }], 0.5, ["W_STACK_WEIGHT"]],
+    [[{ lora: "/o/a.safetensors", weight: 0.1 }, { lora: "/o/b.safetensors", weight: 0.1 }], 0.5, ["W_STACK_COUNT"]],
+  ])("stack %j at self %s warns %j", (stack, self, codes) => {
+    const p = planValidation({ rubric: { ...rubric, stack, self_weight: self }, trigger: "txcl", target: "style", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
+    expect(p.warnings.map((w) => w.code)).toEqual(codes);
+    expect(p.stack!.adapters[0]).toMatchObject({ name: "me", weight: self });
+    const stackJob = p.jobs.find((j) => j.id === p.stack!.items[0]!.stack)!;
+    expect(stackJob.adapters.map((a) => a.weight).reduce((a, b) => a + b)).toBeCloseTo(p.stack!.combinedWeight);
+  });
+
+  it("compares checkpoints at one weight", () => {
+    const p = planValidation({
+      rubric,
+      trigger: "txcl",
+      target: "character",
+      candidates: [
+        { name: "step 2", path: "/r/ck-2.safetensors", step: 2 },
+        { name: "step 4", path: "/r/ck-4.safetensors", step: 4 },
+      ],
+      weights: [1],
+    });
+    expect(p.weights.map((w) => [w.step, w.weight])).toEqual([[2, 1], [4, 1]]);
+  });
+});
+
+describe("thresholds", () => {
+  it("every record has a source and a date, and pass is on the better side of warn", () => {
+    for (const t of VALIDATION_THRESHOLDS) {
+      expect(t.source.length).toBeGreaterThan(10);
+      expect(t.asOf).toMatch(/^\d{4}-\d{2}/);
+      expect(t.better === "higher" ? t.pass >= t.warn : t.pass <= t.warn).toBe(true);
+    }
+  });
+  it.each([
+    ["trigger_effect", 0, "fail"],
+    ["trigger_effect", 0.03, "warn"],
+    ["trigger_effect", 0.2, "pass"],
+    ["mode_collapse_share", 0.9, "fail"],
+    ["mode_collapse_share", 0.5, "pass"],
+    ["stack_combined_weight", 1.0, "pass"],
+    ["stack_combined_weight", 1.1, "fail"],
+    ["stack_adapter_count", 3, "warn"],
+    ["subject_fidelity_ratio", null, "skip"],
+  ] as const)("%s = %s -> %s", (id, value, status) => expect(rate(id, value).status).toBe(status));
+});
+
+describe("judgeValidation", () => {
+  const plan = planValidation({ rubric, trigger: "txcl", target: "character", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
+  const request = buildScoreRequest({ plan, image: (id) => `/img/${id}.png`, reference: ["/d/1.png", "/d/2.png", "/d/3.png"] });
+
+  function scores(effect: (key: string) => number): ScoreResult {
+    const sets: ScoreResult["sets"] = {};
+    for (const s of request.sets) sets[s.id] = { count: s.images.length, fidelity_clip: 0.8, diversity: 0.3, collapse_share: 0.4, near_duplicate_share: 0, clip_t: 0.3 };
+    return {
+      embedder: { clip: "tiny" },
+      reference: { count: 3, pairwise_clip: 0.85 },
+      trigger: Object.fromEntries(request.trigger.map((t) => [t.id, { distance: 0.1 + effect(t.id), base_distance: 0.1, effect: effect(t.id) }])),
+      sets,
+      stack: {},
+    };
+  }
+
+  it("an untrained LoRA (no effect beyond the base) fails the trigger check", () => {
+    const v = judgeValidation({ plan, scores: scores(() => 0) });
+    for (const w of v.weights) expect(w.checks.find((c) => c.check === "trigger")!.status).toBe("fail");
+    expect(v.status).toBe("fail");
+  });
+
+  it("picks the weight that best satisfies checks 1-3", () => {
+    const v = judgeValidation({ plan, scores: scores((key) => (key.endsWith("@0.6") ? 0.01 : 0.3)) });
+    expect(v.best).toMatchObject({ weight: 1 });
+    expect(v.status).toBe("pass");
+    expect(v.weights.find((w) => w.weight === 0.6)!.status).toBe("fail");
+  });
+
+  it("asks for every image set the judge reads", () => {
+    expect(request.sets.map((s) => s.id)).toEqual(
+      expect.arrayContaining([setId.baseVariations, setId.baseScenes, setId.variations("me@0.6"), setId.scenes("me@1")]),
+    );
+  });
+});
