@@ -1,0 +1,179 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { type Dtype, dtypeBits, dtypeOrder } from "@loraspec/core/lora/dtype.js";
+import { MAX_HEADER_SIZE } from "@loraspec/core/lora/safetensors-header.js";
+
+export interface OutputTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  /** The bytes, or a producer the writer calls when it reaches this tensor (one at a time: bounded memory). */
+  data: Uint8Array | (() => Promise<Uint8Array> | Uint8Array);
+}
+
+export interface WriteResult {
+  bytes: number;
+  /** sha256 (hex) of the data section: what `sshs_model_hash` and `modelspec.hash_sha256` hold. */
+  dataSha256: string;
+}
+
+/** Metadata keys whose values are hashes of the tensors; recomputed whenever they are present. */
+const HASH_KEYS = { model: "sshs_model_hash", legacy: "sshs_legacy_hash", modelspec: "modelspec.hash_sha256" } as const;
+const WRITE_CHUNK = 4 << 20; // coalesce small tensors into 4 MiB writes
+
+/** Sorts like the reference writer: dtype descending in enum order, then name ascending. */
+export function referenceOrder<T extends { name: string; dtype: Dtype }>(tensors: readonly T[]): T[] {
+  return [...tensors].sort((a, b) => dtypeOrder(b.dtype) - dtypeOrder(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function byteLength(t: { dtype: Dtype; shape: number[] }): number {
+  return (t.shape.reduce((a, b) => a * b, 1) * dtypeBits(t.dtype)) / 8;
+}
+
+/** The header JSON padded with spaces to a multiple of 8, as the reference writer emits it. */
+function headerJson(ordered: OutputTensor[], metadata: Record<string, string> | undefined): { text: Uint8Array; total: number } {
+  const obj: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) obj.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of ordered) {
+    const n = byteLength(t);
+    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  const raw = new TextEncoder().encode(JSON.stringify(obj));
+  const padded = Math.ceil(raw.length / 8) * 8;
+  const text = new Uint8Array(padded).fill(0x20);
+  text.set(raw);
+  return { text, total: offset };
+}
+
+/**
+ * Writes a safetensors file exactly as the reference writer lays it out (sorted, contiguous,
+ * header space-padded to 8 bytes), streaming tensor by tensor to a temp file that is fsynced and
+ * renamed over `path`. `sshs_model_hash`, `sshs_legacy_hash` and `modelspec.hash_sha256` in
+ * `metadata` are recomputed from the bytes written (lora-formats.md §2e).
+ */
+export async function writeSafetensors(params: {
+  path: string;
+  tensors: OutputTensor[];
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+}): Promise<WriteResult> {
+  const { path, signal } = params;
+  const names = new Set<string>();
+  for (const t of params.tensors) {
+    if (names.has(t.name)) throw new LoraspecError("E_INTERNAL", `duplicate output tensor "${t.name}"`);
+    if (t.name === "__metadata__") throw new LoraspecError("E_INTERNAL", `"__metadata__" is not a tensor name`);
+    names.add(t.name);
+    if (!Number.isInteger(byteLength(t))) throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" is not a whole number of bytes`);
+  }
+  const ordered = referenceOrder(params.tensors);
+  const metadata = params.metadata ? { ...params.metadata } : undefined;
+  const want = {
+    model: metadata?.[HASH_KEYS.model] !== undefined,
+    legacy: metadata?.[HASH_KEYS.legacy] !== undefined,
+    modelspec: metadata?.[HASH_KEYS.modelspec] !== undefined,
+  };
+  // Fixed-width placeholders so the header length does not change when the real hashes go in.
+  if (metadata && want.model) metadata[HASH_KEYS.model] = "0".repeat(64);
+  if (metadata && want.legacy) metadata[HASH_KEYS.legacy] = "0".repeat(8);
+  if (metadata && want.modelspec) metadata[HASH_KEYS.modelspec] = `0x${"0".repeat(64)}`;
+  const { text, total } = headerJson(ordered, metadata);
+  if (text.length > MAX_HEADER_SIZE) throw new LoraspecError("E_SAFETENSORS_INVALID", "header too large to write", { file: path, details: { reason: "HeaderTooLarge" } });
+
+  // kohya's legacy hash covers file bytes [1 MiB, 1 MiB + 64 KiB) of the file saved with only ss_* metadata.
+  const legacyStart = 0x100000 - 8 - referenceHeaderLength(ordered, metadata);
+  const legacyEnd = legacyStart + 0x10000;
+  const legacyParts: Uint8Array[] = [];
+
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(tmp, "wx");
+  const hash = createHash("sha256");
+  try {
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(text.length), true);
+    let position = 0;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (pendingBytes === 0) return;
+      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      await handle.write(buf, 0, buf.length, position);
+      position += buf.length;
+      pending = [];
+      pendingBytes = 0;
+    };
+    pending.push(len, text);
+    pendingBytes += 8 + text.length;
+    let dataOffset = 0;
+    for (const t of ordered) {
+      signal?.throwIfAborted();
+      const bytes = typeof t.data === "function" ? await t.data() : t.data;
+      const expected = byteLength(t);
+      if (bytes.length !== expected) {
+        throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${expected}`);
+      }
+      hash.update(bytes);
+      if (want.legacy && dataOffset + bytes.length > legacyStart && dataOffset < legacyEnd) {
+        const a = Math.max(legacyStart, dataOffset) - dataOffset;
+        const b = Math.min(legacyEnd, dataOffset + bytes.length) - dataOffset;
+        legacyParts.push(bytes.slice(a, b));
+      }
+      dataOffset += bytes.length;
+      pending.push(bytes);
+      pendingBytes += bytes.length;
+      if (pendingBytes >= WRITE_CHUNK) await flush();
+    }
+    await flush();
+    if (dataOffset !== total) throw new LoraspecError("E_INTERNAL", "data size mismatch while writing");
+    const dataSha256 = hash.digest("hex");
+    if (metadata && (want.model || want.legacy || want.modelspec)) {
+      if (want.model) metadata[HASH_KEYS.model] = dataSha256;
+      if (want.modelspec) metadata[HASH_KEYS.modelspec] = `0x${dataSha256}`;
+      if (want.legacy) metadata[HASH_KEYS.legacy] = createHash("sha256").update(Buffer.concat(legacyParts)).digest("hex").slice(0, 8);
+      const real = headerJson(ordered, metadata).text;
+      if (real.length !== text.length) throw new LoraspecError("E_INTERNAL", "header length changed while filling in hashes");
+      await handle.write(real, 0, real.length, 8);
+    }
+    await handle.sync();
+    await handle.close();
+    await rename(tmp, path);
+    await syncDir(dir);
+    return { bytes: 8 + text.length + total, dataSha256 };
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/** Padded header length of `safetensors.torch.save(tensors, {ss_* metadata only})`, as kohya hashes it. */
+function referenceHeaderLength(ordered: OutputTensor[], metadata: Record<string, string> | undefined): number {
+  const ss: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata ?? {})) if (k.startsWith("ss_")) ss[k] = v;
+  const obj: Record<string, unknown> = { __metadata__: ss };
+  let offset = 0;
+  for (const t of ordered) {
+    const n = byteLength(t);
+    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  return Math.ceil(new TextEncoder().encode(JSON.stringify(obj)).length / 8) * 8;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const h = await open(dir, "r");
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on a folder; the rename is still atomic there.
+  }
+}
