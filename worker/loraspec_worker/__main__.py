@@ -20,6 +20,7 @@ from .protocol import Cancelled, WorkerError, emit
 COMMANDS: dict[str, str] = {
     "train": "loraspec_worker.train:run",
     "sample": "loraspec_worker.sample:run",
+    "score": "loraspec_worker.score:run",
     "make-tiny-base": "loraspec_worker.tiny_base:run",
     "version": "loraspec_worker.version:run",
 }
