@@ -1,0 +1,858 @@
+"""`train`: the built-in LoRA trainer (diffusers + peft) for SDXL, FLUX.1 and FLUX.2 [klein].
+
+Request (JSON; see packages/core/src/compile/diffusers.ts, which writes it from a contract):
+  base            HF id, local diffusers folder, or single .safetensors file
+  arch            sdxl | flux1 | flux2-klein (flux2-dev | qwen-image | zimage: E_NOT_SUPPORTED for now)
+  dataset         folder of images with same-name .txt captions
+  output_dir      where checkpoints/ and the final LoRA go; name: the file stem (default "lora")
+  resolution, rank, alpha, learning_rate, steps, batch_size, gradient_accumulation, optimizer,
+  lr_scheduler, warmup_steps, precision, gradient_checkpointing, save_every, seed, trigger_word,
+  contract_hash, resume_from (a checkpoint folder or "latest"), train_text_encoder (SDXL),
+  guidance_scale (FLUX.1 guidance embedding), failure {loss_spike_factor, on_oom, oom_fallbacks},
+  debug {inject_nan_at_step, raise_oom_once}
+
+The math follows diffusers' dreambooth LoRA scripts (trainers.md §5.5): SDXL predicts the DDPM noise
+(or v) at a uniform timestep; FLUX trains the flow-matching velocity (noise - latents) at
+sigma from the chosen timestep density, on packed latents.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein")
+NOT_YET_ARCHES = ("flux2-dev", "qwen-image", "zimage", "sd35")
+
+# Target modules per architecture (trainers.md §5.5, lora-formats.md §2a/§2b): attention
+# projections, like diffusers' dreambooth LoRA scripts.
+TARGETS = {
+    "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
+    "flux1": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
+    "flux2-klein": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "to_qkv_mlp_proj"],
+}
+TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+# Spike detection: compare the recent mean loss with the median of the window before it; diffusion
+# losses swing with the sampled timestep, so single steps are never judged alone.
+SPIKE_WINDOW = 20
+SPIKE_RECENT = 5
+SPIKE_MIN_STEPS = 10
+
+
+@dataclass
+class Config:
+    base: str
+    arch: str
+    dataset: str
+    output_dir: str
+    name: str = "lora"
+    resolution: int = 1024
+    rank: int = 16
+    alpha: float = 16
+    learning_rate: float = 1e-4
+    steps: int = 1000
+    batch_size: int = 1
+    gradient_accumulation: int = 1
+    optimizer: str = "adamw"
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    precision: str = "bf16"
+    gradient_checkpointing: bool = False
+    save_every: int = 0
+    seed: int = 42
+    trigger_word: Optional[str] = None
+    contract_hash: Optional[str] = None
+    resume_from: Optional[str] = None
+    train_text_encoder: bool = False
+    guidance_scale: float = 1.0
+    weighting_scheme: str = "none"
+    max_sequence_length: int = 512
+    device: Optional[str] = None
+    loss_spike_factor: Optional[float] = None
+    on_oom: str = "fail"
+    oom_fallbacks: list = field(default_factory=list)
+    debug: dict = field(default_factory=dict)
+
+
+def parse_config(request: dict) -> Config:
+    arch = require(request, "arch", str)
+    if arch in NOT_YET_ARCHES:
+        raise WorkerError(
+            "E_NOT_SUPPORTED",
+            f"the built-in trainer does not train '{arch}' yet",
+            hint="use trainer ai-toolkit or fal for this model, or one of: " + ", ".join(SUPPORTED_ARCHES),
+        )
+    if arch not in SUPPORTED_ARCHES:
+        raise WorkerError("E_USAGE", f"unknown arch '{arch}'", hint="one of: " + ", ".join(SUPPORTED_ARCHES))
+    failure = request.get("failure") or {}
+    known = set(Config.__dataclass_fields__)
+    values = {k: v for k, v in request.items() if k in known and v is not None}
+    values["base"] = require(request, "base", str)
+    values["dataset"] = require(request, "dataset", str)
+    values["output_dir"] = require(request, "output_dir", str)
+    if "loss_spike_factor" in failure:
+        values["loss_spike_factor"] = failure["loss_spike_factor"]
+    if "on_oom" in failure:
+        values["on_oom"] = failure["on_oom"]
+    if "oom_fallbacks" in failure:
+        values["oom_fallbacks"] = list(failure["oom_fallbacks"])
+    cfg = Config(**values)
+    for name in ("steps", "rank", "batch_size", "gradient_accumulation", "resolution"):
+        if int(getattr(cfg, name)) < 1:
+            raise WorkerError("E_USAGE", f"'{name}' must be at least 1")
+    if cfg.resolution % 16:
+        raise WorkerError("E_USAGE", f"resolution {cfg.resolution} must be a multiple of 16")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# dataset
+
+
+def read_dataset(folder: str, trigger: Optional[str]) -> list[tuple[str, str]]:
+    if not os.path.isdir(folder):
+        raise WorkerError("E_DATASET_NOT_FOUND", f"dataset folder not found: {folder}")
+    items = []
+    for name in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in IMAGE_EXTENSIONS:
+            continue
+        caption_path = os.path.join(folder, stem + ".txt")
+        caption = ""
+        if os.path.exists(caption_path):
+            with open(caption_path, encoding="utf-8") as f:
+                caption = f.read().strip()
+        else:
+            warning(f"no caption for {name}; training it on the trigger word alone", code="W_CAPTION_MISSING")
+        if trigger and trigger not in caption:
+            caption = f"{trigger}, {caption}" if caption else trigger
+        items.append((os.path.join(folder, name), caption))
+    if not items:
+        raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint="add .png/.jpg/.webp files with .txt captions")
+    return items
+
+
+def load_image(path: str, resolution: int):
+    """Resize the short side to `resolution`, center-crop a square, scale to [-1, 1]."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except Exception as e:  # noqa: BLE001
+        raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = resolution / min(w, h)
+    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BICUBIC)
+    w, h = image.size
+    left, top = (w - resolution) // 2, (h - resolution) // 2
+    image = image.crop((left, top, left + resolution, top + resolution))
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1), (h, w), (top, left)
+
+
+# ---------------------------------------------------------------------------------------------
+# model loading
+
+
+def pipeline_class(arch: str):
+    import diffusers
+
+    return {
+        "sdxl": diffusers.StableDiffusionXLPipeline,
+        "flux1": diffusers.FluxPipeline,
+        "flux2-klein": diffusers.Flux2KleinPipeline,
+    }[arch]
+
+
+def load_pipeline(base: str, arch: str, dtype):
+    """A HF id, a local diffusers folder, or a single checkpoint file: loaded for real."""
+    cls = pipeline_class(arch)
+    try:
+        if os.path.isfile(base):
+            if not hasattr(cls, "from_single_file"):
+                raise WorkerError("E_NOT_SUPPORTED", f"{arch} cannot load a single-file checkpoint yet", hint="point base at a diffusers folder or a HF id")
+            return cls.from_single_file(base, torch_dtype=dtype)
+        if os.path.isdir(base) and not os.path.exists(os.path.join(base, "model_index.json")):
+            raise WorkerError("E_FILE_NOT_FOUND", f"{base} is not a diffusers model folder (no model_index.json)")
+        return cls.from_pretrained(base, torch_dtype=dtype)
+    except WorkerError:
+        raise
+    except OSError as e:
+        raise WorkerError(
+            "E_FILE_NOT_FOUND",
+            f"cannot load base model '{base}': {str(e).splitlines()[0]}",
+            hint="check the path or HF id; gated models need `huggingface-cli login`; offline runs need the model in the HF cache",
+        ) from None
+
+
+def choose_device(cfg: Config):
+    import torch
+
+    if cfg.device:
+        return torch.device(cfg.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def choose_dtype(cfg: Config, device):
+    import torch
+
+    wanted = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(cfg.precision)
+    if wanted is None:
+        raise WorkerError("E_USAGE", f"unknown precision '{cfg.precision}'", hint="bf16, fp16 or fp32")
+    if device.type == "cpu" and wanted is not torch.float32:
+        # Half-precision matmuls on CPU are slow and some kernels are missing; the frozen base runs
+        # in fp32 there. The LoRA parameters are fp32 everywhere.
+        log(f"precision {cfg.precision} requested on CPU; using fp32 for the base")
+        return torch.float32
+    return wanted
+
+
+# ---------------------------------------------------------------------------------------------
+# per-architecture pieces: encode captions, encode images, one training loss
+
+
+class Arch:
+    name = ""
+    denoiser_attr = "transformer"
+
+    def __init__(self, pipe, cfg: Config, device, dtype):
+        self.pipe = pipe
+        self.cfg = cfg
+        self.device = device
+        self.dtype = dtype
+        # kept before the VAE is freed
+        self.vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+
+    @property
+    def denoiser(self):
+        return getattr(self.pipe, self.denoiser_attr)
+
+    def encode_text(self, captions: list[str]) -> dict:
+        raise NotImplementedError
+
+    def encode_images(self, pixels) -> Any:
+        raise NotImplementedError
+
+    def loss(self, latents, text: dict, extra: dict, generator) -> Any:
+        raise NotImplementedError
+
+    def text_encoders(self) -> list:
+        return []
+
+
+class SDXL(Arch):
+    name = "sdxl"
+    denoiser_attr = "unet"
+
+    def __init__(self, pipe, cfg, device, dtype):
+        super().__init__(pipe, cfg, device, dtype)
+        from diffusers import DDPMScheduler
+
+        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder, self.pipe.text_encoder_2]
+
+    def encode_text(self, captions):
+        embeds, _, pooled, _ = self.pipe.encode_prompt(
+            prompt=captions, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
+        return {"embeds": embeds, "pooled": pooled}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        return latents.float() * vae.config.scaling_factor
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, steps, (b,), generator=generator, device=latents.device).long()
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        # SDXL micro-conditioning: original size, crop top-left, target size (all in pixels).
+        add_time_ids = torch.tensor(extra["time_ids"], device=latents.device, dtype=self.dtype)
+        pred = self.denoiser(
+            noisy.to(self.dtype),
+            timesteps,
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            added_cond_kwargs={"text_embeds": text["pooled"].to(self.dtype), "time_ids": add_time_ids},
+            return_dict=False,
+        )[0]
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+class FlowArch(Arch):
+    """Shared flow-matching loss for FLUX.1 and FLUX.2: x_t = (1 - s) x0 + s noise, target noise - x0."""
+
+    def __init__(self, pipe, cfg, device, dtype):
+        super().__init__(pipe, cfg, device, dtype)
+        import copy
+
+        self.noise_scheduler = copy.deepcopy(pipe.scheduler)
+
+    def sample_sigmas(self, b, generator, device):
+        import torch
+
+        n = self.noise_scheduler.config.num_train_timesteps
+        if self.cfg.weighting_scheme == "logit_normal":
+            u = torch.sigmoid(torch.randn((b,), generator=generator, device=device))
+        else:
+            u = torch.rand((b,), generator=generator, device=device)
+        indices = (u * n).long().clamp(0, n - 1)
+        sigmas = self.noise_scheduler.sigmas.to(device)[indices]
+        timesteps = self.noise_scheduler.timesteps.to(device)[indices]
+        return sigmas.float(), timesteps.float()
+
+
+class Flux1(FlowArch):
+    name = "flux1"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder, self.pipe.text_encoder_2]
+
+    def encode_text(self, captions):
+        embeds, pooled, text_ids = self.pipe.encode_prompt(
+            prompt=captions, prompt_2=None, device=self.device, max_sequence_length=self.cfg.max_sequence_length
+        )
+        return {"embeds": embeds, "pooled": pooled, "text_ids": text_ids}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        return ((latents.float() - vae.config.shift_factor) * vae.config.scaling_factor)
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+        from diffusers import FluxPipeline
+
+        b, c, h, w = latents.shape
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        packed = FluxPipeline._pack_latents(noisy, b, c, h, w)
+        img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, self.dtype)
+        guidance = None
+        if self.denoiser.config.guidance_embeds:
+            guidance = torch.full((b,), float(self.cfg.guidance_scale), device=latents.device)
+        pred = self.denoiser(
+            hidden_states=packed.to(self.dtype),
+            timestep=timesteps / 1000.0,
+            guidance=guidance,
+            pooled_projections=text["pooled"].to(self.dtype),
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            txt_ids=text["text_ids"].to(self.dtype),
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
+        s_ = self.vae_scale
+        pred = FluxPipeline._unpack_latents(pred, height=h * s_, width=w * s_, vae_scale_factor=s_)
+        target = noise - latents
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+class Flux2Klein(FlowArch):
+    name = "flux2-klein"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder]
+
+    def encode_text(self, captions):
+        kwargs = {}
+        n_layers = self.pipe.text_encoder.config.num_hidden_layers
+        if n_layers < 28:  # tiny encoders: read evenly spaced layers instead of the default (9, 18, 27)
+            kwargs["text_encoder_out_layers"] = tuple(max(1, round(n_layers * k / 3)) for k in (1, 2, 3))
+        embeds, text_ids = self.pipe.encode_prompt(
+            prompt=captions, device=self.device, max_sequence_length=self.cfg.max_sequence_length, **kwargs
+        )
+        return {"embeds": embeds, "text_ids": text_ids}
+
+    def encode_images(self, pixels):
+        import torch
+        from diffusers import Flux2KleinPipeline
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+            latents = Flux2KleinPipeline._patchify_latents(latents.float())
+            mean = vae.bn.running_mean.view(1, -1, 1, 1).to(latents.device, latents.dtype)
+            std = torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps).to(latents.device, latents.dtype)
+        return (latents - mean) / std
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+        from diffusers import Flux2KleinPipeline
+
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        img_ids = Flux2KleinPipeline._prepare_latent_ids(noisy).to(latents.device)
+        packed = Flux2KleinPipeline._pack_latents(noisy)
+        pred = self.denoiser(
+            hidden_states=packed.to(self.dtype),
+            timestep=timesteps / 1000.0,
+            guidance=None,
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            txt_ids=text["text_ids"],
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
+        pred = pred[:, : packed.shape[1]]
+        target = Flux2KleinPipeline._pack_latents(noise - latents)
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+ARCH_CLASSES = {"sdxl": SDXL, "flux1": Flux1, "flux2-klein": Flux2Klein}
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA, optimizer, saving
+
+
+def add_lora(model, cfg: Config, targets: list[str]):
+    from peft import LoraConfig
+
+    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian", target_modules=targets)
+    model.add_adapter(config)
+    return config
+
+
+def make_optimizer(cfg: Config, params, device):
+    import torch
+
+    name = cfg.optimizer
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+    if name == "adamw8bit":
+        if device.type != "cuda":
+            raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs a CUDA GPU (bitsandbytes)", hint="use optimizer: adamw on this machine")
+        try:
+            import bitsandbytes as bnb  # noqa: PLC0415
+        except ImportError:
+            raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs bitsandbytes", hint="worker/.venv/bin/pip install bitsandbytes, or use adamw") from None
+        return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+    if name == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=cfg.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
+    if name == "prodigy":
+        try:
+            import prodigyopt  # noqa: PLC0415
+        except ImportError:
+            raise WorkerError("E_NOT_SUPPORTED", "prodigy needs the prodigyopt package", hint="worker/.venv/bin/pip install prodigyopt, or use adamw") from None
+        return prodigyopt.Prodigy(params, lr=cfg.learning_rate, weight_decay=1e-4)
+    raise WorkerError("E_USAGE", f"unknown optimizer '{name}'", hint="adamw, adamw8bit, adafactor or prodigy")
+
+
+def lora_state_dict(model, prefix: str) -> dict:
+    from peft.utils import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(model)
+    return {f"{prefix}.{k}": v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> dict:
+    """diffusers' adapter metadata plus the kohya `ss_*` and `modelspec.*` keys tools read."""
+    from . import __version__
+
+    packed: dict = {}
+    for prefix, config in lora_configs.items():
+        d = config.to_dict()
+        for k, v in d.items():
+            if isinstance(v, set):
+                v = sorted(v)
+            packed[f"{prefix}.{k}"] = v
+    arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora"}
+    meta = {
+        "format": "pt",
+        "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True, default=str),
+        "ss_network_module": "peft.lora",
+        "ss_network_dim": str(cfg.rank),
+        "ss_network_alpha": str(cfg.alpha),
+        "ss_learning_rate": str(cfg.learning_rate),
+        "ss_max_train_steps": str(cfg.steps),
+        "ss_steps": str(step),
+        "ss_resolution": f"({cfg.resolution}, {cfg.resolution})",
+        "ss_num_train_images": str(n_images),
+        "ss_optimizer": cfg.optimizer,
+        "ss_lr_scheduler": cfg.lr_scheduler,
+        "ss_seed": str(cfg.seed),
+        "ss_base_model_version": cfg.arch,
+        "ss_sd_model_name": cfg.base,
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": arch_names[cfg.arch],
+        "modelspec.implementation": "diffusers",
+        "modelspec.title": cfg.name,
+        "modelspec.resolution": f"{cfg.resolution}x{cfg.resolution}",
+        "loraspec.version": __version__,
+        "loraspec.trainer": "diffusers",
+    }
+    if cfg.trigger_word:
+        meta["modelspec.trigger_phrase"] = cfg.trigger_word
+        meta["ss_tag_frequency"] = json.dumps({"dataset": {cfg.trigger_word: n_images}})
+    if cfg.contract_hash:
+        meta["loraspec.contract_hash"] = cfg.contract_hash
+    return meta
+
+
+def atomic_save_safetensors(tensors: dict, path: str, metadata: dict) -> None:
+    from safetensors.torch import save_file
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    save_file(tensors, tmp, metadata=metadata)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    import torch
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def find_latest_checkpoint(output_dir: str) -> Optional[str]:
+    folder = os.path.join(output_dir, "checkpoints")
+    if not os.path.isdir(folder):
+        return None
+    done = [d for d in os.listdir(folder) if d.startswith("step-") and os.path.exists(os.path.join(folder, d, "state.pt"))]
+    if not done:
+        return None
+    return os.path.join(folder, max(done, key=lambda d: int(d.split("-")[1])))
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+class Diverged(Exception):
+    pass
+
+
+def _finite_params(params) -> bool:
+    import torch
+
+    return all(torch.isfinite(p).all().item() for p in params)
+
+
+def train_once(cfg: Config) -> dict:
+    import torch
+
+    device = choose_device(cfg)
+    dtype = choose_dtype(cfg, device)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+
+    phase("load", f"loading {cfg.arch} base {cfg.base}")
+    items = read_dataset(cfg.dataset, cfg.trigger_word)
+    pipe = load_pipeline(cfg.base, cfg.arch, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device)
+    arch = ARCH_CLASSES[cfg.arch](pipe, cfg, device, dtype)
+    denoiser = arch.denoiser
+    for module in [denoiser, pipe.vae, *arch.text_encoders()]:
+        module.requires_grad_(False)
+
+    # Cache latents and (unless the text encoder trains) caption embeddings, then free the VAE
+    # and text encoders: only the denoiser stays in memory while training.
+    phase("cache", f"encoding {len(items)} images and captions")
+    cache = []
+    with torch.no_grad():
+        for i, (path, caption) in enumerate(items):
+            pixels, original_size, crop = load_image(path, cfg.resolution)
+            latents = arch.encode_images(pixels.unsqueeze(0))
+            text = None if cfg.train_text_encoder else {k: v.detach() for k, v in arch.encode_text([caption]).items()}
+            extra = {"time_ids": [list(original_size) + list(crop) + [cfg.resolution, cfg.resolution]]}
+            cache.append({"latents": latents.detach(), "text": text, "caption": caption, "extra": extra})
+            emit({"type": "progress", "task": "prep", "current": i + 1, "total": len(items)})
+    pipe.vae = None
+    if not cfg.train_text_encoder:
+        for attr in ("text_encoder", "text_encoder_2"):
+            if hasattr(pipe, attr):
+                setattr(pipe, attr, None)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    lora_configs = {arch.denoiser_attr: add_lora(denoiser, cfg, TARGETS[cfg.arch])}
+    trainable = [denoiser]
+    if cfg.train_text_encoder:
+        if cfg.arch != "sdxl":
+            raise WorkerError("E_NOT_SUPPORTED", f"train_text_encoder is only supported for sdxl in the built-in trainer")
+        for attr, encoder in (("text_encoder", pipe.text_encoder), ("text_encoder_2", pipe.text_encoder_2)):
+            lora_configs[attr] = add_lora(encoder, cfg, TEXT_ENCODER_TARGETS)
+            trainable.append(encoder)
+    params = []
+    for module in trainable:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()  # fp32 LoRA parameters over a bf16/fp32 base
+                params.append(p)
+    if cfg.gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
+    denoiser.train()
+
+    from diffusers.optimization import get_scheduler
+
+    optimizer = make_optimizer(cfg, params, device)
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+
+    start_step = 0
+    losses: list[float] = []
+    resume = cfg.resume_from
+    if resume == "latest":
+        resume = find_latest_checkpoint(cfg.output_dir)
+        if resume is None:
+            log("resume_from latest: no checkpoint yet, starting at step 0")
+    if resume:
+        start_step, losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler)
+        emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {start_step}"})
+
+    phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
+    n = len(cache)
+    inject_nan = cfg.debug.get("inject_nan_at_step")
+    raise_oom = cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised")
+    started = time.time()
+    step = start_step
+    checkpoints = []
+    while step < cfg.steps:
+        step += 1
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for micro in range(cfg.gradient_accumulation):
+            # Deterministic data order and noise per (seed, step): a resumed run sees exactly
+            # the batches and noise the uninterrupted run would have.
+            g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
+            idx = torch.randint(0, n, (cfg.batch_size,), generator=g).tolist()
+            batch = [cache[i] for i in idx]
+            latents = torch.cat([b["latents"] for b in batch]).to(device)
+            if cfg.train_text_encoder:
+                text = arch.encode_text([b["caption"] for b in batch])
+            else:
+                text = {k: torch.cat([b["text"][k] for b in batch]) if batch[0]["text"][k].dim() > 2 or k == "pooled" else batch[0]["text"][k]
+                        for k in batch[0]["text"]}
+            extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
+            noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
+            if raise_oom:
+                cfg.debug["_oom_raised"] = True
+                raise torch.OutOfMemoryError("CUDA out of memory (injected by debug.raise_oom_once)")
+            loss = arch.loss(latents, text, extra, noise_gen) / cfg.gradient_accumulation
+            if inject_nan is not None and step == int(inject_nan):
+                loss = loss * float("nan")
+            value = float(loss.detach().item())
+            if not math.isfinite(value):
+                emit({"type": "loss", "step": step, "loss": value})
+                raise Diverged(f"loss is {value} at step {step}")
+            loss.backward()
+            step_loss += value
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(step_loss)
+        recent = losses[-50:]
+        emit({"type": "loss", "step": step, "loss": step_loss, "lr": scheduler.get_last_lr()[0], "avgLoss": sum(recent) / len(recent)})
+        check_spike(cfg, losses, step)
+        elapsed = time.time() - started
+        done_here = step - start_step
+        rate = done_here / elapsed if elapsed > 0 else None
+        emit({"type": "progress", "task": "train", "current": step, "total": cfg.steps, "rate": rate,
+              "eta": (cfg.steps - step) / rate if rate else None})
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            if not _finite_params(params):
+                raise Diverged(f"LoRA weights are not finite at step {step}")
+            path = save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, len(items))
+            checkpoints.append(path)
+            emit({"type": "checkpoint", "step": step, "path": path})
+
+    if not _finite_params(params):
+        raise Diverged("LoRA weights are not finite at the end of training")
+    phase("save")
+    final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
+    tensors = {}
+    for attr, module in zip(lora_configs, trainable):
+        tensors.update(lora_state_dict(module, attr))
+    atomic_save_safetensors(tensors, final, lora_metadata(cfg, lora_configs, step, len(items)))
+    emit({"type": "checkpoint", "step": step, "path": final})
+    elapsed = time.time() - started
+    result = {
+        "path": os.path.abspath(final),
+        "steps": step,
+        "startStep": start_step,
+        "finalLoss": losses[-1] if losses else None,
+        "seconds": elapsed,
+        "secondsPerStep": elapsed / max(1, step - start_step),
+        "device": device.type,
+        "checkpoints": checkpoints,
+        "keys": len(tensors),
+    }
+    if device.type == "cuda":
+        result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def check_spike(cfg: Config, losses: list[float], step: int) -> None:
+    factor = cfg.loss_spike_factor
+    if not factor or len(losses) < SPIKE_MIN_STEPS:
+        return
+    before = sorted(losses[-SPIKE_WINDOW - SPIKE_RECENT : -SPIKE_RECENT])
+    if len(before) < SPIKE_MIN_STEPS - SPIKE_RECENT:
+        return
+    median = before[len(before) // 2]
+    recent = sum(losses[-SPIKE_RECENT:]) / SPIKE_RECENT
+    if median > 0 and recent > factor * median:
+        raise Diverged(f"loss spiked to {recent:.4g} (mean of the last {SPIKE_RECENT} steps) against a median of {median:.4g} at step {step}")
+
+
+def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, n_images) -> str:
+    import numpy as np
+    import torch
+
+    folder = os.path.join(cfg.output_dir, "checkpoints", f"step-{step:06d}")
+    os.makedirs(folder, exist_ok=True)
+    tensors = {}
+    for attr, module in zip(lora_configs, trainable):
+        tensors.update(lora_state_dict(module, attr))
+    lora_path = os.path.join(folder, f"{cfg.name}.safetensors")
+    atomic_save_safetensors(tensors, lora_path, lora_metadata(cfg, lora_configs, step, n_images))
+    state = {
+        "step": step,
+        "losses": losses,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        "config": {k: v for k, v in cfg.__dict__.items() if k != "debug"},
+    }
+    # state.pt is written last: a folder without it is an unfinished checkpoint and is ignored.
+    atomic_torch_save(state, os.path.join(folder, "state.pt"))
+    return lora_path
+
+
+def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
+    import numpy as np
+    import torch
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state_path = os.path.join(folder, "state.pt")
+    if not os.path.exists(state_path):
+        raise WorkerError("E_FILE_NOT_FOUND", f"no finished checkpoint in {folder} (state.pt missing)")
+    files = [f for f in os.listdir(folder) if f.endswith(".safetensors")]
+    tensors = load_file(os.path.join(folder, files[0]))
+    for attr, module in zip(lora_configs, trainable):
+        prefix = attr + "."
+        sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        result = set_peft_model_state_dict(module, sub)
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise WorkerError("E_LORA_SHAPE_MISMATCH", f"checkpoint has keys this model does not: {unexpected[:3]}")
+    state = torch.load(state_path, weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = state.get("rng") or {}
+    if rng.get("torch") is not None:
+        torch.set_rng_state(rng["torch"])
+    if rng.get("python") is not None:
+        random.setstate(rng["python"])
+    if rng.get("numpy") is not None:
+        np.random.set_state(rng["numpy"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(state["step"]), list(state.get("losses", []))
+
+
+def apply_fallback(cfg: Config, fallback: str) -> str:
+    if fallback == "gradient_checkpointing":
+        cfg.gradient_checkpointing = True
+        return "turned on gradient checkpointing"
+    if fallback == "smaller_batch":
+        if cfg.batch_size <= 1:
+            return ""
+        cfg.gradient_accumulation *= 2
+        cfg.batch_size = max(1, cfg.batch_size // 2)
+        return f"batch {cfg.batch_size} x accumulation {cfg.gradient_accumulation}"
+    if fallback == "optimizer_8bit":
+        if cfg.optimizer == "adamw8bit":
+            return ""
+        cfg.optimizer = "adamw8bit"
+        return "switched to adamw8bit"
+    return ""
+
+
+OOM_HINT = "lower batch_size or resolution, turn on gradient_checkpointing, use adamw8bit, or allow failure.oom_fallbacks"
+
+
+def run(request: dict) -> dict:
+    cfg = parse_config(request)
+    pending = [f for f in cfg.oom_fallbacks] if cfg.on_oom == "fallback" else []
+    applied: list[str] = []
+    while True:
+        try:
+            result = train_once(cfg)
+            result["fallbacksApplied"] = applied
+            return result
+        except Diverged as e:
+            raise WorkerError(
+                "E_TRAIN_DIVERGED",
+                f"training diverged: {e}; no LoRA was saved for this step",
+                hint="lower learning_rate, add warmup_steps, or check the dataset for broken images",
+            ) from None
+        except Exception as e:  # noqa: BLE001
+            if not is_oom(e):
+                raise
+            _free_cuda()
+            what = ""
+            while pending and not what:
+                what = apply_fallback(cfg, pending.pop(0))
+            if not what:
+                raise WorkerError("E_OUT_OF_MEMORY", f"out of memory while training: {str(e).splitlines()[0][:200]}", hint=OOM_HINT, retryable=True) from None
+            applied.append(what)
+            warning(f"out of memory; retrying with a fallback the contract allows: {what}", code="W_OOM_FALLBACK")
+            if cfg.save_every:
+                cfg.resume_from = "latest"
+
+
+def _free_cuda() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
