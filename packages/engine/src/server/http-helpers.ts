@@ -1,0 +1,46 @@
+import type { Context } from "hono";
+import { LoraspecError } from "@loraspec/core/errors.js";
+
+/** Reads a JSON body; anything not declared as JSON is refused (415) rather than guessed at. */
+export async function readJson<T = Record<string, unknown>>(c: Context): Promise<T> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `Expected application/json, got "${type || "nothing"}".`);
+  }
+  try {
+    return (await c.req.json()) as T;
+  } catch (error) {
+    throw new LoraspecError("E_USAGE", "The request body is not valid JSON.", { cause: error });
+  }
+}
+
+export function requireString(value: unknown, field: string): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new LoraspecError("E_USAGE", `"${field}" must be a non-empty string.`, { field });
+  }
+  return value;
+}
+
+export function notSupported(what: string): LoraspecError {
+  return new LoraspecError("E_NOT_SUPPORTED", `${what} is not available in this build of the server.`);
+}
+
+/** Content types the file routes serve; anything else is sent as a download, never rendered. */
+export const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  ".html": "text/html; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".jsonl": "text/plain; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".log": "text/plain; charset=utf-8",
+  ".yaml": "text/plain; charset=utf-8",
+  ".toml": "text/plain; charset=utf-8",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".webp": "image/webp",
+  ".svg": "image/svg+xml",
+  ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".woff2": "font/woff2",
+  ".ico": "image/x-icon",
+};

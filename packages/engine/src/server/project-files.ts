@@ -1,0 +1,111 @@
+import { readdir, readFile, stat } from "node:fs/promises";
+import { extname, join, relative, resolve, sep } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { LoraspecError } from "@loraspec/core/errors.js";
+
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([".png", ".jpg", ".jpeg", ".webp"]);
+
+/** The few contract fields the server itself needs, read leniently (the contract may be mid-edit). */
+export interface ContractBasics {
+  datasetPath: string;
+  captionExtension: string;
+  trigger: string;
+  captionStyle: "natural" | "tags";
+  resolution?: number;
+  crop: "center" | "attention";
+}
+
+export async function readContractText(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new LoraspecError("E_CONTRACT_NOT_FOUND", `No contract at ${file}.`, {
+        file,
+        hint: "Create one from the example on the Project page, or run `loraspec init`.",
+      });
+    }
+    throw error;
+  }
+}
+
+export function contractBasics(text: string): ContractBasics {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch {
+    doc = undefined;
+  }
+  const get = (path: string[]): unknown => path.reduce<unknown>((o, k) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined), doc);
+  const str = (v: unknown, d: string) => (typeof v === "string" && v.length > 0 ? v : d);
+  const resolution = get(["dataset", "resolution"]);
+  return {
+    datasetPath: str(get(["dataset", "path"]), "./dataset"),
+    captionExtension: str(get(["captions", "extension"]), ".txt"),
+    trigger: str(get(["trigger", "word"]), ""),
+    captionStyle: get(["captions", "style"]) === "tags" ? "tags" : "natural",
+    resolution: typeof resolution === "number" ? resolution : undefined,
+    crop: get(["dataset", "crop"]) === "attention" ? "attention" : "center",
+  };
+}
+
+/** Image files of a dataset folder (recursively, hidden folders skipped), sorted by path. */
+export async function listImages(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(current: string): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(current, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT" && current === dir) {
+        throw new LoraspecError("E_DATASET_NOT_FOUND", `Dataset folder ${dir} does not exist.`, { field: "dataset.path" });
+      }
+      throw error;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(".")) continue;
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile() && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(relative(dir, full).split(sep).join("/"));
+    }
+  }
+  await walk(resolve(dir));
+  return out.sort();
+}
+
+/** Files under a folder matching a predicate (recursive, bounded depth), relative and sorted newest first. */
+export async function findFiles(params: {
+  dir: string;
+  match: (name: string) => boolean;
+  maxDepth?: number;
+  skipHidden?: boolean;
+}): Promise<Array<{ path: string; bytes: number; mtime: string }>> {
+  const { dir, match, maxDepth = 6, skipHidden = false } = params;
+  const out: Array<{ path: string; bytes: number; mtime: string; t: number }> = [];
+  async function walk(current: string, depth: number): Promise<void> {
+    if (depth > maxDepth) return;
+    let entries;
+    try {
+      entries = await readdir(current, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.name === "node_modules") continue;
+      if (skipHidden && entry.name.startsWith(".") && entry.name !== ".loraspec") continue;
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) await walk(full, depth + 1);
+      else if (entry.isFile() && match(entry.name)) {
+        const s = await stat(full);
+        out.push({ path: relative(dir, full).split(sep).join("/"), bytes: s.size, mtime: s.mtime.toISOString(), t: s.mtimeMs });
+      }
+    }
+  }
+  await walk(dir, 0);
+  return out.sort((a, b) => b.t - a.t).map(({ t: _t, ...rest }) => rest);
+}
+
+export function captionFileFor(imageRel: string, extension: string): string {
+  const ext = extname(imageRel);
+  return `${imageRel.slice(0, imageRel.length - ext.length)}${extension}`;
+}

@@ -1,0 +1,102 @@
+import { open, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
+
+/** The run folder's event log (DESIGN.md: runs/<id>/events.jsonl, appended across resumes). */
+export const EVENTS_FILE = "events.jsonl";
+
+/** Reads whole events from `offset`; a trailing half-written line is left for the next read. */
+export async function readEventsFrom(params: {
+  runDir: string;
+  offset: number;
+}): Promise<{ events: Array<{ event: LoraspecEvent; end: number }>; offset: number }> {
+  const file = join(params.runDir, EVENTS_FILE);
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return { events: [], offset: params.offset };
+  }
+  if (size <= params.offset) return { events: [], offset: size < params.offset ? 0 : params.offset };
+  const handle = await open(file, "r");
+  try {
+    const length = size - params.offset;
+    const buf = Buffer.alloc(length);
+    await handle.read(buf, 0, length, params.offset);
+    const events: Array<{ event: LoraspecEvent; end: number }> = [];
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(0x0a, start);
+      if (nl < 0) break;
+      const line = buf.subarray(start, nl).toString("utf8").trim();
+      start = nl + 1;
+      if (!line) continue;
+      try {
+        const event = parseEvent(JSON.parse(line));
+        if (event) events.push({ event, end: params.offset + start });
+      } catch {
+        // A corrupt line (a crash mid-write) is skipped, not fatal.
+      }
+    }
+    return { events, offset: params.offset + start };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Loss history for the chart: one point per step, the latest attempt winning where a resume
+ * replayed steps, so the curve keeps its history across resumes. `stride` thins long runs.
+ */
+export async function lossHistory(params: { runDir: string; sinceStep?: number; stride?: number }): Promise<{
+  steps: number[];
+  loss: number[];
+  avgLoss: Array<number | null>;
+}> {
+  const { events } = await readEventsFrom({ runDir: params.runDir, offset: 0 });
+  const byStep = new Map<number, { loss: number; avgLoss?: number }>();
+  for (const { event } of events) {
+    if (event.type === "loss" && Number.isFinite(event.step) && (params.sinceStep === undefined || event.step > params.sinceStep)) {
+      byStep.set(event.step, { loss: event.loss, avgLoss: event.avgLoss });
+    }
+  }
+  const stride = Math.max(1, Math.floor(params.stride ?? 1));
+  const sorted = [...byStep.entries()].sort((a, b) => a[0] - b[0]).filter((_, i, all) => i % stride === 0 || i === all.length - 1);
+  return {
+    steps: sorted.map(([s]) => s),
+    loss: sorted.map(([, v]) => v.loss),
+    avgLoss: sorted.map(([, v]) => v.avgLoss ?? null),
+  };
+}
+
+/** The last `lines` lines of a text file (reads only the tail of big logs). */
+export async function tailFile(params: { file: string; lines: number }): Promise<string[]> {
+  let size: number;
+  try {
+    size = (await stat(params.file)).size;
+  } catch {
+    return [];
+  }
+  // Enough bytes for the requested lines of a typical log; tqdm lines are short.
+  const want = Math.min(size, params.lines * 400);
+  const handle = await open(params.file, "r");
+  try {
+    const buf = Buffer.alloc(want);
+    await handle.read(buf, 0, want, size - want);
+    const text = buf.toString("utf8");
+    const all = text.split(/\r\n|\r|\n/);
+    if (want < size) all.shift();
+    while (all.length && all[all.length - 1] === "") all.pop();
+    return all.slice(-params.lines);
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function readJsonIfExists(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,329 @@
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { createApp } from "@loraspec/engine/server/create-app.js";
+import type { RunSummary, RunsService } from "@loraspec/engine/server/deps.js";
+
+const TOKEN = "test-token-0123456789abcdef";
+const auth = { Authorization: `Bearer ${TOKEN}` };
+const json = { ...auth, "Content-Type": "application/json" };
+
+let root: string;
+let project: string;
+let outside: string;
+
+const CONTRACT = `version: 1
+name: demo
+base: { model: sdxl }
+trainer: { name: diffusers }
+target: character
+dataset: { path: ./dataset, resolution: 64 }
+trigger: { word: txcl }
+`;
+
+async function png(size: number, color: { r: number; g: number; b: number }): Promise<Buffer> {
+  return sharp({ create: { width: size, height: size, channels: 3, background: color } }).png().toBuffer();
+}
+
+/** A fake supervisor: runs are folders with an events.jsonl we append to from the test. */
+function fakeRuns(dir: string): RunsService & { states: Map<string, string> } {
+  const states = new Map<string, string>();
+  const summary = (id: string): RunSummary => {
+    const state = states.get(id);
+    if (!state) throw new LoraspecError("E_RUN_NOT_FOUND", `No run ${id}.`);
+    return { id, state, runDir: join(dir, ".loraspec", "runs", id) };
+  };
+  return {
+    states,
+    list: () => [...states.keys()].map(summary),
+    get: summary,
+    start: async () => {
+      const id = `run${states.size + 1}`;
+      await mkdir(join(dir, ".loraspec", "runs", id), { recursive: true });
+      states.set(id, "running");
+      return { id };
+    },
+    stop: async (id) => {
+      summary(id);
+      states.set(id, "cancelled");
+    },
+    resume: async (id) => {
+      states.set(id, "running");
+      return { id };
+    },
+  };
+}
+
+const parseContract = ({ text, file }: { text: string; file: string }) => {
+  const doc = parseYaml(text) as { name?: unknown };
+  if (typeof doc?.name !== "string") throw new LoraspecError("E_CONTRACT_INVALID", "name is required", { file, field: "name" });
+  return doc;
+};
+
+let runsService: ReturnType<typeof fakeRuns>;
+let app: ReturnType<typeof createApp>;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "loraspec-server-"));
+  project = join(root, "project");
+  outside = join(root, "outside");
+  await mkdir(join(project, "dataset"), { recursive: true });
+  await mkdir(outside, { recursive: true });
+  await writeFile(join(outside, "secret.txt"), "do not read");
+  await writeFile(join(project, "lora.yaml"), CONTRACT);
+  await writeFile(join(project, "dataset", "a.png"), await png(64, { r: 200, g: 10, b: 10 }));
+  await writeFile(join(project, "dataset", "b.png"), await png(32, { r: 10, g: 200, b: 10 }));
+  await writeFile(join(project, "dataset", "broken.png"), "not really a png");
+  await writeFile(join(project, "dataset", "a.txt"), "txcl, a red square\n");
+  await symlink(join(outside, "secret.txt"), join(project, "leak.txt"));
+  await symlink(outside, join(project, "leakdir"));
+  runsService = fakeRuns(project);
+  app = createApp({ projectDir: project, token: TOKEN, parseContract, runs: runsService, pollMs: 20 });
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("access token", () => {
+  it.each([
+    ["GET", "/api/project"],
+    ["GET", "/api/contract"],
+    ["GET", "/api/dataset"],
+    ["GET", "/api/runs"],
+    ["GET", "/files/lora.yaml"],
+    ["PUT", "/api/captions"],
+    ["POST", "/api/runs"],
+  ])("%s %s without a token is 401", async (method, path) => {
+    const res = await app.request(path, { method });
+    expect(res.status).toBe(401);
+    expect((await res.json()).error.code).toBe("E_UNAUTHORIZED");
+  });
+
+  it.each([
+    ["wrong bearer", { Authorization: "Bearer nope" }, "/api/project"],
+    ["wrong cookie", { Cookie: "loraspec_token=nope" }, "/api/project"],
+    ["token of another length", { Authorization: `Bearer ${TOKEN}x` }, "/api/project"],
+  ])("%s is 401", async (_name, headers, path) => {
+    expect((await app.request(path, { headers })).status).toBe(401);
+  });
+
+  it("accepts ?token= once and sets an HttpOnly SameSite cookie that works afterwards", async () => {
+    const first = await app.request(`/api/project?token=${TOKEN}`);
+    expect(first.status).toBe(200);
+    const cookie = first.headers.get("set-cookie") ?? "";
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    const second = await app.request("/api/project", { headers: { Cookie: cookie.split(";")[0]! } });
+    expect(second.status).toBe(200);
+  });
+
+  it("refuses a changing request from another origin (403)", async () => {
+    const res = await app.request("/api/runs", { method: "POST", headers: { ...auth, Origin: "http://evil.example", Host: "127.0.0.1:4000" } });
+    expect(res.status).toBe(403);
+  });
+
+  it("refuses a Host it does not serve when bound to loopback (DNS rebinding)", async () => {
+    const guarded = createApp({ projectDir: project, token: TOKEN, allowedHosts: ["127.0.0.1", "localhost"] });
+    expect((await guarded.request("/api/project", { headers: { ...auth, Host: "rebind.example:4000" } })).status).toBe(403);
+    expect((await guarded.request("/api/project", { headers: { ...auth, Host: "127.0.0.1:4000" } })).status).toBe(200);
+  });
+});
+
+describe("files outside the project are refused with 403", () => {
+  it.each([
+    ["dot-dot", "/files/..%2Foutside%2Fsecret.txt"],
+    ["encoded dot-dot deeper", "/files/dataset%2F..%2F..%2Foutside%2Fsecret.txt"],
+    ["absolute POSIX", "/files/%2Fetc%2Fpasswd"],
+    ["Windows drive", "/files/C%3A%5CWindows%5Cwin.ini"],
+    ["UNC", "/files/%5C%5Cserver%5Cshare%5Cx"],
+    ["backslash dot-dot", "/files/dataset%5C..%5C..%5Coutside%5Csecret.txt"],
+    ["symlinked file", "/files/leak.txt"],
+    ["symlinked folder", "/files/leakdir/secret.txt"],
+    ["thumbnail dot-dot", "/api/dataset/thumb?path=..%2F..%2Foutside%2Fsecret.txt"],
+    ["crop absolute", "/api/dataset/crop?path=%2Fetc%2Fpasswd"],
+  ])("%s", async (_name, path) => {
+    const res = await app.request(path, { headers: auth });
+    expect(res.status).toBe(403);
+    const body = await res.json();
+    expect(body.error.code).toBe("E_PATH_OUTSIDE_PROJECT");
+    expect(JSON.stringify(body)).not.toContain("do not read");
+  });
+
+  it.each([
+    ["inspect absolute", "/api/lora/inspect", { path: "/etc/passwd" }],
+    ["convert out escapes", "/api/lora/convert", { path: "a.safetensors", to: "kohya", out: "../x.safetensors" }],
+    ["merge input escapes", "/api/lora/merge", { inputs: [{ path: "../outside/x.safetensors", weight: 1 }], out: "m.safetensors" }],
+  ])("LoRA tool path: %s", async (_name, path, body) => {
+    const withLora = createApp({
+      projectDir: project,
+      token: TOKEN,
+      lora: { inspect: async () => ({}), convert: async () => ({}), merge: async () => ({}) },
+    });
+    const res = await withLora.request(path, { method: "POST", headers: json, body: JSON.stringify(body) });
+    expect(res.status).toBe(403);
+  });
+
+  it("serves a file inside the project", async () => {
+    const res = await app.request("/files/dataset/a.txt", { headers: auth });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("txcl");
+  });
+});
+
+describe("request bodies", () => {
+  it("an oversized upload is 413 and writes nothing", async () => {
+    const form = new FormData();
+    form.append("file", new File([new Uint8Array(65 * 1024 * 1024)], "huge.png", { type: "image/png" }));
+    const res = await app.request("/api/dataset/upload", { method: "POST", headers: auth, body: form });
+    expect(res.status).toBe(413);
+    expect(await readdir(join(project, "dataset"))).not.toContain("huge.png");
+  });
+
+  it("an oversized JSON body is 413", async () => {
+    const res = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: "x".repeat(2 * 1024 * 1024) }) });
+    expect(res.status).toBe(413);
+  });
+
+  it.each([
+    ["text named .png", "fake.png", "image/png", new TextEncoder().encode("hello, not an image")],
+    ["script", "x.html", "text/html", new TextEncoder().encode("<script>alert(1)</script>")],
+    ["pickle", "shard_0.pkl", "application/octet-stream", new Uint8Array([0x80, 0x04, 0x95])],
+  ])("an upload of the wrong type is 415: %s", async (_name, name, type, data) => {
+    const form = new FormData();
+    form.append("file", new File([data], name, { type }));
+    const res = await app.request("/api/dataset/upload", { method: "POST", headers: auth, body: form });
+    expect(res.status).toBe(415);
+    expect(await readdir(join(project, "dataset"))).not.toContain(name);
+  });
+
+  it("a JSON route refuses another content type with 415", async () => {
+    const res = await app.request("/api/captions", { method: "PUT", headers: { ...auth, "Content-Type": "text/plain" }, body: "{}" });
+    expect(res.status).toBe(415);
+  });
+
+  it("a real PNG upload lands in the dataset and never replaces a file (409)", async () => {
+    const upload = async () => {
+      const form = new FormData();
+      form.append("file", new File([await png(40, { r: 1, g: 2, b: 3 })], "new.png", { type: "image/png" }));
+      return app.request("/api/dataset/upload", { method: "POST", headers: auth, body: form });
+    };
+    expect((await upload()).status).toBe(200);
+    expect(await readdir(join(project, "dataset"))).toContain("new.png");
+    expect((await upload()).status).toBe(409);
+  });
+});
+
+describe("contract and captions", () => {
+  it("returns the YAML and the parsed contract", async () => {
+    const body = await (await app.request("/api/contract", { headers: auth })).json();
+    expect(body.yaml).toBe(CONTRACT);
+    expect(body.contract.name).toBe("demo");
+  });
+
+  it("does not write a contract that fails to parse (422) and writes a good one", async () => {
+    const bad = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: "version: 1\n" }) });
+    expect(bad.status).toBe(422);
+    expect(await readFile(join(project, "lora.yaml"), "utf8")).toBe(CONTRACT);
+    const good = CONTRACT.replace("name: demo", "name: demo2");
+    const ok = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: good }) });
+    expect(ok.status).toBe(200);
+    expect(await readFile(join(project, "lora.yaml"), "utf8")).toBe(good);
+    await writeFile(join(project, "lora.yaml"), CONTRACT);
+  });
+
+  it("lists the dataset with captions and problems", async () => {
+    const body = await (await app.request("/api/dataset", { headers: auth })).json();
+    const byPath = Object.fromEntries(body.images.map((i: { path: string }) => [i.path, i]));
+    expect(body.trigger).toBe("txcl");
+    expect(byPath["a.png"].caption).toBe("txcl, a red square\n");
+    expect(byPath["a.png"].problems).toEqual([]);
+    expect(byPath["b.png"].problems.map((p: { code: string }) => p.code).sort()).toEqual(["no_caption", "too_small"]);
+    expect(byPath["broken.png"].problems.map((p: { code: string }) => p.code)).toContain("unreadable");
+  });
+
+  it("thumbnails and crops are small WebP images", async () => {
+    for (const path of ["/api/dataset/thumb?path=a.png", "/api/dataset/crop?path=a.png&mode=attention"]) {
+      const res = await app.request(path, { headers: auth });
+      expect(res.status).toBe(200);
+      const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+      expect(meta.format).toBe("webp");
+    }
+  });
+
+  it("writes captions (several at once) to the sidecar files", async () => {
+    const res = await app.request("/api/captions", {
+      method: "PUT",
+      headers: json,
+      body: JSON.stringify({ items: [{ image: "a.png", text: "txcl, edited" }, { image: "b.png", text: "txcl, green" }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(await readFile(join(project, "dataset", "a.txt"), "utf8")).toBe("txcl, edited\n");
+    expect(await readFile(join(project, "dataset", "b.txt"), "utf8")).toBe("txcl, green\n");
+  });
+
+  it("refuses a caption for an image not in the dataset and writes none of the batch", async () => {
+    const res = await app.request("/api/captions", {
+      method: "PUT",
+      headers: json,
+      body: JSON.stringify({ items: [{ image: "a.png", text: "changed" }, { image: "../lora.png", text: "x" }] }),
+    });
+    expect(res.status).toBe(404);
+    expect(await readFile(join(project, "dataset", "a.txt"), "utf8")).toBe("txcl, edited\n");
+  });
+});
+
+describe("runs", () => {
+  it("streams a run's events over SSE, resumes from Last-Event-ID, and keeps loss history across a resume", async () => {
+    const { id } = await (await app.request("/api/runs", { method: "POST", headers: auth })).json();
+    const file = join(project, ".loraspec", "runs", id, "events.jsonl");
+    const line = (e: unknown) => `${JSON.stringify(e)}\n`;
+    await appendFile(file, line({ type: "phase", name: "train" }) + line({ type: "loss", step: 1, loss: 0.9 }) + line({ type: "loss", step: 2, loss: 0.8 }));
+    runsService.states.set(id, "interrupted");
+    // Resumed from step 1: step 2 is trained again and its new value wins.
+    await appendFile(file, line({ type: "loss", step: 2, loss: 0.5 }) + line({ type: "loss", step: 3, loss: 0.4 }) + line({ type: "done" }));
+    runsService.states.set(id, "succeeded");
+
+    const res = await app.request(`/api/runs/${id}/events`, { headers: auth });
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const text = await res.text();
+    const events = [...text.matchAll(/event: event\ndata: (.*)\nid: (\d+)/g)].map((m) => ({ e: JSON.parse(m[1]!), id: Number(m[2]) }));
+    expect(events.map((x) => x.e.type)).toEqual(["phase", "loss", "loss", "loss", "loss", "done"]);
+    expect(text).toContain("event: end");
+
+    const third = events[2]!.id;
+    const again = await (await app.request(`/api/runs/${id}/events`, { headers: { ...auth, "Last-Event-ID": String(third) } })).text();
+    expect([...again.matchAll(/event: event\n/g)].length).toBe(3);
+
+    const loss = await (await app.request(`/api/runs/${id}/loss`, { headers: auth })).json();
+    expect(loss.steps).toEqual([1, 2, 3]);
+    expect(loss.loss).toEqual([0.9, 0.5, 0.4]);
+  });
+
+  it("an unknown run is 404 with its code", async () => {
+    const res = await app.request("/api/runs/nope/loss", { headers: auth });
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe("E_RUN_NOT_FOUND");
+  });
+
+  it("a capability not wired answers 501, not a crash", async () => {
+    const bare = createApp({ projectDir: project, token: TOKEN });
+    expect((await bare.request("/api/runs", { headers: auth })).status).toBe(501);
+  });
+});
+
+describe("no endpoint runs commands", () => {
+  it("the server code neither spawns processes nor fetches URLs", async () => {
+    const dir = join(import.meta.dirname, "../../src/server");
+    const files = (await readdir(dir, { recursive: true })).filter((f) => String(f).endsWith(".ts"));
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) {
+      const src = await readFile(join(dir, String(f)), "utf8");
+      expect(src, String(f)).not.toMatch(/child_process|\bexecSync\b|\bspawn\(|\beval\(|new Function\(|\bfetch\(/);
+    }
+  });
+});
