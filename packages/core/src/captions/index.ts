@@ -1,0 +1,2 @@
+export * from "./caption-rules.js";
+export * from "./caption-prompts.js";

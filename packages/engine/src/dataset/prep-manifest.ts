@@ -1,0 +1,68 @@
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import { atomicWrite } from "../fs/atomic-write.js";
+
+/** File name of the manifest inside the prepared folder. */
+export const MANIFEST_FILE = "manifest.json";
+
+const ProblemSchema = z.object({ code: z.string(), severity: z.enum(["skip", "warn"]), message: z.string() });
+
+export const ManifestEntrySchema = z.object({
+  /** Source path relative to the dataset folder: the image's identity. */
+  source: z.string(),
+  size: z.number(),
+  sha256: z.string(),
+  dhash: z.string().optional(),
+  width: z.number(),
+  height: z.number(),
+  status: z.enum(["prepared", "skipped", "duplicate"]),
+  problems: z.array(ProblemSchema),
+  /** Output name stem, stable for the life of the source (captions follow it). */
+  name: z.string().optional(),
+  /** Crop in oriented source pixels. */
+  crop: z.object({ left: z.number(), top: z.number(), width: z.number(), height: z.number() }).optional(),
+  output: z.string().optional(),
+  outputWidth: z.number().optional(),
+  outputHeight: z.number().optional(),
+  caption: z.string().optional(),
+  /** sha256 of the source sidecar caption last copied in, so a changed sidecar can be picked up. */
+  sidecarSha256: z.string().optional(),
+  /** sha256 of the prepared caption as we last wrote it (tells a hand edit from our copy). */
+  captionSha256: z.string().optional(),
+  duplicateOf: z.string().optional(),
+});
+
+export const ManifestSchema = z.object({
+  version: z.literal(1),
+  /** Dataset folder the sources are relative to (absolute at write time). */
+  dataset: z.string(),
+  /** Everything that changes the pixels of an output; a change re-processes every image. */
+  settings: z.record(z.string(), z.unknown()),
+  updatedAt: z.string(),
+  entries: z.array(ManifestEntrySchema),
+});
+
+export type PrepManifest = z.infer<typeof ManifestSchema>;
+export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
+
+/** Reads a manifest; a missing or unreadable one means "start fresh" (returns undefined). */
+export async function readPrepManifest(params: { path: string }): Promise<PrepManifest | undefined> {
+  let text: string;
+  try {
+    text = await readFile(params.path, "utf8");
+  } catch {
+    return undefined;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+export async function writePrepManifest(params: { path: string; manifest: PrepManifest }): Promise<void> {
+  await atomicWrite(params.path, `${JSON.stringify(params.manifest, null, 2)}\n`);
+}

@@ -1,0 +1,170 @@
+import { createHash } from "node:crypto";
+import sharp, { type Metadata } from "sharp";
+import { EXTREME_ASPECT_RATIO, MAX_INPUT_PIXELS, SMALL_IMAGE_RATIO } from "./prep-knowledge.js";
+
+export type ImageProblemCode =
+  | "unreadable"
+  | "not-an-image"
+  | "truncated"
+  | "too-large"
+  | "too-small"
+  | "upscaled"
+  | "extreme-aspect"
+  | "duplicate"
+  | "near-duplicate";
+
+export interface ImageProblem {
+  code: ImageProblemCode;
+  /** `skip`: the image is left out; `warn`: it is used, but the user should know. */
+  severity: "skip" | "warn";
+  message: string;
+}
+
+/** What one look at a source file tells us (header, content hash, a tiny decoded thumbnail). */
+export interface ProbedImage {
+  /** Path relative to the dataset folder, with `/` separators (the image's identity). */
+  source: string;
+  size: number;
+  sha256: string;
+  format?: string;
+  /** Width and height after EXIF orientation. */
+  width: number;
+  height: number;
+  orientation?: number;
+  space?: string;
+  depth?: string;
+  hasAlpha?: boolean;
+  isPalette?: boolean;
+  /** 64-bit difference hash (16 hex chars) of the oriented image, for near-duplicate search. */
+  dhash?: string;
+  problems: ImageProblem[];
+}
+
+export interface ProbeImageParams {
+  source: string;
+  bytes: Uint8Array;
+  /** Training resolution (short side the prepared image will have). */
+  resolution: number;
+  maxPixels?: number;
+  maxAspect?: number;
+}
+
+/** Looks at one image without ever throwing: every failure becomes a problem on the result. */
+export async function probeImage(params: ProbeImageParams): Promise<ProbedImage> {
+  const { source, bytes, resolution } = params;
+  const maxPixels = params.maxPixels ?? MAX_INPUT_PIXELS.value;
+  const maxAspect = params.maxAspect ?? EXTREME_ASPECT_RATIO.value;
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const base: ProbedImage = { source, size: bytes.byteLength, sha256, width: 0, height: 0, problems: [] };
+  if (bytes.byteLength === 0) {
+    return { ...base, problems: [{ code: "unreadable", severity: "skip", message: "file is empty" }] };
+  }
+  let meta: Metadata;
+  try {
+    // Header only: nothing is decoded yet, so a decompression bomb costs nothing here.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    const text = String((error as Error).message ?? error);
+    const notImage = /unsupported image format/i.test(text);
+    return {
+      ...base,
+      problems: [
+        notImage
+          ? { code: "not-an-image", severity: "skip", message: "not an image sharp can read (wrong extension, or an unsupported format)" }
+          : { code: /premature end|truncat|corrupt header/i.test(text) ? "truncated" : "unreadable", severity: "skip", message: firstLine(text) },
+      ],
+    };
+  }
+  const width = meta.autoOrient?.width ?? meta.width ?? 0;
+  const height = meta.autoOrient?.height ?? meta.height ?? 0;
+  const probed: ProbedImage = {
+    ...base,
+    format: meta.format,
+    width,
+    height,
+    orientation: meta.orientation,
+    space: meta.space,
+    depth: meta.depth,
+    hasAlpha: meta.hasAlpha,
+    isPalette: meta.isPalette,
+  };
+  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
+  if (pixels > maxPixels) {
+    probed.problems.push({
+      code: "too-large",
+      severity: "skip",
+      message: `${meta.width}x${meta.height} = ${pixels.toLocaleString("en-US")} px is over the ${maxPixels.toLocaleString("en-US")} px limit (decompression-bomb guard)`,
+    });
+    return probed;
+  }
+  try {
+    probed.dhash = await differenceHash(bytes, maxPixels);
+  } catch (error) {
+    const text = firstLine(String((error as Error).message ?? error));
+    // libvips' error text is process-global and can mix under concurrency: decide by the bytes.
+    const truncated = looksTruncated(bytes, meta.format) || /premature end|truncat/i.test(text);
+    probed.problems.push({ code: truncated ? "truncated" : "unreadable", severity: "skip", message: truncated ? `truncated ${meta.format ?? "image"} file (${text})` : text });
+    return probed;
+  }
+  const short = Math.min(width, height);
+  if (short < resolution * SMALL_IMAGE_RATIO.value.skip) {
+    probed.problems.push({ code: "too-small", severity: "skip", message: `${width}x${height} is far below the ${resolution}px training resolution (upscaling over 2x teaches blur)` });
+  } else if (short < resolution * SMALL_IMAGE_RATIO.value.warn) {
+    probed.problems.push({ code: "upscaled", severity: "warn", message: `${width}x${height} is below the ${resolution}px training resolution and will be upscaled` });
+  }
+  const aspect = Math.max(width, height) / Math.max(1, short);
+  if (aspect > maxAspect) {
+    probed.problems.push({ code: "extreme-aspect", severity: "skip", message: `aspect ratio ${aspect.toFixed(2)}:1 is over ${maxAspect}:1; a crop would keep too little of it` });
+  }
+  return probed;
+}
+
+/**
+ * dHash: the oriented image shrunk to 9x8 grey, one bit per horizontal neighbour pair. JPEG
+ * shrink-on-load makes this decode at 1/8 scale, and it still reads every entropy-coded byte,
+ * so a truncated file fails here rather than in the full pass.
+ */
+async function differenceHash(bytes: Uint8Array, maxPixels: number): Promise<string> {
+  const { data } = await sharp(bytes, { failOn: "error", limitInputPixels: maxPixels })
+    .rotate()
+    .flatten({ background: "#ffffff" })
+    .resize(9, 8, { fit: "fill", kernel: "lanczos3" })
+    .greyscale()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  let hash = 0n;
+  for (let y = 0; y < 8; y++) {
+    for (let x = 0; x < 8; x++) {
+      const left = data[y * 9 + x] ?? 0;
+      const right = data[y * 9 + x + 1] ?? 0;
+      hash = (hash << 1n) | (left > right ? 1n : 0n);
+    }
+  }
+  return hash.toString(16).padStart(16, "0");
+}
+
+export function hammingDistance(a: string, b: string): number {
+  let x = BigInt(`0x${a}`) ^ BigInt(`0x${b}`);
+  let count = 0;
+  while (x > 0n) {
+    count += Number(x & 1n);
+    x >>= 1n;
+  }
+  return count;
+}
+
+/** A JPEG must end with EOI (FF D9), a PNG with an IEND chunk; a cut-off download has neither. */
+function looksTruncated(bytes: Uint8Array, format: string | undefined): boolean {
+  const n = bytes.byteLength;
+  if (format === "jpeg") {
+    // Trailing padding after EOI happens; look for EOI in the last few bytes.
+    for (let i = n - 2; i >= Math.max(0, n - 64); i--) if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return false;
+    return true;
+  }
+  if (format === "png") return !Buffer.from(bytes.buffer, bytes.byteOffset, n).subarray(Math.max(0, n - 64)).includes("IEND");
+  return false;
+}
+
+function firstLine(text: string): string {
+  return (text.split("\n")[0] ?? text).trim();
+}
