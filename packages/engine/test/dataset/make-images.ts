@@ -1,4 +1,4 @@
-import sharp from "sharp";
+import sharp, { type Sharp } from "sharp";
 
 /** Small deterministic PRNG (mulberry32) so fixtures are the same on every run. */
 export function prng(seed: number): () => number {
@@ -41,7 +41,7 @@ export function photoLikeRaw(width: number, height: number, seed: number): Buffe
   return data;
 }
 
-export function photoLike(width: number, height: number, seed: number): sharp.Sharp {
+export function photoLike(width: number, height: number, seed: number): Sharp {
   return sharp(photoLikeRaw(width, height, seed), { raw: { width, height, channels: 3 } });
 }
 

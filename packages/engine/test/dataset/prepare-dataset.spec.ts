@@ -17,7 +17,7 @@ let out: string;
 async function run(extra: Partial<Parameters<typeof prepareDataset>[0]> = {}): Promise<{ events: LoraspecEvent[]; summary: PrepSummary }> {
   const events = await collectEvents(prepareDataset({ datasetDir: dataset, outDir: out, resolution: RES, background: "#00ff00", concurrency: 2, ...extra }));
   const done = events.find((e) => e.type === "done");
-  return { events, summary: (done as { result: PrepSummary }).result };
+  return { events, summary: (done as unknown as { result: PrepSummary }).result };
 }
 
 async function hashTree(dir: string): Promise<Record<string, string>> {
@@ -162,7 +162,7 @@ describe("prepareDataset", () => {
     const events = await collectEvents(
       prepareDataset({ datasetDir: dataset, outDir: bucketOut, resolution: RES, aspect: "buckets", crop: "attention", format: "jpeg", pinned: ["a-small.jpg"], concurrency: 2 }),
     );
-    const summary = (events.find((e) => e.type === "done") as { result: PrepSummary }).result;
+    const summary = (events.find((e) => e.type === "done") as unknown as { result: PrepSummary }).result;
     expect(summary.duplicates[0]).toMatchObject({ keep: "a-small.jpg" });
     const a = await sharp(join(bucketOut, "a-small.jpg")).metadata();
     const b = await sharp(join(bucketOut, "b.jpg")).metadata();
