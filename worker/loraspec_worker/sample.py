@@ -1,0 +1,102 @@
+"""`sample`: images from a base model with LoRAs stacked at per-adapter weights.
+
+Request:
+  base        HF id, local diffusers folder, or single file (then `arch` picks the pipeline)
+  arch        optional: sdxl | flux1 | flux2-klein (needed for single files)
+  loras       [{"path": "a.safetensors", "weight": 0.8, "name": "a"}]   (may be empty)
+  prompts     ["a photo of txcl", ...];  seeds: [1, 2, 3]
+  out_dir     PNGs go here as <prompt index>-<seed>.png
+  steps, guidance_scale, width, height, negative_prompt, max_sequence_length, precision, device
+Events: phase, progress (task "sample"), sample {path, prompt, seed}; done {images: [...]}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from .protocol import WorkerError, emit, log, phase, require
+
+
+def _adapter_name(path: str, index: int) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return f"{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", stem)[:40]
+
+
+def load_base(base: str, arch: str | None, dtype):
+    from diffusers import DiffusionPipeline
+
+    if os.path.isfile(base) or arch:
+        from .train import load_pipeline
+
+        if not arch:
+            raise WorkerError("E_USAGE", "a single-file base needs 'arch'", hint="sdxl, flux1 or flux2-klein")
+        return load_pipeline(base, arch, dtype)
+    try:
+        return DiffusionPipeline.from_pretrained(base, torch_dtype=dtype)
+    except OSError as e:
+        raise WorkerError("E_FILE_NOT_FOUND", f"cannot load base model '{base}': {str(e).splitlines()[0]}") from None
+
+
+def apply_loras(pipe, loras: list[dict]) -> list[str]:
+    """load_lora_weights + set_adapters; returns the adapter names in order."""
+    names, weights = [], []
+    for i, lora in enumerate(loras):
+        path = lora.get("path")
+        if not path or not os.path.exists(path):
+            raise WorkerError("E_FILE_NOT_FOUND", f"LoRA file not found: {path}")
+        name = lora.get("name") or _adapter_name(path, i)
+        try:
+            pipe.load_lora_weights(path, adapter_name=name)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
+        names.append(name)
+        weights.append(float(lora.get("weight", 1.0)))
+    if names:
+        pipe.set_adapters(names, adapter_weights=weights)
+    return names
+
+
+def run(request: dict) -> dict:
+    import torch
+
+    base = require(request, "base", str)
+    prompts = require(request, "prompts", list)
+    out_dir = require(request, "out_dir", str)
+    seeds = request.get("seeds") or [0]
+    device = torch.device(request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float32 if device.type == "cpu" else {"fp16": torch.float16, "fp32": torch.float32}.get(request.get("precision", "bf16"), torch.bfloat16)
+
+    phase("load", f"loading {base}")
+    pipe = load_base(base, request.get("arch"), dtype)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device)
+    names = apply_loras(pipe, request.get("loras") or [])
+    if names:
+        log(f"adapters: {list(zip(names, [l.get('weight', 1.0) for l in request['loras']]))}")
+
+    os.makedirs(out_dir, exist_ok=True)
+    kwargs = {}
+    for key in ("guidance_scale", "width", "height", "negative_prompt", "max_sequence_length"):
+        if request.get(key) is not None:
+            kwargs[key] = request[key]
+    kwargs["num_inference_steps"] = int(request.get("steps", 28))
+
+    phase("sample", f"{len(prompts)} prompts x {len(seeds)} seeds")
+    total = len(prompts) * len(seeds)
+    images, started, n = [], time.time(), 0
+    for pi, prompt in enumerate(prompts):
+        for seed in seeds:
+            generator = torch.Generator(device="cpu").manual_seed(int(seed))
+            image = pipe(prompt=prompt, generator=generator, **kwargs).images[0]
+            path = os.path.join(out_dir, f"{pi:02d}-{int(seed)}.png")
+            tmp = path + ".tmp.png"
+            image.save(tmp)
+            os.replace(tmp, path)
+            n += 1
+            emit({"type": "sample", "path": os.path.abspath(path), "prompt": prompt, "seed": int(seed)})
+            rate = n / max(1e-9, time.time() - started)
+            emit({"type": "progress", "task": "sample", "current": n, "total": total, "rate": rate, "eta": (total - n) / rate})
+            images.append({"path": os.path.abspath(path), "prompt": prompt, "seed": int(seed)})
+    return {"images": images, "adapters": names}
