@@ -1,0 +1,309 @@
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { ApiError, createFalClient, isRetryableError, type QueueStatus, type RequestMiddleware } from "@fal-ai/client";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+import type { RunStore } from "../run/run-store.js";
+import { verifyLoraOutput, type LoraOutputSummary } from "../run/verify-lora-output.js";
+import { FAL_POLICY } from "./fal-policy.js";
+
+export interface FalRunnerConfig {
+  /** The fal key; defaults to FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET). Never written anywhere. */
+  credentials?: string;
+  /** Injectable fetch (tests point it at the local emulator). */
+  fetch?: typeof fetch;
+  /** Rewrites every queue/storage request (a proxy, an emulator). */
+  requestMiddleware?: RequestMiddleware;
+  pollIntervalMs?: number;
+}
+
+export interface FalRunParams {
+  store: RunStore;
+  runId: string;
+  runDir: string;
+  /** fal endpoint id, e.g. fal-ai/flux-lora-fast-training. */
+  endpoint: string;
+  /** The endpoint input, as the fal compiler wrote it. */
+  input: Record<string, unknown>;
+  /** The dataset ZIP to upload; its URL goes into input[field] (images_data_url / image_data_url). */
+  archive?: { path: string; field: string };
+  /** The plan's estimate against the contract's limit; over it, refuse unless yes. */
+  cost?: { estimateUsd?: number; maxCostUsd?: number; yes?: boolean };
+  /** Submit again although an earlier submit's outcome is unknown (it may bill twice). */
+  resubmit?: boolean;
+  /** Stop polling (Ctrl-C): the remote job keeps running and `--resume` re-attaches. */
+  signal?: AbortSignal;
+}
+
+export type FalOutcome =
+  | { state: "succeeded"; requestId: string; loraPath: string; configPath?: string; lora: LoraOutputSummary }
+  | { state: "cancelled"; requestId: string }
+  | { state: "detached"; requestId?: string };
+
+export interface FalRunner {
+  run(params: FalRunParams): AsyncGenerator<LoraspecEvent, FalOutcome>;
+  /** Asks fal to cancel a request ("Do not assume a cancel stops billing immediately"). */
+  cancel(params: { endpoint: string; requestId: string; runDir?: string; signal?: AbortSignal }): Promise<void>;
+}
+
+/** The journal beside the run: what we sent and what fal answered, so a restart never pays twice. */
+interface Submission {
+  state: "submitting" | "submitted" | "unknown";
+  endpoint: string;
+  requestId?: string;
+  at: string;
+}
+const SUBMISSION_FILE = "fal-submission.json";
+const CANCEL_MARKER = "cancel-requested";
+
+/** A submit whose response never came: the job may exist (and bill). Not retryable on purpose. */
+class SubmitOutcomeUnknown extends Error {
+  override readonly name = "SubmitOutcomeUnknown";
+}
+
+export function checkCostLimit(cost: FalRunParams["cost"]): void {
+  if (!cost || cost.yes || cost.estimateUsd === undefined || cost.maxCostUsd === undefined) return;
+  if (cost.estimateUsd > cost.maxCostUsd) {
+    throw new LoraspecError(
+      "E_COST_LIMIT",
+      `the estimated cost $${cost.estimateUsd.toFixed(2)} is over limits.max_cost_usd $${cost.maxCostUsd.toFixed(2)}`,
+      { field: "limits.max_cost_usd", hint: "lower hyperparameters.steps, raise limits.max_cost_usd, or pass --yes to accept the cost" },
+    );
+  }
+}
+
+export function falCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.FAL_KEY) return env.FAL_KEY;
+  if (env.FAL_KEY_ID && env.FAL_KEY_SECRET) return `${env.FAL_KEY_ID}:${env.FAL_KEY_SECRET}`;
+  return undefined;
+}
+
+/**
+ * Runs a training job on fal.ai through @fal-ai/client: upload the ZIP, submit to the queue,
+ * journal the request id before the first poll, stream status and logs as events, download
+ * diffusers_lora_file and config_file into the run folder and check the LoRA.
+ */
+export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
+  const baseFetch = config.fetch ?? fetch;
+  let submitting = false;
+  // The client retries transport errors, which for a submit could create a second paid job:
+  // a lost submit response becomes a non-retryable error (no `cause`, so the client's
+  // cause-walking retry check does not see the socket error).
+  const guardedFetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    try {
+      return await baseFetch(input, init);
+    } catch (error) {
+      if (submitting && !(init?.signal?.aborted ?? false)) {
+        throw new SubmitOutcomeUnknown(`the submit response was lost (${(error as Error).message})`);
+      }
+      throw error;
+    }
+  }) as typeof fetch;
+  const credentials = config.credentials ?? falCredentialsFromEnv();
+  const client = createFalClient({
+    credentials: () => credentials,
+    fetch: guardedFetch,
+    ...(config.requestMiddleware ? { requestMiddleware: config.requestMiddleware } : {}),
+    suppressLocalCredentialsWarning: true,
+  });
+  const pollMs = config.pollIntervalMs ?? FAL_POLICY.pollIntervalMs.value;
+
+  const requireKey = () => {
+    if (!credentials) {
+      throw new LoraspecError("E_REMOTE_AUTH", "no fal.ai key: FAL_KEY is not set", {
+        hint: "export FAL_KEY=... (from https://fal.ai/dashboard/keys); loraspec never stores it",
+      });
+    }
+  };
+
+  async function* run(params: FalRunParams): AsyncGenerator<LoraspecEvent, FalOutcome> {
+    const { store, runId, runDir, endpoint, signal } = params;
+    requireKey();
+    const journalPath = join(runDir, SUBMISSION_FILE);
+    const journal = readJournal(journalPath);
+    let requestId = store.get(runId).remoteRequestId ?? journal?.requestId;
+
+    if (!requestId) {
+      if (journal && journal.state !== "submitted" && !params.resubmit) {
+        throw new LoraspecError("E_REMOTE", `an earlier submit of this run to ${journal.endpoint} never got its answer (${journal.at}); the job may exist and be billed`, {
+          hint: `check https://fal.ai/dashboard/requests; to submit again anyway: loraspec train --resume ${runId} --resubmit`,
+          retryable: false,
+        });
+      }
+      checkCostLimit(params.cost);
+      const input = { ...params.input };
+      if (params.archive) {
+        yield { type: "phase", name: "upload", message: basename(params.archive.path) };
+        const bytes = await readFile(params.archive.path);
+        const url = await client.storage.upload(new Blob([bytes], { type: "application/zip" }), {});
+        input[params.archive.field] = url;
+      }
+      yield { type: "phase", name: "submit", message: endpoint };
+      await writeJournal(journalPath, { state: "submitting", endpoint, at: new Date().toISOString() });
+      store.update(runId, { remoteEndpoint: endpoint });
+      let submitted: { request_id: string };
+      submitting = true;
+      try {
+        submitted = await client.queue.submit(endpoint, { input, abortSignal: signal });
+      } catch (error) {
+        if (error instanceof SubmitOutcomeUnknown) {
+          await writeJournal(journalPath, { state: "unknown", endpoint, at: new Date().toISOString() });
+          throw new LoraspecError("E_REMOTE", `${error.message}; fal may have created the job, so loraspec did not submit again`, {
+            hint: `check https://fal.ai/dashboard/requests; to submit again anyway: loraspec train --resume ${runId} --resubmit`,
+            retryable: false,
+          });
+        }
+        // A 5xx/429 that outlived the client's retries was not accepted (5xx are not billed).
+        await writeJournal(journalPath, { state: "submitted", endpoint, at: new Date().toISOString() }).catch(() => {});
+        throw remoteError(error, "submit");
+      } finally {
+        submitting = false;
+      }
+      requestId = submitted.request_id;
+      // Persist before the first poll: a restarted loraspec re-attaches instead of paying twice.
+      store.update(runId, { remoteRequestId: requestId, remoteEndpoint: endpoint });
+      await writeJournal(journalPath, { state: "submitted", endpoint, requestId, at: new Date().toISOString() });
+      yield { type: "log", level: "info", message: `fal request ${requestId}` };
+    } else {
+      yield { type: "phase", name: "attach", message: `fal request ${requestId}` };
+    }
+
+    let seenLogs = 0;
+    let lastState = "";
+    let failures = 0;
+    for (;;) {
+      if (signal?.aborted) return { state: "detached", requestId };
+      let status: QueueStatus;
+      try {
+        status = await client.queue.status(endpoint, { requestId, logs: true, abortSignal: signal });
+        failures = 0;
+      } catch (error) {
+        if (signal?.aborted) return { state: "detached", requestId };
+        if (error instanceof ApiError && error.status === 404) {
+          throw new LoraspecError("E_REMOTE", `fal does not know request ${requestId}`, { hint: "it may have expired; start a new run", retryable: false });
+        }
+        if (isRetryableError(error) && ++failures <= FAL_POLICY.transientRetries.value) {
+          yield { type: "warning", code: "E_REMOTE", message: `fal status failed (${(error as Error).message}); retrying` };
+          await sleep(pollMs, signal);
+          continue;
+        }
+        throw remoteError(error, "status");
+      }
+      if (status.status !== lastState) {
+        lastState = status.status;
+        if (status.status === "IN_QUEUE") yield { type: "phase", name: "queued", message: `position ${status.queue_position}` };
+        if (status.status === "IN_PROGRESS") yield { type: "phase", name: "train", message: "running on fal" };
+      }
+      const logs = "logs" in status && Array.isArray(status.logs) ? status.logs : [];
+      for (const log of logs.slice(seenLogs)) for (const event of logEvents(log.message)) yield event;
+      seenLogs = Math.max(seenLogs, logs.length);
+      if (status.status === "COMPLETED") break;
+      await sleep(pollMs, signal);
+    }
+
+    const cancelRequested = existsSync(join(runDir, CANCEL_MARKER));
+    let result: { data: Record<string, unknown> };
+    try {
+      result = (await client.queue.result(endpoint, { requestId, abortSignal: signal })) as { data: Record<string, unknown> };
+    } catch (error) {
+      if (signal?.aborted) return { state: "detached", requestId };
+      const detail = error instanceof ApiError ? JSON.stringify(error.body ?? "") : String(error);
+      if (cancelRequested || /cancel/i.test(detail)) return { state: "cancelled", requestId };
+      throw remoteError(error, "result");
+    }
+    yield { type: "phase", name: "download" };
+    const loraFile = result.data.diffusers_lora_file as { url?: string } | undefined;
+    if (!loraFile?.url) {
+      throw new LoraspecError("E_NO_OUTPUT", `fal request ${requestId} finished without diffusers_lora_file`, { details: { keys: Object.keys(result.data) } });
+    }
+    const loraPath = join(runDir, "lora.safetensors");
+    await download(baseFetch, loraFile.url, loraPath, signal);
+    let configPath: string | undefined;
+    const configFile = result.data.config_file as { url?: string } | undefined;
+    if (configFile?.url) {
+      configPath = join(runDir, "fal-config.json");
+      await download(baseFetch, configFile.url, configPath, signal);
+    }
+    const lora = await verifyLoraOutput({ path: loraPath });
+    return { state: "succeeded", requestId, loraPath, configPath, lora };
+  }
+
+  return {
+    run,
+    async cancel({ endpoint, requestId, runDir, signal }) {
+      requireKey();
+      if (runDir) await atomicWrite(join(runDir, CANCEL_MARKER), new Date().toISOString());
+      try {
+        await client.queue.cancel(endpoint, { requestId, abortSignal: signal });
+      } catch (error) {
+        // ALREADY_COMPLETED answers 400: nothing left to cancel.
+        if (error instanceof ApiError && error.status === 400) return;
+        throw remoteError(error, "cancel");
+      }
+    },
+  };
+}
+
+/** fal's logs become log events; `step N/M` and `loss=x` in them become progress and loss. */
+function logEvents(message: string): LoraspecEvent[] {
+  const events: LoraspecEvent[] = [{ type: "log", level: "info", message }];
+  const step = /\b(\d+)\s*\/\s*(\d+)\b/.exec(message);
+  if (step && /step|it|train|%/i.test(message)) {
+    const current = Number(step[1]);
+    events.push({ type: "progress", task: "train", current, total: Number(step[2]) });
+    const loss = /\bloss[=:\s]+([0-9.eE+-]+|nan)/i.exec(message);
+    if (loss) events.push({ type: "loss", step: current, loss: Number(loss[1]) });
+  }
+  return events;
+}
+
+function remoteError(error: unknown, during: string): LoraspecError {
+  if (error instanceof LoraspecError) return error;
+  if (error instanceof ApiError) {
+    const auth = error.status === 401 || error.status === 403;
+    return new LoraspecError(auth ? "E_REMOTE_AUTH" : "E_REMOTE", `fal ${during} failed: HTTP ${error.status} ${error.message}`, {
+      hint: auth ? "check FAL_KEY" : "fal may be having trouble; resume later with `loraspec train --resume <id>`",
+      details: { status: error.status, body: error.body, requestId: error.requestId },
+      retryable: !auth && isRetryableError(error),
+    });
+  }
+  return new LoraspecError("E_REMOTE", `fal ${during} failed: ${(error as Error).message ?? String(error)}`, {
+    hint: "check the network; resume with `loraspec train --resume <id>`",
+    retryable: true,
+  });
+}
+
+async function download(fetcher: typeof fetch, url: string, path: string, signal?: AbortSignal): Promise<void> {
+  const response = await fetcher(url, { signal });
+  if (!response.ok) {
+    throw new LoraspecError("E_REMOTE", `downloading ${url} failed: HTTP ${response.status}`, { retryable: response.status >= 500 });
+  }
+  await atomicWrite(path, new Uint8Array(await response.arrayBuffer()));
+}
+
+function readJournal(path: string): Submission | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as Submission;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeJournal(path: string, submission: Submission): Promise<void> {
+  await atomicWrite(path, `${JSON.stringify(submission, null, 2)}\n`);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
