@@ -1,0 +1,251 @@
+import { stringify as stringifyToml } from "smol-toml";
+import type { Contract } from "../../contract/schema.js";
+import { LoraspecError } from "../../errors.js";
+import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
+import { assertTrainerSupports } from "../../trainers/support.js";
+import {
+  joinPath,
+  resolveTraining,
+  type CompiledFile,
+  type CompilePaths,
+  type CompilePlan,
+} from "../../trainers/compile-input.js";
+import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
+
+export interface KohyaCompiled {
+  trainer: "kohya";
+  script: KohyaScript;
+  /** Dataset config for `--dataset_config` (validated by sd-scripts' voluptuous schema). */
+  datasetToml: string;
+  /** Training args for `--config_file` (NOT validated by sd-scripts: we check every key here). */
+  argsToml: string;
+  /** The launch command, argv form (no shell). Run with cwd = `cwd`. */
+  command: string[];
+  cwd: string;
+  files: CompiledFile[];
+  /** Where the final LoRA and the step checkpoints will appear. */
+  outputs: { lora: string; checkpointPattern: string; statePattern: string };
+}
+
+type TomlValue = string | number | boolean | string[] | number[];
+type Section = Record<string, TomlValue>;
+
+/**
+ * Compiles a contract (+ plan) into kohya sd-scripts' dataset TOML, args TOML and launch command
+ * for the pinned version (trainers.md §2). Pure: the caller writes `files` and runs `command`.
+ */
+export function compileKohya(contract: Contract, plan: CompilePlan, paths: CompilePaths): KohyaCompiled {
+  assertTrainerSupports("kohya", contract.base.model);
+  const profile = KOHYA_PROFILES[contract.base.model];
+  if (!profile) throw new LoraspecError("E_INTERNAL", `No kohya profile for ${contract.base.model}.`);
+  const r = resolveTraining(contract, plan);
+  const hp = contract.hyperparameters;
+  const configDir = paths.configDir ?? paths.outputDir;
+  const trainerDir = paths.trainerDir ?? "sd-scripts";
+  const datasetPath = joinPath(configDir, "dataset.toml");
+  const argsPath = joinPath(configDir, "args.toml");
+  const isFlux = profile.script === "flux_train_network.py";
+
+  // Dataset TOML ([general] / [[datasets]] / [[datasets.subsets]], trainers.md §2.4).
+  const bucketed = contract.dataset.aspect === "buckets";
+  const dataset = {
+    general: {
+      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12).
+      shuffle_caption: false,
+      caption_extension: contract.captions.extension,
+      keep_tokens: 0,
+    },
+    datasets: [
+      {
+        resolution: r.resolution,
+        batch_size: r.batchSize,
+        enable_bucket: bucketed,
+        ...(bucketed
+          ? {
+              // Multiples of 64 keep SDXL/FLUX latents aligned (bucket_reso_steps must divide by 32, §2.12).
+              min_bucket_reso: 256,
+              max_bucket_reso: Math.max(2048, r.resolution * 2),
+              bucket_reso_steps: 64,
+              bucket_no_upscale: true,
+            }
+          : {}),
+        subsets: [
+          {
+            image_dir: paths.datasetDir,
+            num_repeats: r.repeats,
+            // Explicit: sd-scripts' default is ".caption" (L-4); a missing .txt falls back to the trigger.
+            caption_extension: contract.captions.extension,
+            class_tokens: contract.trigger.word,
+          },
+        ],
+      },
+    ],
+  };
+
+  const optimizer = KOHYA_OPTIMIZERS.map[hp.optimizer];
+  if (!optimizer) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
+  }
+  if (contract.base.quantize === "int8" || contract.base.quantize === "nf4") {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya sd-scripts cannot hold the base in ${contract.base.quantize}; it supports fp8 (--fp8_base).`, {
+      field: "base.quantize",
+      hint: 'Use base.quantize: fp8 or none with kohya, or trainer.name: ai-toolkit for 4/8-bit bases.',
+    });
+  }
+  const mixed = hp.precision === "fp32" ? "no" : hp.precision;
+  const savePrecision = hp.precision === "fp32" ? "float" : hp.precision;
+
+  const model: Section = {};
+  if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract));
+  else model.pretrained_model_name_or_path = contract.base.path ?? r.base.hfRepo;
+  if (contract.base.quantize === "fp8") model.fp8_base = true;
+
+  const network: Section = {
+    network_module: profile.networkModule,
+    network_dim: r.rank,
+    network_alpha: r.alpha,
+    // loraspec trains the denoiser only; required with cached text-encoder outputs (§2.12).
+    network_train_unet_only: true,
+  };
+
+  const opt: Section = {
+    optimizer_type: optimizer.type,
+    learning_rate: r.learningRate,
+    lr_scheduler: hp.lr_scheduler,
+    ...(optimizer.args ? { optimizer_args: [...optimizer.args] } : {}),
+    ...(hp.warmup_steps > 0 ? { lr_warmup_steps: hp.warmup_steps } : {}),
+  };
+
+  const training: Section = {
+    // Optimizer steps; set explicitly so the default 1600 never applies (L-7).
+    max_train_steps: r.steps,
+    gradient_accumulation_steps: r.gradientAccumulation,
+    mixed_precision: mixed,
+    seed: hp.seed,
+    sdpa: true,
+    ...(hp.gradient_checkpointing ? { gradient_checkpointing: true } : {}),
+    ...(hp.cache_latents ? { cache_latents: true, cache_latents_to_disk: true } : {}),
+    ...(hp.cache_text_encoder_outputs ? { cache_text_encoder_outputs: true, cache_text_encoder_outputs_to_disk: true } : {}),
+    ...(isFlux ? profile.fixed : {}),
+  };
+  if (!isFlux) Object.assign(model, profile.fixed);
+  const swap = isFlux ? (plan.blocksToSwap ?? blockSwapFor(contract.hardware.vram_gb)) : plan.blocksToSwap;
+  if (swap !== undefined && swap > 0) {
+    if (!isFlux) {
+      throw new LoraspecError("E_TRAINER_UNSUPPORTED", "--blocks_to_swap exists only in sd-scripts' DiT scripts, not sdxl_train_network.py (L-10).", {
+        field: "plan.blocksToSwap",
+      });
+    }
+    training.blocks_to_swap = swap;
+  }
+
+  const saving: Section = {
+    output_dir: paths.outputDir,
+    output_name: contract.name,
+    save_model_as: "safetensors",
+    save_precision: savePrecision,
+    save_every_n_steps: r.saveEvery,
+    // Optimizer/scheduler state beside every save, so `--resume <dir>` can continue (§2.10).
+    save_state: true,
+  };
+
+  const args = {
+    model_arguments: model,
+    network_arguments: network,
+    optimizer_arguments: opt,
+    training_arguments: training,
+    saving_arguments: saving,
+    dataset_arguments: { dataset_config: datasetPath } as Section,
+  };
+  checkArgsAgainstScript(profile.script, args);
+
+  const launcher = paths.venvDir ? joinPath(paths.venvDir, "bin", "accelerate") : "accelerate";
+  const gpus = contract.hardware.gpus;
+  const command = [
+    launcher,
+    "launch",
+    "--num_cpu_threads_per_process",
+    "1",
+    "--mixed_precision",
+    mixed,
+    ...(gpus > 1 ? ["--multi_gpu", "--num_processes", String(gpus)] : ["--num_processes", "1"]),
+    "--num_machines",
+    "1",
+    "--dynamo_backend",
+    "no",
+    joinPath(trainerDir, profile.script),
+    "--config_file",
+    argsPath,
+  ];
+
+  const header = (what: string) =>
+    `# ${what} for kohya-ss/sd-scripts ${KOHYA_PIN.version} (${KOHYA_PIN.commit.slice(0, 7)}), ${profile.script}\n# Written by loraspec from ${contract.name}; edit the contract, not this file.\n`;
+  const datasetToml = header("Dataset config") + stringifyToml(dataset) + "\n";
+  const argsToml = header("Training args") + stringifyToml(args) + "\n";
+  return {
+    trainer: "kohya",
+    script: profile.script,
+    datasetToml,
+    argsToml,
+    command,
+    cwd: trainerDir,
+    files: [
+      { name: "dataset.toml", path: datasetPath, content: datasetToml },
+      { name: "args.toml", path: argsPath, content: argsToml },
+    ],
+    outputs: {
+      lora: joinPath(paths.outputDir, `${contract.name}.safetensors`),
+      // sd-scripts names step saves {name}-step{step:08d}.safetensors (§2.7).
+      checkpointPattern: joinPath(paths.outputDir, `${contract.name}-step{step:08d}.safetensors`),
+      statePattern: joinPath(paths.outputDir, `${contract.name}-step{step:08d}-state`),
+    },
+  };
+}
+
+function fluxModelFiles(contract: Contract): Section {
+  const path = contract.base.path;
+  const transformerName = FLUX_SINGLE_FILE_NAMES.transformer[contract.base.model] ?? "flux1-dev.safetensors";
+  if (!path || !(path.startsWith("/") || path.startsWith("./") || path.startsWith("../") || /^[A-Za-z]:[\\/]/.test(path))) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", "kohya sd-scripts loads FLUX.1 only from BFL single files, not a Hugging Face id or diffusers folder (L-6).", {
+      field: "base.path",
+      hint: `Download ${transformerName}, ${FLUX_SINGLE_FILE_NAMES.ae}, ${FLUX_SINGLE_FILE_NAMES.clipL} and ${FLUX_SINGLE_FILE_NAMES.t5xxl} into one folder and set base.path to that folder (or to the transformer file), as a local path.`,
+    });
+  }
+  const isFile = path.endsWith(".safetensors") || path.endsWith(".sft");
+  const dir = isFile ? path.slice(0, Math.max(path.lastIndexOf("/"), 0)) || "." : path;
+  return {
+    pretrained_model_name_or_path: isFile ? path : joinPath(dir, transformerName),
+    clip_l: joinPath(dir, FLUX_SINGLE_FILE_NAMES.clipL),
+    t5xxl: joinPath(dir, FLUX_SINGLE_FILE_NAMES.t5xxl),
+    ae: joinPath(dir, FLUX_SINGLE_FILE_NAMES.ae),
+  };
+}
+
+function blockSwapFor(vramGb: number | undefined): number | undefined {
+  if (vramGb === undefined) return undefined;
+  return FLUX_BLOCK_SWAP_BY_VRAM.rows.find((row) => vramGb <= row.maxVramGb)?.blocksToSwap;
+}
+
+/** Every key must be an option of the pinned script, with the right TOML type (L-11). */
+function checkArgsAgainstScript(script: KohyaScript, sections: Record<string, Section>): void {
+  const flags = KOHYA_SCRIPT_FLAGS.scripts[script];
+  for (const section of Object.values(sections)) {
+    for (const [key, value] of Object.entries(section)) {
+      const spec = flags[key];
+      const problem = !spec
+        ? "is not an option of this script"
+        : spec.kind === "flag" && typeof value !== "boolean"
+          ? "is a switch and needs true/false"
+          : spec.nargs && !Array.isArray(value)
+            ? "takes a list"
+            : spec.choices && !spec.choices.some((c) => String(c) === String(value))
+              ? `must be one of ${spec.choices.join(", ")}`
+              : undefined;
+      if (problem) {
+        throw new LoraspecError("E_INTERNAL", `Compiled kohya option "${key}" ${problem} (${script} at ${KOHYA_PIN.version}).`, {
+          details: { key, value, script },
+        });
+      }
+    }
+  }
+}

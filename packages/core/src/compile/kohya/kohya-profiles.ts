@@ -1,0 +1,86 @@
+import type { BaseModelId } from "../../knowledge/base-models.js";
+import type { Sourced } from "../../knowledge/types.js";
+import type { KohyaScript } from "../../trainers/pins.js";
+
+/** How sd-scripts trains one base model: the script, the network module and fixed flags. */
+export interface KohyaProfile extends Sourced {
+  script: KohyaScript;
+  networkModule: string;
+  /** Flags always written for this base (model-specific, not from the contract). */
+  fixed: Readonly<Record<string, string | number | boolean>>;
+  /** True when the model must be BFL single files (the transformer, ae, clip_l, t5xxl). */
+  singleFiles: boolean;
+}
+
+const DOC = "shared/reference/trainers.md";
+
+const FLUX_FIXED = {
+  model_type: "flux",
+  // The default 3.5 is wrong for dev LoRAs: "specify 1.0 to disable guidance scale" (L-2).
+  guidance_scale: 1.0,
+  timestep_sampling: "flux_shift",
+  model_prediction_type: "raw",
+} as const;
+
+export const KOHYA_PROFILES: Partial<Record<BaseModelId, KohyaProfile>> = {
+  sdxl: {
+    script: "sdxl_train_network.py",
+    networkModule: "networks.lora",
+    fixed: { no_half_vae: true },
+    singleFiles: false,
+    source: `${DOC} §2.1, §2.3 (docs/sdxl_train_network.md §3)`,
+    asOf: "2026-02-16",
+  },
+  "flux1-dev": {
+    script: "flux_train_network.py",
+    networkModule: "networks.lora_flux",
+    fixed: FLUX_FIXED,
+    singleFiles: true,
+    source: `${DOC} §2.1, §2.2 FLUX.1 table, §2.3 (docs/flux_train_network.md §4, §4.1)`,
+    asOf: "2026-02-16",
+  },
+  "flux1-schnell": {
+    script: "flux_train_network.py",
+    networkModule: "networks.lora_flux",
+    fixed: FLUX_FIXED,
+    singleFiles: true,
+    source: `${DOC} §2.1, §2.2 FLUX.1 table (t5xxl_max_token_length defaults to 256 for schnell)`,
+    asOf: "2026-02-16",
+  },
+};
+
+/** File names the FLUX.1 single files have in BFL's and comfyanonymous' repos. */
+export const FLUX_SINGLE_FILE_NAMES = {
+  transformer: { "flux1-dev": "flux1-dev.safetensors", "flux1-schnell": "flux1-schnell.safetensors" } as Readonly<Record<string, string>>,
+  ae: "ae.safetensors",
+  clipL: "clip_l.safetensors",
+  t5xxl: "t5xxl_fp16.safetensors",
+};
+
+/** Contract optimizer -> sd-scripts `optimizer_type` (+ args). */
+export const KOHYA_OPTIMIZERS: Sourced & { map: Readonly<Record<string, { type: string; args?: readonly string[] }>> } = {
+  map: {
+    adamw: { type: "AdamW" },
+    adamw8bit: { type: "AdamW8bit" },
+    lion8bit: { type: "Lion8bit" },
+    prodigy: { type: "Prodigy" },
+    // A fixed LR with AdaFactor needs its own schedule off (FluxGym 16 GB preset, trainers.md §5.1).
+    adafactor: { type: "AdaFactor", args: ["relative_step=False", "scale_parameter=False", "warmup_init=False"] },
+  },
+  source: `${DOC} §2.2 optimizer list (add_optimizer_arguments help), §5.1 FluxGym AdaFactor preset`,
+  asOf: "2026-02-16",
+};
+
+/**
+ * FLUX.1 block swap by VRAM, from the sd-scripts doc's table: 12 GB swap 16, 10 GB swap 22,
+ * 8 GB swap 28 (max 35). Above 12 GB the doc gives no number; the plan decides.
+ */
+export const FLUX_BLOCK_SWAP_BY_VRAM: Sourced & { rows: ReadonlyArray<{ maxVramGb: number; blocksToSwap: number }> } = {
+  rows: [
+    { maxVramGb: 8, blocksToSwap: 28 },
+    { maxVramGb: 10, blocksToSwap: 22 },
+    { maxVramGb: 12, blocksToSwap: 16 },
+  ],
+  source: `${DOC} §2.2 (docs/flux_train_network.md §6.1 VRAM table)`,
+  asOf: "2026-02-16",
+};

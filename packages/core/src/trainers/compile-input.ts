@@ -1,0 +1,98 @@
+import type { Contract } from "../contract/schema.js";
+import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { LoraspecError } from "../errors.js";
+
+/**
+ * What the external-trainer compilers need from the plan: the numbers the plan resolved from the
+ * contract and the knowledge base. Every field is optional; a missing one falls back to the
+ * contract's own value. (The foundation's Plan type is structurally compatible when it carries
+ * these names; adapt here if it does not.)
+ */
+export interface CompilePlan {
+  steps?: number;
+  learningRate?: number;
+  /** Dataset repeats per epoch (kohya num_repeats, ai-toolkit num_repeats). */
+  repeats?: number;
+  resolution?: number;
+  saveEvery?: number;
+  /** kohya FLUX.1 only: transformer blocks swapped to the CPU to fit the VRAM. */
+  blocksToSwap?: number;
+}
+
+/** Where things are on the machine that runs the trainer. Absolute paths in real use. */
+export interface CompilePaths {
+  /** The prepared dataset folder (images + caption sidecars). */
+  datasetDir: string;
+  /** The run folder: checkpoints and the final LoRA land here. */
+  outputDir: string;
+  /** Where the compiled files are written (defaults to outputDir). */
+  configDir?: string;
+  /** The trainer checkout (`loraspec setup`); its scripts are launched from here. */
+  trainerDir?: string;
+  /** The trainer's venv; `bin/accelerate` and `bin/python` are used from it when given. */
+  venvDir?: string;
+}
+
+/** The numbers every backend needs, resolved once. */
+export interface ResolvedTraining {
+  base: BaseModelRecord;
+  steps: number;
+  learningRate: number;
+  repeats: number;
+  resolution: number;
+  rank: number;
+  alpha: number;
+  /** Steps between checkpoint saves (the final save always happens). */
+  saveEvery: number;
+  batchSize: number;
+  gradientAccumulation: number;
+}
+
+export function resolveTraining(contract: Contract, plan: CompilePlan = {}): ResolvedTraining {
+  const base = getBaseModel(contract.base.model);
+  if (!base) {
+    throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `Unknown base model "${contract.base.model}".`, { field: "base.model" });
+  }
+  const hp = contract.hyperparameters;
+  const steps = plan.steps ?? hp.steps;
+  if (steps === undefined) {
+    throw new LoraspecError("E_CONTRACT_INVALID", "The number of training steps is not resolved.", {
+      field: "hyperparameters.steps",
+      hint: "Set hyperparameters.steps (or passes_per_image, which the plan turns into steps).",
+    });
+  }
+  const learningRate = plan.learningRate ?? hp.learning_rate;
+  if (learningRate === undefined) {
+    throw new LoraspecError("E_CONTRACT_INVALID", "The learning rate is not resolved.", {
+      field: "hyperparameters.learning_rate",
+      hint: "Set hyperparameters.learning_rate, or compile from a plan (which takes it from the knowledge base).",
+    });
+  }
+  return {
+    base,
+    steps,
+    learningRate,
+    repeats: plan.repeats ?? 1,
+    resolution: plan.resolution ?? contract.dataset.resolution ?? base.nativeResolution,
+    rank: hp.rank,
+    alpha: hp.alpha ?? hp.rank,
+    saveEvery: Math.min(plan.saveEvery ?? hp.save_every ?? steps, steps),
+    batchSize: hp.batch_size,
+    gradientAccumulation: hp.gradient_accumulation,
+  };
+}
+
+/** Joins POSIX-style path parts without node:path (core stays pure). */
+export function joinPath(...parts: string[]): string {
+  return parts
+    .filter((p) => p.length > 0)
+    .map((p, i) => (i === 0 ? p.replace(/\/+$/, "") : p.replace(/^\/+|\/+$/g, "")))
+    .join("/");
+}
+
+/** A compiled file: its name inside configDir and its text. */
+export interface CompiledFile {
+  name: string;
+  path: string;
+  content: string;
+}

@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { parse as parseToml } from "smol-toml";
+import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
+import { KOHYA_SCRIPT_FLAGS } from "@loraspec/core/trainers/pins.js";
+import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import { makeContract, PATHS, TARGETS } from "./contract-fixture.js";
+import { expectGolden } from "./golden.js";
+
+const BASES: Array<{ base: BaseModelId; path?: string }> = [
+  { base: "sdxl" },
+  { base: "flux1-dev", path: "/models/flux1-dev" },
+  { base: "flux1-schnell", path: "/models/flux1-schnell/flux1-schnell.safetensors" },
+];
+
+function flatten(toml: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(parseToml(toml))) {
+    if (v && typeof v === "object" && !Array.isArray(v)) Object.assign(out, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+describe("compileKohya goldens", () => {
+  for (const { base, path } of BASES) {
+    for (const target of TARGETS) {
+      it(`${base} x ${target}`, () => {
+        const contract = makeContract({ base, target, trainer: "kohya", path });
+        const out = compileKohya(contract, {}, PATHS);
+        const name = `kohya/${base}-${target}`;
+        expectGolden(`${name}.dataset.toml`, out.datasetToml);
+        expectGolden(`${name}.args.toml`, out.argsToml);
+        expectGolden(`${name}.command.json`, `${JSON.stringify(out.command, null, 2)}\n`);
+      });
+    }
+  }
+});
+
+describe("compileKohya", () => {
+  it.each(BASES)("writes only options $base's pinned script accepts", ({ base, path }) => {
+    const out = compileKohya(makeContract({ base, target: "character", trainer: "kohya", path }), {}, PATHS);
+    const flags = KOHYA_SCRIPT_FLAGS.scripts[out.script];
+    const keys = Object.keys(flatten(out.argsToml));
+    expect(keys.filter((k) => !(k in flags))).toEqual([]);
+    expect(keys).not.toContain("text_encoder_lr1");
+    expect(keys).not.toContain("text_encoder_lr2");
+  });
+
+  it("sets FLUX dev guidance 1.0, the lora_flux module and the three extra model files", () => {
+    const out = compileKohya(makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path: "/m/flux" }), {}, PATHS);
+    const args = flatten(out.argsToml);
+    expect(out.script).toBe("flux_train_network.py");
+    expect(args).toMatchObject({
+      guidance_scale: 1,
+      network_module: "networks.lora_flux",
+      pretrained_model_name_or_path: "/m/flux/flux1-dev.safetensors",
+      ae: "/m/flux/ae.safetensors",
+      clip_l: "/m/flux/clip_l.safetensors",
+      t5xxl: "/m/flux/t5xxl_fp16.safetensors",
+      save_every_n_steps: 250,
+      save_state: true,
+      max_train_steps: 1500,
+    });
+  });
+
+  it("puts caption_extension .txt explicitly into the dataset subset", () => {
+    const out = compileKohya(makeContract({ base: "sdxl", target: "style", trainer: "kohya" }), {}, PATHS);
+    const ds = parseToml(out.datasetToml) as { datasets: Array<{ subsets: Array<Record<string, unknown>>; enable_bucket: boolean }> };
+    expect(ds.datasets[0]?.subsets[0]).toMatchObject({ caption_extension: ".txt", image_dir: PATHS.datasetDir, class_tokens: "txcl" });
+    expect(ds.datasets[0]?.enable_bucket).toBe(true);
+  });
+
+  it.each([
+    { vram: 24, swap: undefined },
+    { vram: 12, swap: 16 },
+    { vram: 10, swap: 22 },
+    { vram: 8, swap: 28 },
+  ])("FLUX on $vram GB swaps $swap blocks", ({ vram, swap }) => {
+    const contract = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path: "/m/f", overrides: { hardware: { vram_gb: vram } } });
+    expect(flatten(compileKohya(contract, {}, PATHS).argsToml).blocks_to_swap).toBe(swap);
+  });
+
+  it("refuses --blocks_to_swap for SDXL (not an option of sdxl_train_network.py)", () => {
+    const contract = makeContract({ base: "sdxl", target: "character", trainer: "kohya" });
+    expect(() => compileKohya(contract, { blocksToSwap: 8 }, PATHS)).toThrow(/blocks_to_swap/);
+  });
+
+  it("refuses a FLUX.1 Hugging Face id (sd-scripts needs BFL single files)", () => {
+    const contract = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya" });
+    expect(() => compileKohya(contract, {}, PATHS)).toThrow(/single files/);
+  });
+
+  it("uses the plan's steps and learning rate over the contract's", () => {
+    const contract = makeContract({ base: "sdxl", target: "character", trainer: "kohya" });
+    const args = flatten(compileKohya(contract, { steps: 900, learningRate: 3e-4 }, PATHS).argsToml);
+    expect(args).toMatchObject({ max_train_steps: 900, learning_rate: 3e-4 });
+  });
+
+  it("launches the script through accelerate with the args TOML", () => {
+    const out = compileKohya(makeContract({ base: "sdxl", target: "character", trainer: "kohya" }), {}, PATHS);
+    expect(out.command.slice(0, 2)).toEqual([`${PATHS.venvDir}/bin/accelerate`, "launch"]);
+    expect(out.command.slice(-3)).toEqual([`${PATHS.trainerDir}/sdxl_train_network.py`, "--config_file", `${PATHS.configDir}/args.toml`]);
+    expect(out.outputs.lora).toBe(`${PATHS.outputDir}/txcl-character.safetensors`);
+  });
+
+  const unsupported = BASE_MODEL_IDS.filter((b) => !["sdxl", "flux1-dev", "flux1-schnell"].includes(b));
+  it.each(unsupported)("refuses %s with E_TRAINER_UNSUPPORTED", (base) => {
+    try {
+      compileKohya(makeContract({ base, target: "character", trainer: "kohya" }), {}, PATHS);
+      expect.unreachable();
+    } catch (error) {
+      expect(isLoraspecError(error) && error.code).toBe("E_TRAINER_UNSUPPORTED");
+    }
+  });
+});
