@@ -181,6 +181,9 @@ def pipeline_class(arch: str):
 def load_pipeline(base: str, arch: str, dtype):
     """A HF id, a local diffusers folder, or a single checkpoint file: loaded for real."""
     cls = pipeline_class(arch)
+    looks_like_path = base.startswith((".", "/", "~")) or os.sep + os.sep in base or base.count("/") > 1 or "\\" in base
+    if looks_like_path and not os.path.exists(base):
+        raise WorkerError("E_FILE_NOT_FOUND", f"base model not found: {base}", hint="point base at a diffusers folder, a .safetensors file, or a Hugging Face id like org/name")
     try:
         if os.path.isfile(base):
             if not hasattr(cls, "from_single_file"):
@@ -698,6 +701,11 @@ def train_once(cfg: Config) -> dict:
             path = save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, len(items))
             checkpoints.append(path)
             emit({"type": "checkpoint", "step": step, "path": path})
+        stop_after = cfg.debug.get("stop_after_step")
+        if stop_after is not None and step >= int(stop_after) and step < cfg.steps:
+            # Simulates an interrupted run (tests of resume): no final file is written.
+            return {"stopped": True, "steps": step, "startStep": start_step, "checkpoints": checkpoints,
+                    "finalLoss": losses[-1] if losses else None}
 
     if not _finite_params(params):
         raise Diverged("LoRA weights are not finite at the end of training")

@@ -1,0 +1,227 @@
+"""The built-in trainer and sampler on tiny bases made in the test (CPU, a few steps each)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loraspec_worker import protocol, sample, tiny_base, train
+from loraspec_worker.protocol import WorkerError
+
+RES = 32  # pixels; latents are 16x16 with the tiny VAEs (scale factor 2)
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bases")
+    return {arch: tiny_base.make_tiny_base(arch, str(root / arch), seed=0) for arch in tiny_base.ARCHES}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dataset")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray((rng.random((40, 48, 3)) * 255).astype("uint8")).save(folder / f"img{i}.png")
+        (folder / f"img{i}.txt").write_text(f"a photo of txcl, sample {i}")
+    return str(folder)
+
+
+@pytest.fixture
+def events(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+
+    def read():
+        return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+    return read
+
+
+def request(bases, dataset, out, arch="flux1", **over):
+    req = {
+        "arch": arch,
+        "base": bases[arch],
+        "dataset": dataset,
+        "output_dir": str(out),
+        "resolution": RES,
+        "steps": 3,
+        "rank": 4,
+        "alpha": 4,
+        "learning_rate": 1e-2,  # large so a 3-step LoRA visibly changes samples
+        "seed": 7,
+        "trigger_word": "txcl",
+        "contract_hash": "sha256:abc123",
+        "max_sequence_length": 32,
+    }
+    req.update(over)
+    return req
+
+
+# Expected LoRA key patterns per arch (lora-formats.md §2a/§2b: diffusers/peft names).
+KEY_EXAMPLES = {
+    "sdxl": "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight",
+    "flux1": "transformer.transformer_blocks.0.attn.to_q.lora_A.weight",
+    "flux2-klein": "transformer.transformer_blocks.0.attn.to_q.lora_A.weight",
+}
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein"])
+def test_train_logs_finite_loss_and_writes_a_diffusers_lora(arch, bases, dataset, tmp_path, events):
+    from safetensors import safe_open
+
+    result = train.run(request(bases, dataset, tmp_path, arch))
+    evs = events()
+    losses = [e for e in evs if e["type"] == "loss"]
+    assert [e["step"] for e in losses] == [1, 2, 3]
+    assert all(isinstance(e["loss"], float) and math.isfinite(e["loss"]) for e in losses)
+    assert any(e["type"] == "progress" and e["task"] == "train" and e["current"] == 3 and e["total"] == 3 for e in evs)
+    assert os.path.exists(result["path"])
+    with safe_open(result["path"], "pt") as f:
+        keys = list(f.keys())
+        meta = f.metadata()
+        assert KEY_EXAMPLES[arch] in keys
+        a = f.get_tensor(KEY_EXAMPLES[arch])
+        b = f.get_tensor(KEY_EXAMPLES[arch].replace("lora_A", "lora_B"))
+    assert a.shape[0] == 4 and b.shape[1] == 4  # rank
+    assert all(k.endswith((".lora_A.weight", ".lora_B.weight")) for k in keys)
+    assert meta["format"] == "pt"
+    assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "4"
+    assert meta["modelspec.trigger_phrase"] == "txcl"
+    assert meta["loraspec.contract_hash"] == "sha256:abc123"
+    adapter = json.loads(meta["lora_adapter_metadata"])
+    prefix = "unet" if arch == "sdxl" else "transformer"
+    assert adapter[f"{prefix}.r"] == 4
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux1"])
+def test_saved_lora_loads_fully_and_changes_samples(arch, bases, dataset, tmp_path, events):
+    import torch
+    from diffusers import DiffusionPipeline
+
+    result = train.run(request(bases, dataset, tmp_path / "run", arch))
+    pipe = DiffusionPipeline.from_pretrained(bases[arch])
+    pipe.set_progress_bar_config(disable=True)
+    denoiser = pipe.unet if arch == "sdxl" else pipe.transformer
+    kwargs = {"num_inference_steps": 2, "width": RES, "height": RES, "output_type": "np"}
+    if arch != "sdxl":
+        kwargs["max_sequence_length"] = 32
+    before = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
+    pipe.load_lora_weights(result["path"], adapter_name="t")
+    # Every tensor in the file found its module: peft holds exactly as many lora_A/B tensors.
+    loaded = [n for n, _ in denoiser.named_parameters() if ".lora_A.t." in n or ".lora_B.t." in n]
+    assert len(loaded) == result["keys"]
+    after = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
+    assert np.abs(after - before).max() > 1e-4
+
+
+def test_sample_command_writes_pngs_with_stacked_loras(bases, dataset, tmp_path, events):
+    result = train.run(request(bases, dataset, tmp_path / "run", "flux1"))
+    out = sample.run({
+        "base": bases["flux1"], "prompts": ["a photo of txcl", "txcl on the moon"], "seeds": [1, 2],
+        "out_dir": str(tmp_path / "samples"), "steps": 2, "width": RES, "height": RES, "max_sequence_length": 32,
+        "loras": [{"path": result["path"], "weight": 0.8}, {"path": result["path"], "weight": 0.3, "name": "again"}],
+    })
+    assert len(out["images"]) == 4 and out["adapters"][1] == "again"
+    samples = [e for e in events() if e["type"] == "sample"]
+    assert [(e["prompt"], e["seed"]) for e in samples] == [("a photo of txcl", 1), ("a photo of txcl", 2), ("txcl on the moon", 1), ("txcl on the moon", 2)]
+    assert all(os.path.exists(e["path"]) for e in samples)
+
+
+def test_sample_rejects_a_missing_lora(bases, tmp_path, events):
+    with pytest.raises(WorkerError) as err:
+        sample.run({"base": bases["flux1"], "prompts": ["x"], "out_dir": str(tmp_path), "loras": [{"path": str(tmp_path / "nope.safetensors")}]})
+    assert err.value.code == "E_FILE_NOT_FOUND"
+
+
+def test_resume_continues_the_same_loss_curve(bases, dataset, tmp_path, events):
+    straight = train.run(request(bases, dataset, tmp_path / "a", steps=6, save_every=3))
+    straight_losses = [e["loss"] for e in events() if e["type"] == "loss"]
+    assert len(straight_losses) == 6
+
+    first = train.run(request(bases, dataset, tmp_path / "b", steps=6, save_every=3, debug={"stop_after_step": 3}))
+    assert first["steps"] == 3
+    n_before = len(events())
+    resumed = train.run(request(bases, dataset, tmp_path / "b", steps=6, save_every=3, resume_from="latest"))
+    resumed_events = events()[n_before:]
+    assert resumed["startStep"] == 3 and resumed["steps"] == 6
+    resumed_losses = [e["loss"] for e in resumed_events if e["type"] == "loss"]
+    assert [e["step"] for e in resumed_events if e["type"] == "loss"] == [4, 5, 6]
+    np.testing.assert_allclose(resumed_losses, straight_losses[3:], rtol=1e-4, atol=1e-6)
+    assert straight["finalLoss"] == pytest.approx(resumed["finalLoss"], rel=1e-4)
+
+
+def test_nan_loss_stops_with_diverged_and_saves_nothing(bases, dataset, tmp_path, events):
+    with pytest.raises(WorkerError) as err:
+        train.run(request(bases, dataset, tmp_path, steps=4, save_every=1, debug={"inject_nan_at_step": 3}))
+    assert err.value.code == "E_TRAIN_DIVERGED"
+    assert not os.path.exists(tmp_path / "lora.safetensors")
+    saved_steps = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert saved_steps == ["step-000001", "step-000002"]
+    assert any(e["type"] == "loss" and e["step"] == 3 and e["loss"] is None for e in events())
+
+
+@pytest.mark.parametrize(
+    "losses, factor, diverged",
+    [
+        ([1.0] * 15, 4, False),
+        ([1.0] * 15 + [10.0] * 5, 4, True),
+        ([1.0] * 15 + [3.0] * 5, 4, False),
+        ([1.0] * 15 + [10.0] * 5, None, False),
+        ([1.0] * 4 + [50.0] * 5, 4, False),  # too early to judge
+    ],
+)
+def test_loss_spike_rule(losses, factor, diverged):
+    cfg = train.Config(base="b", arch="flux1", dataset="d", output_dir="o", loss_spike_factor=factor)
+    if diverged:
+        with pytest.raises(train.Diverged):
+            train.check_spike(cfg, losses, len(losses))
+    else:
+        train.check_spike(cfg, losses, len(losses))
+
+
+def test_oom_retries_with_the_allowed_fallback(bases, dataset, tmp_path, events):
+    result = train.run(request(bases, dataset, tmp_path, steps=2, failure={"on_oom": "fallback", "oom_fallbacks": ["gradient_checkpointing"]},
+                               debug={"raise_oom_once": True}))
+    assert result["fallbacksApplied"] == ["turned on gradient checkpointing"]
+    assert any(e["type"] == "warning" and e.get("code") == "W_OOM_FALLBACK" for e in events())
+
+
+def test_oom_without_fallbacks_is_a_coded_error(bases, dataset, tmp_path, events):
+    with pytest.raises(WorkerError) as err:
+        train.run(request(bases, dataset, tmp_path, steps=2, debug={"raise_oom_once": True}))
+    assert err.value.code == "E_OUT_OF_MEMORY" and err.value.retryable
+
+
+@pytest.mark.parametrize(
+    "over, code",
+    [
+        ({"arch": "qwen-image"}, "E_NOT_SUPPORTED"),
+        ({"arch": "sd1"}, "E_USAGE"),
+        ({"dataset": "/nonexistent/folder"}, "E_DATASET_NOT_FOUND"),
+        ({"optimizer": "adamw8bit", "device": "cpu"}, "E_NOT_SUPPORTED"),
+        ({"resolution": 30}, "E_USAGE"),
+        ({"base": "/nonexistent/base"}, "E_FILE_NOT_FOUND"),
+    ],
+)
+def test_bad_requests_get_coded_errors(over, code, bases, dataset, tmp_path, events):
+    req = request(bases, dataset, tmp_path)
+    req.update(over)
+    with pytest.raises(WorkerError) as err:
+        train.run(req)
+    assert err.value.code == code
+
+
+def test_empty_dataset(bases, tmp_path, events):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    with pytest.raises(WorkerError) as err:
+        train.run(request(bases, str(empty), tmp_path / "out"))
+    assert err.value.code == "E_DATASET_EMPTY"
