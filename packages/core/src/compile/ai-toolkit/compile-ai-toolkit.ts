@@ -1,0 +1,144 @@
+import { stringify as stringifyYaml } from "yaml";
+import type { Contract } from "../../contract/schema.js";
+import { LoraspecError } from "../../errors.js";
+import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
+import { assertTrainerSupports } from "../../trainers/support.js";
+import { joinPath, resolveTraining, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
+import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
+
+export interface AiToolkitCompiled {
+  trainer: "ai-toolkit";
+  arch: string;
+  /** The job config as an object (what `jobYaml` serializes). */
+  job: Record<string, unknown>;
+  jobYaml: string;
+  /** `python run.py <job.yaml>`, run with cwd = `cwd`. */
+  command: string[];
+  cwd: string;
+  files: CompiledFile[];
+  /** ai-toolkit writes to <training_folder>/<name>/ (trainers.md §3.5). */
+  outputs: { lora: string; checkpointPattern: string; jobDir: string };
+}
+
+/** How many intermediate saves ai-toolkit keeps (its default is 5; the examples use 4). */
+const MAX_STEP_SAVES_TO_KEEP = 4;
+
+/**
+ * Compiles a contract (+ plan) into an ai-toolkit job YAML for the pinned commit (trainers.md §3).
+ * Pure: the caller writes `files` and runs `command`.
+ */
+export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: CompilePaths): AiToolkitCompiled {
+  assertTrainerSupports("ai-toolkit", contract.base.model);
+  const profile = AI_TOOLKIT_PROFILES[contract.base.model];
+  if (!profile) throw new LoraspecError("E_INTERNAL", `No ai-toolkit profile for ${contract.base.model}.`);
+  const r = resolveTraining(contract, plan);
+  const hp = contract.hyperparameters;
+  const optimizer = AI_TOOLKIT_OPTIMIZERS.map[hp.optimizer];
+  if (!optimizer) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
+  }
+  const dtype = AI_TOOLKIT_DTYPES[hp.precision] ?? { train: "bf16", save: "bf16" };
+  const configDir = paths.configDir ?? paths.outputDir;
+  const trainerDir = paths.trainerDir ?? "ai-toolkit";
+  const jobPath = joinPath(configDir, "job.yaml");
+  // Placeholder ai-toolkit replaces with the trigger in captions and prompts (§3.3).
+  const prompts = contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]"));
+
+  const model: Record<string, unknown> = {
+    name_or_path: contract.base.path ?? r.base.hfRepo,
+    arch: profile.arch,
+    ...profile.model,
+  };
+  // The contract decides; lint warns when an unquantized base will not fit the VRAM.
+  const quantize = contract.base.quantize;
+  if (quantize === "none") {
+    model.quantize = false;
+    model.quantize_te = false;
+  } else {
+    Object.assign(model, { quantize: true, qtype: AI_TOOLKIT_QTYPES.map[quantize], quantize_te: true, qtype_te: "qfloat8" });
+  }
+
+  const process = {
+    type: "sd_trainer",
+    training_folder: paths.outputDir,
+    device: "cuda:0",
+    trigger_word: contract.trigger.word,
+    network: { type: "lora", linear: r.rank, linear_alpha: r.alpha },
+    save: {
+      dtype: dtype.save,
+      save_every: r.saveEvery,
+      max_step_saves_to_keep: MAX_STEP_SAVES_TO_KEEP,
+      save_format: "safetensors",
+      push_to_hub: false,
+    },
+    datasets: [
+      {
+        folder_path: paths.datasetDir,
+        // ai-toolkit's caption_ext has no dot (A-6).
+        caption_ext: contract.captions.extension.replace(/^\./, ""),
+        caption_dropout_rate: 0,
+        shuffle_tokens: false,
+        cache_latents_to_disk: hp.cache_latents,
+        ...(profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs ? { cache_text_embeddings: true } : {}),
+        resolution: [r.resolution],
+        buckets: contract.dataset.aspect === "buckets",
+        num_repeats: r.repeats,
+      },
+    ],
+    train: {
+      batch_size: r.batchSize,
+      steps: r.steps,
+      // `gradient_accumulation` only: setting both it and the legacy key >1 is an error (A-1).
+      gradient_accumulation: r.gradientAccumulation,
+      train_unet: true,
+      train_text_encoder: false,
+      gradient_checkpointing: hp.gradient_checkpointing,
+      noise_scheduler: profile.noiseScheduler,
+      optimizer,
+      lr: r.learningRate,
+      lr_scheduler: hp.lr_scheduler,
+      dtype: dtype.train,
+      skip_first_sample: true,
+      ...profile.train,
+    },
+    model,
+    sample: {
+      // Must match train.noise_scheduler (A-4).
+      sampler: profile.noiseScheduler,
+      sample_every: r.saveEvery,
+      width: r.resolution,
+      height: r.resolution,
+      seed: contract.validation.seeds[0] ?? hp.seed,
+      walk_seed: true,
+      guidance_scale: profile.sample.guidance_scale,
+      sample_steps: profile.sample.sample_steps,
+      prompts,
+    },
+  };
+  const job = {
+    job: "extension",
+    config: { name: contract.name, process: [process] },
+    meta: { name: "[name]", version: "1.0", loraspec: { contract: contract.name, trainer: `ai-toolkit@${AI_TOOLKIT_PIN.commit.slice(0, 7)}` } },
+  };
+  const jobYaml =
+    `# ai-toolkit job for ostris/ai-toolkit ${AI_TOOLKIT_PIN.version} (${AI_TOOLKIT_PIN.commit.slice(0, 7)}), arch ${profile.arch}\n` +
+    `# Written by loraspec from ${contract.name}; edit the contract, not this file.\n` +
+    stringifyYaml(job, { lineWidth: 0 });
+  const python = paths.venvDir ? joinPath(paths.venvDir, "bin", "python") : "python";
+  const jobDir = joinPath(paths.outputDir, contract.name);
+  return {
+    trainer: "ai-toolkit",
+    arch: profile.arch,
+    job,
+    jobYaml,
+    command: [python, joinPath(trainerDir, "run.py"), jobPath],
+    cwd: trainerDir,
+    files: [{ name: "job.yaml", path: jobPath, content: jobYaml }],
+    outputs: {
+      lora: joinPath(jobDir, `${contract.name}.safetensors`),
+      // {name}_{step:09d}.safetensors (§3.5).
+      checkpointPattern: joinPath(jobDir, `${contract.name}_{step:09d}.safetensors`),
+      jobDir,
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
+import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import { makeContract, PATHS, TARGETS } from "./contract-fixture.js";
+import { expectGolden } from "./golden.js";
+
+const ARCH: Array<[BaseModelId, string]> = [
+  ["sdxl", "sdxl"],
+  ["flux1-dev", "flux"],
+  ["flux1-schnell", "flux"],
+  ["flux2-dev", "flux2"],
+  ["flux2-klein-4b", "flux2_klein_4b"],
+  ["flux2-klein-9b", "flux2_klein_9b"],
+  ["qwen-image", "qwen_image"],
+  ["zimage-turbo", "zimage:turbo"],
+];
+
+type Job = { job: string; config: { name: string; process: Array<Record<string, any>> } };
+
+describe("compileAiToolkit goldens", () => {
+  for (const [base] of ARCH) {
+    for (const target of TARGETS) {
+      it(`${base} x ${target}`, () => {
+        const out = compileAiToolkit(makeContract({ base, target, trainer: "ai-toolkit" }), {}, PATHS);
+        expectGolden(`ai-toolkit/${base}-${target}.job.yaml`, out.jobYaml);
+      });
+    }
+  }
+});
+
+describe("compileAiToolkit", () => {
+  it.each(ARCH)("%s -> model.arch %s, and the YAML round-trips to the job object", (base, arch) => {
+    const out = compileAiToolkit(makeContract({ base, target: "character", trainer: "ai-toolkit" }), {}, PATHS);
+    const job = parseYaml(out.jobYaml) as Job;
+    expect(job).toEqual(out.job);
+    const p = job.config.process[0]!;
+    expect(p.model.arch).toBe(arch);
+    expect(p.sample.sampler).toBe(p.train.noise_scheduler);
+    expect(p.save).toMatchObject({ save_every: 250, max_step_saves_to_keep: 4 });
+    expect(p.datasets[0]).toMatchObject({ folder_path: PATHS.datasetDir, caption_ext: "txt" });
+    expect(p.network).toEqual({ type: "lora", linear: 16, linear_alpha: 16 });
+    expect(p.train).toMatchObject({ steps: 1500, lr: 1e-4, gradient_accumulation: 1 });
+    expect(p.train).not.toHaveProperty("gradient_accumulation_steps");
+  });
+
+  it("turns {trigger} in prompts into ai-toolkit's [trigger]", () => {
+    const out = compileAiToolkit(makeContract({ base: "flux1-dev", target: "character", trainer: "ai-toolkit" }), {}, PATHS);
+    const p = (out.job as unknown as Job).config.process[0]!;
+    expect(p.sample.prompts).toEqual(["a photo of [trigger]", "[trigger] on the beach"]);
+    expect(p.trigger_word).toBe("txcl");
+  });
+
+  it.each([
+    ["none", { quantize: false, quantize_te: false }],
+    ["fp8", { quantize: true, qtype: "qfloat8", quantize_te: true }],
+  ] as const)("base.quantize %s -> model %o", (quantize, expected) => {
+    const contract = makeContract({ base: "flux1-dev", target: "character", trainer: "ai-toolkit", overrides: { base: { model: "flux1-dev", quantize } } });
+    expect((compileAiToolkit(contract, {}, PATHS).job as unknown as Job).config.process[0]!.model).toMatchObject(expected);
+  });
+
+  it("runs python run.py <job.yaml> from the checkout", () => {
+    const out = compileAiToolkit(makeContract({ base: "sdxl", target: "style", trainer: "ai-toolkit" }), {}, PATHS);
+    expect(out.command).toEqual([`${PATHS.venvDir}/bin/python`, `${PATHS.trainerDir}/run.py`, `${PATHS.configDir}/job.yaml`]);
+    expect(out.outputs.lora).toBe(`${PATHS.outputDir}/txcl-style/txcl-style.safetensors`);
+  });
+
+  it("refuses sd35-large with E_TRAINER_UNSUPPORTED", () => {
+    try {
+      compileAiToolkit(makeContract({ base: "sd35-large", target: "style", trainer: "ai-toolkit" }), {}, PATHS);
+      expect.unreachable();
+    } catch (error) {
+      expect(isLoraspecError(error) && error.code).toBe("E_TRAINER_UNSUPPORTED");
+    }
+  });
+});
