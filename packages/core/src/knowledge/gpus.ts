@@ -1,0 +1,65 @@
+import type { ModelFamily } from "./base-models.js";
+import type { Sourced } from "./types.js";
+
+/**
+ * GPU classes for walltime estimates. `achievedTflops` is what LoRA training reaches in practice
+ * (bf16, frozen base), not the datasheet peak: perf-reliability.md §1.4 measured ~70 on a 4090 and
+ * ~54 on an H100 for Flux; the rest are scaled from those by us and marked unverified.
+ */
+export interface GpuRecord extends Sourced {
+  id: string;
+  label: string;
+  /** Names users write in `hardware.gpu`, lower-case, matched as substrings. */
+  aliases: readonly string[];
+  vramGb: number;
+  achievedTflops: number;
+}
+
+const P14 = "shared/reference/perf-reliability.md §1.4 (floor FLOPs / reported s/step)";
+const OURS = "ours: scaled from the 4090/H100 figures of perf-reliability.md §1.4 by dense bf16 peak";
+const AS_OF = "2026-08-23";
+
+export const GPUS: readonly GpuRecord[] = [
+  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, source: P14, asOf: AS_OF },
+  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
+  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, source: OURS, asOf: AS_OF, verified: false },
+  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, source: P14, asOf: AS_OF },
+  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, source: OURS, asOf: AS_OF, verified: false },
+];
+
+/** Finds the GPU class a user wrote ("RTX 4090", "NVIDIA H100 80GB HBM3"). */
+export function findGpu(name: string | undefined): GpuRecord | undefined {
+  if (!name) return undefined;
+  const n = name.toLowerCase();
+  return GPUS.find((g) => g.id === n || g.aliases.some((a) => n.includes(a)));
+}
+
+/** Measured s/step wins over the FLOP model where it exists (SDXL is overhead-bound, §1.4 takeaway 2). */
+export interface SpeedRecord extends Sourced {
+  family: ModelFamily;
+  gpu: string;
+  resolution: number;
+  batch: number;
+  secondsPerStep: number;
+}
+
+const P11 = "shared/reference/perf-reliability.md §1.1";
+
+export const SPEEDS: readonly SpeedRecord[] = [
+  { family: "sdxl", gpu: "rtx4090", resolution: 1024, batch: 1, secondsPerStep: 0.93, source: `${P11} (bmaltais/kohya_ss#1288, 1.08 it/s)`, asOf: "2023-09-21" },
+  { family: "sdxl", gpu: "rtx3090", resolution: 1024, batch: 1, secondsPerStep: 1.23, source: `${P11} (kohya_ss#1288)`, asOf: "2023-08-01" },
+  { family: "sdxl", gpu: "rtx3060", resolution: 1024, batch: 1, secondsPerStep: 2.6, source: `${P11} (kohya_ss#1288, 2.4-2.8 s/it)`, asOf: "2023-08-01" },
+  { family: "flux1", gpu: "rtx4090", resolution: 1024, batch: 1, secondsPerStep: 3.5, source: `${P11} (SimpleTuner quickstart/FLUX.md, NF4)`, asOf: "2026-08-23" },
+];
+
+/** Fixed per-step overhead (data loading, optimizer, logging) added to the FLOP model. */
+export const STEP_OVERHEAD_S: Sourced & { seconds: number } = {
+  seconds: 0.15,
+  source: "ours: perf-reliability.md §1.4 takeaway 1 (s/step = FLOPs/(peak x MFU) + fixed overhead); to be fitted from our GPU runs",
+  asOf: "2026-11-29",
+  verified: false,
+};

@@ -1,0 +1,139 @@
+import type { ModelFamily } from "./base-models.js";
+import type { Target } from "../contract/schema.js";
+import type { Range, Sourced } from "./types.js";
+
+/**
+ * Training recipes: learning rates, dataset sizes, steps, captions, triggers, stacking.
+ * The numbers come from the project's source guide (loraspec issue #2, April 2026) and the
+ * trainers' own defaults where the reference notes found them.
+ */
+const GUIDE = "loraspec issue #2, \"The knowledge base\" (source guide, April 2026)";
+const FAL_DEFAULTS = "shared/reference/trainers.md §4.1 (fal trainer defaults: flux-2-trainer lr 5e-5, portrait trainer 9e-5)";
+const AS_OF = "2026-04-30";
+
+export interface LrRangeRecord extends Sourced {
+  families: readonly ModelFamily[];
+  targets: readonly Target[];
+  range: Range;
+  /** The value `init` picks. */
+  recommended: number;
+}
+
+export const LR_RANGES: readonly LrRangeRecord[] = [
+  {
+    families: ["flux1", "flux2", "qwen-image", "zimage", "sd3"],
+    targets: ["character", "style", "product"],
+    range: { min: 5e-5, max: 1e-4 },
+    recommended: 1e-4,
+    source: `${GUIDE}: Flux 5e-5 to 1e-4; ${FAL_DEFAULTS}`,
+    asOf: AS_OF,
+    note: "Flow-matching transformers; values above 1e-4 (the SDXL habit) overcook.",
+  },
+  { families: ["sdxl"], targets: ["character", "product"], range: { min: 1e-4, max: 2e-4 }, recommended: 1e-4, source: `${GUIDE}: SDXL character 1e-4 to 2e-4`, asOf: AS_OF },
+  { families: ["sdxl"], targets: ["style"], range: { min: 3e-4, max: 5e-4 }, recommended: 4e-4, source: `${GUIDE}: SDXL style 3e-4 to 5e-4`, asOf: AS_OF },
+];
+
+export function getLrRange(family: ModelFamily, target: Target): LrRangeRecord | undefined {
+  return LR_RANGES.find((r) => r.families.includes(family) && r.targets.includes(target));
+}
+
+export interface DatasetSizeRecord extends Sourced {
+  target: Target;
+  families?: readonly ModelFamily[];
+  images: Range;
+  recommended: number;
+  advice: string;
+}
+
+export const DATASET_SIZES: readonly DatasetSizeRecord[] = [
+  {
+    target: "character",
+    images: { min: 15, max: 30 },
+    recommended: 20,
+    advice: "15-30 images at 1024x1024 with varied poses, lighting and expressions",
+    source: `${GUIDE}: character 15-30 at 1024x1024`,
+    asOf: AS_OF,
+  },
+  { target: "style", families: ["sdxl"], images: { min: 30, max: 50 }, recommended: 40, advice: "30-50 images showing the style on varied subjects", source: `${GUIDE}: SDXL style 30-50`, asOf: AS_OF },
+  { target: "style", images: { min: 20, max: 50 }, recommended: 30, advice: "20-50 images showing the style on varied subjects", source: `${GUIDE} (style, non-SDXL)`, asOf: AS_OF, verified: false },
+  {
+    target: "product",
+    images: { min: 10, max: 30 },
+    recommended: 15,
+    advice: "clean high-resolution shots from several angles",
+    source: `${GUIDE}: product, clean high-resolution shots from several angles`,
+    asOf: AS_OF,
+    verified: false,
+    note: "The guide gives no count for products; 10-30 is ours.",
+  },
+];
+
+export function getDatasetSize(target: Target, family: ModelFamily): DatasetSizeRecord {
+  return DATASET_SIZES.find((r) => r.target === target && (!r.families || r.families.includes(family)))!;
+}
+
+export interface StepsRecord extends Sourced {
+  target: Target;
+  steps: Range;
+  passesPerImage: number;
+}
+
+export const STEPS: readonly StepsRecord[] = [
+  { target: "character", steps: { min: 1500, max: 2500 }, passesPerImage: 100, source: `${GUIDE}: character 1,500-2,500 steps, about 100 passes per image`, asOf: AS_OF },
+  { target: "style", steps: { min: 1000, max: 2000 }, passesPerImage: 40, source: `${GUIDE}: style fewer steps`, asOf: AS_OF, verified: false, note: "The guide says only \"fewer\"; the range is ours." },
+  { target: "product", steps: { min: 1000, max: 2000 }, passesPerImage: 80, source: `${GUIDE} (product, by analogy with character)`, asOf: AS_OF, verified: false },
+];
+
+export function getSteps(target: Target): StepsRecord {
+  return STEPS.find((r) => r.target === target)!;
+}
+
+/** Steps and passes per image disagree by more than this fraction -> a warning. */
+export const STEPS_PASSES_TOLERANCE: Sourced & { fraction: number } = {
+  fraction: 0.25,
+  source: "ours: passes x images / (batch x accumulation) within 25% of steps",
+  asOf: "2026-11-29",
+};
+
+/** Epochs the plan aims for when it splits passes into repeats x epochs (kohya convention). */
+export const TARGET_EPOCHS: Sourced & { epochs: number } = {
+  epochs: 10,
+  source: "ours: kohya-style repeats so a run has ~10 epochs (one checkpoint per epoch is common practice)",
+  asOf: "2026-11-29",
+};
+
+export const CAPTION_RULES = {
+  naturalForT5: {
+    rule: "Natural-language captions for T5/LLM-encoded models (FLUX, Qwen-Image, Z-Image, SD3.5); tags are acceptable for SDXL (CLIP).",
+    source: `${GUIDE}: captions`,
+    asOf: AS_OF,
+  },
+  triggerAtStart: {
+    rule: "The trigger is a unique, non-English token at the start of each caption.",
+    source: `${GUIDE}: trigger`,
+    asOf: AS_OF,
+  },
+} as const satisfies Record<string, Sourced & { rule: string }>;
+
+export const STACKING: Sourced & { maxAdapters: number; maxCombinedWeight: number } = {
+  maxAdapters: 3,
+  maxCombinedWeight: 1.0,
+  source: `${GUIDE}: stacking 2-3 adapters practical ceiling, combined weight <= 1.0`,
+  asOf: AS_OF,
+};
+
+/** Phrases a caption should not be: comma-separated short chunks look like booru tags. */
+export const TAG_CAPTION_HEURISTIC: Sourced & { minCommas: number; maxWordsPerChunk: number; minTagShare: number } = {
+  minCommas: 3,
+  maxWordsPerChunk: 3,
+  minTagShare: 0.5,
+  source: "ours: a caption with >= 3 commas whose chunks are <= 3 words is a tag cluster; flagged when >= 50% of captions are",
+  asOf: "2026-11-29",
+};
+
+/** Ratio of the longest to the shortest side beyond which two images count as different aspects. */
+export const MIXED_ASPECT_TOLERANCE: Sourced & { ratio: number } = {
+  ratio: 1.05,
+  source: "ours: aspect ratios within 5% of each other crop alike",
+  asOf: "2026-11-29",
+};

@@ -1,0 +1,55 @@
+export type Severity = "error" | "warning" | "info";
+
+/** One lint result. `rule` is a stable id (documented in RULES); `source` cites the knowledge record. */
+export interface Finding {
+  rule: string;
+  severity: Severity;
+  message: string;
+  fix: string;
+  source: string;
+  /** Contract field the finding is about (`hyperparameters.learning_rate`). */
+  field?: string;
+  /** Dataset files involved, relative to the dataset folder (first few). */
+  files?: string[];
+}
+
+export interface RuleInfo {
+  id: string;
+  severity: Severity;
+  title: string;
+  /** One of the guide's pitfall-table rows. */
+  pitfall?: boolean;
+}
+
+export const RULES: readonly RuleInfo[] = [
+  { id: "trainer-unsupported-base", severity: "error", title: "Trainer does not support the base model (e.g. Kohya picked for FLUX.2)", pitfall: true },
+  { id: "lr-sdxl-on-flux", severity: "error", title: "SDXL learning rate reused on a Flux-class model (above 1e-4)", pitfall: true },
+  { id: "trigger-english-word", severity: "error", title: "Trigger is a real English word", pitfall: true },
+  { id: "captions-tags-on-t5", severity: "error", title: "Tag-cluster captions on a T5/LLM-encoded model", pitfall: true },
+  { id: "stack-over-limit", severity: "error", title: "Too many LoRAs stacked or combined weight above 1.0", pitfall: true },
+  { id: "recipe-target-mismatch", severity: "error", title: "Character recipe reused for style (or the reverse)", pitfall: true },
+  { id: "trainer-version-too-old", severity: "error", title: "Trainer version older than the base model needs" },
+  { id: "trainer-version-unpinned", severity: "warning", title: "Trainer version not pinned" },
+  { id: "trainer-version-unchecked", severity: "info", title: "Trainer version is not a tag loraspec can compare" },
+  { id: "lr-out-of-range", severity: "warning", title: "Learning rate outside the range for this base and target" },
+  { id: "dataset-size-range", severity: "warning", title: "Dataset size outside the target's range" },
+  { id: "dataset-count-mismatch", severity: "warning", title: "Folder holds a different number of images than expected_images" },
+  { id: "steps-passes-mismatch", severity: "warning", title: "Steps inconsistent with passes per image" },
+  { id: "steps-out-of-range", severity: "warning", title: "Steps outside the target's range" },
+  { id: "vram-below-profile", severity: "error", title: "VRAM ceiling below the estimated peak or the model's profile" },
+  { id: "cost-over-limit", severity: "error", title: "Estimated cost above limits.max_cost_usd" },
+  { id: "cost-unknown", severity: "info", title: "No cost estimate to check limits.max_cost_usd against" },
+  { id: "walltime-over-limit", severity: "warning", title: "Estimated walltime above limits.max_walltime_hours" },
+  { id: "no-save-every", severity: "warning", title: "No save-every-N checkpoints" },
+  { id: "image-below-native", severity: "warning", title: "Images below the base model's native resolution" },
+  { id: "mixed-aspect-single-crop", severity: "warning", title: "Mixed aspect ratios under a single square crop" },
+  { id: "caption-missing", severity: "warning", title: "Images without a caption sidecar" },
+  { id: "trigger-not-at-start", severity: "warning", title: "Captions that do not start with the trigger" },
+  { id: "known-defect-kohya-merge", severity: "info", title: "Kohya's Flux merge tool drops ai-toolkit keys (#1612) and breaks multi-LoRA merges (#1888)" },
+];
+
+export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {
+  const out: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
+  for (const f of findings) out[f.severity] += 1;
+  return out;
+}

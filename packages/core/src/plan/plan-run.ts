@@ -1,0 +1,230 @@
+import type { Contract } from "../contract/schema.js";
+import type { DatasetSummary } from "../contract/dataset-summary.js";
+import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { findGpu, GPUS, SPEEDS, STEP_OVERHEAD_S, type GpuRecord } from "../knowledge/gpus.js";
+import { getFalPrice } from "../knowledge/prices.js";
+import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
+import { getCompatibility } from "../knowledge/trainers.js";
+import { LoraspecError } from "../errors.js";
+import { estimateVram, type VramEstimate } from "./estimate-vram.js";
+
+/** A price fetched from fal's pricing API (engine: fetchFalPrices). */
+export interface LivePrice {
+  endpoint: string;
+  /** USD per training step, when the unit could be read as steps. */
+  usdPerStep?: number;
+  unitPrice: number;
+  unit: string;
+  currency: string;
+  fetchedAt: string;
+}
+
+export interface PlanOptions {
+  livePrices?: readonly LivePrice[];
+}
+
+export interface WalltimeEstimate {
+  gpu: string;
+  label: string;
+  secondsPerStep: number;
+  hours: number;
+  basis: "measured" | "flops";
+  source: string;
+}
+
+export interface CostEstimate {
+  usd?: number;
+  /** Which figure was used and how: "live fal price ...", "fal price record ...", "local ...". */
+  basis: string;
+  source?: string;
+}
+
+export interface Plan {
+  name: string;
+  base: { id: string; label: string; path: string };
+  trainer: { name: string; version?: string; endpoint?: string };
+  target: string;
+  images: { count: number; source: "scan" | "contract" | "recommended" };
+  resolution: number;
+  steps: number;
+  stepsSource: string;
+  passesPerImage: number;
+  repeats: number;
+  epochs: number;
+  stepsPerEpoch: number;
+  batchSize: number;
+  gradientAccumulation: number;
+  gpus: number;
+  effectiveBatch: number;
+  learningRate: number;
+  learningRateSource: string;
+  rank: number;
+  alpha: number;
+  saveEvery?: number;
+  checkpoints: number;
+  vram: VramEstimate;
+  /** One row per known GPU class; `selected` is the contract's GPU when known. */
+  walltime: WalltimeEstimate[];
+  selected?: WalltimeEstimate;
+  cost: CostEstimate;
+  notes: string[];
+}
+
+/** Resolves a contract (plus what the dataset scan found) into concrete numbers. Pure. */
+export function planRun(contract: Contract, dataset?: DatasetSummary, options: PlanOptions = {}): Plan {
+  const model = getBaseModel(contract.base.model);
+  if (!model) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model '${contract.base.model}'`, { field: "base.model" });
+  const hp = contract.hyperparameters;
+  const notes: string[] = [];
+
+  const sizes = getDatasetSize(contract.target, model.family);
+  const images =
+    dataset && dataset.images.length > 0
+      ? { count: dataset.images.length, source: "scan" as const }
+      : contract.dataset.expected_images
+        ? { count: contract.dataset.expected_images, source: "contract" as const }
+        : { count: sizes.recommended, source: "recommended" as const };
+  if (images.source === "recommended") notes.push(`image count unknown: planned with ${images.count} (${sizes.source})`);
+
+  const resolution = contract.dataset.resolution ?? model.nativeResolution;
+  const gpus = contract.hardware.kind === "fal" ? 1 : contract.hardware.gpus;
+  const effectiveBatch = hp.batch_size * hp.gradient_accumulation * gpus;
+
+  const stepsRecord = getSteps(contract.target);
+  let steps: number;
+  let stepsSource: string;
+  if (hp.steps) {
+    steps = hp.steps;
+    stepsSource = "contract: hyperparameters.steps";
+  } else if (hp.passes_per_image) {
+    steps = Math.ceil((hp.passes_per_image * images.count) / effectiveBatch);
+    stepsSource = `contract: ${hp.passes_per_image} passes x ${images.count} images / batch ${effectiveBatch}`;
+  } else {
+    const raw = Math.ceil((stepsRecord.passesPerImage * images.count) / effectiveBatch);
+    steps = Math.min(stepsRecord.steps.max, Math.max(stepsRecord.steps.min, raw));
+    stepsSource = `knowledge: ~${stepsRecord.passesPerImage} passes per image, within ${stepsRecord.steps.min}-${stepsRecord.steps.max} (${stepsRecord.source})`;
+  }
+  const passesPerImage = (steps * effectiveBatch) / images.count;
+  const repeats = Math.max(1, Math.round(passesPerImage / TARGET_EPOCHS.epochs));
+  const stepsPerEpoch = Math.max(1, Math.ceil((images.count * repeats) / effectiveBatch));
+  const epochs = Math.max(1, Math.ceil(steps / stepsPerEpoch));
+
+  const lrRecord = getLrRange(model.family, contract.target);
+  const learningRate = hp.learning_rate ?? lrRecord?.recommended ?? 1e-4;
+  const learningRateSource = hp.learning_rate ? "contract: hyperparameters.learning_rate" : `knowledge: ${lrRecord?.source ?? "default"}`;
+
+  const vram = estimateVram(contract, model, resolution);
+  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps));
+  const contractGpu = findGpu(contract.hardware.gpu);
+  const selected = contractGpu ? walltime.find((w) => w.gpu === contractGpu.id) : undefined;
+  if (contract.hardware.kind === "local" && contract.hardware.gpu && !contractGpu) {
+    notes.push(`GPU '${contract.hardware.gpu}' is not in the speed table; see the per-GPU rows`);
+  }
+
+  const compat = getCompatibility(contract.trainer.name, model.id);
+  const endpoint = contract.trainer.name === "fal" ? (contract.trainer.endpoint ?? compat?.endpoint) : undefined;
+  const cost = estimateCost(contract, steps, endpoint, selected, options.livePrices ?? []);
+  if (contract.trainer.name === "fal") {
+    notes.push("fal publishes no per-step timing; a third party reports ~15-30 min per job (perf-reliability.md §1.1)");
+  }
+
+  return {
+    name: contract.name,
+    base: { id: model.id, label: model.label, path: contract.base.path ?? model.hfRepo },
+    trainer: { name: contract.trainer.name, version: contract.trainer.version, endpoint },
+    target: contract.target,
+    images,
+    resolution,
+    steps,
+    stepsSource,
+    passesPerImage: Math.round(passesPerImage * 10) / 10,
+    repeats,
+    epochs,
+    stepsPerEpoch,
+    batchSize: hp.batch_size,
+    gradientAccumulation: hp.gradient_accumulation,
+    gpus,
+    effectiveBatch,
+    learningRate,
+    learningRateSource,
+    rank: hp.rank,
+    alpha: hp.alpha ?? hp.rank,
+    saveEvery: hp.save_every,
+    checkpoints: hp.save_every ? Math.floor(steps / hp.save_every) : 1,
+    vram,
+    walltime,
+    selected,
+    cost,
+    notes,
+  };
+}
+
+function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number): WalltimeEstimate {
+  const hp = contract.hyperparameters;
+  const samplesPerStep = hp.batch_size * hp.gradient_accumulation;
+  const pixelScale = (resolution / model.nativeResolution) ** 2;
+  const measured = SPEEDS.find((s) => s.family === model.family && s.gpu === gpu.id);
+  let perSample: number;
+  let basis: WalltimeEstimate["basis"];
+  let source: string;
+  if (measured) {
+    perSample = (measured.secondsPerStep / measured.batch) * (resolution / measured.resolution) ** 2;
+    basis = "measured";
+    source = measured.source;
+  } else {
+    const tflops = hp.gradient_checkpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt;
+    perSample = (tflops * pixelScale) / gpu.achievedTflops + STEP_OVERHEAD_S.seconds;
+    basis = "flops";
+    source = `${model.source}; ${gpu.source}`;
+  }
+  const secondsPerStep = perSample * samplesPerStep;
+  return {
+    gpu: gpu.id,
+    label: gpu.label,
+    secondsPerStep: Math.round(secondsPerStep * 100) / 100,
+    hours: Math.round(((secondsPerStep * steps) / 3600) * 100) / 100,
+    basis,
+    source,
+  };
+}
+
+function estimateCost(
+  contract: Contract,
+  steps: number,
+  endpoint: string | undefined,
+  selected: WalltimeEstimate | undefined,
+  livePrices: readonly LivePrice[],
+): CostEstimate {
+  if (contract.trainer.name === "fal" || contract.hardware.kind === "fal") {
+    if (!endpoint) return { basis: "no fal trainer endpoint for this base model" };
+    const live = livePrices.find((p) => p.endpoint === endpoint);
+    if (live?.usdPerStep !== undefined) {
+      return {
+        usd: round2(live.usdPerStep * steps),
+        basis: `live fal price ${live.unitPrice} ${live.currency} per ${live.unit} (fetched ${live.fetchedAt}) x ${steps} steps`,
+        source: "fal pricing API",
+      };
+    }
+    const record = getFalPrice(endpoint);
+    if (!record) return { basis: `no price record for ${endpoint}; set FAL_KEY to fetch the live price` };
+    const billed = Math.max(steps, record.minSteps ?? 0);
+    const usd = (record.usdFlat ?? 0) + (record.usdPerStep ?? 0) * billed;
+    return {
+      usd: round2(usd),
+      basis: `fal price record (${record.published}, as of ${record.asOf})${record.usdPerStep ? ` x ${billed} steps` : ""}${live ? "; live price unit not in steps" : ""}`,
+      source: record.source,
+    };
+  }
+  const price = contract.hardware.price_per_hour;
+  if (price === undefined) return { basis: "local GPU: set hardware.price_per_hour for a cost" };
+  if (!selected) return { basis: "local GPU not in the speed table: no walltime to price" };
+  const gpus = contract.hardware.gpus;
+  return {
+    usd: round2(selected.hours * price * gpus),
+    basis: `local: ${selected.hours} h x ${gpus} GPU x $${price}/h (${selected.label}, ${selected.basis})`,
+  };
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
