@@ -1,0 +1,174 @@
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { extname, join } from "node:path";
+import sharp from "sharp";
+import { checkCaption, type CaptionFinding, type CaptionStyle, type CaptionTarget } from "@loraspec/core/captions/caption-rules.js";
+import { captionPrompt, finalizeCaption } from "@loraspec/core/captions/caption-prompts.js";
+import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { listDatasetFiles } from "../dataset/list-dataset-files.js";
+import { mapPool } from "../dataset/map-pool.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+import { CAPTION_IMAGE_LONG_SIDE, CAPTION_RETRY_POLICY, retryDelayMs, type RetryPolicy } from "./caption-policy.js";
+import type { Captioner } from "./captioner.js";
+
+export interface CaptionDatasetParams {
+  /** Folder of images; captions are written beside them (same stem). */
+  dir: string;
+  captioner: Captioner;
+  trigger: string;
+  style: CaptionStyle;
+  target: CaptionTarget;
+  captionExtension?: string;
+  /** Replace captions that already exist (never done without it). */
+  overwrite?: boolean;
+  /** Requests in flight for HTTP backends (default 4; the worker batches instead). */
+  concurrency?: number;
+  retry?: RetryPolicy;
+  /** Overrides the prompt built from style and target. */
+  prompt?: string;
+  signal?: AbortSignal;
+  /** Injectable for tests (no real waiting). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface CaptionSummary {
+  dir: string;
+  written: string[];
+  /** Images that already had a caption (left alone). */
+  kept: number;
+  failed: Array<{ image: string; code: string; message: string }>;
+  retries: number;
+  /** Caption-rule findings on every caption now in the folder. */
+  findings: Array<{ caption: string; findings: CaptionFinding[] }>;
+}
+
+/**
+ * `loraspec caption`: fills in missing captions with a vision-language model. The trigger goes
+ * first; a caption that exists is never replaced without `overwrite`; transient failures retry
+ * with backoff; one image that keeps failing is reported and the rest carry on.
+ */
+export async function* captionDataset(params: CaptionDatasetParams): AsyncGenerator<LoraspecEvent, CaptionSummary> {
+  const ext = params.captionExtension ?? ".txt";
+  const retry = params.retry ?? CAPTION_RETRY_POLICY;
+  const sleep = params.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const prompt = params.prompt ?? captionPrompt(params.style, params.target, params.trigger);
+  const files = await listDatasetFiles({ dir: params.dir, captionExtension: ext });
+  if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.dir}`, { file: params.dir, hint: "run `loraspec prep` first, or pass --dir" });
+  const summary: CaptionSummary = { dir: params.dir, written: [], kept: 0, failed: [], retries: 0, findings: [] };
+
+  const todo: Array<{ image: string; caption: string }> = [];
+  for (const image of files.images) {
+    const caption = captionPathFor(image, ext);
+    const existing = await readOptional(join(params.dir, caption));
+    if (existing !== undefined && existing.trim() !== "" && !params.overwrite) summary.kept++;
+    else todo.push({ image, caption });
+  }
+  yield { type: "phase", name: "caption", message: `${todo.length} to caption with ${params.captioner.backend}, ${summary.kept} already captioned` };
+
+  const write = async (item: { image: string; caption: string }, raw: string) => {
+    const text = finalizeCaption(raw, params.trigger, params.style);
+    await atomicWrite(join(params.dir, item.caption), `${text}\n`);
+    summary.written.push(item.caption);
+  };
+  const fail = (item: { image: string }, error: unknown): LoraspecEvent => {
+    const code = isLoraspecError(error) ? error.code : "E_INTERNAL";
+    const message = (error as Error).message ?? String(error);
+    summary.failed.push({ image: item.image, code, message });
+    return { type: "warning", code, message: `${item.image}: no caption (${message})`, file: item.image };
+  };
+
+  const started = Date.now();
+  let done = 0;
+  if (params.captioner.captionMany && todo.length > 0) {
+    // The local worker loads the model once and batches; progress comes back as it goes.
+    const results = await params.captioner.captionMany({
+      images: todo.map((t) => ({ path: join(params.dir, t.image), name: t.image })),
+      prompt,
+      signal: params.signal,
+    });
+    for (const item of todo) {
+      const result = results.get(join(params.dir, item.image));
+      if (typeof result === "string") await write(item, result);
+      else yield fail(item, result ?? new LoraspecError("E_WORKER_PROTOCOL", "the worker returned no caption for this image"));
+      done++;
+      yield progressEvent(done, todo.length, started, item.image);
+    }
+  } else {
+    const concurrency = Math.max(1, params.concurrency ?? Math.min(4, availableParallelism() * 2));
+    for await (const outcome of mapPool(
+      todo,
+      concurrency,
+      async (item) => {
+        try {
+          const image = await captionImage(join(params.dir, item.image));
+          for (let attempt = 0; ; attempt++) {
+            if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled");
+            try {
+              const raw = await params.captioner.caption({ image, mimeType: "image/jpeg", prompt, name: item.image, signal: params.signal });
+              await write(item, raw);
+              return { item, error: undefined };
+            } catch (error) {
+              const retryable = isLoraspecError(error) ? error.retryable : true;
+              if (!retryable || attempt >= retry.maxRetries || params.signal?.aborted) throw error;
+              summary.retries++;
+              await sleep(retryDelayMs(retry, attempt));
+            }
+          }
+        } catch (error) {
+          return { item, error };
+        }
+      },
+      params.signal,
+    )) {
+      done++;
+      // A wrong key fails every image the same way: stop at once rather than report it N times.
+      if (isLoraspecError(outcome.error) && outcome.error.code === "E_REMOTE_AUTH") throw outcome.error;
+      if (outcome.error !== undefined) yield fail(outcome.item, outcome.error);
+      yield progressEvent(done, todo.length, started, outcome.item.image);
+    }
+  }
+  await params.captioner.close?.();
+  if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled; captions written so far are kept, re-run to fill the rest");
+
+  for (const image of files.images) {
+    const caption = captionPathFor(image, ext);
+    const text = await readOptional(join(params.dir, caption));
+    const findings = checkCaption({ caption: text, trigger: params.trigger, style: params.style, target: params.target });
+    if (findings.length) summary.findings.push({ caption, findings });
+  }
+  summary.written.sort();
+  yield { type: "done", result: { ...summary } };
+  return summary;
+}
+
+/** Same folder, same stem: `a/b.png` -> `a/b.txt`. */
+export function captionPathFor(image: string, extension = ".txt"): string {
+  return image.slice(0, image.length - extname(image).length) + extension;
+}
+
+/** The image as a VLM should see it: upright, sRGB JPEG, long side capped (less upload, same caption). */
+async function captionImage(path: string): Promise<Buffer> {
+  const bytes = await readFile(path);
+  return sharp(bytes, { failOn: "error" })
+    .rotate()
+    .flatten({ background: "#ffffff" })
+    .resize(CAPTION_IMAGE_LONG_SIDE, CAPTION_IMAGE_LONG_SIDE, { fit: "inside", withoutEnlargement: true })
+    .toColourspace("srgb")
+    .jpeg({ quality: 90 })
+    .toBuffer();
+}
+
+function progressEvent(current: number, total: number, started: number, message: string): LoraspecEvent {
+  const seconds = (Date.now() - started) / 1000;
+  const rate = seconds > 0 ? current / seconds : undefined;
+  return { type: "progress", task: "caption", current, total, rate, eta: rate ? (total - current) / rate : undefined, message };
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fixCaption, normalizeCaption, type CaptionStyle } from "@loraspec/core/captions/caption-rules.js";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { listDatasetFiles } from "../dataset/list-dataset-files.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+import { captionPathFor } from "./caption-dataset.js";
+
+export interface FixCaptionsSummary {
+  dir: string;
+  fixed: string[];
+  unchanged: number;
+  /** Images with no caption at all (nothing to fix; `loraspec caption` fills them). */
+  missing: string[];
+}
+
+/** `loraspec caption --fix`: puts the trigger first in every existing caption (atomic writes). */
+export async function* fixCaptions(params: { dir: string; trigger: string; style: CaptionStyle; captionExtension?: string }): AsyncGenerator<LoraspecEvent, FixCaptionsSummary> {
+  if (!params.trigger.trim()) throw new LoraspecError("E_USAGE", "no trigger word to put first", { field: "trigger.word" });
+  const ext = params.captionExtension ?? ".txt";
+  const files = await listDatasetFiles({ dir: params.dir, captionExtension: ext });
+  const summary: FixCaptionsSummary = { dir: params.dir, fixed: [], unchanged: 0, missing: [] };
+  yield { type: "phase", name: "fix captions", message: `trigger "${params.trigger}" first` };
+  let done = 0;
+  for (const image of files.images) {
+    const caption = captionPathFor(image, ext);
+    let text: string | undefined;
+    try {
+      text = await readFile(join(params.dir, caption), "utf8");
+    } catch {
+      text = undefined;
+    }
+    if (text === undefined || !text.trim()) summary.missing.push(image);
+    else {
+      const fixed = fixCaption(text, params.trigger, params.style);
+      if (fixed !== normalizeCaption(text)) {
+        await atomicWrite(join(params.dir, caption), `${fixed}\n`);
+        summary.fixed.push(caption);
+      } else summary.unchanged++;
+    }
+    done++;
+    yield { type: "progress", task: "fix", current: done, total: files.images.length };
+  }
+  yield { type: "done", result: { ...summary } };
+  return summary;
+}
