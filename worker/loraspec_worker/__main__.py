@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "loraspec_worker.train:run",
     "sample": "loraspec_worker.sample:run",
     "score": "loraspec_worker.score:run",
+    "render-jobs": "loraspec_worker.render_jobs:run",
     "make-tiny-base": "loraspec_worker.tiny_base:run",
     "version": "loraspec_worker.version:run",
 }
