@@ -56,6 +56,8 @@ interface Submission {
   at: string;
 }
 const SUBMISSION_FILE = "fal-submission.json";
+/** Statuses worth another poll: the client's own list plus 500 (as its status retries do). */
+const RETRYABLE_STATUS = [429, 500, 502, 503, 504];
 const CANCEL_MARKER = "cancel-requested";
 
 /** A submit whose response never came: the job may exist (and bill). Not retryable on purpose. */
@@ -184,7 +186,7 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
         if (error instanceof ApiError && error.status === 404) {
           throw new LoraspecError("E_REMOTE", `fal does not know request ${requestId}`, { hint: "it may have expired; start a new run", retryable: false });
         }
-        if (isRetryableError(error) && ++failures <= FAL_POLICY.transientRetries.value) {
+        if (isRetryableError(error, RETRYABLE_STATUS) && ++failures <= FAL_POLICY.transientRetries.value) {
           yield { type: "warning", code: "E_REMOTE", message: `fal status failed (${(error as Error).message}); retrying` };
           await sleep(pollMs, signal);
           continue;
@@ -266,7 +268,7 @@ function remoteError(error: unknown, during: string): LoraspecError {
     return new LoraspecError(auth ? "E_REMOTE_AUTH" : "E_REMOTE", `fal ${during} failed: HTTP ${error.status} ${error.message}`, {
       hint: auth ? "check FAL_KEY" : "fal may be having trouble; resume later with `loraspec train --resume <id>`",
       details: { status: error.status, body: error.body, requestId: error.requestId },
-      retryable: !auth && isRetryableError(error),
+      retryable: !auth && isRetryableError(error, RETRYABLE_STATUS),
     });
   }
   return new LoraspecError("E_REMOTE", `fal ${during} failed: ${(error as Error).message ?? String(error)}`, {

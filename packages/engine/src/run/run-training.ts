@@ -1,0 +1,317 @@
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+import type { FalRunner } from "../fal/create-fal-runner.js";
+import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
+import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
+import type { StopTimeouts } from "./supervision-policy.js";
+import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
+import { verifyLoraOutput } from "./verify-lora-output.js";
+
+/** Files of a run folder (DESIGN.md "State"). */
+export const RUN_FILES = {
+  plan: "plan.json",
+  job: "job.json",
+  events: "events.jsonl",
+  log: "run.log",
+  stopRequested: "stop-requested",
+} as const;
+
+export interface RunCommon {
+  projectDir: string;
+  /** Aborting detaches (fal) or stops the trainer gracefully (local); the run becomes interrupted. */
+  signal?: AbortSignal;
+  /** Parsers for sd-scripts / ai-toolkit output (from the core). */
+  textParsers?: TextParsers;
+  /** Needed for fal jobs. */
+  falRunner?: FalRunner;
+  /** Accept a cost over limits.max_cost_usd (fal). */
+  yes?: boolean;
+  stopTimeouts?: Partial<StopTimeouts>;
+  pollMs?: number;
+  /** An already-open store (the server keeps one); otherwise one is opened and closed here. */
+  store?: RunStore;
+}
+
+export interface StartRunParams extends RunCommon {
+  job: TrainJob;
+  /** The plan as the core computed it; saved as plan.json. */
+  plan?: unknown;
+  name?: string;
+  base?: string;
+  contractPath?: string;
+  /** Called with the new run's id before anything runs (print it so the user can `logs -f`). */
+  onCreated?: (run: RunRecord) => void;
+}
+
+export interface ResumeRunParams extends RunCommon {
+  runId: string;
+  /** fal: submit again although an earlier submit's outcome is unknown. */
+  resubmit?: boolean;
+}
+
+/** Creates a run (row + folder with plan.json, job.json, compiled files) and runs it. */
+export async function* startRun(params: StartRunParams): AsyncGenerator<LoraspecEvent, RunRecord> {
+  const store = params.store ?? openRunStore({ projectDir: params.projectDir });
+  try {
+    store.reconcile();
+    const run = store.create({
+      name: params.name,
+      trainer: params.job.trainer,
+      base: params.base,
+      contractPath: params.contractPath,
+      totalSteps: params.job.totalSteps,
+    });
+    mkdirSync(run.runDir, { recursive: true });
+    if (params.plan !== undefined) await atomicWrite(join(run.runDir, RUN_FILES.plan), `${JSON.stringify(params.plan, null, 2)}\n`);
+    await atomicWrite(join(run.runDir, RUN_FILES.job), `${JSON.stringify(params.job, null, 2)}\n`);
+    if (params.job.kind === "process") {
+      for (const [name, content] of Object.entries(params.job.files ?? {})) await atomicWrite(join(run.runDir, name), content);
+    }
+    params.onCreated?.(run);
+    return yield* execute({ ...params, store, run, job: params.job, resuming: false });
+  } finally {
+    if (!params.store) store.close();
+  }
+}
+
+/** Runs an interrupted, failed or cancelled run again from where it stopped. */
+export async function* resumeRun(params: ResumeRunParams): AsyncGenerator<LoraspecEvent, RunRecord> {
+  const store = params.store ?? openRunStore({ projectDir: params.projectDir });
+  try {
+    store.reconcile();
+    const run = store.get(params.runId);
+    if (run.state === "running" || run.state === "starting") {
+      throw new LoraspecError("E_RUN_STATE", `run ${run.id} is still ${run.state} (pid ${run.pid})`, {
+        hint: `follow it with \`loraspec logs ${run.id} -f\`, or stop it with \`loraspec stop ${run.id}\``,
+      });
+    }
+    let job: TrainJob;
+    try {
+      job = JSON.parse(readFileSync(join(run.runDir, RUN_FILES.job), "utf8")) as TrainJob;
+    } catch (error) {
+      throw new LoraspecError("E_RUN_STATE", `run ${run.id} has no readable ${RUN_FILES.job}; it cannot be resumed`, { cause: error });
+    }
+    return yield* execute({ ...params, store, run, job, resuming: true });
+  } finally {
+    if (!params.store) store.close();
+  }
+}
+
+interface ExecuteParams extends RunCommon {
+  store: RunStore;
+  run: RunRecord;
+  job: TrainJob;
+  resuming: boolean;
+  resubmit?: boolean;
+}
+
+async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, RunRecord> {
+  const { store, run, job } = params;
+  const eventsFile = join(run.runDir, RUN_FILES.events);
+  const stopMarker = join(run.runDir, RUN_FILES.stopRequested);
+  await rm(stopMarker, { force: true });
+  store.transition(run.id, "starting");
+  const record = (event: LoraspecEvent) => appendFileSync(eventsFile, `${JSON.stringify(event)}\n`);
+  const progress = throttledProgress(store, run.id);
+  const emit = function* (event: LoraspecEvent): Generator<LoraspecEvent> {
+    record(event);
+    progress.onEvent(event);
+    yield event;
+  };
+  yield* emit({ type: "phase", name: params.resuming ? "resume" : "start", message: `run ${run.id} (${job.trainer})` });
+  try {
+    const outcome = job.kind === "fal" ? yield* runFal(params, job, emit) : yield* runProcess(params, job, emit, stopMarker);
+    progress.flush();
+    const final = store.get(run.id);
+    if (outcome.state === "succeeded") {
+      const done = store.transition(run.id, "succeeded", { outputPath: outcome.output, step: final.totalSteps ?? final.step });
+      yield* emit({ type: "done", result: { runId: run.id, state: "succeeded", lora: outcome.output, runDir: run.runDir } });
+      return done;
+    }
+    if (outcome.state === "cancelled" || outcome.state === "interrupted") {
+      store.transition(run.id, outcome.state, { errorCode: "E_CANCELLED", errorMessage: outcome.message });
+      throw new LoraspecError("E_CANCELLED", `run ${run.id} ${outcome.state}: ${outcome.message}`, {
+        hint: `resume it with \`loraspec train --resume ${run.id}\``,
+      });
+    }
+    throw (outcome as Extract<Outcome, { state: "failed" }>).error;
+  } catch (error) {
+    progress.flush();
+    const current = store.get(run.id);
+    if (current.state === "starting" || current.state === "running") {
+      const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", (error as Error).message ?? String(error), { cause: error });
+      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      record({ type: "error", code: coded.code, message: coded.message, hint: coded.hint, retryable: coded.retryable });
+    }
+    if (isLoraspecError(error) && error.code !== "E_CANCELLED" && !error.hint?.includes(run.id)) {
+      throw new LoraspecError(error.code, error.message, {
+        hint: `${error.hint ? `${error.hint}; ` : ""}then \`loraspec train --resume ${run.id}\` (full log: \`loraspec logs ${run.id}\`)`,
+        file: error.file,
+        field: error.field,
+        details: error.details,
+        retryable: error.retryable,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+type Outcome =
+  | { state: "succeeded"; output: string }
+  | { state: "cancelled" | "interrupted"; message: string }
+  | { state: "failed"; error: LoraspecError };
+
+type Emit = (event: LoraspecEvent) => Generator<LoraspecEvent>;
+
+async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, stopMarker: string): AsyncGenerator<LoraspecEvent, Outcome> {
+  const { store, run } = params;
+  const args = [...job.args];
+  if (params.resuming) {
+    const note = await prepareResume(job, args);
+    if (note) yield* emit({ type: "log", level: "info", message: note });
+  }
+  const parseLine = parserFor(job.parser, params.textParsers);
+  const logFile = join(run.runDir, RUN_FILES.log);
+  let workerDone: Record<string, unknown> | undefined;
+  const gen = superviseProcess({
+    command: job.command,
+    args,
+    cwd: job.cwd,
+    env: { ...process.env, ...job.env },
+    runDir: run.runDir,
+    parseLine,
+    signal: params.signal,
+    stopTimeouts: params.stopTimeouts,
+    pollMs: params.pollMs,
+    onSpawn: ({ pid, pidStart }) => store.transition(run.id, "running", { pid, pidStart }),
+    onLine: (line) => appendFileSync(logFile, `${line}\n`),
+  });
+  let next = await gen.next();
+  while (!next.done) {
+    const event = next.value;
+    // The worker's own `done` is folded into ours (one done per run).
+    if (event.type === "done") workerDone = event.result;
+    else yield* emit(event);
+    next = await gen.next();
+  }
+  const outcome: ProcessOutcome = next.value;
+  store.update(run.id, { exitCode: outcome.exitCode, exitSignal: outcome.exitSignal, lastLogLine: outcome.lastLines.at(-1) ?? null });
+  // `loraspec stop` leaves a marker first: a trainer that then dies of the signals was cancelled.
+  const requested = existsSync(stopMarker);
+  if (outcome.stoppedFor === "abort" || (requested && outcome.stoppedFor !== "diverged" && outcome.exitCode !== 0)) {
+    return requested
+      ? { state: "cancelled", message: "stopped by `loraspec stop`" }
+      : { state: "interrupted", message: `loraspec was interrupted; the trainer was stopped (${outcome.stopSignal ?? "exit"})` };
+  }
+  if (outcome.failure) return { state: "failed", error: outcome.failure };
+  // Success is a valid LoRA file, never an exit code alone.
+  const output = typeof workerDone?.lora === "string" ? workerDone.lora : job.output;
+  try {
+    await verifyLoraOutput({ path: output });
+  } catch (error) {
+    return { state: "failed", error: error as LoraspecError };
+  }
+  return { state: "succeeded", output };
+}
+
+async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGenerator<LoraspecEvent, Outcome> {
+  const { store, run } = params;
+  if (!params.falRunner) throw new LoraspecError("E_INTERNAL", "a fal job needs a fal runner");
+  // The loraspec process itself does the work (polling): its pid is what reconcile checks.
+  store.transition(run.id, "running", { pid: process.pid, pidStart: null });
+  const gen = params.falRunner.run({
+    store,
+    runId: run.id,
+    runDir: run.runDir,
+    endpoint: job.endpoint,
+    input: job.input,
+    archive: job.archive,
+    cost: { ...job.cost, yes: params.yes },
+    resubmit: params.resubmit,
+    signal: params.signal,
+  });
+  let next = await gen.next();
+  while (!next.done) {
+    yield* emit(next.value);
+    next = await gen.next();
+  }
+  const outcome = next.value;
+  if (outcome.state === "succeeded") return { state: "succeeded", output: outcome.loraPath };
+  if (outcome.state === "cancelled") return { state: "cancelled", message: `fal request ${outcome.requestId} was cancelled` };
+  return { state: "interrupted", message: "loraspec stopped polling; the fal job keeps running and `--resume` re-attaches to it" };
+}
+
+/** Adjusts a job for a resume; returns a note for the log. */
+async function prepareResume(job: ProcessJob, args: string[]): Promise<string | undefined> {
+  const strategy = job.resume;
+  if (strategy.kind === "kohya-state") {
+    const state = newestKohyaState(strategy.outputDir, strategy.outputName);
+    if (!state) return "no saved state found: training starts again from step 0";
+    const at = args.indexOf("--resume");
+    if (at >= 0) args.splice(at, 2);
+    args.push("--resume", state);
+    return `resuming from ${state}`;
+  }
+  if (strategy.kind === "worker-request") {
+    const request = JSON.parse(readFileSync(strategy.requestFile, "utf8")) as Record<string, unknown>;
+    request.resume_from = "latest";
+    await atomicWrite(strategy.requestFile, `${JSON.stringify(request, null, 2)}\n`);
+    return "resuming from the latest checkpoint";
+  }
+  if (strategy.kind === "automatic") return "the trainer resumes from its newest checkpoint in the same folder";
+  return "this trainer cannot resume: it starts again";
+}
+
+/** sd-scripts state dirs: {name}-step{00000000}-state, {name}-{000000}-state, {name}-state (trainers.md §2.7). */
+export function newestKohyaState(outputDir: string, outputName: string): string | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(outputDir);
+  } catch {
+    return undefined;
+  }
+  const escaped = outputName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const step = new RegExp(`^${escaped}-step(\\d+)-state$`);
+  let best: { name: string; step: number } | undefined;
+  for (const name of names) {
+    const match = step.exec(name);
+    if (!match) continue;
+    if (!existsSync(join(outputDir, name, "train_state.json")) && !existsSync(join(outputDir, name))) continue;
+    const n = Number(match[1]);
+    if (!best || n > best.step) best = { name, step: n };
+  }
+  if (best) return join(outputDir, best.name);
+  const final = `${outputName}-state`;
+  return names.includes(final) ? join(outputDir, final) : undefined;
+}
+
+/** Step and last-line updates to the store, at most once a second (the store is shared). */
+function throttledProgress(store: RunStore, id: string) {
+  let pending: { step?: number; totalSteps?: number; lastLogLine?: string } = {};
+  let last = 0;
+  const flush = () => {
+    if (Object.keys(pending).length === 0) return;
+    store.update(id, pending);
+    pending = {};
+    last = Date.now();
+  };
+  return {
+    onEvent(event: LoraspecEvent) {
+      if (event.type === "progress" && event.task === "train") {
+        pending.step = event.current;
+        pending.totalSteps = event.total;
+      } else if (event.type === "log" || event.type === "warning" || event.type === "error") {
+        pending.lastLogLine = event.message;
+      } else if (event.type === "checkpoint") {
+        flush();
+      }
+      if (Date.now() - last >= 1000) flush();
+    },
+    flush,
+  };
+}
