@@ -1,0 +1,136 @@
+import { describe, expect, it } from "vitest";
+import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { clipPretokenize } from "@loraspec/core/lint/clip-pretokenize.js";
+import { compareVersions } from "@loraspec/core/knowledge/versions.js";
+import { BASE_MODELS, COMPATIBILITY, FAL_PRICES, GPUS, KNOWN_DEFECTS, LR_RANGES, getBaseModel } from "@loraspec/core/knowledge/index.js";
+import { contract, dataset } from "../lint/helpers.js";
+
+describe("estimateVram against the published calibration points (perf-reliability.md §2.3)", () => {
+  it.each([
+    ["Flux fp8 1024 r16 cached ckpt bs1 ~18-19 GB", { base: { model: "flux1-dev" as const, quantize: "fp8" as const } }, 17.5, 20],
+    ["Flux NF4 1024 >= 12 GB", { base: { model: "flux1-dev" as const, quantize: "nf4" as const } }, 12, 15],
+    ["SDXL LoRA 1024 cached 8-10 GB", { base: { model: "sdxl" as const, quantize: "none" as const } }, 8, 10],
+    ["Flux bf16 without caching is far above 24 GB", { base: { model: "flux1-dev" as const, quantize: "none" as const }, hyperparameters: { cache_latents: false, cache_text_encoder_outputs: false } }, 35, 60],
+  ])("%s", (_name, patch, lo, hi) => {
+    const plan = planRun(contract(patch), dataset(20));
+    expect(plan.vram.totalGb).toBeGreaterThanOrEqual(lo);
+    expect(plan.vram.totalGb).toBeLessThanOrEqual(hi);
+  });
+
+  it("grows with batch size and without gradient checkpointing", () => {
+    const one = planRun(contract(), dataset(20)).vram.totalGb;
+    const four = planRun(contract({ hyperparameters: { batch_size: 4, steps: 500, save_every: 100 } }), dataset(20)).vram.totalGb;
+    const noCkpt = planRun(contract({ hyperparameters: { gradient_checkpointing: false, steps: 2000, save_every: 250 } }), dataset(20)).vram.totalGb;
+    expect(four).toBeGreaterThan(one);
+    expect(noCkpt).toBeGreaterThan(one);
+  });
+});
+
+describe("planRun", () => {
+  it("resolves steps from passes per image, and repeats x epochs", () => {
+    const plan = planRun(contract({ hyperparameters: { steps: undefined, passes_per_image: 100, batch_size: 2, save_every: 250 } }), dataset(20));
+    expect(plan.steps).toBe(1000);
+    expect(plan.passesPerImage).toBe(100);
+    expect(plan.repeats).toBe(10);
+    expect(plan.stepsPerEpoch).toBe(100);
+    expect(plan.epochs).toBe(10);
+    expect(plan.images).toEqual({ count: 20, source: "scan" });
+  });
+
+  it("takes steps and LR from the knowledge base when the contract leaves them out", () => {
+    const plan = planRun(contract({ hyperparameters: { learning_rate: undefined, steps: undefined, save_every: 250 } }), dataset(20));
+    expect(plan.steps).toBe(2000);
+    expect(plan.stepsSource).toMatch(/knowledge/);
+    expect(plan.learningRate).toBe(1e-4);
+    expect(plan.learningRateSource).toMatch(/knowledge/);
+  });
+
+  it("uses expected_images without a scan", () => {
+    expect(planRun(contract()).images).toEqual({ count: 20, source: "contract" });
+  });
+
+  it("prices fal by steps from the record, saying which figure it used", () => {
+    const plan = planRun(contract({ trainer: { name: "fal", version: undefined }, hardware: { kind: "fal" }, base: { model: "flux2-dev" } }));
+    expect(plan.trainer.endpoint).toBe("fal-ai/flux-2-trainer");
+    expect(plan.cost.usd).toBe(16);
+    expect(plan.cost.basis).toMatch(/fal price record \(\$0\.008 per step, as of 2026-04-30\) x 2000 steps/);
+  });
+
+  it("applies a billed minimum", () => {
+    const plan = planRun(
+      contract({ trainer: { name: "fal", endpoint: "fal-ai/flux-kontext-trainer" }, hardware: { kind: "fal" }, hyperparameters: { steps: 200, save_every: 100 } }),
+    );
+    expect(plan.cost.usd).toBe(1.25);
+  });
+
+  it("prefers a live fal price", () => {
+    const plan = planRun(contract({ trainer: { name: "fal" }, hardware: { kind: "fal" }, base: { model: "flux2-dev" } }), undefined, {
+      livePrices: [{ endpoint: "fal-ai/flux-2-trainer", unitPrice: 0.0064, usdPerStep: 0.0064, unit: "step", currency: "USD", fetchedAt: "2026-11-29T00:00:00Z" }],
+    });
+    expect(plan.cost.usd).toBe(12.8);
+    expect(plan.cost.basis).toMatch(/live fal price/);
+  });
+
+  it("prices a local GPU by hours x $/h, with measured speed where it exists", () => {
+    const plan = planRun(contract(), dataset(20));
+    expect(plan.selected?.gpu).toBe("rtx4090");
+    expect(plan.selected?.basis).toBe("measured");
+    expect(plan.selected?.secondsPerStep).toBe(3.5);
+    expect(plan.cost.usd).toBeCloseTo((3.5 * 2000 / 3600) * 0.7, 1);
+    expect(plan.walltime).toHaveLength(GPUS.length);
+  });
+
+  it("scales FLOP-based time with resolution", () => {
+    const full = planRun(contract({ hardware: { gpu: "H100" } })).selected!;
+    const half = planRun(contract({ hardware: { gpu: "H100" }, dataset: { path: "./d", resolution: 512 } })).selected!;
+    expect(full.basis).toBe("flops");
+    expect(half.secondsPerStep).toBeLessThan(full.secondsPerStep / 2);
+  });
+});
+
+describe("knowledge records", () => {
+  it("every record cites a source and a date", () => {
+    const all = [...BASE_MODELS, ...COMPATIBILITY, ...FAL_PRICES, ...GPUS, ...KNOWN_DEFECTS, ...LR_RANGES];
+    for (const r of all) {
+      expect(r.source.length, JSON.stringify(r)).toBeGreaterThan(5);
+      expect(r.asOf).toMatch(/^\d{4}-\d{2}(-\d{2})?$/);
+    }
+  });
+
+  it.each([
+    ["kohya", "flux2-dev", false],
+    ["kohya", "flux1-dev", true],
+    ["fluxgym", "qwen-image", false],
+    ["fluxgym", "zimage-turbo", false],
+    ["ai-toolkit", "flux2-klein-9b", true],
+    ["fal", "sdxl", false],
+  ])("%s x %s supported: %s", (trainer, base, supported) => {
+    const rec = COMPATIBILITY.find((r) => r.trainer === trainer && r.base === base);
+    expect(rec?.supported).toBe(supported);
+  });
+
+  it("has every base model the schema allows", () => {
+    expect(getBaseModel("zimage-turbo")?.captionEncoder).toBe("llm");
+    expect(getBaseModel("sdxl")?.captionEncoder).toBe("clip");
+  });
+});
+
+describe("helpers", () => {
+  it.each([
+    ["v0.10.1", "v0.10.0", 1],
+    ["0.9.9", "v0.10.0", -1],
+    ["v24.1.7", "24.1.7", 0],
+    ["48d368f", "v0.10.0", undefined],
+  ])("compareVersions(%s, %s) = %s", (a, b, want) => {
+    expect(compareVersions(a, b)).toBe(want);
+  });
+
+  it.each([
+    ["txcl", ["txcl</w>"]],
+    ["TXCL2024", ["txcl</w>", "2</w>", "0</w>", "2</w>", "4</w>"]],
+    ["ohwx_man", ["ohwx</w>", "_</w>", "man</w>"]],
+    ["it's", ["it</w>", "'s</w>"]],
+  ])("clipPretokenize(%s)", (text, want) => {
+    expect(clipPretokenize(text)).toEqual(want);
+  });
+});
