@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "render-jobs": "loraspec_worker.render_jobs:run",
     "make-tiny-base": "loraspec_worker.tiny_base:run",
     "version": "loraspec_worker.version:run",
+    "selftest": "loraspec_worker.selftest:run",
 }
 
 

@@ -4,3 +4,6 @@ export { scanDataset, IMAGE_EXTENSIONS, type ScanDatasetParams } from "./dataset
 export { loadEnglishWords } from "./contract/english-words.js";
 export { fetchFalPrices, type FetchFalPricesParams } from "./contract/fetch-fal-prices.js";
 export { checkProject, type CheckProjectParams, type CheckResult } from "./project/check-project.js";
+export { runWorker, type RunWorkerParams } from "./worker/run-worker.js";
+export { setupWorker, type SetupWorkerParams, type GpuInfo } from "./worker/setup-worker.js";
+export { findWorkerRoot, workerPython } from "./worker/worker-paths.js";

@@ -1,0 +1,189 @@
+import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { ERROR_CODES, LoraspecError, type ErrorCode } from "@loraspec/core/errors.js";
+import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
+import { findWorkerRoot, workerPython } from "./worker-paths.js";
+
+export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+
+export interface RunWorkerParams {
+  /** A worker command: "train", "sample", "make-tiny-base", "score", ... */
+  command: string;
+  /** JSON-serialisable request; sent on stdin. */
+  request: unknown;
+  signal?: AbortSignal;
+  /** The Python to run; default: the worker venv's (worker/.venv/bin/python) or $LORASPEC_WORKER_PYTHON. */
+  python?: string;
+  /** Working directory for the worker (relative paths in the request resolve against it); default process.cwd(). */
+  cwd?: string;
+  /** stderr (the worker's human log) is appended here when given. */
+  logFile?: string;
+  env?: Record<string, string>;
+  spawn?: SpawnFn;
+  /** Cancel escalation: SIGINT, then SIGTERM after `termMs`, then SIGKILL after `killMs` more. */
+  termMs?: number;
+  killMs?: number;
+}
+
+// Why these waits: SIGINT lets a training step finish and the worker exit cleanly (a few seconds
+// on a big model); SIGTERM is the second ask; SIGKILL is for a worker stuck in native code.
+const DEFAULT_TERM_MS = 10_000;
+const DEFAULT_KILL_MS = 5_000;
+const STDERR_TAIL_LINES = 30;
+
+/**
+ * Runs `python -u -m loraspec_worker <command> -` with the request on stdin and yields the
+ * worker's JSON-lines events. The worker's own `error` event is not yielded: it ends the stream
+ * as a thrown LoraspecError with the worker's code. A worker that dies without one becomes
+ * E_WORKER_CRASHED carrying the last stderr lines; aborting `signal` ends with E_CANCELLED.
+ */
+export async function* runWorker(params: RunWorkerParams): AsyncGenerator<LoraspecEvent> {
+  const root = findWorkerRoot();
+  const python = params.python ?? workerPython(root);
+  if (params.python === undefined && !existsSync(python)) {
+    throw notInstalled(python);
+  }
+  if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "cancelled before the worker started");
+
+  const spawn = params.spawn ?? (nodeSpawn as SpawnFn);
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...params.env,
+    PYTHONUNBUFFERED: "1",
+    // The package resolves from the repository even when it was not pip-installed.
+    PYTHONPATH: [join(root, "worker"), process.env.PYTHONPATH].filter(Boolean).join(":"),
+  };
+  const child = spawn(python, ["-u", "-m", "loraspec_worker", params.command, "-"], {
+    cwd: params.cwd ?? process.cwd(),
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
+    child.once("error", (error) => resolve({ code: null, signal: null, spawnError: error }));
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
+
+  // stderr: to the log file, and the last lines kept for crash reports.
+  const tail: string[] = [];
+  let log: WriteStream | undefined;
+  if (params.logFile) {
+    mkdirSync(dirname(params.logFile), { recursive: true });
+    log = createWriteStream(params.logFile, { flags: "a" });
+  }
+  child.stderr?.setEncoding("utf8");
+  let partial = "";
+  child.stderr?.on("data", (chunk: string) => {
+    log?.write(chunk);
+    const lines = (partial + chunk).split(/\r?\n|\r/);
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line.trim()) pushTail(tail, line);
+  });
+
+  // Cancellation: SIGINT -> SIGTERM -> SIGKILL.
+  let cancelled = false;
+  const timers: NodeJS.Timeout[] = [];
+  const onAbort = () => {
+    cancelled = true;
+    child.kill("SIGINT");
+    timers.push(
+      setTimeout(() => {
+        child.kill("SIGTERM");
+        timers.push(setTimeout(() => child.kill("SIGKILL"), params.killMs ?? DEFAULT_KILL_MS));
+      }, params.termMs ?? DEFAULT_TERM_MS),
+    );
+  };
+  params.signal?.addEventListener("abort", onAbort, { once: true });
+
+  child.stdin?.on("error", () => {}); // a worker that dies early closes stdin; the exit code tells the story
+  child.stdin?.end(JSON.stringify(params.request ?? {}));
+
+  let workerError: Extract<LoraspecEvent, { type: "error" }> | undefined;
+  let sawDone = false;
+  try {
+    if (child.stdout) {
+      const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(line);
+        } catch {
+          yield { type: "log", level: "debug", message: line };
+          continue;
+        }
+        const event = parseEvent(parsed);
+        if (!event) {
+          yield { type: "log", level: "debug", message: line };
+          continue;
+        }
+        if (event.type === "error") {
+          workerError = event;
+          continue;
+        }
+        if (event.type === "done") sawDone = true;
+        yield event;
+      }
+    }
+    const exit = await exited;
+    if (partial.trim()) pushTail(tail, partial);
+    if (exit.spawnError) {
+      const code = (exit.spawnError as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "EACCES") throw notInstalled(python);
+      throw new LoraspecError("E_WORKER_CRASHED", `could not start the worker: ${exit.spawnError.message}`, {
+        cause: exit.spawnError,
+      });
+    }
+    if (cancelled) {
+      throw new LoraspecError("E_CANCELLED", `worker '${params.command}' cancelled`, { details: { stderrTail: tail } });
+    }
+    if (workerError) {
+      const code: ErrorCode = workerError.code in ERROR_CODES ? (workerError.code as ErrorCode) : "E_TRAINER_FAILED";
+      throw new LoraspecError(code, workerError.message, {
+        hint: workerError.hint,
+        retryable: workerError.retryable,
+        details: { workerCode: workerError.code, exitCode: exit.code, stderrTail: tail },
+      });
+    }
+    if (exit.code !== 0 || exit.signal) {
+      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+      throw new LoraspecError(
+        "E_WORKER_CRASHED",
+        `worker '${params.command}' ${how}${tail.length ? `; last stderr lines:\n${tail.slice(-10).join("\n")}` : ""}`,
+        {
+          hint: params.logFile ? `full log: ${params.logFile}` : "run again with a log file to see the whole stderr",
+          details: { exitCode: exit.code, signal: exit.signal, stderrTail: tail },
+        },
+      );
+    }
+    if (!sawDone) {
+      throw new LoraspecError("E_WORKER_PROTOCOL", `worker '${params.command}' exited without a done event`, {
+        details: { stderrTail: tail },
+      });
+    }
+  } finally {
+    params.signal?.removeEventListener("abort", onAbort);
+    for (const timer of timers) clearTimeout(timer);
+    // A consumer that stops early (break) must not leave a worker running.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), params.killMs ?? DEFAULT_KILL_MS);
+      killer.unref();
+      void exited.then(() => clearTimeout(killer));
+    }
+    await new Promise<void>((resolve) => (log ? log.end(() => resolve()) : resolve()));
+  }
+}
+
+function pushTail(tail: string[], line: string): void {
+  tail.push(line.length > 2000 ? `${line.slice(0, 2000)}…` : line);
+  if (tail.length > STDERR_TAIL_LINES) tail.shift();
+}
+
+function notInstalled(python: string): LoraspecError {
+  return new LoraspecError("E_WORKER_NOT_INSTALLED", `the Python worker is not installed (no ${python})`, {
+    hint: "run `loraspec setup worker` (or `npm run setup:worker` in a checkout)",
+  });
+}
