@@ -1,0 +1,128 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
+import { printJson, table } from "../output.js";
+
+interface PrepOptions {
+  dataset?: string;
+  out?: string;
+  resolution?: string;
+  aspect?: "square" | "buckets";
+  crop?: "center" | "attention";
+  format?: "png" | "jpeg";
+  background?: string;
+  maxPixels?: string;
+  nearThreshold?: string;
+  pin?: string[];
+  concurrency?: string;
+  json?: boolean;
+}
+
+/** `loraspec prep [lora.yaml]`: validate, dedupe, crop and resize the dataset into .loraspec/prepared/. */
+export function registerPrep(program: Command): void {
+  program
+    .command("prep")
+    .description("Prepare the dataset: validate every image, drop duplicates, crop and resize into a new folder (originals are never modified; re-runs are incremental).")
+    .argument("[contract]", "the contract file (optional when --dataset and --resolution are given)")
+    .option("--dataset <dir>", "image folder (default: the contract's dataset.path)")
+    .option("--out <dir>", "prepared folder (default: <project>/.loraspec/prepared)")
+    .option("--resolution <px>", "training resolution (default: dataset.resolution, else the base model's native one)")
+    .option("--aspect <policy>", "square | buckets (default: the contract's dataset.aspect)")
+    .option("--crop <strategy>", "center | attention (default: the contract's dataset.crop)")
+    .option("--format <fmt>", "png | jpeg (high quality)", "png")
+    .option("--background <colour>", "colour transparent pixels are flattened onto", "#ffffff")
+    .option("--max-pixels <n>", "decompression-bomb limit on width x height (default: sharp's 268402689)")
+    .option("--near-threshold <bits>", "Hamming distance (of 64) at or below which two images are near duplicates (default 8)")
+    .option("--pin <file...>", "keep these sources over their duplicates (paths relative to the dataset)")
+    .option("--concurrency <n>", "images in flight (default: CPU count)")
+    .option("--json", "print events as JSON lines and the summary as JSON")
+    .action(async (contractPath: string | undefined, opts: PrepOptions) => {
+      const { resolve } = await import("node:path");
+      const { resolveProjectDataset } = await import("@loraspec/engine/dataset/project-dataset.js");
+      const { prepareDataset } = await import("@loraspec/engine/dataset/prepare-dataset.js");
+      const { renderEvents } = await import("../render-events.js");
+      const project = await resolveProjectDataset({ contractPath });
+      const datasetDir = opts.dataset ? resolve(opts.dataset) : project.datasetDir;
+      const resolution = opts.resolution ? positiveInt(opts.resolution, "--resolution") : project.resolution;
+      if (!datasetDir || !resolution) {
+        throw new LoraspecError("E_USAGE", "no contract here, so prep needs --dataset and --resolution", {
+          hint: "run it next to lora.yaml, or pass `loraspec prep --dataset ./photos --resolution 1024`",
+        });
+      }
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      try {
+        const result = (await renderEvents(
+          prepareDataset({
+            datasetDir,
+            outDir: opts.out ? resolve(opts.out) : project.preparedDir,
+            resolution,
+            aspect: opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect,
+            crop: opts.crop ? oneOf(opts.crop, ["center", "attention"] as const, "--crop") : project.contract?.dataset.crop,
+            format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
+            background: opts.background,
+            maxPixels: opts.maxPixels ? positiveInt(opts.maxPixels, "--max-pixels") : undefined,
+            nearDuplicateThreshold: opts.nearThreshold ? positiveInt(opts.nearThreshold, "--near-threshold", true) : undefined,
+            pinned: opts.pin,
+            captionExtension: project.contract?.captions.extension,
+            concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
+            signal: controller.signal,
+          }),
+          { json: opts.json },
+        )) as unknown as PrepSummary | undefined;
+        if (!result) return;
+        if (opts.json) {
+          printJson(result);
+          return;
+        }
+        process.stdout.write(`${renderSummary(result)}\n`);
+      } finally {
+        process.off("SIGINT", onSigint);
+      }
+    });
+}
+
+function renderSummary(s: PrepSummary): string {
+  const lines: string[] = [];
+  lines.push(
+    table(
+      [
+        ["images found", String(s.candidates)],
+        ["prepared now", String(s.processed.length)],
+        ["unchanged", String(s.unchanged)],
+        ["skipped", String(s.skipped.length)],
+        ["outputs removed", String(s.removed.length)],
+        ["in prepared folder", String(s.outputs)],
+        ["captions copied / missing", `${s.captionsCopied} / ${s.captionsMissing}`],
+      ],
+      ["", "count"],
+    ),
+  );
+  if (s.skipped.length) {
+    lines.push("", pc.bold("Skipped"), table(s.skipped.map((k) => [k.source, k.code, k.message]), ["file", "reason", "detail"]));
+  }
+  if (s.warnings.length) {
+    lines.push("", pc.bold("Used, with warnings"), table(s.warnings.map((k) => [k.source, k.code, k.message]), ["file", "warning", "detail"]));
+  }
+  if (s.otherFiles.length) lines.push("", pc.dim(`not images (ignored): ${s.otherFiles.join(", ")}`));
+  lines.push("", pc.green(`✓ ${s.outputs} images in ${s.outDir}`) + pc.dim(` (manifest: ${s.manifest})`));
+  if (s.captionsMissing > 0) lines.push(pc.dim(`  ${s.captionsMissing} without a caption: run \`loraspec caption\``));
+  return lines.join("\n");
+}
+
+function positiveInt(value: string, flag: string, allowZero = false): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw usage(`${flag} must be a ${allowZero ? "non-negative" : "positive"} integer, got "${value}"`);
+  return n;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw usage(`${flag} must be one of ${allowed.join(", ")}, got "${value}"`);
+  return value as T;
+}
+
+function usage(message: string): LoraspecError {
+  return new LoraspecError("E_USAGE", message);
+}
