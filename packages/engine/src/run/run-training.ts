@@ -37,7 +37,10 @@ export interface RunCommon {
 }
 
 export interface StartRunParams extends RunCommon {
-  job: TrainJob;
+  /** The job, or a function that builds it once the run (and its folder) exists. */
+  job: TrainJob | ((run: RunRecord) => TrainJob | Promise<TrainJob>);
+  /** The trainer's name for the runs table (default: the job's). */
+  trainer?: string;
   /** The plan as the core computed it; saved as plan.json. */
   plan?: unknown;
   name?: string;
@@ -58,21 +61,31 @@ export async function* startRun(params: StartRunParams): AsyncGenerator<Loraspec
   const store = params.store ?? openRunStore({ projectDir: params.projectDir });
   try {
     store.reconcile();
+    const given = typeof params.job === "function" ? undefined : params.job;
     const run = store.create({
       name: params.name,
-      trainer: params.job.trainer,
+      trainer: params.trainer ?? given?.trainer ?? "unknown",
       base: params.base,
       contractPath: params.contractPath,
-      totalSteps: params.job.totalSteps,
+      totalSteps: given?.totalSteps,
     });
     mkdirSync(run.runDir, { recursive: true });
-    if (params.plan !== undefined) await atomicWrite(join(run.runDir, RUN_FILES.plan), `${JSON.stringify(params.plan, null, 2)}\n`);
-    await atomicWrite(join(run.runDir, RUN_FILES.job), `${JSON.stringify(params.job, null, 2)}\n`);
-    if (params.job.kind === "process") {
-      for (const [name, content] of Object.entries(params.job.files ?? {})) await atomicWrite(join(run.runDir, name), content);
-    }
     params.onCreated?.(run);
-    return yield* execute({ ...params, store, run, job: params.job, resuming: false });
+    let job: TrainJob;
+    try {
+      if (params.plan !== undefined) await atomicWrite(join(run.runDir, RUN_FILES.plan), `${JSON.stringify(params.plan, null, 2)}\n`);
+      job = typeof params.job === "function" ? await params.job(run) : params.job;
+      await atomicWrite(join(run.runDir, RUN_FILES.job), `${JSON.stringify(job, null, 2)}\n`);
+      if (job.kind === "process") {
+        for (const [name, content] of Object.entries(job.files ?? {})) await atomicWrite(join(run.runDir, name), content);
+      }
+      if (job.totalSteps !== undefined) store.update(run.id, { totalSteps: job.totalSteps });
+    } catch (error) {
+      const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", String((error as Error).message ?? error), { cause: error });
+      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      throw error;
+    }
+    return yield* execute({ ...params, store, run, job, resuming: false });
   } finally {
     if (!params.store) store.close();
   }
@@ -210,7 +223,7 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   }
   if (outcome.failure) return { state: "failed", error: outcome.failure };
   // Success is a valid LoRA file, never an exit code alone.
-  const output = typeof workerDone?.lora === "string" ? workerDone.lora : job.output;
+  const output = typeof workerDone?.path === "string" ? workerDone.path : job.output;
   try {
     await verifyLoraOutput({ path: output });
   } catch (error) {

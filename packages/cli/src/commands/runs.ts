@@ -1,0 +1,62 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { printJson, table } from "../output.js";
+import { formatSeconds } from "../render-events.js";
+
+/** `loraspec runs [--json]`: the project's runs, newest first (reconciled: dead runs show interrupted). */
+export function registerRuns(program: Command): void {
+  program
+    .command("runs")
+    .description("List the project's training runs: id, state, trainer, base, step/total, started, duration, output.")
+    .option("--project <dir>", "the project folder (default: found from the current folder)")
+    .option("--json", "print the runs as JSON")
+    .action(async (opts: { project?: string; json?: boolean }) => {
+      const { findProjectDir } = await import("@loraspec/engine/run/find-project-dir.js");
+      const { openRunStore } = await import("@loraspec/engine/run/run-store.js");
+      const projectDir = findProjectDir({ project: opts.project });
+      const store = openRunStore({ projectDir });
+      try {
+        store.reconcile();
+        const runs = store.list();
+        if (opts.json) {
+          printJson({ project: projectDir, runs });
+          return;
+        }
+        if (runs.length === 0) {
+          process.stdout.write(`no runs in ${projectDir} yet; start one with \`loraspec train\`\n`);
+          return;
+        }
+        const colour: Record<string, (s: string) => string> = {
+          succeeded: pc.green,
+          failed: pc.red,
+          interrupted: pc.yellow,
+          cancelled: pc.dim,
+          running: pc.cyan,
+          starting: pc.cyan,
+        };
+        const rows = runs.map((r) => {
+          const started = r.startedAt ?? r.createdAt;
+          const end = r.endedAt ? Date.parse(r.endedAt) : Date.now();
+          const duration = r.startedAt ? formatSeconds((end - Date.parse(r.startedAt)) / 1000) : "-";
+          return [
+            r.id,
+            (colour[r.state] ?? ((s: string) => s))(r.state),
+            r.trainer,
+            r.base ?? "-",
+            `${r.step ?? 0}/${r.totalSteps ?? "?"}`,
+            started.replace("T", " ").slice(0, 19),
+            duration,
+            r.outputPath ?? (r.errorCode ? `${r.errorCode}: ${truncate(r.errorMessage ?? "", 60)}` : "-"),
+          ];
+        });
+        process.stdout.write(`${table(rows, ["id", "state", "trainer", "base", "step", "started (UTC)", "duration", "output"])}\n`);
+      } finally {
+        store.close();
+      }
+    });
+}
+
+function truncate(s: string, n: number): string {
+  const line = s.split("\n")[0] ?? "";
+  return line.length > n ? `${line.slice(0, n - 1)}…` : line;
+}

@@ -1,0 +1,160 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { isInteractive } from "../output.js";
+import { renderEvents } from "../render-events.js";
+
+interface TrainOptions {
+  yes?: boolean;
+  resume?: string;
+  resubmit?: boolean;
+  json?: boolean;
+  project?: string;
+}
+
+/**
+ * `loraspec train [lora.yaml] [--yes] [--resume <id>] [--json]`: lint, plan, confirm the
+ * cost/VRAM/time plan, compile for the contract's trainer, run it under the supervisor with a
+ * live bar, and say where the LoRA is. Ctrl-C stops the trainer gracefully (fal: stops watching;
+ * the job keeps running) and leaves the run interrupted for `--resume`.
+ */
+export function registerTrain(program: Command): void {
+  program
+    .command("train")
+    .description("Train the LoRA the contract describes: check, plan and confirm, then run and supervise the trainer.")
+    .argument("[contract]", "the contract file", "lora.yaml")
+    .option("-y, --yes", "do not ask for confirmation; accept a cost over limits.max_cost_usd")
+    .option("--resume <id>", "resume an interrupted, failed or cancelled run from its last checkpoint")
+    .option("--resubmit", "fal: submit again although an earlier submit's answer was lost (may bill twice)")
+    .option("--project <dir>", "the project folder for --resume (default: found from the current folder)")
+    .option("--json", "print events as JSON lines")
+    .action(async (path: string, opts: TrainOptions) => {
+      const controller = new AbortController();
+      const onSignal = () => {
+        if (controller.signal.aborted) return;
+        process.stderr.write(`\n${pc.yellow("stopping")} (the trainer gets time to finish a save; the run can be resumed)\n`);
+        controller.abort();
+      };
+      for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSignal);
+      try {
+        const run = opts.resume ? await resume(opts, controller.signal) : await start(path, opts, controller.signal);
+        if (!opts.json && run) {
+          process.stderr.write(`${pc.green("✓")} run ${run.id} succeeded. LoRA: ${pc.bold(String(run.outputPath))}\n`);
+        }
+      } finally {
+        for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, onSignal);
+      }
+    });
+}
+
+async function falRunnerIfNeeded(trainer: string) {
+  if (trainer !== "fal") return undefined;
+  const { createFalRunner } = await import("@loraspec/engine/fal/create-fal-runner.js");
+  return createFalRunner({});
+}
+
+async function resume(opts: TrainOptions, signal: AbortSignal) {
+  const { findProjectDir } = await import("@loraspec/engine/run/find-project-dir.js");
+  const { openRunStore } = await import("@loraspec/engine/run/run-store.js");
+  const { resumeRun } = await import("@loraspec/engine/run/run-training.js");
+  const projectDir = findProjectDir({ project: opts.project });
+  const store = openRunStore({ projectDir });
+  try {
+    const run = store.get(opts.resume!);
+    const falRunner = await falRunnerIfNeeded(run.trainer);
+    const textParsers = await loadTextParsers();
+    if (!opts.json) process.stderr.write(`${pc.bold("resuming")} run ${run.id} (${run.trainer}, ${run.state})\n`);
+    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, textParsers, resubmit: opts.resubmit, yes: opts.yes }), opts);
+  } finally {
+    store.close();
+  }
+}
+
+async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
+  const { checkProject } = await import("@loraspec/engine/project/check-project.js");
+  const { buildTrainJob } = await import("@loraspec/engine/run/build-train-job.js");
+  const { startRun } = await import("@loraspec/engine/run/run-training.js");
+  const result = await checkProject({ path, falKey: process.env.FAL_KEY });
+  const { loaded, plan, findings } = result;
+  const errors = findings.filter((f) => f.severity === "error");
+  if (errors.length > 0) {
+    throw new LoraspecError("E_CONTRACT_INVALID", `the contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}`, {
+      file: loaded.displayName,
+      hint: "run `loraspec check` for each problem and its fix",
+      details: { findings: errors },
+    });
+  }
+  const contract = loaded.contract;
+  const maxCost = contract.limits?.max_cost_usd;
+  const cost = plan.cost.usd;
+  if (!opts.json) process.stderr.write(`${planSummary(plan, maxCost)}\n`);
+  if (cost !== undefined && maxCost !== undefined && cost > maxCost && !opts.yes) {
+    throw new LoraspecError("E_COST_LIMIT", `the estimated cost $${cost.toFixed(2)} is over limits.max_cost_usd $${maxCost.toFixed(2)}`, {
+      file: loaded.displayName,
+      field: "limits.max_cost_usd",
+      hint: "lower the steps, raise limits.max_cost_usd, or pass --yes to accept the cost",
+    });
+  }
+  if (!opts.yes) {
+    if (!process.stdin.isTTY || !isInteractive()) {
+      throw new LoraspecError("E_USAGE", "not a terminal: pass --yes to start training without the confirmation prompt");
+    }
+    const { confirm, isCancel } = await import("@clack/prompts");
+    const answer = await confirm({ message: "Start training with this plan?" });
+    if (isCancel(answer) || !answer) throw new LoraspecError("E_CANCELLED", "training not started");
+  }
+  const falRunner = await falRunnerIfNeeded(contract.trainer.name);
+  const textParsers = await loadTextParsers();
+  return renderRun(
+    startRun({
+      projectDir: loaded.dir,
+      name: contract.name,
+      base: contract.base.model,
+      contractPath: loaded.file,
+      trainer: contract.trainer.name,
+      plan,
+      job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run }),
+      signal,
+      falRunner,
+      textParsers,
+      yes: opts.yes,
+      onCreated: (run) => {
+        if (!opts.json) process.stderr.write(`${pc.dim(`run ${run.id}: ${run.runDir}  (follow: loraspec logs ${run.id} -f)`)}\n`);
+      },
+    }),
+    opts,
+  );
+}
+
+/** Parsers for sd-scripts / ai-toolkit text output, from the core when they are built in. */
+async function loadTextParsers() {
+  return {};
+}
+
+async function renderRun(gen: AsyncGenerator<LoraspecEvent, import("@loraspec/engine/run/run-store.js").RunRecord>, opts: TrainOptions) {
+  let record: import("@loraspec/engine/run/run-store.js").RunRecord | undefined;
+  async function* events(): AsyncGenerator<LoraspecEvent> {
+    let next = await gen.next();
+    while (!next.done) {
+      yield next.value;
+      next = await gen.next();
+    }
+    record = next.value;
+  }
+  await renderEvents(events(), { json: opts.json });
+  return record;
+}
+
+function planSummary(plan: import("@loraspec/core/plan/plan-run.js").Plan, maxCost?: number): string {
+  const lr = plan.learningRate.toExponential().replace(/\.?0+e/, "e");
+  const cost = plan.cost.usd !== undefined ? `$${plan.cost.usd.toFixed(2)}` : "unknown";
+  const limit = maxCost !== undefined ? ` (limit $${maxCost.toFixed(2)})` : "";
+  const time = plan.selected ? `${plan.selected.hours} h on ${plan.selected.label}` : "unknown (no GPU in the contract)";
+  return [
+    pc.bold(`Plan for ${plan.name}`),
+    `  ${plan.base.label} · ${plan.trainer.name}${plan.trainer.endpoint ? ` (${plan.trainer.endpoint})` : ""} · ${plan.target}`,
+    `  ${plan.steps} steps · LR ${lr} · rank ${plan.rank}/${plan.alpha} · batch ${plan.effectiveBatch} · ${plan.images.count} images at ${plan.resolution} px`,
+    `  VRAM ~${plan.vram.totalGb} GB · time ${time} · cost ${cost}${limit}`,
+  ].join("\n");
+}
