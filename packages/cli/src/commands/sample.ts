@@ -1,0 +1,98 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { printJson } from "../output.js";
+
+interface SampleOptions {
+  base: string;
+  arch?: string;
+  lora: string[];
+  prompt: string[];
+  seed: string[];
+  out: string;
+  steps?: string;
+  guidance?: string;
+  width?: string;
+  height?: string;
+  negative?: string;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** `loraspec sample --base DIR --lora a.safetensors:0.8 --prompt "..." --seed 1`: images with LoRAs stacked, through the worker. */
+export function registerSample(program: Command): void {
+  program
+    .command("sample")
+    .description("Render images from a base model with LoRAs at per-adapter weights (prompts x seeds), with the local worker")
+    .requiredOption("--base <model>", "base model: a diffusers folder, a .safetensors file (with --arch) or a Hugging Face id")
+    .option("--arch <arch>", "sdxl | flux1 | flux2-klein (needed for single-file bases)")
+    .option("--lora <file[:weight]>", "a LoRA and its weight (default 1.0); repeat to stack", collect, [])
+    .option("--prompt <text>", "a prompt; repeat for several", collect, [])
+    .option("--seed <n>", "a seed; repeat for several (default 0)", collect, [])
+    .option("--out <dir>", "output folder", "samples")
+    .option("--steps <n>", "denoising steps (default 28)")
+    .option("--guidance <x>", "guidance scale")
+    .option("--width <px>", "image width")
+    .option("--height <px>", "image height")
+    .option("--negative <text>", "negative prompt (SDXL)")
+    .option("--json", "print events as JSON lines and the result as JSON")
+    .action(async (opts: SampleOptions) => {
+      const { resolve } = await import("node:path");
+      const { existsSync } = await import("node:fs");
+      const { runWorker } = await import("@loraspec/engine/worker/run-worker.js");
+      const { renderEvents } = await import("../render-events.js");
+      if (opts.prompt.length === 0) throw new LoraspecError("E_USAGE", "sample needs at least one --prompt");
+      const loras = opts.lora.map(parseLoraArg).map((l) => ({ ...l, path: resolve(l.path) }));
+      for (const l of loras) {
+        if (!existsSync(l.path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${l.path}`, { field: "--lora" });
+      }
+      const seeds = (opts.seed.length ? opts.seed : ["0"]).map((s) => int(s, "--seed"));
+      const base = existsSync(opts.base) ? resolve(opts.base) : opts.base;
+      const request = {
+        base,
+        arch: opts.arch,
+        loras,
+        prompts: opts.prompt,
+        seeds,
+        out_dir: resolve(opts.out),
+        steps: opts.steps ? int(opts.steps, "--steps") : undefined,
+        guidance_scale: opts.guidance ? num(opts.guidance, "--guidance") : undefined,
+        width: opts.width ? int(opts.width, "--width") : undefined,
+        height: opts.height ? int(opts.height, "--height") : undefined,
+        negative_prompt: opts.negative,
+      };
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      try {
+        const result = await renderEvents(runWorker({ command: "sample", request, signal: controller.signal }), { json: opts.json });
+        if (opts.json) printJson(result ?? {});
+        else {
+          const images = (result?.images as { path: string }[] | undefined) ?? [];
+          process.stdout.write(`${pc.green(`✓ ${images.length} image(s)`)} in ${request.out_dir}\n`);
+        }
+      } finally {
+        process.off("SIGINT", onSigint);
+      }
+    });
+}
+
+/** `path.safetensors:0.8` -> {path, weight}; a bare path has weight 1. Windows drive letters keep their colon. */
+export function parseLoraArg(arg: string): { path: string; weight: number } {
+  const match = arg.match(/^(.*):(-?\d+(?:\.\d+)?)$/);
+  if (!match) return { path: arg, weight: 1 };
+  return { path: match[1]!, weight: Number(match[2]) };
+}
+
+function int(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new LoraspecError("E_USAGE", `${flag} must be a whole number, got "${value}"`);
+  return n;
+}
+
+function num(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new LoraspecError("E_USAGE", `${flag} must be a number, got "${value}"`);
+  return n;
+}
