@@ -1,9 +1,15 @@
 import type { Command } from "commander";
 import { registerCheck } from "./check.js";
 import { registerPlan } from "./plan.js";
+import { registerPrep } from "./prep.js";
+import { registerCaption } from "./caption.js";
 import { registerSample } from "./sample.js";
+import { registerTrain } from "./train.js";
+import { registerRuns } from "./runs.js";
+import { registerLogs } from "./logs.js";
+import { registerStop } from "./stop.js";
 
 /** Each command lives in its own file and registers itself; heavy code loads lazily in actions. */
 export type Registration = (program: Command) => void;
 
-export const registrations: Registration[] = [registerCheck, registerPlan, registerSample];
+export const registrations: Registration[] = [registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop];
