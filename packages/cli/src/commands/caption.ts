@@ -30,7 +30,7 @@ export function registerCaption(program: Command): void {
     .option("--overwrite", "replace captions that already exist")
     .option("--fix", "only put the trigger first in existing captions (no model)")
     .option("--concurrency <n>", "requests in flight for openai/fal (default 4)")
-    .option("--model <name>", "openai: model name (env LORASPEC_CAPTION_MODEL); worker: HF id or folder (default microsoft/Florence-2-base); fal: model for routers")
+    .option("--model <name>", "openai: model name (env LORASPEC_CAPTION_MODEL); worker: HF id or folder (default florence-community/Florence-2-base); fal: model for routers")
     .option("--base-url <url>", "openai: endpoint base incl. /v1 (env LORASPEC_CAPTION_BASE_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)")
     .option("--api-key-env <name>", "openai: environment variable holding the key", "OPENAI_API_KEY")
     .option("--fal-endpoint <id>", "fal: captioning endpoint (default fal-ai/florence-2-large/more-detailed-caption)")

@@ -6,8 +6,8 @@ import { LoraspecError, type ErrorCode, ERROR_CODES } from "@loraspec/core/error
 import { parseEvent } from "@loraspec/core/events.js";
 import type { Captioner } from "./captioner.js";
 
-/** Florence-2 base: 0.23B parameters, runs on CPU; FluxGym uses the large variant (trainers.md §5.1). */
-export const DEFAULT_WORKER_CAPTION_MODEL = "microsoft/Florence-2-base";
+/** Florence-2 base (0.23B, runs on CPU) in the transformers-native format (the microsoft/ repos need trust_remote_code); FluxGym uses the large variant (trainers.md §5.1). */
+export const DEFAULT_WORKER_CAPTION_MODEL = "florence-community/Florence-2-base";
 
 export interface WorkerCaptionerConfig {
   /** Hugging Face id or local folder of the vision-language model. */
