@@ -225,3 +225,17 @@ def test_empty_dataset(bases, tmp_path, events):
     with pytest.raises(WorkerError) as err:
         train.run(request(bases, str(empty), tmp_path / "out"))
     assert err.value.code == "E_DATASET_EMPTY"
+
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "packages", "core", "test", "compile", "golden", "diffusers")
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(GOLDEN)) if os.path.isdir(GOLDEN) else [])
+def test_compiled_requests_parse_in_the_worker(name):
+    """packages/core/src/compile/diffusers.ts and train.parse_config agree on every field."""
+    with open(os.path.join(GOLDEN, name)) as f:
+        req = json.load(f)
+    known = set(train.Config.__dataclass_fields__) | {"failure"}
+    assert set(req) <= known, set(req) - known
+    cfg = train.parse_config(req)
+    assert cfg.arch in train.SUPPORTED_ARCHES and cfg.steps == req["steps"] and cfg.trigger_word == "txcl"

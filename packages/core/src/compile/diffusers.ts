@@ -1,0 +1,174 @@
+import type { Contract } from "../contract/schema.js";
+import { LoraspecError } from "../errors.js";
+import type { BaseModelId } from "../knowledge/base-models.js";
+import type { Sourced } from "../knowledge/types.js";
+import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
+
+/** The worker's architecture names (worker/loraspec_worker/train.py SUPPORTED_ARCHES / NOT_YET_ARCHES). */
+export type WorkerArch = "sdxl" | "flux1" | "flux2-klein" | "flux2-dev" | "qwen-image" | "zimage" | "sd35";
+
+interface ArchRecord extends Sourced {
+  arch: WorkerArch;
+  /** Trained by the built-in trainer today (diffusers 0.42 classes + our loss code). */
+  supported: boolean;
+  /** FLUX.1 guidance-embedding value fed while training (guidance-distilled [dev] only). */
+  trainGuidance?: number;
+  reason?: string;
+}
+
+const T = "shared/reference/trainers.md §5.5";
+const NOT_YET = "the built-in trainer does not train it yet (diffusers has the classes; loraspec's loss code for it is not written): use ai-toolkit or fal";
+
+/** Which worker architecture each base model maps to, and whether the built-in trainer trains it. */
+export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
+  sdxl: { arch: "sdxl", supported: true, source: `${T} (train_dreambooth_lora_sdxl.py)`, asOf: "2026-11-29" },
+  "flux1-dev": {
+    arch: "flux1",
+    supported: true,
+    // train_dreambooth_lora_flux.py: --guidance_scale defaults to 3.5 ("FLUX.1 dev is guidance distilled")
+    trainGuidance: 3.5,
+    source: `${T} (train_dreambooth_lora_flux.py --guidance_scale)`,
+    asOf: "2026-11-29",
+  },
+  "flux1-schnell": { arch: "flux1", supported: true, trainGuidance: 1, source: `${T} (schnell has no guidance embedding)`, asOf: "2026-11-29" },
+  "flux2-klein-4b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
+  "flux2-klein-9b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
+  "flux2-dev": { arch: "flux2-dev", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+  "qwen-image": { arch: "qwen-image", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+  "zimage-turbo": { arch: "zimage", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+  "sd35-large": { arch: "sd35", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+};
+
+/** Optimizers the worker implements (train.py make_optimizer). */
+const WORKER_OPTIMIZERS = new Set(["adamw", "adamw8bit", "adafactor", "prodigy"]);
+/** OOM fallbacks the worker can apply itself (train.py apply_fallback). */
+const WORKER_FALLBACKS = new Set(["gradient_checkpointing", "smaller_batch", "optimizer_8bit"]);
+
+export interface DiffusersPaths {
+  /** The prepared dataset folder (images + .txt captions), absolute. */
+  datasetDir: string;
+  /** Checkpoints and the final LoRA go here, absolute. */
+  outputDir: string;
+  /** The base weights as the worker should open them: a local path already resolved, or a HF id. Defaults to base.path, else the model's HF repo. */
+  basePath?: string;
+}
+
+/** The worker's train request; field names as worker/loraspec_worker/train.py reads them. */
+export interface DiffusersTrainRequest {
+  base: string;
+  arch: WorkerArch;
+  dataset: string;
+  output_dir: string;
+  name: string;
+  resolution: number;
+  rank: number;
+  alpha: number;
+  learning_rate: number;
+  steps: number;
+  batch_size: number;
+  gradient_accumulation: number;
+  optimizer: string;
+  lr_scheduler: string;
+  warmup_steps: number;
+  precision: string;
+  gradient_checkpointing: boolean;
+  save_every: number;
+  seed: number;
+  trigger_word: string;
+  guidance_scale?: number;
+  contract_hash?: string;
+  resume_from?: string;
+  failure: { loss_spike_factor: number; on_oom: "fail" | "fallback"; oom_fallbacks: string[] };
+}
+
+export interface DiffusersCompiled {
+  trainer: "diffusers";
+  /** `python -m loraspec_worker <command>` */
+  command: "train";
+  request: DiffusersTrainRequest;
+  /** Contract settings the built-in trainer does not honour, said out loud. */
+  warnings: { code: string; message: string; field: string }[];
+}
+
+/**
+ * Compiles a contract (+ plan) into the built-in trainer's request. Pure: paths arrive resolved.
+ * Refuses what the worker cannot do (a model it does not train, a quantized base, lion8bit)
+ * instead of silently training something else.
+ */
+export function compileDiffusers(
+  contract: Contract,
+  plan: CompilePlan,
+  paths: DiffusersPaths,
+  options: { contractHash?: string; resumeFrom?: string } = {},
+): DiffusersCompiled {
+  const record = DIFFUSERS_ARCHES[contract.base.model];
+  if (!record) {
+    throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `Unknown base model "${contract.base.model}".`, { field: "base.model" });
+  }
+  if (!record.supported) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in diffusers trainer cannot train ${contract.base.model}: ${record.reason}.`, {
+      field: "trainer.name",
+    });
+  }
+  const hp = contract.hyperparameters;
+  if (!WORKER_OPTIMIZERS.has(hp.optimizer)) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in trainer has no ${hp.optimizer} optimizer.`, {
+      field: "hyperparameters.optimizer",
+      hint: `Use one of: ${[...WORKER_OPTIMIZERS].join(", ")}.`,
+    });
+  }
+  if (contract.base.quantize !== "none") {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in trainer does not quantize the base (${contract.base.quantize}) yet.`, {
+      field: "base.quantize",
+      hint: "Set base.quantize: none, or train with ai-toolkit (which quantizes FLUX to fp8/qfloat8).",
+    });
+  }
+  const r = resolveTraining(contract, plan);
+  const warnings: DiffusersCompiled["warnings"] = [];
+  if (contract.dataset.aspect === "buckets") {
+    warnings.push({ code: "W_NO_BUCKETS", field: "dataset.aspect", message: "the built-in trainer center-crops every image to a square; aspect buckets are not used" });
+  }
+  if (contract.dataset.crop === "attention") {
+    warnings.push({ code: "W_CENTER_CROP", field: "dataset.crop", message: "the built-in trainer uses center crops; attention crops are not implemented" });
+  }
+  if (contract.failure.on_divergence !== "stop") {
+    warnings.push({
+      code: "W_DIVERGENCE_STOPS",
+      field: "failure.on_divergence",
+      message: `the built-in trainer stops on divergence (on_divergence: ${contract.failure.on_divergence} is treated as stop; resume from the last checkpoint by hand)`,
+    });
+  }
+  const fallbacks = contract.failure.oom_fallbacks.filter((f) => WORKER_FALLBACKS.has(f));
+  const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
+  if (contract.failure.on_oom === "fallback" && dropped.length) {
+    warnings.push({ code: "W_OOM_FALLBACK_UNSUPPORTED", field: "failure.oom_fallbacks", message: `the built-in trainer cannot apply: ${dropped.join(", ")}` });
+  }
+
+  const request: DiffusersTrainRequest = {
+    base: paths.basePath ?? contract.base.path ?? r.base.hfRepo,
+    arch: record.arch,
+    dataset: paths.datasetDir,
+    output_dir: paths.outputDir,
+    name: contract.name,
+    resolution: r.resolution,
+    rank: r.rank,
+    alpha: r.alpha,
+    learning_rate: r.learningRate,
+    steps: r.steps,
+    batch_size: r.batchSize,
+    gradient_accumulation: r.gradientAccumulation,
+    optimizer: hp.optimizer,
+    lr_scheduler: hp.lr_scheduler,
+    warmup_steps: hp.warmup_steps,
+    precision: hp.precision,
+    gradient_checkpointing: hp.gradient_checkpointing,
+    save_every: r.saveEvery,
+    seed: hp.seed,
+    trigger_word: contract.trigger.word,
+    failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom, oom_fallbacks: fallbacks },
+  };
+  if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
+  if (options.contractHash) request.contract_hash = options.contractHash;
+  if (options.resumeFrom) request.resume_from = options.resumeFrom;
+  return { trainer: "diffusers", command: "train", request, warnings };
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import { compileDiffusers, DIFFUSERS_ARCHES } from "@loraspec/core/compile/diffusers.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
+import { makeContract, TARGETS } from "./contract-fixture.js";
+import { expectGolden } from "./golden.js";
+
+const PATHS = { datasetDir: "/project/.loraspec/runs/r1/dataset", outputDir: "/project/.loraspec/runs/r1/out" };
+const supported = (Object.keys(DIFFUSERS_ARCHES) as BaseModelId[]).filter((id) => DIFFUSERS_ARCHES[id].supported);
+const unsupported = (Object.keys(DIFFUSERS_ARCHES) as BaseModelId[]).filter((id) => !DIFFUSERS_ARCHES[id].supported);
+
+function contract(base: BaseModelId, target: (typeof TARGETS)[number], overrides = {}) {
+  return makeContract({ base, target, trainer: "kohya", overrides: { trainer: { name: "diffusers" }, ...overrides } });
+}
+
+describe("compileDiffusers goldens", () => {
+  for (const base of supported) {
+    for (const target of TARGETS) {
+      it(`${base} x ${target}`, () => {
+        const out = compileDiffusers(contract(base, target), {}, PATHS, { contractHash: "sha256:0123" });
+        expectGolden(`diffusers/${base}-${target}.request.json`, `${JSON.stringify(out.request, null, 2)}\n`);
+      });
+    }
+  }
+});
+
+describe("compileDiffusers", () => {
+  it.each([
+    ["sdxl", "sdxl", undefined],
+    ["flux1-dev", "flux1", 3.5],
+    ["flux1-schnell", "flux1", 1],
+    ["flux2-klein-4b", "flux2-klein", undefined],
+    ["flux2-klein-9b", "flux2-klein", undefined],
+  ] as const)("%s trains as worker arch %s (guidance %s)", (base, arch, guidance) => {
+    const out = compileDiffusers(contract(base, "character"), { steps: 700, learningRate: 2e-4 }, PATHS);
+    expect(out.request.arch).toBe(arch);
+    expect(out.request.guidance_scale).toBe(guidance);
+    expect(out.request.steps).toBe(700);
+    expect(out.request.learning_rate).toBe(2e-4);
+    expect(out.request.trigger_word).toBe("txcl");
+  });
+
+  it.each(unsupported)("refuses %s with E_TRAINER_UNSUPPORTED", (base) => {
+    try {
+      compileDiffusers(contract(base, "style"), {}, PATHS);
+      expect.unreachable();
+    } catch (error) {
+      expect(isLoraspecError(error) && error.code).toBe("E_TRAINER_UNSUPPORTED");
+    }
+  });
+
+  it.each([
+    [{ hyperparameters: { learning_rate: 1e-4, steps: 100, optimizer: "lion8bit" } }, "hyperparameters.optimizer"],
+    [{ base: { model: "flux1-dev", quantize: "fp8" } }, "base.quantize"],
+  ])("refuses what the worker cannot do (%j)", (overrides, field) => {
+    try {
+      compileDiffusers(contract("flux1-dev", "character", overrides), {}, PATHS);
+      expect.unreachable();
+    } catch (error) {
+      expect(isLoraspecError(error) && error.code).toBe("E_TRAINER_UNSUPPORTED");
+      expect(isLoraspecError(error) && error.field).toBe(field);
+    }
+  });
+
+  it("says out loud what it does not honour and drops fallbacks the worker lacks", () => {
+    const c = contract("sdxl", "style", {
+      dataset: { path: "./dataset", aspect: "buckets", crop: "attention" },
+      failure: { on_divergence: "rollback", on_oom: "fallback", oom_fallbacks: ["quantize_base", "gradient_checkpointing", "cpu_offload"] },
+    });
+    const out = compileDiffusers(c, {}, PATHS);
+    expect(out.warnings.map((w) => w.code).sort()).toEqual(["W_CENTER_CROP", "W_DIVERGENCE_STOPS", "W_NO_BUCKETS", "W_OOM_FALLBACK_UNSUPPORTED"]);
+    expect(out.request.failure.oom_fallbacks).toEqual(["gradient_checkpointing"]);
+  });
+
+  it("takes a resolved base path over the contract's and the knowledge default", () => {
+    expect(compileDiffusers(contract("sdxl", "style"), {}, PATHS).request.base).toBe("stabilityai/stable-diffusion-xl-base-1.0");
+    expect(compileDiffusers(contract("sdxl", "style"), {}, { ...PATHS, basePath: "/models/sdxl.safetensors" }).request.base).toBe("/models/sdxl.safetensors");
+  });
+});
