@@ -23,6 +23,11 @@ export const TORCH_BUILDS = {
   },
 } as const;
 
+/** Installed only with the CUDA build on Linux: they need CUDA (adamw8bit is bitsandbytes' AdamW8bit). */
+export const GPU_EXTRAS = [
+  { name: "bitsandbytes", version: "0.50.2", why: "optimizer: adamw8bit", source: "https://pypi.org/project/bitsandbytes/", asOf: "2026-11-29" },
+] as const;
+
 export interface ExecResult {
   code: number;
   stdout: string;
@@ -111,6 +116,10 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
     yield { type: "phase", name: "requirements", message: "installing the pinned requirements" };
     await must(exec, python, [...pip, "-r", requirements], params.signal);
     await must(exec, python, [...pip, "--no-deps", "-e", workerDir], params.signal);
+    if (build === "cuda" && platform === "linux") {
+      yield { type: "phase", name: "gpu-extras", message: GPU_EXTRAS.map((x) => `${x.name} (${x.why})`).join(", ") };
+      await must(exec, python, [...pip, ...GPU_EXTRAS.map((x) => `${x.name}==${x.version}`)], params.signal);
+    }
     await writeFile(stampFile, `${stamp}\n`);
   }
 

@@ -165,6 +165,7 @@ describe("setupWorker", () => {
     expect(torchInstall).toBeDefined();
     expect(torchInstall!.includes("--index-url")).toBe(index !== undefined);
     if (index) expect(torchInstall).toContain(index);
+    expect(calls.some((c) => c.some((a) => a.startsWith("bitsandbytes==")))).toBe(gpu);
     const done = events.at(-1) as { type: "done"; result: { torchBuild: string; gpu: { name: string } | null } };
     expect(done.result.torchBuild).toBe(build);
     expect(done.result.gpu?.name ?? null).toBe(gpu ? "NVIDIA H200" : null);
