@@ -10,3 +10,5 @@ export { RULES, countBySeverity, type Finding, type RuleInfo, type Severity } fr
 export { clipPretokenize, splitIntoWords, type WordLookup } from "./lint/clip-pretokenize.js";
 export { planRun, type Plan, type PlanOptions, type LivePrice, type WalltimeEstimate, type CostEstimate } from "./plan/plan-run.js";
 export { estimateVram, type VramEstimate } from "./plan/estimate-vram.js";
+export { recommendContract, type InitChoices, type Reason, type Recommendation } from "./contract/recommend-contract.js";
+export { renderContractYaml, type RenderContractParams } from "./contract/render-contract-yaml.js";

@@ -7,3 +7,4 @@ export { checkProject, type CheckProjectParams, type CheckResult } from "./proje
 export { runWorker, type RunWorkerParams } from "./worker/run-worker.js";
 export { setupWorker, type SetupWorkerParams, type GpuInfo } from "./worker/setup-worker.js";
 export { findWorkerRoot, workerPython } from "./worker/worker-paths.js";
+export { initProject, type InitProjectParams, type InitProjectResult } from "./project/init-project.js";

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { registerCheck } from "./check.js";
+import { registerInit } from "./init.js";
 import { registerPlan } from "./plan.js";
 import { registerPrep } from "./prep.js";
 import { registerCaption } from "./caption.js";
@@ -12,4 +13,4 @@ import { registerStop } from "./stop.js";
 /** Each command lives in its own file and registers itself; heavy code loads lazily in actions. */
 export type Registration = (program: Command) => void;
 
-export const registrations: Registration[] = [registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop];
+export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop];

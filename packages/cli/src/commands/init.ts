@@ -1,0 +1,102 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
+import { TARGETS, TRAINER_IDS, type Target, type TrainerId } from "@loraspec/core/contract/schema.js";
+
+interface InitFlags {
+  base?: string;
+  target?: string;
+  trigger?: string;
+  trainer?: string;
+  dataset?: string;
+  hardware?: string;
+  gpu?: string;
+  vram?: string;
+  pricePerHour?: string;
+  maxCost?: string;
+  name?: string;
+  out: string;
+  force?: boolean;
+}
+
+/** `loraspec init`: write lora.yaml with values chosen from the knowledge base, each with why and source. */
+export function registerInit(program: Command): void {
+  program
+    .command("init")
+    .description("Write lora.yaml with values chosen for your base model and target, each commented with why and its source.")
+    .option("--base <id>", `base model: ${BASE_MODEL_IDS.join(", ")}`)
+    .option("--target <kind>", `what the LoRA learns: ${TARGETS.join(", ")}`)
+    .option("--trigger <word>", "trigger token (rare, not an English word), e.g. txcl")
+    .option("--trainer <name>", `trainer: ${TRAINER_IDS.join(", ")} (default: the best one for the base)`)
+    .option("--dataset <folder>", "dataset folder, relative to the contract", "./dataset")
+    .option("--hardware <kind>", "local or fal", "local")
+    .option("--gpu <name>", "GPU model, e.g. 'RTX 4090'")
+    .option("--vram <gb>", "VRAM of the GPU in GB")
+    .option("--price-per-hour <usd>", "what the GPU costs per hour")
+    .option("--max-cost <usd>", "cost limit in USD")
+    .option("--name <name>", "LoRA name (default: <trigger>-<target>)")
+    .option("-o, --out <file>", "where to write the contract", "lora.yaml")
+    .option("-f, --force", "overwrite an existing file")
+    .action(async (flags: InitFlags) => {
+      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+      if (interactive && (!flags.base || !flags.target || !flags.trigger)) await promptMissing(flags);
+      const missing = (["base", "target", "trigger"] as const).filter((k) => !flags[k]);
+      if (missing.length > 0) {
+        throw new LoraspecError("E_USAGE", `missing ${missing.map((m) => `--${m}`).join(", ")}`, {
+          hint: "e.g. loraspec init --base flux1-dev --target character --trigger txcl --gpu 'RTX 4090'",
+        });
+      }
+      const choices = {
+        base: oneOf("base", flags.base!, BASE_MODEL_IDS) as BaseModelId,
+        target: oneOf("target", flags.target!, TARGETS) as Target,
+        trigger: flags.trigger!,
+        trainer: flags.trainer ? (oneOf("trainer", flags.trainer, TRAINER_IDS) as TrainerId) : undefined,
+        dataset: flags.dataset,
+        hardware: oneOf("hardware", flags.hardware ?? "local", ["local", "fal"] as const) as "local" | "fal",
+        gpu: flags.gpu,
+        vramGb: num("vram", flags.vram),
+        pricePerHour: num("price-per-hour", flags.pricePerHour),
+        maxCostUsd: num("max-cost", flags.maxCost),
+        name: flags.name,
+      };
+      const { initProject } = await import("@loraspec/engine/project/init-project.js");
+      const result = await initProject({ choices, path: flags.out, force: flags.force });
+      const c = result.contract;
+      process.stdout.write(
+        `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, LR ${c.hyperparameters?.learning_rate}, ${c.hyperparameters?.steps} steps\n` +
+          `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`,
+      );
+    });
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new LoraspecError(flag === "base" ? "E_UNKNOWN_BASE_MODEL" : flag === "trainer" ? "E_UNKNOWN_TRAINER" : "E_USAGE", `--${flag}: got '${value}', expected one of ${allowed.join(", ")}`);
+}
+
+function num(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new LoraspecError("E_USAGE", `--${flag}: got '${value}', expected a number`);
+  return n;
+}
+
+async function promptMissing(flags: InitFlags): Promise<void> {
+  const p = await import("@clack/prompts");
+  const cancelled = (v: unknown) => {
+    if (p.isCancel(v)) throw new LoraspecError("E_CANCELLED", "init cancelled");
+    return v as string;
+  };
+  p.intro("loraspec init");
+  flags.base ??= cancelled(await p.select({ message: "Base model", options: BASE_MODEL_IDS.map((id) => ({ value: id, label: id })) }));
+  flags.target ??= cancelled(await p.select({ message: "What should the LoRA learn?", options: TARGETS.map((t) => ({ value: t, label: t })) }));
+  flags.trigger ??= cancelled(
+    await p.text({ message: "Trigger word (rare, not an English word)", placeholder: "txcl", validate: (v) => (v && /^\S+$/.test(v) ? undefined : "one token, no spaces") }),
+  );
+  if (!flags.gpu && flags.hardware !== "fal") {
+    const gpu = cancelled(await p.text({ message: "GPU (blank to skip)", placeholder: "RTX 4090", defaultValue: "" }));
+    if (gpu) flags.gpu = gpu;
+  }
+  p.outro(`writing ${flags.out}`);
+}

@@ -1,0 +1,52 @@
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("../../..", import.meta.url));
+const bin = join(root, "bin", "loraspec.mjs");
+const run = (args: string[], cwd: string) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, input: "" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "loraspec-init-"));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe("loraspec init", () => {
+  it("writes a commented lora.yaml from flags, refuses to overwrite, and overwrites with --force", async () => {
+    const args = ["init", "--base", "flux1-dev", "--target", "character", "--trigger", "txcl", "--gpu", "RTX 4090", "--price-per-hour", "0.7"];
+    const first = run(args, dir);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    const yaml = await readFile(join(dir, "lora.yaml"), "utf8");
+    expect(yaml).toMatch(/^# yaml-language-server: \$schema=.*schema\/lora-contract\.schema\.json/);
+    expect(yaml).toMatch(/source: /);
+    expect(yaml).toMatch(/quantize: fp8/);
+    expect(yaml).toMatch(/price_per_hour: 0\.7/);
+
+    const again = run(args, dir);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/\[E_FILE_EXISTS\] lora\.yaml/);
+
+    const forced = run([...args.slice(0, -4), "--force", "--target", "style"], dir);
+    expect(forced.code).toBe(0);
+    expect(await readFile(join(dir, "lora.yaml"), "utf8")).toMatch(/target: style/);
+  });
+
+  it.each([
+    [["init", "--target", "character"], "E_USAGE", /missing --base, --trigger/],
+    [["init", "--base", "flux7", "--target", "character", "--trigger", "x"], "E_UNKNOWN_BASE_MODEL", /--base: got 'flux7'/],
+    [["init", "--base", "flux2-dev", "--target", "character", "--trigger", "x", "--trainer", "kohya", "-o", "k.yaml"], "E_TRAINER_UNSUPPORTED", /kohya does not train FLUX\.2 \[dev\]/],
+  ])("%j -> %s without prompting when stdin is not a terminal", (args, code, message) => {
+    const r = run(args, dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`[${code}]`);
+    expect(r.stderr).toMatch(message);
+  });
+});
