@@ -1,0 +1,265 @@
+import type { Dtype } from "./dtype.js";
+import { type Architecture, type ArchId, architectures, type Component, type ModuleSpec } from "./architectures.js";
+
+/**
+ * Reads a LoRA's key list (names, dtypes, shapes): groups keys per adapted module, detects the
+ * key format and the base architecture, and places every module on that architecture's module
+ * map. Every key ends up placed or listed as unplaced: nothing is hidden. Pure.
+ * Rules: reference/lora-formats.md §2 (naming), §2d (LyCORIS), §2f (detection order).
+ */
+export interface KeyInfo {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+}
+
+export type Role = "down" | "up" | "alpha" | "mid" | "dora" | "bias" | "lycoris" | "diff";
+
+export interface ModuleKeys {
+  /** The module's key stem, e.g. `lora_unet_double_blocks_0_img_attn_qkv`. */
+  base: string;
+  style: "updown" | "AB" | "dot" | "xlabs" | "lycoris";
+  keys: Partial<Record<Role, string>>;
+  /** LyCORIS/other parameter keys (hada_*, lokr_*, diff, ...). */
+  extra: string[];
+}
+
+export type LoraFormat =
+  | "kohya"
+  | "diffusers"
+  | "ai-toolkit"
+  | "comfy"
+  | "peft"
+  | "xlabs"
+  | "bfl-control"
+  | "onetrainer"
+  | "lycoris"
+  | "unknown";
+
+export interface Placement {
+  module: ModuleSpec;
+  /** Index into module.parts when the file stores one part of a fused native module (diffusers to_q of qkv). */
+  part?: number;
+  /** Which naming the key used: matters for modules whose row order differs (swapHalves). */
+  naming: "native" | "diffusers";
+}
+
+export interface PlacedModule extends ModuleKeys {
+  placement: Placement;
+  rank: number;
+  /** alpha from the file (kohya family), undefined when absent. */
+  alpha?: number;
+}
+
+const SUFFIXES: Array<[string, Role, ModuleKeys["style"]]> = [
+  [".lora_down.weight", "down", "updown"],
+  [".lora_up.weight", "up", "updown"],
+  [".lora_mid.weight", "mid", "updown"],
+  [".lora_A.default.weight", "down", "AB"],
+  [".lora_B.default.weight", "up", "AB"],
+  [".lora_A.weight", "down", "AB"],
+  [".lora_B.weight", "up", "AB"],
+  [".lora_B.bias", "bias", "AB"],
+  [".lora.down.weight", "down", "dot"],
+  [".lora.up.weight", "up", "dot"],
+  [".dora_scale", "dora", "updown"],
+  [".lora_magnitude_vector", "dora", "AB"],
+  [".alpha", "alpha", "updown"],
+];
+
+const LYCORIS_PARAMS = [
+  "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2",
+  "lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t1", "lokr_t2",
+  "oft_blocks", "rescale", "diff", "diff_b", "on_input", "w_norm", "b_norm",
+  "a1.weight", "a2.weight", "b1.weight", "b2.weight", "bm.weight",
+];
+
+/** Groups keys into modules; keys that fit no LoRA pattern come back as `unknown`. */
+export function groupKeys(names: readonly string[]): { modules: ModuleKeys[]; unknown: string[] } {
+  const byBase = new Map<string, ModuleKeys>();
+  const unknown: string[] = [];
+  const get = (base: string, style: ModuleKeys["style"]) => {
+    let m = byBase.get(base);
+    if (!m) byBase.set(base, (m = { base, style, keys: {}, extra: [] }));
+    return m;
+  };
+  for (const name of names) {
+    const xlabs = /^(.*\.processor\.[a-z0-9_]+)\.(down|up)\.weight$/.exec(name);
+    if (xlabs) {
+      get(xlabs[1]!, "xlabs").keys[xlabs[2] as "down" | "up"] = name;
+      continue;
+    }
+    const suffix = SUFFIXES.find(([s]) => name.endsWith(s));
+    if (suffix) {
+      const m = get(name.slice(0, -suffix[0].length), suffix[2]);
+      if (suffix[1] !== "alpha" && suffix[1] !== "dora") m.style = m.style === "lycoris" ? "lycoris" : suffix[2];
+      m.keys[suffix[1]] = name;
+      continue;
+    }
+    const ly = LYCORIS_PARAMS.find((p) => name.endsWith(`.${p}`));
+    if (ly) {
+      const m = get(name.slice(0, -(ly.length + 1)), "lycoris");
+      m.style = "lycoris";
+      m.extra.push(name);
+      if (ly === "diff" || ly === "diff_b") m.keys.diff = name;
+      else m.keys.lycoris = name;
+      continue;
+    }
+    unknown.push(name);
+  }
+  return { modules: [...byBase.values()], unknown };
+}
+
+interface Lookup {
+  arch: Architecture;
+  /** underscored native or diffusers name (per component) -> placement */
+  underscored: Map<string, Placement>;
+  /** dotted native or diffusers name (per component) -> placement */
+  dotted: Map<string, Placement>;
+}
+
+const lookups = new Map<ArchId, Lookup>();
+
+function lookupFor(arch: Architecture): Lookup {
+  let l = lookups.get(arch.id);
+  if (l) return l;
+  l = { arch, underscored: new Map(), dotted: new Map() };
+  for (const module of arch.modules) {
+    const c = module.component;
+    const add = (name: string, p: Placement) => {
+      if (!l!.dotted.has(`${c}:${name}`)) l!.dotted.set(`${c}:${name}`, p);
+      const u = `${c}:${name.replace(/\./g, "_")}`;
+      if (!l!.underscored.has(u)) l!.underscored.set(u, p);
+    };
+    add(module.native, { module, naming: "native" });
+    module.parts.forEach((part, i) => add(part.name, module.parts.length === 1 ? { module, naming: "diffusers" } : { module, part: i, naming: "diffusers" }));
+  }
+  lookups.set(arch.id, l);
+  return l;
+}
+
+/** Prefix families: how a key stem names a component and whether the rest is dotted. */
+function candidates(base: string, arch: Architecture): Array<{ component: Component; rest: string; dotted: boolean }> {
+  const out: Array<{ component: Component; rest: string; dotted: boolean }> = [];
+  for (const [c, p] of Object.entries(arch.kohyaPrefix) as Array<[Component, string]>) if (base.startsWith(p)) out.push({ component: c, rest: base.slice(p.length), dotted: false });
+  for (const [c, p] of Object.entries(arch.diffusersPrefix) as Array<[Component, string]>) if (base.startsWith(p)) out.push({ component: c, rest: base.slice(p.length), dotted: true });
+  const main: Component = arch.kohyaPrefix.unet ? "unet" : "transformer";
+  for (const p of ["diffusion_model.", "base_model.model.", "transformer.", "unet."]) if (base.startsWith(p)) out.push({ component: main, rest: base.slice(p.length), dotted: true });
+  for (const p of ["lora_transformer_", "lycoris_"]) if (base.startsWith(p)) out.push({ component: main, rest: base.slice(p.length), dotted: false });
+  out.push({ component: main, rest: base, dotted: true });
+  // ComfyUI-saved text encoders: text_encoders.clip_l.transformer.<path>
+  const te = /^text_encoders\.(clip_l|clip_g|t5xxl)\.transformer\.(.*)$/.exec(base);
+  if (te) out.push({ component: te[1] === "clip_l" ? "te1" : te[1] === "clip_g" ? "te2" : "te3", rest: te[2]!, dotted: true });
+  return out;
+}
+
+export function placeModule(base: string, arch: Architecture): Placement | undefined {
+  const l = lookupFor(arch);
+  for (const c of candidates(base, arch)) {
+    const p = c.dotted ? l.dotted.get(`${c.component}:${c.rest}`) : l.underscored.get(`${c.component}:${c.rest}`);
+    if (p) return p;
+  }
+  return undefined;
+}
+
+export interface ParsedLora {
+  format: LoraFormat;
+  /** Extra traits: "dora", "lycoris:loha", "split-qkv-sparse" is added later by data checks. */
+  traits: string[];
+  arch?: Architecture;
+  placed: PlacedModule[];
+  /** Keys that could not be placed on the architecture (listed, never hidden). */
+  unplaced: string[];
+  /** Module groups that are not plain LoRA (LyCORIS, DoRA, diff): cannot be handled algebraically. */
+  nonLora: ModuleKeys[];
+}
+
+function detectFormat(modules: ModuleKeys[], unknown: string[], metadata: Record<string, string>): { format: LoraFormat; traits: string[] } {
+  const traits = new Set<string>();
+  for (const m of modules) {
+    for (const e of m.extra) {
+      const p = e.slice(m.base.length + 1);
+      traits.add(p.startsWith("hada_") ? "lycoris:loha" : p.startsWith("lokr_") ? "lycoris:lokr" : p.startsWith("diff") ? "full-diff" : p === "oft_blocks" ? "oft" : `lycoris:${p}`);
+    }
+    if (m.keys.dora) traits.add("dora");
+    if (m.keys.mid) traits.add("lycoris:locon-tucker");
+  }
+  const bases = modules.map((m) => m.base);
+  const any = (re: RegExp) => bases.some((b) => re.test(b));
+  const styles = new Set(modules.map((m) => m.style));
+  let format: LoraFormat;
+  if (styles.has("lycoris")) format = "lycoris";
+  else if (styles.has("xlabs")) format = "xlabs";
+  else if (unknown.some((k) => k.endsWith("query_norm.scale")) || modules.some((m) => m.keys.bias)) format = "bfl-control";
+  else if (any(/^lora_(unet|te\d?)_/)) format = "kohya";
+  else if (any(/^lora_transformer_/)) format = "onetrainer";
+  else if (any(/^lycoris_/)) format = "lycoris";
+  else if (any(/^diffusion_model\./)) format = styles.has("AB") ? "ai-toolkit" : "comfy";
+  else if (any(/^(transformer|unet|text_encoder(_2)?)\./)) format = /ai-toolkit/.test(metadata.software ?? "") ? "ai-toolkit" : "diffusers";
+  else if (any(/^base_model\.model\./) || modules.some((m) => m.keys.down?.includes(".default."))) format = "peft";
+  else if (styles.has("AB") || styles.has("updown")) format = "peft";
+  else format = "unknown";
+  if (format === "kohya" && any(/^lora_unet_.*_(hada|lokr)/)) traits.add("lycoris");
+  return { format, traits: [...traits] };
+}
+
+function scalarOf(shape: number[]): boolean {
+  return shape.length === 0 || (shape.length === 1 && shape[0] === 1);
+}
+
+/**
+ * Parses a key list. `alphas` gives the value of each `.alpha` key (read by the caller: they are
+ * tiny); a missing alpha means scale 1 for lora_A/B files and alpha = rank for kohya files.
+ */
+export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Record<string, string>; alphas?: ReadonlyMap<string, number>; arch?: ArchId }): ParsedLora {
+  const info = new Map(params.tensors.map((t) => [t.name, t]));
+  const { modules, unknown } = groupKeys(params.tensors.map((t) => t.name));
+  const { format, traits } = detectFormat(modules, unknown, params.metadata ?? {});
+  const nonLora = modules.filter((m) => m.style === "lycoris" || m.keys.dora !== undefined || m.keys.mid !== undefined || m.keys.diff !== undefined);
+  const plain = modules.filter((m) => !nonLora.includes(m));
+
+  // Pick the architecture that places the most modules with matching shapes.
+  const pool = params.arch ? architectures().filter((a) => a.id === params.arch) : architectures();
+  let best: { arch: Architecture; placed: PlacedModule[]; score: number } | undefined;
+  for (const arch of pool) {
+    const placed: PlacedModule[] = [];
+    let score = 0;
+    for (const m of plain) {
+      const p = placeModule(m.base, arch);
+      if (!p || !m.keys.down || !m.keys.up) continue;
+      const down = info.get(m.keys.down)!.shape, up = info.get(m.keys.up)!.shape;
+      const want = p.part === undefined ? p.module.shape : [p.module.parts[p.part]!.end - p.module.parts[p.part]!.start, ...p.module.shape.slice(1)];
+      const inOk = down[1] === want[1] || (down.length === 4 && want.length === 4 && down[1] === want[1]);
+      const outOk = up[0] === want[0];
+      const rank = down[0] ?? 0;
+      if (!inOk || !outOk || up[1] !== rank) continue;
+      const alphaKey = m.keys.alpha;
+      const alpha = alphaKey !== undefined ? params.alphas?.get(alphaKey) : undefined;
+      placed.push({ ...m, placement: p, rank, alpha });
+      score++;
+    }
+    if (!best || score > best.score) best = { arch, placed, score };
+  }
+  const arch = best && best.score > 0 ? best.arch : undefined;
+  const placed = arch ? best!.placed : [];
+  const placedKeys = new Set<string>();
+  for (const m of placed) for (const k of Object.values(m.keys)) if (k) placedKeys.add(k);
+  const unplaced = params.tensors.map((t) => t.name).filter((n) => !placedKeys.has(n));
+  for (const m of placed) if (m.keys.alpha && !scalarOf(info.get(m.keys.alpha)!.shape)) traits.push(`bad-alpha-shape:${m.keys.alpha}`);
+  return { format, traits, arch, placed, unplaced, nonLora };
+}
+
+/** Scale the file applies to up @ down: alpha / rank for kohya-style alpha, else 1. */
+export function scaleOf(m: { alpha?: number; rank: number }): number {
+  return m.alpha === undefined || m.alpha === 0 ? 1 : m.alpha / m.rank;
+}
+
+/** diffusers' split of a scale into down/up factors (scale_down doubles while scale_down*2 < scale_up). */
+export function splitScale(scale: number): { down: number; up: number } {
+  let down = scale, up = 1;
+  while (down * 2 < up) {
+    down *= 2;
+    up /= 2;
+  }
+  return { down, up };
+}

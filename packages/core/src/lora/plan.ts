@@ -1,0 +1,262 @@
+import { LoraspecError } from "../errors.js";
+import type { Dtype } from "./dtype.js";
+import type { Architecture, ModuleSpec } from "./architectures.js";
+import { type KeyInfo, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
+
+/**
+ * Output tensors of a convert or merge, each described as data: which input tensors (or which
+ * rows/columns of them) go where, times which factor. The engine executes a plan by streaming;
+ * unchanged bytes are copied through without decoding. Pure.
+ */
+export interface SrcRef {
+  input: number;
+  key: string;
+}
+
+export interface PlacePart {
+  src: SrcRef;
+  factor: number;
+  /** Where the block lands in the output (2-D view: [shape[0], product of the rest]). */
+  row: number;
+  col: number;
+  srcRows?: [number, number];
+  srcCols?: [number, number];
+  /** Swap the two halves of the selected rows (BFL shift|scale <-> diffusers scale|shift). */
+  swapHalves?: boolean;
+}
+
+export type TensorOp = { op: "place"; parts: PlacePart[] } | { op: "scalar"; value: number };
+
+export interface PlannedTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  op: TensorOp;
+}
+
+export type TargetFormat = "diffusers" | "kohya" | "comfy";
+
+export interface PlanInput {
+  parsed: ParsedLora;
+  tensors: readonly KeyInfo[];
+  /** Module stems whose fused up matrix is block-sparse (split_qkv layout): split A by rank chunks. */
+  sparse?: ReadonlySet<string>;
+}
+
+
+function info(input: PlanInput, key: string): KeyInfo {
+  const t = input.tensors.find((x) => x.name === key);
+  if (!t) throw new LoraspecError("E_INTERNAL", `missing tensor ${key}`);
+  return t;
+}
+
+/** Output key stems for a native module or one of its diffusers parts. */
+function stem(arch: Architecture, module: ModuleSpec, target: TargetFormat, part?: number): string | undefined {
+  if (target === "diffusers") {
+    const prefix = arch.diffusersPrefix[module.component];
+    if (prefix === undefined) return undefined;
+    return prefix + module.parts[part ?? 0]!.name;
+  }
+  if (target === "comfy" && (module.component === "transformer" || module.component === "unet")) return `diffusion_model.${module.native}`;
+  const prefix = arch.kohyaPrefix[module.component];
+  return prefix === undefined ? undefined : prefix + module.native.replace(/\./g, "_");
+}
+
+/** One weighted LoRA contribution to a native module: A rows x B rows [row0, row0 + out). */
+interface Piece {
+  input: number;
+  m: PlacedModule;
+  /** Rows of the native weight this piece covers. */
+  row0: number;
+  rows: number;
+  /** Total factor c = weight x scale. */
+  factor: number;
+  naming: "native" | "diffusers";
+  dtype: Dtype;
+}
+
+/** Row order differs between namings only for swapHalves modules (final adaLN modulation). */
+function needsSwap(p: Piece, module: ModuleSpec, target: TargetFormat): boolean {
+  return Boolean(module.swapHalves) && p.naming !== (target === "diffusers" ? "diffusers" : "native");
+}
+
+function piecesOf(inputIndex: number, input: PlanInput, weight: number): Map<ModuleSpec, Piece[]> {
+  const out = new Map<ModuleSpec, Piece[]>();
+  for (const m of input.parsed.placed) {
+    const { module, part, naming } = m.placement;
+    const range = part === undefined ? { start: 0, end: module.shape[0]! } : module.parts[part]!;
+    const piece: Piece = {
+      input: inputIndex,
+      m,
+      row0: range.start,
+      rows: range.end - range.start,
+      factor: weight * scaleOf(m),
+      naming,
+      dtype: info(input, m.keys.down!).dtype,
+    };
+    const list = out.get(module) ?? [];
+    list.push(piece);
+    out.set(module, list);
+  }
+  return out;
+}
+
+/** Rows [a, b) of the native weight as seen by a piece (undefined when they do not overlap). */
+function overlap(p: Piece, a: number, b: number): [number, number] | undefined {
+  const lo = Math.max(a, p.row0), hi = Math.min(b, p.row0 + p.rows);
+  return lo < hi ? [lo, hi] : undefined;
+}
+
+/**
+ * Stacks pieces into one LoRA for rows [a, b) of `module`: A = cat(c_i A_i), B = [B_1 | B_2 | ...]
+ * placed at the rows each covers. Exact: B A = sum c_i B_i A_i. Output scale is 1 (alpha = rank).
+ */
+function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target: TargetFormat, names: { down: string; up: string; alpha?: string }, dtype: Dtype): PlannedTensor[] {
+  const used = pieces.map((p) => ({ p, rows: overlap(p, a, b) })).filter((x) => x.rows !== undefined) as Array<{ p: Piece; rows: [number, number] }>;
+  const rank = used.reduce((s, x) => s + x.p.m.rank, 0);
+  const downParts: PlacePart[] = [];
+  const upParts: PlacePart[] = [];
+  let col = 0;
+  for (const { p, rows } of used) {
+    const { down, up } = splitScale(p.factor);
+    downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: down, row: col, col: 0 });
+    const local: [number, number] = [rows[0] - p.row0, rows[1] - p.row0];
+    upParts.push({ src: { input: p.input, key: p.m.keys.up! }, factor: up, row: rows[0] - a, col, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined });
+    col += p.m.rank;
+  }
+  const downShape = [rank, ...module.shape.slice(1)];
+  const upShape = [b - a, rank, ...module.shape.slice(2).map(() => 1)];
+  const out: PlannedTensor[] = [
+    { name: names.down, dtype, shape: downShape, op: { op: "place", parts: downParts } },
+    { name: names.up, dtype, shape: upShape, op: { op: "place", parts: upParts } },
+  ];
+  if (names.alpha) out.push({ name: names.alpha, dtype, shape: [], op: { op: "scalar", value: rank } });
+  return out;
+}
+
+export interface Plan {
+  tensors: PlannedTensor[];
+  /** Keys that were not placed and were dropped (only with allowDrop). */
+  dropped: string[];
+}
+
+function suffixes(target: TargetFormat): { down: string; up: string; alpha?: string } {
+  return target === "diffusers" ? { down: ".lora_A.weight", up: ".lora_B.weight" } : { down: ".lora_down.weight", up: ".lora_up.weight", alpha: ".alpha" };
+}
+
+function unusedError(keys: string[], file?: string): LoraspecError {
+  return new LoraspecError("E_LORA_UNUSED_KEYS", `${keys.length} key(s) cannot be placed: ${keys.slice(0, 8).join(", ")}${keys.length > 8 ? ", ..." : ""}`, {
+    file,
+    hint: "These keys are not plain LoRA weights of a known module for this target. Pass --allow-drop to drop them (they are then listed), or convert to another format.",
+    details: { keys },
+  });
+}
+
+/**
+ * Plans a format conversion with every key accounted for. Deltas are preserved exactly: scales
+ * are baked into A/B (diffusers' scale_down/scale_up split) where the target has no alpha; fused
+ * projections are split (copy A, split B rows; chunk A only when B is block-sparse) or joined
+ * (cat A, block-diagonal B, alpha = sum of ranks). lora-formats.md §2b "Exact split / join".
+ */
+export function planConvert(params: { input: PlanInput; target: TargetFormat; allowDrop?: boolean; file?: string }): Plan {
+  const { input, target } = params;
+  const arch = input.parsed.arch;
+  if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: params.file, hint: "Run `loraspec inspect` on it to see its keys." });
+  const drop = new Set(input.parsed.unplaced);
+  const tensors: PlannedTensor[] = [];
+  const sfx = suffixes(target);
+  for (const [module, pieces] of piecesOf(0, input, 1)) {
+    const fused = module.parts.length > 1;
+    const stems = target === "diffusers" && fused ? module.parts.map((_, i) => stem(arch, module, target, i)) : [stem(arch, module, target)];
+    if (stems.some((s) => s === undefined)) {
+      for (const p of pieces) for (const k of Object.values(p.m.keys)) if (k) drop.add(k);
+      continue;
+    }
+    const dtype = pieces[0]!.dtype;
+    const names = (s: string) => ({ down: s + sfx.down, up: s + sfx.up, alpha: sfx.alpha ? s + sfx.alpha : undefined });
+    const single = pieces.length === 1 && pieces[0]!.rows === module.shape[0] ? pieces[0]! : undefined;
+    if (target !== "diffusers") {
+      if (single) {
+        // Whole native module: copy A and B, keep alpha (or alpha = rank when the source had none).
+        const p = single, s = stems[0]!;
+        const m = p.m;
+        tensors.push({ name: s + sfx.down, dtype, shape: info(input, m.keys.down!).shape, op: { op: "place", parts: [{ src: { input: 0, key: m.keys.down! }, factor: 1, row: 0, col: 0 }] } });
+        tensors.push({ name: s + sfx.up, dtype: info(input, m.keys.up!).dtype, shape: info(input, m.keys.up!).shape, op: { op: "place", parts: [{ src: { input: 0, key: m.keys.up! }, factor: 1, row: 0, col: 0, swapHalves: needsSwap(p, module, target) || undefined }] } });
+        const alphaDtype = m.keys.alpha ? info(input, m.keys.alpha).dtype : dtype;
+        tensors.push({ name: s + sfx.alpha!, dtype: alphaDtype, shape: [], op: { op: "scalar", value: m.alpha !== undefined && m.alpha !== 0 ? m.alpha : m.rank } });
+      } else {
+        tensors.push(...stack(pieces, module, 0, module.shape[0]!, target, names(stems[0]!), dtype));
+      }
+      continue;
+    }
+    // diffusers target: bake the scale, split fused modules.
+    for (let i = 0; i < stems.length; i++) {
+      const s = stems[i]!;
+      const [a, b] = fused ? [module.parts[i]!.start, module.parts[i]!.end] : [0, module.shape[0]!];
+      const covering = pieces.filter((p) => overlap(p, a, b));
+      if (covering.length === 0) continue;
+      if (covering.length > 1) {
+        tensors.push(...stack(covering, module, a, b, target, names(s), dtype));
+        continue;
+      }
+      const p = covering[0]!;
+      const { down, up } = splitScale(p.factor);
+      const k = p.m.rank / module.parts.length;
+      const isSparse = fused && p.rows === module.shape[0] && Number.isInteger(k) && input.sparse?.has(p.m.base);
+      const local: [number, number] = [a - p.row0, b - p.row0];
+      const downPart: PlacePart = isSparse
+        ? { src: { input: 0, key: p.m.keys.down! }, factor: down, row: 0, col: 0, srcRows: [i * k, (i + 1) * k] }
+        : { src: { input: 0, key: p.m.keys.down! }, factor: down, row: 0, col: 0 };
+      const upPart: PlacePart = isSparse
+        ? { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, srcCols: [i * k, (i + 1) * k] }
+        : { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined };
+      const rank = isSparse ? k : p.m.rank;
+      tensors.push({ name: s + sfx.down, dtype, shape: [rank, ...module.shape.slice(1)], op: { op: "place", parts: [downPart] } });
+      tensors.push({ name: s + sfx.up, dtype: info(input, p.m.keys.up!).dtype, shape: [b - a, rank, ...module.shape.slice(2).map(() => 1)], op: { op: "place", parts: [upPart] } });
+    }
+  }
+  const dropped = [...drop];
+  if (dropped.length > 0 && !params.allowDrop) throw unusedError(dropped, params.file);
+  return { tensors, dropped };
+}
+
+/**
+ * Plans an exact `cat` merge: per native module, A = cat(w_i s_i A_i) and B = [B_1 | B_2 | ...],
+ * so B A = sum_i w_i s_i B_i A_i; rank = sum of ranks, alpha = rank (scale 1). Modules missing from
+ * some inputs simply get fewer pieces. Every input must share the architecture.
+ */
+export function planCatMerge(params: { inputs: PlanInput[]; weights: number[]; target: TargetFormat; files?: string[] }): Plan {
+  const { inputs, weights, target } = params;
+  const arch = inputs[0]?.parsed.arch;
+  if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model the first LoRA is for", { file: params.files?.[0] });
+  inputs.forEach((inp, i) => {
+    if (inp.parsed.arch?.id !== arch.id) {
+      throw new LoraspecError("E_LORA_SHAPE_MISMATCH", `input ${i + 1} is for ${inp.parsed.arch?.title ?? "an unknown model"}, the first is for ${arch.title}`, { file: params.files?.[i] });
+    }
+    if (inp.parsed.unplaced.length > 0) throw unusedError(inp.parsed.unplaced, params.files?.[i]);
+  });
+  const all = new Map<ModuleSpec, Piece[]>();
+  inputs.forEach((inp, i) => {
+    for (const [module, pieces] of piecesOf(i, inp, weights[i]!)) all.set(module, [...(all.get(module) ?? []), ...pieces]);
+  });
+  const sfx = suffixes(target);
+  const tensors: PlannedTensor[] = [];
+  const dropped: string[] = [];
+  for (const [module, pieces] of all) {
+    const fused = module.parts.length > 1;
+    const dtype = pieces[0]!.dtype;
+    const ranges = target === "diffusers" && fused ? module.parts.map((p, i) => ({ i, a: p.start, b: p.end })) : [{ i: undefined as number | undefined, a: 0, b: module.shape[0]! }];
+    for (const r of ranges) {
+      const s = stem(arch, module, target, r.i);
+      if (s === undefined) {
+        for (const p of pieces) for (const k of Object.values(p.m.keys)) if (k) dropped.push(k);
+        continue;
+      }
+      if (!pieces.some((p) => overlap(p, r.a, r.b))) continue;
+      // A diffusers target has no alpha: stacked pieces already carry scale 1.
+      tensors.push(...stack(pieces, module, r.a, r.b, target, { down: s + sfx.down, up: s + sfx.up, alpha: sfx.alpha ? s + sfx.alpha : undefined }, dtype));
+    }
+  }
+  if (dropped.length > 0) throw unusedError(dropped, params.files?.[0]);
+  return { tensors, dropped };
+}

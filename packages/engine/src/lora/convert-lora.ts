@@ -1,0 +1,72 @@
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { decodeToF32 } from "@loraspec/core/lora/dtype.js";
+import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { planConvert, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { executePlan } from "./execute-plan.js";
+import { readAlphas } from "./inspect-lora.js";
+import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
+import { writeSafetensors } from "./write-safetensors.js";
+
+/**
+ * Finds fused modules whose up matrix is block-sparse (split_qkv layout, lora-formats.md §2b):
+ * only those may have their down matrix chunked by rank. Reads just those up tensors.
+ */
+export async function findSparseFused(file: SafetensorsFile, parsed: ParsedLora): Promise<Set<string>> {
+  const sparse = new Set<string>();
+  for (const m of parsed.placed) {
+    const { module, part } = m.placement;
+    const n = module.parts.length;
+    if (part !== undefined || n < 2 || m.rank % n !== 0) continue;
+    const k = m.rank / n;
+    const up = decodeToF32(file.tensor(m.keys.up!).dtype, await file.readBytes(m.keys.up!));
+    let ok = true;
+    for (let j = 0; j < n && ok; j++) {
+      const { start, end } = module.parts[j]!;
+      for (let r = start; r < end && ok; r++) {
+        for (let c = 0; c < m.rank; c++) {
+          if (Math.floor(c / k) !== j && up[r * m.rank + c] !== 0) {
+            ok = false;
+            break;
+          }
+        }
+      }
+    }
+    if (ok) sparse.add(m.base);
+  }
+  return sparse;
+}
+
+/**
+ * Converts a LoRA file to another key format with every key accounted for. Yields events; the
+ * final `done` carries { output, tensors, dropped, bytes }.
+ */
+export async function* convertLora(params: {
+  input: string;
+  output: string;
+  to: TargetFormat;
+  allowDrop?: boolean;
+  signal?: AbortSignal;
+}): AsyncGenerator<LoraspecEvent> {
+  const file = await openSafetensors({ path: params.input });
+  try {
+    yield { type: "phase", name: "read", message: `reading ${params.input}` };
+    const alphas = await readAlphas(file);
+    const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
+    const sparse = params.to === "diffusers" ? await findSparseFused(file, parsed) : new Set<string>();
+    if (sparse.size > 0) {
+      yield { type: "warning", code: "W_LORA_SPLIT_QKV", message: `${sparse.size} fused module(s) have a block-sparse up matrix (trained with split_qkv): split by rank; their alpha may be ambiguous (sd-scripts #2204)` };
+    }
+    const plan = planConvert({ input: { parsed, tensors: file.tensors, sparse }, target: params.to, allowDrop: params.allowDrop, file: params.input });
+    if (plan.dropped.length > 0) {
+      yield { type: "warning", code: "E_LORA_UNUSED_KEYS", message: `dropped ${plan.dropped.length} key(s) that cannot be placed: ${plan.dropped.join(", ")}`, file: params.input };
+    }
+    const metadata: Record<string, string> = { ...file.metadata };
+    if (params.to === "diffusers") metadata.format = "pt";
+    metadata["loraspec.converted_from"] = `${parsed.format}:${parsed.arch?.id ?? "unknown"}`;
+    yield { type: "phase", name: "write", message: `writing ${plan.tensors.length} tensors to ${params.output}` };
+    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [file] }), metadata, signal: params.signal });
+    yield { type: "done", result: { output: params.output, format: params.to, from: parsed.format, architecture: parsed.arch?.id, tensors: plan.tensors.length, dropped: plan.dropped, bytes: result.bytes } };
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,142 @@
+import { decodeToF32, FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
+import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
+
+export interface InspectModule {
+  key: string;
+  native: string;
+  diffusers?: string;
+  component: string;
+  rank: number;
+  alpha?: number;
+  scale: number;
+}
+
+export interface InspectReport {
+  file: string;
+  bytes: number;
+  tensors: number;
+  dtypes: Record<string, number>;
+  format: ParsedLora["format"];
+  traits: string[];
+  architecture?: { id: string; title: string };
+  modules: InspectModule[];
+  coverage?: { component: string; touched: number; defaultTargets: number; defaultTouched: number; total: number }[];
+  ranks: Record<string, number>;
+  scales: Record<string, number>;
+  components: string[];
+  metadata: { ss: Record<string, string>; modelspec: Record<string, string>; other: Record<string, string> };
+  triggerWords: string[];
+  nonFinite: { tensor: string; nan: number; inf: number }[];
+  unplaced: string[];
+  nonLora: string[];
+}
+
+/** Reads the `.alpha` scalars of a file (tiny tensors). */
+export async function readAlphas(file: SafetensorsFile): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const t of file.tensors) {
+    if (!t.name.endsWith(".alpha") || !FLOAT_DTYPES.has(t.dtype) || t.end - t.begin > 8) continue;
+    const v = await file.readF32(t.name);
+    if (v.length === 1) out.set(t.name, v[0]!);
+  }
+  return out;
+}
+
+export function triggerWordsFrom(metadata: Record<string, string>): string[] {
+  const words = new Set<string>();
+  const raw = metadata.ss_tag_frequency;
+  if (raw) {
+    try {
+      const freq = JSON.parse(raw) as Record<string, Record<string, number>>;
+      const counts = new Map<string, number>();
+      for (const tags of Object.values(freq)) for (const [tag, n] of Object.entries(tags ?? {})) counts.set(tag.trim(), (counts.get(tag.trim()) ?? 0) + Number(n));
+      for (const [tag] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 5)) if (tag) words.add(tag);
+    } catch {
+      // Not JSON: ignore; the raw value still shows in the metadata listing.
+    }
+  }
+  if (metadata["modelspec.trigger_phrase"]) words.add(metadata["modelspec.trigger_phrase"]);
+  return [...words];
+}
+
+/** Everything a user wants to know about a LoRA file, without hiding any key. */
+export async function inspectLora(params: { path: string; scanValues?: boolean }): Promise<InspectReport> {
+  const file = await openSafetensors({ path: params.path });
+  try {
+    const alphas = await readAlphas(file);
+    const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
+    const dtypes: Record<string, number> = {};
+    for (const t of file.tensors) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+    const modules: InspectModule[] = parsed.placed.map((m) => ({
+      key: m.base,
+      native: m.placement.module.native,
+      diffusers: m.placement.part !== undefined ? m.placement.module.parts[m.placement.part]!.name : undefined,
+      component: m.placement.module.component,
+      rank: m.rank,
+      alpha: m.alpha,
+      scale: scaleOf(m),
+    }));
+    const ranks: Record<string, number> = {};
+    const scales: Record<string, number> = {};
+    for (const m of modules) {
+      ranks[m.rank] = (ranks[m.rank] ?? 0) + 1;
+      scales[String(m.scale)] = (scales[String(m.scale)] ?? 0) + 1;
+    }
+    let coverage: InspectReport["coverage"];
+    if (parsed.arch) {
+      const touched = new Set(parsed.placed.map((m) => m.placement.module));
+      const comps = [...new Set(parsed.arch.modules.map((m) => m.component))];
+      coverage = comps
+        .map((component) => {
+          const all = parsed.arch!.modules.filter((m) => m.component === component);
+          const defaults = all.filter((m) => m.defaultTarget);
+          return {
+            component,
+            touched: all.filter((m) => touched.has(m)).length,
+            defaultTargets: defaults.length,
+            defaultTouched: defaults.filter((m) => touched.has(m)).length,
+            total: all.length,
+          };
+        })
+        .filter((c) => c.touched > 0);
+    }
+    const nonFinite: InspectReport["nonFinite"] = [];
+    if (params.scanValues !== false) {
+      for (const t of file.tensors) {
+        if (!FLOAT_DTYPES.has(t.dtype)) continue;
+        const v = decodeToF32(t.dtype, await file.readBytes(t.name));
+        let nan = 0, inf = 0;
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i]!;
+          if (x !== x) nan++;
+          else if (x === Infinity || x === -Infinity) inf++;
+        }
+        if (nan || inf) nonFinite.push({ tensor: t.name, nan, inf });
+      }
+    }
+    const ss: Record<string, string> = {}, modelspec: Record<string, string> = {}, other: Record<string, string> = {};
+    for (const [k, v] of Object.entries(file.metadata)) (k.startsWith("ss_") || k.startsWith("sshs_") ? ss : k.startsWith("modelspec.") ? modelspec : other)[k] = v;
+    return {
+      file: params.path,
+      bytes: file.size,
+      tensors: file.tensors.length,
+      dtypes,
+      format: parsed.format,
+      traits: parsed.traits,
+      architecture: parsed.arch ? { id: parsed.arch.id, title: parsed.arch.title } : undefined,
+      modules,
+      coverage,
+      ranks,
+      scales,
+      components: [...new Set(modules.map((m) => m.component))],
+      metadata: { ss, modelspec, other },
+      triggerWords: triggerWordsFrom(file.metadata),
+      nonFinite,
+      unplaced: parsed.unplaced,
+      nonLora: parsed.nonLora.map((m) => m.base),
+    };
+  } finally {
+    await file.close();
+  }
+}
