@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "make-tiny-base": "loraspec_worker.tiny_base:run",
     "version": "loraspec_worker.version:run",
     "selftest": "loraspec_worker.selftest:run",
+    "merge": "loraspec_worker.merge:run",
 }
 
 
