@@ -9,8 +9,9 @@ import { registerTrain } from "./train.js";
 import { registerRuns } from "./runs.js";
 import { registerLogs } from "./logs.js";
 import { registerStop } from "./stop.js";
+import { registerUi } from "./ui.js";
 
 /** Each command lives in its own file and registers itself; heavy code loads lazily in actions. */
 export type Registration = (program: Command) => void;
 
-export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop];
+export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop, registerUi];

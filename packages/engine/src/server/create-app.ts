@@ -129,18 +129,40 @@ export function createApp(params: CreateAppParams): Hono {
     return c.json({ file: contractRel, contract });
   });
 
+  // The dataset summary lint and plan use; scanned on demand (the folder may change any time).
+  const datasetSummary = async (contract: unknown, signal?: AbortSignal) => {
+    if (!params.scanDataset) return undefined;
+    try {
+      return (await params.scanDataset({ dir: await datasetDir(), contract, signal })).summary;
+    } catch (error) {
+      if (isLoraspecError(error)) return undefined; // no dataset yet: lint and plan without it
+      throw error;
+    }
+  };
+
   app.post("/api/lint", async (c) => {
     if (!params.lint || !params.parseContract) throw notSupported("Lint");
     const body = await readJson<{ yaml?: unknown }>(c);
     const contract = params.parseContract({ text: requireString(body.yaml, "yaml"), file: contractRel });
-    return c.json({ findings: params.lint({ contract }) });
+    const dataset = await datasetSummary(contract, c.req.raw.signal);
+    return c.json({ findings: await params.lint({ contract, dataset }) });
   });
 
   app.post("/api/plan", async (c) => {
     if (!params.plan || !params.parseContract) throw notSupported("Plan");
     const body = await readJson<{ yaml?: unknown }>(c);
     const contract = params.parseContract({ text: requireString(body.yaml, "yaml"), file: contractRel });
-    return c.json({ plan: params.plan({ contract }) });
+    return c.json({ plan: params.plan({ contract, dataset: await datasetSummary(contract, c.req.raw.signal) }) });
+  });
+
+  app.get("/api/dataset/summary", async (c) => {
+    let contract: unknown;
+    try {
+      contract = params.parseContract?.({ text: await readContractText(contractFile), file: contractRel });
+    } catch {
+      contract = undefined;
+    }
+    return c.json({ summary: (await datasetSummary(contract, c.req.raw.signal)) ?? null });
   });
 
   // --- dataset and captions ---------------------------------------------------------------
@@ -177,10 +199,10 @@ export function createApp(params: CreateAppParams): Hono {
         } catch (error) {
           if (!own.some((p) => p.code === "unreadable")) own.push({ code: "unreadable", message: `Cannot be decoded: ${(error as Error).message}` });
         }
-        if (b.resolution && width && height && Math.min(width, height) < b.resolution && !own.some((p) => p.code === "too_small")) {
-          own.push({ code: "too_small", message: `${width}x${height} is below the training resolution ${b.resolution}.` });
+        if (!params.scanDataset && b.resolution && width && height && Math.min(width, height) < b.resolution && !own.some((p) => p.code === "too_small")) {
+          own.push({ code: "too-small", message: `${width}x${height} is below the training resolution ${b.resolution}.` });
         }
-        if (caption === null) own.push({ code: "no_caption", message: `No ${b.captionExtension} caption.` });
+        if (caption === null && !own.some((p) => p.code === "caption-missing")) own.push({ code: "no-caption", message: `No ${b.captionExtension} caption.` });
         const size = (await stat(full)).size;
         return { path: rel, bytes: size, width, height, caption, captionFile: captionRel, problems: own };
       }),

@@ -209,7 +209,7 @@ describe("request bodies", () => {
   it("a real PNG upload lands in the dataset and never replaces a file (409)", async () => {
     const upload = async () => {
       const form = new FormData();
-      form.append("file", new File([await png(40, { r: 1, g: 2, b: 3 })], "new.png", { type: "image/png" }));
+      form.append("file", new File([new Uint8Array(await png(40, { r: 1, g: 2, b: 3 }))], "new.png", { type: "image/png" }));
       return app.request("/api/dataset/upload", { method: "POST", headers: auth, body: form });
     };
     expect((await upload()).status).toBe(200);
@@ -242,7 +242,7 @@ describe("contract and captions", () => {
     expect(body.trigger).toBe("txcl");
     expect(byPath["a.png"].caption).toBe("txcl, a red square\n");
     expect(byPath["a.png"].problems).toEqual([]);
-    expect(byPath["b.png"].problems.map((p: { code: string }) => p.code).sort()).toEqual(["no_caption", "too_small"]);
+    expect(byPath["b.png"].problems.map((p: { code: string }) => p.code).sort()).toEqual(["no-caption", "too-small"]);
     expect(byPath["broken.png"].problems.map((p: { code: string }) => p.code)).toContain("unreadable");
   });
 

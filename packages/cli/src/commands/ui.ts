@@ -1,0 +1,74 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+
+interface UiOptions {
+  port: string;
+  host?: string;
+  open: boolean;
+  project?: string;
+  contract?: string;
+}
+
+/** `loraspec ui [--port N] [--host H] [--no-open]`: the local web page over the same engine. */
+export function registerUi(program: Command): void {
+  program
+    .command("ui")
+    .description("Open the local web page: contract form with live lint and plan, dataset and captions, runs, validation, LoRA files.")
+    .option("-p, --port <port>", "port to listen on (0: any free port)", "4747")
+    .option("--host <host>", "interface to bind (default 127.0.0.1; another host exposes the page to the network, token still required)")
+    .option("--no-open", "do not open a browser")
+    .option("--project <dir>", "the project folder (default: the current folder)")
+    .option("--contract <file>", "the contract file inside the project", "lora.yaml")
+    .action(async (opts: UiOptions) => {
+      const { resolve } = await import("node:path");
+      const { LoraspecError } = await import("@loraspec/core/errors.js");
+      const { startServer } = await import("@loraspec/engine/server/start-server.js");
+      const { defaultDeps } = await import("@loraspec/engine/server/default-deps.js");
+      const { createRunsService } = await import("@loraspec/engine/server/runs-service.js");
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new LoraspecError("E_USAGE", `--port must be a number from 0 to 65535, got "${opts.port}".`);
+      }
+      const projectDir = resolve(opts.project ?? process.cwd());
+      const runs = createRunsService({ projectDir, onError: (e) => process.stderr.write(`${pc.red("run error")} ${String(e)}\n`) });
+      const server = await startServer({
+        ...defaultDeps(),
+        runs,
+        projectDir,
+        contractFile: opts.contract,
+        host: opts.host,
+        port,
+      });
+      process.stderr.write(`${pc.bold("loraspec ui")} serving ${pc.dim(projectDir)}\n`);
+      process.stdout.write(`${server.openUrl}\n`);
+      if (opts.host && !["127.0.0.1", "localhost", "::1"].includes(opts.host)) {
+        process.stderr.write(
+          `${pc.yellow("warning")} listening on ${opts.host}: anyone who can reach it and has the token can start runs and edit files in this project.\n`,
+        );
+      }
+      if (opts.open) await openBrowser(server.openUrl);
+      process.stderr.write(pc.dim("Ctrl-C to stop.\n"));
+      await new Promise<void>((done) => {
+        const stop = () => {
+          for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, stop);
+          runs.close();
+          void server.close().then(done);
+        };
+        for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, stop);
+      });
+    });
+}
+
+/** Opens the URL in the default browser; an argument array, never a shell string. */
+async function openBrowser(url: string): Promise<void> {
+  const { spawn } = await import("node:child_process");
+  const [cmd, args] =
+    process.platform === "darwin" ? ["open", [url]] : process.platform === "win32" ? ["explorer.exe", [url]] : ["xdg-open", [url]];
+  try {
+    const child = spawn(cmd, args, { stdio: "ignore", detached: true });
+    child.on("error", () => {}); // no browser here (a server, CI): the printed URL is enough
+    child.unref();
+  } catch {
+    // same: printing the URL is the fallback
+  }
+}

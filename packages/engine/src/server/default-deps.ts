@@ -1,0 +1,86 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
+import type { Contract } from "@loraspec/core/contract/schema.js";
+import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { lintContract } from "@loraspec/core/lint/lint-contract.js";
+import type { WordLookup } from "@loraspec/core/lint/clip-pretokenize.js";
+import { planRun } from "@loraspec/core/plan/plan-run.js";
+import type { DatasetScan, ServerDeps } from "./deps.js";
+import { SERVER_LIMITS } from "./limits.js";
+
+/**
+ * The real capabilities behind `loraspec ui`: the same core and engine functions the CLI uses.
+ * Heavy modules load on first use so the server starts fast.
+ */
+export function defaultDeps(): ServerDeps {
+  let words: Promise<WordLookup | undefined> | undefined;
+  const englishWords = () =>
+    (words ??= import("../contract/english-words.js").then(
+      (m) => m.loadEnglishWords(),
+      () => undefined,
+    ));
+
+  return {
+    parseContract: ({ text, file }) => parseContractText({ text, file }),
+    // The server lints with the English word list too (too big to ship to the browser).
+    lint: async ({ contract, dataset }) =>
+      lintContract(contract as Contract, { dataset: dataset as DatasetSummary | undefined, words: await englishWords() }),
+    plan: ({ contract, dataset }) => planRun(contract as Contract, dataset as DatasetSummary | undefined),
+    scanDataset: async ({ dir, contract }): Promise<DatasetScan> => {
+      const c = contract as Contract | undefined;
+      const { scanDataset } = await import("../dataset/scan-dataset.js");
+      const { probeImage } = await import("../dataset/probe-image.js");
+      const { dedupeImages } = await import("../dataset/dedupe.js");
+      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt" });
+      const problems: DatasetScan["problems"] = {};
+      const add = (file: string, code: string, message: string) => {
+        const list = (problems[file] ??= []);
+        if (!list.some((p) => p.code === code)) list.push({ code, message });
+      };
+      for (const u of summary.unreadable) add(u.file.split("\\").join("/"), "unreadable", u.reason);
+      // The prep engine's probe: too small, upscaled, extreme aspect, too large; then duplicates.
+      const resolution = c?.dataset.resolution ?? 1024;
+      const probed = [];
+      for (const img of summary.images) {
+        const source = img.file.split("\\").join("/");
+        const bytes = new Uint8Array(await readFile(join(dir, img.file)));
+        const p = await probeImage({ source, bytes, resolution, maxPixels: SERVER_LIMITS.maxInputPixels });
+        for (const problem of p.problems) add(source, problem.code, problem.message);
+        probed.push(p);
+      }
+      for (const cluster of dedupeImages({ images: probed })) {
+        for (const dropped of cluster.drop) add(dropped, cluster.kind === "exact" ? "duplicate" : "near-duplicate", `duplicates ${cluster.keep}; prep keeps only one`);
+      }
+      if (c) {
+        // Lint findings that name files mark those images too (missing caption, trigger not first).
+        for (const f of lintContract(c, { dataset: summary })) {
+          for (const file of f.files ?? []) add(file.split("\\").join("/"), f.rule, f.message);
+        }
+      }
+      return { problems, summary };
+    },
+    lora: {
+      inspect: async ({ path }) => (await import("../lora/inspect-lora.js")).inspectLora({ path }),
+      convert: async ({ path, to, out }) => {
+        const { convertLora } = await import("../lora/convert-lora.js");
+        return lastResult(convertLora({ input: path, output: out, to: to as "diffusers" | "kohya" | "comfy" }));
+      },
+      merge: async () => {
+        throw new (await import("@loraspec/core/errors.js")).LoraspecError("E_NOT_SUPPORTED", "Merging from the web page is not wired yet; use `loraspec merge`.");
+      },
+    },
+  };
+}
+
+/** Drains an event stream and returns its `done` result (warnings included). */
+async function lastResult(stream: AsyncIterable<LoraspecEvent>): Promise<unknown> {
+  const warnings: string[] = [];
+  let result: unknown;
+  for await (const e of stream) {
+    if (e.type === "warning") warnings.push(e.message);
+    if (e.type === "done") result = e.result;
+  }
+  return { ...(result as object), warnings };
+}

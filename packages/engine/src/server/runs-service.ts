@@ -1,0 +1,112 @@
+import { basename } from "node:path";
+import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import type { RunRecord, RunStore } from "../run/run-store.js";
+import type { RunSummary, RunsService } from "./deps.js";
+
+/**
+ * Runs for the web page, through the same functions as `loraspec train`: check the contract,
+ * build the job for its trainer, and start it under the supervisor. The run writes its own
+ * events.jsonl; the server drains the generator in the background and streams that file.
+ */
+export function createRunsService(params: { projectDir: string; onError?: (error: unknown) => void }): RunsService & { close(): void } {
+  const { projectDir } = params;
+  let store: RunStore | undefined;
+  const open = async () => (store ??= (await import("../run/run-store.js")).openRunStore({ projectDir }));
+  const drain = (gen: AsyncGenerator<LoraspecEvent, RunRecord>) => {
+    void (async () => {
+      try {
+        for (let next = await gen.next(); !next.done; next = await gen.next()) {
+          // events.jsonl already has every event; nothing to do with them here.
+        }
+      } catch (error) {
+        // A failed or cancelled run is recorded in the store by the supervisor already.
+        if (!isLoraspecError(error)) params.onError?.(error);
+      }
+    })();
+  };
+  const summary = (r: RunRecord): RunSummary => ({ ...r });
+
+  return {
+    async list() {
+      const s = await open();
+      s.reconcile();
+      return s.list().map(summary);
+    },
+    async get(id) {
+      const s = await open();
+      const run = s.find(id);
+      if (!run) throw new LoraspecError("E_RUN_NOT_FOUND", `No run "${id}" in this project.`);
+      return summary(run);
+    },
+    async start({ contractFile }) {
+      const s = await open();
+      const { checkProject } = await import("../project/check-project.js");
+      const { buildTrainJob } = await import("../run/build-train-job.js");
+      const { startRun } = await import("../run/run-training.js");
+      const result = await checkProject({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
+      const errors = result.findings.filter((f) => f.severity === "error");
+      if (errors.length > 0) {
+        throw new LoraspecError("E_CONTRACT_INVALID", `The contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}.`, {
+          file: basename(contractFile),
+          hint: "Fix them on the Project page first.",
+          details: { findings: errors },
+        });
+      }
+      const { loaded, plan } = result;
+      const contract = loaded.contract;
+      const maxCost = contract.limits?.max_cost_usd;
+      if (plan.cost.usd !== undefined && maxCost !== undefined && plan.cost.usd > maxCost) {
+        throw new LoraspecError("E_COST_LIMIT", `The estimated cost $${plan.cost.usd.toFixed(2)} is over limits.max_cost_usd $${maxCost.toFixed(2)}.`, {
+          field: "limits.max_cost_usd",
+        });
+      }
+      const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
+      let runId: string | undefined;
+      const gen = startRun({
+        projectDir: loaded.dir,
+        store: s,
+        name: contract.name,
+        base: contract.base.model,
+        contractPath: loaded.file,
+        trainer: contract.trainer.name,
+        plan,
+        job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run }),
+        falRunner,
+        onCreated: (run) => {
+          runId = run.id;
+        },
+      });
+      // The run row exists before the first event; after that the run goes on in the background.
+      let first: IteratorResult<LoraspecEvent, RunRecord>;
+      try {
+        first = await gen.next();
+      } catch (error) {
+        if (!runId) throw error;
+        return { id: runId }; // it failed right after creation; the store says why
+      }
+      if (!runId) throw new LoraspecError("E_INTERNAL", "The run did not start.");
+      if (!first.done) drain(gen);
+      return { id: runId };
+    },
+    async stop(id) {
+      const s = await open();
+      const { stopRun } = await import("../run/stop-run.js");
+      await stopRun({ projectDir, runId: id, store: s });
+    },
+    async resume(id) {
+      const s = await open();
+      const { resumeRun } = await import("../run/run-training.js");
+      const run = s.get(id);
+      const falRunner = run.trainer === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
+      const gen = resumeRun({ projectDir, runId: id, store: s, falRunner });
+      const first = await gen.next(); // throws E_RUN_STATE and the like right away
+      if (!first.done) drain(gen);
+      return { id };
+    },
+    close() {
+      store?.close();
+      store = undefined;
+    },
+  };
+}

@@ -1,0 +1,340 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { api, errorText, fileUrl } from "../api.js";
+import type { ProjectInfo } from "../app.js";
+import { LossChart, type LossSeries } from "../components/loss-chart.js";
+
+interface Run {
+  id: string;
+  name?: string | null;
+  state: string;
+  trainer?: string;
+  base?: string | null;
+  createdAt?: string;
+  startedAt?: string | null;
+  endedAt?: string | null;
+  step?: number | null;
+  totalSteps?: number | null;
+  lastLogLine?: string | null;
+  outputPath?: string | null;
+  errorCode?: string | null;
+  errorMessage?: string | null;
+  attempts?: number;
+  runDir: string;
+}
+
+const ACTIVE = new Set(["queued", "starting", "running"]);
+const RESUMABLE = new Set(["interrupted", "failed", "cancelled"]);
+
+/** Runs: the queue and history, and one run live (progress, loss, samples, log). */
+export function RunsPage({ project, selected }: { project: ProjectInfo; selected?: string }) {
+  const [runs, setRuns] = useState<Run[]>([]);
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+
+  const load = useCallback(() => {
+    api<{ runs: Run[] }>("/api/runs").then(
+      (r) => {
+        setRuns(r.runs);
+        setError(undefined);
+      },
+      (e) => setError(errorText(e)),
+    );
+  }, []);
+  useEffect(() => {
+    load();
+    const t = setInterval(load, 2000); // the list is cheap; the selected run streams over SSE
+    return () => clearInterval(t);
+  }, [load]);
+
+  const current = runs.find((r) => r.id === selected) ?? (selected ? undefined : runs[0]);
+
+  const start = async () => {
+    setBusy(true);
+    try {
+      const { id } = await api<{ id: string }>("/api/runs", { method: "POST" });
+      location.hash = `#/runs/${encodeURIComponent(id)}`;
+      load();
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div className="page runs-page">
+      <div className="toolbar">
+        <h2>Runs</h2>
+        <span className="muted">{runs.length} total</span>
+        <div className="spacer" />
+        {error ? <span className="status status-error">{error}</span> : null}
+        <button className="primary" onClick={start} disabled={busy || !project.capabilities.runs || !project.hasContract}>
+          Start run
+        </button>
+      </div>
+      <div className="runs-layout">
+        <div className="panel runs-list">
+          <table className="table">
+            <thead>
+              <tr>
+                <th>run</th>
+                <th>state</th>
+                <th>step</th>
+                <th>started</th>
+              </tr>
+            </thead>
+            <tbody>
+              {runs.map((r) => (
+                <tr key={r.id} className={current?.id === r.id ? "selected" : undefined} onClick={() => (location.hash = `#/runs/${encodeURIComponent(r.id)}`)}>
+                  <td className="mono" title={r.id}>
+                    {r.name ?? r.id.slice(-8)}
+                  </td>
+                  <td>
+                    <StateBadge state={r.state} />
+                  </td>
+                  <td className="num">{r.step != null ? `${r.step}/${r.totalSteps ?? "?"}` : "—"}</td>
+                  <td className="muted">{formatTime(r.startedAt ?? r.createdAt)}</td>
+                </tr>
+              ))}
+              {runs.length === 0 ? (
+                <tr>
+                  <td colSpan={4} className="empty muted">
+                    No runs yet.
+                  </td>
+                </tr>
+              ) : null}
+            </tbody>
+          </table>
+        </div>
+        {current ? <RunDetail key={current.id} run={current} onChanged={load} /> : <div className="panel empty muted">Select a run.</div>}
+      </div>
+    </div>
+  );
+}
+
+function StateBadge({ state }: { state: string }) {
+  return <span className={`state state-${state}`}>{state}</span>;
+}
+
+interface Live {
+  step?: number;
+  total?: number;
+  rate?: number;
+  eta?: number;
+  phase?: string;
+  message?: string;
+  error?: { code: string; message: string; hint?: string };
+  done?: boolean;
+}
+
+function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
+  const [loss, setLoss] = useState<LossSeries>({ steps: [], loss: [], avgLoss: [] });
+  const [live, setLive] = useState<Live>({});
+  const [samples, setSamples] = useState<Array<{ path: string; step?: number; prompt?: string; seed?: number }>>([]);
+  const [log, setLog] = useState<string[]>([]);
+  const [state, setState] = useState(run.state);
+  const [error, setError] = useState<string>();
+  const lossMap = useRef(new Map<number, { loss: number; avg: number | null }>());
+  const logBox = useRef<HTMLPreElement>(null);
+
+  // History first, then live events. The event stream replays the log from the start, so
+  // the chart is rebuilt from it; steps replayed after a resume overwrite their old value.
+  useEffect(() => {
+    lossMap.current = new Map();
+    const source = new EventSource(`/api/runs/${encodeURIComponent(run.id)}/events`);
+    let pending = false;
+    const flush = () => {
+      pending = false;
+      const entries = [...lossMap.current.entries()].sort((a, b) => a[0] - b[0]);
+      setLoss({ steps: entries.map((e) => e[0]), loss: entries.map((e) => e[1].loss), avgLoss: entries.map((e) => e[1].avg) });
+    };
+    source.addEventListener("event", (m) => {
+      const e = JSON.parse((m as MessageEvent).data) as LoraspecEvent;
+      switch (e.type) {
+        case "loss":
+          lossMap.current.set(e.step, { loss: e.loss, avg: e.avgLoss ?? null });
+          if (!pending) {
+            pending = true;
+            requestAnimationFrame(flush);
+          }
+          break;
+        case "progress":
+          if (e.task === "train" || e.task === "steps") setLive((l) => ({ ...l, step: e.current, total: e.total, rate: e.rate, eta: e.eta, message: e.message }));
+          break;
+        case "phase":
+          setLive((l) => ({ ...l, phase: e.name + (e.message ? `: ${e.message}` : "") }));
+          break;
+        case "sample":
+          setSamples((s) => [...s, { path: e.path, step: e.step, prompt: e.prompt, seed: e.seed }]);
+          break;
+        case "error":
+          setLive((l) => ({ ...l, error: { code: e.code, message: e.message, hint: e.hint } }));
+          break;
+        case "done":
+          setLive((l) => ({ ...l, done: true }));
+          break;
+        default:
+          break;
+      }
+    });
+    source.addEventListener("state", (m) => setState((JSON.parse((m as MessageEvent).data) as { state: string }).state));
+    source.addEventListener("end", () => source.close());
+    return () => source.close();
+  }, [run.id]);
+
+  useEffect(() => {
+    api<{ samples: Array<{ path: string; step?: number; prompt?: string; seed?: number }> }>(`/api/runs/${encodeURIComponent(run.id)}/samples`).then(
+      (r) => setSamples(r.samples),
+      () => {},
+    );
+  }, [run.id]);
+
+  useEffect(() => {
+    let stopped = false;
+    const poll = () =>
+      api<{ lines: string[] }>(`/api/runs/${encodeURIComponent(run.id)}/log?lines=300`).then(
+        (r) => {
+          if (stopped) return;
+          setLog(r.lines);
+          const el = logBox.current;
+          if (el && el.scrollHeight - el.scrollTop - el.clientHeight < 40) requestAnimationFrame(() => (el.scrollTop = el.scrollHeight));
+        },
+        () => {},
+      );
+    poll();
+    const t = setInterval(() => ACTIVE.has(state) && poll(), 2000);
+    return () => {
+      stopped = true;
+      clearInterval(t);
+    };
+  }, [run.id, state]);
+
+  const act = async (what: "stop" | "resume") => {
+    try {
+      const r = await api<{ id?: string }>(`/api/runs/${encodeURIComponent(run.id)}/${what}`, { method: "POST" });
+      if (what === "resume" && r.id && r.id !== run.id) location.hash = `#/runs/${encodeURIComponent(r.id)}`;
+      onChanged();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  const step = live.step ?? run.step ?? undefined;
+  const total = live.total ?? run.totalSteps ?? undefined;
+  const pct = step !== undefined && total ? Math.min(100, (100 * step) / total) : 0;
+  const lastLoss = loss.loss.at(-1);
+  // Samples grouped by step, newest first.
+  const byStep = new Map<string, typeof samples>();
+  for (const s of [...samples].reverse()) {
+    const k = s.step === undefined ? "?" : String(s.step);
+    byStep.set(k, [...(byStep.get(k) ?? []), s]);
+  }
+
+  return (
+    <div className="run-detail">
+      <div className="panel run-head">
+        <div className="run-title">
+          <span className="mono">{run.id}</span> <StateBadge state={state} />
+          {run.attempts && run.attempts > 1 ? <span className="muted">attempt {run.attempts}</span> : null}
+          <span className="muted">
+            {run.trainer ?? ""} {run.base ? `· ${run.base}` : ""}
+          </span>
+          <div className="spacer" />
+          {error ? <span className="status status-error">{error}</span> : null}
+          <button onClick={() => act("stop")} disabled={!ACTIVE.has(state)}>
+            Stop
+          </button>
+          <button onClick={() => act("resume")} disabled={!RESUMABLE.has(state)}>
+            Resume
+          </button>
+        </div>
+        <div className="progress-row">
+          <div className="progress" data-testid="run-progress" data-step={step ?? 0}>
+            <div className="progress-fill" style={{ width: `${pct}%` }} />
+          </div>
+          <span className="num">
+            {step ?? 0}/{total ?? "?"} steps
+          </span>
+        </div>
+        <div className="stats">
+          <Stat label="it/s" value={live.rate !== undefined ? live.rate.toFixed(2) : "—"} />
+          <Stat label="ETA" value={live.eta !== undefined ? formatSeconds(live.eta) : "—"} />
+          <Stat label="loss" value={lastLoss !== undefined ? lastLoss.toFixed(4) : "—"} />
+          <Stat label="phase" value={live.phase ?? "—"} />
+          {run.outputPath ? (
+            <Stat
+              label="output"
+              value={
+                <a href={fileUrl(run.outputPath)} download>
+                  {run.outputPath.split("/").pop()}
+                </a>
+              }
+            />
+          ) : null}
+        </div>
+        {live.error || run.errorMessage ? (
+          <div className="banner banner-error">
+            <b>{live.error?.code ?? run.errorCode}</b> {live.error?.message ?? run.errorMessage}
+            {live.error?.hint ? <div>fix: {live.error.hint}</div> : null}
+          </div>
+        ) : null}
+      </div>
+      <div className="run-body">
+        <div className="panel">
+          <div className="panel-title">
+            Loss <span className="count">{loss.steps.length} points</span>
+          </div>
+          <LossChart data={loss} />
+        </div>
+        <div className="panel samples-panel">
+          <div className="panel-title">
+            Samples <span className="count">{samples.length}</span>
+          </div>
+          {samples.length === 0 ? <div className="empty muted">No samples yet.</div> : null}
+          {[...byStep.entries()].map(([k, list]) => (
+            <div key={k} className="sample-group">
+              <div className="small muted">step {k}</div>
+              <div className="sample-row">
+                {list.map((s) => (
+                  <a key={s.path} href={fileUrl(s.path)} target="_blank" rel="noreferrer" title={`${s.prompt ?? ""} (seed ${s.seed ?? "?"})`}>
+                    <img src={fileUrl(s.path)} alt={s.prompt ?? s.path} />
+                  </a>
+                ))}
+              </div>
+            </div>
+          ))}
+        </div>
+        <div className="panel log-panel">
+          <div className="panel-title">Log</div>
+          <pre className="log" ref={logBox} data-testid="log-tail">
+            {log.length ? log.join("\n") : run.lastLogLine ?? ""}
+          </pre>
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function Stat({ label, value }: { label: string; value: React.ReactNode }) {
+  return (
+    <div className="stat">
+      <div className="stat-label">{label}</div>
+      <div className="stat-value">{value}</div>
+    </div>
+  );
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return "—";
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
+}
+
+function formatTime(iso?: string | null): string {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return `${d.toLocaleDateString(undefined, { month: "short", day: "numeric" })} ${d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })}`;
+}
