@@ -239,3 +239,20 @@ def test_compiled_requests_parse_in_the_worker(name):
     assert set(req) <= known, set(req) - known
     cfg = train.parse_config(req)
     assert cfg.arch in train.SUPPORTED_ARCHES and cfg.steps == req["steps"] and cfg.trigger_word == "txcl"
+
+
+def test_sample_jobs_switch_adapters_per_job(bases, dataset, tmp_path, events):
+    result = train.run(request(bases, dataset, tmp_path / "run", "flux1"))
+    lora = {"name": "mine", "path": result["path"]}
+    out = sample.run({
+        "base": bases["flux1"], "out_dir": str(tmp_path / "jobs"), "steps": 2, "width": RES, "height": RES, "max_sequence_length": 32,
+        "jobs": [
+            {"id": "base", "prompt": "a photo of txcl", "seed": 3, "adapters": []},
+            {"id": "w1", "prompt": "a photo of txcl", "seed": 3, "adapters": [{**lora, "weight": 1.0}]},
+            {"id": "base-again", "prompt": "a photo of txcl", "seed": 3, "adapters": []},
+        ],
+    })
+    assert [i["id"] for i in out["images"]] == ["base", "w1", "base-again"]
+    px = {i["id"]: np.asarray(Image.open(i["path"]), dtype=np.float32) for i in out["images"]}
+    assert np.abs(px["w1"] - px["base"]).max() > 0  # the LoRA changes the image
+    np.testing.assert_array_equal(px["base"], px["base-again"])  # disabling it gives the base back
