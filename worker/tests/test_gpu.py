@@ -1,0 +1,42 @@
+"""GPU-only: the trainer's real path on CUDA with a bf16 base and fp32 LoRA (tiny bases, seconds)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol, tiny_base, train  # noqa: E402
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein"])
+def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    base = tiny_base.make_tiny_base(arch, str(tmp_path / "base"))
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text("a photo of txcl")
+    result = train.run({
+        "arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / "out"), "resolution": 64,
+        "steps": 4, "rank": 4, "alpha": 4, "precision": "bf16", "gradient_checkpointing": True, "save_every": 2,
+        "max_sequence_length": 32, "learning_rate": 1e-3,
+    })
+    losses = [json.loads(l) for l in buf.getvalue().splitlines() if '"loss"' in l]
+    assert len(losses) == 4 and all(l["loss"] is not None and math.isfinite(l["loss"]) for l in losses)
+    assert result["device"] == "cuda" and result["peakMemoryGiB"] > 0
+    from safetensors.torch import load_file
+
+    tensors = load_file(result["path"])
+    assert all(t.dtype == torch.float32 for t in tensors.values())  # fp32 LoRA over a bf16 base
