@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
-import { TARGETS, TRAINER_IDS, type Target, type TrainerId } from "@loraspec/core/contract/schema.js";
+import { TARGETS, TRAINER_IDS, type Target, type TrainerId } from "@loraspec/core/contract/ids.js";
 
 interface InitFlags {
   base?: string;

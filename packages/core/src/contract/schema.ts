@@ -9,16 +9,9 @@ import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
  * (the failure mode of kohya's args-TOML, trainers.md §2.13 L-11).
  */
 
-export const TRAINER_IDS = ["diffusers", "kohya", "ai-toolkit", "fal"] as const;
-export type TrainerId = (typeof TRAINER_IDS)[number];
-export const TARGETS = ["character", "style", "product"] as const;
-export type Target = (typeof TARGETS)[number];
-export const OPTIMIZERS = ["adamw", "adamw8bit", "prodigy", "adafactor", "lion8bit"] as const;
-export const PRECISIONS = ["bf16", "fp16", "fp32"] as const;
-export const QUANTIZATIONS = ["none", "fp8", "int8", "nf4"] as const;
-export const LR_SCHEDULERS = ["constant", "constant_with_warmup", "cosine", "linear"] as const;
-export const OOM_FALLBACKS = ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base", "cpu_offload"] as const;
-export const SAMPLERS = ["worker", "fal", "comfyui"] as const;
+import { LR_SCHEDULERS, OOM_FALLBACKS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SAMPLERS, TARGETS, TRAINER_IDS } from "./ids.js";
+
+export * from "./ids.js";
 
 const positiveInt = () => z.number().int().positive();
 
