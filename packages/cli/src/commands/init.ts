@@ -64,7 +64,7 @@ export function registerInit(program: Command): void {
       const result = await initProject({ choices, path: flags.out, force: flags.force });
       const c = result.contract;
       process.stdout.write(
-        `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, LR ${c.hyperparameters?.learning_rate}, ${c.hyperparameters?.steps} steps\n` +
+        `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, LR ${c.hyperparameters?.learning_rate?.toExponential().replace(/\.?0+e/, "e")}, ${c.hyperparameters?.steps} steps\n` +
           `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`,
       );
     });
