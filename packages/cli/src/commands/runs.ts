@@ -26,7 +26,9 @@ export function registerRuns(program: Command): void {
           process.stdout.write(`no runs in ${projectDir} yet; start one with \`loraspec train\`\n`);
           return;
         }
-        const colour: Record<string, (s: string) => string> = {
+        // Colour only on a terminal: `loraspec runs | grep` and CI logs get plain text.
+        const tty = Boolean(process.stdout.isTTY);
+        const colour: Record<string, (s: string) => string> = !tty ? {} : {
           succeeded: pc.green,
           failed: pc.red,
           interrupted: pc.yellow,

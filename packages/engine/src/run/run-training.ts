@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
@@ -18,6 +18,7 @@ export const RUN_FILES = {
   events: "events.jsonl",
   log: "run.log",
   stopRequested: "stop-requested",
+  pid: "trainer.pid",
 } as const;
 
 export interface RunCommon {
@@ -201,7 +202,11 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     signal: params.signal,
     stopTimeouts: params.stopTimeouts,
     pollMs: params.pollMs,
-    onSpawn: ({ pid, pidStart }) => store.transition(run.id, "running", { pid, pidStart }),
+    onSpawn: ({ pid, pidStart }) => {
+      store.transition(run.id, "running", { pid, pidStart });
+      // The pid file is for people and other tools; the store is what loraspec reads.
+      writeFileSync(join(run.runDir, RUN_FILES.pid), `${pid}\n`);
+    },
     onLine: (line) => appendFileSync(logFile, `${line}\n`),
   });
   let next = await gen.next();
