@@ -483,7 +483,10 @@ def lora_state_dict(model, prefix: str) -> dict:
     from peft.utils import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(model)
-    return {f"{prefix}.{k}": v.detach().to("cpu").contiguous() for k, v in state.items()}
+    # transformers 5 flattened CLIPTextModel (no `.text_model`); files keep the canonical
+    # `text_encoder.text_model.encoder...` names (lora-formats.md §2a) that every loader reads.
+    flat_clip = prefix.startswith("text_encoder") and not hasattr(model, "text_model") and hasattr(model, "encoder")
+    return {f"{prefix}.{'text_model.' if flat_clip else ''}{k}": v.detach().to("cpu").contiguous() for k, v in state.items()}
 
 
 def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> dict:
@@ -785,6 +788,8 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
     for attr, module in zip(lora_configs, trainable):
         prefix = attr + "."
         sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not hasattr(module, "text_model"):
+            sub = {k.removeprefix("text_model."): v for k, v in sub.items()}
         result = set_peft_model_state_dict(module, sub)
         unexpected = getattr(result, "unexpected_keys", None)
         if unexpected:

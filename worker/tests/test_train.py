@@ -256,3 +256,18 @@ def test_sample_jobs_switch_adapters_per_job(bases, dataset, tmp_path, events):
     px = {i["id"]: np.asarray(Image.open(i["path"]), dtype=np.float32) for i in out["images"]}
     assert np.abs(px["w1"] - px["base"]).max() > 0  # the LoRA changes the image
     np.testing.assert_array_equal(px["base"], px["base-again"])  # disabling it gives the base back
+
+
+def test_sdxl_text_encoder_lora_is_saved_and_loads(bases, dataset, tmp_path, events):
+    from diffusers import DiffusionPipeline
+    from safetensors import safe_open
+
+    result = train.run(request(bases, dataset, tmp_path, "sdxl", steps=2, train_text_encoder=True))
+    with safe_open(result["path"], "pt") as f:
+        keys = list(f.keys())
+    assert "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight" in keys
+    assert "text_encoder_2.text_model.encoder.layers.1.self_attn.out_proj.lora_B.weight" in keys
+    pipe = DiffusionPipeline.from_pretrained(bases["sdxl"])
+    pipe.load_lora_weights(result["path"], adapter_name="t")
+    loaded = sum(1 for m in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2) for n, _ in m.named_parameters() if ".lora_A.t." in n or ".lora_B.t." in n)
+    assert loaded == len(keys)
