@@ -1,0 +1,78 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkProject } from "@loraspec/engine/project/check-project.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+
+const root = fileURLToPath(new URL("../../../..", import.meta.url));
+let dir: string;
+let server: Server;
+let origin: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "loraspec-checkproject-"));
+  await cp(join(root, "examples", "character", "dataset"), join(dir, "dataset"), { recursive: true });
+  const example = await readFile(join(root, "examples", "character", "lora.yaml"), "utf8");
+  await writeFile(join(dir, "lora.yaml"), example);
+  await writeFile(
+    join(dir, "fal.yaml"),
+    example
+      .replace("model: flux1-dev", "model: flux2-dev")
+      .replace("name: ai-toolkit", "name: fal")
+      .replace("version: 0.12.26", "endpoint: fal-ai/flux-2-trainer")
+      .replace("kind: local", "kind: fal"),
+  );
+  // Local emulator of fal's pricing API; the injected fetch sends api.fal.ai requests here.
+  server = createServer((req, res) => {
+    const ok = req.headers.authorization === "Key test-key";
+    res.writeHead(ok ? 200 : 401, { "content-type": "application/json" });
+    res.end(JSON.stringify(ok ? { prices: [{ endpoint_id: "fal-ai/flux-2-trainer", unit_price: 0.0064, unit: "steps", currency: "USD" }] } : { detail: "no" }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+const viaEmulator: typeof fetch = (input, init) => fetch(String(input).replace("https://api.fal.ai", origin), init);
+
+describe("checkProject", () => {
+  it("lints the example with its dataset scan and plans it", async () => {
+    const r = await checkProject({ cwd: dir });
+    expect(r.dataset?.images).toHaveLength(20);
+    expect(r.findings.filter((f) => f.severity === "error")).toEqual([]);
+    expect(r.plan.steps).toBe(2000);
+  });
+
+  it("uses the live fal price when FAL_KEY is set, and says so", async () => {
+    const r = await checkProject({ cwd: dir, path: "fal.yaml", falKey: "test-key", fetch: viaEmulator });
+    expect(r.plan.cost.usd).toBe(12.8);
+    expect(r.plan.cost.basis).toMatch(/^live fal price 0\.0064 USD per steps/);
+  });
+
+  it("falls back to the price record, with a note, when the live fetch fails", async () => {
+    const r = await checkProject({ cwd: dir, path: "fal.yaml", falKey: "wrong-key", fetch: viaEmulator });
+    expect(r.plan.cost.usd).toBe(16);
+    expect(r.plan.cost.basis).toMatch(/fal price record/);
+    expect(r.notes.join(" ")).toMatch(/live fal price unavailable/);
+    expect(r.findings.find((f) => f.rule === "cost-over-limit")?.severity).toBe("error");
+  });
+
+  it("an empty dataset folder is unusable input", async () => {
+    const empty = await mkdtemp(join(tmpdir(), "loraspec-empty-"));
+    try {
+      await writeFile(join(empty, "lora.yaml"), await readFile(join(dir, "lora.yaml"), "utf8"));
+      await cp(join(dir, "dataset", "txcl_01.txt"), join(empty, "dataset", "only-a-caption.txt"));
+      const error = await checkProject({ cwd: empty }).catch((e: unknown) => e);
+      expect(isLoraspecError(error) && [error.code, error.field]).toEqual(["E_DATASET_EMPTY", "dataset.path"]);
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+});
