@@ -475,8 +475,27 @@ const knownDefects: Rule = ({ c, model }) => {
   ];
 };
 
+const hardwareTrainer: Rule = ({ c }) => {
+  const falTrainer = c.trainer.name === "fal";
+  const falHardware = c.hardware.kind === "fal";
+  if (falTrainer === falHardware) return [];
+  return [
+    {
+      rule: "hardware-trainer-mismatch",
+      severity: "error",
+      message: falTrainer
+        ? "trainer.name is 'fal' (a hosted trainer) but hardware.kind is 'local'."
+        : `hardware.kind is 'fal' but trainer.name is '${c.trainer.name}', a local trainer.`,
+      fix: falTrainer ? "Set hardware.kind: fal." : "Set trainer.name: fal, or hardware.kind: local.",
+      source: "shared/reference/trainers.md §4 (fal trainers are hosted queue jobs)",
+      field: "hardware.kind",
+    },
+  ];
+};
+
 const RULE_FUNCTIONS: readonly Rule[] = [
   trainerSupport,
+  hardwareTrainer,
   learningRate,
   triggerWord,
   captionStyle,
