@@ -1,4 +1,4 @@
-"""Oracle for `loraspec convert` (kind "same": compare two files, each with its own alphas): converts IN with diffusers' own functions, then compares the
+"""Oracle for `loraspec convert` (kind "same": compare two files, each with its own alphas; kind "weighted": IN is "a.safetensors:0.5,b.safetensors:0.3", the exact weighted sum of deltas): converts IN with diffusers' own functions, then compares the
 per-module delta W = scale * B @ A of that result with OURS (a file loraspec wrote).
 
 usage: convert_oracle.py flux1|sdxl IN OURS
@@ -95,9 +95,21 @@ def alphas_of(sd):
     return {k: float(v) for k, v in sd.items() if k.endswith(".alpha")}
 
 
+def weighted(specs):
+    """Exact sum_i w_i * scale_i * B_i A_i per module, kept factored: A = [A_1; A_2], B = [w_1 s_1 B_1 | ...]."""
+    acc = {}
+    for spec in specs:
+        path, w = spec.rsplit(":", 1)
+        sd = load_file(path)
+        for name, (a, b, s) in modules_of(sd, alphas_of(sd)).items():
+            pa, pb = acc.get(name, (None, None))
+            acc[name] = (a if pa is None else torch.cat([pa, a]), b * (s * float(w)) if pb is None else torch.cat([pb, b * (s * float(w))], dim=1))
+    return {k: (a, b, 1.0) for k, (a, b) in acc.items()}
+
+
 def main():
     kind, inp, ours_path = sys.argv[1:4]
-    ref = reference(kind, inp)
+    ref = weighted(inp.split(",")) if kind == "weighted" else reference(kind, inp)
     ours_sd = load_file(ours_path)
     ours = modules_of(ours_sd, alphas_of(ours_sd))
     worst = 0.0

@@ -13,14 +13,14 @@ export interface KeyInfo {
   shape: number[];
 }
 
-export type Role = "down" | "up" | "alpha" | "mid" | "dora" | "bias" | "lycoris" | "diff";
+export type Role = "down" | "up" | "alpha" | "bias";
 
 export interface ModuleKeys {
   /** The module's key stem, e.g. `lora_unet_double_blocks_0_img_attn_qkv`. */
   base: string;
   style: "updown" | "AB" | "dot" | "xlabs" | "lycoris";
   keys: Partial<Record<Role, string>>;
-  /** LyCORIS/other parameter keys (hada_*, lokr_*, diff, ...). */
+  /** Keys that are not plain LoRA (hada_*, lokr_*, diff, dora_scale, lora_mid, ...): never placed. */
   extra: string[];
 }
 
@@ -51,10 +51,10 @@ export interface PlacedModule extends ModuleKeys {
   alpha?: number;
 }
 
-const SUFFIXES: Array<[string, Role, ModuleKeys["style"]]> = [
+const SUFFIXES: Array<[string, Role | "extra", ModuleKeys["style"]]> = [
   [".lora_down.weight", "down", "updown"],
   [".lora_up.weight", "up", "updown"],
-  [".lora_mid.weight", "mid", "updown"],
+  [".lora_mid.weight", "extra", "updown"],
   [".lora_A.default.weight", "down", "AB"],
   [".lora_B.default.weight", "up", "AB"],
   [".lora_A.weight", "down", "AB"],
@@ -62,8 +62,8 @@ const SUFFIXES: Array<[string, Role, ModuleKeys["style"]]> = [
   [".lora_B.bias", "bias", "AB"],
   [".lora.down.weight", "down", "dot"],
   [".lora.up.weight", "up", "dot"],
-  [".dora_scale", "dora", "updown"],
-  [".lora_magnitude_vector", "dora", "AB"],
+  [".dora_scale", "extra", "updown"],
+  [".lora_magnitude_vector", "extra", "AB"],
   [".alpha", "alpha", "updown"],
 ];
 
@@ -92,17 +92,18 @@ export function groupKeys(names: readonly string[]): { modules: ModuleKeys[]; un
     const suffix = SUFFIXES.find(([s]) => name.endsWith(s));
     if (suffix) {
       const m = get(name.slice(0, -suffix[0].length), suffix[2]);
-      if (suffix[1] !== "alpha" && suffix[1] !== "dora") m.style = m.style === "lycoris" ? "lycoris" : suffix[2];
-      m.keys[suffix[1]] = name;
+      if (suffix[1] === "extra") m.extra.push(name);
+      else {
+        if (suffix[1] !== "alpha") m.style = suffix[2];
+        m.keys[suffix[1]] = name;
+      }
       continue;
     }
     const ly = LYCORIS_PARAMS.find((p) => name.endsWith(`.${p}`));
     if (ly) {
       const m = get(name.slice(0, -(ly.length + 1)), "lycoris");
-      m.style = "lycoris";
+      if (!m.keys.down) m.style = "lycoris";
       m.extra.push(name);
-      if (ly === "diff" || ly === "diff_b") m.keys.diff = name;
-      else m.keys.lycoris = name;
       continue;
     }
     unknown.push(name);
@@ -179,16 +180,17 @@ function detectFormat(modules: ModuleKeys[], unknown: string[], metadata: Record
   for (const m of modules) {
     for (const e of m.extra) {
       const p = e.slice(m.base.length + 1);
-      traits.add(p.startsWith("hada_") ? "lycoris:loha" : p.startsWith("lokr_") ? "lycoris:lokr" : p.startsWith("diff") ? "full-diff" : p === "oft_blocks" ? "oft" : `lycoris:${p}`);
+      traits.add(
+        p.startsWith("hada_") ? "lycoris:loha" : p.startsWith("lokr_") ? "lycoris:lokr" : p.startsWith("diff") ? "full-diff" : p === "oft_blocks" ? "oft"
+          : p === "dora_scale" || p === "lora_magnitude_vector" ? "dora" : p === "lora_mid.weight" ? "lycoris:locon-tucker" : `lycoris:${p}`,
+      );
     }
-    if (m.keys.dora) traits.add("dora");
-    if (m.keys.mid) traits.add("lycoris:locon-tucker");
   }
   const bases = modules.map((m) => m.base);
   const any = (re: RegExp) => bases.some((b) => re.test(b));
   const styles = new Set(modules.map((m) => m.style));
   let format: LoraFormat;
-  if (styles.has("lycoris")) format = "lycoris";
+  if (styles.has("lycoris") || traits.has("lycoris:loha") || traits.has("lycoris:lokr") || traits.has("full-diff") || traits.has("oft")) format = "lycoris";
   else if (styles.has("xlabs")) format = "xlabs";
   else if (unknown.some((k) => k.endsWith("query_norm.scale")) || modules.some((m) => m.keys.bias)) format = "bfl-control";
   else if (any(/^lora_(unet|te\d?)_/)) format = "kohya";
@@ -215,8 +217,10 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
   const info = new Map(params.tensors.map((t) => [t.name, t]));
   const { modules, unknown } = groupKeys(params.tensors.map((t) => t.name));
   const { format, traits } = detectFormat(modules, unknown, params.metadata ?? {});
-  const nonLora = modules.filter((m) => m.style === "lycoris" || m.keys.dora !== undefined || m.keys.mid !== undefined || m.keys.diff !== undefined);
-  const plain = modules.filter((m) => !nonLora.includes(m));
+  // Modules with non-LoRA parameters are reported; their plain down/up (if any) still place, and
+  // the extra keys stay unplaced so convert/merge refuse them.
+  const nonLora = modules.filter((m) => m.extra.length > 0);
+  const plain = modules.filter((m) => m.keys.down !== undefined && m.keys.up !== undefined);
 
   // Pick the architecture that places the most modules with matching shapes.
   const pool = params.arch ? architectures().filter((a) => a.id === params.arch) : architectures();

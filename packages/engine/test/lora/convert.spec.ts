@@ -73,8 +73,12 @@ describe.runIf(HAS_PYTHON)("convert matches diffusers' own conversion (oracle)",
     expect(r.max_rel_err).toBeLessThan(1e-6);
     // Sparse modules were split by rank (rank 6/3 = 2 per projection), dense ones keep the full rank.
     const f = await openSafetensors({ path: out });
-    expect(f.tensor("transformer.transformer_blocks.18.attn.to_q.lora_A.weight").shape[0]).toBeLessThan(f.tensor("transformer.transformer_blocks.0.attn.to_q.lora_A.weight").shape[0] + 4);
+    const k = await openSafetensors({ path: src });
+    const rankOf = (file: typeof f, key: string) => file.tensor(key).shape[0]!;
+    expect(rankOf(f, "transformer.transformer_blocks.18.attn.to_q.lora_A.weight") * 3).toBe(rankOf(k, "lora_unet_double_blocks_18_img_attn_qkv.lora_down.weight"));
+    expect(rankOf(f, "transformer.transformer_blocks.0.attn.to_q.lora_A.weight")).toBe(rankOf(k, "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight"));
     await f.close();
+    await k.close();
   });
 
   it("FLUX.1 round trip kohya -> diffusers -> kohya and -> comfy preserves every delta", async () => {

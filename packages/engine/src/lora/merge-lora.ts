@@ -1,0 +1,138 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
+import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
+import { executePlan } from "./execute-plan.js";
+import { readAlphas } from "./inspect-lora.js";
+import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
+import { writeSafetensors } from "./write-safetensors.js";
+
+export type MergeMethod = "cat" | "linear" | "ties" | "dare" | "svd";
+
+export interface MergeInput {
+  path: string;
+  weight: number;
+}
+
+/** Parses `file.safetensors:0.5` (weight defaults to 1; a Windows drive letter is not a weight). */
+export function parseMergeInput(arg: string): MergeInput {
+  const m = /^(.*):(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/i.exec(arg);
+  if (!m || m[1] === "" || /^[a-z]$/i.test(m[1]!)) return { path: arg, weight: 1 };
+  return { path: m[1]!, weight: Number(m[2]) };
+}
+
+function defaultTarget(parsed: ParsedLora): TargetFormat {
+  if (parsed.format === "comfy") return "comfy";
+  if (parsed.format === "kohya") return "kohya";
+  return "diffusers";
+}
+
+/**
+ * Merges LoRAs. Every input is normalised first and every key must be placed (else
+ * E_LORA_UNUSED_KEYS). `cat` is exact and runs here (streaming, byte copies where possible);
+ * `svd`, `ties`, `dare`, `linear` run in the Python worker on the full per-module delta.
+ * Warns over the stacking rule (adapter count, combined weight) from the knowledge base.
+ */
+export async function* mergeLora(params: {
+  inputs: MergeInput[];
+  output: string;
+  method: MergeMethod;
+  to?: TargetFormat;
+  rank?: number;
+  density?: number;
+  seed?: number;
+  signal?: AbortSignal;
+  /** Worker overrides (python, spawn) for tests. */
+  worker?: Partial<RunWorkerParams>;
+}): AsyncGenerator<LoraspecEvent> {
+  const { inputs, method } = params;
+  if (inputs.length < 2) throw new LoraspecError("E_USAGE", "merge needs at least two LoRA files", { hint: "loraspec merge A.safetensors:0.5 B.safetensors:0.3 -o out.safetensors" });
+  for (const i of inputs) if (!Number.isFinite(i.weight)) throw new LoraspecError("E_USAGE", `bad weight for ${i.path}`);
+  const count = validationThreshold("stack_adapter_count");
+  const combined = validationThreshold("stack_combined_weight");
+  const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
+  if (inputs.length > count.warn) yield { type: "warning", code: "W_STACK_COUNT", message: `${inputs.length} adapters: more than ${count.warn} rarely keeps each one recognisable (${count.source})` };
+  if (total > combined.warn) yield { type: "warning", code: "W_STACK_WEIGHT", message: `combined weight ${total.toFixed(3)} is above ${combined.warn} (${combined.source})` };
+
+  const files: SafetensorsFile[] = [];
+  let tmp: string | undefined;
+  try {
+    const planInputs: PlanInput[] = [];
+    for (const i of inputs) {
+      const f = await openSafetensors({ path: i.path });
+      files.push(f);
+      const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
+      if (!parsed.arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: i.path, hint: "Run `loraspec inspect` on it." });
+      if (parsed.unplaced.length > 0) {
+        throw new LoraspecError("E_LORA_UNUSED_KEYS", `${parsed.unplaced.length} key(s) cannot be merged: ${parsed.unplaced.slice(0, 8).join(", ")}`, {
+          file: i.path,
+          hint: "Only plain LoRA modules of a known base model can be merged; `loraspec inspect` lists these keys.",
+          details: { keys: parsed.unplaced },
+        });
+      }
+      planInputs.push({ parsed, tensors: f.tensors });
+    }
+    const target = params.to ?? defaultTarget(planInputs[0]!.parsed);
+    const arch = planInputs[0]!.parsed.arch!;
+    const metadata: Record<string, string> = {
+      "loraspec.merge": JSON.stringify({
+        method,
+        rank: params.rank ?? null,
+        density: method === "ties" || method === "dare" ? (params.density ?? 0.7) : null,
+        seed: method === "dare" ? (params.seed ?? 0) : null,
+        inputs: inputs.map((i, n) => ({ file: basename(i.path), weight: i.weight, format: planInputs[n]!.parsed.format, sha256_header: createHash("sha256").update(JSON.stringify(files[n]!.tensors)).digest("hex").slice(0, 16) })),
+      }),
+      "modelspec.merged_from": inputs.map((i) => basename(i.path)).join(", "),
+    };
+    if (arch.modelspecArchitecture) metadata["modelspec.architecture"] = arch.modelspecArchitecture;
+    for (const k of ["ss_base_model_version", "modelspec.sai_model_spec", "modelspec.implementation"]) {
+      const v = files[0]!.metadata[k];
+      if (v !== undefined) metadata[k] = v;
+    }
+    if (target === "diffusers") metadata.format = "pt";
+
+    if (method === "cat") {
+      yield { type: "phase", name: "merge", message: `cat of ${inputs.length} LoRAs (${arch.title}) -> ${target}` };
+      const plan = planCatMerge({ inputs: planInputs, weights: inputs.map((i) => i.weight), target, files: inputs.map((i) => i.path) });
+      const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: files }), metadata, signal: params.signal });
+      yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes } };
+      return;
+    }
+
+    // Delta-space methods: normalise each input to kohya layout, merge in the worker, convert back.
+    tmp = await mkdtemp(join(tmpdir(), "loraspec-merge-"));
+    const canonical: MergeInput[] = [];
+    for (let n = 0; n < files.length; n++) {
+      const plan = planConvert({ input: planInputs[n]!, target: "kohya", file: inputs[n]!.path });
+      const path = join(tmp, `in${n}.safetensors`);
+      await writeSafetensors({ path, tensors: executePlan({ plan: plan.tensors, inputs: [files[n]!] }), signal: params.signal });
+      canonical.push({ path, weight: inputs[n]!.weight });
+    }
+    const merged = join(tmp, "merged.safetensors");
+    let workerResult: Record<string, unknown> | undefined;
+    for await (const event of runWorker({
+      ...params.worker,
+      command: "merge",
+      request: { inputs: canonical, method, rank: params.rank ?? null, density: params.density ?? 0.7, seed: params.seed ?? 0, output: merged, dtype: "F32" },
+      signal: params.signal,
+    })) {
+      if (event.type === "done") workerResult = event.result;
+      else yield event;
+    }
+    const m = await openSafetensors({ path: merged });
+    files.push(m);
+    const parsed = parseLora({ tensors: m.tensors, alphas: await readAlphas(m), arch: arch.id });
+    const plan = planConvert({ input: { parsed, tensors: m.tensors }, target, file: merged });
+    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [m] }), metadata, signal: params.signal });
+    yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult } };
+  } finally {
+    for (const f of files) await f.close().catch(() => {});
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
