@@ -51,7 +51,7 @@ export function lintContract(contract: Contract, options: LintOptions = {}): Fin
 /** 0.0001 -> "1e-4", 0.00015 -> "1.5e-4". */
 const fmt = (x: number) => (x >= 0.01 || x === 0 ? String(x) : x.toExponential().replace(/\.?0+e/, "e"));
 const inRange = (x: number, r: Range) => x >= r.min && x <= r.max;
-const rangeText = (r: Range, f: (x: number) => string = String) => `${f(r.min)}-${f(r.max)}`;
+const rangeText = (r: Range, f: (x: number) => string = String) => `${f(r.min)} to ${f(r.max)}`;
 
 const trainerSupport: Rule = ({ c, model }) => {
   const rec = getCompatibility(c.trainer.name, model.id);
@@ -125,6 +125,10 @@ const learningRate: Rule = ({ c, model, plan }) => {
       },
     ];
   }
+  // An LR that is another target's recipe is reported once, by recipe-target-mismatch.
+  const otherTarget = c.target === "style" ? "character" : c.target === "character" ? "style" : undefined;
+  const other = otherTarget ? getLrRange(model.family, otherTarget) : undefined;
+  if (other && other !== range && inRange(lr, other.range)) return [];
   if (!inRange(lr, range.range)) {
     return [
       {
