@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "score": "loraspec_worker.score:run",
     "render-jobs": "loraspec_worker.render_jobs:run",
     "make-tiny-base": "loraspec_worker.tiny_base:run",
+    "caption": "loraspec_worker.caption:run",
     "version": "loraspec_worker.version:run",
     "selftest": "loraspec_worker.selftest:run",
     "merge": "loraspec_worker.merge:run",
