@@ -53,6 +53,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       output: join(outputDir, "lora.safetensors"),
       resume: { kind: "worker-request", requestFile },
       totalSteps: request.steps as number,
+      maxWalltimeHours: contract.limits?.max_walltime_hours,
     };
   }
   if (trainer === "kohya" || trainer === "ai-toolkit") {
@@ -81,6 +82,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
           ? { kind: "kohya-state", outputDir, outputName: basename(lora).replace(/\.safetensors$/, "") }
           : { kind: "automatic" },
       totalSteps: plan.steps,
+      maxWalltimeHours: contract.limits?.max_walltime_hours,
     };
   }
   if (trainer === "fal") {

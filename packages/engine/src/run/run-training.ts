@@ -202,6 +202,7 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     signal: params.signal,
     stopTimeouts: params.stopTimeouts,
     pollMs: params.pollMs,
+    maxWalltimeMs: job.maxWalltimeHours === undefined ? undefined : job.maxWalltimeHours * 3_600_000,
     onSpawn: ({ pid, pidStart }) => {
       store.transition(run.id, "running", { pid, pidStart });
       // The pid file is for people and other tools; the store is what loraspec reads.

@@ -29,6 +29,8 @@ export interface SuperviseParams {
   onLine?: (line: string, stream: OutputStream) => void;
   stopTimeouts?: Partial<StopTimeouts>;
   nonFiniteLossLimit?: number;
+  /** Stop the trainer (gracefully) once it has run this long: the contract's max_walltime_hours. */
+  maxWalltimeMs?: number;
   pollMs?: number;
   spawn?: (command: string, args: string[], options: SpawnOptions) => ChildProcess;
 }
@@ -37,7 +39,7 @@ export interface ProcessOutcome {
   exitCode: number | null;
   exitSignal: string | null;
   /** Why we stopped it, when we did. */
-  stoppedFor?: "diverged" | "abort";
+  stoppedFor?: "diverged" | "abort" | "walltime";
   stopSignal?: StopStep;
   /** The trainer's failure explained (OOM, NaN, missing file, crash), when it failed. */
   failure?: LoraspecError;
@@ -102,12 +104,13 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
 
   let stopping: Promise<StopStep | undefined> | undefined;
   let stoppedFor: ProcessOutcome["stoppedFor"];
-  const stop = (reason: "diverged" | "abort") => {
+  const stop = (reason: NonNullable<ProcessOutcome["stoppedFor"]>) => {
     if (stopping) return;
     stoppedFor = reason;
     stopping = stopProcessGroup({ pgid: pid, timeouts: params.stopTimeouts });
   };
   const onAbort = () => stop("abort");
+  const walltime = params.maxWalltimeMs === undefined ? undefined : setTimeout(() => stop("walltime"), params.maxWalltimeMs);
   if (params.signal?.aborted) onAbort();
   else params.signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -161,6 +164,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
     }
   } finally {
     params.signal?.removeEventListener("abort", onAbort);
+    if (walltime) clearTimeout(walltime);
     await tails.stdout.close();
     await tails.stderr.close();
   }
@@ -173,6 +177,13 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
     lastLines,
   };
   if (divergedError) outcome.failure = divergedError;
+  else if (stoppedFor === "walltime") {
+    outcome.failure = new LoraspecError("E_TIMEOUT", `the trainer ran past limits.max_walltime_hours (${((params.maxWalltimeMs ?? 0) / 3_600_000).toFixed(2)} h) and was stopped`, {
+      field: "limits.max_walltime_hours",
+      hint: "raise limits.max_walltime_hours or lower the steps; the last checkpoint is kept, so `loraspec train --resume <id>` continues",
+      retryable: false,
+    });
+  }
   else if (stoppedFor !== "abort" && (exited!.code !== 0 || exited!.signal)) {
     outcome.failure = classifyFailure({ lastLines, exitCode: exited!.code, exitSignal: exited!.signal, reported });
   }

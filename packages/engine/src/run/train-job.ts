@@ -35,6 +35,8 @@ export interface ProcessJob {
   output: string;
   resume: ResumeStrategy;
   totalSteps?: number;
+  /** limits.max_walltime_hours: the trainer is stopped (and the run failed) past this. */
+  maxWalltimeHours?: number;
 }
 
 export interface FalJob {

@@ -35,7 +35,12 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(mode: string, extra: string[] = [], options: { signal?: AbortSignal; stopTimeouts?: { interruptMs: number; terminateMs: number } } = {}) {
+async function run(
+  mode: string,
+  extra: string[] = [],
+  options: { signal?: AbortSignal; stopTimeouts?: { interruptMs: number; terminateMs: number }; maxWalltimeMs?: number } = {},
+  onEvent?: (event: LoraspecEvent) => void,
+) {
   const dir = tmp();
   const runDir = join(dir, "run");
   const out = join(dir, "out");
@@ -56,6 +61,7 @@ async function run(mode: string, extra: string[] = [], options: { signal?: Abort
   let next = await gen.next();
   while (!next.done) {
     events.push(next.value);
+    onEvent?.(next.value);
     next = await gen.next();
   }
   return { outcome: next.value as ProcessOutcome, events, lines, out, runDir, pid };
@@ -117,8 +123,9 @@ describe("superviseProcess with a fake sd-scripts trainer", () => {
 
   it("an abort stops the whole process group gracefully (SIGINT)", async () => {
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
-    const { outcome, pid } = await run("ok", ["--steps", "1000", "--delay_ms", "20"], { signal: controller.signal });
+    // Abort once the trainer printed a step: by then its signal handlers are installed.
+    const abortOnStep = (e: LoraspecEvent) => e.type === "progress" && controller.abort();
+    const { outcome, pid } = await run("ok", ["--steps", "1000", "--delay_ms", "20"], { signal: controller.signal }, abortOnStep);
     expect(outcome).toMatchObject({ stoppedFor: "abort", stopSignal: "SIGINT", exitCode: 130 });
     expect(outcome.failure).toBeUndefined();
     expect(isGroupAlive(pid)).toBe(false);
@@ -126,13 +133,22 @@ describe("superviseProcess with a fake sd-scripts trainer", () => {
 
   it("escalates to SIGKILL when the trainer ignores SIGINT and SIGTERM", async () => {
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
-    const { outcome, pid } = await run("stubborn", ["--steps", "1000"], {
-      signal: controller.signal,
-      stopTimeouts: { interruptMs: 200, terminateMs: 200 },
-    });
+    const abortOnStep = (e: LoraspecEvent) => e.type === "progress" && controller.abort();
+    const { outcome, pid } = await run(
+      "stubborn",
+      ["--steps", "1000"],
+      { signal: controller.signal, stopTimeouts: { interruptMs: 200, terminateMs: 200 } },
+      abortOnStep,
+    );
     expect(outcome).toMatchObject({ stoppedFor: "abort", stopSignal: "SIGKILL", exitSignal: "SIGKILL" });
     expect(isGroupAlive(pid)).toBe(false);
+  });
+
+  it("stops a trainer that runs past limits.max_walltime_hours with E_TIMEOUT", async () => {
+    const { outcome, out } = await run("ok", ["--steps", "1000"], { maxWalltimeMs: 300 });
+    expect(outcome).toMatchObject({ stoppedFor: "walltime", stopSignal: "SIGINT" });
+    expect(outcome.failure).toMatchObject({ code: "E_TIMEOUT", field: "limits.max_walltime_hours" });
+    expect(existsSync(join(out, "fake.safetensors"))).toBe(false);
   });
 
   it("a command that does not exist is E_WORKER_NOT_INSTALLED", async () => {
