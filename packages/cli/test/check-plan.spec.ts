@@ -75,6 +75,7 @@ describe("loraspec check", () => {
     try {
       const r = run(["check", "--json"], dir);
       expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: "E_IMAGE_UNREADABLE", field: "dataset.path", file: "lora.yaml" } });
       expect(r.stderr).toMatch(/\[E_IMAGE_UNREADABLE\] lora\.yaml: dataset\.path: cannot read image dataset\/zz_broken\.png/);
       noStack(r.stderr);
     } finally {
