@@ -10,8 +10,11 @@ import { registerRuns } from "./runs.js";
 import { registerLogs } from "./logs.js";
 import { registerStop } from "./stop.js";
 import { registerUi } from "./ui.js";
+import { registerInspect } from "./inspect.js";
+import { registerConvert } from "./convert.js";
+import { registerMerge } from "./merge.js";
 
 /** Each command lives in its own file and registers itself; heavy code loads lazily in actions. */
 export type Registration = (program: Command) => void;
 
-export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop, registerUi];
+export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop, registerUi, registerInspect, registerConvert, registerMerge];

@@ -1,0 +1,48 @@
+import type { Command } from "commander";
+import pc from "picocolors";
+import { printJson, table } from "../output.js";
+
+/** `loraspec inspect FILE [--json]`: format, base model, modules, ranks, metadata; unknown keys listed. */
+export function registerInspect(program: Command): void {
+  program
+    .command("inspect")
+    .description("Explain a LoRA file: key format, base model, modules and coverage, rank/alpha, metadata, NaN/Inf, unknown keys")
+    .argument("<file>", "a .safetensors LoRA")
+    .option("--json", "print the full report as JSON")
+    .option("--modules", "list every module with its rank, alpha and scale")
+    .action(async (file: string, opts: { json?: boolean; modules?: boolean }) => {
+      const { inspectLora } = await import("@loraspec/engine/lora/inspect-lora.js");
+      const r = await inspectLora({ path: file });
+      if (opts.json) {
+        printJson(r);
+        return;
+      }
+      const out: string[] = [];
+      const mb = (r.bytes / 1e6).toFixed(1);
+      out.push(`${pc.bold(r.file)}  ${mb} MB, ${r.tensors} tensors (${Object.entries(r.dtypes).map(([d, n]) => `${n} ${d}`).join(", ")})`);
+      out.push(`format        ${r.format}${r.traits.length ? ` (${r.traits.join(", ")})` : ""}`);
+      out.push(`base model    ${r.architecture ? r.architecture.title : pc.yellow("unknown")}`);
+      out.push(`modules       ${r.modules.length}  ranks ${Object.entries(r.ranks).map(([k, n]) => `${k}x${n}`).join(" ")}  scales ${Object.entries(r.scales).map(([k, n]) => `${Number(k).toPrecision(4)}x${n}`).join(" ")}`);
+      for (const c of r.coverage ?? []) {
+        out.push(`  ${c.component.padEnd(12)}${c.touched}/${c.total} modules, ${c.defaultTouched}/${c.defaultTargets} of the default attention/MLP targets`);
+      }
+      if (r.triggerWords.length) out.push(`trigger words ${r.triggerWords.join(", ")}`);
+      const meta = { ...r.metadata.ss, ...r.metadata.modelspec, ...r.metadata.other };
+      const shown = Object.entries(meta).filter(([k]) => !/tag_frequency|dataset_dirs|datasets|bucket_info/.test(k));
+      if (shown.length) {
+        out.push("metadata");
+        for (const [k, v] of shown) out.push(`  ${k} = ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`);
+      }
+      if (r.nonFinite.length) out.push(pc.red(`NaN/Inf in ${r.nonFinite.length} tensor(s): ${r.nonFinite.map((t) => `${t.tensor} (${t.nan} NaN, ${t.inf} Inf)`).join(", ")}`));
+      if (r.nonLora.length) out.push(pc.yellow(`not plain LoRA (${r.nonLora.length} module(s)): ${r.nonLora.slice(0, 10).join(", ")}${r.nonLora.length > 10 ? ", ..." : ""}`));
+      if (r.unplaced.length) {
+        out.push(pc.yellow(`unplaced keys (${r.unplaced.length}): not a module of ${r.architecture?.title ?? "any known base model"}`));
+        for (const k of r.unplaced) out.push(`  ${k}`);
+      }
+      if (opts.modules) {
+        out.push("");
+        out.push(table(r.modules.map((m) => [m.key, m.native + (m.diffusers ? ` [${m.diffusers}]` : ""), String(m.rank), m.alpha === undefined ? "-" : String(m.alpha), m.scale.toPrecision(4)]), ["key", "module", "rank", "alpha", "scale"]));
+      }
+      process.stdout.write(`${out.join("\n")}\n`);
+    });
+}
