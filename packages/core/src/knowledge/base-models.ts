@@ -110,8 +110,8 @@ export const BASE_MODELS: readonly BaseModelRecord[] = [
     loraParamsPerRank: 1748 * 3072,
     loraStepTflops: { ckpt: 245, noCkpt: 171 },
     vram: {
-      minLoraGb: 24,
-      minLoraRecipe: "fp8/8-bit base (kohya --fp8_base, ai-toolkit quantize: true), cached text encoders, gradient checkpointing",
+      minLoraGb: 12,
+      minLoraRecipe: "kohya --fp8_base + --blocks_to_swap 16 + 8-bit AdamW (8 GB with 28 blocks swapped); 24 GB without swapping",
       comfortableGb: 24,
       source: `${PERF} §1.2 (ai-toolkit README "at least 24GB of VRAM to train FLUX.1"; kohya docs/flux_train_network.md: 24 GB bs2 with --fp8_base, 12 GB with blocks_to_swap 16)`,
     },
@@ -137,7 +137,7 @@ export const BASE_MODELS: readonly BaseModelRecord[] = [
     loraParamsPerRank: 1748 * 3072,
     loraStepTflops: { ckpt: 238, noCkpt: 166 },
     vram: {
-      minLoraGb: 24,
+      minLoraGb: 12,
       minLoraRecipe: "as FLUX.1 [dev]",
       comfortableGb: 24,
       source: `${PERF} §1.2`,

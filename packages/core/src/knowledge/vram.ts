@@ -30,3 +30,37 @@ export const VRAM_MODEL = {
   source: `${P2}; activation/overhead constants ours, calibrated on the §2.3 test cases`,
   asOf: "2026-11-29",
 } as const satisfies Sourced & Record<string, unknown>;
+
+/** Published VRAM facts the guide lists (kept as records so lint messages and docs can cite them). */
+export interface VramFact {
+  id: string;
+  fact: string;
+  gb: number;
+  source: string;
+  asOf: string;
+}
+
+export const VRAM_FACTS: readonly VramFact[] = [
+  {
+    id: "sdxl-lora-min",
+    fact: "SDXL LoRA needs 10 GB minimum at batch 1 with gradient checkpointing and AdamW8bit (8 GB possible at dim 4-8)",
+    gb: 10,
+    source: "shared/reference/perf-reliability.md §1.2 (sd-scripts docs/train_SDXL-en.md)",
+    asOf: "2026-08-23",
+  },
+  { id: "sdxl-lora-comfortable", fact: "SDXL LoRA is comfortable at 16-24 GB", gb: 16, source: "loraspec issue #2 (source guide); diffusers README_sdxl.md \"< 16GB\"", asOf: "2026-04-30" },
+  {
+    id: "sdxl-fused-backward",
+    fact: "SDXL full fine-tune with the fused backward pass: ~17 GB fp32 / ~10 GB bf16 at batch 1 (not effective for LoRA)",
+    gb: 17,
+    source: "shared/reference/perf-reliability.md §1.2 (sd-scripts PR #1259, README f3d2cf22)",
+    asOf: "2026-08-23",
+  },
+  {
+    id: "flux-24gb-recipe",
+    fact: "FLUX.1 LoRA on 24 GB: 8-bit/fp8 base (ai-toolkit quantize: true, kohya --fp8_base), cached text encoders, gradient checkpointing; kohya fits batch 2 at 1024",
+    gb: 24,
+    source: "shared/reference/perf-reliability.md §1.2 (ai-toolkit config/examples/train_lora_flux_24gb.yaml; sd-scripts docs/flux_train_network.md §6.1)",
+    asOf: "2026-08-23",
+  },
+];

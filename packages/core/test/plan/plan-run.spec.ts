@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { clipPretokenize } from "@loraspec/core/lint/clip-pretokenize.js";
 import { compareVersions } from "@loraspec/core/knowledge/versions.js";
-import { BASE_MODELS, COMPATIBILITY, FAL_PRICES, GPUS, KNOWN_DEFECTS, LR_RANGES, getBaseModel } from "@loraspec/core/knowledge/index.js";
+import { BASE_MODELS, COMPATIBILITY, FAL_PRICES, GPUS, KNOWN_DEFECTS, LR_RANGES, VRAM_FACTS, getBaseModel } from "@loraspec/core/knowledge/index.js";
 import { contract, dataset } from "../lint/helpers.js";
 
 describe("estimateVram against the published calibration points (perf-reliability.md §2.3)", () => {
@@ -90,7 +90,7 @@ describe("planRun", () => {
 
 describe("knowledge records", () => {
   it("every record cites a source and a date", () => {
-    const all = [...BASE_MODELS, ...COMPATIBILITY, ...FAL_PRICES, ...GPUS, ...KNOWN_DEFECTS, ...LR_RANGES];
+    const all = [...BASE_MODELS, ...COMPATIBILITY, ...FAL_PRICES, ...GPUS, ...KNOWN_DEFECTS, ...LR_RANGES, ...VRAM_FACTS];
     for (const r of all) {
       expect(r.source.length, JSON.stringify(r)).toBeGreaterThan(5);
       expect(r.asOf).toMatch(/^\d{4}-\d{2}(-\d{2})?$/);
