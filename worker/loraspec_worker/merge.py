@@ -74,11 +74,9 @@ def _trim(t: torch.Tensor, density: float) -> torch.Tensor:
         return torch.zeros_like(t)
     if k >= t.numel():
         return t
-    threshold = t.abs().flatten().kthvalue(t.numel() - k + 1).values
-    # Keep exactly the top-k by magnitude (ties at the threshold resolved by topk order).
+    # Keep exactly the top-k by magnitude, as peft's magnitude_based_pruning does.
     mask = torch.zeros(t.numel(), dtype=torch.bool, device=t.device)
     mask[t.abs().flatten().topk(k).indices] = True
-    del threshold
     return t * mask.reshape(t.shape)
 
 
@@ -94,8 +92,10 @@ def _ties(deltas: list, weights: list, density: float) -> torch.Tensor:
 def _dare(deltas: list, weights: list, density: float, generator: torch.Generator) -> torch.Tensor:
     out = torch.zeros_like(deltas[0])
     for d, w in zip(deltas, weights):
-        keep = torch.rand(d.shape, generator=generator, device="cpu").to(d.device) < density
-        out += w * d * keep / density
+        # Same draw as peft's random_pruning (bernoulli of a density-filled tensor), from a seeded
+        # CPU generator so the masks do not depend on the device.
+        keep = torch.bernoulli(torch.full(d.shape, density, dtype=d.dtype), generator=generator).to(d.device)
+        out += w * (d * keep / density)
     return out
 
 

@@ -1,0 +1,114 @@
+"""merge.py against exact math and peft's own merge utilities (peft.utils.merge_utils)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft.utils import merge_utils
+from safetensors.torch import load_file, save_file
+
+from loraspec_worker import merge
+from loraspec_worker.protocol import WorkerError
+
+
+def _lora(path, modules, seed):
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for stem, (out, inp, r, alpha) in modules.items():
+        sd[f"{stem}.lora_down.weight"] = torch.randn(r, inp, generator=g) * 0.1
+        sd[f"{stem}.lora_up.weight"] = torch.randn(out, r, generator=g) * 0.1
+        if alpha is not None:
+            sd[f"{stem}.alpha"] = torch.tensor(float(alpha))
+    save_file(sd, str(path))
+    return sd
+
+
+def _delta(sd, stem):
+    d, u = sd[f"{stem}.lora_down.weight"].double(), sd[f"{stem}.lora_up.weight"].double()
+    a = float(sd[f"{stem}.alpha"]) if f"{stem}.alpha" in sd else d.shape[0]
+    return (a / d.shape[0]) * (u @ d)
+
+
+def _run(tmp_path, method, inputs, **kw):
+    out = tmp_path / f"{method}.safetensors"
+    result = merge.run({"inputs": inputs, "method": method, "output": str(out), "device": "cpu", **kw})
+    return load_file(str(out)), result
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.fixture()
+def two(tmp_path):
+    a = _lora(tmp_path / "a.safetensors", {"m1": (24, 16, 4, 2), "m2": (8, 12, 2, None)}, 1)
+    b = _lora(tmp_path / "b.safetensors", {"m1": (24, 16, 4, 8)}, 2)  # m2 missing in b: counts as zero
+    return tmp_path, a, b
+
+
+def test_svd_with_enough_rank_is_the_exact_weighted_sum(two):
+    tmp, a, b = two
+    out, result = _run(tmp, "svd", [{"path": str(tmp / "a.safetensors"), "weight": 0.6}, {"path": str(tmp / "b.safetensors"), "weight": -0.3}], rank=8)
+    assert result["modules"] == 2
+    for stem, want in (("m1", 0.6 * _delta(a, "m1") - 0.3 * _delta(b, "m1")), ("m2", 0.6 * _delta(a, "m2"))):
+        assert _rel(_delta(out, stem), want) < 1e-6
+    assert float(out["m1.alpha"]) == out["m1.lora_down.weight"].shape[0] == 8
+
+
+def test_svd_truncates_to_the_best_rank_r_approximation(two):
+    tmp, a, b = two
+    out, _ = _run(tmp, "svd", [{"path": str(tmp / "a.safetensors"), "weight": 1.0}, {"path": str(tmp / "b.safetensors"), "weight": 1.0}], rank=3)
+    full = _delta(a, "m1") + _delta(b, "m1")
+    U, S, Vh = torch.linalg.svd(full)
+    best = (U[:, :3] * S[:3]) @ Vh[:3]
+    assert _rel(_delta(out, "m1"), best) < 1e-6
+
+
+def test_ties_equals_peft_ties_on_the_full_delta(two):
+    tmp, a, b = two
+    out, _ = _run(tmp, "ties", [{"path": str(tmp / "a.safetensors"), "weight": 0.7}, {"path": str(tmp / "b.safetensors"), "weight": 0.5}], rank=16, density=0.4)
+    want = merge_utils.ties([_delta(a, "m1"), _delta(b, "m1")], torch.tensor([0.7, 0.5], dtype=torch.float64), 0.4, "total")
+    assert _rel(_delta(out, "m1"), want) < 1e-6
+
+
+def test_dare_equals_peft_dare_linear_with_the_same_seed(tmp_path):
+    _lora(tmp_path / "a.safetensors", {"m": (20, 10, 3, 3)}, 5)
+    _lora(tmp_path / "b.safetensors", {"m": (20, 10, 3, 6)}, 6)
+    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    inputs = [{"path": str(tmp_path / "a.safetensors"), "weight": 0.5}, {"path": str(tmp_path / "b.safetensors"), "weight": 0.5}]
+    out, _ = _run(tmp_path, "dare", inputs, rank=10, density=0.6, seed=123)
+    torch.manual_seed(123)
+    want = merge_utils.dare_linear([_delta(a, "m"), _delta(b, "m")], torch.tensor([0.5, 0.5], dtype=torch.float64), 0.6)
+    assert _rel(_delta(out, "m"), want) < 1e-6
+    again, _ = _run(tmp_path, "dare", inputs, rank=10, density=0.6, seed=123)
+    assert torch.equal(again["m.lora_down.weight"], out["m.lora_down.weight"])
+
+
+def test_linear_is_peft_factor_average(two):
+    tmp, a, b = two
+    out, _ = _run(tmp, "linear", [{"path": str(tmp / "a.safetensors"), "weight": 0.5}, {"path": str(tmp / "b.safetensors"), "weight": 0.5}])
+    ca, cb = 0.5 * 2 / 4, 0.5 * 8 / 4
+    down = ca ** 0.5 * a["m1.lora_down.weight"].double() + cb ** 0.5 * b["m1.lora_down.weight"].double()
+    up = ca ** 0.5 * a["m1.lora_up.weight"].double() + cb ** 0.5 * b["m1.lora_up.weight"].double()
+    assert _rel(_delta(out, "m1"), up @ down) < 1e-6
+
+
+def test_unknown_keys_are_refused(tmp_path):
+    _lora(tmp_path / "a.safetensors", {"m": (4, 4, 2, 2)}, 1)
+    sd = load_file(str(tmp_path / "a.safetensors"))
+    sd["m.hada_w1_a"] = torch.zeros(4, 2)
+    save_file(sd, str(tmp_path / "b.safetensors"))
+    with pytest.raises(WorkerError) as e:
+        _run(tmp_path, "svd", [{"path": str(tmp_path / "a.safetensors")}, {"path": str(tmp_path / "b.safetensors")}])
+    assert e.value.code == "E_LORA_UNUSED_KEYS"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_svd_matches_cpu(two):
+    tmp, a, b = two
+    inputs = [{"path": str(tmp / "a.safetensors"), "weight": 0.6}, {"path": str(tmp / "b.safetensors"), "weight": 0.4}]
+    out = tmp / "gpu.safetensors"
+    merge.run({"inputs": inputs, "method": "svd", "output": str(out), "device": "cuda", "rank": 8})
+    cpu, _ = _run(tmp, "svd", inputs, rank=8)
+    assert _rel(_delta(load_file(str(out)), "m1"), _delta(cpu, "m1")) < 1e-5
