@@ -1,6 +1,6 @@
 import { createWriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
-import { basename, extname, join } from "node:path";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, extname, join } from "node:path";
 import yazl from "yazl";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
@@ -33,6 +33,7 @@ export async function zipDataset(params: { datasetDir: string; out: string; capt
       captionCount++;
     }
   }
+  await mkdir(dirname(params.out), { recursive: true });
   const tmp = `${params.out}.${process.pid}.tmp`;
   await new Promise<void>((resolve, reject) => {
     const out = createWriteStream(tmp);

@@ -97,6 +97,26 @@ describe("startRun / resumeRun with a fake sd-scripts trainer", () => {
     expect(lines.join("")).toContain("6/6");
   });
 
+  it("logs -f follows a live run and ends when the run does", async () => {
+    const dir = project();
+    const store = openRunStore({ projectDir: dir });
+    const job = fakeJob(dir, "ok", ["--steps", "30", "--delay_ms", "20"]);
+    let followed: Promise<void> | undefined;
+    const text: string[] = [];
+    const { run } = await drive(startRun({ ...common, projectDir: dir, job, store }), (e) => {
+      if (e.type === "progress" && e.current === 2 && !followed) {
+        followed = followRunLog({ projectDir: dir, runId: store.list()[0]!.id, follow: true, pollMs: 20, write: (t) => text.push(t) });
+      }
+    });
+    await followed;
+    expect(run.state).toBe("succeeded");
+    const all = text.join("");
+    expect(all).toContain("1/30");
+    expect(all).toContain("30/30");
+    expect(all).toContain("model saved.");
+    store.close();
+  });
+
   const failures: [string, string][] = [
     ["nolora", "E_NO_OUTPUT"],
     ["oom", "E_OUT_OF_MEMORY"],
