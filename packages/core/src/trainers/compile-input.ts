@@ -31,6 +31,11 @@ export interface CompilePaths {
   trainerDir?: string;
   /** The trainer's venv; `bin/accelerate` and `bin/python` are used from it when given. */
   venvDir?: string;
+  /**
+   * kohya only: a folder of tokenizers saved as `<hub id with / -> _>/` (sd-scripts
+   * `--tokenizer_cache_dir`), for machines that cannot reach the Hugging Face hub.
+   */
+  tokenizerCacheDir?: string;
 }
 
 /** The numbers every backend needs, resolved once. */

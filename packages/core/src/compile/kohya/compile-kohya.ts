@@ -99,6 +99,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract));
   else model.pretrained_model_name_or_path = contract.base.path ?? r.base.hfRepo;
   if (contract.base.quantize === "fp8") model.fp8_base = true;
+  if (paths.tokenizerCacheDir) model.tokenizer_cache_dir = paths.tokenizerCacheDir;
 
   const network: Section = {
     network_module: profile.networkModule,
