@@ -120,6 +120,10 @@ def run(request: dict) -> dict:
     device = torch.device(request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch.float32 if device.type == "cpu" else {"fp16": torch.float16, "fp32": torch.float32}.get(request.get("precision", "bf16"), torch.bfloat16)
 
+    if device.type == "cuda":
+        from .train import disable_cudnn_sdpa
+
+        disable_cudnn_sdpa()
     phase("load", f"loading {base}")
     pipe = load_base(base, request.get("arch"), dtype)
     pipe.set_progress_bar_config(disable=True)

@@ -202,6 +202,15 @@ def load_pipeline(base: str, arch: str, dtype):
         ) from None
 
 
+def disable_cudnn_sdpa() -> None:
+    """cuDNN's SDPA backend gave NaN gradients on FLUX attention shapes (tiny FLUX.1 and FLUX.2
+    [klein] on an H200, torch 2.11+cu130: loss NaN at step 2; the flash/efficient kernels are
+    fine), so training and sampling use the other backends."""
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def choose_device(cfg: Config):
     import torch
 
@@ -581,6 +590,8 @@ def train_once(cfg: Config) -> dict:
 
     device = choose_device(cfg)
     dtype = choose_dtype(cfg, device)
+    if device.type == "cuda":
+        disable_cudnn_sdpa()
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
 

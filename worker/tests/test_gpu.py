@@ -28,11 +28,17 @@ def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
     for i in range(2):
         Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
         (data / f"{i}.txt").write_text("a photo of txcl")
-    result = train.run({
+    from loraspec_worker.protocol import WorkerError
+
+    request = {
         "arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / "out"), "resolution": 64,
         "steps": 4, "rank": 4, "alpha": 4, "precision": "bf16", "gradient_checkpointing": True, "save_every": 2,
         "max_sequence_length": 32, "learning_rate": 1e-3,
-    })
+    }
+    try:
+        result = train.run(request)
+    except WorkerError as e:
+        pytest.fail(f"{e.code}: {e.message}")
     losses = [json.loads(l) for l in buf.getvalue().splitlines() if '"loss"' in l]
     assert len(losses) == 4 and all(l["loss"] is not None and math.isfinite(l["loss"]) for l in losses)
     assert result["device"] == "cuda" and result["peakMemoryGiB"] > 0
