@@ -47,6 +47,14 @@ export function createApp(params: CreateAppParams): Hono {
 
   app.onError((error, c) => {
     const status = isLoraspecError(error) ? httpStatusFor(error) : 500;
+    if (status === 401 && !c.req.path.startsWith("/api/") && (c.req.header("accept") ?? "").includes("text/html")) {
+      // A person opened the page without the token: tell them how to get in, in words.
+      return c.html(
+        '<!doctype html><meta charset="utf-8"><title>loraspec</title><body style="font:14px system-ui;margin:40px;max-width:640px">' +
+          "<h1>loraspec</h1><p>This page needs the access token. Open the URL that <code>loraspec ui</code> printed (it ends in <code>?token=...</code>).</p>",
+        401,
+      );
+    }
     const body = isLoraspecError(error)
       ? { error: error.toJSON() }
       : { error: { code: "E_INTERNAL", message: error instanceof Error ? error.message : String(error) } };
@@ -434,7 +442,8 @@ export function createApp(params: CreateAppParams): Hono {
     const out = [];
     for (const r of reports) {
       const folder = dirname(r.path);
-      const summary = await readJsonIfExists(join(projectDir, folder, "report.json"));
+      // validate-lora writes validation.json (verdicts, scores) beside report.html.
+      const summary = (await readJsonIfExists(join(projectDir, folder, "validation.json"))) ?? (await readJsonIfExists(join(projectDir, folder, "report.json")));
       out.push({ ...r, folder, summary });
     }
     return c.json({ reports: out });

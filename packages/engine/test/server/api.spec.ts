@@ -104,6 +104,12 @@ describe("access token", () => {
     expect((await res.json()).error.code).toBe("E_UNAUTHORIZED");
   });
 
+  it("the page itself without a token is a 401 page that says how to get in", async () => {
+    const res = await app.request("/", { headers: { Accept: "text/html" } });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain("?token=");
+  });
+
   it.each([
     ["wrong bearer", { Authorization: "Bearer nope" }, "/api/project"],
     ["wrong cookie", { Cookie: "loraspec_token=nope" }, "/api/project"],

@@ -23,7 +23,8 @@ export function LossChart({ data, height = 220 }: { data: LossSeries; height?: n
       legend: { show: true },
       cursor: { drag: { x: true, y: false } },
       axes: [
-        { label: "step", stroke: "#5b6472", grid: { stroke: "#eef0f3" }, size: 36 },
+        // Steps are whole numbers: no 1.5 ticks on a short run.
+        { label: "step", stroke: "#5b6472", grid: { stroke: "#eef0f3" }, size: 36, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000] },
         { stroke: "#5b6472", grid: { stroke: "#eef0f3" }, size: 50 },
       ],
       series: [

@@ -24,7 +24,7 @@ export interface SchemaFormProps {
   /** The contract as written (raw YAML data, defaults not filled in). */
   value: Record<string, unknown>;
   /** Fields with problems, by dotted path, to mark them. */
-  problems: Map<string, string>;
+  problems: Map<string, { message: string; severity: "error" | "warning" }>;
   /** Set (or, with undefined, remove) one field. */
   onChange: (path: Path, value: unknown) => void;
   disabled?: boolean;
@@ -48,10 +48,10 @@ export function SchemaForm({ schema, value, problems, onChange, disabled }: Sche
         ))}
       </section>
       {groups.map(([key, s]) => (
-        <details key={key} className="form-section" open={(schema.required ?? []).includes(key) || hasProblemUnder(problems, key)}>
+        <details key={key} className="form-section" open={(schema.required ?? []).includes(key) || hasProblemUnder(problems, key) === "error"}>
           <summary>
             <span className="section-name">{key}</span>
-            {hasProblemUnder(problems, key) ? <span className="dot dot-error" title="has problems" /> : null}
+            {hasProblemUnder(problems, key) ? <span className={`dot dot-${hasProblemUnder(problems, key)}`} title="has findings" /> : null}
             <span className="section-help">{s.description}</span>
           </summary>
           {Object.entries(s.properties ?? {}).map(([sub, ss]) => (
@@ -72,9 +72,10 @@ export function SchemaForm({ schema, value, problems, onChange, disabled }: Sche
   );
 }
 
-function hasProblemUnder(problems: Map<string, string>, key: string): boolean {
-  for (const k of problems.keys()) if (k === key || k.startsWith(`${key}.`)) return true;
-  return false;
+function hasProblemUnder(problems: SchemaFormProps["problems"], key: string): "error" | "warning" | undefined {
+  let found: "error" | "warning" | undefined;
+  for (const [k, v] of problems) if (k === key || k.startsWith(`${key}.`)) found = found === "error" ? found : v.severity;
+  return found;
 }
 
 interface FieldProps {
@@ -83,7 +84,7 @@ interface FieldProps {
   schema: JsonSchema;
   value: unknown;
   required?: boolean;
-  problems: Map<string, string>;
+  problems: Map<string, { message: string; severity: "error" | "warning" }>;
   onChange: (path: Path, value: unknown) => void;
 }
 
@@ -149,14 +150,14 @@ function Field({ name, path, schema, value, required, problems, onChange }: Fiel
     );
   }
   return (
-    <div className={`field${problem ? " has-problem" : ""}`} data-field={dotted}>
+    <div className={`field${problem ? ` has-${problem.severity}` : ""}`} data-field={dotted}>
       <label htmlFor={id} title={schema.description}>
         {name}
         {required ? <span className="req">*</span> : null}
       </label>
       <div className="control">
         {control}
-        {problem ? <div className="field-problem">{problem}</div> : null}
+        {problem ? <div className={`field-problem field-${problem.severity}`}>{problem.message}</div> : null}
       </div>
     </div>
   );

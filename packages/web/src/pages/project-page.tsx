@@ -65,8 +65,8 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
   const yamlOk = doc.errors.length === 0;
   const raw = (yamlOk ? (doc.toJS() as Record<string, unknown> | null) : null) ?? {};
   const problems = useMemo(() => {
-    const m = new Map<string, string>();
-    for (const f of check.findings) if (f.field && f.severity !== "info" && !m.has(f.field)) m.set(f.field, f.message);
+    const m = new Map<string, { message: string; severity: "error" | "warning" }>();
+    for (const f of check.findings) if (f.field && f.severity !== "info" && !m.has(f.field)) m.set(f.field, { message: f.message, severity: f.severity });
     return m;
   }, [check.findings]);
 
@@ -76,7 +76,8 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
       if (d.errors.length) return;
       if (value === undefined) d.deleteIn(path);
       else d.setIn(path, value);
-      setText(d.toString());
+      // lineWidth 0: a flow map the user wrote on one line stays on one line.
+      setText(d.toString({ lineWidth: 0 }));
     },
     [text],
   );

@@ -210,6 +210,11 @@ function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
     };
   }, [run.id, state]);
 
+  // A state change (finished, stopped) brings the row's output path and error from the store.
+  useEffect(() => {
+    if (state !== run.state) onChanged();
+  }, [state, run.state, onChanged]);
+
   const act = async (what: "stop" | "resume") => {
     try {
       const r = await api<{ id?: string }>(`/api/runs/${encodeURIComponent(run.id)}/${what}`, { method: "POST" });

@@ -51,7 +51,7 @@ export function ValidationPage() {
               .filter((r) => r.path !== selected)
               .map((r) => (
                 <option key={r.path} value={r.path}>
-                  {r.folder}
+                  {shortFolder(r.folder)}
                 </option>
               ))}
           </select>
@@ -66,7 +66,9 @@ export function ValidationPage() {
               const v = r.summary?.verdicts ?? r.summary;
               return (
                 <li key={r.path} className={r.path === selected ? "selected" : undefined} onClick={() => setSelected(r.path)}>
-                  <div className="mono small">{r.folder}</div>
+                  <div className="mono small" title={r.folder}>
+                    {shortFolder(r.folder)}
+                  </div>
                   <div className="muted small">
                     {new Date(r.mtime).toLocaleString()} {v?.status ? <span className={`verdict verdict-${v.status}`}>{v.status}</span> : null}
                   </div>
@@ -136,4 +138,10 @@ function VerdictTable({ verdicts }: { verdicts: Verdicts }) {
       ) : null}
     </div>
   );
+}
+
+/** `.loraspec/runs/<id>/validation` -> `run …<last 8 of id> / validation`. */
+function shortFolder(folder: string): string {
+  const m = folder.match(/\.loraspec\/runs\/([^/]+)\/(.+)$/);
+  return m ? `run …${m[1]!.slice(-8)} / ${m[2]}` : folder;
 }
