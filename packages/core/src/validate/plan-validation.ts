@@ -173,7 +173,8 @@ function tidy(text: string): string {
     .trim();
 }
 
-function variationPrompts(target: ValidationTarget, trigger: string, count: number): string[] {
+/** Check 2's prompts: `count` pose, lighting and framing variations for the target type. */
+export function variationPrompts(target: ValidationTarget, trigger: string, count: number): string[] {
   const list = VARIATIONS[target];
   const out: string[] = [];
   for (let i = 0; i < count; i++) {

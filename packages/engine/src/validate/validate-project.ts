@@ -1,0 +1,214 @@
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { basename, extname, isAbsolute, join, resolve } from "node:path";
+import { ValidationSchema, type Contract } from "@loraspec/core/contract/schema.js";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
+import { loadContract } from "../contract/load-contract.js";
+import { openRunStore } from "../run/run-store.js";
+import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
+import { createFalSampler } from "../samplers/fal-sampler.js";
+import type { Sampler, SampleSettings } from "../samplers/sampler.js";
+import { createWorkerSampler, type RunWorkerFn } from "../samplers/worker-sampler.js";
+import { validateLora } from "./validate-lora.js";
+
+export interface ValidateProjectParams {
+  /** lora.yaml (default ./lora.yaml); optional with --lora and --trigger. */
+  contractPath?: string;
+  cwd?: string;
+  /** A LoRA file to validate. */
+  lora?: string;
+  /** A run whose output (or, with checkpoints, every checkpoint) to validate. */
+  runId?: string;
+  checkpoints?: boolean;
+  /** Without a contract: the trigger word and target. */
+  trigger?: string;
+  target?: ValidationTarget;
+  /** Overrides: sampler, base model path, render settings. */
+  sampler?: "worker" | "fal" | "comfyui";
+  base?: string;
+  width?: number;
+  height?: number;
+  steps?: number;
+  guidance?: number;
+  scoreModel?: string;
+  dinoModel?: string;
+  device?: string;
+  falKey?: string;
+  falEndpoint?: string;
+  comfyUrl?: string;
+  comfyCheckpoint?: string;
+  outDir?: string;
+  inlineImages?: boolean;
+  runWorker?: RunWorkerFn;
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg", ".webp"]);
+// A sampler default when the contract's base model has no pipeline default we know of.
+const DEFAULT_STEPS = 28;
+
+// Worker `arch` per knowledge-base family (single-file bases need it).
+const ARCH: Record<string, string> = { sdxl: "sdxl", flux1: "flux1", flux2: "flux2-klein" };
+// fal LoRA inference endpoints per family (trainers.md §4: fal-ai/flux-lora, fal-ai/flux-2/lora).
+const FAL_ENDPOINT: Record<string, string> = { flux1: "fal-ai/flux-lora", flux2: "fal-ai/flux-2/lora" };
+
+async function listImages(dir: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return entries.filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort().map((f) => join(dir, f));
+}
+
+/** The checkpoints a run wrote, from its events.jsonl (`checkpoint` events), oldest first. */
+async function runCheckpoints(eventsFile: string, runDir: string): Promise<Candidate[]> {
+  let text = "";
+  try {
+    text = await readFile(eventsFile, "utf8");
+  } catch {
+    return [];
+  }
+  const out = new Map<number, Candidate>();
+  for (const line of text.split("\n")) {
+    try {
+      const raw = JSON.parse(line) as Record<string, unknown>;
+      const e = (raw.type === undefined && typeof raw.event === "object" && raw.event !== null ? raw.event : raw) as Record<string, unknown>;
+      if (e.type === "checkpoint" && typeof e.step === "number" && typeof e.path === "string") {
+        const path = isAbsolute(e.path) ? e.path : resolve(runDir, e.path);
+        // A checkpoint folder (diffusers save) holds the LoRA as pytorch_lora_weights.safetensors.
+        const file = existsSync(join(path, "pytorch_lora_weights.safetensors")) ? join(path, "pytorch_lora_weights.safetensors") : path;
+        if (existsSync(file)) out.set(e.step, { name: `step ${e.step}`, path: file, step: e.step });
+      }
+    } catch {
+      // skip torn or foreign lines
+    }
+  }
+  return [...out.values()].sort((a, b) => (a.step ?? 0) - (b.step ?? 0));
+}
+
+/**
+ * `loraspec validate`: resolves the contract, the LoRA (a file, a run's output, or its
+ * checkpoints), the training images and the sampler, then runs validateLora.
+ */
+export async function* validateProject(params: ValidateProjectParams): AsyncGenerator<LoraspecEvent> {
+  const cwd = params.cwd ?? process.cwd();
+  if (!params.lora && !params.runId) {
+    throw new LoraspecError("E_USAGE", "validate needs --lora FILE or --run ID", { hint: "loraspec validate --lora out/txcl.safetensors" });
+  }
+  let contract: Contract | undefined;
+  let contractDir = cwd;
+  let contractText: string | undefined;
+  const contractPath = params.contractPath ?? "lora.yaml";
+  if (params.contractPath || existsSync(resolve(cwd, contractPath)) || !params.trigger) {
+    const loaded = await loadContract({ path: contractPath, cwd });
+    contract = loaded.contract;
+    contractDir = loaded.dir;
+    contractText = await readFile(loaded.file, "utf8");
+  }
+  const validation = contract ? contract.validation : ValidationSchema.parse({});
+  const rubric: RubricSpec = { ...validation, stack: [...validation.stack] };
+  const trigger = params.trigger ?? contract?.trigger.word;
+  if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
+  const target: ValidationTarget = params.target ?? contract?.target ?? "character";
+  const model = contract ? getBaseModel(contract.base.model) : undefined;
+  const inContract = (p: string) => (/^https?:\/\//.test(p) || isAbsolute(p) ? p : resolve(contractDir, p));
+  rubric.stack = rubric.stack.map((s) => ({ ...s, lora: inContract(s.lora) }));
+  for (const s of rubric.stack) {
+    if (!/^https?:\/\//.test(s.lora) && !existsSync(s.lora)) {
+      throw new LoraspecError("E_FILE_NOT_FOUND", `stacked LoRA not found: ${s.lora}`, { field: "validation.stack", file: contractPath });
+    }
+  }
+
+  let candidates: Candidate[];
+  let outDir: string;
+  let eventsFile: string | undefined;
+  let weights: number[] | undefined;
+  if (params.runId) {
+    const store = openRunStore({ projectDir: contractDir });
+    let run;
+    try {
+      run = store.get(params.runId);
+    } finally {
+      store.close();
+    }
+    eventsFile = join(run.runDir, "events.jsonl");
+    outDir = params.outDir ? resolve(cwd, params.outDir) : join(run.runDir, "validation");
+    if (params.checkpoints) {
+      candidates = await runCheckpoints(eventsFile, run.runDir);
+      if (run.outputPath && existsSync(run.outputPath) && !candidates.some((c) => c.path === run.outputPath)) {
+        candidates.push({ name: "final", path: run.outputPath, step: run.step ?? (candidates.at(-1)?.step ?? 0) + 1 });
+      }
+      if (candidates.length === 0) throw new LoraspecError("E_NO_OUTPUT", `run ${run.id} has no checkpoints on disk`, { hint: "set hyperparameters.save_every" });
+      // One weight per checkpoint keeps the comparison affordable: the contract's self weight.
+      weights = [rubric.weight_sweep.includes(1) ? 1 : (rubric.weight_sweep.at(-1) ?? 1)];
+    } else {
+      if (!run.outputPath || !existsSync(run.outputPath)) {
+        throw new LoraspecError("E_NO_OUTPUT", `run ${run.id} has no LoRA file`, { hint: "validate a checkpoint with --checkpoints, or pass --lora" });
+      }
+      candidates = [{ name: basename(run.outputPath), path: run.outputPath }];
+    }
+  } else {
+    const path = resolve(cwd, params.lora as string);
+    if (!existsSync(path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${params.lora}`, { field: "--lora" });
+    candidates = [{ name: basename(path), path }];
+    outDir = params.outDir ? resolve(cwd, params.outDir) : join(contractDir, ".loraspec", "validations", basename(path).replace(/\.[^.]+$/, ""));
+  }
+
+  const reference = contract ? await listImages(inContract(contract.dataset.path)) : [];
+  const native = model?.nativeResolution ?? 1024;
+  const settings: SampleSettings = {
+    width: params.width ?? native,
+    height: params.height ?? native,
+    steps: params.steps ?? DEFAULT_STEPS,
+  };
+  if (params.guidance !== undefined) settings.guidance = params.guidance;
+
+  const kind = params.sampler ?? validation.sampler ?? "worker";
+  let sampler: Sampler;
+  if (kind === "worker") {
+    const base = params.base ?? contract?.base.path ?? model?.hfRepo;
+    if (!base) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base (a diffusers folder or Hugging Face id) or a contract" });
+    const resolvedBase = existsSync(resolve(contractDir, base)) ? resolve(contractDir, base) : base;
+    sampler = createWorkerSampler({
+      config: { base: resolvedBase, arch: model ? ARCH[model.family] : undefined, device: params.device, logFile: join(outDir, "worker.log") },
+      runWorker: params.runWorker,
+    });
+  } else if (kind === "fal") {
+    const endpoint = params.falEndpoint ?? (model ? FAL_ENDPOINT[model.family] : undefined);
+    if (!endpoint) {
+      throw new LoraspecError("E_NOT_SUPPORTED", `no fal LoRA inference endpoint known for ${contract?.base.model ?? "this base"}`, { hint: "pass --fal-endpoint or use the worker sampler" });
+    }
+    sampler = createFalSampler({ config: { endpoint, credentials: params.falKey }, fetch: params.fetch });
+  } else {
+    if (!params.comfyCheckpoint) throw new LoraspecError("E_USAGE", "the ComfyUI sampler needs --comfy-checkpoint (the base's file name in ComfyUI's models/checkpoints)");
+    sampler = createComfyuiSampler({ config: { url: params.comfyUrl ?? "http://127.0.0.1:8188", checkpoint: params.comfyCheckpoint }, fetch: params.fetch });
+  }
+
+  yield* validateLora({
+    name: contract?.name ?? candidates[0]!.name,
+    rubric,
+    trigger,
+    target,
+    candidates,
+    weights,
+    stack: !params.checkpoints,
+    reference,
+    outDir,
+    sampler,
+    settings,
+    scoreModel: params.scoreModel,
+    dinoModel: params.dinoModel,
+    device: params.device,
+    runWorker: params.runWorker,
+    contractText,
+    eventsFile,
+    inlineImages: params.inlineImages,
+    signal: params.signal,
+  });
+}

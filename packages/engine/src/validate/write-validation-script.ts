@@ -1,0 +1,67 @@
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { ValidationSchema } from "@loraspec/core/contract/schema.js";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { exportValidationScript } from "@loraspec/core/validate/export-script.js";
+import type { ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
+import { loadContract } from "../contract/load-contract.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+
+export interface WriteValidationScriptParams {
+  contractPath?: string;
+  cwd?: string;
+  lora: string;
+  out: string;
+  force?: boolean;
+  /** Without a contract. */
+  trigger?: string;
+  target?: ValidationTarget;
+  base?: string;
+  steps?: number;
+  width?: number;
+  height?: number;
+  now?: () => Date;
+}
+
+// The script's defaults when nothing says otherwise; users pass --steps at run time.
+const DEFAULT_STEPS = 28;
+
+/** `loraspec export-script`: the rubric as a standalone diffusers script (never overwrites without force). */
+export async function writeValidationScript(params: WriteValidationScriptParams): Promise<{ path: string; bytes: number }> {
+  const cwd = params.cwd ?? process.cwd();
+  const out = resolve(cwd, params.out);
+  if (existsSync(out) && !params.force) {
+    throw new LoraspecError("E_FILE_EXISTS", `${params.out} exists`, { file: params.out, hint: "pass --force to replace it, or -o another name" });
+  }
+  const lora = resolve(cwd, params.lora);
+  if (!existsSync(lora)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${params.lora}`, { field: "--lora" });
+  const contractPath = params.contractPath ?? "lora.yaml";
+  const haveContract = params.contractPath !== undefined || existsSync(resolve(cwd, contractPath)) || !params.trigger;
+  const loaded = haveContract ? await loadContract({ path: contractPath, cwd }) : undefined;
+  const contract = loaded?.contract;
+  const rubric = { ...(contract?.validation ?? ValidationSchema.parse({})) };
+  const dir = loaded?.dir ?? cwd;
+  rubric.stack = rubric.stack.map((s) => ({ ...s, lora: /^https?:\/\//.test(s.lora) || isAbsolute(s.lora) ? s.lora : resolve(dir, s.lora) }));
+  const model = contract ? getBaseModel(contract.base.model) : undefined;
+  const baseRaw = params.base ?? contract?.base.path ?? model?.hfRepo;
+  if (!baseRaw) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base or a contract" });
+  const base = existsSync(resolve(dir, baseRaw)) ? resolve(dir, baseRaw) : baseRaw;
+  const trigger = params.trigger ?? contract?.trigger.word;
+  if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
+  const native = model?.nativeResolution ?? 1024;
+  const text = exportValidationScript({
+    name: contract?.name ?? "lora",
+    base,
+    lora,
+    trigger,
+    target: params.target ?? contract?.target ?? "character",
+    rubric,
+    width: params.width ?? native,
+    height: params.height ?? native,
+    steps: params.steps ?? DEFAULT_STEPS,
+    date: (params.now?.() ?? new Date()).toISOString().slice(0, 10),
+  });
+  await atomicWrite(out, text);
+  return { path: out, bytes: Buffer.byteLength(text) };
+}
