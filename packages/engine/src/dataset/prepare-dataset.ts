@@ -11,7 +11,7 @@ import { listDatasetFiles } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
 import { MAX_INPUT_PIXELS, NEAR_DUPLICATE_HAMMING } from "./prep-knowledge.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
-import { probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
+import { decodeProblem, probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
 import { processImage } from "./process-image.js";
 
 export interface PrepareDatasetParams {
@@ -95,7 +95,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
   const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
 
-  // 1. Probe every candidate (hash always; decode only what changed since the last run).
+  // 1. Read every candidate's header and content hash (no pixels decoded here).
   const probed: ProbedImage[] = [];
   let done = 0;
   const started = Date.now();
@@ -121,7 +121,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
           problems: old.problems.filter((p) => p.code !== "duplicate" && p.code !== "near-duplicate") as ImageProblem[],
         } satisfies ProbedImage;
       }
-      return probeImage({ source, bytes, resolution: params.resolution, maxPixels: settings.maxPixels });
+      return probeImage({ source, bytes, resolution: params.resolution, maxPixels: settings.maxPixels, hash: false });
     },
     signal,
   )) {
@@ -132,7 +132,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   throwIfAborted(signal);
   probed.sort((a, b) => (a.source < b.source ? -1 : 1));
 
-  // 2. Report problems and dedupe what is usable.
+  // Problems found from headers alone.
   const summary: PrepSummary = {
     datasetDir,
     outDir,
@@ -157,35 +157,22 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     }
   }
   const usable = probed.filter((p) => !p.problems.some((x) => x.severity === "skip"));
-  yield { type: "phase", name: "dedupe", message: `${usable.length} usable images, Hamming <= ${threshold}` };
-  summary.duplicates = dedupeImages({ images: usable, threshold, pinned: params.pinned });
-  const duplicateOf = new Map<string, { keep: string; kind: "exact" | "near" }>();
-  const shaOf = new Map(usable.map((u) => [u.source, u.sha256]));
-  for (const cluster of summary.duplicates) {
-    for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: shaOf.get(drop) === shaOf.get(cluster.keep) ? "exact" : "near" });
-    yield {
-      type: "warning",
-      code: cluster.kind === "exact" ? "duplicate" : "near-duplicate",
-      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")}`,
-      file: cluster.keep,
-    };
-    for (const drop of cluster.drop) {
-      const exact = duplicateOf.get(drop)!.kind === "exact";
-      summary.skipped.push({ source: drop, code: exact ? "duplicate" : "near-duplicate", message: `${exact ? "exact copy" : "near duplicate"} of ${cluster.keep}` });
-    }
-  }
-  const kept = usable.filter((p) => !duplicateOf.has(p.source));
 
-  // 3. Names: a source keeps its name for life, so its caption stays with it.
-  const names = assignNames(kept.map((k) => k.source), previousBySource);
+  // 2. Exact copies (same bytes) are dropped before anything is decoded.
+  const exactClusters = dedupeImages({ images: usable.map((u) => ({ ...u, dhash: undefined })), threshold: -1, pinned: params.pinned });
+  const duplicateOf = new Map<string, { keep: string; kind: "exact" | "near" }>();
+  for (const cluster of exactClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "exact" });
+  const unique = usable.filter((u) => !duplicateOf.has(u.source));
+
+  // Names: a source keeps its name for life, so its caption stays with it.
+  const names = assignNames(unique.map((k) => k.source), previousBySource);
   const buckets = settings.aspect === "buckets" ? aspectBuckets(settings.resolution) : undefined;
   const outputExt = settings.format === "png" ? ".png" : ".jpg";
   await mkdir(outDir, { recursive: true });
-
-  yield { type: "phase", name: "prep", message: `${kept.length} images -> ${outDir}` };
   const entries = new Map<string, ManifestEntry>();
-  const toProcess: Array<{ image: ProbedImage; entry: ManifestEntry; target: Size }> = [];
-  for (const image of kept) {
+  const targets = new Map<string, Size>();
+  const upToDate = new Set<string>();
+  for (const image of unique) {
     const name = names.get(image.source)!;
     const target = buckets ? pickBucket(image, buckets) : { width: settings.resolution, height: settings.resolution };
     const old = previousBySource.get(image.source);
@@ -208,48 +195,94 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       captionSha256: old?.captionSha256,
     };
     entries.set(image.source, entry);
-    const upToDate =
-      sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && old.output === entry.output && (await exists(join(outDir, entry.output!)));
-    if (upToDate) summary.unchanged++;
-    else toProcess.push({ image, entry, target });
+    targets.set(image.source, target);
+    if (sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && old.output === entry.output && image.dhash && (await exists(join(outDir, entry.output!)))) {
+      upToDate.add(image.source);
+    }
   }
 
-  done = 0;
+  // 3. Decode what is new or changed: one decode gives the output and the dHash.
+  const processed = new Set<string>();
+  const failed = new Set<string>();
+  let prepDone = 0;
+  let prepTotal = 0;
   const prepStarted = Date.now();
-  for await (const result of mapPool(
-    toProcess,
-    concurrency,
-    async ({ image, entry, target }) => {
-      try {
-        const bytes = await readFile(join(datasetDir, image.source));
-        const out = await processImage({
-          bytes,
-          source: image,
-          settings: { target, crop: settings.crop, format: settings.format, background: settings.background, maxPixels: settings.maxPixels },
-        });
-        await atomicWrite(join(outDir, entry.output!), out.data);
-        entry.crop = out.crop as CropBox;
-        return { entry, error: undefined };
-      } catch (error) {
-        return { entry, error: String((error as Error).message ?? error).split("\n")[0] };
-      }
-    },
-    signal,
-  )) {
-    done++;
-    if (result.error) {
-      // Decoding the full image can still fail where the thumbnail did not: report, never stop.
-      entries.delete(result.entry.source);
-      summary.skipped.push({ source: result.entry.source, code: "unreadable", message: result.error });
-      yield { type: "warning", code: "unreadable", message: `${result.entry.source}: ${result.error} (skipped)`, file: result.entry.source };
-    } else {
-      summary.processed.push(result.entry.source);
+  async function* processAll(sources: string[]): AsyncGenerator<LoraspecEvent> {
+    prepTotal += sources.length;
+    for await (const result of mapPool(
+      sources,
+      concurrency,
+      async (source) => {
+        const entry = entries.get(source)!;
+        const image = unique.find((u) => u.source === source)!;
+        let bytes: Buffer | undefined;
+        try {
+          bytes = await readFile(join(datasetDir, source));
+          const out = await processImage({
+            bytes,
+            source: image,
+            settings: { target: targets.get(source)!, crop: settings.crop, format: settings.format, background: settings.background, maxPixels: settings.maxPixels },
+          });
+          await atomicWrite(join(outDir, entry.output!), out.data);
+          entry.crop = out.crop as CropBox;
+          entry.dhash = out.dhash;
+          image.dhash = out.dhash;
+          return { source, problem: undefined };
+        } catch (error) {
+          // Decoding can fail where the header read fine (truncated files): report, never stop.
+          return { source, problem: decodeProblem(bytes ?? new Uint8Array(), image.format, error) };
+        }
+      },
+      signal,
+    )) {
+      prepDone++;
+      if (result.problem) {
+        failed.add(result.source);
+        entries.delete(result.source);
+        const image = unique.find((u) => u.source === result.source)!;
+        image.problems.push(result.problem);
+        summary.skipped.push({ source: result.source, code: result.problem.code, message: result.problem.message });
+        yield { type: "warning", code: result.problem.code, message: `${result.source}: ${result.problem.message} (skipped)`, file: result.source };
+      } else processed.add(result.source);
+      yield progress("prep", prepDone, prepTotal, prepStarted, result.source);
     }
-    yield progress("prep", done, toProcess.length, prepStarted, result.entry.source);
   }
+  const changed = unique.filter((u) => !upToDate.has(u.source) && !u.dhash).map((u) => u.source);
+  yield { type: "phase", name: "prep", message: `${changed.length} to decode, ${upToDate.size} unchanged -> ${outDir}` };
+  yield* processAll(changed);
   throwIfAborted(signal);
 
-  // 4. Captions follow their image: copy sidecars in, never clobber a hand edit.
+  // 4. Near duplicates, from the dHashes; keep one per cluster.
+  const hashed = unique.filter((u) => !failed.has(u.source) && u.dhash);
+  yield { type: "phase", name: "dedupe", message: `${hashed.length} images, Hamming <= ${threshold}` };
+  const nearClusters = dedupeImages({ images: hashed, threshold, pinned: params.pinned });
+  for (const cluster of nearClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "near" });
+  summary.duplicates = mergeClusters(exactClusters, nearClusters);
+  for (const cluster of summary.duplicates) {
+    yield {
+      type: "warning",
+      code: cluster.kind === "exact" ? "duplicate" : "near-duplicate",
+      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")}`,
+      file: cluster.keep,
+    };
+  }
+  for (const [drop, { keep, kind }] of [...duplicateOf.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
+    summary.skipped.push({ source: drop, code: kind === "exact" ? "duplicate" : "near-duplicate", message: `${kind === "exact" ? "exact copy" : "near duplicate"} of ${keep}` });
+    const entry = entries.get(drop);
+    // A near duplicate decoded in this run leaves no output behind.
+    if (entry && processed.has(drop)) await rm(join(outDir, entry.output!), { force: true });
+    entries.delete(drop);
+    processed.delete(drop);
+  }
+
+  // 5. A kept image whose output is missing (it was someone's duplicate before) is made now.
+  const late = [...entries.keys()].filter((s) => !upToDate.has(s) && !processed.has(s));
+  if (late.length) yield* processAll(late);
+  throwIfAborted(signal);
+  summary.processed = [...processed].filter((s) => entries.has(s));
+  summary.unchanged = [...upToDate].filter((s) => entries.has(s)).length;
+
+  // 6. Captions follow their image: copy sidecars in, never clobber a hand edit.
   for (const entry of entries.values()) {
     const captionPath = join(outDir, entry.caption!);
     const sidecarPath = join(datasetDir, dirname(entry.source), `${basename(entry.source, extname(entry.source))}${captionExt}`);
@@ -268,7 +301,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     }
   }
 
-  // 5. Remove outputs whose source is gone, now skipped or now a duplicate; park their captions.
+  // 7. Remove outputs whose source is gone, now skipped or now a duplicate; park their captions.
   for (const old of previous?.entries ?? []) {
     const now = entries.get(old.source);
     if (old.output && (!now || now.output !== old.output)) {
@@ -312,6 +345,18 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   summary.processed.sort();
   yield { type: "done", result: { ...summary } };
   return summary;
+}
+
+/** One list of clusters for the report: exact copies folded into the near cluster of their keeper. */
+function mergeClusters(exact: DuplicateCluster[], near: DuplicateCluster[]): DuplicateCluster[] {
+  const out = near.map((c) => ({ ...c, drop: [...c.drop] }));
+  for (const cluster of exact) {
+    const host = out.find((c) => c.keep === cluster.keep || c.drop.includes(cluster.keep));
+    if (host) host.drop.push(...cluster.drop);
+    else out.push({ ...cluster, drop: [...cluster.drop] });
+  }
+  for (const c of out) c.drop.sort();
+  return out.sort((a, b) => (a.keep < b.keep ? -1 : 1));
 }
 
 function assignNames(sources: readonly string[], previous: ReadonlyMap<string, ManifestEntry>): Map<string, string> {

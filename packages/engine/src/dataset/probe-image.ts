@@ -47,6 +47,12 @@ export interface ProbeImageParams {
   resolution: number;
   maxPixels?: number;
   maxAspect?: number;
+  /**
+   * Also decode a thumbnail for the dHash (and so catch truncated files here). prepareDataset
+   * turns this off: it hashes from the one full decode it does anyway (a noisy JPEG's entropy
+   * decoding costs about as much at 1/8 scale as at full size, so two decodes cost two).
+   */
+  hash?: boolean;
 }
 
 /** Looks at one image without ever throwing: every failure becomes a problem on the result. */
@@ -97,14 +103,13 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
     });
     return probed;
   }
-  try {
-    probed.dhash = await differenceHash(bytes, maxPixels);
-  } catch (error) {
-    const text = firstLine(String((error as Error).message ?? error));
-    // libvips' error text is process-global and can mix under concurrency: decide by the bytes.
-    const truncated = looksTruncated(bytes, meta.format) || /premature end|truncat/i.test(text);
-    probed.problems.push({ code: truncated ? "truncated" : "unreadable", severity: "skip", message: truncated ? `truncated ${meta.format ?? "image"} file (${text})` : text });
-    return probed;
+  if (params.hash !== false) {
+    try {
+      probed.dhash = await differenceHash(bytes, maxPixels);
+    } catch (error) {
+      probed.problems.push(decodeProblem(bytes, meta.format, error));
+      return probed;
+    }
   }
   const short = Math.min(width, height);
   if (short < resolution * SMALL_IMAGE_RATIO.value.skip) {
@@ -132,6 +137,11 @@ async function differenceHash(bytes: Uint8Array, maxPixels: number): Promise<str
     .greyscale()
     .raw()
     .toBuffer({ resolveWithObject: true });
+  return dhashFromGrey9x8(data);
+}
+
+/** The 64 dHash bits from a 9x8 greyscale thumbnail (row-major bytes). */
+export function dhashFromGrey9x8(data: Uint8Array): string {
   let hash = 0n;
   for (let y = 0; y < 8; y++) {
     for (let x = 0; x < 8; x++) {
@@ -163,6 +173,14 @@ function looksTruncated(bytes: Uint8Array, format: string | undefined): boolean 
   }
   if (format === "png") return !Buffer.from(bytes.buffer, bytes.byteOffset, n).subarray(Math.max(0, n - 64)).includes("IEND");
   return false;
+}
+
+/** A decode failure as a problem: truncated (decided from the bytes) or unreadable. */
+export function decodeProblem(bytes: Uint8Array, format: string | undefined, error: unknown): ImageProblem {
+  const text = firstLine(String((error as Error).message ?? error));
+  // libvips' error text is process-global and can mix under concurrency: decide by the bytes.
+  const truncated = looksTruncated(bytes, format) || /premature end|truncat/i.test(text);
+  return { code: truncated ? "truncated" : "unreadable", severity: "skip", message: truncated ? `truncated ${format ?? "image"} file (${text})` : text };
 }
 
 function firstLine(text: string): string {

@@ -1,6 +1,7 @@
-import sharp from "sharp";
+import sharp, { type Sharp } from "sharp";
 import { coverCropBox, type CropBox, type Size } from "./crop-geometry.js";
 import { OUTPUT_ENCODING } from "./prep-knowledge.js";
+import { dhashFromGrey9x8 } from "./probe-image.js";
 
 export interface ProcessSettings {
   /** Output size (square: resolution x resolution; buckets: the picked bucket). */
@@ -16,33 +17,59 @@ export interface ProcessSettings {
 
 export interface ProcessedImage {
   data: Buffer;
+  /** Crop in oriented source pixels. */
   crop: CropBox;
   width: number;
   height: number;
+  /** dHash of the whole (uncropped) oriented image, from the same decode. */
+  dhash: string;
 }
 
 /**
- * One decode, one pipeline: EXIF orientation, alpha flattened, cover-resize with Lanczos3 (JPEG
- * shrink-on-load stays on because nothing is extracted before the resize), crop by centre or
- * sharp's attention strategy, sRGB 8-bit out, metadata stripped.
+ * One decode per image: EXIF orientation, alpha flattened, sRGB 8-bit, Lanczos3 resize so the
+ * image just covers the target (JPEG shrink-on-load stays on: nothing is extracted before the
+ * resize). From those pixels in memory: the dHash of the whole frame, then the crop (centre, or
+ * sharp's attention strategy) and the encode. Metadata is stripped.
  */
 export async function processImage(params: { bytes: Uint8Array; source: Size; settings: ProcessSettings }): Promise<ProcessedImage> {
   const { bytes, source, settings } = params;
-  const position = settings.crop === "attention" ? sharp.strategy.attention : "centre";
-  let pipeline = sharp(bytes, { failOn: "error", limitInputPixels: settings.maxPixels })
+  const { target } = settings;
+  const { data: pixels, info } = await sharp(bytes, { failOn: "error", limitInputPixels: settings.maxPixels })
     .rotate()
     .flatten({ background: settings.background })
-    .resize(settings.target.width, settings.target.height, { fit: "cover", position, kernel: "lanczos3" })
-    .toColourspace("srgb");
-  pipeline =
+    .resize(target.width, target.height, { fit: "outside", kernel: "lanczos3" })
+    .toColourspace("srgb")
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const raw = { raw: { width: info.width, height: info.height, channels: info.channels } } as const;
+  const grey = await sharp(pixels, raw).resize(9, 8, { fit: "fill", kernel: "lanczos3" }).greyscale().raw().toBuffer();
+
+  let cropped: Sharp;
+  let offset: { left: number; top: number };
+  if (settings.crop === "attention" && (info.width > target.width || info.height > target.height)) {
+    const probe = await sharp(pixels, raw).resize(target.width, target.height, { fit: "cover", position: sharp.strategy.attention }).raw().toBuffer({ resolveWithObject: true });
+    // sharp reports the attention crop's offset as a negative extract offset.
+    offset = { left: Math.abs(probe.info.cropOffsetLeft ?? 0), top: Math.abs(probe.info.cropOffsetTop ?? 0) };
+  } else {
+    offset = { left: Math.floor((info.width - target.width) / 2), top: Math.floor((info.height - target.height) / 2) };
+  }
+  cropped =
+    info.width < target.width || info.height < target.height
+      ? // Rounding left the frame a pixel short: cover-resize the last pixel instead of extracting.
+        sharp(pixels, raw).resize(target.width, target.height, { fit: "cover", kernel: "lanczos3" })
+      : sharp(pixels, raw).extract({ left: offset.left, top: offset.top, width: target.width, height: target.height });
+  cropped =
     settings.format === "png"
-      ? pipeline.png({ compressionLevel: settings.pngCompressionLevel ?? OUTPUT_ENCODING.value.pngCompressionLevel, adaptiveFiltering: false })
-      : pipeline.jpeg({ quality: settings.jpegQuality ?? OUTPUT_ENCODING.value.jpegQuality, chromaSubsampling: "4:4:4" });
-  const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
-  // sharp reports the attention crop's offset in resized pixels (negative, like an extract offset).
-  const offset =
-    settings.crop === "attention" && (info.cropOffsetLeft !== undefined || info.cropOffsetTop !== undefined)
-      ? { left: Math.abs(info.cropOffsetLeft ?? 0), top: Math.abs(info.cropOffsetTop ?? 0) }
-      : undefined;
-  return { data, crop: coverCropBox(source, settings.target, offset), width: info.width, height: info.height };
+      ? cropped.png({ compressionLevel: settings.pngCompressionLevel ?? OUTPUT_ENCODING.value.pngCompressionLevel, adaptiveFiltering: false })
+      : cropped.jpeg({ quality: settings.jpegQuality ?? OUTPUT_ENCODING.value.jpegQuality, chromaSubsampling: "4:4:4" });
+  const data = await cropped.toBuffer();
+  // Offsets are in the resized frame; scale them back to oriented source pixels.
+  const scale = info.width / source.width;
+  const width = Math.min(source.width, Math.round(target.width / scale));
+  const height = Math.min(source.height, Math.round(target.height / scale));
+  const crop: CropBox =
+    settings.crop === "center"
+      ? coverCropBox(source, target)
+      : { left: Math.min(source.width - width, Math.round(offset.left / scale)), top: Math.min(source.height - height, Math.round(offset.top / scale)), width, height };
+  return { data, crop, width: target.width, height: target.height, dhash: dhashFromGrey9x8(grey) };
 }

@@ -157,6 +157,18 @@ describe("prepareDataset", () => {
     expect(await readFile(join(out, ".removed", "c.txt"), "utf8")).toBe("txcl, caption of c");
   });
 
+  it("makes a former near duplicate once the images it duplicated are gone", async () => {
+    await unlink(join(dataset, "a.jpg"));
+    await unlink(join(dataset, "a-copy.jpg"));
+    const { summary } = await run();
+    expect(summary.processed).toEqual(["a-small.jpg"]);
+    expect(summary.duplicates).toEqual([]);
+    expect(summary.removed).toEqual(["a.jpg"]);
+    expect((await sharp(join(out, "a-small.png")).metadata()).width).toBe(RES);
+    await writeFile(join(dataset, "a.jpg"), await photoLike(400, 300, 1).jpeg({ quality: 90 }).toBuffer());
+    await writeFile(join(dataset, "a-copy.jpg"), await readFile(join(dataset, "a.jpg")));
+  });
+
   it("pins a duplicate and uses aspect buckets and attention crops when asked", async () => {
     const bucketOut = join(root, "buckets");
     const events = await collectEvents(
