@@ -1,0 +1,192 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { TRAINER_PINS, type TrainerPin } from "@loraspec/core/trainers/pins.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+import { SETUP_MANIFEST, trainerRoot, type SetupTrainerId, type TrainerInstall } from "./trainer-install.js";
+
+export interface RunResult {
+  code: number;
+  /** The last lines of stdout+stderr (for error messages). */
+  tail: string;
+}
+/** Runs a command to completion; `onLine` gets each output line. Injectable for tests. */
+export type RunFn = (
+  command: string,
+  args: string[],
+  options: { cwd?: string; signal?: AbortSignal; onLine?: (line: string) => void; timeoutMs?: number },
+) => Promise<RunResult>;
+
+export interface SetupTrainerParams {
+  trainer: SetupTrainerId;
+  /** Use this existing checkout instead of cloning the pinned version (it is not modified). */
+  source?: string;
+  /** loraspec's cache folder (default: see defaultCacheDir). */
+  cacheDir?: string;
+  signal?: AbortSignal;
+  /** The Python that creates the venv (default $LORASPEC_PYTHON or python3). */
+  python?: string;
+  /** Override the pinned repo/ref/commit (tests; forks). */
+  pin?: TrainerPin;
+  run?: RunFn;
+  env?: NodeJS.ProcessEnv;
+}
+
+// Importing torch and the model code can take a while on a cold disk; a --help that hangs is broken.
+const HELP_TIMEOUT_MS = 180_000;
+
+/**
+ * `loraspec setup kohya|ai-toolkit`: clones the pinned commit into loraspec's cache (or uses
+ * `source`), creates a venv, installs the trainer's requirements into it and checks that every
+ * entry script answers `--help`. Safe to run again: a matching checkout and venv are reused.
+ * Yields phase/log events; `done` carries the TrainerInstall (also written to the root's manifest).
+ */
+export async function* setupTrainer(params: SetupTrainerParams): AsyncGenerator<LoraspecEvent> {
+  const run = params.run ?? defaultRun;
+  const env = params.env ?? process.env;
+  const pin = params.pin ?? TRAINER_PINS[params.trainer];
+  const python = params.python ?? env.LORASPEC_PYTHON ?? "python3";
+  const root = trainerRoot({ trainer: params.trainer, cacheDir: params.cacheDir, env });
+  const venvDir = join(root, ".venv");
+  const log = (line: string): LoraspecEvent => ({ type: "log", level: "debug", message: line });
+  const pending: LoraspecEvent[] = [];
+  const onLine = (line: string) => {
+    if (line.trim()) pending.push(log(line));
+  };
+  // Runs a step and yields the lines it printed once it is done (pip prints little that matters live).
+  async function* step(command: string, args: string[], cwd: string | undefined, what: string, timeoutMs?: number) {
+    const result = await run(command, args, { cwd, signal: params.signal, onLine, timeoutMs });
+    yield* pending.splice(0);
+    if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", `setup ${params.trainer} was cancelled.`);
+    if (result.code !== 0) {
+      throw new LoraspecError("E_TRAINER_FAILED", `${what} failed (exit ${result.code}).`, {
+        hint: `Output:\n${result.tail}`,
+        details: { command: [command, ...args], cwd },
+      });
+    }
+    return result;
+  }
+
+  let trainerDir: string;
+  if (params.source) {
+    trainerDir = resolve(params.source);
+    if (!existsSync(trainerDir)) {
+      throw new LoraspecError("E_FILE_NOT_FOUND", `--source ${params.source} does not exist.`, { file: params.source });
+    }
+    yield { type: "phase", name: "source", message: `using the checkout at ${trainerDir}` };
+  } else {
+    trainerDir = root;
+    yield { type: "phase", name: "clone", message: `${pin.label} ${pin.version} (${pin.commit.slice(0, 7)}) into ${root}` };
+    const head = existsSync(join(root, ".git")) ? await gitHead(run, root) : undefined;
+    if (head === pin.commit) {
+      yield log(`${root} is already at ${pin.commit.slice(0, 7)}`);
+    } else {
+      if (existsSync(root) && head === undefined && (await readdir(root)).some((n) => n !== ".venv" && n !== SETUP_MANIFEST)) {
+        throw new LoraspecError("E_FILE_EXISTS", `${root} exists and is not a git checkout.`, {
+          file: root,
+          hint: "Move it away, or point LORASPEC_CACHE_DIR elsewhere, or pass --source with your own checkout.",
+        });
+      }
+      await mkdir(root, { recursive: true });
+      if (head === undefined) yield* step("git", ["init", "--quiet", root], undefined, "git init");
+      // Fetch exactly the pinned commit (works for tags and for repos without tags).
+      yield* step("git", ["-C", root, "fetch", "--quiet", "--depth", "1", pin.repo, pin.commit], undefined, `git fetch ${pin.repo} ${pin.commit}`);
+      yield* step("git", ["-C", root, "checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"], undefined, "git checkout");
+      const now = await gitHead(run, root);
+      if (now !== pin.commit) {
+        throw new LoraspecError("E_TRAINER_FAILED", `The checkout is at ${now}, not the pinned ${pin.commit}.`, { file: root });
+      }
+    }
+  }
+
+  yield { type: "phase", name: "venv", message: venvDir };
+  const venvPython = join(venvDir, "bin", "python");
+  if (existsSync(venvPython)) yield log(`reusing ${venvDir}`);
+  else yield* step(python, ["-m", "venv", venvDir], undefined, `${python} -m venv`);
+
+  yield { type: "phase", name: "install", message: `pip install -r ${pin.requirementsFile}` };
+  const requirements = join(trainerDir, pin.requirementsFile);
+  if (!existsSync(requirements)) {
+    throw new LoraspecError("E_FILE_NOT_FOUND", `${requirements} is missing: is this a ${pin.label} checkout?`, { file: requirements });
+  }
+  // cwd = checkout: sd-scripts' requirements end with `-e .` (the repo itself as a package).
+  yield* step(venvPython, ["-m", "pip", "install", "--disable-pip-version-check", "-r", pin.requirementsFile], trainerDir, "pip install");
+
+  yield { type: "phase", name: "verify", message: `${pin.entryScripts.join(", ")} --help` };
+  for (const script of pin.entryScripts) {
+    if (!existsSync(join(trainerDir, script))) {
+      throw new LoraspecError("E_FILE_NOT_FOUND", `${script} is missing from ${trainerDir}.`, { file: join(trainerDir, script) });
+    }
+    yield* step(venvPython, [script, "--help"], trainerDir, `${script} --help`, HELP_TIMEOUT_MS);
+    yield { type: "log", level: "info", message: `${script} --help answered` };
+  }
+
+  const install: TrainerInstall = {
+    trainer: params.trainer,
+    version: pin.version,
+    commit: params.source ? ((await gitHead(run, trainerDir)) ?? "unknown") : pin.commit,
+    trainerDir,
+    venvDir,
+    ...(params.source ? { source: trainerDir } : {}),
+    python,
+    installedAt: new Date().toISOString(),
+  };
+  if (params.source && install.commit !== pin.commit) {
+    yield {
+      type: "warning",
+      code: "TRAINER_NOT_PINNED",
+      message: `${trainerDir} is at ${install.commit.slice(0, 12)}, not the pinned ${pin.version} (${pin.commit.slice(0, 7)}): compiled configs target the pinned version.`,
+    };
+  }
+  await atomicWrite(join(root, SETUP_MANIFEST), `${JSON.stringify(install, null, 2)}\n`);
+  yield { type: "done", result: { ...install } };
+}
+
+async function gitHead(run: RunFn, dir: string): Promise<string | undefined> {
+  let out = "";
+  const result = await run("git", ["-C", dir, "rev-parse", "HEAD"], { onLine: (l) => (out += l.trim()) });
+  return result.code === 0 && /^[0-9a-f]{40}$/.test(out) ? out : undefined;
+}
+
+const TAIL_LINES = 30;
+
+const defaultRun: RunFn = (command, args, options) =>
+  new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      signal: options.signal,
+      env: { ...process.env, PIP_NO_INPUT: "1", GIT_TERMINAL_PROMPT: "0" },
+    });
+    const tail: string[] = [];
+    let partial = { out: "", err: "" };
+    const feed = (key: "out" | "err", chunk: Buffer) => {
+      const text = partial[key] + chunk.toString("utf8");
+      const lines = text.split(/\r\n|\r|\n/);
+      partial = { ...partial, [key]: lines.pop() ?? "" };
+      for (const line of lines) {
+        options.onLine?.(line);
+        tail.push(line);
+        if (tail.length > TAIL_LINES) tail.shift();
+      }
+    };
+    child.stdout.on("data", (c: Buffer) => feed("out", c));
+    child.stderr.on("data", (c: Buffer) => feed("err", c));
+    const timer = options.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), options.timeoutMs) : undefined;
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      if (timer) clearTimeout(timer);
+      if (error.code === "ENOENT") {
+        reject(new LoraspecError("E_FILE_NOT_FOUND", `${command} was not found on PATH.`, { hint: `Install ${command}, or set LORASPEC_PYTHON for Python.` }));
+      } else if (error.name === "AbortError") {
+        resolvePromise({ code: 130, tail: tail.join("\n") });
+      } else reject(error);
+    });
+    child.on("close", (code) => {
+      if (timer) clearTimeout(timer);
+      for (const key of ["out", "err"] as const) if (partial[key]) options.onLine?.(partial[key]), tail.push(partial[key]);
+      resolvePromise({ code: code ?? 1, tail: tail.slice(-TAIL_LINES).join("\n") });
+    });
+  });

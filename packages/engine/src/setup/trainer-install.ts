@@ -1,0 +1,45 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export type SetupTrainerId = "kohya" | "ai-toolkit";
+
+/** What `loraspec setup <trainer>` leaves in `<root>/loraspec-setup.json`. */
+export interface TrainerInstall {
+  trainer: SetupTrainerId;
+  version: string;
+  commit: string;
+  /** The checkout the scripts run from (the clone, or the --source folder). */
+  trainerDir: string;
+  venvDir: string;
+  /** Set when the checkout is the user's own (--source). */
+  source?: string;
+  python: string;
+  installedAt: string;
+}
+
+export const SETUP_MANIFEST = "loraspec-setup.json";
+
+/** loraspec's cache: $LORASPEC_CACHE_DIR, else $XDG_CACHE_HOME/loraspec, else ~/.cache/loraspec. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.LORASPEC_CACHE_DIR) return resolve(env.LORASPEC_CACHE_DIR);
+  return join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "loraspec");
+}
+
+/** Where a trainer is installed: $LORASPEC_KOHYA_DIR / $LORASPEC_AI_TOOLKIT_DIR, else <cacheDir>/<trainer>. */
+export function trainerRoot(params: { trainer: SetupTrainerId; cacheDir?: string; env?: NodeJS.ProcessEnv }): string {
+  const env = params.env ?? process.env;
+  const override = env[`LORASPEC_${params.trainer.toUpperCase().replace("-", "_")}_DIR`];
+  if (override) return resolve(override);
+  return resolve(params.cacheDir ?? defaultCacheDir(env), params.trainer);
+}
+
+/**
+ * The installed trainer's checkout and venv, read from the setup manifest (so a --source checkout
+ * is found too); undefined when `loraspec setup <trainer>` has not run.
+ */
+export function findTrainerInstall(params: { trainer: SetupTrainerId; cacheDir?: string; env?: NodeJS.ProcessEnv }): TrainerInstall | undefined {
+  const manifest = join(trainerRoot(params), SETUP_MANIFEST);
+  if (!existsSync(manifest)) return undefined;
+  return JSON.parse(readFileSync(manifest, "utf8")) as TrainerInstall;
+}
