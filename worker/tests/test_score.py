@@ -125,3 +125,25 @@ def test_the_score_command_speaks_json_lines(clip_dir, images, tmp_path):
     assert events[-1]["type"] == "done"
     assert events[-1]["result"]["sets"]["v"]["count"] == 3
     assert any(e["type"] == "progress" and e["task"] == "score" for e in events)
+
+
+@pytest.fixture(scope="module")
+def dino_dir(tmp_path_factory):
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-dino")
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32, patch_size=8)).save_pretrained(out)
+    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, do_center_crop=True).save_pretrained(out)
+    return str(out)
+
+
+def test_dino_fidelity_when_a_dino_model_is_given(clip_dir, dino_dir, images):
+    r = run_score(clip_dir, dino_model=dino_dir, reference=images[:3], sets=[{"id": "v", "images": [images[0], images[4]]}])
+    assert r["embedder"]["dino"] == dino_dir
+    assert -1.0 <= r["reference"]["pairwise_dino"] <= 1.0
+    assert -1.0 <= r["sets"]["v"]["fidelity_dino"] <= 1.0
+    # An image that is one of the references is closer to them than the set's mean.
+    same = run_score(clip_dir, dino_model=dino_dir, reference=images[:3], sets=[{"id": "s", "images": [images[0]]}])["sets"]["s"]["fidelity_dino"]
+    assert same > r["reference"]["pairwise_dino"] - 1e-6
