@@ -114,3 +114,18 @@ describe("compileKohya", () => {
     }
   });
 });
+
+describe("compileKohya refusals", () => {
+  it.each([
+    ["flux2-dev", /kohya cannot train/, /musubi-tuner/],
+    ["sd35-large", /does not compile kohya configs/, /diffusers/],
+  ] as const)("%s: %s", (base, message, hint) => {
+    try {
+      compileKohya(makeContract({ base, target: "character", trainer: "kohya" }), {}, PATHS);
+      expect.unreachable();
+    } catch (error) {
+      expect((error as Error).message).toMatch(message);
+      expect(isLoraspecError(error) && error.hint).toMatch(hint);
+    }
+  });
+});

@@ -28,8 +28,8 @@ const MAX_STEP_SAVES_TO_KEEP = 4;
  * Pure: the caller writes `files` and runs `command`.
  */
 export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: CompilePaths): AiToolkitCompiled {
-  assertTrainerSupports("ai-toolkit", contract.base.model);
   const profile = AI_TOOLKIT_PROFILES[contract.base.model];
+  assertTrainerSupports("ai-toolkit", contract.base.model, profile !== undefined);
   if (!profile) throw new LoraspecError("E_INTERNAL", `No ai-toolkit profile for ${contract.base.model}.`);
   const r = resolveTraining(contract, plan);
   const hp = contract.hyperparameters;

@@ -18,7 +18,7 @@ export interface FalCompiled {
  * ZIP (images + same-name .txt captions) already uploaded to fal storage (trainers.md §4).
  */
 export function compileFal(contract: Contract, plan: CompilePlan, params: { zipUrl: string }): FalCompiled {
-  assertTrainerSupports("fal", contract.base.model);
+  assertTrainerSupports("fal", contract.base.model, FAL_DEFAULT_ENDPOINT[contract.base.model] !== undefined);
   const endpointId = contract.trainer.endpoint ?? FAL_DEFAULT_ENDPOINT[contract.base.model];
   const record = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === endpointId);
   if (!record) {

@@ -35,8 +35,8 @@ type Section = Record<string, TomlValue>;
  * for the pinned version (trainers.md §2). Pure: the caller writes `files` and runs `command`.
  */
 export function compileKohya(contract: Contract, plan: CompilePlan, paths: CompilePaths): KohyaCompiled {
-  assertTrainerSupports("kohya", contract.base.model);
   const profile = KOHYA_PROFILES[contract.base.model];
+  assertTrainerSupports("kohya", contract.base.model, profile !== undefined);
   if (!profile) throw new LoraspecError("E_INTERNAL", `No kohya profile for ${contract.base.model}.`);
   const r = resolveTraining(contract, plan);
   const hp = contract.hyperparameters;
