@@ -12,3 +12,5 @@ export { planRun, type Plan, type PlanOptions, type LivePrice, type WalltimeEsti
 export { estimateVram, type VramEstimate } from "./plan/estimate-vram.js";
 export { recommendContract, type InitChoices, type Reason, type Recommendation } from "./contract/recommend-contract.js";
 export { renderContractYaml, type RenderContractParams } from "./contract/render-contract-yaml.js";
+export { planValidation, judgeValidation, buildScoreRequest, exportValidationScript, type RubricSpec, type ValidationPlan, type ValidationVerdicts, type ScoreRequest, type ScoreResult } from "./validate/index.js";
+export { VALIDATION_THRESHOLDS, validationThreshold, type ValidationThreshold } from "./knowledge/validation-thresholds.js";
