@@ -18,13 +18,18 @@ export async function findSparseFused(file: SafetensorsFile, parsed: ParsedLora)
     const n = module.parts.length;
     if (part !== undefined || n < 2 || m.rank % n !== 0) continue;
     const k = m.rank / n;
-    const up = decodeToF32(file.tensor(m.keys.up!).dtype, await file.readBytes(m.keys.up!));
+    const upInfo = file.tensor(m.keys.up!);
+    const bytes = await file.readBytes(m.keys.up!);
+    // Off-diagonal blocks must be exactly zero. Dense files fail on the first row of a part,
+    // so decode row by row and stop at the first non-zero.
+    const rowBytes = (bytes.length / upInfo.shape[0]!) | 0;
     let ok = true;
     for (let j = 0; j < n && ok; j++) {
       const { start, end } = module.parts[j]!;
       for (let r = start; r < end && ok; r++) {
+        const row = decodeToF32(upInfo.dtype, bytes.subarray(r * rowBytes, (r + 1) * rowBytes));
         for (let c = 0; c < m.rank; c++) {
-          if (Math.floor(c / k) !== j && up[r * m.rank + c] !== 0) {
+          if (Math.floor(c / k) !== j && row[c] !== 0) {
             ok = false;
             break;
           }

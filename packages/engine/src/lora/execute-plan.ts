@@ -13,6 +13,8 @@ export function executePlan(params: { plan: PlannedTensor[]; inputs: Safetensors
   const { inputs } = params;
   // A small cache: fused sources are read once for each of their 3-4 parts.
   const cache = new Map<string, Promise<Uint8Array>>();
+  // Scaled blocks already encoded for this plan (one file set), keyed by source, range and factor.
+  const blockMemo = new Map<string, Uint8Array>();
   const bytesOf = (input: number, key: string): Promise<Uint8Array> => {
     const id = `${input}\u0000${key}`;
     let hit = cache.get(id);
@@ -34,7 +36,7 @@ export function executePlan(params: { plan: PlannedTensor[]; inputs: Safetensors
       const elem = dtypeBits(t.dtype) / 8;
       if (!Number.isInteger(elem)) throw new LoraspecError("E_NOT_SUPPORTED", `cannot write ${t.dtype} tensors`);
       const out = new Uint8Array(rows * cols * elem);
-      for (const part of t.op.parts) await placePart(out, cols, elem, t, part, inputs, bytesOf);
+      for (const part of t.op.parts) await placePart(out, cols, elem, t, part, inputs, bytesOf, blockMemo);
       return out;
     },
   }));
@@ -48,6 +50,7 @@ async function placePart(
   part: PlacePart,
   inputs: SafetensorsFile[],
   bytesOf: (input: number, key: string) => Promise<Uint8Array>,
+  blockMemo: Map<string, Uint8Array>,
 ): Promise<void> {
   const src = inputs[part.src.input]!.tensor(part.src.key);
   const srcRowsTotal = src.shape[0] ?? 1;
@@ -64,8 +67,33 @@ async function placePart(
     out.set(raw.subarray(r0 * srcCols * elem, r1 * srcCols * elem), part.row * outCols * elem);
     return;
   }
+  if (sameBytes) {
+    // Strided byte copy (a block of columns, e.g. one input's B inside a cat-merged B): no decode.
+    const rowBytes = w * elem;
+    for (let i = 0; i < h; i++) {
+      const from = ((r0 + i) * srcCols + c0) * elem;
+      out.set(raw.subarray(from, from + rowBytes), ((part.row + i) * outCols + part.col) * elem);
+    }
+    return;
+  }
   // General path: f32 block, scaled, optionally half-swapped, encoded once, copied row by row.
-  const values = decodeToF32(src.dtype, raw);
+  // The same scaled block is often needed several times (diffusers copies one A to q, k and v).
+  const memoKey = JSON.stringify([part.src, part.factor, r0, r1, c0, c1, part.swapHalves ?? false, t.dtype]);
+  const memo = blockMemo.get(memoKey);
+  const enc = memo ?? encodeBlock(raw, src.dtype, t.dtype, srcCols, r0, h, c0, w, part);
+  if (!memo) {
+    blockMemo.set(memoKey, enc);
+    if (blockMemo.size > 4) blockMemo.delete(blockMemo.keys().next().value!);
+  }
+  if (w === outCols) {
+    out.set(enc, part.row * outCols * elem);
+    return;
+  }
+  for (let i = 0; i < h; i++) out.set(enc.subarray(i * w * elem, (i + 1) * w * elem), ((part.row + i) * outCols + part.col) * elem);
+}
+
+function encodeBlock(raw: Uint8Array, srcDtype: PlannedTensor["dtype"], dtype: PlannedTensor["dtype"], srcCols: number, r0: number, h: number, c0: number, w: number, part: PlacePart): Uint8Array {
+  const values = decodeToF32(srcDtype, raw);
   const block = new Float32Array(h * w);
   const half = h / 2;
   const f = Math.fround(part.factor);
@@ -75,10 +103,5 @@ async function placePart(
     if (f === 1) block.set(values.subarray(base, base + w), i * w);
     else for (let j = 0; j < w; j++) block[i * w + j] = Math.fround(values[base + j]! * f);
   }
-  const enc = encodeFromF32(t.dtype, block);
-  if (w === outCols) {
-    out.set(enc, part.row * outCols * elem);
-    return;
-  }
-  for (let i = 0; i < h; i++) out.set(enc.subarray(i * w * elem, (i + 1) * w * elem), ((part.row + i) * outCols + part.col) * elem);
+  return encodeFromF32(dtype, block);
 }

@@ -101,9 +101,31 @@ export async function writeSafetensors(params: {
     let pendingBytes = 0;
     const flush = async () => {
       if (pendingBytes === 0) return;
-      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
-      await handle.write(buf, 0, buf.length, position);
-      position += buf.length;
+      // writev: one syscall for many tensors, no concatenation copy.
+      let rest = pending;
+      while (rest.length > 0) {
+        const batch = rest.slice(0, 1024); // IOV_MAX
+        rest = rest.slice(1024);
+        const size = batch.reduce((n, b) => n + b.length, 0);
+        const { bytesWritten } = await handle.writev(batch, position);
+        if (bytesWritten !== size) {
+          // A short write: finish the batch buffer by buffer.
+          let done = bytesWritten;
+          let at = position;
+          for (const buf of batch) {
+            if (done >= buf.length) {
+              done -= buf.length;
+              at += buf.length;
+              continue;
+            }
+            let off = done;
+            done = 0;
+            while (off < buf.length) off += (await handle.write(buf, off, buf.length - off, at + off)).bytesWritten;
+            at += buf.length;
+          }
+        }
+        position += size;
+      }
       pending = [];
       pendingBytes = 0;
     };

@@ -1,0 +1,124 @@
+/**
+ * LoRA file speed: `convert` (kohya -> diffusers) of a full-size FLUX.1 rank-32 kohya LoRA (bf16,
+ * every double/single-block module, ~300 MB) and a `cat` merge of three such files, each against
+ * (a) Python doing the same file-to-file job (diffusers' own conversion; a torch cat merge) and
+ * (b) a plain copy of the same bytes (read + write + fsync), in the same run.
+ * Run: npx tsx bench/lora-bench.ts   (writes the "LoRA files" section of bench/RESULTS.md)
+ */
+import { spawnSync } from "node:child_process";
+import { open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { collectEvents } from "../packages/core/src/events.js";
+import { architecture } from "../packages/core/src/lora/architectures.js";
+import { encodeFromF32 } from "../packages/core/src/lora/dtype.js";
+import { convertLora } from "../packages/engine/src/lora/convert-lora.js";
+import { mergeLora } from "../packages/engine/src/lora/merge-lora.js";
+import { writeSafetensors, type OutputTensor } from "../packages/engine/src/lora/write-safetensors.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PYTHON = join(ROOT, "worker/.venv/bin/python");
+const RUNS = Number(process.env.LORA_BENCH_RUNS ?? 3);
+const dir = join(tmpdir(), `loraspec-lora-bench-${process.pid}`);
+
+async function buildFlux(path: string, seed: number): Promise<number> {
+  const arch = architecture("flux1");
+  let s = seed;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.02;
+  const tensors: OutputTensor[] = [];
+  for (const m of arch.modules.filter((x) => x.component === "transformer" && x.defaultTarget)) {
+    const stem = `lora_unet_${m.native.replace(/\./g, "_")}`;
+    const r = 32;
+    const fill = (n: number) => () => {
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i++) v[i] = rand();
+      return encodeFromF32("BF16", v);
+    };
+    tensors.push({ name: `${stem}.lora_down.weight`, dtype: "BF16", shape: [r, m.shape[1]!], data: fill(r * m.shape[1]!) });
+    tensors.push({ name: `${stem}.lora_up.weight`, dtype: "BF16", shape: [m.shape[0]!, r], data: fill(m.shape[0]! * r) });
+    tensors.push({ name: `${stem}.alpha`, dtype: "BF16", shape: [], data: encodeFromF32("BF16", new Float32Array([16])) });
+  }
+  const r = await writeSafetensors({ path, tensors, metadata: { ss_network_dim: "32", ss_network_alpha: "16", ss_base_model_version: "flux1", sshs_model_hash: "", sshs_legacy_hash: "" } });
+  return r.bytes;
+}
+
+async function plainCopy(inputs: string[], out: string): Promise<void> {
+  const h = await open(out, "w");
+  let pos = 0;
+  for (const p of inputs) {
+    const bytes = await readFile(p);
+    await h.write(bytes, 0, bytes.length, pos);
+    pos += bytes.length;
+  }
+  await h.sync();
+  await h.close();
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function python(args: string[]): number {
+  const r = spawnSync(PYTHON, [join(ROOT, "bench/lora-bench.py"), ...args], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!).seconds as number;
+}
+
+async function main(): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  const files = [join(dir, "a.safetensors"), join(dir, "b.safetensors"), join(dir, "c.safetensors")];
+  const { mkdir } = await import("node:fs/promises");
+  await mkdir(dir, { recursive: true });
+  let bytes = 0;
+  for (let i = 0; i < 3; i++) bytes = await buildFlux(files[i]!, i + 1);
+  const t = { ours: [] as number[], py: [] as number[], copy: [] as number[], mOurs: [] as number[], mPy: [] as number[], mCopy: [] as number[] };
+  for (let run = 0; run < RUNS; run++) {
+    // Interleaved so cache state and machine load hit every contender alike.
+    t.copy.push(await time(() => plainCopy([files[0]!], join(dir, "copy.safetensors"))));
+    t.ours.push(await time(() => collectEvents(convertLora({ input: files[0]!, output: join(dir, "ours.safetensors"), to: "diffusers" }))));
+    t.py.push(python(["convert", files[0]!, join(dir, "py.safetensors")]));
+    t.mCopy.push(await time(() => plainCopy(files, join(dir, "copy3.safetensors"))));
+    t.mOurs.push(await time(() => collectEvents(mergeLora({ inputs: files.map((path) => ({ path, weight: 1 / 3 })), output: join(dir, "merged.safetensors"), method: "cat", to: "kohya" }))));
+    t.mPy.push(python(["cat", join(dir, "pymerged.safetensors"), ...files]));
+  }
+  const merged = (await stat(join(dir, "merged.safetensors"))).size;
+  const row = (name: string, xs: number[], base: number) => `| ${name} | ${median(xs).toFixed(2)} | ${(median(xs) / base).toFixed(2)} |`;
+  const c = median(t.copy), mc = median(t.mCopy);
+  const lines = [
+    "<!-- lora-bench:start (written by bench/lora-bench.ts) -->",
+    "## LoRA files: `convert` and `cat` merge",
+    "",
+    `Machine: ${cpus().length}-core ${cpus()[0]?.model.trim() ?? "CPU"}, Node ${process.version}, ${process.platform}. Date: ${new Date().toISOString().slice(0, 10)}. Median of ${RUNS} interleaved runs, wall seconds, file to file (read, work, write, fsync).`,
+    `Input: a full-size FLUX.1 rank-32 kohya LoRA made by the benchmark (bf16, ${(bytes / 1e6).toFixed(0)} MB, every double- and single-block module, alpha 16).`,
+    "",
+    "| convert kohya -> diffusers | seconds | ratio to plain copy |",
+    "|---|---|---|",
+    row("plain copy of the same bytes (baseline)", t.copy, c),
+    row("`loraspec convert --to diffusers`", t.ours, c),
+    row("diffusers `_convert_kohya_flux_lora_to_diffusers` (load_file + convert + save_file)", t.py, c),
+    "",
+    `| cat merge of three (output ${(merged / 1e6).toFixed(0)} MB, rank 96) | seconds | ratio to plain copy |`,
+    "|---|---|---|",
+    row("plain copy of the three files' bytes into one (baseline)", t.mCopy, mc),
+    row("`loraspec merge --method cat`", t.mOurs, mc),
+    row("torch cat merge in Python (load_file x3 + cat + save_file)", t.mPy, mc),
+    "",
+    `Speed-up over Python: convert ${(median(t.py) / median(t.ours)).toFixed(2)}x, cat merge ${(median(t.mPy) / median(t.mOurs)).toFixed(2)}x (aim >= 3x). ` +
+      `Ratio to copy: convert ${(median(t.ours) / c).toFixed(2)}, merge ${(median(t.mOurs) / mc).toFixed(2)} (aim <= 2).`,
+    "<!-- lora-bench:end -->",
+  ];
+  const section = lines.join("\n");
+  process.stdout.write(`${section}\n`);
+  const resultsPath = join(ROOT, "bench/RESULTS.md");
+  const old = await readFile(resultsPath, "utf8").catch(() => "# Benchmark results\n");
+  const re = /<!-- lora-bench:start[\s\S]*?<!-- lora-bench:end -->/;
+  await writeFile(resultsPath, re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`);
+  await rm(dir, { recursive: true, force: true });
+}
+
+await main();
