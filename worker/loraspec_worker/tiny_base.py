@@ -12,7 +12,7 @@ import string
 
 from .protocol import WorkerError, emit, phase, require
 
-ARCHES = ("sdxl", "flux1", "flux2-klein")
+ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage")
 
 # CLIP's byte-to-unicode table (GPT-2 style byte-level BPE): every byte gets a printable char.
 def _byte_chars() -> list[str]:
@@ -242,7 +242,53 @@ def build_flux2_klein(seed: int):
                               is_distilled=False)
 
 
-BUILDERS = {"sdxl": build_sdxl, "flux1": build_flux1, "flux2-klein": build_flux2_klein}
+def build_zimage(seed: int):
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    tok = qwen_tokenizer()
+    torch.manual_seed(seed)
+    hidden = 16
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=16,
+        dim=32,
+        n_layers=2,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        qk_norm=True,
+        cap_feat_dim=hidden,  # the Qwen3 encoder's hidden size (the pipeline reads hidden_states[-2])
+        axes_dims=[8, 4, 4],
+        axes_lens=[256, 32, 32],
+    )
+    with torch.no_grad():  # these start as torch.empty: give them defined values
+        transformer.x_pad_token.copy_(torch.ones_like(transformer.x_pad_token))
+        transformer.cap_pad_token.copy_(torch.ones_like(transformer.cap_pad_token))
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        latent_channels=16,
+        norm_num_groups=8,
+        sample_size=32,
+        scaling_factor=0.3611,
+        shift_factor=0.1159,
+    )
+    text_encoder = Qwen3Model(
+        Qwen3Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+                    num_key_value_heads=2, head_dim=8, max_position_embeddings=1024)
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    return ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tok, transformer=transformer)
+
+
+BUILDERS = {"sdxl": build_sdxl, "flux1": build_flux1, "flux2-klein": build_flux2_klein, "zimage": build_zimage}
 
 
 def make_tiny_base(arch: str, out: str, seed: int = 0) -> str:

@@ -30,8 +30,8 @@ from typing import Any, Optional
 from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein")
-NOT_YET_ARCHES = ("flux2-dev", "qwen-image", "zimage", "sd35")
+SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage")
+NOT_YET_ARCHES = ("flux2-dev", "qwen-image", "sd35")
 
 # Target modules per architecture (trainers.md §5.5, lora-formats.md §2a/§2b): attention
 # projections, like diffusers' dreambooth LoRA scripts.
@@ -39,6 +39,7 @@ TARGETS = {
     "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
     "flux1": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
     "flux2-klein": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "to_qkv_mlp_proj"],
+    "zimage": ["to_q", "to_k", "to_v", "to_out.0"],
 }
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
@@ -175,6 +176,7 @@ def pipeline_class(arch: str):
         "sdxl": diffusers.StableDiffusionXLPipeline,
         "flux1": diffusers.FluxPipeline,
         "flux2-klein": diffusers.Flux2KleinPipeline,
+        "zimage": diffusers.ZImagePipeline,
     }[arch]
 
 
@@ -264,6 +266,14 @@ class Arch:
 
     def text_encoders(self) -> list:
         return []
+
+    def collate_text(self, texts: list[dict]) -> dict:
+        """Cached per-caption encodings -> one batch: per-sample tensors are concatenated;
+        shared position ids (2-D text_ids) are taken from the first."""
+        import torch
+
+        first = texts[0]
+        return {k: torch.cat([t[k] for t in texts]) if first[k].dim() > 2 or k == "pooled" else first[k] for k in first}
 
 
 class SDXL(Arch):
@@ -446,7 +456,50 @@ class Flux2Klein(FlowArch):
         return F.mse_loss(pred.float(), target.float(), reduction="mean")
 
 
-ARCH_CLASSES = {"sdxl": SDXL, "flux1": Flux1, "flux2-klein": Flux2Klein}
+class ZImage(FlowArch):
+    """Z-Image: the transformer takes lists (one latent (C, 1, H, W) and one unpadded caption
+    embedding per sample), its timestep input is 1 - sigma, and it predicts x0 - noise (the
+    pipeline negates its output into the scheduler's velocity)."""
+
+    name = "zimage"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder]
+
+    def encode_text(self, captions):
+        embeds, _ = self.pipe.encode_prompt(
+            prompt=list(captions), device=self.device, do_classifier_free_guidance=False, max_sequence_length=self.cfg.max_sequence_length
+        )
+        return {"embeds": list(embeds)}
+
+    def collate_text(self, texts):
+        return {"embeds": [e for t in texts for e in t["embeds"]]}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        return (latents.float() - vae.config.shift_factor) * vae.config.scaling_factor
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, _ = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        x = list(noisy.to(self.dtype).unsqueeze(2).unbind(dim=0))
+        out = self.denoiser(x, (1.0 - sigmas).to(self.dtype), [e.to(self.dtype) for e in text["embeds"]], return_dict=False)[0]
+        pred = torch.stack([o.float() for o in out], dim=0).squeeze(2)
+        target = latents - noise
+        return F.mse_loss(pred, target.float(), reduction="mean")
+
+
+ARCH_CLASSES = {"sdxl": SDXL, "flux1": Flux1, "flux2-klein": Flux2Klein, "zimage": ZImage}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +562,7 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
             if isinstance(v, set):
                 v = sorted(v)
             packed[f"{prefix}.{k}"] = v
-    arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora"}
+    arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora", "zimage": "Z-Image/lora"}
     meta = {
         "format": "pt",
         "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True, default=str),
@@ -613,7 +666,7 @@ def train_once(cfg: Config) -> dict:
         for i, (path, caption) in enumerate(items):
             pixels, original_size, crop = load_image(path, cfg.resolution)
             latents = arch.encode_images(pixels.unsqueeze(0))
-            text = None if cfg.train_text_encoder else {k: v.detach() for k, v in arch.encode_text([caption]).items()}
+            text = None if cfg.train_text_encoder else {k: [e.detach() for e in v] if isinstance(v, list) else v.detach() for k, v in arch.encode_text([caption]).items()}
             extra = {"time_ids": [list(original_size) + list(crop) + [cfg.resolution, cfg.resolution]]}
             cache.append({"latents": latents.detach(), "text": text, "caption": caption, "extra": extra})
             emit({"type": "progress", "task": "prep", "current": i + 1, "total": len(items)})
@@ -681,8 +734,7 @@ def train_once(cfg: Config) -> dict:
             if cfg.train_text_encoder:
                 text = arch.encode_text([b["caption"] for b in batch])
             else:
-                text = {k: torch.cat([b["text"][k] for b in batch]) if batch[0]["text"][k].dim() > 2 or k == "pooled" else batch[0]["text"][k]
-                        for k in batch[0]["text"]}
+                text = arch.collate_text([b["text"] for b in batch])
             extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
             noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
             if raise_oom:

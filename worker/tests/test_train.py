@@ -69,10 +69,11 @@ KEY_EXAMPLES = {
     "sdxl": "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight",
     "flux1": "transformer.transformer_blocks.0.attn.to_q.lora_A.weight",
     "flux2-klein": "transformer.transformer_blocks.0.attn.to_q.lora_A.weight",
+    "zimage": "transformer.layers.0.attention.to_q.lora_A.weight",
 }
 
 
-@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein"])
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage"])
 def test_train_logs_finite_loss_and_writes_a_diffusers_lora(arch, bases, dataset, tmp_path, events):
     from safetensors import safe_open
 
@@ -100,7 +101,7 @@ def test_train_logs_finite_loss_and_writes_a_diffusers_lora(arch, bases, dataset
     assert adapter[f"{prefix}.r"] == 4
 
 
-@pytest.mark.parametrize("arch", ["sdxl", "flux1"])
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage"])
 def test_saved_lora_loads_fully_and_changes_samples(arch, bases, dataset, tmp_path, events):
     import torch
     from diffusers import DiffusionPipeline
@@ -202,7 +203,7 @@ def test_oom_without_fallbacks_is_a_coded_error(bases, dataset, tmp_path, events
 @pytest.mark.parametrize(
     "over, code",
     [
-        ({"arch": "qwen-image"}, "E_NOT_SUPPORTED"),
+        ({"arch": "sd35"}, "E_NOT_SUPPORTED"),
         ({"arch": "sd1"}, "E_USAGE"),
         ({"dataset": "/nonexistent/folder"}, "E_DATASET_NOT_FOUND"),
         ({"optimizer": "adamw8bit", "device": "cpu"}, "E_NOT_SUPPORTED"),

@@ -17,6 +17,8 @@ interface ArchRecord extends Sourced {
 }
 
 const T = "shared/reference/trainers.md §5.5";
+const DISTILLED =
+  "Z-Image Turbo is step-distilled: ai-toolkit trains it through a training adapter and musubi-tuner suggests the De-Turbo weights; the built-in trainer trains the Turbo weights directly, which can wear off the distillation (sample with more steps if images go soft)";
 const NOT_YET = "the built-in trainer does not train it yet (diffusers has the classes; loraspec's loss code for it is not written): use ai-toolkit or fal";
 
 /** Which worker architecture each base model maps to, and whether the built-in trainer trains it. */
@@ -35,7 +37,13 @@ export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
   "flux2-klein-9b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
   "flux2-dev": { arch: "flux2-dev", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
   "qwen-image": { arch: "qwen-image", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
-  "zimage-turbo": { arch: "zimage", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+  "zimage-turbo": {
+    arch: "zimage",
+    supported: true,
+    note: DISTILLED,
+    source: "shared/reference/trainers.md §2.15 (musubi: De-Turbo or the training adapter), §3 arch table (ai-toolkit zimage:turbo uses ostris/zimage_turbo_training_adapter)",
+    asOf: "2026-11-29",
+  },
   "sd35-large": { arch: "sd35", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
 };
 
@@ -138,6 +146,7 @@ export function compileDiffusers(
       message: `the built-in trainer stops on divergence (on_divergence: ${contract.failure.on_divergence} is treated as stop; resume from the last checkpoint by hand)`,
     });
   }
+  if (record.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: record.note });
   const fallbacks = contract.failure.oom_fallbacks.filter((f) => WORKER_FALLBACKS.has(f));
   const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
   if (contract.failure.on_oom === "fallback" && dropped.length) {

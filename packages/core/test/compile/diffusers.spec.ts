@@ -31,6 +31,7 @@ describe("compileDiffusers", () => {
     ["flux1-schnell", "flux1", 1],
     ["flux2-klein-4b", "flux2-klein", undefined],
     ["flux2-klein-9b", "flux2-klein", undefined],
+    ["zimage-turbo", "zimage", undefined],
   ] as const)("%s trains as worker arch %s (guidance %s)", (base, arch, guidance) => {
     const out = compileDiffusers(contract(base, "character"), { steps: 700, learningRate: 2e-4 }, PATHS);
     expect(out.request.arch).toBe(arch);
@@ -70,6 +71,10 @@ describe("compileDiffusers", () => {
     const out = compileDiffusers(c, {}, PATHS);
     expect(out.warnings.map((w) => w.code).sort()).toEqual(["W_CENTER_CROP", "W_DIVERGENCE_STOPS", "W_NO_BUCKETS", "W_OOM_FALLBACK_UNSUPPORTED"]);
     expect(out.request.failure.oom_fallbacks).toEqual(["gradient_checkpointing"]);
+  });
+
+  it("warns that Z-Image Turbo is distilled", () => {
+    expect(compileDiffusers(contract("zimage-turbo", "character"), {}, PATHS).warnings.map((w) => w.code)).toEqual(["W_DISTILLED_BASE"]);
   });
 
   it("takes a resolved base path over the contract's and the knowledge default", () => {
