@@ -14,3 +14,8 @@ export { recommendContract, type InitChoices, type Reason, type Recommendation }
 export { renderContractYaml, type RenderContractParams } from "./contract/render-contract-yaml.js";
 export { planValidation, judgeValidation, buildScoreRequest, exportValidationScript, type RubricSpec, type ValidationPlan, type ValidationVerdicts, type ScoreRequest, type ScoreResult } from "./validate/index.js";
 export { VALIDATION_THRESHOLDS, validationThreshold, type ValidationThreshold } from "./knowledge/validation-thresholds.js";
+export { DTYPES, decodeToF32, encodeFromF32, f32ToBf16Bits, f32ToF16Bits, type Dtype } from "./lora/dtype.js";
+export { parseSafetensorsHeader, parseHeaderLength, MAX_HEADER_SIZE, type SafetensorsHeader, type TensorInfo as SafetensorsTensorInfo } from "./lora/safetensors-header.js";
+export { architectures as loraArchitectures, architecture as loraArchitecture, type Architecture as LoraArchitecture, type ArchId as LoraArchId, type ModuleSpec as LoraModuleSpec } from "./lora/architectures.js";
+export { parseLora, groupKeys, scaleOf, splitScale, type ParsedLora, type LoraFormat, type PlacedModule, type KeyInfo } from "./lora/parse-lora.js";
+export { planConvert, planCatMerge, type TargetFormat as LoraTargetFormat, type PlannedTensor, type Plan as LoraPlan } from "./lora/plan.js";

@@ -16,3 +16,8 @@ export { createFalSampler } from "./samplers/fal-sampler.js";
 export { createComfyuiSampler } from "./samplers/comfyui-sampler.js";
 export type { Sampler, SampleSettings } from "./samplers/sampler.js";
 export { renderReport } from "./report/render-report.js";
+export { openSafetensors, type SafetensorsFile } from "./lora/safetensors-file.js";
+export { writeSafetensors, type OutputTensor, type WriteResult } from "./lora/write-safetensors.js";
+export { inspectLora, type InspectReport } from "./lora/inspect-lora.js";
+export { convertLora } from "./lora/convert-lora.js";
+export { mergeLora, parseMergeInput, type MergeInput, type MergeMethod } from "./lora/merge-lora.js";
