@@ -19,3 +19,5 @@ export { parseSafetensorsHeader, parseHeaderLength, MAX_HEADER_SIZE, type Safete
 export { architectures as loraArchitectures, architecture as loraArchitecture, type Architecture as LoraArchitecture, type ArchId as LoraArchId, type ModuleSpec as LoraModuleSpec } from "./lora/architectures.js";
 export { parseLora, groupKeys, scaleOf, splitScale, type ParsedLora, type LoraFormat, type PlacedModule, type KeyInfo } from "./lora/parse-lora.js";
 export { planConvert, planCatMerge, type TargetFormat as LoraTargetFormat, type PlannedTensor, type Plan as LoraPlan } from "./lora/plan.js";
+export { checkCaption, fixCaption, isTagCluster, mentionedVariations, startsWithTrigger, normalizeCaption, VARIATION_WORDS, type CaptionFinding, type CaptionStyle, type CaptionTarget } from "./captions/caption-rules.js";
+export { captionPrompt, finalizeCaption, CAPTION_PROMPTS } from "./captions/caption-prompts.js";

@@ -21,3 +21,13 @@ export { writeSafetensors, type OutputTensor, type WriteResult } from "./lora/wr
 export { inspectLora, type InspectReport } from "./lora/inspect-lora.js";
 export { convertLora } from "./lora/convert-lora.js";
 export { mergeLora, parseMergeInput, type MergeInput, type MergeMethod } from "./lora/merge-lora.js";
+export { prepareDataset, type PrepareDatasetParams, type PrepSummary } from "./dataset/prepare-dataset.js";
+export { readPrepManifest, MANIFEST_FILE as PREP_MANIFEST_FILE, type PrepManifest, type ManifestEntry as PrepManifestEntry } from "./dataset/prep-manifest.js";
+export { resolveProjectDataset, defaultCaptionDir, PREPARED_DIR, type ProjectDataset } from "./dataset/project-dataset.js";
+export { packZip, type PackZipParams, type PackZipSummary } from "./dataset/pack-zip.js";
+export { captionDataset, captionPathFor, type CaptionDatasetParams, type CaptionSummary } from "./caption/caption-dataset.js";
+export { fixCaptions, type FixCaptionsSummary } from "./caption/fix-captions.js";
+export { createOpenAICaptioner, type OpenAICaptionerConfig } from "./caption/openai-captioner.js";
+export { createFalCaptioner, FAL_CAPTION_ENDPOINTS, type FalCaptionerConfig } from "./caption/fal-captioner.js";
+export { createWorkerCaptioner, DEFAULT_WORKER_CAPTION_MODEL, type WorkerCaptionerConfig } from "./caption/worker-captioner.js";
+export type { Captioner, CaptionRequest } from "./caption/captioner.js";
