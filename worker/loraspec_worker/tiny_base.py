@@ -12,7 +12,7 @@ import string
 
 from .protocol import WorkerError, emit, phase, require
 
-ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage")
+ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
 
 # CLIP's byte-to-unicode table (GPT-2 style byte-level BPE): every byte gets a printable char.
 def _byte_chars() -> list[str]:
@@ -288,7 +288,67 @@ def build_zimage(seed: int):
     return ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tok, transformer=transformer)
 
 
-BUILDERS = {"sdxl": build_sdxl, "flux1": build_flux1, "flux2-klein": build_flux2_klein, "zimage": build_zimage}
+def build_qwen_image(seed: int):
+    import torch
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline, QwenImageTransformer2DModel
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tok = qwen_tokenizer()
+    torch.manual_seed(seed)
+    hidden = 16
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=16,  # 4 latent channels packed 2x2
+        out_channels=4,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=3,
+        joint_attention_dim=hidden,
+        guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),
+    )
+    z_dim = 4
+    vae = AutoencoderKLQwenImage(
+        base_dim=z_dim * 6,
+        z_dim=z_dim,
+        dim_mult=[1, 2, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True],
+        latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    )
+    n = len(tok)
+    text_encoder = Qwen2_5_VLForConditionalGeneration(
+        Qwen2_5_VLConfig(
+            text_config={
+                "hidden_size": hidden,
+                "intermediate_size": 16,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "vocab_size": n + 3,
+                "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+                "rope_theta": 1000000.0,
+                "bos_token_id": None,
+                "eos_token_id": tok.convert_tokens_to_ids("<|im_end|>"),
+            },
+            vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": hidden},
+            hidden_size=hidden,
+            vocab_size=n + 3,
+            bos_token_id=None,
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+            # image placeholder ids past the text vocabulary (never produced by text prompts)
+            vision_start_token_id=n,
+            vision_end_token_id=n + 1,
+            vision_token_id=n + 2,
+        )
+    ).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9,
+                                                base_image_seq_len=256, max_image_seq_len=8192)
+    return QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tok, transformer=transformer)
+
+
+BUILDERS = {"sdxl": build_sdxl, "flux1": build_flux1, "flux2-klein": build_flux2_klein, "zimage": build_zimage, "qwen-image": build_qwen_image}
 
 
 def make_tiny_base(arch: str, out: str, seed: int = 0) -> str:

@@ -30,8 +30,8 @@ from typing import Any, Optional
 from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage")
-NOT_YET_ARCHES = ("flux2-dev", "qwen-image", "sd35")
+SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
+NOT_YET_ARCHES = ("flux2-dev", "sd35")
 
 # Target modules per architecture (trainers.md §5.5, lora-formats.md §2a/§2b): attention
 # projections, like diffusers' dreambooth LoRA scripts.
@@ -40,6 +40,7 @@ TARGETS = {
     "flux1": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
     "flux2-klein": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "to_qkv_mlp_proj"],
     "zimage": ["to_q", "to_k", "to_v", "to_out.0"],
+    "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
 }
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
@@ -177,6 +178,7 @@ def pipeline_class(arch: str):
         "flux1": diffusers.FluxPipeline,
         "flux2-klein": diffusers.Flux2KleinPipeline,
         "zimage": diffusers.ZImagePipeline,
+        "qwen-image": diffusers.QwenImagePipeline,
     }[arch]
 
 
@@ -249,7 +251,7 @@ class Arch:
         self.device = device
         self.dtype = dtype
         # kept before the VAE is freed
-        self.vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        self.vae_scale = getattr(pipe, "vae_scale_factor", None) or 2 ** (len(pipe.vae.config.block_out_channels) - 1)
 
     @property
     def denoiser(self):
@@ -499,7 +501,73 @@ class ZImage(FlowArch):
         return F.mse_loss(pred, target.float(), reduction="mean")
 
 
-ARCH_CLASSES = {"sdxl": SDXL, "flux1": Flux1, "flux2-klein": Flux2Klein, "zimage": ZImage}
+class QwenImage(FlowArch):
+    """Qwen-Image: a 3-D (video) VAE normalised by per-channel latents_mean/std, 2x2 packed
+    latents, caption embeddings with a padding mask, velocity (noise - x0) at timestep sigma."""
+
+    name = "qwen-image"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder]
+
+    def encode_text(self, captions):
+        embeds, mask = self.pipe.encode_prompt(prompt=list(captions), device=self.device, max_sequence_length=self.cfg.max_sequence_length)
+        return {"embeds": embeds, "mask": mask if mask is not None else self._ones(embeds)}
+
+    @staticmethod
+    def _ones(embeds):
+        import torch
+
+        return torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+
+    def collate_text(self, texts):
+        import torch
+
+        longest = max(t["embeds"].shape[1] for t in texts)
+        embeds, masks = [], []
+        for t in texts:
+            pad = longest - t["embeds"].shape[1]
+            embeds.append(torch.nn.functional.pad(t["embeds"], (0, 0, 0, pad)))
+            masks.append(torch.nn.functional.pad(t["mask"], (0, pad)))
+        return {"embeds": torch.cat(embeds), "mask": torch.cat(masks)}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.unsqueeze(2).to(self.device, vae.dtype)).latent_dist.mode().float()
+            z = vae.config.z_dim
+            mean = torch.tensor(vae.config.latents_mean, device=latents.device).view(1, z, 1, 1, 1)
+            std = torch.tensor(vae.config.latents_std, device=latents.device).view(1, z, 1, 1, 1)
+        return ((latents - mean) / std)[:, :, 0]  # one frame: (B, z, H, W)
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+        from diffusers import QwenImagePipeline
+
+        b, c, h, w = latents.shape
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        packed = QwenImagePipeline._pack_latents(noisy, b, c, h, w)
+        mask = text["mask"]
+        pred = self.denoiser(
+            hidden_states=packed.to(self.dtype),
+            timestep=timesteps / 1000.0,
+            guidance=None,
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            encoder_hidden_states_mask=None if bool(mask.all()) else mask,
+            img_shapes=[[(1, h // 2, w // 2)]] * b,
+            return_dict=False,
+        )[0]
+        target = QwenImagePipeline._pack_latents(noise - latents, b, c, h, w)
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+ARCH_CLASSES = {"sdxl": SDXL, "flux1": Flux1, "flux2-klein": Flux2Klein, "zimage": ZImage, "qwen-image": QwenImage}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,7 +630,7 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
             if isinstance(v, set):
                 v = sorted(v)
             packed[f"{prefix}.{k}"] = v
-    arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora", "zimage": "Z-Image/lora"}
+    arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora", "zimage": "Z-Image/lora", "qwen-image": "Qwen-Image/lora"}
     meta = {
         "format": "pt",
         "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True, default=str),

@@ -70,10 +70,11 @@ KEY_EXAMPLES = {
     "flux1": "transformer.transformer_blocks.0.attn.to_q.lora_A.weight",
     "flux2-klein": "transformer.transformer_blocks.0.attn.to_q.lora_A.weight",
     "zimage": "transformer.layers.0.attention.to_q.lora_A.weight",
+    "qwen-image": "transformer.transformer_blocks.0.attn.add_q_proj.lora_A.weight",
 }
 
 
-@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage"])
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
 def test_train_logs_finite_loss_and_writes_a_diffusers_lora(arch, bases, dataset, tmp_path, events):
     from safetensors import safe_open
 
@@ -101,7 +102,7 @@ def test_train_logs_finite_loss_and_writes_a_diffusers_lora(arch, bases, dataset
     assert adapter[f"{prefix}.r"] == 4
 
 
-@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage"])
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
 def test_saved_lora_loads_fully_and_changes_samples(arch, bases, dataset, tmp_path, events):
     import torch
     from diffusers import DiffusionPipeline
@@ -120,6 +121,12 @@ def test_saved_lora_loads_fully_and_changes_samples(arch, bases, dataset, tmp_pa
     assert len(loaded) == result["keys"]
     after = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
     assert np.abs(after - before).max() > 1e-4
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux2-klein", "zimage", "qwen-image"])
+def test_batches_and_accumulation(arch, bases, dataset, tmp_path, events):
+    result = train.run(request(bases, dataset, tmp_path, arch, steps=2, batch_size=2, gradient_accumulation=2))
+    assert result["steps"] == 2 and math.isfinite(result["finalLoss"])
 
 
 def test_sample_command_writes_pngs_with_stacked_loras(bases, dataset, tmp_path, events):

@@ -36,7 +36,7 @@ export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
   "flux2-klein-4b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
   "flux2-klein-9b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
   "flux2-dev": { arch: "flux2-dev", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
-  "qwen-image": { arch: "qwen-image", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+  "qwen-image": { arch: "qwen-image", supported: true, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: "2026-11-29" },
   "zimage-turbo": {
     arch: "zimage",
     supported: true,

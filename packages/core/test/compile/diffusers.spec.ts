@@ -32,6 +32,7 @@ describe("compileDiffusers", () => {
     ["flux2-klein-4b", "flux2-klein", undefined],
     ["flux2-klein-9b", "flux2-klein", undefined],
     ["zimage-turbo", "zimage", undefined],
+    ["qwen-image", "qwen-image", undefined],
   ] as const)("%s trains as worker arch %s (guidance %s)", (base, arch, guidance) => {
     const out = compileDiffusers(contract(base, "character"), { steps: 700, learningRate: 2e-4 }, PATHS);
     expect(out.request.arch).toBe(arch);
