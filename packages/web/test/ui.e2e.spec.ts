@@ -80,7 +80,7 @@ beforeAll(async () => {
       "target: character",
       "dataset: { path: ./dataset, resolution: 64 }",
       `trigger: { word: ${TRIGGER} }`,
-      "hyperparameters: { learning_rate: 1e-4, steps: 24, rank: 4, optimizer: adamw, precision: fp32, save_every: 8, gradient_checkpointing: false }",
+      "hyperparameters: { learning_rate: 1e-4, steps: 12, rank: 4, optimizer: adamw, precision: fp32, save_every: 4, gradient_checkpointing: false }",
       "validation:",
       "  stack:",
       "    - { lora: other.safetensors, weight: 0.5 }",
@@ -129,7 +129,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
     await expect.poll(() => findings.textContent(), POLL).not.toContain("stack-over-limit");
     // The YAML beside the form follows the edit, and the plan is there.
     expect(await page.inputValue("textarea[aria-label='contract YAML']")).toMatch(/self_weight: 0\.5/);
-    expect(await page.getByTestId("plan").textContent()).toContain("24");
+    expect(await page.getByTestId("plan").textContent()).toContain("12");
     await shot("project");
     await page.getByRole("button", { name: "Save", exact: true }).click();
     await expect.poll(() => readFile(join(project, "lora.yaml"), "utf8"), POLL).toMatch(/self_weight: 0\.5/);
@@ -160,7 +160,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
     await expect.poll(async () => Number(await progress.getAttribute("data-step")), { timeout: 180_000, interval: 500 }).toBeGreaterThan(firstStep);
     await shot("runs-live");
     await expect.poll(() => page.locator(".run-title .state").textContent(), { timeout: 240_000, interval: 1000 }).toBe("succeeded");
-    expect(Number(await chart.getAttribute("data-points"))).toBeGreaterThanOrEqual(24);
+    expect(Number(await chart.getAttribute("data-points"))).toBeGreaterThanOrEqual(12);
     await expect.poll(() => page.locator(".stats").textContent(), POLL).toMatch(/lora\.safetensors/);
     await shot("runs");
   }, 400_000);

@@ -3,6 +3,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
+import { parse as parseYaml } from "yaml";
 import { LoraspecError, httpStatusFor, isLoraspecError } from "@loraspec/core/errors.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { requireToken } from "./auth.js";
@@ -299,15 +300,23 @@ export function createApp(params: CreateAppParams): Hono {
     if (!Array.isArray(body.images) || !body.images.every((x) => typeof x === "string")) {
       throw new LoraspecError("E_USAGE", '"images" must be a list of image paths.', { field: "images" });
     }
-    const known = new Set(await listImages(await datasetDir()));
+    const dir = await datasetDir();
+    const known = new Set(await listImages(dir));
     for (const image of body.images as string[]) {
       if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`);
     }
-    const events = [];
-    for await (const event of params.autoCaption({ projectDir, contractFile, images: body.images as string[], signal: c.req.raw.signal })) {
-      events.push(event);
-    }
-    return c.json({ events });
+    const text = await readContractText(contractFile);
+    const b = contractBasics(text);
+    const target = (parseYaml(text) as { target?: unknown } | null)?.target;
+    const result = await params.autoCaption({
+      dir,
+      images: body.images as string[],
+      trigger: b.trigger,
+      style: b.captionStyle,
+      target: target === "style" || target === "product" ? target : "character",
+      signal: c.req.raw.signal,
+    });
+    return c.json(result);
   });
 
   app.post(

@@ -61,6 +61,42 @@ export function defaultDeps(): ServerDeps {
       }
       return { problems, summary };
     },
+    autoCaption: async ({ dir, images, trigger, style, target, signal }) => {
+      const { captionPrompt, finalizeCaption } = await import("@loraspec/core/captions/caption-prompts.js");
+      const captioner = await makeCaptioner();
+      const prompt = captionPrompt(style, target, trigger);
+      const captions: Record<string, string> = {};
+      const failed: Array<{ image: string; message: string }> = [];
+      try {
+        if (captioner.captionMany) {
+          const results = await captioner.captionMany({ images: images.map((name) => ({ path: join(dir, name), name })), prompt, signal });
+          for (const name of images) {
+            const r = results.get(join(dir, name));
+            if (typeof r === "string") captions[name] = finalizeCaption(r, trigger, style);
+            else failed.push({ image: name, message: r?.message ?? "no caption returned" });
+          }
+        } else {
+          const sharp = (await import("sharp")).default;
+          for (const name of images) {
+            try {
+              // Small JPEGs: what hosted VLMs accept and bill least for.
+              const image = await sharp(join(dir, name), { limitInputPixels: SERVER_LIMITS.maxInputPixels })
+                .rotate()
+                .resize(768, 768, { fit: "inside", withoutEnlargement: true })
+                .jpeg({ quality: 85 })
+                .toBuffer();
+              const raw = await captioner.caption({ image: new Uint8Array(image), mimeType: "image/jpeg", prompt, name, signal });
+              captions[name] = finalizeCaption(raw, trigger, style);
+            } catch (error) {
+              failed.push({ image: name, message: error instanceof Error ? error.message : String(error) });
+            }
+          }
+        }
+      } finally {
+        await captioner.close?.();
+      }
+      return { captions, failed };
+    },
     lora: {
       inspect: async ({ path }) => (await import("../lora/inspect-lora.js")).inspectLora({ path }),
       convert: async ({ path, to, out }) => {
@@ -83,4 +119,29 @@ async function lastResult(stream: AsyncIterable<LoraspecEvent>): Promise<unknown
     if (e.type === "done") result = e.result;
   }
   return { ...(result as object), warnings };
+}
+
+/**
+ * The captioner the page uses, chosen like `loraspec caption`'s --backend but from the
+ * environment: LORASPEC_CAPTION_BACKEND=worker (local Florence-2, default) | openai | fal,
+ * LORASPEC_CAPTION_MODEL, LORASPEC_CAPTION_BASE_URL / OPENAI_BASE_URL, OPENAI_API_KEY.
+ */
+async function makeCaptioner() {
+  const backend = process.env.LORASPEC_CAPTION_BACKEND ?? "worker";
+  const model = process.env.LORASPEC_CAPTION_MODEL;
+  if (backend === "openai") {
+    const { createOpenAICaptioner } = await import("../caption/openai-captioner.js");
+    if (!model) {
+      const { LoraspecError } = await import("@loraspec/core/errors.js");
+      throw new LoraspecError("E_USAGE", "The openai caption backend needs LORASPEC_CAPTION_MODEL.");
+    }
+    const baseUrl = process.env.LORASPEC_CAPTION_BASE_URL ?? process.env.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
+    return createOpenAICaptioner({ baseUrl, model, apiKey: process.env.OPENAI_API_KEY });
+  }
+  if (backend === "fal") {
+    const { createFalCaptioner } = await import("../caption/fal-captioner.js");
+    return createFalCaptioner({ model });
+  }
+  const { createWorkerCaptioner } = await import("../caption/worker-captioner.js");
+  return createWorkerCaptioner({ model });
 }

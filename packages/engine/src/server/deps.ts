@@ -14,13 +14,18 @@ export interface ServerDeps {
   plan?: (params: { contract: unknown; dataset?: unknown }) => unknown;
   /** A dataset summary with per-image problems (unreadable, too small, duplicates). */
   scanDataset?: (params: { dir: string; contract: unknown; signal?: AbortSignal }) => Promise<DatasetScan>;
-  /** Captions the given images with a VLM; yields events, writes sidecars itself. */
+  /**
+   * Suggests captions for the given images (paths relative to `dir`) with a vision-language
+   * model, trigger first. Writes nothing: the page shows them as unsaved edits to review.
+   */
   autoCaption?: (params: {
-    projectDir: string;
-    contractFile: string;
+    dir: string;
     images: string[];
+    trigger: string;
+    style: "natural" | "tags";
+    target: "character" | "style" | "product";
     signal?: AbortSignal;
-  }) => AsyncIterable<LoraspecEvent>;
+  }) => Promise<{ captions: Record<string, string>; failed: Array<{ image: string; message: string }> }>;
   runs?: RunsService;
   lora?: LoraService;
   validation?: ValidationService;

@@ -12,8 +12,12 @@ import type { RunSummary, RunsService } from "./deps.js";
 export function createRunsService(params: { projectDir: string; onError?: (error: unknown) => void }): RunsService & { close(): void } {
   const { projectDir } = params;
   let store: RunStore | undefined;
+  /** Runs this server is supervising right now (their generators are being drained here). */
+  const supervising = new Set<string>();
+  let starting = false;
   const open = async () => (store ??= (await import("../run/run-store.js")).openRunStore({ projectDir }));
-  const drain = (gen: AsyncGenerator<LoraspecEvent, RunRecord>) => {
+  const drain = (id: string, gen: AsyncGenerator<LoraspecEvent, RunRecord>) => {
+    supervising.add(id);
     void (async () => {
       try {
         for (let next = await gen.next(); !next.done; next = await gen.next()) {
@@ -22,6 +26,8 @@ export function createRunsService(params: { projectDir: string; onError?: (error
       } catch (error) {
         // A failed or cancelled run is recorded in the store by the supervisor already.
         if (!isLoraspecError(error)) params.onError?.(error);
+      } finally {
+        supervising.delete(id);
       }
     })();
   };
@@ -30,7 +36,9 @@ export function createRunsService(params: { projectDir: string; onError?: (error
   return {
     async list() {
       const s = await open();
-      s.reconcile();
+      // Reconcile marks a starting run without a pid as gone; while this server is itself
+      // starting one (pid not yet recorded) that would be wrong, so it waits until we are idle.
+      if (supervising.size === 0) s.reconcile();
       return s.list().map(summary);
     },
     async get(id) {
@@ -41,53 +49,16 @@ export function createRunsService(params: { projectDir: string; onError?: (error
     },
     async start({ contractFile }) {
       const s = await open();
-      const { checkProject } = await import("../project/check-project.js");
-      const { buildTrainJob } = await import("../run/build-train-job.js");
-      const { startRun } = await import("../run/run-training.js");
-      const result = await checkProject({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
-      const errors = result.findings.filter((f) => f.severity === "error");
-      if (errors.length > 0) {
-        throw new LoraspecError("E_CONTRACT_INVALID", `The contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}.`, {
-          file: basename(contractFile),
-          hint: "Fix them on the Project page first.",
-          details: { findings: errors },
-        });
+      // One GPU, one run: a second start waits for the user, not for a silent OOM.
+      if (supervising.size > 0 || starting) {
+        throw new LoraspecError("E_RUN_STATE", `Run ${[...supervising][0] ?? "(starting)"} is still running.`, { hint: "Wait for it to finish, or stop it first." });
       }
-      const { loaded, plan } = result;
-      const contract = loaded.contract;
-      const maxCost = contract.limits?.max_cost_usd;
-      if (plan.cost.usd !== undefined && maxCost !== undefined && plan.cost.usd > maxCost) {
-        throw new LoraspecError("E_COST_LIMIT", `The estimated cost $${plan.cost.usd.toFixed(2)} is over limits.max_cost_usd $${maxCost.toFixed(2)}.`, {
-          field: "limits.max_cost_usd",
-        });
-      }
-      const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
-      let runId: string | undefined;
-      const gen = startRun({
-        projectDir: loaded.dir,
-        store: s,
-        name: contract.name,
-        base: contract.base.model,
-        contractPath: loaded.file,
-        trainer: contract.trainer.name,
-        plan,
-        job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run }),
-        falRunner,
-        onCreated: (run) => {
-          runId = run.id;
-        },
-      });
-      // The run row exists before the first event; after that the run goes on in the background.
-      let first: IteratorResult<LoraspecEvent, RunRecord>;
+      starting = true;
       try {
-        first = await gen.next();
-      } catch (error) {
-        if (!runId) throw error;
-        return { id: runId }; // it failed right after creation; the store says why
+        return await startOne(s, contractFile);
+      } finally {
+        starting = false;
       }
-      if (!runId) throw new LoraspecError("E_INTERNAL", "The run did not start.");
-      if (!first.done) drain(gen);
-      return { id: runId };
     },
     async stop(id) {
       const s = await open();
@@ -96,12 +67,13 @@ export function createRunsService(params: { projectDir: string; onError?: (error
     },
     async resume(id) {
       const s = await open();
+      if (supervising.size > 0 || starting) throw new LoraspecError("E_RUN_STATE", "Another run is still running.", { hint: "Wait for it, or stop it first." });
       const { resumeRun } = await import("../run/run-training.js");
       const run = s.get(id);
       const falRunner = run.trainer === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
       const gen = resumeRun({ projectDir, runId: id, store: s, falRunner });
       const first = await gen.next(); // throws E_RUN_STATE and the like right away
-      if (!first.done) drain(gen);
+      if (!first.done) drain(id, gen);
       return { id };
     },
     close() {
@@ -109,4 +81,54 @@ export function createRunsService(params: { projectDir: string; onError?: (error
       store = undefined;
     },
   };
+
+  async function startOne(s: RunStore, contractFile: string): Promise<{ id: string }> {
+    const { checkProject } = await import("../project/check-project.js");
+    const { buildTrainJob } = await import("../run/build-train-job.js");
+    const { startRun } = await import("../run/run-training.js");
+    const result = await checkProject({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
+    const errors = result.findings.filter((f) => f.severity === "error");
+    if (errors.length > 0) {
+      throw new LoraspecError("E_CONTRACT_INVALID", `The contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}.`, {
+        file: basename(contractFile),
+        hint: "Fix them on the Project page first.",
+        details: { findings: errors },
+      });
+    }
+    const { loaded, plan } = result;
+    const contract = loaded.contract;
+    const maxCost = contract.limits?.max_cost_usd;
+    if (plan.cost.usd !== undefined && maxCost !== undefined && plan.cost.usd > maxCost) {
+      throw new LoraspecError("E_COST_LIMIT", `The estimated cost $${plan.cost.usd.toFixed(2)} is over limits.max_cost_usd $${maxCost.toFixed(2)}.`, {
+        field: "limits.max_cost_usd",
+      });
+    }
+    const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
+    let runId: string | undefined;
+    const gen = startRun({
+      projectDir: loaded.dir,
+      store: s,
+      name: contract.name,
+      base: contract.base.model,
+      contractPath: loaded.file,
+      trainer: contract.trainer.name,
+      plan,
+      job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run }),
+      falRunner,
+      onCreated: (run) => {
+        runId = run.id;
+      },
+    });
+    // The run row exists before the first event; after that the run goes on in the background.
+    let first: IteratorResult<LoraspecEvent, RunRecord>;
+    try {
+      first = await gen.next();
+    } catch (error) {
+      if (!runId) throw error;
+      return { id: runId }; // it failed right after creation; the store says why
+    }
+    if (!runId) throw new LoraspecError("E_INTERNAL", "The run did not start.");
+    if (!first.done) drain(runId, gen);
+    return { id: runId };
+  }
 }

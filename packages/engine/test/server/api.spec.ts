@@ -283,6 +283,32 @@ describe("contract and captions", () => {
   });
 });
 
+describe("auto-caption", () => {
+  it("returns suggestions for the selected images with the contract's trigger and style, and writes nothing", async () => {
+    const calls: unknown[] = [];
+    const withCaptioner = createApp({
+      projectDir: project,
+      token: TOKEN,
+      autoCaption: async (p) => {
+        calls.push({ images: p.images, trigger: p.trigger, style: p.style, target: p.target });
+        return { captions: Object.fromEntries(p.images.map((i) => [i, `${p.trigger}, suggested for ${i}`])), failed: [] };
+      },
+    });
+    const before = await readFile(join(project, "dataset", "a.txt"), "utf8");
+    const res = await withCaptioner.request("/api/captions/auto", { method: "POST", headers: json, body: JSON.stringify({ images: ["a.png"] }) });
+    expect(res.status).toBe(200);
+    expect((await res.json()).captions).toEqual({ "a.png": "txcl, suggested for a.png" });
+    expect(calls).toEqual([{ images: ["a.png"], trigger: "txcl", style: "natural", target: "character" }]);
+    expect(await readFile(join(project, "dataset", "a.txt"), "utf8")).toBe(before);
+  });
+
+  it("refuses an image that is not in the dataset", async () => {
+    const withCaptioner = createApp({ projectDir: project, token: TOKEN, autoCaption: async () => ({ captions: {}, failed: [] }) });
+    const res = await withCaptioner.request("/api/captions/auto", { method: "POST", headers: json, body: JSON.stringify({ images: ["../lora.yaml"] }) });
+    expect(res.status).toBe(404);
+  });
+});
+
 describe("runs", () => {
   it("streams a run's events over SSE, resumes from Last-Event-ID, and keeps loss history across a resume", async () => {
     const { id } = await (await app.request("/api/runs", { method: "POST", headers: auth })).json();

@@ -120,9 +120,17 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
   const autoCaption = async () => {
     setStatus({ kind: "info", text: `Captioning ${selected.length} image(s)...` });
     try {
-      await api("/api/captions/auto", { body: { images: selected } });
-      setStatus({ kind: "ok", text: "Auto-captions written" });
-      load();
+      const r = await api<{ captions: Record<string, string>; failed: Array<{ image: string; message: string }> }>("/api/captions/auto", {
+        body: { images: selected },
+      });
+      // Suggestions land as unsaved edits: review, then Save. Nothing on disk changes yet.
+      for (const [path, text] of Object.entries(r.captions)) setDraft(path, text);
+      const n = Object.keys(r.captions).length;
+      setStatus(
+        r.failed.length
+          ? { kind: "error", text: `${n} suggested, ${r.failed.length} failed: ${r.failed[0]!.message}` }
+          : { kind: "ok", text: `${n} caption(s) suggested; review and save` },
+      );
     } catch (e) {
       setStatus({ kind: "error", text: errorText(e) });
     }
