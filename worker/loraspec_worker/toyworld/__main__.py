@@ -1,0 +1,73 @@
+"""`python -m loraspec_worker.toyworld <command>`: the toy world's tools.
+
+  train-base      train the judge (optional) and the toy SDXL base; see train_base.py
+  make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
+  judge           read images with the judge: labels per image as JSON lines
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+DEFAULT_BASE = os.path.join(REPO, "models", "toy-sdxl")
+DEFAULT_JUDGE = os.path.join(REPO, "models", "toy-judge")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loraspec_worker.toyworld")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tb = sub.add_parser("train-base", help="train the judge and the toy SDXL base")
+    tb.add_argument("--out", default=DEFAULT_BASE)
+    tb.add_argument("--judge-out", default=DEFAULT_JUDGE)
+    tb.add_argument("--device", default=None)
+    tb.add_argument("--workers", type=int, default=0)
+    tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--judge-steps", type=int, default=3000, help="0 keeps the judge in --judge-out")
+    tb.add_argument("--judge-images", type=int, default=60000)
+    tb.add_argument("--judge-eval", type=int, default=5000)
+    tb.add_argument("--images", type=int, default=60000)
+    tb.add_argument("--vae-steps", type=int, default=3000)
+    tb.add_argument("--vae-seconds", type=float, default=60)
+    tb.add_argument("--unet-steps", type=int, default=100000)
+    tb.add_argument("--unet-seconds", type=float, default=240)
+    tb.add_argument("--batch", type=int, default=256)
+    tb.add_argument("--eval", type=int, default=200, help="base samples the judge reads after training")
+    tb.add_argument("--grid", default=None, help="save the first 50 eval samples as a PNG grid")
+
+    mc = sub.add_parser("make-concepts", help="write the concept datasets")
+    mc.add_argument("--out", required=True)
+    mc.add_argument("--concept", action="append", default=None, help="character | style | product | character-notrigger | character-onebg | character-collapse (repeatable)")
+    mc.add_argument("--count", type=int, default=20)
+    mc.add_argument("--captions", default="natural", choices=["natural", "tags"])
+
+    jd = sub.add_parser("judge", help="read images with the judge")
+    jd.add_argument("images", nargs="+")
+    jd.add_argument("--judge", default=DEFAULT_JUDGE)
+
+    args = parser.parse_args(argv)
+    if args.command == "train-base":
+        from .train_base import run
+
+        report = run(args)
+        print(json.dumps(report, indent=2))
+    elif args.command == "make-concepts":
+        from .concepts import write_concepts
+
+        print(json.dumps(write_concepts(args.out, args.concept or ["character", "style", "product"], count=args.count, captions=args.captions), indent=2))
+    elif args.command == "judge":
+        from .judge import Judge
+
+        judge = Judge(args.judge)
+        for path, read in zip(args.images, judge.read(args.images)):
+            print(json.dumps({"path": path, **read}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
