@@ -36,7 +36,9 @@ const PREAMBLES = [
 
 /** Cleans a model's raw answer and places the trigger first. */
 export function finalizeCaption(raw: string, trigger: string, style: CaptionStyle): string {
-  let text = normalizeCaption(raw).replace(/^["'`]+|["'`]+$/g, "").trim();
+  // Tag lists sometimes come one per line: join them before whitespace is collapsed.
+  const joined = style === "tags" ? raw.trim().replace(/\s*\n\s*/g, ", ") : raw;
+  let text = normalizeCaption(joined).replace(/^["'`]+|["'`]+$/g, "").trim();
   for (let changed = true; changed; ) {
     changed = false;
     for (const re of PREAMBLES) {
@@ -47,6 +49,5 @@ export function finalizeCaption(raw: string, trigger: string, style: CaptionStyl
       }
     }
   }
-  if (style === "tags") text = text.replace(/\s*\n\s*/g, ", ");
   return trigger ? fixCaption(text, trigger, style) : text;
 }
