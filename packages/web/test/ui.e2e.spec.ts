@@ -197,12 +197,12 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
 
   it("inspects the trained LoRA with every key accounted for", async () => {
     await page.click("a[href='#/lora']");
-    const row = page.locator("tr", { hasText: "output/lora.safetensors" });
+    const row = page.locator("tr", { hasText: "/output/lora.safetensors" });
     await row.first().click();
     // A tiny base is not a real SDXL, so its keys do not place on the SDXL map: what matters
     // here is that every tensor is listed somewhere (placed, unplaced or non-LoRA).
     const accounting = page.getByTestId("key-accounting");
-    await expect.poll(() => accounting.textContent(), { timeout: 30_000 }).toMatch(/\d+ modules placed · \d+ unplaced · \d+ non-LoRA/);
+    await expect.poll(() => accounting.textContent(), { timeout: 30_000 }).toMatch(/\d+ tensors: \d+ modules placed · \d+ unplaced · \d+ non-LoRA/);
     const [, placed, unplaced] = (await accounting.textContent())!.match(/(\d+) modules placed · (\d+) unplaced/)!;
     expect(Number(placed) + Number(unplaced)).toBeGreaterThan(0);
     expect(await page.locator(".keylist li").count()).toBe(Math.min(200, Number(unplaced)));

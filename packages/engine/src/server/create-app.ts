@@ -86,9 +86,7 @@ export function createApp(params: CreateAppParams): Hono {
   // --- project and contract ---------------------------------------------------------------
   app.get("/api/project", async (c) => {
     const exists = await stat(contractFile).then(() => true, () => false);
-    const examples = params.examplesDir
-      ? (await readdir(params.examplesDir).catch(() => [])).filter((n) => /\.ya?ml$/.test(n)).sort()
-      : [];
+    const examples = params.examplesDir ? await listExamples(params.examplesDir) : [];
     return c.json({ name: basename(projectDir), contractFile: contractRel, hasContract: exists, examples, capabilities: capabilities(params) });
   });
 
@@ -96,8 +94,9 @@ export function createApp(params: CreateAppParams): Hono {
     const body = await readJson<{ example?: unknown }>(c);
     const name = requireString(body.example, "example");
     if (!params.examplesDir) throw notSupported("Examples");
-    if (!/^[A-Za-z0-9._-]+\.ya?ml$/.test(name)) throw new LoraspecError("E_USAGE", `Unknown example "${name}".`, { field: "example" });
-    const source = join(params.examplesDir, name);
+    if (!(await listExamples(params.examplesDir)).includes(name)) throw new LoraspecError("E_USAGE", `Unknown example "${name}".`, { field: "example" });
+    // An example is a folder with lora.yaml (and its dataset), or a single .yaml file.
+    const source = /\.ya?ml$/.test(name) ? join(params.examplesDir, name) : join(params.examplesDir, name, "lora.yaml");
     const text = await readFile(source, "utf8").catch(() => {
       throw new LoraspecError("E_FILE_NOT_FOUND", `Unknown example "${name}".`, { field: "example" });
     });
@@ -142,7 +141,7 @@ export function createApp(params: CreateAppParams): Hono {
   const datasetSummary = async (contract: unknown, signal?: AbortSignal) => {
     if (!params.scanDataset) return undefined;
     try {
-      return (await params.scanDataset({ dir: await datasetDir(), contract, signal })).summary;
+      return (await params.scanDataset({ dir: await datasetDir(), contract, signal, quick: true })).summary;
     } catch (error) {
       if (isLoraspecError(error)) return undefined; // no dataset yet: lint and plan without it
       throw error;
@@ -538,4 +537,17 @@ function capabilities(deps: ServerDeps): Record<string, boolean> {
     lora: Boolean(deps.lora),
     validation: Boolean(deps.validation),
   };
+}
+
+/** Example folders that hold a lora.yaml, and loose example .yaml files, by name. */
+async function listExamples(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.isFile() && /^[A-Za-z0-9._-]+\.ya?ml$/.test(e.name)) out.push(e.name);
+    else if (e.isDirectory() && /^[A-Za-z0-9._-]+$/.test(e.name) && (await stat(join(dir, e.name, "lora.yaml")).then((s) => s.isFile(), () => false))) {
+      out.push(e.name);
+    }
+  }
+  return out.sort();
 }

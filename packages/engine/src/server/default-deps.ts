@@ -28,12 +28,13 @@ export function defaultDeps(): ServerDeps {
     lint: async ({ contract, dataset }) =>
       lintContract(contract as Contract, { dataset: dataset as DatasetSummary | undefined, words: await englishWords() }),
     plan: ({ contract, dataset }) => planRun(contract as Contract, dataset as DatasetSummary | undefined),
-    scanDataset: async ({ dir, contract }): Promise<DatasetScan> => {
+    scanDataset: async ({ dir, contract, quick }): Promise<DatasetScan> => {
       const c = contract as Contract | undefined;
       const { scanDataset } = await import("../dataset/scan-dataset.js");
       const { probeImage } = await import("../dataset/probe-image.js");
       const { dedupeImages } = await import("../dataset/dedupe.js");
       const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt" });
+      if (quick) return { problems: {}, summary }; // headers only: what lint and plan need
       const problems: DatasetScan["problems"] = {};
       const add = (file: string, code: string, message: string) => {
         const list = (problems[file] ??= []);

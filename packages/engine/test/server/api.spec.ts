@@ -283,6 +283,30 @@ describe("contract and captions", () => {
   });
 });
 
+describe("a new project from an example", () => {
+  it("copies the example's contract and dataset, never over an existing contract", async () => {
+    const examples = join(root, "examples");
+    await mkdir(join(examples, "demo", "dataset"), { recursive: true });
+    await writeFile(join(examples, "demo", "lora.yaml"), CONTRACT);
+    await writeFile(join(examples, "demo", "dataset", "x.png"), await png(16, { r: 9, g: 9, b: 9 }));
+    await writeFile(join(examples, "loose.yaml"), CONTRACT);
+    await writeFile(join(examples, "notes.md"), "not an example");
+    const fresh = join(root, "fresh");
+    await mkdir(fresh);
+    const a = createApp({ projectDir: fresh, token: TOKEN, examplesDir: examples });
+    const info = await (await a.request("/api/project", { headers: auth })).json();
+    expect(info.hasContract).toBe(false);
+    expect(info.examples).toEqual(["demo", "loose.yaml"]);
+    const create = (example: string) => a.request("/api/project/from-example", { method: "POST", headers: json, body: JSON.stringify({ example }) });
+    expect((await create("../demo")).status).toBe(400);
+    expect((await create("notes.md")).status).toBe(400);
+    expect((await create("demo")).status).toBe(200);
+    expect(await readFile(join(fresh, "lora.yaml"), "utf8")).toBe(CONTRACT);
+    expect(await readdir(join(fresh, "dataset"))).toEqual(["x.png"]);
+    expect((await create("loose.yaml")).status).toBe(409);
+  });
+});
+
 describe("auto-caption", () => {
   it("returns suggestions for the selected images with the contract's trigger and style, and writes nothing", async () => {
     const calls: unknown[] = [];

@@ -98,7 +98,9 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
             <tbody>
               {files.map((f) => (
                 <tr key={f.path} className={f.path === selected ? "selected" : undefined} onClick={() => inspect(f.path)}>
-                  <td className="mono small">{f.path}</td>
+                  <td className="mono small" title={f.path}>
+                    {shortPath(f.path)}
+                  </td>
                   <td className="num muted">{formatBytes(f.bytes)}</td>
                   <td>
                     <button
@@ -124,7 +126,9 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
           {mergeInputs.length === 0 ? <div className="muted small pad">Add files with “+ merge”.</div> : null}
           {mergeInputs.map((m, i) => (
             <div key={m.path} className="merge-row">
-              <span className="mono small">{m.path}</span>
+              <span className="mono small" title={m.path}>
+                {shortPath(m.path)}
+              </span>
               <input
                 type="number"
                 step="0.05"
@@ -149,7 +153,9 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
         </div>
         <div className="panel inspect-panel">
           <div className="panel-title">
-            {selected ?? "Inspect"}
+            <span className="mono" title={selected}>
+              {selected ? shortPath(selected) : "Inspect"}
+            </span>
             {selected ? (
               <span className="inline-controls">
                 convert to{" "}
@@ -185,7 +191,7 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
                 <dd>{report.triggerWords?.join(", ") || "—"}</dd>
               </dl>
               <div className={`accounted ${report.unplaced?.length ? "bad" : "good"}`} data-testid="key-accounting">
-                Keys: {placed} modules placed · {report.unplaced?.length ?? 0} unplaced · {report.nonLora?.length ?? 0} non-LoRA
+                {total} tensors: {placed} modules placed · {report.unplaced?.length ?? 0} unplaced · {report.nonLora?.length ?? 0} non-LoRA
                 {report.nonFinite?.length ? ` · ${report.nonFinite.length} tensors with NaN/Inf` : ""}
               </div>
               {report.coverage?.length ? (
@@ -257,4 +263,10 @@ function formatBytes(n: number): string {
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
   return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+/** `.loraspec/runs/<ulid>/output/x` -> `run …<last 8>/output/x`: the id's tail is enough to tell runs apart. */
+function shortPath(path: string): string {
+  const m = path.match(/^\.loraspec\/runs\/([^/]+)\/(.+)$/);
+  return m ? `run …${m[1]!.slice(-8)}/${m[2]}` : path;
 }
