@@ -86,6 +86,14 @@ def reference(kind, path):
         mods = modules_of(convert_unet_state_dict_to_peft(unet))
         mods.update(modules_of(convert_state_dict_to_peft(te) if te else {}))
         return mods
+    if kind == "flux2":
+        from diffusers.loaders.lora_conversion_utils import _convert_kohya_flux2_lora_to_diffusers
+
+        return modules_of(_convert_kohya_flux2_lora_to_diffusers(dict(sd)))
+    if kind == "xlabs":
+        from diffusers.loaders.lora_conversion_utils import _convert_xlabs_flux_lora_to_diffusers
+
+        return modules_of(_convert_xlabs_flux_lora_to_diffusers(dict(sd)))
     if kind == "same":
         return modules_of(sd, alphas_of(sd))
     raise SystemExit(f"unknown kind {kind}")

@@ -42,6 +42,29 @@ export interface Placement {
   part?: number;
   /** Which naming the key used: matters for modules whose row order differs (swapHalves). */
   naming: "native" | "diffusers";
+  /** Rows of the native weight the key covers when it is neither the whole nor a diffusers part (XLabs single-block qkv). */
+  rows?: [number, number];
+}
+
+/**
+ * XLabs FLUX.1 names (lora-formats.md §2b "XLabs"): processor LoRAs on the BFL modules; the single-block
+ * `qkv_lora` covers only the first 3 x 3072 rows of linear1 (ComfyUI's linear1_qkv).
+ */
+function placeXlabs(base: string, arch: Architecture): Placement | undefined {
+  if (arch.id !== "flux1") return undefined;
+  const d = /^(?:diffusion_model\.)?double_blocks\.(\d+)\.processor\.(qkv|proj)_lora([12])$/.exec(base);
+  const s = /^(?:diffusion_model\.)?single_blocks\.(\d+)\.processor\.(qkv|proj)_lora$/.exec(base);
+  const find = (native: string) => arch.modules.find((m) => m.native === native);
+  if (d) {
+    const module = find(`double_blocks.${d[1]}.${d[3] === "1" ? "img" : "txt"}_attn.${d[2]}`);
+    return module && { module, naming: "native" };
+  }
+  if (s) {
+    const module = find(`single_blocks.${s[1]}.${s[2] === "qkv" ? "linear1" : "linear2"}`);
+    if (!module) return undefined;
+    return s[2] === "qkv" ? { module, naming: "native", rows: [0, 3 * module.shape[1]!] } : { module, naming: "native" };
+  }
+  return undefined;
 }
 
 export interface PlacedModule extends ModuleKeys {
@@ -155,6 +178,8 @@ function candidates(base: string, arch: Architecture): Array<{ component: Compon
 }
 
 export function placeModule(base: string, arch: Architecture): Placement | undefined {
+  const xlabs = placeXlabs(base, arch);
+  if (xlabs) return xlabs;
   const l = lookupFor(arch);
   for (const c of candidates(base, arch)) {
     const p = c.dotted ? l.dotted.get(`${c.component}:${c.rest}`) : l.underscored.get(`${c.component}:${c.rest}`);
@@ -232,7 +257,8 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
       const p = placeModule(m.base, arch);
       if (!p || !m.keys.down || !m.keys.up) continue;
       const down = info.get(m.keys.down)!.shape, up = info.get(m.keys.up)!.shape;
-      const want = p.part === undefined ? p.module.shape : [p.module.parts[p.part]!.end - p.module.parts[p.part]!.start, ...p.module.shape.slice(1)];
+      const rows = p.part !== undefined ? p.module.parts[p.part]!.end - p.module.parts[p.part]!.start : p.rows ? p.rows[1] - p.rows[0] : p.module.shape[0]!;
+      const want = [rows, ...p.module.shape.slice(1)];
       const inOk = down[1] === want[1] || (down.length === 4 && want.length === 4 && down[1] === want[1]);
       const outOk = up[0] === want[0];
       const rank = down[0] ?? 0;

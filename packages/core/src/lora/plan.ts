@@ -83,8 +83,8 @@ function needsSwap(p: Piece, module: ModuleSpec, target: TargetFormat): boolean 
 function piecesOf(inputIndex: number, input: PlanInput, weight: number): Map<ModuleSpec, Piece[]> {
   const out = new Map<ModuleSpec, Piece[]>();
   for (const m of input.parsed.placed) {
-    const { module, part, naming } = m.placement;
-    const range = part === undefined ? { start: 0, end: module.shape[0]! } : module.parts[part]!;
+    const { module, part, naming, rows } = m.placement;
+    const range = part !== undefined ? module.parts[part]! : rows ? { start: rows[0], end: rows[1] } : { start: 0, end: module.shape[0]! };
     const piece: Piece = {
       input: inputIndex,
       m,

@@ -148,3 +148,73 @@ describe("every key accounted for", () => {
     expect(failed.details.keys).toEqual(["lora_te3_encoder_block_0_layer_0_SelfAttention_q.lora_down.weight", "lora_te3_encoder_block_0_layer_0_SelfAttention_q.lora_up.weight"]);
   });
 });
+
+describe.runIf(HAS_PYTHON)("more architectures and formats", () => {
+  it("FLUX.2 klein 4B kohya -> diffusers matches diffusers' _convert_kohya_flux2_lora_to_diffusers", async () => {
+    const dir = await tempDir();
+    const src = join(dir, "k.safetensors"), out = join(dir, "d.safetensors");
+    await buildLora({ path: src, arch: "flux2-klein-4b", format: "kohya", pick: (m) => /^(double_blocks\.0\.|single_blocks\.0\.)/.test(m.native) || !/blocks/.test(m.native), rank: 4, alpha: kohyaAlpha });
+    await convert(src, out, "diffusers");
+    const r = oracle("convert_oracle.py", ["flux2", src, out]);
+    // diffusers' kohya FLUX.2 converter drops these with only a warning ("Unsupported keys for Kohya
+    // Flux2 LoRA conversion"); we place them (names checked against diffusers' transformer_flux2.py).
+    expect(r.missing_in_ours).toEqual([]);
+    expect(r.extra_in_ours).toEqual([
+      "double_stream_modulation_img.linear",
+      "double_stream_modulation_txt.linear",
+      "norm_out.linear",
+      "single_stream_modulation.linear",
+      "time_guidance_embed.guidance_embedder.linear_1",
+      "time_guidance_embed.guidance_embedder.linear_2",
+    ]);
+    expect(r.modules).toBeGreaterThan(15);
+    expect(r.max_rel_err).toBeLessThan(1e-6);
+  });
+
+  it("XLabs FLUX.1 -> diffusers matches diffusers' _convert_xlabs_flux_lora_to_diffusers (single qkv covers 3 x 3072 rows of linear1)", async () => {
+    const dir = await tempDir();
+    const src = join(dir, "x.safetensors"), out = join(dir, "d.safetensors");
+    const { encodeFromF32: enc } = await import("@loraspec/core/lora/dtype.js");
+    const { writeSafetensors } = await import("@loraspec/engine/lora/write-safetensors.js");
+    const { randomF32, rng } = await import("./helpers.js");
+    const next = rng(9);
+    const r = 4, h = 3072;
+    const t = (name: string, shape: number[]) => ({ name, dtype: "F32" as const, shape, data: enc("F32", randomF32(shape[0]! * shape[1]!, next, 0.05)) });
+    await writeSafetensors({
+      path: src,
+      tensors: [
+        t("double_blocks.0.processor.qkv_lora1.down.weight", [r, h]), t("double_blocks.0.processor.qkv_lora1.up.weight", [3 * h, r]),
+        t("double_blocks.0.processor.qkv_lora2.down.weight", [r, h]), t("double_blocks.0.processor.qkv_lora2.up.weight", [3 * h, r]),
+        t("double_blocks.0.processor.proj_lora1.down.weight", [r, h]), t("double_blocks.0.processor.proj_lora1.up.weight", [h, r]),
+        t("double_blocks.0.processor.proj_lora2.down.weight", [r, h]), t("double_blocks.0.processor.proj_lora2.up.weight", [h, r]),
+        t("single_blocks.1.processor.qkv_lora.down.weight", [r, h]), t("single_blocks.1.processor.qkv_lora.up.weight", [3 * h, r]),
+        t("single_blocks.1.processor.proj_lora.down.weight", [r, 5 * h]), t("single_blocks.1.processor.proj_lora.up.weight", [h, r]),
+      ],
+    });
+    const report = await inspectLora({ path: src });
+    expect([report.format, report.architecture?.id, report.unplaced]).toEqual(["xlabs", "flux1", []]);
+    await convert(src, out, "diffusers");
+    const o = oracle("convert_oracle.py", ["xlabs", src, out]);
+    expect([o.missing_in_ours, o.extra_in_ours]).toEqual([[], []]);
+    expect(o.modules).toBe(3 + 1 + 3 + 1 + 3 + 1);
+    expect(o.max_rel_err).toBeLessThan(1e-6);
+  });
+
+  const archs: Array<[Parameters<typeof buildLora>[0]["arch"], (m: { native: string }) => boolean]> = [
+    ["flux2-klein-4b", (m) => /^(double_blocks\.1\.|single_blocks\.1\.|final_layer)/.test(m.native)],
+    ["flux2-dev", (m) => /^(double_blocks\.0\.img_attn|single_blocks\.0\.linear2)/.test(m.native)],
+    ["qwen-image", (m) => /^transformer_blocks\.0\./.test(m.native)],
+    ["zimage", (m) => /^(layers\.0\.|noise_refiner\.0\.attention)/.test(m.native)],
+  ];
+  it.each(archs)("%s round trip kohya -> diffusers -> comfy -> kohya preserves every delta", async (arch, pick) => {
+    const dir = await tempDir();
+    const src = join(dir, "k.safetensors");
+    await buildLora({ path: src, arch, format: "kohya", pick, rank: 4, alpha: kohyaAlpha });
+    await convert(src, join(dir, "d.safetensors"), "diffusers");
+    await convert(join(dir, "d.safetensors"), join(dir, "c.safetensors"), "comfy");
+    await convert(join(dir, "c.safetensors"), join(dir, "k2.safetensors"), "kohya");
+    const r = oracle("convert_oracle.py", ["same", src, join(dir, "k2.safetensors")]);
+    expect([r.missing_in_ours, r.extra_in_ours]).toEqual([[], []]);
+    expect(r.max_rel_err).toBeLessThan(1e-6);
+  });
+});
