@@ -31,6 +31,9 @@ export interface CreateAppParams extends ServerDeps {
   pollMs?: number;
 }
 
+/** Merge methods (engine/lora/merge-lora.ts): cat is exact; the others run in the worker. */
+const MERGE_METHODS = ["cat", "linear", "ties", "dare", "svd"];
+
 /** States after which a run's event log stops growing. */
 const FINAL_STATES = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
 
@@ -495,7 +498,7 @@ export function createApp(params: CreateAppParams): Hono {
     return c.json({ result, out: projectRelative(projectDir, out) });
   });
   app.post("/api/lora/merge", async (c) => {
-    const body = await readJson<{ inputs?: unknown; out?: unknown; into?: unknown }>(c);
+    const body = await readJson<{ inputs?: unknown; out?: unknown; method?: unknown; to?: unknown }>(c);
     if (!Array.isArray(body.inputs) || body.inputs.length === 0) throw new LoraspecError("E_USAGE", '"inputs" must list {path, weight}.', { field: "inputs" });
     const inputs = [];
     for (const item of body.inputs as Array<{ path?: unknown; weight?: unknown }>) {
@@ -505,8 +508,11 @@ export function createApp(params: CreateAppParams): Hono {
     }
     const out = await inside(requireString(body.out, "out"));
     if (!out.endsWith(".safetensors")) throw new LoraspecError("E_USAGE", "The output must be a .safetensors file.", { field: "out" });
-    const into = typeof body.into === "string" && body.into ? await inside(body.into) : undefined;
-    return c.json({ result: await lora().merge({ inputs, out, into }), out: projectRelative(projectDir, out) });
+    const method = body.method === undefined ? "cat" : requireString(body.method, "method");
+    if (!MERGE_METHODS.includes(method)) throw new LoraspecError("E_USAGE", `"method" must be one of ${MERGE_METHODS.join(", ")}.`, { field: "method" });
+    if (inputs.some((i) => i.path === out)) throw new LoraspecError("E_USAGE", "The output would overwrite an input.", { field: "out" });
+    const to = typeof body.to === "string" && body.to ? body.to : undefined;
+    return c.json({ result: await lora().merge({ inputs, out, method, to }), out: projectRelative(projectDir, out) });
   });
 
   // --- the web page ----------------------------------------------------------------------------

@@ -104,8 +104,11 @@ export function defaultDeps(): ServerDeps {
         const { convertLora } = await import("../lora/convert-lora.js");
         return lastResult(convertLora({ input: path, output: out, to: to as "diffusers" | "kohya" | "comfy" }));
       },
-      merge: async () => {
-        throw new (await import("@loraspec/core/errors.js")).LoraspecError("E_NOT_SUPPORTED", "Merging from the web page is not wired yet; use `loraspec merge`.");
+      merge: async ({ inputs, out, method, to }) => {
+        const { mergeLora } = await import("../lora/merge-lora.js");
+        return lastResult(
+          mergeLora({ inputs, output: out, method: method as "cat" | "linear" | "ties" | "dare" | "svd", to: to as "diffusers" | "kohya" | "comfy" | undefined }),
+        );
       },
     },
   };

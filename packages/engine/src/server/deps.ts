@@ -70,7 +70,7 @@ export interface RunsService {
 export interface LoraService {
   inspect(params: { path: string }): Promise<unknown>;
   convert(params: { path: string; to: string; out: string }): Promise<unknown>;
-  merge(params: { inputs: Array<{ path: string; weight: number }>; out: string; into?: string }): Promise<unknown>;
+  merge(params: { inputs: Array<{ path: string; weight: number }>; out: string; method: string; to?: string }): Promise<unknown>;
 }
 
 export interface ValidationService {

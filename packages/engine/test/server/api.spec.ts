@@ -174,6 +174,23 @@ describe("files outside the project are refused with 403", () => {
     expect(res.status).toBe(403);
   });
 
+  it("merge passes weights, method and the output through, and refuses an unknown method", async () => {
+    const calls: unknown[] = [];
+    const withLora = createApp({
+      projectDir: project,
+      token: TOKEN,
+      lora: { inspect: async () => ({}), convert: async () => ({}), merge: async (p) => (calls.push(p), { ok: true }) },
+    });
+    const body = { inputs: [{ path: "a.safetensors", weight: 0.5 }, { path: "b.safetensors", weight: 0.3 }], out: "m.safetensors", method: "ties" };
+    const res = await withLora.request("/api/lora/merge", { method: "POST", headers: json, body: JSON.stringify(body) });
+    expect(res.status).toBe(200);
+    expect(calls).toEqual([
+      { inputs: [{ path: join(project, "a.safetensors"), weight: 0.5 }, { path: join(project, "b.safetensors"), weight: 0.3 }], out: join(project, "m.safetensors"), method: "ties", to: undefined },
+    ]);
+    const bad = await withLora.request("/api/lora/merge", { method: "POST", headers: json, body: JSON.stringify({ ...body, method: "rm -rf" }) });
+    expect(bad.status).toBe(400);
+  });
+
   it("serves a file inside the project", async () => {
     const res = await app.request("/files/dataset/a.txt", { headers: auth });
     expect(res.status).toBe(200);

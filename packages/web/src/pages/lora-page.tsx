@@ -36,6 +36,7 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
   const [to, setTo] = useState("diffusers");
   const [mergeInputs, setMergeInputs] = useState<Array<{ path: string; weight: number }>>([]);
   const [mergeOut, setMergeOut] = useState("merged.safetensors");
+  const [method, setMethod] = useState("cat");
   const enabled = project.capabilities.lora;
 
   const load = () => api<{ files: LoraFile[] }>("/api/lora/files").then((r) => setFiles(r.files), (e) => setStatus({ kind: "error", text: errorText(e) }));
@@ -70,8 +71,9 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
 
   const merge = async () => {
     try {
-      const r = await api<{ out: string }>("/api/lora/merge", { body: { inputs: mergeInputs, out: mergeOut } });
-      setStatus({ kind: "ok", text: `Wrote ${r.out}` });
+      const r = await api<{ out: string; result?: { warnings?: string[] } }>("/api/lora/merge", { body: { inputs: mergeInputs, out: mergeOut, method } });
+      const warnings = r.result?.warnings ?? [];
+      setStatus(warnings.length ? { kind: "info", text: `Wrote ${r.out}; ${warnings.join("; ")}` } : { kind: "ok", text: `Wrote ${r.out}` });
       load();
     } catch (e) {
       setStatus({ kind: "error", text: errorText(e) });
@@ -143,6 +145,11 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
           ))}
           {mergeInputs.length ? (
             <div className="merge-row">
+              <select value={method} onChange={(e) => setMethod(e.target.value)} aria-label="merge method" title="cat is exact (ranks add up); linear, ties, dare and svd run in the worker">
+                {["cat", "linear", "ties", "dare", "svd"].map((m) => (
+                  <option key={m}>{m}</option>
+                ))}
+              </select>
               <input value={mergeOut} onChange={(e) => setMergeOut(e.target.value)} aria-label="merge output" />
               <span className={`small ${sumWeights > 1 ? "warn-text" : "muted"}`}>Σ {sumWeights.toFixed(2)}</span>
               <button className="primary" onClick={merge} disabled={!enabled || mergeInputs.length < 2}>
