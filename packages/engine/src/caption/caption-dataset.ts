@@ -82,18 +82,38 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   let done = 0;
   if (params.captioner.captionMany && todo.length > 0) {
     // The local worker loads the model once and batches; progress comes back as it goes.
-    const results = await params.captioner.captionMany({
-      images: todo.map((t) => ({ path: join(params.dir, t.image), name: t.image })),
-      prompt,
-      signal: params.signal,
-    });
+    // The worker reports progress through a callback while one promise runs: relay it as events.
+    const reported: number[] = [];
+    let wake: (() => void) | undefined;
+    let finished = false;
+    const pending = params.captioner
+      .captionMany({
+        images: todo.map((t) => ({ path: join(params.dir, t.image), name: t.image })),
+        prompt,
+        signal: params.signal,
+        onProgress: (current) => {
+          reported.push(current);
+          wake?.();
+        },
+      })
+      .finally(() => {
+        finished = true;
+        wake?.();
+      });
+    pending.catch(() => {}); // awaited below; this only keeps an early rejection from being unhandled
+    while (!finished || reported.length) {
+      const current = reported.shift();
+      if (current === undefined) await new Promise<void>((resolve) => (wake = resolve));
+      else if (current < todo.length) yield progressEvent(current, todo.length, started, "captioning");
+    }
+    const results = await pending;
     for (const item of todo) {
       const result = results.get(join(params.dir, item.image));
       if (typeof result === "string") await write(item, result);
       else yield fail(item, result ?? new LoraspecError("E_WORKER_PROTOCOL", "the worker returned no caption for this image"));
       done++;
-      yield progressEvent(done, todo.length, started, item.image);
     }
+    yield progressEvent(todo.length, todo.length, started, "done");
   } else {
     const concurrency = Math.max(1, params.concurrency ?? Math.min(4, availableParallelism() * 2));
     for await (const outcome of mapPool(

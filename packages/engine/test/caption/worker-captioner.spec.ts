@@ -36,6 +36,9 @@ describe.skipIf(!existsSync(python))("worker captioner (real worker, tiny Floren
     const events = await collectEvents(captionDataset({ dir, captioner, trigger: "txcl", style: "natural", target: "character" }));
     const summary = (events.find((e) => e.type === "done") as unknown as { result: CaptionSummary }).result;
     expect(summary.written).toEqual(["b.txt", "c.txt"]);
+    const progress = events.filter((e) => e.type === "progress");
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.at(-1)).toMatchObject({ task: "caption", current: 3, total: 3 });
     expect(summary.failed.map((f) => [f.image, f.code])).toEqual([["broken.png", "E_IMAGE_UNREADABLE"]]);
     expect(await readFile(join(dir, "a.txt"), "utf8")).toBe("txcl, kept as it is\n");
     for (const file of ["b.txt", "c.txt"]) expect(await readFile(join(dir, file), "utf8")).toMatch(/^txcl, \S/);
