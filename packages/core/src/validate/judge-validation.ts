@@ -84,6 +84,17 @@ function margin(m: Measure): number {
   return Math.max(-2, Math.min(2, raw));
 }
 
+/**
+ * Mode collapse is the LoRA's fault only when its share is above the base model's on the same
+ * prompts and seeds (a weak embedder or a uniform training set can make every image's nearest
+ * training image the same one for the base too).
+ */
+function collapse(share: number | null | undefined, baseShare: number | undefined, refCount: number): Measure {
+  const m = rate("mode_collapse_share", share, { reference_images: refCount, base_collapse_share: baseShare ?? null });
+  if (m.status !== "skip" && m.value !== null && baseShare !== undefined && m.value <= baseShare) m.status = "pass";
+  return m;
+}
+
 /** Minimum reference images before "nearest training image" shares mean anything. */
 const MIN_REFERENCE_FOR_SHARES = 3;
 
@@ -112,7 +123,7 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
         reference_pairwise_dino: scores.reference.pairwise_dino ?? null,
       }),
       rate("diversity_ratio", ratio(vars?.diversity, baseVar?.diversity), { diversity: vars?.diversity ?? null, base_diversity: baseVar?.diversity ?? null }),
-      rate("mode_collapse_share", refCount >= MIN_REFERENCE_FOR_SHARES ? vars?.collapse_share : null, { reference_images: refCount }),
+      collapse(refCount >= MIN_REFERENCE_FOR_SHARES ? vars?.collapse_share : null, baseVar?.collapse_share, refCount),
     ]);
     const sc = scores.sets[setId.scenes(w.key)];
     const composition = check("composition", "3. Composition with the base (novel scenes)", [

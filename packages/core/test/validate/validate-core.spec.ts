@@ -155,3 +155,23 @@ describe("judgeValidation", () => {
     );
   });
 });
+
+describe("mode collapse is judged against the base model", () => {
+  const plan = planValidation({ rubric, trigger: "txcl", target: "character", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
+  const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b", "c"] });
+  it.each([
+    [1.0, 1.0, "pass"],
+    [1.0, 0.25, "fail"],
+    [0.7, 0.25, "warn"],
+    [0.25, 0.25, "pass"],
+  ])("LoRA share %s, base share %s -> %s", (share, baseShare, status) => {
+    const sets: ScoreResult["sets"] = {};
+    for (const s of request.sets) sets[s.id] = { count: 4, diversity: 0.3, collapse_share: s.id === setId.baseVariations ? baseShare : share };
+    const v = judgeValidation({
+      plan,
+      scores: { embedder: { clip: "x" }, reference: { count: 3 }, trigger: {}, sets, stack: {} },
+    });
+    const m = v.weights[0]!.checks.find((c) => c.check === "consistency")!.measures.find((x) => x.id === "mode_collapse_share")!;
+    expect(m.status).toBe(status);
+  });
+});

@@ -81,8 +81,9 @@ async function runCheckpoints(eventsFile: string, runDir: string): Promise<Candi
       const e = (raw.type === undefined && typeof raw.event === "object" && raw.event !== null ? raw.event : raw) as Record<string, unknown>;
       if (e.type === "checkpoint" && typeof e.step === "number" && typeof e.path === "string") {
         const path = isAbsolute(e.path) ? e.path : resolve(runDir, e.path);
-        // A checkpoint folder (diffusers save) holds the LoRA as pytorch_lora_weights.safetensors.
-        const file = existsSync(join(path, "pytorch_lora_weights.safetensors")) ? join(path, "pytorch_lora_weights.safetensors") : path;
+        // A checkpoint may be a folder holding the LoRA (the worker: lora.safetensors; diffusers: pytorch_lora_weights.safetensors).
+        const inFolder = ["lora.safetensors", "pytorch_lora_weights.safetensors"].map((f) => join(path, f)).find((f) => existsSync(f));
+        const file = inFolder ?? path;
         if (existsSync(file)) out.set(e.step, { name: `step ${e.step}`, path: file, step: e.step });
       }
     } catch {
