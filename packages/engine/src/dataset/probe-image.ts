@@ -71,6 +71,13 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (error) {
     const text = String((error as Error).message ?? error);
+    if (/\.(heic|heif)$/i.test(source)) {
+      // sharp's prebuilt libheif decodes AV1 (AVIF) only; iPhone HEIC is HEVC.
+      return {
+        ...base,
+        problems: [{ code: "unreadable", severity: "skip", message: `HEIC/HEIF that this sharp build cannot decode (HEVC needs a libvips built with it): convert it to JPEG or PNG (${firstLine(text)})` }],
+      };
+    }
     const notImage = /unsupported image format/i.test(text);
     return {
       ...base,

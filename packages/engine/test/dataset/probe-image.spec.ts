@@ -1,0 +1,46 @@
+import sharp from "sharp";
+import { describe, expect, it } from "vitest";
+import { hammingDistance, probeImage } from "@loraspec/engine/dataset/probe-image.js";
+import { photoLike, pngHeaderOnly } from "./make-images.js";
+
+const solid = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, background: "#c04020" } });
+
+describe("probeImage", () => {
+  it.each<[string, string, () => Promise<Buffer>, string[]]>([
+    ["a JPEG at the resolution", "a.jpg", () => photoLike(300, 260, 1).jpeg().toBuffer(), []],
+    ["an AVIF-coded .heic (sharp can)", "a.heic", () => solid(300, 300).heif({ compression: "av1" }).toBuffer(), []],
+    [
+      "an HEVC .heic (sharp cannot)",
+      "b.heic",
+      async () => {
+        const b = await solid(300, 300).heif({ compression: "av1" }).toBuffer();
+        b.write("hvc1", b.indexOf("av01"));
+        return b;
+      },
+      ["unreadable"],
+    ],
+    ["an empty file", "e.png", async () => Buffer.alloc(0), ["unreadable"]],
+    ["text named .png", "t.png", async () => Buffer.from("hello"), ["not-an-image"]],
+    ["a 30000x30000 header", "h.png", async () => pngHeaderOnly(30000, 30000), ["too-large"]],
+    ["a truncated JPEG", "c.jpg", async () => (await photoLike(300, 300, 2).jpeg().toBuffer()).subarray(0, 4000), ["truncated"]],
+    ["below the resolution", "s.png", () => solid(200, 200).png().toBuffer(), ["upscaled"]],
+    ["far below the resolution", "xs.png", () => solid(100, 100).png().toBuffer(), ["too-small"]],
+    ["a 4:1 panorama", "p.png", () => solid(1200, 300).png().toBuffer(), ["extreme-aspect"]],
+  ])("%s", async (_, source, make, codes) => {
+    const probed = await probeImage({ source, bytes: await make(), resolution: 256 });
+    expect(probed.problems.map((p) => p.code)).toEqual(codes);
+  });
+
+  it("applies EXIF orientation to the reported size", async () => {
+    const bytes = await solid(400, 300).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    expect(await probeImage({ source: "r.jpg", bytes, resolution: 256 })).toMatchObject({ width: 300, height: 400, orientation: 6 });
+  });
+
+  it("hashes near copies close together and different images far apart", async () => {
+    const a = await probeImage({ source: "a", bytes: await photoLike(400, 300, 5).jpeg({ quality: 90 }).toBuffer(), resolution: 64 });
+    const a2 = await probeImage({ source: "a2", bytes: await photoLike(400, 300, 5).resize(300, 225).jpeg({ quality: 60 }).toBuffer(), resolution: 64 });
+    const b = await probeImage({ source: "b", bytes: await photoLike(400, 300, 6).jpeg().toBuffer(), resolution: 64 });
+    expect(hammingDistance(a.dhash!, a2.dhash!)).toBeLessThanOrEqual(8);
+    expect(hammingDistance(a.dhash!, b.dhash!)).toBeGreaterThan(8);
+  });
+});
