@@ -161,13 +161,14 @@ export function dhashFromGrey9x8(data: Uint8Array): string {
 }
 
 export function hammingDistance(a: string, b: string): number {
-  let x = BigInt(`0x${a}`) ^ BigInt(`0x${b}`);
-  let count = 0;
-  while (x > 0n) {
-    count += Number(x & 1n);
-    x >>= 1n;
-  }
-  return count;
+  return popcount32(parseInt(a.slice(0, 8), 16) ^ parseInt(b.slice(0, 8), 16)) + popcount32(parseInt(a.slice(8, 16), 16) ^ parseInt(b.slice(8, 16), 16));
+}
+
+function popcount32(x: number): number {
+  // SWAR bit count: O(1), no BigInt (dedupe compares every pair).
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
 }
 
 /** A JPEG must end with EOI (FF D9), a PNG with an IEND chunk; a cut-off download has neither. */

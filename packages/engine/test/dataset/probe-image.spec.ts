@@ -44,3 +44,15 @@ describe("probeImage", () => {
     expect(hammingDistance(a.dhash!, b.dhash!)).toBeGreaterThan(8);
   });
 });
+
+describe("hammingDistance", () => {
+  it.each([
+    ["0000000000000000", "0000000000000000", 0],
+    ["ffffffffffffffff", "0000000000000000", 64],
+    ["8000000000000001", "0000000000000000", 2],
+    ["00000000ffffffff", "ffffffff00000000", 64],
+    ["0f0f0f0f0f0f0f0f", "0f0f0f0f0f0f0f0e", 1],
+  ])("%s vs %s -> %d", (a, b, expected) => {
+    expect(hammingDistance(a, b)).toBe(expected);
+  });
+});
