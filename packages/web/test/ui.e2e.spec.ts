@@ -34,77 +34,77 @@ async function shot(name: string) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 }
 
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), "loraspec-ui-e2e-"));
-  project = join(work, "project");
-  const examples = join(work, "examples");
-  await mkdir(join(examples, "dataset"), { recursive: true });
-  await mkdir(project, { recursive: true });
-  await mkdir(SHOTS, { recursive: true });
-
-  // The page, built the way `npm run build:web` builds it.
-  const { build } = await import("vite");
-  await build({ configFile: join(root, "packages/web/vite.config.ts"), logLevel: "error" });
-
-  // A tiny SDXL (random weights, tokenizers made in code) for a real run on the CPU.
-  const base = join(work, "tiny-sdxl");
-  const made = spawnSync(PYTHON, ["-m", "loraspec_worker", "make-tiny-base", "--arch", "sdxl", "--out", base], {
-    cwd: join(root, "worker"),
-    encoding: "utf8",
-  });
-  if (made.status !== 0) throw new Error(`make-tiny-base failed: ${made.stderr}`);
-
-  // The example: six small images, captions without the trigger on two of them, and a lint
-  // error the form will fix (a stacked LoRA at 0.5 plus this one at 1.0 is over 1.0).
-  const colors = [
-    [200, 40, 40],
-    [40, 160, 60],
-    [40, 60, 200],
-    [220, 180, 40],
-    [120, 40, 160],
-    [30, 150, 160],
-  ];
-  for (const [i, [r, g, b]] of colors.entries()) {
-    const svg = `<svg width="96" height="80" xmlns="http://www.w3.org/2000/svg"><rect width="96" height="80" fill="rgb(${r},${g},${b})"/><circle cx="${30 + i * 8}" cy="40" r="18" fill="white"/></svg>`;
-    await writeFile(join(examples, "dataset", `img-${i}.png`), await sharp(Buffer.from(svg)).png().toBuffer());
-    if (i < 4) await writeFile(join(examples, "dataset", `img-${i}.txt`), `${TRIGGER}, a white disc on a coloured card, photo ${i}\n`);
-  }
-  await writeFile(
-    join(examples, "e2e.yaml"),
-    [
-      "version: 1",
-      "name: e2e-demo",
-      `base: { model: sdxl, path: ${JSON.stringify(base)} }`,
-      "trainer: { name: diffusers }",
-      'hardware: { kind: local, gpu: "RTX 4090", vram_gb: 24 }',
-      "target: character",
-      "dataset: { path: ./dataset, resolution: 64 }",
-      `trigger: { word: ${TRIGGER} }`,
-      "hyperparameters: { learning_rate: 1e-4, steps: 12, rank: 4, optimizer: adamw, precision: fp32, save_every: 4, gradient_checkpointing: false }",
-      "validation:",
-      "  stack:",
-      "    - { lora: other.safetensors, weight: 0.5 }",
-      "",
-    ].join("\n"),
-  );
-
-  runs = createRunsService({ projectDir: project });
-  server = await startServer({ ...defaultDeps(), runs, projectDir: project, examplesDir: examples, webDist: join(root, "packages/web/dist"), port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-}, 240_000);
-
-afterAll(async () => {
-  await browser?.close();
-  runs?.close();
-  await server?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
 describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), "loraspec-ui-e2e-"));
+    project = join(work, "project");
+    const examples = join(work, "examples");
+    await mkdir(join(examples, "dataset"), { recursive: true });
+    await mkdir(project, { recursive: true });
+    await mkdir(SHOTS, { recursive: true });
+
+    // The page, built the way `npm run build:web` builds it.
+    const { build } = await import("vite");
+    await build({ configFile: join(root, "packages/web/vite.config.ts"), logLevel: "error" });
+
+    // A tiny SDXL (random weights, tokenizers made in code) for a real run on the CPU.
+    const base = join(work, "tiny-sdxl");
+    const made = spawnSync(PYTHON, ["-m", "loraspec_worker", "make-tiny-base", "--arch", "sdxl", "--out", base], {
+      cwd: join(root, "worker"),
+      encoding: "utf8",
+    });
+    if (made.status !== 0) throw new Error(`make-tiny-base failed: ${made.stderr}`);
+
+    // The example: six small images, captions without the trigger on two of them, and a lint
+    // error the form will fix (a stacked LoRA at 0.5 plus this one at 1.0 is over 1.0).
+    const colors = [
+      [200, 40, 40],
+      [40, 160, 60],
+      [40, 60, 200],
+      [220, 180, 40],
+      [120, 40, 160],
+      [30, 150, 160],
+    ];
+    for (const [i, [r, g, b]] of colors.entries()) {
+      const svg = `<svg width="96" height="80" xmlns="http://www.w3.org/2000/svg"><rect width="96" height="80" fill="rgb(${r},${g},${b})"/><circle cx="${30 + i * 8}" cy="40" r="18" fill="white"/></svg>`;
+      await writeFile(join(examples, "dataset", `img-${i}.png`), await sharp(Buffer.from(svg)).png().toBuffer());
+      if (i < 4) await writeFile(join(examples, "dataset", `img-${i}.txt`), `${TRIGGER}, a white disc on a coloured card, photo ${i}\n`);
+    }
+    await writeFile(
+      join(examples, "e2e.yaml"),
+      [
+        "version: 1",
+        "name: e2e-demo",
+        `base: { model: sdxl, path: ${JSON.stringify(base)} }`,
+        "trainer: { name: diffusers }",
+        'hardware: { kind: local, gpu: "RTX 4090", vram_gb: 24 }',
+        "target: character",
+        "dataset: { path: ./dataset, resolution: 64 }",
+        `trigger: { word: ${TRIGGER} }`,
+        "hyperparameters: { learning_rate: 1e-4, steps: 12, rank: 4, optimizer: adamw, precision: fp32, save_every: 4, gradient_checkpointing: false }",
+        "validation:",
+        "  stack:",
+        "    - { lora: other.safetensors, weight: 0.5 }",
+        "",
+      ].join("\n"),
+    );
+
+    runs = createRunsService({ projectDir: project });
+    server = await startServer({ ...defaultDeps(), runs, projectDir: project, examplesDir: examples, webDist: join(root, "packages/web/dist"), port: 0 });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    runs?.close();
+    await server?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
   it("without the token the page says how to get in", async () => {
     const res = await page.goto(server.url);
     expect(res?.status()).toBe(401);
