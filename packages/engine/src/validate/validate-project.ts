@@ -56,6 +56,11 @@ const ARCH: Record<string, string> = { sdxl: "sdxl", flux1: "flux1", flux2: "flu
 // fal LoRA inference endpoints per family (trainers.md §4: fal-ai/flux-lora, fal-ai/flux-2/lora).
 const FAL_ENDPOINT: Record<string, string> = { flux1: "fal-ai/flux-lora", flux2: "fal-ai/flux-2/lora" };
 
+/** "./base", "../x", "/abs" are folders even before they exist; "owner/name" is a Hugging Face id unless it exists here. */
+function isLocalPath(p: string): boolean {
+  return /^(\.{1,2}[\\/]|[\\/]|~)/.test(p);
+}
+
 async function listImages(dir: string): Promise<string[]> {
   let entries: string[];
   try {
@@ -175,7 +180,9 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   if (kind === "worker") {
     const base = params.base ?? contract?.base.path ?? model?.hfRepo;
     if (!base) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base (a diffusers folder or Hugging Face id) or a contract" });
-    const resolvedBase = existsSync(resolve(contractDir, base)) ? resolve(contractDir, base) : base;
+    // --base is relative to where the user runs the command; base.path to the contract's folder.
+    const from = params.base ? cwd : contractDir;
+    const resolvedBase = isLocalPath(base) || existsSync(resolve(from, base)) ? resolve(from, base) : base;
     sampler = createWorkerSampler({
       config: { base: resolvedBase, arch: model ? ARCH[model.family] : undefined, device: params.device, logFile: join(outDir, "worker.log") },
       runWorker: params.runWorker,

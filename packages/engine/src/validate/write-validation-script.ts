@@ -46,7 +46,8 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
   const model = contract ? getBaseModel(contract.base.model) : undefined;
   const baseRaw = params.base ?? contract?.base.path ?? model?.hfRepo;
   if (!baseRaw) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base or a contract" });
-  const base = existsSync(resolve(dir, baseRaw)) ? resolve(dir, baseRaw) : baseRaw;
+  // "./base" is a folder even before it exists; "owner/name" is a Hugging Face id unless it exists here.
+  const base = /^(\.{1,2}[\\/]|[\\/]|~)/.test(baseRaw) || existsSync(resolve(dir, baseRaw)) ? resolve(dir, baseRaw) : baseRaw;
   const trigger = params.trigger ?? contract?.trigger.word;
   if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
   const native = model?.nativeResolution ?? 1024;
