@@ -1,3 +1,4 @@
+import { realpathSync } from "node:fs";
 import { cp, mkdir, open, readFile, readdir, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { Hono, type Context } from "hono";
@@ -43,7 +44,8 @@ const FINAL_STATES = new Set(["succeeded", "failed", "cancelled", "interrupted"]
  * a URL to fetch or a path outside the project.
  */
 export function createApp(params: CreateAppParams): Hono {
-  const projectDir = resolve(params.projectDir);
+  // The real path: every path the API hands back is relative to it, symlinked /tmp or not.
+  const projectDir = realOrResolved(params.projectDir);
   const contractRel = params.contractFile ?? "lora.yaml";
   const contractFile = join(projectDir, contractRel);
   const pollMs = params.pollMs ?? 400; // live enough for a loss chart, cheap for a 2-core box
@@ -230,16 +232,9 @@ export function createApp(params: CreateAppParams): Hono {
     });
   });
 
-  const datasetImage = async (c: Context) => {
-    const rel = requireString(c.req.query("path"), "path");
-    const dir = await datasetDir();
-    const full = await inside(projectRelative(projectDir, join(dir, ...rel.split("/"))));
-    // The joined path is re-checked: `rel` must not climb out of the dataset either.
-    if (rel.split(/[\\/]/).includes("..") || /^([\\/]|[a-zA-Z]:)/.test(rel)) {
-      throw new LoraspecError("E_PATH_OUTSIDE_PROJECT", `Refused path "${rel}".`, { field: "path" });
-    }
-    return full;
-  };
+  // Dataset images are confined twice: to the project (the dataset folder) and to the dataset.
+  const datasetImage = async (c: Context) =>
+    resolveInsideProject({ projectDir: await datasetDir(), path: requireString(c.req.query("path"), "path") });
 
   app.get("/api/dataset/thumb", async (c) => {
     const full = await datasetImage(c);
@@ -556,4 +551,12 @@ async function listExamples(dir: string): Promise<string[]> {
     }
   }
   return out.sort();
+}
+
+function realOrResolved(dir: string): string {
+  try {
+    return realpathSync(resolve(dir));
+  } catch {
+    return resolve(dir);
+  }
 }

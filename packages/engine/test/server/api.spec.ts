@@ -191,6 +191,15 @@ describe("files outside the project are refused with 403", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("a project opened through a symlinked path still serves its own files", async () => {
+    const link = join(root, "project-link");
+    await symlink(project, link);
+    const viaLink = createApp({ projectDir: link, token: TOKEN });
+    expect((await viaLink.request("/files/dataset/a.txt", { headers: auth })).status).toBe(200);
+    expect((await viaLink.request("/api/dataset/thumb?path=a.png", { headers: auth })).status).toBe(200);
+    expect((await viaLink.request("/files/leak.txt", { headers: auth })).status).toBe(403);
+  });
+
   it("serves a file inside the project", async () => {
     const res = await app.request("/files/dataset/a.txt", { headers: auth });
     expect(res.status).toBe(200);
