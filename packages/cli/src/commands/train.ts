@@ -77,7 +77,8 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
   const { startRun } = await import("@loraspec/engine/run/run-training.js");
   const result = await checkProject({ path, falKey: process.env.FAL_KEY });
   const { loaded, plan, findings } = result;
-  const errors = findings.filter((f) => f.severity === "error");
+  // The cost limit is train's own decision (E_COST_LIMIT, or accepted with --yes), not a lint stop.
+  const errors = findings.filter((f) => f.severity === "error" && f.rule !== "cost-over-limit");
   if (errors.length > 0) {
     throw new LoraspecError("E_CONTRACT_INVALID", `the contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}`, {
       file: loaded.displayName,

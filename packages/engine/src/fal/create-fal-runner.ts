@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { ApiError, createFalClient, isRetryableError, type QueueStatus, type RequestMiddleware } from "@fal-ai/client";
+import { ApiError, createFalClient, isRetryableError, withMiddleware, type QueueStatus, type RequestMiddleware } from "@fal-ai/client";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -17,6 +17,21 @@ export interface FalRunnerConfig {
   /** Rewrites every queue/storage request (a proxy, an emulator). */
   requestMiddleware?: RequestMiddleware;
   pollIntervalMs?: number;
+  /**
+   * Other queue / REST hosts than fal's defaults (e.g. the backup queue host
+   * https://queue.falrun.com, trainers.md §4.3, or a gateway). Default: $LORASPEC_FAL_QUEUE_URL
+   * and $LORASPEC_FAL_REST_URL when set.
+   */
+  hosts?: { queue?: string; rest?: string };
+}
+
+/** The runner's settings a user can give through the environment (never the key's storage). */
+export function falRunnerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): FalRunnerConfig {
+  const poll = Number(env.LORASPEC_FAL_POLL_MS);
+  return {
+    ...(Number.isFinite(poll) && poll > 0 ? { pollIntervalMs: poll } : {}),
+    hosts: { queue: env.LORASPEC_FAL_QUEUE_URL || undefined, rest: env.LORASPEC_FAL_REST_URL || undefined },
+  };
 }
 
 export interface FalRunParams {
@@ -104,13 +119,25 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
     }
   }) as typeof fetch;
   const credentials = config.credentials ?? falCredentialsFromEnv();
+  const hosts = config.hosts ?? falRunnerConfigFromEnv().hosts ?? {};
+  const rewrite: [string, string][] = [];
+  if (hosts.queue) rewrite.push(["https://queue.fal.run/", `${hosts.queue.replace(/\/$/, "")}/`]);
+  if (hosts.rest) rewrite.push(["https://rest.fal.ai/", `${hosts.rest.replace(/\/$/, "")}/`]);
+  const hostMiddleware: RequestMiddleware | undefined =
+    rewrite.length === 0
+      ? undefined
+      : async (request) => {
+          const hit = rewrite.find(([from]) => request.url.startsWith(from));
+          return hit ? { ...request, url: hit[1] + request.url.slice(hit[0].length) } : request;
+        };
+  const middlewares = [hostMiddleware, config.requestMiddleware].filter((m): m is RequestMiddleware => m !== undefined);
   const client = createFalClient({
     credentials: () => credentials,
     fetch: guardedFetch,
-    ...(config.requestMiddleware ? { requestMiddleware: config.requestMiddleware } : {}),
+    ...(middlewares.length > 0 ? { requestMiddleware: withMiddleware(...middlewares) } : {}),
     suppressLocalCredentialsWarning: true,
   });
-  const pollMs = config.pollIntervalMs ?? FAL_POLICY.pollIntervalMs.value;
+  const pollMs = config.pollIntervalMs ?? falRunnerConfigFromEnv().pollIntervalMs ?? FAL_POLICY.pollIntervalMs.value;
 
   const requireKey = () => {
     if (!credentials) {

@@ -5,6 +5,7 @@ import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import type { FalRunner } from "../fal/create-fal-runner.js";
+import { processStartTime } from "./process-alive.js";
 import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
 import type { StopTimeouts } from "./supervision-policy.js";
@@ -143,7 +144,9 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
     const final = store.get(run.id);
     if (outcome.state === "succeeded") {
       const done = store.transition(run.id, "succeeded", { outputPath: outcome.output, step: final.totalSteps ?? final.step });
-      yield* emit({ type: "done", result: { runId: run.id, state: "succeeded", lora: outcome.output, runDir: run.runDir } });
+      const result: Record<string, unknown> = { runId: run.id, state: "succeeded", lora: outcome.output, runDir: run.runDir };
+      if (outcome.trainerResult) result.trainer = outcome.trainerResult;
+      yield* emit({ type: "done", result });
       return done;
     }
     if (outcome.state === "cancelled" || outcome.state === "interrupted") {
@@ -176,7 +179,7 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
 }
 
 type Outcome =
-  | { state: "succeeded"; output: string }
+  | { state: "succeeded"; output: string; trainerResult?: Record<string, unknown> }
   | { state: "cancelled" | "interrupted"; message: string }
   | { state: "failed"; error: LoraspecError };
 
@@ -235,14 +238,14 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   } catch (error) {
     return { state: "failed", error: error as LoraspecError };
   }
-  return { state: "succeeded", output };
+  return { state: "succeeded", output, trainerResult: workerDone };
 }
 
 async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGenerator<LoraspecEvent, Outcome> {
   const { store, run } = params;
   if (!params.falRunner) throw new LoraspecError("E_INTERNAL", "a fal job needs a fal runner");
   // The loraspec process itself does the work (polling): its pid is what reconcile checks.
-  store.transition(run.id, "running", { pid: process.pid, pidStart: null });
+  store.transition(run.id, "running", { pid: process.pid, pidStart: processStartTime(process.pid) ?? null });
   const gen = params.falRunner.run({
     store,
     runId: run.id,

@@ -1,0 +1,125 @@
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFalEmulator, type FalEmulator } from "../emulators/fal-emulator.js";
+
+/**
+ * `loraspec train` on a fal contract through the built CLI, against the local emulator (the
+ * queue and REST hosts are pointed at it with LORASPEC_FAL_QUEUE_URL / LORASPEC_FAL_REST_URL):
+ * the cost limit refuses without --yes, a loraspec killed while the job trains leaves the run
+ * interrupted, and `train --resume` re-attaches to the same request and downloads the LoRA.
+ */
+const root = fileURLToPath(new URL("../../../..", import.meta.url));
+const bin = join(root, "bin", "loraspec.mjs");
+const KEY = "fal-test-key:SECRET-THAT-MUST-NOT-LEAK";
+
+let emulator: FalEmulator;
+let project: string;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  emulator = await startFalEmulator();
+  project = mkdtempSync(join(tmpdir(), "loraspec-fal-cli-"));
+  mkdirSync(join(project, "dataset"));
+  for (let i = 0; i < 3; i++) {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 60 * i, g: 90, b: 30 } } }).png().toFile(join(project, "dataset", `p${i}.png`));
+    writeFileSync(join(project, "dataset", `p${i}.txt`), `txcl, a portrait ${i}`);
+  }
+  env = {
+    ...process.env,
+    CI: "1",
+    NO_COLOR: "1",
+    FAL_KEY: KEY,
+    LORASPEC_FAL_QUEUE_URL: `${emulator.url}/queue`,
+    LORASPEC_FAL_REST_URL: `${emulator.url}/rest`,
+    LORASPEC_FAL_POLL_MS: "20",
+  };
+});
+afterAll(async () => {
+  await emulator.close();
+  rmSync(project, { recursive: true, force: true });
+});
+
+function writeContract(maxCost: number): void {
+  const contract = {
+    version: 1,
+    name: "txcl-fal",
+    base: { model: "flux1-dev" },
+    trainer: { name: "fal" },
+    hardware: { kind: "fal" },
+    target: "character",
+    dataset: { path: "./dataset" },
+    captions: { style: "natural" },
+    trigger: { word: "txcl" },
+    hyperparameters: { learning_rate: 1e-4, steps: 1000 },
+    limits: { max_cost_usd: maxCost },
+  };
+  writeFileSync(join(project, "lora.yaml"), stringify(contract));
+}
+
+/** Runs the CLI without blocking this process: the emulator it talks to lives in this event loop. */
+function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: project, env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => child.once("close", (status) => resolve({ status, stdout, stderr })));
+}
+
+describe("loraspec train on fal (emulated)", () => {
+  it("refuses a plan over limits.max_cost_usd without --yes, before uploading anything", async () => {
+    writeContract(0.01);
+    const r = await cli(["train", "lora.yaml"]);
+    expect(r.stderr).toContain("E_COST_LIMIT");
+    expect(r.status).toBe(1);
+    expect(emulator.jobs).toHaveLength(0);
+    expect(emulator.uploads.size).toBe(0);
+  });
+
+  it("a killed loraspec leaves the run interrupted; --resume re-attaches and finishes without a second job", async () => {
+    writeContract(100);
+    emulator.progressPolls = 40;
+    const child = spawn(process.execPath, [bin, "train", "lora.yaml", "--yes", "--json"], { cwd: project, env });
+    const exit = new Promise((r) => child.once("exit", r));
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+        if (out.includes('"name":"train"')) resolve();
+      });
+      void exit.then(() => reject(new Error(`train exited early: ${out}`)));
+    });
+    child.kill("SIGKILL");
+    await exit;
+    const listed = JSON.parse((await cli(["runs", "--json"])).stdout).runs;
+    expect(listed[0]).toMatchObject({ state: "interrupted", trainer: "fal", remoteRequestId: emulator.jobs[0]!.id });
+
+    emulator.progressPolls = 3;
+    const resumed = await cli(["train", "--resume", listed[0].id, "--yes"]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/succeeded\. LoRA: .*lora\.safetensors/);
+    expect(emulator.jobs).toHaveLength(1);
+    const [done] = JSON.parse((await cli(["runs", "--json"])).stdout).runs;
+    expect(done).toMatchObject({ state: "succeeded", attempts: 2 });
+    expect(readFileSync(done.outputPath)).toEqual(emulator.loraBytes);
+    // The dataset went up as a ZIP, and the key went only into the Authorization header.
+    expect(emulator.jobs[0]!.input.images_data_url).toMatch(/\/files\//);
+    expect(emulator.authorizations.every((a) => a === `Key ${KEY}`)).toBe(true);
+    for (const file of walk(project)) {
+      expect(readFileSync(file).includes(Buffer.from("SECRET-THAT-MUST-NOT-LEAK")), file).toBe(false);
+    }
+  });
+});
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walk(path) : [path];
+  });
+}
