@@ -230,6 +230,32 @@ function detectFormat(modules: ModuleKeys[], unknown: string[], metadata: Record
   return { format, traits: [...traits] };
 }
 
+/**
+ * diffusers writes the LoraConfig as JSON in `__metadata__.lora_adapter_metadata`, keys prefixed with
+ * the component ("transformer.lora_alpha", "unet.r", ...) [DF loaders/lora_base.py `_pack_dict_with_prefix`].
+ * Returns the alpha that gives peft's scale (lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA) for a
+ * lora_A/B module of `rank`, or undefined when the file says nothing (scale 1).
+ */
+function adapterAlpha(metadata: Record<string, string>, stem: string, rank: number): number | undefined {
+  const raw = metadata.lora_adapter_metadata;
+  if (!raw) return undefined;
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const prefix = /^(transformer|unet|text_encoder_2|text_encoder)\./.exec(stem)?.[1];
+  if (!prefix) return undefined;
+  const get = (k: string) => config[`${prefix}.${k}`];
+  const path = stem.slice(prefix.length + 1);
+  const patterns = (get("alpha_pattern") ?? {}) as Record<string, number>;
+  const hit = Object.keys(patterns).find((p) => path === p || path.endsWith(`.${p}`));
+  const alpha = hit !== undefined ? patterns[hit] : (get("lora_alpha") as number | undefined);
+  if (typeof alpha !== "number") return undefined;
+  return get("use_rslora") === true ? alpha * Math.sqrt(rank) : alpha;
+}
+
 function scalarOf(shape: number[]): boolean {
   return shape.length === 0 || (shape.length === 1 && shape[0] === 1);
 }
@@ -264,7 +290,7 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
       const rank = down[0] ?? 0;
       if (!inOk || !outOk || up[1] !== rank) continue;
       const alphaKey = m.keys.alpha;
-      const alpha = alphaKey !== undefined ? params.alphas?.get(alphaKey) : undefined;
+      const alpha = alphaKey !== undefined ? params.alphas?.get(alphaKey) : m.style === "AB" ? adapterAlpha(params.metadata ?? {}, m.base, rank) : undefined;
       placed.push({ ...m, placement: p, rank, alpha });
       score++;
     }

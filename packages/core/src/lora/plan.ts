@@ -1,5 +1,5 @@
 import { LoraspecError } from "../errors.js";
-import type { Dtype } from "./dtype.js";
+import { decodeToF32, type Dtype, encodeFromF32 } from "./dtype.js";
 import type { Architecture, ModuleSpec } from "./architectures.js";
 import { type KeyInfo, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
 
@@ -114,11 +114,19 @@ function overlap(p: Piece, a: number, b: number): [number, number] | undefined {
 function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target: TargetFormat, names: { down: string; up: string; alpha?: string }, dtype: Dtype): PlannedTensor[] {
   const used = pieces.map((p) => ({ p, rows: overlap(p, a, b) })).filter((x) => x.rows !== undefined) as Array<{ p: Piece; rows: [number, number] }>;
   const rank = used.reduce((s, x) => s + x.p.m.rank, 0);
+  // With an alpha in the target, the most common factor g moves into alpha (alpha = rank * g), so
+  // pieces with that factor are byte copies; the others carry factor / g. Without alpha, all is baked.
+  let g = 1;
+  if (names.alpha) {
+    const counts = new Map<number, number>();
+    for (const { p } of used) if (p.factor !== 0) counts.set(p.factor, (counts.get(p.factor) ?? 0) + 1);
+    g = [...counts].sort((x, y) => y[1] - x[1])[0]?.[0] ?? 1;
+  }
   const downParts: PlacePart[] = [];
   const upParts: PlacePart[] = [];
   let col = 0;
   for (const { p, rows } of used) {
-    const { down, up } = splitScale(p.factor);
+    const { down, up } = splitScale(p.factor === g ? 1 : p.factor / g);
     downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: down, row: col, col: 0 });
     const local: [number, number] = [rows[0] - p.row0, rows[1] - p.row0];
     upParts.push({ src: { input: p.input, key: p.m.keys.up! }, factor: up, row: rows[0] - a, col, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined });
@@ -130,7 +138,12 @@ function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target
     { name: names.down, dtype, shape: downShape, op: { op: "place", parts: downParts } },
     { name: names.up, dtype, shape: upShape, op: { op: "place", parts: upParts } },
   ];
-  if (names.alpha) out.push({ name: names.alpha, dtype, shape: [], op: { op: "scalar", value: rank } });
+  if (names.alpha) {
+    const value = rank * g;
+    // The alpha must hold rank * g exactly: keep the weights' dtype when it can, else F32.
+    const exact = dtype !== "F32" && decodeToF32(dtype, encodeFromF32(dtype, new Float32Array([value])))[0] === Math.fround(value) && Math.fround(value) === value;
+    out.push({ name: names.alpha, dtype: exact || dtype === "F32" ? dtype : "F32", shape: [], op: { op: "scalar", value } });
+  }
   return out;
 }
 

@@ -66,6 +66,8 @@ export async function* convertLora(params: {
       yield { type: "warning", code: "E_LORA_UNUSED_KEYS", message: `dropped ${plan.dropped.length} key(s) that cannot be placed: ${plan.dropped.join(", ")}`, file: params.input };
     }
     const metadata: Record<string, string> = { ...file.metadata };
+    // Its lora_alpha is now baked into the weights (diffusers) or carried as .alpha (kohya/comfy).
+    delete metadata.lora_adapter_metadata;
     if (params.to === "diffusers") metadata.format = "pt";
     metadata["loraspec.converted_from"] = `${parsed.format}:${parsed.arch?.id ?? "unknown"}`;
     yield { type: "phase", name: "write", message: `writing ${plan.tensors.length} tensors to ${params.output}` };

@@ -68,7 +68,19 @@ async function placePart(
     return;
   }
   if (sameBytes) {
-    // Strided byte copy (a block of columns, e.g. one input's B inside a cat-merged B): no decode.
+    // Strided copy (a block of columns, e.g. one input's B inside a cat-merged B): no decode.
+    // Short rows go through an element loop on aligned views (subarray per row costs more).
+    if ((elem === 2 || elem === 4) && w <= 128 && raw.byteOffset % elem === 0 && out.byteOffset % elem === 0) {
+      const View = elem === 2 ? Uint16Array : Uint32Array;
+      const s16 = new View(raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / elem);
+      const d16 = new View(out.buffer as ArrayBuffer, out.byteOffset, out.byteLength / elem);
+      for (let i = 0; i < h; i++) {
+        let from = (r0 + i) * srcCols + c0;
+        let to = (part.row + i) * outCols + part.col;
+        for (let j = 0; j < w; j++) d16[to++] = s16[from++]!;
+      }
+      return;
+    }
     const rowBytes = w * elem;
     for (let i = 0; i < h; i++) {
       const from = ((r0 + i) * srcCols + c0) * elem;

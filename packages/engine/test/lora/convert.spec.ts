@@ -123,6 +123,25 @@ describe.runIf(HAS_PYTHON)("convert matches diffusers' own conversion (oracle)",
   });
 });
 
+describe.runIf(HAS_PYTHON)("diffusers lora_adapter_metadata", () => {
+  it("applies lora_alpha / r from the file's LoraConfig metadata and does not apply it twice after conversion", async () => {
+    const dir = await tempDir();
+    const src = join(dir, "d.safetensors");
+    const pick = (m: { native: string }) => /^input_blocks\.4\.1\.transformer_blocks\.0\.attn1\./.test(m.native);
+    await buildLora({ path: src, arch: "sdxl", format: "diffusers", pick, rank: 4, metadata: { format: "pt", lora_adapter_metadata: JSON.stringify({ "unet.lora_alpha": 8, "unet.r": 4 }) } });
+    const report = await inspectLora({ path: src });
+    expect(report.scales).toEqual({ "2": 4 });
+    await convert(src, join(dir, "k.safetensors"), "kohya");
+    await convert(join(dir, "k.safetensors"), join(dir, "d2.safetensors"), "diffusers");
+    const d2 = await openSafetensors({ path: join(dir, "d2.safetensors") });
+    expect(d2.metadata.lora_adapter_metadata).toBeUndefined();
+    await d2.close();
+    const r = oracle("convert_oracle.py", ["weighted", `${src}:2`, join(dir, "d2.safetensors")]);
+    expect([r.missing_in_ours, r.extra_in_ours, r.modules]).toEqual([[], [], 4]);
+    expect(r.max_rel_err).toBeLessThan(1e-6);
+  });
+});
+
 describe("every key accounted for", () => {
   it("a key that cannot be placed fails with E_LORA_UNUSED_KEYS, or is dropped and reported with allowDrop", async () => {
     const dir = await tempDir();
