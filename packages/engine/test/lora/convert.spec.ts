@@ -237,3 +237,28 @@ describe.runIf(HAS_PYTHON)("more architectures and formats", () => {
     expect(r.max_rel_err).toBeLessThan(1e-6);
   });
 });
+
+describe("detection of non-plain and other formats", () => {
+  const z = (name: string, shape: number[]) => ({ name, dtype: "F32" as const, shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 4) });
+  const cases: Array<[string, ReturnType<typeof z>[], string, string[]]> = [
+    ["LoHa", [z("lora_unet_double_blocks_0_img_attn_proj.hada_w1_a", [3072, 4]), z("lora_unet_double_blocks_0_img_attn_proj.hada_w1_b", [4, 3072]), z("lora_unet_double_blocks_0_img_attn_proj.alpha", [])], "lycoris", ["lycoris:loha"]],
+    ["LoKr", [z("lycoris_transformer_blocks_0_attn_to_q.lokr_w1", [8, 8]), z("lycoris_transformer_blocks_0_attn_to_q.lokr_w2", [384, 384])], "lycoris", ["lycoris:lokr"]],
+    ["DoRA", [z("lora_unet_img_in.lora_down.weight", [2, 64]), z("lora_unet_img_in.lora_up.weight", [3072, 2]), z("lora_unet_img_in.dora_scale", [1, 64])], "kohya", ["dora"]],
+    ["LoCon Tucker", [z("lora_unet_img_in.lora_down.weight", [2, 64]), z("lora_unet_img_in.lora_up.weight", [3072, 2]), z("lora_unet_img_in.lora_mid.weight", [2, 2])], "kohya", ["lycoris:locon-tucker"]],
+    ["raw PEFT", [z("base_model.model.x_embedder.lora_A.weight", [2, 64]), z("base_model.model.x_embedder.lora_B.weight", [3072, 2])], "peft", []],
+    ["PEFT with adapter name", [z("x_embedder.lora_A.default.weight", [2, 64]), z("x_embedder.lora_B.default.weight", [3072, 2])], "peft", []],
+    ["ComfyUI (diffusion_model. + lora_up/down)", [z("diffusion_model.img_in.lora_down.weight", [2, 64]), z("diffusion_model.img_in.lora_up.weight", [3072, 2])], "comfy", []],
+  ];
+  it.each(cases)("%s", async (_name, tensors, format, traits) => {
+    const dir = await tempDir();
+    const p = join(dir, "x.safetensors");
+    const { writeSafetensors } = await import("@loraspec/engine/lora/write-safetensors.js");
+    await writeSafetensors({ path: p, tensors });
+    const r = await inspectLora({ path: p });
+    expect(r.format).toBe(format);
+    expect(r.traits).toEqual(traits);
+    // Non-LoRA parameters are never placed: convert refuses them with a list.
+    if (traits.length) expect(r.unplaced.length).toBeGreaterThan(0);
+    else expect(r.unplaced).toEqual([]);
+  });
+});
