@@ -125,6 +125,8 @@ export async function* validateLora(params: ValidateLoraParams): AsyncGenerator<
       weights: verdicts.weights.map((w) => ({ key: w.key, step: w.step, weight: w.weight, status: w.status, checks: Object.fromEntries(w.checks.map((c) => [c.check, c.status])) })),
       stack: verdicts.stack?.status,
       warnings: verdicts.warnings,
+      // The numbers behind every verdict (value, thresholds, source) for --json.
+      verdicts: verdicts as unknown as Record<string, unknown>,
     },
   };
 }

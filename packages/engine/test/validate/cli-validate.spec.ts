@@ -85,6 +85,10 @@ describe("loraspec validate", () => {
     expect(summary.status).toBe("fail");
     expect(summary.weights.map((w: { weight: number; checks: { trigger: string } }) => [w.weight, w.checks.trigger])).toEqual([[0.6, "fail"], [1, "fail"]]);
     expect(summary.stack).toBeDefined();
+    // --json carries the numbers behind each verdict, with thresholds and sources.
+    const measure = summary.verdicts.weights[0].checks[0].measures[0];
+    expect(measure).toMatchObject({ id: "trigger_effect", status: "fail", pass: expect.any(Number), source: expect.any(String) });
+    expect(measure.value).toBeCloseTo(0, 6);
     expect(existsSync(summary.report)).toBe(true);
     expect(summary.report).toBe(join(fx, ".loraspec", "validations", "zero", "report.html"));
   }, SLOW);
