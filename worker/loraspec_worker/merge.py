@@ -20,7 +20,8 @@ an input counts as zero), in float32 (float64 on CPU for the SVD):
   dare:   delta_i * Bernoulli(density) / density (seeded), then M = sum_i w_i masked_i (peft `dare_linear_svd`)
   linear: peft `linear` on the factors (equal ranks required): down = sum sign(c_i) sqrt|c_i| down_i,
           up = sum sqrt|c_i| up_i with c_i = w_i * alpha_i / r_i. Not delta-exact (cross terms): lossy, as peft.
-Then U, S, Vh = svd(M); up = U[:, :R] * S[:R], down = Vh[:R], alpha = R.
+Then U, S, Vh = svd(M); up = U[:, :R] * S[:R], down = Vh[:R], alpha = R. (svd never forms M: it
+factors the stacked B and A with thin QRs and takes the SVD of the small core; same result.)
 """
 
 from __future__ import annotations
@@ -143,12 +144,28 @@ def run(request: dict) -> dict:
             tensors[stem + SUFFIX_DOWN] = down.to("cpu", out_dtype).contiguous()
             tensors[stem + SUFFIX_UP] = up.to("cpu", out_dtype).contiguous()
             tensors[stem + ".alpha"] = torch.tensor(float(r), dtype=out_dtype)
+        elif method == "svd":
+            # The weighted sum is B_cat @ A_cat (rank <= sum of ranks): SVD through two thin QRs and a
+            # small core, exact and O(out * R^2) instead of a full out x in SVD.
+            bs, as_ = [], []
+            for (d, u, a), w in present:
+                r = d.shape[0]
+                scale = 1.0 if a == 0 else a / r
+                bs.append((w * scale) * u.reshape(u.shape[0], -1).to(device, work))
+                as_.append(d.reshape(r, -1).to(device, work))
+            qb, rb = torch.linalg.qr(torch.cat(bs, dim=1))
+            qa, ra = torch.linalg.qr(torch.cat(as_, dim=0).T)
+            U, S, Vh = torch.linalg.svd(rb @ ra.T)
+            k = min(rank, S.shape[0])
+            up = ((qb @ U[:, :k]) * S[:k]).reshape(up0.shape[0], k, *([1] * (up0.dim() - 2)))
+            down = (Vh[:k] @ qa.T).reshape(k, *down0.shape[1:])
+            tensors[stem + SUFFIX_DOWN] = down.to("cpu", out_dtype).contiguous()
+            tensors[stem + SUFFIX_UP] = up.to("cpu", out_dtype).contiguous()
+            tensors[stem + ".alpha"] = torch.tensor(float(k), dtype=out_dtype)
         else:
             deltas = [_delta(d, u, a, device, work) for (d, u, a), _ in present]
             ws = [w for _, w in present]
-            if method == "svd":
-                merged = sum(w * d for w, d in zip(ws, deltas))
-            elif method == "ties":
+            if method == "ties":
                 merged = _ties(deltas, ws, density)
             else:
                 merged = _dare(deltas, ws, density, generator)
