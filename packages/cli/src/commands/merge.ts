@@ -19,6 +19,7 @@ export function registerMerge(program: Command): void {
     .option("--json", "print events as JSON lines")
     .action(async (args: string[], opts: { method: string; rank?: string; density?: string; seed?: string; to?: string; output: string; json?: boolean }) => {
       if (!(METHODS as readonly string[]).includes(opts.method)) throw new LoraspecError("E_USAGE", `--method must be one of ${METHODS.join(", ")}`, { field: "--method" });
+      if (opts.to !== undefined && !["diffusers", "kohya", "comfy"].includes(opts.to)) throw new LoraspecError("E_USAGE", "--to must be one of diffusers, kohya, comfy", { field: "--to" });
       const num = (v: string | undefined, name: string) => {
         if (v === undefined) return undefined;
         const n = Number(v);

@@ -247,6 +247,7 @@ describe("detection of non-plain and other formats", () => {
     ["LoCon Tucker", [z("lora_unet_img_in.lora_down.weight", [2, 64]), z("lora_unet_img_in.lora_up.weight", [3072, 2]), z("lora_unet_img_in.lora_mid.weight", [2, 2])], "kohya", ["lycoris:locon-tucker"]],
     ["raw PEFT", [z("base_model.model.x_embedder.lora_A.weight", [2, 64]), z("base_model.model.x_embedder.lora_B.weight", [3072, 2])], "peft", []],
     ["PEFT with adapter name", [z("x_embedder.lora_A.default.weight", [2, 64]), z("x_embedder.lora_B.default.weight", [3072, 2])], "peft", []],
+    ["kohya SDXL with diffusers block names", [z("lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", [2, 640]), z("lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight", [640, 2])], "kohya", []],
     ["ComfyUI (diffusion_model. + lora_up/down)", [z("diffusion_model.img_in.lora_down.weight", [2, 64]), z("diffusion_model.img_in.lora_up.weight", [3072, 2])], "comfy", []],
   ];
   it.each(cases)("%s", async (_name, tensors, format, traits) => {
