@@ -46,7 +46,9 @@ beforeAll(async () => {
   await w("b.png", await photoLike(300, 400, 2).png().toBuffer());
   await w("c.webp", await photoLike(360, 360, 3).webp().toBuffer());
   await w("d.tiff", await photoLike(320, 300, 4).tiff().toBuffer());
-  await w("e.gif", await photoLike(300, 300, 5).gif().toBuffer());
+  // Animated GIF: the first frame is photo-like, the second solid blue; prep must take the first.
+  const frames = [await photoLike(300, 300, 5).png().toBuffer(), await sharp({ create: { width: 300, height: 300, channels: 3, background: "#0000ff" } }).png().toBuffer()];
+  await w("e.gif", await sharp(frames, { join: { animated: true } }).gif().toBuffer());
   await w("f.avif", await photoLike(300, 300, 6).avif().toBuffer());
   await w("g16.png", await photoLike(300, 300, 7).toColourspace("rgb16").png().toBuffer());
   await w("h-palette.png", await photoLike(300, 300, 8).png({ palette: true }).toBuffer());
@@ -115,13 +117,16 @@ describe("prepareDataset", () => {
     }
   });
 
-  it("applies EXIF orientation and flattens alpha onto the chosen background", async () => {
+  it("applies EXIF orientation, flattens alpha onto the chosen background, takes a GIF's first frame", async () => {
     // Displayed upright, the red top half ends up on the right and the blue half on the left.
     const left = await pixel(join(out, "rotated.png"), 10, 128);
     const right = await pixel(join(out, "rotated.png"), 245, 128);
     expect(left[2]).toBeGreaterThan(180);
     expect(right[0]).toBeGreaterThan(180);
     expect(await pixel(join(out, "transparent.png"), 10, 128)).toEqual([0, 255, 0]);
+    const gif = await sharp(join(out, "e.png")).stats();
+    expect(gif.channels[2]!.mean).toBeLessThan(200);
+    expect(gif.channels[0]!.stdev).toBeGreaterThan(10);
     expect(await pixel(join(out, "transparent.png"), 245, 128)).toEqual([40, 40, 40]);
   });
 
