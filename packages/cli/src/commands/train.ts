@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -63,9 +65,8 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
   try {
     const run = store.get(opts.resume!);
     const falRunner = await falRunnerIfNeeded(run.trainer);
-    const textParsers = await loadTextParsers();
     if (!opts.json) process.stderr.write(`${pc.bold("resuming")} run ${run.id} (${run.trainer}, ${run.state})\n`);
-    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, textParsers, resubmit: opts.resubmit, yes: opts.yes }), opts);
+    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, resubmit: opts.resubmit, yes: opts.yes }), opts);
   } finally {
     store.close();
   }
@@ -106,7 +107,7 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
     if (isCancel(answer) || !answer) throw new LoraspecError("E_CANCELLED", "training not started");
   }
   const falRunner = await falRunnerIfNeeded(contract.trainer.name);
-  const textParsers = await loadTextParsers();
+  const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
   return renderRun(
     startRun({
       projectDir: loaded.dir,
@@ -115,10 +116,9 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
       contractPath: loaded.file,
       trainer: contract.trainer.name,
       plan,
-      job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run }),
+      job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run, contractHash }),
       signal,
       falRunner,
-      textParsers,
       yes: opts.yes,
       onCreated: (run) => {
         if (!opts.json) process.stderr.write(`${pc.dim(`run ${run.id}: ${run.runDir}  (follow: loraspec logs ${run.id} -f)`)}\n`);
@@ -126,11 +126,6 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
     }),
     opts,
   );
-}
-
-/** Parsers for sd-scripts / ai-toolkit text output, from the core when they are built in. */
-async function loadTextParsers() {
-  return {};
 }
 
 async function renderRun(gen: AsyncGenerator<LoraspecEvent, import("@loraspec/engine/run/run-store.js").RunRecord>, opts: TrainOptions) {

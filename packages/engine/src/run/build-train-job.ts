@@ -3,6 +3,7 @@ import { basename, join, relative, resolve, isAbsolute } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
@@ -18,6 +19,8 @@ export interface BuildTrainJobParams {
   contractDir: string;
   plan: CompilePlan & { cost?: { usd?: number } };
   run: RunRecord;
+  /** sha256 of the contract file, written into the LoRA's metadata by the built-in trainer. */
+  contractHash?: string;
   /** Where `loraspec setup` put a trainer checkout and venv (default: the loraspec cache). */
   trainerDir?: (trainer: "kohya" | "ai-toolkit") => { trainerDir: string; venvDir: string };
 }
@@ -41,7 +44,8 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   const trainer = contract.trainer.name;
   if (trainer === "diffusers") {
     const requestFile = join(run.runDir, "worker-request.json");
-    const request = workerTrainRequest({ contract, contractDir: params.contractDir, plan, datasetDir, outputDir });
+    const compiled = compileDiffusers(contract, plan, { datasetDir, outputDir, basePath: resolveBasePath(contract, params.contractDir) }, { contractHash: params.contractHash });
+    const request = compiled.request;
     return {
       kind: "process",
       trainer,
@@ -50,9 +54,10 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       cwd: join(findWorkerRoot(), "worker"),
       files: { "worker-request.json": `${JSON.stringify(request, null, 2)}\n` },
       parser: "worker-jsonl",
-      output: join(outputDir, "lora.safetensors"),
+      output: join(outputDir, `${request.name}.safetensors`),
       resume: { kind: "worker-request", requestFile },
-      totalSteps: request.steps as number,
+      totalSteps: request.steps,
+      warnings: compiled.warnings.map((w) => ({ code: w.code, message: `${w.field}: ${w.message}` })),
       maxWalltimeHours: contract.limits?.max_walltime_hours,
     };
   }
@@ -102,69 +107,12 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   throw new LoraspecError("E_UNKNOWN_TRAINER", `unknown trainer "${String(trainer)}"`, { field: "trainer.name" });
 }
 
-/** The worker's architecture names (worker/loraspec_worker/train.py SUPPORTED_ARCHES / NOT_YET_ARCHES). */
-const WORKER_ARCH: Record<string, string> = {
-  sdxl: "sdxl",
-  "flux1-dev": "flux1",
-  "flux1-schnell": "flux1",
-  "flux2-klein-4b": "flux2-klein",
-  "flux2-klein-9b": "flux2-klein",
-  "flux2-dev": "flux2-dev",
-  "qwen-image": "qwen-image",
-  "zimage-turbo": "zimage",
-  "sd35-large": "sd35",
-};
-
 /**
- * The built-in worker's train request (fields as worker/loraspec_worker/train.py documents them).
- * Kept minimal here; packages/core/src/compile/diffusers.ts is the full compiler and replaces this
- * once it lands.
+ * base.path as the worker should open it: a local folder or file (./x, ../x, /x) resolved against
+ * the contract's folder; a Hugging Face id (org/name) as it is; absent: the model's official repo.
  */
-export function workerTrainRequest(params: {
-  contract: Contract;
-  contractDir: string;
-  plan: CompilePlan;
-  datasetDir: string;
-  outputDir: string;
-}): Record<string, unknown> {
-  const { contract, plan } = params;
-  const hp = contract.hyperparameters;
-  const model = getBaseModel(contract.base.model);
-  const arch = WORKER_ARCH[contract.base.model];
-  if (!model || !arch) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model "${contract.base.model}"`, { field: "base.model" });
-  const basePath = contract.base.path ?? model.hfRepo;
-  // A local folder or file resolves against the contract; a hub id (org/name) stays as it is.
-  const localBase = basePath.startsWith(".") || isAbsolute(basePath) ? resolve(params.contractDir, basePath) : basePath;
-  const steps = plan.steps ?? hp.steps;
-  const learningRate = plan.learningRate ?? hp.learning_rate;
-  if (steps === undefined || learningRate === undefined) {
-    throw new LoraspecError("E_CONTRACT_INVALID", "steps and learning rate must be resolved before training", { field: "hyperparameters" });
-  }
-  return {
-    base: localBase,
-    arch,
-    dataset: params.datasetDir,
-    output_dir: params.outputDir,
-    name: "lora",
-    resolution: plan.resolution ?? contract.dataset.resolution ?? model.nativeResolution,
-    rank: hp.rank,
-    alpha: hp.alpha ?? hp.rank,
-    learning_rate: learningRate,
-    steps,
-    batch_size: hp.batch_size,
-    gradient_accumulation: hp.gradient_accumulation,
-    optimizer: hp.optimizer,
-    lr_scheduler: hp.lr_scheduler,
-    warmup_steps: hp.warmup_steps,
-    precision: hp.precision,
-    gradient_checkpointing: hp.gradient_checkpointing,
-    save_every: plan.saveEvery ?? hp.save_every ?? 0,
-    seed: hp.seed,
-    trigger_word: contract.trigger.word,
-    failure: {
-      loss_spike_factor: contract.failure?.loss_spike_factor,
-      on_oom: contract.failure?.on_oom,
-      oom_fallbacks: contract.failure?.oom_fallbacks,
-    },
-  };
+function resolveBasePath(contract: Contract, contractDir: string): string {
+  const path = contract.base.path ?? getBaseModel(contract.base.model)?.hfRepo;
+  if (!path) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model "${contract.base.model}"`, { field: "base.model" });
+  return path.startsWith(".") || isAbsolute(path) ? resolve(contractDir, path) : path;
 }

@@ -138,6 +138,7 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
     yield event;
   };
   yield* emit({ type: "phase", name: params.resuming ? "resume" : "start", message: `run ${run.id} (${job.trainer})` });
+  if (job.kind === "process") for (const w of job.warnings ?? []) yield* emit({ type: "warning", code: w.code, message: w.message });
   try {
     const outcome = job.kind === "fal" ? yield* runFal(params, job, emit) : yield* runProcess(params, job, emit, stopMarker);
     progress.flush();

@@ -121,6 +121,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
   const lastLines: string[] = [];
   const keep = SUPERVISION_POLICY.lastLinesKept.value;
   let nonFinite = 0;
+  let lastLoss: { step: number; loss: number } | undefined;
   let divergedError: LoraspecError | undefined;
   const reported: LoraspecEvent[] = [];
 
@@ -136,6 +137,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
       if (event.type === "error") reported.push(event);
       if (event.type !== "loss") continue;
       nonFinite = Number.isFinite(event.loss) ? 0 : nonFinite + 1;
+      lastLoss = { step: event.step, loss: event.loss };
       if (nonFinite >= nanLimit && !divergedError) {
         const pattern = FAILURE_PATTERNS.find((p) => p.id === "nan-loss")!;
         divergedError = new LoraspecError(
@@ -167,6 +169,13 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
     if (walltime) clearTimeout(walltime);
     await tails.stdout.close();
     await tails.stderr.close();
+  }
+  // A run that ended on a non-finite loss saved a broken LoRA (sd-scripts does), however few steps it took.
+  if (!divergedError && lastLoss && !Number.isFinite(lastLoss.loss) && stoppedFor !== "abort") {
+    divergedError = new LoraspecError("E_TRAIN_DIVERGED", `the trainer ended with a non-finite loss (step ${lastLoss.step}); its LoRA is not usable`, {
+      hint: FAILURE_PATTERNS.find((p) => p.id === "nan-loss")!.hint,
+      details: { step: lastLoss.step },
+    });
   }
   const stopSignal = stopping ? await stopping : undefined;
   const outcome: ProcessOutcome = {

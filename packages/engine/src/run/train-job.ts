@@ -1,6 +1,8 @@
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { parseEvent } from "@loraspec/core/events.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { parseAiToolkitLine, type AiToolkitParseState } from "@loraspec/core/parse/parse-ai-toolkit-line.js";
+import { parseKohyaLine, type KohyaParseState } from "@loraspec/core/parse/parse-kohya-line.js";
 import type { LineParser } from "./supervise-process.js";
 
 /**
@@ -37,6 +39,8 @@ export interface ProcessJob {
   totalSteps?: number;
   /** limits.max_walltime_hours: the trainer is stopped (and the run failed) past this. */
   maxWalltimeHours?: number;
+  /** What the compiler could not honour exactly (shown as warnings when the run starts). */
+  warnings?: { code: string; message: string }[];
 }
 
 export interface FalJob {
@@ -49,7 +53,7 @@ export interface FalJob {
   totalSteps?: number;
 }
 
-/** Parsers for external trainers' text output, provided by the core (packages/core/src/parse). */
+/** Overrides for the external trainers' text parsers (default: the core's, packages/core/src/parse). */
 export type TextParsers = Partial<Record<"kohya" | "ai-toolkit", LineParser>>;
 
 /**
@@ -70,13 +74,18 @@ export function parserFor(kind: OutputParser, textParsers: TextParsers = {}): Li
       }
     };
   }
-  const parser = textParsers[kind];
-  if (!parser) {
-    throw new LoraspecError("E_NOT_SUPPORTED", `no log parser for ${kind} is wired in this build`, {
-      hint: "use trainer: diffusers or fal for now",
-    });
+  const override = textParsers[kind];
+  if (override) return override;
+  // The core's parsers keep state across the lines of one run (tqdm draws each step twice).
+  if (kind === "kohya") {
+    const state: KohyaParseState = {};
+    return (line) => parseKohyaLine(line, state);
   }
-  return parser;
+  if (kind === "ai-toolkit") {
+    const state: AiToolkitParseState = {};
+    return (line) => parseAiToolkitLine(line, state);
+  }
+  throw new LoraspecError("E_INTERNAL", `no parser for ${String(kind)}`);
 }
 
 export type { LoraspecEvent };

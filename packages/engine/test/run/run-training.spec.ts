@@ -177,6 +177,40 @@ describe("startRun / resumeRun with a fake sd-scripts trainer", () => {
   });
 });
 
+describe("recorded real sd-scripts logs through the core's parser (packages/core/test/parse/fixtures/kohya)", () => {
+  const fixtures = fileURLToPath(new URL("../../../core/test/parse/fixtures/kohya/", import.meta.url));
+  const table: [string, { writeLora: boolean; exit: number }, { state: string; code?: string; steps?: number; checkpoints?: number }][] = [
+    ["sdxl-6steps-save2.log", { writeLora: true, exit: 0 }, { state: "succeeded", steps: 6, checkpoints: 4 }],
+    ["flux1-dev-6steps-save2.log", { writeLora: true, exit: 0 }, { state: "succeeded", steps: 6, checkpoints: 4 }],
+    // sd-scripts keeps going on a NaN loss and saves (exit 0, a LoRA on disk): the run still fails.
+    ["sdxl-nan-lr1e6.log", { writeLora: true, exit: 0 }, { state: "failed", code: "E_TRAIN_DIVERGED" }],
+    ["sdxl-oom.log", { writeLora: false, exit: 1 }, { state: "failed", code: "E_OUT_OF_MEMORY" }],
+  ];
+  it.each(table)("%s -> %o", async (log, replay, expected) => {
+    const dir = project();
+    const job = fakeJob(dir, "replay", ["--log", join(fixtures, log), "--write_lora", replay.writeLora ? "1" : "0", "--exit", String(replay.exit)]);
+    const events: LoraspecEvent[] = [];
+    // No parser override: the job's "kohya" parser is the core's parseKohyaLine.
+    const gen = startRun({ projectDir: dir, job, pollMs: 20 });
+    let error: { code?: string } | undefined;
+    try {
+      for (let next = await gen.next(); !next.done; next = await gen.next()) events.push(next.value);
+    } catch (e) {
+      error = e as { code?: string };
+    }
+    const store = openRunStore({ projectDir: dir });
+    expect(store.list()[0]).toMatchObject({ state: expected.state, ...(expected.code ? { errorCode: expected.code } : {}) });
+    store.close();
+    expect(error?.code).toBe(expected.code);
+    if (expected.steps) {
+      const steps = events.filter((e) => e.type === "progress" && e.task === "train").map((e) => (e as { current: number }).current);
+      expect(Math.max(...steps)).toBe(expected.steps);
+      expect(events.filter((e) => e.type === "loss")).toHaveLength(expected.steps);
+      expect(events.filter((e) => e.type === "checkpoint")).toHaveLength(expected.checkpoints!);
+    }
+  });
+});
+
 describe("startRun / resumeRun with a fal job", () => {
   it("detaches on abort (interrupted) and a resume re-attaches to the same request", async () => {
     const emulator = await startFalEmulator();
