@@ -78,6 +78,8 @@ export function registerCaption(program: Command): void {
             style,
             target,
             captionExtension: extension,
+            triggerPlacement: contract?.trigger.placement,
+            naturalLanguageEncoder: project.naturalLanguageEncoder,
             overwrite: opts.overwrite,
             concurrency: opts.concurrency ? Number(opts.concurrency) : undefined,
             signal: controller.signal,

@@ -95,6 +95,8 @@ export function mentionedVariations(caption: string): string[] {
 export interface CheckCaptionParams {
   caption: string | undefined;
   trigger?: string;
+  /** The contract's trigger.placement: "anywhere" only asks that the trigger appear. */
+  triggerPlacement?: "start" | "anywhere";
   /** Caption style the contract asks for. */
   style: CaptionStyle;
   target?: CaptionTarget;
@@ -114,7 +116,7 @@ export function checkCaption(params: CheckCaptionParams): CaptionFinding[] {
     findings.push({ code: "caption-empty", severity: "error", message: "caption is missing or empty", fixable: false });
     return findings;
   }
-  if (trigger && !startsWithTrigger(caption, trigger)) {
+  if (trigger && !startsWithTrigger(caption, trigger) && !(params.triggerPlacement === "anywhere" && containsTrigger(caption, trigger))) {
     const present = containsTrigger(caption, trigger);
     findings.push({
       code: present ? "trigger-not-first" : "trigger-missing",

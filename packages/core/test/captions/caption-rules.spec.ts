@@ -46,6 +46,8 @@ describe("checkCaption", () => {
     [{ caption: "txcl, a man standing outdoors", trigger: "txcl", style: "natural" as const, target: "character" as const }, []],
     [{ caption: "a man standing outdoors with txcl", trigger: "txcl", style: "natural" as const }, ["trigger-not-first"]],
     [{ caption: "a man standing outdoors", trigger: "txcl", style: "natural" as const }, ["trigger-missing"]],
+    [{ caption: "a man standing outdoors with txcl", trigger: "txcl", style: "natural" as const, triggerPlacement: "anywhere" as const }, []],
+    [{ caption: "a man standing outdoors", trigger: "txcl", style: "natural" as const, triggerPlacement: "anywhere" as const }, ["trigger-missing"]],
     [{ caption: "txcl, 1boy, solo, outdoors, smiling", trigger: "txcl", style: "natural" as const }, ["tags-on-natural-base"]],
     [{ caption: "txcl, 1boy, solo, outdoors, smiling", trigger: "txcl", style: "tags" as const }, []],
     [{ caption: "txcl, 1boy, solo, outdoors, smiling", trigger: "txcl", style: "tags" as const, naturalLanguageEncoder: true }, ["tags-on-natural-base"]],

@@ -19,6 +19,10 @@ export interface CaptionDatasetParams {
   trigger: string;
   style: CaptionStyle;
   target: CaptionTarget;
+  /** The contract's trigger.placement, for the caption check at the end (new captions always start with it). */
+  triggerPlacement?: "start" | "anywhere";
+  /** The base model reads sentences (T5/LLM encoder): tag captions are flagged. */
+  naturalLanguageEncoder?: boolean;
   captionExtension?: string;
   /** Replace captions that already exist (never done without it). */
   overwrite?: boolean;
@@ -154,7 +158,14 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   for (const image of files.images) {
     const caption = captionPathFor(image, ext);
     const text = await readOptional(join(params.dir, caption));
-    const findings = checkCaption({ caption: text, trigger: params.trigger, style: params.style, target: params.target });
+    const findings = checkCaption({
+      caption: text,
+      trigger: params.trigger,
+      style: params.style,
+      target: params.target,
+      triggerPlacement: params.triggerPlacement,
+      naturalLanguageEncoder: params.naturalLanguageEncoder,
+    });
     if (findings.length) summary.findings.push({ caption, findings });
   }
   summary.written.sort();
