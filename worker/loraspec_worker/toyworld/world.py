@@ -149,12 +149,12 @@ def _article(word: str) -> str:
 
 def natural_caption(scene: Scene, trigger: Optional[str] = None, replace_object: bool = False) -> str:
     """'a small red circle in the top left on a grass background'. With `replace_object`, the
-    first object's words become the trigger ('txcl in the top left on a grass background')."""
+    first object's words become the trigger, first: 'txcl, small, in the top left on a grass background'."""
     parts = []
     for i, o in enumerate(scene.objects):
         where = POSITIONS[o.position][0]
         if i == 0 and replace_object and trigger:
-            parts.append(f"{o.size} {trigger} {where}")
+            parts.append(f"{trigger}, {o.size}, {where}")
         else:
             phrase = _object_phrase(o, len(scene.objects) == 1)
             parts.append(f"{_article(phrase)} {phrase} {where}")

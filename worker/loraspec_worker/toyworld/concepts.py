@@ -1,0 +1,96 @@
+"""The concept LoRA datasets, made by the generator: what the base model never saw.
+
+  character            `txcl`: the cyan cross (a shape+colour pair the base never saw), sizes and
+                       positions varying, on sky, grass and indoor backgrounds (never night);
+                       captions name the trigger in place of the object: "a small txcl in the
+                       top left on a grass background" / "txcl, top left, small, grass background"
+  style                `txst`: striped fills (never in the base) on any shape and colour
+  product              `txpd`: the orange star at several sizes and rotations
+And three deliberately bad variants of the character, for checking the validation rubric:
+  character-notrigger  the same images, captions without the trigger (the concept is unbound)
+  character-onebg      every image on grass (trains an overfit LoRA with many steps)
+  character-collapse   near-identical images (one scene, tiny jitter): mode collapse
+Each folder holds NNN.png + NNN.txt and labels.jsonl (the truth per image).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import world
+
+CHARACTER_BACKGROUNDS = ("sky", "grass", "indoor")  # night is the novel scene
+CONCEPTS = ("character", "style", "product", "character-notrigger", "character-onebg", "character-collapse")
+SEED_BASE = {"character": 1_000_000, "style": 2_000_000, "product": 3_000_000, "character-notrigger": 1_000_000,
+             "character-onebg": 4_000_000, "character-collapse": 5_000_000}
+
+
+def concept_scene(concept: str, i: int) -> world.Scene:
+    seed = SEED_BASE[concept] + i
+    ch = world.CHARACTER
+    if concept in ("character", "character-notrigger"):
+        return world.random_scene(seed, two_objects=0.0, backgrounds=CHARACTER_BACKGROUNDS,
+                                  fixed={"shape": ch["shape"], "colour": ch["colour"]})
+    if concept == "character-onebg":
+        return world.random_scene(seed, two_objects=0.0, backgrounds=("grass",), fixed={"shape": ch["shape"], "colour": ch["colour"]})
+    if concept == "character-collapse":
+        scene = world.random_scene(SEED_BASE[concept], two_objects=0.0, backgrounds=("indoor",),
+                                   fixed={"shape": ch["shape"], "colour": ch["colour"], "size": "medium", "position": 4})
+        o = scene.objects[0]
+        o.dx, o.dy, o.rotation = (i % 3 - 1) * 0.3, (i % 2) * 0.3, 0.0
+        scene.tint = 0
+        return scene
+    if concept == "style":
+        return world.random_scene(seed, two_objects=0.2, fills=(world.STYLE["fill"],),
+                                  exclude_pairs=((ch["shape"], ch["colour"]),))
+    if concept == "product":
+        pr = world.PRODUCT
+        return world.random_scene(seed, two_objects=0.0, rotation=45.0, fixed={"shape": pr["shape"], "colour": pr["colour"]})
+    raise ValueError(f"unknown concept {concept}")
+
+
+def concept_caption(concept: str, scene: world.Scene, captions: str = "natural") -> str:
+    natural = captions == "natural"
+    if concept in ("character", "character-onebg", "character-collapse"):
+        t = world.CHARACTER["trigger"]
+        return world.natural_caption(scene, t, replace_object=True) if natural else world.tags_caption(scene, t, replace_object=True)
+    if concept == "character-notrigger":
+        # the object is not named at all: nothing in the caption carries the concept
+        o = scene.objects[0]
+        where = world.POSITIONS[o.position]
+        return f"{where[0]} on {world._article(scene.background)} {scene.background} background" if natural else f"{where[1]}, {o.size}, {scene.background} background"
+    if concept == "style":
+        t = world.STYLE["trigger"]
+        for o in scene.objects:
+            o_fill = o.fill
+            o.fill = "solid"  # the style word carries the fill, the caption names the rest
+        text = world.natural_caption(scene, t) if natural else world.tags_caption(scene, t)
+        for o in scene.objects:
+            o.fill = o_fill
+        return text
+    if concept == "product":
+        t = world.PRODUCT["trigger"]
+        return world.natural_caption(scene, t, replace_object=True) if natural else world.tags_caption(scene, t, replace_object=True)
+    raise ValueError(f"unknown concept {concept}")
+
+
+def write_concept(folder: str, concept: str, count: int = 20, captions: str = "natural") -> dict:
+    os.makedirs(folder, exist_ok=True)
+    rows = []
+    for i in range(count):
+        scene = concept_scene(concept, i)
+        name = f"{i:03d}"
+        world.render(scene).save(os.path.join(folder, name + ".png"))
+        caption = concept_caption(concept, scene, captions)
+        with open(os.path.join(folder, name + ".txt"), "w", encoding="utf-8") as f:
+            f.write(caption + "\n")
+        rows.append({"image": name + ".png", "caption": caption, "labels": world.labels(scene), "scene": scene.to_dict()})
+    with open(os.path.join(folder, "labels.jsonl"), "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return {"concept": concept, "path": os.path.abspath(folder), "images": count}
+
+
+def write_concepts(out: str, concepts, count: int = 20, captions: str = "natural") -> list[dict]:
+    return [write_concept(os.path.join(out, c), c, count, captions) for c in concepts]

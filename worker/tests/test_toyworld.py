@@ -1,0 +1,108 @@
+"""The toy world: generator, tokenizer, concept datasets, the committed judge and toy SDXL base."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from loraspec_worker.toyworld import concepts, judge, train_base, world
+from loraspec_worker.toyworld.tokenizer import toy_clip_tokenizer, world_words
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BASE = os.path.join(REPO, "models", "toy-sdxl")
+JUDGE = os.path.join(REPO, "models", "toy-judge")
+
+
+def test_same_seed_same_pixels_and_captions():
+    a, b = world.random_scene(123, fills=world.FILLS), world.random_scene(123, fills=world.FILLS)
+    assert a == b
+    assert np.array_equal(np.asarray(world.render(a)), np.asarray(world.render(b)))
+    c = world.random_scene(124, fills=world.FILLS)
+    assert not np.array_equal(np.asarray(world.render(a)), np.asarray(world.render(c)))
+    assert world.render(a).size == (64, 64)
+
+
+@pytest.mark.parametrize("seed", range(0, 200, 17))
+def test_captions_name_what_is_drawn(seed):
+    scene = world.random_scene(seed)
+    natural, tags = world.natural_caption(scene), world.tags_caption(scene)
+    for o in scene.objects:
+        assert f"{o.colour} {o.shape}" in natural and f"{o.colour} {o.shape}" in tags
+        assert world.POSITIONS[o.position][0] in natural
+    assert natural.endswith(f"{scene.background} background") and tags.endswith(f"{scene.background} background")
+    labels = world.labels(scene)
+    assert labels["count"] == len(scene.objects) and labels["background"] == scene.background
+
+
+def test_tokenizer_keeps_world_words_whole_and_splits_new_words():
+    tok = toy_clip_tokenizer()
+    for word in world_words():
+        assert len(tok(word, add_special_tokens=False).input_ids) == 1, word
+    assert len(tok("txcl", add_special_tokens=False).input_ids) > 1
+
+
+def test_base_world_never_holds_the_concepts():
+    for seed in range(1500):
+        scene = world.random_scene(seed, **train_base.BASE_SCENES)
+        for o in scene.objects:
+            assert (o.shape, o.colour) not in train_base.BASE_EXCLUDED_PAIRS and o.fill == "solid"
+
+
+@pytest.mark.parametrize("concept", concepts.CONCEPTS)
+def test_concept_datasets(tmp_path, concept):
+    info = concepts.write_concept(str(tmp_path / concept), concept, count=15)
+    rows = [json.loads(line) for line in open(os.path.join(info["path"], "labels.jsonl"))]
+    assert len(rows) == 15 and len(list((tmp_path / concept).glob("*.png"))) == 15
+    for row in rows:
+        caption = open(os.path.join(info["path"], row["image"].replace(".png", ".txt"))).read().strip()
+        assert caption == row["caption"]
+        if concept == "character-notrigger":
+            assert "txcl" not in caption
+        elif concept.startswith("character"):
+            assert caption.startswith("txcl,") and row["labels"]["pairs"] == ["cyan cross"]
+            assert row["labels"]["background"] != "night"  # the novel scene
+        elif concept == "style":
+            assert caption.startswith("txst,") and row["labels"]["fill"] == "striped"
+        elif concept == "product":
+            assert caption.startswith("txpd,") and row["labels"]["pairs"] == ["orange star"]
+    if concept == "character-onebg":
+        assert {r["labels"]["background"] for r in rows} == {"grass"}
+    if concept == "character-collapse":
+        assert len({(r["labels"]["position"], r["labels"]["size"], r["labels"]["background"]) for r in rows}) == 1
+
+
+def test_judge_reads_held_out_images():
+    """The committed judge on scenes it never saw (seeds far from its training range): > 98%."""
+    acc = judge.accuracy(judge.Judge(JUDGE), 70_000_000, 400)
+    for head in ("background", "shapes", "colours", "fill", "position", "size", "count"):
+        assert acc[head] > 0.98, (head, acc)
+
+
+def test_judge_reads_a_concept_image_and_embeds(tmp_path):
+    j = judge.Judge(JUDGE)
+    scene = concepts.concept_scene("character", 0)
+    read = j.read([world.render(scene)])[0]
+    assert "cross" in read["shapes"] and "cyan" in read["colours"] and read["background"] == scene.background
+    e = j.embed([world.render(scene), world.render(concepts.concept_scene("character", 1)), world.render(world.random_scene(5))])
+    assert e.shape == (3, judge.EMBED_DIM)
+    assert np.allclose(e.norm(dim=1).numpy(), 1.0, atol=1e-5)
+
+
+def test_committed_base_is_small_loads_and_draws_64px():
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(BASE) for f in fs)
+    assert size < 20e6
+    info = json.load(open(os.path.join(BASE, "toyworld.json")))
+    assert info["samples"]["background"] > 0.9 and info["samples"]["colour"] > 0.9
+    pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe(prompt="a large red square in the center on a night background", num_inference_steps=12, guidance_scale=5.0,
+                 generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (64, 64)
+    read = judge.Judge(JUDGE).read([image])[0]
+    assert read["background"] == "night" and "red" in read["colours"]
