@@ -34,10 +34,6 @@ def _usage() -> str:
     return "usage: python -m loraspec_worker <command> [request.json | -] [--key value ...]\ncommands: " + ", ".join(sorted(COMMANDS))
 
 
-def _on_signal(signum, _frame):  # noqa: ANN001
-    # The bridge sends SIGINT then SIGTERM; both end the command through Cancelled so it can
-    # clean up (a training run saves nothing half-written) before exiting with 130.
-    raise Cancelled(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     protocol.take_stdout()
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    # The bridge sends SIGINT, then SIGTERM: both end the command through Cancelled (exit 130);
+    # inside protocol.soft_cancel() the first one only asks the command to stop at a safe point.
+    signal.signal(signal.SIGTERM, protocol.on_signal)
+    signal.signal(signal.SIGINT, protocol.on_signal)
     try:
         target = COMMANDS.get(command)
         if target is None:

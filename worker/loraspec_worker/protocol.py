@@ -46,7 +46,45 @@ class Cancelled(Exception):
     """Raised in the main thread when the bridge sends SIGTERM/SIGINT."""
 
 
-_lock = threading.Lock()
+# Soft cancel: while a command is inside `soft_cancel()`, the first SIGINT/SIGTERM only sets a flag
+# the command checks at a safe point (a training step boundary, where it saves a checkpoint);
+# a second signal raises Cancelled at once.
+_soft_depth = 0
+_cancel_requested = False
+
+
+class soft_cancel:
+    def __enter__(self):
+        global _soft_depth
+        _soft_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _soft_depth
+        _soft_depth -= 1
+        return False
+
+
+def cancel_requested() -> bool:
+    return _cancel_requested
+
+
+def on_signal(signum, _frame=None):  # noqa: ANN001
+    """The worker's SIGINT/SIGTERM handler (installed by __main__)."""
+    global _cancel_requested
+    import signal as _signal
+
+    name = _signal.Signals(signum).name
+    if _soft_depth > 0 and not _cancel_requested:
+        _cancel_requested = True
+        # no lock here: the handler may interrupt emit() while it holds _lock
+        sys.stderr.write(f"[info] {name}: stopping at the next safe point (send it again to stop now)\n")
+        return
+    raise Cancelled(name)
+
+
+# Re-entrant: a signal handler runs on the main thread and may emit while emit() holds the lock.
+_lock = threading.RLock()
 _out: Optional[TextIO] = None
 
 

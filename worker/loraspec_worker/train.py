@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
+from .protocol import Cancelled, WorkerError, cancel_requested, emit, is_oom, log, phase, require, soft_cancel, warning
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
@@ -782,12 +782,50 @@ def train_once(cfg: Config) -> dict:
         emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {start_step}"})
 
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
-    n = len(cache)
     inject_nan = cfg.debug.get("inject_nan_at_step")
     raise_oom = cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised")
     started = time.time()
     step = start_step
     checkpoints = []
+    with soft_cancel():
+        step = _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, scheduler, losses, checkpoints,
+                           items, device, start_step, started, inject_nan, raise_oom)
+    if isinstance(step, dict):  # stopped early (debug.stop_after_step)
+        return step
+
+    if not _finite_params(params):
+        raise Diverged("LoRA weights are not finite at the end of training")
+    phase("save")
+    final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
+    tensors = {}
+    for attr, module in zip(lora_configs, trainable):
+        tensors.update(lora_state_dict(module, attr))
+    atomic_save_safetensors(tensors, final, lora_metadata(cfg, lora_configs, step, len(items)))
+    emit({"type": "checkpoint", "step": step, "path": final})
+    elapsed = time.time() - started
+    result = {
+        "path": os.path.abspath(final),
+        "steps": step,
+        "startStep": start_step,
+        "finalLoss": losses[-1] if losses else None,
+        "seconds": elapsed,
+        "secondsPerStep": elapsed / max(1, step - start_step),
+        "device": device.type,
+        "checkpoints": checkpoints,
+        "keys": len(tensors),
+    }
+    if device.type == "cuda":
+        result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, scheduler, losses, checkpoints, items, device,
+                start_step, started, inject_nan, raise_oom):
+    """The optimizer steps. Returns the last step, or a result dict when stopped early."""
+    import torch
+
+    n = len(cache)
+    step = start_step
     while step < cfg.steps:
         step += 1
         optimizer.zero_grad(set_to_none=True)
@@ -841,30 +879,15 @@ def train_once(cfg: Config) -> dict:
             return {"stopped": True, "steps": step, "startStep": start_step, "checkpoints": checkpoints,
                     "finalLoss": losses[-1] if losses else None}
 
-    if not _finite_params(params):
-        raise Diverged("LoRA weights are not finite at the end of training")
-    phase("save")
-    final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
-    tensors = {}
-    for attr, module in zip(lora_configs, trainable):
-        tensors.update(lora_state_dict(module, attr))
-    atomic_save_safetensors(tensors, final, lora_metadata(cfg, lora_configs, step, len(items)))
-    emit({"type": "checkpoint", "step": step, "path": final})
-    elapsed = time.time() - started
-    result = {
-        "path": os.path.abspath(final),
-        "steps": step,
-        "startStep": start_step,
-        "finalLoss": losses[-1] if losses else None,
-        "seconds": elapsed,
-        "secondsPerStep": elapsed / max(1, step - start_step),
-        "device": device.type,
-        "checkpoints": checkpoints,
-        "keys": len(tensors),
-    }
-    if device.type == "cuda":
-        result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
-    return result
+        if cancel_requested():
+            # Stopped by the user between steps: keep this step as a checkpoint so `resume_from:
+            # latest` continues here, then end as cancelled.
+            if _finite_params(params):
+                path = save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, len(items))
+                checkpoints.append(path)
+                emit({"type": "checkpoint", "step": step, "path": path})
+            raise Cancelled("stopped at step %d" % step)
+    return step
 
 
 def check_spike(cfg: Config, losses: list[float], step: int) -> None:

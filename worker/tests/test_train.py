@@ -279,3 +279,31 @@ def test_sdxl_text_encoder_lora_is_saved_and_loads(bases, dataset, tmp_path, eve
     pipe.load_lora_weights(result["path"], adapter_name="t")
     loaded = sum(1 for m in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2) for n, _ in m.named_parameters() if ".lora_A.t." in n or ".lora_B.t." in n)
     assert loaded == len(keys)
+
+
+def test_sigint_stops_at_a_step_boundary_with_a_checkpoint_and_resume_continues(bases, dataset, tmp_path, events):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    req = request(bases, dataset, out, steps=500)
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), ".."), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "loraspec_worker", "train", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    proc.stdin.write(json.dumps(req))
+    proc.stdin.close()
+    seen = []
+    for line in proc.stdout:
+        event = json.loads(line)
+        seen.append(event)
+        if event["type"] == "loss" and event["step"] == 2:
+            proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert seen[-1]["type"] == "error" and seen[-1]["code"] == "E_CANCELLED"
+    stopped_at = max(e["step"] for e in seen if e["type"] == "loss")
+    ckpt = [e for e in seen if e["type"] == "checkpoint"]
+    assert ckpt and ckpt[-1]["step"] == stopped_at and stopped_at < 500
+    assert not (out / "lora.safetensors").exists()
+    resumed = train.run({**req, "steps": stopped_at + 1, "resume_from": "latest"})
+    assert resumed["startStep"] == stopped_at and resumed["steps"] == stopped_at + 1
