@@ -81,7 +81,7 @@ export function registerCaption(program: Command): void {
             triggerPlacement: contract?.trigger.placement,
             naturalLanguageEncoder: project.naturalLanguageEncoder,
             overwrite: opts.overwrite,
-            concurrency: opts.concurrency ? Number(opts.concurrency) : undefined,
+            concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
             signal: controller.signal,
           }),
           { json: opts.json },
@@ -126,4 +126,10 @@ async function makeCaptioner(backend: "openai" | "fal" | "worker", opts: Caption
 function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
   if (!(allowed as readonly string[]).includes(value)) throw new LoraspecError("E_USAGE", `${flag} must be one of ${allowed.join(", ")}, got "${value}"`);
   return value as T;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new LoraspecError("E_USAGE", `${flag} must be a positive integer, got "${value}"`);
+  return n;
 }
