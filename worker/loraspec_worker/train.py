@@ -32,6 +32,12 @@ from .protocol import Cancelled, WorkerError, cancel_requested, emit, is_oom, lo
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
 NOT_YET_ARCHES = ("flux2-dev", "sd35")
+NOT_YET_WHY = {
+    # diffusers 0.42 has Flux2Pipeline, but its Mistral-3 prompt processor (PixtralProcessor) needs
+    # torchvision, which the worker does not pin, and no tiny test base can be built without it.
+    "flux2-dev": "its Mistral-3 text processor needs torchvision, which the worker does not install",
+    "sd35": "no SD3.5 loss code yet",
+}
 
 # Target modules per architecture (trainers.md §5.5, lora-formats.md §2a/§2b): attention
 # projections, like diffusers' dreambooth LoRA scripts.
@@ -91,7 +97,7 @@ def parse_config(request: dict) -> Config:
     if arch in NOT_YET_ARCHES:
         raise WorkerError(
             "E_NOT_SUPPORTED",
-            f"the built-in trainer does not train '{arch}' yet",
+            f"the built-in trainer does not train '{arch}' yet" + (f": {NOT_YET_WHY[arch]}" if arch in NOT_YET_WHY else ""),
             hint="use trainer ai-toolkit or fal for this model, or one of: " + ", ".join(SUPPORTED_ARCHES),
         )
     if arch not in SUPPORTED_ARCHES:

@@ -35,7 +35,13 @@ export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
   "flux1-schnell": { arch: "flux1", supported: true, trainGuidance: 1, source: `${T} (schnell has no guidance embedding)`, asOf: "2026-11-29" },
   "flux2-klein-4b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
   "flux2-klein-9b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
-  "flux2-dev": { arch: "flux2-dev", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
+  "flux2-dev": {
+    arch: "flux2-dev",
+    supported: false,
+    reason: "its Mistral-3 prompt processor (PixtralProcessor) needs torchvision, which the worker does not install: use ai-toolkit or fal",
+    source: "diffusers 0.42.1 pipelines/flux2/pipeline_flux2.py (AutoProcessor); transformers PixtralProcessor requires torchvision",
+    asOf: "2026-11-29",
+  },
   "qwen-image": { arch: "qwen-image", supported: true, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: "2026-11-29" },
   "zimage-turbo": {
     arch: "zimage",
