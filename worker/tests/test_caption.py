@@ -112,3 +112,10 @@ def test_command_line_json_lines(tiny_model, images):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[-1]["type"] == "done"
     assert sorted(events[-1]["result"]["captions"]) == sorted(images[:2])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_captions_on_cuda_in_bf16(tiny_model, images):
+    result = caption.run({"images": images[:4], "model": tiny_model, "device": "cuda", "precision": "bf16", "batch_size": 4, "min_new_tokens": 3, "max_new_tokens": 6, "num_beams": 1})
+    assert sorted(result["captions"]) == sorted(images[:4])
