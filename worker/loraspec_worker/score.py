@@ -101,6 +101,22 @@ class _Embedder:
         return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
 
 
+def _image_embedder(request: dict, model: str, device: str):
+    """CLIP, or the toy world's judge (`embedder: {kind: "toy-judge", path}`, or `model` naming a
+    judge folder): same interface, see toyworld/embedder.py."""
+    from .toyworld.embedder import ToyJudgeEmbedder, is_judge_folder
+
+    spec = request.get("embedder") or {}
+    if spec.get("kind") == "toy-judge":
+        path = require(spec, "path", str)
+        if not is_judge_folder(path):
+            raise WorkerError("E_FILE_NOT_FOUND", f"no toy judge in {path} (judge.safetensors + judge.json)")
+        return ToyJudgeEmbedder(path, device)
+    if is_judge_folder(model):
+        return ToyJudgeEmbedder(model, device)
+    return _Embedder("clip", model, device)
+
+
 def _mean(values) -> Optional[float]:
     values = list(values)
     return float(sum(values) / len(values)) if values else None
@@ -183,7 +199,7 @@ def run(request: dict) -> dict:
         raise WorkerError("E_USAGE", "'reference' and 'sets' must be lists")
     device = _device(request)
     phase("score", f"embedding with {model} on {device}")
-    clip = _Embedder("clip", model, device)
+    clip = _image_embedder(request, model, device)
     dino = _Embedder("dino", request["dino_model"], device) if request.get("dino_model") else None
 
     total = len(reference) + len(trigger) + len(sets) + len(stacks)
@@ -231,7 +247,7 @@ def run(request: dict) -> dict:
         tick(f"stack {spec['id']}")
 
     log(f"scored {len(clip.cache)} images with {model}")
-    embedder = {"clip": model}
+    embedder = {"clip": clip.name}
     if dino:
         embedder["dino"] = dino.name
     return {"embedder": embedder, "reference": ref_out, "trigger": trig_out, "sets": set_out, "stack": stack_out}

@@ -106,3 +106,30 @@ def test_committed_base_is_small_loads_and_draws_64px():
     assert image.size == (64, 64)
     read = judge.Judge(JUDGE).read([image])[0]
     assert read["background"] == "night" and "red" in read["colours"]
+
+
+def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
+    """score.py with the judge in place of CLIP: same-concept images are closer than others."""
+    import io
+
+    from loraspec_worker import protocol, score
+    from loraspec_worker.toyworld.embedder import scene_from_text
+
+    monkeypatch.setattr(protocol, "_out", io.StringIO())
+    char = concepts.write_concept(str(tmp_path / "c"), "character", count=6)["path"]
+    paths = sorted(os.path.join(char, f) for f in os.listdir(char) if f.endswith(".png"))
+    others = []
+    for i in range(3):
+        p = str(tmp_path / f"o{i}.png")
+        world.render(world.random_scene(40 + i, **train_base.BASE_SCENES)).save(p)
+        others.append(p)
+    texts = ["txcl, medium, in the center on a night background"] * 3
+    for request in ({"model": JUDGE}, {"embedder": {"kind": "toy-judge", "path": JUDGE}}):
+        out = score.run({**request, "reference": paths[:3], "trigger": [], "stack": [],
+                         "sets": [{"id": "same", "images": paths[3:], "texts": texts}, {"id": "other", "images": others, "texts": texts}]})
+        assert out["embedder"]["clip"] == JUDGE
+        assert out["sets"]["same"]["fidelity_clip"] > out["sets"]["other"]["fidelity_clip"] + 0.1
+    scene = scene_from_text("txcl, small, in the top left on a night background")
+    assert scene.background == "night" and scene.objects == []
+    scene = scene_from_text("a large red star at the bottom on a grass background")
+    assert (scene.background, scene.objects[0].shape, scene.objects[0].colour, world.POSITIONS[scene.objects[0].position][1]) == ("grass", "star", "red", "bottom")
