@@ -85,6 +85,24 @@ describe.each(backends)("captionDataset with the %s backend", (name, make) => {
   });
 });
 
+describe("fal endpoint shapes", () => {
+  it.each([
+    ["fal-ai/florence-2-large/more-detailed-caption", undefined, false],
+    ["fal-ai/any-llm/vision", "some/vision-model", true],
+  ] as const)("%s gets image_url%s", async (endpoint, model, prompted) => {
+    const dir = await makeFolder(`shape-${endpoint.replace(/\W+/g, "-")}`);
+    const captioner = createFalCaptioner({ endpoint, model, credentials: "k", fetch: emulator.falFetch, pollIntervalMs: 5, retry: FAST_RETRY });
+    const { summary } = await run(dir, captioner);
+    expect(summary.written).toHaveLength(4);
+    const submits = emulator.requests.filter((r) => r.method === "POST");
+    expect(submits.every((r) => r.path === `/${endpoint}`)).toBe(true);
+    const body = submits[0]!.body as Record<string, unknown>;
+    expect(String(body.image_url)).toMatch(/^data:image\/jpeg;base64,/);
+    expect("prompt" in body).toBe(prompted);
+    expect(body.model).toBe(model);
+  });
+});
+
 describe("captionDataset failures", () => {
   it("stops at once on a rejected key, without retrying", async () => {
     const dir = await makeFolder("auth");
