@@ -151,7 +151,10 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
       return done;
     }
     if (outcome.state === "cancelled" || outcome.state === "interrupted") {
-      store.transition(run.id, outcome.state, { errorCode: "E_CANCELLED", errorMessage: outcome.message });
+      // `loraspec stop` may have recorded the end already.
+      if (final.state === "running" || final.state === "starting") {
+        store.transition(run.id, outcome.state, { errorCode: "E_CANCELLED", errorMessage: outcome.message });
+      }
       throw new LoraspecError("E_CANCELLED", `run ${run.id} ${outcome.state}: ${outcome.message}`, {
         hint: `resume it with \`loraspec train --resume ${run.id}\``,
       });
@@ -245,8 +248,16 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
 async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGenerator<LoraspecEvent, Outcome> {
   const { store, run } = params;
   if (!params.falRunner) throw new LoraspecError("E_INTERNAL", "a fal job needs a fal runner");
+  if (params.resuming && run.state === "cancelled" && run.remoteRequestId) {
+    // That request was cancelled on fal: resuming means a new submission (and a new charge).
+    store.update(run.id, { remoteRequestId: null });
+    await rm(join(run.runDir, "fal-submission.json"), { force: true });
+    await rm(join(run.runDir, "cancel-requested"), { force: true });
+    yield* emit({ type: "warning", code: "FAL_RESUBMIT", message: `fal request ${run.remoteRequestId} was cancelled; submitting a new one` });
+  }
   // The loraspec process itself does the work (polling): its pid is what reconcile checks.
   store.transition(run.id, "running", { pid: process.pid, pidStart: processStartTime(process.pid) ?? null });
+  const logFile = join(run.runDir, RUN_FILES.log);
   const gen = params.falRunner.run({
     store,
     runId: run.id,
@@ -260,7 +271,10 @@ async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGen
   });
   let next = await gen.next();
   while (!next.done) {
-    yield* emit(next.value);
+    const event = next.value;
+    // fal's own log lines go to run.log so `loraspec logs` shows them like a local trainer's.
+    if (event.type === "log") appendFileSync(logFile, `${event.message}\n`);
+    yield* emit(event);
     next = await gen.next();
   }
   const outcome = next.value;

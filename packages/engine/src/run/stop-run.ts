@@ -59,7 +59,7 @@ export async function stopRun(params: {
     if (now.state === "running" || now.state === "starting" || (remote && now.state === "interrupted")) {
       // A fal run whose poller is still alive finishes as cancelled when it sees the result;
       // with no poller (or a local run with no supervisor) we record it now.
-      if (!remote || now.state === "interrupted" || run.pid === null || run.pid === process.pid) {
+      if (!remote || now.state === "interrupted" || run.pid === null) {
         try {
           store.transition(run.id, "cancelled", { errorCode: "E_CANCELLED", errorMessage: "stopped by `loraspec stop`" });
         } catch (error) {

@@ -229,6 +229,37 @@ describe("startRun / resumeRun with a fal job", () => {
       const { run: done } = await drive(resumeRun({ projectDir: dir, runId: run!.id, falRunner, store }));
       expect(done).toMatchObject({ state: "succeeded", outputPath: join(run!.runDir, "lora.safetensors") });
       expect(emulator.jobs).toHaveLength(1);
+      const lines: string[] = [];
+      await followRunLog({ projectDir: dir, runId: run!.id, write: (t) => lines.push(t) });
+      expect(lines.join("")).toContain("Training: step 3/3");
+      store.close();
+    } finally {
+      await emulator.close();
+    }
+  });
+
+  it("`stop` cancels the fal request; resuming a cancelled run submits a new request", async () => {
+    const emulator = await startFalEmulator();
+    try {
+      const dir = project();
+      const falRunner = createFalRunner({ credentials: "k", fetch: emulator.fetch, pollIntervalMs: 5 });
+      emulator.progressPolls = 200;
+      const store = openRunStore({ projectDir: dir });
+      const job = { kind: "fal" as const, trainer: "fal" as const, endpoint: "fal-ai/flux-lora-fast-training", input: { steps: 10 } };
+      let stopping: Promise<unknown> | undefined;
+      const error = await driveError(startRun({ projectDir: dir, job, falRunner, store }), (e) => {
+        if (e.type === "progress" && e.current === 2 && !stopping) stopping = stopRun({ projectDir: dir, runId: store.list()[0]!.id, falRunner });
+      });
+      await stopping;
+      expect(error.code).toBe("E_CANCELLED");
+      const [run] = store.list();
+      expect(run).toMatchObject({ state: "cancelled" });
+      expect(emulator.jobs[0]!.cancelled).toBe(true);
+      emulator.progressPolls = 2;
+      const { run: done, events } = await drive(resumeRun({ projectDir: dir, runId: run!.id, falRunner, store }));
+      expect(done.state).toBe("succeeded");
+      expect(emulator.jobs).toHaveLength(2);
+      expect(events.some((e) => e.type === "warning" && e.code === "FAL_RESUBMIT")).toBe(true);
       store.close();
     } finally {
       await emulator.close();
