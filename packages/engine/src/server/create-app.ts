@@ -35,6 +35,10 @@ export interface CreateAppParams extends ServerDeps {
 /** Merge methods (engine/lora/merge-lora.ts): cat is exact; the others run in the worker. */
 const MERGE_METHODS = ["cat", "linear", "ties", "dare", "svd"];
 
+/** The page's CSP: own scripts only; inline styles for React style props and uPlot. */
+const PAGE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
+
 /** States after which a run's event log stops growing. */
 const FINAL_STATES = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
 
@@ -373,7 +377,12 @@ export function createApp(params: CreateAppParams): Hono {
     if (!params.runs) throw notSupported("Runs");
     return params.runs;
   };
-  const runView = (r: Awaited<ReturnType<NonNullable<ServerDeps["runs"]>["get"]>>) => ({ ...r, runDir: projectRelative(projectDir, r.runDir) });
+  // Paths go to the browser relative to the project (what /files/ serves).
+  const runView = (r: Awaited<ReturnType<NonNullable<ServerDeps["runs"]>["get"]>>) => ({
+    ...r,
+    runDir: projectRelative(projectDir, r.runDir),
+    outputPath: r.outputPath ? projectRelative(projectDir, resolve(projectDir, r.outputPath)) : r.outputPath,
+  });
 
   app.get("/api/runs", async (c) => c.json({ runs: (await runs().list()).map(runView) }));
   app.post("/api/runs", async (c) => c.json(await runs().start({ contractFile }), 201));
@@ -522,7 +531,10 @@ export function createApp(params: CreateAppParams): Hono {
         if (candidate.startsWith(dist) && (await stat(candidate).then((s) => s.isFile(), () => false))) file = candidate;
       }
       const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? "application/octet-stream";
-      return c.body(new Uint8Array(await readFile(file)), 200, { "Content-Type": type });
+      const headers: Record<string, string> = { "Content-Type": type };
+      // The page loads only its own code; no third-party script can run in it.
+      if (type.startsWith("text/html")) headers["Content-Security-Policy"] = PAGE_CSP;
+      return c.body(new Uint8Array(await readFile(file)), 200, headers);
     });
   }
   return app;

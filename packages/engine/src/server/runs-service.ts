@@ -67,6 +67,8 @@ export function createRunsService(params: { projectDir: string; onError?: (error
     },
     async resume(id) {
       const s = await open();
+      // Right after a stop, this run's supervisor may still be winding down: give it a moment.
+      for (let i = 0; i < 50 && supervising.has(id); i++) await new Promise((r) => setTimeout(r, 100));
       if (supervising.size > 0 || starting) throw new LoraspecError("E_RUN_STATE", "Another run is still running.", { hint: "Wait for it, or stop it first." });
       const { resumeRun } = await import("../run/run-training.js");
       const run = s.get(id);

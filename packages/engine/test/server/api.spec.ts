@@ -309,6 +309,23 @@ describe("contract and captions", () => {
   });
 });
 
+describe("the web page", () => {
+  it("serves index.html for page routes with a strict CSP, and assets by type, never files outside dist", async () => {
+    const dist = join(root, "dist");
+    await mkdir(join(dist, "assets"), { recursive: true });
+    await writeFile(join(dist, "index.html"), "<!doctype html><div id=root></div>");
+    await writeFile(join(dist, "assets", "app.js"), "console.log(1)");
+    const web = createApp({ projectDir: project, token: TOKEN, webDist: dist });
+    const page = await web.request("/", { headers: auth });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const js = await web.request("/assets/app.js", { headers: auth });
+    expect(js.headers.get("content-type")).toMatch(/javascript/);
+    const escape = await web.request("/assets/..%2F..%2Foutside%2Fsecret.txt", { headers: auth });
+    expect(await escape.text()).not.toContain("do not read");
+  });
+});
+
 describe("a new project from an example", () => {
   it("copies the example's contract and dataset, never over an existing contract", async () => {
     const examples = join(root, "examples");
@@ -384,6 +401,18 @@ describe("runs", () => {
     const loss = await (await app.request(`/api/runs/${id}/loss`, { headers: auth })).json();
     expect(loss.steps).toEqual([1, 2, 3]);
     expect(loss.loss).toEqual([0.9, 0.5, 0.4]);
+  });
+
+  it("lists a run's samples (project-relative, for /files/) and tails its log", async () => {
+    const { id } = await (await app.request("/api/runs", { method: "POST", headers: auth })).json();
+    const dir = join(project, ".loraspec", "runs", id);
+    await appendFile(join(dir, "events.jsonl"), `${JSON.stringify({ type: "sample", step: 4, path: "samples/s4.png", prompt: "txcl", seed: 1 })}\n`);
+    await writeFile(join(dir, "run.log"), Array.from({ length: 500 }, (_, i) => `line ${i}`).join("\n") + "\n");
+    const samples = await (await app.request(`/api/runs/${id}/samples`, { headers: auth })).json();
+    expect(samples.samples).toEqual([{ type: "sample", step: 4, path: `.loraspec/runs/${id}/samples/s4.png`, prompt: "txcl", seed: 1 }]);
+    const log = await (await app.request(`/api/runs/${id}/log?lines=3`, { headers: auth })).json();
+    expect(log).toEqual({ file: "run.log", lines: ["line 497", "line 498", "line 499"] });
+    runsService.states.set(id, "succeeded");
   });
 
   it("an unknown run is 404 with its code", async () => {

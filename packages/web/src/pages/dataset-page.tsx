@@ -26,7 +26,8 @@ interface DatasetResponse {
   images: ImageRow[];
 }
 
-const DRAFTS_KEY = "loraspec.captionDrafts";
+/** Drafts are kept per project folder name, so two projects never mix their edits. */
+const draftsKey = (project: string) => `loraspec.captionDrafts.${project}`;
 
 /**
  * Dataset: thumbnails with problems marked, the crop each image gets, and a caption editor.
@@ -39,7 +40,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
   const [selected, setSelected] = useState<string[]>([]);
   const [drafts, setDrafts] = useState<Record<string, string>>(() => {
     try {
-      return JSON.parse(localStorage.getItem(DRAFTS_KEY) ?? "{}") as Record<string, string>;
+      return JSON.parse(localStorage.getItem(draftsKey(project.name)) ?? "{}") as Record<string, string>;
     } catch {
       return {};
     }
@@ -59,7 +60,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
     );
   }, []);
   useEffect(load, [load]);
-  useEffect(() => localStorage.setItem(DRAFTS_KEY, JSON.stringify(drafts)), [drafts]);
+  useEffect(() => localStorage.setItem(draftsKey(project.name), JSON.stringify(drafts)), [drafts, project.name]);
 
   const images = data?.images ?? [];
   const captionOf = (img: ImageRow) => drafts[img.path] ?? (img.caption ?? "").replace(/\n$/, "");

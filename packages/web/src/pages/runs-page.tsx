@@ -181,7 +181,9 @@ function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
     source.addEventListener("state", (m) => setState((JSON.parse((m as MessageEvent).data) as { state: string }).state));
     source.addEventListener("end", () => source.close());
     return () => source.close();
-  }, [run.id]);
+    // A resume is a new attempt: reconnect and replay the whole log, so the chart keeps the
+    // earlier attempts' points and steps trained again replace their old values.
+  }, [run.id, run.attempts]);
 
   useEffect(() => {
     api<{ samples: Array<{ path: string; step?: number; prompt?: string; seed?: number }> }>(`/api/runs/${encodeURIComponent(run.id)}/samples`).then(
