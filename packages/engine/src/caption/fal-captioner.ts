@@ -15,7 +15,11 @@ export const FAL_CAPTION_ENDPOINTS: Readonly<Record<string, { prompted: boolean;
   },
   "fal-ai/florence-2-large/detailed-caption": { prompted: false, outputField: "results", source: "same" },
   "fal-ai/florence-2-large/caption": { prompted: false, outputField: "results", source: "same" },
-  "fal-ai/any-llm/vision": { prompted: true, outputField: "output", source: "fal model page fal-ai/any-llm/vision (prompt, image_url, model -> output)" },
+  "fal-ai/any-llm/vision": {
+    prompted: true,
+    outputField: "output",
+    source: "NOT verified against the endpoint's schema: prompt, image_url, model -> output as third-party clients use it (one catalogue notes image_url vs image_urls); check GET https://api.fal.ai/v1/models?endpoint_id=fal-ai/any-llm/vision&expand=openapi-3.0",
+  },
 };
 
 export const DEFAULT_FAL_CAPTION_ENDPOINT = "fal-ai/florence-2-large/more-detailed-caption";
