@@ -11,7 +11,7 @@ export const FAL_CAPTION_ENDPOINTS: Readonly<Record<string, { prompted: boolean;
   "fal-ai/florence-2-large/more-detailed-caption": {
     prompted: false,
     outputField: "results",
-    source: "fal-js libs/client/src/types/endpoints.ts (zFlorence2LargeMoreDetailedCaptionInput: image_url; output: results)",
+    source: "endpoint listed in fal-js libs/client/src/types/endpoints.ts; image_url in, results out as several public fal clients call it (schema itself not read here)",
   },
   "fal-ai/florence-2-large/detailed-caption": { prompted: false, outputField: "results", source: "same" },
   "fal-ai/florence-2-large/caption": { prompted: false, outputField: "results", source: "same" },
