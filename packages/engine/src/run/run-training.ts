@@ -217,7 +217,16 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     },
     onLine: (line) => appendFileSync(logFile, `${line}\n`),
   });
-  let next = await gen.next();
+  let next: IteratorResult<LoraspecEvent, ProcessOutcome>;
+  try {
+    next = await gen.next();
+  } catch (error) {
+    if (isLoraspecError(error) && error.code === "E_WORKER_NOT_INSTALLED") {
+      const setup = job.trainer === "diffusers" ? "loraspec setup worker" : `loraspec setup ${job.trainer}`;
+      throw new LoraspecError(error.code, error.message, { hint: `install it with \`${setup}\``, cause: error });
+    }
+    throw error;
+  }
   while (!next.done) {
     const event = next.value;
     // The worker's own `done` is folded into ours (one done per run).
