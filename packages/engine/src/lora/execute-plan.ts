@@ -35,6 +35,17 @@ export function executePlan(params: { plan: PlannedTensor[]; inputs: Safetensors
       const cols = t.shape.slice(1).reduce((a, b) => a * b, 1);
       const elem = dtypeBits(t.dtype) / 8;
       if (!Number.isInteger(elem)) throw new LoraspecError("E_NOT_SUPPORTED", `cannot write ${t.dtype} tensors`);
+      const only = t.op.parts.length === 1 ? t.op.parts[0]! : undefined;
+      if (only && only.factor === 1 && !only.swapHalves && !only.srcCols && only.row === 0 && only.col === 0) {
+        // Copy-through of whole rows of one source: hand the source bytes to the writer (no copy).
+        const src = inputs[only.src.input]!.tensor(only.src.key);
+        const srcCols = src.shape.slice(1).reduce((a, b) => a * b, 1);
+        const [r0, r1] = only.srcRows ?? [0, src.shape[0] ?? 1];
+        if (src.dtype === t.dtype && srcCols === cols && r1 - r0 === rows) {
+          const raw = await bytesOf(only.src.input, only.src.key);
+          return raw.subarray(r0 * cols * elem, r1 * cols * elem);
+        }
+      }
       const out = new Uint8Array(rows * cols * elem);
       for (const part of t.op.parts) await placePart(out, cols, elem, t, part, inputs, bytesOf, blockMemo);
       return out;
