@@ -163,7 +163,12 @@ function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
           if (e.task === "train" || e.task === "steps") setLive((l) => ({ ...l, step: e.current, total: e.total, rate: e.rate, eta: e.eta, message: e.message }));
           break;
         case "phase":
-          setLive((l) => ({ ...l, phase: e.name + (e.message ? `: ${e.message}` : "") }));
+          // A new attempt (start, resume) clears the previous attempt's error.
+          setLive((l) => ({
+            ...l,
+            phase: e.name + (e.message ? `: ${e.message}` : ""),
+            error: e.name === "start" || e.name === "resume" ? undefined : l.error,
+          }));
           break;
         case "sample":
           setSamples((s) => [...s, { path: e.path, step: e.step, prompt: e.prompt, seed: e.seed }]);
@@ -172,7 +177,7 @@ function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
           setLive((l) => ({ ...l, error: { code: e.code, message: e.message, hint: e.hint } }));
           break;
         case "done":
-          setLive((l) => ({ ...l, done: true }));
+          setLive((l) => ({ ...l, done: true, error: undefined }));
           break;
         default:
           break;
@@ -280,7 +285,7 @@ function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
             />
           ) : null}
         </div>
-        {live.error || run.errorMessage ? (
+        {(live.error || run.errorMessage) && RESUMABLE.has(state) ? (
           <div className="banner banner-error">
             <b>{live.error?.code ?? run.errorCode}</b> {live.error?.message ?? run.errorMessage}
             {live.error?.hint ? <div>fix: {live.error.hint}</div> : null}
