@@ -4,6 +4,8 @@
  * puts the trigger first. `loraspec check`, `loraspec caption` and the web page share them.
  */
 
+import { TAG_CAPTION_HEURISTIC } from "../knowledge/recipes.js";
+
 export type CaptionStyle = "natural" | "tags";
 export type CaptionTarget = "character" | "style" | "product";
 
@@ -75,13 +77,14 @@ export function isTagCluster(caption: string): boolean {
   const text = normalizeCaption(caption);
   if (!text) return false;
   const parts = text.split(",").map((p) => p.trim()).filter(Boolean);
-  if (parts.length < 3) return false;
+  if (parts.length < TAG_CAPTION_HEURISTIC.minParts) return false;
   const words = text.toLowerCase().split(/[^\p{L}\p{N}'-]+/u).filter(Boolean);
   const functionWords = words.filter((w) => SENTENCE_WORDS.has(w)).length;
   const meanPartWords = words.length / parts.length;
-  // Tags average under ~3.5 words each and carry few function words ("looking at viewer" has one;
-  // a sentence has one in every two or three words).
-  return meanPartWords <= 3.5 && functionWords / Math.max(words.length, 1) < 0.25;
+  return (
+    meanPartWords <= TAG_CAPTION_HEURISTIC.maxMeanWordsPerPart &&
+    functionWords / Math.max(words.length, 1) < TAG_CAPTION_HEURISTIC.maxFunctionWordShare
+  );
 }
 
 /** Which kinds of variation the caption mentions (pose, lighting, background, ...). */

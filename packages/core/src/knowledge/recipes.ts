@@ -122,12 +122,23 @@ export const STACKING: Sourced & { maxAdapters: number; maxCombinedWeight: numbe
   asOf: AS_OF,
 };
 
-/** Phrases a caption should not be: comma-separated short chunks look like booru tags. */
-export const TAG_CAPTION_HEURISTIC: Sourced & { minCommas: number; maxWordsPerChunk: number; minTagShare: number } = {
-  minCommas: 3,
-  maxWordsPerChunk: 3,
+/**
+ * When a caption reads as booru tags rather than a sentence: at least `minParts` comma-separated
+ * parts averaging at most `maxMeanWordsPerPart` words, with fewer than `maxFunctionWordShare`
+ * function words ("looking at viewer" has one; a sentence has one in every two or three words).
+ * The folder counts as tag-captioned when at least `minTagShare` of its captions are.
+ */
+export const TAG_CAPTION_HEURISTIC: Sourced & {
+  minParts: number;
+  maxMeanWordsPerPart: number;
+  maxFunctionWordShare: number;
+  minTagShare: number;
+} = {
+  minParts: 3,
+  maxMeanWordsPerPart: 3.5,
+  maxFunctionWordShare: 0.25,
   minTagShare: 0.5,
-  source: "ours: a caption with >= 3 commas whose chunks are <= 3 words is a tag cluster; flagged when >= 50% of captions are",
+  source: "ours: booru-style tag lists (Danbooru/WD14 taggers) are short comma-separated noun phrases; calibrated on the caption fixtures in packages/core/test/captions",
   asOf: "2026-11-29",
 };
 

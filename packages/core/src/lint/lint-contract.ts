@@ -18,6 +18,7 @@ import type { Range } from "../knowledge/types.js";
 import { compareVersions } from "../knowledge/versions.js";
 import { planRun, type Plan, type PlanOptions } from "../plan/plan-run.js";
 import { clipPretokenize, splitIntoWords, type WordLookup } from "./clip-pretokenize.js";
+import { isTagCluster } from "../captions/caption-rules.js";
 import type { Finding } from "./finding.js";
 
 export interface LintOptions extends PlanOptions {
@@ -170,12 +171,6 @@ const triggerWord: Rule = ({ c, opts }) => {
     },
   ];
 };
-
-function isTagCluster(caption: string): boolean {
-  const chunks = caption.split(",").map((s) => s.trim()).filter(Boolean);
-  if (chunks.length - 1 < TAG_CAPTION_HEURISTIC.minCommas) return false;
-  return chunks.every((chunk) => chunk.split(/\s+/).length <= TAG_CAPTION_HEURISTIC.maxWordsPerChunk);
-}
 
 const captionStyle: Rule = ({ c, model, opts }) => {
   if (model.captionEncoder === "clip") return [];
