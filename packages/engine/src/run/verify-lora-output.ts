@@ -1,5 +1,7 @@
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { decodeToF32, FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
+import { openSafetensors } from "../lora/safetensors-file.js";
 
 export interface LoraOutputSummary {
   path: string;
@@ -24,7 +26,7 @@ export async function verifyLoraOutput(params: { path: string }): Promise<LoraOu
       hint: "the trainer did not leave a usable LoRA; read `loraspec logs <id>` and resume from the last checkpoint",
       details,
     });
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(path, "r");
   } catch {
@@ -62,8 +64,41 @@ export async function verifyLoraOutput(params: { path: string }): Promise<LoraOu
     if (tensors === 0) throw fail("the file holds no tensors");
     if (loraTensors === 0) throw fail("the file holds no LoRA tensors (no lora_A/lora_B/lora_down/lora_up keys)");
     const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+    await handle.close();
+    handle = undefined;
+    await checkValues(path, fail);
     return { path, bytes: size, tensors, loraTensors, metadata };
   } finally {
-    await handle.close();
+    await handle?.close();
+  }
+}
+
+/**
+ * Full safetensors validation (the LoRA tools' reader) and a scan for NaN/Inf values: a file with
+ * a good header can still hold a diverged LoRA (perf-reliability.md §4c requirement 1).
+ */
+async function checkValues(path: string, fail: (message: string, details?: unknown) => LoraspecError): Promise<void> {
+  let file;
+  try {
+    file = await openSafetensors({ path });
+  } catch (error) {
+    throw fail(`not a valid safetensors file: ${(error as Error).message}`, { cause: (error as LoraspecError).code });
+  }
+  try {
+    for (const t of file.tensors) {
+      if (!FLOAT_DTYPES.has(t.dtype)) continue;
+      const values = decodeToF32(t.dtype, await file.readBytes(t.name));
+      for (let i = 0; i < values.length; i++) {
+        if (!Number.isFinite(values[i]!)) {
+          throw new LoraspecError("E_TRAIN_DIVERGED", `${path}: tensor "${t.name}" holds NaN or Inf values; the LoRA is broken`, {
+            file: path,
+            hint: "training diverged: use precision bf16 instead of fp16, lower the learning rate, and resume from an earlier checkpoint",
+            details: { tensor: t.name, index: i },
+          });
+        }
+      }
+    }
+  } finally {
+    await file.close();
   }
 }

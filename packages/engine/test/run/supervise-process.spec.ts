@@ -121,6 +121,16 @@ describe("superviseProcess with a fake sd-scripts trainer", () => {
     await expect(verifyLoraOutput({ path })).rejects.toMatchObject({ code: "E_NO_OUTPUT", message: expect.stringMatching(/outside the file/) });
   });
 
+  it("rejects a LoRA whose tensors hold NaN (a diverged run that still saved)", async () => {
+    const { out } = await run("ok", ["--steps", "2"]);
+    const path = join(out, "fake.safetensors");
+    const bytes = readFileSync(path);
+    // The data section is the last 16 bytes (two f32 tensors of 2 values); poison one value.
+    bytes.writeFloatLE(Number.NaN, bytes.length - 4);
+    writeFileSync(path, bytes);
+    await expect(verifyLoraOutput({ path })).rejects.toMatchObject({ code: "E_TRAIN_DIVERGED", hint: expect.stringMatching(/bf16/) });
+  });
+
   it("an abort stops the whole process group gracefully (SIGINT)", async () => {
     const controller = new AbortController();
     // Abort once the trainer printed a step: by then its signal handlers are installed.
