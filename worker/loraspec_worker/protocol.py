@@ -118,6 +118,9 @@ def _finite(value: Any) -> Any:
 
 def emit(event: dict) -> None:
     """Write one event as one JSON line and flush it."""
+    # Optional fields left as None are dropped (the TS types say `eta?: number`, not null); a
+    # non-finite loss stays as null so the reader sees which step went bad.
+    event = {k: v for k, v in event.items() if v is not None or k == "loss"}
     line = json.dumps(_finite(event), allow_nan=False, default=str)
     with _lock:
         out = _out if _out is not None else sys.stdout

@@ -108,3 +108,10 @@ def test_stray_prints_go_to_stderr_not_the_event_stream(tmp_path):
     assert lines[0] == "stray before"  # printed before the worker took stdout
     assert all(json.loads(line)["type"] for line in lines[1:])
     assert "stray inside" in out.stderr
+
+
+def test_emit_drops_unset_optional_fields(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    protocol.emit({"type": "progress", "task": "train", "current": 1, "total": 2, "rate": None, "eta": None})
+    assert json.loads(buf.getvalue()) == {"type": "progress", "task": "train", "current": 1, "total": 2}
