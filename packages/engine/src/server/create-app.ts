@@ -1,5 +1,5 @@
 import { realpathSync } from "node:fs";
-import { cp, mkdir, open, readFile, readdir, stat } from "node:fs/promises";
+import { appendFile, cp, mkdir, open, readFile, readdir, rm, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -12,7 +12,7 @@ import type { ServerDeps } from "./deps.js";
 import { CONTENT_TYPES, notSupported, readJson, requireString } from "./http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "./limits.js";
 import { captionFileFor, contractBasics, findFiles, listImages, readContractText } from "./project-files.js";
-import { lossHistory, readEventsFrom, readJsonIfExists, tailFile } from "./run-files.js";
+import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, readJsonIfExists, tailFile } from "./run-files.js";
 import { projectRelative, resolveInsideProject } from "./safe-path.js";
 
 export interface CreateAppParams extends ServerDeps {
@@ -421,9 +421,9 @@ export function createApp(params: CreateAppParams): Hono {
     return c.json({ file: newest.path, lines: await tailFile({ file: join(run.runDir, newest.path), lines }) });
   });
 
-  app.get("/api/runs/:id/events", async (c) => {
-    const id = c.req.param("id");
-    const run = await runs().get(id);
+  // A live event log as SSE: replay from the byte offset the client has (Last-Event-ID), then
+  // follow the file until `finished()` says nothing more will be written.
+  const followLog = (c: Context, runDir: string, name: string | undefined, status: () => Promise<{ state: string; finished: boolean }>) => {
     // Last-Event-ID is the byte offset already seen: a reconnect resumes where it left off.
     const lastId = Number(c.req.header("last-event-id") ?? c.req.query("offset") ?? 0);
     let offset = Number.isFinite(lastId) && lastId > 0 ? lastId : 0;
@@ -434,20 +434,65 @@ export function createApp(params: CreateAppParams): Hono {
       });
       let quietAfterEnd = 0;
       while (!aborted) {
-        const read = await readEventsFrom({ runDir: run.runDir, offset });
+        const read = await readEventsFrom({ runDir, offset, name });
         for (const { event, end } of read.events) {
           await stream.writeSSE({ data: JSON.stringify(event), event: "event", id: String(end) });
         }
         offset = read.offset;
-        const state = (await runs().get(id)).state;
+        const { state, finished } = await status();
         await stream.writeSSE({ data: JSON.stringify({ state }), event: "state" });
-        if (FINAL_STATES.has(state)) {
+        if (finished) {
           // One more read after the final state, so lines flushed at exit are not lost.
           if (read.events.length === 0 && ++quietAfterEnd >= 2) break;
         } else quietAfterEnd = 0;
         await stream.sleep(pollMs);
       }
       await stream.writeSSE({ data: "{}", event: "end" });
+    });
+  };
+
+  app.get("/api/runs/:id/events", async (c) => {
+    const id = c.req.param("id");
+    const run = await runs().get(id);
+    return followLog(c, run.runDir, undefined, async () => {
+      const state = (await runs().get(id)).state;
+      return { state, finished: FINAL_STATES.has(state) };
+    });
+  });
+
+  // Validation of a run from the page: one at a time, in the background, its events in the
+  // run folder so the page can follow (and re-follow) it like the run itself.
+  const validating = new Map<string, AbortController>();
+  app.post("/api/runs/:id/validate", async (c) => {
+    if (!params.validation) throw notSupported("Validation");
+    const id = c.req.param("id");
+    const run = await runs().get(id);
+    const body = c.req.header("content-type") ? await readJson<{ checkpoints?: unknown }>(c) : {};
+    if (validating.size > 0) throw new LoraspecError("E_RUN_STATE", "A validation is already running.", { hint: "Wait for it to finish." });
+    const file = join(run.runDir, VALIDATION_EVENTS_FILE);
+    await rm(file, { force: true });
+    const controller = new AbortController();
+    validating.set(id, controller);
+    const stream = params.validation.validate({ contractFile, runId: id, checkpoints: body.checkpoints === true, signal: controller.signal });
+    void (async () => {
+      try {
+        for await (const event of stream) await appendFile(file, `${JSON.stringify(event)}\n`);
+      } catch (error) {
+        const e = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", error instanceof Error ? error.message : String(error));
+        await appendFile(file, `${JSON.stringify({ type: "error", code: e.code, message: e.message, hint: e.hint })}\n`);
+      } finally {
+        validating.delete(id);
+      }
+    })();
+    return c.json({ started: id }, 202);
+  });
+
+  app.get("/api/runs/:id/validate/events", async (c) => {
+    const id = c.req.param("id");
+    const run = await runs().get(id);
+    return followLog(c, run.runDir, VALIDATION_EVENTS_FILE, async () => {
+      const active = validating.has(id);
+      return { state: active ? "running" : "finished", finished: !active };
     });
   });
 

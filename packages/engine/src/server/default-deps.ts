@@ -98,6 +98,14 @@ export function defaultDeps(): ServerDeps {
       }
       return { captions, failed };
     },
+    validation: {
+      validate: ({ contractFile, runId, checkpoints, signal }) => ({
+        async *[Symbol.asyncIterator]() {
+          const { validateProject } = await import("../validate/validate-project.js");
+          yield* validateProject({ contractPath: contractFile, runId, checkpoints, falKey: process.env.FAL_KEY, signal });
+        },
+      }),
+    },
     lora: {
       inspect: async ({ path }) => (await import("../lora/inspect-lora.js")).inspectLora({ path }),
       convert: async ({ path, to, out }) => {

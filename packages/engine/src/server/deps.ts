@@ -74,6 +74,6 @@ export interface LoraService {
 }
 
 export interface ValidationService {
-  /** Starts validating a LoRA (a run's output or checkpoint); events like a run. */
-  validate(params: { contractFile: string; lora: string; out: string; signal?: AbortSignal }): AsyncIterable<LoraspecEvent>;
+  /** Validates a run's LoRA (or, with `checkpoints`, each checkpoint) against the contract's rubric; writes the report. */
+  validate(params: { contractFile: string; runId: string; checkpoints: boolean; signal?: AbortSignal }): AsyncIterable<LoraspecEvent>;
 }

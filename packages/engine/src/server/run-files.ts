@@ -6,11 +6,16 @@ import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
 export const EVENTS_FILE = "events.jsonl";
 
 /** Reads whole events from `offset`; a trailing half-written line is left for the next read. */
+/** The events of a validation started from the page, beside the run's own. */
+export const VALIDATION_EVENTS_FILE = "validation-events.jsonl";
+
 export async function readEventsFrom(params: {
   runDir: string;
   offset: number;
+  /** Which log in the run folder (default: the run's events.jsonl). */
+  name?: string;
 }): Promise<{ events: Array<{ event: LoraspecEvent; end: number }>; offset: number }> {
-  const file = join(params.runDir, EVENTS_FILE);
+  const file = join(params.runDir, params.name ?? EVENTS_FILE);
   let size: number;
   try {
     size = (await stat(file)).size;

@@ -415,6 +415,59 @@ describe("runs", () => {
     runsService.states.set(id, "succeeded");
   });
 
+  it("validates a run in the background and streams its events; one validation at a time", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: unknown[] = [];
+    const withValidation = createApp({
+      projectDir: project,
+      token: TOKEN,
+      runs: runsService,
+      pollMs: 20,
+      validation: {
+        validate: (p) => ({
+          async *[Symbol.asyncIterator]() {
+            calls.push({ runId: p.runId, checkpoints: p.checkpoints });
+            yield { type: "progress", task: "sample", current: 1, total: 2 } as const;
+            await gate;
+            yield { type: "done", result: { report: "report.html" } } as const;
+          },
+        }),
+      },
+    });
+    const { id } = await (await app.request("/api/runs", { method: "POST", headers: auth })).json();
+    runsService.states.set(id, "succeeded");
+    const start = () => withValidation.request(`/api/runs/${id}/validate`, { method: "POST", headers: json, body: JSON.stringify({ checkpoints: true }) });
+    expect((await start()).status).toBe(202);
+    expect((await start()).status).toBe(409);
+    release();
+    const text = await (await withValidation.request(`/api/runs/${id}/validate/events`, { headers: auth })).text();
+    expect([...text.matchAll(/event: event\ndata: (.*)\n/g)].map((m) => JSON.parse(m[1]!).type)).toEqual(["progress", "done"]);
+    expect(text).toContain("event: end");
+    expect(calls).toEqual([{ runId: id, checkpoints: true }]);
+  });
+
+  it("a validation that throws leaves its error in the stream", async () => {
+    const failing = createApp({
+      projectDir: project,
+      token: TOKEN,
+      runs: runsService,
+      pollMs: 20,
+      validation: {
+        validate: () => ({
+          async *[Symbol.asyncIterator]() {
+            throw new LoraspecError("E_NO_OUTPUT", "run has no LoRA file");
+          },
+        }),
+      },
+    });
+    const { id } = await (await app.request("/api/runs", { method: "POST", headers: auth })).json();
+    runsService.states.set(id, "failed");
+    expect((await failing.request(`/api/runs/${id}/validate`, { method: "POST", headers: auth })).status).toBe(202);
+    const text = await (await failing.request(`/api/runs/${id}/validate/events`, { headers: auth })).text();
+    expect(text).toContain('"code":"E_NO_OUTPUT"');
+  });
+
   it("an unknown run is 404 with its code", async () => {
     const res = await app.request("/api/runs/nope/loss", { headers: auth });
     expect(res.status).toBe(404);

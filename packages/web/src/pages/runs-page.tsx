@@ -107,7 +107,11 @@ export function RunsPage({ project, selected }: { project: ProjectInfo; selected
             </tbody>
           </table>
         </div>
-        {current ? <RunDetail key={current.id} run={current} onChanged={load} /> : <div className="panel empty muted">Select a run.</div>}
+        {current ? (
+          <RunDetail key={current.id} run={current} onChanged={load} canValidate={Boolean(project.capabilities.validation)} />
+        ) : (
+          <div className="panel empty muted">Select a run.</div>
+        )}
       </div>
     </div>
   );
@@ -128,7 +132,7 @@ interface Live {
   done?: boolean;
 }
 
-function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
+function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () => void; canValidate: boolean }) {
   const [loss, setLoss] = useState<LossSeries>({ steps: [], loss: [], avgLoss: [] });
   const [live, setLive] = useState<Live>({});
   const [samples, setSamples] = useState<Array<{ path: string; step?: number; prompt?: string; seed?: number }>>([]);
@@ -254,6 +258,7 @@ function RunDetail({ run, onChanged }: { run: Run; onChanged: () => void }) {
           </span>
           <div className="spacer" />
           {error ? <span className="status status-error">{error}</span> : null}
+          {canValidate ? <ValidateButton run={run} state={state} /> : null}
           <button onClick={() => act("stop")} disabled={!ACTIVE.has(state)}>
             Stop
           </button>
@@ -349,4 +354,52 @@ function formatTime(iso?: string | null): string {
   if (!iso) return "—";
   const d = new Date(iso);
   return `${d.toLocaleDateString(undefined, { month: "short", day: "numeric" })} ${d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", hour12: false })}`;
+}
+
+/** Validate a finished run (or each of its checkpoints) against the contract's rubric. */
+function ValidateButton({ run, state }: { run: Run; state: string }) {
+  const [checkpoints, setCheckpoints] = useState(false);
+  const [progress, setProgress] = useState<{ text: string; pct?: number; error?: string; done?: boolean }>();
+  const follow = useCallback(() => {
+    const source = new EventSource(`/api/runs/${encodeURIComponent(run.id)}/validate/events`);
+    source.addEventListener("event", (m) => {
+      const e = JSON.parse((m as MessageEvent).data) as LoraspecEvent;
+      if (e.type === "progress") setProgress((p) => ({ ...p, text: `${e.task} ${e.current}/${e.total}`, pct: e.total ? (100 * e.current) / e.total : undefined }));
+      else if (e.type === "phase") setProgress((p) => ({ ...p, text: e.message ?? e.name }));
+      else if (e.type === "error") setProgress((p) => ({ ...p, text: "failed", error: `${e.code}: ${e.message}` }));
+      else if (e.type === "done") setProgress((p) => ({ ...p, text: "report written", done: true, pct: 100 }));
+    });
+    source.addEventListener("end", () => source.close());
+  }, [run.id]);
+  const start = async () => {
+    setProgress({ text: "starting" });
+    try {
+      await api(`/api/runs/${encodeURIComponent(run.id)}/validate`, { body: { checkpoints } });
+      follow();
+    } catch (e) {
+      setProgress({ text: "failed", error: errorText(e) });
+    }
+  };
+  const busy = progress !== undefined && !progress.done && !progress.error;
+  return (
+    <span className="validate-box">
+      {progress ? (
+        <span className={`small ${progress.error ? "status-error" : "muted"}`} title={progress.error} data-testid="validate-progress">
+          {progress.error ?? progress.text}
+          {progress.done ? (
+            <>
+              {" "}
+              <a href="#/validation">open report</a>
+            </>
+          ) : null}
+        </span>
+      ) : null}
+      <label className="small muted check-inline" title="Sample and score each saved checkpoint to find the best one">
+        <input type="checkbox" checked={checkpoints} onChange={(e) => setCheckpoints(e.target.checked)} /> checkpoints
+      </label>
+      <button onClick={start} disabled={busy || ACTIVE.has(state)}>
+        Validate
+      </button>
+    </span>
+  );
 }
