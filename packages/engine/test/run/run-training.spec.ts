@@ -185,10 +185,14 @@ describe("recorded real sd-scripts logs through the core's parser (packages/core
     // sd-scripts keeps going on a NaN loss and saves (exit 0, a LoRA on disk): the run still fails.
     ["sdxl-nan-lr1e6.log", { writeLora: true, exit: 0 }, { state: "failed", code: "E_TRAIN_DIVERGED" }],
     ["sdxl-oom.log", { writeLora: false, exit: 1 }, { state: "failed", code: "E_OUT_OF_MEMORY" }],
+    // ai-toolkit (composed excerpt): one NaN step it recovers from does not stop the run; the final OOM crash is classified.
+    ["ai-toolkit/zimage-excerpt.log", { writeLora: false, exit: 1 }, { state: "failed", code: "E_OUT_OF_MEMORY" }],
   ];
   it.each(table)("%s -> %o", async (log, replay, expected) => {
     const dir = project();
-    const job = fakeJob(dir, "replay", ["--log", join(fixtures, log), "--write_lora", replay.writeLora ? "1" : "0", "--exit", String(replay.exit)]);
+    const file = log.startsWith("ai-toolkit/") ? join(fixtures, "..", log) : join(fixtures, log);
+    const job = fakeJob(dir, "replay", ["--log", file, "--write_lora", replay.writeLora ? "1" : "0", "--exit", String(replay.exit)]);
+    if (log.startsWith("ai-toolkit/")) job.parser = "ai-toolkit";
     const events: LoraspecEvent[] = [];
     // No parser override: the job's "kohya" parser is the core's parseKohyaLine.
     const gen = startRun({ projectDir: dir, job, pollMs: 20 });
