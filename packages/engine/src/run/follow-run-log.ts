@@ -1,6 +1,7 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { isProcessAlive } from "./process-alive.js";
 import { openRunStore, ACTIVE_STATES } from "./run-store.js";
 import { RUN_FILES } from "./run-training.js";
 
@@ -21,9 +22,11 @@ export async function followRunLog(params: {
   try {
     store.reconcile();
     const run = store.get(params.runId);
-    const files = existsSync(join(run.runDir, RUN_FILES.log))
-      ? [join(run.runDir, RUN_FILES.log)]
-      : [join(run.runDir, "stdout.log"), join(run.runDir, "stderr.log")];
+    // run.log is written by the supervising loraspec; when that process is gone but the trainer
+    // still runs (loraspec was killed), only the trainer's own files keep growing.
+    const raw = [join(run.runDir, "stdout.log"), join(run.runDir, "stderr.log")];
+    const supervised = existsSync(join(run.runDir, RUN_FILES.log)) && !(ACTIVE_STATES.includes(run.state) && supervisorGone(run.runDir));
+    const files = supervised ? [join(run.runDir, RUN_FILES.log)] : raw;
     const offsets = new Map<string, number>(files.map((f) => [f, 0]));
     const pump = async (): Promise<boolean> => {
       let any = false;
@@ -59,5 +62,14 @@ export async function followRunLog(params: {
     }
   } finally {
     store.close();
+  }
+}
+
+function supervisorGone(runDir: string): boolean {
+  try {
+    const pid = Number(readFileSync(join(runDir, RUN_FILES.supervisorPid), "utf8").trim());
+    return !isProcessAlive(pid);
+  } catch {
+    return false;
   }
 }

@@ -20,6 +20,7 @@ export const RUN_FILES = {
   log: "run.log",
   stopRequested: "stop-requested",
   pid: "trainer.pid",
+  supervisorPid: "supervisor.pid",
 } as const;
 
 export interface RunCommon {
@@ -214,6 +215,8 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
       store.transition(run.id, "running", { pid, pidStart });
       // The pid file is for people and other tools; the store is what loraspec reads.
       writeFileSync(join(run.runDir, RUN_FILES.pid), `${pid}\n`);
+      // Who writes run.log: `logs -f` reads the trainer's own files when this process is gone.
+      writeFileSync(join(run.runDir, RUN_FILES.supervisorPid), `${process.pid}\n`);
     },
     onLine: (line) => appendFileSync(logFile, `${line}\n`),
   });

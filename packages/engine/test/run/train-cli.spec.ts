@@ -117,6 +117,8 @@ describe.skipIf(!haveWorker)("loraspec train with the real worker (tiny SDXL, CP
     const running = runs()[0]!;
     expect(running.state).toBe("running");
     expect(isGroupAlive(running.pid!)).toBe(true);
+    // With its supervisor gone, `logs` reads the trainer's own files (they keep growing).
+    expect(cli(["logs", running.id]).stdout).toContain('"type": "checkpoint"');
     // The machine "crashes" for the trainer too.
     process.kill(-running.pid!, "SIGKILL");
     for (let i = 0; i < 50 && isGroupAlive(running.pid!); i++) await new Promise((r) => setTimeout(r, 100));
