@@ -11,7 +11,8 @@ const venv = join(root, "worker", ".venv");
 const python = join(venv, "bin", "python");
 const requirements = join(root, "worker", "requirements.txt");
 const stamp = join(venv, ".loraspec-requirements");
-const want = createHash("sha256").update(readFileSync(requirements)).update(readFileSync(join(root, "worker", "pyproject.toml"))).digest("hex");
+const dataRequirements = join(root, "worker", "requirements-data.txt");
+const want = createHash("sha256").update(readFileSync(requirements)).update(readFileSync(dataRequirements)).update(readFileSync(join(root, "worker", "pyproject.toml"))).digest("hex");
 
 function run(cmd, args) {
   console.log(`$ ${cmd} ${args.join(" ")}`);
@@ -29,6 +30,7 @@ if (existsSync(stamp) && readFileSync(stamp, "utf8").trim() === want) {
 const basePython = process.env.LORASPEC_PYTHON ?? "python3";
 if (!existsSync(python)) run(basePython, ["-m", "venv", venv]);
 run(python, ["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", requirements]);
+run(python, ["-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-r", dataRequirements]);
 run(python, ["-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e", join(root, "worker")]);
 writeFileSync(stamp, `${want}\n`);
 console.log("worker venv ready");

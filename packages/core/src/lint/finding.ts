@@ -25,6 +25,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "trainer-unsupported-base", severity: "error", title: "Trainer does not support the base model (e.g. Kohya picked for FLUX.2)", pitfall: true },
   { id: "lr-sdxl-on-flux", severity: "error", title: "SDXL learning rate reused on a Flux-class model (above 1e-4)", pitfall: true },
   { id: "trigger-english-word", severity: "error", title: "Trigger is a real English word", pitfall: true },
+  { id: "trigger-tokens", severity: "info", title: "How the trigger splits into CLIP tokens" },
   { id: "captions-tags-on-t5", severity: "error", title: "Tag-cluster captions on a T5/LLM-encoded model", pitfall: true },
   { id: "stack-over-limit", severity: "error", title: "Too many LoRAs stacked or combined weight above 1.0", pitfall: true },
   { id: "recipe-target-mismatch", severity: "error", title: "Character recipe reused for style (or the reverse)", pitfall: true },

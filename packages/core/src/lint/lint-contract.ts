@@ -26,7 +26,7 @@ export interface LintOptions extends PlanOptions {
   dataset?: DatasetSummary;
   /** English word list (engine: loadEnglishWords); the trigger word rule is skipped without it. */
   words?: WordLookup;
-  /** How a trigger splits into tokens (default: CLIP pre-tokenization). */
+  /** CLIP's real tokenizer (engine: loadClipTokenizer); without it the pre-tokenization is shown. */
   tokenizer?: (text: string) => string[];
 }
 
@@ -149,12 +149,28 @@ const triggerWord: Rule = ({ c, opts }) => {
   if (!opts.words) return [];
   const words = opts.words;
   const trigger = c.trigger.word;
-  const tokens = (opts.tokenizer ?? clipPretokenize)(trigger);
+  // English words are found on CLIP's pre-tokenized words; the split shown is the real BPE one
+  // when the engine has CLIP's merges table, else the pre-tokenization.
+  const tokens = clipPretokenize(trigger);
+  const shown = opts.tokenizer ? `CLIP tokenizes it as [${opts.tokenizer(trigger).join(" ")}]` : `CLIP pre-tokenizes it as [${tokens.join(" ")}]`;
   const bare = tokens.map((t) => t.replace(/<\/w>$/, ""));
   const english = bare.filter((t) => /^\p{L}+$/u.test(t) && t.length >= 3 && words.has(t));
   const whole = words.has(trigger.toLowerCase());
   const compound = !whole && english.length === 0 && /^\p{L}+$/u.test(trigger) ? splitIntoWords(trigger.toLowerCase(), words) : undefined;
-  if (!whole && english.length === 0 && !(compound && compound.length > 1)) return [];
+  if (!whole && english.length === 0 && !(compound && compound.length > 1)) {
+    if (!opts.tokenizer) return [];
+    const split = opts.tokenizer(trigger);
+    return [
+      {
+        rule: "trigger-tokens",
+        severity: "info",
+        message: `'${trigger}' is not an English word; CLIP tokenizes it as [${split.join(" ")}] (${split.length} token${split.length === 1 ? "" : "s"}).`,
+        fix: "Nothing to do; a rare token that CLIP splits into few pieces binds fastest.",
+        source: `${CAPTION_RULES.triggerAtStart.source}; tokenizer: CLIP BPE merges (open_clip bpe_simple_vocab_16e6)`,
+        field: "trigger.word",
+      },
+    ];
+  }
   const why = whole
     ? `'${trigger}' is an English word`
     : english.length > 0
@@ -164,7 +180,7 @@ const triggerWord: Rule = ({ c, opts }) => {
     {
       rule: "trigger-english-word",
       severity: "error",
-      message: `${why}: the model already has a meaning for it, so the LoRA fights that prior. CLIP pre-tokenizes it as [${tokens.join(" ")}].`,
+      message: `${why}: the model already has a meaning for it, so the LoRA fights that prior. ${shown}.`,
       fix: "Use a rare made-up token that is not an English word, such as 'txcl' or 'ohwx', at the start of each caption.",
       source: `${CAPTION_RULES.triggerAtStart.source}; word list: npm word-list 4.1.0`,
       field: "trigger.word",

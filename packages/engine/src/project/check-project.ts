@@ -7,6 +7,7 @@ import type { Finding } from "@loraspec/core/lint/finding.js";
 import { planRun, type LivePrice, type Plan } from "@loraspec/core/plan/plan-run.js";
 import { loadContract, resolveDatasetDir, type LoadedContract } from "../contract/load-contract.js";
 import { loadEnglishWords } from "../contract/english-words.js";
+import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { scanDataset } from "../dataset/scan-dataset.js";
 
@@ -81,7 +82,8 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
     }
   }
   const words = await loadEnglishWords();
-  const findings = lintContract(contract, { dataset, words, livePrices });
+  const tokenizer = loadClipTokenizer();
+  const findings = lintContract(contract, { dataset, words, tokenizer, livePrices });
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, findings, plan, notes };
 }

@@ -85,9 +85,12 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
   };
 
   const torchPin = await pinnedVersion(requirements, "torch");
+  // Package data only (CLIP's BPE merges for the trigger-token lint), installed without deps.
+  const dataRequirements = join(workerDir, "requirements-data.txt");
   const stampFile = join(workerDir, ".venv", ".loraspec-requirements");
   const stamp = createHash("sha256")
     .update(await readFile(requirements))
+    .update(await readFile(dataRequirements).catch(() => ""))
     .update(await readFile(join(workerDir, "pyproject.toml")))
     .update(build)
     .digest("hex");
@@ -115,6 +118,7 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
     await must(exec, python, [...pip, `torch${torchPin ? `==${torchPin}` : ""}`, ...(index ? ["--index-url", index] : [])], params.signal);
     yield { type: "phase", name: "requirements", message: "installing the pinned requirements" };
     await must(exec, python, [...pip, "-r", requirements], params.signal);
+    if (existsSync(dataRequirements)) await must(exec, python, [...pip, "--no-deps", "-r", dataRequirements], params.signal);
     await must(exec, python, [...pip, "--no-deps", "-e", workerDir], params.signal);
     if (build === "cuda" && platform === "linux") {
       yield { type: "phase", name: "gpu-extras", message: GPU_EXTRAS.map((x) => `${x.name} (${x.why})`).join(", ") };
