@@ -568,6 +568,8 @@ export function createApp(params: CreateAppParams): Hono {
   if (params.webDist) {
     const dist = resolve(params.webDist);
     app.get("*", async (c) => {
+      // A mistyped API path is a 404, not the page.
+      if (c.req.path.startsWith("/api/")) throw new LoraspecError("E_FILE_NOT_FOUND", `No route for GET ${c.req.path}`);
       const rel = c.req.path.replace(/^\/+/, "");
       const segments = rel.split("/").filter(Boolean);
       let file = join(dist, "index.html");

@@ -321,6 +321,7 @@ describe("the web page", () => {
     expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
     const js = await web.request("/assets/app.js", { headers: auth });
     expect(js.headers.get("content-type")).toMatch(/javascript/);
+    expect((await web.request("/api/no-such-route", { headers: auth })).status).toBe(404);
     const escape = await web.request("/assets/..%2F..%2Foutside%2Fsecret.txt", { headers: auth });
     expect(await escape.text()).not.toContain("do not read");
   });
