@@ -55,6 +55,8 @@ TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 SPIKE_WINDOW = 20
 SPIKE_RECENT = 5
 SPIKE_MIN_STEPS = 10
+# Resumable checkpoints kept (each holds the optimizer state, about twice the LoRA's size).
+KEEP_STATES = 2
 
 
 @dataclass
@@ -931,6 +933,12 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     }
     # state.pt is written last: a folder without it is an unfinished checkpoint and is ignored.
     atomic_torch_save(state, os.path.join(folder, "state.pt"))
+    # Optimizer states are 2x the LoRA; only the newest KEEP_STATES stay resumable. The LoRA files
+    # of older checkpoints stay (validation compares them).
+    root = os.path.dirname(folder)
+    done = sorted(d for d in os.listdir(root) if d.startswith("step-") and os.path.exists(os.path.join(root, d, "state.pt")))
+    for old in done[:-KEEP_STATES]:
+        os.remove(os.path.join(root, old, "state.pt"))
     return lora_path
 
 
@@ -940,6 +948,11 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    if os.path.isdir(os.path.join(folder, "checkpoints")):  # a run's output folder: its latest checkpoint
+        latest = find_latest_checkpoint(folder)
+        if latest is None:
+            raise WorkerError("E_FILE_NOT_FOUND", f"no finished checkpoint under {folder}")
+        folder = latest
     state_path = os.path.join(folder, "state.pt")
     if not os.path.exists(state_path):
         raise WorkerError("E_FILE_NOT_FOUND", f"no finished checkpoint in {folder} (state.pt missing)")
@@ -950,7 +963,14 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
         sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         if not hasattr(module, "text_model"):
             sub = {k.removeprefix("text_model."): v for k, v in sub.items()}
-        result = set_peft_model_state_dict(module, sub)
+        try:
+            result = set_peft_model_state_dict(module, sub)
+        except RuntimeError as e:
+            raise WorkerError(
+                "E_LORA_SHAPE_MISMATCH",
+                f"checkpoint {folder} does not fit this run (a different rank or base?): {str(e).splitlines()[0][:200]}",
+                hint="resume with the rank and base the checkpoint was trained with, or start a new run",
+            ) from None
         unexpected = getattr(result, "unexpected_keys", None)
         if unexpected:
             raise WorkerError("E_LORA_SHAPE_MISMATCH", f"checkpoint has keys this model does not: {unexpected[:3]}")

@@ -307,3 +307,22 @@ def test_sigint_stops_at_a_step_boundary_with_a_checkpoint_and_resume_continues(
     assert not (out / "lora.safetensors").exists()
     resumed = train.run({**req, "steps": stopped_at + 1, "resume_from": "latest"})
     assert resumed["startStep"] == stopped_at and resumed["steps"] == stopped_at + 1
+
+
+def test_old_optimizer_states_are_pruned_and_a_run_folder_resumes_from_its_latest(bases, dataset, tmp_path, events):
+    out = tmp_path / "run"
+    train.run(request(bases, dataset, out, steps=5, save_every=1, debug={"stop_after_step": 4}))
+    folders = sorted(os.listdir(out / "checkpoints"))
+    assert folders == ["step-000001", "step-000002", "step-000003", "step-000004"]
+    assert [os.path.exists(out / "checkpoints" / f / "state.pt") for f in folders] == [False, False, True, True]
+    assert all((out / "checkpoints" / f / "lora.safetensors").exists() for f in folders)
+    resumed = train.run(request(bases, dataset, out, steps=5, resume_from=str(out)))
+    assert resumed["startStep"] == 4
+
+
+def test_resuming_with_another_rank_is_a_shape_error(bases, dataset, tmp_path, events):
+    out = tmp_path / "run"
+    train.run(request(bases, dataset, out, steps=3, save_every=1, debug={"stop_after_step": 1}))
+    with pytest.raises(WorkerError) as err:
+        train.run(request(bases, dataset, out, steps=3, rank=8, resume_from="latest"))
+    assert err.value.code == "E_LORA_SHAPE_MISMATCH"
