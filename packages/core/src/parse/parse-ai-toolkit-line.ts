@@ -8,6 +8,7 @@ export interface AiToolkitParseState {
   step?: number;
   total?: number;
   lastLossStep?: number;
+  lastPostfix?: string;
   nanReported?: boolean;
   phase?: string;
 }
@@ -20,8 +21,8 @@ const PAIRS = /(\w+):\s*([-+\w.]+)/g;
 
 /**
  * Turns one line of ai-toolkit's output (`python run.py job.yaml`, already split on \r and \n)
- * into events (trainers.md §3.4, §3.7). The training bar's postfix is
- * `lr: 1.0e-04 loss: 4.167e-01` (one `key: value` per loss term).
+ * into events (trainers.md §3.4, §3.7; recorded runs in packages/core/test/parse/fixtures/).
+ * The training bar's postfix is `lr: 1.0e-04 loss: 4.167e-01` (one `key: value` per loss term).
  */
 export function parseAiToolkitLine(line: string, state: AiToolkitParseState = {}): LoraspecEvent[] {
   const bar = parseTqdmLine(line);
@@ -38,12 +39,17 @@ export function parseAiToolkitLine(line: string, state: AiToolkitParseState = {}
     const events: LoraspecEvent[] = [
       { type: "progress", task: "train", current: bar.current, total: bar.total, rate: bar.rate, eta: bar.etaSeconds },
     ];
-    if (pairs.loss !== undefined && bar.current > 0 && state.lastLossStep !== bar.current) {
-      state.lastLossStep = bar.current;
+    // At the pinned commit the postfix is set BEFORE the bar's update (recorded: `0/6 [..., loss:
+    // 9.945e-01]` then `1/6 [..., loss: 9.945e-01]`), so a new postfix on a bar at n is step n+1's
+    // loss; redraws that repeat the postfix add nothing.
+    const step = Math.min(bar.current + 1, bar.total);
+    if (pairs.loss !== undefined && bar.postfix !== state.lastPostfix && (state.lastLossStep === undefined || step > state.lastLossStep)) {
+      state.lastLossStep = step;
       const loss = parseLogNumber(pairs.loss);
       const lr = pairs.lr === undefined ? undefined : parseLogNumber(pairs.lr);
-      events.push({ type: "loss", step: bar.current, loss, ...(lr === undefined ? {} : { lr }) });
+      events.push({ type: "loss", step, loss, ...(lr === undefined ? {} : { lr }) });
     }
+    state.lastPostfix = bar.postfix;
     return events;
   }
 

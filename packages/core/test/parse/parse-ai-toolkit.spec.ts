@@ -13,13 +13,14 @@ function parseAll(state: AiToolkitParseState = {}): LoraspecEvent[] {
 describe("parseAiToolkitLine", () => {
   it("reads step, loss and lr from the training bar's postfix", () => {
     const losses = parseAll().filter((e) => e.type === "loss");
+    // A new postfix on the bar at n is step n+1's loss (set before update, see the recorded runs).
     expect(losses.map((e) => e.type === "loss" && [e.step, e.loss, e.lr])).toEqual([
-      [29, 0.4167, 1e-4],
-      [59, 0.4675, 1e-4],
-      [89, 0.3816, 1e-4],
-      [119, 0.3752, 1e-4],
-      [149, Number.NaN, 1e-4],
-      [209, 0.4357, 1e-4],
+      [30, 0.4167, 1e-4],
+      [60, 0.4675, 1e-4],
+      [90, 0.3816, 1e-4],
+      [120, 0.3752, 1e-4],
+      [150, Number.NaN, 1e-4],
+      [210, 0.4357, 1e-4],
     ]);
   });
 
@@ -53,5 +54,50 @@ describe("parseAiToolkitLine", () => {
     expect(parseAiToolkitLine("#### IMPORTANT RESUMING FROM output/x/x_000000500.safetensors ####", state)[0]?.type).toBe("log");
     parseAiToolkitLine("Found step 500 in metadata, starting from there", state);
     expect(state.step).toBe(500);
+  });
+});
+
+describe("parseAiToolkitLine on recorded ai-toolkit runs (0.12.26, tiny SDXL on CPU)", () => {
+  const fixture = (name: string) => readFileSync(new URL(`./fixtures/ai-toolkit/${name}`, import.meta.url), "utf8");
+  const run = (name: string) => {
+    const state: AiToolkitParseState = { jobName: "aitk-tiny-sdxl" };
+    return splitLines(fixture(name)).flatMap((line) => parseAiToolkitLine(line, state));
+  };
+
+  it("one loss per step, the postfix that was set before each update", () => {
+    const losses = run("sdxl-tiny-cpu-6steps-save2.log").flatMap((e) => (e.type === "loss" ? [[e.step, e.loss]] : []));
+    expect(losses).toEqual([
+      [1, 0.9945],
+      [2, 1.078],
+      [3, 1.06],
+      [4, 1.046],
+      [5, 1.087],
+      [6, 1.07],
+    ]);
+  });
+
+  it("checkpoints at 2 and 4, then the final file at 6", () => {
+    const checkpoints = run("sdxl-tiny-cpu-6steps-save2.log").flatMap((e) => (e.type === "checkpoint" ? [[e.step, e.path.split("/").at(-1)]] : []));
+    expect(checkpoints).toEqual([
+      [2, "aitk-tiny-sdxl_000000002.safetensors"],
+      [4, "aitk-tiny-sdxl_000000004.safetensors"],
+      [6, "aitk-tiny-sdxl.safetensors"],
+    ]);
+  });
+
+  it("a resumed run continues at step 7 and saves at 8", () => {
+    const events = run("sdxl-tiny-cpu-resume-to-8.log");
+    expect(events.flatMap((e) => (e.type === "loss" ? [[e.step, e.loss]] : []))).toEqual([
+      [7, 1.042],
+      [8, 1.034],
+    ]);
+    expect(events.filter((e) => e.type === "log").map((e) => e.type === "log" && e.message)).toEqual([
+      "ai-toolkit resumes from /work/main/.tmp/aitk/out/aitk-tiny-sdxl/aitk-tiny-sdxl.safetensors",
+      "ai-toolkit continues at step 6",
+    ]);
+    expect(events.filter((e) => e.type === "checkpoint")).toEqual([
+      { type: "checkpoint", step: 8, path: "/work/main/.tmp/aitk/out/aitk-tiny-sdxl/aitk-tiny-sdxl.safetensors" },
+    ]);
+    expect(events.filter((e) => e.type === "error" || e.type === "warning")).toEqual([]);
   });
 });
