@@ -81,6 +81,7 @@ class Config:
     save_every: int = 0
     seed: int = 42
     trigger_word: Optional[str] = None
+    caption_extension: str = ".txt"
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
     train_text_encoder: bool = False
@@ -129,7 +130,7 @@ def parse_config(request: dict) -> Config:
 # dataset
 
 
-def read_dataset(folder: str, trigger: Optional[str]) -> list[tuple[str, str]]:
+def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = ".txt") -> list[tuple[str, str]]:
     if not os.path.isdir(folder):
         raise WorkerError("E_DATASET_NOT_FOUND", f"dataset folder not found: {folder}")
     items = []
@@ -137,7 +138,7 @@ def read_dataset(folder: str, trigger: Optional[str]) -> list[tuple[str, str]]:
         stem, ext = os.path.splitext(name)
         if ext.lower() not in IMAGE_EXTENSIONS:
             continue
-        caption_path = os.path.join(folder, stem + ".txt")
+        caption_path = os.path.join(folder, stem + caption_extension)
         caption = ""
         if os.path.exists(caption_path):
             with open(caption_path, encoding="utf-8") as f:
@@ -148,7 +149,7 @@ def read_dataset(folder: str, trigger: Optional[str]) -> list[tuple[str, str]]:
             caption = f"{trigger}, {caption}" if caption else trigger
         items.append((os.path.join(folder, name), caption))
     if not items:
-        raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint="add .png/.jpg/.webp files with .txt captions")
+        raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint=f"add .png/.jpg/.webp files with {caption_extension} captions")
     return items
 
 
@@ -725,7 +726,7 @@ def train_once(cfg: Config) -> dict:
     random.seed(cfg.seed)
 
     phase("load", f"loading {cfg.arch} base {cfg.base}")
-    items = read_dataset(cfg.dataset, cfg.trigger_word)
+    items = read_dataset(cfg.dataset, cfg.trigger_word, cfg.caption_extension)
     pipe = load_pipeline(cfg.base, cfg.arch, dtype)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)

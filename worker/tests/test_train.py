@@ -326,3 +326,13 @@ def test_resuming_with_another_rank_is_a_shape_error(bases, dataset, tmp_path, e
     with pytest.raises(WorkerError) as err:
         train.run(request(bases, dataset, out, steps=3, rank=8, resume_from="latest"))
     assert err.value.code == "E_LORA_SHAPE_MISMATCH"
+
+
+def test_caption_extension_is_honoured(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    (folder / "a.caption").write_text("txcl in a hat")
+    (folder / "a.txt").write_text("wrong file")
+    assert train.read_dataset(str(folder), "txcl", ".caption") == [(str(folder / "a.png"), "txcl in a hat")]
+    assert train.read_dataset(str(folder), "txcl", ".txt") == [(str(folder / "a.png"), "txcl, wrong file")]

@@ -89,6 +89,8 @@ export interface DiffusersTrainRequest {
   save_every: number;
   seed: number;
   trigger_word: string;
+  /** Caption sidecar extension, with the dot. */
+  caption_extension: string;
   guidance_scale?: number;
   contract_hash?: string;
   resume_from?: string;
@@ -180,6 +182,7 @@ export function compileDiffusers(
     save_every: r.saveEvery,
     seed: hp.seed,
     trigger_word: contract.trigger.word,
+    caption_extension: contract.captions.extension,
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom, oom_fallbacks: fallbacks },
   };
   if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
