@@ -72,6 +72,28 @@ describe("server with the real engine", () => {
     expect(plan.steps).toBe(1500);
   });
 
+  it("offers the repository's examples and creates a project from one whose contract checks", async () => {
+    const examplesDir = join(import.meta.dirname, "../../../../examples");
+    const fresh = await mkdtemp(join(tmpdir(), "loraspec-server-example-"));
+    try {
+      const a = createApp({ projectDir: fresh, token: TOKEN, examplesDir, ...defaultDeps() });
+      const info = await (await a.request("/api/project", { headers: auth })).json();
+      expect(info.examples).toContain("character");
+      const res = await a.request("/api/project/from-example", {
+        method: "POST",
+        headers: { ...auth, "Content-Type": "application/json" },
+        body: JSON.stringify({ example: "character" }),
+      });
+      expect(res.status).toBe(200);
+      const contract = await (await a.request("/api/contract", { headers: auth })).json();
+      expect(contract.error).toBeUndefined();
+      const dataset = await (await a.request("/api/dataset", { headers: auth })).json();
+      expect(dataset.images.length).toBeGreaterThan(0);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it("a contract with a schema error is refused with its field, and not written", async () => {
     const res = await app.request("/api/contract", {
       method: "PUT",
