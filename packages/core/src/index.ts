@@ -21,3 +21,13 @@ export { parseLora, groupKeys, scaleOf, splitScale, type ParsedLora, type LoraFo
 export { planConvert, planCatMerge, type TargetFormat as LoraTargetFormat, type PlannedTensor, type Plan as LoraPlan } from "./lora/plan.js";
 export { checkCaption, fixCaption, isTagCluster, mentionedVariations, startsWithTrigger, normalizeCaption, VARIATION_WORDS, type CaptionFinding, type CaptionStyle, type CaptionTarget } from "./captions/caption-rules.js";
 export { captionPrompt, finalizeCaption, CAPTION_PROMPTS } from "./captions/caption-prompts.js";
+export { compileKohya, type KohyaCompiled } from "./compile/kohya/compile-kohya.js";
+export { compileAiToolkit, type AiToolkitCompiled } from "./compile/ai-toolkit/compile-ai-toolkit.js";
+export { compileFal, type FalCompiled } from "./compile/fal/compile-fal.js";
+export { FAL_TRAINER_ENDPOINTS, FAL_DEFAULT_ENDPOINT, type FalTrainerEndpoint } from "./compile/fal/fal-endpoints.js";
+export { resolveTraining, type CompilePlan, type CompilePaths, type CompiledFile, type ResolvedTraining } from "./trainers/compile-input.js";
+export { TRAINER_PINS, KOHYA_PIN, AI_TOOLKIT_PIN, KOHYA_SCRIPT_FLAGS, type TrainerPin, type KohyaScript } from "./trainers/pins.js";
+export { assertTrainerSupports, type ExternalTrainer } from "./trainers/support.js";
+export { createLineSplitter, splitLines, type LineSplitter } from "./parse/split-lines.js";
+export { parseKohyaLine, type KohyaParseState } from "./parse/parse-kohya-line.js";
+export { parseAiToolkitLine, type AiToolkitParseState } from "./parse/parse-ai-toolkit-line.js";

@@ -31,3 +31,5 @@ export { createOpenAICaptioner, type OpenAICaptionerConfig } from "./caption/ope
 export { createFalCaptioner, FAL_CAPTION_ENDPOINTS, type FalCaptionerConfig } from "./caption/fal-captioner.js";
 export { createWorkerCaptioner, DEFAULT_WORKER_CAPTION_MODEL, type WorkerCaptionerConfig } from "./caption/worker-captioner.js";
 export type { Captioner, CaptionRequest } from "./caption/captioner.js";
+export { setupTrainer, type SetupTrainerParams, type RunFn as SetupRunFn } from "./setup/setup-trainer.js";
+export { findTrainerInstall, trainerRoot, defaultCacheDir, SETUP_MANIFEST, type TrainerInstall, type SetupTrainerId } from "./setup/trainer-install.js";
