@@ -23,6 +23,12 @@ export interface CompilePlan {
 export interface CompilePaths {
   /** The prepared dataset folder (images + caption sidecars). */
   datasetDir: string;
+  /**
+   * True when datasetDir is loraspec's own copy (prepared dataset, run folder) that trainers may
+   * write caches into. False (default): kohya caches in memory only; ai-toolkit still writes
+   * `.aitk_size.json` there (see `writesIntoDataset`), so pass it a copy.
+   */
+  datasetWritable?: boolean;
   /** The run folder: checkpoints and the final LoRA land here. */
   outputDir: string;
   /** Where the compiled files are written (defaults to outputDir). */

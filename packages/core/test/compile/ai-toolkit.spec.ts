@@ -75,3 +75,16 @@ describe("compileAiToolkit", () => {
     }
   });
 });
+
+describe("compileAiToolkit and the user's dataset folder", () => {
+  it.each([
+    [false, { cache_latents: true }, [".aitk_size.json"]],
+    [true, { cache_latents_to_disk: true }, [".aitk_size.json", "_latent_cache/"]],
+  ] as const)("datasetWritable %s", (writable, cache, writes) => {
+    const out = compileAiToolkit(makeContract({ base: "sdxl", target: "character", trainer: "ai-toolkit" }), {}, { ...PATHS, datasetWritable: writable });
+    const dataset = (out.job as unknown as Job).config.process[0]!.datasets[0];
+    expect(dataset).toMatchObject(cache);
+    expect(Object.keys(dataset)).not.toContain(writable ? "cache_latents" : "cache_latents_to_disk");
+    expect(out.writesIntoDataset).toEqual(writes);
+  });
+});

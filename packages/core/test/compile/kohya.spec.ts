@@ -129,3 +129,17 @@ describe("compileKohya refusals", () => {
     }
   });
 });
+
+describe("compileKohya and the user's dataset folder", () => {
+  it.each([
+    [false, [], undefined],
+    [true, ["<image>.npz (latents)", "<image>_te_outputs.npz"], true],
+  ] as const)("datasetWritable %s: caches to disk only into a folder loraspec owns", (writable, writes, toDisk) => {
+    const out = compileKohya(makeContract({ base: "sdxl", target: "character", trainer: "kohya" }), {}, { ...PATHS, datasetWritable: writable });
+    const args = flatten(out.argsToml);
+    expect(args.cache_latents).toBe(true);
+    expect(args.cache_latents_to_disk).toBe(toDisk);
+    expect(args.cache_text_encoder_outputs_to_disk).toBe(toDisk);
+    expect(out.writesIntoDataset).toEqual(writes);
+  });
+});

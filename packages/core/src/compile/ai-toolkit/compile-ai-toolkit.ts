@@ -18,6 +18,11 @@ export interface AiToolkitCompiled {
   files: CompiledFile[];
   /** ai-toolkit writes to <training_folder>/<name>/ (trainers.md §3.5). */
   outputs: { lora: string; checkpointPattern: string; jobDir: string };
+  /**
+   * What ai-toolkit writes into datasetDir (seen in a recorded run): always `.aitk_size.json`,
+   * plus `_latent_cache/` when caching to disk. Give it a copy of the user's images.
+   */
+  writesIntoDataset: string[];
 }
 
 /** How many intermediate saves ai-toolkit keeps (its default is 5; the examples use 4). */
@@ -78,7 +83,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
         caption_ext: contract.captions.extension.replace(/^\./, ""),
         caption_dropout_rate: 0,
         shuffle_tokens: false,
-        cache_latents_to_disk: hp.cache_latents,
+        // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
+        ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
         ...(profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs ? { cache_text_embeddings: true } : {}),
         resolution: [r.resolution],
         buckets: contract.dataset.aspect === "buckets",
@@ -134,6 +140,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     command: [python, joinPath(trainerDir, "run.py"), jobPath],
     cwd: trainerDir,
     files: [{ name: "job.yaml", path: jobPath, content: jobYaml }],
+    writesIntoDataset: [".aitk_size.json", ...(hp.cache_latents && paths.datasetWritable ? ["_latent_cache/"] : [])],
     outputs: {
       lora: joinPath(jobDir, `${contract.name}.safetensors`),
       // {name}_{step:09d}.safetensors (§3.5).

@@ -25,6 +25,8 @@ export interface KohyaCompiled {
   files: CompiledFile[];
   /** Where the final LoRA and the step checkpoints will appear. */
   outputs: { lora: string; checkpointPattern: string; statePattern: string };
+  /** What the trainer will write into datasetDir (cache files beside the images). */
+  writesIntoDataset: string[];
 }
 
 type TomlValue = string | number | boolean | string[] | number[];
@@ -125,8 +127,11 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     seed: hp.seed,
     sdpa: true,
     ...(hp.gradient_checkpointing ? { gradient_checkpointing: true } : {}),
-    ...(hp.cache_latents ? { cache_latents: true, cache_latents_to_disk: true } : {}),
-    ...(hp.cache_text_encoder_outputs ? { cache_text_encoder_outputs: true, cache_text_encoder_outputs_to_disk: true } : {}),
+    // *_to_disk writes .npz files beside the images: only into a folder loraspec owns.
+    ...(hp.cache_latents ? { cache_latents: true, ...(paths.datasetWritable ? { cache_latents_to_disk: true } : {}) } : {}),
+    ...(hp.cache_text_encoder_outputs
+      ? { cache_text_encoder_outputs: true, ...(paths.datasetWritable ? { cache_text_encoder_outputs_to_disk: true } : {}) }
+      : {}),
     ...(isFlux ? profile.fixed : {}),
   };
   if (!isFlux) Object.assign(model, profile.fixed);
@@ -194,6 +199,9 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
       { name: "dataset.toml", path: datasetPath, content: datasetToml },
       { name: "args.toml", path: argsPath, content: argsToml },
     ],
+    writesIntoDataset: paths.datasetWritable
+      ? [...(hp.cache_latents ? ["<image>.npz (latents)"] : []), ...(hp.cache_text_encoder_outputs ? ["<image>_te_outputs.npz"] : [])]
+      : [],
     outputs: {
       lora: joinPath(paths.outputDir, `${contract.name}.safetensors`),
       // sd-scripts names step saves {name}-step{step:08d}.safetensors (§2.7).
