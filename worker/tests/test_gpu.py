@@ -17,7 +17,7 @@ from loraspec_worker import protocol, tiny_base, train  # noqa: E402
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein"])
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
 def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
