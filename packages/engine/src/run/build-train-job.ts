@@ -1,5 +1,7 @@
+import { constants as fsConstants } from "node:fs";
+import { copyFile, mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
-import { basename, join, relative, resolve, isAbsolute } from "node:path";
+import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
@@ -8,6 +10,7 @@ import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-t
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
 import type { CompilePlan } from "@loraspec/core/trainers/compile-input.js";
+import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { zipDataset } from "../fal/zip-dataset.js";
 import { findWorkerRoot, workerPython } from "../worker/worker-paths.js";
 import type { RunRecord } from "./run-store.js";
@@ -63,7 +66,10 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   }
   if (trainer === "kohya" || trainer === "ai-toolkit") {
     const dirs = (params.trainerDir ?? defaultTrainerDir)(trainer);
-    const paths = { datasetDir, outputDir, configDir: run.runDir, ...dirs };
+    // Trainers write into their dataset folder (ai-toolkit's .aitk_size.json, kohya's latent
+    // caches): they get the run's own copy, never the user's folder.
+    const runDataset = await copyDataset({ from: datasetDir, to: join(run.runDir, "dataset"), captionExtension: contract.captions.extension });
+    const paths = { datasetDir: runDataset, datasetWritable: true, outputDir, configDir: run.runDir, ...dirs };
     const compiled = trainer === "kohya" ? compileKohya(contract, plan, paths) : compileAiToolkit(contract, plan, paths);
     const files: Record<string, string> = {};
     for (const file of compiled.files) {
@@ -115,4 +121,17 @@ function resolveBasePath(contract: Contract, contractDir: string): string {
   const path = contract.base.path ?? getBaseModel(contract.base.model)?.hfRepo;
   if (!path) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model "${contract.base.model}"`, { field: "base.model" });
   return path.startsWith(".") || isAbsolute(path) ? resolve(contractDir, path) : path;
+}
+
+/** Copies a dataset's images and caption sidecars (keeping sub-folders) into a run-owned folder. */
+async function copyDataset(params: { from: string; to: string; captionExtension?: string }): Promise<string> {
+  const files = await listDatasetFiles({ dir: params.from, captionExtension: params.captionExtension });
+  if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.from}`, { file: params.from, field: "dataset.path" });
+  for (const rel of [...files.images, ...files.captions]) {
+    const target = join(params.to, rel);
+    await mkdir(dirname(target), { recursive: true });
+    // A copy-on-write clone where the filesystem has it, else a plain copy.
+    await copyFile(join(params.from, rel), target, fsConstants.COPYFILE_FICLONE);
+  }
+  return params.to;
 }

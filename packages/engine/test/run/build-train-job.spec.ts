@@ -72,6 +72,9 @@ describe("buildTrainJob with the real compilers", () => {
     expect(job.files!["args.toml"]).toMatch(/save_state = true/);
     expect(job).toMatchObject({ parser: "kohya", output: join(run.runDir, "output", "txcl.safetensors") });
     expect(job.resume).toEqual({ kind: "kohya-state", outputDir: join(run.runDir, "output"), outputName: "txcl" });
+    // The trainer reads (and caches into) the run's own copy of the dataset, never the user's folder.
+    expect(job.files!["dataset.toml"]).toContain(join(run.runDir, "dataset"));
+    expect(readFileSync(join(run.runDir, "dataset", "sub", "a.txt"), "utf8")).toBe("txcl photo 2");
   });
 
   it("ai-toolkit: the job YAML, automatic resume in the same folder", async () => {
