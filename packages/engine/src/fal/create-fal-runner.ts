@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { ApiError, createFalClient, isRetryableError, withMiddleware, type QueueStatus, type RequestMiddleware } from "@fal-ai/client";
+import { ApiError, createFalClient, isRetryableError, withMiddleware, type QueueStatus, type RequestMiddleware, type StorageSettings } from "@fal-ai/client";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -23,6 +23,8 @@ export interface FalRunnerConfig {
    * and $LORASPEC_FAL_REST_URL when set.
    */
   hosts?: { queue?: string; rest?: string };
+  /** Lifecycle of the uploaded dataset ZIP on fal's storage (default: expires after 1 day). */
+  storage?: StorageSettings;
 }
 
 /** The runner's settings a user can give through the environment (never the key's storage). */
@@ -166,7 +168,8 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
       if (params.archive) {
         yield { type: "phase", name: "upload", message: basename(params.archive.path) };
         const bytes = await readFile(params.archive.path);
-        const url = await client.storage.upload(new Blob([bytes], { type: "application/zip" }), {});
+        const lifecycle: StorageSettings = config.storage ?? { expiresIn: FAL_POLICY.datasetExpiresIn.value };
+        const url = await client.storage.upload(new Blob([bytes], { type: "application/zip" }), { lifecycle });
         input[params.archive.field] = url;
       }
       yield { type: "phase", name: "submit", message: endpoint };

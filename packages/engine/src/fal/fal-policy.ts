@@ -13,4 +13,10 @@ export const FAL_POLICY = {
     source: "ours, on top of @fal-ai/client status retries (5, incl. 500) (trainers.md §4.6)",
     asOf: "2026-08-02",
   },
+  datasetExpiresIn: {
+    // The ZIP holds the user's photos: on fal's CDN no longer than a queued + running job needs.
+    value: "1d",
+    source: "ours; lifecycle presets never|immediate|1h|1d|7d|30d|1y (@fal-ai/client storage.ts, trainers.md §4.5)",
+    asOf: "2026-08-02",
+  },
 } as const;

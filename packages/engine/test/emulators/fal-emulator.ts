@@ -27,6 +27,8 @@ export interface FalEmulator {
   uploads: Map<string, Buffer>;
   /** Every Authorization header the server saw. */
   authorizations: string[];
+  /** The object-lifecycle header of each upload initiate (what the client asked for). */
+  uploadLifecycles: (string | undefined)[];
   /** The next `count` requests whose path matches answer `status` (a 5xx storm). */
   failNext(params: { count: number; status?: number; match?: RegExp }): void;
   /** The next submit creates its job, then the connection drops before the response is sent. */
@@ -42,6 +44,7 @@ export async function startFalEmulator(): Promise<FalEmulator> {
   const jobs: EmulatedJob[] = [];
   const uploads = new Map<string, Buffer>();
   const authorizations: string[] = [];
+  const uploadLifecycles: (string | undefined)[] = [];
   const faults: { count: number; status: number; match: RegExp }[] = [];
   let loseSubmit = 0;
   let nextId = 1;
@@ -53,6 +56,7 @@ export async function startFalEmulator(): Promise<FalEmulator> {
     jobs,
     uploads,
     authorizations,
+    uploadLifecycles,
     progressPolls: 3,
     loraBytes: tinyLora(),
     failNext({ count, status = 503, match = /.*/ }) {
@@ -78,6 +82,8 @@ export async function startFalEmulator(): Promise<FalEmulator> {
     // Storage: initiate an upload, receive the bytes, serve the file.
     if (parts[0] === "rest" && url.pathname.endsWith("/storage/upload/initiate") && req.method === "POST") {
       if (!auth?.startsWith("Key ")) return json(res, 401, { detail: "Unauthorized" });
+      const lifecycle = req.headers["x-fal-object-lifecycle-preference"] ?? req.headers["x-fal-object-lifecycle"];
+      uploadLifecycles.push(Array.isArray(lifecycle) ? lifecycle[0] : lifecycle);
       const { file_name } = JSON.parse(body.toString() || "{}") as { file_name?: string };
       const id = `u${nextId++}-${file_name ?? "file"}`;
       return json(res, 200, { upload_url: `${base}/upload/${id}`, file_url: `${base}/files/${id}` });

@@ -67,6 +67,8 @@ describe("fal runner against the local emulator", () => {
     expect(job.input.images_data_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/files\//);
     expect(job.input.trigger_word).toBe("txcl");
     expect(job.authorization).toBe(`Key ${KEY}`);
+    // The dataset (the user's photos) is uploaded with a short lifecycle.
+    expect(JSON.parse(emulator.uploadLifecycles[0]!)).toMatchObject({ expiration_duration_seconds: 86400 });
     expect(store.get(r.runId).remoteRequestId).toBe(job.id);
     expect(events.map((e) => (e.type === "phase" ? e.name : undefined)).filter(Boolean)).toEqual(["upload", "submit", "queued", "train", "download"]);
     const progress = events.filter((e) => e.type === "progress").map((e) => (e as { current: number }).current);
