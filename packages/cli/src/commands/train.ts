@@ -108,6 +108,24 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
   }
   const falRunner = await falRunnerIfNeeded(contract.trainer.name);
   const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
+  // sd-scripts and ai-toolkit crash on OOM; with failure.on_oom: fallback the run retries with the
+  // contract's next fallback (the built-in worker applies its fallbacks itself).
+  const { nextOomFallback } = await import("@loraspec/engine/run/oom-fallback.js");
+  const { planRun } = await import("@loraspec/core/plan/plan-run.js");
+  const tried: string[] = [];
+  let current = contract;
+  const onOutOfMemory =
+    contract.trainer.name === "kohya" || contract.trainer.name === "ai-toolkit"
+      ? async () => {
+          const step = nextOomFallback(current, tried);
+          if (!step) return undefined;
+          tried.push(step.fallback);
+          current = step.contract;
+          const nextPlan = planRun(current, result.dataset);
+          const next = current;
+          return { note: `${step.fallback} (${step.change})`, job: (run: Parameters<typeof buildTrainJob>[0]["run"]) => buildTrainJob({ contract: next, contractDir: loaded.dir, plan: nextPlan, run, contractHash }) };
+        }
+      : undefined;
   return renderRun(
     startRun({
       projectDir: loaded.dir,
@@ -119,6 +137,7 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
       job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run, contractHash }),
       signal,
       falRunner,
+      onOutOfMemory,
       yes: opts.yes,
       onCreated: (run) => {
         if (!opts.json) process.stderr.write(`${pc.dim(`run ${run.id}: ${run.runDir}  (follow: loraspec logs ${run.id} -f)`)}\n`);

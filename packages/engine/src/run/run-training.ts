@@ -51,6 +51,11 @@ export interface StartRunParams extends RunCommon {
   contractPath?: string;
   /** Called with the new run's id before anything runs (print it so the user can `logs -f`). */
   onCreated?: (run: RunRecord) => void;
+  /**
+   * After an out-of-memory failure: the job to try next (the contract's next OOM fallback), or
+   * undefined to fail. The run resumes from its last checkpoint with the new job.
+   */
+  onOutOfMemory?: (attempt: number) => Promise<{ job: (run: RunRecord) => TrainJob | Promise<TrainJob>; note: string } | undefined>;
 }
 
 export interface ResumeRunParams extends RunCommon {
@@ -74,23 +79,44 @@ export async function* startRun(params: StartRunParams): AsyncGenerator<Loraspec
     });
     mkdirSync(run.runDir, { recursive: true });
     params.onCreated?.(run);
-    let job: TrainJob;
-    try {
-      if (params.plan !== undefined) await atomicWrite(join(run.runDir, RUN_FILES.plan), `${JSON.stringify(params.plan, null, 2)}\n`);
-      job = typeof params.job === "function" ? await params.job(run) : params.job;
-      await atomicWrite(join(run.runDir, RUN_FILES.job), `${JSON.stringify(job, null, 2)}\n`);
-      if (job.kind === "process") {
-        for (const [name, content] of Object.entries(job.files ?? {})) await atomicWrite(join(run.runDir, name), content);
+    if (params.plan !== undefined) await atomicWrite(join(run.runDir, RUN_FILES.plan), `${JSON.stringify(params.plan, null, 2)}\n`);
+    let job = await prepareJob(store, run, params.job);
+    let resuming = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return yield* execute({ ...params, store, run: store.get(run.id), job, resuming });
+      } catch (error) {
+        if (!(isLoraspecError(error) && error.code === "E_OUT_OF_MEMORY" && params.onOutOfMemory)) throw error;
+        const next = await params.onOutOfMemory(attempt);
+        if (!next) throw error;
+        const warning: LoraspecEvent = { type: "warning", code: "OOM_FALLBACK", message: `out of memory: retrying with ${next.note}` };
+        appendFileSync(join(run.runDir, RUN_FILES.events), `${JSON.stringify(warning)}\n`);
+        yield warning;
+        job = await prepareJob(store, store.get(run.id), next.job);
+        resuming = true;
       }
-      if (job.totalSteps !== undefined) store.update(run.id, { totalSteps: job.totalSteps });
-    } catch (error) {
-      const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", String((error as Error).message ?? error), { cause: error });
-      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
-      throw error;
     }
-    return yield* execute({ ...params, store, run, job, resuming: false });
   } finally {
     if (!params.store) store.close();
+  }
+}
+
+/** Builds the job (when given as a function) and writes job.json and the compiled files. */
+async function prepareJob(store: RunStore, run: RunRecord, given: StartRunParams["job"]): Promise<TrainJob> {
+  try {
+    const job = typeof given === "function" ? await given(run) : given;
+    await atomicWrite(join(run.runDir, RUN_FILES.job), `${JSON.stringify(job, null, 2)}\n`);
+    if (job.kind === "process") {
+      for (const [name, content] of Object.entries(job.files ?? {})) await atomicWrite(join(run.runDir, name), content);
+    }
+    if (job.totalSteps !== undefined) store.update(run.id, { totalSteps: job.totalSteps });
+    return job;
+  } catch (error) {
+    const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", String((error as Error).message ?? error), { cause: error });
+    if (run.state === "queued" || run.state === "starting" || run.state === "running") {
+      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+    }
+    throw error;
   }
 }
 

@@ -97,6 +97,32 @@ describe("startRun / resumeRun with a fake sd-scripts trainer", () => {
     expect(lines.join("")).toContain("6/6");
   });
 
+  it("out of memory with a fallback: the run retries with the next job and succeeds", async () => {
+    const dir = project();
+    const attempts: number[] = [];
+    const { run, events } = await drive(
+      startRun({
+        ...common,
+        projectDir: dir,
+        job: fakeJob(dir, "oom"),
+        onOutOfMemory: async (attempt) => {
+          attempts.push(attempt);
+          return attempt === 1 ? { note: "gradient_checkpointing (gradient_checkpointing: true)", job: () => fakeJob(dir, "ok") } : undefined;
+        },
+      }),
+    );
+    expect(attempts).toEqual([1]);
+    expect(run).toMatchObject({ state: "succeeded", attempts: 2 });
+    expect(events.some((e) => e.type === "warning" && e.code === "OOM_FALLBACK")).toBe(true);
+    expect(readFileSync(join(run.runDir, "job.json"), "utf8")).toContain('"ok"');
+  });
+
+  it("out of memory with no fallback left fails with E_OUT_OF_MEMORY", async () => {
+    const dir = project();
+    const error = await driveError(startRun({ ...common, projectDir: dir, job: fakeJob(dir, "oom"), onOutOfMemory: async () => undefined }));
+    expect(error.code).toBe("E_OUT_OF_MEMORY");
+  });
+
   it("logs -f follows a live run and ends when the run does", async () => {
     const dir = project();
     const store = openRunStore({ projectDir: dir });
