@@ -6,7 +6,13 @@ import { basename, join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { judgeValidation } from "@loraspec/core/validate/judge-validation.js";
+import { planValidation } from "@loraspec/core/validate/plan-validation.js";
+import { buildScoreRequest, type ScoreResult } from "@loraspec/core/validate/score-request.js";
+import { renderReport } from "@loraspec/engine/report/render-report.js";
 import { defaultDeps } from "@loraspec/engine/server/default-deps.js";
+import { readLossCurve } from "@loraspec/engine/validate/read-loss-curve.js";
+import type { ValidationResult } from "@loraspec/engine/validate/validate-lora.js";
 import { createRunsService } from "@loraspec/engine/server/runs-service.js";
 import { startServer, type RunningServer } from "@loraspec/engine/server/start-server.js";
 
@@ -180,32 +186,55 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
   }, 400_000);
 
   it("opens the validation report", async () => {
-    // The validator is another engineer's (loraspec validate); its output folder is what the
-    // page reads. Here a report in that layout stands in for it, beside the run's LoRA.
-    const list = await runs.list();
-    const runDir = list[0]!.runDir;
-    const dir = join(runDir, "validation");
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "report.html"), "<!doctype html><title>report</title><h1>Validation report: e2e-demo</h1><p>trigger check <b>pass</b></p>");
-    const verdict = (status: string) => ({ check: "trigger", title: "Trigger effect", status, measures: [] });
-    await writeFile(
-      join(dir, "validation.json"),
-      JSON.stringify({
-        verdicts: {
-          status: "warn",
-          weights: [
-            { key: "s8@0.8", candidate: "step 8", step: 8, weight: 0.8, status: "warn", checks: [verdict("warn")], margin: 0 },
-            { key: "s24@0.8", candidate: "final", step: 24, weight: 0.8, status: "pass", checks: [verdict("pass")], margin: 1 },
-          ],
-          best: { key: "s24@0.8", candidate: "final", step: 24, weight: 0.8 },
-          warnings: [],
-        },
-      }),
-    );
+    // Sampling and scoring need CLIP/DINO weights that cannot be downloaded here, so the scores
+    // are stand-ins; everything else is real: the rubric plan, the verdicts judged from the
+    // scores, the report renderer, the run's own loss curve, images linked relative to the report.
+    const run = (await runs.list())[0]!;
+    const dir = join(run.runDir, "validation");
+    await mkdir(join(dir, "images"), { recursive: true });
+    const plan = planValidation({
+      rubric: { seeds: [1], trigger_prompts: ["a photo of {trigger}"], pose_variations: 2, novel_scenes: ["{trigger} on the moon"], stack: [], self_weight: 1, weight_sweep: [0.8, 1.0] },
+      trigger: TRIGGER,
+      target: "character",
+      candidates: [{ name: "final", path: run.outputPath!, step: 12 }],
+    });
+    const request = buildScoreRequest({ plan, image: (id) => id, reference: ["img-0.png", "img-1.png"] });
+    const scores: ScoreResult = {
+      embedder: { clip: "stand-in" },
+      reference: { count: 2, pairwise_clip: 0.85 },
+      trigger: Object.fromEntries(request.trigger.map((t, i) => [t.id, { distance: 0.2 + 0.05 * i, base_distance: 0.05, effect: 0.15 + 0.05 * i }])),
+      sets: Object.fromEntries(request.sets.map((x) => [x.id, { count: x.images.length, fidelity_clip: 0.8, diversity: 0.3, collapse_share: 0.2, near_duplicate_share: 0, clip_t: 0.3 }])),
+      stack: {},
+    };
+    for (const [i, job] of plan.jobs.entries()) {
+      const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: 128 } } }).png().toBuffer();
+      await writeFile(join(dir, "images", `${job.id}.png`), png);
+    }
+    const result: ValidationResult = {
+      name: "e2e-demo",
+      createdAt: new Date().toISOString(),
+      settings: { width: 64, height: 64, steps: 4 },
+      sampler: "worker",
+      plan,
+      scores,
+      verdicts: judgeValidation({ plan, scores }),
+      images: Object.fromEntries(plan.jobs.map((j) => [j.id, `images/${j.id}.png`])),
+      reference: ["img-0.png", "img-1.png"],
+    };
+    const loss = await readLossCurve(join(run.runDir, "events.jsonl"));
+    await writeFile(join(dir, "validation.json"), JSON.stringify(result));
+    await writeFile(join(dir, "report.html"), renderReport({ result, loss, imageSrc: (id) => result.images[id]! }));
+
     await page.click("a[href='#/validation']");
     const frame = page.frameLocator("[data-testid=report-frame]");
-    await expect.poll(() => frame.locator("h1").textContent(), POLL).toContain("Validation report");
-    expect(await page.locator(".verdicts-panel").textContent()).toContain("final");
+    await expect.poll(() => frame.locator("h1").textContent(), POLL).toContain("Validation: e2e-demo");
+    // The report's images load through /files/ (relative links resolve inside the project);
+    // they are lazy, so the first one is scrolled into view.
+    const img = frame.locator("img").first();
+    await img.scrollIntoViewIfNeeded();
+    await expect.poll(() => img.evaluate((i) => (i as HTMLImageElement).naturalWidth), POLL).toBe(64);
+    expect(await frame.locator("#loss-curve").count()).toBe(1);
+    expect(await page.locator(".verdicts-panel").textContent()).toContain(result.verdicts.status);
     await shot("validation");
   });
 
