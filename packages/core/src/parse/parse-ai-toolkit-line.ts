@@ -1,5 +1,5 @@
 import type { LoraspecEvent } from "../events.js";
-import { parseLogNumber, parseTqdmLine } from "./tqdm.js";
+import { parseLogNumber, parseTqdmLine, stripAnsi } from "./tqdm.js";
 
 /** What the ai-toolkit parser remembers between lines of one run. */
 export interface AiToolkitParseState {
@@ -24,13 +24,15 @@ const PAIRS = /(\w+):\s*([-+\w.]+)/g;
  * into events (trainers.md §3.4, §3.7; recorded runs in packages/core/test/parse/fixtures/).
  * The training bar's postfix is `lr: 1.0e-04 loss: 4.167e-01` (one `key: value` per loss term).
  */
-export function parseAiToolkitLine(line: string, state: AiToolkitParseState = {}): LoraspecEvent[] {
+export function parseAiToolkitLine(rawLine: string, state: AiToolkitParseState = {}): LoraspecEvent[] {
+  // Nested tqdm bars move the cursor with ANSI escapes (`\x1b[A`) that can prefix the next message.
+  const line = stripAnsi(rawLine);
   const bar = parseTqdmLine(line);
   if (bar) {
     const pairs = Object.fromEntries([...bar.postfix.matchAll(PAIRS)].map((m) => [m[1], m[2]]));
     const isTrain = (state.jobName !== undefined && bar.desc === state.jobName) || "loss" in pairs;
     if (!isTrain) {
-      const task = /generating samples/i.test(bar.desc) ? "sample" : bar.desc.replace(/\W+/g, "-").toLowerCase() || (state.phase ?? "prep");
+      const task = /generating (samples|images)/i.test(bar.desc) ? "sample" : bar.desc.replace(/\W+/g, "-").toLowerCase() || (state.phase ?? "prep");
       return [{ type: "progress", task, current: bar.current, total: bar.total, rate: bar.rate, eta: bar.etaSeconds }];
     }
     state.jobName ??= bar.desc;
@@ -55,8 +57,12 @@ export function parseAiToolkitLine(line: string, state: AiToolkitParseState = {}
 
   const saved = SAVED.exec(line);
   if (saved?.[1]) {
+    // Steps in events count optimizer updates. ai-toolkit labels a save with its 0-based step_num
+    // after that step's update (recorded: `2/6 [..., loss: 1.060]`, `Saving at step 2`, then
+    // `..._000000002.safetensors`), i.e. one less than the updates it holds.
     const named = STEP_IN_NAME.exec(saved[1]);
-    return [{ type: "checkpoint", step: named?.[1] ? Number(named[1]) : (state.step ?? state.total ?? 0), path: saved[1] }];
+    const step = state.lastLossStep ?? (named?.[1] ? Number(named[1]) + 1 : (state.step ?? state.total ?? 0));
+    return [{ type: "checkpoint", step, path: saved[1] }];
   }
   const skip = OOM_SKIP.exec(line);
   if (skip) {

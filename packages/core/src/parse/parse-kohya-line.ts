@@ -1,5 +1,5 @@
 import type { LoraspecEvent } from "../events.js";
-import { parseLogNumber, parseTqdmLine } from "./tqdm.js";
+import { parseLogNumber, parseTqdmLine, stripAnsi } from "./tqdm.js";
 
 /**
  * What the kohya parser remembers between lines. Pass the same object for every line of one run:
@@ -28,7 +28,8 @@ const STEP_IN_NAME = /-step(\d{8})\.safetensors$/;
  * (trainers.md §2.6; recorded runs in packages/core/test/parse/fixtures/). Lines it does not know
  * give no events.
  */
-export function parseKohyaLine(line: string, state: KohyaParseState = {}): LoraspecEvent[] {
+export function parseKohyaLine(rawLine: string, state: KohyaParseState = {}): LoraspecEvent[] {
+  const line = stripAnsi(rawLine);
   const bar = parseTqdmLine(line);
   if (bar) return barEvents(bar, state);
 

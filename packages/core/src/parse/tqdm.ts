@@ -46,3 +46,8 @@ export function parseLogNumber(text: string): number {
   if (t === "-inf") return Number.NEGATIVE_INFINITY;
   return Number(t);
 }
+
+/** Removes ANSI escape sequences (colours, cursor moves) a terminal-minded trainer printed. */
+export function stripAnsi(line: string): string {
+  return line.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "");
+}

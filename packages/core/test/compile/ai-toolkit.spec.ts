@@ -38,6 +38,8 @@ describe("compileAiToolkit", () => {
     const p = job.config.process[0]!;
     expect(p.model.arch).toBe(arch);
     expect(p.sample.sampler).toBe(p.train.noise_scheduler);
+    // Without it ai-toolkit's default neg (False) crashed the first sample of a real SDXL run.
+    expect(p.sample.neg).toBe("");
     expect(p.save).toMatchObject({ save_every: 250, max_step_saves_to_keep: 4 });
     expect(p.datasets[0]).toMatchObject({ folder_path: PATHS.datasetDir, caption_ext: "txt" });
     expect(p.network).toEqual({ type: "lora", linear: 16, linear_alpha: 16 });

@@ -76,11 +76,11 @@ describe("parseAiToolkitLine on recorded ai-toolkit runs (0.12.26, tiny SDXL on 
     ]);
   });
 
-  it("checkpoints at 2 and 4, then the final file at 6", () => {
+  it("checkpoints labelled 2 and 4 hold 3 and 5 updates; the final file 6", () => {
     const checkpoints = run("sdxl-tiny-cpu-6steps-save2.log").flatMap((e) => (e.type === "checkpoint" ? [[e.step, e.path.split("/").at(-1)]] : []));
     expect(checkpoints).toEqual([
-      [2, "aitk-tiny-sdxl_000000002.safetensors"],
-      [4, "aitk-tiny-sdxl_000000004.safetensors"],
+      [3, "aitk-tiny-sdxl_000000002.safetensors"],
+      [5, "aitk-tiny-sdxl_000000004.safetensors"],
       [6, "aitk-tiny-sdxl.safetensors"],
     ]);
   });
@@ -99,5 +99,43 @@ describe("parseAiToolkitLine on recorded ai-toolkit runs (0.12.26, tiny SDXL on 
       { type: "checkpoint", step: 8, path: "/work/main/.tmp/aitk/out/aitk-tiny-sdxl/aitk-tiny-sdxl.safetensors" },
     ]);
     expect(events.filter((e) => e.type === "error" || e.type === "warning")).toEqual([]);
+  });
+});
+
+describe("parseAiToolkitLine on recorded GPU runs (0.12.26, full-size random SDXL, H200)", () => {
+  const fixture = (name: string) => readFileSync(new URL(`./fixtures/ai-toolkit/${name}`, import.meta.url), "utf8");
+  const run = (name: string) => {
+    const state: AiToolkitParseState = { jobName: "gpu-aitk-sdxl" };
+    return splitLines(fixture(name)).flatMap((line) => parseAiToolkitLine(line, state));
+  };
+
+  it("a crash in the first sample: losses, the step-2 save, then the error behind a cursor escape", () => {
+    const events = run("gpu-sdxl-fresh-crash-in-sampling.log");
+    expect(events.flatMap((e) => (e.type === "loss" ? [[e.step, e.loss]] : []))).toEqual([
+      [1, 1.661],
+      [2, 1.663],
+      [3, 1.616],
+    ]);
+    expect(events.filter((e) => e.type === "checkpoint").map((e) => e.type === "checkpoint" && e.step)).toEqual([3]);
+    const errors = events.filter((e) => e.type === "error");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: "E_TRAINER_FAILED" });
+    expect(errors[0]?.type === "error" && errors[0].message).toMatch(/^text input must be of type `str`/);
+  });
+
+  it("the rerun resumes from the step-2 save, samples with the fixed neg, and finishes", () => {
+    const events = run("gpu-sdxl-resume-from-2-to-6.log");
+    expect(events.flatMap((e) => (e.type === "loss" ? [[e.step, e.loss]] : []))).toEqual([
+      [3, 1.588],
+      [4, 1.512],
+      [5, 1.434],
+      [6, 1.322],
+    ]);
+    expect(events.filter((e) => e.type === "progress" && e.task === "sample").length).toBeGreaterThanOrEqual(2);
+    expect(events.filter((e) => e.type === "checkpoint").map((e) => e.type === "checkpoint" && e.path.split("/").at(-1))).toEqual([
+      "gpu-aitk-sdxl_000000004.safetensors",
+      "gpu-aitk-sdxl.safetensors",
+    ]);
+    expect(events.filter((e) => e.type === "error")).toEqual([]);
   });
 });

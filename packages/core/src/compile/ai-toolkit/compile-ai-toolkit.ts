@@ -111,6 +111,9 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     sample: {
       // Must match train.noise_scheduler (A-4).
       sampler: profile.noiseScheduler,
+      // ai-toolkit's default `neg: False` reaches the SDXL tokenizer as a bool and the first
+      // sample crashes the run (recorded on the GPU); the examples write "" (unused by FLUX).
+      neg: "",
       sample_every: r.saveEvery,
       width: r.resolution,
       height: r.resolution,
