@@ -90,3 +90,8 @@ describe("compileAiToolkit and the user's dataset folder", () => {
     expect(out.writesIntoDataset).toEqual(writes);
   });
 });
+
+it("flux2 caches text embeddings, which ai-toolkit writes beside the images", () => {
+  const out = compileAiToolkit(makeContract({ base: "flux2-dev", target: "character", trainer: "ai-toolkit" }), {}, PATHS);
+  expect(out.writesIntoDataset).toEqual([".aitk_size.json", "_text_embedding_cache/"]);
+});

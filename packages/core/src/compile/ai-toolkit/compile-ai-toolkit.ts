@@ -20,7 +20,8 @@ export interface AiToolkitCompiled {
   outputs: { lora: string; checkpointPattern: string; jobDir: string };
   /**
    * What ai-toolkit writes into datasetDir (seen in a recorded run): always `.aitk_size.json`,
-   * plus `_latent_cache/` when caching to disk. Give it a copy of the user's images.
+   * plus `_latent_cache/` when caching latents to disk and `_text_embedding_cache/` when caching
+   * text embeddings. Give it a copy of the user's images.
    */
   writesIntoDataset: string[];
 }
@@ -42,6 +43,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   if (!optimizer) {
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
   }
+  const textEmbeddings = profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs;
   const dtype = AI_TOOLKIT_DTYPES[hp.precision] ?? { train: "bf16", save: "bf16" };
   const configDir = paths.configDir ?? paths.outputDir;
   const trainerDir = paths.trainerDir ?? "ai-toolkit";
@@ -85,7 +87,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
         shuffle_tokens: false,
         // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
         ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
-        ...(profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs ? { cache_text_embeddings: true } : {}),
+        ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
         resolution: [r.resolution],
         buckets: contract.dataset.aspect === "buckets",
         num_repeats: r.repeats,
@@ -143,7 +145,12 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     command: [python, joinPath(trainerDir, "run.py"), jobPath],
     cwd: trainerDir,
     files: [{ name: "job.yaml", path: jobPath, content: jobYaml }],
-    writesIntoDataset: [".aitk_size.json", ...(hp.cache_latents && paths.datasetWritable ? ["_latent_cache/"] : [])],
+    writesIntoDataset: [
+      ".aitk_size.json",
+      ...(hp.cache_latents && paths.datasetWritable ? ["_latent_cache/"] : []),
+      // Text embeddings are only ever cached to disk, beside the images (toolkit/dataloader_mixins.py).
+      ...(textEmbeddings ? ["_text_embedding_cache/"] : []),
+    ],
     outputs: {
       lora: joinPath(jobDir, `${contract.name}.safetensors`),
       // {name}_{step:09d}.safetensors (§3.5).
