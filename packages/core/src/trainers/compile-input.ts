@@ -35,6 +35,11 @@ export interface CompilePaths {
   configDir?: string;
   /** The trainer checkout (`loraspec setup`); its scripts are launched from here. */
   trainerDir?: string;
+  /**
+   * The contract's folder: a relative local `base.path` (./x, ../x) is joined to it, since the
+   * trainer runs with its own checkout as the working directory.
+   */
+  contractDir?: string;
   /** The trainer's venv; `bin/accelerate` and `bin/python` are used from it when given. */
   venvDir?: string;
   /**
@@ -106,4 +111,10 @@ export interface CompiledFile {
   name: string;
   path: string;
   content: string;
+}
+
+/** `base.path` as the trainer should open it: relative local paths joined to contractDir. */
+export function resolveBasePath(path: string | undefined, contractDir: string | undefined): string | undefined {
+  if (path === undefined || contractDir === undefined) return path;
+  return path.startsWith("./") || path.startsWith("../") ? joinPath(contractDir, path.replace(/^\.\//, "")) : path;
 }

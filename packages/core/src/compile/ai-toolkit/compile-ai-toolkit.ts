@@ -3,7 +3,7 @@ import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
-import { joinPath, resolveTraining, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
+import { joinPath, resolveBasePath, resolveTraining, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
 export interface AiToolkitCompiled {
@@ -52,7 +52,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const prompts = contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]"));
 
   const model: Record<string, unknown> = {
-    name_or_path: contract.base.path ?? r.base.hfRepo,
+    name_or_path: resolveBasePath(contract.base.path, paths.contractDir) ?? r.base.hfRepo,
     arch: profile.arch,
     ...profile.model,
   };

@@ -5,6 +5,7 @@ import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/
 import { assertTrainerSupports } from "../../trainers/support.js";
 import {
   joinPath,
+  resolveBasePath,
   resolveTraining,
   type CompiledFile,
   type CompilePaths,
@@ -98,8 +99,9 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   const savePrecision = hp.precision === "fp32" ? "float" : hp.precision;
 
   const model: Section = {};
-  if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract));
-  else model.pretrained_model_name_or_path = contract.base.path ?? r.base.hfRepo;
+  const basePath = resolveBasePath(contract.base.path, paths.contractDir);
+  if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract, basePath));
+  else model.pretrained_model_name_or_path = basePath ?? r.base.hfRepo;
   if (contract.base.quantize === "fp8") model.fp8_base = true;
   if (paths.tokenizerCacheDir) model.tokenizer_cache_dir = paths.tokenizerCacheDir;
 
@@ -211,8 +213,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   };
 }
 
-function fluxModelFiles(contract: Contract): Section {
-  const path = contract.base.path;
+function fluxModelFiles(contract: Contract, path: string | undefined): Section {
   const transformerName = FLUX_SINGLE_FILE_NAMES.transformer[contract.base.model] ?? "flux1-dev.safetensors";
   if (!path || !(path.startsWith("/") || path.startsWith("./") || path.startsWith("../") || /^[A-Za-z]:[\\/]/.test(path))) {
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", "kohya sd-scripts loads FLUX.1 only from BFL single files, not a Hugging Face id or diffusers folder (L-6).", {
