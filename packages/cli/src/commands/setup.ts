@@ -15,8 +15,9 @@ export function registerSetup(program: Command): void {
     .option("--source <dir>", "use this existing checkout instead of cloning the pinned version (kohya, ai-toolkit)")
     .option("--cache-dir <dir>", "loraspec's cache folder (default $LORASPEC_CACHE_DIR or ~/.cache/loraspec)")
     .option("--python <path>", "the Python that creates the venv (default $LORASPEC_PYTHON or python3)")
+    .option("--torch-index-url <url>", "wheel index for torch (default: the CUDA build the trainer's README names; 'skip' to keep yours)")
     .option("--json", "print events as JSON lines")
-    .action(async (trainer: string, opts: { source?: string; cacheDir?: string; python?: string; json?: boolean }) => {
+    .action(async (trainer: string, opts: { source?: string; cacheDir?: string; python?: string; torchIndexUrl?: string; json?: boolean }) => {
       if (!(TARGETS as readonly string[]).includes(trainer)) {
         throw new LoraspecError("E_USAGE", `Unknown trainer "${trainer}".`, { hint: `Use one of: ${TARGETS.join(", ")}.` });
       }
@@ -37,6 +38,7 @@ export function registerSetup(program: Command): void {
             source: opts.source,
             cacheDir: opts.cacheDir,
             python: opts.python,
+            torchIndexUrl: opts.torchIndexUrl,
             signal: controller.signal,
           }),
           { json: opts.json },

@@ -15,6 +15,11 @@ export interface TrainerPin extends Sourced {
   /** Entry scripts that must answer `--help` after setup. */
   entryScripts: readonly string[];
   requirementsFile: string;
+  /**
+   * The torch build the trainer's README installs before its requirements (requirements.txt
+   * does not pin it): packages and the wheel index (CUDA build).
+   */
+  torch?: { packages: readonly string[]; indexUrl: string; source: string };
 }
 
 const REF = "shared/reference/trainers.md";
@@ -28,6 +33,11 @@ export const KOHYA_PIN: TrainerPin = {
   version: "v0.10.1",
   entryScripts: ["sdxl_train_network.py", "flux_train_network.py"],
   requirementsFile: "requirements.txt",
+  torch: {
+    packages: ["torch==2.6.0", "torchvision==0.21.0"],
+    indexUrl: "https://download.pytorch.org/whl/cu124",
+    source: "kohya-ss/sd-scripts@ae72efb README.md L153 (Linux/Windows installation)",
+  },
   source: `${REF} §0 (newest tag v0.10.1, ae72efb, 2026-02-13; v0.10.0 merged the sd3 branch with FLUX.1 into main)`,
   asOf: "2026-02-13",
 };
@@ -42,6 +52,11 @@ export const AI_TOOLKIT_PIN: TrainerPin = {
   version: "0.12.26",
   entryScripts: ["run.py"],
   requirementsFile: "requirements.txt",
+  torch: {
+    packages: ["torch==2.13.0", "torchvision==0.28.0", "torchaudio==2.11.0"],
+    indexUrl: "https://download.pytorch.org/whl/cu130",
+    source: "ostris/ai-toolkit@27a03a9 README.md L136 (Linux installation)",
+  },
   source: `${REF} §0 (ostris/ai-toolkit@27a03a9, 2026-08-21, version.py VERSION = "0.12.26")`,
   asOf: "2026-08-21",
 };

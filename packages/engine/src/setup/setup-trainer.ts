@@ -29,6 +29,11 @@ export interface SetupTrainerParams {
   signal?: AbortSignal;
   /** The Python that creates the venv (default $LORASPEC_PYTHON or python3). */
   python?: string;
+  /**
+   * Wheel index for the torch build installed before the requirements (default: the CUDA index
+   * the trainer's README uses; e.g. https://download.pytorch.org/whl/cpu). "skip" installs none.
+   */
+  torchIndexUrl?: string;
   /** Override the pinned repo/ref/commit (tests; forks). */
   pin?: TrainerPin;
   run?: RunFn;
@@ -111,6 +116,11 @@ export async function* setupTrainer(params: SetupTrainerParams): AsyncGenerator<
   const requirements = join(trainerDir, pin.requirementsFile);
   if (!existsSync(requirements)) {
     throw new LoraspecError("E_FILE_NOT_FOUND", `${requirements} is missing: is this a ${pin.label} checkout?`, { file: requirements });
+  }
+  if (pin.torch && params.torchIndexUrl !== "skip") {
+    const indexUrl = params.torchIndexUrl ?? pin.torch.indexUrl;
+    yield { type: "log", level: "info", message: `installing ${pin.torch.packages.join(" ")} from ${indexUrl} (${pin.torch.source})` };
+    yield* step(venvPython, ["-m", "pip", "install", "--disable-pip-version-check", ...pin.torch.packages, "--index-url", indexUrl], trainerDir, "pip install torch");
   }
   // cwd = checkout: sd-scripts' requirements end with `-e .` (the repo itself as a package).
   yield* step(venvPython, ["-m", "pip", "install", "--disable-pip-version-check", "-r", pin.requirementsFile], trainerDir, "pip install");

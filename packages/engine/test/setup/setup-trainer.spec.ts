@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectEvents, type LoraspecEvent } from "@loraspec/core/events.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import type { TrainerPin } from "@loraspec/core/trainers/pins.js";
-import { setupTrainer } from "@loraspec/engine/setup/setup-trainer.js";
+import { setupTrainer, type RunFn } from "@loraspec/engine/setup/setup-trainer.js";
 import { findTrainerInstall, SETUP_MANIFEST, trainerRoot } from "@loraspec/engine/setup/trainer-install.js";
 
 const HELP_SCRIPT = `import argparse\nargparse.ArgumentParser(description="fake trainer").parse_args()\n`;
@@ -113,5 +113,30 @@ describe("trainerRoot", () => {
     [{ trainer: "kohya" as const, env: { XDG_CACHE_HOME: "/x" } }, "/x/loraspec/kohya"],
   ])("%o -> %s (always absolute: the venv python runs with cwd = the checkout)", (params, expected) => {
     expect(trainerRoot(params)).toBe(expected);
+  });
+});
+
+describe("setupTrainer torch step", () => {
+  const recordingRun = (calls: string[][]): RunFn => async (command, args, options) => {
+    calls.push([command, ...args]);
+    if (args.includes("rev-parse")) options.onLine?.(pin.commit);
+    return { code: 0, tail: "" };
+  };
+  const withTorch = () => ({ ...pin, torch: { packages: ["torch==2.6.0", "torchvision==0.21.0"], indexUrl: "https://example/cu124", source: "test" } });
+
+  it.each([
+    [undefined, "https://example/cu124"],
+    ["https://example/cpu", "https://example/cpu"],
+  ])("installs the pinned torch build (index %s) before the requirements", async (torchIndexUrl, index) => {
+    const calls: string[][] = [];
+    await collectEvents(setupTrainer({ trainer: "kohya", cacheDir: join(work, "c3"), source: repo, pin: withTorch(), torchIndexUrl, run: recordingRun(calls), env }));
+    const pipCalls = calls.filter((c) => c.includes("pip")).map((c) => c.slice(c.indexOf("install") + 1).join(" "));
+    expect(pipCalls).toEqual([`--disable-pip-version-check torch==2.6.0 torchvision==0.21.0 --index-url ${index}`, "--disable-pip-version-check -r requirements.txt"]);
+  });
+
+  it("skips torch with torchIndexUrl 'skip'", async () => {
+    const calls: string[][] = [];
+    await collectEvents(setupTrainer({ trainer: "kohya", cacheDir: join(work, "c4"), source: repo, pin: withTorch(), torchIndexUrl: "skip", run: recordingRun(calls), env }));
+    expect(calls.filter((c) => c.some((a) => a.startsWith("torch==")))).toEqual([]);
   });
 });
