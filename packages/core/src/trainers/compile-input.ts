@@ -118,3 +118,11 @@ export function resolveBasePath(path: string | undefined, contractDir: string | 
   if (path === undefined || contractDir === undefined) return path;
   return path.startsWith("./") || path.startsWith("../") ? joinPath(contractDir, path.replace(/^\.\//, "")) : path;
 }
+
+/** A note when the contract pins another trainer version than the one the compiler targets. */
+export function versionWarnings(contractVersion: string | undefined, pinned: string): string[] {
+  if (contractVersion === undefined || contractVersion.replace(/^v/, "") === pinned.replace(/^v/, "")) return [];
+  return [
+    `The contract names trainer version ${contractVersion}; loraspec compiles for the pinned ${pinned} (its option list is checked against that version). Run \`loraspec setup\` to install ${pinned}, or check the options yourself.`,
+  ];
+}

@@ -154,3 +154,15 @@ describe("compileKohya base paths", () => {
     expect(flatten(compileKohya(contract, {}, { ...PATHS, contractDir: "/proj" }).argsToml)).toMatchObject(expected);
   });
 });
+
+describe("compileKohya trainer version", () => {
+  it.each([
+    [undefined, 0],
+    ["v0.10.1", 0],
+    ["0.10.1", 0],
+    ["v0.9.1", 1],
+  ])("contract version %s -> %i warnings", (version, count) => {
+    const contract = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { trainer: { name: "kohya", ...(version ? { version } : {}) } } });
+    expect(compileKohya(contract, {}, PATHS).warnings).toHaveLength(count);
+  });
+});

@@ -3,7 +3,7 @@ import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
-import { joinPath, resolveBasePath, resolveTraining, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
+import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
 export interface AiToolkitCompiled {
@@ -24,6 +24,8 @@ export interface AiToolkitCompiled {
    * text embeddings. Give it a copy of the user's images.
    */
   writesIntoDataset: string[];
+  /** Things the user should know (e.g. the contract names another trainer version than the pin). */
+  warnings: string[];
 }
 
 /** How many intermediate saves ai-toolkit keeps (its default is 5; the examples use 4). */
@@ -145,6 +147,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     command: [python, joinPath(trainerDir, "run.py"), jobPath],
     cwd: trainerDir,
     files: [{ name: "job.yaml", path: jobPath, content: jobYaml }],
+    warnings: versionWarnings(contract.trainer.version, AI_TOOLKIT_PIN.version),
     writesIntoDataset: [
       ".aitk_size.json",
       ...(hp.cache_latents && paths.datasetWritable ? ["_latent_cache/"] : []),

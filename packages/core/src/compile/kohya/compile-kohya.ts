@@ -7,6 +7,7 @@ import {
   joinPath,
   resolveBasePath,
   resolveTraining,
+  versionWarnings,
   type CompiledFile,
   type CompilePaths,
   type CompilePlan,
@@ -28,6 +29,8 @@ export interface KohyaCompiled {
   outputs: { lora: string; checkpointPattern: string; statePattern: string };
   /** What the trainer will write into datasetDir (cache files beside the images). */
   writesIntoDataset: string[];
+  /** Things the user should know (e.g. the contract names another trainer version than the pin). */
+  warnings: string[];
 }
 
 type TomlValue = string | number | boolean | string[] | number[];
@@ -201,6 +204,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
       { name: "dataset.toml", path: datasetPath, content: datasetToml },
       { name: "args.toml", path: argsPath, content: argsToml },
     ],
+    warnings: versionWarnings(contract.trainer.version, KOHYA_PIN.version),
     writesIntoDataset: paths.datasetWritable
       ? [...(hp.cache_latents ? ["<image>.npz (latents)"] : []), ...(hp.cache_text_encoder_outputs ? ["<image>_te_outputs.npz"] : [])]
       : [],
