@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { isProcessAlive } from "./process-alive.js";
-import { openRunStore, ACTIVE_STATES } from "./run-store.js";
+import { openRunStore, ACTIVE_STATES, supervisorAlive } from "./run-store.js";
 import { RUN_FILES } from "./run-training.js";
 
 /**
@@ -66,10 +65,6 @@ export async function followRunLog(params: {
 }
 
 function supervisorGone(runDir: string): boolean {
-  try {
-    const pid = Number(readFileSync(join(runDir, RUN_FILES.supervisorPid), "utf8").trim());
-    return !isProcessAlive(pid);
-  } catch {
-    return false;
-  }
+  const alive = supervisorAlive(runDir);
+  return alive === false;
 }

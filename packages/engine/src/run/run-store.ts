@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { ulid } from "ulid";
@@ -244,6 +244,8 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
         if (!ACTIVE_STATES.includes(run.state)) continue;
         // A run that never got a process (crash between insert and spawn) is gone as well.
         if (run.pid !== null && alive(run.pid, run.pidStart)) continue;
+        // Its supervising loraspec still lives: the trainer just exited and the end is being recorded.
+        if (supervisorAlive(run.runDir, alive)) continue;
         const last = run.lastLogLine ? `; last log line: ${run.lastLogLine}` : "";
         changed.push(
           store.transition(run.id, "interrupted", {
@@ -259,6 +261,23 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
     },
   };
   return store;
+}
+
+/**
+ * Whether the loraspec process supervising a run (its pid and start time in
+ * `<runDir>/supervisor.pid`) is alive; undefined when the file is missing.
+ */
+export function supervisorAlive(runDir: string, isAlive: (pid: number, pidStart: string | null) => boolean = defaultIsAlive): boolean | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(runDir, "supervisor.pid"), "utf8");
+  } catch {
+    return undefined;
+  }
+  const [pid, start] = text.trim().split(/\s+/);
+  const n = Number(pid);
+  if (!Number.isInteger(n) || n <= 0) return undefined;
+  return isAlive(n, start ? start : null);
 }
 
 function defaultIsAlive(pid: number, pidStart: string | null): boolean {

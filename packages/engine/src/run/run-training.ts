@@ -156,6 +156,9 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
   const eventsFile = join(run.runDir, RUN_FILES.events);
   const stopMarker = join(run.runDir, RUN_FILES.stopRequested);
   await rm(stopMarker, { force: true });
+  // This process supervises the run: reconcile leaves the run alone while it lives (the trainer
+  // may have exited a moment before we record the end), and `logs -f` reads run.log it writes.
+  writeFileSync(join(run.runDir, RUN_FILES.supervisorPid), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
   store.transition(run.id, "starting");
   const record = (event: LoraspecEvent) => appendFileSync(eventsFile, `${JSON.stringify(event)}\n`);
   const progress = throttledProgress(store, run.id);
@@ -241,8 +244,6 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
       store.transition(run.id, "running", { pid, pidStart });
       // The pid file is for people and other tools; the store is what loraspec reads.
       writeFileSync(join(run.runDir, RUN_FILES.pid), `${pid}\n`);
-      // Who writes run.log: `logs -f` reads the trainer's own files when this process is gone.
-      writeFileSync(join(run.runDir, RUN_FILES.supervisorPid), `${process.pid}\n`);
     },
     onLine: (line) => appendFileSync(logFile, `${line}\n`),
   });

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -98,6 +98,20 @@ describe("reconcile", () => {
     expect(store.get(dead.id).errorMessage).toContain("steps: 40%");
     expect(store.get(live.id).state).toBe("running");
     expect(store.get(finished.id).state).toBe("failed");
+    store.close();
+  });
+
+  it("leaves a run alone while its supervising loraspec lives (the trainer just exited, the end is being recorded)", () => {
+    const store = openRunStore({ projectDir: project() });
+    const run = store.create({ trainer: "kohya" });
+    store.transition(run.id, "starting");
+    store.transition(run.id, "running", { pid: 999_999 });
+    mkdirSync(run.runDir, { recursive: true });
+    writeFileSync(join(run.runDir, "supervisor.pid"), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
+    expect(store.reconcile()).toEqual([]);
+    expect(store.get(run.id).state).toBe("running");
+    writeFileSync(join(run.runDir, "supervisor.pid"), "999998\n");
+    expect(store.reconcile().map((r) => r.id)).toEqual([run.id]);
     store.close();
   });
 
