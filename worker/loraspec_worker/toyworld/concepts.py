@@ -94,3 +94,22 @@ def write_concept(folder: str, concept: str, count: int = 20, captions: str = "n
 
 def write_concepts(out: str, concepts, count: int = 20, captions: str = "natural") -> list[dict]:
     return [write_concept(os.path.join(out, c), c, count, captions) for c in concepts]
+
+
+def write_prior(folder: str, count: int = 20, start: int = 7_000_000) -> list[str]:
+    """Prior-preservation images (DreamBooth's class images): base-world scenes with their own
+    captions, no trigger, put beside a concept's images so the LoRA learns that only the trigger
+    means the concept (without them, the caption's other words, always seen with the concept,
+    bind to it too). Train with `trigger_word` unset, or the trainer prefixes these captions too."""
+    from .train_base import BASE_SCENES
+
+    os.makedirs(folder, exist_ok=True)
+    names = []
+    for i in range(count):
+        scene = world.random_scene(start + i, **{**BASE_SCENES, "two_objects": 0.0})
+        name = f"prior-{i:03d}"
+        world.render(scene).save(os.path.join(folder, name + ".png"))
+        with open(os.path.join(folder, name + ".txt"), "w", encoding="utf-8") as f:
+            f.write(world.natural_caption(scene) + "\n")
+        names.append(name)
+    return names
