@@ -44,8 +44,12 @@ export interface PlanInput {
 }
 
 
+const infoMaps = new WeakMap<readonly KeyInfo[], Map<string, KeyInfo>>();
+
 function info(input: PlanInput, key: string): KeyInfo {
-  const t = input.tensors.find((x) => x.name === key);
+  let map = infoMaps.get(input.tensors);
+  if (!map) infoMaps.set(input.tensors, (map = new Map(input.tensors.map((t) => [t.name, t]))));
+  const t = map.get(key);
   if (!t) throw new LoraspecError("E_INTERNAL", `missing tensor ${key}`);
   return t;
 }
