@@ -15,8 +15,8 @@ export interface OutputTensor {
 
 export interface WriteResult {
   bytes: number;
-  /** sha256 (hex) of the data section: what `sshs_model_hash` and `modelspec.hash_sha256` hold. */
-  dataSha256: string;
+  /** sha256 (hex) of the data section (what `sshs_model_hash` and `modelspec.hash_sha256` hold), when computed. */
+  dataSha256?: string;
 }
 
 /** Metadata keys whose values are hashes of the tensors; recomputed whenever they are present. */
@@ -60,6 +60,8 @@ export async function writeSafetensors(params: {
   tensors: OutputTensor[];
   metadata?: Record<string, string>;
   signal?: AbortSignal;
+  /** Hash the data section even when the metadata holds no hash keys (it costs ~0.5 s per GB). */
+  hash?: boolean;
 }): Promise<WriteResult> {
   const { path, signal } = params;
   const names = new Set<string>();
@@ -92,7 +94,7 @@ export async function writeSafetensors(params: {
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const handle = await open(tmp, "wx");
-  const hash = createHash("sha256");
+  const hash = want.model || want.modelspec || params.hash ? createHash("sha256") : undefined;
   try {
     const len = new Uint8Array(8);
     new DataView(len.buffer).setBigUint64(0, BigInt(text.length), true);
@@ -139,7 +141,7 @@ export async function writeSafetensors(params: {
       if (bytes.length !== expected) {
         throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${expected}`);
       }
-      hash.update(bytes);
+      hash?.update(bytes);
       if (want.legacy && dataOffset + bytes.length > legacyStart && dataOffset < legacyEnd) {
         const a = Math.max(legacyStart, dataOffset) - dataOffset;
         const b = Math.min(legacyEnd, dataOffset + bytes.length) - dataOffset;
@@ -152,10 +154,10 @@ export async function writeSafetensors(params: {
     }
     await flush();
     if (dataOffset !== total) throw new LoraspecError("E_INTERNAL", "data size mismatch while writing");
-    const dataSha256 = hash.digest("hex");
+    const dataSha256 = hash?.digest("hex");
     if (metadata && (want.model || want.legacy || want.modelspec)) {
-      if (want.model) metadata[HASH_KEYS.model] = dataSha256;
-      if (want.modelspec) metadata[HASH_KEYS.modelspec] = `0x${dataSha256}`;
+      if (want.model) metadata[HASH_KEYS.model] = dataSha256!;
+      if (want.modelspec) metadata[HASH_KEYS.modelspec] = `0x${dataSha256!}`;
       if (want.legacy) metadata[HASH_KEYS.legacy] = createHash("sha256").update(Buffer.concat(legacyParts)).digest("hex").slice(0, 8);
       const real = headerJson(ordered, metadata).text;
       if (real.length !== text.length) throw new LoraspecError("E_INTERNAL", "header length changed while filling in hashes");

@@ -270,3 +270,24 @@ describe("mutation fuzz", () => {
     expect(outcomes.get("ok") ?? 0).toBeLessThan(N / 2);
   });
 });
+
+describe.runIf(HAS_PYTHON)("kohya hashes", () => {
+  it("sshs_model_hash and sshs_legacy_hash are recomputed exactly as sd-scripts computes them", async () => {
+    const dir = await tempDir();
+    const p = join(dir, "h.safetensors");
+    const next = rng(3);
+    await writeSafetensors({
+      path: p,
+      metadata: { ss_network_dim: "8", ss_tag_frequency: '{"1_x": {"x": 1}}', other: "kept", sshs_model_hash: "stale", sshs_legacy_hash: "stale" },
+      tensors: [
+        { name: "lora_unet_a.lora_down.weight", dtype: "BF16", shape: [8, 65536], data: encodeFromF32("BF16", randomF32(8 * 65536, next)) },
+        { name: "lora_unet_a.lora_up.weight", dtype: "F32", shape: [3072, 8], data: encodeFromF32("F32", randomF32(3072 * 8, next)) },
+        { name: "lora_unet_a.alpha", dtype: "F16", shape: [], data: encodeFromF32("F16", new Float32Array([4])) },
+      ],
+    });
+    const want = oracle("sshs_hash.py", [p]);
+    expect(want.file.sshs_model_hash).toBe(want.sshs_model_hash);
+    expect(want.file.sshs_legacy_hash).toBe(want.sshs_legacy_hash);
+    expect(want.file.other).toBe("kept");
+  });
+});
