@@ -1,6 +1,5 @@
 import { constants as fsConstants } from "node:fs";
 import { copyFile, mkdir } from "node:fs/promises";
-import { homedir } from "node:os";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
@@ -11,8 +10,9 @@ import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
 import type { CompilePlan } from "@loraspec/core/trainers/compile-input.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
-import { zipDataset } from "../fal/zip-dataset.js";
+import { packZip } from "../dataset/pack-zip.js";
 import { findWorkerRoot, workerPython } from "../worker/worker-paths.js";
+import { findTrainerInstall, trainerRoot } from "../setup/trainer-install.js";
 import type { RunRecord } from "./run-store.js";
 import type { TrainJob } from "./train-job.js";
 
@@ -28,10 +28,14 @@ export interface BuildTrainJobParams {
   trainerDir?: (trainer: "kohya" | "ai-toolkit") => { trainerDir: string; venvDir: string };
 }
 
-/** Where `loraspec setup kohya|ai-toolkit` installs: $LORASPEC_<NAME>_DIR, else ~/.cache/loraspec/<name>. */
+/**
+ * Where `loraspec setup kohya|ai-toolkit` installed the trainer: its manifest (which also finds a
+ * --source checkout), else the install folder it would use ($LORASPEC_<NAME>_DIR or the cache).
+ */
 export function defaultTrainerDir(trainer: "kohya" | "ai-toolkit"): { trainerDir: string; venvDir: string } {
-  const env = process.env[`LORASPEC_${trainer.toUpperCase().replace("-", "_")}_DIR`];
-  const root = env ? resolve(env) : join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "loraspec", trainer);
+  const install = findTrainerInstall({ trainer });
+  if (install) return { trainerDir: install.trainerDir, venvDir: install.venvDir };
+  const root = trainerRoot({ trainer });
   return { trainerDir: root, venvDir: join(root, ".venv") };
 }
 
@@ -99,13 +103,13 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   if (trainer === "fal") {
     // The URL is not known until the upload: compile with a placeholder, the runner fills it in.
     const compiled = compileFal(contract, plan, { zipUrl: "" });
-    const zip = await zipDataset({ datasetDir, out: join(run.runDir, "dataset.zip"), captionExtension: contract.captions.extension });
+    const zip = await packZip({ dir: datasetDir, out: join(run.runDir, "dataset.zip"), captionExtension: contract.captions.extension });
     return {
       kind: "fal",
       trainer: "fal",
       endpoint: compiled.endpoint,
       input: compiled.input,
-      archive: { path: zip.path, field: compiled.record.zipField },
+      archive: { path: zip.out, field: compiled.record.zipField },
       cost: { estimateUsd: plan.cost?.usd, maxCostUsd: contract.limits?.max_cost_usd },
       totalSteps: plan.steps,
     };

@@ -102,7 +102,8 @@ describe("buildTrainJob with the real compilers", () => {
     expect(job).toMatchObject({ endpoint: "fal-ai/flux-lora-fast-training", archive: { field: "images_data_url" }, cost: { maxCostUsd: 5 } });
     expect(job.input).toMatchObject({ trigger_word: "txcl", steps: 100 });
     const names = await zipNames(job.archive!.path);
-    expect(names.sort()).toEqual(["a-2.png", "a-2.txt", "a.png", "a.txt", "b.png", "b.txt"]);
+    // packZip flattens sub-folders with "__" (sub/a.png -> sub__a.png), in sorted order.
+    expect(names).toEqual(["a.png", "a.txt", "b.png", "b.txt", "sub__a.png", "sub__a.txt"]);
     expect(readFileSync(job.archive!.path).subarray(0, 2).toString()).toBe("PK");
   });
 });
