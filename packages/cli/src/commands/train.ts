@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -73,31 +71,14 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
 }
 
 async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
-  const { checkProject } = await import("@loraspec/engine/project/check-project.js");
-  const { buildTrainJob } = await import("@loraspec/engine/run/build-train-job.js");
+  const { prepareTraining, costLimitError } = await import("@loraspec/engine/run/prepare-training.js");
   const { startRun } = await import("@loraspec/engine/run/run-training.js");
-  const result = await checkProject({ path, falKey: process.env.FAL_KEY });
-  const { loaded, plan, findings } = result;
-  // The cost limit is train's own decision (E_COST_LIMIT, or accepted with --yes), not a lint stop.
-  const errors = findings.filter((f) => f.severity === "error" && f.rule !== "cost-over-limit");
-  if (errors.length > 0) {
-    throw new LoraspecError("E_CONTRACT_INVALID", `the contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}`, {
-      file: loaded.displayName,
-      hint: "run `loraspec check` for each problem and its fix",
-      details: { findings: errors },
-    });
-  }
+  const prepared = await prepareTraining({ path, falKey: process.env.FAL_KEY });
+  const { loaded, plan } = prepared;
   const contract = loaded.contract;
-  const maxCost = contract.limits?.max_cost_usd;
-  const cost = plan.cost.usd;
-  if (!opts.json) process.stderr.write(`${planSummary(plan, maxCost)}\n`);
-  if (cost !== undefined && maxCost !== undefined && cost > maxCost && !opts.yes) {
-    throw new LoraspecError("E_COST_LIMIT", `the estimated cost $${cost.toFixed(2)} is over limits.max_cost_usd $${maxCost.toFixed(2)}`, {
-      file: loaded.displayName,
-      field: "limits.max_cost_usd",
-      hint: "lower the steps, raise limits.max_cost_usd, or pass --yes to accept the cost",
-    });
-  }
+  if (!opts.json) process.stderr.write(`${planSummary(plan, contract.limits?.max_cost_usd)}\n`);
+  // The cost limit is train's own decision: refused, or accepted with --yes.
+  if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, loaded.displayName);
   if (!opts.yes) {
     if (!process.stdin.isTTY || !isInteractive()) {
       throw new LoraspecError("E_USAGE", "not a terminal: pass --yes to start training without the confirmation prompt");
@@ -107,25 +88,6 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
     if (isCancel(answer) || !answer) throw new LoraspecError("E_CANCELLED", "training not started");
   }
   const falRunner = await falRunnerIfNeeded(contract.trainer.name);
-  const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
-  // sd-scripts and ai-toolkit crash on OOM; with failure.on_oom: fallback the run retries with the
-  // contract's next fallback (the built-in worker applies its fallbacks itself).
-  const { nextOomFallback } = await import("@loraspec/engine/run/oom-fallback.js");
-  const { planRun } = await import("@loraspec/core/plan/plan-run.js");
-  const tried: string[] = [];
-  let current = contract;
-  const onOutOfMemory =
-    contract.trainer.name === "kohya" || contract.trainer.name === "ai-toolkit"
-      ? async () => {
-          const step = nextOomFallback(current, tried);
-          if (!step) return undefined;
-          tried.push(step.fallback);
-          current = step.contract;
-          const nextPlan = planRun(current, result.dataset);
-          const next = current;
-          return { note: `${step.fallback} (${step.change})`, job: (run: Parameters<typeof buildTrainJob>[0]["run"]) => buildTrainJob({ contract: next, contractDir: loaded.dir, plan: nextPlan, run, contractHash }) };
-        }
-      : undefined;
   return renderRun(
     startRun({
       projectDir: loaded.dir,
@@ -134,10 +96,10 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
       contractPath: loaded.file,
       trainer: contract.trainer.name,
       plan,
-      job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run, contractHash }),
+      job: prepared.job,
       signal,
       falRunner,
-      onOutOfMemory,
+      onOutOfMemory: prepared.onOutOfMemory,
       yes: opts.yes,
       onCreated: (run) => {
         if (!opts.json) process.stderr.write(`${pc.dim(`run ${run.id}: ${run.runDir}  (follow: loraspec logs ${run.id} -f)`)}\n`);

@@ -85,26 +85,13 @@ export function createRunsService(params: { projectDir: string; onError?: (error
   };
 
   async function startOne(s: RunStore, contractFile: string): Promise<{ id: string }> {
-    const { checkProject } = await import("../project/check-project.js");
-    const { buildTrainJob } = await import("../run/build-train-job.js");
+    const { prepareTraining, costLimitError } = await import("../run/prepare-training.js");
     const { startRun } = await import("../run/run-training.js");
-    const result = await checkProject({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
-    const errors = result.findings.filter((f) => f.severity === "error");
-    if (errors.length > 0) {
-      throw new LoraspecError("E_CONTRACT_INVALID", `The contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}.`, {
-        file: basename(contractFile),
-        hint: "Fix them on the Project page first.",
-        details: { findings: errors },
-      });
-    }
-    const { loaded, plan } = result;
+    const prepared = await prepareTraining({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
+    const { loaded, plan } = prepared;
     const contract = loaded.contract;
-    const maxCost = contract.limits?.max_cost_usd;
-    if (plan.cost.usd !== undefined && maxCost !== undefined && plan.cost.usd > maxCost) {
-      throw new LoraspecError("E_COST_LIMIT", `The estimated cost $${plan.cost.usd.toFixed(2)} is over limits.max_cost_usd $${maxCost.toFixed(2)}.`, {
-        field: "limits.max_cost_usd",
-      });
-    }
+    // The page has no --yes: a plan over the contract's cost limit is refused.
+    if (prepared.costOverLimit) throw costLimitError(prepared.costOverLimit, basename(contractFile));
     const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
     let runId: string | undefined;
     const gen = startRun({
@@ -115,7 +102,8 @@ export function createRunsService(params: { projectDir: string; onError?: (error
       contractPath: loaded.file,
       trainer: contract.trainer.name,
       plan,
-      job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run }),
+      job: prepared.job,
+      onOutOfMemory: prepared.onOutOfMemory,
       falRunner,
       onCreated: (run) => {
         runId = run.id;

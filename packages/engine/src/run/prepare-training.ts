@@ -1,0 +1,79 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { checkProject, type CheckResult } from "../project/check-project.js";
+import { buildTrainJob } from "./build-train-job.js";
+import { nextOomFallback } from "./oom-fallback.js";
+import type { RunRecord } from "./run-store.js";
+import type { TrainJob } from "./train-job.js";
+
+export interface PreparedTraining extends CheckResult {
+  /** sha256 of the contract file, written into the LoRA's metadata. */
+  contractHash: string;
+  /** Set when the plan's cost is above limits.max_cost_usd: the caller decides (--yes). */
+  costOverLimit?: { usd: number; maxUsd: number };
+  /** Builds the run's job (compiled files, command, parser) once the run row exists. */
+  job: (run: RunRecord) => Promise<TrainJob>;
+  /** For kohya/ai-toolkit with failure.on_oom: fallback: the next job to retry with after an OOM. */
+  onOutOfMemory?: () => Promise<{ note: string; job: (run: RunRecord) => Promise<TrainJob> } | undefined>;
+}
+
+/**
+ * Everything `loraspec train` and the web page do before a run starts: check the contract and its
+ * dataset, refuse on lint errors (the cost limit excepted: that is the caller's decision), and
+ * prepare the job factory with the contract's OOM fallbacks.
+ */
+export async function prepareTraining(params: { path: string; cwd?: string; falKey?: string }): Promise<PreparedTraining> {
+  const result = await checkProject({ path: params.path, cwd: params.cwd, falKey: params.falKey });
+  const { loaded, plan, findings } = result;
+  const errors = findings.filter((f) => f.severity === "error" && f.rule !== "cost-over-limit");
+  if (errors.length > 0) {
+    throw new LoraspecError("E_CONTRACT_INVALID", `the contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}`, {
+      file: loaded.displayName,
+      hint: "run `loraspec check` for each problem and its fix",
+      details: { findings: errors },
+    });
+  }
+  const contract = loaded.contract;
+  const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
+  const maxUsd = contract.limits?.max_cost_usd;
+  const usd = plan.cost.usd;
+  const costOverLimit = usd !== undefined && maxUsd !== undefined && usd > maxUsd ? { usd, maxUsd } : undefined;
+
+  // sd-scripts and ai-toolkit crash on OOM; with failure.on_oom: fallback the run retries with the
+  // contract's next fallback (the built-in worker applies its fallbacks itself).
+  const tried: string[] = [];
+  let current = contract;
+  const onOutOfMemory =
+    contract.trainer.name === "kohya" || contract.trainer.name === "ai-toolkit"
+      ? async () => {
+          const step = nextOomFallback(current, tried);
+          if (!step) return undefined;
+          tried.push(step.fallback);
+          current = step.contract;
+          const next = current;
+          const nextPlan = planRun(next, result.dataset);
+          return {
+            note: `${step.fallback} (${step.change})`,
+            job: (run: RunRecord) => buildTrainJob({ contract: next, contractDir: loaded.dir, plan: nextPlan, run, contractHash }),
+          };
+        }
+      : undefined;
+
+  return {
+    ...result,
+    contractHash,
+    costOverLimit,
+    job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run, contractHash }),
+    onOutOfMemory,
+  };
+}
+
+export function costLimitError(over: { usd: number; maxUsd: number }, file?: string): LoraspecError {
+  return new LoraspecError("E_COST_LIMIT", `the estimated cost $${over.usd.toFixed(2)} is over limits.max_cost_usd $${over.maxUsd.toFixed(2)}`, {
+    file,
+    field: "limits.max_cost_usd",
+    hint: "lower the steps, raise limits.max_cost_usd, or accept the cost (--yes)",
+  });
+}
