@@ -115,11 +115,15 @@ export async function* mergeLora(params: {
       canonical.push({ path, weight: inputs[n]!.weight });
     }
     const merged = join(tmp, "merged.safetensors");
+    // The math runs in fp32/fp64; the output keeps the first input's float width.
+    const firstDown = planInputs[0]!.parsed.placed[0]?.keys.down;
+    const firstDtype = firstDown ? files[0]!.tensor(firstDown).dtype : "F32";
+    const outputDtype = firstDtype === "BF16" || firstDtype === "F16" ? firstDtype : "F32";
     let workerResult: Record<string, unknown> | undefined;
     for await (const event of runWorker({
       ...params.worker,
       command: "merge",
-      request: { inputs: canonical, method, rank: params.rank ?? null, density: params.density ?? 0.7, seed: params.seed ?? 0, output: merged, dtype: "F32" },
+      request: { inputs: canonical, method, rank: params.rank ?? null, density: params.density ?? 0.7, seed: params.seed ?? 0, output: merged, dtype: outputDtype },
       signal: params.signal,
     })) {
       if (event.type === "done") workerResult = event.result;
