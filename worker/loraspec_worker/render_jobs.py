@@ -10,7 +10,7 @@ Request:
   loras    [{"name": "me", "path": "me.safetensors"}]  (diffusers or Kohya format)
   jobs     [{"id": "0001-w1-trigger-on", "prompt": "...", "seed": 1, "adapters": [{"name": "me", "weight": 1.0}]}]
   out_dir  PNGs go here as <id>.png
-  steps, guidance_scale, width, height, negative_prompt
+  steps, guidance_scale, width, height, negative_prompt, max_sequence_length
 Events: phase, progress (task "sample"), sample {path, prompt, seed}; done {images: [{id, path}]}.
 """
 
@@ -21,7 +21,7 @@ import re
 import time
 
 from .protocol import WorkerError, emit, log, phase, require
-from .sample import load_base
+from .sample import generation_kwargs, load_for_sampling, load_lora_file
 
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -30,15 +30,9 @@ def _load_loras(pipe, loras: list[dict]) -> set[str]:
     names: set[str] = set()
     for lora in loras:
         name = require(lora, "name", str)
-        path = require(lora, "path", str)
         if name in names:
             raise WorkerError("E_USAGE", f"adapter name '{name}' is used twice")
-        if not os.path.exists(path):
-            raise WorkerError("E_FILE_NOT_FOUND", f"LoRA file not found: {path}")
-        try:
-            pipe.load_lora_weights(path, adapter_name=name)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
+        load_lora_file(pipe, require(lora, "path", str), name)
         names.add(name)
     return names
 
@@ -46,26 +40,15 @@ def _load_loras(pipe, loras: list[dict]) -> set[str]:
 def run(request: dict) -> dict:
     import torch
 
-    base = require(request, "base", str)
     jobs = require(request, "jobs", list)
     out_dir = require(request, "out_dir", str)
     loras = request.get("loras") or []
     for job in jobs:
         if not _ID.match(str(job.get("id", ""))):
             raise WorkerError("E_USAGE", f"job id {job.get('id')!r} must be letters, digits, dot, dash or underscore")
-    device = torch.device(request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = torch.float32 if device.type == "cpu" else {"fp16": torch.float16, "fp32": torch.float32}.get(request.get("precision", "bf16"), torch.bfloat16)
-
-    phase("load", f"loading {base} and {len(loras)} LoRA(s)")
-    pipe = load_base(base, request.get("arch"), dtype)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.to(device)
+    pipe, _ = load_for_sampling(request)
     loaded = _load_loras(pipe, loras)
-
-    kwargs = {"num_inference_steps": int(request.get("steps", 28))}
-    for key in ("guidance_scale", "width", "height", "negative_prompt"):
-        if request.get(key) is not None:
-            kwargs[key] = request[key]
+    kwargs = generation_kwargs(request)
 
     os.makedirs(out_dir, exist_ok=True)
     phase("sample", f"{len(jobs)} images")

@@ -7,10 +7,7 @@ Request:
   prompts     ["a photo of txcl", ...];  seeds: [1, 2, 3]
   out_dir     PNGs go here as <prompt index>-<seed>.png
   steps, guidance_scale, width, height, negative_prompt, max_sequence_length, precision, device
-Or, for validation, `jobs` instead of prompts x seeds:
-  jobs        [{"id": "j1", "prompt": "...", "seed": 1, "adapters": [{"name": "a", "path": "...", "weight": 0.8}]}]
-              each LoRA file is loaded once; per job the named adapters are set at their weights
-              (none: LoRAs disabled, the base alone). Images go to <out_dir>/<id>.png.
+(A validation rubric, where each image names its own adapters and weights, is `render-jobs`.)
 Events: phase, progress (task "sample"), sample {path, prompt, seed}; done {images: [...]}.
 """
 
@@ -48,13 +45,8 @@ def apply_loras(pipe, loras: list[dict]) -> list[str]:
     names, weights = [], []
     for i, lora in enumerate(loras):
         path = lora.get("path")
-        if not path or not os.path.exists(path):
-            raise WorkerError("E_FILE_NOT_FOUND", f"LoRA file not found: {path}")
         name = lora.get("name") or _adapter_name(path, i)
-        try:
-            pipe.load_lora_weights(path, adapter_name=name)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
+        load_lora_file(pipe, path, name)
         names.append(name)
         weights.append(float(lora.get("weight", 1.0)))
     if names:
@@ -68,40 +60,8 @@ def _save(image, path: str) -> None:
     os.replace(tmp, path)
 
 
-def run_jobs(pipe, request: dict, kwargs: dict) -> dict:
-    import torch
-
-    jobs = require(request, "jobs", list)
-    out_dir = require(request, "out_dir", str)
-    os.makedirs(out_dir, exist_ok=True)
-    loaded: dict[str, str] = {}  # path -> adapter name
-    for job in jobs:
-        for adapter in job.get("adapters") or []:
-            if adapter["path"] not in loaded:
-                name = adapter.get("name") or _adapter_name(adapter["path"], len(loaded))
-                apply_loras_load_only(pipe, adapter["path"], name)
-                loaded[adapter["path"]] = name
-    phase("sample", f"{len(jobs)} jobs, {len(loaded)} LoRA file(s)")
-    images, started = [], time.time()
-    for n, job in enumerate(jobs, start=1):
-        adapters = job.get("adapters") or []
-        if adapters:
-            pipe.enable_lora()
-            pipe.set_adapters([loaded[a["path"]] for a in adapters], adapter_weights=[float(a.get("weight", 1.0)) for a in adapters])
-        elif loaded:
-            pipe.disable_lora()
-        generator = torch.Generator(device="cpu").manual_seed(int(job["seed"]))
-        image = pipe(prompt=job["prompt"], generator=generator, **kwargs).images[0]
-        path = os.path.abspath(os.path.join(out_dir, f"{job['id']}.png"))
-        _save(image, path)
-        emit({"type": "sample", "path": path, "prompt": job["prompt"], "seed": int(job["seed"])})
-        rate = n / max(1e-9, time.time() - started)
-        emit({"type": "progress", "task": "sample", "current": n, "total": len(jobs), "rate": rate, "eta": (len(jobs) - n) / rate})
-        images.append({"id": job["id"], "path": path, "prompt": job["prompt"], "seed": int(job["seed"])})
-    return {"images": images, "adapters": list(loaded.values())}
-
-
-def apply_loras_load_only(pipe, path: str, name: str) -> None:
+def load_lora_file(pipe, path: str, name: str) -> None:
+    """load_lora_weights with the errors a user can act on (missing file, wrong base)."""
     if not path or not os.path.exists(path):
         raise WorkerError("E_FILE_NOT_FOUND", f"LoRA file not found: {path}")
     try:
@@ -110,16 +70,22 @@ def apply_loras_load_only(pipe, path: str, name: str) -> None:
         raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
 
 
-def run(request: dict) -> dict:
+def generation_kwargs(request: dict) -> dict:
+    kwargs = {}
+    for key in ("guidance_scale", "width", "height", "negative_prompt", "max_sequence_length"):
+        if request.get(key) is not None:
+            kwargs[key] = request[key]
+    kwargs["num_inference_steps"] = int(request.get("steps", 28))
+    return kwargs
+
+
+def load_for_sampling(request: dict):
+    """The base pipeline on the request's device and dtype, progress bars off; returns (pipe, device)."""
     import torch
 
     base = require(request, "base", str)
-    prompts = request.get("prompts") if "jobs" in request else require(request, "prompts", list)
-    out_dir = require(request, "out_dir", str)
-    seeds = request.get("seeds") or [0]
     device = torch.device(request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch.float32 if device.type == "cpu" else {"fp16": torch.float16, "fp32": torch.float32}.get(request.get("precision", "bf16"), torch.bfloat16)
-
     if device.type == "cuda":
         from .train import disable_cudnn_sdpa
 
@@ -128,13 +94,17 @@ def run(request: dict) -> dict:
     pipe = load_base(base, request.get("arch"), dtype)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
-    kwargs = {}
-    for key in ("guidance_scale", "width", "height", "negative_prompt", "max_sequence_length"):
-        if request.get(key) is not None:
-            kwargs[key] = request[key]
-    kwargs["num_inference_steps"] = int(request.get("steps", 28))
-    if "jobs" in request:
-        return run_jobs(pipe, request, kwargs)
+    return pipe, device
+
+
+def run(request: dict) -> dict:
+    import torch
+
+    prompts = require(request, "prompts", list)
+    out_dir = require(request, "out_dir", str)
+    seeds = request.get("seeds") or [0]
+    pipe, _ = load_for_sampling(request)
+    kwargs = generation_kwargs(request)
 
     names = apply_loras(pipe, request.get("loras") or [])
     if names:

@@ -249,14 +249,16 @@ def test_compiled_requests_parse_in_the_worker(name):
     assert cfg.arch in train.SUPPORTED_ARCHES and cfg.steps == req["steps"] and cfg.trigger_word == "txcl"
 
 
-def test_sample_jobs_switch_adapters_per_job(bases, dataset, tmp_path, events):
+def test_render_jobs_switch_adapters_per_job_on_flux(bases, dataset, tmp_path, events):
     result = train.run(request(bases, dataset, tmp_path / "run", "flux1"))
-    lora = {"name": "mine", "path": result["path"]}
-    out = sample.run({
+    from loraspec_worker import render_jobs
+
+    out = render_jobs.run({
         "base": bases["flux1"], "out_dir": str(tmp_path / "jobs"), "steps": 2, "width": RES, "height": RES, "max_sequence_length": 32,
+        "loras": [{"name": "mine", "path": result["path"]}],
         "jobs": [
             {"id": "base", "prompt": "a photo of txcl", "seed": 3, "adapters": []},
-            {"id": "w1", "prompt": "a photo of txcl", "seed": 3, "adapters": [{**lora, "weight": 1.0}]},
+            {"id": "w1", "prompt": "a photo of txcl", "seed": 3, "adapters": [{"name": "mine", "weight": 1.0}]},
             {"id": "base-again", "prompt": "a photo of txcl", "seed": 3, "adapters": []},
         ],
     })
