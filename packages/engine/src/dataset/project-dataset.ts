@@ -52,3 +52,12 @@ export function defaultCaptionDir(project: ProjectDataset): string | undefined {
   if (existsSync(join(project.preparedDir, MANIFEST_FILE))) return project.preparedDir;
   return project.datasetDir;
 }
+
+/**
+ * The images a run trains on: the prepared folder once `loraspec prep` has run (deduplicated,
+ * cropped and resized to the contract's resolution, captions beside them), else the dataset.
+ */
+export function trainingDatasetDir(projectDir: string, datasetDir: string): { dir: string; prepared: boolean } {
+  const preparedDir = join(projectDir, PREPARED_DIR);
+  return existsSync(join(preparedDir, MANIFEST_FILE)) ? { dir: preparedDir, prepared: true } : { dir: datasetDir, prepared: false };
+}

@@ -24,6 +24,8 @@ export interface BuildTrainJobParams {
   run: RunRecord;
   /** sha256 of the contract file, written into the LoRA's metadata by the built-in trainer. */
   contractHash?: string;
+  /** The images to train on (default: the contract's dataset.path); see trainingDatasetDir. */
+  datasetDir?: string;
   /** Where `loraspec setup` put a trainer checkout and venv (default: the loraspec cache). */
   trainerDir?: (trainer: "kohya" | "ai-toolkit") => { trainerDir: string; venvDir: string };
 }
@@ -46,7 +48,7 @@ export function defaultTrainerDir(trainer: "kohya" | "ai-toolkit"): { trainerDir
  */
 export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJob> {
   const { contract, run, plan } = params;
-  const datasetDir = resolve(params.contractDir, contract.dataset.path);
+  const datasetDir = params.datasetDir ?? resolve(params.contractDir, contract.dataset.path);
   const outputDir = join(run.runDir, "output");
   const trainer = contract.trainer.name;
   if (trainer === "diffusers") {

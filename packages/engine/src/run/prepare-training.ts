@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { resolveDatasetDir } from "../contract/load-contract.js";
+import { trainingDatasetDir } from "../dataset/project-dataset.js";
 import { checkProject, type CheckResult } from "../project/check-project.js";
 import { buildTrainJob } from "./build-train-job.js";
 import { nextOomFallback } from "./oom-fallback.js";
@@ -11,6 +13,8 @@ import type { TrainJob } from "./train-job.js";
 export interface PreparedTraining extends CheckResult {
   /** sha256 of the contract file, written into the LoRA's metadata. */
   contractHash: string;
+  /** The images the run trains on, and whether they are `loraspec prep`'s output. */
+  trainingData: { dir: string; prepared: boolean };
   /** Set when the plan's cost is above limits.max_cost_usd: the caller decides (--yes). */
   costOverLimit?: { usd: number; maxUsd: number };
   /** Builds the run's job (compiled files, command, parser) once the run row exists. */
@@ -36,6 +40,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
     });
   }
   const contract = loaded.contract;
+  const trainOn = trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
   const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
   const maxUsd = contract.limits?.max_cost_usd;
   const usd = plan.cost.usd;
@@ -56,7 +61,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
           const nextPlan = planRun(next, result.dataset);
           return {
             note: `${step.fallback} (${step.change})`,
-            job: (run: RunRecord) => buildTrainJob({ contract: next, contractDir: loaded.dir, plan: nextPlan, run, contractHash }),
+            job: (run: RunRecord) => buildTrainJob({ contract: next, contractDir: loaded.dir, datasetDir: trainOn.dir, plan: nextPlan, run, contractHash }),
           };
         }
       : undefined;
@@ -64,8 +69,9 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
   return {
     ...result,
     contractHash,
+    trainingData: trainOn,
     costOverLimit,
-    job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, plan, run, contractHash }),
+    job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, datasetDir: trainOn.dir, plan, run, contractHash }),
     onOutOfMemory,
   };
 }

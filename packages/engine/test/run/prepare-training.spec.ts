@@ -1,0 +1,39 @@
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { prepareTraining } from "../../src/run/prepare-training.js";
+
+const example = fileURLToPath(new URL("../../../../examples/character", import.meta.url));
+
+function project(): string {
+  const dir = mkdtempSync(join(tmpdir(), "prepare-training-"));
+  cpSync(example, dir, { recursive: true });
+  return dir;
+}
+
+describe("prepareTraining", () => {
+  it("trains on the dataset folder until prep has run, then on the prepared folder", async () => {
+    const dir = project();
+    const before = await prepareTraining({ path: join(dir, "lora.yaml") });
+    expect(before.trainingData).toEqual({ dir: join(dir, "dataset"), prepared: false });
+
+    mkdirSync(join(dir, ".loraspec", "prepared"), { recursive: true });
+    writeFileSync(join(dir, ".loraspec", "prepared", "manifest.json"), "{}");
+    const after = await prepareTraining({ path: join(dir, "lora.yaml") });
+    expect(after.trainingData).toEqual({ dir: join(dir, ".loraspec", "prepared"), prepared: true });
+  });
+
+  it("leaves the cost limit to the caller and refuses lint errors", async () => {
+    const dir = project();
+    const withLimit = join(dir, "lora.yaml");
+    const text = (await import("node:fs")).readFileSync(withLimit, "utf8");
+    writeFileSync(withLimit, text.replace(/max_cost_usd: [0-9.]+/, "max_cost_usd: 0.01"));
+    const prepared = await prepareTraining({ path: withLimit });
+    expect(prepared.costOverLimit?.maxUsd).toBe(0.01);
+
+    writeFileSync(withLimit, text.replace(/word: txcl/, "word: sunset"));
+    await expect(prepareTraining({ path: withLimit })).rejects.toMatchObject({ code: "E_CONTRACT_INVALID" });
+  });
+});
