@@ -15,7 +15,7 @@ from .protocol import WorkerError, emit, phase, require
 ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
 
 # CLIP's byte-to-unicode table (GPT-2 style byte-level BPE): every byte gets a printable char.
-def _byte_chars() -> list[str]:
+def byte_chars() -> list[str]:
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]
     extra = 0
@@ -31,7 +31,7 @@ def clip_tokenizer():
     """A CLIP BPE tokenizer with single-byte tokens only (no merges): 514 ids."""
     from transformers import CLIPTokenizer
 
-    chars = _byte_chars()
+    chars = byte_chars()
     vocab: dict[str, int] = {}
     for c in chars:
         vocab[c] = len(vocab)
@@ -65,7 +65,7 @@ def qwen_tokenizer():
     """A byte-level Qwen2 tokenizer with the chat markers FLUX.2 [klein] formats prompts with."""
     from transformers import Qwen2TokenizerFast
 
-    vocab = {c: i for i, c in enumerate(_byte_chars())}
+    vocab = {c: i for i, c in enumerate(byte_chars())}
     for special in ("<|endoftext|>", "<|im_start|>", "<|im_end|>"):
         vocab[special] = len(vocab)
     tok = Qwen2TokenizerFast(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>")

@@ -9,18 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-
-def _bytes_to_unicode() -> dict[int, str]:
-    # GPT-2's byte-to-symbol table, so every byte has a printable vocabulary entry.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+from loraspec_worker.tiny_base import byte_chars
 
 
 def build_tiny_florence2(out: str, seed: int = 0) -> str:
@@ -30,7 +19,7 @@ def build_tiny_florence2(out: str, seed: int = 0) -> str:
 
     os.makedirs(out, exist_ok=True)
     # Special tokens first (RoBERTa/BART order), then one entry per byte; no merges.
-    vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "<s>", "</s>", "<mask>", "<image>"] + list(_bytes_to_unicode().values()))}
+    vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "<s>", "</s>", "<mask>", "<image>"] + byte_chars())}
     tok = BartTokenizer(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})
     # 32x32 input -> DaViT strides 4 then 2 -> 4x4 = 16 patch tokens + 1 pooled token.
     image_processor = CLIPImageProcessorPil(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32}, do_center_crop=False, image_seq_length=17)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..tiny_base import _byte_chars
+from ..tiny_base import byte_chars
 from . import world
 
 
@@ -56,7 +56,7 @@ def learn_merges(words: list[str]) -> list[tuple[str, str]]:
 def toy_clip_tokenizer():
     from transformers import CLIPTokenizer
 
-    chars = _byte_chars()
+    chars = byte_chars()
     vocab: dict[str, int] = {}
     for c in chars:
         vocab[c] = len(vocab)

@@ -12,24 +12,13 @@ from pathlib import Path
 
 from transformers import CLIPTokenizer
 
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable character table (openai/CLIP simple_tokenizer.py)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+from loraspec_worker.tiny_base import byte_chars
 
 
 def main() -> None:
     merges = gzip.open(sys.argv[1]).read().decode("utf-8").split("\n")
     merges = merges[1 : 49152 - 256 - 2 + 1]
-    vocab = list(bytes_to_unicode().values())
+    vocab = byte_chars()
     vocab = vocab + [v + "</w>" for v in vocab]
     vocab += ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]

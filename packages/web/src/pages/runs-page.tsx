@@ -1,27 +1,11 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
+// The server's own row type (type-only: nothing from the engine reaches the browser bundle).
+import type { RunSummary as Run } from "@loraspec/engine/server/deps.js";
 import { api, errorText, fileUrl } from "../api.js";
 import type { ProjectInfo } from "../app.js";
 import { LossChart, type LossSeries } from "../components/loss-chart.js";
 
-interface Run {
-  id: string;
-  name?: string | null;
-  state: string;
-  trainer?: string;
-  base?: string | null;
-  createdAt?: string;
-  startedAt?: string | null;
-  endedAt?: string | null;
-  step?: number | null;
-  totalSteps?: number | null;
-  lastLogLine?: string | null;
-  outputPath?: string | null;
-  errorCode?: string | null;
-  errorMessage?: string | null;
-  attempts?: number;
-  runDir: string;
-}
 
 const ACTIVE = new Set(["queued", "starting", "running"]);
 const RESUMABLE = new Set(["interrupted", "failed", "cancelled"]);
