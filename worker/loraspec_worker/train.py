@@ -29,6 +29,10 @@ from typing import Any, Optional
 
 from .protocol import Cancelled, WorkerError, cancel_requested, emit, is_oom, log, phase, require, soft_cancel, warning
 
+# Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
+# whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
+_TEST_STEP_DELAY_S = float(os.environ.get("LORASPEC_TEST_STEP_DELAY_S") or 0)
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
 NOT_YET_ARCHES = ("flux2-dev", "sd35")
@@ -882,6 +886,8 @@ def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, sc
             path = save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, len(items))
             checkpoints.append(path)
             emit({"type": "checkpoint", "step": step, "path": path})
+        if _TEST_STEP_DELAY_S:
+            time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")
         if stop_after is not None and step >= int(stop_after) and step < cfg.steps:
             # Simulates an interrupted run (tests of resume): no final file is written.

@@ -95,6 +95,9 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
       ].join("\n"),
     );
 
+    // The tiny run takes under a second on an idle machine: pace it so its progress can be seen
+    // and stopped mid-way (the worker inherits this process's environment).
+    process.env.LORASPEC_TEST_STEP_DELAY_S = "0.5";
     runs = createRunsService({ projectDir: project });
     server = await startServer({ ...defaultDeps(), runs, projectDir: project, examplesDir: examples, webDist: join(root, "packages/web/dist"), port: 0 });
     browser = await chromium.launch({
@@ -105,6 +108,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
   }, 240_000);
 
   afterAll(async () => {
+    delete process.env.LORASPEC_TEST_STEP_DELAY_S;
     await browser?.close();
     runs?.close();
     await server?.close();
