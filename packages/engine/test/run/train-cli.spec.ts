@@ -75,7 +75,12 @@ function runs(): Array<{ id: string; state: string; pid: number | null; attempts
 
 /** Starts `loraspec train --yes --json` and resolves once a checkpoint event was printed. */
 function trainUntilCheckpoint(): Promise<{ child: ChildProcess; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [bin, "train", "lora.yaml", "--yes", "--json"], { cwd: project, env: { ...process.env, CI: "1", NO_COLOR: "1" } });
+  const child = spawn(process.execPath, [bin, "train", "lora.yaml", "--yes", "--json"], {
+    cwd: project,
+    // Paced (worker test hook) so the run is still going when the test interrupts it: unpaced, the
+    // tiny model finishes its 8 steps within a fraction of a second on an idle machine.
+    env: { ...process.env, CI: "1", NO_COLOR: "1", LORASPEC_TEST_STEP_DELAY_S: "0.3" },
+  });
   const exit = new Promise<number | null>((r) => child.once("exit", (code, signal) => r(code ?? (signal ? 128 : null))));
   return new Promise((resolve, reject) => {
     let buffered = "";
