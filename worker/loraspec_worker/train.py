@@ -7,6 +7,9 @@ Request (JSON; see packages/core/src/compile/diffusers.ts, which writes it from 
   output_dir      where checkpoints/ and the final LoRA go; name: the file stem (default "lora")
   resolution, rank, alpha, learning_rate, steps, batch_size, gradient_accumulation, optimizer,
   lr_scheduler, warmup_steps, precision, gradient_checkpointing, save_every, seed, trigger_word,
+  prefix_trigger (default true: a caption without the trigger gets it in front; false trains the
+  captions as written), reg_dataset (regularisation / prior-preservation images: a folder like
+  dataset whose captions are never given the trigger; Kohya's reg_data_dir, ai-toolkit's is_reg),
   contract_hash, resume_from (a checkpoint folder or "latest"), train_text_encoder (SDXL),
   guidance_scale (FLUX.1 guidance embedding), failure {loss_spike_factor, on_oom, oom_fallbacks},
   debug {inject_nan_at_step, raise_oom_once}
@@ -85,6 +88,8 @@ class Config:
     save_every: int = 0
     seed: int = 42
     trigger_word: Optional[str] = None
+    prefix_trigger: bool = True
+    reg_dataset: Optional[str] = None
     caption_extension: str = ".txt"
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
@@ -154,6 +159,14 @@ def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = "
         items.append((os.path.join(folder, name), caption))
     if not items:
         raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint=f"add .png/.jpg/.webp files with {caption_extension} captions")
+    return items
+
+
+def training_items(cfg: Config) -> list[tuple[str, str]]:
+    """The dataset (trigger in front unless prefix_trigger is off) and the reg images (as written)."""
+    items = read_dataset(cfg.dataset, cfg.trigger_word if cfg.prefix_trigger else None, cfg.caption_extension)
+    if cfg.reg_dataset:
+        items += read_dataset(cfg.reg_dataset, None, cfg.caption_extension)
     return items
 
 
@@ -730,7 +743,7 @@ def train_once(cfg: Config) -> dict:
     random.seed(cfg.seed)
 
     phase("load", f"loading {cfg.arch} base {cfg.base}")
-    items = read_dataset(cfg.dataset, cfg.trigger_word, cfg.caption_extension)
+    items = training_items(cfg)
     pipe = load_pipeline(cfg.base, cfg.arch, dtype)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)

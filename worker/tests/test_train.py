@@ -338,3 +338,15 @@ def test_caption_extension_is_honoured(tmp_path):
     (folder / "a.txt").write_text("wrong file")
     assert train.read_dataset(str(folder), "txcl", ".caption") == [(str(folder / "a.png"), "txcl in a hat")]
     assert train.read_dataset(str(folder), "txcl", ".txt") == [(str(folder / "a.png"), "txcl, wrong file")]
+
+
+def test_reg_images_and_unprefixed_captions_keep_their_captions(tmp_path):
+    data, reg = tmp_path / "d", tmp_path / "reg"
+    for folder, caption in ((data, "a cross on grass"), (reg, "a red circle on sky")):
+        folder.mkdir()
+        Image.new("RGB", (8, 8)).save(folder / "a.png")
+        (folder / "a.txt").write_text(caption)
+    base = {"arch": "sdxl", "base": "b", "dataset": str(data), "output_dir": str(tmp_path), "trigger_word": "txcl"}
+    assert [c for _, c in train.training_items(train.parse_config({**base, "reg_dataset": str(reg)}))] == [
+        "txcl, a cross on grass", "a red circle on sky"]
+    assert [c for _, c in train.training_items(train.parse_config({**base, "prefix_trigger": False}))] == ["a cross on grass"]
