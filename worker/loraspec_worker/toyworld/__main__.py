@@ -3,6 +3,7 @@
   train-base      train the judge (optional) and the toy SDXL base; see train_base.py
   make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
   judge           read images with the judge: labels per image as JSON lines
+  rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
 """
 
 from __future__ import annotations
@@ -42,13 +43,19 @@ def main(argv=None) -> int:
 
     mc = sub.add_parser("make-concepts", help="write the concept datasets")
     mc.add_argument("--out", required=True)
-    mc.add_argument("--concept", action="append", default=None, help="character | style | product | character-notrigger | character-onebg | character-collapse (repeatable)")
+    mc.add_argument("--concept", action="append", default=None, help="character | style | product | character-notrigger | character-onebg | character-collapse | prior (repeatable)")
     mc.add_argument("--count", type=int, default=20)
     mc.add_argument("--captions", default="natural", choices=["natural", "tags"])
 
     jd = sub.add_parser("judge", help="read images with the judge")
     jd.add_argument("images", nargs="+")
     jd.add_argument("--judge", default=DEFAULT_JUDGE)
+
+    rb = sub.add_parser("rubric", help="train the four rubric LoRAs and run loraspec validate on each (see rubric.py)")
+    rb.add_argument("--out", required=True)
+    rb.add_argument("--train-seed", type=int, default=1)
+    rb.add_argument("--seeds", default="1,2", help="validation seeds, comma-separated")
+    rb.add_argument("--variant", action="append", default=None, help="good | unbound | overfit | collapse (repeatable; default all)")
 
     args = parser.parse_args(argv)
     if args.command == "train-base":
@@ -60,6 +67,13 @@ def main(argv=None) -> int:
         from .concepts import write_concepts
 
         print(json.dumps(write_concepts(args.out, args.concept or ["character", "style", "product"], count=args.count, captions=args.captions), indent=2))
+    elif args.command == "rubric":
+        from . import rubric
+
+        chosen = [v for v in rubric.VARIANTS if not args.variant or v.name in args.variant]
+        rows = rubric.run(args.out, train_seed=args.train_seed, seeds=tuple(int(s) for s in args.seeds.split(",")), variants=chosen)
+        print(json.dumps(rows))
+        print(rubric.table(rows))
     elif args.command == "judge":
         from .judge import Judge
 

@@ -11,6 +11,7 @@ And three deliberately bad variants of the character, for checking the validatio
   character-onebg      every image on grass (trains an overfit LoRA with many steps)
   character-collapse   near-identical images (one scene, tiny jitter): mode collapse
 Each folder holds NNN.png + NNN.txt and labels.jsonl (the truth per image).
+`prior` (write_prior) is the regularisation set: base-world scenes with their own captions.
 """
 
 from __future__ import annotations
@@ -93,7 +94,14 @@ def write_concept(folder: str, concept: str, count: int = 20, captions: str = "n
 
 
 def write_concepts(out: str, concepts, count: int = 20, captions: str = "natural") -> list[dict]:
-    return [write_concept(os.path.join(out, c), c, count, captions) for c in concepts]
+    out_rows = []
+    for c in concepts:
+        folder = os.path.join(out, c)
+        if c == "prior":
+            out_rows.append({"concept": c, "path": os.path.abspath(folder), "images": len(write_prior(folder, count))})
+        else:
+            out_rows.append(write_concept(folder, c, count, captions))
+    return out_rows
 
 
 def write_prior(folder: str, count: int = 20, start: int = 7_000_000) -> list[str]:
