@@ -52,6 +52,75 @@ export function f32ToBf16Bits(value: number): number {
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+const SCALE_BLOCK = 4096; // elements per pass: the scratch stays in L1/L2
+const scaleBits = new Uint32Array(SCALE_BLOCK);
+const scaleValues = new Float32Array(scaleBits.buffer);
+
+/** One bf16 value (bits) times f (an f32 value), rounded to nearest even as encodeFromF32 does. */
+function scaleBf16Bits(x: number, f: number): number {
+  u32[0] = x << 16;
+  f32[0] = f32[0]! * f;
+  const u = u32[0]!;
+  return (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+}
+
+/**
+ * dst[i] = bf16(f32(src[i]) * factor), bit-identical to decodeToF32 -> Math.fround(x * f) ->
+ * encodeFromF32 (round to nearest even, NaN quieted), without allocating. src and dst may be the
+ * same array (in place); they must have the same length.
+ */
+export function scaleBf16(src: Uint16Array, dst: Uint16Array, factor: number): void {
+  if (!LITTLE_ENDIAN) throw new Error("big-endian hosts are not supported");
+  if (src.length !== dst.length) throw new Error("scaleBf16: length mismatch");
+  const f = Math.fround(factor);
+  const e = f === 0 || !Number.isFinite(f) ? NaN : Math.round(Math.log2(Math.abs(f)));
+  if (Math.abs(e) < 127 && 2 ** e === Math.abs(f)) {
+    scaleBf16Pow2(src, dst, e, f);
+    return;
+  }
+  for (let start = 0; start < src.length; start += SCALE_BLOCK) {
+    const n = Math.min(SCALE_BLOCK, src.length - start);
+    for (let i = 0; i < n; i++) scaleBits[i] = src[start + i]! << 16;
+    for (let i = 0; i < n; i++) scaleValues[i] = scaleValues[i]! * f;
+    for (let i = 0; i < n; i++) {
+      const u = scaleBits[i]!;
+      dst[start + i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+    }
+  }
+}
+
+/**
+ * Times +-2^e: a normal value whose result is normal too is exact, so only its exponent field
+ * changes (and the sign flips for a negative factor); zeros, subnormals, inf, NaN and results that
+ * leave the normal range take the rounding path. Two values per step through 32-bit views.
+ */
+function scaleBf16Pow2(src: Uint16Array, dst: Uint16Array, e: number, f: number): void {
+  const lo = Math.max(1, 1 - e), hi = Math.min(254, 254 - e); // input exponents with a normal result
+  const sign = f < 0 ? 0x8000 : 0;
+  const delta = e << 7;
+  let i = 0;
+  if (src.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0) {
+    const pairs = src.length >>> 1;
+    const s32 = new Uint32Array(src.buffer, src.byteOffset, pairs);
+    const d32 = new Uint32Array(dst.buffer, dst.byteOffset, pairs);
+    const delta2 = delta + delta * 0x10000;
+    const sign2 = (sign | (sign << 16)) >>> 0;
+    for (let k = 0; k < pairs; k++) {
+      const x = s32[k]!;
+      const e0 = (x >>> 7) & 0xff, e1 = (x >>> 23) & 0xff;
+      d32[k] = e0 >= lo && e0 <= hi && e1 >= lo && e1 <= hi
+        ? ((x + delta2) ^ sign2) >>> 0
+        : (scaleBf16Bits(x & 0xffff, f) | (scaleBf16Bits(x >>> 16, f) << 16)) >>> 0;
+    }
+    i = pairs * 2;
+  }
+  for (; i < src.length; i++) {
+    const x = src[i]!;
+    const ex = (x >>> 7) & 0xff;
+    dst[i] = ex >= lo && ex <= hi ? ((x + delta) ^ sign) & 0xffff : scaleBf16Bits(x, f);
+  }
+}
+
 /** f32 -> IEEE half bits with round-to-nearest-even; overflow gives +-inf, NaN stays NaN. */
 export function f32ToF16Bits(value: number): number {
   f32[0] = value;

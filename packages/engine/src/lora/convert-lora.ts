@@ -7,6 +7,9 @@ import { readAlphas } from "./inspect-lora.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
+// Rows of a fused up matrix read per step while looking for its block-sparse layout.
+const SPARSE_SCAN_BYTES = 64 << 10;
+
 /**
  * Finds fused modules whose up matrix is block-sparse (split_qkv layout, lora-formats.md §2b):
  * only those may have their down matrix chunked by rank. Reads just those up tensors.
@@ -19,19 +22,25 @@ export async function findSparseFused(file: SafetensorsFile, parsed: ParsedLora)
     if (part !== undefined || n < 2 || m.rank % n !== 0) continue;
     const k = m.rank / n;
     const upInfo = file.tensor(m.keys.up!);
-    const bytes = await file.readBytes(m.keys.up!);
-    // Off-diagonal blocks must be exactly zero. Dense files fail on the first row of a part,
-    // so decode row by row and stop at the first non-zero.
-    const rowBytes = (bytes.length / upInfo.shape[0]!) | 0;
+    // Off-diagonal blocks must be exactly zero. Dense files fail on the first rows of a part,
+    // so read and decode a batch of rows at a time and stop at the first non-zero.
+    const rowBytes = ((upInfo.end - upInfo.begin) / upInfo.shape[0]!) | 0;
+    const batchRows = Math.max(1, Math.floor(SPARSE_SCAN_BYTES / rowBytes));
+    const buf = new Uint8Array(batchRows * rowBytes);
     let ok = true;
     for (let j = 0; j < n && ok; j++) {
       const { start, end } = module.parts[j]!;
-      for (let r = start; r < end && ok; r++) {
-        const row = decodeToF32(upInfo.dtype, bytes.subarray(r * rowBytes, (r + 1) * rowBytes));
-        for (let c = 0; c < m.rank; c++) {
-          if (Math.floor(c / k) !== j && row[c] !== 0) {
-            ok = false;
-            break;
+      for (let r = start; r < end && ok; r += batchRows) {
+        const rows = Math.min(batchRows, end - r);
+        file.readIntoSync(upInfo.begin + r * rowBytes, buf.subarray(0, rows * rowBytes));
+        const values = decodeToF32(upInfo.dtype, buf.subarray(0, rows * rowBytes));
+        const cols = values.length / rows;
+        for (let i = 0; i < rows && ok; i++) {
+          for (let c = 0; c < m.rank; c++) {
+            if (Math.floor(c / k) !== j && values[i * cols + c] !== 0) {
+              ok = false;
+              break;
+            }
           }
         }
       }

@@ -37,7 +37,10 @@ export async function readAlphas(file: SafetensorsFile): Promise<Map<string, num
   const out = new Map<string, number>();
   for (const t of file.tensors) {
     if (!t.name.endsWith(".alpha") || !FLOAT_DTYPES.has(t.dtype) || t.end - t.begin > 8) continue;
-    const v = await file.readF32(t.name);
+    // At most 8 bytes: a synchronous read each (hundreds of alphas, no promise per tensor).
+    const bytes = new Uint8Array(t.end - t.begin);
+    file.readIntoSync(t.begin, bytes);
+    const v = decodeToF32(t.dtype, bytes);
     if (v.length === 1) out.set(t.name, v[0]!);
   }
   return out;

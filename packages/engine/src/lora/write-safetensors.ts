@@ -5,12 +5,20 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { type Dtype, dtypeBits, dtypeOrder } from "@loraspec/core/lora/dtype.js";
 import { MAX_HEADER_SIZE } from "@loraspec/core/lora/safetensors-header.js";
 
+/** Writes a tensor's bytes into `dest` (exactly its byte length, aligned to its element size). */
+export interface TensorFiller {
+  fill(dest: Uint8Array): void | Promise<void>;
+}
+
 export interface OutputTensor {
   name: string;
   dtype: Dtype;
   shape: number[];
-  /** The bytes, or a producer the writer calls when it reaches this tensor (one at a time: bounded memory). */
-  data: Uint8Array | (() => Promise<Uint8Array> | Uint8Array);
+  /**
+   * The bytes, a producer the writer calls when it reaches this tensor, or a filler that writes
+   * straight into the writer's output buffer (no buffer per tensor). One tensor at a time: bounded memory.
+   */
+  data: Uint8Array | (() => Promise<Uint8Array> | Uint8Array) | TensorFiller;
 }
 
 export interface WriteResult {
@@ -21,7 +29,9 @@ export interface WriteResult {
 
 /** Metadata keys whose values are hashes of the tensors; recomputed whenever they are present. */
 const HASH_KEYS = { model: "sshs_model_hash", legacy: "sshs_legacy_hash", modelspec: "modelspec.hash_sha256" } as const;
-const WRITE_CHUNK = 4 << 20; // coalesce small tensors into 4 MiB writes
+// Tensors are assembled into two alternating 8 MiB buffers: one is filled while the other is being
+// written, and the same memory is reused for the whole file (fresh pages cost more than copying).
+const WRITE_CHUNK = 8 << 20;
 
 /** Sorts like the reference writer: dtype descending in enum order, then name ascending. */
 export function referenceOrder<T extends { name: string; dtype: Dtype }>(tensors: readonly T[]): T[] {
@@ -95,64 +105,92 @@ export async function writeSafetensors(params: {
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const handle = await open(tmp, "wx");
   const hash = want.model || want.modelspec || params.hash ? createHash("sha256") : undefined;
+  const headerEnd = 8 + text.length;
+  const fileSize = headerEnd + total;
+  const bufs = [new Uint8Array(Math.min(WRITE_CHUNK, fileSize))];
+  const inflight: Array<Promise<void> | undefined> = [undefined, undefined];
+  let which = 0;
+  let buf = bufs[0]!;
+  let bufStart = 0; // file position of buf[0]
+  let used = 0;
+  const writeAll = async (bytes: Uint8Array, at: number) => {
+    let off = 0;
+    while (off < bytes.length) off += (await handle.write(bytes, off, bytes.length - off, at + off)).bytesWritten;
+  };
+  // Hash and legacy-hash the data-section bytes of file range [at, at + bytes.length).
+  const digest = (bytes: Uint8Array, at: number) => {
+    const from = Math.max(0, headerEnd - at);
+    if (from >= bytes.length) return;
+    const data = from === 0 ? bytes : bytes.subarray(from);
+    const d0 = at + from - headerEnd;
+    hash?.update(data);
+    if (want.legacy && d0 + data.length > legacyStart && d0 < legacyEnd) {
+      legacyParts.push(data.slice(Math.max(legacyStart, d0) - d0, Math.min(legacyEnd, d0 + data.length) - d0));
+    }
+  };
+  const flush = async () => {
+    if (used === 0) return;
+    const out = buf.subarray(0, used);
+    digest(out, bufStart);
+    const writing = writeAll(out, bufStart);
+    writing.catch(() => {}); // awaited below or in the error path; not an unhandled rejection meanwhile
+    inflight[which] = writing;
+    bufStart += used;
+    used = 0;
+    // Fill the other buffer while this one is written; wait for that buffer's own write first.
+    which ^= 1;
+    bufs[which] ??= new Uint8Array(bufs[0]!.length);
+    buf = bufs[which]!;
+    const previous = inflight[which];
+    inflight[which] = undefined;
+    await previous;
+  };
   try {
     const len = new Uint8Array(8);
     new DataView(len.buffer).setBigUint64(0, BigInt(text.length), true);
-    let position = 0;
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (pendingBytes === 0) return;
-      // writev: one syscall for many tensors, no concatenation copy.
-      let rest = pending;
-      while (rest.length > 0) {
-        const batch = rest.slice(0, 1024); // IOV_MAX
-        rest = rest.slice(1024);
-        const size = batch.reduce((n, b) => n + b.length, 0);
-        const { bytesWritten } = await handle.writev(batch, position);
-        if (bytesWritten !== size) {
-          // A short write: finish the batch buffer by buffer.
-          let done = bytesWritten;
-          let at = position;
-          for (const buf of batch) {
-            if (done >= buf.length) {
-              done -= buf.length;
-              at += buf.length;
-              continue;
-            }
-            let off = done;
-            done = 0;
-            while (off < buf.length) off += (await handle.write(buf, off, buf.length - off, at + off)).bytesWritten;
-            at += buf.length;
-          }
-        }
-        position += size;
-      }
-      pending = [];
-      pendingBytes = 0;
-    };
-    pending.push(len, text);
-    pendingBytes += 8 + text.length;
+    buf.set(len, 0);
+    if (text.length + 8 <= buf.length) {
+      buf.set(text, 8);
+      used = headerEnd;
+    } else {
+      // A header larger than the buffer (huge metadata): written on its own.
+      await writeAll(len, 0);
+      await writeAll(text, 8);
+      bufStart = headerEnd;
+    }
     let dataOffset = 0;
     for (const t of ordered) {
       signal?.throwIfAborted();
-      const bytes = typeof t.data === "function" ? await t.data() : t.data;
-      const expected = byteLength(t);
-      if (bytes.length !== expected) {
-        throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${expected}`);
+      const n = byteLength(t);
+      if (n > buf.length) {
+        // Larger than a buffer: its own buffer and write.
+        await flush();
+        let bytes: Uint8Array;
+        if (typeof t.data === "function") bytes = await t.data();
+        else if (ArrayBuffer.isView(t.data)) bytes = t.data;
+        else await t.data.fill((bytes = new Uint8Array(n)));
+        if (bytes.length !== n) throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${n}`);
+        digest(bytes, bufStart);
+        await writeAll(bytes, bufStart);
+        bufStart += n;
+        dataOffset += n;
+        continue;
       }
-      hash?.update(bytes);
-      if (want.legacy && dataOffset + bytes.length > legacyStart && dataOffset < legacyEnd) {
-        const a = Math.max(legacyStart, dataOffset) - dataOffset;
-        const b = Math.min(legacyEnd, dataOffset + bytes.length) - dataOffset;
-        legacyParts.push(bytes.slice(a, b));
+      if (used + n > buf.length) await flush();
+      const dest = buf.subarray(used, used + n);
+      if (typeof t.data === "function" || ArrayBuffer.isView(t.data)) {
+        const bytes = typeof t.data === "function" ? await t.data() : t.data;
+        if (bytes.length !== n) throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${n}`);
+        dest.set(bytes);
+      } else {
+        const filled = t.data.fill(dest);
+        if (filled) await filled;
       }
-      dataOffset += bytes.length;
-      pending.push(bytes);
-      pendingBytes += bytes.length;
-      if (pendingBytes >= WRITE_CHUNK) await flush();
+      used += n;
+      dataOffset += n;
     }
     await flush();
+    await Promise.all(inflight);
     if (dataOffset !== total) throw new LoraspecError("E_INTERNAL", "data size mismatch while writing");
     const dataSha256 = hash?.digest("hex");
     if (metadata && (want.model || want.legacy || want.modelspec)) {
@@ -169,6 +207,7 @@ export async function writeSafetensors(params: {
     await syncDir(dir);
     return { bytes: 8 + text.length + total, dataSha256 };
   } catch (error) {
+    await Promise.allSettled(inflight);
     await handle.close().catch(() => {});
     await rm(tmp, { force: true });
     throw error;

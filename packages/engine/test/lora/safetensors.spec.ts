@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -105,6 +106,38 @@ describe("safetensors writer", () => {
     const p = join(dir, "empty.safetensors");
     await writeSafetensors({ path: p, tensors: [] });
     expect(Array.from(await readFile(p))).toEqual([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 32, 32, 32, 32, 32, 32]);
+  });
+
+  it("files larger than the writer's buffers: bytes, fillers, oversized tensors, huge metadata and the data hash are right", async () => {
+    const dir = await tempDir();
+    const next = rng(5);
+    const bytes = (n: number) => Uint8Array.from({ length: n }, () => (next() * 256) | 0);
+    // 3 MiB + 5 MiB + 11 MiB (larger than one 8 MiB buffer) + odd small ones, in all three data forms.
+    const big = bytes(11 << 20), mid = bytes(5 << 20), small = bytes(3 << 20), tiny = bytes(6);
+    for (const metadata of [{ sshs_model_hash: "", sshs_legacy_hash: "" }, { sshs_model_hash: "", pad: "x".repeat(9 << 20) }]) {
+      const p = join(dir, "big.safetensors");
+      const result = await writeSafetensors({
+        path: p,
+        metadata,
+        tensors: [
+          { name: "big", dtype: "U8", shape: [big.length], data: { fill: (dest) => dest.set(big) } },
+          { name: "mid", dtype: "U8", shape: [mid.length], data: () => mid },
+          { name: "small", dtype: "U8", shape: [small.length], data: { fill: async (dest) => dest.set(small) } },
+          { name: "tiny", dtype: "U8", shape: [3, 2], data: tiny },
+        ],
+      });
+      const f = await openSafetensors({ path: p });
+      expect(f.tensors.map((t) => t.name)).toEqual(["big", "mid", "small", "tiny"]);
+      for (const [name, want] of [["big", big], ["mid", mid], ["small", small], ["tiny", tiny]] as const) {
+        expect(Buffer.compare(Buffer.from(await f.readBytes(name)), Buffer.from(want))).toBe(0);
+      }
+      const all = await readFile(p);
+      const sha = createHash("sha256").update(all.subarray(f.dataStart)).digest("hex");
+      expect(result.dataSha256).toBe(sha);
+      expect(f.metadata.sshs_model_hash).toBe(sha);
+      expect(result.bytes).toBe(all.length);
+      await f.close();
+    }
   });
 
   it("leaves no file and no temp file when a producer fails", async () => {
