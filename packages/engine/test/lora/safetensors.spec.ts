@@ -114,15 +114,16 @@ describe("safetensors writer", () => {
     const bytes = (n: number) => Uint8Array.from({ length: n }, () => (next() * 256) | 0);
     // 3 MiB + 5 MiB + 11 MiB (larger than one 8 MiB buffer) + odd small ones, in all three data forms.
     const big = bytes(11 << 20), mid = bytes(5 << 20), small = bytes(3 << 20), tiny = bytes(6);
-    for (const metadata of [{ sshs_model_hash: "", sshs_legacy_hash: "" }, { sshs_model_hash: "", pad: "x".repeat(9 << 20) }]) {
+    const metadatas: Record<string, string>[] = [{ sshs_model_hash: "", sshs_legacy_hash: "" }, { sshs_model_hash: "", pad: "x".repeat(9 << 20) }];
+    for (const metadata of metadatas) {
       const p = join(dir, "big.safetensors");
       const result = await writeSafetensors({
         path: p,
         metadata,
         tensors: [
-          { name: "big", dtype: "U8", shape: [big.length], data: { fill: (dest) => dest.set(big) } },
+          { name: "big", dtype: "U8", shape: [big.length], data: { fill: (dest: Uint8Array) => dest.set(big) } },
           { name: "mid", dtype: "U8", shape: [mid.length], data: () => mid },
-          { name: "small", dtype: "U8", shape: [small.length], data: { fill: async (dest) => dest.set(small) } },
+          { name: "small", dtype: "U8", shape: [small.length], data: { fill: async (dest: Uint8Array) => dest.set(small) } },
           { name: "tiny", dtype: "U8", shape: [3, 2], data: tiny },
         ],
       });
