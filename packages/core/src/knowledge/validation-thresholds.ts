@@ -20,6 +20,7 @@ export interface ValidationThreshold extends Sourced {
 
 export type ValidationThresholdId =
   | "trigger_effect"
+  | "trigger_leak"
   | "subject_fidelity_ratio"
   | "diversity_ratio"
   | "mode_collapse_share"
@@ -51,6 +52,19 @@ export const VALIDATION_THRESHOLDS: readonly ValidationThreshold[] = [
     pass: 0.05,
     warn: 0.02,
     source: `ours, to calibrate; the guide's failure "no visible difference" (issue 7); ${PERF5}`,
+    asOf: ASOF,
+    verified: false,
+  },
+  {
+    id: "trigger_leak",
+    label:
+      "leak (how far the LoRA's trigger-less images moved toward the training images, as a share of the way from the base model's trigger-less images to the training set's own similarity)",
+    better: "lower",
+    // 0 when the concept stays off without the trigger; an unbound trigger (captions without it)
+    // shows the concept about as strongly without the trigger as with it.
+    pass: 0.25,
+    warn: 0.5,
+    source: `ours, to calibrate; issue 10's unbound-trigger LoRA (captions without the trigger); the published analogue is DreamBooth's PRES (prior-class leakage, DINO), numbers not verified (${PERF5})`,
     asOf: ASOF,
     verified: false,
   },

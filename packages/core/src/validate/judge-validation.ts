@@ -1,6 +1,6 @@
 import { validationThreshold, type ValidationThresholdId } from "../knowledge/validation-thresholds.js";
 import type { ValidationPlan } from "./plan-validation.js";
-import { setId, type ScoreResult } from "./score-request.js";
+import { setId, type ScoreResult, type SetScores } from "./score-request.js";
 
 export type VerdictStatus = "pass" | "warn" | "fail" | "skip";
 export type CheckId = "trigger" | "consistency" | "composition" | "stack";
@@ -98,6 +98,43 @@ function collapse(share: number | null | undefined, baseShare: number | undefine
 /** Minimum reference images before "nearest training image" shares mean anything. */
 const MIN_REFERENCE_FOR_SHARES = 3;
 
+/**
+ * Below this gap (as a share of the training set's own similarity) the base model's trigger-less
+ * images already look like the training images, and a move toward them cannot be told from noise.
+ */
+const MIN_LEAK_GAP_SHARE = 0.05;
+
+/**
+ * Leak: how far the LoRA's trigger-less images moved toward the training images, as a share of
+ * the way from the base model's trigger-less images (same prompts and seeds) to the training
+ * set's own similarity. 0: the concept stays off without the trigger; 1: it shows as strongly as
+ * the training images resemble each other.
+ */
+function leak(params: {
+  off: SetScores | undefined;
+  on: SetScores | undefined;
+  baseOff: SetScores | undefined;
+  reference: ScoreResult["reference"];
+  useDino: boolean;
+}): Measure {
+  const { off, on, baseOff, reference, useDino } = params;
+  const fid = (s: SetScores | undefined) => (useDino ? s?.fidelity_dino : s?.fidelity_clip);
+  const ceiling = useDino ? reference.pairwise_dino : reference.pairwise_clip;
+  const base = fid(baseOff);
+  const gap = ceiling !== undefined && base !== undefined ? ceiling - base : undefined;
+  const share = (x: number | undefined) => (x === undefined || gap === undefined ? null : (x - (base as number)) / gap);
+  const measurable = reference.count >= 2 && gap !== undefined && ceiling !== undefined && gap >= MIN_LEAK_GAP_SHARE * Math.abs(ceiling);
+  return rate("trigger_leak", measurable ? share(fid(off)) : null, {
+    embedder: useDino ? "dino" : "clip",
+    fidelity_without: fid(off) ?? null,
+    fidelity_with: fid(on) ?? null,
+    base_fidelity_without: base ?? null,
+    reference_pairwise: ceiling ?? null,
+    // The same share for the trigger images: how strongly the concept shows when asked for.
+    share_with_trigger: measurable ? share(fid(on)) : null,
+  });
+}
+
 /** Turns the worker's scores into pass / warn / fail per check, per weight, and picks the best weight. */
 export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreResult }): ValidationVerdicts {
   const { plan, scores } = params;
@@ -106,11 +143,18 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
   const baseScenes = scores.sets[setId.baseScenes];
   const weights: WeightVerdict[] = plan.weights.map((w) => {
     const trig = scores.trigger[w.key];
-    const trigger = check("trigger", "1. Trigger fires", [
-      rate("trigger_effect", trig?.effect, trig ? { with_vs_without: trig.distance, base_with_vs_without: trig.base_distance } : undefined),
-    ]);
     const vars = scores.sets[setId.variations(w.key)];
     const useDino = vars?.fidelity_dino !== undefined && scores.reference.pairwise_dino !== undefined;
+    const trigger = check("trigger", "1. Trigger fires, and only with the trigger", [
+      rate("trigger_effect", trig?.effect, trig ? { with_vs_without: trig.distance, base_with_vs_without: trig.base_distance } : undefined),
+      leak({
+        off: scores.sets[setId.triggerOff(w.key)],
+        on: scores.sets[setId.triggerOn(w.key)],
+        baseOff: scores.sets[setId.baseTriggerOff],
+        reference: scores.reference,
+        useDino,
+      }),
+    ]);
     const fidelity = useDino
       ? ratio(vars?.fidelity_dino, scores.reference.pairwise_dino)
       : ratio(vars?.fidelity_clip, scores.reference.pairwise_clip);

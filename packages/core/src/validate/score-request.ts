@@ -46,8 +46,12 @@ export const DEFAULT_SCORE_MODEL = "openai/clip-vit-large-patch14";
 export const setId = {
   variations: (key: string) => `variations:${key}`,
   scenes: (key: string) => `scenes:${key}`,
+  /** Check 1's images as sets (fidelity to the training images: the leak measure). */
+  triggerOn: (key: string) => `trigger-on:${key}`,
+  triggerOff: (key: string) => `trigger-off:${key}`,
   baseVariations: "variations:base",
   baseScenes: "scenes:base",
+  baseTriggerOff: "trigger-off:base",
 };
 
 /** Builds the scoring request for a rendered plan; `image(id)` gives a job's image path. */
@@ -71,6 +75,8 @@ export function buildScoreRequest(params: {
   if (params.device) request.device = params.device;
   request.sets.push({ id: setId.baseVariations, images: plan.baseVariations.map(image) });
   const first = plan.weights[0];
+  // The base's trigger-less images are the same jobs for every weight (the plan dedupes them).
+  if (first && first.trigger.length > 0) request.sets.push({ id: setId.baseTriggerOff, images: first.trigger.map((t) => image(t.baseWithout)) });
   if (first && first.scenes.length > 0) {
     request.sets.push({ id: setId.baseScenes, images: first.scenes.map((s) => image(s.base)), texts: first.scenes.map((s) => s.text) });
   }
@@ -80,6 +86,10 @@ export function buildScoreRequest(params: {
       pairs: w.trigger.map((t) => [image(t.with), image(t.without)]),
       base_pairs: w.trigger.map((t) => [image(t.baseWith), image(t.baseWithout)]),
     });
+    if (w.trigger.length > 0) {
+      request.sets.push({ id: setId.triggerOn(w.key), images: w.trigger.map((t) => image(t.with)) });
+      request.sets.push({ id: setId.triggerOff(w.key), images: w.trigger.map((t) => image(t.without)) });
+    }
     request.sets.push({ id: setId.variations(w.key), images: w.variations.map(image) });
     if (w.scenes.length > 0) {
       request.sets.push({ id: setId.scenes(w.key), images: w.scenes.map((s) => image(s.job)), texts: w.scenes.map((s) => s.text) });

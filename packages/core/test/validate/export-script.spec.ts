@@ -69,6 +69,6 @@ describe("exportValidationScript", () => {
   });
 
   it("names every check's failure symptom", () => {
-    for (const s of ["no visible difference", "mode collapse", "original photos' backgrounds", "disappears", "Weight sweep"]) expect(script).toContain(s);
+    for (const s of ["no visible difference", "without-trigger images too", "mode collapse", "original photos' backgrounds", "disappears", "Weight sweep"]) expect(script).toContain(s);
   });
 });

@@ -175,3 +175,48 @@ describe("mode collapse is judged against the base model", () => {
     expect(m.status).toBe(status);
   });
 });
+
+describe("leak: the concept without the trigger, against the base model's trigger-less images", () => {
+  const plan = planValidation({ rubric, trigger: "txcl", target: "character", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
+  const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b", "c"] });
+
+  it("asks for the trigger-off images of the LoRA and of the base as sets", () => {
+    const byId = new Map(request.sets.map((s) => [s.id, s.images]));
+    const w = plan.weights.find((x) => x.weight === 1)!;
+    expect(byId.get(setId.triggerOff(w.key))).toEqual(w.trigger.map((t) => t.without));
+    expect(byId.get(setId.triggerOn(w.key))).toEqual(w.trigger.map((t) => t.with));
+    expect(byId.get(setId.baseTriggerOff)).toEqual(w.trigger.map((t) => t.baseWithout));
+  });
+
+  // reference pairwise 0.9, base trigger-less 0.5: the gap is 0.4
+  it.each([
+    [0.5, 0, "pass"],
+    [0.58, 0.2, "pass"],
+    [0.66, 0.4, "warn"],
+    [0.86, 0.9, "fail"],
+  ])("LoRA trigger-less fidelity %s -> leak %s, %s", (off, expected, status) => {
+    const sets: ScoreResult["sets"] = {};
+    for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.85 };
+    sets[setId.baseTriggerOff] = { count: 2, diversity: 0.3, fidelity_clip: 0.5 };
+    for (const w of plan.weights) sets[setId.triggerOff(w.key)] = { count: 2, diversity: 0.3, fidelity_clip: off };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
+    const check = v.weights[0]!.checks.find((c) => c.check === "trigger")!;
+    const m = check.measures.find((x) => x.id === "trigger_leak")!;
+    expect(m.value).toBeCloseTo(expected, 6);
+    expect(m.status).toBe(status);
+    expect(m.detail?.share_with_trigger).toBeCloseTo(0.875, 6);
+    if (status === "fail") expect(check.status).toBe("fail");
+  });
+
+  it.each([
+    ["one training image", 1, 0.9, 0.5],
+    ["the base already looks like the training set", 3, 0.9, 0.89],
+  ])("is skipped when %s", (_, count, pairwise, base) => {
+    const sets: ScoreResult["sets"] = {};
+    for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.85 };
+    sets[setId.baseTriggerOff] = { count: 2, diversity: 0.3, fidelity_clip: base };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count, pairwise_clip: pairwise }, trigger: {}, sets, stack: {} } });
+    const m = v.weights[0]!.checks.find((c) => c.check === "trigger")!.measures.find((x) => x.id === "trigger_leak")!;
+    expect(m.status).toBe("skip");
+  });
+});
