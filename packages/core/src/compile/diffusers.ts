@@ -63,6 +63,8 @@ export interface DiffusersPaths {
   datasetDir: string;
   /** Checkpoints and the final LoRA go here, absolute. */
   outputDir: string;
+  /** The regularisation images (dataset.reg_path), absolute. */
+  regDir?: string;
   /** The base weights as the worker should open them: a local path already resolved, or a HF id. Defaults to base.path, else the model's HF repo. */
   basePath?: string;
 }
@@ -89,6 +91,8 @@ export interface DiffusersTrainRequest {
   save_every: number;
   seed: number;
   trigger_word: string;
+  /** Regularisation images: their captions are never given the trigger (train.py reg_dataset). */
+  reg_dataset?: string;
   /** Caption sidecar extension, with the dot. */
   caption_extension: string;
   guidance_scale?: number;
@@ -185,6 +189,7 @@ export function compileDiffusers(
     caption_extension: contract.captions.extension,
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom, oom_fallbacks: fallbacks },
   };
+  if (paths.regDir) request.reg_dataset = paths.regDir;
   if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;

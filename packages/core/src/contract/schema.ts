@@ -66,6 +66,14 @@ export const DatasetSchema = z
       .default("square")
       .meta({ description: "square: every image cropped to one square; buckets: aspect-ratio bucketing." }),
     crop: z.enum(["center", "attention"]).default("center").meta({ description: "How the square crop is placed." }),
+    reg_path: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "Regularisation (prior-preservation) images, relative to this file: other subjects of the class with their own captions, trained beside the dataset and never given the trigger, so only the trigger means the concept (Kohya's reg images, ai-toolkit's is_reg; fal trainers take none).",
+      }),
   })
   .meta({ description: "The training images." });
 

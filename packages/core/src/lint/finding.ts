@@ -30,6 +30,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "stack-over-limit", severity: "error", title: "Too many LoRAs stacked or combined weight above 1.0", pitfall: true },
   { id: "recipe-target-mismatch", severity: "error", title: "Character recipe reused for style (or the reverse)", pitfall: true },
   { id: "hardware-trainer-mismatch", severity: "error", title: "fal trainer on local hardware, or a local trainer on fal" },
+  { id: "reg-images-unsupported", severity: "error", title: "regularisation images (dataset.reg_path) with a trainer that takes none" },
   { id: "trainer-version-too-old", severity: "error", title: "Trainer version older than the base model needs" },
   { id: "trainer-version-unpinned", severity: "warning", title: "Trainer version not pinned" },
   { id: "trainer-version-unchecked", severity: "info", title: "Trainer version is not a tag loraspec can compare" },

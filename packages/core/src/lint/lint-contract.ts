@@ -508,9 +508,25 @@ const hardwareTrainer: Rule = ({ c }) => {
   ];
 };
 
+/** dataset.reg_path: the built-in trainer, kohya (is_reg subsets) and ai-toolkit (is_reg datasets) take reg images; fal's trainers take one ZIP. */
+const regImages: Rule = ({ c }) => {
+  if (!c.dataset.reg_path || c.trainer.name !== "fal") return [];
+  return [
+    {
+      rule: "reg-images-unsupported",
+      severity: "error",
+      message: "fal's LoRA trainers take one dataset ZIP and no regularisation images: dataset.reg_path would be ignored.",
+      fix: "Remove dataset.reg_path, or train with diffusers, kohya or ai-toolkit.",
+      source: "shared/reference/trainers.md §4.1 (fal trainer inputs: one images ZIP, no regularisation field)",
+      field: "dataset.reg_path",
+    },
+  ];
+};
+
 const RULE_FUNCTIONS: readonly Rule[] = [
   trainerSupport,
   hardwareTrainer,
+  regImages,
   learningRate,
   triggerWord,
   captionStyle,

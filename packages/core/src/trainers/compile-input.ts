@@ -23,6 +23,8 @@ export interface CompilePlan {
 export interface CompilePaths {
   /** The prepared dataset folder (images + caption sidecars). */
   datasetDir: string;
+  /** The regularisation images (dataset.reg_path), resolved; captions are trained as written. */
+  regDir?: string;
   /**
    * True when datasetDir is loraspec's own copy (prepared dataset, run folder) that trainers may
    * write caches into. False (default): kohya caches in memory only; ai-toolkit still writes

@@ -95,3 +95,15 @@ it("flux2 caches text embeddings, which ai-toolkit writes beside the images", ()
   const out = compileAiToolkit(makeContract({ base: "flux2-dev", target: "character", trainer: "ai-toolkit" }), {}, PATHS);
   expect(out.writesIntoDataset).toEqual([".aitk_size.json", "_text_embedding_cache/"]);
 });
+
+describe("regularisation images (dataset.reg_path)", () => {
+  it("become a second dataset with is_reg, one repeat, the same caption settings", () => {
+    const contract = makeContract({ base: "sdxl", target: "character", trainer: "ai-toolkit" });
+    const out = compileAiToolkit(contract, {}, { ...PATHS, regDir: "/project/.loraspec/runs/r1/reg" });
+    const p = (out.job as unknown as Job).config.process[0]!;
+    expect(p.datasets).toHaveLength(2);
+    expect(p.datasets[0]).not.toHaveProperty("is_reg");
+    expect(p.datasets[1]).toMatchObject({ folder_path: "/project/.loraspec/runs/r1/reg", is_reg: true, num_repeats: 1, caption_ext: p.datasets[0].caption_ext });
+    expect(compileAiToolkit(contract, {}, PATHS).jobYaml).not.toContain("is_reg");
+  });
+});

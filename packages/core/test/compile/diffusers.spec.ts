@@ -83,3 +83,10 @@ describe("compileDiffusers", () => {
     expect(compileDiffusers(contract("sdxl", "style"), {}, { ...PATHS, basePath: "/models/sdxl.safetensors" }).request.base).toBe("/models/sdxl.safetensors");
   });
 });
+
+describe("regularisation images (dataset.reg_path)", () => {
+  it("go to the worker as reg_dataset (captions trained as written, never given the trigger)", () => {
+    expect(compileDiffusers(contract("sdxl", "character"), {}, { ...PATHS, regDir: "/project/reg" }).request.reg_dataset).toBe("/project/reg");
+    expect(compileDiffusers(contract("sdxl", "character"), {}, PATHS).request).not.toHaveProperty("reg_dataset");
+  });
+});

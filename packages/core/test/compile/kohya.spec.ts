@@ -166,3 +166,15 @@ describe("compileKohya trainer version", () => {
     expect(compileKohya(contract, {}, PATHS).warnings).toHaveLength(count);
   });
 });
+
+describe("regularisation images (dataset.reg_path)", () => {
+  it("become an is_reg subset beside the dataset's, captions from their own files", () => {
+    const contract = makeContract({ base: "sdxl", target: "character", trainer: "kohya" });
+    const out = compileKohya(contract, {}, { ...PATHS, regDir: "/project/.loraspec/runs/r1/reg" });
+    const subsets = (parseToml(out.datasetToml) as { datasets: { subsets: Record<string, unknown>[] }[] }).datasets[0]!.subsets;
+    expect(subsets).toHaveLength(2);
+    expect(subsets[0]).not.toHaveProperty("is_reg");
+    expect(subsets[1]).toEqual({ image_dir: "/project/.loraspec/runs/r1/reg", is_reg: true, num_repeats: 1, caption_extension: ".txt" });
+    expect(compileKohya(contract, {}, PATHS).datasetToml).not.toContain("is_reg");
+  });
+});

@@ -59,6 +59,7 @@ describe("additional rules", () => {
     ["max cost without a cost estimate", "cost-unknown", "info", () => contract({ hardware: { gpu: "RTX 4090", vram_gb: 24, price_per_hour: undefined } })],
     ["walltime above the limit", "walltime-over-limit", "warning", () => contract({ limits: { max_walltime_hours: 1 } })],
     ["fal trainer on local hardware", "hardware-trainer-mismatch", "error", () => contract({ trainer: { name: "fal", version: undefined } })],
+    ["reg images with a fal trainer", "reg-images-unsupported", "error", () => contract({ trainer: { name: "fal", version: undefined }, hardware: { kind: "fal" }, dataset: { path: "./dataset", reg_path: "./reg" } })],
     ["no save-every-N", "no-save-every", "warning", () => contract({ hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: undefined } })],
     ["images below the native resolution", "image-below-native", "warning", () => contract(), { dataset: dataset(20, (i) => (i < 3 ? { width: 512, height: 512 } : {})) }],
     ["mixed aspect ratios under a single crop", "mixed-aspect-single-crop", "warning", () => contract(), { dataset: dataset(20, (i) => (i % 2 ? { width: 1024, height: 1536 } : {})) }],

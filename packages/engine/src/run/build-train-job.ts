@@ -50,10 +50,11 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   const { contract, run, plan } = params;
   const datasetDir = params.datasetDir ?? resolve(params.contractDir, contract.dataset.path);
   const outputDir = join(run.runDir, "output");
+  const regDir = contract.dataset.reg_path ? resolve(params.contractDir, contract.dataset.reg_path) : undefined;
   const trainer = contract.trainer.name;
   if (trainer === "diffusers") {
     const requestFile = join(run.runDir, "worker-request.json");
-    const compiled = compileDiffusers(contract, plan, { datasetDir, outputDir, basePath: resolveBasePath(contract, params.contractDir) }, { contractHash: params.contractHash });
+    const compiled = compileDiffusers(contract, plan, { datasetDir, regDir, outputDir, basePath: resolveBasePath(contract, params.contractDir) }, { contractHash: params.contractHash });
     const request = compiled.request;
     return {
       kind: "process",
@@ -75,7 +76,8 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
     // Trainers write into their dataset folder (ai-toolkit's .aitk_size.json, kohya's latent
     // caches): they get the run's own copy, never the user's folder.
     const runDataset = await copyDataset({ from: datasetDir, to: join(run.runDir, "dataset"), captionExtension: contract.captions.extension });
-    const paths = { datasetDir: runDataset, datasetWritable: true, outputDir, configDir: run.runDir, ...dirs };
+    const runReg = regDir ? await copyDataset({ from: regDir, to: join(run.runDir, "reg"), captionExtension: contract.captions.extension, field: "dataset.reg_path" }) : undefined;
+    const paths = { datasetDir: runDataset, regDir: runReg, datasetWritable: true, outputDir, configDir: run.runDir, ...dirs };
     const compiled = trainer === "kohya" ? compileKohya(contract, plan, paths) : compileAiToolkit(contract, plan, paths);
     const files: Record<string, string> = {};
     for (const file of compiled.files) {
@@ -130,9 +132,9 @@ function resolveBasePath(contract: Contract, contractDir: string): string {
 }
 
 /** Copies a dataset's images and caption sidecars (keeping sub-folders) into a run-owned folder. */
-async function copyDataset(params: { from: string; to: string; captionExtension?: string }): Promise<string> {
+async function copyDataset(params: { from: string; to: string; captionExtension?: string; field?: string }): Promise<string> {
   const files = await listDatasetFiles({ dir: params.from, captionExtension: params.captionExtension });
-  if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.from}`, { file: params.from, field: "dataset.path" });
+  if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.from}`, { file: params.from, field: params.field ?? "dataset.path" });
   for (const rel of [...files.images, ...files.captions]) {
     const target = join(params.to, rel);
     await mkdir(dirname(target), { recursive: true });

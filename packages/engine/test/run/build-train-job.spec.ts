@@ -55,6 +55,20 @@ describe("buildTrainJob with the real compilers", () => {
     expect(request.output_dir).toBe(join(run.runDir, "output"));
   });
 
+  it("dataset.reg_path: the worker gets the folder, kohya its own copy as an is_reg subset", async () => {
+    const extra = { dataset: { path: "./dataset", reg_path: "./dataset/sub" } };
+    const diffusers = contractFor({ model: "sdxl", path: "./tiny" }, { name: "diffusers" }, extra);
+    const job = await buildTrainJob({ contract: diffusers, contractDir: dir, plan: planRun(diffusers), run: store.create({ trainer: "diffusers" }) });
+    if (job.kind !== "process") throw new Error("expected a process job");
+    expect(JSON.parse(job.files!["worker-request.json"]!).reg_dataset).toBe(join(dir, "dataset", "sub"));
+    const kohya = contractFor({ model: "sdxl", path: "/models/sdxl.safetensors" }, { name: "kohya" }, extra);
+    const run = store.create({ trainer: "kohya" });
+    const kjob = await buildTrainJob({ contract: kohya, contractDir: dir, plan: planRun(kohya), run, trainerDir: () => ({ trainerDir: "/opt/s", venvDir: "/opt/s/.venv" }) });
+    if (kjob.kind !== "process") throw new Error("expected a process job");
+    expect(kjob.files!["dataset.toml"]).toContain(join(run.runDir, "reg"));
+    expect(readFileSync(join(run.runDir, "reg", "a.txt"), "utf8")).toBe("txcl photo 2");
+  });
+
   it("kohya: dataset and args TOML inside the run folder, accelerate launch, resume from the newest state dir", async () => {
     const contract = contractFor({ model: "sdxl", path: "/models/sdxl.safetensors" }, { name: "kohya" });
     const run = store.create({ trainer: "kohya" });

@@ -67,6 +67,20 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     Object.assign(model, { quantize: true, qtype: AI_TOOLKIT_QTYPES.map[quantize], quantize_te: true, qtype_te: "qfloat8" });
   }
 
+  const datasetEntry = (folder: string, repeats: number) => ({
+    folder_path: folder,
+    // ai-toolkit's caption_ext has no dot.
+    caption_ext: contract.captions.extension.replace(/^\./, ""),
+    caption_dropout_rate: 0,
+    shuffle_tokens: false,
+    // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
+    ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
+    ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
+    resolution: [r.resolution],
+    buckets: contract.dataset.aspect === "buckets",
+    num_repeats: repeats,
+  });
+
   const process = {
     type: "sd_trainer",
     training_folder: paths.outputDir,
@@ -81,19 +95,10 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       push_to_hub: false,
     },
     datasets: [
-      {
-        folder_path: paths.datasetDir,
-        // ai-toolkit's caption_ext has no dot.
-        caption_ext: contract.captions.extension.replace(/^\./, ""),
-        caption_dropout_rate: 0,
-        shuffle_tokens: false,
-        // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
-        ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
-        ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
-        resolution: [r.resolution],
-        buckets: contract.dataset.aspect === "buckets",
-        num_repeats: r.repeats,
-      },
+      datasetEntry(paths.datasetDir, r.repeats),
+      // Regularisation images (dataset.reg_path): ai-toolkit adds the trigger word only to
+      // captions of non-reg batches (BaseSDTrainProcess: add_if_not_present=not is_reg).
+      ...(paths.regDir ? [{ ...datasetEntry(paths.regDir, 1), is_reg: true }] : []),
     ],
     train: {
       batch_size: r.batchSize,

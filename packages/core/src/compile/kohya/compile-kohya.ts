@@ -83,6 +83,9 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
             caption_extension: contract.captions.extension,
             class_tokens: contract.trigger.word,
           },
+          // Regularisation images (dataset.reg_path): sd-scripts trains them with their own
+          // captions and repeats them to match the dataset's image count (trainers.md §2.4 is_reg).
+          ...(paths.regDir ? [{ image_dir: paths.regDir, is_reg: true, num_repeats: 1, caption_extension: contract.captions.extension }] : []),
         ],
       },
     ],
