@@ -141,6 +141,22 @@ describe("safetensors writer", () => {
     }
   });
 
+  it("hashes files of 64 MB and more in a worker thread with the same result", async () => {
+    const dir = await tempDir();
+    const p = join(dir, "huge.safetensors");
+    // 72 MiB in 9 tensors (every buffer round), each MiB a different byte value.
+    const fill = (i: number) => (dest: Uint8Array) => {
+      for (let k = 0; k < dest.length; k += 1 << 20) dest.fill((i * 8 + (k >> 20)) & 0xff, k, k + (1 << 20));
+    };
+    const tensors = Array.from({ length: 9 }, (_, i) => ({ name: `t${i}`, dtype: "U8" as const, shape: [8 << 20], data: { fill: fill(i) } }));
+    const result = await writeSafetensors({ path: p, metadata: { "modelspec.hash_sha256": "", sshs_legacy_hash: "" }, tensors });
+    const f = await openSafetensors({ path: p });
+    const sha = createHash("sha256").update((await readFile(p)).subarray(f.dataStart)).digest("hex");
+    expect(result.dataSha256).toBe(sha);
+    expect(f.metadata["modelspec.hash_sha256"]).toBe(`0x${sha}`);
+    await f.close();
+  });
+
   it("leaves no file and no temp file when a producer fails", async () => {
     const dir = await tempDir();
     const p = join(dir, "x.safetensors");
