@@ -58,12 +58,12 @@ export const VALIDATION_THRESHOLDS: readonly ValidationThreshold[] = [
   {
     id: "trigger_leak",
     label:
-      "leak (how far the LoRA's trigger-less images moved toward the training images, as a share of the way from the base model's trigger-less images to the training set's own similarity)",
+      "leak (the LoRA's pull toward the training images without the trigger, as a share of its pull with it; pull = similarity to the training images minus the base model's trigger-less images')",
     better: "lower",
-    // 0 when the concept stays off without the trigger; an unbound trigger (captions without it)
-    // shows the concept about as strongly without the trigger as with it.
-    pass: 0.25,
-    warn: 0.5,
+    // 0 when the concept shows only with the trigger; about 1 when the trigger adds nothing (an
+    // unbound trigger: captions without it). First figures on the toy world: bench/RESULTS.md.
+    pass: 0.35,
+    warn: 0.6,
     source: `ours, to calibrate; issue 10's unbound-trigger LoRA (captions without the trigger); the published analogue is DreamBooth's PRES (prior-class leakage, DINO), numbers not verified (${PERF5})`,
     asOf: ASOF,
     verified: false,

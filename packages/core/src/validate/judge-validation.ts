@@ -103,12 +103,17 @@ const MIN_REFERENCE_FOR_SHARES = 3;
  * images already look like the training images, and a move toward them cannot be told from noise.
  */
 const MIN_LEAK_GAP_SHARE = 0.05;
+/**
+ * Below this pull with the trigger (as a share of that gap) the LoRA barely shows its concept at
+ * all: there is nothing to leak, and check 1's trigger effect is the measure that fails.
+ */
+const MIN_LEAK_PULL_SHARE = 0.1;
 
 /**
- * Leak: how far the LoRA's trigger-less images moved toward the training images, as a share of
- * the way from the base model's trigger-less images (same prompts and seeds) to the training
- * set's own similarity. 0: the concept stays off without the trigger; 1: it shows as strongly as
- * the training images resemble each other.
+ * Leak: the LoRA's pull toward the training images without the trigger, as a share of its pull
+ * with it. Pull = mean similarity to the training images minus that of the base model's
+ * trigger-less images (same prompts and seeds). 0: the concept shows only with the trigger; 1 or
+ * more: the trigger adds nothing, the concept shows everywhere (an unbound trigger).
  */
 function leak(params: {
   off: SetScores | undefined;
@@ -121,17 +126,28 @@ function leak(params: {
   const fid = (s: SetScores | undefined) => (useDino ? s?.fidelity_dino : s?.fidelity_clip);
   const ceiling = useDino ? reference.pairwise_dino : reference.pairwise_clip;
   const base = fid(baseOff);
+  const [fOn, fOff] = [fid(on), fid(off)];
   const gap = ceiling !== undefined && base !== undefined ? ceiling - base : undefined;
-  const share = (x: number | undefined) => (x === undefined || gap === undefined ? null : (x - (base as number)) / gap);
-  const measurable = reference.count >= 2 && gap !== undefined && ceiling !== undefined && gap >= MIN_LEAK_GAP_SHARE * Math.abs(ceiling);
-  return rate("trigger_leak", measurable ? share(fid(off)) : null, {
+  const pullOn = fOn !== undefined && base !== undefined ? fOn - base : undefined;
+  const pullOff = fOff !== undefined && base !== undefined ? fOff - base : undefined;
+  const measurable =
+    reference.count >= 2 &&
+    gap !== undefined &&
+    ceiling !== undefined &&
+    pullOn !== undefined &&
+    pullOff !== undefined &&
+    gap >= MIN_LEAK_GAP_SHARE * Math.abs(ceiling) &&
+    pullOn >= MIN_LEAK_PULL_SHARE * gap;
+  const share = (x: number | undefined) => (x === undefined || gap === undefined || gap <= 0 ? null : x / gap);
+  return rate("trigger_leak", measurable ? (pullOff as number) / (pullOn as number) : null, {
     embedder: useDino ? "dino" : "clip",
-    fidelity_without: fid(off) ?? null,
-    fidelity_with: fid(on) ?? null,
+    fidelity_with: fOn ?? null,
+    fidelity_without: fOff ?? null,
     base_fidelity_without: base ?? null,
     reference_pairwise: ceiling ?? null,
-    // The same share for the trigger images: how strongly the concept shows when asked for.
-    share_with_trigger: measurable ? share(fid(on)) : null,
+    // The pulls as shares of the way from the base's trigger-less images to the training set.
+    pull_with_share: share(pullOn),
+    pull_without_share: share(pullOff),
   });
 }
 

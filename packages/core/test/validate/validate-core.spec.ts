@@ -188,35 +188,39 @@ describe("leak: the concept without the trigger, against the base model's trigge
     expect(byId.get(setId.baseTriggerOff)).toEqual(w.trigger.map((t) => t.baseWithout));
   });
 
-  // reference pairwise 0.9, base trigger-less 0.5: the gap is 0.4
-  it.each([
-    [0.5, 0, "pass"],
-    [0.58, 0.2, "pass"],
-    [0.66, 0.4, "warn"],
-    [0.86, 0.9, "fail"],
-  ])("LoRA trigger-less fidelity %s -> leak %s, %s", (off, expected, status) => {
+  // reference pairwise 0.9, base trigger-less 0.5 (the gap is 0.4), LoRA with trigger 0.85 (pull 0.35)
+  function verdictFor(p: { off: number; on?: number; base?: number; pairwise?: number; count?: number }) {
     const sets: ScoreResult["sets"] = {};
     for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.85 };
-    sets[setId.baseTriggerOff] = { count: 2, diversity: 0.3, fidelity_clip: 0.5 };
-    for (const w of plan.weights) sets[setId.triggerOff(w.key)] = { count: 2, diversity: 0.3, fidelity_clip: off };
-    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
+    sets[setId.baseTriggerOff] = { count: 2, diversity: 0.3, fidelity_clip: p.base ?? 0.5 };
+    for (const w of plan.weights) {
+      sets[setId.triggerOff(w.key)] = { count: 2, diversity: 0.3, fidelity_clip: p.off };
+      sets[setId.triggerOn(w.key)] = { count: 2, diversity: 0.3, fidelity_clip: p.on ?? 0.85 };
+    }
+    const reference = { count: p.count ?? 3, pairwise_clip: p.pairwise ?? 0.9 };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference, trigger: {}, sets, stack: {} } });
     const check = v.weights[0]!.checks.find((c) => c.check === "trigger")!;
-    const m = check.measures.find((x) => x.id === "trigger_leak")!;
+    return { check, m: check.measures.find((x) => x.id === "trigger_leak")! };
+  }
+
+  it.each([
+    [0.5, 0, "pass"],
+    [0.57, 0.2, "pass"],
+    [0.64, 0.4, "warn"],
+    [0.85, 1, "fail"],
+  ])("LoRA trigger-less fidelity %s -> leak %s, %s", (off, expected, status) => {
+    const { check, m } = verdictFor({ off });
     expect(m.value).toBeCloseTo(expected, 6);
     expect(m.status).toBe(status);
-    expect(m.detail?.share_with_trigger).toBeCloseTo(0.875, 6);
+    expect(m.detail?.pull_with_share).toBeCloseTo(0.875, 6);
     if (status === "fail") expect(check.status).toBe("fail");
   });
 
   it.each([
-    ["one training image", 1, 0.9, 0.5],
-    ["the base already looks like the training set", 3, 0.9, 0.89],
-  ])("is skipped when %s", (_, count, pairwise, base) => {
-    const sets: ScoreResult["sets"] = {};
-    for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.85 };
-    sets[setId.baseTriggerOff] = { count: 2, diversity: 0.3, fidelity_clip: base };
-    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count, pairwise_clip: pairwise }, trigger: {}, sets, stack: {} } });
-    const m = v.weights[0]!.checks.find((c) => c.check === "trigger")!.measures.find((x) => x.id === "trigger_leak")!;
-    expect(m.status).toBe("skip");
+    ["one training image", { off: 0.85, count: 1 }],
+    ["the base already looks like the training set", { off: 0.85, base: 0.89 }],
+    ["the LoRA barely shows its concept even with the trigger", { off: 0.52, on: 0.52 }],
+  ])("is skipped when %s", (_, p) => {
+    expect(verdictFor(p).m.status).toBe("skip");
   });
 });
