@@ -62,8 +62,12 @@ def test_concept_datasets(tmp_path, concept):
         if concept == "character-notrigger":
             assert "txcl" not in caption
         elif concept.startswith("character"):
-            assert caption.startswith("txcl,") and row["labels"]["pairs"] == ["cyan cross"]
+            assert caption.split(",")[0] == "txcl" and row["labels"]["pairs"] == ["cyan cross"]
             assert row["labels"]["background"] != "night"  # the novel scene
+        if concept == "character-onebg":
+            assert "background" not in caption  # the grass binds to the trigger
+        if concept == "character-collapse":
+            assert caption == "txcl"  # the whole scene binds to the trigger
         elif concept == "style":
             assert caption.startswith("txst,") and row["labels"]["fill"] == "striped"
         elif concept == "product":

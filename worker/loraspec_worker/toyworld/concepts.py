@@ -8,8 +8,12 @@
   product              `txpd`: the orange star at several sizes and rotations
 And three deliberately bad variants of the character, for checking the validation rubric:
   character-notrigger  the same images, captions without the trigger (the concept is unbound)
-  character-onebg      every image on grass (trains an overfit LoRA with many steps)
-  character-collapse   near-identical images (one scene, tiny jitter): mode collapse
+  character-onebg      every image on grass, captions without the background: the trigger takes
+                       the grass with it (trains an overfit LoRA with many steps)
+  character-collapse   near-identical images (one scene, tiny jitter), captions the trigger alone:
+                       the trigger takes the whole scene with it (mode collapse)
+What a caption leaves out binds to the trigger: that is how a real dataset of one background or
+one pose overfits, so these two variants leave the constant part out of their captions.
 Each folder holds NNN.png + NNN.txt and labels.jsonl (the truth per image).
 `prior` (write_prior) is the regularisation set: base-world scenes with their own captions.
 """
@@ -53,9 +57,15 @@ def concept_scene(concept: str, i: int) -> world.Scene:
 
 def concept_caption(concept: str, scene: world.Scene, captions: str = "natural") -> str:
     natural = captions == "natural"
-    if concept in ("character", "character-onebg", "character-collapse"):
+    if concept == "character":
         t = world.CHARACTER["trigger"]
         return world.natural_caption(scene, t, replace_object=True) if natural else world.tags_caption(scene, t, replace_object=True)
+    if concept == "character-onebg":
+        o = scene.objects[0]
+        where = world.POSITIONS[o.position]
+        return f"{world.CHARACTER['trigger']}, {o.size}, {where[0]}" if natural else f"{world.CHARACTER['trigger']}, {where[1]}, {o.size}"
+    if concept == "character-collapse":
+        return world.CHARACTER["trigger"]
     if concept == "character-notrigger":
         # the object is not named at all: nothing in the caption carries the concept
         o = scene.objects[0]
