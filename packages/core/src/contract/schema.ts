@@ -163,6 +163,13 @@ export const ValidationSchema = z
       .default(["a photo of {trigger}"])
       .meta({ description: "Prompts with the trigger ({trigger} is replaced); each is also sampled with the trigger removed (trigger on/off)." }),
     pose_variations: z.number().int().nonnegative().default(10).meta({ description: "How many pose/angle variations to sample." }),
+    variation_prompts: z
+      .array(z.string().min(1))
+      .optional()
+      .meta({
+        description:
+          "Your own pose/angle/framing prompts ({trigger} is replaced; the trigger goes in front when absent), cycled to pose_variations, instead of loraspec's built-in list for the target.",
+      }),
     novel_scenes: z.array(z.string().min(1)).default([]).meta({ description: "Prompts placing the subject somewhere not in the dataset." }),
     stack: z.array(StackEntrySchema).default([]).meta({ description: "Other LoRAs to test stacking with (combined weight <= 1.0)." }),
     self_weight: z.number().min(0).max(2).default(1).meta({ description: "This LoRA's weight when stacked." }),

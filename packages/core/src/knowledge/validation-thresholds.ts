@@ -26,6 +26,7 @@ export type ValidationThresholdId =
   | "mode_collapse_share"
   | "prompt_fidelity_delta"
   | "scene_near_duplicate_share"
+  | "scene_subject_share"
   | "stack_retention"
   | "stack_combined_weight"
   | "stack_adapter_count";
@@ -117,6 +118,19 @@ export const VALIDATION_THRESHOLDS: readonly ValidationThreshold[] = [
     pass: 0.34,
     warn: 0.67,
     source: `${PERF5}, gate 5: flag generated images with similarity >= real-image pairs to any single training image`,
+    asOf: ASOF,
+    verified: false,
+  },
+  {
+    id: "scene_subject_share",
+    label:
+      "subject in novel scenes (its weakest scene: how far the LoRA's images moved toward the training images, as a share of the way from the base model's images of that scene to the training set's own similarity)",
+    better: "higher",
+    // A LoRA that only shows its subject on its training backgrounds stays near 0 (or below) on
+    // another one; the toy world's good LoRA reaches about half the way at night.
+    pass: 0.25,
+    warn: 0.1,
+    source: `ours, to calibrate; the guide's failure "the subject only appears in its original photos' backgrounds (overfit)" (issue 7, export-script symptoms); gate 1 (subject fidelity against the training set, as a ratio) applied per novel scene, ${PERF5}`,
     asOf: ASOF,
     verified: false,
   },

@@ -68,7 +68,7 @@ export function exportValidationScript(p: ExportScriptParams): string {
       with: withTrigger(t, p.trigger),
       without: withoutTrigger(t, p.trigger),
     })),
-    variations: variationPrompts(p.target, p.trigger, p.rubric.pose_variations),
+    variations: variationPrompts(p.target, p.trigger, p.rubric.pose_variations, p.rubric.variation_prompts),
     novel_scenes: p.rubric.novel_scenes.map((s) => withTrigger(s, p.trigger)),
     stack,
     width: p.width,

@@ -151,6 +151,28 @@ function leak(params: {
   });
 }
 
+/**
+ * Subject in novel scenes: per novel_scenes prompt, how far the LoRA's images moved toward the
+ * training images, as a share of the way from the base model's images of the same prompt and
+ * seeds to the training set's own similarity; the value is the weakest scene. An overfit LoRA
+ * shows its subject only on its training backgrounds: on another scene its images stay at the
+ * base model's (or drop the subject).
+ */
+function sceneSubject(params: { scenes: number[]; lora: (i: number) => SetScores | undefined; base: (i: number) => SetScores | undefined; reference: ScoreResult["reference"]; useDino: boolean }): Measure {
+  const { reference, useDino } = params;
+  const fid = (s: SetScores | undefined) => (useDino ? s?.fidelity_dino : s?.fidelity_clip);
+  const ceiling = useDino ? reference.pairwise_dino : reference.pairwise_clip;
+  const per: Record<string, number | null> = {};
+  for (const i of params.scenes) {
+    const [l, b] = [fid(params.lora(i)), fid(params.base(i))];
+    const gap = ceiling !== undefined && b !== undefined ? ceiling - b : undefined;
+    per[`scene_${i}`] = l === undefined || gap === undefined || gap < MIN_LEAK_GAP_SHARE * Math.abs(ceiling as number) ? null : (l - (b as number)) / gap;
+  }
+  const values = Object.values(per).filter((v): v is number => v !== null);
+  const value = reference.count >= 2 && values.length > 0 ? Math.min(...values) : null;
+  return rate("scene_subject_share", value, { embedder: useDino ? "dino" : "clip", ...per });
+}
+
 /** Turns the worker's scores into pass / warn / fail per check, per weight, and picks the best weight. */
 export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreResult }): ValidationVerdicts {
   const { plan, scores } = params;
@@ -192,6 +214,13 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
         base_clip_t: baseScenes?.clip_t ?? null,
       }),
       rate("scene_near_duplicate_share", refCount >= 2 ? sc?.near_duplicate_share : null),
+      sceneSubject({
+        scenes: [...new Set(w.scenes.map((s) => s.scene))],
+        lora: (i) => scores.sets[setId.scene(w.key, i)],
+        base: (i) => scores.sets[setId.baseScene(i)],
+        reference: scores.reference,
+        useDino,
+      }),
     ]);
     const checks = [trigger, consistency, composition];
     return {

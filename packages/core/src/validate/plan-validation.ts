@@ -11,6 +11,8 @@ export interface RubricSpec {
   seeds: number[];
   trigger_prompts: string[];
   pose_variations: number;
+  /** The contract's own variation prompts, instead of the built-in list for the target. */
+  variation_prompts?: string[];
   novel_scenes: string[];
   stack: { lora: string; weight: number }[];
   self_weight: number;
@@ -45,6 +47,8 @@ export interface TriggerPair {
 }
 
 export interface SceneItem {
+  /** Which novel_scenes prompt (index), for per-scene measures. */
+  scene: number;
   job: string;
   base: string;
   /** The prompt CLIP-T scores against: the scene with the trigger token removed (DreamBooth scores with the class noun, not the identifier). */
@@ -173,14 +177,18 @@ function tidy(text: string): string {
     .trim();
 }
 
-/** Check 2's prompts: `count` pose, lighting and framing variations for the target type. */
-export function variationPrompts(target: ValidationTarget, trigger: string, count: number): string[] {
-  const list = VARIATIONS[target];
+/**
+ * Check 2's prompts: `count` pose, lighting and framing variations for the target type, or the
+ * contract's own prompts (`custom`, with `{trigger}` replaced) cycled to `count`.
+ */
+export function variationPrompts(target: ValidationTarget, trigger: string, count: number, custom?: readonly string[]): string[] {
+  const own = custom !== undefined && custom.length > 0;
+  const list = own ? custom : VARIATIONS[target];
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const v = list[i % list.length] as string;
     const round = Math.floor(i / list.length);
-    const base = target === "style" ? `${v}, in the style of ${trigger}` : `${trigger}, ${v}`;
+    const base = own ? withTrigger(v, trigger) : target === "style" ? `${v}, in the style of ${trigger}` : `${trigger}, ${v}`;
     out.push(round === 0 ? base : `${base}, variation ${round + 1}`);
   }
   return out;
@@ -221,7 +229,7 @@ export function planValidation(params: PlanValidationParams): ValidationPlan {
   };
 
   const triggerPrompts = rubric.trigger_prompts.length > 0 ? rubric.trigger_prompts : ["a photo of {trigger}"];
-  const variations = variationPrompts(target, trigger, rubric.pose_variations);
+  const variations = variationPrompts(target, trigger, rubric.pose_variations, rubric.variation_prompts);
   const scenes = rubric.novel_scenes;
 
   const baseVariations = variations.map((p, i) => job(p, seeds[i % seeds.length] as number, [], "base-variation"));
@@ -256,10 +264,10 @@ export function planValidation(params: PlanValidationParams): ValidationPlan {
       }
       const vars = variations.map((p, i) => job(p, seeds[i % seeds.length] as number, self, `${tag}-variation`));
       const sc: SceneItem[] = [];
-      for (const p of scenes) {
+      for (const [i, p] of scenes.entries()) {
         const on = withTrigger(p, trigger);
         for (const seed of seeds) {
-          sc.push({ job: job(on, seed, self, `${tag}-scene`), base: job(on, seed, [], "base-scene"), text: withoutTrigger(p, trigger) });
+          sc.push({ scene: i, job: job(on, seed, self, `${tag}-scene`), base: job(on, seed, [], "base-scene"), text: withoutTrigger(p, trigger) });
         }
       }
       weightChecks.push({ key: `${c.name}@${fmtWeight(w)}`, candidate: c.name, step: c.step, weight: w, trigger: trig, variations: vars, scenes: sc });

@@ -49,6 +49,9 @@ export const setId = {
   /** Check 1's images as sets (fidelity to the training images: the leak measure). */
   triggerOn: (key: string) => `trigger-on:${key}`,
   triggerOff: (key: string) => `trigger-off:${key}`,
+  /** One novel scene's images (all seeds): the subject-in-scene measure reads each scene apart. */
+  scene: (key: string, i: number) => `scene-${i}:${key}`,
+  baseScene: (i: number) => `scene-${i}:base`,
   baseVariations: "variations:base",
   baseScenes: "scenes:base",
   baseTriggerOff: "trigger-off:base",
@@ -79,6 +82,9 @@ export function buildScoreRequest(params: {
   if (first && first.trigger.length > 0) request.sets.push({ id: setId.baseTriggerOff, images: first.trigger.map((t) => image(t.baseWithout)) });
   if (first && first.scenes.length > 0) {
     request.sets.push({ id: setId.baseScenes, images: first.scenes.map((s) => image(s.base)), texts: first.scenes.map((s) => s.text) });
+    for (const i of new Set(first.scenes.map((s) => s.scene))) {
+      request.sets.push({ id: setId.baseScene(i), images: first.scenes.filter((s) => s.scene === i).map((s) => image(s.base)) });
+    }
   }
   for (const w of plan.weights) {
     request.trigger.push({
@@ -93,6 +99,9 @@ export function buildScoreRequest(params: {
     request.sets.push({ id: setId.variations(w.key), images: w.variations.map(image) });
     if (w.scenes.length > 0) {
       request.sets.push({ id: setId.scenes(w.key), images: w.scenes.map((s) => image(s.job)), texts: w.scenes.map((s) => s.text) });
+      for (const i of new Set(w.scenes.map((s) => s.scene))) {
+        request.sets.push({ id: setId.scene(w.key, i), images: w.scenes.filter((s) => s.scene === i).map((s) => image(s.job)) });
+      }
     }
   }
   if (plan.stack) {

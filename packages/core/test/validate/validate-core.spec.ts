@@ -8,6 +8,7 @@ import {
   setId,
   withoutTrigger,
   withTrigger,
+  variationPrompts,
   type RubricSpec,
   type ScoreResult,
 } from "@loraspec/core/validate/index.js";
@@ -126,7 +127,9 @@ describe("judgeValidation", () => {
 
   function scores(effect: (key: string) => number): ScoreResult {
     const sets: ScoreResult["sets"] = {};
-    for (const s of request.sets) sets[s.id] = { count: s.images.length, fidelity_clip: 0.8, diversity: 0.3, collapse_share: 0.4, near_duplicate_share: 0, clip_t: 0.3 };
+    // The LoRA's images look like the training set, the base's and its trigger-less ones less so.
+    const fidelity = (id: string) => (id.endsWith(":base") || id.startsWith("trigger-off:") ? 0.7 : 0.8);
+    for (const s of request.sets) sets[s.id] = { count: s.images.length, fidelity_clip: fidelity(s.id), diversity: 0.3, collapse_share: 0.4, near_duplicate_share: 0, clip_t: 0.3 };
     return {
       embedder: { clip: "tiny" },
       reference: { count: 3, pairwise_clip: 0.85 },
@@ -222,5 +225,50 @@ describe("leak: the concept without the trigger, against the base model's trigge
     ["the LoRA barely shows its concept even with the trigger", { off: 0.52, on: 0.52 }],
   ])("is skipped when %s", (_, p) => {
     expect(verdictFor(p).m.status).toBe("skip");
+  });
+});
+
+describe("the contract's own variation prompts", () => {
+  it("replace the built-in list, get the trigger, and cycle to pose_variations", () => {
+    expect(variationPrompts("character", "txcl", 3, ["{trigger}, small, in the top left", "large, at the bottom"])).toEqual([
+      "txcl, small, in the top left",
+      "txcl, large, at the bottom",
+      "txcl, small, in the top left, variation 2",
+    ]);
+    expect(variationPrompts("character", "txcl", 1, [])).toEqual(["txcl, full body, standing, front view"]);
+  });
+});
+
+describe("subject in novel scenes: the weakest scene, against the base model's images of it", () => {
+  const plan = planValidation({
+    rubric: { ...rubric, novel_scenes: ["{trigger} on the moon", "{trigger} underwater"], weight_sweep: [1] },
+    trigger: "txcl",
+    target: "character",
+    candidates: [{ name: "me", path: "/l/me.safetensors" }],
+  });
+  const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b", "c"] });
+  const key = plan.weights[0]!.key;
+
+  it("asks for each scene's images apart, the LoRA's and the base's", () => {
+    const ids = request.sets.map((s) => s.id);
+    expect(ids).toEqual(expect.arrayContaining([setId.scene(key, 0), setId.scene(key, 1), setId.baseScene(0), setId.baseScene(1)]));
+    expect(request.sets.find((s) => s.id === setId.scene(key, 1))!.images).toEqual(plan.weights[0]!.scenes.filter((s) => s.scene === 1).map((s) => s.job));
+  });
+
+  // reference pairwise 0.9, base 0.5 on both scenes (gap 0.4)
+  it.each([
+    [0.7, 0.8, 0.5, "pass"],
+    [0.7, 0.56, 0.15, "warn"],
+    [0.7, 0.46, -0.1, "fail"],
+  ])("LoRA fidelity %s and %s -> weakest scene %s, %s", (a, b, expected, status) => {
+    const sets: ScoreResult["sets"] = {};
+    for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.5 };
+    sets[setId.scene(key, 0)] = { count: 2, diversity: 0.3, fidelity_clip: a };
+    sets[setId.scene(key, 1)] = { count: 2, diversity: 0.3, fidelity_clip: b };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
+    const check = v.weights[0]!.checks.find((c) => c.check === "composition")!;
+    const m = check.measures.find((x) => x.id === "scene_subject_share")!;
+    expect(m.value).toBeCloseTo(expected, 6);
+    expect(m.status).toBe(status);
   });
 });
