@@ -1,6 +1,7 @@
 """`python -m loraspec_worker.toyworld <command>`: the toy world's tools.
 
-  train-base      train the judge (optional) and the toy SDXL base; see train_base.py
+  train-base      train the judge (optional) and the toy SDXL base (see train_base.py), or with
+                  --arch flux1 the toy FLUX.1 base (see train_flux.py)
   make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
   judge           read images with the judge: labels per image as JSON lines
   rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
@@ -16,6 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 DEFAULT_BASE = os.path.join(REPO, "models", "toy-sdxl")
+DEFAULT_BASES = {"sdxl": DEFAULT_BASE, "flux1": os.path.join(REPO, "models", "toy-flux1")}
 DEFAULT_JUDGE = os.path.join(REPO, "models", "toy-judge")
 
 
@@ -23,13 +25,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loraspec_worker.toyworld")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tb = sub.add_parser("train-base", help="train the judge and the toy SDXL base")
-    tb.add_argument("--out", default=DEFAULT_BASE)
+    tb = sub.add_parser("train-base", help="train the judge and the toy SDXL base, or the toy FLUX.1 base")
+    tb.add_argument("--arch", default="sdxl", choices=sorted(DEFAULT_BASES))
+    tb.add_argument("--out", default=None, help="default models/toy-sdxl or models/toy-flux1")
     tb.add_argument("--judge-out", default=DEFAULT_JUDGE)
     tb.add_argument("--device", default=None)
     tb.add_argument("--workers", type=int, default=0)
     tb.add_argument("--seed", type=int, default=0)
-    tb.add_argument("--judge-steps", type=int, default=3000, help="0 keeps the judge in --judge-out")
+    tb.add_argument("--judge-steps", type=int, default=3000, help="0 keeps the judge in --judge-out (flux1 always keeps it)")
     tb.add_argument("--judge-images", type=int, default=60000)
     tb.add_argument("--judge-eval", type=int, default=5000)
     tb.add_argument("--images", type=int, default=60000)
@@ -37,6 +40,9 @@ def main(argv=None) -> int:
     tb.add_argument("--vae-seconds", type=float, default=60)
     tb.add_argument("--unet-steps", type=int, default=100000)
     tb.add_argument("--unet-seconds", type=float, default=240)
+    tb.add_argument("--transformer-steps", type=int, default=100000, help="flux1: the transformer + text encoders phase")
+    tb.add_argument("--transformer-seconds", type=float, default=150)
+    tb.add_argument("--lr", type=float, default=4e-4, help="flux1: the transformer phase's learning rate")
     tb.add_argument("--batch", type=int, default=256)
     tb.add_argument("--eval", type=int, default=200, help="base samples the judge reads after training")
     tb.add_argument("--grid", default=None, help="save the first 50 eval samples as a PNG grid")
@@ -61,6 +67,7 @@ def main(argv=None) -> int:
     if args.command == "train-base":
         from .train_base import run
 
+        args.out = args.out or DEFAULT_BASES[args.arch]
         report = run(args)
         print(json.dumps(report, indent=2))
     elif args.command == "make-concepts":

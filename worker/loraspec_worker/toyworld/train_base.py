@@ -116,7 +116,8 @@ def encode_text(te1, te2, ids):
     return torch.cat([o1.hidden_states[-2], o2.hidden_states[-2]], dim=-1), o2[0]
 
 
-def train_vae(vae, images, *, device, steps: int, seconds: float, batch: int = 128, log=print):
+def train_vae(vae, images, *, device, steps: int, seconds: float, batch: int = 128, shift: bool = False, log=print):
+    """shift: also set shift_factor to the latents' mean (FLUX's VAE has one; SDXL's has none)."""
     import torch
     import torch.nn.functional as F
 
@@ -148,10 +149,14 @@ def train_vae(vae, images, *, device, steps: int, seconds: float, batch: int = 1
         z = vae.encode(x).latent_dist.mode()
         rec = vae.decode(z).sample
         err = float((rec - x).abs().mean() * 127.5)
-        std = float(z.float().std())
+        mean = float(z.float().mean()) if shift else 0.0
+        std = float((z.float() - mean).std())
     vae.register_to_config(scaling_factor=1.0 / std)
-    log(f"vae: {step} steps in {time.time() - started:.0f}s, mean abs reconstruction error {err:.2f}/255, latent std {std:.3f}")
-    return {"steps": step, "seconds": time.time() - started, "reconstruction_mae_255": err, "scaling_factor": 1.0 / std}
+    if shift:  # FLUX.1's 0.1159 / 0.3611 are its latents' mean and 1 / std the same way
+        vae.register_to_config(shift_factor=mean)
+    log(f"vae: {step} steps in {time.time() - started:.0f}s, mean abs reconstruction error {err:.2f}/255, latent mean {mean:.3f} std {std:.3f}")
+    return {"steps": step, "seconds": time.time() - started, "reconstruction_mae_255": err, "scaling_factor": 1.0 / std} | (
+        {"shift_factor": mean} if shift else {})
 
 
 def train_denoiser(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4, log=print):
@@ -243,8 +248,9 @@ def eval_prompts(count: int, seed: int = 900_000_000) -> list[tuple[str, dict]]:
 
 
 def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.0, batch: int = 50, seed: int = 0,
-                  save_grid: str | None = None) -> dict:
-    """Samples each prompt once and has the judge read it: the share of samples showing what was asked."""
+                  save_grid: str | None = None, extra: dict | None = None) -> dict:
+    """Samples each prompt once and has the judge read it: the share of samples showing what was asked.
+    extra: more pipeline arguments (a str negative_prompt is repeated for each prompt)."""
     import torch
 
     hits = {k: 0 for k in ("shape", "colour", "pair", "background", "position", "size", "all")}
@@ -252,7 +258,10 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
         gen = torch.Generator(device="cpu").manual_seed(seed + i)
-        out = pipe(prompt=[p for p, _ in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gen).images
+        kw = dict(extra or {})
+        if isinstance(kw.get("negative_prompt"), str):
+            kw["negative_prompt"] = [kw["negative_prompt"]] * len(chunk)
+        out = pipe(prompt=[p for p, _ in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gen, **kw).images
         images.extend(out)
         for (_, truth), read in zip(chunk, judge.read(out)):
             ok = {
@@ -275,13 +284,19 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
         for j, im in enumerate(images[: cols * rows]):
             grid.paste(im, ((j % cols) * 64, (j // cols) * 64))
         grid.save(save_grid)
-    return {k: v / max(1, len(prompts)) for k, v in hits.items()} | {"samples": len(prompts), "steps": steps, "guidance": guidance}
+    return {k: v / max(1, len(prompts)) for k, v in hits.items()} | {"samples": len(prompts), "steps": steps, "guidance": guidance} | {
+        k: v for k, v in (extra or {}).items() if k != "negative_prompt"}
 
 
 def run(args) -> dict:
     import torch
 
     from . import judge as judge_mod
+
+    if getattr(args, "arch", "sdxl") == "flux1":
+        from . import train_flux
+
+        return train_flux.run(args)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workers = args.workers or os.cpu_count() or 1

@@ -1,0 +1,245 @@
+"""Trains the toy FLUX.1-architecture base from scratch on the toy world (the base world of
+train_base.py: solid fills, never the concept pairs), with the real diffusers and transformers
+classes at small widths, and saves it as an ordinary FluxPipeline folder (bf16).
+
+  1. an AutoencoderKL with 16 latent channels like FLUX's (64x64 pixels <-> 16x16x16 latents, no
+     quant convs); its shift_factor and scaling_factor are the mean and 1 / std of its latents, as
+     FLUX's 0.1159 and 0.3611 were chosen;
+  2. the CLIP text encoder (pooled output), the T5 encoder and the FluxTransformer2DModel (guidance
+     embedding, like FLUX.1 [dev]), trained together on train.py's Flux1.loss itself (packed 2x2
+     latents -> 64 image tokens, sigmas from the FlowMatchEulerDiscreteScheduler, the guidance
+     embedding held at GUIDANCE), with CAPTION_DROPOUT of the captions replaced by the empty
+     prompt, encoded as FluxPipeline.encode_prompt encodes "" (the encoders train, so that
+     embedding moves with them); EMA weights are saved.
+FluxPipeline feeds T5 every padding token (no attention mask), so the model sees the padding
+length: training alternates between T5_LENGTHS (512 is the pipeline's default; 128 keeps the
+tests fast), and sampling works at either.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+from .tokenizer import toy_clip_tokenizer, toy_t5_tokenizer
+from .train_base import CAPTION_DROPOUT, eval_prompts, evaluate_base, make_base_dataset, train_vae
+
+# The guidance embedding's value in training: the built-in LoRA trainer's default guidance_scale
+# (train.py Config), so a LoRA trains at the value the base learnt; sample at guidance_scale 1.0.
+GUIDANCE = 1.0
+T5_LENGTHS = (512, 128)
+# Sampling with true CFG against the empty prompt (FluxPipeline true_cfg_scale + negative_prompt
+# ""): the toy base is not guidance-distilled, so its guidance embedding does not guide.
+EVAL_TRUE_CFG = 4.0
+
+
+def build_models(seed: int = 0) -> dict:
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    tok = toy_clip_tokenizer()
+    tok2 = toy_t5_tokenizer()
+    torch.manual_seed(seed)
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    bos = tok.convert_tokens_to_ids("<|startoftext|>")
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
+        max_position_embeddings=77, projection_dim=64, hidden_act="gelu", bos_token_id=bos, eos_token_id=eos, pad_token_id=eos))
+    text_encoder_2 = T5EncoderModel(T5Config(
+        vocab_size=len(tok2), d_model=128, d_kv=32, d_ff=256, num_layers=3, num_heads=4, relative_attention_num_buckets=32,
+        relative_attention_max_distance=128, feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
+        decoder_start_token_id=0))
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=64,  # 16 latent channels packed 2x2
+        num_layers=2,
+        num_single_layers=4,
+        attention_head_dim=32,
+        num_attention_heads=6,
+        joint_attention_dim=128,  # T5 d_model
+        pooled_projection_dim=64,  # CLIP hidden size
+        guidance_embeds=True,  # like FLUX.1 [dev]
+        axes_dims_rope=[8, 12, 12],  # sums to attention_head_dim (FLUX.1: 16, 56, 56 of 128)
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        latent_channels=16,
+        norm_num_groups=16,
+        sample_size=64,
+        layers_per_block=1,
+        force_upcast=False,
+        use_quant_conv=False,  # as FLUX's VAE
+        use_post_quant_conv=False,
+    )
+    # FLUX.1 [dev]'s scheduler config
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                base_image_seq_len=256, max_image_seq_len=4096)
+    return {"tokenizer": tok, "tokenizer_2": tok2, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2,
+            "transformer": transformer, "vae": vae, "scheduler": scheduler}
+
+
+def make_pipeline(models: dict):
+    from diffusers import FluxPipeline
+
+    return FluxPipeline(scheduler=models["scheduler"], vae=models["vae"], text_encoder=models["text_encoder"],
+                        tokenizer=models["tokenizer"], text_encoder_2=models["text_encoder_2"], tokenizer_2=models["tokenizer_2"],
+                        transformer=models["transformer"])
+
+
+def tokenize(models: dict, prompts: list[str], t5_length: int):
+    """Token ids as FluxPipeline.encode_prompt makes them: CLIP padded to 77, T5 to t5_length."""
+    clip = models["tokenizer"](prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    t5 = models["tokenizer_2"](prompts, padding="max_length", max_length=t5_length, truncation=True, return_tensors="pt").input_ids
+    return clip, t5
+
+
+def encode_text(te1, te2, clip_ids, t5_ids) -> dict:
+    """What FluxPipeline.encode_prompt computes (CLIP pooled output, T5 last hidden state, zero
+    text ids), with gradients."""
+    import torch
+
+    pooled = te1(clip_ids, output_hidden_states=False).pooler_output
+    embeds = te2(t5_ids, output_hidden_states=False)[0]
+    return {"embeds": embeds, "pooled": pooled, "text_ids": torch.zeros(t5_ids.shape[1], 3, device=t5_ids.device)}
+
+
+def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
+                      t5_lengths=T5_LENGTHS, log=print) -> dict:
+    import torch
+
+    from ..train import Config, Flux1
+
+    te1, te2, transformer, vae = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer", "vae"))
+    vae.to(device).eval()
+    with torch.no_grad():  # Flux1.encode_images: the mode, shifted and scaled
+        latents = []
+        for i in range(0, images.shape[0], 1024):
+            x = images[i : i + 1024].to(device).float() / 127.5 - 1
+            latents.append((vae.encode(x).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor)
+        latents = torch.cat(latents)
+    longest = max(t5_lengths)
+    ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
+    if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
+        raise ValueError(f"a caption is longer than {min(t5_lengths)} T5 tokens")  # shorter lengths are taken as prefixes
+    empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
+
+    # the loss is the LoRA trainer's own (fp32 weights under bf16 autocast)
+    flux = Flux1(make_pipeline(models), Config(base="", arch="flux1", dataset="", output_dir="", guidance_scale=GUIDANCE),
+                 device, torch.float32)
+    trainable = [te1, te2, transformer]
+    for m in trainable:
+        m.to(device).train()
+    params = [p for m in trainable for p in m.parameters()]
+    ema = [copy.deepcopy(m).eval().requires_grad_(False) for m in trainable]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    g = torch.Generator(device="cpu").manual_seed(2)
+    noise_gen = torch.Generator(device=device).manual_seed(3)
+    started, step, recent = time.time(), 0, []
+    while step < steps and time.time() - started < seconds:
+        step += 1
+        for group in opt.param_groups:  # short warm-up, then constant
+            group["lr"] = lr * min(1.0, step / 200)
+        length = t5_lengths[step % len(t5_lengths)]
+        idx = torch.randint(0, latents.shape[0], (batch,), generator=g).to(device)
+        style = torch.randint(0, 2, (batch, 1), generator=g).to(device)
+        keep = (torch.rand((batch, 1), generator=g) >= CAPTION_DROPOUT).to(device)
+        clip_ids = torch.where(keep, torch.where(style == 0, ids[0][0][idx], ids[1][0][idx]), empty_clip)
+        t5_ids = torch.where(keep, torch.where(style == 0, ids[0][1][idx, :length], ids[1][1][idx, :length]), empty_t5[:, :length])
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            text = encode_text(te1, te2, clip_ids, t5_ids)
+            loss = flux.loss(latents[idx], text, {}, noise_gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for m, e in zip(trainable, ema):
+                for pe, pm in zip(e.parameters(), m.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+        recent.append(float(loss.detach()) if step % 10 == 0 else None)
+        if step % 200 == 0:
+            vals = [v for v in recent[-200:] if v is not None]
+            log(f"transformer step {step} loss {sum(vals) / max(1, len(vals)):.4f} ({time.time() - started:.0f}s)")
+    models["text_encoder"], models["text_encoder_2"], models["transformer"] = ema
+    vals = [v for v in recent[-500:] if v is not None]
+    return {"steps": step, "seconds": time.time() - started, "batch": batch, "lr": lr, "guidance": GUIDANCE,
+            "t5_lengths": list(t5_lengths), "caption_dropout": CAPTION_DROPOUT,
+            "final_loss": sum(vals) / max(1, len(vals)) if vals else None}
+
+
+def save_pipeline(models, out: str) -> int:
+    import torch
+
+    pipe = make_pipeline(models)
+    pipe.to("cpu", torch.bfloat16)  # FLUX.1's own dtype (T5 overflows in fp16)
+    os.makedirs(out, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+
+
+def sampling_kwargs(true_cfg: float, t5_length: int = T5_LENGTHS[0]) -> dict:
+    """FluxPipeline arguments for the toy base: 64x64, the trained guidance value, true CFG
+    against the empty prompt when true_cfg > 1."""
+    kw = {"height": 64, "width": 64, "max_sequence_length": t5_length}
+    if true_cfg > 1:
+        kw |= {"true_cfg_scale": true_cfg, "negative_prompt": ""}
+    return kw
+
+
+def run(args) -> dict:
+    import torch
+
+    from . import judge as judge_mod
+    from ..train import disable_cudnn_sdpa
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        disable_cudnn_sdpa()  # NaN gradients on FLUX attention shapes (train.py)
+    workers = args.workers or os.cpu_count() or 1
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    report: dict = {"arch": "flux1", "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__}
+    t0 = time.time()
+
+    t = time.time()
+    images, captions = make_base_dataset(0, args.images, workers)
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    report["dataset"] = {"images": args.images, "seconds": time.time() - t}
+    log(f"rendered {args.images} base-world images in {time.time() - t:.0f}s")
+
+    models = build_models(args.seed)
+    report["vae"] = train_vae(models["vae"], images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
+    report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
+                                              seconds=args.transformer_seconds, batch=args.batch, lr=args.lr, log=log)
+    report["params"] = {k: sum(p.numel() for p in models[k].parameters()) for k in ("transformer", "vae", "text_encoder", "text_encoder_2")}
+    report["bytes"] = save_pipeline(models, args.out)
+    report["train_seconds"] = time.time() - t0
+    log(f"saved {args.out} ({report['bytes'] / 1e6:.1f} MB)")
+
+    if args.eval > 0 and os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
+        from diffusers import FluxPipeline
+
+        pipe = FluxPipeline.from_pretrained(args.out, torch_dtype=torch.float32).to(device)
+        pipe.set_progress_bar_config(disable=True)
+        judge = judge_mod.Judge(args.judge_out, device=str(device))
+        prompts = eval_prompts(args.eval)
+        t = time.time()
+        report["samples"] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, save_grid=args.grid,
+                                          extra=sampling_kwargs(EVAL_TRUE_CFG))
+        log(f"judge on {args.eval} base samples, true CFG {EVAL_TRUE_CFG}: {json.dumps(report['samples'])}")
+        report["samples_no_cfg"] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, extra=sampling_kwargs(1.0))
+        log(f"judge on {args.eval} base samples, no CFG (sample.py's default): {json.dumps(report['samples_no_cfg'])}")
+        short = f"samples_no_cfg_t5_{T5_LENGTHS[1]}"
+        report[short] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, extra=sampling_kwargs(1.0, T5_LENGTHS[1]))
+        log(f"... at max_sequence_length {T5_LENGTHS[1]}: {json.dumps(report[short])}")
+        report["eval_seconds"] = time.time() - t
+    with open(os.path.join(args.out, "toyworld.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    return report
