@@ -331,17 +331,37 @@ class SDXL(Arch):
             latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
         return latents.float() * vae.config.scaling_factor
 
-    def loss(self, latents, text, extra, generator):
+    def draw(self, latents, generator) -> dict:
+        """The step's random inputs, drawn apart from the loss so a CUDA graph can replay the loss
+        with fresh draws copied in (speed.GraphedStep)."""
         import torch
-        import torch.nn.functional as F
 
         b = latents.shape[0]
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (b,), generator=generator, device=latents.device).long()
+        return {"noise": noise, "timesteps": timesteps}
+
+    def static_extra(self, extra, device) -> dict:
+        """`extra` as device tensors (no host-to-device copy inside a captured graph)."""
+        import torch
+
+        return {"time_ids": torch.tensor(extra["time_ids"], device=device, dtype=self.dtype)}
+
+    def loss(self, latents, text, extra, generator):
+        return self.loss_from(latents, text, extra, self.draw(latents, generator))
+
+    def loss_from(self, latents, text, extra, draws):
+        import torch
+        import torch.nn.functional as F
+
+        noise, timesteps = draws["noise"], draws["timesteps"]
+        self.noise_scheduler.alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         # SDXL micro-conditioning: original size, crop top-left, target size (all in pixels).
-        add_time_ids = torch.tensor(extra["time_ids"], device=latents.device, dtype=self.dtype)
+        add_time_ids = extra["time_ids"]
+        if not torch.is_tensor(add_time_ids):
+            add_time_ids = torch.tensor(add_time_ids, device=latents.device, dtype=self.dtype)
         pred = self.denoiser(
             noisy.to(self.dtype),
             timesteps,

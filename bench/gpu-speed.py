@@ -1,0 +1,346 @@
+"""Training speed of the built-in trainer on a GPU: every configuration built, checked and timed in one call.
+
+For each model (SDXL UNet, FLUX.1 [dev] transformer, FLUX.2 [klein] 4B and 9B transformers, built in
+code from their published configs with random weights, no downloads) and each configuration
+(eager = the trainer's old path; then the speed levers of worker/loraspec_worker/speed.py), it runs
+the worker's own training step (train.py: the arch loss, add_lora, make_optimizer) for --steps steps
+(default 50) at 1024x1024, LoRA rank 16, bf16 base, fp32 LoRA, AdamW, with the same data and noise
+seeds, and reports:
+  - s/step: mean of the steps after the first --warmup (compile happens in the first steps),
+  - peak memory: torch.cuda.max_memory_allocated and max_memory_reserved over the loop, plus the
+    CUDA context measured once (what nvidia-smi would show is reserved + context),
+  - FLOPs of one step counted with torch.utils.flop_counter (matmuls, convolutions, attention) and
+    the floor = FLOPs / the bf16 matmul rate measured on this card in the same run,
+  - the loss check: the fast configuration's loss curve against its eager twin's over all steps
+    (same seeds; bf16 noise only): max and mean relative difference, pass if the mean is below 2%
+    and the max below 10%.
+One JSON line per configuration on stdout; with --md FILE also a markdown table.
+
+Run on a CUDA machine:  PYTHONPATH=worker python3 bench/gpu-speed.py [--only sdxl,flux1] [--steps 50]
+CPU smoke test (tiny widths, same classes and code paths): PYTHONPATH=worker python3 bench/gpu-speed.py --tiny --steps 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "worker"))
+
+from loraspec_worker import speed, train  # noqa: E402
+
+# stabilityai/stable-diffusion-xl-base-1.0 unet/config.json (the fields that differ from diffusers' defaults)
+SDXL_UNET = dict(
+    sample_size=128, in_channels=4, out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(320, 640, 1280), layers_per_block=2, attention_head_dim=(5, 10, 20),
+    cross_attention_dim=2048, transformer_layers_per_block=(1, 2, 10), use_linear_projection=True,
+    addition_embed_type="text_time", addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816,
+)
+# black-forest-labs/FLUX.1-dev transformer/config.json
+FLUX1_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                 num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                 axes_dims_rope=(16, 56, 56))
+# FLUX.2 [klein] 4B / 9B (BFL flux2 Klein4BParams / Klein9BParams: hidden 3072 / 4096, 24 / 32 heads,
+# 5+20 / 8+24 blocks, context 3 x Qwen3 hidden = 7680 / 12288, mlp_ratio 3, 4-axis RoPE 32 each)
+KLEIN = {
+    "klein4b": dict(patch_size=1, in_channels=128, num_layers=5, num_single_layers=20, attention_head_dim=128,
+                    num_attention_heads=24, joint_attention_dim=7680, mlp_ratio=3.0, axes_dims_rope=(32, 32, 32, 32),
+                    rope_theta=2000, guidance_embeds=False),
+    "klein9b": dict(patch_size=1, in_channels=128, num_layers=8, num_single_layers=24, attention_head_dim=128,
+                    num_attention_heads=32, joint_attention_dim=12288, mlp_ratio=3.0, axes_dims_rope=(32, 32, 32, 32),
+                    rope_theta=2000, guidance_embeds=False),
+}
+TINY = {
+    "sdxl": dict(SDXL_UNET, sample_size=16, block_out_channels=(32, 64, 64), attention_head_dim=(2, 4, 4),
+                 cross_attention_dim=32, transformer_layers_per_block=(1, 1, 2), addition_time_embed_dim=8,
+                 projection_class_embeddings_input_dim=32 + 6 * 8, norm_num_groups=16),
+    "flux1": dict(FLUX1_DEV, num_layers=2, num_single_layers=2, attention_head_dim=16, num_attention_heads=2,
+                  joint_attention_dim=32, pooled_projection_dim=16, axes_dims_rope=(4, 6, 6)),
+    "klein4b": dict(KLEIN["klein4b"], in_channels=16, num_layers=1, num_single_layers=2, attention_head_dim=16,
+                    num_attention_heads=2, joint_attention_dim=48, axes_dims_rope=(4, 4, 4, 4)),
+}
+TINY["klein9b"] = TINY["klein4b"]
+ARCH_OF = {"sdxl": "sdxl", "flux1": "flux1", "klein4b": "flux2-klein", "klein9b": "flux2-klein"}
+LABEL = {"sdxl": "SDXL UNet", "flux1": "FLUX.1 [dev]", "klein4b": "FLUX.2 [klein] 4B", "klein9b": "FLUX.2 [klein] 9B"}
+
+# (model, name, settings). "eager" is the trainer before issue #9: plain AdamW (foreach), NCHW,
+# no compile, cuDNN SDPA off. Each fast row names the eager row its loss curve is checked against.
+EAGER = dict(fused=False, channels_last=False, compile=False, fp8=False, cudnn_sdpa=False, graphs=False)
+CONFIGS = [
+    ("sdxl", "eager", dict(EAGER, ckpt=False, batch=1)),
+    ("sdxl", "fused AdamW + channels-last", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True)),
+    ("sdxl", "+ regional compile", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True)),
+    ("sdxl", "+ regional compile + cuDNN SDPA", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True, cudnn_sdpa=True)),
+    ("sdxl", "CUDA graph of the whole step + channels-last", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, graphs=True)),
+    ("sdxl", "eager", dict(EAGER, ckpt=False, batch=4)),
+    ("sdxl", "fast", dict(EAGER, ckpt=False, batch=4, fused=True, channels_last=True, compile=True)),
+    ("sdxl", "CUDA graph of the whole step + channels-last", dict(EAGER, ckpt=False, batch=4, fused=True, channels_last=True, graphs=True)),
+    ("sdxl", "eager", dict(EAGER, ckpt=True, batch=1)),
+    ("sdxl", "fast", dict(EAGER, ckpt=True, batch=1, fused=True, channels_last=True, compile=True)),
+    ("flux1", "eager", dict(EAGER, ckpt=False, batch=1)),
+    ("flux1", "fused AdamW", dict(EAGER, ckpt=False, batch=1, fused=True)),
+    ("flux1", "fast", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True)),
+    ("flux1", "eager", dict(EAGER, ckpt=True, batch=1)),
+    ("flux1", "fast", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True)),
+    ("flux1", "fp8 base (24 GB recipe)", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8=True)),
+    ("klein4b", "eager", dict(EAGER, ckpt=False, batch=1)),
+    ("klein4b", "fast", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True)),
+    ("klein9b", "eager", dict(EAGER, ckpt=False, batch=1)),
+    ("klein9b", "fast", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True)),
+]
+
+
+def build(model: str, device, dtype, tiny: bool):
+    from diffusers import (EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel,
+                           FluxTransformer2DModel, UNet2DConditionModel)
+
+    torch.manual_seed(0)
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=[128, 256, 512, 512]))
+    try:
+        with torch.device(device):
+            cfg = (TINY if tiny else {"sdxl": SDXL_UNET, "flux1": FLUX1_DEV, **KLEIN})[model]
+            if model == "sdxl":
+                unet = UNet2DConditionModel(**cfg)
+                sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+                return SimpleNamespace(unet=unet, scheduler=sched, vae=vae)
+            if model == "flux1":
+                net = FluxTransformer2DModel(**cfg)
+                return SimpleNamespace(transformer=net, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True), vae=vae)
+            net = Flux2Transformer2DModel(**cfg)
+            return SimpleNamespace(transformer=net, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True), vae=vae)
+    finally:
+        torch.set_default_dtype(prev)
+
+
+def inputs(model: str, batch: int, device, tiny: bool):
+    """Cached latents and caption embeddings of the real shapes (1024x1024; T5/Qwen length 512)."""
+    from diffusers import Flux2KleinPipeline
+
+    g = torch.Generator(device="cpu").manual_seed(1)
+    lat = 16 if tiny else 128
+    seq = 8 if tiny else 512
+    c = TINY[model] if tiny else None
+    if model == "sdxl":
+        latents = torch.randn(batch, 4, lat, lat, generator=g)
+        ctx = c["cross_attention_dim"] if tiny else 2048
+        pooled = (c["projection_class_embeddings_input_dim"] - 6 * c["addition_time_embed_dim"]) if tiny else 1280
+        text = {"embeds": torch.randn(batch, 77, ctx, generator=g), "pooled": torch.randn(batch, pooled, generator=g)}
+    elif model == "flux1":
+        latents = torch.randn(batch, 16, lat, lat, generator=g)
+        text = {"embeds": torch.randn(batch, seq, c["joint_attention_dim"] if tiny else 4096, generator=g),
+                "pooled": torch.randn(batch, c["pooled_projection_dim"] if tiny else 768, generator=g),
+                "text_ids": torch.zeros(seq, 3)}
+    else:
+        ch = c["in_channels"] if tiny else 128
+        latents = torch.randn(batch, ch, lat // 2, lat // 2, generator=g)
+        embeds = torch.randn(batch, seq, c["joint_attention_dim"] if tiny else KLEIN[model]["joint_attention_dim"], generator=g)
+        text = {"embeds": embeds, "text_ids": Flux2KleinPipeline._prepare_text_ids(embeds)}
+    res = lat * 8
+    extra = {"time_ids": [[res, res, 0, 0, res, res]] * batch}
+    return latents.to(device), {k: v.to(device) for k, v in text.items()}, extra
+
+
+def matmul_tflops(device) -> float:
+    """Dense bf16 GEMM rate of this card (8192^3, best of 20), the denominator of the floor."""
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(20):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * 8192**3 / best / 1e12
+
+
+def run_config(model, name, s, args, device, dtype, flops_cache) -> dict:
+    arch = ARCH_OF[model]
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.enable_cudnn_sdp(bool(s["cudnn_sdpa"]))
+    cfg = train.Config(base="random", arch=arch, dataset="-", output_dir="-", resolution=1024, rank=args.rank, alpha=args.rank,
+                       learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=s["ckpt"],
+                       guidance_scale=3.5, batch_size=s["batch"])
+    t0 = time.time()
+    pipe = build(model, device, dtype, args.tiny)
+    a = train.ARCH_CLASSES[arch](pipe, cfg, device, dtype)
+    net = a.denoiser
+    net.requires_grad_(False)
+    train.add_lora(net, cfg, train.TARGETS[arch])
+    if s["fp8"]:
+        speed.quantize_fp8_(net, device, dtype)
+    if s["channels_last"]:
+        speed.use_channels_last(net)
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.data = p.data.float()
+    if s["ckpt"]:
+        net.enable_gradient_checkpointing()
+    if s["compile"]:
+        speed.compile_blocks(net)
+    net.train()
+    adam = dict(betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+    if s["graphs"]:
+        opt = speed.make_capturable_adamw(params, 1e-4, device, **adam)
+        stepper = speed.GraphedStep(a, params, opt, max_grad_norm=1.0)
+    else:
+        opt = torch.optim.AdamW(params, lr=1e-4, **adam, **({"fused": True} if s["fused"] else {}))
+        stepper = None
+    latents, text, extra = inputs(model, s["batch"], device, args.tiny)
+    if s["channels_last"]:
+        latents = latents.contiguous(memory_format=torch.channels_last)
+    build_s = time.time() - t0
+
+    key = (model, s["ckpt"], s["batch"])
+    if key not in flops_cache and not s["compile"] and not s["fp8"]:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            loss = a.loss(latents, text, extra, torch.Generator(device=device).manual_seed(10**6))
+            loss.backward()
+        opt.zero_grad(set_to_none=True)
+        flops_cache[key] = counter.get_total_flops()
+
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times, losses = [], []
+    first_steps_s = 0.0
+    for step in range(args.steps):
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        gen = torch.Generator(device=device).manual_seed(step)
+        if stepper is not None:
+            loss = stepper.step(latents, text, extra, gen)
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss = a.loss(latents, text, extra, gen)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        losses.append(float(loss.item()))  # the trainer reads the loss every step too
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        if step >= args.warmup:
+            times.append(dt)
+        else:
+            first_steps_s += dt
+    row = {
+        "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
+        "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "cudnn_sdpa", "graphs") if s[k]],
+        "s_per_step": sum(times) / len(times) if times else None,
+        "s_per_step_min": min(times) if times else None,
+        "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
+        "flops_per_step": flops_cache.get(key),
+    }
+    if cuda:
+        row["peak_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+    del net, pipe, a, opt, params, loss, stepper
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch._dynamo.reset()
+    return row
+
+
+def loss_check(fast: list[float], eager: list[float]) -> dict:
+    rel = [abs(f - e) / max(abs(e), 1e-8) for f, e in zip(fast, eager)]
+    mean, mx = sum(rel) / len(rel), max(rel)
+    return {"loss_mean_rel_diff": mean, "loss_max_rel_diff": mx, "loss_check": "pass" if mean < 0.02 and mx < 0.10 else "FAIL"}
+
+
+def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> str:
+    out = [f"| model | ckpt | batch | config | s/step | s/image | peak GiB (alloc / reserved+ctx) | floor s/step | ÷ floor | vs eager | loss check (mean / max rel. diff) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['label']} | {'yes' if r['gradient_checkpointing'] else 'no'} | {r['batch']} | {r['config']} | error: {r['error'][:80]} | | | | | | |")
+            continue
+        floor = r["flops_per_step"] / (tflops * 1e12) if r.get("flops_per_step") else None
+        eager = r.get("eager_s_per_step")
+        out.append("| {} | {} | {} | {} | {:.3f} | {:.3f} | {:.1f} / {:.1f} | {} | {} | {} | {} |".format(
+            r["label"], "yes" if r["gradient_checkpointing"] else "no", r["batch"], r["config"], r["s_per_step"],
+            r["s_per_step"] / r["batch"], r.get("peak_alloc_gib", 0), r.get("peak_reserved_gib", 0) + context_gib,
+            f"{floor:.3f}" if floor else "-", f"{r['s_per_step'] / floor:.2f}x" if floor else "-",
+            f"{eager / r['s_per_step']:.2f}x faster" if eager and r["config"] != "eager" else "1.00",
+            f"{r['loss_check']} ({r['loss_mean_rel_diff']:.2%} / {r['loss_max_rel_diff']:.2%})" if "loss_check" in r else "(reference)"))
+    out.append("")
+    out.append(f"Card: {card}; bf16 GEMM measured {tflops:.0f} TFLOP/s (8192^3, best of 20) = the floor's rate; CUDA context {context_gib:.2f} GiB.")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--only", default=None, help="comma-separated models: sdxl,flux1,klein4b,klein9b")
+    ap.add_argument("--configs", default=None, help="comma-separated row indices of CONFIGS to run")
+    ap.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a smoke test of the code paths)")
+    ap.add_argument("--md", default=None)
+    args = ap.parse_args()
+    device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.cuda.init()
+        free, total = torch.cuda.mem_get_info()
+        context_gib = (total - free) / 2**30  # nothing allocated yet: the context and the driver's reserve
+        tflops = matmul_tflops(device)
+        card = torch.cuda.get_device_name(0)
+    else:
+        context_gib, tflops, card = 0.0, 1.0, "cpu"
+    only = set(args.only.split(",")) if args.only else None
+    picked = set(int(i) for i in args.configs.split(",")) if args.configs else None
+    rows, eager_rows, flops_cache = [], {}, {}
+    print(json.dumps({"card": card, "torch": torch.__version__, "bf16_tflops": tflops, "context_gib": context_gib}), flush=True)
+    for i, (model, name, s) in enumerate(CONFIGS):
+        if (only and model not in only) or (picked is not None and i not in picked):
+            continue
+        try:
+            row = run_config(model, name, s, args, device, dtype, flops_cache)
+        except Exception as e:  # an OOM or a compile failure is a result too; the other rows still run
+            row = {"model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
+                   "error": f"{type(e).__name__}: {str(e)[:300]}"}
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch._dynamo.reset()
+        key = (model, s["ckpt"], s["batch"])
+        if "error" not in row:
+            if name == "eager":
+                eager_rows[key] = row
+            elif key in eager_rows:
+                row.update(loss_check(row["losses"], eager_rows[key]["losses"]))
+                row["eager_s_per_step"] = eager_rows[key]["s_per_step"]
+            if row.get("flops_per_step") is None and key in flops_cache:
+                row["flops_per_step"] = flops_cache[key]
+            if row["flops_per_step"]:
+                row["floor_s"] = row["flops_per_step"] / (tflops * 1e12)
+        rows.append(row)
+        print(json.dumps({**row, "card": card}), flush=True)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(markdown(rows, tflops, card, context_gib) + "\n")
+
+
+if __name__ == "__main__":
+    main()
