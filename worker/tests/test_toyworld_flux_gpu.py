@@ -1,0 +1,170 @@
+"""Issue 10 on the toy FLUX.1 base (models/toy-flux1, train_flux.py), on the GPU: the built-in
+trainer learns the `txcl` character (the cyan cross the base never saw) and the judge checks the
+samples: with the trigger the character's colour appears in most of them, without it rarely, and
+on the night background (in none of its training images); then the stacking check: txcl at 0.5
++ the `txst` style (striped fills, concepts.py) at 0.3 through the worker's own sample.py, the
+judge reading both in the same samples, more often than in the base model's.
+
+Skipped without CUDA or without models/toy-flux1. LORASPEC_TOY_FLUX_CPU=1 runs it on the CPU
+with tiny settings (a few steps; only the code paths are checked, not the shares), and
+LORASPEC_TOY_FLUX_BASE=DIR points it at another base folder:
+  LORASPEC_TOY_FLUX_CPU=1 LORASPEC_TOY_FLUX_BASE=.tmp/toy-flux1 worker/.venv/bin/python -m pytest worker/tests/test_toyworld_flux_gpu.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol  # noqa: E402
+from loraspec_worker.toyworld import train_flux, world  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BASE = os.path.abspath(os.environ.get("LORASPEC_TOY_FLUX_BASE") or os.path.join(REPO, "models", "toy-flux1"))
+JUDGE = os.path.join(REPO, "models", "toy-judge")
+EXAMPLES = os.path.join(REPO, "examples", "toyworld")
+CPU = os.environ.get("LORASPEC_TOY_FLUX_CPU") == "1"
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CPU and not torch.cuda.is_available(), reason="needs CUDA (LORASPEC_TOY_FLUX_CPU=1 runs the plumbing on the CPU)"),
+    pytest.mark.skipif(not os.path.exists(os.path.join(BASE, "model_index.json")), reason=f"no toy FLUX.1 base at {BASE}"),
+]
+
+# GPU: the SDXL toy test's recipe (rank 8, lr 1e-3, batch 4, 300 steps). CPU: just the code paths.
+SETTINGS = ({"steps": 3, "batch_size": 2, "sample_steps": 2, "prompts": 2, "device": "cpu", "precision": "fp32"} if CPU else
+            {"steps": 300, "batch_size": 4, "sample_steps": 28, "prompts": 8, "device": "cuda", "precision": "bf16"})
+T5_LENGTH = train_flux.T5_LENGTHS[1]  # the base trained at 512 and 128; 128 is faster
+# Sampling as FLUX.1 [dev] is used (and as sample.py / validate do): the guidance embedding at the
+# value the base trained at, no true CFG. train_flux.EVAL_TRUE_CFG is the other option.
+TRUE_CFG = 1.0
+WEIGHTS = {"txcl": 0.5, "txst": 0.3}
+
+# (size, where, background) in the datasets' caption form; night is the character's novel scene.
+PLACES = [
+    ("medium", "in the center", "night"),
+    ("large", "in the top left", "sky"),
+    ("medium", "on the right", "night"),
+    ("large", "at the bottom", "grass"),
+    ("medium", "in the top right", "indoor"),
+    ("large", "on the left", "night"),
+    ("medium", "in the bottom left", "sky"),
+    ("large", "in the center", "grass"),
+][: SETTINGS["prompts"]]
+
+
+def where(size, at, bg):
+    return f"{size}, {at} on {world._article(bg)} {bg} background"
+
+
+def shows_character(read: dict) -> bool:
+    return world.CHARACTER["colour"] in read["colours"]
+
+
+def shows_style(read: dict) -> bool:
+    return read["fill"] == world.STYLE["fill"]
+
+
+@pytest.fixture(scope="module")
+def quiet():
+    before, protocol._out = protocol._out, io.StringIO()
+    threads = torch.get_num_threads()
+    if CPU:
+        torch.set_num_threads(1)  # a shared 2-core machine thrashes with more (toyworld/rubric.py)
+    yield
+    protocol._out = before
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def loras(tmp_path_factory, quiet) -> dict:
+    """txcl and txst trained on the toy FLUX.1 base with the built-in trainer, the prior images as reg images."""
+    from loraspec_worker import train
+
+    out = tmp_path_factory.mktemp("flux-loras")
+    paths = {}
+    for name, dataset in (("txcl", "character"), ("txst", "style")):
+        result = train.run({
+            "arch": "flux1", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": str(out / name), "name": name,
+            "resolution": 64, "steps": SETTINGS["steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
+            "batch_size": SETTINGS["batch_size"], "seed": 1, "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"),
+            "precision": SETTINGS["precision"], "device": SETTINGS["device"], "guidance_scale": train_flux.GUIDANCE,
+            "max_sequence_length": T5_LENGTH,
+        })
+        assert os.path.exists(result["path"]) and result["steps"] == SETTINGS["steps"]
+        paths[name] = result["path"]
+    return paths
+
+
+@pytest.fixture(scope="module")
+def judge():
+    from loraspec_worker.toyworld.judge import Judge
+
+    return Judge(JUDGE, device=SETTINGS["device"])
+
+
+def test_txcl_lora_on_the_flux_base_shows_the_character_with_the_trigger_only(loras, judge):
+    from diffusers import FluxPipeline
+
+    dtype = torch.float32 if CPU else torch.bfloat16
+    pipe = FluxPipeline.from_pretrained(BASE, torch_dtype=dtype).to(SETTINGS["device"])
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(loras["txcl"], adapter_name="txcl")
+    kwargs = train_flux.sampling_kwargs(TRUE_CFG, T5_LENGTH)
+    if isinstance(kwargs.get("negative_prompt"), str):
+        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(PLACES)
+
+    def sample(prompts):
+        images = pipe(prompt=prompts, num_inference_steps=SETTINGS["sample_steps"], guidance_scale=train_flux.GUIDANCE,
+                      generator=torch.Generator().manual_seed(0), **kwargs).images
+        assert all(im.size == (64, 64) for im in images)
+        return judge.read(images)
+
+    with_trigger = sample([f"txcl, {where(*p)}" for p in PLACES])
+    without = sample([where(*p) for p in PLACES])
+    other = sample([f"a {size} red circle {at} on {world._article(bg)} {bg} background" for size, at, bg in PLACES])
+    n = len(PLACES)
+    on = sum(map(shows_character, with_trigger)) / n
+    off = sum(map(shows_character, without)) / n
+    night = [r for r, (_, _, bg) in zip(with_trigger, PLACES) if bg == "night"]
+    on_night = sum(shows_character(r) and r["background"] == "night" for r in night) / max(1, len(night))
+    kept = sum("red" in r["colours"] and not shows_character(r) for r in other) / n
+    print(f"toy FLUX.1 txcl (cyan): with trigger {on:.2f}, without {off:.2f}, on night (novel) {on_night:.2f}; "
+          f"other prompts keep their object {kept:.2f}")
+    if CPU:
+        return  # a CPU-trained base and 3 LoRA steps: the shares mean nothing
+    assert on >= 0.6, with_trigger
+    assert off <= 0.25, without
+    assert on_night >= 0.5, night
+    assert kept >= 0.75, other
+
+
+def test_character_and_style_stacked_at_half_and_three_tenths_both_show(loras, judge, tmp_path):
+    from loraspec_worker import sample
+
+    prompts = [f"txst, txcl, {where(*p)}" for p in PLACES]
+    shares = {}
+    for label, weights in (("stack", WEIGHTS), ("base", {})):
+        result = sample.run({
+            "base": BASE, "prompts": prompts, "seeds": [0], "out_dir": str(tmp_path / label), "steps": SETTINGS["sample_steps"],
+            "width": 64, "height": 64, "guidance_scale": train_flux.GUIDANCE, "max_sequence_length": T5_LENGTH,
+            "device": SETTINGS["device"], "precision": SETTINGS["precision"],
+            "loras": [{"path": loras[name], "weight": w, "name": name} for name, w in weights.items()],
+        })
+        assert result["adapters"] == list(weights)
+        reads = judge.read([im["path"] for im in result["images"]])
+        n = len(reads)
+        shares[label] = {"character": sum(map(shows_character, reads)) / n, "style": sum(map(shows_style, reads)) / n,
+                         "both": sum(shows_character(r) and shows_style(r) for r in reads) / n}
+    print(f"toy FLUX.1 txcl 0.5 + txst 0.3: {shares}")
+    if CPU:
+        return
+    s, base = shares["stack"], shares["base"]
+    assert s["character"] >= 0.5 and s["character"] > base["character"], shares
+    assert s["style"] >= 0.5 and s["style"] > base["style"], shares
+    assert s["both"] >= 0.5, shares
