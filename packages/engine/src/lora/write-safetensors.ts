@@ -126,8 +126,8 @@ function headerJson(ordered: OutputTensor[], metadata: Record<string, string> | 
 
 /**
  * Writes a safetensors file exactly as the reference writer lays it out (sorted, contiguous,
- * header space-padded to 8 bytes), streaming tensor by tensor to a temp file that is fsynced and
- * renamed over `path`. `sshs_model_hash`, `sshs_legacy_hash` and `modelspec.hash_sha256` in
+ * header space-padded to 8 bytes), streaming tensor by tensor through two reused 8 MiB buffers
+ * (one filled while the other is written) to a temp file that is fsynced and renamed over `path`. `sshs_model_hash`, `sshs_legacy_hash` and `modelspec.hash_sha256` in
  * `metadata` are recomputed from the bytes written (lora-formats.md §2e).
  */
 export async function writeSafetensors(params: {
