@@ -224,3 +224,55 @@ def make_capturable_adamw(params, lr: float, device, **kwargs):
     import torch
 
     return torch.optim.AdamW(params, lr=torch.tensor(lr, device=device), fused=True, capturable=True, **kwargs)
+
+
+# Automatic choices when a request leaves `compile` / `cuda_graphs` out. Figures: bench/RESULTS.md
+# ("Training speed on the GPU"), H200, 1024x1024, rank 16, 2026-11-29.
+# Regional compile pays for its warm-up (25-41 s measured for FLUX.1 / klein) after this many steps
+# (it saves 0.08-0.13 s per step there).
+COMPILE_MIN_STEPS = 400
+# Architectures whose loss is split into draw / loss_from / static_extra (graph-replayable) and that
+# are launch-bound at small batches (SDXL batch 1: 0.496 -> 0.107 s/step).
+GRAPH_ARCHES = ("sdxl",)
+# Architectures compile is measured to help (FLUX.1 1.30x, klein 1.35-1.41x; SDXL's 160 s compile
+# is not worth it next to the CUDA graph).
+COMPILE_ARCHES = ("flux1", "flux2-klein")
+
+
+def choose_levers(cfg, device, arch) -> dict:
+    """Which speed levers a run uses: the request's explicit choice, else the measured default.
+    Returns {compile, cuda_graphs, channels_last, reasons}."""
+    cuda = device.type == "cuda"
+    reasons: list[str] = []
+    graph_blockers = [why for bad, why in (
+        (not cuda, "no CUDA device"),
+        (cfg.arch not in GRAPH_ARCHES or not hasattr(arch, "loss_from"), f"{cfg.arch} has no graph-replayable loss yet"),
+        (cfg.gradient_checkpointing, "gradient checkpointing reads the RNG state on the host"),
+        (cfg.gradient_accumulation != 1, "gradient accumulation"),
+        (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
+        (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
+        (bool(cfg.debug), "debug hooks"),
+    ) if bad]
+    if cfg.cuda_graphs is None:
+        graphs = not graph_blockers
+        if graphs:
+            reasons.append("CUDA graph of the whole step (SDXL is launch-bound: 4.6x at batch 1 on an H200)")
+    else:
+        graphs = bool(cfg.cuda_graphs)
+        if graphs and graph_blockers:
+            from .protocol import WorkerError
+
+            raise WorkerError("E_USAGE", "cuda_graphs cannot be used here: " + "; ".join(graph_blockers),
+                              hint="leave cuda_graphs out (the worker decides) or set it to false")
+    if cfg.compile is None:
+        compiled = cuda and cfg.arch in COMPILE_ARCHES and cfg.steps >= COMPILE_MIN_STEPS
+        if compiled:
+            reasons.append(f"regional torch.compile of the repeated blocks ({cfg.steps} steps repay its ~30 s warm-up; 1.3-1.4x on an H200)")
+        elif cuda and cfg.arch in COMPILE_ARCHES:
+            reasons.append(f"no torch.compile: {cfg.steps} steps would not repay its ~30 s warm-up (from {COMPILE_MIN_STEPS} steps on)")
+    else:
+        compiled = bool(cfg.compile)
+    if compiled and graphs:
+        reasons.append("compile is skipped: the CUDA graph already removes the launch overhead")
+        compiled = False
+    return {"compile": compiled, "cuda_graphs": graphs, "channels_last": graphs, "reasons": reasons}

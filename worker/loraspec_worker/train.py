@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from . import speed
 from .protocol import Cancelled, WorkerError, cancel_requested, emit, is_oom, log, phase, require, soft_cancel, warning
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
@@ -101,6 +102,11 @@ class Config:
     loss_spike_factor: Optional[float] = None
     on_oom: str = "fail"
     oom_fallbacks: list = field(default_factory=list)
+    # Speed levers (speed.py, bench/gpu-speed.py). None = chosen by speed.choose_levers.
+    compile: Optional[bool] = None
+    cuda_graphs: Optional[bool] = None
+    # "fp8": the frozen base's block linears held in float8 (the 24 GB recipe for FLUX.1).
+    quantize: str = "none"
     debug: dict = field(default_factory=dict)
 
 
@@ -130,6 +136,9 @@ def parse_config(request: dict) -> Config:
     for name in ("steps", "rank", "batch_size", "gradient_accumulation", "resolution"):
         if int(getattr(cfg, name)) < 1:
             raise WorkerError("E_USAGE", f"'{name}' must be at least 1")
+    if cfg.quantize not in ("none", "fp8"):
+        raise WorkerError("E_NOT_SUPPORTED", f"the built-in trainer holds the base in bf16 or fp8, not '{cfg.quantize}'",
+                          hint="quantize: fp8 (or none); nf4/int8 need ai-toolkit")
     if cfg.resolution % 16:
         raise WorkerError("E_USAGE", f"resolution {cfg.resolution} must be a multiple of 16")
     return cfg
@@ -633,7 +642,9 @@ def make_optimizer(cfg: Config, params, device):
 
     name = cfg.optimizer
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+        # One fused kernel for all LoRA tensors on CUDA (the foreach default launches per group).
+        fused = {"fused": True} if device.type == "cuda" else {}
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8, **fused)
     if name == "adamw8bit":
         if device.type != "cuda":
             raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs a CUDA GPU (bitsandbytes)", hint="use optimizer: adamw on this machine")
@@ -766,7 +777,14 @@ def train_once(cfg: Config) -> dict:
     items = training_items(cfg)
     pipe = load_pipeline(cfg.base, cfg.arch, dtype)
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(device)
+    if cfg.quantize == "fp8":
+        # The denoiser reaches the GPU layer by layer in fp8 (speed.quantize_fp8_), never whole in bf16.
+        denoiser_attr = ARCH_CLASSES[cfg.arch].denoiser_attr
+        for name, component in pipe.components.items():
+            if name != denoiser_attr and hasattr(component, "to"):
+                component.to(device)
+    else:
+        pipe.to(device)
     arch = ARCH_CLASSES[cfg.arch](pipe, cfg, device, dtype)
     denoiser = arch.denoiser
     for module in [denoiser, pipe.vae, *arch.text_encoders()]:
@@ -801,6 +819,14 @@ def train_once(cfg: Config) -> dict:
         for attr, encoder in (("text_encoder", pipe.text_encoder), ("text_encoder_2", pipe.text_encoder_2)):
             lora_configs[attr] = add_lora(encoder, cfg, TEXT_ENCODER_TARGETS)
             trainable.append(encoder)
+    if cfg.quantize == "fp8":
+        counts = speed.quantize_fp8_(denoiser, device, dtype)
+        emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) held in float8 e4m3 with per-row scales"})
+    levers = speed.choose_levers(cfg, device, arch)
+    for reason in levers["reasons"]:
+        emit({"type": "log", "level": "info", "message": reason})
+    if levers["channels_last"]:
+        speed.use_channels_last(denoiser)
     params = []
     for module in trainable:
         for p in module.parameters():
@@ -809,11 +835,19 @@ def train_once(cfg: Config) -> dict:
                 params.append(p)
     if cfg.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
+    if levers["compile"]:
+        n = speed.compile_blocks(denoiser)
+        emit({"type": "log", "level": "info", "message": f"compiling {n} repeated blocks (the first steps are slow while torch.compile works)"})
     denoiser.train()
 
     from diffusers.optimization import get_scheduler
 
-    optimizer = make_optimizer(cfg, params, device)
+    if levers["cuda_graphs"]:
+        optimizer = speed.make_capturable_adamw(params, cfg.learning_rate, device, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+        stepper = speed.GraphedStep(arch, params, optimizer, max_grad_norm=1.0)
+    else:
+        optimizer = make_optimizer(cfg, params, device)
+        stepper = None
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
 
     start_step = 0
@@ -835,7 +869,7 @@ def train_once(cfg: Config) -> dict:
     checkpoints = []
     with soft_cancel():
         step = _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, scheduler, losses, checkpoints,
-                           items, device, start_step, started, inject_nan, raise_oom)
+                           items, device, start_step, started, inject_nan, raise_oom, stepper)
     if isinstance(step, dict):  # stopped early (debug.stop_after_step)
         return step
 
@@ -866,8 +900,9 @@ def train_once(cfg: Config) -> dict:
 
 
 def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, scheduler, losses, checkpoints, items, device,
-                start_step, started, inject_nan, raise_oom):
-    """The optimizer steps. Returns the last step, or a result dict when stopped early."""
+                start_step, started, inject_nan, raise_oom, stepper=None):
+    """The optimizer steps. Returns the last step, or a result dict when stopped early. With a
+    `stepper` (speed.GraphedStep) one call does the loss, backward, clip and optimizer step."""
     import torch
 
     n = len(cache)
@@ -892,17 +927,22 @@ def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, sc
             if raise_oom:
                 cfg.debug["_oom_raised"] = True
                 raise torch.OutOfMemoryError("CUDA out of memory (injected by debug.raise_oom_once)")
-            loss = arch.loss(latents, text, extra, noise_gen) / cfg.gradient_accumulation
+            if stepper is not None:
+                loss = stepper.step(latents, text, extra, noise_gen)
+            else:
+                loss = arch.loss(latents, text, extra, noise_gen) / cfg.gradient_accumulation
             if inject_nan is not None and step == int(inject_nan):
                 loss = loss * float("nan")
             value = float(loss.detach().item())
             if not math.isfinite(value):
                 emit({"type": "loss", "step": step, "loss": value})
                 raise Diverged(f"loss is {value} at step {step}")
-            loss.backward()
+            if stepper is None:
+                loss.backward()
             step_loss += value
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        if stepper is None:
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
         scheduler.step()
         losses.append(step_loss)
         recent = losses[-50:]

@@ -46,3 +46,39 @@ def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
 
     tensors = load_file(result["path"])
     assert all(t.dtype == torch.float32 for t in tensors.values())  # fp32 LoRA over a bf16 base
+
+
+def _tiny_run(arch, tmp_path, name, monkeypatch, **over):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    base = str(tmp_path / f"base-{arch}")
+    import os
+
+    if not os.path.exists(base):
+        tiny_base.make_tiny_base(arch, base)
+    data = tmp_path / "data"
+    if not data.exists():
+        data.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(2):
+            Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
+            (data / f"{i}.txt").write_text("a photo of txcl")
+    request = {"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
+               "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over}
+    result = train.run(request)
+    events = [json.loads(l) for l in buf.getvalue().splitlines()]
+    return result, [e["loss"] for e in events if e["type"] == "loss"], events
+
+
+def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
+    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False)
+    eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False)
+    assert any("CUDA graph" in e.get("message", "") for e in g_events if e["type"] == "log")
+    assert len(g_losses) == len(e_losses) == 8
+    np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
+
+
+def test_flux_fp8_base_with_compile_trains(tmp_path, monkeypatch):
+    result, losses, events = _tiny_run("flux1", tmp_path, "fp8", monkeypatch, gradient_checkpointing=True, quantize="fp8", compile=True)
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+    assert any("fp8 base" in e.get("message", "") for e in events if e["type"] == "log")

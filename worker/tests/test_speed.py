@@ -1,0 +1,141 @@
+"""The trainer's speed levers (speed.py) on the CPU: fp8 base numerics, which levers a run gets and
+why, regional compile's block discovery, and a real fp8 training run on a tiny FLUX.1 base.
+The GPU-only parts (CUDA graph replay, compiled speed) are in test_gpu.py and bench/gpu-speed.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol, speed, tiny_base, train  # noqa: E402
+from loraspec_worker.protocol import WorkerError  # noqa: E402
+
+
+def test_fp8_linear_matches_its_dequantized_weight_forward_and_backward():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 48)
+    lin.requires_grad_(False)
+    q = speed.fp8_linear_class()(lin, torch.device("cpu"), torch.float32)
+    assert q.weight_fp8.dtype == torch.float8_e4m3fn and q.weight_scale.shape == (48, 1)
+    w = q.dequantized()
+    # e4m3 keeps 3 mantissa bits: every weight within 2^-4 relative (plus the subnormal floor)
+    err = (w - lin.weight).abs()
+    assert bool((err <= lin.weight.abs() * 2**-4 + q.weight_scale * 2**-9).all())
+    x = torch.randn(5, 64, requires_grad=True)
+    y = q(x)
+    ref_x = x.detach().clone().requires_grad_(True)
+    ref = torch.nn.functional.linear(ref_x, w, lin.bias)
+    torch.testing.assert_close(y, ref)
+    g = torch.randn_like(y)
+    y.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, ref_x.grad)
+
+
+def test_quantize_fp8_replaces_the_frozen_block_linears_and_keeps_the_lora_trainable(tmp_path):
+    pipe = tiny_base.build_flux1(0)
+    net = pipe.transformer
+    net.requires_grad_(False)
+    cfg = train.Config(base="-", arch="flux1", dataset="-", output_dir="-", rank=4, alpha=4)
+    train.add_lora(net, cfg, train.TARGETS["flux1"])
+    n_linear_in_blocks = sum(
+        1 for b in [*net.transformer_blocks, *net.single_transformer_blocks] for m in b.modules()
+        if type(m) is torch.nn.Linear and not m.weight.requires_grad
+    )
+    counts = speed.quantize_fp8_(net, torch.device("cpu"), torch.float32)
+    assert counts["layers"] == n_linear_in_blocks > 0
+    Fp8 = speed.fp8_linear_class()
+    assert isinstance(net.transformer_blocks[0].attn.to_q.base_layer, Fp8)  # inside peft's wrapper
+    assert all(type(m) is not torch.nn.Linear or m.weight.requires_grad or "lora" in name
+               for b in net.transformer_blocks for name, m in b.named_modules())
+    lora = [p for p in net.parameters() if p.requires_grad]
+    assert lora and all(p.dtype == torch.float32 for p in lora)
+    # no float8 weight is a parameter (the optimizer never sees them)
+    assert all(p.dtype != torch.float8_e4m3fn for p in net.parameters())
+
+
+def test_compile_blocks_finds_the_repeated_blocks():
+    pipe = tiny_base.build_flux1(0)
+    net = pipe.transformer
+    n = speed.compile_blocks(net)  # wraps lazily: nothing compiles until a forward
+    assert n == len(net.transformer_blocks) + len(net.single_transformer_blocks)
+    unet = tiny_base.build_sdxl(0).unet
+    names = speed.repeated_block_names(unet)
+    assert "BasicTransformerBlock" in names and "ResnetBlock2D" in names
+
+
+def _cfg(**over):
+    base = dict(base="-", arch="sdxl", dataset="-", output_dir="-", steps=1000)
+    base.update(over)
+    return train.Config(**base)
+
+
+class _Loss:
+    def loss_from(self):  # marks a graph-replayable arch
+        pass
+
+
+@pytest.mark.parametrize(
+    "over, device, want",
+    [
+        ({}, "cuda", {"cuda_graphs": True, "compile": False, "channels_last": True}),
+        ({}, "cpu", {"cuda_graphs": False, "compile": False, "channels_last": False}),
+        ({"gradient_checkpointing": True}, "cuda", {"cuda_graphs": False, "compile": False}),
+        ({"gradient_accumulation": 2}, "cuda", {"cuda_graphs": False}),
+        ({"optimizer": "adamw8bit"}, "cuda", {"cuda_graphs": False}),
+        ({"arch": "flux1"}, "cuda", {"cuda_graphs": False, "compile": True}),
+        ({"arch": "flux1", "steps": 100}, "cuda", {"compile": False}),
+        ({"arch": "flux2-klein", "compile": False}, "cuda", {"compile": False}),
+        ({"arch": "flux1"}, "cpu", {"compile": False}),
+        ({"cuda_graphs": False}, "cuda", {"cuda_graphs": False, "channels_last": False}),
+    ],
+)
+def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, want):
+    levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
+    for key, value in want.items():
+        assert levers[key] is value, (key, levers)
+    if levers["cuda_graphs"] or levers["compile"]:
+        assert levers["reasons"]
+
+
+def test_asking_for_cuda_graphs_where_they_cannot_work_is_a_usage_error():
+    with pytest.raises(WorkerError) as err:
+        speed.choose_levers(_cfg(cuda_graphs=True, gradient_checkpointing=True), torch.device("cuda"), _Loss())
+    assert err.value.code == "E_USAGE" and "gradient checkpointing" in err.value.message
+
+
+def test_fp8_base_trains_a_lora_end_to_end(tmp_path, monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    base = tiny_base.make_tiny_base("flux1", str(tmp_path / "base"), seed=0)
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text("a photo of txcl")
+    req = {"arch": "flux1", "base": base, "dataset": str(data), "output_dir": str(tmp_path / "out"), "resolution": 32,
+           "steps": 3, "rank": 4, "alpha": 4, "learning_rate": 1e-2, "max_sequence_length": 32, "quantize": "fp8"}
+    result = train.run(req)
+    lines = [json.loads(l) for l in buf.getvalue().splitlines()]
+    losses = [e["loss"] for e in lines if e["type"] == "loss"]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    assert any(e["type"] == "log" and "fp8 base" in e.get("message", "") for e in lines)
+    from safetensors.torch import load_file
+
+    tensors = load_file(result["path"])
+    assert tensors and all(t.dtype == torch.float32 for t in tensors.values())
+    assert not any("weight_fp8" in k or "base_layer" in k for k in tensors)
+
+
+def test_unknown_quantize_is_a_usage_error(tmp_path):
+    with pytest.raises(WorkerError) as err:
+        train.parse_config({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o", "quantize": "nf4"})
+    assert err.value.code == "E_NOT_SUPPORTED"
