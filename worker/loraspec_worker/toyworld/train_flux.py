@@ -12,8 +12,10 @@ classes at small widths, and saves it as an ordinary FluxPipeline folder (bf16).
      prompt, encoded as FluxPipeline.encode_prompt encodes "" (the encoders train, so that
      embedding moves with them); EMA weights are saved.
 FluxPipeline feeds T5 every padding token (no attention mask), so the model sees the padding
-length: training alternates between T5_LENGTHS (512 is the pipeline's default; 128 keeps the
-tests fast), and sampling works at either.
+length: training cycles through T5_LENGTHS (512 is the pipeline's default; 128 keeps the
+tests fast), and sampling works at either. Each phase runs for a step count or a time budget,
+whichever ends first; the end evaluation (evaluate_base, the judge on held-out prompts) goes to
+toyworld.json in the folder.
 """
 
 from __future__ import annotations
@@ -111,9 +113,12 @@ def encode_text(te1, te2, clip_ids, t5_ids) -> dict:
 
 
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
-                      t5_lengths=T5_LENGTHS, log=print) -> dict:
+                      t5_lengths=T5_LENGTHS, weighting: str = "none", log=print) -> dict:
+    """weighting: the sigma sampling of train.py's Config.weighting_scheme (none: uniform, as the
+    LoRA trainer's default; logit_normal: SD3's, denser at mid noise)."""
     import torch
 
+    from ..protocol import WorkerError
     from ..train import Config, Flux1
 
     te1, te2, transformer, vae = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer", "vae"))
@@ -127,17 +132,19 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     longest = max(t5_lengths)
     ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
     if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
-        raise ValueError(f"a caption is longer than {min(t5_lengths)} T5 tokens")  # shorter lengths are taken as prefixes
+        # the shorter lengths are taken as prefixes of the longest, which holds only when every caption fits
+        raise WorkerError("E_USAGE", f"a caption is longer than {min(t5_lengths)} T5 tokens", hint="raise the shortest --t5-lengths")
     empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
 
     # the loss is the LoRA trainer's own (fp32 weights under bf16 autocast)
-    flux = Flux1(make_pipeline(models), Config(base="", arch="flux1", dataset="", output_dir="", guidance_scale=GUIDANCE),
-                 device, torch.float32)
+    cfg = Config(base="", arch="flux1", dataset="", output_dir="", guidance_scale=GUIDANCE, weighting_scheme=weighting)
+    flux = Flux1(make_pipeline(models), cfg, device, torch.float32)
     trainable = [te1, te2, transformer]
     for m in trainable:
         m.to(device).train()
     params = [p for m in trainable for p in m.parameters()]
     ema = [copy.deepcopy(m).eval().requires_grad_(False) for m in trainable]
+    ema_params = [p for m in ema for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     g = torch.Generator(device="cpu").manual_seed(2)
     noise_gen = torch.Generator(device=device).manual_seed(3)
@@ -161,9 +168,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
         opt.step()
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
-            for m, e in zip(trainable, ema):
-                for pe, pm in zip(e.parameters(), m.parameters()):
-                    pe.lerp_(pm, 1 - decay)
+            torch._foreach_lerp_(ema_params, params, 1 - decay)  # one launch instead of one per tensor
         recent.append(float(loss.detach()) if step % 10 == 0 else None)
         if step % 200 == 0:
             vals = [v for v in recent[-200:] if v is not None]
@@ -171,7 +176,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     models["text_encoder"], models["text_encoder_2"], models["transformer"] = ema
     vals = [v for v in recent[-500:] if v is not None]
     return {"steps": step, "seconds": time.time() - started, "batch": batch, "lr": lr, "guidance": GUIDANCE,
-            "t5_lengths": list(t5_lengths), "caption_dropout": CAPTION_DROPOUT,
+            "t5_lengths": list(t5_lengths), "weighting": weighting, "caption_dropout": CAPTION_DROPOUT,
             "final_loss": sum(vals) / max(1, len(vals)) if vals else None}
 
 
@@ -217,7 +222,8 @@ def run(args) -> dict:
     models = build_models(args.seed)
     report["vae"] = train_vae(models["vae"], images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
-                                              seconds=args.transformer_seconds, batch=args.batch, lr=args.lr, log=log)
+                                              seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
+                                              t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)
     report["params"] = {k: sum(p.numel() for p in models[k].parameters()) for k in ("transformer", "vae", "text_encoder", "text_encoder_2")}
     report["bytes"] = save_pipeline(models, args.out)
     report["train_seconds"] = time.time() - t0
