@@ -37,7 +37,11 @@ export function registerPlan(program: Command): void {
         ],
         ["cost", p.cost.usd !== undefined ? `$${p.cost.usd.toFixed(2)} (${p.cost.basis})` : p.cost.basis],
       ];
-      if (p.selected) rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis})`]);
+      for (const c of p.trainSettings.choices) rows.push([c.setting, `${String(c.value)} (${c.why}; source: ${c.source})`]);
+      if (p.selected) {
+        const config = p.selected.config ? `; ${p.selected.config}` : "";
+        rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis}${config})`]);
+      }
       const out = [pc.bold(`Plan for ${p.name}`), table(rows), "", pc.bold("Walltime per GPU class")];
       out.push(
         table(

@@ -2,6 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import type { BaseModelId } from "../knowledge/base-models.js";
 import type { Sourced } from "../knowledge/types.js";
+import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 
 /** The worker's architecture names (worker/loraspec_worker/train.py SUPPORTED_ARCHES / NOT_YET_ARCHES). */
@@ -88,6 +89,15 @@ export interface DiffusersTrainRequest {
   warmup_steps: number;
   precision: string;
   gradient_checkpointing: boolean;
+  /**
+   * Regional torch.compile of the repeated blocks. Set by the plan; left out (the worker decides on
+   * the device it finds) when the plan turns it on but hardware.gpu names no known CUDA GPU.
+   */
+  compile?: boolean;
+  /** Whole-step CUDA graph: SDXL only, without checkpointing, accumulation 1, optimizer adamw; absent as compile. */
+  cuda_graphs?: boolean;
+  /** The frozen block linears in fp8 e4m3 with per-row scales, or bf16. */
+  quantize: "none" | "fp8";
   save_every: number;
   seed: number;
   trigger_word: string;
@@ -108,11 +118,13 @@ export interface DiffusersCompiled {
   request: DiffusersTrainRequest;
   /** Contract settings the built-in trainer does not honour, said out loud. */
   warnings: { code: string; message: string; field: string }[];
+  /** Why gradient_checkpointing, compile, cuda_graphs and quantize are what they are (plan/train-settings.ts). */
+  choices: SettingChoice[];
 }
 
 /**
  * Compiles a contract (+ plan) into the built-in trainer's request. Pure: paths arrive resolved.
- * Refuses what the worker cannot do (a model it does not train, a quantized base, lion8bit)
+ * Refuses what the worker cannot do (a model it does not train, an int8/nf4 base, lion8bit)
  * instead of silently training something else.
  */
 export function compileDiffusers(
@@ -137,13 +149,14 @@ export function compileDiffusers(
       hint: `Use one of: ${[...WORKER_OPTIMIZERS].join(", ")}.`,
     });
   }
-  if (contract.base.quantize !== "none") {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in trainer does not quantize the base (${contract.base.quantize}) yet.`, {
+  if (contract.base.quantize !== "none" && contract.base.quantize !== "fp8") {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in trainer holds the base in bf16 or fp8, not ${contract.base.quantize}.`, {
       field: "base.quantize",
-      hint: "Set base.quantize: none, or train with ai-toolkit (which quantizes FLUX to fp8/qfloat8).",
+      hint: "Set base.quantize: fp8 (or none), or train with ai-toolkit for int8/nf4.",
     });
   }
   const r = resolveTraining(contract, plan);
+  const settings = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
   const warnings: DiffusersCompiled["warnings"] = [];
   if (contract.dataset.aspect === "buckets") {
     warnings.push({ code: "W_NO_BUCKETS", field: "dataset.aspect", message: "the built-in trainer center-crops every image to a square; aspect buckets are not used" });
@@ -182,7 +195,10 @@ export function compileDiffusers(
     lr_scheduler: hp.lr_scheduler,
     warmup_steps: hp.warmup_steps,
     precision: hp.precision,
-    gradient_checkpointing: hp.gradient_checkpointing,
+    gradient_checkpointing: settings.gradientCheckpointing,
+    ...(settings.compile && !settings.cudaKnown ? {} : { compile: settings.compile }),
+    ...(settings.cudaGraphs && !settings.cudaKnown ? {} : { cuda_graphs: settings.cudaGraphs }),
+    quantize: settings.quantize === "fp8" ? "fp8" : "none",
     save_every: r.saveEvery,
     seed: hp.seed,
     trigger_word: contract.trigger.word,
@@ -193,5 +209,5 @@ export function compileDiffusers(
   if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;
-  return { trainer: "diffusers", command: "train", request, warnings };
+  return { trainer: "diffusers", command: "train", request, warnings, choices: settings.choices };
 }

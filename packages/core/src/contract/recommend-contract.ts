@@ -98,7 +98,8 @@ export function recommendContract(choices: InitChoices): Recommendation {
       alpha: 16,
       optimizer: "adamw8bit",
       precision: "bf16",
-      gradient_checkpointing: true,
+      // The built-in trainer's plan chooses it from the VRAM ceiling (plan/train-settings.ts).
+      ...(trainer === "diffusers" ? {} : { gradient_checkpointing: true }),
       cache_latents: true,
       cache_text_encoder_outputs: true,
       save_every: saveEvery,
@@ -133,7 +134,9 @@ export function recommendContract(choices: InitChoices): Recommendation {
   };
   reasons["hyperparameters.save_every"] = { why: "about 8 checkpoints, so an overcooked run still has an earlier LoRA", source: "ours" };
   reasons["hyperparameters.optimizer"] = { why: "8-bit AdamW states: ~10 B per LoRA parameter instead of 16", source: VRAM_MODEL.source };
-  reasons["hyperparameters.gradient_checkpointing"] = { why: "trades ~30% speed for the activation memory that dominates LoRA VRAM", source: VRAM_MODEL.source };
+  if (trainer !== "diffusers") {
+    reasons["hyperparameters.gradient_checkpointing"] = { why: "trades 30-100% speed for the activation memory that dominates LoRA VRAM", source: VRAM_MODEL.source };
+  }
   reasons["captions.style"] = {
     why: model.captionEncoder === "clip" ? "natural language works everywhere; tags are acceptable on SDXL" : `${model.label} reads captions with a ${model.captionEncoder === "t5" ? "T5" : "LLM"} encoder: write sentences, not tags`,
     source: CAPTION_RULES.naturalForT5.source,

@@ -114,7 +114,13 @@ export const HyperparametersSchema = z
     alpha: z.number().positive().optional().meta({ description: "LoRA alpha. Defaults to the rank (scale 1)." }),
     optimizer: z.enum(OPTIMIZERS).default("adamw8bit").meta({ description: "Optimizer." }),
     precision: z.enum(PRECISIONS).default("bf16").meta({ description: "Mixed-precision dtype for training." }),
-    gradient_checkpointing: z.boolean().default(true).meta({ description: "Recompute activations in the backward pass: less VRAM, ~30% slower." }),
+    gradient_checkpointing: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          "Recompute activations in the backward pass: less VRAM, 30-100% slower. Left out: on for kohya, ai-toolkit and fal; for the built-in trainer the plan turns it off when the peak without it fits the VRAM ceiling.",
+      }),
     cache_latents: z.boolean().default(true).meta({ description: "Encode images once; the VAE leaves the GPU." }),
     cache_text_encoder_outputs: z
       .boolean()

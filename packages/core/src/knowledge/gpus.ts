@@ -13,22 +13,29 @@ export interface GpuRecord extends Sourced {
   aliases: readonly string[];
   vramGb: number;
   achievedTflops: number;
+  /** Datasheet dense bf16 tensor TFLOP/s (FP32 accumulate): scales the built-in trainer's H200 measurements for compute-bound models. */
+  denseBf16Tflops: number;
 }
 
 const P14 = "shared/reference/perf-reliability.md §1.4 (floor FLOPs / reported s/step)";
 const OURS = "ours: scaled from the 4090/H100 figures of perf-reliability.md §1.4 by dense bf16 peak";
 const AS_OF = "2026-08-23";
+/**
+ * denseBf16Tflops: NVIDIA datasheets / architecture whitepapers (GeForce cards at the FP32-accumulate
+ * rate, half their FP16-accumulate figure), read 2026-11-29, not in the reference notes; the H200's
+ * 989 is in perf-reliability.md (top), which measured ~790 for a bf16 GEMM (the bench: 746-774).
+ */
 
 export const GPUS: readonly GpuRecord[] = [
-  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, source: P14, asOf: AS_OF },
-  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
-  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, source: OURS, asOf: AS_OF, verified: false },
-  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, source: P14, asOf: AS_OF },
-  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, source: P14, asOf: AS_OF },
+  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
+  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, source: OURS, asOf: AS_OF, verified: false },
+  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, source: P14, asOf: AS_OF },
+  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, source: OURS, asOf: AS_OF, verified: false },
 ];
 
 /** Finds the GPU class a user wrote ("RTX 4090", "NVIDIA H100 80GB HBM3"). */

@@ -7,3 +7,4 @@ export * from "./prices.js";
 export * from "./gpus.js";
 export * from "./vram.js";
 export * from "./versions.js";
+export * from "./train-speed.js";

@@ -6,7 +6,10 @@ import { getFalPrice } from "../knowledge/prices.js";
 import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
 import { getCompatibility } from "../knowledge/trainers.js";
 import { LoraspecError } from "../errors.js";
-import { estimateVram, type VramEstimate } from "./estimate-vram.js";
+import { COMPILE_WARMUP_S, SPEED_PROXY } from "../knowledge/train-speed.js";
+import { lookupTrainSpeed } from "./train-speed.js";
+import { resolveTrainSettings, type TrainSettings } from "./train-settings.js";
+import { estimateVramWith, type VramEstimate } from "./vram-model.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -27,8 +30,16 @@ export interface WalltimeEstimate {
   gpu: string;
   label: string;
   secondsPerStep: number;
+  /** Steps x s/step, plus the first torch.compile when the plan compiles. */
   hours: number;
-  basis: "measured" | "flops";
+  /**
+   * measured: a measured row for this GPU; derived: the built-in trainer's H200 row of this model x a
+   * lever ratio measured on FLUX.1; scaled: the built-in trainer's H200 figure x the ratio of dense
+   * bf16 peaks (compute-bound FLUX-class models); flops: the FLOP model.
+   */
+  basis: "measured" | "derived" | "scaled" | "flops";
+  /** The measured configuration behind the figure (built-in trainer). */
+  config?: string;
   source: string;
 }
 
@@ -63,6 +74,8 @@ export interface Plan {
   saveEvery?: number;
   checkpoints: number;
   vram: VramEstimate;
+  /** Gradient checkpointing, compile, CUDA graph and base precision as resolved, each with why. */
+  trainSettings: TrainSettings;
   /** One row per known GPU class; `selected` is the contract's GPU when known. */
   walltime: WalltimeEstimate[];
   selected?: WalltimeEstimate;
@@ -113,8 +126,9 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   const learningRate = hp.learning_rate ?? lrRecord?.recommended ?? 1e-4;
   const learningRateSource = hp.learning_rate ? "contract: hyperparameters.learning_rate" : `knowledge: ${lrRecord?.source ?? "default"}`;
 
-  const vram = estimateVram(contract, model, resolution);
-  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps));
+  const trainSettings = resolveTrainSettings(contract, { steps, resolution });
+  const vram = estimateVramWith(contract, model, resolution, trainSettings);
+  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps, trainSettings));
   const contractGpu = findGpu(contract.hardware.gpu);
   const selected = contractGpu ? walltime.find((w) => w.gpu === contractGpu.id) : undefined;
   if (contract.hardware.kind === "local" && contract.hardware.gpu && !contractGpu) {
@@ -152,6 +166,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     saveEvery: hp.save_every,
     checkpoints: hp.save_every ? Math.floor(steps / hp.save_every) : 1,
     vram,
+    trainSettings,
     walltime,
     selected,
     cost,
@@ -159,10 +174,15 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   };
 }
 
-function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number): WalltimeEstimate {
+/** The GPU the built-in trainer's speeds were measured on. */
+const MEASURED_GPU = "h200";
+
+function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate {
   const hp = contract.hyperparameters;
   const samplesPerStep = hp.batch_size * hp.gradient_accumulation;
   const pixelScale = (resolution / model.nativeResolution) ** 2;
+  const builtIn = contract.trainer.name === "diffusers" ? builtInWalltime(gpu, model, contract, resolution, steps, settings) : undefined;
+  if (builtIn) return builtIn;
   const measured = SPEEDS.find((s) => s.family === model.family && s.gpu === gpu.id);
   let perSample: number;
   let basis: WalltimeEstimate["basis"];
@@ -172,7 +192,7 @@ function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, 
     basis = "measured";
     source = measured.source;
   } else {
-    const tflops = hp.gradient_checkpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt;
+    const tflops = settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt;
     perSample = (tflops * pixelScale) / gpu.achievedTflops + STEP_OVERHEAD_S.seconds;
     basis = "flops";
     source = `${model.source}; ${gpu.source}`;
@@ -185,6 +205,33 @@ function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, 
     hours: Math.round(((secondsPerStep * steps) / 3600) * 100) / 100,
     basis,
     source,
+  };
+}
+
+/**
+ * The built-in trainer from its H200 measurements (knowledge/train-speed.ts): as measured on the
+ * H200; on other GPUs scaled by the dense bf16 peak ratio, for the compute-bound FLUX-class models
+ * only (SDXL at batch 1 is launch-bound, so its H200 figure does not carry over: FLOP model there).
+ */
+function builtInWalltime(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate | undefined {
+  const hp = contract.hyperparameters;
+  const speed = lookupTrainSpeed(model.id, settings, hp.batch_size);
+  const reference = GPUS.find((g) => g.id === MEASURED_GPU);
+  if (!speed || !reference) return undefined;
+  const onReference = gpu.id === MEASURED_GPU;
+  if (!onReference && model.family === "sdxl") return undefined;
+  const scale = onReference ? 1 : reference.denseBf16Tflops / gpu.denseBf16Tflops;
+  // The table is at 1024²: per-step time follows the pixel count.
+  const secondsPerStep = speed.secondsPerStep * hp.gradient_accumulation * (resolution / 1024) ** 2 * scale;
+  const warmup = settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
+  return {
+    gpu: gpu.id,
+    label: gpu.label,
+    secondsPerStep: Math.round(secondsPerStep * 100) / 100,
+    hours: Math.round(((secondsPerStep * steps + warmup) / 3600) * 100) / 100,
+    basis: onReference ? speed.basis : "scaled",
+    config: speed.config,
+    source: onReference ? speed.source : `${speed.source}; x ${reference.denseBf16Tflops}/${gpu.denseBf16Tflops} dense bf16 TFLOP/s (${gpu.source})`,
   };
 }
 

@@ -53,7 +53,8 @@ describe("compileDiffusers", () => {
 
   it.each([
     [{ hyperparameters: { learning_rate: 1e-4, steps: 100, optimizer: "lion8bit" } }, "hyperparameters.optimizer"],
-    [{ base: { model: "flux1-dev", quantize: "fp8" } }, "base.quantize"],
+    [{ base: { model: "flux1-dev", quantize: "nf4" } }, "base.quantize"],
+    [{ base: { model: "flux1-dev", quantize: "int8" } }, "base.quantize"],
   ])("refuses what the worker cannot do (%j)", (overrides, field) => {
     try {
       compileDiffusers(contract("flux1-dev", "character", overrides), {}, PATHS);
@@ -72,6 +73,64 @@ describe("compileDiffusers", () => {
     const out = compileDiffusers(c, {}, PATHS);
     expect(out.warnings.map((w) => w.code).sort()).toEqual(["W_CENTER_CROP", "W_DIVERGENCE_STOPS", "W_NO_BUCKETS", "W_OOM_FALLBACK_UNSUPPORTED"]);
     expect(out.request.failure.oom_fallbacks).toEqual(["gradient_checkpointing"]);
+  });
+
+  it("passes an fp8 base through", () => {
+    const out = compileDiffusers(contract("flux1-dev", "character", { base: { model: "flux1-dev", quantize: "fp8" } }), {}, PATHS);
+    expect(out.request.quantize).toBe("fp8");
+  });
+
+  it.each([
+    // [base, VRAM ceiling GB, optimizer, steps] -> gradient_checkpointing, compile, cuda_graphs, quantize
+    ["flux1-dev", 80, "adamw8bit", 1500, false, true, false, "none"],
+    ["flux1-dev", 40, "adamw8bit", 1500, true, true, false, "none"],
+    ["flux1-dev", 24, "adamw8bit", 1500, true, true, false, "fp8"],
+    ["flux1-dev", 80, "adamw8bit", 200, false, false, false, "none"],
+    ["flux2-klein-4b", 24, "adamw8bit", 1500, false, true, false, "none"],
+    ["flux2-klein-9b", 24, "adamw8bit", 1500, true, true, false, "none"],
+    ["sdxl", 24, "adamw", 1500, false, false, true, "none"],
+    ["sdxl", 24, "adamw8bit", 1500, false, false, false, "none"],
+    ["sdxl", 12, "adamw", 1500, true, false, false, "none"],
+    ["qwen-image", 80, "adamw8bit", 1500, true, false, false, "none"],
+  ] as const)("%s under %i GB with %s for %i steps: checkpointing %s, compile %s, CUDA graph %s, base %s", (base, gb, optimizer, steps, ckpt, compile, graphs, quantize) => {
+    const c = contract(base, "character", {
+      hardware: { kind: "local", gpu: "H200", vram_gb: gb },
+      hyperparameters: { learning_rate: 1e-4, steps, rank: 16, save_every: 250, optimizer },
+    });
+    const out = compileDiffusers(c, {}, PATHS);
+    expect([out.request.gradient_checkpointing, out.request.compile, out.request.cuda_graphs, out.request.quantize]).toEqual([ckpt, compile, graphs, quantize]);
+    expect(out.choices.map((x) => x.setting)).toContain("gradient_checkpointing");
+    for (const choice of out.choices) expect(choice.source.length).toBeGreaterThan(0);
+  });
+
+  it("keeps checkpointing on without a VRAM ceiling, and what the contract says", () => {
+    const none = contract("flux1-dev", "character", { hardware: { kind: "local", gpu: "H200" } });
+    expect(compileDiffusers(none, {}, PATHS).request.gradient_checkpointing).toBe(true);
+    const off = contract("flux1-dev", "character", {
+      hardware: { kind: "local", gpu: "RTX 4090", vram_gb: 24 },
+      hyperparameters: { learning_rate: 1e-4, steps: 1500, gradient_checkpointing: false },
+    });
+    const out = compileDiffusers(off, {}, PATHS);
+    expect(out.request.gradient_checkpointing).toBe(false);
+    expect(out.choices.find((x) => x.setting === "gradient_checkpointing")?.why).toMatch(/contract/);
+  });
+
+  it("leaves compile and the CUDA graph to the worker when no known CUDA GPU is named", () => {
+    const c = (gpu?: string) =>
+      contract("sdxl", "character", {
+        hardware: { kind: "local", vram_gb: 48, ...(gpu ? { gpu } : {}) },
+        hyperparameters: { learning_rate: 1e-4, steps: 1500, optimizer: "adamw" },
+      });
+    expect(compileDiffusers(c("H200"), {}, PATHS).request.cuda_graphs).toBe(true);
+    const unknown = compileDiffusers(c(), {}, PATHS);
+    expect("cuda_graphs" in unknown.request).toBe(false);
+    expect(unknown.request.compile).toBe(false);
+    expect(unknown.choices.find((x) => x.setting === "cuda_graphs")?.why).toMatch(/leaves it to the worker/);
+  });
+
+  it("explains why compile is off for a short run", () => {
+    const c = contract("flux1-dev", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 100 } });
+    expect(compileDiffusers(c, {}, PATHS).choices.find((x) => x.setting === "compile")?.why).toMatch(/too short to repay.*41 s first-compile warm-up/);
   });
 
   it("warns that Z-Image Turbo is distilled", () => {

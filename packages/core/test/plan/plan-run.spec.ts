@@ -134,3 +134,46 @@ describe("helpers", () => {
     expect(clipPretokenize(text)).toEqual(want);
   });
 });
+
+describe("planRun with the built-in trainer's measured speeds (knowledge/train-speed.ts)", () => {
+  const builtIn = (patch: Parameters<typeof contract>[0] = {}) =>
+    contract({
+      trainer: { name: "diffusers", version: undefined },
+      base: { model: "flux1-dev", quantize: "none" },
+      hardware: { kind: "local", gpu: "H200", vram_gb: 141, price_per_hour: 3.5 },
+      limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
+      hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, optimizer: "adamw" },
+      ...patch,
+    });
+
+  it("picks the fastest configuration that fits and times it from the H200 row, warm-up included", () => {
+    const plan = planRun(builtIn(), dataset(20));
+    expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: false, compile: true, cudaGraphs: false, quantize: "none" });
+    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.44 });
+    expect(plan.selected?.config).toMatch(/^fast, batch 1/);
+    expect(plan.selected?.hours).toBe(Math.round(((0.44 * 2000 + 41) / 3600) * 100) / 100);
+    expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");
+    expect(plan.walltime.find((w) => w.gpu === "rtx4090")?.secondsPerStep).toBeGreaterThan(plan.selected?.secondsPerStep ?? Infinity);
+    expect(plan.trainSettings.choices.find((c) => c.setting === "gradient_checkpointing")?.why).toMatch(/^off: the peak without it .* fits 141 GB \(hardware\.vram_gb\)/);
+  });
+
+  it("takes checkpointing and an fp8 base under 24 GB, and says why", () => {
+    const plan = planRun(builtIn({ hardware: { kind: "local", gpu: "RTX 4090", vram_gb: 24 } }), dataset(20));
+    expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: true, quantize: "fp8" });
+    expect(plan.vram.totalGb).toBeLessThanOrEqual(24);
+    expect(plan.trainSettings.choices.find((c) => c.setting === "quantize")?.why).toMatch(/only an fp8 base fits 24 GB/);
+    expect(plan.selected?.basis).toBe("scaled");
+  });
+
+  it("derives an unmeasured combination from FLUX.1's lever ratio", () => {
+    const plan = planRun(builtIn({ base: { model: "flux2-klein-4b", quantize: "none" }, hyperparameters: { learning_rate: 1e-4, steps: 2000, gradient_checkpointing: true } }), dataset(20));
+    expect(plan.selected?.basis).toBe("derived");
+    expect(plan.selected?.config).toMatch(/for checkpointing \(FLUX\.1\)/);
+  });
+
+  it("leaves other trainers' timing and checkpointing as they were", () => {
+    const plan = planRun(contract(), dataset(20));
+    expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: true, compile: false, cudaGraphs: false });
+    expect(plan.walltime.every((w) => w.basis === "measured" || w.basis === "flops")).toBe(true);
+  });
+});

@@ -1,4 +1,5 @@
 import type { Contract } from "@loraspec/core/contract/schema.js";
+import { gradientCheckpointingOf } from "@loraspec/core/plan/train-settings.js";
 
 export interface OomFallbackStep {
   /** The fallback applied (an entry of failure.oom_fallbacks). */
@@ -20,7 +21,7 @@ export function nextOomFallback(contract: Contract, tried: readonly string[]): O
     if (tried.includes(fallback)) continue;
     const next = structuredClone(contract);
     const hp = next.hyperparameters;
-    if (fallback === "gradient_checkpointing" && !hp.gradient_checkpointing) {
+    if (fallback === "gradient_checkpointing" && !gradientCheckpointingOf(contract)) {
       hp.gradient_checkpointing = true;
       return { fallback, change: "gradient_checkpointing: true", contract: next };
     }

@@ -45,6 +45,30 @@ describe("nextOomFallback", () => {
     expect(c.hyperparameters).toMatchObject(hp);
   });
 
+  it("reads checkpointing as resolved when the contract leaves it out", () => {
+    // kohya: on by default, so the next fallback is the optimizer.
+    expect(nextOomFallback(contract({ optimizer: "adamw" }, { on_oom: "fallback" }), [])?.fallback).toBe("optimizer_8bit");
+    // The built-in trainer under a roomy ceiling: the plan turned it off, so turning it on comes first.
+    const builtIn = parseContractText({
+      text: stringify({
+        version: 1,
+        name: "x",
+        base: { model: "sdxl" },
+        trainer: { name: "diffusers" },
+        hardware: { kind: "local", vram_gb: 80 },
+        target: "character",
+        dataset: { path: "./d" },
+        trigger: { word: "txcl" },
+        hyperparameters: { steps: 100, learning_rate: 1e-4, optimizer: "adamw" },
+        failure: { on_oom: "fallback" },
+      }),
+      file: "lora.yaml",
+    });
+    const step = nextOomFallback(builtIn, []);
+    expect(step?.fallback).toBe("gradient_checkpointing");
+    expect(step?.contract.hyperparameters.gradient_checkpointing).toBe(true);
+  });
+
   it("quantize_base turns on fp8 base weights", () => {
     const step = nextOomFallback(contract({ gradient_checkpointing: true }, { on_oom: "fallback", oom_fallbacks: ["quantize_base"] }, { model: "flux1-dev" }), []);
     expect(step).toMatchObject({ fallback: "quantize_base", contract: { base: { quantize: "fp8" } } });

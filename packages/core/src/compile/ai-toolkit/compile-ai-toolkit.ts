@@ -1,6 +1,7 @@
 import { stringify as stringifyYaml } from "yaml";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
+import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
@@ -107,7 +108,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       gradient_accumulation: r.gradientAccumulation,
       train_unet: true,
       train_text_encoder: false,
-      gradient_checkpointing: hp.gradient_checkpointing,
+      gradient_checkpointing: gradientCheckpointingOf(contract),
       noise_scheduler: profile.noiseScheduler,
       optimizer,
       lr: r.learningRate,

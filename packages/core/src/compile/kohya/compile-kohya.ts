@@ -1,6 +1,7 @@
 import { stringify as stringifyToml } from "smol-toml";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
+import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import {
@@ -134,7 +135,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     mixed_precision: mixed,
     seed: hp.seed,
     sdpa: true,
-    ...(hp.gradient_checkpointing ? { gradient_checkpointing: true } : {}),
+    ...(gradientCheckpointingOf(contract) ? { gradient_checkpointing: true } : {}),
     // *_to_disk writes .npz files beside the images: only into a folder loraspec owns.
     ...(hp.cache_latents ? { cache_latents: true, ...(paths.datasetWritable ? { cache_latents_to_disk: true } : {}) } : {}),
     ...(hp.cache_text_encoder_outputs

@@ -1,0 +1,87 @@
+import type { BaseModelId } from "./base-models.js";
+import type { Sourced } from "./types.js";
+
+/**
+ * Measured speed and memory of the built-in (diffusers) trainer, one record per configuration.
+ * All at 1024x1024, LoRA rank 16 on the attention projections, bf16 base, fp32 LoRA, AdamW,
+ * cached latents + text embeddings (text encoders and VAE off the GPU), FLUX text length 512.
+ * `secondsPerStep` is the mean of steps 6-50; `peakAllocGib` is torch.cuda.max_memory_allocated
+ * (GiB, without the CUDA context: see CUDA_CONTEXT). Levers as bench/gpu-speed.py names them.
+ */
+export type SpeedLever = "fused" | "channels_last" | "compile" | "fp8" | "cudnn_sdpa" | "graphs";
+
+export interface TrainSpeedRecord extends Sourced {
+  base: BaseModelId;
+  gpu: "h200";
+  trainer: "diffusers";
+  /** bench/gpu-speed.py's configuration name. */
+  config: string;
+  resolution: number;
+  batch: number;
+  gradientCheckpointing: boolean;
+  quantize: "none" | "fp8";
+  levers: readonly SpeedLever[];
+  secondsPerStep: number;
+  /** Undefined where the row's line was lost (the time comes from the run's log). */
+  peakAllocGib?: number;
+  /** Seconds of the first steps (torch.compile works here; the first compile of a process). */
+  warmupS?: number;
+}
+
+export const TRAIN_SPEED_SOURCE = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29.jsonl";
+const S = TRAIN_SPEED_SOURCE;
+const A = "2026-11-29";
+const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">): TrainSpeedRecord => ({
+  gpu: "h200",
+  trainer: "diffusers",
+  resolution: 1024,
+  source: S,
+  asOf: A,
+  ...r,
+});
+
+/** NVIDIA H200, torch 2.11.0+cu130, bf16 GEMM measured at 746-774 TFLOP/s in the same runs. */
+export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
+  row({ base: "sdxl", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.496, peakAllocGib: 12.53, warmupS: 3.1 }),
+  row({ base: "sdxl", config: "fused AdamW + channels-last", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last"], secondsPerStep: 0.538, peakAllocGib: 12.64, warmupS: 3.1 }),
+  row({ base: "sdxl", config: "+ regional compile", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "compile"], secondsPerStep: 0.368, peakAllocGib: 10.77, warmupS: 159.3 }),
+  row({ base: "sdxl", config: "+ regional compile + cuDNN SDPA", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "compile", "cudnn_sdpa"], secondsPerStep: 0.42, peakAllocGib: 10.77, warmupS: 11.1 }),
+  row({ base: "sdxl", config: "CUDA graph of the whole step + channels-last", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "graphs"], secondsPerStep: 0.107, peakAllocGib: 12.86, warmupS: 3.0 }),
+  row({ base: "sdxl", config: "eager", batch: 4, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.51, peakAllocGib: 34.81, warmupS: 2.0 }),
+  row({ base: "sdxl", config: "fast", batch: 4, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "compile"], secondsPerStep: 0.366, note: "the row's JSON line was lost; time from the run's log, no memory figure" }),
+  row({ base: "sdxl", config: "CUDA graph of the whole step + channels-last", batch: 4, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "graphs"], secondsPerStep: 0.276, peakAllocGib: 35.36, warmupS: 4.1 }),
+  row({ base: "sdxl", config: "eager", batch: 1, gradientCheckpointing: true, quantize: "none", levers: [], secondsPerStep: 1.071, peakAllocGib: 6.2, warmupS: 6.0 }),
+  row({ base: "flux1-dev", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.572, peakAllocGib: 50.08, warmupS: 3.0 }),
+  row({ base: "flux1-dev", config: "fused AdamW", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused"], secondsPerStep: 0.562, peakAllocGib: 50.13, warmupS: 2.8 }),
+  row({ base: "flux1-dev", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.44, peakAllocGib: 44.15, warmupS: 41.1 }),
+  row({ base: "flux1-dev", config: "eager", batch: 1, gradientCheckpointing: true, quantize: "none", levers: [], secondsPerStep: 0.873, peakAllocGib: 24.81, warmupS: 4.1 }),
+  row({ base: "flux1-dev", config: "fast", batch: 1, gradientCheckpointing: true, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.64, peakAllocGib: 24.69, warmupS: 7.9, note: "warm-up after the no-checkpointing compile in the same process" }),
+  row({ base: "flux1-dev", config: "fp8 base (24 GB recipe)", batch: 1, gradientCheckpointing: true, quantize: "fp8", levers: ["fused", "compile", "fp8"], secondsPerStep: 0.668, peakAllocGib: 13.81, warmupS: 37.2 }),
+  row({ base: "flux2-klein-4b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.292, peakAllocGib: 21.55, warmupS: 1.5 }),
+  row({ base: "flux2-klein-4b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.208, peakAllocGib: 18.97, warmupS: 34.0 }),
+  row({ base: "flux2-klein-9b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.53, peakAllocGib: 41.09, warmupS: 2.6 }),
+  row({ base: "flux2-klein-9b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.392, peakAllocGib: 36.46, warmupS: 23.3 }),
+];
+
+/** The CUDA context the bench measured once per process; add it to peakAllocGib for what the card must hold. */
+export const CUDA_CONTEXT: Sourced & { gib: number } = { gib: 0.51, source: S, asOf: A };
+
+/**
+ * The first torch.compile of a process (regional compile of the repeated blocks), seconds: what a
+ * run pays before compiling saves anything. SDXL's 159 s is why SDXL uses the CUDA graph instead.
+ */
+export const COMPILE_WARMUP_S: Readonly<Partial<Record<BaseModelId, Sourced & { seconds: number }>>> = {
+  sdxl: { seconds: 159, source: S, asOf: A },
+  "flux1-dev": { seconds: 41, source: S, asOf: A },
+  "flux2-klein-4b": { seconds: 34, source: S, asOf: A },
+  "flux2-klein-9b": { seconds: 23, source: S, asOf: A },
+};
+
+/** Bases trained with another base's measurements (same network, a shorter text length). */
+export const SPEED_PROXY: Readonly<Partial<Record<BaseModelId, BaseModelId>>> = { "flux1-schnell": "flux1-dev" };
+
+/** The measured rows of a base (through its proxy). */
+export function trainSpeedsFor(base: BaseModelId): TrainSpeedRecord[] {
+  const measured = SPEED_PROXY[base] ?? base;
+  return TRAIN_SPEEDS.filter((r) => r.base === measured);
+}

@@ -1,0 +1,202 @@
+import type { Contract } from "../contract/schema.js";
+import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { findGpu } from "../knowledge/gpus.js";
+import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
+import { VRAM_MODEL } from "../knowledge/vram.js";
+import { lookupTrainSpeed } from "./train-speed.js";
+import { estimateVramWith, type VramSettings } from "./vram-model.js";
+
+/** One decided setting and why, for `loraspec plan` (human and --json). */
+export interface SettingChoice {
+  setting: "gradient_checkpointing" | "compile" | "cuda_graphs" | "quantize";
+  value: boolean | string;
+  why: string;
+  source: string;
+}
+
+export interface TrainSettings extends VramSettings {
+  choices: SettingChoice[];
+  /**
+   * False when hardware.gpu names no known CUDA GPU: the built-in trainer's request then leaves out
+   * the compile / cuda_graphs the plan would turn on, and the worker decides on the device it finds.
+   */
+  cudaKnown: boolean;
+  /** The VRAM ceiling the choice was made against (the lower of limits.vram_ceiling_gb and hardware.vram_gb). */
+  ceiling?: { gb: number; field: string };
+}
+
+export interface TrainSettingsOptions {
+  /** Resolved steps (the plan's); compile is chosen only when the run repays its warm-up. */
+  steps?: number;
+  resolution?: number;
+}
+
+const CONTRACT = "contract: hyperparameters.gradient_checkpointing";
+
+/**
+ * The settings that trade speed for memory, resolved once for every reader (plan, VRAM estimate,
+ * compilers, OOM fallback). A value the contract gives always wins. For the built-in trainer the
+ * rest is the fastest measured configuration (knowledge/train-speed.ts) whose estimated peak fits
+ * the VRAM ceiling; without a ceiling, checkpointing stays on. Other trainers keep checkpointing on.
+ */
+export function resolveTrainSettings(contract: Contract, options: TrainSettingsOptions = {}): TrainSettings {
+  const hp = contract.hyperparameters;
+  const given = hp.gradient_checkpointing;
+  const model = getBaseModel(contract.base.model);
+  if (contract.trainer.name !== "diffusers" || !model || (contract.base.quantize !== "none" && contract.base.quantize !== "fp8")) {
+    const ckpt = given ?? true;
+    return {
+      gradientCheckpointing: ckpt,
+      compile: false,
+      cudaGraphs: false,
+      quantize: contract.base.quantize,
+      cudaKnown: findGpu(contract.hardware.gpu) !== undefined,
+      choices: [
+        given === undefined
+          ? { setting: "gradient_checkpointing", value: true, why: `on: the safe default for ${contract.trainer.name}`, source: VRAM_MODEL.source }
+          : { setting: "gradient_checkpointing", value: ckpt, why: "as the contract says", source: CONTRACT },
+      ],
+    };
+  }
+  return resolveBuiltIn(contract, model, options);
+}
+
+/** hyperparameters.gradient_checkpointing as resolved (for readers that need only this). */
+export function gradientCheckpointingOf(contract: Contract, options: TrainSettingsOptions = {}): boolean {
+  return resolveTrainSettings(contract, options).gradientCheckpointing;
+}
+
+interface Candidate extends VramSettings {
+  totalGb: number;
+  choices: SettingChoice[];
+}
+
+function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: TrainSettingsOptions): TrainSettings {
+  const hp = contract.hyperparameters;
+  const given = hp.gradient_checkpointing;
+  const resolution = options.resolution ?? contract.dataset.resolution ?? model.nativeResolution;
+  const steps = options.steps ?? hp.steps;
+  const limits = [
+    contract.limits.vram_ceiling_gb !== undefined ? { gb: contract.limits.vram_ceiling_gb, field: "limits.vram_ceiling_gb" } : undefined,
+    contract.hardware.vram_gb !== undefined ? { gb: contract.hardware.vram_gb, field: "hardware.vram_gb" } : undefined,
+  ].filter((x): x is { gb: number; field: string } => !!x);
+  const ceiling = limits.length ? limits.reduce((a, b) => (b.gb < a.gb ? b : a)) : undefined;
+
+  const build = (ckpt: boolean, quantize: "none" | "fp8"): Candidate => {
+    const choices: SettingChoice[] = [];
+    const graphs = cudaGraphsFor(contract, model, ckpt, choices);
+    const compile = !graphs && compileFor(model, ckpt, quantize, hp.batch_size, steps, choices);
+    const settings: VramSettings = { gradientCheckpointing: ckpt, compile, cudaGraphs: graphs, quantize };
+    return { ...settings, totalGb: estimateVramWith(contract, model, resolution, settings).totalGb, choices };
+  };
+  const speedOf = (c: VramSettings) => lookupTrainSpeed(model.id, c, hp.batch_size);
+  const sps = (c: VramSettings) => {
+    const s = speedOf(c);
+    return s ? `${round2(s.secondsPerStep)} s/step` : "not measured";
+  };
+
+  const asked = contract.base.quantize as "none" | "fp8";
+  if (!ceiling) {
+    const c = build(given ?? true, asked);
+    const why =
+      given === undefined ? "on: no VRAM ceiling given (limits.vram_ceiling_gb or hardware.vram_gb), so the safe default" : "as the contract says";
+    return finish(c, { setting: "gradient_checkpointing", value: c.gradientCheckpointing, why, source: given === undefined ? VRAM_MODEL.source : CONTRACT }, asked, contract);
+  }
+
+  // Fastest first: no checkpointing, then checkpointing, then (FLUX-class only, when nothing else fits) an fp8 base.
+  const candidates: Candidate[] = [];
+  for (const ckpt of given === undefined ? [false, true] : [given]) candidates.push(build(ckpt, asked));
+  if (asked === "none" && model.family !== "sdxl") candidates.push(build(given ?? true, "fp8"));
+  const fits = candidates.find((c) => c.totalGb <= ceiling.gb);
+  const at = `${ceiling.gb} GB (${ceiling.field})`;
+  if (!fits) {
+    const c = build(given ?? true, asked);
+    const smallest = Math.min(...candidates.map((x) => x.totalGb));
+    const why = `${given === undefined ? "on" : "as the contract says"}: no measured configuration fits ${at}; the smallest needs ~${smallest} GB`;
+    return { ...finish(c, { setting: "gradient_checkpointing", value: c.gradientCheckpointing, why, source: VRAM_MODEL.source }, asked, contract), ceiling };
+  }
+  let why: string;
+  if (given !== undefined) why = `as the contract says (~${fits.totalGb} GB, fits ${at})`;
+  else if (!fits.gradientCheckpointing) {
+    const ck = candidates.find((c) => c.gradientCheckpointing && c.quantize === fits.quantize);
+    why = `off: the peak without it (~${fits.totalGb} GB) fits ${at}; on the H200 ${sps(fits)} vs ${ck ? sps(ck) : "?"} with it`;
+  } else {
+    const noCk = candidates.find((c) => !c.gradientCheckpointing);
+    why = `on: without it the peak is ~${noCk?.totalGb} GB, over ${at}; with it ~${fits.totalGb} GB`;
+  }
+  // VRAM_MODEL.source names the bench data the speeds come from too.
+  const source = VRAM_MODEL.source;
+  const out = finish(fits, { setting: "gradient_checkpointing", value: fits.gradientCheckpointing, why, source: given === undefined ? source : CONTRACT }, asked, contract);
+  if (fits.quantize !== asked) {
+    const bf16 = candidates.filter((c) => c.quantize === asked).map((c) => c.totalGb);
+    out.choices.push({
+      setting: "quantize",
+      value: "fp8",
+      why: `fp8: only an fp8 base fits ${at} (~${fits.totalGb} GB; bf16 needs ~${Math.min(...bf16)} GB). The frozen block linears are held in fp8 e4m3 with per-row scales; the bench's 50-step loss curve matched bf16 within 0.01%`,
+      source: TRAIN_SPEED_SOURCE,
+    });
+  }
+  return { ...out, ceiling };
+}
+
+function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Contract): TrainSettings {
+  const cudaKnown = findGpu(contract.hardware.gpu) !== undefined;
+  const choices = [ckpt, ...c.choices];
+  if (!cudaKnown) {
+    for (const x of choices) {
+      if ((x.setting === "compile" || x.setting === "cuda_graphs") && x.value === true) {
+        x.why += "; hardware.gpu names no known CUDA GPU, so the request leaves it to the worker (on with CUDA only)";
+      }
+    }
+  }
+  if (c.quantize === asked && asked === "fp8") {
+    choices.push({ setting: "quantize", value: "fp8", why: "as the contract says (base.quantize)", source: "contract: base.quantize" });
+  }
+  return { gradientCheckpointing: c.gradientCheckpointing, compile: c.compile, cudaGraphs: c.cudaGraphs, quantize: c.quantize, cudaKnown, choices };
+}
+
+/** SDXL's whole-step CUDA graph: needs no checkpointing, no accumulation and plain AdamW (its capturable fused step). */
+function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, choices: SettingChoice[]): boolean {
+  if (model.family !== "sdxl") return false;
+  const hp = contract.hyperparameters;
+  const blockers = [
+    ckpt ? "gradient checkpointing is on" : undefined,
+    hp.gradient_accumulation !== 1 ? `gradient_accumulation is ${hp.gradient_accumulation}` : undefined,
+    hp.optimizer !== "adamw" ? `the optimizer is ${hp.optimizer}, not adamw` : undefined,
+  ].filter((x): x is string => !!x);
+  const on = blockers.length === 0;
+  const graph = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: "none" }, hp.batch_size);
+  const eager = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none" }, hp.batch_size);
+  const gain = graph && eager ? ` (${round2(graph.secondsPerStep)} vs ${round2(eager.secondsPerStep)} s/step eager on the H200)` : "";
+  choices.push({
+    setting: "cuda_graphs",
+    value: on,
+    why: on ? `on: SDXL at batch ${hp.batch_size} is launch-bound; one graph replays the whole step${gain}` : `off: ${blockers.join(", ")}`,
+    source: TRAIN_SPEED_SOURCE,
+  });
+  return on;
+}
+
+/** Regional compile when the run repays the first compile: steps x (eager − compiled s/step) > warm-up. */
+function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, choices: SettingChoice[]): boolean {
+  const warm = COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id];
+  const say = (value: boolean, why: string) => {
+    choices.push({ setting: "compile", value, why, source: TRAIN_SPEED_SOURCE });
+    return value;
+  };
+  if (!warm) return say(false, `off: torch.compile is not measured for ${model.label}`);
+  if (model.family === "sdxl") return say(false, `off: SDXL's first compile takes ${warm.seconds} s; its speed-up comes from the CUDA graph`);
+  const base = { gradientCheckpointing: ckpt, cudaGraphs: false, quantize };
+  const eager = lookupTrainSpeed(model.id, { ...base, compile: false }, batch);
+  const fast = lookupTrainSpeed(model.id, { ...base, compile: true }, batch);
+  if (!eager || !fast) return say(false, `off: no measurement of this configuration with and without compile for ${model.label}`);
+  const saved = eager.secondsPerStep - fast.secondsPerStep;
+  if (steps === undefined) return say(false, "off: the number of steps is not resolved");
+  const total = steps * saved;
+  const numbers = `${steps} steps x ${round2(saved)} s saved (${round2(eager.secondsPerStep)} -> ${round2(fast.secondsPerStep)} s/step on the H200) = ${Math.round(total)} s vs ${warm.seconds} s first-compile warm-up`;
+  return total > warm.seconds ? say(true, `on: ${numbers}`) : say(false, `off: the run is too short to repay it: ${numbers}`);
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}

@@ -1,0 +1,78 @@
+import type { BaseModelId } from "../knowledge/base-models.js";
+import { trainSpeedsFor, TRAIN_SPEED_SOURCE, type TrainSpeedRecord } from "../knowledge/train-speed.js";
+import type { VramSettings } from "./vram-model.js";
+
+/** The built-in trainer's s/step on the H200 at 1024², for a configuration, from TRAIN_SPEEDS. */
+export interface SpeedLookup {
+  /** Seconds per optimizer step of `batch` samples, H200, 1024². */
+  secondsPerStep: number;
+  /** measured: a row of the table; derived: a row of this model times FLUX.1's measured lever ratios. */
+  basis: "measured" | "derived";
+  /** The row(s) used, in words, with the source. */
+  config: string;
+  source: string;
+}
+
+/** FLUX.1 [dev] is the reference the lever ratios of unmeasured combinations come from. */
+const REFERENCE: BaseModelId = "flux1-dev";
+const DERIVABLE: ReadonlySet<BaseModelId> = new Set(["flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]);
+
+function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number): TrainSpeedRecord | undefined {
+  const matching = rows.filter(
+    (r) =>
+      r.gradientCheckpointing === ckpt &&
+      (r.quantize === "fp8") === fp8 &&
+      r.levers.includes("compile") === compile &&
+      r.levers.includes("graphs") === graphs &&
+      !r.levers.includes("cudnn_sdpa"),
+  );
+  if (matching.length === 0) return undefined;
+  // The same batch if measured, else the nearest; among equals the faster (the worker uses the fast levers).
+  const byBatch = (r: TrainSpeedRecord) => Math.abs(r.batch - batch);
+  const best = Math.min(...matching.map(byBatch));
+  return matching.filter((r) => byBatch(r) === best).sort((a, b) => a.secondsPerStep - b.secondsPerStep)[0];
+}
+
+function describe(r: TrainSpeedRecord): string {
+  return `${r.config}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""}: ${r.secondsPerStep} s/step`;
+}
+
+/**
+ * s/step of the built-in trainer on the H200 for `settings` at `batch` (per-sample scaled from the
+ * nearest measured batch). Combinations not in the table (klein with checkpointing, fp8 without)
+ * take this model's measured no-checkpointing bf16 row times FLUX.1's measured ratio for the
+ * lever (FLUX-class models only). Undefined for models and combinations never measured.
+ */
+export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batch: number): SpeedLookup | undefined {
+  const rows = trainSpeedsFor(base);
+  if (rows.length === 0) return undefined;
+  const ckpt = settings.gradientCheckpointing;
+  const fp8 = settings.quantize === "fp8";
+  const perSample = (r: TrainSpeedRecord) => (r.secondsPerStep / r.batch) * batch;
+  const exact = find(rows, ckpt, fp8, settings.compile, settings.cudaGraphs, batch);
+  if (exact) {
+    return { secondsPerStep: perSample(exact), basis: "measured", config: describe(exact), source: TRAIN_SPEED_SOURCE };
+  }
+  // FLUX.1's lever ratios carry over to the FLUX-class transformers only, not to SDXL's UNet.
+  if (!DERIVABLE.has(base)) return undefined;
+  const start = find(rows, false, false, settings.compile, settings.cudaGraphs, batch);
+  if (!start) return undefined;
+  const ref = trainSpeedsFor(REFERENCE);
+  let factor = 1;
+  const parts = [describe(start)];
+  if (ckpt) {
+    const a = find(ref, true, false, settings.compile, false, 1);
+    const b = find(ref, false, false, settings.compile, false, 1);
+    if (!a || !b) return undefined;
+    factor *= a.secondsPerStep / b.secondsPerStep;
+    parts.push(`x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for checkpointing (FLUX.1)`);
+  }
+  if (fp8) {
+    const a = find(ref, true, true, true, false, 1);
+    const b = find(ref, true, false, true, false, 1);
+    if (!a || !b) return undefined;
+    factor *= a.secondsPerStep / b.secondsPerStep;
+    parts.push(`x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (FLUX.1)`);
+  }
+  return { secondsPerStep: perSample(start) * factor, basis: "derived", config: parts.join(" "), source: TRAIN_SPEED_SOURCE };
+}

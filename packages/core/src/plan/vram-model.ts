@@ -1,0 +1,70 @@
+import type { Contract } from "../contract/schema.js";
+import type { QUANTIZATIONS } from "../contract/ids.js";
+import type { BaseModelRecord } from "../knowledge/base-models.js";
+import { VRAM_ACTIVATIONS, VRAM_MODEL } from "../knowledge/vram.js";
+
+export interface VramEstimate {
+  /** GB (1e9 bytes), per GPU. */
+  totalGb: number;
+  parts: { weights: number; textEncoders: number; vae: number; lora: number; activations: number; overhead: number };
+  /** Human-readable assumptions behind the numbers. */
+  assumptions: string[];
+  source: string;
+}
+
+/** The settings that move the peak, resolved (plan/train-settings.ts decides them). */
+export interface VramSettings {
+  gradientCheckpointing: boolean;
+  /** Regional torch.compile of the repeated blocks (built-in trainer). */
+  compile: boolean;
+  /** Whole-step CUDA graph (built-in trainer, SDXL). */
+  cudaGraphs: boolean;
+  /** How the frozen base is held. */
+  quantize: (typeof QUANTIZATIONS)[number];
+}
+
+/**
+ * Peak training VRAM per GPU with the additive model of perf-reliability.md §2.2, for explicit
+ * settings. Block swap and CPU offload are not modelled (they only lower the figure).
+ */
+export function estimateVramWith(contract: Contract, model: BaseModelRecord, resolution: number, settings: VramSettings): VramEstimate {
+  const hp = contract.hyperparameters;
+  const q = settings.quantize;
+  const assumptions: string[] = [];
+  const bytes = q === "none" && hp.precision === "fp32" ? VRAM_MODEL.fp32BytesPerWeight : VRAM_MODEL.bytesPerWeight[q];
+  const weights = model.paramsB * bytes;
+  assumptions.push(`base weights ${model.paramsB}B x ${bytes} B (${q === "none" ? hp.precision : q})`);
+
+  const textEncoders = hp.cache_text_encoder_outputs ? 0 : model.textEncoders.reduce((s, te) => s + te.bf16Gb, 0);
+  assumptions.push(hp.cache_text_encoder_outputs ? "text-encoder outputs cached (encoders off the GPU)" : "text encoders resident in bf16");
+  const vae = hp.cache_latents ? 0 : VRAM_MODEL.vaeGb;
+  assumptions.push(hp.cache_latents ? "latents cached (VAE off the GPU)" : "VAE resident");
+
+  const loraParams = hp.rank * model.loraParamsPerRank;
+  const lora = (loraParams * VRAM_MODEL.loraBytesPerParam[hp.optimizer]) / 1e9;
+  assumptions.push(`LoRA ${(loraParams / 1e6).toFixed(1)}M params x ${VRAM_MODEL.loraBytesPerParam[hp.optimizer]} B (${hp.optimizer})`);
+
+  const tokens = model.tokensAtNative * (resolution / model.nativeResolution) ** 2;
+  const act = VRAM_ACTIVATIONS[model.family];
+  const ckpt = settings.gradientCheckpointing;
+  const compiled = settings.compile && !ckpt ? VRAM_MODEL.compileActivationFactor : 1;
+  const activations = (tokens * model.hidden * model.blocks * (ckpt ? act.ckpt : act.noCkpt) * compiled * hp.batch_size) / 1e9;
+  assumptions.push(
+    `activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${ckpt ? " with gradient checkpointing" : " without checkpointing"}${compiled < 1 ? ", compiled" : ""}`,
+  );
+  const graphs = settings.cudaGraphs ? VRAM_MODEL.cudaGraphsGb : 0;
+  if (graphs) assumptions.push("whole-step CUDA graph buffers");
+
+  const external = contract.trainer.name === "diffusers" ? 0 : VRAM_MODEL.externalTrainerGb;
+  if (external) assumptions.push(`${contract.trainer.name}: +${external} GB over the built-in trainer's measured fit (published figures)`);
+
+  const subtotal = weights + textEncoders + vae + lora + activations;
+  const overhead = VRAM_MODEL.contextGb + graphs + external + VRAM_MODEL.overheadFraction * subtotal;
+  const round = (x: number) => Math.round(x * 10) / 10;
+  return {
+    totalGb: round(subtotal + overhead),
+    parts: { weights: round(weights), textEncoders: round(textEncoders), vae: round(vae), lora: round(lora), activations: round(activations), overhead: round(overhead) },
+    assumptions,
+    source: `${VRAM_MODEL.source}; activations: ${act.source}`,
+  };
+}
