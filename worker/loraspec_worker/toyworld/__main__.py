@@ -5,6 +5,7 @@
   make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
   judge           read images with the judge: labels per image as JSON lines
   rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
+  stack           train txcl + txst and judge them stacked at 0.5 + 0.3 (see stack.py)
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def main(argv=None) -> int:
     rb.add_argument("--seeds", default="1,2", help="validation seeds, comma-separated")
     rb.add_argument("--variant", action="append", default=None, help="good | unbound | overfit | collapse (repeatable; default all)")
 
+    sk = sub.add_parser("stack", help="train the txcl and txst LoRAs and judge them stacked (see stack.py)")
+    sk.add_argument("--out", required=True)
+    sk.add_argument("--train-seed", type=int, default=1)
+    sk.add_argument("--sample-seed", type=int, default=0)
+
     args = parser.parse_args(argv)
     if args.command == "train-base":
         from .train_base import run
@@ -83,6 +89,10 @@ def main(argv=None) -> int:
         rows = rubric.run(args.out, train_seed=args.train_seed, seeds=tuple(int(s) for s in args.seeds.split(",")), variants=chosen)
         print(json.dumps(rows))
         print(rubric.table(rows))
+    elif args.command == "stack":
+        from . import stack
+
+        print(json.dumps(stack.run(args.out, seed=args.train_seed, sample_seed=args.sample_seed), indent=2))
     elif args.command == "judge":
         from .judge import Judge
 

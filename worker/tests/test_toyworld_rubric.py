@@ -1,0 +1,48 @@
+"""Issue 10's rubric test, on the CPU: LoRAs made good or bad on purpose on the toy SDXL base
+(toyworld/rubric.py), each checked by `loraspec validate` (the built CLI, the judge as the
+embedding model). The good one passes; the unbound-trigger one (captions without the trigger)
+fails check 1 on the leak measure.
+
+The overfit (one background) and mode-collapse (near-identical images) variants are not asserted:
+on the toy base they do not fail their checks yet (figures and why: bench/RESULTS.md, "The rubric
+on four LoRAs"); `python -m loraspec_worker.toyworld rubric` trains and validates all four.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from loraspec_worker import protocol
+from loraspec_worker.toyworld import rubric
+
+BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
+CAUGHT = [v for v in rubric.VARIANTS if v.caught]
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    if not BUILT:
+        pytest.skip("the CLI is not built (npm run build)")
+    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
+    try:
+        return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=CAUGHT)
+    finally:
+        protocol._out = before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", CAUGHT, ids=lambda v: v.name)
+def test_validate_passes_the_good_lora_and_fails_the_bad_one_on_its_check(rows, variant):
+    row = rows[variant.name]
+    print(variant.name, row)
+    if variant.fails is None:
+        # exit 0 and no check failing (a measure near its line may warn: the CLI passes warn)
+        assert row["exit_code"] == 0 and row["status"] in ("pass", "warn"), row
+        assert "fail" not in row["checks"].values(), row
+        return
+    assert row["status"] == "fail" and row["exit_code"] == 1, row
+    assert row["checks"][variant.fails] == "fail", row
+    assert row["measures"][variant.measure][1] == "fail", row
