@@ -25,6 +25,8 @@ const AS_OF = "2026-08-23";
  * rate, half their FP16-accumulate figure), read 2026-11-29, not in the reference notes; the H200's
  * 989 is in perf-reliability.md (top), which measured ~790 for a bf16 GEMM (the bench: 746-774).
  */
+export const DENSE_BF16_SOURCE =
+  "NVIDIA datasheets / architecture whitepapers, dense bf16 with FP32 accumulate (read 2026-11-29, unverified in the reference notes)";
 
 export const GPUS: readonly GpuRecord[] = [
   { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, source: OURS, asOf: AS_OF, verified: false },

@@ -1,7 +1,7 @@
 import type { Contract } from "../contract/schema.js";
 import type { DatasetSummary } from "../contract/dataset-summary.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
-import { findGpu, GPUS, SPEEDS, STEP_OVERHEAD_S, type GpuRecord } from "../knowledge/gpus.js";
+import { DENSE_BF16_SOURCE, findGpu, GPUS, SPEEDS, STEP_OVERHEAD_S, type GpuRecord } from "../knowledge/gpus.js";
 import { getFalPrice } from "../knowledge/prices.js";
 import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
 import { getCompatibility } from "../knowledge/trainers.js";
@@ -231,7 +231,7 @@ function builtInWalltime(gpu: GpuRecord, model: BaseModelRecord, contract: Contr
     hours: Math.round(((secondsPerStep * steps + warmup) / 3600) * 100) / 100,
     basis: onReference ? speed.basis : "scaled",
     config: speed.config,
-    source: onReference ? speed.source : `${speed.source}; x ${reference.denseBf16Tflops}/${gpu.denseBf16Tflops} dense bf16 TFLOP/s (${gpu.source})`,
+    source: onReference ? speed.source : `${speed.source}; x ${reference.denseBf16Tflops}/${gpu.denseBf16Tflops} dense bf16 TFLOP/s (${DENSE_BF16_SOURCE})`,
   };
 }
 
