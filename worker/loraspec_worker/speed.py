@@ -252,6 +252,7 @@ def choose_levers(cfg, device, arch) -> dict:
         (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
         (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
         (bool(cfg.debug), "debug hooks"),
+        (getattr(cfg, "num_processes", 1) > 1, "several processes (the gradients are all-reduced outside the step)"),
     ) if bad]
     if cfg.cuda_graphs is None:
         graphs = not graph_blockers

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import speed
+from . import distributed, speed
 from .protocol import Cancelled, WorkerError, cancel_requested, emit, is_oom, log, phase, require, soft_cancel, warning
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
@@ -102,6 +102,8 @@ class Config:
     loss_spike_factor: Optional[float] = None
     on_oom: str = "fail"
     oom_fallbacks: list = field(default_factory=list)
+    # Data-parallel processes on one host (one per GPU; distributed.py).
+    num_processes: int = 1
     # Speed levers (speed.py, bench/gpu-speed.py). None = chosen by speed.choose_levers.
     compile: Optional[bool] = None
     cuda_graphs: Optional[bool] = None
@@ -133,7 +135,7 @@ def parse_config(request: dict) -> Config:
     if "oom_fallbacks" in failure:
         values["oom_fallbacks"] = list(failure["oom_fallbacks"])
     cfg = Config(**values)
-    for name in ("steps", "rank", "batch_size", "gradient_accumulation", "resolution"):
+    for name in ("steps", "rank", "batch_size", "gradient_accumulation", "resolution", "num_processes"):
         if int(getattr(cfg, name)) < 1:
             raise WorkerError("E_USAGE", f"'{name}' must be at least 1")
     if cfg.quantize not in ("none", "fp8"):
@@ -763,10 +765,11 @@ def _finite_params(params) -> bool:
     return all(torch.isfinite(p).all().item() for p in params)
 
 
-def train_once(cfg: Config) -> dict:
+def train_once(cfg: Config, group=None) -> dict:
     import torch
 
-    device = choose_device(cfg)
+    group = group or distributed.Group()
+    device = group.device(choose_device(cfg))
     dtype = choose_dtype(cfg, device)
     if device.type == "cuda":
         disable_cudnn_sdpa()
@@ -869,12 +872,14 @@ def train_once(cfg: Config) -> dict:
     checkpoints = []
     with soft_cancel():
         step = _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, scheduler, losses, checkpoints,
-                           items, device, start_step, started, inject_nan, raise_oom, stepper)
+                           items, device, start_step, started, inject_nan, raise_oom, stepper, group)
     if isinstance(step, dict):  # stopped early (debug.stop_after_step)
         return step
 
     if not _finite_params(params):
         raise Diverged("LoRA weights are not finite at the end of training")
+    if not group.is_main:  # rank 0 saves; the weights are the same on every rank
+        return {"steps": step, "rank": group.rank}
     phase("save")
     final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
     tensors = {}
@@ -891,6 +896,7 @@ def train_once(cfg: Config) -> dict:
         "seconds": elapsed,
         "secondsPerStep": elapsed / max(1, step - start_step),
         "device": device.type,
+        "processes": group.world,
         "checkpoints": checkpoints,
         "keys": len(tensors),
     }
@@ -900,20 +906,24 @@ def train_once(cfg: Config) -> dict:
 
 
 def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, scheduler, losses, checkpoints, items, device,
-                start_step, started, inject_nan, raise_oom, stepper=None):
+                start_step, started, inject_nan, raise_oom, stepper=None, group=None):
     """The optimizer steps. Returns the last step, or a result dict when stopped early. With a
-    `stepper` (speed.GraphedStep) one call does the loss, backward, clip and optimizer step."""
+    `stepper` (speed.GraphedStep) one call does the loss, backward, clip and optimizer step. With
+    a `group` (distributed.Group) this rank trains its micro-batches and gradients are averaged."""
     import torch
 
+    group = group or distributed.Group()
     n = len(cache)
     step = start_step
     while step < cfg.steps:
         step += 1
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
-        for micro in range(cfg.gradient_accumulation):
+        for local in range(cfg.gradient_accumulation):
             # Deterministic data order and noise per (seed, step): a resumed run sees exactly
-            # the batches and noise the uninterrupted run would have.
+            # the batches and noise the uninterrupted run would have. With N processes, rank r
+            # takes the micro-batch one process would take as number local * N + r.
+            micro = local * group.world + group.rank
             g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
             idx = torch.randint(0, n, (cfg.batch_size,), generator=g).tolist()
             batch = [cache[i] for i in idx]
@@ -934,12 +944,19 @@ def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, sc
             if inject_nan is not None and step == int(inject_nan):
                 loss = loss * float("nan")
             value = float(loss.detach().item())
-            if not math.isfinite(value):
+            if not math.isfinite(value) and not group.active:
                 emit({"type": "loss", "step": step, "loss": value})
                 raise Diverged(f"loss is {value} at step {step}")
             if stepper is None:
                 loss.backward()
             step_loss += value
+        if group.active:
+            # every rank must agree to stop: the mean is NaN when any rank's loss is
+            step_loss = group.mean(step_loss)
+            if not math.isfinite(step_loss):
+                emit({"type": "loss", "step": step, "loss": step_loss})
+                raise Diverged(f"loss is {step_loss} at step {step}")
+            group.average_gradients(params)
         if stepper is None:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -953,7 +970,7 @@ def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, sc
         rate = done_here / elapsed if elapsed > 0 else None
         emit({"type": "progress", "task": "train", "current": step, "total": cfg.steps, "rate": rate,
               "eta": (cfg.steps - step) / rate if rate else None})
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:
             if not _finite_params(params):
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             path = save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, len(items))
@@ -967,10 +984,10 @@ def _train_loop(cfg, arch, cache, params, trainable, lora_configs, optimizer, sc
             return {"stopped": True, "steps": step, "startStep": start_step, "checkpoints": checkpoints,
                     "finalLoss": losses[-1] if losses else None}
 
-        if cancel_requested():
+        if group.any(cancel_requested()):
             # Stopped by the user between steps: keep this step as a checkpoint so `resume_from:
             # latest` continues here, then end as cancelled.
-            if _finite_params(params):
+            if _finite_params(params) and group.is_main:
                 path = save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, len(items))
                 checkpoints.append(path)
                 emit({"type": "checkpoint", "step": step, "path": path})
@@ -1092,6 +1109,8 @@ OOM_HINT = "lower batch_size or resolution, turn on gradient_checkpointing, use 
 
 def run(request: dict) -> dict:
     cfg = parse_config(request)
+    if cfg.num_processes > 1:
+        return _run_group(cfg, request)
     pending = [f for f in cfg.oom_fallbacks] if cfg.on_oom == "fallback" else []
     applied: list[str] = []
     while True:
@@ -1118,6 +1137,27 @@ def run(request: dict) -> dict:
             warning(f"out of memory; retrying with a fallback the contract allows: {what}", code="W_OOM_FALLBACK")
             if cfg.save_every:
                 cfg.resume_from = "latest"
+
+
+def _run_group(cfg: Config, request: dict) -> dict:
+    """Rank 0 of a data-parallel run: starts the other ranks and trains with them. OOM fallbacks
+    are not retried here (every rank would have to restart together); the error says what to change."""
+    device = choose_device(cfg)
+    group = distributed.start(request, cfg.num_processes, device.type)
+    try:
+        result = train_once(cfg, group)
+        result["fallbacksApplied"] = []
+        return result
+    except Diverged as e:
+        raise WorkerError("E_TRAIN_DIVERGED", f"training diverged: {e}; no LoRA was saved for this step",
+                          hint="lower learning_rate, add warmup_steps, or check the dataset for broken images") from None
+    except Exception as e:  # noqa: BLE001
+        if is_oom(e):
+            raise WorkerError("E_OUT_OF_MEMORY", f"out of memory while training on {cfg.num_processes} GPUs: {str(e).splitlines()[0][:200]}",
+                              hint=OOM_HINT, retryable=True) from None
+        raise
+    finally:
+        group.close()
 
 
 def _free_cuda() -> None:

@@ -1,0 +1,77 @@
+"""Data-parallel training (distributed.py) on the CPU with the gloo backend: two processes at
+gradient_accumulation 1 train exactly what one process trains at gradient_accumulation 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol, tiny_base, train  # noqa: E402
+from loraspec_worker.protocol import WorkerError  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built in")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    base = tiny_base.make_tiny_base("flux1", str(root / "base"), seed=0)
+    data = root / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"a photo of txcl, view {i}")
+    return base, str(data), root
+
+
+def _run(setup, name, monkeypatch, **over):
+    base, data, root = setup
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    req = {"arch": "flux1", "base": base, "dataset": data, "output_dir": str(root / name), "resolution": 32, "steps": 4,
+           "rank": 4, "alpha": 4, "learning_rate": 1e-2, "max_sequence_length": 32, "seed": 3, "device": "cpu", **over}
+    result = train.run(req)
+    events = [json.loads(l) for l in buf.getvalue().splitlines()]
+    return result, events
+
+
+def test_two_processes_train_what_one_process_trains_with_accumulation(setup, monkeypatch):
+    from safetensors.torch import load_file
+
+    one, ev1 = _run(setup, "one", monkeypatch, gradient_accumulation=2)
+    two, ev2 = _run(setup, "two", monkeypatch, num_processes=2, save_every=2)
+    l1 = [e["loss"] for e in ev1 if e["type"] == "loss"]
+    l2 = [e["loss"] for e in ev2 if e["type"] == "loss"]
+    assert len(l1) == len(l2) == 4
+    np.testing.assert_allclose(l2, l1, rtol=1e-5)
+    assert two["processes"] == 2 and one["processes"] == 1
+    a, b = load_file(one["path"]), load_file(two["path"])
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
+    # only rank 0 writes: one checkpoint folder at step 2, one final file
+    assert [e["step"] for e in ev2 if e["type"] == "checkpoint"] == [2, 4]
+    assert sorted(os.listdir(os.path.join(os.path.dirname(two["path"]), "checkpoints"))) == ["step-000002"]
+
+
+def test_a_nan_on_the_group_stops_every_rank_with_diverged(setup, monkeypatch):
+    with pytest.raises(WorkerError) as err:
+        _run(setup, "nan", monkeypatch, num_processes=2, debug={"inject_nan_at_step": 2})
+    assert err.value.code == "E_TRAIN_DIVERGED"
+
+
+def test_train_rank_by_hand_is_a_usage_error(monkeypatch):
+    from loraspec_worker import distributed
+
+    monkeypatch.delenv(distributed.ENV_RANK, raising=False)
+    with pytest.raises(WorkerError) as err:
+        distributed.run_rank({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o"})
+    assert err.value.code == "E_USAGE"
