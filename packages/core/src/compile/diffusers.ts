@@ -98,6 +98,8 @@ export interface DiffusersTrainRequest {
   cuda_graphs?: boolean;
   /** The frozen block linears in fp8 e4m3 with per-row scales, or bf16. */
   quantize: "none" | "fp8";
+  /** Data-parallel processes, one per GPU of the host (hardware.gpus); absent for one. */
+  num_processes?: number;
   save_every: number;
   seed: number;
   trigger_word: string;
@@ -206,6 +208,7 @@ export function compileDiffusers(
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom, oom_fallbacks: fallbacks },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
+  if (contract.hardware.kind === "local" && contract.hardware.gpus > 1) request.num_processes = contract.hardware.gpus;
   if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;

@@ -128,6 +128,21 @@ describe("compileDiffusers", () => {
     expect(unknown.choices.find((x) => x.setting === "cuda_graphs")?.why).toMatch(/leaves it to the worker/);
   });
 
+  it("trains on every GPU of the host as data-parallel processes, without the CUDA graph", () => {
+    const c = (gpus: number) =>
+      contract("sdxl", "character", {
+        hardware: { kind: "local", gpu: "H200", vram_gb: 141, gpus },
+        hyperparameters: { learning_rate: 1e-4, steps: 1500, optimizer: "adamw" },
+      });
+    const one = compileDiffusers(c(1), {}, PATHS);
+    expect("num_processes" in one.request).toBe(false);
+    expect(one.request.cuda_graphs).toBe(true);
+    const two = compileDiffusers(c(2), {}, PATHS);
+    expect(two.request.num_processes).toBe(2);
+    expect(two.request.cuda_graphs).toBe(false);
+    expect(two.choices.find((x) => x.setting === "cuda_graphs")?.why).toMatch(/2 GPUs/);
+  });
+
   it("explains why compile is off for a short run", () => {
     const c = contract("flux1-dev", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 100 } });
     expect(compileDiffusers(c, {}, PATHS).choices.find((x) => x.setting === "compile")?.why).toMatch(/too short to repay.*41 s first-compile warm-up/);
