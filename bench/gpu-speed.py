@@ -17,6 +17,8 @@ seeds, and reports:
 One JSON line per configuration on stdout; with --md FILE also a markdown table.
 
 Run on a CUDA machine:  PYTHONPATH=worker python3 bench/gpu-speed.py [--only sdxl,flux1] [--steps 50]
+Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
+trainer's gradient all-reduce (distributed.Group) and reports images/s against the 1-GPU row of the same call.
 CPU smoke test (tiny widths, same classes and code paths): PYTHONPATH=worker python3 bench/gpu-speed.py --tiny --steps 4
 """
 
@@ -167,7 +169,7 @@ def matmul_tflops(device) -> float:
     return 2 * 8192**3 / best / 1e12
 
 
-def run_config(model, name, s, args, device, dtype, flops_cache) -> dict:
+def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> dict:
     arch = ARCH_OF[model]
     cuda = device.type == "cuda"
     if cuda:
@@ -232,6 +234,8 @@ def run_config(model, name, s, args, device, dtype, flops_cache) -> dict:
             opt.zero_grad(set_to_none=True)
             loss = a.loss(latents, text, extra, gen)
             loss.backward()
+            if group is not None:
+                group.average_gradients(params)  # the trainer's data-parallel step (distributed.py)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
         losses.append(float(loss.item()))  # the trainer reads the loss every step too
@@ -280,11 +284,51 @@ def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> 
             r["label"], "yes" if r["gradient_checkpointing"] else "no", r["batch"], r["config"], r["s_per_step"],
             r["s_per_step"] / r["batch"], r.get("peak_alloc_gib", 0), r.get("peak_reserved_gib", 0) + context_gib,
             f"{floor:.3f}" if floor else "-", f"{r['s_per_step'] / floor:.2f}x" if floor else "-",
-            f"{eager / r['s_per_step']:.2f}x faster" if eager and r["config"] != "eager" else "1.00",
+            (f"{r['throughput_ratio']:.2f}x the images/s of 1 GPU" if r.get("throughput_ratio") else
+             f"{eager / r['s_per_step']:.2f}x faster" if eager and r["config"] != "eager" else "1.00"),
             f"{r['loss_check']} ({r['loss_mean_rel_diff']:.2%} / {r['loss_max_rel_diff']:.2%})" if "loss_check" in r else "(reference)"))
     out.append("")
     out.append(f"Card: {card}; bf16 GEMM measured {tflops:.0f} TFLOP/s (8192^3, best of 20) = the floor's rate; CUDA context {context_gib:.2f} GiB.")
     return "\n".join(out)
+
+
+def _rank_main(rank: int, world: int, port: int, model, name, s, args, queue) -> None:
+    from loraspec_worker import distributed
+
+    group = distributed.Group(rank, world)
+    base = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
+    device = group.device(base)
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    if device.type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    group.join(device.type, port)
+    try:
+        row = run_config(model, name, s, args, device, dtype, {}, group=group)
+        if rank == 0:
+            queue.put({**row, "config": f"{name}, {world} processes", "processes": world})
+    except Exception as e:  # noqa: BLE001
+        if rank == 0:
+            queue.put({"model": model, "label": LABEL[model], "config": f"{name}, {world} processes", "processes": world,
+                       "gradient_checkpointing": s["ckpt"], "batch": s["batch"], "error": f"{type(e).__name__}: {str(e)[:300]}"})
+    finally:
+        group.close()
+
+
+def run_data_parallel(model, name, s, args, device) -> dict:
+    """The same row on `args.processes` GPUs: every rank a full batch, gradients averaged each step."""
+    import torch.multiprocessing as mp
+
+    from loraspec_worker import distributed
+
+    if device.type == "cuda" and torch.cuda.device_count() < args.processes:
+        return {"model": model, "label": LABEL[model], "config": f"{name}, {args.processes} processes", "processes": args.processes,
+                "gradient_checkpointing": s["ckpt"], "batch": s["batch"], "error": f"only {torch.cuda.device_count()} GPUs"}
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    mp.start_processes(_rank_main, args=(args.processes, distributed.free_port(), model, name, s, args, queue), nprocs=args.processes,
+                       join=True, start_method="spawn")
+    return queue.get()
 
 
 def main() -> None:
@@ -296,6 +340,8 @@ def main() -> None:
     ap.add_argument("--configs", default=None, help="comma-separated row indices of CONFIGS to run")
     ap.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a smoke test of the code paths)")
     ap.add_argument("--md", default=None)
+    ap.add_argument("--processes", type=int, default=1,
+                    help="also run each selected row data-parallel on this many GPUs (the trainer's all-reduce) and report the throughput ratio")
     args = ap.parse_args()
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
@@ -337,6 +383,11 @@ def main() -> None:
                 row["floor_s"] = row["flops_per_step"] / (tflops * 1e12)
         rows.append(row)
         print(json.dumps({**row, "card": card}), flush=True)
+        if args.processes > 1 and "error" not in row and not s["graphs"]:
+            multi = run_data_parallel(model, name, s, args, device)
+            multi["throughput_ratio"] = (multi["processes"] * s["batch"] / multi["s_per_step"]) / (s["batch"] / row["s_per_step"]) if "s_per_step" in multi else None
+            rows.append(multi)
+            print(json.dumps({**multi, "card": card}), flush=True)
     if args.md:
         with open(args.md, "w") as f:
             f.write(markdown(rows, tflops, card, context_gib) + "\n")
