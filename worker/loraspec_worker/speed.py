@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .protocol import is_oom, warning
+
 # The repeated blocks per denoiser class. diffusers declares `_repeated_blocks` for its
 # transformers; the UNet's list holds only its transformer blocks, and its resnets repeat too.
 EXTRA_REPEATED = {"UNet2DConditionModel": ["ResnetBlock2D"]}
@@ -168,6 +170,7 @@ class GraphedStep:
         self.done = 0
         self.graph = None
         self.static = None
+        self.failed = False
 
     def _eager(self, latents, text, extra, draws):
         import torch
@@ -191,21 +194,20 @@ class GraphedStep:
                 loss = self._eager(latents, text, self.arch.static_extra(extra, latents.device), draws)
             torch.cuda.current_stream().wait_stream(side)
             return loss
+        if self.failed:
+            return self._eager(latents, text, self.arch.static_extra(extra, latents.device), draws)
         if self.graph is None:
-            self.static = {"latents": latents.clone(), "text": {k: v.clone() for k, v in text.items()},
-                           "extra": self.arch.static_extra(extra, latents.device), "draws": {k: v.clone() for k, v in draws.items()}}
-            self.optimizer.zero_grad(set_to_none=True)
-            # The graph gets its own memory pool: hand the eager steps' cached blocks back first,
-            # or both pools stay reserved (measured: 28.5 GiB reserved for 12.9 GiB allocated).
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                loss = self.arch.loss_from(self.static["latents"], self.static["text"], self.static["extra"], self.static["draws"])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm, foreach=True)
-                self.optimizer.step()
-            self.static["loss"] = loss
+            try:
+                self._capture(latents, text, extra, draws)
+            except Exception as e:  # noqa: BLE001 - an op that cannot be captured: train on, eagerly
+                if is_oom(e):
+                    raise
+                self.failed, self.graph = True, None
+                torch.cuda.synchronize()
+                self.optimizer.zero_grad(set_to_none=True)
+                warning(f"CUDA graph capture failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); training on without it",
+                        code="W_CUDA_GRAPH_FALLBACK")
+                return self._eager(latents, text, self.arch.static_extra(extra, latents.device), draws)
         # every replay (the capture itself ran nothing): copy this step's inputs in, then launch
         self.static["latents"].copy_(latents)
         for k, v in text.items():
@@ -216,6 +218,26 @@ class GraphedStep:
             self.static["draws"][k].copy_(v)
         self.graph.replay()
         return self.static["loss"]
+
+
+    def _capture(self, latents, text, extra, draws) -> None:
+        import torch
+
+        self.static = {"latents": latents.clone(), "text": {k: v.clone() for k, v in text.items()},
+                       "extra": self.arch.static_extra(extra, latents.device), "draws": {k: v.clone() for k, v in draws.items()}}
+        self.optimizer.zero_grad(set_to_none=True)
+        # The graph gets its own memory pool: hand the eager steps' cached blocks back first,
+        # or both pools stay reserved (measured: 28.5 GiB reserved for 12.9 GiB allocated).
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            loss = self.arch.loss_from(self.static["latents"], self.static["text"], self.static["extra"], self.static["draws"])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm, foreach=True)
+            self.optimizer.step()
+        self.static["loss"] = loss
+        self.graph = graph
 
 
 def make_capturable_adamw(params, lr: float, device, **kwargs):

@@ -139,3 +139,70 @@ def test_unknown_quantize_is_a_usage_error(tmp_path):
     with pytest.raises(WorkerError) as err:
         train.parse_config({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o", "quantize": "nf4"})
     assert err.value.code == "E_NOT_SUPPORTED"
+
+
+class _FakeStream:
+    def wait_stream(self, other):
+        pass
+
+
+class _FailingGraph:
+    """Stands in for torch.cuda.CUDAGraph on the CPU: its capture raises like an uncapturable op."""
+
+    def __enter__(self):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_graphed_step_warms_up_eagerly_then_trains_on_eagerly_when_capture_fails(monkeypatch):
+    """The CUDA graph path's eager warm-up and its fall-back give exactly the trainer's eager steps."""
+    import contextlib
+
+    tiny_base.build_sdxl(0)  # import diffusers' modules before torch.cuda is patched (annotations use it)
+    from diffusers.loaders import peft as _peft  # noqa: F401
+    events = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", events)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: _FakeStream())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: _FakeStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", lambda g: _FailingGraph())
+
+    def run(graphed: bool) -> list[float]:
+        pipe = tiny_base.build_sdxl(0)
+        cfg = train.Config(base="-", arch="sdxl", dataset="-", output_dir="-", rank=4, alpha=4, precision="fp32")
+        arch = train.SDXL(pipe, cfg, torch.device("cpu"), torch.float32)
+        net = arch.denoiser
+        net.requires_grad_(False)
+        torch.manual_seed(0)
+        train.add_lora(net, cfg, train.TARGETS["sdxl"])
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-2)
+        stepper = speed.GraphedStep(arch, params, opt, warmup=2) if graphed else None
+        g = torch.Generator().manual_seed(1)
+        latents = torch.randn(1, 4, 16, 16, generator=g)
+        text = {"embeds": torch.randn(1, 77, 64, generator=g), "pooled": torch.randn(1, 32, generator=g)}
+        extra = {"time_ids": [[32, 32, 0, 0, 32, 32]]}
+        losses = []
+        for step in range(5):
+            gen = torch.Generator().manual_seed(step)
+            if stepper:
+                loss = stepper.step(latents, text, extra, gen)
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss = arch.loss(latents, text, extra, gen)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+            losses.append(float(loss.item()))
+        return losses
+
+    eager = run(False)
+    graphed = run(True)
+    np.testing.assert_allclose(graphed, eager, rtol=1e-5)
+    warnings = [json.loads(l) for l in events.getvalue().splitlines() if '"warning"' in l]
+    assert [w["code"] for w in warnings] == ["W_CUDA_GRAPH_FALLBACK"]
