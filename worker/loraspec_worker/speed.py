@@ -283,10 +283,9 @@ def choose_levers(cfg, device, arch) -> dict:
     else:
         graphs = bool(cfg.cuda_graphs)
         if graphs and graph_blockers:
-            from .protocol import WorkerError
-
-            raise WorkerError("E_USAGE", "cuda_graphs cannot be used here: " + "; ".join(graph_blockers),
-                              hint="leave cuda_graphs out (the worker decides) or set it to false")
+            # The plan asked for it for the GPU the contract names; this machine or run cannot.
+            warning("cuda_graphs is off for this run: " + "; ".join(graph_blockers), code="W_CUDA_GRAPH_UNAVAILABLE")
+            graphs = False
     if cfg.compile is None:
         compiled = cuda and cfg.arch in COMPILE_ARCHES and cfg.steps >= COMPILE_MIN_STEPS
         if compiled:
@@ -295,6 +294,9 @@ def choose_levers(cfg, device, arch) -> dict:
             reasons.append(f"no torch.compile: {cfg.steps} steps would not repay its ~30 s warm-up (from {COMPILE_MIN_STEPS} steps on)")
     else:
         compiled = bool(cfg.compile)
+        if compiled and not cuda:
+            warning("compile is off for this run: it is only used on a CUDA device", code="W_COMPILE_UNAVAILABLE")
+            compiled = False
     if compiled and graphs:
         reasons.append("compile is skipped: the CUDA graph already removes the launch overhead")
         compiled = False

@@ -105,10 +105,19 @@ def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, 
         assert levers["reasons"]
 
 
-def test_asking_for_cuda_graphs_where_they_cannot_work_is_a_usage_error():
-    with pytest.raises(WorkerError) as err:
-        speed.choose_levers(_cfg(cuda_graphs=True, gradient_checkpointing=True), torch.device("cuda"), _Loss())
-    assert err.value.code == "E_USAGE" and "gradient checkpointing" in err.value.message
+@pytest.mark.parametrize("over, device, code, says", [
+    ({"cuda_graphs": True, "gradient_checkpointing": True}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "gradient checkpointing"),
+    ({"cuda_graphs": True}, "cpu", "W_CUDA_GRAPH_UNAVAILABLE", "no CUDA device"),
+    ({"arch": "flux1", "compile": True}, "cpu", "W_COMPILE_UNAVAILABLE", "CUDA"),
+])
+def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(over, device, code, says, monkeypatch):
+    """The plan sets levers for the GPU the contract names; a run elsewhere trains on without them."""
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
+    assert levers["cuda_graphs"] is False and levers["compile"] is False
+    warnings = [json.loads(l) for l in buf.getvalue().splitlines()]
+    assert [w["code"] for w in warnings] == [code] and says in warnings[0]["message"]
 
 
 def test_fp8_base_trains_a_lora_end_to_end(tmp_path, monkeypatch):
