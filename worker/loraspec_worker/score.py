@@ -165,7 +165,15 @@ def _set_scores(emb: _Embedder, dino: Optional[_Embedder], ref_clip, ref_dino, r
         if len(texts) != len(images):
             raise WorkerError("E_USAGE", f"set '{spec.get('id')}': {len(texts)} texts for {len(images)} images")
         t = emb.texts(texts)
-        out["clip_t"] = float((e * t).sum(dim=1).mean())
+        per = (e * t).sum(dim=1)
+        out["clip_t"] = float(per.mean())
+        paired = spec.get("paired")
+        if paired:
+            # Per image: its CLIP-T minus that of its paired image (the base model's image of the
+            # same prompt and seed), so seed-to-seed variation cancels out of the comparison.
+            if len(paired) != len(images):
+                raise WorkerError("E_USAGE", f"set '{spec.get('id')}': {len(paired)} paired images for {len(images)} images")
+            out["clip_t_delta"] = [float(v) for v in per - (emb.images(paired) * t).sum(dim=1)]
     return out
 
 

@@ -92,6 +92,19 @@ def test_copies_of_one_training_image_are_collapse_and_near_duplicates(clip_dir,
     assert mixed["diversity"] > 0
 
 
+def test_paired_images_give_each_images_clip_t_against_its_pairs(clip_dir, images):
+    texts = ["on the moon", "in a forest"]
+    r = run_score(clip_dir, sets=[{"id": "s", "images": images[4:6], "texts": texts, "paired": [images[4], images[6]]},
+                                  {"id": "p", "images": [images[6]], "texts": texts[1:]}, {"id": "i", "images": [images[5]], "texts": texts[1:]}])
+    s = r["sets"]["s"]
+    assert s["clip_t_delta"][0] == pytest.approx(0.0, abs=1e-5)  # an image paired with itself
+    assert s["clip_t_delta"][1] == pytest.approx(r["sets"]["i"]["clip_t"] - r["sets"]["p"]["clip_t"], abs=1e-5)
+    assert s["clip_t_delta"][1] != pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(WorkerError) as e:
+        run_score(clip_dir, sets=[{"id": "s", "images": images[:2], "texts": texts, "paired": images[:1]}])
+    assert e.value.code == "E_USAGE"
+
+
 def test_clip_t_needs_one_text_per_image(clip_dir, images):
     r = run_score(clip_dir, sets=[{"id": "scenes", "images": images[:2], "texts": ["on the moon", "in a forest"]}])
     assert -1.0 <= r["sets"]["scenes"]["clip_t"] <= 1.0

@@ -27,6 +27,8 @@ export type ValidationThresholdId =
   | "prompt_fidelity_delta"
   | "scene_near_duplicate_share"
   | "scene_subject_share"
+  | "scene_lost_share"
+  | "variation_sameness"
   | "stack_retention"
   | "stack_combined_weight"
   | "stack_adapter_count";
@@ -102,6 +104,20 @@ export const VALIDATION_THRESHOLDS: readonly ValidationThreshold[] = [
     verified: false,
   },
   {
+    id: "variation_sameness",
+    label:
+      "sameness (how far the variations' mean pairwise similarity moved from the base model's, on the same prompts and seeds, toward the training images' own: 0 as varied as the base, 1 as alike as the training images)",
+    better: "lower",
+    // Measured only when the training images are more alike than the base model's variations. A
+    // LoRA that draws its one training picture whatever the prompt reaches about 1; the toy
+    // world's good LoRA and a LoRA that follows the prompts' poses stay near 0.2 (bench/RESULTS.md).
+    pass: 0.5,
+    warn: 0.75,
+    source: `ours, to calibrate; the guide's failure "the same face and pose every time (mode collapse onto one training image)" (issue 7); ${PERF5}, gate 4 (pairwise similarity across seeds against the base model's), with the training set's own pairwise similarity (gate 1's real-image bound) as the collapsed end`,
+    asOf: ASOF,
+    verified: false,
+  },
+  {
     id: "prompt_fidelity_delta",
     label: "prompt fidelity (CLIP-T on novel scenes, LoRA minus base model)",
     better: "higher",
@@ -131,6 +147,19 @@ export const VALIDATION_THRESHOLDS: readonly ValidationThreshold[] = [
     pass: 0.25,
     warn: 0.1,
     source: `ours, to calibrate; the guide's failure "the subject only appears in its original photos' backgrounds (overfit)" (issue 7, export-script symptoms); gate 1 (subject fidelity against the training set, as a ratio) applied per novel scene, ${PERF5}`,
+    asOf: ASOF,
+    verified: false,
+  },
+  {
+    id: "scene_lost_share",
+    label:
+      "novel scenes lost (its weakest scene: share of its images whose prompt fidelity (CLIP-T) is below the base model's image of the same prompt and seed by more than the prompt-fidelity pass margin)",
+    better: "lower",
+    // An overfit LoRA draws its training background in place of the scene asked for; one image in
+    // four may miss by chance, half of a scene's images is a pattern.
+    pass: 0.25,
+    warn: 0.5,
+    source: `ours, to calibrate; the guide's failure "the subject only appears in its original photos' backgrounds (overfit)" (issue 7); ${PERF5}, gate 2 (CLIP-T no worse than base - delta) applied per image against the base model's image of the same prompt and seed`,
     asOf: ASOF,
     verified: false,
   },

@@ -173,6 +173,47 @@ function sceneSubject(params: { scenes: number[]; lora: (i: number) => SetScores
   return rate("scene_subject_share", value, { embedder: useDino ? "dino" : "clip", ...per });
 }
 
+/**
+ * Novel scenes lost: per novel_scenes prompt, the share of its images whose prompt fidelity
+ * (CLIP-T) fell below that of the base model's image of the same prompt and seed by more than
+ * prompt_fidelity_delta's pass margin; the value is the weakest scene. Pairing by seed takes the
+ * seed's own variation out, so one image that draws its training background in place of the
+ * scene counts even when the mean over all scenes hardly moves (an overfit LoRA).
+ */
+function sceneLost(params: { scenes: number[]; lora: (i: number) => SetScores | undefined }): Measure {
+  const margin = validationThreshold("prompt_fidelity_delta").pass;
+  const per: Record<string, number | null> = {};
+  for (const i of params.scenes) {
+    const deltas = params.lora(i)?.clip_t_delta;
+    per[`scene_${i}`] = deltas && deltas.length > 0 ? deltas.filter((d) => d < margin).length / deltas.length : null;
+  }
+  const values = Object.values(per).filter((v): v is number => v !== null);
+  return rate("scene_lost_share", values.length > 0 ? Math.max(...values) : null, { margin, ...per });
+}
+
+/**
+ * Sameness: how far the variations' mean pairwise similarity moved from the base model's (same
+ * prompts and seeds) toward the training images' own pairwise similarity, as a share of that
+ * way. A LoRA that draws one training picture whatever the prompt says is as alike as its
+ * training images (1); one that follows the prompts stays near the base (0). Measured only when
+ * the training images are more alike than the base model's variations (else diversity_ratio is
+ * the measure); uses the image embedder that scores diversity (CLIP or the judge, not DINO).
+ */
+function sameness(params: { vars: SetScores | undefined; base: SetScores | undefined; reference: ScoreResult["reference"] }): Measure {
+  const { vars, base, reference } = params;
+  const train = reference.pairwise_clip;
+  const sVar = vars ? 1 - vars.diversity : undefined;
+  const sBase = base ? 1 - base.diversity : undefined;
+  const gap = train !== undefined && sBase !== undefined ? train - sBase : undefined;
+  const measurable =
+    reference.count >= MIN_REFERENCE_FOR_SHARES && sVar !== undefined && gap !== undefined && train !== undefined && gap >= MIN_LEAK_GAP_SHARE * Math.abs(train);
+  return rate("variation_sameness", measurable ? ((sVar as number) - (sBase as number)) / (gap as number) : null, {
+    variations_pairwise: sVar ?? null,
+    base_pairwise: sBase ?? null,
+    reference_pairwise: train ?? null,
+  });
+}
+
 /** Turns the worker's scores into pass / warn / fail per check, per weight, and picks the best weight. */
 export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreResult }): ValidationVerdicts {
   const { plan, scores } = params;
@@ -206,6 +247,7 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
       }),
       rate("diversity_ratio", ratio(vars?.diversity, baseVar?.diversity), { diversity: vars?.diversity ?? null, base_diversity: baseVar?.diversity ?? null }),
       collapse(refCount >= MIN_REFERENCE_FOR_SHARES ? vars?.collapse_share : null, baseVar?.collapse_share, refCount),
+      sameness({ vars, base: baseVar, reference: scores.reference }),
     ]);
     const sc = scores.sets[setId.scenes(w.key)];
     const composition = check("composition", "3. Composition with the base (novel scenes)", [
@@ -221,6 +263,7 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
         reference: scores.reference,
         useDino,
       }),
+      sceneLost({ scenes: [...new Set(w.scenes.map((s) => s.scene))], lora: (i) => scores.sets[setId.scene(w.key, i)] }),
     ]);
     const checks = [trigger, consistency, composition];
     return {

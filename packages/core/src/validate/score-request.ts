@@ -12,7 +12,7 @@ export interface ScoreRequest {
   /** Check 1: [with, without] image pairs at equal seeds, for the LoRA and for the base. */
   trigger: { id: string; pairs: [string, string][]; base_pairs: [string, string][] }[];
   /** Image sets: fidelity to the reference, diversity, collapse, near duplicates; CLIP-T when texts are given. */
-  sets: { id: string; images: string[]; texts?: string[] }[];
+  sets: { id: string; images: string[]; texts?: string[]; paired?: string[] }[];
   /** Check 4: each stacked image with its base image and each adapter alone. */
   stack: { id: string; items: { stack: string; base: string; alone: Record<string, string> }[] }[];
 }
@@ -30,6 +30,8 @@ export interface SetScores {
   near_duplicate_share?: number;
   /** Mean CLIP text-image cosine similarity (CLIP-T). */
   clip_t?: number;
+  /** With texts and `paired` images: per image, its CLIP-T minus its paired image's (the base model's image of the same prompt and seed). */
+  clip_t_delta?: number[];
 }
 
 export interface ScoreResult {
@@ -100,7 +102,14 @@ export function buildScoreRequest(params: {
     if (w.scenes.length > 0) {
       request.sets.push({ id: setId.scenes(w.key), images: w.scenes.map((s) => image(s.job)), texts: w.scenes.map((s) => s.text) });
       for (const i of new Set(w.scenes.map((s) => s.scene))) {
-        request.sets.push({ id: setId.scene(w.key, i), images: w.scenes.filter((s) => s.scene === i).map((s) => image(s.job)) });
+        const items = w.scenes.filter((s) => s.scene === i);
+        // each image against the base model's image of the same prompt and seed: did it keep the scene the prompt asks for?
+        request.sets.push({
+          id: setId.scene(w.key, i),
+          images: items.map((s) => image(s.job)),
+          texts: items.map((s) => s.text),
+          paired: items.map((s) => image(s.base)),
+        });
       }
     }
   }

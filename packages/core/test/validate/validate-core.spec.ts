@@ -272,3 +272,74 @@ describe("subject in novel scenes: the weakest scene, against the base model's i
     expect(m.status).toBe(status);
   });
 });
+
+describe("novel scenes lost: each image's CLIP-T against the base model's image of the same prompt and seed", () => {
+  const plan = planValidation({
+    rubric: { ...rubric, novel_scenes: ["{trigger} on the moon", "{trigger} underwater"], weight_sweep: [1] },
+    trigger: "txcl",
+    target: "character",
+    candidates: [{ name: "me", path: "/l/me.safetensors" }],
+  });
+  const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b", "c"] });
+  const key = plan.weights[0]!.key;
+
+  it("pairs each scene image with the base model's image of it, with the scene's text", () => {
+    const set = request.sets.find((s) => s.id === setId.scene(key, 0))!;
+    const items = plan.weights[0]!.scenes.filter((s) => s.scene === 0);
+    expect(set.paired).toEqual(items.map((s) => s.base));
+    expect(set.texts).toEqual(items.map((s) => s.text));
+  });
+
+  // margin: prompt_fidelity_delta's pass line (-0.02)
+  it.each([
+    [[0.01, -0.01], [0.03, 0], 0, "pass"],
+    [[0.01, -0.03], [0.03, 0], 0.5, "warn"],
+    [[0.01, 0.02], [-0.06, -0.04], 1, "fail"],
+  ])("deltas %j and %j -> weakest scene %s, %s", (a, b, expected, status) => {
+    const sets: ScoreResult["sets"] = {};
+    for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.5 };
+    sets[setId.scene(key, 0)] = { count: 2, diversity: 0.3, fidelity_clip: 0.7, clip_t_delta: a };
+    sets[setId.scene(key, 1)] = { count: 2, diversity: 0.3, fidelity_clip: 0.7, clip_t_delta: b };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
+    const check = v.weights[0]!.checks.find((c) => c.check === "composition")!;
+    const m = check.measures.find((x) => x.id === "scene_lost_share")!;
+    expect(m.value).toBeCloseTo(expected, 6);
+    expect(m.status).toBe(status);
+    if (status === "fail") expect(check.status).toBe("fail");
+  });
+});
+
+describe("sameness: the variations between the base model's variety and the training images' own sameness", () => {
+  const plan = planValidation({ rubric: { ...rubric, weight_sweep: [1] }, trigger: "txcl", target: "character", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
+  const key = plan.weights[0]!.key;
+  function verdictFor(p: { lora: number; base?: number; pairwise?: number; count?: number }) {
+    const sets: ScoreResult["sets"] = {
+      [setId.variations(key)]: { count: 6, diversity: 1 - p.lora, fidelity_clip: 0.8 },
+      [setId.baseVariations]: { count: 6, diversity: 1 - (p.base ?? 0.7), fidelity_clip: 0.5 },
+    };
+    const reference = { count: p.count ?? 20, pairwise_clip: p.pairwise ?? 0.98 };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference, trigger: {}, sets, stack: {} } });
+    const check = v.weights[0]!.checks.find((c) => c.check === "consistency")!;
+    return { check, m: check.measures.find((x) => x.id === "variation_sameness")! };
+  }
+
+  // base pairwise 0.7, training images 0.98: the way is 0.28
+  it.each([
+    [0.7, 0, "pass"],
+    [0.826, 0.45, "pass"],
+    [0.896, 0.7, "warn"],
+    [0.98, 1, "fail"],
+  ])("variations pairwise %s -> %s, %s", (lora, expected, status) => {
+    const { check, m } = verdictFor({ lora });
+    expect(m.value).toBeCloseTo(expected, 6);
+    expect(m.status).toBe(status);
+    if (status === "fail") expect(check.status).toBe("fail");
+  });
+
+  it.each([
+    ["the training images are less alike than the base model's variations", { lora: 0.9, pairwise: 0.6 }],
+    ["fewer than three training images", { lora: 0.98, count: 2 }],
+  ])("is skipped when %s", (_, p) => {
+    expect(verdictFor(p).m.status).toBe("skip");
+  });
+});
