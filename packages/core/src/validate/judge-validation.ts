@@ -174,24 +174,6 @@ function sceneSubject(params: { scenes: number[]; lora: (i: number) => SetScores
 }
 
 /**
- * Novel scenes lost: per novel_scenes prompt, the share of its images whose prompt fidelity
- * (CLIP-T) fell below that of the base model's image of the same prompt and seed by more than
- * prompt_fidelity_delta's pass margin; the value is the weakest scene. Pairing by seed takes the
- * seed's own variation out, so one image that draws its training background in place of the
- * scene counts even when the mean over all scenes hardly moves (an overfit LoRA).
- */
-function sceneLost(params: { scenes: number[]; lora: (i: number) => SetScores | undefined }): Measure {
-  const margin = validationThreshold("prompt_fidelity_delta").pass;
-  const per: Record<string, number | null> = {};
-  for (const i of params.scenes) {
-    const deltas = params.lora(i)?.clip_t_delta;
-    per[`scene_${i}`] = deltas && deltas.length > 0 ? deltas.filter((d) => d < margin).length / deltas.length : null;
-  }
-  const values = Object.values(per).filter((v): v is number => v !== null);
-  return rate("scene_lost_share", values.length > 0 ? Math.max(...values) : null, { margin, ...per });
-}
-
-/**
  * Sameness: how far the variations' mean pairwise similarity moved from the base model's (same
  * prompts and seeds) toward the training images' own pairwise similarity, as a share of that
  * way. A LoRA that draws one training picture whatever the prompt says is as alike as its
@@ -263,7 +245,6 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
         reference: scores.reference,
         useDino,
       }),
-      sceneLost({ scenes: [...new Set(w.scenes.map((s) => s.scene))], lora: (i) => scores.sets[setId.scene(w.key, i)] }),
     ]);
     const checks = [trigger, consistency, composition];
     return {

@@ -103,7 +103,8 @@ export function buildScoreRequest(params: {
       request.sets.push({ id: setId.scenes(w.key), images: w.scenes.map((s) => image(s.job)), texts: w.scenes.map((s) => s.text) });
       for (const i of new Set(w.scenes.map((s) => s.scene))) {
         const items = w.scenes.filter((s) => s.scene === i);
-        // each image against the base model's image of the same prompt and seed: did it keep the scene the prompt asks for?
+        // each image against the base model's image of the same prompt and seed (clip_t_delta): not
+        // a verdict yet, with the toy judge as embedder it flagged images that kept their scene (bench/RESULTS.md)
         request.sets.push({
           id: setId.scene(w.key, i),
           images: items.map((s) => image(s.job)),

@@ -273,7 +273,7 @@ describe("subject in novel scenes: the weakest scene, against the base model's i
   });
 });
 
-describe("novel scenes lost: each image's CLIP-T against the base model's image of the same prompt and seed", () => {
+describe("novel scene images, each with the base model's image of the same prompt and seed (clip_t_delta)", () => {
   const plan = planValidation({
     rubric: { ...rubric, novel_scenes: ["{trigger} on the moon", "{trigger} underwater"], weight_sweep: [1] },
     trigger: "txcl",
@@ -290,23 +290,6 @@ describe("novel scenes lost: each image's CLIP-T against the base model's image 
     expect(set.texts).toEqual(items.map((s) => s.text));
   });
 
-  // margin: prompt_fidelity_delta's pass line (-0.02)
-  it.each([
-    [[0.01, -0.01], [0.03, 0], 0, "pass"],
-    [[0.01, -0.03], [0.03, 0], 0.5, "warn"],
-    [[0.01, 0.02], [-0.06, -0.04], 1, "fail"],
-  ])("deltas %j and %j -> weakest scene %s, %s", (a, b, expected, status) => {
-    const sets: ScoreResult["sets"] = {};
-    for (const s of request.sets) sets[s.id] = { count: 2, diversity: 0.3, fidelity_clip: 0.5 };
-    sets[setId.scene(key, 0)] = { count: 2, diversity: 0.3, fidelity_clip: 0.7, clip_t_delta: a };
-    sets[setId.scene(key, 1)] = { count: 2, diversity: 0.3, fidelity_clip: 0.7, clip_t_delta: b };
-    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
-    const check = v.weights[0]!.checks.find((c) => c.check === "composition")!;
-    const m = check.measures.find((x) => x.id === "scene_lost_share")!;
-    expect(m.value).toBeCloseTo(expected, 6);
-    expect(m.status).toBe(status);
-    if (status === "fail") expect(check.status).toBe("fail");
-  });
 });
 
 describe("sameness: the variations between the base model's variety and the training images' own sameness", () => {
