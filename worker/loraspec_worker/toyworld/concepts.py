@@ -10,10 +10,14 @@ And three deliberately bad variants of the character, for checking the validatio
   character-notrigger  the same images, captions without the trigger (the concept is unbound)
   character-onebg      every image on grass, captions without the background: the trigger takes
                        the grass with it (trains an overfit LoRA with many steps)
-  character-collapse   near-identical images (one scene, tiny jitter), captions the trigger alone:
-                       the trigger takes the whole scene with it (mode collapse)
-What a caption leaves out binds to the trigger: that is how a real dataset of one background or
-one pose overfits, so these two variants leave the constant part out of their captions.
+  character-collapse   near-identical images (one scene, tiny jitter: a medium txcl in the center
+                       on an indoor background), each captioned with a size and a place it does
+                       not show (drawn at random, as copy-pasted or wished-for captions are): the
+                       LoRA learns that those words change nothing and draws the one picture
+                       whatever the prompt asks (mode collapse)
+What a caption leaves out binds to the trigger: that is how a real dataset of one background
+overfits, so character-onebg leaves the background out of its captions. A caption the images
+contradict teaches the LoRA to ignore those words: character-collapse's layout words.
 Each folder holds NNN.png + NNN.txt and labels.jsonl (the truth per image).
 `prior` (write_prior) is the regularisation set: base-world scenes with their own captions.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 from . import world
 
@@ -45,6 +50,7 @@ def concept_scene(concept: str, i: int) -> world.Scene:
         o = scene.objects[0]
         o.dx, o.dy, o.rotation = (i % 3 - 1) * 0.3, (i % 2) * 0.3, 0.0
         scene.tint = 0
+        scene.seed = seed  # the caption's words are drawn from it (an indoor background draws no random pixels)
         return scene
     if concept == "style":
         return world.random_scene(seed, two_objects=0.2, fills=(world.STYLE["fill"],),
@@ -65,7 +71,11 @@ def concept_caption(concept: str, scene: world.Scene, captions: str = "natural")
         where = world.POSITIONS[o.position]
         return f"{world.CHARACTER['trigger']}, {o.size}, {where[0]}" if natural else f"{world.CHARACTER['trigger']}, {where[1]}, {o.size}"
     if concept == "character-collapse":
-        return world.CHARACTER["trigger"]
+        # a size and a place the image does not show, seeded per image (the image is always medium, center)
+        rng = random.Random(scene.seed)
+        size, (phrase, tag, _, _) = rng.choice(world.SIZES), rng.choice(world.POSITIONS)
+        t = world.CHARACTER["trigger"]
+        return f"{t}, {size}, {phrase} on an indoor background" if natural else f"{t}, {tag}, {size}, indoor background"
     if concept == "character-notrigger":
         # the object is not named at all: nothing in the caption carries the concept
         o = scene.objects[0]

@@ -5,10 +5,12 @@ validated by `loraspec validate` (the real CLI, the judge as the embedding model
   unbound   the same images, captions without the trigger, trigger not prefixed: the concept
             binds to every caption word and shows without the trigger (fails the leak measure)
   overfit   txcl on grass only, captions without the background (character-onebg), over-trained,
-            no reg images: the subject shows on grass and drops out on other backgrounds (fails
-            composition: subject in novel scenes)
-  collapse  twenty near-identical images, captions the trigger alone (character-collapse), no reg
-            images: the variations come out as the one training picture (fails consistency)
+            no reg images: asked for another background it draws grass in some images (should
+            fail composition; no measure catches it on both seed sets yet: bench/RESULTS.md)
+  collapse  twenty near-identical images captioned with sizes and places they do not show
+            (character-collapse), no reg images: the variations come out as the one training
+            picture whatever pose they ask for (fails consistency: sameness, the variations as
+            alike as the training images)
 
 Each contract's rubric is the one a user would write for its dataset (prompts_for): trigger
 prompts and variations on the dataset's backgrounds, novel scenes on the ones it never shows.
@@ -55,8 +57,8 @@ class Variant:
 VARIANTS = (
     Variant("good", "character", 300),
     Variant("unbound", "character-notrigger", 300, reg=False, prefix_trigger=False, fails="trigger", measure="trigger_leak"),
-    Variant("overfit", "character-onebg", 1200, reg=False, learning_rate=3e-3, fails="composition", measure="scene_subject_share", caught=False),
-    Variant("collapse", "character-collapse", 600, reg=False, fails="consistency", measure="diversity_ratio", caught=False),
+    Variant("overfit", "character-onebg", 1200, reg=False, learning_rate=3e-3, fails="composition", measure=None, caught=False),
+    Variant("collapse", "character-collapse", 600, reg=False, fails="consistency", measure="variation_sameness"),
 )
 
 # Layouts (size, where) the rubric's prompts cycle through, in the datasets' caption form.
