@@ -44,6 +44,7 @@ if (specOnly) {
 const toy = join(demoDir, "toy-character");
 await mkdir(toy, { recursive: true });
 await cp(join(root, "examples", "toyworld", "character"), join(toy, "dataset"), { recursive: true });
+await cp(join(root, "examples", "toyworld", "prior"), join(toy, "prior"), { recursive: true });
 const contract = (await readFile(join(root, "examples", "toyworld", "lora.yaml"), "utf8"))
   .replace(/path: \.\.\/\.\.\/models\/toy-sdxl/, `path: ${join(root, "models", "toy-sdxl")}`)
   .replace(/path: \.\/character/, "path: ./dataset")
