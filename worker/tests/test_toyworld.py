@@ -67,7 +67,8 @@ def test_concept_datasets(tmp_path, concept):
         if concept == "character-onebg":
             assert "background" not in caption  # the grass binds to the trigger
         if concept == "character-collapse":
-            assert caption == "txcl"  # the whole scene binds to the trigger
+            # the captions name a size and a place drawn at random; the one picture never changes
+            assert caption.startswith("txcl, ") and caption.endswith("on an indoor background")
         elif concept == "style":
             assert caption.startswith("txst,") and row["labels"]["fill"] == "striped"
         elif concept == "product":
@@ -76,6 +77,7 @@ def test_concept_datasets(tmp_path, concept):
         assert {r["labels"]["background"] for r in rows} == {"grass"}
     if concept == "character-collapse":
         assert len({(r["labels"]["position"], r["labels"]["size"], r["labels"]["background"]) for r in rows}) == 1
+        assert len({r["caption"] for r in rows}) > 1
 
 
 def test_judge_reads_held_out_images():
