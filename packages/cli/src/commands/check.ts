@@ -29,6 +29,7 @@ export function registerCheck(program: Command): void {
           file: result.loaded.displayName,
           counts,
           images: result.dataset?.images.length,
+          ...(result.regDataset ? { regImages: result.regDataset.images.length } : {}),
           findings: result.findings,
           notes: result.notes,
         });
@@ -49,7 +50,9 @@ export function registerCheck(program: Command): void {
         out.push("");
       }
       for (const note of result.notes) out.push(pc.dim(`note: ${note}`));
-      const images = result.dataset ? `${result.dataset.images.length} images` : "dataset not scanned";
+      const images = result.dataset
+        ? `${result.dataset.images.length} images${result.regDataset ? ` + ${result.regDataset.images.length} regularisation images` : ""}`
+        : "dataset not scanned";
       const summary = `${result.loaded.displayName}: ${images}; ${counts.error} error(s), ${counts.warning} warning(s), ${counts.info} note(s)`;
       out.push(counts.error > 0 ? pc.red(`✗ ${summary}`) : pc.green(`✓ ${summary}`));
       process.stdout.write(`${out.join("\n")}\n`);

@@ -19,6 +19,8 @@ export interface ScanDatasetParams {
   recursive?: boolean;
   /** Files read at once. */
   concurrency?: number;
+  /** The contract field that names the folder (errors point at it). */
+  field?: string;
 }
 
 /**
@@ -33,13 +35,14 @@ export async function scanDataset({
   contractFile,
   recursive = true,
   concurrency = 8,
+  field = "dataset.path",
 }: ScanDatasetParams): Promise<DatasetSummary> {
   const info = await stat(dir).catch(() => undefined);
   if (!info || !info.isDirectory()) {
     throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset folder '${displayPath}' ${info ? "is not a folder" : "does not exist"}`, {
       file: contractFile,
-      field: "dataset.path",
-      hint: "dataset.path is relative to the contract file; point it at your folder of images.",
+      field,
+      hint: `${field} is relative to the contract file; point it at your folder of images.`,
     });
   }
   const files = await listFiles(dir, recursive);

@@ -1,11 +1,11 @@
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { planRun, type LivePrice, type Plan } from "@loraspec/core/plan/plan-run.js";
-import { loadContract, resolveDatasetDir, type LoadedContract } from "../contract/load-contract.js";
+import { loadContract, type LoadedContract } from "../contract/load-contract.js";
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
@@ -26,6 +26,8 @@ export interface CheckProjectParams {
 export interface CheckResult {
   loaded: LoadedContract;
   dataset?: DatasetSummary;
+  /** The regularisation images (dataset.reg_path), when the contract names a folder. */
+  regDataset?: DatasetSummary;
   findings: Finding[];
   plan: Plan;
   /** Things the user should know that are not findings (a failed live price fetch). */
@@ -42,34 +44,41 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const { contract } = loaded;
   const notes: string[] = [];
   let dataset: DatasetSummary | undefined;
+  let regDataset: DatasetSummary | undefined;
   if (!skipDataset) {
-    const dir = resolveDatasetDir(loaded);
-    dataset = await scanDataset({
-      dir,
-      displayPath: contract.dataset.path,
-      captionExtension: contract.captions.extension,
-      contractFile: loaded.displayName,
-    });
-    if (dataset.unreadable.length > 0) {
-      const first = dataset.unreadable[0]!;
-      const shown = relative(cwd ?? process.cwd(), join(dir, first.file)) || first.file;
-      throw new LoraspecError(
-        "E_IMAGE_UNREADABLE",
-        `cannot read image ${shown}: ${first.reason}${dataset.unreadable.length > 1 ? ` (and ${dataset.unreadable.length - 1} more)` : ""}`,
-        {
+    const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
+      const dir = resolve(loaded.dir, folder);
+      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field });
+      if (found.unreadable.length > 0) {
+        const first = found.unreadable[0]!;
+        const shown = relative(cwd ?? process.cwd(), join(dir, first.file)) || first.file;
+        throw new LoraspecError(
+          "E_IMAGE_UNREADABLE",
+          `cannot read image ${shown}: ${first.reason}${found.unreadable.length > 1 ? ` (and ${found.unreadable.length - 1} more)` : ""}`,
+          {
+            file: loaded.displayName,
+            field,
+            hint: "Re-export or remove the unreadable file(s); `loraspec prep` lists every bad file.",
+            details: { unreadable: found.unreadable },
+          },
+        );
+      }
+      if (found.images.length === 0) {
+        throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
           file: loaded.displayName,
-          field: "dataset.path",
-          hint: "Re-export or remove the unreadable file(s); `loraspec prep` lists every bad file.",
-          details: { unreadable: dataset.unreadable },
-        },
-      );
-    }
-    if (dataset.images.length === 0) {
-      throw new LoraspecError("E_DATASET_EMPTY", `no images in dataset folder '${contract.dataset.path}'`, {
-        file: loaded.displayName,
-        field: "dataset.path",
-        hint: "Put your PNG/JPEG/WebP images (with .txt captions) in that folder.",
-      });
+          field,
+          hint: field === "dataset.path" ? "Put your PNG/JPEG/WebP images (with .txt captions) in that folder." : "Put the regularisation images (with their own captions) in that folder, or remove dataset.reg_path.",
+        });
+      }
+      return found;
+    };
+    dataset = await scan(contract.dataset.path, "dataset.path");
+    if (contract.dataset.reg_path) {
+      regDataset = await scan(contract.dataset.reg_path, "dataset.reg_path");
+      const uncaptioned = regDataset.images.filter((i) => !i.caption).length;
+      if (uncaptioned > 0) {
+        notes.push(`${uncaptioned} of ${regDataset.images.length} regularisation images have no caption; they train with an empty one`);
+      }
     }
   }
   let livePrices: LivePrice[] = [];
@@ -85,5 +94,5 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const tokenizer = loadClipTokenizer();
   const findings = lintContract(contract, { dataset, words, tokenizer, livePrices });
   const plan = planRun(contract, dataset, { livePrices });
-  return { loaded, dataset, findings, plan, notes };
+  return { loaded, dataset, regDataset, findings, plan, notes };
 }

@@ -64,6 +64,23 @@ describe("checkProject", () => {
     expect(r.findings.find((f) => f.rule === "cost-over-limit")?.severity).toBe("error");
   });
 
+  it("scans the regularisation folder too and names dataset.reg_path when it is missing or empty", async () => {
+    const withReg = (await readFile(join(dir, "lora.yaml"), "utf8")).replace("  path: ./dataset", "  path: ./dataset\n  reg_path: ./reg");
+    await writeFile(join(dir, "reg.yaml"), withReg);
+    const missing = await checkProject({ cwd: dir, path: "reg.yaml" }).catch((e: unknown) => e);
+    expect(isLoraspecError(missing) && [missing.code, missing.field]).toEqual(["E_DATASET_NOT_FOUND", "dataset.reg_path"]);
+    await cp(join(dir, "dataset", "txcl_01.txt"), join(dir, "reg", "only-a-caption.txt"));
+    const empty = await checkProject({ cwd: dir, path: "reg.yaml" }).catch((e: unknown) => e);
+    expect(isLoraspecError(empty) && [empty.code, empty.field]).toEqual(["E_DATASET_EMPTY", "dataset.reg_path"]);
+    await cp(join(dir, "dataset", "txcl_01.png"), join(dir, "reg", "a.png"));
+    await cp(join(dir, "dataset", "txcl_02.png"), join(dir, "reg", "b.png"));
+    await writeFile(join(dir, "reg", "a.txt"), "a photo of a person");
+    const r = await checkProject({ cwd: dir, path: "reg.yaml" });
+    expect(r.regDataset?.images).toHaveLength(2);
+    expect(r.dataset?.images).toHaveLength(20);
+    expect(r.notes.join(" ")).toMatch(/1 of 2 regularisation images have no caption/);
+  });
+
   it("an empty dataset folder is unusable input", async () => {
     const empty = await mkdtemp(join(tmpdir(), "loraspec-empty-"));
     try {
