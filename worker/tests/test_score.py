@@ -71,7 +71,7 @@ def test_identical_pairs_have_no_trigger_effect(clip_dir, images):
     t = r["trigger"]["w1"]
     assert t["distance"] == pytest.approx(0.0, abs=1e-6)
     assert t["base_distance"] > 0
-    assert t["effect"] == pytest.approx(-t["base_distance"])
+    assert t["effect"] == pytest.approx(-t["base_distance"], abs=1e-6)  # distance is 0 only to fp32 rounding
 
 
 def test_a_trigger_that_changes_images_has_positive_effect(clip_dir, images):
