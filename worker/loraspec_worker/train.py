@@ -1088,8 +1088,15 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
 
 def apply_fallback(cfg: Config, fallback: str) -> str:
     if fallback == "gradient_checkpointing":
+        if cfg.gradient_checkpointing:
+            return ""
         cfg.gradient_checkpointing = True
         return "turned on gradient checkpointing"
+    if fallback == "quantize_base":
+        if cfg.quantize == "fp8":
+            return ""
+        cfg.quantize = "fp8"
+        return "held the base in fp8"
     if fallback == "smaller_batch":
         if cfg.batch_size <= 1:
             return ""

@@ -201,6 +201,13 @@ def test_oom_retries_with_the_allowed_fallback(bases, dataset, tmp_path, events)
     assert any(e["type"] == "warning" and e.get("code") == "W_OOM_FALLBACK" for e in events())
 
 
+def test_oom_fallbacks_skip_what_is_already_on_and_can_quantize_the_base(bases, dataset, tmp_path, events):
+    result = train.run(request(bases, dataset, tmp_path, steps=2, gradient_checkpointing=True, debug={"raise_oom_once": True},
+                               failure={"on_oom": "fallback", "oom_fallbacks": ["gradient_checkpointing", "quantize_base"]}))
+    assert result["fallbacksApplied"] == ["held the base in fp8"]
+    assert any(e["type"] == "log" and "fp8 base" in e.get("message", "") for e in events())
+
+
 def test_oom_without_fallbacks_is_a_coded_error(bases, dataset, tmp_path, events):
     with pytest.raises(WorkerError) as err:
         train.run(request(bases, dataset, tmp_path, steps=2, debug={"raise_oom_once": True}))

@@ -57,7 +57,7 @@ export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
 /** Optimizers the worker implements (train.py make_optimizer). */
 const WORKER_OPTIMIZERS = new Set(["adamw", "adamw8bit", "adafactor", "prodigy"]);
 /** OOM fallbacks the worker can apply itself (train.py apply_fallback). */
-const WORKER_FALLBACKS = new Set(["gradient_checkpointing", "smaller_batch", "optimizer_8bit"]);
+const WORKER_FALLBACKS = new Set(["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"]);
 
 export interface DiffusersPaths {
   /** The prepared dataset folder (images + .txt captions), absolute. */
