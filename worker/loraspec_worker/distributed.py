@@ -121,6 +121,12 @@ class Group:
         import torch.distributed as dist
 
         backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type != "cuda":
+            # N ranks on the CPU share its cores: each keeps its share, or their thread pools
+            # oversubscribe the cores and every step crawls.
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
         dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=self.rank, world_size=self.world,
                                 timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
 
