@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..tiny_base import byte_chars
+from ..tiny_base import byte_chars, t5_tokenizer
 from . import world
 
 
@@ -74,23 +74,7 @@ def toy_clip_tokenizer():
 
 
 def toy_t5_tokenizer():
-    """A T5 Unigram tokenizer (made in code like tiny_base.t5_tokenizer) in which every word of the
-    toy world is one piece; anything else falls apart into letters, digits and punctuation (the
-    trigger `txcl` becomes ▁t x c l, as a new word does in the real T5 vocabulary)."""
-    import string
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import T5TokenizerFast
-
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    # a whole word always outscores spelling it out (the letters cost -2.5 - 3 per extra letter)
-    pieces += [("▁" + w, -1.0) for w in world_words()]
-    pieces += [(c, -3.0) for c in string.ascii_letters + string.digits + string.punctuation]
-    pieces += [("▁" + c, -2.5) for c in string.ascii_letters if "▁" + c not in {p for p, _ in pieces}]
-    tk = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
-    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tk.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
-    tok = T5TokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0)
-    tok.model_max_length = 512
-    return tok
+    """tiny_base's T5 Unigram tokenizer with every word of the toy world as one piece; anything
+    else falls apart into letters, digits and punctuation (the trigger `txcl` becomes ▁t x c l, as
+    a new word does in the real T5 vocabulary)."""
+    return t5_tokenizer(world_words())

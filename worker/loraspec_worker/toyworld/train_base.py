@@ -30,23 +30,35 @@ TIME_IDS = [64, 64, 0, 0, 64, 64]  # SDXL micro-conditioning: original size, cro
 CAPTION_DROPOUT = 0.1
 
 
+def toy_clip_config(tok):
+    """The toy bases' CLIP text encoder (both SDXL encoders and FLUX.1's): width 64, 3 layers."""
+    from transformers import CLIPTextConfig
+
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    bos = tok.convert_tokens_to_ids("<|startoftext|>")
+    return CLIPTextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
+                          max_position_embeddings=77, projection_dim=64, hidden_act="gelu", bos_token_id=bos, eos_token_id=eos,
+                          pad_token_id=eos)
+
+
+def toy_vae(latent_channels: int, **extra):
+    """The toy bases' AutoencoderKL: 64x64 pixels <-> 16x16 latents (3 levels)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=(32, 64, 64), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+                         up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=latent_channels, norm_num_groups=16,
+                         sample_size=64, layers_per_block=1, force_upcast=False, **extra)
+
+
 def build_models(seed: int = 0):
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from diffusers import EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tok = toy_clip_tokenizer()
     torch.manual_seed(seed)
-    eos = tok.convert_tokens_to_ids("<|endoftext|>")
-    bos = tok.convert_tokens_to_ids("<|startoftext|>")
-
-    def clip_config():
-        return CLIPTextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
-                              max_position_embeddings=77, projection_dim=64, hidden_act="gelu", bos_token_id=bos, eos_token_id=eos,
-                              pad_token_id=eos)
-
-    text_encoder = CLIPTextModel(clip_config())
-    text_encoder_2 = CLIPTextModelWithProjection(clip_config())
+    text_encoder = CLIPTextModel(toy_clip_config(tok))
+    text_encoder_2 = CLIPTextModelWithProjection(toy_clip_config(tok))
     unet = UNet2DConditionModel(
         block_out_channels=(64, 128, 128),
         layers_per_block=1,
@@ -64,18 +76,7 @@ def build_models(seed: int = 0):
         cross_attention_dim=128,  # both encoders' penultimate hidden states: 64 + 64
         norm_num_groups=16,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        latent_channels=4,
-        norm_num_groups=16,
-        sample_size=64,
-        layers_per_block=1,
-        force_upcast=False,
-    )
+    vae = toy_vae(latent_channels=4)
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        timestep_spacing="leading", steps_offset=1)
     return {"tokenizer": tok, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2, "unet": unet, "vae": vae, "scheduler": scheduler}

@@ -26,7 +26,7 @@ import os
 import time
 
 from .tokenizer import toy_clip_tokenizer, toy_t5_tokenizer
-from .train_base import CAPTION_DROPOUT, eval_prompts, evaluate_base, make_base_dataset, train_vae
+from .train_base import CAPTION_DROPOUT, eval_prompts, evaluate_base, make_base_dataset, toy_clip_config, toy_vae, train_vae
 
 # The guidance embedding's value in training: the built-in LoRA trainer's default guidance_scale
 # (train.py Config), so a LoRA trains at the value the base learnt; sample at guidance_scale 1.0.
@@ -39,17 +39,13 @@ EVAL_TRUE_CFG = 4.0
 
 def build_models(seed: int = 0) -> dict:
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     tok = toy_clip_tokenizer()
     tok2 = toy_t5_tokenizer()
     torch.manual_seed(seed)
-    eos = tok.convert_tokens_to_ids("<|endoftext|>")
-    bos = tok.convert_tokens_to_ids("<|startoftext|>")
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
-        max_position_embeddings=77, projection_dim=64, hidden_act="gelu", bos_token_id=bos, eos_token_id=eos, pad_token_id=eos))
+    text_encoder = CLIPTextModel(toy_clip_config(tok))
     text_encoder_2 = T5EncoderModel(T5Config(
         vocab_size=len(tok2), d_model=128, d_kv=32, d_ff=256, num_layers=3, num_heads=4, relative_attention_num_buckets=32,
         relative_attention_max_distance=128, feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0, eos_token_id=1,
@@ -66,20 +62,7 @@ def build_models(seed: int = 0) -> dict:
         guidance_embeds=True,  # like FLUX.1 [dev]
         axes_dims_rope=[8, 12, 12],  # sums to attention_head_dim (FLUX.1: 16, 56, 56 of 128)
     )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        latent_channels=16,
-        norm_num_groups=16,
-        sample_size=64,
-        layers_per_block=1,
-        force_upcast=False,
-        use_quant_conv=False,  # as FLUX's VAE
-        use_post_quant_conv=False,
-    )
+    vae = toy_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False)  # no quant convs, as FLUX's VAE
     # FLUX.1 [dev]'s scheduler config
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                 base_image_seq_len=256, max_image_seq_len=4096)
