@@ -9,11 +9,11 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, tiny_base, train  # noqa: E402
+from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built in")
@@ -23,13 +23,7 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="to
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     base = tiny_base.make_tiny_base("flux1", str(root / "base"), seed=0)
-    data = root / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text(f"a photo of txcl, view {i}")
-    return base, str(data), root
+    return base, write_noise_dataset(root / "data", 4, (32, 32), "a photo of txcl, view {i}"), root
 
 
 def _run(setup, name, monkeypatch, **over):

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, tiny_base, train  # noqa: E402
+from noise_dataset import write_noise_dataset  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -22,12 +22,7 @@ def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
     base = tiny_base.make_tiny_base(arch, str(tmp_path / "base"))
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text("a photo of txcl")
+    data = write_noise_dataset(tmp_path / "data", 2, (64, 64))
     from loraspec_worker.protocol import WorkerError
 
     request = {
@@ -58,11 +53,7 @@ def _tiny_run(arch, tmp_path, name, monkeypatch, **over):
         tiny_base.make_tiny_base(arch, base)
     data = tmp_path / "data"
     if not data.exists():
-        data.mkdir()
-        rng = np.random.default_rng(0)
-        for i in range(2):
-            Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
-            (data / f"{i}.txt").write_text("a photo of txcl")
+        write_noise_dataset(data, 2, (64, 64))
     request = {"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
                "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over}
     result = train.run(request)

@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, speed, tiny_base, train  # noqa: E402
+from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError  # noqa: E402
 
 
@@ -124,13 +124,8 @@ def test_fp8_base_trains_a_lora_end_to_end(tmp_path, monkeypatch):
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
     base = tiny_base.make_tiny_base("flux1", str(tmp_path / "base"), seed=0)
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text("a photo of txcl")
-    req = {"arch": "flux1", "base": base, "dataset": str(data), "output_dir": str(tmp_path / "out"), "resolution": 32,
+    data = write_noise_dataset(tmp_path / "data", 2, (32, 32))
+    req = {"arch": "flux1", "base": base, "dataset": data, "output_dir": str(tmp_path / "out"), "resolution": 32,
            "steps": 3, "rank": 4, "alpha": 4, "learning_rate": 1e-2, "max_sequence_length": 32, "quantize": "fp8"}
     result = train.run(req)
     lines = [json.loads(l) for l in buf.getvalue().splitlines()]

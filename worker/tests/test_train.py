@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from loraspec_worker import protocol, sample, tiny_base, train
+from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError
 
 RES = 32  # pixels; latents are 16x16 with the tiny VAEs (scale factor 2)
@@ -25,12 +26,7 @@ def bases(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dataset")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray((rng.random((40, 48, 3)) * 255).astype("uint8")).save(folder / f"img{i}.png")
-        (folder / f"img{i}.txt").write_text(f"a photo of txcl, sample {i}")
-    return str(folder)
+    return write_noise_dataset(tmp_path_factory.mktemp("dataset"), 3, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
 
 
 @pytest.fixture
