@@ -300,8 +300,7 @@ def _rank_main(rank: int, world: int, port: int, model, name, s, args, queue) ->
     device = group.device(base)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     if device.type == "cuda":
-        torch.backends.cuda.enable_cudnn_sdp(False)
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True  # as main(); run_config sets the SDPA backend per row
     group.join(device.type, port)
     try:
         row = run_config(model, name, s, args, device, dtype, {}, group=group)

@@ -13,6 +13,7 @@ fast configuration matches the eager one over 50 steps.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .protocol import is_oom, warning
@@ -56,37 +57,27 @@ def use_channels_last(model) -> bool:
     return True
 
 
-class _Fp8LinearFunction:
-    """y = x @ (w8 * scale)^T + b, saving only the fp8 weight for the backward pass (the base is
-    frozen: no weight gradient, so the input is not saved either)."""
-
-    _fn = None
-
-    @classmethod
-    def get(cls):
-        if cls._fn is None:
-            import torch
-            import torch.nn.functional as F
-
-            class Fn(torch.autograd.Function):
-                @staticmethod
-                def forward(ctx, x, w8, scale, bias):
-                    w = w8.to(scale.dtype) * scale
-                    ctx.save_for_backward(w8, scale)
-                    return F.linear(x.to(w.dtype), w, bias)
-
-                @staticmethod
-                def backward(ctx, grad):
-                    w8, scale = ctx.saved_tensors
-                    w = w8.to(scale.dtype) * scale
-                    return grad.to(w.dtype) @ w, None, None, None
-
-            cls._fn = Fn
-        return cls._fn
-
-
-def _fp8_linear_class():
+@functools.cache
+def fp8_linear_class():
+    """The Fp8Linear module class (defined on first use: torch is imported lazily)."""
     import torch
+    import torch.nn.functional as F
+
+    class Fp8LinearFunction(torch.autograd.Function):
+        """y = x @ (w8 * scale)^T + b, saving only the fp8 weight for the backward pass (the base is
+        frozen: no weight gradient, so the input is not saved either)."""
+
+        @staticmethod
+        def forward(ctx, x, w8, scale, bias):
+            w = w8.to(scale.dtype) * scale
+            ctx.save_for_backward(w8, scale)
+            return F.linear(x.to(w.dtype), w, bias)
+
+        @staticmethod
+        def backward(ctx, grad):
+            w8, scale = ctx.saved_tensors
+            w = w8.to(scale.dtype) * scale
+            return grad.to(w.dtype) @ w, None, None, None
 
     class Fp8Linear(torch.nn.Module):
         """A frozen nn.Linear whose weight is held as float8_e4m3fn with a per-row scale."""
@@ -108,7 +99,7 @@ def _fp8_linear_class():
                 self.bias = None
 
         def forward(self, x):
-            return _Fp8LinearFunction.get().apply(x, self.weight_fp8, self.weight_scale, self.bias)
+            return Fp8LinearFunction.apply(x, self.weight_fp8, self.weight_scale, self.bias)
 
         def dequantized(self):
             return self.weight_fp8.to(self.weight_scale.dtype) * self.weight_scale
@@ -117,16 +108,6 @@ def _fp8_linear_class():
             return f"in_features={self.in_features}, out_features={self.out_features}, fp8 e4m3 per-row scale"
 
     return Fp8Linear
-
-
-_FP8_LINEAR = None
-
-
-def fp8_linear_class():
-    global _FP8_LINEAR
-    if _FP8_LINEAR is None:
-        _FP8_LINEAR = _fp8_linear_class()
-    return _FP8_LINEAR
 
 
 def quantize_fp8_(model, device, compute_dtype) -> dict[str, Any]:
