@@ -107,6 +107,8 @@ class Config:
     # Speed levers (speed.py, bench/gpu-speed.py). None = chosen by speed.choose_levers.
     compile: Optional[bool] = None
     cuda_graphs: Optional[bool] = None
+    # fp8 GEMMs for the frozen base's block linears (speed.Fp8Linear matmul; needs float8 tensor cores).
+    fp8_matmul: Optional[bool] = None
     # "fp8": the frozen base's block linears held in float8 (the 24 GB recipe for FLUX.1).
     quantize: str = "none"
     debug: dict = field(default_factory=dict)
@@ -822,12 +824,17 @@ def train_once(cfg: Config, group=None) -> dict:
         for attr, encoder in (("text_encoder", pipe.text_encoder), ("text_encoder_2", pipe.text_encoder_2)):
             lora_configs[attr] = add_lora(encoder, cfg, TEXT_ENCODER_TARGETS)
             trainable.append(encoder)
-    if cfg.quantize == "fp8":
-        counts = speed.quantize_fp8_(denoiser, device, dtype)
-        emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) held in float8 e4m3 with per-row scales"})
     levers = speed.choose_levers(cfg, device, arch)
     for reason in levers["reasons"]:
         emit({"type": "log", "level": "info", "message": reason})
+    if cfg.quantize == "fp8" or levers["fp8_matmul"]:
+        # fp8 base: one fp8 copy (half the bytes); fp8 GEMMs alone: a second, transposed copy makes
+        # the input gradient an fp8 GEMM too (the bytes of bf16); both: the forward's GEMM only.
+        matmul = levers["fp8_matmul"]
+        counts = speed.quantize_fp8_(denoiser, device, dtype, matmul=matmul, transposed=matmul and cfg.quantize != "fp8")
+        held = "held in float8 e4m3 with per-row scales" if cfg.quantize == "fp8" else "as float8 e4m3 copies"
+        math = "; fp8 GEMMs for the forward" + ("" if cfg.quantize == "fp8" else " and the input gradient") if matmul else ""
+        emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) {held}{math}"})
     if levers["channels_last"]:
         speed.use_channels_last(denoiser)
     params = []

@@ -64,7 +64,8 @@ def _tiny_run(arch, tmp_path, name, monkeypatch, **over):
 def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
     graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False)
     eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False)
-    assert any("CUDA graph" in e.get("message", "") for e in g_events if e["type"] == "log")
+    assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
+    assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
     assert len(g_losses) == len(e_losses) == 8
     np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
 
@@ -73,3 +74,11 @@ def test_flux_fp8_base_with_compile_trains(tmp_path, monkeypatch):
     result, losses, events = _tiny_run("flux1", tmp_path, "fp8", monkeypatch, gradient_checkpointing=True, quantize="fp8", compile=True)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
     assert any("fp8 base" in e.get("message", "") for e in events if e["type"] == "log")
+
+
+def test_flux_fp8_gemms_follow_the_bf16_loss_curve(tmp_path, monkeypatch):
+    fp8, f_losses, f_events = _tiny_run("flux1", tmp_path, "fp8mm", monkeypatch, compile=True, fp8_matmul=True)
+    bf16, b_losses, _ = _tiny_run("flux1", tmp_path, "bf16", monkeypatch, compile=True, fp8_matmul=False)
+    assert any("fp8 GEMMs for the forward and the input gradient" in e.get("message", "") for e in f_events if e["type"] == "log"), f_events
+    assert not any(e["type"] == "warning" for e in f_events), f_events
+    np.testing.assert_allclose(f_losses, b_losses, rtol=5e-2)

@@ -39,6 +39,30 @@ def test_fp8_linear_matches_its_dequantized_weight_forward_and_backward():
     torch.testing.assert_close(x.grad, ref_x.grad)
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["forward", "forward+dgrad"])
+def test_fp8_gemm_linear_stays_within_fp8_noise_of_the_exact_linear(transposed):
+    """fp8_matmul: the forward (and with the transposed copy the input gradient) as a row-wise scaled
+    fp8 GEMM (torch._scaled_mm, which the CPU build runs too). Both operands are quantized, so the
+    error is about twice the weight-only error; far above it would mean a wrong scale or layout."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(256, 512).requires_grad_(False)
+    x = torch.randn(2, 64, 256, requires_grad=True)
+    ref = lin(x)
+    g = torch.randn_like(ref)
+    ref.backward(g)
+    ref_grad, x.grad = x.grad.clone(), None
+    q = speed.fp8_linear_class()(lin, torch.device("cpu"), torch.float32, matmul=True, transposed=transposed)
+    assert q.matmul and (q.weight_fp8_t is not None) is transposed
+    y = q(x)
+    y.backward(g)
+    rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
+    assert y.shape == ref.shape and rel(y, ref) < 0.06
+    assert rel(x.grad, ref_grad) < 0.06
+    # a dim not divisible by 16 cannot take the GEMM: that layer keeps the dequantized math
+    odd = speed.fp8_linear_class()(torch.nn.Linear(24, 40).requires_grad_(False), torch.device("cpu"), torch.float32, matmul=True)
+    assert not odd.matmul
+
+
 def test_quantize_fp8_replaces_the_frozen_block_linears_and_keeps_the_lora_trainable(tmp_path):
     pipe = tiny_base.build_flux1(0)
     net = pipe.transformer
@@ -97,7 +121,8 @@ class _Loss:
         ({"cuda_graphs": False}, "cuda", {"cuda_graphs": False, "channels_last": False}),
     ],
 )
-def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, want):
+def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, want, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
     for key, value in want.items():
         assert levers[key] is value, (key, levers)
@@ -105,7 +130,25 @@ def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, 
         assert levers["reasons"]
 
 
+@pytest.mark.parametrize("capability, over, want", [
+    ((9, 0), {"arch": "flux1"}, True),  # compiled FLUX.1 on a Hopper: measured faster
+    ((8, 0), {"arch": "flux1"}, False),  # an A100 has no float8 tensor cores
+    ((9, 0), {"arch": "flux1", "steps": 100}, False),  # no compile: not measured without it
+    ((9, 0), {"arch": "flux2-klein"}, False),  # not measured for klein
+    ((9, 0), {"arch": "flux1", "fp8_matmul": False}, False),
+    ((9, 0), {"arch": "flux2-klein", "fp8_matmul": True}, True),  # asked for explicitly
+])
+def test_fp8_matmul_is_on_where_measured_faster_and_the_card_has_fp8_tensor_cores(capability, over, want, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a test GPU")
+    levers = speed.choose_levers(_cfg(**over), torch.device("cuda"), _Loss())
+    assert levers["fp8_matmul"] is want
+    if want and "fp8_matmul" not in over:
+        assert any("fp8 GEMMs" in r for r in levers["reasons"])
+
+
 @pytest.mark.parametrize("over, device, code, says", [
+    ({"arch": "flux1", "fp8_matmul": True}, "cpu", "W_FP8_MATMUL_UNAVAILABLE", "no CUDA device"),
     ({"cuda_graphs": True, "gradient_checkpointing": True}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "gradient checkpointing"),
     ({"cuda_graphs": True}, "cpu", "W_CUDA_GRAPH_UNAVAILABLE", "no CUDA device"),
     ({"arch": "flux1", "compile": True}, "cpu", "W_COMPILE_UNAVAILABLE", "CUDA"),
@@ -114,8 +157,10 @@ def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(ov
     """The plan sets levers for the GPU the contract names; a run elsewhere trains on without them."""
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
+    if device == "cuda":
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
-    assert levers["cuda_graphs"] is False and levers["compile"] is False
+    assert levers["cuda_graphs"] is False and levers["compile"] is False and levers["fp8_matmul"] is False
     warnings = [json.loads(l) for l in buf.getvalue().splitlines()]
     assert [w["code"] for w in warnings] == [code] and says in warnings[0]["message"]
 

@@ -98,6 +98,8 @@ export interface DiffusersTrainRequest {
   cuda_graphs?: boolean;
   /** The frozen block linears in fp8 e4m3 with per-row scales, or bf16. */
   quantize: "none" | "fp8";
+  /** fp8 GEMMs for the frozen base (float8 tensor cores); absent as compile. */
+  fp8_matmul?: boolean;
   /** Data-parallel processes, one per GPU of the host (hardware.gpus); absent for one. */
   num_processes?: number;
   save_every: number;
@@ -201,6 +203,7 @@ export function compileDiffusers(
     ...(settings.compile && !settings.cudaKnown ? {} : { compile: settings.compile }),
     ...(settings.cudaGraphs && !settings.cudaKnown ? {} : { cuda_graphs: settings.cudaGraphs }),
     quantize: settings.quantize === "fp8" ? "fp8" : "none",
+    ...(settings.fp8Matmul && !settings.cudaKnown ? {} : { fp8_matmul: settings.fp8Matmul }),
     save_every: r.saveEvery,
     seed: hp.seed,
     trigger_word: contract.trigger.word,

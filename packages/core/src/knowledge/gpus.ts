@@ -15,6 +15,8 @@ export interface GpuRecord extends Sourced {
   achievedTflops: number;
   /** Datasheet dense bf16 tensor TFLOP/s (FP32 accumulate): scales the built-in trainer's H200 measurements for compute-bound models. */
   denseBf16Tflops: number;
+  /** float8 tensor cores (Ada, Hopper, Blackwell: compute capability 8.9+), what the built-in trainer's fp8 GEMMs need. See FP8_TENSOR_CORES_SOURCE. */
+  fp8TensorCores: boolean;
 }
 
 const P14 = "shared/reference/perf-reliability.md §1.4 (floor FLOPs / reported s/step)";
@@ -28,16 +30,20 @@ const AS_OF = "2026-08-23";
 export const DENSE_BF16_SOURCE =
   "NVIDIA datasheets / architecture whitepapers, dense bf16 with FP32 accumulate (read 2026-11-29, unverified in the reference notes)";
 
+/** fp8TensorCores: NVIDIA's Ada (RTX 40, L40S), Hopper (H100, H200) and Blackwell (RTX 50) whitepapers; Ampere (RTX 30, A6000, A100) has none. */
+export const FP8_TENSOR_CORES_SOURCE =
+  "NVIDIA Ada, Hopper and Blackwell architecture whitepapers (FP8 tensor cores from compute capability 8.9; Ampere has none), read 2026-11-29";
+
 export const GPUS: readonly GpuRecord[] = [
-  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, source: P14, asOf: AS_OF },
-  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
-  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, source: OURS, asOf: AS_OF, verified: false },
-  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, source: P14, asOf: AS_OF },
-  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, fp8TensorCores: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, fp8TensorCores: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, fp8TensorCores: true, source: P14, asOf: AS_OF },
+  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, fp8TensorCores: true, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, fp8TensorCores: false, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
+  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, fp8TensorCores: true, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, fp8TensorCores: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, fp8TensorCores: true, source: P14, asOf: AS_OF },
+  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, fp8TensorCores: true, source: OURS, asOf: AS_OF, verified: false },
 ];
 
 /** Finds the GPU class a user wrote ("RTX 4090", "NVIDIA H100 80GB HBM3"). */

@@ -6,9 +6,10 @@ import type { Sourced } from "./types.js";
  * All at 1024x1024, LoRA rank 16 on the attention projections, bf16 base, fp32 LoRA, AdamW,
  * cached latents + text embeddings (text encoders and VAE off the GPU), FLUX text length 512.
  * `secondsPerStep` is the mean of steps 6-50; `peakAllocGib` is torch.cuda.max_memory_allocated
- * (GiB, without the CUDA context: see CUDA_CONTEXT). Levers as bench/gpu-speed.py names them.
+ * (GiB, without the CUDA context: see CUDA_CONTEXT). Levers as bench/gpu-speed.py names them
+ * ("fp8mm": fp8 GEMMs for the frozen base, the worker's fp8_matmul).
  */
-export type SpeedLever = "fused" | "channels_last" | "compile" | "fp8" | "cudnn_sdpa" | "graphs";
+export type SpeedLever = "fused" | "channels_last" | "compile" | "fp8" | "fp8mm" | "cudnn_sdpa" | "graphs";
 
 export interface TrainSpeedRecord extends Sourced {
   base: BaseModelId;
@@ -29,13 +30,15 @@ export interface TrainSpeedRecord extends Sourced {
 }
 
 export const TRAIN_SPEED_SOURCE = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29.jsonl";
+/** The third session's run (fp8 GEMMs with their eager twins; the CUDA-graph rows after the capture fix). */
+export const TRAIN_SPEED_SOURCE_FP8 = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29-fp8.jsonl";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
-const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">): TrainSpeedRecord => ({
+const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
   gpu: "h200",
   trainer: "diffusers",
   resolution: 1024,
-  source: S,
+  source,
   asOf: A,
   ...r,
 });
@@ -57,6 +60,10 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   row({ base: "flux1-dev", config: "eager", batch: 1, gradientCheckpointing: true, quantize: "none", levers: [], secondsPerStep: 0.873, peakAllocGib: 24.81, warmupS: 4.1 }),
   row({ base: "flux1-dev", config: "fast", batch: 1, gradientCheckpointing: true, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.64, peakAllocGib: 24.69, warmupS: 7.9, note: "warm-up after the no-checkpointing compile in the same process" }),
   row({ base: "flux1-dev", config: "fp8 base (24 GB recipe)", batch: 1, gradientCheckpointing: true, quantize: "fp8", levers: ["fused", "compile", "fp8"], secondsPerStep: 0.668, peakAllocGib: 13.81, warmupS: 37.2 }),
+  // Same card, a later run (its eager twins: 0.560 / 0.824 s/step, 2-6% under the first run's).
+  row({ base: "flux1-dev", config: "fast + fp8 GEMMs", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.402, peakAllocGib: 44.62, warmupS: 50.5 }, TRAIN_SPEED_SOURCE_FP8),
+  row({ base: "flux1-dev", config: "fast + fp8 GEMMs", batch: 1, gradientCheckpointing: true, quantize: "none", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.586, peakAllocGib: 24.8, warmupS: 16.8 }, TRAIN_SPEED_SOURCE_FP8),
+  row({ base: "flux1-dev", config: "fp8 base + fp8 GEMM forward (24 GB recipe)", batch: 1, gradientCheckpointing: true, quantize: "fp8", levers: ["fused", "compile", "fp8", "fp8mm"], secondsPerStep: 0.614, peakAllocGib: 13.7, warmupS: 30.9 }, TRAIN_SPEED_SOURCE_FP8),
   row({ base: "flux2-klein-4b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.292, peakAllocGib: 21.55, warmupS: 1.5 }),
   row({ base: "flux2-klein-4b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.208, peakAllocGib: 18.97, warmupS: 34.0 }),
   row({ base: "flux2-klein-9b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.53, peakAllocGib: 41.09, warmupS: 2.6 }),

@@ -17,13 +17,14 @@ export interface SpeedLookup {
 const REFERENCE: BaseModelId = "flux1-dev";
 const DERIVABLE: ReadonlySet<BaseModelId> = new Set(["flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]);
 
-function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number): TrainSpeedRecord | undefined {
+function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false): TrainSpeedRecord | undefined {
   const matching = rows.filter(
     (r) =>
       r.gradientCheckpointing === ckpt &&
       (r.quantize === "fp8") === fp8 &&
       r.levers.includes("compile") === compile &&
       r.levers.includes("graphs") === graphs &&
+      r.levers.includes("fp8mm") === fp8mm &&
       !r.levers.includes("cudnn_sdpa"),
   );
   if (matching.length === 0) return undefined;
@@ -49,10 +50,12 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
   const ckpt = settings.gradientCheckpointing;
   const fp8 = settings.quantize === "fp8";
   const perSample = (r: TrainSpeedRecord) => (r.secondsPerStep / r.batch) * batch;
-  const exact = find(rows, ckpt, fp8, settings.compile, settings.cudaGraphs, batch);
+  const exact = find(rows, ckpt, fp8, settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false);
   if (exact) {
-    return { secondsPerStep: perSample(exact), basis: "measured", config: describe(exact), source: TRAIN_SPEED_SOURCE };
+    return { secondsPerStep: perSample(exact), basis: "measured", config: describe(exact), source: exact.source };
   }
+  // fp8 GEMMs are only measured for FLUX.1 (an unmeasured model never gets them: train-settings.ts)
+  if (settings.fp8Matmul) return undefined;
   // FLUX.1's lever ratios carry over to the FLUX-class transformers only, not to SDXL's UNet.
   if (!DERIVABLE.has(base)) return undefined;
   const start = find(rows, false, false, settings.compile, settings.cudaGraphs, batch);

@@ -116,6 +116,37 @@ describe("compileDiffusers", () => {
     expect(out.choices.find((x) => x.setting === "gradient_checkpointing")?.why).toMatch(/contract/);
   });
 
+  it.each([
+    // [gpu, vram, fp8_matmul in the request, quantize]: FLUX.1 compiled (1500 steps repay it)
+    ["H200", 141, true, "none"],
+    ["RTX 4090", 24, true, "fp8"], // the 24 GB recipe: fp8 base + fp8 GEMM forward (0.668 -> 0.614 s/step)
+    ["A100", 80, false, "none"], // Ampere: no float8 tensor cores
+    ["RTX 3090", 24, false, "fp8"],
+    [undefined, 80, "absent", "none"], // no card named: the worker decides on the card it finds
+  ] as const)("fp8 GEMMs for FLUX.1 on %s (%i GB): %s", (gpu, gb, want, quantize) => {
+    const c = contract("flux1-dev", "character", {
+      hardware: { kind: "local", vram_gb: gb, ...(gpu ? { gpu } : {}) },
+      hyperparameters: { learning_rate: 1e-4, steps: 1500, rank: 16, save_every: 250 },
+    });
+    const out = compileDiffusers(c, {}, PATHS);
+    expect(out.request.quantize).toBe(quantize);
+    expect(out.request.compile ?? "absent").toBe(gpu ? true : "absent");
+    expect(want === "absent" ? !("fp8_matmul" in out.request) : out.request.fp8_matmul === want).toBe(true);
+    const why = out.choices.find((x) => x.setting === "fp8_matmul")?.why ?? "";
+    if (want === true) expect(why).toMatch(/^on: 0\.\d+ -> 0\.\d+ s\/step on the H200/);
+    if (want === false) expect(why).toMatch(/no float8 tensor cores/);
+  });
+
+  it("never asks for fp8 GEMMs where they are not measured (klein, SDXL) or without compile", () => {
+    const klein = compileDiffusers(contract("flux2-klein-9b", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 1500 } }), {}, PATHS);
+    expect([klein.request.compile, klein.request.fp8_matmul]).toEqual([true, false]);
+    expect(klein.choices.find((x) => x.setting === "fp8_matmul")?.why).toMatch(/not measured/);
+    const short = compileDiffusers(contract("flux1-dev", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 50, save_every: 50 } }), {}, PATHS);
+    expect([short.request.compile, short.request.fp8_matmul]).toEqual([false, false]);
+    const sdxl = compileDiffusers(contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 1500 } }), {}, PATHS);
+    expect(sdxl.request.fp8_matmul).toBe(false);
+  });
+
   it("leaves compile and the CUDA graph to the worker when no known CUDA GPU is named", () => {
     const c = (gpu?: string) =>
       contract("sdxl", "character", {

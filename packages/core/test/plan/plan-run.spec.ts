@@ -149,9 +149,10 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
   it("picks the fastest configuration that fits and times it from the H200 row, warm-up included", () => {
     const plan = planRun(builtIn(), dataset(20));
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: false, compile: true, cudaGraphs: false, quantize: "none" });
-    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.44 });
-    expect(plan.selected?.config).toMatch(/^fast, batch 1/);
-    expect(plan.selected?.hours).toBe(Math.round(((0.44 * 2000 + 41) / 3600) * 100) / 100);
+    expect(plan.trainSettings.fp8Matmul).toBe(true);
+    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.4 });
+    expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs, batch 1/);
+    expect(plan.selected?.hours).toBe(Math.round(((0.402 * 2000 + 41) / 3600) * 100) / 100);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");
     expect(plan.walltime.find((w) => w.gpu === "rtx4090")?.secondsPerStep).toBeGreaterThan(plan.selected?.secondsPerStep ?? Infinity);
     expect(plan.trainSettings.choices.find((c) => c.setting === "gradient_checkpointing")?.why).toMatch(/^off: the peak without it .* fits 141 GB \(hardware\.vram_gb\)/);
