@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     tb.add_argument("--images", type=int, default=60000)
     tb.add_argument("--vae-steps", type=int, default=3000)
     tb.add_argument("--vae-seconds", type=float, default=60)
+    tb.add_argument("--vae-codec-images", type=int, default=20000,
+                    help="flux1: extra scenes with every fill the VAE alone trains on (a general codec; the style's stripes survive it)")
     tb.add_argument("--unet-steps", type=int, default=100000)
     tb.add_argument("--unet-seconds", type=float, default=240)
     tb.add_argument("--transformer-steps", type=int, default=100000, help="flux1: the transformer + text encoders phase")

@@ -26,6 +26,9 @@ from .tokenizer import toy_clip_tokenizer
 # What the base model never sees (the concepts' LoRAs teach these).
 BASE_EXCLUDED_PAIRS = ((world.CHARACTER["shape"], world.CHARACTER["colour"]), (world.PRODUCT["shape"], world.PRODUCT["colour"]))
 BASE_SCENES = {"fills": ("solid",), "two_objects": 0.3, "rotation": 15.0, "exclude_pairs": BASE_EXCLUDED_PAIRS}
+# What a general-purpose VAE sees besides (the toy FLUX.1 base's): every fill, so a style LoRA's
+# striped fills survive the round trip, as a real VAE encodes textures its denoiser never saw.
+CODEC_SCENES = {**BASE_SCENES, "fills": world.FILLS}
 TIME_IDS = [64, 64, 0, 0, 64, 64]  # SDXL micro-conditioning: original size, crop top-left, target size
 CAPTION_DROPOUT = 0.1
 
@@ -85,19 +88,19 @@ def build_models(seed: int = 0):
 def _render_chunk(args):
     import numpy as np
 
-    start, stop = args
+    start, stop, scenes = args
     xs, caps = [], []
     for seed in range(start, stop):
-        scene = world.random_scene(seed, **BASE_SCENES)
+        scene = world.random_scene(seed, **scenes)
         xs.append(np.asarray(world.render(scene), dtype=np.uint8))
         caps.append((world.natural_caption(scene), world.tags_caption(scene)))
     return np.stack(xs), caps
 
 
-def make_base_dataset(start: int, count: int, workers: int = 1):
+def make_base_dataset(start: int, count: int, workers: int = 1, scenes: dict = BASE_SCENES):
     import numpy as np
 
-    ranges = [(s, min(s + 1000, start + count)) for s in range(start, start + count, 1000)]
+    ranges = [(s, min(s + 1000, start + count), scenes) for s in range(start, start + count, 1000)]
     if workers > 1:
         from multiprocessing import get_context
 
@@ -158,6 +161,24 @@ def train_vae(vae, images, *, device, steps: int, seconds: float, batch: int = 1
     log(f"vae: {step} steps in {time.time() - started:.0f}s, mean abs reconstruction error {err:.2f}/255, latent mean {mean:.3f} std {std:.3f}")
     return {"steps": step, "seconds": time.time() - started, "reconstruction_mae_255": err, "scaling_factor": 1.0 / std} | (
         {"shift_factor": mean} if shift else {})
+
+
+def style_roundtrip(vae, judge, count: int = 16) -> float:
+    """Share of the txst style's images (striped fills, concepts.py) the judge still reads as
+    striped after the VAE's encode and decode: whether a style LoRA could draw them at all."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from .concepts import concept_scene
+
+    device, dtype = vae.device, vae.dtype
+    scenes = [concept_scene("style", i) for i in range(count)]
+    x = torch.stack([torch.from_numpy(np.asarray(world.render(s))).permute(2, 0, 1).float() / 127.5 - 1 for s in scenes])
+    with torch.no_grad():
+        y = vae.decode(vae.encode(x.to(device, dtype)).latent_dist.mean).sample.float().cpu()
+    images = [Image.fromarray(((t.clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).byte().numpy()) for t in y]
+    return sum(r["fill"] == world.STYLE["fill"] for r in judge.read(images)) / count
 
 
 def train_denoiser(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4, log=print):

@@ -26,7 +26,8 @@ import os
 import time
 
 from .tokenizer import toy_clip_tokenizer, toy_t5_tokenizer
-from .train_base import CAPTION_DROPOUT, eval_prompts, evaluate_base, make_base_dataset, toy_clip_config, toy_vae, train_vae
+from .train_base import (CAPTION_DROPOUT, CODEC_SCENES, eval_prompts, evaluate_base, make_base_dataset, style_roundtrip, toy_clip_config,
+                         toy_vae, train_vae)
 
 # The guidance embedding's value in training: the built-in LoRA trainer's default guidance_scale
 # (train.py Config), so a LoRA trains at the value the base learnt; sample at guidance_scale 1.0.
@@ -202,8 +203,20 @@ def run(args) -> dict:
     report["dataset"] = {"images": args.images, "seconds": time.time() - t}
     log(f"rendered {args.images} base-world images in {time.time() - t:.0f}s")
 
+    # The VAE also trains on scenes with every fill (a general codec; seeds after the base set's),
+    # so the txst style's stripes can be drawn; the transformer sees the base world only.
+    codec_count = getattr(args, "vae_codec_images", 0)
+    vae_images = images
+    if codec_count:
+        codec, _ = make_base_dataset(args.images, codec_count, workers, scenes=CODEC_SCENES)
+        vae_images = torch.cat([images, torch.from_numpy(codec).permute(0, 3, 1, 2)])
+        report["dataset"]["codec_images"] = codec_count
+
     models = build_models(args.seed)
-    report["vae"] = train_vae(models["vae"], images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
+    report["vae"] = train_vae(models["vae"], vae_images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
+    if os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
+        report["vae"]["style_roundtrip_striped"] = style_roundtrip(models["vae"], judge_mod.Judge(args.judge_out, device=str(device)))
+        log(f"vae: the judge reads {report['vae']['style_roundtrip_striped']:.0%} of the style's striped images as striped after the round trip")
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
                                               t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)
