@@ -215,7 +215,9 @@ function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, 
  */
 function builtInWalltime(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate | undefined {
   const hp = contract.hyperparameters;
-  const speed = lookupTrainSpeed(model.id, settings, hp.batch_size);
+  // A card without float8 tensor cores runs the bf16 GEMMs: time it from the row without them.
+  const onCard = settings.fp8Matmul && !gpu.fp8TensorCores ? { ...settings, fp8Matmul: false } : settings;
+  const speed = lookupTrainSpeed(model.id, onCard, hp.batch_size);
   const reference = GPUS.find((g) => g.id === MEASURED_GPU);
   if (!speed || !reference) return undefined;
   const onReference = gpu.id === MEASURED_GPU;
