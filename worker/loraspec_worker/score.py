@@ -146,6 +146,8 @@ def _reference_stats(ref) -> dict:
 
 
 def _set_scores(emb: _Embedder, dino: Optional[_Embedder], ref_clip, ref_dino, ref_stats: dict, spec: dict) -> dict:
+    import torch
+
     images = spec.get("images") or []
     if not images:
         return {"count": 0, "diversity": 0.0}
@@ -174,6 +176,18 @@ def _set_scores(emb: _Embedder, dino: Optional[_Embedder], ref_clip, ref_dino, r
             if len(paired) != len(images):
                 raise WorkerError("E_USAGE", f"set '{spec.get('id')}': {len(paired)} paired images for {len(images)} images")
             out["clip_t_delta"] = [float(v) for v in per - (emb.images(paired) * t).sum(dim=1)]
+        candidates = spec.get("candidates")
+        if candidates:
+            # Zero-shot: is each image's own text the candidate it matches best (a scene drawn as
+            # another scene of the rubric, e.g. a training background, matches that one instead)?
+            missing = [x for x in texts if x not in candidates]
+            if missing:
+                raise WorkerError("E_USAGE", f"set '{spec.get('id')}': text '{missing[0]}' is not among its candidates")
+            c = emb.texts(candidates)
+            own = torch.tensor([candidates.index(x) for x in texts])
+            out["own_text_best"] = [bool(v) for v in (e @ c.T).argmax(dim=1) == own]
+            if paired:
+                out["paired_own_text_best"] = [bool(v) for v in (emb.images(paired) @ c.T).argmax(dim=1) == own]
     return out
 
 

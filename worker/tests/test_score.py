@@ -160,3 +160,25 @@ def test_dino_fidelity_when_a_dino_model_is_given(clip_dir, dino_dir, images):
     # An image that is one of the references is closer to them than the set's mean.
     same = run_score(clip_dir, dino_model=dino_dir, reference=images[:3], sets=[{"id": "s", "images": [images[0]]}])["sets"]["s"]["fidelity_dino"]
     assert same > r["reference"]["pairwise_dino"] - 1e-6
+
+
+def test_candidates_tell_whether_each_image_matches_its_own_text_best(tmp_path):
+    """The scene-swap measure's input, with the toy judge as the embedder (it knows the world's
+    backgrounds): a grass picture captioned "sky" matches the grass text better than its own."""
+    from loraspec_worker.toyworld import world
+
+    judge = os.path.join(os.path.dirname(__file__), "..", "..", "models", "toy-judge")
+    paths = []
+    for bg in ("sky", "grass", "night"):
+        scene = world.Scene(background=bg, tint=0, seed=3)
+        scene.objects.append(world.Obj(shape="circle", colour="red", position=4, size="large"))
+        paths.append(str(tmp_path / f"{bg}.png"))
+        world.render(scene).save(paths[-1])
+    texts = ["large, in the center on a sky background", "large, in the center on a sky background", "large, in the center on a night background"]
+    candidates = ["large, in the center on a sky background", "large, in the center on a grass background", "large, in the center on a night background"]
+    r = run_score(judge, sets=[{"id": "s", "images": paths, "texts": texts, "candidates": candidates, "paired": [paths[0], paths[0], paths[2]]}])
+    assert r["sets"]["s"]["own_text_best"] == [True, False, True]
+    assert r["sets"]["s"]["paired_own_text_best"] == [True, True, True]
+    with pytest.raises(WorkerError) as e:
+        run_score(judge, sets=[{"id": "s", "images": paths[:1], "texts": ["on the moon"], "candidates": candidates}])
+    assert e.value.code == "E_USAGE" and "candidates" in e.value.message

@@ -2,10 +2,9 @@
 (toyworld/rubric.py), each checked by `loraspec validate` (the built CLI, the judge as the
 embedding model). The good one passes; the unbound-trigger one (captions without the trigger)
 fails check 1 on the leak measure; the mode-collapse one (near-identical images captioned with
-poses they do not show) fails check 2 on sameness (its variations as alike as its training images).
-
-The overfit variant (one background) is not asserted: check 3 catches it on one seed set and only
-warns on the other (figures and why: bench/RESULTS.md, "The rubric on four LoRAs");
+poses they do not show) fails check 2 on sameness (its variations as alike as its training images);
+the overfit one (one background, over-trained) fails check 3 on scenes swapped (novel scenes drawn
+as its training scene). Figures on two seed sets: bench/RESULTS.md, "The rubric on four LoRAs";
 `python -m loraspec_worker.toyworld rubric` trains and validates all four.
 """
 

@@ -5,8 +5,9 @@ validated by `loraspec validate` (the real CLI, the judge as the embedding model
   unbound   the same images, captions without the trigger, trigger not prefixed: the concept
             binds to every caption word and shows without the trigger (fails the leak measure)
   overfit   txcl on grass only, captions without the background (character-onebg), over-trained,
-            no reg images: asked for another background it draws grass in some images (should
-            fail composition; no measure catches it on both seed sets yet: bench/RESULTS.md)
+            no reg images: asked for another background it draws grass in some images (fails
+            composition: scenes swapped, novel-scene images that match a training scene's text
+            better than their own where the base model's image keeps its scene)
   collapse  twenty near-identical images captioned with sizes and places they do not show
             (character-collapse), no reg images: the variations come out as the one training
             picture whatever pose they ask for (fails consistency: sameness, the variations as
@@ -57,7 +58,7 @@ class Variant:
 VARIANTS = (
     Variant("good", "character", 300),
     Variant("unbound", "character-notrigger", 300, reg=False, prefix_trigger=False, fails="trigger", measure="trigger_leak"),
-    Variant("overfit", "character-onebg", 1200, reg=False, learning_rate=3e-3, fails="composition", measure=None, caught=False),
+    Variant("overfit", "character-onebg", 1200, reg=False, learning_rate=3e-3, fails="composition", measure="scene_swap_share"),
     Variant("collapse", "character-collapse", 600, reg=False, fails="consistency", measure="variation_sameness"),
 )
 

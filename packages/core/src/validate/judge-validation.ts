@@ -65,6 +65,20 @@ export function rate(id: ValidationThresholdId, value: number | null | undefined
   return m;
 }
 
+/** Check 3: novel-scene images drawn as another scene of the rubric (its training scenes), where the base keeps the scene. */
+function sceneSwap(sc: SetScores | undefined): Measure {
+  const own = sc?.own_text_best;
+  const base = sc?.paired_own_text_best;
+  if (!own || !base || own.length !== base.length) return rate("scene_swap_share", null);
+  const counted = own.filter((_, i) => base[i]);
+  const swapped = counted.filter((ok) => !ok).length;
+  return rate("scene_swap_share", counted.length > 0 ? swapped / counted.length : null, {
+    swapped,
+    counted: counted.length,
+    base_swapped: base.filter((ok) => !ok).length,
+  });
+}
+
 function check(check: CheckId, title: string, measures: Measure[]): CheckVerdict {
   return { check, title, status: worst(measures.map((m) => m.status)), measures };
 }
@@ -238,6 +252,7 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
         base_clip_t: baseScenes?.clip_t ?? null,
       }),
       rate("scene_near_duplicate_share", refCount >= 2 ? sc?.near_duplicate_share : null),
+      sceneSwap(sc),
       sceneSubject({
         scenes: [...new Set(w.scenes.map((s) => s.scene))],
         lora: (i) => scores.sets[setId.scene(w.key, i)],

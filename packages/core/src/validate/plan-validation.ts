@@ -64,6 +64,11 @@ export interface WeightChecks {
   trigger: TriggerPair[];
   variations: string[];
   scenes: SceneItem[];
+  /**
+   * The texts a novel-scene image is matched against, zero-shot (the scene-swap measure): every
+   * novel scene and every trigger prompt (the dataset's own scenes), trigger removed, once each.
+   */
+  sceneCandidates: string[];
 }
 
 export interface StackItem {
@@ -270,7 +275,8 @@ export function planValidation(params: PlanValidationParams): ValidationPlan {
           sc.push({ scene: i, job: job(on, seed, self, `${tag}-scene`), base: job(on, seed, [], "base-scene"), text: withoutTrigger(p, trigger) });
         }
       }
-      weightChecks.push({ key: `${c.name}@${fmtWeight(w)}`, candidate: c.name, step: c.step, weight: w, trigger: trig, variations: vars, scenes: sc });
+      const sceneCandidates = [...new Set([...scenes, ...triggerPrompts].map((p) => withoutTrigger(p, trigger)))];
+      weightChecks.push({ key: `${c.name}@${fmtWeight(w)}`, candidate: c.name, step: c.step, weight: w, trigger: trig, variations: vars, scenes: sc, sceneCandidates });
     }
   }
 

@@ -12,7 +12,7 @@ export interface ScoreRequest {
   /** Check 1: [with, without] image pairs at equal seeds, for the LoRA and for the base. */
   trigger: { id: string; pairs: [string, string][]; base_pairs: [string, string][] }[];
   /** Image sets: fidelity to the reference, diversity, collapse, near duplicates; CLIP-T when texts are given. */
-  sets: { id: string; images: string[]; texts?: string[]; paired?: string[] }[];
+  sets: { id: string; images: string[]; texts?: string[]; paired?: string[]; candidates?: string[] }[];
   /** Check 4: each stacked image with its base image and each adapter alone. */
   stack: { id: string; items: { stack: string; base: string; alone: Record<string, string> }[] }[];
 }
@@ -32,6 +32,12 @@ export interface SetScores {
   clip_t?: number;
   /** With texts and `paired` images: per image, its CLIP-T minus its paired image's (the base model's image of the same prompt and seed). */
   clip_t_delta?: number[];
+  /**
+   * With `candidates` (texts, each image's own text among them): per image, whether its own text is
+   * the candidate it matches best (zero-shot, CLIP-T); `paired_own_text_best` the same for its paired image.
+   */
+  own_text_best?: boolean[];
+  paired_own_text_best?: boolean[];
 }
 
 export interface ScoreResult {
@@ -100,7 +106,14 @@ export function buildScoreRequest(params: {
     }
     request.sets.push({ id: setId.variations(w.key), images: w.variations.map(image) });
     if (w.scenes.length > 0) {
-      request.sets.push({ id: setId.scenes(w.key), images: w.scenes.map((s) => image(s.job)), texts: w.scenes.map((s) => s.text) });
+      request.sets.push({
+        id: setId.scenes(w.key),
+        images: w.scenes.map((s) => image(s.job)),
+        texts: w.scenes.map((s) => s.text),
+        // the scene-swap measure: does each image still match its own scene best, where the base model's image of it does?
+        paired: w.scenes.map((s) => image(s.base)),
+        candidates: w.sceneCandidates,
+      });
       for (const i of new Set(w.scenes.map((s) => s.scene))) {
         const items = w.scenes.filter((s) => s.scene === i);
         // each image against the base model's image of the same prompt and seed (clip_t_delta): not

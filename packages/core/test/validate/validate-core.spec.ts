@@ -292,6 +292,40 @@ describe("novel scene images, each with the base model's image of the same promp
 
 });
 
+describe("scenes swapped: novel-scene images matching another scene of the rubric better than their own", () => {
+  const plan = planValidation({
+    rubric: { ...rubric, trigger_prompts: ["{trigger} in a studio"], novel_scenes: ["{trigger} on the moon", "{trigger} underwater"], weight_sweep: [1] },
+    trigger: "txcl",
+    target: "character",
+    candidates: [{ name: "me", path: "/l/me.safetensors" }],
+  });
+  const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b", "c"] });
+  const key = plan.weights[0]!.key;
+
+  it("asks the worker to match each scene image and its base image against every scene and trigger prompt, trigger removed", () => {
+    const set = request.sets.find((s) => s.id === setId.scenes(key))!;
+    expect(set.candidates).toEqual(["on the moon", "underwater", "in a studio"]);
+    expect(set.paired).toEqual(plan.weights[0]!.scenes.map((s) => s.base));
+    for (const t of set.texts!) expect(set.candidates).toContain(t);
+  });
+
+  it.each([
+    // own text best per LoRA image, per base image -> share among images whose base image keeps its scene
+    [[true, true, true, true], [true, true, true, true], 0, "pass"],
+    [[false, true, true, true], [true, true, true, true], 0.25, "fail"],
+    [[false, true, true, true, true, true], [true, true, true, true, true, true], 1 / 6, "warn"],
+    [[false, false, true, true], [false, false, true, true], 0, "pass"], // the base swaps those too: not the LoRA's doing
+    [[false, false], [false, false], null, "skip"],
+  ])("own %j, base %j -> %s, %s", (own, base, expected, status) => {
+    const sets: ScoreResult["sets"] = { [setId.scenes(key)]: { count: own.length, diversity: 0.3, own_text_best: own, paired_own_text_best: base } };
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
+    const m = v.weights[0]!.checks.find((c) => c.check === "composition")!.measures.find((x) => x.id === "scene_swap_share")!;
+    if (expected === null) expect(m.value).toBeNull();
+    else expect(m.value).toBeCloseTo(expected, 6);
+    expect(m.status).toBe(status);
+  });
+});
+
 describe("sameness: the variations between the base model's variety and the training images' own sameness", () => {
   const plan = planValidation({ rubric: { ...rubric, weight_sweep: [1] }, trigger: "txcl", target: "character", candidates: [{ name: "me", path: "/l/me.safetensors" }] });
   const key = plan.weights[0]!.key;
