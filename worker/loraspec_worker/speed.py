@@ -303,7 +303,26 @@ def fp8_matmul_blockers(cfg, device) -> list[str]:
     cap = torch.cuda.get_device_capability(device)
     if cap < FP8_MATMUL_CAPABILITY:
         return [f"{torch.cuda.get_device_name(device)} (compute capability {cap[0]}.{cap[1]}) has no float8 tensor cores"]
+    error = rowwise_fp8_gemm_error(device.index or 0)
+    if error:
+        # torch's row-wise kernel is Hopper's (pytorch #133612, #135718); sm120 cuBLAS refuses it (#192707)
+        return [f"torch {torch.__version__} cannot run a row-wise scaled fp8 GEMM on {torch.cuda.get_device_name(device)} ({error})"]
     return []
+
+
+@functools.cache
+def rowwise_fp8_gemm_error(index: int) -> str | None:
+    """One small row-wise scaled fp8 GEMM on the device, once per process: None when it runs, else why not."""
+    import torch
+
+    try:
+        dev = torch.device("cuda", index)
+        a = torch.ones(16, 32, device=dev).to(torch.float8_e4m3fn)
+        torch._scaled_mm(a, a.t(), scale_a=torch.ones(16, 1, device=dev), scale_b=torch.ones(1, 16, device=dev), out_dtype=torch.bfloat16)
+        torch.cuda.synchronize(dev)
+        return None
+    except Exception as e:  # noqa: BLE001 - any refusal means: train with bf16 GEMMs
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
 
 
 def choose_levers(cfg, device, arch) -> dict:

@@ -123,6 +123,7 @@ class _Loss:
 )
 def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, want, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: None)
     levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
     for key, value in want.items():
         assert levers[key] is value, (key, levers)
@@ -141,10 +142,26 @@ def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, 
 def test_fp8_matmul_is_on_where_measured_faster_and_the_card_has_fp8_tensor_cores(capability, over, want, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a test GPU")
+    monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: None)
     levers = speed.choose_levers(_cfg(**over), torch.device("cuda"), _Loss())
     assert levers["fp8_matmul"] is want
     if want and "fp8_matmul" not in over:
         assert any("fp8 GEMMs" in r for r in levers["reasons"])
+
+
+def test_a_card_whose_torch_refuses_row_wise_fp8_gemms_trains_with_bf16_gemms(monkeypatch):
+    """Ada (sm89) and RTX Blackwell (sm120) have fp8 tensor cores, but torch's row-wise scaled GEMM
+    does not run there: the one-GEMM probe's error turns the lever off, with a warning if it was asked for."""
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: "RuntimeError: not supported on sm89")
+    assert speed.choose_levers(_cfg(arch="flux1"), torch.device("cuda"), _Loss())["fp8_matmul"] is False
+    assert buf.getvalue() == ""  # the default: off without a warning
+    assert speed.choose_levers(_cfg(arch="flux1", fp8_matmul=True), torch.device("cuda"), _Loss())["fp8_matmul"] is False
+    warning = json.loads(buf.getvalue().splitlines()[-1])
+    assert warning["code"] == "W_FP8_MATMUL_UNAVAILABLE" and "RTX 4090" in warning["message"] and "sm89" in warning["message"]
 
 
 @pytest.mark.parametrize("over, device, code, says", [
@@ -159,6 +176,7 @@ def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(ov
     monkeypatch.setattr(protocol, "_out", buf)
     if device == "cuda":
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+        monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: None)
     levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
     assert levers["cuda_graphs"] is False and levers["compile"] is False and levers["fp8_matmul"] is False
     warnings = [json.loads(l) for l in buf.getvalue().splitlines()]

@@ -15,8 +15,13 @@ export interface GpuRecord extends Sourced {
   achievedTflops: number;
   /** Datasheet dense bf16 tensor TFLOP/s (FP32 accumulate): scales the built-in trainer's H200 measurements for compute-bound models. */
   denseBf16Tflops: number;
-  /** float8 tensor cores (Ada, Hopper, Blackwell: compute capability 8.9+), what the built-in trainer's fp8 GEMMs need. See FP8_TENSOR_CORES_SOURCE. */
+  /** float8 tensor cores (Ada, Hopper, Blackwell: compute capability 8.9+). See FP8_TENSOR_CORES_SOURCE. */
   fp8TensorCores: boolean;
+  /**
+   * torch._scaled_mm with row-wise scales runs here (the built-in trainer's fp8 GEMMs): Hopper only,
+   * not Ada (sm89) or the RTX Blackwell cards (sm120). See FP8_ROWWISE_SOURCE.
+   */
+  fp8RowwiseGemm: boolean;
 }
 
 const P14 = "shared/reference/perf-reliability.md §1.4 (floor FLOPs / reported s/step)";
@@ -34,16 +39,20 @@ export const DENSE_BF16_SOURCE =
 export const FP8_TENSOR_CORES_SOURCE =
   "NVIDIA Ada, Hopper and Blackwell architecture whitepapers (FP8 tensor cores from compute capability 8.9; Ampere has none), read 2026-11-29";
 
+/** fp8RowwiseGemm: PyTorch's row-wise scaled fp8 GEMM is a Hopper (sm90) CUTLASS kernel. */
+export const FP8_ROWWISE_SOURCE =
+  "pytorch/pytorch #133612 and #135718 (row-wise scaling uses sm90 features such as TMA: tests skipped on sm89), #192707 (row-wise scaling CUBLAS_STATUS_NOT_SUPPORTED on sm120, torch 2.10, 2026-08); measured on an H200 here";
+
 export const GPUS: readonly GpuRecord[] = [
-  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, fp8TensorCores: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, fp8TensorCores: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, fp8TensorCores: true, source: P14, asOf: AS_OF },
-  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, fp8TensorCores: true, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, fp8TensorCores: false, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
-  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, fp8TensorCores: true, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, fp8TensorCores: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, fp8TensorCores: true, source: P14, asOf: AS_OF },
-  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, fp8TensorCores: true, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, fp8TensorCores: true, fp8RowwiseGemm: false, source: P14, asOf: AS_OF },
+  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, fp8TensorCores: false, fp8RowwiseGemm: false, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
+  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, fp8TensorCores: true, fp8RowwiseGemm: true, source: P14, asOf: AS_OF },
+  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, fp8TensorCores: true, fp8RowwiseGemm: true, source: OURS, asOf: AS_OF, verified: false },
 ];
 
 /** Finds the GPU class a user wrote ("RTX 4090", "NVIDIA H100 80GB HBM3"). */

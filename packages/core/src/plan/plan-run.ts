@@ -215,8 +215,8 @@ function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, 
  */
 function builtInWalltime(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate | undefined {
   const hp = contract.hyperparameters;
-  // A card without float8 tensor cores runs the bf16 GEMMs: time it from the row without them.
-  const onCard = settings.fp8Matmul && !gpu.fp8TensorCores ? { ...settings, fp8Matmul: false } : settings;
+  // A card where the fp8 GEMMs do not run trains with bf16 GEMMs: time it from the row without them.
+  const onCard = settings.fp8Matmul && !gpu.fp8RowwiseGemm ? { ...settings, fp8Matmul: false } : settings;
   const speed = lookupTrainSpeed(model.id, onCard, hp.batch_size);
   const reference = GPUS.find((g) => g.id === MEASURED_GPU);
   if (!speed || !reference) return undefined;

@@ -1,6 +1,6 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
-import { FP8_TENSOR_CORES_SOURCE, findGpu } from "../knowledge/gpus.js";
+import { FP8_ROWWISE_SOURCE, FP8_TENSOR_CORES_SOURCE, findGpu } from "../knowledge/gpus.js";
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
 import { lookupTrainSpeed } from "./train-speed.js";
@@ -206,7 +206,8 @@ function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "f
 /**
  * fp8 GEMMs for the frozen base (forward and input gradient; with an fp8 base the forward only):
  * on where a measured row with them beats the same configuration without them (FLUX.1 compiled),
- * and the card has float8 tensor cores. A card the contract does not name: on, left to the worker.
+ * and torch's row-wise scaled fp8 GEMM runs on the card (Hopper). A card the contract does not
+ * name: on, left to the worker (which tries one small GEMM on the device first).
  */
 function fp8MatmulFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", compile: boolean, batch: number, choices: SettingChoice[]): boolean {
   const say = (value: boolean, why: string, source = TRAIN_SPEED_SOURCE) => {
@@ -221,6 +222,7 @@ function fp8MatmulFor(contract: Contract, model: BaseModelRecord, ckpt: boolean,
   if (withIt.secondsPerStep >= without.secondsPerStep) return say(false, `off: not faster on the H200 (${round2(withIt.secondsPerStep)} vs ${round2(without.secondsPerStep)} s/step)`, withIt.source);
   const gpu = findGpu(contract.hardware.gpu);
   if (gpu && !gpu.fp8TensorCores) return say(false, `off: the ${gpu.label} has no float8 tensor cores`, FP8_TENSOR_CORES_SOURCE);
+  if (gpu && !gpu.fp8RowwiseGemm) return say(false, `off: torch's row-wise scaled fp8 GEMM does not run on the ${gpu.label} (Hopper only)`, FP8_ROWWISE_SOURCE);
   return say(
     true,
     `on: ${round2(without.secondsPerStep)} -> ${round2(withIt.secondsPerStep)} s/step on the H200; the bench's 50-step loss curve matched bf16 within 0.02%`,

@@ -154,8 +154,9 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs, batch 1/);
     expect(plan.selected?.hours).toBe(Math.round(((0.402 * 2000 + 41) / 3600) * 100) / 100);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");
-    // the A100 has no float8 tensor cores: scaled from the compiled bf16 row, not the fp8 GEMM one
+    // the A100 (no float8 tensor cores) and the 4090 (no row-wise fp8 GEMM in torch): scaled from the compiled bf16 row
     expect(plan.walltime.find((w) => w.gpu === "a100")?.config).toMatch(/^fast, batch 1/);
+    expect(plan.walltime.find((w) => w.gpu === "rtx4090")?.config).toMatch(/^fast, batch 1/);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.config).toMatch(/^fast \+ fp8 GEMMs/);
     expect(plan.walltime.find((w) => w.gpu === "rtx4090")?.secondsPerStep).toBeGreaterThan(plan.selected?.secondsPerStep ?? Infinity);
     expect(plan.trainSettings.choices.find((c) => c.setting === "gradient_checkpointing")?.why).toMatch(/^off: the peak without it .* fits 141 GB \(hardware\.vram_gb\)/);
