@@ -13,6 +13,7 @@ import {
   type ScoreResult,
 } from "@loraspec/core/validate/index.js";
 import { VALIDATION_THRESHOLDS } from "@loraspec/core/knowledge/validation-thresholds.js";
+import type { CheckId, ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
 
 const rubric: RubricSpec = {
   seeds: [1, 2],
@@ -23,6 +24,12 @@ const rubric: RubricSpec = {
   self_weight: 0.5,
   weight_sweep: [0.6, 1.0],
 };
+
+/** The first weight's check `check` and its measure `id`. */
+function measureOf(v: ValidationVerdicts, check: CheckId, id: string) {
+  const c = v.weights[0]!.checks.find((x) => x.check === check)!;
+  return { check: c, m: c.measures.find((x) => x.id === id)! };
+}
 
 describe("trigger on/off prompts", () => {
   it.each([
@@ -174,8 +181,7 @@ describe("mode collapse is judged against the base model", () => {
       plan,
       scores: { embedder: { clip: "x" }, reference: { count: 3 }, trigger: {}, sets, stack: {} },
     });
-    const m = v.weights[0]!.checks.find((c) => c.check === "consistency")!.measures.find((x) => x.id === "mode_collapse_share")!;
-    expect(m.status).toBe(status);
+    expect(measureOf(v, "consistency", "mode_collapse_share").m.status).toBe(status);
   });
 });
 
@@ -202,8 +208,7 @@ describe("leak: the concept without the trigger, against the base model's trigge
     }
     const reference = { count: p.count ?? 3, pairwise_clip: p.pairwise ?? 0.9 };
     const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference, trigger: {}, sets, stack: {} } });
-    const check = v.weights[0]!.checks.find((c) => c.check === "trigger")!;
-    return { check, m: check.measures.find((x) => x.id === "trigger_leak")! };
+    return measureOf(v, "trigger", "trigger_leak");
   }
 
   it.each([
@@ -266,8 +271,7 @@ describe("subject in novel scenes: the weakest scene, against the base model's i
     sets[setId.scene(key, 0)] = { count: 2, diversity: 0.3, fidelity_clip: a };
     sets[setId.scene(key, 1)] = { count: 2, diversity: 0.3, fidelity_clip: b };
     const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
-    const check = v.weights[0]!.checks.find((c) => c.check === "composition")!;
-    const m = check.measures.find((x) => x.id === "scene_subject_share")!;
+    const { m } = measureOf(v, "composition", "scene_subject_share");
     expect(m.value).toBeCloseTo(expected, 6);
     expect(m.status).toBe(status);
   });
@@ -319,7 +323,7 @@ describe("scenes swapped: novel-scene images matching another scene of the rubri
   ])("own %j, base %j -> %s, %s", (own, base, expected, status) => {
     const sets: ScoreResult["sets"] = { [setId.scenes(key)]: { count: own.length, diversity: 0.3, own_text_best: own, paired_own_text_best: base } };
     const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.9 }, trigger: {}, sets, stack: {} } });
-    const m = v.weights[0]!.checks.find((c) => c.check === "composition")!.measures.find((x) => x.id === "scene_swap_share")!;
+    const { m } = measureOf(v, "composition", "scene_swap_share");
     if (expected === null) expect(m.value).toBeNull();
     else expect(m.value).toBeCloseTo(expected, 6);
     expect(m.status).toBe(status);
@@ -336,8 +340,7 @@ describe("sameness: the variations between the base model's variety and the trai
     };
     const reference = { count: p.count ?? 20, pairwise_clip: p.pairwise ?? 0.98 };
     const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference, trigger: {}, sets, stack: {} } });
-    const check = v.weights[0]!.checks.find((c) => c.check === "consistency")!;
-    return { check, m: check.measures.find((x) => x.id === "variation_sameness")! };
+    return measureOf(v, "consistency", "variation_sameness");
   }
 
   // base pairwise 0.7, training images 0.98: the way is 0.28
