@@ -295,7 +295,7 @@ FP8_MATMUL_ARCHES = ("flux1",)
 FP8_MATMUL_CAPABILITY = (8, 9)
 
 
-def fp8_matmul_blockers(cfg, device) -> list[str]:
+def fp8_matmul_blockers(device) -> list[str]:
     import torch
 
     if device.type != "cuda":
@@ -364,15 +364,16 @@ def choose_levers(cfg, device, arch) -> dict:
     if compiled and graphs:
         reasons.append("compile is skipped: the CUDA graph already removes the launch overhead")
         compiled = False
-    fp8_blockers = fp8_matmul_blockers(cfg, device)
-    requested = getattr(cfg, "fp8_matmul", None)
+    # The blockers (a probe GEMM on the device) only where the lever could be on.
+    requested = cfg.fp8_matmul
     if requested is None:
-        fp8_matmul = compiled and cfg.arch in FP8_MATMUL_ARCHES and not fp8_blockers
+        fp8_matmul = compiled and cfg.arch in FP8_MATMUL_ARCHES and not fp8_matmul_blockers(device)
         if fp8_matmul:
             reasons.append("fp8 GEMMs for the frozen base (forward and input gradient): 1.09x over compile alone for FLUX.1 on an H200")
     else:
         fp8_matmul = bool(requested)
-        if fp8_matmul and fp8_blockers:
-            warning("fp8_matmul is off for this run: " + "; ".join(fp8_blockers), code="W_FP8_MATMUL_UNAVAILABLE")
+        blockers = fp8_matmul_blockers(device) if fp8_matmul else []
+        if blockers:
+            warning("fp8_matmul is off for this run: " + "; ".join(blockers), code="W_FP8_MATMUL_UNAVAILABLE")
             fp8_matmul = False
     return {"compile": compiled, "cuda_graphs": graphs, "channels_last": graphs, "fp8_matmul": fp8_matmul, "reasons": reasons}
