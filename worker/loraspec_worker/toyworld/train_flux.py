@@ -205,7 +205,7 @@ def run(args) -> dict:
 
     # The VAE also trains on scenes with every fill (a general codec; seeds after the base set's),
     # so the txst style's stripes can be drawn; the transformer sees the base world only.
-    codec_count = getattr(args, "vae_codec_images", 0)
+    codec_count = args.vae_codec_images
     vae_images = images
     if codec_count:
         codec, _ = make_base_dataset(args.images, codec_count, workers, scenes=CODEC_SCENES)
