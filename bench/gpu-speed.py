@@ -188,8 +188,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     net.requires_grad_(False)
     train.add_lora(net, cfg, train.TARGETS[arch])
     if s["fp8"] or s["fp8mm"]:
-        # fp8 alone: weights in fp8, bf16 math; fp8mm: fp8 GEMMs (with fp8: the forward's only)
-        speed.quantize_fp8_(net, device, dtype, matmul=s["fp8mm"], transposed=s["fp8mm"] and not s["fp8"])
+        speed.quantize_fp8_(net, device, dtype, matmul=s["fp8mm"], fp8_base=s["fp8"])
     if s["channels_last"]:
         speed.use_channels_last(net)
     params = [p for p in net.parameters() if p.requires_grad]

@@ -146,12 +146,13 @@ def fp8_linear_class():
     return Fp8Linear
 
 
-def quantize_fp8_(model, device, compute_dtype, matmul: bool = False, transposed: bool = False) -> dict[str, Any]:
+def quantize_fp8_(model, device, compute_dtype, matmul: bool = False, fp8_base: bool = True) -> dict[str, Any]:
     """Replaces every frozen nn.Linear inside the repeated blocks (peft's LoRA wrappers keep theirs
     as `base_layer`) by an Fp8Linear on `device`, one layer at a time, so the bf16 weights never
     all sit on the GPU at once. Everything else of the model moves to `device` afterwards.
-    matmul / transposed: fp8 GEMMs for the forward / the input gradient (Fp8Linear).
-    Returns counts for the log."""
+    fp8_base (the memory lever): one fp8 copy, half the bytes. matmul: fp8 GEMMs for the forward,
+    and without fp8_base for the input gradient too, from a second, transposed copy (the bytes of
+    bf16). Returns counts for the log."""
     import torch
 
     Fp8Linear = fp8_linear_class()
@@ -162,7 +163,7 @@ def quantize_fp8_(model, device, compute_dtype, matmul: bool = False, transposed
             for child_name, child in list(parent.named_children()):
                 if type(child) is torch.nn.Linear and not child.weight.requires_grad:
                     params_before += child.weight.numel()
-                    setattr(parent, child_name, Fp8Linear(child, device, compute_dtype, matmul=matmul, transposed=transposed))
+                    setattr(parent, child_name, Fp8Linear(child, device, compute_dtype, matmul=matmul, transposed=matmul and not fp8_base))
                     replaced += 1
     model.to(device)
     return {"layers": replaced, "params": params_before}

@@ -828,10 +828,8 @@ def train_once(cfg: Config, group=None) -> dict:
     for reason in levers["reasons"]:
         emit({"type": "log", "level": "info", "message": reason})
     if cfg.quantize == "fp8" or levers["fp8_matmul"]:
-        # fp8 base: one fp8 copy (half the bytes); fp8 GEMMs alone: a second, transposed copy makes
-        # the input gradient an fp8 GEMM too (the bytes of bf16); both: the forward's GEMM only.
         matmul = levers["fp8_matmul"]
-        counts = speed.quantize_fp8_(denoiser, device, dtype, matmul=matmul, transposed=matmul and cfg.quantize != "fp8")
+        counts = speed.quantize_fp8_(denoiser, device, dtype, matmul=matmul, fp8_base=cfg.quantize == "fp8")
         held = "held in float8 e4m3 with per-row scales" if cfg.quantize == "fp8" else "as float8 e4m3 copies"
         math = "; fp8 GEMMs for the forward" + ("" if cfg.quantize == "fp8" else " and the input gradient") if matmul else ""
         emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) {held}{math}"})
