@@ -7,6 +7,7 @@ interface UiOptions {
   open: boolean;
   project?: string;
   contract?: string;
+  rotateToken?: boolean;
 }
 
 /** `loraspec ui [--port N] [--host H] [--no-open]`: the local web page over the same engine. */
@@ -19,6 +20,7 @@ export function registerUi(program: Command): void {
     .option("--no-open", "do not open a browser")
     .option("--project <dir>", "the project folder (default: the current folder)")
     .option("--contract <file>", "the contract file inside the project", "lora.yaml")
+    .option("--rotate-token", "replace the project's access token (.loraspec/ui-token); pages opened with the old one must be reopened")
     .action(async (opts: UiOptions) => {
       const { resolve } = await import("node:path");
       const { LoraspecError } = await import("@loraspec/core/errors.js");
@@ -38,6 +40,7 @@ export function registerUi(program: Command): void {
         contractFile: opts.contract,
         host: opts.host,
         port,
+        rotateToken: opts.rotateToken,
       });
       process.stderr.write(`${pc.bold("loraspec ui")} serving ${pc.dim(projectDir)}\n`);
       process.stdout.write(`${server.openUrl}\n`);

@@ -44,3 +44,31 @@ export const CONTENT_TYPES: Readonly<Record<string, string>> = {
   ".woff2": "font/woff2",
   ".ico": "image/x-icon",
 };
+
+/**
+ * Types project files are served as (always under the sandbox CSP): images and reports render,
+ * text shows as text (never as script or style: a project's .js is text/plain, and nosniff
+ * keeps the browser from running it); anything else is a download.
+ */
+export const PROJECT_FILE_TYPES: Readonly<Record<string, string>> = {
+  ".html": "text/html; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".webp": "image/webp",
+  ".json": "application/json; charset=utf-8",
+  ".jsonl": "text/plain; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".log": "text/plain; charset=utf-8",
+  ".yaml": "text/plain; charset=utf-8",
+  ".yml": "text/plain; charset=utf-8",
+  ".toml": "text/plain; charset=utf-8",
+};
+
+/** The bodyLimit error: a coded 413 instead of hono's plain text. */
+export function tooLarge(limit: number) {
+  return (): never => {
+    throw new LoraspecError("E_PAYLOAD_TOO_LARGE", `The request body is larger than ${limit} bytes.`);
+  };
+}

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -6,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { createApp, type CreateAppParams } from "./create-app.js";
+import { projectToken } from "./project-token.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
@@ -13,8 +13,10 @@ export interface StartServerParams extends Omit<CreateAppParams, "token" | "allo
   host?: string;
   /** 0 picks a free port. */
   port?: number;
-  /** Defaults to a fresh random token. */
+  /** Defaults to the project's stable token (.loraspec/ui-token, created on first use). */
   token?: string;
+  /** Replace the project's stored token with a new one (open tabs must be reopened). */
+  rotateToken?: boolean;
 }
 
 export interface RunningServer {
@@ -34,7 +36,8 @@ export interface RunningServer {
  */
 export async function startServer(params: StartServerParams): Promise<RunningServer> {
   const host = params.host ?? "127.0.0.1";
-  const token = params.token ?? randomBytes(24).toString("base64url");
+  // Stable across restarts, so open tabs keep working (and a rotation is a deliberate act).
+  const token = params.token ?? (await projectToken({ projectDir: params.projectDir, rotate: params.rotateToken })).token;
   const loopback = LOOPBACK.has(host);
   const app = createApp({
     ...params,

@@ -9,7 +9,9 @@ import { createApp } from "@loraspec/engine/server/create-app.js";
 import type { RunSummary, RunsService } from "@loraspec/engine/server/deps.js";
 
 const TOKEN = "test-token-0123456789abcdef";
-const auth = { Authorization: `Bearer ${TOKEN}` };
+/** app.request() sends no Host header (the network layer adds it); the server requires one. */
+const HOST = { Host: "127.0.0.1:4747" };
+const auth = { ...HOST, Authorization: `Bearer ${TOKEN}` };
 const json = { ...auth, "Content-Type": "application/json" };
 
 let root: string;
@@ -99,33 +101,38 @@ describe("access token", () => {
     ["PUT", "/api/captions"],
     ["POST", "/api/runs"],
   ])("%s %s without a token is 401", async (method, path) => {
-    const res = await app.request(path, { method });
+    const res = await app.request(path, { method, headers: HOST });
     expect(res.status).toBe(401);
     expect((await res.json()).error.code).toBe("E_UNAUTHORIZED");
   });
 
   it("the page itself without a token is a 401 page that says how to get in", async () => {
-    const res = await app.request("/", { headers: { Accept: "text/html" } });
+    const res = await app.request("/", { headers: { ...HOST, Accept: "text/html" } });
     expect(res.status).toBe(401);
     expect(await res.text()).toContain("?token=");
   });
 
   it.each([
     ["wrong bearer", { Authorization: "Bearer nope" }, "/api/project"],
-    ["wrong cookie", { Cookie: "loraspec_token=nope" }, "/api/project"],
+    ["wrong cookie", { Cookie: "loraspec_token_4747=nope" }, "/api/project"],
+    ["the right token in another port's cookie", { Cookie: `loraspec_token_4748=${TOKEN}` }, "/api/project"],
     ["token of another length", { Authorization: `Bearer ${TOKEN}x` }, "/api/project"],
   ])("%s is 401", async (_name, headers, path) => {
-    expect((await app.request(path, { headers })).status).toBe(401);
+    expect((await app.request(path, { headers: { ...HOST, ...headers } })).status).toBe(401);
   });
 
   it("accepts ?token= once and sets an HttpOnly SameSite cookie that works afterwards", async () => {
-    const first = await app.request(`/api/project?token=${TOKEN}`);
+    const first = await app.request(`/api/project?token=${TOKEN}`, { headers: HOST });
     expect(first.status).toBe(200);
     const cookie = first.headers.get("set-cookie") ?? "";
     expect(cookie).toMatch(/HttpOnly/i);
     expect(cookie).toMatch(/SameSite=Strict/i);
-    const second = await app.request("/api/project", { headers: { Cookie: cookie.split(";")[0]! } });
+    // Cookies ignore ports: the name carries this server's, so a second `loraspec ui` has its own.
+    expect(cookie).toMatch(/^loraspec_token_4747=/);
+    const second = await app.request("/api/project", { headers: { ...HOST, Cookie: cookie.split(";")[0]! } });
     expect(second.status).toBe(200);
+    const otherPort = await app.request("/api/project", { headers: { Host: "127.0.0.1:4748", Cookie: cookie.split(";")[0]! } });
+    expect(otherPort.status).toBe(401);
   });
 
   it("refuses a changing request from another origin (403)", async () => {

@@ -8,7 +8,7 @@ import { defaultDeps } from "@loraspec/engine/server/default-deps.js";
 
 /** The API over the real core and engine (lint, plan, dataset probe and dedupe), no fakes. */
 const TOKEN = "t".repeat(32);
-const auth = { Authorization: `Bearer ${TOKEN}` };
+const auth = { Host: "127.0.0.1:4747", Authorization: `Bearer ${TOKEN}` };
 let project: string;
 let app: ReturnType<typeof createApp>;
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -30,7 +31,7 @@ afterEach(() => {
 });
 
 describe("loraspec ui", () => {
-  it("binds 127.0.0.1 by default and prints a URL with a fresh random token", async () => {
+  it("binds 127.0.0.1 by default, prints a URL with the project's stable token, and rotates it on request", async () => {
     const dir = await mkdtemp(join(tmpdir(), "loraspec-ui-cmd-"));
     try {
       const a = await startUi(["--port", "0"], dir);
@@ -51,8 +52,26 @@ describe("loraspec ui", () => {
         ).end(),
       );
       expect(status).toBe(403);
+      // HTTP/1.0 without a Host header cannot be checked against the allowed hosts: refused.
+      const raw = await new Promise<string>((done, fail) => {
+        const socket = connect(Number(url.port), "127.0.0.1", () => socket.end(`GET /api/project HTTP/1.0\r\nAuthorization: Bearer ${token}\r\n\r\n`));
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("end", () => done(text));
+        socket.on("error", fail);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.[01] 403/);
+      // The token lives in the project, owner-only, and a restart keeps it: open tabs go on working.
+      expect((await stat(join(dir, ".loraspec", "ui-token"))).mode & 0o777).toBe(0o600);
       const b = await startUi(["--port", "0"], dir);
-      expect(new URL(b.url).searchParams.get("token")).not.toBe(token);
+      expect(new URL(b.url).searchParams.get("token")).toBe(token);
+      // --rotate-token replaces it: the old one is refused from then on.
+      const c = await startUi(["--port", "0", "--rotate-token"], dir);
+      const rotated = new URL(c.url).searchParams.get("token")!;
+      expect(rotated).not.toBe(token);
+      const cApi = new URL("/api/project", c.url);
+      expect((await fetch(cApi, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(401);
+      expect((await fetch(cApi, { headers: { Authorization: `Bearer ${rotated}` } })).status).toBe(200);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

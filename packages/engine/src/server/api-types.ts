@@ -1,0 +1,100 @@
+/**
+ * The shapes the HTTP API answers with, shared by the routes (which are typed against them)
+ * and the page (type-only imports: nothing from the engine reaches the browser bundle).
+ */
+import type { RunSummary } from "./deps.js";
+
+export interface ApiErrorBody {
+  error: { code: string; message: string; hint?: string; field?: string; file?: string };
+}
+
+export interface ProjectResponse {
+  name: string;
+  /** Stable per project (its real path, hashed): what the page keys its drafts by. */
+  id: string;
+  contractFile: string;
+  hasContract: boolean;
+  examples: string[];
+  capabilities: Record<string, boolean>;
+  /** Where project files are served for sandboxed documents (reports): `/pf/<key>/`. */
+  filesBase: string;
+}
+
+export interface ContractResponse {
+  file: string;
+  yaml: string;
+  contract?: unknown;
+  error?: unknown;
+}
+
+export interface ImageProblem {
+  code: string;
+  message: string;
+}
+
+export interface ImageRow {
+  path: string;
+  bytes: number;
+  width?: number;
+  height?: number;
+  caption: string | null;
+  captionFile: string;
+  problems: ImageProblem[];
+}
+
+export interface DatasetResponse {
+  dir: string;
+  trigger: string;
+  captionStyle: "natural" | "tags";
+  captionExtension: string;
+  resolution?: number;
+  crop: "center" | "attention";
+  images: ImageRow[];
+  summary?: unknown;
+}
+
+/** A run as the page sees it: paths relative to the project. */
+export type RunView = RunSummary;
+
+export interface RunsResponse {
+  runs: RunView[];
+}
+
+export interface RunResponse {
+  run: RunView;
+}
+
+export interface RunLogResponse {
+  /** The log shown, relative to the run folder; null when the run has none yet. */
+  file: string | null;
+  lines: string[];
+}
+
+export interface SamplesResponse {
+  samples: Array<{ path: string; step?: number; prompt?: string; seed?: number }>;
+}
+
+export interface LossResponse {
+  steps: number[];
+  loss: number[];
+  avgLoss: Array<number | null>;
+}
+
+export interface FileEntry {
+  path: string;
+  bytes: number;
+  mtime: string;
+}
+
+export interface ValidationReport extends FileEntry {
+  folder: string;
+  summary?: unknown;
+}
+
+export interface ValidationReportsResponse {
+  reports: ValidationReport[];
+}
+
+export interface LoraFilesResponse {
+  files: FileEntry[];
+}

@@ -1,0 +1,142 @@
+import { mkdir, open } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { parse as parseYaml } from "yaml";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { atomicWrite } from "../../fs/atomic-write.js";
+import type { AppContext } from "../app-context.js";
+import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
+import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
+import { captionFileFor, contractBasics, listImages, readContractText } from "../project-files.js";
+import { projectRelative, resolveInsideProject } from "../safe-path.js";
+import { contractOnDisk, datasetListing, datasetSummary } from "./dataset-scan.js";
+
+/** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */
+export function datasetRoutes(ctx: AppContext) {
+  const { params, projectDir } = ctx;
+  // Dataset images are confined twice: to the project (the dataset folder) and to the dataset.
+  const datasetImage = async (c: Context) =>
+    resolveInsideProject({ projectDir: await ctx.datasetDir(), path: requireString(c.req.query("path"), "path") });
+  const webp = async (c: Context, resize: (img: import("sharp").Sharp, px: number) => import("sharp").Sharp) => {
+    const full = await datasetImage(c);
+    const sharp = (await import("sharp")).default;
+    const out = await resize(sharp(full, { limitInputPixels: SERVER_LIMITS.maxInputPixels }).rotate(), SERVER_LIMITS.thumbnailPx)
+      .webp({ quality: 80 })
+      .toBuffer()
+      .catch((error: Error) => {
+        throw new LoraspecError("E_IMAGE_UNREADABLE", `Cannot decode ${c.req.query("path")}: ${error.message}`);
+      });
+    return c.body(new Uint8Array(out), 200, { "Content-Type": "image/webp", "Cache-Control": "private, max-age=60" });
+  };
+
+  return new Hono()
+    .get("/dataset/summary", async (c) => c.json({ summary: (await datasetSummary(ctx, await contractOnDisk(ctx), c.req.raw.signal)) ?? null }))
+    .get("/dataset", async (c) => c.json(await datasetListing(ctx)))
+    .get("/dataset/thumb", (c) => webp(c, (img, px) => img.resize(px, px, { fit: "inside", withoutEnlargement: true })))
+    .get("/dataset/crop", async (c) => {
+      const b = await ctx.basics();
+      const mode = c.req.query("mode") === "attention" || (!c.req.query("mode") && b.crop === "attention") ? "attention" : "center";
+      const sharp = (await import("sharp")).default;
+      // The same square crop training will use (dataset.crop): centre, or sharp's attention strategy.
+      return webp(c, (img, px) => img.resize(px, px, { fit: "cover", position: mode === "attention" ? sharp.strategy.attention : "centre" }));
+    })
+    .put("/captions", async (c) => {
+      const body = await readJson<{ items?: unknown }>(c);
+      if (!Array.isArray(body.items) || body.items.length === 0) {
+        throw new LoraspecError("E_USAGE", '"items" must be a non-empty list of {image, text}.', { field: "items" });
+      }
+      const b = await ctx.basics();
+      const dir = await ctx.datasetDir();
+      const known = new Set(await listImages(dir));
+      const writes: Array<{ file: string; text: string; captionFile: string }> = [];
+      for (const item of body.items as Array<{ image?: unknown; text?: unknown }>) {
+        const image = requireString(item?.image, "items[].image");
+        if (typeof item.text !== "string") throw new LoraspecError("E_USAGE", '"items[].text" must be a string.', { field: "items[].text" });
+        if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`, { field: "items[].image" });
+        const captionRel = captionFileFor(image, b.captionExtension);
+        const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
+        writes.push({ file, text: item.text.trim() + "\n", captionFile: captionRel });
+      }
+      // Validate everything first, then write: a bad item never leaves half the edits on disk.
+      for (const w of writes) await atomicWrite(w.file, w.text);
+      return c.json({ written: writes.map((w) => w.captionFile) });
+    })
+    .post("/captions/auto", async (c) => {
+      if (!params.autoCaption) throw notSupported("Auto-captioning");
+      const body = await readJson<{ images?: unknown }>(c);
+      if (!Array.isArray(body.images) || !body.images.every((x) => typeof x === "string")) {
+        throw new LoraspecError("E_USAGE", '"images" must be a list of image paths.', { field: "images" });
+      }
+      const dir = await ctx.datasetDir();
+      const known = new Set(await listImages(dir));
+      for (const image of body.images as string[]) {
+        if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`);
+      }
+      const text = await readContractText(ctx.contractFile);
+      const b = contractBasics(text);
+      const target = (parseYaml(text) as { target?: unknown } | null)?.target;
+      const result = await params.autoCaption({
+        dir,
+        images: body.images as string[],
+        trigger: b.trigger,
+        style: b.captionStyle,
+        target: target === "style" || target === "product" ? target : "character",
+        signal: c.req.raw.signal,
+      });
+      return c.json(result);
+    })
+    .post("/dataset/upload", bodyLimit({ maxSize: SERVER_LIMITS.uploadBytes, onError: tooLarge(SERVER_LIMITS.uploadBytes) }), async (c) => {
+      const type = c.req.header("content-type") ?? "";
+      if (!/^multipart\/form-data\b/i.test(type)) {
+        throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `Uploads are multipart/form-data, got "${type || "nothing"}".`);
+      }
+      const form = await c.req.formData();
+      const files = form.getAll("file").filter((f): f is File => typeof f !== "string");
+      if (files.length === 0) throw new LoraspecError("E_USAGE", 'No "file" field in the upload.', { field: "file" });
+      const checked = await checkUploads(files);
+      const dir = await ctx.datasetDir();
+      await mkdir(dir, { recursive: true });
+      const added: string[] = [];
+      for (const { name, data } of checked) {
+        const target = await ctx.inside(projectRelative(projectDir, join(dir, name)));
+        // `wx`: an upload never replaces a user's file.
+        const handle = await open(target, "wx").catch((error: NodeJS.ErrnoException) => {
+          if (error.code === "EEXIST") throw new LoraspecError("E_FILE_EXISTS", `"${name}" already exists in the dataset.`, { file: name });
+          throw error;
+        });
+        try {
+          await handle.writeFile(data);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        added.push(name);
+      }
+      return c.json({ added });
+    });
+}
+
+/** Type (extension, declared type and magic bytes), name and decodability of every upload, before any is written. */
+async function checkUploads(files: File[]): Promise<Array<{ name: string; data: Uint8Array }>> {
+  const checked: Array<{ name: string; data: Uint8Array }> = [];
+  for (const file of files) {
+    const data = new Uint8Array(await file.arrayBuffer());
+    const name = basename(file.name.replace(/\\/g, "/"));
+    const kind = IMAGE_UPLOAD_TYPES.find((t) => t.ext.includes(extname(name).toLowerCase()));
+    if (!kind || !kind.magic(data) || (file.type && file.type !== kind.mime)) {
+      throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `"${name}" is not a PNG, JPEG or WebP image.`, { file: name });
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9 ._()-]*$/.test(name)) throw new LoraspecError("E_USAGE", `Unsafe file name "${name}".`, { file: name });
+    checked.push({ name, data });
+  }
+  const sharp = (await import("sharp")).default;
+  for (const { name, data } of checked) {
+    await sharp(data, { limitInputPixels: SERVER_LIMITS.maxInputPixels, failOn: "error" })
+      .metadata()
+      .catch((error: Error) => {
+        throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `"${name}" cannot be decoded: ${error.message}`, { file: name });
+      });
+  }
+  return checked;
+}

@@ -1,0 +1,94 @@
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import type { AppContext } from "../app-context.js";
+import type { DatasetResponse, ImageRow } from "../api-types.js";
+import { SERVER_LIMITS } from "../limits.js";
+import { captionFileFor, listImages, readContractText } from "../project-files.js";
+import { projectRelative } from "../safe-path.js";
+
+const keyOf = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("base64url");
+
+/** The contract as it is on disk, or undefined mid-edit (the dataset can still be browsed). */
+export async function contractOnDisk(ctx: AppContext): Promise<unknown> {
+  try {
+    return ctx.params.parseContract?.({ text: await readContractText(ctx.contractFile), file: ctx.contractRel });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The dataset summary lint and plan use (headers only); cached until a dataset file changes. */
+export async function datasetSummary(ctx: AppContext, contract: unknown, signal?: AbortSignal): Promise<unknown> {
+  const scan = ctx.params.scanDataset;
+  if (!scan) return undefined;
+  try {
+    const dir = await ctx.datasetDir();
+    const ext = (contract as { captions?: { extension?: string } } | undefined)?.captions?.extension ?? ".txt";
+    return await ctx.datasetCache.memo({
+      key: keyOf("quick", dir, ext),
+      dir,
+      compute: async () => (await scan({ dir, contract, signal, quick: true })).summary,
+    });
+  } catch (error) {
+    if (isLoraspecError(error)) return undefined; // no dataset yet: lint and plan without it
+    throw error;
+  }
+}
+
+/** Every image with its size, caption and problems: what the Dataset page lists. */
+export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> {
+  const b = await ctx.basics();
+  const dir = await ctx.datasetDir();
+  const contract = await contractOnDisk(ctx);
+  return ctx.datasetCache.memo({
+    key: keyOf("listing", dir, b, contract ?? null),
+    dir,
+    compute: async () => {
+      const images = await listImages(dir);
+      let problems: Record<string, Array<{ code: string; message: string }>> = {};
+      let summary: unknown;
+      if (ctx.params.scanDataset) {
+        // Not tied to one request's signal: the result is shared by every request that waits for it.
+        const scan = await ctx.params.scanDataset({ dir, contract });
+        problems = scan.problems;
+        summary = scan.summary;
+      }
+      const sharp = (await import("sharp")).default;
+      const rows = await Promise.all(
+        images.map(async (rel): Promise<ImageRow> => {
+          const full = join(dir, rel);
+          const captionRel = captionFileFor(rel, b.captionExtension);
+          const caption = await readFile(join(dir, captionRel), "utf8").catch(() => null);
+          const own = [...(problems[rel] ?? [])];
+          let width: number | undefined;
+          let height: number | undefined;
+          try {
+            const meta = await sharp(full, { limitInputPixels: SERVER_LIMITS.maxInputPixels }).metadata();
+            width = meta.width;
+            height = meta.height;
+          } catch (error) {
+            if (!own.some((p) => p.code === "unreadable")) own.push({ code: "unreadable", message: `Cannot be decoded: ${(error as Error).message}` });
+          }
+          if (!ctx.params.scanDataset && b.resolution && width && height && Math.min(width, height) < b.resolution && !own.some((p) => p.code === "too_small")) {
+            own.push({ code: "too-small", message: `${width}x${height} is below the training resolution ${b.resolution}.` });
+          }
+          if (caption === null && !own.some((p) => p.code === "caption-missing")) own.push({ code: "no-caption", message: `No ${b.captionExtension} caption.` });
+          const size = (await stat(full)).size;
+          return { path: rel, bytes: size, width, height, caption, captionFile: captionRel, problems: own };
+        }),
+      );
+      return {
+        dir: projectRelative(ctx.projectDir, dir) || ".",
+        trigger: b.trigger,
+        captionStyle: b.captionStyle,
+        captionExtension: b.captionExtension,
+        resolution: b.resolution,
+        crop: b.crop,
+        images: rows,
+        summary,
+      };
+    },
+  });
+}

@@ -1,0 +1,88 @@
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { Hono, type Context } from "hono";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import type { AppContext } from "../app-context.js";
+import type { ValidationReportsResponse } from "../api-types.js";
+import { CONTENT_TYPES, PROJECT_FILE_TYPES } from "../http-helpers.js";
+import { findFiles } from "../project-files.js";
+import { readJsonIfExists } from "../run-files.js";
+
+/**
+ * Every file from the project is treated as hostile (reports and SVGs come with downloaded LoRAs
+ * and datasets): served in a CSP sandbox without scripts and with an opaque origin, so nothing in
+ * it can run code, let alone reach the API; types the page never shows inline are downloads.
+ */
+export const PROJECT_FILE_CSP =
+  "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
+
+/** The page's CSP: own scripts only; inline styles for React style props and uPlot. */
+const PAGE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
+
+/** The URL path after `prefix`, each segment percent-decoded; a malformed escape is a 400, not a 500. */
+export function decodedRest(c: Context, prefix: string): string {
+  const raw = new URL(c.req.url).pathname.slice(prefix.length);
+  try {
+    return raw.split("/").map(decodeURIComponent).join("/");
+  } catch {
+    throw new LoraspecError("E_USAGE", `Malformed percent-encoding in "${raw.slice(0, 200)}".`, { field: "path" });
+  }
+}
+
+/** Validation reports, project files (cookie or bearer at /files/, the files key at /pf/<key>/). */
+export function fileRoutes(ctx: AppContext) {
+  const serve = async (c: Context, rel: string) => {
+    const full = await ctx.inside(rel);
+    const info = await stat(full).catch(() => {
+      throw new LoraspecError("E_FILE_NOT_FOUND", `No file "${rel}" in the project.`);
+    });
+    if (!info.isFile()) throw new LoraspecError("E_FILE_NOT_FOUND", `"${rel}" is not a file.`);
+    const type = PROJECT_FILE_TYPES[extname(full).toLowerCase()];
+    const headers: Record<string, string> = { "Content-Type": type ?? "application/octet-stream", "Content-Security-Policy": PROJECT_FILE_CSP };
+    if (!type) headers["Content-Disposition"] = `attachment; filename="${basename(full).replace(/[^\w .()-]/g, "_")}"`;
+    return c.body(new Uint8Array(await readFile(full)), 200, headers);
+  };
+
+  return new Hono()
+    .get("/api/validation", async (c) => {
+      const reports = await findFiles({ dir: ctx.projectDir, match: (n) => n === "report.html", skipHidden: true, maxDepth: 8 });
+      const out: ValidationReportsResponse["reports"] = [];
+      for (const r of reports) {
+        const folder = dirname(r.path);
+        // validate-lora writes validation.json (verdicts, scores) beside report.html.
+        const summary =
+          (await readJsonIfExists(join(ctx.projectDir, folder, "validation.json"))) ?? (await readJsonIfExists(join(ctx.projectDir, folder, "report.json")));
+        out.push({ ...r, folder, summary });
+      }
+      return c.json<ValidationReportsResponse>({ reports: out });
+    })
+    // Path-style, so a report's relative links (its images) resolve inside the project.
+    .get("/files/*", (c) => serve(c, decodedRest(c, "/files/")))
+    .get("/pf/:key/*", (c) => {
+      // The auth middleware let this through on the key; check it here too.
+      if (c.req.param("key") !== ctx.filesKey) throw new LoraspecError("E_UNAUTHORIZED", "Wrong files key.");
+      return serve(c, decodedRest(c, `/pf/${ctx.filesKey}/`));
+    });
+}
+
+/** The built page (packages/web/dist); any other GET path is the page itself (hash routes). */
+export function webPageRoutes(webDist: string) {
+  const dist = resolve(webDist);
+  return new Hono().get("*", async (c) => {
+    // A mistyped API path is a 404, not the page.
+    if (c.req.path.startsWith("/api/")) throw new LoraspecError("E_FILE_NOT_FOUND", `No route for GET ${c.req.path}`);
+    const rel = c.req.path.replace(/^\/+/, "");
+    const segments = rel.split("/").filter(Boolean);
+    let file = join(dist, "index.html");
+    if (segments.length && !segments.includes("..") && CONTENT_TYPES[extname(rel).toLowerCase()]) {
+      const candidate = join(dist, ...segments);
+      if (candidate.startsWith(dist) && (await stat(candidate).then((s) => s.isFile(), () => false))) file = candidate;
+    }
+    const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? "application/octet-stream";
+    const headers: Record<string, string> = { "Content-Type": type };
+    // The page loads only its own code; no third-party script can run in it.
+    if (type.startsWith("text/html")) headers["Content-Security-Policy"] = PAGE_CSP;
+    return c.body(new Uint8Array(await readFile(file)), 200, headers);
+  });
+}
