@@ -1,8 +1,9 @@
 import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import Database from "better-sqlite3";
 import { ulid } from "ulid";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { resolveInsideProjectSync } from "../server/safe-path.js";
 import { isProcessAlive, processStartTime } from "./process-alive.js";
 
 /**
@@ -132,6 +133,34 @@ export function runDirFor(projectDir: string, id: string): string {
   return join(runsDir(projectDir), id);
 }
 
+/** What the store records for a run's folder: relative to the project, so a moved project keeps working. */
+function storedRunDir(id: string): string {
+  return `.loraspec/runs/${id}`;
+}
+
+/**
+ * A row's run folder, absolute, through the same confinement as every file the web page
+ * touches: the database is a file in the project and may come from anyone, so a folder outside
+ * the project is refused (E_PATH_OUTSIDE_PROJECT). Rows from before relative paths hold an
+ * absolute `<old project>/.loraspec/runs/<id>`: that is read as this project's own run folder.
+ */
+export function resolveRunDir(projectDir: string, row: { id: string; run_dir: string }): string {
+  let rel = row.run_dir;
+  if (isAbsolute(rel) || /^[a-zA-Z]:[\\/]/.test(rel)) {
+    const tail = rel.split(/[\\/]+/).slice(-3);
+    rel = tail.length === 3 && tail[0] === ".loraspec" && tail[1] === "runs" && tail[2] === row.id ? storedRunDir(row.id) : rel;
+  }
+  try {
+    resolveInsideProjectSync({ projectDir, path: rel });
+  } catch (error) {
+    throw new LoraspecError("E_PATH_OUTSIDE_PROJECT", `run ${row.id}: its folder "${row.run_dir}" is outside the project ${projectDir}`, {
+      hint: "the run store (.loraspec/loraspec.db) was edited or copied from elsewhere; remove that run's row",
+      cause: error,
+    });
+  }
+  return join(projectDir, ...rel.split(/[\\/]+/));
+}
+
 /** Opens (and creates or migrates) the project's run store. */
 export function openRunStore(params: { projectDir: string; now?: () => Date }): RunStore {
   const { projectDir } = params;
@@ -152,7 +181,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
 
   const find = (id: string): RunRecord | undefined => {
     const row = selectOne.get(id) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? fromRow(row, projectDir) : undefined;
   };
   const get = (id: string): RunRecord => {
     const run = find(id);
@@ -192,7 +221,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
         trainer: run.trainer,
         base: run.base ?? null,
         contract_path: run.contractPath ?? null,
-        run_dir: runDirFor(projectDir, id),
+        run_dir: storedRunDir(id),
         created_at: createdAt,
         total_steps: run.totalSteps ?? null,
       });
@@ -201,7 +230,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
     get,
     find,
     list() {
-      return (selectAll.all() as Row[]).map(fromRow);
+      return (selectAll.all() as Row[]).map((row) => fromRow(row, projectDir));
     },
     transition(id, to, patch = {}) {
       // One transaction: read the state, check the move, write it; a concurrent writer waits.
@@ -350,7 +379,7 @@ interface Row {
   attempts: number;
 }
 
-function fromRow(row: Row): RunRecord {
+function fromRow(row: Row, projectDir: string): RunRecord {
   return {
     id: row.id,
     name: row.name,
@@ -358,7 +387,7 @@ function fromRow(row: Row): RunRecord {
     trainer: row.trainer,
     base: row.base,
     contractPath: row.contract_path,
-    runDir: row.run_dir,
+    runDir: resolveRunDir(projectDir, row),
     createdAt: row.created_at,
     startedAt: row.started_at,
     endedAt: row.ended_at,

@@ -1,3 +1,4 @@
+import { realpathSync } from "node:fs";
 import { realpath } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -9,25 +10,52 @@ import { LoraspecError } from "@loraspec/core/errors.js";
  * reports (reference/perf-reliability.md §4e): check after realpath, reject absolute segments.
  */
 export async function resolveInsideProject(params: { projectDir: string; path: string }): Promise<string> {
-  const { projectDir, path } = params;
-  const refuse = (why: string) =>
-    new LoraspecError("E_PATH_OUTSIDE_PROJECT", `Refused path "${path}": ${why}.`, {
-      field: "path",
-      hint: "Only files inside the project folder can be read or written.",
-    });
-  if (typeof path !== "string" || path.length === 0) throw refuse("empty path");
-  if (path.includes("\0")) throw refuse("it contains a NUL byte");
-  // Absolute in any OS's syntax: /x, \x, C:\x, C:x, \\server\share.
-  if (isAbsolute(path) || /^[\\/]/.test(path) || /^[a-zA-Z]:/.test(path)) throw refuse("absolute paths are not accepted");
-  const segments = path.split(/[\\/]+/);
-  if (segments.includes("..")) throw refuse("it leaves the project folder");
-  const root = await realpath(resolve(projectDir));
-  const target = resolve(root, ...segments);
-  if (!isInside(root, target)) throw refuse("it leaves the project folder");
+  const { root, target } = lexicalCheck(params, await realpath(resolve(params.projectDir)));
   // Follow symlinks: the real file (or, for a new file, its nearest existing parent) must be inside too.
-  const real = await realpathOfExisting(target);
-  if (!isInside(root, real)) throw refuse("a symlink points outside the project folder");
+  const real = await realpathOfExisting(target, (p) => realpath(p));
+  if (!isInside(root, real)) throw refusal(params.path, "a symlink points outside the project folder");
   return target;
+}
+
+/** The same checks, synchronously: for code that cannot await (the run store's row mapping). */
+export function resolveInsideProjectSync(params: { projectDir: string; path: string }): string {
+  const { root, target } = lexicalCheck(params, realpathSync(resolve(params.projectDir)));
+  let real = target;
+  for (let current = target, rest: string[] = []; ; ) {
+    try {
+      real = rest.length ? resolve(realpathSync(current), ...rest.reverse()) : realpathSync(current);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      const parent = dirname(current);
+      if (parent === current) break;
+      rest.push(current.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
+      current = parent;
+    }
+  }
+  if (!isInside(root, real)) throw refusal(params.path, "a symlink points outside the project folder");
+  return target;
+}
+
+function refusal(path: string, why: string): LoraspecError {
+  return new LoraspecError("E_PATH_OUTSIDE_PROJECT", `Refused path "${path}": ${why}.`, {
+    field: "path",
+    hint: "Only files inside the project folder can be read or written.",
+  });
+}
+
+/** Refuses what is wrong before touching the disk; returns the project's real root and the target in it. */
+function lexicalCheck(params: { projectDir: string; path: string }, root: string): { root: string; target: string } {
+  const { path } = params;
+  if (typeof path !== "string" || path.length === 0) throw refusal(path, "empty path");
+  if (path.includes("\0")) throw refusal(path, "it contains a NUL byte");
+  // Absolute in any OS's syntax: /x, \x, C:\x, C:x, \\server\share.
+  if (isAbsolute(path) || /^[\\/]/.test(path) || /^[a-zA-Z]:/.test(path)) throw refusal(path, "absolute paths are not accepted");
+  const segments = path.split(/[\\/]+/);
+  if (segments.includes("..")) throw refusal(path, "it leaves the project folder");
+  const target = resolve(root, ...segments);
+  if (!isInside(root, target)) throw refusal(path, "it leaves the project folder");
+  return { root, target };
 }
 
 function isInside(root: string, target: string): boolean {
@@ -36,13 +64,13 @@ function isInside(root: string, target: string): boolean {
   return rel !== "" && !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
 }
 
-async function realpathOfExisting(target: string): Promise<string> {
+async function realpathOfExisting(target: string, real: (p: string) => Promise<string>): Promise<string> {
   let current = target;
   const rest: string[] = [];
   for (;;) {
     try {
-      const real = await realpath(current);
-      return rest.length ? resolve(real, ...rest.reverse()) : real;
+      const found = await real(current);
+      return rest.length ? resolve(found, ...rest.reverse()) : found;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       const parent = dirname(current);
