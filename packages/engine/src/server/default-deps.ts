@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
@@ -15,6 +15,8 @@ import { SERVER_LIMITS } from "./limits.js";
  * Heavy modules load on first use so the server starts fast.
  */
 export function defaultDeps(): ServerDeps {
+  // Probes by file, size, mtime and resolution: a caption saved does not re-decode every image.
+  const probes = new Map<string, Promise<Awaited<ReturnType<typeof import("../dataset/probe-image.js").probeImage>>>>();
   let words: Promise<WordLookup | undefined> | undefined;
   const englishWords = () =>
     (words ??= import("../contract/english-words.js").then(
@@ -46,8 +48,17 @@ export function defaultDeps(): ServerDeps {
       const probed = [];
       for (const img of summary.images) {
         const source = img.file.split("\\").join("/");
-        const bytes = new Uint8Array(await readFile(join(dir, img.file)));
-        const p = await probeImage({ source, bytes, resolution, maxPixels: SERVER_LIMITS.maxInputPixels });
+        const full = join(dir, img.file);
+        const s = await stat(full);
+        const key = `${full}\0${s.size}\0${s.mtimeMs}\0${resolution}`;
+        let probe = probes.get(key);
+        if (!probe) {
+          probe = readFile(full).then((b) => probeImage({ source, bytes: new Uint8Array(b), resolution, maxPixels: SERVER_LIMITS.maxInputPixels }));
+          probes.set(key, probe);
+          probe.catch(() => probes.delete(key));
+          if (probes.size > PROBE_CACHE_MAX) probes.delete(probes.keys().next().value!);
+        }
+        const p = await probe;
         for (const problem of p.problems) add(source, problem.code, problem.message);
         probed.push(p);
       }
@@ -121,6 +132,9 @@ export function defaultDeps(): ServerDeps {
     },
   };
 }
+
+/** Probe results kept at most: a few thousand images' worth (each a hash and a few numbers). */
+const PROBE_CACHE_MAX = 5000;
 
 /** Drains an event stream and returns its `done` result (warnings included). */
 async function lastResult(stream: AsyncIterable<LoraspecEvent>): Promise<unknown> {
