@@ -1,18 +1,14 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, ApiError, errorText } from "./api.js";
+import type { ProjectResponse } from "@loraspec/engine/server/api-types.js";
+import { api, ApiError, errorText, onTokenRefused, setFilesBase } from "./api.js";
 import { DatasetPage } from "./pages/dataset-page.js";
 import { LoraPage } from "./pages/lora-page.js";
 import { ProjectPage } from "./pages/project-page.js";
 import { RunsPage } from "./pages/runs-page.js";
 import { ValidationPage } from "./pages/validation-page.js";
 
-export interface ProjectInfo {
-  name: string;
-  contractFile: string;
-  hasContract: boolean;
-  examples: string[];
-  capabilities: Record<string, boolean>;
-}
+/** The server's answer to /api/project (the type is the server's own). */
+export type ProjectInfo = ProjectResponse;
 
 const PAGES = [
   { id: "project", label: "Project" },
@@ -32,10 +28,15 @@ export function App() {
   const [route, setRoute] = useState(pageFromHash);
   const [project, setProject] = useState<ProjectInfo>();
   const [error, setError] = useState<unknown>();
+  const [refused, setRefused] = useState(false);
 
   const load = useCallback(() => {
-    api<ProjectInfo>("/api/project").then(setProject, setError);
+    api<ProjectInfo>("/api/project").then((p) => {
+      setFilesBase(p.filesBase);
+      setProject(p);
+    }, setError);
   }, []);
+  useEffect(() => onTokenRefused(() => setRefused(true)), []);
   useEffect(() => {
     load();
     const onHash = () => setRoute(pageFromHash());
@@ -43,7 +44,7 @@ export function App() {
     return () => window.removeEventListener("hashchange", onHash);
   }, [load]);
 
-  if (error) {
+  if (error && !(refused && project)) {
     const unauthorized = error instanceof ApiError && error.status === 401;
     return (
       <div className="fatal">
@@ -72,6 +73,13 @@ export function App() {
           {project.name}
         </div>
       </header>
+      {refused ? (
+        <div className="banner banner-error token-banner" role="alert" data-testid="token-banner">
+          The server no longer accepts this tab's access token: it was restarted with another one, or the token was rotated (
+          <code>loraspec ui --rotate-token</code>). Open the URL that <code>loraspec ui</code> printed (it ends in <code>?token=...</code>); unsaved
+          edits are kept in this browser and come back there.
+        </div>
+      ) : null}
       <main>
         {route.page === "project" ? <ProjectPage project={project} onProjectChanged={load} /> : null}
         {route.page === "dataset" ? <DatasetPage project={project} /> : null}

@@ -1,4 +1,4 @@
-import { useMemo } from "react";
+import { useEffect, useMemo, useState } from "react";
 
 /** The subset of JSON Schema that zod's toJSONSchema emits for the contract. */
 export interface JsonSchema {
@@ -25,8 +25,8 @@ export interface SchemaFormProps {
   value: Record<string, unknown>;
   /** Fields with problems, by dotted path, to mark them. */
   problems: Map<string, { message: string; severity: "error" | "warning" }>;
-  /** Set (or, with undefined, remove) one field. */
-  onChange: (path: Path, value: unknown) => void;
+  /** Set (or, with undefined, remove) one field; `raw` is what was typed, for numbers. */
+  onChange: (path: Path, value: unknown, raw?: string) => void;
   disabled?: boolean;
 }
 
@@ -48,12 +48,7 @@ export function SchemaForm({ schema, value, problems, onChange, disabled }: Sche
         ))}
       </section>
       {groups.map(([key, s]) => (
-        <details key={key} className="form-section" open={(schema.required ?? []).includes(key) || hasProblemUnder(problems, key) === "error"}>
-          <summary>
-            <span className="section-name">{key}</span>
-            {hasProblemUnder(problems, key) ? <span className={`dot dot-${hasProblemUnder(problems, key)}`} title="has findings" /> : null}
-            <span className="section-help">{s.description}</span>
-          </summary>
+        <Section key={key} name={key} schema={s} initiallyOpen={(schema.required ?? []).includes(key)} problem={hasProblemUnder(problems, key)}>
           {Object.entries(s.properties ?? {}).map(([sub, ss]) => (
             <Field
               key={sub}
@@ -66,9 +61,31 @@ export function SchemaForm({ schema, value, problems, onChange, disabled }: Sche
               onChange={onChange}
             />
           ))}
-        </details>
+        </Section>
       ))}
     </fieldset>
+  );
+}
+
+/**
+ * A collapsible section whose open state belongs to the user: an error opens it, but nothing
+ * closes it except a click (a fixed error must not fold the section away mid-edit).
+ */
+function Section(props: { name: string; schema: JsonSchema; initiallyOpen: boolean; problem?: "error" | "warning"; children: React.ReactNode }) {
+  const { name, schema, initiallyOpen, problem, children } = props;
+  const [open, setOpen] = useState(initiallyOpen || problem === "error");
+  useEffect(() => {
+    if (problem === "error") setOpen(true);
+  }, [problem]);
+  return (
+    <details className="form-section" open={open} onToggle={(e) => setOpen(e.currentTarget.open)} data-section={name}>
+      <summary>
+        <span className="section-name">{name}</span>
+        {problem ? <span className={`dot dot-${problem}`} title="has findings" /> : null}
+        <span className="section-help">{schema.description}</span>
+      </summary>
+      {children}
+    </details>
   );
 }
 
@@ -85,7 +102,7 @@ interface FieldProps {
   value: unknown;
   required?: boolean;
   problems: Map<string, { message: string; severity: "error" | "warning" }>;
-  onChange: (path: Path, value: unknown) => void;
+  onChange: (path: Path, value: unknown, raw?: string) => void;
 }
 
 function Field({ name, path, schema, value, required, problems, onChange }: FieldProps) {
@@ -118,7 +135,7 @@ function Field({ name, path, schema, value, required, problems, onChange }: Fiel
       </label>
     );
   } else if (type === "number" || type === "integer") {
-    control = <NumberInput id={id} value={value} placeholder={placeholder} onChange={(v) => onChange(path, v)} />;
+    control = <NumberInput id={id} value={value} placeholder={placeholder} onChange={(v, raw) => onChange(path, v, raw)} />;
   } else if (type === "array" && schema.items && (schema.items.type === "string" || schema.items.type === "number" || schema.items.type === "integer" || schema.items.enum)) {
     const list = Array.isArray(value) ? value : undefined;
     const numeric = schema.items.type === "number" || schema.items.type === "integer";
@@ -163,20 +180,38 @@ function Field({ name, path, schema, value, required, problems, onChange }: Fiel
   );
 }
 
-function NumberInput({ id, value, placeholder, onChange }: { id: string; value: unknown; placeholder: string; onChange: (v: unknown) => void }) {
+/** A JSON number, complete: what the field writes to the contract as a number. */
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/;
+/** Also taken as numbers when typed: `.5`, `5.`, `+2`, leading zeros (YAML reads them the same). */
+const LOOSE_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/**
+ * A number field that keeps what is being typed: `0.` or `1e-` on the way to `0.05` or `1e-4`
+ * stay in the box (the contract gets the text, which lint marks, until it is a number again),
+ * instead of being re-rendered from the parsed value and losing the point or the exponent.
+ */
+function NumberInput({ id, value, placeholder, onChange }: { id: string; value: unknown; placeholder: string; onChange: (v: unknown, raw?: string) => void }) {
+  const shown = value === undefined || value === null ? "" : String(value);
+  const [draft, setDraft] = useState(shown);
+  // Follow edits made elsewhere (the YAML box, Revert) unless the draft already means that value.
+  useEffect(() => {
+    setDraft((d) => (d.trim() !== "" && LOOSE_NUMBER.test(d.trim()) && Number(d) === value) || (d === "" && shown === "") || d === shown ? d : shown);
+  }, [value, shown]);
   return (
     <input
       id={id}
       type="text"
       inputMode="decimal"
-      value={value === undefined || value === null ? "" : String(value)}
+      value={draft}
       placeholder={placeholder}
       onChange={(e) => {
-        const raw = e.target.value.trim();
+        const text = e.target.value;
+        setDraft(text);
+        const raw = text.trim();
         if (raw === "") return onChange(undefined);
-        const n = Number(raw);
         // Keep what was typed when it is not a number yet: the schema marks it and the user sees why.
-        onChange(Number.isFinite(n) && /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw) ? n : raw);
+        if (JSON_NUMBER.test(raw) || LOOSE_NUMBER.test(raw)) onChange(Number(raw), raw);
+        else onChange(raw);
       }}
     />
   );

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { fixCaption, startsWithTrigger } from "@loraspec/core/captions/caption-rules.js";
 import { api, errorText } from "../api.js";
 import type { ProjectInfo } from "../app.js";
+import { draftKey, setUnsaved } from "../unsaved.js";
 
 interface Problem {
   code: string;
@@ -26,8 +27,8 @@ interface DatasetResponse {
   images: ImageRow[];
 }
 
-/** Drafts are kept per project folder name, so two projects never mix their edits. */
-const draftsKey = (project: string) => `loraspec.captionDrafts.${project}`;
+/** Drafts are kept per project (its real path, hashed), so two projects never mix their edits. */
+const draftsKey = (projectId: string) => draftKey("captions", projectId);
 
 /**
  * Dataset: thumbnails with problems marked, the crop each image gets, and a caption editor.
@@ -40,7 +41,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
   const [selected, setSelected] = useState<string[]>([]);
   const [drafts, setDrafts] = useState<Record<string, string>>(() => {
     try {
-      return JSON.parse(localStorage.getItem(draftsKey(project.name)) ?? "{}") as Record<string, string>;
+      return JSON.parse(localStorage.getItem(draftsKey(project.id)) ?? "{}") as Record<string, string>;
     } catch {
       return {};
     }
@@ -60,7 +61,10 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
     );
   }, []);
   useEffect(load, [load]);
-  useEffect(() => localStorage.setItem(draftsKey(project.name), JSON.stringify(drafts)), [drafts, project.name]);
+  useEffect(() => {
+    localStorage.setItem(draftsKey(project.id), JSON.stringify(drafts));
+    setUnsaved("captions", Object.keys(drafts).length > 0);
+  }, [drafts, project.id]);
 
   const images = data?.images ?? [];
   const captionOf = (img: ImageRow) => drafts[img.path] ?? (img.caption ?? "").replace(/\n$/, "");

@@ -1,12 +1,9 @@
 import { useEffect, useState } from "react";
+import type { FileEntry, LoraFilesResponse } from "@loraspec/engine/server/api-types.js";
 import { api, errorText } from "../api.js";
 import type { ProjectInfo } from "../app.js";
 
-interface LoraFile {
-  path: string;
-  bytes: number;
-  mtime: string;
-}
+type LoraFile = FileEntry;
 interface Inspect {
   file?: string;
   tensors?: number;
@@ -39,7 +36,7 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
   const [method, setMethod] = useState("cat");
   const enabled = project.capabilities.lora;
 
-  const load = () => api<{ files: LoraFile[] }>("/api/lora/files").then((r) => setFiles(r.files), (e) => setStatus({ kind: "error", text: errorText(e) }));
+  const load = () => api<LoraFilesResponse>("/api/lora/files").then((r) => setFiles(r.files), (e) => setStatus({ kind: "error", text: errorText(e) }));
   useEffect(() => {
     load();
   }, []);

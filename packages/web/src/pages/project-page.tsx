@@ -2,14 +2,18 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { parseDocument } from "yaml";
 import { contractJsonSchema } from "@loraspec/core/contract/json-schema.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
+import type { ContractResponse } from "@loraspec/engine/server/api-types.js";
 import { api, errorText } from "../api.js";
 import { checkContractText, type LiveFinding } from "../contract-live.js";
 import { SchemaForm, type JsonSchema } from "../components/schema-form.js";
 import type { ProjectInfo } from "../app.js";
+import { draftKey, readDraft, setUnsaved, writeDraft } from "../unsaved.js";
+import { editYaml, type RemovedPairs, type YamlPath } from "../yaml-edit.js";
 
-interface ContractResponse {
-  file: string;
-  yaml: string;
+/** An unsaved contract edit, with the file text it was made against. */
+interface ContractDraft {
+  base: string;
+  text: string;
 }
 
 /** Project: the contract as a schema-generated form beside its YAML, live findings and plan. */
@@ -18,17 +22,35 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
   const [text, setText] = useState<string>("");
   const [status, setStatus] = useState<{ kind: "ok" | "error" | "info"; text: string } | undefined>();
   const schema = useMemo(() => contractJsonSchema() as JsonSchema, []);
+  // Unsaved edits outlive this page (a tab switch unmounts it): kept per project, in this browser.
+  const draftStore = draftKey("contract", project.id);
+  const [staleDraft, setStaleDraft] = useState<ContractDraft>();
+  const removedPairs = useRef<RemovedPairs>(new Map());
 
   useEffect(() => {
     if (!project.hasContract) return;
     api<ContractResponse>("/api/contract").then(
       (r) => {
+        const draft = readDraft<ContractDraft>(draftStore);
         setSaved(r.yaml);
-        setText(r.yaml);
+        if (draft && draft.base === r.yaml && draft.text !== r.yaml) setText(draft.text);
+        else {
+          setText(r.yaml);
+          // The file changed on disk since the draft was made: offer it, never apply it silently.
+          if (draft && draft.base !== r.yaml && draft.text !== r.yaml) setStaleDraft(draft);
+        }
       },
       (e) => setStatus({ kind: "error", text: errorText(e) }),
     );
-  }, [project.hasContract]);
+  }, [project.hasContract, draftStore]);
+
+  useEffect(() => {
+    if (saved === undefined) return;
+    const dirty = text !== saved;
+    if (dirty) writeDraft(draftStore, { base: saved, text } satisfies ContractDraft);
+    else if (!staleDraft) writeDraft(draftStore, undefined);
+    setUnsaved("contract", dirty);
+  }, [text, saved, draftStore, staleDraft]);
 
   // The dataset scan comes from the server once; lint and plan then run here on every edit.
   const [dataset, setDataset] = useState<DatasetSummary>();
@@ -70,22 +92,16 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
     return m;
   }, [check.findings]);
 
-  const onFieldChange = useCallback(
-    (path: Array<string | number>, value: unknown) => {
-      const d = parseDocument(text);
-      if (d.errors.length) return;
-      if (value === undefined) d.deleteIn(path);
-      else d.setIn(path, value);
-      // lineWidth 0: a flow map the user wrote on one line stays on one line.
-      setText(d.toString({ lineWidth: 0 }));
-    },
-    [text],
-  );
+  // In place: only the edited value's characters change (key order, comments, flow style kept).
+  const onFieldChange = useCallback((path: YamlPath, value: unknown, raw?: string) => {
+    setText((current) => editYaml(current, { path, value, raw }, removedPairs.current));
+  }, []);
 
   const save = async () => {
     try {
       await api("/api/contract", { method: "PUT", body: { yaml: text } });
       setSaved(text);
+      setStaleDraft(undefined);
       setStatus({ kind: "ok", text: "Saved lora.yaml" });
     } catch (e) {
       setStatus({ kind: "error", text: errorText(e) });
@@ -113,6 +129,27 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
           Save
         </button>
       </div>
+      {staleDraft ? (
+        <div className="banner banner-warn" data-testid="stale-draft">
+          An unsaved edit of {project.contractFile} from before the file changed on disk is kept in this browser.{" "}
+          <button
+            onClick={() => {
+              setText(staleDraft.text);
+              setStaleDraft(undefined);
+            }}
+          >
+            Restore it
+          </button>{" "}
+          <button
+            onClick={() => {
+              writeDraft(draftStore, undefined);
+              setStaleDraft(undefined);
+            }}
+          >
+            Discard it
+          </button>
+        </div>
+      ) : null}
       <div className="project-grid">
         <div className="panel form-panel">
           <div className="panel-title">Contract</div>

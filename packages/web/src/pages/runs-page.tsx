@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 // The server's own row type (type-only: nothing from the engine reaches the browser bundle).
-import type { RunSummary as Run } from "@loraspec/engine/server/deps.js";
+import type { RunLogResponse, RunView as Run } from "@loraspec/engine/server/api-types.js";
 import { api, errorText, fileUrl } from "../api.js";
 import type { ProjectInfo } from "../app.js";
 import { LossChart, type LossSeries } from "../components/loss-chart.js";
@@ -151,12 +151,18 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
           if (e.task === "train" || e.task === "steps") setLive((l) => ({ ...l, step: e.current, total: e.total, rate: e.rate, eta: e.eta, message: e.message }));
           break;
         case "phase":
-          // A new attempt (start, resume) clears the previous attempt's error.
-          setLive((l) => ({
-            ...l,
-            phase: e.name + (e.message ? `: ${e.message}` : ""),
-            error: e.name === "start" || e.name === "resume" ? undefined : l.error,
-          }));
+          // A new attempt (start, resume) clears the previous attempt's error, speed and ETA:
+          // they are measured again once it trains, not carried over while it loads.
+          setLive((l) => {
+            const fresh = e.name === "start" || e.name === "resume";
+            return {
+              ...l,
+              phase: e.name + (e.message ? `: ${e.message}` : ""),
+              error: fresh ? undefined : l.error,
+              rate: fresh ? undefined : l.rate,
+              eta: fresh ? undefined : l.eta,
+            };
+          });
           break;
         case "sample":
           setSamples((s) => [...s, { path: e.path, step: e.step, prompt: e.prompt, seed: e.seed }]);
@@ -188,7 +194,7 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
   useEffect(() => {
     let stopped = false;
     const poll = () =>
-      api<{ lines: string[] }>(`/api/runs/${encodeURIComponent(run.id)}/log?lines=300`).then(
+      api<RunLogResponse>(`/api/runs/${encodeURIComponent(run.id)}/log?lines=300`).then(
         (r) => {
           if (stopped) return;
           setLog(r.lines);
@@ -259,8 +265,9 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
           </span>
         </div>
         <div className="stats">
-          <Stat label="it/s" value={live.rate !== undefined ? live.rate.toFixed(2) : "—"} />
-          <Stat label="ETA" value={live.eta !== undefined ? formatSeconds(live.eta) : "—"} />
+          {/* Speed and ETA are of the attempt running now; a stopped or finished run has neither. */}
+          <Stat label="it/s" value={ACTIVE.has(state) && live.rate !== undefined ? live.rate.toFixed(2) : "—"} />
+          <Stat label="ETA" value={ACTIVE.has(state) && live.eta !== undefined ? formatSeconds(live.eta) : "—"} />
           <Stat label="loss" value={lastLoss !== undefined ? lastLoss.toFixed(4) : "—"} />
           <Stat label="phase" value={live.phase ?? "—"} />
           {run.outputPath ? (

@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import type { ValidationReport } from "@loraspec/engine/server/api-types.js";
 import { api, errorText, fileUrl } from "../api.js";
 
 interface Verdicts {
@@ -7,10 +8,8 @@ interface Verdicts {
   best?: { key: string; candidate: string; step?: number; weight: number };
   warnings?: Array<{ code: string; message: string }>;
 }
-interface Report {
-  path: string;
-  folder: string;
-  mtime: string;
+/** The server's report entry, with the summary this page reads from validation.json. */
+interface Report extends ValidationReport {
   summary?: Verdicts & { verdicts?: Verdicts };
 }
 
@@ -80,8 +79,10 @@ export function ValidationPage() {
         <div className="report-main">
           {verdicts?.weights?.length ? <VerdictTable verdicts={verdicts} /> : null}
           <div className={`report-frames${other ? " two" : ""}`}>
-            {current ? <iframe title="validation report" src={fileUrl(current.path)} data-testid="report-frame" /> : null}
-            {other ? <iframe title="compared report" src={fileUrl(other.path)} /> : null}
+            {/* Reports may come from anywhere: sandboxed with no permissions (no scripts, an opaque
+                origin); the server adds the same sandbox as a CSP. They need no script. */}
+            {current ? <iframe title="validation report" sandbox="" src={fileUrl(current.path)} data-testid="report-frame" /> : null}
+            {other ? <iframe title="compared report" sandbox="" src={fileUrl(other.path)} /> : null}
           </div>
         </div>
       </div>
