@@ -186,8 +186,24 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
     const output = (await runs.list())[0]!.outputPath!;
     expect(output).toMatch(/\.safetensors$/);
     await expect.poll(() => page.locator(".stats").textContent(), POLL).toContain(basename(output));
+    // Speed and ETA belong to the attempt running now: a finished run shows neither, never a stale value.
+    for (const label of ["it/s", "ETA"]) {
+      expect(await page.locator(".stat", { has: page.locator(".stat-label", { hasText: label }) }).locator(".stat-value").textContent()).toBe("—");
+    }
     await shot("runs");
   }, 400_000);
+
+  it("the log tail is the run's own log, not a validation log beside it, and has no terminal escapes", async () => {
+    const run = (await runs.list())[0]!;
+    await mkdir(join(run.runDir, "validation"), { recursive: true });
+    await writeFile(join(run.runDir, "validation", "worker.log"), "VALIDATION-NOISE \x1b[2K\n");
+    await page.reload();
+    const tail = page.getByTestId("log-tail");
+    await expect.poll(async () => (await tail.textContent())?.length ?? 0, POLL).toBeGreaterThan(0);
+    const text = (await tail.textContent()) ?? "";
+    expect(text).not.toContain("VALIDATION-NOISE");
+    expect(text).not.toMatch(/\x1b/);
+  });
 
   it("opens the validation report", async () => {
     // Sampling and scoring need CLIP/DINO weights that cannot be downloaded here, so the scores
