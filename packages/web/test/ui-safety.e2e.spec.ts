@@ -174,7 +174,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui: hostile project files, safe e
   });
 
   it("number fields take every JSON number form as typed, and the file changes only there", async () => {
-    await page.click("a[href='#/project']");
+    await page.goto(`${server.openUrl}#/project`);
     await openSection("hyperparameters");
     const field = page.locator("#f-hyperparameters-learning_rate");
     const yaml = page.locator("textarea[aria-label='contract YAML']");
