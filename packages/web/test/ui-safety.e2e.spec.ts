@@ -214,6 +214,15 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui: hostile project files, safe e
     expect(dialog).toBe("beforeunload");
     await expect.poll(() => yaml.inputValue(), POLL).toBe(saved.replace("steps: 12", "steps: 40"));
     expect(await readFile(join(projectA, "lora.yaml"), "utf8")).toBe(saved);
+
+    // The file changed on disk meanwhile: the page shows the file, and offers the draft instead of dropping it.
+    const changed = `${saved}# edited elsewhere\n`;
+    await writeFile(join(projectA, "lora.yaml"), changed);
+    page.once("dialog", (d) => void d.accept());
+    await page.reload();
+    await expect.poll(() => yaml.inputValue(), POLL).toBe(changed);
+    await page.getByTestId("stale-draft").getByRole("button", { name: "Restore it" }).click();
+    expect(await yaml.inputValue()).toBe(saved.replace("steps: 12", "steps: 40"));
   });
 
   it("a server restarted for another project on the same port: the old tab says so, and no draft crosses over", async () => {
