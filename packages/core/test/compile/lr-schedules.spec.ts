@@ -9,6 +9,7 @@ import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { aiToolkitCurveOf, builtinCurveOf, kohyaCurveOf } from "@loraspec/core/trainers/lr-schedules.js";
 import { contractCurve, curveFactor, firstMismatch, type LrCurve } from "@loraspec/core/trainers/lr-curves.js";
 import { PATHS } from "./contract-fixture.js";
+import { expectGolden } from "./golden.js";
 
 /**
  * The schedule table: each contract scheduler x warm-up x GPUs x trainer. The trainer's compiled
@@ -79,6 +80,24 @@ describe("the schedule model: one contract, one curve", () => {
     const got = trainerCurve(trainer, c);
     expect("error" in got ? got.error : undefined).toBeUndefined();
     expect(firstMismatch(want, got as LrCurve, STEPS)).toBeUndefined();
+  });
+
+  // The compiled options and the modelled factors, for bench/check-schedules.py to recompute with the
+  // real library code (torch, transformers, diffusers) and the trainers' own scheduler functions.
+  it("writes golden/schedules/cases.json", () => {
+    const cases = CASES.filter((k) => k.trainer === "kohya" || k.trainer === "ai-toolkit").flatMap(({ trainer, scheduler, warmup, gpus }) => {
+      const c = contractFor(trainer, scheduler, warmup, gpus);
+      if (lintContract(c).some((f) => f.rule === "schedule-unsupported")) return [];
+      const options =
+        trainer === "kohya"
+          ? (parseToml(compileKohya(c, {}, PATHS).argsToml) as Record<string, Record<string, unknown>>).optimizer_arguments!
+          : (compileAiToolkit(c, {}, PATHS).job.config as { process: Array<{ train: Record<string, unknown> }> }).process[0]!.train;
+      const keep = Object.fromEntries(Object.entries(options).filter(([k]) => k.startsWith("lr_")));
+      const curve = trainerCurve(trainer, c) as LrCurve;
+      const at = [0, 1, 50, 99, 100, 101, 650, 1200, 1299];
+      return [{ trainer, contract: { scheduler, warmup, steps: STEPS, gpus }, options: keep, factors: at.map((s) => [s, Number(curveFactor(curve, s).toFixed(9))]) }];
+    });
+    expectGolden("schedules/cases.json", `${JSON.stringify(cases, null, 1)}\n`);
   });
 
   it("catches the defects of the issue: ai-toolkit linear rises, its constant_with_warmup defaults to 1000 steps, sd-scripts crashes on constant + warm-up", () => {
