@@ -161,6 +161,17 @@ export function recommendContract(choices: InitChoices): Recommendation {
       }
     }
   }
+  // fal's endpoints take none of these: leave them out rather than write values nobody reads
+  // (lint trainer-ignores-field would flag each one).
+  if (trainer === "fal") {
+    delete contract.base.path;
+    delete contract.dataset.resolution;
+    const hp = contract.hyperparameters!;
+    delete hp.alpha;
+    delete hp.gradient_checkpointing;
+    delete hp.save_every;
+    for (const key of ["dataset.resolution", "hyperparameters.save_every", "hyperparameters.gradient_checkpointing"]) delete reasons[key];
+  }
   return { contract, reasons };
 }
 

@@ -37,3 +37,12 @@ describe("trainer traps", () => {
     expect(rules(contract({ hardware: { ...GOOD.hardware, gpus: 2 } }))).toMatchObject([{ rule: "trainer-ignores-field", field: "hardware.gpus" }]);
   });
 });
+
+describe("init's contracts", () => {
+  it.each(["flux1-dev", "flux2-dev", "qwen-image"] as const)("a fal contract from init for %s has no field fal ignores", async (base) => {
+    const { recommendContract } = await import("@loraspec/core/contract/recommend-contract.js");
+    const { ContractSchema } = await import("@loraspec/core/contract/schema.js");
+    const rec = recommendContract({ base, target: "character", trigger: "txcl", hardware: "fal" });
+    expect(lintContract(ContractSchema.parse(rec.contract)).filter((f) => f.rule === "trainer-ignores-field")).toEqual([]);
+  });
+});
