@@ -48,7 +48,18 @@ const FAL_IGNORED: ReadonlyArray<[field: string, applies: (c: Contract) => boole
   ["hyperparameters.seed", (c) => hp(c).seed !== 42],
 ];
 
+/** The fal endpoint a contract trains on (its own, or the base model's default). */
+const falEndpoint = (c: Contract) => FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === (c.trainer.endpoint ?? FAL_DEFAULT_ENDPOINT[c.base.model]));
+
 export const IGNORED_FIELDS: readonly IgnoredField[] = [
+  {
+    trainer: "fal",
+    field: "hyperparameters.learning_rate",
+    applies: (c) => c.hyperparameters.learning_rate !== undefined && falEndpoint(c)?.takesLearningRate === false,
+    why: "this endpoint has no learning_rate input (fal-ai/flux-lora-fast-training picks its own)",
+    source: FAL_SRC,
+    asOf: FAL_AS_OF,
+  },
   ...FAL_IGNORED.map(([field, applies]): IgnoredField => ({
     trainer: "fal",
     field,
@@ -106,7 +117,7 @@ export function lintTrainerTraps(c: Contract, steps: number): Finding[] {
     });
   }
   if (trainer === "fal") {
-    const endpoint = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === (c.trainer.endpoint ?? FAL_DEFAULT_ENDPOINT[c.base.model]));
+    const endpoint = falEndpoint(c);
     if (endpoint?.meantFor && !endpoint.meantFor.includes(c.target)) {
       out.push({
         rule: "fal-endpoint-target",

@@ -39,6 +39,9 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
   validation: "loraspec validate (ai-toolkit also samples trigger_prompts)",
 };
 
+/** The rules that say "this trainer does not take what the contract says" (other rules judge values). */
+const REFUSING_RULES = new Set(["schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base"]);
+
 /** Fields loraspec consumes itself for one trainer only. */
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
   "ai-toolkit": {
@@ -65,7 +68,7 @@ const VARIANTS: Readonly<Record<string, (t: Trainer) => ContractInput | Record<s
   "dataset.reg_path": () => ({ dataset: { reg_path: "./reg" } }),
   "captions.extension": () => ({ captions: { extension: ".caption" } }),
   "trigger.word": () => ({ trigger: { word: "ohwx" } }),
-  "hyperparameters.learning_rate": () => ({ hyperparameters: { learning_rate: 2e-4 } }),
+  "hyperparameters.learning_rate": () => ({ hyperparameters: { learning_rate: 8e-5 } }),
   "hyperparameters.steps": () => ({ hyperparameters: { steps: 1000 } }),
   "hyperparameters.batch_size": () => ({ hyperparameters: { batch_size: 2 } }),
   "hyperparameters.gradient_accumulation": () => ({ hyperparameters: { gradient_accumulation: 2 } }),
@@ -163,7 +166,7 @@ describe("every contract field reaches every trainer or is refused", () => {
           expect(b.refusedField, `${t} refused ${field} naming another field`).toBe(field);
           return;
         }
-        const named = [...lintContract(base), ...lintContract(variant)].filter((f) => f.field === field);
+        const named = [...lintContract(base), ...lintContract(variant)].filter((f) => f.field === field && REFUSING_RULES.has(f.rule));
         expect(named.map((f) => f.rule), `${t} drops ${field} silently: the output is the same and no finding names it`).not.toEqual([]);
       });
     }
