@@ -7,6 +7,8 @@ import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import { PATHS } from "./contract-fixture.js";
+import { FAL_DEFAULT_ENDPOINT, FAL_TRAINER_ENDPOINTS } from "@loraspec/core/compile/fal/fal-endpoints.js";
+import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 
 /**
  * Every contract field x every trainer: either the field reaches what the trainer runs (the compiled
@@ -16,7 +18,14 @@ import { PATHS } from "./contract-fixture.js";
  */
 
 type Trainer = "diffusers" | "kohya" | "ai-toolkit" | "fal";
-const TRAINERS: readonly Trainer[] = ["diffusers", "kohya", "ai-toolkit", "fal"];
+/** Each trainer; fal once with the base's default endpoint and once per endpoint (their inputs differ). */
+const CASES: ReadonlyArray<{ t: Trainer; endpoint?: string; base?: BaseModelId }> = [
+  { t: "diffusers" },
+  { t: "kohya" },
+  { t: "ai-toolkit" },
+  { t: "fal" },
+  ...FAL_TRAINER_ENDPOINTS.map((e) => ({ t: "fal" as const, endpoint: e.endpoint, base: e.base })),
+];
 
 /** Fields loraspec itself consumes (plan, lint, prep, supervisor, validation): not trainer inputs. */
 const LORASPEC_SIDE: Readonly<Record<string, string>> = {
@@ -55,13 +64,19 @@ const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string
 };
 
 /** Another valid value for each trainer-input field (a partial contract merged over the base). */
-const VARIANTS: Readonly<Record<string, (t: Trainer) => ContractInput | Record<string, unknown>>> = {
+const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => ContractInput | Record<string, unknown>>> = {
   name: () => ({ name: "other-name" }),
   "base.model": (t) => (t === "fal" ? { base: { model: "flux2-dev" } } : t === "kohya" ? { base: { model: "flux1-dev", path: "/models/flux" } } : { base: { model: "flux1-dev" } }),
   "base.path": () => ({ base: { path: "/models/own-weights" } }),
   "base.quantize": () => ({ base: { quantize: "fp8" } }),
   "trainer.version": (t) => ({ trainer: { version: t === "kohya" ? "v0.9.1" : "0.1.0" } }),
-  "trainer.endpoint": () => ({ trainer: { endpoint: "fal-ai/flux-lora-portrait-trainer" } }),
+  // Another endpoint: of the same base where there is one (else the compiler refuses the pair).
+  "trainer.endpoint": (_t, named) => {
+    const current = named ?? FAL_DEFAULT_ENDPOINT["flux1-dev"];
+    const base = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === current)?.base ?? "flux1-dev";
+    const other = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint !== current && e.base === base) ?? FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint !== current)!;
+    return { trainer: { endpoint: other.endpoint } };
+  },
   "hardware.gpus": () => ({ hardware: { gpus: 2 } }),
   "dataset.resolution": () => ({ dataset: { resolution: 768 } }),
   "dataset.aspect": () => ({ dataset: { aspect: "buckets" } }),
@@ -85,12 +100,12 @@ const VARIANTS: Readonly<Record<string, (t: Trainer) => ContractInput | Record<s
   "hyperparameters.warmup_steps": () => ({ hyperparameters: { lr_scheduler: "constant_with_warmup", warmup_steps: 50 } }),
 };
 
-function baseInput(t: Trainer): ContractInput {
+function baseInput(t: Trainer, endpoint?: string, base?: BaseModelId): ContractInput {
   return {
     version: 1,
     name: "txcl-character",
-    base: { model: t === "fal" ? "flux1-dev" : "sdxl" },
-    trainer: { name: t },
+    base: { model: base ?? (t === "fal" ? "flux1-dev" : "sdxl") },
+    trainer: { name: t, ...(endpoint ? { endpoint } : {}) },
     hardware: { kind: t === "fal" ? "fal" : "local", gpu: "RTX 4090", vram_gb: 24 },
     target: "character",
     dataset: { path: "./dataset", expected_images: 20 },
@@ -153,12 +168,14 @@ describe("every contract field reaches every trainer or is refused", () => {
     expect(leaves.length).toBeGreaterThan(30);
   });
 
-  for (const t of TRAINERS) {
+  for (const { t, endpoint, base: model } of CASES) {
     for (const field of Object.keys(VARIANTS)) {
       if (LORASPEC_SIDE_FOR[t]?.[field]) continue;
-      it(`${t}: ${field}`, () => {
-        const base = merge(baseInput(t), {});
-        const variant = merge(baseInput(t), VARIANTS[field]!(t) as Record<string, unknown>);
+      // A named endpoint fixes the base model: changing it is the endpoint's refusal (E_TRAINER_UNSUPPORTED on trainer.endpoint).
+      if (endpoint && field === "base.model") continue;
+      it(`${t}${endpoint ? ` ${endpoint}` : ""}: ${field}`, () => {
+        const base = merge(baseInput(t, endpoint, model), {});
+        const variant = merge(baseInput(t, endpoint, model), VARIANTS[field]!(t, endpoint) as Record<string, unknown>);
         const a = compiled(t, base);
         const b = compiled(t, variant);
         if ("text" in a && "text" in b && a.text !== b.text) return;
