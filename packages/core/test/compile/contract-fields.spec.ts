@@ -22,7 +22,9 @@ type Trainer = "diffusers" | "kohya" | "ai-toolkit" | "fal";
 const CASES: ReadonlyArray<{ t: Trainer; endpoint?: string; base?: BaseModelId }> = [
   { t: "diffusers" },
   { t: "kohya" },
+  { t: "kohya", base: "flux1-dev" },
   { t: "ai-toolkit" },
+  { t: "ai-toolkit", base: "qwen-image" },
   { t: "fal" },
   ...FAL_TRAINER_ENDPOINTS.map((e) => ({ t: "fal" as const, endpoint: e.endpoint, base: e.base })),
 ];
@@ -66,7 +68,7 @@ const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string
 /** Another valid value for each trainer-input field (a partial contract merged over the base). */
 const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => ContractInput | Record<string, unknown>>> = {
   name: () => ({ name: "other-name" }),
-  "base.model": (t) => (t === "fal" ? { base: { model: "flux2-dev" } } : t === "kohya" ? { base: { model: "flux1-dev", path: "/models/flux" } } : { base: { model: "flux1-dev" } }),
+  "base.model": (t) => (t === "fal" ? { base: { model: "flux2-dev" } } : t === "kohya" ? { base: { model: "flux1-schnell", path: "/models/flux" } } : { base: { model: "flux1-dev" } }),
   "base.path": () => ({ base: { path: "/models/own-weights" } }),
   "base.quantize": () => ({ base: { quantize: "fp8" } }),
   "trainer.version": (t) => ({ trainer: { version: t === "kohya" ? "v0.9.1" : "0.1.0" } }),
@@ -104,7 +106,8 @@ function baseInput(t: Trainer, endpoint?: string, base?: BaseModelId): ContractI
   return {
     version: 1,
     name: "txcl-character",
-    base: { model: base ?? (t === "fal" ? "flux1-dev" : "sdxl") },
+    // sd-scripts loads FLUX.1 only from local single files.
+    base: { model: base ?? (t === "fal" ? "flux1-dev" : "sdxl"), ...(t === "kohya" && base === "flux1-dev" ? { path: "/models/flux" } : {}) },
     trainer: { name: t, ...(endpoint ? { endpoint } : {}) },
     hardware: { kind: t === "fal" ? "fal" : "local", gpu: "RTX 4090", vram_gb: 24 },
     target: "character",
@@ -173,7 +176,7 @@ describe("every contract field reaches every trainer or is refused", () => {
       if (LORASPEC_SIDE_FOR[t]?.[field]) continue;
       // A named endpoint fixes the base model: changing it is the endpoint's refusal (E_TRAINER_UNSUPPORTED on trainer.endpoint).
       if (endpoint && field === "base.model") continue;
-      it(`${t}${endpoint ? ` ${endpoint}` : ""}: ${field}`, () => {
+      it(`${t}${endpoint ? ` ${endpoint}` : ""}${model && !endpoint ? ` ${model}` : ""}: ${field}`, () => {
         const base = merge(baseInput(t, endpoint, model), {});
         const variant = merge(baseInput(t, endpoint, model), VARIANTS[field]!(t, endpoint) as Record<string, unknown>);
         const a = compiled(t, base);
