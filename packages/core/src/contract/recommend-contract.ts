@@ -6,6 +6,7 @@ import { VRAM_MODEL } from "../knowledge/vram.js";
 import { LoraspecError } from "../errors.js";
 import { estimateVram } from "../plan/estimate-vram.js";
 import { ContractSchema, QUANTIZATIONS, type ContractInput, type Target, type TrainerId } from "./schema.js";
+import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
 
 export interface InitChoices {
   base: BaseModelId;
@@ -160,6 +161,21 @@ export function recommendContract(choices: InitChoices): Recommendation {
         break;
       }
     }
+  }
+  // fal's endpoints take none of these: leave them out rather than write values nobody reads
+  // (lint trainer-ignores-field would flag each one).
+  if (trainer === "fal") {
+    delete contract.base.path;
+    delete contract.dataset.resolution;
+    const hp = contract.hyperparameters!;
+    delete hp.alpha;
+    delete hp.gradient_checkpointing;
+    delete hp.save_every;
+    if (FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === contract.trainer.endpoint)?.takesLearningRate === false) {
+      delete hp.learning_rate;
+      delete reasons["hyperparameters.learning_rate"];
+    }
+    for (const key of ["dataset.resolution", "hyperparameters.save_every", "hyperparameters.gradient_checkpointing"]) delete reasons[key];
   }
   return { contract, reasons };
 }

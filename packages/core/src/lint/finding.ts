@@ -21,6 +21,8 @@ export interface RuleInfo {
   pitfall?: boolean;
 }
 
+import { TRAINER_RULES } from "./trainer-rule-ids.js";
+
 export const RULES: readonly RuleInfo[] = [
   { id: "trainer-unsupported-base", severity: "error", title: "Trainer does not support the base model (e.g. Kohya picked for FLUX.2)", pitfall: true },
   { id: "lr-sdxl-on-flux", severity: "error", title: "SDXL learning rate reused on a Flux-class model (above 1e-4)", pitfall: true },
@@ -49,6 +51,9 @@ export const RULES: readonly RuleInfo[] = [
   { id: "caption-missing", severity: "warning", title: "Images without a caption sidecar" },
   { id: "trigger-not-at-start", severity: "warning", title: "Captions that do not start with the trigger" },
   { id: "known-defect-kohya-merge", severity: "info", title: "Kohya's Flux merge tool drops ai-toolkit keys (#1612) and breaks multi-LoRA merges (#1888)" },
+
+  // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
+  ...TRAINER_RULES,
 ];
 
 export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {

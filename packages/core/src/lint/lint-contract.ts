@@ -20,6 +20,7 @@ import { planRun, type Plan, type PlanOptions } from "../plan/plan-run.js";
 import { clipPretokenize, splitIntoWords, type WordLookup } from "./clip-pretokenize.js";
 import { isTagCluster } from "../captions/caption-rules.js";
 import type { Finding } from "./finding.js";
+import { lintTrainerTraps } from "./trainer-rules.js";
 
 export interface LintOptions extends PlanOptions {
   /** What the quick dataset scan found; dataset rules are skipped without it. */
@@ -396,7 +397,8 @@ const costAndTime: Rule = ({ c, plan }) => {
 };
 
 const saveEvery: Rule = ({ c }) =>
-  c.hyperparameters.save_every
+  // fal's endpoints save once, at the end (trainer-ignores-field says so when save_every is set).
+  c.hyperparameters.save_every || c.trainer.name === "fal"
     ? []
     : [
         {
@@ -539,4 +541,6 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   saveEvery,
   datasetImages,
   knownDefects,
+  // Trainer traps (helper TRAINERS): schedule per trainer, fields a trainer never receives, fal endpoints.
+  ({ c, plan }) => lintTrainerTraps(c, plan.steps),
 ];

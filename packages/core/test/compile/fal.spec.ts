@@ -22,6 +22,19 @@ describe("compileFal goldens", () => {
 });
 
 describe("compileFal", () => {
+  // The endpoints' crop switches default to on (face/subject); only a character keeps them on.
+  it.each([
+    ["fal-ai/turbo-flux-trainer", "face_crop", "character", true],
+    ["fal-ai/turbo-flux-trainer", "face_crop", "style", false],
+    ["fal-ai/turbo-flux-trainer", "face_crop", "product", false],
+    ["fal-ai/flux-lora-portrait-trainer", "subject_crop", "character", true],
+    ["fal-ai/flux-lora-portrait-trainer", "subject_crop", "style", false],
+    ["fal-ai/flux-lora-portrait-trainer", "subject_crop", "product", false],
+  ] as const)("%s writes %s for a %s: %s", (endpoint, flag, target, on) => {
+    const contract = makeContract({ base: "flux1-dev", target, trainer: "fal", overrides: { trainer: { name: "fal", endpoint } } });
+    expect(compileFal(contract, {}, { zipUrl: ZIP }).input[flag]).toBe(on);
+  });
+
   it.each([
     ["flux1-dev", "fal-ai/flux-lora-fast-training", "images_data_url", "trigger_word"],
     ["flux2-dev", "fal-ai/flux-2-trainer", "image_data_url", "default_caption"],
@@ -43,6 +56,7 @@ describe("compileFal", () => {
       trigger_phrase: "txcl",
       learning_rate: 9e-5,
       steps: 1500,
+      subject_crop: true,
     });
   });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseToml } from "smol-toml";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
 import { KOHYA_SCRIPT_FLAGS } from "@loraspec/core/trainers/pins.js";
+import { KOHYA_IGNORED_TOGETHER } from "@loraspec/core/compile/kohya/kohya-profiles.js";
 import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import { makeContract, PATHS, TARGETS } from "./contract-fixture.js";
@@ -38,6 +39,18 @@ describe("compileKohya goldens", () => {
 });
 
 describe("compileKohya", () => {
+  // sd-scripts logs a warning and ignores min/max_bucket_reso when bucket_no_upscale is set (train_util.py L1020-1034).
+  it.each(BASES.flatMap(({ base, path }) => TARGETS.map((target) => ({ base, path, target }))))(
+    "$base x $target: no dataset option that sd-scripts would ignore because of another",
+    ({ base, path, target }) => {
+      const out = compileKohya(makeContract({ base, target, trainer: "kohya", path }), {}, PATHS);
+      const ds = (parseToml(out.datasetToml) as { datasets: Array<Record<string, unknown>> }).datasets[0]!;
+      for (const rule of KOHYA_IGNORED_TOGETHER.rules) {
+        if (ds[rule.when] === true) expect(rule.ignores.filter((k) => k in ds)).toEqual([]);
+      }
+    },
+  );
+
   it.each(BASES)("writes only options $base's pinned script accepts", ({ base, path }) => {
     const out = compileKohya(makeContract({ base, target: "character", trainer: "kohya", path }), {}, PATHS);
     const flags = KOHYA_SCRIPT_FLAGS.scripts[out.script];

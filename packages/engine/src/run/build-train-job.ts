@@ -12,7 +12,8 @@ import type { CompilePlan } from "@loraspec/core/trainers/compile-input.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { packZip } from "../dataset/pack-zip.js";
 import { findWorkerRoot, workerPython } from "../worker/worker-paths.js";
-import { findTrainerInstall, trainerRoot } from "../setup/trainer-install.js";
+import { trainerPaths } from "../setup/trainer-install.js";
+import { checkTrainerDevice } from "../setup/check-trainer-device.js";
 import type { RunRecord } from "./run-store.js";
 import type { TrainJob } from "./train-job.js";
 
@@ -27,18 +28,17 @@ export interface BuildTrainJobParams {
   /** The images to train on (default: the contract's dataset.path); see trainingDatasetDir. */
   datasetDir?: string;
   /** Where `loraspec setup` put a trainer checkout and venv (default: the loraspec cache). */
-  trainerDir?: (trainer: "kohya" | "ai-toolkit") => { trainerDir: string; venvDir: string };
+  trainerDir?: (trainer: "kohya" | "ai-toolkit") => { trainerDir: string; venvDir: string; tokenizerCacheDir?: string };
+  /** Checks the trainer's torch sees the GPUs before anything is copied (default: its venv's python; tests inject). */
+  checkDevice?: typeof checkTrainerDevice;
 }
 
 /**
  * Where `loraspec setup kohya|ai-toolkit` installed the trainer: its manifest (which also finds a
  * --source checkout), else the install folder it would use ($LORASPEC_<NAME>_DIR or the cache).
  */
-export function defaultTrainerDir(trainer: "kohya" | "ai-toolkit"): { trainerDir: string; venvDir: string } {
-  const install = findTrainerInstall({ trainer });
-  if (install) return { trainerDir: install.trainerDir, venvDir: install.venvDir };
-  const root = trainerRoot({ trainer });
-  return { trainerDir: root, venvDir: join(root, ".venv") };
+export function defaultTrainerDir(trainer: "kohya" | "ai-toolkit"): { trainerDir: string; venvDir: string; tokenizerCacheDir?: string } {
+  return trainerPaths({ trainer });
 }
 
 /**
@@ -73,6 +73,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   }
   if (trainer === "kohya" || trainer === "ai-toolkit") {
     const dirs = (params.trainerDir ?? defaultTrainerDir)(trainer);
+    await (params.checkDevice ?? checkTrainerDevice)({ trainer, venvDir: dirs.venvDir, gpus: contract.hardware.gpus, gpu: contract.hardware.gpu });
     // Trainers write into their dataset folder (ai-toolkit's .aitk_size.json, kohya's latent
     // caches): they get the run's own copy, never the user's folder.
     const runDataset = await copyDataset({ from: datasetDir, to: join(run.runDir, "dataset"), captionExtension: contract.captions.extension });

@@ -4,7 +4,9 @@ import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { describeTrainerException, lastTrainerException } from "@loraspec/core/parse/trainer-exception.js";
 import { processStartTime } from "./process-alive.js";
+import { readLogTailLines } from "./trainer-log-tail.js";
 import { stopProcessGroup, type StopStep } from "./stop-process-group.js";
 import { FAILURE_PATTERNS, SUPERVISION_POLICY, type StopTimeouts } from "./supervision-policy.js";
 
@@ -194,7 +196,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
     });
   }
   else if (stoppedFor !== "abort" && (exited!.code !== 0 || exited!.signal)) {
-    outcome.failure = classifyFailure({ lastLines, exitCode: exited!.code, exitSignal: exited!.signal, reported });
+    outcome.failure = classifyFailure({ lastLines, exitCode: exited!.code, exitSignal: exited!.signal, reported, stderrLog: paths.stderr, stderrTail: readLogTailLines(paths.stderr) });
   }
   return outcome;
 }
@@ -205,6 +207,9 @@ export function classifyFailure(params: {
   exitCode: number | null;
   exitSignal: string | null;
   reported?: LoraspecEvent[];
+  /** The trainer's stderr log and its tail: its own last exception goes into the message, with the path. */
+  stderrLog?: string;
+  stderrTail?: string[];
 }): LoraspecError {
   const tail = params.lastLines.slice(-10).join("\n");
   const how = params.exitSignal ? `was killed by ${params.exitSignal}` : `exited with code ${params.exitCode}`;
@@ -221,9 +226,13 @@ export function classifyFailure(params: {
       details: { exitCode: params.exitCode, exitSignal: params.exitSignal, pattern: pattern.id, lastLines: params.lastLines },
     });
   }
-  return new LoraspecError("E_TRAINER_FAILED", `the trainer ${how}; its last lines:\n${tail}`, {
+  // The trainer's own exception (not accelerate's CalledProcessError around it), with the log path.
+  const own = lastTrainerException(params.stderrTail ?? params.lastLines);
+  const log = params.stderrLog ? ` (full log: ${params.stderrLog})` : "";
+  return new LoraspecError("E_TRAINER_FAILED", own ? `the trainer ${how}: ${describeTrainerException(own)}${log}` : `the trainer ${how}${log}; its last lines:\n${tail}`, {
+    file: params.stderrLog,
     hint: "read the full log with `loraspec logs <id>`; fix the cause and resume with `loraspec train --resume <id>`",
-    details: { exitCode: params.exitCode, exitSignal: params.exitSignal, lastLines: params.lastLines },
+    details: { exitCode: params.exitCode, exitSignal: params.exitSignal, lastLines: params.lastLines, ...(own ? { exception: own } : {}) },
   });
 }
 

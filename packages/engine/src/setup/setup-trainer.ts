@@ -6,7 +6,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { TRAINER_PINS, type TrainerPin } from "@loraspec/core/trainers/pins.js";
 import { atomicWrite } from "../fs/atomic-write.js";
-import { SETUP_MANIFEST, trainerRoot, type SetupTrainerId, type TrainerInstall } from "./trainer-install.js";
+import { SETUP_MANIFEST, TOKENIZER_CACHE, trainerRoot, type SetupTrainerId, type TrainerInstall } from "./trainer-install.js";
 
 export interface RunResult {
   code: number;
@@ -134,6 +134,23 @@ export async function* setupTrainer(params: SetupTrainerParams): AsyncGenerator<
     yield { type: "log", level: "info", message: `${script} --help answered` };
   }
 
+  let tokenizerCacheDir: string | undefined;
+  if (params.trainer === "kohya") {
+    // sd-scripts loads its tokenizers from the hub unless --tokenizer_cache_dir holds them (strategy_base.py
+    // _load_tokenizer L54-71); fill it now, while the hub is reachable (it is also filled by the first online run).
+    tokenizerCacheDir = join(root, TOKENIZER_CACHE);
+    yield { type: "phase", name: "tokenizers", message: tokenizerCacheDir };
+    const result = await run(venvPython, ["-c", KOHYA_TOKENIZER_PREFILL, tokenizerCacheDir], { cwd: trainerDir, signal: params.signal, onLine, timeoutMs: HELP_TIMEOUT_MS });
+    yield* pending.splice(0);
+    if (result.code !== 0) {
+      yield {
+        type: "warning",
+        code: "TOKENIZERS_NOT_CACHED",
+        message: `could not cache sd-scripts' tokenizers in ${tokenizerCacheDir} (exit ${result.code}); the first run must reach huggingface.co to fetch them. Last lines:\n${result.tail}`,
+      };
+    } else yield { type: "log", level: "info", message: `tokenizers cached in ${tokenizerCacheDir}` };
+  }
+
   const install: TrainerInstall = {
     trainer: params.trainer,
     version: pin.version,
@@ -143,6 +160,7 @@ export async function* setupTrainer(params: SetupTrainerParams): AsyncGenerator<
     ...(params.source ? { source: trainerDir } : {}),
     python,
     installedAt: new Date().toISOString(),
+    ...(tokenizerCacheDir ? { tokenizerCacheDir } : {}),
   };
   if (params.source && install.commit !== pin.commit) {
     yield {
@@ -162,6 +180,14 @@ async function gitHead(run: RunFn, dir: string): Promise<string | undefined> {
 }
 
 const TAIL_LINES = 30;
+
+/** Loads SDXL's and FLUX.1's tokenizers through sd-scripts' own strategies, which save them to the cache dir (argv[1]). */
+const KOHYA_TOKENIZER_PREFILL = [
+  "import sys",
+  "from library import strategy_flux, strategy_sdxl",
+  "strategy_sdxl.SdxlTokenizeStrategy(None, sys.argv[1])",
+  "strategy_flux.FluxTokenizeStrategy(512, sys.argv[1])",
+].join("\n");
 
 const defaultRun: RunFn = (command, args, options) =>
   new Promise((resolvePromise, reject) => {

@@ -16,7 +16,16 @@ export interface TrainerInstall {
   source?: string;
   python: string;
   installedAt: string;
+  /**
+   * kohya: sd-scripts' `--tokenizer_cache_dir` (tokenizers saved as `<hub id with / -> _>/`), filled
+   * at setup when the hub is reachable and by sd-scripts itself on its first online run; with it an
+   * offline run does not reach for huggingface.co (a ConnectionError otherwise).
+   */
+  tokenizerCacheDir?: string;
 }
+
+/** Where the kohya tokenizer cache lives under a trainer root. */
+export const TOKENIZER_CACHE = "tokenizers";
 
 export const SETUP_MANIFEST = "loraspec-setup.json";
 
@@ -42,4 +51,20 @@ export function findTrainerInstall(params: { trainer: SetupTrainerId; cacheDir?:
   const manifest = join(trainerRoot(params), SETUP_MANIFEST);
   if (!existsSync(manifest)) return undefined;
   return JSON.parse(readFileSync(manifest, "utf8")) as TrainerInstall;
+}
+
+/**
+ * The checkout, venv and (kohya) tokenizer cache a run uses: the setup manifest's, else the install
+ * folder `loraspec setup` would use ($LORASPEC_<NAME>_DIR or the cache).
+ */
+export function trainerPaths(params: { trainer: SetupTrainerId; cacheDir?: string; env?: NodeJS.ProcessEnv }): {
+  trainerDir: string;
+  venvDir: string;
+  tokenizerCacheDir?: string;
+} {
+  const root = trainerRoot(params);
+  const install = findTrainerInstall(params);
+  const tokenizers = params.trainer === "kohya" ? { tokenizerCacheDir: install?.tokenizerCacheDir ?? join(root, TOKENIZER_CACHE) } : {};
+  if (install) return { trainerDir: install.trainerDir, venvDir: install.venvDir, ...tokenizers };
+  return { trainerDir: root, venvDir: join(root, ".venv"), ...tokenizers };
 }

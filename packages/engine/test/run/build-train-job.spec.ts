@@ -136,3 +136,26 @@ function zipNames(path: string): Promise<string[]> {
     });
   });
 }
+
+describe("buildTrainJob launch path for kohya (helper TRAINERS)", () => {
+  it("checks the device before copying anything and writes the tokenizer cache into args.toml", async () => {
+    const contract = contractFor({ model: "sdxl", path: "/models/sdxl.safetensors" }, { name: "kohya" }, { hardware: { gpus: 2 } });
+    const seen: unknown[] = [];
+    const dirs = () => ({ trainerDir: "/opt/s", venvDir: "/opt/s/.venv", tokenizerCacheDir: "/opt/s/tokenizers" });
+    const job = await buildTrainJob({ contract, contractDir: dir, plan: planRun(contract), run: store.create({ trainer: "kohya" }), trainerDir: dirs, checkDevice: async (p) => void seen.push(p) });
+    if (job.kind !== "process") throw new Error("expected a process job");
+    expect(seen).toEqual([{ trainer: "kohya", venvDir: "/opt/s/.venv", gpus: 2, gpu: undefined }]);
+    expect(job.files!["args.toml"]).toContain('tokenizer_cache_dir = "/opt/s/tokenizers"');
+    const refused = buildTrainJob({
+      contract,
+      contractDir: dir,
+      plan: planRun(contract),
+      run: store.create({ trainer: "kohya" }),
+      trainerDir: dirs,
+      checkDevice: async () => {
+        throw Object.assign(new Error("no CUDA"), { code: "E_NOT_SUPPORTED" });
+      },
+    });
+    await expect(refused).rejects.toMatchObject({ code: "E_NOT_SUPPORTED" });
+  });
+});

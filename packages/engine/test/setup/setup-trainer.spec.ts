@@ -56,12 +56,14 @@ describe("setupTrainer", () => {
   it("clones the pinned commit, creates a venv, installs requirements, checks --help; a rerun reuses it all", async () => {
     const cacheDir = join(work, "cache");
     const events = await collectEvents(setupTrainer({ trainer: "kohya", cacheDir, pin, env }));
-    expect(phases(events)).toEqual(["clone", "venv", "install", "verify"]);
+    expect(phases(events)).toEqual(["clone", "venv", "install", "verify", "tokenizers"]);
     const root = join(cacheDir, "kohya");
+    // The fake checkout has no sd-scripts strategies: the tokenizers are not cached, which is a warning, not a failure.
+    expect(events.filter((e) => e.type === "warning").map((e) => e.type === "warning" && e.code)).toEqual(["TOKENIZERS_NOT_CACHED"]);
     expect(git(root, "rev-parse", "HEAD")).toBe(pin.commit);
     expect(existsSync(join(root, ".venv", "bin", "python"))).toBe(true);
     const done = events.at(-1);
-    expect(done).toMatchObject({ type: "done", result: { trainer: "kohya", commit: pin.commit, trainerDir: root, venvDir: join(root, ".venv") } });
+    expect(done).toMatchObject({ type: "done", result: { trainer: "kohya", commit: pin.commit, trainerDir: root, venvDir: join(root, ".venv"), tokenizerCacheDir: join(root, "tokenizers") } });
     expect(JSON.parse(readFileSync(join(root, SETUP_MANIFEST), "utf8"))).toMatchObject({ commit: pin.commit });
     expect(findTrainerInstall({ trainer: "kohya", cacheDir, env })).toMatchObject({ trainerDir: root });
     expect(events.filter((e) => e.type === "log" && e.level === "info").map((e) => e.type === "log" && e.message)).toEqual([
@@ -132,6 +134,17 @@ describe("setupTrainer torch step", () => {
     await collectEvents(setupTrainer({ trainer: "kohya", cacheDir: join(work, "c3"), source: repo, pin: withTorch(), torchIndexUrl, run: recordingRun(calls), env }));
     const pipCalls = calls.filter((c) => c.includes("pip")).map((c) => c.slice(c.indexOf("install") + 1).join(" "));
     expect(pipCalls).toEqual([`--disable-pip-version-check torch==2.6.0 torchvision==0.21.0 --index-url ${index}`, "--disable-pip-version-check -r requirements.txt"]);
+  });
+
+  it("caches sd-scripts' SDXL and FLUX tokenizers through its own strategies (kohya only)", async () => {
+    const calls: string[][] = [];
+    await collectEvents(setupTrainer({ trainer: "kohya", cacheDir: join(work, "c5"), source: repo, pin, run: recordingRun(calls), env }));
+    const prefill = calls.find((c) => c[1] === "-c");
+    expect(prefill?.[2]).toContain("strategy_sdxl.SdxlTokenizeStrategy(None, sys.argv[1])");
+    expect(prefill?.[3]).toBe(join(work, "c5", "kohya", "tokenizers"));
+    const aitk: string[][] = [];
+    await collectEvents(setupTrainer({ trainer: "ai-toolkit", cacheDir: join(work, "c6"), source: repo, pin: { ...pin, id: "ai-toolkit" }, run: recordingRun(aitk), env }));
+    expect(aitk.some((c) => c[1] === "-c")).toBe(false);
   });
 
   it("skips torch with torchIndexUrl 'skip'", async () => {

@@ -4,6 +4,7 @@ import { LoraspecError } from "../../errors.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
+import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
@@ -85,8 +86,10 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const process = {
     type: "sd_trainer",
     training_folder: paths.outputDir,
-    device: "cuda:0",
+    // No `device`: SDTrainer trains on accelerate's device (BaseSDTrainProcess.py L105-106) and never reads it.
     trigger_word: contract.trigger.word,
+    // Read by BaseTrainProcess (torch/cuda/random seeds); ai-toolkit has no train.seed.
+    training_seed: hp.seed,
     network: { type: "lora", linear: r.rank, linear_alpha: r.alpha },
     save: {
       dtype: dtype.save,
@@ -112,7 +115,9 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       noise_scheduler: profile.noiseScheduler,
       optimizer,
       lr: r.learningRate,
-      lr_scheduler: hp.lr_scheduler,
+      // The option (and params) that make ai-toolkit's curve the contract's (trainers/lr-schedules.ts):
+      // its linear rises from 1/3 by default, its constant_with_warmup warms up 1000 steps unless told.
+      ...scheduleOptionsFor("ai-toolkit", { scheduler: hp.lr_scheduler, warmupSteps: hp.warmup_steps, steps: r.steps, gpus: contract.hardware.gpus }),
       dtype: dtype.train,
       skip_first_sample: true,
       ...profile.train,

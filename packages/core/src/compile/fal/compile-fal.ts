@@ -44,5 +44,6 @@ export function compileFal(contract: Contract, plan: CompilePlan, params: { zipU
   input.steps = r.steps;
   if (record.targetField) input[record.targetField.name] = record.targetField.values[contract.target];
   if (record.endpoint === "fal-ai/flux-lora-fast-training") input.create_masks = contract.target === "character";
+  for (const flag of record.cropFlags ?? []) input[flag.name] = flag.on.includes(contract.target);
   return { trainer: "fal", endpoint: record.endpoint, input, record };
 }

@@ -15,6 +15,14 @@ export interface FalTrainerEndpoint extends Sourced {
   takesLearningRate: boolean;
   /** How the contract's target maps onto the endpoint's own switch, if it has one. */
   targetField?: { name: string; values: Readonly<Record<"character" | "style" | "product", string | boolean>> };
+  /**
+   * Crop switches that default to on and crop to a face or a subject: loraspec writes each one
+   * explicitly, on only for the targets in `on` (a face crop on a style or product dataset cuts the
+   * images down to whatever the detector finds).
+   */
+  cropFlags?: ReadonlyArray<{ name: string; defaultOn: boolean; on: ReadonlyArray<"character" | "style" | "product"> }>;
+  /** The targets the endpoint is built for, when it is built for some only (lint fal-endpoint-target). */
+  meantFor?: ReadonlyArray<"character" | "style" | "product">;
 }
 
 const SRC = "shared/reference/trainers.md §4.1 (fal-ai/fal-js@381105e libs/client/src/types/endpoints.ts)";
@@ -40,6 +48,9 @@ export const FAL_TRAINER_ENDPOINTS: readonly FalTrainerEndpoint[] = [
     zipField: "images_data_url",
     triggerField: "trigger_phrase",
     takesLearningRate: true,
+    // subject_crop (default true) crops to the portrait subject.
+    cropFlags: [{ name: "subject_crop", defaultOn: true, on: ["character"] }],
+    meantFor: ["character"],
     source: SRC,
     asOf: AS_OF,
   },
@@ -50,6 +61,8 @@ export const FAL_TRAINER_ENDPOINTS: readonly FalTrainerEndpoint[] = [
     triggerField: "trigger_phrase",
     takesLearningRate: true,
     targetField: { name: "training_style", values: { character: "subject", style: "style", product: "subject" } },
+    // face_crop (default true) crops to detected faces: only a character has one.
+    cropFlags: [{ name: "face_crop", defaultOn: true, on: ["character"] }],
     source: SRC,
     asOf: AS_OF,
   },

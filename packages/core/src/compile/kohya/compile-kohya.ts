@@ -4,6 +4,7 @@ import { LoraspecError } from "../../errors.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
+import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import {
   joinPath,
   resolveBasePath,
@@ -13,7 +14,7 @@ import {
   type CompilePaths,
   type CompilePlan,
 } from "../../trainers/compile-input.js";
-import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
+import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_IGNORED_TOGETHER, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
 
 export interface KohyaCompiled {
   trainer: "kohya";
@@ -70,9 +71,9 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
         ...(bucketed
           ? {
               // Multiples of 64 keep SDXL/FLUX latents aligned (bucket_reso_steps must divide by 32, §2.12).
-              min_bucket_reso: 256,
-              max_bucket_reso: Math.max(2048, r.resolution * 2),
               bucket_reso_steps: 64,
+              // Buckets from each image's own size, never upscaled; sd-scripts then ignores
+              // min/max_bucket_reso with a warning, so they are not written (KOHYA_IGNORED_TOGETHER).
               bucket_no_upscale: true,
             }
           : {}),
@@ -123,9 +124,9 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   const opt: Section = {
     optimizer_type: optimizer.type,
     learning_rate: r.learningRate,
-    lr_scheduler: hp.lr_scheduler,
+    // The option that makes sd-scripts' curve the contract's (trainers/lr-schedules.ts).
+    ...(scheduleOptionsFor("kohya", { scheduler: hp.lr_scheduler, warmupSteps: hp.warmup_steps, steps: r.steps, gpus: contract.hardware.gpus }) as Section),
     ...(optimizer.args ? { optimizer_args: [...optimizer.args] } : {}),
-    ...(hp.warmup_steps > 0 ? { lr_warmup_steps: hp.warmup_steps } : {}),
   };
 
   const training: Section = {
@@ -173,6 +174,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     dataset_arguments: { dataset_config: datasetPath } as Section,
   };
   checkArgsAgainstScript(profile.script, args);
+  checkNothingIgnored(dataset.datasets[0] as Record<string, unknown>, "dataset.toml [[datasets]]");
 
   const launcher = paths.venvDir ? joinPath(paths.venvDir, "bin", "accelerate") : "accelerate";
   const gpus = contract.hardware.gpus;
@@ -264,6 +266,19 @@ function checkArgsAgainstScript(script: KohyaScript, sections: Record<string, Se
           details: { key, value, script },
         });
       }
+    }
+  }
+}
+
+/** No option sd-scripts would ignore because of another one we also wrote (it only logs a warning). */
+function checkNothingIgnored(section: Record<string, unknown>, where: string): void {
+  for (const rule of KOHYA_IGNORED_TOGETHER.rules) {
+    if (section[rule.when] !== true) continue;
+    const ignored = rule.ignores.filter((key) => key in section);
+    if (ignored.length > 0) {
+      throw new LoraspecError("E_INTERNAL", `Compiled ${where} sets ${rule.when} with ${ignored.join(", ")}, which sd-scripts ${KOHYA_PIN.version} ignores (${KOHYA_IGNORED_TOGETHER.source}).`, {
+        details: { when: rule.when, ignored },
+      });
     }
   }
 }

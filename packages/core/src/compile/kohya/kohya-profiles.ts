@@ -84,3 +84,11 @@ export const FLUX_BLOCK_SWAP_BY_VRAM: Sourced & { rows: ReadonlyArray<{ maxVramG
   source: `${DOC} §2.2 (docs/flux_train_network.md §6.1 VRAM table)`,
   asOf: "2026-02-16",
 };
+
+/** Options sd-scripts ignores (with only a log warning) when another one is set. */
+export const KOHYA_IGNORED_TOGETHER: Sourced & { rules: ReadonlyArray<{ when: string; ignores: readonly string[] }> } = {
+  rules: [{ when: "bucket_no_upscale", ignores: ["min_bucket_reso", "max_bucket_reso"] }],
+  source:
+    "kohya-ss/sd-scripts@ae72efb library/train_util.py L1020-1034 (BaseDataset.make_buckets: with bucket_no_upscale, make_buckets() is skipped and \"min_bucket_reso and max_bucket_reso are ignored\" is logged)",
+  asOf: "2026-12-02",
+};
