@@ -3,6 +3,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { ulid } from "ulid";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { judgeFromDisk, type DiskVerdict } from "./judge-from-disk.js";
 import { isProcessAlive, processStartTime } from "./process-alive.js";
 
 /**
@@ -18,7 +19,8 @@ const TRANSITIONS: Record<RunState, readonly RunState[]> = {
   queued: ["starting", "cancelled", "failed"],
   starting: ["running", "succeeded", "failed", "cancelled", "interrupted"],
   running: ["succeeded", "failed", "cancelled", "interrupted"],
-  interrupted: ["starting", "failed", "cancelled"],
+  // -> succeeded: reconciliation found the trainer's done line after the run was marked interrupted.
+  interrupted: ["starting", "succeeded", "failed", "cancelled"],
   failed: ["starting"],
   cancelled: ["starting"],
   succeeded: [],
@@ -99,8 +101,11 @@ export interface RunStore {
   transition(id: string, to: RunState, patch?: RunPatch): RunRecord;
   /** Updates fields without changing the state (progress, last line, request id). */
   update(id: string, patch: RunPatch): RunRecord;
-  /** Marks active runs whose process is gone as interrupted; returns the runs it changed. */
-  reconcile(params?: { isAlive?: (pid: number, pidStart: string | null) => boolean }): RunRecord[];
+  /**
+   * Settles runs whose process is gone from what their folder says (the trainer's final line, the
+   * LoRA file and its header): succeeded, failed, or else interrupted. Returns the runs it changed.
+   */
+  reconcile(params?: { isAlive?: (pid: number, pidStart: string | null) => boolean; judge?: (runDir: string) => DiskVerdict | undefined }): RunRecord[];
   close(): void;
 }
 
@@ -239,13 +244,28 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
     },
     reconcile(options = {}) {
       const alive = options.isAlive ?? defaultIsAlive;
+      const judge = options.judge ?? judgeFromDisk;
       const changed: RunRecord[] = [];
       for (const run of store.list()) {
-        if (!ACTIVE_STATES.includes(run.state)) continue;
-        // A run that never got a process (crash between insert and spawn) is gone as well.
-        if (run.pid !== null && alive(run.pid, run.pidStart)) continue;
-        // Its supervising loraspec still lives: the trainer just exited and the end is being recorded.
-        if (supervisorAlive(run.runDir, alive)) continue;
+        // An interrupted run whose trainer went on to finish (its supervisor died first) is settled too.
+        const crashed = run.state === "interrupted" && run.errorCode === "E_WORKER_CRASHED";
+        if (!ACTIVE_STATES.includes(run.state) && !crashed) continue;
+        if (!crashed) {
+          // A run that never got a process (crash between insert and spawn) is gone as well.
+          if (run.pid !== null && alive(run.pid, run.pidStart)) continue;
+          // Its supervising loraspec still lives: the trainer just exited and the end is being recorded.
+          if (supervisorAlive(run.runDir, alive)) continue;
+        }
+        const verdict = judge(run.runDir);
+        if (verdict?.state === "succeeded") {
+          changed.push(store.transition(run.id, "succeeded", { outputPath: verdict.outputPath, step: verdict.step ?? run.step, errorCode: null, errorMessage: null }));
+          continue;
+        }
+        if (crashed) continue;
+        if (verdict?.state === "failed") {
+          changed.push(store.transition(run.id, "failed", { errorCode: verdict.errorCode, errorMessage: verdict.errorMessage }));
+          continue;
+        }
         const last = run.lastLogLine ? `; last log line: ${run.lastLogLine}` : "";
         changed.push(
           store.transition(run.id, "interrupted", {

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
@@ -10,6 +10,7 @@ import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
 import type { StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
+import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
 
 /** Files of a run folder (DESIGN.md "State"). */
@@ -228,6 +229,9 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   }
   const parseLine = parserFor(job.parser, params.textParsers);
   const logFile = join(run.runDir, RUN_FILES.log);
+  // Where this attempt begins in the trainer's own files: reconciliation reads its final line from here.
+  const mark: AttemptMark = { attempt: store.get(run.id).attempts, startedAt: new Date().toISOString(), stdoutOffset: fileSize(join(run.runDir, "stdout.log")) };
+  await atomicWrite(join(run.runDir, ATTEMPT_FILE), `${JSON.stringify(mark)}\n`);
   let workerDone: Record<string, unknown> | undefined;
   const gen = superviseProcess({
     command: job.command,
@@ -390,4 +394,12 @@ function throttledProgress(store: RunStore, id: string) {
     },
     flush,
   };
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
