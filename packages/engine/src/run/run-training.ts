@@ -196,7 +196,8 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
     const current = store.get(run.id);
     if (current.state === "starting" || current.state === "running") {
       const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", (error as Error).message ?? String(error), { cause: error });
-      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      // A submit with an unknown outcome is not a failure: `--resume` looks the job up and goes on.
+      store.transition(run.id, coded.code === "E_SUBMIT_UNKNOWN" ? "interrupted" : "failed", { errorCode: coded.code, errorMessage: coded.message });
       record({ type: "error", code: coded.code, message: coded.message, hint: coded.hint, retryable: coded.retryable });
     }
     if (isLoraspecError(error) && error.code !== "E_CANCELLED" && !error.hint?.includes(run.id)) {
