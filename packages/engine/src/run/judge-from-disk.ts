@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ErrorCode } from "@loraspec/core/errors.js";
+import { ioError } from "./io-errors.js";
 
 /**
  * What a run's folder says about how its last attempt ended, read without the process that
@@ -39,7 +40,10 @@ export function judgeFromDisk(runDir: string): DiskVerdict | undefined {
       return { state: "succeeded", outputPath: output, step: typeof result.steps === "number" ? result.steps : job.totalSteps, how: "the trainer's done line and the LoRA header" };
     }
     if (last?.type === "error" && typeof last.code === "string" && last.code !== "E_CANCELLED") {
-      return { state: "failed", errorCode: last.code as ErrorCode, errorMessage: String(last.message ?? "the trainer failed"), how: "the trainer's error line" };
+      const message = String(last.message ?? "the trainer failed");
+      // The worker reports a full disk as a Python OSError (errno 28): name it for what it is.
+      const io = ioError({ message });
+      return { state: "failed", errorCode: io?.code ?? (last.code as ErrorCode), errorMessage: io ? `${io.message}: ${message}` : message, how: "the trainer's error line" };
     }
     return undefined;
   }

@@ -10,6 +10,7 @@ import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
 import type { StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
+import { ioError } from "./io-errors.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
 
@@ -113,11 +114,16 @@ async function prepareJob(store: RunStore, run: RunRecord, given: StartRunParams
     if (job.totalSteps !== undefined) store.update(run.id, { totalSteps: job.totalSteps });
     return job;
   } catch (error) {
-    const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", String((error as Error).message ?? error), { cause: error });
+    const mapped = ioError(error, { path: run.runDir }) ?? error;
+    const coded = isLoraspecError(mapped) ? mapped : new LoraspecError("E_INTERNAL", String((mapped as Error).message ?? mapped), { cause: mapped });
     if (run.state === "queued" || run.state === "starting" || run.state === "running") {
-      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      try {
+        store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      } catch (unrecorded) {
+        if (!ioError(unrecorded)) throw unrecorded;
+      }
     }
-    throw error;
+    throw mapped;
   }
 }
 
@@ -191,14 +197,22 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
       });
     }
     throw (outcome as Extract<Outcome, { state: "failed" }>).error;
-  } catch (error) {
-    progress.flush();
-    const current = store.get(run.id);
-    if (current.state === "starting" || current.state === "running") {
-      const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", (error as Error).message ?? String(error), { cause: error });
-      // A submit with an unknown outcome is not a failure: `--resume` looks the job up and goes on.
-      store.transition(run.id, coded.code === "E_SUBMIT_UNKNOWN" ? "interrupted" : "failed", { errorCode: coded.code, errorMessage: coded.message });
-      record({ type: "error", code: coded.code, message: coded.message, hint: coded.hint, retryable: coded.retryable });
+  } catch (raw) {
+    // A full disk anywhere (events.jsonl, the store, a checkpoint) is a coded error, never a stack.
+    const error = ioError(raw, { path: run.runDir }) ?? raw;
+    const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", (error as Error).message ?? String(error), { cause: error });
+    try {
+      progress.flush();
+      const current = store.get(run.id);
+      if (current.state === "starting" || current.state === "running") {
+        // A submit with an unknown outcome is not a failure: `--resume` looks the job up and goes on.
+        store.transition(run.id, coded.code === "E_SUBMIT_UNKNOWN" ? "interrupted" : "failed", { errorCode: coded.code, errorMessage: coded.message });
+        record({ type: "error", code: coded.code, message: coded.message, hint: coded.hint, retryable: coded.retryable });
+      }
+    } catch (unrecorded) {
+      // The store or the folder is on the full disk too: the run stays as it was until the next
+      // command reconciles it from the trainer's files; the user still gets the coded error.
+      if (!ioError(unrecorded)) throw unrecorded;
     }
     if (isLoraspecError(error) && error.code !== "E_CANCELLED" && !error.hint?.includes(run.id)) {
       throw new LoraspecError(error.code, error.message, {

@@ -48,7 +48,7 @@ export const SUPERVISION_POLICY = {
 export interface FailurePattern {
   id: string;
   pattern: RegExp;
-  code: "E_OUT_OF_MEMORY" | "E_TRAIN_DIVERGED" | "E_FILE_NOT_FOUND" | "E_TRAINER_FAILED" | "E_WORKER_NOT_INSTALLED";
+  code: "E_OUT_OF_MEMORY" | "E_TRAIN_DIVERGED" | "E_FILE_NOT_FOUND" | "E_TRAINER_FAILED" | "E_WORKER_NOT_INSTALLED" | "E_DISK_FULL";
   message: string;
   hint: string;
   source: string;
@@ -57,6 +57,15 @@ export interface FailurePattern {
 
 /** Checked in order against the trainer's output when it fails; the first match explains it. */
 export const FAILURE_PATTERNS: readonly FailurePattern[] = [
+  {
+    id: "disk-full",
+    pattern: /No space left on device|\[Errno 28\]|ENOSPC|Disk quota exceeded/,
+    code: "E_DISK_FULL",
+    message: "the disk filled up while the trainer wrote (a checkpoint, a sample or the LoRA)",
+    hint: "free space on the disk holding the run folder (old runs' checkpoints are the usual bulk), then `loraspec train --resume <id>`",
+    source: "errno 28 ENOSPC text (Python OSError, Node, torch.save); DESIGN.md Errors",
+    asOf: "2026-12-02",
+  },
   {
     id: "cuda-oom",
     pattern: /CUDA out of memory|OutOfMemoryError|out of memory\. Tried to allocate|HIP out of memory|MPS backend out of memory/i,
