@@ -11,6 +11,7 @@ import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
 import type { StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
 import { ioError } from "./io-errors.js";
+import { falJobUnderway, recompileForResume } from "./resume-changes.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
 
@@ -64,6 +65,13 @@ export interface ResumeRunParams extends RunCommon {
   runId: string;
   /** fal: submit again although an earlier submit's outcome is unknown. */
   resubmit?: boolean;
+  /**
+   * Recompiles the run from the contract as it is now (the fix an error asked for): the plan and
+   * the job factory. The changes against the run's original plan are shown, recorded in
+   * `resume-changes.jsonl`, and refused where a resumed run cannot take them (base, rank, targets).
+   * Without it the run resumes with the job written at its start.
+   */
+  recompile?: (run: RunRecord) => Promise<{ plan: unknown; job: (run: RunRecord) => TrainJob | Promise<TrainJob>; contractFile?: string }>;
 }
 
 /** Creates a run (row + folder with plan.json, job.json, compiled files) and runs it. */
@@ -144,7 +152,11 @@ export async function* resumeRun(params: ResumeRunParams): AsyncGenerator<Lorasp
     } catch (error) {
       throw new LoraspecError("E_RUN_STATE", `run ${run.id} has no readable ${RUN_FILES.job}; it cannot be resumed`, { cause: error });
     }
-    return yield* execute({ ...params, store, run, job, resuming: true });
+    if (params.recompile && !falJobUnderway(run, job)) {
+      const next = yield* recompileForResume(run, job, params.recompile);
+      job = await prepareJob(store, run, next);
+    }
+    return yield* execute({ ...params, store, run: store.get(run.id), job, resuming: true });
   } finally {
     if (!params.store) store.close();
   }
