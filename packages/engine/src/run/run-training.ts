@@ -227,8 +227,11 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
       if (!ioError(unrecorded)) throw unrecorded;
     }
     if (isLoraspecError(error) && error.code !== "E_CANCELLED" && !error.hint?.includes(run.id)) {
+      // Hints written before the run existed say `<id>`: name the run, and say "resume" only once.
+      const hint = error.hint?.replaceAll("<id>", run.id);
+      const resume = hint?.includes("--resume") ? "" : `then \`loraspec train --resume ${run.id}\` `;
       throw new LoraspecError(error.code, error.message, {
-        hint: `${error.hint ? `${error.hint}; ` : ""}then \`loraspec train --resume ${run.id}\` (full log: \`loraspec logs ${run.id}\`)`,
+        hint: `${hint ? `${hint}; ` : ""}${resume}${hint?.includes("loraspec logs") ? "" : `(full log: \`loraspec logs ${run.id}\`)`}`.replace(/; $/, ""),
         file: error.file,
         field: error.field,
         details: error.details,
@@ -270,6 +273,7 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     signal: params.signal,
     stopTimeouts: params.stopTimeouts,
     pollMs: params.pollMs,
+    precision: job.precision,
     maxWalltimeMs: job.maxWalltimeHours === undefined ? undefined : job.maxWalltimeHours * 3_600_000,
     onSpawn: ({ pid, pidStart }) => {
       store.transition(run.id, "running", { pid, pidStart });
@@ -290,8 +294,10 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   }
   while (!next.done) {
     const event = next.value;
-    // The worker's own `done` is folded into ours (one done per run).
+    // The worker's own `done` is folded into ours (one done per run); its `error` becomes the
+    // run's thrown error (printed once, with its fix), so here it only goes to events.jsonl.
     if (event.type === "done") workerDone = event.result;
+    else if (event.type === "error") appendFileSync(join(run.runDir, RUN_FILES.events), `${JSON.stringify(event)}\n`);
     else yield* emit(event);
     next = await gen.next();
   }
@@ -308,7 +314,7 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   // Success is a valid LoRA file, never an exit code alone.
   const output = typeof workerDone?.path === "string" ? workerDone.path : job.output;
   try {
-    await verifyLoraOutput({ path: output });
+    await verifyLoraOutput({ path: output, precision: job.precision });
   } catch (error) {
     return { state: "failed", error: error as LoraspecError };
   }

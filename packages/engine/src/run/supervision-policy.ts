@@ -82,7 +82,7 @@ export const FAILURE_PATTERNS: readonly FailurePattern[] = [
     pattern: /avr_loss=nan|loss is nan|NaN detected in latents|Training loss became NaN/i,
     code: "E_TRAIN_DIVERGED",
     message: "the loss became NaN (training diverged)",
-    hint: "use precision bf16 instead of fp16 (the usual cause), lower the learning rate, and check the image named in the log",
+    hint: "lower the learning rate (fp16 runs: use precision bf16, the usual cause there), and check the image named in the log",
     source: "sd-scripts train_util.py:3097, train_network.py postfix avr_loss; ai-toolkit SDTrainer.py:2222 (perf-reliability.md §4c)",
     asOf: "2026-08-23",
   },
@@ -105,3 +105,13 @@ export const FAILURE_PATTERNS: readonly FailurePattern[] = [
     asOf: "2026-08-23",
   },
 ];
+
+/**
+ * What to do about a NaN loss, for the run's precision: fp16's narrow range is the usual cause and
+ * bf16 the fix; a bf16 or fp32 run diverged for another reason, so "use bf16" would be wrong advice.
+ */
+export function nanHint(precision?: string): string {
+  if (precision === "fp16") return "use precision bf16 instead of fp16 (the usual cause), lower the learning rate, and check the image named in the log";
+  const lower = "lower hyperparameters.learning_rate (or add warmup), check the image named in the log";
+  return precision ? `${lower}; the run is ${precision}, so precision is not the cause` : `${lower}; with precision fp16, use bf16`;
+}

@@ -93,6 +93,12 @@ describe("resume recompiles from the current contract", () => {
     const store = openRunStore({ projectDir: dir });
     const first = await drive(startRun({ projectDir: dir, store, plan: plan(), job: job(dir, "crash", 1e-4), textParsers: { kohya }, pollMs: 20 }));
     expect(first.error?.code).toBe("E_TRAINER_FAILED");
+    // The fix is said once, naming this run; the trainer's error is not also streamed as an event.
+    const hint = (first.error as { hint?: string }).hint ?? "";
+    expect(hint.match(/--resume/g)).toHaveLength(1);
+    expect(hint.match(/loraspec logs/g)).toHaveLength(1);
+    expect(hint).not.toContain("<id>");
+    expect(first.events.some((e) => e.type === "error")).toBe(false);
     const [failed] = store.list();
     expect(failed!.state).toBe("failed");
 
