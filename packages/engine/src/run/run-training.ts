@@ -11,6 +11,7 @@ import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
 import type { StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
 import { ioError } from "./io-errors.js";
+import { recordPreviousAttempt } from "./run-duration.js";
 import { falJobUnderway, recompileForResume } from "./resume-changes.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
@@ -178,6 +179,7 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
   // This process supervises the run: reconcile leaves the run alone while it lives (the trainer
   // may have exited a moment before we record the end), and `logs -f` reads run.log it writes.
   writeFileSync(join(run.runDir, RUN_FILES.supervisorPid), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
+  recordPreviousAttempt(store.get(run.id));
   store.transition(run.id, "starting");
   const record = (event: LoraspecEvent) => appendFileSync(eventsFile, `${JSON.stringify(event)}\n`);
   const progress = throttledProgress(store, run.id);

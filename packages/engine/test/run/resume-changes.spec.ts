@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { diffResumeSettings, resumeSettings } from "@loraspec/engine/run/resume-changes.js";
+import { runDurationSeconds } from "@loraspec/engine/run/run-duration.js";
 import { openRunStore, type RunRecord } from "@loraspec/engine/run/run-store.js";
 import { resumeRun, startRun } from "@loraspec/engine/run/run-training.js";
 import type { LineParser } from "@loraspec/engine/run/supervise-process.js";
@@ -119,6 +120,13 @@ describe("resume recompiles from the current contract", () => {
     expect((JSON.parse(readFileSync(join(failed!.runDir, "job.json"), "utf8")) as ProcessJob).args).toContain("0.00005");
     expect(JSON.parse(readFileSync(join(failed!.runDir, "plan.json"), "utf8")).learningRate).toBe(1e-4);
     expect(existsSync(join(failed!.runDir, "job.original.json"))).toBe(true);
+    // `runs` shows the time of both attempts, not the last one's only.
+    const attempts = readFileSync(join(failed!.runDir, "attempts.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(attempts).toEqual([{ attempt: 1, startedAt: failed!.startedAt, endedAt: failed!.endedAt, state: "failed" }]);
+    const done = store.get(failed!.id);
+    const firstSpan = (Date.parse(failed!.endedAt!) - Date.parse(failed!.startedAt!)) / 1000;
+    const lastSpan = (Date.parse(done.endedAt!) - Date.parse(done.startedAt!)) / 1000;
+    expect(runDurationSeconds(done)).toBeCloseTo(firstSpan + lastSpan, 3);
     store.close();
   });
 });
