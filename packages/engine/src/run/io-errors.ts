@@ -1,5 +1,5 @@
-import { statfsSync } from "node:fs";
-import { dirname } from "node:path";
+import { readdirSync, statfsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 
 /** errno codes of a full disk or quota (Linux/macOS). */
@@ -41,6 +41,47 @@ export function ioError(error: unknown, context: { path?: string; neededBytes?: 
     });
   }
   return undefined;
+}
+
+/**
+ * After a trainer failed: was it the disk? A trainer on a full disk often cannot even print its
+ * error (its log is on the same disk), so the free space is checked against what its next write
+ * needs: the size of its newest checkpoint under `outputDir` (or `fallbackBytes` before the first).
+ */
+export function diskFullAfterFailure(params: { runDir: string; outputDir: string; fallbackBytes: number }): LoraspecError | undefined {
+  const free = freeBytes(params.runDir);
+  if (free === undefined) return undefined;
+  const needed = newestCheckpointBytes(params.outputDir) ?? params.fallbackBytes;
+  if (free >= needed) return undefined;
+  return ioError(Object.assign(new Error("No space left on device"), { code: "ENOSPC" }), { path: params.runDir, neededBytes: needed, doing: "the trainer stopped" });
+}
+
+/** Bytes of the newest checkpoint (a folder or file) under `<outputDir>/checkpoints`, else of the largest entry of outputDir. */
+function newestCheckpointBytes(outputDir: string): number | undefined {
+  const entries = (dir: string) => {
+    try {
+      return readdirSync(dir).map((name) => {
+        const path = join(dir, name);
+        const s = statSync(path);
+        return { path, mtime: s.mtimeMs, bytes: s.isDirectory() ? treeBytes(path) : s.size };
+      });
+    } catch {
+      return [];
+    }
+  };
+  const checkpoints = entries(join(outputDir, "checkpoints"));
+  const pool = checkpoints.length > 0 ? checkpoints : entries(outputDir);
+  if (pool.length === 0) return undefined;
+  return checkpoints.length > 0 ? pool.reduce((a, b) => (b.mtime > a.mtime ? b : a)).bytes : Math.max(...pool.map((e) => e.bytes));
+}
+
+function treeBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const s = statSync(join(dir, name));
+    total += s.isDirectory() ? treeBytes(join(dir, name)) : s.size;
+  }
+  return total;
 }
 
 /** Free bytes for unprivileged writers on the file system holding `path` (or its nearest parent). */

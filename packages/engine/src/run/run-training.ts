@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -8,9 +8,9 @@ import type { FalRunner } from "../fal/create-fal-runner.js";
 import { processStartTime } from "./process-alive.js";
 import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
-import type { StopTimeouts } from "./supervision-policy.js";
+import { SUPERVISION_POLICY, type StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
-import { ioError } from "./io-errors.js";
+import { diskFullAfterFailure, ioError } from "./io-errors.js";
 import { recordPreviousAttempt } from "./run-duration.js";
 import { falJobUnderway, recompileForResume } from "./resume-changes.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
@@ -312,7 +312,12 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
       ? { state: "cancelled", message: "stopped by `loraspec stop`" }
       : { state: "interrupted", message: `loraspec was interrupted; the trainer was stopped (${outcome.stopSignal ?? "exit"})` };
   }
-  if (outcome.failure) return { state: "failed", error: outcome.failure };
+  if (outcome.failure) {
+    // A trainer on a full disk may not even get its error printed: check the disk before believing the text.
+    const vague = ["E_TRAINER_FAILED", "E_INTERNAL", "E_FILE_NOT_FOUND", "E_WORKER_CRASHED", "E_WORKER_PROTOCOL"].includes(outcome.failure.code);
+    const full = !vague ? undefined : diskFullAfterFailure({ runDir: run.runDir, outputDir: dirname(job.output), fallbackBytes: SUPERVISION_POLICY.diskNeededBeforeFirstCheckpointBytes.value });
+    return { state: "failed", error: full ?? outcome.failure };
+  }
   // Success is a valid LoRA file, never an exit code alone.
   const output = typeof workerDone?.path === "string" ? workerDone.path : job.output;
   try {

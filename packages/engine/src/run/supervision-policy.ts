@@ -38,6 +38,13 @@ export const SUPERVISION_POLICY = {
     source: "ours: output goes to files so the trainer survives a loraspec crash; we tail them",
     asOf: "2026-11-29",
   } satisfies Sourced<number>,
+  diskNeededBeforeFirstCheckpointBytes: {
+    // Before a run saved anything we cannot know its checkpoint size; below this much free space a
+    // trainer failure is put down to the disk (a LoRA plus optimizer state is rarely smaller).
+    value: 16 * 2 ** 20,
+    source: "ours: a rank-16 SDXL LoRA is ~50 MB, its checkpoint ~3x that; tiny test runs are ~1 MB",
+    asOf: "2026-12-02",
+  } satisfies Sourced<number>,
   lastLinesKept: {
     value: 30,
     source: "ours: enough trainer output to explain a crash in the error message",
