@@ -218,6 +218,41 @@ describe.skipIf(!haveWorker)("fault injection: real CPU runs (tiny SDXL)", () =>
     expect(existsSync(join(run.runDir, "output", "tiny-faults.safetensors"))).toBe(false);
   }, 300_000);
 
+  it("Ctrl-C of `loraspec ui` while a run it started trains: the run is stopped and recorded cancelled, the store closed cleanly", async () => {
+    const dir = project();
+    const ui = spawn(process.execPath, [bin, "ui", "--no-open", "--port", "0"], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    ui.stderr!.on("data", (d) => (stderr += d));
+    const exit = new Promise<number | null>((r) => ui.once("exit", (code) => r(code)));
+    const url = await new Promise<URL>((resolve, reject) => {
+      let out = "";
+      ui.stdout!.on("data", (d) => {
+        out += d;
+        const line = out.split("\n").find((l) => l.startsWith("http"));
+        if (line) resolve(new URL(line.trim()));
+      });
+      void exit.then((code) => reject(new Error(`ui exited ${code}: ${stderr}`)));
+    });
+    const headers = { Authorization: `Bearer ${url.searchParams.get("token")}`, "Content-Type": "application/json" };
+    const started = await fetch(new URL("/api/runs", url), { method: "POST", headers, body: "{}" });
+    expect(started.status, await started.clone().text()).toBe(201);
+    const { id } = (await started.json()) as { id: string };
+    const runDir = join(dir, ".loraspec", "runs", id);
+    for (let i = 0; i < 600 && !(existsSync(join(runDir, "events.jsonl")) && readFileSync(join(runDir, "events.jsonl"), "utf8").includes('"checkpoint"')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const trainer = newest(dir);
+    expect(trainer).toMatchObject({ id, state: "running" });
+    ui.kill("SIGINT");
+    expect(await exit).toBe(0);
+    expect(stderr).not.toMatch(/not open|internal error/);
+    expect(isGroupAlive(trainer.pid!)).toBe(false);
+    const after = newest(dir);
+    expect(after).toMatchObject({ id, state: "cancelled", outputPath: null });
+    expect(after.step).toBeLessThan(STEPS);
+    expect(checkpointDirs(after).length).toBeGreaterThanOrEqual(1);
+  }, 300_000);
+
   // A real full disk: the project's .loraspec on a 3 MiB tmpfs, filled after the first checkpoint.
   const canMount = process.getuid?.() === 0 && spawnSync("mount", ["--version"]).status === 0;
   it.skipIf(!canMount)("the disk fills mid-run: E_DISK_FULL (no stack), `runs` works, no row left running; after freeing space --resume finishes", async () => {
