@@ -317,7 +317,8 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   }
   if (outcome.failure) {
     // A trainer on a full disk may not even get its error printed: check the disk before believing the text.
-    const vague = ["E_TRAINER_FAILED", "E_INTERNAL", "E_FILE_NOT_FOUND", "E_WORKER_CRASHED", "E_WORKER_PROTOCOL"].includes(outcome.failure.code);
+    // (and give a disk-full message from the trainer's text the folder and the space figures)
+    const vague = ["E_TRAINER_FAILED", "E_INTERNAL", "E_FILE_NOT_FOUND", "E_WORKER_CRASHED", "E_WORKER_PROTOCOL", "E_DISK_FULL"].includes(outcome.failure.code);
     const full = !vague ? undefined : diskFullAfterFailure({ runDir: run.runDir, outputDir: dirname(job.output), fallbackBytes: SUPERVISION_POLICY.diskNeededBeforeFirstCheckpointBytes.value });
     return { state: "failed", error: full ?? outcome.failure };
   }

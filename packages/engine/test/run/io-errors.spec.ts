@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ioError } from "@loraspec/engine/run/io-errors.js";
+import { diskFullAfterFailure, ioError } from "@loraspec/engine/run/io-errors.js";
 import { openRunStore } from "@loraspec/engine/run/run-store.js";
 
 describe("ioError: a full disk or an I/O error becomes a coded error naming the path", () => {
@@ -73,5 +73,23 @@ describe.skipIf(!root)("the run store on a real full disk (tmpfs)", () => {
     again.reconcile({ isAlive: () => false });
     expect(again.get(run.id).state).toBe("interrupted");
     again.close();
+  });
+
+  it("a trainer failure is put down to the disk when less is free than its newest checkpoint takes", () => {
+    const runDir = join(mnt, "run");
+    const step = join(runDir, "output", "checkpoints", "step-000002");
+    mkdirSync(step, { recursive: true });
+    writeFileSync(join(step, "state.pt"), Buffer.alloc(300 * 1024));
+    const params = { runDir, outputDir: join(runDir, "output"), fallbackBytes: 2 ** 30 };
+    expect(diskFullAfterFailure(params)).toBeUndefined();
+    const filler = join(mnt, "filler2");
+    try {
+      writeFileSync(filler, Buffer.alloc(4 * 2 ** 20));
+    } catch {
+      // full
+    }
+    expect(diskFullAfterFailure(params)).toMatchObject({ code: "E_DISK_FULL", file: runDir, message: expect.stringMatching(/300\.0 KiB needed/) });
+    rmSync(filler);
+    rmSync(runDir, { recursive: true });
   });
 });
