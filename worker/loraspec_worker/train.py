@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import distributed, speed
+from . import checkpoint_integrity, distributed, speed
 from .protocol import Cancelled, WorkerError, cancel_requested, emit, is_oom, log, phase, require, soft_cancel, warning
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
@@ -727,30 +727,13 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
 def atomic_save_safetensors(tensors: dict, path: str, metadata: dict) -> None:
     from safetensors.torch import save_file
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    save_file(tensors, tmp, metadata=metadata)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    checkpoint_integrity.atomic_save(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def atomic_torch_save(obj, path: str) -> None:
     import torch
 
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def find_latest_checkpoint(output_dir: str) -> Optional[str]:
-    folder = os.path.join(output_dir, "checkpoints")
-    if not os.path.isdir(folder):
-        return None
-    done = [d for d in os.listdir(folder) if d.startswith("step-") and os.path.exists(os.path.join(folder, d, "state.pt"))]
-    if not done:
-        return None
-    return os.path.join(folder, max(done, key=lambda d: int(d.split("-")[1])))
+    checkpoint_integrity.atomic_save(path, lambda tmp: torch.save(obj, tmp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -861,8 +844,9 @@ def train_once(cfg: Config, group=None) -> dict:
     start_step = 0
     losses: list[float] = []
     resume = cfg.resume_from
+    checkpoint_integrity.remove_stale_temp_files(cfg.output_dir)
     if resume == "latest":
-        resume = find_latest_checkpoint(cfg.output_dir)
+        resume = checkpoint_integrity.newest_good_checkpoint(cfg.output_dir)
         if resume is None:
             log("resume_from latest: no checkpoint yet, starting at step 0")
     if resume:
@@ -1041,6 +1025,7 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     done = sorted(d for d in os.listdir(root) if d.startswith("step-") and os.path.exists(os.path.join(root, d, "state.pt")))
     for old in done[:-KEEP_STATES]:
         os.remove(os.path.join(root, old, "state.pt"))
+        checkpoint_integrity.remove_checksum(os.path.join(root, old, "state.pt"))
     return lora_path
 
 
@@ -1051,7 +1036,7 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
     from safetensors.torch import load_file
 
     if os.path.isdir(os.path.join(folder, "checkpoints")):  # a run's output folder: its latest checkpoint
-        latest = find_latest_checkpoint(folder)
+        latest = checkpoint_integrity.newest_good_checkpoint(folder)
         if latest is None:
             raise WorkerError("E_FILE_NOT_FOUND", f"no finished checkpoint under {folder}")
         folder = latest

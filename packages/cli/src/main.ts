@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeFor, isLoraspecError } from "@loraspec/core/errors.js";
+import { ioError } from "@loraspec/engine/run/io-errors.js";
 import { registrations } from "./commands/index.js";
 import { printError } from "./output.js";
 
@@ -22,8 +23,10 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version exit 0; a usage mistake exits 2 (unusable input).
       return error.exitCode === 0 ? 0 : 2;
     }
-    printError(error);
-    return exitCodeFor(error);
+    // A full disk or an I/O error from anywhere is the machine's trouble, not a bug: coded, no stack.
+    const coded = ioError(error) ?? error;
+    printError(coded);
+    return exitCodeFor(coded);
   }
 }
 

@@ -35,9 +35,15 @@ export const ERROR_CODES = {
   E_CANCELLED: { exit: 130, http: 499, retryable: false },
   E_COST_LIMIT: { exit: 1, http: 402, retryable: false },
   E_NOT_SUPPORTED: { exit: 2, http: 501, retryable: false },
+  // The disk (or its quota) is full: free space, then resume; nothing was half-written.
+  E_DISK_FULL: { exit: 4, http: 507, retryable: true },
+  // Another I/O error of the machine (read-only file system, I/O error, too many open files).
+  E_IO: { exit: 4, http: 500, retryable: true },
   // Remote services.
   E_REMOTE: { exit: 5, http: 502, retryable: true },
   E_REMOTE_AUTH: { exit: 5, http: 401, retryable: false },
+  // A submit whose answer never came (or was not a success): the job may exist and bill.
+  E_SUBMIT_UNKNOWN: { exit: 5, http: 502, retryable: false },
   E_TIMEOUT: { exit: 5, http: 504, retryable: true },
   // The local web server (loraspec ui).
   E_UNAUTHORIZED: { exit: 2, http: 401, retryable: false },

@@ -13,13 +13,28 @@ export function registerRuns(program: Command): void {
     .action(async (opts: { project?: string; json?: boolean }) => {
       const { findProjectDir } = await import("@loraspec/engine/run/find-project-dir.js");
       const { openRunStore } = await import("@loraspec/engine/run/run-store.js");
+      const { runDurationSeconds } = await import("@loraspec/engine/run/run-duration.js");
+      const { isLoraspecError } = await import("@loraspec/core/errors.js");
       const projectDir = findProjectDir({ project: opts.project });
-      const store = openRunStore({ projectDir });
+      const ioTrouble = (e: unknown) => isLoraspecError(e) && (e.code === "E_DISK_FULL" || e.code === "E_IO");
+      let store;
       try {
-        store.reconcile();
-        const runs = store.list();
+        store = openRunStore({ projectDir });
+      } catch (error) {
+        // A full disk must not hide the runs: read the store read-only and say why nothing is saved.
+        if (!ioTrouble(error)) throw error;
+        process.stderr.write(`${pc.yellow("warning")} ${(error as Error).message}; listing read-only\n`);
+        store = openRunStore({ projectDir, readonly: true });
+      }
+      try {
+        // Runs whose process is gone are settled from their folders; where the store cannot take
+        // the write (disk full) the settled state is shown anyway and saved by a later command.
+        const settled = new Map(store.reconcile().map((r) => [r.id, r]));
+        const runs = store.list().map((r) => settled.get(r.id) ?? r);
+        const unsaved = runs.find((r) => r.unsaved);
+        if (unsaved) process.stderr.write(`${pc.yellow("warning")} could not save the settled state of some runs (${unsaved.unsaved}); shown as settled\n`);
         if (opts.json) {
-          printJson({ project: projectDir, runs });
+          printJson({ project: projectDir, runs: runs.map((r) => ({ ...r, durationSeconds: runDurationSeconds(r) ?? null })) });
           return;
         }
         if (runs.length === 0) {
@@ -38,8 +53,9 @@ export function registerRuns(program: Command): void {
         };
         const rows = runs.map((r) => {
           const started = r.startedAt ?? r.createdAt;
-          const end = r.endedAt ? Date.parse(r.endedAt) : Date.now();
-          const duration = r.startedAt ? formatSeconds((end - Date.parse(r.startedAt)) / 1000) : "-";
+          // Over every attempt: a resumed run's earlier attempts count too.
+          const seconds = runDurationSeconds(r);
+          const duration = seconds === undefined ? "-" : formatSeconds(seconds);
           return [
             r.id,
             (colour[r.state] ?? ((s: string) => s))(r.state),

@@ -64,7 +64,21 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
     const run = store.get(opts.resume!);
     const falRunner = await falRunnerIfNeeded(run.trainer);
     if (!opts.json) process.stderr.write(`${pc.bold("resuming")} run ${run.id} (${run.trainer}, ${run.state})\n`);
-    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, resubmit: opts.resubmit, yes: opts.yes }), opts);
+    // The fix an error asked for is in the contract: resume recompiles from it (changes shown and
+    // recorded; base, rank and targets refused). A contract that is gone leaves the job as written.
+    const { existsSync } = await import("node:fs");
+    const contractPath = run.contractPath;
+    const recompile =
+      contractPath && existsSync(contractPath)
+        ? async () => {
+            const { prepareTraining, costLimitError } = await import("@loraspec/engine/run/prepare-training.js");
+            const prepared = await prepareTraining({ path: contractPath, falKey: process.env.FAL_KEY });
+            if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, prepared.loaded.displayName);
+            return { plan: prepared.plan, job: prepared.job, contractFile: prepared.loaded.displayName };
+          }
+        : undefined;
+    if (!recompile && !opts.json) process.stderr.write(`${pc.yellow("warning")} the run's contract ${contractPath ?? "(none recorded)"} is gone: resuming with the job as compiled at the start\n`);
+    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, resubmit: opts.resubmit, yes: opts.yes, recompile }), opts);
   } finally {
     store.close();
   }

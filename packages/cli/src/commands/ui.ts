@@ -54,12 +54,56 @@ export function registerUi(program: Command): void {
       await new Promise<void>((done) => {
         const stop = () => {
           for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, stop);
-          runs.close();
-          void server.close().then(done);
+          // A second Ctrl-C does not wait: the next command reconciles what is left.
+          process.once("SIGINT", () => process.exit(130));
+          void stopStartedRuns(runs, (line) => process.stderr.write(`${line}\n`))
+            .catch((error) => process.stderr.write(`${pc.red("error")} stopping runs: ${String(error)}\n`))
+            .then(() => {
+              runs.close();
+              return server.close();
+            })
+            .then(done);
         };
         for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, stop);
       });
+      // A fal run this page was polling keeps its timers; the remote job goes on and `train
+      // --resume` re-attaches. Exit now rather than poll into a closed store.
+      process.exit(0);
     });
+}
+
+/**
+ * On Ctrl-C, the runs this page started (their supervisor.pid is this process) are stopped the
+ * way `loraspec stop` does it (SIGINT so the trainer saves a checkpoint, then SIGTERM, SIGKILL) and
+ * recorded `cancelled` before the store closes; `loraspec train --resume <id>` continues them. A
+ * fal run is left running on fal (stopping the page must not cancel a paid job): it is recorded
+ * `interrupted` by the next command and `--resume` re-attaches to it.
+ */
+async function stopStartedRuns(
+  runs: import("@loraspec/engine/server/deps.js").RunsService,
+  say: (line: string) => void,
+): Promise<void> {
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const mine = (await runs.list()).filter((r) => {
+    if (r.state !== "running" && r.state !== "starting") return false;
+    try {
+      return Number(readFileSync(join(r.runDir, "supervisor.pid"), "utf8").trim().split(/\s+/)[0]) === process.pid;
+    } catch {
+      return false;
+    }
+  });
+  for (const run of mine) {
+    if (run.trainer === "fal") {
+      say(`run ${run.id}: left running on fal; resume with \`loraspec train --resume ${run.id}\``);
+      continue;
+    }
+    say(`stopping run ${run.id} (the trainer saves a checkpoint first)`);
+    await runs.stop(run.id);
+    // The run's supervisor (this process) records the end; wait for it before closing the store.
+    for (let i = 0; i < 100 && ["running", "starting"].includes((await runs.get(run.id)).state); i++) await new Promise((r) => setTimeout(r, 100));
+    say(`run ${run.id}: ${(await runs.get(run.id)).state}; resume with \`loraspec train --resume ${run.id}\``);
+  }
 }
 
 /** Opens the URL in the default browser; an argument array, never a shell string. */

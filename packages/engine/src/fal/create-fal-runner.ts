@@ -8,6 +8,8 @@ import { atomicWrite } from "../fs/atomic-write.js";
 import type { RunStore } from "../run/run-store.js";
 import { verifyLoraOutput, type LoraOutputSummary } from "../run/verify-lora-output.js";
 import { FAL_POLICY } from "./fal-policy.js";
+import { findSubmittedRequest } from "./find-submitted-request.js";
+import { submitOnce } from "./submit-once.js";
 
 export interface FalRunnerConfig {
   /** The fal key; defaults to FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET). Never written anywhere. */
@@ -22,7 +24,9 @@ export interface FalRunnerConfig {
    * https://queue.falrun.com, trainers.md §4.3, or a gateway). Default: $LORASPEC_FAL_QUEUE_URL
    * and $LORASPEC_FAL_REST_URL when set.
    */
-  hosts?: { queue?: string; rest?: string };
+  hosts?: { queue?: string; rest?: string; api?: string };
+  /** How old a lost submit must be before "fal lists no such request" is trusted (default FAL_POLICY). */
+  lookupSettleMs?: number;
   /** Lifecycle of the uploaded dataset ZIP on fal's storage (default: expires after 1 day). */
   storage?: StorageSettings;
 }
@@ -32,7 +36,7 @@ export function falRunnerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Fa
   const poll = Number(env.LORASPEC_FAL_POLL_MS);
   return {
     ...(Number.isFinite(poll) && poll > 0 ? { pollIntervalMs: poll } : {}),
-    hosts: { queue: env.LORASPEC_FAL_QUEUE_URL || undefined, rest: env.LORASPEC_FAL_REST_URL || undefined },
+    hosts: { queue: env.LORASPEC_FAL_QUEUE_URL || undefined, rest: env.LORASPEC_FAL_REST_URL || undefined, api: env.LORASPEC_FAL_API_URL || undefined },
   };
 }
 
@@ -65,22 +69,25 @@ export interface FalRunner {
   cancel(params: { endpoint: string; requestId: string; runDir?: string; signal?: AbortSignal }): Promise<void>;
 }
 
-/** The journal beside the run: what we sent and what fal answered, so a restart never pays twice. */
+/**
+ * The journal beside the run: what we sent and what fal answered, so a restart never pays twice.
+ * `submitting` is written before the POST (a loraspec killed during the submit leaves it), `unknown`
+ * when no answer said whether the job exists, `rejected` when fal said no (no job), `submitted` with
+ * the request id. `input` is the input as sent (its dataset URL makes it unique): the lookup key.
+ */
 interface Submission {
-  state: "submitting" | "submitted" | "unknown";
+  state: "submitting" | "submitted" | "unknown" | "rejected";
   endpoint: string;
   requestId?: string;
   at: string;
+  input?: Record<string, unknown>;
+  /** Why the outcome is unknown, or how a lookup resolved it. */
+  note?: string;
 }
 const SUBMISSION_FILE = "fal-submission.json";
 /** Statuses worth another poll: the client's own list plus 500 (as its status retries do). */
 const RETRYABLE_STATUS = [429, 500, 502, 503, 504];
 const CANCEL_MARKER = "cancel-requested";
-
-/** A submit whose response never came: the job may exist (and bill). Not retryable on purpose. */
-class SubmitOutcomeUnknown extends Error {
-  override readonly name = "SubmitOutcomeUnknown";
-}
 
 export function checkCostLimit(cost: FalRunParams["cost"]): void {
   if (!cost || cost.yes || cost.estimateUsd === undefined || cost.maxCostUsd === undefined) return;
@@ -106,25 +113,12 @@ export function falCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): str
  */
 export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
   const baseFetch = config.fetch ?? fetch;
-  let submitting = false;
-  // The client retries transport errors, which for a submit could create a second paid job:
-  // a lost submit response becomes a non-retryable error (no `cause`, so the client's
-  // cause-walking retry check does not see the socket error).
-  const guardedFetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
-    try {
-      return await baseFetch(input, init);
-    } catch (error) {
-      if (submitting && !(init?.signal?.aborted ?? false)) {
-        throw new SubmitOutcomeUnknown(`the submit response was lost (${(error as Error).message})`);
-      }
-      throw error;
-    }
-  }) as typeof fetch;
   const credentials = config.credentials ?? falCredentialsFromEnv();
   const hosts = config.hosts ?? falRunnerConfigFromEnv().hosts ?? {};
   const rewrite: [string, string][] = [];
   if (hosts.queue) rewrite.push(["https://queue.fal.run/", `${hosts.queue.replace(/\/$/, "")}/`]);
   if (hosts.rest) rewrite.push(["https://rest.fal.ai/", `${hosts.rest.replace(/\/$/, "")}/`]);
+  if (hosts.api) rewrite.push(["https://api.fal.ai/", `${hosts.api.replace(/\/$/, "")}/`]);
   const hostMiddleware: RequestMiddleware | undefined =
     rewrite.length === 0
       ? undefined
@@ -133,10 +127,11 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
           return hit ? { ...request, url: hit[1] + request.url.slice(hit[0].length) } : request;
         };
   const middlewares = [hostMiddleware, config.requestMiddleware].filter((m): m is RequestMiddleware => m !== undefined);
+  const middleware = middlewares.length > 0 ? withMiddleware(...middlewares) : undefined;
   const client = createFalClient({
     credentials: () => credentials,
-    fetch: guardedFetch,
-    ...(middlewares.length > 0 ? { requestMiddleware: withMiddleware(...middlewares) } : {}),
+    fetch: baseFetch,
+    ...(middleware ? { requestMiddleware: middleware } : {}),
     suppressLocalCredentialsWarning: true,
   });
   const pollMs = config.pollIntervalMs ?? falRunnerConfigFromEnv().pollIntervalMs ?? FAL_POLICY.pollIntervalMs.value;
@@ -157,12 +152,10 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
     let requestId = store.get(runId).remoteRequestId ?? journal?.requestId;
 
     if (!requestId) {
-      if (journal && journal.state !== "submitted" && !params.resubmit) {
-        throw new LoraspecError("E_REMOTE", `an earlier submit of this run to ${journal.endpoint} never got its answer (${journal.at}); the job may exist and be billed`, {
-          hint: `check https://fal.ai/dashboard/requests; to submit again anyway: loraspec train --resume ${runId} --resubmit`,
-          retryable: false,
-        });
-      }
+      const found = yield* resolveLostSubmit(params, journal, journalPath);
+      requestId = found;
+    }
+    if (!requestId) {
       checkCostLimit(params.cost);
       const input = { ...params.input };
       if (params.archive) {
@@ -173,30 +166,23 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
         input[params.archive.field] = url;
       }
       yield { type: "phase", name: "submit", message: endpoint };
-      await writeJournal(journalPath, { state: "submitting", endpoint, at: new Date().toISOString() });
+      const at = new Date().toISOString();
+      await writeJournal(journalPath, { state: "submitting", endpoint, at, input });
       store.update(runId, { remoteEndpoint: endpoint });
-      let submitted: { request_id: string };
-      submitting = true;
-      try {
-        submitted = await client.queue.submit(endpoint, { input, abortSignal: signal });
-      } catch (error) {
-        if (error instanceof SubmitOutcomeUnknown) {
-          await writeJournal(journalPath, { state: "unknown", endpoint, at: new Date().toISOString() });
-          throw new LoraspecError("E_REMOTE", `${error.message}; fal may have created the job, so loraspec did not submit again`, {
-            hint: `check https://fal.ai/dashboard/requests; to submit again anyway: loraspec train --resume ${runId} --resubmit`,
-            retryable: false,
-          });
-        }
-        // A 5xx/429 that outlived the client's retries was not accepted (5xx are not billed).
-        await writeJournal(journalPath, { state: "submitted", endpoint, at: new Date().toISOString() }).catch(() => {});
-        throw remoteError(error, "submit");
-      } finally {
-        submitting = false;
+      // One POST, no retry: a retry after a lost answer is how a second paid job gets made.
+      const answer = await submitOnce({ endpoint, input, credentials: credentials!, fetch: baseFetch, middleware, signal });
+      if (answer.kind === "rejected") {
+        await writeJournal(journalPath, { state: "rejected", endpoint, at, input, note: `HTTP ${answer.status}` });
+        throw remoteError(new ApiError({ message: `HTTP ${answer.status}`, status: answer.status, body: answer.body }), "submit");
       }
-      requestId = submitted.request_id;
+      if (answer.kind === "unknown") {
+        await writeJournal(journalPath, { state: "unknown", endpoint, at, input, note: answer.reason });
+        throw submitUnknown(runId, endpoint, answer.reason);
+      }
+      requestId = answer.requestId;
       // Persist before the first poll: a restarted loraspec re-attaches instead of paying twice.
       store.update(runId, { remoteRequestId: requestId, remoteEndpoint: endpoint });
-      await writeJournal(journalPath, { state: "submitted", endpoint, requestId, at: new Date().toISOString() });
+      await writeJournal(journalPath, { state: "submitted", endpoint, requestId, at, input });
       yield { type: "log", level: "info", message: `fal request ${requestId}` };
     } else {
       yield { type: "phase", name: "attach", message: `fal request ${requestId}` };
@@ -262,6 +248,42 @@ export function createFalRunner(config: FalRunnerConfig = {}): FalRunner {
     return { state: "succeeded", requestId, loraPath, configPath, lora };
   }
 
+  /**
+   * A journal left by a submit whose outcome is unknown (no answer, a 5xx/429, or loraspec killed
+   * during the POST): look the request up on fal and re-attach, or learn it never existed; where
+   * fal cannot tell, stop with E_SUBMIT_UNKNOWN unless the user passed --resubmit.
+   */
+  async function* resolveLostSubmit(params: FalRunParams, journal: Submission | undefined, journalPath: string): AsyncGenerator<LoraspecEvent, string | undefined> {
+    if (!journal || (journal.state !== "unknown" && journal.state !== "submitting")) return undefined;
+    const { store, runId, endpoint, signal } = params;
+    if (params.resubmit) {
+      yield { type: "warning", code: "FAL_RESUBMIT", message: `submitting again although the submit of ${journal.at} may have made a job (--resubmit)` };
+      return undefined;
+    }
+    yield { type: "phase", name: "lookup", message: `the submit of ${journal.at} got no answer; looking for its request on fal` };
+    const age = Date.now() - Date.parse(journal.at);
+    const settle = config.lookupSettleMs ?? FAL_POLICY.lookupSettleMs.value;
+    const answer = journal.input
+      ? await findSubmittedRequest({ endpoint: journal.endpoint, input: journal.input, at: journal.at, credentials: credentials!, fetch: baseFetch, middleware, signal })
+      : ({ kind: "unsure", reason: "the journal does not hold the input that was sent", candidates: [] } as const);
+    if (answer.kind === "found") {
+      store.update(runId, { remoteRequestId: answer.requestId, remoteEndpoint: journal.endpoint });
+      await writeJournal(journalPath, { ...journal, state: "submitted", requestId: answer.requestId, note: "found by lookup after a lost answer" });
+      yield { type: "warning", code: "FAL_REATTACH", message: `fal has request ${answer.requestId} from the lost submit; re-attaching (no new job)` };
+      return answer.requestId;
+    }
+    if (answer.kind === "none" && age >= settle) {
+      await writeJournal(journalPath, { ...journal, state: "rejected", note: `lookup at ${new Date().toISOString()}: fal lists no such request` });
+      yield { type: "warning", code: "FAL_NO_JOB", message: `fal lists no request from the submit of ${journal.at}; submitting once` };
+      return undefined;
+    }
+    const why =
+      answer.kind === "none"
+        ? `fal lists no such request yet, but the submit is only ${Math.round(age / 1000)} s old (its list may lag); try again in ${Math.ceil((settle - age) / 1000)} s`
+        : `${answer.reason}${answer.candidates.length > 0 ? ` (candidates: ${answer.candidates.join(", ")})` : ""}`;
+    throw submitUnknown(runId, endpoint, why);
+  }
+
   return {
     run,
     async cancel({ endpoint, requestId, runDir, signal }) {
@@ -289,6 +311,13 @@ function logEvents(message: string): LoraspecEvent[] {
     if (loss) events.push({ type: "loss", step: current, loss: Number(loss[1]) });
   }
   return events;
+}
+
+function submitUnknown(runId: string, endpoint: string, reason: string): LoraspecError {
+  return new LoraspecError("E_SUBMIT_UNKNOWN", `the submit to ${endpoint} has an unknown outcome: ${reason}; fal may have created the job, so loraspec did not submit again`, {
+    hint: `\`loraspec train --resume ${runId}\` looks the request up on fal and re-attaches (or submits once if fal has none); \`--resubmit\` submits again without looking (may bill twice); see https://fal.ai/dashboard/requests`,
+    retryable: false,
+  });
 }
 
 function remoteError(error: unknown, during: string): LoraspecError {

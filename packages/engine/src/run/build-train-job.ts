@@ -69,6 +69,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       totalSteps: request.steps,
       warnings: compiled.warnings.map((w) => ({ code: w.code, message: `${w.field}: ${w.message}` })),
       maxWalltimeHours: contract.limits?.max_walltime_hours,
+      precision: contract.hyperparameters.precision,
     };
   }
   if (trainer === "kohya" || trainer === "ai-toolkit") {
@@ -103,6 +104,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
           : { kind: "automatic" },
       totalSteps: plan.steps,
       maxWalltimeHours: contract.limits?.max_walltime_hours,
+      precision: contract.hyperparameters.precision,
     };
   }
   if (trainer === "fal") {

@@ -2,8 +2,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import Database from "better-sqlite3";
 import { ulid } from "ulid";
-import { LoraspecError } from "@loraspec/core/errors.js";
+import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import { resolveInsideProjectSync } from "../server/safe-path.js";
+import { ioError } from "./io-errors.js";
+import { judgeFromDisk, type DiskVerdict } from "./judge-from-disk.js";
 import { isProcessAlive, processStartTime } from "./process-alive.js";
 
 /**
@@ -19,7 +21,8 @@ const TRANSITIONS: Record<RunState, readonly RunState[]> = {
   queued: ["starting", "cancelled", "failed"],
   starting: ["running", "succeeded", "failed", "cancelled", "interrupted"],
   running: ["succeeded", "failed", "cancelled", "interrupted"],
-  interrupted: ["starting", "failed", "cancelled"],
+  // -> succeeded: reconciliation found the trainer's done line after the run was marked interrupted.
+  interrupted: ["starting", "succeeded", "failed", "cancelled"],
   failed: ["starting"],
   cancelled: ["starting"],
   succeeded: [],
@@ -60,6 +63,8 @@ export interface RunRecord {
   remoteRequestId: string | null;
   /** How many times it was started (1 + resumes). */
   attempts: number;
+  /** Set on a record reconcile settled but could not save (disk full): why, shown by `runs`. */
+  unsaved?: string;
 }
 
 export interface NewRun {
@@ -100,8 +105,11 @@ export interface RunStore {
   transition(id: string, to: RunState, patch?: RunPatch): RunRecord;
   /** Updates fields without changing the state (progress, last line, request id). */
   update(id: string, patch: RunPatch): RunRecord;
-  /** Marks active runs whose process is gone as interrupted; returns the runs it changed. */
-  reconcile(params?: { isAlive?: (pid: number, pidStart: string | null) => boolean }): RunRecord[];
+  /**
+   * Settles runs whose process is gone from what their folder says (the trainer's final line, the
+   * LoRA file and its header): succeeded, failed, or else interrupted. Returns the runs it changed.
+   */
+  reconcile(params?: { isAlive?: (pid: number, pidStart: string | null) => boolean; judge?: (runDir: string) => DiskVerdict | undefined }): RunRecord[];
   close(): void;
 }
 
@@ -162,19 +170,33 @@ export function resolveRunDir(projectDir: string, row: { id: string; run_dir: st
 }
 
 /** Opens (and creates or migrates) the project's run store. */
-export function openRunStore(params: { projectDir: string; now?: () => Date }): RunStore {
+export function openRunStore(params: { projectDir: string; now?: () => Date; readonly?: boolean }): RunStore {
   const { projectDir } = params;
   const now = () => (params.now ? params.now() : new Date()).toISOString();
   const stateDir = join(projectDir, ".loraspec");
-  mkdirSync(stateDir, { recursive: true });
   const dbPath = join(stateDir, "loraspec.db");
-  const db = new Database(dbPath);
-  // WAL: readers (`loraspec runs`, the web page) never block the supervisor's writes.
-  db.pragma("journal_mode = WAL");
+  const io = <T>(doing: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (error) {
+      throw ioError(error, { path: dbPath, doing }) ?? error;
+    }
+  };
+  const db = io("opening the run store", () => {
+    // Read-only: `loraspec runs` on a full disk still lists (WAL readers need no write).
+    if (params.readonly) return new Database(dbPath, { readonly: true, fileMustExist: true });
+    mkdirSync(stateDir, { recursive: true });
+    const opened = new Database(dbPath);
+    // WAL: readers (`loraspec runs`, the web page) never block the supervisor's writes.
+    opened.pragma("journal_mode = WAL");
+    return opened;
+  });
   // Two loraspec processes may write at once (a run and a `stop`): wait instead of failing.
   db.pragma("busy_timeout = 5000");
-  db.pragma("synchronous = NORMAL");
-  migrate(db);
+  if (!params.readonly) {
+    db.pragma("synchronous = NORMAL");
+    io("migrating the run store", () => migrate(db));
+  }
 
   const selectOne = db.prepare("SELECT * FROM runs WHERE id = ?");
   const selectAll = db.prepare("SELECT * FROM runs ORDER BY created_at DESC, id DESC");
@@ -203,7 +225,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
       sets.push(`${column} = @${column}`);
       values[column] = key === "lastLogLine" && typeof value === "string" ? value.slice(-LAST_LINE_MAX) : value;
     }
-    db.prepare(`UPDATE runs SET ${sets.join(", ")} WHERE id = @id`).run(values);
+    io(`recording run ${id}`, () => db.prepare(`UPDATE runs SET ${sets.join(", ")} WHERE id = @id`).run(values));
   };
 
   const store: RunStore = {
@@ -212,7 +234,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
     create(run) {
       const id = run.id ?? ulid();
       const createdAt = now();
-      db.prepare(
+      io("creating the run", () => db.prepare(
         `INSERT INTO runs (id, name, state, trainer, base, contract_path, run_dir, created_at, updated_at, total_steps, attempts)
          VALUES (@id, @name, 'queued', @trainer, @base, @contract_path, @run_dir, @created_at, @created_at, @total_steps, 0)`,
       ).run({
@@ -224,7 +246,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
         run_dir: storedRunDir(id),
         created_at: createdAt,
         total_steps: run.totalSteps ?? null,
-      });
+      }));
       return get(id);
     },
     get,
@@ -234,7 +256,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
     },
     transition(id, to, patch = {}) {
       // One transaction: read the state, check the move, write it; a concurrent writer waits.
-      return db.transaction(() => {
+      return io(`recording run ${id} as ${to}`, () => db.transaction(() => {
         const current = get(id);
         if (!canTransition(current.state, to)) {
           throw new LoraspecError("E_RUN_STATE", `run ${id} is ${current.state}; it cannot become ${to}`, {
@@ -259,7 +281,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
         if (["succeeded", "failed", "cancelled", "interrupted"].includes(to)) extra.ended_at = now();
         applyPatch(id, patch, extra);
         return get(id);
-      })();
+      })());
     },
     update(id, patch) {
       get(id);
@@ -268,20 +290,36 @@ export function openRunStore(params: { projectDir: string; now?: () => Date }): 
     },
     reconcile(options = {}) {
       const alive = options.isAlive ?? defaultIsAlive;
+      const judge = options.judge ?? judgeFromDisk;
       const changed: RunRecord[] = [];
       for (const run of store.list()) {
-        if (!ACTIVE_STATES.includes(run.state)) continue;
-        // A run that never got a process (crash between insert and spawn) is gone as well.
-        if (run.pid !== null && alive(run.pid, run.pidStart)) continue;
-        // Its supervising loraspec still lives: the trainer just exited and the end is being recorded.
-        if (supervisorAlive(run.runDir, alive)) continue;
+        // An interrupted run whose trainer went on to finish (its supervisor died first) is settled too.
+        const crashed = run.state === "interrupted" && run.errorCode === "E_WORKER_CRASHED";
+        if (!ACTIVE_STATES.includes(run.state) && !crashed) continue;
+        if (!crashed) {
+          // A run that never got a process (crash between insert and spawn) is gone as well.
+          if (run.pid !== null && alive(run.pid, run.pidStart)) continue;
+          // Its supervising loraspec still lives: the trainer just exited and the end is being recorded.
+          if (supervisorAlive(run.runDir, alive)) continue;
+        }
+        const verdict = judge(run.runDir);
+        if (crashed && verdict?.state !== "succeeded") continue;
         const last = run.lastLogLine ? `; last log line: ${run.lastLogLine}` : "";
-        changed.push(
-          store.transition(run.id, "interrupted", {
-            errorCode: "E_WORKER_CRASHED",
-            errorMessage: `the process running this run (pid ${run.pid ?? "none"}) is gone${last}`,
-          }),
-        );
+        const [to, patch]: [RunState, RunPatch] =
+          verdict?.state === "succeeded"
+            ? ["succeeded", { outputPath: verdict.outputPath, step: verdict.step ?? run.step, errorCode: null, errorMessage: null }]
+            : verdict?.state === "failed"
+              ? ["failed", { errorCode: verdict.errorCode, errorMessage: verdict.errorMessage }]
+              : ["interrupted", { errorCode: "E_WORKER_CRASHED", errorMessage: `the process running this run (pid ${run.pid ?? "none"}) is gone${last}` }];
+        try {
+          changed.push(store.transition(run.id, to, patch));
+        } catch (error) {
+          // A full disk (or a read-only store) cannot take the write: report the settled state
+          // anyway, so no run shows `running` for a process that is gone; the next command saves it.
+          if (!(isLoraspecError(error) && (error.code === "E_DISK_FULL" || error.code === "E_IO"))) throw error;
+          const settled = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+          changed.push({ ...run, ...settled, state: to, unsaved: error.message });
+        }
       }
       return changed;
     },

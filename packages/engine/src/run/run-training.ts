@@ -1,6 +1,6 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -8,8 +8,15 @@ import type { FalRunner } from "../fal/create-fal-runner.js";
 import { processStartTime } from "./process-alive.js";
 import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
-import type { StopTimeouts } from "./supervision-policy.js";
+import { SUPERVISION_POLICY, type StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
+import { diskFullAfterFailure, ioError } from "./io-errors.js";
+import { recordPreviousAttempt } from "./run-duration.js";
+import { falJobUnderway, recompileForResume } from "./resume-changes.js";
+import { prepareResume } from "./prepare-resume.js";
+
+export { newestKohyaState } from "./prepare-resume.js";
+import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
 
 /** Files of a run folder (DESIGN.md "State"). */
@@ -62,6 +69,13 @@ export interface ResumeRunParams extends RunCommon {
   runId: string;
   /** fal: submit again although an earlier submit's outcome is unknown. */
   resubmit?: boolean;
+  /**
+   * Recompiles the run from the contract as it is now (the fix an error asked for): the plan and
+   * the job factory. The changes against the run's original plan are shown, recorded in
+   * `resume-changes.jsonl`, and refused where a resumed run cannot take them (base, rank, targets).
+   * Without it the run resumes with the job written at its start.
+   */
+  recompile?: (run: RunRecord) => Promise<{ plan: unknown; job: (run: RunRecord) => TrainJob | Promise<TrainJob>; contractFile?: string }>;
 }
 
 /** Creates a run (row + folder with plan.json, job.json, compiled files) and runs it. */
@@ -112,11 +126,16 @@ async function prepareJob(store: RunStore, run: RunRecord, given: StartRunParams
     if (job.totalSteps !== undefined) store.update(run.id, { totalSteps: job.totalSteps });
     return job;
   } catch (error) {
-    const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", String((error as Error).message ?? error), { cause: error });
+    const mapped = ioError(error, { path: run.runDir }) ?? error;
+    const coded = isLoraspecError(mapped) ? mapped : new LoraspecError("E_INTERNAL", String((mapped as Error).message ?? mapped), { cause: mapped });
     if (run.state === "queued" || run.state === "starting" || run.state === "running") {
-      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      try {
+        store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
+      } catch (unrecorded) {
+        if (!ioError(unrecorded)) throw unrecorded;
+      }
     }
-    throw error;
+    throw mapped;
   }
 }
 
@@ -137,7 +156,11 @@ export async function* resumeRun(params: ResumeRunParams): AsyncGenerator<Lorasp
     } catch (error) {
       throw new LoraspecError("E_RUN_STATE", `run ${run.id} has no readable ${RUN_FILES.job}; it cannot be resumed`, { cause: error });
     }
-    return yield* execute({ ...params, store, run, job, resuming: true });
+    if (params.recompile && !falJobUnderway(run, job)) {
+      const next = yield* recompileForResume(run, job, params.recompile);
+      job = await prepareJob(store, run, next);
+    }
+    return yield* execute({ ...params, store, run: store.get(run.id), job, resuming: true });
   } finally {
     if (!params.store) store.close();
   }
@@ -159,6 +182,7 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
   // This process supervises the run: reconcile leaves the run alone while it lives (the trainer
   // may have exited a moment before we record the end), and `logs -f` reads run.log it writes.
   writeFileSync(join(run.runDir, RUN_FILES.supervisorPid), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
+  recordPreviousAttempt(store.get(run.id));
   store.transition(run.id, "starting");
   const record = (event: LoraspecEvent) => appendFileSync(eventsFile, `${JSON.stringify(event)}\n`);
   const progress = throttledProgress(store, run.id);
@@ -190,17 +214,29 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
       });
     }
     throw (outcome as Extract<Outcome, { state: "failed" }>).error;
-  } catch (error) {
-    progress.flush();
-    const current = store.get(run.id);
-    if (current.state === "starting" || current.state === "running") {
-      const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", (error as Error).message ?? String(error), { cause: error });
-      store.transition(run.id, "failed", { errorCode: coded.code, errorMessage: coded.message });
-      record({ type: "error", code: coded.code, message: coded.message, hint: coded.hint, retryable: coded.retryable });
+  } catch (raw) {
+    // A full disk anywhere (events.jsonl, the store, a checkpoint) is a coded error, never a stack.
+    const error = ioError(raw, { path: run.runDir }) ?? raw;
+    const coded = isLoraspecError(error) ? error : new LoraspecError("E_INTERNAL", (error as Error).message ?? String(error), { cause: error });
+    try {
+      progress.flush();
+      const current = store.get(run.id);
+      if (current.state === "starting" || current.state === "running") {
+        // A submit with an unknown outcome is not a failure: `--resume` looks the job up and goes on.
+        store.transition(run.id, coded.code === "E_SUBMIT_UNKNOWN" ? "interrupted" : "failed", { errorCode: coded.code, errorMessage: coded.message });
+        record({ type: "error", code: coded.code, message: coded.message, hint: coded.hint, retryable: coded.retryable });
+      }
+    } catch (unrecorded) {
+      // The store or the folder is on the full disk too: the run stays as it was until the next
+      // command reconciles it from the trainer's files; the user still gets the coded error.
+      if (!ioError(unrecorded)) throw unrecorded;
     }
     if (isLoraspecError(error) && error.code !== "E_CANCELLED" && !error.hint?.includes(run.id)) {
+      // Hints written before the run existed say `<id>`: name the run, and say "resume" only once.
+      const hint = error.hint?.replaceAll("<id>", run.id);
+      const resume = hint?.includes("--resume") ? "" : `then \`loraspec train --resume ${run.id}\` `;
       throw new LoraspecError(error.code, error.message, {
-        hint: `${error.hint ? `${error.hint}; ` : ""}then \`loraspec train --resume ${run.id}\` (full log: \`loraspec logs ${run.id}\`)`,
+        hint: `${hint ? `${hint}; ` : ""}${resume}${hint?.includes("loraspec logs") ? "" : `(full log: \`loraspec logs ${run.id}\`)`}`.replace(/; $/, ""),
         file: error.file,
         field: error.field,
         details: error.details,
@@ -228,6 +264,9 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   }
   const parseLine = parserFor(job.parser, params.textParsers);
   const logFile = join(run.runDir, RUN_FILES.log);
+  // Where this attempt begins in the trainer's own files: reconciliation reads its final line from here.
+  const mark: AttemptMark = { attempt: store.get(run.id).attempts, startedAt: new Date().toISOString(), stdoutOffset: fileSize(join(run.runDir, "stdout.log")) };
+  await atomicWrite(join(run.runDir, ATTEMPT_FILE), `${JSON.stringify(mark)}\n`);
   let workerDone: Record<string, unknown> | undefined;
   const gen = superviseProcess({
     command: job.command,
@@ -239,6 +278,7 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     signal: params.signal,
     stopTimeouts: params.stopTimeouts,
     pollMs: params.pollMs,
+    precision: job.precision,
     maxWalltimeMs: job.maxWalltimeHours === undefined ? undefined : job.maxWalltimeHours * 3_600_000,
     onSpawn: ({ pid, pidStart }) => {
       store.transition(run.id, "running", { pid, pidStart });
@@ -259,8 +299,10 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   }
   while (!next.done) {
     const event = next.value;
-    // The worker's own `done` is folded into ours (one done per run).
+    // The worker's own `done` is folded into ours (one done per run); its `error` becomes the
+    // run's thrown error (printed once, with its fix), so here it only goes to events.jsonl.
     if (event.type === "done") workerDone = event.result;
+    else if (event.type === "error") appendFileSync(join(run.runDir, RUN_FILES.events), `${JSON.stringify(event)}\n`);
     else yield* emit(event);
     next = await gen.next();
   }
@@ -273,11 +315,17 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
       ? { state: "cancelled", message: "stopped by `loraspec stop`" }
       : { state: "interrupted", message: `loraspec was interrupted; the trainer was stopped (${outcome.stopSignal ?? "exit"})` };
   }
-  if (outcome.failure) return { state: "failed", error: outcome.failure };
+  if (outcome.failure) {
+    // A trainer on a full disk may not even get its error printed: check the disk before believing the text.
+    // (and give a disk-full message from the trainer's text the folder and the space figures)
+    const vague = ["E_TRAINER_FAILED", "E_INTERNAL", "E_FILE_NOT_FOUND", "E_WORKER_CRASHED", "E_WORKER_PROTOCOL", "E_DISK_FULL"].includes(outcome.failure.code);
+    const full = !vague ? undefined : diskFullAfterFailure({ runDir: run.runDir, outputDir: dirname(job.output), fallbackBytes: SUPERVISION_POLICY.diskNeededBeforeFirstCheckpointBytes.value });
+    return { state: "failed", error: full ?? outcome.failure };
+  }
   // Success is a valid LoRA file, never an exit code alone.
   const output = typeof workerDone?.path === "string" ? workerDone.path : job.output;
   try {
-    await verifyLoraOutput({ path: output });
+    await verifyLoraOutput({ path: output, precision: job.precision });
   } catch (error) {
     return { state: "failed", error: error as LoraspecError };
   }
@@ -322,50 +370,6 @@ async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGen
   return { state: "interrupted", message: "loraspec stopped polling; the fal job keeps running and `--resume` re-attaches to it" };
 }
 
-/** Adjusts a job for a resume; returns a note for the log. */
-async function prepareResume(job: ProcessJob, args: string[]): Promise<string | undefined> {
-  const strategy = job.resume;
-  if (strategy.kind === "kohya-state") {
-    const state = newestKohyaState(strategy.outputDir, strategy.outputName);
-    if (!state) return "no saved state found: training starts again from step 0";
-    const at = args.indexOf("--resume");
-    if (at >= 0) args.splice(at, 2);
-    args.push("--resume", state);
-    return `resuming from ${state}`;
-  }
-  if (strategy.kind === "worker-request") {
-    const request = JSON.parse(readFileSync(strategy.requestFile, "utf8")) as Record<string, unknown>;
-    request.resume_from = "latest";
-    await atomicWrite(strategy.requestFile, `${JSON.stringify(request, null, 2)}\n`);
-    return "resuming from the latest checkpoint";
-  }
-  if (strategy.kind === "automatic") return "the trainer resumes from its newest checkpoint in the same folder";
-  return "this trainer cannot resume: it starts again";
-}
-
-/** sd-scripts state dirs: {name}-step{00000000}-state, {name}-{000000}-state, {name}-state (trainers.md §2.7). */
-export function newestKohyaState(outputDir: string, outputName: string): string | undefined {
-  let names: string[];
-  try {
-    names = readdirSync(outputDir);
-  } catch {
-    return undefined;
-  }
-  const escaped = outputName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const step = new RegExp(`^${escaped}-step(\\d+)-state$`);
-  let best: { name: string; step: number } | undefined;
-  for (const name of names) {
-    const match = step.exec(name);
-    if (!match) continue;
-    if (!existsSync(join(outputDir, name, "train_state.json")) && !existsSync(join(outputDir, name))) continue;
-    const n = Number(match[1]);
-    if (!best || n > best.step) best = { name, step: n };
-  }
-  if (best) return join(outputDir, best.name);
-  const final = `${outputName}-state`;
-  return names.includes(final) ? join(outputDir, final) : undefined;
-}
-
 /** Step and last-line updates to the store, at most once a second (the store is shared). */
 function throttledProgress(store: RunStore, id: string) {
   let pending: { step?: number; totalSteps?: number; lastLogLine?: string } = {};
@@ -390,4 +394,12 @@ function throttledProgress(store: RunStore, id: string) {
     },
     flush,
   };
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }

@@ -8,7 +8,7 @@ import { describeTrainerException, lastTrainerException } from "@loraspec/core/p
 import { processStartTime } from "./process-alive.js";
 import { readLogTailLines } from "./trainer-log-tail.js";
 import { stopProcessGroup, type StopStep } from "./stop-process-group.js";
-import { FAILURE_PATTERNS, SUPERVISION_POLICY, type StopTimeouts } from "./supervision-policy.js";
+import { FAILURE_PATTERNS, SUPERVISION_POLICY, nanHint, type StopTimeouts } from "./supervision-policy.js";
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -34,6 +34,8 @@ export interface SuperviseParams {
   /** Stop the trainer (gracefully) once it has run this long: the contract's max_walltime_hours. */
   maxWalltimeMs?: number;
   pollMs?: number;
+  /** The run's training precision (fp16/bf16/fp32): a NaN's hint depends on it. */
+  precision?: string;
   spawn?: (command: string, args: string[], options: SpawnOptions) => ChildProcess;
 }
 
@@ -141,11 +143,10 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
       nonFinite = Number.isFinite(event.loss) ? 0 : nonFinite + 1;
       lastLoss = { step: event.step, loss: event.loss };
       if (nonFinite >= nanLimit && !divergedError) {
-        const pattern = FAILURE_PATTERNS.find((p) => p.id === "nan-loss")!;
         divergedError = new LoraspecError(
           "E_TRAIN_DIVERGED",
           `the loss was not finite for ${nonFinite} steps in a row (step ${event.step}); loraspec stopped the trainer so it cannot save a broken LoRA`,
-          { hint: pattern.hint, details: { step: event.step } },
+          { hint: nanHint(params.precision), details: { step: event.step } },
         );
         out.push({ type: "error", code: divergedError.code, message: divergedError.message, hint: divergedError.hint, retryable: false });
         stop("diverged");
@@ -175,7 +176,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
   // A run that ended on a non-finite loss saved a broken LoRA (sd-scripts does), however few steps it took.
   if (!divergedError && lastLoss && !Number.isFinite(lastLoss.loss) && stoppedFor !== "abort") {
     divergedError = new LoraspecError("E_TRAIN_DIVERGED", `the trainer ended with a non-finite loss (step ${lastLoss.step}); its LoRA is not usable`, {
-      hint: FAILURE_PATTERNS.find((p) => p.id === "nan-loss")!.hint,
+      hint: nanHint(params.precision),
       details: { step: lastLoss.step },
     });
   }
@@ -196,7 +197,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
     });
   }
   else if (stoppedFor !== "abort" && (exited!.code !== 0 || exited!.signal)) {
-    outcome.failure = classifyFailure({ lastLines, exitCode: exited!.code, exitSignal: exited!.signal, reported, stderrLog: paths.stderr, stderrTail: readLogTailLines(paths.stderr) });
+    outcome.failure = classifyFailure({ lastLines, exitCode: exited!.code, exitSignal: exited!.signal, reported, precision: params.precision, stderrLog: paths.stderr, stderrTail: readLogTailLines(paths.stderr) });
   }
   return outcome;
 }
@@ -210,6 +211,7 @@ export function classifyFailure(params: {
   /** The trainer's stderr log and its tail: its own last exception goes into the message, with the path. */
   stderrLog?: string;
   stderrTail?: string[];
+  precision?: string;
 }): LoraspecError {
   const tail = params.lastLines.slice(-10).join("\n");
   const how = params.exitSignal ? `was killed by ${params.exitSignal}` : `exited with code ${params.exitCode}`;
@@ -222,7 +224,7 @@ export function classifyFailure(params: {
     const line = [...params.lastLines].reverse().find((l) => pattern.pattern.test(l));
     if (!line) continue;
     return new LoraspecError(pattern.code, `the trainer ${how}: ${pattern.message} (${line.trim().slice(0, 300)})`, {
-      hint: pattern.hint,
+      hint: pattern.id === "nan-loss" ? nanHint(params.precision) : pattern.hint,
       details: { exitCode: params.exitCode, exitSignal: params.exitSignal, pattern: pattern.id, lastLines: params.lastLines },
     });
   }

@@ -38,6 +38,13 @@ export const SUPERVISION_POLICY = {
     source: "ours: output goes to files so the trainer survives a loraspec crash; we tail them",
     asOf: "2026-11-29",
   } satisfies Sourced<number>,
+  diskNeededBeforeFirstCheckpointBytes: {
+    // Before a run saved anything we cannot know its checkpoint size; below this much free space a
+    // trainer failure is put down to the disk (a LoRA plus optimizer state is rarely smaller).
+    value: 16 * 2 ** 20,
+    source: "ours: a rank-16 SDXL LoRA is ~50 MB, its checkpoint ~3x that; tiny test runs are ~1 MB",
+    asOf: "2026-12-02",
+  } satisfies Sourced<number>,
   lastLinesKept: {
     value: 30,
     source: "ours: enough trainer output to explain a crash in the error message",
@@ -48,7 +55,7 @@ export const SUPERVISION_POLICY = {
 export interface FailurePattern {
   id: string;
   pattern: RegExp;
-  code: "E_OUT_OF_MEMORY" | "E_TRAIN_DIVERGED" | "E_FILE_NOT_FOUND" | "E_TRAINER_FAILED" | "E_WORKER_NOT_INSTALLED";
+  code: "E_OUT_OF_MEMORY" | "E_TRAIN_DIVERGED" | "E_FILE_NOT_FOUND" | "E_TRAINER_FAILED" | "E_WORKER_NOT_INSTALLED" | "E_DISK_FULL";
   message: string;
   hint: string;
   source: string;
@@ -57,6 +64,15 @@ export interface FailurePattern {
 
 /** Checked in order against the trainer's output when it fails; the first match explains it. */
 export const FAILURE_PATTERNS: readonly FailurePattern[] = [
+  {
+    id: "disk-full",
+    pattern: /No space left on device|\[Errno 28\]|ENOSPC|Disk quota exceeded/,
+    code: "E_DISK_FULL",
+    message: "the disk filled up while the trainer wrote (a checkpoint, a sample or the LoRA)",
+    hint: "free space on the disk holding the run folder (old runs' checkpoints are the usual bulk), then `loraspec train --resume <id>`",
+    source: "errno 28 ENOSPC text (Python OSError, Node, torch.save); DESIGN.md Errors",
+    asOf: "2026-12-02",
+  },
   {
     id: "cuda-oom",
     pattern: /CUDA out of memory|OutOfMemoryError|out of memory\. Tried to allocate|HIP out of memory|MPS backend out of memory/i,
@@ -73,7 +89,7 @@ export const FAILURE_PATTERNS: readonly FailurePattern[] = [
     pattern: /avr_loss=nan|loss is nan|NaN detected in latents|Training loss became NaN/i,
     code: "E_TRAIN_DIVERGED",
     message: "the loss became NaN (training diverged)",
-    hint: "use precision bf16 instead of fp16 (the usual cause), lower the learning rate, and check the image named in the log",
+    hint: "lower the learning rate (fp16 runs: use precision bf16, the usual cause there), and check the image named in the log",
     source: "sd-scripts train_util.py:3097, train_network.py postfix avr_loss; ai-toolkit SDTrainer.py:2222 (perf-reliability.md §4c)",
     asOf: "2026-08-23",
   },
@@ -96,3 +112,13 @@ export const FAILURE_PATTERNS: readonly FailurePattern[] = [
     asOf: "2026-08-23",
   },
 ];
+
+/**
+ * What to do about a NaN loss, for the run's precision: fp16's narrow range is the usual cause and
+ * bf16 the fix; a bf16 or fp32 run diverged for another reason, so "use bf16" would be wrong advice.
+ */
+export function nanHint(precision?: string): string {
+  if (precision === "fp16") return "use precision bf16 instead of fp16 (the usual cause), lower the learning rate, and check the image named in the log";
+  const lower = "lower hyperparameters.learning_rate (or add warmup), check the image named in the log";
+  return precision ? `${lower}; the run is ${precision}, so precision is not the cause` : `${lower}; with precision fp16, use bf16`;
+}

@@ -39,6 +39,8 @@ export interface ProcessJob {
   totalSteps?: number;
   /** limits.max_walltime_hours: the trainer is stopped (and the run failed) past this. */
   maxWalltimeHours?: number;
+  /** hyperparameters.precision: the advice for a NaN loss depends on it. */
+  precision?: string;
   /** What the compiler could not honour exactly (shown as warnings when the run starts). */
   warnings?: { code: string; message: string }[];
 }

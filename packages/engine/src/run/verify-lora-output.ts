@@ -2,6 +2,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { decodeToF32, FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
 import { openSafetensors } from "../lora/safetensors-file.js";
+import { nanHint } from "./supervision-policy.js";
 
 export interface LoraOutputSummary {
   path: string;
@@ -18,7 +19,7 @@ const HEADER_CAP = 100_000_000;
  * Judges a run's output: a safetensors file whose header parses, whose tensors lie inside the
  * file, and which holds LoRA tensors. A run succeeds only when this passes, whatever the exit code.
  */
-export async function verifyLoraOutput(params: { path: string }): Promise<LoraOutputSummary> {
+export async function verifyLoraOutput(params: { path: string; precision?: string }): Promise<LoraOutputSummary> {
   const { path } = params;
   const fail = (message: string, details?: unknown) =>
     new LoraspecError("E_NO_OUTPUT", `${path}: ${message}`, {
@@ -66,7 +67,7 @@ export async function verifyLoraOutput(params: { path: string }): Promise<LoraOu
     const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
     await handle.close();
     handle = undefined;
-    await checkValues(path, fail);
+    await checkValues(path, fail, params.precision);
     return { path, bytes: size, tensors, loraTensors, metadata };
   } finally {
     await handle?.close();
@@ -77,7 +78,7 @@ export async function verifyLoraOutput(params: { path: string }): Promise<LoraOu
  * Full safetensors validation (the LoRA tools' reader) and a scan for NaN/Inf values: a file with
  * a good header can still hold a diverged LoRA (perf-reliability.md §4c requirement 1).
  */
-async function checkValues(path: string, fail: (message: string, details?: unknown) => LoraspecError): Promise<void> {
+async function checkValues(path: string, fail: (message: string, details?: unknown) => LoraspecError, precision?: string): Promise<void> {
   let file;
   try {
     file = await openSafetensors({ path });
@@ -92,7 +93,7 @@ async function checkValues(path: string, fail: (message: string, details?: unkno
         if (!Number.isFinite(values[i]!)) {
           throw new LoraspecError("E_TRAIN_DIVERGED", `${path}: tensor "${t.name}" holds NaN or Inf values; the LoRA is broken`, {
             file: path,
-            hint: "training diverged: use precision bf16 instead of fp16, lower the learning rate, and resume from an earlier checkpoint",
+            hint: `training diverged: ${nanHint(precision)}; then resume from an earlier checkpoint`,
             details: { tensor: t.name, index: i },
           });
         }

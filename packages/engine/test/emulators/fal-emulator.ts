@@ -8,8 +8,10 @@ import type { AddressInfo } from "node:net";
  * https://rest.fal.ai to this server (upload PUTs go to the upload_url we hand out, already local).
  *
  * A job advances one stage per status poll: IN_QUEUE (position 1, 0) -> IN_PROGRESS with a log
- * line per poll -> COMPLETED. Faults: a 5xx storm, a submit whose response is lost after the job
- * was created, a job cancelled while running.
+ * line per poll -> COMPLETED. Faults: a 5xx storm (answered before any job exists), a connection
+ * dropped before or after the job exists, a 5xx/429 answered after the job exists, a submit held
+ * unanswered (a loraspec killed during its submit), a job cancelled while running. The Platform
+ * API's request list (GET /v1/models/requests/by-endpoint) is served for the lost-submit lookup.
  */
 export interface EmulatedJob {
   id: string;
@@ -18,6 +20,8 @@ export interface EmulatedJob {
   polls: number;
   cancelled: boolean;
   authorization: string | undefined;
+  /** When the submit reached the queue (the request list's sent_at). */
+  sentAt: string;
 }
 
 export interface FalEmulator {
@@ -33,6 +37,16 @@ export interface FalEmulator {
   failNext(params: { count: number; status?: number; match?: RegExp }): void;
   /** The next submit creates its job, then the connection drops before the response is sent. */
   loseNextSubmitResponse(): void;
+  /** The next submit creates its job, then answers this status (a gateway 504 after the queue took it). */
+  failNextSubmitAfterCreate(status: number): void;
+  /** The next request whose path matches loses its connection before anything is done. */
+  dropNext(match?: RegExp): void;
+  /** The next submit creates its job and never answers (until close): kill the submitter meanwhile. */
+  holdNextSubmit(): void;
+  /** Whether the request list shows each request's json_input (fal's payload storage; default true). */
+  listShowsInputs: boolean;
+  /** Requests to the Platform API's request list. */
+  lookups: number;
   /** How many IN_PROGRESS polls a job takes (default 3). */
   progressPolls: number;
   /** Bytes of the LoRA a completed job returns (default: a tiny valid safetensors file). */
@@ -47,6 +61,9 @@ export async function startFalEmulator(): Promise<FalEmulator> {
   const uploadLifecycles: (string | undefined)[] = [];
   const faults: { count: number; status: number; match: RegExp }[] = [];
   let loseSubmit = 0;
+  const afterCreate: number[] = [];
+  const drops: RegExp[] = [];
+  let holdSubmit = 0;
   let nextId = 1;
   let base = "";
 
@@ -65,7 +82,22 @@ export async function startFalEmulator(): Promise<FalEmulator> {
     loseNextSubmitResponse() {
       loseSubmit++;
     },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    failNextSubmitAfterCreate(status) {
+      afterCreate.push(status);
+    },
+    dropNext(match = /.*/) {
+      drops.push(match);
+    },
+    holdNextSubmit() {
+      holdSubmit++;
+    },
+    listShowsInputs: true,
+    lookups: 0,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -73,6 +105,12 @@ export async function startFalEmulator(): Promise<FalEmulator> {
     const body = await readBody(req);
     const auth = req.headers.authorization;
     if (auth) authorizations.push(auth);
+    const drop = drops.findIndex((m) => m.test(url.pathname));
+    if (drop >= 0) {
+      drops.splice(drop, 1);
+      req.socket.destroy();
+      return;
+    }
     const fault = faults.find((f) => f.count > 0 && f.match.test(url.pathname));
     if (fault) {
       fault.count--;
@@ -98,6 +136,17 @@ export async function startFalEmulator(): Promise<FalEmulator> {
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
       return res.end(bytes);
     }
+    if (parts[0] === "api" && url.pathname === "/api/v1/models/requests/by-endpoint" && req.method === "GET") {
+      if (!auth?.startsWith("Key ")) return json(res, 401, { detail: "Unauthorized" });
+      emulator.lookups++;
+      const endpoint = url.searchParams.get("endpoint_id");
+      const start = Date.parse(url.searchParams.get("start") ?? new Date(Date.now() - 86_400_000).toISOString());
+      const items = jobs
+        .filter((j) => j.endpoint === endpoint && Date.parse(j.sentAt) >= start)
+        .reverse()
+        .map((j) => ({ request_id: j.id, endpoint_id: j.endpoint, sent_at: j.sentAt, ...(emulator.listShowsInputs ? { json_input: j.input } : {}) }));
+      return json(res, 200, { items, next_cursor: null, has_more: false });
+    }
     if (parts[0] !== "queue") return json(res, 404, { detail: `no route ${url.pathname}` });
     if (!auth?.startsWith("Key ")) return json(res, 401, { detail: "Unauthorized" });
     const path = parts.slice(1);
@@ -107,7 +156,13 @@ export async function startFalEmulator(): Promise<FalEmulator> {
       const endpoint = path.join("/");
       const app = path.slice(0, 2).join("/");
       const id = `req-${nextId++}`;
-      jobs.push({ id, endpoint, input: JSON.parse(body.toString() || "{}"), polls: 0, cancelled: false, authorization: auth });
+      jobs.push({ id, endpoint, input: JSON.parse(body.toString() || "{}"), polls: 0, cancelled: false, authorization: auth, sentAt: new Date().toISOString() });
+      if (holdSubmit > 0) {
+        holdSubmit--;
+        return; // no answer: the submitter waits until it is killed (close() drops the socket)
+      }
+      const failStatus = afterCreate.shift();
+      if (failStatus !== undefined) return json(res, failStatus, { detail: "emulated gateway error after the job was queued" });
       if (loseSubmit > 0) {
         loseSubmit--;
         req.socket.destroy();
@@ -177,7 +232,8 @@ export async function startFalEmulator(): Promise<FalEmulator> {
     const rewritten = raw
       .replace(/^https:\/\/queue\.fal\.run\//, `${base}/queue/`)
       .replace(/^https:\/\/rest\.fal\.ai\//, `${base}/rest/`)
-      .replace(/^https:\/\/rest\.alpha\.fal\.ai\//, `${base}/rest/`);
+      .replace(/^https:\/\/rest\.alpha\.fal\.ai\//, `${base}/rest/`)
+      .replace(/^https:\/\/api\.fal\.ai\//, `${base}/api/`);
     if (/^https?:\/\//.test(rewritten) && !rewritten.startsWith(base)) {
       throw new Error(`the fal emulator refuses a request to ${rewritten}: tests never leave 127.0.0.1`);
     }

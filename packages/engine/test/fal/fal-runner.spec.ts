@@ -80,27 +80,75 @@ describe("fal runner against the local emulator", () => {
     expect(JSON.parse(readFileSync(outcome.configPath!, "utf8"))).toMatchObject({ endpoint: ENDPOINT });
   });
 
-  it("rides out a 5xx storm on submit and on status without submitting twice", async () => {
+  it("rides out a 5xx storm on status polls without submitting twice", async () => {
     const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5 });
     const r = newRun();
-    emulator.failNext({ count: 2, status: 503, match: /^\/queue\/fal-ai\/flux-lora-fast-training$/ });
     emulator.failNext({ count: 2, status: 502, match: /\/status$/ });
     const { outcome } = await drive(runner.run(params(r)));
     expect(outcome.state).toBe("succeeded");
     expect(emulator.jobs).toHaveLength(1);
   }, 60_000);
 
-  it("a lost submit response is not retried (no second paid job) and a plain resume refuses to resubmit", async () => {
-    const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5 });
+  // Every way a submit can end without a clear answer, before and after fal made the job. The
+  // submit is never retried; `--resume` (a second run() here) looks the request up and either
+  // re-attaches or submits once: exactly one job in every case, without --resubmit.
+  const SUBMIT = /^\/queue\/fal-ai\/flux-lora-fast-training$/;
+  const faults: { name: string; inject: () => void; jobExists: boolean }[] = [
+    { name: "connection dropped before the job exists", inject: () => emulator.dropNext(SUBMIT), jobExists: false },
+    { name: "connection dropped after the job exists", inject: () => emulator.loseNextSubmitResponse(), jobExists: true },
+    { name: "503 before the job exists", inject: () => emulator.failNext({ count: 1, status: 503, match: SUBMIT }), jobExists: false },
+    { name: "504 after the job exists", inject: () => emulator.failNextSubmitAfterCreate(504), jobExists: true },
+    { name: "502 after the job exists", inject: () => emulator.failNextSubmitAfterCreate(502), jobExists: true },
+    { name: "429 (rate limited, no job)", inject: () => emulator.failNext({ count: 1, status: 429, match: SUBMIT }), jobExists: false },
+  ];
+  it.each(faults)("submit fault: $name -> E_SUBMIT_UNKNOWN, no retry; --resume resolves it to exactly one job", async ({ inject, jobExists }) => {
+    const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5, lookupSettleMs: 0 });
+    const r = newRun();
+    inject();
+    await expect(drive(runner.run(params(r)))).rejects.toMatchObject({ code: "E_SUBMIT_UNKNOWN", retryable: false, hint: expect.stringMatching(/--resume .*--resubmit/s) });
+    expect(emulator.jobs).toHaveLength(jobExists ? 1 : 0);
+    const journal = JSON.parse(readFileSync(join(r.runDir, "fal-submission.json"), "utf8"));
+    expect(journal).toMatchObject({ state: "unknown", endpoint: ENDPOINT, input: { trigger_word: "txcl" } });
+    const { outcome, events } = await drive(runner.run(params(r)));
+    expect(outcome.state).toBe("succeeded");
+    expect(emulator.jobs).toHaveLength(1);
+    expect(emulator.lookups).toBe(1);
+    const code = events.find((e) => e.type === "warning")?.code;
+    expect(code).toBe(jobExists ? "FAL_REATTACH" : "FAL_NO_JOB");
+    expect(store.get(r.runId).remoteRequestId).toBe(emulator.jobs[0]!.id);
+  });
+
+  it("a lookup that cannot tell (inputs not listed) or comes too early keeps the outcome unknown; --resubmit sends again", async () => {
+    const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5, lookupSettleMs: 0 });
     const r = newRun();
     emulator.loseNextSubmitResponse();
-    await expect(drive(runner.run(params(r)))).rejects.toMatchObject({ code: "E_REMOTE", retryable: false, hint: expect.stringMatching(/--resubmit/) });
-    expect(emulator.jobs).toHaveLength(1);
-    await expect(drive(runner.run(params(r)))).rejects.toMatchObject({ code: "E_REMOTE", message: expect.stringMatching(/never got its answer/) });
+    await expect(drive(runner.run(params(r)))).rejects.toMatchObject({ code: "E_SUBMIT_UNKNOWN" });
+    emulator.listShowsInputs = false;
+    await expect(drive(runner.run(params(r)))).rejects.toMatchObject({ code: "E_SUBMIT_UNKNOWN", message: expect.stringMatching(/candidates: req-/) });
     expect(emulator.jobs).toHaveLength(1);
     const { outcome } = await drive(runner.run(params(r, { resubmit: true })));
     expect(outcome.state).toBe("succeeded");
     expect(emulator.jobs).toHaveLength(2);
+
+    const patient = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5 });
+    const r2 = newRun();
+    emulator.dropNext(/^\/queue\/fal-ai\/flux-lora-fast-training$/);
+    emulator.listShowsInputs = true;
+    await expect(drive(patient.run(params(r2)))).rejects.toMatchObject({ code: "E_SUBMIT_UNKNOWN" });
+    await expect(drive(patient.run(params(r2)))).rejects.toMatchObject({ code: "E_SUBMIT_UNKNOWN", message: expect.stringMatching(/may lag/) });
+    expect(emulator.jobs).toHaveLength(2);
+  });
+
+  it("a definite refusal (422) is no job: the journal says rejected and a resume submits without a lookup", async () => {
+    const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5 });
+    const r = newRun();
+    emulator.failNext({ count: 1, status: 422, match: /^\/queue\/fal-ai\/flux-lora-fast-training$/ });
+    await expect(drive(runner.run(params(r)))).rejects.toMatchObject({ code: "E_REMOTE", message: expect.stringMatching(/422/) });
+    expect(JSON.parse(readFileSync(join(r.runDir, "fal-submission.json"), "utf8")).state).toBe("rejected");
+    const { outcome } = await drive(runner.run(params(r)));
+    expect(outcome.state).toBe("succeeded");
+    expect(emulator.lookups).toBe(0);
+    expect(emulator.jobs).toHaveLength(1);
   });
 
   it("a restarted loraspec re-attaches to the in-flight request instead of paying twice", async () => {

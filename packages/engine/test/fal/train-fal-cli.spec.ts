@@ -37,6 +37,7 @@ beforeAll(async () => {
     FAL_KEY: KEY,
     LORASPEC_FAL_QUEUE_URL: `${emulator.url}/queue`,
     LORASPEC_FAL_REST_URL: `${emulator.url}/rest`,
+    LORASPEC_FAL_API_URL: `${emulator.url}/api`,
     LORASPEC_FAL_POLL_MS: "20",
   };
 });
@@ -114,6 +115,27 @@ describe("loraspec train on fal (emulated)", () => {
     for (const file of walk(project)) {
       expect(readFileSync(file).includes(Buffer.from("SECRET-THAT-MUST-NOT-LEAK")), file).toBe(false);
     }
+  });
+
+  it("kill -9 during the submit: the run is interrupted with the journal; --resume finds the job on fal and re-attaches (one job)", async () => {
+    writeContract(100);
+    const before = emulator.jobs.length;
+    emulator.holdNextSubmit();
+    const child = spawn(process.execPath, [bin, "train", "lora.yaml", "--yes", "--json"], { cwd: project, env });
+    const exit = new Promise((r) => child.once("exit", r));
+    for (let i = 0; i < 300 && emulator.jobs.length === before; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(emulator.jobs).toHaveLength(before + 1);
+    child.kill("SIGKILL");
+    await exit;
+    const [killed] = JSON.parse((await cli(["runs", "--json"])).stdout).runs;
+    expect(killed).toMatchObject({ state: "interrupted", remoteRequestId: null });
+    expect(JSON.parse(readFileSync(join(killed.runDir, "fal-submission.json"), "utf8")).state).toBe("submitting");
+    const resumed = await cli(["train", "--resume", killed.id, "--yes", "--json"]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain("FAL_REATTACH");
+    expect(emulator.jobs).toHaveLength(before + 1);
+    const [done] = JSON.parse((await cli(["runs", "--json"])).stdout).runs;
+    expect(done).toMatchObject({ id: killed.id, state: "succeeded", remoteRequestId: emulator.jobs.at(-1)!.id });
   });
 });
 

@@ -7,6 +7,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { superviseProcess, type LineParser, type ProcessOutcome } from "@loraspec/engine/run/supervise-process.js";
 import { verifyLoraOutput } from "@loraspec/engine/run/verify-lora-output.js";
 import { isGroupAlive } from "@loraspec/engine/run/stop-process-group.js";
+import { nanHint } from "@loraspec/engine/run/supervision-policy.js";
 
 const fakeTrainer = fileURLToPath(new URL("./fixtures/fake-trainer.mjs", import.meta.url));
 
@@ -93,6 +94,15 @@ describe("superviseProcess with a fake sd-scripts trainer", () => {
     expect(outcome.failure?.hint).toMatch(/bf16/);
     expect(events.some((e) => e.type === "error" && e.code === "E_TRAIN_DIVERGED")).toBe(true);
     expect(existsSync(join(out, "fake.safetensors"))).toBe(false);
+  });
+
+  // The advice follows the run's precision: "use bf16 instead of fp16" only where the run is fp16.
+  const hints: [string | undefined, boolean][] = [["fp16", true], ["bf16", false], ["fp32", false], [undefined, false]];
+  it.each(hints)("a NaN hint for a %s run tells to switch to bf16: %s", (precision, switchToBf16) => {
+    const hint = nanHint(precision);
+    expect(/use precision bf16 instead of fp16/.test(hint)).toBe(switchToBf16);
+    expect(hint).toMatch(/learning rate|learning_rate/);
+    if (precision && precision !== "fp16") expect(hint).toContain(`the run is ${precision}`);
   });
 
   const failures: [string, string, RegExp][] = [

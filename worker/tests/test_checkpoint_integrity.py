@@ -1,0 +1,122 @@
+"""Checksummed checkpoints: a truncated or unfinished file is never resumed from; the newest good one is."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from loraspec_worker import checkpoint_integrity as ci
+from loraspec_worker import protocol, tiny_base, train
+from noise_dataset import write_noise_dataset  # noqa: E402
+
+
+@pytest.fixture
+def events(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def write_bytes(data: bytes):
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    return write
+
+
+def fake_checkpoint(root, step: int, state: bytes = b"state", lora: bytes = b"lora") -> str:
+    folder = os.path.join(root, "checkpoints", f"step-{step:06d}")
+    ci.atomic_save(os.path.join(folder, "lora.safetensors"), write_bytes(lora))
+    ci.atomic_save(os.path.join(folder, "state.pt"), write_bytes(state))
+    return folder
+
+
+def test_checksum_is_written_after_the_file_and_verifies(tmp_path):
+    path = str(tmp_path / "a.bin")
+    ci.atomic_save(path, write_bytes(b"x" * 1000))
+    assert ci.problem(path) is None
+    assert open(path + ".sha256").read().startswith(ci.sha256_file(path))
+    assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]
+
+
+def test_a_failed_write_leaves_no_temp_file_and_no_checksum(tmp_path):
+    path = str(tmp_path / "state.pt")
+
+    def disk_full(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        ci.atomic_save(path, disk_full)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (lambda p: open(p, "r+b").truncate(3), "does not match its checksum"),
+        (lambda p: os.remove(p + ".sha256"), "has no checksum"),
+        (lambda p: os.remove(p), "is missing"),
+    ],
+)
+def test_damage_is_named(tmp_path, damage, why):
+    path = str(tmp_path / "state.pt")
+    ci.atomic_save(path, write_bytes(b"0123456789"))
+    damage(path)
+    assert why in (ci.problem(path) or "")
+
+
+@pytest.mark.parametrize("bad_file", ["state.pt", "lora.safetensors"])
+def test_resume_falls_back_past_a_corrupt_newest_checkpoint_with_a_warning(tmp_path, events, bad_file):
+    fake_checkpoint(tmp_path, 2)
+    newest = fake_checkpoint(tmp_path, 4)
+    open(os.path.join(newest, bad_file), "r+b").truncate(2)
+    assert ci.newest_good_checkpoint(str(tmp_path)).endswith("step-000002")
+    [warn] = [e for e in events() if e["type"] == "warning"]
+    assert warn["code"] == "W_CHECKPOINT_CORRUPT" and "step-000004" in warn["message"] and bad_file in warn["message"]
+
+
+def test_checkpoints_from_before_checksums_still_resume(tmp_path, events):
+    folder = tmp_path / "checkpoints" / "step-000003"
+    folder.mkdir(parents=True)
+    (folder / "state.pt").write_bytes(b"s")
+    (folder / "lora.safetensors").write_bytes(b"l")
+    assert ci.newest_good_checkpoint(str(tmp_path)) == str(folder)
+    assert events()[0]["code"] == "W_CHECKPOINT_UNVERIFIED"
+
+
+def test_temp_files_of_dead_writers_are_swept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / "checkpoints" / "step-000001" / f"state.pt.tmp-{dead.stdout.strip()}"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    mine = tmp_path / f"lora.safetensors.tmp-{os.getpid()}"
+    mine.write_bytes(b"in progress")
+    assert ci.remove_stale_temp_files(str(tmp_path)) == [str(stale)]
+    assert mine.exists()
+
+
+def test_the_trainer_resumes_from_the_newest_good_checkpoint(tmp_path, events):
+    """A real run on a tiny base: the newest state.pt truncated, resume takes the one before it."""
+    base = tiny_base.make_tiny_base("flux1", str(tmp_path / "base"), seed=0)
+    data = write_noise_dataset(tmp_path / "data", 2, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
+    out = tmp_path / "run"
+    req = {"arch": "flux1", "base": base, "dataset": data, "output_dir": str(out), "resolution": 32, "steps": 4, "rank": 4,
+           "alpha": 4, "learning_rate": 1e-3, "seed": 7, "trigger_word": "txcl", "max_sequence_length": 32, "save_every": 1}
+    train.run({**req, "debug": {"stop_after_step": 3}})
+    newest = out / "checkpoints" / "step-000003" / "state.pt"
+    assert (out / "checkpoints" / "step-000003" / "state.pt.sha256").exists()
+    with open(newest, "r+b") as f:
+        f.truncate(100)
+    resumed = train.run({**req, "resume_from": "latest"})
+    assert resumed["startStep"] == 2 and resumed["steps"] == 4
+    warns = [e for e in events() if e["type"] == "warning" and e.get("code") == "W_CHECKPOINT_CORRUPT"]
+    assert len(warns) == 1 and "step-000003" in warns[0]["message"]
+    assert not list(out.rglob("*.tmp-*"))
