@@ -31,6 +31,7 @@ export function registerRuns(program: Command): void {
         // the write (disk full) the settled state is shown anyway and saved by a later command.
         const settled = new Map(store.reconcile().map((r) => [r.id, r]));
         const runs = store.list().map((r) => settled.get(r.id) ?? r);
+        for (const bad of store.refused) process.stderr.write(`${pc.yellow("warning")} [E_PATH_OUTSIDE_PROJECT] ${bad.message}; not listed (remove that row from .loraspec/loraspec.db)\n`);
         const unsaved = runs.find((r) => r.unsaved);
         if (unsaved) process.stderr.write(`${pc.yellow("warning")} could not save the settled state of some runs (${unsaved.unsaved}); shown as settled\n`);
         if (opts.json) {

@@ -100,7 +100,10 @@ export interface RunStore {
   create(run: NewRun): RunRecord;
   get(id: string): RunRecord;
   find(id: string): RunRecord | undefined;
+  /** Every run whose folder lies inside the project; rows that point elsewhere are left out and named in `refused`. */
   list(): RunRecord[];
+  /** Rows the last `list()` left out (a folder outside the project), each with the reason. */
+  readonly refused: { id: string; message: string }[];
   /** Moves a run to a new state (checked against the state machine) and applies a patch. */
   transition(id: string, to: RunState, patch?: RunPatch): RunRecord;
   /** Updates fields without changing the state (progress, last line, request id). */
@@ -251,8 +254,21 @@ export function openRunStore(params: { projectDir: string; now?: () => Date; rea
     },
     get,
     find,
+    refused: [],
     list() {
-      return (selectAll.all() as Row[]).map((row) => fromRow(row, projectDir));
+      // One hostile or stale row must not hide every other run: it is left out and named.
+      const refused: { id: string; message: string }[] = [];
+      const runs: RunRecord[] = [];
+      for (const row of selectAll.all() as Row[]) {
+        try {
+          runs.push(fromRow(row, projectDir));
+        } catch (error) {
+          if (!isLoraspecError(error) || error.code !== "E_PATH_OUTSIDE_PROJECT") throw error;
+          refused.push({ id: row.id, message: error.message });
+        }
+      }
+      store.refused.splice(0, store.refused.length, ...refused);
+      return runs;
     },
     transition(id, to, patch = {}) {
       // One transaction: read the state, check the move, write it; a concurrent writer waits.

@@ -64,4 +64,15 @@ describe("run folders in the run store", () => {
     expect(() => store.get(run.id)).toThrow(expect.objectContaining({ code: "E_PATH_OUTSIDE_PROJECT" }));
     store.close();
   });
+
+  it("lists every other run when one row points outside, and names the refused row", () => {
+    const projectDir = tmp();
+    const store = openRunStore({ projectDir });
+    const good = store.create({ trainer: "diffusers" });
+    const bad = store.create({ trainer: "diffusers" });
+    setRunDir(projectDir, bad.id, "/etc");
+    expect(store.list().map((r) => r.id)).toEqual([good.id]);
+    expect(store.refused).toEqual([expect.objectContaining({ id: bad.id, message: expect.stringContaining("outside the project") })]);
+    store.close();
+  });
 });
