@@ -182,7 +182,7 @@ function workerInstallArgs(layout: WorkerLayout): string[] {
   return [source.wheel];
 }
 
-async function detectGpu(exec: ExecFn, signal?: AbortSignal): Promise<GpuInfo | null> {
+export async function detectGpu(exec: ExecFn, signal?: AbortSignal): Promise<GpuInfo | null> {
   try {
     const out = await exec("nvidia-smi", ["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"], { signal });
     if (out.code !== 0) return null;
@@ -226,7 +226,7 @@ async function must(
   return result;
 }
 
-const defaultExec: ExecFn = (command, args, options) =>
+export const defaultExec: ExecFn = (command, args, options) =>
   new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], signal: options?.signal });
     let stdout = "";
