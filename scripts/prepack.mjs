@@ -18,7 +18,8 @@ const WHEEL = /^loraspec_worker-[^-]+-py3-none-any\.whl$/;
 const NOT_IN_WHEEL = new Set([".venv", "tests", "build", "dist", "__pycache__", ".pytest_cache"]);
 
 function run(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "inherit", "inherit"], ...options });
+  // Output to stderr: `npm pack --json` owns stdout.
+  const r = spawnSync(cmd, args, { stdio: ["ignore", 2, 2], ...options });
   if (r.status !== 0) {
     console.error(`prepack: \`${cmd} ${args.join(" ")}\` failed (exit ${r.status ?? r.signal})`);
     process.exit(1);
