@@ -29,7 +29,8 @@ export function registerSetup(program: Command): void {
           if (opts.source) throw new LoraspecError("E_USAGE", "--source applies to kohya and ai-toolkit, not the worker.");
           const { setupWorker } = await import("@loraspec/engine/worker/setup-worker.js");
           const env = opts.cacheDir ? { ...process.env, LORASPEC_CACHE_DIR: opts.cacheDir } : undefined;
-          await renderEvents(setupWorker({ signal: controller.signal, env, ...(opts.python ? { basePython: opts.python } : {}) }), { json: opts.json });
+          const done = await renderEvents(setupWorker({ signal: controller.signal, env, ...(opts.python ? { basePython: opts.python } : {}) }), { json: opts.json });
+          if (!opts.json && done) process.stderr.write(`worker ready: ${String(done.venv)} (torch ${String(done.torchBuild)} build); \`loraspec doctor\` shows the rest\n`);
           return;
         }
         const { setupTrainer } = await import("@loraspec/engine/setup/setup-trainer.js");
