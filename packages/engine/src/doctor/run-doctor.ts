@@ -96,9 +96,9 @@ async function workerItems(layout: WorkerLayout, exec: ExecFn, exists: (p: strin
     id: "worker",
     label: "Python worker",
     status: stale || drift.length ? "warn" : "ok",
-    summary: `${found.worker ?? "?"} on Python ${found.python ?? "?"} in ${layout.venv}${stale ? " (older than this loraspec's requirements)" : ""}${drift.length ? `; not the pinned ${drift.join(", ")}` : ""}`,
+    summary: `${found.worker ?? "?"} on Python ${found.python ?? "?"} in ${layout.venv}${stale ? " (older than this loraspec's requirements)" : ""}${drift.length ? `; not the pinned ${drift.join(", ")}` : ""}; ${versions}`,
     ...(stale || drift.length ? { fix } : {}),
-    details: { ...where, versions: found.packages, versionsLine: versions },
+    details: { ...where, versions: found.packages },
   };
   return [workerItem, gpuItem, torchItem(found, gpu, fix)];
 }

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { KOHYA_PIN } from "@loraspec/core/trainers/pins.js";
 import { DOCTOR_FACTS, versionAtLeast } from "@loraspec/engine/doctor/doctor-facts.js";
 import { runDoctor, type DoctorItem } from "@loraspec/engine/doctor/run-doctor.js";
-import type { ExecFn } from "@loraspec/engine/worker/setup-worker.js";
+import { workerStamp, WORKER_STAMP, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
+import { workerLayout } from "@loraspec/engine/worker/worker-paths.js";
 
 const repo = fileURLToPath(new URL("../../../../", import.meta.url));
 const SECRET = "hf_doctor_must_never_print_this";
@@ -78,6 +79,7 @@ describe("runDoctor", () => {
     const report = await runDoctor({ root: f.root, env: f.env, platform: "linux", exec: fakeExec({ gpu: { name: "NVIDIA H200", memoryMiB: 143771 }, version: h200Worker }) });
     expect(byId(report.items).torch!.summary).toBe("2.13.0+cu128, CUDA 12.8 build; NVIDIA H200 (compute 9.0, 139.8 GiB)");
     expect(byId(report.items).worker!.summary).toContain("0.1.0 on Python 3.11.7");
+    expect(byId(report.items).worker!.summary).toContain("torch 2.13.0+cu128, diffusers 0.42.1");
     expect(byId(report.items).gpu!.summary).toBe("NVIDIA H200, 140 GiB, driver 580.1 (nvidia-smi)");
   });
 
@@ -97,6 +99,19 @@ describe("runDoctor", () => {
     expect(byId(report.items)["hf-token"]!.status).toBe(hfStatus);
     expect(byId(report.items).fal!.status).toBe(falStatus);
     expect(JSON.stringify(report)).not.toContain(SECRET);
+  });
+
+  it("a venv stamped for other requirements is older than this loraspec; setup's own stamp is current", async () => {
+    const f = fixture({ venv: true });
+    const stampFile = join(f.cache, "worker", "venv", WORKER_STAMP);
+    const doctor = async () => byId((await runDoctor({ root: f.root, env: f.env, platform: "linux", exec: fakeExec({ version: cpuWorker }) })).items).worker!;
+    writeFileSync(stampFile, "0123\n");
+    expect(await doctor()).toMatchObject({ status: "warn", fix: "loraspec setup worker" });
+    expect((await doctor()).summary).toContain("older than this loraspec");
+    for (const build of ["cpu", "cuda", undefined] as const) {
+      writeFileSync(stampFile, `${await workerStamp(workerLayout({ root: f.root, env: f.env, platform: "linux" }), build)}\n`);
+      expect((await doctor()).status, String(build)).toBe("ok");
+    }
   });
 
   it("reports a trainer installed at another commit than the pin, with the fix", async () => {
