@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +73,13 @@ describe("workerLayout", () => {
       expect(findWorkerRoot(join(root, "lib", "cli.mjs"), {})).toBe(root);
       expect(findWorkerRoot(join(root, "lib", "cli.mjs"), { LORASPEC_HOME: "/elsewhere" })).toBe("/elsewhere");
     }
+  });
+
+  it("npm run setup:worker stamps the venv as workerStamp does (doctor reads that stamp)", async () => {
+    const layout = workerLayout({ env: {} });
+    const script = spawnSync(process.execPath, [join(layout.root, "scripts", "setup-worker.mjs"), "--print-stamp"], { encoding: "utf8" });
+    expect(script.status).toBe(0);
+    expect(script.stdout.trim()).toBe(await workerStamp(layout, undefined));
   });
 
   it("this repository is a checkout whose venv is worker/.venv (what the tests use)", () => {
