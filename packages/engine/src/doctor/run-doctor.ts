@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TRAINER_PINS } from "@loraspec/core/trainers/pins.js";
 import { findTrainerInstall, type SetupTrainerId } from "../setup/trainer-install.js";
-import { defaultExec, detectGpu, workerStamp, WORKER_STAMP, type ExecFn, type GpuInfo } from "../worker/setup-worker.js";
+import { defaultExec, detectGpu, MIN_PYTHON, workerStamp, WORKER_STAMP, type ExecFn, type GpuInfo } from "../worker/setup-worker.js";
 import { workerLayout, type WorkerLayout } from "../worker/worker-paths.js";
 import { DOCTOR_FACTS, huggingFaceCacheDir, huggingFaceHome, versionAtLeast } from "./doctor-facts.js";
 
@@ -10,7 +10,7 @@ import { DOCTOR_FACTS, huggingFaceCacheDir, huggingFaceHome, versionAtLeast } fr
 export type DoctorStatus = "ok" | "missing" | "warn" | "info";
 
 export interface DoctorItem {
-  id: "node" | "worker" | "torch" | "gpu" | "kohya" | "ai-toolkit" | "fal" | "hf-cache" | "hf-token" | "chromium";
+  id: "node" | "python" | "worker" | "torch" | "gpu" | "kohya" | "ai-toolkit" | "fal" | "hf-cache" | "hf-token" | "chromium";
   label: string;
   status: DoctorStatus;
   summary: string;
@@ -53,6 +53,7 @@ export async function runDoctor(params: DoctorParams = {}): Promise<DoctorReport
   const setupFix = layout.kind === "checkout" ? "npm run setup:worker (in the checkout) or loraspec setup worker" : "loraspec setup worker";
 
   const items: DoctorItem[] = [nodeItem(params.nodeVersion ?? process.versions.node)];
+  items.push(await pythonItem(env, exec, exists(layout.python), params.signal));
   const gpu = await detectGpu(exec, params.signal);
   const worker = await workerItems(layout, exec, exists, setupFix, gpu, params.signal);
   items.push(...worker);
@@ -66,6 +67,27 @@ function nodeItem(version: string): DoctorItem {
   return versionAtLeast(version, min)
     ? { id: "node", label: "Node", status: "ok", summary: `${version} (needs ${min}+)` }
     : { id: "node", label: "Node", status: "missing", summary: `${version} is older than ${min} (${source})`, fix: `install Node ${min} or newer (https://nodejs.org)` };
+}
+
+/** The Python that `loraspec setup worker` builds the venv with: version and a working venv module. */
+async function pythonItem(env: NodeJS.ProcessEnv, exec: ExecFn, haveVenv: boolean, signal?: AbortSignal): Promise<DoctorItem> {
+  const python = env.LORASPEC_PYTHON || "python3";
+  const min = MIN_PYTHON.join(".");
+  const label = "Python (for setup)";
+  // ensurepip is what Debian's python3 lacks without python3-venv: `python3 -m venv` then fails.
+  const probe = "import sys, venv, ensurepip; print('%d.%d.%d' % sys.version_info[:3])";
+  const answer = await exec(python, ["-c", probe], { signal }).catch((error: Error) => ({ code: -1, stdout: "", stderr: error.message }));
+  const missing: DoctorStatus = haveVenv ? "info" : "missing";
+  if (answer.code !== 0) {
+    const noVenv = /No module named '?(venv|ensurepip)/.test(answer.stderr);
+    return noVenv
+      ? { id: "python", label, status: missing, summary: `${python} has no venv/ensurepip module`, fix: "apt-get install python3-venv (Debian/Ubuntu), or set LORASPEC_PYTHON to another Python" }
+      : { id: "python", label, status: missing, summary: `no ${python} found`, fix: `install Python ${min}+ with venv, or set LORASPEC_PYTHON to one` };
+  }
+  const version = answer.stdout.trim();
+  return versionAtLeast(version, min)
+    ? { id: "python", label, status: "ok", summary: `${python} is ${version} (needs ${min}+)` }
+    : { id: "python", label, status: missing, summary: `${python} is ${version}; the worker needs ${min}+`, fix: `install Python ${min}+, or set LORASPEC_PYTHON to one` };
 }
 
 async function workerItems(layout: WorkerLayout, exec: ExecFn, exists: (p: string) => boolean, fix: string, gpu: GpuInfo | null, signal?: AbortSignal): Promise<DoctorItem[]> {

@@ -57,7 +57,7 @@ export interface GpuInfo {
   driver: string;
 }
 
-const MIN_PYTHON: [number, number] = [3, 10]; // worker/pyproject.toml requires-python
+export const MIN_PYTHON: [number, number] = [3, 10]; // worker/pyproject.toml requires-python
 
 /**
  * What `loraspec setup worker` runs: creates the worker venv (a checkout's worker/.venv, or

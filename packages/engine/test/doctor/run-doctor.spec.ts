@@ -31,12 +31,18 @@ interface FakeWorld {
   gpu?: { name: string; memoryMiB: number };
   version?: Record<string, unknown>;
   workerFails?: boolean;
+  /** What `python3 -c ...` answers: a version, or a failure's stderr. */
+  python?: { version: string } | { stderr: string };
 }
 
 function fakeExec(world: FakeWorld): ExecFn {
   return async (command, args) => {
     if (command === "nvidia-smi") {
       return world.gpu ? { code: 0, stdout: `${world.gpu.name}, ${world.gpu.memoryMiB}, 580.1\n`, stderr: "" } : { code: 127, stdout: "", stderr: "" };
+    }
+    if (args[0] === "-c") {
+      const python = world.python ?? { version: "3.11.7" };
+      return "version" in python ? { code: 0, stdout: `${python.version}\n`, stderr: "" } : { code: 1, stdout: "", stderr: python.stderr };
     }
     if (args.includes("loraspec_worker")) {
       if (world.workerFails) return { code: 1, stdout: "", stderr: "Traceback...\nModuleNotFoundError: No module named 'loraspec_worker'" };
@@ -128,6 +134,19 @@ describe("runDoctor", () => {
     items = byId((await runDoctor({ root: f.root, env: f.env, platform: "linux", exec: fakeExec({}) })).items);
     expect(items.kohya!.status).toBe("ok");
     expect(items["ai-toolkit"]!.status).toBe("info");
+  });
+
+  it.each([
+    [{ version: "3.12.4" }, false, "ok", undefined],
+    [{ version: "3.9.18" }, false, "missing", "install Python 3.10+"],
+    [{ stderr: "ModuleNotFoundError: No module named 'ensurepip'" }, false, "missing", "apt-get install python3-venv"],
+    [{ stderr: "spawn python3 ENOENT" }, false, "missing", "install Python 3.10+ with venv"],
+    [{ stderr: "spawn python3 ENOENT" }, true, "info", "install Python 3.10+ with venv"],
+  ] as const)("the setup Python %j (venv there: %s) is %s", async (python, venv, status, fix) => {
+    const f = fixture({ venv });
+    const items = byId((await runDoctor({ root: f.root, env: f.env, platform: "linux", exec: fakeExec({ python, version: cpuWorker }) })).items);
+    expect(items.python!.status).toBe(status);
+    if (fix) expect(items.python!.fix).toContain(fix);
   });
 
   it("an old Node is the one thing that makes the report not ok", async () => {
