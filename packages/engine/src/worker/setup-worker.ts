@@ -63,7 +63,8 @@ export const MIN_PYTHON: [number, number] = [3, 10]; // worker/pyproject.toml re
  * What `loraspec setup worker` runs: creates the worker venv (a checkout's worker/.venv, or
  * <cache>/worker/venv for an npm install, see workerLayout), installs torch (the CUDA build when
  * nvidia-smi finds a GPU, else the CPU build on Linux), the pinned requirements and the worker
- * package (editable from a checkout, the shipped wheel from a package), then asks the worker what it sees. Yields phase/log events; done carries the findings.
+ * package (editable from a checkout, the shipped wheel from a package), then asks the worker
+ * what it sees. Yields phase/log events; done carries the findings.
  */
 export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerator<LoraspecEvent> {
   const exec = params.exec ?? defaultExec;
