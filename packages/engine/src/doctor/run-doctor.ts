@@ -59,7 +59,7 @@ export async function runDoctor(params: DoctorParams = {}): Promise<DoctorReport
   items.push(...worker);
   items.push(trainerItem("kohya", env), trainerItem("ai-toolkit", env));
   items.push(falItem(env), ...huggingFaceItems(env, exists), chromiumItem(env, platform, exists));
-  return { items, ok: items[0]!.status === "ok" };
+  return { items, ok: items.find((item) => item.id === "node")?.status === "ok" };
 }
 
 function nodeItem(version: string): DoctorItem {
