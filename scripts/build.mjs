@@ -24,6 +24,13 @@ export async function buildCli({ quiet = false } = {}) {
   mkdirSync(buildsDir, { recursive: true });
   const id = `${Date.now().toString(36)}-${process.pid}`;
   const outdir = join(buildsDir, id);
+  await bundleCli({ outdir, quiet });
+  swapLink(outdir);
+  pruneOldBuilds(id);
+}
+
+/** Bundles the CLI into `outdir` (the checkout's .build/<id>, or the npm package's lib/). */
+export async function bundleCli({ outdir, quiet = false, sourcemap = true }) {
   await build({
     absWorkingDir: root,
     entryPoints: { cli: "packages/cli/src/main.ts" },
@@ -34,14 +41,12 @@ export async function buildCli({ quiet = false } = {}) {
     format: "esm",
     platform: "node",
     target: "node20",
-    sourcemap: true,
+    sourcemap,
     external,
     tsconfig: "tsconfig.json",
     logLevel: quiet ? "error" : "info",
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
-  swapLink(outdir);
-  pruneOldBuilds(id);
 }
 
 function swapLink(target) {

@@ -23,6 +23,12 @@ function run(cmd, args) {
   }
 }
 
+// --print-stamp: the hash only (a test keeps it equal to the engine's workerStamp, which
+// `loraspec doctor` compares with the venv's stamp).
+if (process.argv.includes("--print-stamp")) {
+  console.log(want);
+  process.exit(0);
+}
 if (existsSync(stamp) && readFileSync(stamp, "utf8").trim() === want) {
   console.log("worker venv is up to date");
   process.exit(0);

@@ -18,9 +18,25 @@ def run(request: dict) -> dict:
         try:
             import torch
 
-            cuda = {"available": torch.cuda.is_available(), "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+            count = torch.cuda.device_count()
+            cuda = {
+                "available": torch.cuda.is_available(),
+                "devices": [torch.cuda.get_device_name(i) for i in range(count)],
+                # The torch build: the CUDA version it was compiled for (None for a CPU build).
+                "build": torch.version.cuda,
+                "device_info": [_device_info(torch, i) for i in range(count)],
+            }
         except Exception as e:  # noqa: BLE001
             cuda = {"available": False, "error": str(e)}
     from . import __version__
 
     return {"worker": __version__, "python": platform.python_version(), "packages": versions, "cuda": cuda}
+
+
+def _device_info(torch, index: int) -> dict:
+    props = torch.cuda.get_device_properties(index)
+    return {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_gib": round(props.total_memory / 2**30, 1),
+    }

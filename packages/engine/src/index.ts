@@ -6,7 +6,8 @@ export { fetchFalPrices, type FetchFalPricesParams } from "./contract/fetch-fal-
 export { checkProject, type CheckProjectParams, type CheckResult } from "./project/check-project.js";
 export { runWorker, type RunWorkerParams } from "./worker/run-worker.js";
 export { setupWorker, type SetupWorkerParams, type GpuInfo } from "./worker/setup-worker.js";
-export { findWorkerRoot, workerPython } from "./worker/worker-paths.js";
+export { findWorkerRoot, workerPython, workerLayout, type WorkerLayout } from "./worker/worker-paths.js";
+export { runDoctor, type DoctorReport, type DoctorItem, type DoctorStatus, type DoctorParams } from "./doctor/run-doctor.js";
 export { initProject, type InitProjectParams, type InitProjectResult } from "./project/init-project.js";
 export { validateLora, type ValidateLoraParams, type ValidationResult } from "./validate/validate-lora.js";
 export { validateProject, type ValidateProjectParams } from "./validate/validate-project.js";

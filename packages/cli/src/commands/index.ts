@@ -16,8 +16,9 @@ import { registerMerge } from "./merge.js";
 import { registerSetup } from "./setup.js";
 import { registerValidate } from "./validate.js";
 import { registerExportScript } from "./export-script.js";
+import { registerDoctor } from "./doctor.js";
 
 /** Each command lives in its own file and registers itself; heavy code loads lazily in actions. */
 export type Registration = (program: Command) => void;
 
-export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop, registerUi, registerInspect, registerConvert, registerMerge, registerSetup, registerValidate, registerExportScript];
+export const registrations: Registration[] = [registerInit, registerCheck, registerPlan, registerPrep, registerCaption, registerSample, registerTrain, registerRuns, registerLogs, registerStop, registerUi, registerInspect, registerConvert, registerMerge, registerSetup, registerValidate, registerExportScript, registerDoctor];

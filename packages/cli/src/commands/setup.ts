@@ -9,7 +9,7 @@ export function registerSetup(program: Command): void {
   program
     .command("setup")
     .description(
-      "Install a trainer: kohya (sd-scripts, pinned tag) or ai-toolkit (pinned commit) into loraspec's cache with its own venv, or the built-in Python worker.",
+      "Install a trainer: kohya (sd-scripts, pinned tag) or ai-toolkit (pinned commit) into loraspec's cache with its own venv, or the built-in Python worker (into the cache for an npm install, worker/.venv in a checkout).",
     )
     .argument("<trainer>", `one of: ${TARGETS.join(", ")}`)
     .option("--source <dir>", "use this existing checkout instead of cloning the pinned version (kohya, ai-toolkit)")
@@ -28,7 +28,9 @@ export function registerSetup(program: Command): void {
         if (trainer === "worker") {
           if (opts.source) throw new LoraspecError("E_USAGE", "--source applies to kohya and ai-toolkit, not the worker.");
           const { setupWorker } = await import("@loraspec/engine/worker/setup-worker.js");
-          await renderEvents(setupWorker({ signal: controller.signal, ...(opts.python ? { basePython: opts.python } : {}) }), { json: opts.json });
+          const env = opts.cacheDir ? { ...process.env, LORASPEC_CACHE_DIR: opts.cacheDir } : undefined;
+          const done = await renderEvents(setupWorker({ signal: controller.signal, env, ...(opts.python ? { basePython: opts.python } : {}) }), { json: opts.json });
+          if (!opts.json && done) process.stderr.write(`worker ready: ${String(done.venv)} (torch ${String(done.torchBuild)} build); \`loraspec doctor\` shows the rest\n`);
           return;
         }
         const { setupTrainer } = await import("@loraspec/engine/setup/setup-trainer.js");

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { createClipBpe, type ClipTokenizer } from "@loraspec/core/lint/clip-bpe.js";
+import { defaultCacheDir } from "../setup/trainer-install.js";
 import { workerPython } from "../worker/worker-paths.js";
 
 /** Where CLIP's merges table ships: package data of the open-clip-torch wheel, which
@@ -76,8 +76,7 @@ function writeCache(file: string | null, cache: Cache): void {
 }
 
 function defaultCacheFile(): string {
-  const base = process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache");
-  return join(base, "loraspec", "clip-tokens.json");
+  return join(defaultCacheDir(), "clip-tokens.json");
 }
 
 function findInVenv(): string | undefined {

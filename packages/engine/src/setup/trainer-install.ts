@@ -29,10 +29,17 @@ export const TOKENIZER_CACHE = "tokenizers";
 
 export const SETUP_MANIFEST = "loraspec-setup.json";
 
-/** loraspec's cache: $LORASPEC_CACHE_DIR, else $XDG_CACHE_HOME/loraspec, else ~/.cache/loraspec. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+/**
+ * loraspec's cache: $LORASPEC_CACHE_DIR, else the platform's cache folder: $XDG_CACHE_HOME/loraspec
+ * or ~/.cache/loraspec (Linux and other Unix, XDG base directory spec), ~/Library/Caches/loraspec
+ * (macOS), %LOCALAPPDATA%\loraspec\Cache (Windows).
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
   if (env.LORASPEC_CACHE_DIR) return resolve(env.LORASPEC_CACHE_DIR);
-  return join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "loraspec");
+  const home = env.HOME || homedir();
+  if (platform === "darwin") return join(home, "Library", "Caches", "loraspec");
+  if (platform === "win32") return join(env.LOCALAPPDATA ?? join(home, "AppData", "Local"), "loraspec", "Cache");
+  return join(env.XDG_CACHE_HOME || join(home, ".cache"), "loraspec");
 }
 
 /** Where a trainer is installed: $LORASPEC_KOHYA_DIR / $LORASPEC_AI_TOOLKIT_DIR, else <cacheDir>/<trainer>. */

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { ERROR_CODES, LoraspecError, type ErrorCode } from "@loraspec/core/errors.js";
 import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
-import { findWorkerRoot, workerPython } from "./worker-paths.js";
+import { workerLayout } from "./worker-paths.js";
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
@@ -40,20 +40,22 @@ const STDERR_TAIL_LINES = 30;
  * E_WORKER_CRASHED carrying the last stderr lines; aborting `signal` ends with E_CANCELLED.
  */
 export async function* runWorker(params: RunWorkerParams): AsyncGenerator<LoraspecEvent> {
-  const root = findWorkerRoot();
-  const python = params.python ?? workerPython(root);
+  const layout = workerLayout();
+  const python = params.python ?? layout.python;
   if (params.python === undefined && !existsSync(python)) {
     throw notInstalled(python);
   }
   if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "cancelled before the worker started");
 
   const spawn = params.spawn ?? (nodeSpawn as SpawnFn);
+  // In a checkout the package resolves from the repository even when it was not pip-installed;
+  // an npm install's venv holds the worker wheel.
+  const pythonPath = [layout.kind === "checkout" ? join(layout.root, "worker") : undefined, process.env.PYTHONPATH].filter(Boolean).join(":");
   const env: Record<string, string | undefined> = {
     ...process.env,
     ...params.env,
     PYTHONUNBUFFERED: "1",
-    // The package resolves from the repository even when it was not pip-installed.
-    PYTHONPATH: [join(root, "worker"), process.env.PYTHONPATH].filter(Boolean).join(":"),
+    ...(pythonPath ? { PYTHONPATH: pythonPath } : {}),
   };
   const child = spawn(python, ["-u", "-m", "loraspec_worker", params.command, "-"], {
     cwd: params.cwd ?? process.cwd(),

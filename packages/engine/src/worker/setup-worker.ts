@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { findWorkerRoot, workerPython } from "./worker-paths.js";
+import { workerLayout, type WorkerLayout } from "./worker-paths.js";
 
 /** Where torch builds come from. Knowledge, not code: each entry says where it was read. */
 export const TORCH_BUILDS = {
@@ -36,8 +36,10 @@ export interface ExecResult {
 export type ExecFn = (command: string, args: string[], options?: { signal?: AbortSignal }) => Promise<ExecResult>;
 
 export interface SetupWorkerParams {
-  /** The folder holding worker/ (default: found from this module, or $LORASPEC_HOME). */
+  /** The checkout or package folder holding worker/ (default: found from this module, or $LORASPEC_HOME). */
   root?: string;
+  /** Environment for the layout (LORASPEC_CACHE_DIR, XDG_CACHE_HOME); default process.env. */
+  env?: NodeJS.ProcessEnv;
   /** The Python that creates the venv (default $LORASPEC_PYTHON or python3). */
   basePython?: string;
   /** Reinstall even when the requirements stamp matches. */
@@ -55,25 +57,26 @@ export interface GpuInfo {
   driver: string;
 }
 
-const MIN_PYTHON: [number, number] = [3, 10]; // worker/pyproject.toml requires-python
+export const MIN_PYTHON: [number, number] = [3, 10]; // worker/pyproject.toml requires-python
 
 /**
- * What `loraspec setup worker` runs: creates worker/.venv, installs torch (the CUDA build when
+ * What `loraspec setup worker` runs: creates the worker venv (a checkout's worker/.venv, or
+ * <cache>/worker/venv for an npm install, see workerLayout), installs torch (the CUDA build when
  * nvidia-smi finds a GPU, else the CPU build on Linux), the pinned requirements and the worker
- * package, then asks the worker what it sees. Yields phase/log events; done carries the findings.
+ * package (editable from a checkout, the shipped wheel from a package), then asks the worker
+ * what it sees. Yields phase/log events; done carries the findings.
  */
 export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerator<LoraspecEvent> {
   const exec = params.exec ?? defaultExec;
-  const root = params.root ?? findWorkerRoot();
-  const workerDir = join(root, "worker");
-  const requirements = join(workerDir, "requirements.txt");
+  const platform = params.platform ?? process.platform;
+  const layout = workerLayout({ root: params.root, env: params.env, platform });
+  const { requirements, dataRequirements, python, venv } = layout;
   if (!existsSync(requirements)) {
-    throw new LoraspecError("E_FILE_NOT_FOUND", `no worker/requirements.txt under ${root}`, {
+    throw new LoraspecError("E_FILE_NOT_FOUND", `no worker/requirements.txt under ${layout.root}`, {
       hint: "run from a loraspec checkout or install, or set LORASPEC_HOME",
     });
   }
-  const python = workerPython(root);
-  const platform = params.platform ?? process.platform;
+  const workerInstall = workerInstallArgs(layout);
 
   yield { type: "phase", name: "detect", message: "looking for an NVIDIA GPU" };
   const gpu = await detectGpu(exec, params.signal);
@@ -85,21 +88,14 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
   };
 
   const torchPin = await pinnedVersion(requirements, "torch");
-  // Package data only (CLIP's BPE merges for the trigger-token lint), installed without deps.
-  const dataRequirements = join(workerDir, "requirements-data.txt");
-  const stampFile = join(workerDir, ".venv", ".loraspec-requirements");
-  const stamp = createHash("sha256")
-    .update(await readFile(requirements))
-    .update(await readFile(dataRequirements).catch(() => ""))
-    .update(await readFile(join(workerDir, "pyproject.toml")))
-    .update(build)
-    .digest("hex");
+  const stampFile = join(venv, WORKER_STAMP);
+  const stamp = await workerStamp(layout, build);
   const current = existsSync(stampFile) ? (await readFile(stampFile, "utf8")).trim() : "";
   if (existsSync(python) && current === stamp && !params.force) {
     yield { type: "log", level: "info", message: "worker venv is up to date" };
   } else {
     const basePython = params.basePython ?? process.env.LORASPEC_PYTHON ?? "python3";
-    yield { type: "phase", name: "venv", message: `creating ${join(workerDir, ".venv")}` };
+    yield { type: "phase", name: "venv", message: `creating ${venv}` };
     const version = await must(exec, basePython, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"], params.signal, {
       notFound: `no ${basePython} found`,
       hint: "install Python 3.10 or newer, or set LORASPEC_PYTHON to one",
@@ -110,7 +106,10 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
         hint: "set LORASPEC_PYTHON to a newer Python",
       });
     }
-    if (!existsSync(python)) await must(exec, basePython, ["-m", "venv", join(workerDir, ".venv")], params.signal);
+    if (!existsSync(python)) {
+      await mkdir(dirname(venv), { recursive: true });
+      await must(exec, basePython, ["-m", "venv", venv], params.signal);
+    }
 
     const pip = ["-m", "pip", "install", "--disable-pip-version-check", "-q"];
     const index = TORCH_BUILDS[build].indexUrl;
@@ -118,8 +117,9 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
     await must(exec, python, [...pip, `torch${torchPin ? `==${torchPin}` : ""}`, ...(index ? ["--index-url", index] : [])], params.signal);
     yield { type: "phase", name: "requirements", message: "installing the pinned requirements" };
     await must(exec, python, [...pip, "-r", requirements], params.signal);
+    // Package data only (CLIP's BPE merges for the trigger-token lint), installed without deps.
     if (existsSync(dataRequirements)) await must(exec, python, [...pip, "--no-deps", "-r", dataRequirements], params.signal);
-    await must(exec, python, [...pip, "--no-deps", "-e", workerDir], params.signal);
+    await must(exec, python, [...pip, "--no-deps", "--force-reinstall", ...workerInstall], params.signal);
     if (build === "cuda" && platform === "linux") {
       yield { type: "phase", name: "gpu-extras", message: GPU_EXTRAS.map((x) => `${x.name} (${x.why})`).join(", ") };
       await must(exec, python, [...pip, ...GPU_EXTRAS.map((x) => `${x.name}==${x.version}`)], params.signal);
@@ -148,10 +148,42 @@ export async function* setupWorker(params: SetupWorkerParams = {}): AsyncGenerat
       message: `nvidia-smi sees ${gpu.name} but torch does not; the driver may be older than torch's CUDA build`,
     };
   }
-  yield { type: "done", result: { python, venv: join(workerDir, ".venv"), gpu, torchBuild: build, worker: found } };
+  yield { type: "done", result: { python, venv, layout: layout.kind, gpu, torchBuild: build, worker: found } };
 }
 
-async function detectGpu(exec: ExecFn, signal?: AbortSignal): Promise<GpuInfo | null> {
+/** The file in the venv that records what was installed (requirements, worker, torch build). */
+export const WORKER_STAMP = ".loraspec-requirements";
+
+/**
+ * The hash of what a venv should hold: the requirements, the data requirements, the worker
+ * (pyproject.toml of a checkout, whose sources are editable; the wheel of a package) and the torch
+ * build. `loraspec doctor` compares it with the venv's stamp.
+ */
+export async function workerStamp(layout: WorkerLayout, build: "cuda" | "cpu" | undefined): Promise<string> {
+  const source = layout.workerSource;
+  const worker = "editable" in source ? join(source.editable, "pyproject.toml") : source.wheel;
+  const hash = createHash("sha256")
+    .update(await readFile(layout.requirements))
+    .update(await readFile(layout.dataRequirements).catch(() => ""))
+    .update(worker ? await readFile(worker) : "");
+  // undefined: the stamp of `npm run setup:worker` (scripts/setup-worker.mjs), which installs
+  // requirements.txt as pinned and picks no torch build.
+  if (build) hash.update(build);
+  return hash.digest("hex");
+}
+
+function workerInstallArgs(layout: WorkerLayout): string[] {
+  const source = layout.workerSource;
+  if ("editable" in source) return ["-e", source.editable];
+  if (!source.wheel) {
+    throw new LoraspecError("E_FILE_NOT_FOUND", `no worker wheel (loraspec_worker-*.whl) in ${join(layout.root, "worker")}`, {
+      hint: "reinstall loraspec (the npm package ships the wheel), or run from a checkout",
+    });
+  }
+  return [source.wheel];
+}
+
+export async function detectGpu(exec: ExecFn, signal?: AbortSignal): Promise<GpuInfo | null> {
   try {
     const out = await exec("nvidia-smi", ["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"], { signal });
     if (out.code !== 0) return null;
@@ -195,7 +227,7 @@ async function must(
   return result;
 }
 
-const defaultExec: ExecFn = (command, args, options) =>
+export const defaultExec: ExecFn = (command, args, options) =>
   new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], signal: options?.signal });
     let stdout = "";
