@@ -199,6 +199,38 @@ export const ValidationSchema = z
   })
   .meta({ description: "The validation rubric the trained LoRA is checked against." });
 
+/**
+ * Judgement rules a contract may knowingly accept, with a reason (a toy model's LR, a deliberate
+ * small dataset). Rules that mean the run cannot start or breaks (missing base, save_every past the
+ * end, unsupported trainer) are not acceptable: a clean check must still mean the run starts.
+ */
+export const ACCEPTABLE_RULES = [
+  "lr-out-of-range",
+  "lr-sdxl-on-flux",
+  "recipe-target-mismatch",
+  "dataset-below-minimum",
+  "dataset-size-range",
+  "steps-out-of-range",
+  "trigger-english-word",
+  "trigger-not-at-start",
+  "captions-tags-on-t5",
+  "stack-over-limit",
+] as const;
+
+export const LintSchema = z
+  .strictObject({
+    accept: z
+      .array(
+        z.strictObject({
+          rule: z.enum(ACCEPTABLE_RULES).meta({ description: "The rule id check reports." }),
+          why: text(TEXT_LIMITS.prompt).min(10).meta({ description: "Why this contract departs from the guide (shown with the finding)." }),
+        }),
+      )
+      .default([])
+      .meta({ description: "Judgement rules this contract departs from on purpose: each finding is shown as a note with the reason instead of an error." }),
+  })
+  .meta({ description: "What check should accept, with reasons." });
+
 export const ContractSchema = z
   .strictObject({
     version: z.literal(1).meta({ description: "Contract format version." }),
@@ -216,6 +248,7 @@ export const ContractSchema = z
     limits: LimitsSchema.prefault({}),
     failure: FailureSchema.prefault({}),
     validation: ValidationSchema.prefault({}),
+    lint: LintSchema.prefault({}),
   })
   .meta({ title: "loraspec training contract", description: "lora.yaml: one LoRA training run, checked before any GPU time is spent." });
 

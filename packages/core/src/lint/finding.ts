@@ -63,6 +63,8 @@ export const RULES: readonly RuleInfo[] = [
   { id: "base-weights-download", severity: "info", title: "Base weights not in the local cache: the first run downloads them" },
   { id: "base-architecture-mismatch", severity: "error", title: "Base weights are of another architecture than base.model" },
   { id: "base-weights-unreadable", severity: "error", title: "Base weights whose header or config cannot be read" },
+  { id: "base-architecture-unknown", severity: "info", title: "Base weights whose architecture check cannot identify" },
+  { id: "dataset-images-skipped", severity: "warning", title: "Images prep will skip (far too small, too elongated)" },
 ];
 
 export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {

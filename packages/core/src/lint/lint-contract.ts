@@ -49,8 +49,14 @@ export function lintContract(contract: Contract, options: LintOptions = {}): Fin
   const plan = planRun(contract, options.dataset, options);
   const ctx: Ctx = { c: contract, model, plan, opts: options };
   const order = { error: 0, warning: 1, info: 2 } as const;
-  const findings = [...RULE_FUNCTIONS.flatMap((rule) => rule(ctx)), ...lintPromises({ c: contract, model, plan, words: options.words })];
+  const findings = [...RULE_FUNCTIONS.flatMap((rule) => rule(ctx)), ...lintPromises({ c: contract, model, plan, words: options.words })].map((f) => accepted(f, contract));
   return findings.sort((a, b) => order[a.severity] - order[b.severity]);
+}
+
+/** A finding the contract accepts (lint.accept) becomes a note carrying the contract's reason. */
+function accepted(f: Finding, c: Contract): Finding {
+  const ok = c.lint.accept.find((a) => a.rule === f.rule);
+  return ok ? { ...f, severity: "info", message: `accepted (lint.accept: ${ok.why}): ${f.message}` } : f;
 }
 
 /** 0.0001 -> "1e-4", 0.00015 -> "1.5e-4". */

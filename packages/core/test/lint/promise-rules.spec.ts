@@ -160,3 +160,15 @@ describe("severities", () => {
     }
   });
 });
+
+describe("lint.accept", () => {
+  it("turns an accepted judgement rule into a note carrying the reason", () => {
+    const c = contract({ hyperparameters: { learning_rate: 1e-5, steps: 2000, save_every: 250 }, lint: { accept: [{ rule: "lr-out-of-range", why: "a toy model learns at other rates" }] } });
+    const hit = find(lint(c), "lr-out-of-range");
+    expect(hit?.severity).toBe("info");
+    expect(hit?.message).toMatch(/^accepted \(lint\.accept: a toy model learns at other rates\)/);
+  });
+  it("refuses to accept a rule that means the run cannot start", () => {
+    expect(() => contract({ lint: { accept: [{ rule: "save-every-over-steps" as never, why: "I know better than this" }] } })).toThrow();
+  });
+});
