@@ -27,23 +27,30 @@ export const TRAINER_SPEEDS: readonly TrainerSpeedRecord[] = [
 ];
 
 /**
- * How a step's time moves from the H200 to another card: a share that follows dense bf16
- * throughput, one that follows memory bandwidth, and a fixed share (Python, kernel launches, the
- * data loader) that no card changes. Ours, from the H200 bench: FLUX-class steps run at 1.8-2.7x
- * the bf16 GEMM floor (GEMMs and the memory-bound norms/elementwise/attention work), while an SDXL
- * step without a CUDA graph spends ~0.4 s of ~0.5 s in Python and launches. Both shares are
- * assumptions (one card measured); they keep the ordering monotone by construction: a card at
- * least as fast in both datasheet figures never gets a longer time.
+ * How a step's time moves from the H200 to another card. The share of the H200 step that is
+ * bf16 GEMM work is the step's counted FLOPs at the GEMM rate measured on that card
+ * (H200_GEMM_TFLOPS) over the step's time: it follows dense bf16 throughput. Of the rest,
+ * `bandwidthShare` follows memory bandwidth (norms, elementwise, attention traffic) and the
+ * remainder is fixed (Python, kernel launches, the data loader). Ours, from one card: a FLUX-class
+ * step's non-GEMM time is taken as half memory traffic; an SDXL step without a CUDA graph spends
+ * ~0.4 s of ~0.5 s in Python and launches (bench/RESULTS.md), so 0.2. The ordering is monotone by
+ * construction: a card at least as fast in both datasheet figures never gets a longer time.
  */
 export interface GpuScalingRecord extends Sourced {
-  compute: number;
-  bandwidth: number;
-  fixed: number;
+  /** Share of the non-GEMM time that follows memory bandwidth; the rest is fixed. */
+  bandwidthShare: number;
 }
 
-const BENCH = "ours: bench/RESULTS.md 'Training speed on the GPU' (floor ratios; SDXL eager launch-bound), one card measured";
+const BENCH = "ours: bench/RESULTS.md 'Training speed on the GPU' (÷ floor ratios; SDXL eager launch-bound), one card measured";
 
 export const GPU_SCALING: Readonly<Record<"gpuBound" | "launchBound", GpuScalingRecord>> = {
-  gpuBound: { compute: 0.6, bandwidth: 0.35, fixed: 0.05, source: BENCH, asOf: "2026-12-02", verified: false },
-  launchBound: { compute: 0.1, bandwidth: 0.1, fixed: 0.8, source: BENCH, asOf: "2026-12-02", verified: false },
+  gpuBound: { bandwidthShare: 0.5, source: BENCH, asOf: "2026-12-02", verified: false },
+  launchBound: { bandwidthShare: 0.2, source: BENCH, asOf: "2026-12-02", verified: false },
+};
+
+/** bf16 GEMM rate measured on the H200 in the bench runs (8192³: 746-783 TFLOP/s). */
+export const H200_GEMM_TFLOPS: Sourced & { tflops: number } = {
+  tflops: 770,
+  source: "bench/gpu-speed.py (bench/RESULTS.md: bf16 GEMM 747-774 TFLOP/s run 1, 770-783 run 2)",
+  asOf: "2026-11-29",
 };

@@ -2,7 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from "../knowledge/gpus.js";
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
-import { GPU_SCALING, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
+import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { lookupTrainSpeed } from "./train-speed.js";
 import type { TrainSettings } from "./train-settings.js";
 
@@ -99,10 +99,23 @@ function externalAnchor(model: BaseModelRecord, contract: Contract, settings: Tr
   return anchor;
 }
 
-/** How much longer a step takes on `gpu` than on the anchor card (GPU_SCALING; 1 on the anchor). */
-export function gpuFactor(gpu: GpuRecord, scaling: GpuScalingRecord): number {
+/** The shares of an H200 step: GEMM (from its FLOPs at the measured GEMM rate), memory traffic, fixed. */
+export interface StepShares {
+  compute: number;
+  bandwidth: number;
+  fixed: number;
+}
+
+export function stepShares(tflopsPerStep: number, h200Seconds: number, scaling: GpuScalingRecord): StepShares {
+  const compute = Math.min(1, tflopsPerStep / H200_GEMM_TFLOPS.tflops / h200Seconds);
+  const rest = 1 - compute;
+  return { compute, bandwidth: rest * scaling.bandwidthShare, fixed: rest * (1 - scaling.bandwidthShare) };
+}
+
+/** How much longer a step takes on `gpu` than on the anchor card (1 on the anchor). */
+export function gpuFactor(gpu: GpuRecord, shares: StepShares): number {
   const ref = GPUS.find((g) => g.id === ANCHOR_GPU)!;
-  return scaling.compute * (ref.denseBf16Tflops / gpu.denseBf16Tflops) + scaling.bandwidth * (ref.memBandwidthTBs / gpu.memBandwidthTBs) + scaling.fixed;
+  return shares.compute * (ref.denseBf16Tflops / gpu.denseBf16Tflops) + shares.bandwidth * (ref.memBandwidthTBs / gpu.memBandwidthTBs) + shares.fixed;
 }
 
 /** SDXL steps without a whole-step CUDA graph are bound by Python and kernel launches. */
@@ -116,8 +129,10 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const hp = contract.hyperparameters;
   const anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
   const scaling = scalingFor(model, contract, settings);
+  const tflops = (settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt) * hp.batch_size;
+  const shares = stepShares(tflops, anchor.secondsPerStep, scaling);
   const onAnchor = gpu.id === ANCHOR_GPU;
-  const factor = onAnchor ? 1 : gpuFactor(gpu, scaling);
+  const factor = onAnchor ? 1 : gpuFactor(gpu, shares);
   // The rows are at 1024²: per-step time follows the pixel count.
   const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (resolution / 1024) ** 2 * factor;
   const warmup = contract.trainer.name === "diffusers" && settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
@@ -131,6 +146,6 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
     config: anchor.config,
     source: onAnchor
       ? anchor.source
-      : `${anchor.source}; x ${factor.toFixed(2)} = ${scaling.compute} x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${scaling.bandwidth} x bandwidth + ${scaling.fixed} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${scaling.source})`,
+      : `${anchor.source}; x ${factor.toFixed(2)} = ${shares.compute.toFixed(2)} (GEMM share) x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${shares.bandwidth.toFixed(2)} x bandwidth ${GPUS.find((g) => g.id === ANCHOR_GPU)!.memBandwidthTBs}/${gpu.memBandwidthTBs} + ${shares.fixed.toFixed(2)} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${H200_GEMM_TFLOPS.source}; ${scaling.source})`,
   };
 }
