@@ -195,7 +195,15 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
     if (usd !== undefined && usd > max && plan.steps > 0) {
       const range = getSteps(choices.target).steps;
       const affordable = Math.floor(((max / usd) * plan.steps) / 50) * 50;
-      if (affordable >= range.min) {
+      if (affordable < range.min) {
+        const atMin = Math.round(((usd / plan.steps) * range.min) * 100) / 100;
+        throw new LoraspecError("E_USAGE", `--max-cost $${max} buys about ${affordable} steps here (${plan.cost.basis}); a ${choices.target} LoRA needs at least ${range.min} steps (~$${atMin})`, {
+          field: "limits.max_cost_usd",
+          hint: `Raise --max-cost to ${Math.ceil(atMin)} or more, or pick a cheaper GPU or endpoint.`,
+          details: { source: getSteps(choices.target).source },
+        });
+      }
+      {
         hp.steps = affordable;
         hp.save_every = Math.max(50, Math.round(affordable / 8 / 50) * 50);
         reasons["hyperparameters.steps"] = { why: `lowered to fit --max-cost $${max} (${plan.steps} steps would cost $${usd}); still within ${range.min}-${range.max} for a ${choices.target}`, source: getSteps(choices.target).source };
