@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,20 +34,12 @@ describe("loraspec check", () => {
     expect(run(["check"], join(tmp, "project")).code).toBe(0);
   });
 
-  it("prints every pitfall contract's rule and exits 1", async () => {
-    const files = (await readdir(join(root, "examples", "pitfalls"))).filter((f) => f.endsWith(".yaml"));
-    expect(files.length).toBe(6);
-    for (const file of files) {
-      const rule = file.replace(/\.yaml$/, "");
-      const human = run(["check", `examples/pitfalls/${file}`]);
-      expect(human.code, file).toBe(1);
-      expect(human.stdout).toContain(`error ${rule}`);
-      expect(human.stdout).toMatch(/fix: /);
-      expect(human.stdout).toMatch(/source: /);
-      const json = JSON.parse(run(["check", "--json", `examples/pitfalls/${file}`]).stdout) as { ok: boolean; findings: { rule: string; severity: string }[] };
-      expect(json.ok).toBe(false);
-      expect(json.findings.filter((f) => f.severity === "error").map((f) => f.rule), file).toEqual([rule]);
-    }
+  it("prints the rule, its fix and its source for a pitfall", () => {
+    const human = run(["check", "examples/pitfalls/lr-sdxl-on-flux.yaml"]);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toContain("error lr-sdxl-on-flux");
+    expect(human.stdout).toMatch(/fix: /);
+    expect(human.stdout).toMatch(/source: /);
   });
 
   it.each([
@@ -96,7 +88,11 @@ describe("loraspec plan", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/steps\s+2000/);
     expect(r.stdout).toMatch(/VRAM \(peak\)\s+~\d+(\.\d)? GB/);
-    expect(r.stdout).toMatch(/RTX 4090 24GB\s+3\.5/);
+    // ordered by the one walltime model: the H200 fastest, the RTX 3060 slowest
+    const hours = (label: string) => Number(new RegExp(`${label}\\s+[\\d.]+\\s+([\\d.]+)`).exec(r.stdout)?.[1]);
+    expect(hours("H200 141GB")).toBeLessThan(hours("H100 80GB"));
+    expect(hours("H100 80GB")).toBeLessThan(hours("RTX 4090 24GB"));
+    expect(hours("RTX 4090 24GB")).toBeLessThan(hours("RTX 3060 12GB"));
   });
 
   it("--json has the resolved numbers", () => {

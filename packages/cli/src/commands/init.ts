@@ -30,7 +30,7 @@ export function registerInit(program: Command): void {
     .option("--trigger <word>", "trigger token (rare, not an English word), e.g. txcl")
     .option("--trainer <name>", `trainer: ${TRAINER_IDS.join(", ")} (default: the best one for the base)`)
     .option("--dataset <folder>", "dataset folder, relative to the contract", "./dataset")
-    .option("--hardware <kind>", "local or fal", "local")
+    .option("--hardware <kind>", "local or fal (default: fal for --trainer fal, else local)")
     .option("--gpu <name>", "GPU model, e.g. 'RTX 4090'")
     .option("--vram <gb>", "VRAM of the GPU in GB")
     .option("--price-per-hour <usd>", "what the GPU costs per hour")
@@ -53,7 +53,7 @@ export function registerInit(program: Command): void {
         trigger: flags.trigger!,
         trainer: flags.trainer ? (oneOf("trainer", flags.trainer, TRAINER_IDS) as TrainerId) : undefined,
         dataset: flags.dataset,
-        hardware: oneOf("hardware", flags.hardware ?? "local", ["local", "fal"] as const) as "local" | "fal",
+        hardware: flags.hardware ? (oneOf("hardware", flags.hardware, ["local", "fal"] as const) as "local" | "fal") : undefined,
         gpu: flags.gpu,
         vramGb: num("vram", flags.vram),
         pricePerHour: num("price-per-hour", flags.pricePerHour),

@@ -168,7 +168,7 @@ export function compileDiffusers(
   if (contract.dataset.crop === "attention") {
     warnings.push({ code: "W_CENTER_CROP", field: "dataset.crop", message: "the built-in trainer uses center crops; attention crops are not implemented" });
   }
-  if (contract.failure.on_divergence !== "stop") {
+  if ((contract.failure.on_divergence ?? "stop") !== "stop") {
     warnings.push({
       code: "W_DIVERGENCE_STOPS",
       field: "failure.on_divergence",
@@ -208,7 +208,7 @@ export function compileDiffusers(
     seed: hp.seed,
     trigger_word: contract.trigger.word,
     caption_extension: contract.captions.extension,
-    failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom, oom_fallbacks: fallbacks },
+    failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom ?? "fail", oom_fallbacks: fallbacks },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
   if (contract.hardware.kind === "local" && contract.hardware.gpus > 1) request.num_processes = contract.hardware.gpus;

@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isCollection, isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node, type YAMLError } from "yaml";
 import type { z } from "zod";
 import { LoraspecError } from "../errors.js";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
@@ -7,6 +7,8 @@ import { ContractSchema, TRAINER_IDS, type Contract } from "./schema.js";
 /** One schema or syntax problem, located in the file. */
 export interface ContractProblem {
   line?: number;
+  /** 1-based column (YAML syntax errors). */
+  column?: number;
   field: string;
   message: string;
 }
@@ -28,18 +30,20 @@ export function parseContractText({ text, file = "lora.yaml" }: ParseContractPar
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const line = lineCounter.linePos(first.pos[0]).line;
-    const problems = doc.errors.map((e) => ({ line: lineCounter.linePos(e.pos[0]).line, field: "", message: firstLine(e.message) }));
-    throw new LoraspecError("E_YAML_SYNTAX", `YAML syntax: ${firstLine(first.message)}`, {
+    const problems = doc.errors.map((e) => syntaxProblem(e, doc, lineCounter, text));
+    const first = problems[0]!;
+    throw new LoraspecError("E_YAML_SYNTAX", `YAML syntax at line ${first.line}, column ${first.column}: ${first.message}`, {
       file,
-      line,
-      hint: "Fix the YAML syntax at that line (indentation, a missing colon or quote).",
+      line: first.line,
+      hint: "Fix the YAML syntax at that line (indentation, a missing colon, bracket or quote).",
       details: { problems },
     });
   }
-  const data: unknown = doc.toJS() ?? {};
-  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) {
+    throw new LoraspecError("E_CONTRACT_INVALID", "the contract is empty", { file, line: 1, hint: "Run `loraspec init` to write a complete lora.yaml." });
+  }
+  if (typeof data !== "object" || Array.isArray(data)) {
     throw new LoraspecError("E_CONTRACT_INVALID", "expected a mapping of contract fields (version, name, base, trainer, ...)", {
       file,
       line: 1,
@@ -49,6 +53,32 @@ export function parseContractText({ text, file = "lora.yaml" }: ParseContractPar
   const result = ContractSchema.safeParse(data);
   if (result.success) return result.data;
   throw contractError(result.error.issues, doc, lineCounter, file, data);
+}
+
+/**
+ * Where a YAML syntax error really is. The parser notices an unclosed `[`, `{` or quote only where
+ * the text can no longer continue it (often lines later); point at the opener instead.
+ */
+function syntaxProblem(error: YAMLError, doc: Document, lineCounter: LineCounter, text: string): ContractProblem {
+  const pos = error.pos[0];
+  let opener: { at: number; char: string } | undefined;
+  visit(doc, (_key, node) => {
+    const range = (node as Node).range;
+    if (!range || range[0] >= pos || range[1] + 1 < pos) return;
+    const flow = isCollection(node) && node.flow;
+    const quote = isScalar(node) ? ({ QUOTE_DOUBLE: '"', QUOTE_SINGLE: "'" } as Record<string, string>)[node.type ?? ""] : undefined;
+    if (!flow && !quote) return;
+    const open = flow ? (isMap(node) ? "{" : "[") : quote!;
+    const close = flow ? (isMap(node) ? "}" : "]") : quote!;
+    const written = text.slice(range[0], range[1]).trimEnd();
+    if (written.length < 2 || !written.endsWith(close)) opener = { at: range[0], char: open };
+  });
+  if (opener) {
+    const { line, col } = lineCounter.linePos(opener.at);
+    return { line, column: col, field: "", message: `'${opener.char}' opened here is never closed (${firstLine(error.message)})` };
+  }
+  const { line, col } = lineCounter.linePos(pos);
+  return { line, column: col, field: "", message: firstLine(error.message) };
 }
 
 function contractError(
@@ -91,6 +121,11 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineCounter: Line
       message = `${got === undefined ? "missing" : `got ${show(got)}`}, expected ${issue.values.length === 1 ? show(issue.values[0]) : `one of ${issue.values.map(String).join(", ")}`}`;
       break;
     case "invalid_type":
+      if (typeof got === "number" && !Number.isFinite(got)) {
+        const written = nodeSource(doc, path);
+        message = `${written ?? String(got)} overflows a 64-bit number (largest ~1.8e308)${issue.expected === "number" ? "" : `; expected ${issue.expected}`}`;
+        break;
+      }
       message = got === undefined ? `missing, expected ${issue.expected}` : `got ${typeName(got)} ${show(got)}, expected ${issue.expected}`;
       break;
     case "unrecognized_keys": {
@@ -105,6 +140,10 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineCounter: Line
       message = `got ${show(got)}, expected ${issue.origin === "array" ? "at least" : issue.inclusive ? ">=" : ">"} ${String(issue.minimum)}${issue.origin === "array" ? " item(s)" : ""}`;
       break;
     case "too_big":
+      if (typeof got === "string") {
+        message = `${got.length} characters, at most ${String(issue.maximum)} allowed`;
+        break;
+      }
       message = `got ${show(got)}, expected ${issue.inclusive ? "<=" : "<"} ${String(issue.maximum)}`;
       break;
     case "invalid_format":
@@ -178,8 +217,17 @@ function shapeOf(schema: unknown): Record<string, unknown> | undefined {
   return undefined;
 }
 
+/** The number as the user wrote it (1e309), not as JavaScript holds it (Infinity). */
+function nodeSource(doc: Document, path: readonly PropertyKey[]): string | undefined {
+  const node = doc.getIn(path as (string | number)[], true);
+  return isScalar(node) && typeof node.source === "string" ? node.source : undefined;
+}
+
+/** Long values are cut: the message must stay one line. */
+const SHOWN_CHARS = 60;
+
 function show(value: unknown): string {
-  if (typeof value === "string") return `'${value}'`;
+  if (typeof value === "string") return value.length > SHOWN_CHARS ? `'${value.slice(0, SHOWN_CHARS)}...' (${value.length} characters)` : `'${value}'`;
   if (value === undefined) return "nothing";
   return JSON.stringify(value);
 }

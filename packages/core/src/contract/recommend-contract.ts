@@ -1,11 +1,15 @@
-import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
+import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowledge/base-models.js";
+import { getBlockSwap } from "../knowledge/block-swap.js";
+import { lintContract } from "../lint/lint-contract.js";
+import type { WordLookup } from "../lint/clip-pretokenize.js";
+import { fitVram } from "../plan/fit-vram.js";
+import { planRun } from "../plan/plan-run.js";
 import { findGpu } from "../knowledge/gpus.js";
 import { getDatasetSize, getLrRange, getSteps, CAPTION_RULES, STACKING } from "../knowledge/recipes.js";
 import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS } from "../knowledge/trainers.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
 import { LoraspecError } from "../errors.js";
-import { estimateVram } from "../plan/estimate-vram.js";
-import { ContractSchema, QUANTIZATIONS, type ContractInput, type Target, type TrainerId } from "./schema.js";
+import { ContractSchema, type ContractInput, type Target, type TrainerId } from "./schema.js";
 import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
 
 export interface InitChoices {
@@ -40,12 +44,31 @@ export interface Recommendation {
  * Chooses every contract value from the knowledge base for a base model and target, with the
  * reason and source for each. Pure.
  */
-export function recommendContract(choices: InitChoices): Recommendation {
+export interface RecommendOptions {
+  /** English word list (engine: loadEnglishWords), so the trigger is held to check's word rule too. */
+  words?: WordLookup;
+}
+
+export function recommendContract(choices: InitChoices, options: RecommendOptions = {}): Recommendation {
   const model = getBaseModel(choices.base);
   if (!model) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model '${choices.base}'`, { field: "base" });
   const reasons: Record<string, Reason> = {};
   const hardware = choices.hardware ?? (choices.trainer === "fal" ? "fal" : "local");
   const trainer = choices.trainer ?? pickTrainer(choices.base, hardware);
+  if ((trainer === "fal") !== (hardware === "fal")) {
+    throw new LoraspecError("E_USAGE", trainer === "fal" ? "--trainer fal is a hosted trainer: it cannot run on --hardware local" : `--hardware fal runs fal's hosted trainers, not ${trainer}`, {
+      field: "hardware",
+      hint: trainer === "fal" ? "Use --hardware fal (or leave --hardware out)." : "Use --trainer fal, or --hardware local.",
+    });
+  }
+  const size0 = getDatasetSize(choices.target, model.family);
+  if (choices.imageCount !== undefined && choices.imageCount > 0 && choices.imageCount < size0.images.min) {
+    throw new LoraspecError("E_USAGE", `the dataset folder holds ${choices.imageCount} images; a ${choices.target} LoRA needs at least ${size0.images.min}`, {
+      field: "dataset",
+      hint: `Add images (${size0.advice}), then run init again.`,
+      details: { source: size0.source },
+    });
+  }
   const compat = getCompatibility(trainer, choices.base);
   if (!compat?.supported) {
     const supported = COMPATIBILITY.filter((r) => r.base === choices.base && r.supported && ["diffusers", "kohya", "ai-toolkit", "fal"].includes(r.trainer)).map((r) => r.trainer);
@@ -145,29 +168,54 @@ export function recommendContract(choices: InitChoices): Recommendation {
   reasons["trigger.placement"] = { why: "the trigger opens every caption", source: CAPTION_RULES.triggerAtStart.source };
   reasons["validation.self_weight"] = { why: `when stacking, keep at most ${STACKING.maxAdapters} LoRAs with combined weight <= ${STACKING.maxCombinedWeight}`, source: STACKING.source };
 
-  // Quantise the base only as far as the VRAM needs.
-  if (hardware === "local" && vramGb) {
-    for (const q of QUANTIZATIONS) {
-      (contract.base as { quantize: string }).quantize = q;
-      const est = estimateVram(ContractSchema.parse(contract), model, model.nativeResolution);
-      if (est.totalGb <= vramGb || q === "nf4") {
-        reasons["base.quantize"] = {
-          why:
-            q === "none"
-              ? `bf16 base fits: ~${est.totalGb} GB estimated peak for ${vramGb} GB`
-              : `~${est.totalGb} GB estimated peak with ${q} base weights for ${vramGb} GB${est.totalGb > vramGb ? " (still over: use a bigger GPU or fal)" : ""}`,
-          source: `${VRAM_MODEL.source}; ${model.vram.source}`,
-        };
-        break;
+  holdToCheck(contract, reasons, choices, model, options);
+  return { contract, reasons };
+}
+
+/**
+ * init is held to check: the lightest base precision / block swap that fits the VRAM (the same
+ * fitVram the VRAM rule suggests), steps lowered to fit max_cost within the target's range, and
+ * then check's own rules: a contract with an error left is refused with the rules' messages.
+ */
+function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, choices: InitChoices, model: BaseModelRecord, options: RecommendOptions): void {
+  const hp = contract.hyperparameters!;
+  const local = contract.hardware?.kind === "local";
+  const vramGb = contract.limits?.vram_ceiling_gb;
+  if (local && vramGb) {
+    const fit = fitVram(ContractSchema.parse(contract), model, model.nativeResolution, vramGb);
+    contract.base.quantize = fit.quantize;
+    if (fit.blockSwap) contract.hardware = { ...contract.hardware, block_swap: fit.blockSwap };
+    const how = [fit.quantize === "none" ? "" : `${fit.quantize} base weights`, fit.blockSwap ? `${fit.blockSwap} blocks swapped to CPU RAM` : ""].filter(Boolean).join(" and ");
+    reasons["base.quantize"] = { why: `~${fit.estimate.totalGb} GB estimated peak${how ? ` with ${how}` : " with a bf16 base"} for ${vramGb} GB`, source: `${VRAM_MODEL.source}; ${model.vram.source}` };
+    if (fit.blockSwap) reasons["hardware.block_swap"] = { why: `the fewest swapped blocks that bring the estimate under ${vramGb} GB (slower steps)`, source: getBlockSwap(contract.trainer.name, model.id)!.source };
+  }
+  const max = choices.maxCostUsd;
+  if (max !== undefined) {
+    const plan = planRun(ContractSchema.parse(contract));
+    const usd = plan.cost.usd;
+    if (usd !== undefined && usd > max && plan.steps > 0) {
+      const range = getSteps(choices.target).steps;
+      const affordable = Math.floor(((max / usd) * plan.steps) / 50) * 50;
+      if (affordable < range.min) {
+        const atMin = Math.round(((usd / plan.steps) * range.min) * 100) / 100;
+        throw new LoraspecError("E_USAGE", `--max-cost $${max} buys about ${affordable} steps here (${plan.cost.basis}); a ${choices.target} LoRA needs at least ${range.min} steps (~$${atMin})`, {
+          field: "limits.max_cost_usd",
+          hint: `Raise --max-cost to ${Math.ceil(atMin)} or more, or pick a cheaper GPU or endpoint.`,
+          details: { source: getSteps(choices.target).source },
+        });
+      }
+      {
+        hp.steps = affordable;
+        hp.save_every = Math.max(50, Math.round(affordable / 8 / 50) * 50);
+        reasons["hyperparameters.steps"] = { why: `lowered to fit --max-cost $${max} (${plan.steps} steps would cost $${usd}); still within ${range.min}-${range.max} for a ${choices.target}`, source: getSteps(choices.target).source };
       }
     }
   }
   // fal's endpoints take none of these: leave them out rather than write values nobody reads
   // (lint trainer-ignores-field would flag each one).
-  if (trainer === "fal") {
+  if (contract.trainer.name === "fal") {
     delete contract.base.path;
     delete contract.dataset.resolution;
-    const hp = contract.hyperparameters!;
     delete hp.alpha;
     delete hp.gradient_checkpointing;
     delete hp.save_every;
@@ -177,7 +225,14 @@ export function recommendContract(choices: InitChoices): Recommendation {
     }
     for (const key of ["dataset.resolution", "hyperparameters.save_every", "hyperparameters.gradient_checkpointing"]) delete reasons[key];
   }
-  return { contract, reasons };
+  const errors = lintContract(ContractSchema.parse(contract), { words: options.words }).filter((f) => f.severity === "error");
+  if (errors.length > 0) {
+    throw new LoraspecError("E_USAGE", `init cannot write a contract that passes check: ${errors.map((f) => f.message).join(" ")}`, {
+      field: errors[0]!.field,
+      hint: errors.map((f) => f.fix).join(" "),
+      details: { findings: errors },
+    });
+  }
 }
 
 function pickTrainer(base: BaseModelId, hardware: "local" | "fal"): TrainerId {

@@ -15,11 +15,18 @@ export * from "./ids.js";
 
 const positiveInt = () => z.number().int().positive();
 
+/**
+ * Length limits on free text (characters). Ours: a contract is a small hand-edited file; the limits
+ * are far above any real value and stop a pasted blob from reaching file names, logs and prompts.
+ * Paths follow Linux PATH_MAX (4096); names become file names (ext4 NAME_MAX 255, minus suffixes).
+ */
+export const TEXT_LIMITS = { name: 128, path: 4096, short: 128, prompt: 2000, trigger: 64 } as const;
+const text = (max: number) => z.string().max(max);
+
 export const BaseSchema = z
   .strictObject({
     model: z.enum(BASE_MODEL_IDS).meta({ description: "Knowledge-base id of the base model." }),
-    path: z
-      .string()
+    path: text(TEXT_LIMITS.path)
       .min(1)
       .optional()
       .meta({ description: "Hugging Face id or local folder/file of the weights. Defaults to the model's official repo." }),
@@ -33,13 +40,11 @@ export const BaseSchema = z
 export const TrainerSchema = z
   .strictObject({
     name: z.enum(TRAINER_IDS).meta({ description: "Which trainer runs the job: the built-in diffusers trainer, kohya sd-scripts, ai-toolkit or fal.ai." }),
-    version: z
-      .string()
+    version: text(TEXT_LIMITS.short)
       .min(1)
       .optional()
       .meta({ description: "Pinned trainer version (git tag like v0.10.1, or 0.12.26). Checked against the base model's minimum." }),
-    endpoint: z
-      .string()
+    endpoint: text(TEXT_LIMITS.short)
       .min(1)
       .optional()
       .meta({ description: "fal.ai endpoint id (fal only), e.g. fal-ai/flux-2-trainer. Defaults from the knowledge base." }),
@@ -49,16 +54,25 @@ export const TrainerSchema = z
 export const HardwareSchema = z
   .strictObject({
     kind: z.enum(["local", "fal"]).default("local").meta({ description: "A local GPU or fal.ai's hosted trainers." }),
-    gpu: z.string().min(1).optional().meta({ description: "GPU model, e.g. RTX 4090, A100 80GB, H100 (used for time estimates)." }),
+    gpu: text(TEXT_LIMITS.short).min(1).optional().meta({ description: "GPU model, e.g. RTX 4090, A100 80GB, H100 (used for time estimates)." }),
     vram_gb: z.number().positive().optional().meta({ description: "VRAM of one GPU in GB." }),
     gpus: positiveInt().default(1).meta({ description: "Number of GPUs on the host (data parallel)." }),
     price_per_hour: z.number().nonnegative().optional().meta({ description: "What the GPU costs per hour in USD (rented), for the cost estimate." }),
+    block_swap: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .meta({
+        description:
+          "Transformer blocks kept in CPU RAM and swapped onto the GPU as each is needed: less VRAM, slower steps. Compiled to Kohya's --blocks_to_swap (FLUX.1, SD3.5) or ai-toolkit's layer_offloading; the built-in trainer and fal take none.",
+      }),
   })
   .meta({ description: "Where training runs." });
 
 export const DatasetSchema = z
   .strictObject({
-    path: z.string().min(1).meta({ description: "Folder of images (and caption sidecars), relative to this file." }),
+    path: text(TEXT_LIMITS.path).min(1).meta({ description: "Folder of images (and caption sidecars), relative to this file." }),
     expected_images: positiveInt().optional().meta({ description: "How many images you mean to train on; check compares it with the folder." }),
     resolution: positiveInt().optional().meta({ description: "Training resolution in pixels (square side). Defaults to the base model's native resolution." }),
     aspect: z
@@ -66,8 +80,7 @@ export const DatasetSchema = z
       .default("square")
       .meta({ description: "square: every image cropped to one square; buckets: aspect-ratio bucketing." }),
     crop: z.enum(["center", "attention"]).default("center").meta({ description: "How the square crop is placed." }),
-    reg_path: z
-      .string()
+    reg_path: text(TEXT_LIMITS.path)
       .min(1)
       .optional()
       .meta({
@@ -94,8 +107,7 @@ export const CaptionsSchema = z
 
 export const TriggerSchema = z
   .strictObject({
-    word: z
-      .string()
+    word: text(TEXT_LIMITS.trigger)
       .min(1)
       .regex(/^\S+$/, "a trigger is one token without spaces")
       .meta({ description: "The trigger token: rare, not an English word (e.g. txcl, ohwx)." }),
@@ -145,10 +157,13 @@ export const FailureSchema = z
   .strictObject({
     on_divergence: z
       .enum(["stop", "rollback", "continue"])
-      .default("stop")
-      .meta({ description: "When the loss turns NaN or spikes: stop, roll back to the last checkpoint, or carry on." }),
+      .optional()
+      .meta({ description: "When the loss turns NaN or spikes: stop, roll back to the last checkpoint, or carry on. Left out: stop (and check warns: say it)." }),
     loss_spike_factor: z.number().gt(1).default(4).meta({ description: "A loss above this factor x its running average counts as divergence." }),
-    on_oom: z.enum(["fail", "fallback"]).default("fail").meta({ description: "Out of memory at load: fail, or retry with the fallbacks in order." }),
+    on_oom: z
+      .enum(["fail", "fallback"])
+      .optional()
+      .meta({ description: "Out of memory at load: fail, or retry with the fallbacks in order. Left out: fail (and check warns: say it)." }),
     oom_fallbacks: z
       .array(z.enum(OOM_FALLBACKS))
       .default(["gradient_checkpointing", "optimizer_8bit", "smaller_batch"])
@@ -157,7 +172,7 @@ export const FailureSchema = z
   .meta({ description: "What happens when training goes wrong." });
 
 export const StackEntrySchema = z.strictObject({
-  lora: z.string().min(1).meta({ description: "Another LoRA file (path or URL) to stack with this one." }),
+  lora: text(TEXT_LIMITS.path).min(1).meta({ description: "Another LoRA file (path or URL) to stack with this one." }),
   weight: z.number().min(0).max(2).meta({ description: "Its weight in the stack." }),
 });
 
@@ -165,18 +180,18 @@ export const ValidationSchema = z
   .strictObject({
     seeds: z.array(z.number().int().nonnegative()).min(1).default([1, 2, 3]).meta({ description: "Seeds every prompt is sampled with." }),
     trigger_prompts: z
-      .array(z.string().min(1))
+      .array(text(TEXT_LIMITS.prompt).min(1))
       .default(["a photo of {trigger}"])
       .meta({ description: "Prompts with the trigger ({trigger} is replaced); each is also sampled with the trigger removed (trigger on/off)." }),
     pose_variations: z.number().int().nonnegative().default(10).meta({ description: "How many pose/angle variations to sample." }),
     variation_prompts: z
-      .array(z.string().min(1))
+      .array(text(TEXT_LIMITS.prompt).min(1))
       .optional()
       .meta({
         description:
           "Your own pose/angle/framing prompts ({trigger} is replaced; the trigger goes in front when absent), cycled to pose_variations, instead of loraspec's built-in list for the target.",
       }),
-    novel_scenes: z.array(z.string().min(1)).default([]).meta({ description: "Prompts placing the subject somewhere not in the dataset." }),
+    novel_scenes: z.array(text(TEXT_LIMITS.prompt).min(1)).default([]).meta({ description: "Prompts placing the subject somewhere not in the dataset." }),
     stack: z.array(StackEntrySchema).default([]).meta({ description: "Other LoRAs to test stacking with (combined weight <= 1.0)." }),
     self_weight: z.number().min(0).max(2).default(1).meta({ description: "This LoRA's weight when stacked." }),
     weight_sweep: z.array(z.number().min(0).max(2)).default([0.6, 0.8, 1.0]).meta({ description: "LoRA weights to sample at." }),
@@ -184,11 +199,42 @@ export const ValidationSchema = z
   })
   .meta({ description: "The validation rubric the trained LoRA is checked against." });
 
+/**
+ * Judgement rules a contract may knowingly accept, with a reason (a toy model's LR, a deliberate
+ * small dataset). Rules that mean the run cannot start or breaks (missing base, save_every past the
+ * end, unsupported trainer) are not acceptable: a clean check must still mean the run starts.
+ */
+export const ACCEPTABLE_RULES = [
+  "lr-out-of-range",
+  "lr-sdxl-on-flux",
+  "recipe-target-mismatch",
+  "dataset-below-minimum",
+  "dataset-size-range",
+  "steps-out-of-range",
+  "trigger-english-word",
+  "trigger-not-at-start",
+  "captions-tags-on-t5",
+  "stack-over-limit",
+] as const;
+
+export const LintSchema = z
+  .strictObject({
+    accept: z
+      .array(
+        z.strictObject({
+          rule: z.enum(ACCEPTABLE_RULES).meta({ description: "The rule id check reports." }),
+          why: text(TEXT_LIMITS.prompt).min(10).meta({ description: "Why this contract departs from the guide (shown with the finding)." }),
+        }),
+      )
+      .default([])
+      .meta({ description: "Judgement rules this contract departs from on purpose: each finding is shown as a note with the reason instead of an error." }),
+  })
+  .meta({ description: "What check should accept, with reasons." });
+
 export const ContractSchema = z
   .strictObject({
     version: z.literal(1).meta({ description: "Contract format version." }),
-    name: z
-      .string()
+    name: text(TEXT_LIMITS.name)
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, dot, dash and underscore only")
       .meta({ description: "Name of the LoRA (output file names)." }),
     base: BaseSchema,
@@ -202,6 +248,7 @@ export const ContractSchema = z
     limits: LimitsSchema.prefault({}),
     failure: FailureSchema.prefault({}),
     validation: ValidationSchema.prefault({}),
+    lint: LintSchema.prefault({}),
   })
   .meta({ title: "loraspec training contract", description: "lora.yaml: one LoRA training run, checked before any GPU time is spent." });
 

@@ -15,6 +15,8 @@ export interface GpuRecord extends Sourced {
   achievedTflops: number;
   /** Datasheet dense bf16 tensor TFLOP/s (FP32 accumulate): scales the built-in trainer's H200 measurements for compute-bound models. */
   denseBf16Tflops: number;
+  /** Datasheet memory bandwidth, TB/s (MEM_BANDWIDTH_SOURCE): scales the memory-bound share of a step. */
+  memBandwidthTBs: number;
   /** float8 tensor cores (Ada, Hopper, Blackwell: compute capability 8.9+). See FP8_TENSOR_CORES_SOURCE. */
   fp8TensorCores: boolean;
   /**
@@ -35,6 +37,10 @@ const AS_OF = "2026-08-23";
 export const DENSE_BF16_SOURCE =
   "NVIDIA datasheets / architecture whitepapers, dense bf16 with FP32 accumulate (read 2026-11-29, unverified in the reference notes)";
 
+/** memBandwidthTBs: NVIDIA product pages / datasheets (SXM parts for A100, H100, H200). */
+export const MEM_BANDWIDTH_SOURCE =
+  "NVIDIA product pages and datasheets: RTX 3060 360 GB/s, 3090 936, 4090 1008, 5090 1792, RTX A6000 768, L40S 864, A100 80GB SXM 2039, H100 SXM 3350, H200 4800 (read 2026-12-02)";
+
 /** fp8TensorCores: NVIDIA's Ada (RTX 40, L40S), Hopper (H100, H200) and Blackwell (RTX 50) whitepapers; Ampere (RTX 30, A6000, A100) has none. */
 export const FP8_TENSOR_CORES_SOURCE =
   "NVIDIA Ada, Hopper and Blackwell architecture whitepapers (FP8 tensor cores from compute capability 8.9; Ampere has none), read 2026-11-29";
@@ -44,15 +50,15 @@ export const FP8_ROWWISE_SOURCE =
   "pytorch/pytorch #133612 and #135718 (row-wise scaling uses sm90 features such as TMA: tests skipped on sm89), #192707 (row-wise scaling CUBLAS_STATUS_NOT_SUPPORTED on sm120, torch 2.10, 2026-08); measured on an H200 here";
 
 export const GPUS: readonly GpuRecord[] = [
-  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, fp8TensorCores: true, fp8RowwiseGemm: false, source: P14, asOf: AS_OF },
-  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, fp8TensorCores: false, fp8RowwiseGemm: false, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
-  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, fp8TensorCores: true, fp8RowwiseGemm: true, source: P14, asOf: AS_OF },
-  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, fp8TensorCores: true, fp8RowwiseGemm: true, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, memBandwidthTBs: 0.36, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, memBandwidthTBs: 0.936, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, memBandwidthTBs: 1.008, fp8TensorCores: true, fp8RowwiseGemm: false, source: P14, asOf: AS_OF },
+  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, memBandwidthTBs: 1.792, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, memBandwidthTBs: 0.768, fp8TensorCores: false, fp8RowwiseGemm: false, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
+  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, memBandwidthTBs: 0.864, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, memBandwidthTBs: 2.039, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
+  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, memBandwidthTBs: 3.35, fp8TensorCores: true, fp8RowwiseGemm: true, source: P14, asOf: AS_OF },
+  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, memBandwidthTBs: 4.8, fp8TensorCores: true, fp8RowwiseGemm: true, source: OURS, asOf: AS_OF, verified: false },
 ];
 
 /** Finds the GPU class a user wrote ("RTX 4090", "NVIDIA H100 80GB HBM3"). */

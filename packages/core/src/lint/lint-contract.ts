@@ -21,6 +21,9 @@ import { clipPretokenize, splitIntoWords, type WordLookup } from "./clip-pretoke
 import { isTagCluster } from "../captions/caption-rules.js";
 import type { Finding } from "./finding.js";
 import { lintTrainerTraps } from "./trainer-rules.js";
+import { lintPromises } from "./promise-rules.js";
+import { LR_ERROR_FACTOR, TRIGGER_PLACEMENT_SEVERITY } from "../knowledge/lint-severity.js";
+import { fitVram } from "../plan/fit-vram.js";
 
 export interface LintOptions extends PlanOptions {
   /** What the quick dataset scan found; dataset rules are skipped without it. */
@@ -47,7 +50,14 @@ export function lintContract(contract: Contract, options: LintOptions = {}): Fin
   const plan = planRun(contract, options.dataset, options);
   const ctx: Ctx = { c: contract, model, plan, opts: options };
   const order = { error: 0, warning: 1, info: 2 } as const;
-  return RULE_FUNCTIONS.flatMap((rule) => rule(ctx)).sort((a, b) => order[a.severity] - order[b.severity]);
+  const findings = [...RULE_FUNCTIONS.flatMap((rule) => rule(ctx)), ...lintPromises({ c: contract, model, plan, words: options.words })].map((f) => accepted(f, contract));
+  return findings.sort((a, b) => order[a.severity] - order[b.severity]);
+}
+
+/** A finding the contract accepts (lint.accept) becomes a note carrying the contract's reason. */
+function accepted(f: Finding, c: Contract): Finding {
+  const ok = c.lint.accept.find((a) => a.rule === f.rule);
+  return ok ? { ...f, severity: "info", message: `accepted (lint.accept: ${ok.why}): ${f.message}` } : f;
 }
 
 /** 0.0001 -> "1e-4", 0.00015 -> "1.5e-4". */
@@ -132,13 +142,15 @@ const learningRate: Rule = ({ c, model, plan }) => {
   const other = otherTarget ? getLrRange(model.family, otherTarget) : undefined;
   if (other && other !== range && inRange(lr, other.range)) return [];
   if (!inRange(lr, range.range)) {
+    const factor = lr > range.range.max ? lr / range.range.max : range.range.min / lr;
+    const far = factor >= LR_ERROR_FACTOR.factor;
     return [
       {
         rule: "lr-out-of-range",
-        severity: "warning",
-        message: `learning_rate ${fmt(lr)} is outside ${rangeText(range.range, fmt)} for a ${c.target} LoRA on ${model.label}.`,
+        severity: far ? "error" : "warning",
+        message: `learning_rate ${fmt(lr)} is ${factor.toFixed(1)}x ${lr > range.range.max ? "above the top" : "below the bottom"} of ${rangeText(range.range, fmt)} for a ${c.target} LoRA on ${model.label}${far ? ` (${LR_ERROR_FACTOR.factor}x or more out is an error)` : ""}.`,
         fix: `Use a value in ${rangeText(range.range, fmt)} (e.g. ${fmt(range.recommended)}).`,
-        source: range.source,
+        source: far ? `${range.source}; ${LR_ERROR_FACTOR.source}` : range.source,
         field: "hyperparameters.learning_rate",
       },
     ];
@@ -282,7 +294,16 @@ const datasetSize: Rule = (ctx) => {
   const count = datasetCount(ctx);
   const out: Finding[] = [];
   const size = getDatasetSize(c.target, model.family);
-  if (count !== undefined && !inRange(count, size.images)) {
+  if (count !== undefined && count < size.images.min) {
+    out.push({
+      rule: "dataset-below-minimum",
+      severity: "error",
+      message: `${count} images${opts.dataset ? " in the folder" : " expected"}; a ${c.target} LoRA needs at least ${size.images.min} (${rangeText(size.images)}): fewer cannot show the ${c.target} in enough variety and the LoRA memorises them.`,
+      fix: `Use ${size.advice}.`,
+      source: size.source,
+      field: opts.dataset ? "dataset.path" : "dataset.expected_images",
+    });
+  } else if (count !== undefined && !inRange(count, size.images)) {
     out.push({
       rule: "dataset-size-range",
       severity: "warning",
@@ -346,12 +367,25 @@ const vram: Rule = ({ c, model, plan }) => {
   const est = plan.vram;
   if (est.totalGb <= ceiling.gb) return [];
   const p = est.parts;
+  const fit = fitVram(c, model, plan.resolution, ceiling.gb);
+  const change = [
+    fit.quantize !== c.base.quantize ? `base.quantize: ${fit.quantize}` : "",
+    (fit.blockSwap ?? 0) !== (c.hardware.block_swap ?? 0) ? `hardware.block_swap: ${fit.blockSwap ?? 0}` : "",
+  ].filter(Boolean);
+  const suggestion =
+    change.length === 0
+      ? `no base precision or block swap ${c.trainer.name} offers brings it under ${ceiling.gb} GB`
+      : fit.fits
+        ? `with ${change.join(" and ")} the same model estimates ~${fit.estimate.totalGb} GB`
+        : `even with ${change.join(" and ")} it estimates ~${fit.estimate.totalGb} GB`;
   return [
     {
       rule: "vram-below-profile",
       severity: "error",
-      message: `${ceiling.field} is ${ceiling.gb} GB but this setup needs ~${est.totalGb} GB (weights ${p.weights} + text encoders ${p.textEncoders} + VAE ${p.vae} + LoRA ${p.lora} + activations ${p.activations} + overhead ${p.overhead}); ${model.label}'s smallest known setup is ${model.vram.minLoraGb} GB (${model.vram.minLoraRecipe}).`,
-      fix: "Quantise the base (base.quantize: fp8 or nf4), cache latents and text-encoder outputs, keep gradient_checkpointing on, lower batch_size or resolution, or use a bigger GPU / fal.",
+      message: `${ceiling.field} is ${ceiling.gb} GB but this setup needs ~${est.totalGb} GB (weights ${p.weights} + text encoders ${p.textEncoders} + VAE ${p.vae} + LoRA ${p.lora} + activations ${p.activations} + overhead ${p.overhead}); ${suggestion}.`,
+      fix: fit.fits
+        ? `Set ${change.join(" and ")}${c.trainer.name === "diffusers" ? "" : ", keep gradient_checkpointing on"}; or use a bigger GPU / fal.`
+        : `Lower batch_size or resolution, use a trainer with more low-VRAM options (base.quantize int8/nf4, hardware.block_swap), or a bigger GPU / fal.`,
       source: `${est.source}; ${model.vram.source}`,
       field: ceiling.field,
     },
@@ -464,10 +498,10 @@ const datasetImages: Rule = ({ c, model, opts }) => {
     if (notStart.length > 0) {
       out.push({
         rule: "trigger-not-at-start",
-        severity: "warning",
+        severity: TRIGGER_PLACEMENT_SEVERITY.byTarget[c.target],
         message: `${notStart.length} caption(s) do not start with the trigger '${c.trigger.word}' (${notStart[0]!.file}: "${notStart[0]!.caption!.slice(0, 50)}").`,
-        fix: `Start every caption with '${c.trigger.word}'.`,
-        source: CAPTION_RULES.triggerAtStart.source,
+        fix: `Start every caption with '${c.trigger.word}' (never mid-sentence: the trigger then does not bind).`,
+        source: `${CAPTION_RULES.triggerAtStart.source}; ${TRIGGER_PLACEMENT_SEVERITY.source}`,
         field: "trigger.word",
         files: notStart.slice(0, 5).map((i) => i.file),
       });

@@ -1,15 +1,14 @@
 import type { Contract } from "../contract/schema.js";
 import type { DatasetSummary } from "../contract/dataset-summary.js";
-import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
-import { DENSE_BF16_SOURCE, findGpu, GPUS, SPEEDS, STEP_OVERHEAD_S, type GpuRecord } from "../knowledge/gpus.js";
+import { getBaseModel } from "../knowledge/base-models.js";
+import { findGpu, GPUS } from "../knowledge/gpus.js";
 import { getFalPrice } from "../knowledge/prices.js";
 import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
 import { getCompatibility } from "../knowledge/trainers.js";
 import { LoraspecError } from "../errors.js";
-import { COMPILE_WARMUP_S, SPEED_PROXY } from "../knowledge/train-speed.js";
-import { lookupTrainSpeed } from "./train-speed.js";
 import { resolveTrainSettings, type TrainSettings } from "./train-settings.js";
 import { estimateVramWith, type VramEstimate } from "./vram-model.js";
+import { walltimeOn, type WalltimeEstimate } from "./walltime.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -26,22 +25,7 @@ export interface PlanOptions {
   livePrices?: readonly LivePrice[];
 }
 
-export interface WalltimeEstimate {
-  gpu: string;
-  label: string;
-  secondsPerStep: number;
-  /** Steps x s/step, plus the first torch.compile when the plan compiles. */
-  hours: number;
-  /**
-   * measured: a measured row for this GPU; derived: the built-in trainer's H200 row of this model x a
-   * lever ratio measured on FLUX.1; scaled: the built-in trainer's H200 figure x the ratio of dense
-   * bf16 peaks (compute-bound FLUX-class models); flops: the FLOP model.
-   */
-  basis: "measured" | "derived" | "scaled" | "flops";
-  /** The measured configuration behind the figure (built-in trainer). */
-  config?: string;
-  source: string;
-}
+export type { WalltimeEstimate } from "./walltime.js";
 
 export interface CostEstimate {
   usd?: number;
@@ -171,69 +155,6 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     selected,
     cost,
     notes,
-  };
-}
-
-/** The GPU the built-in trainer's speeds were measured on. */
-const MEASURED_GPU = "h200";
-
-function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate {
-  const hp = contract.hyperparameters;
-  const samplesPerStep = hp.batch_size * hp.gradient_accumulation;
-  const pixelScale = (resolution / model.nativeResolution) ** 2;
-  const builtIn = contract.trainer.name === "diffusers" ? builtInWalltime(gpu, model, contract, resolution, steps, settings) : undefined;
-  if (builtIn) return builtIn;
-  const measured = SPEEDS.find((s) => s.family === model.family && s.gpu === gpu.id);
-  let perSample: number;
-  let basis: WalltimeEstimate["basis"];
-  let source: string;
-  if (measured) {
-    perSample = (measured.secondsPerStep / measured.batch) * (resolution / measured.resolution) ** 2;
-    basis = "measured";
-    source = measured.source;
-  } else {
-    const tflops = settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt;
-    perSample = (tflops * pixelScale) / gpu.achievedTflops + STEP_OVERHEAD_S.seconds;
-    basis = "flops";
-    source = `${model.source}; ${gpu.source}`;
-  }
-  const secondsPerStep = perSample * samplesPerStep;
-  return {
-    gpu: gpu.id,
-    label: gpu.label,
-    secondsPerStep: Math.round(secondsPerStep * 100) / 100,
-    hours: Math.round(((secondsPerStep * steps) / 3600) * 100) / 100,
-    basis,
-    source,
-  };
-}
-
-/**
- * The built-in trainer from its H200 measurements (knowledge/train-speed.ts): as measured on the
- * H200; on other GPUs scaled by the dense bf16 peak ratio, for the compute-bound FLUX-class models
- * only (SDXL at batch 1 is launch-bound, so its H200 figure does not carry over: FLOP model there).
- */
-function builtInWalltime(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate | undefined {
-  const hp = contract.hyperparameters;
-  // A card where the fp8 GEMMs do not run trains with bf16 GEMMs: time it from the row without them.
-  const onCard = settings.fp8Matmul && !gpu.fp8RowwiseGemm ? { ...settings, fp8Matmul: false } : settings;
-  const speed = lookupTrainSpeed(model.id, onCard, hp.batch_size);
-  const reference = GPUS.find((g) => g.id === MEASURED_GPU);
-  if (!speed || !reference) return undefined;
-  const onReference = gpu.id === MEASURED_GPU;
-  if (!onReference && model.family === "sdxl") return undefined;
-  const scale = onReference ? 1 : reference.denseBf16Tflops / gpu.denseBf16Tflops;
-  // The table is at 1024²: per-step time follows the pixel count.
-  const secondsPerStep = speed.secondsPerStep * hp.gradient_accumulation * (resolution / 1024) ** 2 * scale;
-  const warmup = settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
-  return {
-    gpu: gpu.id,
-    label: gpu.label,
-    secondsPerStep: Math.round(secondsPerStep * 100) / 100,
-    hours: Math.round(((secondsPerStep * steps + warmup) / 3600) * 100) / 100,
-    basis: onReference ? speed.basis : "scaled",
-    config: speed.config,
-    source: onReference ? speed.source : `${speed.source}; x ${reference.denseBf16Tflops}/${gpu.denseBf16Tflops} dense bf16 TFLOP/s (${DENSE_BF16_SOURCE})`,
   };
 }
 

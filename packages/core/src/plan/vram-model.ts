@@ -2,6 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import type { QUANTIZATIONS } from "../contract/ids.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { VRAM_ACTIVATIONS, VRAM_MODEL } from "../knowledge/vram.js";
+import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
 
 export interface VramEstimate {
   /** GB (1e9 bytes), per GPU. */
@@ -27,15 +28,17 @@ export interface VramSettings {
 
 /**
  * Peak training VRAM per GPU with the additive model of perf-reliability.md §2.2, for explicit
- * settings. Block swap and CPU offload are not modelled (they only lower the figure).
+ * settings. `hardware.block_swap` takes the swapped blocks' share of the base weights off the GPU
+ * (where the trainer swaps blocks for this base: knowledge/block-swap.ts); CPU offload is not modelled.
  */
 export function estimateVramWith(contract: Contract, model: BaseModelRecord, resolution: number, settings: VramSettings): VramEstimate {
   const hp = contract.hyperparameters;
   const q = settings.quantize;
   const assumptions: string[] = [];
   const bytes = q === "none" && hp.precision === "fp32" ? VRAM_MODEL.fp32BytesPerWeight : VRAM_MODEL.bytesPerWeight[q];
-  const weights = model.paramsB * bytes;
-  assumptions.push(`base weights ${model.paramsB}B x ${bytes} B (${q === "none" ? hp.precision : q})`);
+  const swapped = swappedFraction(contract, model);
+  const weights = model.paramsB * bytes * (1 - swapped);
+  assumptions.push(`base weights ${model.paramsB}B x ${bytes} B (${q === "none" ? hp.precision : q})${swapped > 0 ? `, ${Math.round(swapped * 100)}% swapped to CPU RAM (block_swap ${contract.hardware.block_swap} of ${model.blocks} blocks)` : ""}`);
 
   const textEncoders = hp.cache_text_encoder_outputs ? 0 : model.textEncoders.reduce((s, te) => s + te.bf16Gb, 0);
   assumptions.push(hp.cache_text_encoder_outputs ? "text-encoder outputs cached (encoders off the GPU)" : "text encoders resident in bf16");
@@ -69,4 +72,16 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
     assumptions,
     source: `${VRAM_MODEL.source}; activations: ${act.source}`,
   };
+}
+
+/**
+ * Share of the base weights block swap keeps off the GPU: the swapped blocks minus the ones in
+ * flight (BLOCK_SWAP_IN_FLIGHT), of all blocks. 0 where the trainer cannot swap for this base.
+ */
+export function swappedFraction(contract: Contract, model: BaseModelRecord): number {
+  const k = contract.hardware.block_swap ?? 0;
+  const rec = getBlockSwap(contract.trainer.name, model.id);
+  if (k <= 0 || !rec) return 0;
+  const blocks = Math.min(k, rec.maxBlocks, model.blocks);
+  return Math.max(0, blocks - BLOCK_SWAP_IN_FLIGHT.blocks) / model.blocks;
 }

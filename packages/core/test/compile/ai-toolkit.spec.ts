@@ -62,6 +62,18 @@ describe("compileAiToolkit", () => {
     expect((compileAiToolkit(contract, {}, PATHS).job as unknown as Job).config.process[0]!.model).toMatchObject(expected);
   });
 
+  it.each([
+    [undefined, undefined],
+    [0, undefined],
+    [19, { layer_offloading: true, layer_offloading_transformer_percent: 0.33 }],
+    [57, { layer_offloading: true, layer_offloading_transformer_percent: 1 }],
+  ] as const)("hardware.block_swap %s -> model %o", (blockSwap, expected) => {
+    const contract = makeContract({ base: "flux1-dev", target: "character", trainer: "ai-toolkit", overrides: { hardware: { kind: "local", block_swap: blockSwap } } });
+    const model = (compileAiToolkit(contract, {}, PATHS).job as unknown as Job).config.process[0]!.model;
+    if (expected) expect(model).toMatchObject(expected);
+    else expect(model.layer_offloading).toBeUndefined();
+  });
+
   it("runs python run.py <job.yaml> from the checkout", () => {
     const out = compileAiToolkit(makeContract({ base: "sdxl", target: "style", trainer: "ai-toolkit" }), {}, PATHS);
     expect(out.command).toEqual([`${PATHS.venvDir}/bin/python`, `${PATHS.trainerDir}/run.py`, `${PATHS.configDir}/job.yaml`]);

@@ -48,10 +48,11 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
   limits: "plan, lint and the supervisor (walltime)",
   failure: "the supervisor (divergence, OOM fallbacks)",
   validation: "loraspec validate (ai-toolkit also samples trigger_prompts)",
+  lint: "lint.accept turns an accepted judgement finding into a note (lint-contract accepted())",
 };
 
 /** The rules that say "this trainer does not take what the contract says" (other rules judge values). */
-const REFUSING_RULES = new Set(["schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base"]);
+const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base"]);
 
 /** Fields loraspec consumes itself for one trainer only. */
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
@@ -80,6 +81,7 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
     return { trainer: { endpoint: other.endpoint } };
   },
   "hardware.gpus": () => ({ hardware: { gpus: 2 } }),
+  "hardware.block_swap": () => ({ hardware: { block_swap: 4 } }),
   "dataset.resolution": () => ({ dataset: { resolution: 768 } }),
   "dataset.aspect": () => ({ dataset: { aspect: "buckets" } }),
   "dataset.reg_path": () => ({ dataset: { reg_path: "./reg" } }),

@@ -94,6 +94,20 @@ describe("compileKohya", () => {
     expect(flatten(compileKohya(contract, {}, PATHS).argsToml).blocks_to_swap).toBe(swap);
   });
 
+  it.each([
+    { vram: 24, blockSwap: 28, swap: 28 },
+    { vram: 8, blockSwap: 10, swap: 10 },
+    { vram: 8, blockSwap: 0, swap: undefined },
+  ])("hardware.block_swap $blockSwap wins over the by-VRAM table ($vram GB) -> $swap", ({ vram, blockSwap, swap }) => {
+    const contract = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path: "/m/f", overrides: { hardware: { kind: "local", vram_gb: vram, block_swap: blockSwap } } });
+    expect(flatten(compileKohya(contract, {}, PATHS).argsToml).blocks_to_swap).toBe(swap);
+  });
+
+  it("refuses hardware.block_swap for SDXL, naming the field", () => {
+    const contract = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { hardware: { kind: "local", block_swap: 8 } } });
+    expect(() => compileKohya(contract, {}, PATHS)).toThrow(expect.objectContaining({ field: "hardware.block_swap" }));
+  });
+
   it("refuses --blocks_to_swap for SDXL (not an option of sdxl_train_network.py)", () => {
     const contract = makeContract({ base: "sdxl", target: "character", trainer: "kohya" });
     expect(() => compileKohya(contract, { blocksToSwap: 8 }, PATHS)).toThrow(/blocks_to_swap/);

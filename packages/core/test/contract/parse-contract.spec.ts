@@ -36,7 +36,9 @@ describe("parseContractText", () => {
     expect(c.hyperparameters.batch_size).toBe(1);
     expect(c.hyperparameters.optimizer).toBe("adamw8bit");
     expect(c.validation.weight_sweep).toEqual([0.6, 0.8, 1.0]);
-    expect(c.failure.on_oom).toBe("fail");
+    // No silent failure-path defaults: check warns when the contract leaves it out (lint failure-path-unset).
+    expect(c.failure.on_oom).toBeUndefined();
+    expect(c.failure.on_divergence).toBeUndefined();
     expect(c.dataset.aspect).toBe("square");
   });
 
@@ -48,7 +50,13 @@ describe("parseContractText", () => {
     ["wrong type", GOOD.replace("steps: 2000", "steps: many"), "E_CONTRACT_INVALID", 11, "hyperparameters.steps", /got string 'many', expected number/],
     ["missing field", GOOD.replace("target: character\n", ""), "E_CONTRACT_INVALID", 1, "target", /missing, expected one of character, style, product/],
     ["negative LR", GOOD.replace("1.0e-4", "-1"), "E_CONTRACT_INVALID", 10, "hyperparameters.learning_rate", /got -1, expected > 0/],
-    ["YAML syntax", GOOD.replace("target: character", "target: [oops"), "E_YAML_SYNTAX", 6, undefined, /YAML syntax/],
+    ["YAML syntax: unclosed [", GOOD.replace("target: character", "target: [oops"), "E_YAML_SYNTAX", 5, undefined, /line 5, column 9: '\[' opened here is never closed/],
+    ["YAML syntax: unclosed {", GOOD.replace("base: { model: flux1-dev }", "base: { model: flux1-dev"), "E_YAML_SYNTAX", 3, undefined, /line 3, column 7: '\{' opened here/],
+    ["YAML syntax: unclosed quote", GOOD.replace("name: txcl-character", "name: 'txcl-character"), "E_YAML_SYNTAX", 2, undefined, /line 2, column 7: ''' opened here/],
+    ["YAML syntax: bad indent", GOOD.replace("  steps: 2000", " steps: 2000"), "E_YAML_SYNTAX", 11, undefined, /line 11, column 1: All mapping items/],
+    ["overflowing number", GOOD.replace("1.0e-4", "1e309"), "E_CONTRACT_INVALID", 10, "hyperparameters.learning_rate", /^1e309 overflows a 64-bit number/],
+    ["5 MB name", GOOD.replace("name: txcl-character", `name: ${"a".repeat(5_000_000)}`), "E_CONTRACT_INVALID", 2, "name", /^5000000 characters, at most 128 allowed/],
+    ["long prompt", GOOD + `validation:\n  trigger_prompts: ["${"x".repeat(3000)}"]\n`, "E_CONTRACT_INVALID", 14, "validation.trigger_prompts[0]", /3000 characters, at most 2000/],
     ["trigger with a space", GOOD.replace("word: txcl", "word: 'tx cl'"), "E_CONTRACT_INVALID", 8, "trigger.word", /one token/],
   ])("%s -> %s at line %d", (_name, text, code, line, field, message) => {
     const error = fail(text);
@@ -64,6 +72,13 @@ describe("parseContractText", () => {
     const problems = (error.details as { problems: unknown[] }).problems;
     expect(problems).toHaveLength(2);
     expect(error.message).toMatch(/1 more problem/);
+  });
+
+  it.each(["", "\n\n", "# just a comment\n", "---\n"])("an empty contract (%j) is one line", (text) => {
+    const error = fail(text);
+    expect(error.code).toBe("E_CONTRACT_INVALID");
+    expect(error.message).toBe("the contract is empty");
+    expect(error.line).toBe(1);
   });
 
   it("rejects a document that is not a mapping", () => {

@@ -14,6 +14,7 @@ export const GOOD: ContractInput = {
   trigger: { word: "txcl" },
   hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250 },
   limits: { vram_ceiling_gb: 24, max_cost_usd: 5 },
+  failure: { on_divergence: "stop", on_oom: "fallback" },
 };
 
 type Patch = { [K in keyof ContractInput]?: ContractInput[K] extends object | undefined ? Partial<NonNullable<ContractInput[K]>> | ContractInput[K] : ContractInput[K] };

@@ -46,7 +46,8 @@ describe("pitfall table rows", () => {
 
 describe("additional rules", () => {
   it.each<[string, string, "error" | "warning" | "info", () => ReturnType<typeof contract>, LintOptions?]>([
-    ["dataset size outside the range", "dataset-size-range", "warning", () => contract({ dataset: { path: "./dataset", expected_images: 5 } }), { dataset: dataset(5) }],
+    ["dataset below the target's minimum", "dataset-below-minimum", "error", () => contract({ dataset: { path: "./dataset", expected_images: 6 } }), { dataset: dataset(6) }],
+    ["dataset above the target's range", "dataset-size-range", "warning", () => contract({ dataset: { path: "./dataset", expected_images: 40 } }), { dataset: dataset(40) }],
     ["folder count differs from expected_images", "dataset-count-mismatch", "warning", () => contract(), { dataset: dataset(22) }],
     ["steps inconsistent with passes per image", "steps-passes-mismatch", "warning", () => contract({ hyperparameters: { learning_rate: 1e-4, steps: 2000, passes_per_image: 40, save_every: 250 } })],
     ["steps outside the target's range", "steps-out-of-range", "warning", () => contract({ hyperparameters: { learning_rate: 1e-4, steps: 400, save_every: 100 } })],
@@ -64,8 +65,11 @@ describe("additional rules", () => {
     ["images below the native resolution", "image-below-native", "warning", () => contract(), { dataset: dataset(20, (i) => (i < 3 ? { width: 512, height: 512 } : {})) }],
     ["mixed aspect ratios under a single crop", "mixed-aspect-single-crop", "warning", () => contract(), { dataset: dataset(20, (i) => (i % 2 ? { width: 1024, height: 1536 } : {})) }],
     ["captions missing", "caption-missing", "warning", () => contract(), { dataset: dataset(20, (i) => (i === 4 ? { caption: null } : {})) }],
-    ["trigger not at caption start", "trigger-not-at-start", "warning", () => contract(), { dataset: dataset(20, (i) => (i === 2 ? { caption: "a woman, txcl" } : {})) }],
-    ["Flux LR below the range", "lr-out-of-range", "warning", () => contract({ hyperparameters: { learning_rate: 1e-5, steps: 2000, save_every: 250 } })],
+    ["trigger mid-caption, character", "trigger-not-at-start", "error", () => contract(), { dataset: dataset(20, (i) => (i === 2 ? { caption: "a woman, txcl" } : {})) }],
+    ["trigger mid-caption, style", "trigger-not-at-start", "warning", () => contract({ target: "style", dataset: { path: "./dataset", expected_images: 30 }, hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250 } }), { dataset: dataset(30, (i) => (i === 2 ? { caption: "a street, txcl" } : {})) }],
+    ["Flux LR a little below the range", "lr-out-of-range", "warning", () => contract({ hyperparameters: { learning_rate: 4e-5, steps: 2000, save_every: 250 } })],
+    ["Flux LR far below the range", "lr-out-of-range", "error", () => contract({ hyperparameters: { learning_rate: 1e-5, steps: 2000, save_every: 250 } })],
+    ["SDXL character LR 1e-3 (further out than the style range)", "lr-out-of-range", "error", () => contract({ base: { model: "sdxl", quantize: "none" }, trainer: { name: "kohya", version: "v0.10.1" }, hyperparameters: { learning_rate: 1e-3, steps: 2000, save_every: 250 } })],
     ["kohya Flux stack: merge defects #1612/#1888", "known-defect-kohya-merge", "info", () => contract({ trainer: { name: "kohya", version: "v0.10.1" }, validation: { stack: [{ lora: "s.safetensors", weight: 0.3 }], self_weight: 0.7 } })],
   ])("%s -> %s (%s)", (_name, rule, severity, make, opts) => {
     const findings = lint(make(), opts);

@@ -71,19 +71,18 @@ describe("planRun", () => {
     expect(plan.cost.basis).toMatch(/live fal price/);
   });
 
-  it("prices a local GPU by hours x $/h, with measured speed where it exists", () => {
+  it("prices a local GPU by hours x $/h, from the H200 anchor scaled to the card", () => {
     const plan = planRun(contract(), dataset(20));
     expect(plan.selected?.gpu).toBe("rtx4090");
-    expect(plan.selected?.basis).toBe("measured");
-    expect(plan.selected?.secondsPerStep).toBe(3.5);
-    expect(plan.cost.usd).toBeCloseTo((3.5 * 2000 / 3600) * 0.7, 1);
+    expect(plan.selected?.basis).toBe("scaled");
+    expect(plan.cost.usd).toBeCloseTo(plan.selected!.hours * 0.7, 2);
     expect(plan.walltime).toHaveLength(GPUS.length);
   });
 
-  it("scales FLOP-based time with resolution", () => {
+  it("scales time with resolution", () => {
     const full = planRun(contract({ hardware: { gpu: "H100" } })).selected!;
     const half = planRun(contract({ hardware: { gpu: "H100" }, dataset: { path: "./d", resolution: 512 } })).selected!;
-    expect(full.basis).toBe("flops");
+    expect(full.basis).toBe("scaled");
     expect(half.secondsPerStep).toBeLessThan(full.secondsPerStep / 2);
   });
 });
@@ -150,7 +149,7 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     const plan = planRun(builtIn(), dataset(20));
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: false, compile: true, cudaGraphs: false, quantize: "none" });
     expect(plan.trainSettings.fp8Matmul).toBe(true);
-    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.4 });
+    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.402 });
     expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs, batch 1/);
     expect(plan.selected?.hours).toBe(Math.round(((0.402 * 2000 + 41) / 3600) * 100) / 100);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");
@@ -176,9 +175,12 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     expect(plan.selected?.config).toMatch(/for checkpointing \(FLUX\.1\)/);
   });
 
-  it("leaves other trainers' timing and checkpointing as they were", () => {
+  it("times other trainers from Kohya's H200 row with the built-in trainer's lever ratios (ai-toolkit: Kohya as proxy)", () => {
     const plan = planRun(contract(), dataset(20));
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: true, compile: false, cudaGraphs: false });
-    expect(plan.walltime.every((w) => w.basis === "measured" || w.basis === "flops")).toBe(true);
+    const h200 = plan.walltime.find((w) => w.gpu === "h200")!;
+    expect(h200.basis).toBe("derived");
+    expect(h200.config).toMatch(/^Kohya 0\.83 s\/step, batch 1 \(ai-toolkit not measured: Kohya's row\) x 1\.53 for checkpointing .* x 1\.04 for the fp8 base/);
+    expect(plan.walltime.filter((w) => w.gpu !== "h200").every((w) => w.basis === "scaled")).toBe(true);
   });
 });

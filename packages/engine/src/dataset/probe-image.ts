@@ -55,6 +55,26 @@ export interface ProbeImageParams {
   hash?: boolean;
 }
 
+/**
+ * The size rules prep applies to an image of width x height (after EXIF orientation): too small or
+ * too elongated is skipped, below the resolution is upscaled with a warning. `check`'s preflight
+ * counts what prep would keep with this same function.
+ */
+export function sizeProblems(width: number, height: number, resolution: number, maxAspect: number = EXTREME_ASPECT_RATIO.value): ImageProblem[] {
+  const problems: ImageProblem[] = [];
+  const short = Math.min(width, height);
+  if (short < resolution * SMALL_IMAGE_RATIO.value.skip) {
+    problems.push({ code: "too-small", severity: "skip", message: `${width}x${height} is far below the ${resolution}px training resolution (upscaling over 2x teaches blur)` });
+  } else if (short < resolution * SMALL_IMAGE_RATIO.value.warn) {
+    problems.push({ code: "upscaled", severity: "warn", message: `${width}x${height} is below the ${resolution}px training resolution and will be upscaled` });
+  }
+  const aspect = Math.max(width, height) / Math.max(1, short);
+  if (aspect > maxAspect) {
+    problems.push({ code: "extreme-aspect", severity: "skip", message: `aspect ratio ${aspect.toFixed(2)}:1 is over ${maxAspect}:1; a crop would keep too little of it` });
+  }
+  return problems;
+}
+
 /** Looks at one image without ever throwing: every failure becomes a problem on the result. */
 export async function probeImage(params: ProbeImageParams): Promise<ProbedImage> {
   const { source, bytes, resolution } = params;
@@ -118,16 +138,7 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
       return probed;
     }
   }
-  const short = Math.min(width, height);
-  if (short < resolution * SMALL_IMAGE_RATIO.value.skip) {
-    probed.problems.push({ code: "too-small", severity: "skip", message: `${width}x${height} is far below the ${resolution}px training resolution (upscaling over 2x teaches blur)` });
-  } else if (short < resolution * SMALL_IMAGE_RATIO.value.warn) {
-    probed.problems.push({ code: "upscaled", severity: "warn", message: `${width}x${height} is below the ${resolution}px training resolution and will be upscaled` });
-  }
-  const aspect = Math.max(width, height) / Math.max(1, short);
-  if (aspect > maxAspect) {
-    probed.problems.push({ code: "extreme-aspect", severity: "skip", message: `aspect ratio ${aspect.toFixed(2)}:1 is over ${maxAspect}:1; a crop would keep too little of it` });
-  }
+  probed.problems.push(...sizeProblems(width, height, resolution, maxAspect));
   return probed;
 }
 

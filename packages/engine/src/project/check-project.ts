@@ -10,6 +10,8 @@ import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { scanDataset } from "../dataset/scan-dataset.js";
+import { preflightBase } from "./preflight-base.js";
+import { preflightDataset } from "./preflight-dataset.js";
 
 export interface CheckProjectParams {
   /** Contract path (default lora.yaml). */
@@ -21,6 +23,8 @@ export interface CheckProjectParams {
   signal?: AbortSignal;
   /** Skip the dataset scan (plan without a folder). */
   skipDataset?: boolean;
+  /** Environment for the Hugging Face cache lookup (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface CheckResult {
@@ -39,7 +43,7 @@ export interface CheckResult {
  * Unusable input throws (exit 2): bad YAML, unknown model, missing or empty dataset folder,
  * unreadable images.
  */
-export async function checkProject({ path, cwd, falKey, fetch, signal, skipDataset = false }: CheckProjectParams = {}): Promise<CheckResult> {
+export async function checkProject({ path, cwd, falKey, fetch, signal, skipDataset = false, env }: CheckProjectParams = {}): Promise<CheckResult> {
   const loaded = await loadContract({ path, cwd });
   const { contract } = loaded;
   const notes: string[] = [];
@@ -92,7 +96,13 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   }
   const words = await loadEnglishWords();
   const tokenizer = loadClipTokenizer();
-  const findings = lintContract(contract, { dataset, words, tokenizer, livePrices });
-  const plan = planRun(contract, dataset, { livePrices });
+  // Preflight: what prep keeps of the dataset, and the base weights (headers and configs only).
+  const resolution = planRun(contract, dataset, { livePrices }).resolution;
+  const prepped = dataset ? preflightDataset(dataset, resolution) : undefined;
+  const kept = prepped?.kept;
+  const preflight = [...(prepped?.findings ?? []), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
+  const order = { error: 0, warning: 1, info: 2 } as const;
+  const findings = [...lintContract(contract, { dataset: kept, words, tokenizer, livePrices }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
+  const plan = planRun(contract, kept, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
 }

@@ -6,6 +6,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
 import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { loadEnglishWords } from "../contract/english-words.js";
 import { IMAGE_EXTENSIONS } from "../dataset/scan-dataset.js";
 
 export interface InitProjectParams {
@@ -32,7 +33,8 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
   }
   const datasetDir = resolve(dirname(file), choices.dataset ?? "./dataset");
   const imageCount = choices.imageCount ?? (await countImages(datasetDir));
-  const rec = recommendContract({ ...choices, imageCount });
+  // Held to check: init refuses (with check's reasons) rather than write a contract check rejects.
+  const rec = recommendContract({ ...choices, imageCount }, { words: await loadEnglishWords() });
   const yaml = renderContractYaml({
     ...rec,
     schemaRef: findSchema(),

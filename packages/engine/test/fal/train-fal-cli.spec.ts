@@ -59,6 +59,8 @@ function writeContract(maxCost: number): void {
     trigger: { word: "txcl" },
     hyperparameters: { learning_rate: 1e-4, steps: 1000 },
     limits: { max_cost_usd: maxCost },
+    // a handful of images keeps the test fast; check would refuse fewer than 15 for a character
+    lint: { accept: [{ rule: "dataset-below-minimum", why: "a test of the train machinery on a few images" }] },
   };
   writeFileSync(join(project, "lora.yaml"), stringify(contract));
 }

@@ -68,6 +68,9 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   } else {
     Object.assign(model, { quantize: true, qtype: AI_TOOLKIT_QTYPES.map[quantize], quantize_te: true, qtype_te: "qfloat8" });
   }
+  // hardware.block_swap: ai-toolkit offloads a share of the transformer's layers (knowledge/block-swap.ts).
+  const swap = contract.hardware.block_swap ?? 0;
+  if (swap > 0) Object.assign(model, { layer_offloading: true, layer_offloading_transformer_percent: Math.min(1, Math.round((swap / r.base.blocks) * 100) / 100) });
 
   const datasetEntry = (folder: string, repeats: number) => ({
     folder_path: folder,

@@ -145,11 +145,12 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     ...(isFlux ? profile.fixed : {}),
   };
   if (!isFlux) Object.assign(model, profile.fixed);
-  const swap = isFlux ? (plan.blocksToSwap ?? blockSwapFor(contract.hardware.vram_gb)) : plan.blocksToSwap;
+  // hardware.block_swap is the contract's word (the VRAM model counts it); else the doc's table by VRAM.
+  const swap = contract.hardware.block_swap ?? (isFlux ? (plan.blocksToSwap ?? blockSwapFor(contract.hardware.vram_gb)) : plan.blocksToSwap);
   if (swap !== undefined && swap > 0) {
     if (!isFlux) {
       throw new LoraspecError("E_TRAINER_UNSUPPORTED", "--blocks_to_swap exists only in sd-scripts' DiT scripts, not sdxl_train_network.py (L-10).", {
-        field: "plan.blocksToSwap",
+        field: contract.hardware.block_swap !== undefined ? "hardware.block_swap" : "plan.blocksToSwap",
       });
     }
     training.blocks_to_swap = swap;

@@ -1,0 +1,151 @@
+import type { Contract } from "../contract/schema.js";
+import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from "../knowledge/gpus.js";
+import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
+import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
+import { lookupTrainSpeed } from "./train-speed.js";
+import type { TrainSettings } from "./train-settings.js";
+
+export interface WalltimeEstimate {
+  gpu: string;
+  label: string;
+  secondsPerStep: number;
+  /** Steps x s/step, plus the first torch.compile when the plan compiles. */
+  hours: number;
+  /**
+   * measured: a row we measured on this GPU; derived: a measured row of this model x a lever ratio
+   * measured on the same card; scaled: the H200 figure moved to this card by its datasheet
+   * throughput and bandwidth (GPU_SCALING); flops: no row for this model, counted FLOPs at the
+   * rate the trainer reached on FLUX.1 on the H200.
+   */
+  basis: "measured" | "derived" | "scaled" | "flops";
+  /** The measured configuration behind the figure. */
+  config?: string;
+  source: string;
+}
+
+/** Every walltime starts from a figure on this card: one base per workload, so GPUs cannot swap places. */
+export const ANCHOR_GPU = "h200";
+
+interface Anchor {
+  /** s/step at 1024² for batch_size samples, on the H200. */
+  secondsPerStep: number;
+  basis: "measured" | "derived" | "flops";
+  config: string;
+  source: string;
+}
+
+const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
+const kohyaRow = (model: BaseModelRecord): TrainerSpeedRecord | undefined => TRAINER_SPEEDS.find((r) => r.trainer === "kohya" && r.base === (SPEED_PROXY[model.id] ?? model.id));
+
+/** The built-in trainer's H200 figure for these settings (lookupTrainSpeed), else its FLOPs at FLUX.1's eager rate. */
+function builtInAnchor(model: BaseModelRecord, settings: TrainSettings, batch: number, gpu: GpuRecord): Anchor {
+  // A card where the fp8 GEMMs do not run trains with bf16 GEMMs: time it from the row without them.
+  const onCard = settings.fp8Matmul && !gpu.fp8RowwiseGemm ? { ...settings, fp8Matmul: false } : settings;
+  const speed = lookupTrainSpeed(model.id, onCard, batch);
+  if (speed) return speed;
+  return flopsAnchor(model, settings, batch, builtInRow("flux1-dev", false)!.secondsPerStep, "the built-in trainer's eager FLUX.1 rate");
+}
+
+function flopsAnchor(model: BaseModelRecord, settings: TrainSettings, batch: number, flux1Seconds: number, what: string): Anchor {
+  // FLUX.1's FLOPs per step (no checkpointing) over its measured time: the rate this trainer reaches.
+  const rate = getBaseModel("flux1-dev")!.loraStepTflops.noCkpt / flux1Seconds;
+  const tflops = settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt;
+  return {
+    secondsPerStep: (tflops / rate) * batch,
+    basis: "flops",
+    config: `${tflops} TFLOP/step at ${Math.round(rate)} TFLOP/s (${what} on the H200)`,
+    source: `${model.source}; ${TRAIN_SPEED_SOURCE}`,
+  };
+}
+
+/**
+ * Kohya and ai-toolkit: our Kohya H200 row of this model (ai-toolkit is not measured: Kohya's row
+ * stands in for it), times the built-in trainer's measured ratios on the same card for what the row
+ * did not run (checkpointing; an fp8 base). A model without a Kohya row: the built-in eager row of
+ * it times Kohya/built-in on FLUX.1; without either, FLOPs at Kohya's FLUX.1 rate.
+ */
+function externalAnchor(model: BaseModelRecord, contract: Contract, settings: TrainSettings, batch: number): Anchor {
+  const ref = kohyaRow(model);
+  const proxy = contract.trainer.name !== "kohya" ? ` (${contract.trainer.name} not measured: Kohya's row)` : "";
+  const flux1Kohya = TRAINER_SPEEDS.find((r) => r.trainer === "kohya" && r.base === "flux1-dev")!;
+  const flux1Eager = builtInRow("flux1-dev", false)!;
+  let anchor: Anchor;
+  if (ref) {
+    anchor = { secondsPerStep: (ref.secondsPerStep / ref.batch) * batch, basis: proxy ? "derived" : "measured", config: `Kohya ${ref.secondsPerStep} s/step, batch ${ref.batch}${proxy}`, source: ref.source };
+  } else {
+    const eager = builtInRow(model.id, false);
+    if (!eager) return flopsAnchor(model, settings, batch, flux1Kohya.secondsPerStep, "Kohya's FLUX.1 rate");
+    const ratio = flux1Kohya.secondsPerStep / flux1Eager.secondsPerStep;
+    anchor = {
+      secondsPerStep: eager.secondsPerStep * ratio * batch,
+      basis: "derived",
+      config: `built-in eager ${eager.secondsPerStep} s/step x ${ratio.toFixed(2)} (Kohya / built-in on FLUX.1)`,
+      source: `${eager.source}; ${flux1Kohya.source}`,
+    };
+  }
+  const ckptRef = model.family === "sdxl" ? "sdxl" : "flux1-dev";
+  if (settings.gradientCheckpointing) {
+    const a = builtInRow(ckptRef, true)!;
+    const b = builtInRow(ckptRef, false)!;
+    anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for checkpointing (built-in, ${ckptRef})` };
+  }
+  if (settings.quantize === "fp8" && model.family !== "sdxl") {
+    const rows = trainSpeedsFor("flux1-dev");
+    const a = rows.find((r) => r.config === "fp8 base (24 GB recipe)")!;
+    const b = rows.find((r) => r.config === "fast" && r.gradientCheckpointing)!;
+    anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (built-in, FLUX.1)` };
+  }
+  return anchor;
+}
+
+/** The shares of an H200 step: GEMM (from its FLOPs at the measured GEMM rate), memory traffic, fixed. */
+export interface StepShares {
+  compute: number;
+  bandwidth: number;
+  fixed: number;
+}
+
+export function stepShares(tflopsPerStep: number, h200Seconds: number, scaling: GpuScalingRecord): StepShares {
+  const compute = Math.min(1, tflopsPerStep / H200_GEMM_TFLOPS.tflops / h200Seconds);
+  const rest = 1 - compute;
+  return { compute, bandwidth: rest * scaling.bandwidthShare, fixed: rest * (1 - scaling.bandwidthShare) };
+}
+
+/** How much longer a step takes on `gpu` than on the anchor card (1 on the anchor). */
+export function gpuFactor(gpu: GpuRecord, shares: StepShares): number {
+  const ref = GPUS.find((g) => g.id === ANCHOR_GPU)!;
+  return shares.compute * (ref.denseBf16Tflops / gpu.denseBf16Tflops) + shares.bandwidth * (ref.memBandwidthTBs / gpu.memBandwidthTBs) + shares.fixed;
+}
+
+/** SDXL steps without a whole-step CUDA graph are bound by Python and kernel launches. */
+export function scalingFor(model: BaseModelRecord, contract: Contract, settings: TrainSettings): GpuScalingRecord {
+  const launchBound = model.family === "sdxl" && !(contract.trainer.name === "diffusers" && settings.cudaGraphs);
+  return launchBound ? GPU_SCALING.launchBound : GPU_SCALING.gpuBound;
+}
+
+/** One walltime model for every trainer: an H200 anchor (measured first), moved to `gpu` by gpuFactor. */
+export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate {
+  const hp = contract.hyperparameters;
+  const anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
+  const scaling = scalingFor(model, contract, settings);
+  const tflops = (settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt) * hp.batch_size;
+  const shares = stepShares(tflops, anchor.secondsPerStep, scaling);
+  const onAnchor = gpu.id === ANCHOR_GPU;
+  const factor = onAnchor ? 1 : gpuFactor(gpu, shares);
+  // The rows are at 1024²: per-step time follows the pixel count.
+  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (resolution / 1024) ** 2 * factor;
+  const warmup = contract.trainer.name === "diffusers" && settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
+  const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
+  return {
+    gpu: gpu.id,
+    label: gpu.label,
+    secondsPerStep: Math.round(secondsPerStep * 1000) / 1000,
+    hours: Math.round(((secondsPerStep * steps + warmup) / 3600) * 100) / 100,
+    basis,
+    config: anchor.config,
+    source: onAnchor
+      ? anchor.source
+      : `${anchor.source}; x ${factor.toFixed(2)} = ${shares.compute.toFixed(2)} (GEMM share) x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${shares.bandwidth.toFixed(2)} x bandwidth ${GPUS.find((g) => g.id === ANCHOR_GPU)!.memBandwidthTBs}/${gpu.memBandwidthTBs} + ${shares.fixed.toFixed(2)} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${H200_GEMM_TFLOPS.source}; ${scaling.source})`,
+  };
+}

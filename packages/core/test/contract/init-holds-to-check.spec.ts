@@ -1,0 +1,92 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { recommendContract, type InitChoices } from "@loraspec/core/contract/recommend-contract.js";
+import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
+import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
+import { lintContract } from "@loraspec/core/lint/lint-contract.js";
+import type { WordLookup } from "@loraspec/core/lint/clip-pretokenize.js";
+import { BASE_MODEL_IDS } from "@loraspec/core/knowledge/base-models.js";
+import { TARGETS, TRAINER_IDS } from "@loraspec/core/contract/schema.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import { loadEnglishWords } from "@loraspec/engine/contract/english-words.js";
+
+let words: WordLookup;
+beforeAll(async () => {
+  words = await loadEnglishWords();
+});
+
+type Outcome = { refused: string } | { errors: string[]; usd?: number };
+
+/** What `loraspec init` does with these flags: refuse with a reason, or write a contract; then check it. */
+function initThenCheck(choices: InitChoices): Outcome {
+  let rec;
+  try {
+    rec = recommendContract(choices, { words });
+  } catch (error) {
+    if (!isLoraspecError(error)) throw error;
+    expect(error.message.length, "a refusal says why").toBeGreaterThan(20);
+    expect(error.hint ?? "", "a refusal says what to do").not.toBe("");
+    return { refused: error.code };
+  }
+  const contract = parseContractText({ text: renderContractYaml(rec) });
+  const findings = lintContract(contract, { words });
+  return { errors: findings.filter((f) => f.severity === "error").map((f) => `${f.rule}: ${f.message}`), usd: undefined };
+}
+
+// The flag space: bases x trainers x targets x GPU/hardware x budget x images found.
+const HARDWARE: Partial<InitChoices>[] = [{}, { hardware: "fal" }, { gpu: "RTX 4090" }, { gpu: "RTX 3060" }, { vramGb: 8 }, { gpu: "H100", pricePerHour: 2.5 }];
+const BUDGETS = [undefined, 10];
+const IMAGES = [undefined, 6, 40];
+// Every base x trainer x hardware; target, budget and image count cycle through their values
+// (each value meets every base and trainer), which keeps the test a few seconds on 2 cores.
+const SPACE: InitChoices[] = BASE_MODEL_IDS.flatMap((base) =>
+  [undefined, ...TRAINER_IDS].flatMap((trainer) =>
+    HARDWARE.flatMap((hw, i) =>
+      TARGETS.map((target, j) => ({ base, target, trigger: "txcl", trainer, maxCostUsd: BUDGETS[(i + j) % BUDGETS.length], imageCount: IMAGES[(i + 2 * j) % IMAGES.length], ...hw }) as InitChoices),
+    ),
+  ),
+);
+
+describe("init is held to check", () => {
+  it(`every contract init writes passes check with no error, or init refuses with the reason (${SPACE.length} flag combinations)`, () => {
+    const bad: string[] = [];
+    let written = 0;
+    for (const choices of SPACE) {
+      const out = initThenCheck(choices);
+      if ("errors" in out) {
+        written++;
+        if (out.errors.length > 0) bad.push(`${JSON.stringify(choices)} -> ${out.errors.join("; ")}`);
+      }
+    }
+    expect(bad.slice(0, 8)).toEqual([]);
+    // Not a test that passes by refusing everything: most combinations get a contract.
+    expect(written).toBeGreaterThan(SPACE.length / 3);
+  });
+
+  it.each<[string, InitChoices]>([
+    ["flux2-dev / ai-toolkit / RTX 4090 (failed on VRAM)", { base: "flux2-dev", target: "character", trigger: "txcl", trainer: "ai-toolkit", gpu: "RTX 4090" }],
+    ["fal / max cost $10 (wrote a $16 plan)", { base: "flux2-dev", target: "character", trigger: "txcl", trainer: "fal", hardware: "fal", maxCostUsd: 10 }],
+    ["flux1-dev / kohya / 8 GB (picked nf4)", { base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 8 }],
+  ])("the issue's case %s: refused with the reason, or written and clean", (_name, choices) => {
+    const out = initThenCheck(choices);
+    if ("errors" in out) expect(out.errors).toEqual([]);
+  });
+
+  it("kohya FLUX.1 on 12 GB gets an fp8 base and a block swap (never nf4, which kohya cannot do); on 8 GB it refuses with the estimate", () => {
+    const rec = recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 12 }, { words });
+    expect(rec.contract.base.quantize).toBe("fp8");
+    expect(rec.contract.hardware?.block_swap).toBeGreaterThan(0);
+    expect(rec.reasons["hardware.block_swap"]?.source).toMatch(/flux_train_network\.md/);
+    expect(() => recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 8 }, { words })).toThrow(/8 GB but this setup needs ~[\d.]+ GB/);
+  });
+
+  it("fal with a $10 budget on flux2-dev refuses: the minimum 1500 character steps cost $12", () => {
+    expect(initThenCheck({ base: "flux2-dev", target: "character", trigger: "txcl", trainer: "fal", maxCostUsd: 10 })).toEqual({ refused: "E_USAGE" });
+    // a product needs fewer steps: written, within budget
+    const out = initThenCheck({ base: "flux2-dev", target: "product", trigger: "txcl", trainer: "fal", maxCostUsd: 10 });
+    expect(out).toMatchObject({ errors: [] });
+  });
+
+  it("an English trigger is refused with check's reason", () => {
+    expect(() => recommendContract({ base: "flux1-dev", target: "character", trigger: "woman" }, { words })).toThrow(/English word/);
+  });
+});

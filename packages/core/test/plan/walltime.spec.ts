@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { getBaseModel, BASE_MODEL_IDS } from "@loraspec/core/knowledge/base-models.js";
+import { GPUS } from "@loraspec/core/knowledge/gpus.js";
+import { TRAIN_SPEEDS } from "@loraspec/core/knowledge/train-speed.js";
+import { TRAINER_SPEEDS } from "@loraspec/core/knowledge/trainer-speeds.js";
+import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
+import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { walltimeOn } from "@loraspec/core/plan/walltime.js";
+import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
+import { contract } from "../lint/helpers.js";
+
+const h200 = GPUS.find((g) => g.id === "h200")!;
+const settingsOf = (over: Partial<TrainSettings>): TrainSettings => ({ gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, cudaKnown: true, choices: [], ...over });
+const within = (got: number, want: number, tol = 0.1) => expect(Math.abs(got / want - 1), `${got} vs ${want}`).toBeLessThanOrEqual(tol);
+
+describe("the plan reproduces every measured row within 10%", () => {
+  // cuDNN SDPA is not a lever the plan turns on, so its row is not a plan configuration.
+  const rows = TRAIN_SPEEDS.filter((r) => !r.levers.includes("cudnn_sdpa"));
+  it.each(rows.map((r) => [`${r.base} ${r.config} b${r.batch}${r.gradientCheckpointing ? " ckpt" : ""}`, r] as const))("built-in %s", (_n, r) => {
+    const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, batch_size: r.batch, save_every: 250 } });
+    const s = settingsOf({ gradientCheckpointing: r.gradientCheckpointing, compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm") });
+    const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, s);
+    within(w.secondsPerStep, r.secondsPerStep);
+    expect(w.basis).toBe("measured");
+  });
+  it.each(TRAINER_SPEEDS.map((r) => [`${r.trainer} ${r.base}`, r] as const))("%s, through planRun", (_n, r) => {
+    const c = contract({
+      base: { model: r.base, quantize: r.quantize },
+      trainer: { name: r.trainer, version: "v0.10.1" },
+      hardware: { kind: "local", gpu: "H200", vram_gb: 141 },
+      hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250, gradient_checkpointing: r.gradientCheckpointing },
+      limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
+    });
+    const sel = planRun(c).selected!;
+    within(sel.secondsPerStep, r.secondsPerStep);
+    expect(sel.basis).toBe("measured");
+    expect(sel.source).toMatch(/kohya-h200-2026-11-29\.log/);
+  });
+});
+
+describe("faster cards never get longer walltimes", () => {
+  const dominates = (a: (typeof GPUS)[number], b: (typeof GPUS)[number]) => a.denseBf16Tflops >= b.denseBf16Tflops && a.memBandwidthTBs >= b.memBandwidthTBs && a.id !== b.id;
+  const workloads = BASE_MODEL_IDS.flatMap((base) =>
+    (["diffusers", "kohya", "ai-toolkit"] as const)
+      .filter((t) => getCompatibility(t, base)?.supported)
+      .flatMap((trainer) => [true, false].map((ckpt) => [base, trainer, ckpt] as const)),
+  );
+  it.each(workloads)("%s / %s / checkpointing %s", (base, trainer, ckpt) => {
+    const c = contract({
+      base: { model: base, quantize: "none" },
+      trainer: { name: trainer, version: trainer === "kohya" ? "v0.10.1" : trainer === "ai-toolkit" ? "0.12.26" : undefined },
+      hardware: { kind: "local", gpu: "H200", vram_gb: 141 },
+      hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: ckpt },
+      limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
+    });
+    const table = planRun(c).walltime;
+    const hours = (id: string) => table.find((w) => w.gpu === id)!.hours;
+    for (const a of GPUS) for (const b of GPUS) if (dominates(a, b)) expect(hours(a.id), `${a.id} vs ${b.id}`).toBeLessThanOrEqual(hours(b.id));
+    // the issue's example: H100 and A100 are never slower than the RTX 4090, the L40S never ties the H200
+    expect(hours("h100")).toBeLessThan(hours("rtx4090"));
+    expect(hours("a100")).toBeLessThan(hours("rtx4090"));
+    expect(hours("l40s")).toBeGreaterThan(hours("h200"));
+  });
+});
+
+describe("the issue's figures", () => {
+  it("Kohya on an H200: FLUX.1 0.83 and SDXL 1.15 s/step (not 3.0 / 0.40)", () => {
+    const kohya = (model: "flux1-dev" | "sdxl") =>
+      planRun(contract({ base: { model, quantize: "none" }, trainer: { name: "kohya", version: "v0.10.1" }, hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: false }, limits: { vram_ceiling_gb: undefined } })).selected!;
+    expect(kohya("flux1-dev").secondsPerStep).toBe(0.83);
+    expect(kohya("sdxl").secondsPerStep).toBe(1.15);
+  });
+});

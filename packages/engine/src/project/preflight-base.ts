@@ -1,0 +1,157 @@
+import { existsSync } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import type { Contract } from "@loraspec/core/contract/schema.js";
+import { getBaseModel, type BaseModelRecord } from "@loraspec/core/knowledge/base-models.js";
+import { signatureOfClass, signatureOfKeys, type BaseSignature } from "@loraspec/core/knowledge/base-signatures.js";
+import type { Finding } from "@loraspec/core/lint/finding.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import { openSafetensors } from "../lora/safetensors-file.js";
+
+export interface PreflightBaseParams {
+  contract: Contract;
+  /** The contract's folder: a local base.path resolves against it. */
+  contractDir: string;
+  /** Environment for the Hugging Face cache location (HF_HUB_CACHE, HF_HOME). */
+  env?: NodeJS.ProcessEnv;
+}
+
+const SOURCE = "ours: check reads model_index.json / the denoiser's config.json / a single file's safetensors header (no weights); classes: knowledge/base-signatures.ts";
+
+/** A local path (./x, ../x, /x, ~/x), as build-train-job and the compilers treat base.path. */
+export function isLocalBasePath(path: string): boolean {
+  return path.startsWith(".") || path.startsWith("~") || isAbsolute(path) || /^[A-Za-z]:[\\/]/.test(path);
+}
+
+/** The Hugging Face hub cache folder, as huggingface_hub resolves it. */
+export function hfHubCache(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  return join(env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "huggingface"), "hub");
+}
+
+/**
+ * Preflight of the base weights, before any GPU time: they resolve (a local folder or file, or an
+ * HF id in the local cache; a note when the first run must download them) and their architecture
+ * is `base.model`'s. Reads JSON configs and safetensors headers only.
+ */
+export async function preflightBase({ contract, contractDir, env = process.env }: PreflightBaseParams): Promise<Finding[]> {
+  const model = getBaseModel(contract.base.model);
+  if (!model) return [];
+  const given = contract.base.path ?? model.hfRepo;
+  if (isLocalBasePath(given)) {
+    const path = given.startsWith("~") ? join(homedir(), given.slice(1)) : resolve(contractDir, given);
+    const info = await stat(path).catch(() => undefined);
+    if (!info) {
+      return [
+        {
+          rule: "base-weights-missing",
+          severity: "error",
+          message: `base.path '${given}' does not exist (${path}): the run would fail when the trainer loads the base.`,
+          fix: `Point base.path at the ${model.label} weights (a diffusers folder, or a .safetensors file), or leave it out to use ${model.hfRepo}.`,
+          source: SOURCE,
+          field: "base.path",
+        },
+      ];
+    }
+    return checkArchitecture(await identify(path, info.isDirectory()), model, given);
+  }
+  const snapshot = await cachedSnapshot(given, env);
+  if (!snapshot) {
+    return [
+      {
+        rule: "base-weights-download",
+        severity: "info",
+        message: `${given} is not in the local Hugging Face cache (${hfHubCache(env)}): the first run downloads it before training starts.`,
+        fix: `Nothing to do, or download it first (huggingface-cli download ${given}) so the run starts at once.`,
+        source: SOURCE,
+        field: "base.path",
+      },
+    ];
+  }
+  return checkArchitecture(await identify(snapshot, true), model, given);
+}
+
+type Identified = { signature?: BaseSignature; what: string } | { unreadable: string };
+
+async function identify(path: string, isDir: boolean): Promise<Identified> {
+  try {
+    if (!isDir) return fromSingleFile(path);
+    const index = join(path, "model_index.json");
+    if (existsSync(index)) {
+      const cls = String((JSON.parse(await readFile(index, "utf8")) as { _class_name?: unknown })._class_name ?? "");
+      return { signature: signatureOfClass(cls), what: `model_index.json says ${cls || "no _class_name"}` };
+    }
+    for (const sub of ["transformer", "unet", "."]) {
+      const config = join(path, sub, "config.json");
+      if (!existsSync(config)) continue;
+      const cls = String((JSON.parse(await readFile(config, "utf8")) as { _class_name?: unknown })._class_name ?? "");
+      if (cls) return { signature: signatureOfClass(cls), what: `${sub === "." ? "" : `${sub}/`}config.json says ${cls}` };
+    }
+    // A folder of single files (Kohya's FLUX.1 layout): the largest .safetensors is the denoiser.
+    const files = (await readdir(path)).filter((f) => f.endsWith(".safetensors") || f.endsWith(".sft"));
+    if (files.length === 0) return { unreadable: "the folder holds no model_index.json, config.json or .safetensors file" };
+    const sizes = await Promise.all(files.map(async (f) => [f, (await stat(join(path, f))).size] as const));
+    const largest = sizes.sort((a, b) => b[1] - a[1])[0]![0];
+    return fromSingleFile(join(path, largest));
+  } catch (error) {
+    return { unreadable: isLoraspecError(error) || error instanceof SyntaxError ? (error as Error).message : String((error as Error).message ?? error) };
+  }
+}
+
+async function fromSingleFile(path: string): Promise<Identified> {
+  const file = await openSafetensors({ path });
+  try {
+    const keys = file.tensors.map((t) => t.name);
+    return { signature: signatureOfKeys(keys), what: `the header of ${path.split("/").pop()} (${keys.length} tensors)` };
+  } finally {
+    await file.close();
+  }
+}
+
+function checkArchitecture(found: Identified, model: BaseModelRecord, given: string): Finding[] {
+  if ("unreadable" in found) {
+    return [
+      {
+        rule: "base-weights-unreadable",
+        severity: "error",
+        message: `cannot tell what base.path '${given}' holds: ${found.unreadable}.`,
+        fix: `Point base.path at a diffusers folder (with model_index.json) or a .safetensors file of ${model.label}.`,
+        source: SOURCE,
+        field: "base.path",
+      },
+    ];
+  }
+  if (!found.signature) {
+    return [
+      {
+        rule: "base-architecture-unknown",
+        severity: "info",
+        message: `could not identify the architecture of base.path '${given}' (${found.what}); the trainer will find out.`,
+        fix: `Make sure it is ${model.label}.`,
+        source: SOURCE,
+        field: "base.path",
+      },
+    ];
+  }
+  if (found.signature.bases.includes(model.id)) return [];
+  return [
+    {
+      rule: "base-architecture-mismatch",
+      severity: "error",
+      message: `base.path '${given}' holds a ${found.signature.arch} (${found.what}), but base.model is ${model.label}: the trainer would fail loading it.`,
+      fix: `Set base.model to ${found.signature.bases.join(" or ")}, or point base.path at ${model.label} weights.`,
+      source: `${SOURCE}; ${found.signature.source}`,
+      field: "base.path",
+    },
+  ];
+}
+
+/** The snapshot folder of an HF repo in the local cache (refs/main first), if any. */
+async function cachedSnapshot(repo: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const root = join(hfHubCache(env), `models--${repo.replaceAll("/", "--")}`);
+  const ref = await readFile(join(root, "refs", "main"), "utf8").catch(() => undefined);
+  if (ref && existsSync(join(root, "snapshots", ref.trim()))) return join(root, "snapshots", ref.trim());
+  const snaps = await readdir(join(root, "snapshots")).catch(() => [] as string[]);
+  return snaps.length > 0 ? join(root, "snapshots", snaps[0]!) : undefined;
+}

@@ -1,0 +1,131 @@
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ContractSchema, type Contract } from "@loraspec/core/contract/schema.js";
+import { preflightBase } from "@loraspec/engine/project/preflight-base.js";
+import { checkProject } from "@loraspec/engine/project/check-project.js";
+
+const root = fileURLToPath(new URL("../../../..", import.meta.url));
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "loraspec-preflight-"));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** A .safetensors file with these tensor names (one bf16 element each): only the header matters. */
+async function safetensors(path: string, names: string[]): Promise<void> {
+  const header: Record<string, unknown> = {};
+  names.forEach((n, i) => (header[n] = { dtype: "BF16", shape: [1], data_offsets: [i * 2, i * 2 + 2] }));
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  await writeFile(path, Buffer.concat([len, json, Buffer.alloc(names.length * 2)]));
+}
+
+async function folder(name: string, files: Record<string, string>): Promise<string> {
+  const p = join(dir, name);
+  await mkdir(p, { recursive: true });
+  for (const [f, text] of Object.entries(files)) {
+    await mkdir(join(p, f, ".."), { recursive: true });
+    await writeFile(join(p, f), text);
+  }
+  return p;
+}
+
+const contractFor = (model: string, path?: string): Contract =>
+  ContractSchema.parse({ version: 1, name: "x", base: { model, path }, trainer: { name: "diffusers" }, target: "character", dataset: { path: "./d" }, trigger: { word: "txcl" } });
+const rules = async (model: string, path?: string, env: NodeJS.ProcessEnv = { HF_HUB_CACHE: join(dir, "empty-cache") }) =>
+  (await preflightBase({ contract: contractFor(model, path), contractDir: dir, env })).map((f) => `${f.severity} ${f.rule}`);
+
+describe("preflightBase", () => {
+  it("a missing local path is an error naming base.path", async () => {
+    expect(await rules("flux1-dev", "./nowhere")).toEqual(["error base-weights-missing"]);
+  });
+
+  it.each([
+    ["FluxPipeline", "flux1-dev", []],
+    ["FluxPipeline", "flux1-schnell", []],
+    ["FluxPipeline", "flux2-dev", ["error base-architecture-mismatch"]],
+    ["Flux2KleinPipeline", "flux2-klein-4b", []],
+    ["Flux2KleinPipeline", "flux2-dev", ["error base-architecture-mismatch"]],
+    ["StableDiffusionXLPipeline", "sdxl", []],
+    ["StableDiffusionXLPipeline", "flux1-dev", ["error base-architecture-mismatch"]],
+    ["QwenImagePipeline", "qwen-image", []],
+    ["ZImagePipeline", "zimage-turbo", []],
+    ["SomeOtherPipeline", "sdxl", ["info base-architecture-unknown"]],
+  ])("a diffusers folder of %s as %s -> %j", async (cls, model, want) => {
+    const p = await folder(`pipe-${cls}-${model}`, { "model_index.json": JSON.stringify({ _class_name: cls }) });
+    expect(await rules(model, p)).toEqual(want);
+  });
+
+  it("reads the denoiser's config.json when there is no model_index.json", async () => {
+    const p = await folder("transformer-only", { "transformer/config.json": JSON.stringify({ _class_name: "FluxTransformer2DModel" }) });
+    expect(await rules("sdxl", p)).toEqual(["error base-architecture-mismatch"]);
+    expect(await rules("flux1-dev", p)).toEqual([]);
+  });
+
+  it.each([
+    ["BFL FLUX.1", ["double_blocks.0.img_mod.lin.weight", "single_blocks.0.linear1.weight"], "flux1-dev", []],
+    ["BFL FLUX.1", ["double_blocks.0.img_mod.lin.weight", "single_blocks.0.linear1.weight"], "sdxl", ["error base-architecture-mismatch"]],
+    ["SDXL checkpoint", ["model.diffusion_model.input_blocks.0.0.weight", "conditioner.embedders.1.model.ln_final.weight"], "flux1-dev", ["error base-architecture-mismatch"]],
+    ["SD3.5", ["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"], "sd35-large", []],
+    ["unknown keys", ["foo.weight"], "flux1-dev", ["info base-architecture-unknown"]],
+  ])("a single file (%s) as %s", async (name, keys, model, want) => {
+    const p = join(dir, `${name.replaceAll(" ", "_")}-${model}.safetensors`);
+    await safetensors(p, keys);
+    expect(await rules(model, p)).toEqual(want);
+  });
+
+  it("a Kohya-style folder of single files: the largest is the denoiser", async () => {
+    const p = await folder("kohya-flux", {});
+    await safetensors(join(p, "flux1-dev.safetensors"), ["double_blocks.0.img_mod.lin.weight", ...Array.from({ length: 50 }, (_, i) => `single_blocks.${i}.linear1.weight`)]);
+    await safetensors(join(p, "ae.safetensors"), ["decoder.conv_in.weight"]);
+    expect(await rules("flux1-dev", p)).toEqual([]);
+    expect(await rules("flux2-klein-9b", p)).toEqual(["error base-architecture-mismatch"]);
+  });
+
+  it("a folder with nothing to read is an error, not a pass", async () => {
+    const p = await folder("empty-base", { "README.md": "hi" });
+    expect(await rules("flux1-dev", p)).toEqual(["error base-weights-unreadable"]);
+  });
+
+  it("an HF id: a note when not cached, the architecture checked when it is", async () => {
+    expect(await rules("flux1-dev")).toEqual(["info base-weights-download"]);
+    const cache = join(dir, "hf-cache");
+    const repo = join(cache, "models--black-forest-labs--FLUX.1-dev");
+    await mkdir(join(repo, "refs"), { recursive: true });
+    await writeFile(join(repo, "refs", "main"), "abc123\n");
+    await folder("hf-cache/models--black-forest-labs--FLUX.1-dev/snapshots/abc123", { "model_index.json": JSON.stringify({ _class_name: "FluxPipeline" }) });
+    expect(await rules("flux1-dev", undefined, { HF_HUB_CACHE: cache })).toEqual([]);
+    expect(await rules("flux2-dev", "black-forest-labs/FLUX.1-dev", { HF_HUB_CACHE: cache })).toEqual(["error base-architecture-mismatch"]);
+    expect(await rules("flux1-dev", undefined, { HF_HOME: join(dir, "nohome") })).toEqual(["info base-weights-download"]);
+  });
+});
+
+describe("check counts the images prep keeps", () => {
+  it("twenty 8x8 images: every one skipped, an error before any run", async () => {
+    const p = join(dir, "tiny-project");
+    await mkdir(join(p, "dataset"), { recursive: true });
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#888" } }).png().toBuffer();
+    for (let i = 0; i < 20; i++) {
+      await writeFile(join(p, "dataset", `img${i}.png`), png);
+      await writeFile(join(p, "dataset", `img${i}.txt`), "txcl, a woman");
+    }
+    await writeFile(join(p, "lora.yaml"), await readFile(join(root, "examples", "character", "lora.yaml"), "utf8"));
+    const r = await checkProject({ cwd: p, env: { HF_HUB_CACHE: join(dir, "empty-cache") } });
+    const errs = r.findings.filter((f) => f.severity === "error").map((f) => f.rule);
+    expect(errs).toContain("dataset-below-minimum");
+    expect(r.findings.find((f) => f.rule === "dataset-images-skipped")?.message).toMatch(/prep will skip 20 of 20 images, leaving 0/);
+  });
+
+  it("the example dataset keeps all 20", async () => {
+    const p = join(dir, "example");
+    await cp(join(root, "examples", "character"), p, { recursive: true });
+    const r = await checkProject({ cwd: p, env: { HF_HUB_CACHE: join(dir, "empty-cache") } });
+    expect(r.findings.map((f) => f.rule)).not.toContain("dataset-images-skipped");
+    expect(r.findings.filter((f) => f.severity === "error")).toEqual([]);
+  });
+});
