@@ -63,9 +63,9 @@ def test_a_nan_on_the_group_stops_every_rank_with_diverged(setup, monkeypatch):
 
 
 def test_train_rank_by_hand_is_a_usage_error(monkeypatch):
-    from loraspec_worker import distributed
+    from loraspec_worker import distributed, train
 
     monkeypatch.delenv(distributed.ENV_RANK, raising=False)
     with pytest.raises(WorkerError) as err:
-        distributed.run_rank({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o"})
+        train.run_rank({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o"})
     assert err.value.code == "E_USAGE"
