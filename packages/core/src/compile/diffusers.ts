@@ -1,63 +1,14 @@
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import type { BaseModelId } from "../knowledge/base-models.js";
-import type { Sourced } from "../knowledge/types.js";
+import { BUILTIN_TRAINER, builtinArchOf, type WorkerArch } from "../knowledge/builtin-trainer.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 
-/** The worker's architecture names (worker/loraspec_worker/train.py SUPPORTED_ARCHES / NOT_YET_ARCHES). */
-export type WorkerArch = "sdxl" | "flux1" | "flux2-klein" | "flux2-dev" | "qwen-image" | "zimage" | "sd35";
+export type { WorkerArch } from "../knowledge/builtin-trainer.js";
 
-interface ArchRecord extends Sourced {
-  arch: WorkerArch;
-  /** Trained by the built-in trainer today (diffusers 0.42 classes + our loss code). */
-  supported: boolean;
-  /** FLUX.1 guidance-embedding value fed while training (guidance-distilled [dev] only). */
-  trainGuidance?: number;
-  reason?: string;
-}
-
-const T = "shared/reference/trainers.md §5.5";
-const DISTILLED =
-  "Z-Image Turbo is step-distilled: ai-toolkit trains it through a training adapter and musubi-tuner suggests the De-Turbo weights; the built-in trainer trains the Turbo weights directly, which can wear off the distillation (sample with more steps if images go soft)";
-const NOT_YET = "the built-in trainer does not train it yet (diffusers has the classes; loraspec's loss code for it is not written): use ai-toolkit or fal";
-
-/** Which worker architecture each base model maps to, and whether the built-in trainer trains it. */
-export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
-  sdxl: { arch: "sdxl", supported: true, source: `${T} (train_dreambooth_lora_sdxl.py)`, asOf: "2026-11-29" },
-  "flux1-dev": {
-    arch: "flux1",
-    supported: true,
-    // train_dreambooth_lora_flux.py: --guidance_scale defaults to 3.5 ("FLUX.1 dev is guidance distilled")
-    trainGuidance: 3.5,
-    source: `${T} (train_dreambooth_lora_flux.py --guidance_scale)`,
-    asOf: "2026-11-29",
-  },
-  "flux1-schnell": { arch: "flux1", supported: true, trainGuidance: 1, source: `${T} (schnell has no guidance embedding)`, asOf: "2026-11-29" },
-  "flux2-klein-4b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
-  "flux2-klein-9b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
-  "flux2-dev": {
-    arch: "flux2-dev",
-    supported: false,
-    reason: "its Mistral-3 prompt processor (PixtralProcessor) needs torchvision, which the worker does not install: use ai-toolkit or fal",
-    source: "diffusers 0.42.1 pipelines/flux2/pipeline_flux2.py (AutoProcessor); transformers PixtralProcessor requires torchvision",
-    asOf: "2026-11-29",
-  },
-  "qwen-image": { arch: "qwen-image", supported: true, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: "2026-11-29" },
-  "zimage-turbo": {
-    arch: "zimage",
-    supported: true,
-    note: DISTILLED,
-    source: "shared/reference/trainers.md §2.15 (musubi: De-Turbo or the training adapter), §3 arch table (ai-toolkit zimage:turbo uses ostris/zimage_turbo_training_adapter)",
-    asOf: "2026-11-29",
-  },
-  "sd35-large": { arch: "sd35", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
-};
-
-/** Optimizers the worker implements (train.py make_optimizer). */
-const WORKER_OPTIMIZERS = new Set(["adamw", "adamw8bit", "adafactor", "prodigy"]);
-/** OOM fallbacks the worker can apply itself (train.py apply_fallback). */
-const WORKER_FALLBACKS = new Set(["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"]);
+const WORKER_OPTIMIZERS: ReadonlySet<string> = new Set(BUILTIN_TRAINER.optimizers);
+const WORKER_FALLBACKS: ReadonlySet<string> = new Set(BUILTIN_TRAINER.oomFallbacks);
 
 export interface DiffusersPaths {
   /** The prepared dataset folder (images + .txt captions), absolute. */
@@ -137,13 +88,14 @@ export function compileDiffusers(
   paths: DiffusersPaths,
   options: { contractHash?: string; resumeFrom?: string } = {},
 ): DiffusersCompiled {
-  const record = DIFFUSERS_ARCHES[contract.base.model];
-  if (!record) {
+  if (!(contract.base.model in BUILTIN_TRAINER.bases)) {
     throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `Unknown base model "${contract.base.model}".`, { field: "base.model" });
   }
-  if (!record.supported) {
+  const { arch, base, record } = builtinArchOf(contract.base.model);
+  if (!record.trains) {
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in diffusers trainer cannot train ${contract.base.model}: ${record.reason}.`, {
       field: "trainer.name",
+      hint: `Use ${record.instead}.`,
     });
   }
   const hp = contract.hyperparameters;
@@ -175,7 +127,7 @@ export function compileDiffusers(
       message: `the built-in trainer stops on divergence (on_divergence: ${contract.failure.on_divergence} is treated as stop; resume from the last checkpoint by hand)`,
     });
   }
-  if (record.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: record.note });
+  if (base.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: base.note });
   const fallbacks = contract.failure.oom_fallbacks.filter((f) => WORKER_FALLBACKS.has(f));
   const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
   if (contract.failure.on_oom === "fallback" && dropped.length) {
@@ -184,7 +136,7 @@ export function compileDiffusers(
 
   const request: DiffusersTrainRequest = {
     base: paths.basePath ?? contract.base.path ?? r.base.hfRepo,
-    arch: record.arch,
+    arch,
     dataset: paths.datasetDir,
     output_dir: paths.outputDir,
     name: contract.name,
@@ -212,7 +164,7 @@ export function compileDiffusers(
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
   if (contract.hardware.kind === "local" && contract.hardware.gpus > 1) request.num_processes = contract.hardware.gpus;
-  if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
+  if (base.trainGuidance !== undefined && arch === "flux1") request.guidance_scale = base.trainGuidance;
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;
   return { trainer: "diffusers", command: "train", request, warnings, choices: settings.choices };

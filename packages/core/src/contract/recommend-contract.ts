@@ -1,7 +1,7 @@
 import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { findGpu } from "../knowledge/gpus.js";
 import { getDatasetSize, getLrRange, getSteps, CAPTION_RULES, STACKING } from "../knowledge/recipes.js";
-import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS } from "../knowledge/trainers.js";
+import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS, trainerRuns } from "../knowledge/trainers.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
 import { LoraspecError } from "../errors.js";
 import { estimateVram } from "../plan/estimate-vram.js";
@@ -46,11 +46,11 @@ export function recommendContract(choices: InitChoices): Recommendation {
   const hardware = choices.hardware ?? (choices.trainer === "fal" ? "fal" : "local");
   const trainer = choices.trainer ?? pickTrainer(choices.base, hardware);
   const compat = getCompatibility(trainer, choices.base);
-  if (!compat?.supported) {
-    const supported = COMPATIBILITY.filter((r) => r.base === choices.base && r.supported && ["diffusers", "kohya", "ai-toolkit", "fal"].includes(r.trainer)).map((r) => r.trainer);
+  if (!compat || !trainerRuns(trainer, choices.base)) {
+    const supported = COMPATIBILITY.filter((r) => r.base === choices.base && trainerRuns(r.trainer, r.base) && ["diffusers", "kohya", "ai-toolkit", "fal"].includes(r.trainer)).map((r) => r.trainer);
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `${trainer} does not train ${model.label}`, {
       field: "trainer",
-      hint: `Pick one of: ${supported.join(", ")}.`,
+      hint: supported.length ? `Pick one of: ${supported.join(", ")}.` : `No trainer loraspec drives trains ${model.label} today; pick another base model.`,
       details: { source: compat?.source },
     });
   }
@@ -166,7 +166,7 @@ export function recommendContract(choices: InitChoices): Recommendation {
 
 function pickTrainer(base: BaseModelId, hardware: "local" | "fal"): TrainerId {
   if (hardware === "fal") return "fal";
-  for (const t of ["ai-toolkit", "kohya", "diffusers"] as const) if (getCompatibility(t, base)?.supported) return t;
+  for (const t of ["ai-toolkit", "kohya", "diffusers"] as const) if (trainerRuns(t, base)) return t;
   return "diffusers";
 }
 

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { compileDiffusers, DIFFUSERS_ARCHES } from "@loraspec/core/compile/diffusers.js";
+import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
+import { BUILTIN_TRAINER, builtinArchOf } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { makeContract, TARGETS } from "./contract-fixture.js";
 import { expectGolden } from "./golden.js";
 
 const PATHS = { datasetDir: "/project/.loraspec/runs/r1/dataset", outputDir: "/project/.loraspec/runs/r1/out" };
-const supported = (Object.keys(DIFFUSERS_ARCHES) as BaseModelId[]).filter((id) => DIFFUSERS_ARCHES[id].supported);
-const unsupported = (Object.keys(DIFFUSERS_ARCHES) as BaseModelId[]).filter((id) => !DIFFUSERS_ARCHES[id].supported);
+const supported = (Object.keys(BUILTIN_TRAINER.bases) as BaseModelId[]).filter((id) => builtinArchOf(id).record.trains);
+const unsupported = (Object.keys(BUILTIN_TRAINER.bases) as BaseModelId[]).filter((id) => !builtinArchOf(id).record.trains);
 
 function contract(base: BaseModelId, target: (typeof TARGETS)[number], overrides = {}) {
   return makeContract({ base, target, trainer: "kohya", overrides: { trainer: { name: "diffusers" }, ...overrides } });
