@@ -85,17 +85,18 @@ def quiet():
 def loras(tmp_path_factory, quiet) -> dict:
     """txcl and txst trained on the toy FLUX.1 base with the built-in trainer, the prior images as reg images."""
     from loraspec_worker import train
+    from loraspec_worker.train.dev_request import dev_request
 
     out = tmp_path_factory.mktemp("flux-loras")
     paths = {}
     for name, dataset in (("txcl", "character"), ("txst", "style")):
-        result = train.run({
+        result = train.run(dev_request(**{
             "arch": "flux1", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": str(out / name), "name": name,
             "resolution": 64, "steps": SETTINGS["steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
             "batch_size": SETTINGS["batch_size"], "seed": 1, "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"),
             "precision": SETTINGS["precision"], "device": SETTINGS["device"], "guidance_scale": train_flux.GUIDANCE,
             "max_sequence_length": T5_LENGTH,
-        })
+        }))
         assert os.path.exists(result["path"]) and result["steps"] == SETTINGS["steps"]
         paths[name] = result["path"]
     return paths

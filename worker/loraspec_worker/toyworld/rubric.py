@@ -89,13 +89,14 @@ def prompts_for(dataset: str) -> dict:
 
 def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None) -> str:
     from .. import train
+    from ..train.dev_request import dev_request
 
-    result = train.run({
+    result = train.run(dev_request(**{
         "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, variant.dataset), "output_dir": out, "name": variant.name,
         "resolution": 64, "steps": steps or variant.steps, "rank": 8, "alpha": 8, "learning_rate": variant.learning_rate, "batch_size": 4,
         "seed": seed, "trigger_word": TRIGGER, "prefix_trigger": variant.prefix_trigger,
         "reg_dataset": os.path.join(EXAMPLES, "prior") if variant.reg else None, "precision": "fp32", "device": "cpu",
-    })
+    }))
     return result["path"]
 
 

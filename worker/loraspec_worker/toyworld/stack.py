@@ -35,14 +35,15 @@ def prompts() -> list[str]:
 
 def train_pair(out: str, seed: int = 1, steps: int = 300) -> dict:
     from .. import train
+    from ..train.dev_request import dev_request
 
     paths = {}
     for name, dataset in (("txcl", "character"), ("txst", "style")):
-        paths[name] = train.run({
+        paths[name] = train.run(dev_request(**{
             "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": os.path.join(out, name), "name": name,
             "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3, "batch_size": 4, "seed": seed,
             "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"), "precision": "fp32", "device": "cpu",
-        })["path"]
+        }))["path"]
     return paths
 
 

@@ -103,7 +103,8 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     import torch
 
     from ..protocol import WorkerError
-    from ..train import Config, Flux1
+    from ..train import Flux1
+    from ..train.dev_request import dev_config
 
     te1, te2, transformer, vae = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer", "vae"))
     vae.to(device).eval()
@@ -121,7 +122,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
 
     # the loss is the LoRA trainer's own (fp32 weights under bf16 autocast)
-    cfg = Config(base="", arch="flux1", dataset="", output_dir="", guidance_scale=GUIDANCE, weighting_scheme=weighting)
+    cfg = dev_config(arch="flux1", guidance_scale=GUIDANCE, weighting_scheme=weighting)
     flux = Flux1(make_pipeline(models), cfg, device, torch.float32)
     trainable = [te1, te2, transformer]
     for m in trainable:

@@ -1,112 +1,124 @@
-"""Request -> Config: the built-in trainer's settings, validated (see train/__init__.py)."""
+"""Request -> Config. The request is core's (compile/diffusers.ts) and holds every setting, resolved;
+it is validated against schema/worker-train-request.schema.json and a field it leaves out is E_USAGE,
+never a default here. What the built-in trainer trains (arches, targets) is core's table
+(schema/builtin-trainer.json)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from ..protocol import WorkerError, require
+from ..protocol import WorkerError
+from ..schema_files import builtin_trainer, train_request_schema
 
-SUPPORTED_ARCHES = ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")
-NOT_YET_ARCHES = ("flux2-dev", "sd35")
-NOT_YET_WHY = {
-    # diffusers 0.42 has Flux2Pipeline, but its Mistral-3 prompt processor (PixtralProcessor) needs
-    # torchvision, which the worker does not pin, and no tiny test base can be built without it.
-    "flux2-dev": "its Mistral-3 text processor needs torchvision, which the worker does not install",
-    "sd35": "no SD3.5 loss code yet",
-}
+TABLE = builtin_trainer()
+SUPPORTED_ARCHES = tuple(a for a, r in TABLE["arches"].items() if r["trains"])
+NOT_YET_ARCHES = tuple(a for a, r in TABLE["arches"].items() if not r["trains"])
+# peft target modules per trained arch (the request carries its arch's list as `targets`).
+TARGETS = {a: list(TABLE["arches"][a]["targets"]) for a in SUPPORTED_ARCHES}
+TEXT_ENCODER_TARGETS = list(TABLE["textEncoderTargets"])
+SETTING_KEYS = tuple(TABLE["settingKeys"])
 
-# Target modules per architecture (trainers.md §5.5, lora-formats.md §2a/§2b): attention
-# projections, like diffusers' dreambooth LoRA scripts.
-TARGETS = {
-    "sdxl": ["to_q", "to_k", "to_v", "to_out.0"],
-    "flux1": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
-    "flux2-klein": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "to_qkv_mlp_proj"],
-    "zimage": ["to_q", "to_k", "to_v", "to_out.0"],
-    "qwen-image": ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"],
-}
-TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 @dataclass
 class Config:
+    """One field per request property (failure's fields flattened); see the request schema for each."""
+
     base: str
     arch: str
     dataset: str
     output_dir: str
-    name: str = "lora"
-    resolution: int = 1024
-    rank: int = 16
-    alpha: float = 16
-    learning_rate: float = 1e-4
-    steps: int = 1000
-    batch_size: int = 1
-    gradient_accumulation: int = 1
-    optimizer: str = "adamw"
-    lr_scheduler: str = "constant"
-    warmup_steps: int = 0
-    precision: str = "bf16"
-    gradient_checkpointing: bool = False
-    save_every: int = 0
-    seed: int = 42
-    trigger_word: Optional[str] = None
-    prefix_trigger: bool = True
+    name: str
+    resolution: int
+    rank: int
+    alpha: float
+    learning_rate: float
+    steps: int
+    batch_size: int
+    gradient_accumulation: int
+    optimizer: str
+    lr_scheduler: str
+    warmup_steps: int
+    precision: str
+    gradient_checkpointing: bool
+    compile: bool
+    cuda_graphs: bool
+    channels_last: bool
+    fp8_matmul: bool
+    quantize: str
+    num_processes: int
+    save_every: int
+    seed: int
+    trigger_word: str
+    prefix_trigger: bool
+    caption_extension: str
+    train_text_encoder: bool
+    guidance_scale: float
+    weighting_scheme: str
+    max_sequence_length: int
+    targets: list
+    loss_spike_factor: float
+    on_oom: str
+    oom_fallbacks: list
     reg_dataset: Optional[str] = None
-    caption_extension: str = ".txt"
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
-    train_text_encoder: bool = False
-    guidance_scale: float = 1.0
-    weighting_scheme: str = "none"
-    max_sequence_length: int = 512
     device: Optional[str] = None
-    loss_spike_factor: Optional[float] = None
-    on_oom: str = "fail"
-    oom_fallbacks: list = field(default_factory=list)
-    # Data-parallel processes on one host (one per GPU; distributed.py).
-    num_processes: int = 1
-    # Speed levers (speed.py, bench/gpu-speed.py). None = chosen by speed.choose_levers.
-    compile: Optional[bool] = None
-    cuda_graphs: Optional[bool] = None
-    # fp8 GEMMs for the frozen base's block linears (speed.Fp8Linear matmul; needs float8 tensor cores).
-    fp8_matmul: Optional[bool] = None
-    # "fp8": the frozen base's block linears held in float8 (the 24 GB recipe for FLUX.1).
-    quantize: str = "none"
     debug: dict = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings (the table's settingKeys), as the settings event reports them."""
+        return {k: getattr(self, k) for k in SETTING_KEYS}
+
+
+def _field_path(error) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(request)"
+
+
+def validate_request(request: dict) -> None:
+    """E_USAGE naming the first field that breaks the request schema (a missing one included)."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(train_request_schema()).iter_errors(request), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise WorkerError("E_USAGE", f"train request field {_field_path(e)}: {e.message}{more}",
+                          hint="the request is written by loraspec's compiler (compile/diffusers.ts); see schema/worker-train-request.schema.json")
+
+
+def contradictions(cfg: Config) -> list[str]:
+    """Settings the request combines that no device can run together (core never writes these)."""
+    arch = TABLE["arches"][cfg.arch]
+    graph = [why for bad, why in (
+        (not arch["graphReplayable"], f"{cfg.arch} has no graph-replayable loss"),
+        (cfg.gradient_checkpointing, "gradient checkpointing reads the RNG state on the host"),
+        (cfg.gradient_accumulation != 1, "gradient accumulation"),
+        (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
+        (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
+        (cfg.num_processes > 1, "several processes (the gradients are all-reduced outside the step)"),
+        (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
+    ) if bad] if cfg.cuda_graphs else []
+    out = [f"cuda_graphs with {why}" for why in graph]
+    if cfg.train_text_encoder and not arch["textEncoder"]:
+        out.append(f"train_text_encoder for {cfg.arch}")
+    return out
 
 
 def parse_config(request: dict) -> Config:
-    arch = require(request, "arch", str)
+    arch = request.get("arch")
     if arch in NOT_YET_ARCHES:
+        record = TABLE["arches"][arch]
         raise WorkerError(
             "E_NOT_SUPPORTED",
-            f"the built-in trainer does not train '{arch}' yet" + (f": {NOT_YET_WHY[arch]}" if arch in NOT_YET_WHY else ""),
-            hint="use trainer ai-toolkit or fal for this model, or one of: " + ", ".join(SUPPORTED_ARCHES),
+            f"the built-in trainer does not train '{arch}' yet: {record['reason']}",
+            hint=f"use trainer {record['instead']} for this model, or one of: " + ", ".join(SUPPORTED_ARCHES),
         )
-    if arch not in SUPPORTED_ARCHES:
-        raise WorkerError("E_USAGE", f"unknown arch '{arch}'", hint="one of: " + ", ".join(SUPPORTED_ARCHES))
-    failure = request.get("failure") or {}
-    known = set(Config.__dataclass_fields__)
-    values = {k: v for k, v in request.items() if k in known and v is not None}
-    values["base"] = require(request, "base", str)
-    values["dataset"] = require(request, "dataset", str)
-    values["output_dir"] = require(request, "output_dir", str)
-    if "loss_spike_factor" in failure:
-        values["loss_spike_factor"] = failure["loss_spike_factor"]
-    if "on_oom" in failure:
-        values["on_oom"] = failure["on_oom"]
-    if "oom_fallbacks" in failure:
-        values["oom_fallbacks"] = list(failure["oom_fallbacks"])
+    validate_request(request)
+    values = {k: v for k, v in request.items() if k != "failure"}
+    values.update(request["failure"])
     cfg = Config(**values)
-    for name in ("steps", "rank", "batch_size", "gradient_accumulation", "resolution", "num_processes"):
-        if int(getattr(cfg, name)) < 1:
-            raise WorkerError("E_USAGE", f"'{name}' must be at least 1")
-    if cfg.quantize not in ("none", "fp8"):
-        raise WorkerError("E_NOT_SUPPORTED", f"the built-in trainer holds the base in bf16 or fp8, not '{cfg.quantize}'",
-                          hint="quantize: fp8 (or none); nf4/int8 need ai-toolkit")
-    if cfg.resolution % 16:
-        raise WorkerError("E_USAGE", f"resolution {cfg.resolution} must be a multiple of 16")
+    bad = contradictions(cfg)
+    if bad:
+        raise WorkerError("E_USAGE", "the train request asks for settings that cannot run together: " + "; ".join(bad))
     return cfg
-
-
-# ---------------------------------------------------------------------------------------------
-# dataset

@@ -6,9 +6,11 @@ import os
 from typing import Optional
 
 from ..protocol import WorkerError, warning
+from ..schema_files import builtin_trainer
 from .config import Config
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# What the trainer reads: core's table (knowledge/builtin-trainer.ts imageExtensions).
+IMAGE_EXTENSIONS = tuple(builtin_trainer()["imageExtensions"])
 
 
 def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = ".txt") -> list[tuple[str, str]]:
@@ -30,7 +32,7 @@ def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = "
             caption = f"{trigger}, {caption}" if caption else trigger
         items.append((os.path.join(folder, name), caption))
     if not items:
-        raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint=f"add .png/.jpg/.webp files with {caption_extension} captions")
+        raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint=f"add {'/'.join(IMAGE_EXTENSIONS)} files with {caption_extension} captions")
     return items
 
 

@@ -15,9 +15,9 @@ from .. import distributed, speed
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
 from .arches import ARCH_CLASSES
 from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
-from .config import TARGETS, TEXT_ENCODER_TARGETS, Config
+from .config import TABLE, TEXT_ENCODER_TARGETS, Config
 from .data import load_image, training_items
-from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer
+from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -110,10 +110,18 @@ def load_and_cache(cfg: Config, device, dtype):
     return pipe, arch, items, cache
 
 
-def prepare_trainable(cfg: Config, pipe, arch, device, dtype) -> tuple[list, list, dict, dict]:
-    """Adds the LoRA adapters, applies the speed levers; returns (params, trainable, lora_configs, levers)."""
+def resolve_levers(cfg: Config, device, dtype) -> dict:
+    """The request's levers less what this device cannot run (coded warnings), reported in one
+    settings event: the request's settings (core's plan) and the ones this run applies."""
+    levers = speed.refuse_levers(cfg, device, ARCH_CLASSES[cfg.arch], TABLE["refusals"])
+    emit({"type": "settings", "settings": cfg.settings(), "applied": {**cfg.settings(), **levers, "precision": precision_name(dtype)}})
+    return levers
+
+
+def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> tuple[list, list, dict]:
+    """Adds the LoRA adapters, applies the speed levers; returns (params, trainable, lora_configs)."""
     denoiser = arch.denoiser
-    lora_configs = {arch.denoiser_attr: add_lora(denoiser, cfg, TARGETS[cfg.arch])}
+    lora_configs = {arch.denoiser_attr: add_lora(denoiser, cfg, cfg.targets)}
     trainable = [denoiser]
     if cfg.train_text_encoder:
         if cfg.arch != "sdxl":
@@ -121,9 +129,6 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype) -> tuple[list, lis
         for attr, encoder in (("text_encoder", pipe.text_encoder), ("text_encoder_2", pipe.text_encoder_2)):
             lora_configs[attr] = add_lora(encoder, cfg, TEXT_ENCODER_TARGETS)
             trainable.append(encoder)
-    levers = speed.choose_levers(cfg, device, arch)
-    for reason in levers["reasons"]:
-        emit({"type": "log", "level": "info", "message": reason})
     if cfg.quantize == "fp8" or levers["fp8_matmul"]:
         matmul = levers["fp8_matmul"]
         counts = speed.quantize_fp8_(denoiser, device, dtype, matmul=matmul, fp8_base=cfg.quantize == "fp8")
@@ -144,7 +149,7 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype) -> tuple[list, lis
         n = speed.compile_blocks(denoiser)
         emit({"type": "log", "level": "info", "message": f"compiling {n} repeated blocks (the first steps are slow while torch.compile works)"})
     denoiser.train()
-    return params, trainable, lora_configs, levers
+    return params, trainable, lora_configs
 
 
 def train_once(cfg: Config, group=None) -> dict:
@@ -159,8 +164,9 @@ def train_once(cfg: Config, group=None) -> dict:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
 
+    levers = resolve_levers(cfg, device, dtype)
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
-    params, trainable, lora_configs, levers = prepare_trainable(cfg, pipe, arch, device, dtype)
+    params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
     if levers["cuda_graphs"]:
         optimizer = speed.make_capturable_adamw(params, cfg.learning_rate, device, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
         stepper = speed.GraphedStep(arch, params, optimizer, max_grad_norm=1.0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ..protocol import WorkerError, log
-from .config import Config
+from ..protocol import WorkerError, warning
+from .config import TABLE, Config
 
 def pipeline_class(arch: str):
     import diffusers
@@ -60,20 +60,24 @@ def choose_device(cfg: Config):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
 def choose_dtype(cfg: Config, device):
+    """The base's dtype: the request's precision; on the CPU fp32 (half-precision matmuls are slow
+    there and some kernels are missing), refused with a coded warning. LoRA parameters are fp32."""
     import torch
 
-    wanted = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(cfg.precision)
-    if wanted is None:
-        raise WorkerError("E_USAGE", f"unknown precision '{cfg.precision}'", hint="bf16, fp16 or fp32")
+    wanted = getattr(torch, PRECISIONS[cfg.precision])
     if device.type == "cpu" and wanted is not torch.float32:
-        # Half-precision matmuls on CPU are slow and some kernels are missing; the frozen base runs
-        # in fp32 there. The LoRA parameters are fp32 everywhere.
-        log(f"precision {cfg.precision} requested on CPU; using fp32 for the base")
+        warning(f"precision {cfg.precision} is off for this run: the base runs in fp32 on the CPU", code=TABLE["refusals"]["precision"])
         return torch.float32
     return wanted
 
 
+def precision_name(dtype) -> str:
+    """torch dtype -> the request's precision name."""
+    return next(k for k, v in PRECISIONS.items() if str(dtype) == f"torch.{v}")
 
 
 def add_lora(model, cfg: Config, targets: list[str]):
@@ -84,30 +88,44 @@ def add_lora(model, cfg: Config, targets: list[str]):
     return config
 
 
-def make_optimizer(cfg: Config, params, device):
+def _adamw(cfg: Config, params, device):
     import torch
 
-    name = cfg.optimizer
-    if name == "adamw":
-        # One fused kernel for all LoRA tensors on CUDA (the foreach default launches per group).
-        fused = {"fused": True} if device.type == "cuda" else {}
-        return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8, **fused)
-    if name == "adamw8bit":
-        if device.type != "cuda":
-            raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs a CUDA GPU (bitsandbytes)", hint="use optimizer: adamw on this machine")
-        try:
-            import bitsandbytes as bnb  # noqa: PLC0415
-        except ImportError:
-            raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs bitsandbytes", hint="worker/.venv/bin/pip install bitsandbytes, or use adamw") from None
-        return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
-    if name == "adafactor":
-        from transformers.optimization import Adafactor
+    # One fused kernel for all LoRA tensors on CUDA (the foreach default launches per group).
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8, **fused)
 
-        return Adafactor(params, lr=cfg.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
-    if name == "prodigy":
-        try:
-            import prodigyopt  # noqa: PLC0415
-        except ImportError:
-            raise WorkerError("E_NOT_SUPPORTED", "prodigy needs the prodigyopt package", hint="worker/.venv/bin/pip install prodigyopt, or use adamw") from None
-        return prodigyopt.Prodigy(params, lr=cfg.learning_rate, weight_decay=1e-4)
-    raise WorkerError("E_USAGE", f"unknown optimizer '{name}'", hint="adamw, adamw8bit, adafactor or prodigy")
+
+def _adamw8bit(cfg: Config, params, device):
+    if device.type != "cuda":
+        raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs a CUDA GPU (bitsandbytes)", hint="use optimizer: adamw on this machine")
+    try:
+        import bitsandbytes as bnb  # noqa: PLC0415
+    except ImportError:
+        raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs bitsandbytes", hint="worker/.venv/bin/pip install bitsandbytes, or use adamw") from None
+    return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+
+
+def _adafactor(cfg: Config, params, device):
+    from transformers.optimization import Adafactor
+
+    return Adafactor(params, lr=cfg.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
+
+
+def _prodigy(cfg: Config, params, device):
+    try:
+        import prodigyopt  # noqa: PLC0415
+    except ImportError:
+        raise WorkerError("E_NOT_SUPPORTED", "prodigy needs the prodigyopt package", hint="worker/.venv/bin/pip install prodigyopt, or use adamw") from None
+    return prodigyopt.Prodigy(params, lr=cfg.learning_rate, weight_decay=1e-4)
+
+
+# The optimizers the worker builds: the table's `optimizers` (test_sync.py holds them equal).
+OPTIMIZERS = {"adamw": _adamw, "adamw8bit": _adamw8bit, "adafactor": _adafactor, "prodigy": _prodigy}
+
+
+def make_optimizer(cfg: Config, params, device):
+    build = OPTIMIZERS.get(cfg.optimizer)
+    if build is None:  # the request schema admits only the table's optimizers
+        raise WorkerError("E_USAGE", f"unknown optimizer '{cfg.optimizer}'", hint=", ".join(OPTIMIZERS))
+    return build(cfg, params, device)

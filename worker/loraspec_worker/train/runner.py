@@ -11,29 +11,51 @@ from .config import Config, parse_config
 from .loop import Diverged, train_once
 from .model import choose_device
 
+def _no_graph(cfg: Config) -> str:
+    """The CUDA graph (and its NHWC layout) replays one plain AdamW step without checkpointing or
+    accumulation: a fallback that changes those turns it off too."""
+    if not cfg.cuda_graphs:
+        return ""
+    cfg.cuda_graphs = cfg.channels_last = False
+    return " (and off the CUDA graph)"
+
+
+def _checkpointing(cfg: Config) -> str:
+    if cfg.gradient_checkpointing:
+        return ""
+    cfg.gradient_checkpointing = True
+    return "turned on gradient checkpointing" + _no_graph(cfg)
+
+
+def _quantize_base(cfg: Config) -> str:
+    if cfg.quantize == "fp8":
+        return ""
+    cfg.quantize = "fp8"
+    return "held the base in fp8"
+
+
+def _smaller_batch(cfg: Config) -> str:
+    if cfg.batch_size <= 1:
+        return ""
+    cfg.gradient_accumulation *= 2
+    cfg.batch_size = max(1, cfg.batch_size // 2)
+    return f"batch {cfg.batch_size} x accumulation {cfg.gradient_accumulation}" + _no_graph(cfg)
+
+
+def _optimizer_8bit(cfg: Config) -> str:
+    if cfg.optimizer == "adamw8bit":
+        return ""
+    cfg.optimizer = "adamw8bit"
+    return "switched to adamw8bit" + _no_graph(cfg)
+
+
+# The OOM fallbacks the worker applies itself: the table's `oomFallbacks` (test_sync.py holds them
+# equal). Each returns what it changed, or "" when it cannot change anything more.
+FALLBACKS = {"gradient_checkpointing": _checkpointing, "smaller_batch": _smaller_batch, "optimizer_8bit": _optimizer_8bit, "quantize_base": _quantize_base}
+
+
 def apply_fallback(cfg: Config, fallback: str) -> str:
-    if fallback == "gradient_checkpointing":
-        if cfg.gradient_checkpointing:
-            return ""
-        cfg.gradient_checkpointing = True
-        return "turned on gradient checkpointing"
-    if fallback == "quantize_base":
-        if cfg.quantize == "fp8":
-            return ""
-        cfg.quantize = "fp8"
-        return "held the base in fp8"
-    if fallback == "smaller_batch":
-        if cfg.batch_size <= 1:
-            return ""
-        cfg.gradient_accumulation *= 2
-        cfg.batch_size = max(1, cfg.batch_size // 2)
-        return f"batch {cfg.batch_size} x accumulation {cfg.gradient_accumulation}"
-    if fallback == "optimizer_8bit":
-        if cfg.optimizer == "adamw8bit":
-            return ""
-        cfg.optimizer = "adamw8bit"
-        return "switched to adamw8bit"
-    return ""
+    return FALLBACKS[fallback](cfg) if fallback in FALLBACKS else ""
 
 
 OOM_HINT = "lower batch_size or resolution, turn on gradient_checkpointing, use adamw8bit, or allow failure.oom_fallbacks"

@@ -1,9 +1,12 @@
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
-import type { BaseModelId } from "../knowledge/base-models.js";
-import { BUILTIN_TRAINER, builtinArchOf, type WorkerArch } from "../knowledge/builtin-trainer.js";
+import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
+import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
+import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
+
+export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
 export type { WorkerArch } from "../knowledge/builtin-trainer.js";
 
@@ -21,51 +24,6 @@ export interface DiffusersPaths {
   basePath?: string;
 }
 
-/** The worker's train request; field names as worker/loraspec_worker/train.py reads them. */
-export interface DiffusersTrainRequest {
-  base: string;
-  arch: WorkerArch;
-  dataset: string;
-  output_dir: string;
-  name: string;
-  resolution: number;
-  rank: number;
-  alpha: number;
-  learning_rate: number;
-  steps: number;
-  batch_size: number;
-  gradient_accumulation: number;
-  optimizer: string;
-  lr_scheduler: string;
-  warmup_steps: number;
-  precision: string;
-  gradient_checkpointing: boolean;
-  /**
-   * Regional torch.compile of the repeated blocks. Set by the plan; left out (the worker decides on
-   * the device it finds) when the plan turns it on but hardware.gpu names no known CUDA GPU.
-   */
-  compile?: boolean;
-  /** Whole-step CUDA graph: SDXL only, without checkpointing, accumulation 1, optimizer adamw; absent as compile. */
-  cuda_graphs?: boolean;
-  /** The frozen block linears in fp8 e4m3 with per-row scales, or bf16. */
-  quantize: "none" | "fp8";
-  /** fp8 GEMMs for the frozen base (float8 tensor cores); absent as compile. */
-  fp8_matmul?: boolean;
-  /** Data-parallel processes, one per GPU of the host (hardware.gpus); absent for one. */
-  num_processes?: number;
-  save_every: number;
-  seed: number;
-  trigger_word: string;
-  /** Regularisation images: their captions are never given the trigger (train.py reg_dataset). */
-  reg_dataset?: string;
-  /** Caption sidecar extension, with the dot. */
-  caption_extension: string;
-  guidance_scale?: number;
-  contract_hash?: string;
-  resume_from?: string;
-  failure: { loss_spike_factor: number; on_oom: "fail" | "fallback"; oom_fallbacks: string[] };
-}
-
 export interface DiffusersCompiled {
   trainer: "diffusers";
   /** `python -m loraspec_worker <command>` */
@@ -77,17 +35,16 @@ export interface DiffusersCompiled {
   choices: SettingChoice[];
 }
 
+/** Contract settings the built-in trainer does not honour, said out loud. */
+export type DiffusersWarning = DiffusersCompiled["warnings"][number];
+
 /**
- * Compiles a contract (+ plan) into the built-in trainer's request. Pure: paths arrive resolved.
- * Refuses what the worker cannot do (a model it does not train, an int8/nf4 base, lion8bit)
- * instead of silently training something else.
+ * Every training setting of the built-in trainer's request, resolved from the contract (+ plan):
+ * the plan lists these (plan.workerSettings) and compileDiffusers writes them. Refuses what the
+ * worker cannot do (a model it does not train, an int8/nf4 base, lion8bit) instead of silently
+ * training something else.
  */
-export function compileDiffusers(
-  contract: Contract,
-  plan: CompilePlan,
-  paths: DiffusersPaths,
-  options: { contractHash?: string; resumeFrom?: string } = {},
-): DiffusersCompiled {
+export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): { settings: BuiltinSettings; warnings: DiffusersWarning[]; choices: SettingChoice[]; base: BaseModelId } {
   if (!(contract.base.model in BUILTIN_TRAINER.bases)) {
     throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `Unknown base model "${contract.base.model}".`, { field: "base.model" });
   }
@@ -112,8 +69,8 @@ export function compileDiffusers(
     });
   }
   const r = resolveTraining(contract, plan);
-  const settings = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
-  const warnings: DiffusersCompiled["warnings"] = [];
+  const ts = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
+  const warnings: DiffusersWarning[] = [];
   if (contract.dataset.aspect === "buckets") {
     warnings.push({ code: "W_NO_BUCKETS", field: "dataset.aspect", message: "the built-in trainer center-crops every image to a square; aspect buckets are not used" });
   }
@@ -128,18 +85,9 @@ export function compileDiffusers(
     });
   }
   if (base.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: base.note });
-  const fallbacks = contract.failure.oom_fallbacks.filter((f) => WORKER_FALLBACKS.has(f));
-  const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
-  if (contract.failure.on_oom === "fallback" && dropped.length) {
-    warnings.push({ code: "W_OOM_FALLBACK_UNSUPPORTED", field: "failure.oom_fallbacks", message: `the built-in trainer cannot apply: ${dropped.join(", ")}` });
-  }
-
-  const request: DiffusersTrainRequest = {
-    base: paths.basePath ?? contract.base.path ?? r.base.hfRepo,
+  const fixed = BUILTIN_TRAINER.fixed;
+  const settings: BuiltinSettings = {
     arch,
-    dataset: paths.datasetDir,
-    output_dir: paths.outputDir,
-    name: contract.name,
     resolution: r.resolution,
     rank: r.rank,
     alpha: r.alpha,
@@ -147,25 +95,54 @@ export function compileDiffusers(
     steps: r.steps,
     batch_size: r.batchSize,
     gradient_accumulation: r.gradientAccumulation,
-    optimizer: hp.optimizer,
+    optimizer: hp.optimizer as BuiltinSettings["optimizer"],
     lr_scheduler: hp.lr_scheduler,
     warmup_steps: hp.warmup_steps,
     precision: hp.precision,
-    gradient_checkpointing: settings.gradientCheckpointing,
-    ...(settings.compile && !settings.cudaKnown ? {} : { compile: settings.compile }),
-    ...(settings.cudaGraphs && !settings.cudaKnown ? {} : { cuda_graphs: settings.cudaGraphs }),
-    quantize: settings.quantize === "fp8" ? "fp8" : "none",
-    ...(settings.fp8Matmul && !settings.cudaKnown ? {} : { fp8_matmul: settings.fp8Matmul }),
+    gradient_checkpointing: ts.gradientCheckpointing,
+    compile: ts.compile,
+    cuda_graphs: ts.cudaGraphs,
+    channels_last: ts.channelsLast,
+    fp8_matmul: ts.fp8Matmul,
+    quantize: ts.quantize === "fp8" ? "fp8" : "none",
+    num_processes: contract.hardware.kind === "local" ? contract.hardware.gpus : 1,
     save_every: r.saveEvery,
     seed: hp.seed,
+    prefix_trigger: fixed.prefix_trigger,
+    train_text_encoder: fixed.train_text_encoder,
+    guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
+    weighting_scheme: fixed.weighting_scheme,
+    max_sequence_length: fixed.max_sequence_length,
+    targets: [...record.targets],
+  };
+  return { settings, warnings, choices: ts.choices, base: contract.base.model };
+}
+
+/** Compiles a contract (+ plan) into the built-in trainer's request. Pure: paths arrive resolved. */
+export function compileDiffusers(
+  contract: Contract,
+  plan: CompilePlan,
+  paths: DiffusersPaths,
+  options: { contractHash?: string; resumeFrom?: string } = {},
+): DiffusersCompiled {
+  const { settings, warnings, choices } = resolveBuiltinSettings(contract, plan);
+  const fallbacks = contract.failure.oom_fallbacks.filter((f): f is BuiltinFallback => WORKER_FALLBACKS.has(f));
+  const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
+  if (contract.failure.on_oom === "fallback" && dropped.length) {
+    warnings.push({ code: "W_OOM_FALLBACK_UNSUPPORTED", field: "failure.oom_fallbacks", message: `the built-in trainer cannot apply: ${dropped.join(", ")}` });
+  }
+  const request: DiffusersTrainRequest = {
+    base: paths.basePath ?? contract.base.path ?? getBaseModel(contract.base.model)!.hfRepo,
+    dataset: paths.datasetDir,
+    output_dir: paths.outputDir,
+    name: contract.name,
     trigger_word: contract.trigger.word,
     caption_extension: contract.captions.extension,
+    ...settings,
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom, oom_fallbacks: fallbacks },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
-  if (contract.hardware.kind === "local" && contract.hardware.gpus > 1) request.num_processes = contract.hardware.gpus;
-  if (base.trainGuidance !== undefined && arch === "flux1") request.guidance_scale = base.trainGuidance;
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;
-  return { trainer: "diffusers", command: "train", request, warnings, choices: settings.choices };
+  return { trainer: "diffusers", command: "train", request, warnings, choices };
 }

@@ -90,11 +90,33 @@ export const BUILTIN_TRAINER = {
   optimizers: ["adamw", "adamw8bit", "adafactor", "prodigy"],
   /** OOM fallbacks the worker can apply itself, in the contract's order (train/runner.py FALLBACKS). */
   oomFallbacks: ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"],
+  /** Image files the trainer reads from a dataset folder (PIL opens each; knowledge/image-formats.ts). */
+  imageExtensions: [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
   /** How the frozen base is held. */
   quantize: ["none", "fp8"],
   precisions: ["bf16", "fp16", "fp32"],
   /** The speed levers core decides (plan/train-settings.ts) and the worker applies or refuses. */
   levers: ["gradient_checkpointing", "compile", "cuda_graphs", "fp8_matmul", "channels_last"],
+  /** Refusals: the only changes the worker makes to a request, each with its warning code (a lever this device or run cannot use). */
+  refusals: {
+    compile: "W_COMPILE_UNAVAILABLE",
+    cuda_graphs: "W_CUDA_GRAPH_UNAVAILABLE",
+    fp8_matmul: "W_FP8_MATMUL_UNAVAILABLE",
+    precision: "W_PRECISION_UNAVAILABLE",
+  },
+  /**
+   * The request fields that are training settings (the rest name files and the run): the worker's
+   * `settings` event reports exactly these, as requested and as applied; `loraspec plan --json`
+   * lists them as plan.workerSettings.
+   */
+  settingKeys: [
+    "arch", "resolution", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
+    "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
+    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale", "weighting_scheme",
+    "max_sequence_length", "targets",
+  ],
+  /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
+  fixed: { prefix_trigger: true, train_text_encoder: false, weighting_scheme: "none", max_sequence_length: 512, noGuidance: 1 },
   source: "worker/loraspec_worker/train (this table's Python side; worker/tests/test_sync.py holds them together)",
   asOf: "2026-12-02",
 } as const;
