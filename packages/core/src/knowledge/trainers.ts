@@ -1,4 +1,5 @@
 import type { BaseModelId } from "./base-models.js";
+import { TRAINER_PINS } from "../trainers/pins.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "./builtin-trainer.js";
 import type { Sourced } from "./types.js";
 
@@ -112,8 +113,8 @@ export function trainerRuns(trainer: KnownTrainerId, base: BaseModelId): boolean
   return !!r?.supported && r.compiles !== false;
 }
 
-/** Pinned versions loraspec's compilers target (trainers.md §0 snapshots). */
+/** Pinned versions loraspec's compilers target: one home, the setup pins (trainers/pins.ts). */
 export const PINNED_TRAINER_VERSIONS: Readonly<Record<"kohya" | "ai-toolkit", Sourced & { version: string }>> = {
-  kohya: { version: "v0.10.1", source: `${T} §0 (newest sd-scripts tag in snapshot, ae72efb, 2026-02-13)`, asOf: "2026-02-16" },
-  "ai-toolkit": { version: "0.12.26", source: `${T} §0 (ai-toolkit version.py at 27a03a9)`, asOf: "2026-08-21" },
+  kohya: { version: TRAINER_PINS.kohya.version, source: TRAINER_PINS.kohya.source, asOf: TRAINER_PINS.kohya.asOf },
+  "ai-toolkit": { version: TRAINER_PINS["ai-toolkit"].version, source: TRAINER_PINS["ai-toolkit"].source, asOf: TRAINER_PINS["ai-toolkit"].asOf },
 };
