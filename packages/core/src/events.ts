@@ -41,8 +41,6 @@ export type LoraspecEvent = z.output<typeof LoraspecEventSchema>;
 
 export type LoraspecEventType = LoraspecEvent["type"];
 
-export type EventOf<T extends LoraspecEventType> = Extract<LoraspecEvent, { type: T }>;
-
 const EVENT_TYPES: ReadonlySet<string> = new Set(LoraspecEventSchema.options.map((o) => o.shape.type.value));
 
 /** The JSON Schema of one event line. */

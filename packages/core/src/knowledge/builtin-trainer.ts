@@ -121,7 +121,6 @@ export const BUILTIN_TRAINER = {
   asOf: "2026-12-02",
 } as const;
 
-export type BuiltinOptimizer = (typeof BUILTIN_TRAINER.optimizers)[number];
 export type BuiltinFallback = (typeof BUILTIN_TRAINER.oomFallbacks)[number];
 
 /** The worker arch a base trains as, with whether the built-in trainer trains it. */
