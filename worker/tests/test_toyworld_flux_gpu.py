@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol  # noqa: E402
-from loraspec_worker.toyworld import train_flux, world  # noqa: E402
+from toyworld import train_flux, world  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.abspath(os.environ.get("LORASPEC_TOY_FLUX_BASE") or os.path.join(REPO, "models", "toy-flux1"))
@@ -104,7 +104,7 @@ def loras(tmp_path_factory, quiet) -> dict:
 
 @pytest.fixture(scope="module")
 def judge():
-    from loraspec_worker.toyworld.judge import Judge
+    from toyworld.judge import Judge
 
     return Judge(JUDGE, device=SETTINGS["device"])
 

@@ -16,9 +16,9 @@ import os
 import pytest
 
 from loraspec_worker import protocol, train
-from loraspec_worker.toyworld import concepts, world
+from toyworld import concepts, world
 from loraspec_worker.train.dev_request import dev_request
-from loraspec_worker.toyworld.judge import Judge
+from toyworld.judge import Judge
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")

@@ -3,7 +3,7 @@ style LoRA at 0.3 together; the judge reads the character's colour (cyan) and th
 (striped) in the same samples. Each alone and the base model, same prompts and seeds, for
 comparison.
 
-`python -m loraspec_worker.toyworld stack --out DIR` prints the shares. Not a test yet: the toy
+`PYTHONPATH=worker python -m toyworld stack --out DIR` prints the shares. Not a test yet: the toy
 VAE cannot reconstruct striped fills, so the style never shows (bench/RESULTS.md, "Stacking";
 worker/tests/test_toyworld.py::test_toy_vae_keeps_the_style_concepts_stripes is a strict xfail).
 """
@@ -34,8 +34,8 @@ def prompts() -> list[str]:
 
 
 def train_pair(out: str, seed: int = 1, steps: int = 300) -> dict:
-    from .. import train
-    from ..train.dev_request import dev_request
+    from loraspec_worker import train
+    from loraspec_worker.train.dev_request import dev_request
 
     paths = {}
     for name, dataset in (("txcl", "character"), ("txst", "style")):

@@ -102,9 +102,9 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     LoRA trainer's default; logit_normal: SD3's, denser at mid noise)."""
     import torch
 
-    from ..protocol import WorkerError
-    from ..train import Flux1
-    from ..train.dev_request import dev_config
+    from loraspec_worker.protocol import WorkerError
+    from loraspec_worker.train import Flux1
+    from loraspec_worker.train.dev_request import dev_config
 
     te1, te2, transformer, vae = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer", "vae"))
     vae.to(device).eval()
@@ -188,7 +188,7 @@ def run(args) -> dict:
     import torch
 
     from . import judge as judge_mod
-    from ..train import disable_cudnn_sdpa
+    from loraspec_worker.train import disable_cudnn_sdpa
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
