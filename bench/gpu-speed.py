@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "worker"))
 
 from loraspec_worker import speed, train  # noqa: E402
+from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 
 # stabilityai/stable-diffusion-xl-base-1.0 unet/config.json (the fields that differ from diffusers' defaults)
 SDXL_UNET = dict(
@@ -178,9 +179,9 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cuda.enable_cudnn_sdp(bool(s["cudnn_sdpa"]))
-    cfg = train.Config(base="random", arch=arch, dataset="-", output_dir="-", resolution=1024, rank=args.rank, alpha=args.rank,
-                       learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=s["ckpt"],
-                       guidance_scale=3.5, batch_size=s["batch"])
+    cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
+                     learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=s["ckpt"],
+                     guidance_scale=3.5, batch_size=s["batch"])
     t0 = time.time()
     pipe = build(model, device, dtype, args.tiny)
     a = train.ARCH_CLASSES[arch](pipe, cfg, device, dtype)

@@ -18,7 +18,7 @@ const dist = join(root, "dist");
 const KEEP_OLD_BUILDS_MS = 10 * 60 * 1000;
 
 // Native or heavy packages stay external: they load from node_modules at run time.
-const external = ["sharp", "sharp-phash", "better-sqlite3", "@fal-ai/client", "playwright-core", "vite", "@huggingface/tokenizers", "word-list"];
+const external = ["sharp", "sharp-phash", "better-sqlite3", "@fal-ai/client", "playwright-core", "vite", "word-list"];
 
 export async function buildCli({ quiet = false } = {}) {
   mkdirSync(buildsDir, { recursive: true });

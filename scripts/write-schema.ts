@@ -1,8 +1,12 @@
-// Regenerates schema/lora-contract.schema.json from the zod contract schema: `npx tsx scripts/write-schema.ts`.
-import { writeFileSync } from "node:fs";
+// Regenerates schema/*.json from core (the contract, the worker's train request, the event union,
+// the built-in trainer table): `npx tsx scripts/write-schema.ts`.
+import { writeFileSync, renameSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { contractJsonSchema } from "../packages/core/src/contract/json-schema.js";
+import { schemaFiles } from "../packages/core/src/schema-files.js";
 
-const out = fileURLToPath(new URL("../schema/lora-contract.schema.json", import.meta.url));
-writeFileSync(out, `${JSON.stringify(contractJsonSchema(), null, 2)}\n`);
-console.log(`wrote ${out}`);
+for (const [name, text] of Object.entries(schemaFiles())) {
+  const out = fileURLToPath(new URL(`../schema/${name}`, import.meta.url));
+  writeFileSync(`${out}.tmp`, text);
+  renameSync(`${out}.tmp`, out);
+  console.log(`wrote ${out}`);
+}

@@ -19,7 +19,7 @@ from .protocol import Cancelled, WorkerError, emit
 # command -> "module:function" (imported lazily)
 COMMANDS: dict[str, str] = {
     "train": "loraspec_worker.train:run",
-    "train-rank": "loraspec_worker.distributed:run_rank",
+    "train-rank": "loraspec_worker.train.runner:run_rank",
     "sample": "loraspec_worker.sample:run",
     "score": "loraspec_worker.score:run",
     "render-jobs": "loraspec_worker.render_jobs:run",

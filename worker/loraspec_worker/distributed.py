@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Optional
 
-from .protocol import Cancelled, WorkerError, emit
+from .protocol import WorkerError, emit
 
 ENV_RANK = "LORASPEC_RANK"
 ENV_WORLD = "LORASPEC_WORLD_SIZE"
@@ -199,26 +199,3 @@ def rank_from_env() -> Optional[Group]:
     if ENV_RANK not in os.environ:
         return None
     return Group(int(os.environ[ENV_RANK]), int(os.environ[ENV_WORLD]))
-
-
-def run_rank(request: dict) -> dict:
-    """`train-rank`: a child rank. Trains its share silently; rank 0 reports and saves."""
-    from . import protocol, train
-
-    protocol._out = open(os.devnull, "w")  # noqa: SIM115 - only rank 0 speaks on the event stream
-    group = rank_from_env()
-    if group is None:
-        raise WorkerError("E_USAGE", "train-rank is started by a training run with num_processes > 1, not by hand")
-    cfg = train.parse_config(request)
-    port = int(os.environ["LORASPEC_MASTER_PORT"])
-    import torch
-
-    device_type = "cuda" if (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else "cpu"
-    group.join(device_type, port)
-    try:
-        return train.train_once(cfg, group)
-    except (train.Diverged, Cancelled) as e:
-        # decided together with rank 0, which reports it; this rank just ends
-        return {"stopped": True, "reason": str(e)}
-    finally:
-        group.close()

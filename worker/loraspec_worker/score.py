@@ -103,10 +103,17 @@ class _Embedder:
 
 def _image_embedder(request: dict, model: str, device: str):
     """CLIP, or the toy world's judge (`embedder: {kind: "toy-judge", path}`, or `model` naming a
-    judge folder): same interface, see toyworld/embedder.py."""
-    from .toyworld.embedder import ToyJudgeEmbedder, is_judge_folder
-
+    judge folder): same interface, see worker/toyworld/embedder.py (the toy world is not part of the
+    shipped worker package: runWorker puts worker/ on PYTHONPATH)."""
     spec = request.get("embedder") or {}
+    if spec.get("kind") != "toy-judge" and not os.path.exists(os.path.join(model, "judge.json")):
+        return _Embedder("clip", model, device)
+    try:
+        from toyworld.embedder import ToyJudgeEmbedder, is_judge_folder
+    except ImportError:
+        raise WorkerError("E_NOT_SUPPORTED", "the toy-judge embedder needs the toy world (worker/toyworld) on PYTHONPATH",
+                          hint="run the worker through loraspec (it sets PYTHONPATH), or PYTHONPATH=<repo>/worker") from None
+
     if spec.get("kind") == "toy-judge":
         path = require(spec, "path", str)
         if not is_judge_folder(path):

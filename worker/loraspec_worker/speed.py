@@ -276,22 +276,6 @@ def make_capturable_adamw(params, lr: float, device, **kwargs):
     return torch.optim.AdamW(params, lr=torch.tensor(lr, device=device), fused=True, capturable=True, **kwargs)
 
 
-# Automatic choices when a request leaves `compile` / `cuda_graphs` out. Figures: bench/RESULTS.md
-# ("Training speed on the GPU"), H200, 1024x1024, rank 16, 2026-11-29.
-# Regional compile pays for its warm-up (25-41 s measured for FLUX.1 / klein) after this many steps
-# (it saves 0.08-0.13 s per step there).
-COMPILE_MIN_STEPS = 400
-# Architectures whose loss is split into draw / loss_from / static_extra (graph-replayable) and that
-# are launch-bound at small batches (SDXL batch 1: 0.496 -> 0.107 s/step).
-GRAPH_ARCHES = ("sdxl",)
-# Architectures compile is measured to help (FLUX.1 1.30x, klein 1.35-1.41x; SDXL's 160 s compile
-# is not worth it next to the CUDA graph).
-COMPILE_ARCHES = ("flux1", "flux2-klein")
-# Architectures whose frozen base is measured faster with fp8 GEMMs (forward and input gradient;
-# Fp8Linear matmul + transposed): FLUX.1 compiled 0.560 -> 0.402 s/step, checkpointed 0.824 -> 0.586
-# (the compiled bf16 rows: 0.440 / 0.640), loss curve within 0.02% of bf16 over 50 steps. Only
-# measured with compile (unfused, the per-token quantization adds memory passes).
-FP8_MATMUL_ARCHES = ("flux1",)
 # float8 tensor cores: Ada (8.9), Hopper (9.0) and later.
 FP8_MATMUL_CAPABILITY = (8, 9)
 
@@ -326,55 +310,24 @@ def rowwise_fp8_gemm_error(index: int) -> str | None:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
 
 
-def choose_levers(cfg, device, arch) -> dict:
-    """Which speed levers a run uses: the request's explicit choice, else the measured default.
-    Returns {compile, cuda_graphs, channels_last, fp8_matmul, reasons}."""
+def refuse_levers(cfg, device, arch, codes: dict) -> dict:
+    """The levers as this run applies them: the request's (core decided each one), except what this
+    device or run cannot do, each turned off with its coded warning (`codes`: the table's refusals).
+    Returns {compile, cuda_graphs, channels_last, fp8_matmul}. Never turns a lever on."""
     cuda = device.type == "cuda"
-    reasons: list[str] = []
-    graph_blockers = [why for bad, why in (
+    applied = {"compile": cfg.compile, "cuda_graphs": cfg.cuda_graphs, "channels_last": cfg.channels_last, "fp8_matmul": cfg.fp8_matmul}
+
+    def refuse(lever: str, blockers: list[str]) -> None:
+        if applied[lever] and blockers:
+            warning(f"{lever} is off for this run: " + "; ".join(blockers), code=codes[lever])
+            applied[lever] = False
+
+    refuse("cuda_graphs", [why for bad, why in (
         (not cuda, "no CUDA device"),
-        (cfg.arch not in GRAPH_ARCHES or not hasattr(arch, "loss_from"), f"{cfg.arch} has no graph-replayable loss yet"),
-        (cfg.gradient_checkpointing, "gradient checkpointing reads the RNG state on the host"),
-        (cfg.gradient_accumulation != 1, "gradient accumulation"),
-        (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
-        (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
+        (not hasattr(arch, "loss_from"), f"{cfg.arch}'s loss has no draw / loss_from split"),
         (bool(cfg.debug), "debug hooks"),
-        (getattr(cfg, "num_processes", 1) > 1, "several processes (the gradients are all-reduced outside the step)"),
-    ) if bad]
-    if cfg.cuda_graphs is None:
-        graphs = not graph_blockers
-        if graphs:
-            reasons.append("CUDA graph of the whole step (SDXL is launch-bound: 4.6x at batch 1 on an H200)")
-    else:
-        graphs = bool(cfg.cuda_graphs)
-        if graphs and graph_blockers:
-            # The plan asked for it for the GPU the contract names; this machine or run cannot.
-            warning("cuda_graphs is off for this run: " + "; ".join(graph_blockers), code="W_CUDA_GRAPH_UNAVAILABLE")
-            graphs = False
-    if cfg.compile is None:
-        compiled = cuda and cfg.arch in COMPILE_ARCHES and cfg.steps >= COMPILE_MIN_STEPS
-        if compiled:
-            reasons.append(f"regional torch.compile of the repeated blocks ({cfg.steps} steps repay its ~30 s warm-up; 1.3-1.4x on an H200)")
-        elif cuda and cfg.arch in COMPILE_ARCHES:
-            reasons.append(f"no torch.compile: {cfg.steps} steps would not repay its ~30 s warm-up (from {COMPILE_MIN_STEPS} steps on)")
-    else:
-        compiled = bool(cfg.compile)
-        if compiled and not cuda:
-            warning("compile is off for this run: it is only used on a CUDA device", code="W_COMPILE_UNAVAILABLE")
-            compiled = False
-    if compiled and graphs:
-        reasons.append("compile is skipped: the CUDA graph already removes the launch overhead")
-        compiled = False
-    # The blockers (a probe GEMM on the device) only where the lever could be on.
-    requested = cfg.fp8_matmul
-    if requested is None:
-        fp8_matmul = compiled and cfg.arch in FP8_MATMUL_ARCHES and not fp8_matmul_blockers(device)
-        if fp8_matmul:
-            reasons.append("fp8 GEMMs for the frozen base (forward and input gradient): 1.09x over compile alone for FLUX.1 on an H200")
-    else:
-        fp8_matmul = bool(requested)
-        blockers = fp8_matmul_blockers(device) if fp8_matmul else []
-        if blockers:
-            warning("fp8_matmul is off for this run: " + "; ".join(blockers), code="W_FP8_MATMUL_UNAVAILABLE")
-            fp8_matmul = False
-    return {"compile": compiled, "cuda_graphs": graphs, "channels_last": graphs, "fp8_matmul": fp8_matmul, "reasons": reasons}
+    ) if bad])
+    refuse("compile", ["no CUDA device"] if not cuda else [])
+    # The blockers (a probe GEMM on the device) only where the lever is asked for.
+    refuse("fp8_matmul", fp8_matmul_blockers(device) if applied["fp8_matmul"] else [])
+    return applied

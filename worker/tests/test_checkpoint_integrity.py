@@ -12,6 +12,7 @@ import pytest
 
 from loraspec_worker import checkpoint_integrity as ci
 from loraspec_worker import protocol, tiny_base, train
+from loraspec_worker.train.dev_request import dev_request
 from noise_dataset import write_noise_dataset  # noqa: E402
 
 
@@ -109,13 +110,13 @@ def test_the_trainer_resumes_from_the_newest_good_checkpoint(tmp_path, events):
     data = write_noise_dataset(tmp_path / "data", 2, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
     out = tmp_path / "run"
     req = {"arch": "flux1", "base": base, "dataset": data, "output_dir": str(out), "resolution": 32, "steps": 4, "rank": 4,
-           "alpha": 4, "learning_rate": 1e-3, "seed": 7, "trigger_word": "txcl", "max_sequence_length": 32, "save_every": 1}
-    train.run({**req, "debug": {"stop_after_step": 3}})
+           "alpha": 4, "learning_rate": 1e-3, "seed": 7, "trigger_word": "txcl", "max_sequence_length": 32, "save_every": 1, "precision": "fp32"}
+    train.run(dev_request(**req, debug={"stop_after_step": 3}))
     newest = out / "checkpoints" / "step-000003" / "state.pt"
     assert (out / "checkpoints" / "step-000003" / "state.pt.sha256").exists()
     with open(newest, "r+b") as f:
         f.truncate(100)
-    resumed = train.run({**req, "resume_from": "latest"})
+    resumed = train.run(dev_request(**req, resume_from="latest"))
     assert resumed["startStep"] == 2 and resumed["steps"] == 4
     warns = [e for e in events() if e["type"] == "warning" and e.get("code") == "W_CHECKPOINT_CORRUPT"]
     assert len(warns) == 1 and "step-000003" in warns[0]["message"]

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, tiny_base, train  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
+from loraspec_worker.train.dev_request import dev_request  # noqa: E402
 from loraspec_worker.protocol import WorkerError  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built in")
@@ -30,8 +31,8 @@ def _run(setup, name, monkeypatch, **over):
     base, data, root = setup
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
-    req = {"arch": "flux1", "base": base, "dataset": data, "output_dir": str(root / name), "resolution": 32, "steps": 4,
-           "rank": 4, "alpha": 4, "learning_rate": 1e-2, "max_sequence_length": 32, "seed": 3, "device": "cpu", **over}
+    req = dev_request(**{"arch": "flux1", "base": base, "dataset": data, "output_dir": str(root / name), "resolution": 32, "steps": 4,
+                         "rank": 4, "alpha": 4, "learning_rate": 1e-2, "max_sequence_length": 32, "seed": 3, "device": "cpu", **over})
     result = train.run(req)
     events = [json.loads(l) for l in buf.getvalue().splitlines()]
     return result, events
@@ -63,9 +64,9 @@ def test_a_nan_on_the_group_stops_every_rank_with_diverged(setup, monkeypatch):
 
 
 def test_train_rank_by_hand_is_a_usage_error(monkeypatch):
-    from loraspec_worker import distributed
+    from loraspec_worker import distributed, train
 
     monkeypatch.delenv(distributed.ENV_RANK, raising=False)
     with pytest.raises(WorkerError) as err:
-        distributed.run_rank({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o"})
+        train.run_rank(dev_request(arch="flux1", base="x", dataset="d", output_dir="o"))
     assert err.value.code == "E_USAGE"

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, tiny_base, train  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
+from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -25,11 +26,11 @@ def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
     data = write_noise_dataset(tmp_path / "data", 2, (64, 64))
     from loraspec_worker.protocol import WorkerError
 
-    request = {
-        "arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / "out"), "resolution": 64,
-        "steps": 4, "rank": 4, "alpha": 4, "precision": "bf16", "gradient_checkpointing": True, "save_every": 2,
-        "max_sequence_length": 32, "learning_rate": 1e-3,
-    }
+    request = dev_request(
+        arch=arch, base=base, dataset=str(data), output_dir=str(tmp_path / "out"), resolution=64,
+        steps=4, rank=4, alpha=4, precision="bf16", gradient_checkpointing=True, save_every=2,
+        max_sequence_length=32, learning_rate=1e-3,
+    )
     try:
         result = train.run(request)
     except WorkerError as e:
@@ -54,15 +55,15 @@ def _tiny_run(arch, tmp_path, name, monkeypatch, **over):
     data = tmp_path / "data"
     if not data.exists():
         write_noise_dataset(data, 2, (64, 64))
-    request = {"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
-               "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over}
+    request = dev_request(**{"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
+                             "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over})
     result = train.run(request)
     events = [json.loads(l) for l in buf.getvalue().splitlines()]
     return result, [e["loss"] for e in events if e["type"] == "loss"], events
 
 
 def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
-    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False)
+    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False, cuda_graphs=True, channels_last=True)
     eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False)
     assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
     assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
@@ -90,5 +91,6 @@ def test_the_row_wise_fp8_gemm_probe_agrees_with_the_card():
     if torch.cuda.get_device_capability(0) >= (9, 0) and torch.cuda.get_device_capability(0) < (10, 0):
         assert speed.rowwise_fp8_gemm_error(0) is None  # Hopper: the fp8 GEMM tests above ran it
     else:  # elsewhere either outcome is possible; the lever follows it
-        levers = speed.choose_levers(train.Config(base="-", arch="flux1", dataset="-", output_dir="-", steps=1000), torch.device("cuda"), object())
+        cfg = dev_config(arch="flux1", steps=1000, compile=True, fp8_matmul=True)
+        levers = speed.refuse_levers(cfg, torch.device("cuda"), object(), train.config.TABLE["refusals"])
         assert levers["fp8_matmul"] is (speed.rowwise_fp8_gemm_error(0) is None and torch.cuda.get_device_capability(0) >= (8, 9))

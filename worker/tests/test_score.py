@@ -165,7 +165,7 @@ def test_dino_fidelity_when_a_dino_model_is_given(clip_dir, dino_dir, images):
 def test_candidates_tell_whether_each_image_matches_its_own_text_best(tmp_path):
     """The scene-swap measure's input, with the toy judge as the embedder (it knows the world's
     backgrounds): a grass picture captioned "sky" matches the grass text better than its own."""
-    from loraspec_worker.toyworld import world
+    from toyworld import world
 
     judge = os.path.join(os.path.dirname(__file__), "..", "..", "models", "toy-judge")
     paths = []

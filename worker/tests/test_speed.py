@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from loraspec_worker import protocol, speed, tiny_base, train  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError  # noqa: E402
+from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
 
 
 def test_fp8_linear_matches_its_dequantized_weight_forward_and_backward():
@@ -67,7 +68,7 @@ def test_quantize_fp8_replaces_the_frozen_block_linears_and_keeps_the_lora_train
     pipe = tiny_base.build_flux1(0)
     net = pipe.transformer
     net.requires_grad_(False)
-    cfg = train.Config(base="-", arch="flux1", dataset="-", output_dir="-", rank=4, alpha=4)
+    cfg = dev_config(arch="flux1", rank=4, alpha=4)
     train.add_lora(net, cfg, train.TARGETS["flux1"])
     n_linear_in_blocks = sum(
         1 for b in [*net.transformer_blocks, *net.single_transformer_blocks] for m in b.modules()
@@ -96,9 +97,7 @@ def test_compile_blocks_finds_the_repeated_blocks():
 
 
 def _cfg(**over):
-    base = dict(base="-", arch="sdxl", dataset="-", output_dir="-", steps=1000)
-    base.update(over)
-    return train.Config(**base)
+    return dev_config(**{"arch": "sdxl", "steps": 1000, **over})
 
 
 class _Loss:
@@ -106,68 +105,48 @@ class _Loss:
         pass
 
 
-@pytest.mark.parametrize(
-    "over, device, want",
-    [
-        ({}, "cuda", {"cuda_graphs": True, "compile": False, "channels_last": True}),
-        ({}, "cpu", {"cuda_graphs": False, "compile": False, "channels_last": False}),
-        ({"gradient_checkpointing": True}, "cuda", {"cuda_graphs": False, "compile": False}),
-        ({"gradient_accumulation": 2}, "cuda", {"cuda_graphs": False}),
-        ({"optimizer": "adamw8bit"}, "cuda", {"cuda_graphs": False}),
-        ({"arch": "flux1"}, "cuda", {"cuda_graphs": False, "compile": True}),
-        ({"arch": "flux1", "steps": 100}, "cuda", {"compile": False}),
-        ({"arch": "flux2-klein", "compile": False}, "cuda", {"compile": False}),
-        ({"arch": "flux1"}, "cpu", {"compile": False}),
-        ({"cuda_graphs": False}, "cuda", {"cuda_graphs": False, "channels_last": False}),
-    ],
-)
-def test_levers_follow_the_measured_defaults_and_explicit_choices(over, device, want, monkeypatch):
+REFUSALS = train.config.TABLE["refusals"]
+
+
+@pytest.mark.parametrize("over", [
+    {"cuda_graphs": True, "channels_last": True},
+    {"arch": "flux1", "compile": True, "fp8_matmul": True},
+    {"arch": "flux1", "compile": True},
+    {"arch": "flux2-klein", "fp8_matmul": True},
+    {},
+])
+def test_the_worker_applies_the_requested_levers_as_written_where_the_device_can(over, monkeypatch):
+    """Core decides every lever (plan/train-settings.ts); on a device that can run them the worker
+    changes nothing and says nothing: it never turns a lever on or off by its own measure."""
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: None)
-    levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
-    for key, value in want.items():
-        assert levers[key] is value, (key, levers)
-    if levers["cuda_graphs"] or levers["compile"]:
-        assert levers["reasons"]
-
-
-@pytest.mark.parametrize("capability, over, want", [
-    ((9, 0), {"arch": "flux1"}, True),  # compiled FLUX.1 on a Hopper: measured faster
-    ((8, 0), {"arch": "flux1"}, False),  # an A100 has no float8 tensor cores
-    ((9, 0), {"arch": "flux1", "steps": 100}, False),  # no compile: not measured without it
-    ((9, 0), {"arch": "flux2-klein"}, False),  # not measured for klein
-    ((9, 0), {"arch": "flux1", "fp8_matmul": False}, False),
-    ((9, 0), {"arch": "flux2-klein", "fp8_matmul": True}, True),  # asked for explicitly
-])
-def test_fp8_matmul_is_on_where_measured_faster_and_the_card_has_fp8_tensor_cores(capability, over, want, monkeypatch):
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a test GPU")
-    monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: None)
-    levers = speed.choose_levers(_cfg(**over), torch.device("cuda"), _Loss())
-    assert levers["fp8_matmul"] is want
-    if want and "fp8_matmul" not in over:
-        assert any("fp8 GEMMs" in r for r in levers["reasons"])
+    cfg = _cfg(**over)
+    levers = speed.refuse_levers(cfg, torch.device("cuda"), _Loss(), REFUSALS)
+    assert levers == {k: getattr(cfg, k) for k in ("compile", "cuda_graphs", "channels_last", "fp8_matmul")}
+    assert buf.getvalue() == ""
 
 
 def test_a_card_whose_torch_refuses_row_wise_fp8_gemms_trains_with_bf16_gemms(monkeypatch):
     """Ada (sm89) and RTX Blackwell (sm120) have fp8 tensor cores, but torch's row-wise scaled GEMM
-    does not run there: the one-GEMM probe's error turns the lever off, with a warning if it was asked for."""
+    does not run there: the one-GEMM probe's error turns the lever off, with a coded warning."""
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 9))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
     monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: "RuntimeError: not supported on sm89")
-    assert speed.choose_levers(_cfg(arch="flux1"), torch.device("cuda"), _Loss())["fp8_matmul"] is False
-    assert buf.getvalue() == ""  # the default: off without a warning
-    assert speed.choose_levers(_cfg(arch="flux1", fp8_matmul=True), torch.device("cuda"), _Loss())["fp8_matmul"] is False
+    assert speed.refuse_levers(_cfg(arch="flux1", compile=True), torch.device("cuda"), _Loss(), REFUSALS)["fp8_matmul"] is False
+    assert buf.getvalue() == ""  # not asked for: nothing to refuse
+    assert speed.refuse_levers(_cfg(arch="flux1", compile=True, fp8_matmul=True), torch.device("cuda"), _Loss(), REFUSALS)["fp8_matmul"] is False
     warning = json.loads(buf.getvalue().splitlines()[-1])
     assert warning["code"] == "W_FP8_MATMUL_UNAVAILABLE" and "RTX 4090" in warning["message"] and "sm89" in warning["message"]
 
 
 @pytest.mark.parametrize("over, device, code, says", [
     ({"arch": "flux1", "fp8_matmul": True}, "cpu", "W_FP8_MATMUL_UNAVAILABLE", "no CUDA device"),
-    ({"cuda_graphs": True, "gradient_checkpointing": True}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "gradient checkpointing"),
     ({"cuda_graphs": True}, "cpu", "W_CUDA_GRAPH_UNAVAILABLE", "no CUDA device"),
+    ({"cuda_graphs": True, "debug": {"stop_after_step": 2}}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "debug hooks"),
     ({"arch": "flux1", "compile": True}, "cpu", "W_COMPILE_UNAVAILABLE", "CUDA"),
 ])
 def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(over, device, code, says, monkeypatch):
@@ -177,7 +156,7 @@ def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(ov
     if device == "cuda":
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
         monkeypatch.setattr(speed, "rowwise_fp8_gemm_error", lambda index: None)
-    levers = speed.choose_levers(_cfg(**over), torch.device(device), _Loss())
+    levers = speed.refuse_levers(_cfg(**over), torch.device(device), _Loss(), REFUSALS)
     assert levers["cuda_graphs"] is False and levers["compile"] is False and levers["fp8_matmul"] is False
     warnings = [json.loads(l) for l in buf.getvalue().splitlines()]
     assert [w["code"] for w in warnings] == [code] and says in warnings[0]["message"]
@@ -188,8 +167,8 @@ def test_fp8_base_trains_a_lora_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(protocol, "_out", buf)
     base = tiny_base.make_tiny_base("flux1", str(tmp_path / "base"), seed=0)
     data = write_noise_dataset(tmp_path / "data", 2, (32, 32))
-    req = {"arch": "flux1", "base": base, "dataset": data, "output_dir": str(tmp_path / "out"), "resolution": 32,
-           "steps": 3, "rank": 4, "alpha": 4, "learning_rate": 1e-2, "max_sequence_length": 32, "quantize": "fp8"}
+    req = dev_request(arch="flux1", base=base, dataset=data, output_dir=str(tmp_path / "out"), resolution=32,
+                      steps=3, rank=4, alpha=4, learning_rate=1e-2, max_sequence_length=32, quantize="fp8")
     result = train.run(req)
     lines = [json.loads(l) for l in buf.getvalue().splitlines()]
     losses = [e["loss"] for e in lines if e["type"] == "loss"]
@@ -204,8 +183,8 @@ def test_fp8_base_trains_a_lora_end_to_end(tmp_path, monkeypatch):
 
 def test_unknown_quantize_is_a_usage_error(tmp_path):
     with pytest.raises(WorkerError) as err:
-        train.parse_config({"arch": "flux1", "base": "x", "dataset": "d", "output_dir": "o", "quantize": "nf4"})
-    assert err.value.code == "E_NOT_SUPPORTED"
+        train.parse_config(dev_request(arch="flux1", base="x", dataset="d", output_dir="o", quantize="nf4"))
+    assert err.value.code == "E_USAGE" and "quantize" in err.value.message
 
 
 class _FakeStream:
@@ -241,7 +220,7 @@ def test_graphed_step_warms_up_eagerly_then_trains_on_eagerly_when_capture_fails
 
     def run(graphed: bool) -> list[float]:
         pipe = tiny_base.build_sdxl(0)
-        cfg = train.Config(base="-", arch="sdxl", dataset="-", output_dir="-", rank=4, alpha=4, precision="fp32")
+        cfg = dev_config(arch="sdxl", rank=4, alpha=4, precision="fp32")
         arch = train.SDXL(pipe, cfg, torch.device("cpu"), torch.float32)
         net = arch.denoiser
         net.requires_grad_(False)

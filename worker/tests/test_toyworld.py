@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from loraspec_worker.toyworld import concepts, judge, train_base, world
-from loraspec_worker.toyworld.tokenizer import toy_clip_tokenizer, world_words
+from toyworld import concepts, judge, train_base, world
+from toyworld.tokenizer import toy_clip_tokenizer, world_words
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
@@ -119,7 +119,7 @@ def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
     import io
 
     from loraspec_worker import protocol, score
-    from loraspec_worker.toyworld.embedder import scene_from_text
+    from toyworld.embedder import scene_from_text
 
     monkeypatch.setattr(protocol, "_out", io.StringIO())
     char = concepts.write_concept(str(tmp_path / "c"), "character", count=6)["path"]
@@ -147,8 +147,8 @@ def test_toy_vae_keeps_the_style_concepts_stripes():
     import torch
     from diffusers import AutoencoderKL
 
-    from loraspec_worker.toyworld.judge import Judge
-    from loraspec_worker.toyworld.train_base import style_roundtrip
+    from toyworld.judge import Judge
+    from toyworld.train_base import style_roundtrip
 
     vae = AutoencoderKL.from_pretrained(BASE, subfolder="vae", torch_dtype=torch.float32)
     assert style_roundtrip(vae, Judge(JUDGE), count=8) >= 0.75

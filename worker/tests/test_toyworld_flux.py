@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from loraspec_worker.toyworld import train_flux  # noqa: E402
-from loraspec_worker.toyworld.tokenizer import toy_t5_tokenizer  # noqa: E402
+from toyworld import train_flux  # noqa: E402
+from toyworld.tokenizer import toy_t5_tokenizer  # noqa: E402
 
 
 def test_t5_tokenizer_keeps_world_words_whole_and_splits_new_words():

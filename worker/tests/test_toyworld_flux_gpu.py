@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol  # noqa: E402
-from loraspec_worker.toyworld import train_flux, world  # noqa: E402
+from toyworld import train_flux, world  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.abspath(os.environ.get("LORASPEC_TOY_FLUX_BASE") or os.path.join(REPO, "models", "toy-flux1"))
@@ -85,17 +85,18 @@ def quiet():
 def loras(tmp_path_factory, quiet) -> dict:
     """txcl and txst trained on the toy FLUX.1 base with the built-in trainer, the prior images as reg images."""
     from loraspec_worker import train
+    from loraspec_worker.train.dev_request import dev_request
 
     out = tmp_path_factory.mktemp("flux-loras")
     paths = {}
     for name, dataset in (("txcl", "character"), ("txst", "style")):
-        result = train.run({
+        result = train.run(dev_request(**{
             "arch": "flux1", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": str(out / name), "name": name,
             "resolution": 64, "steps": SETTINGS["steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
             "batch_size": SETTINGS["batch_size"], "seed": 1, "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"),
             "precision": SETTINGS["precision"], "device": SETTINGS["device"], "guidance_scale": train_flux.GUIDANCE,
             "max_sequence_length": T5_LENGTH,
-        })
+        }))
         assert os.path.exists(result["path"]) and result["steps"] == SETTINGS["steps"]
         paths[name] = result["path"]
     return paths
@@ -103,7 +104,7 @@ def loras(tmp_path_factory, quiet) -> dict:
 
 @pytest.fixture(scope="module")
 def judge():
-    from loraspec_worker.toyworld.judge import Judge
+    from toyworld.judge import Judge
 
     return Judge(JUDGE, device=SETTINGS["device"])
 

@@ -16,8 +16,9 @@ import os
 import pytest
 
 from loraspec_worker import protocol, train
-from loraspec_worker.toyworld import concepts, world
-from loraspec_worker.toyworld.judge import Judge
+from toyworld import concepts, world
+from loraspec_worker.train.dev_request import dev_request
+from toyworld.judge import Judge
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
@@ -55,12 +56,12 @@ def test_txcl_lora_learns_the_character(tmp_path, monkeypatch):
     monkeypatch.setattr(protocol, "_out", io.StringIO())
     dataset = concepts.write_concept(str(tmp_path / "character"), "character", count=20)["path"]
     concepts.write_prior(dataset, count=PRIOR)
-    result = train.run({
+    result = train.run(dev_request(**{
         "arch": "sdxl", "base": BASE, "dataset": dataset, "output_dir": str(tmp_path / "out"), "name": "txcl",
         "resolution": 64, "steps": STEPS, "rank": 8, "alpha": 8, "learning_rate": LR, "batch_size": 4,
-        # the captions carry the trigger; unset here so the prior images' captions stay without it
-        "seed": 1, "trigger_word": None, "precision": "fp32", "device": "cpu",
-    })
+        # the captions carry the trigger; prefix_trigger off so the prior images' captions stay without it
+        "seed": 1, "trigger_word": "txcl", "prefix_trigger": False, "precision": "fp32", "device": "cpu",
+    }))
     assert os.path.exists(result["path"])
 
     pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)

@@ -5,7 +5,7 @@ fails check 1 on the leak measure; the mode-collapse one (near-identical images 
 poses they do not show) fails check 2 on sameness (its variations as alike as its training images);
 the overfit one (one background, over-trained) fails check 3 on scenes swapped (novel scenes drawn
 as its training scene). Figures on two seed sets: bench/RESULTS.md, "The rubric on four LoRAs";
-`python -m loraspec_worker.toyworld rubric` trains and validates all four.
+`PYTHONPATH=worker python -m toyworld rubric` trains and validates all four.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import pytest
 
 from loraspec_worker import protocol
-from loraspec_worker.toyworld import rubric
+from toyworld import rubric
 
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
 

@@ -73,7 +73,7 @@ export async function renderEvents(
           break;
         }
         case "loss":
-          lastLoss = event.loss;
+          lastLoss = event.loss ?? Number.NaN;
           break;
         case "checkpoint":
           say(`${pc.green("checkpoint")} step ${event.step}: ${event.path}`);

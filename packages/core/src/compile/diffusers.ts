@@ -1,63 +1,17 @@
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
-import type { BaseModelId } from "../knowledge/base-models.js";
-import type { Sourced } from "../knowledge/types.js";
+import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
+import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
+import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
-/** The worker's architecture names (worker/loraspec_worker/train.py SUPPORTED_ARCHES / NOT_YET_ARCHES). */
-export type WorkerArch = "sdxl" | "flux1" | "flux2-klein" | "flux2-dev" | "qwen-image" | "zimage" | "sd35";
+export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
-interface ArchRecord extends Sourced {
-  arch: WorkerArch;
-  /** Trained by the built-in trainer today (diffusers 0.42 classes + our loss code). */
-  supported: boolean;
-  /** FLUX.1 guidance-embedding value fed while training (guidance-distilled [dev] only). */
-  trainGuidance?: number;
-  reason?: string;
-}
+export type { WorkerArch } from "../knowledge/builtin-trainer.js";
 
-const T = "shared/reference/trainers.md §5.5";
-const DISTILLED =
-  "Z-Image Turbo is step-distilled: ai-toolkit trains it through a training adapter and musubi-tuner suggests the De-Turbo weights; the built-in trainer trains the Turbo weights directly, which can wear off the distillation (sample with more steps if images go soft)";
-const NOT_YET = "the built-in trainer does not train it yet (diffusers has the classes; loraspec's loss code for it is not written): use ai-toolkit or fal";
-
-/** Which worker architecture each base model maps to, and whether the built-in trainer trains it. */
-export const DIFFUSERS_ARCHES: Readonly<Record<BaseModelId, ArchRecord>> = {
-  sdxl: { arch: "sdxl", supported: true, source: `${T} (train_dreambooth_lora_sdxl.py)`, asOf: "2026-11-29" },
-  "flux1-dev": {
-    arch: "flux1",
-    supported: true,
-    // train_dreambooth_lora_flux.py: --guidance_scale defaults to 3.5 ("FLUX.1 dev is guidance distilled")
-    trainGuidance: 3.5,
-    source: `${T} (train_dreambooth_lora_flux.py --guidance_scale)`,
-    asOf: "2026-11-29",
-  },
-  "flux1-schnell": { arch: "flux1", supported: true, trainGuidance: 1, source: `${T} (schnell has no guidance embedding)`, asOf: "2026-11-29" },
-  "flux2-klein-4b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
-  "flux2-klein-9b": { arch: "flux2-klein", supported: true, source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: "2026-11-29" },
-  "flux2-dev": {
-    arch: "flux2-dev",
-    supported: false,
-    reason: "its Mistral-3 prompt processor (PixtralProcessor) needs torchvision, which the worker does not install: use ai-toolkit or fal",
-    source: "diffusers 0.42.1 pipelines/flux2/pipeline_flux2.py (AutoProcessor); transformers PixtralProcessor requires torchvision",
-    asOf: "2026-11-29",
-  },
-  "qwen-image": { arch: "qwen-image", supported: true, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: "2026-11-29" },
-  "zimage-turbo": {
-    arch: "zimage",
-    supported: true,
-    note: DISTILLED,
-    source: "shared/reference/trainers.md §2.15 (musubi: De-Turbo or the training adapter), §3 arch table (ai-toolkit zimage:turbo uses ostris/zimage_turbo_training_adapter)",
-    asOf: "2026-11-29",
-  },
-  "sd35-large": { arch: "sd35", supported: false, reason: NOT_YET, source: T, asOf: "2026-11-29" },
-};
-
-/** Optimizers the worker implements (train.py make_optimizer). */
-const WORKER_OPTIMIZERS = new Set(["adamw", "adamw8bit", "adafactor", "prodigy"]);
-/** OOM fallbacks the worker can apply itself (train.py apply_fallback). */
-const WORKER_FALLBACKS = new Set(["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"]);
+const WORKER_OPTIMIZERS: ReadonlySet<string> = new Set(BUILTIN_TRAINER.optimizers);
+const WORKER_FALLBACKS: ReadonlySet<string> = new Set(BUILTIN_TRAINER.oomFallbacks);
 
 export interface DiffusersPaths {
   /** The prepared dataset folder (images + .txt captions), absolute. */
@@ -68,51 +22,6 @@ export interface DiffusersPaths {
   regDir?: string;
   /** The base weights as the worker should open them: a local path already resolved, or a HF id. Defaults to base.path, else the model's HF repo. */
   basePath?: string;
-}
-
-/** The worker's train request; field names as worker/loraspec_worker/train.py reads them. */
-export interface DiffusersTrainRequest {
-  base: string;
-  arch: WorkerArch;
-  dataset: string;
-  output_dir: string;
-  name: string;
-  resolution: number;
-  rank: number;
-  alpha: number;
-  learning_rate: number;
-  steps: number;
-  batch_size: number;
-  gradient_accumulation: number;
-  optimizer: string;
-  lr_scheduler: string;
-  warmup_steps: number;
-  precision: string;
-  gradient_checkpointing: boolean;
-  /**
-   * Regional torch.compile of the repeated blocks. Set by the plan; left out (the worker decides on
-   * the device it finds) when the plan turns it on but hardware.gpu names no known CUDA GPU.
-   */
-  compile?: boolean;
-  /** Whole-step CUDA graph: SDXL only, without checkpointing, accumulation 1, optimizer adamw; absent as compile. */
-  cuda_graphs?: boolean;
-  /** The frozen block linears in fp8 e4m3 with per-row scales, or bf16. */
-  quantize: "none" | "fp8";
-  /** fp8 GEMMs for the frozen base (float8 tensor cores); absent as compile. */
-  fp8_matmul?: boolean;
-  /** Data-parallel processes, one per GPU of the host (hardware.gpus); absent for one. */
-  num_processes?: number;
-  save_every: number;
-  seed: number;
-  trigger_word: string;
-  /** Regularisation images: their captions are never given the trigger (train.py reg_dataset). */
-  reg_dataset?: string;
-  /** Caption sidecar extension, with the dot. */
-  caption_extension: string;
-  guidance_scale?: number;
-  contract_hash?: string;
-  resume_from?: string;
-  failure: { loss_spike_factor: number; on_oom: "fail" | "fallback"; oom_fallbacks: string[] };
 }
 
 export interface DiffusersCompiled {
@@ -126,24 +35,24 @@ export interface DiffusersCompiled {
   choices: SettingChoice[];
 }
 
+/** Contract settings the built-in trainer does not honour, said out loud. */
+export type DiffusersWarning = DiffusersCompiled["warnings"][number];
+
 /**
- * Compiles a contract (+ plan) into the built-in trainer's request. Pure: paths arrive resolved.
- * Refuses what the worker cannot do (a model it does not train, an int8/nf4 base, lion8bit)
- * instead of silently training something else.
+ * Every training setting of the built-in trainer's request, resolved from the contract (+ plan):
+ * the plan lists these (plan.workerSettings) and compileDiffusers writes them. Refuses what the
+ * worker cannot do (a model it does not train, an int8/nf4 base, lion8bit) instead of silently
+ * training something else.
  */
-export function compileDiffusers(
-  contract: Contract,
-  plan: CompilePlan,
-  paths: DiffusersPaths,
-  options: { contractHash?: string; resumeFrom?: string } = {},
-): DiffusersCompiled {
-  const record = DIFFUSERS_ARCHES[contract.base.model];
-  if (!record) {
+export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): { settings: BuiltinSettings; warnings: DiffusersWarning[]; choices: SettingChoice[]; base: BaseModelId } {
+  if (!(contract.base.model in BUILTIN_TRAINER.bases)) {
     throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `Unknown base model "${contract.base.model}".`, { field: "base.model" });
   }
-  if (!record.supported) {
+  const { arch, base, record } = builtinArchOf(contract.base.model);
+  if (!record.trains) {
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in diffusers trainer cannot train ${contract.base.model}: ${record.reason}.`, {
       field: "trainer.name",
+      hint: `Use ${record.instead}.`,
     });
   }
   const hp = contract.hyperparameters;
@@ -160,8 +69,8 @@ export function compileDiffusers(
     });
   }
   const r = resolveTraining(contract, plan);
-  const settings = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
-  const warnings: DiffusersCompiled["warnings"] = [];
+  const ts = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
+  const warnings: DiffusersWarning[] = [];
   if (contract.dataset.aspect === "buckets") {
     warnings.push({ code: "W_NO_BUCKETS", field: "dataset.aspect", message: "the built-in trainer center-crops every image to a square; aspect buckets are not used" });
   }
@@ -175,19 +84,10 @@ export function compileDiffusers(
       message: `the built-in trainer stops on divergence (on_divergence: ${contract.failure.on_divergence} is treated as stop; resume from the last checkpoint by hand)`,
     });
   }
-  if (record.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: record.note });
-  const fallbacks = contract.failure.oom_fallbacks.filter((f) => WORKER_FALLBACKS.has(f));
-  const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
-  if (contract.failure.on_oom === "fallback" && dropped.length) {
-    warnings.push({ code: "W_OOM_FALLBACK_UNSUPPORTED", field: "failure.oom_fallbacks", message: `the built-in trainer cannot apply: ${dropped.join(", ")}` });
-  }
-
-  const request: DiffusersTrainRequest = {
-    base: paths.basePath ?? contract.base.path ?? r.base.hfRepo,
-    arch: record.arch,
-    dataset: paths.datasetDir,
-    output_dir: paths.outputDir,
-    name: contract.name,
+  if (base.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: base.note });
+  const fixed = BUILTIN_TRAINER.fixed;
+  const settings: BuiltinSettings = {
+    arch,
     resolution: r.resolution,
     rank: r.rank,
     alpha: r.alpha,
@@ -195,25 +95,54 @@ export function compileDiffusers(
     steps: r.steps,
     batch_size: r.batchSize,
     gradient_accumulation: r.gradientAccumulation,
-    optimizer: hp.optimizer,
+    optimizer: hp.optimizer as BuiltinSettings["optimizer"],
     lr_scheduler: hp.lr_scheduler,
     warmup_steps: hp.warmup_steps,
     precision: hp.precision,
-    gradient_checkpointing: settings.gradientCheckpointing,
-    ...(settings.compile && !settings.cudaKnown ? {} : { compile: settings.compile }),
-    ...(settings.cudaGraphs && !settings.cudaKnown ? {} : { cuda_graphs: settings.cudaGraphs }),
-    quantize: settings.quantize === "fp8" ? "fp8" : "none",
-    ...(settings.fp8Matmul && !settings.cudaKnown ? {} : { fp8_matmul: settings.fp8Matmul }),
+    gradient_checkpointing: ts.gradientCheckpointing,
+    compile: ts.compile,
+    cuda_graphs: ts.cudaGraphs,
+    channels_last: ts.channelsLast,
+    fp8_matmul: ts.fp8Matmul,
+    quantize: ts.quantize === "fp8" ? "fp8" : "none",
+    num_processes: contract.hardware.kind === "local" ? contract.hardware.gpus : 1,
     save_every: r.saveEvery,
     seed: hp.seed,
+    prefix_trigger: fixed.prefix_trigger,
+    train_text_encoder: fixed.train_text_encoder,
+    guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
+    weighting_scheme: fixed.weighting_scheme,
+    max_sequence_length: fixed.max_sequence_length,
+    targets: [...record.targets],
+  };
+  return { settings, warnings, choices: ts.choices, base: contract.base.model };
+}
+
+/** Compiles a contract (+ plan) into the built-in trainer's request. Pure: paths arrive resolved. */
+export function compileDiffusers(
+  contract: Contract,
+  plan: CompilePlan,
+  paths: DiffusersPaths,
+  options: { contractHash?: string; resumeFrom?: string } = {},
+): DiffusersCompiled {
+  const { settings, warnings, choices } = resolveBuiltinSettings(contract, plan);
+  const fallbacks = contract.failure.oom_fallbacks.filter((f): f is BuiltinFallback => WORKER_FALLBACKS.has(f));
+  const dropped = contract.failure.oom_fallbacks.filter((f) => !WORKER_FALLBACKS.has(f));
+  if (contract.failure.on_oom === "fallback" && dropped.length) {
+    warnings.push({ code: "W_OOM_FALLBACK_UNSUPPORTED", field: "failure.oom_fallbacks", message: `the built-in trainer cannot apply: ${dropped.join(", ")}` });
+  }
+  const request: DiffusersTrainRequest = {
+    base: paths.basePath ?? contract.base.path ?? getBaseModel(contract.base.model)!.hfRepo,
+    dataset: paths.datasetDir,
+    output_dir: paths.outputDir,
+    name: contract.name,
     trigger_word: contract.trigger.word,
     caption_extension: contract.captions.extension,
+    ...settings,
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom ?? "fail", oom_fallbacks: fallbacks },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
-  if (contract.hardware.kind === "local" && contract.hardware.gpus > 1) request.num_processes = contract.hardware.gpus;
-  if (record.trainGuidance !== undefined && record.arch === "flux1") request.guidance_scale = record.trainGuidance;
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;
-  return { trainer: "diffusers", command: "train", request, warnings, choices: settings.choices };
+  return { trainer: "diffusers", command: "train", request, warnings, choices };
 }

@@ -6,7 +6,7 @@ import { fitVram } from "../plan/fit-vram.js";
 import { planRun } from "../plan/plan-run.js";
 import { findGpu } from "../knowledge/gpus.js";
 import { getDatasetSize, getLrRange, getSteps, CAPTION_RULES, STACKING } from "../knowledge/recipes.js";
-import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS } from "../knowledge/trainers.js";
+import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS, trainerRuns } from "../knowledge/trainers.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
 import { LoraspecError } from "../errors.js";
 import { ContractSchema, type ContractInput, type Target, type TrainerId } from "./schema.js";
@@ -70,11 +70,11 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
     });
   }
   const compat = getCompatibility(trainer, choices.base);
-  if (!compat?.supported) {
-    const supported = COMPATIBILITY.filter((r) => r.base === choices.base && r.supported && ["diffusers", "kohya", "ai-toolkit", "fal"].includes(r.trainer)).map((r) => r.trainer);
+  if (!compat || !trainerRuns(trainer, choices.base)) {
+    const supported = COMPATIBILITY.filter((r) => r.base === choices.base && trainerRuns(r.trainer, r.base) && ["diffusers", "kohya", "ai-toolkit", "fal"].includes(r.trainer)).map((r) => r.trainer);
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `${trainer} does not train ${model.label}`, {
       field: "trainer",
-      hint: `Pick one of: ${supported.join(", ")}.`,
+      hint: supported.length ? `Pick one of: ${supported.join(", ")}.` : `No trainer loraspec drives trains ${model.label} today; pick another base model.`,
       details: { source: compat?.source },
     });
   }
@@ -237,7 +237,7 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
 
 function pickTrainer(base: BaseModelId, hardware: "local" | "fal"): TrainerId {
   if (hardware === "fal") return "fal";
-  for (const t of ["ai-toolkit", "kohya", "diffusers"] as const) if (getCompatibility(t, base)?.supported) return t;
+  for (const t of ["ai-toolkit", "kohya", "diffusers"] as const) if (trainerRuns(t, base)) return t;
   return "diffusers";
 }
 

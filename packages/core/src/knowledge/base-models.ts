@@ -306,10 +306,6 @@ export const BASE_MODELS: readonly BaseModelRecord[] = [
   },
 ];
 
-export function isBaseModelId(id: string): id is BaseModelId {
-  return (BASE_MODEL_IDS as readonly string[]).includes(id);
-}
-
 /** The record for a base model id; undefined for an unknown id (the loader reports E_UNKNOWN_BASE_MODEL). */
 export function getBaseModel(id: string): BaseModelRecord | undefined {
   return BASE_MODELS.find((m) => m.id === id);

@@ -1,4 +1,6 @@
 import type { BaseModelId } from "./base-models.js";
+import { TRAINER_PINS } from "../trainers/pins.js";
+import { BUILTIN_TRAINER, builtinArchOf } from "./builtin-trainer.js";
 import type { Sourced } from "./types.js";
 
 /**
@@ -18,6 +20,8 @@ export interface CompatibilityRecord extends Sourced {
   belowMin?: "error" | "warning";
   /** What to use instead when unsupported. */
   instead?: string;
+  /** False when the trainer trains this base but loraspec has no compiler profile for it yet (check errors, compile refuses). */
+  compiles?: false;
   /** fal only: the training endpoint for this base. */
   endpoint?: string;
 }
@@ -41,7 +45,7 @@ export const COMPATIBILITY: readonly CompatibilityRecord[] = [
   rec({ trainer: "kohya", base: "sdxl", supported: true, source: `${T} §2.1 (sdxl_train_network.py)` }),
   rec({ trainer: "kohya", base: "flux1-dev", supported: true, minVersion: "v0.10.0", belowMin: "error", source: SD, note: "Before v0.10.0 FLUX.1 lived on the sd3 branch only." }),
   rec({ trainer: "kohya", base: "flux1-schnell", supported: true, minVersion: "v0.10.0", belowMin: "error", source: SD }),
-  rec({ trainer: "kohya", base: "sd35-large", supported: true, minVersion: "v0.10.0", belowMin: "error", source: SD }),
+  rec({ trainer: "kohya", base: "sd35-large", supported: true, compiles: false, minVersion: "v0.10.0", belowMin: "error", source: SD }),
   ...(["flux2-dev", "flux2-klein-4b", "flux2-klein-9b", "qwen-image", "zimage-turbo"] as const).map((base) =>
     rec({
       trainer: "kohya",
@@ -70,10 +74,13 @@ export const COMPATIBILITY: readonly CompatibilityRecord[] = [
   rec({ trainer: "ai-toolkit", base: "qwen-image", supported: true, source: AT }),
   rec({ trainer: "ai-toolkit", base: "zimage-turbo", supported: true, source: AT, note: "Trains with ostris' Z-Image Turbo training adapter." }),
   rec({ trainer: "ai-toolkit", base: "sd35-large", supported: false, instead: "kohya (sd3_train_network.py, v0.10.0+) or diffusers", source: `${AT} (no sd3.5 in the UI model list)`, verified: false }),
-  // built-in diffusers trainer (the worker)
-  ...(["sdxl", "flux1-dev", "flux1-schnell", "flux2-dev", "flux2-klein-4b", "flux2-klein-9b", "qwen-image", "zimage-turbo", "sd35-large"] as const).map((base) =>
-    rec({ trainer: "diffusers", base, supported: true, source: DIFF }),
-  ),
+  // built-in diffusers trainer (the worker): derived from its one table (knowledge/builtin-trainer.ts)
+  ...(Object.keys(BUILTIN_TRAINER.bases) as BaseModelId[]).map((base): CompatibilityRecord => {
+    const { arch, record } = builtinArchOf(base);
+    return record.trains
+      ? { trainer: "diffusers", base, supported: true, source: `${DIFF}; worker arch ${arch}`, asOf: record.asOf }
+      : { trainer: "diffusers", base, supported: false, instead: `${record.instead} (the built-in trainer: ${record.reason})`, source: record.source, asOf: record.asOf };
+  }),
   // fal.ai hosted trainers
   rec({ trainer: "fal", base: "flux1-dev", supported: true, endpoint: "fal-ai/flux-lora-fast-training", source: FAL }),
   rec({ trainer: "fal", base: "flux2-dev", supported: true, endpoint: "fal-ai/flux-2-trainer", source: FAL }),
@@ -100,13 +107,14 @@ export function getCompatibility(trainer: KnownTrainerId, base: BaseModelId): Co
   return COMPATIBILITY.find((r) => r.trainer === trainer && r.base === base);
 }
 
-/** The base models a trainer supports (for `init` choices and error hints). */
-export function supportedBases(trainer: KnownTrainerId): BaseModelId[] {
-  return COMPATIBILITY.filter((r) => r.trainer === trainer && r.supported).map((r) => r.base);
+/** The trainer trains this base and loraspec compiles its config for it (what `check` accepts). */
+export function trainerRuns(trainer: KnownTrainerId, base: BaseModelId): boolean {
+  const r = getCompatibility(trainer, base);
+  return !!r?.supported && r.compiles !== false;
 }
 
-/** Pinned versions loraspec's compilers target (trainers.md §0 snapshots). */
+/** Pinned versions loraspec's compilers target: one home, the setup pins (trainers/pins.ts). */
 export const PINNED_TRAINER_VERSIONS: Readonly<Record<"kohya" | "ai-toolkit", Sourced & { version: string }>> = {
-  kohya: { version: "v0.10.1", source: `${T} §0 (newest sd-scripts tag in snapshot, ae72efb, 2026-02-13)`, asOf: "2026-02-16" },
-  "ai-toolkit": { version: "0.12.26", source: `${T} §0 (ai-toolkit version.py at 27a03a9)`, asOf: "2026-08-21" },
+  kohya: { version: TRAINER_PINS.kohya.version, source: TRAINER_PINS.kohya.source, asOf: TRAINER_PINS.kohya.asOf },
+  "ai-toolkit": { version: TRAINER_PINS["ai-toolkit"].version, source: TRAINER_PINS["ai-toolkit"].source, asOf: TRAINER_PINS["ai-toolkit"].asOf },
 };

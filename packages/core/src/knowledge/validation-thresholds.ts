@@ -33,15 +33,6 @@ export type ValidationThresholdId =
   | "stack_combined_weight"
   | "stack_adapter_count";
 
-/** DreamBooth (Ruiz et al., CVPR 2023) Table 1 as quoted in perf-reliability.md §5. */
-export const DREAMBOOTH_ANCHORS = {
-  realImages: { dino: 0.774, clipI: 0.885 },
-  dreamboothSd: { dino: 0.668, clipI: 0.803, clipT: 0.305 },
-  textualInversionSd: { dino: 0.569, clipI: 0.78, clipT: 0.255 },
-  source: "arXiv 2208.12242 Table 1 via reference/perf-reliability.md §5",
-  asOf: "2026-11",
-} as const;
-
 const PERF5 = "reference/perf-reliability.md §5 (Validation-metric anchors)";
 const ASOF = "2026-11-29";
 

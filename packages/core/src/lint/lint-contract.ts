@@ -79,6 +79,10 @@ const trainerSupport: Rule = ({ c, model }) => {
     });
     return out;
   }
+  if (rec.compiles === false) {
+    const fix = `Use trainer.name: diffusers or another trainer loraspec compiles for ${model.label}.`;
+    return [{ rule: "trainer-unsupported-base", severity: "error", message: `loraspec does not compile ${c.trainer.name} configs for ${model.label} yet.`, fix, source: rec.source, field: "trainer.name" }];
+  }
   const version = c.trainer.version;
   if (!version) {
     if (c.trainer.name === "kohya" || c.trainer.name === "ai-toolkit") {

@@ -36,9 +36,6 @@ export const FLOAT_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>([
   "F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0",
 ]);
 
-/** Float dtypes we can encode from f32 (round-to-nearest-even, as torch does). */
-export const ENCODABLE_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>(["F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"]);
-
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const f32 = new Float32Array(1);

@@ -5,8 +5,9 @@ import { findGpu, GPUS } from "../knowledge/gpus.js";
 import { getFalPrice } from "../knowledge/prices.js";
 import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
 import { getCompatibility } from "../knowledge/trainers.js";
-import { LoraspecError } from "../errors.js";
+import { isLoraspecError, LoraspecError } from "../errors.js";
 import { resolveTrainSettings, type TrainSettings } from "./train-settings.js";
+import { resolveBuiltinSettings, type BuiltinSettings } from "../compile/diffusers.js";
 import { estimateVramWith, type VramEstimate } from "./vram-model.js";
 import { walltimeOn, type WalltimeEstimate } from "./walltime.js";
 
@@ -60,6 +61,8 @@ export interface Plan {
   vram: VramEstimate;
   /** Gradient checkpointing, compile, CUDA graph and base precision as resolved, each with why. */
   trainSettings: TrainSettings;
+  /** trainer diffusers: every setting of the worker's request, exactly as the compiler writes it (absent where it refuses the contract). */
+  workerSettings?: BuiltinSettings;
   /** One row per known GPU class; `selected` is the contract's GPU when known. */
   walltime: WalltimeEstimate[];
   selected?: WalltimeEstimate;
@@ -151,6 +154,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     checkpoints: hp.save_every ? Math.floor(steps / hp.save_every) : 1,
     vram,
     trainSettings,
+    workerSettings: contract.trainer.name === "diffusers" ? builtinSettingsOrNone(contract, { steps, learningRate, resolution }) : undefined,
     walltime,
     selected,
     cost,
@@ -197,4 +201,13 @@ function estimateCost(
 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+function builtinSettingsOrNone(contract: Contract, plan: { steps: number; learningRate: number; resolution: number }): BuiltinSettings | undefined {
+  try {
+    return resolveBuiltinSettings(contract, plan).settings;
+  } catch (error) {
+    if (isLoraspecError(error)) return undefined; // check reports why (trainer-unsupported-base and the like)
+    throw error;
+  }
 }

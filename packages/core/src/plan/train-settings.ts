@@ -8,7 +8,7 @@ import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
 /** One decided setting and why, for `loraspec plan` (human and --json). */
 export interface SettingChoice {
-  setting: "gradient_checkpointing" | "compile" | "cuda_graphs" | "quantize" | "fp8_matmul";
+  setting: "gradient_checkpointing" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul";
   value: boolean | string;
   why: string;
   source: string;
@@ -17,10 +17,12 @@ export interface SettingChoice {
 export interface TrainSettings extends VramSettings {
   /** fp8 GEMMs for the frozen base (the worker's fp8_matmul): on where measured faster and the card has fp8 tensor cores. */
   fp8Matmul: boolean;
+  /** NHWC weights for SDXL's UNet: on together with its CUDA graph (the measured configuration). */
+  channelsLast: boolean;
   choices: SettingChoice[];
   /**
-   * False when hardware.gpu names no known CUDA GPU: the built-in trainer's request then leaves out
-   * the compile / cuda_graphs the plan would turn on, and the worker decides on the device it finds.
+   * False when hardware.gpu names no known CUDA GPU. The request still carries every lever as the
+   * plan decided it; the worker turns off what the device it finds cannot run, with a coded warning.
    */
   cudaKnown: boolean;
   /** The VRAM ceiling the choice was made against (the lower of limits.vram_ceiling_gb and hardware.vram_gb). */
@@ -53,6 +55,7 @@ export function resolveTrainSettings(contract: Contract, options: TrainSettingsO
       cudaGraphs: false,
       quantize: contract.base.quantize,
       fp8Matmul: false,
+      channelsLast: false,
       cudaKnown: findGpu(contract.hardware.gpu) !== undefined,
       choices: [
         given === undefined
@@ -150,14 +153,18 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   if (!cudaKnown) {
     for (const x of choices) {
       if ((x.setting === "compile" || x.setting === "cuda_graphs" || x.setting === "fp8_matmul") && x.value === true) {
-        x.why += "; hardware.gpu names no known CUDA GPU, so the request leaves it to the worker (on with CUDA only)";
+        x.why += "; hardware.gpu names no known CUDA GPU: the worker turns it off, with a coded warning, where the device it finds cannot run it";
       }
     }
+  }
+  if (c.cudaGraphs) {
+    choices.push({ setting: "channels_last", value: true, why: "on: NHWC weights for the UNet's convolutions (cuDNN's fast path), measured together with the CUDA graph", source: TRAIN_SPEED_SOURCE });
   }
   if (c.quantize === asked && asked === "fp8") {
     choices.push({ setting: "quantize", value: "fp8", why: "as the contract says (base.quantize)", source: "contract: base.quantize" });
   }
-  return { gradientCheckpointing: c.gradientCheckpointing, compile: c.compile, cudaGraphs: c.cudaGraphs, quantize: c.quantize, fp8Matmul: c.fp8Matmul, cudaKnown, choices };
+  const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul } = c;
+  return { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, channelsLast: cudaGraphs, cudaKnown, choices };
 }
 
 /** SDXL's whole-step CUDA graph: needs no checkpointing, no accumulation and plain AdamW (its capturable fused step). */

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { compileDiffusers, DIFFUSERS_ARCHES } from "@loraspec/core/compile/diffusers.js";
+import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
+import { BUILTIN_TRAINER, builtinArchOf } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { makeContract, TARGETS } from "./contract-fixture.js";
 import { expectGolden } from "./golden.js";
 
 const PATHS = { datasetDir: "/project/.loraspec/runs/r1/dataset", outputDir: "/project/.loraspec/runs/r1/out" };
-const supported = (Object.keys(DIFFUSERS_ARCHES) as BaseModelId[]).filter((id) => DIFFUSERS_ARCHES[id].supported);
-const unsupported = (Object.keys(DIFFUSERS_ARCHES) as BaseModelId[]).filter((id) => !DIFFUSERS_ARCHES[id].supported);
+const supported = (Object.keys(BUILTIN_TRAINER.bases) as BaseModelId[]).filter((id) => builtinArchOf(id).record.trains);
+const unsupported = (Object.keys(BUILTIN_TRAINER.bases) as BaseModelId[]).filter((id) => !builtinArchOf(id).record.trains);
 
 function contract(base: BaseModelId, target: (typeof TARGETS)[number], overrides = {}) {
   return makeContract({ base, target, trainer: "kohya", overrides: { trainer: { name: "diffusers" }, ...overrides } });
@@ -26,14 +27,14 @@ describe("compileDiffusers goldens", () => {
 
 describe("compileDiffusers", () => {
   it.each([
-    ["sdxl", "sdxl", undefined],
+    ["sdxl", "sdxl", 1],
     ["flux1-dev", "flux1", 3.5],
     ["flux1-schnell", "flux1", 1],
-    ["flux2-klein-4b", "flux2-klein", undefined],
-    ["flux2-klein-9b", "flux2-klein", undefined],
-    ["zimage-turbo", "zimage", undefined],
-    ["qwen-image", "qwen-image", undefined],
-  ] as const)("%s trains as worker arch %s (guidance %s)", (base, arch, guidance) => {
+    ["flux2-klein-4b", "flux2-klein", 1],
+    ["flux2-klein-9b", "flux2-klein", 1],
+    ["zimage-turbo", "zimage", 1],
+    ["qwen-image", "qwen-image", 1],
+  ] as const)("%s trains as worker arch %s (guidance %s; 1 = none)", (base, arch, guidance) => {
     const out = compileDiffusers(contract(base, "character"), { steps: 700, learningRate: 2e-4 }, PATHS);
     expect(out.request.arch).toBe(arch);
     expect(out.request.guidance_scale).toBe(guidance);
@@ -123,7 +124,7 @@ describe("compileDiffusers", () => {
     ["RTX 4090", 24, false, "fp8"], // Ada: float8 tensor cores, but torch's row-wise fp8 GEMM is Hopper-only
     ["A100", 80, false, "none"], // Ampere: no float8 tensor cores
     ["RTX 3090", 24, false, "fp8"],
-    [undefined, 80, "absent", "none"], // no card named: the worker decides on the card it finds
+    [undefined, 80, true, "none"], // no card named: core decides as for the H200; the worker refuses it (W_FP8_MATMUL_UNAVAILABLE) where its card cannot
   ] as const)("fp8 GEMMs for FLUX.1 on %s (%i GB): %s", (gpu, gb, want, quantize) => {
     const c = contract("flux1-dev", "character", {
       hardware: { kind: "local", vram_gb: gb, ...(gpu ? { gpu } : {}) },
@@ -131,8 +132,8 @@ describe("compileDiffusers", () => {
     });
     const out = compileDiffusers(c, {}, PATHS);
     expect(out.request.quantize).toBe(quantize);
-    expect(out.request.compile ?? "absent").toBe(gpu ? true : "absent");
-    expect(want === "absent" ? !("fp8_matmul" in out.request) : out.request.fp8_matmul === want).toBe(true);
+    expect(out.request.compile).toBe(true);
+    expect(out.request.fp8_matmul).toBe(want);
     const why = out.choices.find((x) => x.setting === "fp8_matmul")?.why ?? "";
     if (want === true) expect(why).toMatch(/^on: 0\.\d+ -> 0\.\d+ s\/step on the H200/);
     if (want === false) expect(why).toMatch(gpu === "RTX 4090" ? /row-wise scaled fp8 GEMM does not run/ : /no float8 tensor cores/);
@@ -148,7 +149,7 @@ describe("compileDiffusers", () => {
     expect(sdxl.request.fp8_matmul).toBe(false);
   });
 
-  it("leaves compile and the CUDA graph to the worker when no known CUDA GPU is named", () => {
+  it("decides compile and the CUDA graph in core when no known CUDA GPU is named (the worker only refuses what its device cannot run)", () => {
     const c = (gpu?: string) =>
       contract("sdxl", "character", {
         hardware: { kind: "local", vram_gb: 48, ...(gpu ? { gpu } : {}) },
@@ -156,9 +157,8 @@ describe("compileDiffusers", () => {
       });
     expect(compileDiffusers(c("H200"), {}, PATHS).request.cuda_graphs).toBe(true);
     const unknown = compileDiffusers(c(), {}, PATHS);
-    expect("cuda_graphs" in unknown.request).toBe(false);
-    expect(unknown.request.compile).toBe(false);
-    expect(unknown.choices.find((x) => x.setting === "cuda_graphs")?.why).toMatch(/leaves it to the worker/);
+    expect([unknown.request.cuda_graphs, unknown.request.channels_last, unknown.request.compile]).toEqual([true, true, false]);
+    expect(unknown.choices.find((x) => x.setting === "cuda_graphs")?.why).toMatch(/the worker turns it off, with a coded warning/);
   });
 
   it("trains on every GPU of the host as data-parallel processes, without the CUDA graph", () => {
@@ -168,7 +168,7 @@ describe("compileDiffusers", () => {
         hyperparameters: { learning_rate: 1e-4, steps: 1500, optimizer: "adamw" },
       });
     const one = compileDiffusers(c(1), {}, PATHS);
-    expect("num_processes" in one.request).toBe(false);
+    expect(one.request.num_processes).toBe(1);
     expect(one.request.cuda_graphs).toBe(true);
     const two = compileDiffusers(c(2), {}, PATHS);
     expect(two.request.num_processes).toBe(2);

@@ -4,11 +4,13 @@ import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { BASE_MODEL_IDS } from "@loraspec/core/knowledge/base-models.js";
-import { COMPATIBILITY } from "@loraspec/core/knowledge/trainers.js";
+import { COMPATIBILITY, trainerRuns } from "@loraspec/core/knowledge/trainers.js";
 import { TARGETS } from "@loraspec/core/contract/schema.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 
-const cases = BASE_MODEL_IDS.flatMap((base) => TARGETS.map((target) => [base, target] as const));
+const LOCAL = ["ai-toolkit", "kohya", "diffusers"] as const;
+const runnable = BASE_MODEL_IDS.filter((base) => LOCAL.some((t) => trainerRuns(t, base)));
+const cases = runnable.flatMap((base) => TARGETS.map((target) => [base, target] as const));
 
 describe("recommendContract + renderContractYaml", () => {
   it.each(cases)("%s / %s on an H100: round-trips through YAML and lints without errors", (base, target) => {
@@ -18,6 +20,10 @@ describe("recommendContract + renderContractYaml", () => {
     expect(parsed.base.model).toBe(base);
     const errors = lintContract(parsed).filter((f) => f.severity === "error");
     expect(errors).toEqual([]);
+  });
+
+  it.each(BASE_MODEL_IDS.filter((b) => !runnable.includes(b)))("%s: no local trainer loraspec drives trains it, so init refuses it (E_TRAINER_UNSUPPORTED)", (base) => {
+    expect(() => recommendContract({ base, target: "style", trigger: "txcl", gpu: "H100", vramGb: 80 })).toThrow(expect.objectContaining({ code: "E_TRAINER_UNSUPPORTED" }));
   });
 
   it.each(BASE_MODEL_IDS.filter((b) => COMPATIBILITY.some((r) => r.trainer === "fal" && r.base === b && r.supported)))("%s on fal: endpoint filled in, no errors", (base) => {

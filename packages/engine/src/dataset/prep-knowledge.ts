@@ -8,12 +8,8 @@ export interface Fact<T> {
   asOf: string;
 }
 
-/** Extensions we try to decode (lower case). Anything else in the folder is not an image (captions, notes). */
-export const IMAGE_EXTENSIONS: Fact<readonly string[]> = {
-  value: [".jpg", ".jpeg", ".png", ".webp", ".avif", ".tif", ".tiff", ".gif", ".heic", ".heif", ".jxl", ".bmp"],
-  source: "sharp 0.35 input formats (JPEG, PNG, WebP, AVIF, TIFF, GIF, HEIF via libheif AV1 only; HEVC HEIC needs a custom libvips)",
-  asOf: "2026-11",
-};
+/** Extensions we try to decode (lower case): one home, core's knowledge/image-formats.ts. */
+export { DECODABLE_IMAGES as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 
 /**
  * Decompression-bomb limit on header width x height, checked before any pixel is decoded.

@@ -4,7 +4,8 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { DatasetImage, DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 
 /** Extensions the quick scan treats as images (what sharp can read the header of). */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([".png", ".jpg", ".jpeg", ".webp", ".avif", ".tif", ".tiff", ".gif", ".heic", ".heif"]);
+export { DECODABLE_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
+import { DECODABLE_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 
 export interface ScanDatasetParams {
   /** Absolute dataset folder. */

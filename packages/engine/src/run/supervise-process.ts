@@ -141,7 +141,7 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
       if (event.type === "error") reported.push(event);
       if (event.type !== "loss") continue;
       nonFinite = Number.isFinite(event.loss) ? 0 : nonFinite + 1;
-      lastLoss = { step: event.step, loss: event.loss };
+      lastLoss = { step: event.step, loss: event.loss ?? Number.NaN };
       if (nonFinite >= nanLimit && !divergedError) {
         divergedError = new LoraspecError(
           "E_TRAIN_DIVERGED",

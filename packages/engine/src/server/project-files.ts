@@ -3,7 +3,8 @@ import { extname, join, relative, resolve, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { LoraspecError } from "@loraspec/core/errors.js";
 
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([".png", ".jpg", ".jpeg", ".webp"]);
+export { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
+import { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 
 /** The few contract fields the server itself needs, read leniently (the contract may be mid-edit). */
 export interface ContractBasics {

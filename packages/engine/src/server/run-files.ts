@@ -62,7 +62,7 @@ export async function lossHistory(params: { runDir: string; sinceStep?: number; 
   const byStep = new Map<number, { loss: number; avgLoss?: number }>();
   for (const { event } of events) {
     if (event.type === "loss" && Number.isFinite(event.step) && (params.sinceStep === undefined || event.step > params.sinceStep)) {
-      byStep.set(event.step, { loss: event.loss, avgLoss: event.avgLoss });
+      byStep.set(event.step, { loss: event.loss ?? Number.NaN, avgLoss: event.avgLoss });
     }
   }
   const stride = Math.max(1, Math.floor(params.stride ?? 1));

@@ -5,6 +5,7 @@ import { ValidationSchema, type Contract } from "@loraspec/core/contract/schema.
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/image-formats.js";
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
 import { loadContract } from "../contract/load-contract.js";
 import { openRunStore } from "../run/run-store.js";
@@ -47,7 +48,6 @@ export interface ValidateProjectParams {
   signal?: AbortSignal;
 }
 
-const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg", ".webp"]);
 // A sampler default when the contract's base model has no pipeline default we know of.
 const DEFAULT_STEPS = 28;
 

@@ -141,7 +141,7 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
       const e = JSON.parse((m as MessageEvent).data) as LoraspecEvent;
       switch (e.type) {
         case "loss":
-          lossMap.current.set(e.step, { loss: e.loss, avg: e.avgLoss ?? null });
+          lossMap.current.set(e.step, { loss: e.loss ?? Number.NaN, avg: e.avgLoss ?? null });
           if (!pending) {
             pending = true;
             requestAnimationFrame(flush);

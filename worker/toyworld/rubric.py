@@ -16,7 +16,7 @@ validated by `loraspec validate` (the real CLI, the judge as the embedding model
 Each contract's rubric is the one a user would write for its dataset (prompts_for): trigger
 prompts and variations on the dataset's backgrounds, novel scenes on the ones it never shows.
 
-`python -m loraspec_worker.toyworld rubric --out DIR` trains and validates all four and prints
+`PYTHONPATH=worker python -m toyworld rubric --out DIR` trains and validates all four and prints
 each check's measures; worker/tests/test_toyworld_rubric.py asserts the verdicts.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
 JUDGE = os.path.join(REPO, "models", "toy-judge")
 EXAMPLES = os.path.join(REPO, "examples", "toyworld")
@@ -88,14 +88,15 @@ def prompts_for(dataset: str) -> dict:
 
 
 def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None) -> str:
-    from .. import train
+    from loraspec_worker import train
+    from loraspec_worker.train.dev_request import dev_request
 
-    result = train.run({
+    result = train.run(dev_request(**{
         "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, variant.dataset), "output_dir": out, "name": variant.name,
         "resolution": 64, "steps": steps or variant.steps, "rank": 8, "alpha": 8, "learning_rate": variant.learning_rate, "batch_size": 4,
         "seed": seed, "trigger_word": TRIGGER, "prefix_trigger": variant.prefix_trigger,
         "reg_dataset": os.path.join(EXAMPLES, "prior") if variant.reg else None, "precision": "fp32", "device": "cpu",
-    })
+    }))
     return result["path"]
 
 

@@ -1,4 +1,4 @@
-"""`python -m loraspec_worker.toyworld <command>`: the toy world's tools.
+"""`PYTHONPATH=worker python -m toyworld <command>`: the toy world's tools.
 
   train-base      train the judge (optional) and the toy SDXL base (see train_base.py), or with
                   --arch flux1 the toy FLUX.1 base (see train_flux.py)
@@ -16,14 +16,14 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 DEFAULT_BASE = os.path.join(REPO, "models", "toy-sdxl")
 DEFAULT_BASES = {"sdxl": DEFAULT_BASE, "flux1": os.path.join(REPO, "models", "toy-flux1")}
 DEFAULT_JUDGE = os.path.join(REPO, "models", "toy-judge")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loraspec_worker.toyworld")
+    parser = argparse.ArgumentParser(prog="PYTHONPATH=worker python -m toyworld")
     sub = parser.add_subparsers(dest="command", required=True)
 
     tb = sub.add_parser("train-base", help="train the judge and the toy SDXL base, or the toy FLUX.1 base")

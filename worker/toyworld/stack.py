@@ -3,7 +3,7 @@ style LoRA at 0.3 together; the judge reads the character's colour (cyan) and th
 (striped) in the same samples. Each alone and the base model, same prompts and seeds, for
 comparison.
 
-`python -m loraspec_worker.toyworld stack --out DIR` prints the shares. Not a test yet: the toy
+`PYTHONPATH=worker python -m toyworld stack --out DIR` prints the shares. Not a test yet: the toy
 VAE cannot reconstruct striped fills, so the style never shows (bench/RESULTS.md, "Stacking";
 worker/tests/test_toyworld.py::test_toy_vae_keeps_the_style_concepts_stripes is a strict xfail).
 """
@@ -34,15 +34,16 @@ def prompts() -> list[str]:
 
 
 def train_pair(out: str, seed: int = 1, steps: int = 300) -> dict:
-    from .. import train
+    from loraspec_worker import train
+    from loraspec_worker.train.dev_request import dev_request
 
     paths = {}
     for name, dataset in (("txcl", "character"), ("txst", "style")):
-        paths[name] = train.run({
+        paths[name] = train.run(dev_request(**{
             "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": os.path.join(out, name), "name": name,
             "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3, "batch_size": 4, "seed": seed,
             "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"), "precision": "fp32", "device": "cpu",
-        })["path"]
+        }))["path"]
     return paths
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..tiny_base import byte_chars, t5_tokenizer
+from loraspec_worker.tiny_base import byte_chars, t5_tokenizer
 from . import world
 
 

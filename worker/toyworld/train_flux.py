@@ -102,8 +102,9 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     LoRA trainer's default; logit_normal: SD3's, denser at mid noise)."""
     import torch
 
-    from ..protocol import WorkerError
-    from ..train import Config, Flux1
+    from loraspec_worker.protocol import WorkerError
+    from loraspec_worker.train import Flux1
+    from loraspec_worker.train.dev_request import dev_config
 
     te1, te2, transformer, vae = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer", "vae"))
     vae.to(device).eval()
@@ -121,7 +122,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
 
     # the loss is the LoRA trainer's own (fp32 weights under bf16 autocast)
-    cfg = Config(base="", arch="flux1", dataset="", output_dir="", guidance_scale=GUIDANCE, weighting_scheme=weighting)
+    cfg = dev_config(arch="flux1", guidance_scale=GUIDANCE, weighting_scheme=weighting)
     flux = Flux1(make_pipeline(models), cfg, device, torch.float32)
     trainable = [te1, te2, transformer]
     for m in trainable:
@@ -187,7 +188,7 @@ def run(args) -> dict:
     import torch
 
     from . import judge as judge_mod
-    from ..train import disable_cudnn_sdpa
+    from loraspec_worker.train import disable_cudnn_sdpa
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":

@@ -1,0 +1,68 @@
+import { z } from "zod";
+import { LR_SCHEDULERS } from "../contract/ids.js";
+import { BUILTIN_TRAINER, WORKER_ARCHES } from "../knowledge/builtin-trainer.js";
+
+/**
+ * The built-in trainer's `train` request: written by compile/diffusers.ts, exported as
+ * schema/worker-train-request.schema.json (scripts/write-schema.ts), validated by the worker
+ * (train/config.py) before it builds its Config. Every setting is resolved here, in core: a
+ * request that leaves one out is E_USAGE in the worker, never a default.
+ */
+const int = (min: number) => z.int().min(min);
+const path = z.string().min(1);
+
+export const TrainRequestSchema = z.strictObject({
+  base: path.meta({ description: "HF id, local diffusers folder, or single .safetensors file." }),
+  arch: z.enum(WORKER_ARCHES).meta({ description: "The worker architecture (knowledge/builtin-trainer.ts); one it does not train is E_NOT_SUPPORTED." }),
+  dataset: path.meta({ description: "Folder of images with same-name caption files." }),
+  output_dir: path,
+  name: z.string().min(1).meta({ description: "The LoRA's file stem." }),
+  resolution: int(16).multipleOf(16),
+  rank: int(1),
+  alpha: z.number().positive(),
+  learning_rate: z.number().positive(),
+  steps: int(1),
+  batch_size: int(1),
+  gradient_accumulation: int(1),
+  optimizer: z.enum(BUILTIN_TRAINER.optimizers),
+  lr_scheduler: z.enum(LR_SCHEDULERS),
+  warmup_steps: int(0),
+  precision: z.enum(BUILTIN_TRAINER.precisions),
+  gradient_checkpointing: z.boolean(),
+  compile: z.boolean().meta({ description: "Regional torch.compile of the repeated blocks (refused with W_COMPILE_UNAVAILABLE without CUDA)." }),
+  cuda_graphs: z.boolean().meta({ description: "Whole-step CUDA graph (refused with W_CUDA_GRAPH_UNAVAILABLE where this run cannot)." }),
+  channels_last: z.boolean().meta({ description: "NHWC weights for a convolutional denoiser." }),
+  fp8_matmul: z.boolean().meta({ description: "fp8 GEMMs for the frozen base (refused with W_FP8_MATMUL_UNAVAILABLE where the device cannot)." }),
+  quantize: z.enum(BUILTIN_TRAINER.quantize),
+  num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),
+  save_every: int(0),
+  seed: z.int(),
+  trigger_word: z.string().min(1),
+  prefix_trigger: z.boolean().meta({ description: "A caption without the trigger gets it in front; false trains the captions as written." }),
+  caption_extension: z.string().regex(/^\.\w+$/),
+  train_text_encoder: z.boolean(),
+  guidance_scale: z.number().positive().meta({ description: "FLUX.1 guidance-embedding value fed while training (1: none)." }),
+  weighting_scheme: z.enum(["none", "logit_normal"]),
+  max_sequence_length: int(1),
+  reg_dataset: path.optional().meta({ description: "Regularisation images: their captions are never given the trigger." }),
+  contract_hash: z.string().optional(),
+  resume_from: z.string().min(1).optional().meta({ description: 'A checkpoint folder, a run output folder, or "latest".' }),
+  targets: z.array(z.string().min(1)).min(1).meta({ description: "peft target modules of the denoiser (the table's, per arch)." }),
+  failure: z.strictObject({
+    loss_spike_factor: z.number().gt(1),
+    on_oom: z.enum(["fail", "fallback"]),
+    oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
+  }),
+  device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
+  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step)." }),
+});
+
+export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;
+export type SettingKey = (typeof BUILTIN_TRAINER.settingKeys)[number];
+/** The training settings of a request (BUILTIN_TRAINER.settingKeys): what the plan lists and the worker's settings event reports. */
+export type BuiltinSettings = Pick<DiffusersTrainRequest, SettingKey>;
+
+/** The JSON Schema the worker validates each train request against. */
+export function trainRequestJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(TrainRequestSchema, { io: "input" }) as Record<string, unknown>;
+}

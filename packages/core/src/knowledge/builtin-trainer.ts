@@ -1,0 +1,131 @@
+import type { BaseModelId } from "./base-models.js";
+import type { Sourced } from "./types.js";
+
+/**
+ * The built-in trainer (worker/loraspec_worker/train/) as data: the one table core and the worker
+ * read. Core derives the diffusers rows of the compatibility knowledge (knowledge/trainers.ts),
+ * compile/diffusers.ts and the request schema from it; `scripts/write-schema.ts` exports it as
+ * schema/builtin-trainer.json, which the worker loads (train/config.py) and its sync tests hold
+ * against the Python implementations (arch classes, optimizers, fallbacks).
+ */
+
+/** The worker's architecture names. */
+export const WORKER_ARCHES = ["sdxl", "flux1", "flux2-klein", "flux2-dev", "qwen-image", "zimage", "sd35"] as const;
+export type WorkerArch = (typeof WORKER_ARCHES)[number];
+
+export interface WorkerArchRecord extends Sourced {
+  /** Trained by the built-in trainer today (diffusers classes + loraspec's loss code). */
+  trains: boolean;
+  /** Why not, when it does not, and what to use instead. */
+  reason?: string;
+  instead?: string;
+  /** peft target modules of the denoiser (attention projections, as diffusers' dreambooth LoRA scripts). */
+  targets: string[];
+  /** Its loss splits into draw / loss_from / static_extra, so a whole step can replay as one CUDA graph. */
+  graphReplayable: boolean;
+  /** Text-encoder LoRA supported (train_text_encoder). */
+  textEncoder: boolean;
+}
+
+export interface BuiltinBaseRecord extends Sourced {
+  arch: WorkerArch;
+  /** FLUX.1 guidance-embedding value fed while training (guidance-distilled [dev] only). */
+  trainGuidance?: number;
+}
+
+const T = "shared/reference/trainers.md §5.5";
+const AS_OF = "2026-11-29";
+const ATTN = ["to_q", "to_k", "to_v", "to_out.0"];
+const JOINT = [...ATTN, "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"];
+const LF = "shared/reference/lora-formats.md §2a/§2b";
+const NOT_YET = "loraspec's loss code for it is not written yet (diffusers has the classes)";
+
+export const BUILTIN_TRAINER = {
+  arches: {
+    sdxl: { trains: true, targets: ATTN, graphReplayable: true, textEncoder: true, source: `${T} (train_dreambooth_lora_sdxl.py); ${LF}`, asOf: AS_OF },
+    flux1: { trains: true, targets: JOINT, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_flux.py); ${LF}`, asOf: AS_OF },
+    "flux2-klein": {
+      trains: true,
+      targets: [...JOINT, "to_qkv_mlp_proj"],
+      graphReplayable: false,
+      textEncoder: false,
+      source: `${T} (train_dreambooth_lora_flux2_klein.py)`,
+      asOf: AS_OF,
+    },
+    "flux2-dev": {
+      trains: false,
+      reason: "its Mistral-3 prompt processor (PixtralProcessor) needs torchvision, which the worker does not install",
+      instead: "ai-toolkit or fal",
+      targets: [],
+      graphReplayable: false,
+      textEncoder: false,
+      source: "diffusers 0.42.1 pipelines/flux2/pipeline_flux2.py (AutoProcessor); transformers PixtralProcessor requires torchvision",
+      asOf: AS_OF,
+    },
+    "qwen-image": { trains: true, targets: JOINT, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: AS_OF },
+    zimage: { trains: true, targets: ATTN, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_z_image.py)`, asOf: AS_OF },
+    sd35: { trains: false, reason: NOT_YET, instead: "kohya (sd3_train_network.py)", targets: [], graphReplayable: false, textEncoder: false, source: T, asOf: AS_OF },
+  } satisfies Record<WorkerArch, WorkerArchRecord>,
+  /** Which worker arch each base model trains as. */
+  bases: {
+    sdxl: { arch: "sdxl", source: `${T} (train_dreambooth_lora_sdxl.py)`, asOf: AS_OF },
+    // train_dreambooth_lora_flux.py: --guidance_scale defaults to 3.5 ("FLUX.1 dev is guidance distilled")
+    "flux1-dev": { arch: "flux1", trainGuidance: 3.5, source: `${T} (train_dreambooth_lora_flux.py --guidance_scale)`, asOf: AS_OF },
+    "flux1-schnell": { arch: "flux1", trainGuidance: 1, source: `${T} (schnell has no guidance embedding)`, asOf: AS_OF },
+    "flux2-klein-4b": { arch: "flux2-klein", source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: AS_OF },
+    "flux2-klein-9b": { arch: "flux2-klein", source: `${T} (train_dreambooth_lora_flux2_klein.py)`, asOf: AS_OF },
+    "flux2-dev": { arch: "flux2-dev", source: `${T} (train_dreambooth_lora_flux2.py)`, asOf: AS_OF },
+    "qwen-image": { arch: "qwen-image", source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: AS_OF },
+    "zimage-turbo": {
+      arch: "zimage",
+      note: "Z-Image Turbo is step-distilled: ai-toolkit trains it through a training adapter and musubi-tuner suggests the De-Turbo weights; the built-in trainer trains the Turbo weights directly, which can wear off the distillation (sample with more steps if images go soft)",
+      source: "shared/reference/trainers.md §2.15 (musubi: De-Turbo or the training adapter), §3 arch table (ai-toolkit zimage:turbo uses ostris/zimage_turbo_training_adapter)",
+      asOf: AS_OF,
+    },
+    "sd35-large": { arch: "sd35", source: T, asOf: AS_OF },
+  } satisfies Record<BaseModelId, BuiltinBaseRecord>,
+  /** Text-encoder LoRA targets (CLIP attention), SDXL only. */
+  textEncoderTargets: ["q_proj", "k_proj", "v_proj", "out_proj"],
+  /** Optimizers the worker builds (train/model.py OPTIMIZERS). */
+  optimizers: ["adamw", "adamw8bit", "adafactor", "prodigy"],
+  /** OOM fallbacks the worker can apply itself, in the contract's order (train/runner.py FALLBACKS). */
+  oomFallbacks: ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"],
+  /** Image files the trainer reads from a dataset folder (PIL opens each; knowledge/image-formats.ts). */
+  imageExtensions: [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
+  /** How the frozen base is held. */
+  quantize: ["none", "fp8"],
+  precisions: ["bf16", "fp16", "fp32"],
+  /** The speed levers core decides (plan/train-settings.ts) and the worker applies or refuses. */
+  levers: ["gradient_checkpointing", "compile", "cuda_graphs", "fp8_matmul", "channels_last"],
+  /** Refusals: the only changes the worker makes to a request, each with its warning code (a lever this device or run cannot use). */
+  refusals: {
+    compile: "W_COMPILE_UNAVAILABLE",
+    cuda_graphs: "W_CUDA_GRAPH_UNAVAILABLE",
+    fp8_matmul: "W_FP8_MATMUL_UNAVAILABLE",
+    precision: "W_PRECISION_UNAVAILABLE",
+  },
+  /**
+   * The request fields that are training settings (the rest name files and the run): the worker's
+   * `settings` event reports exactly these, as requested and as applied; `loraspec plan --json`
+   * lists them as plan.workerSettings.
+   */
+  settingKeys: [
+    "arch", "resolution", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
+    "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
+    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale", "weighting_scheme",
+    "max_sequence_length", "targets",
+  ],
+  /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
+  fixed: { prefix_trigger: true, train_text_encoder: false, weighting_scheme: "none", max_sequence_length: 512, noGuidance: 1 },
+  source: "worker/loraspec_worker/train (this table's Python side; worker/tests/test_sync.py holds them together)",
+  asOf: "2026-12-02",
+} as const;
+
+export type BuiltinFallback = (typeof BUILTIN_TRAINER.oomFallbacks)[number];
+
+/** The worker arch a base trains as, with whether the built-in trainer trains it. */
+export function builtinArchOf(base: BaseModelId): { arch: WorkerArch; base: BuiltinBaseRecord; record: WorkerArchRecord } {
+  const b: BuiltinBaseRecord = BUILTIN_TRAINER.bases[base];
+  const record: WorkerArchRecord = BUILTIN_TRAINER.arches[b.arch];
+  return { arch: b.arch, base: b, record };
+}

@@ -1,0 +1,27 @@
+import type { Sourced } from "./types.js";
+
+/**
+ * What counts as an image, in one place (lower-case extensions with the dot). Three facts, not one:
+ * what dataset prep can decode, what the built-in trainer reads (BUILTIN_TRAINER.imageExtensions in
+ * knowledge/builtin-trainer.ts, which the worker loads), and what a browser shows (the web page's files, validation samples).
+ */
+export interface ExtensionFact extends Sourced {
+  value: readonly string[];
+}
+
+/** Extensions prep tries to decode (sharp's input formats). Anything else in a dataset folder is not an image (captions, notes). */
+export const DECODABLE_IMAGES: ExtensionFact = {
+  value: [".jpg", ".jpeg", ".png", ".webp", ".avif", ".tif", ".tiff", ".gif", ".heic", ".heif", ".jxl", ".bmp"],
+  source: "sharp 0.35 input formats (JPEG, PNG, WebP, AVIF, TIFF, GIF, HEIF via libheif AV1 only; HEVC HEIC needs a custom libvips)",
+  asOf: "2026-11",
+};
+
+/** Extensions every browser displays: the web page's image files and validation samples. */
+export const WEB_IMAGES: ExtensionFact = {
+  value: [".png", ".jpg", ".jpeg", ".webp"],
+  source: "MDN 'Image file type and format guide' (PNG, JPEG, WebP: supported by all current browsers)",
+  asOf: "2026-12",
+};
+
+export const DECODABLE_IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(DECODABLE_IMAGES.value);
+export const WEB_IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(WEB_IMAGES.value);

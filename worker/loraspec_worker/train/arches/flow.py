@@ -1,0 +1,241 @@
+"""Flow-matching architectures: FLUX.1, FLUX.2 [klein], Z-Image, Qwen-Image (velocity loss on packed latents)."""
+
+from __future__ import annotations
+
+from .base import Arch
+
+class FlowArch(Arch):
+    """Shared flow-matching loss for FLUX.1 and FLUX.2: x_t = (1 - s) x0 + s noise, target noise - x0."""
+
+    def __init__(self, pipe, cfg, device, dtype):
+        super().__init__(pipe, cfg, device, dtype)
+        import copy
+
+        self.noise_scheduler = copy.deepcopy(pipe.scheduler)
+
+    def sample_sigmas(self, b, generator, device):
+        import torch
+
+        n = self.noise_scheduler.config.num_train_timesteps
+        if self.cfg.weighting_scheme == "logit_normal":
+            u = torch.sigmoid(torch.randn((b,), generator=generator, device=device))
+        else:
+            u = torch.rand((b,), generator=generator, device=device)
+        indices = (u * n).long().clamp(0, n - 1)
+        sigmas = self.noise_scheduler.sigmas.to(device)[indices]
+        timesteps = self.noise_scheduler.timesteps.to(device)[indices]
+        return sigmas.float(), timesteps.float()
+
+
+class Flux1(FlowArch):
+    name = "flux1"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder, self.pipe.text_encoder_2]
+
+    def encode_text(self, captions):
+        embeds, pooled, text_ids = self.pipe.encode_prompt(
+            prompt=captions, prompt_2=None, device=self.device, max_sequence_length=self.cfg.max_sequence_length
+        )
+        return {"embeds": embeds, "pooled": pooled, "text_ids": text_ids}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        return ((latents.float() - vae.config.shift_factor) * vae.config.scaling_factor)
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+        from diffusers import FluxPipeline
+
+        b, c, h, w = latents.shape
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        packed = FluxPipeline._pack_latents(noisy, b, c, h, w)
+        img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, self.dtype)
+        guidance = None
+        if self.denoiser.config.guidance_embeds:
+            guidance = torch.full((b,), float(self.cfg.guidance_scale), device=latents.device)
+        pred = self.denoiser(
+            hidden_states=packed.to(self.dtype),
+            timestep=timesteps / 1000.0,
+            guidance=guidance,
+            pooled_projections=text["pooled"].to(self.dtype),
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            txt_ids=text["text_ids"].to(self.dtype),
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
+        s_ = self.vae_scale
+        pred = FluxPipeline._unpack_latents(pred, height=h * s_, width=w * s_, vae_scale_factor=s_)
+        target = noise - latents
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+class Flux2Klein(FlowArch):
+    name = "flux2-klein"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder]
+
+    def encode_text(self, captions):
+        kwargs = {}
+        n_layers = self.pipe.text_encoder.config.num_hidden_layers
+        if n_layers < 28:  # tiny encoders: read evenly spaced layers instead of the default (9, 18, 27)
+            kwargs["text_encoder_out_layers"] = tuple(max(1, round(n_layers * k / 3)) for k in (1, 2, 3))
+        embeds, text_ids = self.pipe.encode_prompt(
+            prompt=captions, device=self.device, max_sequence_length=self.cfg.max_sequence_length, **kwargs
+        )
+        return {"embeds": embeds, "text_ids": text_ids}
+
+    def encode_images(self, pixels):
+        import torch
+        from diffusers import Flux2KleinPipeline
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+            latents = Flux2KleinPipeline._patchify_latents(latents.float())
+            mean = vae.bn.running_mean.view(1, -1, 1, 1).to(latents.device, latents.dtype)
+            std = torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps).to(latents.device, latents.dtype)
+        return (latents - mean) / std
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+        from diffusers import Flux2KleinPipeline
+
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        img_ids = Flux2KleinPipeline._prepare_latent_ids(noisy).to(latents.device)
+        packed = Flux2KleinPipeline._pack_latents(noisy)
+        pred = self.denoiser(
+            hidden_states=packed.to(self.dtype),
+            timestep=timesteps / 1000.0,
+            guidance=None,
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            txt_ids=text["text_ids"],
+            img_ids=img_ids,
+            return_dict=False,
+        )[0]
+        pred = pred[:, : packed.shape[1]]
+        target = Flux2KleinPipeline._pack_latents(noise - latents)
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+class ZImage(FlowArch):
+    """Z-Image: the transformer takes lists (one latent (C, 1, H, W) and one unpadded caption
+    embedding per sample), its timestep input is 1 - sigma, and it predicts x0 - noise (the
+    pipeline negates its output into the scheduler's velocity)."""
+
+    name = "zimage"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder]
+
+    def encode_text(self, captions):
+        embeds, _ = self.pipe.encode_prompt(
+            prompt=list(captions), device=self.device, do_classifier_free_guidance=False, max_sequence_length=self.cfg.max_sequence_length
+        )
+        return {"embeds": list(embeds)}
+
+    def collate_text(self, texts):
+        return {"embeds": [e for t in texts for e in t["embeds"]]}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        return (latents.float() - vae.config.shift_factor) * vae.config.scaling_factor
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, _ = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        x = list(noisy.to(self.dtype).unsqueeze(2).unbind(dim=0))
+        out = self.denoiser(x, (1.0 - sigmas).to(self.dtype), [e.to(self.dtype) for e in text["embeds"]], return_dict=False)[0]
+        pred = torch.stack([o.float() for o in out], dim=0).squeeze(2)
+        target = latents - noise
+        return F.mse_loss(pred, target.float(), reduction="mean")
+
+
+class QwenImage(FlowArch):
+    """Qwen-Image: a 3-D (video) VAE normalised by per-channel latents_mean/std, 2x2 packed
+    latents, caption embeddings with a padding mask, velocity (noise - x0) at timestep sigma."""
+
+    name = "qwen-image"
+
+    def text_encoders(self):
+        return [self.pipe.text_encoder]
+
+    def encode_text(self, captions):
+        embeds, mask = self.pipe.encode_prompt(prompt=list(captions), device=self.device, max_sequence_length=self.cfg.max_sequence_length)
+        return {"embeds": embeds, "mask": mask if mask is not None else self._ones(embeds)}
+
+    @staticmethod
+    def _ones(embeds):
+        import torch
+
+        return torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+
+    def collate_text(self, texts):
+        import torch
+
+        longest = max(t["embeds"].shape[1] for t in texts)
+        embeds, masks = [], []
+        for t in texts:
+            pad = longest - t["embeds"].shape[1]
+            embeds.append(torch.nn.functional.pad(t["embeds"], (0, 0, 0, pad)))
+            masks.append(torch.nn.functional.pad(t["mask"], (0, pad)))
+        return {"embeds": torch.cat(embeds), "mask": torch.cat(masks)}
+
+    def encode_images(self, pixels):
+        import torch
+
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.unsqueeze(2).to(self.device, vae.dtype)).latent_dist.mode().float()
+            z = vae.config.z_dim
+            mean = torch.tensor(vae.config.latents_mean, device=latents.device).view(1, z, 1, 1, 1)
+            std = torch.tensor(vae.config.latents_std, device=latents.device).view(1, z, 1, 1, 1)
+        return ((latents - mean) / std)[:, :, 0]  # one frame: (B, z, H, W)
+
+    def loss(self, latents, text, extra, generator):
+        import torch
+        import torch.nn.functional as F
+        from diffusers import QwenImagePipeline
+
+        b, c, h, w = latents.shape
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        s = sigmas.view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
+        packed = QwenImagePipeline._pack_latents(noisy, b, c, h, w)
+        mask = text["mask"]
+        pred = self.denoiser(
+            hidden_states=packed.to(self.dtype),
+            timestep=timesteps / 1000.0,
+            guidance=None,
+            encoder_hidden_states=text["embeds"].to(self.dtype),
+            encoder_hidden_states_mask=None if bool(mask.all()) else mask,
+            img_shapes=[[(1, h // 2, w // 2)]] * b,
+            return_dict=False,
+        )[0]
+        target = QwenImagePipeline._pack_latents(noise - latents, b, c, h, w)
+        return F.mse_loss(pred.float(), target.float(), reduction="mean")

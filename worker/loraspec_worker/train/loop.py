@@ -1,0 +1,342 @@
+"""One training run: load and cache, add the LoRA, apply the levers, step, save (train_once), and
+the optimizer steps themselves (train_loop over one TrainState)."""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .. import checkpoint_integrity, distributed, speed
+from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
+from .arches import ARCH_CLASSES
+from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
+from .config import TABLE, TEXT_ENCODER_TARGETS, Config
+from .data import load_image, training_items
+from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
+
+# Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
+# whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
+_TEST_STEP_DELAY_S = float(os.environ.get("LORASPEC_TEST_STEP_DELAY_S") or 0)
+
+# Spike detection: compare the recent mean loss with the median of the window before it; diffusion
+# losses swing with the sampled timestep, so single steps are never judged alone.
+SPIKE_WINDOW = 20
+SPIKE_RECENT = 5
+SPIKE_MIN_STEPS = 10
+
+
+class Diverged(Exception):
+    pass
+
+
+@dataclass
+class TrainState:
+    """Everything the optimizer steps read and write (one object instead of positional arguments)."""
+
+    cfg: Config
+    arch: Any
+    cache: list
+    items: list
+    params: list
+    trainable: list
+    lora_configs: dict
+    optimizer: Any
+    scheduler: Any
+    device: Any
+    group: Any
+    stepper: Any = None
+    start_step: int = 0
+    step: int = 0
+    started: float = 0.0
+    losses: list = field(default_factory=list)
+    checkpoints: list = field(default_factory=list)
+
+    def save(self) -> None:
+        path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items))
+        self.checkpoints.append(path)
+        emit({"type": "checkpoint", "step": self.step, "path": path})
+
+
+def finite_params(params) -> bool:
+    import torch
+
+    return all(torch.isfinite(p).all().item() for p in params)
+
+
+def load_and_cache(cfg: Config, device, dtype):
+    """The pipeline on `device`, and the cached latents / caption embeddings of every item; the VAE
+    and (unless the text encoder trains) the text encoders are freed afterwards."""
+    import torch
+
+    phase("load", f"loading {cfg.arch} base {cfg.base}")
+    items = training_items(cfg)
+    pipe = load_pipeline(cfg.base, cfg.arch, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    if cfg.quantize == "fp8":
+        # The denoiser reaches the GPU layer by layer in fp8 (speed.quantize_fp8_), never whole in bf16.
+        denoiser_attr = ARCH_CLASSES[cfg.arch].denoiser_attr
+        for name, component in pipe.components.items():
+            if name != denoiser_attr and hasattr(component, "to"):
+                component.to(device)
+    else:
+        pipe.to(device)
+    arch = ARCH_CLASSES[cfg.arch](pipe, cfg, device, dtype)
+    for module in [arch.denoiser, pipe.vae, *arch.text_encoders()]:
+        module.requires_grad_(False)
+
+    phase("cache", f"encoding {len(items)} images and captions")
+    cache = []
+    with torch.no_grad():
+        for i, (path, caption) in enumerate(items):
+            pixels, original_size, crop = load_image(path, cfg.resolution)
+            latents = arch.encode_images(pixels.unsqueeze(0))
+            text = None if cfg.train_text_encoder else {k: [e.detach() for e in v] if isinstance(v, list) else v.detach() for k, v in arch.encode_text([caption]).items()}
+            extra = {"time_ids": [list(original_size) + list(crop) + [cfg.resolution, cfg.resolution]]}
+            cache.append({"latents": latents.detach(), "text": text, "caption": caption, "extra": extra})
+            emit({"type": "progress", "task": "prep", "current": i + 1, "total": len(items)})
+    pipe.vae = None
+    if not cfg.train_text_encoder:
+        for attr in ("text_encoder", "text_encoder_2"):
+            if hasattr(pipe, attr):
+                setattr(pipe, attr, None)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return pipe, arch, items, cache
+
+
+def resolve_levers(cfg: Config, device, dtype) -> dict:
+    """The request's levers less what this device cannot run (coded warnings), reported in one
+    settings event: the request's settings (core's plan) and the ones this run applies."""
+    levers = speed.refuse_levers(cfg, device, ARCH_CLASSES[cfg.arch], TABLE["refusals"])
+    emit({"type": "settings", "settings": cfg.settings(), "applied": {**cfg.settings(), **levers, "precision": precision_name(dtype)}})
+    return levers
+
+
+def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> tuple[list, list, dict]:
+    """Adds the LoRA adapters, applies the speed levers; returns (params, trainable, lora_configs)."""
+    denoiser = arch.denoiser
+    lora_configs = {arch.denoiser_attr: add_lora(denoiser, cfg, cfg.targets)}
+    trainable = [denoiser]
+    if cfg.train_text_encoder:
+        if cfg.arch != "sdxl":
+            raise WorkerError("E_NOT_SUPPORTED", "train_text_encoder is only supported for sdxl in the built-in trainer")
+        for attr, encoder in (("text_encoder", pipe.text_encoder), ("text_encoder_2", pipe.text_encoder_2)):
+            lora_configs[attr] = add_lora(encoder, cfg, TEXT_ENCODER_TARGETS)
+            trainable.append(encoder)
+    if cfg.quantize == "fp8" or levers["fp8_matmul"]:
+        matmul = levers["fp8_matmul"]
+        counts = speed.quantize_fp8_(denoiser, device, dtype, matmul=matmul, fp8_base=cfg.quantize == "fp8")
+        held = "held in float8 e4m3 with per-row scales" if cfg.quantize == "fp8" else "as float8 e4m3 copies"
+        detail = "; fp8 GEMMs for the forward" + ("" if cfg.quantize == "fp8" else " and the input gradient") if matmul else ""
+        emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) {held}{detail}"})
+    if levers["channels_last"]:
+        speed.use_channels_last(denoiser)
+    params = []
+    for module in trainable:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()  # fp32 LoRA parameters over a bf16/fp32 base
+                params.append(p)
+    if cfg.gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
+    if levers["compile"]:
+        n = speed.compile_blocks(denoiser)
+        emit({"type": "log", "level": "info", "message": f"compiling {n} repeated blocks (the first steps are slow while torch.compile works)"})
+    denoiser.train()
+    return params, trainable, lora_configs
+
+
+def train_once(cfg: Config, group=None) -> dict:
+    import torch
+    from diffusers.optimization import get_scheduler
+
+    group = group or distributed.Group()
+    device = group.device(choose_device(cfg))
+    dtype = choose_dtype(cfg, device)
+    if device.type == "cuda":
+        disable_cudnn_sdpa()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+
+    levers = resolve_levers(cfg, device, dtype)
+    pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
+    params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
+    if levers["cuda_graphs"]:
+        optimizer = speed.make_capturable_adamw(params, cfg.learning_rate, device, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+        stepper = speed.GraphedStep(arch, params, optimizer, max_grad_norm=1.0)
+    else:
+        optimizer = make_optimizer(cfg, params, device)
+        stepper = None
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+    state = TrainState(cfg=cfg, arch=arch, cache=cache, items=items, params=params, trainable=trainable, lora_configs=lora_configs,
+                       optimizer=optimizer, scheduler=scheduler, device=device, group=group, stepper=stepper)
+
+    resume = cfg.resume_from
+    checkpoint_integrity.remove_stale_temp_files(cfg.output_dir)
+    if resume == "latest":
+        resume = find_latest_checkpoint(cfg.output_dir)
+        if resume is None:
+            log("resume_from latest: no checkpoint yet, starting at step 0")
+    if resume:
+        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler)
+        emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {state.start_step}"})
+
+    phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
+    state.started = time.time()
+    state.step = state.start_step
+    with soft_cancel():
+        stopped = train_loop(state)
+    if stopped is not None:  # stopped early (debug.stop_after_step)
+        return stopped
+    return save_final(state)
+
+
+def save_final(state: TrainState) -> dict:
+    import torch
+
+    cfg, step = state.cfg, state.step
+    if not finite_params(state.params):
+        raise Diverged("LoRA weights are not finite at the end of training")
+    if not state.group.is_main:  # rank 0 saves; the weights are the same on every rank
+        return {"steps": step, "rank": state.group.rank}
+    phase("save")
+    final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
+    tensors = {}
+    for attr, module in zip(state.lora_configs, state.trainable):
+        tensors.update(lora_state_dict(module, attr))
+    atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, len(state.items)))
+    emit({"type": "checkpoint", "step": step, "path": final})
+    elapsed = time.time() - state.started
+    result = {
+        "path": os.path.abspath(final),
+        "steps": step,
+        "startStep": state.start_step,
+        "finalLoss": state.losses[-1] if state.losses else None,
+        "seconds": elapsed,
+        "secondsPerStep": elapsed / max(1, step - state.start_step),
+        "device": state.device.type,
+        "processes": state.group.world,
+        "checkpoints": state.checkpoints,
+        "keys": len(tensors),
+    }
+    if state.device.type == "cuda":
+        result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def micro_step(state: TrainState, step: int, local: int, raise_oom: bool) -> Any:
+    """One micro-batch's loss (with a stepper: the whole step, replayed)."""
+    import torch
+
+    cfg, group = state.cfg, state.group
+    # Deterministic data order and noise per (seed, step): a resumed run sees exactly the batches
+    # and noise the uninterrupted run would have. With N processes, rank r takes the micro-batch
+    # one process would take as number local * N + r.
+    micro = local * group.world + group.rank
+    g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
+    idx = torch.randint(0, len(state.cache), (cfg.batch_size,), generator=g).tolist()
+    batch = [state.cache[i] for i in idx]
+    latents = torch.cat([b["latents"] for b in batch]).to(state.device)
+    if cfg.train_text_encoder:
+        text = state.arch.encode_text([b["caption"] for b in batch])
+    else:
+        text = state.arch.collate_text([b["text"] for b in batch])
+    extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
+    noise_gen = torch.Generator(device=state.device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
+    if raise_oom:
+        cfg.debug["_oom_raised"] = True
+        raise torch.OutOfMemoryError("CUDA out of memory (injected by debug.raise_oom_once)")
+    if state.stepper is not None:
+        return state.stepper.step(latents, text, extra, noise_gen)
+    return state.arch.loss(latents, text, extra, noise_gen) / cfg.gradient_accumulation
+
+
+def train_loop(state: TrainState) -> Optional[dict]:
+    """The optimizer steps, from state.step to cfg.steps. Returns None when done, or a result dict
+    when stopped early. With a stepper (speed.GraphedStep) one call does the loss, backward, clip
+    and optimizer step. With an active group (distributed.Group) this rank trains its micro-batches
+    and gradients are averaged."""
+    import torch
+
+    cfg, group = state.cfg, state.group
+    inject_nan = cfg.debug.get("inject_nan_at_step")
+    raise_oom = bool(cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised"))
+    while state.step < cfg.steps:
+        state.step += 1
+        step = state.step
+        state.optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for local in range(cfg.gradient_accumulation):
+            loss = micro_step(state, step, local, raise_oom)
+            if inject_nan is not None and step == int(inject_nan):
+                loss = loss * float("nan")
+            value = float(loss.detach().item())
+            if not math.isfinite(value) and not group.active:
+                emit({"type": "loss", "step": step, "loss": value})
+                raise Diverged(f"loss is {value} at step {step}")
+            if state.stepper is None:
+                loss.backward()
+            step_loss += value
+        if group.active:
+            # every rank must agree to stop: the mean is NaN when any rank's loss is
+            step_loss = group.mean(step_loss)
+            if not math.isfinite(step_loss):
+                emit({"type": "loss", "step": step, "loss": step_loss})
+                raise Diverged(f"loss is {step_loss} at step {step}")
+            group.average_gradients(state.params)
+        if state.stepper is None:
+            torch.nn.utils.clip_grad_norm_(state.params, 1.0)
+            state.optimizer.step()
+        state.scheduler.step()
+        state.losses.append(step_loss)
+        report_step(state, step_loss)
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:
+            if not finite_params(state.params):
+                raise Diverged(f"LoRA weights are not finite at step {step}")
+            state.save()
+        if _TEST_STEP_DELAY_S:
+            time.sleep(_TEST_STEP_DELAY_S)
+        stop_after = cfg.debug.get("stop_after_step")
+        if stop_after is not None and step >= int(stop_after) and step < cfg.steps:
+            # Simulates an interrupted run (tests of resume): no final file is written.
+            return {"stopped": True, "steps": step, "startStep": state.start_step, "checkpoints": state.checkpoints,
+                    "finalLoss": state.losses[-1] if state.losses else None}
+        if group.any(cancel_requested()):
+            # Stopped by the user between steps: keep this step as a checkpoint so `resume_from:
+            # latest` continues here, then end as cancelled.
+            if finite_params(state.params) and group.is_main:
+                state.save()
+            raise Cancelled("stopped at step %d" % step)
+    return None
+
+
+def report_step(state: TrainState, step_loss: float) -> None:
+    """The step's loss and progress events, then the spike check. lr is always a float (a capturable
+    or fused AdamW on CUDA keeps it as a tensor)."""
+    cfg, step = state.cfg, state.step
+    recent = state.losses[-50:]
+    emit({"type": "loss", "step": step, "loss": step_loss, "lr": float(state.scheduler.get_last_lr()[0]), "avgLoss": sum(recent) / len(recent)})
+    check_spike(cfg, state.losses, step)
+    elapsed = time.time() - state.started
+    rate = (step - state.start_step) / elapsed if elapsed > 0 else None
+    emit({"type": "progress", "task": "train", "current": step, "total": cfg.steps, "rate": rate,
+          "eta": (cfg.steps - step) / rate if rate else None})
+
+
+def check_spike(cfg: Config, losses: list[float], step: int) -> None:
+    factor = cfg.loss_spike_factor
+    if not factor or len(losses) < SPIKE_MIN_STEPS:
+        return
+    before = sorted(losses[-SPIKE_WINDOW - SPIKE_RECENT : -SPIKE_RECENT])
+    if len(before) < SPIKE_MIN_STEPS - SPIKE_RECENT:
+        return
+    median = before[len(before) // 2]
+    recent = sum(losses[-SPIKE_RECENT:]) / SPIKE_RECENT
+    if median > 0 and recent > factor * median:
+        raise Diverged(f"loss spiked to {recent:.4g} (mean of the last {SPIKE_RECENT} steps) against a median of {median:.4g} at step {step}")

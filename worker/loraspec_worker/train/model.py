@@ -1,0 +1,131 @@
+"""Loading the base pipeline, device and dtype, LoRA adapters and the optimizer."""
+
+from __future__ import annotations
+
+import os
+
+from ..protocol import WorkerError, warning
+from .config import TABLE, Config
+
+def pipeline_class(arch: str):
+    import diffusers
+
+    return {
+        "sdxl": diffusers.StableDiffusionXLPipeline,
+        "flux1": diffusers.FluxPipeline,
+        "flux2-klein": diffusers.Flux2KleinPipeline,
+        "zimage": diffusers.ZImagePipeline,
+        "qwen-image": diffusers.QwenImagePipeline,
+    }[arch]
+
+
+def load_pipeline(base: str, arch: str, dtype):
+    """A HF id, a local diffusers folder, or a single checkpoint file: loaded for real."""
+    cls = pipeline_class(arch)
+    looks_like_path = base.startswith((".", "/", "~")) or os.sep + os.sep in base or base.count("/") > 1 or "\\" in base
+    if looks_like_path and not os.path.exists(base):
+        raise WorkerError("E_FILE_NOT_FOUND", f"base model not found: {base}", hint="point base at a diffusers folder, a .safetensors file, or a Hugging Face id like org/name")
+    try:
+        if os.path.isfile(base):
+            if not hasattr(cls, "from_single_file"):
+                raise WorkerError("E_NOT_SUPPORTED", f"{arch} cannot load a single-file checkpoint yet", hint="point base at a diffusers folder or a HF id")
+            return cls.from_single_file(base, torch_dtype=dtype)
+        if os.path.isdir(base) and not os.path.exists(os.path.join(base, "model_index.json")):
+            raise WorkerError("E_FILE_NOT_FOUND", f"{base} is not a diffusers model folder (no model_index.json)")
+        return cls.from_pretrained(base, torch_dtype=dtype)
+    except WorkerError:
+        raise
+    except OSError as e:
+        raise WorkerError(
+            "E_FILE_NOT_FOUND",
+            f"cannot load base model '{base}': {str(e).splitlines()[0]}",
+            hint="check the path or HF id; gated models need `huggingface-cli login`; offline runs need the model in the HF cache",
+        ) from None
+
+
+def disable_cudnn_sdpa() -> None:
+    """cuDNN's SDPA backend gave NaN gradients on FLUX attention shapes (tiny FLUX.1 and FLUX.2
+    [klein] on an H200, torch 2.11+cu130: loss NaN at step 2; the flash/efficient kernels are
+    fine), so training and sampling use the other backends."""
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
+def choose_device(cfg: Config):
+    import torch
+
+    if cfg.device:
+        return torch.device(cfg.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def choose_dtype(cfg: Config, device):
+    """The base's dtype: the request's precision; on the CPU fp32 (half-precision matmuls are slow
+    there and some kernels are missing), refused with a coded warning. LoRA parameters are fp32."""
+    import torch
+
+    wanted = getattr(torch, PRECISIONS[cfg.precision])
+    if device.type == "cpu" and wanted is not torch.float32:
+        warning(f"precision {cfg.precision} is off for this run: the base runs in fp32 on the CPU", code=TABLE["refusals"]["precision"])
+        return torch.float32
+    return wanted
+
+
+def precision_name(dtype) -> str:
+    """torch dtype -> the request's precision name."""
+    return next(k for k, v in PRECISIONS.items() if str(dtype) == f"torch.{v}")
+
+
+def add_lora(model, cfg: Config, targets: list[str]):
+    from peft import LoraConfig
+
+    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian", target_modules=targets)
+    model.add_adapter(config)
+    return config
+
+
+def _adamw(cfg: Config, params, device):
+    import torch
+
+    # One fused kernel for all LoRA tensors on CUDA (the foreach default launches per group).
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8, **fused)
+
+
+def _adamw8bit(cfg: Config, params, device):
+    if device.type != "cuda":
+        raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs a CUDA GPU (bitsandbytes)", hint="use optimizer: adamw on this machine")
+    try:
+        import bitsandbytes as bnb  # noqa: PLC0415
+    except ImportError:
+        raise WorkerError("E_NOT_SUPPORTED", "adamw8bit needs bitsandbytes", hint="worker/.venv/bin/pip install bitsandbytes, or use adamw") from None
+    return bnb.optim.AdamW8bit(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
+
+
+def _adafactor(cfg: Config, params, device):
+    from transformers.optimization import Adafactor
+
+    return Adafactor(params, lr=cfg.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False)
+
+
+def _prodigy(cfg: Config, params, device):
+    try:
+        import prodigyopt  # noqa: PLC0415
+    except ImportError:
+        raise WorkerError("E_NOT_SUPPORTED", "prodigy needs the prodigyopt package", hint="worker/.venv/bin/pip install prodigyopt, or use adamw") from None
+    return prodigyopt.Prodigy(params, lr=cfg.learning_rate, weight_decay=1e-4)
+
+
+# The optimizers the worker builds: the table's `optimizers` (test_sync.py holds them equal).
+OPTIMIZERS = {"adamw": _adamw, "adamw8bit": _adamw8bit, "adafactor": _adafactor, "prodigy": _prodigy}
+
+
+def make_optimizer(cfg: Config, params, device):
+    build = OPTIMIZERS.get(cfg.optimizer)
+    if build is None:  # the request schema admits only the table's optimizers
+        raise WorkerError("E_USAGE", f"unknown optimizer '{cfg.optimizer}'", hint=", ".join(OPTIMIZERS))
+    return build(cfg, params, device)

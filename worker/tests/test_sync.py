@@ -1,0 +1,104 @@
+"""The worker against what core exports (schema/*.json, scripts/write-schema.ts): the built-in
+trainer table, the train request schema and the event union. Each test fails when one side gains or
+loses an arch, an optimizer, a fallback, a request field or an event field the other does not have."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+
+import pytest
+
+from loraspec_worker import protocol, schema_files, speed, tiny_base, train
+from loraspec_worker.train import model as train_model
+from loraspec_worker.train import runner
+from loraspec_worker.train.dev_request import dev_request
+from noise_dataset import write_noise_dataset
+
+TABLE = schema_files.builtin_trainer()
+REQUEST = schema_files.train_request_schema()
+EVENTS = schema_files.event_schema()
+
+
+def test_the_worker_implements_exactly_the_arches_the_table_says_it_trains():
+    trained = {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert set(train.ARCH_CLASSES) == trained
+    assert set(REQUEST["properties"]["arch"]["enum"]) == set(TABLE["arches"])
+    for arch in trained:
+        assert train.pipeline_class(arch) is not None  # diffusers has the class
+        assert hasattr(train.ARCH_CLASSES[arch], "loss_from") == TABLE["arches"][arch]["graphReplayable"], arch
+    # every base the table maps trains as an arch the table knows
+    assert {b["arch"] for b in TABLE["bases"].values()} <= set(TABLE["arches"])
+    assert set(tiny_base.ARCHES) == trained  # a tiny base per trained arch, for the CPU tests
+
+
+def test_the_worker_builds_exactly_the_optimizers_and_fallbacks_of_the_table():
+    assert list(train_model.OPTIMIZERS) == list(TABLE["optimizers"]) == REQUEST["properties"]["optimizer"]["enum"]
+    assert list(runner.FALLBACKS) == list(TABLE["oomFallbacks"])
+    assert REQUEST["properties"]["failure"]["properties"]["oom_fallbacks"]["items"]["enum"] == list(TABLE["oomFallbacks"])
+    assert set(train_model.PRECISIONS) == set(TABLE["precisions"]) == set(REQUEST["properties"]["precision"]["enum"])
+    assert REQUEST["properties"]["quantize"]["enum"] == list(TABLE["quantize"])
+
+
+def test_config_has_one_field_per_request_property_and_defaults_only_for_the_optional_ones():
+    props = dict(REQUEST["properties"])
+    failure = props.pop("failure")
+    fields = {f.name: f for f in dataclasses.fields(train.Config)}
+    assert set(fields) == set(props) | set(failure["properties"])
+    required = set(REQUEST["required"]) - {"failure"} | set(failure["required"])
+    with_default = {n for n, f in fields.items() if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+    assert with_default == set(fields) - required
+    assert set(TABLE["settingKeys"]) <= set(fields)
+    assert set(TABLE["levers"]) <= set(fields)
+
+
+def test_every_refusal_the_worker_makes_has_the_tables_code():
+    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "fp8_matmul", "precision"}
+    assert all(code.startswith("W_") for code in TABLE["refusals"].values())
+    assert set(TABLE["refusals"]) - {"precision"} <= set(TABLE["levers"])
+    assert callable(speed.refuse_levers)
+
+
+def test_a_request_with_a_field_the_schema_does_not_know_is_a_usage_error():
+    req = dev_request(arch="flux1", base="b", dataset="d", output_dir="o", compile_mode="max-autotune")
+    with pytest.raises(protocol.WorkerError) as err:
+        train.parse_config(req)
+    assert err.value.code == "E_USAGE"
+
+
+@pytest.fixture(scope="module")
+def run_events(tmp_path_factory):
+    """Every event of a CPU training run (tiny FLUX.1: load, cache, 4 steps, a checkpoint, save)."""
+    root = tmp_path_factory.mktemp("sync")
+    base = tiny_base.make_tiny_base("flux1", str(root / "base"), seed=0)
+    data = write_noise_dataset(root / "data", 2, (32, 32), "a photo of txcl, view {i}")
+    buf = io.StringIO()
+    old, protocol._out = protocol._out, buf
+    try:
+        result = train.run(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(root / "out"), resolution=32, steps=4,
+                                       save_every=2, rank=4, alpha=4, learning_rate=1e-3, max_sequence_length=32, compile=True,
+                                       lr_scheduler="cosine", warmup_steps=1))
+    finally:
+        protocol._out = old
+    return [json.loads(line) for line in buf.getvalue().splitlines()] + [{"type": "done", "result": json.loads(json.dumps(result))}]
+
+
+def test_every_event_of_a_cpu_training_run_fits_the_event_union(run_events):
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(EVENTS)
+    bad = [(e, next(iter(validator.iter_errors(e))).message) for e in run_events if not validator.is_valid(e)]
+    assert not bad, bad[:3]
+    types = {e["type"] for e in run_events}
+    assert {"phase", "progress", "loss", "checkpoint", "settings", "warning", "done"} <= types, types
+    lrs = [e["lr"] for e in run_events if e["type"] == "loss"]
+    assert lrs and all(isinstance(x, float) and math.isfinite(x) for x in lrs)
+
+
+def test_the_settings_event_reports_the_table_setting_keys(run_events):
+    [settings] = [e for e in run_events if e["type"] == "settings"]
+    assert list(settings["settings"]) == list(TABLE["settingKeys"]) == list(settings["applied"])
+    assert settings["settings"]["compile"] is True and settings["applied"]["compile"] is False  # refused on the CPU
+    assert any(e["type"] == "warning" and e.get("code") == TABLE["refusals"]["compile"] for e in run_events)
