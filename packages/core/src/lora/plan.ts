@@ -180,7 +180,7 @@ export function checkPlannable(input: PlanInput, file?: string): void {
       if (key === undefined) continue;
       const t = info(input, key);
       if (!isDecodable(t.dtype)) {
-        throw new LoraspecError("E_NOT_SUPPORTED", `tensor "${key}" is ${t.dtype}: LoRA factors and alphas must hold real numbers`, {
+        throw new LoraspecError("E_NOT_SUPPORTED", `${t.dtype} tensor: LoRA factors and alphas must hold real numbers`, {
           file,
           field: `tensor "${key}"`,
           hint: "Re-export the LoRA with float (or integer) tensors.",
@@ -190,7 +190,7 @@ export function checkPlannable(input: PlanInput, file?: string): void {
     }
     const scale = scaleOf(m);
     if (!Number.isFinite(scale)) {
-      throw new LoraspecError("E_NOT_SUPPORTED", `module "${m.base}" has alpha ${m.alpha}: its scale is not a finite number`, {
+      throw new LoraspecError("E_NOT_SUPPORTED", `alpha ${m.alpha} makes the scale of module "${m.base}" not a finite number`, {
         file,
         field: `tensor "${m.keys.alpha ?? m.base}"`,
         hint: "The file's alpha is broken; fix or drop that module before converting or merging.",
