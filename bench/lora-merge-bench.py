@@ -41,15 +41,17 @@ SINGLE = {"linear1": (21504, 3072), "linear2": (3072, 15360), "modulation_lin": 
 
 
 LIMIT = [None]
+BLOCKS = [19, 38]  # double, single blocks built (fewer for a sample; the time is scaled by elements)
 
 
-def flux_modules() -> dict:
+def flux_modules(full: bool = False) -> dict:
     mods: dict = {}
-    for b in range(19):
+    doubles, singles = (19, 38) if full else BLOCKS
+    for b in range(doubles):
         for side in ("img", "txt"):
             for name, shape in DOUBLE.items():
                 mods[f"lora_unet_double_blocks_{b}_{side}_{name}"] = shape
-    for b in range(38):
+    for b in range(singles):
         for name, shape in SINGLE.items():
             mods[f"lora_unet_single_blocks_{b}_{name}"] = shape
     return dict(list(mods.items())[: LIMIT[0]])
@@ -104,14 +106,14 @@ def write_results(report: dict) -> None:
                 "`merge.run` as `loraspec merge --method ties --rank 32` runs it (density 0.7, weights 1.0/1.0). Error = ||M - written||_F / ||M||_F "
                 "with M the exact full-rank merge (peft `merge_utils.ties` on the float32 deltas); 'best' is the lowest error any rank-32 factorisation can have (full SVD).")
     body.append("")
-    body.append("| date (UTC) | machine | device | threads | load at start / end | method | modules | seconds | aim | per-module error: mean / max (worker's own report) |")
-    body.append("|---|---|---|---|---|---|---|---|---|---|")
+    body.append("| date (UTC) | machine | device | threads | load at start / end | method | modules run | seconds | all 304 modules (s; measured, or scaled by elements from a sample) | aim | per-module error: mean / max (worker's own report) |")
+    body.append("|---|---|---|---|---|---|---|---|---|---|---|")
     key = "| " + report["date"]
     rows = [line for line in text[text.find(start):text.find(end)].splitlines() if line.startswith("| 20")] if start in text else []
     r = report
     aim = "30 s" if r["device"] == "cuda" else "300 s"
     err = r["result"].get("error", {})
-    rows.append(f"{key} | {r['machine']} | {r['device']} | {r['threads']} | {r['load'][0]:.1f} / {r['load'][1]:.1f} | {r['method']} | {r['result']['modules']} | {r['seconds']:.1f} | {aim} | {err.get('mean', 0):.4f} / {err.get('max', 0):.4f} |")
+    rows.append(f"{key} | {r['machine']} | {r['device']} | {r['threads']} | {r['load'][0]:.1f} / {r['load'][1]:.1f} | {r['method']} | {r['modules_run']} | {r['seconds']:.1f} | {r['full_estimate_seconds']:.0f} | {aim} | {err.get('mean', 0):.4f} / {err.get('max', 0):.4f} |")
     body += rows + ["", "Checked modules (one per shape), error against the exact full-rank merge:", "",
                     "| run | module | shape | merged delta vs peft (before factoring) | written rank-32 error | best rank-32 error |", "|---|---|---|---|---|---|"]
     old_checks = [line for line in text[text.find(start):text.find(end)].splitlines() if line.startswith("| 20") is False and line.startswith("| ") and "lora_unet" in line] if start in text else []
@@ -136,8 +138,10 @@ def main() -> None:
     ap.add_argument("--dir", default=tempfile.gettempdir())
     ap.add_argument("--write", action="store_true", help="write the rows into bench/RESULTS.md")
     ap.add_argument("--limit", type=int, help="only the first N modules (a smoke test; never with --write)")
+    ap.add_argument("--blocks", default="19,38", help="double,single blocks to build: a sample when the machine is slow; seconds are scaled to all 304 modules by element count")
     args = ap.parse_args()
     LIMIT[0] = args.limit
+    BLOCKS[:] = [int(x) for x in args.blocks.split(",")]
     args.weights = [1.0, 1.0]
     work = Path(args.dir) / f"loraspec-merge-bench-{os.getpid()}"
     work.mkdir(parents=True)
@@ -152,6 +156,8 @@ def main() -> None:
                             "density": args.density, "output": str(out), "dtype": "BF16", "device": args.device, "threads": args.threads})
         seconds = time.perf_counter() - t
         load1 = os.getloadavg()[0]
+        elements = lambda mods: sum(o * i for o, i in mods.values())  # noqa: E731
+        scale = elements(flux_modules(full=True)) / elements(flux_modules())
         device = torch.device(result["device"])
         picked, seen = [], set()
         for stem, shape in flux_modules().items():
@@ -161,7 +167,7 @@ def main() -> None:
         checks = check(paths, out, picked, args, device)
         name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         report = {"date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": name, "device": device.type, "threads": result["threads"],
-                  "load": [load0, load1], "method": args.method, "seconds": seconds, "result": {k: v for k, v in result.items() if k != "error"} | {"error": {k: v for k, v in result.get("error", {}).items() if k != "modules"}}, "checks": checks}
+                  "load": [load0, load1], "method": args.method, "seconds": seconds, "modules_run": result["modules"], "full_estimate_seconds": seconds * scale, "result": {k: v for k, v in result.items() if k != "error"} | {"error": {k: v for k, v in result.get("error", {}).items() if k != "modules"}}, "checks": checks}
         print(json.dumps(report, indent=1))
         if args.write:
             write_results(report)
