@@ -151,10 +151,12 @@ def main() -> None:
             build(p, 1 + i, 32)
         out = work / "merged.safetensors"
         load0 = os.getloadavg()[0]
+        cpu0 = time.process_time()
         t = time.perf_counter()
         result = merge.run({"inputs": [{"path": str(p), "weight": w} for p, w in zip(paths, args.weights)], "method": args.method, "rank": args.rank,
                             "density": args.density, "output": str(out), "dtype": "BF16", "device": args.device, "threads": args.threads})
         seconds = time.perf_counter() - t
+        cpu_seconds = time.process_time() - cpu0
         load1 = os.getloadavg()[0]
         elements = lambda mods: sum(o * i for o, i in mods.values())  # noqa: E731
         scale = elements(flux_modules(full=True)) / elements(flux_modules())
@@ -167,7 +169,8 @@ def main() -> None:
         checks = check(paths, out, picked, args, device)
         name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         report = {"date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": name, "device": device.type, "threads": result["threads"],
-                  "load": [load0, load1], "method": args.method, "seconds": seconds, "modules_run": result["modules"], "full_estimate_seconds": seconds * scale, "result": {k: v for k, v in result.items() if k != "error"} | {"error": {k: v for k, v in result.get("error", {}).items() if k != "modules"}}, "checks": checks}
+                  "load": [load0, load1], "method": args.method, "seconds": seconds, "modules_run": result["modules"], "cpu_seconds": cpu_seconds, "full_estimate_cpu_seconds": None, "full_estimate_seconds": seconds * scale, "result": {k: v for k, v in result.items() if k != "error"} | {"error": {k: v for k, v in result.get("error", {}).items() if k != "modules"}}, "checks": checks}
+        report["full_estimate_cpu_seconds"] = cpu_seconds * scale
         print(json.dumps(report, indent=1))
         if args.write:
             write_results(report)

@@ -113,3 +113,43 @@ def test_gpu_svd_matches_cpu(two):
     merge.run({"inputs": inputs, "method": "svd", "output": str(out), "device": "cuda", "rank": 8})
     cpu, _ = _run(tmp, "svd", inputs, rank=8)
     assert _rel(_delta(load_file(str(out)), "m1"), _delta(cpu, "m1")) < 1e-5
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.7, 0.99])
+def test_topk_threshold_is_the_exact_kth_largest_magnitude(density):
+    g = torch.Generator().manual_seed(1)
+    d = torch.randn(300, 1000, generator=g)  # 300k entries: more than the sample, so the bracket path runs
+    k = int(density * d.numel())
+    want = float(d.abs().flatten().topk(k).values[-1])
+    assert merge.topk_threshold(d, k, torch.Generator().manual_seed(2)) == want
+    # Many equal magnitudes (integers): still the exact value.
+    ints = torch.randint(-20, 21, (300, 1000), generator=g).float()
+    assert merge.topk_threshold(ints, k, torch.Generator().manual_seed(3)) == float(ints.abs().flatten().topk(k).values[-1])
+
+
+def test_randomized_factoring_reports_its_exact_error_and_is_near_the_best():
+    g = torch.Generator().manual_seed(4)
+    m = torch.randn(600, 8, generator=g) @ torch.randn(8, 400, generator=g) + 0.05 * torch.randn(600, 400, generator=g)
+    up, down, k, error = merge.factor(m, 8)  # 8 + oversampling is far below 400: torch.svd_lowrank runs
+    assert k == 8
+    direct = float((m - up @ down).norm() / m.norm())
+    assert abs(error - direct) < 1e-5
+    s = torch.linalg.svdvals(m.double())
+    best = float((s[8:].square().sum() / s.square().sum()).sqrt())
+    assert best <= direct < best * 1.02
+
+
+@pytest.mark.parametrize("bad", [{"rank": 0}, {"rank": -1}, {"rank": 1.5}, {"rank": True}, {"density": 0}, {"density": 1.5}, {"weight": float("nan")}, {"weight": float("inf")}])
+def test_bad_requests_are_refused_before_any_file_is_read(tmp_path, bad):
+    weight = bad.pop("weight", 1.0)
+    request = {"inputs": [{"path": str(tmp_path / "missing.safetensors"), "weight": weight}], "method": "ties", "output": str(tmp_path / "o.safetensors"), **bad}
+    with pytest.raises(WorkerError) as e:
+        merge.run(request)
+    assert e.value.code == "E_USAGE"
+
+
+def test_ties_reports_the_error_of_each_module(two):
+    tmp, a, b = two
+    _, result = _run(tmp, "ties", [{"path": str(tmp / "a.safetensors"), "weight": 1.0}, {"path": str(tmp / "b.safetensors"), "weight": 1.0}], rank=2, density=0.5)
+    assert set(result["error"]["modules"]) == {"m1", "m2"}
+    assert 0 < result["error"]["max"] < 1 and result["error"]["worst"] in ("m1", "m2")
