@@ -185,7 +185,8 @@ def factor(m: torch.Tensor, rank: int, exact: bool = False):
     full = min(rows, cols)
     k = min(rank, full)
     q = min(full, k + TUNING["svd_oversample"])
-    norm2 = float(m.double().square().sum()) if m.numel() else 0.0
+    # ||M||^2 accumulated in float64 a block at a time (no float64 copy of M).
+    norm2 = sum(float(c.double().square().sum()) for c in _chunks(m)) if m.numel() else 0.0
     if exact or q >= full or q * TUNING["svd_exact_below_ratio"] >= full:
         U, S, Vh = torch.linalg.svd(m, full_matrices=False)
         U, S, Vh = U[:, :k], S[:k], Vh[:k]

@@ -153,3 +153,14 @@ def test_ties_reports_the_error_of_each_module(two):
     _, result = _run(tmp, "ties", [{"path": str(tmp / "a.safetensors"), "weight": 1.0}, {"path": str(tmp / "b.safetensors"), "weight": 1.0}], rank=2, density=0.5)
     assert set(result["error"]["modules"]) == {"m1", "m2"}
     assert 0 < result["error"]["max"] < 1 and result["error"]["worst"] in ("m1", "m2")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_ties_matches_cpu(two):
+    tmp, a, b = two
+    inputs = [{"path": str(tmp / "a.safetensors"), "weight": 0.7}, {"path": str(tmp / "b.safetensors"), "weight": 0.5}]
+    out = tmp / "gpu.safetensors"
+    merge.run({"inputs": inputs, "method": "ties", "output": str(out), "device": "cuda", "rank": 16, "density": 0.4})
+    cpu, _ = _run(tmp, "ties", inputs, rank=16, density=0.4)
+    assert _rel(_delta(load_file(str(out)), "m1"), _delta(cpu, "m1")) < 1e-4
