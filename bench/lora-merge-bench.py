@@ -122,14 +122,16 @@ def write_results(report: dict) -> None:
     body.append("| date (UTC) | machine | device | threads | load at start / end | method | modules run | seconds | all 304 modules (s; measured, or scaled by elements from a sample) | aim | per-module error: mean / max (worker's own report) |")
     body.append("|---|---|---|---|---|---|---|---|---|---|---|")
     key = "| " + report["date"]
-    rows = [line for line in text[text.find(start):text.find(end)].splitlines() if line.startswith("| 20")] if start in text else []
+    section = text[text.find(start):text.find(end)].splitlines() if start in text else []
+    # Earlier rows are kept: run rows have 11 cells, check rows 6.
+    rows = [line for line in section if line.startswith("| 20") and line.count("|") == 12]
+    old_checks = [line for line in section if line.startswith("| 20") and line.count("|") == 7]
     r = report
     aim = "30 s" if r["device"] == "cuda" else "300 s"
     err = r["result"].get("error", {})
     rows.append(f"{key} | {r['machine']} | {r['device']} | {r['threads']} | {r['load'][0]:.1f} / {r['load'][1]:.1f} | {r['method']} | {r['modules_run']} | {r['seconds']:.1f} | {r['full_estimate_seconds']:.0f} | {aim} | {err.get('mean', 0):.4f} / {err.get('max', 0):.4f} |")
     body += rows + ["", "Checked modules (one per shape), error against the exact full-rank merge:", "",
                     "| run | module | shape | merged delta vs peft (before factoring) | written rank-32 error | best rank-32 error |", "|---|---|---|---|---|---|"]
-    old_checks = [line for line in text[text.find(start):text.find(end)].splitlines() if line.startswith("| 20") is False and line.startswith("| ") and "lora_unet" in line] if start in text else []
     body += old_checks
     for c in r["checks"]:
         mp = "-" if c["merged_vs_peft"] is None else f"{c['merged_vs_peft']:.1e}"
