@@ -78,8 +78,9 @@ def test_dare_equals_peft_dare_linear_with_the_same_seed(tmp_path):
     inputs = [{"path": str(tmp_path / "a.safetensors"), "weight": 0.5}, {"path": str(tmp_path / "b.safetensors"), "weight": 0.5}]
     out, _ = _run(tmp_path, "dare", inputs, rank=10, density=0.6, seed=123)
     torch.manual_seed(123)
-    want = merge_utils.dare_linear([_delta(a, "m"), _delta(b, "m")], torch.tensor([0.5, 0.5], dtype=torch.float64), 0.6)
-    assert _rel(_delta(out, "m"), want) < 1e-6
+    # The worker works in float32 (peft draws its masks in the deltas' dtype): replay in float32.
+    want = merge_utils.dare_linear([_delta(a, "m").float(), _delta(b, "m").float()], torch.tensor([0.5, 0.5]), 0.6).double()
+    assert _rel(_delta(out, "m"), want) < 1e-5
     again, _ = _run(tmp_path, "dare", inputs, rank=10, density=0.6, seed=123)
     assert torch.equal(again["m.lora_down.weight"], out["m.lora_down.weight"])
 
@@ -112,3 +113,54 @@ def test_gpu_svd_matches_cpu(two):
     merge.run({"inputs": inputs, "method": "svd", "output": str(out), "device": "cuda", "rank": 8})
     cpu, _ = _run(tmp, "svd", inputs, rank=8)
     assert _rel(_delta(load_file(str(out)), "m1"), _delta(cpu, "m1")) < 1e-5
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.7, 0.99])
+def test_topk_threshold_is_the_exact_kth_largest_magnitude(density):
+    g = torch.Generator().manual_seed(1)
+    d = torch.randn(300, 1000, generator=g)  # 300k entries: more than the sample, so the bracket path runs
+    k = int(density * d.numel())
+    want = float(d.abs().flatten().topk(k).values[-1])
+    assert merge.topk_threshold(d, k, torch.Generator().manual_seed(2)) == want
+    # Many equal magnitudes (integers): still the exact value.
+    ints = torch.randint(-20, 21, (300, 1000), generator=g).float()
+    assert merge.topk_threshold(ints, k, torch.Generator().manual_seed(3)) == float(ints.abs().flatten().topk(k).values[-1])
+
+
+def test_randomized_factoring_reports_its_exact_error_and_is_near_the_best():
+    g = torch.Generator().manual_seed(4)
+    m = torch.randn(600, 8, generator=g) @ torch.randn(8, 400, generator=g) + 0.05 * torch.randn(600, 400, generator=g)
+    up, down, k, error = merge.factor(m, 8)  # 8 + oversampling is far below 400: torch.svd_lowrank runs
+    assert k == 8
+    direct = float((m - up @ down).norm() / m.norm())
+    assert abs(error - direct) < 1e-5
+    s = torch.linalg.svdvals(m.double())
+    best = float((s[8:].square().sum() / s.square().sum()).sqrt())
+    assert best <= direct < best * 1.02
+
+
+@pytest.mark.parametrize("bad", [{"rank": 0}, {"rank": -1}, {"rank": 1.5}, {"rank": True}, {"density": 0}, {"density": 1.5}, {"weight": float("nan")}, {"weight": float("inf")}])
+def test_bad_requests_are_refused_before_any_file_is_read(tmp_path, bad):
+    weight = bad.pop("weight", 1.0)
+    request = {"inputs": [{"path": str(tmp_path / "missing.safetensors"), "weight": weight}], "method": "ties", "output": str(tmp_path / "o.safetensors"), **bad}
+    with pytest.raises(WorkerError) as e:
+        merge.run(request)
+    assert e.value.code == "E_USAGE"
+
+
+def test_ties_reports_the_error_of_each_module(two):
+    tmp, a, b = two
+    _, result = _run(tmp, "ties", [{"path": str(tmp / "a.safetensors"), "weight": 1.0}, {"path": str(tmp / "b.safetensors"), "weight": 1.0}], rank=2, density=0.5)
+    assert set(result["error"]["modules"]) == {"m1", "m2"}
+    assert 0 < result["error"]["max"] < 1 and result["error"]["worst"] in ("m1", "m2")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_ties_matches_cpu(two):
+    tmp, a, b = two
+    inputs = [{"path": str(tmp / "a.safetensors"), "weight": 0.7}, {"path": str(tmp / "b.safetensors"), "weight": 0.5}]
+    out = tmp / "gpu.safetensors"
+    merge.run({"inputs": inputs, "method": "ties", "output": str(out), "device": "cuda", "rank": 16, "density": 0.4})
+    cpu, _ = _run(tmp, "ties", inputs, rank=16, density=0.4)
+    assert _rel(_delta(load_file(str(out)), "m1"), _delta(cpu, "m1")) < 1e-4

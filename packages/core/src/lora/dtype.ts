@@ -1,3 +1,4 @@
+import { LoraspecError } from "../errors.js";
 /**
  * safetensors dtype codes and float conversions (pure: runs in the browser too).
  * Codes, bit sizes and the writer's sort order are from huggingface/safetensors tensor.rs
@@ -35,6 +36,22 @@ export function dtypeOrder(dtype: Dtype): number {
 export const FLOAT_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>([
   "F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0",
 ]);
+
+/** Integer and bool dtypes: decoded as their values (a LoRA tensor or alpha stored as integers). */
+export const INTEGER_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>(["BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64"]);
+
+/** Whether decodeToF32 can read this dtype as real values (floats, integers, bool). */
+export function isDecodable(dtype: Dtype): boolean {
+  return FLOAT_DTYPES.has(dtype) || INTEGER_DTYPES.has(dtype);
+}
+
+/** The dtype a computed tensor is written in: the source's when we can encode it, else F32 (exact for every decodable 8/16-bit value). */
+export function writableDtype(dtype: Dtype): Dtype {
+  return ENCODABLE_DTYPES.has(dtype) ? dtype : "F32";
+}
+
+/** Float dtypes we can encode from f32 (round-to-nearest-even, as torch does). */
+export const ENCODABLE_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>(["F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"]);
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -247,8 +264,25 @@ export function decodeToF32(dtype: Dtype, bytes: Uint8Array): Float32Array {
       for (let i = 0; i < bytes.length; i++) out[i] = lut[bytes[i]!]!;
       return out;
     }
+    case "BOOL":
+    case "U8":
+      return Float32Array.from(bytes, (b) => (dtype === "BOOL" ? (b ? 1 : 0) : b));
+    case "I8":
+      return Float32Array.from(view(bytes, 1, (b, o, n) => new Int8Array(b, o, n)));
+    case "I16":
+      return Float32Array.from(view(bytes, 2, (b, o, n) => new Int16Array(b, o, n)));
+    case "U16":
+      return Float32Array.from(view(bytes, 2, (b, o, n) => new Uint16Array(b, o, n)));
+    case "I32":
+      return Float32Array.from(view(bytes, 4, (b, o, n) => new Int32Array(b, o, n)));
+    case "U32":
+      return Float32Array.from(view(bytes, 4, (b, o, n) => new Uint32Array(b, o, n)));
+    case "I64":
+      return Float32Array.from(view(bytes, 8, (b, o, n) => new BigInt64Array(b, o, n)), (v) => Number(v));
+    case "U64":
+      return Float32Array.from(view(bytes, 8, (b, o, n) => new BigUint64Array(b, o, n)), (v) => Number(v));
     default:
-      throw new Error(`cannot decode ${dtype} as floats`);
+      throw new LoraspecError("E_NOT_SUPPORTED", `cannot read ${dtype} tensors as real numbers`, { details: { dtype } });
   }
 }
 
@@ -312,6 +346,6 @@ export function encodeFromF32(dtype: Dtype, values: Float32Array): Uint8Array {
       return out;
     }
     default:
-      throw new Error(`cannot encode floats as ${dtype}`);
+      throw new LoraspecError("E_NOT_SUPPORTED", `cannot write ${dtype} tensors from computed values`, { details: { dtype } });
   }
 }

@@ -256,6 +256,19 @@ function adapterAlpha(metadata: Record<string, string>, stem: string, rank: numb
   return get("use_rslora") === true ? alpha * Math.sqrt(rank) : alpha;
 }
 
+/**
+ * Whether down [r, in, ...] and up [out, r, ...] fit a module of shape `want` [out, in, ...]: a
+ * Linear takes 2-D factors (or 1x1 trailing dims); a conv takes its kernel on down and 1x1 on up
+ * (a 1x1 conv also takes 2-D factors).
+ */
+function shapesFit(down: number[], up: number[], want: number[], rank: number): boolean {
+  if (down.length < 2 || up.length < 2 || down[1] !== want[1] || up[0] !== want[0] || up[1] !== rank) return false;
+  const ones = (d: number[]) => d.every((x) => x === 1);
+  const downTail = down.slice(2), wantTail = want.slice(2);
+  const kernelOk = ones(wantTail) ? ones(downTail) : downTail.length === wantTail.length && downTail.every((x, i) => x === wantTail[i]);
+  return kernelOk && ones(up.slice(2));
+}
+
 function scalarOf(shape: number[]): boolean {
   return shape.length === 0 || (shape.length === 1 && shape[0] === 1);
 }
@@ -285,10 +298,8 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
       const down = info.get(m.keys.down)!.shape, up = info.get(m.keys.up)!.shape;
       const rows = p.part !== undefined ? p.module.parts[p.part]!.end - p.module.parts[p.part]!.start : p.rows ? p.rows[1] - p.rows[0] : p.module.shape[0]!;
       const want = [rows, ...p.module.shape.slice(1)];
-      const inOk = down[1] === want[1] || (down.length === 4 && want.length === 4 && down[1] === want[1]);
-      const outOk = up[0] === want[0];
       const rank = down[0] ?? 0;
-      if (!inOk || !outOk || up[1] !== rank) continue;
+      if (!shapesFit(down, up, want, rank)) continue;
       const alphaKey = m.keys.alpha;
       const alpha = alphaKey !== undefined ? params.alphas?.get(alphaKey) : m.style === "AB" ? adapterAlpha(params.metadata ?? {}, m.base, rank) : undefined;
       placed.push({ ...m, placement: p, rank, alpha });
@@ -307,15 +318,19 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
 
 /** Scale the file applies to up @ down: alpha / rank for kohya-style alpha, else 1. */
 export function scaleOf(m: { alpha?: number; rank: number }): number {
-  return m.alpha === undefined || m.alpha === 0 ? 1 : m.alpha / m.rank;
+  // A rank-0 module adds nothing: its scale is moot, reported as 1 rather than alpha / 0.
+  return m.alpha === undefined || m.alpha === 0 || m.rank === 0 ? 1 : m.alpha / m.rank;
 }
 
 /** diffusers' split of a scale into down/up factors (scale_down doubles while scale_down*2 < scale_up). */
 export function splitScale(scale: number): { down: number; up: number } {
-  let down = scale, up = 1;
+  // On |scale|, the sign kept on down: diffusers' loop never ends for a negative scale (and would
+  // not for NaN either). Callers check scales are finite; this still terminates for any input.
+  if (!Number.isFinite(scale) || scale === 0) return { down: scale, up: 1 };
+  let down = Math.abs(scale), up = 1;
   while (down * 2 < up) {
     down *= 2;
     up /= 2;
   }
-  return { down, up };
+  return { down: scale < 0 ? -down : down, up };
 }

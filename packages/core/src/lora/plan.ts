@@ -1,5 +1,5 @@
 import { LoraspecError } from "../errors.js";
-import { decodeToF32, type Dtype, encodeFromF32 } from "./dtype.js";
+import { decodeToF32, type Dtype, encodeFromF32, isDecodable, writableDtype } from "./dtype.js";
 import type { Architecture, ModuleSpec } from "./architectures.js";
 import { type KeyInfo, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
 
@@ -96,7 +96,7 @@ function piecesOf(inputIndex: number, input: PlanInput, weight: number): Map<Mod
       rows: range.end - range.start,
       factor: weight * scaleOf(m),
       naming,
-      dtype: info(input, m.keys.down!).dtype,
+      dtype: writableDtype(info(input, m.keys.down!).dtype),
     };
     const list = out.get(module) ?? [];
     list.push(piece);
@@ -145,8 +145,8 @@ function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target
   if (names.alpha) {
     const value = rank * g;
     // The alpha must hold rank * g exactly: keep the weights' dtype when it can, else F32.
-    const exact = dtype !== "F32" && decodeToF32(dtype, encodeFromF32(dtype, new Float32Array([value])))[0] === Math.fround(value) && Math.fround(value) === value;
-    out.push({ name: names.alpha, dtype: exact || dtype === "F32" ? dtype : "F32", shape: [], op: { op: "scalar", value } });
+    const exact = dtype !== "F32" && dtype !== "F64" && decodeToF32(dtype, encodeFromF32(dtype, new Float32Array([value])))[0] === Math.fround(value) && Math.fround(value) === value;
+    out.push({ name: names.alpha, dtype: exact || dtype === "F32" || dtype === "F64" ? dtype : "F32", shape: [], op: { op: "scalar", value } });
   }
   return out;
 }
@@ -170,6 +170,37 @@ function unusedError(keys: string[], file?: string): LoraspecError {
 }
 
 /**
+ * Refuses, before any work, what no plan can carry exactly: LoRA factors stored in a dtype that
+ * holds no real numbers (C64, F4, F6), an alpha in such a dtype, and a non-finite alpha or scale.
+ * Integer and bool factors and alphas are read as their values.
+ */
+export function checkPlannable(input: PlanInput, file?: string): void {
+  for (const m of input.parsed.placed) {
+    for (const key of [m.keys.down, m.keys.up, m.keys.alpha]) {
+      if (key === undefined) continue;
+      const t = info(input, key);
+      if (!isDecodable(t.dtype)) {
+        throw new LoraspecError("E_NOT_SUPPORTED", `${t.dtype} tensor: LoRA factors and alphas must hold real numbers`, {
+          file,
+          field: `tensor "${key}"`,
+          hint: "Re-export the LoRA with float (or integer) tensors.",
+          details: { tensor: key, dtype: t.dtype },
+        });
+      }
+    }
+    const scale = scaleOf(m);
+    if (!Number.isFinite(scale)) {
+      throw new LoraspecError("E_NOT_SUPPORTED", `alpha ${m.alpha} makes the scale of module "${m.base}" not a finite number`, {
+        file,
+        field: `tensor "${m.keys.alpha ?? m.base}"`,
+        hint: "The file's alpha is broken; fix or drop that module before converting or merging.",
+        details: { module: m.base, alpha: m.alpha },
+      });
+    }
+  }
+}
+
+/**
  * Plans a format conversion with every key accounted for. Deltas are preserved exactly: scales
  * are baked into A/B (diffusers' scale_down/scale_up split) where the target has no alpha; fused
  * projections are split (copy A, split B rows; chunk A only when B is block-sparse) or joined
@@ -179,6 +210,7 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
   const { input, target } = params;
   const arch = input.parsed.arch;
   if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: params.file, hint: "Run `loraspec inspect` on it to see its keys." });
+  checkPlannable(input, params.file);
   const drop = new Set(input.parsed.unplaced);
   const tensors: PlannedTensor[] = [];
   const sfx = suffixes(target);
@@ -198,8 +230,8 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
         const p = single, s = stems[0]!;
         const m = p.m;
         tensors.push({ name: s + sfx.down, dtype, shape: info(input, m.keys.down!).shape, op: { op: "place", parts: [{ src: { input: 0, key: m.keys.down! }, factor: 1, row: 0, col: 0 }] } });
-        tensors.push({ name: s + sfx.up, dtype: info(input, m.keys.up!).dtype, shape: info(input, m.keys.up!).shape, op: { op: "place", parts: [{ src: { input: 0, key: m.keys.up! }, factor: 1, row: 0, col: 0, swapHalves: needsSwap(p, module, target) || undefined }] } });
-        const alphaDtype = m.keys.alpha ? info(input, m.keys.alpha).dtype : dtype;
+        tensors.push({ name: s + sfx.up, dtype: writableDtype(info(input, m.keys.up!).dtype), shape: info(input, m.keys.up!).shape, op: { op: "place", parts: [{ src: { input: 0, key: m.keys.up! }, factor: 1, row: 0, col: 0, swapHalves: needsSwap(p, module, target) || undefined }] } });
+        const alphaDtype = m.keys.alpha ? writableDtype(info(input, m.keys.alpha).dtype) : dtype;
         tensors.push({ name: s + sfx.alpha!, dtype: alphaDtype, shape: [], op: { op: "scalar", value: m.alpha !== undefined && m.alpha !== 0 ? m.alpha : m.rank } });
       } else {
         tensors.push(...stack(pieces, module, 0, module.shape[0]!, target, names(stems[0]!), dtype));
@@ -229,12 +261,38 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
         : { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined };
       const rank = isSparse ? k : p.m.rank;
       tensors.push({ name: s + sfx.down, dtype, shape: [rank, ...module.shape.slice(1)], op: { op: "place", parts: [downPart] } });
-      tensors.push({ name: s + sfx.up, dtype: info(input, p.m.keys.up!).dtype, shape: [b - a, rank, ...module.shape.slice(2).map(() => 1)], op: { op: "place", parts: [upPart] } });
+      tensors.push({ name: s + sfx.up, dtype: writableDtype(info(input, p.m.keys.up!).dtype), shape: [b - a, rank, ...module.shape.slice(2).map(() => 1)], op: { op: "place", parts: [upPart] } });
     }
   }
   const dropped = [...drop];
   if (dropped.length > 0 && !params.allowDrop) throw unusedError(dropped, params.file);
   return { tensors, dropped };
+}
+
+/**
+ * Every merge input, whatever the method, before any work: a known base model, the same one for
+ * all, every key placed, every factor and scale plannable. Returns the shared architecture.
+ */
+export function checkMergeInputs(inputs: PlanInput[], files?: string[]): Architecture {
+  const arch = inputs[0]?.parsed.arch;
+  if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model the first LoRA is for", { file: files?.[0], hint: "Run `loraspec inspect` on it." });
+  inputs.forEach((inp, i) => {
+    if (inp.parsed.arch?.id !== arch.id) {
+      throw new LoraspecError("E_LORA_SHAPE_MISMATCH", `input ${i + 1} is for ${inp.parsed.arch?.title ?? "an unknown model"}, the first is for ${arch.title}: LoRAs of different base models cannot be merged`, {
+        file: files?.[i],
+        details: { first: arch.id, this: inp.parsed.arch?.id ?? null },
+      });
+    }
+    if (inp.parsed.unplaced.length > 0) {
+      throw new LoraspecError("E_LORA_UNUSED_KEYS", `${inp.parsed.unplaced.length} key(s) cannot be merged: ${inp.parsed.unplaced.slice(0, 8).join(", ")}${inp.parsed.unplaced.length > 8 ? ", ..." : ""}`, {
+        file: files?.[i],
+        hint: "Only plain LoRA modules of a known base model can be merged; `loraspec inspect` lists these keys.",
+        details: { keys: inp.parsed.unplaced },
+      });
+    }
+    checkPlannable(inp, files?.[i]);
+  });
+  return arch;
 }
 
 /**
@@ -244,14 +302,7 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
  */
 export function planCatMerge(params: { inputs: PlanInput[]; weights: number[]; target: TargetFormat; files?: string[] }): Plan {
   const { inputs, weights, target } = params;
-  const arch = inputs[0]?.parsed.arch;
-  if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model the first LoRA is for", { file: params.files?.[0] });
-  inputs.forEach((inp, i) => {
-    if (inp.parsed.arch?.id !== arch.id) {
-      throw new LoraspecError("E_LORA_SHAPE_MISMATCH", `input ${i + 1} is for ${inp.parsed.arch?.title ?? "an unknown model"}, the first is for ${arch.title}`, { file: params.files?.[i] });
-    }
-    if (inp.parsed.unplaced.length > 0) throw unusedError(inp.parsed.unplaced, params.files?.[i]);
-  });
+  const arch = checkMergeInputs(inputs, params.files);
   const all = new Map<ModuleSpec, Piece[]>();
   inputs.forEach((inp, i) => {
     for (const [module, pieces] of piecesOf(i, inp, weights[i]!)) all.set(module, [...(all.get(module) ?? []), ...pieces]);

@@ -1,10 +1,11 @@
 import { LoraspecError } from "../errors.js";
-import { type Dtype, dtypeBits, isDtype } from "./dtype.js";
+import { type Dtype, dtypeBits } from "./dtype.js";
+import { HeaderJsonError, parseHeaderJson, type U64 } from "./header-json.js";
 
 /**
  * Parses and validates a safetensors header exactly like the reference reader
- * (huggingface/safetensors tensor.rs `read_metadata` + `Metadata::validate`), plus explicit
- * duplicate-key and metadata-type checks. See reference/lora-formats.md §1.3. Pure.
+ * (huggingface/safetensors tensor.rs `read_metadata` + `Metadata::validate`, serde_json's rules
+ * in header-json.ts). See reference/lora-formats.md §1.3. Pure.
  */
 export const MAX_HEADER_SIZE = 100_000_000;
 
@@ -33,7 +34,6 @@ export type SafetensorsErrorReason =
   | "InvalidHeaderLength"
   | "InvalidHeader"
   | "InvalidHeaderDeserialization"
-  | "DuplicateKey"
   | "InvalidOffset"
   | "ValidationOverflow"
   | "MisalignedSlice"
@@ -46,7 +46,8 @@ export function safetensorsError(
   file: string | undefined,
   tensor?: string,
 ): LoraspecError {
-  return new LoraspecError("E_SAFETENSORS_INVALID", tensor === undefined ? message : `${message} (tensor "${tensor}")`, {
+  // The tensor is named once, in `field` (the CLI prints "file: field: message").
+  return new LoraspecError("E_SAFETENSORS_INVALID", message, {
     file,
     field: tensor === undefined ? undefined : `tensor "${tensor}"`,
     hint: "The file is not a valid safetensors file; re-download or re-export it.",
@@ -65,8 +66,10 @@ export function parseHeaderLength(first8: Uint8Array, fileSize: number, file?: s
 }
 
 /**
- * Validates header bytes (the N bytes after the length) against the file size.
- * Never allocates in proportion to claimed shapes or offsets.
+ * Validates header bytes (the N bytes after the length) against the file size, with the
+ * reference's JSON rules (header-json.ts) and its `Metadata::validate` arithmetic in unsigned
+ * 64-bit integers (checked multiplication, as Rust's `usize::checked_mul`). Never allocates in
+ * proportion to claimed shapes or offsets.
  */
 export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, file?: string): SafetensorsHeader {
   const headerLength = headerBytes.length;
@@ -76,124 +79,53 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
   } catch {
     throw safetensorsError("InvalidHeader", "invalid UTF-8 in header", file);
   }
-  const duplicate = findDuplicateKey(text);
-  let json: unknown;
+  let parsed: ReturnType<typeof parseHeaderJson>;
   try {
-    json = JSON.parse(text);
+    parsed = parseHeaderJson(text);
   } catch (error) {
-    throw safetensorsError("InvalidHeaderDeserialization", `invalid JSON in header: ${(error as Error).message}`, file);
+    if (!(error instanceof HeaderJsonError)) throw error;
+    throw safetensorsError("InvalidHeaderDeserialization", `invalid JSON in header: ${error.message}`, file, error.tensor);
   }
-  if (duplicate !== undefined) throw safetensorsError("DuplicateKey", `duplicate key in header`, file, duplicate);
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw safetensorsError("InvalidHeaderDeserialization", "invalid JSON in header: not an object", file);
-  }
-  const metadata: Record<string, string> = {};
+  const entries = parsed.entries.sort((a, b) => cmp(a.offsets[0], b.offsets[0]) || cmp(a.offsets[1], b.offsets[1]));
   const tensors: TensorInfo[] = [];
-  for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
-    if (name === "__metadata__") {
-      if (value === null) continue;
-      if (typeof value !== "object" || Array.isArray(value)) {
-        throw safetensorsError("InvalidHeaderDeserialization", "invalid JSON in header: __metadata__ is not an object", file);
-      }
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== "string") {
-          throw safetensorsError("InvalidHeaderDeserialization", `invalid JSON in header: __metadata__ value "${k}" is not a string`, file);
-        }
-        metadata[k] = v;
-      }
-      continue;
+  let start: U64 = 0;
+  for (const t of entries) {
+    const [begin, end] = t.offsets;
+    if (begin !== start || end < begin) throw safetensorsError("InvalidOffset", "invalid offset", file, t.name);
+    let elements: U64 | undefined = 1;
+    for (const d of t.shape) if (elements !== undefined) elements = mulU64(elements, d);
+    const bits = elements === undefined ? undefined : mulU64(elements, dtypeBits(t.dtype));
+    if (bits === undefined) throw safetensorsError("ValidationOverflow", "overflow computing buffer size from shape and/or element type", file, t.name);
+    if (Number(BigInt(bits) % 8n) !== 0) throw safetensorsError("MisalignedSlice", "the tensor's bit size is not a whole number of bytes", file, t.name);
+    const size = BigInt(bits) / 8n;
+    if (BigInt(end) - BigInt(begin) !== size) {
+      throw safetensorsError("TensorInvalidInfo", `invalid shape, data type, or offset (${end}-${begin} bytes for ${t.dtype} ${JSON.stringify(t.shape.map(String))})`, file, t.name);
     }
-    tensors.push(parseEntry(name, value, file));
+    start = end;
+    tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape.map(Number), begin: Number(begin), end: Number(end) });
   }
-  tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let start = 0;
-  for (const t of tensors) {
-    if (t.begin !== start || t.end < t.begin) throw safetensorsError("InvalidOffset", "invalid offset", file, t.name);
-    let elements = 1;
-    for (const d of t.shape) {
-      elements *= d;
-      if (!Number.isSafeInteger(elements)) throw safetensorsError("ValidationOverflow", "overflow computing buffer size from shape and/or element type", file, t.name);
-    }
-    const bits = elements * dtypeBits(t.dtype);
-    if (!Number.isSafeInteger(bits)) throw safetensorsError("ValidationOverflow", "overflow computing buffer size from shape and/or element type", file, t.name);
-    if (bits % 8 !== 0) throw safetensorsError("MisalignedSlice", "the tensor's bit size is not a whole number of bytes", file, t.name);
-    if (t.end - t.begin !== bits / 8) {
-      throw safetensorsError("TensorInvalidInfo", `invalid shape, data type, or offset (${t.end - t.begin} bytes for ${t.dtype} ${JSON.stringify(t.shape)})`, file, t.name);
-    }
-    start = t.end;
-  }
-  if (start + 8 + headerLength !== fileSize) {
+  if (BigInt(start) + 8n + BigInt(headerLength) !== BigInt(fileSize)) {
     throw safetensorsError(
       "MetadataIncompleteBuffer",
-      `incomplete metadata, file not fully covered (tensors end at ${start + 8 + headerLength}, file has ${fileSize} bytes)`,
+      `incomplete metadata, file not fully covered (tensors end at ${BigInt(start) + 8n + BigInt(headerLength)}, file has ${fileSize} bytes)`,
       file,
     );
   }
-  return { headerLength, dataStart: 8 + headerLength, metadata, tensors };
+  return { headerLength, dataStart: 8 + headerLength, metadata: parsed.metadata, tensors };
 }
 
-function isUint(v: unknown): v is number {
-  return typeof v === "number" && Number.isInteger(v) && v >= 0;
+function cmp(a: U64, b: U64): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function parseEntry(name: string, value: unknown, file: string | undefined): TensorInfo {
-  const bad = (why: string) => safetensorsError("InvalidHeaderDeserialization", `invalid JSON in header: ${why}`, file, name);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("entry is not an object");
-  const { dtype, shape, data_offsets } = value as Record<string, unknown>;
-  if (typeof dtype !== "string" || !isDtype(dtype)) throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(shape) || !shape.every(isUint)) throw bad("shape is not an array of non-negative integers");
-  if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every(isUint)) throw bad("data_offsets is not [begin, end]");
-  const [begin, end] = data_offsets as [number, number];
-  if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end)) throw safetensorsError("ValidationOverflow", "offset too large", file, name);
-  if (!shape.every((d) => Number.isSafeInteger(d))) throw safetensorsError("ValidationOverflow", "overflow computing buffer size from shape and/or element type", file, name);
-  return { name, dtype, shape: shape as number[], begin, end };
-}
+const U64_MAX = 2n ** 64n - 1n;
 
-/**
- * Scans JSON text for a repeated key inside one object (JSON.parse silently keeps the last).
- * Returns the first duplicate key, or undefined. Tolerates invalid JSON (JSON.parse reports it).
- */
-function findDuplicateKey(text: string): string | undefined {
-  const stack: Array<Set<string> | null> = [];
-  let i = 0;
-  let expectKey = false;
-  while (i < text.length) {
-    const c = text.charCodeAt(i);
-    if (c === 0x7b /* { */) {
-      stack.push(new Set());
-      expectKey = true;
-      i++;
-    } else if (c === 0x5b /* [ */) {
-      stack.push(null);
-      expectKey = false;
-      i++;
-    } else if (c === 0x7d || c === 0x5d) {
-      stack.pop();
-      expectKey = false;
-      i++;
-    } else if (c === 0x2c /* , */) {
-      expectKey = stack[stack.length - 1] instanceof Set;
-      i++;
-    } else if (c === 0x22 /* " */) {
-      let j = i + 1;
-      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
-      const raw = text.slice(i, j + 1);
-      i = j + 1;
-      const top = stack[stack.length - 1];
-      if (expectKey && top instanceof Set) {
-        let key: string;
-        try {
-          key = JSON.parse(raw) as string;
-        } catch {
-          return undefined;
-        }
-        if (top.has(key)) return key;
-        top.add(key);
-      }
-      expectKey = false;
-    } else {
-      i++;
-    }
+/** a * b in unsigned 64-bit arithmetic; undefined on overflow. Numbers while the product is safe. */
+function mulU64(a: U64, b: U64): U64 | undefined {
+  if (typeof a === "number" && typeof b === "number") {
+    const p = a * b;
+    if (Number.isSafeInteger(p)) return p;
   }
-  return undefined;
+  const p = BigInt(a) * BigInt(b);
+  return p > U64_MAX ? undefined : p;
 }

@@ -1,9 +1,12 @@
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { decodeToF32 } from "@loraspec/core/lora/dtype.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
-import { planConvert, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { checkTarget } from "@loraspec/core/lora/options.js";
+import { checkPlannable, planConvert, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { executePlan } from "./execute-plan.js";
 import { readAlphas } from "./inspect-lora.js";
+import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
@@ -61,11 +64,14 @@ export async function* convertLora(params: {
   allowDrop?: boolean;
   signal?: AbortSignal;
 }): AsyncGenerator<LoraspecEvent> {
+  checkTarget(params.to);
+  await assertOutputIsNew({ output: params.output, inputs: [params.input] });
   const file = await openSafetensors({ path: params.input });
   try {
     yield { type: "phase", name: "read", message: `reading ${params.input}` };
     const alphas = await readAlphas(file);
     const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
+    checkPlannable({ parsed, tensors: file.tensors }, params.input);
     const sparse = params.to === "diffusers" ? await findSparseFused(file, parsed) : new Set<string>();
     if (sparse.size > 0) {
       yield { type: "warning", code: "W_LORA_SPLIT_QKV", message: `${sparse.size} fused module(s) have a block-sparse up matrix (trained with split_qkv): split by rank; their alpha may be ambiguous (sd-scripts #2204)` };
@@ -82,6 +88,9 @@ export async function* convertLora(params: {
     yield { type: "phase", name: "write", message: `writing ${plan.tensors.length} tensors to ${params.output}` };
     const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [file] }), metadata, signal: params.signal });
     yield { type: "done", result: { output: params.output, format: params.to, from: parsed.format, architecture: parsed.arch?.id, tensors: plan.tensors.length, dropped: plan.dropped, bytes: result.bytes } };
+  } catch (error) {
+    if (params.signal?.aborted && !(error instanceof LoraspecError)) throw new LoraspecError("E_CANCELLED", "convert cancelled", { hint: "Nothing was written." });
+    throw error;
   } finally {
     await file.close();
   }

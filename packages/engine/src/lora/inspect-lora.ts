@@ -1,4 +1,4 @@
-import { decodeToF32, FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
+import { decodeToF32, FLOAT_DTYPES, isDecodable } from "@loraspec/core/lora/dtype.js";
 import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 
@@ -32,11 +32,11 @@ export interface InspectReport {
   nonLora: string[];
 }
 
-/** Reads the `.alpha` scalars of a file (tiny tensors). */
+/** Reads the `.alpha` scalars of a file (tiny tensors), float, integer or bool, as values. */
 export async function readAlphas(file: SafetensorsFile): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const t of file.tensors) {
-    if (!t.name.endsWith(".alpha") || !FLOAT_DTYPES.has(t.dtype) || t.end - t.begin > 8) continue;
+    if (!t.name.endsWith(".alpha") || !isDecodable(t.dtype) || t.end - t.begin > 8) continue;
     // At most 8 bytes: a synchronous read each (hundreds of alphas, no promise per tensor).
     const bytes = new Uint8Array(t.end - t.begin);
     file.readIntoSync(t.begin, bytes);

@@ -6,14 +6,16 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
-import { planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { checkMergeOptions, type MergeMethod } from "@loraspec/core/lora/options.js";
+import { checkMergeInputs, planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
 import { readAlphas } from "./inspect-lora.js";
+import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
-export type MergeMethod = "cat" | "linear" | "ties" | "dare" | "svd";
+export type { MergeMethod };
 
 export interface MergeInput {
   path: string;
@@ -36,7 +38,9 @@ function defaultTarget(parsed: ParsedLora): TargetFormat {
 /**
  * Merges LoRAs. Every input is normalised first and every key must be placed (else
  * E_LORA_UNUSED_KEYS). `cat` is exact and runs here (streaming, byte copies where possible);
- * `svd`, `ties`, `dare`, `linear` run in the Python worker on the full per-module delta.
+ * `svd`, `ties`, `dare`, `linear` run in the Python worker (svd in the low-rank space; ties/dare on the
+ * dense per-module delta, re-factored by randomized SVD with the error reported in the result).
+ * Cancelling `signal` stops the worker (SIGINT, SIGTERM, SIGKILL, as `stop` does) and removes the temp folder.
  * Warns over the stacking rule (adapter count, combined weight) from the knowledge base.
  */
 export async function* mergeLora(params: {
@@ -51,9 +55,9 @@ export async function* mergeLora(params: {
   /** Worker overrides (python, spawn) for tests. */
   worker?: Partial<RunWorkerParams>;
 }): AsyncGenerator<LoraspecEvent> {
-  const { inputs, method } = params;
-  if (inputs.length < 2) throw new LoraspecError("E_USAGE", "merge needs at least two LoRA files", { hint: "loraspec merge A.safetensors:0.5 B.safetensors:0.3 -o out.safetensors" });
-  for (const i of inputs) if (!Number.isFinite(i.weight)) throw new LoraspecError("E_USAGE", `bad weight for ${i.path}`);
+  // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
+  const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
+  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path) });
   const count = validationThreshold("stack_adapter_count");
   const combined = validationThreshold("stack_combined_weight");
   const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
@@ -69,23 +73,17 @@ export async function* mergeLora(params: {
       files.push(f);
       const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
       if (!parsed.arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: i.path, hint: "Run `loraspec inspect` on it." });
-      if (parsed.unplaced.length > 0) {
-        throw new LoraspecError("E_LORA_UNUSED_KEYS", `${parsed.unplaced.length} key(s) cannot be merged: ${parsed.unplaced.slice(0, 8).join(", ")}`, {
-          file: i.path,
-          hint: "Only plain LoRA modules of a known base model can be merged; `loraspec inspect` lists these keys.",
-          details: { keys: parsed.unplaced },
-        });
-      }
       planInputs.push({ parsed, tensors: f.tensors });
     }
-    const target = params.to ?? defaultTarget(planInputs[0]!.parsed);
-    const arch = planInputs[0]!.parsed.arch!;
+    // Same base model, every key placed, every factor readable: for every method, before any work.
+    const arch = checkMergeInputs(planInputs, inputs.map((i) => i.path));
+    const target = to ?? defaultTarget(planInputs[0]!.parsed);
     const metadata: Record<string, string> = {
       "loraspec.merge": JSON.stringify({
         method,
-        rank: params.rank ?? null,
-        density: method === "ties" || method === "dare" ? (params.density ?? 0.7) : null,
-        seed: method === "dare" ? (params.seed ?? 0) : null,
+        rank: rank ?? null,
+        density: method === "ties" || method === "dare" ? (density ?? 0.7) : null,
+        seed: method === "dare" ? (seed ?? 0) : null,
         inputs: inputs.map((i, n) => ({ file: basename(i.path), weight: i.weight, format: planInputs[n]!.parsed.format, sha256_header: createHash("sha256").update(JSON.stringify(files[n]!.tensors)).digest("hex").slice(0, 16) })),
       }),
       "modelspec.merged_from": inputs.map((i) => basename(i.path)).join(", "),
@@ -106,6 +104,7 @@ export async function* mergeLora(params: {
     }
 
     // Delta-space methods: normalise each input to kohya layout, merge in the worker, convert back.
+    if (params.signal?.aborted) throw cancelled();
     tmp = await mkdtemp(join(tmpdir(), "loraspec-merge-"));
     const canonical: MergeInput[] = [];
     for (let n = 0; n < files.length; n++) {
@@ -123,7 +122,7 @@ export async function* mergeLora(params: {
     for await (const event of runWorker({
       ...params.worker,
       command: "merge",
-      request: { inputs: canonical, method, rank: params.rank ?? null, density: params.density ?? 0.7, seed: params.seed ?? 0, output: merged, dtype: outputDtype },
+      request: { inputs: canonical, method, rank: rank ?? null, density: density ?? 0.7, seed: seed ?? 0, output: merged, dtype: outputDtype },
       signal: params.signal,
     })) {
       if (event.type === "done") workerResult = event.result;
@@ -135,8 +134,18 @@ export async function* mergeLora(params: {
     const plan = planConvert({ input: { parsed, tensors: m.tensors }, target, file: merged });
     const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [m] }), metadata, signal: params.signal });
     yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult } };
+  } catch (error) {
+    // An abort surfaces from the writer as a DOMException: the user asked for it, so it is coded.
+    if (params.signal?.aborted && !(error instanceof LoraspecError)) throw cancelled();
+    throw error;
   } finally {
+    // Every exit path (done, error, cancel, the consumer stopping early) closes the inputs and
+    // removes the temp folder.
     for (const f of files) await f.close().catch(() => {});
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
+}
+
+function cancelled(): LoraspecError {
+  return new LoraspecError("E_CANCELLED", "merge cancelled", { hint: "Nothing was written; the inputs are untouched." });
 }

@@ -59,6 +59,8 @@ describe.runIf(HAS_PYTHON)("merge", () => {
     expect(error.details.keys).toContain("lora_unet_img_in.hada_w1_a");
   });
 
+  // Each method gets only the flags it reads (the others are refused: see options.spec.ts).
+  const flagsFor = (method: MergeMethod) => (method === "linear" ? {} : method === "svd" ? { rank: 8, seed: 1 } : { rank: 8, density: 0.5, seed: 1 });
   const methods: Array<[MergeMethod, number]> = [["svd", 1e-6], ["ties", 1], ["dare", 1], ["linear", 1]];
   it.each(methods)("%s runs in the worker and writes a LoRA of the requested rank in the requested format", async (method, tol) => {
     const dir = await tempDir();
@@ -66,7 +68,7 @@ describe.runIf(HAS_PYTHON)("merge", () => {
     const pick = (m: { native: string }) => /^input_blocks\.4\.1\.transformer_blocks\.0\.attn1\./.test(m.native);
     await buildLora({ path: a, arch: "sdxl", format: "kohya", pick, rank: 4, alpha, seed: 3 });
     await buildLora({ path: b, arch: "sdxl", format: "diffusers", pick, rank: 4, seed: 4 });
-    const events = await collectEvents(mergeLora({ inputs: [{ path: a, weight: 0.6 }, { path: b, weight: 0.4 }], output: out, method, rank: 8, density: 0.5, seed: 1, to: "kohya" }));
+    const events = await collectEvents(mergeLora({ inputs: [{ path: a, weight: 0.6 }, { path: b, weight: 0.4 }], output: out, method, to: "kohya", ...flagsFor(method) }));
     expect(events.some((e) => e.type === "progress" && e.task === "merge")).toBe(true);
     const f = await openSafetensors({ path: out });
     // linear is peft's factor average: equal ranks in, the same rank out.

@@ -1,0 +1,104 @@
+import { LoraspecError } from "../errors.js";
+import type { TargetFormat } from "./plan.js";
+
+/**
+ * The one check of convert/merge options, used by the CLI, the HTTP API (through the library)
+ * and the library itself: every scale, weight and flag is refused up front, with the field named,
+ * before any file is read. Pure.
+ */
+export const TARGET_FORMATS = ["diffusers", "kohya", "comfy"] as const;
+export const MERGE_METHODS = ["cat", "linear", "ties", "dare", "svd"] as const;
+export type MergeMethod = (typeof MERGE_METHODS)[number];
+
+/** Ranges of the merge options, as data. */
+export const MERGE_LIMITS = {
+  source:
+    "peft merge_utils (density in (0, 1]; ties/dare/svd re-factor to a rank >= 1); lora-formats.md §3a; weights: negative subtracts a LoRA, |w| above 10 has no use in practice (a LoRA is usually applied at 0.5-1.5)",
+  asOf: "2026-12-02",
+  weight: { min: -10, max: 10 },
+  density: { minExclusive: 0, max: 1 },
+  rank: { min: 1, max: 4096 },
+  seed: { min: 0, max: 2 ** 32 - 1 },
+} as const;
+
+/** Which options each method reads: the others are refused rather than silently ignored. */
+const METHOD_OPTIONS: Record<MergeMethod, ReadonlyArray<"rank" | "density" | "seed">> = {
+  cat: [],
+  linear: [],
+  svd: ["rank", "seed"],
+  ties: ["rank", "density", "seed"],
+  dare: ["rank", "density", "seed"],
+};
+
+export interface MergeOptionsInput {
+  inputs: ReadonlyArray<{ path: string; weight: number }>;
+  method: string;
+  rank?: number;
+  density?: number;
+  seed?: number;
+  to?: string;
+}
+
+export interface MergeOptions {
+  inputs: Array<{ path: string; weight: number }>;
+  method: MergeMethod;
+  rank?: number;
+  density?: number;
+  seed?: number;
+  to?: TargetFormat;
+}
+
+function usage(message: string, field: string, hint?: string): LoraspecError {
+  return new LoraspecError("E_USAGE", message, { field, hint });
+}
+
+export function checkTarget(to: string | undefined, field = "--to"): TargetFormat | undefined {
+  if (to === undefined) return undefined;
+  if (!(TARGET_FORMATS as readonly string[]).includes(to)) throw usage(`${field} must be one of ${TARGET_FORMATS.join(", ")} (got "${to}")`, field);
+  return to as TargetFormat;
+}
+
+/** Parses a number flag given as text (CLI) strictly: no empty string, no "1e999", no "0x10". */
+export function numberFlag(text: string | undefined, field: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text.trim())) throw usage(`${field} must be a number (got "${text}")`, field);
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw usage(`${field} must be a finite number (got "${text}")`, field);
+  return n;
+}
+
+function inRange(value: number, field: string, min: number, max: number, integer: boolean, minExclusive = false): number {
+  if (!Number.isFinite(value)) throw usage(`${field} must be a finite number (got ${value})`, field);
+  if (integer && !Number.isInteger(value)) throw usage(`${field} must be a whole number (got ${value})`, field);
+  if ((minExclusive ? value <= min : value < min) || value > max) {
+    throw usage(`${field} must be in ${minExclusive ? "(" : "["}${min}, ${max}] (got ${value})`, field, `Ranges: ${MERGE_LIMITS.source}.`);
+  }
+  return value;
+}
+
+/** Checks and normalises merge options; throws E_USAGE naming the field. */
+export function checkMergeOptions(params: MergeOptionsInput): MergeOptions {
+  if (!(MERGE_METHODS as readonly string[]).includes(params.method)) throw usage(`--method must be one of ${MERGE_METHODS.join(", ")} (got "${params.method}")`, "--method");
+  const method = params.method as MergeMethod;
+  if (params.inputs.length < 2) throw usage("merge needs at least two LoRA files", "inputs", "loraspec merge A.safetensors:0.5 B.safetensors:0.3 -o out.safetensors");
+  const L = MERGE_LIMITS;
+  const inputs = params.inputs.map((i) => {
+    if (typeof i.path !== "string" || i.path === "") throw usage("each input needs a file path", "inputs[].path");
+    if (typeof i.weight !== "number") throw usage(`the weight of ${i.path} must be a number`, `weight of ${i.path}`);
+    return { path: i.path, weight: inRange(i.weight, `weight of ${i.path}`, L.weight.min, L.weight.max, false) };
+  });
+  const allowed = METHOD_OPTIONS[method];
+  for (const [name, value] of [["rank", params.rank], ["density", params.density], ["seed", params.seed]] as const) {
+    if (value !== undefined && !allowed.includes(name)) {
+      throw usage(`--${name} does not apply to --method ${method}`, `--${name}`, `--${name} is read by ${MERGE_METHODS.filter((m) => METHOD_OPTIONS[m].includes(name)).join(", ")}.`);
+    }
+  }
+  return {
+    inputs,
+    method,
+    rank: params.rank === undefined ? undefined : inRange(params.rank, "--rank", L.rank.min, L.rank.max, true),
+    density: params.density === undefined ? undefined : inRange(params.density, "--density", L.density.minExclusive, L.density.max, false, true),
+    seed: params.seed === undefined ? undefined : inRange(params.seed, "--seed", L.seed.min, L.seed.max, true),
+    to: checkTarget(params.to),
+  };
+}
