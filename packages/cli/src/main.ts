@@ -1,7 +1,7 @@
 import { Command, CommanderError } from "commander";
-import { exitCodeFor, isLoraspecError } from "@loraspec/core/errors.js";
+import { exitCodeFor, isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import { registrations } from "./commands/index.js";
-import { printError } from "./output.js";
+import { jsonOnlyStdout, printError, printJsonError } from "./output.js";
 
 export const VERSION = "0.1.0";
 
@@ -14,16 +14,23 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const register of registrations) register(program);
+  // --json is one behaviour for every command: stdout is JSON lines only, errors included.
+  const json = argv.includes("--json") && !argv.includes("--");
+  const restore = json ? jsonOnlyStdout() : undefined;
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit 0; a usage mistake exits 2 (unusable input).
+      if (json && error.exitCode !== 0) printJsonError(new LoraspecError("E_USAGE", error.message.replace(/^error: /, "")));
       return error.exitCode === 0 ? 0 : 2;
     }
-    printError(error);
+    if (json) printJsonError(error);
+    else printError(error);
     return exitCodeFor(error);
+  } finally {
+    restore?.();
   }
 }
 

@@ -33,7 +33,7 @@ export function registerPrep(program: Command): void {
     .option("--format <fmt>", "png | jpeg (high quality)", "png")
     .option("--background <colour>", "colour transparent pixels are flattened onto", "#ffffff")
     .option("--max-pixels <n>", "decompression-bomb limit on width x height (default: sharp's 268402689)")
-    .option("--near-threshold <bits>", "Hamming distance (of 64) at or below which two images are near duplicates (default 8)")
+    .option("--near-threshold <distance>", "pixel distance (0-441) tolerated between two images whose hashes match exactly; less as the hashes differ (default: NEAR_DUPLICATE.pixelAtZero; 0 turns near-duplicate search off)")
     .option("--pin <file...>", "keep these sources over their duplicates (paths relative to the dataset)")
     .option("--concurrency <n>", "images in flight (default: CPU count)")
     .option("--json", "print events as JSON lines and the summary as JSON")
@@ -64,7 +64,7 @@ export function registerPrep(program: Command): void {
             format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
             background: opts.background,
             maxPixels: opts.maxPixels ? positiveInt(opts.maxPixels, "--max-pixels") : undefined,
-            nearDuplicateThreshold: opts.nearThreshold ? positiveInt(opts.nearThreshold, "--near-threshold", true) : undefined,
+            nearDuplicate: opts.nearThreshold ? { pixelAtZero: positiveInt(opts.nearThreshold, "--near-threshold", true) } : undefined,
             pinned: opts.pin,
             captionExtension: project.contract?.captions.extension,
             concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
