@@ -107,6 +107,7 @@ function renderSummary(s: PrepSummary): string {
     lines.push("", pc.bold("Used, with warnings"), table(s.warnings.map((k) => [k.source, k.code, k.message]), ["file", "warning", "detail"]));
   }
   if (s.otherFiles.length) lines.push("", pc.dim(`not images (ignored): ${s.otherFiles.join(", ")}`));
+  if (s.orphanCaptions.length) lines.push("", pc.yellow(`captions with no image (ignored): ${s.orphanCaptions.join(", ")}`));
   lines.push("", pc.green(`✓ ${s.outputs} images in ${s.outDir}`) + pc.dim(` (manifest: ${s.manifest})`));
   if (s.captionsMissing > 0) lines.push(pc.dim(`  ${s.captionsMissing} without a caption: run \`loraspec caption\``));
   return lines.join("\n");

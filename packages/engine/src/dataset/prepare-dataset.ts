@@ -57,6 +57,8 @@ export interface PrepSummary {
   duplicates: DuplicateCluster[];
   /** Non-image, non-caption files found (never counted as images). */
   otherFiles: string[];
+  /** Caption files with no image of the same name. */
+  orphanCaptions: string[];
   captionsCopied: number;
   captionsMissing: number;
 }
@@ -86,7 +88,11 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const manifestPath = join(outDir, MANIFEST_FILE);
 
   yield { type: "phase", name: "scan", message: datasetDir };
-  const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir] });
+  const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir], displayPath: params.datasetDir });
+  for (const s of files.skipped) yield { type: "warning", code: s.code, message: `${s.path}: ${s.message} (skipped)`, file: s.path };
+  if (files.orphanCaptions.length) {
+    yield { type: "warning", code: "orphan-caption", message: `${files.orphanCaptions.length} caption file(s) with no image beside them: ${files.orphanCaptions.join(", ")}` };
+  }
   if (files.images.length === 0) {
     throw new LoraspecError("E_DATASET_EMPTY", `no images in ${datasetDir}`, {
       file: datasetDir,
@@ -144,18 +150,26 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     processed: [],
     unchanged: 0,
     removed: [],
-    skipped: [],
+    skipped: files.skipped.map((s) => ({ source: s.path, code: s.code, message: s.message })),
     warnings: [],
     duplicates: [],
     otherFiles: files.other,
+    orphanCaptions: files.orphanCaptions,
     captionsCopied: 0,
     captionsMissing: 0,
   };
   for (const image of probed) {
+    const skip = image.problems.filter((p) => p.severity === "skip");
+    if (skip.length) {
+      // A skipped image is listed once, under Skipped, with every reason (never also as "used, with warnings").
+      const message = skip.map((p) => p.message).join("; ");
+      summary.skipped.push({ source: image.source, code: skip[0]!.code, message });
+      yield { type: "warning", code: skip[0]!.code, message: `${image.source}: ${message} (skipped)`, file: image.source };
+      continue;
+    }
     for (const problem of image.problems) {
-      const row = { source: image.source, code: problem.code, message: problem.message };
-      (problem.severity === "skip" ? summary.skipped : summary.warnings).push(row);
-      yield { type: "warning", code: problem.code, message: `${image.source}: ${problem.message}${problem.severity === "skip" ? " (skipped)" : ""}`, file: image.source };
+      summary.warnings.push({ source: image.source, code: problem.code, message: problem.message });
+      yield { type: "warning", code: problem.code, message: `${image.source}: ${problem.message}`, file: image.source };
     }
   }
   const usable = probed.filter((p) => !p.problems.some((x) => x.severity === "skip"));
@@ -347,6 +361,14 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   };
   await writePrepManifest({ path: manifestPath, manifest });
   summary.outputs = entries.size;
+  if (entries.size === 0) {
+    const reasons = [...new Set(summary.skipped.map((s) => s.code))].join(", ");
+    throw new LoraspecError("E_DATASET_EMPTY", `no image in ${params.datasetDir} can be used: all ${summary.skipped.length} were skipped (${reasons})`, {
+      file: params.datasetDir,
+      hint: "fix or replace the files listed above (each with its reason), then run prep again",
+      details: { skipped: summary.skipped },
+    });
+  }
   summary.processed.sort();
   yield { type: "done", result: { ...summary } };
   return summary;
