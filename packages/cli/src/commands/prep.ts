@@ -16,6 +16,8 @@ interface PrepOptions {
   nearThreshold?: string;
   pin?: string[];
   concurrency?: string;
+  embed?: boolean;
+  embedModel?: string;
   json?: boolean;
 }
 
@@ -36,6 +38,8 @@ export function registerPrep(program: Command): void {
     .option("--near-threshold <distance>", "pixel distance (0-441) tolerated between two images whose hashes match exactly; less as the hashes differ (default: NEAR_DUPLICATE.pixelAtZero; 0 turns near-duplicate search off)")
     .option("--pin <file...>", "keep these sources over their duplicates (paths relative to the dataset)")
     .option("--concurrency <n>", "images in flight (default: CPU count)")
+    .option("--no-embed", "decide near duplicates by hash and pixels only (default: confirmed by the worker's CLIP embeddings when it is installed)")
+    .option("--embed-model <id>", "CLIP model (Hugging Face id or folder) that confirms near duplicates (default: the one validate uses)")
     .option("--json", "print events as JSON lines and the summary as JSON")
     .action(async (contractPath: string | undefined, opts: PrepOptions) => {
       const { resolve } = await import("node:path");
@@ -68,6 +72,7 @@ export function registerPrep(program: Command): void {
             pinned: opts.pin,
             captionExtension: project.contract?.captions.extension,
             concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
+            embed: opts.embed === false ? undefined : async (paths) => (await import("@loraspec/engine/dataset/worker-embedder.js")).embedWithWorker(paths, { model: opts.embedModel, signal: controller.signal }),
             signal: controller.signal,
           }),
           { json: opts.json },

@@ -7,6 +7,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { aspectBuckets, pickBucket, type CropBox, type Size } from "./crop-geometry.js";
 import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
+import type { EmbedOutcome } from "./worker-embedder.js";
 import { listDatasetFiles } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
@@ -29,8 +30,11 @@ export interface PrepareDatasetParams {
   maxPixels?: number;
   /** Overrides of the near-duplicate thresholds (prep-knowledge NEAR_DUPLICATE). */
   nearDuplicate?: Partial<NearDuplicateThresholds>;
-  /** Image embeddings by source (the worker's), to confirm near-duplicate pairs. */
-  embed?: (sources: string[]) => Promise<ReadonlyMap<string, ArrayLike<number>> | undefined>;
+  /**
+   * Image embeddings to confirm near-duplicate pairs (embedWithWorker); given absolute paths of
+   * the candidates only. Undefined: hash and pixels decide alone.
+   */
+  embed?: (paths: string[]) => Promise<EmbedOutcome>;
   /** Sources (relative paths) to keep over their duplicates. */
   pinned?: readonly string[];
   captionExtension?: string;
@@ -272,8 +276,19 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const hashed = unique.filter((u) => !failed.has(u.source) && u.signature);
   yield { type: "phase", name: "dedupe", message: `${hashed.length} images` };
   const exactCopies = usable.filter((u) => duplicateOf.has(u.source) && !failed.has(duplicateOf.get(u.source)!.keep));
-  const embeddings = params.embed ? await params.embed(hashed.map((h) => h.source)) : undefined;
-  summary.duplicates = dedupeImages({ images: [...hashed, ...exactCopies], pinned: params.pinned, thresholds: params.nearDuplicate, embeddings });
+  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: params.pinned, thresholds: params.nearDuplicate };
+  summary.duplicates = dedupeImages(dedupeInput);
+  const candidates = summary.duplicates.filter((c) => c.kind === "near").flatMap((c) => [c.keep, ...c.drop.filter((d) => c.evidence[d])]);
+  if (params.embed && candidates.length) {
+    // Only images in a hash-and-pixel near pair are embedded: usually few, so the model's cost stays small.
+    const outcome = await params.embed(candidates.map((c) => join(datasetDir, c)));
+    if (outcome.embeddings) {
+      const bySource = new Map(candidates.map((c) => [c, outcome.embeddings.get(join(datasetDir, c))!] as const));
+      summary.duplicates = dedupeImages({ ...dedupeInput, embeddings: bySource });
+    } else {
+      yield { type: "warning", code: "dedupe-unconfirmed", message: `near duplicates decided by hash and pixels only (no image embeddings: ${outcome.reason})` };
+    }
+  }
   for (const cluster of summary.duplicates) {
     for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: cluster.evidence[drop] ? "near" : "exact" });
   }
