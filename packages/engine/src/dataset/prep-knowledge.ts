@@ -34,7 +34,7 @@ export const MAX_INPUT_PIXELS: Fact<number> = {
  * `flatContrast`) match exact copies only.
  */
 export const NEAR_DUPLICATE: Fact<{ phashMax: number; pixelAtZero: number; pixelPerBit: number; embeddingMin: number; flatContrast: number }> = {
-  value: { phashMax: 22, pixelAtZero: 17, pixelPerBit: 0.6, embeddingMin: 0.95, flatContrast: 4 },
+  value: { phashMax: 22, pixelAtZero: 16, pixelPerBit: 0.6, embeddingMin: 0.95, flatContrast: 4 },
   source:
     "ours: bench/dedupe-bench.ts on bench/dedupe-set and examples/character (precision/recall in bench/RESULTS.md 'Dataset deduplication'); embeddingMin: the 0.95 CLIP cosine LAION/clip-retrieval dedup uses, not yet measured here with real weights",
   asOf: "2026-12",
