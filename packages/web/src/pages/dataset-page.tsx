@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { fixCaption, startsWithTrigger } from "@loraspec/core/captions/caption-rules.js";
 import { api, errorText } from "../api.js";
 import type { ProjectInfo } from "../app.js";
+import { DuplicateClusters, type Cluster } from "./duplicate-clusters.js";
 
 interface Problem {
   code: string;
@@ -24,6 +25,8 @@ interface DatasetResponse {
   resolution?: number;
   crop: "center" | "attention";
   images: ImageRow[];
+  /** The scan check and prep share: its duplicate clusters are shown side by side. */
+  summary?: { duplicates?: Cluster[] } | null;
 }
 
 /** Drafts are kept per project folder name, so two projects never mix their edits. */
@@ -180,6 +183,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
           Save all ({dirtyPaths.length})
         </button>
       </div>
+      <DuplicateClusters clusters={data.summary?.duplicates ?? []} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (
