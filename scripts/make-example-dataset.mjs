@@ -4,10 +4,9 @@
 // Usage: node scripts/make-example-dataset.mjs [outDir]   (default examples/character/dataset)
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import sharp from "sharp";
 
-const out = process.argv[2] ?? fileURLToPath(new URL("../examples/character/dataset", import.meta.url));
 const SIZE = 1024;
 const SCENES = [
   ["#9fd3f0", "#6aa84f", "in a sunny meadow"],
@@ -24,16 +23,21 @@ const MOODS = [
   ["grinning widely", "M -55 25 Q 0 95 55 25 Z"],
 ];
 
-function svg(i) {
-  const [sky, ground, where] = SCENES[i % SCENES.length];
-  const pose = POSES[(i * 3) % POSES.length];
-  const [mood, mouth] = MOODS[(i * 7) % MOODS.length];
+/**
+ * Image `i` of the set as SVG text. `vary` overrides one attribute (scene, pose, mood, light
+ * parity, x position) so the dedupe bench can make "same subject, one thing changed" pairs.
+ */
+export function svg(i, vary = {}) {
+  const [sky, ground, where] = SCENES[vary.scene ?? i % SCENES.length];
+  const pose = POSES[vary.pose ?? (i * 3) % POSES.length];
+  const [mood, mouth] = MOODS[vary.mood ?? (i * 7) % MOODS.length];
   const scale = 0.7 + ((i * 37) % 50) / 100;
-  const cx = 300 + ((i * 131) % 420);
+  const cx = vary.cx ?? 300 + ((i * 131) % 420);
   const cy = 560 + (pose === "jumping" ? -160 : pose === "sitting" ? 80 : 0);
   const tilt = pose === "leaning to the left" ? -18 : pose === "waving one arm" ? 6 : 0;
-  const light = i % 2 === 0 ? "soft light from the left" : "warm light from the right";
-  const lx = i % 2 === 0 ? "0%" : "100%";
+  const left = (vary.light ?? i) % 2 === 0;
+  const light = left ? "soft light from the left" : "warm light from the right";
+  const lx = left ? "0%" : "100%";
   const arm = pose === "waving one arm" ? `<path d="M 110 -40 L 200 -190" stroke="#e07b24" stroke-width="34" stroke-linecap="round"/>` : `<path d="M 110 20 L 170 110" stroke="#e07b24" stroke-width="34" stroke-linecap="round"/>`;
   const image = `<svg xmlns="http://www.w3.org/2000/svg" width="${SIZE}" height="${SIZE}">
   <defs><radialGradient id="l" cx="${lx}" cy="20%" r="90%"><stop offset="0" stop-color="#fff" stop-opacity="0.45"/><stop offset="1" stop-color="#000" stop-opacity="0.25"/></radialGradient></defs>
@@ -56,11 +60,14 @@ function svg(i) {
   return { image, caption };
 }
 
-await mkdir(out, { recursive: true });
-for (let i = 0; i < 20; i++) {
-  const { image, caption } = svg(i);
-  const name = `txcl_${String(i + 1).padStart(2, "0")}`;
-  await sharp(Buffer.from(image)).png({ compressionLevel: 9, palette: true, colours: 64 }).toFile(join(out, `${name}.png`));
-  await writeFile(join(out, `${name}.txt`), `${caption}\n`);
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const out = process.argv[2] ?? fileURLToPath(new URL("../examples/character/dataset", import.meta.url));
+  await mkdir(out, { recursive: true });
+  for (let i = 0; i < 20; i++) {
+    const { image, caption } = svg(i);
+    const name = `txcl_${String(i + 1).padStart(2, "0")}`;
+    await sharp(Buffer.from(image)).png({ compressionLevel: 9, palette: true, colours: 64 }).toFile(join(out, `${name}.png`));
+    await writeFile(join(out, `${name}.txt`), `${caption}\n`);
+  }
+  console.log(`wrote 20 images and captions to ${out}`);
 }
-console.log(`wrote 20 images and captions to ${out}`);

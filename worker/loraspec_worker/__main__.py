@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train-rank": "loraspec_worker.train.runner:run_rank",
     "sample": "loraspec_worker.sample:run",
     "score": "loraspec_worker.score:run",
+    "embed": "loraspec_worker.embed:run",
     "render-jobs": "loraspec_worker.render_jobs:run",
     "make-tiny-base": "loraspec_worker.tiny_base:run",
     "caption": "loraspec_worker.caption:run",

@@ -1,8 +1,8 @@
 import { Command, CommanderError } from "commander";
-import { exitCodeFor, isLoraspecError } from "@loraspec/core/errors.js";
+import { exitCodeFor, isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import { ioError } from "@loraspec/engine/run/io-errors.js";
 import { registrations } from "./commands/index.js";
-import { printError } from "./output.js";
+import { jsonOnlyStdout, printError, printJsonError } from "./output.js";
 
 export const VERSION = "0.1.0";
 
@@ -15,18 +15,25 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const register of registrations) register(program);
+  // --json is one behaviour for every command: stdout is JSON lines only, errors included.
+  const json = argv.includes("--json") && !argv.includes("--");
+  const restore = json ? jsonOnlyStdout() : undefined;
   try {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit 0; a usage mistake exits 2 (unusable input).
+      if (json && error.exitCode !== 0) printJsonError(new LoraspecError("E_USAGE", error.message.replace(/^error: /, "")));
       return error.exitCode === 0 ? 0 : 2;
     }
     // A full disk or an I/O error from anywhere is the machine's trouble, not a bug: coded, no stack.
     const coded = ioError(error) ?? error;
-    printError(coded);
+    if (json) printJsonError(coded);
+    else printError(coded);
     return exitCodeFor(coded);
+  } finally {
+    restore?.();
   }
 }
 

@@ -18,8 +18,60 @@ export function printError(error: unknown): void {
   process.stderr.write(`${pc.red("internal error")} (a bug in loraspec, please report it):\n${stack}\n`);
 }
 
+/** One JSON value as one line on stdout (--json output is JSON lines, so never pretty-printed). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** An error as the final JSON object of a --json run: `{ ok: false, error: { code, message, ... } }`. */
+export function printJsonError(error: unknown): void {
+  const body = isLoraspecError(error)
+    ? error.toJSON()
+    : { code: "E_INTERNAL", message: error instanceof Error ? error.message : String(error), retryable: false };
+  printJson({ ok: false, error: body });
+  // A bug still leaves its stack for the report, on stderr.
+  if (!isLoraspecError(error)) printError(error);
+}
+
+/**
+ * With --json, stdout carries JSON lines only. Installed once by `main` for every command: a line
+ * that is not a JSON object or array (a table, a progress line, a library's chatter) goes to
+ * stderr instead. Returns the function that flushes and restores stdout.
+ */
+export function jsonOnlyStdout(): () => void {
+  const stdout = process.stdout;
+  const original = stdout.write;
+  let pending = "";
+  const route = (line: string) => {
+    if (isJsonLine(line)) original.call(stdout, `${line}\n`);
+    else if (line.trim() !== "") process.stderr.write(`${line}\n`);
+  };
+  stdout.write = function write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+    pending += typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8");
+    for (let i = pending.indexOf("\n"); i >= 0; i = pending.indexOf("\n")) {
+      route(pending.slice(0, i));
+      pending = pending.slice(i + 1);
+    }
+    const done = typeof encoding === "function" ? encoding : callback;
+    if (typeof done === "function") queueMicrotask(() => (done as () => void)());
+    return true;
+  } as typeof stdout.write;
+  return () => {
+    if (pending) route(pending);
+    pending = "";
+    stdout.write = original;
+  };
+}
+
+function isJsonLine(line: string): boolean {
+  const t = line.trim();
+  if (!(t.startsWith("{") || t.startsWith("["))) return false;
+  try {
+    JSON.parse(t);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Renders rows as an aligned plain-text table. */

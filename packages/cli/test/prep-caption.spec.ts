@@ -68,7 +68,7 @@ describe("loraspec prep and caption", () => {
   it("caption --fix puts the trigger first; caption fills the rest through the OpenAI-compatible emulator", async () => {
     const fix = await run(["caption", "--fix"], project);
     expect(fix.code).toBe(0);
-    expect(await readFile(join(project, ".loraspec", "prepared", "p0.txt"), "utf8")).toBe("txcl, a photo of txcl outdoors\n");
+    expect(await readFile(join(project, ".loraspec", "prepared", "p0.txt"), "utf8")).toBe("txcl, a photo of outdoors\n" /* the trigger moved, not repeated */);
     emulator.failEvery = 3;
     const r = await run(["caption", "--backend", "openai", "--base-url", `${emulator.url}/v1`, "--model", "tiny-vlm"], project, { OPENAI_API_KEY: "sk-cli" });
     noStack(r.stderr);

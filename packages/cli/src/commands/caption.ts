@@ -16,6 +16,7 @@ interface CaptionOptions {
   trigger?: string;
   style?: string;
   target?: string;
+  timeout?: string;
   json?: boolean;
 }
 
@@ -37,6 +38,7 @@ export function registerCaption(program: Command): void {
     .option("--trigger <word>", "trigger word (default: the contract's trigger.word)")
     .option("--style <style>", "natural | tags (default: the contract's captions.style)")
     .option("--target <target>", "character | style | product (default: the contract's target)")
+    .option("--timeout <seconds>", "openai: give up on one request after this long (default 60; a timed-out request is retried once)")
     .option("--json", "print events as JSON lines and the summary as JSON")
     .action(async (contractPath: string | undefined, opts: CaptionOptions) => {
       const { resolve } = await import("node:path");
@@ -113,7 +115,8 @@ async function makeCaptioner(backend: "openai" | "fal" | "worker", opts: Caption
     const model = opts.model ?? process.env.LORASPEC_CAPTION_MODEL;
     if (!model) throw new LoraspecError("E_USAGE", "the openai backend needs a model name", { hint: "pass --model (e.g. the vision model your server serves) or set LORASPEC_CAPTION_MODEL" });
     const baseUrl = opts.baseUrl ?? process.env.LORASPEC_CAPTION_BASE_URL ?? process.env.OPENAI_BASE_URL ?? "https://api.openai.com/v1";
-    return createOpenAICaptioner({ baseUrl, model, apiKey: process.env[opts.apiKeyEnv ?? "OPENAI_API_KEY"] });
+    const timeoutMs = opts.timeout ? positiveInt(opts.timeout, "--timeout") * 1000 : undefined;
+    return createOpenAICaptioner({ baseUrl, model, apiKey: process.env[opts.apiKeyEnv ?? "OPENAI_API_KEY"], timeoutMs });
   }
   if (backend === "fal") {
     const { createFalCaptioner } = await import("@loraspec/engine/caption/fal-captioner.js");

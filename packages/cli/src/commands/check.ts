@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import pc from "picocolors";
-import { isLoraspecError } from "@loraspec/core/errors.js";
 import { printJson } from "../output.js";
 
 /** `loraspec check [lora.yaml] [--json]`: lint the contract and a quick scan of the dataset. */
@@ -13,14 +12,8 @@ export function registerCheck(program: Command): void {
     .action(async (path: string, opts: { json?: boolean }) => {
       const { checkProject } = await import("@loraspec/engine/project/check-project.js");
       const { countBySeverity } = await import("@loraspec/core/lint/finding.js");
-      let result: Awaited<ReturnType<typeof checkProject>>;
-      try {
-        result = await checkProject({ path, falKey: process.env.FAL_KEY });
-      } catch (error) {
-        // --json callers (the web page, scripts) get unusable input as JSON too; the exit code stays 2.
-        if (opts.json && isLoraspecError(error)) printJson({ ok: false, file: path, error: error.toJSON() });
-        throw error;
-      }
+      // Unusable input throws: main prints it (as JSON with --json) and exits 2.
+      const result = await checkProject({ path, falKey: process.env.FAL_KEY });
       const counts = countBySeverity(result.findings);
       process.exitCode = counts.error > 0 ? 1 : 0;
       if (opts.json) {

@@ -16,6 +16,8 @@ interface PrepOptions {
   nearThreshold?: string;
   pin?: string[];
   concurrency?: string;
+  embed?: boolean;
+  embedModel?: string;
   json?: boolean;
 }
 
@@ -33,9 +35,11 @@ export function registerPrep(program: Command): void {
     .option("--format <fmt>", "png | jpeg (high quality)", "png")
     .option("--background <colour>", "colour transparent pixels are flattened onto", "#ffffff")
     .option("--max-pixels <n>", "decompression-bomb limit on width x height (default: sharp's 268402689)")
-    .option("--near-threshold <bits>", "Hamming distance (of 64) at or below which two images are near duplicates (default 8)")
+    .option("--near-threshold <distance>", "pixel distance (0-441) tolerated between two images whose hashes match exactly; less as the hashes differ (default: NEAR_DUPLICATE.pixelAtZero; 0 turns near-duplicate search off)")
     .option("--pin <file...>", "keep these sources over their duplicates (paths relative to the dataset)")
     .option("--concurrency <n>", "images in flight (default: CPU count)")
+    .option("--no-embed", "decide near duplicates by hash and pixels only (default: confirmed by the worker's CLIP embeddings when it is installed)")
+    .option("--embed-model <id>", "CLIP model (Hugging Face id or folder) that confirms near duplicates (default: the one validate uses)")
     .option("--json", "print events as JSON lines and the summary as JSON")
     .action(async (contractPath: string | undefined, opts: PrepOptions) => {
       const { resolve } = await import("node:path");
@@ -64,10 +68,11 @@ export function registerPrep(program: Command): void {
             format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
             background: opts.background,
             maxPixels: opts.maxPixels ? positiveInt(opts.maxPixels, "--max-pixels") : undefined,
-            nearDuplicateThreshold: opts.nearThreshold ? positiveInt(opts.nearThreshold, "--near-threshold", true) : undefined,
+            nearDuplicate: opts.nearThreshold ? { pixelAtZero: positiveInt(opts.nearThreshold, "--near-threshold", true) } : undefined,
             pinned: opts.pin,
             captionExtension: project.contract?.captions.extension,
             concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
+            embed: opts.embed === false ? undefined : async (paths) => (await import("@loraspec/engine/dataset/worker-embedder.js")).embedWithWorker(paths, { model: opts.embedModel, signal: controller.signal }),
             signal: controller.signal,
           }),
           { json: opts.json },
@@ -107,6 +112,7 @@ function renderSummary(s: PrepSummary): string {
     lines.push("", pc.bold("Used, with warnings"), table(s.warnings.map((k) => [k.source, k.code, k.message]), ["file", "warning", "detail"]));
   }
   if (s.otherFiles.length) lines.push("", pc.dim(`not images (ignored): ${s.otherFiles.join(", ")}`));
+  if (s.orphanCaptions.length) lines.push("", pc.yellow(`captions with no image (ignored): ${s.orphanCaptions.join(", ")}`));
   lines.push("", pc.green(`✓ ${s.outputs} images in ${s.outDir}`) + pc.dim(` (manifest: ${s.manifest})`));
   if (s.captionsMissing > 0) lines.push(pc.dim(`  ${s.captionsMissing} without a caption: run \`loraspec caption\``));
   return lines.join("\n");

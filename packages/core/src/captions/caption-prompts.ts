@@ -25,29 +25,41 @@ export function captionPrompt(style: CaptionStyle, target: CaptionTarget, trigge
   return CAPTION_PROMPTS[style][target].replaceAll("{trigger}", trigger || "the subject");
 }
 
-// Preambles VLMs like to add; removed so the trigger can really be first.
+// Chatter VLMs like to add around a caption; removed so the trigger can really be first.
 const PREAMBLES = [
-  /^(here is|here's) (a|the) (caption|description)[^:]*:\s*/i,
+  /^(sure|certainly|of course|okay|ok|absolutely)\b[!.,]*\s*/i,
+  /^(here is|here's|below is) (a|the|your|an) ([\w-]+ ){0,3}(caption|description|tags)\b[^:]*:\s*/i,
   /^caption:\s*/i,
   /^tags:\s*/i,
   /^(the|this) (image|photo|picture) (shows|depicts|features|is of)\s+/i,
   /^(an? )?(image|photo|picture) of\s+/i,
 ];
+// A closing offer ("Let me know if ...") after the caption.
+const CLOSERS = [/\s*(let me know|i hope this|feel free to|would you like)\b.*$/i];
 
-/** Cleans a model's raw answer and places the trigger first. */
-export function finalizeCaption(raw: string, trigger: string, style: CaptionStyle): string {
+/** A model's raw answer cleaned, with what was taken off (the caller flags it). */
+export function cleanCaption(raw: string, style: CaptionStyle): { text: string; removed: string[] } {
   // Tag lists sometimes come one per line: join them before whitespace is collapsed.
   const joined = style === "tags" ? raw.trim().replace(/\s*\n\s*/g, ", ") : raw;
-  let text = normalizeCaption(joined).replace(/^["'`]+|["'`]+$/g, "").trim();
+  const removed: string[] = [];
+  let text = normalizeCaption(joined);
   for (let changed = true; changed; ) {
     changed = false;
-    for (const re of PREAMBLES) {
-      const next = text.replace(re, "");
+    for (const re of [...PREAMBLES, ...CLOSERS, /^["'`\u201c\u2018]+|["'`\u201d\u2019]+$/g]) {
+      const next = text.replace(re, "").trim();
       if (next !== text) {
-        text = next.trim();
+        const cut = text.match(re)?.[0]?.trim();
+        if (cut) removed.push(cut);
+        text = next;
         changed = true;
       }
     }
   }
+  return { text, removed };
+}
+
+/** Cleans a model's raw answer and places the trigger first. */
+export function finalizeCaption(raw: string, trigger: string, style: CaptionStyle): string {
+  const { text } = cleanCaption(raw, style);
   return trigger ? fixCaption(text, trigger, style) : text;
 }

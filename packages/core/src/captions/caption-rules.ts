@@ -168,5 +168,12 @@ export function fixCaption(caption: string, trigger: string, style: CaptionStyle
     const tags = text.split(",").map((t) => t.trim()).filter((t) => t && t.toLowerCase() !== word.toLowerCase());
     return [word, ...tags].join(", ");
   }
-  return `${word}, ${text}`;
+  // The trigger moves to the front: its other occurrence goes, so it is said once.
+  const rest = text
+    .replace(new RegExp(`(^|[^\\p{L}\\p{N}_])${escapeRegExp(word)}(?=$|[^\\p{L}\\p{N}_'\u2019])`, "giu"), "$1")
+    .replace(/\s+([,.;:!?])/g, "$1")
+    .replace(/\s{2,}/g, " ")
+    .replace(/^[\s,;:]+/, "")
+    .trim();
+  return rest ? `${word}, ${rest}` : word;
 }

@@ -39,6 +39,9 @@ export const RULES: readonly RuleInfo[] = [
   { id: "lr-out-of-range", severity: "warning", title: "Learning rate outside the range for this base and target (an error 1.5x or more out)" },
   { id: "dataset-size-range", severity: "warning", title: "Dataset size above the target's range" },
   { id: "dataset-count-mismatch", severity: "warning", title: "Folder holds a different number of images than expected_images" },
+  { id: "dataset-skipped", severity: "warning", title: "Files prep will leave out (unreadable, truncated, too small, symlinks, unreadable folders)" },
+  { id: "dataset-duplicates", severity: "warning", title: "Exact or near duplicates: prep keeps one of each cluster" },
+  { id: "dataset-orphan-captions", severity: "warning", title: "Caption files with no image beside them" },
   { id: "steps-passes-mismatch", severity: "warning", title: "Steps inconsistent with passes per image" },
   { id: "steps-out-of-range", severity: "warning", title: "Steps outside the target's range" },
   { id: "vram-below-profile", severity: "error", title: "VRAM ceiling below the estimated peak or the model's profile" },
@@ -66,7 +69,6 @@ export const RULES: readonly RuleInfo[] = [
   { id: "base-architecture-mismatch", severity: "error", title: "Base weights are of another architecture than base.model" },
   { id: "base-weights-unreadable", severity: "error", title: "Base weights whose header or config cannot be read" },
   { id: "base-architecture-unknown", severity: "info", title: "Base weights whose architecture check cannot identify" },
-  { id: "dataset-images-skipped", severity: "warning", title: "Images prep will skip (far too small, too elongated)" },
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,

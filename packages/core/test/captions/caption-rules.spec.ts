@@ -63,7 +63,9 @@ describe("fixCaption", () => {
     ["a photo of a man", "txcl", "natural", "txcl, a photo of a man"],
     ["TXCL, a photo", "txcl", "natural", "txcl, a photo"],
     ["txcl, already first", "txcl", "natural", "txcl, already first"],
-    ["a photo of txcl in a park", "txcl", "natural", "txcl, a photo of txcl in a park"],
+    // The trigger moves to the front (README): its other occurrence goes; a possessive stays.
+    ["a photo of txcl in a park", "txcl", "natural", "txcl, a photo of in a park"],
+    ["a photo of txcl sitting on txcl's chair", "txcl", "natural", "txcl, a photo of sitting on txcl's chair"],
     ["1girl, txcl, red hair, smiling", "txcl", "tags", "txcl, 1girl, red hair, smiling"],
     ["1girl, txcl, red hair, smiling", "txcl", "natural", "txcl, 1girl, red hair, smiling"],
     ["", "txcl", "natural", "txcl"],

@@ -3,13 +3,14 @@ import { availableParallelism } from "node:os";
 import { extname, join } from "node:path";
 import sharp from "sharp";
 import { checkCaption, type CaptionFinding, type CaptionStyle, type CaptionTarget } from "@loraspec/core/captions/caption-rules.js";
-import { captionPrompt, finalizeCaption } from "@loraspec/core/captions/caption-prompts.js";
+import { captionPrompt, cleanCaption } from "@loraspec/core/captions/caption-prompts.js";
+import { fixCaption } from "@loraspec/core/captions/caption-rules.js";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { mapPool } from "../dataset/map-pool.js";
 import { atomicWrite } from "../fs/atomic-write.js";
-import { CAPTION_IMAGE_LONG_SIDE, CAPTION_RETRY_POLICY, retryDelayMs, type RetryPolicy } from "./caption-policy.js";
+import { CAPTION_HEARTBEAT_MS, CAPTION_IMAGE_LONG_SIDE, CAPTION_RETRY_POLICY, CAPTION_TIMEOUT_RETRIES, retryDelayMs, type RetryPolicy } from "./caption-policy.js";
 import type { Captioner } from "./captioner.js";
 
 export interface CaptionDatasetParams {
@@ -34,6 +35,8 @@ export interface CaptionDatasetParams {
   signal?: AbortSignal;
   /** Injectable for tests (no real waiting). */
   sleep?: (ms: number) => Promise<void>;
+  /** How often a progress line is sent while waiting on requests (default CAPTION_HEARTBEAT_MS). */
+  heartbeatMs?: number;
 }
 
 export interface CaptionSummary {
@@ -43,6 +46,8 @@ export interface CaptionSummary {
   kept: number;
   failed: Array<{ image: string; code: string; message: string }>;
   retries: number;
+  /** Captions where chatter (a preamble, quotes, a closing offer) was removed from the model's answer. */
+  cleaned: Array<{ caption: string; removed: string[] }>;
   /** Caption-rule findings on every caption now in the folder. */
   findings: Array<{ caption: string; findings: CaptionFinding[] }>;
 }
@@ -59,7 +64,7 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   const prompt = params.prompt ?? captionPrompt(params.style, params.target, params.trigger);
   const files = await listDatasetFiles({ dir: params.dir, captionExtension: ext });
   if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.dir}`, { file: params.dir, hint: "run `loraspec prep` first, or pass --dir" });
-  const summary: CaptionSummary = { dir: params.dir, written: [], kept: 0, failed: [], retries: 0, findings: [] };
+  const summary: CaptionSummary = { dir: params.dir, written: [], kept: 0, failed: [], retries: 0, cleaned: [], findings: [] };
 
   const todo: Array<{ image: string; caption: string }> = [];
   for (const image of files.images) {
@@ -71,9 +76,11 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   yield { type: "phase", name: "caption", message: `${todo.length} to caption with ${params.captioner.backend}, ${summary.kept} already captioned` };
 
   const write = async (item: { image: string; caption: string }, raw: string) => {
-    const text = finalizeCaption(raw, params.trigger, params.style);
+    const { text: clean, removed } = cleanCaption(raw, params.style);
+    const text = params.trigger ? fixCaption(clean, params.trigger, params.style) : clean;
     await atomicWrite(join(params.dir, item.caption), `${text}\n`);
     summary.written.push(item.caption);
+    if (removed.length) summary.cleaned.push({ caption: item.caption, removed });
   };
   const fail = (item: { image: string }, error: unknown): LoraspecEvent => {
     const code = isLoraspecError(error) ? error.code : "E_INTERNAL";
@@ -120,12 +127,13 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
     yield progressEvent(todo.length, todo.length, started, "done");
   } else {
     const concurrency = Math.max(1, params.concurrency ?? Math.min(4, availableParallelism() * 2));
-    for await (const outcome of mapPool(
+    for await (const outcome of withHeartbeat(mapPool(
       todo,
       concurrency,
       async (item) => {
         try {
-          const image = await captionImage(join(params.dir, item.image));
+          const image = await captionImage(join(params.dir, item.image), item.image);
+          let timeouts = 0;
           for (let attempt = 0; ; attempt++) {
             if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled");
             try {
@@ -133,8 +141,10 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
               await write(item, raw);
               return { item, error: undefined };
             } catch (error) {
-              const retryable = isLoraspecError(error) ? error.retryable : true;
-              if (!retryable || attempt >= retry.maxRetries || params.signal?.aborted) throw error;
+              // Only errors that say so are retried (rate limits, 5xx, dropped connections); a bug or a 4xx is not.
+              const retryable = isLoraspecError(error) && error.retryable;
+              const timedOut = isLoraspecError(error) && error.code === "E_TIMEOUT" && ++timeouts > CAPTION_TIMEOUT_RETRIES;
+              if (!retryable || timedOut || attempt >= retry.maxRetries || params.signal?.aborted) throw error;
               summary.retries++;
               await sleep(retryDelayMs(retry, attempt));
             }
@@ -144,7 +154,12 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
         }
       },
       params.signal,
-    )) {
+    ), params.heartbeatMs ?? CAPTION_HEARTBEAT_MS)) {
+      if (outcome === HEARTBEAT) {
+        // Nothing finished for a while: say so, so a slow or hung server is visible.
+        yield progressEvent(done, todo.length, started, `waiting on ${params.captioner.backend} (${Math.round((Date.now() - started) / 1000)} s)`);
+        continue;
+      }
       done++;
       // A wrong key fails every image the same way: stop at once rather than report it N times.
       if (isLoraspecError(outcome.error) && outcome.error.code === "E_REMOTE_AUTH") throw outcome.error;
@@ -169,6 +184,9 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
     if (findings.length) summary.findings.push({ caption, findings });
   }
   summary.written.sort();
+  for (const c of summary.cleaned) {
+    yield { type: "warning", code: "caption-cleaned", message: `${c.caption}: removed from the model's answer: ${c.removed.map((r) => JSON.stringify(r)).join(", ")}`, file: c.caption };
+  }
   yield { type: "done", result: { ...summary } };
   return summary;
 }
@@ -179,15 +197,43 @@ export function captionPathFor(image: string, extension = ".txt"): string {
 }
 
 /** The image as a VLM should see it: upright, sRGB JPEG, long side capped (less upload, same caption). */
-async function captionImage(path: string): Promise<Buffer> {
-  const bytes = await readFile(path);
-  return sharp(bytes, { failOn: "error" })
-    .rotate()
-    .flatten({ background: "#ffffff" })
-    .resize(CAPTION_IMAGE_LONG_SIDE, CAPTION_IMAGE_LONG_SIDE, { fit: "inside", withoutEnlargement: true })
-    .toColourspace("srgb")
-    .jpeg({ quality: 90 })
-    .toBuffer();
+async function captionImage(path: string, name: string): Promise<Buffer> {
+  try {
+    const bytes = await readFile(path);
+    return await sharp(bytes, { failOn: "error" })
+      .rotate()
+      .flatten({ background: "#ffffff" })
+      .resize(CAPTION_IMAGE_LONG_SIDE, CAPTION_IMAGE_LONG_SIDE, { fit: "inside", withoutEnlargement: true })
+      .toColourspace("srgb")
+      .jpeg({ quality: 90 })
+      .toBuffer();
+  } catch (error) {
+    throw new LoraspecError("E_IMAGE_UNREADABLE", `cannot decode ${name}: ${String((error as Error).message ?? error).split("\n")[0]}`, {
+      file: name,
+      retryable: false,
+      hint: "re-export or remove the file (`loraspec prep` skips it with its reason)",
+    });
+  }
+}
+
+const HEARTBEAT = Symbol("heartbeat");
+
+/** Passes `source` through, yielding HEARTBEAT whenever `ms` pass with nothing from it. */
+async function* withHeartbeat<T>(source: AsyncGenerator<T>, ms: number): AsyncGenerator<T | typeof HEARTBEAT> {
+  let next = source.next();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<typeof HEARTBEAT>((resolve) => (timer = setTimeout(() => resolve(HEARTBEAT), ms)));
+    const got = await Promise.race([next, tick]);
+    clearTimeout(timer);
+    if (got === HEARTBEAT) {
+      yield HEARTBEAT;
+      continue;
+    }
+    if (got.done) return;
+    yield got.value;
+    next = source.next();
+  }
 }
 
 function progressEvent(current: number, total: number, started: number, message: string): LoraspecEvent {

@@ -22,8 +22,17 @@ export const CAPTION_RETRY_POLICY: RetryPolicy & { source: string; asOf: string 
 /** HTTP statuses worth retrying: timeouts, rate limits and server-side failures. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 
-/** Per-request timeout: a VLM answer for one image rarely takes more than a minute even on CPU servers. */
-export const CAPTION_REQUEST_TIMEOUT_MS = 120_000;
+/**
+ * Per-request timeout (`caption --timeout`): a VLM answer for one image rarely takes more than a
+ * minute even on CPU servers; a server that hangs costs at most this (plus one retry) per image.
+ */
+export const CAPTION_REQUEST_TIMEOUT_MS = 60_000;
+
+/** A request that timed out is retried at most this many times (a hung server stays hung). */
+export const CAPTION_TIMEOUT_RETRIES = 1;
+
+/** While requests are in flight and nothing finishes, a progress line this often (so a wait is visible). */
+export const CAPTION_HEARTBEAT_MS = 10_000;
 
 /** Long side of the JPEG sent to a remote captioner: VLMs tile at ~336-1024 px, so more only costs upload time. */
 export const CAPTION_IMAGE_LONG_SIDE = 1024;

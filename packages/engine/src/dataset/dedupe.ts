@@ -1,90 +1,139 @@
-import type { ProbedImage } from "./probe-image.js";
-import { hammingDistance } from "./probe-image.js";
-import { NEAR_DUPLICATE_HAMMING } from "./prep-knowledge.js";
+import type { ImageSignature } from "./image-signature.js";
+import { pixelDistance } from "./pixel-distance.js";
+import { NEAR_DUPLICATE } from "./prep-knowledge.js";
+
+/** What dedupe needs to know about one image. */
+export interface DedupeImage {
+  source: string;
+  sha256: string;
+  width: number;
+  height: number;
+  size: number;
+  signature?: ImageSignature;
+}
+
+/** Why two images were called near duplicates: every measure that was taken. */
+export interface PairEvidence {
+  /** Hamming distance between the 64-bit DCT hashes. */
+  phash: number;
+  /** pixelDistance of the thumbnails (0..441). */
+  pixel: number;
+  /** Cosine similarity of the worker's image embeddings, when it was asked. */
+  embedding?: number;
+}
 
 export interface DuplicateCluster {
   kind: "exact" | "near";
   /** The source kept for training. */
   keep: string;
-  /** Sources left out because they duplicate `keep`. */
+  /** Sources left out, each one a duplicate of `keep` itself (pairwise, never through a chain). */
   drop: string[];
-  /** Largest Hamming distance inside the cluster (0 for exact). */
-  maxDistance: number;
+  /** Per dropped source, why (absent for exact copies). */
+  evidence: Record<string, PairEvidence | undefined>;
+}
+
+export interface NearDuplicateThresholds {
+  /** A pair is a candidate at or below this Hamming distance of 64 bits. */
+  phashMax: number;
+  /** ... and confirmed at or below pixel distance `pixelAtZero - pixelPerBit * hamming`. */
+  pixelAtZero: number;
+  pixelPerBit: number;
+  /** ... and, when both have an embedding, at or above this cosine similarity. */
+  embeddingMin: number;
+  /** Below this grey standard deviation an image is flat: only exact copies match it. */
+  flatContrast: number;
 }
 
 export interface DedupeParams {
-  images: readonly ProbedImage[];
-  /** Hamming threshold over 64 bits; a pair at or below it is a near duplicate. */
-  threshold?: number;
+  images: readonly DedupeImage[];
   /** Sources the user pinned: kept over any duplicate of theirs. */
   pinned?: readonly string[];
+  thresholds?: Partial<NearDuplicateThresholds>;
+  /** Image embeddings by source (the worker's CLIP/DINOv2), to confirm near pairs. */
+  embeddings?: ReadonlyMap<string, ArrayLike<number>>;
+  /** false: exact copies only (prep's first pass, before anything is decoded). */
+  near?: boolean;
 }
 
 /**
- * Groups exact duplicates (same sha256) and near duplicates (dHash within `threshold`), then
- * keeps one per cluster: a pinned one, else the most pixels, then the bigger file, then the
- * first path. Pure and deterministic; O(n^2) hash comparisons, fine for training-set sizes.
+ * Exact copies (same sha256) and near duplicates, decided pair by pair against the image kept:
+ * images are visited best first (pinned, most pixels, bigger file, shorter path); each one is
+ * dropped only if it duplicates an image already kept, else it is kept. So no chain ever links
+ * two images that are not themselves duplicates, and no two kept images are duplicates.
+ * Pure and deterministic; O(kept x n) comparisons, each cheap unless the hashes are close.
  */
 export function dedupeImages(params: DedupeParams): DuplicateCluster[] {
-  const threshold = params.threshold ?? NEAR_DUPLICATE_HAMMING.value;
+  const t: NearDuplicateThresholds = { ...NEAR_DUPLICATE.value, ...params.thresholds };
   const pinned = new Set(params.pinned ?? []);
-  const images = [...params.images].sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-  const parent = images.map((_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]!]!;
-      i = parent[i]!;
-    }
-    return i;
-  };
-  const union = (a: number, b: number) => {
-    const ra = find(a);
-    const rb = find(b);
-    if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
-  };
-  const exactPairs = new Set<string>();
-  for (let i = 0; i < images.length; i++) {
-    for (let j = i + 1; j < images.length; j++) {
-      const a = images[i]!;
-      const b = images[j]!;
-      if (a.sha256 === b.sha256) {
-        union(i, j);
-        exactPairs.add(`${i}:${j}`);
-      } else if (a.dhash && b.dhash && hammingDistance(a.dhash, b.dhash) <= threshold) {
-        union(i, j);
+  const order = [...params.images].sort(
+    (x, y) => rank(y, pinned) - rank(x, pinned) || x.source.length - y.source.length || (x.source < y.source ? -1 : x.source > y.source ? 1 : 0),
+  );
+  const kept: Array<{ image: DedupeImage; cluster?: DuplicateCluster }> = [];
+  for (const image of order) {
+    let home: (typeof kept)[number] | undefined;
+    let evidence: PairEvidence | undefined;
+    for (const k of kept) {
+      if (k.image.sha256 === image.sha256) {
+        home = k;
+        evidence = undefined;
+        break;
       }
+      if (params.near === false || home) continue;
+      const e = nearEvidence(k.image, image, t, params.embeddings);
+      if (e) (home = k), (evidence = e);
     }
-  }
-  const groups = new Map<number, number[]>();
-  images.forEach((_, i) => {
-    const root = find(i);
-    groups.set(root, [...(groups.get(root) ?? []), i]);
-  });
-  const clusters: DuplicateCluster[] = [];
-  for (const members of groups.values()) {
-    if (members.length < 2) continue;
-    // Ties (exact copies) go to the shorter path, then the first: "a.jpg" over "a-copy.jpg".
-    const ranked = [...members].sort(
-      (x, y) => rank(images[y]!, pinned) - rank(images[x]!, pinned) || images[x]!.source.length - images[y]!.source.length || x - y,
-    );
-    const keep = images[ranked[0]!]!;
-    const allExact = members.every((m) => images[m]!.sha256 === keep.sha256);
-    let maxDistance = 0;
-    for (const m of members) {
-      const img = images[m]!;
-      if (img.dhash && keep.dhash) maxDistance = Math.max(maxDistance, hammingDistance(img.dhash, keep.dhash));
+    if (!home) {
+      kept.push({ image });
+      continue;
     }
-    clusters.push({
-      kind: allExact ? "exact" : "near",
-      keep: keep.source,
-      drop: ranked.slice(1).map((i) => images[i]!.source),
-      maxDistance: allExact ? 0 : maxDistance,
-    });
+    home.cluster ??= { kind: "exact", keep: home.image.source, drop: [], evidence: {} };
+    home.cluster.drop.push(image.source);
+    home.cluster.evidence[image.source] = evidence;
+    if (evidence) home.cluster.kind = "near";
   }
+  const clusters = kept.flatMap((k) => (k.cluster ? [k.cluster] : []));
+  for (const c of clusters) c.drop.sort();
   return clusters.sort((a, b) => (a.keep < b.keep ? -1 : 1));
 }
 
-function rank(image: ProbedImage, pinned: ReadonlySet<string>): number {
+/** The evidence that `a` and `b` show the same picture, or undefined when they do not. */
+export function nearEvidence(a: DedupeImage, b: DedupeImage, t: NearDuplicateThresholds, embeddings?: ReadonlyMap<string, ArrayLike<number>>): PairEvidence | undefined {
+  const sa = a.signature;
+  const sb = b.signature;
+  // A flat image's DCT has no AC energy, so its hash bits are noise: nothing to compare.
+  if (!sa || !sb || sa.contrast < t.flatContrast || sb.contrast < t.flatContrast) return undefined;
+  const phash = hammingDistance(sa.phash, sb.phash);
+  if (phash > t.phashMax) return undefined;
+  const pixel = pixelDistance(sa, sb);
+  if (pixel > t.pixelAtZero - t.pixelPerBit * phash) return undefined;
+  const ea = embeddings?.get(a.source);
+  const eb = embeddings?.get(b.source);
+  if (ea && eb) {
+    const embedding = cosine(ea, eb);
+    return embedding >= t.embeddingMin ? { phash, pixel, embedding } : undefined;
+  }
+  return { phash, pixel };
+}
+
+export function hammingDistance(a: string, b: string): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i += 8) d += popcount32(parseInt(a.slice(i, i + 8), 16) ^ parseInt(b.slice(i, i + 8), 16));
+  return d;
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) (dot += a[i]! * b[i]!), (na += a[i]! ** 2), (nb += b[i]! ** 2);
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}
+
+function rank(image: DedupeImage, pinned: ReadonlySet<string>): number {
   // Pinned beats everything; then pixels; then bytes (a bigger file of the same pixels is usually less compressed).
   return (pinned.has(image.source) ? 1e15 : 0) + image.width * image.height * 1e3 + Math.min(image.size / 1e6, 999);
 }

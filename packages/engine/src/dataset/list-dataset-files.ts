@@ -1,48 +1,97 @@
-import { readdir } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { IMAGE_EXTENSIONS } from "./prep-knowledge.js";
+
+/** Something in the folder prep does not read, and why. */
+export interface SkippedEntry {
+  /** Relative path with `/`. */
+  path: string;
+  code: "unreadable-folder" | "symlink" | "not-a-file";
+  message: string;
+}
 
 export interface DatasetFiles {
   /** Image candidates by extension, relative paths with `/`, sorted. */
   images: string[];
   /** Caption sidecars (`.txt` or the contract's extension), relative, sorted. */
   captions: string[];
+  /** Captions with no image of the same stem beside them. */
+  orphanCaptions: string[];
   /** Everything else (notes, videos, ...): never counted as images. */
   other: string[];
+  /** Folders that cannot be read, symlinks, sockets: reported, never followed. */
+  skipped: SkippedEntry[];
 }
 
-/** Lists a dataset folder recursively, skipping dot-folders (`.loraspec`, `.git`). */
-export async function listDatasetFiles(params: { dir: string; captionExtension?: string; exclude?: readonly string[] }): Promise<DatasetFiles> {
+export interface ListDatasetFilesParams {
+  dir: string;
+  captionExtension?: string;
+  exclude?: readonly string[];
+  /** For errors: the folder as the user named it, the contract file and field. */
+  displayPath?: string;
+  contractFile?: string;
+  field?: string;
+  /** Injectable for fault tests (a folder that cannot be read, which root never sees). */
+  readdir?: typeof readdir;
+}
+
+/**
+ * Lists a dataset folder recursively, skipping dot-folders (`.loraspec`, `.git`). The folder itself
+ * must exist and be a readable folder (coded error); anything inside that cannot be read is a
+ * `skipped` row, so one bad sub-folder never stops the scan.
+ */
+export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<DatasetFiles> {
   const captionExt = (params.captionExtension ?? ".txt").toLowerCase();
   const imageExts = new Set(IMAGE_EXTENSIONS.value);
   const exclude = (params.exclude ?? []).map((p) => join(p));
-  const out: DatasetFiles = { images: [], captions: [], other: [] };
+  const shown = params.displayPath ?? params.dir;
+  const where = { file: params.contractFile ?? params.dir, field: params.contractFile ? (params.field ?? "dataset.path") : undefined };
+  const info = await stat(params.dir).catch((error: NodeJS.ErrnoException) => error);
+  if (info instanceof Error) {
+    const denied = info.code === "EACCES" || info.code === "EPERM";
+    throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset folder '${shown}' ${denied ? "cannot be read (permission denied)" : "does not exist"}`, {
+      ...where,
+      hint: params.contractFile ? "dataset.path is relative to the contract file; point it at your folder of images." : "pass --dataset with a folder of images",
+    });
+  }
+  if (!info.isDirectory()) {
+    throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset path '${shown}' is a file, not a folder`, { ...where, hint: "point it at the folder that holds your images" });
+  }
+  const out: DatasetFiles = { images: [], captions: [], orphanCaptions: [], other: [], skipped: [] };
+  const rel = (path: string) => relative(params.dir, path).split(sep).join("/");
   const walk = async (dir: string): Promise<void> => {
     let entries;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = await (params.readdir ?? readdir)(dir, { withFileTypes: true });
     } catch (error) {
-      if (dir === params.dir && (error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset folder ${dir} does not exist`, { file: dir, hint: "set dataset.path in the contract or pass --dataset" });
+      if (dir === params.dir) {
+        throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset folder '${shown}' cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`, { ...where, hint: "check the folder's owner and mode" });
       }
-      throw error;
+      out.skipped.push({ path: rel(dir), code: "unreadable-folder", message: `folder cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); its files are left out` });
+      return;
     }
     for (const entry of entries) {
       if (entry.name.startsWith(".")) continue;
       const path = join(dir, entry.name);
       if (exclude.some((e) => path === e || path.startsWith(e + sep))) continue;
+      const ext = extname(entry.name).toLowerCase();
       if (entry.isDirectory()) await walk(path);
-      else if (entry.isFile()) {
-        const rel = relative(params.dir, path).split(sep).join("/");
-        const ext = extname(entry.name).toLowerCase();
-        if (imageExts.has(ext)) out.images.push(rel);
-        else if (ext === captionExt) out.captions.push(rel);
-        else out.other.push(rel);
-      }
+      else if (entry.isSymbolicLink()) {
+        // Never followed: a link can leave the folder or loop; prep reads only files that are here.
+        if (imageExts.has(ext) || ext === captionExt) out.skipped.push({ path: rel(path), code: "symlink", message: "symbolic link, not followed: copy the file into the dataset folder" });
+        else out.other.push(rel(path));
+      } else if (entry.isFile()) {
+        if (imageExts.has(ext)) out.images.push(rel(path));
+        else if (ext === captionExt) out.captions.push(rel(path));
+        else out.other.push(rel(path));
+      } else if (imageExts.has(ext)) out.skipped.push({ path: rel(path), code: "not-a-file", message: "not a regular file (a socket, pipe or device)" });
     }
   };
   await walk(params.dir);
   for (const list of [out.images, out.captions, out.other]) list.sort();
+  const stems = new Set(out.images.map((i) => i.slice(0, i.length - extname(i).length)));
+  out.orphanCaptions = out.captions.filter((c) => !stems.has(c.slice(0, c.length - extname(c).length)));
+  out.skipped.sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
 }

@@ -21,11 +21,19 @@ export const MAX_INPUT_PIXELS: Fact<number> = {
   asOf: "2026-06",
 };
 
-/** Near-duplicate threshold: Hamming distance between 64-bit perceptual hashes. */
-export const NEAR_DUPLICATE_HAMMING: Fact<number> = {
-  value: 8,
-  source: "ail-project/ail-framework PR #318 default (a convention, not a measured optimum); reference/perf-reliability.md §3",
-  asOf: "2026-08",
+/**
+ * Near-duplicate decision (dedupe.ts), calibrated on the labelled set in bench/dedupe-set: a pair
+ * is a candidate at DCT-hash Hamming distance <= `phashMax`, confirmed when the thumbnails' pixel
+ * distance is <= `pixelAtZero - pixelPerBit * hamming` (the closer the hashes, the more pixel
+ * change is tolerated: colour tweaks and watermarks keep the hash, crops move it), and, when the
+ * worker is installed, by image-embedding cosine >= `embeddingMin`. Flat images (grey std below
+ * `flatContrast`) match exact copies only.
+ */
+export const NEAR_DUPLICATE: Fact<{ phashMax: number; pixelAtZero: number; pixelPerBit: number; embeddingMin: number; flatContrast: number }> = {
+  value: { phashMax: 22, pixelAtZero: 16, pixelPerBit: 0.6, embeddingMin: 0.95, flatContrast: 4 },
+  source:
+    "ours: bench/dedupe-bench.ts on bench/dedupe-set and examples/character (precision/recall in bench/RESULTS.md 'Dataset deduplication'); embeddingMin: the 0.95 CLIP cosine LAION/clip-retrieval dedup uses, not yet measured here with real weights",
+  asOf: "2026-12",
 };
 
 /**
@@ -60,4 +68,18 @@ export const OUTPUT_ENCODING: Fact<{ pngCompressionLevel: number; jpegQuality: n
   value: { pngCompressionLevel: 1, jpegQuality: 95 },
   source: "ours: bench/prep-bench.mjs; JPEG q95 4:4:4 is the usual 'high quality' setting for training sets",
   asOf: "2026-11",
+};
+
+/** Side of the RGB thumbnail near-duplicate search works on: what sharp-phash samples for its DCT anyway. */
+export const DEDUPE_THUMB_SIZE: Fact<number> = {
+  value: 32,
+  source: "sharp-phash 2.2 index.js SAMPLE_SIZE 32; the pixel confirmation reuses the same thumbnail (bench/dedupe-bench.ts)",
+  asOf: "2026-12",
+};
+
+/** Crop windows the pixel confirmation tries (fraction of the side kept): "small crops" up to 10% a side. */
+export const NEAR_DUPLICATE_ALIGNMENT: Fact<{ keep: readonly number[]; places: number }> = {
+  value: { keep: [1, 0.95, 0.9], places: 5 },
+  source: "ours: the labelled set's crops keep 89-91% of a side (bench/dedupe-set); a bigger crop is a new framing, not a copy",
+  asOf: "2026-12",
 };

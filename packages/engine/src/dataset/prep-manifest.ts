@@ -12,7 +12,8 @@ export const ManifestEntrySchema = z.object({
   source: z.string(),
   size: z.number(),
   sha256: z.string(),
-  dhash: z.string().optional(),
+  /** Near-duplicate signature (image-signature.ts): re-runs compare without decoding again. */
+  signature: z.object({ phash: z.string(), contrast: z.number(), thumb: z.string() }).optional(),
   width: z.number(),
   height: z.number(),
   status: z.enum(["prepared", "skipped", "duplicate"]),

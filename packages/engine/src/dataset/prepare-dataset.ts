@@ -6,10 +6,11 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { aspectBuckets, pickBucket, type CropBox, type Size } from "./crop-geometry.js";
-import { dedupeImages, type DuplicateCluster } from "./dedupe.js";
+import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
+import type { EmbedOutcome } from "./worker-embedder.js";
 import { listDatasetFiles } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
-import { MAX_INPUT_PIXELS, NEAR_DUPLICATE_HAMMING } from "./prep-knowledge.js";
+import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
 import { decodeProblem, probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
 import { processImage } from "./process-image.js";
@@ -27,7 +28,13 @@ export interface PrepareDatasetParams {
   /** Colour that transparent pixels are flattened onto. */
   background?: string;
   maxPixels?: number;
-  nearDuplicateThreshold?: number;
+  /** Overrides of the near-duplicate thresholds (prep-knowledge NEAR_DUPLICATE). */
+  nearDuplicate?: Partial<NearDuplicateThresholds>;
+  /**
+   * Image embeddings to confirm near-duplicate pairs (embedWithWorker); given absolute paths of
+   * the candidates only. Undefined: hash and pixels decide alone.
+   */
+  embed?: (paths: string[]) => Promise<EmbedOutcome>;
   /** Sources (relative paths) to keep over their duplicates. */
   pinned?: readonly string[];
   captionExtension?: string;
@@ -54,6 +61,8 @@ export interface PrepSummary {
   duplicates: DuplicateCluster[];
   /** Non-image, non-caption files found (never counted as images). */
   otherFiles: string[];
+  /** Caption files with no image of the same name. */
+  orphanCaptions: string[];
   captionsCopied: number;
   captionsMissing: number;
 }
@@ -78,13 +87,16 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     background: params.background ?? "#ffffff",
     maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value,
   };
-  const threshold = params.nearDuplicateThreshold ?? NEAR_DUPLICATE_HAMMING.value;
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
   const signal = params.signal;
   const manifestPath = join(outDir, MANIFEST_FILE);
 
   yield { type: "phase", name: "scan", message: datasetDir };
-  const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir] });
+  const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir], displayPath: params.datasetDir });
+  for (const s of files.skipped) yield { type: "warning", code: s.code, message: `${s.path}: ${s.message} (skipped)`, file: s.path };
+  if (files.orphanCaptions.length) {
+    yield { type: "warning", code: "orphan-caption", message: `${files.orphanCaptions.length} caption file(s) with no image beside them: ${files.orphanCaptions.join(", ")}` };
+  }
   if (files.images.length === 0) {
     throw new LoraspecError("E_DATASET_EMPTY", `no images in ${datasetDir}`, {
       file: datasetDir,
@@ -115,7 +127,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
           source,
           size: old.size,
           sha256: old.sha256,
-          dhash: old.dhash,
+          signature: old.signature,
           width: old.width,
           height: old.height,
           problems: old.problems.filter((p) => p.code !== "duplicate" && p.code !== "near-duplicate") as ImageProblem[],
@@ -142,24 +154,32 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     processed: [],
     unchanged: 0,
     removed: [],
-    skipped: [],
+    skipped: files.skipped.map((s) => ({ source: s.path, code: s.code, message: s.message })),
     warnings: [],
     duplicates: [],
     otherFiles: files.other,
+    orphanCaptions: files.orphanCaptions,
     captionsCopied: 0,
     captionsMissing: 0,
   };
   for (const image of probed) {
+    const skip = image.problems.filter((p) => p.severity === "skip");
+    if (skip.length) {
+      // A skipped image is listed once, under Skipped, with every reason (never also as "used, with warnings").
+      const message = skip.map((p) => p.message).join("; ");
+      summary.skipped.push({ source: image.source, code: skip[0]!.code, message });
+      yield { type: "warning", code: skip[0]!.code, message: `${image.source}: ${message} (skipped)`, file: image.source };
+      continue;
+    }
     for (const problem of image.problems) {
-      const row = { source: image.source, code: problem.code, message: problem.message };
-      (problem.severity === "skip" ? summary.skipped : summary.warnings).push(row);
-      yield { type: "warning", code: problem.code, message: `${image.source}: ${problem.message}${problem.severity === "skip" ? " (skipped)" : ""}`, file: image.source };
+      summary.warnings.push({ source: image.source, code: problem.code, message: problem.message });
+      yield { type: "warning", code: problem.code, message: `${image.source}: ${problem.message}`, file: image.source };
     }
   }
   const usable = probed.filter((p) => !p.problems.some((x) => x.severity === "skip"));
 
   // 2. Exact copies (same bytes) are dropped before anything is decoded.
-  const exactClusters = dedupeImages({ images: usable.map((u) => ({ ...u, dhash: undefined })), threshold: -1, pinned: params.pinned });
+  const exactClusters = dedupeImages({ images: usable, near: false, pinned: params.pinned });
   const duplicateOf = new Map<string, { keep: string; kind: "exact" | "near" }>();
   for (const cluster of exactClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "exact" });
   const unique = usable.filter((u) => !duplicateOf.has(u.source));
@@ -180,7 +200,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       source: image.source,
       size: image.size,
       sha256: image.sha256,
-      dhash: image.dhash,
+      signature: image.signature,
       width: image.width,
       height: image.height,
       status: "prepared",
@@ -196,12 +216,12 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     };
     entries.set(image.source, entry);
     targets.set(image.source, target);
-    if (sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && old.output === entry.output && image.dhash && (await exists(join(outDir, entry.output!)))) {
+    if (sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && old.output === entry.output && image.signature && (await exists(join(outDir, entry.output!)))) {
       upToDate.add(image.source);
     }
   }
 
-  // 3. Decode what is new or changed: one decode gives the output and the dHash.
+  // 3. Decode what is new or changed: one decode gives the output and the dedupe signature.
   const processed = new Set<string>();
   const failed = new Set<string>();
   let prepDone = 0;
@@ -225,8 +245,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
           });
           await atomicWrite(join(outDir, entry.output!), out.data);
           entry.crop = out.crop as CropBox;
-          entry.dhash = out.dhash;
-          image.dhash = out.dhash;
+          entry.signature = out.signature;
+          image.signature = out.signature;
           return { source, problem: undefined };
         } catch (error) {
           // Decoding can fail where the header read fine (truncated files): report, never stop.
@@ -247,22 +267,36 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       yield progress("prep", prepDone, prepTotal, prepStarted, result.source);
     }
   }
-  const changed = unique.filter((u) => !upToDate.has(u.source) && !u.dhash).map((u) => u.source);
+  const changed = unique.filter((u) => !upToDate.has(u.source) && !u.signature).map((u) => u.source);
   yield { type: "phase", name: "prep", message: `${changed.length} to decode, ${upToDate.size} unchanged -> ${outDir}` };
   yield* processAll(changed);
   throwIfAborted(signal);
 
-  // 4. Near duplicates, from the dHashes; keep one per cluster.
-  const hashed = unique.filter((u) => !failed.has(u.source) && u.dhash);
-  yield { type: "phase", name: "dedupe", message: `${hashed.length} images, Hamming <= ${threshold}` };
-  const nearClusters = dedupeImages({ images: hashed, threshold, pinned: params.pinned });
-  for (const cluster of nearClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "near" });
-  summary.duplicates = mergeClusters(exactClusters, nearClusters);
+  // 4. Near duplicates, pair by pair against the image kept (exact copies ride along by sha256).
+  const hashed = unique.filter((u) => !failed.has(u.source) && u.signature);
+  yield { type: "phase", name: "dedupe", message: `${hashed.length} images` };
+  const exactCopies = usable.filter((u) => duplicateOf.has(u.source) && !failed.has(duplicateOf.get(u.source)!.keep));
+  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: params.pinned, thresholds: params.nearDuplicate };
+  summary.duplicates = dedupeImages(dedupeInput);
+  const candidates = summary.duplicates.filter((c) => c.kind === "near").flatMap((c) => [c.keep, ...c.drop.filter((d) => c.evidence[d])]);
+  if (params.embed && candidates.length) {
+    // Only images in a hash-and-pixel near pair are embedded: usually few, so the model's cost stays small.
+    const outcome = await params.embed(candidates.map((c) => join(datasetDir, c)));
+    if (outcome.embeddings) {
+      const bySource = new Map(candidates.map((c) => [c, outcome.embeddings.get(join(datasetDir, c))!] as const));
+      summary.duplicates = dedupeImages({ ...dedupeInput, embeddings: bySource });
+    } else {
+      yield { type: "warning", code: "dedupe-unconfirmed", message: `near duplicates decided by hash and pixels only (no image embeddings: ${outcome.reason})` };
+    }
+  }
+  for (const cluster of summary.duplicates) {
+    for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: cluster.evidence[drop] ? "near" : "exact" });
+  }
   for (const cluster of summary.duplicates) {
     yield {
       type: "warning",
       code: cluster.kind === "exact" ? "duplicate" : "near-duplicate",
-      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")}`,
+      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")} (choose with --pin)`,
       file: cluster.keep,
     };
   }
@@ -331,7 +365,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
         source: image.source,
         size: image.size,
         sha256: image.sha256,
-        dhash: image.dhash,
+        signature: image.signature,
         width: image.width,
         height: image.height,
         status: dup ? "duplicate" : "skipped",
@@ -342,21 +376,17 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   };
   await writePrepManifest({ path: manifestPath, manifest });
   summary.outputs = entries.size;
+  if (entries.size === 0) {
+    const reasons = [...new Set(summary.skipped.map((s) => s.code))].join(", ");
+    throw new LoraspecError("E_DATASET_EMPTY", `no image in ${params.datasetDir} can be used: all ${summary.skipped.length} were skipped (${reasons})`, {
+      file: params.datasetDir,
+      hint: "fix or replace the files listed above (each with its reason), then run prep again",
+      details: { skipped: summary.skipped },
+    });
+  }
   summary.processed.sort();
   yield { type: "done", result: { ...summary } };
   return summary;
-}
-
-/** One list of clusters for the report: exact copies folded into the near cluster of their keeper. */
-function mergeClusters(exact: DuplicateCluster[], near: DuplicateCluster[]): DuplicateCluster[] {
-  const out = near.map((c) => ({ ...c, drop: [...c.drop] }));
-  for (const cluster of exact) {
-    const host = out.find((c) => c.keep === cluster.keep || c.drop.includes(cluster.keep));
-    if (host) host.drop.push(...cluster.drop);
-    else out.push({ ...cluster, drop: [...cluster.drop] });
-  }
-  for (const c of out) c.drop.sort();
-  return out.sort((a, b) => (a.keep < b.keep ? -1 : 1));
 }
 
 function assignNames(sources: readonly string[], previous: ReadonlyMap<string, ManifestEntry>): Map<string, string> {

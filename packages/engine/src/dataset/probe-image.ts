@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import sharp, { type Metadata } from "sharp";
+import { signatureFromBytes, type ImageSignature } from "./image-signature.js";
 import { EXTREME_ASPECT_RATIO, MAX_INPUT_PIXELS, SMALL_IMAGE_RATIO } from "./prep-knowledge.js";
 
 export type ImageProblemCode =
@@ -35,8 +36,8 @@ export interface ProbedImage {
   depth?: string;
   hasAlpha?: boolean;
   isPalette?: boolean;
-  /** 64-bit difference hash (16 hex chars) of the oriented image, for near-duplicate search. */
-  dhash?: string;
+  /** DCT hash, contrast and thumbnail of the oriented, flattened image, for near-duplicate search. */
+  signature?: ImageSignature;
   problems: ImageProblem[];
 }
 
@@ -47,9 +48,11 @@ export interface ProbeImageParams {
   resolution: number;
   maxPixels?: number;
   maxAspect?: number;
+  /** Colour transparent pixels are flattened onto (prep's --background). */
+  background?: string;
   /**
-   * Also decode a thumbnail for the dHash (and so catch truncated files here). prepareDataset
-   * turns this off: it hashes from the one full decode it does anyway (a noisy JPEG's entropy
+   * Also decode a thumbnail for the signature (and so catch truncated files here). prepareDataset
+   * turns this off: it signs from the one full decode it does anyway (a noisy JPEG's entropy
    * decoding costs about as much at 1/8 scale as at full size, so two decodes cost two).
    */
   hash?: boolean;
@@ -132,7 +135,7 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
   }
   if (params.hash !== false) {
     try {
-      probed.dhash = await differenceHash(bytes, maxPixels);
+      probed.signature = await signatureFromBytes(bytes, { maxPixels, background: params.background });
     } catch (error) {
       probed.problems.push(decodeProblem(bytes, meta.format, error));
       return probed;
@@ -140,46 +143,6 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
   }
   probed.problems.push(...sizeProblems(width, height, resolution, maxAspect));
   return probed;
-}
-
-/**
- * dHash: the oriented image shrunk to 9x8 grey, one bit per horizontal neighbour pair. JPEG
- * shrink-on-load makes this decode at 1/8 scale, and it still reads every entropy-coded byte,
- * so a truncated file fails here rather than in the full pass.
- */
-async function differenceHash(bytes: Uint8Array, maxPixels: number): Promise<string> {
-  const { data } = await sharp(bytes, { failOn: "error", limitInputPixels: maxPixels })
-    .rotate()
-    .flatten({ background: "#ffffff" })
-    .resize(9, 8, { fit: "fill", kernel: "lanczos3" })
-    .greyscale()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return dhashFromGrey9x8(data);
-}
-
-/** The 64 dHash bits from a 9x8 greyscale thumbnail (row-major bytes). */
-export function dhashFromGrey9x8(data: Uint8Array): string {
-  let hash = 0n;
-  for (let y = 0; y < 8; y++) {
-    for (let x = 0; x < 8; x++) {
-      const left = data[y * 9 + x] ?? 0;
-      const right = data[y * 9 + x + 1] ?? 0;
-      hash = (hash << 1n) | (left > right ? 1n : 0n);
-    }
-  }
-  return hash.toString(16).padStart(16, "0");
-}
-
-export function hammingDistance(a: string, b: string): number {
-  return popcount32(parseInt(a.slice(0, 8), 16) ^ parseInt(b.slice(0, 8), 16)) + popcount32(parseInt(a.slice(8, 16), 16) ^ parseInt(b.slice(8, 16), 16));
-}
-
-function popcount32(x: number): number {
-  // SWAR bit count: O(1), no BigInt (dedupe compares every pair).
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
 }
 
 /** A JPEG must end with EOI (FF D9), a PNG with an IEND chunk; a cut-off download has neither. */

@@ -1,7 +1,7 @@
 import sharp, { type Sharp } from "sharp";
 import { coverCropBox, type CropBox, type Size } from "./crop-geometry.js";
 import { OUTPUT_ENCODING } from "./prep-knowledge.js";
-import { dhashFromGrey9x8 } from "./probe-image.js";
+import { signatureFromRaw, type ImageSignature } from "./image-signature.js";
 
 export interface ProcessSettings {
   /** Output size (square: resolution x resolution; buckets: the picked bucket). */
@@ -21,14 +21,14 @@ export interface ProcessedImage {
   crop: CropBox;
   width: number;
   height: number;
-  /** dHash of the whole (uncropped) oriented image, from the same decode. */
-  dhash: string;
+  /** Near-duplicate signature of the whole (uncropped) oriented image, from the same decode. */
+  signature: ImageSignature;
 }
 
 /**
  * One decode per image: EXIF orientation, alpha flattened, sRGB 8-bit, Lanczos3 resize so the
  * image just covers the target (JPEG shrink-on-load stays on: nothing is extracted before the
- * resize). From those pixels in memory: the dHash of the whole frame, then the crop (centre, or
+ * resize). From those pixels in memory: the dedupe signature of the whole frame, then the crop (centre, or
  * sharp's attention strategy) and the encode. Metadata is stripped.
  */
 export async function processImage(params: { bytes: Uint8Array; source: Size; settings: ProcessSettings }): Promise<ProcessedImage> {
@@ -42,7 +42,7 @@ export async function processImage(params: { bytes: Uint8Array; source: Size; se
     .raw()
     .toBuffer({ resolveWithObject: true });
   const raw = { raw: { width: info.width, height: info.height, channels: info.channels } } as const;
-  const grey = await sharp(pixels, raw).resize(9, 8, { fit: "fill", kernel: "lanczos3" }).greyscale().raw().toBuffer();
+  const signature = await signatureFromRaw(pixels, { width: info.width, height: info.height, channels: info.channels as 1 | 2 | 3 | 4 });
 
   let cropped: Sharp;
   let offset: { left: number; top: number };
@@ -71,5 +71,5 @@ export async function processImage(params: { bytes: Uint8Array; source: Size; se
     settings.crop === "center"
       ? coverCropBox(source, target)
       : { left: Math.min(source.width - width, Math.round(offset.left / scale)), top: Math.min(source.height - height, Math.round(offset.top / scale)), width, height };
-  return { data, crop, width: target.width, height: target.height, dhash: dhashFromGrey9x8(grey) };
+  return { data, crop, width: target.width, height: target.height, signature };
 }

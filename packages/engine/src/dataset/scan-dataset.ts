@@ -1,11 +1,14 @@
-import { readdir, readFile, stat } from "node:fs/promises";
-import { extname, join, relative } from "node:path";
-import { LoraspecError } from "@loraspec/core/errors.js";
+import { readFile } from "node:fs/promises";
+import { basename, dirname, extname, join } from "node:path";
 import type { DatasetImage, DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
+import { dedupeImages, type DuplicateCluster } from "./dedupe.js";
+import { listDatasetFiles, type ListDatasetFilesParams, type SkippedEntry } from "./list-dataset-files.js";
+import { mapPool } from "./map-pool.js";
+import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
+import { probeImage, type ProbedImage } from "./probe-image.js";
 
-/** Extensions the quick scan treats as images (what sharp can read the header of). */
+/** Extensions the scan treats as images: the same list prep uses (one home: core knowledge/image-formats.ts). */
 export { DECODABLE_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
-import { DECODABLE_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 
 export interface ScanDatasetParams {
   /** Absolute dataset folder. */
@@ -16,85 +19,87 @@ export interface ScanDatasetParams {
   captionExtension?: string;
   /** The contract file, named in errors. */
   contractFile?: string;
-  /** Look in sub-folders too (kohya's `N_name` repeat folders). */
-  recursive?: boolean;
   /** Files read at once. */
   concurrency?: number;
   /** The contract field that names the folder (errors point at it). */
   field?: string;
+  /** Training resolution: images far below it are skipped, as prep skips them. Without it, no size check. */
+  resolution?: number;
+  maxPixels?: number;
+  /** false: headers only (fast; no decode, no duplicate search). */
+  decode?: boolean;
+  pinned?: readonly string[];
+  /** Injectable for fault tests (permission errors, which root never sees). */
+  readFile?: (path: string) => Promise<Buffer>;
+  readdir?: ListDatasetFilesParams["readdir"];
+}
+
+/** What prep would do with the folder, without writing anything. */
+export interface DatasetScan extends DatasetSummary {
+  /** Files with an image extension (what `prep` calls candidates). */
+  candidates: number;
+  /** Everything prep would leave out, with its reason: bad files, folders it cannot read, symlinks. */
+  skipped: Array<{ file: string; code: string; message: string }>;
+  /** Images prep uses, with a warning (upscaled). */
+  warnings: Array<{ file: string; code: string; message: string }>;
+  /** The clusters prep would form (the same dedupeImages); `images` holds only their keepers. */
+  duplicates: DuplicateCluster[];
+  /** Caption sidecars with no image beside them. */
+  orphanCaptions: string[];
 }
 
 /**
- * A quick scan for `check`: lists images, reads their dimensions from the header only (sharp
- * metadata, no decode), and reads caption sidecars. An unreadable image is collected in
- * `unreadable`, not thrown, so one bad file never hides the others.
+ * The dataset as `prep` will see it, for `check` and the web page: the same file listing, the same
+ * probe of each image (header, and unless `decode` is false a thumbnail decode and its dedupe
+ * signature) and the same duplicate clusters. `images` holds what will train. Bad files become
+ * `skipped` rows, never a throw, so one bad file hides nothing else.
  */
-export async function scanDataset({
-  dir,
-  displayPath = dir,
-  captionExtension = ".txt",
-  contractFile,
-  recursive = true,
-  concurrency = 8,
-  field = "dataset.path",
-}: ScanDatasetParams): Promise<DatasetSummary> {
-  const info = await stat(dir).catch(() => undefined);
-  if (!info || !info.isDirectory()) {
-    throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset folder '${displayPath}' ${info ? "is not a folder" : "does not exist"}`, {
-      file: contractFile,
-      field,
-      hint: `${field} is relative to the contract file; point it at your folder of images.`,
-    });
-  }
-  const files = await listFiles(dir, recursive);
-  const imageFiles = files.filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase())).sort();
-  const fileSet = new Set(files);
-  const { default: sharp } = await import("sharp");
-  const images: DatasetImage[] = [];
-  const unreadable: { file: string; reason: string }[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < imageFiles.length) {
-      const abs = imageFiles[next++]!;
-      const file = relative(dir, abs);
-      try {
-        const meta = await sharp(abs, { failOn: "error" }).metadata();
-        if (!meta.width || !meta.height) throw new Error("no dimensions in the header");
-        // EXIF orientations 5-8 rotate by 90 degrees: the image displays (and trains) transposed.
-        const swap = (meta.orientation ?? 1) >= 5;
-        const sidecar = abs.slice(0, abs.length - extname(abs).length) + captionExtension;
-        const caption = fileSet.has(sidecar) ? (await readFile(sidecar, "utf8")).trim() : null;
-        images.push({
-          file,
-          width: swap ? meta.height : meta.width,
-          height: swap ? meta.width : meta.height,
-          format: meta.format ?? extname(abs).slice(1).toLowerCase(),
-          caption,
-        });
-      } catch (error) {
-        unreadable.push({ file, reason: firstLine((error as Error).message) });
-      }
+export async function scanDataset(params: ScanDatasetParams): Promise<DatasetScan> {
+  const { dir, displayPath = dir, captionExtension = ".txt", concurrency = 4, field = "dataset.path" } = params;
+  const files = await listDatasetFiles({ dir, captionExtension, displayPath, contractFile: params.contractFile, field, readdir: params.readdir });
+  const read = params.readFile ?? ((path: string) => readFile(path));
+  const probed: ProbedImage[] = [];
+  for await (const p of mapPool(files.images, concurrency, async (source) => {
+    let bytes: Buffer;
+    try {
+      bytes = await read(join(dir, source));
+    } catch (error) {
+      return { source, size: 0, sha256: "", width: 0, height: 0, problems: [{ code: "unreadable", severity: "skip", message: readError(error) }] } satisfies ProbedImage;
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, imageFiles.length)) }, worker));
-  images.sort((a, b) => a.file.localeCompare(b.file));
-  unreadable.sort((a, b) => a.file.localeCompare(b.file));
-  return { path: displayPath, images, unreadable };
-}
-
-async function listFiles(dir: string, recursive: boolean): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  const out: string[] = [];
-  for (const e of entries) {
-    if (e.name.startsWith(".")) continue;
-    const path = join(dir, e.name);
-    if (e.isDirectory()) {
-      if (recursive) out.push(...(await listFiles(path, recursive)));
-    } else if (e.isFile()) out.push(path);
+    return probeImage({ source, bytes, resolution: params.resolution ?? 0, maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value, hash: params.decode !== false });
+  }))
+    probed.push(p);
+  probed.sort((a, b) => (a.source < b.source ? -1 : 1));
+  const skipped: DatasetScan["skipped"] = files.skipped.map((s: SkippedEntry) => ({ file: s.path, code: s.code, message: s.message }));
+  const warnings: DatasetScan["warnings"] = [];
+  const unreadable: DatasetSummary["unreadable"] = [];
+  const usable: ProbedImage[] = [];
+  for (const p of probed) {
+    const skip = p.problems.filter((x) => x.severity === "skip");
+    // A skipped image is listed once, with all its reasons; only used images carry warnings.
+    if (skip.length) {
+      skipped.push({ file: p.source, code: skip[0]!.code, message: skip.map((x) => x.message).join("; ") });
+      if (["unreadable", "not-an-image", "truncated"].includes(skip[0]!.code)) unreadable.push({ file: p.source, reason: skip[0]!.message });
+    } else {
+      usable.push(p);
+      for (const w of p.problems) warnings.push({ file: p.source, code: w.code, message: w.message });
+    }
   }
-  return out;
+  const duplicates = params.decode === false ? [] : dedupeImages({ images: usable, pinned: params.pinned });
+  const dropped = new Set(duplicates.flatMap((c) => c.drop));
+  const captions = new Set(files.captions);
+  const images: DatasetImage[] = [];
+  for (const p of usable) {
+    if (dropped.has(p.source)) continue;
+    const sidecar = join(dirname(p.source), `${basename(p.source, extname(p.source))}${captionExtension}`).split("\\").join("/");
+    const caption = captions.has(sidecar) ? (await readFile(join(dir, sidecar), "utf8").catch(() => "")).trim() : null;
+    images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
+  }
+  return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions };
 }
 
-function firstLine(s: string): string {
-  return s.split("\n")[0] ?? s;
+function readError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") return "permission denied: loraspec cannot read this file (check its owner and mode)";
+  return String((error as Error).message ?? error).split("\n")[0]!;
 }

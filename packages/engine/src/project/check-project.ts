@@ -1,4 +1,4 @@
-import { join, relative, resolve } from "node:path";
+import { resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
@@ -9,9 +9,10 @@ import { loadContract, type LoadedContract } from "../contract/load-contract.js"
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
-import { scanDataset } from "../dataset/scan-dataset.js";
+import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
+import { datasetFindings } from "../dataset/dataset-findings.js";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { preflightBase } from "./preflight-base.js";
-import { preflightDataset } from "./preflight-dataset.js";
 
 export interface CheckProjectParams {
   /** Contract path (default lora.yaml). */
@@ -39,9 +40,10 @@ export interface CheckResult {
 }
 
 /**
- * Loads the contract, scans the dataset, fetches live fal prices when it can, and lints.
- * Unusable input throws (exit 2): bad YAML, unknown model, missing or empty dataset folder,
- * unreadable images.
+ * Loads the contract, scans the dataset as prep will see it, fetches live fal prices when it can,
+ * and lints. Unusable input throws (exit 2): bad YAML, unknown model, a missing dataset folder or
+ * one with no image files. Bad images are findings (prep skips them), never a throw, so every other
+ * finding still shows; the plan counts only the images that will train.
  */
 export async function checkProject({ path, cwd, falKey, fetch, signal, skipDataset = false, env }: CheckProjectParams = {}): Promise<CheckResult> {
   const loaded = await loadContract({ path, cwd });
@@ -49,31 +51,20 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const notes: string[] = [];
   let dataset: DatasetSummary | undefined;
   let regDataset: DatasetSummary | undefined;
+  const scans: Array<{ scan: DatasetScan; field: string }> = [];
   if (!skipDataset) {
+    const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
       const dir = resolve(loaded.dir, folder);
-      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field });
-      if (found.unreadable.length > 0) {
-        const first = found.unreadable[0]!;
-        const shown = relative(cwd ?? process.cwd(), join(dir, first.file)) || first.file;
-        throw new LoraspecError(
-          "E_IMAGE_UNREADABLE",
-          `cannot read image ${shown}: ${first.reason}${found.unreadable.length > 1 ? ` (and ${found.unreadable.length - 1} more)` : ""}`,
-          {
-            file: loaded.displayName,
-            field,
-            hint: "Re-export or remove the unreadable file(s); `loraspec prep` lists every bad file.",
-            details: { unreadable: found.unreadable },
-          },
-        );
-      }
-      if (found.images.length === 0) {
+      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution });
+      if (found.candidates === 0) {
         throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
           file: loaded.displayName,
           field,
           hint: field === "dataset.path" ? "Put your PNG/JPEG/WebP images (with .txt captions) in that folder." : "Put the regularisation images (with their own captions) in that folder, or remove dataset.reg_path.",
         });
       }
+      scans.push({ scan: found, field });
       return found;
     };
     dataset = await scan(contract.dataset.path, "dataset.path");
@@ -96,13 +87,11 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   }
   const words = await loadEnglishWords();
   const tokenizer = loadClipTokenizer();
-  // Preflight: what prep keeps of the dataset, and the base weights (headers and configs only).
-  const resolution = planRun(contract, dataset, { livePrices }).resolution;
-  const prepped = dataset ? preflightDataset(dataset, resolution) : undefined;
-  const kept = prepped?.kept;
-  const preflight = [...(prepped?.findings ?? []), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
+  // Preflight: the base weights (headers and configs only). The dataset scan above is prep's own
+  // (listing, probe, size rules, duplicates), so `dataset` holds the images a run will train on.
+  const preflight = [...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
   const order = { error: 0, warning: 1, info: 2 } as const;
-  const findings = [...lintContract(contract, { dataset: kept, words, tokenizer, livePrices }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
-  const plan = planRun(contract, kept, { livePrices });
+  const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
+  const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
 }

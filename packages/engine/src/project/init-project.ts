@@ -1,13 +1,13 @@
 import { existsSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
-import { dirname, extname, join, resolve } from "node:path";
+import { stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
 import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { loadEnglishWords } from "../contract/english-words.js";
-import { IMAGE_EXTENSIONS } from "../dataset/scan-dataset.js";
+import { scanDataset } from "../dataset/scan-dataset.js";
 
 export interface InitProjectParams {
   choices: InitChoices;
@@ -50,8 +50,8 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
 async function countImages(dir: string): Promise<number | undefined> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) return undefined;
-  const names = await readdir(dir);
-  const n = names.filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).length;
+  // Only images prep will use: readable, and not a duplicate of another (the same scan check runs).
+  const n = (await scanDataset({ dir })).images.length;
   return n > 0 ? n : undefined;
 }
 

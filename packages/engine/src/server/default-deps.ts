@@ -33,37 +33,20 @@ export function defaultDeps(): ServerDeps {
     scanDataset: async ({ dir, contract, quick }): Promise<DatasetScan> => {
       const c = contract as Contract | undefined;
       const { scanDataset } = await import("../dataset/scan-dataset.js");
-      const { probeImage } = await import("../dataset/probe-image.js");
-      const { dedupeImages } = await import("../dataset/dedupe.js");
-      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt" });
+      const { getBaseModel } = await import("@loraspec/core/knowledge/base-models.js");
+      // The scan check and prep use: the same probe, skips and duplicate clusters; `images` is what trains.
+      const resolution = c ? (c.dataset.resolution ?? getBaseModel(c.base.model)?.nativeResolution) : undefined;
+      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, maxPixels: SERVER_LIMITS.maxInputPixels, decode: !quick });
       if (quick) return { problems: {}, summary }; // headers only: what lint and plan need
       const problems: DatasetScan["problems"] = {};
       const add = (file: string, code: string, message: string) => {
         const list = (problems[file] ??= []);
         if (!list.some((p) => p.code === code)) list.push({ code, message });
       };
-      for (const u of summary.unreadable) add(u.file.split("\\").join("/"), "unreadable", u.reason);
-      // The prep engine's probe: too small, upscaled, extreme aspect, too large; then duplicates.
-      const resolution = c?.dataset.resolution ?? 1024;
-      const probed = [];
-      for (const img of summary.images) {
-        const source = img.file.split("\\").join("/");
-        const full = join(dir, img.file);
-        const s = await stat(full);
-        const key = `${full}\0${s.size}\0${s.mtimeMs}\0${resolution}`;
-        let probe = probes.get(key);
-        if (!probe) {
-          probe = readFile(full).then((b) => probeImage({ source, bytes: new Uint8Array(b), resolution, maxPixels: SERVER_LIMITS.maxInputPixels }));
-          probes.set(key, probe);
-          probe.catch(() => probes.delete(key));
-          if (probes.size > PROBE_CACHE_MAX) probes.delete(probes.keys().next().value!);
-        }
-        const p = await probe;
-        for (const problem of p.problems) add(source, problem.code, problem.message);
-        probed.push(p);
-      }
-      for (const cluster of dedupeImages({ images: probed })) {
-        for (const dropped of cluster.drop) add(dropped, cluster.kind === "exact" ? "duplicate" : "near-duplicate", `duplicates ${cluster.keep}; prep keeps only one`);
+      for (const s of summary.skipped) add(s.file, s.code, s.message);
+      for (const w of summary.warnings) add(w.file, w.code, w.message);
+      for (const cluster of summary.duplicates) {
+        for (const dropped of cluster.drop) add(dropped, cluster.evidence[dropped] ? "near-duplicate" : "duplicate", `duplicates ${cluster.keep}; prep keeps only one (pin one to choose)`);
       }
       if (c) {
         // Lint findings that name files mark those images too (missing caption, trigger not first).

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { collectEvents } from "@loraspec/core/events.js";
+import { LoraspecError } from "@loraspec/core/errors.js";
 import { captionDataset, type CaptionSummary } from "@loraspec/engine/caption/caption-dataset.js";
 import { createFalCaptioner } from "@loraspec/engine/caption/fal-captioner.js";
 import { fixCaptions } from "@loraspec/engine/caption/fix-captions.js";
@@ -114,11 +115,52 @@ describe("captionDataset failures", () => {
   it("reports an image that keeps failing and carries on with the rest", async () => {
     const dir = await makeFolder("flaky");
     const base = backends[0]![1]();
-    const captioner: Captioner = { backend: "openai", caption: (r) => (r.name === "four-r.png" ? Promise.reject(Object.assign(new Error("boom"), {})) : base.caption(r)) };
+    const overloaded = () => new LoraspecError("E_REMOTE", "503 overloaded", { retryable: true });
+    const captioner: Captioner = { backend: "openai", caption: (r) => (r.name === "four-r.png" ? Promise.reject(overloaded()) : base.caption(r)) };
     const { summary } = await run(dir, captioner);
     expect(summary.failed.map((f) => f.image)).toEqual(["four-r.png"]);
     expect(summary.written).toEqual(["five-g.txt", "six-b.txt", "three-b.txt"]);
     expect(summary.retries).toBe(FAST_RETRY.maxRetries);
+  });
+
+  it.each<[string, () => Error, number]>([
+    ["a 4xx answer", () => new LoraspecError("E_REMOTE", "400 bad request", { retryable: false }), 0],
+    ["a bug (plain Error)", () => new Error("boom"), 0],
+    ["a 503", () => new LoraspecError("E_REMOTE", "503", { retryable: true }), FAST_RETRY.maxRetries],
+  ])("retries only retryable errors: %s", async (_, make, retries) => {
+    const dir = await makeFolder(`retry-${retries}-${Math.random()}`);
+    const captioner: Captioner = { backend: "openai", caption: (r) => (r.name === "four-r.png" ? Promise.reject(make()) : Promise.resolve("a caption")) };
+    const { summary } = await run(dir, captioner);
+    expect(summary.retries).toBe(retries);
+    expect(summary.failed).toHaveLength(1);
+  });
+
+  it("a server that hangs: each request times out (one retry), progress lines keep coming, nothing blocks", async () => {
+    const dir = await makeFolder("hang");
+    const hang: typeof fetch = (_url, init) => new Promise((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
+    const captioner = createOpenAICaptioner({ baseUrl: "http://127.0.0.1:9/v1", model: "m", timeoutMs: 40, fetch: hang });
+    const started = Date.now();
+    const { events, summary } = await run(dir, captioner, { heartbeatMs: 15, concurrency: 4 });
+    expect(summary.failed.map((f) => f.code)).toEqual(["E_TIMEOUT", "E_TIMEOUT", "E_TIMEOUT", "E_TIMEOUT"]);
+    expect(summary.retries).toBe(4); // one retry each
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(events.some((e) => e.type === "progress" && /waiting on openai/.test(e.message ?? ""))).toBe(true);
+  });
+
+  it("a chatty answer is cleaned (preamble, quotes, closing offer) and flagged", async () => {
+    const dir = await makeFolder("chatty");
+    const captioner: Captioner = { backend: "openai", caption: async () => 'Sure! Here is a caption: "a round creature waving in a meadow." Let me know if you need more.' };
+    const { events, summary } = await run(dir, captioner);
+    expect(await readFile(join(dir, "three-b.txt"), "utf8")).toBe("txcl, a round creature waving in a meadow.\n");
+    expect(summary.cleaned.map((c) => c.caption).sort()).toEqual(["five-g.txt", "four-r.txt", "six-b.txt", "three-b.txt"]);
+    expect(events.some((e) => e.type === "warning" && e.code === "caption-cleaned")).toBe(true);
+  });
+
+  it("an image that cannot be decoded is E_IMAGE_UNREADABLE, not E_INTERNAL", async () => {
+    const dir = await makeFolder("undecodable");
+    await writeFile(join(dir, "bad-r.png"), "not a png");
+    const { summary } = await run(dir, { backend: "openai", caption: async () => "a caption" });
+    expect(summary.failed).toEqual([expect.objectContaining({ image: "bad-r.png", code: "E_IMAGE_UNREADABLE" })]);
   });
 
   it("stops when the signal aborts and keeps what was written", async () => {
@@ -149,5 +191,12 @@ describe("fixCaptions", () => {
     expect(summary.missing).toEqual(["five-g.png", "four-r.png", "six-b.png"]);
     expect(await readFile(join(dir, "two-g.txt"), "utf8")).toBe("txcl, a hand-written caption that lacks the trigger\n");
     expect(await readFile(join(dir, "one-r.txt"), "utf8")).toBe("txcl, hand-written caption\n");
+  });
+
+  it("moves the trigger: its other occurrence goes", async () => {
+    const dir = await makeFolder("move");
+    await writeFile(join(dir, "three-b.txt"), "a photo of txcl sitting");
+    await collectEvents(fixCaptions({ dir, trigger: "txcl", style: "natural" }));
+    expect(await readFile(join(dir, "three-b.txt"), "utf8")).toBe("txcl, a photo of sitting\n");
   });
 });

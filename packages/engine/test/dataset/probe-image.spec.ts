@@ -1,6 +1,8 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { hammingDistance, probeImage } from "@loraspec/engine/dataset/probe-image.js";
+import { probeImage } from "@loraspec/engine/dataset/probe-image.js";
+import { hammingDistance, nearEvidence } from "@loraspec/engine/dataset/dedupe.js";
+import { NEAR_DUPLICATE } from "@loraspec/engine/dataset/prep-knowledge.js";
 import { photoLike, pngHeaderOnly } from "./make-images.js";
 
 const solid = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, background: "#c04020" } });
@@ -36,12 +38,13 @@ describe("probeImage", () => {
     expect(await probeImage({ source: "r.jpg", bytes, resolution: 256 })).toMatchObject({ width: 300, height: 400, orientation: 6 });
   });
 
-  it("hashes near copies close together and different images far apart", async () => {
+  it("signs near copies as near duplicates and different images not", async () => {
     const a = await probeImage({ source: "a", bytes: await photoLike(400, 300, 5).jpeg({ quality: 90 }).toBuffer(), resolution: 64 });
     const a2 = await probeImage({ source: "a2", bytes: await photoLike(400, 300, 5).resize(300, 225).jpeg({ quality: 60 }).toBuffer(), resolution: 64 });
     const b = await probeImage({ source: "b", bytes: await photoLike(400, 300, 6).jpeg().toBuffer(), resolution: 64 });
-    expect(hammingDistance(a.dhash!, a2.dhash!)).toBeLessThanOrEqual(8);
-    expect(hammingDistance(a.dhash!, b.dhash!)).toBeGreaterThan(8);
+    const near = (x: typeof a, y: typeof a) => nearEvidence({ ...x, sha256: x.source }, { ...y, sha256: y.source }, NEAR_DUPLICATE.value);
+    expect(near(a, a2)).toBeDefined();
+    expect(near(a, b)).toBeUndefined();
   });
 });
 

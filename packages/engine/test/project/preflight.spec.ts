@@ -118,14 +118,14 @@ describe("check counts the images prep keeps", () => {
     const r = await checkProject({ cwd: p, env: { HF_HUB_CACHE: join(dir, "empty-cache") } });
     const errs = r.findings.filter((f) => f.severity === "error").map((f) => f.rule);
     expect(errs).toContain("dataset-below-minimum");
-    expect(r.findings.find((f) => f.rule === "dataset-images-skipped")?.message).toMatch(/prep will skip 20 of 20 images, leaving 0/);
+    expect(r.findings.find((f) => f.rule === "dataset-skipped")?.message).toMatch(/prep will leave out 20 file\(s\)/);
   });
 
   it("the example dataset keeps all 20", async () => {
     const p = join(dir, "example");
     await cp(join(root, "examples", "character"), p, { recursive: true });
     const r = await checkProject({ cwd: p, env: { HF_HUB_CACHE: join(dir, "empty-cache") } });
-    expect(r.findings.map((f) => f.rule)).not.toContain("dataset-images-skipped");
+    expect(r.findings.map((f) => f.rule)).not.toContain("dataset-skipped");
     expect(r.findings.filter((f) => f.severity === "error")).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { fixCaption, startsWithTrigger } from "@loraspec/core/captions/caption-r
 import { api, errorText } from "../api.js";
 import type { ProjectInfo } from "../app.js";
 import { draftKey, setUnsaved } from "../unsaved.js";
+import { DuplicateClusters, type Cluster } from "./duplicate-clusters.js";
 
 interface Problem {
   code: string;
@@ -25,6 +26,8 @@ interface DatasetResponse {
   resolution?: number;
   crop: "center" | "attention";
   images: ImageRow[];
+  /** The scan check and prep share: its duplicate clusters are shown side by side. */
+  summary?: { duplicates?: Cluster[] } | null;
 }
 
 /** Drafts are kept per project (its real path, hashed), so two projects never mix their edits. */
@@ -184,6 +187,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
           Save all ({dirtyPaths.length})
         </button>
       </div>
+      <DuplicateClusters clusters={data.summary?.duplicates ?? []} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (

@@ -1,0 +1,50 @@
+import type { Finding } from "@loraspec/core/lint/finding.js";
+import { NEAR_DUPLICATE } from "./prep-knowledge.js";
+import type { DatasetScan } from "./scan-dataset.js";
+
+const SHOWN = 8;
+
+/** `check`'s findings about what `prep` will do with the folder: what it leaves out and why. */
+export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Finding[] {
+  const out: Finding[] = [];
+  if (scan.skipped.length) {
+    const byCode = new Map<string, number>();
+    for (const s of scan.skipped) byCode.set(s.code, (byCode.get(s.code) ?? 0) + 1);
+    out.push({
+      rule: "dataset-skipped",
+      severity: "warning",
+      field,
+      message: `prep will leave out ${scan.skipped.length} file(s): ${scan.skipped.slice(0, SHOWN).map((s) => `${s.file} (${s.code}: ${s.message})`).join("; ")}${scan.skipped.length > SHOWN ? "; ..." : ""}`,
+      fix: "Re-export, replace or remove those files (`loraspec prep` lists each with its reason); the rest of the dataset is fine to use.",
+      source: "loraspec prep: probe-image.ts (header, decode, size, aspect) and list-dataset-files.ts",
+      files: scan.skipped.map((s) => s.file),
+    });
+  }
+  if (scan.duplicates.length) {
+    const dropped = scan.duplicates.reduce((n, c) => n + c.drop.length, 0);
+    out.push({
+      rule: "dataset-duplicates",
+      severity: "warning",
+      field,
+      message: `prep will keep one image per duplicate cluster and leave out ${dropped}: ${scan.duplicates
+        .slice(0, SHOWN)
+        .map((c) => `${c.kind} copy of ${c.keep}: ${c.drop.join(", ")}`)
+        .join("; ")}`,
+      fix: "Remove the copies, or choose which one stays with `loraspec prep --pin <file>` (the web page's Dataset tab shows each cluster side by side).",
+      source: `prep-knowledge NEAR_DUPLICATE (${NEAR_DUPLICATE.source}, as of ${NEAR_DUPLICATE.asOf})`,
+      files: scan.duplicates.flatMap((c) => c.drop),
+    });
+  }
+  if (scan.orphanCaptions.length) {
+    out.push({
+      rule: "dataset-orphan-captions",
+      severity: "warning",
+      field,
+      message: `${scan.orphanCaptions.length} caption file(s) have no image beside them: ${scan.orphanCaptions.slice(0, SHOWN).join(", ")}`,
+      fix: "Rename the caption to its image's name (same stem), or delete it; a caption trains only with the image of the same name.",
+      source: "kohya-ss/sd-scripts and ai-toolkit pair image.ext with image.txt (reference/trainers.md)",
+      files: scan.orphanCaptions,
+    });
+  }
+  return out;
+}

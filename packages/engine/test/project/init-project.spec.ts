@@ -1,0 +1,28 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initProject } from "@loraspec/engine/project/init-project.js";
+import { photoLike } from "../dataset/make-images.js";
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "loraspec-init-"));
+  const ds = join(tmp, "dataset");
+  await mkdir(ds);
+  for (let i = 0; i < 15; i++) await photoLike(320, 320, 30 + i * 7).jpeg().toFile(join(ds, `p${i}.jpg`));
+  await photoLike(320, 320, 30).jpeg().toFile(join(ds, "p0-copy.jpg")); // same pixels, same bytes
+  await writeFile(join(ds, "broken.jpg"), "not an image");
+  await writeFile(join(ds, "empty.png"), Buffer.alloc(0));
+  await writeFile(join(ds, "notes.md"), "# notes");
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe("initProject", () => {
+  it("counts only the images prep will use in expected_images (not broken, empty or duplicate files)", async () => {
+    const r = await initProject({ choices: { base: "sdxl", target: "character", trigger: "txcl" } as never, cwd: tmp });
+    expect(r.yaml).toMatch(/expected_images: 15\b/);
+  });
+});
