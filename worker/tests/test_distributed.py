@@ -1,11 +1,13 @@
-"""Data-parallel training (distributed.py) on the CPU with the gloo backend: two processes at
-gradient_accumulation 1 train exactly what one process trains at gradient_accumulation 2."""
+"""Data-parallel training through torchrun (launch.py, distributed.py) on the CPU with the gloo
+backend: two processes at gradient_accumulation 1 train exactly what one process trains at
+gradient_accumulation 2; a NaN, a crashed rank and a cancel end every rank with one coded outcome."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -64,9 +66,35 @@ def test_a_nan_on_the_group_stops_every_rank_with_diverged(setup, monkeypatch):
 
 
 def test_train_rank_by_hand_is_a_usage_error(monkeypatch):
-    from loraspec_worker import distributed, train
+    from loraspec_worker import launch, train
 
-    monkeypatch.delenv(distributed.ENV_RANK, raising=False)
+    monkeypatch.delenv(launch.ENV_LAUNCHED, raising=False)
     with pytest.raises(WorkerError) as err:
         train.run_rank(dev_request(arch="flux1", base="x", dataset="d", output_dir="o"))
     assert err.value.code == "E_USAGE"
+
+
+@pytest.mark.slow
+def test_a_crashed_rank_ends_the_run_with_a_coded_error(setup, monkeypatch):
+    with pytest.raises(WorkerError) as err:
+        _run(setup, "crash", monkeypatch, num_processes=2, steps=6, debug={"crash_rank_at_step": {"rank": 1, "step": 2}})
+    assert err.value.code == "E_WORKER_CRASHED" and err.value.retryable
+
+
+@pytest.mark.slow
+def test_cancel_reaches_every_rank_and_rank_0_keeps_a_checkpoint(setup, monkeypatch):
+    from loraspec_worker import launch
+
+    monkeypatch.setenv("LORASPEC_TEST_STEP_DELAY_S", "1")
+    real_emit = launch.emit
+
+    def emit_then_cancel(event):  # the bridge's SIGTERM, once the first step is reported
+        real_emit(event)
+        if event["type"] == "loss" and event["step"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(launch, "emit", emit_then_cancel)
+    with pytest.raises(protocol.Cancelled):
+        _run(setup, "cancel", monkeypatch, num_processes=2, steps=8)
+    kept = os.listdir(os.path.join(setup[2], "cancel", "checkpoints"))
+    assert len(kept) == 1 and kept[0] < "step-000008"

@@ -35,6 +35,10 @@ export const TrainRequestSchema = z.strictObject({
   fp8_matmul: z.boolean().meta({ description: "fp8 GEMMs for the frozen base (refused with W_FP8_MATMUL_UNAVAILABLE where the device cannot)." }),
   quantize: z.enum(BUILTIN_TRAINER.quantize),
   num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),
+  nodes: z
+    .strictObject({ count: int(2), rank: int(0), endpoint: z.string().regex(/^[^\s:]+:\d{1,5}$/) })
+    .optional()
+    .meta({ description: "Several hosts (absent: this one alone): how many, this host's rank, node 0's host:port (torchrun's static rendezvous)." }),
   save_every: int(0),
   seed: z.int(),
   trigger_word: z.string().min(1),

@@ -49,6 +49,9 @@ describe("parseContractText", () => {
     ["missing field", GOOD.replace("target: character\n", ""), "E_CONTRACT_INVALID", 1, "target", /missing, expected one of character, style, product/],
     ["negative LR", GOOD.replace("1.0e-4", "-1"), "E_CONTRACT_INVALID", 10, "hyperparameters.learning_rate", /got -1, expected > 0/],
     ["YAML syntax", GOOD.replace("target: character", "target: [oops"), "E_YAML_SYNTAX", 6, undefined, /YAML syntax/],
+    ["several nodes without a rendezvous", GOOD + "hardware: { nodes: 2 }\n", "E_CONTRACT_INVALID", 13, "hardware.rendezvous", /2 nodes need node 0's host:port/],
+    ["a node rank past the nodes", GOOD + "hardware: { nodes: 2, rendezvous: 'n0:29500', node_rank: 2 }\n", "E_CONTRACT_INVALID", 13, "hardware.node_rank", /below nodes \(2\)/],
+    ["a rendezvous without a port", GOOD + "hardware: { nodes: 2, rendezvous: n0 }\n", "E_CONTRACT_INVALID", 13, "hardware.rendezvous", /host:port/],
     ["trigger with a space", GOOD.replace("word: txcl", "word: 'tx cl'"), "E_CONTRACT_INVALID", 8, "trigger.word", /one token/],
   ])("%s -> %s at line %d", (_name, text, code, line, field, message) => {
     const error = fail(text);
