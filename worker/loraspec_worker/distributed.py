@@ -135,6 +135,15 @@ class Group:
             os._exit(9)
 
 
+def free_port() -> int:
+    """A free TCP port on this host (bench/gpu-speed.py's own group; torchrun picks its own)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def rank_from_env() -> Optional[Group]:
     """A rank torchrun started for loraspec (launch.py): its group, from torchrun's environment."""
     if ENV_LAUNCHED not in os.environ or "RANK" not in os.environ:
