@@ -98,3 +98,39 @@ def test_cancel_reaches_every_rank_and_rank_0_keeps_a_checkpoint(setup, monkeypa
         _run(setup, "cancel", monkeypatch, num_processes=2, steps=8)
     kept = os.listdir(os.path.join(setup[2], "cancel", "checkpoints"))
     assert len(kept) == 1 and kept[0] < "step-000008"
+
+
+@pytest.mark.slow
+def test_two_hosts_by_static_rendezvous_train_what_one_process_trains_with_accumulation(setup, monkeypatch, tmp_path):
+    """Two "hosts" on this one (nodes {count 2}, one process each, node 1 a separate worker): the
+    same LoRA as accumulation 2 in one process; node 0 reports, node 1 ends as a follower."""
+    import subprocess
+    import sys
+
+    from loraspec_worker import distributed
+
+    base, data, root = setup
+    endpoint = f"127.0.0.1:{distributed.free_port()}"
+    common = {"arch": "flux1", "base": base, "dataset": data, "resolution": 32, "steps": 4, "rank": 4, "alpha": 4, "learning_rate": 1e-2,
+              "max_sequence_length": 32, "seed": 3, "device": "cpu"}
+    follower_req = tmp_path / "node1.json"
+    follower_req.write_text(json.dumps(dev_request(**common, output_dir=str(root / "node1"), nodes={"count": 2, "rank": 1, "endpoint": endpoint})))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    follower = subprocess.Popen([sys.executable, "-m", "loraspec_worker", "train", str(follower_req)], env=env, stdout=subprocess.PIPE)
+    try:
+        two, ev2 = _run(setup, "node0", monkeypatch, nodes={"count": 2, "rank": 0, "endpoint": endpoint})
+        out, _ = follower.communicate(timeout=300)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    one, ev1 = _run(setup, "one-host", monkeypatch, gradient_accumulation=2)
+    np.testing.assert_allclose([e["loss"] for e in ev2 if e["type"] == "loss"], [e["loss"] for e in ev1 if e["type"] == "loss"], rtol=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = load_file(one["path"]), load_file(two["path"])
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    assert follower.returncode == 0 and events[-1]["type"] == "done" and events[-1]["result"]["follower"] is True
+    assert [e for e in events if e["type"] == "loss"] == []  # only rank 0 (on node 0) reports

@@ -63,7 +63,7 @@ OOM_HINT = "lower batch_size or resolution, turn on gradient_checkpointing, use 
 
 def run(request: dict) -> dict:
     cfg = parse_config(request)
-    if cfg.num_processes > 1:
+    if cfg.num_processes > 1 or cfg.nodes:  # several ranks, here or on several hosts: torchrun
         return _run_group(cfg, request)
     pending = [f for f in cfg.oom_fallbacks] if cfg.on_oom == "fallback" else []
     applied: list[str] = []

@@ -179,11 +179,14 @@ describe("compileDiffusers", () => {
 
   it("sends several hosts to the worker's torchrun launch (hardware.nodes, rendezvous, node_rank), and no nodes for one host", () => {
     const c = (hardware: Record<string, unknown>) =>
-      contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141, gpus: 8, ...hardware }, hyperparameters: { learning_rate: 1e-4, steps: 1500 } });
+      contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141, gpus: 8, ...hardware }, hyperparameters: { learning_rate: 1e-4, steps: 1500, optimizer: "adamw" } });
     const two = compileDiffusers(c({ nodes: 2, rendezvous: "10.0.0.1:29500", node_rank: 1 }), {}, PATHS).request;
     expect([two.num_processes, two.nodes]).toEqual([8, { count: 2, rank: 1, endpoint: "10.0.0.1:29500" }]);
     expect(TrainRequestSchema.safeParse(two).success).toBe(true);
     expect(compileDiffusers(c({}), {}, PATHS).request).not.toHaveProperty("nodes");
+    // one GPU on each of two hosts is still an all-reduce between steps: no CUDA graph
+    const graph = (hardware: Record<string, unknown>) => compileDiffusers(c({ gpus: 1, ...hardware }), {}, PATHS).request.cuda_graphs;
+    expect([graph({}), graph({ nodes: 2, rendezvous: "n0:29500" })]).toEqual([true, false]);
   });
 
   it("explains why compile is off for a short run", () => {
