@@ -11,8 +11,12 @@ process). It stays the supervisor of the run:
   silent (their stdout is /dev/null), their logs go to stderr (the run's worker log).
 - a crashed rank: torchrun stops the others (max restarts 0) and exits non-zero; the run ends with
   E_WORKER_CRASHED unless rank 0 already reported a coded error of its own (diverged, out of memory).
-- cancel: SIGINT/SIGTERM here is passed to torchrun, which sends SIGTERM to every rank; each
-  stops at the next step boundary together (distributed.Group.any), rank 0 saves a checkpoint.
+- cancel: torchrun runs in its own session, so the bridge's signals to the run's process group
+  reach this process only; the first SIGINT/SIGTERM is passed to torchrun as one SIGTERM, which it
+  sends to every rank (each in its own session): they stop together at the next step boundary
+  (distributed.Group.any), rank 0 saves a checkpoint. A second signal kills torchrun at once. Should
+  this process die (SIGKILL), torchrun gets SIGTERM and stops the ranks; should torchrun die, its
+  ranks get SIGKILL (die_with_parent): no rank outlives the run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,16 @@ MONITOR_INTERVAL_S = 0.5
 # Rank 0's coded errors that say more than "a rank crashed" (the others are a symptom of it:
 # a collective broken by the dead peer, or the SIGTERM torchrun sends to the survivors).
 _SYMPTOMS = ("E_INTERNAL", "E_CANCELLED")
+
+
+def die_with_parent(sig: int) -> None:
+    """Linux: this process gets `sig` when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def torchrun_command(request_path: str, nproc: int, nodes: Optional[dict]) -> list[str]:
@@ -74,12 +88,13 @@ def run_group(request: dict, nproc: int, nodes: Optional[dict], device_type: str
     env = dict(os.environ, **{ENV_LAUNCHED: "1"})
     env.setdefault("OMP_NUM_THREADS", "1")
     signalled: list[int] = []
-    proc = subprocess.Popen(torchrun_command(path, nproc, nodes), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(torchrun_command(path, nproc, nodes), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGTERM))  # noqa: PLW1509
 
     def forward(signum, _frame=None):  # noqa: ANN001
         signalled.append(signum)
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM if len(signalled) == 1 else signal.SIGKILL)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

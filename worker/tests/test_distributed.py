@@ -134,3 +134,55 @@ def test_two_hosts_by_static_rendezvous_train_what_one_process_trains_with_accum
     events = [json.loads(line) for line in out.decode().splitlines()]
     assert follower.returncode == 0 and events[-1]["type"] == "done" and events[-1]["result"]["follower"] is True
     assert [e for e in events if e["type"] == "loss"] == []  # only rank 0 (on node 0) reports
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the process tree from /proc (Linux)")
+def test_a_killed_worker_leaves_no_rank_behind(setup, tmp_path):
+    """The bridge's last resort is SIGKILL to the worker: torchrun (its own session) and the ranks
+    (torchrun's sessions) must not outlive it. Two things end them: rank 0's next event breaks on the
+    closed pipe, and torchrun's parent-death signal (launch.die_with_parent), for ranks that are not
+    writing (a long model load, a hung collective)."""
+    import subprocess
+    import sys
+    import time
+
+    base, data, root = setup
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(root / "killed"), resolution=32, steps=50, rank=4,
+                                          alpha=4, learning_rate=1e-2, max_sequence_length=32, seed=3, device="cpu", num_processes=2)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", LORASPEC_TEST_STEP_DELAY_S="0.5")
+    worker = subprocess.Popen([sys.executable, "-m", "loraspec_worker", "train", str(req)], env=env, stdout=subprocess.PIPE)
+    try:
+        for line in worker.stdout:
+            if json.loads(line).get("type") == "loss":
+                break
+        torchrun = _children(worker.pid)
+        ranks = [r for t in torchrun for r in _children(t)]
+        assert len(torchrun) == 1 and len(ranks) == 2
+        worker.kill()
+        worker.wait()
+        deadline = time.time() + 60
+        while any(_alive(p) for p in torchrun + ranks) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(p) for p in torchrun + ranks)
+    finally:
+        if worker.poll() is None:
+            worker.kill()

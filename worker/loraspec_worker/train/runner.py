@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 
 from .. import distributed, launch
 from ..protocol import Cancelled, WorkerError, is_oom, warning
@@ -119,6 +120,7 @@ def run_rank(request: dict) -> dict:
     group = distributed.rank_from_env()
     if group is None:
         raise WorkerError("E_USAGE", "train-rank is started by a training run with num_processes > 1, not by hand")
+    launch.die_with_parent(signal.SIGKILL)  # torchrun gone (killed): this rank goes too
     if not group.is_main:
         protocol._out = open(os.devnull, "w")  # noqa: SIM115 - only rank 0 speaks on the event stream
     cfg = parse_config(request)
