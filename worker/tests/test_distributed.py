@@ -186,3 +186,33 @@ def test_a_killed_worker_leaves_no_rank_behind(setup, tmp_path):
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+@pytest.mark.slow
+def test_the_bridges_sigint_to_the_process_group_stops_every_rank_at_a_checkpoint(setup, tmp_path):
+    """As the engine cancels a run (SIGINT to the worker's process group): E_CANCELLED, exit 130,
+    and rank 0 kept the step it stopped at."""
+    import subprocess
+    import sys
+
+    base, data, root = setup
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(root / "group-sigint"), resolution=32, steps=50,
+                                          rank=4, alpha=4, learning_rate=1e-2, max_sequence_length=32, seed=3, device="cpu", num_processes=2)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", LORASPEC_TEST_STEP_DELAY_S="0.5")
+    worker = subprocess.Popen([sys.executable, "-m", "loraspec_worker", "train", str(req)], env=env, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        events = []
+        for line in worker.stdout:
+            events.append(json.loads(line))
+            if events[-1]["type"] == "loss":
+                os.killpg(worker.pid, signal.SIGINT)
+                break
+        events += [json.loads(line) for line in worker.stdout]
+        assert worker.wait(timeout=120) == protocol.EXIT_CANCELLED
+        assert events[-1]["code"] == "E_CANCELLED"
+        assert len(os.listdir(os.path.join(root, "group-sigint", "checkpoints"))) == 1
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
