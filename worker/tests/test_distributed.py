@@ -216,3 +216,13 @@ def test_the_bridges_sigint_to_the_process_group_stops_every_rank_at_a_checkpoin
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL)")
+def test_two_gpus_through_torchrun_train_what_one_gpu_trains_with_accumulation(setup, monkeypatch):
+    one, ev1 = _run(setup, "gpu-one", monkeypatch, device="cuda", gradient_accumulation=2)
+    two, ev2 = _run(setup, "gpu-two", monkeypatch, device="cuda", num_processes=2)
+    assert two["processes"] == 2
+    # NCCL sums in another order than one process's accumulation: close, not bitwise
+    np.testing.assert_allclose([e["loss"] for e in ev2 if e["type"] == "loss"], [e["loss"] for e in ev1 if e["type"] == "loss"], rtol=1e-3)
