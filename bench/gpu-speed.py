@@ -226,7 +226,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times, losses = [], []
+    times, losses, allreduce = [], [], []
     first_steps_s = 0.0
     for step in range(args.steps):
         if cuda:
@@ -240,7 +240,16 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
             loss = a.loss(latents, text, extra, gen)
             loss.backward()
             if group is not None:
-                group.average_gradients(params)  # the trainer's data-parallel step (distributed.py)
+                # the trainer's data-parallel step (distributed.py), timed alone: the most DDP's
+                # overlap of this all-reduce with the backward could save (docs/design-notes.md)
+                if cuda:
+                    torch.cuda.synchronize()
+                t_ar = time.perf_counter()
+                group.average_gradients(params)
+                if cuda:
+                    torch.cuda.synchronize()
+                if step >= args.warmup:
+                    allreduce.append(time.perf_counter() - t_ar)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
         losses.append(float(loss.item()))  # the trainer reads the loss every step too
@@ -259,6 +268,8 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
         "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
         "flops_per_step": flops_cache.get(key),
     }
+    if allreduce:
+        row["allreduce_s_per_step"] = sum(allreduce) / len(allreduce)
     if stepper is not None:  # a failed capture trains on eagerly: never report that as the graph's speed
         row["graph_captured"] = stepper.graph is not None
     if cuda:
@@ -304,13 +315,14 @@ def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> 
 def _rank_main(rank: int, world: int, port: int, model, name, s, args, queue) -> None:
     from loraspec_worker import distributed
 
-    group = distributed.Group(rank, world)
+    group = distributed.Group(rank, world, local_rank=rank)
     base = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     device = group.device(base)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # as main(); run_config sets the SDPA backend per row
-    group.join(device.type, port)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # the group joins by env:// as under torchrun
+    group.join(device.type)
     try:
         row = run_config(model, name, s, args, device, dtype, {}, group=group)
         if rank == 0:

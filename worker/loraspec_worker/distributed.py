@@ -1,47 +1,35 @@
-"""Data-parallel training on the GPUs of one host (request `num_processes` > 1).
+"""Data-parallel training (request `num_processes` > 1, and `nodes` for several hosts).
 
-The worker process the CLI started is rank 0: it keeps the event stream, the signals and every
-file it writes. It starts ranks 1..N-1 as `python -m loraspec_worker train-rank` children (stdout
-silenced, stderr into the run's log) and joins them in a torch.distributed group (NCCL on CUDA,
-gloo on the CPU). Every rank trains on its own slice of each step's samples: rank r takes the
-micro-batch that a single process would take as micro-batch `micro * N + r` (same indices, same
-noise seeds), and the LoRA gradients are averaged with one all-reduce per step. So N processes at
+The worker the CLI started launches the ranks through torchrun and supervises them (launch.py);
+every rank runs `train-rank` and joins the group here from torchrun's environment (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT; NCCL on CUDA, gloo on the CPU). Every rank trains on its
+own slice of each step's samples: rank r takes the micro-batch that a single process would take as
+micro-batch `micro * N + r` (same indices, same noise seeds), and the LoRA gradients are averaged
+with one all-reduce per step (not DDP: docs/design-notes.md says why). So N processes at
 gradient_accumulation g train exactly what one process trains at gradient_accumulation g * N
-(test_distributed.py checks the loss curves match). Decisions that must agree (a NaN loss, a stop
-request) are all-reduced too, so no rank is left waiting in a collective.
+(test_distributed.py checks the loss curves and the weights match). Decisions that must agree (a
+NaN loss, a stop request) are all-reduced too, so no rank is left waiting in a collective.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from typing import Optional
 
-from .protocol import WorkerError, emit
+from .launch import ENV_LAUNCHED
 
-ENV_RANK = "LORASPEC_RANK"
-ENV_WORLD = "LORASPEC_WORLD_SIZE"
 # How long a collective may wait for a rank before the group gives up (a crashed rank is caught
-# sooner by the watchdog below; this bounds the rest).
+# sooner by torchrun's agent, which stops the others; this bounds the rest).
 COLLECTIVE_TIMEOUT_S = 600
 
 
 class Group:
     """This process's place in the training group (world 1: no group, every call is a no-op)."""
 
-    def __init__(self, rank: int = 0, world: int = 1):
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0):
         self.rank = rank
         self.world = world
-        self.children: list[subprocess.Popen] = []
-        self._request_file: Optional[str] = None
-        self._watchdog: Optional[threading.Thread] = None
-        self._closing = False
+        self.local_rank = local_rank
 
     @property
     def active(self) -> bool:
@@ -52,12 +40,12 @@ class Group:
         return self.rank == 0
 
     def device(self, base):
-        """cuda:rank for a CUDA run, else the device asked for."""
+        """cuda:local_rank for a CUDA run, else the device asked for."""
         import torch
 
         if self.active and base.type == "cuda":
-            torch.cuda.set_device(self.rank)
-            return torch.device("cuda", self.rank)
+            torch.cuda.set_device(self.local_rank)
+            return torch.device("cuda", self.local_rank)
         return base
 
     # ------------------------------------------------------------------ collectives
@@ -115,7 +103,7 @@ class Group:
 
     # ------------------------------------------------------------------ set-up
 
-    def join(self, device_type: str, port: int) -> None:
+    def join(self, device_type: str) -> None:
         import datetime
 
         import torch.distributed as dist
@@ -127,11 +115,10 @@ class Group:
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=self.rank, world_size=self.world,
+        dist.init_process_group(backend, init_method="env://", rank=self.rank, world_size=self.world,
                                 timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
 
     def close(self) -> None:
-        self._closing = True
         if self.active:
             try:
                 import torch.distributed as dist
@@ -140,62 +127,25 @@ class Group:
                     dist.destroy_process_group()
             except Exception:  # noqa: BLE001 - closing after a failure must not hide it
                 pass
-        for child in self.children:
-            if child.poll() is None:
-                child.terminate()
-        for child in self.children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if self._request_file and os.path.exists(self._request_file):
-            os.unlink(self._request_file)
+
+    def inject_fault(self, debug: dict, step: int) -> None:
+        """Test hook (debug.crash_rank_at_step = {"rank", "step"}): that rank dies hard at that step."""
+        crash = debug.get("crash_rank_at_step")
+        if crash and self.rank == int(crash["rank"]) and step == int(crash["step"]):
+            os._exit(9)
 
 
 def free_port() -> int:
+    """A free TCP port on this host (bench/gpu-speed.py's own group; torchrun picks its own)."""
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start(request: dict, world: int, device_type: str) -> Group:
-    """Rank 0: starts ranks 1..world-1 and joins the group with them."""
-    if device_type == "cuda":
-        import torch
-
-        if torch.cuda.device_count() < world:
-            raise WorkerError("E_USAGE", f"num_processes {world} needs {world} GPUs; this machine has {torch.cuda.device_count()}",
-                              hint="lower hardware.gpus in the contract")
-    group = Group(0, world)
-    port = free_port()
-    fd, path = tempfile.mkstemp(prefix="loraspec-rank-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(request, f)
-    group._request_file = path
-    for rank in range(1, world):
-        env = dict(os.environ, **{ENV_RANK: str(rank), ENV_WORLD: str(world), "LORASPEC_MASTER_PORT": str(port)})
-        group.children.append(subprocess.Popen([sys.executable, "-m", "loraspec_worker", "train-rank", path],
-                                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
-    group._watchdog = threading.Thread(target=_watch, args=(group,), daemon=True)
-    group._watchdog.start()
-    group.join(device_type, port)
-    return group
-
-
-def _watch(group: Group) -> None:
-    """A rank that dies mid-run would leave rank 0 waiting in a collective: end the run instead."""
-    while not group._closing:
-        for rank, child in enumerate(group.children, start=1):
-            code = child.poll()
-            if code not in (None, 0) and not group._closing:
-                emit({"type": "error", "code": "E_WORKER_CRASHED", "message": f"training rank {rank} exited with code {code}; see the worker log",
-                      "retryable": True})
-                os._exit(70)
-        time.sleep(0.5)
-
-
 def rank_from_env() -> Optional[Group]:
-    """Ranks 1..N-1 (started by `start`): their group, from the environment."""
-    if ENV_RANK not in os.environ:
+    """A rank torchrun started for loraspec (launch.py): its group, from torchrun's environment."""
+    if ENV_LAUNCHED not in os.environ or "RANK" not in os.environ:
         return None
-    return Group(int(os.environ[ENV_RANK]), int(os.environ[ENV_WORLD]))
+    return Group(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))

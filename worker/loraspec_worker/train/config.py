@@ -64,6 +64,7 @@ class Config:
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
     device: Optional[str] = None
+    nodes: Optional[dict] = None
     debug: dict = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def contradictions(cfg: Config) -> list[str]:
         (cfg.gradient_accumulation != 1, "gradient accumulation"),
         (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
         (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
-        (cfg.num_processes > 1, "several processes (the gradients are all-reduced outside the step)"),
+        (cfg.num_processes > 1 or bool(cfg.nodes), "several processes (the gradients are all-reduced outside the step)"),
         (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
     ) if bad] if cfg.cuda_graphs else []
     out = [f"cuda_graphs with {why}" for why in graph]

@@ -284,6 +284,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
                 loss.backward()
             step_loss += value
         if group.active:
+            group.inject_fault(cfg.debug, step)
             # every rank must agree to stop: the mean is NaN when any rank's loss is
             step_loss = group.mean(step_loss)
             if not math.isfinite(step_loss):

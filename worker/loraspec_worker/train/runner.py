@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 
-from .. import distributed
+from .. import distributed, launch
 from ..protocol import Cancelled, WorkerError, is_oom, warning
 from .config import Config, parse_config
 from .loop import Diverged, train_once
@@ -63,7 +64,7 @@ OOM_HINT = "lower batch_size or resolution, turn on gradient_checkpointing, use 
 
 def run(request: dict) -> dict:
     cfg = parse_config(request)
-    if cfg.num_processes > 1:
+    if cfg.num_processes > 1 or cfg.nodes:  # several ranks, here or on several hosts: torchrun
         return _run_group(cfg, request)
     pending = [f for f in cfg.oom_fallbacks] if cfg.on_oom == "fallback" else []
     applied: list[str] = []
@@ -94,24 +95,10 @@ def run(request: dict) -> dict:
 
 
 def _run_group(cfg: Config, request: dict) -> dict:
-    """Rank 0 of a data-parallel run: starts the other ranks and trains with them. OOM fallbacks
-    are not retried here (every rank would have to restart together); the error says what to change."""
-    device = choose_device(cfg)
-    group = distributed.start(request, cfg.num_processes, device.type)
-    try:
-        result = train_once(cfg, group)
-        result["fallbacksApplied"] = []
-        return result
-    except Diverged as e:
-        raise WorkerError("E_TRAIN_DIVERGED", f"training diverged: {e}; no LoRA was saved for this step",
-                          hint="lower learning_rate, add warmup_steps, or check the dataset for broken images") from None
-    except Exception as e:  # noqa: BLE001
-        if is_oom(e):
-            raise WorkerError("E_OUT_OF_MEMORY", f"out of memory while training on {cfg.num_processes} GPUs: {str(e).splitlines()[0][:200]}",
-                              hint=OOM_HINT, retryable=True) from None
-        raise
-    finally:
-        group.close()
+    """The supervisor of a data-parallel run: torchrun starts the ranks (launch.py), rank 0 of
+    them reports. OOM fallbacks are not retried here (every rank would have to restart together);
+    rank 0's error says what to change."""
+    return launch.run_group(request, cfg.num_processes, cfg.nodes, choose_device(cfg).type)
 
 
 def _free_cuda() -> None:
@@ -126,24 +113,38 @@ def _free_cuda() -> None:
 
 
 def run_rank(request: dict) -> dict:
-    """`train-rank`: a child rank (started by distributed.start). Trains its share silently; rank 0
-    reports and saves."""
+    """`train-rank`: one rank torchrun started (launch.py). Rank 0 reports and saves; the others
+    train their share silently."""
     from .. import protocol
 
-    protocol._out = open(os.devnull, "w")  # noqa: SIM115 - only rank 0 speaks on the event stream
     group = distributed.rank_from_env()
     if group is None:
         raise WorkerError("E_USAGE", "train-rank is started by a training run with num_processes > 1, not by hand")
+    launch.die_with_parent(signal.SIGKILL)  # torchrun gone (killed): this rank goes too
+    if not group.is_main:
+        protocol._out = open(os.devnull, "w")  # noqa: SIM115 - only rank 0 speaks on the event stream
     cfg = parse_config(request)
-    port = int(os.environ["LORASPEC_MASTER_PORT"])
-    import torch
-
-    device_type = "cuda" if (cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") else "cpu"
-    group.join(device_type, port)
+    group.join(choose_device(cfg).type)
     try:
-        return train_once(cfg, group)
-    except (Diverged, Cancelled) as e:
-        # decided together with rank 0, which reports it; this rank just ends
-        return {"stopped": True, "reason": str(e)}
+        return _train_rank(cfg, group)
     finally:
         group.close()
+
+
+def _train_rank(cfg: Config, group) -> dict:
+    try:
+        return train_once(cfg, group)
+    except Diverged as e:
+        if group.is_main:
+            raise WorkerError("E_TRAIN_DIVERGED", f"training diverged: {e}; no LoRA was saved for this step",
+                              hint="lower learning_rate, add warmup_steps, or check the dataset for broken images") from None
+        return {"stopped": True, "reason": str(e)}  # decided together with rank 0, which reports it
+    except Cancelled as e:
+        if group.is_main:
+            raise
+        return {"stopped": True, "reason": str(e)}
+    except Exception as e:  # noqa: BLE001
+        if is_oom(e):
+            raise WorkerError("E_OUT_OF_MEMORY", f"out of memory while training on {group.world} GPUs: {str(e).splitlines()[0][:200]}",
+                              hint=OOM_HINT, retryable=True) from None
+        raise

@@ -142,6 +142,8 @@ export function compileDiffusers(
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom ?? "fail", oom_fallbacks: fallbacks },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
+  const hw = contract.hardware;
+  if (hw.kind === "local" && hw.nodes > 1) request.nodes = { count: hw.nodes, rank: hw.node_rank, endpoint: hw.rendezvous! };
   if (options.contractHash) request.contract_hash = options.contractHash;
   if (options.resumeFrom) request.resume_from = options.resumeFrom;
   return { trainer: "diffusers", command: "train", request, warnings, choices };

@@ -35,6 +35,10 @@ export const TrainRequestSchema = z.strictObject({
   fp8_matmul: z.boolean().meta({ description: "fp8 GEMMs for the frozen base (refused with W_FP8_MATMUL_UNAVAILABLE where the device cannot)." }),
   quantize: z.enum(BUILTIN_TRAINER.quantize),
   num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),
+  nodes: z
+    .strictObject({ count: int(2), rank: int(0), endpoint: z.string().regex(/^[^\s:]+:\d{1,5}$/) })
+    .optional()
+    .meta({ description: "Several hosts (absent: this one alone): how many, this host's rank, node 0's host:port (torchrun's static rendezvous)." }),
   save_every: int(0),
   seed: z.int(),
   trigger_word: z.string().min(1),
@@ -54,7 +58,7 @@ export const TrainRequestSchema = z.strictObject({
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
-  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step)." }),
+  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step)." }),
 });
 
 export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;

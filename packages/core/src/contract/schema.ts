@@ -57,6 +57,19 @@ export const HardwareSchema = z
     gpu: text(TEXT_LIMITS.short).min(1).optional().meta({ description: "GPU model, e.g. RTX 4090, A100 80GB, H100 (used for time estimates)." }),
     vram_gb: z.number().positive().optional().meta({ description: "VRAM of one GPU in GB." }),
     gpus: positiveInt().default(1).meta({ description: "Number of GPUs on the host (data parallel)." }),
+    nodes: positiveInt()
+      .default(1)
+      .meta({ description: "Hosts training together, each with `gpus` GPUs (data parallel over gpus x nodes, through torchrun). More than 1 needs rendezvous and node_rank." }),
+    rendezvous: z
+      .string()
+      .regex(/^[^\s:]+:\d{1,5}$/, "host:port")
+      .optional()
+      .meta({ description: "host:port of node 0 (node_rank 0), reachable from every node: torchrun's static rendezvous endpoint." }),
+    node_rank: z
+      .int()
+      .min(0)
+      .default(0)
+      .meta({ description: "This host's place among the nodes (0..nodes-1); node 0 holds the rendezvous, reports and saves the LoRA." }),
     price_per_hour: z.number().nonnegative().optional().meta({ description: "What the GPU costs per hour in USD (rented), for the cost estimate." }),
     block_swap: z
       .number()
@@ -67,6 +80,10 @@ export const HardwareSchema = z
         description:
           "Transformer blocks kept in CPU RAM and swapped onto the GPU as each is needed: less VRAM, slower steps. Compiled to Kohya's --blocks_to_swap (FLUX.1, SD3.5) or ai-toolkit's layer_offloading; the built-in trainer and fal take none.",
       }),
+  })
+  .superRefine((h, ctx) => {
+    if (h.nodes > 1 && h.rendezvous === undefined) ctx.addIssue({ code: "custom", path: ["rendezvous"], message: `${h.nodes} nodes need node 0's host:port` });
+    if (h.node_rank >= h.nodes) ctx.addIssue({ code: "custom", path: ["node_rank"], message: `must be below nodes (${h.nodes})` });
   })
   .meta({ description: "Where training runs." });
 

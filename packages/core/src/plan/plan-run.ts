@@ -87,7 +87,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   if (images.source === "recommended") notes.push(`image count unknown: planned with ${images.count} (${sizes.source})`);
 
   const resolution = contract.dataset.resolution ?? model.nativeResolution;
-  const gpus = contract.hardware.kind === "fal" ? 1 : contract.hardware.gpus;
+  const gpus = contract.hardware.kind === "fal" ? 1 : contract.hardware.gpus * contract.hardware.nodes; // every GPU of every host
   const effectiveBatch = hp.batch_size * hp.gradient_accumulation * gpus;
 
   const stepsRecord = getSteps(contract.target);
@@ -192,7 +192,7 @@ function estimateCost(
   const price = contract.hardware.price_per_hour;
   if (price === undefined) return { basis: "local GPU: set hardware.price_per_hour for a cost" };
   if (!selected) return { basis: "local GPU not in the speed table: no walltime to price" };
-  const gpus = contract.hardware.gpus;
+  const gpus = contract.hardware.gpus * contract.hardware.nodes;
   return {
     usd: round2(selected.hours * price * gpus),
     basis: `local: ${selected.hours} h x ${gpus} GPU x $${price}/h (${selected.label}, ${selected.basis})`,

@@ -175,7 +175,9 @@ function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean
     ckpt ? "gradient checkpointing is on" : undefined,
     hp.gradient_accumulation !== 1 ? `gradient_accumulation is ${hp.gradient_accumulation}` : undefined,
     hp.optimizer !== "adamw" ? `the optimizer is ${hp.optimizer}, not adamw` : undefined,
-    contract.hardware.kind === "local" && contract.hardware.gpus > 1 ? `${contract.hardware.gpus} GPUs (the gradients are all-reduced between steps)` : undefined,
+    contract.hardware.kind === "local" && contract.hardware.gpus * contract.hardware.nodes > 1
+      ? `${contract.hardware.gpus * contract.hardware.nodes} GPUs (the gradients are all-reduced between steps)`
+      : undefined,
   ].filter((x): x is string => !!x);
   const on = blockers.length === 0;
   const graph = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: "none" }, hp.batch_size);

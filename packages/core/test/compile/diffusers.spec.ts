@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
+import { TrainRequestSchema } from "@loraspec/core/compile/worker-request.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
@@ -174,6 +175,18 @@ describe("compileDiffusers", () => {
     expect(two.request.num_processes).toBe(2);
     expect(two.request.cuda_graphs).toBe(false);
     expect(two.choices.find((x) => x.setting === "cuda_graphs")?.why).toMatch(/2 GPUs/);
+  });
+
+  it("sends several hosts to the worker's torchrun launch (hardware.nodes, rendezvous, node_rank), and no nodes for one host", () => {
+    const c = (hardware: Record<string, unknown>) =>
+      contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141, gpus: 8, ...hardware }, hyperparameters: { learning_rate: 1e-4, steps: 1500, optimizer: "adamw" } });
+    const two = compileDiffusers(c({ nodes: 2, rendezvous: "10.0.0.1:29500", node_rank: 1 }), {}, PATHS).request;
+    expect([two.num_processes, two.nodes]).toEqual([8, { count: 2, rank: 1, endpoint: "10.0.0.1:29500" }]);
+    expect(TrainRequestSchema.safeParse(two).success).toBe(true);
+    expect(compileDiffusers(c({}), {}, PATHS).request).not.toHaveProperty("nodes");
+    // one GPU on each of two hosts is still an all-reduce between steps: no CUDA graph
+    const graph = (hardware: Record<string, unknown>) => compileDiffusers(c({ gpus: 1, ...hardware }), {}, PATHS).request.cuda_graphs;
+    expect([graph({}), graph({ nodes: 2, rendezvous: "n0:29500" })]).toEqual([true, false]);
   });
 
   it("explains why compile is off for a short run", () => {

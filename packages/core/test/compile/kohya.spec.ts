@@ -131,6 +131,16 @@ describe("compileKohya", () => {
     expect(out.outputs.lora).toBe(`${PATHS.outputDir}/txcl-character.safetensors`);
   });
 
+  it("launches every GPU of every host from the same contract fields (accelerate counts processes over all machines)", () => {
+    const launch = (hardware: Record<string, unknown>) =>
+      compileKohya(makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { hardware: { kind: "local", ...hardware } } }), {}, PATHS).command.join(" ");
+    expect(launch({})).toContain("--num_processes 1 --num_machines 1 --dynamo_backend");
+    expect(launch({ gpus: 4 })).toContain("--multi_gpu --num_processes 4 --num_machines 1 --dynamo_backend");
+    expect(launch({ gpus: 4, nodes: 2, rendezvous: "10.0.0.1:29500", node_rank: 1 })).toContain(
+      "--multi_gpu --num_processes 8 --num_machines 2 --machine_rank 1 --main_process_ip 10.0.0.1 --main_process_port 29500 --dynamo_backend",
+    );
+  });
+
   const unsupported = BASE_MODEL_IDS.filter((b) => !["sdxl", "flux1-dev", "flux1-schnell"].includes(b));
   it.each(unsupported)("refuses %s with E_TRAINER_UNSUPPORTED", (base) => {
     try {

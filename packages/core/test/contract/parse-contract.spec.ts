@@ -57,6 +57,9 @@ describe("parseContractText", () => {
     ["overflowing number", GOOD.replace("1.0e-4", "1e309"), "E_CONTRACT_INVALID", 10, "hyperparameters.learning_rate", /^1e309 overflows a 64-bit number/],
     ["5 MB name", GOOD.replace("name: txcl-character", `name: ${"a".repeat(5_000_000)}`), "E_CONTRACT_INVALID", 2, "name", /^5000000 characters, at most 128 allowed/],
     ["long prompt", GOOD + `validation:\n  trigger_prompts: ["${"x".repeat(3000)}"]\n`, "E_CONTRACT_INVALID", 14, "validation.trigger_prompts[0]", /3000 characters, at most 2000/],
+    ["several nodes without a rendezvous", GOOD + "hardware: { nodes: 2 }\n", "E_CONTRACT_INVALID", 13, "hardware.rendezvous", /2 nodes need node 0's host:port/],
+    ["a node rank past the nodes", GOOD + "hardware: { nodes: 2, rendezvous: 'n0:29500', node_rank: 2 }\n", "E_CONTRACT_INVALID", 13, "hardware.node_rank", /below nodes \(2\)/],
+    ["a rendezvous without a port", GOOD + "hardware: { nodes: 2, rendezvous: n0 }\n", "E_CONTRACT_INVALID", 13, "hardware.rendezvous", /host:port/],
     ["trigger with a space", GOOD.replace("word: txcl", "word: 'tx cl'"), "E_CONTRACT_INVALID", 8, "trigger.word", /one token/],
   ])("%s -> %s at line %d", (_name, text, code, line, field, message) => {
     const error = fail(text);

@@ -145,6 +145,15 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
       ...patch,
     });
 
+  it("counts every GPU of every host (hardware.nodes) in the effective batch and the cost", () => {
+    const plan = (hardware: Record<string, unknown>) =>
+      planRun(builtIn({ hardware: { kind: "local", gpu: "H200", vram_gb: 141, price_per_hour: 3.5, ...hardware } as never }), dataset(20));
+    const one = plan({ gpus: 2 });
+    const two = plan({ gpus: 2, nodes: 2, rendezvous: "n0:29500" });
+    expect([one.gpus, two.gpus, two.effectiveBatch]).toEqual([2, 4, 4 * one.effectiveBatch / 2]);
+    expect(two.cost.usd).toBeCloseTo((one.cost.usd! / 2) * 4, 1);
+  });
+
   it("picks the fastest configuration that fits and times it from the H200 row, warm-up included", () => {
     const plan = planRun(builtIn(), dataset(20));
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: false, compile: true, cudaGraphs: false, quantize: "none" });

@@ -178,7 +178,10 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   checkNothingIgnored(dataset.datasets[0] as Record<string, unknown>, "dataset.toml [[datasets]]");
 
   const launcher = paths.venvDir ? joinPath(paths.venvDir, "bin", "accelerate") : "accelerate";
-  const gpus = contract.hardware.gpus;
+  // accelerate's --num_processes is the total over every machine; several hosts meet at node 0.
+  const { gpus, nodes, node_rank, rendezvous } = contract.hardware;
+  const processes = gpus * nodes;
+  const [host, port] = (rendezvous ?? "").split(":");
   const command = [
     launcher,
     "launch",
@@ -186,9 +189,10 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     "1",
     "--mixed_precision",
     mixed,
-    ...(gpus > 1 ? ["--multi_gpu", "--num_processes", String(gpus)] : ["--num_processes", "1"]),
+    ...(processes > 1 ? ["--multi_gpu", "--num_processes", String(processes)] : ["--num_processes", "1"]),
     "--num_machines",
-    "1",
+    String(nodes),
+    ...(nodes > 1 ? ["--machine_rank", String(node_rank), "--main_process_ip", host!, "--main_process_port", port!] : []),
     "--dynamo_backend",
     "no",
     joinPath(trainerDir, profile.script),
