@@ -4,6 +4,7 @@ import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
+import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
@@ -96,8 +97,8 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     batch_size: r.batchSize,
     gradient_accumulation: r.gradientAccumulation,
     optimizer: hp.optimizer as BuiltinSettings["optimizer"],
-    lr_scheduler: hp.lr_scheduler,
-    warmup_steps: hp.warmup_steps,
+    // The schedule model picks the built-in trainer's own options (or refuses what it cannot run).
+    ...(scheduleOptionsFor("diffusers", { scheduler: hp.lr_scheduler, warmupSteps: hp.warmup_steps, steps: r.steps, gpus: contract.hardware.gpus }) as { lr_scheduler: BuiltinSettings["lr_scheduler"]; warmup_steps: number }),
     precision: hp.precision,
     gradient_checkpointing: ts.gradientCheckpointing,
     compile: ts.compile,

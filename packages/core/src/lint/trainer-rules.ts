@@ -33,6 +33,7 @@ const FAL_IGNORED: ReadonlyArray<[field: string, applies: (c: Contract) => boole
   ["base.quantize", (c) => c.base.quantize !== "none"],
   ["trainer.version", (c) => c.trainer.version !== undefined],
   ["hardware.gpus", (c) => c.hardware.gpus !== 1],
+  ["hardware.nodes", (c) => c.hardware.nodes !== 1],
   ["dataset.resolution", (c) => c.dataset.resolution !== undefined],
   ["dataset.aspect", (c) => c.dataset.aspect !== "square"],
   ["hyperparameters.batch_size", (c) => hp(c).batch_size !== 1],
@@ -83,7 +84,7 @@ export const IGNORED_FIELDS: readonly IgnoredField[] = [
     field: "trainer.version",
     applies: (c) => c.trainer.version !== undefined,
     why: "the built-in trainer is the worker installed with loraspec; it has no separate version",
-    source: "ours: worker/loraspec_worker/train.py",
+    source: "ours: worker/loraspec_worker/train/",
     asOf: "2026-12-02",
   },
   {
@@ -92,6 +93,14 @@ export const IGNORED_FIELDS: readonly IgnoredField[] = [
     applies: (c) => c.hardware.gpus > 1,
     why: "loraspec starts ai-toolkit as one process (python run.py), which trains on one GPU; the plan's time assumes all of them",
     source: "ostris/ai-toolkit@27a03a9 run.py (one job, one accelerate process) and jobs/process/BaseSDTrainProcess.py L105-106 (accelerator.device)",
+    asOf: "2026-12-02",
+  },
+  {
+    trainer: "ai-toolkit",
+    field: "hardware.nodes",
+    applies: (c) => c.hardware.nodes > 1,
+    why: "loraspec starts ai-toolkit as one process on one host (python run.py); it has no multi-host launch",
+    source: "ostris/ai-toolkit@27a03a9 run.py (one job, one accelerate process)",
     asOf: "2026-12-02",
   },
 

@@ -43,7 +43,7 @@ export const SCHEDULE_SOURCES = {
   },
   diffusers: {
     source:
-      "worker/loraspec_worker/train.py L859 diffusers.optimization.get_scheduler (diffusers 0.42.1: constant returns get_constant_schedule and drops num_warmup_steps, optimization.py L331-332), stepped once per update (train.py L968)",
+      "worker/loraspec_worker/train/loop.py train_once: diffusers.optimization.get_scheduler (diffusers 0.42.1: constant returns get_constant_schedule and drops num_warmup_steps, optimization.py L331-332), stepped once per update (train/loop.py)",
     asOf: "2026-12-02",
   },
   fal: {
