@@ -249,7 +249,8 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
 }
 
 type Outcome =
-  | { state: "succeeded"; output: string; trainerResult?: Record<string, unknown> }
+  /** `output` is null on a follower host of a multi-host run: node 0 writes the LoRA. */
+  | { state: "succeeded"; output: string | null; trainerResult?: Record<string, unknown> }
   | { state: "cancelled" | "interrupted"; message: string }
   | { state: "failed"; error: LoraspecError };
 
@@ -322,6 +323,8 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     const full = !vague ? undefined : diskFullAfterFailure({ runDir: run.runDir, outputDir: dirname(job.output), fallbackBytes: SUPERVISION_POLICY.diskNeededBeforeFirstCheckpointBytes.value });
     return { state: "failed", error: full ?? outcome.failure };
   }
+  // A follower host of a multi-host run (hardware.node_rank > 0) trains its share; node 0 saves the LoRA.
+  if (workerDone?.follower === true) return { state: "succeeded", output: null, trainerResult: workerDone };
   // Success is a valid LoRA file, never an exit code alone.
   const output = typeof workerDone?.path === "string" ? workerDone.path : job.output;
   try {

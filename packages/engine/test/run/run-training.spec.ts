@@ -97,6 +97,26 @@ describe("startRun / resumeRun with a fake sd-scripts trainer", () => {
     expect(lines.join("")).toContain("6/6");
   });
 
+  it("a follower host of a multi-host run (node_rank > 0) succeeds without a LoRA of its own", async () => {
+    const dir = project();
+    const done = JSON.stringify({ type: "done", result: { processes: 2, nodeRank: 1, follower: true } });
+    const job: ProcessJob = {
+      kind: "process",
+      trainer: "diffusers",
+      command: process.execPath,
+      args: ["-e", `console.log(${JSON.stringify(done)})`],
+      cwd: dir,
+      files: {},
+      parser: "worker-jsonl",
+      output: join(dir, "out", "lora.safetensors"),
+      resume: { kind: "none" },
+      totalSteps: 6,
+    };
+    const { run, events } = await drive(startRun({ ...common, projectDir: dir, job, plan: { steps: 6 }, base: "sdxl" }));
+    expect(run).toMatchObject({ state: "succeeded", outputPath: null });
+    expect(events.at(-1)).toMatchObject({ type: "done", result: { state: "succeeded", lora: null, trainer: { follower: true, nodeRank: 1 } } });
+  });
+
   it("out of memory with a fallback: the run retries with the next job and succeeds", async () => {
     const dir = project();
     const attempts: number[] = [];
