@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +11,13 @@ import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-pat
 
 const python = workerPython(findWorkerRoot());
 const haveWorker = existsSync(python);
+
+/** A complete train request (every setting the schema requires) from the worker's own dev helper. */
+function devRequest(fields: Record<string, unknown>): Record<string, unknown> {
+  const code = "import json, sys; from loraspec_worker.train.dev_request import dev_request; print(json.dumps(dev_request(**json.loads(sys.argv[1]))))";
+  const root = findWorkerRoot();
+  return JSON.parse(execFileSync(python, ["-c", code, JSON.stringify(fields)], { env: { ...process.env, PYTHONPATH: join(root, "worker") }, encoding: "utf8" }));
+}
 
 async function drain(stream: AsyncIterable<LoraspecEvent>): Promise<{ events: LoraspecEvent[]; error?: LoraspecError }> {
   const events: LoraspecEvent[] = [];
@@ -108,7 +116,7 @@ describe.skipIf(!haveWorker)("runWorker against the real Python worker", () => {
     const { events, error } = await drain(
       runWorker({
         command: "train",
-        request: { arch: "flux1", base, dataset, output_dir: join(dir, "out"), resolution: 32, steps: 2, rank: 4, alpha: 4, max_sequence_length: 32 },
+        request: devRequest({ arch: "flux1", base, dataset, output_dir: join(dir, "out"), resolution: 32, steps: 2, rank: 4, alpha: 4, max_sequence_length: 32, precision: "fp32" }),
       }),
     );
     expect(error).toBeUndefined();
