@@ -32,6 +32,8 @@ hyperparameters:
   learning_rate: 1e-4  # try this first
   steps: 12
   rank: 4
+failure: { on_divergence: stop, on_oom: fail }
+lint: { accept: [{ rule: dataset-below-minimum, why: "an editor test on a few images" }] }
 validation:
   weight_sweep: [0.6, 0.8, 1.0]
 `;

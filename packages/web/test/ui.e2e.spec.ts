@@ -88,6 +88,8 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
         "dataset: { path: ./dataset, resolution: 64 }",
         `trigger: { word: ${TRIGGER} }`,
         "hyperparameters: { learning_rate: 1e-4, steps: 12, rank: 4, optimizer: adamw, precision: fp32, save_every: 4, gradient_checkpointing: false }",
+        "failure: { on_divergence: stop, on_oom: fail }",
+        'lint: { accept: [{ rule: dataset-below-minimum, why: "a browser test of the chain on a few images" }] }',
         "validation:",
         "  stack:",
         "    - { lora: other.safetensors, weight: 0.5 }",

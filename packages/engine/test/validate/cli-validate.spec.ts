@@ -81,7 +81,8 @@ describe("loraspec validate", () => {
     const lines = r.stdout.trim().split("\n");
     const events = lines.filter((l) => l.startsWith('{"type"')).map((l) => JSON.parse(l));
     expect(events.some((e) => e.type === "sample")).toBe(true);
-    const summary = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf("\n{\n") + 1));
+    // --json: one JSON object per line, the summary last.
+    const summary = JSON.parse(lines.at(-1)!);
     expect(summary.status).toBe("fail");
     expect(summary.weights.map((w: { weight: number; checks: { trigger: string } }) => [w.weight, w.checks.trigger])).toEqual([[0.6, "fail"], [1, "fail"]]);
     expect(summary.stack).toBeDefined();
