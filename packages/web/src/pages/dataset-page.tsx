@@ -187,7 +187,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
           Save all ({dirtyPaths.length})
         </button>
       </div>
-      <DuplicateClusters clusters={data.summary?.duplicates ?? []} />
+      <DuplicateClusters clusters={data.summary?.duplicates ?? []} onChanged={load} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (
