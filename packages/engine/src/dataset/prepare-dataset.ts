@@ -298,7 +298,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     yield {
       type: "warning",
       code: cluster.kind === "exact" ? "duplicate" : "near-duplicate",
-      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")} (choose with --pin)`,
+      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")} (choose with --pin or on the web page's Dataset tab)`,
       file: cluster.keep,
     };
   }
