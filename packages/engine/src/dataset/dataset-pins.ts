@@ -92,10 +92,13 @@ export type PinChoice =
   /** Keep `file` over the other members of its cluster (their own pins are withdrawn, so `file` wins). */
   | { action: "keep"; file: string; cluster: readonly string[] }
   /** The two images are not duplicates: prep keeps both (unless either duplicates another image). */
-  | { action: "distinct"; files: readonly [string, string] };
+  | { action: "distinct"; files: readonly [string, string] }
+  /** Forget every stored choice: dedupe decides alone again. */
+  | { action: "reset" };
 
 /** The pins after one choice; pure. */
 export function applyPinChoice(pins: DatasetPins, choice: PinChoice): DatasetPins {
+  if (choice.action === "reset") return { keep: [], distinct: [] };
   if (choice.action === "keep") {
     const others = new Set(choice.cluster.filter((f) => f !== choice.file));
     return { keep: [...new Set([...pins.keep.filter((k) => !others.has(k)), choice.file])].sort(), distinct: pins.distinct };

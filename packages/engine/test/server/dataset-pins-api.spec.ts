@@ -50,6 +50,17 @@ describe("POST /api/dataset/pins", () => {
     expect(both.status).toBe(200);
     expect(await clusters()).toEqual([]);
     expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({ version: 1, keep: ["a-small.jpg"], distinct: [["a-small.jpg", "a.jpg"]] });
+    expect((await (await app.request("/api/dataset", { headers: auth })).json()).pins).toEqual({ keep: ["a-small.jpg"], distinct: [["a-small.jpg", "a.jpg"]] });
+  });
+
+  it("{reset: true} forgets every choice and the cluster comes back as dedupe forms it", async () => {
+    const saved = await readFile(join(project, PINS_FILE), "utf8");
+    try {
+      expect((await pin({ reset: true })).status).toBe(200);
+      expect(await clusters()).toEqual([["a.jpg", "a-small.jpg"]]);
+    } finally {
+      await writeFile(join(project, PINS_FILE), saved);
+    }
   });
 
   it.each([

@@ -15,11 +15,12 @@ export interface Cluster {
  * (.loraspec/dataset-pins.json, POST /api/dataset/pins), which prep, check and this page all read;
  * then the listing is reloaded. Nothing is dropped without the user seeing it here or in `check`.
  */
-export function DuplicateClusters({ clusters, onChanged }: { clusters: Cluster[]; onChanged?: () => void }) {
+export function DuplicateClusters({ clusters, pins, onChanged }: { clusters: Cluster[]; pins?: { keep: string[]; distinct: unknown[] }; onChanged?: () => void }) {
   const [status, setStatus] = useState<{ kind: "ok" | "error"; text: string }>();
   const [busy, setBusy] = useState(false);
-  if (!clusters.length) return status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null;
-  const choose = async (body: { keep: string; cluster: string[] } | { distinct: [string, string] }, done: string) => {
+  const stored = (pins?.keep.length ?? 0) + (pins?.distinct.length ?? 0);
+  if (!clusters.length && !stored) return status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null;
+  const choose = async (body: { keep: string; cluster: string[] } | { distinct: [string, string] } | { reset: true }, done: string) => {
     setBusy(true);
     try {
       await api("/api/dataset/pins", { method: "POST", body });
@@ -35,6 +36,14 @@ export function DuplicateClusters({ clusters, onChanged }: { clusters: Cluster[]
     <section className="duplicate-clusters" data-testid="duplicate-clusters">
       <h3>Duplicates: prep keeps one image of each group ({clusters.length})</h3>
       {status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null}
+      {stored ? (
+        <p className="muted" data-testid="stored-pins">
+          Your stored choices: {pins!.keep.length} kept over their duplicates, {pins!.distinct.length} pairs kept both.{" "}
+          <button disabled={busy} onClick={() => choose({ reset: true }, "Choices forgotten: prep decides alone again.")}>
+            Forget my choices
+          </button>
+        </p>
+      ) : null}
       {clusters.map((c) => (
         <div className="cluster" key={c.keep}>
           {[c.keep, ...c.drop].map((file) => {

@@ -67,7 +67,7 @@ export function datasetRoutes(ctx: AppContext) {
       // The page's keep/drop choice on a duplicate cluster, stored where prep and check read it.
       const choice = pinChoice(await readJson<Record<string, unknown>>(c));
       const known = new Set(await listImages(await ctx.datasetDir()));
-      const named = choice.action === "keep" ? [choice.file, ...choice.cluster] : [...choice.files];
+      const named = choice.action === "keep" ? [choice.file, ...choice.cluster] : choice.action === "distinct" ? [...choice.files] : [];
       for (const file of named) {
         if (!known.has(file)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${file}" in the dataset.`, { file, field: choice.action === "keep" ? "keep" : "distinct" });
       }
@@ -132,8 +132,9 @@ export function datasetRoutes(ctx: AppContext) {
     });
 }
 
-/** `{keep, cluster}` (keep this one over the rest of its cluster) or `{distinct: [a, b]}` (keep both). */
+/** `{keep, cluster}` (keep this one over the rest of its cluster), `{distinct: [a, b]}` (keep both) or `{reset: true}`. */
 function pinChoice(body: Record<string, unknown>): PinChoice {
+  if (body.reset === true) return { action: "reset" };
   if (body.keep !== undefined) {
     const cluster = body.cluster ?? [];
     if (!Array.isArray(cluster) || !cluster.every((x) => typeof x === "string")) {
@@ -143,7 +144,7 @@ function pinChoice(body: Record<string, unknown>): PinChoice {
   }
   const d = body.distinct;
   if (!Array.isArray(d) || d.length !== 2 || !d.every((x) => typeof x === "string" && x) || d[0] === d[1]) {
-    throw new LoraspecError("E_USAGE", 'Send {"keep": image, "cluster": [images]} or {"distinct": [image, image]} (two different images).', { field: "distinct" });
+    throw new LoraspecError("E_USAGE", 'Send {"keep": image, "cluster": [images]} or {"distinct": [image, image]} (two different images), or {"reset": true}.', { field: "distinct" });
   }
   return { action: "distinct", files: [d[0], d[1]] };
 }

@@ -95,6 +95,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
         crop: b.crop,
         images: rows,
         summary,
+        pins,
       };
     },
   });
