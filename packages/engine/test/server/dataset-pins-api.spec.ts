@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -81,6 +81,23 @@ describe("POST /api/dataset/pins", () => {
     const res = await pin({ distinct: ["a.jpg", "b.png"] }, { ...json, Origin: "https://evil.example" });
     expect(res.status).toBe(403);
     expect((await app.request("/api/dataset/pins", { method: "POST", headers: { Host: auth.Host, "Content-Type": "application/json" }, body: "{}" })).status).toBe(401);
+  });
+
+  it("a pins file that is a symlink out of the project is refused (403), and the file it points at is untouched", async () => {
+    const outside = await mkdtemp(join(tmpdir(), "loraspec-pins-outside-"));
+    const saved = await readFile(join(project, PINS_FILE), "utf8");
+    try {
+      await writeFile(join(outside, "target.json"), "precious");
+      await unlink(join(project, PINS_FILE));
+      await symlink(join(outside, "target.json"), join(project, PINS_FILE));
+      const res = await pin({ distinct: ["a.jpg", "b.png"] });
+      expect(res.status).toBe(403);
+      expect(await readFile(join(outside, "target.json"), "utf8")).toBe("precious");
+    } finally {
+      await unlink(join(project, PINS_FILE)).catch(() => undefined);
+      await writeFile(join(project, PINS_FILE), saved);
+      await rm(outside, { recursive: true, force: true });
+    }
   });
 
   it("a hostile pins file on disk is a coded 422, never overwritten", async () => {
