@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   E_DATASET_NOT_FOUND: { exit: 2, http: 404, retryable: false },
   E_DATASET_EMPTY: { exit: 2, http: 422, retryable: false },
   E_IMAGE_UNREADABLE: { exit: 2, http: 422, retryable: false },
+  // .loraspec/dataset-pins.json (the keep/drop choices on duplicates) is not what loraspec writes.
+  E_DATASET_PINS_INVALID: { exit: 2, http: 422, retryable: false },
   // LoRA files.
   E_SAFETENSORS_INVALID: { exit: 2, http: 422, retryable: false },
   E_LORA_FORMAT_UNKNOWN: { exit: 2, http: 422, retryable: false },

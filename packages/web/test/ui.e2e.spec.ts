@@ -160,6 +160,31 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
     await expect.poll(() => readFile(join(project, "dataset", "img-5.txt"), "utf8").catch(() => ""), POLL).toBe(`${TRIGGER}, a white disc on a teal card\n`);
   });
 
+  it("shows a duplicate pair side by side and stores 'keep this one', then 'keep both', where prep reads them, and forgets them", async () => {
+    const copy = join(project, "dataset", "img-0-copy.png");
+    await writeFile(copy, await readFile(join(project, "dataset", "img-0.png")));
+    try {
+      await page.reload();
+      await page.click("a[href='#/dataset']");
+      const clusters = page.getByTestId("duplicate-clusters");
+      const figure = (cls: string) => clusters.locator(`figure.${cls}`);
+      await expect.poll(() => figure("drop").textContent(), POLL).toContain("img-0-copy.png");
+      await shot("dataset-duplicates");
+      await figure("drop").getByRole("button", { name: "Keep this one" }).click();
+      await expect.poll(() => figure("keep").textContent(), POLL).toContain("img-0-copy.png");
+      await figure("drop").getByRole("button", { name: "Keep both (not a duplicate)" }).click();
+      await expect.poll(() => clusters.locator("figure").count(), POLL).toBe(0);
+      const pins = async () => JSON.parse(await readFile(join(project, ".loraspec", "dataset-pins.json"), "utf8"));
+      expect(await pins()).toEqual({ version: 1, keep: ["img-0-copy.png"], distinct: [["img-0-copy.png", "img-0.png"]] });
+      // Undo: forgetting the choices brings the cluster back as dedupe alone forms it.
+      await page.getByTestId("stored-pins").getByRole("button", { name: "Forget my choices" }).click();
+      await expect.poll(() => figure("drop").textContent(), POLL).toContain("img-0-copy.png");
+      expect(await pins()).toEqual({ version: 1, keep: [], distinct: [] });
+    } finally {
+      await rm(copy, { force: true });
+    }
+  });
+
   it("starts a run on a tiny base, sees the loss chart and progress move, stops and resumes it", async () => {
     await page.click("a[href='#/runs']");
     await page.getByRole("button", { name: "Start run" }).click();

@@ -54,6 +54,10 @@ export function registerPrep(program: Command): void {
           hint: "run it next to lora.yaml, or pass `loraspec prep --dataset ./photos --resolution 1024`",
         });
       }
+      // The page's keep/drop choices (.loraspec/dataset-pins.json) apply to the contract's dataset folder; --pin adds to them.
+      const { mergePins, readDatasetPins } = await import("@loraspec/engine/dataset/dataset-pins.js");
+      const stored = project.contract && project.datasetDir && resolve(project.datasetDir) === resolve(datasetDir) ? await readDatasetPins({ projectDir: project.projectDir }) : undefined;
+      const pins = mergePins(stored, opts.pin);
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);
@@ -69,7 +73,8 @@ export function registerPrep(program: Command): void {
             background: opts.background,
             maxPixels: opts.maxPixels ? positiveInt(opts.maxPixels, "--max-pixels") : undefined,
             nearDuplicate: opts.nearThreshold ? { pixelAtZero: positiveInt(opts.nearThreshold, "--near-threshold", true) } : undefined,
-            pinned: opts.pin,
+            pinned: pins.keep,
+            distinct: pins.distinct,
             captionExtension: project.contract?.captions.extension,
             concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
             embed: opts.embed === false ? undefined : async (paths) => (await import("@loraspec/engine/dataset/worker-embedder.js")).embedWithWorker(paths, { model: opts.embedModel, signal: controller.signal }),

@@ -1,3 +1,4 @@
+import { pairKey } from "./dataset-pins.js";
 import type { ImageSignature } from "./image-signature.js";
 import { pixelDistance } from "./pixel-distance.js";
 import { NEAR_DUPLICATE } from "./prep-knowledge.js";
@@ -48,6 +49,8 @@ export interface DedupeParams {
   images: readonly DedupeImage[];
   /** Sources the user pinned: kept over any duplicate of theirs. */
   pinned?: readonly string[];
+  /** Pairs the user said are not duplicates (dataset-pins.json): never put in one cluster. */
+  distinct?: ReadonlyArray<readonly [string, string]>;
   thresholds?: Partial<NearDuplicateThresholds>;
   /** Image embeddings by source (the worker's CLIP/DINOv2), to confirm near pairs. */
   embeddings?: ReadonlyMap<string, ArrayLike<number>>;
@@ -65,6 +68,7 @@ export interface DedupeParams {
 export function dedupeImages(params: DedupeParams): DuplicateCluster[] {
   const t: NearDuplicateThresholds = { ...NEAR_DUPLICATE.value, ...params.thresholds };
   const pinned = new Set(params.pinned ?? []);
+  const distinct = new Set((params.distinct ?? []).map(([a, b]) => pairKey(a, b)));
   const order = [...params.images].sort(
     (x, y) => rank(y, pinned) - rank(x, pinned) || x.source.length - y.source.length || (x.source < y.source ? -1 : x.source > y.source ? 1 : 0),
   );
@@ -73,6 +77,7 @@ export function dedupeImages(params: DedupeParams): DuplicateCluster[] {
     let home: (typeof kept)[number] | undefined;
     let evidence: PairEvidence | undefined;
     for (const k of kept) {
+      if (distinct.has(pairKey(k.image.source, image.source))) continue;
       if (k.image.sha256 === image.sha256) {
         home = k;
         evidence = undefined;

@@ -37,6 +37,8 @@ export interface PrepareDatasetParams {
   embed?: (paths: string[]) => Promise<EmbedOutcome>;
   /** Sources (relative paths) to keep over their duplicates. */
   pinned?: readonly string[];
+  /** Pairs never called duplicates of each other (the page's "keep both"; dataset-pins.ts). */
+  distinct?: ReadonlyArray<readonly [string, string]>;
   captionExtension?: string;
   /** Images in flight at once (default: CPU count). */
   concurrency?: number;
@@ -179,7 +181,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const usable = probed.filter((p) => !p.problems.some((x) => x.severity === "skip"));
 
   // 2. Exact copies (same bytes) are dropped before anything is decoded.
-  const exactClusters = dedupeImages({ images: usable, near: false, pinned: params.pinned });
+  const exactClusters = dedupeImages({ images: usable, near: false, pinned: params.pinned, distinct: params.distinct });
   const duplicateOf = new Map<string, { keep: string; kind: "exact" | "near" }>();
   for (const cluster of exactClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "exact" });
   const unique = usable.filter((u) => !duplicateOf.has(u.source));
@@ -276,7 +278,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const hashed = unique.filter((u) => !failed.has(u.source) && u.signature);
   yield { type: "phase", name: "dedupe", message: `${hashed.length} images` };
   const exactCopies = usable.filter((u) => duplicateOf.has(u.source) && !failed.has(duplicateOf.get(u.source)!.keep));
-  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: params.pinned, thresholds: params.nearDuplicate };
+  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: params.pinned, distinct: params.distinct, thresholds: params.nearDuplicate };
   summary.duplicates = dedupeImages(dedupeInput);
   const candidates = summary.duplicates.filter((c) => c.kind === "near").flatMap((c) => [c.keep, ...c.drop.filter((d) => c.evidence[d])]);
   if (params.embed && candidates.length) {
@@ -296,7 +298,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     yield {
       type: "warning",
       code: cluster.kind === "exact" ? "duplicate" : "near-duplicate",
-      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")} (choose with --pin)`,
+      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")} (choose with --pin or on the web page's Dataset tab)`,
       file: cluster.keep,
     };
   }

@@ -29,6 +29,8 @@ export interface ScanDatasetParams {
   /** false: headers only (fast; no decode, no duplicate search). */
   decode?: boolean;
   pinned?: readonly string[];
+  /** Pairs never called duplicates of each other (dataset-pins.ts). */
+  distinct?: ReadonlyArray<readonly [string, string]>;
   /** Injectable for fault tests (permission errors, which root never sees). */
   readFile?: (path: string) => Promise<Buffer>;
   readdir?: ListDatasetFilesParams["readdir"];
@@ -85,7 +87,7 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
       for (const w of p.problems) warnings.push({ file: p.source, code: w.code, message: w.message });
     }
   }
-  const duplicates = params.decode === false ? [] : dedupeImages({ images: usable, pinned: params.pinned });
+  const duplicates = params.decode === false ? [] : dedupeImages({ images: usable, pinned: params.pinned, distinct: params.distinct });
   const dropped = new Set(duplicates.flatMap((c) => c.drop));
   const captions = new Set(files.captions);
   const images: DatasetImage[] = [];

@@ -9,6 +9,7 @@ import { loadContract, type LoadedContract } from "../contract/load-contract.js"
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
+import { readDatasetPins } from "../dataset/dataset-pins.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { datasetFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
@@ -56,7 +57,9 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
     const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
       const dir = resolve(loaded.dir, folder);
-      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution });
+      // The user's keep/drop choices on duplicates apply to the dataset (as prep reads them), not to reg images.
+      const pins = field === "dataset.path" ? await readDatasetPins({ projectDir: loaded.dir }) : undefined;
+      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution, pinned: pins?.keep, distinct: pins?.distinct });
       if (found.candidates === 0) {
         throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
           file: loaded.displayName,

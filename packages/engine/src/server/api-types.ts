@@ -51,6 +51,8 @@ export interface DatasetResponse {
   crop: "center" | "attention";
   images: ImageRow[];
   summary?: unknown;
+  /** The user's stored keep/drop choices on duplicates (.loraspec/dataset-pins.json). */
+  pins?: { keep: string[]; distinct: Array<[string, string]> };
 }
 
 /** A run as the page sees it: paths relative to the project. */

@@ -13,7 +13,14 @@ export interface ServerDeps {
   /** The plan: resolved steps, LR, VRAM, time and cost. */
   plan?: (params: { contract: unknown; dataset?: unknown }) => unknown;
   /** A dataset summary with per-image problems (unreadable, too small, duplicates). */
-  scanDataset?: (params: { dir: string; contract: unknown; signal?: AbortSignal; quick?: boolean }) => Promise<DatasetScan>;
+  scanDataset?: (params: {
+    dir: string;
+    contract: unknown;
+    signal?: AbortSignal;
+    quick?: boolean;
+    /** The user's keep/drop choices (.loraspec/dataset-pins.json), as check and prep read them. */
+    pins?: { keep: string[]; distinct: Array<[string, string]> };
+  }) => Promise<DatasetScan>;
   /**
    * Suggests captions for the given images (paths relative to `dir`) with a vision-language
    * model, trigger first. Writes nothing: the page shows them as unsaved edits to review.

@@ -28,6 +28,7 @@ interface DatasetResponse {
   images: ImageRow[];
   /** The scan check and prep share: its duplicate clusters are shown side by side. */
   summary?: { duplicates?: Cluster[] } | null;
+  pins?: { keep: string[]; distinct: Array<[string, string]> };
 }
 
 /** Drafts are kept per project (its real path, hashed), so two projects never mix their edits. */
@@ -187,7 +188,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
           Save all ({dirtyPaths.length})
         </button>
       </div>
-      <DuplicateClusters clusters={data.summary?.duplicates ?? []} />
+      <DuplicateClusters clusters={data.summary?.duplicates ?? []} pins={data.pins} onChanged={load} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (

@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { api, errorText } from "../api.js";
 
 /** One cluster as the scan reports it (engine dedupe.ts DuplicateCluster). */
 export interface Cluster {
@@ -10,23 +11,37 @@ export interface Cluster {
 
 /**
  * The duplicate clusters prep will form, each side by side: the image kept and the ones left out,
- * with why. "Keep this one" gives the prep command that pins it (prep's --pin), copied to the
- * clipboard; nothing is dropped without the user seeing it here or in `check`.
+ * with why. "Keep this one" and "Keep both" store the choice in the project
+ * (.loraspec/dataset-pins.json, POST /api/dataset/pins), which prep, check and this page all read;
+ * then the listing is reloaded. Nothing is dropped without the user seeing it here or in `check`.
  */
-export function DuplicateClusters({ clusters }: { clusters: Cluster[] }) {
-  const [copied, setCopied] = useState<string>();
-  if (!clusters.length) return null;
-  const pin = async (file: string) => {
-    const command = `loraspec prep --pin ${JSON.stringify(file)}`;
-    await navigator.clipboard?.writeText(command).catch(() => undefined);
-    setCopied(command);
+export function DuplicateClusters({ clusters, pins, onChanged }: { clusters: Cluster[]; pins?: { keep: string[]; distinct: unknown[] }; onChanged?: () => void }) {
+  const [status, setStatus] = useState<{ kind: "ok" | "error"; text: string }>();
+  const [busy, setBusy] = useState(false);
+  const stored = (pins?.keep.length ?? 0) + (pins?.distinct.length ?? 0);
+  if (!clusters.length && !stored) return status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null;
+  const choose = async (body: { keep: string; cluster: string[] } | { distinct: [string, string] } | { reset: true }, done: string) => {
+    setBusy(true);
+    try {
+      await api("/api/dataset/pins", { method: "POST", body });
+      setStatus({ kind: "ok", text: `${done} Saved in .loraspec/dataset-pins.json; prep and check use it.` });
+      onChanged?.();
+    } catch (e) {
+      setStatus({ kind: "error", text: errorText(e) });
+    } finally {
+      setBusy(false);
+    }
   };
   return (
     <section className="duplicate-clusters" data-testid="duplicate-clusters">
       <h3>Duplicates: prep keeps one image of each group ({clusters.length})</h3>
-      {copied ? (
-        <p className="muted">
-          Copied: <code>{copied}</code>
+      {status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null}
+      {stored ? (
+        <p className="muted" data-testid="stored-pins">
+          Your stored choices: {pins!.keep.length} kept over their duplicates, {pins!.distinct.length} pairs kept both.{" "}
+          <button disabled={busy} onClick={() => choose({ reset: true }, "Choices forgotten: prep decides alone again.")}>
+            Forget my choices
+          </button>
         </p>
       ) : null}
       {clusters.map((c) => (
@@ -46,7 +61,12 @@ export function DuplicateClusters({ clusters }: { clusters: Cluster[] }) {
                   {kept ? null : (
                     <>
                       <br />
-                      <button onClick={() => pin(file)}>Keep this one instead</button>
+                      <button disabled={busy} onClick={() => choose({ keep: file, cluster: [c.keep, ...c.drop] }, `Keeping ${file} over ${c.keep}.`)}>
+                        Keep this one
+                      </button>{" "}
+                      <button disabled={busy} onClick={() => choose({ distinct: [c.keep, file] }, `Keeping both ${c.keep} and ${file}.`)}>
+                        Keep both (not a duplicate)
+                      </button>
                     </>
                   )}
                 </figcaption>

@@ -1,16 +1,17 @@
 import { mkdir, open } from "node:fs/promises";
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { parse as parseYaml } from "yaml";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { applyPinChoice, PINS_FILE, writeDatasetPins, type PinChoice } from "../../dataset/dataset-pins.js";
 import { atomicWrite } from "../../fs/atomic-write.js";
 import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
 import { captionFileFor, contractBasics, listImages, readContractText } from "../project-files.js";
 import { projectRelative, resolveInsideProject } from "../safe-path.js";
-import { contractOnDisk, datasetListing, datasetSummary } from "./dataset-scan.js";
+import { contractOnDisk, datasetListing, datasetSummary, projectPins } from "./dataset-scan.js";
 
 /** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */
 export function datasetRoutes(ctx: AppContext) {
@@ -61,6 +62,20 @@ export function datasetRoutes(ctx: AppContext) {
       // Validate everything first, then write: a bad item never leaves half the edits on disk.
       for (const w of writes) await atomicWrite(w.file, w.text);
       return c.json({ written: writes.map((w) => w.captionFile) });
+    })
+    .post("/dataset/pins", async (c) => {
+      // The page's keep/drop choice on a duplicate cluster, stored where prep and check read it.
+      const choice = pinChoice(await readJson<Record<string, unknown>>(c));
+      const known = new Set(await listImages(await ctx.datasetDir()));
+      const named = choice.action === "keep" ? [choice.file, ...choice.cluster] : choice.action === "distinct" ? [...choice.files] : [];
+      for (const file of named) {
+        if (!known.has(file)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${file}" in the dataset.`, { file, field: choice.action === "keep" ? "keep" : "distinct" });
+      }
+      const contractDir = dirname(ctx.contractFile);
+      await ctx.inside(projectRelative(projectDir, join(contractDir, PINS_FILE))); // confined like every write
+      const pins = applyPinChoice(await projectPins(ctx), choice);
+      await writeDatasetPins({ projectDir: contractDir, pins });
+      return c.json({ pins });
     })
     .post("/captions/auto", async (c) => {
       if (!params.autoCaption) throw notSupported("Auto-captioning");
@@ -115,6 +130,23 @@ export function datasetRoutes(ctx: AppContext) {
       }
       return c.json({ added });
     });
+}
+
+/** `{keep, cluster}` (keep this one over the rest of its cluster), `{distinct: [a, b]}` (keep both) or `{reset: true}`. */
+function pinChoice(body: Record<string, unknown>): PinChoice {
+  if (body.reset === true) return { action: "reset" };
+  if (body.keep !== undefined) {
+    const cluster = body.cluster ?? [];
+    if (!Array.isArray(cluster) || !cluster.every((x) => typeof x === "string")) {
+      throw new LoraspecError("E_USAGE", '"cluster" must be the list of the cluster\'s images.', { field: "cluster" });
+    }
+    return { action: "keep", file: requireString(body.keep, "keep"), cluster };
+  }
+  const d = body.distinct;
+  if (!Array.isArray(d) || d.length !== 2 || !d.every((x) => typeof x === "string" && x) || d[0] === d[1]) {
+    throw new LoraspecError("E_USAGE", 'Send {"keep": image, "cluster": [images]} or {"distinct": [image, image]} (two different images), or {"reset": true}.', { field: "distinct" });
+  }
+  return { action: "distinct", files: [d[0], d[1]] };
 }
 
 /** Type (extension, declared type and magic bytes), name and decodability of every upload, before any is written. */

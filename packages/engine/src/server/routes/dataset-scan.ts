@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import { readDatasetPins, type DatasetPins } from "../../dataset/dataset-pins.js";
 import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
 import { SERVER_LIMITS } from "../limits.js";
@@ -17,6 +18,11 @@ export async function contractOnDisk(ctx: AppContext): Promise<unknown> {
   } catch {
     return undefined;
   }
+}
+
+/** The user's keep/drop choices, beside the contract as prep and check read them (hostile input: validated). */
+export function projectPins(ctx: AppContext): Promise<DatasetPins> {
+  return readDatasetPins({ projectDir: dirname(ctx.contractFile) });
 }
 
 /** The dataset summary lint and plan use (headers only); cached until a dataset file changes. */
@@ -42,8 +48,9 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
   const b = await ctx.basics();
   const dir = await ctx.datasetDir();
   const contract = await contractOnDisk(ctx);
+  const pins = await projectPins(ctx);
   return ctx.datasetCache.memo({
-    key: keyOf("listing", dir, b, contract ?? null),
+    key: keyOf("listing", dir, b, contract ?? null, pins),
     dir,
     compute: async () => {
       const images = await listImages(dir);
@@ -51,7 +58,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
       let summary: unknown;
       if (ctx.params.scanDataset) {
         // Not tied to one request's signal: the result is shared by every request that waits for it.
-        const scan = await ctx.params.scanDataset({ dir, contract });
+        const scan = await ctx.params.scanDataset({ dir, contract, pins });
         problems = scan.problems;
         summary = scan.summary;
       }
@@ -88,6 +95,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
         crop: b.crop,
         images: rows,
         summary,
+        pins,
       };
     },
   });
