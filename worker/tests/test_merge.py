@@ -164,3 +164,22 @@ def test_gpu_ties_matches_cpu(two):
     merge.run({"inputs": inputs, "method": "ties", "output": str(out), "device": "cuda", "rank": 16, "density": 0.4})
     cpu, _ = _run(tmp, "ties", inputs, rank=16, density=0.4)
     assert _rel(_delta(load_file(str(out)), "m1"), _delta(cpu, "m1")) < 1e-4
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ties_fused_and_eager_paths_equal_peft_ties(monkeypatch, compiled):
+    # Three deltas with sign conflicts, one with a zero block and one equal to minus another (sums of
+    # exactly 0: sign +1 elected); the fused (torch.compile) path forced on a small tensor, and the eager
+    # fallback (what a machine without a C++ compiler runs). Magnitudes distinct: peft's top-k breaks ties arbitrarily.
+    monkeypatch.setitem(merge.TUNING, "compile_min_elements", 0)
+    monkeypatch.setitem(merge.TUNING, "compile_cpu_ties", compiled)
+    monkeypatch.setattr(merge, "_FUSED", {})
+    g = torch.Generator().manual_seed(7)
+    ds = [torch.randn(300, 700, generator=g) for _ in range(2)]
+    ds[0][:50] = 0
+    ds.append(-ds[1])
+    ws = [0.7, -0.5, 1.25]
+    got = merge._ties([d.clone() for d in ds], ws, 0.4, torch.Generator().manual_seed(2))
+    assert (merge._FUSED["fn"] is not None) == compiled
+    want = merge_utils.ties([d.double() for d in ds], torch.tensor(ws, dtype=torch.float64), 0.4, "total")
+    assert _rel(got.double(), want) < 1e-6
