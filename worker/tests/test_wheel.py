@@ -1,5 +1,5 @@
 """The worker wheel (what `npm pack` ships and `loraspec setup worker` installs) builds from
-worker/pyproject.toml with the toy-world tooling inside loraspec_worker/ or in a sibling package."""
+worker/pyproject.toml and holds loraspec_worker only (the toy world's tooling stays in the checkout)."""
 
 import shutil
 import subprocess
@@ -23,15 +23,12 @@ def build_wheel(src: Path, out: Path) -> list[str]:
     return zipfile.ZipFile(wheel).namelist()
 
 
-@pytest.mark.parametrize("layout", ["inside", "sibling"])
-def test_wheel_builds_with_either_toyworld_layout(tmp_path, layout):
+def test_wheel_ships_the_worker_without_tests_or_the_toy_world(tmp_path):
     src = tmp_path / "worker"
     shutil.copytree(WORKER, src, ignore=SKIP)
-    if layout == "sibling":
-        shutil.move(str(src / "loraspec_worker" / "toyworld"), str(src / "toyworld_tools"))
     names = build_wheel(src, tmp_path / "out")
     assert "loraspec_worker/__main__.py" in names
     assert "loraspec_worker/version.py" in names
-    tool = "loraspec_worker/toyworld/embedder.py" if layout == "inside" else "toyworld_tools/embedder.py"
-    assert tool in names
-    assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
+    assert "loraspec_worker/train/loop.py" in names
+    assert (src / "toyworld" / "embedder.py").exists()
+    assert not [n for n in names if n.startswith(("toyworld/", "tests/")) or "/tests/" in n or "/toyworld/" in n]
