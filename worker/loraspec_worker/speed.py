@@ -328,6 +328,8 @@ def refuse_levers(cfg, device, arch, codes: dict) -> dict:
         (bool(cfg.debug), "debug hooks"),
     ) if bad])
     refuse("compile", ["no CUDA device"] if not cuda else [])
+    # NHWC is cuDNN's fast path; on the CPU it slowed the toy demo's UNet step many times over.
+    refuse("channels_last", ["no CUDA device"] if not cuda else [])
     # The blockers (a probe GEMM on the device) only where the lever is asked for.
     refuse("fp8_matmul", fp8_matmul_blockers(device) if applied["fp8_matmul"] else [])
     return applied

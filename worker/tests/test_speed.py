@@ -148,6 +148,7 @@ def test_a_card_whose_torch_refuses_row_wise_fp8_gemms_trains_with_bf16_gemms(mo
     ({"cuda_graphs": True}, "cpu", "W_CUDA_GRAPH_UNAVAILABLE", "no CUDA device"),
     ({"cuda_graphs": True, "debug": {"stop_after_step": 2}}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "debug hooks"),
     ({"arch": "flux1", "compile": True}, "cpu", "W_COMPILE_UNAVAILABLE", "CUDA"),
+    ({"channels_last": True}, "cpu", "W_CHANNELS_LAST_UNAVAILABLE", "no CUDA device"),
 ])
 def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(over, device, code, says, monkeypatch):
     """The plan sets levers for the GPU the contract names; a run elsewhere trains on without them."""

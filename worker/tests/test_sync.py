@@ -55,7 +55,7 @@ def test_config_has_one_field_per_request_property_and_defaults_only_for_the_opt
 
 
 def test_every_refusal_the_worker_makes_has_the_tables_code():
-    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "fp8_matmul", "precision"}
+    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "precision"}
     assert all(code.startswith("W_") for code in TABLE["refusals"].values())
     assert set(TABLE["refusals"]) - {"precision"} <= set(TABLE["levers"])
     assert callable(speed.refuse_levers)

@@ -101,6 +101,7 @@ export const BUILTIN_TRAINER = {
   refusals: {
     compile: "W_COMPILE_UNAVAILABLE",
     cuda_graphs: "W_CUDA_GRAPH_UNAVAILABLE",
+    channels_last: "W_CHANNELS_LAST_UNAVAILABLE",
     fp8_matmul: "W_FP8_MATMUL_UNAVAILABLE",
     precision: "W_PRECISION_UNAVAILABLE",
   },
