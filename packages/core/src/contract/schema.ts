@@ -188,6 +188,26 @@ export const FailureSchema = z
   })
   .meta({ description: "What happens when training goes wrong." });
 
+/**
+ * The adapter itself: its kind and which modules of the denoiser it covers (rank and alpha stay in
+ * hyperparameters, where every trainer's docs put them). Compiled to every trainer.
+ */
+export const NetworkSchema = z
+  .strictObject({
+    type: z.enum(["lora"]).default("lora").meta({ description: "The adapter kind." }),
+  })
+  .meta({ description: "The adapter: its kind and the modules it trains." });
+
+/** What the run writes besides the LoRA. */
+export const OutputSchema = z
+  .strictObject({})
+  .meta({ description: "The LoRA file the run writes." });
+
+/** Images rendered while training, to watch the LoRA evolve. */
+export const SamplesSchema = z
+  .strictObject({})
+  .meta({ description: "Sample images during training." });
+
 export const StackEntrySchema = z.strictObject({
   lora: text(TEXT_LIMITS.path).min(1).meta({ description: "Another LoRA file (path or URL) to stack with this one." }),
   weight: z.number().min(0).max(2).meta({ description: "Its weight in the stack." }),
@@ -262,6 +282,9 @@ export const ContractSchema = z
     captions: CaptionsSchema.prefault({}),
     trigger: TriggerSchema,
     hyperparameters: HyperparametersSchema.prefault({}),
+    network: NetworkSchema.prefault({}),
+    samples: SamplesSchema.prefault({}),
+    output: OutputSchema.prefault({}),
     limits: LimitsSchema.prefault({}),
     failure: FailureSchema.prefault({}),
     validation: ValidationSchema.prefault({}),

@@ -50,6 +50,7 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
   limits: "plan, lint and the supervisor (walltime)",
   failure: "the supervisor (divergence, OOM fallbacks)",
   validation: "loraspec validate (ai-toolkit also samples trigger_prompts)",
+  "network.type": "one value (lora) so far: every trainer trains a LoRA",
   lint: "lint.accept turns an accepted judgement finding into a note (lint-contract accepted())",
 };
 
