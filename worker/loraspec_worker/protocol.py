@@ -116,12 +116,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    # A 0-d tensor or numpy scalar (a fused or capturable optimizer's lr on CUDA is a tensor) goes
+    # out as its number, never as its repr: "tensor(1.0000e-04, device='cuda:0')" broke the loss
+    # event's `lr: number` (the event union's schema says number; test_sync holds emit to it).
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return _finite(item())
+    return str(value)  # a path or other object in a result: its text
+
+
 def emit(event: dict) -> None:
     """Write one event as one JSON line and flush it."""
     # Optional fields left as None are dropped (the TS types say `eta?: number`, not null); a
     # non-finite loss stays as null so the reader sees which step went bad.
     event = {k: v for k, v in event.items() if v is not None or k == "loss"}
-    line = json.dumps(_finite(event), allow_nan=False, default=str)
+    line = json.dumps(_finite(event), allow_nan=False, default=_json_default)
     with _lock:
         out = _out if _out is not None else sys.stdout
         out.write(line + "\n")

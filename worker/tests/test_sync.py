@@ -102,3 +102,30 @@ def test_the_settings_event_reports_the_table_setting_keys(run_events):
     assert list(settings["settings"]) == list(TABLE["settingKeys"]) == list(settings["applied"])
     assert settings["settings"]["compile"] is True and settings["applied"]["compile"] is False  # refused on the CPU
     assert any(e["type"] == "warning" and e.get("code") == TABLE["refusals"]["compile"] for e in run_events)
+
+
+class _FakeCudaTensor:
+    """What a fused AdamW's scheduler hands back on CUDA: a 0-d tensor whose str() is its repr."""
+
+    ndim = 0
+
+    def item(self):
+        return 1e-4
+
+    def __str__(self):
+        return "tensor(1.0000e-04, device='cuda:0')"
+
+
+def test_a_tensor_lr_goes_out_as_a_number_that_fits_the_event_union(monkeypatch):
+    import io
+    import json
+
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(EVENTS)
+    assert not validator.is_valid({"type": "loss", "step": 1, "loss": 0.5, "lr": str(_FakeCudaTensor())})
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    protocol.emit({"type": "loss", "step": 1, "loss": 0.5, "lr": _FakeCudaTensor()})
+    event = json.loads(buf.getvalue())
+    assert event["lr"] == 1e-4 and validator.is_valid(event)
