@@ -17,6 +17,7 @@ import os
 import re
 import time
 
+from .train.network import load_adapter_file
 from .protocol import WorkerError, emit, log, phase, require
 
 
@@ -65,8 +66,8 @@ def load_lora_file(pipe, path: str, name: str) -> None:
     if not path or not os.path.exists(path):
         raise WorkerError("E_FILE_NOT_FOUND", f"LoRA file not found: {path}")
     try:
-        pipe.load_lora_weights(path, adapter_name=name)
-    except (ValueError, KeyError, RuntimeError) as e:
+        load_adapter_file(pipe, path, name)  # LoRA, DoRA, LoKr or LoHa (train/network.py)
+    except (ValueError, KeyError, RuntimeError, TypeError) as e:
         raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 from .. import checkpoint_integrity
 from ..protocol import WorkerError
 from .config import Config
+from .network import network_args
 
 # Resumable checkpoints kept (each holds the optimizer state, about twice the LoRA's size).
 KEEP_STATES = 2
@@ -40,13 +41,15 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
             if isinstance(v, set):
                 v = sorted(v)
             packed[f"{prefix}.{k}"] = v
+    network = network_args(cfg)
     arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora", "zimage": "Z-Image/lora", "qwen-image": "Qwen-Image/lora"}
     meta = {
         "format": "pt",
         "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True, default=str),
-        "ss_network_module": "peft.lora",
+        "ss_network_module": network["module"],
         "ss_network_dim": str(cfg.rank),
         "ss_network_alpha": str(cfg.alpha),
+        "ss_network_args": json.dumps(network["args"]),
         "ss_learning_rate": str(cfg.learning_rate),
         "ss_max_train_steps": str(cfg.steps),
         "ss_steps": str(step),

@@ -57,6 +57,8 @@ class Config:
     weighting_scheme: str
     max_sequence_length: int
     targets: list
+    network_type: str
+    network_factor: int
     loss_spike_factor: float
     on_oom: str
     oom_fallbacks: list

@@ -37,6 +37,8 @@ DEV_SETTINGS: dict[str, Any] = {
     "guidance_scale": 1.0,
     "weighting_scheme": "none",
     "max_sequence_length": 512,
+    "network_type": "lora",
+    "network_factor": -1,
 }
 DEV_FAILURE = {"loss_spike_factor": 4, "on_oom": "fail", "oom_fallbacks": []}
 

@@ -81,9 +81,9 @@ def precision_name(dtype) -> str:
 
 
 def add_lora(model, cfg: Config, targets: list[str]):
-    from peft import LoraConfig
+    from .network import adapter_config
 
-    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian", target_modules=targets)
+    config = adapter_config(cfg, targets)  # the request's network_type: LoRA, DoRA, LoKr or LoHa
     model.add_adapter(config)
     return config
 

@@ -1,3 +1,4 @@
+import { LOKR_DEFAULT_FACTOR, lokrFactor } from "../knowledge/network-types.js";
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
@@ -115,6 +116,9 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     weighting_scheme: fixed.weighting_scheme,
     max_sequence_length: fixed.max_sequence_length,
     targets: [...record.targets],
+    network_type: contract.network.type,
+    // LoKr's factor; the other kinds have none (lint network-factor-unused names a stray one).
+    network_factor: contract.network.type === "lokr" ? lokrFactor(contract.network.factor) : LOKR_DEFAULT_FACTOR.value,
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };
 }

@@ -52,6 +52,10 @@ export const TrainRequestSchema = z.strictObject({
   contract_hash: z.string().optional(),
   resume_from: z.string().min(1).optional().meta({ description: 'A checkpoint folder, a run output folder, or "latest".' }),
   targets: z.array(z.string().min(1)).min(1).meta({ description: "peft target modules of the denoiser (the table's, per arch)." }),
+  network_type: z.enum(BUILTIN_TRAINER.networkTypes).meta({ description: "The adapter kind (contract network.type): peft LoraConfig, LoraConfig(use_dora), LoKrConfig or LoHaConfig." }),
+  network_factor: z
+    .union([z.literal(-1), z.int().min(1)])
+    .meta({ description: "LoKr's Kronecker factor (peft decompose_factor; -1: the largest); other kinds ignore it." }),
   failure: z.strictObject({
     loss_spike_factor: z.number().gt(1),
     on_oom: z.enum(["fail", "fallback"]),

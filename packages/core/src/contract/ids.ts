@@ -12,3 +12,6 @@ export const QUANTIZATIONS = ["none", "fp8", "int8", "nf4"] as const;
 export const LR_SCHEDULERS = ["constant", "constant_with_warmup", "cosine", "linear"] as const;
 export const OOM_FALLBACKS = ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base", "cpu_offload"] as const;
 export const SAMPLERS = ["worker", "fal", "comfyui"] as const;
+/** Adapter kinds (contract network.type; knowledge/network-types.ts says who trains and loads each). */
+export const NETWORK_TYPES = ["lora", "dora", "lokr", "loha"] as const;
+export type NetworkType = (typeof NETWORK_TYPES)[number];

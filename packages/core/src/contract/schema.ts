@@ -9,7 +9,7 @@ import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
  * (the failure mode of kohya's args-TOML, trainers.md §2.13 L-11).
  */
 
-import { LR_SCHEDULERS, OOM_FALLBACKS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SAMPLERS, TARGETS, TRAINER_IDS } from "./ids.js";
+import { LR_SCHEDULERS, NETWORK_TYPES, OOM_FALLBACKS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SAMPLERS, TARGETS, TRAINER_IDS } from "./ids.js";
 
 export * from "./ids.js";
 
@@ -194,7 +194,20 @@ export const FailureSchema = z
  */
 export const NetworkSchema = z
   .strictObject({
-    type: z.enum(["lora"]).default("lora").meta({ description: "The adapter kind." }),
+    type: z
+      .enum(NETWORK_TYPES)
+      .default("lora")
+      .meta({
+        description:
+          "The adapter kind: lora (low-rank A/B), dora (LoRA with a learned per-output magnitude, weight-decomposed), lokr (Kronecker product of two factors), loha (Hadamard product of two low-rank pairs). LoRA loads everywhere; the others need a LyCORIS-aware loader (ComfyUI, Forge, A1111 1.5+).",
+      }),
+    factor: z
+      .union([z.literal(-1), z.int().min(1)])
+      .optional()
+      .meta({
+        description:
+          "LoKr only: the Kronecker factor, how each weight's dimensions are split between the two factors (-1, the default: the largest factor, near the square root). LyCORIS `factor`, ai-toolkit `lokr_factor`, peft `decompose_factor`.",
+      }),
   })
   .meta({ description: "The adapter: its kind and the modules it trains." });
 

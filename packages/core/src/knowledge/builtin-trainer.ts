@@ -84,6 +84,11 @@ export const BUILTIN_TRAINER = {
     },
     "sd35-large": { arch: "sd35", source: T, asOf: AS_OF },
   } satisfies Record<BaseModelId, BuiltinBaseRecord>,
+  /**
+   * Adapter kinds the worker trains (train/network.py), each through peft's own config: LoraConfig,
+   * LoraConfig(use_dora=True), LoKrConfig, LoHaConfig. The contract's network.type.
+   */
+  networkTypes: ["lora", "dora", "lokr", "loha"],
   /** Text-encoder LoRA targets (CLIP attention), SDXL only. */
   textEncoderTargets: ["q_proj", "k_proj", "v_proj", "out_proj"],
   /** Optimizers the worker builds (train/model.py OPTIMIZERS). */
@@ -114,7 +119,7 @@ export const BUILTIN_TRAINER = {
     "arch", "resolution", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
     "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale", "weighting_scheme",
-    "max_sequence_length", "targets",
+    "max_sequence_length", "targets", "network_type", "network_factor",
   ],
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, weighting_scheme: "none", max_sequence_length: 512, noGuidance: 1 },

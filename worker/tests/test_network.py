@@ -1,0 +1,78 @@
+"""network_type: DoRA, LoKr and LoHa adapters trained on the tiny SDXL base, saved with their own
+parameter names and Kohya/LyCORIS metadata, and loaded back into a pipeline (CPU, 2 steps each).
+Plain LoRA is test_train.py's."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from loraspec_worker import protocol, sample, tiny_base, train
+from loraspec_worker.train.dev_request import dev_config, dev_request
+from loraspec_worker.train.network import adapter_config, file_network_type
+from noise_dataset import write_noise_dataset  # noqa: E402
+
+RES = 32
+# The parameter each kind saves (lora-formats.md §2d: LyCORIS names; DoRA's magnitude is peft's name).
+KEY_PARAM = {"dora": "lora_magnitude_vector", "lokr": "lokr_w1", "loha": "hada_w1_a"}
+ARGS = {"dora": {"algo": "lora", "dora_wd": "True"}, "lokr": {"algo": "lokr", "factor": "4"}, "loha": {"algo": "loha"}}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tiny_base.make_tiny_base("sdxl", str(tmp_path_factory.mktemp("base") / "sdxl"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_noise_dataset(tmp_path_factory.mktemp("dataset"), 3, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch):
+    monkeypatch.setattr(protocol, "_out", io.StringIO())
+
+
+def test_each_kind_gets_peft_own_config():
+    from peft import LoHaConfig, LoKrConfig, LoraConfig
+
+    dora = adapter_config(dev_config(arch="sdxl", network_type="dora"), ["to_q"])
+    assert isinstance(dora, LoraConfig) and dora.use_dora
+    lokr = adapter_config(dev_config(arch="sdxl", network_type="lokr", network_factor=8, rank=4, alpha=2), ["to_q"])
+    assert isinstance(lokr, LoKrConfig) and lokr.decompose_factor == 8 and lokr.r == 4 and lokr.alpha == 2
+    assert isinstance(adapter_config(dev_config(arch="sdxl", network_type="loha"), ["to_q"]), LoHaConfig)
+    assert not adapter_config(dev_config(arch="sdxl"), ["to_q"]).use_dora
+
+
+def test_a_factor_of_zero_is_a_usage_error():
+    with pytest.raises(protocol.WorkerError) as err:
+        dev_config(arch="sdxl", network_type="lokr", network_factor=0)
+    assert err.value.code == "E_USAGE" and "network_factor" in err.value.message
+
+
+@pytest.mark.parametrize("kind", ["dora", "lokr", "loha"])
+def test_kind_trains_saves_its_keys_and_loads_into_the_pipeline(kind, base, dataset, tmp_path):
+    import torch
+    from diffusers import DiffusionPipeline
+    from safetensors import safe_open
+
+    result = train.run(dev_request(arch="sdxl", base=base, dataset=str(dataset), output_dir=str(tmp_path), resolution=RES, steps=2, rank=4, alpha=4,
+                                   learning_rate=1e-2, seed=7, network_type=kind, network_factor=4 if kind == "lokr" else -1, max_sequence_length=32))
+    with safe_open(result["path"], "pt") as f:
+        keys, meta = list(f.keys()), f.metadata()
+    assert any(k.startswith("unet.") and k.endswith("." + KEY_PARAM[kind]) for k in keys), keys[:4]
+    assert file_network_type(keys) == kind
+    assert meta["ss_network_module"] == "lycoris.kohya" and json.loads(meta["ss_network_args"]) == ARGS[kind]
+
+    pipe = DiffusionPipeline.from_pretrained(base)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = {"num_inference_steps": 2, "width": RES, "height": RES, "output_type": "np"}
+    before = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
+    sample.apply_loras(pipe, [{"path": result["path"], "name": "t", "weight": 1.0}])
+    loaded = [n for n, _ in pipe.unet.named_parameters() if n.endswith(".t") or ".t." in n]
+    assert len(loaded) == len(keys)  # every tensor of the file found its module
+    after = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
+    assert np.abs(after - before).max() > 1e-4
