@@ -1,4 +1,5 @@
 import type { NetworkType, TrainerId } from "../contract/ids.js";
+import { LoraspecError } from "../errors.js";
 import type { Sourced } from "./types.js";
 
 /**
@@ -105,3 +106,14 @@ export const LYCORIS_PIN = {
   source: "KohakuBlueleaf/LyCORIS@f49d30d setup.py (name lycoris_lora, version 3.2.0.post2); kohya-ss/sd-scripts requirements.txt has no LyCORIS",
   asOf: "2025-10-04",
 } as const;
+
+/** Refuses (E_TRAINER_UNSUPPORTED naming network.type) an adapter kind this trainer cannot train. */
+export function assertNetworkSupported(trainer: TrainerId, type: NetworkType): void {
+  const rec = NETWORK_TYPE_RECORDS[type].trainers[trainer];
+  if (rec.refused === undefined) return;
+  const others = (Object.keys(NETWORK_TYPE_RECORDS) as NetworkType[]).filter((t) => NETWORK_TYPE_RECORDS[t].trainers[trainer].refused === undefined);
+  throw new LoraspecError("E_TRAINER_UNSUPPORTED", `${trainer} cannot train network.type ${type}: ${rec.refused}.`, {
+    field: "network.type",
+    hint: `Use network.type ${others.join(" or ")} with ${trainer}, or trainer.name diffusers or kohya for ${type}.`,
+  });
+}

@@ -1,3 +1,4 @@
+import { LYCORIS_PIN } from "../knowledge/network-types.js";
 import type { Sourced } from "../knowledge/types.js";
 import type { KohyaFlagSpec } from "./kohya-flag-spec.js";
 import { FLUX_TRAIN_NETWORK_FLAGS, SDXL_TRAIN_NETWORK_FLAGS } from "./kohya-flags.js";
@@ -15,6 +16,8 @@ export interface TrainerPin extends Sourced {
   /** Entry scripts that must answer `--help` after setup. */
   entryScripts: readonly string[];
   requirementsFile: string;
+  /** Packages installed after the requirements, which the trainer loads as plugins but does not require (kohya: LyCORIS). */
+  extraPackages?: readonly string[];
   /**
    * The torch build the trainer's README installs before its requirements (requirements.txt
    * does not pin it): packages and the wheel index (CUDA build).
@@ -33,6 +36,8 @@ export const KOHYA_PIN: TrainerPin = {
   version: "v0.10.1",
   entryScripts: ["sdxl_train_network.py", "flux_train_network.py"],
   requirementsFile: "requirements.txt",
+  // network.type dora/lokr/loha train through --network_module lycoris.kohya (knowledge/network-types.ts).
+  extraPackages: [LYCORIS_PIN.package],
   torch: {
     packages: ["torch==2.6.0", "torchvision==0.21.0"],
     indexUrl: "https://download.pytorch.org/whl/cu124",

@@ -50,12 +50,11 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
   limits: "plan, lint and the supervisor (walltime)",
   failure: "the supervisor (divergence, OOM fallbacks)",
   validation: "loraspec validate (ai-toolkit also samples trigger_prompts)",
-  "network.type": "one value (lora) so far: every trainer trains a LoRA",
   lint: "lint.accept turns an accepted judgement finding into a note (lint-contract accepted())",
 };
 
 /** The rules that say "this trainer does not take what the contract says" (other rules judge values). */
-const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base"]);
+const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base", "network-type-unsupported", "network-factor-unused"]);
 
 /** Fields loraspec consumes itself for one trainer only. */
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
@@ -106,6 +105,10 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "hyperparameters.seed": () => ({ hyperparameters: { seed: 7 } }),
   "hyperparameters.lr_scheduler": () => ({ hyperparameters: { lr_scheduler: "cosine" } }),
   "hyperparameters.warmup_steps": () => ({ hyperparameters: { lr_scheduler: "constant_with_warmup", warmup_steps: 50 } }),
+  // fal trains LoRA only (refused naming network.type); the factor with lora is network-factor-unused
+  // (network.spec.ts checks it reaches every trainer with lokr).
+  "network.type": () => ({ network: { type: "lokr" } }),
+  "network.factor": () => ({ network: { factor: 4 } }),
 };
 
 function baseInput(t: Trainer, endpoint?: string, base?: BaseModelId): ContractInput {

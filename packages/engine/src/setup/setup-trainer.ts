@@ -124,6 +124,9 @@ export async function* setupTrainer(params: SetupTrainerParams): AsyncGenerator<
   }
   // cwd = checkout: sd-scripts' requirements end with `-e .` (the repo itself as a package).
   yield* step(venvPython, ["-m", "pip", "install", "--disable-pip-version-check", "-r", pin.requirementsFile], trainerDir, "pip install");
+  if (pin.extraPackages?.length) {
+    yield* step(venvPython, ["-m", "pip", "install", "--disable-pip-version-check", ...pin.extraPackages], trainerDir, `pip install ${pin.extraPackages.join(" ")}`);
+  }
 
   yield { type: "phase", name: "verify", message: `${pin.entryScripts.join(", ")} --help` };
   for (const script of pin.entryScripts) {

@@ -1,3 +1,4 @@
+import { aiToolkitNetwork } from "./ai-toolkit-network.js";
 import { stringify as stringifyYaml } from "yaml";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
@@ -93,7 +94,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     trigger_word: contract.trigger.word,
     // Read by BaseTrainProcess (torch/cuda/random seeds); ai-toolkit has no train.seed.
     training_seed: hp.seed,
-    network: { type: "lora", linear: r.rank, linear_alpha: r.alpha },
+    network: aiToolkitNetwork(contract.network, r.rank, r.alpha),
     save: {
       dtype: dtype.save,
       save_every: r.saveEvery,

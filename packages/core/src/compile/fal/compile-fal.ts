@@ -1,5 +1,6 @@
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
+import { assertNetworkSupported } from "../../knowledge/network-types.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { resolveTraining, type CompilePlan } from "../../trainers/compile-input.js";
 import { FAL_DEFAULT_ENDPOINT, FAL_TRAINER_ENDPOINTS, type FalTrainerEndpoint } from "./fal-endpoints.js";
@@ -19,6 +20,7 @@ export interface FalCompiled {
  */
 export function compileFal(contract: Contract, plan: CompilePlan, params: { zipUrl: string }): FalCompiled {
   assertTrainerSupports("fal", contract.base.model, FAL_DEFAULT_ENDPOINT[contract.base.model] !== undefined);
+  assertNetworkSupported("fal", contract.network.type);
   const endpointId = contract.trainer.endpoint ?? FAL_DEFAULT_ENDPOINT[contract.base.model];
   const record = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === endpointId);
   if (!record) {

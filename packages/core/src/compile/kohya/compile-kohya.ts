@@ -1,3 +1,4 @@
+import { kohyaNetwork } from "./kohya-network.js";
 import { stringify as stringifyToml } from "smol-toml";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
@@ -114,7 +115,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   if (paths.tokenizerCacheDir) model.tokenizer_cache_dir = paths.tokenizerCacheDir;
 
   const network: Section = {
-    network_module: profile.networkModule,
+    ...kohyaNetwork(contract.network, profile.networkModule),
     network_dim: r.rank,
     network_alpha: r.alpha,
     // loraspec trains the denoiser only; required with cached text-encoder outputs (§2.12).

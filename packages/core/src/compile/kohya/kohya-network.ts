@@ -1,0 +1,21 @@
+import type { Contract } from "../../contract/schema.js";
+import { lokrFactor } from "../../knowledge/network-types.js";
+
+/**
+ * network.type as sd-scripts options: plain LoRA is the script's own module (networks.lora or
+ * networks.lora_flux); DoRA, LoKr and LoHa go through LyCORIS's kohya module, which `loraspec setup
+ * kohya` installs (LYCORIS_PIN), with its network_args (LyCORIS lycoris/kohya.py L47-L124: algo,
+ * factor, dora_wd; knowledge/network-types.ts).
+ */
+export function kohyaNetwork(network: Contract["network"], scriptModule: string): { network_module: string; network_args?: string[] } {
+  switch (network.type) {
+    case "lora":
+      return { network_module: scriptModule };
+    case "dora":
+      return { network_module: "lycoris.kohya", network_args: ["algo=lora", "dora_wd=True"] };
+    case "lokr":
+      return { network_module: "lycoris.kohya", network_args: ["algo=lokr", `factor=${lokrFactor(network.factor)}`] };
+    case "loha":
+      return { network_module: "lycoris.kohya", network_args: ["algo=loha"] };
+  }
+}

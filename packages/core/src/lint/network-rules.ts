@@ -1,0 +1,40 @@
+import type { Contract } from "../contract/schema.js";
+import { NETWORK_TYPE_RECORDS } from "../knowledge/network-types.js";
+import type { Finding, RuleInfo } from "./finding.js";
+
+/**
+ * The adapter (contract network.*): a kind the trainer cannot train, and a LoKr factor set for
+ * another kind. Reads knowledge/network-types.ts only.
+ */
+export const NETWORK_RULES: readonly RuleInfo[] = [
+  { id: "network-type-unsupported", severity: "error", title: "An adapter kind (network.type) the trainer cannot train (fal: LoRA only; ai-toolkit: no LoHa)" },
+  { id: "network-factor-unused", severity: "warning", title: "network.factor set for an adapter kind other than lokr" },
+];
+
+export function lintNetwork(c: Contract): Finding[] {
+  const out: Finding[] = [];
+  const { type, factor } = c.network;
+  const rec = NETWORK_TYPE_RECORDS[type];
+  const trainer = rec.trainers[c.trainer.name];
+  if (trainer.refused !== undefined) {
+    out.push({
+      rule: "network-type-unsupported",
+      severity: "error",
+      message: `${c.trainer.name} cannot train a ${rec.title}: ${trainer.refused}.`,
+      fix: `Set network.type: lora, or use trainer.name diffusers or kohya (${NETWORK_TYPE_RECORDS[type].trainers.kohya.how}).`,
+      source: trainer.source,
+      field: "network.type",
+    });
+  }
+  if (factor !== undefined && type !== "lokr") {
+    out.push({
+      rule: "network-factor-unused",
+      severity: "warning",
+      message: `network.factor ${factor} is LoKr's Kronecker factor; network.type is ${type}, which has none, so it is not used.`,
+      fix: "Remove network.factor, or set network.type: lokr.",
+      source: NETWORK_TYPE_RECORDS.lokr.trainers.kohya.source,
+      field: "network.factor",
+    });
+  }
+  return out;
+}

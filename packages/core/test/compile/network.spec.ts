@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
+import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
+import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
+import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
+import { lintContract } from "@loraspec/core/lint/lint-contract.js";
+import { KOHYA_PIN } from "@loraspec/core/trainers/pins.js";
+import { LYCORIS_PIN } from "@loraspec/core/knowledge/network-types.js";
+import type { NetworkType } from "@loraspec/core/contract/ids.js";
+import { makeContract, PATHS } from "./contract-fixture.js";
+
+/** network.type and network.factor as each trainer is told them (knowledge/network-types.ts). */
+const net = (type: NetworkType, factor?: number) => ({ network: { type, ...(factor !== undefined ? { factor } : {}) } });
+
+describe("network.type per trainer", () => {
+  it("the built-in trainer's request carries the kind and LoKr's factor (-1 by default)", () => {
+    const req = (type: NetworkType, factor?: number) =>
+      compileDiffusers(makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { ...net(type, factor), trainer: { name: "diffusers" } } }), {}, PATHS).request;
+    expect(req("lora")).toMatchObject({ network_type: "lora", network_factor: -1 });
+    expect(req("lokr")).toMatchObject({ network_type: "lokr", network_factor: -1 });
+    expect(req("lokr", 8)).toMatchObject({ network_type: "lokr", network_factor: 8 });
+    expect(req("loha")).toMatchObject({ network_type: "loha" });
+  });
+
+  it("kohya: LyCORIS's kohya module with algo, factor and dora_wd; plain LoRA keeps the script's module", () => {
+    const args = (type: NetworkType, factor?: number, base: "sdxl" | "flux1-dev" = "sdxl") =>
+      compileKohya(makeContract({ base, target: "character", trainer: "kohya", path: base === "sdxl" ? undefined : "/models/flux", overrides: net(type, factor) }), {}, PATHS).argsToml;
+    expect(args("lora")).toContain('network_module = "networks.lora"');
+    expect(args("lora", undefined, "flux1-dev")).toContain('network_module = "networks.lora_flux"');
+    expect(args("lokr", 4)).toContain('network_module = "lycoris.kohya"');
+    expect(args("lokr", 4)).toMatch(/network_args = \[\s*"algo=lokr",\s*"factor=4"\s*\]/);
+    expect(args("lokr", undefined, "flux1-dev")).toMatch(/"algo=lokr",\s*"factor=-1"/);
+    expect(args("dora")).toMatch(/"algo=lora",\s*"dora_wd=True"/);
+    expect(args("loha")).toMatch(/network_args = \[\s*"algo=loha"\s*\]/);
+    expect(KOHYA_PIN.extraPackages).toContain(LYCORIS_PIN.package);
+  });
+
+  it("ai-toolkit: type lora/dora/lokr (lokr_factor, the contract's rank kept); LoHa refused naming network.type", () => {
+    const network = (type: NetworkType, factor?: number) => {
+      const out = compileAiToolkit(makeContract({ base: "flux1-dev", target: "character", trainer: "ai-toolkit", overrides: net(type, factor) }), {}, PATHS);
+      return (out.job as { config: { process: Array<{ network: Record<string, unknown> }> } }).config.process[0]!.network;
+    };
+    expect(network("lora")).toEqual({ type: "lora", linear: 16, linear_alpha: 16 });
+    expect(network("dora")).toMatchObject({ type: "dora", linear: 16 });
+    expect(network("lokr", 8)).toEqual({ type: "lokr", linear: 16, linear_alpha: 16, lokr_full_rank: false, lokr_factor: 8 });
+    expect(() => network("loha")).toThrow(expect.objectContaining({ code: "E_TRAINER_UNSUPPORTED", field: "network.type" }));
+  });
+
+  it("fal: LoRA only, refused by the compiler and by lint naming network.type", () => {
+    const c = makeContract({ base: "flux1-dev", target: "character", trainer: "fal", overrides: net("dora") });
+    expect(() => compileFal(c, {}, { zipUrl: "https://x/zip" })).toThrow(expect.objectContaining({ code: "E_TRAINER_UNSUPPORTED", field: "network.type" }));
+    expect(lintContract(c).filter((f) => f.rule === "network-type-unsupported").map((f) => [f.severity, f.field])).toEqual([["error", "network.type"]]);
+  });
+
+  it("a factor with a kind other than lokr is a warning naming network.factor", () => {
+    const findings = (type: NetworkType) => lintContract(makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: net(type, 4) })).filter((f) => f.rule === "network-factor-unused");
+    expect(findings("lora").map((f) => f.field)).toEqual(["network.factor"]);
+    expect(findings("lokr")).toEqual([]);
+  });
+});
