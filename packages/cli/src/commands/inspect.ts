@@ -21,6 +21,7 @@ export function registerInspect(program: Command): void {
       const mb = (r.bytes / 1e6).toFixed(1);
       out.push(`${pc.bold(r.file)}  ${mb} MB, ${r.tensors} tensors (${Object.entries(r.dtypes).map(([d, n]) => `${n} ${d}`).join(", ")})`);
       out.push(`format        ${r.format}${r.traits.length ? ` (${r.traits.join(", ")})` : ""}`);
+      out.push(`network       ${networkLine(r.network)}`);
       out.push(`base model    ${r.architecture ? r.architecture.title : pc.yellow("unknown")}`);
       out.push(`modules       ${r.modules.length}  ranks ${Object.entries(r.ranks).map(([k, n]) => `${k}x${n}`).join(" ")}  scales ${Object.entries(r.scales).map(([k, n]) => `${Number(k).toPrecision(4)}x${n}`).join(" ")}`);
       for (const c of r.coverage ?? []) {
@@ -45,4 +46,19 @@ export function registerInspect(program: Command): void {
       }
       process.stdout.write(`${out.join("\n")}\n`);
     });
+}
+
+type Network = Awaited<ReturnType<typeof import("@loraspec/engine/lora/inspect-lora.js").inspectLora>>["network"];
+
+/** "lokr, 32 modules, rank 4x32, factor -1 (w1 8x8 x32)". */
+function networkLine(n: Network): string {
+  const kinds = Object.entries(n.kinds).map(([k, c]) => `${c} ${k}`).join(", ");
+  const parts = [n.type === "mixed" ? `mixed (${kinds})` : `${n.type}, ${Object.values(n.kinds)[0] ?? 0} modules`];
+  const ranks = Object.entries(n.ranks).map(([r, c]) => `${r}x${c}`).join(" ");
+  if (ranks) parts.push(`rank ${ranks}`);
+  if (n.factor !== undefined || n.w1Shapes) {
+    const w1 = n.w1Shapes ? ` (w1 ${Object.entries(n.w1Shapes).map(([s, c]) => `${s} x${c}`).join(", ")})` : "";
+    parts.push(`factor ${n.factor ?? "?"}${w1}`);
+  }
+  return parts.join(", ");
 }

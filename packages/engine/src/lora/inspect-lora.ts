@@ -1,5 +1,6 @@
 import { decodeToF32, FLOAT_DTYPES, isDecodable } from "@loraspec/core/lora/dtype.js";
 import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { describeNetwork, type NetworkSummary } from "@loraspec/core/lora/network-kind.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 
 export interface InspectModule {
@@ -19,6 +20,8 @@ export interface InspectReport {
   dtypes: Record<string, number>;
   format: ParsedLora["format"];
   traits: string[];
+  /** The adapter kind (LoRA, DoRA, LoKr, LoHa) with its ranks, and LoKr's factor (core lora/network-kind.ts). */
+  network: NetworkSummary;
   architecture?: { id: string; title: string };
   modules: InspectModule[];
   coverage?: { component: string; touched: number; defaultTargets: number; defaultTouched: number; total: number }[];
@@ -127,6 +130,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       dtypes,
       format: parsed.format,
       traits: parsed.traits,
+      network: describeNetwork(file.tensors, file.metadata),
       architecture: parsed.arch ? { id: parsed.arch.id, title: parsed.arch.title } : undefined,
       modules,
       coverage,
