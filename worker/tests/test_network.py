@@ -66,6 +66,12 @@ def test_kind_trains_saves_its_keys_and_loads_into_the_pipeline(kind, base, data
     assert any(k.startswith("unet.") and k.endswith("." + KEY_PARAM[kind]) for k in keys), keys[:4]
     assert file_network_type(keys) == kind
     assert meta["ss_network_module"] == "lycoris.kohya" and json.loads(meta["ss_network_args"]) == ARGS[kind]
+    # Kohya's header (train_network.py, sai_model_spec.py): inspect and the UIs read it like theirs.
+    assert meta["ss_base_model_version"] == "sdxl_base_v1-0" and meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
+    assert meta["modelspec.sai_model_spec"] == "1.0.1" and meta["modelspec.trigger_phrase"] == "txcl" and meta["ss_output_name"] == "lora"
+    (folder, tags), = json.loads(meta["ss_tag_frequency"]).items()
+    assert tags == {"a photo of txcl": 3, "sample 0": 1, "sample 1": 1, "sample 2": 1}
+    assert json.loads(meta["ss_dataset_dirs"]) == {folder: {"n_repeats": 1, "img_count": 3}}
 
     pipe = DiffusionPipeline.from_pretrained(base)
     pipe.set_progress_bar_config(disable=True)

@@ -14,7 +14,7 @@ from typing import Optional
 from .. import checkpoint_integrity
 from ..protocol import WorkerError
 from .config import Config
-from .network import network_args
+from .metadata import kohya_metadata
 
 # Resumable checkpoints kept (each holds the optimizer state, about twice the LoRA's size).
 KEEP_STATES = 2
@@ -30,8 +30,8 @@ def lora_state_dict(model, prefix: str) -> dict:
     return {f"{prefix}.{'text_model.' if flat_clip else ''}{k}": v.detach().to("cpu").contiguous() for k, v in state.items()}
 
 
-def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> dict:
-    """diffusers' adapter metadata plus the kohya `ss_*` and `modelspec.*` keys tools read."""
+def lora_metadata(cfg: Config, lora_configs: dict, step: int, items: list) -> dict:
+    """diffusers' adapter metadata plus the kohya `ss_*` and `modelspec.*` keys tools read (metadata.py)."""
     from .. import __version__
 
     packed: dict = {}
@@ -41,36 +41,13 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
             if isinstance(v, set):
                 v = sorted(v)
             packed[f"{prefix}.{k}"] = v
-    network = network_args(cfg)
-    arch_names = {"sdxl": "stable-diffusion-xl-v1-base/lora", "flux1": "Flux.1-dev/lora", "flux2-klein": "Flux.2-klein/lora", "zimage": "Z-Image/lora", "qwen-image": "Qwen-Image/lora"}
     meta = {
         "format": "pt",
         "lora_adapter_metadata": json.dumps(packed, indent=2, sort_keys=True, default=str),
-        "ss_network_module": network["module"],
-        "ss_network_dim": str(cfg.rank),
-        "ss_network_alpha": str(cfg.alpha),
-        "ss_network_args": json.dumps(network["args"]),
-        "ss_learning_rate": str(cfg.learning_rate),
-        "ss_max_train_steps": str(cfg.steps),
-        "ss_steps": str(step),
-        "ss_resolution": f"({cfg.resolution}, {cfg.resolution})",
-        "ss_num_train_images": str(n_images),
-        "ss_optimizer": cfg.optimizer,
-        "ss_lr_scheduler": cfg.lr_scheduler,
-        "ss_seed": str(cfg.seed),
-        "ss_base_model_version": cfg.arch,
-        "ss_sd_model_name": cfg.base,
-        "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": arch_names[cfg.arch],
-        "modelspec.implementation": "diffusers",
-        "modelspec.title": cfg.name,
-        "modelspec.resolution": f"{cfg.resolution}x{cfg.resolution}",
+        **kohya_metadata(cfg, items, step),
         "loraspec.version": __version__,
         "loraspec.trainer": "diffusers",
     }
-    if cfg.trigger_word:
-        meta["modelspec.trigger_phrase"] = cfg.trigger_word
-        meta["ss_tag_frequency"] = json.dumps({"dataset": {cfg.trigger_word: n_images}})
     if cfg.contract_hash:
         meta["loraspec.contract_hash"] = cfg.contract_hash
     return meta
@@ -96,7 +73,7 @@ def find_latest_checkpoint(output_dir: str) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 # the run
 
-def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, n_images) -> str:
+def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items) -> str:
     import numpy as np
     import torch
 
@@ -106,7 +83,7 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     for attr, module in zip(lora_configs, trainable):
         tensors.update(lora_state_dict(module, attr))
     lora_path = os.path.join(folder, f"{cfg.name}.safetensors")
-    atomic_save_safetensors(tensors, lora_path, lora_metadata(cfg, lora_configs, step, n_images))
+    atomic_save_safetensors(tensors, lora_path, lora_metadata(cfg, lora_configs, step, items))
     state = {
         "step": step,
         "losses": losses,

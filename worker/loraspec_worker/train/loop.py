@@ -57,7 +57,7 @@ class TrainState:
     checkpoints: list = field(default_factory=list)
 
     def save(self) -> None:
-        path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items))
+        path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, self.items)
         self.checkpoints.append(path)
         emit({"type": "checkpoint", "step": self.step, "path": path})
 
@@ -210,7 +210,7 @@ def save_final(state: TrainState) -> dict:
     tensors = {}
     for attr, module in zip(state.lora_configs, state.trainable):
         tensors.update(lora_state_dict(module, attr))
-    atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, len(state.items)))
+    atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, state.items))
     emit({"type": "checkpoint", "step": step, "path": final})
     elapsed = time.time() - state.started
     result = {
