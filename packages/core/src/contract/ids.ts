@@ -15,3 +15,5 @@ export const SAMPLERS = ["worker", "fal", "comfyui"] as const;
 /** Adapter kinds (contract network.type; knowledge/network-types.ts says who trains and loads each). */
 export const NETWORK_TYPES = ["lora", "dora", "lokr", "loha"] as const;
 export type NetworkType = (typeof NETWORK_TYPES)[number];
+/** LoRA key formats a run's output can be converted to (contract output.format; lora/options.ts TARGET_FORMATS). */
+export const OUTPUT_FORMATS = ["diffusers", "kohya", "comfy"] as const;

@@ -9,7 +9,7 @@ import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
  * (the failure mode of kohya's args-TOML, trainers.md §2.13 L-11).
  */
 
-import { LR_SCHEDULERS, NETWORK_TYPES, OOM_FALLBACKS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SAMPLERS, TARGETS, TRAINER_IDS } from "./ids.js";
+import { LR_SCHEDULERS, NETWORK_TYPES, OOM_FALLBACKS, OUTPUT_FORMATS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SAMPLERS, TARGETS, TRAINER_IDS } from "./ids.js";
 
 export * from "./ids.js";
 
@@ -213,7 +213,15 @@ export const NetworkSchema = z
 
 /** What the run writes besides the LoRA. */
 export const OutputSchema = z
-  .strictObject({})
+  .strictObject({
+    format: z
+      .enum(OUTPUT_FORMATS)
+      .optional()
+      .meta({
+        description:
+          "Key format of the LoRA the run leaves (converted after training, every key accounted for): kohya (lora_unet_*/lora_te*_ with .alpha: what A1111, Forge, ComfyUI and diffusers all load), diffusers (peft lora_A/lora_B), comfy (diffusion_model.*). Left out: as the trainer writes it (diffusers for the built-in trainer, kohya for Kohya). DoRA/LoKr/LoHa are kept in the trainer's format.",
+      }),
+  })
   .meta({ description: "The LoRA file the run writes." });
 
 /** Images rendered while training, to watch the LoRA evolve. */

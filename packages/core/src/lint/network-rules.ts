@@ -9,7 +9,17 @@ import type { Finding, RuleInfo } from "./finding.js";
 export const NETWORK_RULES: readonly RuleInfo[] = [
   { id: "network-type-unsupported", severity: "error", title: "An adapter kind (network.type) the trainer cannot train (fal: LoRA only; ai-toolkit: no LoHa)" },
   { id: "network-factor-unused", severity: "warning", title: "network.factor set for an adapter kind other than lokr" },
+  { id: "output-format-unsupported", severity: "error", title: "output.format that a DoRA/LoKr/LoHa file cannot be converted to (the converter carries plain LoRA only)" },
 ];
+
+/** The key format each trainer writes (a file already in output.format is not converted). */
+const NATIVE_FORMAT: Readonly<Record<Contract["trainer"]["name"], string | undefined>> = {
+  diffusers: "diffusers",
+  kohya: "kohya",
+  // peft names for FLUX.1/SDXL, diffusion_model.* for FLUX.2/Qwen/Z-Image (trainers.md §3.6): neither of ours exactly.
+  "ai-toolkit": undefined,
+  fal: undefined,
+};
 
 export function lintNetwork(c: Contract): Finding[] {
   const out: Finding[] = [];
@@ -34,6 +44,17 @@ export function lintNetwork(c: Contract): Finding[] {
       fix: "Remove network.factor, or set network.type: lokr.",
       source: NETWORK_TYPE_RECORDS.lokr.trainers.kohya.source,
       field: "network.factor",
+    });
+  }
+  const format = c.output.format;
+  if (format !== undefined && type !== "lora" && NATIVE_FORMAT[c.trainer.name] !== format) {
+    out.push({
+      rule: "output-format-unsupported",
+      severity: "error",
+      message: `output.format ${format} needs the ${c.trainer.name} trainer's ${rec.title} file converted, and loraspec's converter carries plain LoRA modules only (${rec.keys.filter((k) => k !== "alpha").join(", ")} are refused, never dropped).`,
+      fix: `Leave output.format out (the file stays as ${c.trainer.name} writes it${NATIVE_FORMAT[c.trainer.name] ? `: ${NATIVE_FORMAT[c.trainer.name]}` : ""}), or train network.type: lora.`,
+      source: "shared/reference/lora-formats.md §2d (LyCORIS/DoRA: not mergeable or convertible by low-rank algebra); core lora/plan.ts planConvert",
+      field: "output.format",
     });
   }
   return out;

@@ -50,6 +50,7 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
   limits: "plan, lint and the supervisor (walltime)",
   failure: "the supervisor (divergence, OOM fallbacks)",
   validation: "loraspec validate (ai-toolkit also samples trigger_prompts)",
+  "output.format": "engine run/output-format.ts converts the trainer's LoRA after the run (every trainer; lint output-format-unsupported for DoRA/LoKr/LoHa)",
   lint: "lint.accept turns an accepted judgement finding into a note (lint-contract accepted())",
 };
 

@@ -58,3 +58,22 @@ describe("network.type per trainer", () => {
     expect(findings("lokr")).toEqual([]);
   });
 });
+
+describe("output.format with a non-LoRA kind", () => {
+  const rule = (trainer: "diffusers" | "kohya" | "ai-toolkit", type: NetworkType, format?: "diffusers" | "kohya" | "comfy") =>
+    lintContract(
+      makeContract({ base: "flux1-dev", target: "character", trainer: trainer === "diffusers" ? "kohya" : trainer, path: "/models/flux", overrides: { ...net(type), trainer: { name: trainer }, ...(format ? { output: { format } } : {}) } }),
+    ).filter((f) => f.rule === "output-format-unsupported");
+
+  it("is an error naming output.format when the file would need converting", () => {
+    expect(rule("diffusers", "lokr", "kohya").map((f) => [f.severity, f.field])).toEqual([["error", "output.format"]]);
+    expect(rule("ai-toolkit", "dora", "diffusers")).toHaveLength(1);
+  });
+
+  it("is fine when the trainer writes that format already, when it is left out, or for plain LoRA", () => {
+    expect(rule("diffusers", "lokr", "diffusers")).toEqual([]);
+    expect(rule("kohya", "loha", "kohya")).toEqual([]);
+    expect(rule("diffusers", "lokr")).toEqual([]);
+    expect(rule("diffusers", "lora", "comfy")).toEqual([]);
+  });
+});

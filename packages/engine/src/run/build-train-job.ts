@@ -70,6 +70,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       warnings: compiled.warnings.map((w) => ({ code: w.code, message: `${w.field}: ${w.message}` })),
       maxWalltimeHours: contract.limits?.max_walltime_hours,
       precision: contract.hyperparameters.precision,
+      outputFormat: contract.output.format,
     };
   }
   if (trainer === "kohya" || trainer === "ai-toolkit") {
@@ -105,6 +106,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       totalSteps: plan.steps,
       maxWalltimeHours: contract.limits?.max_walltime_hours,
       precision: contract.hyperparameters.precision,
+      outputFormat: contract.output.format,
     };
   }
   if (trainer === "fal") {
@@ -119,6 +121,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       archive: { path: zip.out, field: compiled.record.zipField },
       cost: { estimateUsd: plan.cost?.usd, maxCostUsd: contract.limits?.max_cost_usd },
       totalSteps: plan.steps,
+      outputFormat: contract.output.format,
     };
   }
   throw new LoraspecError("E_UNKNOWN_TRAINER", `unknown trainer "${String(trainer)}"`, { field: "trainer.name" });

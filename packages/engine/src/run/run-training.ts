@@ -18,6 +18,7 @@ import { prepareResume } from "./prepare-resume.js";
 export { newestKohyaState } from "./prepare-resume.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
+import { convertRunOutput } from "./output-format.js";
 
 /** Files of a run folder (DESIGN.md "State"). */
 export const RUN_FILES = {
@@ -332,7 +333,13 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   } catch (error) {
     return { state: "failed", error: error as LoraspecError };
   }
-  return { state: "succeeded", output, trainerResult: workerDone };
+  try {
+    const final = yield* convertRunOutput({ path: output, format: job.outputFormat });
+    return { state: "succeeded", output: final, trainerResult: workerDone };
+  } catch (error) {
+    if (!isLoraspecError(error)) throw error;
+    return { state: "failed", error };
+  }
 }
 
 async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGenerator<LoraspecEvent, Outcome> {
@@ -368,7 +375,14 @@ async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGen
     next = await gen.next();
   }
   const outcome = next.value;
-  if (outcome.state === "succeeded") return { state: "succeeded", output: outcome.loraPath };
+  if (outcome.state === "succeeded") {
+    try {
+      return { state: "succeeded", output: yield* convertRunOutput({ path: outcome.loraPath, format: job.outputFormat }) };
+    } catch (error) {
+      if (!isLoraspecError(error)) throw error;
+      return { state: "failed", error };
+    }
+  }
   if (outcome.state === "cancelled") return { state: "cancelled", message: `fal request ${outcome.requestId} was cancelled` };
   return { state: "interrupted", message: "loraspec stopped polling; the fal job keeps running and `--resume` re-attaches to it" };
 }

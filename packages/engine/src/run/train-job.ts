@@ -41,6 +41,8 @@ export interface ProcessJob {
   maxWalltimeHours?: number;
   /** hyperparameters.precision: the advice for a NaN loss depends on it. */
   precision?: string;
+  /** output.format: the key format the run's LoRA is converted to (absent: the trainer's own). */
+  outputFormat?: "diffusers" | "kohya" | "comfy";
   /** What the compiler could not honour exactly (shown as warnings when the run starts). */
   warnings?: { code: string; message: string }[];
 }
@@ -53,6 +55,8 @@ export interface FalJob {
   archive?: { path: string; field: string };
   cost?: { estimateUsd?: number; maxCostUsd?: number };
   totalSteps?: number;
+  /** output.format (as ProcessJob's). */
+  outputFormat?: "diffusers" | "kohya" | "comfy";
 }
 
 /** Overrides for the external trainers' text parsers (default: the core's, packages/core/src/parse). */
