@@ -129,3 +129,15 @@ def test_a_tensor_lr_goes_out_as_a_number_that_fits_the_event_union(monkeypatch)
     protocol.emit({"type": "loss", "step": 1, "loss": 0.5, "lr": _FakeCudaTensor()})
     event = json.loads(buf.getvalue())
     assert event["lr"] == 1e-4 and validator.is_valid(event)
+
+
+def test_the_worker_trains_exactly_the_network_kinds_of_the_table():
+    from loraspec_worker.train import network
+    from loraspec_worker.train.dev_request import dev_config
+
+    assert set(network.NETWORK_TYPES) == set(TABLE["networkTypes"]) == {"lora", "dora", "lokr", "loha"}
+    for kind in TABLE["networkTypes"]:
+        assert network.adapter_config(dev_config(arch="sdxl", network_type=kind), ["to_q"]) is not None
+    # every arch the worker trains has the header values its files carry
+    trained = {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert trained <= set(TABLE["fileMetadata"]), trained - set(TABLE["fileMetadata"])
