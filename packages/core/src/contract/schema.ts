@@ -202,7 +202,9 @@ export const NetworkSchema = z
           "The adapter kind: lora (low-rank A/B), dora (LoRA with a learned per-output magnitude, weight-decomposed), lokr (Kronecker product of two factors), loha (Hadamard product of two low-rank pairs). LoRA loads everywhere; the others need a LyCORIS-aware loader (ComfyUI, Forge, A1111 1.5+).",
       }),
     factor: z
-      .union([z.literal(-1), z.int().min(1)])
+      .int()
+      .min(-1)
+      .refine((n) => n !== 0, "-1 (the largest factor) or a factor of 1 or more")
       .optional()
       .meta({
         description:

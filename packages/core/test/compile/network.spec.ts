@@ -77,3 +77,17 @@ describe("output.format with a non-LoRA kind", () => {
     expect(rule("diffusers", "lora", "comfy")).toEqual([]);
   });
 });
+
+describe("network.factor in the contract", () => {
+  it("takes -1 or a factor of 1 or more; 0 is a schema error naming the field", () => {
+    const parse = (factor: number) => {
+      try {
+        makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: net("lokr", factor) });
+        return "ok";
+      } catch (error) {
+        return String((error as Error).message).includes("factor") ? "factor refused" : String(error);
+      }
+    };
+    expect([parse(-1), parse(1), parse(8), parse(0), parse(-2)]).toEqual(["ok", "ok", "ok", "factor refused", "factor refused"]);
+  });
+});
