@@ -193,3 +193,12 @@ describe("buckets in the plan and the compilers", () => {
     expect(ignored.filter((f) => f.rule === "trainer-ignores-field").map((f) => f.field)).toContain("dataset.buckets.min_side");
   });
 });
+
+describe("lint buckets-invalid", () => {
+  it("says before any run what the compilers would refuse, naming the field", () => {
+    const bad = contract({ dataset: { path: "./dataset", aspect: "buckets", buckets: { min_side: 300 } } });
+    const f = lintContract(bad).filter((x) => x.rule === "buckets-invalid");
+    expect(f.map((x) => [x.field, x.severity])).toEqual([["dataset.buckets.min_side", "error"]]);
+    expect(lintContract(contract({ dataset: { path: "./dataset", aspect: "buckets" } })).some((x) => x.rule === "buckets-invalid")).toBe(false);
+  });
+});
