@@ -202,3 +202,18 @@ describe("lint buckets-invalid", () => {
     expect(lintContract(contract({ dataset: { path: "./dataset", aspect: "buckets" } })).some((x) => x.rule === "buckets-invalid")).toBe(false);
   });
 });
+
+describe("walltime with multi-resolution buckets", () => {
+  it("a step costs the mean area of the training resolutions; the VRAM peak stays at the largest", async () => {
+    const { meanTrainingArea } = await import("@loraspec/core/plan/walltime.js");
+    const one = contract({ base: { model: "sdxl" }, dataset: { path: "./dataset", aspect: "buckets" } });
+    const multi = contract({ base: { model: "sdxl" }, dataset: { path: "./dataset", aspect: "buckets", buckets: { resolutions: [512, 768] } } });
+    expect(meanTrainingArea(one, 1024)).toBe(1024 ** 2);
+    expect(meanTrainingArea(multi, 1024)).toBe((512 ** 2 + 768 ** 2 + 1024 ** 2) / 3);
+    const a = planRun(one, dataset(20));
+    const b = planRun(multi, dataset(20));
+    expect(b.vram.totalGb).toBe(a.vram.totalGb);
+    const h200 = (p: typeof a) => p.walltime.find((w) => w.gpu === "h200")!.secondsPerStep;
+    expect(h200(b)).toBeLessThan(h200(a));
+  });
+});
