@@ -82,3 +82,30 @@ def test_kind_trains_saves_its_keys_and_loads_into_the_pipeline(kind, base, data
     assert len(loaded) == len(keys)  # every tensor of the file found its module
     after = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
     assert np.abs(after - before).max() > 1e-4
+
+
+@pytest.mark.parametrize("kind", ["lokr"])  # LoKr on a CLIP text encoder: peft's path (no load_lora_adapter there)
+def test_text_encoder_adapters_of_each_kind_load_back(kind, base, dataset, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    result = train.run(dev_request(arch="sdxl", base=base, dataset=str(dataset), output_dir=str(tmp_path), resolution=RES, steps=1, rank=4, alpha=4,
+                                   network_type=kind, train_text_encoder=True, max_sequence_length=32))
+    pipe = DiffusionPipeline.from_pretrained(base)
+    sample.apply_loras(pipe, [{"path": result["path"], "name": "t", "weight": 1.0}])
+    loaded = sum(1 for m in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2) for n, _ in m.named_parameters() if n.endswith(".t") or ".t." in n)
+    assert loaded == result["keys"]
+
+
+def test_a_lokr_run_resumes_on_the_same_loss_curve(base, dataset, tmp_path):
+    def run(out, **over):
+        buf = io.StringIO()
+        protocol._out = buf
+        result = train.run(dev_request(arch="sdxl", base=base, dataset=str(dataset), output_dir=str(out), resolution=RES, steps=4, save_every=2, rank=4,
+                                       alpha=4, learning_rate=1e-2, seed=7, network_type="lokr", network_factor=4, max_sequence_length=32, **over))
+        return result, [json.loads(line)["loss"] for line in buf.getvalue().splitlines() if '"type": "loss"' in line]
+
+    _, straight = run(tmp_path / "a")
+    run(tmp_path / "b", debug={"stop_after_step": 2})
+    resumed, losses = run(tmp_path / "b", resume_from="latest")
+    assert resumed["startStep"] == 2
+    np.testing.assert_allclose(losses, straight[2:], rtol=1e-4, atol=1e-6)

@@ -77,7 +77,8 @@ def load_adapter_file(pipe, path: str, name: str) -> None:
     """Loads one of our files into a diffusers pipeline under adapter `name`, whatever its kind:
     LoRA and DoRA through load_lora_weights; LoKr through each component's load_lora_adapter
     (diffusers 0.42.1 reads peft-format LoKr there, not in load_lora_weights); LoHa, which diffusers
-    does not read, through peft itself (inject_adapter_in_model + set_peft_model_state_dict)."""
+    does not read, and LoKr on a transformers text encoder (no load_lora_adapter), through peft itself
+    (inject_adapter_in_model + set_peft_model_state_dict)."""
     from safetensors import safe_open
 
     with safe_open(path, "pt") as f:
@@ -95,10 +96,10 @@ def load_adapter_file(pipe, path: str, name: str) -> None:
         sub = {k: v for k, v in tensors.items() if k.startswith(component + ".")}
         if module is None or not sub:
             continue
-        if kind == "lokr":
+        if kind == "lokr" and hasattr(module, "load_lora_adapter"):  # a diffusers model (not a transformers text encoder)
             module.load_lora_adapter(sub, prefix=component, adapter_name=name, metadata=_packed(metadata, component))
         else:
-            _load_with_peft(module, sub, component, name, _adapter_metadata(metadata, component))
+            _load_with_peft(module, sub, component, name, kind, _adapter_metadata(metadata, component))
 
 
 def _packed(metadata: dict, component: str) -> dict | None:
@@ -106,18 +107,19 @@ def _packed(metadata: dict, component: str) -> dict | None:
     return {f"{component}.{k}": v for k, v in own.items()} if own else None
 
 
-def _load_with_peft(module, tensors: dict, component: str, name: str, config: dict | None) -> None:
-    from peft import LoHaConfig, inject_adapter_in_model
+def _load_with_peft(module, tensors: dict, component: str, name: str, kind: str, config: dict | None) -> None:
+    from peft import LoHaConfig, LoKrConfig, inject_adapter_in_model
     from peft.utils import set_peft_model_state_dict
 
     if config is None:
-        raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"the LoHa file has no lora_adapter_metadata for {component}: its rank and targets are unknown")
-    fields = {k: v for k, v in config.items() if k in LoHaConfig.__dataclass_fields__ and k not in ("peft_type", "task_type")}
-    inject_adapter_in_model(LoHaConfig(**fields), module, adapter_name=name)
+        raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"the {kind} file has no lora_adapter_metadata for {component}: its rank and targets are unknown")
+    cls = LoKrConfig if kind == "lokr" else LoHaConfig
+    fields = {k: v for k, v in config.items() if k in cls.__dataclass_fields__ and k not in ("peft_type", "task_type")}
+    inject_adapter_in_model(cls(**fields), module, adapter_name=name)
     state = {k[len(component) + 1:]: v for k, v in tensors.items()}
     if component.startswith("text_encoder") and not hasattr(module, "text_model"):
         state = {k.removeprefix("text_model."): v for k, v in state.items()}
     result = set_peft_model_state_dict(module, state, adapter_name=name)
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
-        raise WorkerError("E_LORA_SHAPE_MISMATCH", f"the LoHa file has keys this model does not: {unexpected[:3]}")
+        raise WorkerError("E_LORA_SHAPE_MISMATCH", f"the {kind} file has keys this model does not: {unexpected[:3]}")
