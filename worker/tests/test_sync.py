@@ -141,3 +141,11 @@ def test_the_worker_trains_exactly_the_network_kinds_of_the_table():
     # every arch the worker trains has the header values its files carry
     trained = {a for a, r in TABLE["arches"].items() if r["trains"]}
     assert trained <= set(TABLE["fileMetadata"]), trained - set(TABLE["fileMetadata"])
+
+
+def test_a_plain_lora_names_the_sd_scripts_module_kohya_compiles_for_its_arch():
+    from loraspec_worker.train.dev_request import dev_config
+    from loraspec_worker.train.network import network_args
+
+    assert network_args(dev_config(arch="sdxl"))["module"] == "networks.lora"
+    assert network_args(dev_config(arch="flux1"))["module"] == "networks.lora_flux"

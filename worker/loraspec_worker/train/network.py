@@ -37,8 +37,8 @@ def adapter_config(cfg: Config, targets: list[str]):
 def network_args(cfg: Config) -> dict:
     """What Kohya's metadata calls the network: ss_network_module and ss_network_args as LyCORIS's
     kohya module writes them (algo, factor, dora_wd), so a file reads like one trained there."""
-    if cfg.network_type == "lora":
-        return {"module": "networks.lora", "args": {}}
+    if cfg.network_type == "lora":  # the sd-scripts module for this arch (networks.lora_flux for FLUX.1)
+        return {"module": TABLE["fileMetadata"][cfg.arch]["networkModule"], "args": {}}
     if cfg.network_type == "dora":
         return {"module": "lycoris.kohya", "args": {"algo": "lora", "dora_wd": "True"}}
     args = {"algo": cfg.network_type}

@@ -92,15 +92,16 @@ export const BUILTIN_TRAINER = {
   /**
    * What the saved LoRA's header says about its base, as Kohya and ai-toolkit write it, so `inspect`
    * and the UIs read our file like theirs: ss_base_model_version, modelspec.architecture (the `/lora`
-   * adapter suffix added) and modelspec.implementation. sd-scripts has no Qwen-Image, Z-Image or
+   * adapter suffix added), modelspec.implementation, and ss_network_module of a plain LoRA (the
+   * sd-scripts module that trains it: compile/kohya/kohya-profiles.ts networkModule). sd-scripts has no Qwen-Image, Z-Image or
    * FLUX.2 training: those take ai-toolkit's ss_base_model_version and a modelspec architecture of ours.
    */
   fileMetadata: {
-    sdxl: { ssBaseModelVersion: "sdxl_base_v1-0", architecture: "stable-diffusion-xl-v1-base", implementation: "https://github.com/Stability-AI/generative-models" },
-    flux1: { ssBaseModelVersion: "flux1", architecture: "flux-1-dev", implementation: "https://github.com/black-forest-labs/flux" },
-    "flux2-klein": { ssBaseModelVersion: "flux2", architecture: "flux-2-klein", implementation: "diffusers" },
-    "qwen-image": { ssBaseModelVersion: "qwen_image", architecture: "qwen-image", implementation: "diffusers" },
-    zimage: { ssBaseModelVersion: "zimage", architecture: "z-image", implementation: "diffusers" },
+    sdxl: { ssBaseModelVersion: "sdxl_base_v1-0", networkModule: "networks.lora", architecture: "stable-diffusion-xl-v1-base", implementation: "https://github.com/Stability-AI/generative-models" },
+    flux1: { ssBaseModelVersion: "flux1", networkModule: "networks.lora_flux", architecture: "flux-1-dev", implementation: "https://github.com/black-forest-labs/flux" },
+    "flux2-klein": { ssBaseModelVersion: "flux2", networkModule: "networks.lora", architecture: "flux-2-klein", implementation: "diffusers" },
+    "qwen-image": { ssBaseModelVersion: "qwen_image", networkModule: "networks.lora", architecture: "qwen-image", implementation: "diffusers" },
+    zimage: { ssBaseModelVersion: "zimage", networkModule: "networks.lora", architecture: "z-image", implementation: "diffusers" },
     source:
       "kohya-ss/sd-scripts@48d368f library/sdxl_model_util.py L19 (sdxl_base_v1-0), library/flux_utils.py L23 (flux1), library/sai_model_spec.py L38-L93 (sai_model_spec 1.0.1, architectures, implementations, /lora); shared/reference/lora-formats.md §2e (ai-toolkit ss_base_model_version flux2, qwen_image, zimage)",
     asOf: "2026-02-16",

@@ -91,3 +91,12 @@ describe("network.factor in the contract", () => {
     expect([parse(-1), parse(1), parse(8), parse(0), parse(-2)]).toEqual(["ok", "ok", "ok", "factor refused", "factor refused"]);
   });
 });
+
+describe("the built-in trainer's file header", () => {
+  it("names the sd-scripts module Kohya trains each base with (ss_network_module of a plain LoRA)", async () => {
+    const { KOHYA_PROFILES } = await import("@loraspec/core/compile/kohya/kohya-profiles.js");
+    const { BUILTIN_TRAINER } = await import("@loraspec/core/knowledge/builtin-trainer.js");
+    expect(BUILTIN_TRAINER.fileMetadata.sdxl.networkModule).toBe(KOHYA_PROFILES.sdxl!.networkModule);
+    expect(BUILTIN_TRAINER.fileMetadata.flux1.networkModule).toBe(KOHYA_PROFILES["flux1-dev"]!.networkModule);
+  });
+});
