@@ -248,7 +248,7 @@ export const OutputSchema = z
       .optional()
       .meta({
         description:
-          "Key format of the LoRA the run leaves (converted after training, every key accounted for): kohya (lora_unet_*/lora_te*_ with .alpha: what A1111, Forge, ComfyUI and diffusers all load), diffusers (peft lora_A/lora_B), comfy (diffusion_model.*). Left out: as the trainer writes it (diffusers for the built-in trainer, kohya for Kohya). DoRA/LoKr/LoHa are kept in the trainer's format.",
+          "Key format of the LoRA the run leaves (converted after training, every key accounted for): kohya (lora_unet_*/lora_te*_ with .alpha: what A1111, Forge, ComfyUI and diffusers all load), diffusers (peft lora_A/lora_B), comfy (diffusion_model.*). Left out: as the trainer writes it (diffusers for the built-in trainer, kohya for Kohya). DoRA/LoKr/LoHa modules convert where they are whole in both namings (SDXL, Qwen-Image, Z-Image); on FLUX's fused projections they cannot (lint output-format-unsupported).",
       }),
   })
   .meta({ description: "The LoRA file the run writes." });

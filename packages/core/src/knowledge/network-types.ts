@@ -117,3 +117,16 @@ export function assertNetworkSupported(trainer: TrainerId, type: NetworkType): v
     hint: `Use network.type ${others.join(" or ")} with ${trainer}, or trainer.name diffusers or kohya for ${type}.`,
   });
 }
+
+/**
+ * Bases whose diffusers names split fused native projections (FLUX's qkv and single-block linear1;
+ * lora/architectures.ts modules with several parts): a LoKr, LoHa or DoRA module on such a part
+ * cannot be converted between namings exactly (a Kronecker/Hadamard delta does not split by rows),
+ * so output.format is refused for them there (lint output-format-unsupported). SDXL, Qwen-Image and
+ * Z-Image modules are whole in both namings: lora/plan-lycoris.ts renames them.
+ */
+export const FUSED_PROJECTION_BASES = {
+  bases: ["flux1-dev", "flux1-schnell", "flux2-dev", "flux2-klein-4b", "flux2-klein-9b"] as readonly string[],
+  source: "packages/core/src/lora/architectures.ts (flux1, flux2-*: modules with several diffusers parts); shared/reference/lora-formats.md §2b",
+  asOf: "2026-12-02",
+} as const;

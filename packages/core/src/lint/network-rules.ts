@@ -1,5 +1,5 @@
 import type { Contract } from "../contract/schema.js";
-import { NETWORK_TYPE_RECORDS } from "../knowledge/network-types.js";
+import { FUSED_PROJECTION_BASES, NETWORK_TYPE_RECORDS } from "../knowledge/network-types.js";
 import type { Finding, RuleInfo } from "./finding.js";
 
 /**
@@ -9,7 +9,7 @@ import type { Finding, RuleInfo } from "./finding.js";
 export const NETWORK_RULES: readonly RuleInfo[] = [
   { id: "network-type-unsupported", severity: "error", title: "An adapter kind (network.type) the trainer cannot train (fal: LoRA only; ai-toolkit: no LoHa)" },
   { id: "network-factor-unused", severity: "warning", title: "network.factor set for an adapter kind other than lokr" },
-  { id: "output-format-unsupported", severity: "error", title: "output.format that a DoRA/LoKr/LoHa file cannot be converted to (the converter carries plain LoRA only)" },
+  { id: "output-format-unsupported", severity: "error", title: "output.format that a FLUX DoRA/LoKr/LoHa file cannot be converted to (fused projections do not split)" },
 ];
 
 /** The key format each trainer writes (a file already in output.format is not converted). */
@@ -47,13 +47,13 @@ export function lintNetwork(c: Contract): Finding[] {
     });
   }
   const format = c.output.format;
-  if (format !== undefined && type !== "lora" && NATIVE_FORMAT[c.trainer.name] !== format) {
+  if (format !== undefined && type !== "lora" && NATIVE_FORMAT[c.trainer.name] !== format && FUSED_PROJECTION_BASES.bases.includes(c.base.model)) {
     out.push({
       rule: "output-format-unsupported",
       severity: "error",
-      message: `output.format ${format} needs the ${c.trainer.name} trainer's ${rec.title} file converted, and loraspec's converter carries plain LoRA modules only (${rec.keys.filter((k) => k !== "alpha").join(", ")} are refused, never dropped).`,
+      message: `output.format ${format} needs the ${c.trainer.name} trainer's ${rec.title} file converted, and ${c.base.model}'s fused projections (qkv, linear1) are split in one naming and whole in the other: a ${type} delta (${rec.keys.filter((k) => k !== "alpha").join(", ")}) does not split by rows, so the converter refuses it.`,
       fix: `Leave output.format out (the file stays as ${c.trainer.name} writes it${NATIVE_FORMAT[c.trainer.name] ? `: ${NATIVE_FORMAT[c.trainer.name]}` : ""}), or train network.type: lora.`,
-      source: "shared/reference/lora-formats.md §2d (LyCORIS/DoRA: not mergeable or convertible by low-rank algebra); core lora/plan.ts planConvert",
+      source: `${FUSED_PROJECTION_BASES.source}; core lora/plan-lycoris.ts`,
       field: "output.format",
     });
   }

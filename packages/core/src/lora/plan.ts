@@ -2,6 +2,7 @@ import { LoraspecError } from "../errors.js";
 import { decodeToF32, type Dtype, encodeFromF32, isDecodable, writableDtype } from "./dtype.js";
 import type { Architecture, ModuleSpec } from "./architectures.js";
 import { type KeyInfo, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
+import { lycorisArch, planLycoris } from "./plan-lycoris.js";
 
 /**
  * Output tensors of a convert or merge, each described as data: which input tensors (or which
@@ -41,6 +42,9 @@ export interface PlanInput {
   tensors: readonly KeyInfo[];
   /** Module stems whose fused up matrix is block-sparse (split_qkv layout): split A by rank chunks. */
   sparse?: ReadonlySet<string>;
+  /** The file's metadata and `.alpha` values: LoKr/LoHa scales (plan-lycoris.ts). */
+  metadata?: Record<string, string>;
+  alphas?: ReadonlyMap<string, number>;
 }
 
 
@@ -208,7 +212,7 @@ export function checkPlannable(input: PlanInput, file?: string): void {
  */
 export function planConvert(params: { input: PlanInput; target: TargetFormat; allowDrop?: boolean; file?: string }): Plan {
   const { input, target } = params;
-  const arch = input.parsed.arch;
+  const arch = input.parsed.arch ?? lycorisArch(input);
   if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: params.file, hint: "Run `loraspec inspect` on it to see its keys." });
   checkPlannable(input, params.file);
   const drop = new Set(input.parsed.unplaced);
@@ -264,6 +268,10 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
       tensors.push({ name: s + sfx.up, dtype: writableDtype(info(input, p.m.keys.up!).dtype), shape: [b - a, rank, ...module.shape.slice(2).map(() => 1)], op: { op: "place", parts: [upPart] } });
     }
   }
+  // LoKr/LoHa modules and DoRA magnitudes: renamed with their scale (plan-lycoris.ts).
+  const lycoris = planLycoris(input, arch, target);
+  tensors.push(...lycoris.tensors);
+  for (const k of lycoris.consumed) drop.delete(k);
   const dropped = [...drop];
   if (dropped.length > 0 && !params.allowDrop) throw unusedError(dropped, params.file);
   return { tensors, dropped };

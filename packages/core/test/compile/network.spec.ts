@@ -70,6 +70,19 @@ describe("output.format with a non-LoRA kind", () => {
     expect(rule("ai-toolkit", "dora", "diffusers")).toHaveLength(1);
   });
 
+  it("is fine on a base whose modules are whole in both namings (SDXL: plan-lycoris renames them)", () => {
+    const c = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { ...net("lokr"), trainer: { name: "diffusers" }, output: { format: "kohya" } } });
+    expect(lintContract(c).filter((f) => f.rule === "output-format-unsupported")).toEqual([]);
+  });
+
+  it("names the FLUX bases exactly: the lora architectures with fused (several-part) modules", async () => {
+    const { architectures } = await import("@loraspec/core/lora/architectures.js");
+    const { FUSED_PROJECTION_BASES } = await import("@loraspec/core/knowledge/network-types.js");
+    const fused = architectures().filter((a) => a.modules.some((m) => m.parts.length > 1)).map((a) => a.id).sort();
+    expect(fused).toEqual(["flux1", "flux2-dev", "flux2-klein-4b", "flux2-klein-9b"]);
+    expect([...FUSED_PROJECTION_BASES.bases].sort()).toEqual(["flux1-dev", "flux1-schnell", "flux2-dev", "flux2-klein-4b", "flux2-klein-9b"]);
+  });
+
   it("is fine when the trainer writes that format already, when it is left out, or for plain LoRA", () => {
     expect(rule("diffusers", "lokr", "diffusers")).toEqual([]);
     expect(rule("kohya", "loha", "kohya")).toEqual([]);

@@ -76,7 +76,7 @@ export async function* convertLora(params: {
     if (sparse.size > 0) {
       yield { type: "warning", code: "W_LORA_SPLIT_QKV", message: `${sparse.size} fused module(s) have a block-sparse up matrix (trained with split_qkv): split by rank; their alpha may be ambiguous (sd-scripts #2204)` };
     }
-    const plan = planConvert({ input: { parsed, tensors: file.tensors, sparse }, target: params.to, allowDrop: params.allowDrop, file: params.input });
+    const plan = planConvert({ input: { parsed, tensors: file.tensors, sparse, metadata: file.metadata, alphas }, target: params.to, allowDrop: params.allowDrop, file: params.input });
     if (plan.dropped.length > 0) {
       yield { type: "warning", code: "E_LORA_UNUSED_KEYS", message: `dropped ${plan.dropped.length} key(s) that cannot be placed: ${plan.dropped.join(", ")}`, file: params.input };
     }

@@ -1,5 +1,6 @@
 import { decodeToF32, FLOAT_DTYPES, isDecodable } from "@loraspec/core/lora/dtype.js";
 import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { lycorisArch } from "@loraspec/core/lora/plan-lycoris.js";
 import { describeNetwork, type NetworkSummary } from "@loraspec/core/lora/network-kind.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 
@@ -33,6 +34,12 @@ export interface InspectReport {
   nonFinite: { tensor: string; nan: number; inf: number }[];
   unplaced: string[];
   nonLora: string[];
+}
+
+/** The base architecture: the plain LoRA modules' placement, else (a LoKr/LoHa file) the one its modules fit by name and shape. */
+function archOf(parsed: ParsedLora, file: SafetensorsFile): InspectReport["architecture"] {
+  const arch = parsed.arch ?? lycorisArch({ parsed, tensors: file.tensors });
+  return arch ? { id: arch.id, title: arch.title } : undefined;
 }
 
 /** Reads the `.alpha` scalars of a file (tiny tensors), float, integer or bool, as values. */
@@ -131,7 +138,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       format: parsed.format,
       traits: parsed.traits,
       network: describeNetwork(file.tensors, file.metadata),
-      architecture: parsed.arch ? { id: parsed.arch.id, title: parsed.arch.title } : undefined,
+      architecture: archOf(parsed, file),
       modules,
       coverage,
       ranks,

@@ -46,7 +46,7 @@ describe("output.format: the run's LoRA in the contract's key format", () => {
     expect(await finish(p, "kohya")).toEqual({ output: p, events: [] });
   });
 
-  it("a LoKr file is refused with the converter's code, naming output.format and where the trainer's file is", async () => {
+  it("a module the converter cannot place (a LoKr without its second factor) is refused with its code, naming output.format and the trainer's file", async () => {
     const dir = await tempDir();
     const p = join(dir, "lokr.safetensors");
     await buildLora({
