@@ -109,3 +109,23 @@ def test_a_lokr_run_resumes_on_the_same_loss_curve(base, dataset, tmp_path):
     resumed, losses = run(tmp_path / "b", resume_from="latest")
     assert resumed["startStep"] == 2
     np.testing.assert_allclose(losses, straight[2:], rtol=1e-4, atol=1e-6)
+
+
+def test_a_loha_file_without_adapter_metadata_loads_from_its_shapes(base, dataset, tmp_path):
+    """A LoHa file converted from Kohya names carries no lora_adapter_metadata (its scale is baked in):
+    the loader takes each module's rank from hada_w1_b and alpha = rank, and the deltas are the same."""
+    import torch
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file, save_file
+
+    result = train.run(dev_request(arch="sdxl", base=base, dataset=str(dataset), output_dir=str(tmp_path), resolution=RES, steps=1, rank=4, alpha=4,
+                                   learning_rate=1e-2, network_type="loha", max_sequence_length=32))
+    bare = str(tmp_path / "bare.safetensors")
+    save_file(load_file(result["path"]), bare)  # no metadata at all
+    outs = []
+    for path in (result["path"], bare):
+        pipe = DiffusionPipeline.from_pretrained(base)
+        pipe.set_progress_bar_config(disable=True)
+        sample.apply_loras(pipe, [{"path": path, "name": "t", "weight": 1.0}])
+        outs.append(pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), num_inference_steps=2, width=RES, height=RES, output_type="np").images)
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)

@@ -112,7 +112,7 @@ def _load_with_peft(module, tensors: dict, component: str, name: str, kind: str,
     from peft.utils import set_peft_model_state_dict
 
     if config is None:
-        raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"the {kind} file has no lora_adapter_metadata for {component}: its rank and targets are unknown")
+        config = _infer_config(tensors, component, kind)
     cls = LoKrConfig if kind == "lokr" else LoHaConfig
     fields = {k: v for k, v in config.items() if k in cls.__dataclass_fields__ and k not in ("peft_type", "task_type")}
     inject_adapter_in_model(cls(**fields), module, adapter_name=name)
@@ -123,3 +123,16 @@ def _load_with_peft(module, tensors: dict, component: str, name: str, kind: str,
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
         raise WorkerError("E_LORA_SHAPE_MISMATCH", f"the {kind} file has keys this model does not: {unexpected[:3]}")
+
+
+def _infer_config(tensors: dict, component: str, kind: str) -> dict:
+    """A LoHa config from the file's shapes when it carries no adapter metadata (a file converted from
+    Kohya names, its scale baked into the weights by the converter): rank per module, alpha = rank."""
+    if kind != "loha":
+        raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"the {kind} file has no lora_adapter_metadata for {component}: its rank and targets are unknown")
+    ranks = {k[len(component) + 1:].rsplit(".hada_w1_b", 1)[0]: int(v.shape[0]) for k, v in tensors.items() if k.endswith(".hada_w1_b")}
+    if not ranks:
+        raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"the LoHa file has no hada_w1_b for {component}")
+    r = max(ranks.values())
+    return {"r": r, "alpha": r, "target_modules": sorted(ranks), "rank_pattern": {m: n for m, n in ranks.items() if n != r},
+            "alpha_pattern": {m: n for m, n in ranks.items() if n != r}}
