@@ -54,7 +54,7 @@ type Network = Awaited<ReturnType<typeof import("@loraspec/engine/lora/inspect-l
 function networkLine(n: Network): string {
   const kinds = Object.entries(n.kinds).map(([k, c]) => `${c} ${k}`).join(", ");
   const parts = [n.type === "mixed" ? `mixed (${kinds})` : `${n.type}, ${Object.values(n.kinds)[0] ?? 0} modules`];
-  const ranks = Object.entries(n.ranks).map(([r, c]) => `${r}x${c}`).join(" ");
+  const ranks = Object.entries(n.ranks).map(([r, c]) => `${r} x${c}`).join(", ");
   if (ranks) parts.push(`rank ${ranks}`);
   if (n.factor !== undefined || n.w1Shapes) {
     const w1 = n.w1Shapes ? ` (w1 ${Object.entries(n.w1Shapes).map(([s, c]) => `${s} x${c}`).join(", ")})` : "";
