@@ -129,3 +129,14 @@ def test_a_loha_file_without_adapter_metadata_loads_from_its_shapes(base, datase
         sample.apply_loras(pipe, [{"path": path, "name": "t", "weight": 1.0}])
         outs.append(pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), num_inference_steps=2, width=RES, height=RES, output_type="np").images)
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("over", [{"quantize": "fp8"}, {"fp8_matmul": True}])
+def test_an_fp8_base_with_a_non_lora_kind_is_a_usage_error_and_never_a_fallback(over):
+    from loraspec_worker.train.runner import apply_fallback
+
+    with pytest.raises(protocol.WorkerError) as err:
+        dev_config(arch="flux1", network_type="dora", **over)
+    assert err.value.code == "E_USAGE" and "network_type dora" in err.value.message
+    cfg = dev_config(arch="flux1", network_type="lokr")
+    assert apply_fallback(cfg, "quantize_base") == "" and cfg.quantize == "none"

@@ -106,6 +106,9 @@ def contradictions(cfg: Config) -> list[str]:
     if cfg.cuda_graphs and len({(b["width"], b["height"]) for b in cfg.buckets}) > 1:
         graph.append("several bucket shapes (a captured graph replays one shape)")
     out = [f"cuda_graphs with {why}" for why in graph]
+    if cfg.network_type != "lora" and (cfg.quantize == "fp8" or cfg.fp8_matmul):
+        # peft's DoRA norm and LoKr/LoHa reshape read base_layer.weight; speed.Fp8Linear keeps weight_fp8 only
+        out.append(f"an fp8 base (quantize / fp8_matmul) with network_type {cfg.network_type}")
     if cfg.train_text_encoder and not arch["textEncoder"]:
         out.append(f"train_text_encoder for {cfg.arch}")
     return out

@@ -29,7 +29,8 @@ def _checkpointing(cfg: Config) -> str:
 
 
 def _quantize_base(cfg: Config) -> str:
-    if cfg.quantize == "fp8":
+    # DoRA/LoKr/LoHa read the base layer's weight, which an fp8 linear does not keep (network.py)
+    if cfg.quantize == "fp8" or cfg.network_type != "lora":
         return ""
     cfg.quantize = "fp8"
     return "held the base in fp8"

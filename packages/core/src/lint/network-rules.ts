@@ -9,6 +9,7 @@ import type { Finding, RuleInfo } from "./finding.js";
 export const NETWORK_RULES: readonly RuleInfo[] = [
   { id: "network-type-unsupported", severity: "error", title: "An adapter kind (network.type) the trainer cannot train (fal: LoRA only; ai-toolkit: no LoHa)" },
   { id: "network-factor-unused", severity: "warning", title: "network.factor set for an adapter kind other than lokr" },
+  { id: "network-type-fp8-base", severity: "error", title: "base.quantize fp8 with DoRA/LoKr/LoHa in the built-in trainer (peft reads the base weight an fp8 linear does not keep)" },
   { id: "output-format-unsupported", severity: "error", title: "output.format that a FLUX DoRA/LoKr/LoHa file cannot be converted to (fused projections do not split)" },
 ];
 
@@ -34,6 +35,16 @@ export function lintNetwork(c: Contract): Finding[] {
       fix: `Set network.type: lora, or use trainer.name diffusers or kohya (${NETWORK_TYPE_RECORDS[type].trainers.kohya.how}).`,
       source: trainer.source,
       field: "network.type",
+    });
+  }
+  if (c.trainer.name === "diffusers" && type !== "lora" && c.base.quantize === "fp8") {
+    out.push({
+      rule: "network-type-fp8-base",
+      severity: "error",
+      message: `the built-in trainer cannot hold the base in fp8 for a ${rec.title}: peft's ${type} layers read the base layer's weight (DoRA's norm, the LoKr/LoHa reshape), and its fp8 linear keeps only the fp8 copy.`,
+      fix: `Set base.quantize: none, or network.type: lora, or train ${type} with kohya (${rec.trainers.kohya.how}).`,
+      source: "ours: worker/loraspec_worker/speed.py Fp8Linear; peft tuners lora/dora.py, lokr/layer.py, loha/layer.py (base_layer.weight)",
+      field: "base.quantize",
     });
   }
   if (factor !== undefined && type !== "lokr") {

@@ -116,7 +116,8 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
   // Fastest first: no checkpointing, then checkpointing, then (FLUX-class only, when nothing else fits) an fp8 base.
   const candidates: Candidate[] = [];
   for (const ckpt of given === undefined ? [false, true] : [given]) candidates.push(build(ckpt, asked));
-  if (asked === "none" && model.family !== "sdxl") candidates.push(build(given ?? true, "fp8"));
+  // DoRA/LoKr/LoHa read the base layer's weight, which the worker's fp8 linear does not keep.
+  if (asked === "none" && model.family !== "sdxl" && contract.network.type === "lora") candidates.push(build(given ?? true, "fp8"));
   const fits = candidates.find((c) => c.totalGb <= ceiling.gb);
   const at = `${ceiling.gb} GB (${ceiling.field})`;
   if (!fits) {
@@ -244,6 +245,7 @@ function fp8MatmulFor(contract: Contract, model: BaseModelRecord, ckpt: boolean,
     choices.push({ setting: "fp8_matmul", value, why, source });
     return value;
   };
+  if (contract.network.type !== "lora") return say(false, `off: ${contract.network.type} reads the base layer's weight, which the fp8 linear does not keep (worker train/network.py)`, "ours: worker/loraspec_worker/speed.py Fp8Linear (weight_fp8 only); peft DoRA/LoKr/LoHa layers read base_layer.weight");
   if (!compile) return model.family === "sdxl" ? false : say(false, "off: measured only together with compile, which is off");
   const base = { gradientCheckpointing: ckpt, compile: true, cudaGraphs: false, quantize };
   const without = lookupTrainSpeed(model.id, base, batch);

@@ -113,3 +113,24 @@ describe("the built-in trainer's file header", () => {
     expect(BUILTIN_TRAINER.fileMetadata.flux1.networkModule).toBe(KOHYA_PROFILES["flux1-dev"]!.networkModule);
   });
 });
+
+describe("DoRA/LoKr/LoHa and the built-in trainer's fp8 base", () => {
+  const request = (type: NetworkType, vram: number, quantize: "none" | "fp8" = "none") =>
+    compileDiffusers(
+      makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path: "/models/flux", overrides: { ...net(type), trainer: { name: "diffusers" }, base: { model: "flux1-dev", quantize }, hardware: { kind: "local", gpu: "H100", vram_gb: vram } } }),
+      {},
+      PATHS,
+    ).request;
+
+  it("the plan never picks an fp8 base or fp8 GEMMs for them (peft reads the base layer's weight)", () => {
+    for (const vram of [16, 24, 80]) {
+      const r = request("lokr", vram);
+      expect([r.quantize, r.fp8_matmul]).toEqual(["none", false]);
+    }
+  });
+
+  it("base.quantize fp8 with them is a lint error naming base.quantize", () => {
+    const c = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path: "/models/flux", overrides: { ...net("dora"), trainer: { name: "diffusers" }, base: { model: "flux1-dev", quantize: "fp8" } } });
+    expect(lintContract(c).filter((f) => f.rule === "network-type-fp8-base").map((f) => f.field)).toEqual(["base.quantize"]);
+  });
+});
