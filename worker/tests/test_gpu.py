@@ -108,6 +108,16 @@ def test_network_kinds_train_in_bf16_on_cuda(kind, tmp_path, monkeypatch):
     assert tensors and all(torch.isfinite(t).all() for t in tensors.values())
 
 
+@pytest.mark.parametrize("kind", ["dora", "lokr", "loha"])
+def test_network_kinds_replay_in_the_sdxl_cuda_graph(kind, tmp_path, monkeypatch):
+    """core plans the CUDA graph for SDXL whatever network.type is: each kind must capture and
+    follow its eager loss curve (or the plan must turn the graph off for it)."""
+    _, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, network_type=kind)
+    _, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, network_type=kind)
+    assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
+    np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
+
+
 @pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
 def test_bucketed_bf16_training_at_full_size_bucket_shapes(arch, tmp_path, monkeypatch):
     """Aspect buckets on CUDA at SDXL-size shapes (832x1216 and its transpose, from core's 1024 set):
