@@ -23,7 +23,9 @@ export async function* convertRunOutput(params: { path: string; format?: TargetF
   let already: boolean;
   try {
     const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas: await readAlphas(file) });
-    already = parsed.format === format;
+    // Kohya's own LyCORIS output (lora_unet_*.lokr_w1, ...) is already in Kohya names.
+    const kohyaNamed = file.tensors.every((t) => /^lora_(unet|te\d?)_/.test(t.name));
+    already = parsed.format === format || (format === "kohya" && parsed.format === "lycoris" && kohyaNamed);
   } finally {
     await file.close();
   }

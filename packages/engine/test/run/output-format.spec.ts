@@ -44,6 +44,10 @@ describe("output.format: the run's LoRA in the contract's key format", () => {
     await buildLora({ path: p, arch: "sdxl", format: "kohya", pick: sdxlPick, rank: 4 });
     expect((await finish(p)).output).toBe(p);
     expect(await finish(p, "kohya")).toEqual({ output: p, events: [] });
+    // Kohya's LyCORIS output is in Kohya names already
+    const ly = join(dir, "ly.safetensors");
+    await buildLora({ path: ly, arch: "sdxl", format: "kohya", pick: sdxlPick, rank: 4, extra: [{ name: "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lokr_w1", dtype: "F32", shape: [8, 8], data: new Uint8Array(256) }] });
+    expect(await finish(ly, "kohya")).toEqual({ output: ly, events: [] });
   });
 
   it("a module the converter cannot place (a LoKr without its second factor) is refused with its code, naming output.format and the trainer's file", async () => {
