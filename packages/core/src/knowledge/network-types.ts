@@ -4,7 +4,7 @@ import type { Sourced } from "./types.js";
 
 /**
  * The adapter kinds (contract network.type) as data: how each trainer trains it (or why it cannot)
- * and the keys its file holds. The compilers and lint/network-rules.ts read this table only.
+ * and the keys its file holds. The compilers and lint/network-kind-rules.ts read this table only.
  */
 
 export interface TrainerNetwork extends Sourced {

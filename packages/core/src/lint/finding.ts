@@ -22,7 +22,7 @@ export interface RuleInfo {
 }
 
 import { TRAINER_RULES } from "./trainer-rule-ids.js";
-import { NETWORK_RULES } from "./network-rules.js";
+import { NETWORK_KIND_RULES } from "./network-kind-rules.js";
 import { BUCKET_RULES } from "./bucket-rules.js";
 
 export const RULES: readonly RuleInfo[] = [
@@ -74,8 +74,8 @@ export const RULES: readonly RuleInfo[] = [
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,
-  // The adapter kind: lint/network-rules.ts.
-  ...NETWORK_RULES,
+  // The adapter kind and output format: lint/network-kind-rules.ts.
+  ...NETWORK_KIND_RULES,
   // Aspect buckets: lint/bucket-rules.ts.
   ...BUCKET_RULES,
 ];

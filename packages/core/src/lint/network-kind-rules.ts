@@ -6,7 +6,7 @@ import type { Finding, RuleInfo } from "./finding.js";
  * The adapter (contract network.*): a kind the trainer cannot train, and a LoKr factor set for
  * another kind. Reads knowledge/network-types.ts only.
  */
-export const NETWORK_RULES: readonly RuleInfo[] = [
+export const NETWORK_KIND_RULES: readonly RuleInfo[] = [
   { id: "network-type-unsupported", severity: "error", title: "An adapter kind (network.type) the trainer cannot train (fal: LoRA only; ai-toolkit: no LoHa)" },
   { id: "network-factor-unused", severity: "warning", title: "network.factor set for an adapter kind other than lokr" },
   { id: "network-type-fp8-base", severity: "error", title: "base.quantize fp8 with DoRA/LoKr/LoHa in the built-in trainer (peft reads the base weight an fp8 linear does not keep)" },
@@ -22,7 +22,7 @@ const NATIVE_FORMAT: Readonly<Record<Contract["trainer"]["name"], string | undef
   fal: undefined,
 };
 
-export function lintNetwork(c: Contract): Finding[] {
+export function lintNetworkKind(c: Contract): Finding[] {
   const out: Finding[] = [];
   const { type, factor } = c.network;
   const rec = NETWORK_TYPE_RECORDS[type];
