@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-const Setting = z.union([z.boolean(), z.number(), z.string(), z.array(z.string())]);
+const Setting = z.union([z.boolean(), z.number(), z.string(), z.array(z.string()), z.null()]);
 
 /** The event union as a schema: exported as schema/loraspec-event.schema.json, which the worker's tests hold its events to. */
 export const LoraspecEventSchema = z.discriminatedUnion("type", [

@@ -93,7 +93,8 @@ def find_latest_checkpoint(output_dir: str) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 # the run
 
-def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, n_images) -> str:
+def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, n_images, extra=None) -> str:
+    """`extra` (e.g. the EMA's raw weights) is kept in state.pt and handed back by load_checkpoint."""
     import numpy as np
     import torch
 
@@ -112,6 +113,7 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         "config": {k: v for k, v in cfg.__dict__.items() if k != "debug"},
+        **(extra or {}),
     }
     # state.pt is written last: a folder without it is an unfinished checkpoint and is ignored.
     atomic_torch_save(state, os.path.join(folder, "state.pt"))
@@ -125,7 +127,8 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     return lora_path
 
 
-def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
+def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler, saved=None):
+    """Restores the LoRA, optimizer, scheduler and RNG states; `saved` (a dict) receives state.pt's entries."""
     import numpy as np
     import torch
     from peft.utils import set_peft_model_state_dict
@@ -158,6 +161,8 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
         if unexpected:
             raise WorkerError("E_LORA_SHAPE_MISMATCH", f"checkpoint has keys this model does not: {unexpected[:3]}")
     state = torch.load(state_path, weights_only=False)
+    if saved is not None:
+        saved.update(state)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng = state.get("rng") or {}

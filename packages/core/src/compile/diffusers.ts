@@ -5,6 +5,7 @@ import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowled
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
+import { builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
@@ -112,9 +113,9 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     prefix_trigger: fixed.prefix_trigger,
     train_text_encoder: fixed.train_text_encoder,
     guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
-    weighting_scheme: fixed.weighting_scheme,
     max_sequence_length: fixed.max_sequence_length,
     targets: [...record.targets],
+    ...builtinRegularisers(contract),
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { LR_SCHEDULERS } from "../contract/ids.js";
 import { BUILTIN_TRAINER, WORKER_ARCHES } from "../knowledge/builtin-trainer.js";
+import { TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
  * The built-in trainer's `train` request: written by compile/diffusers.ts, exported as
@@ -46,7 +47,12 @@ export const TrainRequestSchema = z.strictObject({
   caption_extension: z.string().regex(/^\.\w+$/),
   train_text_encoder: z.boolean(),
   guidance_scale: z.number().positive().meta({ description: "FLUX.1 guidance-embedding value fed while training (1: none)." }),
-  weighting_scheme: z.enum(["none", "logit_normal"]),
+  timestep_sampling: z.enum(TIMESTEP_SAMPLINGS).meta({ description: "Flow models: how sigma is drawn (regularize.py); SDXL draws uniform DDPM timesteps." }),
+  caption_dropout: z.number().min(0).lt(1).meta({ description: "Share of samples trained on the empty caption (seeded per step)." }),
+  shuffle_tags: z.boolean().meta({ description: "Shuffle comma-separated tags each step, the trigger's tag first (captions encoded per step)." }),
+  noise_offset: z.number().min(0).meta({ description: "SDXL: noise += noise_offset x N(0,1) per image and channel (0: off)." }),
+  min_snr_gamma: z.number().positive().nullable().meta({ description: "SDXL: Min-SNR loss weights min(SNR, gamma)/SNR (null: off)." }),
+  ema_decay: z.number().gt(0).lt(1).nullable().meta({ description: "EMA of the LoRA weights: the saved LoRA and checkpoints hold the average (null: off)." }),
   max_sequence_length: int(1),
   reg_dataset: path.optional().meta({ description: "Regularisation images: their captions are never given the trigger." }),
   contract_hash: z.string().optional(),

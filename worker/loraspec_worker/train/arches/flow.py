@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from .. import regularize
 from .base import Arch
+
+# Token count for the shift when no latents shape is given: the schedule's base (mu = baseShift).
+REG_BASE_TOKENS = regularize.REG["shift"]["baseSeqLen"]
 
 class FlowArch(Arch):
     """Shared flow-matching loss for FLUX.1 and FLUX.2: x_t = (1 - s) x0 + s noise, target noise - x0."""
@@ -13,18 +17,14 @@ class FlowArch(Arch):
 
         self.noise_scheduler = copy.deepcopy(pipe.scheduler)
 
-    def sample_sigmas(self, b, generator, device):
-        import torch
+    # Latent pixels per image token (2x2 packing); FLUX.2's latents come patchified (1).
+    patch = 2
 
-        n = self.noise_scheduler.config.num_train_timesteps
-        if self.cfg.weighting_scheme == "logit_normal":
-            u = torch.sigmoid(torch.randn((b,), generator=generator, device=device))
-        else:
-            u = torch.rand((b,), generator=generator, device=device)
-        indices = (u * n).long().clamp(0, n - 1)
-        sigmas = self.noise_scheduler.sigmas.to(device)[indices]
-        timesteps = self.noise_scheduler.timesteps.to(device)[indices]
-        return sigmas.float(), timesteps.float()
+    def sample_sigmas(self, b, generator, device, shape=None):
+        """(sigmas, timesteps) by cfg.timestep_sampling (regularize.flow_sigmas); `shape` (the
+        latents') gives the token count the resolution-dependent shift reads."""
+        tokens = (shape[-2] // self.patch) * (shape[-1] // self.patch) if shape is not None else REG_BASE_TOKENS
+        return regularize.flow_sigmas(self.cfg.timestep_sampling, self.noise_scheduler, b, generator, device, tokens)
 
 
 class Flux1(FlowArch):
@@ -54,7 +54,7 @@ class Flux1(FlowArch):
 
         b, c, h, w = latents.shape
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device, latents.shape)
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1.0 - s) * latents + s * noise
         packed = FluxPipeline._pack_latents(noisy, b, c, h, w)
@@ -80,6 +80,7 @@ class Flux1(FlowArch):
 
 class Flux2Klein(FlowArch):
     name = "flux2-klein"
+    patch = 1
 
     def text_encoders(self):
         return [self.pipe.text_encoder]
@@ -113,7 +114,7 @@ class Flux2Klein(FlowArch):
 
         b = latents.shape[0]
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device, latents.shape)
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1.0 - s) * latents + s * noise
         img_ids = Flux2KleinPipeline._prepare_latent_ids(noisy).to(latents.device)
@@ -165,7 +166,7 @@ class ZImage(FlowArch):
 
         b = latents.shape[0]
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, _ = self.sample_sigmas(b, generator, latents.device)
+        sigmas, _ = self.sample_sigmas(b, generator, latents.device, latents.shape)
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1.0 - s) * latents + s * noise
         x = list(noisy.to(self.dtype).unsqueeze(2).unbind(dim=0))
@@ -223,7 +224,7 @@ class QwenImage(FlowArch):
 
         b, c, h, w = latents.shape
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device, latents.shape)
         s = sigmas.view(b, 1, 1, 1)
         noisy = (1.0 - s) * latents + s * noise
         packed = QwenImagePipeline._pack_latents(noisy, b, c, h, w)
