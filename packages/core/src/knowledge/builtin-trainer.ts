@@ -114,8 +114,8 @@ export const BUILTIN_TRAINER = {
   settingKeys: [
     "arch", "resolution", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
-    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale", "timestep_sampling",
-    "max_sequence_length", "targets", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay",
+    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay",
   ],
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
