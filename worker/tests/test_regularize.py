@@ -194,6 +194,17 @@ def test_ema_weights_follow_the_recurrence_and_differ_from_raw():
     with ema.applied(p):
         torch.testing.assert_close(p[0], expect[0])
     torch.testing.assert_close(p[0], raw[0])
+    # a checkpoint: the LoRA file holds the shadow, state.pt the raw weights; resuming restores both,
+    # and a run resumed without EMA trains on from the raw weights
+    saved = ema.state(p)
+    for on in (True, False):
+        loaded = [s.clone() for s in ema.shadow]
+        again = regularize.resume_ema(dev_config(ema_decay=0.9 if on else None), loaded, saved)
+        torch.testing.assert_close(loaded[1], raw[1])
+        if on:
+            torch.testing.assert_close(again.shadow[1], expect[1])
+        else:
+            assert again is None
 
 
 def test_the_saved_lora_is_the_ema_one_and_resume_restores_it(sdxl_base, tag_dataset, tmp_path, events):
@@ -202,6 +213,11 @@ def test_the_saved_lora_is_the_ema_one_and_resume_restores_it(sdxl_base, tag_dat
     plain = load_file(run(sdxl_base, tag_dataset, tmp_path / "plain", steps=4)["path"])
     straight = load_file(run(sdxl_base, tag_dataset, tmp_path / "ema", steps=4, save_every=2, ema_decay=0.5)["path"])
     assert plain.keys() == straight.keys()
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "ema" / "lora.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["loraspec.ema_decay"] == "0.5" and meta["ss_noise_offset"] == "None" and meta["ss_shuffle_caption"] == "False"
     assert any(not torch.allclose(plain[k], straight[k]) for k in plain)
     # interrupted at the checkpoint of step 2, resumed: the same EMA LoRA as the straight run
     run(sdxl_base, tag_dataset, tmp_path / "cut", steps=4, save_every=2, ema_decay=0.5, debug={"stop_after_step": 2})

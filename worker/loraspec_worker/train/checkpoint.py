@@ -13,6 +13,7 @@ from typing import Optional
 
 from .. import checkpoint_integrity
 from ..protocol import WorkerError
+from . import regularize
 from .config import Config
 
 # Resumable checkpoints kept (each holds the optimizer state, about twice the LoRA's size).
@@ -70,6 +71,7 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
         meta["ss_tag_frequency"] = json.dumps({"dataset": {cfg.trigger_word: n_images}})
     if cfg.contract_hash:
         meta["loraspec.contract_hash"] = cfg.contract_hash
+    meta.update(regularize.kohya_metadata(cfg))
     return meta
 
 

@@ -193,9 +193,7 @@ def train_once(cfg: Config, group=None) -> dict:
     if resume:
         state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler, saved)
         emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {state.start_step}"})
-    state.ema = regularize.make_ema(cfg, params)
-    if state.ema is not None and saved.get("ema"):
-        state.ema.restore(params, saved["ema"])
+    state.ema = regularize.resume_ema(cfg, params, saved.get("ema"))
 
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
     state.started = time.time()

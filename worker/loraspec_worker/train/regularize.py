@@ -212,8 +212,30 @@ class Ema:
                 p.copy_(r.to(p.device, p.dtype))
 
 
-def make_ema(cfg, params: list) -> Optional[Ema]:
-    return Ema(params, cfg.ema_decay) if cfg.ema_decay else None
+def resume_ema(cfg, params: list, saved: Optional[dict]) -> Optional[Ema]:
+    """The run's EMA (None when cfg.ema_decay is off). `saved` is a resumed checkpoint's EMA state:
+    its LoRA file (now in params) is the shadow, and the raw weights go back into params, also
+    when this run no longer keeps an EMA."""
+    ema = Ema(params, cfg.ema_decay) if cfg.ema_decay else None
+    if saved is not None:
+        (ema or Ema(params, saved["decay"])).restore(params, saved)
+    return ema
+
+
+def kohya_metadata(cfg) -> dict:
+    """The regularisers as the `ss_*` keys sd-scripts writes (lora-formats.md: ss_noise_offset,
+    ss_min_snr_gamma, ss_caption_dropout_rate, ss_shuffle_caption, ss_timestep_sampling)."""
+    meta = {
+        "ss_noise_offset": str(cfg.noise_offset) if cfg.noise_offset else "None",
+        "ss_min_snr_gamma": str(cfg.min_snr_gamma) if cfg.min_snr_gamma is not None else "None",
+        "ss_caption_dropout_rate": str(cfg.caption_dropout),
+        "ss_shuffle_caption": str(bool(cfg.shuffle_tags)),
+    }
+    if cfg.arch in REG["flowArches"]:
+        meta["ss_timestep_sampling"] = cfg.timestep_sampling
+    if cfg.ema_decay:
+        meta["loraspec.ema_decay"] = str(cfg.ema_decay)
+    return meta
 
 
 def ema_applied(ema: Optional[Ema], params: list) -> Any:
