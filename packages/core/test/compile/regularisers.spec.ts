@@ -67,6 +67,15 @@ describe("regularisers compile to each trainer", () => {
   });
 });
 
+describe("the plan with shuffled captions", () => {
+  it("turns the CUDA graph off, saying why", () => {
+    const c = { ...contract("kohya", "sdxl", { shuffle_tags: true, cache_text_encoder_outputs: false, optimizer: "adamw" }), trainer: { name: "diffusers" as const } };
+    const out = compileDiffusers({ ...c, hardware: { ...c.hardware, gpu: "H200" } }, {}, { datasetDir: PATHS.datasetDir, outputDir: PATHS.outputDir });
+    expect(out.request.cuda_graphs).toBe(false);
+    expect(out.choices.find((x) => x.setting === "cuda_graphs")?.why).toContain("shuffle_tags");
+  });
+});
+
 describe("regulariser lint", () => {
   const rules = (trainer: "kohya" | "ai-toolkit" | "fal", base: BaseModelId, hp: Hp, captions?: "tags" | "natural") =>
     lintRegularisers(contract(trainer, base, hp, captions)).map((f) => `${f.rule} ${f.field}`);
@@ -78,7 +87,9 @@ describe("regulariser lint", () => {
   });
 
   it("shuffling with cached text-encoder outputs is an error naming the field (caption dropout too, for kohya)", () => {
-    expect(rules("ai-toolkit", "sdxl", { shuffle_tags: true })).toContain("shuffle-tags-cached-text hyperparameters.shuffle_tags");
+    expect(rules("ai-toolkit", "qwen-image", { shuffle_tags: true }, "tags")).toContain("shuffle-tags-cached-text hyperparameters.shuffle_tags");
+    expect(rules("ai-toolkit", "sdxl", { shuffle_tags: true })).toEqual([]); // its SDXL profile keeps the encoders
+    expect(rules("kohya", "sdxl", { shuffle_tags: true })).toContain("shuffle-tags-cached-text hyperparameters.shuffle_tags");
     expect(rules("kohya", "sdxl", { caption_dropout: 0.1 })).toContain("shuffle-tags-cached-text hyperparameters.caption_dropout");
     expect(rules("ai-toolkit", "sdxl", { caption_dropout: 0.1 })).toEqual([]);
     expect(rules("kohya", "sdxl", { shuffle_tags: true, caption_dropout: 0.1, cache_text_encoder_outputs: false })).toEqual([]);
