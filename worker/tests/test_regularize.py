@@ -283,3 +283,14 @@ def test_the_graph_split_matches_the_plain_loss_with_noise_offset_and_min_snr_on
     on = {"noise_offset": 0.1, "min_snr_gamma": 5.0}
     np.testing.assert_allclose(losses(True, **on), losses(False, **on), rtol=1e-5)
     assert not np.allclose(losses(False, **on), losses(False), rtol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["flux1", "flux2-klein", "zimage", "qwen-image"])
+def test_flow_arches_train_with_dropout_shift_sampling_and_ema(arch, tmp_path_factory, tag_dataset, tmp_path, events):
+    """The empty caption's cached encoding collates with the others on every flow arch (padded,
+    listed or masked), and the resolution-dependent shift reads each arch's token count."""
+    base = tiny_base.make_tiny_base(arch, str(tmp_path_factory.mktemp("flow") / arch), seed=0)
+    result = run(base, tag_dataset, tmp_path, arch=arch, steps=3, batch_size=3, caption_dropout=0.5, timestep_sampling="shift",
+                 ema_decay=0.9, debug={"log_batches": True})
+    assert math.isfinite(result["finalLoss"])
+    assert any(c == "" for b in batches(events()) for c in b)
