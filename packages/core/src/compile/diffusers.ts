@@ -5,7 +5,7 @@ import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowled
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
-import { builtinRegularisers } from "./regularisers.js";
+import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
@@ -87,6 +87,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     });
   }
   if (base.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: base.note });
+  warnings.push(...builtinRegulariserWarnings(contract));
   const fixed = BUILTIN_TRAINER.fixed;
   const settings: BuiltinSettings = {
     arch,

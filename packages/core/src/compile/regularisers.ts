@@ -40,6 +40,21 @@ export function builtinRegularisers(c: Contract): {
   };
 }
 
+/** What the built-in trainer leaves out of the contract's regularisers, said out loud (lint names them too). */
+export function builtinRegulariserWarnings(c: Contract): { code: string; message: string; field: string }[] {
+  const hp = c.hyperparameters;
+  const ddpm = isDdpmBase(c.base.model);
+  const out: { code: string; message: string; field: string }[] = [];
+  for (const field of ["noise_offset", "min_snr_gamma"] as const) {
+    const set = field === "noise_offset" ? hp.noise_offset > 0 : hp.min_snr_gamma !== undefined;
+    if (set && !ddpm) out.push({ code: "W_REGULARISER_NOT_APPLIED", field: `hyperparameters.${field}`, message: `${field} is an SDXL (DDPM) lever; ${c.base.model} trains without it` });
+  }
+  if (hp.timestep_sampling !== undefined && ddpm) {
+    out.push({ code: "W_REGULARISER_NOT_APPLIED", field: "hyperparameters.timestep_sampling", message: "SDXL draws uniform DDPM timesteps; timestep_sampling is for flow models" });
+  }
+  return out;
+}
+
 /** sd-scripts: dataset TOML [general] keys and args-TOML training keys (written only when on, so old outputs stay as they were). */
 export function kohyaRegularisers(c: Contract): { general: Record<string, unknown>; training: Record<string, unknown> } {
   const hp = c.hyperparameters;

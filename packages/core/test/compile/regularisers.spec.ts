@@ -37,6 +37,9 @@ describe("regularisers compile to each trainer", () => {
     expect(TrainRequestSchema.safeParse(sdxl).success).toBe(true);
     const flux = diffusersRequest("flux1-dev", { noise_offset: 0.05, min_snr_gamma: 5, timestep_sampling: "logit_normal" });
     expect(flux).toMatchObject({ noise_offset: 0, min_snr_gamma: null, ema_decay: null, timestep_sampling: "logit_normal" });
+    const c = { ...contract("kohya", "flux1-dev", { noise_offset: 0.05 }), trainer: { name: "diffusers" as const } };
+    const { warnings } = compileDiffusers(c, {}, { datasetDir: PATHS.datasetDir, outputDir: PATHS.outputDir });
+    expect(warnings.filter((w) => w.code === "W_REGULARISER_NOT_APPLIED").map((w) => w.field)).toEqual(["hyperparameters.noise_offset"]);
   });
 
   it("kohya: dataset and args keys the pinned scripts accept", () => {
