@@ -23,6 +23,7 @@ import type { Finding } from "./finding.js";
 import { lintTrainerTraps } from "./trainer-rules.js";
 import { lintPromises } from "./promise-rules.js";
 import { lintRegularisers } from "./regulariser-rules.js";
+import { lintBuckets } from "./bucket-rules.js";
 import { LR_ERROR_FACTOR, TRIGGER_PLACEMENT_SEVERITY } from "../knowledge/lint-severity.js";
 import { fitVram } from "../plan/fit-vram.js";
 
@@ -583,4 +584,6 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   // Trainer traps (helper TRAINERS): schedule per trainer, fields a trainer never receives, fal endpoints.
   ({ c, plan }) => lintTrainerTraps(c, plan.steps),
   ({ c }) => lintRegularisers(c),
+  // Aspect buckets (lint/bucket-rules.ts).
+  ({ c, plan }) => lintBuckets(c, plan.resolution),
 ];
