@@ -71,7 +71,7 @@ export const TrainRequestSchema = z.strictObject({
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
-  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step)." }),
+  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions)." }),
 });
 
 export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;
