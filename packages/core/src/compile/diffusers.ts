@@ -5,6 +5,7 @@ import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowled
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
+import { resolveBuiltinTargets } from "./network-targets.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
@@ -114,7 +115,8 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
     weighting_scheme: fixed.weighting_scheme,
     max_sequence_length: fixed.max_sequence_length,
-    targets: [...record.targets],
+    // network.targets / network.modules, else the attention preset (compile/network-targets.ts).
+    targets: resolveBuiltinTargets(contract, record.targets).patterns,
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };
 }
