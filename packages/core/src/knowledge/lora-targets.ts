@@ -85,7 +85,8 @@ export const LORA_TARGETS = {
     presets: {
       attention: ATTN,
       "attention-mlp": [...ATTN, "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"],
-      "all-linear": [...ATTN, "feed_forward.w1", "feed_forward.w2", "feed_forward.w3", "adaLN_modulation.0"],
+      // Scoped: the final layer's adaLN_modulation.0 is a SiLU (its Linear is .1).
+      "all-linear": [...ATTN, "feed_forward.w1", "feed_forward.w2", "feed_forward.w3", "layers.*.adaLN_modulation.0", "noise_refiner.*.adaLN_modulation.0"],
     },
     source: "diffusers train_dreambooth_lora_z_image.py target_modules (attention); diffusers transformer_z_image.py ZImageTransformerBlock (attention, feed_forward w1/w2/w3, adaLN_modulation)",
     asOf: AS_OF,
