@@ -148,3 +148,23 @@ export function aiToolkitTargets(c: Contract): { options: AiToolkitTargets; refu
   if (!c.network.targets || !arch) return { options: {} };
   return { options: AI_TOOLKIT_TARGETS[arch][c.network.targets] };
 }
+
+/** What the LoRA trains for this contract and trainer, in words, with the reason (plan, init). */
+export function describeTargets(c: Contract): { preset: TargetPreset | "custom" | "trainer-default"; why: string; source: string } {
+  if (c.network.modules) return { preset: "custom", why: `network.modules: ${c.network.modules.join(", ")}`, source: "the contract" };
+  if (c.network.targets) return { preset: c.network.targets, why: "network.targets", source: "the contract" };
+  const d = TRAINER_DEFAULT_TARGETS[c.trainer.name];
+  const arch = targetArchOf(c.base.model);
+  switch (c.trainer.name) {
+    case "diffusers":
+      return { preset: "attention", why: `left out: the built-in trainer's default, ${DEFAULT_TARGETS.why}`, source: d.source };
+    case "kohya":
+      return { preset: "all-linear", why: "left out: Kohya's own default, every linear of the transformer blocks", source: d.source };
+    case "ai-toolkit":
+      if (arch === "sdxl") return { preset: "trainer-default", why: "left out: ai-toolkit's own default, every linear and 1x1 conv of the whole UNet (more than all-linear)", source: d.source };
+      if (arch === "zimage") return { preset: "trainer-default", why: "left out: ai-toolkit's own default, every linear of the main layers (not the refiners)", source: `${d.source}; z_image.py get_transformer_block_names` };
+      return { preset: "all-linear", why: "left out: ai-toolkit's own default, every linear of the transformer blocks", source: d.source };
+    case "fal":
+      return { preset: "trainer-default", why: "the fal endpoint decides (no input for it)", source: d.source };
+  }
+}
