@@ -168,3 +168,17 @@ export function describeTargets(c: Contract): { preset: TargetPreset | "custom" 
       return { preset: "trainer-default", why: "the fal endpoint decides (no input for it)", source: d.source };
   }
 }
+
+/**
+ * What `init` writes for network.targets, with its reason: the trainer's own default made explicit
+ * (built-in: attention; Kohya: all-linear). ai-toolkit's SDXL default is none of the presets and
+ * fal has no choice, so init leaves the field out there.
+ */
+export function initTargets(trainer: Contract["trainer"]["name"], base: Contract["base"]["model"]): { targets: TargetPreset; why: string; source: string } | undefined {
+  const arch = targetArchOf(base);
+  if (trainer === "diffusers" && arch) return { targets: DEFAULT_TARGETS.preset, why: `${DEFAULT_TARGETS.why}; attention-mlp or all-linear train more modules (Kohya's set) at a longer step`, source: DEFAULT_TARGETS.source };
+  if (trainer === "kohya" && (arch === "sdxl" || arch === "flux1")) {
+    return { targets: "all-linear", why: "what sd-scripts trains by default (every linear of the transformer blocks); for SDXL it has no narrower choice", source: TRAINER_DEFAULT_TARGETS.kohya.source };
+  }
+  return undefined;
+}
