@@ -3,6 +3,7 @@ import { LoraspecError } from "../errors.js";
 import { BUILTIN_TRAINER } from "../knowledge/builtin-trainer.js";
 import { DEFAULT_TARGETS, isTargetArch, knownModulePatterns, LORA_TARGETS, type TargetArch, type TargetPreset } from "../knowledge/lora-targets.js";
 import type { Sourced } from "../knowledge/types.js";
+import { compareVersions } from "../knowledge/versions.js";
 
 /**
  * `network.targets` / `network.modules` per trainer: what each trainer is told (the built-in
@@ -85,6 +86,11 @@ export function kohyaNetworkArgs(c: Contract): { args: string[]; exact: boolean;
       refusal: `sd-scripts' networks/lora.py trains every linear of SDXL's transformer blocks (all-linear) and has no option to train only ${preset === "attention" ? "the attention projections" : "attention and MLP"}`,
       source: "kohya-ss/sd-scripts@v0.10.1 networks/lora.py L435-500 (network_args: conv_dim, block_dims, dropouts, loraplus; no module-type filter)",
     };
+  }
+  // The type dims arrived in v0.10.0 (v0.9.1's lora_flux.py has none and ignores unknown network_args).
+  const v = c.trainer.version;
+  if (v && (compareVersions(v, "v0.10.0") ?? 0) < 0) {
+    return { args: [], exact: false, refusal: `sd-scripts ${v}'s networks/lora_flux.py has no per-module-type dims (img_mod_dim ... arrived in v0.10.0): it would train all-linear`, source: `${KOHYA_FLUX}; v0.9.1 networks/lora_flux.py (none)` };
   }
   const mod = ["img_mod_dim=0", "txt_mod_dim=0", "single_mod_dim=0"];
   if (preset === "attention-mlp") return { args: mod, exact: true, source: KOHYA_FLUX };

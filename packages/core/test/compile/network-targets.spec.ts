@@ -134,6 +134,11 @@ describe("each trainer is told the preset or refuses it by name", () => {
     expect(att.has("single_transformer_blocks.0.proj_mlp")).toBe(true); // the approximation lint names
   });
 
+  it("Kohya before v0.10.0 has no type dims: a FLUX.1 preset other than all-linear is refused", () => {
+    const c = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path: "/models/flux1-dev", overrides: { trainer: { name: "kohya", version: "v0.9.1" }, network: { targets: "attention-mlp" } } });
+    expect(() => compileKohya(c, {}, PATHS)).toThrow(expect.objectContaining({ field: "network.targets" }));
+  });
+
   it("Kohya SDXL trains all-linear only: attention is refused naming network.targets", () => {
     const c = contract("sdxl", "kohya", { targets: "attention" });
     expect(() => compileKohya(c, {}, PATHS)).toThrow(expect.objectContaining({ code: "E_TRAINER_UNSUPPORTED", field: "network.targets" }));
