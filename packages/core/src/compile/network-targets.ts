@@ -151,7 +151,8 @@ export function aiToolkitTargets(c: Contract): { options: AiToolkitTargets; refu
     const scoped = c.network.modules.map((m) => `.${m.split("*.").pop()}`);
     return { options: { ...(arch === "zimage" ? { transformer_only: false } : {}), network_kwargs: { only_if_contains: scoped } } };
   }
-  if (!c.network.targets || !arch) return { options: {} };
+  if (!c.network.targets) return { options: {} };
+  if (!arch) return { options: {}, refusal: `loraspec has no module table for ${c.base.model}, so network.targets cannot be passed` };
   return { options: AI_TOOLKIT_TARGETS[arch][c.network.targets] };
 }
 

@@ -87,7 +87,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     num_repeats: repeats,
   });
   const targets = aiToolkitTargets(contract);
-  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: "network.modules", hint: "Use network.targets, or the built-in trainer." });
+  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Use network.targets, or the built-in trainer." });
 
   const process = {
     type: "sd_trainer",
