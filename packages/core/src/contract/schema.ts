@@ -269,6 +269,7 @@ export const ACCEPTABLE_RULES = [
   "trigger-not-at-start",
   "captions-tags-on-t5",
   "stack-over-limit",
+  "network-targets-approximate",
 ] as const;
 
 export const LintSchema = z

@@ -113,6 +113,8 @@ describe("each trainer is told the preset or refuses it by name", () => {
     expect(kohyaArgs(compileKohya(contract("flux1-dev", "kohya", {}, path), {}, PATHS).argsToml).network_args).toBeUndefined();
     const approx = lintContract(contract("flux1-dev", "kohya", { targets: "attention" }, path)).filter((f) => f.rule === "network-targets-approximate");
     expect(approx.map((f) => f.field)).toEqual(["network.targets"]);
+    const accepted = lintContract(makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", path, overrides: { network: { targets: "attention" }, lint: { accept: [{ rule: "network-targets-approximate", why: "close enough to the built-in run we compare with" }] } } }));
+    expect(accepted.find((f) => f.rule === "network-targets-approximate")?.severity).toBe("info");
   });
 
   it("Kohya FLUX.1: lora_flux.py's type dims (L854-869) on the fused modules give exactly attention-mlp; attention keeps the single blocks whole", () => {
