@@ -132,6 +132,10 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       seed: 42,
       lr_scheduler: "constant",
       warmup_steps: 0,
+      // Regularisers at the trainers' defaults (knowledge/regularisers.ts), written out so they can be found.
+      caption_dropout: 0,
+      shuffle_tags: false,
+      noise_offset: 0,
     },
     ...(targets ? { network: { targets: targets.targets } } : {}),
     limits: { ...(vramGb && hardware === "local" ? { vram_ceiling_gb: vramGb } : {}), ...(choices.maxCostUsd !== undefined ? { max_cost_usd: choices.maxCostUsd } : {}) },

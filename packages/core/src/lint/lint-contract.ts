@@ -23,6 +23,8 @@ import type { Finding } from "./finding.js";
 import { lintTrainerTraps } from "./trainer-rules.js";
 import { lintPromises } from "./promise-rules.js";
 import { lintNetwork } from "./network-rules.js";
+import { lintRegularisers } from "./regulariser-rules.js";
+import { lintBuckets } from "./bucket-rules.js";
 import { LR_ERROR_FACTOR, TRIGGER_PLACEMENT_SEVERITY } from "../knowledge/lint-severity.js";
 import { fitVram } from "../plan/fit-vram.js";
 
@@ -584,4 +586,7 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   ({ c, plan }) => lintTrainerTraps(c, plan.steps),
   // network.targets / network.modules per trainer (lint/network-rules.ts).
   ({ c }) => lintNetwork(c),
+  ({ c }) => lintRegularisers(c),
+  // Aspect buckets (lint/bucket-rules.ts).
+  ({ c, plan }) => lintBuckets(c, plan.resolution),
 ];
