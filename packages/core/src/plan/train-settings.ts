@@ -122,7 +122,10 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
     if (ckpt && selectiveOk) candidates.push(build(true, asked, "selective"));
     candidates.push(build(ckpt, asked));
   }
-  if (asked === "none" && model.family !== "sdxl") candidates.push(build(given ?? true, "fp8"));
+  if (asked === "none" && model.family !== "sdxl") {
+    if ((given ?? true) && selectiveOk) candidates.push(build(true, "fp8", "selective"));
+    candidates.push(build(given ?? true, "fp8"));
+  }
   const fits = candidates.find((c) => c.totalGb <= ceiling.gb);
   const at = `${ceiling.gb} GB (${ceiling.field})`;
   if (fits?.gradientCheckpointing) fits.choices.push(checkpointingModeChoice(model, fits, candidates, at));
@@ -204,7 +207,7 @@ function checkpointingModeChoice(model: BaseModelRecord, fits: Candidate, candid
   }
   const why = selective
     ? `full: selective checkpointing would need ~${selective.totalGb} GB (estimate), over ${at}`
-    : `full: selective checkpointing is built for ${BUILTIN_TRAINER.selectiveCheckpointingArches.join(", ")} only`;
+    : `full: selective checkpointing is built for the worker arch ${BUILTIN_TRAINER.selectiveCheckpointingArches.join(", ")} only`;
   return { setting: "checkpointing_mode", value: "full", why, source };
 }
 
