@@ -102,3 +102,14 @@ def test_the_settings_event_reports_the_table_setting_keys(run_events):
     assert list(settings["settings"]) == list(TABLE["settingKeys"]) == list(settings["applied"])
     assert settings["settings"]["compile"] is True and settings["applied"]["compile"] is False  # refused on the CPU
     assert any(e["type"] == "warning" and e.get("code") == TABLE["refusals"]["compile"] for e in run_events)
+
+
+def test_checkpointing_modes_and_the_compile_cache_are_the_tables():
+    from loraspec_worker.train import compile_cache, selective_ckpt
+
+    assert REQUEST["properties"]["checkpointing_mode"]["enum"] == list(TABLE["checkpointingModes"]) == ["full", "selective"]
+    assert set(TABLE["selectiveCheckpointingArches"]) <= {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert callable(selective_ckpt.apply) and compile_cache.SPEC == TABLE["compileCache"]
+    assert "{torch}" in TABLE["compileCache"]["artifactsFile"] and TABLE["compileCache"]["warning"].startswith("W_")
+    assert "compile_cache_dir" not in REQUEST["required"] and "checkpointing_mode" in REQUEST["required"]
+    assert {"at"} <= set(next(o for o in EVENTS["oneOf"] if o["properties"]["type"].get("const") == "phase")["properties"])
