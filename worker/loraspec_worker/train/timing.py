@@ -4,7 +4,9 @@ warm-up (compile, CUDA-graph capture), steady steps, checkpoint saves, in-traini
 The phase events carry `at` (seconds since the worker started, protocol.phase); each step is timed
 from the top of the loop to its loss (the loss is read on the host every step, so the GPU work is
 done by then); saves are timed where they happen; whatever else runs between two steps (in-training
-samples, test delays) is `between_steps_s`. The train result's `timing` holds the breakdown.
+samples, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
+`startup_s`; the rest of the train phase (resume, the compile-cache save) `other_s`. The train
+result's `timing` holds the breakdown.
 
 Definitions (bench/gpu-wholerun.py and RESULTS use them):
 - steady_s_per_step: the median step of the run's second half (warm-up is over by then);
@@ -91,7 +93,8 @@ def summarize(steps: list[float], saves: list[float], marks: list[tuple[str, flo
     loop_s = (train_ended - train_started) if train_started is not None and train_ended is not None else 0.0
     steps_s = sum(steps)
     saves_s = sum(saves)  # the periodic saves, inside the loop; the final one is the "save" phase
-    return {
+    out = {
+        "startup_s": marks[0][1] if marks else 0.0,  # imports, request checks, levers: before the first phase
         "load_s": phases.get("load", 0.0),
         "cache_s": phases.get("cache", 0.0),
         "setup_s": phases.get("setup", 0.0),
@@ -107,3 +110,6 @@ def summarize(steps: list[float], saves: list[float], marks: list[tuple[str, flo
         "total_s": total,
         "ratio": total / (len(steps) * steady) if steady else None,
     }
+    # the rest of the train phase: resume, the compile-cache save, anything outside the loop
+    out["other_s"] = max(0.0, phases.get("train", 0.0) - loop_s)
+    return out
