@@ -128,3 +128,46 @@ def test_warmup_is_the_leading_slow_steps_beyond_the_steady_step():
     assert s["startup_s"] == 0.0 and s["other_s"] == pytest.approx(0.5)  # train phase 1.5 s, loop 1 s
     assert s["saves_s"] == 0.5 and s["between_steps_s"] == 0.0  # the loop (1 s) is all steps and saves
     assert s["ratio"] == pytest.approx(5.5 / 0.4)
+
+
+def test_torch_compile_traces_the_selective_checkpoint_inside_each_block_without_a_graph_break():
+    """speed.compile_blocks compiles each block's forward, in which the checkpoint now sits. Traced here
+    with the aot_eager backend (dynamo + AOTAutograd's partitioner, no kernel compiler: seconds on the
+    CPU); the first version called `cls.forward` and dynamo broke the graph, leaving every block eager."""
+    from torch._dynamo.utils import counters
+
+    from loraspec_worker import speed
+
+    def losses(selective: bool) -> list[float]:
+        torch._dynamo.reset()
+        pipe = tiny_base.build_flux1(0)
+        cfg = dev_config(arch="flux1", rank=4, alpha=4, resolution=32, max_sequence_length=8, guidance_scale=3.5)
+        arch = train.ARCH_CLASSES["flux1"](pipe, cfg, torch.device("cpu"), torch.float32)
+        net = arch.denoiser
+        net.requires_grad_(False)
+        train.add_lora(net, cfg, train.TARGETS["flux1"])
+        params = [p for p in net.parameters() if p.requires_grad]
+        if selective:
+            selective_ckpt.apply(net)
+            for block in [*net.transformer_blocks, *net.single_transformer_blocks]:
+                block.compile(backend="aot_eager")
+        opt = torch.optim.AdamW(params, lr=1e-2)
+        g = torch.Generator().manual_seed(1)
+        latents = torch.randn(1, 4, 8, 8, generator=g)
+        text = {"embeds": torch.randn(1, 8, 32, generator=g), "pooled": torch.randn(1, 32, generator=g), "text_ids": torch.zeros(8, 3)}
+        out = []
+        for step in range(3):
+            opt.zero_grad()
+            loss = arch.loss(latents, text, {"time_ids": [[32, 32, 0, 0, 32, 32]]}, torch.Generator().manual_seed(step))
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return out
+
+    eager = losses(False)
+    counters.clear()
+    compiled = losses(True)
+    assert dict(counters["graph_break"]) == {}
+    assert counters["stats"]["unique_graphs"] >= 2  # one per block kind (double, single), shared by every block of it
+    assert compiled == pytest.approx(eager, rel=1e-5)
+    assert speed.repeated_block_names(tiny_base.build_flux1(0).transformer)  # the blocks compile_blocks would compile

@@ -63,11 +63,14 @@ def _selective_class(cls: type) -> type:
         import torch
         from torch.utils.checkpoint import checkpoint
 
+        # The original forward is reached through the instance (a bound method): torch.compile
+        # cannot trace `cls.forward` looked up on the class (a graph break that left every block eager).
         if not torch.is_grad_enabled():
-            return cls.forward(self, *args, **kwargs)
-        return checkpoint(cls.forward, self, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
+            return self._loraspec_block_forward(*args, **kwargs)
+        return checkpoint(self._loraspec_block_forward, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
 
-    sub = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__, "_loraspec_selective_ckpt": True})
+    sub = type(cls.__name__, (cls,), {"forward": forward, "_loraspec_block_forward": cls.forward, "__module__": cls.__module__,
+                                      "_loraspec_selective_ckpt": True})
     sub.__qualname__ = cls.__qualname__
     return sub
 
