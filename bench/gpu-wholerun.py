@@ -41,6 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = ROOT / "bench" / "data" / "gpu-wholerun-requests.json"
+DEVICE = "cuda"  # where the full-size weights are built (tests of the builder use "meta")
 sys.path.insert(0, str(ROOT / "worker"))
 
 
@@ -81,27 +82,28 @@ def build_pipeline(key: str, tiny: bool):
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
     gs = gpu_speed_module()
+    # tokenizers and schedulers as a loaded pipeline has them (CPU, fp32); the weights on the GPU in bf16
+    clip, clip2, t5 = tiny_base.clip_tokenizer(), tiny_base.clip_tokenizer(), tiny_base.t5_tokenizer()
+    if key == "sdxl":
+        scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1)
+    else:
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                    base_image_seq_len=256, max_image_seq_len=4096)
     torch.manual_seed(0)
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
-        with torch.device("cuda"):
-            clip = tiny_base.clip_tokenizer()
+        with torch.device(DEVICE):
             if key == "sdxl":
                 return StableDiffusionXLPipeline(
                     vae=vae(4, False), text_encoder=CLIPTextModel(clip_config(clip, False)),
-                    text_encoder_2=CLIPTextModelWithProjection(clip_config(clip, True)), tokenizer=clip, tokenizer_2=tiny_base.clip_tokenizer(),
-                    unet=UNet2DConditionModel(**gs.SDXL_UNET),
-                    scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1))
-            t5 = tiny_base.t5_tokenizer()
+                    text_encoder_2=CLIPTextModelWithProjection(clip_config(clip, True)), tokenizer=clip, tokenizer_2=clip2,
+                    unet=UNet2DConditionModel(**gs.SDXL_UNET), scheduler=scheduler)
             # google/t5-v1_1-xxl (FLUX.1's text_encoder_2)
             t5cfg = T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, relative_attention_num_buckets=32,
                              feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-            return FluxPipeline(
-                scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                          base_image_seq_len=256, max_image_seq_len=4096),
-                vae=vae(16, True), text_encoder=CLIPTextModel(clip_config(clip, False)), tokenizer=clip,
-                text_encoder_2=T5EncoderModel(t5cfg), tokenizer_2=t5, transformer=FluxTransformer2DModel(**gs.FLUX1_DEV))
+            return FluxPipeline(scheduler=scheduler, vae=vae(16, True), text_encoder=CLIPTextModel(clip_config(clip, False)), tokenizer=clip,
+                                text_encoder_2=T5EncoderModel(t5cfg), tokenizer_2=t5, transformer=FluxTransformer2DModel(**gs.FLUX1_DEV))
     finally:
         torch.set_default_dtype(prev)
 
