@@ -227,6 +227,8 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     if s["channels_last"]:
         latents = latents.contiguous(memory_format=torch.channels_last)
     build_s = time.time() - t0
+    # for the VRAM model's activation figure (knowledge/vram.ts: (peak + context - weights - LoRA state) per token x hidden x block)
+    state_bytes = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()]) + 3 * sum(p.numel() * 4 for p in params)
 
     key = (model, s["ckpt"], s["batch"])
     if key not in flops_cache and not s["compile"] and not s["fp8"] and not s["fp8mm"]:
@@ -294,6 +296,12 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     if cuda:
         row["peak_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
         row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+        row["weights_and_lora_state_gib"] = state_bytes / 2**30
+        cfgd = None if model == "sdxl" else TINY[model] if args.tiny else {"flux1": FLUX1_DEV, **KLEIN}[model]
+        if cfgd is not None:  # transformers: tokens = image patches + text; hidden; blocks
+            tokens = (latents.shape[-1] // 2) ** 2 + (8 if args.tiny else 512)
+            thb = tokens * cfgd["num_attention_heads"] * cfgd["attention_head_dim"] * (cfgd["num_layers"] + cfgd["num_single_layers"]) * s["batch"]
+            row["token_hidden_blocks"] = thb  # main() adds the CUDA context and divides
     del net, pipe, a, opt, params, loss, stepper
     gc.collect()
     if cuda:
@@ -423,6 +431,9 @@ def main() -> None:
             fkey = (model, s["ckpt"], s["batch"])  # selective recomputes less than full: its own FLOPs
             if row.get("flops_per_step") is None and fkey in flops_cache:
                 row["flops_per_step"] = flops_cache[fkey]
+            if "token_hidden_blocks" in row and "peak_alloc_gib" in row:  # compare with VRAM_ACTIVATIONS / VRAM_SELECTIVE_ACTIVATIONS
+                act = (row["peak_alloc_gib"] + context_gib - row["weights_and_lora_state_gib"]) * 2**30
+                row["activation_bytes_per_token_hidden_block"] = act / row["token_hidden_blocks"]
             if row["flops_per_step"]:
                 row["floor_s"] = row["flops_per_step"] / (tflops * 1e12)
         rows.append(row)
