@@ -186,7 +186,8 @@ def run_all(args) -> list[dict]:
         base = dict(spec["requests"][key]["request"])
         base.update(dataset=str(data), save_every=args.save_every)
         if args.tiny:
-            base.update(resolution=32, max_sequence_length=32, rank=4, alpha=4, device="cpu", precision="fp32")
+            base.update(resolution=32, buckets=[{"resolution": 32, "width": 32, "height": 32}], max_sequence_length=32, rank=4, alpha=4,
+                        device="cpu", precision="fp32")
         runs = [("cold", args.cold_steps), ("warm", args.steps)] if base.get("compile") and args.cold_steps > 0 else [("single", args.steps)]
         shutil.rmtree(cache, ignore_errors=True)  # the cold run starts with nothing compiled
         for label, steps in runs:
