@@ -129,13 +129,18 @@ def write_dataset(folder: Path, count: int, size: int) -> None:
         (folder / f"{i:02d}.txt").write_text(f"a photo of txcl, view {i}")
 
 
-def run_once(key: str, label: str, request: dict, work: Path, tiny: bool) -> dict:
+def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: Path, deadline: float) -> dict:
+    """One run in a fresh process; killed at `deadline` (perf_counter) so one GPU call always returns rows."""
+    import threading
+
     req_file = work / f"{key}-{label}.request.json"
     req_file.write_text(json.dumps(request))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "worker"), "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child", str(req_file), "--key", key] + (["--tiny"] if tiny else []),
-                            stdout=subprocess.PIPE, stderr=open(work / f"{key}-{label}.stderr.log", "w"), text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=open(logs / f"{key}-{label}.stderr.log", "w"), text=True, env=env)
+    watchdog = threading.Timer(max(1.0, deadline - time.perf_counter()), proc.kill)
+    watchdog.start()
     events = []
     for line in proc.stdout:
         try:
@@ -143,6 +148,7 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool) -> dic
         except ValueError:
             continue
     rc = proc.wait()
+    watchdog.cancel()
     wall = time.perf_counter() - t0
     done = next((e for e in events if e["type"] == "done"), None)
     row = {"model": key, "run": label, "steps": request["steps"], "save_every": request["save_every"], "process_wall_s": wall, "rc": rc,
@@ -153,7 +159,8 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool) -> dic
            "logs": [e["message"] for e in events if e["type"] == "log" and ("compile cache" in e["message"] or "CUDA graph" in e["message"])]}
     if done is None:
         err = next((e for e in events if e["type"] == "error"), {})
-        return {**row, "error": f"{err.get('code')}: {err.get('message', 'no done event; see ' + str(work / f'{key}-{label}.stderr.log'))}"[:400]}
+        why = "killed at the time budget (--budget-s)" if rc == -9 else f"no done event (rc {rc}); see {key}-{label}.stderr.log"
+        return {**row, "error": f"{err.get('code')}: {err.get('message', why)}"[:400]}
     result = done["result"]
     t = result.get("timing", {})
     steady = t.get("steady_s_per_step")
@@ -181,6 +188,9 @@ def run_all(args) -> list[dict]:
     data = work / "dataset"
     write_dataset(data, args.images, 32 if args.tiny else 1024)
     cache = work / "cache"
+    logs = Path(args.out) if args.out else work
+    logs.mkdir(parents=True, exist_ok=True)
+    deadline = time.perf_counter() + args.budget_s
     rows = []
     for key in args.only.split(","):
         base = dict(spec["requests"][key]["request"])
@@ -194,7 +204,10 @@ def run_all(args) -> list[dict]:
             request = {**base, "steps": steps, "output_dir": str(work / f"out-{key}-{label}")}
             if "compile_cache_dir" in base:
                 request["compile_cache_dir"] = str(cache / "compile")
-            row = run_once(key, label, request, work, args.tiny)
+            if time.perf_counter() > deadline - 30:
+                row = {"model": key, "run": label, "steps": steps, "error": "skipped: the time budget (--budget-s) is spent", "levers": {}}
+            else:
+                row = run_once(key, label, request, work, args.tiny, logs, deadline)
             row["date"] = datetime.date.today().isoformat()
             row["card"] = args.card
             rows.append(row)
@@ -251,6 +264,7 @@ def main() -> None:
     ap.add_argument("--cold-steps", type=int, default=100, help="the cold run's steps (fills the compile cache); 0: no cold run")
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--budget-s", type=float, default=510, help="stop (kill the run in progress, skip the rest) after this many seconds")
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a smoke test of the code path)")
     ap.add_argument("--out", help="a folder: rows are appended to <out>/gpu-wholerun.jsonl as they finish")
     ap.add_argument("--from", dest="from_file", help="write RESULTS.md from a jsonl of an earlier call instead of running")
