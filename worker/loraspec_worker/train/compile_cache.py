@@ -37,7 +37,8 @@ def configure(cache_dir: Optional[str]) -> Optional[str]:
     before anything compiles. Returns the artifacts file path, or None without a cache folder."""
     if not cache_dir:
         return None
-    import torch
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
 
     cache_dir = os.path.abspath(cache_dir)
     os.makedirs(cache_dir, exist_ok=True)
@@ -45,8 +46,8 @@ def configure(cache_dir: Optional[str]) -> Optional[str]:
     os.environ["TRITON_CACHE_DIR"] = os.path.join(cache_dir, SPEC["tritonDir"])
     # On by default in torch >= 2.5; said here so an environment that turned them off does not
     # silently compile from scratch every run.
-    torch._inductor.config.fx_graph_cache = True
-    torch._functorch.config.enable_autograd_cache = True
+    inductor_config.fx_graph_cache = True
+    functorch_config.enable_autograd_cache = True
     path = artifacts_path(cache_dir)
     load(path)
     return path
