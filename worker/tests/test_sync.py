@@ -131,3 +131,12 @@ def test_the_worker_samples_exactly_the_request_timestep_samplings_for_exactly_t
         regularize.flow_sigmas("mode", FlowMatchEulerDiscreteScheduler(), 8, torch.Generator(), torch.device("cpu"), 1024)
     flow = sorted(a for a, cls in ARCH_CLASSES.items() if issubclass(cls, FlowArch))
     assert flow == sorted(TABLE["regularisers"]["flowArches"])
+def test_checkpointing_modes_and_the_compile_cache_are_the_tables():
+    from loraspec_worker.train import compile_cache, selective_ckpt
+
+    assert REQUEST["properties"]["checkpointing_mode"]["enum"] == list(TABLE["checkpointingModes"]) == ["full", "selective"]
+    assert set(TABLE["selectiveCheckpointingArches"]) <= {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert callable(selective_ckpt.apply) and compile_cache.SPEC == TABLE["compileCache"]
+    assert "{torch}" in TABLE["compileCache"]["artifactsFile"] and TABLE["compileCache"]["warning"].startswith("W_")
+    assert "compile_cache_dir" not in REQUEST["required"] and "checkpointing_mode" in REQUEST["required"]
+    assert {"at"} <= set(next(o for o in EVENTS["oneOf"] if o["properties"]["type"].get("const") == "phase")["properties"])

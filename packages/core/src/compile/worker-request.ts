@@ -37,6 +37,9 @@ export const TrainRequestSchema = z.strictObject({
   warmup_steps: int(0),
   precision: z.enum(BUILTIN_TRAINER.precisions),
   gradient_checkpointing: z.boolean(),
+  checkpointing_mode: z
+    .enum(BUILTIN_TRAINER.checkpointingModes)
+    .meta({ description: "What gradient_checkpointing recomputes when on: full (each block's forward) or selective (matmul and attention outputs kept)." }),
   compile: z.boolean().meta({ description: "Regional torch.compile of the repeated blocks (refused with W_COMPILE_UNAVAILABLE without CUDA)." }),
   cuda_graphs: z.boolean().meta({ description: "Whole-step CUDA graph (refused with W_CUDA_GRAPH_UNAVAILABLE where this run cannot)." }),
   channels_last: z.boolean().meta({ description: "NHWC weights for a convolutional denoiser." }),
@@ -47,6 +50,9 @@ export const TrainRequestSchema = z.strictObject({
     .strictObject({ count: int(2), rank: int(0), endpoint: z.string().regex(/^[^\s:]+:\d{1,5}$/) })
     .optional()
     .meta({ description: "Several hosts (absent: this one alone): how many, this host's rank, node 0's host:port (torchrun's static rendezvous)." }),
+  compile_cache_dir: path
+    .optional()
+    .meta({ description: "Where torch.compile's caches and cache artifacts persist across runs (core: <loraspec cache>/compile); absent: torch's defaults." }),
   save_every: int(0),
   seed: z.int(),
   trigger_word: z.string().min(1),

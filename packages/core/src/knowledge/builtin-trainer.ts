@@ -114,10 +114,33 @@ export const BUILTIN_TRAINER = {
    */
   settingKeys: [
     "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
-    "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
-    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "warmup_steps", "precision", "gradient_checkpointing", "checkpointing_mode", "compile", "cuda_graphs", "channels_last", "fp8_matmul",
+    "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
     "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay",
   ],
+  /**
+   * What gradient_checkpointing recomputes when it is on (the request's checkpointing_mode):
+   * full = each block's whole forward (diffusers' enable_gradient_checkpointing); selective = the
+   * block's matmul and attention outputs are kept, only the cheap element-wise ops are recomputed
+   * (torch.utils.checkpoint.create_selective_checkpoint_contexts; train/selective_ckpt.py).
+   */
+  checkpointingModes: ["full", "selective"],
+  /** The arches whose selective checkpointing is built and checked (CPU: the loss curve equals eager; bench/gpu-speed.py rows). */
+  selectiveCheckpointingArches: ["flux1"],
+  /**
+   * torch.compile's work kept across runs (train/compile_cache.py): core sends the folder
+   * (compile_cache_dir = <loraspec cache>/<folder>); inside it inductor's and Triton's caches and
+   * torch.compiler's cache artifacts file ({torch} = the torch version). An unreadable file is
+   * ignored with the warning code, never a failed run.
+   */
+  compileCache: {
+    folder: "compile",
+    inductorDir: "inductor",
+    tritonDir: "triton",
+    artifactsFile: "torch-compile-artifacts-{torch}.bin",
+    warning: "W_COMPILE_CACHE_IGNORED",
+    source: "https://docs.pytorch.org/tutorials/recipes/torch_compile_caching_tutorial.html (save_cache_artifacts / load_cache_artifacts; TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR)",
+  },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */
