@@ -54,6 +54,15 @@ def test_config_has_one_field_per_request_property_and_defaults_only_for_the_opt
     assert set(TABLE["levers"]) <= set(fields)
 
 
+def test_every_trained_arch_has_target_presets_and_requests_default_to_attention():
+    trained = {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert set(TABLE["targetPresets"]) == trained
+    for arch in trained:
+        assert set(TABLE["targetPresets"][arch]["presets"]) == {"attention", "attention-mlp", "all-linear"}
+        assert TABLE["arches"][arch]["targets"] == TABLE["targetPresets"][arch]["presets"]["attention"]
+        assert dev_request(arch=arch)["targets"] == TABLE["targetPresets"][arch]["presets"]["attention"]
+
+
 def test_every_refusal_the_worker_makes_has_the_tables_code():
     assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "precision"}
     assert all(code.startswith("W_") for code in TABLE["refusals"].values())
@@ -149,3 +158,32 @@ def test_a_plain_lora_names_the_sd_scripts_module_kohya_compiles_for_its_arch():
 
     assert network_args(dev_config(arch="sdxl"))["module"] == "networks.lora"
     assert network_args(dev_config(arch="flux1"))["module"] == "networks.lora_flux"
+
+
+def test_the_worker_samples_exactly_the_request_timestep_samplings_for_exactly_the_flow_arches():
+    """Every timestep_sampling the request allows is one regularize.flow_sigmas draws, and the
+    table's flow arches are the worker's FlowArch classes (the rest, SDXL, draw DDPM timesteps)."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from loraspec_worker.train import regularize
+    from loraspec_worker.train.arches import ARCH_CLASSES
+    from loraspec_worker.train.arches.flow import FlowArch
+
+    methods = REQUEST["properties"]["timestep_sampling"]["enum"]
+    for method in methods:
+        s, _ = regularize.flow_sigmas(method, FlowMatchEulerDiscreteScheduler(), 8, torch.Generator().manual_seed(0), torch.device("cpu"), 1024)
+        assert ((s > 0) & (s <= 1)).all(), method
+    with pytest.raises(ValueError):
+        regularize.flow_sigmas("mode", FlowMatchEulerDiscreteScheduler(), 8, torch.Generator(), torch.device("cpu"), 1024)
+    flow = sorted(a for a, cls in ARCH_CLASSES.items() if issubclass(cls, FlowArch))
+    assert flow == sorted(TABLE["regularisers"]["flowArches"])
+def test_checkpointing_modes_and_the_compile_cache_are_the_tables():
+    from loraspec_worker.train import compile_cache, selective_ckpt
+
+    assert REQUEST["properties"]["checkpointing_mode"]["enum"] == list(TABLE["checkpointingModes"]) == ["full", "selective"]
+    assert set(TABLE["selectiveCheckpointingArches"]) <= {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert callable(selective_ckpt.apply) and compile_cache.SPEC == TABLE["compileCache"]
+    assert "{torch}" in TABLE["compileCache"]["artifactsFile"] and TABLE["compileCache"]["warning"].startswith("W_")
+    assert "compile_cache_dir" not in REQUEST["required"] and "checkpointing_mode" in REQUEST["required"]
+    assert {"at"} <= set(next(o for o in EVENTS["oneOf"] if o["properties"]["type"].get("const") == "phase")["properties"])

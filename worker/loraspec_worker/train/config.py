@@ -42,6 +42,7 @@ class Config:
     warmup_steps: int
     precision: str
     gradient_checkpointing: bool
+    checkpointing_mode: str
     compile: bool
     cuda_graphs: bool
     channels_last: bool
@@ -55,9 +56,14 @@ class Config:
     caption_extension: str
     train_text_encoder: bool
     guidance_scale: float
-    weighting_scheme: str
+    timestep_sampling: str
     max_sequence_length: int
     targets: list
+    caption_dropout: float
+    shuffle_tags: bool
+    noise_offset: float
+    min_snr_gamma: Optional[float]
+    ema_decay: Optional[float]
     network_type: str
     network_factor: int
     loss_spike_factor: float
@@ -66,6 +72,7 @@ class Config:
     reg_dataset: Optional[str] = None
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
+    compile_cache_dir: Optional[str] = None
     device: Optional[str] = None
     nodes: Optional[dict] = None
     debug: dict = field(default_factory=dict)
@@ -100,12 +107,15 @@ def contradictions(cfg: Config) -> list[str]:
         (cfg.gradient_accumulation != 1, "gradient accumulation"),
         (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
         (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
+        (cfg.shuffle_tags, "shuffle_tags re-encodes captions each step"),
         (cfg.num_processes > 1 or bool(cfg.nodes), "several processes (the gradients are all-reduced outside the step)"),
         (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
     ) if bad] if cfg.cuda_graphs else []
     if cfg.cuda_graphs and len({(b["width"], b["height"]) for b in cfg.buckets}) > 1:
         graph.append("several bucket shapes (a captured graph replays one shape)")
     out = [f"cuda_graphs with {why}" for why in graph]
+    if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective" and cfg.arch not in TABLE["selectiveCheckpointingArches"]:
+        out.append(f"checkpointing_mode selective for {cfg.arch} (built for {', '.join(TABLE['selectiveCheckpointingArches'])})")
     if cfg.network_type != "lora" and (cfg.quantize == "fp8" or cfg.fp8_matmul):
         # peft's DoRA norm and LoKr/LoHa reshape read base_layer.weight; speed.Fp8Linear keeps weight_fp8 only
         out.append(f"an fp8 base (quantize / fp8_matmul) with network_type {cfg.network_type}")

@@ -4,6 +4,7 @@ the optimizer steps themselves (train_loop over one TrainState)."""
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import random
@@ -12,13 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import checkpoint_integrity, distributed, speed
+from . import regularize
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
+from . import compile_cache, selective_ckpt
 from .arches import ARCH_CLASSES
 from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
 from .buckets import BucketSampler, cache_entries
 from .data import training_items
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
+from .timing import Timeline
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -51,17 +55,21 @@ class TrainState:
     device: Any
     group: Any
     stepper: Any = None
+    ema: Any = None  # regularize.Ema when cfg.ema_decay is set
     sampler: Any = None
     start_step: int = 0
     step: int = 0
     started: float = 0.0
     losses: list = field(default_factory=list)
     checkpoints: list = field(default_factory=list)
+    timeline: Timeline = field(default_factory=Timeline)
 
     def save(self) -> None:
-        path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, self.items)
+        extra = {"ema": self.ema.state(self.params)} if self.ema is not None else None
+        with self.timeline.save() as took, regularize.ema_applied(self.ema, self.params):  # the checkpoint's LoRA is the EMA one
+            path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, self.items, extra)
         self.checkpoints.append(path)
-        emit({"type": "checkpoint", "step": self.step, "path": path})
+        emit({"type": "checkpoint", "step": self.step, "path": path, "seconds": round(took["seconds"], 3)})
 
 
 def finite_params(params) -> bool:
@@ -94,8 +102,9 @@ def load_and_cache(cfg: Config, device, dtype):
     phase("cache", f"encoding {len(items)} images and captions")
     with torch.no_grad():
         cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
+        arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
     pipe.vae = None
-    if not cfg.train_text_encoder:
+    if not regularize.encodes_per_step(cfg):
         for attr in ("text_encoder", "text_encoder_2"):
             if hasattr(pipe, attr):
                 setattr(pipe, attr, None)
@@ -138,7 +147,10 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> t
             if p.requires_grad:
                 p.data = p.data.float()  # fp32 LoRA parameters over a bf16/fp32 base
                 params.append(p)
-    if cfg.gradient_checkpointing:
+    if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective":
+        n = selective_ckpt.apply(denoiser)
+        emit({"type": "log", "level": "info", "message": f"selective checkpointing on {n} blocks: matmul and attention outputs kept, element-wise ops recomputed"})
+    elif cfg.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
     if levers["compile"]:
         n = speed.compile_blocks(denoiser)
@@ -160,7 +172,9 @@ def train_once(cfg: Config, group=None) -> dict:
     random.seed(cfg.seed)
 
     levers = resolve_levers(cfg, device, dtype)
+    cache_file = compile_cache.configure(cfg.compile_cache_dir) if levers["compile"] else None
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
+    phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
     if levers["cuda_graphs"]:
         optimizer = speed.make_capturable_adamw(params, cfg.learning_rate, device, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
@@ -181,15 +195,19 @@ def train_once(cfg: Config, group=None) -> dict:
         resume = find_latest_checkpoint(cfg.output_dir)
         if resume is None:
             log("resume_from latest: no checkpoint yet, starting at step 0")
+    saved: dict = {}
     if resume:
-        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler)
+        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler, saved)
         emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {state.start_step}"})
+    state.ema = regularize.resume_ema(cfg, params, saved.get("ema"))
 
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
     state.started = time.time()
     state.step = state.start_step
     with soft_cancel():
         stopped = train_loop(state)
+    if group.is_main:
+        compile_cache.save(cache_file)
     if stopped is not None:  # stopped early (debug.stop_after_step)
         return stopped
     return save_final(state)
@@ -206,8 +224,9 @@ def save_final(state: TrainState) -> dict:
     phase("save")
     final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
     tensors = {}
-    for attr, module in zip(state.lora_configs, state.trainable):
-        tensors.update(lora_state_dict(module, attr))
+    with regularize.ema_applied(state.ema, state.params):  # the saved LoRA is the EMA one (copied: CPU tensors share storage)
+        for attr, module in zip(state.lora_configs, state.trainable):
+            tensors.update({k: v.clone() for k, v in lora_state_dict(module, attr).items()})
     atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, state.items))
     emit({"type": "checkpoint", "step": step, "path": final})
     elapsed = time.time() - state.started
@@ -225,6 +244,7 @@ def save_final(state: TrainState) -> dict:
     }
     if state.device.type == "cuda":
         result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
+    result["timing"] = state.timeline.summary()
     return result
 
 
@@ -240,10 +260,9 @@ def micro_step(state: TrainState, step: int, local: int, raise_oom: bool) -> Any
     g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
     batch = [state.cache[i] for i in state.sampler.draw(cfg.batch_size, g)]
     latents = torch.cat([b["latents"] for b in batch]).to(state.device)
-    if cfg.train_text_encoder:
-        text = state.arch.encode_text([b["caption"] for b in batch])
-    else:
-        text = state.arch.collate_text([b["text"] for b in batch])
+    text, captions = regularize.batch_text(state.arch, cfg, batch, g, getattr(state.arch, "empty_text", None))
+    if cfg.debug.get("log_batches"):  # test hook: the captions each micro-batch trains on
+        emit({"type": "log", "level": "debug", "message": json.dumps({"step": step, "micro": micro, "captions": captions})})
     extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
     noise_gen = torch.Generator(device=state.device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
     if raise_oom:
@@ -265,6 +284,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
     inject_nan = cfg.debug.get("inject_nan_at_step")
     raise_oom = bool(cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised"))
     while state.step < cfg.steps:
+        state.timeline.step_begin()
         state.step += 1
         step = state.step
         state.optimizer.zero_grad(set_to_none=True)
@@ -292,6 +312,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             torch.nn.utils.clip_grad_norm_(state.params, 1.0)
             state.optimizer.step()
         state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update(state.params)
         state.losses.append(step_loss)
         report_step(state, step_loss)
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:
@@ -318,6 +340,7 @@ def report_step(state: TrainState, step_loss: float) -> None:
     """The step's loss and progress events, then the spike check. lr is always a float (a capturable
     or fused AdamW on CUDA keeps it as a tensor)."""
     cfg, step = state.cfg, state.step
+    state.timeline.step_end()
     recent = state.losses[-50:]
     emit({"type": "loss", "step": step, "loss": step_loss, "lr": float(state.scheduler.get_last_lr()[0]), "avgLoss": sum(recent) / len(recent)})
     check_spike(cfg, state.losses, step)

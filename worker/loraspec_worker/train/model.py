@@ -83,7 +83,9 @@ def precision_name(dtype) -> str:
 def add_lora(model, cfg: Config, targets: list[str]):
     from .network import adapter_config
 
-    config = adapter_config(cfg, targets)  # the request's network_type: LoRA, DoRA, LoKr or LoHa
+    from .targets import peft_target_modules
+
+    config = adapter_config(cfg, peft_target_modules(targets))  # the request's network_type: LoRA, DoRA, LoKr or LoHa
     model.add_adapter(config)
     return config
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { LR_SCHEDULERS } from "../contract/ids.js";
 import { BUILTIN_TRAINER, WORKER_ARCHES } from "../knowledge/builtin-trainer.js";
+import { TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
  * The built-in trainer's `train` request: written by compile/diffusers.ts, exported as
@@ -36,6 +37,9 @@ export const TrainRequestSchema = z.strictObject({
   warmup_steps: int(0),
   precision: z.enum(BUILTIN_TRAINER.precisions),
   gradient_checkpointing: z.boolean(),
+  checkpointing_mode: z
+    .enum(BUILTIN_TRAINER.checkpointingModes)
+    .meta({ description: "What gradient_checkpointing recomputes when on: full (each block's forward) or selective (matmul and attention outputs kept)." }),
   compile: z.boolean().meta({ description: "Regional torch.compile of the repeated blocks (refused with W_COMPILE_UNAVAILABLE without CUDA)." }),
   cuda_graphs: z.boolean().meta({ description: "Whole-step CUDA graph (refused with W_CUDA_GRAPH_UNAVAILABLE where this run cannot)." }),
   channels_last: z.boolean().meta({ description: "NHWC weights for a convolutional denoiser." }),
@@ -46,6 +50,9 @@ export const TrainRequestSchema = z.strictObject({
     .strictObject({ count: int(2), rank: int(0), endpoint: z.string().regex(/^[^\s:]+:\d{1,5}$/) })
     .optional()
     .meta({ description: "Several hosts (absent: this one alone): how many, this host's rank, node 0's host:port (torchrun's static rendezvous)." }),
+  compile_cache_dir: path
+    .optional()
+    .meta({ description: "Where torch.compile's caches and cache artifacts persist across runs (core: <loraspec cache>/compile); absent: torch's defaults." }),
   save_every: int(0),
   seed: z.int(),
   trigger_word: z.string().min(1),
@@ -53,12 +60,17 @@ export const TrainRequestSchema = z.strictObject({
   caption_extension: z.string().regex(/^\.\w+$/),
   train_text_encoder: z.boolean(),
   guidance_scale: z.number().positive().meta({ description: "FLUX.1 guidance-embedding value fed while training (1: none)." }),
-  weighting_scheme: z.enum(["none", "logit_normal"]),
+  timestep_sampling: z.enum(TIMESTEP_SAMPLINGS).meta({ description: "Flow models: how sigma is drawn (regularize.py); SDXL draws uniform DDPM timesteps." }),
+  caption_dropout: z.number().min(0).lt(1).meta({ description: "Share of samples trained on the empty caption (seeded per step)." }),
+  shuffle_tags: z.boolean().meta({ description: "Shuffle comma-separated tags each step, the trigger's tag first (captions encoded per step)." }),
+  noise_offset: z.number().min(0).meta({ description: "SDXL: noise += noise_offset x N(0,1) per image and channel (0: off)." }),
+  min_snr_gamma: z.number().positive().nullable().meta({ description: "SDXL: Min-SNR loss weights min(SNR, gamma)/SNR (null: off)." }),
+  ema_decay: z.number().gt(0).lt(1).nullable().meta({ description: "EMA of the LoRA weights: the saved LoRA and checkpoints hold the average (null: off)." }),
   max_sequence_length: int(1),
   reg_dataset: path.optional().meta({ description: "Regularisation images: their captions are never given the trigger." }),
   contract_hash: z.string().optional(),
   resume_from: z.string().min(1).optional().meta({ description: 'A checkpoint folder, a run output folder, or "latest".' }),
-  targets: z.array(z.string().min(1)).min(1).meta({ description: "peft target modules of the denoiser (the table's, per arch)." }),
+  targets: z.array(z.string().min(1)).min(1).meta({ description: "Modules of the denoiser the LoRA trains: peft suffixes, or block-scoped patterns with * for one block index (knowledge/lora-targets.ts)." }),
   network_type: z.enum(BUILTIN_TRAINER.networkTypes).meta({ description: "The adapter kind (contract network.type): peft LoraConfig, LoraConfig(use_dora), LoKrConfig or LoHaConfig." }),
   network_factor: z
     .union([z.literal(-1), z.int().min(1)])
@@ -69,7 +81,7 @@ export const TrainRequestSchema = z.strictObject({
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
-  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step)." }),
+  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions)." }),
 });
 
 export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
+import { TARGET_PRESETS } from "../knowledge/lora-targets.js";
+import { REGULARISER_DEFAULTS as RD, TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
  * The training contract (`lora.yaml`). This schema is the single source of truth: the TypeScript
@@ -186,6 +188,25 @@ export const HyperparametersSchema = z
     seed: z.number().int().nonnegative().default(42).meta({ description: "Random seed." }),
     lr_scheduler: z.enum(LR_SCHEDULERS).default("constant").meta({ description: "Learning-rate schedule." }),
     warmup_steps: z.number().int().nonnegative().default(0).meta({ description: "Warm-up steps." }),
+    // Regularisers and schedules (knowledge/regularisers.ts holds each default's source).
+    caption_dropout: z.number().min(0).lt(1).default(RD.caption_dropout.default).meta({
+      description: "Share of samples trained on the empty caption (Kohya caption_dropout_rate): the LoRA also learns the concept unprompted. 0: off.",
+    }),
+    shuffle_tags: z.boolean().default(RD.shuffle_tags.default).meta({
+      description: "Shuffle a tag caption's tags each step, the trigger's tag kept first (Kohya --shuffle_caption --keep_tokens 1). Needs cache_text_encoder_outputs: false.",
+    }),
+    noise_offset: z.number().min(0).max(1).default(RD.noise_offset.default).meta({
+      description: "SDXL: add this x N(0,1) per image and channel to the noise (Kohya --noise_offset): darker darks and brighter brights. 0: off.",
+    }),
+    min_snr_gamma: z.number().positive().optional().meta({
+      description: "SDXL: Min-SNR loss weighting min(SNR, gamma)/SNR (Kohya --min_snr_gamma, diffusers --snr_gamma; 5 is the paper's value). Left out: off.",
+    }),
+    timestep_sampling: z.enum(TIMESTEP_SAMPLINGS).optional().meta({
+      description: "Flow models (FLUX, Qwen-Image, Z-Image): how noise levels are drawn: uniform, sigmoid, logit_normal, or shift (sigmoid shifted by resolution, as FLUX samples). Left out: each trainer's own default.",
+    }),
+    ema: z.number().gt(0).lt(1).optional().meta({
+      description: "EMA decay of the LoRA weights (ai-toolkit ema_config; e.g. 0.99): the saved LoRA is the average. Left out: off.",
+    }),
   })
   .meta({ description: "Training hyperparameters." });
 
@@ -236,6 +257,22 @@ export const NetworkSchema = z
       .meta({
         description:
           "LoKr only: the Kronecker factor, how each weight's dimensions are split between the two factors (-1, the default: the largest factor, near the square root). LyCORIS `factor`, ai-toolkit `lokr_factor`, peft `decompose_factor`.",
+      }),
+    targets: z
+      .enum(TARGET_PRESETS)
+      .optional()
+      .meta({
+        description:
+          "Which modules of the transformer blocks the LoRA trains: attention (the attention projections), attention-mlp (+ the MLPs), all-linear (every linear and 1x1 conv of the blocks, Kohya's default set). Left out: each trainer's own default (built-in: attention, as diffusers' dreambooth scripts; Kohya: all-linear).",
+      }),
+    modules: z
+      .array(z.string().min(1).max(TEXT_LIMITS.short))
+      .min(1)
+      .max(64)
+      .optional()
+      .meta({
+        description:
+          "Experts: an explicit list of diffusers module-name patterns instead of a preset (e.g. [to_q, to_v]); each must be one the base's architecture has (check lists them). The built-in trainer and ai-toolkit take it.",
       }),
   })
   .meta({ description: "The adapter: its kind and the modules it trains." });
@@ -302,6 +339,7 @@ export const ACCEPTABLE_RULES = [
   "trigger-not-at-start",
   "captions-tags-on-t5",
   "stack-over-limit",
+  "network-targets-approximate",
 ] as const;
 
 export const LintSchema = z

@@ -22,6 +22,8 @@ export interface RuleInfo {
 }
 
 import { TRAINER_RULES } from "./trainer-rule-ids.js";
+import { NETWORK_RULES } from "./network-rule-ids.js";
+import { REGULARISER_RULES } from "./regulariser-rule-ids.js";
 import { NETWORK_KIND_RULES } from "./network-kind-rules.js";
 import { BUCKET_RULES } from "./bucket-rules.js";
 
@@ -74,6 +76,10 @@ export const RULES: readonly RuleInfo[] = [
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,
+  // network.targets / network.modules per trainer: lint/network-rules.ts.
+  ...NETWORK_RULES,
+  // Regularisers and schedules (issue 21): lint/regulariser-rules.ts.
+  ...REGULARISER_RULES,
   // The adapter kind and output format: lint/network-kind-rules.ts.
   ...NETWORK_KIND_RULES,
   // Aspect buckets: lint/bucket-rules.ts.

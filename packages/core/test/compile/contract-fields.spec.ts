@@ -55,7 +55,7 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
 };
 
 /** The rules that say "this trainer does not take what the contract says" (other rules judge values). */
-const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base", "network-type-unsupported", "network-factor-unused"]);
+const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base", "network-targets-unsupported", "network-modules-unknown", "regulariser-unsupported", "shuffle-tags-cached-text", "network-type-unsupported", "network-factor-unused"]);
 
 /** Fields loraspec consumes itself for one trainer only. */
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
@@ -115,6 +115,16 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   // (network.spec.ts checks it reaches every trainer with lokr).
   "network.type": () => ({ network: { type: "lokr" } }),
   "network.factor": () => ({ network: { factor: 4 } }),
+  // attention-mlp: a preset no trainer trains by default (Kohya's default is all-linear).
+  "network.targets": () => ({ network: { targets: "attention-mlp" } }),
+  "network.modules": () => ({ network: { modules: ["to_q", "to_v"] } }),
+  "hyperparameters.caption_dropout": () => ({ hyperparameters: { caption_dropout: 0.1 } }),
+  // Shuffling needs the captions encoded each step (lint shuffle-tags-cached-text otherwise).
+  "hyperparameters.shuffle_tags": () => ({ hyperparameters: { shuffle_tags: true, cache_text_encoder_outputs: false } }),
+  "hyperparameters.noise_offset": () => ({ hyperparameters: { noise_offset: 0.05 } }),
+  "hyperparameters.min_snr_gamma": () => ({ hyperparameters: { min_snr_gamma: 5 } }),
+  "hyperparameters.timestep_sampling": () => ({ hyperparameters: { timestep_sampling: "shift" } }),
+  "hyperparameters.ema": () => ({ hyperparameters: { ema: 0.99 } }),
 };
 
 function baseInput(t: Trainer, endpoint?: string, base?: BaseModelId): ContractInput {

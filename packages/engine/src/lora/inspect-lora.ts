@@ -2,6 +2,7 @@ import { decodeToF32, FLOAT_DTYPES, isDecodable } from "@loraspec/core/lora/dtyp
 import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { lycorisArch } from "@loraspec/core/lora/plan-lycoris.js";
 import { describeNetwork, type NetworkSummary } from "@loraspec/core/lora/network-kind.js";
+import { targetCoverage, type TargetCoverage } from "@loraspec/core/lora/target-coverage.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 
 export interface InspectModule {
@@ -26,6 +27,8 @@ export interface InspectReport {
   architecture?: { id: string; title: string };
   modules: InspectModule[];
   coverage?: { component: string; touched: number; defaultTargets: number; defaultTouched: number; total: number }[];
+  /** The network.targets preset the file trains (or custom) and its share of the transformer blocks. */
+  targets?: TargetCoverage;
   ranks: Record<string, number>;
   scales: Record<string, number>;
   components: string[];
@@ -141,6 +144,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       architecture: archOf(parsed, file),
       modules,
       coverage,
+      targets: parsed.arch ? targetCoverage(parsed.arch, parsed.placed.map((m) => m.placement)) : undefined,
       ranks,
       scales,
       components: [...new Set(modules.map((m) => m.component))],

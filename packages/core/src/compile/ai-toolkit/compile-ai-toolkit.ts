@@ -7,6 +7,8 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { aiToolkitTargets } from "../network-targets.js";
+import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
@@ -50,6 +52,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
   }
   const textEmbeddings = profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs;
+  const regularisers = aiToolkitRegularisers(contract);
   const dtype = AI_TOOLKIT_DTYPES[hp.precision] ?? { train: "bf16", save: "bf16" };
   const configDir = paths.configDir ?? paths.outputDir;
   const trainerDir = paths.trainerDir ?? "ai-toolkit";
@@ -79,8 +82,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     folder_path: folder,
     // ai-toolkit's caption_ext has no dot (A-6).
     caption_ext: contract.captions.extension.replace(/^\./, ""),
-    caption_dropout_rate: 0,
-    shuffle_tokens: false,
+    ...regularisers.dataset,
     // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
     ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
     ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
@@ -91,6 +93,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     ...(contract.dataset.aspect === "buckets" ? { bucket_tolerance: buckets.step } : {}),
     num_repeats: repeats,
   });
+  const targets = aiToolkitTargets(contract);
+  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Use network.targets, or the built-in trainer." });
 
   const process = {
     type: "sd_trainer",
@@ -99,7 +103,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     trigger_word: contract.trigger.word,
     // Read by BaseTrainProcess (torch/cuda/random seeds); ai-toolkit has no train.seed.
     training_seed: hp.seed,
-    network: aiToolkitNetwork(contract.network, r.rank, r.alpha),
+    // network.type (ai-toolkit-network.ts) and network.targets / network.modules: only_if_contains / ignore_if_contains (compile/network-targets.ts).
+    network: { ...aiToolkitNetwork(contract.network, r.rank, r.alpha), ...targets.options },
     save: {
       dtype: dtype.save,
       save_every: r.saveEvery,
@@ -130,6 +135,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       dtype: dtype.train,
       skip_first_sample: true,
       ...profile.train,
+      ...regularisers.train,
     },
     model,
     sample: {

@@ -7,6 +7,8 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { kohyaNetworkArgs } from "../network-targets.js";
+import { kohyaRegularisers } from "../regularisers.js";
 import {
   joinPath,
   resolveBasePath,
@@ -58,6 +60,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
 
   // Dataset TOML ([general] / [[datasets]] / [[datasets.subsets]], trainers.md §2.4).
   const bucketed = contract.dataset.aspect === "buckets";
+  const regularisers = kohyaRegularisers(contract);
   const buckets = resolveBuckets(contract, r.resolution);
   const subsets = [
     {
@@ -73,10 +76,11 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   ];
   const dataset = {
     general: {
-      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12).
-      shuffle_caption: false,
+      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12):
+      // hyperparameters.shuffle_tags keeps the trigger's tag first (lint/regulariser-rules.ts).
+      shuffle_caption: regularisers.general.shuffle_caption,
       caption_extension: contract.captions.extension,
-      keep_tokens: 0,
+      ...regularisers.general,
     },
     // Multi-resolution (dataset.buckets.resolutions): one [[datasets]] per resolution over the same
     // images, so each image trains once per resolution, as ai-toolkit's resolution list does (§2.4).
@@ -125,6 +129,12 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     // loraspec trains the denoiser only; required with cached text-encoder outputs (§2.12).
     network_train_unet_only: true,
   };
+  // network.targets: sd-scripts' per-module-type dims (compile/network-targets.ts); what it cannot express is refused.
+  const targets = kohyaNetworkArgs(contract);
+  if (targets.refusal) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Leave network.targets out (Kohya trains all-linear), or use the built-in trainer or ai-toolkit." });
+  }
+  if (targets.args.length > 0) network.network_args = targets.args;
 
   const opt: Section = {
     optimizer_type: optimizer.type,
@@ -148,6 +158,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
       ? { cache_text_encoder_outputs: true, ...(paths.datasetWritable ? { cache_text_encoder_outputs_to_disk: true } : {}) }
       : {}),
     ...(isFlux ? profile.fixed : {}),
+    ...regularisers.training,
   };
   if (!isFlux) Object.assign(model, profile.fixed);
   // hardware.block_swap is the contract's word (the VRAM model counts it); else the doc's table by VRAM.
