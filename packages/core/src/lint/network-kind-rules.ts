@@ -1,5 +1,6 @@
 import type { Contract } from "../contract/schema.js";
 import { FUSED_PROJECTION_BASES, NETWORK_TYPE_RECORDS } from "../knowledge/network-types.js";
+import { kohyaTargetsRefusal } from "../compile/kohya/kohya-network.js";
 import type { Finding, RuleInfo } from "./finding.js";
 
 /**
@@ -35,6 +36,17 @@ export function lintNetworkKind(c: Contract): Finding[] {
       fix: `Set network.type: lora, or use trainer.name diffusers or kohya (${NETWORK_TYPE_RECORDS[type].trainers.kohya.how}).`,
       source: trainer.source,
       field: "network.type",
+    });
+  }
+  const lycorisTargets = c.trainer.name === "kohya" ? kohyaTargetsRefusal(c.network) : undefined;
+  if (lycorisTargets) {
+    out.push({
+      rule: "network-type-unsupported",
+      severity: "error",
+      message: `kohya cannot train ${lycorisTargets.field} with a ${rec.title}: ${lycorisTargets.message}.`,
+      fix: `Leave ${lycorisTargets.field} out with network.type ${type} on Kohya, or use the built-in trainer.`,
+      source: NETWORK_TYPE_RECORDS[type].trainers.kohya.source,
+      field: lycorisTargets.field,
     });
   }
   if (c.trainer.name === "diffusers" && type !== "lora" && c.base.quantize === "fp8") {

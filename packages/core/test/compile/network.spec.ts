@@ -134,3 +134,13 @@ describe("DoRA/LoKr/LoHa and the built-in trainer's fp8 base", () => {
     expect(lintContract(c).filter((f) => f.rule === "network-type-fp8-base").map((f) => f.field)).toEqual(["base.quantize"]);
   });
 });
+
+describe("network.targets with a LyCORIS kind on Kohya", () => {
+  it("is refused by the compiler and lint, naming the targets field (LyCORIS does not read networks.lora's arguments)", () => {
+    const c = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { network: { type: "lokr", targets: "attention-mlp" } } });
+    expect(() => compileKohya(c, {}, PATHS)).toThrow(expect.objectContaining({ code: "E_TRAINER_UNSUPPORTED", field: "network.targets" }));
+    expect(lintContract(c).filter((f) => f.rule === "network-type-unsupported").map((f) => f.field)).toEqual(["network.targets"]);
+    const lora = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { network: { type: "lora", targets: "attention-mlp" } } });
+    expect(lintContract(lora).filter((f) => f.rule === "network-type-unsupported")).toEqual([]);
+  });
+});

@@ -1,4 +1,4 @@
-import { kohyaNetwork } from "./kohya-network.js";
+import { kohyaNetwork, kohyaTargetsRefusal } from "./kohya-network.js";
 import { stringify as stringifyToml } from "smol-toml";
 import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
@@ -133,6 +133,10 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   const targets = kohyaNetworkArgs(contract);
   if (targets.refusal) {
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Leave network.targets out (Kohya trains all-linear), or use the built-in trainer or ai-toolkit." });
+  }
+  const lycorisTargets = kohyaTargetsRefusal(contract.network);
+  if (lycorisTargets) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${lycorisTargets.message}.`, { field: lycorisTargets.field, hint: "Leave network.targets / network.modules out with this network.type on Kohya, or use the built-in trainer." });
   }
   if (targets.args.length > 0) network.network_args = targets.args;
 

@@ -19,3 +19,14 @@ export function kohyaNetwork(network: Contract["network"], scriptModule: string)
       return { network_module: "lycoris.kohya", network_args: ["algo=loha"] };
   }
 }
+
+/**
+ * network.targets / network.modules compile to sd-scripts' networks.lora arguments
+ * (compile/network-targets.ts), which LyCORIS's kohya module does not read (it picks modules by its
+ * own `preset`): with DoRA/LoKr/LoHa on Kohya they are refused rather than silently not applied.
+ */
+export function kohyaTargetsRefusal(network: Contract["network"]): { field: "network.targets" | "network.modules"; message: string } | undefined {
+  if (network.type === "lora" || (network.targets === undefined && network.modules === undefined)) return undefined;
+  const field = network.modules !== undefined ? "network.modules" : "network.targets";
+  return { field, message: `${field} compiles to sd-scripts' networks.lora arguments, which LyCORIS's kohya module (network.type ${network.type}) does not read` };
+}
