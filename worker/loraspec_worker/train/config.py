@@ -64,6 +64,7 @@ class Config:
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
     device: Optional[str] = None
+    samples: Optional[dict] = None
     nodes: Optional[dict] = None
     debug: dict = field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_ch
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
 from .data import load_image, training_items
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
+from . import samples
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -99,7 +100,10 @@ def load_and_cache(cfg: Config, device, dtype):
             extra = {"time_ids": [list(original_size) + list(crop) + [cfg.resolution, cfg.resolution]]}
             cache.append({"latents": latents.detach(), "text": text, "caption": caption, "extra": extra})
             emit({"type": "progress", "task": "prep", "current": i + 1, "total": len(items)})
-    pipe.vae = None
+    # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
+    arch.sampler = samples.prepare(cfg, pipe, arch)
+    if arch.sampler is None:
+        pipe.vae = None
     if not cfg.train_text_encoder:
         for attr in ("text_encoder", "text_encoder_2"):
             if hasattr(pipe, attr):
@@ -225,6 +229,8 @@ def save_final(state: TrainState) -> dict:
         "checkpoints": state.checkpoints,
         "keys": len(tensors),
     }
+    if getattr(state.arch, "sampler", None) is not None:
+        result["samples"] = samples.summary(state.arch.sampler)
     if state.device.type == "cuda":
         result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
     return result
@@ -301,6 +307,9 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if not finite_params(state.params):
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
+        sampler = getattr(state.arch, "sampler", None)
+        if sampler is not None and group.is_main and sampler.due(step):
+            sampler.render(step)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")

@@ -1,0 +1,164 @@
+"""Sample images while training (the request's `samples`, resolved by core's compile/samples.ts).
+
+The sample prompts are encoded once at load, while the text encoders are still there (they are
+dropped once the captions are cached); only their outputs are kept. Every `every` optimizer steps
+and after the last one, each prompt x seed is rendered by the base pipeline with the in-memory
+denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/train mode restored,
+outside any CUDA graph or compiled region, and with the training RNG state untouched: a run with
+samples on has the same loss curve as one with them off. PNGs are written atomically as
+<output_dir>/samples/step-000250-p0-s42.png, each announced by a `sample` event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from typing import Any, Optional
+
+from ..protocol import emit
+from .config import TABLE, Config
+
+# The arches whose sample prompts this module can encode: core's table (sampleArches), test_sync.py
+# holds them equal; core compiles no samples for the others and says so (W_SAMPLES_UNSUPPORTED).
+SAMPLE_ARCHES = tuple(TABLE.get("sampleArches", ()))
+
+
+def _encode_sdxl(pipe, prompts: list[str], device, guidance: float) -> list[dict]:
+    out = []
+    cfg = guidance > 1.0  # the SDXL pipeline runs CFG only above 1
+    for prompt in prompts:
+        embeds, neg, pooled, neg_pooled = pipe.encode_prompt(
+            prompt=prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg, negative_prompt="" if cfg else None
+        )
+        kwargs = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        if cfg:
+            kwargs.update(negative_prompt_embeds=neg, negative_pooled_prompt_embeds=neg_pooled)
+        out.append({k: v.detach() for k, v in kwargs.items()})
+    return out
+
+
+def _encode_flux1(pipe, prompts: list[str], device, guidance: float, max_sequence_length: int) -> list[dict]:
+    out = []
+    for prompt in prompts:
+        embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=device, max_sequence_length=max_sequence_length)
+        out.append({"prompt_embeds": embeds.detach(), "pooled_prompt_embeds": pooled.detach()})
+    return out
+
+
+class SampleRenderer:
+    """The encoded sample prompts and the settings to render them with (one per run, rank 0 renders)."""
+
+    def __init__(self, cfg: Config, pipe, arch, embeds: list[dict]):
+        s = cfg.samples
+        self.cfg = cfg
+        self.pipe = pipe
+        self.arch = arch
+        self.every = int(s["every"])
+        self.prompts = list(s["prompts"])
+        self.seeds = [int(x) for x in s["seeds"]]
+        self.embeds = embeds
+        self.kwargs = {"num_inference_steps": int(s["steps"]), "guidance_scale": float(s["guidance_scale"]),
+                       "width": int(s["width"]), "height": int(s["height"])}
+        self.folder = os.path.join(cfg.output_dir, "samples")
+        self.rendered: list[dict] = []
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0 or step == self.cfg.steps
+
+    def render(self, step: int) -> list[dict]:
+        """Every prompt x seed at this step; returns the images as {path, prompt, seed, step}."""
+        denoiser = self.arch.denoiser
+        was_training = denoiser.training
+        started = time.time()
+        images = []
+        os.makedirs(self.folder, exist_ok=True)
+        with _training_rng_kept(self.arch.device), _eager(), _no_grad():
+            denoiser.eval()
+            try:
+                for pi, (prompt, embeds) in enumerate(zip(self.prompts, self.embeds)):
+                    for seed in self.seeds:
+                        images.append(self._one(step, pi, prompt, embeds, seed))
+            finally:
+                denoiser.train(was_training)
+        emit({"type": "log", "level": "info", "message": f"samples at step {step}: {len(images)} images in {time.time() - started:.1f} s"})
+        self.rendered.extend(images)
+        return images
+
+    def _one(self, step: int, pi: int, prompt: str, embeds: dict, seed: int) -> dict:
+        import torch
+
+        # A CPU generator: the same seed draws the same starting noise on every device.
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        image = self.pipe(prompt=None, generator=generator, output_type="pil", **embeds, **self.kwargs).images[0]
+        path = os.path.join(self.folder, f"step-{step:06d}-p{pi}-s{seed}.png")
+        _save_png(image, path)
+        record = {"step": step, "path": os.path.abspath(path), "prompt": prompt, "seed": seed}
+        emit({"type": "sample", **record})
+        return record
+
+
+def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
+    """The renderer with its prompts encoded (call while the text encoders are loaded), or None
+    when the request asks for no samples."""
+    import torch
+
+    s = cfg.samples
+    if not s:
+        return None
+    with torch.no_grad():
+        if cfg.arch == "sdxl":
+            embeds = _encode_sdxl(pipe, s["prompts"], arch.device, float(s["guidance_scale"]))
+        else:  # flux1 (core compiles samples only for SAMPLE_ARCHES)
+            embeds = _encode_flux1(pipe, s["prompts"], arch.device, float(s["guidance_scale"]), cfg.max_sequence_length)
+    return SampleRenderer(cfg, pipe, arch, embeds)
+
+
+def _save_png(image, path: str) -> None:
+    """Written beside its final name and renamed: a reader never sees half a PNG."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        image.save(f, format="PNG")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _training_rng_kept(device):
+    """The global torch (CPU and this CUDA device) and Python RNG states as training left them."""
+    import torch
+
+    state = random.getstate()
+    devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(state)
+
+
+@contextlib.contextmanager
+def _eager():
+    """Compiled blocks run eagerly while sampling (no recompiles for no_grad/eval, no graph)."""
+    import torch
+
+    set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    if set_stance is None:
+        yield
+        return
+    with set_stance("force_eager"):
+        yield
+
+
+@contextlib.contextmanager
+def _no_grad():
+    import torch
+
+    with torch.no_grad():
+        yield
+
+
+def summary(renderer: Optional[SampleRenderer]) -> list[dict[str, Any]]:
+    return list(renderer.rendered) if renderer else []
