@@ -73,9 +73,3 @@ def test_sampling_leaves_the_loss_curve_unchanged(bases, dataset, tmp_path, even
     assert len(on) == 4 and on == off
     assert not (tmp_path / "off" / "samples").exists()
 
-
-def test_sample_arches_match_cores_table():
-    from loraspec_worker.schema_files import builtin_trainer
-    from loraspec_worker.train import samples
-
-    assert set(samples.SAMPLE_ARCHES) == set(builtin_trainer()["sampleArches"]) == {"sdxl", "flux1"}
