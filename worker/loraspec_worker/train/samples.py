@@ -42,8 +42,8 @@ def _encode_sdxl(pipe, prompts: list[str], device, guidance: float) -> list[dict
 def _encode_flux1(pipe, prompts: list[str], device, guidance: float, max_sequence_length: int) -> list[dict]:
     out = []
     for prompt in prompts:
-        embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=device, max_sequence_length=max_sequence_length)
-        out.append({"prompt_embeds": embeds.detach(), "pooled_prompt_embeds": pooled.detach()})
+        embeds, pooled, text_ids = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=device, max_sequence_length=max_sequence_length)
+        out.append({"prompt_embeds": embeds.detach(), "pooled_prompt_embeds": pooled.detach(), "_text_ids": text_ids.detach()})
     return out
 
 
@@ -91,7 +91,9 @@ class SampleRenderer:
 
         # A CPU generator: the same seed draws the same starting noise on every device.
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        image = self.pipe(prompt=None, generator=generator, output_type="pil", **embeds, **self.kwargs).images[0]
+        kwargs = {k: v for k, v in embeds.items() if not k.startswith("_")}
+        with _encoded(self.pipe, embeds):
+            image = self.pipe(prompt=None, generator=generator, output_type="pil", **kwargs, **self.kwargs).images[0]
         path = os.path.join(self.folder, f"step-{step:06d}-p{pi}-s{seed}.png")
         _save_png(image, path)
         record = {"step": step, "path": os.path.abspath(path), "prompt": prompt, "seed": seed}
@@ -137,6 +139,21 @@ def _training_rng_kept(device):
             yield
         finally:
             random.setstate(state)
+
+
+@contextlib.contextmanager
+def _encoded(pipe, embeds: dict):
+    """FLUX.1's pipeline makes text_ids in the text encoder's dtype, else the transformer's, which
+    an fp8-held base reports as float8: while sampling it returns the encodings made at load."""
+    if "_text_ids" not in embeds:
+        yield
+        return
+    encoded = (embeds["prompt_embeds"], embeds["pooled_prompt_embeds"], embeds["_text_ids"])
+    pipe.encode_prompt = lambda *args, **kwargs: encoded
+    try:
+        yield
+    finally:
+        del pipe.encode_prompt
 
 
 @contextlib.contextmanager
