@@ -20,7 +20,7 @@ RES = 32  # pixels; the tiny VAEs scale by 2
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("bases")
-    return {arch: tiny_base.make_tiny_base(arch, str(root / arch), seed=0) for arch in ("sdxl", "flux1")}
+    return {arch: tiny_base.make_tiny_base(arch, str(root / arch), seed=0) for arch in ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,8 @@ def events(monkeypatch):
     return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
-def request(bases, dataset, out, arch, samples=None):
-    req = dev_request(arch=arch, base=bases[arch], dataset=dataset, output_dir=str(out), resolution=RES, steps=4, rank=4, alpha=4,
+def request(bases, dataset, out, arch, samples=None, steps=4):
+    req = dev_request(arch=arch, base=bases[arch], dataset=dataset, output_dir=str(out), resolution=RES, steps=steps, rank=4, alpha=4,
                       learning_rate=1e-2, seed=7, max_sequence_length=32, optimizer="adamw", precision="fp32")
     if samples is not None:
         req["samples"] = samples
@@ -73,3 +73,13 @@ def test_sampling_leaves_the_loss_curve_unchanged(bases, dataset, tmp_path, even
     assert len(on) == 4 and on == off
     assert not (tmp_path / "off" / "samples").exists()
 
+
+
+@pytest.mark.parametrize("arch", ["flux2-klein", "zimage", "qwen-image"])
+def test_the_other_arches_render_their_samples_with_cfg(arch, bases, dataset, tmp_path, events):
+    # One step, one render: the cached encodings (and the empty negative prompt for CFG) reach the pipeline.
+    train.run(request(bases, dataset, tmp_path, arch, {**SAMPLES, "every": 1, "steps": 1}, steps=1))
+    [sample] = [e for e in events() if e["type"] == "sample"]
+    assert sample["step"] == 1 and os.path.exists(sample["path"])
+    with Image.open(sample["path"]) as im:
+        assert im.size == (RES, RES)

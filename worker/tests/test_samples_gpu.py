@@ -63,3 +63,10 @@ def test_samples_with_the_speed_levers_keep_the_loss_curve(arch, levers, tmp_pat
     # Sampling between steps leaves the training untouched (same seed, same curve).
     # (a moved RNG draws other timesteps and noise: the curves would differ by far more than kernel noise)
     np.testing.assert_allclose(on, off, rtol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["flux2-klein", "zimage", "qwen-image"])
+def test_samples_in_bf16_on_cuda(arch, tmp_path, monkeypatch):
+    _, losses, events = _run(arch, tmp_path, "on", monkeypatch, SAMPLES, gradient_checkpointing=True)
+    _check_samples(events, tmp_path / "on")
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)

@@ -18,11 +18,7 @@ import time
 from typing import Any, Optional
 
 from ..protocol import emit
-from .config import TABLE, Config
-
-# The arches whose sample prompts this module can encode: core's table (sampleArches), test_sync.py
-# holds them equal; core compiles no samples for the others and says so (W_SAMPLES_UNSUPPORTED).
-SAMPLE_ARCHES = tuple(TABLE.get("sampleArches", ()))
+from .config import Config
 
 
 def _encode_sdxl(pipe, prompts: list[str], device, guidance: float) -> list[dict]:
@@ -47,6 +43,51 @@ def _encode_flux1(pipe, prompts: list[str], device, guidance: float, max_sequenc
     return out
 
 
+def _encode_flux2_klein(pipe, prompts: list[str], device, guidance: float, max_sequence_length: int) -> list[dict]:
+    kwargs = {"device": device, "max_sequence_length": max_sequence_length}
+    n_layers = pipe.text_encoder.config.num_hidden_layers
+    if n_layers < 28:  # tiny encoders: evenly spaced layers, as the arch's own encode_text
+        kwargs["text_encoder_out_layers"] = tuple(max(1, round(n_layers * k / 3)) for k in (1, 2, 3))
+    cfg = guidance > 1.0 and not pipe.config.is_distilled  # the pipeline's do_classifier_free_guidance
+    negative = pipe.encode_prompt(prompt="", **kwargs)[0].detach() if cfg else None
+    out = []
+    for prompt in prompts:
+        item = {"prompt_embeds": pipe.encode_prompt(prompt=prompt, **kwargs)[0].detach()}
+        if negative is not None:
+            item["negative_prompt_embeds"] = negative
+        out.append(item)
+    return out
+
+
+def _encode_zimage(pipe, prompts: list[str], device, guidance: float, max_sequence_length: int) -> list[dict]:
+    cfg = guidance > 1.0
+    out = []
+    for prompt in prompts:
+        embeds, negative = pipe.encode_prompt(prompt=[prompt], device=device, do_classifier_free_guidance=cfg, negative_prompt=[""] if cfg else None,
+                                              max_sequence_length=max_sequence_length)
+        item = {"prompt_embeds": [e.detach() for e in embeds]}
+        if cfg:
+            item["negative_prompt_embeds"] = [e.detach() for e in negative]
+        out.append(item)
+    return out
+
+
+def _encode_qwen_image(pipe, prompts: list[str], device, guidance: float, max_sequence_length: int) -> list[dict]:
+    cfg = guidance > 1.0  # Qwen-Image's guidance is true CFG (true_cfg_scale), run only with a negative prompt
+    def encode(text):
+        embeds, mask = pipe.encode_prompt(prompt=[text], device=device, max_sequence_length=max_sequence_length)
+        return embeds.detach(), None if mask is None else mask.detach()
+    negative = encode("") if cfg else None
+    out = []
+    for prompt in prompts:
+        embeds, mask = encode(prompt)
+        item = {"prompt_embeds": embeds, "prompt_embeds_mask": mask}
+        if negative is not None:
+            item.update(negative_prompt_embeds=negative[0], negative_prompt_embeds_mask=negative[1])
+        out.append(item)
+    return out
+
+
 class SampleRenderer:
     """The encoded sample prompts and the settings to render them with (one per run, rank 0 renders)."""
 
@@ -59,7 +100,7 @@ class SampleRenderer:
         self.prompts = list(s["prompts"])
         self.seeds = [int(x) for x in s["seeds"]]
         self.embeds = embeds
-        self.kwargs = {"num_inference_steps": int(s["steps"]), "guidance_scale": float(s["guidance_scale"]),
+        self.kwargs = {"num_inference_steps": int(s["steps"]), GUIDANCE_ARG.get(cfg.arch, "guidance_scale"): float(s["guidance_scale"]),
                        "width": int(s["width"]), "height": int(s["height"])}
         self.folder = os.path.join(cfg.output_dir, "samples")
         self.rendered: list[dict] = []
@@ -101,6 +142,15 @@ class SampleRenderer:
         return record
 
 
+# How each arch's sample prompts are encoded (sdxl takes no max_sequence_length).
+ENCODERS = {"flux1": _encode_flux1, "flux2-klein": _encode_flux2_klein, "zimage": _encode_zimage, "qwen-image": _encode_qwen_image}
+# The pipeline argument the guidance goes in (Qwen-Image: true CFG; its guidance_scale is for guidance-distilled checkpoints).
+GUIDANCE_ARG = {"qwen-image": "true_cfg_scale"}
+# The arches whose sample prompts this module encodes: core's table lists them (sampleArches) and
+# test_sync.py holds the two equal; core compiles no samples for others (W_SAMPLES_UNSUPPORTED).
+SAMPLE_ARCHES = ("sdxl", *ENCODERS)
+
+
 def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
     """The renderer with its prompts encoded (call while the text encoders are loaded), or None
     when the request asks for no samples."""
@@ -110,10 +160,11 @@ def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
     if not s:
         return None
     with torch.no_grad():
+        guidance = float(s["guidance_scale"])
         if cfg.arch == "sdxl":
-            embeds = _encode_sdxl(pipe, s["prompts"], arch.device, float(s["guidance_scale"]))
-        else:  # flux1 (core compiles samples only for SAMPLE_ARCHES)
-            embeds = _encode_flux1(pipe, s["prompts"], arch.device, float(s["guidance_scale"]), cfg.max_sequence_length)
+            embeds = _encode_sdxl(pipe, s["prompts"], arch.device, guidance)
+        else:  # core compiles samples only for SAMPLE_ARCHES
+            embeds = ENCODERS[cfg.arch](pipe, s["prompts"], arch.device, guidance, cfg.max_sequence_length)
     return SampleRenderer(cfg, pipe, arch, embeds)
 
 

@@ -117,7 +117,7 @@ export const BUILTIN_TRAINER = {
     "max_sequence_length", "targets",
   ],
   /** The arches whose sample prompts the worker encodes (train/samples.py); others get no samples and W_SAMPLES_UNSUPPORTED. */
-  sampleArches: ["sdxl", "flux1"],
+  sampleArches: ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"],
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, weighting_scheme: "none", max_sequence_length: 512, noGuidance: 1 },
   source: "worker/loraspec_worker/train (this table's Python side; worker/tests/test_sync.py holds them together)",

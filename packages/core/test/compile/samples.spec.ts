@@ -7,6 +7,7 @@ import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-t
 import { TrainRequestSchema } from "@loraspec/core/compile/worker-request.js";
 import { resolveSamples, sampleImageCount, sampleStepsOf } from "@loraspec/core/compile/samples.js";
 import { SAMPLING } from "@loraspec/core/knowledge/sampling.js";
+import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { BASE_MODEL_IDS } from "@loraspec/core/knowledge/base-models.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { makeContract, PATHS } from "./contract-fixture.js";
@@ -59,11 +60,13 @@ describe("samples: compiled", () => {
     expect(() => TrainRequestSchema.parse(out.request)).not.toThrow();
   });
 
-  it("is refused with a coded warning for an arch the worker cannot sample yet", () => {
+  it("reaches the request of every arch the built-in trainer trains (W_SAMPLES_UNSUPPORTED guards a new arch)", () => {
+    const trained = Object.entries(BUILTIN_TRAINER.arches).filter(([, r]) => r.trains).map(([a]) => a);
+    expect([...BUILTIN_TRAINER.sampleArches].sort()).toEqual(trained.sort());
     const c = makeContract({ base: "qwen-image", target: "character", trainer: "kohya", overrides: { trainer: { name: "diffusers" }, samples: { every: 10 } } });
     const out = compileDiffusers(c, {}, { datasetDir: "/d", outputDir: "/o" });
-    expect(out.request.samples).toBeUndefined();
-    expect(out.warnings.map((w) => [w.code, w.field])).toContainEqual(["W_SAMPLES_UNSUPPORTED", "samples.every"]);
+    expect(out.request.samples).toMatchObject({ every: 10, steps: 25, guidance_scale: 3 });
+    expect(out.warnings.map((w) => w.code)).not.toContain("W_SAMPLES_UNSUPPORTED");
   });
 
   it.each([
