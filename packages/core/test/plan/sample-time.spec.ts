@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { GPUS } from "@loraspec/core/knowledge/gpus.js";
 import { walltimeOn } from "@loraspec/core/plan/walltime.js";
+import { estimateVramWith } from "@loraspec/core/plan/vram-model.js";
+import { VRAM_MODEL } from "@loraspec/core/knowledge/vram.js";
 import { FORWARD_SHARE_OF_STEP } from "@loraspec/core/plan/sample-time.js";
 import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
 import { contract } from "../lint/helpers.js";
@@ -26,5 +28,14 @@ describe("sampling time counts in the walltime", () => {
   it("SDXL with CFG counts two passes per inference step", () => {
     const on = of({ every: 500, prompts: ["{trigger}"], seeds: [1] }, "sdxl");
     expect(on.samplingSeconds).toBe(Math.round(2 * 20 * 2 * on.secondsPerStep * FORWARD_SHARE_OF_STEP.share));
+  });
+});
+
+describe("samples in the VRAM plan", () => {
+  it("the built-in trainer keeps the VAE resident to decode samples, with latents cached", () => {
+    const vae = (samples?: Record<string, unknown>) =>
+      estimateVramWith(contract({ base: { model: "flux1-dev" }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), getBaseModel("flux1-dev")!, 1024, { gradientCheckpointing: true, compile: false, cudaGraphs: false, quantize: "none" }).parts.vae;
+    expect(vae()).toBe(0);
+    expect(vae({ every: 100 })).toBe(VRAM_MODEL.vaeGb);
   });
 });
