@@ -30,6 +30,7 @@ class Config:
     output_dir: str
     name: str
     resolution: int
+    buckets: list
     rank: int
     alpha: float
     learning_rate: float
@@ -101,6 +102,8 @@ def contradictions(cfg: Config) -> list[str]:
         (cfg.num_processes > 1 or bool(cfg.nodes), "several processes (the gradients are all-reduced outside the step)"),
         (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
     ) if bad] if cfg.cuda_graphs else []
+    if cfg.cuda_graphs and len({(b["width"], b["height"]) for b in cfg.buckets}) > 1:
+        graph.append("several bucket shapes (a captured graph replays one shape)")
     out = [f"cuda_graphs with {why}" for why in graph]
     if cfg.train_text_encoder and not arch["textEncoder"]:
         out.append(f"train_text_encoder for {cfg.arch}")

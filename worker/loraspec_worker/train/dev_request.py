@@ -46,6 +46,9 @@ def dev_request(**fields: Any) -> dict:
     a partial `failure` is merged into DEV_FAILURE)."""
     request = {**DEV_SETTINGS, **{k: v for k, v in fields.items() if k != "failure" and v is not None}}
     request.setdefault("targets", TARGETS.get(request.get("arch"), ["to_q"]))
+    # One square bucket at the resolution (the center crop), as core compiles aspect: square.
+    res = request.get("resolution")
+    request.setdefault("buckets", [{"resolution": res, "width": res, "height": res}])
     request["failure"] = {**DEV_FAILURE, **(fields.get("failure") or {})}
     return request
 

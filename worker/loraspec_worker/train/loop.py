@@ -16,7 +16,8 @@ from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phas
 from .arches import ARCH_CLASSES
 from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
-from .data import load_image, training_items
+from .buckets import BucketSampler, cache_entries
+from .data import training_items
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
 from . import samples
 
@@ -51,6 +52,7 @@ class TrainState:
     device: Any
     group: Any
     stepper: Any = None
+    sampler: Any = None
     start_step: int = 0
     step: int = 0
     started: float = 0.0
@@ -91,18 +93,11 @@ def load_and_cache(cfg: Config, device, dtype):
         module.requires_grad_(False)
 
     phase("cache", f"encoding {len(items)} images and captions")
-    cache = []
     with torch.no_grad():
-        for i, (path, caption) in enumerate(items):
-            pixels, original_size, crop = load_image(path, cfg.resolution)
-            latents = arch.encode_images(pixels.unsqueeze(0))
-            text = None if cfg.train_text_encoder else {k: [e.detach() for e in v] if isinstance(v, list) else v.detach() for k, v in arch.encode_text([caption]).items()}
-            extra = {"time_ids": [list(original_size) + list(crop) + [cfg.resolution, cfg.resolution]]}
-            cache.append({"latents": latents.detach(), "text": text, "caption": caption, "extra": extra})
-            emit({"type": "progress", "task": "prep", "current": i + 1, "total": len(items)})
+        cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
     # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
-    arch.sampler = samples.prepare(cfg, pipe, arch)
-    if arch.sampler is None:
+    arch.sample_renderer = samples.prepare(cfg, pipe, arch)
+    if arch.sample_renderer is None:
         pipe.vae = None
     if not cfg.train_text_encoder:
         for attr in ("text_encoder", "text_encoder_2"):
@@ -179,7 +174,10 @@ def train_once(cfg: Config, group=None) -> dict:
         stepper = None
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
     state = TrainState(cfg=cfg, arch=arch, cache=cache, items=items, params=params, trainable=trainable, lora_configs=lora_configs,
-                       optimizer=optimizer, scheduler=scheduler, device=device, group=group, stepper=stepper)
+                       optimizer=optimizer, scheduler=scheduler, device=device, group=group, stepper=stepper,
+                       sampler=BucketSampler([c["shape"] for c in cache]))
+    if len(state.sampler) > 1:
+        emit({"type": "log", "level": "info", "message": f"{len(cache)} entries in {len(state.sampler)} buckets (width x height: entries): {state.sampler.summary()}"})
 
     resume = cfg.resume_from
     checkpoint_integrity.remove_stale_temp_files(cfg.output_dir)
@@ -229,8 +227,8 @@ def save_final(state: TrainState) -> dict:
         "checkpoints": state.checkpoints,
         "keys": len(tensors),
     }
-    if getattr(state.arch, "sampler", None) is not None:
-        result["samples"] = samples.summary(state.arch.sampler)
+    if getattr(state.arch, "sample_renderer", None) is not None:
+        result["samples"] = samples.summary(state.arch.sample_renderer)
     if state.device.type == "cuda":
         result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
     return result
@@ -246,8 +244,7 @@ def micro_step(state: TrainState, step: int, local: int, raise_oom: bool) -> Any
     # one process would take as number local * N + r.
     micro = local * group.world + group.rank
     g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
-    idx = torch.randint(0, len(state.cache), (cfg.batch_size,), generator=g).tolist()
-    batch = [state.cache[i] for i in idx]
+    batch = [state.cache[i] for i in state.sampler.draw(cfg.batch_size, g)]
     latents = torch.cat([b["latents"] for b in batch]).to(state.device)
     if cfg.train_text_encoder:
         text = state.arch.encode_text([b["caption"] for b in batch])
@@ -307,9 +304,9 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if not finite_params(state.params):
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
-        sampler = getattr(state.arch, "sampler", None)
-        if sampler is not None and group.is_main and sampler.due(step):
-            sampler.render(step)
+        renderer = getattr(state.arch, "sample_renderer", None)
+        if renderer is not None and group.is_main and renderer.due(step):
+            renderer.render(step)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")

@@ -2,6 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
+import { resolveBuckets } from "../plan/buckets.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
@@ -73,9 +74,6 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
   const r = resolveTraining(contract, plan);
   const ts = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
   const warnings: DiffusersWarning[] = [];
-  if (contract.dataset.aspect === "buckets") {
-    warnings.push({ code: "W_NO_BUCKETS", field: "dataset.aspect", message: "the built-in trainer center-crops every image to a square; aspect buckets are not used" });
-  }
   if (contract.dataset.crop === "attention") {
     warnings.push({ code: "W_CENTER_CROP", field: "dataset.crop", message: "the built-in trainer uses center crops; attention crops are not implemented" });
   }
@@ -91,6 +89,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
   const settings: BuiltinSettings = {
     arch,
     resolution: r.resolution,
+    buckets: resolveBuckets(contract, r.resolution).buckets,
     rank: r.rank,
     alpha: r.alpha,
     learning_rate: r.learningRate,

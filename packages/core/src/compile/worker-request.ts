@@ -18,6 +18,13 @@ export const TrainRequestSchema = z.strictObject({
   output_dir: path,
   name: z.string().min(1).meta({ description: "The LoRA's file stem." }),
   resolution: int(16).multipleOf(16),
+  buckets: z
+    .array(z.strictObject({ resolution: int(16), width: int(16).multipleOf(16), height: int(16).multipleOf(16) }))
+    .min(1)
+    .meta({
+      description:
+        "The training shapes core decided (plan/buckets.ts), grouped by resolution: each image trains once per resolution, in that resolution's bucket nearest its aspect (one square bucket: the center crop). Sides are multiples of 16 (8x VAE, 2x2 patches).",
+    }),
   rank: int(1),
   alpha: z.number().positive(),
   learning_rate: z.number().positive(),

@@ -87,6 +87,29 @@ export const HardwareSchema = z
   })
   .meta({ description: "Where training runs." });
 
+/** Aspect-ratio buckets (dataset.aspect: buckets); defaults are Kohya's (knowledge/buckets.ts), the set is decided in core (plan/buckets.ts). */
+export const BucketsSchema = z
+  .strictObject({
+    min_side: positiveInt().optional().meta({ description: "Shortest bucket side in px (Kohya's --min_bucket_reso; default 256)." }),
+    max_side: positiveInt()
+      .optional()
+      .meta({ description: "Longest bucket side in px (Kohya's --max_bucket_reso; default 1024, or the training resolution when larger)." }),
+    step: positiveInt()
+      .multipleOf(32)
+      .optional()
+      .meta({ description: "Bucket sides are multiples of this, in px (Kohya's --bucket_reso_steps, ai-toolkit's bucket_tolerance; default 64; sd-scripts needs a multiple of 32 for SDXL/FLUX)." }),
+    resolutions: z
+      .array(positiveInt())
+      .min(1)
+      .max(8)
+      .optional()
+      .meta({
+        description:
+          "Multi-resolution training (ai-toolkit's resolution: [512, 768, 1024]): every image is trained once per resolution, each with its own bucket set. Each at most dataset.resolution, which is always trained (it sizes the VRAM plan and the other trainers' single resolution).",
+      }),
+  })
+  .meta({ description: "Aspect-ratio buckets: each image is resized to cover the bucket nearest its aspect and center-cropped to it; batches come from one bucket." });
+
 export const DatasetSchema = z
   .strictObject({
     path: text(TEXT_LIMITS.path).min(1).meta({ description: "Folder of images (and caption sidecars), relative to this file." }),
@@ -97,6 +120,7 @@ export const DatasetSchema = z
       .default("square")
       .meta({ description: "square: every image cropped to one square; buckets: aspect-ratio bucketing." }),
     crop: z.enum(["center", "attention"]).default("center").meta({ description: "How the square crop is placed." }),
+    buckets: BucketsSchema.optional(),
     reg_path: text(TEXT_LIMITS.path)
       .min(1)
       .optional()
@@ -104,6 +128,9 @@ export const DatasetSchema = z
         description:
           "Regularisation (prior-preservation) images, relative to this file: other subjects of the class with their own captions, trained beside the dataset and never given the trigger, so only the trigger means the concept (Kohya's reg images, ai-toolkit's is_reg; fal trainers take none).",
       }),
+  })
+  .superRefine((d, ctx) => {
+    if (d.buckets && d.aspect !== "buckets") ctx.addIssue({ code: "custom", path: ["buckets"], message: "dataset.buckets needs dataset.aspect: buckets" });
   })
   .meta({ description: "The training images." });
 

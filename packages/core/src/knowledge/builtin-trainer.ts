@@ -111,7 +111,7 @@ export const BUILTIN_TRAINER = {
    * lists them as plan.workerSettings.
    */
   settingKeys: [
-    "arch", "resolution", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
+    "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
     "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale", "weighting_scheme",
     "max_sequence_length", "targets",

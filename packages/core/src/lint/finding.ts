@@ -22,6 +22,7 @@ export interface RuleInfo {
 }
 
 import { TRAINER_RULES } from "./trainer-rule-ids.js";
+import { BUCKET_RULES } from "./bucket-rules.js";
 
 export const RULES: readonly RuleInfo[] = [
   { id: "trainer-unsupported-base", severity: "error", title: "Trainer does not support the base model (e.g. Kohya picked for FLUX.2)", pitfall: true },
@@ -72,6 +73,8 @@ export const RULES: readonly RuleInfo[] = [
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,
+  // Aspect buckets: lint/bucket-rules.ts.
+  ...BUCKET_RULES,
 ];
 
 export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {

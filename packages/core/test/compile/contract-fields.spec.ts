@@ -89,6 +89,11 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "dataset.resolution": () => ({ dataset: { resolution: 768 } }),
   "dataset.aspect": () => ({ dataset: { aspect: "buckets" } }),
   "dataset.reg_path": () => ({ dataset: { reg_path: "./reg" } }),
+  // dataset.buckets needs aspect: buckets (the schema refuses it under square).
+  "dataset.buckets.min_side": () => ({ dataset: { aspect: "buckets", buckets: { min_side: 320 } } }),
+  "dataset.buckets.max_side": () => ({ dataset: { aspect: "buckets", buckets: { max_side: 1536 } } }),
+  "dataset.buckets.step": () => ({ dataset: { aspect: "buckets", buckets: { step: 32 } } }),
+  "dataset.buckets.resolutions": () => ({ dataset: { aspect: "buckets", buckets: { resolutions: [512] } } }),
   "captions.extension": () => ({ captions: { extension: ".caption" } }),
   "trigger.word": () => ({ trigger: { word: "ohwx" } }),
   "hyperparameters.learning_rate": () => ({ hyperparameters: { learning_rate: 8e-5 } }),

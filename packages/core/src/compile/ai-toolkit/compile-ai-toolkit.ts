@@ -1,4 +1,5 @@
 import { stringify as stringifyYaml } from "yaml";
+import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
@@ -71,6 +72,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const swap = contract.hardware.block_swap ?? 0;
   if (swap > 0) Object.assign(model, { layer_offloading: true, layer_offloading_transformer_percent: Math.min(1, Math.round((swap / r.base.blocks) * 100) / 100) });
 
+  const buckets = resolveBuckets(contract, r.resolution);
   const datasetEntry = (folder: string, repeats: number) => ({
     folder_path: folder,
     // ai-toolkit's caption_ext has no dot.
@@ -80,8 +82,11 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
     ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
     ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
-    resolution: [r.resolution],
+    // Every training resolution (dataset.buckets.resolutions + dataset.resolution): ai-toolkit trains each image at each.
+    resolution: buckets.resolutions,
     buckets: contract.dataset.aspect === "buckets",
+    // ai-toolkit's buckets are its own size list scaled per resolution; the step is their divisibility (AI_TOOLKIT_BUCKETS).
+    ...(contract.dataset.aspect === "buckets" ? { bucket_tolerance: buckets.step } : {}),
     num_repeats: repeats,
   });
 
