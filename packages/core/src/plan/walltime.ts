@@ -140,7 +140,8 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanTrainingArea(contract, resolution) / 1024 ** 2) * factor;
   const warmup = contract.trainer.name === "diffusers" && settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
-  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep, settings);
+  // Samples render at `resolution` (the largest): the step time scaled back from the mean training area.
+  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanTrainingArea(contract, resolution)), settings);
   return {
     gpu: gpu.id,
     label: gpu.label,
