@@ -83,3 +83,11 @@ def test_the_other_arches_render_their_samples_with_cfg(arch, bases, dataset, tm
     assert sample["step"] == 1 and os.path.exists(sample["path"])
     with Image.open(sample["path"]) as im:
         assert im.size == (RES, RES)
+
+
+def test_sdxl_with_a_text_encoder_lora_samples_with_the_encoders_as_trained(bases, dataset, tmp_path, events):
+    req = request(bases, dataset, tmp_path, "sdxl", {**SAMPLES, "every": 1}, steps=1)
+    req["train_text_encoder"] = True
+    train.run(req)
+    [sample] = [e for e in events() if e["type"] == "sample"]
+    assert os.path.exists(sample["path"])

@@ -118,7 +118,9 @@ class SampleRenderer:
         with _training_rng_kept(self.arch.device), _eager(), _no_grad():
             denoiser.eval()
             try:
-                for pi, (prompt, embeds) in enumerate(zip(self.prompts, self.embeds)):
+                # A text encoder that trains its own LoRA (SDXL) encodes the prompts again, as it is now.
+                encoded = _encode_sdxl(self.pipe, self.prompts, self.arch.device, self.kwargs["guidance_scale"]) if self.cfg.train_text_encoder else self.embeds
+                for pi, (prompt, embeds) in enumerate(zip(self.prompts, encoded)):
                     for seed in self.seeds:
                         images.append(self._one(step, pi, prompt, embeds, seed))
             finally:
