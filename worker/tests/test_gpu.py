@@ -96,6 +96,26 @@ def test_the_row_wise_fp8_gemm_probe_agrees_with_the_card():
         assert levers["fp8_matmul"] is (speed.rowwise_fp8_gemm_error(0) is None and torch.cuda.get_device_capability(0) >= (8, 9))
 
 
+REGULARISERS = {"noise_offset": 0.05, "min_snr_gamma": 5.0, "caption_dropout": 0.3, "ema_decay": 0.9}
+
+
+def test_sdxl_cuda_graph_with_the_regularisers_replays_the_eager_loss_curve(tmp_path, monkeypatch):
+    """Noise offset (in draw), min-SNR (in loss_from), caption dropout (cached empty caption copied in)
+    and EMA (after the replayed step) keep the whole-step graph and its eager twin's curve."""
+    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=True,
+                                            channels_last=True, **REGULARISERS)
+    eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, **REGULARISERS)
+    assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
+    assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
+    np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "sigmoid", "logit_normal", "shift"])
+def test_flux_timestep_sampling_and_ema_train_on_cuda(sampling, tmp_path, monkeypatch):
+    result, losses, _ = _tiny_run("flux1", tmp_path, sampling, monkeypatch, timestep_sampling=sampling, ema_decay=0.9, caption_dropout=0.2)
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+
+
 @pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
 def test_bucketed_bf16_training_at_full_size_bucket_shapes(arch, tmp_path, monkeypatch):
     """Aspect buckets on CUDA at SDXL-size shapes (832x1216 and its transpose, from core's 1024 set):

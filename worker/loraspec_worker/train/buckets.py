@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..protocol import WorkerError
+from . import regularize
 
 
 def assign_bucket(width: int, height: int, buckets: list[dict]) -> dict:
@@ -126,7 +127,7 @@ def cache_entries(cfg, arch, items: list[tuple[str, str]], on_progress=None) -> 
         path, caption = items[i]
         pixels, original_size, crop = load_to_bucket(path, bucket)
         latents = arch.encode_images(pixels.unsqueeze(0))
-        if not cfg.train_text_encoder and i not in texts:
+        if not regularize.encodes_per_step(cfg) and i not in texts:  # shuffled tags are encoded each step
             texts[i] = {k: [e.detach() for e in v] if isinstance(v, list) else v.detach() for k, v in arch.encode_text([caption]).items()}
         time_ids = [*original_size, *crop, bucket["height"], bucket["width"]]
         cache.append({"latents": latents.detach(), "text": texts.get(i), "caption": caption, "extra": {"time_ids": [time_ids]},

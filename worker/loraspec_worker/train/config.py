@@ -55,9 +55,14 @@ class Config:
     caption_extension: str
     train_text_encoder: bool
     guidance_scale: float
-    weighting_scheme: str
+    timestep_sampling: str
     max_sequence_length: int
     targets: list
+    caption_dropout: float
+    shuffle_tags: bool
+    noise_offset: float
+    min_snr_gamma: Optional[float]
+    ema_decay: Optional[float]
     loss_spike_factor: float
     on_oom: str
     oom_fallbacks: list
@@ -99,6 +104,7 @@ def contradictions(cfg: Config) -> list[str]:
         (cfg.gradient_accumulation != 1, "gradient accumulation"),
         (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
         (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
+        (cfg.shuffle_tags, "shuffle_tags re-encodes captions each step"),
         (cfg.num_processes > 1 or bool(cfg.nodes), "several processes (the gradients are all-reduced outside the step)"),
         (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
     ) if bad] if cfg.cuda_graphs else []

@@ -35,8 +35,13 @@ DEV_SETTINGS: dict[str, Any] = {
     "caption_extension": ".txt",
     "train_text_encoder": False,
     "guidance_scale": 1.0,
-    "weighting_scheme": "none",
+    "timestep_sampling": "uniform",
     "max_sequence_length": 512,
+    "caption_dropout": 0,
+    "shuffle_tags": False,
+    "noise_offset": 0,
+    "min_snr_gamma": None,
+    "ema_decay": None,
 }
 DEV_FAILURE = {"loss_spike_factor": 4, "on_oom": "fail", "oom_fallbacks": []}
 

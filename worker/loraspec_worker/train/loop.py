@@ -4,6 +4,7 @@ the optimizer steps themselves (train_loop over one TrainState)."""
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import random
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import checkpoint_integrity, distributed, speed
+from . import regularize
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
 from .arches import ARCH_CLASSES
 from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
@@ -52,6 +54,7 @@ class TrainState:
     device: Any
     group: Any
     stepper: Any = None
+    ema: Any = None  # regularize.Ema when cfg.ema_decay is set
     sampler: Any = None
     start_step: int = 0
     step: int = 0
@@ -60,7 +63,9 @@ class TrainState:
     checkpoints: list = field(default_factory=list)
 
     def save(self) -> None:
-        path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items))
+        extra = {"ema": self.ema.state(self.params)} if self.ema is not None else None
+        with regularize.ema_applied(self.ema, self.params):  # the checkpoint's LoRA is the EMA one
+            path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items), extra)
         self.checkpoints.append(path)
         emit({"type": "checkpoint", "step": self.step, "path": path})
 
@@ -95,11 +100,12 @@ def load_and_cache(cfg: Config, device, dtype):
     phase("cache", f"encoding {len(items)} images and captions")
     with torch.no_grad():
         cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
+        arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
     # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
     arch.sample_renderer = samples.prepare(cfg, pipe, arch)
     if arch.sample_renderer is None:
         pipe.vae = None
-    if not cfg.train_text_encoder:
+    if not regularize.encodes_per_step(cfg):
         for attr in ("text_encoder", "text_encoder_2"):
             if hasattr(pipe, attr):
                 setattr(pipe, attr, None)
@@ -185,9 +191,11 @@ def train_once(cfg: Config, group=None) -> dict:
         resume = find_latest_checkpoint(cfg.output_dir)
         if resume is None:
             log("resume_from latest: no checkpoint yet, starting at step 0")
+    saved: dict = {}
     if resume:
-        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler)
+        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler, saved)
         emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {state.start_step}"})
+    state.ema = regularize.resume_ema(cfg, params, saved.get("ema"))
 
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
     state.started = time.time()
@@ -210,8 +218,9 @@ def save_final(state: TrainState) -> dict:
     phase("save")
     final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
     tensors = {}
-    for attr, module in zip(state.lora_configs, state.trainable):
-        tensors.update(lora_state_dict(module, attr))
+    with regularize.ema_applied(state.ema, state.params):  # the saved LoRA is the EMA one (copied: CPU tensors share storage)
+        for attr, module in zip(state.lora_configs, state.trainable):
+            tensors.update({k: v.clone() for k, v in lora_state_dict(module, attr).items()})
     atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, len(state.items)))
     emit({"type": "checkpoint", "step": step, "path": final})
     elapsed = time.time() - state.started
@@ -246,10 +255,9 @@ def micro_step(state: TrainState, step: int, local: int, raise_oom: bool) -> Any
     g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
     batch = [state.cache[i] for i in state.sampler.draw(cfg.batch_size, g)]
     latents = torch.cat([b["latents"] for b in batch]).to(state.device)
-    if cfg.train_text_encoder:
-        text = state.arch.encode_text([b["caption"] for b in batch])
-    else:
-        text = state.arch.collate_text([b["text"] for b in batch])
+    text, captions = regularize.batch_text(state.arch, cfg, batch, g, getattr(state.arch, "empty_text", None))
+    if cfg.debug.get("log_batches"):  # test hook: the captions each micro-batch trains on
+        emit({"type": "log", "level": "debug", "message": json.dumps({"step": step, "micro": micro, "captions": captions})})
     extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
     noise_gen = torch.Generator(device=state.device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
     if raise_oom:
@@ -298,6 +306,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             torch.nn.utils.clip_grad_norm_(state.params, 1.0)
             state.optimizer.step()
         state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update(state.params)
         state.losses.append(step_loss)
         report_step(state, step_loss)
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:

@@ -6,6 +6,7 @@ import { resolveBuckets } from "../plan/buckets.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
+import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 import { resolveSamples } from "./samples.js";
 
@@ -85,6 +86,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     });
   }
   if (base.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: base.note });
+  warnings.push(...builtinRegulariserWarnings(contract));
   const fixed = BUILTIN_TRAINER.fixed;
   const settings: BuiltinSettings = {
     arch,
@@ -112,9 +114,9 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     prefix_trigger: fixed.prefix_trigger,
     train_text_encoder: fixed.train_text_encoder,
     guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
-    weighting_scheme: fixed.weighting_scheme,
     max_sequence_length: fixed.max_sequence_length,
     targets: [...record.targets],
+    ...builtinRegularisers(contract),
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };
 }

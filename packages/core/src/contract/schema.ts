@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
+import { REGULARISER_DEFAULTS as RD, TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
  * The training contract (`lora.yaml`). This schema is the single source of truth: the TypeScript
@@ -186,6 +187,25 @@ export const HyperparametersSchema = z
     seed: z.number().int().nonnegative().default(42).meta({ description: "Random seed." }),
     lr_scheduler: z.enum(LR_SCHEDULERS).default("constant").meta({ description: "Learning-rate schedule." }),
     warmup_steps: z.number().int().nonnegative().default(0).meta({ description: "Warm-up steps." }),
+    // Regularisers and schedules (knowledge/regularisers.ts holds each default's source).
+    caption_dropout: z.number().min(0).lt(1).default(RD.caption_dropout.default).meta({
+      description: "Share of samples trained on the empty caption (Kohya caption_dropout_rate): the LoRA also learns the concept unprompted. 0: off.",
+    }),
+    shuffle_tags: z.boolean().default(RD.shuffle_tags.default).meta({
+      description: "Shuffle a tag caption's tags each step, the trigger's tag kept first (Kohya --shuffle_caption --keep_tokens 1). Needs cache_text_encoder_outputs: false.",
+    }),
+    noise_offset: z.number().min(0).max(1).default(RD.noise_offset.default).meta({
+      description: "SDXL: add this x N(0,1) per image and channel to the noise (Kohya --noise_offset): darker darks and brighter brights. 0: off.",
+    }),
+    min_snr_gamma: z.number().positive().optional().meta({
+      description: "SDXL: Min-SNR loss weighting min(SNR, gamma)/SNR (Kohya --min_snr_gamma, diffusers --snr_gamma; 5 is the paper's value). Left out: off.",
+    }),
+    timestep_sampling: z.enum(TIMESTEP_SAMPLINGS).optional().meta({
+      description: "Flow models (FLUX, Qwen-Image, Z-Image): how noise levels are drawn: uniform, sigmoid, logit_normal, or shift (sigmoid shifted by resolution, as FLUX samples). Left out: each trainer's own default.",
+    }),
+    ema: z.number().gt(0).lt(1).optional().meta({
+      description: "EMA decay of the LoRA weights (ai-toolkit ema_config; e.g. 0.99): the saved LoRA is the average. Left out: off.",
+    }),
   })
   .meta({ description: "Training hyperparameters." });
 

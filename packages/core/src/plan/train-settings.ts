@@ -193,6 +193,7 @@ function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean
     ckpt ? "gradient checkpointing is on" : undefined,
     hp.gradient_accumulation !== 1 ? `gradient_accumulation is ${hp.gradient_accumulation}` : undefined,
     hp.optimizer !== "adamw" ? `the optimizer is ${hp.optimizer}, not adamw` : undefined,
+    hp.shuffle_tags ? "shuffle_tags encodes the captions each step (text encoders outside the graph)" : undefined,
     contract.hardware.kind === "local" && contract.hardware.gpus * contract.hardware.nodes > 1
       ? `${contract.hardware.gpus * contract.hardware.nodes} GPUs (the gradients are all-reduced between steps)`
       : undefined,

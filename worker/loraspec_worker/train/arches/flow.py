@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from .. import regularize
 from .base import Arch
+
+# Token count for the shift when no latents shape is given: the schedule's base (mu = baseShift).
+REG_BASE_TOKENS = regularize.REG["shift"]["baseSeqLen"]
+
 
 def pack_2x2(latents):
     """(B, C, H, W) latents -> (B, H/2 * W/2, C*4) tokens of 2x2 patches, row-major (FLUX.1's and
@@ -26,18 +31,14 @@ class FlowArch(Arch):
 
         self.noise_scheduler = copy.deepcopy(pipe.scheduler)
 
-    def sample_sigmas(self, b, generator, device):
-        import torch
+    # Latent pixels per image token (2x2 packing); FLUX.2's latents come patchified (1).
+    patch = 2
 
-        n = self.noise_scheduler.config.num_train_timesteps
-        if self.cfg.weighting_scheme == "logit_normal":
-            u = torch.sigmoid(torch.randn((b,), generator=generator, device=device))
-        else:
-            u = torch.rand((b,), generator=generator, device=device)
-        indices = (u * n).long().clamp(0, n - 1)
-        sigmas = self.noise_scheduler.sigmas.to(device)[indices]
-        timesteps = self.noise_scheduler.timesteps.to(device)[indices]
-        return sigmas.float(), timesteps.float()
+    def sample_sigmas(self, b, generator, device, shape=None):
+        """(sigmas, timesteps) by cfg.timestep_sampling (regularize.flow_sigmas); `shape` (the
+        latents') gives the token count the resolution-dependent shift reads."""
+        tokens = (shape[-2] // self.patch) * (shape[-1] // self.patch) if shape is not None else REG_BASE_TOKENS
+        return regularize.flow_sigmas(self.cfg.timestep_sampling, self.noise_scheduler, b, generator, device, tokens)
 
     def noised(self, latents, generator):
         """One draw of the flow-matching input: (noise, sigmas, timesteps, x_t = (1 - s) x0 + s noise)."""
@@ -45,7 +46,7 @@ class FlowArch(Arch):
 
         b = latents.shape[0]
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device, latents.shape)
         s = sigmas.view(b, 1, 1, 1)
         return noise, sigmas, timesteps, (1.0 - s) * latents + s * noise
 
@@ -99,6 +100,7 @@ class Flux1(FlowArch):
 
 class Flux2Klein(FlowArch):
     name = "flux2-klein"
+    patch = 1
 
     def text_encoders(self):
         return [self.pipe.text_encoder]

@@ -6,6 +6,7 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { aiToolkitSampleBlock } from "./ai-toolkit-samples.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
@@ -50,6 +51,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
   }
   const textEmbeddings = profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs;
+  const regularisers = aiToolkitRegularisers(contract);
   const dtype = AI_TOOLKIT_DTYPES[hp.precision] ?? { train: "bf16", save: "bf16" };
   const configDir = paths.configDir ?? paths.outputDir;
   const trainerDir = paths.trainerDir ?? "ai-toolkit";
@@ -77,8 +79,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     folder_path: folder,
     // ai-toolkit's caption_ext has no dot (A-6).
     caption_ext: contract.captions.extension.replace(/^\./, ""),
-    caption_dropout_rate: 0,
-    shuffle_tokens: false,
+    ...regularisers.dataset,
     // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
     ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
     ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
@@ -128,6 +129,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       dtype: dtype.train,
       skip_first_sample: true,
       ...profile.train,
+      ...regularisers.train,
     },
     model,
     sample: aiToolkitSampleBlock(contract, r.resolution, r.saveEvery, profile.noiseScheduler),

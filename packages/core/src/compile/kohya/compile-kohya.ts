@@ -6,6 +6,7 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { kohyaRegularisers } from "../regularisers.js";
 import {
   joinPath,
   resolveBasePath,
@@ -58,6 +59,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
 
   // Dataset TOML ([general] / [[datasets]] / [[datasets.subsets]], trainers.md §2.4).
   const bucketed = contract.dataset.aspect === "buckets";
+  const regularisers = kohyaRegularisers(contract);
   const buckets = resolveBuckets(contract, r.resolution);
   const subsets = [
     {
@@ -73,10 +75,11 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   ];
   const dataset = {
     general: {
-      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12).
-      shuffle_caption: false,
+      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12):
+      // hyperparameters.shuffle_tags keeps the trigger's tag first (lint/regulariser-rules.ts).
+      shuffle_caption: regularisers.general.shuffle_caption,
       caption_extension: contract.captions.extension,
-      keep_tokens: 0,
+      ...regularisers.general,
     },
     // Multi-resolution (dataset.buckets.resolutions): one [[datasets]] per resolution over the same
     // images, so each image trains once per resolution, as ai-toolkit's resolution list does (§2.4).
@@ -148,6 +151,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
       ? { cache_text_encoder_outputs: true, ...(paths.datasetWritable ? { cache_text_encoder_outputs_to_disk: true } : {}) }
       : {}),
     ...(isFlux ? profile.fixed : {}),
+    ...regularisers.training,
   };
   if (!isFlux) Object.assign(model, profile.fixed);
   // hardware.block_swap is the contract's word (the VRAM model counts it); else the doc's table by VRAM.
