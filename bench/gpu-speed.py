@@ -187,7 +187,8 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     a = train.ARCH_CLASSES[arch](pipe, cfg, device, dtype)
     net = a.denoiser
     net.requires_grad_(False)
-    train.add_lora(net, cfg, train.TARGETS[arch])
+    # --targets: a network.targets preset of core's table (knowledge/lora-targets.ts); default attention.
+    train.add_lora(net, cfg, train.config.TABLE["targetPresets"][arch]["presets"][args.targets])
     if s["fp8"] or s["fp8mm"]:
         speed.quantize_fp8_(net, device, dtype, matmul=s["fp8mm"], fp8_base=s["fp8"])
     if s["channels_last"]:
@@ -263,6 +264,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
         "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs") if s[k]],
+        "targets": args.targets, "lora_modules": sum(1 for m in net.modules() if hasattr(m, "lora_A")),
         "s_per_step": sum(times) / len(times) if times else None,
         "s_per_step_min": min(times) if times else None,
         "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
@@ -359,6 +361,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated models: sdxl,flux1,klein4b,klein9b")
     ap.add_argument("--configs", default=None, help="comma-separated row indices of CONFIGS to run")
     ap.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a smoke test of the code paths)")
+    ap.add_argument("--targets", default="attention", choices=["attention", "attention-mlp", "all-linear"],
+                    help="the LoRA's network.targets preset (core's table); issue 22's all-linear rows used all-linear")
     ap.add_argument("--md", default=None)
     ap.add_argument("--processes", type=int, default=1,
                     help="also run each selected row data-parallel on this many GPUs (the trainer's all-reduce) and report the throughput ratio")

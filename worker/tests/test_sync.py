@@ -54,6 +54,15 @@ def test_config_has_one_field_per_request_property_and_defaults_only_for_the_opt
     assert set(TABLE["levers"]) <= set(fields)
 
 
+def test_every_trained_arch_has_target_presets_and_requests_default_to_attention():
+    trained = {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert set(TABLE["targetPresets"]) == trained
+    for arch in trained:
+        assert set(TABLE["targetPresets"][arch]["presets"]) == {"attention", "attention-mlp", "all-linear"}
+        assert TABLE["arches"][arch]["targets"] == TABLE["targetPresets"][arch]["presets"]["attention"]
+        assert dev_request(arch=arch)["targets"] == TABLE["targetPresets"][arch]["presets"]["attention"]
+
+
 def test_every_refusal_the_worker_makes_has_the_tables_code():
     assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "precision"}
     assert all(code.startswith("W_") for code in TABLE["refusals"].values())

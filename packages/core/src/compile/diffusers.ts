@@ -6,6 +6,7 @@ import { resolveBuckets } from "../plan/buckets.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
+import { resolveBuiltinTargets } from "./network-targets.js";
 import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 import { resolveSamples } from "./samples.js";
@@ -115,7 +116,8 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     train_text_encoder: fixed.train_text_encoder,
     guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
     max_sequence_length: fixed.max_sequence_length,
-    targets: [...record.targets],
+    // network.targets / network.modules, else the attention preset (compile/network-targets.ts).
+    targets: resolveBuiltinTargets(contract, record.targets).patterns,
     ...builtinRegularisers(contract),
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };

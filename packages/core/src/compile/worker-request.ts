@@ -64,7 +64,7 @@ export const TrainRequestSchema = z.strictObject({
   reg_dataset: path.optional().meta({ description: "Regularisation images: their captions are never given the trigger." }),
   contract_hash: z.string().optional(),
   resume_from: z.string().min(1).optional().meta({ description: 'A checkpoint folder, a run output folder, or "latest".' }),
-  targets: z.array(z.string().min(1)).min(1).meta({ description: "peft target modules of the denoiser (the table's, per arch)." }),
+  targets: z.array(z.string().min(1)).min(1).meta({ description: "Modules of the denoiser the LoRA trains: peft suffixes, or block-scoped patterns with * for one block index (knowledge/lora-targets.ts)." }),
   failure: z.strictObject({
     loss_spike_factor: z.number().gt(1),
     on_oom: z.enum(["fail", "fallback"]),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
+import { TARGET_PRESETS } from "../knowledge/lora-targets.js";
 import { REGULARISER_DEFAULTS as RD, TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
@@ -242,6 +243,22 @@ export const FailureSchema = z
 export const NetworkSchema = z
   .strictObject({
     type: z.enum(["lora"]).default("lora").meta({ description: "The adapter kind." }),
+    targets: z
+      .enum(TARGET_PRESETS)
+      .optional()
+      .meta({
+        description:
+          "Which modules of the transformer blocks the LoRA trains: attention (the attention projections), attention-mlp (+ the MLPs), all-linear (every linear and 1x1 conv of the blocks, Kohya's default set). Left out: each trainer's own default (built-in: attention, as diffusers' dreambooth scripts; Kohya: all-linear).",
+      }),
+    modules: z
+      .array(z.string().min(1).max(TEXT_LIMITS.short))
+      .min(1)
+      .max(64)
+      .optional()
+      .meta({
+        description:
+          "Experts: an explicit list of diffusers module-name patterns instead of a preset (e.g. [to_q, to_v]); each must be one the base's architecture has (check lists them). The built-in trainer and ai-toolkit take it.",
+      }),
   })
   .meta({ description: "The adapter: its kind and the modules it trains." });
 
@@ -337,6 +354,7 @@ export const ACCEPTABLE_RULES = [
   "trigger-not-at-start",
   "captions-tags-on-t5",
   "stack-over-limit",
+  "network-targets-approximate",
 ] as const;
 
 export const LintSchema = z

@@ -22,6 +22,7 @@ import { isTagCluster } from "../captions/caption-rules.js";
 import type { Finding } from "./finding.js";
 import { lintTrainerTraps } from "./trainer-rules.js";
 import { lintPromises } from "./promise-rules.js";
+import { lintNetwork } from "./network-rules.js";
 import { lintRegularisers } from "./regulariser-rules.js";
 import { lintBuckets } from "./bucket-rules.js";
 import { lintSamples } from "./sample-rules.js";
@@ -584,6 +585,8 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   knownDefects,
   // Trainer traps (helper TRAINERS): schedule per trainer, fields a trainer never receives, fal endpoints.
   ({ c, plan }) => lintTrainerTraps(c, plan.steps),
+  // network.targets / network.modules per trainer (lint/network-rules.ts).
+  ({ c }) => lintNetwork(c),
   ({ c }) => lintRegularisers(c),
   // Aspect buckets (lint/bucket-rules.ts).
   ({ c, plan }) => lintBuckets(c, plan.resolution),

@@ -3,6 +3,7 @@ import type { QUANTIZATIONS } from "../contract/ids.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { VRAM_ACTIVATIONS, VRAM_MODEL } from "../knowledge/vram.js";
 import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
+import { targetActivationExtraGb } from "./target-speed.js";
 
 export interface VramEstimate {
   /** GB (1e9 bytes), per GPU. */
@@ -55,10 +56,13 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   const act = VRAM_ACTIVATIONS[model.family];
   const ckpt = settings.gradientCheckpointing;
   const compiled = settings.compile && !ckpt ? VRAM_MODEL.compileActivationFactor : 1;
-  const activations = (tokens * model.hidden * model.blocks * (ckpt ? act.ckpt : act.noCkpt) * compiled * hp.batch_size) / 1e9;
+  // network.targets beyond attention keeps more inputs for the LoRA's backward (plan/target-speed.ts).
+  const targets = targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size);
+  const activations = (tokens * model.hidden * model.blocks * (ckpt ? act.ckpt : act.noCkpt) * compiled * hp.batch_size) / 1e9 + (targets?.gb ?? 0);
   assumptions.push(
     `activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${ckpt ? " with gradient checkpointing" : " without checkpointing"}${compiled < 1 ? ", compiled" : ""}`,
   );
+  if (targets) assumptions.push(targets.assumption);
   const graphs = settings.cudaGraphs ? VRAM_MODEL.cudaGraphsGb : 0;
   if (graphs) assumptions.push("whole-step CUDA graph buffers");
 

@@ -5,6 +5,7 @@ import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } fro
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { lookupTrainSpeed } from "./train-speed.js";
 import { sampleTime } from "./sample-time.js";
+import { targetSpeedFactor } from "./target-speed.js";
 import type { TrainSettings } from "./train-settings.js";
 
 export interface WalltimeEstimate {
@@ -130,7 +131,12 @@ export function scalingFor(model: BaseModelRecord, contract: Contract, settings:
 /** One walltime model for every trainer: an H200 anchor (measured first), moved to `gpu` by gpuFactor. */
 export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate {
   const hp = contract.hyperparameters;
-  const anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
+  let anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
+  // network.targets: more modules, longer steps (plan/target-speed.ts).
+  const targets = targetSpeedFactor(model, contract, settings);
+  if (targets.factor !== 1) {
+    anchor = { secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
+  }
   const scaling = scalingFor(model, contract, settings);
   const tflops = (settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt) * hp.batch_size;
   const shares = stepShares(tflops, anchor.secondsPerStep, scaling);

@@ -6,6 +6,7 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { aiToolkitTargets } from "../network-targets.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { aiToolkitSampleBlock } from "./ai-toolkit-samples.js";
@@ -90,6 +91,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     ...(contract.dataset.aspect === "buckets" ? { bucket_tolerance: buckets.step } : {}),
     num_repeats: repeats,
   });
+  const targets = aiToolkitTargets(contract);
+  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Use network.targets, or the built-in trainer." });
 
   const process = {
     type: "sd_trainer",
@@ -98,7 +101,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     trigger_word: contract.trigger.word,
     // Read by BaseTrainProcess (torch/cuda/random seeds); ai-toolkit has no train.seed.
     training_seed: hp.seed,
-    network: { type: "lora", linear: r.rank, linear_alpha: r.alpha },
+    // network.targets / network.modules: only_if_contains / ignore_if_contains (compile/network-targets.ts).
+    network: { type: "lora", linear: r.rank, linear_alpha: r.alpha, ...targets.options },
     save: {
       dtype: dtype.save,
       save_every: r.saveEvery,

@@ -6,6 +6,7 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { kohyaNetworkArgs } from "../network-targets.js";
 import { kohyaRegularisers } from "../regularisers.js";
 import {
   joinPath,
@@ -128,6 +129,12 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     // loraspec trains the denoiser only; required with cached text-encoder outputs (§2.12).
     network_train_unet_only: true,
   };
+  // network.targets: sd-scripts' per-module-type dims (compile/network-targets.ts); what it cannot express is refused.
+  const targets = kohyaNetworkArgs(contract);
+  if (targets.refusal) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Leave network.targets out (Kohya trains all-linear), or use the built-in trainer or ai-toolkit." });
+  }
+  if (targets.args.length > 0) network.network_args = targets.args;
 
   const opt: Section = {
     optimizer_type: optimizer.type,
