@@ -25,6 +25,7 @@ import { lintPromises } from "./promise-rules.js";
 import { lintNetwork } from "./network-rules.js";
 import { lintRegularisers } from "./regulariser-rules.js";
 import { lintBuckets } from "./bucket-rules.js";
+import { lintSamples } from "./sample-rules.js";
 import { LR_ERROR_FACTOR, TRIGGER_PLACEMENT_SEVERITY } from "../knowledge/lint-severity.js";
 import { fitVram } from "../plan/fit-vram.js";
 
@@ -589,4 +590,6 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   ({ c }) => lintRegularisers(c),
   // Aspect buckets (lint/bucket-rules.ts).
   ({ c, plan }) => lintBuckets(c, plan.resolution),
+  // Sample images during training (samples.*): fal renders none.
+  ({ c }) => lintSamples(c),
 ];
