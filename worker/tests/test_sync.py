@@ -77,6 +77,13 @@ def test_a_request_with_a_field_the_schema_does_not_know_is_a_usage_error():
     assert err.value.code == "E_USAGE"
 
 
+def test_the_worker_samples_the_arches_cores_table_lists():
+    from loraspec_worker.train import samples
+
+    assert set(samples.SAMPLE_ARCHES) == set(TABLE["sampleArches"])
+    assert set(TABLE["sampleArches"]) <= set(TABLE["arches"])
+
+
 @pytest.fixture(scope="module")
 def run_events(tmp_path_factory):
     """Every event of a CPU training run (tiny FLUX.1: load, cache, 4 steps, a checkpoint, save)."""
@@ -88,7 +95,8 @@ def run_events(tmp_path_factory):
     try:
         result = train.run(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(root / "out"), resolution=32, steps=4,
                                        save_every=2, rank=4, alpha=4, learning_rate=1e-3, max_sequence_length=32, compile=True,
-                                       lr_scheduler="cosine", warmup_steps=1))
+                                       lr_scheduler="cosine", warmup_steps=1,
+                                       samples={"every": 4, "prompts": ["txcl"], "seeds": [1], "steps": 1, "guidance_scale": 1.0, "width": 32, "height": 32}))
     finally:
         protocol._out = old
     return [json.loads(line) for line in buf.getvalue().splitlines()] + [{"type": "done", "result": json.loads(json.dumps(result))}]
@@ -101,7 +109,7 @@ def test_every_event_of_a_cpu_training_run_fits_the_event_union(run_events):
     bad = [(e, next(iter(validator.iter_errors(e))).message) for e in run_events if not validator.is_valid(e)]
     assert not bad, bad[:3]
     types = {e["type"] for e in run_events}
-    assert {"phase", "progress", "loss", "checkpoint", "settings", "warning", "done"} <= types, types
+    assert {"phase", "progress", "loss", "checkpoint", "settings", "warning", "sample", "done"} <= types, types
     lrs = [e["lr"] for e in run_events if e["type"] == "loss"]
     assert lrs and all(isinstance(x, float) and math.isfinite(x) for x in lrs)
 

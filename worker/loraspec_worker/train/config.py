@@ -74,6 +74,7 @@ class Config:
     resume_from: Optional[str] = None
     compile_cache_dir: Optional[str] = None
     device: Optional[str] = None
+    samples: Optional[dict] = None
     nodes: Optional[dict] = None
     debug: dict = field(default_factory=dict)
 

@@ -23,6 +23,7 @@ from .buckets import BucketSampler, cache_entries
 from .data import training_items
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
 from .timing import Timeline
+from . import samples
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -103,7 +104,10 @@ def load_and_cache(cfg: Config, device, dtype):
     with torch.no_grad():
         cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
         arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
-    pipe.vae = None
+    # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
+    arch.sample_renderer = samples.prepare(cfg, pipe, arch)
+    if arch.sample_renderer is None:
+        pipe.vae = None
     if not regularize.encodes_per_step(cfg):
         for attr in ("text_encoder", "text_encoder_2"):
             if hasattr(pipe, attr):
@@ -242,6 +246,8 @@ def save_final(state: TrainState) -> dict:
         "checkpoints": state.checkpoints,
         "keys": len(tensors),
     }
+    if getattr(state.arch, "sample_renderer", None) is not None:
+        result["samples"] = samples.summary(state.arch.sample_renderer)
     if state.device.type == "cuda":
         result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
     result["timing"] = state.timeline.summary()
@@ -320,6 +326,10 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if not finite_params(state.params):
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
+        renderer = getattr(state.arch, "sample_renderer", None)
+        if renderer is not None and group.is_main and renderer.due(step):
+            with regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
+                renderer.render(step)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")

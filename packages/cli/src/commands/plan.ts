@@ -41,7 +41,8 @@ export function registerPlan(program: Command): void {
       for (const c of p.trainSettings.choices) rows.push([c.setting, `${String(c.value)} (${c.why}; source: ${c.source})`]);
       if (p.selected) {
         const config = p.selected.config ? `; ${p.selected.config}` : "";
-        rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis}${config})`]);
+        const sampling = p.selected.samplingSeconds !== undefined ? `; samples ${p.selected.samplingSeconds} s of it` : "";
+        rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis}${config}${sampling})`]);
       }
       const out = [pc.bold(`Plan for ${p.name}`), table(rows), "", pc.bold("Walltime per GPU class")];
       out.push(

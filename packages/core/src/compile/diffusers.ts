@@ -10,6 +10,7 @@ import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
 import { resolveBuiltinTargets } from "./network-targets.js";
 import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
+import { resolveSamples } from "./samples.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
@@ -154,6 +155,11 @@ export function compileDiffusers(
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
   if (paths.cacheDir && settings.compile) request.compile_cache_dir = joinPath(paths.cacheDir, BUILTIN_TRAINER.compileCache.folder);
+  const samples = resolveSamples(contract, settings.resolution);
+  const sampleArches: readonly string[] = BUILTIN_TRAINER.sampleArches;
+  if (samples && !sampleArches.includes(settings.arch)) {
+    warnings.push({ code: "W_SAMPLES_UNSUPPORTED", field: "samples.every", message: `the built-in trainer renders samples for ${sampleArches.join(" and ")} only, not ${settings.arch}: no samples this run` });
+  } else if (samples) request.samples = { every: samples.every, prompts: samples.prompts, seeds: samples.seeds, steps: samples.steps, guidance_scale: samples.guidance, width: samples.width, height: samples.height };
   const hw = contract.hardware;
   if (hw.kind === "local" && hw.nodes > 1) request.nodes = { count: hw.nodes, rank: hw.node_rank, endpoint: hw.rendezvous! };
   if (options.contractHash) request.contract_hash = options.contractHash;

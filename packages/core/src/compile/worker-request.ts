@@ -80,6 +80,18 @@ export const TrainRequestSchema = z.strictObject({
     on_oom: z.enum(["fail", "fallback"]),
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),
+  samples: z
+    .strictObject({
+      every: int(1),
+      prompts: z.array(z.string().min(1)).min(1),
+      seeds: z.array(z.int().min(0)).min(1),
+      steps: int(1),
+      guidance_scale: z.number().min(0),
+      width: int(16).multipleOf(16),
+      height: int(16).multipleOf(16),
+    })
+    .optional()
+    .meta({ description: "Sample images every `every` steps and at the end (compile/samples.ts; absent: none): each prompt x seed, written to <output_dir>/samples/." }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
   debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions)." }),
 });

@@ -292,7 +292,45 @@ export const OutputSchema = z
 
 /** Images rendered while training, to watch the LoRA evolve. */
 export const SamplesSchema = z
-  .strictObject({})
+  .strictObject({
+    every: z
+      .int()
+      .nonnegative()
+      .default(0)
+      .meta({
+        description:
+          "Render the sample prompts every N optimizer steps and at the end, to watch the LoRA evolve (0: off). Kohya's --sample_every_n_steps, ai-toolkit's sample_every; fal trainers take none.",
+      }),
+    prompts: z
+      .array(
+        text(TEXT_LIMITS.prompt)
+          .min(1)
+          // Kohya's prompt file is one prompt a line, options after " --" (train_util.py line_to_prompt_dict).
+          .regex(/^(?!.*--)[^\r\n]+$/, "one line, without '--' (Kohya reads it as an option)"),
+      )
+      .min(1)
+      .max(8)
+      .optional()
+      .meta({ description: "Sample prompts ({trigger} is replaced; the trigger goes in front when absent). Default: the validation rubric's first trigger prompt and first novel scene." }),
+    seeds: z
+      .array(z.int().nonnegative())
+      .min(1)
+      .max(4)
+      .optional()
+      .meta({ description: "Fixed seeds: every prompt is rendered with each, at every sampling step, so the images differ only by training. Default: [42] (ai-toolkit's examples)." }),
+    steps: z
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .meta({ description: "Inference steps per sample. Default per base model (knowledge/sampling.ts, from ai-toolkit's examples)." }),
+    guidance: z
+      .number()
+      .nonnegative()
+      .max(30)
+      .optional()
+      .meta({ description: "Guidance scale (CFG, or FLUX's embedded guidance). Default per base model (knowledge/sampling.ts)." }),
+  })
   .meta({ description: "Sample images during training." });
 
 export const StackEntrySchema = z.strictObject({

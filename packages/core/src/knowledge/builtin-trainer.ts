@@ -163,6 +163,8 @@ export const BUILTIN_TRAINER = {
     warning: "W_COMPILE_CACHE_IGNORED",
     source: "https://docs.pytorch.org/tutorials/recipes/torch_compile_caching_tutorial.html (save_cache_artifacts / load_cache_artifacts; TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR)",
   },
+  /** The arches whose sample prompts the worker encodes (train/samples.py); others get no samples and W_SAMPLES_UNSUPPORTED. */
+  sampleArches: ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"],
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */

@@ -26,6 +26,7 @@ import { lintNetwork } from "./network-rules.js";
 import { lintRegularisers } from "./regulariser-rules.js";
 import { lintNetworkKind } from "./network-kind-rules.js";
 import { lintBuckets } from "./bucket-rules.js";
+import { lintSamples } from "./sample-rules.js";
 import { LR_ERROR_FACTOR, TRIGGER_PLACEMENT_SEVERITY } from "../knowledge/lint-severity.js";
 import { fitVram } from "../plan/fit-vram.js";
 
@@ -591,4 +592,6 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   ({ c }) => lintNetworkKind(c),
   // Aspect buckets (lint/bucket-rules.ts).
   ({ c, plan }) => lintBuckets(c, plan.resolution),
+  // Sample images during training (samples.*): fal renders none.
+  ({ c }) => lintSamples(c),
 ];

@@ -45,8 +45,10 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
 
   const textEncoders = hp.cache_text_encoder_outputs ? 0 : model.textEncoders.reduce((s, te) => s + te.bf16Gb, 0);
   assumptions.push(hp.cache_text_encoder_outputs ? "text-encoder outputs cached (encoders off the GPU)" : "text encoders resident in bf16");
-  const vae = hp.cache_latents ? 0 : VRAM_MODEL.vaeGb;
-  assumptions.push(hp.cache_latents ? "latents cached (VAE off the GPU)" : "VAE resident");
+  // The built-in trainer keeps the VAE on the GPU to decode its samples (train/samples.py).
+  const sampleVae = contract.trainer.name === "diffusers" && contract.samples.every > 0;
+  const vae = hp.cache_latents && !sampleVae ? 0 : VRAM_MODEL.vaeGb;
+  assumptions.push(hp.cache_latents ? (sampleVae ? "latents cached, VAE resident for samples" : "latents cached (VAE off the GPU)") : "VAE resident");
 
   const loraParams = hp.rank * model.loraParamsPerRank;
   const lora = (loraParams * VRAM_MODEL.loraBytesPerParam[hp.optimizer]) / 1e9;

@@ -110,6 +110,12 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "hyperparameters.save_every": () => ({ hyperparameters: { save_every: 100 } }),
   "hyperparameters.seed": () => ({ hyperparameters: { seed: 7 } }),
   "hyperparameters.lr_scheduler": () => ({ hyperparameters: { lr_scheduler: "cosine" } }),
+  // Sampling on changes what every trainer gets; each other samples field is set with it (off, it reaches nothing).
+  "samples.every": () => ({ samples: { every: 100 } }),
+  "samples.prompts": () => ({ samples: { every: 100, prompts: ["{trigger} on a beach"] } }),
+  "samples.seeds": () => ({ samples: { every: 100, seeds: [1, 2] } }),
+  "samples.steps": () => ({ samples: { every: 100, steps: 8 } }),
+  "samples.guidance": () => ({ samples: { every: 100, guidance: 2.5 } }),
   "hyperparameters.warmup_steps": () => ({ hyperparameters: { lr_scheduler: "constant_with_warmup", warmup_steps: 50 } }),
   // fal trains LoRA only (refused naming network.type); the factor with lora is network-factor-unused
   // (network.spec.ts checks it reaches every trainer with lokr).

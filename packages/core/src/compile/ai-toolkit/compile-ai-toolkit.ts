@@ -10,6 +10,7 @@ import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import { aiToolkitTargets } from "../network-targets.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
+import { aiToolkitSampleBlock } from "./ai-toolkit-samples.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
 export interface AiToolkitCompiled {
@@ -57,8 +58,6 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const configDir = paths.configDir ?? paths.outputDir;
   const trainerDir = paths.trainerDir ?? "ai-toolkit";
   const jobPath = joinPath(configDir, "job.yaml");
-  // Placeholder ai-toolkit replaces with the trigger in captions and prompts (§3.3).
-  const prompts = contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]"));
 
   const model: Record<string, unknown> = {
     name_or_path: resolveBasePath(contract.base.path, paths.contractDir) ?? r.base.hfRepo,
@@ -138,21 +137,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       ...regularisers.train,
     },
     model,
-    sample: {
-      // Must match train.noise_scheduler (A-4).
-      sampler: profile.noiseScheduler,
-      // ai-toolkit's default `neg: False` reaches the SDXL tokenizer as a bool and the first
-      // sample crashes the run (recorded on the GPU); the examples write "" (unused by FLUX).
-      neg: "",
-      sample_every: r.saveEvery,
-      width: r.resolution,
-      height: r.resolution,
-      seed: contract.validation.seeds[0] ?? hp.seed,
-      walk_seed: true,
-      guidance_scale: profile.sample.guidance_scale,
-      sample_steps: profile.sample.sample_steps,
-      prompts,
-    },
+    sample: aiToolkitSampleBlock(contract, r.resolution, r.saveEvery, profile.noiseScheduler),
   };
   const job = {
     job: "extension",

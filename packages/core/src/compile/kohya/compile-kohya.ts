@@ -18,6 +18,7 @@ import {
   type CompilePaths,
   type CompilePlan,
 } from "../../trainers/compile-input.js";
+import { kohyaSamples } from "./kohya-samples.js";
 import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_IGNORED_TOGETHER, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
 
 export interface KohyaCompiled {
@@ -186,6 +187,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     save_state: true,
   };
 
+  const samples = kohyaSamples(contract, r.resolution, configDir, isFlux);
   const args = {
     model_arguments: model,
     network_arguments: network,
@@ -193,6 +195,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     training_arguments: training,
     saving_arguments: saving,
     dataset_arguments: { dataset_config: datasetPath } as Section,
+    ...(samples ? { sample_arguments: samples.options as Section } : {}),
   };
   checkArgsAgainstScript(profile.script, args);
   checkNothingIgnored(dataset.datasets[0] as Record<string, unknown>, "dataset.toml [[datasets]]");
@@ -234,6 +237,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     files: [
       { name: "dataset.toml", path: datasetPath, content: datasetToml },
       { name: "args.toml", path: argsPath, content: argsToml },
+      ...(samples ? [samples.file] : []),
     ],
     warnings: versionWarnings(contract.trainer.version, KOHYA_PIN.version),
     writesIntoDataset: paths.datasetWritable
