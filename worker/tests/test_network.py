@@ -82,6 +82,13 @@ def test_kind_trains_saves_its_keys_and_loads_into_the_pipeline(kind, base, data
     assert len(loaded) == len(keys)  # every tensor of the file found its module
     after = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
     assert np.abs(after - before).max() > 1e-4
+    # validation's weight sweep and base renders: set_adapters scales the kind, disable_lora removes it
+    pipe.set_adapters(["t"], adapter_weights=[0.5])
+    half = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
+    assert np.abs(half - after).max() > 1e-4
+    pipe.disable_lora()
+    off = pipe(prompt="a photo of txcl", generator=torch.Generator().manual_seed(1), **kwargs).images
+    np.testing.assert_array_equal(off, before)
 
 
 @pytest.mark.parametrize("kind", ["lokr"])  # LoKr on a CLIP text encoder: peft's path (no load_lora_adapter there)
