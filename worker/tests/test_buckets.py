@@ -70,3 +70,19 @@ def test_several_bucket_shapes_cannot_take_the_cuda_graph():
     two = [{"resolution": 48, "width": 32, "height": 48}, {"resolution": 48, "width": 48, "height": 32}]
     with pytest.raises(protocol.WorkerError, match="several bucket shapes"):
         dev_config(arch="sdxl", resolution=48, buckets=two, cuda_graphs=True)
+
+
+def test_a_zimage_bucket_beyond_the_rotary_table_is_refused_with_a_code_not_a_device_assert():
+    """Z-Image's rope table has axes_lens positions per axis: indexing past it is a CUDA device-side
+    assert that poisons the process (seen on an H200 with a tiny base), so caching refuses it first."""
+    from types import SimpleNamespace
+
+    from loraspec_worker.protocol import WorkerError
+    from loraspec_worker.train.arches.flow import ZImage
+
+    arch = ZImage.__new__(ZImage)
+    arch.pipe = SimpleNamespace(**{ZImage.denoiser_attr: SimpleNamespace(config=SimpleNamespace(all_patch_size=[2], axes_lens=[256, 32, 32]))})
+    arch.check_rope_range((64, 64), (512, 512))  # 32 x 32 patches: the last position fits
+    with pytest.raises(WorkerError) as e:
+        arch.check_rope_range((152, 104), (1216, 832))
+    assert e.value.code == "E_NOT_SUPPORTED" and "32x32" in e.value.message

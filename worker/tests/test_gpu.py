@@ -147,21 +147,33 @@ def test_flux_selective_checkpointing_with_compile_follows_the_eager_loss_curve(
     np.testing.assert_allclose(s_losses, f_losses, rtol=2e-2)
 
 
-def test_a_second_compiled_run_reuses_the_compile_cache(tmp_path, monkeypatch):
+def test_a_second_compiled_run_reuses_the_compile_cache(tmp_path):
     """Issue 22: the first run saves torch.compile's artifacts into compile_cache_dir, the second loads
-    them and its first steps (the warm-up) are shorter."""
-    cache = str(tmp_path / "cache" / "compile")
-    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
-        monkeypatch.setenv(var, os.environ.get(var, "")) if var in os.environ else monkeypatch.delenv(var, raising=False)
-    cold, _, c_events = _tiny_run("flux1", tmp_path, "cold", monkeypatch, compile=True, compile_cache_dir=cache)
-    torch._dynamo.reset()  # a new process would start with nothing compiled in memory
-    from torch._inductor.codecache import PyCodeCache
+    them and its warm-up is shorter. Each run is the worker's own `train` command in a fresh process,
+    as `loraspec train` runs it (in one process, earlier compiled tests warm the in-memory caches)."""
+    import subprocess
+    import sys
 
-    PyCodeCache.cache_clear(purge=True) if "purge" in PyCodeCache.cache_clear.__code__.co_varnames else PyCodeCache.cache_clear()
-    warm, _, w_events = _tiny_run("flux1", tmp_path, "warm", monkeypatch, compile=True, compile_cache_dir=cache)
+    base = tiny_base.make_tiny_base("flux1", str(tmp_path / "base"))
+    data = write_noise_dataset(tmp_path / "data", 2, (64, 64))
+    cache = str(tmp_path / "cache" / "compile")
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    runs = {}
+    for name in ("cold", "warm"):
+        request = dev_request(arch="flux1", base=base, dataset=str(data), output_dir=str(tmp_path / name), resolution=64, steps=8, rank=4,
+                              alpha=4, precision="bf16", max_sequence_length=32, learning_rate=1e-3, compile=True, compile_cache_dir=cache)
+        req = tmp_path / f"{name}.json"
+        req.write_text(json.dumps(request))
+        out = subprocess.run([sys.executable, "-m", "loraspec_worker", "train", str(req)], capture_output=True, text=True, env=env, timeout=600)
+        events = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+        done = [e for e in events if e["type"] == "done"]
+        assert done, (out.returncode, out.stderr[-3000:], events[-5:])
+        runs[name] = (done[0]["result"], events)
+    (cold, c_events), (warm, w_events) = runs["cold"], runs["warm"]
     assert any("compile cache saved" in e.get("message", "") for e in c_events if e["type"] == "log"), c_events
     assert any("compile cache loaded" in e.get("message", "") for e in w_events if e["type"] == "log"), w_events
     assert not any(e.get("code") == "W_COMPILE_CACHE_IGNORED" for e in w_events)
+    print("compile warm-up cold / warm (s):", cold["timing"]["warmup_s"], warm["timing"]["warmup_s"])
     assert warm["timing"]["warmup_s"] < cold["timing"]["warmup_s"], (cold["timing"], warm["timing"])
 
 

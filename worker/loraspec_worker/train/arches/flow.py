@@ -173,7 +173,25 @@ class ZImage(FlowArch):
         vae = self.pipe.vae
         with torch.no_grad():
             latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        self.check_rope_range(latents.shape[-2:], pixels.shape[-2:])
         return (latents.float() - vae.config.shift_factor) * vae.config.scaling_factor
+
+    def check_rope_range(self, latent_hw, pixel_hw) -> None:
+        """Z-Image's rotary table has axes_lens positions per axis: a bucket whose patch grid is larger
+        would index past it (a CUDA device-side assert that poisons the process), so it is refused here,
+        while latents are cached, naming the limit."""
+        from ...protocol import WorkerError
+
+        conf = self.denoiser.config
+        patch = int(conf.all_patch_size[0])
+        grid = [int(n) // patch for n in latent_hw]
+        limits = [int(n) for n in conf.axes_lens[1:3]]
+        if any(g > lim for g, lim in zip(grid, limits)):
+            raise WorkerError(
+                "E_NOT_SUPPORTED",
+                f"a {pixel_hw[1]}x{pixel_hw[0]} image is {grid[1]}x{grid[0]} patches; this Z-Image transformer places at most {limits[1]}x{limits[0]} (axes_lens)",
+                hint="lower dataset.resolution or dataset.buckets.max_side",
+            )
 
     def loss(self, latents, text, extra, generator):
         import torch
