@@ -1,13 +1,6 @@
 import { useState } from "react";
+import type { DatasetResponse, DuplicateCluster } from "@loraspec/engine/server/api-types.js";
 import { api, errorText } from "../api.js";
-
-/** One cluster as the scan reports it (engine dedupe.ts DuplicateCluster). */
-export interface Cluster {
-  kind: "exact" | "near";
-  keep: string;
-  drop: string[];
-  evidence: Record<string, { phash: number; pixel: number; embedding?: number } | undefined>;
-}
 
 /**
  * The duplicate clusters prep will form, each side by side: the image kept and the ones left out,
@@ -15,7 +8,7 @@ export interface Cluster {
  * (.loraspec/dataset-pins.json, POST /api/dataset/pins), which prep, check and this page all read;
  * then the listing is reloaded. Nothing is dropped without the user seeing it here or in `check`.
  */
-export function DuplicateClusters({ clusters, pins, onChanged }: { clusters: Cluster[]; pins?: { keep: string[]; distinct: unknown[] }; onChanged?: () => void }) {
+export function DuplicateClusters({ clusters, pins, onChanged }: { clusters: DuplicateCluster[]; pins?: DatasetResponse["pins"]; onChanged?: () => void }) {
   const [status, setStatus] = useState<{ kind: "ok" | "error"; text: string }>();
   const [busy, setBusy] = useState(false);
   const stored = (pins?.keep.length ?? 0) + (pins?.distinct.length ?? 0);

@@ -55,12 +55,13 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
     compute: async () => {
       const images = await listImages(dir);
       let problems: Record<string, Array<{ code: string; message: string }>> = {};
-      let summary: unknown;
+      let summary: DatasetResponse["summary"];
       if (ctx.params.scanDataset) {
         // Not tied to one request's signal: the result is shared by every request that waits for it.
         const scan = await ctx.params.scanDataset({ dir, contract, pins });
         problems = scan.problems;
-        summary = scan.summary;
+        // The scan's summary (engine scan-dataset): counts and the duplicate clusters the page shows.
+        summary = scan.summary as DatasetResponse["summary"];
       }
       const sharp = (await import("sharp")).default;
       const rows = await Promise.all(
