@@ -10,7 +10,7 @@ import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
 import { captionFileFor, contractBasics, listImages, readContractText } from "../project-files.js";
-import { projectRelative, resolveInsideProject } from "../safe-path.js";
+import { projectRelative, resolveInsideProject } from "../../fs/safe-path.js";
 import { contractOnDisk, datasetListing, datasetSummary, projectPins } from "./dataset-scan.js";
 
 /** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */

@@ -7,7 +7,7 @@ import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
 import { SERVER_LIMITS } from "../limits.js";
 import { captionFileFor, listImages, readContractText } from "../project-files.js";
-import { projectRelative } from "../safe-path.js";
+import { projectRelative } from "../../fs/safe-path.js";
 
 const keyOf = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("base64url");
 

@@ -9,7 +9,7 @@ import type { RunSummary } from "../deps.js";
 import { notSupported, readJson } from "../http-helpers.js";
 import { SERVER_LIMITS } from "../limits.js";
 import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../run-files.js";
-import { projectRelative } from "../safe-path.js";
+import { projectRelative } from "../../fs/safe-path.js";
 
 /** States after which a run's event log stops growing. */
 const FINAL_STATES = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
