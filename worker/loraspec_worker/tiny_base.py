@@ -27,8 +27,10 @@ def byte_chars() -> list[str]:
     return [chr(c) for c in chars]
 
 
-def clip_tokenizer():
-    """A CLIP BPE tokenizer with single-byte tokens only (no merges): 514 ids."""
+def clip_tokenizer(merges=()):
+    """A CLIP BPE tokenizer over the 256 byte characters (with and without the end-of-word mark),
+    then one id per merged symbol in `merges` order, then the two specials: 514 ids without merges
+    (the toy world's tokenizer passes the merges it learns over its words)."""
     from transformers import CLIPTokenizer
 
     chars = byte_chars()
@@ -37,9 +39,11 @@ def clip_tokenizer():
         vocab[c] = len(vocab)
     for c in chars:
         vocab[c + "</w>"] = len(vocab)
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=[], pad_token="<|endoftext|>")
+    tok = CLIPTokenizer(vocab=vocab, merges=list(merges), pad_token="<|endoftext|>")
     tok.model_max_length = 77
     return tok
 
@@ -78,6 +82,25 @@ def qwen_tokenizer():
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     return tok
+
+
+def flux_scheduler():
+    """FLUX.1 [dev]'s scheduler config (FLUX.2 [klein] ships the same one)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                           base_image_seq_len=256, max_image_seq_len=4096)
+
+
+def folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def save_pipeline(pipe, out: str) -> int:
+    """Saves a pipeline as a diffusers folder (safetensors); returns the folder's size in bytes."""
+    os.makedirs(out, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return folder_bytes(out)
 
 
 def _clip_config(vocab: int, projection: bool):
@@ -152,7 +175,7 @@ def build_sdxl(seed: int):
 
 def build_flux1(seed: int):
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     clip = clip_tokenizer()
@@ -189,8 +212,7 @@ def build_flux1(seed: int):
         T5Config(vocab_size=len(t5), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
                  feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                base_image_seq_len=256, max_image_seq_len=4096)
+    scheduler = flux_scheduler()
     return FluxPipeline(
         scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=clip, text_encoder_2=text_encoder_2,
         tokenizer_2=t5, transformer=transformer,
@@ -204,7 +226,7 @@ KLEIN_LAYERS = (9, 18, 27)
 
 def build_flux2_klein(seed: int):
     import torch
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Transformer2DModel
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tok = qwen_tokenizer()
@@ -239,8 +261,7 @@ def build_flux2_klein(seed: int):
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                base_image_seq_len=256, max_image_seq_len=4096)
+    scheduler = flux_scheduler()
     return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tok, transformer=transformer,
                               is_distilled=False)
 
@@ -357,9 +378,7 @@ BUILDERS = {"sdxl": build_sdxl, "flux1": build_flux1, "flux2-klein": build_flux2
 def make_tiny_base(arch: str, out: str, seed: int = 0) -> str:
     if arch not in BUILDERS:
         raise WorkerError("E_USAGE", f"unknown arch '{arch}'", hint=f"one of {', '.join(ARCHES)}")
-    pipe = BUILDERS[arch](seed)
-    os.makedirs(out, exist_ok=True)
-    pipe.save_pretrained(out, safe_serialization=True)
+    save_pipeline(BUILDERS[arch](seed), out)
     return out
 
 
@@ -369,6 +388,6 @@ def run(request: dict) -> dict:
     seed = int(request.get("seed", 0))
     phase("make-tiny-base", f"{arch} -> {out}")
     make_tiny_base(arch, out, seed)
-    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    size = folder_bytes(out)
     emit({"type": "log", "level": "info", "message": f"wrote {size / 1e6:.1f} MB"})
     return {"path": os.path.abspath(out), "arch": arch, "bytes": size}
