@@ -2,6 +2,7 @@
  * The shapes the HTTP API answers with, shared by the routes (which are typed against them)
  * and the page (type-only imports: nothing from the engine reaches the browser bundle).
  */
+import type { Finding } from "@loraspec/core/lint/finding.js";
 import type { DuplicateCluster } from "../dataset/dedupe.js";
 import type { RunSummary } from "./deps.js";
 
@@ -57,6 +58,8 @@ export interface DatasetResponse {
   summary?: { duplicates?: DuplicateCluster[] } | null;
   /** The user's stored keep/drop choices on duplicates (.loraspec/dataset-pins.json). */
   pins?: { keep: string[]; distinct: Array<[string, string]> };
+  /** Why the stored choices are not applied (a pins file that cannot be used: dataset-pins-invalid), as check reports it. */
+  pinsFinding?: Finding;
 }
 
 /** A run as the page sees it: paths relative to the project. */

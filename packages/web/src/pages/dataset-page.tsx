@@ -163,7 +163,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
           Save all ({dirtyPaths.length})
         </button>
       </div>
-      <DuplicateClusters clusters={data.summary?.duplicates ?? []} pins={data.pins} onChanged={load} />
+      <DuplicateClusters clusters={data.summary?.duplicates ?? []} pins={data.pins} pinsFinding={data.pinsFinding} onChanged={load} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (

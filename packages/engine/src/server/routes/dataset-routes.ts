@@ -73,7 +73,8 @@ export function datasetRoutes(ctx: AppContext) {
       }
       const contractDir = dirname(ctx.contractFile);
       await ctx.inside(projectRelative(projectDir, join(contractDir, PINS_FILE))); // confined like every write
-      const pins = applyPinChoice(await projectPins(ctx), choice);
+      // A new choice goes on top of the stored ones (a bad file is refused, never overwritten); "forget" replaces any file.
+      const pins = applyPinChoice(choice.action === "reset" ? { keep: [], distinct: [] } : await projectPins(ctx), choice);
       await writeDatasetPins({ projectDir: contractDir, pins });
       return c.json({ pins });
     })

@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import type { Finding } from "@loraspec/core/lint/finding.js";
 import { readDatasetPins, type DatasetPins } from "../../dataset/dataset-pins.js";
+import { readStoredPins } from "../../dataset/stored-pins.js";
 import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
 import { SERVER_LIMITS } from "../limits.js";
@@ -20,9 +22,14 @@ export async function contractOnDisk(ctx: AppContext): Promise<unknown> {
   }
 }
 
-/** The user's keep/drop choices, beside the contract as prep and check read them (hostile input: validated). */
+/** The user's keep/drop choices, beside the contract, strictly (a bad file throws E_DATASET_PINS_INVALID): what a new choice is applied to. */
 export function projectPins(ctx: AppContext): Promise<DatasetPins> {
   return readDatasetPins({ projectDir: dirname(ctx.contractFile) });
+}
+
+/** The choices as check and prep read them: a bad pins file is a finding and no pins (stored-pins.ts). */
+function storedPins(ctx: AppContext): Promise<{ pins: DatasetPins; finding?: Finding }> {
+  return readStoredPins({ projectDir: dirname(ctx.contractFile) });
 }
 
 /** The dataset summary lint and plan use (headers only); cached until a dataset file changes. */
@@ -48,9 +55,9 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
   const b = await ctx.basics();
   const dir = await ctx.datasetDir();
   const contract = await contractOnDisk(ctx);
-  const pins = await projectPins(ctx);
+  const { pins, finding: pinsFinding } = await storedPins(ctx);
   return ctx.datasetCache.memo({
-    key: keyOf("listing", dir, b, contract ?? null, pins),
+    key: keyOf("listing", dir, b, contract ?? null, pins, pinsFinding?.message ?? null),
     dir,
     compute: async () => {
       const images = await listImages(dir);
@@ -97,6 +104,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
         images: rows,
         summary,
         pins,
+        ...(pinsFinding ? { pinsFinding } : {}),
       };
     },
   });
