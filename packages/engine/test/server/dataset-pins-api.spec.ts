@@ -118,4 +118,14 @@ describe("POST /api/dataset/pins", () => {
     expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({ version: 1, keep: [], distinct: [] });
     expect((await (await app.request("/api/dataset", { headers: auth })).json()).pinsFinding).toBeUndefined();
   });
+
+  it("the project page's plan summary is the scan check makes: the near-duplicate copy is not counted, a 'keep both' pair is", async () => {
+    await writeFile(join(project, PINS_FILE), JSON.stringify({ version: 1 }));
+    const images = async () => ((await (await app.request("/api/dataset/summary", { headers: auth })).json()).summary.images as Array<{ file: string }>).map((i) => i.file).sort();
+    expect(await images()).toEqual(["a.jpg", "b.png"]);
+    expect((await pin({ distinct: ["a.jpg", "a-small.jpg"] })).status).toBe(200);
+    expect(await images()).toEqual(["a-small.jpg", "a.jpg", "b.png"]);
+    const plan = await app.request("/api/plan", { method: "POST", headers: json, body: JSON.stringify({ yaml: await readFile(join(project, "lora.yaml"), "utf8") }) });
+    expect((await plan.json()).plan.images.count).toBe(3);
+  });
 });

@@ -32,17 +32,23 @@ function storedPins(ctx: AppContext): Promise<{ pins: DatasetPins; finding?: Fin
   return readStoredPins({ projectDir: dirname(ctx.contractFile) });
 }
 
-/** The dataset summary lint and plan use (headers only); cached until a dataset file changes. */
+/**
+ * The dataset summary lint and plan use: the scan check and prep make (every image probed and
+ * decoded, duplicate clusters with the user's pins), so `images` counts what trains, as in
+ * `loraspec check`. Cached until a dataset file, the resolution, the caption extension or the pins
+ * change (not on every other contract edit: the form lints as the user types).
+ */
 export async function datasetSummary(ctx: AppContext, contract: unknown, signal?: AbortSignal): Promise<unknown> {
   const scan = ctx.params.scanDataset;
   if (!scan) return undefined;
   try {
     const dir = await ctx.datasetDir();
-    const ext = (contract as { captions?: { extension?: string } } | undefined)?.captions?.extension ?? ".txt";
+    const c = contract as { captions?: { extension?: string }; dataset?: { resolution?: number }; base?: { model?: string } } | undefined;
+    const { pins } = await storedPins(ctx);
     return await ctx.datasetCache.memo({
-      key: keyOf("quick", dir, ext),
+      key: keyOf("summary", dir, c?.captions?.extension ?? ".txt", c?.dataset?.resolution ?? null, c?.base?.model ?? null, pins),
       dir,
-      compute: async () => (await scan({ dir, contract, signal, quick: true })).summary,
+      compute: async () => (await scan({ dir, contract, signal, pins })).summary,
     });
   } catch (error) {
     if (isLoraspecError(error)) return undefined; // no dataset yet: lint and plan without it
