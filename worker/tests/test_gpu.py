@@ -94,3 +94,44 @@ def test_the_row_wise_fp8_gemm_probe_agrees_with_the_card():
         cfg = dev_config(arch="flux1", steps=1000, compile=True, fp8_matmul=True)
         levers = speed.refuse_levers(cfg, torch.device("cuda"), object(), train.config.TABLE["refusals"])
         assert levers["fp8_matmul"] is (speed.rowwise_fp8_gemm_error(0) is None and torch.cuda.get_device_capability(0) >= (8, 9))
+
+
+REGULARISERS = {"noise_offset": 0.05, "min_snr_gamma": 5.0, "caption_dropout": 0.3, "ema_decay": 0.9}
+
+
+def test_sdxl_cuda_graph_with_the_regularisers_replays_the_eager_loss_curve(tmp_path, monkeypatch):
+    """Noise offset (in draw), min-SNR (in loss_from), caption dropout (cached empty caption copied in)
+    and EMA (after the replayed step) keep the whole-step graph and its eager twin's curve."""
+    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=True,
+                                            channels_last=True, **REGULARISERS)
+    eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, **REGULARISERS)
+    assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
+    assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
+    np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "sigmoid", "logit_normal", "shift"])
+def test_flux_timestep_sampling_and_ema_train_on_cuda(sampling, tmp_path, monkeypatch):
+    result, losses, _ = _tiny_run("flux1", tmp_path, sampling, monkeypatch, timestep_sampling=sampling, ema_decay=0.9, caption_dropout=0.2)
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
+def test_bucketed_bf16_training_at_full_size_bucket_shapes(arch, tmp_path, monkeypatch):
+    """Aspect buckets on CUDA at SDXL-size shapes (832x1216 and its transpose, from core's 1024 set):
+    batches of 2 from one bucket, non-square packing and position ids, finite bf16 losses."""
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    base = tiny_base.make_tiny_base(arch, str(tmp_path / "base"))
+    data = tmp_path / "data"
+    write_noise_dataset(data, 2, (1216, 832), "a photo of txcl, portrait {i}", name="p{i}")
+    write_noise_dataset(data, 2, (832, 1216), "a photo of txcl, landscape {i}", name="l{i}")
+    buckets = [{"resolution": 1024, "width": w, "height": h} for w, h in ((832, 1216), (1024, 1024), (1216, 832))]
+    result = train.run(dev_request(arch=arch, base=base, dataset=str(data), output_dir=str(tmp_path / "out"), resolution=1024, buckets=buckets,
+                                   steps=4, batch_size=2, rank=4, alpha=4, precision="bf16", gradient_checkpointing=True,
+                                   max_sequence_length=32, learning_rate=1e-3))
+    events = [json.loads(l) for l in buf.getvalue().splitlines()]
+    losses = [e["loss"] for e in events if e["type"] == "loss"]
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    assert any("832x1216: 2" in e.get("message", "") and "1216x832: 2" in e.get("message", "") for e in events if e["type"] == "log")
+    assert result["device"] == "cuda"

@@ -102,3 +102,23 @@ def test_the_settings_event_reports_the_table_setting_keys(run_events):
     assert list(settings["settings"]) == list(TABLE["settingKeys"]) == list(settings["applied"])
     assert settings["settings"]["compile"] is True and settings["applied"]["compile"] is False  # refused on the CPU
     assert any(e["type"] == "warning" and e.get("code") == TABLE["refusals"]["compile"] for e in run_events)
+
+
+def test_the_worker_samples_exactly_the_request_timestep_samplings_for_exactly_the_flow_arches():
+    """Every timestep_sampling the request allows is one regularize.flow_sigmas draws, and the
+    table's flow arches are the worker's FlowArch classes (the rest, SDXL, draw DDPM timesteps)."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from loraspec_worker.train import regularize
+    from loraspec_worker.train.arches import ARCH_CLASSES
+    from loraspec_worker.train.arches.flow import FlowArch
+
+    methods = REQUEST["properties"]["timestep_sampling"]["enum"]
+    for method in methods:
+        s, _ = regularize.flow_sigmas(method, FlowMatchEulerDiscreteScheduler(), 8, torch.Generator().manual_seed(0), torch.device("cpu"), 1024)
+        assert ((s > 0) & (s <= 1)).all(), method
+    with pytest.raises(ValueError):
+        regularize.flow_sigmas("mode", FlowMatchEulerDiscreteScheduler(), 8, torch.Generator(), torch.device("cpu"), 1024)
+    flow = sorted(a for a, cls in ARCH_CLASSES.items() if issubclass(cls, FlowArch))
+    assert flow == sorted(TABLE["regularisers"]["flowArches"])

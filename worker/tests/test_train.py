@@ -15,6 +15,8 @@ from loraspec_worker import protocol, sample, tiny_base, train
 from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError
 from loraspec_worker.train.dev_request import dev_config, dev_request
+from loraspec_worker.train import buckets
+from loraspec_worker.train import loop as train_loop_module
 
 RES = 32  # pixels; latents are 16x16 with the tiny VAEs (scale factor 2)
 
@@ -374,3 +376,42 @@ def test_reg_images_and_unprefixed_captions_keep_their_captions(tmp_path):
     assert [c for _, c in train.training_items(train.parse_config(dev_request(**base, reg_dataset=str(reg))))] == [
         "txcl, a cross on grass", "a red circle on sky"]
     assert [c for _, c in train.training_items(train.parse_config(dev_request(**base, prefix_trigger=False)))] == ["a cross on grass"]
+
+
+# Aspect-ratio buckets (train/buckets.py; unit tests in test_buckets.py): a portrait + landscape set per arch.
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mixed")
+    write_noise_dataset(folder, 2, (60, 40), "a photo of txcl, portrait {i}", name="p{i}")  # (height, width)
+    return write_noise_dataset(folder, 2, (40, 60), "a photo of txcl, landscape {i}", name="l{i}")
+
+
+BUCKETS = [{"resolution": 48, "width": 32, "height": 48}, {"resolution": 48, "width": 48, "height": 32}, {"resolution": 48, "width": 48, "height": 48}]
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])
+def test_portrait_and_landscape_train_in_their_buckets(arch, bases, mixed, tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "_out", io.StringIO())
+    cached = []
+
+    def record(*args, **kwargs):
+        cached.extend(buckets.cache_entries(*args, **kwargs))
+        return cached
+
+    monkeypatch.setattr(train_loop_module, "cache_entries", record)
+    request = dev_request(arch=arch, base=bases[arch], dataset=mixed, output_dir=str(tmp_path), resolution=48, buckets=BUCKETS,
+                         steps=3, batch_size=2, rank=4, alpha=4, learning_rate=1e-3, seed=7, max_sequence_length=32)
+    result = train.run(request)
+    assert result["steps"] == 3 and math.isfinite(result["finalLoss"])
+    by_caption = {c["caption"].split(", ")[-1].split(" ")[0]: c for c in cached}
+    portrait, landscape = by_caption["portrait"], by_caption["landscape"]
+    assert portrait["shape"] == (32, 48) and landscape["shape"] == (48, 32)
+    ph, pw = portrait["latents"].shape[-2:]
+    lh, lw = landscape["latents"].shape[-2:]
+    assert ph * 32 == pw * 48 and ph > pw  # the latent keeps the bucket's aspect
+    assert (lh, lw) == (pw, ph)
+    # SDXL micro-conditioning: original (h, w), crop top-left, target (h, w)
+    assert portrait["extra"]["time_ids"] == [[60, 40, 0, 0, 48, 32]]
+    assert landscape["extra"]["time_ids"] == [[40, 60, 0, 0, 32, 48]]
+    log = json.dumps(protocol._out.getvalue())
+    assert "32x48: 2" in log and "48x32: 2" in log

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     tb.add_argument("--transformer-seconds", type=float, default=150)
     tb.add_argument("--lr", type=float, default=4e-4, help="flux1: the transformer phase's learning rate")
     tb.add_argument("--t5-lengths", default="512,128", help="flux1: T5 padding lengths the training steps cycle through")
-    tb.add_argument("--weighting", default="none", choices=["none", "logit_normal"], help="flux1: sigma sampling (train.py weighting_scheme)")
+    tb.add_argument("--weighting", default="none", choices=["none", "logit_normal"], help="flux1: sigma sampling (the trainer's timestep_sampling; none is uniform)")
     tb.add_argument("--batch", type=int, default=256)
     tb.add_argument("--eval", type=int, default=200, help="base samples the judge reads after training")
     tb.add_argument("--grid", default=None, help="save the first 50 eval samples as a PNG grid")

@@ -99,7 +99,7 @@ def encode_text(te1, te2, clip_ids, t5_ids) -> dict:
 
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
                       t5_lengths=T5_LENGTHS, weighting: str = "none", log=print) -> dict:
-    """weighting: the sigma sampling of train.py's Config.weighting_scheme (none: uniform, as the
+    """weighting: the sigma sampling of train.py's Config.timestep_sampling (none: uniform, as the
     LoRA trainer's default; logit_normal: SD3's, denser at mid noise)."""
     import torch
 
@@ -123,7 +123,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
 
     # the loss is the LoRA trainer's own (fp32 weights under bf16 autocast)
-    cfg = dev_config(arch="flux1", guidance_scale=GUIDANCE, weighting_scheme=weighting)
+    cfg = dev_config(arch="flux1", guidance_scale=GUIDANCE, timestep_sampling={"none": "uniform"}.get(weighting, weighting))
     flux = Flux1(make_pipeline(models), cfg, device, torch.float32)
     trainable = [te1, te2, transformer]
     for m in trainable:

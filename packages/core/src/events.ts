@@ -1,6 +1,14 @@
 import { z } from "zod";
 
-const Setting = z.union([z.boolean(), z.number(), z.string(), z.array(z.string())]);
+/** A setting's value; `buckets` is a list of {resolution, width, height} (compile/worker-request.ts); null: a regulariser that is off (min_snr_gamma, ema_decay). */
+const Setting = z.union([
+  z.boolean(),
+  z.number(),
+  z.string(),
+  z.array(z.string()),
+  z.array(z.strictObject({ resolution: z.number(), width: z.number(), height: z.number() })),
+  z.null(),
+]);
 
 /** The event union as a schema: exported as schema/loraspec-event.schema.json, which the worker's tests hold its events to. */
 export const LoraspecEventSchema = z.discriminatedUnion("type", [

@@ -13,6 +13,7 @@ from typing import Optional
 
 from .. import checkpoint_integrity
 from ..protocol import WorkerError
+from . import regularize
 from .config import Config
 
 # Resumable checkpoints kept (each holds the optimizer state, about twice the LoRA's size).
@@ -70,6 +71,7 @@ def lora_metadata(cfg: Config, lora_configs: dict, step: int, n_images: int) -> 
         meta["ss_tag_frequency"] = json.dumps({"dataset": {cfg.trigger_word: n_images}})
     if cfg.contract_hash:
         meta["loraspec.contract_hash"] = cfg.contract_hash
+    meta.update(regularize.kohya_metadata(cfg))
     return meta
 
 
@@ -93,7 +95,8 @@ def find_latest_checkpoint(output_dir: str) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 # the run
 
-def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, n_images) -> str:
+def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, n_images, extra=None) -> str:
+    """`extra` (e.g. the EMA's raw weights) is kept in state.pt and handed back by load_checkpoint."""
     import numpy as np
     import torch
 
@@ -112,6 +115,7 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         "config": {k: v for k, v in cfg.__dict__.items() if k != "debug"},
+        **(extra or {}),
     }
     # state.pt is written last: a folder without it is an unfinished checkpoint and is ignored.
     atomic_torch_save(state, os.path.join(folder, "state.pt"))
@@ -125,7 +129,8 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     return lora_path
 
 
-def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
+def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler, saved=None):
+    """Restores the LoRA, optimizer, scheduler and RNG states; `saved` (a dict) receives state.pt's entries."""
     import numpy as np
     import torch
     from peft.utils import set_peft_model_state_dict
@@ -158,6 +163,8 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler):
         if unexpected:
             raise WorkerError("E_LORA_SHAPE_MISMATCH", f"checkpoint has keys this model does not: {unexpected[:3]}")
     state = torch.load(state_path, weights_only=False)
+    if saved is not None:
+        saved.update(state)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng = state.get("rng") or {}

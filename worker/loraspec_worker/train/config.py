@@ -30,6 +30,7 @@ class Config:
     output_dir: str
     name: str
     resolution: int
+    buckets: list
     rank: int
     alpha: float
     learning_rate: float
@@ -54,9 +55,14 @@ class Config:
     caption_extension: str
     train_text_encoder: bool
     guidance_scale: float
-    weighting_scheme: str
+    timestep_sampling: str
     max_sequence_length: int
     targets: list
+    caption_dropout: float
+    shuffle_tags: bool
+    noise_offset: float
+    min_snr_gamma: Optional[float]
+    ema_decay: Optional[float]
     loss_spike_factor: float
     on_oom: str
     oom_fallbacks: list
@@ -97,9 +103,12 @@ def contradictions(cfg: Config) -> list[str]:
         (cfg.gradient_accumulation != 1, "gradient accumulation"),
         (cfg.optimizer != "adamw", f"optimizer {cfg.optimizer} is not capturable"),
         (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
+        (cfg.shuffle_tags, "shuffle_tags re-encodes captions each step"),
         (cfg.num_processes > 1 or bool(cfg.nodes), "several processes (the gradients are all-reduced outside the step)"),
         (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
     ) if bad] if cfg.cuda_graphs else []
+    if cfg.cuda_graphs and len({(b["width"], b["height"]) for b in cfg.buckets}) > 1:
+        graph.append("several bucket shapes (a captured graph replays one shape)")
     out = [f"cuda_graphs with {why}" for why in graph]
     if cfg.train_text_encoder and not arch["textEncoder"]:
         out.append(f"train_text_encoder for {cfg.arch}")

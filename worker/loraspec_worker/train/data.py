@@ -1,4 +1,4 @@
-"""The dataset: images with caption sidecars, and one image loaded as a centre-cropped tensor."""
+"""The dataset: images with caption sidecars, and one image loaded as a centre-cropped tensor (train/buckets.py crops to any bucket)."""
 
 from __future__ import annotations
 
@@ -45,22 +45,8 @@ def training_items(cfg: Config) -> list[tuple[str, str]]:
 
 
 def load_image(path: str, resolution: int):
-    """Resize the short side to `resolution`, center-crop a square, scale to [-1, 1]."""
-    import numpy as np
-    import torch
-    from PIL import Image
+    """Resize to cover a `resolution` square, center-crop it, scale to [-1, 1]: (pixels, original
+    size (h, w), crop top-left). The square bucket of train/buckets.py."""
+    from .buckets import load_to_bucket
 
-    try:
-        image = Image.open(path)
-        image.load()
-    except Exception as e:  # noqa: BLE001
-        raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
-    image = image.convert("RGB")
-    w, h = image.size
-    scale = resolution / min(w, h)
-    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BICUBIC)
-    w, h = image.size
-    left, top = (w - resolution) // 2, (h - resolution) // 2
-    image = image.crop((left, top, left + resolution, top + resolution))
-    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(2, 0, 1), (h, w), (top, left)
+    return load_to_bucket(path, {"resolution": resolution, "width": resolution, "height": resolution})

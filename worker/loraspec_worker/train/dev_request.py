@@ -35,8 +35,13 @@ DEV_SETTINGS: dict[str, Any] = {
     "caption_extension": ".txt",
     "train_text_encoder": False,
     "guidance_scale": 1.0,
-    "weighting_scheme": "none",
+    "timestep_sampling": "uniform",
     "max_sequence_length": 512,
+    "caption_dropout": 0,
+    "shuffle_tags": False,
+    "noise_offset": 0,
+    "min_snr_gamma": None,
+    "ema_decay": None,
 }
 DEV_FAILURE = {"loss_spike_factor": 4, "on_oom": "fail", "oom_fallbacks": []}
 
@@ -46,6 +51,9 @@ def dev_request(**fields: Any) -> dict:
     a partial `failure` is merged into DEV_FAILURE)."""
     request = {**DEV_SETTINGS, **{k: v for k, v in fields.items() if k != "failure" and v is not None}}
     request.setdefault("targets", TARGETS.get(request.get("arch"), ["to_q"]))
+    # One square bucket at the resolution (the center crop), as core compiles aspect: square.
+    res = request.get("resolution")
+    request.setdefault("buckets", [{"resolution": res, "width": res, "height": res}])
     request["failure"] = {**DEV_FAILURE, **(fields.get("failure") or {})}
     return request
 

@@ -4,6 +4,7 @@ the optimizer steps themselves (train_loop over one TrainState)."""
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import random
@@ -12,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import checkpoint_integrity, distributed, speed
+from . import regularize
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
 from .arches import ARCH_CLASSES
 from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
-from .data import load_image, training_items
+from .buckets import BucketSampler, cache_entries
+from .data import training_items
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
@@ -50,6 +53,8 @@ class TrainState:
     device: Any
     group: Any
     stepper: Any = None
+    ema: Any = None  # regularize.Ema when cfg.ema_decay is set
+    sampler: Any = None
     start_step: int = 0
     step: int = 0
     started: float = 0.0
@@ -57,7 +62,9 @@ class TrainState:
     checkpoints: list = field(default_factory=list)
 
     def save(self) -> None:
-        path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items))
+        extra = {"ema": self.ema.state(self.params)} if self.ema is not None else None
+        with regularize.ema_applied(self.ema, self.params):  # the checkpoint's LoRA is the EMA one
+            path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items), extra)
         self.checkpoints.append(path)
         emit({"type": "checkpoint", "step": self.step, "path": path})
 
@@ -90,17 +97,11 @@ def load_and_cache(cfg: Config, device, dtype):
         module.requires_grad_(False)
 
     phase("cache", f"encoding {len(items)} images and captions")
-    cache = []
     with torch.no_grad():
-        for i, (path, caption) in enumerate(items):
-            pixels, original_size, crop = load_image(path, cfg.resolution)
-            latents = arch.encode_images(pixels.unsqueeze(0))
-            text = None if cfg.train_text_encoder else {k: [e.detach() for e in v] if isinstance(v, list) else v.detach() for k, v in arch.encode_text([caption]).items()}
-            extra = {"time_ids": [list(original_size) + list(crop) + [cfg.resolution, cfg.resolution]]}
-            cache.append({"latents": latents.detach(), "text": text, "caption": caption, "extra": extra})
-            emit({"type": "progress", "task": "prep", "current": i + 1, "total": len(items)})
+        cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
+        arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
     pipe.vae = None
-    if not cfg.train_text_encoder:
+    if not regularize.encodes_per_step(cfg):
         for attr in ("text_encoder", "text_encoder_2"):
             if hasattr(pipe, attr):
                 setattr(pipe, attr, None)
@@ -175,7 +176,10 @@ def train_once(cfg: Config, group=None) -> dict:
         stepper = None
     scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
     state = TrainState(cfg=cfg, arch=arch, cache=cache, items=items, params=params, trainable=trainable, lora_configs=lora_configs,
-                       optimizer=optimizer, scheduler=scheduler, device=device, group=group, stepper=stepper)
+                       optimizer=optimizer, scheduler=scheduler, device=device, group=group, stepper=stepper,
+                       sampler=BucketSampler([c["shape"] for c in cache]))
+    if len(state.sampler) > 1:
+        emit({"type": "log", "level": "info", "message": f"{len(cache)} entries in {len(state.sampler)} buckets (width x height: entries): {state.sampler.summary()}"})
 
     resume = cfg.resume_from
     checkpoint_integrity.remove_stale_temp_files(cfg.output_dir)
@@ -183,9 +187,11 @@ def train_once(cfg: Config, group=None) -> dict:
         resume = find_latest_checkpoint(cfg.output_dir)
         if resume is None:
             log("resume_from latest: no checkpoint yet, starting at step 0")
+    saved: dict = {}
     if resume:
-        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler)
+        state.start_step, state.losses = load_checkpoint(resume, trainable, lora_configs, optimizer, scheduler, saved)
         emit({"type": "log", "level": "info", "message": f"resumed from {resume} at step {state.start_step}"})
+    state.ema = regularize.resume_ema(cfg, params, saved.get("ema"))
 
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
     state.started = time.time()
@@ -208,8 +214,9 @@ def save_final(state: TrainState) -> dict:
     phase("save")
     final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
     tensors = {}
-    for attr, module in zip(state.lora_configs, state.trainable):
-        tensors.update(lora_state_dict(module, attr))
+    with regularize.ema_applied(state.ema, state.params):  # the saved LoRA is the EMA one (copied: CPU tensors share storage)
+        for attr, module in zip(state.lora_configs, state.trainable):
+            tensors.update({k: v.clone() for k, v in lora_state_dict(module, attr).items()})
     atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, len(state.items)))
     emit({"type": "checkpoint", "step": step, "path": final})
     elapsed = time.time() - state.started
@@ -240,13 +247,11 @@ def micro_step(state: TrainState, step: int, local: int, raise_oom: bool) -> Any
     # one process would take as number local * N + r.
     micro = local * group.world + group.rank
     g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
-    idx = torch.randint(0, len(state.cache), (cfg.batch_size,), generator=g).tolist()
-    batch = [state.cache[i] for i in idx]
+    batch = [state.cache[i] for i in state.sampler.draw(cfg.batch_size, g)]
     latents = torch.cat([b["latents"] for b in batch]).to(state.device)
-    if cfg.train_text_encoder:
-        text = state.arch.encode_text([b["caption"] for b in batch])
-    else:
-        text = state.arch.collate_text([b["text"] for b in batch])
+    text, captions = regularize.batch_text(state.arch, cfg, batch, g, getattr(state.arch, "empty_text", None))
+    if cfg.debug.get("log_batches"):  # test hook: the captions each micro-batch trains on
+        emit({"type": "log", "level": "debug", "message": json.dumps({"step": step, "micro": micro, "captions": captions})})
     extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
     noise_gen = torch.Generator(device=state.device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
     if raise_oom:
@@ -295,6 +300,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             torch.nn.utils.clip_grad_norm_(state.params, 1.0)
             state.optimizer.step()
         state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update(state.params)
         state.losses.append(step_loss)
         report_step(state, step_loss)
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:

@@ -62,6 +62,13 @@ export function registerPrep(program: Command): void {
       const { readStoredPins } = await import("@loraspec/engine/dataset/stored-pins.js");
       const stored = project.contract && project.datasetDir && resolve(project.datasetDir) === resolve(datasetDir) ? await readStoredPins({ projectDir: project.projectDir }) : undefined;
       const pins = mergePins(stored?.pins, opts.pin);
+      // The contract's bucket set (core decides it; the trainers get the same), cropped to at the largest resolution.
+      const aspect = opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect;
+      const { resolveBuckets } = await import("@loraspec/core/plan/buckets.js");
+      const buckets =
+        aspect === "buckets" && project.contract?.dataset.aspect === "buckets"
+          ? resolveBuckets(project.contract, resolution).buckets.filter((b) => b.resolution === resolution)
+          : undefined;
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);
@@ -71,7 +78,8 @@ export function registerPrep(program: Command): void {
             datasetDir,
             outDir: opts.out ? resolve(opts.out) : project.preparedDir,
             resolution,
-            aspect: opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect,
+            aspect,
+            buckets,
             crop: opts.crop ? oneOf(opts.crop, ["center", "attention"] as const, "--crop") : project.contract?.dataset.crop,
             format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
             background: opts.background,

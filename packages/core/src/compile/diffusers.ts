@@ -2,9 +2,11 @@ import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
+import { resolveBuckets } from "../plan/buckets.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
 import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
+import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
@@ -72,9 +74,6 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
   const r = resolveTraining(contract, plan);
   const ts = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
   const warnings: DiffusersWarning[] = [];
-  if (contract.dataset.aspect === "buckets") {
-    warnings.push({ code: "W_NO_BUCKETS", field: "dataset.aspect", message: "the built-in trainer center-crops every image to a square; aspect buckets are not used" });
-  }
   if (contract.dataset.crop === "attention") {
     warnings.push({ code: "W_CENTER_CROP", field: "dataset.crop", message: "the built-in trainer uses center crops; attention crops are not implemented" });
   }
@@ -86,10 +85,12 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     });
   }
   if (base.note) warnings.push({ code: "W_DISTILLED_BASE", field: "base.model", message: base.note });
+  warnings.push(...builtinRegulariserWarnings(contract));
   const fixed = BUILTIN_TRAINER.fixed;
   const settings: BuiltinSettings = {
     arch,
     resolution: r.resolution,
+    buckets: resolveBuckets(contract, r.resolution).buckets,
     rank: r.rank,
     alpha: r.alpha,
     learning_rate: r.learningRate,
@@ -112,9 +113,9 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     prefix_trigger: fixed.prefix_trigger,
     train_text_encoder: fixed.train_text_encoder,
     guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
-    weighting_scheme: fixed.weighting_scheme,
     max_sequence_length: fixed.max_sequence_length,
     targets: [...record.targets],
+    ...builtinRegularisers(contract),
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { LR_SCHEDULERS } from "../contract/ids.js";
 import { BUILTIN_TRAINER, WORKER_ARCHES } from "../knowledge/builtin-trainer.js";
+import { TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
  * The built-in trainer's `train` request: written by compile/diffusers.ts, exported as
@@ -18,6 +19,13 @@ export const TrainRequestSchema = z.strictObject({
   output_dir: path,
   name: z.string().min(1).meta({ description: "The LoRA's file stem." }),
   resolution: int(16).multipleOf(16),
+  buckets: z
+    .array(z.strictObject({ resolution: int(16), width: int(16).multipleOf(16), height: int(16).multipleOf(16) }))
+    .min(1)
+    .meta({
+      description:
+        "The training shapes core decided (plan/buckets.ts), grouped by resolution: each image trains once per resolution, in that resolution's bucket nearest its aspect (one square bucket: the center crop). Sides are multiples of 16 (8x VAE, 2x2 patches).",
+    }),
   rank: int(1),
   alpha: z.number().positive(),
   learning_rate: z.number().positive(),
@@ -46,7 +54,12 @@ export const TrainRequestSchema = z.strictObject({
   caption_extension: z.string().regex(/^\.\w+$/),
   train_text_encoder: z.boolean(),
   guidance_scale: z.number().positive().meta({ description: "FLUX.1 guidance-embedding value fed while training (1: none)." }),
-  weighting_scheme: z.enum(["none", "logit_normal"]),
+  timestep_sampling: z.enum(TIMESTEP_SAMPLINGS).meta({ description: "Flow models: how sigma is drawn (regularize.py); SDXL draws uniform DDPM timesteps." }),
+  caption_dropout: z.number().min(0).lt(1).meta({ description: "Share of samples trained on the empty caption (seeded per step)." }),
+  shuffle_tags: z.boolean().meta({ description: "Shuffle comma-separated tags each step, the trigger's tag first (captions encoded per step)." }),
+  noise_offset: z.number().min(0).meta({ description: "SDXL: noise += noise_offset x N(0,1) per image and channel (0: off)." }),
+  min_snr_gamma: z.number().positive().nullable().meta({ description: "SDXL: Min-SNR loss weights min(SNR, gamma)/SNR (null: off)." }),
+  ema_decay: z.number().gt(0).lt(1).nullable().meta({ description: "EMA of the LoRA weights: the saved LoRA and checkpoints hold the average (null: off)." }),
   max_sequence_length: int(1),
   reg_dataset: path.optional().meta({ description: "Regularisation images: their captions are never given the trigger." }),
   contract_hash: z.string().optional(),
@@ -58,7 +71,7 @@ export const TrainRequestSchema = z.strictObject({
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
-  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step)." }),
+  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions)." }),
 });
 
 export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;

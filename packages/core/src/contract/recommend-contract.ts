@@ -130,6 +130,10 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       seed: 42,
       lr_scheduler: "constant",
       warmup_steps: 0,
+      // Regularisers at the trainers' defaults (knowledge/regularisers.ts), written out so they can be found.
+      caption_dropout: 0,
+      shuffle_tags: false,
+      noise_offset: 0,
     },
     limits: { ...(vramGb && hardware === "local" ? { vram_ceiling_gb: vramGb } : {}), ...(choices.maxCostUsd !== undefined ? { max_cost_usd: choices.maxCostUsd } : {}) },
     failure: { on_divergence: "stop", loss_spike_factor: 4, on_oom: "fallback", oom_fallbacks: ["gradient_checkpointing", "optimizer_8bit", "smaller_batch"] },

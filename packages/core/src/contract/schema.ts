@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
+import { REGULARISER_DEFAULTS as RD, TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
  * The training contract (`lora.yaml`). This schema is the single source of truth: the TypeScript
@@ -87,6 +88,29 @@ export const HardwareSchema = z
   })
   .meta({ description: "Where training runs." });
 
+/** Aspect-ratio buckets (dataset.aspect: buckets); defaults are Kohya's (knowledge/buckets.ts), the set is decided in core (plan/buckets.ts). */
+export const BucketsSchema = z
+  .strictObject({
+    min_side: positiveInt().optional().meta({ description: "Shortest bucket side in px (Kohya's --min_bucket_reso; default 256)." }),
+    max_side: positiveInt()
+      .optional()
+      .meta({ description: "Longest bucket side in px (Kohya's --max_bucket_reso; default 1024, or the training resolution when larger)." }),
+    step: positiveInt()
+      .multipleOf(32)
+      .optional()
+      .meta({ description: "Bucket sides are multiples of this, in px (Kohya's --bucket_reso_steps, ai-toolkit's bucket_tolerance; default 64; sd-scripts needs a multiple of 32 for SDXL/FLUX)." }),
+    resolutions: z
+      .array(positiveInt())
+      .min(1)
+      .max(8)
+      .optional()
+      .meta({
+        description:
+          "Multi-resolution training (ai-toolkit's resolution: [512, 768, 1024]): every image is trained once per resolution, each with its own bucket set. Each at most dataset.resolution, which is always trained (it sizes the VRAM plan and the other trainers' single resolution).",
+      }),
+  })
+  .meta({ description: "Aspect-ratio buckets: each image is resized to cover the bucket nearest its aspect and center-cropped to it; batches come from one bucket." });
+
 export const DatasetSchema = z
   .strictObject({
     path: text(TEXT_LIMITS.path).min(1).meta({ description: "Folder of images (and caption sidecars), relative to this file." }),
@@ -97,6 +121,7 @@ export const DatasetSchema = z
       .default("square")
       .meta({ description: "square: every image cropped to one square; buckets: aspect-ratio bucketing." }),
     crop: z.enum(["center", "attention"]).default("center").meta({ description: "How the square crop is placed." }),
+    buckets: BucketsSchema.optional(),
     reg_path: text(TEXT_LIMITS.path)
       .min(1)
       .optional()
@@ -104,6 +129,9 @@ export const DatasetSchema = z
         description:
           "Regularisation (prior-preservation) images, relative to this file: other subjects of the class with their own captions, trained beside the dataset and never given the trigger, so only the trigger means the concept (Kohya's reg images, ai-toolkit's is_reg; fal trainers take none).",
       }),
+  })
+  .superRefine((d, ctx) => {
+    if (d.buckets && d.aspect !== "buckets") ctx.addIssue({ code: "custom", path: ["buckets"], message: "dataset.buckets needs dataset.aspect: buckets" });
   })
   .meta({ description: "The training images." });
 
@@ -159,6 +187,25 @@ export const HyperparametersSchema = z
     seed: z.number().int().nonnegative().default(42).meta({ description: "Random seed." }),
     lr_scheduler: z.enum(LR_SCHEDULERS).default("constant").meta({ description: "Learning-rate schedule." }),
     warmup_steps: z.number().int().nonnegative().default(0).meta({ description: "Warm-up steps." }),
+    // Regularisers and schedules (knowledge/regularisers.ts holds each default's source).
+    caption_dropout: z.number().min(0).lt(1).default(RD.caption_dropout.default).meta({
+      description: "Share of samples trained on the empty caption (Kohya caption_dropout_rate): the LoRA also learns the concept unprompted. 0: off.",
+    }),
+    shuffle_tags: z.boolean().default(RD.shuffle_tags.default).meta({
+      description: "Shuffle a tag caption's tags each step, the trigger's tag kept first (Kohya --shuffle_caption --keep_tokens 1). Needs cache_text_encoder_outputs: false.",
+    }),
+    noise_offset: z.number().min(0).max(1).default(RD.noise_offset.default).meta({
+      description: "SDXL: add this x N(0,1) per image and channel to the noise (Kohya --noise_offset): darker darks and brighter brights. 0: off.",
+    }),
+    min_snr_gamma: z.number().positive().optional().meta({
+      description: "SDXL: Min-SNR loss weighting min(SNR, gamma)/SNR (Kohya --min_snr_gamma, diffusers --snr_gamma; 5 is the paper's value). Left out: off.",
+    }),
+    timestep_sampling: z.enum(TIMESTEP_SAMPLINGS).optional().meta({
+      description: "Flow models (FLUX, Qwen-Image, Z-Image): how noise levels are drawn: uniform, sigmoid, logit_normal, or shift (sigmoid shifted by resolution, as FLUX samples). Left out: each trainer's own default.",
+    }),
+    ema: z.number().gt(0).lt(1).optional().meta({
+      description: "EMA decay of the LoRA weights (ai-toolkit ema_config; e.g. 0.99): the saved LoRA is the average. Left out: off.",
+    }),
   })
   .meta({ description: "Training hyperparameters." });
 

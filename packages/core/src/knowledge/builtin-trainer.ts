@@ -1,5 +1,6 @@
 import type { BaseModelId } from "./base-models.js";
 import type { Sourced } from "./types.js";
+import { BUILTIN_REGULARISERS } from "./regularisers.js";
 
 /**
  * The built-in trainer (worker/loraspec_worker/train/) as data: the one table core and the worker
@@ -111,13 +112,15 @@ export const BUILTIN_TRAINER = {
    * lists them as plan.workerSettings.
    */
   settingKeys: [
-    "arch", "resolution", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
+    "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
-    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale", "weighting_scheme",
-    "max_sequence_length", "targets",
+    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay",
   ],
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
-  fixed: { prefix_trigger: true, train_text_encoder: false, weighting_scheme: "none", max_sequence_length: 512, noGuidance: 1 },
+  fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
+  /** Regulariser constants the worker applies (knowledge/regularisers.ts). */
+  regularisers: BUILTIN_REGULARISERS,
   source: "worker/loraspec_worker/train (this table's Python side; worker/tests/test_sync.py holds them together)",
   asOf: "2026-12-02",
 } as const;

@@ -22,6 +22,8 @@ export interface RuleInfo {
 }
 
 import { TRAINER_RULES } from "./trainer-rule-ids.js";
+import { REGULARISER_RULES } from "./regulariser-rule-ids.js";
+import { BUCKET_RULES } from "./bucket-rules.js";
 
 export const RULES: readonly RuleInfo[] = [
   { id: "trainer-unsupported-base", severity: "error", title: "Trainer does not support the base model (e.g. Kohya picked for FLUX.2)", pitfall: true },
@@ -73,6 +75,10 @@ export const RULES: readonly RuleInfo[] = [
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,
+  // Regularisers and schedules (issue 21): lint/regulariser-rules.ts.
+  ...REGULARISER_RULES,
+  // Aspect buckets: lint/bucket-rules.ts.
+  ...BUCKET_RULES,
 ];
 
 export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {

@@ -2,6 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import type { Sourced } from "../knowledge/types.js";
 import { FAL_DEFAULT_ENDPOINT, FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
 import { chooseSchedule } from "../trainers/lr-schedules.js";
+import { AI_TOOLKIT_BUCKETS } from "../knowledge/buckets.js";
 import type { Finding, Severity } from "./finding.js";
 export { TRAINER_RULES } from "./trainer-rule-ids.js";
 
@@ -36,6 +37,10 @@ const FAL_IGNORED: ReadonlyArray<[field: string, applies: (c: Contract) => boole
   ["hardware.nodes", (c) => c.hardware.nodes !== 1],
   ["dataset.resolution", (c) => c.dataset.resolution !== undefined],
   ["dataset.aspect", (c) => c.dataset.aspect !== "square"],
+  ["dataset.buckets.min_side", (c) => c.dataset.buckets?.min_side !== undefined],
+  ["dataset.buckets.max_side", (c) => c.dataset.buckets?.max_side !== undefined],
+  ["dataset.buckets.step", (c) => c.dataset.buckets?.step !== undefined],
+  ["dataset.buckets.resolutions", (c) => c.dataset.buckets?.resolutions !== undefined],
   ["hyperparameters.batch_size", (c) => hp(c).batch_size !== 1],
   ["hyperparameters.gradient_accumulation", (c) => hp(c).gradient_accumulation !== 1],
   ["hyperparameters.rank", (c) => hp(c).rank !== 16],
@@ -77,6 +82,16 @@ export const IGNORED_FIELDS: readonly IgnoredField[] = [
       why: "it names a fal.ai endpoint and only trainer.name: fal reads it",
       source: "ours: contract schema (trainer.endpoint is fal only)",
       asOf: "2026-12-02",
+    }),
+  ),
+  ...(["min_side", "max_side"] as const).map(
+    (side): IgnoredField => ({
+      trainer: "ai-toolkit",
+      field: `dataset.buckets.${side}`,
+      applies: (c) => c.dataset.buckets?.[side] !== undefined,
+      why: "ai-toolkit buckets from its own size list scaled to each resolution; only the step (bucket_tolerance) and the resolutions are settings",
+      source: AI_TOOLKIT_BUCKETS.source,
+      asOf: AI_TOOLKIT_BUCKETS.asOf,
     }),
   ),
   {

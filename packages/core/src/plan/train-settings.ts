@@ -3,6 +3,7 @@ import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js"
 import { FP8_ROWWISE_SOURCE, FP8_TENSOR_CORES_SOURCE, findGpu } from "../knowledge/gpus.js";
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
+import { bucketShapes, resolveBuckets } from "./buckets.js";
 import { lookupTrainSpeed } from "./train-speed.js";
 import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
@@ -89,10 +90,11 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
   ].filter((x): x is { gb: number; field: string } => !!x);
   const ceiling = limits.length ? limits.reduce((a, b) => (b.gb < a.gb ? b : a)) : undefined;
 
+  const shapes = shapesOf(contract, resolution);
   const build = (ckpt: boolean, quantize: "none" | "fp8"): Candidate => {
     const choices: SettingChoice[] = [];
-    const graphs = cudaGraphsFor(contract, model, ckpt, choices);
-    const compile = !graphs && compileFor(model, ckpt, quantize, hp.batch_size, steps, choices);
+    const graphs = cudaGraphsFor(contract, model, ckpt, shapes, choices);
+    const compile = !graphs && compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, choices);
     const fp8Matmul = fp8MatmulFor(contract, model, ckpt, quantize, compile, hp.batch_size, choices);
     const settings = { gradientCheckpointing: ckpt, compile, cudaGraphs: graphs, quantize, fp8Matmul };
     return { ...settings, totalGb: estimateVramWith(contract, model, resolution, settings).totalGb, choices };
@@ -167,14 +169,31 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   return { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, channelsLast: cudaGraphs, cudaKnown, choices };
 }
 
-/** SDXL's whole-step CUDA graph: needs no checkpointing, no accumulation and plain AdamW (its capturable fused step). */
-function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, choices: SettingChoice[]): boolean {
+/**
+ * How many latent shapes the run trains (its aspect buckets, plan/buckets.ts). A bucket set the
+ * contract cannot have counts as several: the compiler refuses it anyway, naming the field.
+ */
+function shapesOf(contract: Contract, resolution: number): number {
+  if (contract.dataset.aspect !== "buckets") return 1;
+  try {
+    return bucketShapes(resolveBuckets(contract, resolution));
+  } catch {
+    return 2;
+  }
+}
+
+const SHAPES_SOURCE = "ours: a captured CUDA graph replays fixed tensor shapes; torch.compile guards on shapes and recompiles (or goes dynamic) per new one (plan/buckets.ts)";
+
+/** SDXL's whole-step CUDA graph: needs no checkpointing, no accumulation, plain AdamW (its capturable fused step) and one latent shape. */
+function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, shapes: number, choices: SettingChoice[]): boolean {
   if (model.family !== "sdxl") return false;
   const hp = contract.hyperparameters;
   const blockers = [
+    shapes > 1 ? `${shapes} bucket shapes (a captured graph replays one shape)` : undefined,
     ckpt ? "gradient checkpointing is on" : undefined,
     hp.gradient_accumulation !== 1 ? `gradient_accumulation is ${hp.gradient_accumulation}` : undefined,
     hp.optimizer !== "adamw" ? `the optimizer is ${hp.optimizer}, not adamw` : undefined,
+    hp.shuffle_tags ? "shuffle_tags encodes the captions each step (text encoders outside the graph)" : undefined,
     contract.hardware.kind === "local" && contract.hardware.gpus * contract.hardware.nodes > 1
       ? `${contract.hardware.gpus * contract.hardware.nodes} GPUs (the gradients are all-reduced between steps)`
       : undefined,
@@ -187,20 +206,23 @@ function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean
     setting: "cuda_graphs",
     value: on,
     why: on ? `on: SDXL at batch ${hp.batch_size} is launch-bound; one graph replays the whole step${gain}` : `off: ${blockers.join(", ")}`,
-    source: TRAIN_SPEED_SOURCE,
+    source: shapes > 1 ? `${TRAIN_SPEED_SOURCE}; ${SHAPES_SOURCE}` : TRAIN_SPEED_SOURCE,
   });
   return on;
 }
 
 /** Regional compile when the run repays the first compile: steps x (eager − compiled s/step) > warm-up. */
-function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, choices: SettingChoice[]): boolean {
+function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, shapes: number, choices: SettingChoice[]): boolean {
   const warm = COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id];
-  const say = (value: boolean, why: string) => {
-    choices.push({ setting: "compile", value, why, source: TRAIN_SPEED_SOURCE });
+  const say = (value: boolean, why: string, source = TRAIN_SPEED_SOURCE) => {
+    choices.push({ setting: "compile", value, why, source });
     return value;
   };
   if (!warm) return say(false, `off: torch.compile is not measured for ${model.label}`);
   if (model.family === "sdxl") return say(false, `off: SDXL's first compile takes ${warm.seconds} s; its speed-up comes from the CUDA graph`);
+  if (shapes > 1) {
+    return say(false, `off: ${shapes} bucket shapes would each recompile the blocks (~${warm.seconds} s per shape measured for one) or force dynamic shapes, which are not measured`, SHAPES_SOURCE);
+  }
   const base = { gradientCheckpointing: ckpt, cudaGraphs: false, quantize };
   const eager = lookupTrainSpeed(model.id, { ...base, compile: false }, batch);
   const fast = lookupTrainSpeed(model.id, { ...base, compile: true }, batch);

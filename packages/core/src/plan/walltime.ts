@@ -133,8 +133,8 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const shares = stepShares(tflops, anchor.secondsPerStep, scaling);
   const onAnchor = gpu.id === ANCHOR_GPU;
   const factor = onAnchor ? 1 : gpuFactor(gpu, shares);
-  // The rows are at 1024²: per-step time follows the pixel count.
-  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (resolution / 1024) ** 2 * factor;
+  // The rows are at 1024²: per-step time follows the pixel count (the mean over the training resolutions, plan/buckets.ts).
+  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanTrainingArea(contract, resolution) / 1024 ** 2) * factor;
   const warmup = contract.trainer.name === "diffusers" && settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
   return {
@@ -148,4 +148,15 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
       ? anchor.source
       : `${anchor.source}; x ${factor.toFixed(2)} = ${shares.compute.toFixed(2)} (GEMM share) x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${shares.bandwidth.toFixed(2)} x bandwidth ${GPUS.find((g) => g.id === ANCHOR_GPU)!.memBandwidthTBs}/${gpu.memBandwidthTBs} + ${shares.fixed.toFixed(2)} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${H200_GEMM_TFLOPS.source}; ${scaling.source})`,
   };
+}
+
+/**
+ * The mean pixel count of a step: with multi-resolution buckets each image trains once per
+ * resolution, so steps split evenly over them; every bucket's area is at most its resolution²
+ * (the VRAM peak is sized at the largest, dataset.resolution).
+ */
+export function meanTrainingArea(contract: Contract, resolution: number): number {
+  const extra = contract.dataset.aspect === "buckets" ? (contract.dataset.buckets?.resolutions ?? []).filter((r) => r <= resolution) : [];
+  const all = [...new Set([...extra, resolution])];
+  return all.reduce((sum, r) => sum + r * r, 0) / all.length;
 }

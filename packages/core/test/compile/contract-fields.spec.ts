@@ -55,7 +55,7 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
 };
 
 /** The rules that say "this trainer does not take what the contract says" (other rules judge values). */
-const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base"]);
+const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base", "regulariser-unsupported", "shuffle-tags-cached-text"]);
 
 /** Fields loraspec consumes itself for one trainer only. */
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
@@ -89,6 +89,11 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "dataset.resolution": () => ({ dataset: { resolution: 768 } }),
   "dataset.aspect": () => ({ dataset: { aspect: "buckets" } }),
   "dataset.reg_path": () => ({ dataset: { reg_path: "./reg" } }),
+  // dataset.buckets needs aspect: buckets (the schema refuses it under square).
+  "dataset.buckets.min_side": () => ({ dataset: { aspect: "buckets", buckets: { min_side: 320 } } }),
+  "dataset.buckets.max_side": () => ({ dataset: { aspect: "buckets", buckets: { max_side: 1536 } } }),
+  "dataset.buckets.step": () => ({ dataset: { aspect: "buckets", buckets: { step: 32 } } }),
+  "dataset.buckets.resolutions": () => ({ dataset: { aspect: "buckets", buckets: { resolutions: [512] } } }),
   "captions.extension": () => ({ captions: { extension: ".caption" } }),
   "trigger.word": () => ({ trigger: { word: "ohwx" } }),
   "hyperparameters.learning_rate": () => ({ hyperparameters: { learning_rate: 8e-5 } }),
@@ -106,6 +111,13 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "hyperparameters.seed": () => ({ hyperparameters: { seed: 7 } }),
   "hyperparameters.lr_scheduler": () => ({ hyperparameters: { lr_scheduler: "cosine" } }),
   "hyperparameters.warmup_steps": () => ({ hyperparameters: { lr_scheduler: "constant_with_warmup", warmup_steps: 50 } }),
+  "hyperparameters.caption_dropout": () => ({ hyperparameters: { caption_dropout: 0.1 } }),
+  // Shuffling needs the captions encoded each step (lint shuffle-tags-cached-text otherwise).
+  "hyperparameters.shuffle_tags": () => ({ hyperparameters: { shuffle_tags: true, cache_text_encoder_outputs: false } }),
+  "hyperparameters.noise_offset": () => ({ hyperparameters: { noise_offset: 0.05 } }),
+  "hyperparameters.min_snr_gamma": () => ({ hyperparameters: { min_snr_gamma: 5 } }),
+  "hyperparameters.timestep_sampling": () => ({ hyperparameters: { timestep_sampling: "shift" } }),
+  "hyperparameters.ema": () => ({ hyperparameters: { ema: 0.99 } }),
 };
 
 function baseInput(t: Trainer, endpoint?: string, base?: BaseModelId): ContractInput {

@@ -73,7 +73,7 @@ describe("compileDiffusers", () => {
       failure: { on_divergence: "rollback", on_oom: "fallback", oom_fallbacks: ["quantize_base", "gradient_checkpointing", "cpu_offload"] },
     });
     const out = compileDiffusers(c, {}, PATHS);
-    expect(out.warnings.map((w) => w.code).sort()).toEqual(["W_CENTER_CROP", "W_DIVERGENCE_STOPS", "W_NO_BUCKETS", "W_OOM_FALLBACK_UNSUPPORTED"]);
+    expect(out.warnings.map((w) => w.code).sort()).toEqual(["W_CENTER_CROP", "W_DIVERGENCE_STOPS", "W_OOM_FALLBACK_UNSUPPORTED"]);
     expect(out.request.failure.oom_fallbacks).toEqual(["quantize_base", "gradient_checkpointing"]);
     expect(out.warnings.find((w) => w.code === "W_OOM_FALLBACK_UNSUPPORTED")?.message).toMatch(/cpu_offload/);
   });

@@ -23,6 +23,8 @@ export interface PrepareDatasetParams {
   /** Native training resolution of the base model (1024 for SDXL and FLUX). */
   resolution: number;
   aspect?: "square" | "buckets";
+  /** With aspect buckets: the contract's bucket set at `resolution` (core's plan/buckets.ts, what the trainers get); default aspectBuckets. */
+  buckets?: readonly Size[];
   crop?: "center" | "attention";
   format?: "png" | "jpeg";
   /** Colour that transparent pixels are flattened onto. */
@@ -88,6 +90,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     format: params.format ?? "png",
     background: params.background ?? "#ffffff",
     maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value,
+    // Only when given, so a manifest written without it still matches.
+    ...(params.aspect === "buckets" && params.buckets?.length ? { buckets: params.buckets.map((b) => `${b.width}x${b.height}`) } : {}),
   };
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
   const signal = params.signal;
@@ -188,7 +192,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
 
   // Names: a source keeps its name for life, so its caption stays with it.
   const names = assignNames(unique.map((k) => k.source), previousBySource);
-  const buckets = settings.aspect === "buckets" ? aspectBuckets(settings.resolution) : undefined;
+  const buckets = settings.aspect === "buckets" ? (params.buckets?.length ? [...params.buckets] : aspectBuckets(settings.resolution)) : undefined;
   const outputExt = settings.format === "png" ? ".png" : ".jpg";
   await mkdir(outDir, { recursive: true });
   const entries = new Map<string, ManifestEntry>();

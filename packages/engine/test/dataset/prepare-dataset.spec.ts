@@ -188,6 +188,20 @@ describe("prepareDataset", () => {
     expect(a.width! % 64).toBe(0);
   });
 
+  it("crops to the contract's bucket set when given (core's plan/buckets.ts, what the trainers get)", async () => {
+    const { makeBuckets } = await import("@loraspec/core/plan/buckets.js");
+    const set = makeBuckets(RES, 128, 512, 32);
+    const bucketOut = join(root, "core-buckets");
+    await collectEvents(prepareDataset({ datasetDir: dataset, outDir: bucketOut, resolution: RES, aspect: "buckets", buckets: set, format: "jpeg", pinned: ["a-small.jpg"], concurrency: 2 }));
+    const sizes = set.map((b) => `${b.width}x${b.height}`);
+    for (const name of ["a-small.jpg", "b.jpg"]) {
+      const m = await sharp(join(bucketOut, name)).metadata();
+      expect(sizes).toContain(`${m.width}x${m.height}`);
+    }
+    const manifest = await readPrepManifest({ path: join(bucketOut, "manifest.json") });
+    expect(manifest?.settings.buckets).toEqual(sizes);
+  });
+
   it("refuses to write into the dataset folder and reports an empty one", async () => {
     await expect(collectEvents(prepareDataset({ datasetDir: dataset, outDir: dataset, resolution: RES }))).rejects.toMatchObject({ code: "E_USAGE" });
     const empty = join(root, "empty");

@@ -153,6 +153,16 @@ function Field({ name, path, schema, value, required, problems, onChange }: Fiel
         }}
       />
     );
+  } else if (type === "object" && schema.properties) {
+    // A nested section (dataset.buckets): one field per property, written at its full path.
+    const obj = (value && typeof value === "object" ? value : {}) as Record<string, unknown>;
+    control = (
+      <div className="subfields" id={id}>
+        {Object.entries(schema.properties).map(([sub, ss]) => (
+          <Field key={sub} name={sub} path={[...path, sub]} schema={ss} value={obj[sub]} required={schema.required?.includes(sub)} problems={problems} onChange={onChange} />
+        ))}
+      </div>
+    );
   } else if (type === "array") {
     control = <div className="muted small">edit in YAML ({Array.isArray(value) ? value.length : 0} item(s))</div>;
   } else {

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from .. import regularize
 from .base import Arch
+
+# Token count for the shift when no latents shape is given: the schedule's base (mu = baseShift).
+REG_BASE_TOKENS = regularize.REG["shift"]["baseSeqLen"]
+
+
+def pack_2x2(latents):
+    """(B, C, H, W) latents -> (B, H/2 * W/2, C*4) tokens of 2x2 patches, row-major (FLUX.1's and
+    Qwen-Image's packing, diffusers' _pack_latents); H and W may differ."""
+    b, c, h, w = latents.shape
+    return latents.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // 2) * (w // 2), c * 4)
+
+
+def unpack_2x2(tokens, h: int, w: int):
+    """pack_2x2's inverse for an (H, W) latent grid."""
+    b, _, d = tokens.shape
+    return tokens.view(b, h // 2, w // 2, d // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, d // 4, h, w)
+
 
 class FlowArch(Arch):
     """Shared flow-matching loss for FLUX.1 and FLUX.2: x_t = (1 - s) x0 + s noise, target noise - x0."""
@@ -13,18 +31,24 @@ class FlowArch(Arch):
 
         self.noise_scheduler = copy.deepcopy(pipe.scheduler)
 
-    def sample_sigmas(self, b, generator, device):
+    # Latent pixels per image token (2x2 packing); FLUX.2's latents come patchified (1).
+    patch = 2
+
+    def sample_sigmas(self, b, generator, device, shape=None):
+        """(sigmas, timesteps) by cfg.timestep_sampling (regularize.flow_sigmas); `shape` (the
+        latents') gives the token count the resolution-dependent shift reads."""
+        tokens = (shape[-2] // self.patch) * (shape[-1] // self.patch) if shape is not None else REG_BASE_TOKENS
+        return regularize.flow_sigmas(self.cfg.timestep_sampling, self.noise_scheduler, b, generator, device, tokens)
+
+    def noised(self, latents, generator):
+        """One draw of the flow-matching input: (noise, sigmas, timesteps, x_t = (1 - s) x0 + s noise)."""
         import torch
 
-        n = self.noise_scheduler.config.num_train_timesteps
-        if self.cfg.weighting_scheme == "logit_normal":
-            u = torch.sigmoid(torch.randn((b,), generator=generator, device=device))
-        else:
-            u = torch.rand((b,), generator=generator, device=device)
-        indices = (u * n).long().clamp(0, n - 1)
-        sigmas = self.noise_scheduler.sigmas.to(device)[indices]
-        timesteps = self.noise_scheduler.timesteps.to(device)[indices]
-        return sigmas.float(), timesteps.float()
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device, latents.shape)
+        s = sigmas.view(b, 1, 1, 1)
+        return noise, sigmas, timesteps, (1.0 - s) * latents + s * noise
 
 
 class Flux1(FlowArch):
@@ -52,12 +76,9 @@ class Flux1(FlowArch):
         import torch.nn.functional as F
         from diffusers import FluxPipeline
 
-        b, c, h, w = latents.shape
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
-        s = sigmas.view(b, 1, 1, 1)
-        noisy = (1.0 - s) * latents + s * noise
-        packed = FluxPipeline._pack_latents(noisy, b, c, h, w)
+        b, _, h, w = latents.shape
+        noise, _, timesteps, noisy = self.noised(latents, generator)
+        packed = pack_2x2(noisy)
         img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, self.dtype)
         guidance = None
         if self.denoiser.config.guidance_embeds:
@@ -72,14 +93,14 @@ class Flux1(FlowArch):
             img_ids=img_ids,
             return_dict=False,
         )[0]
-        s_ = self.vae_scale
-        pred = FluxPipeline._unpack_latents(pred, height=h * s_, width=w * s_, vae_scale_factor=s_)
+        pred = unpack_2x2(pred, h, w)
         target = noise - latents
         return F.mse_loss(pred.float(), target.float(), reduction="mean")
 
 
 class Flux2Klein(FlowArch):
     name = "flux2-klein"
+    patch = 1
 
     def text_encoders(self):
         return [self.pipe.text_encoder]
@@ -107,15 +128,10 @@ class Flux2Klein(FlowArch):
         return (latents - mean) / std
 
     def loss(self, latents, text, extra, generator):
-        import torch
         import torch.nn.functional as F
         from diffusers import Flux2KleinPipeline
 
-        b = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
-        s = sigmas.view(b, 1, 1, 1)
-        noisy = (1.0 - s) * latents + s * noise
+        noise, _, timesteps, noisy = self.noised(latents, generator)
         img_ids = Flux2KleinPipeline._prepare_latent_ids(noisy).to(latents.device)
         packed = Flux2KleinPipeline._pack_latents(noisy)
         pred = self.denoiser(
@@ -163,11 +179,7 @@ class ZImage(FlowArch):
         import torch
         import torch.nn.functional as F
 
-        b = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, _ = self.sample_sigmas(b, generator, latents.device)
-        s = sigmas.view(b, 1, 1, 1)
-        noisy = (1.0 - s) * latents + s * noise
+        noise, sigmas, _, noisy = self.noised(latents, generator)
         x = list(noisy.to(self.dtype).unsqueeze(2).unbind(dim=0))
         out = self.denoiser(x, (1.0 - sigmas).to(self.dtype), [e.to(self.dtype) for e in text["embeds"]], return_dict=False)[0]
         pred = torch.stack([o.float() for o in out], dim=0).squeeze(2)
@@ -217,16 +229,11 @@ class QwenImage(FlowArch):
         return ((latents - mean) / std)[:, :, 0]  # one frame: (B, z, H, W)
 
     def loss(self, latents, text, extra, generator):
-        import torch
         import torch.nn.functional as F
-        from diffusers import QwenImagePipeline
 
-        b, c, h, w = latents.shape
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device)
-        s = sigmas.view(b, 1, 1, 1)
-        noisy = (1.0 - s) * latents + s * noise
-        packed = QwenImagePipeline._pack_latents(noisy, b, c, h, w)
+        b, _, h, w = latents.shape
+        noise, _, timesteps, noisy = self.noised(latents, generator)
+        packed = pack_2x2(noisy)
         mask = text["mask"]
         pred = self.denoiser(
             hidden_states=packed.to(self.dtype),
@@ -237,5 +244,5 @@ class QwenImage(FlowArch):
             img_shapes=[[(1, h // 2, w // 2)]] * b,
             return_dict=False,
         )[0]
-        target = QwenImagePipeline._pack_latents(noise - latents, b, c, h, w)
+        target = pack_2x2(noise - latents)
         return F.mse_loss(pred.float(), target.float(), reduction="mean")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import regularize
 from .base import Arch
 
 class SDXL(Arch):
@@ -40,7 +41,7 @@ class SDXL(Arch):
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (b,), generator=generator, device=latents.device).long()
-        return {"noise": noise, "timesteps": timesteps}
+        return {"noise": regularize.offset_noise(noise, self.cfg, generator), "timesteps": timesteps}
 
     def static_extra(self, extra, device) -> dict:
         """`extra` as device tensors (no host-to-device copy inside a captured graph)."""
@@ -53,7 +54,6 @@ class SDXL(Arch):
 
     def loss_from(self, latents, text, extra, draws):
         import torch
-        import torch.nn.functional as F
 
         noise, timesteps = draws["noise"], draws["timesteps"]
         self.noise_scheduler.alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(latents.device)
@@ -69,8 +69,6 @@ class SDXL(Arch):
             added_cond_kwargs={"text_embeds": text["pooled"].to(self.dtype), "time_ids": add_time_ids},
             return_dict=False,
         )[0]
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
-        else:
-            target = noise
-        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+        v_prediction = self.noise_scheduler.config.prediction_type == "v_prediction"
+        target = self.noise_scheduler.get_velocity(latents, noise, timesteps) if v_prediction else noise
+        return regularize.weighted_mse(pred, target, self.cfg, self.noise_scheduler.alphas_cumprod, timesteps, v_prediction)

@@ -1,10 +1,12 @@
 import { stringify as stringifyYaml } from "yaml";
+import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
@@ -48,6 +50,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
   }
   const textEmbeddings = profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs;
+  const regularisers = aiToolkitRegularisers(contract);
   const dtype = AI_TOOLKIT_DTYPES[hp.precision] ?? { train: "bf16", save: "bf16" };
   const configDir = paths.configDir ?? paths.outputDir;
   const trainerDir = paths.trainerDir ?? "ai-toolkit";
@@ -72,17 +75,20 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const swap = contract.hardware.block_swap ?? 0;
   if (swap > 0) Object.assign(model, { layer_offloading: true, layer_offloading_transformer_percent: Math.min(1, Math.round((swap / r.base.blocks) * 100) / 100) });
 
+  const buckets = resolveBuckets(contract, r.resolution);
   const datasetEntry = (folder: string, repeats: number) => ({
     folder_path: folder,
     // ai-toolkit's caption_ext has no dot (A-6).
     caption_ext: contract.captions.extension.replace(/^\./, ""),
-    caption_dropout_rate: 0,
-    shuffle_tokens: false,
+    ...regularisers.dataset,
     // _latent_cache/ goes beside the images: only into a folder loraspec owns; else in memory.
     ...(hp.cache_latents ? (paths.datasetWritable ? { cache_latents_to_disk: true } : { cache_latents: true }) : {}),
     ...(textEmbeddings ? { cache_text_embeddings: true } : {}),
-    resolution: [r.resolution],
+    // Every training resolution (dataset.buckets.resolutions + dataset.resolution): ai-toolkit trains each image at each.
+    resolution: buckets.resolutions,
     buckets: contract.dataset.aspect === "buckets",
+    // ai-toolkit's buckets are its own size list scaled per resolution; the step is their divisibility (AI_TOOLKIT_BUCKETS).
+    ...(contract.dataset.aspect === "buckets" ? { bucket_tolerance: buckets.step } : {}),
     num_repeats: repeats,
   });
 
@@ -124,6 +130,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       dtype: dtype.train,
       skip_first_sample: true,
       ...profile.train,
+      ...regularisers.train,
     },
     model,
     sample: {

@@ -1,10 +1,12 @@
 import { stringify as stringifyToml } from "smol-toml";
+import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { kohyaRegularisers } from "../regularisers.js";
 import {
   joinPath,
   resolveBasePath,
@@ -56,41 +58,46 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
 
   // Dataset TOML ([general] / [[datasets]] / [[datasets.subsets]], trainers.md §2.4).
   const bucketed = contract.dataset.aspect === "buckets";
+  const regularisers = kohyaRegularisers(contract);
+  const buckets = resolveBuckets(contract, r.resolution);
+  const subsets = [
+    {
+      image_dir: paths.datasetDir,
+      num_repeats: r.repeats,
+      // Explicit: sd-scripts' default is ".caption" (L-4); a missing .txt falls back to the trigger.
+      caption_extension: contract.captions.extension,
+      class_tokens: contract.trigger.word,
+    },
+    // Regularisation images (dataset.reg_path): sd-scripts trains them with their own
+    // captions and repeats them to match the dataset's image count (trainers.md §2.4 is_reg).
+    ...(paths.regDir ? [{ image_dir: paths.regDir, is_reg: true, num_repeats: 1, caption_extension: contract.captions.extension }] : []),
+  ];
   const dataset = {
     general: {
-      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12).
-      shuffle_caption: false,
+      // Caption order matters (trigger first) and shuffling breaks text-encoder caching (§2.12):
+      // hyperparameters.shuffle_tags keeps the trigger's tag first (lint/regulariser-rules.ts).
+      shuffle_caption: regularisers.general.shuffle_caption,
       caption_extension: contract.captions.extension,
-      keep_tokens: 0,
+      ...regularisers.general,
     },
-    datasets: [
-      {
-        resolution: r.resolution,
-        batch_size: r.batchSize,
-        enable_bucket: bucketed,
-        ...(bucketed
-          ? {
-              // Multiples of 64 keep SDXL/FLUX latents aligned (bucket_reso_steps must divide by 32, §2.12).
-              bucket_reso_steps: 64,
-              // Buckets from each image's own size, never upscaled; sd-scripts then ignores
-              // min/max_bucket_reso with a warning, so they are not written (KOHYA_IGNORED_TOGETHER).
-              bucket_no_upscale: true,
-            }
-          : {}),
-        subsets: [
-          {
-            image_dir: paths.datasetDir,
-            num_repeats: r.repeats,
-            // Explicit: sd-scripts' default is ".caption" (L-4); a missing .txt falls back to the trigger.
-            caption_extension: contract.captions.extension,
-            class_tokens: contract.trigger.word,
-          },
-          // Regularisation images (dataset.reg_path): sd-scripts trains them with their own
-          // captions and repeats them to match the dataset's image count (trainers.md §2.4 is_reg).
-          ...(paths.regDir ? [{ image_dir: paths.regDir, is_reg: true, num_repeats: 1, caption_extension: contract.captions.extension }] : []),
-        ],
-      },
-    ],
+    // Multi-resolution (dataset.buckets.resolutions): one [[datasets]] per resolution over the same
+    // images, so each image trains once per resolution, as ai-toolkit's resolution list does (§2.4).
+    datasets: buckets.resolutions.map((resolution) => ({
+      resolution,
+      batch_size: r.batchSize,
+      enable_bucket: bucketed,
+      ...(bucketed
+        ? {
+            // The contract's bucket set (plan/buckets.ts is sd-scripts' make_bucket_resolutions).
+            // No bucket_no_upscale: the built-in trainer also resizes each image to cover its
+            // bucket, and with it sd-scripts ignores min/max_bucket_reso (KOHYA_IGNORED_TOGETHER).
+            min_bucket_reso: buckets.minSide,
+            max_bucket_reso: buckets.maxSide,
+            bucket_reso_steps: buckets.step,
+          }
+        : {}),
+      subsets,
+    })),
   };
 
   const optimizer = KOHYA_OPTIMIZERS.map[hp.optimizer];
@@ -143,6 +150,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
       ? { cache_text_encoder_outputs: true, ...(paths.datasetWritable ? { cache_text_encoder_outputs_to_disk: true } : {}) }
       : {}),
     ...(isFlux ? profile.fixed : {}),
+    ...regularisers.training,
   };
   if (!isFlux) Object.assign(model, profile.fixed);
   // hardware.block_swap is the contract's word (the VRAM model counts it); else the doc's table by VRAM.

@@ -1,0 +1,72 @@
+"""Aspect-ratio buckets in the built-in trainer (train/buckets.py): the same assignment as core
+(packages/core/test/plan/buckets.spec.ts holds the same table), resize-to-cover + center crop with
+SDXL's micro-conditioning, batches from one bucket. The portrait + landscape run per arch on the tiny
+bases is in test_train.py (it shares that module's tiny bases)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from loraspec_worker.train import buckets as B
+from loraspec_worker.train.arches.flow import pack_2x2, unpack_2x2
+from loraspec_worker import protocol
+from loraspec_worker.train.dev_request import dev_config
+
+
+def kohya_buckets(resolution, min_side, max_side, step):
+    """Oracle: sd-scripts' make_bucket_resolutions, as core's makeBuckets writes them into the request."""
+    sizes = set()
+    square = resolution // step * step
+    if min_side <= square <= max_side:
+        sizes.add((square, square))
+    for width in range(min_side, max_side + 1, step):
+        height = min(max_side, resolution * resolution // width // step * step)
+        if height >= min_side:
+            sizes |= {(width, height), (height, width)}
+    return [{"resolution": resolution, "width": w, "height": h} for w, h in sorted(sizes)]
+
+
+@pytest.mark.parametrize("w,h,bw,bh", [(600, 900, 384, 640), (900, 600, 640, 384), (1000, 1000, 512, 512), (300, 1200, 256, 1024), (2000, 1000, 704, 320)])
+def test_assignment_matches_core(w, h, bw, bh):
+    got = B.assign_bucket(w, h, kohya_buckets(512, 256, 1024, 64))
+    assert (got["width"], got["height"]) == (bw, bh)
+
+
+def test_crop_to_bucket_covers_then_center_crops_and_reports_the_real_original_size():
+    from PIL import Image
+
+    pixels, original, crop = B.crop_to_bucket(Image.new("RGB", (40, 100)), 32, 48)
+    assert tuple(pixels.shape) == (3, 48, 32)
+    assert original == (100, 40)  # (height, width) before the resize
+    assert crop == ((80 - 48) // 2, 0)  # resized to 32x80, cropped 16 px off the top
+
+
+def test_one_bucket_draws_as_the_single_crop_trainer_did_and_several_never_mix():
+    one = B.BucketSampler([(32, 32)] * 5)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert one.draw(4, g1) == torch.randint(0, 5, (4,), generator=g2).tolist()
+    shapes = [(32, 48), (48, 32), (32, 48), (48, 32), (48, 32)]
+    many = B.BucketSampler(shapes)
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(50):
+        batch = many.draw(3, g)
+        assert len({shapes[i] for i in batch}) == 1
+        seen.add(shapes[batch[0]])
+    assert seen == {(32, 48), (48, 32)}
+    a = [B.BucketSampler(shapes).draw(2, torch.Generator().manual_seed(9)) for _ in range(2)]
+    assert a[0] == a[1]
+
+
+def test_pack_2x2_round_trips_a_non_square_grid():
+    x = torch.randn(2, 4, 6, 10)
+    tokens = pack_2x2(x)
+    assert tuple(tokens.shape) == (2, 15, 16)
+    assert torch.equal(unpack_2x2(tokens, 6, 10), x)
+
+
+def test_several_bucket_shapes_cannot_take_the_cuda_graph():
+    two = [{"resolution": 48, "width": 32, "height": 48}, {"resolution": 48, "width": 48, "height": 32}]
+    with pytest.raises(protocol.WorkerError, match="several bucket shapes"):
+        dev_config(arch="sdxl", resolution=48, buckets=two, cuda_graphs=True)
