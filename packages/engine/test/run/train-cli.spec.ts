@@ -11,8 +11,7 @@ import { isGroupAlive } from "@loraspec/engine/run/stop-process-group.js";
 /**
  * The issue's Done-when for `trainer: diffusers`, end to end through the built CLI and the real
  * worker on a tiny SDXL base made here: train succeeds; loraspec killed mid-run leaves the run
- * interrupted and `train --resume` finishes it. Ctrl-C mid-run, then --resume (from a checkpoint,
- * to the LoRA, with `logs`), is faults.spec.ts's SIGINT case, which also truncates a checkpoint.
+ * interrupted and `train --resume` finishes it.
  */
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 const bin = join(root, "bin", "loraspec.mjs");
@@ -98,6 +97,26 @@ function trainUntilCheckpoint(): Promise<{ child: ChildProcess; exit: Promise<nu
 }
 
 describe.skipIf(!haveWorker)("loraspec train with the real worker (tiny SDXL, CPU)", () => {
+  it("Ctrl-C mid-run stops the trainer and leaves the run interrupted; --resume finishes it", async () => {
+    const { child, exit } = await trainUntilCheckpoint();
+    child.kill("SIGINT");
+    expect(await exit).toBe(130);
+    const [interrupted] = runs();
+    expect(interrupted).toMatchObject({ state: "interrupted" });
+    expect(isGroupAlive(interrupted!.pid!)).toBe(false);
+
+    const resumed = cli(["train", "--resume", interrupted!.id, "--yes", "--json"]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const events = resumed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const firstStep = events.find((e) => e.type === "progress" && e.task === "train")?.current;
+    expect(firstStep).toBeGreaterThan(2);
+    const [done] = runs();
+    expect(done).toMatchObject({ id: interrupted!.id, state: "succeeded", attempts: 2, step: 8 });
+    expect(existsSync(done!.outputPath!)).toBe(true);
+    const log = cli(["logs", done!.id]);
+    expect(log.stdout).toContain('"type": "checkpoint"');
+  }, 400_000);
+
   it("SIGKILL of loraspec: the trainer outlives it (run still running); once the trainer is gone too the run is interrupted and --resume finishes it", async () => {
     const { child, exit } = await trainUntilCheckpoint();
     child.kill("SIGKILL");
