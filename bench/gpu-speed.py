@@ -17,6 +17,8 @@ seeds, and reports:
 One JSON line per configuration on stdout; with --md FILE also a markdown table.
 
 Run on a CUDA machine:  PYTHONPATH=worker python3 bench/gpu-speed.py [--only sdxl,flux1] [--steps 50]
+Selective checkpointing (issue 22): --configs 13,23,24,25 (eager full checkpointing, then selective eager,
+compiled, compiled + fp8 GEMMs; each loss-checked against row 13).
 Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
 trainer's gradient all-reduce (distributed.Group) and reports images/s against the 1-GPU row of the same call.
 CPU smoke test (tiny widths, same classes and code paths): PYTHONPATH=worker python3 bench/gpu-speed.py --tiny --steps 4
@@ -37,6 +39,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "worker"))
 
 from loraspec_worker import speed, train  # noqa: E402
+from loraspec_worker.train import selective_ckpt  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 
 # stabilityai/stable-diffusion-xl-base-1.0 unet/config.json (the fields that differ from diffusers' defaults)
@@ -103,7 +106,18 @@ CONFIGS = [
     ("flux1", "fast + fp8 GEMMs", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True)),
     ("flux1", "fast + fp8 GEMMs", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8mm=True)),
     ("flux1", "fp8 base + fp8 GEMM forward (24 GB recipe)", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8=True, fp8mm=True)),
+    # selective activation checkpointing (issue 22; train/selective_ckpt.py): matmul and attention outputs
+    # kept, element-wise ops recomputed. Loss-checked against the eager row with full checkpointing (13).
+    ("flux1", "selective checkpointing (no compile)", dict(EAGER, ckpt="selective", batch=1, fused=True)),
+    ("flux1", "fast + selective checkpointing", dict(EAGER, ckpt="selective", batch=1, fused=True, compile=True)),
+    ("flux1", "fast + fp8 GEMMs + selective checkpointing", dict(EAGER, ckpt="selective", batch=1, fused=True, compile=True, fp8mm=True)),
 ]
+
+
+def twin_key(model: str, s: dict) -> tuple:
+    """The eager row a configuration is checked against: same model, batch, and checkpointing on/off
+    (selective checkpointing against eager full checkpointing: the loss must not change)."""
+    return (model, bool(s["ckpt"]), s["batch"])
 
 
 def build(model: str, device, dtype, tiny: bool):
@@ -180,14 +194,15 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     if cuda:
         torch.backends.cuda.enable_cudnn_sdp(bool(s["cudnn_sdpa"]))
     cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
-                     learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=s["ckpt"],
-                     guidance_scale=3.5, batch_size=s["batch"])
+                     learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=bool(s["ckpt"]),
+                     checkpointing_mode="selective" if s["ckpt"] == "selective" else "full", guidance_scale=3.5, batch_size=s["batch"])
     t0 = time.time()
     pipe = build(model, device, dtype, args.tiny)
     a = train.ARCH_CLASSES[arch](pipe, cfg, device, dtype)
     net = a.denoiser
     net.requires_grad_(False)
-    train.add_lora(net, cfg, train.TARGETS[arch])
+    # --targets: a network.targets preset of core's table (knowledge/lora-targets.ts); default attention.
+    train.add_lora(net, cfg, train.config.TABLE["targetPresets"][arch]["presets"][args.targets])
     if s["fp8"] or s["fp8mm"]:
         speed.quantize_fp8_(net, device, dtype, matmul=s["fp8mm"], fp8_base=s["fp8"])
     if s["channels_last"]:
@@ -195,7 +210,9 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     params = [p for p in net.parameters() if p.requires_grad]
     for p in params:
         p.data = p.data.float()
-    if s["ckpt"]:
+    if s["ckpt"] == "selective":
+        selective_ckpt.apply(net)  # before compile: the checkpoint sits inside each compiled block
+    elif s["ckpt"]:
         net.enable_gradient_checkpointing()
     if s["compile"]:
         speed.compile_blocks(net)
@@ -211,17 +228,22 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     if s["channels_last"]:
         latents = latents.contiguous(memory_format=torch.channels_last)
     build_s = time.time() - t0
+    # for the VRAM model's activation figure (knowledge/vram.ts: (peak + context - weights - LoRA state) per token x hidden x block)
+    state_bytes = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()]) + 3 * sum(p.numel() * 4 for p in params)
 
     key = (model, s["ckpt"], s["batch"])
     if key not in flops_cache and not s["compile"] and not s["fp8"] and not s["fp8mm"]:
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
-        with counter:
-            loss = a.loss(latents, text, extra, torch.Generator(device=device).manual_seed(10**6))
-            loss.backward()
+        try:
+            with counter:
+                loss = a.loss(latents, text, extra, torch.Generator(device=device).manual_seed(10**6))
+                loss.backward()
+            flops_cache[key] = counter.get_total_flops()
+        except Exception as e:  # noqa: BLE001 - a counter that cannot nest (selective checkpointing's modes): no floor, the row still runs
+            print(json.dumps({"flop_count_failed": name, "error": f"{type(e).__name__}: {str(e)[:200]}"}), file=sys.stderr)
         opt.zero_grad(set_to_none=True)
-        flops_cache[key] = counter.get_total_flops()
 
     if cuda:
         torch.cuda.synchronize()
@@ -263,6 +285,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
         "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs") if s[k]],
+        "targets": args.targets, "lora_modules": sum(1 for m in net.modules() if hasattr(m, "lora_A")),
         "s_per_step": sum(times) / len(times) if times else None,
         "s_per_step_min": min(times) if times else None,
         "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
@@ -275,6 +298,12 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     if cuda:
         row["peak_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
         row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+        row["weights_and_lora_state_gib"] = state_bytes / 2**30
+        cfgd = None if model == "sdxl" else TINY[model] if args.tiny else {"flux1": FLUX1_DEV, **KLEIN}[model]
+        if cfgd is not None:  # transformers: tokens = image patches + text; hidden; blocks
+            tokens = (latents.shape[-1] // 2) ** 2 + (8 if args.tiny else 512)
+            thb = tokens * cfgd["num_attention_heads"] * cfgd["attention_head_dim"] * (cfgd["num_layers"] + cfgd["num_single_layers"]) * s["batch"]
+            row["token_hidden_blocks"] = thb  # main() adds the CUDA context and divides
     del net, pipe, a, opt, params, loss, stepper
     gc.collect()
     if cuda:
@@ -289,6 +318,10 @@ def loss_check(fast: list[float], eager: list[float]) -> dict:
     return {"loss_mean_rel_diff": mean, "loss_max_rel_diff": mx, "loss_check": "pass" if mean < 0.02 and mx < 0.10 else "FAIL"}
 
 
+def ckpt_label(r: dict) -> str:
+    return "selective" if r["gradient_checkpointing"] == "selective" else "yes" if r["gradient_checkpointing"] else "no"
+
+
 def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> str:
     out = [f"| model | ckpt | batch | config | s/step | s/image | peak GiB (alloc / reserved+ctx) | floor s/step | ÷ floor | vs eager | loss check (mean / max rel. diff) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -296,12 +329,12 @@ def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> 
         if r.get("graph_captured") is False:
             r = {**r, "config": r["config"] + " (capture FAILED: eager steps)"}
         if "error" in r:
-            out.append(f"| {r['label']} | {'yes' if r['gradient_checkpointing'] else 'no'} | {r['batch']} | {r['config']} | error: {r['error'][:80]} | | | | | | |")
+            out.append(f"| {r['label']} | {ckpt_label(r)} | {r['batch']} | {r['config']} | error: {r['error'][:80]} | | | | | | |")
             continue
         floor = r["flops_per_step"] / (tflops * 1e12) if r.get("flops_per_step") else None
         eager = r.get("eager_s_per_step")
         out.append("| {} | {} | {} | {} | {:.3f} | {:.3f} | {:.1f} / {:.1f} | {} | {} | {} | {} |".format(
-            r["label"], "yes" if r["gradient_checkpointing"] else "no", r["batch"], r["config"], r["s_per_step"],
+            r["label"], ckpt_label(r), r["batch"], r["config"], r["s_per_step"],
             r["s_per_step"] / r["batch"], r.get("peak_alloc_gib", 0), r.get("peak_reserved_gib", 0) + context_gib,
             f"{floor:.3f}" if floor else "-", f"{r['s_per_step'] / floor:.2f}x" if floor else "-",
             (f"{r['throughput_ratio']:.2f}x the images/s of 1 GPU" if r.get("throughput_ratio") else
@@ -359,6 +392,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated models: sdxl,flux1,klein4b,klein9b")
     ap.add_argument("--configs", default=None, help="comma-separated row indices of CONFIGS to run")
     ap.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a smoke test of the code paths)")
+    ap.add_argument("--targets", default="attention", choices=["attention", "attention-mlp", "all-linear"],
+                    help="the LoRA's network.targets preset (core's table); issue 22's all-linear rows used all-linear")
     ap.add_argument("--md", default=None)
     ap.add_argument("--processes", type=int, default=1,
                     help="also run each selected row data-parallel on this many GPUs (the trainer's all-reduce) and report the throughput ratio")
@@ -390,15 +425,19 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch._dynamo.reset()
-        key = (model, s["ckpt"], s["batch"])
+        key = twin_key(model, s)
         if "error" not in row:
             if name == "eager":
                 eager_rows[key] = row
             elif key in eager_rows:
                 row.update(loss_check(row["losses"], eager_rows[key]["losses"]))
                 row["eager_s_per_step"] = eager_rows[key]["s_per_step"]
-            if row.get("flops_per_step") is None and key in flops_cache:
-                row["flops_per_step"] = flops_cache[key]
+            fkey = (model, s["ckpt"], s["batch"])  # selective recomputes less than full: its own FLOPs
+            if row.get("flops_per_step") is None and fkey in flops_cache:
+                row["flops_per_step"] = flops_cache[fkey]
+            if "token_hidden_blocks" in row and "peak_alloc_gib" in row:  # compare with VRAM_ACTIVATIONS / VRAM_SELECTIVE_ACTIVATIONS
+                act = (row["peak_alloc_gib"] + context_gib - row["weights_and_lora_state_gib"]) * 2**30
+                row["activation_bytes_per_token_hidden_block"] = act / row["token_hidden_blocks"]
             if row["flops_per_step"]:
                 row["floor_s"] = row["flops_per_step"] / (tflops * 1e12)
         rows.append(row)

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import threading
+import time
 from typing import Any, Callable, Optional, TextIO
 
 # Exit codes: 1 = a coded error the bridge turns into that error; 70 = a bug (E_INTERNAL, like
@@ -135,8 +136,25 @@ def log(message: str, level: str = "info") -> None:
         sys.stderr.flush()
 
 
+# The worker's clock: phase events carry `at`, seconds since the worker started (whole-run timing,
+# train/timing.py); the marks are kept for the run's timing summary.
+_T0 = time.monotonic()
+_phase_marks: list = []
+
+
+def elapsed() -> float:
+    return time.monotonic() - _T0
+
+
+def phase_marks() -> list:
+    """[(name, at)] of the phases emitted so far, in order."""
+    return list(_phase_marks)
+
+
 def phase(name: str, message: Optional[str] = None) -> None:
-    event: dict = {"type": "phase", "name": name}
+    at = round(elapsed(), 3)
+    _phase_marks.append((name, at))
+    event: dict = {"type": "phase", "name": name, "at": at}
     if message:
         event["message"] = message
     emit(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -114,6 +115,32 @@ def test_sdxl_cuda_graph_with_the_regularisers_replays_the_eager_loss_curve(tmp_
 def test_flux_timestep_sampling_and_ema_train_on_cuda(sampling, tmp_path, monkeypatch):
     result, losses, _ = _tiny_run("flux1", tmp_path, sampling, monkeypatch, timestep_sampling=sampling, ema_decay=0.9, caption_dropout=0.2)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+def test_flux_selective_checkpointing_with_compile_follows_the_eager_loss_curve(tmp_path, monkeypatch):
+    """Issue 22: the checkpoint inside each compiled block (train/selective_ckpt.py) keeps its policy under
+    torch.compile and trains what eager full checkpointing trains."""
+    sel, s_losses, s_events = _tiny_run("flux1", tmp_path, "sel", monkeypatch, gradient_checkpointing=True, checkpointing_mode="selective", compile=True)
+    full, f_losses, _ = _tiny_run("flux1", tmp_path, "full", monkeypatch, gradient_checkpointing=True, checkpointing_mode="full", compile=False)
+    assert any("selective checkpointing on" in e.get("message", "") for e in s_events if e["type"] == "log"), s_events
+    assert not any(e["type"] == "warning" for e in s_events), s_events
+    np.testing.assert_allclose(s_losses, f_losses, rtol=2e-2)
+
+
+def test_a_second_compiled_run_reuses_the_compile_cache(tmp_path, monkeypatch):
+    """Issue 22: the first run saves torch.compile's artifacts into compile_cache_dir, the second loads
+    them and its first steps (the warm-up) are shorter."""
+    cache = str(tmp_path / "cache" / "compile")
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.setenv(var, os.environ.get(var, "")) if var in os.environ else monkeypatch.delenv(var, raising=False)
+    cold, _, c_events = _tiny_run("flux1", tmp_path, "cold", monkeypatch, compile=True, compile_cache_dir=cache)
+    torch._dynamo.reset()  # a new process would start with nothing compiled in memory
+    from torch._inductor.codecache import PyCodeCache
+
+    PyCodeCache.cache_clear(purge=True) if "purge" in PyCodeCache.cache_clear.__code__.co_varnames else PyCodeCache.cache_clear()
+    warm, _, w_events = _tiny_run("flux1", tmp_path, "warm", monkeypatch, compile=True, compile_cache_dir=cache)
+    assert any("compile cache saved" in e.get("message", "") for e in c_events if e["type"] == "log"), c_events
+    assert any("compile cache loaded" in e.get("message", "") for e in w_events if e["type"] == "log"), w_events
+    assert not any(e.get("code") == "W_COMPILE_CACHE_IGNORED" for e in w_events)
+    assert warm["timing"]["warmup_s"] < cold["timing"]["warmup_s"], (cold["timing"], warm["timing"])
 
 
 @pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])

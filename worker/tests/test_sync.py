@@ -54,6 +54,15 @@ def test_config_has_one_field_per_request_property_and_defaults_only_for_the_opt
     assert set(TABLE["levers"]) <= set(fields)
 
 
+def test_every_trained_arch_has_target_presets_and_requests_default_to_attention():
+    trained = {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert set(TABLE["targetPresets"]) == trained
+    for arch in trained:
+        assert set(TABLE["targetPresets"][arch]["presets"]) == {"attention", "attention-mlp", "all-linear"}
+        assert TABLE["arches"][arch]["targets"] == TABLE["targetPresets"][arch]["presets"]["attention"]
+        assert dev_request(arch=arch)["targets"] == TABLE["targetPresets"][arch]["presets"]["attention"]
+
+
 def test_every_refusal_the_worker_makes_has_the_tables_code():
     assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "precision"}
     assert all(code.startswith("W_") for code in TABLE["refusals"].values())
@@ -68,6 +77,13 @@ def test_a_request_with_a_field_the_schema_does_not_know_is_a_usage_error():
     assert err.value.code == "E_USAGE"
 
 
+def test_the_worker_samples_the_arches_cores_table_lists():
+    from loraspec_worker.train import samples
+
+    assert set(samples.SAMPLE_ARCHES) == set(TABLE["sampleArches"])
+    assert set(TABLE["sampleArches"]) <= set(TABLE["arches"])
+
+
 @pytest.fixture(scope="module")
 def run_events(tmp_path_factory):
     """Every event of a CPU training run (tiny FLUX.1: load, cache, 4 steps, a checkpoint, save)."""
@@ -79,7 +95,8 @@ def run_events(tmp_path_factory):
     try:
         result = train.run(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(root / "out"), resolution=32, steps=4,
                                        save_every=2, rank=4, alpha=4, learning_rate=1e-3, max_sequence_length=32, compile=True,
-                                       lr_scheduler="cosine", warmup_steps=1))
+                                       lr_scheduler="cosine", warmup_steps=1,
+                                       samples={"every": 4, "prompts": ["txcl"], "seeds": [1], "steps": 1, "guidance_scale": 1.0, "width": 32, "height": 32}))
     finally:
         protocol._out = old
     return [json.loads(line) for line in buf.getvalue().splitlines()] + [{"type": "done", "result": json.loads(json.dumps(result))}]
@@ -92,7 +109,7 @@ def test_every_event_of_a_cpu_training_run_fits_the_event_union(run_events):
     bad = [(e, next(iter(validator.iter_errors(e))).message) for e in run_events if not validator.is_valid(e)]
     assert not bad, bad[:3]
     types = {e["type"] for e in run_events}
-    assert {"phase", "progress", "loss", "checkpoint", "settings", "warning", "done"} <= types, types
+    assert {"phase", "progress", "loss", "checkpoint", "settings", "warning", "sample", "done"} <= types, types
     lrs = [e["lr"] for e in run_events if e["type"] == "loss"]
     assert lrs and all(isinstance(x, float) and math.isfinite(x) for x in lrs)
 
@@ -122,3 +139,12 @@ def test_the_worker_samples_exactly_the_request_timestep_samplings_for_exactly_t
         regularize.flow_sigmas("mode", FlowMatchEulerDiscreteScheduler(), 8, torch.Generator(), torch.device("cpu"), 1024)
     flow = sorted(a for a, cls in ARCH_CLASSES.items() if issubclass(cls, FlowArch))
     assert flow == sorted(TABLE["regularisers"]["flowArches"])
+def test_checkpointing_modes_and_the_compile_cache_are_the_tables():
+    from loraspec_worker.train import compile_cache, selective_ckpt
+
+    assert REQUEST["properties"]["checkpointing_mode"]["enum"] == list(TABLE["checkpointingModes"]) == ["full", "selective"]
+    assert set(TABLE["selectiveCheckpointingArches"]) <= {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert callable(selective_ckpt.apply) and compile_cache.SPEC == TABLE["compileCache"]
+    assert "{torch}" in TABLE["compileCache"]["artifactsFile"] and TABLE["compileCache"]["warning"].startswith("W_")
+    assert "compile_cache_dir" not in REQUEST["required"] and "checkpointing_mode" in REQUEST["required"]
+    assert {"at"} <= set(next(o for o in EVENTS["oneOf"] if o["properties"]["type"].get("const") == "phase")["properties"])

@@ -12,7 +12,8 @@ const Setting = z.union([
 
 /** The event union as a schema: exported as schema/loraspec-event.schema.json, which the worker's tests hold its events to. */
 export const LoraspecEventSchema = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("phase"), name: z.string(), message: z.string().optional() }),
+  /** at: seconds since the worker started (the built-in trainer's whole-run timing: train/timing.py). */
+  z.strictObject({ type: z.literal("phase"), name: z.string(), message: z.string().optional(), at: z.number().nonnegative().optional() }),
   z.strictObject({
     type: z.literal("progress"),
     /** Which bar this belongs to: "train", "prep", "caption", "sample", ... */
@@ -28,7 +29,8 @@ export const LoraspecEventSchema = z.discriminatedUnion("type", [
   /** loss is null when it was not finite (the step that diverged). */
   z.strictObject({ type: z.literal("loss"), step: z.int(), loss: z.number().nullable(), lr: z.number().optional(), avgLoss: z.number().optional() }),
   z.strictObject({ type: z.literal("sample"), step: z.int().optional(), path: z.string(), prompt: z.string().optional(), seed: z.int().optional() }),
-  z.strictObject({ type: z.literal("checkpoint"), step: z.int(), path: z.string() }),
+  /** seconds: how long the write took (the built-in trainer's periodic saves). */
+  z.strictObject({ type: z.literal("checkpoint"), step: z.int(), path: z.string(), seconds: z.number().nonnegative().optional() }),
   z.strictObject({ type: z.literal("warning"), code: z.string().optional(), message: z.string(), file: z.string().optional() }),
   z.strictObject({ type: z.literal("error"), code: z.string(), message: z.string(), hint: z.string().optional(), retryable: z.boolean().optional() }),
   z.strictObject({ type: z.literal("log"), level: z.enum(["debug", "info"]), message: z.string() }),

@@ -42,6 +42,7 @@ class Config:
     warmup_steps: int
     precision: str
     gradient_checkpointing: bool
+    checkpointing_mode: str
     compile: bool
     cuda_graphs: bool
     channels_last: bool
@@ -69,7 +70,9 @@ class Config:
     reg_dataset: Optional[str] = None
     contract_hash: Optional[str] = None
     resume_from: Optional[str] = None
+    compile_cache_dir: Optional[str] = None
     device: Optional[str] = None
+    samples: Optional[dict] = None
     nodes: Optional[dict] = None
     debug: dict = field(default_factory=dict)
 
@@ -110,6 +113,8 @@ def contradictions(cfg: Config) -> list[str]:
     if cfg.cuda_graphs and len({(b["width"], b["height"]) for b in cfg.buckets}) > 1:
         graph.append("several bucket shapes (a captured graph replays one shape)")
     out = [f"cuda_graphs with {why}" for why in graph]
+    if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective" and cfg.arch not in TABLE["selectiveCheckpointingArches"]:
+        out.append(f"checkpointing_mode selective for {cfg.arch} (built for {', '.join(TABLE['selectiveCheckpointingArches'])})")
     if cfg.train_text_encoder and not arch["textEncoder"]:
         out.append(f"train_text_encoder for {cfg.arch}")
     return out

@@ -22,6 +22,7 @@ DEV_SETTINGS: dict[str, Any] = {
     "warmup_steps": 0,
     "precision": "bf16",
     "gradient_checkpointing": False,
+    "checkpointing_mode": "full",
     "compile": False,
     "cuda_graphs": False,
     "channels_last": False,

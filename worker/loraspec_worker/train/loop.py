@@ -15,12 +15,15 @@ from typing import Any, Optional
 from .. import checkpoint_integrity, distributed, speed
 from . import regularize
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
+from . import compile_cache, selective_ckpt
 from .arches import ARCH_CLASSES
 from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
 from .buckets import BucketSampler, cache_entries
 from .data import training_items
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, precision_name
+from .timing import Timeline
+from . import samples
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -60,13 +63,14 @@ class TrainState:
     started: float = 0.0
     losses: list = field(default_factory=list)
     checkpoints: list = field(default_factory=list)
+    timeline: Timeline = field(default_factory=Timeline)
 
     def save(self) -> None:
         extra = {"ema": self.ema.state(self.params)} if self.ema is not None else None
-        with regularize.ema_applied(self.ema, self.params):  # the checkpoint's LoRA is the EMA one
+        with self.timeline.save() as took, regularize.ema_applied(self.ema, self.params):  # the checkpoint's LoRA is the EMA one
             path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, len(self.items), extra)
         self.checkpoints.append(path)
-        emit({"type": "checkpoint", "step": self.step, "path": path})
+        emit({"type": "checkpoint", "step": self.step, "path": path, "seconds": round(took["seconds"], 3)})
 
 
 def finite_params(params) -> bool:
@@ -100,7 +104,10 @@ def load_and_cache(cfg: Config, device, dtype):
     with torch.no_grad():
         cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
         arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
-    pipe.vae = None
+    # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
+    arch.sample_renderer = samples.prepare(cfg, pipe, arch)
+    if arch.sample_renderer is None:
+        pipe.vae = None
     if not regularize.encodes_per_step(cfg):
         for attr in ("text_encoder", "text_encoder_2"):
             if hasattr(pipe, attr):
@@ -144,7 +151,10 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> t
             if p.requires_grad:
                 p.data = p.data.float()  # fp32 LoRA parameters over a bf16/fp32 base
                 params.append(p)
-    if cfg.gradient_checkpointing:
+    if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective":
+        n = selective_ckpt.apply(denoiser)
+        emit({"type": "log", "level": "info", "message": f"selective checkpointing on {n} blocks: matmul and attention outputs kept, element-wise ops recomputed"})
+    elif cfg.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
     if levers["compile"]:
         n = speed.compile_blocks(denoiser)
@@ -166,7 +176,9 @@ def train_once(cfg: Config, group=None) -> dict:
     random.seed(cfg.seed)
 
     levers = resolve_levers(cfg, device, dtype)
+    cache_file = compile_cache.configure(cfg.compile_cache_dir) if levers["compile"] else None
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
+    phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
     if levers["cuda_graphs"]:
         optimizer = speed.make_capturable_adamw(params, cfg.learning_rate, device, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
@@ -198,6 +210,8 @@ def train_once(cfg: Config, group=None) -> dict:
     state.step = state.start_step
     with soft_cancel():
         stopped = train_loop(state)
+    if group.is_main:
+        compile_cache.save(cache_file)
     if stopped is not None:  # stopped early (debug.stop_after_step)
         return stopped
     return save_final(state)
@@ -232,8 +246,11 @@ def save_final(state: TrainState) -> dict:
         "checkpoints": state.checkpoints,
         "keys": len(tensors),
     }
+    if getattr(state.arch, "sample_renderer", None) is not None:
+        result["samples"] = samples.summary(state.arch.sample_renderer)
     if state.device.type == "cuda":
         result["peakMemoryGiB"] = torch.cuda.max_memory_allocated() / 2**30
+    result["timing"] = state.timeline.summary()
     return result
 
 
@@ -273,6 +290,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
     inject_nan = cfg.debug.get("inject_nan_at_step")
     raise_oom = bool(cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised"))
     while state.step < cfg.steps:
+        state.timeline.step_begin()
         state.step += 1
         step = state.step
         state.optimizer.zero_grad(set_to_none=True)
@@ -308,6 +326,10 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if not finite_params(state.params):
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
+        renderer = getattr(state.arch, "sample_renderer", None)
+        if renderer is not None and group.is_main and renderer.due(step):
+            with regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
+                renderer.render(step)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")
@@ -328,6 +350,7 @@ def report_step(state: TrainState, step_loss: float) -> None:
     """The step's loss and progress events, then the spike check. lr is always a float (a capturable
     or fused AdamW on CUDA keeps it as a tensor)."""
     cfg, step = state.cfg, state.step
+    state.timeline.step_end()
     recent = state.losses[-50:]
     emit({"type": "loss", "step": step, "loss": step_loss, "lr": float(state.scheduler.get_last_lr()[0]), "avgLoss": sum(recent) / len(recent)})
     check_spike(cfg, state.losses, step)

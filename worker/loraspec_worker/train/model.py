@@ -83,7 +83,9 @@ def precision_name(dtype) -> str:
 def add_lora(model, cfg: Config, targets: list[str]):
     from peft import LoraConfig
 
-    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian", target_modules=targets)
+    from .targets import peft_target_modules
+
+    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian", target_modules=peft_target_modules(targets))
     model.add_adapter(config)
     return config
 

@@ -22,6 +22,9 @@ def _no_graph(cfg: Config) -> str:
 
 
 def _checkpointing(cfg: Config) -> str:
+    if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective":
+        cfg.checkpointing_mode = "full"  # selective keeps more than full: full is the next step down
+        return "selective -> full gradient checkpointing"
     if cfg.gradient_checkpointing:
         return ""
     cfg.gradient_checkpointing = True

@@ -26,6 +26,10 @@ export function registerInspect(program: Command): void {
       for (const c of r.coverage ?? []) {
         out.push(`  ${c.component.padEnd(12)}${c.touched}/${c.total} modules, ${c.defaultTouched}/${c.defaultTargets} of the default attention/MLP targets`);
       }
+      if (r.targets) {
+        const t = r.targets;
+        out.push(`targets       ${t.preset}: ${t.covered}/${t.blockModules} modules of the transformer blocks${t.outside ? ` + ${t.outside} outside them` : ""} (attention ${t.presets.attention}, attention-mlp ${t.presets["attention-mlp"]}, all-linear ${t.presets["all-linear"]})`);
+      }
       if (r.triggerWords.length) out.push(`trigger words ${r.triggerWords.join(", ")}`);
       const meta = { ...r.metadata.ss, ...r.metadata.modelspec, ...r.metadata.other };
       const shown = Object.entries(meta).filter(([k]) => !/tag_frequency|dataset_dirs|datasets|bucket_info/.test(k));

@@ -37,10 +37,12 @@ export function registerPlan(program: Command): void {
         ],
         ["cost", p.cost.usd !== undefined ? `$${p.cost.usd.toFixed(2)} (${p.cost.basis})` : p.cost.basis],
       ];
+      rows.push(["network targets", `${p.networkTargets.preset} (${p.networkTargets.why}; source: ${p.networkTargets.source})`]);
       for (const c of p.trainSettings.choices) rows.push([c.setting, `${String(c.value)} (${c.why}; source: ${c.source})`]);
       if (p.selected) {
         const config = p.selected.config ? `; ${p.selected.config}` : "";
-        rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis}${config})`]);
+        const sampling = p.selected.samplingSeconds !== undefined ? `; samples ${p.selected.samplingSeconds} s of it` : "";
+        rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis}${config}${sampling})`]);
       }
       const out = [pc.bold(`Plan for ${p.name}`), table(rows), "", pc.bold("Walltime per GPU class")];
       out.push(

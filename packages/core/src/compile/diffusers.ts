@@ -4,10 +4,12 @@ import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
 import { resolveBuckets } from "../plan/buckets.js";
 import { resolveTrainSettings, type SettingChoice } from "../plan/train-settings.js";
-import { resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
+import { joinPath, resolveTraining, type CompilePlan } from "../trainers/compile-input.js";
 import { scheduleOptionsFor } from "../trainers/lr-schedules.js";
+import { resolveBuiltinTargets } from "./network-targets.js";
 import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
+import { resolveSamples } from "./samples.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
@@ -25,6 +27,8 @@ export interface DiffusersPaths {
   regDir?: string;
   /** The base weights as the worker should open them: a local path already resolved, or a HF id. Defaults to base.path, else the model's HF repo. */
   basePath?: string;
+  /** loraspec's cache folder: torch.compile's caches persist under it (BUILTIN_TRAINER.compileCache.folder) when the run compiles. */
+  cacheDir?: string;
 }
 
 export interface DiffusersCompiled {
@@ -102,6 +106,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     ...(scheduleOptionsFor("diffusers", { scheduler: hp.lr_scheduler, warmupSteps: hp.warmup_steps, steps: r.steps, gpus: contract.hardware.gpus }) as { lr_scheduler: BuiltinSettings["lr_scheduler"]; warmup_steps: number }),
     precision: hp.precision,
     gradient_checkpointing: ts.gradientCheckpointing,
+    checkpointing_mode: ts.checkpointingMode === "selective" ? "selective" : "full",
     compile: ts.compile,
     cuda_graphs: ts.cudaGraphs,
     channels_last: ts.channelsLast,
@@ -114,7 +119,8 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     train_text_encoder: fixed.train_text_encoder,
     guidance_scale: arch === "flux1" && base.trainGuidance !== undefined ? base.trainGuidance : fixed.noGuidance,
     max_sequence_length: fixed.max_sequence_length,
-    targets: [...record.targets],
+    // network.targets / network.modules, else the attention preset (compile/network-targets.ts).
+    targets: resolveBuiltinTargets(contract, record.targets).patterns,
     ...builtinRegularisers(contract),
   };
   return { settings, warnings, choices: ts.choices, base: contract.base.model };
@@ -144,6 +150,12 @@ export function compileDiffusers(
     failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom ?? "fail", oom_fallbacks: fallbacks },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
+  if (paths.cacheDir && settings.compile) request.compile_cache_dir = joinPath(paths.cacheDir, BUILTIN_TRAINER.compileCache.folder);
+  const samples = resolveSamples(contract, settings.resolution);
+  const sampleArches: readonly string[] = BUILTIN_TRAINER.sampleArches;
+  if (samples && !sampleArches.includes(settings.arch)) {
+    warnings.push({ code: "W_SAMPLES_UNSUPPORTED", field: "samples.every", message: `the built-in trainer renders samples for ${sampleArches.join(" and ")} only, not ${settings.arch}: no samples this run` });
+  } else if (samples) request.samples = { every: samples.every, prompts: samples.prompts, seeds: samples.seeds, steps: samples.steps, guidance_scale: samples.guidance, width: samples.width, height: samples.height };
   const hw = contract.hardware;
   if (hw.kind === "local" && hw.nodes > 1) request.nodes = { count: hw.nodes, rank: hw.node_rank, endpoint: hw.rendezvous! };
   if (options.contractHash) request.contract_hash = options.contractHash;

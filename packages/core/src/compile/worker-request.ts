@@ -37,6 +37,9 @@ export const TrainRequestSchema = z.strictObject({
   warmup_steps: int(0),
   precision: z.enum(BUILTIN_TRAINER.precisions),
   gradient_checkpointing: z.boolean(),
+  checkpointing_mode: z
+    .enum(BUILTIN_TRAINER.checkpointingModes)
+    .meta({ description: "What gradient_checkpointing recomputes when on: full (each block's forward) or selective (matmul and attention outputs kept)." }),
   compile: z.boolean().meta({ description: "Regional torch.compile of the repeated blocks (refused with W_COMPILE_UNAVAILABLE without CUDA)." }),
   cuda_graphs: z.boolean().meta({ description: "Whole-step CUDA graph (refused with W_CUDA_GRAPH_UNAVAILABLE where this run cannot)." }),
   channels_last: z.boolean().meta({ description: "NHWC weights for a convolutional denoiser." }),
@@ -47,6 +50,9 @@ export const TrainRequestSchema = z.strictObject({
     .strictObject({ count: int(2), rank: int(0), endpoint: z.string().regex(/^[^\s:]+:\d{1,5}$/) })
     .optional()
     .meta({ description: "Several hosts (absent: this one alone): how many, this host's rank, node 0's host:port (torchrun's static rendezvous)." }),
+  compile_cache_dir: path
+    .optional()
+    .meta({ description: "Where torch.compile's caches and cache artifacts persist across runs (core: <loraspec cache>/compile); absent: torch's defaults." }),
   save_every: int(0),
   seed: z.int(),
   trigger_word: z.string().min(1),
@@ -64,12 +70,24 @@ export const TrainRequestSchema = z.strictObject({
   reg_dataset: path.optional().meta({ description: "Regularisation images: their captions are never given the trigger." }),
   contract_hash: z.string().optional(),
   resume_from: z.string().min(1).optional().meta({ description: 'A checkpoint folder, a run output folder, or "latest".' }),
-  targets: z.array(z.string().min(1)).min(1).meta({ description: "peft target modules of the denoiser (the table's, per arch)." }),
+  targets: z.array(z.string().min(1)).min(1).meta({ description: "Modules of the denoiser the LoRA trains: peft suffixes, or block-scoped patterns with * for one block index (knowledge/lora-targets.ts)." }),
   failure: z.strictObject({
     loss_spike_factor: z.number().gt(1),
     on_oom: z.enum(["fail", "fallback"]),
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),
+  samples: z
+    .strictObject({
+      every: int(1),
+      prompts: z.array(z.string().min(1)).min(1),
+      seeds: z.array(z.int().min(0)).min(1),
+      steps: int(1),
+      guidance_scale: z.number().min(0),
+      width: int(16).multipleOf(16),
+      height: int(16).multipleOf(16),
+    })
+    .optional()
+    .meta({ description: "Sample images every `every` steps and at the end (compile/samples.ts; absent: none): each prompt x seed, written to <output_dir>/samples/." }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
   debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions)." }),
 });

@@ -11,6 +11,7 @@ import { VRAM_MODEL } from "../knowledge/vram.js";
 import { LoraspecError } from "../errors.js";
 import { ContractSchema, type ContractInput, type Target, type TrainerId } from "./schema.js";
 import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
+import { initTargets } from "../compile/network-targets.js";
 
 export interface InitChoices {
   base: BaseModelId;
@@ -94,6 +95,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
   const gpu = findGpu(choices.gpu);
   const vramGb = choices.vramGb ?? gpu?.vramGb;
 
+  const targets = initTargets(trainer, choices.base);
   const contract: ContractInput = {
     version: 1,
     name: choices.name ?? `${choices.trigger}-${choices.target}`,
@@ -135,6 +137,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       shuffle_tags: false,
       noise_offset: 0,
     },
+    ...(targets ? { network: { targets: targets.targets } } : {}),
     limits: { ...(vramGb && hardware === "local" ? { vram_ceiling_gb: vramGb } : {}), ...(choices.maxCostUsd !== undefined ? { max_cost_usd: choices.maxCostUsd } : {}) },
     failure: { on_divergence: "stop", loss_spike_factor: 4, on_oom: "fallback", oom_fallbacks: ["gradient_checkpointing", "optimizer_8bit", "smaller_batch"] },
     validation: {
@@ -169,6 +172,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
     why: model.captionEncoder === "clip" ? "natural language works everywhere; tags are acceptable on SDXL" : `${model.label} reads captions with a ${model.captionEncoder === "t5" ? "T5" : "LLM"} encoder: write sentences, not tags`,
     source: CAPTION_RULES.naturalForT5.source,
   };
+  if (targets) reasons["network.targets"] = { why: targets.why, source: targets.source };
   reasons["trigger.placement"] = { why: "the trigger opens every caption", source: CAPTION_RULES.triggerAtStart.source };
   reasons["validation.self_weight"] = { why: `when stacking, keep at most ${STACKING.maxAdapters} LoRAs with combined weight <= ${STACKING.maxCombinedWeight}`, source: STACKING.source };
 

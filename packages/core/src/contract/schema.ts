@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
+import { TARGET_PRESETS } from "../knowledge/lora-targets.js";
 import { REGULARISER_DEFAULTS as RD, TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
@@ -242,6 +243,22 @@ export const FailureSchema = z
 export const NetworkSchema = z
   .strictObject({
     type: z.enum(["lora"]).default("lora").meta({ description: "The adapter kind." }),
+    targets: z
+      .enum(TARGET_PRESETS)
+      .optional()
+      .meta({
+        description:
+          "Which modules of the transformer blocks the LoRA trains: attention (the attention projections), attention-mlp (+ the MLPs), all-linear (every linear and 1x1 conv of the blocks, Kohya's default set). Left out: each trainer's own default (built-in: attention, as diffusers' dreambooth scripts; Kohya: all-linear).",
+      }),
+    modules: z
+      .array(z.string().min(1).max(TEXT_LIMITS.short))
+      .min(1)
+      .max(64)
+      .optional()
+      .meta({
+        description:
+          "Experts: an explicit list of diffusers module-name patterns instead of a preset (e.g. [to_q, to_v]); each must be one the base's architecture has (check lists them). The built-in trainer and ai-toolkit take it.",
+      }),
   })
   .meta({ description: "The adapter: its kind and the modules it trains." });
 
@@ -252,7 +269,45 @@ export const OutputSchema = z
 
 /** Images rendered while training, to watch the LoRA evolve. */
 export const SamplesSchema = z
-  .strictObject({})
+  .strictObject({
+    every: z
+      .int()
+      .nonnegative()
+      .default(0)
+      .meta({
+        description:
+          "Render the sample prompts every N optimizer steps and at the end, to watch the LoRA evolve (0: off). Kohya's --sample_every_n_steps, ai-toolkit's sample_every; fal trainers take none.",
+      }),
+    prompts: z
+      .array(
+        text(TEXT_LIMITS.prompt)
+          .min(1)
+          // Kohya's prompt file is one prompt a line, options after " --" (train_util.py line_to_prompt_dict).
+          .regex(/^(?!.*--)[^\r\n]+$/, "one line, without '--' (Kohya reads it as an option)"),
+      )
+      .min(1)
+      .max(8)
+      .optional()
+      .meta({ description: "Sample prompts ({trigger} is replaced; the trigger goes in front when absent). Default: the validation rubric's first trigger prompt and first novel scene." }),
+    seeds: z
+      .array(z.int().nonnegative())
+      .min(1)
+      .max(4)
+      .optional()
+      .meta({ description: "Fixed seeds: every prompt is rendered with each, at every sampling step, so the images differ only by training. Default: [42] (ai-toolkit's examples)." }),
+    steps: z
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .meta({ description: "Inference steps per sample. Default per base model (knowledge/sampling.ts, from ai-toolkit's examples)." }),
+    guidance: z
+      .number()
+      .nonnegative()
+      .max(30)
+      .optional()
+      .meta({ description: "Guidance scale (CFG, or FLUX's embedded guidance). Default per base model (knowledge/sampling.ts)." }),
+  })
   .meta({ description: "Sample images during training." });
 
 export const StackEntrySchema = z.strictObject({
@@ -299,6 +354,7 @@ export const ACCEPTABLE_RULES = [
   "trigger-not-at-start",
   "captions-tags-on-t5",
   "stack-over-limit",
+  "network-targets-approximate",
 ] as const;
 
 export const LintSchema = z

@@ -1,4 +1,5 @@
 import type { BaseModelId } from "./base-models.js";
+import { LORA_TARGETS } from "./lora-targets.js";
 import type { Sourced } from "./types.js";
 import { BUILTIN_REGULARISERS } from "./regularisers.js";
 
@@ -20,8 +21,8 @@ export interface WorkerArchRecord extends Sourced {
   /** Why not, when it does not, and what to use instead. */
   reason?: string;
   instead?: string;
-  /** peft target modules of the denoiser (attention projections, as diffusers' dreambooth LoRA scripts). */
-  targets: string[];
+  /** peft target modules of the denoiser when the contract names none: the `attention` preset (knowledge/lora-targets.ts), as diffusers' dreambooth LoRA scripts. */
+  targets: readonly string[];
   /** Its loss splits into draw / loss_from / static_extra, so a whole step can replay as one CUDA graph. */
   graphReplayable: boolean;
   /** Text-encoder LoRA supported (train_text_encoder). */
@@ -36,18 +37,16 @@ export interface BuiltinBaseRecord extends Sourced {
 
 const T = "shared/reference/trainers.md §5.5";
 const AS_OF = "2026-11-29";
-const ATTN = ["to_q", "to_k", "to_v", "to_out.0"];
-const JOINT = [...ATTN, "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"];
 const LF = "shared/reference/lora-formats.md §2a/§2b";
 const NOT_YET = "loraspec's loss code for it is not written yet (diffusers has the classes)";
 
 export const BUILTIN_TRAINER = {
   arches: {
-    sdxl: { trains: true, targets: ATTN, graphReplayable: true, textEncoder: true, source: `${T} (train_dreambooth_lora_sdxl.py); ${LF}`, asOf: AS_OF },
-    flux1: { trains: true, targets: JOINT, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_flux.py); ${LF}`, asOf: AS_OF },
+    sdxl: { trains: true, targets: LORA_TARGETS.sdxl.presets.attention, graphReplayable: true, textEncoder: true, source: `${T} (train_dreambooth_lora_sdxl.py); ${LF}`, asOf: AS_OF },
+    flux1: { trains: true, targets: LORA_TARGETS.flux1.presets.attention, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_flux.py); ${LF}`, asOf: AS_OF },
     "flux2-klein": {
       trains: true,
-      targets: [...JOINT, "to_qkv_mlp_proj"],
+      targets: LORA_TARGETS["flux2-klein"].presets.attention,
       graphReplayable: false,
       textEncoder: false,
       source: `${T} (train_dreambooth_lora_flux2_klein.py)`,
@@ -63,8 +62,8 @@ export const BUILTIN_TRAINER = {
       source: "diffusers 0.42.1 pipelines/flux2/pipeline_flux2.py (AutoProcessor); transformers PixtralProcessor requires torchvision",
       asOf: AS_OF,
     },
-    "qwen-image": { trains: true, targets: JOINT, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: AS_OF },
-    zimage: { trains: true, targets: ATTN, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_z_image.py)`, asOf: AS_OF },
+    "qwen-image": { trains: true, targets: LORA_TARGETS["qwen-image"].presets.attention, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_qwen_image.py)`, asOf: AS_OF },
+    zimage: { trains: true, targets: LORA_TARGETS.zimage.presets.attention, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_z_image.py)`, asOf: AS_OF },
     sd35: { trains: false, reason: NOT_YET, instead: "kohya (sd3_train_network.py)", targets: [], graphReplayable: false, textEncoder: false, source: T, asOf: AS_OF },
   } satisfies Record<WorkerArch, WorkerArchRecord>,
   /** Which worker arch each base model trains as. */
@@ -85,6 +84,8 @@ export const BUILTIN_TRAINER = {
     },
     "sd35-large": { arch: "sd35", source: T, asOf: AS_OF },
   } satisfies Record<BaseModelId, BuiltinBaseRecord>,
+  /** network.targets presets per arch: diffusers module-name patterns (knowledge/lora-targets.ts; the worker's test_targets.py holds them). */
+  targetPresets: LORA_TARGETS,
   /** Text-encoder LoRA targets (CLIP attention), SDXL only. */
   textEncoderTargets: ["q_proj", "k_proj", "v_proj", "out_proj"],
   /** Optimizers the worker builds (train/model.py OPTIMIZERS). */
@@ -113,10 +114,35 @@ export const BUILTIN_TRAINER = {
    */
   settingKeys: [
     "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
-    "warmup_steps", "precision", "gradient_checkpointing", "compile", "cuda_graphs", "channels_last", "fp8_matmul", "quantize",
-    "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "warmup_steps", "precision", "gradient_checkpointing", "checkpointing_mode", "compile", "cuda_graphs", "channels_last", "fp8_matmul",
+    "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
     "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay",
   ],
+  /**
+   * What gradient_checkpointing recomputes when it is on (the request's checkpointing_mode):
+   * full = each block's whole forward (diffusers' enable_gradient_checkpointing); selective = the
+   * block's matmul and attention outputs are kept, only the cheap element-wise ops are recomputed
+   * (torch.utils.checkpoint.create_selective_checkpoint_contexts; train/selective_ckpt.py).
+   */
+  checkpointingModes: ["full", "selective"],
+  /** The arches whose selective checkpointing is built and checked (CPU: the loss curve equals eager; bench/gpu-speed.py rows). */
+  selectiveCheckpointingArches: ["flux1"],
+  /**
+   * torch.compile's work kept across runs (train/compile_cache.py): core sends the folder
+   * (compile_cache_dir = <loraspec cache>/<folder>); inside it inductor's and Triton's caches and
+   * torch.compiler's cache artifacts file ({torch} = the torch version). An unreadable file is
+   * ignored with the warning code, never a failed run.
+   */
+  compileCache: {
+    folder: "compile",
+    inductorDir: "inductor",
+    tritonDir: "triton",
+    artifactsFile: "torch-compile-artifacts-{torch}.bin",
+    warning: "W_COMPILE_CACHE_IGNORED",
+    source: "https://docs.pytorch.org/tutorials/recipes/torch_compile_caching_tutorial.html (save_cache_artifacts / load_cache_artifacts; TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR)",
+  },
+  /** The arches whose sample prompts the worker encodes (train/samples.py); others get no samples and W_SAMPLES_UNSUPPORTED. */
+  sampleArches: ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"],
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */

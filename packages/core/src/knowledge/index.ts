@@ -8,3 +8,5 @@ export * from "./gpus.js";
 export * from "./vram.js";
 export * from "./versions.js";
 export * from "./train-speed.js";
+export * from "./lora-targets.js";
+export * from "./target-speed.js";

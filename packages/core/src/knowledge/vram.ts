@@ -64,6 +64,26 @@ export const VRAM_ACTIVATIONS: Readonly<Record<ModelFamily, ActivationRecord>> =
   sd3: { noCkpt: 35.4, ckpt: 1.8, source: `${BENCH}: assumed as FLUX.1, not measured`, asOf: "2026-11-29", verified: false },
 };
 
+/**
+ * Selective activation checkpointing (the built-in trainer's checkpointing_mode selective: each
+ * block's matmul and attention outputs kept, element-wise ops recomputed), bytes per token x hidden
+ * x block per sample. An ESTIMATE until bench/gpu-speed.py's selective rows measure it: FLUX.1's
+ * double block keeps q, k, v (3h), the attention output (h), its output projection (h), the MLP's
+ * up (4h) and down (h) projections = 10h bf16 values = 20 B; a single block q, k, v (3h), the MLP
+ * up projection (4h), the attention output (h) and the fused output projection (h) = 9h = 18 B;
+ * over 19 double + 38 single blocks 18.7 B, plus what full checkpointing keeps (1.8 B, measured).
+ */
+export const VRAM_SELECTIVE_ACTIVATIONS: Readonly<Partial<Record<ModelFamily, ActivationRecord & { selective: number }>>> = {
+  flux1: {
+    noCkpt: 35.4,
+    ckpt: 1.8,
+    selective: 20.5,
+    source: "derived from diffusers FluxTransformerBlock / FluxSingleTransformerBlock matmul outputs (transformer_flux.py) and the measured full-checkpointing figure; torchtitan's selective AC policy saves mm and SDPA outputs",
+    asOf: "2026-12-02",
+    verified: false,
+  },
+};
+
 /** Published VRAM facts the guide lists (kept as records so lint messages and docs can cite them). */
 export interface VramFact {
   id: string;

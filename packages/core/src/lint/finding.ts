@@ -22,6 +22,7 @@ export interface RuleInfo {
 }
 
 import { TRAINER_RULES } from "./trainer-rule-ids.js";
+import { NETWORK_RULES } from "./network-rule-ids.js";
 import { REGULARISER_RULES } from "./regulariser-rule-ids.js";
 import { BUCKET_RULES } from "./bucket-rules.js";
 
@@ -75,6 +76,8 @@ export const RULES: readonly RuleInfo[] = [
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,
+  // network.targets / network.modules per trainer: lint/network-rules.ts.
+  ...NETWORK_RULES,
   // Regularisers and schedules (issue 21): lint/regulariser-rules.ts.
   ...REGULARISER_RULES,
   // Aspect buckets: lint/bucket-rules.ts.

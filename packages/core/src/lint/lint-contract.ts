@@ -7,8 +7,10 @@ import type { Finding } from "./finding.js";
 import { learningRate, recipeTarget, saveEvery, stepsRules } from "./hyperparameter-rules.js";
 import type { LintContext, LintOptions, Rule } from "./lint-rule.js";
 import { lintPromises } from "./promise-rules.js";
+import { lintNetwork } from "./network-rules.js";
 import { lintRegularisers } from "./regulariser-rules.js";
 import { lintBuckets } from "./bucket-rules.js";
+import { lintSamples } from "./sample-rules.js";
 import { knownDefects, stacking } from "./stack-rules.js";
 import { hardwareTrainer, regImages, trainerSupport } from "./trainer-support-rules.js";
 import { lintTrainerTraps } from "./trainer-rules.js";
@@ -39,9 +41,13 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   knownDefects,
   // Trainer traps (helper TRAINERS): schedule per trainer, fields a trainer never receives, fal endpoints.
   ({ c, plan }) => lintTrainerTraps(c, plan.steps),
+  // network.targets / network.modules per trainer (lint/network-rules.ts).
+  ({ c }) => lintNetwork(c),
   ({ c }) => lintRegularisers(c),
   // Aspect buckets (lint/bucket-rules.ts).
   ({ c, plan }) => lintBuckets(c, plan.resolution),
+  // Sample images during training (samples.*): fal renders none.
+  ({ c }) => lintSamples(c),
   // Promises the contract makes (validation rubric, trigger, sample prompts) that its settings cannot keep.
   ({ c, model, plan, opts }) => lintPromises({ c, model, plan, words: opts.words }),
 ];

@@ -1,3 +1,4 @@
+import { describeTargets } from "../compile/network-targets.js";
 import type { Contract } from "../contract/schema.js";
 import type { DatasetSummary } from "../contract/dataset-summary.js";
 import { getBaseModel } from "../knowledge/base-models.js";
@@ -61,6 +62,8 @@ export interface Plan {
   vram: VramEstimate;
   /** Gradient checkpointing, compile, CUDA graph and base precision as resolved, each with why. */
   trainSettings: TrainSettings;
+  /** Which modules the LoRA trains (network.targets / network.modules, else the trainer's default), with why. */
+  networkTargets: ReturnType<typeof describeTargets>;
   /** trainer diffusers: every setting of the worker's request, exactly as the compiler writes it (absent where it refuses the contract). */
   workerSettings?: BuiltinSettings;
   /** One row per known GPU class; `selected` is the contract's GPU when known. */
@@ -154,6 +157,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     checkpoints: hp.save_every ? Math.floor(steps / hp.save_every) : 1,
     vram,
     trainSettings,
+    networkTargets: describeTargets(contract),
     workerSettings: contract.trainer.name === "diffusers" ? builtinSettingsOrNone(contract, { steps, learningRate, resolution }) : undefined,
     walltime,
     selected,

@@ -1,15 +1,16 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { FP8_ROWWISE_SOURCE, FP8_TENSOR_CORES_SOURCE, findGpu } from "../knowledge/gpus.js";
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
-import { VRAM_MODEL } from "../knowledge/vram.js";
+import { VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { bucketShapes, resolveBuckets } from "./buckets.js";
 import { lookupTrainSpeed } from "./train-speed.js";
 import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
 /** One decided setting and why, for `loraspec plan` (human and --json). */
 export interface SettingChoice {
-  setting: "gradient_checkpointing" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul";
+  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul";
   value: boolean | string;
   why: string;
   source: string;
@@ -52,6 +53,7 @@ export function resolveTrainSettings(contract: Contract, options: TrainSettingsO
     const ckpt = given ?? true;
     return {
       gradientCheckpointing: ckpt,
+      checkpointingMode: ckpt ? "full" : "off",
       compile: false,
       cudaGraphs: false,
       quantize: contract.base.quantize,
@@ -91,12 +93,13 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
   const ceiling = limits.length ? limits.reduce((a, b) => (b.gb < a.gb ? b : a)) : undefined;
 
   const shapes = shapesOf(contract, resolution);
-  const build = (ckpt: boolean, quantize: "none" | "fp8"): Candidate => {
+  const build = (ckpt: boolean, quantize: "none" | "fp8", mode: "full" | "selective" = "full"): Candidate => {
     const choices: SettingChoice[] = [];
+    const checkpointingMode = ckpt ? mode : "off";
     const graphs = cudaGraphsFor(contract, model, ckpt, shapes, choices);
     const compile = !graphs && compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, choices);
     const fp8Matmul = fp8MatmulFor(contract, model, ckpt, quantize, compile, hp.batch_size, choices);
-    const settings = { gradientCheckpointing: ckpt, compile, cudaGraphs: graphs, quantize, fp8Matmul };
+    const settings = { gradientCheckpointing: ckpt, checkpointingMode, compile, cudaGraphs: graphs, quantize, fp8Matmul } as const;
     return { ...settings, totalGb: estimateVramWith(contract, model, resolution, settings).totalGb, choices };
   };
   const speedOf = (c: VramSettings) => lookupTrainSpeed(model.id, c, hp.batch_size);
@@ -113,12 +116,21 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
     return finish(c, { setting: "gradient_checkpointing", value: c.gradientCheckpointing, why, source: given === undefined ? VRAM_MODEL.source : CONTRACT }, asked, contract);
   }
 
-  // Fastest first: no checkpointing, then checkpointing, then (FLUX-class only, when nothing else fits) an fp8 base.
+  // Fastest first: no checkpointing, then selective checkpointing (where built), then full, then
+  // (FLUX-class only, when nothing else fits) an fp8 base.
+  const selectiveOk = selectiveCheckpointingFor(model);
   const candidates: Candidate[] = [];
-  for (const ckpt of given === undefined ? [false, true] : [given]) candidates.push(build(ckpt, asked));
-  if (asked === "none" && model.family !== "sdxl") candidates.push(build(given ?? true, "fp8"));
+  for (const ckpt of given === undefined ? [false, true] : [given]) {
+    if (ckpt && selectiveOk) candidates.push(build(true, asked, "selective"));
+    candidates.push(build(ckpt, asked));
+  }
+  if (asked === "none" && model.family !== "sdxl") {
+    if ((given ?? true) && selectiveOk) candidates.push(build(true, "fp8", "selective"));
+    candidates.push(build(given ?? true, "fp8"));
+  }
   const fits = candidates.find((c) => c.totalGb <= ceiling.gb);
   const at = `${ceiling.gb} GB (${ceiling.field})`;
+  if (fits?.gradientCheckpointing) fits.choices.push(checkpointingModeChoice(model, fits, candidates, at));
   if (!fits) {
     const c = build(given ?? true, asked);
     const smallest = Math.min(...candidates.map((x) => x.totalGb));
@@ -128,11 +140,13 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
   let why: string;
   if (given !== undefined) why = `as the contract says (~${fits.totalGb} GB, fits ${at})`;
   else if (!fits.gradientCheckpointing) {
-    const ck = candidates.find((c) => c.gradientCheckpointing && c.quantize === fits.quantize);
+    const ck = candidates.find((c) => c.gradientCheckpointing && c.checkpointingMode === "full" && c.quantize === fits.quantize);
     why = `off: the peak without it (~${fits.totalGb} GB) fits ${at}; on the H200 ${sps(fits)} vs ${ck ? sps(ck) : "?"} with it`;
   } else {
     const noCk = candidates.find((c) => !c.gradientCheckpointing);
-    why = `on: without it the peak is ~${noCk?.totalGb} GB, over ${at}; with it ~${fits.totalGb} GB`;
+    why = noCk
+      ? `on: without it the peak is ~${noCk.totalGb} GB, over ${at}; with it ~${fits.totalGb} GB`
+      : `as the contract says (~${fits.totalGb} GB, fits ${at})`;
   }
   // VRAM_MODEL.source names the bench data the speeds come from too.
   const source = VRAM_MODEL.source;
@@ -166,7 +180,37 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
     choices.push({ setting: "quantize", value: "fp8", why: "as the contract says (base.quantize)", source: "contract: base.quantize" });
   }
   const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul } = c;
-  return { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, channelsLast: cudaGraphs, cudaKnown, choices };
+  const checkpointingMode = c.checkpointingMode ?? (gradientCheckpointing ? "full" : "off");
+  if (gradientCheckpointing && !choices.some((x) => x.setting === "checkpointing_mode")) {
+    choices.push({ setting: "checkpointing_mode", value: "full", why: "full: each block's forward is recomputed (the safe default without a VRAM ceiling that selective checkpointing fits)", source: VRAM_MODEL.source });
+  }
+  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, channelsLast: cudaGraphs, cudaKnown, choices };
+}
+
+/** Selective checkpointing is built (and checked against eager) for this model's worker arch, with an activation estimate. */
+function selectiveCheckpointingFor(model: BaseModelRecord): boolean {
+  const arches: readonly string[] = BUILTIN_TRAINER.selectiveCheckpointingArches;
+  return model.id in BUILTIN_TRAINER.bases && arches.includes(builtinArchOf(model.id).arch) && VRAM_SELECTIVE_ACTIVATIONS[model.family] !== undefined;
+}
+
+/** Why checkpointing, when on, is selective or full (the fitting candidate against the others). */
+function checkpointingModeChoice(model: BaseModelRecord, fits: Candidate, candidates: Candidate[], at: string): SettingChoice {
+  const rec = VRAM_SELECTIVE_ACTIVATIONS[model.family];
+  const source = rec ? `${rec.source} (estimate: verified false)` : VRAM_MODEL.source;
+  const full = candidates.find((c) => c.checkpointingMode === "full" && c.quantize === fits.quantize);
+  const selective = candidates.find((c) => c.checkpointingMode === "selective" && c.quantize === fits.quantize);
+  if (fits.checkpointingMode === "selective") {
+    return {
+      setting: "checkpointing_mode",
+      value: "selective",
+      why: `selective: each block's matmul and attention outputs are kept and only element-wise ops recomputed: ~${fits.totalGb} GB (an estimate until measured) fits ${at}; full checkpointing ~${full?.totalGb ?? "?"} GB recomputes every block's forward`,
+      source,
+    };
+  }
+  const why = selective
+    ? `full: selective checkpointing would need ~${selective.totalGb} GB (estimate), over ${at}`
+    : `full: selective checkpointing is built for the worker arch ${BUILTIN_TRAINER.selectiveCheckpointingArches.join(", ")} only`;
+  return { setting: "checkpointing_mode", value: "full", why, source };
 }
 
 /**

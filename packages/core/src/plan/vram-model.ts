@@ -1,8 +1,9 @@
 import type { Contract } from "../contract/schema.js";
 import type { QUANTIZATIONS } from "../contract/ids.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
-import { VRAM_ACTIVATIONS, VRAM_MODEL } from "../knowledge/vram.js";
+import { VRAM_ACTIVATIONS, VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
+import { targetActivationExtraGb } from "./target-speed.js";
 
 export interface VramEstimate {
   /** GB (1e9 bytes), per GPU. */
@@ -16,6 +17,8 @@ export interface VramEstimate {
 /** The settings that move the peak, resolved (plan/train-settings.ts decides them). */
 export interface VramSettings {
   gradientCheckpointing: boolean;
+  /** What is recomputed: off, full (each block's forward; the default when checkpointing is on), selective (built-in trainer: matmul and attention outputs kept). */
+  checkpointingMode?: "off" | "full" | "selective";
   /** Regional torch.compile of the repeated blocks (built-in trainer). */
   compile: boolean;
   /** Whole-step CUDA graph (built-in trainer, SDXL). */
@@ -42,8 +45,10 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
 
   const textEncoders = hp.cache_text_encoder_outputs ? 0 : model.textEncoders.reduce((s, te) => s + te.bf16Gb, 0);
   assumptions.push(hp.cache_text_encoder_outputs ? "text-encoder outputs cached (encoders off the GPU)" : "text encoders resident in bf16");
-  const vae = hp.cache_latents ? 0 : VRAM_MODEL.vaeGb;
-  assumptions.push(hp.cache_latents ? "latents cached (VAE off the GPU)" : "VAE resident");
+  // The built-in trainer keeps the VAE on the GPU to decode its samples (train/samples.py).
+  const sampleVae = contract.trainer.name === "diffusers" && contract.samples.every > 0;
+  const vae = hp.cache_latents && !sampleVae ? 0 : VRAM_MODEL.vaeGb;
+  assumptions.push(hp.cache_latents ? (sampleVae ? "latents cached, VAE resident for samples" : "latents cached (VAE off the GPU)") : "VAE resident");
 
   const loraParams = hp.rank * model.loraParamsPerRank;
   const lora = (loraParams * VRAM_MODEL.loraBytesPerParam[hp.optimizer]) / 1e9;
@@ -53,10 +58,14 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   const act = VRAM_ACTIVATIONS[model.family];
   const ckpt = settings.gradientCheckpointing;
   const compiled = settings.compile && !ckpt ? VRAM_MODEL.compileActivationFactor : 1;
-  const activations = (tokens * model.hidden * model.blocks * (ckpt ? act.ckpt : act.noCkpt) * compiled * hp.batch_size) / 1e9;
-  assumptions.push(
-    `activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${ckpt ? " with gradient checkpointing" : " without checkpointing"}${compiled < 1 ? ", compiled" : ""}`,
-  );
+  const selective = ckpt && settings.checkpointingMode === "selective" ? VRAM_SELECTIVE_ACTIVATIONS[model.family] : undefined;
+  const perToken = selective ? selective.selective : ckpt ? act.ckpt : act.noCkpt;
+  // network.targets beyond attention keeps more inputs for the LoRA's backward (plan/target-speed.ts).
+  const targets = targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size);
+  const activations = (tokens * model.hidden * model.blocks * perToken * compiled * hp.batch_size) / 1e9 + (targets?.gb ?? 0);
+  const how = selective ? " with selective checkpointing (estimate until measured)" : ckpt ? " with gradient checkpointing" : " without checkpointing";
+  assumptions.push(`activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${how}${compiled < 1 ? ", compiled" : ""}`);
+  if (targets) assumptions.push(targets.assumption);
   const graphs = settings.cudaGraphs ? VRAM_MODEL.cudaGraphsGb : 0;
   if (graphs) assumptions.push("whole-step CUDA graph buffers");
 
@@ -70,7 +79,7 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
     totalGb: round(subtotal + overhead),
     parts: { weights: round(weights), textEncoders: round(textEncoders), vae: round(vae), lora: round(lora), activations: round(activations), overhead: round(overhead) },
     assumptions,
-    source: `${VRAM_MODEL.source}; activations: ${act.source}`,
+    source: `${VRAM_MODEL.source}; activations: ${selective ? selective.source : act.source}`,
   };
 }
 

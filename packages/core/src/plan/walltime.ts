@@ -4,14 +4,18 @@ import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from ".
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { lookupTrainSpeed } from "./train-speed.js";
+import { sampleTime } from "./sample-time.js";
+import { targetSpeedFactor } from "./target-speed.js";
 import type { TrainSettings } from "./train-settings.js";
 
 export interface WalltimeEstimate {
   gpu: string;
   label: string;
   secondsPerStep: number;
-  /** Steps x s/step, plus the first torch.compile when the plan compiles. */
+  /** Steps x s/step, plus the first torch.compile when the plan compiles, plus sampling (samples.every). */
   hours: number;
+  /** Seconds of sample rendering inside `hours` (plan/sample-time.ts), when samples are on. */
+  samplingSeconds?: number;
   /**
    * measured: a row we measured on this GPU; derived: a measured row of this model x a lever ratio
    * measured on the same card; scaled: the H200 figure moved to this card by its datasheet
@@ -127,7 +131,12 @@ export function scalingFor(model: BaseModelRecord, contract: Contract, settings:
 /** One walltime model for every trainer: an H200 anchor (measured first), moved to `gpu` by gpuFactor. */
 export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate {
   const hp = contract.hyperparameters;
-  const anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
+  let anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
+  // network.targets: more modules, longer steps (plan/target-speed.ts).
+  const targets = targetSpeedFactor(model, contract, settings);
+  if (targets.factor !== 1) {
+    anchor = { secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
+  }
   const scaling = scalingFor(model, contract, settings);
   const tflops = (settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt) * hp.batch_size;
   const shares = stepShares(tflops, anchor.secondsPerStep, scaling);
@@ -137,16 +146,19 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanTrainingArea(contract, resolution) / 1024 ** 2) * factor;
   const warmup = contract.trainer.name === "diffusers" && settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
+  // Samples render at `resolution` (the largest): the step time scaled back from the mean training area.
+  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanTrainingArea(contract, resolution)), settings);
   return {
     gpu: gpu.id,
     label: gpu.label,
     secondsPerStep: Math.round(secondsPerStep * 1000) / 1000,
-    hours: Math.round(((secondsPerStep * steps + warmup) / 3600) * 100) / 100,
+    hours: Math.round(((secondsPerStep * steps + warmup + (sampling?.seconds ?? 0)) / 3600) * 100) / 100,
+    ...(sampling ? { samplingSeconds: sampling.seconds } : {}),
     basis,
     config: anchor.config,
-    source: onAnchor
+    source: (sampling ? `sampling ${sampling.source}; ` : "") + (onAnchor
       ? anchor.source
-      : `${anchor.source}; x ${factor.toFixed(2)} = ${shares.compute.toFixed(2)} (GEMM share) x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${shares.bandwidth.toFixed(2)} x bandwidth ${GPUS.find((g) => g.id === ANCHOR_GPU)!.memBandwidthTBs}/${gpu.memBandwidthTBs} + ${shares.fixed.toFixed(2)} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${H200_GEMM_TFLOPS.source}; ${scaling.source})`,
+      : `${anchor.source}; x ${factor.toFixed(2)} = ${shares.compute.toFixed(2)} (GEMM share) x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${shares.bandwidth.toFixed(2)} x bandwidth ${GPUS.find((g) => g.id === ANCHOR_GPU)!.memBandwidthTBs}/${gpu.memBandwidthTBs} + ${shares.fixed.toFixed(2)} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${H200_GEMM_TFLOPS.source}; ${scaling.source})`),
   };
 }
 

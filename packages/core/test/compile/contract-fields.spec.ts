@@ -55,7 +55,7 @@ const LORASPEC_SIDE: Readonly<Record<string, string>> = {
 };
 
 /** The rules that say "this trainer does not take what the contract says" (other rules judge values). */
-const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base", "regulariser-unsupported", "shuffle-tags-cached-text"]);
+const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported", "trainer-ignores-field", "fal-endpoint-target", "reg-images-unsupported", "hardware-trainer-mismatch", "trainer-unsupported-base", "network-targets-unsupported", "network-modules-unknown", "regulariser-unsupported", "shuffle-tags-cached-text"]);
 
 /** Fields loraspec consumes itself for one trainer only. */
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
@@ -110,7 +110,16 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "hyperparameters.save_every": () => ({ hyperparameters: { save_every: 100 } }),
   "hyperparameters.seed": () => ({ hyperparameters: { seed: 7 } }),
   "hyperparameters.lr_scheduler": () => ({ hyperparameters: { lr_scheduler: "cosine" } }),
+  // Sampling on changes what every trainer gets; each other samples field is set with it (off, it reaches nothing).
+  "samples.every": () => ({ samples: { every: 100 } }),
+  "samples.prompts": () => ({ samples: { every: 100, prompts: ["{trigger} on a beach"] } }),
+  "samples.seeds": () => ({ samples: { every: 100, seeds: [1, 2] } }),
+  "samples.steps": () => ({ samples: { every: 100, steps: 8 } }),
+  "samples.guidance": () => ({ samples: { every: 100, guidance: 2.5 } }),
   "hyperparameters.warmup_steps": () => ({ hyperparameters: { lr_scheduler: "constant_with_warmup", warmup_steps: 50 } }),
+  // attention-mlp: a preset no trainer trains by default (Kohya's default is all-linear).
+  "network.targets": () => ({ network: { targets: "attention-mlp" } }),
+  "network.modules": () => ({ network: { modules: ["to_q", "to_v"] } }),
   "hyperparameters.caption_dropout": () => ({ hyperparameters: { caption_dropout: 0.1 } }),
   // Shuffling needs the captions encoded each step (lint shuffle-tags-cached-text otherwise).
   "hyperparameters.shuffle_tags": () => ({ hyperparameters: { shuffle_tags: true, cache_text_encoder_outputs: false } }),

@@ -1,5 +1,6 @@
 import { decodeToF32, FLOAT_DTYPES, isDecodable } from "@loraspec/core/lora/dtype.js";
 import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { targetCoverage, type TargetCoverage } from "@loraspec/core/lora/target-coverage.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 
 export interface InspectModule {
@@ -22,6 +23,8 @@ export interface InspectReport {
   architecture?: { id: string; title: string };
   modules: InspectModule[];
   coverage?: { component: string; touched: number; defaultTargets: number; defaultTouched: number; total: number }[];
+  /** The network.targets preset the file trains (or custom) and its share of the transformer blocks. */
+  targets?: TargetCoverage;
   ranks: Record<string, number>;
   scales: Record<string, number>;
   components: string[];
@@ -130,6 +133,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       architecture: parsed.arch ? { id: parsed.arch.id, title: parsed.arch.title } : undefined,
       modules,
       coverage,
+      targets: parsed.arch ? targetCoverage(parsed.arch, parsed.placed.map((m) => m.placement)) : undefined,
       ranks,
       scales,
       components: [...new Set(modules.map((m) => m.component))],

@@ -1,6 +1,8 @@
 import type { CheckVerdict, Measure, VerdictStatus, WeightVerdict } from "@loraspec/core/validate/judge-validation.js";
 import type { SampleJob, WeightChecks } from "@loraspec/core/validate/plan-validation.js";
 import type { ValidationResult } from "../validate/validate-lora.js";
+import type { TrainingSample } from "../run/training-samples.js";
+import { trainingSamplesHtml } from "./training-samples-html.js";
 
 export interface RenderReportParams {
   result: ValidationResult;
@@ -9,6 +11,8 @@ export interface RenderReportParams {
   contractText?: string;
   /** A job's image source: a relative path inside the validation folder, or a data URI. */
   imageSrc: (jobId: string) => string;
+  /** The run's samples during training, with their image sources (absent when validating a file). */
+  trainingSamples?: { samples: TrainingSample[]; src: (s: TrainingSample) => string };
 }
 
 const esc = (s: unknown): string =>
@@ -143,6 +147,7 @@ export function renderReport(p: RenderReportParams): string {
   out.push(`</table>`);
 
   out.push(`<h2 id="loss">Loss curve</h2>${lossSvg(p.loss)}`);
+  if (p.trainingSamples) out.push(trainingSamplesHtml(p.trainingSamples.samples, p.trainingSamples.src));
   out.push(`<h2 id="contract">Contract</h2>${p.contractText ? `<pre>${esc(p.contractText)}</pre>` : `<p class="muted">Validated a file without a contract.</p>`}`);
   out.push(`<p class="src">Thresholds are knowledge records (packages/core/src/knowledge/validation-thresholds.ts); values marked "ours, to calibrate" are not published gates.</p>`);
   out.push(`</main></body></html>\n`);

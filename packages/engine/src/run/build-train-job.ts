@@ -12,7 +12,7 @@ import type { CompilePlan } from "@loraspec/core/trainers/compile-input.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { packZip } from "../dataset/pack-zip.js";
 import { findWorkerRoot, workerPython } from "../worker/worker-paths.js";
-import { trainerPaths } from "../setup/trainer-install.js";
+import { defaultCacheDir, trainerPaths } from "../setup/trainer-install.js";
 import { checkTrainerDevice } from "../setup/check-trainer-device.js";
 import type { RunRecord } from "./run-store.js";
 import type { TrainJob } from "./train-job.js";
@@ -29,6 +29,8 @@ export interface BuildTrainJobParams {
   datasetDir?: string;
   /** Where `loraspec setup` put a trainer checkout and venv (default: the loraspec cache). */
   trainerDir?: (trainer: "kohya" | "ai-toolkit") => { trainerDir: string; venvDir: string; tokenizerCacheDir?: string };
+  /** loraspec's cache folder (default: $LORASPEC_CACHE_DIR or the platform's); torch.compile's caches persist under it. */
+  cacheDir?: string;
   /** Checks the trainer's torch sees the GPUs before anything is copied (default: its venv's python; tests inject). */
   checkDevice?: typeof checkTrainerDevice;
 }
@@ -54,7 +56,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
   const trainer = contract.trainer.name;
   if (trainer === "diffusers") {
     const requestFile = join(run.runDir, "worker-request.json");
-    const compiled = compileDiffusers(contract, plan, { datasetDir, regDir, outputDir, basePath: resolveBasePath(contract, params.contractDir) }, { contractHash: params.contractHash });
+    const compiled = compileDiffusers(contract, plan, { datasetDir, regDir, outputDir, basePath: resolveBasePath(contract, params.contractDir), cacheDir: params.cacheDir ?? defaultCacheDir() }, { contractHash: params.contractHash });
     const request = compiled.request;
     return {
       kind: "process",

@@ -10,6 +10,7 @@ import { imagePath, type Sampler, type SampleSettings } from "../samplers/sample
 import { runWorker as defaultRunWorker } from "../worker/run-worker.js";
 import type { RunWorkerFn } from "../samplers/worker-sampler.js";
 import { readLossCurve } from "./read-loss-curve.js";
+import { reportTrainingSamples } from "./report-training-samples.js";
 import { runScore } from "./run-score.js";
 
 /** What to validate (rubric, trigger, target, candidates, weights, stack: planValidation's params) and how. */
@@ -105,7 +106,8 @@ export async function* validateLora(params: ValidateLoraParams): AsyncGenerator<
     for (const j of plan.jobs) inline[j.id] = `data:image/png;base64,${(await readFile(image(j.id))).toString("base64")}`;
   }
   const reportPath = join(params.outDir, VALIDATION_FILES.report);
-  await atomicWrite(reportPath, renderReport({ result, loss, contractText: params.contractText, imageSrc: inline ? (id) => inline[id] ?? "" : (id) => images[id] ?? "" }));
+  const training = params.eventsFile ? await reportTrainingSamples(params.eventsFile, params.outDir, params.inlineImages === true) : undefined;
+  await atomicWrite(reportPath, renderReport({ result, loss, contractText: params.contractText, imageSrc: inline ? (id) => inline[id] ?? "" : (id) => images[id] ?? "", trainingSamples: training }));
   yield { type: "phase", name: "report", message: reportPath };
   yield {
     type: "done",

@@ -55,6 +55,16 @@ describe("buildTrainJob with the real compilers", () => {
     expect(request.output_dir).toBe(join(run.runDir, "output"));
   });
 
+  it("diffusers: a compiled run keeps torch.compile's caches under loraspec's cache folder (issue 22)", async () => {
+    const extra = { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, optimizer: "adamw" } };
+    const contract = contractFor({ model: "flux1-dev", path: "./tiny" }, { name: "diffusers" }, extra);
+    const job = await buildTrainJob({ contract, contractDir: dir, plan: planRun(contract), run: store.create({ trainer: "diffusers" }), cacheDir: join(dir, "cache") });
+    if (job.kind !== "process") throw new Error("expected a process job");
+    const request = JSON.parse(job.files!["worker-request.json"]!);
+    expect(request.compile).toBe(true);
+    expect(request.compile_cache_dir).toBe(join(dir, "cache", "compile"));
+  });
+
   it("dataset.reg_path: the worker gets the folder, kohya its own copy as an is_reg subset", async () => {
     const extra = { dataset: { path: "./dataset", reg_path: "./dataset/sub" } };
     const diffusers = contractFor({ model: "sdxl", path: "./tiny" }, { name: "diffusers" }, extra);

@@ -55,6 +55,8 @@ beforeAll(async () => {
       gradient_checkpointing: false,
       save_every: 2,
     },
+    // Samples at steps 4 and 8: the rubric's default prompt, seed 42, 2 inference steps (cheap).
+    samples: { every: 4, steps: 2, guidance: 1 },
     // a handful of images keeps the test fast; check would refuse fewer than 15 for a character
     lint: { accept: [{ rule: "dataset-below-minimum", why: "a test of the train machinery on a few images" }] },
   };
@@ -113,6 +115,11 @@ describe.skipIf(!haveWorker)("loraspec train with the real worker (tiny SDXL, CP
     const [done] = runs();
     expect(done).toMatchObject({ id: interrupted!.id, state: "succeeded", attempts: 2, step: 8 });
     expect(existsSync(done!.outputPath!)).toBe(true);
+    // The samples of the resumed attempt reach the event stream, written beside the LoRA.
+    const last = events.find((e) => e.type === "sample" && e.step === 8);
+    expect(last).toMatchObject({ prompt: "a photo of txcl", seed: 42 });
+    expect(last.path).toMatch(/output[\/]samples[\/]step-000008-p0-s42\.png$/);
+    expect(existsSync(last.path)).toBe(true);
     const log = cli(["logs", done!.id]);
     expect(log.stdout).toContain('"type": "checkpoint"');
   }, 400_000);

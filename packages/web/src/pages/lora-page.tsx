@@ -13,6 +13,7 @@ interface Inspect {
   architecture?: { id: string; title: string };
   modules?: Array<{ key: string; native: string; diffusers?: string; component: string; rank: number; alpha?: number; scale: number }>;
   coverage?: Array<{ component: string; touched: number; defaultTargets: number; defaultTouched: number; total: number }>;
+  targets?: { preset: string; covered: number; blockModules: number; outside: number };
   ranks?: Record<string, number>;
   dtypes?: Record<string, number>;
   components?: string[];
@@ -198,6 +199,12 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
                 {total} tensors: {placed} modules placed · {report.unplaced?.length ?? 0} unplaced · {report.nonLora?.length ?? 0} non-LoRA
                 {report.nonFinite?.length ? ` · ${report.nonFinite.length} tensors with NaN/Inf` : ""}
               </div>
+              {report.targets ? (
+                <div className="muted" data-testid="target-coverage">
+                  targets: <b>{report.targets.preset}</b>, {report.targets.covered}/{report.targets.blockModules} modules of the transformer blocks
+                  {report.targets.outside ? ` + ${report.targets.outside} outside them` : ""}
+                </div>
+              ) : null}
               {report.coverage?.length ? (
                 <table className="table compact">
                   <thead>

@@ -263,6 +263,8 @@ function PlanPanel({ check }: { check: ReturnType<typeof checkContractText> }) {
             <dd>
               {p.rank} / {p.alpha}
             </dd>
+            <dt>targets</dt>
+            <dd title={`${p.networkTargets.why}\nsource: ${p.networkTargets.source}`}>{p.networkTargets.preset}</dd>
             <dt>VRAM</dt>
             <dd title={p.vram.assumptions.join("\n")}>
               <b>{p.vram.totalGb.toFixed(1)} GB</b> <span className="muted">peak per GPU</span>

@@ -5,6 +5,7 @@ import type { RunLogResponse, RunView as Run } from "@loraspec/engine/server/api
 import { api, errorText, fileUrl } from "../api.js";
 import type { ProjectInfo } from "../app.js";
 import { LossChart, type LossSeries } from "../components/loss-chart.js";
+import { SampleStrip, type SampleImage } from "../components/sample-strip.js";
 
 
 const ACTIVE = new Set(["queued", "starting", "running"]);
@@ -119,7 +120,13 @@ interface Live {
 function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () => void; canValidate: boolean }) {
   const [loss, setLoss] = useState<LossSeries>({ steps: [], loss: [], avgLoss: [] });
   const [live, setLive] = useState<Live>({});
-  const [samples, setSamples] = useState<Array<{ path: string; step?: number; prompt?: string; seed?: number }>>([]);
+  const [samples, setSamples] = useState<SampleImage[]>([]);
+  function loadSamples() {
+    api<{ samples: SampleImage[] }>(`/api/runs/${encodeURIComponent(run.id)}/samples`).then(
+      (r) => setSamples(r.samples),
+      () => {},
+    );
+  }
   const [log, setLog] = useState<string[]>([]);
   const [state, setState] = useState(run.state);
   const [error, setError] = useState<string>();
@@ -130,6 +137,13 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
   // the chart is rebuilt from it; steps replayed after a resume overwrite their old value.
   useEffect(() => {
     lossMap.current = new Map();
+    let sampleTimer: ReturnType<typeof setTimeout> | undefined;
+    const refreshSamples = () => {
+      sampleTimer ??= setTimeout(() => {
+        sampleTimer = undefined;
+        loadSamples();
+      }, 500);
+    };
     const source = new EventSource(`/api/runs/${encodeURIComponent(run.id)}/events`);
     let pending = false;
     const flush = () => {
@@ -165,7 +179,8 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
           });
           break;
         case "sample":
-          setSamples((s) => [...s, { path: e.path, step: e.step, prompt: e.prompt, seed: e.seed }]);
+          // The event's path is the trainer's; the server lists it checked and project-relative.
+          refreshSamples();
           break;
         case "error":
           setLive((l) => ({ ...l, error: { code: e.code, message: e.message, hint: e.hint } }));
@@ -179,17 +194,15 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
     });
     source.addEventListener("state", (m) => setState((JSON.parse((m as MessageEvent).data) as { state: string }).state));
     source.addEventListener("end", () => source.close());
-    return () => source.close();
+    return () => {
+      source.close();
+      if (sampleTimer) clearTimeout(sampleTimer);
+    };
     // A resume is a new attempt: reconnect and replay the whole log, so the chart keeps the
     // earlier attempts' points and steps trained again replace their old values.
   }, [run.id, run.attempts]);
 
-  useEffect(() => {
-    api<{ samples: Array<{ path: string; step?: number; prompt?: string; seed?: number }> }>(`/api/runs/${encodeURIComponent(run.id)}/samples`).then(
-      (r) => setSamples(r.samples),
-      () => {},
-    );
-  }, [run.id]);
+  useEffect(loadSamples, [run.id]);
 
   useEffect(() => {
     let stopped = false;
@@ -230,12 +243,6 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
   const total = live.total ?? run.totalSteps ?? undefined;
   const pct = step !== undefined && total ? Math.min(100, (100 * step) / total) : 0;
   const lastLoss = loss.loss.at(-1);
-  // Samples grouped by step, newest first.
-  const byStep = new Map<string, typeof samples>();
-  for (const s of [...samples].reverse()) {
-    const k = s.step === undefined ? "?" : String(s.step);
-    byStep.set(k, [...(byStep.get(k) ?? []), s]);
-  }
 
   return (
     <div className="run-detail">
@@ -299,19 +306,7 @@ function RunDetail({ run, onChanged, canValidate }: { run: Run; onChanged: () =>
           <div className="panel-title">
             Samples <span className="count">{samples.length}</span>
           </div>
-          {samples.length === 0 ? <div className="empty muted">No samples yet.</div> : null}
-          {[...byStep.entries()].map(([k, list]) => (
-            <div key={k} className="sample-group">
-              <div className="small muted">step {k}</div>
-              <div className="sample-row">
-                {list.map((s) => (
-                  <a key={s.path} href={fileUrl(s.path)} target="_blank" rel="noreferrer" title={`${s.prompt ?? ""} (seed ${s.seed ?? "?"})`}>
-                    <img src={fileUrl(s.path)} alt={s.prompt ?? s.path} />
-                  </a>
-                ))}
-              </div>
-            </div>
-          ))}
+          <SampleStrip samples={samples} />
         </div>
         <div className="panel log-panel">
           <div className="panel-title">Log</div>

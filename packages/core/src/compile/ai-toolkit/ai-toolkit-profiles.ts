@@ -1,7 +1,7 @@
 import type { BaseModelId } from "../../knowledge/base-models.js";
 import type { Sourced } from "../../knowledge/types.js";
 
-/** How ai-toolkit trains one base model: `model.arch` and the model/train/sample defaults it needs. */
+/** How ai-toolkit trains one base model: `model.arch` and the model/train defaults it needs (sample steps and guidance: knowledge/sampling.ts). */
 export interface AiToolkitProfile extends Sourced {
   arch: string;
   /** Extra `model:` keys (quantization, low_vram, adapters). */
@@ -9,7 +9,6 @@ export interface AiToolkitProfile extends Sourced {
   /** Extra `train:` keys. */
   train: Readonly<Record<string, unknown>>;
   noiseScheduler: "flowmatch" | "ddpm";
-  sample: { guidance_scale: number; sample_steps: number };
   /** Text embeddings can be cached (flow models with big LLM/T5 encoders). */
   cacheTextEmbeddings: boolean;
 }
@@ -28,7 +27,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: {},
     train: {},
     noiseScheduler: "ddpm",
-    sample: { guidance_scale: 6, sample_steps: 20 },
     cacheTextEmbeddings: false,
     source: `${DOC} §3.1 (UI defaults: sdxl, no quantize, ddpm, guidance 6)`,
     asOf: AS_OF,
@@ -38,7 +36,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: {},
     train: {},
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 4, sample_steps: 20 },
     cacheTextEmbeddings: false,
     source: `${DOC} §3.1, §3.3 (config/examples/train_lora_flux_24gb.yaml)`,
     asOf: AS_OF,
@@ -49,7 +46,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: { assistant_lora_path: "ostris/FLUX.1-schnell-training-adapter" },
     train: {},
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 1, sample_steps: 4 },
     cacheTextEmbeddings: false,
     source: `${DOC} §3.2 (train_lora_flux_schnell_24gb.yaml: assistant_lora_path, guidance 1, 4 steps)`,
     asOf: AS_OF,
@@ -59,7 +55,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: FLUX2_MODEL,
     train: { timestep_type: "weighted" },
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 4, sample_steps: 25 },
     cacheTextEmbeddings: true,
     source: `${DOC} §3.1 (UI defaults flux2: quantize, qfloat8, low_vram, timestep_type weighted, match_target_res false); sample guidance/steps unverified`,
     asOf: AS_OF,
@@ -70,7 +65,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: FLUX2_MODEL,
     train: { timestep_type: "weighted" },
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 4, sample_steps: 25 },
     cacheTextEmbeddings: true,
     source: `${DOC} §3.1 (UI defaults flux2_klein_4b: same as flux2); sample guidance/steps unverified`,
     asOf: AS_OF,
@@ -81,7 +75,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: FLUX2_MODEL,
     train: { timestep_type: "weighted" },
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 4, sample_steps: 25 },
     cacheTextEmbeddings: true,
     source: `${DOC} §3.1 (UI defaults flux2_klein_9b: same as flux2); sample guidance/steps unverified`,
     asOf: AS_OF,
@@ -92,7 +85,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: { low_vram: true },
     train: {},
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 3, sample_steps: 25 },
     cacheTextEmbeddings: true,
     source: `${DOC} §3.3 (config/examples/train_lora_qwen_image_24gb.yaml)`,
     asOf: AS_OF,
@@ -102,7 +94,6 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: { assistant_lora_path: "ostris/zimage_turbo_training_adapter/zimage_turbo_training_adapter_v2.safetensors" },
     train: {},
     noiseScheduler: "flowmatch",
-    sample: { guidance_scale: 1, sample_steps: 9 },
     cacheTextEmbeddings: true,
     source: `${DOC} §3.1 (UI zimage:turbo: training adapter v2, sample guidance 1, 9 steps); `,
     asOf: AS_OF,

@@ -6,8 +6,10 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { aiToolkitTargets } from "../network-targets.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
+import { aiToolkitSampleBlock } from "./ai-toolkit-samples.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
 export interface AiToolkitCompiled {
@@ -55,8 +57,6 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const configDir = paths.configDir ?? paths.outputDir;
   const trainerDir = paths.trainerDir ?? "ai-toolkit";
   const jobPath = joinPath(configDir, "job.yaml");
-  // Placeholder ai-toolkit replaces with the trigger in captions and prompts (§3.3).
-  const prompts = contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]"));
 
   const model: Record<string, unknown> = {
     name_or_path: resolveBasePath(contract.base.path, paths.contractDir) ?? r.base.hfRepo,
@@ -91,6 +91,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     ...(contract.dataset.aspect === "buckets" ? { bucket_tolerance: buckets.step } : {}),
     num_repeats: repeats,
   });
+  const targets = aiToolkitTargets(contract);
+  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Use network.targets, or the built-in trainer." });
 
   const process = {
     type: "sd_trainer",
@@ -99,7 +101,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     trigger_word: contract.trigger.word,
     // Read by BaseTrainProcess (torch/cuda/random seeds); ai-toolkit has no train.seed.
     training_seed: hp.seed,
-    network: { type: "lora", linear: r.rank, linear_alpha: r.alpha },
+    // network.targets / network.modules: only_if_contains / ignore_if_contains (compile/network-targets.ts).
+    network: { type: "lora", linear: r.rank, linear_alpha: r.alpha, ...targets.options },
     save: {
       dtype: dtype.save,
       save_every: r.saveEvery,
@@ -133,21 +136,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       ...regularisers.train,
     },
     model,
-    sample: {
-      // Must match train.noise_scheduler (A-4).
-      sampler: profile.noiseScheduler,
-      // ai-toolkit's default `neg: False` reaches the SDXL tokenizer as a bool and the first
-      // sample crashes the run (recorded on the GPU); the examples write "" (unused by FLUX).
-      neg: "",
-      sample_every: r.saveEvery,
-      width: r.resolution,
-      height: r.resolution,
-      seed: contract.validation.seeds[0] ?? hp.seed,
-      walk_seed: true,
-      guidance_scale: profile.sample.guidance_scale,
-      sample_steps: profile.sample.sample_steps,
-      prompts,
-    },
+    sample: aiToolkitSampleBlock(contract, r.resolution, r.saveEvery, profile.noiseScheduler),
   };
   const job = {
     job: "extension",

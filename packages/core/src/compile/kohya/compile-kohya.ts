@@ -6,6 +6,7 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
+import { kohyaNetworkArgs } from "../network-targets.js";
 import { kohyaRegularisers } from "../regularisers.js";
 import {
   joinPath,
@@ -16,6 +17,7 @@ import {
   type CompilePaths,
   type CompilePlan,
 } from "../../trainers/compile-input.js";
+import { kohyaSamples } from "./kohya-samples.js";
 import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_IGNORED_TOGETHER, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
 
 export interface KohyaCompiled {
@@ -127,6 +129,12 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     // loraspec trains the denoiser only; required with cached text-encoder outputs (§2.12).
     network_train_unet_only: true,
   };
+  // network.targets: sd-scripts' per-module-type dims (compile/network-targets.ts); what it cannot express is refused.
+  const targets = kohyaNetworkArgs(contract);
+  if (targets.refusal) {
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Leave network.targets out (Kohya trains all-linear), or use the built-in trainer or ai-toolkit." });
+  }
+  if (targets.args.length > 0) network.network_args = targets.args;
 
   const opt: Section = {
     optimizer_type: optimizer.type,
@@ -174,6 +182,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     save_state: true,
   };
 
+  const samples = kohyaSamples(contract, r.resolution, configDir, isFlux);
   const args = {
     model_arguments: model,
     network_arguments: network,
@@ -181,6 +190,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     training_arguments: training,
     saving_arguments: saving,
     dataset_arguments: { dataset_config: datasetPath } as Section,
+    ...(samples ? { sample_arguments: samples.options as Section } : {}),
   };
   checkArgsAgainstScript(profile.script, args);
   checkNothingIgnored(dataset.datasets[0] as Record<string, unknown>, "dataset.toml [[datasets]]");
@@ -222,6 +232,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     files: [
       { name: "dataset.toml", path: datasetPath, content: datasetToml },
       { name: "args.toml", path: argsPath, content: argsToml },
+      ...(samples ? [samples.file] : []),
     ],
     warnings: versionWarnings(contract.trainer.version, KOHYA_PIN.version),
     writesIntoDataset: paths.datasetWritable

@@ -8,8 +8,9 @@ import type { LossResponse, RunLogResponse, RunResponse, RunView, RunsResponse, 
 import type { RunSummary } from "../deps.js";
 import { notSupported, readJson } from "../http-helpers.js";
 import { SERVER_LIMITS } from "../limits.js";
-import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../run-files.js";
+import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../../run/run-files.js";
 import { projectRelative } from "../../fs/safe-path.js";
+import { runSamples } from "../run-samples.js";
 
 /** States after which a run's event log stops growing. */
 const FINAL_STATES = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
@@ -62,13 +63,7 @@ export function runsRoutes(ctx: AppContext) {
     })
     .get("/:id/samples", async (c) => {
       const run = await getRun(c.req.param("id"));
-      const { events } = await readEventsFrom({ runDir: run.runDir, offset: 0 });
-      const samples: SamplesResponse["samples"] = [];
-      for (const { event } of events) {
-        if (event.type !== "sample") continue;
-        samples.push({ ...event, path: projectRelative(projectDir, resolve(run.runDir, event.path)) });
-      }
-      return c.json<SamplesResponse>({ samples });
+      return c.json<SamplesResponse>({ samples: await runSamples({ runDir: run.runDir, projectDir }) });
     })
     .get("/:id/log", async (c) => {
       const run = await getRun(c.req.param("id"));

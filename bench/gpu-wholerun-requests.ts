@@ -1,0 +1,42 @@
+/**
+ * The train requests bench/gpu-wholerun.py runs: what `loraspec train` compiles (core's
+ * compileDiffusers, every lever as the plan decides it) for an SDXL and a FLUX.1 [dev] character
+ * LoRA on one H200 (141 GB), 20 images, --steps steps, save every 100. The GPU machine has no Node,
+ * so the requests travel as bench/data/gpu-wholerun-requests.json; the bench fills in the paths.
+ * Run: npx tsx bench/gpu-wholerun-requests.ts [--steps 400]   (regenerate after a plan change)
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compileDiffusers } from "../packages/core/src/compile/diffusers.js";
+import { ContractSchema } from "../packages/core/src/contract/schema.js";
+import { planRun } from "../packages/core/src/plan/plan-run.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const at = process.argv.indexOf("--steps");
+const steps = at > 0 ? Number(process.argv[at + 1]) : 400;
+const dataset = { images: 20, captioned: 20, totalBytes: 20 * 1_500_000, resolutions: Array(20).fill({ width: 1024, height: 1024 }) };
+const out: Record<string, unknown> = { steps, compiledBy: "bench/gpu-wholerun-requests.ts", requests: {} };
+for (const [key, model] of [["sdxl", "sdxl"], ["flux1", "flux1-dev"]] as const) {
+  const contract = ContractSchema.parse({
+    version: 1,
+    name: `wholerun-${key}`,
+    target: "character",
+    base: { model },
+    trainer: { name: "diffusers" },
+    hardware: { kind: "local", gpu: "H200", vram_gb: 141 },
+    dataset: { path: "./dataset", expected_images: 20, resolution: 1024 },
+    trigger: { word: "txcl" },
+    hyperparameters: { steps, save_every: 100, batch_size: 1, rank: 16, learning_rate: 1e-4, optimizer: "adamw" },
+  });
+  const plan = planRun(contract, dataset as never);
+  const compiled = compileDiffusers(contract, { steps, saveEvery: 100 } as never, { datasetDir: "DATASET", outputDir: "OUTPUT", cacheDir: "CACHE" });
+  (out.requests as Record<string, unknown>)[key] = {
+    request: compiled.request,
+    choices: compiled.choices.map((c) => `${c.setting}=${String(c.value)}: ${c.why}`),
+    planSecondsPerStep: plan.selected?.secondsPerStep,
+  };
+}
+const file = join(ROOT, "bench/data/gpu-wholerun-requests.json");
+await writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${file}`);

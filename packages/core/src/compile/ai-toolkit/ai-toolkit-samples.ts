@@ -1,0 +1,44 @@
+import type { Contract } from "../../contract/schema.js";
+import { samplingOf } from "../../knowledge/sampling.js";
+import { resolveSamples } from "../samples.js";
+
+/**
+ * ai-toolkit's `sample:` block (SampleConfig, trainers.md §3.3). With the contract's `samples.every`
+ * set: its prompts x seeds as `samples: [{prompt, seed}]` items (an item's seed wins over walk_seed,
+ * BaseSDTrainProcess.py L337), every N steps, its inference steps and guidance. Without: as before
+ * samples were a contract field, the validation trigger prompts at every save.
+ */
+export function aiToolkitSampleBlock(contract: Contract, resolution: number, saveEvery: number, sampler: string): Record<string, unknown> {
+  const common = {
+    // Must match train.noise_scheduler (A-4).
+    sampler,
+    // ai-toolkit's default `neg: False` reaches the SDXL tokenizer as a bool and the first
+    // sample crashes the run (recorded on the GPU); the examples write "" (unused by FLUX).
+    neg: "",
+  };
+  const s = resolveSamples(contract, resolution);
+  if (s) {
+    return {
+      ...common,
+      sample_every: s.every,
+      width: s.width,
+      height: s.height,
+      guidance_scale: s.guidance,
+      sample_steps: s.steps,
+      samples: s.prompts.flatMap((prompt) => s.seeds.map((seed) => ({ prompt, seed }))),
+    };
+  }
+  const knowledge = samplingOf(contract.base.model);
+  return {
+    ...common,
+    sample_every: saveEvery,
+    width: resolution,
+    height: resolution,
+    seed: contract.validation.seeds[0] ?? contract.hyperparameters.seed,
+    walk_seed: true,
+    guidance_scale: knowledge.guidance,
+    sample_steps: knowledge.steps,
+    // Placeholder ai-toolkit replaces with the trigger in captions and prompts (§3.3).
+    prompts: contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]")),
+  };
+}

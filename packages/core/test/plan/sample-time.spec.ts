@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { GPUS } from "@loraspec/core/knowledge/gpus.js";
+import { walltimeOn } from "@loraspec/core/plan/walltime.js";
+import { estimateVramWith } from "@loraspec/core/plan/vram-model.js";
+import { VRAM_MODEL } from "@loraspec/core/knowledge/vram.js";
+import { FORWARD_SHARE_OF_STEP } from "@loraspec/core/plan/sample-time.js";
+import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
+import { contract } from "../lint/helpers.js";
+
+const h200 = GPUS.find((g) => g.id === "h200")!;
+const settings: TrainSettings = { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, channelsLast: false, cudaKnown: true, choices: [] };
+
+describe("sampling time counts in the walltime", () => {
+  const of = (samples: Record<string, unknown> | undefined, base: "sdxl" | "flux1-dev") =>
+    walltimeOn(h200, getBaseModel(base)!, contract({ base: { model: base }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), 1024, 1000, settings);
+
+  it("FLUX.1: images x inference steps x one forward pass (embedded guidance) at the forward share of a step", () => {
+    const off = of(undefined, "flux1-dev");
+    const on = of({ every: 250, prompts: ["{trigger}"], seeds: [1, 2] }, "flux1-dev");
+    expect(off.samplingSeconds).toBeUndefined();
+    // 4 sampling steps (250..1000) x 1 prompt x 2 seeds = 8 images x 20 steps x 1 pass.
+    expect(on.samplingSeconds).toBe(Math.round(8 * 20 * on.secondsPerStep * FORWARD_SHARE_OF_STEP.share));
+    expect(on.hours).toBeCloseTo(off.hours + on.samplingSeconds! / 3600, 1);
+    expect(on.source).toMatch(/^sampling 8 images x 20 steps x 1 pass/);
+  });
+
+  it("SDXL with CFG counts two passes per inference step", () => {
+    const on = of({ every: 500, prompts: ["{trigger}"], seeds: [1] }, "sdxl");
+    expect(on.samplingSeconds).toBe(Math.round(2 * 20 * 2 * on.secondsPerStep * FORWARD_SHARE_OF_STEP.share));
+  });
+});
+
+describe("samples in the VRAM plan", () => {
+  it("the built-in trainer keeps the VAE resident to decode samples, with latents cached", () => {
+    const vae = (samples?: Record<string, unknown>) =>
+      estimateVramWith(contract({ base: { model: "flux1-dev" }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), getBaseModel("flux1-dev")!, 1024, { gradientCheckpointing: true, compile: false, cudaGraphs: false, quantize: "none" }).parts.vae;
+    expect(vae()).toBe(0);
+    expect(vae({ every: 100 })).toBe(VRAM_MODEL.vaeGb);
+  });
+});

@@ -1,0 +1,115 @@
+"""Where a whole training run's wall time goes (issue 22): load, latent / caption caching, set-up,
+warm-up (compile, CUDA-graph capture), steady steps, checkpoint saves, in-training samples.
+
+The phase events carry `at` (seconds since the worker started, protocol.phase); each step is timed
+from the top of the loop to its loss (the loss is read on the host every step, so the GPU work is
+done by then); saves are timed where they happen; whatever else runs between two steps (in-training
+samples, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
+`startup_s`; the rest of the train phase (resume, the compile-cache save) `other_s`. The train
+result's `timing` holds the breakdown.
+
+Definitions (bench/gpu-wholerun.py and RESULTS use them):
+- steady_s_per_step: the median step of the run's second half (warm-up is over by then);
+- warm-up: the leading steps slower than WARMUP_FACTOR x steady; `warmup_s` is what they took
+  beyond steady steps (the cost of compiling / capturing), `warmup_steps` how many there were;
+- ratio: total wall / (steps x steady), the goal's measure (<= 1.15).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from typing import Optional
+
+from .. import protocol
+
+# A leading step this many times slower than steady counts as warm-up.
+WARMUP_FACTOR = 1.5
+
+
+class Timeline:
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        self.saves: list[float] = []
+        self.samples = 0
+        self.train_started: Optional[float] = None
+        self.train_ended: Optional[float] = None
+        self._step_t: Optional[float] = None
+
+    def step_begin(self) -> None:
+        now = time.perf_counter()
+        if self.train_started is None:
+            self.train_started = now
+        self._step_t = now
+
+    def step_end(self) -> None:
+        if self._step_t is not None:
+            self.steps.append(time.perf_counter() - self._step_t)
+            self._step_t = None
+        self.train_ended = time.perf_counter()
+
+    @contextmanager
+    def save(self):
+        """Times one checkpoint save; yields a dict whose `seconds` is set when it is done."""
+        t = time.perf_counter()
+        out: dict = {}
+        try:
+            yield out
+        finally:
+            out["seconds"] = time.perf_counter() - t
+            self.saves.append(out["seconds"])
+
+    def summary(self) -> dict:
+        return summarize(self.steps, self.saves, protocol.phase_marks(), self.train_started, self.train_ended,
+                         total=protocol.elapsed())
+
+
+def _phase_durations(marks: list[tuple[str, float]], total: float) -> dict[str, float]:
+    """Each phase's seconds: from its mark to the next (the last to `total`); a repeated phase adds up."""
+    out: dict[str, float] = {}
+    for i, (name, at) in enumerate(marks):
+        end = marks[i + 1][1] if i + 1 < len(marks) else total
+        out[name] = out.get(name, 0.0) + max(0.0, end - at)
+    return out
+
+
+def warmup_of(steps: list[float]) -> tuple[Optional[float], int, float]:
+    """(steady s/step, warm-up steps, warm-up seconds beyond steady) of a run's step durations."""
+    if not steps:
+        return None, 0, 0.0
+    half = steps[len(steps) // 2 :]
+    steady = statistics.median(half)
+    n = 0
+    while n < len(steps) and steps[n] > WARMUP_FACTOR * steady:
+        n += 1
+    return steady, n, sum(s - steady for s in steps[:n])
+
+
+def summarize(steps: list[float], saves: list[float], marks: list[tuple[str, float]], train_started: Optional[float],
+              train_ended: Optional[float], total: float) -> dict:
+    phases = _phase_durations(marks, total)
+    steady, warm_n, warm_s = warmup_of(steps)
+    loop_s = (train_ended - train_started) if train_started is not None and train_ended is not None else 0.0
+    steps_s = sum(steps)
+    saves_s = sum(saves)  # the periodic saves, inside the loop; the final one is the "save" phase
+    out = {
+        "startup_s": marks[0][1] if marks else 0.0,  # imports, request checks, levers: before the first phase
+        "load_s": phases.get("load", 0.0),
+        "cache_s": phases.get("cache", 0.0),
+        "setup_s": phases.get("setup", 0.0),
+        "steps": len(steps),
+        "steps_s": steps_s,
+        "steady_s_per_step": steady,
+        "warmup_steps": warm_n,
+        "warmup_s": warm_s,
+        "saves": len(saves),
+        "saves_s": saves_s,
+        "between_steps_s": max(0.0, loop_s - steps_s - saves_s),
+        "final_save_s": phases.get("save", 0.0),
+        "total_s": total,
+        "ratio": total / (len(steps) * steady) if steady else None,
+    }
+    # the rest of the train phase: resume, the compile-cache save, anything outside the loop
+    out["other_s"] = max(0.0, phases.get("train", 0.0) - loop_s)
+    return out

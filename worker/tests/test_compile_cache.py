@@ -1,0 +1,124 @@
+"""torch.compile's caches across runs (train/compile_cache.py) on the CPU, without compiling
+anything: the folders core sends are where inductor and Triton look, the artifacts file is written
+atomically and read back, and an unreadable one is ignored with the table's coded warning, never a
+crash. A real round trip (CPU, torch 2.13: first call 42.6 s cold, 5.7 s warm with
+fxgraph_cache_hit) is in docs/design-notes.md; the H200 one is bench/gpu-wholerun.py's warm run."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol, schema_files  # noqa: E402
+from loraspec_worker.train import compile_cache  # noqa: E402
+
+SPEC = schema_files.builtin_trainer()["compileCache"]
+
+
+@pytest.fixture
+def events(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    # configure() points these at the test's folder: give the process its own values back afterwards
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])
+        else:
+            monkeypatch.delenv(var, raising=False)
+    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def test_without_a_folder_nothing_changes(events):
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    assert compile_cache.configure(None) is None
+    assert os.environ.get("TORCHINDUCTOR_CACHE_DIR") == before and events() == []
+
+
+def test_the_caches_live_in_the_folder_core_sends(tmp_path, events):
+    path = compile_cache.configure(str(tmp_path / "compile"))
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "compile" / SPEC["inductorDir"])
+    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "compile" / SPEC["tritonDir"])
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    assert cache_dir() == str(tmp_path / "compile" / SPEC["inductorDir"])  # inductor reads it at each use
+    assert os.path.dirname(path) == str(tmp_path / "compile") and torch.__version__.split("+")[0] in os.path.basename(path)
+    assert events() == []  # no file yet: a cold start, no warning
+
+
+def test_artifacts_are_written_atomically_and_loaded_back(tmp_path, events, monkeypatch):
+    path = compile_cache.artifacts_path(str(tmp_path))
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"compiled-bytes", object()))
+    assert compile_cache.save(path) is True
+    assert open(path, "rb").read() == b"compiled-bytes"
+    assert [p for p in os.listdir(tmp_path) if ".tmp-" in p] == []
+    loaded = []
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", lambda data: loaded.append(data) or object())
+    assert compile_cache.load(path) is True and loaded == [b"compiled-bytes"]
+    assert [e["type"] for e in events()] == ["log", "log"]
+    # nothing compiled in this process: the file is left as it was
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: None)
+    assert compile_cache.save(path) is False and open(path, "rb").read() == b"compiled-bytes"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, events, monkeypatch):
+    path = compile_cache.artifacts_path(str(tmp_path))
+    compile_cache.write_atomic(path, b"old")
+
+    def boom(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compile_cache.os, "replace", boom)
+    with pytest.raises(OSError):
+        compile_cache.write_atomic(path, b"new")
+    assert open(path, "rb").read() == b"old" and sorted(os.listdir(tmp_path)) == [os.path.basename(path)]
+
+
+@pytest.mark.parametrize("content", [b"garbage, not torch's", b""], ids=["corrupt", "empty"])
+def test_an_unreadable_cache_file_is_ignored_with_a_coded_warning(tmp_path, events, content):
+    folder = tmp_path / "compile"
+    folder.mkdir()
+    path = compile_cache.artifacts_path(str(folder))
+    with open(path, "wb") as f:
+        f.write(content)
+    assert compile_cache.configure(str(folder)) == path  # real torch.compiler.load_cache_artifacts: no crash
+    warnings = [e for e in events() if e["type"] == "warning"]
+    assert [w["code"] for w in warnings] == [SPEC["warning"]] == ["W_COMPILE_CACHE_IGNORED"]
+    assert path in warnings[0]["message"] and "compiles from scratch" in warnings[0]["message"]
+
+
+def test_a_torch_that_raises_on_load_or_save_is_a_warning_too(tmp_path, events, monkeypatch):
+    path = compile_cache.artifacts_path(str(tmp_path))
+    compile_cache.write_atomic(path, b"x")
+
+    def raises(*_):
+        raise RuntimeError("unsupported artifact version")
+
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", raises)
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", raises)
+    assert compile_cache.load(path) is False and compile_cache.save(path) is False
+    assert [e.get("code") for e in events()] == ["W_COMPILE_CACHE_IGNORED", "W_COMPILE_CACHE_IGNORED"]
+
+
+def test_a_compiled_run_uses_the_requests_folder_and_saves_after_its_steps(tmp_path, events, monkeypatch):
+    """train_once with compile applied (forced on here; the CPU refuses it) and compiling stubbed out:
+    the caches point into compile_cache_dir before the model loads, the artifacts are saved after the loop."""
+    from loraspec_worker import speed, tiny_base, train
+    from loraspec_worker.train.dev_request import dev_request
+    from noise_dataset import write_noise_dataset
+
+    seen = {}
+    monkeypatch.setattr(speed, "refuse_levers", lambda cfg, *a: {"compile": True, "cuda_graphs": False, "channels_last": False, "fp8_matmul": False})
+    monkeypatch.setattr(speed, "compile_blocks", lambda net, mode=None: seen.setdefault("inductor", os.environ["TORCHINDUCTOR_CACHE_DIR"]) and 0)
+    monkeypatch.setattr(compile_cache, "save", lambda path: seen.setdefault("saved", path))
+    base = tiny_base.make_tiny_base("flux1", str(tmp_path / "base"), seed=0)
+    data = write_noise_dataset(tmp_path / "data", 1, (32, 32))
+    req = dev_request(arch="flux1", base=base, dataset=data, output_dir=str(tmp_path / "out"), resolution=32, steps=2, rank=4, alpha=4,
+                      max_sequence_length=32, compile=True, compile_cache_dir=str(tmp_path / "cache" / "compile"))
+    train.run(req)
+    assert seen["inductor"] == str(tmp_path / "cache" / "compile" / SPEC["inductorDir"])
+    assert seen["saved"] == compile_cache.artifacts_path(str(tmp_path / "cache" / "compile"))

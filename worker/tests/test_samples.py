@@ -1,0 +1,93 @@
+"""Samples during training (train/samples.py) on tiny SDXL and FLUX.1 bases, on the CPU: files,
+events, and a loss curve that sampling does not change."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from loraspec_worker import protocol, tiny_base, train
+from loraspec_worker.train.dev_request import dev_request
+from noise_dataset import write_noise_dataset  # noqa: E402
+
+RES = 32  # pixels; the tiny VAEs scale by 2
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bases")
+    return {arch: tiny_base.make_tiny_base(arch, str(root / arch), seed=0) for arch in ("sdxl", "flux1", "flux2-klein", "zimage", "qwen-image")}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_noise_dataset(tmp_path_factory.mktemp("dataset"), 2, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
+
+
+@pytest.fixture
+def events(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def request(bases, dataset, out, arch, samples=None, steps=4):
+    req = dev_request(arch=arch, base=bases[arch], dataset=dataset, output_dir=str(out), resolution=RES, steps=steps, rank=4, alpha=4,
+                      learning_rate=1e-2, seed=7, max_sequence_length=32, optimizer="adamw", precision="fp32")
+    if samples is not None:
+        req["samples"] = samples
+    return req
+
+
+SAMPLES = {"every": 2, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 2, "guidance_scale": 2.0, "width": RES, "height": RES}
+
+
+@pytest.mark.parametrize("arch", ["sdxl", "flux1"])
+def test_samples_every_two_steps_and_at_the_end_give_files_and_events(arch, bases, dataset, tmp_path, events):
+    result = train.run(request(bases, dataset, tmp_path, arch, SAMPLES))
+    evs = events()
+    samples = [e for e in evs if e["type"] == "sample"]
+    assert [(e["step"], e["seed"], e["prompt"]) for e in samples] == [(2, 42, "a photo of txcl"), (4, 42, "a photo of txcl")]
+    names = sorted(os.listdir(tmp_path / "samples"))
+    assert names == ["step-000002-p0-s42.png", "step-000004-p0-s42.png"]  # no temp files left
+    for e in samples:
+        assert os.path.isabs(e["path"]) and os.path.exists(e["path"])
+        with Image.open(e["path"]) as im:
+            assert im.size == (RES, RES)
+    assert [s["step"] for s in result["samples"]] == [2, 4]
+    # The LoRA is active while sampling: what it learned between step 2 and 4 shows.
+    first, last = (open(e["path"], "rb").read() for e in samples)
+    assert first != last
+
+
+def test_sampling_leaves_the_loss_curve_unchanged(bases, dataset, tmp_path, events):
+    train.run(request(bases, dataset, tmp_path / "on", "flux1", {**SAMPLES, "every": 1}))
+    on = [e["loss"] for e in events() if e["type"] == "loss"]
+    before = len(events())
+    train.run(request(bases, dataset, tmp_path / "off", "flux1"))
+    off = [e["loss"] for e in events()[before:] if e["type"] == "loss"]
+    assert len(on) == 4 and on == off
+    assert not (tmp_path / "off" / "samples").exists()
+
+
+
+@pytest.mark.parametrize("arch", ["flux2-klein", "zimage", "qwen-image"])
+def test_the_other_arches_render_their_samples_with_cfg(arch, bases, dataset, tmp_path, events):
+    # One step, one render: the cached encodings (and the empty negative prompt for CFG) reach the pipeline.
+    train.run(request(bases, dataset, tmp_path, arch, {**SAMPLES, "every": 1, "steps": 1}, steps=1))
+    [sample] = [e for e in events() if e["type"] == "sample"]
+    assert sample["step"] == 1 and os.path.exists(sample["path"])
+    with Image.open(sample["path"]) as im:
+        assert im.size == (RES, RES)
+
+
+def test_sdxl_with_a_text_encoder_lora_samples_with_the_encoders_as_trained(bases, dataset, tmp_path, events):
+    req = request(bases, dataset, tmp_path, "sdxl", {**SAMPLES, "every": 1}, steps=1)
+    req["train_text_encoder"] = True
+    train.run(req)
+    [sample] = [e for e in events() if e["type"] == "sample"]
+    assert os.path.exists(sample["path"])

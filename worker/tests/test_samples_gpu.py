@@ -1,0 +1,72 @@
+"""GPU-only: samples during training on CUDA (train/samples.py) with the speed levers on: the
+whole-step CUDA graph (SDXL), an fp8 base with compiled blocks (FLUX.1). Tiny bases, seconds.
+
+On the GPU machine: worker/.venv/bin/python -m pytest -q -m gpu worker/tests/test_samples_gpu.py
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol, tiny_base, train  # noqa: E402
+from noise_dataset import write_noise_dataset  # noqa: E402
+from loraspec_worker.train.dev_request import dev_request  # noqa: E402
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+SAMPLES = {"every": 4, "prompts": ["a photo of txcl", "txcl on the moon"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "width": 64, "height": 64}
+
+
+def _run(arch, tmp_path, name, monkeypatch, samples=None, **over):
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    base = str(tmp_path / f"base-{arch}")
+    if not os.path.exists(base):
+        tiny_base.make_tiny_base(arch, base)
+    data = tmp_path / "data"
+    if not data.exists():
+        write_noise_dataset(data, 2, (64, 64))
+    request = dev_request(**{"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
+                             "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over})
+    if samples:
+        request["samples"] = samples
+    result = train.run(request)
+    events = [json.loads(line) for line in buf.getvalue().splitlines()]
+    return result, [e["loss"] for e in events if e["type"] == "loss"], events
+
+
+def _check_samples(events, out_dir):
+    got = [e for e in events if e["type"] == "sample"]
+    assert [e["step"] for e in got] == [4] * 4 + [8] * 4
+    assert sorted(os.listdir(out_dir / "samples")) == sorted(os.path.basename(e["path"]) for e in got)
+
+
+@pytest.mark.parametrize(("arch", "levers"), [
+    ("sdxl", {"gradient_checkpointing": False, "cuda_graphs": True, "channels_last": True}),
+    ("flux1", {"gradient_checkpointing": True, "quantize": "fp8", "compile": True}),
+    ("flux1", {"compile": True, "fp8_matmul": True}),
+])
+def test_samples_with_the_speed_levers_keep_the_loss_curve(arch, levers, tmp_path, monkeypatch):
+    _, on, events = _run(arch, tmp_path, "on", monkeypatch, SAMPLES, **levers)
+    _, off, _ = _run(arch, tmp_path, "off", monkeypatch, None, **levers)
+    assert not any(e["type"] == "warning" and "GRAPH_FALLBACK" in (e.get("code") or "") for e in events), events
+    _check_samples(events, tmp_path / "on")
+    assert len(on) == 8 and all(math.isfinite(v) for v in on)
+    # Sampling between steps leaves the training untouched (same seed, same curve).
+    # (a moved RNG draws other timesteps and noise: the curves would differ by far more than kernel noise)
+    np.testing.assert_allclose(on, off, rtol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["flux2-klein", "zimage", "qwen-image"])
+def test_samples_in_bf16_on_cuda(arch, tmp_path, monkeypatch):
+    _, losses, events = _run(arch, tmp_path, "on", monkeypatch, SAMPLES, gradient_checkpointing=True)
+    _check_samples(events, tmp_path / "on")
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
