@@ -103,6 +103,23 @@ def save_pipeline(pipe, out: str) -> int:
     return folder_bytes(out)
 
 
+def _tiny_vae(**extra):
+    """The 4-latent-channel AutoencoderKL of the tiny SDXL and FLUX.1 bases (`extra`: each one's own settings)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=1,
+        sample_size=32,
+        **extra,
+    )
+
+
 def _clip_config(vocab: int, projection: bool):
     from transformers import CLIPTextConfig
 
@@ -123,7 +140,7 @@ def _clip_config(vocab: int, projection: bool):
 
 def build_sdxl(seed: int):
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tok = clip_tokenizer()
@@ -146,17 +163,7 @@ def build_sdxl(seed: int):
         cross_attention_dim=64,  # both encoders' hidden states concatenated: 32 + 32
         norm_num_groups=1,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=1,
-        sample_size=32,
-        scaling_factor=0.13025,
-    )
+    vae = _tiny_vae(scaling_factor=0.13025)
     text_encoder = CLIPTextModel(_clip_config(len(tok), False))
     text_encoder_2 = CLIPTextModelWithProjection(_clip_config(len(tok), True))
     scheduler = EulerDiscreteScheduler(
@@ -175,7 +182,7 @@ def build_sdxl(seed: int):
 
 def build_flux1(seed: int):
     import torch
-    from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
+    from diffusers import FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     clip = clip_tokenizer()
@@ -193,20 +200,7 @@ def build_flux1(seed: int):
         guidance_embeds=True,  # like FLUX.1 [dev]
         axes_dims_rope=[4, 4, 8],
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=1,
-        sample_size=32,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.1159,
-        scaling_factor=0.3611,
-    )
+    vae = _tiny_vae(use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611)
     text_encoder = CLIPTextModel(_clip_config(len(clip), False))
     text_encoder_2 = T5EncoderModel(
         T5Config(vocab_size=len(t5), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
