@@ -27,8 +27,10 @@ def byte_chars() -> list[str]:
     return [chr(c) for c in chars]
 
 
-def clip_tokenizer():
-    """A CLIP BPE tokenizer with single-byte tokens only (no merges): 514 ids."""
+def clip_tokenizer(merges=()):
+    """A CLIP BPE tokenizer over the 256 byte characters (with and without the end-of-word mark),
+    then one id per merged symbol in `merges` order, then the two specials: 514 ids without merges
+    (the toy world's tokenizer passes the merges it learns over its words)."""
     from transformers import CLIPTokenizer
 
     chars = byte_chars()
@@ -37,9 +39,11 @@ def clip_tokenizer():
         vocab[c] = len(vocab)
     for c in chars:
         vocab[c + "</w>"] = len(vocab)
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=[], pad_token="<|endoftext|>")
+    tok = CLIPTokenizer(vocab=vocab, merges=list(merges), pad_token="<|endoftext|>")
     tok.model_max_length = 77
     return tok
 
@@ -80,6 +84,42 @@ def qwen_tokenizer():
     return tok
 
 
+def flux_scheduler():
+    """FLUX.1 [dev]'s scheduler config (FLUX.2 [klein] ships the same one)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                           base_image_seq_len=256, max_image_seq_len=4096)
+
+
+def folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def save_pipeline(pipe, out: str) -> int:
+    """Saves a pipeline as a diffusers folder (safetensors); returns the folder's size in bytes."""
+    os.makedirs(out, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return folder_bytes(out)
+
+
+def _tiny_vae(**extra):
+    """The 4-latent-channel AutoencoderKL of the tiny SDXL and FLUX.1 bases (`extra`: each one's own settings)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=1,
+        sample_size=32,
+        **extra,
+    )
+
+
 def _clip_config(vocab: int, projection: bool):
     from transformers import CLIPTextConfig
 
@@ -100,7 +140,7 @@ def _clip_config(vocab: int, projection: bool):
 
 def build_sdxl(seed: int):
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tok = clip_tokenizer()
@@ -123,17 +163,7 @@ def build_sdxl(seed: int):
         cross_attention_dim=64,  # both encoders' hidden states concatenated: 32 + 32
         norm_num_groups=1,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=1,
-        sample_size=32,
-        scaling_factor=0.13025,
-    )
+    vae = _tiny_vae(scaling_factor=0.13025)
     text_encoder = CLIPTextModel(_clip_config(len(tok), False))
     text_encoder_2 = CLIPTextModelWithProjection(_clip_config(len(tok), True))
     scheduler = EulerDiscreteScheduler(
@@ -152,7 +182,7 @@ def build_sdxl(seed: int):
 
 def build_flux1(seed: int):
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from diffusers import FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     clip = clip_tokenizer()
@@ -170,27 +200,13 @@ def build_flux1(seed: int):
         guidance_embeds=True,  # like FLUX.1 [dev]
         axes_dims_rope=[4, 4, 8],
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4,
-        norm_num_groups=1,
-        sample_size=32,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.1159,
-        scaling_factor=0.3611,
-    )
+    vae = _tiny_vae(use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611)
     text_encoder = CLIPTextModel(_clip_config(len(clip), False))
     text_encoder_2 = T5EncoderModel(
         T5Config(vocab_size=len(t5), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
                  feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                base_image_seq_len=256, max_image_seq_len=4096)
+    scheduler = flux_scheduler()
     return FluxPipeline(
         scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=clip, text_encoder_2=text_encoder_2,
         tokenizer_2=t5, transformer=transformer,
@@ -204,7 +220,7 @@ KLEIN_LAYERS = (9, 18, 27)
 
 def build_flux2_klein(seed: int):
     import torch
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Transformer2DModel
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tok = qwen_tokenizer()
@@ -239,8 +255,7 @@ def build_flux2_klein(seed: int):
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                base_image_seq_len=256, max_image_seq_len=4096)
+    scheduler = flux_scheduler()
     return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tok, transformer=transformer,
                               is_distilled=False)
 
@@ -357,9 +372,7 @@ BUILDERS = {"sdxl": build_sdxl, "flux1": build_flux1, "flux2-klein": build_flux2
 def make_tiny_base(arch: str, out: str, seed: int = 0) -> str:
     if arch not in BUILDERS:
         raise WorkerError("E_USAGE", f"unknown arch '{arch}'", hint=f"one of {', '.join(ARCHES)}")
-    pipe = BUILDERS[arch](seed)
-    os.makedirs(out, exist_ok=True)
-    pipe.save_pretrained(out, safe_serialization=True)
+    save_pipeline(BUILDERS[arch](seed), out)
     return out
 
 
@@ -369,6 +382,6 @@ def run(request: dict) -> dict:
     seed = int(request.get("seed", 0))
     phase("make-tiny-base", f"{arch} -> {out}")
     make_tiny_base(arch, out, seed)
-    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    size = folder_bytes(out)
     emit({"type": "log", "level": "info", "message": f"wrote {size / 1e6:.1f} MB"})
     return {"path": os.path.abspath(out), "arch": arch, "bytes": size}

@@ -44,6 +44,24 @@ def test_tokenizer_keeps_world_words_whole_and_splits_new_words():
     assert len(tok("txcl", add_special_tokens=False).input_ids) > 1
 
 
+@pytest.mark.parametrize("base, folders", [("toy-sdxl", ("tokenizer", "tokenizer_2")), ("toy-flux1", ("tokenizer",))])
+def test_toy_tokenizers_built_in_code_match_the_committed_bases(base, folders):
+    """toyworld builds its tokenizers on tiny_base's: the ids must stay those the bases were trained with."""
+    from transformers import AutoTokenizer
+
+    from loraspec_worker.tiny_base import clip_tokenizer
+    from toyworld.tokenizer import toy_t5_tokenizer
+
+    ours = toy_clip_tokenizer().get_vocab()
+    for folder in folders:
+        assert AutoTokenizer.from_pretrained(os.path.join(REPO, "models", base, folder)).get_vocab() == ours
+    plain = clip_tokenizer().get_vocab()
+    assert all(ours[t] == i for t, i in plain.items() if not t.startswith("<|"))  # byte tokens first, same ids
+    if base == "toy-flux1":
+        committed = AutoTokenizer.from_pretrained(os.path.join(REPO, "models", base, "tokenizer_2"))
+        assert committed.get_vocab() == toy_t5_tokenizer().get_vocab()
+
+
 def test_base_world_never_holds_the_concepts():
     for seed in range(1500):
         scene = world.random_scene(seed, **train_base.BASE_SCENES)

@@ -10,14 +10,11 @@ the LoRA's crosses read as squares to the judge; the shape is reported, not asse
 
 from __future__ import annotations
 
-import io
 import os
 
 import pytest
 
-from loraspec_worker import protocol, train
-from toyworld import concepts, world
-from loraspec_worker.train.dev_request import dev_request
+from toyworld import world
 from toyworld.judge import Judge
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -35,7 +32,6 @@ PLACES = [
     ("medium", "in the bottom left", "indoor"),
     ("large", "in the center", "grass"),
 ]
-STEPS, LR, PRIOR = 300, 1e-3, 20
 
 
 
@@ -49,24 +45,15 @@ def shows_shape(read: dict) -> bool:
 
 
 @pytest.mark.slow
-def test_txcl_lora_learns_the_character(tmp_path, monkeypatch):
+def test_txcl_lora_learns_the_character(good_txcl_lora):
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    monkeypatch.setattr(protocol, "_out", io.StringIO())
-    dataset = concepts.write_concept(str(tmp_path / "character"), "character", count=20)["path"]
-    concepts.write_prior(dataset, count=PRIOR)
-    result = train.run(dev_request(**{
-        "arch": "sdxl", "base": BASE, "dataset": dataset, "output_dir": str(tmp_path / "out"), "name": "txcl",
-        "resolution": 64, "steps": STEPS, "rank": 8, "alpha": 8, "learning_rate": LR, "batch_size": 4,
-        # the captions carry the trigger; prefix_trigger off so the prior images' captions stay without it
-        "seed": 1, "trigger_word": "txcl", "prefix_trigger": False, "precision": "fp32", "device": "cpu",
-    }))
-    assert os.path.exists(result["path"])
-
+    # The rubric's good LoRA (conftest.py): the 20 txcl images with 20 prior images as reg images,
+    # 300 steps at lr 1e-3, rank 8, batch 4, 64 px, training seed 1, trained once per session.
     pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(result["path"], adapter_name="txcl")
+    pipe.load_lora_weights(good_txcl_lora, adapter_name="txcl")
     judge = Judge(JUDGE)
 
     def sample(prompts):

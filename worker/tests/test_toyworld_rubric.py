@@ -22,12 +22,14 @@ BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
+def rows(tmp_path_factory, good_txcl_lora):
     if not BUILT:
         pytest.skip("the CLI is not built (npm run build)")
     before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
     try:
-        return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS)
+        # the good LoRA is the session's (conftest.py: trained once, with training seed 1, as the others here)
+        return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS,
+                          trained={"good": good_txcl_lora})
     finally:
         protocol._out = before
 

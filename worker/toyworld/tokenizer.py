@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from loraspec_worker.tiny_base import byte_chars, t5_tokenizer
+from loraspec_worker.tiny_base import clip_tokenizer, t5_tokenizer
 from . import world
 
 
@@ -54,23 +54,8 @@ def learn_merges(words: list[str]) -> list[tuple[str, str]]:
 
 
 def toy_clip_tokenizer():
-    from transformers import CLIPTokenizer
-
-    chars = byte_chars()
-    vocab: dict[str, int] = {}
-    for c in chars:
-        vocab[c] = len(vocab)
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    merges = learn_merges(world_words())
-    for a, b in merges:
-        if a + b not in vocab:
-            vocab[a + b] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=list(merges), pad_token="<|endoftext|>")
-    tok.model_max_length = 77
-    return tok
+    """tiny_base's CLIP tokenizer with the merges that make every word of the toy world one token."""
+    return clip_tokenizer(learn_merges(world_words()))
 
 
 def toy_t5_tokenizer():

@@ -20,6 +20,8 @@ import os
 import random
 import time
 
+from loraspec_worker import tiny_base
+
 from . import world
 from .tokenizer import toy_clip_tokenizer
 
@@ -255,9 +257,7 @@ def save_pipeline(models, out: str, dtype_name: str = "fp16") -> int:
                                      tokenizer=models["tokenizer"], tokenizer_2=toy_clip_tokenizer(), unet=models["unet"],
                                      scheduler=models["scheduler"])
     pipe.to("cpu", {"fp16": torch.float16, "fp32": torch.float32}[dtype_name])
-    os.makedirs(out, exist_ok=True)
-    pipe.save_pretrained(out, safe_serialization=True)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    return tiny_base.save_pipeline(pipe, out)
 
 
 def eval_prompts(count: int, seed: int = 900_000_000) -> list[tuple[str, dict]]:
@@ -310,6 +310,26 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
         k: v for k, v in (extra or {}).items() if k != "negative_prompt"}
 
 
+def render_base_images(count: int, workers: int, report: dict, log):
+    """The base world's training images (uint8, NCHW) and captions; the time it took goes to report."""
+    import torch
+
+    t = time.time()
+    images, captions = make_base_dataset(0, count, workers)
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    report["dataset"] = {"images": count, "seconds": time.time() - t}
+    log(f"rendered {count} base-world images in {time.time() - t:.0f}s")
+    return images, captions
+
+
+def record_saved(report: dict, models: dict, trained: tuple, size: int, out: str, t0: float, log) -> None:
+    """Parameter counts of the trained models, the saved folder's size and the training time."""
+    report["params"] = {k: sum(p.numel() for p in models[k].parameters()) for k in trained}
+    report["bytes"] = size
+    report["train_seconds"] = time.time() - t0
+    log(f"saved {out} ({size / 1e6:.1f} MB)")
+
+
 def run(args) -> dict:
     import torch
 
@@ -335,20 +355,13 @@ def run(args) -> dict:
         log(f"judge accuracy on {args.judge_eval} held-out images: {json.dumps(acc)}")
         judge_mod.save_judge(model, args.judge_out, {"accuracy": acc, "held_out_images": args.judge_eval})
 
-    t = time.time()
-    images, captions = make_base_dataset(0, args.images, workers)
-    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    report["dataset"] = {"images": args.images, "seconds": time.time() - t}
-    log(f"rendered {args.images} base-world images in {time.time() - t:.0f}s")
+    images, captions = render_base_images(args.images, workers, report, log)
 
     models = build_models(args.seed)
     report["vae"] = train_vae(models["vae"], images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, log=log)
     report["denoiser"] = train_denoiser(models, images, captions, device=device, steps=args.unet_steps, seconds=args.unet_seconds,
                                         batch=args.batch, log=log)
-    report["params"] = {k: sum(p.numel() for p in models[k].parameters()) for k in ("unet", "vae", "text_encoder", "text_encoder_2")}
-    report["bytes"] = save_pipeline(models, args.out)
-    report["train_seconds"] = time.time() - t0
-    log(f"saved {args.out} ({report['bytes'] / 1e6:.1f} MB)")
+    record_saved(report, models, ("unet", "vae", "text_encoder", "text_encoder_2"), save_pipeline(models, args.out), args.out, t0, log)
 
     if args.eval > 0 and os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
         from diffusers import StableDiffusionXLPipeline

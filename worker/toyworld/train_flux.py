@@ -25,9 +25,12 @@ import json
 import os
 import time
 
+from loraspec_worker import tiny_base
+from loraspec_worker.tiny_base import flux_scheduler
+
 from .tokenizer import toy_clip_tokenizer, toy_t5_tokenizer
-from .train_base import (CAPTION_DROPOUT, CODEC_SCENES, eval_prompts, evaluate_base, make_base_dataset, style_roundtrip, toy_clip_config,
-                         toy_vae, train_vae)
+from .train_base import (CAPTION_DROPOUT, CODEC_SCENES, eval_prompts, evaluate_base, make_base_dataset, record_saved, render_base_images,
+                         style_roundtrip, toy_clip_config, toy_vae, train_vae)
 
 # The guidance embedding's value in training: the built-in LoRA trainer's default guidance_scale
 # (train.py Config), so a LoRA trains at the value the base learnt; sample at guidance_scale 1.0.
@@ -40,7 +43,7 @@ EVAL_TRUE_CFG = 4.0
 
 def build_models(seed: int = 0) -> dict:
     import torch
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from diffusers import FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     tok = toy_clip_tokenizer()
@@ -64,9 +67,7 @@ def build_models(seed: int = 0) -> dict:
         axes_dims_rope=[8, 12, 12],  # sums to attention_head_dim (FLUX.1: 16, 56, 56 of 128)
     )
     vae = toy_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False)  # no quant convs, as FLUX's VAE
-    # FLUX.1 [dev]'s scheduler config
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                                base_image_seq_len=256, max_image_seq_len=4096)
+    scheduler = flux_scheduler()  # FLUX.1 [dev]'s scheduler config
     return {"tokenizer": tok, "tokenizer_2": tok2, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2,
             "transformer": transformer, "vae": vae, "scheduler": scheduler}
 
@@ -170,9 +171,7 @@ def save_pipeline(models, out: str) -> int:
 
     pipe = make_pipeline(models)
     pipe.to("cpu", torch.bfloat16)  # FLUX.1's own dtype (T5 overflows in fp16)
-    os.makedirs(out, exist_ok=True)
-    pipe.save_pretrained(out, safe_serialization=True)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    return tiny_base.save_pipeline(pipe, out)
 
 
 def sampling_kwargs(true_cfg: float, t5_length: int = T5_LENGTHS[0]) -> dict:
@@ -198,11 +197,7 @@ def run(args) -> dict:
     report: dict = {"arch": "flux1", "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__}
     t0 = time.time()
 
-    t = time.time()
-    images, captions = make_base_dataset(0, args.images, workers)
-    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    report["dataset"] = {"images": args.images, "seconds": time.time() - t}
-    log(f"rendered {args.images} base-world images in {time.time() - t:.0f}s")
+    images, captions = render_base_images(args.images, workers, report, log)
 
     # The VAE also trains on scenes with every fill (a general codec; seeds after the base set's),
     # so the txst style's stripes can be drawn; the transformer sees the base world only.
@@ -221,10 +216,7 @@ def run(args) -> dict:
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
                                               t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)
-    report["params"] = {k: sum(p.numel() for p in models[k].parameters()) for k in ("transformer", "vae", "text_encoder", "text_encoder_2")}
-    report["bytes"] = save_pipeline(models, args.out)
-    report["train_seconds"] = time.time() - t0
-    log(f"saved {args.out} ({report['bytes'] / 1e6:.1f} MB)")
+    record_saved(report, models, ("transformer", "vae", "text_encoder", "text_encoder_2"), save_pipeline(models, args.out), args.out, t0, log)
 
     if args.eval > 0 and os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
         from diffusers import FluxPipeline

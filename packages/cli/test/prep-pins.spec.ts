@@ -49,10 +49,13 @@ describe("loraspec prep with stored pins", () => {
     expect((await prep({ version: 1 }, ["--pin", "a-small.jpg"])).kept).toEqual(["a-small.jpg", "b.png"]);
   });
 
-  it("a hostile pins file exits 2 with its code, no stack trace", async () => {
+  it("a hostile pins file is one coded warning naming the file and field; prep goes on without it (--pin still applies), no stack trace", async () => {
     const r = await prep({ version: 1, keep: ["../../etc/passwd"] });
-    expect(r.code).toBe(2);
-    expect(r.stdout + r.stderr).toContain("E_DATASET_PINS_INVALID");
+    expect(r.code).toBe(0);
+    expect(r.kept).toEqual(["a.jpg", "b.png"]);
+    const warnings = r.stdout.split("\n").filter((l) => l.includes('"code":"dataset-pins-invalid"')).map((l) => JSON.parse(l) as { code: string; message: string });
+    expect(warnings).toEqual([expect.objectContaining({ code: "dataset-pins-invalid", message: expect.stringMatching(/dataset-pins\.json: keep\.0: .*E_DATASET_PINS_INVALID/) })]);
     expect(r.stdout + r.stderr).not.toMatch(/^\s+at /m);
+    expect((await prep("{not json", ["--pin", "a-small.jpg"])).kept).toEqual(["a-small.jpg", "b.png"]);
   });
 });

@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import type { Finding } from "@loraspec/core/lint/finding.js";
 import { printJson, table } from "../output.js";
 
 interface PrepOptions {
@@ -55,9 +57,11 @@ export function registerPrep(program: Command): void {
         });
       }
       // The page's keep/drop choices (.loraspec/dataset-pins.json) apply to the contract's dataset folder; --pin adds to them.
-      const { mergePins, readDatasetPins } = await import("@loraspec/engine/dataset/dataset-pins.js");
-      const stored = project.contract && project.datasetDir && resolve(project.datasetDir) === resolve(datasetDir) ? await readDatasetPins({ projectDir: project.projectDir }) : undefined;
-      const pins = mergePins(stored, opts.pin);
+      // A bad pins file is a warning (as in check): prep goes on with --pin alone.
+      const { mergePins } = await import("@loraspec/engine/dataset/dataset-pins.js");
+      const { readStoredPins } = await import("@loraspec/engine/dataset/stored-pins.js");
+      const stored = project.contract && project.datasetDir && resolve(project.datasetDir) === resolve(datasetDir) ? await readStoredPins({ projectDir: project.projectDir }) : undefined;
+      const pins = mergePins(stored?.pins, opts.pin);
       // The contract's bucket set (core decides it; the trainers get the same), cropped to at the largest resolution.
       const aspect = opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect;
       const { resolveBuckets } = await import("@loraspec/core/plan/buckets.js");
@@ -70,7 +74,7 @@ export function registerPrep(program: Command): void {
       process.once("SIGINT", onSigint);
       try {
         const result = (await renderEvents(
-          prepareDataset({
+          withWarning(stored?.finding, prepareDataset({
             datasetDir,
             outDir: opts.out ? resolve(opts.out) : project.preparedDir,
             resolution,
@@ -87,7 +91,7 @@ export function registerPrep(program: Command): void {
             concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
             embed: opts.embed === false ? undefined : async (paths) => (await import("@loraspec/engine/dataset/worker-embedder.js")).embedWithWorker(paths, { model: opts.embedModel, signal: controller.signal }),
             signal: controller.signal,
-          }),
+          })),
           { json: opts.json },
         )) as unknown as PrepSummary | undefined;
         if (!result) return;
@@ -144,4 +148,10 @@ function oneOf<T extends string>(value: string, allowed: readonly T[], flag: str
 
 function usage(message: string): LoraspecError {
   return new LoraspecError("E_USAGE", message);
+}
+
+/** The stream with a finding first, as a coded warning event (prep's stored pins that cannot be used). */
+async function* withWarning(finding: Finding | undefined, stream: AsyncIterable<LoraspecEvent>): AsyncIterable<LoraspecEvent> {
+  if (finding) yield { type: "warning", code: finding.rule, message: `${finding.message} ${finding.fix}` };
+  yield* stream;
 }

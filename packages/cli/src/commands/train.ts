@@ -85,7 +85,7 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
 }
 
 async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
-  const { prepareTraining, costLimitError } = await import("@loraspec/engine/run/prepare-training.js");
+  const { prepareTraining, costLimitError, startParams } = await import("@loraspec/engine/run/prepare-training.js");
   const { startRun } = await import("@loraspec/engine/run/run-training.js");
   const prepared = await prepareTraining({ path, falKey: process.env.FAL_KEY });
   const { loaded, plan } = prepared;
@@ -108,16 +108,9 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
   const falRunner = await falRunnerIfNeeded(contract.trainer.name);
   return renderRun(
     startRun({
-      projectDir: loaded.dir,
-      name: contract.name,
-      base: contract.base.model,
-      contractPath: loaded.file,
-      trainer: contract.trainer.name,
-      plan,
-      job: prepared.job,
+      ...startParams(prepared),
       signal,
       falRunner,
-      onOutOfMemory: prepared.onOutOfMemory,
       yes: opts.yes,
       onCreated: (run) => {
         if (!opts.json) process.stderr.write(`${pc.dim(`run ${run.id}: ${run.runDir}  (follow: loraspec logs ${run.id} -f)`)}\n`);

@@ -1,8 +1,7 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -20,68 +19,105 @@ const root = fileURLToPath(new URL("../../../../", import.meta.url));
 const python = join(root, "worker/.venv/bin/python");
 const env = { ...process.env, PYTHONPATH: join(root, "worker"), OMP_NUM_THREADS: "1" };
 const dir = mkdtempSync(join(tmpdir(), "loraspec-settings-"));
-const bases: Record<string, string> = {};
+const bases = { sdxl: join(dir, "base-sdxl"), flux1: join(dir, "base-flux1") };
 
 type Event = { type: string; code?: string; settings?: Record<string, unknown>; applied?: Record<string, unknown> };
 
-/** Runs the worker until its settings event, then stops it (the steps themselves are not needed). */
-async function workerEvents(request: DiffusersTrainRequest): Promise<Event[]> {
-  const child = spawn(python, ["-m", "loraspec_worker", "train", "-"], { env, stdio: ["pipe", "pipe", "ignore"] });
-  child.stdin.end(JSON.stringify(request));
-  const events: Event[] = [];
-  for await (const line of createInterface({ input: child.stdout })) {
-    const event = JSON.parse(line) as Event;
-    events.push(event);
-    if (event.type === "settings" || event.type === "error") break;
-  }
-  child.kill("SIGKILL");
-  return events;
+/**
+ * One Python process for the whole file (each interpreter start imports torch and diffusers: the
+ * file's cost): it makes the tiny bases and the dataset, then runs each request through the
+ * `train` command's handler (what `python -m loraspec_worker train -` calls) with the events
+ * stream stopped at the settings event (the steps themselves are not needed).
+ */
+const DRIVER = `
+import io, json, sys
+from PIL import Image
+from loraspec_worker import protocol
+from loraspec_worker.__main__ import COMMANDS
+from loraspec_worker.tiny_base import make_tiny_base
+import importlib
+job = json.load(sys.stdin)
+for arch, out in job["bases"].items():
+    make_tiny_base(arch, out)
+for i in range(2):
+    Image.new("RGB", (48, 40), (i * 90, 40, 200)).save(f"{job['dataset']}/{i}.png")
+class Stop(BaseException):
+    pass
+class Events(io.TextIOBase):
+    def __init__(self):
+        self.events = []
+    def write(self, text):
+        for line in text.splitlines():
+            if line.strip():
+                self.events.append(json.loads(line))
+                if self.events[-1]["type"] in ("settings", "error"):
+                    raise Stop
+        return len(text)
+module, func = COMMANDS["train"].split(":")
+train = getattr(importlib.import_module(module), func)
+out = []
+real = sys.stdout
+for request in job["requests"]:
+    protocol._out = events = Events()
+    try:
+        train(request)
+    except Stop:
+        pass
+    except protocol.WorkerError as e:
+        events.events.append(e.to_event())
+    out.append(events.events)
+protocol._out = None
+real.write(json.dumps(out))
+`;
+
+const CASES = [["sdxl", "sdxl"], ["flux1-dev", "flux1"]].flatMap(([model, arch]) => [["H200", undefined], [undefined, undefined]].map(([gpu]) => ({ model: model!, arch: arch as "sdxl" | "flux1", gpu })));
+
+function compiled({ model, arch, gpu }: (typeof CASES)[number]) {
+  const contract = ContractSchema.parse({
+    version: 1,
+    name: "txcl",
+    base: { model },
+    trainer: { name: "diffusers" },
+    hardware: { kind: "local", vram_gb: 141, ...(gpu ? { gpu } : {}) },
+    target: "character",
+    dataset: { path: dir, expected_images: 2, resolution: 64 },
+    captions: { style: "natural" },
+    trigger: { word: "txcl" },
+    hyperparameters: { learning_rate: 1e-4, steps: 1500, save_every: 500, optimizer: "adamw" },
+  });
+  const plan = planRun(contract);
+  const { request } = compileDiffusers(contract, plan, { datasetDir: dir, outputDir: join(dir, `out-${model}-${gpu}`), basePath: bases[arch] });
+  return { plan, request: request as DiffusersTrainRequest };
 }
+
+let events: Event[][] = [];
 
 describe.skipIf(!existsSync(python))("the worker runs the settings the plan lists", () => {
   beforeAll(() => {
-    for (const arch of ["sdxl", "flux1"]) {
-      bases[arch] = join(dir, `base-${arch}`);
-      const made = spawnSync(python, ["-m", "loraspec_worker", "make-tiny-base", "--arch", arch, "--out", bases[arch]!], { env, encoding: "utf8" });
-      if (made.status !== 0) throw new Error(`make-tiny-base failed: ${made.stderr}`);
-    }
-    const data = spawnSync(python, ["-c", "import sys; from PIL import Image; [Image.new('RGB', (48, 40), (i * 90, 40, 200)).save(f'{sys.argv[1]}/{i}.png') for i in range(2)]", dir], { env });
-    if (data.status !== 0) throw new Error("could not write the dataset");
-  }, 120_000);
+    const job = { bases, dataset: dir, requests: CASES.map((c) => compiled(c).request) };
+    const r = spawnSync(python, ["-c", DRIVER], { env, input: JSON.stringify(job), encoding: "utf8", maxBuffer: 16 << 20 });
+    if (r.status !== 0) throw new Error(`the worker driver failed: ${r.stderr.slice(-3000)}`);
+    events = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Event[][]; // the last line: a library may print before it
+  }, 240_000);
 
-  for (const [model, arch] of [["sdxl", "sdxl"], ["flux1-dev", "flux1"]] as const) {
-    for (const gpu of ["H200", undefined]) {
-      it(`${model}, ${gpu ?? "no GPU named"}`, async () => {
-        const contract = ContractSchema.parse({
-          version: 1,
-          name: "txcl",
-          base: { model },
-          trainer: { name: "diffusers" },
-          hardware: { kind: "local", vram_gb: 141, ...(gpu ? { gpu } : {}) },
-          target: "character",
-          dataset: { path: dir, expected_images: 2, resolution: 64 },
-          captions: { style: "natural" },
-          trigger: { word: "txcl" },
-          hyperparameters: { learning_rate: 1e-4, steps: 1500, save_every: 500, optimizer: "adamw" },
-        });
-        const plan = planRun(contract);
-        expect(plan.workerSettings).toBeDefined();
-        const { request } = compileDiffusers(contract, plan, { datasetDir: dir, outputDir: join(dir, `out-${model}-${gpu}`), basePath: bases[arch] });
-        const events = await workerEvents(request);
-        const settings = events.find((e) => e.type === "settings");
-        expect(settings, JSON.stringify(events.at(-1))).toBeDefined();
-        expect(settings!.settings).toEqual(plan.workerSettings);
-        const refusals: Record<string, string> = BUILTIN_TRAINER.refusals;
-        const codes = events.filter((e) => e.type === "warning").map((e) => e.code);
-        for (const [key, value] of Object.entries(settings!.settings!)) {
-          if (isDeepStrictEqual(settings!.applied![key], value)) continue;
-          expect(Object.keys(refusals), `${key} changed without a refusal`).toContain(key);
-          expect(codes).toContain(refusals[key]);
-        }
-        // the levers the plan turns on for the H200 are on in the request: this CPU refuses them out loud
-        if (arch === "sdxl") expect([settings!.settings!.cuda_graphs, settings!.applied!.cuda_graphs]).toEqual([true, false]);
-        if (arch === "flux1") expect([settings!.settings!.compile, settings!.applied!.compile]).toEqual([true, false]);
-      }, 120_000);
-    }
-  }
+  CASES.forEach((c, i) => {
+    const { model, arch, gpu } = c;
+    it(`${model}, ${gpu ?? "no GPU named"}`, () => {
+      const { plan } = compiled(c);
+      expect(plan.workerSettings).toBeDefined();
+      const settings = events[i]!.find((e) => e.type === "settings");
+      expect(settings, JSON.stringify(events[i]!.at(-1))).toBeDefined();
+      expect(settings!.settings).toEqual(plan.workerSettings);
+      const refusals: Record<string, string> = BUILTIN_TRAINER.refusals;
+      const codes = events[i]!.filter((e) => e.type === "warning").map((e) => e.code);
+      for (const [key, value] of Object.entries(settings!.settings!)) {
+        if (isDeepStrictEqual(settings!.applied![key], value)) continue;
+        expect(Object.keys(refusals), `${key} changed without a refusal`).toContain(key);
+        expect(codes).toContain(refusals[key]);
+      }
+      // the levers the plan turns on for the H200 are on in the request: this CPU refuses them out loud
+      if (arch === "sdxl") expect([settings!.settings!.cuda_graphs, settings!.applied!.cuda_graphs]).toEqual([true, false]);
+      if (arch === "flux1") expect([settings!.settings!.compile, settings!.applied!.compile]).toEqual([true, false]);
+    });
+  });
 });

@@ -203,14 +203,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     const target = buckets ? pickBucket(image, buckets) : { width: settings.resolution, height: settings.resolution };
     const old = previousBySource.get(image.source);
     const entry: ManifestEntry = {
-      source: image.source,
-      size: image.size,
-      sha256: image.sha256,
-      signature: image.signature,
-      width: image.width,
-      height: image.height,
+      ...sourceFields(image),
       status: "prepared",
-      problems: image.problems,
       name,
       output: `${name}${outputExt}`,
       outputWidth: target.width,
@@ -368,14 +362,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       if (entry) return entry;
       const dup = duplicateOf.get(image.source);
       return {
-        source: image.source,
-        size: image.size,
-        sha256: image.sha256,
-        signature: image.signature,
-        width: image.width,
-        height: image.height,
+        ...sourceFields(image),
         status: dup ? "duplicate" : "skipped",
-        problems: image.problems,
         duplicateOf: dup?.keep,
       } satisfies ManifestEntry;
     }),
@@ -452,3 +440,8 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value, (_, v) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
 }
 
+/** What a manifest entry records of its source image, whatever became of it. */
+function sourceFields(image: ProbedImage) {
+  const { source, size, sha256, signature, width, height, problems } = image;
+  return { source, size, sha256, signature, width, height, problems };
+}

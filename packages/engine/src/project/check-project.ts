@@ -9,7 +9,7 @@ import { loadContract, type LoadedContract } from "../contract/load-contract.js"
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
-import { readDatasetPins } from "../dataset/dataset-pins.js";
+import { readStoredPins } from "../dataset/stored-pins.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { datasetFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
@@ -53,12 +53,16 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   let dataset: DatasetSummary | undefined;
   let regDataset: DatasetSummary | undefined;
   const scans: Array<{ scan: DatasetScan; field: string }> = [];
+  const pinsFindings: Finding[] = [];
   if (!skipDataset) {
+    // The user's keep/drop choices on duplicates apply to the dataset (as prep reads them), not to
+    // reg images; a bad pins file is one finding, and the scan goes on without it.
+    const stored = await readStoredPins({ projectDir: loaded.dir });
+    if (stored.finding) pinsFindings.push(stored.finding);
     const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
       const dir = resolve(loaded.dir, folder);
-      // The user's keep/drop choices on duplicates apply to the dataset (as prep reads them), not to reg images.
-      const pins = field === "dataset.path" ? await readDatasetPins({ projectDir: loaded.dir }) : undefined;
+      const pins = field === "dataset.path" ? stored.pins : undefined;
       const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution, pinned: pins?.keep, distinct: pins?.distinct });
       if (found.candidates === 0) {
         throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
@@ -92,7 +96,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const tokenizer = loadClipTokenizer();
   // Preflight: the base weights (headers and configs only). The dataset scan above is prep's own
   // (listing, probe, size rules, duplicates), so `dataset` holds the images a run will train on.
-  const preflight = [...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
+  const preflight = [...pinsFindings, ...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
   const order = { error: 0, warning: 1, info: 2 } as const;
   const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });

@@ -76,6 +76,21 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
   };
 }
 
+/** The run's identity and job from a prepared training: what `train` and the page pass to startRun alike. */
+export function startParams(prepared: PreparedTraining) {
+  const { loaded, plan } = prepared;
+  return {
+    projectDir: loaded.dir,
+    name: loaded.contract.name,
+    base: loaded.contract.base.model,
+    contractPath: loaded.file,
+    trainer: loaded.contract.trainer.name,
+    plan,
+    job: prepared.job,
+    onOutOfMemory: prepared.onOutOfMemory,
+  };
+}
+
 export function costLimitError(over: { usd: number; maxUsd: number }, file?: string): LoraspecError {
   return new LoraspecError("E_COST_LIMIT", `the estimated cost $${over.usd.toFixed(2)} is over limits.max_cost_usd $${over.maxUsd.toFixed(2)}`, {
     file,

@@ -3,7 +3,7 @@ import { isAbsolute, join } from "node:path";
 import Database from "better-sqlite3";
 import { ulid } from "ulid";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
-import { resolveInsideProjectSync } from "../server/safe-path.js";
+import { resolveInsideProjectSync } from "../fs/safe-path.js";
 import { ioError } from "./io-errors.js";
 import { judgeFromDisk, type DiskVerdict } from "./judge-from-disk.js";
 import { isProcessAlive, processStartTime } from "./process-alive.js";

@@ -1,5 +1,5 @@
 import { extname, isAbsolute, relative, resolve, sep } from "node:path";
-import { readEventsFrom } from "../server/run-files.js";
+import { readEventsFrom } from "./run-files.js";
 
 /** What a sample may be: an image shown inline (the page and the report). */
 const SAMPLE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp"]);

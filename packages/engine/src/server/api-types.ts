@@ -2,7 +2,11 @@
  * The shapes the HTTP API answers with, shared by the routes (which are typed against them)
  * and the page (type-only imports: nothing from the engine reaches the browser bundle).
  */
+import type { Finding } from "@loraspec/core/lint/finding.js";
+import type { DuplicateCluster } from "../dataset/dedupe.js";
 import type { RunSummary } from "./deps.js";
+
+export type { DuplicateCluster };
 
 export interface ApiErrorBody {
   error: { code: string; message: string; hint?: string; field?: string; file?: string };
@@ -50,9 +54,12 @@ export interface DatasetResponse {
   resolution?: number;
   crop: "center" | "attention";
   images: ImageRow[];
-  summary?: unknown;
+  /** The scan check and prep share (null without a scanner): the page shows its duplicate clusters side by side. */
+  summary?: { duplicates?: DuplicateCluster[] } | null;
   /** The user's stored keep/drop choices on duplicates (.loraspec/dataset-pins.json). */
   pins?: { keep: string[]; distinct: Array<[string, string]> };
+  /** Why the stored choices are not applied (a pins file that cannot be used: dataset-pins-invalid), as check reports it. */
+  pinsFinding?: Finding;
 }
 
 /** A run as the page sees it: paths relative to the project. */

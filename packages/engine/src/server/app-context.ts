@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import type { ServerDeps } from "./deps.js";
 import { DatasetCache } from "./dataset-cache.js";
 import { contractBasics, readContractText, type ContractBasics } from "./project-files.js";
-import { projectRelative, resolveInsideProject } from "./safe-path.js";
+import { projectRelative, resolveInsideProject } from "../fs/safe-path.js";
 
 export interface CreateAppParams extends ServerDeps {
   /** The project folder: every file the API reads or writes is inside it. */

@@ -30,14 +30,13 @@ export function defaultDeps(): ServerDeps {
     lint: async ({ contract, dataset }) =>
       lintContract(contract as Contract, { dataset: dataset as DatasetSummary | undefined, words: await englishWords() }),
     plan: ({ contract, dataset }) => planRun(contract as Contract, dataset as DatasetSummary | undefined),
-    scanDataset: async ({ dir, contract, quick, pins }): Promise<DatasetScan> => {
+    scanDataset: async ({ dir, contract, pins }): Promise<DatasetScan> => {
       const c = contract as Contract | undefined;
       const { scanDataset } = await import("../dataset/scan-dataset.js");
       const { getBaseModel } = await import("@loraspec/core/knowledge/base-models.js");
       // The scan check and prep use: the same probe, skips and duplicate clusters; `images` is what trains.
       const resolution = c ? (c.dataset.resolution ?? getBaseModel(c.base.model)?.nativeResolution) : undefined;
-      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, maxPixels: SERVER_LIMITS.maxInputPixels, decode: !quick, pinned: pins?.keep, distinct: pins?.distinct });
-      if (quick) return { problems: {}, summary }; // headers only: what lint and plan need
+      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, maxPixels: SERVER_LIMITS.maxInputPixels, pinned: pins?.keep, distinct: pins?.distinct });
       const problems: DatasetScan["problems"] = {};
       const add = (file: string, code: string, message: string) => {
         const list = (problems[file] ??= []);

@@ -17,7 +17,6 @@ export interface ServerDeps {
     dir: string;
     contract: unknown;
     signal?: AbortSignal;
-    quick?: boolean;
     /** The user's keep/drop choices (.loraspec/dataset-pins.json), as check and prep read them. */
     pins?: { keep: string[]; distinct: Array<[string, string]> };
   }) => Promise<DatasetScan>;

@@ -1,6 +1,6 @@
 import { trainingSamples } from "../run/training-samples.js";
 import type { SamplesResponse } from "./api-types.js";
-import { projectRelative } from "./safe-path.js";
+import { projectRelative } from "../fs/safe-path.js";
 
 /**
  * A run's sample images for the page: run/training-samples.ts (only images inside the run folder;

@@ -85,25 +85,18 @@ export function createRunsService(params: { projectDir: string; onError?: (error
   };
 
   async function startOne(s: RunStore, contractFile: string): Promise<{ id: string }> {
-    const { prepareTraining, costLimitError } = await import("../run/prepare-training.js");
+    const { prepareTraining, costLimitError, startParams } = await import("../run/prepare-training.js");
     const { startRun } = await import("../run/run-training.js");
     const prepared = await prepareTraining({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
-    const { loaded, plan } = prepared;
+    const { loaded } = prepared;
     const contract = loaded.contract;
     // The page has no --yes: a plan over the contract's cost limit is refused.
     if (prepared.costOverLimit) throw costLimitError(prepared.costOverLimit, basename(contractFile));
     const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
     let runId: string | undefined;
     const gen = startRun({
-      projectDir: loaded.dir,
+      ...startParams(prepared),
       store: s,
-      name: contract.name,
-      base: contract.base.model,
-      contractPath: loaded.file,
-      trainer: contract.trainer.name,
-      plan,
-      job: prepared.job,
-      onOutOfMemory: prepared.onOutOfMemory,
       falRunner,
       onCreated: (run) => {
         runId = run.id;

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { judgeValidation, type ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
-import { planValidation, type Candidate, type RubricSpec, type ValidationPlan, type ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
+import { planValidation, type PlanValidationParams, type ValidationPlan } from "@loraspec/core/validate/plan-validation.js";
 import { buildScoreRequest, type ScoreResult } from "@loraspec/core/validate/score-request.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { renderReport } from "../report/render-report.js";
@@ -13,18 +13,10 @@ import { readLossCurve } from "./read-loss-curve.js";
 import { reportTrainingSamples } from "./report-training-samples.js";
 import { runScore } from "./run-score.js";
 
-export interface ValidateLoraParams {
+/** What to validate (rubric, trigger, target, candidates, weights, stack: planValidation's params) and how. */
+export interface ValidateLoraParams extends PlanValidationParams {
   /** Shown in the report (the contract's name or the LoRA's file name). */
   name: string;
-  rubric: RubricSpec;
-  trigger: string;
-  target: ValidationTarget;
-  /** The LoRA under test, or a run's checkpoints (check 6). */
-  candidates: Candidate[];
-  /** Weights to sample at (default: the rubric's sweep). */
-  weights?: number[];
-  /** Run the stacking check (default: when the rubric lists other LoRAs). */
-  stack?: boolean;
   /** Training images: subject fidelity, mode collapse and near-duplicate checks need them. */
   reference: string[];
   /** The validation folder: images/, validation.json, report.html. */

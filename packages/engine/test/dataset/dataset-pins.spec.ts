@@ -103,11 +103,14 @@ describe("dataset pins: the user's keep/drop choice on duplicates", () => {
     }
   });
 
-  it("check refuses a hostile pins file with its code (exit 2), never a stack trace", async () => {
+  it("check reports a hostile pins file as one coded finding (file, field, code) and goes on without the pins", async () => {
     await mkdir(join(project, ".loraspec"), { recursive: true });
     await writeFile(join(project, PINS_FILE), JSON.stringify({ version: 1, keep: ["../../etc/passwd"] }));
-    const error = (await checkProject({ cwd: project }).catch((e: unknown) => e)) as LoraspecError;
-    expect(error.code).toBe("E_DATASET_PINS_INVALID");
+    const r = await checkProject({ cwd: project });
+    const pins = r.findings.filter((f) => f.rule === "dataset-pins-invalid");
+    expect(pins).toHaveLength(1);
+    expect(pins[0]!.message).toMatch(/^\.loraspec\/dataset-pins\.json: keep\.0: .*E_DATASET_PINS_INVALID/);
+    expect(r.dataset?.images.map((i) => i.file).sort()).toEqual(["a.jpg", "b.png"]);
   });
 
   it("prep, the scan and check (and its plan) keep the same images: by default, a pinned near duplicate, and 'keep both'", async () => {

@@ -4,6 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { prng } from "../dataset/make-images.js";
 
 export const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 export const PYTHON = join(REPO, "worker/.venv/bin/python");
@@ -20,17 +21,8 @@ export function oracle(script: string, args: string[]): any {
   return JSON.parse(r.stdout);
 }
 
-/** A small seeded PRNG (mulberry32) so fixtures are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG (mulberry32) so fixtures are reproducible: the dataset fixtures' one. */
+export const rng = prng;
 
 export function randomF32(n: number, next: () => number, scale = 1): Float32Array {
   const out = new Float32Array(n);

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { mergeLora } from "@loraspec/engine/lora/merge-lora.js";
 import type { SpawnFn } from "@loraspec/engine/worker/run-worker.js";
+import { alive } from "../test-helpers.js";
 import { buildLora, HAS_PYTHON, PYTHON, tempDir } from "./helpers.js";
 
 // A worker stuck in native code (an SVD that does not return for minutes): it has started the
@@ -19,15 +20,6 @@ print(json.dumps({"type": "phase", "name": "merge", "message": "stuck"}), flush=
 print(json.dumps({"type": "progress", "task": "merge", "current": 0, "total": 1}), flush=True)
 time.sleep(600)
 `;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.runIf(HAS_PYTHON)("cancelling a worker merge (defect 7)", () => {
   it("stops a worker that ignores SIGINT and SIGTERM (SIGKILL, as `stop`), ends with E_CANCELLED and removes the temp folder", async () => {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,6 +48,25 @@ describe("checkProject", () => {
     expect(r.dataset?.images).toHaveLength(20);
     expect(r.findings.filter((f) => f.severity === "error")).toEqual([]);
     expect(r.plan.steps).toBe(2000);
+  });
+
+  it("a bad .loraspec/dataset-pins.json is one warning naming the file and what is wrong; the rest of check goes on", async () => {
+    const clean = await checkProject({ cwd: dir });
+    await mkdir(join(dir, ".loraspec"), { recursive: true });
+    try {
+      for (const [text, what] of [["{not json", /is not JSON/], [JSON.stringify({ version: 1, keep: ["../outside.png"] }), /keep\.0: must stay inside/]] as const) {
+        await writeFile(join(dir, ".loraspec", "dataset-pins.json"), text);
+        const r = await checkProject({ cwd: dir });
+        const pins = r.findings.filter((f) => f.rule === "dataset-pins-invalid");
+        expect(pins).toEqual([expect.objectContaining({ severity: "warning", message: expect.stringMatching(what) })]);
+        expect(pins[0]!.message).toContain(".loraspec/dataset-pins.json");
+        expect(r.findings.filter((f) => f.rule !== "dataset-pins-invalid")).toEqual(clean.findings);
+        expect(r.plan.steps).toBe(clean.plan.steps);
+        expect(r.dataset?.images).toHaveLength(20);
+      }
+    } finally {
+      await rm(join(dir, ".loraspec"), { recursive: true, force: true });
+    }
   });
 
   it("uses the live fal price when FAL_KEY is set, and says so", async () => {

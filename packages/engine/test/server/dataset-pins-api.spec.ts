@@ -100,13 +100,32 @@ describe("POST /api/dataset/pins", () => {
     }
   });
 
-  it("a hostile pins file on disk is a coded 422, never overwritten", async () => {
+  it("a hostile pins file on disk: a new choice is a coded 422 and never overwrites it; the listing goes on with one finding; 'forget' replaces it", async () => {
     const hostile = JSON.stringify({ version: 1, keep: ["../../../etc/passwd"] });
     await writeFile(join(project, PINS_FILE), hostile);
     const res = await pin({ distinct: ["a.jpg", "b.png"] });
     expect(res.status).toBe(422);
     expect((await res.json()).error).toMatchObject({ code: "E_DATASET_PINS_INVALID", field: "keep.0" });
     expect(await readFile(join(project, PINS_FILE), "utf8")).toBe(hostile);
-    expect((await app.request("/api/dataset", { headers: auth })).status).toBe(422);
+    // As check and prep: the listing answers, without the pins, with the finding naming the file and the field.
+    const listing = await app.request("/api/dataset", { headers: auth });
+    expect(listing.status).toBe(200);
+    const body = await listing.json();
+    expect(body.pins).toEqual({ keep: [], distinct: [] });
+    expect(body.pinsFinding).toMatchObject({ rule: "dataset-pins-invalid", severity: "warning", message: expect.stringMatching(/dataset-pins\.json: keep\.0/) });
+    expect(body.summary.duplicates).toHaveLength(1);
+    expect((await pin({ reset: true })).status).toBe(200);
+    expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({ version: 1, keep: [], distinct: [] });
+    expect((await (await app.request("/api/dataset", { headers: auth })).json()).pinsFinding).toBeUndefined();
+  });
+
+  it("the project page's plan summary is the scan check makes: the near-duplicate copy is not counted, a 'keep both' pair is", async () => {
+    await writeFile(join(project, PINS_FILE), JSON.stringify({ version: 1 }));
+    const images = async () => ((await (await app.request("/api/dataset/summary", { headers: auth })).json()).summary.images as Array<{ file: string }>).map((i) => i.file).sort();
+    expect(await images()).toEqual(["a.jpg", "b.png"]);
+    expect((await pin({ distinct: ["a.jpg", "a-small.jpg"] })).status).toBe(200);
+    expect(await images()).toEqual(["a-small.jpg", "a.jpg", "b.png"]);
+    const plan = await app.request("/api/plan", { method: "POST", headers: json, body: JSON.stringify({ yaml: await readFile(join(project, "lora.yaml"), "utf8") }) });
+    expect((await plan.json()).plan.images.count).toBe(3);
   });
 });

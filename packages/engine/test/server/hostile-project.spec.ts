@@ -160,7 +160,7 @@ describe("the dataset scan", () => {
     await app.request("/api/dataset/summary", { headers: auth });
     await app.request("/api/dataset/summary", { headers: auth });
     const afterFirst = scans;
-    expect(afterFirst - before).toBe(2); // one full scan, one quick summary
+    expect(afterFirst - before).toBe(2); // the listing's scan, and the summary's (the same scan, keyed by what it depends on)
     // A caption written (as the caption editor does) changes the folder: scanned again.
     await writeFile(join(project, "dataset", "a.txt"), "zxqv, a caption\n");
     const listing = await get();

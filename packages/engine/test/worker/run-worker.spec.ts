@@ -8,6 +8,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { runWorker } from "@loraspec/engine/worker/run-worker.js";
 import { setupWorker, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
 import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-paths.js";
+import { alive, drain } from "../test-helpers.js";
 
 const python = workerPython(findWorkerRoot());
 const haveWorker = existsSync(python);
@@ -17,26 +18,6 @@ function devRequest(fields: Record<string, unknown>): Record<string, unknown> {
   const code = "import json, sys; from loraspec_worker.train.dev_request import dev_request; print(json.dumps(dev_request(**json.loads(sys.argv[1]))))";
   const root = findWorkerRoot();
   return JSON.parse(execFileSync(python, ["-c", code, JSON.stringify(fields)], { env: { ...process.env, PYTHONPATH: join(root, "worker") }, encoding: "utf8" }));
-}
-
-async function drain(stream: AsyncIterable<LoraspecEvent>): Promise<{ events: LoraspecEvent[]; error?: LoraspecError }> {
-  const events: LoraspecEvent[] = [];
-  try {
-    for await (const event of stream) events.push(event);
-    return { events };
-  } catch (error) {
-    if (error instanceof LoraspecError) return { events, error };
-    throw error;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe.skipIf(!haveWorker)("runWorker against the real Python worker", () => {

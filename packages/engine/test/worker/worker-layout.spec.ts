@@ -8,6 +8,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { defaultCacheDir } from "@loraspec/engine/setup/trainer-install.js";
 import { setupWorker, WORKER_STAMP, workerStamp, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
 import { findWorkerRoot, workerLayout } from "@loraspec/engine/worker/worker-paths.js";
+import { drain } from "../test-helpers.js";
 
 /** A checkout (worker/pyproject.toml) or an npm package (requirements + wheel, no pyproject). */
 function fakeRoot(kind: "checkout" | "package", wheel = true): string {
@@ -17,17 +18,6 @@ function fakeRoot(kind: "checkout" | "package", wheel = true): string {
   if (kind === "checkout") writeFileSync(join(root, "worker", "pyproject.toml"), "[project]\nname='x'\n");
   if (kind === "package" && wheel) writeFileSync(join(root, "worker", "loraspec_worker-0.1.0-py3-none-any.whl"), "zip");
   return root;
-}
-
-async function drain(stream: AsyncIterable<LoraspecEvent>): Promise<{ events: LoraspecEvent[]; error?: LoraspecError }> {
-  const events: LoraspecEvent[] = [];
-  try {
-    for await (const event of stream) events.push(event);
-    return { events };
-  } catch (error) {
-    if (error instanceof LoraspecError) return { events, error };
-    throw error;
-  }
 }
 
 describe("defaultCacheDir", () => {

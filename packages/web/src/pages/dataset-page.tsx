@@ -1,35 +1,10 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { fixCaption, startsWithTrigger } from "@loraspec/core/captions/caption-rules.js";
 import { api, errorText } from "../api.js";
+import type { DatasetResponse, ImageRow } from "@loraspec/engine/server/api-types.js";
 import type { ProjectInfo } from "../app.js";
 import { draftKey, setUnsaved } from "../unsaved.js";
-import { DuplicateClusters, type Cluster } from "./duplicate-clusters.js";
-
-interface Problem {
-  code: string;
-  message: string;
-}
-interface ImageRow {
-  path: string;
-  bytes: number;
-  width?: number;
-  height?: number;
-  caption: string | null;
-  captionFile: string;
-  problems: Problem[];
-}
-interface DatasetResponse {
-  dir: string;
-  trigger: string;
-  captionStyle: "natural" | "tags";
-  captionExtension: string;
-  resolution?: number;
-  crop: "center" | "attention";
-  images: ImageRow[];
-  /** The scan check and prep share: its duplicate clusters are shown side by side. */
-  summary?: { duplicates?: Cluster[] } | null;
-  pins?: { keep: string[]; distinct: Array<[string, string]> };
-}
+import { DuplicateClusters } from "./duplicate-clusters.js";
 
 /** Drafts are kept per project (its real path, hashed), so two projects never mix their edits. */
 const draftsKey = (projectId: string) => draftKey("captions", projectId);
@@ -188,7 +163,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
           Save all ({dirtyPaths.length})
         </button>
       </div>
-      <DuplicateClusters clusters={data.summary?.duplicates ?? []} pins={data.pins} onChanged={load} />
+      <DuplicateClusters clusters={data.summary?.duplicates ?? []} pins={data.pins} pinsFinding={data.pinsFinding} onChanged={load} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (

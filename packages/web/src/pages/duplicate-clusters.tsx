@@ -1,13 +1,6 @@
 import { useState } from "react";
+import type { DatasetResponse, DuplicateCluster } from "@loraspec/engine/server/api-types.js";
 import { api, errorText } from "../api.js";
-
-/** One cluster as the scan reports it (engine dedupe.ts DuplicateCluster). */
-export interface Cluster {
-  kind: "exact" | "near";
-  keep: string;
-  drop: string[];
-  evidence: Record<string, { phash: number; pixel: number; embedding?: number } | undefined>;
-}
 
 /**
  * The duplicate clusters prep will form, each side by side: the image kept and the ones left out,
@@ -15,11 +8,11 @@ export interface Cluster {
  * (.loraspec/dataset-pins.json, POST /api/dataset/pins), which prep, check and this page all read;
  * then the listing is reloaded. Nothing is dropped without the user seeing it here or in `check`.
  */
-export function DuplicateClusters({ clusters, pins, onChanged }: { clusters: Cluster[]; pins?: { keep: string[]; distinct: unknown[] }; onChanged?: () => void }) {
+export function DuplicateClusters({ clusters, pins, pinsFinding, onChanged }: { clusters: DuplicateCluster[]; pins?: DatasetResponse["pins"]; pinsFinding?: DatasetResponse["pinsFinding"]; onChanged?: () => void }) {
   const [status, setStatus] = useState<{ kind: "ok" | "error"; text: string }>();
   const [busy, setBusy] = useState(false);
   const stored = (pins?.keep.length ?? 0) + (pins?.distinct.length ?? 0);
-  if (!clusters.length && !stored) return status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null;
+  if (!clusters.length && !stored && !pinsFinding) return status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null;
   const choose = async (body: { keep: string; cluster: string[] } | { distinct: [string, string] } | { reset: true }, done: string) => {
     setBusy(true);
     try {
@@ -36,6 +29,14 @@ export function DuplicateClusters({ clusters, pins, onChanged }: { clusters: Clu
     <section className="duplicate-clusters" data-testid="duplicate-clusters">
       <h3>Duplicates: prep keeps one image of each group ({clusters.length})</h3>
       {status ? <p className={`status status-${status.kind}`}>{status.text}</p> : null}
+      {pinsFinding ? (
+        <p className="status status-error" data-testid="pins-finding">
+          {pinsFinding.message} {pinsFinding.fix}{" "}
+          <button disabled={busy} onClick={() => choose({ reset: true }, "Choices forgotten: prep decides alone again.")}>
+            Forget my choices
+          </button>
+        </p>
+      ) : null}
       {stored ? (
         <p className="muted" data-testid="stored-pins">
           Your stored choices: {pins!.keep.length} kept over their duplicates, {pins!.distinct.length} pairs kept both.{" "}

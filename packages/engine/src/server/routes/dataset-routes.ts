@@ -10,7 +10,7 @@ import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
 import { captionFileFor, contractBasics, listImages, readContractText } from "../project-files.js";
-import { projectRelative, resolveInsideProject } from "../safe-path.js";
+import { projectRelative, resolveInsideProject } from "../../fs/safe-path.js";
 import { contractOnDisk, datasetListing, datasetSummary, projectPins } from "./dataset-scan.js";
 
 /** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */
@@ -73,7 +73,8 @@ export function datasetRoutes(ctx: AppContext) {
       }
       const contractDir = dirname(ctx.contractFile);
       await ctx.inside(projectRelative(projectDir, join(contractDir, PINS_FILE))); // confined like every write
-      const pins = applyPinChoice(await projectPins(ctx), choice);
+      // A new choice goes on top of the stored ones (a bad file is refused, never overwritten); "forget" replaces any file.
+      const pins = applyPinChoice(choice.action === "reset" ? { keep: [], distinct: [] } : await projectPins(ctx), choice);
       await writeDatasetPins({ projectDir: contractDir, pins });
       return c.json({ pins });
     })

@@ -2,12 +2,14 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import type { Finding } from "@loraspec/core/lint/finding.js";
 import { readDatasetPins, type DatasetPins } from "../../dataset/dataset-pins.js";
+import { readStoredPins } from "../../dataset/stored-pins.js";
 import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
 import { SERVER_LIMITS } from "../limits.js";
 import { captionFileFor, listImages, readContractText } from "../project-files.js";
-import { projectRelative } from "../safe-path.js";
+import { projectRelative } from "../../fs/safe-path.js";
 
 const keyOf = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("base64url");
 
@@ -20,22 +22,33 @@ export async function contractOnDisk(ctx: AppContext): Promise<unknown> {
   }
 }
 
-/** The user's keep/drop choices, beside the contract as prep and check read them (hostile input: validated). */
+/** The user's keep/drop choices, beside the contract, strictly (a bad file throws E_DATASET_PINS_INVALID): what a new choice is applied to. */
 export function projectPins(ctx: AppContext): Promise<DatasetPins> {
   return readDatasetPins({ projectDir: dirname(ctx.contractFile) });
 }
 
-/** The dataset summary lint and plan use (headers only); cached until a dataset file changes. */
+/** The choices as check and prep read them: a bad pins file is a finding and no pins (stored-pins.ts). */
+function storedPins(ctx: AppContext): Promise<{ pins: DatasetPins; finding?: Finding }> {
+  return readStoredPins({ projectDir: dirname(ctx.contractFile) });
+}
+
+/**
+ * The dataset summary lint and plan use: the scan check and prep make (every image probed and
+ * decoded, duplicate clusters with the user's pins), so `images` counts what trains, as in
+ * `loraspec check`. Cached until a dataset file, the resolution, the caption extension or the pins
+ * change (not on every other contract edit: the form lints as the user types).
+ */
 export async function datasetSummary(ctx: AppContext, contract: unknown, signal?: AbortSignal): Promise<unknown> {
   const scan = ctx.params.scanDataset;
   if (!scan) return undefined;
   try {
     const dir = await ctx.datasetDir();
-    const ext = (contract as { captions?: { extension?: string } } | undefined)?.captions?.extension ?? ".txt";
+    const c = contract as { captions?: { extension?: string }; dataset?: { resolution?: number }; base?: { model?: string } } | undefined;
+    const { pins } = await storedPins(ctx);
     return await ctx.datasetCache.memo({
-      key: keyOf("quick", dir, ext),
+      key: keyOf("summary", dir, c?.captions?.extension ?? ".txt", c?.dataset?.resolution ?? null, c?.base?.model ?? null, pins),
       dir,
-      compute: async () => (await scan({ dir, contract, signal, quick: true })).summary,
+      compute: async () => (await scan({ dir, contract, signal, pins })).summary,
     });
   } catch (error) {
     if (isLoraspecError(error)) return undefined; // no dataset yet: lint and plan without it
@@ -48,19 +61,20 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
   const b = await ctx.basics();
   const dir = await ctx.datasetDir();
   const contract = await contractOnDisk(ctx);
-  const pins = await projectPins(ctx);
+  const { pins, finding: pinsFinding } = await storedPins(ctx);
   return ctx.datasetCache.memo({
-    key: keyOf("listing", dir, b, contract ?? null, pins),
+    key: keyOf("listing", dir, b, contract ?? null, pins, pinsFinding?.message ?? null),
     dir,
     compute: async () => {
       const images = await listImages(dir);
       let problems: Record<string, Array<{ code: string; message: string }>> = {};
-      let summary: unknown;
+      let summary: DatasetResponse["summary"];
       if (ctx.params.scanDataset) {
         // Not tied to one request's signal: the result is shared by every request that waits for it.
         const scan = await ctx.params.scanDataset({ dir, contract, pins });
         problems = scan.problems;
-        summary = scan.summary;
+        // The scan's summary (engine scan-dataset): counts and the duplicate clusters the page shows.
+        summary = scan.summary as DatasetResponse["summary"];
       }
       const sharp = (await import("sharp")).default;
       const rows = await Promise.all(
@@ -96,6 +110,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
         images: rows,
         summary,
         pins,
+        ...(pinsFinding ? { pinsFinding } : {}),
       };
     },
   });

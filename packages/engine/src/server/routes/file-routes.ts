@@ -6,7 +6,7 @@ import type { AppContext } from "../app-context.js";
 import type { ValidationReportsResponse } from "../api-types.js";
 import { CONTENT_TYPES, PROJECT_FILE_TYPES } from "../http-helpers.js";
 import { findFiles } from "../project-files.js";
-import { readJsonIfExists } from "../run-files.js";
+import { readJsonIfExists } from "../../run/run-files.js";
 
 /**
  * Every file from the project is treated as hostile (reports and SVGs come with downloaded LoRAs

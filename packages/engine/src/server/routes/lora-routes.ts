@@ -4,7 +4,7 @@ import type { AppContext } from "../app-context.js";
 import type { LoraFilesResponse } from "../api-types.js";
 import { notSupported, readJson, requireString } from "../http-helpers.js";
 import { findFiles } from "../project-files.js";
-import { projectRelative } from "../safe-path.js";
+import { projectRelative } from "../../fs/safe-path.js";
 
 /** Merge methods (engine/lora/merge-lora.ts): cat is exact; the others run in the worker. */
 const MERGE_METHODS = ["cat", "linear", "ties", "dare", "svd"];

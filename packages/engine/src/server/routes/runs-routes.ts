@@ -8,8 +8,8 @@ import type { LossResponse, RunLogResponse, RunResponse, RunView, RunsResponse, 
 import type { RunSummary } from "../deps.js";
 import { notSupported, readJson } from "../http-helpers.js";
 import { SERVER_LIMITS } from "../limits.js";
-import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../run-files.js";
-import { projectRelative } from "../safe-path.js";
+import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../../run/run-files.js";
+import { projectRelative } from "../../fs/safe-path.js";
 import { runSamples } from "../run-samples.js";
 
 /** States after which a run's event log stops growing. */

@@ -1,0 +1,82 @@
+import { fitVram } from "../plan/fit-vram.js";
+import type { Finding } from "./finding.js";
+import type { Rule } from "./lint-rule.js";
+
+/**
+ * Budgets the contract sets: VRAM (with the precision or block swap that would fit), cost and
+ * walltime.
+ * Registered in lint-contract.ts (RULE_FUNCTIONS).
+ */
+export const vram: Rule = ({ c, model, plan }) => {
+  if (c.hardware.kind === "fal" || c.trainer.name === "fal") return [];
+  const limits = [
+    c.limits.vram_ceiling_gb !== undefined ? { gb: c.limits.vram_ceiling_gb, field: "limits.vram_ceiling_gb" } : undefined,
+    c.hardware.vram_gb !== undefined ? { gb: c.hardware.vram_gb, field: "hardware.vram_gb" } : undefined,
+  ].filter((x): x is { gb: number; field: string } => !!x);
+  if (limits.length === 0) return [];
+  const ceiling = limits.reduce((a, b) => (b.gb < a.gb ? b : a));
+  const est = plan.vram;
+  if (est.totalGb <= ceiling.gb) return [];
+  const p = est.parts;
+  const fit = fitVram(c, model, plan.resolution, ceiling.gb);
+  const change = [
+    fit.quantize !== c.base.quantize ? `base.quantize: ${fit.quantize}` : "",
+    (fit.blockSwap ?? 0) !== (c.hardware.block_swap ?? 0) ? `hardware.block_swap: ${fit.blockSwap ?? 0}` : "",
+  ].filter(Boolean);
+  const suggestion =
+    change.length === 0
+      ? `no base precision or block swap ${c.trainer.name} offers brings it under ${ceiling.gb} GB`
+      : fit.fits
+        ? `with ${change.join(" and ")} the same model estimates ~${fit.estimate.totalGb} GB`
+        : `even with ${change.join(" and ")} it estimates ~${fit.estimate.totalGb} GB`;
+  return [
+    {
+      rule: "vram-below-profile",
+      severity: "error",
+      message: `${ceiling.field} is ${ceiling.gb} GB but this setup needs ~${est.totalGb} GB (weights ${p.weights} + text encoders ${p.textEncoders} + VAE ${p.vae} + LoRA ${p.lora} + activations ${p.activations} + overhead ${p.overhead}); ${suggestion}.`,
+      fix: fit.fits
+        ? `Set ${change.join(" and ")}${c.trainer.name === "diffusers" ? "" : ", keep gradient_checkpointing on"}; or use a bigger GPU / fal.`
+        : `Lower batch_size or resolution, use a trainer with more low-VRAM options (base.quantize int8/nf4, hardware.block_swap), or a bigger GPU / fal.`,
+      source: `${est.source}; ${model.vram.source}`,
+      field: ceiling.field,
+    },
+  ];
+};
+
+export const costAndTime: Rule = ({ c, plan }) => {
+  const out: Finding[] = [];
+  const max = c.limits.max_cost_usd;
+  if (max !== undefined) {
+    if (plan.cost.usd === undefined) {
+      out.push({
+        rule: "cost-unknown",
+        severity: "info",
+        message: `limits.max_cost_usd is $${max} but there is no cost estimate: ${plan.cost.basis}.`,
+        fix: "Set hardware.price_per_hour for a local GPU, or FAL_KEY for live fal prices.",
+        source: plan.cost.source ?? "plan",
+        field: "limits.max_cost_usd",
+      });
+    } else if (plan.cost.usd > max) {
+      out.push({
+        rule: "cost-over-limit",
+        severity: "error",
+        message: `estimated cost $${plan.cost.usd} is above limits.max_cost_usd $${max} (${plan.cost.basis}).`,
+        fix: "Lower hyperparameters.steps, pick a cheaper endpoint or GPU, or raise limits.max_cost_usd.",
+        source: plan.cost.source ?? plan.cost.basis,
+        field: "limits.max_cost_usd",
+      });
+    }
+  }
+  const hours = c.limits.max_walltime_hours;
+  if (hours !== undefined && plan.selected && plan.selected.hours > hours) {
+    out.push({
+      rule: "walltime-over-limit",
+      severity: "warning",
+      message: `estimated ${plan.selected.hours} h on ${plan.selected.label} is above limits.max_walltime_hours ${hours}.`,
+      fix: "Lower steps or resolution, or use a faster GPU.",
+      source: plan.selected.source,
+      field: "limits.max_walltime_hours",
+    });
+  }
+  return out;
+};

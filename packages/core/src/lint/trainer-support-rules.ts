@@ -1,0 +1,100 @@
+import { getCompatibility, PINNED_TRAINER_VERSIONS } from "../knowledge/trainers.js";
+import { compareVersions } from "../knowledge/versions.js";
+import type { Finding } from "./finding.js";
+import type { Rule } from "./lint-rule.js";
+
+/**
+ * Trainer and hardware: does the named trainer train this base model at this version, does
+ * the hardware kind match a local or hosted trainer, does it take regularisation images.
+ * Registered in lint-contract.ts (RULE_FUNCTIONS).
+ */
+export const trainerSupport: Rule = ({ c, model }) => {
+  const rec = getCompatibility(c.trainer.name, model.id);
+  const out: Finding[] = [];
+  if (!rec || !rec.supported) {
+    out.push({
+      rule: "trainer-unsupported-base",
+      severity: "error",
+      message: `${c.trainer.name} does not train ${model.label}.`,
+      fix: `Use ${rec?.instead ?? "a trainer that supports it"} (trainer.name), or pick a base model ${c.trainer.name} supports.`,
+      source: rec?.source ?? "shared/reference/trainers.md §7",
+      field: "trainer.name",
+    });
+    return out;
+  }
+  if (rec.compiles === false) {
+    const fix = `Use trainer.name: diffusers or another trainer loraspec compiles for ${model.label}.`;
+    return [{ rule: "trainer-unsupported-base", severity: "error", message: `loraspec does not compile ${c.trainer.name} configs for ${model.label} yet.`, fix, source: rec.source, field: "trainer.name" }];
+  }
+  const version = c.trainer.version;
+  if (!version) {
+    if (c.trainer.name === "kohya" || c.trainer.name === "ai-toolkit") {
+      const pin = PINNED_TRAINER_VERSIONS[c.trainer.name];
+      out.push({
+        rule: "trainer-version-unpinned",
+        severity: "warning",
+        message: `No ${c.trainer.name} version pinned: results and flags change between versions.`,
+        fix: `Set trainer.version (loraspec's compiler targets ${pin.version}).`,
+        source: pin.source,
+        field: "trainer.version",
+      });
+    }
+    return out;
+  }
+  if (rec.minVersion) {
+    const cmp = compareVersions(version, rec.minVersion);
+    if (cmp === undefined) {
+      out.push({
+        rule: "trainer-version-unchecked",
+        severity: "info",
+        message: `trainer.version '${version}' is not a version tag; cannot check it against ${rec.minVersion} for ${model.label}.`,
+        fix: `Pin a release tag (${rec.minVersion} or later).`,
+        source: rec.source,
+        field: "trainer.version",
+      });
+    } else if (cmp < 0) {
+      out.push({
+        rule: "trainer-version-too-old",
+        severity: rec.belowMin ?? "error",
+        message: `${c.trainer.name} ${version} is older than ${rec.minVersion}, the first version known to ${rec.belowMin === "warning" ? "work well with" : "support"} ${model.label}.${rec.note ? ` ${rec.note}` : ""}`,
+        fix: `Set trainer.version to ${rec.minVersion} or later.`,
+        source: rec.source,
+        field: "trainer.version",
+      });
+    }
+  }
+  return out;
+};
+
+export const hardwareTrainer: Rule = ({ c }) => {
+  const falTrainer = c.trainer.name === "fal";
+  const falHardware = c.hardware.kind === "fal";
+  if (falTrainer === falHardware) return [];
+  return [
+    {
+      rule: "hardware-trainer-mismatch",
+      severity: "error",
+      message: falTrainer
+        ? "trainer.name is 'fal' (a hosted trainer) but hardware.kind is 'local'."
+        : `hardware.kind is 'fal' but trainer.name is '${c.trainer.name}', a local trainer.`,
+      fix: falTrainer ? "Set hardware.kind: fal." : "Set trainer.name: fal, or hardware.kind: local.",
+      source: "shared/reference/trainers.md §4 (fal trainers are hosted queue jobs)",
+      field: "hardware.kind",
+    },
+  ];
+};
+
+/** dataset.reg_path: the built-in trainer, kohya (is_reg subsets) and ai-toolkit (is_reg datasets) take reg images; fal's trainers take one ZIP. */
+export const regImages: Rule = ({ c }) => {
+  if (!c.dataset.reg_path || c.trainer.name !== "fal") return [];
+  return [
+    {
+      rule: "reg-images-unsupported",
+      severity: "error",
+      message: "fal's LoRA trainers take one dataset ZIP and no regularisation images: dataset.reg_path would be ignored.",
+      fix: "Remove dataset.reg_path, or train with diffusers, kohya or ai-toolkit.",
+      source: "shared/reference/trainers.md §4.1 (fal trainer inputs: one images ZIP, no regularisation field)",
+      field: "dataset.reg_path",
+    },
+  ];
+};

@@ -1,0 +1,28 @@
+"""Fixtures more than one test file uses."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def good_txcl_lora(tmp_path_factory) -> str:
+    """The rubric's good txcl LoRA (toyworld/rubric.py, VARIANTS "good": the character dataset with
+    the prior images as reg images, 300 steps, training seed 1), trained once per session: the
+    rubric test validates it, test_toyworld_lora samples it (one training instead of two)."""
+    import torch
+
+    from loraspec_worker import protocol
+    from toyworld import rubric
+
+    good = next(v for v in rubric.VARIANTS if v.name == "good")
+    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not a test's output
+    threads = torch.get_num_threads()
+    torch.set_num_threads(rubric.THREADS)
+    try:
+        return rubric.train_variant(good, str(tmp_path_factory.mktemp("good-txcl")), seed=1)
+    finally:
+        torch.set_num_threads(threads)
+        protocol._out = before
