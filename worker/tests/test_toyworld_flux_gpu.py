@@ -67,7 +67,7 @@ def shows_character(read: dict) -> bool:
 
 
 def shows_style(read: dict) -> bool:
-    return read["fill"] == world.STYLE["fill"]
+    return read["style"] == world.STYLE["fill"]
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,38 @@ import os
 import pytest
 
 from loraspec_worker import protocol
-from toyworld import rubric
+from toyworld import rubric, stack
 
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
+STACK_STEPS = 20  # sampling steps, as validate's
+
+
+@pytest.fixture(scope="session")
+def quiet():
+    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
+    yield
+    protocol._out = before
+
+
+@pytest.fixture(scope="session")
+def loras(tmp_path_factory, quiet):
+    """The rubric's four LoRAs, trained once: the rubric validates them, the stacking check stacks them."""
+    if not BUILT:
+        pytest.skip("the CLI is not built (npm run build)")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(rubric.THREADS)
+    try:
+        out = tmp_path_factory.mktemp("rubric-loras")
+        return {v.name: rubric.train_variant(v, str(out / v.name), seed=1) for v in rubric.VARIANTS}
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    if not BUILT:
-        pytest.skip("the CLI is not built (npm run build)")
-    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
-    try:
-        return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS)
-    finally:
-        protocol._out = before
+def rows(tmp_path_factory, loras):
+    return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS, loras=loras)
 
 
 @pytest.mark.slow
@@ -45,3 +63,38 @@ def test_validate_passes_the_good_lora_and_fails_the_bad_one_on_its_check(rows, 
     assert row["status"] == "fail" and row["exit_code"] == 1, row
     assert row["checks"][variant.fails] == "fail", row
     assert row["measures"][variant.measure][1] == "fail", row
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory, loras):
+    """The txst style LoRA (trained here) with the rubric's: the pair and the four, judged."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(rubric.THREADS)
+    try:
+        out = tmp_path_factory.mktemp("stack")
+        adapters = {name: loras[variant] for name, variant in stack.RUBRIC_NAMES.items()}
+        adapters["txst"] = stack.train_style(str(out / "txst"), seed=1)
+        result = stack.measure(adapters, seeds=(0,), steps=STACK_STEPS)
+        result["validate_four"] = stack.validate_stack(stack.FOUR, adapters, str(out / "validate-four"))
+        return result
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_stacking_keeps_character_and_style_and_four_at_full_weight_degrade(stacked):
+    """Issue 23 on the toy SDXL base: the style shows alone at 0.3; at 0.5 + 0.3 each LoRA keeps at
+    least 70% of its solo effect; four LoRAs at 1.0 lose the base's colour and shape, and
+    `loraspec validate` fails the stack check there. Figures on two seed sets: bench/RESULTS.md."""
+    print(stacked)
+    shares, pair = stacked["shares"], stacked["pair"]
+    assert shares["txst alone"]["txst"] >= shares["base"]["txst"] + 0.25, shares
+    for name in stack.PAIR:
+        assert pair[name]["solo_effect"] > 0 and pair[name]["retention"] >= 0.7, (name, pair)
+    degradation = stacked["degradation"]
+    assert degradation["colour"] >= 0.25 or degradation["shape"] >= 0.25, stacked["accuracy"]
+    four = stacked["validate_four"]
+    assert four["status"] == "fail" and four["exit_code"] == 1, four
+    assert ("stack_combined_weight", 4.0, "fail") in four["measures"], four
