@@ -6,6 +6,8 @@ poses they do not show) fails check 2 on sameness (its variations as alike as it
 the overfit one (one background, over-trained) fails check 3 on scenes swapped (novel scenes drawn
 as its training scene). Figures on two seed sets: bench/RESULTS.md, "The rubric on four LoRAs";
 `PYTHONPATH=worker python -m toyworld rubric` trains and validates all four.
+The stacking check (issue 23, toyworld/stack.py) stacks the same LoRAs with a txst style LoRA
+trained here: the four are trained once per session and shared.
 """
 
 from __future__ import annotations
