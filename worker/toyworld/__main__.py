@@ -5,7 +5,7 @@
   make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
   judge           read images with the judge: labels per image as JSON lines
   rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
-  stack           train txcl + txst and judge them stacked at 0.5 + 0.3 (see stack.py)
+  stack           train txcl, txst and two rubric LoRAs; judge txcl + txst at 0.5 + 0.3 and all four at 1.0 (see stack.py)
   train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
 """
