@@ -22,6 +22,9 @@ from toyworld import rubric, stack
 
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
 STACK_STEPS = 20  # sampling steps, as validate's
+# The style LoRA here trains half of stack.py's 600 steps (CI time); what the test asserts does not
+# rest on it (bench/RESULTS.md has the 600- and 1,200-step figures).
+STYLE_STEPS = 300
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +80,7 @@ def stacked(tmp_path_factory, loras):
     try:
         out = tmp_path_factory.mktemp("stack")
         adapters = {name: loras[variant] for name, variant in stack.RUBRIC_NAMES.items()}
-        adapters["txst"] = stack.train_style(str(out / "txst"), seed=1)
+        adapters["txst"] = stack.train_style(str(out / "txst"), seed=1, steps=STYLE_STEPS)
         result = stack.measure(adapters, seeds=(0,), steps=STACK_STEPS)
         result["validate_four"] = stack.validate_stack(stack.FOUR, adapters, str(out / "validate-four"))
         return result
