@@ -28,9 +28,9 @@ PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
 RUBRIC_NAMES = {"txcl": "good", "unbound": "unbound", "collapse": "collapse"}
 FOUR = {"txcl": 1.0, "txst": 1.0, "unbound": 1.0, "collapse": 1.0}
-# The style LoRA: the character's recipe (rank 8, prior reg images) trained harder, so that it shows at
-# 0.3 (300 steps at lr 1e-3: the judge read the style in 7 of 8 samples at 1.0, 0 of 8 at 0.3).
-STYLE_STEPS = 600
+# The style LoRA: the character's recipe (rank 8, prior reg images) at lr 3e-3, so that it shows at
+# 0.3 (at lr 1e-3 the judge read it in 0 of 8 samples at 0.3; 600 or 1,200 steps at 3e-3 in 0-1 of 8).
+STYLE_STEPS = 300
 STYLE_LR = 3e-3
 # Prompts with both triggers, the style's first (as in its captions), then the character's caption form.
 PLACES = [
