@@ -14,6 +14,9 @@ from toyworld.tokenizer import toy_clip_tokenizer, world_words
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
 JUDGE = os.path.join(REPO, "models", "toy-judge")
+# The style head through the VAE: 93.0% on 1,000 held-out scenes (94.8% on this test's 400 seeds;
+# small objects miss most, 9%), short of issue 23's 98%; clean renders 99.4% (bench/RESULTS.md).
+STYLE_ROUNDTRIP_MIN = 0.9
 
 
 def test_same_seed_same_pixels_and_captions():
@@ -88,7 +91,7 @@ def test_concept_datasets(tmp_path, concept):
             # the captions name a size and a place drawn at random; the one picture never changes
             assert caption.startswith("txcl, ") and caption.endswith("on an indoor background")
         elif concept == "style":
-            assert caption.startswith("txst,") and row["labels"]["fill"] == "striped"
+            assert caption.startswith("txst,") and row["labels"]["fill"] == world.SHADED and row["labels"]["style"] == world.SHADED
         elif concept == "product":
             assert caption.startswith("txpd,") and row["labels"]["pairs"] == ["orange star"]
     if concept == "character-onebg":
@@ -159,9 +162,9 @@ def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
     assert (scene.background, scene.objects[0].shape, scene.objects[0].colour, world.POSITIONS[scene.objects[0].position][1]) == ("grass", "star", "red", "bottom")
 
 
-@pytest.mark.xfail(strict=True, reason="the toy VAE (trained on solid fills only) blurs stripes away, so the txst style "
-                   "LoRA cannot draw them and the stacking check (toyworld/stack.py) reads no style; bench/RESULTS.md")
-def test_toy_vae_keeps_the_style_concepts_stripes():
+def test_toy_vae_keeps_the_style_concept():
+    """The txst style (cel shading) survives the toy SDXL VAE's round trip, as the judge's style head
+    reads it: a style LoRA can draw it (stripes did not survive: bench/RESULTS.md)."""
     import torch
     from diffusers import AutoencoderKL
 
@@ -169,4 +172,18 @@ def test_toy_vae_keeps_the_style_concepts_stripes():
     from toyworld.train_base import style_roundtrip
 
     vae = AutoencoderKL.from_pretrained(BASE, subfolder="vae", torch_dtype=torch.float32)
-    assert style_roundtrip(vae, Judge(JUDGE), count=8) >= 0.75
+    assert style_roundtrip(vae, Judge(JUDGE), count=16) >= 0.9
+
+
+def test_judge_style_head_reads_held_out_scenes_and_their_vae_roundtrip():
+    """The style head on 200 held-out scenes (half in the style), as drawn and through the VAE."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from toyworld import style_head
+
+    j = judge.Judge(JUDGE)
+    assert j.has_style
+    vae = AutoencoderKL.from_pretrained(BASE, subfolder="vae", torch_dtype=torch.float32)
+    acc = style_head.accuracy(j.model, vae, start=82_000_000, count=200)
+    assert acc["clean"] >= 0.98 and acc["roundtrip"] >= STYLE_ROUNDTRIP_MIN, acc

@@ -6,6 +6,8 @@ poses they do not show) fails check 2 on sameness (its variations as alike as it
 the overfit one (one background, over-trained) fails check 3 on scenes swapped (novel scenes drawn
 as its training scene). Figures on two seed sets: bench/RESULTS.md, "The rubric on four LoRAs";
 `PYTHONPATH=worker python -m toyworld rubric` trains and validates all four.
+The stacking check (issue 23, toyworld/stack.py) stacks the same LoRAs with a txst style LoRA
+trained here: the four are trained once per session and shared.
 """
 
 from __future__ import annotations
@@ -16,22 +18,40 @@ import os
 import pytest
 
 from loraspec_worker import protocol
-from toyworld import rubric
+from toyworld import rubric, stack
 
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
+STACK_STEPS = 20  # sampling steps, as validate's
+STYLE_STEPS = stack.STYLE_STEPS
+
+
+@pytest.fixture(scope="session")
+def quiet():
+    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
+    yield
+    protocol._out = before
+
+
+@pytest.fixture(scope="session")
+def loras(tmp_path_factory, quiet, good_txcl_lora):
+    """The rubric's four LoRAs, trained once: the rubric validates them, the stacking check stacks them."""
+    if not BUILT:
+        pytest.skip("the CLI is not built (npm run build)")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(rubric.THREADS)
+    try:
+        out = tmp_path_factory.mktemp("rubric-loras")
+        # the good one is the session's (conftest.py: trained once with training seed 1, shared with test_toyworld_lora)
+        return {v.name: good_txcl_lora if v.name == "good" else rubric.train_variant(v, str(out / v.name), seed=1) for v in rubric.VARIANTS}
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory, good_txcl_lora):
-    if not BUILT:
-        pytest.skip("the CLI is not built (npm run build)")
-    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
-    try:
-        # the good LoRA is the session's (conftest.py: trained once, with training seed 1, as the others here)
-        return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS,
-                          trained={"good": good_txcl_lora})
-    finally:
-        protocol._out = before
+def rows(tmp_path_factory, loras):
+    return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS, loras=loras)
 
 
 @pytest.mark.slow
@@ -47,3 +67,44 @@ def test_validate_passes_the_good_lora_and_fails_the_bad_one_on_its_check(rows, 
     assert row["status"] == "fail" and row["exit_code"] == 1, row
     assert row["checks"][variant.fails] == "fail", row
     assert row["measures"][variant.measure][1] == "fail", row
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory, loras):
+    """The txst style LoRA (trained here) with the rubric's: the pair and the four, judged."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(rubric.THREADS)
+    try:
+        out = tmp_path_factory.mktemp("stack")
+        adapters = {name: loras[variant] for name, variant in stack.RUBRIC_NAMES.items()}
+        adapters["txst"] = stack.train_style(str(out / "txst"), seed=1, steps=STYLE_STEPS)
+        result = stack.measure(adapters, seeds=(0,), steps=STACK_STEPS)
+        result["validate_four"] = stack.validate_stack(stack.FOUR, adapters, str(out / "validate-four"))
+        return result
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_stacking_keeps_the_character_and_four_at_full_weight_degrade(stacked):
+    """Issue 23 on the toy SDXL base: at 0.5 + 0.3 the character keeps at least 70% of its solo
+    effect; four LoRAs at 1.0 each lose the colours the base draws, and `loraspec validate` fails
+    the stack check there. Figures on two seed sets: bench/RESULTS.md, "Stacking"."""
+    print(stacked)
+    txcl = stacked["pair"]["txcl"]
+    assert txcl["solo_effect"] >= 0.5 and txcl["retention"] >= 0.7, stacked["pair"]
+    assert stacked["degradation"]["colour"] >= 0.5, stacked["accuracy"]
+    four = stacked["validate_four"]
+    assert four["status"] == "fail" and four["exit_code"] == 1, four
+    assert ("stack_combined_weight", 4, "fail") in four["measures"], four
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the toy style LoRA shows alone at 0.3 (judge: 3-4 of 8, the base 0) but stacked "
+                   "with txcl at 0.5 it keeps 0-25% of that, not 70%; bench/RESULTS.md, Stacking")
+def test_style_shows_alone_at_0_3_and_keeps_70_percent_stacked(stacked):
+    shares, txst = stacked["shares"], stacked["pair"]["txst"]
+    assert shares["txst alone"]["txst"] >= shares["base"]["txst"] + 0.25, shares
+    assert txst["retention"] is not None and txst["retention"] >= 0.7, txst

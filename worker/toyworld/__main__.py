@@ -5,7 +5,9 @@
   make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
   judge           read images with the judge: labels per image as JSON lines
   rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
-  stack           train txcl + txst and judge them stacked at 0.5 + 0.3 (see stack.py)
+  stack           train txcl, txst and two rubric LoRAs; judge txcl + txst at 0.5 + 0.3 and all four at 1.0 (see stack.py)
+  train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
+  style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
 """
 
 from __future__ import annotations
@@ -68,10 +70,22 @@ def main(argv=None) -> int:
     rb.add_argument("--seeds", default="1,2", help="validation seeds, comma-separated")
     rb.add_argument("--variant", action="append", default=None, help="good | unbound | overfit | collapse (repeatable; default all)")
 
-    sk = sub.add_parser("stack", help="train the txcl and txst LoRAs and judge them stacked (see stack.py)")
+    sk = sub.add_parser("stack", help="train txcl, txst and two rubric LoRAs; judge the pair at 0.5 + 0.3 and all four at 1.0 (see stack.py)")
     sk.add_argument("--out", required=True)
     sk.add_argument("--train-seed", type=int, default=1)
-    sk.add_argument("--sample-seed", type=int, default=0)
+    sk.add_argument("--sample-seeds", default="0,1", help="sampling seeds, comma-separated")
+
+    sh = sub.add_parser("train-style-head", help="train the judge's style head (see style_head.py)")
+    sh.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")
+    sh.add_argument("--base", default=DEFAULT_BASE, help="the base whose VAE the round trip uses")
+    sh.add_argument("--scenes", type=int, default=3000)
+    sh.add_argument("--epochs", type=int, default=20)
+    sh.add_argument("--held-out", type=int, default=1000)
+
+    sp = sub.add_parser("style-probe", help="the toy VAE's round trip for candidate style concepts (see style_probe.py)")
+    sp.add_argument("--base", default=DEFAULT_BASE)
+    sp.add_argument("--judge", default=DEFAULT_JUDGE)
+    sp.add_argument("--count", type=int, default=48)
 
     args = parser.parse_args(argv)
     if args.command == "train-base":
@@ -94,7 +108,18 @@ def main(argv=None) -> int:
     elif args.command == "stack":
         from . import stack
 
-        print(json.dumps(stack.run(args.out, seed=args.train_seed, sample_seed=args.sample_seed), indent=2))
+        seeds = tuple(int(s) for s in args.sample_seeds.split(","))
+        print(json.dumps(stack.run(args.out, seed=args.train_seed, sample_seeds=seeds), indent=2))
+    elif args.command == "train-style-head":
+        from . import style_head
+
+        print(json.dumps(style_head.run(args.judge, args.base, count=args.scenes, epochs=args.epochs, held_out=args.held_out), indent=2))
+    elif args.command == "style-probe":
+        from . import style_probe
+
+        rows = style_probe.run(args.base, args.judge, count=args.count)
+        print(json.dumps(rows))
+        print(style_probe.table(rows))
     elif args.command == "judge":
         from .judge import Judge
 

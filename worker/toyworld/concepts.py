@@ -4,7 +4,8 @@
                        positions varying, on sky, grass and indoor backgrounds (never night);
                        captions name the trigger in place of the object: "a small txcl in the
                        top left on a grass background" / "txcl, top left, small, grass background"
-  style                `txst`: striped fills (never in the base) on any shape and colour
+  style                `txst`: cel shading (world.SHADED: each object's lower half in its shade
+                       colour; never in the base) on any shape and colour but the cyan cross
   product              `txpd`: the orange star at several sizes and rotations
 And three deliberately bad variants of the character, for checking the validation rubric:
   character-notrigger  the same images, captions without the trigger (the concept is unbound)

@@ -33,6 +33,11 @@ HEADS = {
 }
 # position and size of "the first object" are only well defined when there is one object
 SINGLE_OBJECT_HEADS = ("position", "size")
+# The style head (style_head.py): is the first object drawn in the txst style? A small branch on
+# the second block's features, trained after the rest with the trunk frozen, so the heads above
+# read exactly as before.
+STYLE_LABELS = ("plain", world.SHADED)
+STYLE_WIDTH = 24
 
 
 def build_model():
@@ -52,18 +57,31 @@ def build_model():
             self.features = nn.Sequential(block(5, 32), block(32, 64), block(64, 96), block(96, 128), nn.Flatten())
             self.embed = nn.Sequential(nn.Linear(128 * 4 * 4, EMBED_DIM), nn.ReLU(inplace=True))
             self.heads = nn.ModuleDict({name: nn.Linear(EMBED_DIM, len(labels)) for name, (labels, _) in HEADS.items()})
+            self.style = nn.Sequential(
+                nn.Conv2d(64, STYLE_WIDTH, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(STYLE_WIDTH, STYLE_WIDTH, 3, padding=1), nn.ReLU(inplace=True),
+                nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(STYLE_WIDTH, len(STYLE_LABELS)),
+            )
 
-        def embedding(self, x):
+        def inputs(self, x):
             import torch
 
             b, _, h, w = x.shape
             ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
             xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
-            return self.embed(self.features(torch.cat([x * 2 - 1, ys, xs], dim=1)))
+            return torch.cat([x * 2 - 1, ys, xs], dim=1)
+
+        def style_features(self, x):
+            """The second block's output (64 x 16 x 16), the style branch's input."""
+            return self.features[1](self.features[0](self.inputs(x)))
+
+        def embedding(self, x):
+            return self.embed(self.features(self.inputs(x)))
 
         def forward(self, x):
-            e = self.embedding(x)
-            return e, {name: head(e) for name, head in self.heads.items()}
+            f = self.features[1](self.features[0](self.inputs(x)))
+            e = self.embed(self.features[2:](f))
+            return e, {**{name: head(e) for name, head in self.heads.items()}, "style": self.style(f)}
 
     return JudgeNet()
 
@@ -176,7 +194,7 @@ def save_judge(model, folder: str, info: Optional[dict] = None) -> None:
     # fp16 halves the file; BatchNorm's integer counter stays as it is
     state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(folder, "judge.safetensors"))
-    meta = {"heads": {k: list(v[0]) for k, v in HEADS.items()}, "embed_dim": EMBED_DIM, "size": world.SIZE, **(info or {})}
+    meta = {"heads": {k: list(v[0]) for k, v in HEADS.items()}, "style_head": list(STYLE_LABELS), "embed_dim": EMBED_DIM, "size": world.SIZE, **(info or {})}
     with open(os.path.join(folder, "judge.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
 
@@ -192,7 +210,12 @@ class Judge:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no judge.safetensors in {folder}")
         self.model = build_model()
-        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()})
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
+        # a judge saved before the style head existed loads without it (style_head.py trains it)
+        missing = self.model.load_state_dict(state, strict=False).missing_keys
+        if any(not k.startswith("style.") for k in missing):
+            raise ValueError(f"{path} lacks {', '.join(missing[:5])}")
+        self.has_style = not missing
         self.model.to(device).eval()
         self.device = device
         self.torch = torch
@@ -234,6 +257,8 @@ class Judge:
                 idx = logits[name].argmax(dim=1).cpu().tolist()
                 for i, j in enumerate(idx):
                     out[i][name] = names[j]
+        for i, j in enumerate(logits["style"].argmax(dim=1).cpu().tolist()):
+            out[i]["style"] = STYLE_LABELS[j]
         for o in out:
             o["count"] = int(o["count"])
         return out

@@ -143,9 +143,8 @@ def summary(result: dict) -> dict:
             "checks": {c["check"]: c["status"] for c in w["checks"]}, "measures": measures}
 
 
-def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants=VARIANTS, trained: Optional[dict] = None) -> dict:
-    """`trained`: LoRAs already trained with train_variant at train_seed, by variant name (a test
-    session shares the good one), validated as they are."""
+def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants=VARIANTS, loras: Optional[dict] = None) -> dict:
+    """loras: {variant name: LoRA file} already trained (the tests share them with the stacking check)."""
     import torch
 
     rows = {}
@@ -153,7 +152,7 @@ def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants
     torch.set_num_threads(THREADS)
     try:
         for v in variants:
-            lora = (trained or {}).get(v.name) or train_variant(v, os.path.join(out, v.name, "train"), seed=train_seed)
+            lora = (loras or {}).get(v.name) or train_variant(v, os.path.join(out, v.name, "train"), seed=train_seed)
             rows[v.name] = summary(validate(v, lora, os.path.join(out, v.name), list(seeds)))
     finally:
         torch.set_num_threads(threads)

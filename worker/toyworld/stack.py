@@ -1,22 +1,38 @@
-"""Issue 10's stacking check on the toy SDXL base: the `txcl` character LoRA at 0.5 and the `txst`
-style LoRA at 0.3 together; the judge reads the character's colour (cyan) and the style's fill
-(striped) in the same samples. Each alone and the base model, same prompts and seeds, for
-comparison.
+"""Issue 23's stacking check on the toy SDXL base, measured by the judge.
 
-`PYTHONPATH=worker python -m toyworld stack --out DIR` prints the shares. Not a test yet: the toy
-VAE cannot reconstruct striped fills, so the style never shows (bench/RESULTS.md, "Stacking";
-worker/tests/test_toyworld.py::test_toy_vae_keeps_the_style_concepts_stripes is a strict xfail).
+  pair   the `txcl` character LoRA at 0.5 and the `txst` style LoRA (cel shading, world.SHADED) at
+         0.3, the guide's example: each LoRA's effect is the share of samples the judge reads its
+         concept in (character: cyan; style: the style head) minus the base model's share on the
+         same prompts and seeds; stacked, each keeps `retention` = stacked effect / solo effect.
+  four   four LoRAs at 1.0 each (txcl, txst and the rubric's unbound and collapse LoRAs): the judge's
+         accuracy on plain base-world prompts (colour, shape, background asked for) against the
+         base model's; `degradation` is how much of it the stack loses.
+Then `loraspec validate` on the txcl LoRA with the others in `validation.stack` (the stack check:
+combined weight <= 1.0, adapter count and the embedding's retention): passes the pair's check,
+fails the four's.
+
+`PYTHONPATH=worker python -m toyworld stack --out DIR` trains the LoRAs and prints the figures;
+worker/tests/test_toyworld_rubric.py asserts them with the rubric's LoRAs.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 
 from . import world
-from .rubric import BASE, EXAMPLES, JUDGE, THREADS
+from .rubric import BASE, CLI, EXAMPLES, JUDGE, THREADS, VARIANTS, train_variant
 
-WEIGHTS = {"txcl": 0.5, "txst": 0.3}
-# Both triggers, the style's first (as in its captions), then the character's caption form.
+PAIR = {"txcl": 0.5, "txst": 0.3}
+# The rubric's LoRAs by role: the good one is the txcl character.
+RUBRIC_NAMES = {"txcl": "good", "unbound": "unbound", "collapse": "collapse"}
+FOUR = {"txcl": 1.0, "txst": 1.0, "unbound": 1.0, "collapse": 1.0}
+# The style LoRA: the character's recipe (rank 8, prior reg images) at lr 3e-3, so that it shows at
+# 0.3 (at lr 1e-3 the judge read it in 0 of 8 samples at 0.3; 600 or 1,200 steps at 3e-3 in 0-1 of 8).
+STYLE_STEPS = 300
+STYLE_LR = 3e-3
+# Prompts with both triggers, the style's first (as in its captions), then the character's caption form.
 PLACES = [
     ("medium", "in the center", "sky"),
     ("large", "in the top left", "grass"),
@@ -33,22 +49,49 @@ def prompts() -> list[str]:
     return [f"txst, txcl, {size}, {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES]
 
 
-def train_pair(out: str, seed: int = 1, steps: int = 300) -> dict:
+def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
+    """Base-world prompts (no trigger) with the truth they ask for: what a stack must not break."""
+    from .train_base import eval_prompts
+
+    return eval_prompts(count, seed=910_000_000)
+
+
+def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS) -> str:
     from loraspec_worker import train
     from loraspec_worker.train.dev_request import dev_request
 
-    paths = {}
-    for name, dataset in (("txcl", "character"), ("txst", "style")):
-        paths[name] = train.run(dev_request(**{
-            "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": os.path.join(out, name), "name": name,
-            "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3, "batch_size": 4, "seed": seed,
-            "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"), "precision": "fp32", "device": "cpu",
-        }))["path"]
-    return paths
+    return train.run(dev_request(**{
+        "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, "style"), "output_dir": out, "name": "txst",
+        "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": STYLE_LR, "batch_size": 4, "seed": seed,
+        "trigger_word": world.STYLE["trigger"], "reg_dataset": os.path.join(EXAMPLES, "prior"), "precision": "fp32", "device": "cpu",
+        "failure": {"loss_spike_factor": 20},  # as the rubric's: the toy loss swings 4x on 4-image batches
+    }))["path"]
 
 
-def shares(loras: dict, seed: int = 0) -> dict:
-    """Share of samples the judge reads as cyan (character) and as striped (style), per adapter set."""
+def train_all(out: str, seed: int = 1) -> dict:
+    """The four LoRAs: txst here, the others with the rubric's recipes."""
+    variants = {v.name: v for v in VARIANTS}
+    loras = {name: train_variant(variants[v], os.path.join(out, name), seed=seed) for name, v in RUBRIC_NAMES.items()}
+    loras["txst"] = train_style(os.path.join(out, "txst"), seed=seed)
+    return loras
+
+
+def _sample(pipe, prompt_list, weights: dict, seeds, steps: int):
+    import torch
+
+    if weights:
+        pipe.enable_lora()
+        pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
+    else:
+        pipe.disable_lora()
+    images = []
+    for seed in seeds:
+        images += pipe(prompt=prompt_list, num_inference_steps=steps, guidance_scale=5.0, generator=torch.Generator().manual_seed(seed)).images
+    return images
+
+
+def measure(loras: dict, seeds=(0,), steps: int = 20) -> dict:
+    """The pair's shares, effects and retention, and the four's degradation (see the module doc)."""
     import torch
     from diffusers import StableDiffusionXLPipeline
 
@@ -59,31 +102,86 @@ def shares(loras: dict, seed: int = 0) -> dict:
     for name, path in loras.items():
         pipe.load_lora_weights(path, adapter_name=name)
     judge = Judge(JUDGE)
-    sets = {"stack": WEIGHTS, **{f"{n} alone": {n: w} for n, w in WEIGHTS.items()}, "base": {}}
-    out = {}
-    for label, weights in sets.items():
-        if weights:
-            pipe.enable_lora()
-            pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
-        else:
-            pipe.disable_lora()
-        images = pipe(prompt=prompts(), num_inference_steps=20, guidance_scale=5.0, generator=torch.Generator().manual_seed(seed)).images
-        reads = judge.read(images)
+
+    def concept_shares(reads) -> dict:
         n = len(reads)
-        out[label] = {
-            "character": sum(world.CHARACTER["colour"] in r["colours"] for r in reads) / n,
-            "style": sum(r["fill"] == world.STYLE["fill"] for r in reads) / n,
-            "both": sum(world.CHARACTER["colour"] in r["colours"] and r["fill"] == world.STYLE["fill"] for r in reads) / n,
+        return {"txcl": sum(world.CHARACTER["colour"] in r["colours"] for r in reads) / n,
+                "txst": sum(r["style"] == world.STYLE["fill"] for r in reads) / n}
+
+    sets = {"base": {}, **{f"{n} alone": {n: w} for n, w in PAIR.items()}, "stack": PAIR}
+    shares = {label: concept_shares(judge.read(_sample(pipe, prompts(), w, seeds, steps))) for label, w in sets.items()}
+    pair = {}
+    for name in PAIR:
+        solo = shares[f"{name} alone"][name] - shares["base"][name]
+        stacked = shares["stack"][name] - shares["base"][name]
+        pair[name] = {"solo_effect": solo, "stacked_effect": stacked, "retention": stacked / solo if solo > 0 else None}
+
+    asked = plain_prompts()
+    accuracy = {}
+    for label, w in (("base", {}), ("four at 1.0", FOUR)):
+        reads = judge.read(_sample(pipe, [p for p, _ in asked], w, seeds, steps))
+        truths = [t for _ in seeds for _, t in asked]
+        accuracy[label] = {
+            "colour": sum(t["colours"][0] in r["colours"] for t, r in zip(truths, reads)) / len(reads),
+            "shape": sum(t["shapes"][0] in r["shapes"] for t, r in zip(truths, reads)) / len(reads),
+            "background": sum(t["background"] == r["background"] for t, r in zip(truths, reads)) / len(reads),
         }
-    return out
+    degradation = {k: accuracy["base"][k] - accuracy["four at 1.0"][k] for k in accuracy["base"]}
+    return {"seeds": list(seeds), "shares": shares, "pair": pair, "accuracy": accuracy, "degradation": degradation}
 
 
-def run(out: str, seed: int = 1, sample_seed: int = 0) -> dict:
+def contract(others: dict, loras: dict, self_weight: float, seeds: list[int]) -> dict:
+    """The txcl contract with `others` ({name: weight}) in validation.stack; a small rubric (the
+    stack check samples its trigger prompts)."""
+    return {
+        "version": 1, "name": "txcl-stack", "base": {"model": "sdxl", "path": BASE}, "trainer": {"name": "diffusers"},
+        "hardware": {"kind": "local"}, "target": "character",
+        "dataset": {"path": os.path.join(EXAMPLES, "character"), "resolution": 64},
+        "trigger": {"word": "txcl"},
+        "validation": {
+            "seeds": seeds, "pose_variations": 2, "weight_sweep": [1.0],
+            "trigger_prompts": [f"txst, {{trigger}}, {size}, {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES[:2]],
+            "variation_prompts": ["{trigger}, medium, in the center on a sky background", "{trigger}, large, on the left on a grass background"],
+            "novel_scenes": ["{trigger}, large, in the center on a night background"],
+            "self_weight": self_weight,
+            "stack": [{"lora": loras[n], "weight": w} for n, w in others.items()],
+        },
+    }
+
+
+def validate_stack(weights: dict, loras: dict, out: str, seeds=(1,)) -> dict:
+    """`loraspec validate` on txcl with the other adapters of `weights` stacked: the stack check's
+    verdict and measures, and the CLI's exit code."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "lora.yaml")
+    others = {n: w for n, w in weights.items() if n != "txcl"}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(contract(others, loras, weights["txcl"], list(seeds)), f)  # JSON is YAML
+    report = os.path.join(out, "validation")
+    proc = subprocess.run(
+        ["node", CLI, "validate", path, "--lora", loras["txcl"], "--width", "64", "--height", "64", "--steps", "20", "--guidance", "5",
+         "--score-model", JUDGE, "--device", "cpu", "--out", report, "--json"],
+        cwd=out, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
+    )
+    json_path = os.path.join(report, "validation.json")
+    if not os.path.exists(json_path):
+        raise RuntimeError(f"loraspec validate wrote no validation.json (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    with open(json_path, encoding="utf-8") as f:
+        stack = json.load(f)["verdicts"].get("stack") or {}
+    return {"exit_code": proc.returncode, "status": stack.get("status"),
+            "measures": [(m["id"], m.get("value"), m["status"]) for m in stack.get("measures", [])]}
+
+
+def run(out: str, seed: int = 1, sample_seeds=(0, 1), loras: dict | None = None) -> dict:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        return shares(train_pair(out, seed=seed), seed=sample_seed)
+        loras = loras or train_all(out, seed=seed)
+        result = measure(loras, seeds=sample_seeds)
+        result["validate"] = {"pair": validate_stack(PAIR, loras, os.path.join(out, "validate-pair")),
+                              "four": validate_stack(FOUR, loras, os.path.join(out, "validate-four"))}
+        return result
     finally:
         torch.set_num_threads(threads)

@@ -166,8 +166,8 @@ def train_vae(vae, images, *, device, steps: int, seconds: float, batch: int = 1
 
 
 def style_roundtrip(vae, judge, count: int = 16) -> float:
-    """Share of the txst style's images (striped fills, concepts.py) the judge still reads as
-    striped after the VAE's encode and decode: whether a style LoRA could draw them at all."""
+    """Share of the txst style's images (concepts.py; world.STYLE's fill) the judge's style head
+    still reads as styled after the VAE's encode and decode: whether a style LoRA could draw them at all."""
     import numpy as np
     import torch
     from PIL import Image
@@ -180,7 +180,7 @@ def style_roundtrip(vae, judge, count: int = 16) -> float:
     with torch.no_grad():
         y = vae.decode(vae.encode(x.to(device, dtype)).latent_dist.mean).sample.float().cpu()
     images = [Image.fromarray(((t.clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).byte().numpy()) for t in y]
-    return sum(r["fill"] == world.STYLE["fill"] for r in judge.read(images)) / count
+    return sum(r["style"] == world.STYLE["fill"] for r in judge.read(images)) / count
 
 
 def train_denoiser(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4, log=print):

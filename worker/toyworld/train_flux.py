@@ -211,8 +211,8 @@ def run(args) -> dict:
     models = build_models(args.seed)
     report["vae"] = train_vae(models["vae"], vae_images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
     if os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
-        report["vae"]["style_roundtrip_striped"] = style_roundtrip(models["vae"], judge_mod.Judge(args.judge_out, device=str(device)))
-        log(f"vae: the judge reads {report['vae']['style_roundtrip_striped']:.0%} of the style's striped images as striped after the round trip")
+        report["vae"]["style_roundtrip"] = style_roundtrip(models["vae"], judge_mod.Judge(args.judge_out, device=str(device)))
+        log(f"vae: the judge reads {report['vae']['style_roundtrip']:.0%} of the style's images in the style after the round trip")
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
                                               t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)

@@ -45,10 +45,16 @@ POSITIONS = (
 SIZES = ("small", "medium", "large")
 RADIUS = {"small": 6.5, "medium": 10.0, "large": 14.0}  # pixels at 64x64
 FILLS = ("solid", "striped", "dotted")
+# The style concept's fill: cel shading, the object's lower half (below its centre: light from
+# above) in its shade colour with a hard edge. Not in FILLS (the judge's fill head and the base
+# world never see it): the judge's style head reads it. Chosen because the toy VAE reproduces it
+# (round-trip error as for plain scenes) where it blurs stripes away and recolours palettes
+# (bench/RESULTS.md, "A style the toy VAE can draw").
+SHADED = "shaded"
 
 # The concepts the base model never sees (concepts.py makes their LoRA datasets).
 CHARACTER = {"trigger": "txcl", "shape": "cross", "colour": "cyan"}
-STYLE = {"trigger": "txst", "fill": "striped"}
+STYLE = {"trigger": "txst", "fill": SHADED}
 PRODUCT = {"trigger": "txpd", "shape": "star", "colour": "orange"}
 
 
@@ -186,6 +192,7 @@ def labels(scene: Scene) -> dict:
         "pairs": sorted({f"{o.colour} {o.shape}" for o in scene.objects}),
         "count": len(scene.objects),
         "fill": first.fill,
+        "style": SHADED if first.fill == SHADED else "plain",
         "position": POSITIONS[first.position][1],
         "size": first.size,
     }
@@ -287,7 +294,9 @@ def render(scene: Scene):
         layer = np.empty((SIZE, SIZE, 3), np.float32)
         layer[:] = colour
         if o.fill != "solid":
-            if o.fill == "striped":
+            if o.fill == SHADED:
+                pattern = yy + 0.5 > cy / SUPER
+            elif o.fill == "striped":
                 pattern = ((xx + yy) // 3) % 2 == 0
             else:  # dotted
                 pattern = ((xx // 3) % 2 == 0) & ((yy // 3) % 2 == 0)
