@@ -135,7 +135,8 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
 
     req_file = work / f"{key}-{label}.request.json"
     req_file.write_text(json.dumps(request))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "worker"), "PYTHONUNBUFFERED": "1"}
+    # the worker first, then whatever the caller had (the GPU machine's carried wheels live there)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "worker"), os.environ.get("PYTHONPATH", "")) if p), "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child", str(req_file), "--key", key] + (["--tiny"] if tiny else []),
                             stdout=subprocess.PIPE, stderr=open(logs / f"{key}-{label}.stderr.log", "w"), text=True, env=env)

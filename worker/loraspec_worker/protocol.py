@@ -161,6 +161,15 @@ def phase_marks() -> list:
     return list(_phase_marks)
 
 
+def start_run_clock() -> None:
+    """A command's timing starts at the process start (imports count as start-up); a second run in the
+    same process (tests, the toy world) starts its own clock and marks, so its breakdown is its own."""
+    global _T0
+    if _phase_marks:
+        _T0 = time.monotonic()
+        _phase_marks.clear()
+
+
 def phase(name: str, message: Optional[str] = None) -> None:
     at = round(elapsed(), 3)
     _phase_marks.append((name, at))

@@ -280,7 +280,7 @@ def build_zimage(seed: int):
         qk_norm=True,
         cap_feat_dim=hidden,  # the Qwen3 encoder's hidden size (the pipeline reads hidden_states[-2])
         axes_dims=[8, 4, 4],
-        axes_lens=[256, 128, 128],  # 128 patches x 16 px: SDXL-size buckets (1216 px) fit (diffusers' default per spatial axis)
+        axes_lens=[256, 512, 512],  # the tiny VAE halves (not /8): a 1216 px bucket is 304 patches, so SDXL-size buckets fit
     )
     with torch.no_grad():  # these start as torch.empty: give them defined values
         transformer.x_pad_token.copy_(torch.ones_like(transformer.x_pad_token))

@@ -171,3 +171,19 @@ def test_torch_compile_traces_the_selective_checkpoint_inside_each_block_without
     assert counters["stats"]["unique_graphs"] >= 2  # one per block kind (double, single), shared by every block of it
     assert compiled == pytest.approx(eager, rel=1e-5)
     assert speed.repeated_block_names(tiny_base.build_flux1(0).transformer)  # the blocks compile_blocks would compile
+
+
+def test_a_second_run_in_one_process_has_its_own_timing_breakdown():
+    """The breakdown adds up to the run's own wall time even when earlier runs used the process
+    (tests, the toy world): the clock and the phase marks restart with each run after the first."""
+    import time as _time
+
+    from loraspec_worker import protocol
+
+    protocol.phase("load")
+    _time.sleep(0.05)
+    protocol.start_run_clock()
+    assert protocol.phase_marks() == [] and protocol.elapsed() < 0.05
+    protocol.start_run_clock()  # no marks yet in this run: the clock keeps its start
+    protocol.phase("load")
+    assert [m[0] for m in protocol.phase_marks()] == ["load"]

@@ -6,7 +6,7 @@ import gc
 import os
 import signal
 
-from .. import distributed, launch
+from .. import distributed, launch, protocol
 from ..protocol import Cancelled, WorkerError, is_oom, warning
 from .config import Config, parse_config
 from .loop import Diverged, train_once
@@ -67,6 +67,7 @@ OOM_HINT = "lower batch_size or resolution, turn on gradient_checkpointing, use 
 
 
 def run(request: dict) -> dict:
+    protocol.start_run_clock()
     cfg = parse_config(request)
     if cfg.num_processes > 1 or cfg.nodes:  # several ranks, here or on several hosts: torchrun
         return _run_group(cfg, request)
