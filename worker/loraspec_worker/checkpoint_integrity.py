@@ -42,7 +42,10 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def _atomic(path: str, write: Callable[[str], None]) -> None:
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """`write(tmp)` into a temp file beside `path`, fsync, rename, fsync the folder: a reader sees the
+    old file or the new, never half; a failed write leaves no temp file. The worker's one atomic writer
+    (checkpoints, the compile cache, sample PNGs)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -67,14 +70,14 @@ def atomic_save(path: str, write: Callable[[str], None]) -> None:
         os.remove(path + SUFFIX)  # an old checksum must never vouch for the new bytes
     except OSError:
         pass
-    _atomic(path, write)
+    atomic_write(path, write)
     digest = sha256_file(path)
 
     def write_sum(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(f"{digest}  {os.path.basename(path)}\n")
 
-    _atomic(path + SUFFIX, write_sum)
+    atomic_write(path + SUFFIX, write_sum)
 
 
 def remove_checksum(path: str) -> None:

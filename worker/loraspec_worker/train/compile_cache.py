@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ..checkpoint_integrity import atomic_write
 from ..protocol import emit, warning
 from .config import TABLE
 
@@ -104,19 +105,10 @@ def save(path: Optional[str]) -> bool:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader sees the old file or the new, never half."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    """The artifacts file, written through the worker's atomic writer (checkpoint_integrity)."""
+
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, write)

@@ -17,6 +17,7 @@ import random
 import time
 from typing import Any, Optional
 
+from ..checkpoint_integrity import atomic_write
 from ..protocol import emit
 from .config import Config
 
@@ -171,13 +172,13 @@ def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
 
 
 def _save_png(image, path: str) -> None:
-    """Written beside its final name and renamed: a reader never sees half a PNG."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        image.save(f, format="PNG")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Written beside its final name and renamed (the worker's atomic writer): a reader never sees half a PNG."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            image.save(f, format="PNG")
+
+    atomic_write(path, write)
 
 
 @contextlib.contextmanager
