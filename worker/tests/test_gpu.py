@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, tiny_base, train  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
+from tiny_runs import tiny_run  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -47,27 +48,9 @@ def test_bf16_training_on_cuda(arch, tmp_path, monkeypatch):
     assert all(t.dtype == torch.float32 for t in tensors.values())  # fp32 LoRA over a bf16 base
 
 
-def _tiny_run(arch, tmp_path, name, monkeypatch, **over):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    base = str(tmp_path / f"base-{arch}")
-    import os
-
-    if not os.path.exists(base):
-        tiny_base.make_tiny_base(arch, base)
-    data = tmp_path / "data"
-    if not data.exists():
-        write_noise_dataset(data, 2, (64, 64))
-    request = dev_request(**{"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
-                             "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over})
-    result = train.run(request)
-    events = [json.loads(l) for l in buf.getvalue().splitlines()]
-    return result, [e["loss"] for e in events if e["type"] == "loss"], events
-
-
 def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
-    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False, cuda_graphs=True, channels_last=True)
-    eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False)
+    graphed, g_losses, g_events = tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False, cuda_graphs=True, channels_last=True)
+    eager, e_losses, _ = tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False)
     assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
     assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
     assert len(g_losses) == len(e_losses) == 8
@@ -75,14 +58,14 @@ def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
 
 
 def test_flux_fp8_base_with_compile_trains(tmp_path, monkeypatch):
-    result, losses, events = _tiny_run("flux1", tmp_path, "fp8", monkeypatch, gradient_checkpointing=True, quantize="fp8", compile=True)
+    result, losses, events = tiny_run("flux1", tmp_path, "fp8", monkeypatch, gradient_checkpointing=True, quantize="fp8", compile=True)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
     assert any("fp8 base" in e.get("message", "") for e in events if e["type"] == "log")
 
 
 def test_flux_fp8_gemms_follow_the_bf16_loss_curve(tmp_path, monkeypatch):
-    fp8, f_losses, f_events = _tiny_run("flux1", tmp_path, "fp8mm", monkeypatch, compile=True, fp8_matmul=True)
-    bf16, b_losses, _ = _tiny_run("flux1", tmp_path, "bf16", monkeypatch, compile=True, fp8_matmul=False)
+    fp8, f_losses, f_events = tiny_run("flux1", tmp_path, "fp8mm", monkeypatch, compile=True, fp8_matmul=True)
+    bf16, b_losses, _ = tiny_run("flux1", tmp_path, "bf16", monkeypatch, compile=True, fp8_matmul=False)
     assert any("fp8 GEMMs for the forward and the input gradient" in e.get("message", "") for e in f_events if e["type"] == "log"), f_events
     assert not any(e["type"] == "warning" for e in f_events), f_events
     np.testing.assert_allclose(f_losses, b_losses, rtol=5e-2)
@@ -101,7 +84,7 @@ def test_the_row_wise_fp8_gemm_probe_agrees_with_the_card():
 
 @pytest.mark.parametrize("kind", ["dora", "lokr", "loha"])
 def test_network_kinds_train_in_bf16_on_cuda(kind, tmp_path, monkeypatch):
-    result, losses, _ = _tiny_run("flux1", tmp_path, kind, monkeypatch, steps=4, network_type=kind)
+    result, losses, _ = tiny_run("flux1", tmp_path, kind, monkeypatch, steps=4, network_type=kind)
     assert len(losses) == 4 and all(x is not None and math.isfinite(x) for x in losses)
     from safetensors.torch import load_file
 
@@ -113,8 +96,8 @@ def test_network_kinds_train_in_bf16_on_cuda(kind, tmp_path, monkeypatch):
 def test_network_kinds_replay_in_the_sdxl_cuda_graph(kind, tmp_path, monkeypatch):
     """core plans the CUDA graph for SDXL whatever network.type is: each kind must capture and
     follow its eager loss curve (or the plan must turn the graph off for it)."""
-    _, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, network_type=kind)
-    _, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, network_type=kind)
+    _, g_losses, g_events = tiny_run("sdxl", tmp_path, "graph", monkeypatch, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, network_type=kind)
+    _, e_losses, _ = tiny_run("sdxl", tmp_path, "eager", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, network_type=kind)
     assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
     np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
 
@@ -125,9 +108,9 @@ REGULARISERS = {"noise_offset": 0.05, "min_snr_gamma": 5.0, "caption_dropout": 0
 def test_sdxl_cuda_graph_with_the_regularisers_replays_the_eager_loss_curve(tmp_path, monkeypatch):
     """Noise offset (in draw), min-SNR (in loss_from), caption dropout (cached empty caption copied in)
     and EMA (after the replayed step) keep the whole-step graph and its eager twin's curve."""
-    graphed, g_losses, g_events = _tiny_run("sdxl", tmp_path, "graph-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=True,
+    graphed, g_losses, g_events = tiny_run("sdxl", tmp_path, "graph-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=True,
                                             channels_last=True, **REGULARISERS)
-    eager, e_losses, _ = _tiny_run("sdxl", tmp_path, "eager-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, **REGULARISERS)
+    eager, e_losses, _ = tiny_run("sdxl", tmp_path, "eager-reg", monkeypatch, gradient_checkpointing=False, cuda_graphs=False, **REGULARISERS)
     assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
     assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
     np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
@@ -135,13 +118,13 @@ def test_sdxl_cuda_graph_with_the_regularisers_replays_the_eager_loss_curve(tmp_
 
 @pytest.mark.parametrize("sampling", ["uniform", "sigmoid", "logit_normal", "shift"])
 def test_flux_timestep_sampling_and_ema_train_on_cuda(sampling, tmp_path, monkeypatch):
-    result, losses, _ = _tiny_run("flux1", tmp_path, sampling, monkeypatch, timestep_sampling=sampling, ema_decay=0.9, caption_dropout=0.2)
+    result, losses, _ = tiny_run("flux1", tmp_path, sampling, monkeypatch, timestep_sampling=sampling, ema_decay=0.9, caption_dropout=0.2)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
 def test_flux_selective_checkpointing_with_compile_follows_the_eager_loss_curve(tmp_path, monkeypatch):
     """Issue 22: the checkpoint inside each compiled block (train/selective_ckpt.py) keeps its policy under
     torch.compile and trains what eager full checkpointing trains."""
-    sel, s_losses, s_events = _tiny_run("flux1", tmp_path, "sel", monkeypatch, gradient_checkpointing=True, checkpointing_mode="selective", compile=True)
-    full, f_losses, _ = _tiny_run("flux1", tmp_path, "full", monkeypatch, gradient_checkpointing=True, checkpointing_mode="full", compile=False)
+    sel, s_losses, s_events = tiny_run("flux1", tmp_path, "sel", monkeypatch, gradient_checkpointing=True, checkpointing_mode="selective", compile=True)
+    full, f_losses, _ = tiny_run("flux1", tmp_path, "full", monkeypatch, gradient_checkpointing=True, checkpointing_mode="full", compile=False)
     assert any("selective checkpointing on" in e.get("message", "") for e in s_events if e["type"] == "log"), s_events
     assert not any(e["type"] == "warning" for e in s_events), s_events
     np.testing.assert_allclose(s_losses, f_losses, rtol=2e-2)

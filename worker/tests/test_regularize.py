@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -15,6 +14,7 @@ import torch
 from loraspec_worker import protocol, speed, tiny_base, train
 from loraspec_worker.train import regularize
 from loraspec_worker.train.dev_request import dev_config as _dev_config, dev_request
+from cuda_graph_fakes import patch_cuda_graph_failing
 from noise_dataset import write_noise_dataset
 
 RES = 32
@@ -228,29 +228,13 @@ def test_the_saved_lora_is_the_ema_one_and_resume_restores_it(sdxl_base, tag_dat
 
 # ------------------------------------------------------------------ the CUDA-graph split
 
-class _FakeStream:
-    def wait_stream(self, other):
-        pass
-
-
-class _FailingGraph:
-    def __enter__(self):
-        raise RuntimeError("operation not permitted when stream is capturing")
-
-    def __exit__(self, *exc):
-        return False
-
-
 def test_the_graph_split_matches_the_plain_loss_with_noise_offset_and_min_snr_on(monkeypatch):
     """SDXL's draw / loss_from / static_extra (the graph path, here its eager warm-up and fall-back)
     gives the plain path's losses with the options on, and the options change the loss."""
     tiny_base.build_sdxl(0)  # import diffusers' modules before torch.cuda is patched
     from diffusers.loaders import peft as _peft  # noqa: F401
     monkeypatch.setattr(protocol, "_out", io.StringIO())
-    for name, value in (("Stream", lambda: _FakeStream()), ("current_stream", lambda: _FakeStream()),
-                        ("stream", lambda s: contextlib.nullcontext()), ("synchronize", lambda: None),
-                        ("empty_cache", lambda: None), ("CUDAGraph", lambda: object()), ("graph", lambda g: _FailingGraph())):
-        monkeypatch.setattr(torch.cuda, name, value)
+    patch_cuda_graph_failing(monkeypatch, torch)
 
     def losses(graphed: bool, **options) -> list[float]:
         pipe = tiny_base.build_sdxl(0)

@@ -6,8 +6,6 @@ On the GPU machine: worker/.venv/bin/python -m pytest -q -m gpu worker/tests/tes
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 
@@ -16,9 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from loraspec_worker import protocol, tiny_base, train  # noqa: E402
-from noise_dataset import write_noise_dataset  # noqa: E402
-from loraspec_worker.train.dev_request import dev_request  # noqa: E402
+from tiny_runs import tiny_run  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -26,21 +22,7 @@ SAMPLES = {"every": 4, "prompts": ["a photo of txcl", "txcl on the moon"], "seed
 
 
 def _run(arch, tmp_path, name, monkeypatch, samples=None, **over):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    base = str(tmp_path / f"base-{arch}")
-    if not os.path.exists(base):
-        tiny_base.make_tiny_base(arch, base)
-    data = tmp_path / "data"
-    if not data.exists():
-        write_noise_dataset(data, 2, (64, 64))
-    request = dev_request(**{"arch": arch, "base": base, "dataset": str(data), "output_dir": str(tmp_path / name), "resolution": 64,
-                             "steps": 8, "rank": 4, "alpha": 4, "precision": "bf16", "max_sequence_length": 32, "learning_rate": 1e-3, **over})
-    if samples:
-        request["samples"] = samples
-    result = train.run(request)
-    events = [json.loads(line) for line in buf.getvalue().splitlines()]
-    return result, [e["loss"] for e in events if e["type"] == "loss"], events
+    return tiny_run(arch, tmp_path, name, monkeypatch, samples=samples, **over)
 
 
 def _check_samples(events, out_dir):

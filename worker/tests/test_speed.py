@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, speed, tiny_base, train  # noqa: E402
+from cuda_graph_fakes import patch_cuda_graph_failing  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
@@ -188,36 +189,13 @@ def test_unknown_quantize_is_a_usage_error(tmp_path):
     assert err.value.code == "E_USAGE" and "quantize" in err.value.message
 
 
-class _FakeStream:
-    def wait_stream(self, other):
-        pass
-
-
-class _FailingGraph:
-    """Stands in for torch.cuda.CUDAGraph on the CPU: its capture raises like an uncapturable op."""
-
-    def __enter__(self):
-        raise RuntimeError("operation not permitted when stream is capturing")
-
-    def __exit__(self, *exc):
-        return False
-
-
 def test_graphed_step_warms_up_eagerly_then_trains_on_eagerly_when_capture_fails(monkeypatch):
     """The CUDA graph path's eager warm-up and its fall-back give exactly the trainer's eager steps."""
-    import contextlib
-
     tiny_base.build_sdxl(0)  # import diffusers' modules before torch.cuda is patched (annotations use it)
     from diffusers.loaders import peft as _peft  # noqa: F401
     events = io.StringIO()
     monkeypatch.setattr(protocol, "_out", events)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda: _FakeStream())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda: _FakeStream())
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
-    monkeypatch.setattr(torch.cuda, "graph", lambda g: _FailingGraph())
+    patch_cuda_graph_failing(monkeypatch, torch)
 
     def run(graphed: bool) -> list[float]:
         pipe = tiny_base.build_sdxl(0)
