@@ -20,6 +20,8 @@ export interface TrainSpeedRecord extends Sourced {
   resolution: number;
   batch: number;
   gradientCheckpointing: boolean;
+  /** With checkpointing: which activations are recomputed (absent: full, every block's forward). */
+  checkpointingMode?: "selective";
   quantize: "none" | "fp8";
   levers: readonly SpeedLever[];
   secondsPerStep: number;
@@ -32,6 +34,8 @@ export interface TrainSpeedRecord extends Sourced {
 export const TRAIN_SPEED_SOURCE = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29.jsonl";
 /** The third session's run (fp8 GEMMs with their eager twins; the CUDA-graph rows after the capture fix). */
 export const TRAIN_SPEED_SOURCE_FP8 = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29-fp8.jsonl";
+/** Selective activation checkpointing (issue 22), with its eager full-checkpointing twin in the same run. */
+export const TRAIN_SPEED_SOURCE_SELECTIVE = "bench/gpu-speed.py --configs 13,23,24,25 --steps 30, bench/data/gpu-speed-h200-2026-12-02-selective.jsonl";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
 const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
@@ -40,6 +44,20 @@ const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "sourc
   resolution: 1024,
   source,
   asOf: A,
+  ...r,
+});
+
+const selective = (r: Pick<TrainSpeedRecord, "config" | "levers" | "secondsPerStep" | "peakAllocGib" | "warmupS">): TrainSpeedRecord => ({
+  base: "flux1-dev",
+  gpu: "h200",
+  trainer: "diffusers",
+  resolution: 1024,
+  batch: 1,
+  gradientCheckpointing: true,
+  checkpointingMode: "selective",
+  quantize: "none",
+  source: TRAIN_SPEED_SOURCE_SELECTIVE,
+  asOf: "2026-12-02",
   ...r,
 });
 
@@ -64,6 +82,12 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   row({ base: "flux1-dev", config: "fast + fp8 GEMMs", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.402, peakAllocGib: 44.64, warmupS: 50.5 }, TRAIN_SPEED_SOURCE_FP8),
   row({ base: "flux1-dev", config: "fast + fp8 GEMMs", batch: 1, gradientCheckpointing: true, quantize: "none", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.586, peakAllocGib: 24.82, warmupS: 16.8 }, TRAIN_SPEED_SOURCE_FP8),
   row({ base: "flux1-dev", config: "fp8 base + fp8 GEMM forward (24 GB recipe)", batch: 1, gradientCheckpointing: true, quantize: "fp8", levers: ["fused", "compile", "fp8", "fp8mm"], secondsPerStep: 0.614, peakAllocGib: 13.73, warmupS: 30.9 }, TRAIN_SPEED_SOURCE_FP8),
+  // Selective checkpointing keeps each block's matmul and attention outputs (train/selective_ckpt.py):
+  // with compile it is near the no-checkpointing speed, but it keeps ~95% of those activations
+  // (VRAM_SELECTIVE_ACTIVATIONS); without compile the per-op policy costs more than it saves.
+  selective({ config: "selective checkpointing (no compile)", levers: ["fused"], secondsPerStep: 1.379, peakAllocGib: 48.63, warmupS: 5.5 }),
+  selective({ config: "fast + selective checkpointing", levers: ["fused", "compile"], secondsPerStep: 0.447, peakAllocGib: 47.23, warmupS: 51.8 }),
+  selective({ config: "fast + fp8 GEMMs + selective checkpointing", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.415, peakAllocGib: 47.24, warmupS: 60.3 }),
   row({ base: "flux2-klein-4b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.292, peakAllocGib: 21.55, warmupS: 1.5 }),
   row({ base: "flux2-klein-4b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.208, peakAllocGib: 18.97, warmupS: 34.0 }),
   row({ base: "flux2-klein-9b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.53, peakAllocGib: 41.09, warmupS: 2.6 }),

@@ -67,20 +67,19 @@ export const VRAM_ACTIVATIONS: Readonly<Record<ModelFamily, ActivationRecord>> =
 /**
  * Selective activation checkpointing (the built-in trainer's checkpointing_mode selective: each
  * block's matmul and attention outputs kept, element-wise ops recomputed), bytes per token x hidden
- * x block per sample. An ESTIMATE until bench/gpu-speed.py's selective rows measure it: FLUX.1's
- * double block keeps q, k, v (3h), the attention output (h), its output projection (h), the MLP's
- * up (4h) and down (h) projections = 10h bf16 values = 20 B; a single block q, k, v (3h), the MLP
- * up projection (4h), the attention output (h) and the fused output projection (h) = 9h = 18 B;
- * over 19 double + 38 single blocks 18.7 B, plus what full checkpointing keeps (1.8 B, measured).
+ * x block per sample. Measured on the H200 (bench/gpu-speed.py rows 23-25, 2026-12-02): 33.5 B with
+ * compile (35.4 without), against 35.4 B without checkpointing and 1.8 B with full checkpointing.
+ * The estimate it replaces (20.5 B: q, k, v, attention output, output projection, MLP up/down of
+ * diffusers' FluxTransformerBlock / FluxSingleTransformerBlock, transformer_flux.py) was far low:
+ * the policy keeps every matmul output, and in these blocks they are most of what the backward needs.
  */
 export const VRAM_SELECTIVE_ACTIVATIONS: Readonly<Partial<Record<ModelFamily, ActivationRecord & { selective: number }>>> = {
   flux1: {
     noCkpt: 35.4,
     ckpt: 1.8,
-    selective: 20.5,
-    source: "derived from diffusers FluxTransformerBlock / FluxSingleTransformerBlock matmul outputs (transformer_flux.py) and the measured full-checkpointing figure; torchtitan's selective AC policy saves mm and SDPA outputs",
+    selective: 33.5,
+    source: "bench/gpu-speed.py --configs 13,23,24,25 (activation_bytes_per_token_hidden_block of the compiled selective rows), bench/data/gpu-speed-h200-2026-12-02-selective.jsonl",
     asOf: "2026-12-02",
-    verified: false,
   },
 };
 

@@ -17,10 +17,11 @@ export interface SpeedLookup {
 const REFERENCE: BaseModelId = "flux1-dev";
 const DERIVABLE: ReadonlySet<BaseModelId> = new Set(["flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]);
 
-function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false): TrainSpeedRecord | undefined {
+function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false): TrainSpeedRecord | undefined {
   const matching = rows.filter(
     (r) =>
       r.gradientCheckpointing === ckpt &&
+      (r.checkpointingMode === "selective") === (ckpt && selective) &&
       (r.quantize === "fp8") === fp8 &&
       r.levers.includes("compile") === compile &&
       r.levers.includes("graphs") === graphs &&
@@ -50,7 +51,8 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
   const ckpt = settings.gradientCheckpointing;
   const fp8 = settings.quantize === "fp8";
   const perSample = (r: TrainSpeedRecord) => (r.secondsPerStep / r.batch) * batch;
-  const exact = find(rows, ckpt, fp8, settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false);
+  const selective = ckpt && settings.checkpointingMode === "selective";
+  const exact = find(rows, ckpt, fp8, settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective);
   if (exact) {
     return { secondsPerStep: perSample(exact), basis: "measured", config: describe(exact), source: exact.source };
   }
@@ -64,7 +66,7 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
   let factor = 1;
   const parts = [describe(start)];
   if (ckpt) {
-    const a = find(ref, true, false, settings.compile, false, 1);
+    const a = find(ref, true, false, settings.compile, false, 1, false, selective);
     const b = find(ref, false, false, settings.compile, false, 1);
     if (!a || !b) return undefined;
     factor *= a.secondsPerStep / b.secondsPerStep;

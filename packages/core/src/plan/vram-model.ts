@@ -63,7 +63,7 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   // network.targets beyond attention keeps more inputs for the LoRA's backward (plan/target-speed.ts).
   const targets = targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size);
   const activations = (tokens * model.hidden * model.blocks * perToken * compiled * hp.batch_size) / 1e9 + (targets?.gb ?? 0);
-  const how = selective ? " with selective checkpointing (estimate until measured)" : ckpt ? " with gradient checkpointing" : " without checkpointing";
+  const how = selective ? " with selective checkpointing" : ckpt ? " with gradient checkpointing" : " without checkpointing";
   assumptions.push(`activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${how}${compiled < 1 ? ", compiled" : ""}`);
   if (targets) assumptions.push(targets.assumption);
   const graphs = settings.cudaGraphs ? VRAM_MODEL.cudaGraphsGb : 0;

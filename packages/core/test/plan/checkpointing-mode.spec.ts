@@ -20,31 +20,28 @@ const PATHS = { datasetDir: "/p/dataset", outputDir: "/p/out", cacheDir: "/home/
 const modeChoice = (c: ReturnType<typeof flux>) => resolveTrainSettings(c, { steps: 2000 }).choices.find((x) => x.setting === "checkpointing_mode");
 
 describe("checkpointing mode (plan/train-settings.ts)", () => {
-  it("takes selective checkpointing for FLUX.1 where it fits and no checkpointing does not, marked as an estimate", () => {
-    const plan = planRun(flux(45), dataset(20));
-    expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: true, checkpointingMode: "selective", quantize: "none" });
-    expect(plan.vram.totalGb).toBeLessThanOrEqual(45);
-    expect(plan.vram.assumptions.join("; ")).toMatch(/selective checkpointing \(estimate until measured\)/);
-    expect(modeChoice(flux(45))?.why).toMatch(/^selective: .* \(an estimate until measured\) fits 45 GB \(limits\.vram_ceiling_gb\)/);
-    expect(modeChoice(flux(45))?.source).toMatch(/verified false/);
-    expect(compileDiffusers(flux(45), { steps: 2000 }, PATHS).request.checkpointing_mode).toBe("selective");
+  it("never takes selective checkpointing for FLUX.1 as measured: it keeps ~95% of the activations, so no checkpointing fits wherever it does", () => {
+    // H200, 2026-12-02 (bench/gpu-speed.py rows 23-25): 33.5 B per token x hidden x block against 35.4 without
+    // checkpointing; the compiled run without checkpointing (44.6 GiB) even peaks below the selective one (47.2 GiB).
+    for (let ceiling = 10; ceiling <= 141; ceiling += 1) {
+      expect(resolveTrainSettings(flux(ceiling), { steps: 2000 }).checkpointingMode, `ceiling ${ceiling} GB`).not.toBe("selective");
+    }
+    expect(modeChoice(flux(45))?.why).toMatch(/^full: selective checkpointing would need ~\d+(\.\d)? GB, over 45 GB \(limits\.vram_ceiling_gb\)/);
+    expect(modeChoice(flux(45))?.source).toMatch(/gpu-speed-h200-2026-12-02-selective\.jsonl/);
+    expect(modeChoice(flux(45))?.source).not.toMatch(/verified false/);
   });
 
-  it("keeps its activation estimate between full checkpointing and none (sourced, unverified)", () => {
+  it("keeps its measured activation figure between full checkpointing and none", () => {
     const rec = VRAM_SELECTIVE_ACTIVATIONS.flux1!;
     expect(rec.ckpt).toBeLessThan(rec.selective);
     expect(rec.selective).toBeLessThan(rec.noCkpt);
-    expect(rec.verified).toBe(false);
-    const full = planRun(flux(30), dataset(20)).vram.totalGb;
-    const selective = planRun(flux(45), dataset(20)).vram.totalGb;
-    const none = planRun(flux(60), dataset(20)).vram.totalGb;
-    expect(full < selective && selective < none).toBe(true);
+    expect(rec.verified).not.toBe(false);
   });
 
   it("falls back to full checkpointing where selective does not fit, and says so", () => {
     const s = resolveTrainSettings(flux(30), { steps: 2000 });
     expect(s).toMatchObject({ gradientCheckpointing: true, checkpointingMode: "full" });
-    expect(modeChoice(flux(30))?.why).toMatch(/^full: selective checkpointing would need ~\d+(\.\d)? GB \(estimate\), over 30 GB/);
+    expect(modeChoice(flux(30))?.why).toMatch(/^full: selective checkpointing would need ~\d+(\.\d)? GB, over 30 GB/);
     expect(compileDiffusers(flux(30), { steps: 2000 }, PATHS).request.checkpointing_mode).toBe("full");
   });
 

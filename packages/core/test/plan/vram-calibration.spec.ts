@@ -31,6 +31,7 @@ describe("estimateVram against the built-in trainer's H200 measurements (knowled
     });
     const settings = {
       gradientCheckpointing: r.gradientCheckpointing,
+      checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)),
       compile: r.levers.includes("compile"),
       cudaGraphs: r.levers.includes("graphs"),
       quantize: r.quantize,
