@@ -46,12 +46,12 @@ def toy_clip_config(tok):
                           pad_token_id=eos)
 
 
-def toy_vae(latent_channels: int, **extra):
-    """The toy bases' AutoencoderKL: 64x64 pixels <-> 16x16 latents (3 levels)."""
+def toy_vae(latent_channels: int, levels: int = 3, **extra):
+    """The toy bases' AutoencoderKL: 64x64 pixels <-> 16x16 latents (3 levels; 2 levels: 32x32)."""
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(block_out_channels=(32, 64, 64), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-                         up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=latent_channels, norm_num_groups=16,
+    return AutoencoderKL(block_out_channels=(32, 64, 64)[:levels], in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * levels,
+                         up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=latent_channels, norm_num_groups=16,
                          sample_size=64, layers_per_block=1, force_upcast=False, **extra)
 
 

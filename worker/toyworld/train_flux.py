@@ -41,7 +41,9 @@ T5_LENGTHS = (512, 128)
 EVAL_TRUE_CFG = 4.0
 
 
-def build_models(seed: int = 0) -> dict:
+def build_models(seed: int = 0, heads: int = 6, double_layers: int = 2, single_layers: int = 4, vae_levels: int = 3) -> dict:
+    """heads x 32 is the transformer's width; vae_levels 3 is the /4 VAE (8x8 image tokens of 8x8
+    pixels), 2 the /2 VAE (16x16 tokens of 4x4 pixels)."""
     import torch
     from diffusers import FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
@@ -57,16 +59,16 @@ def build_models(seed: int = 0) -> dict:
     transformer = FluxTransformer2DModel(
         patch_size=1,
         in_channels=64,  # 16 latent channels packed 2x2
-        num_layers=2,
-        num_single_layers=4,
+        num_layers=double_layers,
+        num_single_layers=single_layers,
         attention_head_dim=32,
-        num_attention_heads=6,
+        num_attention_heads=heads,
         joint_attention_dim=128,  # T5 d_model
         pooled_projection_dim=64,  # CLIP hidden size
         guidance_embeds=True,  # like FLUX.1 [dev]
         axes_dims_rope=[8, 12, 12],  # sums to attention_head_dim (FLUX.1: 16, 56, 56 of 128)
     )
-    vae = toy_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False)  # no quant convs, as FLUX's VAE
+    vae = toy_vae(latent_channels=16, levels=vae_levels, use_quant_conv=False, use_post_quant_conv=False)  # no quant convs, as FLUX's VAE
     scheduler = flux_scheduler()  # FLUX.1 [dev]'s scheduler config
     return {"tokenizer": tok, "tokenizer_2": tok2, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2,
             "transformer": transformer, "vae": vae, "scheduler": scheduler}
@@ -100,7 +102,8 @@ def encode_text(te1, te2, clip_ids, t5_ids) -> dict:
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
                       t5_lengths=T5_LENGTHS, weighting: str = "none", log=print) -> dict:
     """weighting: the sigma sampling of train.py's Config.timestep_sampling (none: uniform, as the
-    LoRA trainer's default; logit_normal: SD3's, denser at mid noise)."""
+    LoRA trainer's default; logit_normal: SD3's, denser at mid noise; shift: Kohya's flux_shift,
+    sigmoid(N(0,1)) shifted toward high noise by the token count)."""
     import torch
 
     from loraspec_worker.protocol import WorkerError
@@ -208,11 +211,19 @@ def run(args) -> dict:
         vae_images = torch.cat([images, torch.from_numpy(codec).permute(0, 3, 1, 2)])
         report["dataset"]["codec_images"] = codec_count
 
-    models = build_models(args.seed)
+    shape = {"heads": args.flux_heads, "double_layers": args.flux_double, "single_layers": args.flux_single,
+             "vae_levels": {4: 3, 2: 2}[args.vae_downscale]}
+    models = build_models(args.seed, **shape)
+    report["build"] = shape
     report["vae"] = train_vae(models["vae"], vae_images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
     if os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
-        report["vae"]["style_roundtrip"] = style_roundtrip(models["vae"], judge_mod.Judge(args.judge_out, device=str(device)))
+        from .shape_probe import vae_roundtrip
+
+        judge = judge_mod.Judge(args.judge_out, device=str(device))
+        report["vae"]["style_roundtrip"] = style_roundtrip(models["vae"], judge)
         log(f"vae: the judge reads {report['vae']['style_roundtrip']:.0%} of the style's images in the style after the round trip")
+        report["vae"]["shape_roundtrip"] = vae_roundtrip(models["vae"], judge)
+        log(f"vae: the judge's shape accuracy on held-out scenes after the round trip {json.dumps(report['vae']['shape_roundtrip'])}")
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
                                               t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)
