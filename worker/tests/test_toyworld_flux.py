@@ -77,3 +77,47 @@ def test_sweep_variants_fit_the_size_limit_and_parse():
     with pytest.raises(SystemExit) as exit_:  # the flags parse (--help after them exits 0 without training)
         main(["train-base", "--arch", "flux1", *sweep.VARIANTS["vae2-wide"], "--weighting", "shift", "--help"])
     assert exit_.value.code == 0
+
+
+def test_object_masks_match_the_drawn_objects():
+    """--object-weight's masks (where the objects changed the seeded background) agree with the
+    objects' own polygons."""
+    import numpy as np
+
+    from toyworld import style_probe, world
+    from toyworld.train_base import BASE_SCENES, make_base_dataset
+
+    _, _, masks = make_base_dataset(0, 24, masks=True)
+    for seed, mask in enumerate(masks):
+        scene = world.random_scene(seed, **BASE_SCENES)
+        covered, drawn = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+        for m in style_probe._masks(scene):
+            c = style_probe._coverage(m)[..., 0]
+            covered |= c > 0
+            drawn |= c > 0.5
+        assert not (mask & ~covered).any(), seed  # nothing outside the objects
+        assert (mask & drawn).sum() >= 0.95 * drawn.sum(), seed  # the objects' pixels (a white one on a pale wall loses a few)
+
+
+def test_object_weighted_flow_loss():
+    """Flux1.loss with extra["loss_weight"]: all ones is the plain loss; weight on part of the
+    latents is that part's mean squared error."""
+    from loraspec_worker.train import Flux1
+    from loraspec_worker.train.dev_request import dev_config
+
+    models = train_flux.build_models(0, heads=2, double_layers=1, single_layers=1)
+    flux = Flux1(train_flux.make_pipeline(models), dev_config(arch="flux1", guidance_scale=train_flux.GUIDANCE), torch.device("cpu"), torch.float32)
+    clip_ids, t5_ids = train_flux.tokenize(models, ["a red circle in the center on a sky background"] * 2, 64)
+    text = train_flux.encode_text(models["text_encoder"], models["text_encoder_2"], clip_ids, t5_ids)
+    z = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = flux.loss(z, text, {}, torch.Generator().manual_seed(0))
+        ones = flux.loss(z, text, {"loss_weight": torch.ones(2, 1, 16, 16)}, torch.Generator().manual_seed(0))
+        left = torch.zeros(2, 1, 16, 16)
+        left[..., :8] = 1
+        half = flux.loss(z, text, {"loss_weight": left}, torch.Generator().manual_seed(0))
+    assert torch.allclose(plain, ones, rtol=1e-5) and not torch.allclose(plain, half, rtol=1e-3)
+    masks = torch.zeros(1, 64, 64, dtype=torch.bool)
+    masks[0, 20:30, 20:30] = True
+    w = train_flux.object_weights(masks, 4, 3.0)
+    assert w.shape == (1, 1, 16, 16) and float(w.min()) == 1.0 and float(w.max()) == 4.0

@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     tb.add_argument("--flux-heads", type=int, default=6, help="flux1: attention heads of 32 (the transformer's width / 32)")
     tb.add_argument("--flux-double", type=int, default=2, help="flux1: double-stream blocks")
     tb.add_argument("--flux-single", type=int, default=4, help="flux1: single-stream blocks")
+    tb.add_argument("--object-weight", type=float, default=0.0,
+                    help="flux1: the loss on object pixels weighs 1 + this (0: the plain loss)")
     tb.add_argument("--vae-downscale", type=int, default=4, choices=[4, 2],
                     help="flux1: the VAE's downscale (4: 8x8 image tokens of 8x8 px; 2: 16x16 tokens of 4x4 px)")
     tb.add_argument("--batch", type=int, default=256)

@@ -99,11 +99,22 @@ def encode_text(te1, te2, clip_ids, t5_ids) -> dict:
     return {"embeds": embeds, "pooled": pooled, "text_ids": torch.zeros(t5_ids.shape[1], 3, device=t5_ids.device)}
 
 
+def object_weights(masks, factor: int, object_weight: float):
+    """Per-latent-pixel loss weights from object masks (N x 64 x 64 bool): 1 + object_weight x the
+    share of object pixels (grown by 2 px, so the outline's background side counts) under each
+    latent pixel of a /factor VAE."""
+    import torch.nn.functional as F
+
+    m = F.max_pool2d(masks[:, None].float(), 5, stride=1, padding=2)
+    return 1 + object_weight * F.avg_pool2d(m, factor)
+
+
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
-                      t5_lengths=T5_LENGTHS, weighting: str = "none", log=print) -> dict:
+                      t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, log=print) -> dict:
     """weighting: the sigma sampling of train.py's Config.timestep_sampling (none: uniform, as the
     LoRA trainer's default; logit_normal: SD3's, denser at mid noise; shift: Kohya's flux_shift,
-    sigmoid(N(0,1)) shifted toward high noise by the token count)."""
+    sigmoid(N(0,1)) shifted toward high noise by the token count). object_weight > 0 (with masks):
+    the loss on the objects' latent pixels weighs 1 + object_weight (object_weights)."""
     import torch
 
     from loraspec_worker.protocol import WorkerError
@@ -118,6 +129,9 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
             x = images[i : i + 1024].to(device).float() / 127.5 - 1
             latents.append((vae.encode(x).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor)
         latents = torch.cat(latents)
+    weights = None
+    if object_weight > 0:
+        weights = object_weights(masks, images.shape[-1] // latents.shape[-1], object_weight).to(device)
     longest = max(t5_lengths)
     ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
     if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
@@ -150,7 +164,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
         t5_ids = torch.where(keep, torch.where(style == 0, ids[0][1][idx, :length], ids[1][1][idx, :length]), empty_t5[:, :length])
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             text = encode_text(te1, te2, clip_ids, t5_ids)
-            loss = flux.loss(latents[idx], text, {}, noise_gen)
+            loss = flux.loss(latents[idx], text, {} if weights is None else {"loss_weight": weights[idx]}, noise_gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -165,7 +179,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     models["text_encoder"], models["text_encoder_2"], models["transformer"] = ema
     vals = [v for v in recent[-500:] if v is not None]
     return {"steps": step, "seconds": time.time() - started, "batch": batch, "lr": lr, "guidance": GUIDANCE,
-            "t5_lengths": list(t5_lengths), "weighting": weighting, "caption_dropout": CAPTION_DROPOUT,
+            "t5_lengths": list(t5_lengths), "weighting": weighting, "object_weight": object_weight, "caption_dropout": CAPTION_DROPOUT,
             "final_loss": sum(vals) / max(1, len(vals)) if vals else None}
 
 
@@ -200,7 +214,11 @@ def run(args) -> dict:
     report: dict = {"arch": "flux1", "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__}
     t0 = time.time()
 
-    images, captions = render_base_images(args.images, workers, report, log)
+    masks = None
+    if args.object_weight > 0:
+        images, captions, masks = render_base_images(args.images, workers, report, log, masks=True)
+    else:
+        images, captions = render_base_images(args.images, workers, report, log)
 
     # The VAE also trains on scenes with every fill (a general codec; seeds after the base set's),
     # so the txst style's stripes can be drawn; the transformer sees the base world only.
@@ -226,7 +244,8 @@ def run(args) -> dict:
         log(f"vae: the judge's shape accuracy on held-out scenes after the round trip {json.dumps(report['vae']['shape_roundtrip'])}")
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
-                                              t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)
+                                              t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting,
+                                              masks=masks, object_weight=args.object_weight, log=log)
     record_saved(report, models, ("transformer", "vae", "text_encoder", "text_encoder_2"), save_pipeline(models, args.out), args.out, t0, log)
 
     if args.eval > 0 and os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
