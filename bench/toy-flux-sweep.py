@@ -58,7 +58,8 @@ def row(name: str, report: dict | None) -> str:
     pct = lambda d, k: f"{100 * d[k]:.1f}%" if k in d else "-"  # noqa: E731
     return (f"| {name} | {sum(report['params'].values()) / 1e6:.2f} M | {report['bytes'] / 1e6:.1f} MB | {report['vae']['steps']} | "
             f"{pct(rt, 'all')} | {t['steps']} | {t['final_loss'] or 0:.4f} | {pct(s, 'shape')} | {pct(s, 'colour')} | "
-            f"{pct(s, 'background')} | {pct(s, 'position')} | {pct(n, 'shape')} | {report['train_seconds']:.0f} s |")
+            f"{pct(s, 'background')} | {pct(s, 'position')} | {'/'.join(pct(s.get('shape_by_size', {}), k) for k in ('small', 'medium', 'large'))} | "
+            f"{pct(n, 'shape')} | {report['train_seconds']:.0f} s |")
 
 
 def main() -> int:
@@ -69,7 +70,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=60000)
     ap.add_argument("--codec-images", type=int, default=30000)
     ap.add_argument("--vae-seconds", type=float, default=75)
-    ap.add_argument("--transformer-seconds", type=float, default=240)
+    ap.add_argument("--transformer-seconds", type=float, default=230)
     ap.add_argument("--workers", type=int, default=4, help="render processes per variant")
     ap.add_argument("--deadline", type=float, default=505, help="seconds after which unfinished variants are stopped")
     ap.add_argument("--smoke", action="store_true")
@@ -99,7 +100,7 @@ def main() -> int:
             reports[name] = json.loads(path.read_text())
             (out / f"{name}.json").write_text(json.dumps(reports[name], indent=2))
     head = ("| variant | params | saved | VAE steps | VAE round-trip shape | transformer steps | final loss | shape (CFG 4) | colour | "
-            "background | position | shape (no CFG) | train time |\n|" + "---|" * 13)
+            "background | position | shape S/M/L (CFG 4) | shape (no CFG) | train time |\n|" + "---|" * 14)
     table = "\n".join([head] + [row(n, reports.get(n)) for n in names])
     (out / "logs.txt").write_text(table + "\n\n" + "\n".join(lines) + "\n")
     print(table)

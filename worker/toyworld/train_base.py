@@ -282,6 +282,7 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
     import torch
 
     hits = {k: 0 for k in ("shape", "colour", "pair", "background", "position", "size", "all")}
+    by_size = {s: [0, 0] for s in world.SIZES}  # prompted size: [shape hits, prompts]
     images = []
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
@@ -303,6 +304,8 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
             ok["all"] = ok["pair"] and ok["background"] and ok["position"]
             for k, v in ok.items():
                 hits[k] += int(v)
+            by_size[truth["size"]][0] += int(ok["shape"])
+            by_size[truth["size"]][1] += 1
     if save_grid and images:
         from PIL import Image
 
@@ -313,6 +316,7 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
             grid.paste(im, ((j % cols) * 64, (j // cols) * 64))
         grid.save(save_grid)
     return {k: v / max(1, len(prompts)) for k, v in hits.items()} | {"samples": len(prompts), "steps": steps, "guidance": guidance} | {
+        "shape_by_size": {s: round(h / max(1, n), 3) for s, (h, n) in by_size.items()}} | {
         k: v for k, v in (extra or {}).items() if k != "negative_prompt"}
 
 
