@@ -31,3 +31,93 @@ def test_training_text_encoding_is_the_pipelines(length):
         embeds, pooled, text_ids = pipe.encode_prompt(prompt=prompts, prompt_2=None, device=torch.device("cpu"), max_sequence_length=length)
     assert torch.equal(ours["embeds"], embeds) and torch.equal(ours["pooled"], pooled)
     assert torch.equal(ours["text_ids"], text_ids.float()) and embeds.shape[1] == length
+
+
+def test_half_scale_vae_gives_four_times_the_image_tokens_and_samples_64px():
+    """--vae-downscale 2: 32x32x16 latents, 16x16 packed tokens; the trainer's Flux1.loss and
+    FluxPipeline both run on it."""
+    from loraspec_worker.train import Flux1
+    from loraspec_worker.train.dev_request import dev_config
+
+    models = train_flux.build_models(0, heads=2, double_layers=1, single_layers=1, vae_levels=2)
+    models["vae"].register_to_config(shift_factor=0.0)  # train_vae sets it from the latents
+    pipe = train_flux.make_pipeline(models)
+    assert pipe.vae_scale_factor == 2
+    with torch.no_grad():
+        z = models["vae"].encode(torch.zeros(1, 3, 64, 64)).latent_dist.mode()
+    assert tuple(z.shape) == (1, 16, 32, 32)
+    flux = Flux1(pipe, dev_config(arch="flux1", guidance_scale=train_flux.GUIDANCE), torch.device("cpu"), torch.float32)
+    clip_ids, t5_ids = train_flux.tokenize(models, ["a red circle in the center on a sky background"], 64)
+    text = train_flux.encode_text(models["text_encoder"], models["text_encoder_2"], clip_ids, t5_ids)
+    assert torch.isfinite(flux.loss(z, text, {}, torch.Generator().manual_seed(0)))
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe(prompt=["a red circle"], num_inference_steps=2, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
+                 **train_flux.sampling_kwargs(1.0, 64)).images[0]
+    assert image.size == (64, 64)
+
+
+def test_sweep_variants_fit_the_size_limit_and_parse():
+    """Every variant of bench/toy-flux-sweep.py is a valid train-base command whose saved bf16
+    folder stays under issue 23's 30 MB."""
+    import importlib.util
+    import os
+
+    from toyworld.__main__ import main
+
+    spec = importlib.util.spec_from_file_location("sweep", os.path.join(os.path.dirname(__file__), "..", "..", "bench", "toy-flux-sweep.py"))
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    for name, extra in sweep.VARIANTS.items():
+        flags = dict(zip(extra[::2], extra[1::2]))
+        models = train_flux.build_models(0, heads=int(flags.get("--flux-heads", 6)), double_layers=int(flags.get("--flux-double", 2)),
+                                         single_layers=int(flags.get("--flux-single", 4)),
+                                         vae_levels={"4": 3, "2": 2}[flags.get("--vae-downscale", "4")])
+        params = sum(p.numel() for k in ("transformer", "vae", "text_encoder", "text_encoder_2") for p in models[k].parameters())
+        assert 2 * params < sweep.MAX_BYTES - 1_000_000, name  # bf16, with room for configs and tokenizers
+    with pytest.raises(SystemExit) as exit_:  # the flags parse (--help after them exits 0 without training)
+        main(["train-base", "--arch", "flux1", *sweep.VARIANTS["vae2-wide"], "--weighting", "shift", "--help"])
+    assert exit_.value.code == 0
+
+
+def test_object_masks_match_the_drawn_objects():
+    """--object-weight's masks (where the objects changed the seeded background) agree with the
+    objects' own polygons."""
+    import numpy as np
+
+    from toyworld import style_probe, world
+    from toyworld.train_base import BASE_SCENES, make_base_dataset
+
+    _, _, masks = make_base_dataset(0, 24, masks=True)
+    for seed, mask in enumerate(masks):
+        scene = world.random_scene(seed, **BASE_SCENES)
+        covered, drawn = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+        for m in style_probe._masks(scene):
+            c = style_probe._coverage(m)[..., 0]
+            covered |= c > 0
+            drawn |= c > 0.5
+        assert not (mask & ~covered).any(), seed  # nothing outside the objects
+        assert (mask & drawn).sum() >= 0.95 * drawn.sum(), seed  # the objects' pixels (a white one on a pale wall loses a few)
+
+
+def test_object_weighted_flow_loss():
+    """Flux1.loss with extra["loss_weight"]: all ones is the plain loss; weight on part of the
+    latents is that part's mean squared error."""
+    from loraspec_worker.train import Flux1
+    from loraspec_worker.train.dev_request import dev_config
+
+    models = train_flux.build_models(0, heads=2, double_layers=1, single_layers=1)
+    flux = Flux1(train_flux.make_pipeline(models), dev_config(arch="flux1", guidance_scale=train_flux.GUIDANCE), torch.device("cpu"), torch.float32)
+    clip_ids, t5_ids = train_flux.tokenize(models, ["a red circle in the center on a sky background"] * 2, 64)
+    text = train_flux.encode_text(models["text_encoder"], models["text_encoder_2"], clip_ids, t5_ids)
+    z = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = flux.loss(z, text, {}, torch.Generator().manual_seed(0))
+        ones = flux.loss(z, text, {"loss_weight": torch.ones(2, 1, 16, 16)}, torch.Generator().manual_seed(0))
+        left = torch.zeros(2, 1, 16, 16)
+        left[..., :8] = 1
+        half = flux.loss(z, text, {"loss_weight": left}, torch.Generator().manual_seed(0))
+    assert torch.allclose(plain, ones, rtol=1e-5) and not torch.allclose(plain, half, rtol=1e-3)
+    masks = torch.zeros(1, 64, 64, dtype=torch.bool)
+    masks[0, 20:30, 20:30] = True
+    w = train_flux.object_weights(masks, 4, 3.0)
+    assert w.shape == (1, 1, 16, 16) and float(w.min()) == 1.0 and float(w.max()) == 4.0

@@ -8,6 +8,7 @@
   stack           train txcl, txst and two rubric LoRAs; judge txcl + txst at 0.5 + 0.3 and all four at 1.0 (see stack.py)
   train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
+  shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ def main(argv=None) -> int:
     tb.add_argument("--transformer-seconds", type=float, default=150)
     tb.add_argument("--lr", type=float, default=4e-4, help="flux1: the transformer phase's learning rate")
     tb.add_argument("--t5-lengths", default="512,128", help="flux1: T5 padding lengths the training steps cycle through")
-    tb.add_argument("--weighting", default="none", choices=["none", "logit_normal"], help="flux1: sigma sampling (the trainer's timestep_sampling; none is uniform)")
+    tb.add_argument("--weighting", default="none", choices=["none", "logit_normal", "shift", "sigmoid"],
+                    help="flux1: sigma sampling (the trainer's timestep_sampling; none is uniform)")
+    tb.add_argument("--flux-heads", type=int, default=6, help="flux1: attention heads of 32 (the transformer's width / 32)")
+    tb.add_argument("--flux-double", type=int, default=2, help="flux1: double-stream blocks")
+    tb.add_argument("--flux-single", type=int, default=4, help="flux1: single-stream blocks")
+    tb.add_argument("--object-weight", type=float, default=0.0,
+                    help="flux1: the loss on object pixels weighs 1 + this (0: the plain loss)")
+    tb.add_argument("--vae-downscale", type=int, default=4, choices=[4, 2],
+                    help="flux1: the VAE's downscale (4: 8x8 image tokens of 8x8 px; 2: 16x16 tokens of 4x4 px)")
     tb.add_argument("--batch", type=int, default=256)
     tb.add_argument("--eval", type=int, default=200, help="base samples the judge reads after training")
     tb.add_argument("--grid", default=None, help="save the first 50 eval samples as a PNG grid")
@@ -87,6 +96,12 @@ def main(argv=None) -> int:
     sp.add_argument("--judge", default=DEFAULT_JUDGE)
     sp.add_argument("--count", type=int, default=48)
 
+    fp = sub.add_parser("shape-probe", help="what limits a toy FLUX.1 base's shapes (see shape_probe.py)")
+    fp.add_argument("--base", default=DEFAULT_BASES["flux1"])
+    fp.add_argument("--judge", default=DEFAULT_JUDGE)
+    fp.add_argument("--parts", default="vae,text,loss_gap,samples")
+    fp.add_argument("--samples", type=int, default=48)
+
     args = parser.parse_args(argv)
     if args.command == "train-base":
         from .train_base import run
@@ -120,6 +135,10 @@ def main(argv=None) -> int:
         rows = style_probe.run(args.base, args.judge, count=args.count)
         print(json.dumps(rows))
         print(style_probe.table(rows))
+    elif args.command == "shape-probe":
+        from . import shape_probe
+
+        print(json.dumps(shape_probe.run(args.base, args.judge, parts=args.parts.split(","), samples=args.samples), indent=2))
     elif args.command == "judge":
         from .judge import Judge
 

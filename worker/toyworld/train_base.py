@@ -46,12 +46,12 @@ def toy_clip_config(tok):
                           pad_token_id=eos)
 
 
-def toy_vae(latent_channels: int, **extra):
-    """The toy bases' AutoencoderKL: 64x64 pixels <-> 16x16 latents (3 levels)."""
+def toy_vae(latent_channels: int, levels: int = 3, **extra):
+    """The toy bases' AutoencoderKL: 64x64 pixels <-> 16x16 latents (3 levels; 2 levels: 32x32)."""
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(block_out_channels=(32, 64, 64), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-                         up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=latent_channels, norm_num_groups=16,
+    return AutoencoderKL(block_out_channels=(32, 64, 64)[:levels], in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * levels,
+                         up_block_types=("UpDecoderBlock2D",) * levels, latent_channels=latent_channels, norm_num_groups=16,
                          sample_size=64, layers_per_block=1, force_upcast=False, **extra)
 
 
@@ -90,19 +90,24 @@ def build_models(seed: int = 0):
 def _render_chunk(args):
     import numpy as np
 
-    start, stop, scenes = args
-    xs, caps = [], []
+    start, stop, scenes, masks = args
+    xs, caps, ms = [], [], []
     for seed in range(start, stop):
         scene = world.random_scene(seed, **scenes)
         xs.append(np.asarray(world.render(scene), dtype=np.uint8))
         caps.append((world.natural_caption(scene), world.tags_caption(scene)))
-    return np.stack(xs), caps
+        if masks:  # where the objects changed the background (render draws it from the same seeded rng)
+            bg = world._background(scene.background, scene.tint, random.Random(scene.seed * 7 + 1))
+            ms.append(np.abs(xs[-1].astype(np.float32) - np.clip(bg, 0, 255).round()).max(-1) > 8)
+    return np.stack(xs), caps, (np.stack(ms) if masks else None)
 
 
-def make_base_dataset(start: int, count: int, workers: int = 1, scenes: dict = BASE_SCENES):
+def make_base_dataset(start: int, count: int, workers: int = 1, scenes: dict = BASE_SCENES, masks: bool = False):
+    """Images (N, 64, 64, 3 uint8) and (natural, tags) captions; with masks, also returns each
+    image's object pixels (N, 64, 64 bool) third."""
     import numpy as np
 
-    ranges = [(s, min(s + 1000, start + count), scenes) for s in range(start, start + count, 1000)]
+    ranges = [(s, min(s + 1000, start + count), scenes, masks) for s in range(start, start + count, 1000)]
     if workers > 1:
         from multiprocessing import get_context
 
@@ -110,7 +115,8 @@ def make_base_dataset(start: int, count: int, workers: int = 1, scenes: dict = B
             parts = pool.map(_render_chunk, ranges)
     else:
         parts = [_render_chunk(r) for r in ranges]
-    return np.concatenate([p[0] for p in parts]), [c for p in parts for c in p[1]]
+    images, captions = np.concatenate([p[0] for p in parts]), [c for p in parts for c in p[1]]
+    return (images, captions, np.concatenate([p[2] for p in parts])) if masks else (images, captions)
 
 
 def encode_text(te1, te2, ids):
@@ -276,6 +282,7 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
     import torch
 
     hits = {k: 0 for k in ("shape", "colour", "pair", "background", "position", "size", "all")}
+    by_size = {s: [0, 0] for s in world.SIZES}  # prompted size: [shape hits, prompts]
     images = []
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
@@ -297,6 +304,8 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
             ok["all"] = ok["pair"] and ok["background"] and ok["position"]
             for k, v in ok.items():
                 hits[k] += int(v)
+            by_size[truth["size"]][0] += int(ok["shape"])
+            by_size[truth["size"]][1] += 1
     if save_grid and images:
         from PIL import Image
 
@@ -307,19 +316,21 @@ def evaluate_base(pipe, judge, prompts, *, steps: int = 25, guidance: float = 5.
             grid.paste(im, ((j % cols) * 64, (j // cols) * 64))
         grid.save(save_grid)
     return {k: v / max(1, len(prompts)) for k, v in hits.items()} | {"samples": len(prompts), "steps": steps, "guidance": guidance} | {
+        "shape_by_size": {s: round(h / max(1, n), 3) for s, (h, n) in by_size.items()}} | {
         k: v for k, v in (extra or {}).items() if k != "negative_prompt"}
 
 
-def render_base_images(count: int, workers: int, report: dict, log):
-    """The base world's training images (uint8, NCHW) and captions; the time it took goes to report."""
+def render_base_images(count: int, workers: int, report: dict, log, masks: bool = False):
+    """The base world's training images (uint8, NCHW) and captions (and with masks, the object
+    pixels, N x 64 x 64 bool); the time it took goes to report."""
     import torch
 
     t = time.time()
-    images, captions = make_base_dataset(0, count, workers)
-    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    data = make_base_dataset(0, count, workers, masks=masks)
+    images = torch.from_numpy(data[0]).permute(0, 3, 1, 2).contiguous()
     report["dataset"] = {"images": count, "seconds": time.time() - t}
     log(f"rendered {count} base-world images in {time.time() - t:.0f}s")
-    return images, captions
+    return (images, data[1], torch.from_numpy(data[2])) if masks else (images, data[1])
 
 
 def record_saved(report: dict, models: dict, trained: tuple, size: int, out: str, t0: float, log) -> None:

@@ -41,7 +41,9 @@ T5_LENGTHS = (512, 128)
 EVAL_TRUE_CFG = 4.0
 
 
-def build_models(seed: int = 0) -> dict:
+def build_models(seed: int = 0, heads: int = 6, double_layers: int = 2, single_layers: int = 4, vae_levels: int = 3) -> dict:
+    """heads x 32 is the transformer's width; vae_levels 3 is the /4 VAE (8x8 image tokens of 8x8
+    pixels), 2 the /2 VAE (16x16 tokens of 4x4 pixels)."""
     import torch
     from diffusers import FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
@@ -57,16 +59,16 @@ def build_models(seed: int = 0) -> dict:
     transformer = FluxTransformer2DModel(
         patch_size=1,
         in_channels=64,  # 16 latent channels packed 2x2
-        num_layers=2,
-        num_single_layers=4,
+        num_layers=double_layers,
+        num_single_layers=single_layers,
         attention_head_dim=32,
-        num_attention_heads=6,
+        num_attention_heads=heads,
         joint_attention_dim=128,  # T5 d_model
         pooled_projection_dim=64,  # CLIP hidden size
         guidance_embeds=True,  # like FLUX.1 [dev]
         axes_dims_rope=[8, 12, 12],  # sums to attention_head_dim (FLUX.1: 16, 56, 56 of 128)
     )
-    vae = toy_vae(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False)  # no quant convs, as FLUX's VAE
+    vae = toy_vae(latent_channels=16, levels=vae_levels, use_quant_conv=False, use_post_quant_conv=False)  # no quant convs, as FLUX's VAE
     scheduler = flux_scheduler()  # FLUX.1 [dev]'s scheduler config
     return {"tokenizer": tok, "tokenizer_2": tok2, "text_encoder": text_encoder, "text_encoder_2": text_encoder_2,
             "transformer": transformer, "vae": vae, "scheduler": scheduler}
@@ -97,10 +99,22 @@ def encode_text(te1, te2, clip_ids, t5_ids) -> dict:
     return {"embeds": embeds, "pooled": pooled, "text_ids": torch.zeros(t5_ids.shape[1], 3, device=t5_ids.device)}
 
 
+def object_weights(masks, factor: int, object_weight: float):
+    """Per-latent-pixel loss weights from object masks (N x 64 x 64 bool): 1 + object_weight x the
+    share of object pixels (grown by 2 px, so the outline's background side counts) under each
+    latent pixel of a /factor VAE."""
+    import torch.nn.functional as F
+
+    m = F.max_pool2d(masks[:, None].float(), 5, stride=1, padding=2)
+    return 1 + object_weight * F.avg_pool2d(m, factor)
+
+
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
-                      t5_lengths=T5_LENGTHS, weighting: str = "none", log=print) -> dict:
+                      t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, log=print) -> dict:
     """weighting: the sigma sampling of train.py's Config.timestep_sampling (none: uniform, as the
-    LoRA trainer's default; logit_normal: SD3's, denser at mid noise)."""
+    LoRA trainer's default; logit_normal: SD3's, denser at mid noise; shift: Kohya's flux_shift,
+    sigmoid(N(0,1)) shifted toward high noise by the token count). object_weight > 0 (with masks):
+    the loss on the objects' latent pixels weighs 1 + object_weight (object_weights)."""
     import torch
 
     from loraspec_worker.protocol import WorkerError
@@ -115,6 +129,9 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
             x = images[i : i + 1024].to(device).float() / 127.5 - 1
             latents.append((vae.encode(x).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor)
         latents = torch.cat(latents)
+    weights = None
+    if object_weight > 0:
+        weights = object_weights(masks, images.shape[-1] // latents.shape[-1], object_weight).to(device)
     longest = max(t5_lengths)
     ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
     if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
@@ -147,7 +164,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
         t5_ids = torch.where(keep, torch.where(style == 0, ids[0][1][idx, :length], ids[1][1][idx, :length]), empty_t5[:, :length])
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             text = encode_text(te1, te2, clip_ids, t5_ids)
-            loss = flux.loss(latents[idx], text, {}, noise_gen)
+            loss = flux.loss(latents[idx], text, {} if weights is None else {"loss_weight": weights[idx]}, noise_gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -162,7 +179,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     models["text_encoder"], models["text_encoder_2"], models["transformer"] = ema
     vals = [v for v in recent[-500:] if v is not None]
     return {"steps": step, "seconds": time.time() - started, "batch": batch, "lr": lr, "guidance": GUIDANCE,
-            "t5_lengths": list(t5_lengths), "weighting": weighting, "caption_dropout": CAPTION_DROPOUT,
+            "t5_lengths": list(t5_lengths), "weighting": weighting, "object_weight": object_weight, "caption_dropout": CAPTION_DROPOUT,
             "final_loss": sum(vals) / max(1, len(vals)) if vals else None}
 
 
@@ -197,7 +214,11 @@ def run(args) -> dict:
     report: dict = {"arch": "flux1", "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__}
     t0 = time.time()
 
-    images, captions = render_base_images(args.images, workers, report, log)
+    masks = None
+    if args.object_weight > 0:
+        images, captions, masks = render_base_images(args.images, workers, report, log, masks=True)
+    else:
+        images, captions = render_base_images(args.images, workers, report, log)
 
     # The VAE also trains on scenes with every fill (a general codec; seeds after the base set's),
     # so the txst style's stripes can be drawn; the transformer sees the base world only.
@@ -208,14 +229,23 @@ def run(args) -> dict:
         vae_images = torch.cat([images, torch.from_numpy(codec).permute(0, 3, 1, 2)])
         report["dataset"]["codec_images"] = codec_count
 
-    models = build_models(args.seed)
+    shape = {"heads": args.flux_heads, "double_layers": args.flux_double, "single_layers": args.flux_single,
+             "vae_levels": {4: 3, 2: 2}[args.vae_downscale]}
+    models = build_models(args.seed, **shape)
+    report["build"] = shape
     report["vae"] = train_vae(models["vae"], vae_images, device=device, steps=args.vae_steps, seconds=args.vae_seconds, shift=True, log=log)
     if os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):
-        report["vae"]["style_roundtrip"] = style_roundtrip(models["vae"], judge_mod.Judge(args.judge_out, device=str(device)))
+        from .shape_probe import vae_roundtrip
+
+        judge = judge_mod.Judge(args.judge_out, device=str(device))
+        report["vae"]["style_roundtrip"] = style_roundtrip(models["vae"], judge)
         log(f"vae: the judge reads {report['vae']['style_roundtrip']:.0%} of the style's images in the style after the round trip")
+        report["vae"]["shape_roundtrip"] = vae_roundtrip(models["vae"], judge)
+        log(f"vae: the judge's shape accuracy on held-out scenes after the round trip {json.dumps(report['vae']['shape_roundtrip'])}")
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
-                                              t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting, log=log)
+                                              t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting,
+                                              masks=masks, object_weight=args.object_weight, log=log)
     record_saved(report, models, ("transformer", "vae", "text_encoder", "text_encoder_2"), save_pipeline(models, args.out), args.out, t0, log)
 
     if args.eval > 0 and os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):

@@ -95,6 +95,9 @@ class Flux1(FlowArch):
         )[0]
         pred = unpack_2x2(pred, h, w)
         target = noise - latents
+        weight = extra.get("loss_weight") if extra else None
+        if weight is not None:  # (B, 1, H, W) per latent pixel (the toy base's object weighting); mean 1 keeps the scale
+            return ((pred.float() - target.float()) ** 2 * weight).mean() / weight.mean()
         return F.mse_loss(pred.float(), target.float(), reduction="mean")
 
 

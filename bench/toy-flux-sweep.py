@@ -1,0 +1,124 @@
+"""Issue 23's sweep: toy FLUX.1 base variants trained side by side on one GPU, each by the project's
+own `python -m toyworld train-base --arch flux1` in its own process with the same time budgets,
+each judged on 200 held-out prompts by train_flux.py's own evaluation (bench/RESULTS.md, "What
+limits the toy FLUX.1 base's shapes").
+
+The CPU diagnosis found the /4 VAE's round trip losing 13% of shapes and the transformer's loss
+barely depending on the shape word. The variants, each against vae2:
+  base       the committed shape (6 heads x 32, 2 double + 4 single blocks, /4 VAE: 8x8 tokens)
+  vae2       the committed transformer on a /2 VAE (16x16 tokens of 4x4 px; 32x32x16 latents)
+  vae2-wide  and 8 heads x 32, 3 double + 4 single blocks (2.1x the transformer's parameters)
+  vae2-objw  and the loss on the objects' latent pixels weighted 1 + 4 (--object-weight 4): the
+             background's textures no longer outweigh the objects' outlines
+All: a longer VAE phase than the committed base's 40 s, T5 padding lengths 512,128,64,64 (the
+two sampling lengths kept, 1.5x fewer tokens per step than 512,128).
+
+Writes to --out: <variant>.json (each run's toyworld.json), logs.txt (a table, one row per
+variant, then each run's last lines) and the best variant's folder (highest judged shape with true
+CFG, among those <= 30 MB) as best-<variant>.tar, split into .tar.00, .tar.01 ... parts of
+15 MiB when larger (`cat best-*.tar.* > best.tar`).
+
+GPU (one H200, ~8 min):  PYTHONPATH=worker python3 bench/toy-flux-sweep.py --out $OUT
+CPU smoke (seconds of training, no judge reading):  ... --out /tmp/o --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WIDE = ["--flux-heads", "8", "--flux-double", "3", "--flux-single", "4"]
+VAE2 = ["--vae-downscale", "2"]
+VARIANTS = {"base": [], "vae2": VAE2, "vae2-wide": [*VAE2, *WIDE], "vae2-objw": [*VAE2, "--object-weight", "4"]}
+MAX_BYTES = 30_000_000  # issue 23: committed at <= 30 MB
+PART = 15 * 1024 * 1024  # files come back at most 16 MiB each
+
+
+def command(name: str, folder: Path, args) -> list[str]:
+    budget = ["--images", str(args.images), "--vae-codec-images", str(args.codec_images), "--vae-seconds", str(args.vae_seconds),
+              "--transformer-seconds", str(args.transformer_seconds), "--t5-lengths", "512,128,64,64", "--workers", str(args.workers)]
+    if args.smoke:
+        budget = ["--images", "64", "--vae-codec-images", "0", "--vae-steps", "2", "--transformer-steps", "2", "--batch", "4",
+                  "--t5-lengths", "512,128,64,64", "--workers", "1", "--eval", "2", "--device", "cpu"]
+    return [sys.executable, "-m", "toyworld", "train-base", "--arch", "flux1", "--out", str(folder), *budget, *VARIANTS[name]]
+
+
+def row(name: str, report: dict | None) -> str:
+    if not report:
+        return f"| {name} | (no result) |"
+    t, s, n = report["transformer"], report.get("samples", {}), report.get("samples_no_cfg", {})
+    rt = report["vae"].get("shape_roundtrip", {}).get("roundtrip", {})
+    pct = lambda d, k: f"{100 * d[k]:.1f}%" if k in d else "-"  # noqa: E731
+    return (f"| {name} | {sum(report['params'].values()) / 1e6:.2f} M | {report['bytes'] / 1e6:.1f} MB | {report['vae']['steps']} | "
+            f"{pct(rt, 'all')} | {t['steps']} | {t['final_loss'] or 0:.4f} | {pct(s, 'shape')} | {pct(s, 'colour')} | "
+            f"{pct(s, 'background')} | {pct(s, 'position')} | {'/'.join(pct(s.get('shape_by_size', {}), k) for k in ('small', 'medium', 'large'))} | "
+            f"{pct(n, 'shape')} | {report['train_seconds']:.0f} s |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--work", default="/tmp/toy-flux-sweep")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--images", type=int, default=60000)
+    ap.add_argument("--codec-images", type=int, default=30000)
+    ap.add_argument("--vae-seconds", type=float, default=75)
+    ap.add_argument("--transformer-seconds", type=float, default=230)
+    ap.add_argument("--workers", type=int, default=4, help="render processes per variant")
+    ap.add_argument("--deadline", type=float, default=505, help="seconds after which unfinished variants are stopped")
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "worker"), os.environ.get("PYTHONPATH", "")])}
+    names = args.variants.split(",")
+    t0, procs = time.time(), {}
+    for name in names:
+        log = open(work / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(command(name, work / name, args), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True), log)
+    while any(p.poll() is None for p, _ in procs.values()) and time.time() - t0 < args.deadline:
+        time.sleep(2)
+    reports, lines = {}, []
+    for name, (p, log) in procs.items():
+        if p.poll() is None:  # past the deadline: stop this variant's process group (its render pool too)
+            os.killpg(p.pid, 15)
+            p.wait()
+        log.close()
+        tail = (work / f"{name}.log").read_text(errors="replace").splitlines()
+        lines += [f"== {name} (exit {p.returncode}, {time.time() - t0:.0f} s)"] + [ln for ln in tail if "it/s]" not in ln and not ln.startswith((" ", "{", "}"))][-40:]
+        path = work / name / "toyworld.json"
+        if p.returncode == 0 and path.exists():
+            reports[name] = json.loads(path.read_text())
+            (out / f"{name}.json").write_text(json.dumps(reports[name], indent=2))
+    head = ("| variant | params | saved | VAE steps | VAE round-trip shape | transformer steps | final loss | shape (CFG 4) | colour | "
+            "background | position | shape S/M/L (CFG 4) | shape (no CFG) | train time |\n|" + "---|" * 14)
+    table = "\n".join([head] + [row(n, reports.get(n)) for n in names])
+    (out / "logs.txt").write_text(table + "\n\n" + "\n".join(lines) + "\n")
+    print(table)
+    fits = [n for n in reports if reports[n]["bytes"] <= MAX_BYTES]
+    if fits:
+        best = max(fits, key=lambda n: reports[n].get("samples", {}).get("shape", 0))
+        tar = work / f"best-{best}.tar"
+        with tarfile.open(tar, "w") as tf:
+            tf.add(work / best, arcname="toy-flux1")
+        data = tar.read_bytes()
+        if len(data) <= PART:
+            (out / tar.name).write_bytes(data)
+        else:
+            for i in range(0, len(data), PART):
+                (out / f"{tar.name}.{i // PART:02d}").write_bytes(data[i : i + PART])
+        print(f"best: {best} ({len(data) / 2**20:.1f} MiB tar)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
