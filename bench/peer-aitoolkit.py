@@ -21,9 +21,14 @@ One absent module: `av` (PyAV, 40 MB, video export only) is a placeholder module
 distribution record (diffusers' LTX-2 export utilities and ai-toolkit's audio/video helpers import it
 at module level; an image LoRA run never calls it). ai-toolkit's files are not edited.
 
-GPU (one H200, one call; ai-toolkit's missing packages as wheels under .peer/wheels):
-  tar -xzf .peer/ai-toolkit.tgz -C /tmp && pip install --target /tmp/aitk-site .peer/wheels/*.whl &&
-  PYTHONPATH=/tmp/aitk-site:worker python3 bench/peer-aitoolkit.py --checkout /tmp/ai-toolkit --out $OUT
+GPU (one H200, one call of ~8 min; .peer/ai-toolkit.tgz is the checkout, .peer/wheels ai-toolkit's
+requirements the device lacks: diffusers built from the commit ai-toolkit pins, lycoris-lora,
+optimum-quanto, torchao, albumentations/albucore, pydantic, controlnet_aux, lpips, open_clip_torch, ...):
+  mkdir -p /tmp/aitk && tar -xzf .peer/ai-toolkit.tgz -C /tmp/aitk &&
+  python3 -m pip install -q --no-index --no-deps --target /tmp/aitk-site .peer/wheels/*.whl &&
+  PYTHONPATH=/tmp/aitk-site python3 bench/peer-aitoolkit.py --checkout /tmp/aitk/ai-toolkit --out $OUT
+Rows run in --models order within --budget seconds (a row of the same arch as the one before reuses
+its base; an fp8 row is skipped or stopped to leave --min-left seconds for each timing row after it).
 CPU smoke test (tiny models of the same classes, 64 px, 2 steps):
   ... --tiny --steps 2 --out /tmp/aitk-out
 """
