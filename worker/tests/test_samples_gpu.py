@@ -18,7 +18,7 @@ from tiny_runs import tiny_run  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-SAMPLES = {"every": 4, "prompts": ["a photo of txcl", "txcl on the moon"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "width": 64, "height": 64}
+SAMPLES = {"every": 4, "prompts": ["a photo of txcl", "txcl on the moon"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "first": False, "width": 64, "height": 64}
 
 
 def _run(arch, tmp_path, name, monkeypatch, samples=None, **over):
