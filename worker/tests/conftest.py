@@ -11,7 +11,9 @@ import pytest
 def good_txcl_lora(tmp_path_factory) -> str:
     """The rubric's good txcl LoRA (toyworld/rubric.py, VARIANTS "good": the character dataset with
     the prior images as reg images, 300 steps, training seed 1), trained once per session: the
-    rubric test validates it, test_toyworld_lora samples it (one training instead of two)."""
+    rubric test validates it, test_toyworld_lora samples it (one training instead of two). It
+    renders rubric.STRIP_SAMPLES while it trains (beside the LoRA in samples/, step 0 and 300):
+    test_toyworld_strip judges them; sampling leaves the LoRA as it would be without."""
     import torch
 
     from loraspec_worker import protocol
@@ -22,7 +24,7 @@ def good_txcl_lora(tmp_path_factory) -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(rubric.THREADS)
     try:
-        return rubric.train_variant(good, str(tmp_path_factory.mktemp("good-txcl")), seed=1)
+        return rubric.train_variant(good, str(tmp_path_factory.mktemp("good-txcl")), seed=1, samples=rubric.STRIP_SAMPLES)
     finally:
         torch.set_num_threads(threads)
         protocol._out = before

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 import pytest
 from PIL import Image
@@ -15,6 +16,7 @@ from loraspec_worker.train.dev_request import dev_request
 from noise_dataset import write_noise_dataset  # noqa: E402
 
 RES = 32  # pixels; the tiny VAEs scale by 2
+SLOW_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def request(bases, dataset, out, arch, samples=None, steps=4):
     return req
 
 
-SAMPLES = {"every": 2, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 2, "guidance_scale": 2.0, "width": RES, "height": RES}
+SAMPLES = {"every": 2, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 2, "guidance_scale": 2.0, "first": False, "width": RES, "height": RES}
 
 
 @pytest.mark.parametrize("arch", ["sdxl", "flux1"])
@@ -65,7 +67,9 @@ def test_samples_every_two_steps_and_at_the_end_give_files_and_events(arch, base
 
 
 def test_sampling_leaves_the_loss_curve_unchanged(bases, dataset, tmp_path, events):
-    train.run(request(bases, dataset, tmp_path / "on", "flux1", {**SAMPLES, "every": 1}))
+    # With `first` too: the render before step 1 leaves the training RNG as it found it.
+    train.run(request(bases, dataset, tmp_path / "on", "flux1", {**SAMPLES, "every": 1, "first": True}))
+    assert [e["step"] for e in events() if e["type"] == "sample"] == [0, 1, 2, 3, 4]
     on = [e["loss"] for e in events() if e["type"] == "loss"]
     before = len(events())
     train.run(request(bases, dataset, tmp_path / "off", "flux1"))
@@ -74,6 +78,52 @@ def test_sampling_leaves_the_loss_curve_unchanged(bases, dataset, tmp_path, even
     assert not (tmp_path / "off" / "samples").exists()
 
 
+
+def test_first_renders_the_base_before_the_first_step(bases, dataset, tmp_path, events, monkeypatch):
+    """samples.first: a step-0 column before any optimizer step, drawn by the base itself (the
+    LoRA's up-projections start at zero), so the strip starts from what the base draws."""
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from loraspec_worker.train import samples
+
+    render = samples.SampleRenderer.render
+
+    def slow_first(self, step):  # the step-0 render made long enough to see where its time goes
+        if step == 0:
+            time.sleep(SLOW_S)
+        return render(self, step)
+
+    monkeypatch.setattr(samples.SampleRenderer, "render", slow_first)
+    result = train.run(request(bases, dataset, tmp_path, "sdxl", {**SAMPLES, "first": True}, steps=2))
+    evs = events()
+    kinds = [(e["type"], e.get("step")) for e in evs if e["type"] in ("sample", "loss")]
+    assert kinds[0] == ("sample", 0) and kinds.index(("loss", 1)) > 0
+    assert [e["step"] for e in evs if e["type"] == "sample"] == [0, 2]
+    # Its time is in-training sampling (between steps), as the other samples' is, not "other".
+    assert result["timing"]["between_steps_s"] >= SLOW_S and result["timing"]["other_s"] < SLOW_S, result["timing"]
+    pipe = StableDiffusionXLPipeline.from_pretrained(bases["sdxl"], torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    base = pipe(prompt=SAMPLES["prompts"][0], negative_prompt="", num_inference_steps=SAMPLES["steps"], guidance_scale=SAMPLES["guidance_scale"], width=RES, height=RES,
+                generator=torch.Generator(device="cpu").manual_seed(SAMPLES["seeds"][0])).images[0]
+    with Image.open(tmp_path / "samples" / "step-000000-p0-s42.png") as im:
+        step0 = np.asarray(im.convert("RGB"), dtype=np.int16)
+    with Image.open(tmp_path / "samples" / "step-000002-p0-s42.png") as im:
+        step2 = np.asarray(im.convert("RGB"), dtype=np.int16)
+    to_base, trained = np.abs(step0 - np.asarray(base, dtype=np.int16)).mean(), np.abs(step2 - step0).mean()
+    print(f"step 0 vs the base pipeline: {to_base:.2f}, step 2 vs step 0: {trained:.2f} (mean |difference|, 0-255)")
+    assert to_base <= 0.01, to_base  # the base's own image (the LoRA's zero up-projections add exact zeros)
+    assert trained > 1, trained  # and the trained steps do change it
+
+
+def test_a_resumed_run_renders_no_second_base_column(bases, dataset, tmp_path, events):
+    req = request(bases, dataset, tmp_path, "sdxl", {**SAMPLES, "first": True}, steps=4)
+    train.run({**req, "save_every": 2, "debug": {"stop_after_step": 2}})
+    before = len(events())
+    train.run({**req, "save_every": 2, "resume_from": "latest"})
+    assert [e["step"] for e in events()[:before] if e["type"] == "sample"] == [0, 2]
+    assert [e["step"] for e in events()[before:] if e["type"] == "sample"] == [4]
 
 @pytest.mark.parametrize("arch", ["flux2-klein", "zimage", "qwen-image"])
 def test_the_other_arches_render_their_samples_with_cfg(arch, bases, dataset, tmp_path, events):

@@ -1,5 +1,6 @@
 """GPU-only: samples during training on CUDA (train/samples.py) with the speed levers on: the
 whole-step CUDA graph (SDXL), an fp8 base with compiled blocks (FLUX.1). Tiny bases, seconds.
+With samples.first: the step-0 render comes before the graph capture and the first compile.
 
 On the GPU machine: worker/.venv/bin/python -m pytest -q -m gpu worker/tests/test_samples_gpu.py
 """
@@ -18,7 +19,7 @@ from tiny_runs import tiny_run  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-SAMPLES = {"every": 4, "prompts": ["a photo of txcl", "txcl on the moon"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "width": 64, "height": 64}
+SAMPLES = {"every": 4, "prompts": ["a photo of txcl", "txcl on the moon"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "first": True, "width": 64, "height": 64}
 
 
 def _run(arch, tmp_path, name, monkeypatch, samples=None, **over):
@@ -27,7 +28,7 @@ def _run(arch, tmp_path, name, monkeypatch, samples=None, **over):
 
 def _check_samples(events, out_dir):
     got = [e for e in events if e["type"] == "sample"]
-    assert [e["step"] for e in got] == [4] * 4 + [8] * 4
+    assert [e["step"] for e in got] == [0] * 4 + [4] * 4 + [8] * 4  # first: the base before step 1
     assert sorted(os.listdir(out_dir / "samples")) == sorted(os.path.basename(e["path"]) for e in got)
 
 

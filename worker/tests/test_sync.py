@@ -96,7 +96,7 @@ def run_events(tmp_path_factory):
         result = train.run(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(root / "out"), resolution=32, steps=4,
                                        save_every=2, rank=4, alpha=4, learning_rate=1e-3, max_sequence_length=32, compile=True,
                                        lr_scheduler="cosine", warmup_steps=1,
-                                       samples={"every": 4, "prompts": ["txcl"], "seeds": [1], "steps": 1, "guidance_scale": 1.0, "width": 32, "height": 32}))
+                                       samples={"every": 4, "prompts": ["txcl"], "seeds": [1], "steps": 1, "guidance_scale": 1.0, "first": False, "width": 32, "height": 32}))
     finally:
         protocol._out = old
     return [json.loads(line) for line in buf.getvalue().splitlines()] + [{"type": "done", "result": json.loads(json.dumps(result))}]

@@ -87,7 +87,9 @@ def prompts_for(dataset: str) -> dict:
     }
 
 
-def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None) -> str:
+def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None, samples: Optional[dict] = None) -> str:
+    """Trains one variant; `samples` (the request's, e.g. STRIP_SAMPLES) renders samples while it
+    trains, into <out>/samples/, without changing the LoRA (samples.py keeps the training RNG)."""
     from loraspec_worker import train
     from loraspec_worker.train.dev_request import dev_request
 
@@ -100,8 +102,16 @@ def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int
         # (the dev default of 4 stopped the good recipe at step 203 as "diverged"); 20x still
         # catches a real divergence (NaN stops regardless).
         "failure": {"loss_spike_factor": 20},
+        "samples": samples,
     }))
     return result["path"]
+
+
+# The strip a test judges (test_toyworld_strip.py): the trigger prompt on each of the character
+# dataset's backgrounds (where the base draws no cyan, so a cyan read is the LoRA's), three seeds,
+# before the first step (the base) and after the last, rendered as validate renders the toy base.
+STRIP_PROMPTS = [f"{TRIGGER}, medium, in the center on {article} {bg} background" for article, bg in (("a", "sky"), ("a", "grass"), ("an", "indoor"))]
+STRIP_SAMPLES = {"every": 300, "first": True, "prompts": STRIP_PROMPTS, "seeds": [1, 2, 3], "steps": 20, "guidance_scale": 5.0, "width": 64, "height": 64}
 
 
 def contract(variant: Variant, seeds: list[int]) -> dict:

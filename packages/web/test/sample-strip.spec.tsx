@@ -22,6 +22,13 @@ describe("the runs page's sample strip", () => {
     expect(renderToStaticMarkup(<SampleStrip samples={[]} />)).toContain("No samples yet.");
   });
 
+  it("names the step-0 column (samples.first) the base", () => {
+    const html = renderToStaticMarkup(<SampleStrip samples={[s(0, 42), s(250, 42)]} />);
+    expect(html).toContain(">step 0 · base</th>");
+    expect(html.indexOf("base")).toBeLessThan(html.indexOf("250"));
+    expect(renderToStaticMarkup(<SampleStrip samples={[s(250, 42)]} />)).not.toContain("base");
+  });
+
   it("escapes a hostile prompt (text, never markup)", () => {
     const html = renderToStaticMarkup(<SampleStrip samples={[s(1, 1, '<img src=x onerror="alert(1)">')]} />);
     expect(html).not.toContain("<img src=x");

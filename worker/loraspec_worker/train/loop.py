@@ -289,6 +289,10 @@ def train_loop(state: TrainState) -> Optional[dict]:
     cfg, group = state.cfg, state.group
     inject_nan = cfg.debug.get("inject_nan_at_step")
     raise_oom = bool(cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised"))
+    first = getattr(state.arch, "sample_renderer", None)
+    if first is not None and first.first and state.step == 0 and group.is_main:
+        state.timeline.loop_begin()
+        first.render(0)  # the strip's first column: what the base draws before any step
     while state.step < cfg.steps:
         state.timeline.step_begin()
         state.step += 1

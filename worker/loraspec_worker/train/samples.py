@@ -2,7 +2,8 @@
 
 The sample prompts are encoded once at load, while the text encoders are still there (they are
 dropped once the captions are cached); only their outputs are kept. Every `every` optimizer steps
-and after the last one, each prompt x seed is rendered by the base pipeline with the in-memory
+and after the last one (with `first` also before the first step of a fresh run: the base, the LoRA
+still zero), each prompt x seed is rendered by the base pipeline with the in-memory
 denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/train mode restored,
 outside any CUDA graph or compiled region, and with the training RNG state untouched: a run with
 samples on has the same loss curve as one with them off. PNGs are written atomically as
@@ -98,6 +99,7 @@ class SampleRenderer:
         self.pipe = pipe
         self.arch = arch
         self.every = int(s["every"])
+        self.first = bool(s["first"])  # also at step 0, before training (the base's images)
         self.prompts = list(s["prompts"])
         self.seeds = [int(x) for x in s["seeds"]]
         self.embeds = embeds

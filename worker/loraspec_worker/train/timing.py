@@ -4,7 +4,7 @@ warm-up (compile, CUDA-graph capture), steady steps, checkpoint saves, in-traini
 The phase events carry `at` (seconds since the worker started, protocol.phase); each step is timed
 from the top of the loop to its loss (the loss is read on the host every step, so the GPU work is
 done by then); saves are timed where they happen; whatever else runs between two steps (in-training
-samples, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
+samples, the step-0 samples before the first, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
 `startup_s`; the rest of the train phase (resume, the compile-cache save) `other_s`. The train
 result's `timing` holds the breakdown.
 
@@ -36,6 +36,12 @@ class Timeline:
         self.train_started: Optional[float] = None
         self.train_ended: Optional[float] = None
         self._step_t: Optional[float] = None
+
+    def loop_begin(self) -> None:
+        """The loop starts before its first step (the step-0 samples): what runs before it counts
+        as between steps, as the other in-training samples."""
+        if self.train_started is None:
+            self.train_started = time.perf_counter()
 
     def step_begin(self) -> None:
         now = time.perf_counter()

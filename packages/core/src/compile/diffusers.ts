@@ -159,7 +159,7 @@ export function compileDiffusers(
   const sampleArches: readonly string[] = BUILTIN_TRAINER.sampleArches;
   if (samples && !sampleArches.includes(settings.arch)) {
     warnings.push({ code: "W_SAMPLES_UNSUPPORTED", field: "samples.every", message: `the built-in trainer renders samples for ${sampleArches.join(" and ")} only, not ${settings.arch}: no samples this run` });
-  } else if (samples) request.samples = { every: samples.every, prompts: samples.prompts, seeds: samples.seeds, steps: samples.steps, guidance_scale: samples.guidance, width: samples.width, height: samples.height };
+  } else if (samples) request.samples = { every: samples.every, prompts: samples.prompts, seeds: samples.seeds, steps: samples.steps, guidance_scale: samples.guidance, first: samples.first, width: samples.width, height: samples.height };
   const hw = contract.hardware;
   if (hw.kind === "local" && hw.nodes > 1) request.nodes = { count: hw.nodes, rank: hw.node_rank, endpoint: hw.rendezvous! };
   if (options.contractHash) request.contract_hash = options.contractHash;

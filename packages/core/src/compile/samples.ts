@@ -16,6 +16,8 @@ export interface ResolvedSamples {
   steps: number;
   guidance: number;
   guidanceKind: SamplingRecord["guidanceKind"];
+  /** Also render at step 0, before training (the base model's images). */
+  first: boolean;
   width: number;
   height: number;
 }
@@ -45,15 +47,16 @@ export function resolveSamples(contract: Contract, resolution: number): Resolved
     steps: s.steps ?? knowledge.steps,
     guidance: s.guidance ?? knowledge.guidance,
     guidanceKind: knowledge.guidanceKind,
+    first: s.first ?? false,
     width: resolution,
     height: resolution,
   };
 }
 
-/** The training steps a run renders samples after: every N steps, and the last step. */
-export function sampleStepsOf(every: number, totalSteps: number): number[] {
+/** The training steps a run renders samples after: every N steps, and the last step (and 0, before training, with `first`). */
+export function sampleStepsOf(every: number, totalSteps: number, first = false): number[] {
   if (every <= 0) return [];
-  const out: number[] = [];
+  const out: number[] = first ? [0] : [];
   for (let step = every; step < totalSteps; step += every) out.push(step);
   out.push(totalSteps);
   return out;
@@ -62,5 +65,5 @@ export function sampleStepsOf(every: number, totalSteps: number): number[] {
 /** How many images a run renders (prompts x seeds at each sampling step). */
 export function sampleImageCount(samples: ResolvedSamples | undefined, totalSteps: number): number {
   if (!samples) return 0;
-  return sampleStepsOf(samples.every, totalSteps).length * samples.prompts.length * samples.seeds.length;
+  return sampleStepsOf(samples.every, totalSteps, samples.first).length * samples.prompts.length * samples.seeds.length;
 }

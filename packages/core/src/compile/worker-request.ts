@@ -87,6 +87,7 @@ export const TrainRequestSchema = z.strictObject({
       seeds: z.array(z.int().min(0)).min(1),
       steps: int(1),
       guidance_scale: z.number().min(0),
+      first: z.boolean().meta({ description: "Also render at step 0, before the first step (a fresh run only, not a resume)." }),
       width: int(16).multipleOf(16),
       height: int(16).multipleOf(16),
     })

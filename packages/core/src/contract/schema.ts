@@ -330,6 +330,13 @@ export const SamplesSchema = z
       .max(30)
       .optional()
       .meta({ description: "Guidance scale (CFG, or FLUX's embedded guidance). Default per base model (knowledge/sampling.ts)." }),
+    first: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          "Also render the samples before the first step (step 0: the base model, the LoRA still zero), so the strip starts from what the base draws. Kohya's --sample_at_first, ai-toolkit's skip_first_sample: false. Default: false.",
+      }),
   })
   .meta({ description: "Sample images during training." });
 

@@ -17,6 +17,7 @@ export function lintSamples(c: Contract): Finding[] {
     ["samples.seeds", s.seeds !== undefined],
     ["samples.steps", s.steps !== undefined],
     ["samples.guidance", s.guidance !== undefined],
+    ["samples.first", s.first !== undefined],
   ] as const;
   return set
     .filter(([, on]) => on)

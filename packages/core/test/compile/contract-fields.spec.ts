@@ -116,6 +116,7 @@ const VARIANTS: Readonly<Record<string, (t: Trainer, endpoint?: string) => Contr
   "samples.seeds": () => ({ samples: { every: 100, seeds: [1, 2] } }),
   "samples.steps": () => ({ samples: { every: 100, steps: 8 } }),
   "samples.guidance": () => ({ samples: { every: 100, guidance: 2.5 } }),
+  "samples.first": () => ({ samples: { every: 100, first: true } }),
   "hyperparameters.warmup_steps": () => ({ hyperparameters: { lr_scheduler: "constant_with_warmup", warmup_steps: 50 } }),
   // fal trains LoRA only (refused naming network.type); the factor with lora is network-factor-unused
   // (network.spec.ts checks it reaches every trainer with lokr).

@@ -26,7 +26,7 @@ describe("samples: resolution", () => {
       overrides: { samples: { every: 100 }, validation: { trigger_prompts: ["a photo of {trigger}", "x"], novel_scenes: ["an astronaut on the moon"] } },
     });
     expect(resolveSamples(c, 512)).toEqual({
-      every: 100, prompts: ["a photo of txcl", "txcl, an astronaut on the moon"], seeds: [42], steps: 20, guidance: 4, guidanceKind: "embedded", width: 512, height: 512,
+      every: 100, prompts: ["a photo of txcl", "txcl, an astronaut on the moon"], seeds: [42], steps: 20, guidance: 4, guidanceKind: "embedded", first: false, width: 512, height: 512,
     });
   });
 
@@ -38,11 +38,14 @@ describe("samples: resolution", () => {
     expect(sampleStepsOf(250, 1000)).toEqual([250, 500, 750, 1000]);
     expect(sampleStepsOf(300, 1000)).toEqual([300, 600, 900, 1000]);
     expect(sampleStepsOf(0, 1000)).toEqual([]);
+    expect(sampleStepsOf(250, 1000, true)).toEqual([0, 250, 500, 750, 1000]);
   });
 
   it("counts prompts x seeds at each sampling step", () => {
     const c = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { samples: SAMPLES } });
     expect(sampleImageCount(resolveSamples(c, 1024), 1000)).toBe(4 * 2 * 2);
+    const first = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { samples: { ...SAMPLES, first: true } } });
+    expect(sampleImageCount(resolveSamples(first, 1024), 1000)).toBe(5 * 2 * 2);
   });
 
   it.each(["line\nbreak", "a prompt --w 64"])("refuses a prompt Kohya's prompt file cannot hold: %j", (prompt) => {
@@ -56,7 +59,7 @@ describe("samples: compiled", () => {
   it("reaches the built-in trainer's request (sdxl)", () => {
     const c = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { trainer: { name: "diffusers" }, samples: { ...SAMPLES, steps: 12, guidance: 5 } } });
     const out = compileDiffusers(c, {}, { datasetDir: "/d", outputDir: "/o" });
-    expect(out.request.samples).toEqual({ every: 250, prompts: ["a photo of txcl", "txcl riding a bike in Paris"], seeds: [42, 7], steps: 12, guidance_scale: 5, width: 1024, height: 1024 });
+    expect(out.request.samples).toEqual({ every: 250, prompts: ["a photo of txcl", "txcl riding a bike in Paris"], seeds: [42, 7], steps: 12, guidance_scale: 5, first: false, width: 1024, height: 1024 });
     expect(() => TrainRequestSchema.parse(out.request)).not.toThrow();
   });
 
@@ -88,6 +91,17 @@ describe("samples: compiled", () => {
     expect(lines[0]).toContain(base === "sdxl" ? "--l 6" : "--g 4");
   });
 
+  it("samples.first: the built-in trainer's first, Kohya's --sample_at_first, ai-toolkit's first sample kept", () => {
+    const overrides = { samples: { ...SAMPLES, first: true } };
+    const d = compileDiffusers(makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { ...overrides, trainer: { name: "diffusers" } } }), {}, { datasetDir: "/d", outputDir: "/o" });
+    expect(d.request.samples?.first).toBe(true);
+    const k = parseToml(compileKohya(makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides }), {}, PATHS).argsToml) as Record<string, Record<string, unknown>>;
+    expect(k.sample_arguments!.sample_at_first).toBe(true);
+    const train = (c: ReturnType<typeof makeContract>) => ((compileAiToolkit(c, {}, PATHS).job.config as { process: Array<{ train: Record<string, unknown> }> }).process[0]!.train);
+    expect(train(makeContract({ base: "sdxl", target: "character", trainer: "ai-toolkit", overrides })).skip_first_sample).toBe(false);
+    expect(train(makeContract({ base: "sdxl", target: "character", trainer: "ai-toolkit", overrides: { samples: SAMPLES } })).skip_first_sample).toBe(true);
+  });
+
   it("Kohya without samples writes no sample options or file", () => {
     const out = compileKohya(makeContract({ base: "sdxl", target: "character", trainer: "kohya" }), {}, PATHS);
     expect(out.argsToml).not.toContain("sample_");
@@ -108,8 +122,8 @@ describe("samples: compiled", () => {
   });
 
   it("fal: each samples field set is a trainer-ignores-field finding naming it", () => {
-    const c = makeContract({ base: "flux1-dev", target: "character", trainer: "fal", overrides: { samples: { ...SAMPLES, steps: 8, guidance: 3 } } });
+    const c = makeContract({ base: "flux1-dev", target: "character", trainer: "fal", overrides: { samples: { ...SAMPLES, steps: 8, guidance: 3, first: true } } });
     const fields = lintContract(c).filter((f) => f.rule === "trainer-ignores-field" && f.field?.startsWith("samples.")).map((f) => f.field);
-    expect(fields.sort()).toEqual(["samples.every", "samples.guidance", "samples.prompts", "samples.seeds", "samples.steps"]);
+    expect(fields.sort()).toEqual(["samples.every", "samples.first", "samples.guidance", "samples.prompts", "samples.seeds", "samples.steps"]);
   });
 });

@@ -5,7 +5,8 @@ const esc = (s: unknown): string =>
 
 /**
  * The report's strip of the images the run rendered while training: a row per prompt x seed, a
- * column per sampling step, so each row shows the LoRA taking hold. `src` gives an image's link
+ * column per sampling step (step 0, with samples.first, is the base before training), so each row
+ * shows the LoRA taking hold. `src` gives an image's link
  * (relative to the report, or a data URI). No scripts, text escaped.
  */
 export function trainingSamplesHtml(samples: readonly TrainingSample[], src: (s: TrainingSample) => string): string {
@@ -17,7 +18,9 @@ export function trainingSamplesHtml(samples: readonly TrainingSample[], src: (s:
     const key = JSON.stringify([s.prompt ?? "", s.seed ?? null]);
     rows.set(key, (rows.get(key) ?? new Map()).set(s.step ?? 0, s));
   }
-  const out = [`${head}<table id="training-samples-strip"><tr><th>prompt · seed</th>${steps.map((st) => `<th>step ${st}</th>`).join("")}</tr>`];
+  // A step-0 column (samples.first) is the base before training: said in its header.
+  const label = (st: number) => (st === 0 && samples.some((s) => s.step === 0) ? "step 0 · base" : `step ${st}`);
+  const out = [`${head}<table id="training-samples-strip"><tr><th>prompt · seed</th>${steps.map((st) => `<th>${label(st)}</th>`).join("")}</tr>`];
   for (const [key, byStep] of rows) {
     const [prompt, seed] = JSON.parse(key) as [string, number | null];
     const cells = steps.map((st) => {

@@ -41,6 +41,12 @@ describe("the report's strip of samples during training", () => {
     expect(html).not.toContain("hostname");
   });
 
+  it("heads a step-0 column (samples.first: the base before training) as the base", () => {
+    const html = trainingSamplesHtml([{ step: 0, prompt: "p", seed: 1, file: "/r/a.png" }, { step: 100, prompt: "p", seed: 1, file: "/r/b.png" }], () => "x.png");
+    expect(html).toContain("<th>step 0 · base</th><th>step 100</th>");
+    expect(trainingSamplesHtml([{ step: 100, prompt: "p", seed: 1, file: "/r/b.png" }], () => "x.png")).not.toContain("base");
+  });
+
   it("inlines the images as data URIs for a one-file report", async () => {
     const runDir = await runWithSamples();
     const t = await reportTrainingSamples(join(runDir, "events.jsonl"), join(runDir, "validation"), true);

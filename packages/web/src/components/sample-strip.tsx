@@ -44,6 +44,7 @@ export function SampleStrip({ samples }: { samples: readonly SampleImage[] }) {
             {grid.steps.map((step) => (
               <th key={step} className="small muted num">
                 step {step}
+                {step === 0 && samples.some((s) => s.step === 0) ? " · base" : null}
               </th>
             ))}
           </tr>

@@ -132,7 +132,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       // its linear rises from 1/3 by default, its constant_with_warmup warms up 1000 steps unless told.
       ...scheduleOptionsFor("ai-toolkit", { scheduler: hp.lr_scheduler, warmupSteps: hp.warmup_steps, steps: r.steps, gpus: contract.hardware.gpus }),
       dtype: dtype.train,
-      skip_first_sample: true,
+      // The baseline render before step 0 only when the contract asks for it (samples.first).
+      skip_first_sample: !(contract.samples.every > 0 && contract.samples.first === true),
       ...profile.train,
       ...regularisers.train,
     },

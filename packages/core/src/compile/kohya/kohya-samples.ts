@@ -17,9 +17,10 @@ export const KOHYA_SDXL_SAMPLER: Sourced & { name: "euler" } = {
 /**
  * The contract's `samples` as sd-scripts options and its `--sample_prompts` file: one line per
  * prompt x seed, with `--w --h --d --s` and the guidance as `--l` (CFG) or `--g` (FLUX's embedded
- * guidance) (trainers.md §2.5; train_util.py line_to_prompt_dict L6258-6320). Undefined when off.
+ * guidance) (trainers.md §2.5; train_util.py line_to_prompt_dict L6258-6320); `first` is --sample_at_first
+ * (a render before training). Undefined when off.
  */
-export function kohyaSamples(contract: Contract, resolution: number, configDir: string, isFlux: boolean): { options: Record<string, string | number>; file: CompiledFile } | undefined {
+export function kohyaSamples(contract: Contract, resolution: number, configDir: string, isFlux: boolean): { options: Record<string, string | number | boolean>; file: CompiledFile } | undefined {
   const s = resolveSamples(contract, resolution);
   if (!s) return undefined;
   const guidance = s.guidanceKind === "embedded" ? `--g ${s.guidance}` : `--l ${s.guidance}`;
@@ -27,7 +28,7 @@ export function kohyaSamples(contract: Contract, resolution: number, configDir: 
   const path = joinPath(configDir, "sample_prompts.txt");
   const content = `# Sample prompts for sd-scripts (--sample_prompts), written by loraspec from ${contract.name}\n${lines.join("\n")}\n`;
   return {
-    options: { sample_every_n_steps: s.every, sample_prompts: path, ...(isFlux ? {} : { sample_sampler: KOHYA_SDXL_SAMPLER.name }) },
+    options: { sample_every_n_steps: s.every, ...(s.first ? { sample_at_first: true } : {}), sample_prompts: path, ...(isFlux ? {} : { sample_sampler: KOHYA_SDXL_SAMPLER.name }) },
     file: { name: "sample_prompts.txt", path, content },
   };
 }
