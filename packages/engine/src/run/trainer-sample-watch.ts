@@ -53,11 +53,11 @@ export async function watchTrainerSamples(watch: SampleWatch, maxEntries = SUPER
   };
 }
 
+/** The folder's names, sorted; none while it does not exist, or cannot be read (a sample folder never stops the supervision of a run). */
 async function list(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).sort();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ENOTDIR") return [];
-    throw error;
+  } catch {
+    return [];
   }
 }

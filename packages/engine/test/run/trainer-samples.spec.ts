@@ -162,4 +162,14 @@ describe("Kohya's and ai-toolkit's own sample images become sample events (fake 
     expect(await source.poll(true)).toEqual([]);
     expect(readFileSync(join(dir, "1__000000001_0.jpg"), "utf8")).toBe("old");
   });
+
+  it("a sample folder that is missing or a file yields nothing and never throws", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "not-a-folder"), "x");
+    for (const at of [join(dir, "missing"), join(dir, "not-a-folder")]) {
+      const source = await watchTrainerSamples({ naming: "kohya", dir: at, prefix: "txcl", items: [{ prompt: "p", seed: 1 }], totalSteps: 10 });
+      expect(await source.poll(false)).toEqual([]);
+      expect(await source.poll(true)).toEqual([]);
+    }
+  });
 });
