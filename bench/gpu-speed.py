@@ -17,6 +17,10 @@ seeds, and reports:
 One JSON line per configuration on stdout; with --md FILE also a markdown table.
 
 Run on a CUDA machine:  PYTHONPATH=worker python3 bench/gpu-speed.py [--only sdxl,flux1] [--steps 50]
+Adapter kinds (network.type): --networks lora,dora,lokr,loha runs each selected row once per kind (rank --rank, LoKr factor -1,
+on --targets) and reports each kind's s/step and peak against the LoRA row of the same configuration (vs_lora, peak_vs_lora):
+the plan's DoRA/LoKr/LoHa factors (packages/core/src/knowledge/network-type-cost.ts) are estimates until these rows exist.
+  PYTHONPATH=worker python3 bench/gpu-speed.py --configs 0,10 --networks lora,dora,lokr,loha --steps 30 --warmup 5 --md /tmp/networks.md
 Selective checkpointing (issue 22): --configs 13,23,24,25 (eager full checkpointing, then selective eager,
 compiled, compiled + fp8 GEMMs; each loss-checked against row 13).
 Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
@@ -195,7 +199,8 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
         torch.backends.cuda.enable_cudnn_sdp(bool(s["cudnn_sdpa"]))
     cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
                      learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=bool(s["ckpt"]),
-                     checkpointing_mode="selective" if s["ckpt"] == "selective" else "full", guidance_scale=3.5, batch_size=s["batch"])
+                     checkpointing_mode="selective" if s["ckpt"] == "selective" else "full", guidance_scale=3.5, batch_size=s["batch"],
+                     network_type=s.get("network", "lora"), network_factor=-1)
     t0 = time.time()
     pipe = build(model, device, dtype, args.tiny)
     a = train.ARCH_CLASSES[arch](pipe, cfg, device, dtype)
@@ -231,7 +236,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     # for the VRAM model's activation figure (knowledge/vram.ts: (peak + context - weights - LoRA state) per token x hidden x block)
     state_bytes = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()]) + 3 * sum(p.numel() * 4 for p in params)
 
-    key = (model, s["ckpt"], s["batch"])
+    key = (model, s["ckpt"], s["batch"], s.get("network", "lora"))  # LoKr/LoHa's dense ΔW GEMMs are FLOPs of their own
     if key not in flops_cache and not s["compile"] and not s["fp8"] and not s["fp8mm"]:
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -285,7 +290,9 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
         "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs") if s[k]],
-        "targets": args.targets, "lora_modules": sum(1 for m in net.modules() if hasattr(m, "lora_A")),
+        "targets": args.targets, "network_type": s.get("network", "lora"),
+        "lora_modules": sum(1 for m in net.modules() if any(hasattr(m, a) for a in ("lora_A", "lokr_w1", "hada_w1_a"))),
+        "adapter_params": sum(p.numel() for p in params),
         "s_per_step": sum(times) / len(times) if times else None,
         "s_per_step_min": min(times) if times else None,
         "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
@@ -338,8 +345,10 @@ def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> 
             r["s_per_step"] / r["batch"], r.get("peak_alloc_gib", 0), r.get("peak_reserved_gib", 0) + context_gib,
             f"{floor:.3f}" if floor else "-", f"{r['s_per_step'] / floor:.2f}x" if floor else "-",
             (f"{r['throughput_ratio']:.2f}x the images/s of 1 GPU" if r.get("throughput_ratio") else
+             f"{r['vs_lora']:.2f}x LoRA's s/step, peak {r.get('peak_minus_lora_gib', 0):+.1f} GiB" if r.get("vs_lora") else
              f"{eager / r['s_per_step']:.2f}x faster" if eager and r["config"] != "eager" else "1.00"),
-            f"{r['loss_check']} ({r['loss_mean_rel_diff']:.2%} / {r['loss_max_rel_diff']:.2%})" if "loss_check" in r else "(reference)"))
+            f"{r['loss_check']} ({r['loss_mean_rel_diff']:.2%} / {r['loss_max_rel_diff']:.2%})" if "loss_check" in r else
+            "(another adapter)" if r.get("network_type", "lora") != "lora" else "(reference)"))
     out.append("")
     out.append(f"Card: {card}; bf16 GEMM measured {tflops:.0f} TFLOP/s (8192^3, best of 20) = the floor's rate; CUDA context {context_gib:.2f} GiB.")
     return "\n".join(out)
@@ -394,6 +403,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a smoke test of the code paths)")
     ap.add_argument("--targets", default="attention", choices=["attention", "attention-mlp", "all-linear"],
                     help="the LoRA's network.targets preset (core's table); issue 22's all-linear rows used all-linear")
+    ap.add_argument("--networks", default=None,
+                    help="comma-separated network.type kinds (lora,dora,lokr,loha): each selected row once per kind, compared with its LoRA twin")
     ap.add_argument("--md", default=None)
     ap.add_argument("--processes", type=int, default=1,
                     help="also run each selected row data-parallel on this many GPUs (the trainer's all-reduce) and report the throughput ratio")
@@ -413,9 +424,12 @@ def main() -> None:
     picked = set(int(i) for i in args.configs.split(",")) if args.configs else None
     rows, eager_rows, flops_cache = [], {}, {}
     print(json.dumps({"card": card, "torch": torch.__version__, "bf16_tflops": tflops, "context_gib": context_gib}), flush=True)
-    for i, (model, name, s) in enumerate(CONFIGS):
-        if (only and model not in only) or (picked is not None and i not in picked):
-            continue
+    networks = args.networks.split(",") if args.networks else ["lora"]
+    selected = [(i, model, name, dict(s, network=kind)) for i, (model, name, s) in enumerate(CONFIGS) for kind in networks
+                if not ((only and model not in only) or (picked is not None and i not in picked))]
+    lora_rows = {}
+    for i, model, name, s in selected:
+        kind = s["network"]
         try:
             row = run_config(model, name, s, args, device, dtype, flops_cache)
         except Exception as e:  # an OOM or a compile failure is a result too; the other rows still run
@@ -426,13 +440,23 @@ def main() -> None:
                 torch.cuda.empty_cache()
                 torch._dynamo.reset()
         key = twin_key(model, s)
+        if kind != "lora":  # another adapter: its own loss curve; compared with the LoRA row of the same configuration
+            row["config"] = f"{name} [{kind}]"
+            twin = lora_rows.get(i)
+            if twin and "error" not in row and row.get("s_per_step"):
+                row["vs_lora"] = row["s_per_step"] / twin["s_per_step"]
+                if "peak_alloc_gib" in row:
+                    row["peak_vs_lora"] = row["peak_alloc_gib"] / twin["peak_alloc_gib"]
+                    row["peak_minus_lora_gib"] = row["peak_alloc_gib"] - twin["peak_alloc_gib"]
+        elif "error" not in row:
+            lora_rows[i] = row
         if "error" not in row:
-            if name == "eager":
+            if kind == "lora" and name == "eager":
                 eager_rows[key] = row
-            elif key in eager_rows:
+            elif kind == "lora" and key in eager_rows:
                 row.update(loss_check(row["losses"], eager_rows[key]["losses"]))
                 row["eager_s_per_step"] = eager_rows[key]["s_per_step"]
-            fkey = (model, s["ckpt"], s["batch"])  # selective recomputes less than full: its own FLOPs
+            fkey = (model, s["ckpt"], s["batch"], kind)  # selective recomputes less than full: its own FLOPs
             if row.get("flops_per_step") is None and fkey in flops_cache:
                 row["flops_per_step"] = flops_cache[fkey]
             if "token_hidden_blocks" in row and "peak_alloc_gib" in row:  # compare with VRAM_ACTIVATIONS / VRAM_SELECTIVE_ACTIVATIONS

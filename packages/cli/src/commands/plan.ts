@@ -38,6 +38,7 @@ export function registerPlan(program: Command): void {
         ["cost", p.cost.usd !== undefined ? `$${p.cost.usd.toFixed(2)} (${p.cost.basis})` : p.cost.basis],
       ];
       rows.push(["network targets", `${p.networkTargets.preset} (${p.networkTargets.why}; source: ${p.networkTargets.source})`]);
+      if (p.networkCost.type !== "lora") rows.push(["network type", `${p.networkCost.label} (source: ${p.networkCost.source})`]);
       for (const c of p.trainSettings.choices) rows.push([c.setting, `${String(c.value)} (${c.why}; source: ${c.source})`]);
       if (p.selected) {
         const config = p.selected.config ? `; ${p.selected.config}` : "";

@@ -26,6 +26,7 @@ import { NETWORK_RULES } from "./network-rule-ids.js";
 import { REGULARISER_RULES } from "./regulariser-rule-ids.js";
 import { NETWORK_KIND_RULES } from "./network-kind-rules.js";
 import { BUCKET_RULES } from "./bucket-rules.js";
+import { CROP_RULES } from "./crop-rules.js";
 
 export const RULES: readonly RuleInfo[] = [
   { id: "trainer-unsupported-base", severity: "error", title: "Trainer does not support the base model (e.g. Kohya picked for FLUX.2)", pitfall: true },
@@ -85,6 +86,8 @@ export const RULES: readonly RuleInfo[] = [
   ...NETWORK_KIND_RULES,
   // Aspect buckets: lint/bucket-rules.ts.
   ...BUCKET_RULES,
+  // dataset.crop against what prep did: lint/crop-rules.ts.
+  ...CROP_RULES,
 ];
 
 export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {

@@ -11,6 +11,7 @@ import { lintNetwork } from "./network-rules.js";
 import { lintRegularisers } from "./regulariser-rules.js";
 import { lintNetworkKind } from "./network-kind-rules.js";
 import { lintBuckets } from "./bucket-rules.js";
+import { lintCrop } from "./crop-rules.js";
 import { lintSamples } from "./sample-rules.js";
 import { knownDefects, stacking } from "./stack-rules.js";
 import { hardwareTrainer, regImages, trainerSupport } from "./trainer-support-rules.js";
@@ -48,6 +49,8 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   ({ c }) => lintNetworkKind(c),
   // Aspect buckets (lint/bucket-rules.ts).
   ({ c, plan }) => lintBuckets(c, plan.resolution),
+  // dataset.crop: attention needs prep's folder (lint/crop-rules.ts).
+  ({ c, opts }) => lintCrop(c, opts.trainingData),
   // Sample images during training (samples.*): fal renders none.
   ({ c }) => lintSamples(c),
   // Promises the contract makes (validation rubric, trigger, sample prompts) that its settings cannot keep.

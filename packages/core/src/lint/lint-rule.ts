@@ -4,6 +4,7 @@ import type { BaseModelRecord } from "../knowledge/base-models.js";
 import type { Range } from "../knowledge/types.js";
 import type { Plan, PlanOptions } from "../plan/plan-run.js";
 import type { WordLookup } from "./clip-pretokenize.js";
+import type { TrainingData } from "./crop-rules.js";
 import type { Finding } from "./finding.js";
 
 /**
@@ -19,6 +20,8 @@ export interface LintOptions extends PlanOptions {
   words?: WordLookup;
   /** CLIP's real tokenizer (engine: loadClipTokenizer); without it the pre-tokenization is shown. */
   tokenizer?: (text: string) => string[];
+  /** What the run will train on (engine: the prepared folder and its crop); the crop rule is skipped without it. */
+  trainingData?: TrainingData;
 }
 
 export interface LintContext {

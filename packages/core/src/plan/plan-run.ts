@@ -11,6 +11,7 @@ import { resolveTrainSettings, type TrainSettings } from "./train-settings.js";
 import { resolveBuiltinSettings, type BuiltinSettings } from "../compile/diffusers.js";
 import { estimateVramWith, type VramEstimate } from "./vram-model.js";
 import { walltimeOn, type WalltimeEstimate } from "./walltime.js";
+import { networkCost, type NetworkCost } from "./network-cost.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -64,6 +65,8 @@ export interface Plan {
   trainSettings: TrainSettings;
   /** Which modules the LoRA trains (network.targets / network.modules, else the trainer's default), with why. */
   networkTargets: ReturnType<typeof describeTargets>;
+  /** network.type's cost over LoRA (step time, adapter params), measured or a sourced estimate, with why. */
+  networkCost: NetworkCost;
   /** trainer diffusers: every setting of the worker's request, exactly as the compiler writes it (absent where it refuses the contract). */
   workerSettings?: BuiltinSettings;
   /** One row per known GPU class; `selected` is the contract's GPU when known. */
@@ -158,6 +161,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     vram,
     trainSettings,
     networkTargets: describeTargets(contract),
+    networkCost: networkCost(contract, model),
     workerSettings: contract.trainer.name === "diffusers" ? builtinSettingsOrNone(contract, { steps, learningRate, resolution }) : undefined,
     walltime,
     selected,

@@ -6,6 +6,7 @@ import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, t
 import { lookupTrainSpeed } from "./train-speed.js";
 import { sampleTime } from "./sample-time.js";
 import { targetSpeedFactor } from "./target-speed.js";
+import { networkCost } from "./network-cost.js";
 import type { TrainSettings } from "./train-settings.js";
 
 export interface WalltimeEstimate {
@@ -136,6 +137,12 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const targets = targetSpeedFactor(model, contract, settings);
   if (targets.factor !== 1) {
     anchor = { secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
+  }
+  // network.type: DoRA/LoKr/LoHa cost more per step than the LoRA the rows trained (plan/network-cost.ts).
+  const kind = networkCost(contract, model);
+  if (kind.stepTimeFactor !== 1) {
+    const how = kind.measured ? "measured" : "sourced estimate";
+    anchor = { secondsPerStep: anchor.secondsPerStep * kind.stepTimeFactor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} x ${kind.stepTimeFactor.toFixed(2)} for network.type ${kind.type} (${how})`, source: `${anchor.source}; ${kind.source}` };
   }
   const scaling = scalingFor(model, contract, settings);
   const tflops = (settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt) * hp.batch_size;

@@ -4,7 +4,7 @@ import type { Contract } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { loadContract, resolveDatasetDir } from "../contract/load-contract.js";
-import { MANIFEST_FILE } from "./prep-manifest.js";
+import { MANIFEST_FILE, readPrepManifest } from "./prep-manifest.js";
 
 /** Where `prep` writes by default, relative to the project (the contract's folder). */
 export const PREPARED_DIR = join(".loraspec", "prepared");
@@ -60,4 +60,16 @@ export function defaultCaptionDir(project: ProjectDataset): string | undefined {
 export function trainingDatasetDir(projectDir: string, datasetDir: string): { dir: string; prepared: boolean } {
   const preparedDir = join(projectDir, PREPARED_DIR);
   return existsSync(join(preparedDir, MANIFEST_FILE)) ? { dir: preparedDir, prepared: true } : { dir: datasetDir, prepared: false };
+}
+
+/**
+ * What a run trains on (trainingDatasetDir) with the crop prep used for it (its manifest's
+ * settings.crop): what lint checks `dataset.crop` against (core lint/crop-rules.ts).
+ */
+export async function trainingDataOf(projectDir: string, datasetDir: string): Promise<{ dir: string; prepared: boolean; crop?: "center" | "attention" }> {
+  const found = trainingDatasetDir(projectDir, datasetDir);
+  if (!found.prepared) return found;
+  const manifest = await readPrepManifest({ path: join(found.dir, MANIFEST_FILE) });
+  const crop = manifest?.settings.crop;
+  return { ...found, crop: crop === "attention" ? "attention" : "center" };
 }

@@ -5,7 +5,8 @@ import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { planRun, type LivePrice, type Plan } from "@loraspec/core/plan/plan-run.js";
-import { loadContract, type LoadedContract } from "../contract/load-contract.js";
+import { loadContract, resolveDatasetDir, type LoadedContract } from "../contract/load-contract.js";
+import { trainingDataOf } from "../dataset/project-dataset.js";
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
@@ -98,7 +99,9 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   // (listing, probe, size rules, duplicates), so `dataset` holds the images a run will train on.
   const preflight = [...pinsFindings, ...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
   const order = { error: 0, warning: 1, info: 2 } as const;
-  const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
+  // What the run will train on (prep's folder and its crop, or the dataset): dataset.crop is checked against it.
+  const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));
+  const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
 }

@@ -109,6 +109,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
       maxWalltimeHours: contract.limits?.max_walltime_hours,
       precision: contract.hyperparameters.precision,
       outputFormat: contract.output.format,
+      ...(compiled.outputs.samples ? { samples: compiled.outputs.samples } : {}),
     };
   }
   if (trainer === "fal") {

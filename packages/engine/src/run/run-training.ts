@@ -8,6 +8,7 @@ import type { FalRunner } from "../fal/create-fal-runner.js";
 import { processStartTime } from "./process-alive.js";
 import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
+import { watchTrainerSamples } from "./trainer-sample-watch.js";
 import { SUPERVISION_POLICY, type StopTimeouts } from "./supervision-policy.js";
 import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
 import { diskFullAfterFailure, ioError } from "./io-errors.js";
@@ -270,7 +271,10 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
   const mark: AttemptMark = { attempt: store.get(run.id).attempts, startedAt: new Date().toISOString(), stdoutOffset: fileSize(join(run.runDir, "stdout.log")) };
   await atomicWrite(join(run.runDir, ATTEMPT_FILE), `${JSON.stringify(mark)}\n`);
   let workerDone: Record<string, unknown> | undefined;
+  // Kohya's and ai-toolkit's own sample images become `sample` events (the built-in worker emits its own).
+  const sources = job.samples ? [await watchTrainerSamples(job.samples)] : [];
   const gen = superviseProcess({
+    sources,
     command: job.command,
     args,
     cwd: job.cwd,

@@ -8,6 +8,7 @@ import { describeTrainerException, lastTrainerException } from "@loraspec/core/p
 import { processStartTime } from "./process-alive.js";
 import { readLogTailLines } from "./trainer-log-tail.js";
 import { stopProcessGroup, type StopStep } from "./stop-process-group.js";
+import type { EventSource } from "./trainer-sample-watch.js";
 import { FAILURE_PATTERNS, SUPERVISION_POLICY, nanHint, type StopTimeouts } from "./supervision-policy.js";
 
 export type OutputStream = "stdout" | "stderr";
@@ -37,6 +38,8 @@ export interface SuperviseParams {
   /** The run's training precision (fp16/bf16/fp32): a NaN's hint depends on it. */
   precision?: string;
   spawn?: (command: string, args: string[], options: SpawnOptions) => ChildProcess;
+  /** Polled beside the output at each turn (the trainer's sample folder, run/trainer-sample-watch.ts). */
+  sources?: EventSource[];
 }
 
 export interface ProcessOutcome {
@@ -163,6 +166,11 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
         const lines = await tails[stream].read(done);
         if (lines.length > 0) got = true;
         for (const line of lines) for (const event of handleLine(line, stream)) yield event;
+      }
+      for (const source of params.sources ?? []) {
+        const events = await source.poll(done);
+        if (events.length > 0) got = true;
+        yield* events;
       }
       if (done && !got) break;
       if (!got) await Promise.race([sleep(pollMs), exitPromise]);

@@ -45,6 +45,13 @@ export const SUPERVISION_POLICY = {
     source: "ours: a rank-16 SDXL LoRA is ~50 MB, its checkpoint ~3x that; tiny test runs are ~1 MB",
     asOf: "2026-12-02",
   } satisfies Sourced<number>,
+  sampleFolderMaxEntries: {
+    // A run renders prompts x seeds images at each sampling step: 10,000 steps sampled every 100 with
+    // 4 prompts x 4 seeds is 1,600. Past this the folder is not the run's own (or is hostile).
+    value: 10_000,
+    source: "ours: sampleImageCount (core compile/samples.ts) of a long run, with room; the folder is read whole at each poll",
+    asOf: "2026-12-02",
+  } satisfies Sourced<number>,
   lastLinesKept: {
     value: 30,
     source: "ours: enough trainer output to explain a crash in the error message",

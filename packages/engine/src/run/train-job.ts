@@ -1,4 +1,5 @@
 import type { LoraspecEvent } from "@loraspec/core/events.js";
+import type { SampleWatch } from "@loraspec/core/trainers/sample-files.js";
 import { parseEvent } from "@loraspec/core/events.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { parseAiToolkitLine, type AiToolkitParseState } from "@loraspec/core/parse/parse-ai-toolkit-line.js";
@@ -45,6 +46,8 @@ export interface ProcessJob {
   outputFormat?: "diffusers" | "kohya" | "comfy";
   /** What the compiler could not honour exactly (shown as warnings when the run starts). */
   warnings?: { code: string; message: string }[];
+  /** Kohya / ai-toolkit: the folder their own sample images appear in, turned into `sample` events (run/trainer-sample-watch.ts). */
+  samples?: SampleWatch;
 }
 
 export interface FalJob {

@@ -99,6 +99,23 @@ describe("buildTrainJob with the real compilers", () => {
     // The trainer reads (and caches into) the run's own copy of the dataset, never the user's folder.
     expect(job.files!["dataset.toml"]).toContain(join(run.runDir, "dataset"));
     expect(readFileSync(join(run.runDir, "dataset", "sub", "a.txt"), "utf8")).toBe("txcl photo 2");
+    // No samples.every: sd-scripts renders none, nothing to watch.
+    expect(job.samples).toBeUndefined();
+  });
+
+  it("kohya and ai-toolkit: the folder their own sample images appear in, inside the run folder, with the prompt file's order", async () => {
+    const samples = { samples: { every: 50, prompts: ["a photo of {trigger}"], seeds: [1, 2] } };
+    const kohya = contractFor({ model: "sdxl", path: "/models/sdxl.safetensors" }, { name: "kohya" }, samples);
+    const krun = store.create({ trainer: "kohya" });
+    const kjob = await buildTrainJob({ contract: kohya, contractDir: dir, plan: planRun(kohya), run: krun, trainerDir: () => ({ trainerDir: "/opt/s", venvDir: "/opt/s/.venv" }) });
+    if (kjob.kind !== "process") throw new Error("expected a process job");
+    expect(kjob.samples).toEqual({ naming: "kohya", dir: join(krun.runDir, "output", "sample"), prefix: "txcl", items: [{ prompt: "a photo of txcl", seed: 1 }, { prompt: "a photo of txcl", seed: 2 }], totalSteps: 100 });
+    expect(kjob.files!["sample_prompts.txt"]).toMatch(/a photo of txcl --w \d+ --h \d+ --d 1 [^\n]*\na photo of txcl [^\n]*--d 2 /);
+    const aitk = contractFor({ model: "flux1-dev", quantize: "fp8" }, { name: "ai-toolkit" }, samples);
+    const arun = store.create({ trainer: "ai-toolkit" });
+    const ajob = await buildTrainJob({ contract: aitk, contractDir: dir, plan: planRun(aitk), run: arun, trainerDir: () => ({ trainerDir: "/opt/a", venvDir: "/opt/a/.venv" }) });
+    if (ajob.kind !== "process") throw new Error("expected a process job");
+    expect(ajob.samples).toMatchObject({ naming: "ai-toolkit", dir: join(arun.runDir, "output", "txcl", "samples"), totalSteps: 100 });
   });
 
   it("ai-toolkit: the job YAML, automatic resume in the same folder", async () => {

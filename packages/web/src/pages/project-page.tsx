@@ -265,6 +265,14 @@ function PlanPanel({ check }: { check: ReturnType<typeof checkContractText> }) {
             </dd>
             <dt>targets</dt>
             <dd title={`${p.networkTargets.why}\nsource: ${p.networkTargets.source}`}>{p.networkTargets.preset}</dd>
+            {p.networkCost && p.networkCost.type !== "lora" ? (
+              <>
+                <dt>adapter</dt>
+                <dd title={`${p.networkCost.label}\nsource: ${p.networkCost.source}`}>
+                  {p.networkCost.type} <span className="muted">x {p.networkCost.stepTimeFactor.toFixed(2)} step time{p.networkCost.measured ? "" : " (estimate)"}</span>
+                </dd>
+              </>
+            ) : null}
             <dt>VRAM</dt>
             <dd title={p.vram.assumptions.join("\n")}>
               <b>{p.vram.totalGb.toFixed(1)} GB</b> <span className="muted">peak per GPU</span>

@@ -1,5 +1,6 @@
 import type { Contract } from "../../contract/schema.js";
 import { samplingOf } from "../../knowledge/sampling.js";
+import type { SampleWatch } from "../../trainers/sample-files.js";
 import { resolveSamples } from "../samples.js";
 
 /**
@@ -41,4 +42,19 @@ export function aiToolkitSampleBlock(contract: Contract, resolution: number, sav
     // Placeholder ai-toolkit replaces with the trigger in captions and prompts (§3.3).
     prompts: contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]")),
   };
+}
+
+/**
+ * The prompt and seed behind each sample ai-toolkit renders from a `sample:` block, in its order (the
+ * `[count]` of its file names): an item's own seed, else `seed` walked by position (walk_seed), its
+ * `[trigger]` placeholder filled (BaseSDTrainProcess.py L299-343 at the pin, trainers.md §3.3).
+ */
+export function aiToolkitSampleItems(block: Record<string, unknown>, trigger: string): SampleWatch["items"] {
+  const fill = (prompt: string) => prompt.replaceAll("[trigger]", trigger);
+  if (Array.isArray(block.samples)) {
+    return (block.samples as { prompt: string; seed: number }[]).map(({ prompt, seed }) => ({ prompt: fill(prompt), seed }));
+  }
+  const start = typeof block.seed === "number" ? block.seed : 0;
+  const prompts = Array.isArray(block.prompts) ? (block.prompts as string[]) : [];
+  return prompts.map((prompt, i) => ({ prompt: fill(prompt), seed: block.walk_seed ? start + i : start }));
 }

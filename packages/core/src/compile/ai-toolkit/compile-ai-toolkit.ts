@@ -10,7 +10,8 @@ import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import { aiToolkitTargets } from "../network-targets.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan } from "../../trainers/compile-input.js";
-import { aiToolkitSampleBlock } from "./ai-toolkit-samples.js";
+import { SAMPLE_FILE_NAMING, type SampleWatch } from "../../trainers/sample-files.js";
+import { aiToolkitSampleBlock, aiToolkitSampleItems } from "./ai-toolkit-samples.js";
 import { AI_TOOLKIT_DTYPES, AI_TOOLKIT_OPTIMIZERS, AI_TOOLKIT_PROFILES, AI_TOOLKIT_QTYPES } from "./ai-toolkit-profiles.js";
 
 export interface AiToolkitCompiled {
@@ -24,7 +25,7 @@ export interface AiToolkitCompiled {
   cwd: string;
   files: CompiledFile[];
   /** ai-toolkit writes to <training_folder>/<name>/ (trainers.md §3.5). */
-  outputs: { lora: string; checkpointPattern: string; jobDir: string };
+  outputs: { lora: string; checkpointPattern: string; jobDir: string; samples: SampleWatch };
   /**
    * What ai-toolkit writes into datasetDir (seen in a recorded run): always `.aitk_size.json`,
    * plus `_latent_cache/` when caching latents to disk and `_text_embedding_cache/` when caching
@@ -95,6 +96,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const targets = aiToolkitTargets(contract);
   if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Use network.targets, or the built-in trainer." });
 
+  const sampleBlock = aiToolkitSampleBlock(contract, r.resolution, r.saveEvery, profile.noiseScheduler);
   const process = {
     type: "sd_trainer",
     training_folder: paths.outputDir,
@@ -138,7 +140,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       ...regularisers.train,
     },
     model,
-    sample: aiToolkitSampleBlock(contract, r.resolution, r.saveEvery, profile.noiseScheduler),
+    sample: sampleBlock,
   };
   const job = {
     job: "extension",
@@ -171,6 +173,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
       // {name}_{step:09d}.safetensors (§3.5).
       checkpointPattern: joinPath(jobDir, `${contract.name}_{step:09d}.safetensors`),
       jobDir,
+      // The sample images ai-toolkit renders (always: its `sample:` block is never empty), as `sample` events (trainers/sample-files.ts).
+      samples: { naming: "ai-toolkit", dir: joinPath(jobDir, SAMPLE_FILE_NAMING["ai-toolkit"].folder), items: aiToolkitSampleItems(sampleBlock, contract.trigger.word), totalSteps: r.steps },
     },
   };
 }

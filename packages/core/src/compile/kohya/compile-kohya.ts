@@ -18,6 +18,7 @@ import {
   type CompilePaths,
   type CompilePlan,
 } from "../../trainers/compile-input.js";
+import { SAMPLE_FILE_NAMING, type SampleWatch } from "../../trainers/sample-files.js";
 import { kohyaSamples } from "./kohya-samples.js";
 import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_IGNORED_TOGETHER, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
 
@@ -33,7 +34,7 @@ export interface KohyaCompiled {
   cwd: string;
   files: CompiledFile[];
   /** Where the final LoRA and the step checkpoints will appear. */
-  outputs: { lora: string; checkpointPattern: string; statePattern: string };
+  outputs: { lora: string; checkpointPattern: string; statePattern: string; samples?: SampleWatch };
   /** What the trainer will write into datasetDir (cache files beside the images). */
   writesIntoDataset: string[];
   /** Things the user should know (e.g. the contract names another trainer version than the pin). */
@@ -248,6 +249,8 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
       // sd-scripts names step saves {name}-step{step:08d}.safetensors (§2.7).
       checkpointPattern: joinPath(paths.outputDir, `${contract.name}-step{step:08d}.safetensors`),
       statePattern: joinPath(paths.outputDir, `${contract.name}-step{step:08d}-state`),
+      // The sample images sd-scripts renders, as `sample` events (trainers/sample-files.ts).
+      ...(samples ? { samples: { naming: "kohya" as const, dir: joinPath(paths.outputDir, SAMPLE_FILE_NAMING.kohya.folder), prefix: contract.name, items: samples.items, totalSteps: r.steps } } : {}),
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Contract } from "../../contract/schema.js";
 import type { Sourced } from "../../knowledge/types.js";
 import { joinPath, type CompiledFile } from "../../trainers/compile-input.js";
+import type { SampleWatch } from "../../trainers/sample-files.js";
 import { resolveSamples } from "../samples.js";
 
 /**
@@ -20,15 +21,18 @@ export const KOHYA_SDXL_SAMPLER: Sourced & { name: "euler" } = {
  * guidance) (trainers.md §2.5; train_util.py line_to_prompt_dict L6258-6320); `first` is --sample_at_first
  * (a render before training). Undefined when off.
  */
-export function kohyaSamples(contract: Contract, resolution: number, configDir: string, isFlux: boolean): { options: Record<string, string | number | boolean>; file: CompiledFile } | undefined {
+export function kohyaSamples(contract: Contract, resolution: number, configDir: string, isFlux: boolean): { options: Record<string, string | number | boolean>; file: CompiledFile; items: SampleWatch["items"] } | undefined {
   const s = resolveSamples(contract, resolution);
   if (!s) return undefined;
   const guidance = s.guidanceKind === "embedded" ? `--g ${s.guidance}` : `--l ${s.guidance}`;
-  const lines = s.prompts.flatMap((prompt) => s.seeds.map((seed) => `${prompt} --w ${s.width} --h ${s.height} --d ${seed} --s ${s.steps} ${guidance}`));
+  // One line per item, in this order: sd-scripts numbers its images by line (trainers/sample-files.ts).
+  const items = s.prompts.flatMap((prompt) => s.seeds.map((seed) => ({ prompt, seed })));
+  const lines = items.map(({ prompt, seed }) => `${prompt} --w ${s.width} --h ${s.height} --d ${seed} --s ${s.steps} ${guidance}`);
   const path = joinPath(configDir, "sample_prompts.txt");
   const content = `# Sample prompts for sd-scripts (--sample_prompts), written by loraspec from ${contract.name}\n${lines.join("\n")}\n`;
   return {
     options: { sample_every_n_steps: s.every, ...(s.first ? { sample_at_first: true } : {}), sample_prompts: path, ...(isFlux ? {} : { sample_sampler: KOHYA_SDXL_SAMPLER.name }) },
     file: { name: "sample_prompts.txt", path, content },
+    items,
   };
 }
