@@ -25,6 +25,46 @@ JUDGE = os.path.join(REPO, "models", "toy-judge")
 COUNT = 20
 
 
+@pytest.mark.parametrize("concept", ["character", "style", "product", "character-collapse"])
+def test_render_at_any_size_still_draws_the_committed_64px_sets_exactly(concept):
+    """world.render grew a canvas size for this set: at 64x64 every committed image is unchanged."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from toyworld import world
+
+    folder = os.path.join(REPO, "examples", "toyworld", concept)
+    with open(os.path.join(folder, "labels.jsonl"), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    for row in rows:
+        committed = np.asarray(Image.open(os.path.join(folder, row["image"])).convert("RGB"))
+        assert np.array_equal(np.asarray(world.render(world.Scene.from_dict(row["scene"]))), committed), row["image"]
+
+
+def test_a_portrait_spreads_the_grid_and_keeps_the_object_size():
+    """The grid's rows sit 16 px from the top and bottom of a 64x128 canvas: the top row's object
+    is where it is at 64x64, the bottom row's 64 px lower, the same size."""
+    import numpy as np
+
+    from toyworld import world
+
+    def cyan_rows(scene, size):
+        a = np.asarray(world.render(scene, *size)).astype(int)
+        mask = (abs(a - np.array(world.COLOURS["cyan"])).sum(axis=2) < 60)
+        ys = np.nonzero(mask.any(axis=1))[0]
+        return ys.min(), ys.max()
+
+    scene = world.random_scene(5, two_objects=0.0, rotation=0.0, fixed={"shape": "square", "colour": "cyan", "size": "medium", "position": 1})
+    scene.objects[0].dx = scene.objects[0].dy = 0.0
+    top64, top128 = cyan_rows(scene, (64, 64)), cyan_rows(scene, (64, 128))
+    assert top64 == top128
+    scene.objects[0].position = 7  # at the bottom
+    bottom64, bottom128 = cyan_rows(scene, (64, 64)), cyan_rows(scene, (64, 128))
+    assert (bottom128[0] - bottom64[0], bottom128[1] - bottom64[1]) == (64, 64)
+
+
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory):
     """{variant: {"shapes", "time_ids", "pixels" (PIL, what the VAE encodes), "decoded" (PIL, the
