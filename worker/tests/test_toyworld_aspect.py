@@ -158,7 +158,7 @@ def test_a_bucketed_lora_draws_the_character_where_portraits_and_landscapes_put_
     bucketed LoRA draws cyan at the prompted end of the image; the square one learnt the trigger
     from crops without the character and draws it almost nowhere. The cross itself is printed, not
     asserted: the toy base draws shapes as blobs (45%) and its VAE softens small crosses (above).
-    Figures for two training seeds in bench/RESULTS.md."""
+    Figures for three training seeds in bench/RESULTS.md."""
     from loraspec_worker import protocol
     from toyworld import aspect_run
 
@@ -170,5 +170,5 @@ def test_a_bucketed_lora_draws_the_character_where_portraits_and_landscapes_put_
     print(aspect_run.table(rows))
     for o in ("portrait", "landscape"):
         placed = {v: rows[v][o]["placed"] for v in aspect_run.VARIANTS}
-        assert placed["bucketed"] >= 5, (o, placed)
+        assert placed["bucketed"] >= 4, (o, placed)  # 5-8 of 8 over training seeds 1-3, 6 at seed 1
         assert placed["square"] <= 2, (o, placed)
