@@ -86,3 +86,32 @@ def test_a_zimage_bucket_beyond_the_rotary_table_is_refused_with_a_code_not_a_de
     with pytest.raises(WorkerError) as e:
         arch.check_rope_range((152, 104), (1216, 832))
     assert e.value.code == "E_NOT_SUPPORTED" and "32x32" in e.value.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_portrait_stored_sideways_with_exif_orientation_buckets_and_trains_upright(tmp_path, fmt):
+    """Phones store a portrait as landscape pixels plus EXIF orientation 6 (rotate 90 clockwise to
+    view); core's check and prep see it upright (engine probe-image.ts). The trainer must too: the
+    portrait bucket, and the pixels upright (before, it trained the stored landscape, sideways)."""
+    import numpy as np
+    from PIL import Image
+
+    upright = Image.new("RGB", (40, 80), (20, 40, 200))
+    upright.paste((230, 30, 30), (0, 0, 40, 20))  # a red band at the top
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # 80x40; orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = str(tmp_path / f"phone.{fmt.lower()}")
+    stored.save(path, fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+
+    assert B.image_size(path) == (40, 80)
+    portrait, landscape = {"resolution": 48, "width": 32, "height": 64}, {"resolution": 48, "width": 64, "height": 32}
+    (_, bucket), = B.plan_entries([(path, "")], [portrait, landscape])
+    assert bucket == portrait
+    pixels, original, crop = B.load_to_bucket(path, bucket)
+    assert original == (80, 40) and crop == (0, 0)
+    rgb = (pixels.permute(1, 2, 0).numpy() + 1) * 127.5
+    top, bottom = rgb[:12].reshape(-1, 3).mean(axis=0), rgb[-12:].reshape(-1, 3).mean(axis=0)
+    assert top[0] > 180 and top[2] < 80, top  # red on top: upright
+    assert bottom[2] > 160 and bottom[0] < 60, bottom
+    assert np.isfinite(rgb).all()

@@ -9,6 +9,7 @@
   train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
   shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
+  aspect          train txcl bucketed and square on the portrait-and-landscape set; judge samples at 64x128 and 128x64 (see aspect_run.py)
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
 
     mc = sub.add_parser("make-concepts", help="write the concept datasets")
     mc.add_argument("--out", required=True)
-    mc.add_argument("--concept", action="append", default=None, help="character | style | product | character-notrigger | character-onebg | character-collapse | prior (repeatable)")
+    mc.add_argument("--concept", action="append", default=None, help="character | style | product | character-notrigger | character-onebg | character-collapse | character-aspect | prior (repeatable)")
     mc.add_argument("--count", type=int, default=20)
     mc.add_argument("--captions", default="natural", choices=["natural", "tags"])
 
@@ -101,6 +102,13 @@ def main(argv=None) -> int:
     fp.add_argument("--judge", default=DEFAULT_JUDGE)
     fp.add_argument("--parts", default="vae,text,loss_gap,samples")
     fp.add_argument("--samples", type=int, default=48)
+    ak = sub.add_parser("aspect", help="txcl bucketed vs square on portraits and landscapes, judged at 64x128 and 128x64 (see aspect_run.py)")
+    ak.add_argument("--out", required=True)
+    ak.add_argument("--steps", type=int, default=300)
+    ak.add_argument("--train-seed", type=int, default=1)
+    ak.add_argument("--sample-seed", type=int, default=0)
+    ak.add_argument("--variant", action="append", default=None, help="bucketed | square (repeatable; default both)")
+    ak.add_argument("--reuse", action="store_true", help="sample the LoRAs already trained in --out instead of training them again")
 
     args = parser.parse_args(argv)
     if args.command == "train-base":
@@ -139,6 +147,12 @@ def main(argv=None) -> int:
         from . import shape_probe
 
         print(json.dumps(shape_probe.run(args.base, args.judge, parts=args.parts.split(","), samples=args.samples), indent=2))
+    elif args.command == "aspect":
+        from . import aspect_run
+
+        rows = aspect_run.run(args.out, steps=args.steps, seed=args.train_seed, sample_seed=args.sample_seed, variants=args.variant or aspect_run.VARIANTS, reuse=args.reuse)
+        print(json.dumps(rows))
+        print(aspect_run.table(rows))
     elif args.command == "judge":
         from .judge import Judge
 

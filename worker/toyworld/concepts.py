@@ -19,6 +19,8 @@ And three deliberately bad variants of the character, for checking the validatio
 What a caption leaves out binds to the trigger: that is how a real dataset of one background
 overfits, so character-onebg leaves the background out of its captions. A caption the images
 contradict teaches the LoRA to ignore those words: character-collapse's layout words.
+`character-aspect` (aspect.py) is the character on 64x128 portraits and 128x64 landscapes, in the
+band a square centre crop cuts away (issue 21's bucket proof).
 Each folder holds NNN.png + NNN.txt and labels.jsonl (the truth per image).
 `prior` (write_prior) is the regularisation set: base-world scenes with their own captions.
 """
@@ -120,6 +122,10 @@ def write_concepts(out: str, concepts, count: int = 20, captions: str = "natural
         folder = os.path.join(out, c)
         if c == "prior":
             out_rows.append({"concept": c, "path": os.path.abspath(folder), "images": len(write_prior(folder, count))})
+        elif c == "character-aspect":  # portraits and landscapes (aspect.py)
+            from .aspect import write_aspect
+
+            out_rows.append(write_aspect(folder, count))
         else:
             out_rows.append(write_concept(folder, c, count, captions))
     return out_rows

@@ -202,18 +202,20 @@ def labels(scene: Scene) -> dict:
 # rendering
 
 
-def _background(name: str, tint: int, rng) -> "object":
+def _background(name: str, tint: int, rng, width: int = SIZE, height: int = SIZE) -> "object":
+    """Textures keep their pixel scale at any canvas size (coordinates in units of SIZE); the
+    vertical gradients (sky, light, the indoor horizon) span the canvas height (`gy`)."""
     import numpy as np
 
-    s = SIZE
-    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
-    img = np.zeros((s, s, 3), np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / SIZE
+    gy = yy * (SIZE / height)
+    img = np.zeros((height, width, 3), np.float32)
     if name == "sky":
         top = np.array([(90, 150, 235), (120, 180, 245), (70, 130, 215)][tint], np.float32)
         bottom = np.array([(175, 215, 250), (205, 230, 252), (150, 195, 240)][tint], np.float32)
-        img[:] = top * (1 - yy[..., None]) + bottom * yy[..., None]
+        img[:] = top * (1 - gy[..., None]) + bottom * gy[..., None]
         for _ in range(3):  # soft clouds
-            cx, cy, rx, ry = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.1, 0.2), rng.uniform(0.04, 0.07)
+            cx, cy, rx, ry = rng.uniform(0, 1) * width / SIZE, rng.uniform(0, 1) * height / SIZE, rng.uniform(0.1, 0.2), rng.uniform(0.04, 0.07)
             mask = np.clip(1.3 - ((xx - cx) / rx) ** 2 - ((yy - cy) / ry) ** 2, 0, 1)[..., None]
             img = img * (1 - 0.7 * mask) + 250 * 0.7 * mask
     elif name == "grass":
@@ -221,21 +223,21 @@ def _background(name: str, tint: int, rng) -> "object":
         img[:] = base
         stripes = np.sin(xx * 2 * math.pi * rng.uniform(18, 26) + np.sin(yy * 9 + rng.uniform(0, 6)) * 2.0)
         img += (stripes[..., None] * 18).astype(np.float32)
-        img *= (0.85 + 0.25 * yy[..., None])
+        img *= (0.85 + 0.25 * gy[..., None])
     elif name == "indoor":
         wall = np.array([(225, 205, 170), (200, 200, 210), (235, 220, 195)][tint], np.float32)
         floor = np.array([(130, 85, 50), (110, 75, 45), (150, 100, 60)][tint], np.float32)
         horizon = 0.68
-        img[:] = np.where(yy[..., None] < horizon, wall, floor)
-        planks = (np.floor(xx * 8) % 2 == 0) & (yy >= horizon)
+        img[:] = np.where(gy[..., None] < horizon, wall, floor)
+        planks = (np.floor(xx * 8) % 2 == 0) & (gy >= horizon)
         img[planks] *= 0.88
-        skirting = (yy >= horizon - 0.02) & (yy < horizon)
+        skirting = (gy >= horizon - 0.02) & (gy < horizon)
         img[skirting] = (245, 245, 240)
     elif name == "night":
         base = np.array([(15, 20, 55), (10, 12, 35), (25, 20, 60)][tint], np.float32)
-        img[:] = base * (0.8 + 0.4 * yy[..., None])
-        for _ in range(14):  # stars
-            x, y = rng.randrange(s), rng.randrange(s)
+        img[:] = base * (0.8 + 0.4 * gy[..., None])
+        for _ in range(14 * width * height // (SIZE * SIZE)):  # stars
+            x, y = rng.randrange(width), rng.randrange(height)
             img[y, x] = (235, 235, 200)
     else:
         raise ValueError(f"unknown background {name}")
@@ -268,30 +270,31 @@ def _shape_points(shape: str, cx: float, cy: float, r: float, rot: float) -> lis
     raise ValueError(f"unknown shape {shape}")
 
 
-def render(scene: Scene):
-    """The scene as a 64x64 RGB PIL image (deterministic for a given scene)."""
+def render(scene: Scene, width: int = SIZE, height: int = SIZE):
+    """The scene as a width x height RGB PIL image (64x64 unless asked; deterministic for a given
+    scene and size). On a larger canvas the 3x3 grid spreads to it (cell centres 16 px from the
+    edges, as at 64x64) and objects keep their pixel size."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     rng = random.Random(scene.seed * 7 + 1)
-    img = _background(scene.background, scene.tint, rng)
-    s = SIZE * SUPER
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    img = _background(scene.background, scene.tint, rng, width, height)
+    yy, xx = np.mgrid[0:height, 0:width]
     for o in scene.objects:
         col, row = POSITIONS[o.position][2:]
-        cx = (16 + 16 * col + o.dx) * SUPER
-        cy = (16 + 16 * row + o.dy) * SUPER
+        cx = (16 + (width - 32) / 2 * col + o.dx) * SUPER
+        cy = (16 + (height - 32) / 2 * row + o.dy) * SUPER
         r = RADIUS[o.size] * SUPER
-        mask = Image.new("L", (s, s), 0)
+        mask = Image.new("L", (width * SUPER, height * SUPER), 0)
         draw = ImageDraw.Draw(mask)
         if o.shape == "circle":
             draw.ellipse([cx - r * 0.9, cy - r * 0.9, cx + r * 0.9, cy + r * 0.9], fill=255)
         else:
             draw.polygon(_shape_points(o.shape, cx, cy, r, o.rotation), fill=255)
         # drawn 4x larger, then box-filtered down: anti-aliased coverage per pixel
-        alpha = np.asarray(mask.resize((SIZE, SIZE), Image.BOX), dtype=np.float32)[..., None] / 255.0
+        alpha = np.asarray(mask.resize((width, height), Image.BOX), dtype=np.float32)[..., None] / 255.0
         colour = np.array(COLOURS[o.colour], np.float32)
-        layer = np.empty((SIZE, SIZE, 3), np.float32)
+        layer = np.empty((height, width, 3), np.float32)
         layer[:] = colour
         if o.fill != "solid":
             if o.fill == SHADED:

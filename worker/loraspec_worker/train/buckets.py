@@ -30,26 +30,35 @@ def by_resolution(buckets: list[dict]) -> "OrderedDict[int, list[dict]]":
     return groups
 
 
+# EXIF orientations that swap width and height (5-8: transposed, rotated 90 or 270 degrees).
+_EXIF_ORIENTATION, _SWAPS_SIDES = 0x0112, (5, 6, 7, 8)
+
+
 def _open(path: str):
-    from PIL import Image
+    """The image upright (EXIF orientation applied, as core's check and prep see it), RGB."""
+    from PIL import Image, ImageOps
 
     try:
         image = Image.open(path)
         image.load()
+        image = ImageOps.exif_transpose(image)
     except Exception as e:  # noqa: BLE001
         raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
     return image.convert("RGB")
 
 
 def image_size(path: str) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+    """(width, height) upright (after EXIF orientation, as core's probe reports it), from the file
+    header without decoding the pixels: a phone's portrait stored sideways buckets as a portrait."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return image.size
+            width, height = image.size
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception as e:  # noqa: BLE001
         raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
+    return (height, width) if orientation in _SWAPS_SIDES else (width, height)
 
 
 def crop_to_bucket(image, width: int, height: int):

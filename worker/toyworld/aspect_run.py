@@ -1,0 +1,121 @@
+"""Issue 21's bucket proof with training: a txcl LoRA trained bucketed on the portrait-and-landscape
+set (aspect.py) against one trained on square centre crops of the same set, both with the built-in
+trainer (train.run) on the toy SDXL base, sampled at a portrait (64x128) and a landscape (128x64)
+size and read by the judge through its 64x64 windows (aspect.read_tiles).
+
+`PYTHONPATH=worker python -m toyworld aspect --out DIR` trains both and prints the table;
+bench/RESULTS.md ("Aspect-ratio buckets in the toy world") has the figures. Minutes on one CPU
+thread, so it is a command, not a CI test; the no-training half of the proof (what the trainer is
+fed) is worker/tests/test_toyworld_aspect.py.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import aspect, world
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+BASE = os.path.join(REPO, "models", "toy-sdxl")
+JUDGE = os.path.join(REPO, "models", "toy-judge")
+THREADS = 1  # the rubric's reason (rubric.THREADS): one thread per process on a shared machine
+VARIANTS = ("bucketed", "square")
+# Where the prompts put the character: the band a square crop cuts away, in each orientation;
+# backgrounds cycle through the dataset's three and night (never in it).
+PROMPTS = {
+    aspect.PORTRAIT: [("medium", 1), ("small", 7), ("medium", 0), ("small", 8), ("medium", 6), ("small", 2), ("medium", 7), ("small", 1)],
+    aspect.LANDSCAPE: [("medium", 3), ("small", 5), ("medium", 0), ("small", 8), ("medium", 2), ("small", 6), ("medium", 5), ("small", 3)],
+}
+PROMPT_BACKGROUNDS = ("sky", "grass", "indoor", "night")
+
+
+def prompts(canvas) -> list[str]:
+    out = []
+    for k, (size, position) in enumerate(PROMPTS[canvas]):
+        bg = PROMPT_BACKGROUNDS[k % len(PROMPT_BACKGROUNDS)]
+        out.append(f"{world.CHARACTER['trigger']}, {size}, {world.POSITIONS[position][0]} on {world._article(bg)} {bg} background")
+    return out
+
+
+def request(variant: str, dataset: str, out: str, steps: int, seed: int) -> dict:
+    """The train request core would write for the contract's dataset.aspect (bucket set from core)."""
+    from loraspec_worker.train.dev_request import dev_request
+
+    if variant == "bucketed":
+        resolution, buckets = aspect.BUCKETED["resolution"], aspect.core_buckets(aspect.BUCKETED["resolution"], aspect.BUCKETED["buckets"])
+    else:
+        resolution, buckets = aspect.SQUARE["resolution"], aspect.core_buckets(aspect.SQUARE["resolution"])
+    return dev_request(**{
+        "arch": "sdxl", "base": BASE, "dataset": dataset, "output_dir": out, "name": f"txcl-{variant}",
+        "resolution": resolution, "buckets": buckets, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3,
+        "batch_size": 4, "seed": seed, "trigger_word": world.CHARACTER["trigger"], "precision": "fp32", "device": "cpu",
+        "failure": {"loss_spike_factor": 20},  # rubric.train_variant's reason: the toy loss swings 4x between batches
+    })
+
+
+def sample(lora, judge, sample_seed: int = 0) -> dict:
+    """Per orientation: how many of its prompts show the character (cyan) and the whole cross."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    if lora:
+        pipe.load_lora_weights(lora)
+    row = {}
+    for canvas, label in ((aspect.PORTRAIT, "portrait"), (aspect.LANDSCAPE, "landscape")):
+        texts = prompts(canvas)
+        images = pipe(prompt=texts, width=canvas[0], height=canvas[1], num_inference_steps=20, guidance_scale=5.0,
+                      generator=torch.Generator().manual_seed(sample_seed)).images
+        reads = aspect.read_tiles(judge, images)
+        # the window at the prompted end of the long side: a portrait's top or bottom, a landscape's left or right
+        ends = [0 if world.POSITIONS[p][3 if canvas == aspect.PORTRAIT else 2] == 0 else -1 for _, p in PROMPTS[canvas]]
+        row[label] = {"prompts": len(texts), "character": sum(map(aspect.shows_character, reads)),
+                      "placed": sum(aspect.shows_character([r[end]]) for r, end in zip(reads, ends)),
+                      "whole": sum(map(aspect.shows_whole, reads)), "images": images}
+    return row
+
+
+def run(out: str, steps: int = 300, seed: int = 1, sample_seed: int = 0, variants=VARIANTS, base_row: bool = True, reuse: bool = False) -> dict:
+    """Trains each variant into out/<variant> (reuse: keep a LoRA already there), samples, saves the
+    samples under out/samples and returns the judge's counts."""
+    import torch
+
+    from loraspec_worker import train
+
+    from .judge import Judge
+
+    dataset = os.path.join(out, "character-aspect")
+    aspect.write_aspect(dataset)
+    judge = Judge(JUDGE)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    rows = {}
+    try:
+        if base_row:
+            rows["base (no LoRA)"] = {**sample(None, judge, sample_seed), "train_seconds": None}
+        for v in variants:
+            started, lora = time.time(), os.path.join(out, v, f"txcl-{v}.safetensors")
+            result = {"path": lora} if reuse and os.path.exists(lora) else train.run(request(v, dataset, os.path.join(out, v), steps, seed))
+            trained = None if "steps" not in result else round(time.time() - started, 1)
+            rows[v] = {**sample(result["path"], judge, sample_seed), "train_seconds": trained, "final_loss": result.get("finalLoss")}
+    finally:
+        torch.set_num_threads(threads)
+    for name, row in rows.items():
+        for label in ("portrait", "landscape"):
+            for k, im in enumerate(row[label].pop("images")):
+                folder = os.path.join(out, "samples", name.split(" ")[0], label)
+                os.makedirs(folder, exist_ok=True)
+                im.save(os.path.join(folder, f"{k:02d}.png"))
+    return rows
+
+
+def table(rows: dict) -> str:
+    lines = ["| LoRA | portrait 64x128: cyan / at the prompted end / whole cross | landscape 128x64: the same | training |", "|---|---|---|---|"]
+    for name, r in rows.items():
+        cells = [f"{r[k]['character']} / {r[k]['placed']} / {r[k]['whole']} of {r[k]['prompts']}" for k in ("portrait", "landscape")]
+        trained = f"{r['train_seconds']} s" if r.get("train_seconds") else "-"
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {trained} |")
+    return "\n".join(lines)
