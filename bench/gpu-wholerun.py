@@ -231,7 +231,7 @@ def write_results(rows: list[dict]) -> None:
     start, end = "<!-- gpu-wholerun:start (written by bench/gpu-wholerun.py) -->", "<!-- gpu-wholerun:end -->"
     body = [start, "## Whole runs on the GPU: `loraspec train` from start to the LoRA on disk (issue 22)", "",
             "Script: `bench/gpu-wholerun.py` (see its docstring): the request core compiles for an H200 (levers as the plan decides), "
-            "20 images at 1024x1024, save every 100, each run a fresh worker process; the base random-initialised in memory "
+            "20 images at 1024x1024, save every 100 (rows before 2026-12-02 14:00) or save and samples every 250 (after), each run a fresh worker process; the base random-initialised in memory "
             "(so *load* is that build, not a disk read). *warm-up* = the leading steps slower than 1.5x steady, beyond steady; "
             "*steady* = median step of the second half; *between* = time between steps that is not a save (in-training samples); "
             "*ratio* = process wall / (steps x steady) (goal <= 1.15 at 2,000 steps); warm run's warm-up goal < 15 s.", "",
