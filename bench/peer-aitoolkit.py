@@ -226,6 +226,12 @@ def steady(lines: list[tuple[float, str]], steps: int) -> dict:
                 rate = float(r.group(1)) if r.group(2) == "s/it" else 1 / float(r.group(1))
     done = sorted(n for n in first if n > 0)
     out: dict = {"steps_seen": len(done), "aitk_final_s_per_it": rate}
+    # ai-toolkit replaces a NaN loss by a fresh zero tensor and steps on (SDTrainer.py L2223-2224 at
+    # 27a03a9): such a step does no backward through the model, so a row with any is no timing.
+    nan_steps = sum(1 for _, text in lines if text.rstrip().endswith("loss is nan"))
+    if nan_steps:
+        out["nan_loss_steps"] = nan_steps
+        out["invalid"] = f"ai-toolkit zeroed a NaN loss on {nan_steps} steps (no backward there): not a timing"
     if len(done) >= 3:
         lo = next(n for n in done if n >= max(1, steps // 3))
         hi = done[-1]

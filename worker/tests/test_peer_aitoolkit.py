@@ -56,3 +56,13 @@ def test_jobs_come_from_the_compiler_file_with_only_paths_and_steps_filled_in(tm
     flux = h.job_for("flux1", tmp_path, tmp_path, tmp_path, 60, tiny=False)["config"]["process"][0]
     assert flux["model"]["arch"] == "flux" and flux["model"]["quantize"] is False
     assert (flux["network"]["linear"], flux["network"]["linear_alpha"], flux["train"]["batch_size"]) == (16, 16, 1)
+
+
+def test_a_run_whose_loss_went_nan_is_marked_invalid():
+    """The H200 FLUX.1 row of 2026-12-02: ai-toolkit printed `loss is nan` and zeroed the loss on 59 of 60 steps."""
+    mod = harness()
+    lines = [(float(i), f"peer:  {i * 100 // 6}%|x| {i}/6 [00:0{i}<00:00,  1.00s/it, lr: 1.0e-04 loss: 0.000e+00]loss is nan") for i in range(1, 7)]
+    out = mod.steady(lines, 6)
+    assert out["nan_loss_steps"] == 6 and "not a timing" in out["invalid"]
+    clean = [(t, text.replace("loss is nan", "")) for t, text in lines]
+    assert "invalid" not in mod.steady(clean, 6)
