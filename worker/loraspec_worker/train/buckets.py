@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..protocol import WorkerError
+from ..schema_files import builtin_trainer
 from . import regularize
 
 
@@ -34,14 +35,23 @@ def by_resolution(buckets: list[dict]) -> "OrderedDict[int, list[dict]]":
 _EXIF_ORIENTATION, _SWAPS_SIDES = 0x0112, (5, 6, 7, 8)
 
 
+# Core's colour for transparent pixels (knowledge/image-formats.ts FLATTEN_BACKGROUND), as prep flattens them.
+FLATTEN_BACKGROUND = builtin_trainer()["flattenBackground"]
+
+
 def _open(path: str):
-    """The image upright (EXIF orientation applied, as core's check and prep see it), RGB."""
+    """The image upright (EXIF orientation applied, as core's check and prep see it), RGB, transparent
+    pixels flattened onto core's background colour as prep flattens them (convert("RGB") alone would keep
+    the colour a transparent pixel stores, often black)."""
     from PIL import Image, ImageOps
 
     try:
         image = Image.open(path)
         image.load()
         image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, FLATTEN_BACKGROUND), rgba)
     except Exception as e:  # noqa: BLE001
         raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
     return image.convert("RGB")

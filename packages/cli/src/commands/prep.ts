@@ -1,3 +1,4 @@
+import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -35,7 +36,7 @@ export function registerPrep(program: Command): void {
     .option("--aspect <policy>", "square | buckets (default: the contract's dataset.aspect)")
     .option("--crop <strategy>", "center | attention (default: the contract's dataset.crop)")
     .option("--format <fmt>", "png | jpeg (high quality)", "png")
-    .option("--background <colour>", "colour transparent pixels are flattened onto", "#ffffff")
+    .option("--background <colour>", "colour transparent pixels are flattened onto", FLATTEN_BACKGROUND.value)
     .option("--max-pixels <n>", "decompression-bomb limit on width x height (default: sharp's 268402689)")
     .option("--near-threshold <distance>", "pixel distance (0-441) tolerated between two images whose hashes match exactly; less as the hashes differ (default: NEAR_DUPLICATE.pixelAtZero; 0 turns near-duplicate search off)")
     .option("--pin <file...>", "keep these sources over their duplicates (paths relative to the dataset)")

@@ -1,3 +1,4 @@
+import { FLATTEN_BACKGROUND } from "./image-formats.js";
 import type { BaseModelId } from "./base-models.js";
 import { LORA_TARGETS } from "./lora-targets.js";
 import type { Sourced } from "./types.js";
@@ -116,6 +117,8 @@ export const BUILTIN_TRAINER = {
   oomFallbacks: ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"],
   /** Image files the trainer reads from a dataset folder (PIL opens each; knowledge/image-formats.ts). */
   imageExtensions: [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
+  /** Transparent pixels are flattened onto this colour, as prep does (knowledge/image-formats.ts FLATTEN_BACKGROUND). */
+  flattenBackground: FLATTEN_BACKGROUND.value,
   /** How the frozen base is held. */
   quantize: ["none", "fp8"],
   precisions: ["bf16", "fp16", "fp32"],

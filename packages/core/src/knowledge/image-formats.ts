@@ -25,3 +25,16 @@ export const WEB_IMAGES: ExtensionFact = {
 
 export const DECODABLE_IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(DECODABLE_IMAGES.value);
 export const WEB_IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(WEB_IMAGES.value);
+
+/**
+ * The colour transparent pixels are flattened onto, wherever an image becomes training pixels:
+ * prep (sharp flatten), check's and prep's duplicate signatures, the captioner's input, and the
+ * built-in trainer reading a folder prep did not write (BUILTIN_TRAINER.flattenBackground, which the
+ * worker loads). Without it PIL's convert("RGB") keeps whatever colour the transparent pixels store
+ * (often black), so a cut-out subject trains on a different background than prep would give it.
+ */
+export const FLATTEN_BACKGROUND: Sourced & { value: string } = {
+  value: "#ffffff",
+  source: "ours: kohya-ss/sd-scripts library/train_util.py load_image (RGBA pasted onto white) and sharp's flatten default; one colour for every reader",
+  asOf: "2026-12-02",
+};

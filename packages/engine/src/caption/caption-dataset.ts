@@ -1,3 +1,4 @@
+import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { extname, join } from "node:path";
@@ -202,7 +203,7 @@ async function captionImage(path: string, name: string): Promise<Buffer> {
     const bytes = await readFile(path);
     return await sharp(bytes, { failOn: "error" })
       .rotate()
-      .flatten({ background: "#ffffff" })
+      .flatten({ background: FLATTEN_BACKGROUND.value })
       .resize(CAPTION_IMAGE_LONG_SIDE, CAPTION_IMAGE_LONG_SIDE, { fit: "inside", withoutEnlargement: true })
       .toColourspace("srgb")
       .jpeg({ quality: 90 })

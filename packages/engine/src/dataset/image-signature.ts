@@ -1,3 +1,4 @@
+import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import sharp, { type Sharp } from "sharp";
 import phash from "sharp-phash";
 import { DEDUPE_THUMB_SIZE } from "./prep-knowledge.js";
@@ -25,7 +26,7 @@ export async function signatureFromRaw(pixels: Uint8Array, raw: { width: number;
 
 /** Signature straight from file bytes (check, the web page): EXIF orientation applied, alpha flattened onto `background`. */
 export async function signatureFromBytes(bytes: Uint8Array, options: { maxPixels: number; background?: string }): Promise<ImageSignature> {
-  return signatureOf(sharp(bytes, { failOn: "error", limitInputPixels: options.maxPixels }).rotate().flatten({ background: options.background ?? "#ffffff" }));
+  return signatureOf(sharp(bytes, { failOn: "error", limitInputPixels: options.maxPixels }).rotate().flatten({ background: options.background ?? FLATTEN_BACKGROUND.value }));
 }
 
 async function signatureOf(image: Sharp): Promise<ImageSignature> {

@@ -1,3 +1,4 @@
+import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
@@ -88,7 +89,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     aspect: params.aspect ?? "square",
     crop: params.crop ?? "center",
     format: params.format ?? "png",
-    background: params.background ?? "#ffffff",
+    background: params.background ?? FLATTEN_BACKGROUND.value,
     maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value,
     // Only when given, so a manifest written without it still matches.
     ...(params.aspect === "buckets" && params.buckets?.length ? { buckets: params.buckets.map((b) => `${b.width}x${b.height}`) } : {}),
