@@ -6,21 +6,12 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
+import { prng } from "../scripts/lib/prng.mjs";
 
 export const SRC = fileURLToPath(new URL("./out/prep-src/", import.meta.url));
 const W = 4000;
 const H = 3000;
 
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Sensor-like grain, made once and shared: per-image content comes from the grid and the shapes.
 let noise;

@@ -10,18 +10,8 @@ import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import { contract, dataset } from "../lint/helpers.js";
 import { PATHS } from "../compile/contract-fixture.js";
+import { prng as rng } from "../../../../scripts/lib/prng.mjs";
 
-/** mulberry32: a seeded PRNG, so the property runs are the same every time. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 describe("makeBuckets / assignBucket (properties over 150 seeded settings)", () => {

@@ -1,16 +1,8 @@
 import sharp, { type Sharp } from "sharp";
+import { prng } from "../../../../scripts/lib/prng.mjs";
 
-/** Small deterministic PRNG (mulberry32) so fixtures are the same on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
+
 
 /** Photo-like raw RGB: a gradient in a random direction, a few solid shapes and noise. */
 export function photoLikeRaw(width: number, height: number, seed: number): Buffer {
