@@ -19,7 +19,7 @@ One JSON line per configuration on stdout; with --md FILE also a markdown table.
 Run on a CUDA machine:  PYTHONPATH=worker python3 bench/gpu-speed.py [--only sdxl,flux1] [--steps 50]
 Adapter kinds (network.type): --networks lora,dora,lokr,loha runs each selected row once per kind (rank --rank, LoKr factor -1,
 on --targets) and reports each kind's s/step and peak against the LoRA row of the same configuration (vs_lora, peak_vs_lora):
-the plan's DoRA/LoKr/LoHa factors (packages/core/src/knowledge/network-type-cost.ts) are estimates until these rows exist.
+the plan's DoRA/LoKr/LoHa factors (packages/core/src/knowledge/network-type-cost.ts) hold the H200 rows of 2026-12-02 (bench/data).
   PYTHONPATH=worker python3 bench/gpu-speed.py --configs 0,10 --networks lora,dora,lokr,loha --steps 30 --warmup 5 --md /tmp/networks.md
 Selective checkpointing (issue 22): --configs 13,23,24,25 (eager full checkpointing, then selective eager,
 compiled, compiled + fp8 GEMMs; each loss-checked against row 13).

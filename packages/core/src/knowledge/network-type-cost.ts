@@ -3,30 +3,71 @@ import type { Sourced } from "./types.js";
 
 /**
  * What each adapter kind (network.type) costs over a plain LoRA of the same rank on the same
- * modules: step time, adapter parameters, and memory the LoRA rows do not hold. Every speed and
- * VRAM row we measured trained a LoRA; these factors move them to DoRA, LoKr and LoHa. Until
- * bench/gpu-speed.py --networks measures them on the H200 they are estimates, derived from how the
- * trainers build each adapter (peft 0.21.2, the worker's pin; LyCORIS builds them the same way), and
- * the plan says so.
+ * modules, measured on an H200 (bench/gpu-speed.py --networks, 2026-12-02): each kind's step and
+ * peak against its LoRA twin, SDXL's UNet and FLUX.1 [dev] eager on the attention preset. The plan
+ * (plan/network-cost.ts) takes the ratios from these rows and scales them to wider presets, other
+ * resolutions, batches and checkpointing by what the adapter does (peft 0.21.2, the worker's pin;
+ * LyCORIS builds them the same way).
  */
+
+/** The two measured families; every other (FLUX-class) transformer takes FLUX.1's rows. */
+export type NetworkCostFamily = "sdxl" | "flux1";
+
+/** One row of the bench file, to the digits shown (test/plan/network-type-data.spec.ts reads the file). */
+export interface NetworkTypeRow {
+  /** s_per_step, mean of the 30 timed steps. */
+  secondsPerStep: number;
+  /** peak_alloc_gib: torch.cuda.max_memory_allocated, GiB. */
+  peakAllocGib: number;
+  /** weights_and_lora_state_gib: the model, the adapter and its AdamW state before the first step, GiB. */
+  stateGib: number;
+}
+
+export const NETWORK_BENCH = {
+  source:
+    "bench/data/gpu-speed-h200-2026-12-02-networks.jsonl (NVIDIA H200, torch 2.11.0+cu130, bf16 GEMM 785 TFLOP/s; bench/gpu-speed.py --configs 0,10 --networks lora,dora,lokr,loha --steps 30 --warmup 5: eager, attention preset, 1024², batch 1, rank 16, bf16 base, fp32 adapter, AdamW)",
+  asOf: "2026-12-02",
+  /** The rows' base models (their tokens, width and blocks are the scale's reference). */
+  base: { sdxl: "sdxl", flux1: "flux1-dev" },
+  /** Adapted modules of the attention preset (the file's lora_modules). */
+  modules: { sdxl: 560, flux1: 266 },
+  rows: {
+    sdxl: {
+      lora: { secondsPerStep: 0.421, peakAllocGib: 12.53, stateGib: 5.13 },
+      dora: { secondsPerStep: 0.941, peakAllocGib: 16.18, stateGib: 5.14 },
+      lokr: { secondsPerStep: 0.545, peakAllocGib: 14.56, stateGib: 4.8 },
+      loha: { secondsPerStep: 0.695, peakAllocGib: 15.06, stateGib: 5.47 },
+    },
+    flux1: {
+      lora: { secondsPerStep: 0.554, peakAllocGib: 50.09, stateGib: 22.56 },
+      dora: { secondsPerStep: 0.718, peakAllocGib: 65.17, stateGib: 22.57 },
+      lokr: { secondsPerStep: 0.766, peakAllocGib: 58.9, stateGib: 22.19 },
+      loha: { secondsPerStep: 0.78, peakAllocGib: 59.46, stateGib: 22.95 },
+    },
+  } satisfies Record<NetworkCostFamily, Record<NetworkType, NetworkTypeRow>>,
+} as const;
+
+/**
+ * What an adapter keeps for the backward beyond LoRA's: nothing; `saved-outputs` (DoRA: two
+ * activations per adapted module, so it follows tokens x output width); `dense-delta` (LoKr/LoHa:
+ * one full-size fp32 ΔW per adapted module, so it follows the adapted weights, not the tokens).
+ */
+export type NetworkMemoryKind = "none" | "saved-outputs" | "dense-delta";
+
 export interface NetworkTypeCost extends Sourced {
-  /** Extra work per adapted module, as a share of that module's own work in a LoRA step (0: none). */
-  extraPerAdaptedWork: number;
-  /** true once measured (bench/RESULTS.md "Adapter kinds"); false: a sourced estimate. */
+  /** true: NETWORK_BENCH holds its rows. */
   measured: boolean;
-  /** Why, in one line (shown in the plan). */
+  /** Why the step costs more, in one line (shown in the plan). */
   why: string;
-  /**
-   * The dense weight update (d_out x d_in per adapted module, fp32 like the adapter) built every step
-   * and kept for the backward: LoKr and LoHa apply ΔW with F.linear.
-   */
-  denseDelta: boolean;
+  memory: NetworkMemoryKind;
+  /** Why the peak is higher, in one line (shown in the VRAM assumptions). */
+  memoryWhy: string;
 }
 
 const PEFT = "huggingface/peft 0.21.2 (worker pin)";
 const AS_OF = "2026-12-02";
 /**
- * The share of a step's GEMM work in the attention projections (the preset the speed rows trained):
+ * The share of a step's GEMM work in the attention projections (the preset the rows trained):
  * FLUX.1 q, k, v, out are 4h² of a double-block stream's 12h² (with the MLP's 8h²), q, k, v 3h² of a
  * single block's 12h², linear layers ~80% of the FLOPs at 4,096 tokens (attention itself the rest).
  */
@@ -41,41 +82,51 @@ export const LINEAR_GEMM_SHARE = {
   source: "ours: FLUX.1 at 1024² (4,608 tokens): attention's 4·N²·h per block against the linears' 24·N·h², counted",
   asOf: AS_OF,
 } as const;
-/** A dense ΔW adds one GEMM forward and two backward (input and ΔW gradients) to the frozen base's two: +1.5x of the module's work. */
-const DENSE_EXTRA = 1.5;
+/**
+ * Output features per token of every linear over the attention projections' (DoRA's saved outputs
+ * follow them): FLUX.1 190h (19 double blocks x 4 + 38 single x 3) against 475h (+ the MLPs' 4h + h
+ * per double-block stream and single block); SDXL 6C against 15C per transformer block (+ GEGLU 8C + C).
+ */
+export const LINEAR_OUTPUTS_OVER_ATTENTION = {
+  value: 2.5,
+  source: "ours: FLUX.1-dev transformer/config.json and SDXL unet/config.json (diffusers attention and feed-forward modules), counted",
+  asOf: AS_OF,
+} as const;
+
+const DORA_SAVED =
+  "the base output (bf16) and the LoRA output (fp32) kept for the magnitude's gradient, 6 B per token x output feature per adapted module";
 
 export const NETWORK_TYPE_COSTS: Readonly<Record<NetworkType, NetworkTypeCost>> = {
   lora: {
-    extraPerAdaptedWork: 0,
     measured: true,
     why: "the speed and VRAM rows trained a LoRA",
-    denseDelta: false,
+    memory: "none",
+    memoryWhy: "the rows' own adapter",
     source: "bench/RESULTS.md (every built-in and Kohya row: LoRA rank 16)",
     asOf: AS_OF,
   },
   dora: {
-    // Memory traffic and launches, not GEMMs: ~+40% of the adapted modules' time (x1.1 on the attention preset).
-    extraPerAdaptedWork: 0.4,
-    measured: false,
-    why: "DoRA takes each adapted weight's column norm of W + s·BA every step (a d_out x d_in pass) and scales the output element-wise; the base output is reused (lora_dropout 0), so no extra GEMM",
-    denseDelta: false,
-    source: `${PEFT} tuners/lora/dora.py DoraLinearLayer.forward (get_weight_norm on weight + scaling * lora_weight, detached per DoRA paper §4.3, arXiv 2402.09353); ${ATTENTION_GEMM_SHARE.source}`,
+    measured: true,
+    why: "DoRA takes each adapted weight's column norm of W + s·BA every step (an fp32 d_out x d_in pass, plus BA through an identity) and scales the output element-wise: a dozen small kernels per module, which SDXL's launch-bound eager step pays most",
+    memory: "saved-outputs",
+    memoryWhy: DORA_SAVED,
+    source: `${NETWORK_BENCH.source}; ${PEFT} tuners/lora/dora.py DoraLinearLayer.forward (weight.to(x.dtype), get_lora_weight via torch.eye, get_weight_norm detached per DoRA paper §4.3 arXiv 2402.09353; result_dora = (mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result * scaling saves base_result and lora_result)`,
     asOf: AS_OF,
   },
   lokr: {
-    extraPerAdaptedWork: DENSE_EXTRA,
-    measured: false,
-    why: `LoKr builds ΔW = w1 ⊗ w2 at full size every step and applies it with F.linear: one more dense GEMM forward and two backward per adapted module (x${1 + DENSE_EXTRA} of its work)`,
-    denseDelta: true,
-    source: `${PEFT} tuners/lokr/layer.py _get_delta_activations (get_delta_weight, then F.linear(input, delta_weight)); ${ATTENTION_GEMM_SHARE.source}`,
+    measured: true,
+    why: "LoKr builds ΔW = w1 ⊗ w2 at full size every step and applies it with F.linear: one more dense GEMM forward and two backward per adapted module",
+    memory: "dense-delta",
+    memoryWhy: "the full-size fp32 ΔW of each adapted module kept for F.linear's backward",
+    source: `${NETWORK_BENCH.source}; ${PEFT} tuners/lokr/layer.py _get_delta_activations (get_delta_weight, then F.linear(input, delta_weight))`,
     asOf: AS_OF,
   },
   loha: {
-    extraPerAdaptedWork: DENSE_EXTRA,
-    measured: false,
-    why: `LoHa builds ΔW = (w1a·w1b) ∘ (w2a·w2b) at full size every step and applies it with F.linear: one more dense GEMM forward and two backward per adapted module (x${1 + DENSE_EXTRA} of its work)`,
-    denseDelta: true,
-    source: `${PEFT} tuners/loha/layer.py _get_delta_activations (HadaWeight recomputes its factors; F.linear(input, delta_weight)); ${ATTENTION_GEMM_SHARE.source}`,
+    measured: true,
+    why: "LoHa builds ΔW = (w1a·w1b) ∘ (w2a·w2b) at full size every step and applies it with F.linear: one more dense GEMM forward and two backward per adapted module, and the Hadamard product's own pass",
+    memory: "dense-delta",
+    memoryWhy: "the full-size fp32 ΔW of each adapted module kept for F.linear's backward",
+    source: `${NETWORK_BENCH.source}; ${PEFT} tuners/loha/layer.py _get_delta_activations (HadaWeight recomputes its factors; F.linear(input, delta_weight))`,
     asOf: AS_OF,
   },
 };

@@ -65,7 +65,7 @@ export interface Plan {
   trainSettings: TrainSettings;
   /** Which modules the LoRA trains (network.targets / network.modules, else the trainer's default), with why. */
   networkTargets: ReturnType<typeof describeTargets>;
-  /** network.type's cost over LoRA (step time, adapter params), measured or a sourced estimate, with why. */
+  /** network.type's cost over LoRA (step time, adapter params), measured on the H200 (knowledge/network-type-cost.ts), with how it was scaled and why. */
   networkCost: NetworkCost;
   /** trainer diffusers: every setting of the worker's request, exactly as the compiler writes it (absent where it refuses the contract). */
   workerSettings?: BuiltinSettings;

@@ -4,7 +4,7 @@ import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { VRAM_ACTIVATIONS, VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
 import { targetActivationExtraGb } from "./target-speed.js";
-import { denseDeltaGb, networkCost } from "./network-cost.js";
+import { networkCost, networkMemoryGb } from "./network-cost.js";
 
 export interface VramEstimate {
   /** GB (1e9 bytes), per GPU. */
@@ -51,16 +51,16 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   const vae = hp.cache_latents && !sampleVae ? 0 : VRAM_MODEL.vaeGb;
   assumptions.push(hp.cache_latents ? (sampleVae ? "latents cached, VAE resident for samples" : "latents cached (VAE off the GPU)") : "VAE resident");
 
-  // network.type: DoRA/LoKr/LoHa hold other parameter counts than LoRA; LoKr/LoHa also keep a dense ΔW (plan/network-cost.ts).
+  // network.type: DoRA/LoKr/LoHa hold other parameter counts than LoRA, and keep more for the backward (plan/network-cost.ts, measured).
+  const tokens = model.tokensAtNative * (resolution / model.nativeResolution) ** 2;
   const kind = networkCost(contract, model);
   const loraParams = hp.rank * model.loraParamsPerRank * kind.paramsFactor;
-  const delta = denseDeltaGb(contract, model, settings.gradientCheckpointing);
-  const lora = (loraParams * VRAM_MODEL.loraBytesPerParam[hp.optimizer]) / 1e9 + delta;
-  const what = kind.type === "lora" ? "LoRA" : `${kind.type} (x ${kind.paramsFactor.toFixed(kind.paramsFactor < 0.1 ? 3 : 2)} LoRA's params, ${kind.measured ? "measured" : "estimate"})`;
+  const kept = networkMemoryGb(contract, model, tokens * hp.batch_size, settings.gradientCheckpointing);
+  const lora = (loraParams * VRAM_MODEL.loraBytesPerParam[hp.optimizer]) / 1e9 + (kept?.gb ?? 0);
+  const what = kind.type === "lora" ? "LoRA" : `${kind.type} (x ${kind.paramsFactor.toFixed(kind.paramsFactor < 0.1 ? 3 : 2)} LoRA's params)`;
   assumptions.push(`${what} ${(loraParams / 1e6).toFixed(1)}M params x ${VRAM_MODEL.loraBytesPerParam[hp.optimizer]} B (${hp.optimizer})`);
-  if (delta > 0) assumptions.push(`${kind.type}: dense ΔW kept for the backward +${delta.toFixed(1)} GB (fp32, ${settings.gradientCheckpointing ? "one block's: checkpointing recomputes" : "every adapted module's"}; estimate until measured)`);
+  if (kept) assumptions.push(kept.assumption);
 
-  const tokens = model.tokensAtNative * (resolution / model.nativeResolution) ** 2;
   const act = VRAM_ACTIVATIONS[model.family];
   const ckpt = settings.gradientCheckpointing;
   const compiled = settings.compile && !ckpt ? VRAM_MODEL.compileActivationFactor : 1;

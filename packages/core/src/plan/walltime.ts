@@ -138,7 +138,7 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   if (targets.factor !== 1) {
     anchor = { secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
   }
-  // network.type: DoRA/LoKr/LoHa cost more per step than the LoRA the rows trained (plan/network-cost.ts).
+  // network.type: DoRA/LoKr/LoHa cost more per step than the LoRA the rows trained (plan/network-cost.ts, measured ratios).
   const kind = networkCost(contract, model);
   if (kind.stepTimeFactor !== 1) {
     const how = kind.measured ? "measured" : "sourced estimate";

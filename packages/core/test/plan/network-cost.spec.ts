@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { GPUS } from "@loraspec/core/knowledge/gpus.js";
-import { NETWORK_TYPE_COSTS, adapterParamsFactor, lokrSplit } from "@loraspec/core/knowledge/network-type-cost.js";
-import { denseDeltaGb } from "@loraspec/core/plan/network-cost.js";
+import { NETWORK_BENCH, adapterParamsFactor, lokrSplit } from "@loraspec/core/knowledge/network-type-cost.js";
+import { measuredExtraGib, networkMemoryGb } from "@loraspec/core/plan/network-cost.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { estimateVramWith } from "@loraspec/core/plan/vram-model.js";
 import { walltimeOn } from "@loraspec/core/plan/walltime.js";
@@ -48,39 +48,78 @@ describe("network.type's cost over LoRA in the plan (DoRA, LoKr, LoHa)", () => {
     }
   });
 
-  it("LoRA keeps the measured rows; the others move the step time and the adapter memory, said as an estimate with why", () => {
+  it("LoRA keeps the rows; the others move the step time by the measured ratio and say so (no longer an estimate)", () => {
     const lora = walltimeOn(h200, flux, withNetwork({}), 1024, 1000, settings);
     for (const type of ["dora", "lokr", "loha"] as const) {
       const c = withNetwork({ type });
       const plan = planRun(c);
       const w = walltimeOn(h200, flux, c, 1024, 1000, settings);
-      expect(plan.networkCost.measured).toBe(false);
+      const rows = NETWORK_BENCH.rows.flux1;
+      expect(plan.networkCost.measured).toBe(true);
+      // FLUX.1 [dev] on the attention preset (the rows' own): the H200 ratio itself.
+      expect(plan.networkCost.stepTimeFactor).toBeCloseTo(rows[type].secondsPerStep / rows.lora.secondsPerStep, 2);
       expect(w.secondsPerStep / lora.secondsPerStep).toBeCloseTo(plan.networkCost.stepTimeFactor, 2);
-      expect(plan.networkCost.stepTimeFactor).toBeGreaterThan(1);
-      expect(w.config).toContain(`network.type ${type} (sourced estimate)`);
+      expect(w.config).toContain(`network.type ${type} (measured)`);
       expect(w.basis).not.toBe("measured");
-      expect(plan.networkCost.label).toMatch(/sourced estimate until bench\/gpu-speed\.py --networks/);
+      expect(plan.networkCost.label).toContain("measured on an H200 2026-12-02: FLUX.1 eager attention");
+      expect(plan.networkCost.label).not.toMatch(/estimate/);
+      expect(plan.networkCost.source).toContain("bench/data/gpu-speed-h200-2026-12-02-networks.jsonl");
       expect(plan.vram.assumptions.join("\n")).toContain(`${type} (x`);
+      expect(plan.vram.assumptions.join("\n")).not.toMatch(/estimate/);
     }
     expect(planRun(withNetwork({})).networkCost).toMatchObject({ type: "lora", stepTimeFactor: 1, paramsFactor: 1, measured: true });
-    expect(NETWORK_TYPE_COSTS.lora.measured).toBe(true);
   });
 
-  it("LoKr/LoHa's dense ΔW: every adapted weight without checkpointing, one block's with it; wider targets cost more", () => {
-    const lokr = withNetwork({ type: "lokr" });
-    const all = denseDeltaGb(lokr, flux, false);
-    // FLUX.1's attention projections: ~a quarter of its 11.9B weights, fp32.
-    expect(all).toBeCloseTo((11.9e9 * 0.25 * 4) / 1e9, 1);
-    expect(denseDeltaGb(lokr, flux, true)).toBeCloseTo(all / flux.blocks, 3);
-    expect(denseDeltaGb(withNetwork({ type: "dora" }), flux, false)).toBe(0);
-    const vram = estimateVramWith(lokr, flux, 1024, settings);
-    expect(vram.assumptions.some((a) => a.includes("dense ΔW") && a.includes("every adapted module's"))).toBe(true);
+  it("SDXL takes its own rows (DoRA x2.24: its eager step is launch-bound), other transformers FLUX.1's, said as derived", () => {
+    const sdxl = contract({ base: { model: "sdxl" }, trainer: { name: "diffusers" }, network: { type: "dora" }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 } });
+    expect(planRun(sdxl).networkCost.stepTimeFactor).toBeCloseTo(2.24, 2);
+    expect(planRun(sdxl).networkCost.label).toContain("SDXL eager attention x 2.24");
+    const klein = contract({ base: { model: "flux2-klein-4b" }, trainer: { name: "diffusers" }, network: { type: "lokr" }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 } });
+    const cost = planRun(klein).networkCost;
+    expect(cost.stepTimeFactor).toBeCloseTo(1.38, 2);
+    expect(cost.label).toContain("FLUX.1's rows for");
+  });
+
+  it("wider presets scale the measured extra: by the adapted work on a GPU-bound transformer, by the module count on SDXL's launch-bound step", () => {
+    for (const type of ["dora", "lokr", "loha"] as const) {
+      const rows = NETWORK_BENCH.rows.flux1;
+      const extra = rows[type].secondsPerStep / rows.lora.secondsPerStep - 1;
+      const wide = planRun(withNetwork({ type, targets: "all-linear" })).networkCost;
+      expect(wide.stepTimeFactor).toBeCloseTo(1 + extra * (0.8 / 0.25), 2);
+      expect(wide.label).toContain("all-linear: the extra x 3.20");
+      const s = NETWORK_BENCH.rows.sdxl;
+      const sdxl = contract({ base: { model: "sdxl" }, trainer: { name: "diffusers" }, network: { type, targets: "all-linear" }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 } });
+      expect(planRun(sdxl).networkCost.stepTimeFactor).toBeCloseTo(1 + (s[type].secondsPerStep / s.lora.secondsPerStep - 1) * (722 / 560), 2);
+    }
+  });
+
+  it("the VRAM holds the measured extras: FLUX.1's rows come back exactly, scaled by tokens (DoRA) or adapted weights (LoKr/LoHa), one block's with checkpointing", () => {
+    const gb = 1024 ** 3 / 1e9;
+    const tokens = flux.tokensAtNative;
+    for (const type of ["dora", "lokr", "loha"] as const) {
+      const measured = measuredExtraGib(type, "flux1") * gb;
+      const at1024 = networkMemoryGb(withNetwork({ type }), flux, tokens, false)!;
+      expect(at1024.gb).toBeCloseTo(measured, 6);
+      expect(at1024.assumption).toContain("measured +");
+      expect(networkMemoryGb(withNetwork({ type }), flux, tokens, true)!.gb).toBeCloseTo(measured / flux.blocks, 6);
+      const batch2 = networkMemoryGb(withNetwork({ type }), flux, 2 * tokens, false)!.gb;
+      // DoRA's saved outputs follow the tokens; LoKr/LoHa's ΔW is one per module, whatever the batch.
+      expect(batch2).toBeCloseTo(type === "dora" ? 2 * measured : measured, 6);
+      const wide = networkMemoryGb(withNetwork({ type, targets: "all-linear" }), flux, tokens, false)!.gb;
+      expect(wide).toBeCloseTo(measured * (type === "dora" ? 2.5 : 3.2), 6);
+    }
+    expect(networkMemoryGb(withNetwork({}), flux, tokens, false)).toBeUndefined();
+    // DoRA on FLUX.1 at 1024², no checkpointing: +15.1 GiB over LoRA, as measured (the old estimate had none).
+    const dora = estimateVramWith(withNetwork({ type: "dora" }), flux, 1024, settings);
+    const plain = estimateVramWith(withNetwork({}), flux, 1024, settings);
+    expect(dora.parts.lora - plain.parts.lora).toBeGreaterThan(15.07 * gb - 0.2);
+    expect(dora.assumptions.some((a) => a.includes("base output (bf16) and the LoRA output (fp32)"))).toBe(true);
     // LoKr's own factors are tiny (x0.044 of LoRA's params at FLUX.1's width): its adapter memory is the ΔW.
-    expect(vram.parts.lora).toBeGreaterThan(all - 0.1);
-    expect(vram.parts.lora).toBeLessThan(all + 0.2);
-    const narrow = planRun(withNetwork({ type: "lokr" })).networkCost.stepTimeFactor;
-    const wide = planRun(withNetwork({ type: "lokr", targets: "all-linear" })).networkCost.stepTimeFactor;
-    expect(wide).toBeGreaterThan(narrow);
-    expect(planRun(withNetwork({ type: "dora" })).vram.assumptions.some((a) => a.includes("dense ΔW"))).toBe(false);
+    const lokr = estimateVramWith(withNetwork({ type: "lokr" }), flux, 1024, settings);
+    const delta = measuredExtraGib("lokr", "flux1") * gb;
+    expect(lokr.parts.lora).toBeGreaterThan(delta - 0.1);
+    expect(lokr.parts.lora).toBeLessThan(delta + 0.2);
+    expect(lokr.assumptions.some((a) => a.includes("fp32 ΔW"))).toBe(true);
+    expect(plain.assumptions.some((a) => a.includes("kept for the backward"))).toBe(false);
   });
 });
