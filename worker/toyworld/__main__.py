@@ -88,8 +88,8 @@ def main(argv=None) -> int:
     sh = sub.add_parser("train-style-head", help="train the judge's style head (see style_head.py)")
     sh.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")
     sh.add_argument("--base", default=DEFAULT_BASE, help="the base whose VAE the round trip uses")
-    sh.add_argument("--scenes", type=int, default=3000)
-    sh.add_argument("--epochs", type=int, default=20)
+    sh.add_argument("--scenes", type=int, default=10_000)
+    sh.add_argument("--epochs", type=int, default=15)
     sh.add_argument("--held-out", type=int, default=1000)
 
     sp = sub.add_parser("style-probe", help="the toy VAE's round trip for candidate style concepts (see style_probe.py)")

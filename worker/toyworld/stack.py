@@ -4,6 +4,8 @@
          0.3, the guide's example: each LoRA's effect is the share of samples the judge reads its
          concept in (character: cyan; style: the style head) minus the base model's share on the
          same prompts and seeds; stacked, each keeps `retention` = stacked effect / solo effect.
+         The style's solo effect is also measured on the character's object named (a cyan cross,
+         which the stack draws): the toy style barely shows on cyan objects at 0.3 (bench/RESULTS.md).
   four   four LoRAs at 1.0 each (txcl, txst and the rubric's unbound and collapse LoRAs): the judge's
          accuracy on plain base-world prompts (colour, shape, background asked for) against the
          base model's; `degradation` is how much of it the stack loses.
@@ -47,6 +49,14 @@ PLACES = [
 
 def prompts() -> list[str]:
     return [f"txst, txcl, {size}, {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES]
+
+
+def character_object_prompts() -> list[str]:
+    """The stack's places with the character's object named in the style's caption form ("txst, a
+    medium cyan cross ..."): the base draws a cyan cross, so the style alone is measured on the object
+    it has to shade in the stack (on prompts(), the base, not knowing txcl, draws other objects)."""
+    ch = world.CHARACTER
+    return [f"txst, a {size} {ch['colour']} {ch['shape']} {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES]
 
 
 def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
@@ -110,11 +120,16 @@ def measure(loras: dict, seeds=(0,), steps: int = 20) -> dict:
 
     sets = {"base": {}, **{f"{n} alone": {n: w} for n, w in PAIR.items()}, "stack": PAIR}
     shares = {label: concept_shares(judge.read(_sample(pipe, prompts(), w, seeds, steps))) for label, w in sets.items()}
+    for label, w in (("base, the character's object named", {}), ("txst alone, the character's object named", {"txst": PAIR["txst"]})):
+        shares[label] = concept_shares(judge.read(_sample(pipe, character_object_prompts(), w, seeds, steps)))
     pair = {}
     for name in PAIR:
         solo = shares[f"{name} alone"][name] - shares["base"][name]
         stacked = shares["stack"][name] - shares["base"][name]
         pair[name] = {"solo_effect": solo, "stacked_effect": stacked, "retention": stacked / solo if solo > 0 else None}
+    # the style's solo effect on the object the stack draws (see character_object_prompts)
+    pair["txst"]["solo_effect_on_character_object"] = (
+        shares["txst alone, the character's object named"]["txst"] - shares["base, the character's object named"]["txst"])
 
     asked = plain_prompts()
     accuracy = {}
