@@ -94,6 +94,20 @@ async function openSection(name: string) {
   if (!(await section.evaluate((d) => (d as HTMLDetailsElement).open))) await section.locator("summary").click();
 }
 
+
+/**
+ * Accept the next dialog (beforeunload). A listener left from a reload that showed no dialog is dropped
+ * first: two `once` listeners on one dialog made the second accept reject ("already handled"), an
+ * unhandled rejection that failed CI's run of this file (2026-12-02).
+ */
+function acceptNextDialog(onType?: (type: string) => void): void {
+  page.removeAllListeners("dialog");
+  page.once("dialog", (d) => {
+    onType?.(d.type());
+    d.accept().catch(() => undefined); // the page may close with the dialog open
+  });
+}
+
 describe.runIf(existsSync(CHROMIUM))("loraspec ui: hostile project files, safe editing", () => {
   let projectA: string;
   let projectB: string;
@@ -208,10 +222,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui: hostile project files, safe e
     expect(await page.textContent(".project-page .toolbar")).toContain("unsaved changes");
 
     let dialog: string | undefined;
-    page.once("dialog", (d) => {
-      dialog = d.type();
-      void d.accept();
-    });
+    acceptNextDialog((type) => (dialog = type));
     await page.reload();
     expect(dialog).toBe("beforeunload");
     await expect.poll(() => yaml.inputValue(), POLL).toBe(saved.replace("steps: 12", "steps: 40"));
@@ -220,7 +231,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui: hostile project files, safe e
     // The file changed on disk meanwhile: the page shows the file, and offers the draft instead of dropping it.
     const changed = `${saved}# edited elsewhere\n`;
     await writeFile(join(projectA, "lora.yaml"), changed);
-    page.once("dialog", (d) => void d.accept());
+    acceptNextDialog();
     await page.reload();
     await expect.poll(() => yaml.inputValue(), POLL).toBe(changed);
     await page.getByTestId("stale-draft").getByRole("button", { name: "Restore it" }).click();
@@ -238,7 +249,7 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui: hostile project files, safe e
     expect(seen.slice(before).filter((s) => s.includes("/api/"))).toEqual([]);
 
     // Project B is also called "proj": neither the contract draft nor the caption draft of A shows.
-    page.once("dialog", (d) => void d.accept());
+    acceptNextDialog();
     await page.goto(server.openUrl);
     const yaml = page.locator("textarea[aria-label='contract YAML']");
     await expect.poll(() => yaml.inputValue(), POLL).toBe(CONTRACT);
