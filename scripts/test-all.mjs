@@ -40,6 +40,12 @@ if (existsSync(vitestJson)) {
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   // A suite that failed to load has no tests counted: count it as a failure.
   failed += (report.testResults ?? []).filter((r) => r.status === "failed" && (r.assertionResults ?? []).length === 0).length;
+  // Vitest exits non-zero on an unhandled error or rejection even when every test passed (a race in a
+  // test's own handlers, 2026-12-02): that is a failure too, not a clean run.
+  if (vitestStatus !== 0 && (report.numFailedTests ?? 0) === 0) {
+    console.log(`vitest exited ${vitestStatus} with no failed test (an unhandled error): counted as one failure`);
+    failed += 1;
+  }
 } else if (vitestStatus !== 0) {
   failed += 1;
 }
