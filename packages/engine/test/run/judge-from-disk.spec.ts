@@ -1,20 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { judgeFromDisk } from "@loraspec/engine/run/judge-from-disk.js";
 import { openRunStore, type RunStore } from "@loraspec/engine/run/run-store.js";
 import { tinyLora } from "../emulators/fal-emulator.js";
+import { tempDirsPerTest } from "../test-helpers.js";
 
-const dirs: string[] = [];
-function project(): string {
-  const dir = mkdtempSync(join(tmpdir(), "loraspec-judge-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const project = tempDirsPerTest("loraspec-judge-");
 
 const dead = () => false;
 

@@ -1,19 +1,11 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openRunStore } from "@loraspec/engine/run/run-store.js";
+import { tempDirsPerTest } from "../test-helpers.js";
 
-const dirs: string[] = [];
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), "loraspec-rundir-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const tmp = tempDirsPerTest("loraspec-rundir-");
 
 /** Writes a run row's run_dir behind the store's back, as an edited or copied database would. */
 function setRunDir(projectDir: string, id: string, runDir: string): void {

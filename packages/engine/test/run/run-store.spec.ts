@@ -1,23 +1,15 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { canTransition, openRunStore, type RunState } from "@loraspec/engine/run/run-store.js";
 import { isProcessAlive, processStartTime } from "@loraspec/engine/run/process-alive.js";
+import { tempDirsPerTest } from "../test-helpers.js";
 
-const dirs: string[] = [];
-function project(): string {
-  const dir = mkdtempSync(join(tmpdir(), "loraspec-store-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const project = tempDirsPerTest("loraspec-store-");
 
 describe("run state machine", () => {
   const table: [RunState, RunState, boolean][] = [

@@ -1,8 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { createFalRunner } from "@loraspec/engine/fal/create-fal-runner.js";
 import { followRunLog } from "@loraspec/engine/run/follow-run-log.js";
@@ -12,6 +11,7 @@ import { stopRun } from "@loraspec/engine/run/stop-run.js";
 import type { LineParser } from "@loraspec/engine/run/supervise-process.js";
 import type { ProcessJob } from "@loraspec/engine/run/train-job.js";
 import { startFalEmulator } from "../emulators/fal-emulator.js";
+import { tempDirsPerTest } from "../test-helpers.js";
 
 const fakeTrainer = fileURLToPath(new URL("./fixtures/fake-trainer.mjs", import.meta.url));
 
@@ -28,15 +28,7 @@ const kohya: LineParser = (line) => {
   return save ? [{ type: "checkpoint", step: 0, path: save[1]! }] : [];
 };
 
-const dirs: string[] = [];
-function project(): string {
-  const dir = mkdtempSync(join(tmpdir(), "loraspec-train-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const project = tempDirsPerTest("loraspec-train-");
 
 function fakeJob(dir: string, mode: string, extra: string[] = []): ProcessJob {
   const out = join(dir, "out");

@@ -1,13 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { superviseProcess, type LineParser, type ProcessOutcome } from "@loraspec/engine/run/supervise-process.js";
 import { verifyLoraOutput } from "@loraspec/engine/run/verify-lora-output.js";
 import { isGroupAlive } from "@loraspec/engine/run/stop-process-group.js";
 import { nanHint } from "@loraspec/engine/run/supervision-policy.js";
+import { tempDirsPerTest } from "../test-helpers.js";
 
 const fakeTrainer = fileURLToPath(new URL("./fixtures/fake-trainer.mjs", import.meta.url));
 
@@ -26,15 +26,7 @@ const parse: LineParser = (line) => {
   return events;
 };
 
-const dirs: string[] = [];
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), "loraspec-sup-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const tmp = tempDirsPerTest("loraspec-sup-");
 
 async function run(
   mode: string,

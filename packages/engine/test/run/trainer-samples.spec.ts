@@ -1,9 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
@@ -16,19 +15,12 @@ import type { LineParser } from "@loraspec/engine/run/supervise-process.js";
 import type { ProcessJob } from "@loraspec/engine/run/train-job.js";
 import { trainingSamples } from "@loraspec/engine/run/training-samples.js";
 import { watchTrainerSamples } from "@loraspec/engine/run/trainer-sample-watch.js";
+import { tempDirsPerTest } from "../test-helpers.js";
 
 const fakeTrainer = fileURLToPath(new URL("./fixtures/fake-trainer.mjs", import.meta.url));
 const noParse: LineParser = () => [];
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "loraspec-samples-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirsPerTest("loraspec-samples-");
 
 function contract(trainer: string, samples: Record<string, unknown>) {
   const text = stringify({
