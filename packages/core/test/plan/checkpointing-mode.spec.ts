@@ -4,19 +4,12 @@ import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { VRAM_SELECTIVE_ACTIVATIONS } from "@loraspec/core/knowledge/vram.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
-import { contract, dataset } from "../lint/helpers.js";
+import { dataset } from "../lint/helpers.js";
+import { CACHE_PATHS, fluxWithCeiling } from "./flux-ceiling-fixture.js";
 
 /** Issue 22: checkpointing off | full | selective, decided in core with the reason shown; the compile cache folder in the request. */
-const flux = (ceiling?: number, patch: Record<string, unknown> = {}) =>
-  contract({
-    trainer: { name: "diffusers", version: undefined },
-    base: { model: "flux1-dev", quantize: "none" },
-    hardware: { kind: "local", gpu: "H200", vram_gb: 141, price_per_hour: 3.5 },
-    limits: { vram_ceiling_gb: ceiling, max_cost_usd: undefined },
-    hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, optimizer: "adamw" },
-    ...patch,
-  } as never);
-const PATHS = { datasetDir: "/p/dataset", outputDir: "/p/out", cacheDir: "/home/u/.cache/loraspec" };
+const flux = fluxWithCeiling;
+const PATHS = CACHE_PATHS;
 const modeChoice = (c: ReturnType<typeof flux>) => resolveTrainSettings(c, { steps: 2000 }).choices.find((x) => x.setting === "checkpointing_mode");
 
 describe("checkpointing mode (plan/train-settings.ts)", () => {

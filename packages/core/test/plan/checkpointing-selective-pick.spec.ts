@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
-import { contract } from "../lint/helpers.js";
+import { CACHE_PATHS, fluxWithCeiling } from "./flux-ceiling-fixture.js";
 
 /**
  * The plan's selective-checkpointing branch, with an activation figure that would make it worth
@@ -13,16 +13,8 @@ vi.mock("@loraspec/core/knowledge/vram.js", async (importOriginal) => {
   return { ...real, VRAM_SELECTIVE_ACTIVATIONS: { flux1: { ...real.VRAM_SELECTIVE_ACTIVATIONS.flux1!, selective: 20.5, source: "test figure", verified: false } } };
 });
 
-const flux = (ceiling: number, over: Record<string, unknown> = {}) =>
-  contract({
-    trainer: { name: "diffusers", version: undefined },
-    base: { model: "flux1-dev", quantize: "none" },
-    hardware: { kind: "local", gpu: "H200", vram_gb: 141, price_per_hour: 3.5 },
-    limits: { vram_ceiling_gb: ceiling, max_cost_usd: undefined },
-    hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, optimizer: "adamw" },
-    ...over,
-  } as never);
-const PATHS = { datasetDir: "/p/dataset", outputDir: "/p/out", cacheDir: "/home/u/.cache/loraspec" };
+const flux = fluxWithCeiling;
+const PATHS = CACHE_PATHS;
 
 describe("selective checkpointing where its activations fit and no checkpointing does not", () => {
   it("takes it under compile, marks an unverified figure, and sends it to the worker", () => {
