@@ -15,12 +15,8 @@ import os
 import time
 
 from . import aspect, world
+from .rubric import BASE, JUDGE, THREADS, toy_request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-BASE = os.path.join(REPO, "models", "toy-sdxl")
-JUDGE = os.path.join(REPO, "models", "toy-judge")
-THREADS = 1  # the rubric's reason (rubric.THREADS): one thread per process on a shared machine
 VARIANTS = ("bucketed", "square")
 # Where the prompts put the character: the band a square crop cuts away, in each orientation;
 # backgrounds cycle through the dataset's three and night (never in it).
@@ -41,18 +37,11 @@ def prompts(canvas) -> list[str]:
 
 def request(variant: str, dataset: str, out: str, steps: int, seed: int) -> dict:
     """The train request core would write for the contract's dataset.aspect (bucket set from core)."""
-    from loraspec_worker.train.dev_request import dev_request
-
     if variant == "bucketed":
         resolution, buckets = aspect.BUCKETED["resolution"], aspect.core_buckets(aspect.BUCKETED["resolution"], aspect.BUCKETED["buckets"])
     else:
         resolution, buckets = aspect.SQUARE["resolution"], aspect.core_buckets(aspect.SQUARE["resolution"])
-    return dev_request(**{
-        "arch": "sdxl", "base": BASE, "dataset": dataset, "output_dir": out, "name": f"txcl-{variant}",
-        "resolution": resolution, "buckets": buckets, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3,
-        "batch_size": 4, "seed": seed, "trigger_word": world.CHARACTER["trigger"], "precision": "fp32", "device": "cpu",
-        "failure": {"loss_spike_factor": 20},  # rubric.train_variant's reason: the toy loss swings 4x between batches
-    })
+    return toy_request(dataset, out, f"txcl-{variant}", steps, seed, resolution=resolution, buckets=buckets)
 
 
 def sample(lora, judge, sample_seed: int = 0) -> dict:

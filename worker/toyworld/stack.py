@@ -24,7 +24,7 @@ import os
 import subprocess
 
 from . import world
-from .rubric import BASE, CLI, EXAMPLES, JUDGE, THREADS, VARIANTS, train_variant
+from .rubric import BASE, CLI, EXAMPLES, JUDGE, THREADS, VARIANTS, toy_request, train_variant
 
 PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
@@ -68,14 +68,11 @@ def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
 
 def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS) -> str:
     from loraspec_worker import train
-    from loraspec_worker.train.dev_request import dev_request
 
-    return train.run(dev_request(**{
-        "arch": "sdxl", "base": BASE, "dataset": os.path.join(EXAMPLES, "style"), "output_dir": out, "name": "txst",
-        "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": STYLE_LR, "batch_size": 4, "seed": seed,
-        "trigger_word": world.STYLE["trigger"], "reg_dataset": os.path.join(EXAMPLES, "prior"), "precision": "fp32", "device": "cpu",
-        "failure": {"loss_spike_factor": 20},  # as the rubric's: the toy loss swings 4x on 4-image batches
-    }))["path"]
+    return train.run(toy_request(
+        os.path.join(EXAMPLES, "style"), out, "txst", steps, seed,
+        learning_rate=STYLE_LR, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
+    ))["path"]
 
 
 def train_all(out: str, seed: int = 1) -> dict:
