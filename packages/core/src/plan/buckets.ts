@@ -66,23 +66,32 @@ const invalid = (field: string, message: string, hint?: string) => new LoraspecE
 
 /**
  * The bucket set of a run at `resolution` (the resolved dataset.resolution). `aspect: square` is
- * one square bucket (the center crop); `aspect: buckets` is Kohya's set per training resolution,
- * from dataset.buckets or Kohya's defaults (knowledge/buckets.ts). Pure; refuses a set that cannot
- * exist, naming the field.
+ * one square bucket (the center crop); `aspect: buckets` is Kohya's set per training resolution
+ * (aspectBuckets). Pure; refuses a set that cannot exist, naming the field.
  */
 export function resolveBuckets(contract: Contract, resolution: number): BucketPlan {
-  const given = contract.dataset.buckets ?? {};
-  const step = given.step ?? BUCKET_DEFAULTS.step;
   if (contract.dataset.aspect !== "buckets") {
+    const step = contract.dataset.buckets?.step ?? BUCKET_DEFAULTS.step;
     return { resolutions: [resolution], minSide: resolution, maxSide: resolution, step, buckets: [{ resolution, width: resolution, height: resolution }] };
   }
-  const minSide = given.min_side ?? BUCKET_DEFAULTS.minSide;
-  const maxSide = given.max_side ?? Math.max(BUCKET_DEFAULTS.maxSide, Math.ceil(resolution / step) * step);
+  return aspectBuckets(contract.dataset.buckets, resolution);
+}
+
+/**
+ * Kohya's bucket set per training resolution from dataset.buckets settings (`given`; each one left
+ * out is Kohya's default, knowledge/buckets.ts). With none given it is the set a contract with
+ * `aspect: buckets` and no dataset.buckets trains in at `resolution`: what prep crops to when it has
+ * no contract's set. Pure; refuses a set that cannot exist, naming the field.
+ */
+export function aspectBuckets(given: Contract["dataset"]["buckets"] | undefined, resolution: number): BucketPlan {
+  const step = given?.step ?? BUCKET_DEFAULTS.step;
+  const minSide = given?.min_side ?? BUCKET_DEFAULTS.minSide;
+  const maxSide = given?.max_side ?? Math.max(BUCKET_DEFAULTS.maxSide, Math.ceil(resolution / step) * step);
   for (const [field, value] of [["min_side", minSide], ["max_side", maxSide]] as const) {
     if (value % step !== 0) throw invalid(`dataset.buckets.${field}`, `dataset.buckets.${field} (${value}) is not a multiple of the bucket step (${step}).`, "Kohya needs min/max bucket sides divisible by bucket_reso_steps.");
   }
   if (minSide > maxSide) throw invalid("dataset.buckets.min_side", `dataset.buckets.min_side (${minSide}) is above max_side (${maxSide}).`);
-  const extra = given.resolutions ?? [];
+  const extra = given?.resolutions ?? [];
   const over = extra.find((r) => r > resolution);
   if (over !== undefined) {
     throw invalid("dataset.buckets.resolutions", `dataset.buckets.resolutions has ${over}, above dataset.resolution (${resolution}).`, "dataset.resolution is the largest training resolution; raise it or drop the larger entry.");
