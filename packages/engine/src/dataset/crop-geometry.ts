@@ -1,5 +1,3 @@
-import { BUCKET_RULES } from "./prep-knowledge.js";
-
 export interface Size {
   width: number;
   height: number;
@@ -10,41 +8,6 @@ export interface CropBox {
   top: number;
   width: number;
   height: number;
-}
-
-/**
- * Aspect buckets of about `resolution`^2 pixels: for each width step, the tallest height that
- * stays within the area, both multiples of the step (kohya's scheme). Pure.
- */
-export function aspectBuckets(resolution: number, rules = BUCKET_RULES.value): Size[] {
-  const area = resolution * resolution;
-  // The side limits are stated for 1024^2 training; they scale with the resolution.
-  const scale = resolution / 1024;
-  const minSide = Math.max(rules.step, Math.round((rules.minSide * scale) / rules.step) * rules.step);
-  const maxSide = Math.max(minSide, Math.round((rules.maxSide * scale) / rules.step) * rules.step);
-  const out = new Map<string, Size>();
-  for (let width = minSide; width <= maxSide; width += rules.step) {
-    const height = Math.min(maxSide, Math.floor(area / width / rules.step) * rules.step);
-    if (height < minSide) continue;
-    out.set(`${width}x${height}`, { width, height });
-    out.set(`${height}x${width}`, { width: height, height: width });
-  }
-  return [...out.values()].sort((a, b) => a.width / a.height - b.width / b.height);
-}
-
-/** The bucket whose aspect ratio is closest to the image's (log distance, so 2:1 and 1:2 are symmetric). */
-export function pickBucket(image: Size, buckets: readonly Size[]): Size {
-  const target = Math.log(image.width / image.height);
-  let best = buckets[0]!;
-  let bestDistance = Infinity;
-  for (const b of buckets) {
-    const d = Math.abs(Math.log(b.width / b.height) - target);
-    if (d < bestDistance - 1e-9) {
-      best = b;
-      bestDistance = d;
-    }
-  }
-  return best;
 }
 
 /**

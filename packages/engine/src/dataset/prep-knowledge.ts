@@ -42,7 +42,7 @@ export const NEAR_DUPLICATE: Fact<{ phashMax: number; pixelAtZero: number; pixel
  */
 export const EXTREME_ASPECT_RATIO: Fact<number> = {
   value: 3,
-  source: "ours: a square crop keeps 1/ratio of the frame; with 256..2048 buckets at ~1024^2 area the widest bucket is 4:1",
+  source: "ours: a square crop keeps 1/ratio of the frame; core's default buckets at 1024 (sides 256..1024, plan/buckets.ts) are at most 4:1",
   asOf: "2026-11",
 };
 
@@ -54,13 +54,6 @@ export const SMALL_IMAGE_RATIO: Fact<{ warn: number; skip: number }> = {
   value: { warn: 1, skip: 0.5 },
   source: "ours: the guide's build order crops to native resolution; an upscaled source carries no detail at that size",
   asOf: "2026-11",
-};
-
-/** Aspect buckets: side step and limits, as in kohya's bucketing (`bucket_reso_steps` 64, min 256, max 2048). */
-export const BUCKET_RULES: Fact<{ step: number; minSide: number; maxSide: number }> = {
-  value: { step: 64, minSide: 256, maxSide: 2048 },
-  source: "kohya-ss/sd-scripts dataset keys min_bucket_reso/max_bucket_reso/bucket_reso_steps (reference/trainers.md §2.4); 256/2048/64 are the values its docs use, not verified in our reference",
-  asOf: "2026-08",
 };
 
 /** Output encoders. PNG level 1: lossless either way, and zlib level 1 costs a fraction of level 6 on photos (bench/RESULTS.md). */

@@ -6,7 +6,8 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
-import { aspectBuckets, pickBucket, type CropBox, type Size } from "./crop-geometry.js";
+import { aspectBuckets, assignBucket, type Bucket } from "@loraspec/core/plan/buckets.js";
+import type { CropBox, Size } from "./crop-geometry.js";
 import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
 import type { EmbedOutcome } from "./worker-embedder.js";
 import { listDatasetFiles } from "./list-dataset-files.js";
@@ -24,8 +25,11 @@ export interface PrepareDatasetParams {
   /** Native training resolution of the base model (1024 for SDXL and FLUX). */
   resolution: number;
   aspect?: "square" | "buckets";
-  /** With aspect buckets: the contract's bucket set at `resolution` (core's plan/buckets.ts, what the trainers get); default aspectBuckets. */
-  buckets?: readonly Size[];
+  /**
+   * With aspect buckets: the contract's bucket set at `resolution` (core's resolveBuckets, what the
+   * trainers get); default core's set for a contract that gives none (aspectBuckets).
+   */
+  buckets?: readonly Bucket[];
   crop?: "center" | "attention";
   format?: "png" | "jpeg";
   /** Colour that transparent pixels are flattened onto. */
@@ -84,6 +88,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     throw new LoraspecError("E_USAGE", "the prepared folder must not be the dataset folder (originals are never overwritten)", { hint: "pass a different --out" });
   }
   const captionExt = params.captionExtension ?? ".txt";
+  // Core decides the set and each image's bucket in it (plan/buckets.ts): prep crops to the bucket the trainer assigns.
+  const buckets = (params.aspect ?? "square") === "buckets" ? (params.buckets?.length ? [...params.buckets] : aspectBuckets(undefined, params.resolution).buckets) : undefined;
   const settings = {
     resolution: params.resolution,
     aspect: params.aspect ?? "square",
@@ -91,8 +97,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     format: params.format ?? "png",
     background: params.background ?? FLATTEN_BACKGROUND.value,
     maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value,
-    // Only when given, so a manifest written without it still matches.
-    ...(params.aspect === "buckets" && params.buckets?.length ? { buckets: params.buckets.map((b) => `${b.width}x${b.height}`) } : {}),
+    // The set, so outputs are remade when it changes (a manifest written with no set given listed none: its outputs are remade once).
+    ...(buckets ? { buckets: buckets.map((b) => `${b.width}x${b.height}`) } : {}),
   };
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
   const signal = params.signal;
@@ -193,7 +199,6 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
 
   // Names: a source keeps its name for life, so its caption stays with it.
   const names = assignNames(unique.map((k) => k.source), previousBySource);
-  const buckets = settings.aspect === "buckets" ? (params.buckets?.length ? [...params.buckets] : aspectBuckets(settings.resolution)) : undefined;
   const outputExt = settings.format === "png" ? ".png" : ".jpg";
   await mkdir(outDir, { recursive: true });
   const entries = new Map<string, ManifestEntry>();
@@ -201,7 +206,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const upToDate = new Set<string>();
   for (const image of unique) {
     const name = names.get(image.source)!;
-    const target = buckets ? pickBucket(image, buckets) : { width: settings.resolution, height: settings.resolution };
+    const bucket = buckets ? assignBucket(image.width, image.height, buckets) : undefined;
+    const target: Size = bucket ? { width: bucket.width, height: bucket.height } : { width: settings.resolution, height: settings.resolution };
     const old = previousBySource.get(image.source);
     const entry: ManifestEntry = {
       ...sourceFields(image),
@@ -217,7 +223,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     };
     entries.set(image.source, entry);
     targets.set(image.source, target);
-    if (sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && old.output === entry.output && image.signature && (await exists(join(outDir, entry.output!)))) {
+    const sameOutput = old?.output === entry.output && old?.outputWidth === target.width && old?.outputHeight === target.height;
+    if (sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && sameOutput && image.signature && (await exists(join(outDir, entry.output!)))) {
       upToDate.add(image.source);
     }
   }
