@@ -154,15 +154,17 @@ def job_for(key: str, base: Path, dataset: Path, output: Path, steps: int, tiny:
 
 def grad_report(params) -> dict:
     """The LoRA gradients ai-toolkit is about to clip: their total norm and the non-finite ones (a
-    non-finite gradient makes clip_grad_norm_ scale every gradient by 0/inf and AdamW's step NaN)."""
+    non-finite gradient makes clip_grad_norm_ scale every gradient by 0/inf and AdamW's step NaN),
+    and how many LoRA tensors already hold a non-finite value."""
     import torch
 
     grads = [p.grad for p in params if p.grad is not None]
     bad = [(i, tuple(g.shape)) for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())]
     finite = [g.float().abs().max() for g in grads if bool(torch.isfinite(g).all())]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) if grads else torch.zeros(())
+    params_bad = sum(1 for p in params if not bool(torch.isfinite(p).all()))  # an earlier update's NaN
     return {"tensors": len(grads), "norm": float(norm), "max_abs_finite": float(max(finite)) if finite else None,
-            "nonfinite": len(bad), "nonfinite_first": bad[:5]}
+            "nonfinite": len(bad), "nonfinite_first": bad[:5], "params": len(params), "params_nonfinite": params_bad}
 
 
 def watch_grads(first: int) -> None:

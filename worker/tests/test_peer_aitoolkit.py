@@ -81,6 +81,10 @@ def test_grad_report_names_the_non_finite_gradients_clip_grad_norm_would_turn_in
     out = mod.grad_report([a, b, c])  # c has no gradient
     assert out["tensors"] == 2 and out["nonfinite"] == 1 and out["nonfinite_first"] == [(1, (4,))]
     assert out["max_abs_finite"] == 2.0 and out["norm"] == float("inf")
+    assert (out["params"], out["params_nonfinite"]) == (3, 0)
+    with torch.no_grad():
+        c[2] = float("nan")  # what a NaN AdamW step leaves in a LoRA tensor
+    assert mod.grad_report([a, b, c])["params_nonfinite"] == 1
     b.grad = torch.tensor([0.0, 3.0, 0.0, 4.0])
     clean = mod.grad_report([a, b])
     assert clean["nonfinite"] == 0 and abs(clean["norm"] - (24 + 25) ** 0.5) < 1e-5
