@@ -21,14 +21,32 @@ One absent module: `av` (PyAV, 40 MB, video export only) is a placeholder module
 distribution record (diffusers' LTX-2 export utilities and ai-toolkit's audio/video helpers import it
 at module level; an image LoRA run never calls it). ai-toolkit's files are not edited.
 
-GPU (one H200, one call of ~8 min; .peer/ai-toolkit.tgz is the checkout, .peer/wheels ai-toolkit's
-requirements the device lacks: diffusers built from the commit ai-toolkit pins, lycoris-lora,
-optimum-quanto, torchao, albumentations/albucore, pydantic, controlnet_aux, lpips, open_clip_torch, ...):
+GPU (one H200, one call of ~8 min). .peer/ (git-excluded, 22.6 MiB; carried as an untracked folder) holds
+ai-toolkit.tgz (the 27a03a9 checkout less .git, ui/ and assets/, which run.py never reads) and wheels/:
+what ai-toolkit's import closure needs beyond the device image (python 3.12, torch 2.11, transformers
+5.17, peft, accelerate, timm, opencv-headless, ...): diffusers built from the commit ai-toolkit pins
+(c943837, 0.39.0.dev0), torchao 0.10.0 and optimum-quanto 0.2.4 (pinned), lycoris-lora 1.8.3 (built
+from its sdist) with open_clip_torch/ftfy/wcwidth (lycoris imports them), albumentations 1.4.15 /
+albucore 0.0.16 with pydantic/pydantic-core/annotated-types/typing-inspection/eval-type-backport,
+controlnet_aux 0.0.10, lpips, prodigyopt, oyaml, python-dotenv. Checked 2026-12-02 on the CPU in a
+python 3.12 venv holding only the device's versions (torch 2.11.0, torchvision 0.26, torchaudio 2.11,
+transformers 5.17.0, peft 0.21.0, hub 1.33.0; triton removed: omnigen2's import asks CUDA for its warp
+size when triton is there): the --tiny rows below ran with exactly these wheels, fp8 rows included.
   mkdir -p /tmp/aitk && tar -xzf .peer/ai-toolkit.tgz -C /tmp/aitk &&
   python3 -m pip install -q --no-index --no-deps --target /tmp/aitk-site .peer/wheels/*.whl &&
   PYTHONPATH=/tmp/aitk-site python3 bench/peer-aitoolkit.py --checkout /tmp/aitk/ai-toolkit --out $OUT
 Rows run in --models order within --budget seconds (a row of the same arch as the one before reuses
 its base; an fp8 row is skipped or stopped to leave --min-left seconds for each timing row after it).
+
+FLUX.1 and NaN (2026-12-02): the first H200 FLUX.1 row was invalid: step 1's loss was finite (1.526),
+every later step printed `loss is nan` (ai-toolkit then zeroes the loss: no backward), so the first
+update went non-finite. Not the T5: bench/t5xxl-bf16-probe.py runs this base's T5-XXL (all 24 layers at
+4096/10240, 64 heads, 512 tokens, bf16, saved and loaded as ai-toolkit loads it) finite on the CPU
+(largest |activation| ~25). Since then ai-toolkit's FLUX.1 job caches text embeddings (its profile had
+said it could not; ai-toolkit-profiles.ts), so T5 and CLIP run once, as in the built-in and Kohya
+rows. Each row also keeps `first_grads`: the LoRA gradients' norm and the non-finite ones on
+ai-toolkit's first 3 steps, read just before its clip_grad_norm_ (watch_grads), to show where a NaN
+row's first update went wrong.
 CPU smoke test (tiny models of the same classes, 64 px, 2 steps):
   ... --tiny --steps 2 --out /tmp/aitk-out
 """
@@ -60,6 +78,7 @@ TINY_KLEIN = dict(in_channels=128, context_in_dim=3 * 16, hidden_size=64, num_he
                   axes_dim=[8, 8, 8, 8])
 TINY_QWEN3 = dict(hidden_size=16, intermediate_size=16, num_hidden_layers=28, num_attention_heads=2, num_key_value_heads=2,
                   head_dim=8, max_position_embeddings=1024, tie_word_embeddings=True)
+GRADS_TAG = "[peer-bench] grads before clip, step "
 STEP_RE = re.compile(r"(\d+)/(\d+) \[")
 RATE_RE = re.compile(r"([\d.]+)(s/it|it/s)")
 sys.path.insert(0, str(ROOT / "worker"))
@@ -133,6 +152,41 @@ def job_for(key: str, base: Path, dataset: Path, output: Path, steps: int, tiny:
     return job
 
 
+def grad_report(params) -> dict:
+    """The LoRA gradients ai-toolkit is about to clip: their total norm and the non-finite ones (a
+    non-finite gradient makes clip_grad_norm_ scale every gradient by 0/inf and AdamW's step NaN),
+    and how many LoRA tensors already hold a non-finite value."""
+    import torch
+
+    grads = [p.grad for p in params if p.grad is not None]
+    bad = [(i, tuple(g.shape)) for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())]
+    finite = [g.float().abs().max() for g in grads if bool(torch.isfinite(g).all())]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) if grads else torch.zeros(())
+    params_bad = sum(1 for p in params if not bool(torch.isfinite(p).all()))  # an earlier update's NaN
+    return {"tensors": len(grads), "norm": float(norm), "max_abs_finite": float(max(finite)) if finite else None,
+            "nonfinite": len(bad), "nonfinite_first": bad[:5], "params": len(params), "params_nonfinite": params_bad}
+
+
+def watch_grads(first: int) -> None:
+    """Prints grad_report on ai-toolkit's first `first` optimizer steps (SDTrainer.py L2276-2283 calls
+    Accelerator.clip_grad_norm_ on the LoRA params before each step); later steps are not touched, so
+    the timed window (from step N/3) carries no extra sync."""
+    import accelerate
+
+    clip = accelerate.Accelerator.clip_grad_norm_
+    calls = [0]
+
+    def watched(self, parameters, *a, **kw):
+        params = list(parameters)
+        calls[0] += 1
+        if calls[0] <= first:
+            # own line: ai-toolkit's bar is mid-line (no newline) when this prints
+            print(f"\n{GRADS_TAG}{calls[0]}: {json.dumps(grad_report(params))}", flush=True)
+        return clip(self, params, *a, **kw)
+
+    accelerate.Accelerator.clip_grad_norm_ = watched
+
+
 def child(checkout: str, job_path: str, peak_path: str, tiny: bool) -> None:
     """One ai-toolkit run in this process: `python run.py job.yaml`, with `av` absent-but-importable."""
     import importlib.abc
@@ -175,6 +229,7 @@ def child(checkout: str, job_path: str, peak_path: str, tiny: bool) -> None:
         from extensions_built_in.diffusion_models.flux2.src.model import Klein4BParams
 
         Flux2Klein4BModel.get_flux2_params = lambda self: Klein4BParams(**TINY_KLEIN)
+    watch_grads(3)
     sys.argv = ["run.py", job_path]
     try:
         runpy.run_path(os.path.join(checkout, "run.py"), run_name="__main__")
@@ -242,6 +297,11 @@ def steady(lines: list[tuple[float, str]], steps: int) -> dict:
     return out
 
 
+def first_grads(lines: list[tuple[float, str]]) -> list[dict]:
+    """watch_grads' reports from the stamped log, in step order."""
+    return [json.loads(text.split(GRADS_TAG, 1)[1].split(": ", 1)[1]) for _, text in lines if GRADS_TAG in text]
+
+
 def run_model(key: str, args, deadline: float, keep_base: bool) -> dict:
     """One row: the base (built unless the previous row left this arch's), the job, ai-toolkit's run."""
     arch_key = key.split("-")[0]
@@ -277,6 +337,7 @@ def run_model(key: str, args, deadline: float, keep_base: bool) -> dict:
     if peak_path.exists():
         row.update(json.loads(peak_path.read_text()))
     row["lora_modules"] = next((t.strip() for _, t in lines if "create LoRA for U-Net" in t), None)
+    row["first_grads"] = first_grads(lines)
     shutil.rmtree(output, ignore_errors=True)
     if not keep_base:
         shutil.rmtree(Path(args.work), ignore_errors=True)

@@ -66,3 +66,29 @@ def test_a_run_whose_loss_went_nan_is_marked_invalid():
     assert out["nan_loss_steps"] == 6 and "not a timing" in out["invalid"]
     clean = [(t, text.replace("loss is nan", "")) for t, text in lines]
     assert "invalid" not in mod.steady(clean, 6)
+
+
+def test_grad_report_names_the_non_finite_gradients_clip_grad_norm_would_turn_into_nan():
+    """The H200 FLUX.1 log of 2026-12-02: step 1's loss was finite (1.526), every later one NaN, i.e. the
+    first update went non-finite; the bench reports the gradients ai-toolkit clips on its first steps."""
+    import json
+
+    import torch
+
+    mod = harness()
+    a, b, c = (torch.zeros(2, 3, requires_grad=True), torch.zeros(4, requires_grad=True), torch.zeros(5, requires_grad=True))
+    a.grad, b.grad = torch.full((2, 3), 2.0), torch.tensor([0.0, float("inf"), 1.0, 0.0])
+    out = mod.grad_report([a, b, c])  # c has no gradient
+    assert out["tensors"] == 2 and out["nonfinite"] == 1 and out["nonfinite_first"] == [(1, (4,))]
+    assert out["max_abs_finite"] == 2.0 and out["norm"] == float("inf")
+    assert (out["params"], out["params_nonfinite"]) == (3, 0)
+    with torch.no_grad():
+        c[2] = float("nan")  # what a NaN AdamW step leaves in a LoRA tensor
+    assert mod.grad_report([a, b, c])["params_nonfinite"] == 1
+    b.grad = torch.tensor([0.0, 3.0, 0.0, 4.0])
+    clean = mod.grad_report([a, b])
+    assert clean["nonfinite"] == 0 and abs(clean["norm"] - (24 + 25) ** 0.5) < 1e-5
+    # as the CPU smoke log had it before the report got its own line: after the bar, mid-line
+    line = (9.5, "peer-flux1:  33%|###| 1/3 [00:00<00:00,  3.64it/s, loss: 1.4e+00]" + mod.GRADS_TAG + "1: " + json.dumps(clean))
+    assert mod.first_grads([(1.0, "peer: 1/60 [00:01<...]"), line]) == [json.loads(json.dumps(clean))]
+    assert mod.steady([line], 3)["steps_seen"] == 1

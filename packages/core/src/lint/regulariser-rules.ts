@@ -62,7 +62,7 @@ export function lintRegularisers(c: Contract): Finding[] {
   // Shuffled or dropped captions need the text encoders each step: sd-scripts asserts against
   // cached outputs (trainers.md §2.13); the built-in trainer caches the empty caption for dropout
   // but must encode each step to shuffle.
-  // ai-toolkit caches caption embeddings only where its profile does (off for SDXL and FLUX.1).
+  // ai-toolkit caches caption embeddings only where its profile does (off for SDXL); a cached caption is encoded once, so a shuffle is lost there too.
   const cached = hp.cache_text_encoder_outputs && (trainer !== "ai-toolkit" || AI_TOOLKIT_PROFILES[c.base.model]?.cacheTextEmbeddings === true);
   const clash: Field[] = trainer === "fal" ? [] : [...(hp.shuffle_tags ? (["shuffle_tags"] as const) : []), ...(trainer === "kohya" && hp.caption_dropout > 0 ? (["caption_dropout"] as const) : [])];
   for (const field of cached ? clash : []) {

@@ -108,6 +108,20 @@ it("flux2 caches text embeddings, which ai-toolkit writes beside the images", ()
   expect(out.writesIntoDataset).toEqual([".aitk_size.json", "_text_embedding_cache/"]);
 });
 
+// ai-toolkit's text-embedding cache is arch-independent at 27a03a9 (FLUX.1 included); SDXL's profile keeps it off.
+it.each([
+  ["flux1-dev", true, true],
+  ["flux1-schnell", true, true],
+  ["flux1-dev", false, false],
+  ["sdxl", true, false],
+] as const)("%s with cache_text_encoder_outputs %s -> dataset cache_text_embeddings %s", (base, cacheTe, cached) => {
+  const contract = makeContract({ base, target: "character", trainer: "ai-toolkit", overrides: { hyperparameters: { learning_rate: 1e-4, steps: 1500, rank: 16, save_every: 250, cache_text_encoder_outputs: cacheTe } } });
+  const out = compileAiToolkit(contract, {}, PATHS);
+  const dataset = (out.job as unknown as Job).config.process[0]!.datasets[0];
+  expect(dataset.cache_text_embeddings === true).toBe(cached);
+  expect(out.writesIntoDataset.includes("_text_embedding_cache/")).toBe(cached);
+});
+
 describe("regularisation images (dataset.reg_path)", () => {
   it("become a second dataset with is_reg, one repeat, the same caption settings", () => {
     const contract = makeContract({ base: "sdxl", target: "character", trainer: "ai-toolkit" });

@@ -61,7 +61,7 @@ const REFUSING_RULES = new Set(["block-swap-unsupported", "schedule-unsupported"
 const LORASPEC_SIDE_FOR: Readonly<Partial<Record<Trainer, Readonly<Record<string, string>>>>> = {
   "ai-toolkit": {
     // Left as found: a memory lever, not a training setting; the profile caches where ai-toolkit can.
-    "hyperparameters.cache_text_encoder_outputs": "ai-toolkit-profiles.ts cacheTextEmbeddings decides per arch (off for SDXL/FLUX.1: encoders stay loaded)",
+    "hyperparameters.cache_text_encoder_outputs": "ai-toolkit-profiles.ts cacheTextEmbeddings decides per arch (off for SDXL: encoders stay loaded)",
   },
   fal: {
     name: "the fal runner names the downloaded LoRA after it (engine/fal)",

@@ -92,6 +92,9 @@ describe("regulariser lint", () => {
   it("shuffling with cached text-encoder outputs is an error naming the field (caption dropout too, for kohya)", () => {
     expect(rules("ai-toolkit", "qwen-image", { shuffle_tags: true }, "tags")).toContain("shuffle-tags-cached-text hyperparameters.shuffle_tags");
     expect(rules("ai-toolkit", "sdxl", { shuffle_tags: true })).toEqual([]); // its SDXL profile keeps the encoders
+    // FLUX.1 caches like every arch at 27a03a9 (ai-toolkit-profiles.ts): a shuffle would be encoded once
+    expect(rules("ai-toolkit", "flux1-dev", { shuffle_tags: true }, "tags")).toContain("shuffle-tags-cached-text hyperparameters.shuffle_tags");
+    expect(rules("ai-toolkit", "flux1-dev", { shuffle_tags: true, cache_text_encoder_outputs: false }, "tags")).toEqual([]);
     expect(rules("kohya", "sdxl", { shuffle_tags: true })).toContain("shuffle-tags-cached-text hyperparameters.shuffle_tags");
     expect(rules("kohya", "sdxl", { caption_dropout: 0.1 })).toContain("shuffle-tags-cached-text hyperparameters.caption_dropout");
     expect(rules("ai-toolkit", "sdxl", { caption_dropout: 0.1 })).toEqual([]);

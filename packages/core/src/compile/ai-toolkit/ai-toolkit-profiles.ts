@@ -16,6 +16,18 @@ export interface AiToolkitProfile extends Sourced {
 const DOC = "shared/reference/trainers.md";
 const AS_OF = "2026-08-21";
 
+/**
+ * ai-toolkit's text-embedding cache is arch-independent at the pin (27a03a9), FLUX.1 (`arch: flux`) included:
+ * train.cache_text_embeddings sets every dataset's flag (jobs/process/BaseSDTrainProcess.py L152-155), the
+ * datasets encode each caption (and the blank caption for dropout) once with the model's own encode_prompt
+ * (toolkit/dataloader_mixins.py L2268-2330), and the trainer reads the cached embeds and unloads the encoders
+ * (extensions_built_in/sd_trainer/SDTrainer.py L351-378, L1671-1679; toolkit/unloader.py L36-71, any pipeline's
+ * text_encoder / text_encoder_2). The UI offers the checkbox for FLUX.1 (ui/src/app/jobs/new/SimpleJob.tsx
+ * L824-832; options.tsx L105-118 disables only network.conv), default off; its help calls it experimental.
+ */
+const FLUX1_TE_CACHE = "ai-toolkit 27a03a9 BaseSDTrainProcess.py L152-155, dataloader_mixins.py L2268-2330, SDTrainer.py L351-378 (cache_text_embeddings is arch-independent)";
+const FLUX1_TE_CACHE_AS_OF = "2026-12-02";
+
 const FLUX2_MODEL = {
   low_vram: true,
   model_kwargs: { match_target_res: false },
@@ -36,9 +48,9 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: {},
     train: {},
     noiseScheduler: "flowmatch",
-    cacheTextEmbeddings: false,
-    source: `${DOC} §3.1, §3.3 (config/examples/train_lora_flux_24gb.yaml)`,
-    asOf: AS_OF,
+    cacheTextEmbeddings: true,
+    source: `${DOC} §3.1, §3.3 (config/examples/train_lora_flux_24gb.yaml); ${FLUX1_TE_CACHE}`,
+    asOf: FLUX1_TE_CACHE_AS_OF,
   },
   "flux1-schnell": {
     arch: "flux",
@@ -46,9 +58,9 @@ export const AI_TOOLKIT_PROFILES: Partial<Record<BaseModelId, AiToolkitProfile>>
     model: { assistant_lora_path: "ostris/FLUX.1-schnell-training-adapter" },
     train: {},
     noiseScheduler: "flowmatch",
-    cacheTextEmbeddings: false,
-    source: `${DOC} §3.2 (train_lora_flux_schnell_24gb.yaml: assistant_lora_path, guidance 1, 4 steps)`,
-    asOf: AS_OF,
+    cacheTextEmbeddings: true,
+    source: `${DOC} §3.2 (train_lora_flux_schnell_24gb.yaml: assistant_lora_path, guidance 1, 4 steps); ${FLUX1_TE_CACHE}`,
+    asOf: FLUX1_TE_CACHE_AS_OF,
   },
   "flux2-dev": {
     arch: "flux2",
