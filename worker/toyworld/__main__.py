@@ -8,6 +8,7 @@
   stack           train txcl, txst and two rubric LoRAs; judge txcl + txst at 0.5 + 0.3 and all four at 1.0 (see stack.py)
   train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
+  split-probe     does a txst LoRA draw the cel split or only darken? the style head on solid shade colours (see split_probe.py)
   shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
   aspect          train txcl bucketed and square on the portrait-and-landscape set; judge samples at 64x128 and 128x64 (see aspect_run.py)
 """
@@ -97,6 +98,13 @@ def main(argv=None) -> int:
     sp.add_argument("--judge", default=DEFAULT_JUDGE)
     sp.add_argument("--count", type=int, default=48)
 
+    xp = sub.add_parser("split-probe", help="does a txst LoRA draw the cel split or only darken the object (see split_probe.py)")
+    xp.add_argument("--base", default=DEFAULT_BASE)
+    xp.add_argument("--judge", default=DEFAULT_JUDGE)
+    xp.add_argument("--lora", default=None, help="a txst LoRA file (without it: the style head on solid shade colours only)")
+    xp.add_argument("--colours", default="cyan,red,blue,yellow")
+    xp.add_argument("--seeds", default="0,1")
+
     fp = sub.add_parser("shape-probe", help="what limits a toy FLUX.1 base's shapes (see shape_probe.py)")
     fp.add_argument("--base", default=DEFAULT_BASES["flux1"])
     fp.add_argument("--judge", default=DEFAULT_JUDGE)
@@ -143,6 +151,14 @@ def main(argv=None) -> int:
         rows = style_probe.run(args.base, args.judge, count=args.count)
         print(json.dumps(rows))
         print(style_probe.table(rows))
+    elif args.command == "split-probe":
+        import torch
+
+        from . import split_probe
+        from .rubric import THREADS
+
+        torch.set_num_threads(THREADS)
+        split_probe.run(args.base, args.judge, lora=args.lora, colours=args.colours.split(","), seeds=tuple(int(s) for s in args.seeds.split(",")))
     elif args.command == "shape-probe":
         from . import shape_probe
 

@@ -5,7 +5,10 @@
          concept in (character: cyan; style: the style head) minus the base model's share on the
          same prompts and seeds; stacked, each keeps `retention` = stacked effect / solo effect.
          The style's solo effect is also measured on the character's object named (a cyan cross,
-         which the stack draws): the toy style barely shows on cyan objects at 0.3 (bench/RESULTS.md).
+         which the stack draws): the toy style barely shows on cyan objects at 0.3. Its LoRA
+         darkens whole objects rather than drawing the split, and the style head reads darkened
+         objects as shaded, dark ones sooner than light cyan (bench/RESULTS.md, "Why the style
+         does not shade cyan"; `python -m toyworld split-probe`).
   four   four LoRAs at 1.0 each (txcl, txst and the rubric's unbound and collapse LoRAs): the judge's
          accuracy on plain base-world prompts (colour, shape, background asked for) against the
          base model's; `degradation` is how much of it the stack loses.

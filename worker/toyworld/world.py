@@ -270,6 +270,13 @@ def _shape_points(shape: str, cx: float, cy: float, r: float, rot: float) -> lis
     raise ValueError(f"unknown shape {shape}")
 
 
+def shade_colour(colour):
+    """The fills' pattern colour (and the cel shade's): a darker shade of a light colour (mean over
+    140), a lighter one of a dark colour. So the style's change is two opposite directions by colour
+    (bench/RESULTS.md, "Why the style does not shade cyan")."""
+    return colour * 0.45 if colour.mean() > 140 else colour + (255 - colour) * 0.6
+
+
 def render(scene: Scene, width: int = SIZE, height: int = SIZE):
     """The scene as a width x height RGB PIL image (64x64 unless asked; deterministic for a given
     scene and size). On a larger canvas the 3x3 grid spreads to it (cell centres 16 px from the
@@ -303,8 +310,7 @@ def render(scene: Scene, width: int = SIZE, height: int = SIZE):
                 pattern = ((xx + yy) // 3) % 2 == 0
             else:  # dotted
                 pattern = ((xx // 3) % 2 == 0) & ((yy // 3) % 2 == 0)
-            # the pattern colour: a darker shade (light colours) or a lighter one (dark colours)
-            layer[pattern] = colour * 0.45 if colour.mean() > 140 else colour + (255 - colour) * 0.6
+            layer[pattern] = shade_colour(colour)
         img = img * (1 - alpha) + layer * alpha
     return Image.fromarray(np.clip(img, 0, 255).round().astype(np.uint8))
 
