@@ -222,6 +222,10 @@ def child(checkout: str, job_path: str, peak_path: str, tiny: bool) -> None:
 
     if tiny:
         torch.set_num_threads(1)
+    # cuDNN's attention backward fails on FLUX shapes on the H200 (an illegal memory access at step 1,
+    # or NaN from step 2 in the earlier log); the built-in trainer turns it off the same way
+    # (loraspec_worker/train/model.py), so both run the flash/efficient SDPA kernels.
+    torch.backends.cuda.enable_cudnn_sdp(False)
     os.chdir(checkout)
     sys.path.insert(0, checkout)
     if tiny:  # the CPU smoke test's klein transformer is tiny; ai-toolkit builds Klein4BParams() at its real size
