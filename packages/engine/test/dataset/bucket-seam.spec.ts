@@ -3,15 +3,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
-import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { assignBucket, resolveBuckets, type Bucket } from "@loraspec/core/plan/buckets.js";
 import { prepareDataset } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema, type PrepManifest } from "@loraspec/engine/dataset/prep-manifest.js";
 import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-paths.js";
+import { bucketContract } from "./bucket-contract.js";
 import { photoLike, prng } from "./make-images.js";
 
 /**
@@ -33,17 +32,7 @@ interface Shape {
 }
 
 function contract(resolution: number, buckets?: Record<string, number>) {
-  const text = stringify({
-    version: 1,
-    name: "txcl",
-    base: { model: "sdxl", path: "./tiny" },
-    trainer: { name: "diffusers" },
-    target: "character",
-    dataset: { path: "./dataset", resolution, aspect: "buckets", ...(buckets ? { buckets } : {}) },
-    trigger: { word: "txcl" },
-    hyperparameters: { learning_rate: 1e-4, steps: 10, save_every: 5, optimizer: "adamw" },
-  });
-  return parseContractText({ text, file: "lora.yaml" });
+  return bucketContract({ resolution, ...(buckets ? { buckets } : {}) });
 }
 
 /** The old rule (nearest by log aspect), only to prove the table reaches where it differs. */

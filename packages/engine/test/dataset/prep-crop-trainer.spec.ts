@@ -3,10 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
-import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import type { TrainingData } from "@loraspec/core/lint/crop-rules.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
@@ -16,6 +14,7 @@ import { prepareDataset } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema } from "@loraspec/engine/dataset/prep-manifest.js";
 import { trainingDataOf } from "@loraspec/engine/dataset/project-dataset.js";
 import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-paths.js";
+import { bucketContract } from "./bucket-contract.js";
 
 /**
  * dataset.crop: attention has one home, prep (sharp's attention strategy). The built-in trainer trains
@@ -50,17 +49,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function contract(crop: "center" | "attention") {
-  const text = stringify({
-    version: 1,
-    name: "txcl",
-    base: { model: "sdxl", path: "./tiny" },
-    trainer: { name: "diffusers" },
-    target: "character",
-    dataset: { path: "./dataset", resolution: 256, aspect: "buckets", crop, buckets: { min_side: 128, max_side: 512 } },
-    trigger: { word: "txcl" },
-    hyperparameters: { learning_rate: 1e-4, steps: 10, save_every: 5, optimizer: "adamw" },
-  });
-  return parseContractText({ text, file: "lora.yaml" });
+  return bucketContract({ resolution: 256, crop, buckets: { min_side: 128, max_side: 512 } });
 }
 
 async function prep(crop: "center" | "attention") {
