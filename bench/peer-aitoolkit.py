@@ -42,7 +42,9 @@ FLUX.1 and NaN (2026-12-02): the first H200 FLUX.1 row was invalid: step 1's los
 every later step printed `loss is nan` (ai-toolkit then zeroes the loss: no backward), so the first
 update went non-finite. Not the T5: bench/t5xxl-bf16-probe.py runs this base's T5-XXL (all 24 layers at
 4096/10240, 64 heads, 512 tokens, bf16, saved and loaded as ai-toolkit loads it) finite on the CPU
-(largest |activation| ~25). Since then ai-toolkit's FLUX.1 job caches text embeddings (its profile had
+(largest |activation| ~25). The cause was cuDNN's SDPA backward on FLUX shapes (with the embeddings
+cached it became an illegal memory access at step 1); the child turns it off with the built-in
+trainer's own `disable_cudnn_sdpa`, and the FLUX.1 row then trained 60 finite steps. Since then ai-toolkit's FLUX.1 job caches text embeddings (its profile had
 said it could not; ai-toolkit-profiles.ts), so T5 and CLIP run once, as in the built-in and Kohya
 rows. Each row also keeps `first_grads`: the LoRA gradients' norm and the non-finite ones on
 ai-toolkit's first 3 steps, read just before its clip_grad_norm_ (watch_grads), to show where a NaN
@@ -223,9 +225,11 @@ def child(checkout: str, job_path: str, peak_path: str, tiny: bool) -> None:
     if tiny:
         torch.set_num_threads(1)
     # cuDNN's attention backward fails on FLUX shapes on the H200 (an illegal memory access at step 1,
-    # or NaN from step 2 in the earlier log); the built-in trainer turns it off the same way
-    # (loraspec_worker/train/model.py), so both run the flash/efficient SDPA kernels.
-    torch.backends.cuda.enable_cudnn_sdp(False)
+    # or NaN from step 2 in the earlier log): the built-in trainer's own switch, so both trainers run
+    # the flash/efficient SDPA kernels.
+    from loraspec_worker.train import disable_cudnn_sdpa
+
+    disable_cudnn_sdpa()
     os.chdir(checkout)
     sys.path.insert(0, checkout)
     if tiny:  # the CPU smoke test's klein transformer is tiny; ai-toolkit builds Klein4BParams() at its real size
