@@ -1,3 +1,4 @@
+import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
@@ -77,6 +78,20 @@ export interface PrepSummary {
 }
 
 /**
+ * The set a contract with `aspect: buckets` and no dataset.buckets trains in (core's aspectBuckets).
+ * Prep without a contract's set has no contract field to blame, so a resolution below the default
+ * shortest bucket side is a usage error naming the resolution.
+ */
+function defaultBuckets(resolution: number): Bucket[] {
+  if (resolution < BUCKET_DEFAULTS.minSide) {
+    throw new LoraspecError("E_USAGE", `aspect buckets need a resolution of at least ${BUCKET_DEFAULTS.minSide} px (the default shortest bucket side); got ${resolution}`, {
+      hint: `use --aspect square, raise --resolution, or give the contract a dataset.buckets.min_side at or below ${resolution}`,
+    });
+  }
+  return aspectBuckets(undefined, resolution).buckets;
+}
+
+/**
  * `loraspec prep`: scan, validate, dedupe, crop and resize a dataset into a new folder, with a
  * manifest that makes re-runs incremental. One bad file never stops the others: each becomes a
  * `warning` event and a `skipped` row. The originals are only ever read.
@@ -89,7 +104,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   }
   const captionExt = params.captionExtension ?? ".txt";
   // Core decides the set and each image's bucket in it (plan/buckets.ts): prep crops to the bucket the trainer assigns.
-  const buckets = (params.aspect ?? "square") === "buckets" ? (params.buckets?.length ? [...params.buckets] : aspectBuckets(undefined, params.resolution).buckets) : undefined;
+  const buckets = (params.aspect ?? "square") === "buckets" ? (params.buckets?.length ? [...params.buckets] : defaultBuckets(params.resolution)) : undefined;
   const settings = {
     resolution: params.resolution,
     aspect: params.aspect ?? "square",

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectEvents, type LoraspecEvent } from "@loraspec/core/events.js";
 import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { readPrepManifest } from "@loraspec/engine/dataset/prep-manifest.js";
+import { aspectBuckets } from "@loraspec/core/plan/buckets.js";
 import { photoLike, pngHeaderOnly } from "./make-images.js";
 
 const RES = 256;
@@ -178,7 +179,6 @@ describe("prepareDataset", () => {
     const bucketOut = join(root, "buckets");
     // Core's default set at 256 is the square alone (min side 256), so the set is given, as a contract would.
     // Step 32: with step 64, a-small's 4:3 is exactly between 1:1 and 320x192's 5:3 and the tie goes to the square.
-    const { aspectBuckets } = await import("@loraspec/core/plan/buckets.js");
     const buckets = aspectBuckets({ min_side: 128, max_side: 512, step: 32 }, RES).buckets;
     const events = await collectEvents(
       prepareDataset({ datasetDir: dataset, outDir: bucketOut, resolution: RES, aspect: "buckets", buckets, crop: "attention", format: "jpeg", pinned: ["a-small.jpg"], concurrency: 2 }),
@@ -204,6 +204,16 @@ describe("prepareDataset", () => {
     }
     const manifest = await readPrepManifest({ path: join(bucketOut, "manifest.json") });
     expect(manifest?.settings.buckets).toEqual(sizes);
+  });
+
+  it("refuses aspect buckets below the default shortest side with no set given, naming the resolution (no contract field)", async () => {
+    const err = await collectEvents(prepareDataset({ datasetDir: dataset, outDir: join(root, "o-small"), resolution: 128, aspect: "buckets" })).catch((e) => e);
+    expect(err).toMatchObject({ code: "E_USAGE" });
+    expect(err.message).toContain("128");
+    expect(err.message).not.toContain("dataset.buckets.min_side (");
+    // a set given (the contract's) is taken as it is: no default-side refusal
+    const set = aspectBuckets({ min_side: 64, max_side: 256, step: 64 }, 128).buckets;
+    await expect(collectEvents(prepareDataset({ datasetDir: dataset, outDir: join(root, "o-small2"), resolution: 128, aspect: "buckets", buckets: set, concurrency: 1 }))).resolves.toBeDefined();
   });
 
   it("refuses to write into the dataset folder and reports an empty one", async () => {
