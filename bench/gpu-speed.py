@@ -119,6 +119,10 @@ CONFIGS = [
     # is still eager's (GroupNorm, SiLU, the LoRA adds: separate memory passes); regional compile fuses them
     # and the graph then replays inductor's kernels. Compiled during the graph's eager warm-up steps.
     ("sdxl", "CUDA graph of the whole step + regional compile + channels-last", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True, graphs=True)),
+    # cuDNN's autotuner for the UNet's convolutions (torch.backends.cudnn.benchmark): one latent shape per run
+    # (the graph needs it anyway), so the per-shape search runs once, in the warm-up steps
+    ("sdxl", "CUDA graph of the whole step + channels-last + cuDNN benchmark", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, graphs=True, cudnn_bench=True)),
+    ("sdxl", "CUDA graph of the whole step + regional compile + channels-last + cuDNN benchmark", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True, graphs=True, cudnn_bench=True)),
 ]
 
 
@@ -201,6 +205,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cuda.enable_cudnn_sdp(bool(s["cudnn_sdpa"]))
+        torch.backends.cudnn.benchmark = bool(s.get("cudnn_bench"))
     cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
                      learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=bool(s["ckpt"]),
                      checkpointing_mode="selective" if s["ckpt"] == "selective" else "full", guidance_scale=3.5, batch_size=s["batch"],
@@ -293,7 +298,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
             first_steps_s += dt
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
-        "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs") if s[k]],
+        "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs", "cudnn_bench") if s.get(k)],
         "targets": args.targets, "network_type": s.get("network", "lora"),
         "lora_modules": sum(1 for m in net.modules() if any(hasattr(m, a) for a in ("lora_A", "lokr_w1", "hada_w1_a"))),
         "adapter_params": sum(p.numel() for p in params),
