@@ -110,7 +110,6 @@ def contradictions(cfg: Config) -> list[str]:
         (cfg.train_text_encoder, "text-encoder training re-encodes captions each step"),
         (cfg.shuffle_tags, "shuffle_tags re-encodes captions each step"),
         (cfg.num_processes > 1 or bool(cfg.nodes), "several processes (the gradients are all-reduced outside the step)"),
-        (cfg.compile, "compile (the CUDA graph already removes the launch overhead)"),
     ) if bad] if cfg.cuda_graphs else []
     if cfg.cuda_graphs and len({(b["width"], b["height"]) for b in cfg.buckets}) > 1:
         graph.append("several bucket shapes (a captured graph replays one shape)")

@@ -194,6 +194,20 @@ describe("compileDiffusers", () => {
     expect(compileDiffusers(c, {}, PATHS).choices.find((x) => x.setting === "compile")?.why).toMatch(/too short to repay.*41 s first-compile warm-up/);
   });
 
+  it("compiles SDXL's blocks under the CUDA graph only when the run repays the first compile (measured graph vs graph + compile)", () => {
+    const c = (steps: number) =>
+      contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps, optimizer: "adamw" } });
+    const short = compileDiffusers(c(2000), {}, PATHS);
+    expect([short.request.cuda_graphs, short.request.compile]).toEqual([true, false]);
+    expect(short.choices.find((x) => x.setting === "compile")?.why).toMatch(/too short to repay.*under the CUDA graph/);
+    const long = compileDiffusers(c(20000), {}, PATHS);
+    expect([long.request.cuda_graphs, long.request.compile, long.request.channels_last]).toEqual([true, true, true]);
+    expect(long.choices.find((x) => x.setting === "compile")?.why).toMatch(/^on: 20000 steps x 0\.0\d+ s saved \(0\.1\d* -> 0\.083 s\/step under the CUDA graph/);
+    // without the graph (checkpointing on) SDXL never compiles: the graph is its speed-up
+    const ckpt = compileDiffusers(contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 20000, gradient_checkpointing: true, optimizer: "adamw" } }), {}, PATHS);
+    expect([ckpt.request.cuda_graphs, ckpt.request.compile]).toEqual([false, false]);
+  });
+
   it("warns that Z-Image Turbo is distilled", () => {
     expect(compileDiffusers(contract("zimage-turbo", "character"), {}, PATHS).warnings.map((w) => w.code)).toEqual(["W_DISTILLED_BASE"]);
   });
