@@ -1,5 +1,5 @@
 /**
- * The plan's walltime model against every speed we measured (built-in trainer and Kohya, H200),
+ * The plan's walltime model against every speed we measured (built-in trainer, Kohya, ai-toolkit; H200),
  * the published third-party points for reference, and one plan's GPU table in order.
  * Run: npx tsx bench/plan-vs-measured.ts   (writes the "Plan walltime vs measured" section of bench/RESULTS.md)
  * Pure arithmetic on the knowledge base: no GPU, a second or two.
@@ -24,18 +24,21 @@ const rows: string[] = ["| trainer | model | configuration | GPU | measured s/st
 let worst = 0;
 for (const r of TRAIN_SPEEDS.filter((x) => !x.levers.includes("cudnn_sdpa"))) {
   const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: "diffusers" }, hyperparameters: { steps: 1000, batch_size: r.batch } });
-  const s = { gradientCheckpointing: r.gradientCheckpointing, compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm"), channelsLast: r.levers.includes("channels_last"), cudaKnown: true, choices: [] };
+  const s = { gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm"), channelsLast: r.levers.includes("channels_last"), cudaKnown: true, choices: [] };
   const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, s);
   const ratio = w.secondsPerStep / r.secondsPerStep;
   worst = Math.max(worst, Math.abs(ratio - 1));
   rows.push(`| built-in | ${r.base} | ${r.config}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
 }
+// The versions the rows ran (their sources name the commits).
+const VERSION: Record<(typeof TRAINER_SPEEDS)[number]["trainer"], string> = { kohya: "v0.10.1", "ai-toolkit": "0.12.26" };
 for (const r of TRAINER_SPEEDS) {
-  const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: r.trainer, version: "v0.10.1" }, hardware: { kind: "local", gpu: "H200" }, hyperparameters: { steps: 1000, gradient_checkpointing: r.gradientCheckpointing } });
+  const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: r.trainer, version: VERSION[r.trainer] }, hardware: { kind: "local", gpu: "H200" }, hyperparameters: { steps: 1000, gradient_checkpointing: r.gradientCheckpointing } });
   const w = planRun(c).selected!;
   const ratio = w.secondsPerStep / r.secondsPerStep;
   worst = Math.max(worst, Math.abs(ratio - 1));
-  rows.push(`| Kohya v0.10.1 | ${r.base} | our compiled config, batch ${r.batch}, no checkpointing | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
+  const what = `our compiled ${r.trainer === "kohya" ? "config" : "job"}, ${r.modules ? `${r.modules} modules, ` : ""}${r.quantize === "fp8" ? "fp8 base" : "bf16 base"}, batch ${r.batch}, ${r.gradientCheckpointing ? "checkpointed" : "no checkpointing"}`;
+  rows.push(`| ${r.trainer === "kohya" ? "Kohya" : r.trainer} ${VERSION[r.trainer]} | ${r.base} | ${what} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
 }
 const published: string[] = ["| published point (not ours) | GPU | published s/step | plan s/step (Kohya, same family) | plan / published |", "|---|---|---|---|---|"];
 for (const p of SPEEDS) {
@@ -60,7 +63,7 @@ const section = [
   "<!-- plan-walltime:start (written by bench/plan-vs-measured.ts) -->",
   "## Plan walltime vs measured",
   "",
-  `Date: ${new Date().toISOString().slice(0, 10)}. No GPU: \`npx tsx bench/plan-vs-measured.ts\` runs the plan's one walltime model (packages/core/src/plan/walltime.ts) against every row we measured. Every workload starts from an H200 figure (the built-in trainer's rows; our Kohya rows; ai-toolkit takes Kohya's row as its proxy, being unmeasured; lever ratios such as checkpointing come from the built-in rows of the same card) and moves to another card by three shares of the H200 step: its counted FLOPs at the measured GEMM rate (scale with dense bf16 TFLOP/s), half the rest (a fifth for launch-bound SDXL) with memory bandwidth, the remainder fixed. Datasheet figures and sources: knowledge/gpus.ts.`,
+  `Date: ${new Date().toISOString().slice(0, 10)}. No GPU: \`npx tsx bench/plan-vs-measured.ts\` runs the plan's one walltime model (packages/core/src/plan/walltime.ts) against every row we measured. Every workload starts from an H200 figure (the built-in trainer's rows; our Kohya and ai-toolkit rows, knowledge/trainer-speeds.ts, ai-toolkit's fp8 row for its fp8 base; a model without a row of its trainer takes the built-in eager row times that trainer's FLUX.1 ratio to the built-in eager row; lever ratios such as checkpointing come from the built-in rows of the same card) and moves to another card by three shares of the H200 step: its counted FLOPs at the measured GEMM rate (scale with dense bf16 TFLOP/s), half the rest (a fifth for launch-bound SDXL) with memory bandwidth, the remainder fixed. Datasheet figures and sources: knowledge/gpus.ts.`,
   "",
   ...rows,
   "",

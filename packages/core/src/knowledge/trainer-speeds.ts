@@ -4,9 +4,11 @@ import type { Sourced } from "./types.js";
 /**
  * External trainers' speed, measured by us on the same H200 as the built-in trainer's rows
  * (knowledge/train-speed.ts), with the configs loraspec's own compilers write. 1024², batch 1,
- * LoRA rank 16 / alpha 16, AdamW, bf16 base, SDPA, cached latents and text outputs, no
- * checkpointing. Seconds per step: steady state from Kohya's epoch timestamps (its tqdm mean in
- * the note).
+ * LoRA rank 16 / alpha 16 on every linear of the transformer (each trainer's default), AdamW, SDPA,
+ * cached latents and text outputs, no checkpointing (the plan times checkpointing with the built-in
+ * trainer's ratio; each row's `config` says so). Seconds per step: steady state (Kohya: from its
+ * epoch timestamps, its tqdm mean in the note; ai-toolkit: per-line stamps over the window its
+ * config names, `steady_s_per_step` of the jsonl).
  */
 export interface TrainerSpeedRecord extends Sourced {
   trainer: "kohya" | "ai-toolkit";
@@ -15,15 +17,30 @@ export interface TrainerSpeedRecord extends Sourced {
   resolution: number;
   batch: number;
   gradientCheckpointing: boolean;
+  /** How the frozen base was held: bf16, or the trainer's own fp8 (ai-toolkit: optimum-quanto qfloat8). */
   quantize: "none" | "fp8";
   secondsPerStep: number;
+  /** What the row ran, and what it did not that the plan takes from elsewhere. */
+  config: string;
+  /** LoRA modules the trainer's log reported, where the bench kept it. */
+  modules?: number;
+  /** torch.cuda.max_memory_allocated of the run, GiB, where the bench read it. */
+  peakAllocGib?: number;
 }
 
 const KOHYA_LOG = "bench/data/kohya-h200-2026-11-29.log (sd-scripts v0.10.1 ae72efb, bench/RESULTS.md 'Versus Kohya sd-scripts')";
+const AITK = "ai-toolkit 0.12.26 27a03a9, bench/RESULTS.md 'Versus ai-toolkit (issue 22)'";
+const AITK_FLUX1 = `bench/data/aitk-h200-2026-12-02-flux1-valid.jsonl (log bench/data/aitk-h200-2026-12-02-flux1-valid.log; ${AITK})`;
+const AITK_FLUX1_FP8 = `bench/data/aitk-h200-2026-12-02-flux1-valid.jsonl (log bench/data/aitk-h200-2026-12-02-flux1-fp8.log; ${AITK})`;
+const AITK_KLEIN = `bench/data/aitk-h200-2026-12-02.jsonl (log bench/data/aitk-h200-2026-12-02-klein4b.log; ${AITK})`;
+const NO_CKPT = "checkpointing not measured: the plan takes the built-in trainer's ratio";
 
 export const TRAINER_SPEEDS: readonly TrainerSpeedRecord[] = [
-  { trainer: "kohya", base: "sdxl", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 1.15, source: KOHYA_LOG, asOf: "2026-11-29", note: "tqdm mean 1.19" },
-  { trainer: "kohya", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.83, source: KOHYA_LOG, asOf: "2026-11-29", note: "tqdm mean 0.88" },
+  { trainer: "kohya", base: "sdxl", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 1.15, config: `our compiled config, 722 modules (Kohya's default); ${NO_CKPT}`, modules: 722, source: KOHYA_LOG, asOf: "2026-11-29", note: "tqdm mean 1.19" },
+  { trainer: "kohya", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.83, config: `our compiled config, 304 fused modules of all blocks (Kohya's default); ${NO_CKPT}; the fp8 base likewise`, modules: 304, source: KOHYA_LOG, asOf: "2026-11-29", note: "tqdm mean 0.88" },
+  { trainer: "ai-toolkit", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.792, config: `our compiled job, bf16 base, text embeddings cached, cuDNN SDPA off, steady over steps 20-60; ${NO_CKPT}`, modules: 494, peakAllocGib: 71.9, source: AITK_FLUX1, asOf: "2026-12-02", note: "median 0.807; ai-toolkit's own rate 0.83 s/it" },
+  { trainer: "ai-toolkit", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "fp8", secondsPerStep: 0.852, config: `our compiled job, qfloat8 base (optimum-quanto), text embeddings cached, cuDNN SDPA off, a 15-step memory row, steady over steps 5-15; ${NO_CKPT}`, modules: 494, peakAllocGib: 69.8, source: AITK_FLUX1_FP8, asOf: "2026-12-02", note: "median 0.938: a shorter window than the bf16 row's" },
+  { trainer: "ai-toolkit", base: "flux2-klein-4b", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.361, config: `our compiled job, bf16 base, low_vram, text embeddings cached, 80 modules (klein's blocks fuse qkv and the MLP), steady over steps 20-60; ${NO_CKPT}; the fp8 base takes ai-toolkit's FLUX.1 fp8/bf16 ratio`, modules: 80, peakAllocGib: 28.3, source: AITK_KLEIN, asOf: "2026-12-02", note: "median 0.363" },
 ];
 
 /**

@@ -12,7 +12,7 @@ export function effectivePreset(c: Contract): TargetPreset | "custom" | undefine
   return c.network.targets ?? (c.trainer.name === "diffusers" ? "attention" : "all-linear");
 }
 
-/** The preset the anchor row was measured with: the built-in rows on attention, Kohya's on its all-linear default. */
+/** The preset the anchor row was measured with: the built-in rows on attention, Kohya's and ai-toolkit's on their all-linear default. */
 const measuredWith = (c: Contract): TargetPreset => (c.trainer.name === "diffusers" ? "attention" : "all-linear");
 
 /** all-linear / attention s/step for this model and levers (SDXL's own rows; FLUX.1's for the transformers). */

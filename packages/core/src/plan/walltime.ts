@@ -41,7 +41,7 @@ interface Anchor {
 }
 
 const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
-const kohyaRow = (model: BaseModelRecord): TrainerSpeedRecord | undefined => TRAINER_SPEEDS.find((r) => r.trainer === "kohya" && r.base === (SPEED_PROXY[model.id] ?? model.id));
+const trainerRow = (trainer: TrainerSpeedRecord["trainer"], base: BaseModelRecord["id"], quantize: "none" | "fp8") => TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === base && r.quantize === quantize);
 
 /** The built-in trainer's H200 figure for these settings (lookupTrainSpeed), else its FLOPs at FLUX.1's eager rate. */
 function builtInAnchor(model: BaseModelRecord, settings: TrainSettings, batch: number, gpu: GpuRecord): Anchor {
@@ -65,28 +65,37 @@ function flopsAnchor(model: BaseModelRecord, settings: TrainSettings, batch: num
 }
 
 /**
- * Kohya and ai-toolkit: our Kohya H200 row of this model (ai-toolkit is not measured: Kohya's row
- * stands in for it), times the built-in trainer's measured ratios on the same card for what the row
- * did not run (checkpointing; an fp8 base). A model without a Kohya row: the built-in eager row of
- * it times Kohya/built-in on FLUX.1; without either, FLOPs at Kohya's FLUX.1 rate.
+ * Kohya, ai-toolkit and the rest: the trainer's own H200 row of this model where we measured it
+ * (knowledge/trainer-speeds.ts; a trainer with no rows at all takes Kohya's as its proxy), its fp8
+ * row for an fp8 base where there is one, times the built-in trainer's measured ratios on the same
+ * card for what the row did not run (checkpointing; an fp8 base the trainer was not measured with
+ * on FLUX.1). A model without a row: the built-in eager row of it times trainer/built-in on FLUX.1
+ * (the trainer's own FLUX.1 row), and an fp8 base the trainer's own FLUX.1 fp8/bf16 ratio where it
+ * has one; without a built-in row either, FLOPs at the trainer's FLUX.1 rate.
  */
 function externalAnchor(model: BaseModelRecord, contract: Contract, settings: TrainSettings, batch: number): Anchor {
-  const ref = kohyaRow(model);
-  const proxy = contract.trainer.name !== "kohya" ? ` (${contract.trainer.name} not measured: Kohya's row)` : "";
-  const flux1Kohya = TRAINER_SPEEDS.find((r) => r.trainer === "kohya" && r.base === "flux1-dev")!;
+  const name = contract.trainer.name;
+  const trainer = TRAINER_SPEEDS.find((r) => r.trainer === name)?.trainer ?? "kohya";
+  const who = trainer === "kohya" ? "Kohya" : trainer;
+  const proxy = name !== trainer ? ` (${name} not measured: Kohya's row)` : "";
+  const fp8 = settings.quantize === "fp8" && model.family !== "sdxl";
+  const base = SPEED_PROXY[model.id] ?? model.id;
+  const ref = (fp8 ? trainerRow(trainer, base, "fp8") : undefined) ?? trainerRow(trainer, base, "none");
+  const flux1 = trainerRow(trainer, "flux1-dev", "none")!;
   const flux1Eager = builtInRow("flux1-dev", false)!;
   let anchor: Anchor;
   if (ref) {
-    anchor = { secondsPerStep: (ref.secondsPerStep / ref.batch) * batch, basis: proxy ? "derived" : "measured", config: `Kohya ${ref.secondsPerStep} s/step, batch ${ref.batch}${proxy}`, source: ref.source };
+    const held = ref.quantize === "fp8" ? ", fp8 base" : "";
+    anchor = { secondsPerStep: (ref.secondsPerStep / ref.batch) * batch, basis: proxy ? "derived" : "measured", config: `${who} ${ref.secondsPerStep} s/step, batch ${ref.batch}${held}${proxy}`, source: ref.source };
   } else {
     const eager = builtInRow(model.id, false);
-    if (!eager) return flopsAnchor(model, settings, batch, flux1Kohya.secondsPerStep, "Kohya's FLUX.1 rate");
-    const ratio = flux1Kohya.secondsPerStep / flux1Eager.secondsPerStep;
+    if (!eager) return flopsAnchor(model, settings, batch, flux1.secondsPerStep, `${who}'s FLUX.1 rate`);
+    const ratio = flux1.secondsPerStep / flux1Eager.secondsPerStep;
     anchor = {
       secondsPerStep: eager.secondsPerStep * ratio * batch,
       basis: "derived",
-      config: `built-in eager ${eager.secondsPerStep} s/step x ${ratio.toFixed(2)} (Kohya / built-in on FLUX.1)`,
-      source: `${eager.source}; ${flux1Kohya.source}`,
+      config: `built-in eager ${eager.secondsPerStep} s/step x ${ratio.toFixed(2)} (${who} / built-in on FLUX.1)`,
+      source: `${eager.source}; ${flux1.source}`,
     };
   }
   const ckptRef = model.family === "sdxl" ? "sdxl" : "flux1-dev";
@@ -95,13 +104,21 @@ function externalAnchor(model: BaseModelRecord, contract: Contract, settings: Tr
     const b = builtInRow(ckptRef, false)!;
     anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for checkpointing (built-in, ${ckptRef})` };
   }
-  if (settings.quantize === "fp8" && model.family !== "sdxl") {
-    const rows = trainSpeedsFor("flux1-dev");
-    const a = rows.find((r) => r.config === "fp8 base (24 GB recipe)")!;
-    const b = rows.find((r) => r.config === "fast" && r.gradientCheckpointing)!;
-    anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (built-in, FLUX.1)` };
-  }
+  if (fp8 && ref?.quantize !== "fp8") anchor = withFp8Base(anchor, trainer, flux1);
   return anchor;
+}
+
+/** An fp8 base the anchor row did not run: the trainer's own FLUX.1 fp8/bf16 ratio, else the built-in trainer's. */
+function withFp8Base(anchor: Anchor, trainer: TrainerSpeedRecord["trainer"], flux1: TrainerSpeedRecord): Anchor {
+  const own = trainerRow(trainer, "flux1-dev", "fp8");
+  if (own) {
+    const ratio = own.secondsPerStep / flux1.secondsPerStep;
+    return { ...anchor, secondsPerStep: anchor.secondsPerStep * ratio, basis: "derived", config: `${anchor.config} x ${ratio.toFixed(2)} for the fp8 base (${trainer}, FLUX.1)`, source: `${anchor.source}; ${own.source}` };
+  }
+  const rows = trainSpeedsFor("flux1-dev");
+  const a = rows.find((r) => r.config === "fp8 base (24 GB recipe)")!;
+  const b = rows.find((r) => r.config === "fast" && r.gradientCheckpointing)!;
+  return { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (built-in, FLUX.1)` };
 }
 
 /** The shares of an H200 step: GEMM (from its FLOPs at the measured GEMM rate), memory traffic, fixed. */

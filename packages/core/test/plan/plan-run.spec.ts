@@ -184,12 +184,12 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     expect(plan.selected?.config).toMatch(/for checkpointing \(FLUX\.1\)/);
   });
 
-  it("times other trainers from Kohya's H200 row with the built-in trainer's lever ratios (ai-toolkit: Kohya as proxy)", () => {
+  it("times ai-toolkit from its own H200 rows (fp8 base: its fp8 row) with the built-in trainer's checkpointing ratio", () => {
     const plan = planRun(contract(), dataset(20));
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: true, compile: false, cudaGraphs: false });
     const h200 = plan.walltime.find((w) => w.gpu === "h200")!;
     expect(h200.basis).toBe("derived");
-    expect(h200.config).toMatch(/^Kohya 0\.83 s\/step, batch 1 \(ai-toolkit not measured: Kohya's row\) x 1\.53 for checkpointing .* x 1\.04 for the fp8 base/);
+    expect(h200.config).toBe("ai-toolkit 0.852 s/step, batch 1, fp8 base x 1.53 for checkpointing (built-in, flux1-dev)");
     expect(plan.walltime.filter((w) => w.gpu !== "h200").every((w) => w.basis === "scaled")).toBe(true);
   });
 });

@@ -23,10 +23,10 @@ describe("the plan reproduces every measured row within 10%", () => {
     within(w.secondsPerStep, r.secondsPerStep);
     expect(w.basis).toBe("measured");
   });
-  it.each(TRAINER_SPEEDS.map((r) => [`${r.trainer} ${r.base}`, r] as const))("%s, through planRun", (_n, r) => {
+  it.each(TRAINER_SPEEDS.map((r) => [`${r.trainer} ${r.base}${r.quantize === "fp8" ? " fp8" : ""}`, r] as const))("%s, through planRun", (_n, r) => {
     const c = contract({
       base: { model: r.base, quantize: r.quantize },
-      trainer: { name: r.trainer, version: "v0.10.1" },
+      trainer: { name: r.trainer, version: r.trainer === "kohya" ? "v0.10.1" : "0.12.26" },
       hardware: { kind: "local", gpu: "H200", vram_gb: 141 },
       hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250, gradient_checkpointing: r.gradientCheckpointing },
       limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
@@ -34,7 +34,7 @@ describe("the plan reproduces every measured row within 10%", () => {
     const sel = planRun(c).selected!;
     within(sel.secondsPerStep, r.secondsPerStep);
     expect(sel.basis).toBe("measured");
-    expect(sel.source).toMatch(/kohya-h200-2026-11-29\.log/);
+    expect(sel.source).toContain(/bench\/data\/\S+\.(jsonl|log)/.exec(r.source)![0]);
   });
 });
 
@@ -69,5 +69,42 @@ describe("the issue's figures", () => {
       planRun(contract({ base: { model, quantize: "none" }, trainer: { name: "kohya", version: "v0.10.1" }, hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: false }, limits: { vram_ceiling_gb: undefined } })).selected!;
     expect(kohya("flux1-dev").secondsPerStep).toBe(0.83);
     expect(kohya("sdxl").secondsPerStep).toBe(1.15);
+  });
+});
+
+describe("each external trainer from its own rows (knowledge/trainer-speeds.ts)", () => {
+  const plan = (trainer: "kohya" | "ai-toolkit", model: "flux1-dev" | "flux2-klein-4b" | "flux2-klein-9b" | "sdxl" | "qwen-image", quantize: "none" | "fp8", ckpt: boolean) =>
+    planRun(contract({ base: { model, quantize }, trainer: { name: trainer, version: trainer === "kohya" ? "v0.10.1" : "0.12.26" }, hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: ckpt }, limits: { vram_ceiling_gb: undefined } })).selected!;
+  const speed = (trainer: string, base: string, quantize = "none") => TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === base && r.quantize === quantize)!.secondsPerStep;
+  const eager = (base: string, ckpt = false) => TRAIN_SPEEDS.find((r) => r.base === base && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0)!.secondsPerStep;
+
+  it("ai-toolkit + fp8 on FLUX.1: its fp8 row, checkpointing by the built-in ratio, no built-in fp8 ratio", () => {
+    const w = plan("ai-toolkit", "flux1-dev", "fp8", true);
+    within(w.secondsPerStep, speed("ai-toolkit", "flux1-dev", "fp8") * (eager("flux1-dev", true) / eager("flux1-dev")), 0.005);
+    expect(w.config).toMatch(/^ai-toolkit 0\.852 s\/step, batch 1, fp8 base x 1\.53 for checkpointing \(built-in, flux1-dev\)$/);
+    expect(w.source).toMatch(/aitk-h200-2026-12-02-flux1-valid\.jsonl/);
+  });
+
+  it("a model ai-toolkit has no row for: the built-in eager row x ai-toolkit / built-in on FLUX.1 (not Kohya's)", () => {
+    const ratio = speed("ai-toolkit", "flux1-dev") / eager("flux1-dev");
+    for (const model of ["flux2-klein-9b", "sdxl"] as const) {
+      const w = plan("ai-toolkit", model, "none", false);
+      within(w.secondsPerStep, eager(model) * ratio, 0.005);
+      expect(w.config).toMatch(/\(ai-toolkit \/ built-in on FLUX\.1\)$/);
+      expect(w.basis).toBe("derived");
+    }
+    expect(plan("ai-toolkit", "qwen-image", "none", false).config).toMatch(/ai-toolkit's FLUX\.1 rate/);
+  });
+
+  it("an fp8 base ai-toolkit did not run on this model takes ai-toolkit's FLUX.1 fp8/bf16 ratio", () => {
+    const w = plan("ai-toolkit", "flux2-klein-4b", "fp8", false);
+    within(w.secondsPerStep, speed("ai-toolkit", "flux2-klein-4b") * (speed("ai-toolkit", "flux1-dev", "fp8") / speed("ai-toolkit", "flux1-dev")), 0.005);
+    expect(w.config).toMatch(/for the fp8 base \(ai-toolkit, FLUX\.1\)$/);
+  });
+
+  it("Kohya keeps its own rows and the built-in ratios", () => {
+    expect(plan("kohya", "flux1-dev", "fp8", true).config).toBe("Kohya 0.83 s/step, batch 1 x 1.53 for checkpointing (built-in, flux1-dev) x 1.04 for the fp8 base (built-in, FLUX.1)");
+    expect(plan("kohya", "flux2-klein-9b", "none", false).config).toMatch(/\(Kohya \/ built-in on FLUX\.1\)$/);
+    expect(plan("kohya", "qwen-image", "none", false).config).toMatch(/Kohya's FLUX\.1 rate/);
   });
 });
