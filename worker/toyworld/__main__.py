@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--steps", type=int, default=48, help="timed steps per config (whole T5-length cycles)")
     ft.add_argument("--warmup", type=int, default=8, help="untimed steps first (compiles happen here)")
     ft.add_argument("--seconds", type=float, default=90, help="each config's limit, warm-up included")
-    ft.add_argument("--images", type=int, default=4096, help="synthetic images to draw batches from")
+    ft.add_argument("--images", type=int, default=2048, help="synthetic images to draw batches from (each config tokenizes their captions)")
     ft.add_argument("--t5-lengths", default="512,128,64,64")
     ft.add_argument("--device", default=None)
 

@@ -5,10 +5,10 @@ that times them on the GPU: `python -m toyworld flux-throughput` (see probe).
 Why a step is slow for a model this small (5-7 M parameters; batch 256 of 256 image tokens plus
 64-512 T5 tokens): the GPU does little per kernel, and the committed loop keeps it waiting.
   - host syncs: a CPU tensor's .to(cuda) copies and waits for the GPU (torch's copy from pageable
-    memory synchronizes the stream). The committed loop made five a step (its three batch draws,
-    and in the trainer's Flux1.loss the sigma table and the image ids, which it now builds once on
-    the device) plus float(loss) every 10th step; after each the GPU idles while Python launches the
-    next kernels;
+    memory synchronizes the stream). The committed loop made six a step (its three batch draws,
+    and in the trainer's Flux1.loss the sigma and timestep tables and the image ids, which it now
+    keeps on the device) plus float(loss) every 10th step; after each the GPU idles while Python
+    launches the next kernels;
   - kernel launches: every step runs CLIP, T5 and the transformer forward and backward, unfused
     (autocast casts, norms, modulation, RoPE: thousands of small kernels), then AdamW (foreach) and
     the EMA.
@@ -22,6 +22,13 @@ The levers:
                    modules), graphs (full with mode reduce-overhead: CUDA graphs replay each graph);
   --batch N --lr-rule sqrt   a larger batch with lr x sqrt(N / REFERENCE_BATCH).
 The loss is the trainer's own Flux1.loss under every lever.
+
+The probe on the GPU, one short call each (out/throughput.jsonl is rewritten after every config,
+so a call cut short keeps the rows done; each row's warmup_s holds the compile time):
+  PYTHONPATH=worker python3 -m toyworld flux-throughput --out $OUT --configs baseline,fast,fast+b1024,fast+blocks
+  PYTHONPATH=worker python3 -m toyworld flux-throughput --out $OUT --configs fast+compile,fast+compile+b1024
+  (then fast+graphs, fast+graphs+b1024, fast+b512 ... as the first rows suggest). On a warm machine inductor's
+  cache (/tmp/torchinductor_$USER) keeps the compiled kernels for the next call and the sweep.
 """
 
 from __future__ import annotations
@@ -192,7 +199,7 @@ def _write_lines(path: str, rows: list[dict]) -> None:
         f.writelines(json.dumps(r) + "\n" for r in rows)
 
 
-def probe(configs: list[str], out: str, *, steps: int = 48, warmup: int = 8, images: int = 4096, seconds: float = 90,
+def probe(configs: list[str], out: str, *, steps: int = 48, warmup: int = 8, images: int = 2048, seconds: float = 90,
           t5_lengths=PROBE_T5_LENGTHS, device: str | None = None, log=print) -> list[dict]:
     """Images per second of each config on the vae2-objw models (random weights, synthetic
     pixels), one JSON line per config to stdout and to out/throughput.jsonl (rewritten after each
