@@ -18,8 +18,27 @@ variant, then each run's last lines) and the best variant's folder (highest judg
 CFG, among those <= 30 MB) as best-<variant>.tar, split into .tar.00, .tar.01 ... parts of
 15 MiB when larger (`cat best-*.tar.* > best.tar`).
 
+--train-args passes train-base flags to every variant (the speed levers of worker/toyworld/
+flux_speed.py), written with "=" since its value starts with a dash:
+--train-args="--no-host-sync --fused-adam --compile full --batch 1024 --lr-rule sqrt".
+Each variant's log goes to --out/<variant>.log as it runs (a "transformer step N loss L (Ts)" line
+every 200 steps), and --out/progress.txt is rewritten every PROGRESS_EVERY seconds (each variant's
+state and last line; its first line says "done" at the end). --deadline defaults to the VAE and
+transformer budgets plus SETUP_MARGIN (rendering, saving, the judged samples).
+
 GPU (one H200, ~8 min):  PYTHONPATH=worker python3 bench/toy-flux-sweep.py --out $OUT
 CPU smoke (seconds of training, no judge reading):  ... --out /tmp/o --smoke
+
+A run longer than one device call (e.g. vae2-objw alone, 1,200 s of transformer): launch it
+detached in one call, then poll in later calls while the machine stays warm (the sweep and its
+training process outlive the launching call; the files are in /tmp/tfs, not the call's $OUT):
+  launch:  mkdir -p /tmp/tfs && PYTHONPATH=worker setsid nohup python3 bench/toy-flux-sweep.py --variants vae2-objw \
+             --transformer-seconds 1200 --train-args="--no-host-sync --fused-adam --batch 1024 --lr-rule sqrt" \
+             --out /tmp/tfs/out --work /tmp/tfs/work > /tmp/tfs/sweep.log 2>&1 < /dev/null &
+           sleep 60; cat /tmp/tfs/sweep.log /tmp/tfs/out/progress.txt
+  poll:    cat /tmp/tfs/out/progress.txt; tail -n 5 /tmp/tfs/out/*.log; cp -r /tmp/tfs/out/. $OUT/
+  (when progress.txt's first line says done, the last poll's $OUT holds <variant>.json, logs.txt and
+  the best-<variant>.tar parts)
 """
 
 from __future__ import annotations
@@ -27,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -39,15 +59,47 @@ VAE2 = ["--vae-downscale", "2"]
 VARIANTS = {"base": [], "vae2": VAE2, "vae2-wide": [*VAE2, *WIDE], "vae2-objw": [*VAE2, "--object-weight", "4"]}
 MAX_BYTES = 30_000_000  # issue 23: committed at <= 30 MB
 PART = 15 * 1024 * 1024  # files come back at most 16 MiB each
+SETUP_MARGIN = 200  # s past the VAE and transformer budgets: rendering, saving, 600 judged samples (the committed 505 s = 75 + 230 + 200)
+PROGRESS_EVERY = 15  # s between rewrites of progress.txt
 
 
 def command(name: str, folder: Path, args) -> list[str]:
     budget = ["--images", str(args.images), "--vae-codec-images", str(args.codec_images), "--vae-seconds", str(args.vae_seconds),
-              "--transformer-seconds", str(args.transformer_seconds), "--t5-lengths", "512,128,64,64", "--workers", str(args.workers)]
+              "--transformer-seconds", str(args.transformer_seconds), "--transformer-steps", str(args.transformer_steps),
+              "--t5-lengths", "512,128,64,64", "--workers", str(args.workers)]
     if args.smoke:
         budget = ["--images", "64", "--vae-codec-images", "0", "--vae-steps", "2", "--transformer-steps", "2", "--batch", "4",
                   "--t5-lengths", "512,128,64,64", "--workers", "1", "--eval", "2", "--device", "cpu"]
-    return [sys.executable, "-m", "toyworld", "train-base", "--arch", "flux1", "--out", str(folder), *budget, *VARIANTS[name]]
+    return [sys.executable, "-m", "toyworld", "train-base", "--arch", "flux1", "--out", str(folder), *budget, *VARIANTS[name],
+            *shlex.split(args.train_args)]
+
+
+def shown(line: str) -> bool:
+    """A log line worth showing: not a progress bar, not part of the report JSON printed last."""
+    return bool(line.strip()) and "it/s]" not in line and not line.startswith((" ", "{", "}"))
+
+
+def last_line(log: Path) -> str:
+    """The log's last line worth showing, read from its tail."""
+    if not log.exists():
+        return "(no log yet)"
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, 2) - 4096))
+        lines = [ln for ln in f.read().decode(errors="replace").splitlines() if shown(ln)]
+    return lines[-1] if lines else "(empty log)"
+
+
+def write_progress(out: Path, procs: dict, t0: float, deadline: float) -> None:
+    """progress.txt: "running" or "done", the time against the deadline, then per variant its
+    state and last log line; written beside and renamed, so a poll never reads half a file."""
+    running = [n for n, (p, _) in procs.items() if p.poll() is None]
+    lines = [f"{'running' if running else 'done'}: {time.time() - t0:.0f} s of {deadline:.0f} s ({time.strftime('%H:%M:%S')} UTC)"]
+    for name, (p, _) in procs.items():
+        state = "running" if p.poll() is None else f"exit {p.returncode}"
+        lines.append(f"{name} [{state}] {last_line(out / f'{name}.log')}")
+    tmp = out / "progress.txt.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out / "progress.txt")
 
 
 def row(name: str, report: dict | None) -> str:
@@ -57,12 +109,12 @@ def row(name: str, report: dict | None) -> str:
     rt = report["vae"].get("shape_roundtrip", {}).get("roundtrip", {})
     pct = lambda d, k: f"{100 * d[k]:.1f}%" if k in d else "-"  # noqa: E731
     return (f"| {name} | {sum(report['params'].values()) / 1e6:.2f} M | {report['bytes'] / 1e6:.1f} MB | {report['vae']['steps']} | "
-            f"{pct(rt, 'all')} | {t['steps']} | {t['final_loss'] or 0:.4f} | {pct(s, 'shape')} | {pct(s, 'colour')} | "
+            f"{pct(rt, 'all')} | {t['steps']} | {t.get('images_per_second', 0):.0f} | {t['final_loss'] or 0:.4f} | {pct(s, 'shape')} | {pct(s, 'colour')} | "
             f"{pct(s, 'background')} | {pct(s, 'position')} | {'/'.join(pct(s.get('shape_by_size', {}), k) for k in ('small', 'medium', 'large'))} | "
             f"{pct(n, 'shape')} | {report['train_seconds']:.0f} s |")
 
 
-def main() -> int:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default="/tmp/toy-flux-sweep")
@@ -71,10 +123,21 @@ def main() -> int:
     ap.add_argument("--codec-images", type=int, default=30000)
     ap.add_argument("--vae-seconds", type=float, default=75)
     ap.add_argument("--transformer-seconds", type=float, default=230)
+    ap.add_argument("--transformer-steps", type=int, default=10_000_000, help="a step cap (the default leaves the time budget in charge)")
+    ap.add_argument("--train-args", default="", help='more train-base flags for every variant, one string: --train-args="--fused-adam --batch 1024"')
     ap.add_argument("--workers", type=int, default=4, help="render processes per variant")
-    ap.add_argument("--deadline", type=float, default=505, help="seconds after which unfinished variants are stopped")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help=f"seconds after which unfinished variants are stopped (default: VAE + transformer seconds + {SETUP_MARGIN})")
     ap.add_argument("--smoke", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.deadline is None:
+        args.deadline = args.vae_seconds + args.transformer_seconds + SETUP_MARGIN
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    deadline = args.deadline
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -82,10 +145,14 @@ def main() -> int:
     names = args.variants.split(",")
     t0, procs = time.time(), {}
     for name in names:
-        log = open(work / f"{name}.log", "w")
+        log = open(out / f"{name}.log", "w")
         procs[name] = (subprocess.Popen(command(name, work / name, args), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True), log)
-    while any(p.poll() is None for p, _ in procs.values()) and time.time() - t0 < args.deadline:
+    written = 0.0
+    while any(p.poll() is None for p, _ in procs.values()) and time.time() - t0 < deadline:
+        if time.time() - written >= PROGRESS_EVERY:
+            write_progress(out, procs, t0, deadline)
+            written = time.time()
         time.sleep(2)
     reports, lines = {}, []
     for name, (p, log) in procs.items():
@@ -93,16 +160,16 @@ def main() -> int:
             os.killpg(p.pid, 15)
             p.wait()
         log.close()
-        tail = (work / f"{name}.log").read_text(errors="replace").splitlines()
-        lines += [f"== {name} (exit {p.returncode}, {time.time() - t0:.0f} s)"] + [ln for ln in tail if "it/s]" not in ln and not ln.startswith((" ", "{", "}"))][-40:]
+        tail = (out / f"{name}.log").read_text(errors="replace").splitlines()
+        lines += [f"== {name} (exit {p.returncode}, {time.time() - t0:.0f} s)"] + [ln for ln in tail if shown(ln)][-40:]
         path = work / name / "toyworld.json"
         if p.returncode == 0 and path.exists():
             reports[name] = json.loads(path.read_text())
             (out / f"{name}.json").write_text(json.dumps(reports[name], indent=2))
-    head = ("| variant | params | saved | VAE steps | VAE round-trip shape | transformer steps | final loss | shape (CFG 4) | colour | "
-            "background | position | shape S/M/L (CFG 4) | shape (no CFG) | train time |\n|" + "---|" * 14)
+    head = ("| variant | params | saved | VAE steps | VAE round-trip shape | transformer steps | images/s | final loss | shape (CFG 4) | "
+            "colour | background | position | shape S/M/L (CFG 4) | shape (no CFG) | train time |\n|" + "---|" * 15)
     table = "\n".join([head] + [row(n, reports.get(n)) for n in names])
-    (out / "logs.txt").write_text(table + "\n\n" + "\n".join(lines) + "\n")
+    (out / "logs.txt").write_text((f"train-args: {args.train_args}\n\n" if args.train_args else "") + table + "\n\n" + "\n".join(lines) + "\n")
     print(table)
     fits = [n for n in reports if reports[n]["bytes"] <= MAX_BYTES]
     if fits:
@@ -117,6 +184,7 @@ def main() -> int:
             for i in range(0, len(data), PART):
                 (out / f"{tar.name}.{i // PART:02d}").write_bytes(data[i : i + PART])
         print(f"best: {best} ({len(data) / 2**20:.1f} MiB tar)")
+    write_progress(out, procs, t0, deadline)  # "done" last: the results are all written
     return 0
 
 

@@ -2,6 +2,7 @@
 
   train-base      train the judge (optional) and the toy SDXL base (see train_base.py), or with
                   --arch flux1 the toy FLUX.1 base (see train_flux.py)
+  flux-throughput images/s of the toy FLUX.1 base's transformer phase per speed config (see flux_speed.py)
   make-concepts   write the concept LoRA datasets (txcl character, txst style, txpd product)
   judge           read images with the judge: labels per image as JSON lines
   rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
@@ -20,6 +21,8 @@ import json
 import os
 import sys
 
+from .flux_speed import COMPILE_MODES, LR_RULES
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 DEFAULT_BASE = os.path.join(REPO, "models", "toy-sdxl")
@@ -27,7 +30,7 @@ DEFAULT_BASES = {"sdxl": DEFAULT_BASE, "flux1": os.path.join(REPO, "models", "to
 DEFAULT_JUDGE = os.path.join(REPO, "models", "toy-judge")
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="PYTHONPATH=worker python -m toyworld")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -62,8 +65,25 @@ def main(argv=None) -> int:
     tb.add_argument("--vae-downscale", type=int, default=4, choices=[4, 2],
                     help="flux1: the VAE's downscale (4: 8x8 image tokens of 8x8 px; 2: 16x16 tokens of 4x4 px)")
     tb.add_argument("--batch", type=int, default=256)
+    tb.add_argument("--lr-rule", default="fixed", choices=LR_RULES,
+                    help="flux1: fixed takes --lr as given; sqrt scales it by sqrt(batch / 256) (see flux_speed.py)")
+    tb.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                    help="flux1: torch.compile the transformer and text encoders (blocks: regional; graphs: with CUDA graphs)")
+    tb.add_argument("--fused-adam", action="store_true", help="flux1: fused AdamW (one kernel per step)")
+    tb.add_argument("--no-host-sync", action="store_true",
+                    help="flux1: batch draws on the GPU (another random stream) and the loss read at log time only")
     tb.add_argument("--eval", type=int, default=200, help="base samples the judge reads after training")
     tb.add_argument("--grid", default=None, help="save the first 50 eval samples as a PNG grid")
+
+    ft = sub.add_parser("flux-throughput", help="images/s of the toy FLUX.1 transformer phase per speed config (see flux_speed.py)")
+    ft.add_argument("--out", required=True, help="throughput.jsonl goes here")
+    ft.add_argument("--configs", default=None, help="comma-separated, tokens joined by + (e.g. baseline,fast+compile+b1024)")
+    ft.add_argument("--steps", type=int, default=48, help="timed steps per config (whole T5-length cycles)")
+    ft.add_argument("--warmup", type=int, default=8, help="untimed steps first (compiles happen here)")
+    ft.add_argument("--seconds", type=float, default=90, help="each config's limit, warm-up included")
+    ft.add_argument("--images", type=int, default=2048, help="synthetic images to draw batches from (each config tokenizes their captions)")
+    ft.add_argument("--t5-lengths", default="512,128,64,64")
+    ft.add_argument("--device", default=None)
 
     mc = sub.add_parser("make-concepts", help="write the concept datasets")
     mc.add_argument("--out", required=True)
@@ -118,13 +138,23 @@ def main(argv=None) -> int:
     ak.add_argument("--variant", action="append", default=None, help="bucketed | square (repeatable; default both)")
     ak.add_argument("--reuse", action="store_true", help="sample the LoRAs already trained in --out instead of training them again")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "train-base":
         from .train_base import run
 
         args.out = args.out or DEFAULT_BASES[args.arch]
         report = run(args)
         print(json.dumps(report, indent=2))
+    elif args.command == "flux-throughput":
+        from . import flux_speed
+
+        flux_speed.probe((args.configs or flux_speed.DEFAULT_CONFIGS).split(","), args.out, steps=args.steps, warmup=args.warmup,
+                         images=args.images, seconds=args.seconds, t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")),
+                         device=args.device, log=lambda m: print(m, flush=True))
     elif args.command == "make-concepts":
         from .concepts import write_concepts
 

@@ -15,7 +15,8 @@ FluxPipeline feeds T5 every padding token (no attention mask), so the model sees
 length: training cycles through T5_LENGTHS (512 is the pipeline's default; 128 keeps the
 tests fast), and sampling works at either. Each phase runs for a step count or a time budget,
 whichever ends first; the end evaluation (evaluate_base, the judge on held-out prompts) goes to
-toyworld.json in the folder.
+toyworld.json in the folder. The transformer phase's speed levers (--no-host-sync, --fused-adam,
+--compile, --lr-rule) and their throughput probe are flux_speed.py's; all off is the committed loop.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from loraspec_worker import tiny_base
 from loraspec_worker.tiny_base import flux_scheduler
 
+from .flux_speed import Levers, compile_models, scaled_lr
 from .tokenizer import toy_clip_tokenizer, toy_t5_tokenizer
 from .train_base import (CAPTION_DROPOUT, CODEC_SCENES, eval_prompts, evaluate_base, make_base_dataset, record_saved, render_base_images,
                          style_roundtrip, toy_clip_config, toy_vae, train_vae)
@@ -39,6 +41,9 @@ T5_LENGTHS = (512, 128)
 # Sampling with true CFG against the empty prompt (FluxPipeline true_cfg_scale + negative_prompt
 # ""): the toy base is not guidance-distilled, so its guidance embedding does not guide.
 EVAL_TRUE_CFG = 4.0
+# The transformer phase's loss bookkeeping: every LOSS_EVERY-th step's loss is kept, their mean is
+# logged every LOG_EVERY steps, and final_loss is their mean over the last FINAL_LOSS_STEPS steps.
+LOSS_EVERY, LOG_EVERY, FINAL_LOSS_STEPS = 10, 200, 500
 
 
 def build_models(seed: int = 0, heads: int = 6, double_layers: int = 2, single_layers: int = 4, vae_levels: int = 3) -> dict:
@@ -110,11 +115,14 @@ def object_weights(masks, factor: int, object_weight: float):
 
 
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
-                      t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, log=print) -> dict:
+                      t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, levers: Levers = Levers(),
+                      log=print, on_step=None) -> dict:
     """weighting: the sigma sampling of train.py's Config.timestep_sampling (none: uniform, as the
     LoRA trainer's default; logit_normal: SD3's, denser at mid noise; shift: Kohya's flux_shift,
     sigmoid(N(0,1)) shifted toward high noise by the token count). object_weight > 0 (with masks):
-    the loss on the objects' latent pixels weighs 1 + object_weight (object_weights)."""
+    the loss on the objects' latent pixels weighs 1 + object_weight (object_weights). levers: the
+    speed levers (flux_speed.py; all off is the committed loop). on_step(step): called after each
+    step (the throughput probe's clock)."""
     import torch
 
     from loraspec_worker.protocol import WorkerError
@@ -148,18 +156,32 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     params = [p for m in trainable for p in m.parameters()]
     ema = [copy.deepcopy(m).eval().requires_grad_(False) for m in trainable]
     ema_params = [p for m in ema for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
-    g = torch.Generator(device="cpu").manual_seed(2)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2, **({"fused": True} if levers.fused_adam else {}))
+    compiled = compile_models(trainable, levers.compile)
+    if compiled:
+        log(f"torch.compile ({levers.compile}): {compiled} modules; the first steps of each T5 length compile")
+    # the batch draws: on the host (a copy to the GPU that waits for it, three per step) or, with
+    # no_host_sync, on the device itself (another random stream)
+    draw_device = device if levers.no_host_sync else torch.device("cpu")
+    g = torch.Generator(device=draw_device).manual_seed(2)
     noise_gen = torch.Generator(device=device).manual_seed(3)
-    started, step, recent = time.time(), 0, []
+    started, step, recent, pending = time.time(), 0, [], []
+
+    def read_losses():  # the pending losses in one copy (one wait for the GPU)
+        if pending:
+            recent.extend(torch.stack(pending).float().tolist())
+            pending.clear()
+
     while step < steps and time.time() - started < seconds:
         step += 1
+        if levers.compile == "graphs":
+            torch.compiler.cudagraph_mark_step_begin()
         for group in opt.param_groups:  # short warm-up, then constant
             group["lr"] = lr * min(1.0, step / 200)
         length = t5_lengths[step % len(t5_lengths)]
-        idx = torch.randint(0, latents.shape[0], (batch,), generator=g).to(device)
-        style = torch.randint(0, 2, (batch, 1), generator=g).to(device)
-        keep = (torch.rand((batch, 1), generator=g) >= CAPTION_DROPOUT).to(device)
+        idx = torch.randint(0, latents.shape[0], (batch,), generator=g, device=draw_device).to(device)
+        style = torch.randint(0, 2, (batch, 1), generator=g, device=draw_device).to(device)
+        keep = (torch.rand((batch, 1), generator=g, device=draw_device) >= CAPTION_DROPOUT).to(device)
         clip_ids = torch.where(keep, torch.where(style == 0, ids[0][0][idx], ids[1][0][idx]), empty_clip)
         t5_ids = torch.where(keep, torch.where(style == 0, ids[0][1][idx, :length], ids[1][1][idx, :length]), empty_t5[:, :length])
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -172,15 +194,26 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
             torch._foreach_lerp_(ema_params, params, 1 - decay)  # one launch instead of one per tensor
-        recent.append(float(loss.detach()) if step % 10 == 0 else None)
-        if step % 200 == 0:
-            vals = [v for v in recent[-200:] if v is not None]
+        if step % LOSS_EVERY == 0:  # the loss of every LOSS_EVERY-th step is kept
+            pending.append(loss.detach())
+            if not levers.no_host_sync:
+                read_losses()
+        if step % LOG_EVERY == 0:
+            read_losses()
+            vals = recent[-(LOG_EVERY // LOSS_EVERY) :]
             log(f"transformer step {step} loss {sum(vals) / max(1, len(vals)):.4f} ({time.time() - started:.0f}s)")
+        if on_step is not None:
+            on_step(step)
+    read_losses()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the steps queued last have run
+    seconds_run = time.time() - started
     models["text_encoder"], models["text_encoder_2"], models["transformer"] = ema
-    vals = [v for v in recent[-500:] if v is not None]
-    return {"steps": step, "seconds": time.time() - started, "batch": batch, "lr": lr, "guidance": GUIDANCE,
+    vals = recent[-(FINAL_LOSS_STEPS // LOSS_EVERY) :]
+    return {"steps": step, "seconds": seconds_run, "batch": batch, "lr": lr, "guidance": GUIDANCE,
             "t5_lengths": list(t5_lengths), "weighting": weighting, "object_weight": object_weight, "caption_dropout": CAPTION_DROPOUT,
-            "final_loss": sum(vals) / max(1, len(vals)) if vals else None}
+            "final_loss": sum(vals) / max(1, len(vals)) if vals else None, "levers": levers.as_dict(),
+            "images_per_second": step * batch / max(seconds_run, 1e-9)}
 
 
 def save_pipeline(models, out: str) -> int:
@@ -242,10 +275,12 @@ def run(args) -> dict:
         log(f"vae: the judge reads {report['vae']['style_roundtrip']:.0%} of the style's images in the style after the round trip")
         report["vae"]["shape_roundtrip"] = vae_roundtrip(models["vae"], judge)
         log(f"vae: the judge's shape accuracy on held-out scenes after the round trip {json.dumps(report['vae']['shape_roundtrip'])}")
+    levers = Levers.from_args(args)
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
-                                              seconds=args.transformer_seconds, batch=args.batch, lr=args.lr,
+                                              seconds=args.transformer_seconds, batch=args.batch, lr=scaled_lr(args.lr, args.batch, args.lr_rule),
                                               t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting,
-                                              masks=masks, object_weight=args.object_weight, log=log)
+                                              masks=masks, object_weight=args.object_weight, levers=levers, log=log)
+    report["transformer"]["lr_rule"] = args.lr_rule
     record_saved(report, models, ("transformer", "vae", "text_encoder", "text_encoder_2"), save_pipeline(models, args.out), args.out, t0, log)
 
     if args.eval > 0 and os.path.exists(os.path.join(args.judge_out, "judge.safetensors")):

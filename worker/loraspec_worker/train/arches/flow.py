@@ -38,6 +38,9 @@ class FlowArch(Arch):
         """(sigmas, timesteps) by cfg.timestep_sampling (regularize.flow_sigmas); `shape` (the
         latents') gives the token count the resolution-dependent shift reads."""
         tokens = (shape[-2] // self.patch) * (shape[-1] // self.patch) if shape is not None else REG_BASE_TOKENS
+        s = self.noise_scheduler
+        if s.sigmas.device != device:  # once, as SDXL's alphas_cumprod: a host copy per step waits for the GPU
+            s.sigmas, s.timesteps = s.sigmas.to(device), s.timesteps.to(device)
         return regularize.flow_sigmas(self.cfg.timestep_sampling, self.noise_scheduler, b, generator, device, tokens)
 
     def noised(self, latents, generator):
@@ -53,6 +56,20 @@ class FlowArch(Arch):
 
 class Flux1(FlowArch):
     name = "flux1"
+
+    def __init__(self, pipe, cfg, device, dtype):
+        super().__init__(pipe, cfg, device, dtype)
+        self._image_ids = {}
+
+    def image_ids(self, h: int, w: int, device):
+        """FluxPipeline._prepare_latent_image_ids for an (h, w) token grid, built once per grid:
+        diffusers builds them on the host, and that copy to the GPU waits for it every step."""
+        from diffusers import FluxPipeline
+
+        key = (h, w, str(device))
+        if key not in self._image_ids:
+            self._image_ids[key] = FluxPipeline._prepare_latent_image_ids(1, h, w, device, self.dtype)
+        return self._image_ids[key]
 
     def text_encoders(self):
         return [self.pipe.text_encoder, self.pipe.text_encoder_2]
@@ -74,12 +91,11 @@ class Flux1(FlowArch):
     def loss(self, latents, text, extra, generator):
         import torch
         import torch.nn.functional as F
-        from diffusers import FluxPipeline
 
         b, _, h, w = latents.shape
         noise, _, timesteps, noisy = self.noised(latents, generator)
         packed = pack_2x2(noisy)
-        img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, self.dtype)
+        img_ids = self.image_ids(h // 2, w // 2, latents.device)
         guidance = None
         if self.denoiser.config.guidance_embeds:
             guidance = torch.full((b,), float(self.cfg.guidance_scale), device=latents.device)
