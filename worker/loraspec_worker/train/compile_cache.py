@@ -167,7 +167,7 @@ def report() -> dict:
            "aot_hits": c["aot_autograd"].get("autograd_cache_hit", 0), "aot_misses": c["aot_autograd"].get("autograd_cache_miss", 0),
            "graph_breaks": sum(c["graph_break"].values())}
     reasons = {}
-    for code, failures in list(utils.guard_failures.items()):
+    for code, failures in list(getattr(utils, "guard_failures", {}).items()):
         where = f"{getattr(code, 'co_name', code)} ({os.path.basename(getattr(code, 'co_filename', ''))}:{getattr(code, 'co_firstlineno', 0)})"
         reasons[where] = [str(f).strip().splitlines()[0][:160] for f in failures]
     out["recompiles"] = reasons
