@@ -20,6 +20,12 @@ save every 250 from the run's parts) and the warm run's warm-up (goal < 15 s).
 
 GPU (one H200, ~7 min):
   PYTHONPATH=worker python3 bench/gpu-wholerun.py --out $OUT
+The warm-up of a warm start alone (issue 22's < 15 s; one H200, ~3 min):
+  PYTHONPATH=worker python3 bench/gpu-wholerun.py --only flux1 --cold-steps 30 --steps 30 --out $OUT
+  each row's `logs` keeps the worker's "torch.compile in this run" line (train/compile_cache.py report:
+  frames, graphs, recompiles and why, FX-graph / AOTAutograd cache hits and misses, seconds per compile
+  phase); the warm row's timing.warmup_s less that line's dynamo seconds is what the first step pays
+  outside torch.compile.
 then here:  python3 bench/gpu-wholerun.py --from <files_at>/gpu-wholerun.jsonl --write
 CPU smoke test (tiny models, 32 px, compile refused on the CPU):  ... --tiny --steps 6 --cold-steps 3
 """

@@ -2,7 +2,9 @@
 anything: the folders core sends are where inductor and Triton look, the artifacts file is written
 atomically and read back, and an unreadable one is ignored with the table's coded warning, never a
 crash. A real round trip (CPU, torch 2.13: first call 42.6 s cold, 5.7 s warm with
-fxgraph_cache_hit) is in docs/design-notes.md; the H200 one is bench/gpu-wholerun.py's warm run."""
+fxgraph_cache_hit) is in docs/design-notes.md and tests/test_regional_compile.py (regional compile of a
+tiny FLUX.1: graphs per block kind, a warm start with no inductor compile, the PGO profile); the H200
+one is bench/gpu-wholerun.py's warm run."""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ def events(monkeypatch):
             monkeypatch.setenv(var, os.environ[var])
         else:
             monkeypatch.delenv(var, raising=False)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+    job_id = torch.compiler.config.job_id  # configure() names the PGO profile's job: give it back too
+    yield lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+    torch.compiler.config.job_id = job_id
 
 
 def test_without_a_folder_nothing_changes(events):
@@ -122,3 +126,6 @@ def test_a_compiled_run_uses_the_requests_folder_and_saves_after_its_steps(tmp_p
     train.run(req)
     assert seen["inductor"] == str(tmp_path / "cache" / "compile" / SPEC["inductorDir"])
     assert seen["saved"] == compile_cache.artifacts_path(str(tmp_path / "cache" / "compile"))
+    # Dynamo's PGO profile is this workload's (the request's shapes), and the run says what it compiled
+    assert torch.compiler.config.job_id == "loraspec-" + compile_cache.workload_key(train.parse_config(req))
+    assert any(e["type"] == "log" and e["message"].startswith("torch.compile in this run:") for e in events())

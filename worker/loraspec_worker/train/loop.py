@@ -176,7 +176,7 @@ def train_once(cfg: Config, group=None) -> dict:
     random.seed(cfg.seed)
 
     levers = resolve_levers(cfg, device, dtype)
-    cache_file = compile_cache.configure(cfg.compile_cache_dir) if levers["compile"] else None
+    cache_file = compile_cache.configure(cfg.compile_cache_dir, compile_cache.workload_key(cfg)) if levers["compile"] else None
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
     phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
@@ -210,6 +210,8 @@ def train_once(cfg: Config, group=None) -> dict:
     state.step = state.start_step
     with soft_cancel():
         stopped = train_loop(state)
+    if levers["compile"]:
+        emit({"type": "log", "level": "info", "message": compile_cache.report_message(compile_cache.report())})
     if group.is_main:
         compile_cache.save(cache_file)
     if stopped is not None:  # stopped early (debug.stop_after_step)
