@@ -3,12 +3,17 @@
 The training thread takes a snapshot (HostSnapshot): every tensor the checkpoint holds is copied to
 host memory, on CUDA non_blocking into pinned buffers followed by an event, so the copy is ordered on
 the stream before the next step's kernels and the snapshot holds this step's values while the next
-step runs. A 0-d tensor on the GPU (a capturable optimizer's `step` and `lr`) is cloned on the
-device instead: state.pt keeps those where they were, as it did before, because resume puts them back
-as they are. The Writer then writes the files on its own thread while training goes on. At most one
-write is in flight: the next save, the final save and the end of the run wait for it (Writer.wait),
-and an error of the write is raised there, on the training thread, as it was raised when the save was
-synchronous.
+step runs. Resume puts the optimizer's per-parameter state on its parameter's device (torch's
+Optimizer.load_state_dict; bitsandbytes on its first step), but not the values of its param groups
+and of the LR scheduler: a capturable optimizer's `lr` and `initial_lr` are 0-d GPU tensors the CUDA
+graph reads. Those few (tree(..., scalars_stay=True)) are cloned on the device, so state.pt keeps
+them there as it did when the save was synchronous (the writer's torch.save copies them to the host).
+
+The Writer then writes the files on its own thread while training goes on. At most one write is in
+flight: the next save, the final save, the end of the run and a CUDA-graph capture (no other thread
+may use the GPU then) wait for it (Writer.wait). An error of the write is raised on the training
+thread, as it was when the save was synchronous: at the first step after the write failed
+(Writer.check) or where it waits.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ class HostSnapshot:
         self._buffers: dict = {}
         self._devices: set = set()
 
-    def tensor(self, key: tuple, t) -> Any:
+    def tensor(self, key: tuple, t, scalars_stay: bool = False) -> Any:
         import torch
 
         t = t.detach()
-        if t.dim() == 0 and t.device.type != "cpu":
+        if scalars_stay and t.dim() == 0 and t.device.type != "cpu":
             return t.clone()  # stays on its device (see the module docstring)
         buf = self._buffers.get(key)
         if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
@@ -41,17 +46,17 @@ class HostSnapshot:
             self._devices.add(t.device)
         return buf
 
-    def tree(self, key: tuple, obj: Any) -> Any:
+    def tree(self, key: tuple, obj: Any, scalars_stay: bool = False) -> Any:
         """`obj` with every tensor copied (dicts, lists and tuples walked; anything else deep-copied, so
         later changes to the live objects do not reach the snapshot)."""
         import torch
 
         if isinstance(obj, torch.Tensor):
-            return self.tensor(key, obj)
+            return self.tensor(key, obj, scalars_stay)
         if isinstance(obj, dict):
-            return {k: self.tree((*key, k), v) for k, v in obj.items()}
+            return {k: self.tree((*key, k), v, scalars_stay) for k, v in obj.items()}
         if type(obj) in (list, tuple):
-            return type(obj)(self.tree((*key, i), v) for i, v in enumerate(obj))
+            return type(obj)(self.tree((*key, i), v, scalars_stay) for i, v in enumerate(obj))
         return copy.deepcopy(obj)
 
     def ready(self) -> Callable[[], None]:
@@ -102,6 +107,12 @@ class Writer:
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+    def check(self) -> None:
+        """Raises a finished write's error now (called every step: a full disk stops the run at once,
+        not at the next save); never waits."""
+        if self._thread is not None and not self._thread.is_alive():
+            self.wait()
 
     @property
     def busy(self) -> bool:

@@ -109,8 +109,6 @@ def snapshot_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler
     live: dict[str, Any] = {
         "step": step,
         "losses": losses,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         "config": {k: v for k, v in cfg.__dict__.items() if k != "debug"},
@@ -118,6 +116,10 @@ def snapshot_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler
     if ema is not None:
         live["ema"] = ema.state(params)  # the raw weights: copied before the shadow goes in below
     state = host.tree(("state",), live)
+    opt = optimizer.state_dict()
+    # the param groups' and the scheduler's 0-d GPU tensors stay on the GPU (background_save's docstring)
+    state["optimizer"] = {k: host.tree(("optimizer", k), v, scalars_stay=k != "state") for k, v in opt.items()}
+    state["scheduler"] = host.tree(("scheduler",), scheduler.state_dict(), scalars_stay=True)
     tensors = {}
     with regularize.ema_applied(ema, params):  # the checkpoint's LoRA is the EMA one
         for attr, module in zip(lora_configs, trainable):

@@ -317,6 +317,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
         step = state.step
         state.optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
+        state.writer.check()  # a failed checkpoint write stops the run here
         if state.stepper is not None and state.stepper.captures_next():
             state.writer.wait()  # no CUDA work on the writer thread while the graph is captured
         for local in range(cfg.gradient_accumulation):
