@@ -196,6 +196,11 @@ class GraphedStep:
         self.failed = False
         self.side = None
 
+    def captures_next(self) -> bool:
+        """The next step captures the graph (no other thread may touch the GPU meanwhile: a periodic
+        save's writer waits first, train/loop.py)."""
+        return self.graph is None and not self.failed and self.done >= self.warmup
+
     def _eager(self, latents, text, extra, draws):
         import torch
 

@@ -179,3 +179,39 @@ def test_bucketed_bf16_training_at_full_size_bucket_shapes(arch, tmp_path, monke
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
     assert any("832x1216: 2" in e.get("message", "") and "1216x832: 2" in e.get("message", "") for e in events if e["type"] == "log")
     assert result["device"] == "cuda"
+
+
+def test_sdxl_cuda_graph_background_saves_hold_their_step_and_resume_on_the_same_curve(tmp_path, monkeypatch):
+    """Periodic saves written on the writer thread (train/background_save.py) with the CUDA graph: the
+    save of step 2 is in flight when step 4 captures (the capture waits for it); each checkpoint holds
+    the parameters of its step; state.pt keeps the capturable AdamW's lr on the GPU and its
+    per-parameter state on the host; a run cut at step 6 resumes (and captures at step 10) onto the
+    straight run's losses."""
+    from safetensors.torch import load_file
+
+    from loraspec_worker.train import checkpoint, loop
+
+    captured, save = {}, loop.TrainState.save
+
+    def capture(state):
+        captured[(state.cfg.output_dir, state.step)] = {
+            k: v.detach().cpu().clone() for attr, m in zip(state.lora_configs, state.trainable) for k, v in checkpoint.live_lora_tensors(m, attr).items()}
+        save(state)
+
+    monkeypatch.setattr(loop.TrainState, "save", capture)
+    over = dict(steps=12, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, save_every=2)
+    _, s_losses, s_events = tiny_run("sdxl", tmp_path, "straight", monkeypatch, **over)
+    tiny_run("sdxl", tmp_path, "cut", monkeypatch, debug={"stop_after_step": 6}, **over)
+    resumed, r_losses, r_events = tiny_run("sdxl", tmp_path, "cut", monkeypatch, resume_from="latest", **over)
+    for events in (s_events, r_events):
+        assert any("CUDA graph captured" in e.get("message", "") for e in events if e["type"] == "log")
+        assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in events), events
+    for (out, step), tensors in captured.items():
+        saved = load_file(os.path.join(out, "checkpoints", f"step-{step:06d}", "lora.safetensors"))
+        assert all(torch.equal(saved[k], tensors[k]) for k in tensors), (out, step)
+    state = torch.load(tmp_path / "cut" / "checkpoints" / "step-000006" / "state.pt", weights_only=False)
+    lr = state["optimizer"]["param_groups"][0]["lr"]
+    assert isinstance(lr, torch.Tensor) and lr.is_cuda
+    assert not any(v.is_cuda for s in state["optimizer"]["state"].values() for v in s.values())
+    assert resumed["startStep"] == 6
+    np.testing.assert_allclose(r_losses, s_losses[6:], rtol=2e-2)

@@ -1,7 +1,9 @@
 """Checkpoints: the LoRA file (safetensors + kohya/modelspec metadata) and the resumable state.
 
-save_checkpoint writes step-NNNNNN/<name>.safetensors then state.pt (last: a folder without it is
-unfinished); load_checkpoint restores the LoRA, optimizer, scheduler and RNG states.
+A save is two halves: snapshot_checkpoint copies what the checkpoint holds off the live tensors (on
+the training thread), write_checkpoint writes step-NNNNNN/<name>.safetensors then state.pt (last: a
+folder without it is unfinished), on the writer thread of background_save while training goes on.
+save_checkpoint does both in turn. load_checkpoint restores the LoRA, optimizer, scheduler and RNG states.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import random
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from .. import checkpoint_integrity
 from ..protocol import WorkerError
 from . import regularize
+from .background_save import HostSnapshot
 from .config import Config
 from .metadata import kohya_metadata
 
@@ -21,14 +25,20 @@ from .metadata import kohya_metadata
 KEEP_STATES = 2
 
 
-def lora_state_dict(model, prefix: str) -> dict:
+def live_lora_tensors(model, prefix: str) -> dict:
+    """The LoRA's tensors under the file's names, sharing the parameters' storage."""
     from peft.utils import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(model)
     # transformers 5 flattened CLIPTextModel (no `.text_model`); files keep the canonical
     # `text_encoder.text_model.encoder...` names (lora-formats.md §2a) that every loader reads.
     flat_clip = prefix.startswith("text_encoder") and not hasattr(model, "text_model") and hasattr(model, "encoder")
-    return {f"{prefix}.{'text_model.' if flat_clip else ''}{k}": v.detach().to("cpu").contiguous() for k, v in state.items()}
+    return {f"{prefix}.{'text_model.' if flat_clip else ''}{k}": v.detach() for k, v in state.items()}
+
+
+def lora_state_dict(model, prefix: str) -> dict:
+    """On the CPU (a CPU model's tensors share the parameters' storage: clone them to keep them)."""
+    return {k: v.to("cpu").contiguous() for k, v in live_lora_tensors(model, prefix).items()}
 
 
 def lora_metadata(cfg: Config, lora_configs: dict, step: int, items: list) -> dict:
@@ -75,38 +85,70 @@ def find_latest_checkpoint(output_dir: str) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 # the run
 
-def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items, extra=None) -> str:
-    """`extra` (e.g. the EMA's raw weights) is kept in state.pt and handed back by load_checkpoint."""
+@dataclass
+class Snapshot:
+    """One checkpoint's contents, copied off the live tensors: the files' bytes do not change when
+    training goes on."""
+
+    folder: str
+    lora_path: str
+    tensors: dict
+    metadata: dict
+    state: dict
+    ready: Callable[[], None]  # returns once the snapshot's device-to-host copies are done
+
+
+def snapshot_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items, ema=None, params=None,
+                        host: Optional[HostSnapshot] = None) -> Snapshot:
+    """The checkpoint of `step`, copied now (the training thread). With an EMA the LoRA file holds the
+    shadow and state.pt the raw weights (handed back by load_checkpoint as `ema`)."""
     import numpy as np
     import torch
 
-    folder = os.path.join(cfg.output_dir, "checkpoints", f"step-{step:06d}")
-    os.makedirs(folder, exist_ok=True)
-    tensors = {}
-    for attr, module in zip(lora_configs, trainable):
-        tensors.update(lora_state_dict(module, attr))
-    lora_path = os.path.join(folder, f"{cfg.name}.safetensors")
-    atomic_save_safetensors(tensors, lora_path, lora_metadata(cfg, lora_configs, step, items))
-    state = {
+    host = host or HostSnapshot()
+    live: dict[str, Any] = {
         "step": step,
         "losses": losses,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         "config": {k: v for k, v in cfg.__dict__.items() if k != "debug"},
-        **(extra or {}),
     }
+    if ema is not None:
+        live["ema"] = ema.state(params)  # the raw weights: copied before the shadow goes in below
+    state = host.tree(("state",), live)
+    opt = optimizer.state_dict()
+    # the param groups' and the scheduler's 0-d GPU tensors stay on the GPU (background_save's docstring)
+    state["optimizer"] = {k: host.tree(("optimizer", k), v, scalars_stay=k != "state") for k, v in opt.items()}
+    state["scheduler"] = host.tree(("scheduler",), scheduler.state_dict(), scalars_stay=True)
+    tensors = {}
+    with regularize.ema_applied(ema, params):  # the checkpoint's LoRA is the EMA one
+        for attr, module in zip(lora_configs, trainable):
+            tensors.update({k: host.tensor(("lora", k), v) for k, v in live_lora_tensors(module, attr).items()})
+    folder = os.path.join(cfg.output_dir, "checkpoints", f"step-{step:06d}")
+    return Snapshot(folder=folder, lora_path=os.path.join(folder, f"{cfg.name}.safetensors"), tensors=tensors,
+                    metadata=lora_metadata(cfg, lora_configs, step, items), state=state, ready=host.ready())
+
+
+def write_checkpoint(snap: Snapshot) -> str:
+    """Writes a snapshot's files (any thread); returns the LoRA file's path."""
+    snap.ready()
+    os.makedirs(snap.folder, exist_ok=True)
+    atomic_save_safetensors(snap.tensors, snap.lora_path, snap.metadata)
     # state.pt is written last: a folder without it is an unfinished checkpoint and is ignored.
-    atomic_torch_save(state, os.path.join(folder, "state.pt"))
+    atomic_torch_save(snap.state, os.path.join(snap.folder, "state.pt"))
     # Optimizer states are 2x the LoRA; only the newest KEEP_STATES stay resumable. The LoRA files
     # of older checkpoints stay (validation compares them).
-    root = os.path.dirname(folder)
+    root = os.path.dirname(snap.folder)
     done = sorted(d for d in os.listdir(root) if d.startswith("step-") and os.path.exists(os.path.join(root, d, "state.pt")))
     for old in done[:-KEEP_STATES]:
         os.remove(os.path.join(root, old, "state.pt"))
         checkpoint_integrity.remove_checksum(os.path.join(root, old, "state.pt"))
-    return lora_path
+    return snap.lora_path
+
+
+def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items, ema=None, params=None) -> str:
+    """A checkpoint written before returning (the snapshot, then its files)."""
+    return write_checkpoint(snapshot_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items, ema, params))
 
 
 def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler, saved=None):

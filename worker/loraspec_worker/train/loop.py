@@ -17,7 +17,9 @@ from . import regularize
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
 from . import compile_cache, selective_ckpt
 from .arches import ARCH_CLASSES
-from .checkpoint import atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
+from .background_save import HostSnapshot, Writer
+from .checkpoint import (atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, snapshot_checkpoint,
+                         write_checkpoint)
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
 from .buckets import BucketSampler, cache_entries
 from .data import training_items
@@ -64,13 +66,26 @@ class TrainState:
     losses: list = field(default_factory=list)
     checkpoints: list = field(default_factory=list)
     timeline: Timeline = field(default_factory=Timeline)
+    writer: Writer = field(default_factory=Writer)  # the periodic saves' files (background_save.py)
+    host: HostSnapshot = field(default_factory=HostSnapshot)
 
     def save(self) -> None:
-        extra = {"ema": self.ema.state(self.params)} if self.ema is not None else None
-        with self.timeline.save() as took, regularize.ema_applied(self.ema, self.params):  # the checkpoint's LoRA is the EMA one
-            path = save_checkpoint(self.cfg, self.step, self.trainable, self.lora_configs, self.optimizer, self.scheduler, self.losses, self.items, extra)
+        """A checkpoint of this step: the snapshot here (the training thread's stall, timed), the files
+        on the writer thread; the `checkpoint` event once they are on disk."""
+        step = self.step
+        with self.timeline.save():
+            self.writer.wait()  # at most one write in flight; its error surfaces here
+            snap = snapshot_checkpoint(self.cfg, step, self.trainable, self.lora_configs, self.optimizer, self.scheduler,
+                                       self.losses, self.items, self.ema, self.params, self.host)
+            self.writer.submit(lambda: self._write(snap, step))
+
+    def _write(self, snap, step: int) -> None:
+        t = time.perf_counter()
+        path = write_checkpoint(snap)
+        took = time.perf_counter() - t
+        self.timeline.save_written(took)
         self.checkpoints.append(path)
-        emit({"type": "checkpoint", "step": self.step, "path": path, "seconds": round(took["seconds"], 3)})
+        emit({"type": "checkpoint", "step": step, "path": path, "seconds": round(took, 3)})
 
 
 def finite_params(params) -> bool:
@@ -209,7 +224,10 @@ def train_once(cfg: Config, group=None) -> dict:
     state.started = time.time()
     state.step = state.start_step
     with soft_cancel():
-        stopped = train_loop(state)
+        try:
+            stopped = train_loop(state)
+        finally:
+            state.writer.wait()  # the last checkpoint is on disk before the run ends (or its write's error is raised)
     if levers["compile"]:
         emit({"type": "log", "level": "info", "message": compile_cache.report_message(compile_cache.report())})
     if group.is_main:
@@ -301,6 +319,9 @@ def train_loop(state: TrainState) -> Optional[dict]:
         step = state.step
         state.optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
+        state.writer.check()  # a failed checkpoint write stops the run here
+        if state.stepper is not None and state.stepper.captures_next():
+            state.writer.wait()  # no CUDA work on the writer thread while the graph is captured
         for local in range(cfg.gradient_accumulation):
             loss = micro_step(state, step, local, raise_oom)
             if inject_nan is not None and step == int(inject_nan):

@@ -198,8 +198,9 @@ class Ema:
                     p.copy_(r)
 
     def state(self, params: list) -> dict:
-        """What a checkpoint keeps beside its (EMA) LoRA file: the decay and the raw weights."""
-        return {"decay": self.decay, "raw": [p.detach().to("cpu").clone() for p in params]}
+        """What a checkpoint keeps beside its (EMA) LoRA file: the decay and the raw weights (the live
+        tensors: the checkpoint's snapshot copies them)."""
+        return {"decay": self.decay, "raw": [p.detach() for p in params]}
 
     def restore(self, params: list, state: dict) -> None:
         """After a checkpoint's (EMA) LoRA file was loaded into params: that is the shadow; the

@@ -3,8 +3,10 @@ warm-up (compile, CUDA-graph capture), steady steps, checkpoint saves, in-traini
 
 The phase events carry `at` (seconds since the worker started, protocol.phase); each step is timed
 from the top of the loop to its loss (the loss is read on the host every step, so the GPU work is
-done by then); saves are timed where they happen; whatever else runs between two steps (in-training
-samples, the step-0 samples before the first, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
+done by then); a periodic save is timed as the training thread's stall (its snapshot; the files are
+written on a writer thread while the steps go on: `save_writes_s`, overlapped, not a part of the
+total); whatever else runs between two steps (in-training samples, the step-0 samples before the
+first, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
 `startup_s`; the rest of the train phase (resume, the compile-cache save) `other_s`. The train
 result's `timing` holds the breakdown.
 
@@ -31,7 +33,8 @@ WARMUP_FACTOR = 1.5
 class Timeline:
     def __init__(self) -> None:
         self.steps: list[float] = []
-        self.saves: list[float] = []
+        self.saves: list[float] = []  # the training thread's stall per periodic save (the snapshot)
+        self.save_writes: list[float] = []  # each save's file writes, on the writer thread while steps run
         self.samples = 0
         self.train_started: Optional[float] = None
         self.train_ended: Optional[float] = None
@@ -66,9 +69,14 @@ class Timeline:
             out["seconds"] = time.perf_counter() - t
             self.saves.append(out["seconds"])
 
+    def save_written(self, seconds: float) -> None:
+        self.save_writes.append(seconds)
+
     def summary(self) -> dict:
-        return summarize(self.steps, self.saves, protocol.phase_marks(), self.train_started, self.train_ended,
-                         total=protocol.elapsed())
+        out = summarize(self.steps, self.saves, protocol.phase_marks(), self.train_started, self.train_ended,
+                        total=protocol.elapsed())
+        out["save_writes_s"] = sum(self.save_writes)  # overlapped with the steps: not a part of total_s
+        return out
 
 
 def _phase_durations(marks: list[tuple[str, float]], total: float) -> dict[str, float]:
