@@ -1,7 +1,9 @@
 /**
  * The plan's walltime model against every speed we measured (built-in trainer, Kohya, ai-toolkit; H200),
- * the published third-party points for reference, and one plan's GPU table in order.
- * Run: npx tsx bench/plan-vs-measured.ts   (writes the "Plan walltime vs measured" section of bench/RESULTS.md)
+ * the published third-party points for reference, and one plan's GPU table in order; the plan's VRAM
+ * estimate against every peak we measured (built-in trainer, its all-linear rows, ai-toolkit).
+ * Run: npx tsx bench/plan-vs-measured.ts   (writes the "Plan walltime vs measured" and "Plan VRAM vs
+ * measured" sections of bench/RESULTS.md)
  * Pure arithmetic on the knowledge base: no GPU, a second or two.
  */
 import { readFile, writeFile } from "node:fs/promises";
@@ -10,9 +12,12 @@ import { fileURLToPath } from "node:url";
 import { ContractSchema } from "../packages/core/src/contract/schema.js";
 import { getBaseModel } from "../packages/core/src/knowledge/base-models.js";
 import { GPUS, SPEEDS } from "../packages/core/src/knowledge/gpus.js";
-import { TRAIN_SPEEDS } from "../packages/core/src/knowledge/train-speed.js";
+import { CUDA_CONTEXT, TRAIN_SPEEDS } from "../packages/core/src/knowledge/train-speed.js";
 import { TRAINER_SPEEDS } from "../packages/core/src/knowledge/trainer-speeds.js";
+import { VRAM_ALL_LINEAR_EXTRA } from "../packages/core/src/knowledge/vram.js";
 import { planRun } from "../packages/core/src/plan/plan-run.js";
+import { resolveTrainSettings } from "../packages/core/src/plan/train-settings.js";
+import { estimateVramWith } from "../packages/core/src/plan/vram-model.js";
 import { walltimeOn } from "../packages/core/src/plan/walltime.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -81,8 +86,49 @@ const section = [
   "<!-- plan-walltime:end -->",
 ].join("\n");
 
+// VRAM: the estimate for each measured peak, the bench's contract (1024², rank 16, AdamW, cached latents and text embeddings).
+const cardGb = (peakAllocGib: number) => ((peakAllocGib + CUDA_CONTEXT.gib) * 2 ** 30) / 1e9;
+const vramContract = (trainer: string, r: { base: string; quantize: string; batch: number; gradientCheckpointing: boolean }, network?: Record<string, unknown>) =>
+  contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: trainer }, hardware: { kind: "local", gpu: "H200" }, network, hyperparameters: { rank: 16, optimizer: "adamw", batch_size: r.batch, gradient_checkpointing: r.gradientCheckpointing, cache_latents: true, cache_text_encoder_outputs: true } });
+const vramRows: string[] = ["| trainer | model | configuration | measured GB (peak + context) | plan GB | plan / measured |", "|---|---|---|---|---|---|"];
+let vramWorst = 0;
+const vramRow = (who: string, base: string, what: string, peakAllocGib: number, planGb: number) => {
+  const ratio = planGb / cardGb(peakAllocGib);
+  vramWorst = Math.max(vramWorst, Math.abs(ratio - 1));
+  vramRows.push(`| ${who} | ${base} | ${what} | ${cardGb(peakAllocGib).toFixed(1)} | ${planGb} | ${ratio.toFixed(2)} |`);
+};
+const builtInVram = (r: (typeof TRAIN_SPEEDS)[number]) => ({ gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize });
+for (const r of TRAIN_SPEEDS.filter((x) => x.peakAllocGib !== undefined)) {
+  vramRow("built-in", r.base, `${r.config}, batch ${r.batch}${r.gradientCheckpointing && !r.checkpointingMode ? ", full checkpointing" : ""}`, r.peakAllocGib!, estimateVramWith(vramContract("diffusers", r), getBaseModel(r.base)!, 1024, builtInVram(r)).totalGb);
+}
+for (const rec of Object.values(VRAM_ALL_LINEAR_EXTRA)) {
+  const r = TRAIN_SPEEDS.find((x) => x.base === rec!.base && x.config === rec!.attentionConfig && x.batch === 1 && !x.gradientCheckpointing)!;
+  vramRow("built-in", r.base, `${r.config}, batch 1, all-linear`, rec!.allLinearPeakGib, estimateVramWith(vramContract("diffusers", r, { targets: "all-linear" }), getBaseModel(r.base)!, 1024, builtInVram(r)).totalGb);
+}
+for (const r of TRAINER_SPEEDS.filter((x) => x.peakAllocGib !== undefined)) {
+  const c = vramContract(r.trainer, r);
+  const what = `our compiled job, ${r.modules} modules (its default), ${r.quantize === "fp8" ? "qfloat8 base" : "bf16 base"}, batch ${r.batch}, ${r.gradientCheckpointing ? "checkpointed" : "no checkpointing"}`;
+  vramRow(`${r.trainer} ${VERSION[r.trainer]}`, r.base, what, r.peakAllocGib!, estimateVramWith(c, getBaseModel(r.base)!, 1024, resolveTrainSettings(c, { resolution: 1024 })).totalGb);
+}
+const vramSection = [
+  "<!-- plan-vram:start (written by bench/plan-vs-measured.ts) -->",
+  "## Plan VRAM vs measured",
+  "",
+  `Date: ${new Date().toISOString().slice(0, 10)}. No GPU: the plan's VRAM estimate (packages/core/src/plan/vram-model.ts, GB of 1e9 bytes) against every peak we measured on the H200 (torch.cuda.max_memory_allocated + the ${CUDA_CONTEXT.gib} GiB CUDA context), 1024², rank 16, AdamW, cached latents and text embeddings: the built-in trainer's rows (knowledge/train-speed.ts, the attention preset), its all-linear rows (knowledge/vram.ts VRAM_ALL_LINEAR_EXTRA), and ai-toolkit's (knowledge/trainer-speeds.ts; every linear, its default). Kohya's bench log kept no peak.`,
+  "",
+  ...vramRows,
+  "",
+  `Largest deviation: ${(vramWorst * 100).toFixed(1)}% (test: packages/core/test/plan/vram-calibration.spec.ts asserts every row within 15%, the peer rows never under by more).`,
+  "<!-- plan-vram:end -->",
+].join("\n");
+
 const resultsPath = join(ROOT, "bench/RESULTS.md");
-const old = await readFile(resultsPath, "utf8");
-const re = /<!-- plan-walltime:start[\s\S]*?<!-- plan-walltime:end -->/;
-await writeFile(resultsPath, re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`);
-console.log(section);
+let results = await readFile(resultsPath, "utf8");
+for (const [re, text] of [
+  [/<!-- plan-walltime:start[\s\S]*?<!-- plan-walltime:end -->/, section],
+  [/<!-- plan-vram:start[\s\S]*?<!-- plan-vram:end -->/, vramSection],
+] as const) {
+  results = re.test(results) ? results.replace(re, text) : `${results.trimEnd()}\n\n${text}\n`;
+}
+await writeFile(resultsPath, results);
+console.log(`${section}\n\n${vramSection}`);

@@ -193,7 +193,8 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
     const fit = fitVram(ContractSchema.parse(contract), model, model.nativeResolution, vramGb);
     contract.base.quantize = fit.quantize;
     if (fit.blockSwap) contract.hardware = { ...contract.hardware, block_swap: fit.blockSwap };
-    const how = [fit.quantize === "none" ? "" : `${fit.quantize} base weights`, fit.blockSwap ? `${fit.blockSwap} blocks swapped to CPU RAM` : ""].filter(Boolean).join(" and ");
+    if (fit.gradientCheckpointing) hp.gradient_checkpointing = true;
+    const how = [fit.quantize === "none" ? "" : `${fit.quantize} base weights`, fit.blockSwap ? `${fit.blockSwap} blocks swapped to CPU RAM` : "", fit.gradientCheckpointing ? "gradient checkpointing on" : ""].filter(Boolean).join(" and ");
     reasons["base.quantize"] = { why: `~${fit.estimate.totalGb} GB estimated peak${how ? ` with ${how}` : " with a bf16 base"} for ${vramGb} GB`, source: `${VRAM_MODEL.source}; ${model.vram.source}` };
     if (fit.blockSwap) reasons["hardware.block_swap"] = { why: `the fewest swapped blocks that bring the estimate under ${vramGb} GB (slower steps)`, source: getBlockSwap(contract.trainer.name, model.id)!.source };
   }

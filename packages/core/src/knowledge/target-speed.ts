@@ -5,7 +5,8 @@ import type { Sourced } from "./types.js";
  * on every linear of the transformer blocks (all-linear) against the same bench rows with the
  * attention preset (issue 22, 2026-12-02: bench/gpu-speed.py --configs 0,4,10,20 --steps 30; 1024²,
  * batch 1, rank 16, bf16 base). `fast` is the row with the run's speed levers (SDXL: whole-step
- * CUDA graph; FLUX.1: regional compile + fp8 GEMMs), `eager` without.
+ * CUDA graph; FLUX.1: regional compile + fp8 GEMMs), `eager` without. The all-linear rows' memory:
+ * knowledge/vram.ts VRAM_ALL_LINEAR_EXTRA.
  */
 export interface TargetSpeedRecord extends Sourced {
   /** The measured model family; other FLUX-class transformers take FLUX.1's ratio (derived). */
@@ -15,8 +16,6 @@ export interface TargetSpeedRecord extends Sourced {
   modules: number;
   allLinearSecondsPerStep: number;
   attentionSecondsPerStep: number;
-  /** torch.cuda.max_memory_allocated of the all-linear row, GiB, where the issue gives it. */
-  allLinearPeakGib?: number;
 }
 
 const SRC = "issue 22 (H200, 2026-12-02, bench/gpu-speed.py --configs 0,4,10,20 --steps 30, re-timed with every linear of the transformer blocks)";
@@ -25,7 +24,7 @@ const AS_OF = "2026-12-02";
 export const TARGET_SPEEDS: readonly TargetSpeedRecord[] = [
   { family: "sdxl", levers: "fast", modules: 722, allLinearSecondsPerStep: 0.134, attentionSecondsPerStep: 0.106, source: SRC, asOf: AS_OF, note: "whole-step CUDA graph; Kohya's exact 722 modules" },
   { family: "sdxl", levers: "eager", modules: 722, allLinearSecondsPerStep: 0.668, attentionSecondsPerStep: 0.504, source: SRC, asOf: AS_OF },
-  { family: "flux1", levers: "fast", modules: 495, allLinearSecondsPerStep: 0.484, attentionSecondsPerStep: 0.403, allLinearPeakGib: 62, source: SRC, asOf: AS_OF, note: "compile + fp8 GEMMs; 495 = the 494 block linears + the final proj_out a bare suffix also matched" },
+  { family: "flux1", levers: "fast", modules: 495, allLinearSecondsPerStep: 0.484, attentionSecondsPerStep: 0.403, source: SRC, asOf: AS_OF, note: "compile + fp8 GEMMs; 495 = the 494 block linears + the final proj_out a bare suffix also matched" },
   { family: "flux1", levers: "eager", modules: 495, allLinearSecondsPerStep: 0.701, attentionSecondsPerStep: 0.565, source: SRC, asOf: AS_OF },
 ];
 

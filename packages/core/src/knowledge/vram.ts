@@ -1,4 +1,4 @@
-import type { ModelFamily } from "./base-models.js";
+import type { BaseModelId, ModelFamily } from "./base-models.js";
 import type { Sourced } from "./types.js";
 
 /**
@@ -30,9 +30,10 @@ export const VRAM_MODEL = {
   /** Fragmentation allowance on top of what the tensors take: the caching allocator's slack. */
   overheadFraction: 0.05,
   /**
-   * kohya / ai-toolkit, not measured by us: the published points of §2.3 sit 2-3 GB above the
-   * built-in trainer's fit (SimpleTuner FLUX r16 bf16/int8/int4 ">30/>18/>13 GB" vs 28/15.5/10;
-   * kohya SDXL dim 4-8 "8 GB" vs 6.9), so they get this much more.
+   * kohya / ai-toolkit over the built-in trainer's fit: the published points of §2.3 sit 2-3 GB
+   * above it (SimpleTuner FLUX r16 bf16/int8/int4 ">30/>18/>13 GB" vs 28/15.5/10; kohya SDXL dim
+   * 4-8 "8 GB" vs 6.9). ai-toolkit measured (TRAINER_SPEEDS, 2026-12-02): 0.6-1.3 GB above the
+   * built-in fit with the all-linear extra and its fp8 base's kept inputs, so this still covers it.
    */
   externalTrainerGb: 2.5,
   source: `${P2}; activation, compile, context and overhead constants fitted on ${BENCH}`,
@@ -79,6 +80,71 @@ export const VRAM_SELECTIVE_ACTIVATIONS: Readonly<Partial<Record<ModelFamily, Ac
     ckpt: 1.8,
     selective: 33.5,
     source: "bench/gpu-speed.py --configs 13,23,24,25 (activation_bytes_per_token_hidden_block of the compiled selective rows), bench/data/gpu-speed-h200-2026-12-02-selective.jsonl",
+    asOf: "2026-12-02",
+  },
+};
+
+/**
+ * Extra activation memory of a LoRA on every linear of the blocks (the all-linear preset; Kohya's
+ * and ai-toolkit's default) over the attention preset: the adapted MLP and output projections keep
+ * their inputs for the LoRA's backward (the MLP down-projection's is 3-4x wide). Measured without
+ * checkpointing as the all-linear peak over the TRAIN_SPEEDS row of the same base and config
+ * (attention preset, batch 1, 1024²); the plan scales it per token x hidden x block to other
+ * models of the family. With checkpointing the blocks' insides are recomputed (none counted).
+ * Other FLUX-class families take FLUX.1's; SDXL's is not measured.
+ */
+export interface AllLinearExtraRecord extends Sourced {
+  base: BaseModelId;
+  /** The attention row's config in TRAIN_SPEEDS (no checkpointing, batch 1) the all-linear row re-ran. */
+  attentionConfig: string;
+  /** torch.cuda.max_memory_allocated of the all-linear row, GiB. */
+  allLinearPeakGib: number;
+}
+
+export const VRAM_ALL_LINEAR_EXTRA: Readonly<Partial<Record<ModelFamily, AllLinearExtraRecord>>> = {
+  flux1: {
+    base: "flux1-dev",
+    attentionConfig: "fast + fp8 GEMMs",
+    allLinearPeakGib: 62,
+    source: "issue 22 (H200, 2026-12-02, bench/gpu-speed.py --configs 0,4,10,20 --steps 30, re-timed with every linear of the transformer blocks: 495 modules)",
+    asOf: "2026-12-02",
+    note: "compiled; klein's eager and compiled extras agree within 0.02 GiB, so eager trainers take it as is",
+  },
+  flux2: {
+    base: "flux2-klein-4b",
+    attentionConfig: "eager",
+    allLinearPeakGib: 26.3,
+    source: "bench/gpu-speed.py --only klein4b --configs 16,17 --targets all-linear --steps 30, bench/data/gpu-speed-h200-2026-12-02-klein4b-all-linear.md (H200, 2026-12-02 20:11 UTC, 100 modules)",
+    asOf: "2026-12-02",
+    note: "compiled: 23.7 vs 18.97 GiB, the same 4.7 GiB extra",
+  },
+};
+
+/**
+ * A peer trainer's quantised base that keeps more than its weights' bytes say, bytes per token x
+ * hidden x block per sample, without checkpointing. ai-toolkit's qfloat8 base (optimum-quanto)
+ * measured 2.1 GiB under its bf16 row (69.8 vs 71.9 GiB, TRAINER_SPEEDS) where 1 B per weight
+ * saves 11.9 GB: ~9.6 GB more is kept. That is what quanto's linear keeps: its autograd function
+ * saves each quantised linear's bf16 input for the backward whether or not the weight trains
+ * (optimum-quanto tensor/weights/qbytes.py WeightQBytesLinearFunction.forward,
+ * `ctx.save_for_backward(input, other)`); FLUX.1's distinct linear inputs count 12.7 B per token x
+ * hidden x block (double blocks 7h per stream, single blocks 6h, 2 B). Held as activations (so
+ * recomputed under checkpointing, not measured) rather than as weight bytes: as weight bytes the
+ * 24 GB FLUX.1 recipe ai-toolkit publishes (quantize + checkpointing) would not fit.
+ * qint8 takes the same quanto function (not measured); uint4 (torchao) is assumed alike; other
+ * FLUX-class models take FLUX.1's figure; SDXL's UNet is not measured (none added). Kohya's fp8
+ * base has no measured peak (its bench log kept none), so it has no record.
+ */
+export interface QuantizedBaseKeptRecord extends Sourced {
+  bytesPerTokenHiddenBlock: number;
+  quantizations: readonly ("fp8" | "int8" | "nf4")[];
+}
+
+export const VRAM_QUANTIZED_BASE_KEPT: Readonly<Partial<Record<"kohya" | "ai-toolkit", QuantizedBaseKeptRecord>>> = {
+  "ai-toolkit": {
+    bytesPerTokenHiddenBlock: 11.9,
+    quantizations: ["fp8", "int8", "nf4"],
+    source: "TRAINER_SPEEDS ai-toolkit FLUX.1 rows (bench/data/aitk-h200-2026-12-02-flux1-valid.jsonl, bf16 and qfloat8, 1024², batch 1, no checkpointing): ((71.95 - 69.83) GiB saved vs 11.9 GB of weight bytes) / (4608 x 3072 x 57)",
     asOf: "2026-12-02",
   },
 };

@@ -22,10 +22,11 @@ export const vram: Rule = ({ c, model, plan }) => {
   const change = [
     fit.quantize !== c.base.quantize ? `base.quantize: ${fit.quantize}` : "",
     (fit.blockSwap ?? 0) !== (c.hardware.block_swap ?? 0) ? `hardware.block_swap: ${fit.blockSwap ?? 0}` : "",
+    fit.gradientCheckpointing ? "hyperparameters.gradient_checkpointing: true" : "",
   ].filter(Boolean);
   const suggestion =
     change.length === 0
-      ? `no base precision or block swap ${c.trainer.name} offers brings it under ${ceiling.gb} GB`
+      ? `no base precision, block swap or checkpointing ${c.trainer.name} offers brings it under ${ceiling.gb} GB`
       : fit.fits
         ? `with ${change.join(" and ")} the same model estimates ~${fit.estimate.totalGb} GB`
         : `even with ${change.join(" and ")} it estimates ~${fit.estimate.totalGb} GB`;
@@ -35,7 +36,7 @@ export const vram: Rule = ({ c, model, plan }) => {
       severity: "error",
       message: `${ceiling.field} is ${ceiling.gb} GB but this setup needs ~${est.totalGb} GB (weights ${p.weights} + text encoders ${p.textEncoders} + VAE ${p.vae} + LoRA ${p.lora} + activations ${p.activations} + overhead ${p.overhead}); ${suggestion}.`,
       fix: fit.fits
-        ? `Set ${change.join(" and ")}${c.trainer.name === "diffusers" ? "" : ", keep gradient_checkpointing on"}; or use a bigger GPU / fal.`
+        ? `Set ${change.join(" and ")}${c.trainer.name === "diffusers" || fit.gradientCheckpointing ? "" : ", keep gradient_checkpointing on"}; or use a bigger GPU / fal.`
         : `Lower batch_size or resolution, use a trainer with more low-VRAM options (base.quantize int8/nf4, hardware.block_swap), or a bigger GPU / fal.`,
       source: `${est.source}; ${model.vram.source}`,
       field: ceiling.field,

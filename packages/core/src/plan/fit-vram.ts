@@ -8,6 +8,8 @@ export interface VramFit {
   quantize: Contract["base"]["quantize"];
   /** hardware.block_swap to set (undefined: none). */
   blockSwap?: number;
+  /** true: hyperparameters.gradient_checkpointing must go on (the contract turned it off and nothing fits without it). */
+  gradientCheckpointing?: true;
   estimate: VramEstimate;
   fits: boolean;
 }
@@ -15,10 +17,18 @@ export interface VramFit {
 /**
  * The lightest change of base precision and block swap that brings this contract under `ceilingGb`,
  * by the same VRAM model check uses: precision first (cheaper in speed), then block swap in steps of
- * 4 blocks up to the trainer's maximum. `init` writes what this returns and the VRAM rule suggests it,
+ * 4 blocks up to the trainer's maximum, and last, where the contract turned gradient checkpointing
+ * off, the same again with it on. `init` writes what this returns and the VRAM rule suggests it,
  * so the two never disagree. When nothing fits, the lowest estimate with fits: false.
  */
 export function fitVram(contract: Contract, model: BaseModelRecord, resolution: number, ceilingGb: number): VramFit {
+  const fit = fitPrecisionAndSwap(contract, model, resolution, ceilingGb);
+  if (fit.fits || contract.hyperparameters.gradient_checkpointing !== false) return fit;
+  const ckpt = fitPrecisionAndSwap({ ...contract, hyperparameters: { ...contract.hyperparameters, gradient_checkpointing: true } }, model, resolution, ceilingGb);
+  return ckpt.fits || ckpt.estimate.totalGb < fit.estimate.totalGb ? { ...ckpt, gradientCheckpointing: true } : fit;
+}
+
+function fitPrecisionAndSwap(contract: Contract, model: BaseModelRecord, resolution: number, ceilingGb: number): VramFit {
   const quants = TRAINER_QUANTIZATIONS.map[contract.trainer.name] ?? ["none"];
   const swap = getBlockSwap(contract.trainer.name, model.id);
   const maxSwap = swap ? Math.min(swap.maxBlocks, model.blocks) : 0;

@@ -22,6 +22,12 @@ function allLinearRatio(model: BaseModelRecord, fast: boolean): { ratio: number;
   return { ratio: row.allLinearSecondsPerStep / row.attentionSecondsPerStep, source: row.source, derived: model.family !== family };
 }
 
+/** True when the contract's LoRA stays within the attention preset (so it keeps no more than the attention rows did). */
+export function attentionOnly(c: Contract, model: BaseModelRecord): boolean {
+  const preset = effectivePreset(c);
+  return preset === undefined || presetRatio(preset, c, model, 2) === 1;
+}
+
 function presetRatio(preset: TargetPreset | "custom", c: Contract, model: BaseModelRecord, all: number): number {
   if (preset === "attention") return 1;
   if (preset !== "custom") return all;
@@ -44,28 +50,4 @@ export function targetSpeedFactor(model: BaseModelRecord, c: Contract, settings:
   if (Math.abs(factor - 1) < 1e-9) return { factor: 1 };
   const why = `${preset} vs the row's ${measuredWith(c)} (${fast ? "fast" : "eager"} all-linear/attention ${ratio.toFixed(2)}${derived ? ", FLUX.1's" : ""}${preset === "attention-mlp" ? ", attention-mlp taken as all-linear" : ""})`;
   return { factor, config: `x ${factor.toFixed(2)} for ${why}`, source: preset === "attention-mlp" ? `${source}; ${ATTENTION_MLP_AS_ALL_LINEAR.source}` : source };
-}
-
-/** FLUX.1 [dev], 1024², batch 1, no checkpointing, compile + fp8 GEMMs: the attention row's peak (TRAIN_SPEEDS). */
-const FLUX1_ATTENTION_PEAK_GIB = 44.64;
-const GIB = 1024 ** 3 / 1e9;
-
-/**
- * Extra activation memory of a built-in run that trains the MLPs too (a LoRA keeps each adapted
- * module's input for its backward; the MLP down-projections' inputs are 4x wide): FLUX.1's measured
- * all-linear peak over its attention row, scaled by tokens x batch and hidden x blocks to other
- * FLUX-class models. Without checkpointing only (with it, the blocks' insides are recomputed);
- * SDXL's all-linear peak is not measured, so it gets none (said in the assumptions).
- */
-export function targetActivationExtraGb(model: BaseModelRecord, c: Contract, settings: { gradientCheckpointing: boolean }, tokens: number): { gb: number; assumption: string } | undefined {
-  if (c.trainer.name !== "diffusers") return undefined;
-  const preset = effectivePreset(c);
-  if (preset === undefined || preset === "attention" || (preset === "custom" && presetRatio(preset, c, model, 2) === 1)) return undefined;
-  if (model.family === "sdxl") return { gb: 0, assumption: `LoRA on ${preset}: SDXL's extra activation memory is not measured (none added)` };
-  if (settings.gradientCheckpointing) return { gb: 0, assumption: `LoRA on ${preset} with gradient checkpointing: no extra activations counted (recomputed)` };
-  const row = TARGET_SPEEDS.find((r) => r.family === "flux1" && r.allLinearPeakGib !== undefined)!;
-  const flux1Tokens = 4608;
-  const scale = (tokens / flux1Tokens) * ((model.hidden * model.blocks) / (3072 * 57));
-  const gb = (row.allLinearPeakGib! - FLUX1_ATTENTION_PEAK_GIB) * GIB * scale;
-  return { gb, assumption: `LoRA on ${preset}: +${gb.toFixed(1)} GB activations (FLUX.1 all-linear peak ${row.allLinearPeakGib} GiB vs attention ${FLUX1_ATTENTION_PEAK_GIB} GiB on an H200, ${row.source}, scaled x ${scale.toFixed(2)})` };
 }

@@ -3,7 +3,7 @@ import type { QUANTIZATIONS } from "../contract/ids.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { VRAM_ACTIVATIONS, VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
-import { targetActivationExtraGb } from "./target-speed.js";
+import { quantizedBaseKeptGb, targetActivationExtraGb } from "./vram-extras.js";
 import { networkCost, networkMemoryGb } from "./network-cost.js";
 
 export interface VramEstimate {
@@ -66,12 +66,12 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   const compiled = settings.compile && !ckpt ? VRAM_MODEL.compileActivationFactor : 1;
   const selective = ckpt && settings.checkpointingMode === "selective" ? VRAM_SELECTIVE_ACTIVATIONS[model.family] : undefined;
   const perToken = selective ? selective.selective : ckpt ? act.ckpt : act.noCkpt;
-  // network.targets beyond attention keeps more inputs for the LoRA's backward (plan/target-speed.ts).
-  const targets = targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size);
-  const activations = (tokens * model.hidden * model.blocks * perToken * compiled * hp.batch_size) / 1e9 + (targets?.gb ?? 0);
+  // network.targets beyond attention (Kohya's and ai-toolkit's default) and a peer's quantised base keep more inputs for the backward (plan/vram-extras.ts).
+  const extras = [targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size), quantizedBaseKeptGb(model, contract, settings, tokens * hp.batch_size)].filter((x) => x !== undefined);
+  const activations = (tokens * model.hidden * model.blocks * perToken * compiled * hp.batch_size) / 1e9 + extras.reduce((s, x) => s + x.gb, 0);
   const how = selective ? " with selective checkpointing" : ckpt ? " with gradient checkpointing" : " without checkpointing";
   assumptions.push(`activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${how}${compiled < 1 ? ", compiled" : ""}`);
-  if (targets) assumptions.push(targets.assumption);
+  for (const x of extras) assumptions.push(x.assumption);
   const graphs = settings.cudaGraphs ? VRAM_MODEL.cudaGraphsGb : 0;
   if (graphs) assumptions.push("whole-step CUDA graph buffers");
 
@@ -85,7 +85,7 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
     totalGb: round(subtotal + overhead),
     parts: { weights: round(weights), textEncoders: round(textEncoders), vae: round(vae), lora: round(lora), activations: round(activations), overhead: round(overhead) },
     assumptions,
-    source: `${VRAM_MODEL.source}; activations: ${selective ? selective.source : act.source}`,
+    source: [`${VRAM_MODEL.source}; activations: ${selective ? selective.source : act.source}`, ...extras.filter((x) => x.gb > 0 && x.source).map((x) => x.source)].join("; "),
   };
 }
 

@@ -108,6 +108,17 @@ describe("one consistent VRAM message", () => {
     expect(find(lint(fixed), "vram-below-profile"), hit.message).toBeUndefined();
     expect(hit.message).toContain(`~${fit.estimate.totalGb} GB`);
   });
+
+  it("checkpointing turned off by the contract: when no precision or block swap fits, it suggests checkpointing on, and that fits", () => {
+    // ai-toolkit FLUX.1 without checkpointing peaks at ~78 GB measured (knowledge/trainer-speeds.ts): no qfloat8 saves that at 48 GB.
+    const over = { trainer: { name: "ai-toolkit", version: "0.12.26" }, base: { model: "flux1-dev", quantize: "none" }, hardware: { vram_gb: 48 }, limits: { vram_ceiling_gb: 48 } } as const;
+    const c = contract({ ...over, hyperparameters: { gradient_checkpointing: false } });
+    const hit = find(lint(c), "vram-below-profile")!;
+    expect(hit.message).toMatch(/with hyperparameters\.gradient_checkpointing: true the same model estimates ~\d/);
+    const fit = fitVram(c, getBaseModel("flux1-dev")!, 1024, 48);
+    expect(fit).toMatchObject({ fits: true, quantize: "none", gradientCheckpointing: true });
+    expect(find(lint(contract({ ...over, hyperparameters: { gradient_checkpointing: true } })), "vram-below-profile")).toBeUndefined();
+  });
 });
 
 describe("trigger scripts", () => {
