@@ -163,7 +163,7 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
            "applied": next((e["applied"] for e in events if e["type"] == "settings"), {}),
            "samples": sum(1 for e in events if e["type"] == "sample"),
            "warnings": [e.get("code") for e in events if e["type"] == "warning"],
-           "logs": [e["message"] for e in events if e["type"] == "log" and ("compile cache" in e["message"] or "CUDA graph" in e["message"])]}
+           "logs": [e["message"] for e in events if e["type"] == "log" and any(k in e["message"] for k in ("compile cache", "CUDA graph", "torch.compile", "samples at step"))]}
     if done is None:
         err = next((e for e in events if e["type"] == "error"), {})
         why = "killed at the time budget (--budget-s)" if rc == -9 else f"no done event (rc {rc}); see {key}-{label}.stderr.log"
@@ -173,20 +173,25 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
     steady = t.get("steady_s_per_step")
     row.update(timing=t, peak_gib=result.get("peakMemoryGiB"),
                ratio=wall / (request["steps"] * steady) if steady else None, worker_ratio=t.get("ratio"),
-               ratio_2000_projected=projected_ratio(wall, t))
+               ratio_2000_projected=projected_ratio(wall, t, row["samples"]))
     return row
 
 
-def projected_ratio(wall: float, t: dict, steps: int = 2000, save_every: int = 250):
-    """The issue's run (2,000 steps, save every 250) from this run's parts: what does not scale with
-    the steps (start-up, load, cache, set-up, final save, warm-up beyond steady) stays, the steady
-    steps and the periodic saves scale. Projected, not measured: said so wherever it is shown."""
+def projected_ratio(wall: float, t: dict, samples: int = 0, steps: int = 2000, save_every: int = 250):
+    """The issue's run (2,000 steps, save and samples every 250) from this run's parts: what does not
+    scale with the steps (start-up, load, cache, set-up, final save and the last sample, warm-up beyond
+    steady) stays, the steady steps, the periodic saves and the in-training samples scale (`samples`
+    counts the run's sample events; the last one renders after the last step, so `between_steps_s`
+    holds samples - 1 of them; a run with none between steps projects none). Projected, not measured:
+    said so wherever it is shown."""
     steady = t.get("steady_s_per_step")
     if not steady:
         return None
     fixed = wall - t["steps_s"] - t["saves_s"] - t["between_steps_s"] + t["warmup_s"]
     per_save = t["saves_s"] / t["saves"] if t["saves"] else t["final_save_s"]
-    return (fixed + steps * steady + (steps // save_every - 1) * per_save) / (steps * steady)
+    per_sample = t["between_steps_s"] / (samples - 1) if samples > 1 else 0.0
+    periodic = steps // save_every - 1
+    return (fixed + steps * steady + periodic * (per_save + per_sample)) / (steps * steady)
 
 
 def run_all(args) -> list[dict]:
@@ -257,7 +262,7 @@ def write_results(rows: list[dict]) -> None:
         new.append(f"| {r['date']} | {r['card']} | {r['model']} | {r['run']} | {r['steps']} | {lv} | {fmt(t.get('startup_s'))} | {fmt(t['load_s'])} | {fmt(t['cache_s'])} | "
                    f"{fmt(t['setup_s'])} | {fmt(t['warmup_s'])} ({t['warmup_steps']}) | {fmt(t['steady_s_per_step'], 3)} | {fmt(t['steps_s'])} | "
                    f"{fmt(t['saves_s'])} ({t['saves']}) | {fmt(t['between_steps_s'])} ({r['samples']}) | {fmt(t['final_save_s'])} | {fmt(t['total_s'])} | "
-                   f"{fmt(r['process_wall_s'])} | {fmt(r['ratio'], 2)} | {fmt(r.get('ratio_2000_projected'), 2)} | {fmt(r.get('peak_gib'))} |")
+                   f"{fmt(r['process_wall_s'])} | {fmt(r['ratio'], 2)} | {fmt(projected_ratio(r['process_wall_s'], t, r.get('samples', 0)), 2)} | {fmt(r.get('peak_gib'))} |")
     body += keep + new + [end]
     block = "\n".join(body)
     text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S) if start in text else text.rstrip() + "\n\n" + block + "\n"
