@@ -15,11 +15,11 @@ export function effectivePreset(c: Contract): TargetPreset | "custom" | undefine
 /** The preset the anchor row was measured with: the built-in rows on attention, Kohya's and ai-toolkit's on their all-linear default. */
 const measuredWith = (c: Contract): TargetPreset => (c.trainer.name === "diffusers" ? "attention" : "all-linear");
 
-/** all-linear / attention s/step for this model and levers (SDXL's own rows; FLUX.1's for the transformers). */
+/** all-linear / attention s/step for this model and levers (its family's rows where measured; FLUX.1's for the other transformers). */
 function allLinearRatio(model: BaseModelRecord, fast: boolean): { ratio: number; source: string; derived: boolean } {
-  const family = model.family === "sdxl" ? "sdxl" : "flux1";
-  const row = TARGET_SPEEDS.find((r) => r.family === family && r.levers === (fast ? "fast" : "eager"))!;
-  return { ratio: row.allLinearSecondsPerStep / row.attentionSecondsPerStep, source: row.source, derived: model.family !== family };
+  const levers = fast ? "fast" : "eager";
+  const row = TARGET_SPEEDS.find((r) => r.family === model.family && r.levers === levers) ?? TARGET_SPEEDS.find((r) => r.family === "flux1" && r.levers === levers)!;
+  return { ratio: row.allLinearSecondsPerStep / row.attentionSecondsPerStep, source: row.source, derived: model.family !== row.family };
 }
 
 /** True when the contract's LoRA stays within the attention preset (so it keeps no more than the attention rows did). */

@@ -11,7 +11,7 @@ const settingsOf = (over: Partial<TrainSettings>): TrainSettings => ({ gradientC
 const within = (got: number, want: number, tol = 0.1) => expect(Math.abs(got / want - 1), `${got} vs ${want}`).toBeLessThanOrEqual(tol);
 
 /** The plan's H200 s/step for a base, trainer, levers and network section. */
-function secondsPerStep(base: "sdxl" | "flux1-dev" | "qwen-image", trainer: "diffusers" | "kohya", s: TrainSettings, network: Record<string, unknown>) {
+function secondsPerStep(base: "sdxl" | "flux1-dev" | "qwen-image" | "flux2-klein-4b" | "flux2-klein-9b", trainer: "diffusers" | "kohya", s: TrainSettings, network: Record<string, unknown>) {
   const c = contract({ base: { model: base }, trainer: { name: trainer, version: trainer === "kohya" ? "v0.10.1" : undefined }, network, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 } });
   return walltimeOn(h200, getBaseModel(base)!, c, 1024, 1000, s);
 }
@@ -19,9 +19,9 @@ function secondsPerStep(base: "sdxl" | "flux1-dev" | "qwen-image", trainer: "dif
 describe("the walltime follows network.targets (issue 22's all-linear rows)", () => {
   it("reproduces each all-linear row from its attention row within 10%", () => {
     for (const r of TARGET_SPEEDS) {
-      const base = r.family === "sdxl" ? "sdxl" : "flux1-dev";
+      const base = ({ sdxl: "sdxl", flux1: "flux1-dev", flux2: "flux2-klein-4b" } as const)[r.family];
       const fast = r.levers === "fast";
-      const s = settingsOf(base === "sdxl" ? { cudaGraphs: fast, channelsLast: fast } : { compile: fast, fp8Matmul: fast });
+      const s = settingsOf(base === "sdxl" ? { cudaGraphs: fast, channelsLast: fast } : { compile: fast, fp8Matmul: fast && base === "flux1-dev" });
       const att = secondsPerStep(base, "diffusers", s, {});
       const all = secondsPerStep(base, "diffusers", s, { targets: "all-linear" });
       within(all.secondsPerStep / att.secondsPerStep, r.allLinearSecondsPerStep / r.attentionSecondsPerStep, 0.01);
@@ -40,9 +40,12 @@ describe("the walltime follows network.targets (issue 22's all-linear rows)", ()
     expect(secondsPerStep("flux1-dev", "diffusers", s, { modules: ["to_q", "to_v"] }).secondsPerStep).toBe(secondsPerStep("flux1-dev", "diffusers", s, {}).secondsPerStep);
   });
 
-  it("an unmeasured transformer takes FLUX.1's ratio, said so", () => {
+  it("an unmeasured transformer takes FLUX.1's ratio, said so; klein 9B takes klein 4B's (its family's)", () => {
     const w = secondsPerStep("qwen-image", "diffusers", settingsOf({}), { targets: "all-linear" });
     expect(w.config).toMatch(/FLUX\.1's/);
+    const k9 = secondsPerStep("flux2-klein-9b", "diffusers", settingsOf({}), { targets: "all-linear" });
+    expect(k9.config).not.toMatch(/FLUX\.1's/);
+    expect(k9.config).toMatch(/all-linear\/attention 1\.09/);
   });
 });
 
