@@ -10,8 +10,10 @@ import { openRunStore, type RunRecord, type RunStore } from "./run-store.js";
 import { superviseProcess, type ProcessOutcome } from "./supervise-process.js";
 import { watchTrainerSamples } from "./trainer-sample-watch.js";
 import { SUPERVISION_POLICY, type StopTimeouts } from "./supervision-policy.js";
-import { parserFor, type FalJob, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
+import { parserFor, type ProcessJob, type TextParsers, type TrainJob } from "./train-job.js";
 import { diskFullAfterFailure, ioError } from "./io-errors.js";
+import { runFal } from "./run-fal.js";
+import { throttledProgress } from "./run-progress.js";
 import { recordPreviousAttempt } from "./run-duration.js";
 import { falJobUnderway, recompileForResume } from "./resume-changes.js";
 import { prepareResume } from "./prepare-resume.js";
@@ -168,7 +170,7 @@ export async function* resumeRun(params: ResumeRunParams): AsyncGenerator<Lorasp
   }
 }
 
-interface ExecuteParams extends RunCommon {
+export interface ExecuteParams extends RunCommon {
   store: RunStore;
   run: RunRecord;
   job: TrainJob;
@@ -196,7 +198,7 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
   yield* emit({ type: "phase", name: params.resuming ? "resume" : "start", message: `run ${run.id} (${job.trainer})` });
   if (job.kind === "process") for (const w of job.warnings ?? []) yield* emit({ type: "warning", code: w.code, message: w.message });
   try {
-    const outcome = job.kind === "fal" ? yield* runFal(params, job, emit) : yield* runProcess(params, job, emit, stopMarker);
+    const outcome = job.kind === "fal" ? yield* runFal(params, job, emit, join(run.runDir, RUN_FILES.log)) : yield* runProcess(params, job, emit, stopMarker);
     progress.flush();
     const final = store.get(run.id);
     if (outcome.state === "succeeded") {
@@ -250,13 +252,13 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
   }
 }
 
-type Outcome =
+export type Outcome =
   /** `output` is null on a follower host of a multi-host run: node 0 writes the LoRA. */
   | { state: "succeeded"; output: string | null; trainerResult?: Record<string, unknown> }
   | { state: "cancelled" | "interrupted"; message: string }
   | { state: "failed"; error: LoraspecError };
 
-type Emit = (event: LoraspecEvent) => Generator<LoraspecEvent>;
+export type Emit = (event: LoraspecEvent) => Generator<LoraspecEvent>;
 
 async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, stopMarker: string): AsyncGenerator<LoraspecEvent, Outcome> {
   const { store, run } = params;
@@ -344,77 +346,6 @@ async function* runProcess(params: ExecuteParams, job: ProcessJob, emit: Emit, s
     if (!isLoraspecError(error)) throw error;
     return { state: "failed", error };
   }
-}
-
-async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit): AsyncGenerator<LoraspecEvent, Outcome> {
-  const { store, run } = params;
-  if (!params.falRunner) throw new LoraspecError("E_INTERNAL", "a fal job needs a fal runner");
-  if (params.resuming && run.state === "cancelled" && run.remoteRequestId) {
-    // That request was cancelled on fal: resuming means a new submission (and a new charge).
-    store.update(run.id, { remoteRequestId: null });
-    await rm(join(run.runDir, "fal-submission.json"), { force: true });
-    await rm(join(run.runDir, "cancel-requested"), { force: true });
-    yield* emit({ type: "warning", code: "FAL_RESUBMIT", message: `fal request ${run.remoteRequestId} was cancelled; submitting a new one` });
-  }
-  // The loraspec process itself does the work (polling): its pid is what reconcile checks.
-  store.transition(run.id, "running", { pid: process.pid, pidStart: processStartTime(process.pid) ?? null });
-  const logFile = join(run.runDir, RUN_FILES.log);
-  const gen = params.falRunner.run({
-    store,
-    runId: run.id,
-    runDir: run.runDir,
-    endpoint: job.endpoint,
-    input: job.input,
-    archive: job.archive,
-    cost: { ...job.cost, yes: params.yes },
-    resubmit: params.resubmit,
-    signal: params.signal,
-  });
-  let next = await gen.next();
-  while (!next.done) {
-    const event = next.value;
-    // fal's own log lines go to run.log so `loraspec logs` shows them like a local trainer's.
-    if (event.type === "log") appendFileSync(logFile, `${event.message}\n`);
-    yield* emit(event);
-    next = await gen.next();
-  }
-  const outcome = next.value;
-  if (outcome.state === "succeeded") {
-    try {
-      return { state: "succeeded", output: yield* convertRunOutput({ path: outcome.loraPath, format: job.outputFormat }) };
-    } catch (error) {
-      if (!isLoraspecError(error)) throw error;
-      return { state: "failed", error };
-    }
-  }
-  if (outcome.state === "cancelled") return { state: "cancelled", message: `fal request ${outcome.requestId} was cancelled` };
-  return { state: "interrupted", message: "loraspec stopped polling; the fal job keeps running and `--resume` re-attaches to it" };
-}
-
-/** Step and last-line updates to the store, at most once a second (the store is shared). */
-function throttledProgress(store: RunStore, id: string) {
-  let pending: { step?: number; totalSteps?: number; lastLogLine?: string } = {};
-  let last = 0;
-  const flush = () => {
-    if (Object.keys(pending).length === 0) return;
-    store.update(id, pending);
-    pending = {};
-    last = Date.now();
-  };
-  return {
-    onEvent(event: LoraspecEvent) {
-      if (event.type === "progress" && event.task === "train") {
-        pending.step = event.current;
-        pending.totalSteps = event.total;
-      } else if (event.type === "log" || event.type === "warning" || event.type === "error") {
-        pending.lastLogLine = event.message;
-      } else if (event.type === "checkpoint") {
-        flush();
-      }
-      if (Date.now() - last >= 1000) flush();
-    },
-    flush,
-  };
 }
 
 function fileSize(path: string): number {
