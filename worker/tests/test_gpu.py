@@ -215,3 +215,36 @@ def test_sdxl_cuda_graph_background_saves_hold_their_step_and_resume_on_the_same
     assert not any(v.is_cuda for s in state["optimizer"]["state"].values() for v in s.values())
     assert resumed["startStep"] == 6
     np.testing.assert_allclose(r_losses, s_losses[6:], rtol=2e-2)
+
+
+def test_sdxl_samples_replay_a_cuda_graph_with_the_eager_pixels_and_the_updated_lora(tmp_path, monkeypatch):
+    """In-training samples of SDXL replay the UNet forward from one CUDA graph (train/sample_graph.py),
+    captured at the first sample (step 4, while that step's checkpoint is being written: the capture
+    waits for it): the PNGs are the eager ones within 1/255, the step-8 ones show the LoRA the optimizer
+    updated in place since step 4, and the loss curve is the eager-sampling run's."""
+    from PIL import Image
+
+    from loraspec_worker.train import sample_graph
+
+    samples = {"every": 4, "prompts": ["a photo of txcl"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "first": False, "width": 64, "height": 64}
+    over = dict(samples=samples, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, save_every=4)
+    _, g_losses, g_events = tiny_run("sdxl", tmp_path, "graph", monkeypatch, **over)
+    monkeypatch.setattr(sample_graph, "make", lambda arch, device: None)  # eager samples
+    _, e_losses, e_events = tiny_run("sdxl", tmp_path, "eager", monkeypatch, **over)
+    logs = [e.get("message", "") for e in g_events if e["type"] == "log"]
+    assert sum("sample graph captured" in m for m in logs) == 1, logs
+    assert any("16 UNet graph replays so far" in m for m in logs), logs  # 2 seeds x 4 steps x 2 renders
+    assert not any("sample graph captured" in e.get("message", "") for e in e_events)
+    assert not any(e.get("code") in (sample_graph.WARNING, "W_CUDA_GRAPH_FALLBACK") for e in g_events), g_events
+    names = sorted(os.listdir(tmp_path / "graph" / "samples"))
+    assert names == sorted(os.listdir(tmp_path / "eager" / "samples")) and len(names) == 4
+
+    def pixels(name, run):
+        with Image.open(tmp_path / run / "samples" / name) as im:
+            return np.asarray(im.convert("RGB")).astype(np.int16)
+
+    for name in names:
+        assert np.abs(pixels(name, "graph") - pixels(name, "eager")).max() <= 1, name
+    for seed in (42, 7):
+        assert np.abs(pixels(f"step-000004-p0-s{seed}.png", "graph") - pixels(f"step-000008-p0-s{seed}.png", "graph")).max() > 1
+    np.testing.assert_allclose(g_losses, e_losses, rtol=1e-3)

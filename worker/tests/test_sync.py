@@ -84,6 +84,13 @@ def test_the_worker_samples_the_arches_cores_table_lists():
     assert set(TABLE["sampleArches"]) <= set(TABLE["arches"])
 
 
+def test_the_sample_graphs_arches_and_warning_code_are_cores():
+    from loraspec_worker.train import sample_graph
+
+    assert TABLE["sampleGraph"] == {"arches": list(sample_graph.ARCHES), "warning": sample_graph.WARNING}
+    assert set(sample_graph.ARCHES) <= set(TABLE["sampleArches"])
+
+
 @pytest.fixture(scope="module")
 def run_events(tmp_path_factory):
     """Every event of a CPU training run (tiny FLUX.1: load, cache, 4 steps, a checkpoint, save)."""

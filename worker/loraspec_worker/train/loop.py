@@ -355,6 +355,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             state.save()
         renderer = getattr(state.arch, "sample_renderer", None)
         if renderer is not None and group.is_main and renderer.due(step):
+            if renderer.captures_next():
+                state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
             with regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
                 renderer.render(step)
         if _TEST_STEP_DELAY_S:

@@ -5,7 +5,8 @@ dropped once the captions are cached); only their outputs are kept. Every `every
 and after the last one (with `first` also before the first step of a fresh run: the base, the LoRA
 still zero), each prompt x seed is rendered by the base pipeline with the in-memory
 denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/train mode restored,
-outside any CUDA graph or compiled region, and with the training RNG state untouched: a run with
+outside the training's CUDA graph and compiled regions (SDXL's UNet forward replays its own
+sample graph on CUDA: train/sample_graph.py), and with the training RNG state untouched: a run with
 samples on has the same loss curve as one with them off. PNGs are written atomically as
 <output_dir>/samples/step-000250-p0-s42.png, each announced by a `sample` event.
 """
@@ -20,6 +21,7 @@ from typing import Any, Optional
 
 from ..checkpoint_integrity import atomic_write
 from ..protocol import emit
+from . import sample_graph
 from .config import Config
 
 
@@ -107,6 +109,12 @@ class SampleRenderer:
                        "width": int(s["width"]), "height": int(s["height"])}
         self.folder = os.path.join(cfg.output_dir, "samples")
         self.rendered: list[dict] = []
+        # SDXL on CUDA: the UNet forward replays one CUDA graph, captured at the first sample (train/sample_graph.py).
+        self.graphed = sample_graph.make(cfg.arch, arch.device)
+
+    def captures_next(self) -> bool:
+        """The next render captures the sample graph: no other thread may touch the GPU meanwhile."""
+        return self.graphed is not None and self.graphed.captures_next()
 
     def due(self, step: int) -> bool:
         return step % self.every == 0 or step == self.cfg.steps
@@ -118,7 +126,7 @@ class SampleRenderer:
         started = time.time()
         images = []
         os.makedirs(self.folder, exist_ok=True)
-        with _training_rng_kept(self.arch.device), _eager(), _no_grad():
+        with _training_rng_kept(self.arch.device), _eager(), _no_grad(), sample_graph.patched(getattr(self.pipe, "unet", None), self.graphed):
             denoiser.eval()
             try:
                 # A text encoder that trains its own LoRA (SDXL) encodes the prompts again, as it is now.
@@ -128,7 +136,8 @@ class SampleRenderer:
                         images.append(self._one(step, pi, prompt, embeds, seed))
             finally:
                 denoiser.train(was_training)
-        emit({"type": "log", "level": "info", "message": f"samples at step {step}: {len(images)} images in {time.time() - started:.1f} s"})
+        replays = f"; {self.graphed.replays} UNet graph replays so far" if self.graphed is not None else ""
+        emit({"type": "log", "level": "info", "message": f"samples at step {step}: {len(images)} images in {time.time() - started:.1f} s{replays}"})
         self.rendered.extend(images)
         return images
 

@@ -168,6 +168,12 @@ export const BUILTIN_TRAINER = {
   },
   /** The arches whose sample prompts the worker encodes (train/samples.py); others get no samples and W_SAMPLES_UNSUPPORTED. */
   sampleArches: ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"],
+  /**
+   * The arches whose in-training samples replay the denoiser's forward from one CUDA graph, captured at
+   * the first sample on a CUDA device (train/sample_graph.py; SDXL's eager UNet at the samples' batch 2 is
+   * launch-bound). A capture that fails, or a call the graph cannot take, renders eagerly with the warning.
+   */
+  sampleGraph: { arches: ["sdxl"], warning: "W_SAMPLE_GRAPH_FALLBACK" },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */

@@ -40,6 +40,19 @@ export const VRAM_MODEL = {
   asOf: "2026-11-29",
 } as const satisfies Sourced & Record<string, unknown>;
 
+/**
+ * The built-in trainer's sample graph (BUILTIN_TRAINER.sampleGraph: SDXL's in-training samples replay the
+ * UNet forward from one CUDA graph): its private pool keeps the forward's intermediates at the samples'
+ * batch 2 (CFG) reserved for the rest of the run, GB. Not measured yet (the worker logs the pool's size
+ * when it captures: "sample graph captured ... pool").
+ */
+export const SAMPLE_GRAPH_VRAM = {
+  gb: 0.5,
+  source:
+    "estimate: SDXL UNet forward at batch 2, 1024² latents (128²), bf16: skip connections ~0.13 GB + the largest block's transients (64² attention FF, fp32 LoRA inputs) ~0.3 GB",
+  asOf: "2026-12-03",
+} as const satisfies Sourced & Record<string, unknown>;
+
 export interface ActivationRecord extends Sourced {
   /** Bytes per token x hidden x block per sample: without / with gradient checkpointing. */
   noCkpt: number;

@@ -3,7 +3,7 @@ import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { GPUS } from "@loraspec/core/knowledge/gpus.js";
 import { walltimeOn } from "@loraspec/core/plan/walltime.js";
 import { estimateVramWith } from "@loraspec/core/plan/vram-model.js";
-import { VRAM_MODEL } from "@loraspec/core/knowledge/vram.js";
+import { SAMPLE_GRAPH_VRAM, VRAM_MODEL } from "@loraspec/core/knowledge/vram.js";
 import { FORWARD_SHARE_OF_STEP } from "@loraspec/core/plan/sample-time.js";
 import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
 import { contract } from "../lint/helpers.js";
@@ -37,5 +37,17 @@ describe("samples in the VRAM plan", () => {
       estimateVramWith(contract({ base: { model: "flux1-dev" }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), getBaseModel("flux1-dev")!, 1024, { gradientCheckpointing: true, compile: false, cudaGraphs: false, quantize: "none" }).parts.vae;
     expect(vae()).toBe(0);
     expect(vae({ every: 100 })).toBe(VRAM_MODEL.vaeGb);
+  });
+
+  it("SDXL's samples add the sample graph's pool (an estimate, said so); FLUX.1's sample eagerly", () => {
+    const est = (base: "sdxl" | "flux1-dev", samples?: Record<string, unknown>) =>
+      estimateVramWith(contract({ base: { model: base }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), getBaseModel(base)!, 1024, { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: "none" });
+    const added = (base: "sdxl" | "flux1-dev") => est(base, { every: 250 }).totalGb - est(base).totalGb;
+    expect(SAMPLE_GRAPH_VRAM.source).toMatch(/^estimate/);
+    expect(est("sdxl", { every: 250 }).assumptions.join(" ")).toMatch(/sample CUDA graph pool \(\+0\.5 GB, estimate\)/);
+    expect(est("sdxl", { every: 250 }).source).toMatch(/sample graph: estimate/);
+    expect(est("sdxl").assumptions.join(" ")).not.toMatch(/sample CUDA graph/);
+    expect(est("flux1-dev", { every: 250 }).assumptions.join(" ")).not.toMatch(/sample CUDA graph/);
+    expect(Math.abs(added("sdxl") - added("flux1-dev") - SAMPLE_GRAPH_VRAM.gb)).toBeLessThan(0.15); // both add the VAE; parts round to 0.1
   });
 });
