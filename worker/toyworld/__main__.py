@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--out", required=True)
     sk.add_argument("--train-seed", type=int, default=1)
     sk.add_argument("--sample-seeds", default="0,1", help="sampling seeds, comma-separated")
+    sk.add_argument("--targets", action="append", default=[], metavar="NAME=PATTERN,...",
+                    help="train txcl or txst on these module patterns (the request's targets; repeatable)")
+    sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default examples/toyworld/style)")
+    sk.add_argument("--style-steps", type=int, default=None)
+    sk.add_argument("--style-lr", type=float, default=None)
 
     sh = sub.add_parser("train-style-head", help="train the judge's style head (see style_head.py)")
     sh.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")
@@ -170,7 +175,12 @@ def main(argv=None) -> int:
         from . import stack
 
         seeds = tuple(int(s) for s in args.sample_seeds.split(","))
-        print(json.dumps(stack.run(args.out, seed=args.train_seed, sample_seeds=seeds), indent=2))
+        bad = [t for t in args.targets if t.split("=", 1)[0] not in stack.FOUR or "=" not in t]
+        if bad:
+            parser.error(f"--targets {bad[0]}: NAME=PATTERN,... with NAME one of {', '.join(stack.FOUR)}")
+        targets = {name: patterns.split(",") for name, patterns in (t.split("=", 1) for t in args.targets)}
+        style = {k: v for k, v in (("dataset", args.style_dataset), ("steps", args.style_steps), ("learning_rate", args.style_lr)) if v is not None}
+        print(json.dumps(stack.run(args.out, seed=args.train_seed, sample_seeds=seeds, targets=targets, style=style), indent=2))
     elif args.command == "train-style-head":
         from . import style_head
 

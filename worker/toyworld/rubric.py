@@ -104,15 +104,17 @@ def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, **sett
     })
 
 
-def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None, samples: Optional[dict] = None) -> str:
+def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None, samples: Optional[dict] = None,
+                  targets: Optional[list] = None) -> str:
     """Trains one variant; `samples` (the request's, e.g. STRIP_SAMPLES) renders samples while it
-    trains, into <out>/samples/, without changing the LoRA (samples.py keeps the training RNG)."""
+    trains, into <out>/samples/, without changing the LoRA (samples.py keeps the training RNG);
+    `targets` (the request's module patterns, train/targets.py) replaces the arch's attention preset."""
     from loraspec_worker import train
 
     result = train.run(toy_request(
         os.path.join(EXAMPLES, variant.dataset), out, variant.name, steps or variant.steps, seed,
         learning_rate=variant.learning_rate, prefix_trigger=variant.prefix_trigger,
-        reg_dataset=os.path.join(EXAMPLES, "prior") if variant.reg else None, samples=samples,
+        reg_dataset=os.path.join(EXAMPLES, "prior") if variant.reg else None, samples=samples, targets=targets,
     ))
     return result["path"]
 

@@ -69,20 +69,27 @@ def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
     return eval_prompts(count, seed=910_000_000)
 
 
-def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS) -> str:
+def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str | None = None,
+                learning_rate: float = STYLE_LR, targets: list[str] | None = None) -> str:
+    """The style LoRA; `dataset`, `learning_rate` and `targets` (the request's module patterns, e.g.
+    `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) vary the recipe for experiments."""
     from loraspec_worker import train
 
     return train.run(toy_request(
-        os.path.join(EXAMPLES, "style"), out, "txst", steps, seed,
-        learning_rate=STYLE_LR, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
+        dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed,
+        learning_rate=learning_rate, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
+        targets=targets,
     ))["path"]
 
 
-def train_all(out: str, seed: int = 1) -> dict:
-    """The four LoRAs: txst here, the others with the rubric's recipes."""
+def train_all(out: str, seed: int = 1, targets: dict | None = None, style: dict | None = None) -> dict:
+    """The four LoRAs: txst here, the others with the rubric's recipes. `targets` ({"txcl" | "txst":
+    [pattern, ...]}) trains those two on other modules (bench/RESULTS.md, "Stacking on disjoint
+    modules"); `style` overrides train_style's steps, dataset, learning_rate."""
+    targets = targets or {}
     variants = {v.name: v for v in VARIANTS}
-    loras = {name: train_variant(variants[v], os.path.join(out, name), seed=seed) for name, v in RUBRIC_NAMES.items()}
-    loras["txst"] = train_style(os.path.join(out, "txst"), seed=seed)
+    loras = {name: train_variant(variants[v], os.path.join(out, name), seed=seed, targets=targets.get(name)) for name, v in RUBRIC_NAMES.items()}
+    loras["txst"] = train_style(os.path.join(out, "txst"), seed=seed, targets=targets.get("txst"), **(style or {}))
     return loras
 
 
@@ -187,13 +194,14 @@ def validate_stack(weights: dict, loras: dict, out: str, seeds=(1,)) -> dict:
             "measures": [(m["id"], m.get("value"), m["status"]) for m in stack.get("measures", [])]}
 
 
-def run(out: str, seed: int = 1, sample_seeds=(0, 1), loras: dict | None = None) -> dict:
+def run(out: str, seed: int = 1, sample_seeds=(0, 1), loras: dict | None = None, targets: dict | None = None,
+        style: dict | None = None) -> dict:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        loras = loras or train_all(out, seed=seed)
+        loras = loras or train_all(out, seed=seed, targets=targets, style=style)
         result = measure(loras, seeds=sample_seeds)
         result["validate"] = {"pair": validate_stack(PAIR, loras, os.path.join(out, "validate-pair")),
                               "four": validate_stack(FOUR, loras, os.path.join(out, "validate-four"))}
