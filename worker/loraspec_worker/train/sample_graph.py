@@ -16,7 +16,7 @@ falls back to eager for the rest of the run. Either warns once with the table's 
 (core's BUILTIN_TRAINER.sampleGraph.warning).
 
 The graph's memory: its private pool keeps the forward's intermediates reserved for the rest of the
-run (core: VRAM_MODEL.sampleGraphGb, an estimate).
+run (core: knowledge/vram.ts SAMPLE_GRAPH_VRAM, an estimate).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import gc
 from typing import Any, Callable, Optional
 
 from ..protocol import emit, warning
+from .config import TABLE
 
-# The worker's warning code for a sample graph that cannot be used (core: BUILTIN_TRAINER.sampleGraph.warning).
-WARNING = "W_SAMPLE_GRAPH_FALLBACK"
-# The arches whose samples replay a graph (core: BUILTIN_TRAINER.sampleGraph.arches).
-ARCHES = ("sdxl",)
+# Core decides which arches' samples replay a graph and the warning code of a fallback (BUILTIN_TRAINER.sampleGraph).
+WARNING = TABLE["sampleGraph"]["warning"]
+ARCHES = tuple(TABLE["sampleGraph"]["arches"])
 # Eager forwards on a side stream before the capture (torch.cuda.graphs' recipe: cuBLAS/cuDNN handles, autotuning).
 WARMUP = 2
 # The keyword arguments a replay takes; any other given (not None) means: run eagerly.
