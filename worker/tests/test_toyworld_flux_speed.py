@@ -29,6 +29,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def dynamo_config_kept():
+    """compile_models sets process-wide Dynamo options (static shapes, a larger cache) for the toy
+    training process; a test leaves them as it found them (a later test's automatic-dynamic
+    recompile, test_regional_compile's PGO check, failed after this file in one process)."""
+    saved = torch._dynamo.config.get_config_copy()
+    yield
+    torch._dynamo.config.load_config(saved)
+
+
 @pytest.fixture(scope="module")
 def data():
     return flux_speed.synthetic_data(16)
