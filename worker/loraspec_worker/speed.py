@@ -34,18 +34,19 @@ def repeated_block_names(model) -> list[str]:
     return names + [n for n in EXTRA_REPEATED.get(type(model).__name__, []) if n not in names]
 
 
-def compile_blocks(model, mode: str | None = None, backend: str = "inductor") -> int:
+def compile_blocks(model, mode: str | None = None, backend: str = "inductor", names: list[str] | None = None) -> int:
     """Compiles each repeated block in place (module.compile). Returns how many were compiled.
     Dynamo compiles one graph per block kind and input variant, shared by every instance of the
     kind (tiny FLUX.1 on the CPU: 4 graphs for 4 or 9 blocks; train/compile_cache.py says why 4 and
     what a warm start still pays).
-    `backend`: inductor (the trainer); tests trace with aot_eager (no kernel compiler)."""
+    `backend`: inductor (the trainer); tests trace with aot_eager (no kernel compiler).
+    `names`: the block classes to compile instead of the model's repeated blocks (the toy world's text encoders)."""
     import torch
 
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, COMPILE_CACHE_LIMIT)
     if hasattr(torch._dynamo.config, "accumulated_cache_size_limit"):
         torch._dynamo.config.accumulated_cache_size_limit = max(torch._dynamo.config.accumulated_cache_size_limit, 4 * COMPILE_CACHE_LIMIT)
-    names = set(repeated_block_names(model))
+    names = set(names if names is not None else repeated_block_names(model))
     count = 0
     for module in model.modules():
         if type(module).__name__ in names:

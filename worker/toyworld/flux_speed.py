@@ -82,17 +82,7 @@ def compile_models(modules: list, mode: str) -> int:
     torch._dynamo.config.automatic_dynamic_shapes = False
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, speed.COMPILE_CACHE_LIMIT)
     if mode == "blocks":
-        count = 0
-        for module in modules:
-            name = TEXT_BLOCKS.get(type(module).__name__)
-            if name is None:
-                count += speed.compile_blocks(module)
-                continue
-            for block in module.modules():
-                if type(block).__name__ == name:
-                    block.compile()
-                    count += 1
-        return count
+        return sum(speed.compile_blocks(m, names=[TEXT_BLOCKS[type(m).__name__]] if type(m).__name__ in TEXT_BLOCKS else None) for m in modules)
     for module in modules:
         module.compile(dynamic=False, mode="reduce-overhead" if mode == "graphs" else None)
     return len(modules)
