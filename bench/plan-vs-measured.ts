@@ -27,10 +27,21 @@ const contract = (over: Record<string, unknown>) =>
 
 const rows: string[] = ["| trainer | model | configuration | GPU | measured s/step | plan s/step | plan / measured | basis |", "|---|---|---|---|---|---|---|---|"];
 let worst = 0;
+/** The settings a built-in row ran with (its levers), for the walltime and the VRAM model alike. */
+const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({
+  gradientCheckpointing: r.gradientCheckpointing,
+  checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)),
+  compile: r.levers.includes("compile"),
+  cudaGraphs: r.levers.includes("graphs"),
+  quantize: r.quantize,
+  fp8Matmul: r.levers.includes("fp8mm"),
+  channelsLast: r.levers.includes("channels_last"),
+  cudaKnown: true,
+  choices: [],
+});
 for (const r of TRAIN_SPEEDS.filter((x) => !x.levers.includes("cudnn_sdpa"))) {
   const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: "diffusers" }, hyperparameters: { steps: 1000, batch_size: r.batch } });
-  const s = { gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm"), channelsLast: r.levers.includes("channels_last"), cudaKnown: true, choices: [] };
-  const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, s);
+  const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, rowSettings(r));
   const ratio = w.secondsPerStep / r.secondsPerStep;
   worst = Math.max(worst, Math.abs(ratio - 1));
   rows.push(`| built-in | ${r.base} | ${r.config}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
@@ -97,13 +108,12 @@ const vramRow = (who: string, base: string, what: string, peakAllocGib: number, 
   vramWorst = Math.max(vramWorst, Math.abs(ratio - 1));
   vramRows.push(`| ${who} | ${base} | ${what} | ${cardGb(peakAllocGib).toFixed(1)} | ${planGb} | ${ratio.toFixed(2)} |`);
 };
-const builtInVram = (r: (typeof TRAIN_SPEEDS)[number]) => ({ gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize });
 for (const r of TRAIN_SPEEDS.filter((x) => x.peakAllocGib !== undefined)) {
-  vramRow("built-in", r.base, `${r.config}, batch ${r.batch}${r.gradientCheckpointing && !r.checkpointingMode ? ", full checkpointing" : ""}`, r.peakAllocGib!, estimateVramWith(vramContract("diffusers", r), getBaseModel(r.base)!, 1024, builtInVram(r)).totalGb);
+  vramRow("built-in", r.base, `${r.config}, batch ${r.batch}${r.gradientCheckpointing && !r.checkpointingMode ? ", full checkpointing" : ""}`, r.peakAllocGib!, estimateVramWith(vramContract("diffusers", r), getBaseModel(r.base)!, 1024, rowSettings(r)).totalGb);
 }
 for (const rec of Object.values(VRAM_ALL_LINEAR_EXTRA)) {
   const r = TRAIN_SPEEDS.find((x) => x.base === rec!.base && x.config === rec!.attentionConfig && x.batch === 1 && !x.gradientCheckpointing)!;
-  vramRow("built-in", r.base, `${r.config}, batch 1, all-linear`, rec!.allLinearPeakGib, estimateVramWith(vramContract("diffusers", r, { targets: "all-linear" }), getBaseModel(r.base)!, 1024, builtInVram(r)).totalGb);
+  vramRow("built-in", r.base, `${r.config}, batch 1, all-linear`, rec!.allLinearPeakGib, estimateVramWith(vramContract("diffusers", r, { targets: "all-linear" }), getBaseModel(r.base)!, 1024, rowSettings(r)).totalGb);
 }
 for (const r of TRAINER_SPEEDS.filter((x) => x.peakAllocGib !== undefined)) {
   const c = vramContract(r.trainer, r);
