@@ -123,6 +123,9 @@ CONFIGS = [
     # (the graph needs it anyway), so the per-shape search runs once, in the warm-up steps
     ("sdxl", "CUDA graph of the whole step + channels-last + cuDNN benchmark", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, graphs=True, cudnn_bench=True)),
     ("sdxl", "CUDA graph of the whole step + regional compile + channels-last + cuDNN benchmark", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True, graphs=True, cudnn_bench=True)),
+    # issue 22 (klein 4B within 1.6x of its floor): the FLUX.1 fp8 GEMM lever on klein's block linears
+    ("klein4b", "fast + fp8 GEMMs", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True)),
+    ("klein9b", "fast + fp8 GEMMs", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True)),
 ]
 
 
@@ -417,7 +420,19 @@ def main() -> None:
     ap.add_argument("--md", default=None)
     ap.add_argument("--processes", type=int, default=1,
                     help="also run each selected row data-parallel on this many GPUs (the trainer's all-reduce) and report the throughput ratio")
+    ap.add_argument("--attention", default="sdpa", choices=["sdpa", "fa4"],
+                    help="fa4: route SDPA's flash kernel to FlashAttention-4 for the whole call (torch's registry; needs flash-attn-4)")
     args = ap.parse_args()
+    if args.attention == "fa4":
+        import importlib.util
+
+        import torch.nn.attention as attention
+
+        spec = importlib.util.spec_from_file_location("fa4_probe", os.path.join(os.path.dirname(__file__), "fa4-probe.py"))
+        probe = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(probe)
+        probe.install_shim()
+        attention.activate_flash_attention_impl("FA4")
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     if device.type == "cuda":
@@ -432,7 +447,7 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     picked = set(int(i) for i in args.configs.split(",")) if args.configs else None
     rows, eager_rows, flops_cache = [], {}, {}
-    print(json.dumps({"card": card, "torch": torch.__version__, "bf16_tflops": tflops, "context_gib": context_gib}), flush=True)
+    print(json.dumps({"card": card, "torch": torch.__version__, "bf16_tflops": tflops, "context_gib": context_gib, "attention": args.attention}), flush=True)
     networks = args.networks.split(",") if args.networks else ["lora"]
     selected = [(i, model, name, dict(s, network=kind)) for i, (model, name, s) in enumerate(CONFIGS) for kind in networks
                 if not ((only and model not in only) or (picked is not None and i not in picked))]
@@ -474,7 +489,7 @@ def main() -> None:
             if row["flops_per_step"]:
                 row["floor_s"] = row["flops_per_step"] / (tflops * 1e12)
         rows.append(row)
-        print(json.dumps({**row, "card": card}), flush=True)
+        print(json.dumps({**row, "card": card, "attention": args.attention}), flush=True)
         if args.processes > 1 and "error" not in row and not s["graphs"]:
             multi = run_data_parallel(model, name, s, args, device)
             multi["throughput_ratio"] = (multi["processes"] * s["batch"] / multi["s_per_step"]) / (s["batch"] / row["s_per_step"]) if "s_per_step" in multi else None
