@@ -320,6 +320,12 @@ def rowwise_fp8_gemm_error(index: int) -> str | None:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
 
 
+# Test hooks (the request's `debug`) that act between steps or before one (train/loop.py), never inside the
+# captured step: a run with them keeps its CUDA graph, so a test of cut-and-resume exercises the graph it tests.
+# Any other hook turns the graph off (conservative: a new hook is inside the step until listed here).
+DEBUG_HOOKS_OUTSIDE_THE_STEP = frozenset({"stop_after_step", "log_batches", "inject_nan_at_step", "raise_oom_once"})
+
+
 def refuse_levers(cfg, device, arch, codes: dict) -> dict:
     """The levers as this run applies them: the request's (core decided each one), except what this
     device or run cannot do, each turned off with its coded warning (`codes`: the table's refusals).
@@ -335,7 +341,7 @@ def refuse_levers(cfg, device, arch, codes: dict) -> dict:
     refuse("cuda_graphs", [why for bad, why in (
         (not cuda, "no CUDA device"),
         (not hasattr(arch, "loss_from"), f"{cfg.arch}'s loss has no draw / loss_from split"),
-        (bool(cfg.debug), "debug hooks"),
+        (bool(set(cfg.debug) - DEBUG_HOOKS_OUTSIDE_THE_STEP), "debug hooks inside the step: " + ", ".join(sorted(set(cfg.debug) - DEBUG_HOOKS_OUTSIDE_THE_STEP))),
     ) if bad])
     refuse("compile", ["no CUDA device"] if not cuda else [])
     # NHWC is cuDNN's fast path; on the CPU it slowed the toy demo's UNet step many times over.

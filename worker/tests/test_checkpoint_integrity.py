@@ -121,3 +121,34 @@ def test_the_trainer_resumes_from_the_newest_good_checkpoint(tmp_path, events):
     warns = [e for e in events() if e["type"] == "warning" and e.get("code") == "W_CHECKPOINT_CORRUPT"]
     assert len(warns) == 1 and "step-000003" in warns[0]["message"]
     assert not list(out.rglob("*.tmp-*"))
+
+
+@pytest.mark.parametrize("saved_tensor_lr, run_tensor_lr", [(False, True), (True, False), (True, True), (False, False)])
+def test_a_checkpoint_resumes_with_the_lr_kind_of_the_run_that_loads_it(saved_tensor_lr, run_tensor_lr):
+    """An eager run's checkpoint resumed under the CUDA graph (capturable AdamW: lr a tensor the graph reads)
+    and the reverse: the loaded lr takes the loading optimizer's kind, the checkpoint's value, and a tensor
+    lr stays the very tensor the optimizer was built with (a captured step reads that storage)."""
+    import torch
+
+    from loraspec_worker.train.checkpoint import keep_lr_kind
+
+    def optimizer(tensor_lr: bool, lr: float):
+        p = torch.nn.Parameter(torch.ones(3))
+        return torch.optim.AdamW([p], lr=torch.tensor(lr) if tensor_lr else lr, foreach=False)
+
+    source = optimizer(saved_tensor_lr, 1e-3)
+    source.param_groups[0]["params"][0].grad = torch.ones(3)
+    source.step()
+    source.param_groups[0]["lr"] = torch.tensor(2.5e-4) if saved_tensor_lr else 2.5e-4  # where the schedule was
+    state = source.state_dict()
+    target = optimizer(run_tensor_lr, 1e-3)
+    built = [g["lr"] for g in target.param_groups]
+    target.load_state_dict(state)
+    keep_lr_kind(target, built)
+    lr = target.param_groups[0]["lr"]
+    assert torch.is_tensor(lr) == run_tensor_lr
+    assert float(lr) == pytest.approx(2.5e-4)
+    if run_tensor_lr:
+        assert lr is built[0]
+    target.param_groups[0]["params"][0].grad = torch.ones(3)
+    target.step()  # the loaded state steps in the loading optimizer's kind

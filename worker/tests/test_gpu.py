@@ -207,9 +207,11 @@ def test_sdxl_cuda_graph_background_saves_hold_their_step_and_resume_on_the_same
     _, s_losses, s_events = tiny_run("sdxl", tmp_path, "straight", monkeypatch, **over)
     tiny_run("sdxl", tmp_path, "cut", monkeypatch, debug={"stop_after_step": 6}, **over)
     resumed, r_losses, r_events = tiny_run("sdxl", tmp_path, "cut", monkeypatch, resume_from="latest", **over)
-    for events in (s_events, r_events):
-        assert any("CUDA graph captured" in e.get("message", "") for e in events if e["type"] == "log")
-        assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in events), events
+    for run, events in (("straight", s_events), ("resumed", r_events)):
+        # on failure, say which run and what it logged (the first H200 failure, 2026-12-03, kept no events)
+        said = [(e["type"], e.get("code"), e.get("message", "")[:200]) for e in events if e["type"] in ("log", "warning", "settings")]
+        assert any("CUDA graph captured" in e.get("message", "") for e in events if e["type"] == "log"), (run, said)
+        assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in events), (run, said)
     for (out, step), tensors in captured.items():
         saved = load_file(os.path.join(out, "checkpoints", f"step-{step:06d}", "lora.safetensors"))
         assert all(torch.equal(saved[k], tensors[k]) for k in tensors), (out, step)

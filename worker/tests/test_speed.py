@@ -147,7 +147,7 @@ def test_a_card_whose_torch_refuses_row_wise_fp8_gemms_trains_with_bf16_gemms(mo
 @pytest.mark.parametrize("over, device, code, says", [
     ({"arch": "flux1", "fp8_matmul": True}, "cpu", "W_FP8_MATMUL_UNAVAILABLE", "no CUDA device"),
     ({"cuda_graphs": True}, "cpu", "W_CUDA_GRAPH_UNAVAILABLE", "no CUDA device"),
-    ({"cuda_graphs": True, "debug": {"stop_after_step": 2}}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "debug hooks"),
+    ({"cuda_graphs": True, "debug": {"stop_after_step": 2, "fail_inside_step": 1}}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "debug hooks inside the step: fail_inside_step"),
     ({"arch": "flux1", "compile": True}, "cpu", "W_COMPILE_UNAVAILABLE", "CUDA"),
     ({"channels_last": True}, "cpu", "W_CHANNELS_LAST_UNAVAILABLE", "no CUDA device"),
 ])
@@ -162,6 +162,18 @@ def test_a_planned_lever_this_machine_cannot_use_is_turned_off_with_a_warning(ov
     assert levers["cuda_graphs"] is False and levers["compile"] is False and levers["fp8_matmul"] is False
     warnings = [json.loads(l) for l in buf.getvalue().splitlines()]
     assert [w["code"] for w in warnings] == [code] and says in warnings[0]["message"]
+
+
+def test_debug_hooks_between_steps_keep_the_cuda_graph(monkeypatch):
+    """A cut-and-resume test (debug.stop_after_step) must run the graph it tests: hooks that act between or
+    before steps do not turn it off (the H200 failure of 2026-12-03: the cut run trained eagerly, then the
+    resumed run captured over an eager run's optimizer state)."""
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    debug = {k: 1 for k in speed.DEBUG_HOOKS_OUTSIDE_THE_STEP}
+    levers = speed.refuse_levers(_cfg(cuda_graphs=True, debug=debug), torch.device("cuda"), _Loss(), REFUSALS)
+    assert levers["cuda_graphs"] is True and buf.getvalue() == ""
 
 
 def test_fp8_base_trains_a_lora_end_to_end(tmp_path, monkeypatch):

@@ -151,6 +151,24 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     return write_checkpoint(snapshot_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items, ema, params))
 
 
+def keep_lr_kind(optimizer, built_lrs: list) -> None:
+    """A checkpoint's learning rates in the kind this run's optimizer was built with. The CUDA graph's
+    capturable AdamW holds each group's lr as a device tensor that the captured step reads and the LR
+    scheduler fills in place; a checkpoint written by an eager run holds floats (and the reverse), and
+    load_state_dict would put them in as they are: a float under a graph is baked into the capture (the
+    schedule silently stops), a tensor lr in a plain foreach AdamW is refused. The value is the checkpoint's."""
+    import torch
+
+    for group, built in zip(optimizer.param_groups, built_lrs):
+        loaded = group["lr"]
+        if torch.is_tensor(built):
+            with torch.no_grad():
+                built.fill_(float(loaded))  # the same tensor object the optimizer (and any graph) was built on
+            group["lr"] = built
+        elif torch.is_tensor(loaded):
+            group["lr"] = float(loaded.item())
+
+
 def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler, saved=None):
     """Restores the LoRA, optimizer, scheduler and RNG states; `saved` (a dict) receives state.pt's entries."""
     import numpy as np
@@ -187,7 +205,9 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler, saved
     state = torch.load(state_path, weights_only=False)
     if saved is not None:
         saved.update(state)
+    built_lrs = [g["lr"] for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
+    keep_lr_kind(optimizer, built_lrs)
     scheduler.load_state_dict(state["scheduler"])
     rng = state.get("rng") or {}
     if rng.get("torch") is not None:
