@@ -7,7 +7,9 @@ requests.json, from bench/gpu-wholerun-requests.ts: every lever as the plan deci
 filled in here). Only the base differs from a user's run: the full-size SDXL / FLUX.1 [dev] pipeline
 (denoiser from bench/gpu-speed.py's published configs; VAE and text encoders at their real sizes;
 tokenizers built in code) is random-initialised in memory on the GPU instead of read from disk, so
-"load" is that build. 20 images at 1024x1024, save and samples every 250 steps (issue 22).
+"load" is that build. 20 images at 1024x1024, save and samples every 250 steps (issue 22). Before the
+runs, the carried packages (PYTHONPATH) and the worker are byte-compiled, as a user's pip install
+leaves them (precompile_carried; --no-precompile leaves them as `pip install --no-compile` did).
 
 Per model: a cold run (--cold-steps, empty compile cache; only for requests that compile) and a warm
 run (--steps, the cache the cold run left). Reported per run, from the worker's events and its
@@ -123,6 +125,22 @@ def child(request_path: str, key: str, tiny: bool) -> int:
     return worker_main(["train", request_path])
 
 
+def precompile_carried() -> float:
+    """Byte-compiles the PYTHONPATH folders (the carried wheels, installed there with --no-compile) and
+    the worker, as pip's default install leaves a user's packages: without it every fresh worker
+    process compiles diffusers / transformers / peft from source where PYTHONDONTWRITEBYTECODE is set
+    (or the first one does, where it is not), ~1.2 s of its load on a 2-core CPU (bench/startup.py).
+    Up-to-date files are skipped. Returns the seconds it took."""
+    import compileall
+
+    t = time.perf_counter()
+    folders = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isdir(p)] + [str(ROOT / "worker" / "loraspec_worker")]
+    for folder in dict.fromkeys(os.path.abspath(p) for p in folders):
+        if os.access(folder, os.W_OK):
+            compileall.compile_dir(folder, quiet=2, workers=0)
+    return time.perf_counter() - t
+
+
 def write_dataset(folder: Path, count: int, size: int) -> None:
     import numpy as np
     from PIL import Image
@@ -203,6 +221,8 @@ def run_all(args) -> list[dict]:
     logs = Path(args.out) if args.out else work
     logs.mkdir(parents=True, exist_ok=True)
     deadline = time.perf_counter() + args.budget_s
+    if not args.no_precompile:
+        print(f"byte-compiled the carried packages and the worker in {precompile_carried():.1f} s (before the timed runs)", flush=True)
     rows = []
     for key in args.only.split(","):
         base = dict(spec["requests"][key]["request"])
@@ -279,6 +299,7 @@ def main() -> None:
     ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=510, help="stop (kill the run in progress, skip the rest) after this many seconds")
+    ap.add_argument("--no-precompile", action="store_true", help="leave the carried packages without .pyc (every run compiles them: the rows before 2026-12-03 05:00)")
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a smoke test of the code path)")
     ap.add_argument("--out", help="a folder: rows are appended to <out>/gpu-wholerun.jsonl as they finish")
     ap.add_argument("--from", dest="from_file", help="write RESULTS.md from a jsonl of an earlier call instead of running")

@@ -7,16 +7,23 @@ import os
 from ..protocol import WorkerError, warning
 from .config import TABLE, Config
 
+# arch -> its diffusers pipeline class, by name: diffusers imports a pipeline's module (and the
+# transformers models it needs) when the class is first looked up, so only the run's arch is imported
+# (a dict of the classes themselves imported all five: Qwen2.5-VL, Mistral, ... for an SDXL run).
+PIPELINES = {
+    "sdxl": "StableDiffusionXLPipeline",
+    "flux1": "FluxPipeline",
+    "flux2-klein": "Flux2KleinPipeline",
+    "zimage": "ZImagePipeline",
+    "qwen-image": "QwenImagePipeline",
+}
+
+
 def pipeline_class(arch: str):
+    name = PIPELINES[arch]  # an unknown arch: KeyError, as before (parse_config refuses it first)
     import diffusers
 
-    return {
-        "sdxl": diffusers.StableDiffusionXLPipeline,
-        "flux1": diffusers.FluxPipeline,
-        "flux2-klein": diffusers.Flux2KleinPipeline,
-        "zimage": diffusers.ZImagePipeline,
-        "qwen-image": diffusers.QwenImagePipeline,
-    }[arch]
+    return getattr(diffusers, name)
 
 
 def load_pipeline(base: str, arch: str, dtype):

@@ -1,0 +1,63 @@
+"""The worker's start-up stays lazy (issue 22: every second before the first step counts, short runs
+pay it in full). Not timed: each test checks, in a fresh process, which modules a step of the train
+path has imported, so an eager import that creeps back fails here (bench/startup.py times it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+WORKER = os.path.join(os.path.dirname(__file__), "..")
+
+# What the train command's entry (the command table, the train package, parse_config) must not
+# import: the heavy libraries wait for the steps that use them (train_once and after).
+HEAVY = ("torch", "diffusers", "transformers", "peft", "safetensors", "numpy", "PIL", "scipy", "sklearn")
+
+
+def run_fresh(script: str) -> tuple[list[str], set[str]]:
+    """(the lines `script` printed, sys.modules' names after it) from a fresh interpreter (1 torch thread)."""
+    code = script + "\nimport json as _j, sys as _s; print(_j.dumps(sorted(_s.modules)))"
+    env = {**os.environ, "PYTHONPATH": WORKER, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    return lines[:-1], set(json.loads(lines[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+def test_the_train_entry_and_its_request_checks_import_no_heavy_library():
+    script = (
+        "import importlib\n"
+        "from loraspec_worker.__main__ import COMMANDS\n"
+        "module, func = COMMANDS['train'].split(':')\n"
+        "getattr(importlib.import_module(module), func)\n"  # what __main__ does before calling it
+        "from loraspec_worker.train.config import parse_config\n"
+        "from loraspec_worker.train.dev_request import dev_request\n"
+        "parse_config(dev_request(arch='sdxl', base='/nowhere/base', dataset='/nowhere/data', output_dir='/nowhere/out'))\n"
+    )
+    _, modules = run_fresh(script)
+    assert "loraspec_worker.train.runner" in modules and "jsonschema" in modules  # the script did run the checks
+    assert heavy_in(modules) == []
+
+
+def test_a_pipeline_class_imports_only_its_own_arch():
+    # The other arches' pipeline modules (and the transformers models they bring) stay unimported.
+    script = (
+        "from loraspec_worker.train.model import PIPELINES, pipeline_class\n"
+        "pipeline_class('sdxl')\n"
+        "import sys\n"
+        "lazy = sys.modules['diffusers.pipelines']\n"  # diffusers' lazy module: class name -> its submodule
+        "import json; print(json.dumps({a: 'diffusers.pipelines.' + lazy._class_to_module[n] for a, n in PIPELINES.items()}))\n"
+    )
+    printed, modules = run_fresh(script)
+    where = json.loads(printed[-1])
+    assert where["sdxl"] in modules  # the one asked for is there (the check can see an import)
+    others = {a: m for a, m in where.items() if a != "sdxl" and m != where["sdxl"]}
+    assert len(others) == len(where) - 1
+    assert sorted(m for m in others.values() if m in modules) == []
+    assert "transformers.models.qwen2_5_vl.modeling_qwen2_5_vl" not in modules  # Qwen-Image's text encoder
