@@ -312,7 +312,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
     first = getattr(state.arch, "sample_renderer", None)
     if first is not None and first.first and state.step == 0 and group.is_main:
         state.timeline.loop_begin()
-        first.render(0)  # the strip's first column: what the base draws before any step
+        first.render(0, state.writer)  # the strip's first column: what the base draws before any step
     while state.step < cfg.steps:
         state.timeline.step_begin()
         state.step += 1
@@ -358,7 +358,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if renderer.captures_next():
                 state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
             with regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
-                renderer.render(step)
+                renderer.render(step, state.writer)  # PNGs written on the writer thread (train/sample_output.py)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")
