@@ -13,11 +13,12 @@ decodes in fp32, as the pipeline does (fp16's range overflows in SDXL's VAE); bf
 range) and fp32 VAEs decode in their own dtype, as the pipeline also does in this diffusers version
 (it upcasts only fp16). A pipeline with a watermarker, or another arch, gives its own PIL image.
 
-The PNG encode and atomic write then run on the run's writer thread (background_save.Writer, one
-write in flight, shared with the periodic checkpoints); the `sample` event and the renderer's record
-come from there once the file is on disk, as the `checkpoint` event does. A failed write's error is
-raised on the training thread by the writer (the next step's check, the next submit, or the end of
-the run), as a synchronous write raised it.
+The PNG encode and atomic write then run on the run's PNG writer thread (a background_save.Writer of
+its own, one write in flight, so a sample never waits for a checkpoint's write; it touches no GPU, so
+CUDA-graph captures need not wait for it); the `sample` event and the renderer's record come from
+there once the file is on disk, as the `checkpoint` event does. A failed write's error is raised on
+the training thread (the next step's check, the next PNG's submit, or the end of the run), as a
+synchronous write raised it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/tra
 outside the training's CUDA graph and compiled regions (SDXL's UNet forward replays its own
 sample graph on CUDA: train/sample_graph.py), and with the training RNG state untouched: a run with
 samples on has the same loss curve as one with them off. PNGs are written atomically as
-<output_dir>/samples/step-000250-p0-s42.png on the run's writer thread, each announced by a `sample`
+<output_dir>/samples/step-000250-p0-s42.png on the run's PNG writer thread, each announced by a `sample`
 event once on disk; SDXL's latents are decoded as its pipeline decodes them (train/sample_output.py).
 """
 
