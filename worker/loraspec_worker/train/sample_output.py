@@ -66,7 +66,7 @@ def decode_sdxl(pipe, latents) -> Any:
 def render_pixels(pipe, call: Callable[..., Any], timer: "Breakdown") -> Any:
     """One image as host uint8 pixels (SDXL: latents decoded here) or the pipeline's PIL image."""
     if not decodes_itself(pipe):
-        with timer.part("denoise"):  # decode and postprocess included: the pipeline does them
+        with timer.part("pipeline"):  # denoise, decode and postprocess: the pipeline's own
             return call(output_type="pil").images[0]
     with timer.part("denoise"):
         latents = call(output_type="latent").images
@@ -105,7 +105,7 @@ def save(image, path: str, announce: Callable[[], None], writer: Optional[Any]) 
 class Breakdown:
     """Seconds per part of a render on the training thread (the samples log line)."""
 
-    ORDER = ("denoise", "decode", "png")
+    ORDER = ("pipeline", "denoise", "decode", "png")
 
     def __init__(self, device) -> None:
         self.device = device
