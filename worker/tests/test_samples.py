@@ -90,10 +90,10 @@ def test_first_renders_the_base_before_the_first_step(bases, dataset, tmp_path, 
 
     render = samples.SampleRenderer.render
 
-    def slow_first(self, step):  # the step-0 render made long enough to see where its time goes
+    def slow_first(self, step, *args):  # the step-0 render made long enough to see where its time goes
         if step == 0:
             time.sleep(SLOW_S)
-        return render(self, step)
+        return render(self, step, *args)
 
     monkeypatch.setattr(samples.SampleRenderer, "render", slow_first)
     result = train.run(request(bases, dataset, tmp_path, "sdxl", {**SAMPLES, "first": True}, steps=2))

@@ -67,6 +67,7 @@ class TrainState:
     checkpoints: list = field(default_factory=list)
     timeline: Timeline = field(default_factory=Timeline)
     writer: Writer = field(default_factory=Writer)  # the periodic saves' files (background_save.py)
+    png_writer: Writer = field(default_factory=Writer)  # the sample PNGs (CPU only; sample_output.py), not held up by a save
     host: HostSnapshot = field(default_factory=HostSnapshot)
 
     def save(self) -> None:
@@ -227,7 +228,10 @@ def train_once(cfg: Config, group=None) -> dict:
         try:
             stopped = train_loop(state)
         finally:
-            state.writer.wait()  # the last checkpoint is on disk before the run ends (or its write's error is raised)
+            try:
+                state.png_writer.wait()  # every sample is on disk (and in the result's list) before the run ends
+            finally:
+                state.writer.wait()  # the last checkpoint is on disk before the run ends (or its write's error is raised)
     if levers["compile"]:
         emit({"type": "log", "level": "info", "message": compile_cache.report_message(compile_cache.report())})
     if group.is_main:
@@ -312,7 +316,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
     first = getattr(state.arch, "sample_renderer", None)
     if first is not None and first.first and state.step == 0 and group.is_main:
         state.timeline.loop_begin()
-        first.render(0)  # the strip's first column: what the base draws before any step
+        first.render(0, state.png_writer)  # the strip's first column: what the base draws before any step
     while state.step < cfg.steps:
         state.timeline.step_begin()
         state.step += 1
@@ -320,6 +324,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
         state.optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         state.writer.check()  # a failed checkpoint write stops the run here
+        state.png_writer.check()  # as does a failed sample PNG write
         if state.stepper is not None and state.stepper.captures_next():
             state.writer.wait()  # no CUDA work on the writer thread while the graph is captured
         for local in range(cfg.gradient_accumulation):
@@ -358,7 +363,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if renderer.captures_next():
                 state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
             with regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
-                renderer.render(step)
+                renderer.render(step, state.png_writer)  # PNGs written on their own thread (sample_output.py)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         stop_after = cfg.debug.get("stop_after_step")

@@ -8,7 +8,8 @@ denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/tra
 outside the training's CUDA graph and compiled regions (SDXL's UNet forward replays its own
 sample graph on CUDA: train/sample_graph.py), and with the training RNG state untouched: a run with
 samples on has the same loss curve as one with them off. PNGs are written atomically as
-<output_dir>/samples/step-000250-p0-s42.png, each announced by a `sample` event.
+<output_dir>/samples/step-000250-p0-s42.png on the run's PNG writer thread, each announced by a `sample`
+event once on disk; SDXL's latents are decoded as its pipeline decodes them (train/sample_output.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import random
 import time
 from typing import Any, Optional
 
-from ..checkpoint_integrity import atomic_write
 from ..protocol import emit
-from . import sample_graph
+from . import sample_graph, sample_output
 from .config import Config
 
 
@@ -119,11 +119,14 @@ class SampleRenderer:
     def due(self, step: int) -> bool:
         return step % self.every == 0 or step == self.cfg.steps
 
-    def render(self, step: int) -> list[dict]:
-        """Every prompt x seed at this step; returns the images as {path, prompt, seed, step}."""
+    def render(self, step: int, writer=None) -> list[dict]:
+        """Every prompt x seed at this step; returns the images as {path, prompt, seed, step}. With a
+        writer (background_save.Writer) the PNGs are written on its thread, each announced (a `sample`
+        event, a record in self.rendered) once on disk; the caller waits for the writer before the run ends."""
         denoiser = self.arch.denoiser
         was_training = denoiser.training
         started = time.time()
+        timer = sample_output.Breakdown(self.arch.device)
         images = []
         os.makedirs(self.folder, exist_ok=True)
         with _training_rng_kept(self.arch.device), _eager(), _no_grad(), sample_graph.patched(getattr(self.pipe, "unet", None), self.graphed):
@@ -133,26 +136,35 @@ class SampleRenderer:
                 encoded = _encode_sdxl(self.pipe, self.prompts, self.arch.device, self.kwargs["guidance_scale"]) if self.cfg.train_text_encoder else self.embeds
                 for pi, (prompt, embeds) in enumerate(zip(self.prompts, encoded)):
                     for seed in self.seeds:
-                        images.append(self._one(step, pi, prompt, embeds, seed))
+                        images.append(self._one(step, pi, prompt, embeds, seed, timer, writer))
             finally:
                 denoiser.train(was_training)
         replays = f"; {self.graphed.replays} UNet graph replays so far" if self.graphed is not None else ""
-        emit({"type": "log", "level": "info", "message": f"samples at step {step}: {len(images)} images in {time.time() - started:.1f} s{replays}"})
-        self.rendered.extend(images)
+        emit({"type": "log", "level": "info", "message": f"samples at step {step}: {len(images)} images in {time.time() - started:.2f} s "
+                                                         f"({timer.text(queued=writer is not None)}){replays}"})
         return images
 
-    def _one(self, step: int, pi: int, prompt: str, embeds: dict, seed: int) -> dict:
+    def _one(self, step: int, pi: int, prompt: str, embeds: dict, seed: int, timer, writer) -> dict:
         import torch
 
         # A CPU generator: the same seed draws the same starting noise on every device.
         generator = torch.Generator(device="cpu").manual_seed(seed)
         kwargs = {k: v for k, v in embeds.items() if not k.startswith("_")}
+
+        def call(output_type: str):
+            return self.pipe(prompt=None, generator=generator, output_type=output_type, **kwargs, **self.kwargs)
+
         with _encoded(self.pipe, embeds):
-            image = self.pipe(prompt=None, generator=generator, output_type="pil", **kwargs, **self.kwargs).images[0]
+            image = sample_output.render_pixels(self.pipe, call, timer)
         path = os.path.join(self.folder, f"step-{step:06d}-p{pi}-s{seed}.png")
-        _save_png(image, path)
         record = {"step": step, "path": os.path.abspath(path), "prompt": prompt, "seed": seed}
-        emit({"type": "sample", **record})
+
+        def announce() -> None:  # once the file is on disk (on the writer thread, with one)
+            self.rendered.append(record)
+            emit({"type": "sample", **record})
+
+        with timer.part("png"):
+            sample_output.save(image, path, announce, writer)
         return record
 
 
@@ -180,16 +192,6 @@ def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
         else:  # core compiles samples only for SAMPLE_ARCHES
             embeds = ENCODERS[cfg.arch](pipe, s["prompts"], arch.device, guidance, cfg.max_sequence_length)
     return SampleRenderer(cfg, pipe, arch, embeds)
-
-
-def _save_png(image, path: str) -> None:
-    """Written beside its final name and renamed (the worker's atomic writer): a reader never sees half a PNG."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            image.save(f, format="PNG")
-
-    atomic_write(path, write)
 
 
 @contextlib.contextmanager
