@@ -152,3 +152,33 @@ def test_a_checkpoint_resumes_with_the_lr_kind_of_the_run_that_loads_it(saved_te
         assert lr is built[0]
     target.param_groups[0]["params"][0].grad = torch.ones(3)
     target.step()  # the loaded state steps in the loading optimizer's kind
+
+
+class _RunsCode:
+    """A pickle that would run code when loaded (what a hostile state.pt could hold)."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_a_state_file_that_would_run_code_is_refused_with_its_code(tmp_path):
+    """state.pt is read as data: the RNG states, tensors and numbers of a real checkpoint load; an object
+    that would run code on unpickling is refused (E_CHECKPOINT_INVALID naming the file), not executed."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from loraspec_worker.protocol import WorkerError
+    from loraspec_worker.train.checkpoint import load_state
+
+    good = tmp_path / "good.pt"
+    torch.save({"step": 3, "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
+                "optimizer": {"param_groups": [{"lr": torch.tensor(1e-3)}], "state": {}}, "config": {"name": "x", "buckets": [{"width": 64}]}}, good)
+    state = load_state(str(good))
+    assert state["step"] == 3 and state["rng"]["numpy"][0] == "MT19937"
+    bad = tmp_path / "bad.pt"
+    torch.save({"step": 3, "payload": _RunsCode()}, bad)
+    with pytest.raises(WorkerError) as err:
+        load_state(str(bad))
+    assert err.value.code == "E_CHECKPOINT_INVALID" and str(bad) in err.value.message

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   E_NO_OUTPUT: { exit: 4, http: 500, retryable: false },
   E_RUN_NOT_FOUND: { exit: 2, http: 404, retryable: false },
   E_RUN_STATE: { exit: 2, http: 409, retryable: false },
+  // A checkpoint's state.pt holds something a loraspec checkpoint never holds (code a pickle could run): not loaded.
+  E_CHECKPOINT_INVALID: { exit: 2, http: 422, retryable: false },
   E_CANCELLED: { exit: 130, http: 499, retryable: false },
   E_COST_LIMIT: { exit: 1, http: 402, retryable: false },
   E_NOT_SUPPORTED: { exit: 2, http: 501, retryable: false },

@@ -151,6 +151,28 @@ def save_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, lo
     return write_checkpoint(snapshot_checkpoint(cfg, step, trainable, lora_configs, optimizer, scheduler, losses, items, ema, params))
 
 
+def load_state(path: str) -> dict:
+    """state.pt read as data only: tensors, numbers, strings and the RNG states (numpy's is an array). A
+    checkpoint folder may come from anywhere (a shared run, a download): torch.load's full unpickler would
+    run whatever code the file names, so any other object is refused with E_CHECKPOINT_INVALID."""
+    import pickle
+
+    import numpy as np
+    import torch
+
+    reconstruct = (getattr(np, "_core", None) or np.core).multiarray._reconstruct  # numpy 2 / numpy 1
+    allowed = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), reconstruct, (reconstruct, "numpy.core.multiarray._reconstruct")]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise WorkerError(
+            "E_CHECKPOINT_INVALID",
+            f"{path} holds objects a loraspec checkpoint never holds ({str(e).splitlines()[0][:160]}); it was not loaded",
+            hint="resume from a checkpoint this run wrote (resume_from: latest), or start a new run",
+        ) from None
+
+
 def keep_lr_kind(optimizer, built_lrs: list) -> None:
     """A checkpoint's learning rates in the kind this run's optimizer was built with. The CUDA graph's
     capturable AdamW holds each group's lr as a device tensor that the captured step reads and the LR
@@ -202,7 +224,7 @@ def load_checkpoint(folder, trainable, lora_configs, optimizer, scheduler, saved
         unexpected = getattr(result, "unexpected_keys", None)
         if unexpected:
             raise WorkerError("E_LORA_SHAPE_MISMATCH", f"checkpoint has keys this model does not: {unexpected[:3]}")
-    state = torch.load(state_path, weights_only=False)
+    state = load_state(state_path)
     if saved is not None:
         saved.update(state)
     built_lrs = [g["lr"] for g in optimizer.param_groups]
