@@ -35,6 +35,7 @@ const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({
   cudaGraphs: r.levers.includes("graphs"),
   quantize: r.quantize,
   fp8Matmul: r.levers.includes("fp8mm"),
+  attention: r.attention ?? ("sdpa" as const),
   channelsLast: r.levers.includes("channels_last"),
   cudaKnown: true,
   choices: [],
@@ -44,7 +45,7 @@ for (const r of TRAIN_SPEEDS.filter((x) => !x.levers.includes("cudnn_sdpa"))) {
   const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, rowSettings(r));
   const ratio = w.secondsPerStep / r.secondsPerStep;
   worst = Math.max(worst, Math.abs(ratio - 1));
-  rows.push(`| built-in | ${r.base} | ${r.config}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
+  rows.push(`| built-in | ${r.base} | ${r.config}${r.attention === "fa4" ? " + FA4" : ""}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
 }
 // The versions the rows ran (their sources name the commits).
 const VERSION: Record<(typeof TRAINER_SPEEDS)[number]["trainer"], string> = { kohya: "v0.10.1", "ai-toolkit": "0.12.26" };
