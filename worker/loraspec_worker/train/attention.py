@@ -140,6 +140,16 @@ def activate(applied: str, denoiser, device) -> str:
     return "fa4"
 
 
+def deactivate() -> None:
+    """Back to torch's kernel for the rest of the process (tests that compare both kernels in one process)."""
+    global _active
+    import torch.nn.attention as attn
+
+    if _active is not None and hasattr(attn, "restore_flash_attention_impl"):
+        attn.restore_flash_attention_impl()
+    _active = None
+
+
 def _dist_version(name: str) -> str:
     from importlib import metadata
 
