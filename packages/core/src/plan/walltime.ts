@@ -41,7 +41,7 @@ interface Anchor {
   source: string;
 }
 
-const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
+const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => !r.attention && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
 const trainerRow = (trainer: TrainerSpeedRecord["trainer"], base: BaseModelRecord["id"], quantize: "none" | "fp8") => TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === base && r.quantize === quantize);
 
 /** The built-in trainer's H200 figure for these settings (lookupTrainSpeed), else its FLOPs at FLUX.1's eager rate. */
@@ -119,8 +119,8 @@ function withFp8Base(anchor: Anchor, trainer: TrainerSpeedRecord["trainer"], flu
     return { ...anchor, secondsPerStep: anchor.secondsPerStep * ratio, basis: "derived", config: `${anchor.config} x ${ratio.toFixed(2)} for the fp8 base (${trainer}, FLUX.1)`, source: `${anchor.source}; ${own.source}` };
   }
   const rows = trainSpeedsFor("flux1-dev");
-  const a = rows.find((r) => r.config === "fp8 base (24 GB recipe)")!;
-  const b = rows.find((r) => r.config === "fast" && r.gradientCheckpointing)!;
+  const a = rows.find((r) => !r.attention && r.config === "fp8 base (24 GB recipe)")!;
+  const b = rows.find((r) => !r.attention && r.config === "fast" && r.gradientCheckpointing)!;
   return { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (built-in, FLUX.1)` };
 }
 
