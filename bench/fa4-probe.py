@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "worker"))
 
 # (name, batch, heads, q_len, kv_len, head_dim): FLUX.1 [dev] and FLUX.2 klein at 1024^2 with T5/Qwen 512 text
 # tokens (joint attention), SDXL's self-attention at its two resolutions and its cross-attention (77 text tokens).
@@ -162,18 +165,10 @@ def main() -> int:
 
 def install_shim() -> None:
     """flash-attn-4 4.0.0b36's _flash_attn_fwd returns (out, lse, p, row_max, o_lo); torch 2.11's registry unpacks two.
-    A module that returns torch's two, registered as FA4's module path."""
-    import functools
-    import types
+    The trainer's shim (worker/loraspec_worker/train/attention.py), registered as FA4's module path."""
+    from loraspec_worker.train.attention import install_shim as trainer_shim
 
-    from flash_attn.cute import interface
-    from torch.nn.attention import _fa4, _registry
-
-    shim = types.ModuleType("fa4_shim")
-    shim._flash_attn_fwd = lambda *a, **k: interface._flash_attn_fwd(*a, **k)[:2]
-    shim._flash_attn_bwd = interface._flash_attn_bwd
-    sys.modules["fa4_shim"] = shim
-    _registry.register_flash_attention_impl("FA4", register_fn=functools.partial(_fa4.register_flash_attention_fa4, module_path="fa4_shim"))
+    trainer_shim()
 
 
 def compiled_and_graphed() -> list[dict]:

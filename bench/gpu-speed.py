@@ -424,15 +424,14 @@ def main() -> None:
                     help="fa4: route SDPA's flash kernel to FlashAttention-4 for the whole call (torch's registry; needs flash-attn-4)")
     args = ap.parse_args()
     if args.attention == "fa4":
-        import importlib.util
+        # The trainer's own checks and shim (train/attention.py): one home for how FA4 is activated.
+        from loraspec_worker.train import attention
 
-        import torch.nn.attention as attention
-
-        spec = importlib.util.spec_from_file_location("fa4_probe", os.path.join(os.path.dirname(__file__), "fa4-probe.py"))
-        probe = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(probe)
-        probe.install_shim()
-        attention.activate_flash_attention_impl("FA4")
+        blockers = attention.device_blockers(torch.device("cuda"))
+        if blockers:
+            sys.exit("--attention fa4: " + "; ".join(blockers))
+        attention.install_shim()
+        torch.nn.attention.activate_flash_attention_impl("FA4")
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     if device.type == "cuda":

@@ -27,6 +27,8 @@ const contract = (over: Record<string, unknown>) =>
 
 const rows: string[] = ["| trainer | model | configuration | GPU | measured s/step | plan s/step | plan / measured | basis |", "|---|---|---|---|---|---|---|---|"];
 let worst = 0;
+/** A built-in row's configuration as the tables name it (bench/gpu-speed.py's name, + FA4 where it ran FlashAttention-4). */
+const label = (r: (typeof TRAIN_SPEEDS)[number]) => `${r.config}${r.attention === "fa4" ? " + FA4" : ""}`;
 /** The settings a built-in row ran with (its levers), for the walltime and the VRAM model alike. */
 const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({
   gradientCheckpointing: r.gradientCheckpointing,
@@ -35,6 +37,7 @@ const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({
   cudaGraphs: r.levers.includes("graphs"),
   quantize: r.quantize,
   fp8Matmul: r.levers.includes("fp8mm"),
+  attention: r.attention ?? ("sdpa" as const),
   channelsLast: r.levers.includes("channels_last"),
   cudaKnown: true,
   choices: [],
@@ -44,7 +47,7 @@ for (const r of TRAIN_SPEEDS.filter((x) => !x.levers.includes("cudnn_sdpa"))) {
   const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, rowSettings(r));
   const ratio = w.secondsPerStep / r.secondsPerStep;
   worst = Math.max(worst, Math.abs(ratio - 1));
-  rows.push(`| built-in | ${r.base} | ${r.config}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
+  rows.push(`| built-in | ${r.base} | ${label(r)}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""} | H200 | ${r.secondsPerStep} | ${w.secondsPerStep} | ${ratio.toFixed(2)} | ${w.basis} |`);
 }
 // The versions the rows ran (their sources name the commits).
 const VERSION: Record<(typeof TRAINER_SPEEDS)[number]["trainer"], string> = { kohya: "v0.10.1", "ai-toolkit": "0.12.26" };
@@ -109,10 +112,10 @@ const vramRow = (who: string, base: string, what: string, peakAllocGib: number, 
   vramRows.push(`| ${who} | ${base} | ${what} | ${cardGb(peakAllocGib).toFixed(1)} | ${planGb} | ${ratio.toFixed(2)} |`);
 };
 for (const r of TRAIN_SPEEDS.filter((x) => x.peakAllocGib !== undefined)) {
-  vramRow("built-in", r.base, `${r.config}, batch ${r.batch}${r.gradientCheckpointing && !r.checkpointingMode ? ", full checkpointing" : ""}`, r.peakAllocGib!, estimateVramWith(vramContract("diffusers", r), getBaseModel(r.base)!, 1024, rowSettings(r)).totalGb);
+  vramRow("built-in", r.base, `${label(r)}, batch ${r.batch}${r.gradientCheckpointing && !r.checkpointingMode ? ", full checkpointing" : ""}`, r.peakAllocGib!, estimateVramWith(vramContract("diffusers", r), getBaseModel(r.base)!, 1024, rowSettings(r)).totalGb);
 }
 for (const rec of Object.values(VRAM_ALL_LINEAR_EXTRA)) {
-  const r = TRAIN_SPEEDS.find((x) => x.base === rec!.base && x.config === rec!.attentionConfig && x.batch === 1 && !x.gradientCheckpointing)!;
+  const r = TRAIN_SPEEDS.find((x) => !x.attention && x.base === rec!.base && x.config === rec!.attentionConfig && x.batch === 1 && !x.gradientCheckpointing)!;
   vramRow("built-in", r.base, `${r.config}, batch 1, all-linear`, rec!.allLinearPeakGib, estimateVramWith(vramContract("diffusers", r, { targets: "all-linear" }), getBaseModel(r.base)!, 1024, rowSettings(r)).totalGb);
 }
 for (const r of TRAINER_SPEEDS.filter((x) => x.peakAllocGib !== undefined)) {

@@ -180,7 +180,11 @@ def build_sdxl(seed: int):
     )
 
 
-def build_flux1(seed: int):
+# FLUX.1's rotary axes for a head dim (they sum to it): the tiny default, and the real model's at 128.
+FLUX_ROPE_AXES = {16: [4, 4, 8], 64: [8, 28, 28], 128: [16, 56, 56]}
+
+
+def build_flux1(seed: int, attention_head_dim: int = 16):
     import torch
     from diffusers import FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
@@ -193,12 +197,12 @@ def build_flux1(seed: int):
         in_channels=16,  # 4 latent channels packed 2x2
         num_layers=1,
         num_single_layers=1,
-        attention_head_dim=16,
+        attention_head_dim=attention_head_dim,
         num_attention_heads=2,
         joint_attention_dim=32,  # T5 d_model
         pooled_projection_dim=32,  # CLIP hidden size
         guidance_embeds=True,  # like FLUX.1 [dev]
-        axes_dims_rope=[4, 4, 8],
+        axes_dims_rope=FLUX_ROPE_AXES[attention_head_dim],
     )
     vae = _tiny_vae(use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611)
     text_encoder = CLIPTextModel(_clip_config(len(clip), False))

@@ -254,3 +254,28 @@ def test_sdxl_samples_replay_a_cuda_graph_with_the_eager_pixels_and_the_updated_
     for seed in (42, 7):
         assert np.abs(pixels(f"step-000004-p0-s{seed}.png", "graph") - pixels(f"step-000008-p0-s{seed}.png", "graph")).max() > 1
     np.testing.assert_allclose(g_losses, e_losses, rtol=1e-3)
+
+
+def test_fa4_trains_like_torchs_kernel(tmp_path, monkeypatch):
+    """FlashAttention-4 (train/attention.py) on a tiny FLUX.1 with FLUX's head dim 128: torch's kernel first (the
+    activation is process-wide), then FA4; the same loss curve within bf16 noise, logged, no fallback warning."""
+    pytest.importorskip("flash_attn.cute", reason="needs flash-attn-4 (worker/requirements-fa4.txt)")
+    from loraspec_worker.train import attention
+
+    blockers = attention.device_blockers(torch.device("cuda"))
+    if blockers:
+        pytest.skip("; ".join(blockers))
+    tiny_base.save_pipeline(tiny_base.build_flux1(0, attention_head_dim=128), str(tmp_path / "base-flux1"))
+    _, s_losses, s_events = tiny_run("flux1", tmp_path, "sdpa", monkeypatch, attention="sdpa")
+    try:
+        _, f_losses, f_events = tiny_run("flux1", tmp_path, "fa4", monkeypatch, attention="fa4")
+    finally:
+        attention.deactivate()
+    logs = [e["message"] for e in f_events if e["type"] == "log"]
+    assert any(m.startswith("attention: FlashAttention-4") and "head dim 128" in m for m in logs), logs
+    assert not any(e.get("code") == "W_ATTENTION_FALLBACK" for e in f_events), f_events
+    [settings] = [e for e in f_events if e["type"] == "settings"]
+    assert settings["applied"]["attention"] == "fa4"
+    assert not any("FlashAttention-4" in e.get("message", "") for e in s_events)
+    assert len(f_losses) == len(s_losses) == 8
+    np.testing.assert_allclose(f_losses, s_losses, rtol=2e-2)

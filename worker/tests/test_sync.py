@@ -64,7 +64,7 @@ def test_every_trained_arch_has_target_presets_and_requests_default_to_attention
 
 
 def test_every_refusal_the_worker_makes_has_the_tables_code():
-    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "precision"}
+    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "attention", "precision"}
     assert all(code.startswith("W_") for code in TABLE["refusals"].values())
     assert set(TABLE["refusals"]) - {"precision"} <= set(TABLE["levers"])
     assert callable(speed.refuse_levers)

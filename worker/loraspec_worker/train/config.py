@@ -47,6 +47,7 @@ class Config:
     cuda_graphs: bool
     channels_last: bool
     fp8_matmul: bool
+    attention: str
     quantize: str
     num_processes: int
     save_every: int

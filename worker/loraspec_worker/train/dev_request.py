@@ -27,6 +27,7 @@ DEV_SETTINGS: dict[str, Any] = {
     "cuda_graphs": False,
     "channels_last": False,
     "fp8_matmul": False,
+    "attention": "sdpa",
     "quantize": "none",
     "num_processes": 1,
     "save_every": 0,

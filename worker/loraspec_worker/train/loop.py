@@ -15,7 +15,7 @@ from typing import Any, Optional
 from .. import checkpoint_integrity, distributed, speed
 from . import regularize
 from ..protocol import Cancelled, WorkerError, cancel_requested, emit, log, phase, soft_cancel
-from . import compile_cache, selective_ckpt
+from . import attention, compile_cache, selective_ckpt
 from .arches import ARCH_CLASSES
 from .background_save import HostSnapshot, Writer
 from .checkpoint import (atomic_save_safetensors, find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, snapshot_checkpoint,
@@ -138,6 +138,8 @@ def resolve_levers(cfg: Config, device, dtype) -> dict:
     """The request's levers less what this device cannot run (coded warnings), reported in one
     settings event: the request's settings (core's plan) and the ones this run applies."""
     levers = speed.refuse_levers(cfg, device, ARCH_CLASSES[cfg.arch], TABLE["refusals"])
+    # fa4: refused here for the device and install; the head dim once the model is loaded (prepare_trainable)
+    levers["attention"] = attention.resolve(cfg.attention, device)
     emit({"type": "settings", "settings": cfg.settings(), "applied": {**cfg.settings(), **levers, "precision": precision_name(dtype)}})
     return levers
 
@@ -159,6 +161,7 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> t
         held = "held in float8 e4m3 with per-row scales" if cfg.quantize == "fp8" else "as float8 e4m3 copies"
         detail = "; fp8 GEMMs for the forward" + ("" if cfg.quantize == "fp8" else " and the input gradient") if matmul else ""
         emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) {held}{detail}"})
+    levers["attention"] = attention.activate(levers["attention"], denoiser, device)
     if levers["channels_last"]:
         speed.use_channels_last(denoiser)
     params = []

@@ -44,6 +44,9 @@ export const TrainRequestSchema = z.strictObject({
   cuda_graphs: z.boolean().meta({ description: "Whole-step CUDA graph (refused with W_CUDA_GRAPH_UNAVAILABLE where this run cannot)." }),
   channels_last: z.boolean().meta({ description: "NHWC weights for a convolutional denoiser." }),
   fp8_matmul: z.boolean().meta({ description: "fp8 GEMMs for the frozen base (refused with W_FP8_MATMUL_UNAVAILABLE where the device cannot)." }),
+  attention: z
+    .enum(BUILTIN_TRAINER.attention.kernels)
+    .meta({ description: "The attention kernel: sdpa (torch's) or fa4 (FlashAttention-4 through torch's SDPA; refused with W_ATTENTION_FALLBACK where it cannot run)." }),
   quantize: z.enum(BUILTIN_TRAINER.quantize),
   num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),
   nodes: z

@@ -1,3 +1,4 @@
+import { ATTENTION_KERNELS, FA4_KERNEL } from "./attention.js";
 import { FLATTEN_BACKGROUND } from "./image-formats.js";
 import type { BaseModelId } from "./base-models.js";
 import { LORA_TARGETS } from "./lora-targets.js";
@@ -123,13 +124,19 @@ export const BUILTIN_TRAINER = {
   quantize: ["none", "fp8"],
   precisions: ["bf16", "fp16", "fp32"],
   /** The speed levers core decides (plan/train-settings.ts) and the worker applies or refuses. */
-  levers: ["gradient_checkpointing", "compile", "cuda_graphs", "fp8_matmul", "channels_last"],
+  levers: ["gradient_checkpointing", "compile", "cuda_graphs", "fp8_matmul", "channels_last", "attention"],
+  /**
+   * The attention kernels (the request's attention) and FlashAttention-4's record (knowledge/attention.ts): the
+   * worker refuses fa4 up front where torch's FA4 impl would raise (compute capability, head dim, missing package).
+   */
+  attention: { kernels: ATTENTION_KERNELS, fa4: FA4_KERNEL },
   /** Refusals: the only changes the worker makes to a request, each with its warning code (a lever this device or run cannot use). */
   refusals: {
     compile: "W_COMPILE_UNAVAILABLE",
     cuda_graphs: "W_CUDA_GRAPH_UNAVAILABLE",
     channels_last: "W_CHANNELS_LAST_UNAVAILABLE",
     fp8_matmul: "W_FP8_MATMUL_UNAVAILABLE",
+    attention: "W_ATTENTION_FALLBACK",
     precision: "W_PRECISION_UNAVAILABLE",
   },
   /**
@@ -140,7 +147,7 @@ export const BUILTIN_TRAINER = {
   settingKeys: [
     "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "checkpointing_mode", "compile", "cuda_graphs", "channels_last", "fp8_matmul",
-    "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "attention", "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
     "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay", "network_type", "network_factor",
   ],
   /**

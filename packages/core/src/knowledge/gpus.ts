@@ -24,6 +24,8 @@ export interface GpuRecord extends Sourced {
    * not Ada (sm89) or the RTX Blackwell cards (sm120). See FP8_ROWWISE_SOURCE.
    */
   fp8RowwiseGemm: boolean;
+  /** CUDA compute capability [major, minor] (COMPUTE_CAPABILITY_SOURCE): which kernels run here (FlashAttention-4: knowledge/attention.ts). */
+  computeCapability: readonly [number, number];
 }
 
 const P14 = "shared/reference/perf-reliability.md §1.4 (floor FLOPs / reported s/step)";
@@ -49,16 +51,25 @@ export const FP8_TENSOR_CORES_SOURCE =
 export const FP8_ROWWISE_SOURCE =
   "pytorch/pytorch #133612 and #135718 (row-wise scaling uses sm90 features such as TMA: tests skipped on sm89), #192707 (row-wise scaling CUBLAS_STATUS_NOT_SUPPORTED on sm120, torch 2.10, 2026-08); measured on an H200 here";
 
+/** computeCapability: NVIDIA's CUDA GPUs table. */
+export const COMPUTE_CAPABILITY_SOURCE =
+  "https://developer.nvidia.com/cuda-gpus (RTX 3060/3090/A6000 8.6, A100 8.0, RTX 4090/L40S 8.9, H100/H200 9.0, B200 10.0, RTX 5090 12.0), read 2026-12-03";
+
+/** The B200 record (added for FlashAttention-4's compute capability 10.x): datasheet figures, no measurement of ours. */
+const B200_SOURCE =
+  "NVIDIA HGX B200 datasheet (180 GB HBM3e, 8 TB/s, dense BF16 2.25 PFLOP/s per GPU), read 2026-12-03; achievedTflops scaled from the H100's like the others; fp8RowwiseGemm false until measured (torch's row-wise kernel is checked on Hopper only here)";
+
 export const GPUS: readonly GpuRecord[] = [
-  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, memBandwidthTBs: 0.36, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, memBandwidthTBs: 0.936, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, memBandwidthTBs: 1.008, fp8TensorCores: true, fp8RowwiseGemm: false, source: P14, asOf: AS_OF },
-  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, memBandwidthTBs: 1.792, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, memBandwidthTBs: 0.768, fp8TensorCores: false, fp8RowwiseGemm: false, source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
-  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, memBandwidthTBs: 0.864, fp8TensorCores: true, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, memBandwidthTBs: 2.039, fp8TensorCores: false, fp8RowwiseGemm: false, source: OURS, asOf: AS_OF, verified: false },
-  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, memBandwidthTBs: 3.35, fp8TensorCores: true, fp8RowwiseGemm: true, source: P14, asOf: AS_OF },
-  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, memBandwidthTBs: 4.8, fp8TensorCores: true, fp8RowwiseGemm: true, source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3060", label: "RTX 3060 12GB", aliases: ["3060"], vramGb: 12, achievedTflops: 15, denseBf16Tflops: 25.6, memBandwidthTBs: 0.36, fp8TensorCores: false, fp8RowwiseGemm: false, computeCapability: [8, 6], source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx3090", label: "RTX 3090 24GB", aliases: ["3090"], vramGb: 24, achievedTflops: 35, denseBf16Tflops: 71, memBandwidthTBs: 0.936, fp8TensorCores: false, fp8RowwiseGemm: false, computeCapability: [8, 6], source: OURS, asOf: AS_OF, verified: false },
+  { id: "rtx4090", label: "RTX 4090 24GB", aliases: ["4090"], vramGb: 24, achievedTflops: 70, denseBf16Tflops: 165.2, memBandwidthTBs: 1.008, fp8TensorCores: true, fp8RowwiseGemm: false, computeCapability: [8, 9], source: P14, asOf: AS_OF },
+  { id: "rtx5090", label: "RTX 5090 32GB", aliases: ["5090"], vramGb: 32, achievedTflops: 90, denseBf16Tflops: 209.5, memBandwidthTBs: 1.792, fp8TensorCores: true, fp8RowwiseGemm: false, computeCapability: [12, 0], source: OURS, asOf: AS_OF, verified: false },
+  { id: "a6000", label: "RTX A6000 48GB", aliases: ["a6000"], vramGb: 48, achievedTflops: 30, denseBf16Tflops: 154.8, memBandwidthTBs: 0.768, fp8TensorCores: false, fp8RowwiseGemm: false, computeCapability: [8, 6], source: `${OURS}; kohya A6000 8.25 s/it rank 128 (perf-reliability.md §1.1)`, asOf: AS_OF, verified: false },
+  { id: "l40s", label: "L40S 48GB", aliases: ["l40"], vramGb: 48, achievedTflops: 60, denseBf16Tflops: 362, memBandwidthTBs: 0.864, fp8TensorCores: true, fp8RowwiseGemm: false, computeCapability: [8, 9], source: OURS, asOf: AS_OF, verified: false },
+  { id: "a100", label: "A100 80GB", aliases: ["a100"], vramGb: 80, achievedTflops: 45, denseBf16Tflops: 312, memBandwidthTBs: 2.039, fp8TensorCores: false, fp8RowwiseGemm: false, computeCapability: [8, 0], source: OURS, asOf: AS_OF, verified: false },
+  { id: "h100", label: "H100 80GB", aliases: ["h100"], vramGb: 80, achievedTflops: 54, denseBf16Tflops: 989, memBandwidthTBs: 3.35, fp8TensorCores: true, fp8RowwiseGemm: true, computeCapability: [9, 0], source: P14, asOf: AS_OF },
+  { id: "h200", label: "H200 141GB", aliases: ["h200"], vramGb: 141, achievedTflops: 60, denseBf16Tflops: 989, memBandwidthTBs: 4.8, fp8TensorCores: true, fp8RowwiseGemm: true, computeCapability: [9, 0], source: OURS, asOf: AS_OF, verified: false },
+  { id: "b200", label: "B200 180GB", aliases: ["b200"], vramGb: 180, achievedTflops: 123, denseBf16Tflops: 2250, memBandwidthTBs: 8, fp8TensorCores: true, fp8RowwiseGemm: false, computeCapability: [10, 0], source: B200_SOURCE, asOf: "2026-12-03", verified: false },
 ];
 
 /** Finds the GPU class a user wrote ("RTX 4090", "NVIDIA H100 80GB HBM3"). */

@@ -10,3 +10,4 @@ export * from "./versions.js";
 export * from "./train-speed.js";
 export * from "./lora-targets.js";
 export * from "./target-speed.js";
+export * from "./attention.js";

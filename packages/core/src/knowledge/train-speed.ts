@@ -29,6 +29,8 @@ export interface TrainSpeedRecord extends Sourced {
   peakAllocGib?: number;
   /** Seconds of the first steps (torch.compile works here; the first compile of a process). */
   warmupS?: number;
+  /** The attention kernel (absent: torch's SDPA flash kernel; "fa4": FlashAttention-4, knowledge/attention.ts). */
+  attention?: "fa4";
 }
 
 export const TRAIN_SPEED_SOURCE = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29.jsonl";
@@ -38,6 +40,13 @@ export const TRAIN_SPEED_SOURCE_FP8 = "bench/gpu-speed.py, bench/data/gpu-speed-
 export const TRAIN_SPEED_SOURCE_SELECTIVE = "bench/gpu-speed.py --configs 13,23,24,25 --steps 30, bench/data/gpu-speed-h200-2026-12-02-selective.jsonl";
 /** SDXL's whole-step CUDA graph over regionally compiled blocks (issue 22), with its graph-only and eager twins in the same run. */
 export const TRAIN_SPEED_SOURCE_GRAPH_COMPILE = "bench/gpu-speed.py --configs 0,4,26 --steps 30, bench/data/gpu-speed-h200-2026-12-02-sdxl-graph-compile.jsonl";
+/**
+ * FlashAttention-4 (issue 22): bench/gpu-speed.py --attention fa4 --steps 30, torch 2.11.0+cu130, flash-attn-4 4.0.0b36.
+ * Its torch-kernel twin in the same session: FLUX.1 fast + fp8 GEMMs 0.381 s/step (bench/data/gpu-speed-h200-2026-12-03-flux-sdpa.log);
+ * loss curves within 2e-5 mean / 6e-5 max of it.
+ */
+export const TRAIN_SPEED_SOURCE_FA4 =
+  "bench/gpu-speed.py --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-03-fa4.jsonl (the JSON lines of its runs' logs gpu-speed-h200-2026-12-03-{flux-fa4,flux-ckpt-fa4,fa4-more,klein-fa4}.log)";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
 const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
@@ -60,6 +69,18 @@ const selective = (r: Pick<TrainSpeedRecord, "config" | "levers" | "secondsPerSt
   quantize: "none",
   source: TRAIN_SPEED_SOURCE_SELECTIVE,
   asOf: "2026-12-02",
+  ...r,
+});
+
+const fa4 = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf" | "batch" | "quantize" | "attention">): TrainSpeedRecord => ({
+  gpu: "h200",
+  trainer: "diffusers",
+  resolution: 1024,
+  batch: 1,
+  quantize: "none",
+  attention: "fa4",
+  source: TRAIN_SPEED_SOURCE_FA4,
+  asOf: "2026-12-03",
   ...r,
 });
 
@@ -97,6 +118,18 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   row({ base: "flux2-klein-4b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.208, peakAllocGib: 18.97, warmupS: 34.0 }),
   row({ base: "flux2-klein-9b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.53, peakAllocGib: 41.09, warmupS: 2.6 }),
   row({ base: "flux2-klein-9b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.392, peakAllocGib: 36.46, warmupS: 23.3 }),
+  // FlashAttention-4 (TRAIN_SPEED_SOURCE_FA4). The klein fp8 GEMM rows were measured with FA4 only.
+  fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: false, levers: [], secondsPerStep: 0.476, peakAllocGib: 50.08, warmupS: 2.9 }),
+  fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.306, peakAllocGib: 44.64, warmupS: 49.1 }),
+  fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: true, levers: [], secondsPerStep: 0.765, peakAllocGib: 24.81, warmupS: 3.8 }),
+  fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs", gradientCheckpointing: true, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.481, peakAllocGib: 24.82, warmupS: 16.4 }),
+  fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs + selective checkpointing", gradientCheckpointing: true, checkpointingMode: "selective", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.333, peakAllocGib: 47.24, warmupS: 58.7 }),
+  fa4({ base: "flux2-klein-4b", config: "eager", gradientCheckpointing: false, levers: [], secondsPerStep: 0.251, peakAllocGib: 21.11, warmupS: 1.4 }),
+  fa4({ base: "flux2-klein-4b", config: "fast", gradientCheckpointing: false, levers: ["fused", "compile"], secondsPerStep: 0.169, peakAllocGib: 18.51, warmupS: 24.7 }),
+  fa4({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.141, peakAllocGib: 18.39, warmupS: 30.4 }),
+  fa4({ base: "flux2-klein-9b", config: "eager", gradientCheckpointing: false, levers: [], secondsPerStep: 0.466, peakAllocGib: 40.65, warmupS: 2.3 }),
+  fa4({ base: "flux2-klein-9b", config: "fast", gradientCheckpointing: false, levers: ["fused", "compile"], secondsPerStep: 0.332, peakAllocGib: 36.01, warmupS: 20.8 }),
+  fa4({ base: "flux2-klein-9b", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.261, peakAllocGib: 35.87, warmupS: 31.4 }),
 ];
 
 /** The CUDA context the bench measured once per process; add it to peakAllocGib for what the card must hold. */

@@ -5,12 +5,14 @@ import { FP8_ROWWISE_SOURCE, FP8_TENSOR_CORES_SOURCE, findGpu } from "../knowled
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
 import { VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { bucketShapes, resolveBuckets } from "./buckets.js";
-import { lookupTrainSpeed } from "./train-speed.js";
+import type { AttentionKernel } from "../knowledge/attention.js";
+import { attentionFor } from "./attention.js";
+import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
 import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
 /** One decided setting and why, for `loraspec plan` (human and --json). */
 export interface SettingChoice {
-  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul";
+  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul" | "attention";
   value: boolean | string;
   why: string;
   source: string;
@@ -19,6 +21,8 @@ export interface SettingChoice {
 export interface TrainSettings extends VramSettings {
   /** fp8 GEMMs for the frozen base (the worker's fp8_matmul): on where measured faster and the card has fp8 tensor cores. */
   fp8Matmul: boolean;
+  /** The attention kernel (the worker's attention): FlashAttention-4 where measured faster and the card runs it (plan/attention.ts). */
+  attention: AttentionKernel;
   /** NHWC weights for SDXL's UNet: on together with its CUDA graph (the measured configuration). */
   channelsLast: boolean;
   choices: SettingChoice[];
@@ -58,6 +62,7 @@ export function resolveTrainSettings(contract: Contract, options: TrainSettingsO
       cudaGraphs: false,
       quantize: contract.base.quantize,
       fp8Matmul: false,
+      attention: "sdpa",
       channelsLast: false,
       cudaKnown: findGpu(contract.hardware.gpu) !== undefined,
       choices: [
@@ -77,6 +82,7 @@ export function gradientCheckpointingOf(contract: Contract, options: TrainSettin
 
 interface Candidate extends VramSettings {
   fp8Matmul: boolean;
+  attention: AttentionKernel;
   totalGb: number;
   choices: SettingChoice[];
 }
@@ -93,13 +99,14 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
   const ceiling = limits.length ? limits.reduce((a, b) => (b.gb < a.gb ? b : a)) : undefined;
 
   const shapes = shapesOf(contract, resolution);
+  const { attention, choice: attentionChoice } = attentionFor(contract, model);
   const build = (ckpt: boolean, quantize: "none" | "fp8", mode: "full" | "selective" = "full"): Candidate => {
-    const choices: SettingChoice[] = [];
+    const choices: SettingChoice[] = [{ ...attentionChoice }];
     const checkpointingMode = ckpt ? mode : "off";
     const graphs = cudaGraphsFor(contract, model, ckpt, shapes, choices);
-    const compile = compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, graphs, choices);
-    const fp8Matmul = fp8MatmulFor(contract, model, ckpt, quantize, compile, hp.batch_size, choices);
-    const settings = { gradientCheckpointing: ckpt, checkpointingMode, compile, cudaGraphs: graphs, quantize, fp8Matmul } as const;
+    const compile = compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, graphs, attention, choices);
+    const fp8Matmul = fp8MatmulFor(contract, model, ckpt, quantize, compile, hp.batch_size, attention, choices);
+    const settings = { gradientCheckpointing: ckpt, checkpointingMode, compile, cudaGraphs: graphs, quantize, fp8Matmul, attention } as const;
     return { ...settings, totalGb: estimateVramWith(contract, model, resolution, settings).totalGb, choices };
   };
   const speedOf = (c: VramSettings) => lookupTrainSpeed(model.id, c, hp.batch_size);
@@ -171,7 +178,7 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   const choices = [ckpt, ...c.choices];
   if (!cudaKnown) {
     for (const x of choices) {
-      if ((x.setting === "compile" || x.setting === "cuda_graphs" || x.setting === "fp8_matmul") && x.value === true) {
+      if (((x.setting === "compile" || x.setting === "cuda_graphs" || x.setting === "fp8_matmul") && x.value === true) || (x.setting === "attention" && x.value === "fa4")) {
         x.why += "; hardware.gpu names no known CUDA GPU: the worker turns it off, with a coded warning, where the device it finds cannot run it";
       }
     }
@@ -182,12 +189,12 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   if (c.quantize === asked && asked === "fp8") {
     choices.push({ setting: "quantize", value: "fp8", why: "as the contract says (base.quantize)", source: "contract: base.quantize" });
   }
-  const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul } = c;
+  const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, attention } = c;
   const checkpointingMode = c.checkpointingMode ?? (gradientCheckpointing ? "full" : "off");
   if (gradientCheckpointing && !choices.some((x) => x.setting === "checkpointing_mode")) {
     choices.push({ setting: "checkpointing_mode", value: "full", why: "full: each block's forward is recomputed (the safe default without a VRAM ceiling that selective checkpointing fits)", source: VRAM_MODEL.source });
   }
-  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, channelsLast: cudaGraphs, cudaKnown, choices };
+  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, attention, channelsLast: cudaGraphs, cudaKnown, choices };
 }
 
 /** Selective checkpointing is built (and checked against eager) for this model's worker arch, with an activation estimate. */
@@ -265,7 +272,7 @@ function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean
  * Under SDXL's CUDA graph the comparison is the graph with and without compiled blocks (the graph then
  * replays inductor's fused kernels); SDXL without the graph never compiles (the graph is its speed-up).
  */
-function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, shapes: number, graphs: boolean, choices: SettingChoice[]): boolean {
+function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, shapes: number, graphs: boolean, attention: AttentionKernel, choices: SettingChoice[]): boolean {
   const warm = COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id];
   const say = (value: boolean, why: string, source = TRAIN_SPEED_SOURCE) => {
     choices.push({ setting: "compile", value, why, source });
@@ -276,9 +283,8 @@ function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "f
   if (shapes > 1) {
     return say(false, `off: ${shapes} bucket shapes would each recompile the blocks (~${warm.seconds} s per shape measured for one) or force dynamic shapes, which are not measured`, SHAPES_SOURCE);
   }
-  const base = { gradientCheckpointing: ckpt, cudaGraphs: graphs, quantize };
-  const eager = lookupTrainSpeed(model.id, { ...base, compile: false }, batch);
-  const fast = lookupTrainSpeed(model.id, { ...base, compile: true }, batch);
+  const base = { gradientCheckpointing: ckpt, cudaGraphs: graphs, quantize, attention };
+  const [eager, fast] = lookupTrainSpeedPair(model.id, { ...base, compile: false }, { ...base, compile: true }, batch);
   if (!eager || !fast) return say(false, `off: no measurement of this configuration with and without compile for ${model.label}`);
   const saved = eager.secondsPerStep - fast.secondsPerStep;
   if (steps === undefined) return say(false, "off: the number of steps is not resolved");
@@ -294,16 +300,15 @@ function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "f
  * and torch's row-wise scaled fp8 GEMM runs on the card (Hopper). A card the contract does not
  * name: on, left to the worker (which tries one small GEMM on the device first).
  */
-function fp8MatmulFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", compile: boolean, batch: number, choices: SettingChoice[]): boolean {
+function fp8MatmulFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", compile: boolean, batch: number, attention: AttentionKernel, choices: SettingChoice[]): boolean {
   const say = (value: boolean, why: string, source = TRAIN_SPEED_SOURCE) => {
     choices.push({ setting: "fp8_matmul", value, why, source });
     return value;
   };
   if (contract.network.type !== "lora") return say(false, `off: ${contract.network.type} reads the base layer's weight, which the fp8 linear does not keep (worker train/network.py)`, "ours: worker/loraspec_worker/speed.py Fp8Linear (weight_fp8 only); peft DoRA/LoKr/LoHa layers read base_layer.weight");
   if (!compile) return model.family === "sdxl" ? false : say(false, "off: measured only together with compile, which is off");
-  const base = { gradientCheckpointing: ckpt, compile: true, cudaGraphs: false, quantize };
-  const without = lookupTrainSpeed(model.id, base, batch);
-  const withIt = lookupTrainSpeed(model.id, { ...base, fp8Matmul: true }, batch);
+  const base = { gradientCheckpointing: ckpt, compile: true, cudaGraphs: false, quantize, attention };
+  const [without, withIt] = lookupTrainSpeedPair(model.id, base, { ...base, fp8Matmul: true }, batch);
   if (!withIt || withIt.basis !== "measured" || !without) return say(false, `off: fp8 GEMMs are not measured for ${model.label}`);
   if (withIt.secondsPerStep >= without.secondsPerStep) return say(false, `off: not faster on the H200 (${round2(withIt.secondsPerStep)} vs ${round2(without.secondsPerStep)} s/step)`, withIt.source);
   const gpu = findGpu(contract.hardware.gpu);

@@ -1,5 +1,6 @@
 import type { BaseModelId } from "../knowledge/base-models.js";
 import { trainSpeedsFor, TRAIN_SPEED_SOURCE, type TrainSpeedRecord } from "../knowledge/train-speed.js";
+import type { AttentionKernel } from "../knowledge/attention.js";
 import type { VramSettings } from "./vram-model.js";
 
 /** The built-in trainer's s/step on the H200 at 1024², for a configuration, from TRAIN_SPEEDS. */
@@ -17,9 +18,10 @@ export interface SpeedLookup {
 const REFERENCE: BaseModelId = "flux1-dev";
 const DERIVABLE: ReadonlySet<BaseModelId> = new Set(["flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]);
 
-function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false): TrainSpeedRecord | undefined {
+function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false, attention: AttentionKernel = "sdpa"): TrainSpeedRecord | undefined {
   const matching = rows.filter(
     (r) =>
+      (r.attention ?? "sdpa") === attention &&
       r.gradientCheckpointing === ckpt &&
       (r.checkpointingMode === "selective") === (ckpt && selective) &&
       (r.quantize === "fp8") === fp8 &&
@@ -36,7 +38,7 @@ function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, co
 }
 
 function describe(r: TrainSpeedRecord): string {
-  return `${r.config}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""}: ${r.secondsPerStep} s/step`;
+  return `${r.config}${r.attention === "fa4" ? " + FA4" : ""}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""}: ${r.secondsPerStep} s/step`;
 }
 
 /**
@@ -44,18 +46,23 @@ function describe(r: TrainSpeedRecord): string {
  * nearest measured batch). Combinations not in the table (klein with checkpointing, fp8 without)
  * take this model's measured no-checkpointing bf16 row times FLUX.1's measured ratio for the
  * lever (FLUX-class models only). Undefined for models and combinations never measured.
+ * With attention "fa4": its measured row, else torch's kernel's figure (FA4 only ever measured faster).
  */
 export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batch: number): SpeedLookup | undefined {
   const rows = trainSpeedsFor(base);
   if (rows.length === 0) return undefined;
+  if (settings.attention === "fa4") {
+    const measured = exactRow(base, settings, batch);
+    if (measured) return measured;
+    const sdpa = lookupTrainSpeed(base, { ...settings, attention: "sdpa" }, batch);
+    return sdpa && { ...sdpa, config: `${sdpa.config} (torch's attention kernel: FA4 is not measured in this configuration)` };
+  }
   const ckpt = settings.gradientCheckpointing;
   const fp8 = settings.quantize === "fp8";
   const perSample = (r: TrainSpeedRecord) => (r.secondsPerStep / r.batch) * batch;
   const selective = ckpt && settings.checkpointingMode === "selective";
-  const exact = find(rows, ckpt, fp8, settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective);
-  if (exact) {
-    return { secondsPerStep: perSample(exact), basis: "measured", config: describe(exact), source: exact.source };
-  }
+  const exact = exactRow(base, settings, batch);
+  if (exact) return exact;
   // fp8 GEMMs are only measured for FLUX.1 (an unmeasured model never gets them: train-settings.ts)
   if (settings.fp8Matmul) return undefined;
   // FLUX.1's lever ratios carry over to the FLUX-class transformers only, not to SDXL's UNet.
@@ -80,4 +87,25 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
     parts.push(`x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (FLUX.1)`);
   }
   return { secondsPerStep: perSample(start) * factor, basis: "derived", config: parts.join(" "), source: TRAIN_SPEED_SOURCE };
+}
+
+/** The measured row of exactly these settings (attention included), per-sample scaled to `batch`. */
+function exactRow(base: BaseModelId, settings: VramSettings, batch: number): SpeedLookup | undefined {
+  const ckpt = settings.gradientCheckpointing;
+  const selective = ckpt && settings.checkpointingMode === "selective";
+  const r = find(trainSpeedsFor(base), ckpt, settings.quantize === "fp8", settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective, settings.attention ?? "sdpa");
+  return r && { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config: describe(r), source: r.source };
+}
+
+/**
+ * Two configurations to compare (with and without a lever), measured alike: both with FA4 where both
+ * FA4 rows exist, else both with torch's kernel, so a lever's gain never mixes kernels.
+ */
+export function lookupTrainSpeedPair(base: BaseModelId, a: VramSettings, b: VramSettings, batch: number): [SpeedLookup | undefined, SpeedLookup | undefined] {
+  if (a.attention === "fa4" && b.attention === "fa4") {
+    const fa = [exactRow(base, a, batch), exactRow(base, b, batch)] as const;
+    if (fa[0] && fa[1]) return [fa[0], fa[1]];
+  }
+  const sdpa = (s: VramSettings) => lookupTrainSpeed(base, { ...s, attention: "sdpa" }, batch);
+  return [sdpa(a), sdpa(b)];
 }

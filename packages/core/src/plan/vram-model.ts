@@ -29,6 +29,8 @@ export interface VramSettings {
   quantize: (typeof QUANTIZATIONS)[number];
   /** fp8 GEMMs for the frozen base (built-in trainer, FLUX.1): speed only, the peak is unchanged (measured within 1%). */
   fp8Matmul?: boolean;
+  /** The attention kernel (built-in trainer; absent: torch's SDPA): speed only, the peak is unchanged (measured within 1%). */
+  attention?: "sdpa" | "fa4";
 }
 
 /**

@@ -3,6 +3,7 @@ import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js"
 import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from "../knowledge/gpus.js";
 import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
+import { fa4RunsOn } from "./attention.js";
 import { lookupTrainSpeed } from "./train-speed.js";
 import { sampleTime } from "./sample-time.js";
 import { targetSpeedFactor } from "./target-speed.js";
@@ -40,13 +41,15 @@ interface Anchor {
   source: string;
 }
 
-const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
+const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => !r.attention && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
 const trainerRow = (trainer: TrainerSpeedRecord["trainer"], base: BaseModelRecord["id"], quantize: "none" | "fp8") => TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === base && r.quantize === quantize);
 
 /** The built-in trainer's H200 figure for these settings (lookupTrainSpeed), else its FLOPs at FLUX.1's eager rate. */
 function builtInAnchor(model: BaseModelRecord, settings: TrainSettings, batch: number, gpu: GpuRecord): Anchor {
   // A card where the fp8 GEMMs do not run trains with bf16 GEMMs: time it from the row without them.
-  const onCard = settings.fp8Matmul && !gpu.fp8RowwiseGemm ? { ...settings, fp8Matmul: false } : settings;
+  // Likewise torch's attention kernel where FlashAttention-4 does not run (plan/attention.ts).
+  const gemms = settings.fp8Matmul && !gpu.fp8RowwiseGemm ? { ...settings, fp8Matmul: false } : settings;
+  const onCard = gemms.attention === "fa4" && !fa4RunsOn(gpu) ? { ...gemms, attention: "sdpa" as const } : gemms;
   const speed = lookupTrainSpeed(model.id, onCard, batch);
   if (speed) return speed;
   return flopsAnchor(model, settings, batch, builtInRow("flux1-dev", false)!.secondsPerStep, "the built-in trainer's eager FLUX.1 rate");
@@ -116,8 +119,8 @@ function withFp8Base(anchor: Anchor, trainer: TrainerSpeedRecord["trainer"], flu
     return { ...anchor, secondsPerStep: anchor.secondsPerStep * ratio, basis: "derived", config: `${anchor.config} x ${ratio.toFixed(2)} for the fp8 base (${trainer}, FLUX.1)`, source: `${anchor.source}; ${own.source}` };
   }
   const rows = trainSpeedsFor("flux1-dev");
-  const a = rows.find((r) => r.config === "fp8 base (24 GB recipe)")!;
-  const b = rows.find((r) => r.config === "fast" && r.gradientCheckpointing)!;
+  const a = rows.find((r) => !r.attention && r.config === "fp8 base (24 GB recipe)")!;
+  const b = rows.find((r) => !r.attention && r.config === "fast" && r.gradientCheckpointing)!;
   return { ...anchor, secondsPerStep: anchor.secondsPerStep * (a.secondsPerStep / b.secondsPerStep), basis: "derived", config: `${anchor.config} x ${(a.secondsPerStep / b.secondsPerStep).toFixed(2)} for the fp8 base (built-in, FLUX.1)` };
 }
 

@@ -158,14 +158,15 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     const plan = planRun(builtIn(), dataset(20));
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: false, compile: true, cudaGraphs: false, quantize: "none" });
     expect(plan.trainSettings.fp8Matmul).toBe(true);
-    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.402 });
-    expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs, batch 1/);
-    expect(plan.selected?.hours).toBe(Math.round(((0.402 * 2000 + 41) / 3600) * 100) / 100);
+    expect(plan.trainSettings.attention).toBe("fa4");
+    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.306 });
+    expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs \+ FA4, batch 1/);
+    expect(plan.selected?.hours).toBe(Math.round(((0.306 * 2000 + 41) / 3600) * 100) / 100);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");
     // the A100 (no float8 tensor cores) and the 4090 (no row-wise fp8 GEMM in torch): scaled from the compiled bf16 row
     expect(plan.walltime.find((w) => w.gpu === "a100")?.config).toMatch(/^fast, batch 1/);
     expect(plan.walltime.find((w) => w.gpu === "rtx4090")?.config).toMatch(/^fast, batch 1/);
-    expect(plan.walltime.find((w) => w.gpu === "h100")?.config).toMatch(/^fast \+ fp8 GEMMs/);
+    expect(plan.walltime.find((w) => w.gpu === "h100")?.config).toMatch(/^fast \+ fp8 GEMMs \+ FA4/);
     expect(plan.walltime.find((w) => w.gpu === "rtx4090")?.secondsPerStep).toBeGreaterThan(plan.selected?.secondsPerStep ?? Infinity);
     expect(plan.trainSettings.choices.find((c) => c.setting === "gradient_checkpointing")?.why).toMatch(/^off: the peak without it .* fits 141 GB \(hardware\.vram_gb\)/);
   });

@@ -9,7 +9,7 @@ import { COMPILE_WARMUP_S, CUDA_CONTEXT, TRAIN_SPEEDS } from "@loraspec/core/kno
  */
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
 const MODEL: Record<string, string> = { sdxl: "sdxl", "flux1-dev": "flux1", "flux2-klein-4b": "klein4b", "flux2-klein-9b": "klein9b" };
-type Line = { model?: string; config?: string; batch?: number; gradient_checkpointing?: boolean | string; levers?: string[]; s_per_step?: number; peak_alloc_gib?: number; warmup_s?: number; context_gib?: number };
+type Line = { model?: string; config?: string; batch?: number; gradient_checkpointing?: boolean | string; levers?: string[]; s_per_step?: number; peak_alloc_gib?: number; warmup_s?: number; context_gib?: number; attention?: string };
 
 function lines(source: string): Line[] {
   const file = /bench\/data\/\S+\.jsonl/.exec(source)?.[0];
@@ -19,11 +19,12 @@ function lines(source: string): Line[] {
 const round = (x: number | undefined, digits: number) => (x === undefined ? undefined : Number(x.toFixed(digits)));
 
 describe("knowledge/train-speed.ts agrees with bench/data", () => {
-  it.each(TRAIN_SPEEDS.map((r) => [`${r.base} ${r.config} batch ${r.batch}${r.gradientCheckpointing ? " ckpt" : ""}`, r] as const))("%s", (_, row) => {
+  it.each(TRAIN_SPEEDS.map((r) => [`${r.base} ${r.config} batch ${r.batch}${r.gradientCheckpointing ? " ckpt" : ""}${r.attention ? ` ${r.attention}` : ""}`, r] as const))("%s", (_, row) => {
     const same = lines(row.source).filter(
       (l) =>
         l.model === MODEL[row.base] &&
         l.config === row.config &&
+        (l.attention ?? "sdpa") === (row.attention ?? "sdpa") &&
         l.batch === row.batch &&
         l.gradient_checkpointing === (row.checkpointingMode ?? row.gradientCheckpointing) &&
         [...(l.levers ?? [])].sort().join() === [...row.levers].sort().join(),

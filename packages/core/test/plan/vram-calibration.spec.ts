@@ -53,7 +53,7 @@ describe("estimateVram against the built-in trainer's H200 measurements (knowled
 
   const allLinear = Object.entries(VRAM_ALL_LINEAR_EXTRA).map(([family, rec]) => [`${family}: ${rec!.base} ${rec!.attentionConfig}, all-linear`, rec!] as const);
   it.each(allLinear)("%s (knowledge/vram.ts VRAM_ALL_LINEAR_EXTRA)", (_name, rec) => {
-    const row = measured.find((r) => r.base === rec.base && r.config === rec.attentionConfig && r.batch === 1 && !r.gradientCheckpointing)!;
+    const row = measured.find((r) => !r.attention && r.base === rec.base && r.config === rec.attentionConfig && r.batch === 1 && !r.gradientCheckpointing)!;
     expect(row).toBeDefined();
     const estimateGb = estimateVramWith(benchContract("diffusers", row, { targets: "all-linear" }), getBaseModel(row.base)!, row.resolution, builtInSettings(row)).totalGb;
     expect(Math.abs(estimateGb / measuredGb(rec.allLinearPeakGib) - 1)).toBeLessThanOrEqual(TOLERANCE);

@@ -10,15 +10,15 @@ import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
 import { contract } from "../lint/helpers.js";
 
 const h200 = GPUS.find((g) => g.id === "h200")!;
-const settingsOf = (over: Partial<TrainSettings>): TrainSettings => ({ gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, channelsLast: false, cudaKnown: true, choices: [], ...over });
+const settingsOf = (over: Partial<TrainSettings>): TrainSettings => ({ gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", channelsLast: false, cudaKnown: true, choices: [], ...over });
 const within = (got: number, want: number, tol = 0.1) => expect(Math.abs(got / want - 1), `${got} vs ${want}`).toBeLessThanOrEqual(tol);
 
 describe("the plan reproduces every measured row within 10%", () => {
   // cuDNN SDPA is not a lever the plan turns on, so its row is not a plan configuration.
   const rows = TRAIN_SPEEDS.filter((r) => !r.levers.includes("cudnn_sdpa"));
-  it.each(rows.map((r) => [`${r.base} ${r.config} b${r.batch}${r.gradientCheckpointing ? " ckpt" : ""}`, r] as const))("built-in %s", (_n, r) => {
+  it.each(rows.map((r) => [`${r.base} ${r.config} b${r.batch}${r.gradientCheckpointing ? " ckpt" : ""}${r.attention ? ` ${r.attention}` : ""}`, r] as const))("built-in %s", (_n, r) => {
     const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, batch_size: r.batch, save_every: 250 } });
-    const s = settingsOf({ gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm") });
+    const s = settingsOf({ gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm"), attention: r.attention ?? "sdpa" });
     const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, s);
     within(w.secondsPerStep, r.secondsPerStep);
     expect(w.basis).toBe("measured");
@@ -76,7 +76,7 @@ describe("each external trainer from its own rows (knowledge/trainer-speeds.ts)"
   const plan = (trainer: "kohya" | "ai-toolkit", model: "flux1-dev" | "flux2-klein-4b" | "flux2-klein-9b" | "sdxl" | "qwen-image", quantize: "none" | "fp8", ckpt: boolean) =>
     planRun(contract({ base: { model, quantize }, trainer: { name: trainer, version: trainer === "kohya" ? "v0.10.1" : "0.12.26" }, hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: ckpt }, limits: { vram_ceiling_gb: undefined } })).selected!;
   const speed = (trainer: string, base: string, quantize = "none") => TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === base && r.quantize === quantize)!.secondsPerStep;
-  const eager = (base: string, ckpt = false) => TRAIN_SPEEDS.find((r) => r.base === base && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0)!.secondsPerStep;
+  const eager = (base: string, ckpt = false) => TRAIN_SPEEDS.find((r) => !r.attention && r.base === base && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0)!.secondsPerStep;
 
   it("ai-toolkit + fp8 on FLUX.1: its fp8 row, checkpointing by the built-in ratio, no built-in fp8 ratio", () => {
     const w = plan("ai-toolkit", "flux1-dev", "fp8", true);
