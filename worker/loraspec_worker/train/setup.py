@@ -1,0 +1,103 @@
+"""A run's set-up before its first step: the pipeline loaded and the training data cached
+(load_and_cache), the levers this device applies (resolve_levers: the one settings event), and the LoRA
+added with the levers applied (prepare_trainable). train/loop.py runs them in train_once."""
+
+from __future__ import annotations
+
+import gc
+
+from .. import speed
+from ..protocol import WorkerError, emit, phase
+from . import attention, regularize, samples, selective_ckpt
+from .arches import ARCH_CLASSES
+from .buckets import cache_entries
+from .config import TABLE, TEXT_ENCODER_TARGETS, Config
+from .data import training_items
+from .model import add_lora, load_pipeline, precision_name
+
+
+def load_and_cache(cfg: Config, device, dtype):
+    """The pipeline on `device`, and the cached latents / caption embeddings of every item; the VAE
+    and (unless the text encoder trains) the text encoders are freed afterwards."""
+    import torch
+
+    phase("load", f"loading {cfg.arch} base {cfg.base}")
+    items = training_items(cfg)
+    pipe = load_pipeline(cfg.base, cfg.arch, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    if cfg.quantize == "fp8":
+        # The denoiser reaches the GPU layer by layer in fp8 (speed.quantize_fp8_), never whole in bf16.
+        denoiser_attr = ARCH_CLASSES[cfg.arch].denoiser_attr
+        for name, component in pipe.components.items():
+            if name != denoiser_attr and hasattr(component, "to"):
+                component.to(device)
+    else:
+        pipe.to(device)
+    arch = ARCH_CLASSES[cfg.arch](pipe, cfg, device, dtype)
+    for module in [arch.denoiser, pipe.vae, *arch.text_encoders()]:
+        module.requires_grad_(False)
+
+    phase("cache", f"encoding {len(items)} images and captions")
+    with torch.no_grad():
+        cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
+        arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
+    # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
+    arch.sample_renderer = samples.prepare(cfg, pipe, arch)
+    if arch.sample_renderer is None:
+        pipe.vae = None
+    if not regularize.encodes_per_step(cfg):
+        for attr in ("text_encoder", "text_encoder_2"):
+            if hasattr(pipe, attr):
+                setattr(pipe, attr, None)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return pipe, arch, items, cache
+
+
+def resolve_levers(cfg: Config, device, dtype) -> dict:
+    """The request's levers less what this device cannot run (coded warnings), reported in one
+    settings event: the request's settings (core's plan) and the ones this run applies."""
+    levers = speed.refuse_levers(cfg, device, ARCH_CLASSES[cfg.arch], TABLE["refusals"])
+    # fa4: refused here for the device and install; the head dim once the model is loaded (prepare_trainable)
+    levers["attention"] = attention.resolve(cfg.attention, device)
+    emit({"type": "settings", "settings": cfg.settings(), "applied": {**cfg.settings(), **levers, "precision": precision_name(dtype)}})
+    return levers
+
+
+def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> tuple[list, list, dict]:
+    """Adds the LoRA adapters, applies the speed levers; returns (params, trainable, lora_configs)."""
+    denoiser = arch.denoiser
+    lora_configs = {arch.denoiser_attr: add_lora(denoiser, cfg, cfg.targets)}
+    trainable = [denoiser]
+    if cfg.train_text_encoder:
+        if cfg.arch != "sdxl":
+            raise WorkerError("E_NOT_SUPPORTED", "train_text_encoder is only supported for sdxl in the built-in trainer")
+        for attr, encoder in (("text_encoder", pipe.text_encoder), ("text_encoder_2", pipe.text_encoder_2)):
+            lora_configs[attr] = add_lora(encoder, cfg, TEXT_ENCODER_TARGETS)
+            trainable.append(encoder)
+    if cfg.quantize == "fp8" or levers["fp8_matmul"]:
+        matmul = levers["fp8_matmul"]
+        counts = speed.quantize_fp8_(denoiser, device, dtype, matmul=matmul, fp8_base=cfg.quantize == "fp8")
+        held = "held in float8 e4m3 with per-row scales" if cfg.quantize == "fp8" else "as float8 e4m3 copies"
+        detail = "; fp8 GEMMs for the forward" + ("" if cfg.quantize == "fp8" else " and the input gradient") if matmul else ""
+        emit({"type": "log", "level": "info", "message": f"fp8 base: {counts['layers']} linears ({counts['params'] / 1e9:.2f}B weights) {held}{detail}"})
+    levers["attention"] = attention.activate(levers["attention"], denoiser, device)
+    if levers["channels_last"]:
+        speed.use_channels_last(denoiser)
+    params = []
+    for module in trainable:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()  # fp32 LoRA parameters over a bf16/fp32 base
+                params.append(p)
+    if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective":
+        n = selective_ckpt.apply(denoiser)
+        emit({"type": "log", "level": "info", "message": f"selective checkpointing on {n} blocks: matmul and attention outputs kept, element-wise ops recomputed"})
+    elif cfg.gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
+    if levers["compile"]:
+        n = speed.compile_blocks(denoiser)
+        emit({"type": "log", "level": "info", "message": f"compiling {n} repeated blocks (the first steps are slow while torch.compile works)"})
+    denoiser.train()
+    return params, trainable, lora_configs
