@@ -16,7 +16,7 @@ from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError
 from loraspec_worker.train.dev_request import dev_config, dev_request
 from loraspec_worker.train import buckets
-from loraspec_worker.train import loop as train_loop_module
+from loraspec_worker.train import setup as train_setup_module
 
 RES = 32  # pixels; latents are 16x16 with the tiny VAEs (scale factor 2)
 
@@ -405,7 +405,7 @@ def test_portrait_and_landscape_train_in_their_buckets(arch, bases, mixed, tmp_p
         cached.extend(buckets.cache_entries(*args, **kwargs))
         return cached
 
-    monkeypatch.setattr(train_loop_module, "cache_entries", record)
+    monkeypatch.setattr(train_setup_module, "cache_entries", record)
     request = dev_request(arch=arch, base=bases[arch], dataset=mixed, output_dir=str(tmp_path), resolution=48, buckets=BUCKETS,
                          steps=3, batch_size=2, rank=4, alpha=4, learning_rate=1e-3, seed=7, max_sequence_length=32)
     result = train.run(request)
