@@ -266,11 +266,14 @@ def test_fa4_trains_like_torchs_kernel(tmp_path, monkeypatch):
     if blockers:
         pytest.skip("; ".join(blockers))
     tiny_base.save_pipeline(tiny_base.build_flux1(0, attention_head_dim=128), str(tmp_path / "base-flux1"))
-    _, s_losses, s_events = tiny_run("flux1", tmp_path, "sdpa", monkeypatch, attention="sdpa")
+    # in-training samples too: the pipeline's transformer (and any VAE attention the flash kernel takes) under FA4
+    samples = {"every": 4, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 4, "guidance_scale": 3.5, "first": False, "width": 64, "height": 64}
+    _, s_losses, s_events = tiny_run("flux1", tmp_path, "sdpa", monkeypatch, attention="sdpa", samples=samples)
     try:
-        _, f_losses, f_events = tiny_run("flux1", tmp_path, "fa4", monkeypatch, attention="fa4")
+        _, f_losses, f_events = tiny_run("flux1", tmp_path, "fa4", monkeypatch, attention="fa4", samples=samples)
     finally:
         attention.deactivate()
+    assert len([e for e in f_events if e["type"] == "sample"]) == len([e for e in s_events if e["type"] == "sample"]) == 2
     logs = [e["message"] for e in f_events if e["type"] == "log"]
     assert any(m.startswith("attention: FlashAttention-4") and "head dim 128" in m for m in logs), logs
     assert not any(e.get("code") == "W_ATTENTION_FALLBACK" for e in f_events), f_events
