@@ -119,9 +119,10 @@ def build_pipeline(key: str, tiny: bool):
 def child(request_path: str, key: str, tiny: bool) -> int:
     """One run in this process: the worker's `train` command with the base built in memory."""
     from loraspec_worker.__main__ import main as worker_main
-    from loraspec_worker.train import loop
+    from loraspec_worker.train import setup
 
-    loop.load_pipeline = lambda base, arch, dtype: build_pipeline(key, tiny)
+    # where train_once's load_and_cache (train/setup.py) looks the loader up
+    setup.load_pipeline = lambda base, arch, dtype: build_pipeline(key, tiny)
     return worker_main(["train", request_path])
 
 
