@@ -36,3 +36,18 @@ def test_the_whole_run_projection_counts_in_training_samples():
     wall = 282.0
     assert abs(mod.projected_ratio(wall, t, samples=8) - wall / (2000 * 0.1167)) < 0.01
     assert mod.projected_ratio(wall, t, samples=8) > mod.projected_ratio(wall - 23.8, {**t, "between_steps_s": 0.0}, samples=0)
+
+
+def test_the_whole_run_bench_patches_the_loader_where_the_trainer_looks_it_up():
+    """gpu-wholerun.py builds the base in memory by replacing the trainer's load_pipeline; after the loader moved
+    (loop.py -> setup.py) the bench patched the old module and its H200 run tried the hub instead. The module the
+    bench patches must be the one whose globals load_and_cache reads."""
+    import re
+    from pathlib import Path
+
+    from loraspec_worker.train import loop, setup
+
+    source = (Path(__file__).resolve().parents[2] / "bench" / "gpu-wholerun.py").read_text()
+    [module] = re.findall(r"^\s+(\w+)\.load_pipeline = lambda", source, re.M)
+    patched = {"setup": setup, "loop": loop}[module]
+    assert loop.load_and_cache.__globals__ is vars(patched)
