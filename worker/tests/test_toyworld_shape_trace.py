@@ -90,7 +90,11 @@ def test_probes_run_end_to_end(pipe):
             assert abs(sum(r[f"{where}_{g}"] for g in shape_trace.GROUPS) - 1) < 1e-3
     hidden = shape_trace.hidden_probe(pipe, count=12, test=4, sigmas=(0.6,), length=16, batch=6)
     blocks = {r["block"] for r in hidden["rows"]}
-    assert blocks == {"input", "double0", "single0", "double0.text_message", "single0.text_message"}
+    assert blocks == {"input", "double0", "single0", "double0.text_message", "single0.text_message", "t5", "double0.text_stream",
+                      "single0.text_stream"}
+    assert {r["pool"] for r in hidden["rows"] if r["block"] == "t5"} == {"real", "padding"}
     assert all(0 <= r["shape_swapped_prompted"] <= 1 for r in hidden["rows"])
+    assert all(r["shape_swap_change"] == 0 for r in hidden["rows"] if r["block"] == "input")  # the image path alone: no caption
+    assert all(r["shape_swap_change"] > 0 for r in hidden["rows"] if r["block"] == "single0")
     carriers = shape_trace.text_carriers(pipe, count=12, test=4, lengths=(16,))
     assert set(carriers["rows"][0]) >= {"shape_from_shape_word", "shape_from_padding", "colour_from_colour_word"}

@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--judge", default=DEFAULT_JUDGE)
     fp.add_argument("--parts", default="vae,text,loss_gap,samples")
     fp.add_argument("--samples", type=int, default=48)
+    fp.add_argument("--t5-length", type=int, default=128, help="T5 padding length of the loss gaps")
     tr = sub.add_parser("shape-trace", help="where the toy FLUX.1 transformer loses the shape word (see shape_trace.py)")
     tr.add_argument("--base", default=DEFAULT_BASES["flux1"])
     tr.add_argument("--parts", default="attention,carriers,hidden")
@@ -209,7 +210,8 @@ def main(argv=None) -> int:
     elif args.command == "shape-probe":
         from . import shape_probe
 
-        print(json.dumps(shape_probe.run(args.base, args.judge, parts=args.parts.split(","), samples=args.samples), indent=2))
+        print(json.dumps(shape_probe.run(args.base, args.judge, parts=args.parts.split(","), samples=args.samples,
+                                                    t5_length=args.t5_length), indent=2))
     elif args.command == "shape-trace":
         from . import shape_trace
 

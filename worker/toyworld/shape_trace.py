@@ -12,8 +12,10 @@ base's shapes"):
   hidden     linear probes (logistic regression, held-out split) reading the shape (and, to compare,
              the colour) from the image tokens' hidden states after each block and from the part
              of each block's attention output that comes from the text keys (BLOCK.text_message),
-             mean over the object's tokens and over all tokens: with the true caption, and with a caption whose
-             shape (colour) word is swapped, read for the prompted word and for the drawn one
+             mean over the object's tokens and over all tokens, and from the text stream (the text
+             tokens after each block, mean over the real and over the padding tokens): with the
+             true caption, and with a caption whose shape (colour) word is swapped, read for the
+             prompted word and for the drawn one; with how far the features move on the swap
 
 `PYTHONPATH=worker python -m toyworld shape-trace --base models/toy-flux1` prints the JSON.
 """
@@ -121,12 +123,13 @@ class Tracer:
         self.message: list = []  # per block: (B, image queries, heads*dim), before to_out / proj_out
         self.mass: list = []  # per block: (B, image queries, len(GROUPS)), mean over heads
         self.hidden: list = []  # per block: (B, image tokens, dim)
+        self.text_hidden: list = []  # per block: (B, text tokens, dim), the text stream after it
         self.handles = []
 
     def __enter__(self):
         for blk in self.blocks:
             self.handles.append(blk.attn.register_forward_pre_hook(self._attn_inputs, with_kwargs=True))
-            self.handles.append(blk.register_forward_hook(lambda m, a, out: self.hidden.append(out[1].detach())))
+            self.handles.append(blk.register_forward_hook(self._block_out))
         return self
 
     def __exit__(self, *exc):
@@ -135,7 +138,11 @@ class Tracer:
         self.handles = []
 
     def reset(self):
-        self.mass, self.hidden, self.message = [], [], []
+        self.mass, self.hidden, self.message, self.text_hidden = [], [], [], []
+
+    def _block_out(self, block, args, out):
+        self.text_hidden.append(out[0].detach())
+        self.hidden.append(out[1].detach())
 
     def _attn_inputs(self, attn, args, kwargs):
         if self.groups is None and self.text_keys is None:
@@ -214,9 +221,10 @@ def attention_mass(pipe, count: int = 64, lengths=T5_LENGTHS, sigmas=SIGMAS, bat
     return {"count": count, "groups": list(GROUPS), "rows": rows}
 
 
-def _features(pipe, z, noise, sigma, text, obj):
+def _features(pipe, z, noise, sigma, text, obj, real):
     """Per block (the embedded input first): image tokens' mean over the object's tokens and over all,
-    after the block and (BLOCK.text_message) in the part of its attention output from the text keys."""
+    after the block and (BLOCK.text_message) in the part of its attention output from the text keys;
+    and the text stream (BLOCK.text_stream; t5 is its input) mean over the real and padding tokens."""
     import torch
 
     from loraspec_worker.train.arches.flow import pack_2x2
@@ -226,17 +234,32 @@ def _features(pipe, z, noise, sigma, text, obj):
         _forward(pipe, z, noise, sigma, text)
         with torch.no_grad():
             embedded = pipe.transformer.x_embedder(pack_2x2((1 - sigma) * z + sigma * noise))
+            context = pipe.transformer.context_embedder(text["embeds"])
         states = [embedded, *tr.hidden] + tr.message
         names = ["input", *tr.names] + [f"{n}.text_message" for n in tr.names]
+        text_states = [context, *tr.text_hidden]
+        text_names = ["t5", *[f"{n}.text_stream" for n in tr.names]]
     w = obj / obj.sum(1, keepdim=True)
-    return {n: {"object": torch.einsum("bq,bqd->bd", w, h), "all": h.mean(1)} for n, h in zip(names, states)}
+    r, p = real / real.sum(1, keepdim=True), (1 - real) / (1 - real).sum(1, keepdim=True).clamp(min=1)
+    out = {n: {"object": torch.einsum("bq,bqd->bd", w, h), "all": h.mean(1)} for n, h in zip(names, states)}
+    return out | {n: {"real": torch.einsum("bq,bqd->bd", r, h), "padding": torch.einsum("bq,bqd->bd", p, h)}
+                  for n, h in zip(text_names, text_states)}
+
+
+def swap_change(feats: dict, block: str, pool: str) -> dict:
+    """How far the (same image, same noise) features move when the caption's shape (colour) word is
+    swapped: mean |f_swapped - f_true| / mean |f_true| (L2 per scene). A probe can read a tiny
+    signal; this says how large it is."""
+    true = feats["true"][block][pool]
+    scale = float(true.norm(dim=1).mean())
+    return {f"{f}_swap_change": round(float((feats[f][block][pool] - true).norm(dim=1).mean()) / scale, 4) for f in ("shape", "colour")}
 
 
 def hidden_probe(pipe, count: int = 800, test: int = 200, sigmas=SIGMAS, length: int = 128, batch: int = 100,
                  seed: int = PROBE_SEED + 4_000_000) -> dict:
     """Probe accuracies per sigma, block and pooling. true: the true caption, label the shape (or
     colour); swapped: the word swapped in the caption, read for the prompted word (from the text)
-    and for the drawn one (from the image)."""
+    and for the drawn one (from the image); and swap_change, the features' relative move."""
     import torch
 
     rng = random.Random(2)
@@ -252,17 +275,19 @@ def hidden_probe(pipe, count: int = 800, test: int = 200, sigmas=SIGMAS, length:
                 "shape": [world.natural_caption(s) for s in swapped["shape"]],
                 "colour": [world.natural_caption(s) for s in swapped["colour"]]}
     texts = {k: [_encode(pipe, v[i : i + batch], length)[0] for i in range(0, count, batch)] for k, v in captions.items()}
+    real = {k: (pipe.tokenizer_2(v, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids != 0).float()
+            for k, v in captions.items()}
     train = count - test
     rows = []
     for s in sigmas:
         feats = {}
         for k, chunks in texts.items():
-            parts = [_features(pipe, z[i * batch : (i + 1) * batch], noise[i * batch : (i + 1) * batch], s, t, obj[i * batch : (i + 1) * batch])
-                     for i, t in enumerate(chunks)]
-            feats[k] = {n: {p: torch.cat([x[n][p] for x in parts]) for p in ("object", "all")} for n in parts[0]}
-        for block in feats["true"]:
-            for pool in ("object", "all"):
-                row = {"sigma": s, "block": block, "pool": pool}
+            cut = [slice(i * batch, (i + 1) * batch) for i in range(len(chunks))]
+            parts = [_features(pipe, z[c], noise[c], s, t, obj[c], real[k][c]) for c, t in zip(cut, chunks)]
+            feats[k] = {n: {p: torch.cat([x[n][p] for x in parts]) for p in pools} for n, pools in parts[0].items()}
+        for block, pools in feats["true"].items():
+            for pool in pools:
+                row = {"sigma": s, "block": block, "pool": pool, **swap_change(feats, block, pool)}
                 for f in ("shape", "colour"):
                     cases = {"true": (feats["true"], drawn[f]), "swapped_prompted": (feats[f], prompted[f]),
                              "swapped_drawn": (feats[f], drawn[f])}
