@@ -11,6 +11,7 @@
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
   split-probe     does a txst LoRA draw the cel split or only darken? the style head on solid shade colours (see split_probe.py)
   shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
+  shape-trace     where the toy FLUX.1 transformer loses the shape word: attention mass per key group, T5 carriers, hidden-state probes (see shape_trace.py)
   aspect          train txcl bucketed and square on the portrait-and-landscape set; judge samples at 64x128 and 128x64 (see aspect_run.py)
 """
 
@@ -135,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--judge", default=DEFAULT_JUDGE)
     fp.add_argument("--parts", default="vae,text,loss_gap,samples")
     fp.add_argument("--samples", type=int, default=48)
+    fp.add_argument("--t5-length", type=int, default=128, help="T5 padding length of the loss gaps")
+    tr = sub.add_parser("shape-trace", help="where the toy FLUX.1 transformer loses the shape word (see shape_trace.py)")
+    tr.add_argument("--base", default=DEFAULT_BASES["flux1"])
+    tr.add_argument("--parts", default="attention,carriers,hidden")
+    tr.add_argument("--count", type=int, default=800, help="scenes for the probes (a quarter held out)")
+    tr.add_argument("--attention-count", type=int, default=64, help="scenes for the attention mass")
+    tr.add_argument("--t5-length", type=int, default=128, help="T5 padding length of the hidden-state probes")
     ak = sub.add_parser("aspect", help="txcl bucketed vs square on portraits and landscapes, judged at 64x128 and 128x64 (see aspect_run.py)")
     ak.add_argument("--out", required=True)
     ak.add_argument("--steps", type=int, default=300)
@@ -202,7 +210,13 @@ def main(argv=None) -> int:
     elif args.command == "shape-probe":
         from . import shape_probe
 
-        print(json.dumps(shape_probe.run(args.base, args.judge, parts=args.parts.split(","), samples=args.samples), indent=2))
+        print(json.dumps(shape_probe.run(args.base, args.judge, parts=args.parts.split(","), samples=args.samples,
+                                                    t5_length=args.t5_length), indent=2))
+    elif args.command == "shape-trace":
+        from . import shape_trace
+
+        print(json.dumps(shape_trace.run(args.base, parts=args.parts.split(","), count=args.count,
+                                         attention_count=args.attention_count, length=args.t5_length), indent=2))
     elif args.command == "aspect":
         from . import aspect_run
 

@@ -151,9 +151,10 @@ def _swap(scene, field: str, rng):
     return s
 
 
-def loss_gap(pipe, count: int = 96, sigmas=SIGMAS) -> dict:
+def loss_gap(pipe, count: int = 96, sigmas=SIGMAS, length: int = 128) -> dict:
     """Velocity loss per noise level (fixed noise per image) for the true, shape-swapped and
-    colour-swapped captions; the swaps' excess over the true caption is what each word is worth."""
+    colour-swapped captions (T5 padded to length); the swaps' excess over the true caption is what
+    each word is worth."""
     import torch
     from diffusers import FluxPipeline
 
@@ -177,7 +178,7 @@ def loss_gap(pipe, count: int = 96, sigmas=SIGMAS) -> dict:
                 "shape_swapped": [world.natural_caption(s) for s in swapped["shape"]],
                 "colour_swapped": [world.natural_caption(s) for s in swapped["colour"]],
                 "empty": [""] * count}
-    texts = {k: _encode(pipe, v)[0] for k, v in captions.items()}
+    texts = {k: _encode(pipe, v, length)[0] for k, v in captions.items()}
     b, _, h, w = z.shape
     img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, z.device, z.dtype)
     rows = []
@@ -191,10 +192,10 @@ def loss_gap(pipe, count: int = 96, sigmas=SIGMAS) -> dict:
                           img_ids=img_ids, return_dict=False)[0]
             row[k] = round(float(((unpack_2x2(pred, h, w) - (noise - z)) ** 2).mean()), 4)
         rows.append(row)
-    return {"count": count, "latent_change_when_swapped": image_change, "rows": rows}
+    return {"count": count, "t5_length": length, "latent_change_when_swapped": image_change, "rows": rows}
 
 
-def run(base: str, judge_dir: str, parts=("vae", "text", "loss_gap", "samples"), samples: int = 48) -> dict:
+def run(base: str, judge_dir: str, parts=("vae", "text", "loss_gap", "samples"), samples: int = 48, t5_length: int = 128) -> dict:
     import torch
     from diffusers import FluxPipeline
 
@@ -210,7 +211,7 @@ def run(base: str, judge_dir: str, parts=("vae", "text", "loss_gap", "samples"),
     if "text" in parts:
         out["text"] = text_probe(pipe)
     if "loss_gap" in parts:
-        out["loss_gap"] = loss_gap(pipe)
+        out["loss_gap"] = loss_gap(pipe, length=t5_length)
     if "samples" in parts:
         out["samples"] = samples_by_size(pipe, judge, samples)
     return out
