@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (several torch processes thrash on 2 cores), the process's count restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def events(monkeypatch):
+    """The worker's events as a test reads them: protocol's output captured, parsed on each call."""
+    from loraspec_worker import protocol
+
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 @pytest.fixture(scope="session")

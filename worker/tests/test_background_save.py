@@ -5,8 +5,6 @@ on disk, and a write's error stops the run on the training thread."""
 from __future__ import annotations
 
 import errno
-import io
-import json
 import os
 import threading
 import time
@@ -28,13 +26,6 @@ def setup(tmp_path_factory):
     base = tiny_base.make_tiny_base("sdxl", str(root / "base"), seed=0)
     data = write_noise_dataset(root / "data", 2, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
     return base, data
-
-
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 def request(setup, out, **over):

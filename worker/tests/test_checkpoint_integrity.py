@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import subprocess
 import sys
@@ -11,16 +9,9 @@ import sys
 import pytest
 
 from loraspec_worker import checkpoint_integrity as ci
-from loraspec_worker import protocol, tiny_base, train
+from loraspec_worker import tiny_base, train
 from loraspec_worker.train.dev_request import dev_request
 from noise_dataset import write_noise_dataset  # noqa: E402
-
-
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 def write_bytes(data: bytes):

@@ -35,13 +35,6 @@ def tag_dataset(tmp_path_factory):
     return write_noise_dataset(tmp_path_factory.mktemp("tags"), 3, (32, 32), TAGS, name="img{i}")
 
 
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
-
-
 def run(base, data, out, **over):
     req = dict(arch="sdxl", base=base, dataset=data, output_dir=str(out), resolution=RES, steps=4, rank=4, alpha=4,
                learning_rate=1e-2, seed=3, max_sequence_length=32, precision="fp32")

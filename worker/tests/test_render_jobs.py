@@ -3,14 +3,12 @@ and the same LoRA in diffusers and Kohya format giving the same image."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 
 import numpy as np
 import pytest
 
-from loraspec_worker import protocol, render_jobs, tiny_base
+from loraspec_worker import render_jobs, tiny_base
 from loraspec_worker.protocol import WorkerError
 
 RES = 32
@@ -52,13 +50,6 @@ def setup(tmp_path_factory):
         "rand_kohya": make_lora(base, str(root / "rand_kohya.safetensors"), trained=True, kohya=True, seed=1),
         "style_kohya": make_lora(base, str(root / "style_kohya.safetensors"), trained=True, kohya=True, seed=2),
     }
-
-
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 def pixels(path: str) -> np.ndarray:

@@ -5,15 +5,13 @@ samples are the eager ones."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from loraspec_worker import protocol, tiny_base, train  # noqa: E402
+from loraspec_worker import tiny_base, train  # noqa: E402
 from loraspec_worker.train import sample_graph  # noqa: E402
 from loraspec_worker.train.dev_request import dev_request  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
@@ -59,13 +57,6 @@ def inputs(seed, shape=(2, 4, 8, 8)):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(shape, generator=g), {"encoder_hidden_states": torch.randn(2, 7, 16, generator=g),
                                               "added_cond_kwargs": {"text_embeds": torch.randn(2, 12, generator=g), "time_ids": torch.randn(2, 6, generator=g)}})
-
-
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 def warnings(evs):

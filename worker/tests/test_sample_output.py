@@ -5,15 +5,13 @@ the file is on disk, and a failed write stopping the run with its error. CPU, ti
 from __future__ import annotations
 
 import errno
-import io
-import json
 import os
 import time
 
 import numpy as np
 import pytest
 
-from loraspec_worker import protocol, tiny_base, train
+from loraspec_worker import tiny_base, train
 from loraspec_worker.train import sample_output, samples
 from test_samples import SAMPLES, request  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
@@ -21,14 +19,7 @@ from noise_dataset import write_noise_dataset  # noqa: E402
 RES = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pipe(dtype):
@@ -109,13 +100,6 @@ def bases(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return write_noise_dataset(tmp_path_factory.mktemp("dataset"), 2, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
-
-
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 def test_the_png_is_written_off_the_training_thread_and_announced_once_on_disk(bases, dataset, tmp_path, events, monkeypatch):

@@ -3,15 +3,13 @@ events, and a loss curve that sampling does not change."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
 
 import pytest
 from PIL import Image
 
-from loraspec_worker import protocol, tiny_base, train
+from loraspec_worker import tiny_base, train
 from loraspec_worker.train.dev_request import dev_request
 from noise_dataset import write_noise_dataset  # noqa: E402
 
@@ -28,13 +26,6 @@ def bases(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return write_noise_dataset(tmp_path_factory.mktemp("dataset"), 2, (40, 48), "a photo of txcl, sample {i}", name="img{i}")
-
-
-@pytest.fixture
-def events(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(protocol, "_out", buf)
-    return lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 def request(bases, dataset, out, arch, samples=None, steps=4):
