@@ -61,7 +61,6 @@ def inputs(b, h, lq, lk, d, seed=0):
 
 
 def sdpa_step(q, k, v, grad):
-    import torch
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -116,8 +115,9 @@ def main() -> int:
     if "fa4_import_error" not in info and info["registry"] and "FA4" in info.get("impls", []):
         try:
             t0 = time.time()
-            install_shim()
-            attn.activate_flash_attention_impl("FA4")
+            from loraspec_worker.train.attention import register_and_activate  # the trainer's shim and activation
+
+            register_and_activate()
             mode = "torch-registry-fa4"
             print(json.dumps({"activated": mode, "s": round(time.time() - t0, 2)}), flush=True)
         except Exception as exc:
@@ -161,14 +161,6 @@ def main() -> int:
             for r in rows:
                 f.write(json.dumps({**info, **r}) + "\n")
     return 0
-
-
-def install_shim() -> None:
-    """flash-attn-4 4.0.0b36's _flash_attn_fwd returns (out, lse, p, row_max, o_lo); torch 2.11's registry unpacks two.
-    The trainer's shim (worker/loraspec_worker/train/attention.py), registered as FA4's module path."""
-    from loraspec_worker.train.attention import install_shim as trainer_shim
-
-    trainer_shim()
 
 
 def compiled_and_graphed() -> list[dict]:

@@ -430,8 +430,7 @@ def main() -> None:
         blockers = attention.device_blockers(torch.device("cuda"))
         if blockers:
             sys.exit("--attention fa4: " + "; ".join(blockers))
-        attention.install_shim()
-        torch.nn.attention.activate_flash_attention_impl("FA4")
+        attention.register_and_activate()
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     if device.type == "cuda":

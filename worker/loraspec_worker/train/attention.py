@@ -58,6 +58,14 @@ def install_shim(interface=None) -> str:
     return SHIM_MODULE
 
 
+def register_and_activate() -> None:
+    """The shim registered as torch's "FA4" and activated for the process: the trainer's (activate) and the benches' one way."""
+    import torch.nn.attention as attn
+
+    install_shim()
+    attn.activate_flash_attention_impl("FA4")
+
+
 def head_dim_of(denoiser) -> int | None:
     """The denoiser's attention head dim from its diffusers config (FLUX.1 / FLUX.2: attention_head_dim), else None."""
     value = getattr(getattr(denoiser, "config", None), "attention_head_dim", None)
@@ -130,8 +138,7 @@ def activate(applied: str, denoiser, device) -> str:
         return refuse([blocker])
     if _active is None:
         try:
-            install_shim()
-            torch.nn.attention.activate_flash_attention_impl("FA4")
+            register_and_activate()
         except Exception as e:  # noqa: BLE001 - a registry that refuses means: torch's kernel
             return refuse([f"activating FA4 failed ({type(e).__name__}: {str(e)[:200]})"])
         version = getattr(sys.modules.get("flash_attn"), "__version__", None) or _dist_version("flash-attn-4")
