@@ -34,12 +34,16 @@ export interface Fa4KernelRecord extends Sourced {
   slowerArches: Readonly<Record<string, string>>;
   /** The probe's fwd+bwd figure for the faster arches' joint attention, in words. */
   measured: string;
+  /** The training step it buys, in words (the same session's rows with and without FA4). */
+  measuredTraining: string;
   measuredSource: string;
 }
 
+const FA4_PACKAGES = ["flash-attn-4==4.0.0b36", "nvidia-cutlass-dsl[cu13]==4.8.1"] as const;
+
 export const FA4_KERNEL: Fa4KernelRecord = {
-  packages: ["flash-attn-4==4.0.0b36", "nvidia-cutlass-dsl[cu13]==4.8.1"],
-  install: "pip install flash-attn-4==4.0.0b36 'nvidia-cutlass-dsl[cu13]==4.8.1' (worker/requirements-fa4.txt) into the worker's venv",
+  packages: FA4_PACKAGES,
+  install: `pip install ${FA4_PACKAGES.map((p) => (p.includes("[") ? `'${p}'` : p)).join(" ")} (worker/requirements-fa4.txt) into the worker's venv`,
   computeCapabilityMajors: [9, 10],
   capabilitySource:
     'torch/nn/attention/_fa4.py _fa4_common_support_error: `if _get_device_major(query.device) not in (9, 10): return "FA4 requires compute capability 9.0 or 10.0"` (read in torch 2.13.0 L110; torch 2.11.0+cu130 ran it on the H200)',
@@ -54,6 +58,7 @@ export const FA4_KERNEL: Fa4KernelRecord = {
     sdxl: "SDXL's head dim 64 attention is slower with FA4 on the H200 (fwd+bwd 0.85 vs 0.68 ms at 4096 tokens, 0.79 vs 0.42 ms at 1024, cross-attention 1.15 vs 0.40 ms)",
   },
   measured: "FLUX.1 joint attention (1x24x4608x128) fwd+bwd 1.44 vs 3.09 ms with torch's flash kernel on the H200 (634 TFLOP/s), max difference 7e-4",
+  measuredTraining: "FLUX.1 compile + fp8 GEMMs 0.381 -> 0.306 s/step",
   measuredSource: "bench/fa4-probe.py, bench/data/fa4-probe-h200-2026-12-03.jsonl",
   source: "https://pypi.org/project/flash-attn-4/4.0.0b36/ (Requires-Dist nvidia-cutlass-dsl>=4.6.2; extra cu13: nvidia-cutlass-dsl[cu13]); https://pypi.org/project/nvidia-cutlass-dsl/4.8.1/ (extra cu13: nvidia-cutlass-dsl-libs-cu13==4.8.1)",
   asOf: "2026-12-03",

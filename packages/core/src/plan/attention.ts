@@ -33,7 +33,7 @@ export function attentionFor(contract: Contract, model: BaseModelRecord): { atte
   }
   return say(
     "fa4",
-    `fa4: FlashAttention-4 through torch's SDPA (${FA4_KERNEL.measured}; FLUX.1 compile + fp8 GEMMs 0.381 -> 0.306 s/step). Needs ${FA4_KERNEL.install}; without it the worker keeps torch's kernel with W_ATTENTION_FALLBACK`,
+    `fa4: FlashAttention-4 through torch's SDPA (${FA4_KERNEL.measured}; ${FA4_KERNEL.measuredTraining}). Needs ${FA4_KERNEL.install}; without it the worker keeps torch's kernel with W_ATTENTION_FALLBACK`,
     `${FA4_KERNEL.measuredSource}; ${TRAIN_SPEED_SOURCE_FA4}`,
   );
 }
