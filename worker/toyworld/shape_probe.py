@@ -151,45 +151,61 @@ def _swap(scene, field: str, rng):
     return s
 
 
+def encode_latents(pipe, scenes, chunk: int | None = None):
+    """The scenes' VAE latents (the distribution's mode, shifted and scaled as the transformer saw them), `chunk`
+    scenes per encode (None: all at once)."""
+    import torch
+
+    vae = pipe.vae
+    step = chunk or max(len(scenes), 1)
+    with torch.no_grad():
+        return torch.cat([(vae.encode(_pixels(scenes[i : i + step])).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor
+                          for i in range(0, len(scenes), step)])
+
+
+def velocity(pipe, z, noise, sigma: float, text: dict):
+    """The transformer's packed velocity prediction for latents `z` noised to `sigma` with `noise` (guidance 1.0)."""
+    import torch
+    from diffusers import FluxPipeline
+
+    from loraspec_worker.train.arches.flow import pack_2x2
+
+    b, _, h, w = z.shape
+    img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, z.device, z.dtype)
+    noisy = (1 - sigma) * z + sigma * noise
+    with torch.no_grad():
+        return pipe.transformer(hidden_states=pack_2x2(noisy), timestep=torch.full((b,), sigma), guidance=torch.full((b,), 1.0),
+                                pooled_projections=text["pooled"], encoder_hidden_states=text["embeds"], txt_ids=text["text_ids"],
+                                img_ids=img_ids, return_dict=False)[0]
+
+
 def loss_gap(pipe, count: int = 96, sigmas=SIGMAS, length: int = 128) -> dict:
     """Velocity loss per noise level (fixed noise per image) for the true, shape-swapped and
     colour-swapped captions (T5 padded to length); the swaps' excess over the true caption is what
     each word is worth."""
     import torch
-    from diffusers import FluxPipeline
 
-    from loraspec_worker.train.arches.flow import pack_2x2, unpack_2x2
+    from loraspec_worker.train.arches.flow import unpack_2x2
 
     rng = random.Random(1)
     scenes = _scenes(count, seed=PROBE_SEED + 2_000_000)
     swapped = {f: [_swap(s, f, rng) for s in scenes] for f in ("shape", "colour")}
-    vae, tr = pipe.vae, pipe.transformer
-
-    def latents(group):
-        with torch.no_grad():
-            return (vae.encode(_pixels(group)).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor
-
-    z = latents(scenes)
+    z = encode_latents(pipe, scenes)
     # what a word could be worth: the latents' own mean squared change when the scene's shape
     # (colour) is swapped, same background, place, size and rotation
-    image_change = {f: round(float(((latents(g) - z) ** 2).mean()), 4) for f, g in swapped.items()}
+    image_change = {f: round(float(((encode_latents(pipe, g) - z) ** 2).mean()), 4) for f, g in swapped.items()}
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(5))
     captions = {"true": [world.natural_caption(s) for s in scenes],
                 "shape_swapped": [world.natural_caption(s) for s in swapped["shape"]],
                 "colour_swapped": [world.natural_caption(s) for s in swapped["colour"]],
                 "empty": [""] * count}
     texts = {k: _encode(pipe, v, length)[0] for k, v in captions.items()}
-    b, _, h, w = z.shape
-    img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, z.device, z.dtype)
+    _, _, h, w = z.shape
     rows = []
     for s in sigmas:
-        noisy = (1 - s) * z + s * noise
         row = {"sigma": s}
         for k, t in texts.items():
-            with torch.no_grad():
-                pred = tr(hidden_states=pack_2x2(noisy), timestep=torch.full((b,), s), guidance=torch.full((b,), 1.0),
-                          pooled_projections=t["pooled"], encoder_hidden_states=t["embeds"], txt_ids=t["text_ids"],
-                          img_ids=img_ids, return_dict=False)[0]
+            pred = velocity(pipe, z, noise, s, t)
             row[k] = round(float(((unpack_2x2(pred, h, w) - (noise - z)) ** 2).mean()), 4)
         rows.append(row)
     return {"count": count, "t5_length": length, "latent_change_when_swapped": image_change, "rows": rows}

@@ -26,7 +26,7 @@ import copy
 import random
 
 from . import world
-from .shape_probe import PROBE_SEED, _encode, _pixels, _probe_accuracy, _scenes, _swap
+from .shape_probe import PROBE_SEED, _encode, _probe_accuracy, _scenes, _swap, encode_latents, velocity
 
 SIGMAS = (0.4, 0.6, 0.8)
 T5_LENGTHS = (512, 128, 64)
@@ -162,27 +162,12 @@ class Tracer:
 
 
 def _forward(pipe, latents, noise, sigma: float, text: dict):
-    import torch
-    from diffusers import FluxPipeline
-
-    from loraspec_worker.train.arches.flow import pack_2x2
-
-    b, _, h, w = latents.shape
-    img_ids = FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, latents.dtype)
-    noisy = (1 - sigma) * latents + sigma * noise
-    with torch.no_grad():
-        pipe.transformer(hidden_states=pack_2x2(noisy), timestep=torch.full((b,), sigma), guidance=torch.full((b,), 1.0),
-                         pooled_projections=text["pooled"], encoder_hidden_states=text["embeds"], txt_ids=text["text_ids"],
-                         img_ids=img_ids, return_dict=False)
+    """One transformer forward (the hooks record what they trace)."""
+    velocity(pipe, latents, noise, sigma, text)
 
 
 def _latents(pipe, scenes):
-    import torch
-
-    vae = pipe.vae
-    with torch.no_grad():
-        return torch.cat([(vae.encode(_pixels(scenes[i : i + 64])).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor
-                          for i in range(0, len(scenes), 64)])
+    return encode_latents(pipe, scenes, chunk=64)
 
 
 def attention_mass(pipe, count: int = 64, lengths=T5_LENGTHS, sigmas=SIGMAS, batch: int = 16,
