@@ -47,6 +47,7 @@ from loraspec_worker.train import selective_ckpt  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_profile  # noqa: E402
 from gpu_speed_configs import ARCH_OF, CONFIGS, FLUX1_DEV, KLEIN, LABEL, SDXL_UNET, TINY  # noqa: E402
 
 
@@ -188,30 +189,34 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
         torch.cuda.reset_peak_memory_stats()
     times, losses, allreduce = [], [], []
     first_steps_s = 0.0
+
+    def one_step(step: int):
+        gen = torch.Generator(device=device).manual_seed(step)
+        if stepper is not None:
+            return stepper.step(latents, text, extra, gen)
+        opt.zero_grad(set_to_none=True)
+        loss = a.loss(latents, text, extra, gen)
+        loss.backward()
+        if group is not None:
+            # the trainer's data-parallel step (distributed.py), timed alone: the most DDP's
+            # overlap of this all-reduce with the backward could save (docs/design-notes.md)
+            if cuda:
+                torch.cuda.synchronize()
+            t_ar = time.perf_counter()
+            group.average_gradients(params)
+            if cuda:
+                torch.cuda.synchronize()
+            if step >= args.warmup:
+                allreduce.append(time.perf_counter() - t_ar)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+
     for step in range(args.steps):
         if cuda:
             torch.cuda.synchronize()
         t = time.perf_counter()
-        gen = torch.Generator(device=device).manual_seed(step)
-        if stepper is not None:
-            loss = stepper.step(latents, text, extra, gen)
-        else:
-            opt.zero_grad(set_to_none=True)
-            loss = a.loss(latents, text, extra, gen)
-            loss.backward()
-            if group is not None:
-                # the trainer's data-parallel step (distributed.py), timed alone: the most DDP's
-                # overlap of this all-reduce with the backward could save (docs/design-notes.md)
-                if cuda:
-                    torch.cuda.synchronize()
-                t_ar = time.perf_counter()
-                group.average_gradients(params)
-                if cuda:
-                    torch.cuda.synchronize()
-                if step >= args.warmup:
-                    allreduce.append(time.perf_counter() - t_ar)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+        loss = one_step(step)
         losses.append(float(loss.item()))  # the trainer reads the loss every step too
         if cuda:
             torch.cuda.synchronize()
@@ -220,6 +225,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
             times.append(dt)
         else:
             first_steps_s += dt
+    profiled = gpu_profile.profile(one_step, args.profile, args.rank, args.steps) if args.profile and cuda and group is None else {}
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
         "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs", "cudnn_bench") if s.get(k)],
@@ -229,7 +235,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
         "s_per_step": sum(times) / len(times) if times else None,
         "s_per_step_min": min(times) if times else None,
         "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
-        "flops_per_step": flops_cache.get(key),
+        "flops_per_step": flops_cache.get(key), **profiled,
     }
     if allreduce:
         row["allreduce_s_per_step"] = sum(allreduce) / len(allreduce)
@@ -339,6 +345,7 @@ def main() -> None:
     ap.add_argument("--networks", default=None,
                     help="comma-separated network.type kinds (lora,dora,lokr,loha): each selected row once per kind, compared with its LoRA twin")
     ap.add_argument("--md", default=None)
+    ap.add_argument("--profile", type=int, default=0, help="profile this many more steps of each row (bench/gpu_profile.py: GPU time per kernel, the LoRA's GEMMs apart)")
     ap.add_argument("--processes", type=int, default=1,
                     help="also run each selected row data-parallel on this many GPUs (the trainer's all-reduce) and report the throughput ratio")
     ap.add_argument("--attention", default="sdpa", choices=["sdpa", "fa4"],
