@@ -216,3 +216,25 @@ def test_install_shim_registers_the_shim_as_torchs_fa4_module(monkeypatch):
     assert register.func is _fa4.register_flash_attention_fa4 and register.keywords == {"module_path": attention.SHIM_MODULE}
     # torch's import check of the module path passes: the shim exposes both kernels
     assert _fa4._fa4_import_module(attention.SHIM_MODULE)._flash_attn_fwd(1, 2, 3) == (("out", 1), ("lse", 2))
+
+
+def test_the_settings_event_reports_a_head_dim_refusal_made_after_the_load(tmp_path, out, monkeypatch, one_thread):
+    """resolve() passes fa4 before the load (as on a Blackwell card); the denoiser's head dim (256 here) is refused once
+    it is loaded: the one settings event comes after that and says which kernel trains (it used to say fa4)."""
+    from loraspec_worker import tiny_base
+    from noise_dataset import write_noise_dataset
+
+    monkeypatch.setattr(attention, "resolve", lambda requested, device: requested)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (10, 0))
+    monkeypatch.setattr(attention, "head_dim_of", lambda denoiser: 256)
+    monkeypatch.setattr(attention, "install_shim", lambda: pytest.fail("must not activate"))
+    base = str(tmp_path / "base")
+    tiny_base.make_tiny_base("flux1", base, seed=0)
+    data = write_noise_dataset(tmp_path / "data", 2, (32, 32))
+    train.run(dev_request(arch="flux1", base=base, dataset=data, output_dir=str(tmp_path / "o"), resolution=32, steps=2, rank=4,
+                          alpha=4, max_sequence_length=32, attention="fa4"))
+    said = events(out)
+    [settings] = [e for e in said if e["type"] == "settings"]
+    [refusal] = [e for e in said if e.get("code") == CODE]
+    assert settings["settings"]["attention"] == "fa4" and settings["applied"]["attention"] == "sdpa"
+    assert "head dim 256" in refusal["message"] and said.index(refusal) < said.index(settings)

@@ -22,7 +22,7 @@ from .config import Config
 from .buckets import BucketSampler
 from .model import choose_device, choose_dtype, disable_cudnn_sdpa, make_optimizer
 from .timing import Timeline
-from .setup import load_and_cache, prepare_trainable, resolve_levers  # noqa: F401 - loop.load_and_cache is the trainer's path (tests)
+from .setup import load_and_cache, prepare_trainable, report_settings, resolve_levers  # noqa: F401 - loop.load_and_cache is the trainer's path (tests)
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -104,11 +104,12 @@ def train_once(cfg: Config, group=None) -> dict:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
 
-    levers = resolve_levers(cfg, device, dtype)
+    levers = resolve_levers(cfg, device)
     cache_file = compile_cache.configure(cfg.compile_cache_dir, compile_cache.workload_key(cfg)) if levers["compile"] else None
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
     phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
+    report_settings(cfg, levers, dtype)
     if levers["cuda_graphs"]:
         optimizer = speed.make_capturable_adamw(params, cfg.learning_rate, device, betas=(0.9, 0.999), weight_decay=1e-4, eps=1e-8)
         stepper = speed.GraphedStep(arch, params, optimizer, max_grad_norm=1.0)

@@ -1,6 +1,7 @@
 """A run's set-up before its first step: the pipeline loaded and the training data cached
-(load_and_cache), the levers this device applies (resolve_levers: the one settings event), and the LoRA
-added with the levers applied (prepare_trainable). train/loop.py runs them in train_once."""
+(load_and_cache), the levers this device applies (resolve_levers), the LoRA added with the levers applied
+(prepare_trainable), and the one settings event saying what applies (report_settings). train/loop.py
+runs them in train_once."""
 
 from __future__ import annotations
 
@@ -55,14 +56,18 @@ def load_and_cache(cfg: Config, device, dtype):
     return pipe, arch, items, cache
 
 
-def resolve_levers(cfg: Config, device, dtype) -> dict:
-    """The request's levers less what this device cannot run (coded warnings), reported in one
-    settings event: the request's settings (core's plan) and the ones this run applies."""
+def resolve_levers(cfg: Config, device) -> dict:
+    """The request's levers less what this device cannot run (coded warnings, before the load)."""
     levers = speed.refuse_levers(cfg, device, ARCH_CLASSES[cfg.arch], TABLE["refusals"])
     # fa4: refused here for the device and install; the head dim once the model is loaded (prepare_trainable)
     levers["attention"] = attention.resolve(cfg.attention, device)
-    emit({"type": "settings", "settings": cfg.settings(), "applied": {**cfg.settings(), **levers, "precision": precision_name(dtype)}})
     return levers
+
+
+def report_settings(cfg: Config, levers: dict, dtype) -> None:
+    """The one settings event, once prepare_trainable has applied the levers: the request's settings
+    (core's plan) and the ones this run applies (a refusal after the load, FA4's head dim, included)."""
+    emit({"type": "settings", "settings": cfg.settings(), "applied": {**cfg.settings(), **levers, "precision": precision_name(dtype)}})
 
 
 def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> tuple[list, list, dict]:
