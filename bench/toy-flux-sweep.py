@@ -10,8 +10,12 @@ barely depending on the shape word. The variants, each against vae2:
   vae2-wide  and 8 heads x 32, 3 double + 4 single blocks (2.1x the transformer's parameters)
   vae2-objw  and the loss on the objects' latent pixels weighted 1 + 4 (--object-weight 4): the
              background's textures no longer outweigh the objects' outlines
-All: a longer VAE phase than the committed base's 40 s, T5 padding lengths 512,128,64,64 (the
-two sampling lengths kept, 1.5x fewer tokens per step than 512,128).
+  t32-objw   vae2-objw trained (and so sampled) at T5 length 32 only: no shape-poor padding channel,
+             4-16x fewer text tokens (every base-world caption is <= 20 T5 tokens, EOS included)
+  t32-objw-d4  and 4 double blocks instead of 2 (4 single blocks as the committed base)
+All: a longer VAE phase than the committed base's 40 s. T5 padding lengths per variant (T5_OLD:
+512,128,64,64 keeps the two sampling lengths, 1.5x fewer tokens per step than 512,128); each run's
+evaluation samples at the lengths it trained at (train_flux.sampling_lengths).
 
 Writes to --out: <variant>.json (each run's toyworld.json), logs.txt (a table, one row per
 variant, then each run's last lines) and the best variant's folder (highest judged shape with true
@@ -27,6 +31,7 @@ state and last line; its first line says "done" at the end). --deadline defaults
 transformer budgets plus SETUP_MARGIN (rendering, saving, the judged samples).
 
 GPU (one H200, ~8 min):  PYTHONPATH=worker python3 bench/toy-flux-sweep.py --out $OUT
+(the default variants are the four above; the T5-32 pair is --variants t32-objw,t32-objw-d4, launched detached as below)
 CPU smoke (seconds of training, no judge reading):  ... --out /tmp/o --smoke
 
 A run longer than one device call (e.g. vae2-objw alone, 1,200 s of transformer): launch it
@@ -56,7 +61,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WIDE = ["--flux-heads", "8", "--flux-double", "3", "--flux-single", "4"]
 VAE2 = ["--vae-downscale", "2"]
-VARIANTS = {"base": [], "vae2": VAE2, "vae2-wide": [*VAE2, *WIDE], "vae2-objw": [*VAE2, "--object-weight", "4"]}
+T5_OLD = ["--t5-lengths", "512,128,64,64"]
+T5_32 = ["--t5-lengths", "32"]
+OBJW = [*VAE2, "--object-weight", "4"]
+VARIANTS = {"base": T5_OLD, "vae2": [*VAE2, *T5_OLD], "vae2-wide": [*VAE2, *WIDE, *T5_OLD], "vae2-objw": [*OBJW, *T5_OLD],
+            "t32-objw": [*OBJW, *T5_32], "t32-objw-d4": [*OBJW, *T5_32, "--flux-double", "4"]}
 MAX_BYTES = 30_000_000  # issue 23: committed at <= 30 MB
 PART = 15 * 1024 * 1024  # files come back at most 16 MiB each
 SETUP_MARGIN = 200  # s past the VAE and transformer budgets: rendering, saving, 600 judged samples (the committed 505 s = 75 + 230 + 200)
@@ -66,10 +75,10 @@ PROGRESS_EVERY = 15  # s between rewrites of progress.txt
 def command(name: str, folder: Path, args) -> list[str]:
     budget = ["--images", str(args.images), "--vae-codec-images", str(args.codec_images), "--vae-seconds", str(args.vae_seconds),
               "--transformer-seconds", str(args.transformer_seconds), "--transformer-steps", str(args.transformer_steps),
-              "--t5-lengths", "512,128,64,64", "--workers", str(args.workers)]
+              "--workers", str(args.workers)]
     if args.smoke:
         budget = ["--images", "64", "--vae-codec-images", "0", "--vae-steps", "2", "--transformer-steps", "2", "--batch", "4",
-                  "--t5-lengths", "512,128,64,64", "--workers", "1", "--eval", "2", "--device", "cpu"]
+                  "--workers", "1", "--eval", "2", "--device", "cpu"]
     return [sys.executable, "-m", "toyworld", "train-base", "--arch", "flux1", "--out", str(folder), *budget, *VARIANTS[name],
             *shlex.split(args.train_args)]
 
@@ -118,7 +127,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default="/tmp/toy-flux-sweep")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default="base,vae2,vae2-wide,vae2-objw", help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--images", type=int, default=60000)
     ap.add_argument("--codec-images", type=int, default=30000)
     ap.add_argument("--vae-seconds", type=float, default=75)
@@ -130,6 +139,9 @@ def parse_args(argv=None):
                     help=f"seconds after which unfinished variants are stopped (default: VAE + transformer seconds + {SETUP_MARGIN})")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
+    unknown = [n for n in args.variants.split(",") if n not in VARIANTS]
+    if unknown:
+        ap.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     if args.deadline is None:
         args.deadline = args.vae_seconds + args.transformer_seconds + SETUP_MARGIN
     return args

@@ -121,3 +121,59 @@ def test_object_weighted_flow_loss():
     masks[0, 20:30, 20:30] = True
     w = train_flux.object_weights(masks, 4, 3.0)
     assert w.shape == (1, 1, 16, 16) and float(w.min()) == 1.0 and float(w.max()) == 4.0
+
+
+@pytest.mark.parametrize("trained, sampled", [((32,), [32, 32]), ((512, 128), [512, 512, 128]), ((512, 128, 64, 64), [512, 512, 128])])
+def test_the_evaluation_samples_only_at_lengths_the_base_trained_at(monkeypatch, trained, sampled):
+    """train-base's end evaluation (evaluate_lengths, given train_transformer's record): a base
+    trained at T5 32 alone is sampled at 32, never at FluxPipeline's 512; the committed base's
+    512,128 as before (the same report keys)."""
+    seen = []
+
+    def record(pipe, judge, prompts, **kw):
+        seen.append(kw["extra"]["max_sequence_length"])
+        return {"max_sequence_length": kw["extra"]["max_sequence_length"]}
+
+    monkeypatch.setattr(train_flux, "evaluate_base", record)
+    report = train_flux.evaluate_lengths(None, None, [], trained, log=lambda m: None)
+    assert seen == sampled and set(seen) <= set(trained)
+    assert list(report) == ["samples", "samples_no_cfg", *[f"samples_no_cfg_t5_{n}" for n in sampled[2:]]]
+
+
+def test_a_toy_flux_base_is_sampled_at_the_t5_length_its_toyworld_json_records(tmp_path):
+    """base_sampling_length, what shape-probe, shape-trace and the toy LoRA tests sample and train at:
+    the base's own trained lengths; the committed base's 128 (of 512 and 128), as before."""
+    import json
+    import os
+
+    from loraspec_worker.protocol import WorkerError
+
+    committed = os.path.join(os.path.dirname(__file__), "..", "..", "models", "toy-flux1")
+    if os.path.exists(os.path.join(committed, "toyworld.json")):
+        assert train_flux.base_t5_lengths(committed) == (512, 128) and train_flux.base_sampling_length(committed) == 128
+    assert train_flux.base_t5_lengths(str(tmp_path)) == train_flux.T5_LENGTHS  # no toyworld.json: the default
+    (tmp_path / "toyworld.json").write_text(json.dumps({"arch": "flux1", "transformer": {"t5_lengths": [32]}}))
+    assert train_flux.base_sampling_length(str(tmp_path)) == 32
+    assert train_flux.sampling_kwargs(4.0, 32)["max_sequence_length"] == 32
+    (tmp_path / "toyworld.json").write_text(json.dumps({"transformer": {"t5_lengths": ["32"]}}))
+    with pytest.raises(WorkerError) as err:
+        train_flux.base_t5_lengths(str(tmp_path))
+    assert err.value.code == "E_USAGE" and "toyworld.json: transformer.t5_lengths" in str(err.value)
+
+
+def test_the_caption_guard_refuses_a_t5_length_a_caption_does_not_fit():
+    """train_transformer's guard at the shortest length: the longest base-world caption is 20 T5
+    tokens (EOS included; tags 19), so 32 is accepted and 16 refused (E_USAGE), before any step."""
+    from loraspec_worker.protocol import WorkerError
+
+    models = train_flux.build_models(0, heads=2, double_layers=1, single_layers=1)
+    models["vae"].register_to_config(shift_factor=0.0)
+    images = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+    captions = [("a white square in the bottom right and a pink star in the top left on a sky background",
+                 "white square, bottom right, medium, pink star, top left, small, sky background")] * 2
+    assert train_flux.train_transformer(models, images, captions, device=torch.device("cpu"), steps=0, seconds=60, batch=2,
+                                        t5_lengths=(32,), log=lambda m: None)["t5_lengths"] == [32]
+    with pytest.raises(WorkerError) as err:
+        train_flux.train_transformer(models, images, captions, device=torch.device("cpu"), steps=0, seconds=60, batch=2,
+                                     t5_lengths=(64, 16), log=lambda m: None)
+    assert err.value.code == "E_USAGE" and "16 T5 tokens" in str(err.value)

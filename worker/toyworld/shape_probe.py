@@ -4,8 +4,9 @@ shapes"):
 
   vae        the judge's shape accuracy on held-out scenes before and after the VAE's round trip,
              by object size: if the VAE loses shapes, no transformer can draw them
-  samples    the judge on the base's own samples (no CFG, T5 128), by size, with what it reads
-             when it misses (blobs read as circles, or another crisp shape?)
+  samples    the judge on the base's own samples (no CFG, the base's fast T5 length: 128 for the
+             committed base), by size, with what it reads when it misses (blobs read as circles,
+             or another crisp shape?)
   text       a linear probe (logistic regression) for the prompt's shape word on the text
              encoders' outputs (CLIP pooled; T5 mean over the prompt's tokens): is the word there?
   loss_gap   the transformer's velocity loss on held-out images at fixed noise levels with the true
@@ -70,10 +71,11 @@ def vae_roundtrip(vae, judge, count: int = 240) -> dict:
     return result
 
 
-def samples_by_size(pipe, judge, count: int = 48, steps: int = 28) -> dict:
+def samples_by_size(pipe, judge, t5_length: int, count: int = 48, steps: int = 28) -> dict:
+    """t5_length: one the base trained at (train_flux.base_sampling_length)."""
     import torch
 
-    from .train_flux import GUIDANCE, T5_LENGTHS, sampling_kwargs
+    from .train_flux import GUIDANCE, sampling_kwargs
 
     prompts = eval_prompts(count)
     images = []
@@ -81,7 +83,7 @@ def samples_by_size(pipe, judge, count: int = 48, steps: int = 28) -> dict:
         chunk = prompts[i : i + 16]
         gen = torch.Generator(device="cpu").manual_seed(i)
         images += pipe(prompt=[p for p, _ in chunk], num_inference_steps=steps, guidance_scale=GUIDANCE, generator=gen,
-                       **sampling_kwargs(1.0, T5_LENGTHS[1])).images
+                       **sampling_kwargs(1.0, t5_length)).images
     reads = judge.read(images)
     truths = [t for _, t in prompts]
     oks = [t["shapes"][0] in r["shapes"] for t, r in zip(truths, reads)]
@@ -211,11 +213,15 @@ def loss_gap(pipe, count: int = 96, sigmas=SIGMAS, length: int = 128) -> dict:
     return {"count": count, "t5_length": length, "latent_change_when_swapped": image_change, "rows": rows}
 
 
-def run(base: str, judge_dir: str, parts=("vae", "text", "loss_gap", "samples"), samples: int = 48, t5_length: int = 128) -> dict:
+def run(base: str, judge_dir: str, parts=("vae", "text", "loss_gap", "samples"), samples: int = 48, t5_length: int | None = None) -> dict:
+    """t5_length: of the loss gaps and the samples; None is the base's own (train_flux.base_sampling_length)."""
     import torch
     from diffusers import FluxPipeline
 
     from .judge import Judge
+    from .train_flux import base_sampling_length
+
+    t5_length = t5_length or base_sampling_length(base)
 
     torch.manual_seed(0)
     pipe = FluxPipeline.from_pretrained(base, torch_dtype=torch.float32)
@@ -229,5 +235,5 @@ def run(base: str, judge_dir: str, parts=("vae", "text", "loss_gap", "samples"),
     if "loss_gap" in parts:
         out["loss_gap"] = loss_gap(pipe, length=t5_length)
     if "samples" in parts:
-        out["samples"] = samples_by_size(pipe, judge, samples)
+        out["samples"] = samples_by_size(pipe, judge, t5_length, samples)
     return out

@@ -310,9 +310,14 @@ def text_carriers(pipe, count: int = 800, test: int = 200, lengths=T5_LENGTHS, s
     return {"count": count, "test": test, "rows": rows}
 
 
-def run(base: str, parts=("attention", "carriers", "hidden"), count: int = 800, attention_count: int = 64, length: int = 128) -> dict:
+def run(base: str, parts=("attention", "carriers", "hidden"), count: int = 800, attention_count: int = 64, length: int | None = None) -> dict:
+    """length: the hidden-state probes' T5 length; None is the base's own (train_flux.base_sampling_length)."""
     import torch
     from diffusers import FluxPipeline
+
+    from .train_flux import base_sampling_length
+
+    length = length or base_sampling_length(base)
 
     torch.manual_seed(0)
     pipe = FluxPipeline.from_pretrained(base, torch_dtype=torch.float32)

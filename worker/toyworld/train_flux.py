@@ -12,8 +12,10 @@ classes at small widths, and saves it as an ordinary FluxPipeline folder (bf16).
      prompt, encoded as FluxPipeline.encode_prompt encodes "" (the encoders train, so that
      embedding moves with them); EMA weights are saved.
 FluxPipeline feeds T5 every padding token (no attention mask), so the model sees the padding
-length: training cycles through T5_LENGTHS (512 is the pipeline's default; 128 keeps the
-tests fast), and sampling works at either. Each phase runs for a step count or a time budget,
+length: training cycles through --t5-lengths (default T5_LENGTHS: 512 is the pipeline's default;
+128 keeps the tests fast), and sampling works at those only: toyworld.json's transformer.t5_lengths
+records them, and the evaluation and everything that samples a toy FLUX.1 base take the length
+from there (base_t5_lengths, sampling_lengths). Each phase runs for a step count or a time budget,
 whichever ends first; the end evaluation (evaluate_base, the judge on held-out prompts) goes to
 toyworld.json in the folder. The transformer phase's speed levers (--no-host-sync, --fused-adam,
 --compile, --lr-rule) and their throughput probe are flux_speed.py's; all off is the committed loop.
@@ -224,13 +226,57 @@ def save_pipeline(models, out: str) -> int:
     return tiny_base.save_pipeline(pipe, out)
 
 
-def sampling_kwargs(true_cfg: float, t5_length: int = T5_LENGTHS[0]) -> dict:
-    """FluxPipeline arguments for the toy base: 64x64, the trained guidance value, true CFG
-    against the empty prompt when true_cfg > 1."""
+def sampling_lengths(t5_lengths) -> tuple[int, ...]:
+    """The T5 lengths to sample a base trained at t5_lengths (its training cycle) at: the distinct
+    ones, longest first, at most two; [0] is the main one, [-1] the fast one (512,128 and
+    512,128,64,64 -> 512,128; 32 -> 32)."""
+    return tuple(sorted({int(n) for n in t5_lengths}, reverse=True)[:2])
+
+
+def base_t5_lengths(base: str) -> tuple[int, ...]:
+    """The T5 lengths the toy FLUX.1 base folder `base` was trained at: its toyworld.json's
+    transformer.t5_lengths (train_transformer's record), T5_LENGTHS for a folder without one."""
+    from loraspec_worker.protocol import WorkerError
+
+    path = os.path.join(base, "toyworld.json")
+    if not os.path.exists(path):
+        return T5_LENGTHS
+    with open(path, encoding="utf-8") as f:
+        lengths = json.load(f).get("transformer", {}).get("t5_lengths", T5_LENGTHS)
+    if not lengths or not all(isinstance(n, int) and n > 0 for n in lengths):
+        raise WorkerError("E_USAGE", f"{path}: transformer.t5_lengths must be positive integers, got {lengths!r}")
+    return tuple(lengths)
+
+
+def base_sampling_length(base: str) -> int:
+    """The fast T5 length to sample (or train a LoRA on) the toy FLUX.1 base at: the shorter of
+    its sampling lengths (128 for the committed base, trained at 512 and 128)."""
+    return sampling_lengths(base_t5_lengths(base))[-1]
+
+
+def sampling_kwargs(true_cfg: float, t5_length: int) -> dict:
+    """FluxPipeline arguments for the toy base: 64x64, T5 padded to t5_length (one the base was
+    trained at: sampling_lengths), the trained guidance value, true CFG against the empty prompt
+    when true_cfg > 1."""
     kw = {"height": 64, "width": 64, "max_sequence_length": t5_length}
     if true_cfg > 1:
         kw |= {"true_cfg_scale": true_cfg, "negative_prompt": ""}
     return kw
+
+
+def evaluate_lengths(pipe, judge, prompts, trained_lengths, grid=None, log=print) -> dict:
+    """The judge on the samples of a base trained at trained_lengths, at its sampling_lengths: the
+    main one with true CFG and without, the fast one (when another) without."""
+    lengths = sampling_lengths(trained_lengths)
+    out = {"samples": evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, save_grid=grid,
+                                    extra=sampling_kwargs(EVAL_TRUE_CFG, lengths[0]))}
+    log(f"judge on {len(prompts)} base samples, true CFG {EVAL_TRUE_CFG}, T5 {lengths[0]}: {json.dumps(out['samples'])}")
+    out["samples_no_cfg"] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, extra=sampling_kwargs(1.0, lengths[0]))
+    log(f"judge on {len(prompts)} base samples, no CFG (sample.py's default): {json.dumps(out['samples_no_cfg'])}")
+    for length in lengths[1:]:
+        out[f"samples_no_cfg_t5_{length}"] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, extra=sampling_kwargs(1.0, length))
+        log(f"... at max_sequence_length {length}: {json.dumps(out[f'samples_no_cfg_t5_{length}'])}")
+    return out
 
 
 def run(args) -> dict:
@@ -289,16 +335,8 @@ def run(args) -> dict:
         pipe = FluxPipeline.from_pretrained(args.out, torch_dtype=torch.float32).to(device)
         pipe.set_progress_bar_config(disable=True)
         judge = judge_mod.Judge(args.judge_out, device=str(device))
-        prompts = eval_prompts(args.eval)
         t = time.time()
-        report["samples"] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, save_grid=args.grid,
-                                          extra=sampling_kwargs(EVAL_TRUE_CFG))
-        log(f"judge on {args.eval} base samples, true CFG {EVAL_TRUE_CFG}: {json.dumps(report['samples'])}")
-        report["samples_no_cfg"] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, extra=sampling_kwargs(1.0))
-        log(f"judge on {args.eval} base samples, no CFG (sample.py's default): {json.dumps(report['samples_no_cfg'])}")
-        short = f"samples_no_cfg_t5_{T5_LENGTHS[1]}"
-        report[short] = evaluate_base(pipe, judge, prompts, steps=28, guidance=GUIDANCE, extra=sampling_kwargs(1.0, T5_LENGTHS[1]))
-        log(f"... at max_sequence_length {T5_LENGTHS[1]}: {json.dumps(report[short])}")
+        report |= evaluate_lengths(pipe, judge, eval_prompts(args.eval), report["transformer"]["t5_lengths"], args.grid, log)
         report["eval_seconds"] = time.time() - t
     with open(os.path.join(args.out, "toyworld.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
