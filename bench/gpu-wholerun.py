@@ -182,7 +182,7 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
            "applied": next((e["applied"] for e in events if e["type"] == "settings"), {}),
            "samples": sum(1 for e in events if e["type"] == "sample"),
            "warnings": [e.get("code") for e in events if e["type"] == "warning"],
-           "logs": [e["message"] for e in events if e["type"] == "log" and any(k in e["message"] for k in ("compile cache", "CUDA graph", "torch.compile", "samples at step", "sample graph"))]}
+           "logs": [e["message"] for e in events if e["type"] == "log" and any(k in e["message"] for k in ("compile cache", "CUDA graph", "torch.compile", "samples at step", "sample graph", "sample merge"))]}
     if done is None:
         err = next((e for e in events if e["type"] == "error"), {})
         why = "killed at the time budget (--budget-s)" if rc == -9 else f"no done event (rc {rc}); see {key}-{label}.stderr.log"

@@ -92,6 +92,33 @@ def test_the_sample_graphs_arches_and_warning_code_are_cores():
     assert set(sample_graph.ARCHES) <= set(TABLE["sampleArches"])
 
 
+def test_the_sample_merge_is_decided_by_cores_table_not_the_worker(tmp_path):
+    """sample_merge reads its arches, network types and warning code from core's table: the same values
+    here, and a worker started over a table that says otherwise (LORASPEC_SCHEMA_DIR) follows that table,
+    which a constant kept in the worker would not."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from loraspec_worker.train import sample_merge
+
+    m = TABLE["sampleMerge"]
+    assert (list(sample_merge.ARCHES), list(sample_merge.NETWORK_TYPES), sample_merge.WARNING) == (m["arches"], m["networkTypes"], m["warning"])
+    assert set(m["arches"]) <= set(TABLE["sampleArches"]) and set(m["networkTypes"]) <= set(TABLE["networkTypes"])
+    for name in ("worker-train-request.schema.json", "loraspec-event.schema.json"):
+        shutil.copy(os.path.join(schema_files.schema_dir(), name), tmp_path / name)
+    other = {**TABLE, "sampleMerge": {"arches": ["flux1"], "networkTypes": ["lora", "dora"], "warning": "W_OTHER"}}
+    (tmp_path / "builtin-trainer.json").write_text(json.dumps(other))
+    probe = ("import json; from types import SimpleNamespace as N; from loraspec_worker.train import sample_merge as m\n"
+             "run = lambda arch, kind: m.applies(N(arch=arch, network_type=kind, quantize='none', fp8_matmul=False))\n"
+             "print(json.dumps([list(m.ARCHES), list(m.NETWORK_TYPES), m.WARNING, run('flux1', 'dora'), run('sdxl', 'lora')]))")
+    worker = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", probe], cwd=worker, env={**os.environ, "LORASPEC_SCHEMA_DIR": str(tmp_path)},
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [["flux1"], ["lora", "dora"], "W_OTHER", True, False]
+
+
 @pytest.fixture(scope="module")
 def run_events(tmp_path_factory):
     """Every event of a CPU training run (tiny FLUX.1: load, cache, 4 steps, a checkpoint, save)."""

@@ -105,7 +105,7 @@ def save(image, path: str, announce: Callable[[], None], writer: Optional[Any]) 
 class Breakdown:
     """Seconds per part of a render on the training thread (the samples log line)."""
 
-    ORDER = ("pipeline", "denoise", "decode", "png")
+    ORDER = ("merge", "pipeline", "denoise", "decode", "png")  # merge: the sample's LoRA merged (train/sample_merge.py)
 
     def __init__(self, device) -> None:
         self.device = device

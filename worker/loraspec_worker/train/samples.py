@@ -6,7 +6,8 @@ and after the last one (with `first` also before the first step of a fresh run: 
 still zero), each prompt x seed is rendered by the base pipeline with the in-memory
 denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/train mode restored,
 outside the training's CUDA graph and compiled regions (SDXL's UNet forward replays its own
-sample graph on CUDA: train/sample_graph.py), and with the training RNG state untouched: a run with
+sample graph on CUDA: train/sample_graph.py, over its LoRA merged into weights of its own:
+train/sample_merge.py), and with the training RNG state untouched: a run with
 samples on has the same loss curve as one with them off. PNGs are written atomically as
 <output_dir>/samples/step-000250-p0-s42.png on the run's PNG writer thread, each announced by a `sample`
 event once on disk; SDXL's latents are decoded as its pipeline decodes them (train/sample_output.py).
@@ -21,7 +22,7 @@ import time
 from typing import Any, Optional
 
 from ..protocol import emit
-from . import sample_graph, sample_output
+from . import sample_graph, sample_merge, sample_output
 from .config import Config
 
 
@@ -111,6 +112,8 @@ class SampleRenderer:
         self.rendered: list[dict] = []
         # SDXL on CUDA: the UNet forward replays one CUDA graph, captured at the first sample (train/sample_graph.py).
         self.graphed = sample_graph.make(cfg.arch, arch.device)
+        # SDXL with a plain LoRA: the UNet's LoRA merged into buffers of its own while sampling (train/sample_merge.py).
+        self.merge = sample_merge.make(cfg, arch.denoiser)
 
     def captures_next(self) -> bool:
         """The next render captures the sample graph: no other thread may touch the GPU meanwhile."""
@@ -129,7 +132,8 @@ class SampleRenderer:
         timer = sample_output.Breakdown(self.arch.device)
         images = []
         os.makedirs(self.folder, exist_ok=True)
-        with _training_rng_kept(self.arch.device), _eager(), _no_grad(), sample_graph.patched(getattr(self.pipe, "unet", None), self.graphed):
+        with _training_rng_kept(self.arch.device), _eager(), _no_grad(), sample_merge.merged(self.merge, timer), \
+                sample_graph.patched(getattr(self.pipe, "unet", None), self.graphed):
             denoiser.eval()
             try:
                 # A text encoder that trains its own LoRA (SDXL) encodes the prompts again, as it is now.

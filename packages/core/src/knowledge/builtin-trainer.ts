@@ -181,6 +181,18 @@ export const BUILTIN_TRAINER = {
    * launch-bound). A capture that fails, or a call the graph cannot take, renders eagerly with the warning.
    */
   sampleGraph: { arches: ["sdxl"], warning: "W_SAMPLE_GRAPH_FALLBACK" },
+  /**
+   * The arches and network types whose in-training samples render with the LoRA merged into a second set
+   * of the targeted base weights (train/sample_merge.py; issue 22): before each sample W' = W + scale x B @ A
+   * is recomputed into buffers allocated once (the base weights W stay untouched) and the denoiser runs with
+   * them in place of the LoRA path, so SDXL's sample graph replays a plain UNet forward instead of ~560-722
+   * LoRA modules of 5-6 small kernels each. Only a plain LoRA merges this way (DoRA, LoKr, LoHa keep the
+   * LoRA path), and only over a base held in its own dtype (an fp8 base, quantize or fp8_matmul, keeps it);
+   * the text encoders' LoRA (train_text_encoder) always keeps it. The buffers' memory is in the VRAM plan
+   * (plan/vram-extras.ts sampleMergeGb). A layer that cannot merge, or no memory for the buffers, renders
+   * with the LoRA path for the rest of the run with the warning.
+   */
+  sampleMerge: { arches: ["sdxl"], networkTypes: ["lora"], warning: "W_SAMPLE_MERGE_FALLBACK" },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */

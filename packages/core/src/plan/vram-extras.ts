@@ -1,5 +1,9 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
+import { matchesPattern } from "../knowledge/lora-targets.js";
+import { architectures } from "../lora/architectures.js";
+import { resolveBuiltinTargets } from "../compile/network-targets.js";
 import { TRAIN_SPEEDS } from "../knowledge/train-speed.js";
 import { VRAM_ALL_LINEAR_EXTRA, VRAM_QUANTIZED_BASE_KEPT, type AllLinearExtraRecord } from "../knowledge/vram.js";
 import { attentionOnly, effectivePreset } from "./target-speed.js";
@@ -71,5 +75,39 @@ export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, setting
     gb,
     assumption: `${what}: +${gb.toFixed(1)} GB for the inputs its quantised linears keep for the backward (${rec.bytesPerTokenHiddenBlock} B per token x hidden x block, measured on FLUX.1 qfloat8)`,
     source: rec.source,
+  };
+}
+
+/**
+ * The built-in trainer's merged sample weights (BUILTIN_TRAINER.sampleMerge; train/sample_merge.py): a second
+ * copy of every base weight the LoRA targets, in the base's dtype, allocated at the first sample and kept for
+ * the run. Derived from the full-size module map (lora/architectures.ts shapes) and the request's target
+ * patterns: SDXL's attention preset 955M weights (1.91 GB in bf16), all-linear 2.21B (4.42 GB). None where the
+ * samples keep the LoRA path (another arch or network type, an fp8 base, no samples).
+ */
+export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { quantize: Contract["base"]["quantize"]; fp8Matmul?: boolean }, bytesPerWeight: number): VramExtra | undefined {
+  const merge = BUILTIN_TRAINER.sampleMerge;
+  const { arch, record } = builtinArchOf(model.id);
+  if (c.trainer.name !== "diffusers" || !(c.samples.every > 0) || !(merge.arches as readonly string[]).includes(arch)) return undefined;
+  if (!(merge.networkTypes as readonly string[]).includes(c.network.type) || settings.quantize !== "none" || settings.fp8Matmul) return undefined;
+  const map = architectures().find((a) => a.id === model.id);
+  if (!map) throw new Error(`BUILTIN_TRAINER.sampleMerge lists ${arch}, whose base ${model.id} has no module map (lora/architectures.ts)`);
+  const { patterns, preset } = resolveBuiltinTargets(c, record.targets);
+  let weights = 0;
+  let modules = 0;
+  for (const m of map.modules) {
+    if (m.component !== "unet" && m.component !== "transformer") continue;
+    const perRow = m.shape.slice(1).reduce((a, b) => a * b, 1);
+    for (const part of m.parts) {
+      if (!matchesPattern(part.name, patterns)) continue;
+      weights += (part.end - part.start) * perRow;
+      modules += 1;
+    }
+  }
+  const gb = (weights * bytesPerWeight) / 1e9;
+  return {
+    gb,
+    assumption: `samples with the LoRA merged: +${gb.toFixed(2)} GB for a second copy of the ${modules} targeted weights (${preset}, ${(weights / 1e6).toFixed(0)}M x ${bytesPerWeight} B)`,
+    source: "sample merge: lora/architectures.ts module shapes x the request's target patterns (train/sample_merge.py)",
   };
 }

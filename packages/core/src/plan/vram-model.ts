@@ -4,7 +4,7 @@ import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { SAMPLE_GRAPH_VRAM, VRAM_ACTIVATIONS, VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
-import { quantizedBaseKeptGb, targetActivationExtraGb } from "./vram-extras.js";
+import { quantizedBaseKeptGb, sampleMergeGb, targetActivationExtraGb } from "./vram-extras.js";
 import { networkCost, networkMemoryGb } from "./network-cost.js";
 
 export interface VramEstimate {
@@ -80,18 +80,22 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   // The built-in trainer's samples of an SDXL base replay a CUDA graph whose pool stays reserved (train/sample_graph.py).
   const sampleGraph = sampleVae && (BUILTIN_TRAINER.sampleGraph.arches as readonly string[]).includes(builtinArchOf(model.id).arch) ? SAMPLE_GRAPH_VRAM.gb : 0;
   if (sampleGraph) assumptions.push(`sample CUDA graph pool (+${sampleGraph} GB, estimate)`);
+  // ... and render with the LoRA merged into a second copy of the targeted weights (train/sample_merge.py).
+  const merged = sampleVae ? sampleMergeGb(model, contract, settings, bytes) : undefined;
+  if (merged) assumptions.push(merged.assumption);
+  const sampleMerge = merged?.gb ?? 0;
 
   const external = contract.trainer.name === "diffusers" ? 0 : VRAM_MODEL.externalTrainerGb;
   if (external) assumptions.push(`${contract.trainer.name}: +${external} GB over the built-in trainer's measured fit (published figures)`);
 
   const subtotal = weights + textEncoders + vae + lora + activations;
-  const overhead = VRAM_MODEL.contextGb + graphs + sampleGraph + external + VRAM_MODEL.overheadFraction * subtotal;
+  const overhead = VRAM_MODEL.contextGb + graphs + sampleGraph + sampleMerge + external + VRAM_MODEL.overheadFraction * subtotal;
   const round = (x: number) => Math.round(x * 10) / 10;
   return {
     totalGb: round(subtotal + overhead),
     parts: { weights: round(weights), textEncoders: round(textEncoders), vae: round(vae), lora: round(lora), activations: round(activations), overhead: round(overhead) },
     assumptions,
-    source: [`${VRAM_MODEL.source}; activations: ${selective ? selective.source : act.source}`, ...extras.filter((x) => x.gb > 0 && x.source).map((x) => x.source), ...(sampleGraph ? [`sample graph: ${SAMPLE_GRAPH_VRAM.source}`] : [])].join("; "),
+    source: [`${VRAM_MODEL.source}; activations: ${selective ? selective.source : act.source}`, ...extras.filter((x) => x.gb > 0 && x.source).map((x) => x.source), ...(sampleGraph ? [`sample graph: ${SAMPLE_GRAPH_VRAM.source}`] : []), ...(merged ? [merged.source] : [])].join("; "),
   };
 }
 

@@ -48,6 +48,36 @@ describe("samples in the VRAM plan", () => {
     expect(est("sdxl", { every: 250 }).source).toMatch(/sample graph: estimate/);
     expect(est("sdxl").assumptions.join(" ")).not.toMatch(/sample CUDA graph/);
     expect(est("flux1-dev", { every: 250 }).assumptions.join(" ")).not.toMatch(/sample CUDA graph/);
-    expect(Math.abs(added("sdxl") - added("flux1-dev") - SAMPLE_GRAPH_VRAM.gb)).toBeLessThan(0.15); // both add the VAE; parts round to 0.1
+    const merged = 955_187_200 * 2 / 1e9; // the merged sample weights (next test)
+    expect(Math.abs(added("sdxl") - added("flux1-dev") - SAMPLE_GRAPH_VRAM.gb - merged)).toBeLessThan(0.15); // both add the VAE; parts round to 0.1
+  });
+
+  it("SDXL's merged sample weights: a second copy of the targeted weights in the base's dtype, only where the LoRA merges", () => {
+    type Over = { network?: Record<string, unknown>; precision?: "fp32"; quantize?: "fp8"; fp8Matmul?: boolean; samples?: boolean; trainer?: "kohya" };
+    const est = (o: Over = {}) =>
+      estimateVramWith(
+        contract({
+          base: { model: "sdxl" },
+          trainer: { name: o.trainer ?? "diffusers", version: undefined },
+          hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250, ...(o.precision ? { precision: o.precision } : {}) },
+          ...(o.network ? { network: o.network } : {}),
+          ...(o.samples === false ? {} : { samples: { every: 250 } }),
+        }),
+        getBaseModel("sdxl")!,
+        1024,
+        { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: o.quantize ?? "none", fp8Matmul: o.fp8Matmul },
+      );
+    const line = (o: Over = {}) => est(o).assumptions.find((a) => a.startsWith("samples with the LoRA merged"));
+    // 560 attention modules of the full-size UNet (lora/architectures.ts): 955,187,200 weights; all-linear's 722: 2,207,744,000.
+    expect(line()).toBe("samples with the LoRA merged: +1.91 GB for a second copy of the 560 targeted weights (attention, 955M x 2 B)");
+    expect(line({ network: { targets: "all-linear" } })).toMatch(/\+4\.42 GB .* 722 targeted weights \(all-linear, 2208M x 2 B\)/);
+    expect(line({ network: { modules: ["to_q"] } })).toMatch(/140 targeted weights \(custom/);
+    expect(line({ precision: "fp32" })).toMatch(/\+3\.82 GB .* x 4 B/);
+    expect(est().source).toMatch(/sample merge: lora\/architectures\.ts/);
+    for (const o of [{ network: { type: "dora" } }, { network: { type: "lokr" } }, { quantize: "fp8" as const }, { fp8Matmul: true }, { samples: false }]) expect(line(o), JSON.stringify(o)).toBeUndefined();
+    // Counted in the total: samples on add 1.91 GB more to a LoRA run than to a DoRA run (parts round to 0.1).
+    const dora = { network: { type: "dora" } };
+    const added = (o: Over) => est(o).totalGb - est({ ...o, samples: false }).totalGb;
+    expect(Math.abs(added({}) - added(dora) - 1.91)).toBeLessThan(0.15);
   });
 });

@@ -1,0 +1,165 @@
+"""In-training samples with the LoRA merged into a second set of the targeted base weights (issue 22).
+
+What a sample pays per UNet forward on the LoRA path is ~560 (attention preset) to 722 (all-linear) peft
+LoRA modules, each casting its input to the fp32 LoRA dtype and running 5-6 small kernels beside the base
+GEMM; SDXL's sample graph (train/sample_graph.py) replays them all. Here, before each sample, every
+targeted layer's W' = W + scale x B @ A (summed over the active adapters; the sum in fp32, rounded once to
+the base's dtype) is written into a buffer allocated once, at the first sample, and kept for the run (static
+addresses: the sample graph captured over them stays valid); while the sample renders, each LoRA layer's
+forward is F.linear(x, W', bias), the plain layer. The base weights W, the LoRA parameters, their
+gradients and optimizer state are only read; the training step's graph never sees the buffers; nothing
+draws from an RNG. The buffers are recomputed at every sample from the parameters as they are then
+(with EMA on, inside regularize.Ema.applied: the shadow).
+
+Rounding: W' holds W + delta rounded to the base's dtype, as a merged LoRA file loaded in that dtype does
+(diffusers fuse_lora, ComfyUI's weight patches); the LoRA path adds the delta's product in fp32 before
+rounding the output. With a bf16 base the two differ by bf16's rounding of W' (2^-9 relative per weight).
+
+Core decides where (BUILTIN_TRAINER.sampleMerge: arches, network types; an fp8 base keeps the LoRA path)
+and counts the buffers in the VRAM plan (plan/vram-extras.ts sampleMergeGb). Only the denoiser's LoRA
+merges: a text encoder that trains its own LoRA (train_text_encoder) encodes the prompts on its LoRA path.
+A layer that is not a plain peft LoRA Linear over an nn.Linear, or no memory for the buffers, keeps the
+LoRA path for the rest of the run, with one warning of the table's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Optional
+
+from ..protocol import emit, warning
+from .config import TABLE
+
+# Core decides which runs' samples merge and the warning code of a fallback (BUILTIN_TRAINER.sampleMerge).
+ARCHES = tuple(TABLE["sampleMerge"]["arches"])
+NETWORK_TYPES = tuple(TABLE["sampleMerge"]["networkTypes"])
+WARNING = TABLE["sampleMerge"]["warning"]
+
+
+class NotMergeable(Exception):
+    """A LoRA layer this module cannot merge exactly (the samples keep the LoRA path)."""
+
+
+def applies(cfg) -> bool:
+    """The run's samples render merged: core's arches and network types, over a base in its own dtype."""
+    return cfg.arch in ARCHES and cfg.network_type in NETWORK_TYPES and cfg.quantize == "none" and not cfg.fp8_matmul
+
+
+class _Layer:
+    """One LoRA layer: its base weight and bias, the adapters merged, the merged buffer."""
+
+    __slots__ = ("module", "weight", "bias", "adapters", "merged")
+
+    def __init__(self, module, weight, bias, adapters: list[str], merged):
+        self.module, self.weight, self.bias, self.adapters, self.merged = module, weight, bias, adapters, merged
+
+
+class MergedLora:
+    """The denoiser's LoRA layers with their merged buffers (made at the first sample)."""
+
+    def __init__(self, denoiser):
+        self.denoiser = denoiser
+        self.layers: Optional[list[_Layer]] = None
+        self.failed = False
+        self.bytes = 0
+
+    def refresh(self) -> None:
+        """W' = W + sum(scale x B @ A) into each buffer (in fp32, rounded once to W's dtype)."""
+        import torch
+
+        with torch.no_grad():
+            for layer in self.layers or ():
+                acc = layer.weight.float()
+                for name in layer.adapters:
+                    m = layer.module
+                    a, b = m.lora_A[name].weight.float(), m.lora_B[name].weight.float()
+                    acc = torch.addmm(acc, b, a, alpha=float(m.scaling[name]))  # out of place: W itself is never written
+                layer.merged.copy_(acc)
+
+    @contextlib.contextmanager
+    def merged(self, timer=None):
+        """The LoRA layers run on their refreshed merged weights for the duration (a sample render)."""
+        if self.layers is None and not self.failed:
+            self._make()
+        if self.failed:
+            yield
+            return
+        with timer.part("merge") if timer is not None else contextlib.nullcontext():
+            self.refresh()
+            if timer is not None:
+                timer.sync(self.layers[0].merged)
+        patched = []  # (module, its own instance forward or None): restored as found
+        try:
+            for layer in self.layers:
+                patched.append((layer.module, layer.module.__dict__.get("forward")))
+                layer.module.forward = _linear(layer.merged, layer.bias)
+            yield
+        finally:
+            for module, previous in patched:
+                if previous is None:
+                    del module.forward
+                else:
+                    module.forward = previous
+
+    def _make(self) -> None:
+        import torch
+
+        try:
+            found = _lora_layers(self.denoiser)
+            layers = [_Layer(m, w, bias, adapters, torch.empty_like(w, memory_format=torch.contiguous_format)) for m, w, bias, adapters in found]
+        except (NotMergeable, torch.OutOfMemoryError) as e:
+            self.failed = True
+            warning(f"samples keep the LoRA path ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})", code=WARNING)
+            return
+        self.layers = layers
+        self.bytes = sum(x.merged.numel() * x.merged.element_size() for x in layers)
+        dtype = str(layers[0].merged.dtype).removeprefix("torch.")
+        emit({"type": "log", "level": "info", "message": f"sample merge: {len(layers)} LoRA layers merged into {self.bytes / 1e9:.2f} GB of {dtype} "
+                                                         "weights beside the base's; samples run the plain denoiser"})
+
+
+def _linear(weight, bias):
+    import torch.nn.functional as F
+
+    def forward(x):
+        return F.linear(x, weight, bias)
+
+    return forward
+
+
+def _lora_layers(denoiser) -> list[tuple[Any, Any, Any, list[str]]]:
+    """(layer, W, bias, adapters) of every adapter layer in the denoiser; NotMergeable for one that is not
+    a plain peft LoRA Linear over an nn.Linear in a floating dtype (LoKr, LoHa, DoRA and other variants, a
+    LoRA bias, fan_in_fan_out, a conv, an fp8 layer), or when there is none."""
+    import torch
+    from peft.tuners.lora import Linear as LoraLinear
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    out = []
+    for name, m in denoiser.named_modules():
+        if not isinstance(m, BaseTunerLayer):
+            continue
+        if type(m) is not LoraLinear:
+            raise NotMergeable(f"{name} is a {type(m).__module__}.{type(m).__name__}, not a plain LoRA Linear")
+        base = m.get_base_layer()
+        if type(base) is not torch.nn.Linear or not base.weight.is_floating_point() or base.weight.dtype.itemsize < 2:
+            raise NotMergeable(f"{name}'s base layer is a {type(base).__name__} of {base.weight.dtype}")
+        if m.merged or m.disable_adapters or m.fan_in_fan_out:
+            raise NotMergeable(f"{name}: merged {m.merged}, adapters disabled {m.disable_adapters}, fan_in_fan_out {m.fan_in_fan_out}")
+        adapters = [a for a in m.active_adapters if a in m.lora_A]
+        for a in adapters:
+            if a in getattr(m, "lora_variant", {}) or getattr(m, "use_dora", {}).get(a) or getattr(m, "lora_bias", {}).get(a):
+                raise NotMergeable(f"{name}: adapter {a} is a LoRA variant (DoRA) or has a bias")
+        out.append((m, base.weight, base.bias, adapters))
+    if not out:
+        raise NotMergeable("the denoiser has no LoRA layer")
+    return out
+
+
+def make(cfg, denoiser) -> Optional[MergedLora]:
+    """The run's merged sample weights (buffers made at the first sample), or None: samples keep the LoRA path."""
+    return MergedLora(denoiser) if applies(cfg) else None
+
+
+def merged(m: Optional[MergedLora], timer=None):
+    return m.merged(timer) if m is not None else contextlib.nullcontext()
