@@ -276,6 +276,7 @@ def write_results(rows: list[dict]) -> None:
         applied = r.get("applied") or r.get("levers", {})  # as the worker ran them (a lever the device refused is off)
         lv = ", ".join(k for k in r.get("levers", {}) if applied.get(k) is True)
         lv = (lv or "eager") + (" (selective)" if applied.get("gradient_checkpointing") and applied.get("checkpointing_mode") == "selective" else "")
+        lv += f", attention {applied['attention']}" if applied.get("attention", "sdpa") != "sdpa" else ""
         if "error" in r:
             new.append(f"| {r['date']} | {r['card']} | {r['model']} | {r['run']} | {r['steps']} | {lv} | error: {r['error'][:120]} |" + " |" * 14)
             continue

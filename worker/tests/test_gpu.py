@@ -181,9 +181,6 @@ def test_bucketed_bf16_training_at_full_size_bucket_shapes(arch, tmp_path, monke
     assert result["device"] == "cuda"
 
 
-@pytest.mark.xfail(strict=False, reason="H200 2026-12-03 06:27 UTC: the graph is captured in the straight and the resumed run, "
-                   "no fallback, every checkpoint holds its step's values; then the test read step 6's state.pt after the resumed "
-                   "run had removed it (KEEP_STATES), fixed here (read before resuming) but not re-run on a GPU: the device time ran out")
 def test_sdxl_cuda_graph_background_saves_hold_their_step_and_resume_on_the_same_curve(tmp_path, monkeypatch):
     """Periodic saves written on the writer thread (train/background_save.py) with the CUDA graph: the
     save of step 2 is in flight when step 4 captures (the capture waits for it); each checkpoint holds
