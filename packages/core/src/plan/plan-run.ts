@@ -121,7 +121,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
 
   const trainSettings = resolveTrainSettings(contract, { steps, resolution });
   const vram = estimateVramWith(contract, model, resolution, trainSettings);
-  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps, trainSettings));
+  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps, trainSettings, { images: images.count }));
   const contractGpu = findGpu(contract.hardware.gpu);
   const selected = contractGpu ? walltime.find((w) => w.gpu === contractGpu.id) : undefined;
   if (contract.hardware.kind === "local" && contract.hardware.gpu && !contractGpu) {

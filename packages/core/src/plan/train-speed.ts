@@ -1,6 +1,7 @@
 import type { BaseModelId } from "../knowledge/base-models.js";
 import { trainSpeedsFor, TRAIN_SPEED_SOURCE, type TrainSpeedRecord } from "../knowledge/train-speed.js";
 import type { AttentionKernel } from "../knowledge/attention.js";
+import { GPU_SPEED_WARMUP_STEPS } from "../knowledge/whole-run.js";
 import type { VramSettings } from "./vram-model.js";
 
 /** The built-in trainer's s/step on the H200 at 1024², for a configuration, from TRAIN_SPEEDS. */
@@ -12,6 +13,8 @@ export interface SpeedLookup {
   /** The row(s) used, in words, with the source. */
   config: string;
   source: string;
+  /** A measured row's first steps beyond steady ones (compile, graph capture), seconds: its warmupS less GPU_SPEED_WARMUP_STEPS steady steps. */
+  warmupBeyondSteadyS?: number;
 }
 
 /** FLUX.1 [dev] is the reference the lever ratios of unmeasured combinations come from. */
@@ -94,7 +97,9 @@ function exactRow(base: BaseModelId, settings: VramSettings, batch: number): Spe
   const ckpt = settings.gradientCheckpointing;
   const selective = ckpt && settings.checkpointingMode === "selective";
   const r = find(trainSpeedsFor(base), ckpt, settings.quantize === "fp8", settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective, settings.attention ?? "sdpa");
-  return r && { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config: describe(r), source: r.source };
+  if (!r) return undefined;
+  const warm = r.warmupS === undefined ? {} : { warmupBeyondSteadyS: Math.max(0, r.warmupS - GPU_SPEED_WARMUP_STEPS * r.secondsPerStep) };
+  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config: describe(r), source: r.source, ...warm };
 }
 
 /**

@@ -1,21 +1,30 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from "../knowledge/gpus.js";
-import { COMPILE_WARMUP_S, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
+import { SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { fa4RunsOn } from "./attention.js";
 import { lookupTrainSpeed } from "./train-speed.js";
-import { sampleTime } from "./sample-time.js";
+import { sampleTime, type SamplePath } from "./sample-time.js";
+import { walltimeParts, type WalltimePart } from "./walltime-parts.js";
 import { targetSpeedFactor } from "./target-speed.js";
 import { networkCost } from "./network-cost.js";
 import type { TrainSettings } from "./train-settings.js";
+
+export type { WalltimePart } from "./walltime-parts.js";
 
 export interface WalltimeEstimate {
   gpu: string;
   label: string;
   secondsPerStep: number;
-  /** Steps x s/step, plus the first torch.compile when the plan compiles, plus sampling (samples.every). */
+  /** The whole run: the sum of `parts` (start-up, load, caching, warm-up, steps, saves, samples), hours. */
   hours: number;
+  /** The same sum in seconds. */
+  seconds: number;
+  /** Each term of the run with why and its source (plan/walltime-parts.ts). */
+  parts: WalltimePart[];
+  /** Terms the estimate leaves out because nothing measures them (another trainer's start-up, saves). */
+  omitted?: string;
   /** Seconds of sample rendering inside `hours` (plan/sample-time.ts), when samples are on. */
   samplingSeconds?: number;
   /**
@@ -39,6 +48,8 @@ interface Anchor {
   basis: "measured" | "derived" | "flops";
   config: string;
   source: string;
+  /** The row's first steps beyond steady ones (plan/train-speed.ts), where a row was measured. */
+  warmupBeyondSteadyS?: number;
 }
 
 const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => !r.attention && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
@@ -149,20 +160,32 @@ export function scalingFor(model: BaseModelRecord, contract: Contract, settings:
   return launchBound ? GPU_SCALING.launchBound : GPU_SCALING.gpuBound;
 }
 
-/** One walltime model for every trainer: an H200 anchor (measured first), moved to `gpu` by gpuFactor. */
-export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings): WalltimeEstimate {
+export interface WalltimeOptions {
+  /** Dataset images (the caching term); default dataset.expected_images, else 20. */
+  images?: number;
+  /** "warm": torch.compile's cache holds this configuration from an earlier run; default "cold", a first run. */
+  compileCache?: "cold" | "warm";
+  /** The sample path to time; default the one the worker takes (plan/sample-time.ts samplePath). */
+  samplePath?: SamplePath;
+}
+
+/** Images a plan assumes when neither a scan nor the contract gives a count (bench/gpu-wholerun.py's 20). */
+const DEFAULT_IMAGES = 20;
+
+/** One walltime model for every trainer: an H200 anchor (measured first), moved to `gpu` by gpuFactor, plus the run's other parts. */
+export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings, options: WalltimeOptions = {}): WalltimeEstimate {
   const hp = contract.hyperparameters;
   let anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
   // network.targets: more modules, longer steps (plan/target-speed.ts).
   const targets = targetSpeedFactor(model, contract, settings);
   if (targets.factor !== 1) {
-    anchor = { secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
+    anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
   }
   // network.type: DoRA/LoKr/LoHa cost more per step than the LoRA the rows trained (plan/network-cost.ts, measured ratios).
   const kind = networkCost(contract, model);
   if (kind.stepTimeFactor !== 1) {
     const how = kind.measured ? "measured" : "sourced estimate";
-    anchor = { secondsPerStep: anchor.secondsPerStep * kind.stepTimeFactor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} x ${kind.stepTimeFactor.toFixed(2)} for network.type ${kind.type} (${how})`, source: `${anchor.source}; ${kind.source}` };
+    anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * kind.stepTimeFactor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} x ${kind.stepTimeFactor.toFixed(2)} for network.type ${kind.type} (${how})`, source: `${anchor.source}; ${kind.source}` };
   }
   const scaling = scalingFor(model, contract, settings);
   const tflops = (settings.gradientCheckpointing ? model.loraStepTflops.ckpt : model.loraStepTflops.noCkpt) * hp.batch_size;
@@ -171,15 +194,30 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const factor = onAnchor ? 1 : gpuFactor(gpu, shares);
   // The rows are at 1024²: per-step time follows the pixel count (the mean over the training resolutions, plan/buckets.ts).
   const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanTrainingArea(contract, resolution) / 1024 ** 2) * factor;
-  const warmup = contract.trainer.name === "diffusers" && settings.compile ? (COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id]?.seconds ?? 0) : 0;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
   // Samples render at `resolution` (the largest): the step time scaled back from the mean training area.
-  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanTrainingArea(contract, resolution)), settings);
+  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanTrainingArea(contract, resolution)), settings, { gpuFactor: factor, path: options.samplePath });
+  const { parts, omitted } = walltimeParts({
+    model,
+    contract,
+    settings,
+    steps,
+    secondsPerStep,
+    warmupBeyondSteadyS: anchor.warmupBeyondSteadyS,
+    gpuWork: factor * (resolution ** 2 / 1024 ** 2),
+    images: options.images ?? contract.dataset.expected_images ?? DEFAULT_IMAGES,
+    compileCache: options.compileCache ?? "cold",
+    sampling,
+  });
+  const seconds = parts.reduce((sum, p) => sum + p.seconds, 0);
   return {
     gpu: gpu.id,
     label: gpu.label,
     secondsPerStep: Math.round(secondsPerStep * 1000) / 1000,
-    hours: Math.round(((secondsPerStep * steps + warmup + (sampling?.seconds ?? 0)) / 3600) * 100) / 100,
+    hours: Math.round((seconds / 3600) * 100) / 100,
+    seconds: Math.round(seconds),
+    parts,
+    ...(omitted ? { omitted } : {}),
     ...(sampling ? { samplingSeconds: sampling.seconds } : {}),
     basis,
     config: anchor.config,

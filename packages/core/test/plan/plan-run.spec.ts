@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { clipPretokenize } from "@loraspec/core/lint/clip-pretokenize.js";
 import { compareVersions } from "@loraspec/core/knowledge/versions.js";
+import { ARCH_RUN_COSTS } from "@loraspec/core/knowledge/whole-run.js";
 import { BASE_MODELS, COMPATIBILITY, FAL_PRICES, GPUS, KNOWN_DEFECTS, LR_RANGES, VRAM_FACTS, getBaseModel } from "@loraspec/core/knowledge/index.js";
 import { contract, dataset } from "../lint/helpers.js";
 
@@ -161,7 +162,11 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     expect(plan.trainSettings.attention).toBe("fa4");
     expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.306 });
     expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs \+ FA4, batch 1/);
-    expect(plan.selected?.hours).toBe(Math.round(((0.306 * 2000 + 41) / 3600) * 100) / 100);
+    // the whole run: the FA4 row's steps x the worker's loop, its first steps beyond steady, and the fixed parts (plan/walltime-parts.ts)
+    const part = (name: string) => plan.selected!.parts.find((p) => p.part === name)!.seconds;
+    expect(part("steps")).toBeCloseTo(2000 * 0.306 * ARCH_RUN_COSTS.flux1!.loopFactor, 0);
+    expect(part("warm-up")).toBeCloseTo(49.1 - 5 * 0.306, 0);
+    expect(plan.selected?.hours).toBe(Math.round((plan.selected!.parts.reduce((s, p) => s + p.seconds, 0) / 3600) * 100) / 100);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");
     // the A100 (no float8 tensor cores) and the 4090 (no row-wise fp8 GEMM in torch): scaled from the compiled bf16 row
     expect(plan.walltime.find((w) => w.gpu === "a100")?.config).toMatch(/^fast, batch 1/);

@@ -4,7 +4,10 @@ import { GPUS } from "@loraspec/core/knowledge/gpus.js";
 import { walltimeOn } from "@loraspec/core/plan/walltime.js";
 import { estimateVramWith } from "@loraspec/core/plan/vram-model.js";
 import { SAMPLE_GRAPH_VRAM, VRAM_MODEL } from "@loraspec/core/knowledge/vram.js";
-import { FORWARD_SHARE_OF_STEP } from "@loraspec/core/plan/sample-time.js";
+import { FORWARD_SHARE_OF_STEP, samplePath } from "@loraspec/core/plan/sample-time.js";
+import { sampleMergeGb } from "@loraspec/core/plan/vram-extras.js";
+import { samplePassOf } from "@loraspec/core/knowledge/whole-run.js";
+import { samplingOf } from "@loraspec/core/knowledge/sampling.js";
 import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
 import { contract } from "../lint/helpers.js";
 
@@ -12,22 +15,33 @@ const h200 = GPUS.find((g) => g.id === "h200")!;
 const settings: TrainSettings = { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", channelsLast: false, cudaKnown: true, choices: [] };
 
 describe("sampling time counts in the walltime", () => {
-  const of = (samples: Record<string, unknown> | undefined, base: "sdxl" | "flux1-dev") =>
-    walltimeOn(h200, getBaseModel(base)!, contract({ base: { model: base }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), 1024, 1000, settings);
+  const of = (samples: Record<string, unknown> | undefined, base: "sdxl" | "flux1-dev" | "flux2-klein-4b", trainer: "diffusers" | "kohya" = "diffusers") =>
+    walltimeOn(h200, getBaseModel(base)!, contract({ base: { model: base }, trainer: { name: trainer, version: trainer === "kohya" ? "v0.10.1" : undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, ...(samples ? { samples } : {}) }), 1024, 1000, settings);
 
-  it("FLUX.1: images x inference steps x one forward pass (embedded guidance) at the forward share of a step", () => {
+  it("FLUX.1, built-in: images x (inference steps x one measured pass + the rest of an image), on its sample path", () => {
     const off = of(undefined, "flux1-dev");
     const on = of({ every: 250, prompts: ["{trigger}"], seeds: [1, 2] }, "flux1-dev");
     expect(off.samplingSeconds).toBeUndefined();
-    // 4 sampling steps (250..1000) x 1 prompt x 2 seeds = 8 images x 20 steps x 1 pass.
-    expect(on.samplingSeconds).toBe(Math.round(8 * 20 * on.secondsPerStep * FORWARD_SHARE_OF_STEP.share));
-    expect(on.hours).toBeCloseTo(off.hours + on.samplingSeconds! / 3600, 1);
-    expect(on.source).toMatch(/^sampling 8 images x 20 steps x 1 pass/);
+    const pass = samplePassOf("flux1", "eager")!;
+    // 4 sampling steps (250..1000) x 1 prompt x 2 seeds = 8 images x 20 steps x 1 pass (embedded guidance).
+    expect(on.samplingSeconds).toBe(Math.round(8 * (20 * pass.passSeconds + pass.imageExtraS) + pass.firstExtraS));
+    expect(Math.abs(on.seconds - off.seconds - on.samplingSeconds!)).toBeLessThanOrEqual(1);
+    expect(on.source).toMatch(/^sampling 8 images x \(20 steps x 1 pass\(es\) x 0\.310 s/);
+    expect(on.parts.find((p) => p.part === "samples")?.why).toBe("8 images (eager sample path)");
   });
 
-  it("SDXL with CFG counts two passes per inference step", () => {
+  it("SDXL with CFG counts two passes per inference step, on the merged sample graph", () => {
     const on = of({ every: 500, prompts: ["{trigger}"], seeds: [1] }, "sdxl");
-    expect(on.samplingSeconds).toBe(Math.round(2 * 20 * 2 * on.secondsPerStep * FORWARD_SHARE_OF_STEP.share));
+    const pass = samplePassOf("sdxl", "graph+merge")!;
+    expect(on.samplingSeconds).toBe(Math.round(2 * (20 * 2 * pass.passSeconds + pass.imageExtraS) + pass.firstExtraS));
+  });
+
+  it("where nothing is measured (another arch, another trainer) a pass is the FLOPs share of the run's step", () => {
+    for (const [base, trainer, passes] of [["flux2-klein-4b", "diffusers", 2], ["sdxl", "kohya", 2], ["flux1-dev", "kohya", 1]] as const) {
+      const on = of({ every: 500, prompts: ["{trigger}"], seeds: [1] }, base, trainer);
+      expect(on.samplingSeconds, `${base} ${trainer}`).toBe(Math.round(2 * samplingOf(base).steps * passes * on.secondsPerStep * FORWARD_SHARE_OF_STEP.share));
+      expect(on.source).toMatch(/perf-reliability\.md §1\.3/);
+    }
   });
 });
 
@@ -79,5 +93,19 @@ describe("samples in the VRAM plan", () => {
     const dora = { network: { type: "dora" } };
     const added = (o: Over) => est(o).totalGb - est({ ...o, samples: false }).totalGb;
     expect(Math.abs(added({}) - added(dora) - 1.91)).toBeLessThan(0.15);
+  });
+});
+
+describe("the sample path the walltime times is the one the VRAM plan sizes", () => {
+  // samplePath (plan/sample-time.ts) and sampleMergeGb (plan/vram-extras.ts) both read BUILTIN_TRAINER.sampleMerge:
+  // the time of merged samples and the memory of their buffers must never disagree.
+  const cases = (["sdxl", "flux1-dev", "flux2-klein-4b"] as const).flatMap((base) =>
+    (["lora", "dora", "lokr"] as const).flatMap((type) => (["none", "fp8"] as const).flatMap((quantize) => [false, true].map((fp8Matmul) => [base, type, quantize, fp8Matmul] as const))),
+  );
+  it.each(cases)("%s %s quantize %s fp8_matmul %s", (base, type, quantize, fp8Matmul) => {
+    const c = contract({ base: { model: base }, trainer: { name: "diffusers", version: undefined }, network: { type }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, samples: { every: 250 } });
+    const model = getBaseModel(base)!;
+    const merges = samplePath(model, c, { quantize, fp8Matmul }).endsWith("merge");
+    expect(merges).toBe(sampleMergeGb(model, c, { quantize, fp8Matmul }, 2) !== undefined);
   });
 });

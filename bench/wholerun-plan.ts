@@ -1,0 +1,128 @@
+/**
+ * The plan's walltime for each committed whole run (bench/data/gpu-wholerun-*.jsonl, bench/gpu-wholerun.py),
+ * part by part against the run's own `timing`. The contract is bench/gpu-wholerun-requests.ts's (what core
+ * compiles into bench/data/gpu-wholerun-requests.json) with the row's steps and save_every; the levers, the
+ * compile cache (cold / warm) and the sample path are the ones the row ran (its `applied` settings and log
+ * lines), so rows of older worker versions are timed as what they were.
+ * Used by bench/plan-vs-measured.ts (RESULTS' table) and packages/core/test/plan/walltime-wholerun.spec.ts.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ContractSchema } from "../packages/core/src/contract/schema.js";
+import { getBaseModel } from "../packages/core/src/knowledge/base-models.js";
+import { GPUS } from "../packages/core/src/knowledge/gpus.js";
+import type { SamplePath } from "../packages/core/src/plan/sample-time.js";
+import { resolveTrainSettings, type TrainSettings } from "../packages/core/src/plan/train-settings.js";
+import { walltimeOn, type WalltimeEstimate, type WalltimePart } from "../packages/core/src/plan/walltime.js";
+
+export interface WholeRunRow {
+  file: string;
+  model: "sdxl" | "flux1";
+  run: string;
+  steps: number;
+  save_every: number;
+  process_wall_s: number;
+  samples: number;
+  date: string;
+  applied: Record<string, unknown>;
+  logs: string[];
+  /** train/timing.py's breakdown. */
+  timing: Record<"startup_s" | "load_s" | "cache_s" | "setup_s" | "warmup_s" | "steps_s" | "saves_s" | "final_save_s" | "between_steps_s" | "other_s" | "total_s", number>;
+  error?: string;
+}
+
+/** Every committed row with no error, in file order. */
+export function wholeRunRows(root: string): WholeRunRow[] {
+  const dir = join(root, "bench/data");
+  return readdirSync(dir)
+    .filter((f) => /^gpu-wholerun-.*\.jsonl$/.test(f))
+    .sort()
+    .flatMap((file) =>
+      readFileSync(join(dir, file), "utf8")
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => ({ ...(JSON.parse(l) as WholeRunRow), file })),
+    )
+    .filter((r) => !r.error && r.timing);
+}
+
+/** The sample path a row's worker took, from its log lines (the merge and the sample graph announce themselves). */
+export function samplePathOf(r: WholeRunRow): SamplePath {
+  const merge = r.logs.some((l) => l.startsWith("sample merge:"));
+  const graph = r.logs.some((l) => /sample graph captured|UNet graph replays/.test(l));
+  return graph && merge ? "graph+merge" : graph ? "graph" : merge ? "merge" : "eager";
+}
+
+/** The measured parts, named as the plan's (train/timing.py's fields). */
+export function measuredParts(r: WholeRunRow): Record<WalltimePart["part"], number> {
+  const t = r.timing;
+  return {
+    "start-up": t.startup_s,
+    load: t.load_s,
+    cache: t.cache_s,
+    "set-up": t.setup_s,
+    "warm-up": t.warmup_s,
+    steps: t.steps_s - t.warmup_s,
+    saves: t.saves_s + t.final_save_s,
+    // the last sample renders after the last step: it is in other_s (with the compile-cache save)
+    samples: t.between_steps_s + t.other_s,
+    exit: r.process_wall_s - t.total_s,
+  };
+}
+
+const BASE = { sdxl: "sdxl", flux1: "flux1-dev" } as const;
+
+/** bench/gpu-wholerun-requests.ts's contract with this row's steps and save interval. */
+export function rowContract(r: WholeRunRow) {
+  return ContractSchema.parse({
+    version: 1,
+    name: `wholerun-${r.model}`,
+    target: "character",
+    base: { model: BASE[r.model] },
+    trainer: { name: "diffusers" },
+    hardware: { kind: "local", gpu: "H200", vram_gb: 141 },
+    dataset: { path: "./dataset", expected_images: 20, resolution: 1024 },
+    trigger: { word: "txcl" },
+    hyperparameters: { steps: r.steps, save_every: r.save_every, batch_size: 1, rank: 16, learning_rate: 1e-4, optimizer: "adamw" },
+    samples: { every: 250 },
+    failure: { loss_spike_factor: 1e6 },
+  });
+}
+
+/** The levers the row ran, over the plan's own settings (an older row may predate a lever the plan now picks). */
+export function rowSettings(r: WholeRunRow, planned: TrainSettings): TrainSettings {
+  const a = r.applied;
+  return {
+    ...planned,
+    gradientCheckpointing: a.gradient_checkpointing as boolean,
+    checkpointingMode: a.gradient_checkpointing ? (a.checkpointing_mode as "full" | "selective") : "off",
+    compile: a.compile as boolean,
+    cudaGraphs: a.cuda_graphs as boolean,
+    channelsLast: a.channels_last as boolean,
+    fp8Matmul: a.fp8_matmul as boolean,
+    quantize: a.quantize as TrainSettings["quantize"],
+    attention: (a.attention as TrainSettings["attention"] | undefined) ?? "sdpa",
+  };
+}
+
+export interface RowPlan {
+  row: WholeRunRow;
+  plan: WalltimeEstimate;
+  path: SamplePath;
+  measured: Record<WalltimePart["part"], number>;
+  /** Plan / measured over the whole process, and without the load (the bench builds its weights in memory, the plan reads them from disk). */
+  ratio: number;
+  ratioWithoutLoad: number;
+}
+
+export function planForRow(r: WholeRunRow): RowPlan {
+  const c = rowContract(r);
+  const model = getBaseModel(c.base.model)!;
+  const settings = rowSettings(r, resolveTrainSettings(c, { steps: r.steps, resolution: 1024 }));
+  const path = samplePathOf(r);
+  const plan = walltimeOn(GPUS.find((g) => g.id === "h200")!, model, c, 1024, r.steps, settings, { images: 20, compileCache: r.run === "warm" ? "warm" : "cold", samplePath: path });
+  const measured = measuredParts(r);
+  const planLoad = plan.parts.find((p) => p.part === "load")?.seconds ?? 0;
+  const total = plan.parts.reduce((s, p) => s + p.seconds, 0);
+  return { row: r, plan, path, measured, ratio: total / r.process_wall_s, ratioWithoutLoad: (total - planLoad) / (r.process_wall_s - measured.load) };
+}

@@ -1,0 +1,151 @@
+import type { WorkerArch } from "./builtin-trainer.js";
+import type { Sourced } from "./types.js";
+
+/**
+ * What a built-in (diffusers) training run spends outside its steady steps, measured in whole runs of
+ * the worker (bench/gpu-wholerun.py: `python -m loraspec_worker train` in a fresh process, its result's
+ * `timing`, train/timing.py), H200, 1024², rank 16, 20 images, save and samples every 250. The plan's
+ * walltime (plan/walltime.ts) adds these to steps x s/step; bench/plan-vs-wholerun.ts and
+ * packages/core/test/plan/walltime-wholerun.spec.ts hold the sum against every committed row.
+ * Medians over the rows, so one slow call does not move them.
+ */
+const ROWS = "bench/data/gpu-wholerun-h200-*.jsonl (9 runs, 2026-12-02/03)";
+const AS_OF = "2026-12-03";
+
+/** Imports, request checks, levers: before the worker's first phase (`startup_s`), 7.3-13.9 s over the rows. */
+export const WORKER_STARTUP_S: Sourced & { seconds: number } = { seconds: 9.4, source: `${ROWS}: timing.startup_s, median`, asOf: AS_OF };
+
+/** The process outside the worker's clock: interpreter launch and the exit (CUDA teardown, writer threads): process wall - timing.total_s, 1.4-4.8 s. */
+export const PROCESS_EXIT_S: Sourced & { seconds: number } = { seconds: 2.7, source: `${ROWS}: process_wall_s - timing.total_s, median`, asOf: AS_OF };
+
+/**
+ * Reading the base from disk: safetensors into GPU memory from a cold page cache. Not measured by us: the
+ * whole-run bench builds random weights in memory (its `load_s`, 3.4-7.6 s, is that build), so the plan's
+ * load is this published rate over the base's bf16 bytes. A second run with the files in the page cache reads faster.
+ */
+export const LOAD_READ_GBPS: Sourced & { gbPerS: number } = {
+  gbPerS: 1.1,
+  source: "github.com/mgoin/instanttensor README, model loading benchmark (Qwen3-30B-A3B on 1x H200 with plain safetensors: 57.4 s, 1.1 GB/s)",
+  asOf: "2026-12-03",
+};
+
+/** The VAE's weights (SDXL's and FLUX.1's AutoencoderKL, ~84M parameters), read with the base. */
+export const VAE_READ_GB = 0.17;
+
+export interface ArchRunCost extends Sourced {
+  /** Latent + text-embedding caching, seconds per image (`cache_s` / 20 images). */
+  cachePerImageS: number;
+  /** Building the trainer after the cache (`setup_s`: LoRA, optimizer, compile wrappers). */
+  setupS: number;
+  /**
+   * The worker's steady step in a whole run over the gpu-speed row of the same levers: the loop's own work
+   * (batches from the cache, timesteps, events; both read the loss every step).
+   */
+  loopFactor: number;
+}
+
+/** Per worker arch where measured; other arches take FLUX.1's (a transformer with T5-class embeddings), said so. */
+export const ARCH_RUN_COSTS: Readonly<Partial<Record<WorkerArch, ArchRunCost>>> = {
+  sdxl: {
+    cachePerImageS: 0.127,
+    setupS: 0.8,
+    // steady 0.1167-0.1172 s/step in all four SDXL runs vs the row's 0.107 (CUDA graph + channels-last)
+    loopFactor: 1.09,
+    source: `${ROWS}: SDXL runs, cache_s 2.3-3.1 s for 20 images, setup_s 0.6-1.3 s (medians); steady_s_per_step 0.117 vs knowledge/train-speed.ts 0.107`,
+    asOf: AS_OF,
+  },
+  flux1: {
+    cachePerImageS: 0.142,
+    setupS: 3.8,
+    // steady 0.322 with FA4 vs its row's 0.306 (the levers the plan picks on an H200); the torch-kernel runs of
+    // 2026-12-02 stepped 0.387-0.409 against their row's 0.402 (measured 2026-11-29), 0.96-1.02
+    loopFactor: 1.05,
+    source: `${ROWS}: FLUX.1 runs, cache_s 2.5-3.6 s for 20 images, setup_s 2.8-4.9 s (medians); steady 0.322 (FA4) vs knowledge/train-speed.ts 0.306`,
+    asOf: AS_OF,
+  },
+};
+
+/** A periodic save stalls the training thread for its snapshot (the files are written beside the steps); the final save is written in line. */
+export const SAVE_S: Sourced & { periodicS: number; finalS: number } = {
+  periodicS: 0.16,
+  finalS: 0.37,
+  source: `${ROWS}: saves_s / saves 0.13-0.39 s, final_save_s 0.32-0.62 s (medians; rank 16)`,
+  asOf: AS_OF,
+};
+
+/** The first torch.compile with the compile cache filled by an earlier run of the same configuration (train/compile_cache.py). */
+export const COMPILE_CACHE_WARM_S: Sourced & { seconds: number; arch: WorkerArch } = {
+  seconds: 12.1,
+  arch: "flux1",
+  source: "bench/data/gpu-wholerun-h200-2026-12-03-warmup-sdxl2000.jsonl: FLUX.1 warm run, timing.warmup_s (its cold twin 42.7 s)",
+  asOf: AS_OF,
+};
+
+/**
+ * gpu-speed's `warmupS` is the total of its first 5 steps (bench/gpu-speed.py --warmup, default 5): the
+ * warm-up beyond steady steps is warmupS less 5 steady steps.
+ */
+export const GPU_SPEED_WARMUP_STEPS = 5;
+
+/** How the worker renders an in-training sample (core decides: BUILTIN_TRAINER.sampleGraph / sampleMerge; plan/sample-time.ts samplePath). */
+export type SamplePath = "eager" | "graph" | "merge" | "graph+merge";
+
+export interface SamplePassRecord extends Sourced {
+  arch: WorkerArch;
+  path: SamplePath;
+  /** One denoiser pass (a CFG pair is two) at 1024² on the H200, seconds. */
+  passSeconds: number;
+  /** The rest of an image: the LoRA merge, the VAE decode, the pipeline around the loop. */
+  imageExtraS: number;
+  /** The first sample's extra (the sample graph's capture). */
+  firstExtraS: number;
+}
+
+/**
+ * Measured sample passes (the samples' own log lines in the whole runs: denoise, merge, decode per image;
+ * 20 steps, SDXL with CFG 6 = 40 passes, FLUX.1 embedded guidance = 20). Where an arch and path has none,
+ * the plan takes FORWARD_SHARE_OF_STEP of its training step (plan/sample-time.ts).
+ */
+export const SAMPLE_PASSES: readonly SamplePassRecord[] = [
+  {
+    arch: "sdxl",
+    path: "graph+merge",
+    passSeconds: 0.0251,
+    imageExtraS: 0.17,
+    firstExtraS: 0.6,
+    source: "bench/data/gpu-wholerun-h200-2026-12-03-sdxl600-samplemerge.jsonl logs: denoise 0.99-1.02 s / 40 passes (0.21 x the run's 0.117 s step), images 1.15-1.20 s, the first 1.78 s",
+    asOf: AS_OF,
+  },
+  {
+    arch: "sdxl",
+    path: "graph",
+    passSeconds: 0.0413,
+    imageExtraS: 0.14,
+    firstExtraS: 1.0,
+    source: "bench/data/gpu-wholerun-h200-2026-12-03-sdxl600-sampleout.jsonl logs: denoise 1.62-1.68 s / 40 passes, images 1.75-1.83 s, the first 2.79 s",
+    asOf: AS_OF,
+  },
+  {
+    arch: "sdxl",
+    path: "eager",
+    passSeconds: 0.081,
+    imageExtraS: 0.17,
+    firstExtraS: 0,
+    source: "bench/data/gpu-wholerun-h200-2026-12-03-warmup-sdxl2000.jsonl: 23.8 s between steps for 7 samples (3.4 s each; denoise not split out: the decode taken as the graph path's)",
+    asOf: AS_OF,
+  },
+  {
+    arch: "flux1",
+    path: "eager",
+    passSeconds: 0.31,
+    imageExtraS: 0.39,
+    firstExtraS: 0,
+    source:
+      "bench/data/gpu-wholerun-h200-2026-12-03-flux2000-fa4.jsonl logs: images 6.1-7.6 s (median 6.6) for 20 passes, compiled blocks run eagerly, the base's linears through the fp8 wrapper, the LoRA in fp32 (0.96 x the run's 0.322 s step); decode not split out",
+    asOf: AS_OF,
+  },
+];
+
+export function samplePassOf(arch: WorkerArch, path: SamplePath): SamplePassRecord | undefined {
+  return SAMPLE_PASSES.find((r) => r.arch === arch && r.path === path);
+}

@@ -1,0 +1,79 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { planForRow, rowContract, wholeRunRows } from "../../../../bench/wholerun-plan.js";
+import { resolveSamples, sampleImageCount } from "@loraspec/core/compile/samples.js";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { GPUS } from "@loraspec/core/knowledge/gpus.js";
+import { SAMPLE_PASSES } from "@loraspec/core/knowledge/whole-run.js";
+import { samplePath } from "@loraspec/core/plan/sample-time.js";
+import { walltimeOn } from "@loraspec/core/plan/walltime.js";
+
+/**
+ * The plan's whole-run walltime against every committed whole run (bench/data/gpu-wholerun-*.jsonl; the
+ * table in RESULTS "Plan walltime vs measured"). Without the load: the bench builds its weights in memory,
+ * the plan reads them from disk (knowledge/whole-run.ts LOAD_READ_GBPS). Tolerances from the data: the short
+ * runs (30-250 steps) are mostly fixed costs that vary from call to call (start-up 7.3-13.9 s, a cold compile
+ * 42.7-54.7 s): 15%; a 2,000-step run: 5%.
+ */
+const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+const rows = wholeRunRows(ROOT);
+const tolerance = (steps: number) => (steps >= 2000 ? 0.05 : 0.15);
+
+describe("the plan's whole run against every measured run", () => {
+  it("reads every committed run (FLUX.1 and SDXL, cold and warm compile cache, every sample path)", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(9);
+    const plans = rows.map(planForRow);
+    expect(new Set(plans.map((p) => p.path))).toEqual(new Set(["eager", "graph", "graph+merge"]));
+    expect(new Set(rows.map((r) => r.run))).toEqual(new Set(["cold", "warm", "single"]));
+  });
+
+  it.each(rows.map((r) => [`${r.file} ${r.model} ${r.run} ${r.steps} steps`, r] as const))("%s", (_name, r) => {
+    const p = planForRow(r);
+    // the plan counts the images the run rendered
+    expect(sampleImageCount(resolveSamples(rowContract(r), 1024), r.steps)).toBe(r.samples);
+    expect(Math.abs(p.ratioWithoutLoad - 1), `plan ${p.plan.seconds} s (load ${p.plan.parts.find((x) => x.part === "load")?.seconds} s) vs ${r.process_wall_s.toFixed(1)} s`).toBeLessThanOrEqual(tolerance(r.steps));
+    // every part the plan has is a part the run measured, and the sum is the estimate
+    expect(p.plan.parts.map((x) => x.part)).toEqual(["start-up", "load", "cache", "set-up", "warm-up", "steps", "saves", "samples", "exit"]);
+    expect(Math.abs(p.plan.parts.reduce((s, x) => s + x.seconds, 0) - p.plan.seconds)).toBeLessThanOrEqual(0.5);
+    for (const part of p.plan.parts) expect(part.why.length, part.part).toBeGreaterThan(0);
+  });
+});
+
+describe("the parts as a plan shows them", () => {
+  const h200 = GPUS.find((g) => g.id === "h200")!;
+  const plan = (base: "sdxl" | "flux1-dev", over: Record<string, unknown> = {}, options = {}) => {
+    const r = { ...rows.find((x) => x.model === (base === "sdxl" ? "sdxl" : "flux1"))!, steps: 2000, ...over };
+    const c = rowContract(r);
+    return walltimeOn(h200, getBaseModel(base)!, c, 1024, 2000, { gradientCheckpointing: false, checkpointingMode: "off", compile: base !== "sdxl", cudaGraphs: base === "sdxl", quantize: "none", fp8Matmul: base !== "sdxl", attention: base === "sdxl" ? "sdpa" : "fa4", channelsLast: base === "sdxl", cudaKnown: true, choices: [] }, options);
+  };
+
+  it("the worker's sample path decides the sample time (core's BUILTIN_TRAINER.sampleGraph / sampleMerge)", () => {
+    const c = rowContract({ ...rows.find((x) => x.model === "sdxl")!, steps: 2000 });
+    expect(samplePath(getBaseModel("sdxl")!, c, { quantize: "none", fp8Matmul: false })).toBe("graph+merge");
+    expect(samplePath(getBaseModel("sdxl")!, c, { quantize: "fp8", fp8Matmul: false })).toBe("graph");
+    const samples = (path?: "eager" | "graph" | "graph+merge") => plan("sdxl", {}, path ? { samplePath: path } : {}).samplingSeconds!;
+    expect(samples()).toBe(samples("graph+merge"));
+    expect(samples("graph+merge")).toBeLessThan(samples("graph"));
+    expect(samples("graph")).toBeLessThan(samples("eager"));
+    for (const r of SAMPLE_PASSES) expect(r.source).toMatch(/bench\/data\/gpu-wholerun-h200-\S+\.jsonl/);
+  });
+
+  it("a warm compile cache shortens only the warm-up; the load is labelled an estimate", () => {
+    const cold = plan("flux1-dev");
+    const warm = plan("flux1-dev", {}, { compileCache: "warm" });
+    const part = (w: typeof cold, name: string) => w.parts.find((p) => p.part === name)!;
+    expect(part(cold, "warm-up").seconds).toBeGreaterThan(40);
+    expect(part(cold, "warm-up").why).toMatch(/cold compile cache/);
+    expect(part(warm, "warm-up").seconds).toBeLessThan(15);
+    expect(Math.abs(cold.seconds - warm.seconds - (part(cold, "warm-up").seconds - part(warm, "warm-up").seconds))).toBeLessThanOrEqual(1); // seconds round
+    expect(part(cold, "load").why).toMatch(/estimate, not measured/);
+    expect(part(cold, "load").seconds).toBeGreaterThan(part(plan("sdxl"), "load").seconds);
+  });
+
+  it("another trainer keeps load, steps and samples and says what it leaves out", () => {
+    const c = rowContract({ ...rows.find((x) => x.model === "flux1")!, steps: 2000 });
+    const kohya = walltimeOn(h200, getBaseModel("flux1-dev")!, { ...c, trainer: { name: "kohya", version: "v0.10.1" } } as typeof c, 1024, 2000, { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", channelsLast: false, cudaKnown: true, choices: [] });
+    expect(kohya.parts.map((p) => p.part)).toEqual(["load", "steps", "samples"]);
+    expect(kohya.omitted).toMatch(/kohya's start-up, caching and checkpoint saves are not measured/);
+  });
+});
