@@ -93,6 +93,10 @@ describe("loraspec plan", () => {
     expect(hours("H200 141GB")).toBeLessThan(hours("H100 80GB"));
     expect(hours("H100 80GB")).toBeLessThan(hours("RTX 4090 24GB"));
     expect(hours("RTX 4090 24GB")).toBeLessThan(hours("RTX 3060 12GB"));
+    // the walltime's parts, each with why (ai-toolkit: load, steps, samples; what is not measured is said)
+    expect(r.stdout).toMatch(/^\s+load\s+[\d.]+ s \([\d.]+ GB of bf16 weights read at [\d.]+ GB\/s \(estimate, not measured/m);
+    expect(r.stdout).toMatch(/^\s+steps\s+[\d.]+ s \(2000 steps x /m);
+    expect(r.stdout).toMatch(/^\s+left out\s+ai-toolkit's start-up, caching and checkpoint saves are not measured/m);
   });
 
   it("--json has the resolved numbers", () => {

@@ -44,6 +44,9 @@ export function registerPlan(program: Command): void {
         const config = p.selected.config ? `; ${p.selected.config}` : "";
         const sampling = p.selected.samplingSeconds !== undefined ? `; samples ${p.selected.samplingSeconds} s of it` : "";
         rows.push(["walltime", `${p.selected.hours} h on ${p.selected.label} (${p.selected.secondsPerStep} s/step, ${p.selected.basis}${config}${sampling})`]);
+        // the run's parts (plan/walltime-parts.ts), each with why; sources in --json
+        for (const part of p.selected.parts) rows.push([`  ${part.part}`, `${part.seconds} s (${part.why})`]);
+        if (p.selected.omitted) rows.push(["  left out", p.selected.omitted]);
       }
       const out = [pc.bold(`Plan for ${p.name}`), table(rows), "", pc.bold("Walltime per GPU class")];
       out.push(
