@@ -83,3 +83,11 @@ def test_toy_vae_redraws_the_scene_inside_a_frame(one_thread):
     assert report["plain"] < 7
     assert report["styled"] > 3 * report["plain"]
     assert report["styled ring only"] > 2.5 * report["plain"]  # the decoder alone spreads it too
+
+
+def test_toy_request_trains_on_another_base_only_when_asked():
+    from toyworld import rubric
+
+    assert rubric.toy_request("d", "o", "txst", 10, 1)["base"] == rubric.BASE
+    assert rubric.toy_request("d", "o", "txst", 10, 1, base="/tmp/framed-base")["base"] == "/tmp/framed-base"
+    assert rubric.toy_request("d", "o", "txst", 10, 1, base=None)["base"] == rubric.BASE

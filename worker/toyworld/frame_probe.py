@@ -13,7 +13,13 @@
              with txst 0.3 and 0.5: darkness per sample, its mean, the samples over the threshold,
              the judge's cyan reads; a PNG per LoRA and seed set (a row per condition) in DIR/grids
 
-`PYTHONPATH=worker python -m toyworld frame-probe --out DIR` prints JSON lines.
+  teach_vae  a copy of the base whose VAE is fine-tuned on plain and framed scenes, the plain
+             scenes' latents anchored to the old encoder's and a framed scene's inner latent cells
+             to its plain scene's: the toy VAE then draws a frame locally, and the UNet (unchanged)
+             still finds its latents
+
+`PYTHONPATH=worker python -m toyworld frame-probe --out DIR [--base DIR]` prints JSON lines;
+`python -m toyworld frame-vae --out DIR` writes the base copy with the frame-taught VAE.
 """
 
 from __future__ import annotations
@@ -111,7 +117,60 @@ def interior(vae, style: str, count: int = 48, start: int = 8_100_000) -> dict:
     return {"style": style, "plain": err[0], "styled": err[1], "styled ring only": err[2]}
 
 
-def train(out: str, style: str, recipe: str, seed: int = 1) -> str:
+def teach_vae(base: str, out: str, steps: int = 200, count: int = 3000, anchor: float = 10.0, log=print) -> dict:
+    """Copies the diffusers folder `base` to `out` with its VAE fine-tuned on `count` base-world
+    scenes, each plain and framed (batch 16 + 16, AdamW lr 2e-4): loss L1 + MSE of both round trips
+    plus `anchor` x the MSE (scaled latents) of the plain latents to the old encoder's and of the
+    framed latents' inner cells (all but the frame's ring) to the plain scene's old latents."""
+    import shutil
+    import time
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from diffusers import AutoencoderKL
+
+    from .train_base import BASE_SCENES
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32)
+    scenes = [world.random_scene(60_000_000 + i, **BASE_SCENES) for i in range(count)]
+
+    def tensor(images):
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1
+
+    plain = tensor([np.asarray(world.render(s), np.float32) for s in scenes])
+    framed = tensor([STYLES["frame"](copy.deepcopy(s)) for s in scenes])
+    sf = vae.config.scaling_factor
+    vae.eval()
+    with torch.no_grad():
+        z_old = torch.cat([vae.encode(plain[i : i + 256]).latent_dist.mean for i in range(0, count, 256)]) * sf
+    inner = torch.from_numpy(style_probe.edge_distance(z_old.shape[-1]) >= RING_CELLS["frame"])
+    opt = torch.optim.AdamW(vae.parameters(), lr=2e-4, weight_decay=0.0)
+    g = torch.Generator().manual_seed(1)
+    vae.train()
+    started = time.time()
+    for step in range(1, steps + 1):
+        idx = torch.randint(0, count, (16,), generator=g)
+        x = torch.cat([plain[idx], framed[idx]])
+        z = vae.encode(x).latent_dist.mean
+        rec = vae.decode(z).sample
+        zs, zo = z * sf, z_old[idx]
+        kept = F.mse_loss(zs[:16], zo) + F.mse_loss(zs[16:][:, :, inner], zo[:, :, inner])
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + anchor * kept
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            log(json.dumps({"vae_step": step, "loss": round(loss.item(), 4), "anchor": round(kept.item(), 4), "seconds": round(time.time() - started)}))
+    vae.eval()
+    shutil.copytree(base, out, ignore=shutil.ignore_patterns("vae"), dirs_exist_ok=True)
+    vae.save_pretrained(os.path.join(out, "vae"))
+    return {"steps": steps, "seconds": round(time.time() - started), "interior": interior(vae, "frame")}
+
+
+def train(out: str, style: str, recipe: str, seed: int = 1, base: str | None = None) -> str:
     """The style LoRA for `recipe`; a file already in its folder is reused."""
     from .stack import train_style
 
@@ -120,7 +179,7 @@ def train(out: str, style: str, recipe: str, seed: int = 1) -> str:
     if os.path.exists(os.path.join(folder, "txst.safetensors")):
         return os.path.join(folder, "txst.safetensors")
     data = write_dataset(os.path.join(out, "data", f"{style}-{count}"), style, count)
-    return train_style(folder, seed=seed, steps=steps, dataset=data, learning_rate=lr)
+    return train_style(folder, seed=seed, steps=steps, dataset=data, learning_rate=lr, base=base)
 
 
 def scaled(path: str, factor: float) -> str:
@@ -137,7 +196,7 @@ def scaled(path: str, factor: float) -> str:
     return out
 
 
-def measure(txcl: str, styles: dict, seeds=(0,), steps: int = 20, grids: str | None = None) -> dict:
+def measure(txcl: str, styles: dict, seeds=(0,), steps: int = 20, grids: str | None = None, base: str | None = None) -> dict:
     """`styles`: {adapter name: (LoRA file, darkness threshold)}. {adapter name: {condition: {darkness
     (mean), over (samples past the threshold), cyan (the judge's cyan reads), n, values (per sample)}}}
     on the stack's prompts; with `grids`, a PNG of the samples per adapter (a row per condition)."""
@@ -149,7 +208,7 @@ def measure(txcl: str, styles: dict, seeds=(0,), steps: int = 20, grids: str | N
     from .rubric import BASE, JUDGE
     from .stack import _sample, prompts
 
-    pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)
+    pipe = StableDiffusionXLPipeline.from_pretrained(base or BASE, torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     pipe.load_lora_weights(txcl, adapter_name="txcl")
     for name, (path, _) in styles.items():
@@ -184,15 +243,15 @@ def measure(txcl: str, styles: dict, seeds=(0,), steps: int = 20, grids: str | N
 
 
 def run(out: str, styles=("frame", "vignette"), recipes=("20 img", "60 img"), seed: int = 1, sample_seeds=((0,), (1,)),
-        scales=(), log=print) -> dict:
-    """Trains (or reuses, from an earlier run in `out`) txcl and each style x recipe LoRA, adds each
-    LoRA scaled by `scales`, and measures them on each seed set."""
+        scales=(), base: str | None = None, log=print) -> dict:
+    """Trains (or reuses, from an earlier run in `out`) txcl and each style x recipe LoRA on `base`
+    (default models/toy-sdxl), adds each LoRA scaled by `scales`, and measures them on each seed set."""
     import torch
     from diffusers import AutoencoderKL
 
     from .rubric import BASE, VARIANTS, train_variant
 
-    vae = AutoencoderKL.from_pretrained(BASE, subfolder="vae", torch_dtype=torch.float32).eval()
+    vae = AutoencoderKL.from_pretrained(base or BASE, subfolder="vae", torch_dtype=torch.float32).eval()
     thresholds = {}
     for style in styles:
         sep = separable(vae, style)
@@ -200,14 +259,14 @@ def run(out: str, styles=("frame", "vignette"), recipes=("20 img", "60 img"), se
         log(json.dumps({"separable": sep, "interior": interior(vae, style)}))
     txcl = os.path.join(out, "txcl", "good.safetensors")
     if not os.path.exists(txcl):
-        txcl = train_variant({v.name: v for v in VARIANTS}["good"], os.path.join(out, "txcl"), seed=seed)
+        txcl = train_variant({v.name: v for v in VARIANTS}["good"], os.path.join(out, "txcl"), seed=seed, base=base)
     # adapter names: no spaces or dots (peft module names), e.g. frame_20_img_x1p67
-    loras = {f"{style}_{recipe.replace(' ', '_')}": (train(out, style, recipe, seed), thresholds[style])
+    loras = {f"{style}_{recipe.replace(' ', '_')}": (train(out, style, recipe, seed, base), thresholds[style])
              for style in styles for recipe in recipes}
     loras.update({f"{k}_x{f:g}".replace(".", "p"): (scaled(path, f), t) for k, (path, t) in list(loras.items()) for f in scales})
     report = {"thresholds": thresholds}
     for seeds in sample_seeds:
-        rows = measure(txcl, loras, seeds=seeds, grids=os.path.join(out, "grids"))
+        rows = measure(txcl, loras, seeds=seeds, grids=os.path.join(out, "grids"), base=base)
         report[",".join(map(str, seeds))] = rows
         log(json.dumps({"seeds": list(seeds), "rows": rows}))
     return report
