@@ -9,6 +9,8 @@
   stack           train txcl, txst and two rubric LoRAs; judge txcl + txst at 0.5 + 0.3 and all four at 1.0 (see stack.py)
   train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
+  frame-probe     a style at the image's edge (frame, vignette): VAE separability, LoRAs solo and stacked with txcl (see frame_probe.py)
+  frame-vae       a copy of the toy SDXL base whose VAE draws a frame locally (see frame_probe.teach_vae)
   split-probe     does a txst LoRA draw the cel split or only darken? the style head on solid shade colours (see split_probe.py)
   shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
   shape-trace     where the toy FLUX.1 transformer loses the shape word: attention mass per key group, T5 carriers, hidden-state probes (see shape_trace.py)
@@ -124,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--judge", default=DEFAULT_JUDGE)
     sp.add_argument("--count", type=int, default=48)
 
+    fr = sub.add_parser("frame-probe", help="a style at the image's edge, solo and stacked with txcl (see frame_probe.py)")
+    fr.add_argument("--out", required=True)
+    fr.add_argument("--style", action="append", default=None, help="frame | vignette (repeatable; default both)")
+    fr.add_argument("--recipe", action="append", default=None, help="'20 img' | '60 img' (repeatable; default both)")
+    fr.add_argument("--sample-seeds", default="0,1", help="sampling seed sets, one seed each, comma-separated")
+    fr.add_argument("--scale", action="append", type=float, default=[], help="also measure each LoRA with its lora_B scaled by this (repeatable)")
+    fr.add_argument("--base", default=None, help="another toy SDXL folder (e.g. frame-vae's); default models/toy-sdxl")
+    fv = sub.add_parser("frame-vae", help="a copy of the toy SDXL base whose VAE draws a frame locally (see frame_probe.teach_vae)")
+    fv.add_argument("--out", required=True)
+    fv.add_argument("--base", default=DEFAULT_BASE)
+    fv.add_argument("--steps", type=int, default=200)
+
     xp = sub.add_parser("split-probe", help="does a txst LoRA draw the cel split or only darken the object (see split_probe.py)")
     xp.add_argument("--base", default=DEFAULT_BASE)
     xp.add_argument("--judge", default=DEFAULT_JUDGE)
@@ -194,11 +208,32 @@ def main(argv=None) -> int:
 
         print(json.dumps(style_head.run(args.judge, args.base, count=args.scenes, epochs=args.epochs, held_out=args.held_out), indent=2))
     elif args.command == "style-probe":
-        from . import style_probe
+        import torch
 
+        from . import style_probe
+        from .rubric import THREADS
+
+        torch.set_num_threads(THREADS)
         rows = style_probe.run(args.base, args.judge, count=args.count)
         print(json.dumps(rows))
         print(style_probe.table(rows))
+    elif args.command == "frame-probe":
+        import torch
+
+        from . import frame_probe
+        from .rubric import THREADS
+
+        torch.set_num_threads(THREADS)
+        frame_probe.run(args.out, styles=args.style or tuple(frame_probe.STYLES), recipes=args.recipe or tuple(frame_probe.RECIPES),
+                        sample_seeds=tuple((int(s),) for s in args.sample_seeds.split(",")), scales=tuple(args.scale), base=args.base)
+    elif args.command == "frame-vae":
+        import torch
+
+        from . import frame_probe
+        from .rubric import THREADS
+
+        torch.set_num_threads(THREADS)
+        print(json.dumps(frame_probe.teach_vae(args.base, args.out, steps=args.steps)))
     elif args.command == "split-probe":
         import torch
 

@@ -87,13 +87,14 @@ def prompts_for(dataset: str) -> dict:
     }
 
 
-def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, **settings) -> dict:
+def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, base: Optional[str] = None, **settings) -> dict:
     """The txcl recipe on the toy SDXL base (rank 8, lr 1e-3, batch 4, fp32 on the CPU) as a train
-    request; `settings` override or add request fields (resolution and buckets, reg images, samples)."""
+    request; `base` another diffusers folder (default models/toy-sdxl); `settings` override or add
+    request fields (resolution and buckets, reg images, samples)."""
     from loraspec_worker.train.dev_request import dev_request
 
     return dev_request(**{
-        "arch": "sdxl", "base": BASE, "dataset": dataset, "output_dir": out, "name": name,
+        "arch": "sdxl", "base": base or BASE, "dataset": dataset, "output_dir": out, "name": name,
         "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3, "batch_size": 4,
         "seed": seed, "trigger_word": TRIGGER, "precision": "fp32", "device": "cpu",
         # The toy base's loss sits near 0.005, where 4-image batches swing 4x from step to step
@@ -105,14 +106,14 @@ def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, **sett
 
 
 def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None, samples: Optional[dict] = None,
-                  targets: Optional[list] = None) -> str:
+                  targets: Optional[list] = None, base: Optional[str] = None) -> str:
     """Trains one variant; `samples` (the request's, e.g. STRIP_SAMPLES) renders samples while it
     trains, into <out>/samples/, without changing the LoRA (samples.py keeps the training RNG);
     `targets` (the request's module patterns, train/targets.py) replaces the arch's attention preset."""
     from loraspec_worker import train
 
     result = train.run(toy_request(
-        os.path.join(EXAMPLES, variant.dataset), out, variant.name, steps or variant.steps, seed,
+        os.path.join(EXAMPLES, variant.dataset), out, variant.name, steps or variant.steps, seed, base,
         learning_rate=variant.learning_rate, prefix_trigger=variant.prefix_trigger,
         reg_dataset=os.path.join(EXAMPLES, "prior") if variant.reg else None, samples=samples, targets=targets,
     ))

@@ -70,13 +70,13 @@ def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
 
 
 def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str | None = None,
-                learning_rate: float = STYLE_LR, targets: list[str] | None = None) -> str:
-    """The style LoRA; `dataset`, `learning_rate` and `targets` (the request's module patterns, e.g.
-    `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) vary the recipe for experiments."""
+                learning_rate: float = STYLE_LR, targets: list[str] | None = None, base: str | None = None) -> str:
+    """The style LoRA; `dataset`, `learning_rate`, `targets` (the request's module patterns, e.g.
+    `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) and `base` vary the recipe for experiments."""
     from loraspec_worker import train
 
     return train.run(toy_request(
-        dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed,
+        dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed, base,
         learning_rate=learning_rate, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
         targets=targets,
     ))["path"]

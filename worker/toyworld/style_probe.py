@@ -8,9 +8,11 @@ toy VAE can draw"):
                  projection of (rt(styled) - rt(plain)) on (styled - plain), 1.0 = all of it
   colours        share of round-tripped styled scenes whose colours the judge still reads exactly
                  (a style stacked with the character must leave its colour readable)
+  background     share whose background the judge still reads right (a frame covers the edge)
 
 `PYTHONPATH=worker python -m toyworld style-probe` prints the table. The chosen style (world.SHADED)
-is drawn by world.render; the others only here.
+is drawn by world.render; the others only here. The edge styles (frames, edge darkening, vignette)
+are measured further by frame_probe.py (bench/RESULTS.md, "A frame style on the toy SDXL base").
 """
 
 from __future__ import annotations
@@ -92,6 +94,37 @@ def grade(scene, kind: str):
     raise ValueError(kind)
 
 
+def frame(scene, width: int, colour=(15, 15, 20)):
+    """A band of `colour` `width` px wide around the image's edge, drawn over the scene (a picture
+    frame: it lives where the character is not)."""
+    import numpy as np
+
+    img = np.asarray(world.render(scene), np.float32).copy()
+    band = edge_distance() < width
+    img[band] = colour
+    return img
+
+
+def edge_darken(scene, width: int, factor: float = 0.45, soft: bool = False):
+    """The scene darkened by `factor` within `width` px of the edge, its texture kept (`soft`: a
+    vignette, the darkening fading linearly to none at `width`)."""
+    import numpy as np
+
+    img = np.asarray(world.render(scene), np.float32)
+    d = edge_distance()
+    amount = np.clip(1 - (d + 0.5) / width, 0, 1) if soft else (d < width).astype(np.float32)
+    return (img * (1 - (1 - factor) * amount[..., None])).astype(np.float32)
+
+
+def edge_distance(size: int = world.SIZE):
+    """Each pixel's distance in whole pixels to the nearest image edge (0 on the outermost ring)."""
+    import numpy as np
+
+    i = np.arange(size)
+    d = np.minimum(i, size - 1 - i)
+    return np.minimum(d[:, None], d[None, :])
+
+
 def shaded(scene):
     import numpy as np
 
@@ -112,6 +145,15 @@ CANDIDATES = {
     "palette: warm tint": lambda s: grade(s, "warm tint"),
     "striped fill (the old txst)": None,  # set below: world's own striped fill
     "cel shading (world.SHADED, chosen)": lambda s: shaded(s),
+    # issue 23, h/framestyle: styles that live at the image's edge, where the character is not
+    "black frame 3 px": lambda s: frame(s, 3),
+    "black frame 4 px": lambda s: frame(s, 4),
+    "black frame 6 px": lambda s: frame(s, 6),
+    "white frame 4 px": lambda s: frame(s, 4, (250, 250, 250)),
+    "red frame 4 px": lambda s: frame(s, 4, world.COLOURS["red"]),
+    "brown frame 4 px (off-palette)": lambda s: frame(s, 4, (95, 55, 25)),
+    "edge darkened 4 px (x 0.45, texture kept)": lambda s: edge_darken(s, 4),
+    "vignette 12 px (to x 0.45 at the edge)": lambda s: edge_darken(s, 12, soft=True),
 }
 
 
@@ -146,26 +188,28 @@ def run(base: str, judge_folder: str, count: int = 48, start: int = 8_100_000) -
             y = vae.decode(vae.encode(x).latent_dist.mean).sample
         return ((y.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
 
-    def colours_read(images) -> float:
-        reads = judge.read([Image.fromarray(i.clip(0, 255).astype(np.uint8)) for i in images])
-        return sum(set(r["colours"]) == {o.colour for o in s.objects} for s, r in zip(scenes, reads)) / count
+    def reads(images) -> dict:
+        got = judge.read([Image.fromarray(i.clip(0, 255).astype(np.uint8)) for i in images])
+        return {"colours": sum(set(r["colours"]) == {o.colour for o in s.objects} for s, r in zip(scenes, got)) / count,
+                "background": sum(r["background"] == s.background for s, r in zip(scenes, got)) / count}
 
     plain = np.stack([np.asarray(world.render(s), np.float32) for s in scenes])
     plain_rt = rt(list(plain))
     rows = {"plain (the world as the base saw it)": {"roundtrip_mae": float(np.abs(plain_rt - plain).mean()), "kept": None,
-                                                      "colours": colours_read(list(plain_rt))}}
+                                                      **reads(list(plain_rt))}}
     for name, draw in CANDIDATES.items():
         styled = np.stack([draw(copy.deepcopy(s)) for s in scenes])
         styled_rt = rt(list(styled))
         change, change_rt = styled - plain, styled_rt - plain_rt
         rows[name] = {"roundtrip_mae": float(np.abs(styled_rt - styled).mean()),
-                      "kept": float((change * change_rt).sum() / (change * change).sum()), "colours": colours_read(list(styled_rt))}
+                      "kept": float((change * change_rt).sum() / (change * change).sum()), **reads(list(styled_rt))}
     return rows
 
 
 def table(rows: dict) -> str:
-    lines = ["| candidate | round-trip error (/255) | style change kept | judge reads the colours after it |", "|---|---|---|---|"]
+    lines = ["| candidate | round-trip error (/255) | style change kept | judge reads the colours after it | and the background |",
+             "|---|---|---|---|---|"]
     for name, r in rows.items():
         kept = "-" if r["kept"] is None else f"{r['kept']:.2f}"
-        lines.append(f"| {name} | {r['roundtrip_mae']:.1f} | {kept} | {r['colours']:.2f} |")
+        lines.append(f"| {name} | {r['roundtrip_mae']:.1f} | {kept} | {r['colours']:.2f} | {r['background']:.2f} |")
     return "\n".join(lines)
