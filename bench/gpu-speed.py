@@ -21,6 +21,10 @@ Adapter kinds (network.type): --networks lora,dora,lokr,loha runs each selected 
 on --targets) and reports each kind's s/step and peak against the LoRA row of the same configuration (vs_lora, peak_vs_lora):
 the plan's DoRA/LoKr/LoHa factors (packages/core/src/knowledge/network-type-cost.ts) hold the H200 rows of 2026-12-02 (bench/data).
   PYTHONPATH=worker python3 bench/gpu-speed.py --configs 0,10 --networks lora,dora,lokr,loha --steps 30 --warmup 5 --md /tmp/networks.md
+LoRA compute in bf16 (issue 22; the request's lora_compute): rows 31-35, each its fp32-LoRA twin plus the lever,
+loss-checked against the fp32 eager row; with --profile the LoRA's GEMMs and the dtype copies show what it saved:
+  PYTHONPATH=worker python3 bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32,26,33 --steps 30 --profile 4
+  PYTHONPATH=worker python3 bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 30 --profile 4
 Selective checkpointing (issue 22): --configs 13,23,24,25 (eager full checkpointing, then selective eager,
 compiled, compiled + fp8 GEMMs; each loss-checked against row 13).
 Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
@@ -43,7 +47,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "worker"))
 
 from loraspec_worker import speed, train  # noqa: E402
-from loraspec_worker.train import selective_ckpt  # noqa: E402
+from loraspec_worker.train import lora_compute, selective_ckpt, setup  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -134,7 +138,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
                      learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=bool(s["ckpt"]),
                      checkpointing_mode="selective" if s["ckpt"] == "selective" else "full", guidance_scale=3.5, batch_size=s["batch"],
-                     network_type=s.get("network", "lora"), network_factor=-1)
+                     network_type=s.get("network", "lora"), network_factor=-1, lora_compute="bf16" if s.get("lora_bf16") else "fp32")
     t0 = time.time()
     pipe = build(model, device, dtype, args.tiny)
     a = train.ARCH_CLASSES[arch](pipe, cfg, device, dtype)
@@ -149,6 +153,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     params = [p for p in net.parameters() if p.requires_grad]
     for p in params:
         p.data = p.data.float()
+    lora_compute.apply(net, setup.lora_compute_for(cfg, dtype))  # the trainer's: bf16 over a bf16 base only
     if s["ckpt"] == "selective":
         selective_ckpt.apply(net)  # before compile: the checkpoint sits inside each compiled block
     elif s["ckpt"]:
@@ -228,7 +233,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     profiled = gpu_profile.profile(one_step, args.profile, args.rank, args.steps) if args.profile and cuda and group is None else {}
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
-        "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs", "cudnn_bench") if s.get(k)],
+        "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs", "cudnn_bench", "lora_bf16") if s.get(k)],
         "targets": args.targets, "network_type": s.get("network", "lora"),
         "lora_modules": sum(1 for m in net.modules() if any(hasattr(m, a) for a in ("lora_A", "lokr_w1", "hada_w1_a"))),
         "adapter_params": sum(p.numel() for p in params),

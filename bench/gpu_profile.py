@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear", "aten::_scaled_mm")
+CAST_OPS = ("aten::_to_copy",)  # a dtype cast (x.to(dtype)); its copy kernel is aten::copy_ under it
 TOP = 25
 
 
@@ -32,10 +33,13 @@ def summarize(prof, steps: int, rank: int, on: str = "cuda") -> dict:
     ops = prof.key_averages(group_by_input_shape=True)
     lora_mm = base_mm = 0.0
     lora_calls = 0
+    casts = {"lora_weight": 0, "other": 0}  # dtype casts: of a LoRA weight (the rank in its shape) or of anything else (inputs, outputs)
     per_op: dict[str, float] = {}
     for ev in ops:
         us = _self_us(ev, on)
         per_op[ev.key] = per_op.get(ev.key, 0.0) + us
+        if ev.key in CAST_OPS:
+            casts["lora_weight" if _is_lora(getattr(ev, "input_shapes", None), rank) else "other"] += ev.count
         if ev.key in MATMUL_OPS:
             if _is_lora(getattr(ev, "input_shapes", None), rank):
                 lora_mm += us
@@ -49,6 +53,7 @@ def summarize(prof, steps: int, rank: int, on: str = "cuda") -> dict:
         "profile_steps": steps, "gpu_busy_ms_per_step": ms(busy_us),
         "lora_matmul_ms_per_step": ms(lora_mm), "lora_matmul_calls_per_step": lora_calls // max(steps, 1),
         "base_matmul_ms_per_step": ms(base_mm),
+        "cast_calls_per_step": {k: n // max(steps, 1) for k, n in casts.items()},
         "top_kernels_ms_per_step": [[name[:120], ms(us)] for name, us in top_k],
         "top_ops_self_ms_per_step": [[name, ms(us)] for name, us in top_ops if us > 0],
     }

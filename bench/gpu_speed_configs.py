@@ -82,4 +82,14 @@ CONFIGS = [
     # issue 22 (klein 4B within 1.6x of its floor): the FLUX.1 fp8 GEMM lever on klein's block linears
     ("klein4b", "fast + fp8 GEMMs", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True)),
     ("klein9b", "fast + fp8 GEMMs", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True)),
+    # issue 22: the LoRA path in the base's bf16 over fp32 master weights (the request's lora_compute bf16,
+    # train/lora_compute.py) instead of peft's fp32 copies of each adapted layer's input. Each row is its
+    # fp32-LoRA twin (1, 4, 26, 11, 20) plus the lever, loss-checked against the fp32 eager row (0 / 10):
+    # the check then covers the lever's numerics, not only the other levers'.
+    ("sdxl", "fused AdamW + channels-last + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, lora_bf16=True)),
+    ("sdxl", "CUDA graph of the whole step + channels-last + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, graphs=True, lora_bf16=True)),
+    ("sdxl", "CUDA graph of the whole step + regional compile + channels-last + LoRA bf16",
+     dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True, graphs=True, lora_bf16=True)),
+    ("flux1", "fused AdamW + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, lora_bf16=True)),
+    ("flux1", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
 ]

@@ -48,6 +48,7 @@ class Config:
     channels_last: bool
     fp8_matmul: bool
     attention: str
+    lora_compute: str
     quantize: str
     num_processes: int
     save_every: int
@@ -120,6 +121,8 @@ def contradictions(cfg: Config) -> list[str]:
     if cfg.network_type != "lora" and (cfg.quantize == "fp8" or cfg.fp8_matmul):
         # peft's DoRA norm and LoKr/LoHa reshape read base_layer.weight; speed.Fp8Linear keeps weight_fp8 only
         out.append(f"an fp8 base (quantize / fp8_matmul) with network_type {cfg.network_type}")
+    if cfg.lora_compute == "bf16" and cfg.precision != "bf16":
+        out.append(f"lora_compute bf16 with precision {cfg.precision} (the LoRA computes in the base's bf16)")
     if cfg.train_text_encoder and not arch["textEncoder"]:
         out.append(f"train_text_encoder for {cfg.arch}")
     return out

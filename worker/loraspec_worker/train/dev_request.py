@@ -28,6 +28,7 @@ DEV_SETTINGS: dict[str, Any] = {
     "channels_last": False,
     "fp8_matmul": False,
     "attention": "sdpa",
+    "lora_compute": "fp32",
     "quantize": "none",
     "num_processes": 1,
     "save_every": 0,

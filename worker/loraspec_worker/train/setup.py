@@ -9,7 +9,7 @@ import gc
 
 from .. import speed
 from ..protocol import WorkerError, emit, phase
-from . import attention, regularize, samples, selective_ckpt
+from . import attention, lora_compute, regularize, samples, selective_ckpt
 from .arches import ARCH_CLASSES
 from .buckets import cache_entries
 from .config import TABLE, TEXT_ENCODER_TARGETS, Config
@@ -64,6 +64,14 @@ def resolve_levers(cfg: Config, device) -> dict:
     return levers
 
 
+def lora_compute_for(cfg: Config, dtype) -> str:
+    """The request's lora_compute where the base is bf16; "fp32" over an fp32 base (the CPU's, where the
+    precision itself is refused with its warning): bf16 LoRA compute means "in the base's bf16"."""
+    import torch
+
+    return cfg.lora_compute if dtype == torch.bfloat16 else "fp32"
+
+
 def report_settings(cfg: Config, levers: dict, dtype) -> None:
     """The one settings event, once prepare_trainable has applied the levers: the request's settings
     (core's plan) and the ones this run applies (a refusal after the load, FA4's head dim, included)."""
@@ -96,6 +104,10 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> t
             if p.requires_grad:
                 p.data = p.data.float()  # fp32 LoRA parameters over a bf16/fp32 base
                 params.append(p)
+    levers["lora_compute"] = lora_compute_for(cfg, dtype)
+    n = sum(lora_compute.apply(module, levers["lora_compute"]) for module in trainable)
+    if n:
+        emit({"type": "log", "level": "info", "message": f"LoRA compute in bf16 on {n} LoRA linears (fp32 master weights; DoRA/LoKr/LoHa and conv LoRA keep fp32)"})
     if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective":
         n = selective_ckpt.apply(denoiser)
         emit({"type": "log", "level": "info", "message": f"selective checkpointing on {n} blocks: matmul and attention outputs kept, element-wise ops recomputed"})

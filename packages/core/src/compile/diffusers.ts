@@ -113,6 +113,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     channels_last: ts.channelsLast,
     fp8_matmul: ts.fp8Matmul,
     attention: ts.attention,
+    lora_compute: ts.loraCompute,
     quantize: ts.quantize === "fp8" ? "fp8" : "none",
     num_processes: contract.hardware.kind === "local" ? contract.hardware.gpus : 1,
     save_every: r.saveEvery,

@@ -47,6 +47,9 @@ export const TrainRequestSchema = z.strictObject({
   attention: z
     .enum(BUILTIN_TRAINER.attention.kernels)
     .meta({ description: "The attention kernel: sdpa (torch's) or fa4 (FlashAttention-4 through torch's SDPA; refused with W_ATTENTION_FALLBACK where it cannot run)." }),
+  lora_compute: z
+    .enum(BUILTIN_TRAINER.loraCompute.modes)
+    .meta({ description: "The dtype the LoRA path computes in: fp32 (peft's: each adapted layer's input copied to fp32) or bf16 (the base's bf16 over fp32 master weights; a plain LoRA's linears only, over a bf16 base only)." }),
   quantize: z.enum(BUILTIN_TRAINER.quantize),
   num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),
   nodes: z

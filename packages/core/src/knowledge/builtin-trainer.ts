@@ -1,4 +1,5 @@
 import { ATTENTION_KERNELS, FA4_KERNEL } from "./attention.js";
+import { LORA_COMPUTE, LORA_COMPUTE_MODES } from "./lora-compute.js";
 import { FLATTEN_BACKGROUND } from "./image-formats.js";
 import type { BaseModelId } from "./base-models.js";
 import { LORA_TARGETS } from "./lora-targets.js";
@@ -130,6 +131,8 @@ export const BUILTIN_TRAINER = {
    * worker refuses fa4 up front where torch's FA4 impl would raise (compute capability, head dim, missing package).
    */
   attention: { kernels: ATTENTION_KERNELS, fa4: FA4_KERNEL },
+  /** The LoRA compute dtypes (the request's lora_compute) and their record (knowledge/lora-compute.ts); the worker applies bf16 over a bf16 base only. */
+  loraCompute: { modes: LORA_COMPUTE_MODES, record: LORA_COMPUTE },
   /** Refusals: the only changes the worker makes to a request, each with its warning code (a lever this device or run cannot use). */
   refusals: {
     compile: "W_COMPILE_UNAVAILABLE",
@@ -147,7 +150,7 @@ export const BUILTIN_TRAINER = {
   settingKeys: [
     "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "checkpointing_mode", "compile", "cuda_graphs", "channels_last", "fp8_matmul",
-    "attention", "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "attention", "lora_compute", "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
     "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay", "network_type", "network_factor",
   ],
   /**

@@ -7,12 +7,14 @@ import { VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { bucketShapes, resolveBuckets } from "./buckets.js";
 import type { AttentionKernel } from "../knowledge/attention.js";
 import { attentionFor } from "./attention.js";
+import { loraComputeFor } from "./lora-compute.js";
+import type { LoraCompute } from "../knowledge/lora-compute.js";
 import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
 import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
 /** One decided setting and why, for `loraspec plan` (human and --json). */
 export interface SettingChoice {
-  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul" | "attention";
+  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul" | "attention" | "lora_compute";
   value: boolean | string;
   why: string;
   source: string;
@@ -23,6 +25,8 @@ export interface TrainSettings extends VramSettings {
   fp8Matmul: boolean;
   /** The attention kernel (the worker's attention): FlashAttention-4 where measured faster and the card runs it (plan/attention.ts). */
   attention: AttentionKernel;
+  /** The dtype the LoRA path computes in (the worker's lora_compute; plan/lora-compute.ts): bf16 over fp32 master weights where measured. */
+  loraCompute: LoraCompute;
   /** NHWC weights for SDXL's UNet: on together with its CUDA graph (the measured configuration). */
   channelsLast: boolean;
   choices: SettingChoice[];
@@ -63,6 +67,7 @@ export function resolveTrainSettings(contract: Contract, options: TrainSettingsO
       quantize: contract.base.quantize,
       fp8Matmul: false,
       attention: "sdpa",
+      loraCompute: "fp32",
       channelsLast: false,
       cudaKnown: findGpu(contract.hardware.gpu) !== undefined,
       choices: [
@@ -190,11 +195,13 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
     choices.push({ setting: "quantize", value: "fp8", why: "as the contract says (base.quantize)", source: "contract: base.quantize" });
   }
   const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, attention } = c;
+  const lora = loraComputeFor(contract, getBaseModel(contract.base.model)!); // finish runs for the built-in trainer's known models only
+  choices.push(lora.choice);
   const checkpointingMode = c.checkpointingMode ?? (gradientCheckpointing ? "full" : "off");
   if (gradientCheckpointing && !choices.some((x) => x.setting === "checkpointing_mode")) {
     choices.push({ setting: "checkpointing_mode", value: "full", why: "full: each block's forward is recomputed (the safe default without a VRAM ceiling that selective checkpointing fits)", source: VRAM_MODEL.source });
   }
-  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, attention, channelsLast: cudaGraphs, cudaKnown, choices };
+  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, attention, loraCompute: lora.loraCompute, channelsLast: cudaGraphs, cudaKnown, choices };
 }
 
 /** Selective checkpointing is built (and checked against eager) for this model's worker arch, with an activation estimate. */

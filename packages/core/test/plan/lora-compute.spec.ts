@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { LORA_COMPUTE } from "@loraspec/core/knowledge/lora-compute.js";
+import { resolveBuiltinSettings } from "@loraspec/core/compile/diffusers.js";
+import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
+import { contract } from "../lint/helpers.js";
+
+/** The built-in trainer's LoRA compute dtype (plan/lora-compute.ts): bf16 only where a GPU measured it. */
+const contractOf = (model: string, over: Record<string, unknown> = {}, trainer = "diffusers") =>
+  contract({
+    trainer: { name: trainer, version: trainer === "diffusers" ? undefined : "v0.10.1" },
+    base: { model, quantize: "none" },
+    hardware: { kind: "local", gpu: "H200", vram_gb: 141 },
+    limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
+    hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, optimizer: "adamw", ...((over.hyperparameters as object) ?? {}) },
+    ...(over.network ? { network: over.network } : {}),
+  } as never);
+const settings = (model: string, over: Record<string, unknown> = {}, trainer = "diffusers") => resolveTrainSettings(contractOf(model, over, trainer), { steps: 2000 });
+const choice = (s: ReturnType<typeof settings>) => s.choices.find((c) => c.setting === "lora_compute");
+const measured = LORA_COMPUTE.measuredArches as Record<string, string>;
+
+describe("the plan's lora_compute", () => {
+  afterEach(() => {
+    for (const k of Object.keys(measured)) delete measured[k];
+  });
+
+  it.each(["sdxl", "flux1-dev", "flux2-klein-4b"])("%s: fp32 until a GPU measures bf16, and says so", (model) => {
+    const s = settings(model);
+    expect(s.loraCompute).toBe("fp32");
+    expect(choice(s)?.why).toMatch(/^fp32 \(peft's path.*not measured on a GPU yet for /);
+    expect(choice(s)?.source).toContain("bench/gpu-speed.py");
+  });
+
+  it("bf16 where measured: the request carries it", () => {
+    measured.sdxl = "SDXL graph + compile 0.083 -> 0.07 s/step (example)";
+    const s = settings("sdxl");
+    expect(s.loraCompute).toBe("bf16");
+    expect(choice(s)?.why).toMatch(/^bf16: the LoRA path computes in the base's bf16 over fp32 master weights \(SDXL graph/);
+    expect(settings("flux1-dev").loraCompute).toBe("fp32");
+    expect(resolveBuiltinSettings(contractOf("sdxl"), { steps: 2000, learningRate: 1e-4, resolution: 1024 }).settings.lora_compute).toBe("bf16");
+  });
+
+  it("fp32 over a non-bf16 base and for DoRA/LoKr/LoHa, even where measured", () => {
+    measured.sdxl = "measured";
+    const fp16 = settings("sdxl", { hyperparameters: { precision: "fp16" } });
+    expect(fp16.loraCompute).toBe("fp32");
+    expect(choice(fp16)?.why).toMatch(/the base runs in fp16/);
+    const dora = settings("sdxl", { network: { type: "dora" } });
+    expect(dora.loraCompute).toBe("fp32");
+    expect(choice(dora)?.why).toMatch(/^fp32: dora keeps the LoRA path in fp32/);
+  });
+
+  it("other trainers: fp32 (the built-in trainer's setting only)", () => {
+    expect(settings("sdxl", {}, "kohya").loraCompute).toBe("fp32");
+  });
+
+  it("the record is sourced", () => {
+    expect(LORA_COMPUTE.source).toMatch(/peft 0\.21\.2/);
+    expect(LORA_COMPUTE.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+  });
+});
