@@ -152,7 +152,7 @@ def test_network_types_and_bases_core_keeps_on_the_lora_path():
         return SimpleNamespace(**{"arch": "sdxl", "network_type": "lora", "quantize": "none", "fp8_matmul": False, **over})
 
     assert sample_merge.applies(cfg()) and isinstance(sample_merge.make(cfg(), torch.nn.Linear(2, 2)), sample_merge.MergedLora)
-    for over in [{"network_type": "dora"}, {"network_type": "lokr"}, {"network_type": "loha"}, {"quantize": "fp8"}, {"fp8_matmul": True}, {"arch": "flux1"}]:
+    for over in [{"network_type": "dora"}, {"network_type": "lokr"}, {"network_type": "loha"}, {"quantize": "fp8"}, {"fp8_matmul": True}, {"arch": "zimage"}]:
         assert sample_merge.make(cfg(**over), torch.nn.Linear(2, 2)) is None, over
     with sample_merge.merged(None):
         pass

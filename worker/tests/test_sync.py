@@ -104,19 +104,22 @@ def test_the_sample_merge_is_decided_by_cores_table_not_the_worker(tmp_path):
     from loraspec_worker.train import sample_merge
 
     m = TABLE["sampleMerge"]
-    assert (list(sample_merge.ARCHES), list(sample_merge.NETWORK_TYPES), sample_merge.WARNING) == (m["arches"], m["networkTypes"], m["warning"])
-    assert set(m["arches"]) <= set(TABLE["sampleArches"]) and set(m["networkTypes"]) <= set(TABLE["networkTypes"])
+    assert (list(sample_merge.ARCHES), list(sample_merge.PER_CALL_ARCHES), list(sample_merge.NETWORK_TYPES), sample_merge.WARNING) == (
+        m["arches"], m["perCallArches"], m["networkTypes"], m["warning"])
+    assert set(m["arches"]) | set(m["perCallArches"]) <= set(TABLE["sampleArches"]) and set(m["networkTypes"]) <= set(TABLE["networkTypes"])
+    assert not set(m["arches"]) & set(m["perCallArches"])
     for name in ("worker-train-request.schema.json", "loraspec-event.schema.json"):
         shutil.copy(os.path.join(schema_files.schema_dir(), name), tmp_path / name)
-    other = {**TABLE, "sampleMerge": {"arches": ["flux1"], "networkTypes": ["lora", "dora"], "warning": "W_OTHER"}}
+    other = {**TABLE, "sampleMerge": {"arches": ["flux1"], "perCallArches": ["sdxl"], "networkTypes": ["lora", "dora"], "warning": "W_OTHER"}}
     (tmp_path / "builtin-trainer.json").write_text(json.dumps(other))
     probe = ("import json; from types import SimpleNamespace as N; from loraspec_worker.train import sample_merge as m\n"
              "run = lambda arch, kind: m.applies(N(arch=arch, network_type=kind, quantize='none', fp8_matmul=False))\n"
-             "print(json.dumps([list(m.ARCHES), list(m.NETWORK_TYPES), m.WARNING, run('flux1', 'dora'), run('sdxl', 'lora')]))")
+             "print(json.dumps([list(m.ARCHES), list(m.NETWORK_TYPES), m.WARNING, run('flux1', 'dora'), run('sdxl', 'lora'), run('flux2-klein', 'lora'),\n"
+             "                  type(m.make(N(arch='sdxl', network_type='lora', quantize='none', fp8_matmul=True), None)).__name__]))")
     worker = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", probe], cwd=worker, env={**os.environ, "LORASPEC_SCHEMA_DIR": str(tmp_path)},
                          capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == [["flux1"], ["lora", "dora"], "W_OTHER", True, False]
+    assert json.loads(out) == [["flux1"], ["lora", "dora"], "W_OTHER", True, True, False, "CallMergedLora"]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ still zero), each prompt x seed is rendered by the base pipeline with the in-mem
 denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/train mode restored,
 outside the training's CUDA graph and compiled regions (SDXL's UNet forward replays its own
 sample graph on CUDA: train/sample_graph.py, over its LoRA merged into weights of its own:
-train/sample_merge.py), and with the training RNG state untouched: a run with
-samples on has the same loss curve as one with them off. PNGs are written atomically as
+train/sample_merge.py; FLUX's LoRA merged per call: train/sample_merge_call.py), and with the training
+RNG state untouched: a run with samples on has the same loss curve as one with them off. PNGs are written atomically as
 <output_dir>/samples/step-000250-p0-s42.png on the run's PNG writer thread, each announced by a `sample`
 event once on disk; SDXL's latents are decoded as its pipeline decodes them (train/sample_output.py).
 """
@@ -112,7 +112,7 @@ class SampleRenderer:
         self.rendered: list[dict] = []
         # SDXL on CUDA: the UNet forward replays one CUDA graph, captured at the first sample (train/sample_graph.py).
         self.graphed = sample_graph.make(cfg.arch, arch.device)
-        # SDXL with a plain LoRA: the UNet's LoRA merged into buffers of its own while sampling (train/sample_merge.py).
+        # A plain LoRA: SDXL's merged into buffers of its own while sampling, FLUX's per call (train/sample_merge.py).
         self.merge = sample_merge.make(cfg, arch.denoiser)
 
     def captures_next(self) -> bool:

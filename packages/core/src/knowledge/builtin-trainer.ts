@@ -194,8 +194,18 @@ export const BUILTIN_TRAINER = {
    * the text encoders' LoRA (train_text_encoder) always keeps it. The buffers' memory is in the VRAM plan
    * (plan/vram-extras.ts sampleMergeGb). A layer that cannot merge, or no memory for the buffers, renders
    * with the LoRA path for the rest of the run with the warning.
+   * perCallArches (FLUX.1, FLUX.2 [klein]; eager samples, no sample graph): no buffers: each LoRA layer's
+   * forward is F.linear(x, W + scale x B @ A) with W' made for the call and dropped after it, and every other
+   * fp8 linear of the denoiser runs on its weight dequantized to the compute dtype, so a sample with
+   * fp8_matmul runs the plain bf16 forward over the weights as held (no per-call activation quantization,
+   * no fp32 LoRA path: FLUX.1's blocks ~9,670 -> ~3,900 aten ops per denoising step, counted per block on the tiny FLUX.1).
+   * fp8_matmul keeps no bf16 weights (speed.py Fp8Linear holds two fp8 copies), so W there is the fp8 copy
+   * dequantized. Buffers would hold 2.5B weights (5 GB bf16) at the attention preset, 11.8B (23.6 GB) at
+   * all-linear, and need the plan to weigh them against the step's own settings; per call they cost no
+   * memory beyond one layer's weight while the training's activations are free. An fp8 base (quantize)
+   * keeps the LoRA path.
    */
-  sampleMerge: { arches: ["sdxl"], networkTypes: ["lora"], warning: "W_SAMPLE_MERGE_FALLBACK" },
+  sampleMerge: { arches: ["sdxl"], perCallArches: ["flux1", "flux2-klein"], networkTypes: ["lora"], warning: "W_SAMPLE_MERGE_FALLBACK" },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */

@@ -83,7 +83,8 @@ export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, setting
  * copy of every base weight the LoRA targets, in the base's dtype, allocated at the first sample and kept for
  * the run. Derived from the full-size module map (lora/architectures.ts shapes) and the request's target
  * patterns: SDXL's attention preset 955M weights (1.91 GB in bf16), all-linear 2.21B (4.42 GB). None where the
- * samples keep the LoRA path (another arch or network type, an fp8 base, no samples).
+ * samples keep the LoRA path (another arch or network type, an fp8 base, no samples), and for sampleMerge.perCallArches
+ * (FLUX.1, klein): merged per call, they hold one layer's weight at a time, while the training's activations are free.
  */
 export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { quantize: Contract["base"]["quantize"]; fp8Matmul?: boolean }, bytesPerWeight: number): VramExtra | undefined {
   const merge = BUILTIN_TRAINER.sampleMerge;
