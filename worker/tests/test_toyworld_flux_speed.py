@@ -152,3 +152,14 @@ def test_flux1_loss_builds_the_image_ids_and_sigma_table_once():
     sigmas = flux.noise_scheduler.sigmas
     flux.sample_sigmas(2, torch.Generator().manual_seed(0), CPU)
     assert flux.noise_scheduler.sigmas is sigmas  # already on the device: nothing copied
+
+
+def test_stack_refuses_a_malformed_targets_flag_as_a_usage_error(capsys):
+    """`python -m toyworld stack --targets bogus` exits 2 with the flag named (it raised NameError: no parser in main)."""
+    import pytest
+
+    from toyworld.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["stack", "--out", "/tmp/unused", "--targets", "bogus"])
+    assert e.value.code == 2 and "--targets bogus" in capsys.readouterr().err
