@@ -101,18 +101,8 @@ class MergedLora:
             self.refresh()
             if timer is not None:
                 timer.sync(self.layers[0].merged)
-        patched = []  # (module, its own instance forward or None): restored as found
-        try:
-            for layer in self.layers:
-                patched.append((layer.module, layer.module.__dict__.get("forward")))
-                layer.module.forward = _linear(layer.merged, layer.bias)
+        with patched_forwards((layer.module, _linear(layer.merged, layer.bias)) for layer in self.layers):
             yield
-        finally:
-            for module, previous in patched:
-                if previous is None:
-                    del module.forward
-                else:
-                    module.forward = previous
 
     def _make(self) -> None:
         import torch
@@ -129,6 +119,24 @@ class MergedLora:
         dtype = str(layers[0].merged.dtype).removeprefix("torch.")
         emit({"type": "log", "level": "info", "message": f"sample merge: {len(layers)} LoRA layers merged into {self.bytes / 1e9:.2f} GB of {dtype} "
                                                          "weights beside the base's; samples run the plain denoiser"})
+
+
+@contextlib.contextmanager
+def patched_forwards(replacements):
+    """Each (module, forward) pair's forward replaced for the duration, then restored as found (the module's own
+    instance forward, or none: its class's); shared by the buffered (SDXL) and per-call (FLUX) sample merges."""
+    patched = []
+    try:
+        for module, forward in replacements:
+            patched.append((module, module.__dict__.get("forward")))
+            module.forward = forward
+        yield
+    finally:
+        for module, previous in reversed(patched):
+            if previous is None:
+                del module.forward
+            else:
+                module.forward = previous
 
 
 def _linear(weight, bias):

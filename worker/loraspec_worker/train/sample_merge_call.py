@@ -20,7 +20,7 @@ import contextlib
 from typing import Any, Optional
 
 from ..protocol import emit, warning
-from .sample_merge import WARNING, NotMergeable, _fp8_linear_class, _lora_layers
+from .sample_merge import WARNING, NotMergeable, _fp8_linear_class, _lora_layers, patched_forwards
 
 
 class CallMergedLora:
@@ -53,21 +53,10 @@ class CallMergedLora:
             return
         with timer.part("merge") if timer is not None else contextlib.nullcontext():
             factors = self.factors()
-        patched = []  # (module, its own instance forward or None): restored as found
-        try:
-            for (m, w, bias, _adapters), f in zip(self.layers, factors):
-                patched.append((m, m.__dict__.get("forward")))
-                m.forward = _merged_linear(w, bias, f)
-            for m in self.plain:
-                patched.append((m, m.__dict__.get("forward")))
-                m.forward = _dequantized_linear(m)
+        replacements = [(m, _merged_linear(w, bias, f)) for (m, w, bias, _adapters), f in zip(self.layers, factors)]
+        replacements += [(m, _dequantized_linear(m)) for m in self.plain]
+        with patched_forwards(replacements):
             yield
-        finally:
-            for module, previous in reversed(patched):
-                if previous is None:
-                    del module.forward
-                else:
-                    module.forward = previous
 
     def _make(self) -> None:
         try:
