@@ -21,6 +21,7 @@ from loraspec_worker.train import sample_merge  # noqa: E402
 from loraspec_worker.train.dev_request import dev_request  # noqa: E402
 from loraspec_worker.train.targets import peft_target_modules  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
+from model_state import assert_same, state  # noqa: E402
 from tiny_lora_unet import ALL_LINEAR, ATTENTION, inputs, lora_unet  # noqa: E402
 
 
@@ -32,20 +33,6 @@ def _one_thread(one_thread):
 def forward(unet, dtype=torch.float32, merge=None, seed=2):
     with torch.no_grad(), (merge.merged() if merge is not None else contextlib.nullcontext()):
         return unet(**inputs(dtype, seed))[0]
-
-
-def state(unet, optimizer=None) -> dict:
-    out = {f"p:{n}": p.detach().clone() for n, p in unet.named_parameters()}
-    out.update({f"g:{n}": p.grad.clone() for n, p in unet.named_parameters() if p.grad is not None})
-    for i, s in enumerate((optimizer.state_dict()["state"] if optimizer else {}).values()):
-        out.update({f"o:{i}:{k}": v.clone() for k, v in s.items() if torch.is_tensor(v)})
-    return out
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    bad = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not bad, bad[:5]
 
 
 @pytest.mark.parametrize("targets", [ATTENTION, ALL_LINEAR], ids=["attention", "all-linear"])

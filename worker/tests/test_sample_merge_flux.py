@@ -25,6 +25,7 @@ from loraspec_worker.train import compile_cache, sample_merge  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
 from loraspec_worker.train.sample_merge_call import CallMergedLora  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
+from model_state import assert_same, state  # noqa: E402
 from test_regional_compile import fresh_dynamo, tiny_flux, train_steps  # noqa: E402,F401
 
 ATTENTION = train.TARGETS["flux1"]
@@ -105,21 +106,6 @@ def ops(net, merge=None) -> collections.Counter:
         if e.cpu_parent is None:
             walk(e)
     return out
-
-
-def state(net, optimizer=None) -> dict:
-    out = {f"p:{n}": p.detach().clone() for n, p in net.named_parameters()}
-    out.update({f"b:{n}": b.clone() for n, b in net.named_buffers()})
-    out.update({f"g:{n}": p.grad.clone() for n, p in net.named_parameters() if p.grad is not None})
-    for i, s in enumerate((optimizer.state_dict()["state"] if optimizer else {}).values()):
-        out.update({f"o:{i}:{k}": v.clone() for k, v in s.items() if torch.is_tensor(v)})
-    return out
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    bad = [k for k in a if a[k].dtype != b[k].dtype or not torch.equal(a[k].view(torch.uint8) if a[k].dtype.itemsize == 1 else a[k], b[k].view(torch.uint8) if b[k].dtype.itemsize == 1 else b[k])]
-    assert not bad, bad[:5]
 
 
 @pytest.mark.parametrize("targets", [ATTENTION, ALL_LINEAR], ids=["attention", "all-linear"])

@@ -21,7 +21,8 @@ from loraspec_worker import speed, train  # noqa: E402
 from loraspec_worker.train import sample_merge  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 from loraspec_worker.train.sample_merge_call import CallMergedLora  # noqa: E402
-from test_sample_merge_flux import ALL_LINEAR, ATTENTION, dequantized_lora_path, inputs, lora_flux, state  # noqa: E402
+from model_state import state  # noqa: E402
+from test_sample_merge_flux import ALL_LINEAR, ATTENTION, dequantized_lora_path, inputs, lora_flux  # noqa: E402
 from tiny_runs import tiny_run  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
