@@ -16,18 +16,24 @@ same parameters. Over an fp32 base it is a no-op bit for bit (weight.to(float32)
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import functools
 
 MODES = ("fp32", "bf16")
 
 
-class InputDtypeLinear(torch.nn.Linear):
-    """A LoRA down/up projection that computes in its input's dtype; its parameters keep theirs (fp32)."""
+@functools.cache
+def input_dtype_linear():
+    """The class of a LoRA down/up projection that computes in its input's dtype; its parameters keep theirs
+    (fp32). Made on first use: the train entry imports this module before it may import torch (test_startup.py)."""
+    import torch
+    import torch.nn.functional as F
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return F.linear(x, self.weight.to(x.dtype), bias)
+    class InputDtypeLinear(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            bias = None if self.bias is None else self.bias.to(x.dtype)
+            return F.linear(x, self.weight.to(x.dtype), bias)
+
+    return InputDtypeLinear
 
 
 def _plain_lora_linears(module):
@@ -45,12 +51,15 @@ def apply(module, mode: str) -> int:
         raise ValueError(f"lora_compute {mode!r}: one of {', '.join(MODES)}")
     if mode == "fp32":
         return 0
+    import torch
+
+    cls = input_dtype_linear()
     n = 0
     for layer in _plain_lora_linears(module):
         layer.cast_input_dtype_enabled = False
         for holder in (layer.lora_A, layer.lora_B):
             for proj in holder.values():
                 if type(proj) is torch.nn.Linear:
-                    proj.__class__ = InputDtypeLinear
+                    proj.__class__ = cls
         n += 1
     return n
