@@ -67,13 +67,45 @@ class _Layer:
         self.module, self.weight, self.bias, self.adapters, self.merged = module, weight, bias, adapters, merged
 
 
-class MergedLora:
+class SampleMerge:
+    """What both merges share: the layers found at the first sample (or the fallback, warned once), and
+    merged(): for a sample's duration each patched layer's forward replaced, then restored as found.
+    Subclasses find their layers (_make) and build the forwards for this sample (_replacements, timed as
+    the samples log's "merge" part)."""
+
+    layers: Optional[list] = None
+    failed = False
+
+    @contextlib.contextmanager
+    def merged(self, timer=None):
+        if self.layers is None and not self.failed:
+            self._make()
+        if self.failed:
+            yield
+            return
+        with timer.part("merge") if timer is not None else contextlib.nullcontext():
+            replacements = self._replacements(timer)
+        with patched_forwards(replacements):
+            yield
+
+    def _refuse(self, e: Exception) -> None:
+        """Samples keep the LoRA path for the rest of the run, with one warning of the table's code."""
+        self.failed = True
+        warning(f"samples keep the LoRA path ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})", code=WARNING)
+
+    def _make(self) -> None:
+        raise NotImplementedError
+
+    def _replacements(self, timer) -> list:
+        raise NotImplementedError
+
+
+class MergedLora(SampleMerge):
     """The denoiser's LoRA layers with their merged buffers (made at the first sample)."""
 
     def __init__(self, denoiser):
         self.denoiser = denoiser
         self.layers: Optional[list[_Layer]] = None
-        self.failed = False
         self.bytes = 0
 
     def refresh(self) -> None:
@@ -89,20 +121,12 @@ class MergedLora:
                     acc = torch.addmm(acc, b, a, alpha=float(m.scaling[name]))  # out of place: W itself is never written
                 layer.merged.copy_(acc)
 
-    @contextlib.contextmanager
-    def merged(self, timer=None):
-        """The LoRA layers run on their refreshed merged weights for the duration (a sample render)."""
-        if self.layers is None and not self.failed:
-            self._make()
-        if self.failed:
-            yield
-            return
-        with timer.part("merge") if timer is not None else contextlib.nullcontext():
-            self.refresh()
-            if timer is not None:
-                timer.sync(self.layers[0].merged)
-        with patched_forwards((layer.module, _linear(layer.merged, layer.bias)) for layer in self.layers):
-            yield
+    def _replacements(self, timer) -> list:
+        """The LoRA layers run on their refreshed merged weights (a sample render)."""
+        self.refresh()
+        if timer is not None:
+            timer.sync(self.layers[0].merged)
+        return [(layer.module, _linear(layer.merged, layer.bias)) for layer in self.layers]
 
     def _make(self) -> None:
         import torch
@@ -111,8 +135,7 @@ class MergedLora:
             found = _lora_layers(self.denoiser)
             layers = [_Layer(m, w, bias, adapters, torch.empty_like(w, memory_format=torch.contiguous_format)) for m, w, bias, adapters in found]
         except (NotMergeable, torch.OutOfMemoryError) as e:
-            self.failed = True
-            warning(f"samples keep the LoRA path ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})", code=WARNING)
+            self._refuse(e)
             return
         self.layers = layers
         self.bytes = sum(x.merged.numel() * x.merged.element_size() for x in layers)

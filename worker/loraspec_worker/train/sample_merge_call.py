@@ -16,21 +16,19 @@ own instance forward (or none) is put back after the sample, and compiled blocks
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Optional
 
-from ..protocol import emit, warning
-from .sample_merge import WARNING, NotMergeable, _fp8_linear_class, _lora_layers, patched_forwards
+from ..protocol import emit
+from .sample_merge import NotMergeable, SampleMerge, _fp8_linear_class, _lora_layers
 
 
-class CallMergedLora:
+class CallMergedLora(SampleMerge):
     """The denoiser's LoRA layers merged per call, its other fp8 linears dequantized per call (found at the first sample)."""
 
     def __init__(self, denoiser):
         self.denoiser = denoiser
         self.layers: Optional[list[tuple[Any, Any, Any, list[str]]]] = None  # (LoRA layer, W or Fp8Linear, bias, adapters)
         self.plain: list[Any] = []  # the Fp8Linears outside the LoRA layers
-        self.failed = False
         self.dtype = None
 
     def factors(self) -> list[list[tuple[Any, Any]]]:
@@ -43,27 +41,17 @@ class CallMergedLora:
                 out.append([((m.lora_B[a].weight.float() * float(m.scaling[a])).to(self.dtype), m.lora_A[a].weight.to(self.dtype)) for a in adapters])
         return out
 
-    @contextlib.contextmanager
-    def merged(self, timer=None):
-        """The denoiser runs its plain forward (LoRA merged per call, fp8 linears dequantized) for the duration."""
-        if self.layers is None and not self.failed:
-            self._make()
-        if self.failed:
-            yield
-            return
-        with timer.part("merge") if timer is not None else contextlib.nullcontext():
-            factors = self.factors()
+    def _replacements(self, timer) -> list:
+        """The denoiser's plain forward: LoRA merged per call, the other fp8 linears dequantized."""
+        factors = self.factors()
         replacements = [(m, _merged_linear(w, bias, f)) for (m, w, bias, _adapters), f in zip(self.layers, factors)]
-        replacements += [(m, _dequantized_linear(m)) for m in self.plain]
-        with patched_forwards(replacements):
-            yield
+        return replacements + [(m, _dequantized_linear(m)) for m in self.plain]
 
     def _make(self) -> None:
         try:
             layers = _lora_layers(self.denoiser, fp8=True)
         except NotMergeable as e:
-            self.failed = True
-            warning(f"samples keep the LoRA path ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})", code=WARNING)
+            self._refuse(e)
             return
         fp8_linear = _fp8_linear_class()
         inside = {id(m.get_base_layer()) for m, *_ in layers}
