@@ -17,3 +17,13 @@ def assert_same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     bad = [k for k in a if a[k].dtype != b[k].dtype or not torch.equal(a[k].view(torch.uint8) if a[k].dtype.itemsize == 1 else a[k], b[k].view(torch.uint8) if b[k].dtype.itemsize == 1 else b[k])]
     assert not bad, bad[:5]
+
+
+def trained_one_step(net, batch: dict) -> tuple[list, "torch.optim.Optimizer"]:
+    """One AdamW step (lr 1e-2) of `net`'s trainable parameters on a squared-output loss, so gradients and
+    optimizer state exist; returns (the parameters, the optimizer)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    net(**batch)[0].square().mean().backward()
+    optimizer.step()
+    return params, optimizer

@@ -21,7 +21,7 @@ from loraspec_worker.train import sample_merge  # noqa: E402
 from loraspec_worker.train.dev_request import dev_request  # noqa: E402
 from loraspec_worker.train.targets import peft_target_modules  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
-from model_state import assert_same, state  # noqa: E402
+from model_state import assert_same, state, trained_one_step  # noqa: E402
 from tiny_lora_unet import ALL_LINEAR, ATTENTION, inputs, lora_unet  # noqa: E402
 
 
@@ -86,10 +86,7 @@ def test_samples_leave_the_training_state_bit_for_bit_and_follow_the_lora_in_pla
     state as they were; the buffers keep their addresses (a sample graph reads them) and each sample
     recomputes them from the LoRA as it is then; the LoRA path is back after each."""
     unet = lora_unet(ALL_LINEAR).train()
-    params = [p for p in unet.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-2)
-    unet(**inputs())[0].square().mean().backward()
-    optimizer.step()
+    params, optimizer = trained_one_step(unet, inputs())
     before = state(unet, optimizer)
     lora_before = forward(unet)
     merge = sample_merge.MergedLora(unet)

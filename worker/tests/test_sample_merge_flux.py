@@ -25,7 +25,7 @@ from loraspec_worker.train import compile_cache, sample_merge  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
 from loraspec_worker.train.sample_merge_call import CallMergedLora  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
-from model_state import assert_same, state  # noqa: E402
+from model_state import assert_same, state, trained_one_step  # noqa: E402
 from test_regional_compile import fresh_dynamo, tiny_flux, train_steps  # noqa: E402,F401
 
 ATTENTION = train.TARGETS["flux1"]
@@ -183,10 +183,7 @@ def test_samples_leave_the_training_state_bit_for_bit_and_follow_the_lora():
     """After a training step over fp8 copies: merged samples leave every base buffer (fp8 copies, their
     scales), LoRA parameter, gradient and AdamW state as they were, and each sample merges the LoRA as it is."""
     net = lora_flux(ATTENTION, fp8=True).train()
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-2)
-    net(**inputs())[0].square().mean().backward()
-    optimizer.step()
+    params, optimizer = trained_one_step(net, inputs())
     before = state(net, optimizer)
     merge = CallMergedLora(net)
     first = forward(net, merge=merge)
