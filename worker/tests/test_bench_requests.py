@@ -27,11 +27,9 @@ def test_the_whole_run_bench_requests_parse_in_this_worker(key, tmp_path):
 def test_the_whole_run_projection_counts_in_training_samples():
     """A 2,000-step run projected to 2,000 steps is itself: saves and samples between steps scale
     (the 2026-12-03 SDXL row: 8 samples, 23.8 s between steps; the old projection dropped them: 1.11 vs 1.21)."""
-    import importlib.util
+    import bench_script
 
-    spec = importlib.util.spec_from_file_location("gpu_wholerun", os.path.join(ROOT, "bench", "gpu-wholerun.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench_script.load("gpu-wholerun.py")
     t = {"steady_s_per_step": 0.1167, "steps_s": 236.1, "saves_s": 0.96, "saves": 7, "between_steps_s": 23.8, "warmup_s": 2.6, "final_save_s": 0.4}
     wall = 282.0
     assert abs(mod.projected_ratio(wall, t, samples=8) - wall / (2000 * 0.1167)) < 0.01

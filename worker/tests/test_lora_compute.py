@@ -5,7 +5,7 @@ fp32 path over a bf16 base, with fp32 parameters and gradients and no fp32 copie
 
 from __future__ import annotations
 
-import importlib.util
+import bench_script
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,9 +23,7 @@ sys.path.insert(0, str(BENCH))
 import gpu_profile  # noqa: E402
 from gpu_speed_configs import EAGER  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("gpu_speed", BENCH / "gpu-speed.py")
-gpu_speed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gpu_speed)
+gpu_speed = bench_script.load("gpu-speed.py")
 
 RANK = 5  # no tiny width or id shape is 5: the profile tells the LoRA's weights apart by it
 MODELS = ["sdxl", "flux1"]

@@ -1,17 +1,11 @@
 """bench/peer-aitoolkit.py's parts that run without ai-toolkit or a GPU: the steady s/step it reads
 off ai-toolkit's stamped bar lines, and the jobs it fills in from the compiler's jobs file."""
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+import bench_script
 
 
 def harness():
-    spec = importlib.util.spec_from_file_location("peer_aitoolkit", ROOT / "bench" / "peer-aitoolkit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script.load("peer-aitoolkit.py")
 
 
 def bar_lines(step_times, total):

@@ -2,7 +2,7 @@
 steps, --tiny's 64 px), the launch argv (accelerate launch, this bench file as the launched script), and what
 it reads off Kohya's stamped log (steady s/step from tqdm's bar, module counts, avr_loss)."""
 
-import importlib.util
+import bench_script
 import json
 import tomllib
 from pathlib import Path
@@ -11,10 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def harness():
-    spec = importlib.util.spec_from_file_location("peer_kohya", ROOT / "bench" / "peer-kohya.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script.load("peer-kohya.py")
 
 
 def test_the_compiled_flux_config_gets_the_device_paths_and_steps_and_nothing_else(tmp_path):

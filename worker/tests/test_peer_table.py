@@ -1,20 +1,14 @@
 """bench/peer-table.py: one lease's rows (built-in gpu-speed rows, Kohya's and ai-toolkit's peer rows) into the
 like-for-like table with the ratio to the peers measured in that lease; synthetic rows, no GPU."""
 
-import importlib.util
+import bench_script
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def harness():
-    spec = importlib.util.spec_from_file_location("peer_table", ROOT / "bench" / "peer-table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script.load("peer-table.py")
 
 
 def ours(model, config, s, targets="all-linear", **extra):

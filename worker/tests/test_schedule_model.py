@@ -5,17 +5,14 @@ steps real torch/transformers/diffusers schedulers the way sd-scripts and ai-too
 trainers' checkouts (LORASPEC_SD_SCRIPTS_DIR / LORASPEC_AI_TOOLKIT_DIR) it calls their own functions.
 """
 
-import importlib.util
+import bench_script
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("check_schedules", ROOT / "bench" / "check-schedules.py")
-check_schedules = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check_schedules)
+check_schedules = bench_script.load("check-schedules.py")
 
 
 def _dir(name):

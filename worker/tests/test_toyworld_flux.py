@@ -59,14 +59,10 @@ def test_half_scale_vae_gives_four_times_the_image_tokens_and_samples_64px():
 def test_sweep_variants_fit_the_size_limit_and_parse():
     """Every variant of bench/toy-flux-sweep.py is a valid train-base command whose saved bf16
     folder stays under issue 23's 30 MB."""
-    import importlib.util
-    import os
-
+    import bench_script
     from toyworld.__main__ import main
 
-    spec = importlib.util.spec_from_file_location("sweep", os.path.join(os.path.dirname(__file__), "..", "..", "bench", "toy-flux-sweep.py"))
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = bench_script.load("toy-flux-sweep.py")
     for name, extra in sweep.VARIANTS.items():
         flags = dict(zip(extra[::2], extra[1::2]))
         models = train_flux.build_models(0, heads=int(flags.get("--flux-heads", 6)), double_layers=int(flags.get("--flux-double", 2)),

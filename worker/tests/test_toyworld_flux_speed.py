@@ -4,9 +4,7 @@ and bench/toy-flux-sweep.py passes the levers on and reports its progress as it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from loraspec_worker.protocol import WorkerError  # noqa: E402
 from toyworld import flux_speed, train_flux  # noqa: E402
+import bench_script  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -103,9 +102,7 @@ def test_probe_writes_one_row_per_config(tmp_path):
 
 
 def load_sweep():
-    spec = importlib.util.spec_from_file_location("sweep", os.path.join(os.path.dirname(__file__), "..", "..", "bench", "toy-flux-sweep.py"))
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = bench_script.load("toy-flux-sweep.py")
     return sweep
 
 
