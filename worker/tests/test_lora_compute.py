@@ -5,7 +5,6 @@ fp32 path over a bf16 base, with fp32 parameters and gradients and no fp32 copie
 
 from __future__ import annotations
 
-import bench_script
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ torch = pytest.importorskip("torch")
 from loraspec_worker import train  # noqa: E402
 from loraspec_worker.train import lora_compute  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
+import bench_script  # noqa: E402
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))

@@ -2,10 +2,11 @@
 steps, --tiny's 64 px), the launch argv (accelerate launch, this bench file as the launched script), and what
 it reads off Kohya's stamped log (steady s/step from tqdm's bar, module counts, avr_loss)."""
 
-import bench_script
 import json
 import tomllib
 from pathlib import Path
+
+import bench_script
 
 ROOT = Path(__file__).resolve().parents[2]
 

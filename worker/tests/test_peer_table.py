@@ -1,11 +1,11 @@
 """bench/peer-table.py: one lease's rows (built-in gpu-speed rows, Kohya's and ai-toolkit's peer rows) into the
 like-for-like table with the ratio to the peers measured in that lease; synthetic rows, no GPU."""
 
-import bench_script
 import json
 
 import pytest
 
+import bench_script
 
 def harness():
     return bench_script.load("peer-table.py")

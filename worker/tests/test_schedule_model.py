@@ -5,12 +5,13 @@ steps real torch/transformers/diffusers schedulers the way sd-scripts and ai-too
 trainers' checkouts (LORASPEC_SD_SCRIPTS_DIR / LORASPEC_AI_TOOLKIT_DIR) it calls their own functions.
 """
 
-import bench_script
 import os
 from pathlib import Path
 
 import pytest
 import torch
+
+import bench_script
 
 check_schedules = bench_script.load("check-schedules.py")
 
