@@ -52,7 +52,8 @@ class NotMergeable(Exception):
 
 def applies(cfg) -> bool:
     """The run's samples render merged: core's arches and network types, over a base in its own dtype
-    (per call, also over fp8_matmul's fp8 copies of it)."""
+    (per call, also over fp8_matmul's fp8 copies of it). Core's plan/sample-merge.ts sampleMergeKind is the
+    same rule (its VRAM and walltime parts); sample-merge-sync.spec.ts holds the two equal over the matrix."""
     if cfg.network_type not in NETWORK_TYPES or cfg.quantize != "none":
         return False
     return cfg.arch in PER_CALL_ARCHES or (cfg.arch in ARCHES and not cfg.fp8_matmul)

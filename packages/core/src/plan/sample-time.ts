@@ -4,6 +4,7 @@ import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import type { Sourced } from "../knowledge/types.js";
 import { samplePassOf, type SamplePath } from "../knowledge/whole-run.js";
+import { sampleMergeKind } from "./sample-merge.js";
 import type { TrainSettings } from "./train-settings.js";
 
 export type { SamplePath } from "../knowledge/whole-run.js";
@@ -31,14 +32,14 @@ export interface SampleTime {
 /**
  * How the built-in trainer renders its samples, as core decides it: the denoiser forward replayed from a
  * CUDA graph (BUILTIN_TRAINER.sampleGraph) and/or the LoRA merged into weights of its own
- * (BUILTIN_TRAINER.sampleMerge: a plain LoRA over a base held in its own dtype). The conditions of the
- * merge are plan/vram-extras.ts sampleMergeGb's (the memory of the same buffers).
+ * (BUILTIN_TRAINER.sampleMerge, plan/sample-merge.ts sampleMergeKind: the rule vram-extras.ts sampleMergeGb
+ * counts the buffers of).
  */
 export function samplePath(model: BaseModelRecord, contract: Contract, settings: Pick<TrainSettings, "quantize" | "fp8Matmul">): SamplePath {
   const { arch } = builtinArchOf(model.id);
   const graph = (BUILTIN_TRAINER.sampleGraph.arches as readonly string[]).includes(arch);
-  const m = BUILTIN_TRAINER.sampleMerge;
-  const merge = (m.arches as readonly string[]).includes(arch) && (m.networkTypes as readonly string[]).includes(contract.network.type) && settings.quantize === "none" && !settings.fp8Matmul;
+  // Only the buffered merge is a measured path; the per-call merge (FLUX) keeps the eager figure it replaced until measured.
+  const merge = sampleMergeKind(arch, contract.network.type, settings) === "buffers";
   return graph && merge ? "graph+merge" : graph ? "graph" : merge ? "merge" : "eager";
 }
 

@@ -4,6 +4,7 @@ import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js"
 import { matchesPattern } from "../knowledge/lora-targets.js";
 import { architectures } from "../lora/architectures.js";
 import { resolveBuiltinTargets } from "../compile/network-targets.js";
+import { sampleMergeKind } from "./sample-merge.js";
 import { TRAIN_SPEEDS } from "../knowledge/train-speed.js";
 import { VRAM_ALL_LINEAR_EXTRA, VRAM_QUANTIZED_BASE_KEPT, type AllLinearExtraRecord } from "../knowledge/vram.js";
 import { attentionOnly, effectivePreset } from "./target-speed.js";
@@ -87,10 +88,8 @@ export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, setting
  * (FLUX.1, klein): merged per call, they hold one layer's weight at a time, while the training's activations are free.
  */
 export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { quantize: Contract["base"]["quantize"]; fp8Matmul?: boolean }, bytesPerWeight: number): VramExtra | undefined {
-  const merge = BUILTIN_TRAINER.sampleMerge;
   const { arch, record } = builtinArchOf(model.id);
-  if (c.trainer.name !== "diffusers" || !(c.samples.every > 0) || !(merge.arches as readonly string[]).includes(arch)) return undefined;
-  if (!(merge.networkTypes as readonly string[]).includes(c.network.type) || settings.quantize !== "none" || settings.fp8Matmul) return undefined;
+  if (c.trainer.name !== "diffusers" || !(c.samples.every > 0) || sampleMergeKind(arch, c.network.type, settings) !== "buffers") return undefined;
   const map = architectures().find((a) => a.id === model.id);
   if (!map) throw new Error(`BUILTIN_TRAINER.sampleMerge lists ${arch}, whose base ${model.id} has no module map (lora/architectures.ts)`);
   const { patterns, preset } = resolveBuiltinTargets(c, record.targets);
