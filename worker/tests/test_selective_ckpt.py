@@ -103,6 +103,28 @@ def test_selective_checkpointing_trains_the_same_lora_as_eager_on_the_tiny_flux1
     assert t["steps"] == 4 and t["saves"] == 1 and t["steady_s_per_step"] > 0 and t["ratio"] >= 1
     parts = ("startup_s", "load_s", "cache_s", "setup_s", "steps_s", "saves_s", "between_steps_s", "other_s", "final_save_s")
     assert sum(t[p] for p in parts) == pytest.approx(t["total_s"], abs=0.05)  # the breakdown adds up to the worker's wall time
+    sp = t["startup_parts"]  # where the start-up goes, in the order the train path reaches them
+    assert list(sp) == ["worker", "torch", "diffusers", "device", "levers", "compile_cache", "rest"]
+    assert sum(sp.values()) == pytest.approx(t["startup_s"], abs=0.01)
+
+
+def test_startup_parts_are_the_gaps_between_the_marks_and_the_rest_up_to_the_first_phase():
+    assert timing.startup_parts([("worker", 0.2), ("torch", 1.0), ("diffusers", 2.5)], 3.0) == {"worker": 0.2, "torch": 0.8, "diffusers": 1.5, "rest": 0.5}
+    assert timing.startup_parts([], 1.0) == {}
+
+
+def test_startup_marks_stop_at_the_first_phase_and_a_new_run_clears_them(monkeypatch):
+    from loraspec_worker import protocol
+
+    monkeypatch.setattr(protocol, "emit", lambda event: None)
+    protocol.startup_mark("worker")
+    protocol.start_run_clock()  # a second run in this process: its own marks
+    assert protocol.startup_marks() == []
+    protocol.startup_mark("torch")
+    protocol.phase("load")
+    protocol.startup_mark("late")
+    assert [m for m, _ in protocol.startup_marks()] == ["torch"]
+    protocol.start_run_clock()
 
 
 def test_selective_checkpointing_is_refused_for_an_arch_it_is_not_built_for():

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .. import checkpoint_integrity, distributed, speed
+from .. import checkpoint_integrity, distributed, protocol, speed
 from . import regularize
 from ..protocol import Cancelled, cancel_requested, emit, log, phase, soft_cancel
 from . import compile_cache, samples
@@ -93,9 +93,13 @@ def finite_params(params) -> bool:
 
 
 def train_once(cfg: Config, group=None) -> dict:
+    protocol.startup_mark("worker")
     import torch
+
+    protocol.startup_mark("torch")
     from diffusers.optimization import get_scheduler
 
+    protocol.startup_mark("diffusers")
     group = group or distributed.Group()
     device = group.device(choose_device(cfg))
     dtype = choose_dtype(cfg, device)
@@ -103,9 +107,12 @@ def train_once(cfg: Config, group=None) -> dict:
         disable_cudnn_sdpa()
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    protocol.startup_mark("device")
 
     levers = resolve_levers(cfg, device)
+    protocol.startup_mark("levers")
     cache_file = compile_cache.configure(cfg.compile_cache_dir, compile_cache.workload_key(cfg)) if levers["compile"] else None
+    protocol.startup_mark("compile_cache")
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
     phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)

@@ -7,7 +7,8 @@ done by then); a periodic save is timed as the training thread's stall (its snap
 written on a writer thread while the steps go on: `save_writes_s`, overlapped, not a part of the
 total); whatever else runs between two steps (in-training samples, the step-0 samples before the
 first, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
-`startup_s`; the rest of the train phase (resume, the compile-cache save) `other_s`. The train
+`startup_s` (its parts, `startup_parts`: the worker's request checks, `import torch`, diffusers' import,
+the device, the levers, the compile cache's load); the rest of the train phase (resume, the compile-cache save) `other_s`. The train
 result's `timing` holds the breakdown.
 
 Definitions (bench/gpu-wholerun.py and RESULTS use them):
@@ -75,8 +76,22 @@ class Timeline:
     def summary(self) -> dict:
         out = summarize(self.steps, self.saves, protocol.phase_marks(), self.train_started, self.train_ended,
                         total=protocol.elapsed())
+        out["startup_parts"] = startup_parts(protocol.startup_marks(), out["startup_s"])
         out["save_writes_s"] = sum(self.save_writes)  # overlapped with the steps: not a part of total_s
         return out
+
+
+def startup_parts(marks: list[tuple[str, float]], startup_s: float) -> dict[str, float]:
+    """Each start-up part's seconds, from the previous mark (the clock's start for the first); what
+    follows the last mark up to the first phase is `rest` (the load's own set-up before its phase)."""
+    out: dict[str, float] = {}
+    prev = 0.0
+    for name, at in marks:
+        out[name] = round(max(0.0, at - prev), 3)
+        prev = at
+    if marks:
+        out["rest"] = round(max(0.0, startup_s - prev), 3)
+    return out
 
 
 def _phase_durations(marks: list[tuple[str, float]], total: float) -> dict[str, float]:
