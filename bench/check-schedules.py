@@ -133,9 +133,10 @@ def check(sd_scripts: Path | None = None, ai_toolkit: Path | None = None) -> lis
     cases = json.loads(CASES.read_text())
     get_fix, where_fix = _load_get_scheduler_fix(sd_scripts) if sd_scripts else (None, "transformers functions")
     if ai_toolkit:
-        spec = importlib.util.spec_from_file_location("aitk_scheduler", ai_toolkit / "toolkit" / "scheduler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_load import load_by_path
+
+        module = load_by_path("aitk_scheduler", ai_toolkit / "toolkit" / "scheduler.py")
         get_lr, where_lr = module.get_lr_scheduler, f"{ai_toolkit}/toolkit/scheduler.py"
     else:
         get_lr, where_lr = _library_get_lr_scheduler, "torch/diffusers schedulers"

@@ -255,7 +255,7 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
             tokens = (latents.shape[-1] // 2) ** 2 + (8 if args.tiny else 512)
             thb = tokens * cfgd["num_attention_heads"] * cfgd["attention_head_dim"] * (cfgd["num_layers"] + cfgd["num_single_layers"]) * s["batch"]
             row["token_hidden_blocks"] = thb  # main() adds the CUDA context and divides
-    del net, pipe, a, opt, params, loss, stepper
+    one_step = net = pipe = a = opt = params = loss = stepper = None  # frees the model (not `del`: one_step's closure names them)
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
@@ -274,7 +274,7 @@ def ckpt_label(r: dict) -> str:
 
 
 def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> str:
-    out = [f"| model | ckpt | batch | config | s/step | s/image | peak GiB (alloc / reserved+ctx) | floor s/step | ÷ floor | vs eager | loss check (mean / max rel. diff) |",
+    out = ["| model | ckpt | batch | config | s/step | s/image | peak GiB (alloc / reserved+ctx) | floor s/step | ÷ floor | vs eager | loss check (mean / max rel. diff) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("graph_captured") is False:

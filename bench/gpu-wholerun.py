@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import re
@@ -51,13 +50,12 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = ROOT / "bench" / "data" / "gpu-wholerun-requests.json"
 DEVICE = "cuda"  # where the full-size weights are built (tests of the builder use "meta")
 sys.path.insert(0, str(ROOT / "worker"))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_load import load_by_path  # noqa: E402
 
 
 def gpu_speed_module():
-    spec = importlib.util.spec_from_file_location("gpu_speed", ROOT / "bench" / "gpu-speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_by_path("gpu_speed", ROOT / "bench" / "gpu-speed.py")
 
 
 def clip_config(tok, big: bool):

@@ -56,7 +56,6 @@ CPU smoke test (tiny models of the same classes, 64 px, 2 steps):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -84,13 +83,8 @@ GRADS_TAG = "[peer-bench] grads before clip, step "
 STEP_RE = re.compile(r"(\d+)/(\d+) \[")
 RATE_RE = re.compile(r"([\d.]+)(s/it|it/s)")
 sys.path.insert(0, str(ROOT / "worker"))
-
-
-def load_by_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_load import load_by_path  # noqa: E402
 
 
 def build_flux1(base: Path, tiny: bool) -> None:

@@ -39,7 +39,6 @@ CPU smoke test (tiny models of the same classes, 64 px, 2 steps):  ... --tiny --
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -63,13 +62,7 @@ LOSS_RE = re.compile(r"avr_loss=([\w.+-]+)")
 MODULES_RE = re.compile(r"create LoRA for ([^:]*):\s*(\d+) modules")
 sys.path.insert(0, str(ROOT / "worker"))
 sys.path.insert(0, str(ROOT / "bench"))
-
-
-def load_by_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from bench_load import load_by_path  # noqa: E402
 
 
 AITK = load_by_path("peer_aitoolkit", ROOT / "bench" / "peer-aitoolkit.py")  # stream(), steady(): one home

@@ -26,7 +26,6 @@ copies into pageable memory instead of non_blocking into pinned buffers) say wha
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -49,9 +48,10 @@ def build(device: str, capturable: bool):
     from loraspec_worker.train.dev_request import dev_config
     from loraspec_worker.train.model import add_lora
 
-    spec = importlib.util.spec_from_file_location("gpu_speed", ROOT / "bench" / "gpu-speed.py")
-    gpu_speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_speed)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_load import load_by_path
+
+    gpu_speed = load_by_path("gpu_speed", ROOT / "bench" / "gpu-speed.py")
     out = tempfile.mkdtemp(prefix="save-stall-", dir=os.environ.get("SAVE_STALL_DIR"))
     cfg = dev_config(arch="sdxl", rank=16, alpha=16, targets=TARGETS, output_dir=out)
     with torch.device("meta"):

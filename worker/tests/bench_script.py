@@ -1,15 +1,14 @@
 """A bench script (bench/<name>.py: a file name with dashes, not an importable module) loaded as a module for its
 CPU tests."""
 
-import importlib.util
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+from bench_load import load_by_path  # noqa: E402
 
 
 def load(filename: str):
     """bench/<filename> executed as a fresh module named after it (dashes as underscores)."""
-    spec = importlib.util.spec_from_file_location(Path(filename).stem.replace("-", "_"), BENCH / filename)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_by_path(Path(filename).stem.replace("-", "_"), BENCH / filename)
