@@ -17,4 +17,6 @@ export interface DatasetSummary {
   images: DatasetImage[];
   /** Files with an image extension that could not be read. */
   unreadable: { file: string; reason: string }[];
+  /** Files with an image extension, kept or not (engine: scanDataset); `images` are the ones prep keeps. */
+  candidates?: number;
 }

@@ -8,16 +8,24 @@ import { type Rule, inRange, rangeText, datasetCount } from "./lint-rule.js";
  * captions and trigger placement.
  * Registered in lint-contract.ts (RULE_FUNCTIONS).
  */
+/** "N images", or, where prep leaves some of the folder's images out, "N usable images (prep leaves out X of M: ...)". */
+function images(kept: number, candidates: number | undefined, where = ""): string {
+  return candidates !== undefined && candidates > kept
+    ? `${kept} usable image${kept === 1 ? "" : "s"}${where} (prep leaves out ${candidates - kept} of ${candidates}: see dataset-skipped and dataset-duplicates)`
+    : `${kept} images${where}`;
+}
+
 export const datasetSize: Rule = (ctx) => {
   const { c, model, opts } = ctx;
   const count = datasetCount(ctx);
   const out: Finding[] = [];
   const size = getDatasetSize(c.target, model.family);
+  const what = (n: number) => (opts.dataset ? images(n, opts.dataset.candidates, " in the folder") : `${n} images expected`);
   if (count !== undefined && count < size.images.min) {
     out.push({
       rule: "dataset-below-minimum",
       severity: "error",
-      message: `${count} images${opts.dataset ? " in the folder" : " expected"}; a ${c.target} LoRA needs at least ${size.images.min} (${rangeText(size.images)}): fewer cannot show the ${c.target} in enough variety and the LoRA memorises them.`,
+      message: `${what(count)}; a ${c.target} LoRA needs at least ${size.images.min} (${rangeText(size.images)}): fewer cannot show the ${c.target} in enough variety and the LoRA memorises them.`,
       fix: `Use ${size.advice}.`,
       source: size.source,
       field: opts.dataset ? "dataset.path" : "dataset.expected_images",
@@ -26,7 +34,7 @@ export const datasetSize: Rule = (ctx) => {
     out.push({
       rule: "dataset-size-range",
       severity: "warning",
-      message: `${count} images${opts.dataset ? " in the folder" : " expected"}; a ${c.target} LoRA wants ${rangeText(size.images)}.`,
+      message: `${what(count)}; a ${c.target} LoRA wants ${rangeText(size.images)}.`,
       fix: `Use ${size.advice}.`,
       source: size.source,
       field: opts.dataset ? "dataset.path" : "dataset.expected_images",
@@ -36,7 +44,7 @@ export const datasetSize: Rule = (ctx) => {
     out.push({
       rule: "dataset-count-mismatch",
       severity: "warning",
-      message: `dataset.expected_images is ${c.dataset.expected_images} but the folder holds ${opts.dataset.images.length} images.`,
+      message: `dataset.expected_images is ${c.dataset.expected_images} but the folder holds ${images(opts.dataset.images.length, opts.dataset.candidates)}.`,
       fix: "Add or remove images, or update dataset.expected_images.",
       source: "ours: the contract states what the folder should hold",
       field: "dataset.expected_images",

@@ -104,6 +104,15 @@ describe("additional rules", () => {
     expect(hit?.message).toMatch(/red \+ car/);
   });
 
+  it("counts the images prep keeps and says how many of the folder's it leaves out", () => {
+    const scan = { ...dataset(0), candidates: 20 };
+    const fs = lint(contract({ dataset: { path: "./dataset", expected_images: 20 } }), { dataset: scan });
+    expect(fs.find((f) => f.rule === "dataset-below-minimum")?.message).toMatch(/^0 usable images in the folder \(prep leaves out 20 of 20: see dataset-skipped/);
+    expect(fs.find((f) => f.rule === "dataset-count-mismatch")?.message).toMatch(/expected_images is 20 but the folder holds 0 usable images \(prep leaves out 20 of 20/);
+    const all = lint(contract({ dataset: { path: "./dataset", expected_images: 6 } }), { dataset: { ...dataset(6), candidates: 6 } });
+    expect(all.find((f) => f.rule === "dataset-below-minimum")?.message).toMatch(/^6 images in the folder; /);
+  });
+
   it("every rule id it can emit is documented in RULES", () => {
     const ids = new Set(RULES.map((r) => r.id));
     const seen = [...PITFALLS.map((p) => p[1])];
