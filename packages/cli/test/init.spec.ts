@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
@@ -24,6 +25,7 @@ describe("loraspec init", () => {
     const first = run(args, dir);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/next: put images and captions in \.\/dataset, then run loraspec check lora\.yaml/);
     const yaml = await readFile(join(dir, "lora.yaml"), "utf8");
     expect(yaml).toMatch(/^# yaml-language-server: \$schema=.*schema\/lora-contract\.schema\.json/);
     expect(yaml).toMatch(/source: /);
@@ -37,6 +39,23 @@ describe("loraspec init", () => {
     const forced = run([...args.slice(0, -4), "--force", "--target", "style"], dir);
     expect(forced.code).toBe(0);
     expect(await readFile(join(dir, "lora.yaml"), "utf8")).toMatch(/target: style/);
+  });
+
+  it("says how many images the folder already holds instead of asking for them", async () => {
+    const project = await mkdtemp(join(tmpdir(), "loraspec-init-ds-"));
+    try {
+      await mkdir(join(project, "dataset"));
+      for (let i = 0; i < 16; i++) {
+        let seed = 0x9e3779b9 ^ (i * 0x85ebca6b); // xorshift32 per image: distinct noise, never near-duplicates
+        const noise = Buffer.from(Array.from({ length: 64 * 64 * 3 }, () => ((seed ^= seed << 13), (seed ^= seed >>> 17), (seed ^= seed << 5), seed & 255)));
+        await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).resize(1024, 1024, { kernel: "nearest" }).png().toFile(join(project, "dataset", `${i}.png`));
+      }
+      const r = run(["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--gpu", "RTX 4090"], project);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(/next: run loraspec check lora\.yaml \(16 images in \.\/dataset; the steps count them\)/);
+    } finally {
+      await rm(project, { recursive: true, force: true });
+    }
   });
 
   it.each([

@@ -65,7 +65,9 @@ export function registerInit(program: Command): void {
       const c = result.contract;
       process.stdout.write(
         `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, LR ${c.hyperparameters?.learning_rate?.toExponential().replace(/\.?0+e/, "e")}, ${c.hyperparameters?.steps} steps\n` +
-          `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`,
+          (result.imageCount
+            ? `next: run ${pc.bold(`loraspec check ${flags.out}`)} (${result.imageCount} image${result.imageCount === 1 ? "" : "s"} in ${c.dataset.path}; the steps count them)\n`
+            : `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`),
       );
     });
 }

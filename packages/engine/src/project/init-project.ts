@@ -20,6 +20,8 @@ export interface InitProjectParams {
 export interface InitProjectResult extends Recommendation {
   file: string;
   yaml: string;
+  /** The images prep will use that the dataset folder held when init ran (undefined: none, or no folder). */
+  imageCount?: number;
 }
 
 /**
@@ -44,7 +46,7 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
     ],
   });
   await atomicWrite(file, yaml);
-  return { ...rec, file, yaml };
+  return { ...rec, file, yaml, imageCount };
 }
 
 async function countImages(dir: string): Promise<number | undefined> {
