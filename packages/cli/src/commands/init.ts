@@ -10,6 +10,7 @@ interface InitFlags {
   trigger?: string;
   trainer?: string;
   dataset?: string;
+  basePath?: string;
   hardware?: string;
   gpu?: string;
   vram?: string;
@@ -30,6 +31,7 @@ export function registerInit(program: Command): void {
     .option("--trigger <word>", "trigger token (rare, not an English word), e.g. txcl")
     .option("--trainer <name>", `trainer: ${TRAINER_IDS.join(", ")} (default: the best one for the base)`)
     .option("--dataset <folder>", "dataset folder, relative to the contract", "./dataset")
+    .option("--base-path <path>", "the base's weights: a Hugging Face id or a local folder/file (kohya's FLUX.1 needs the BFL single files' folder)")
     .option("--hardware <kind>", "local or fal (default: fal for --trainer fal, else local)")
     .option("--gpu <name>", "GPU model, e.g. 'RTX 4090'")
     .option("--vram <gb>", "VRAM of the GPU in GB")
@@ -53,6 +55,7 @@ export function registerInit(program: Command): void {
         trigger: flags.trigger!,
         trainer: flags.trainer ? (oneOf("trainer", flags.trainer, TRAINER_IDS) as TrainerId) : undefined,
         dataset: flags.dataset,
+        basePath: flags.basePath,
         hardware: flags.hardware ? (oneOf("hardware", flags.hardware, ["local", "fal"] as const) as "local" | "fal") : undefined,
         gpu: flags.gpu,
         vramGb: num("vram", flags.vram),

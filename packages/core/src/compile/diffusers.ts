@@ -1,6 +1,7 @@
 import { LOKR_DEFAULT_FACTOR, lokrFactor } from "../knowledge/network-types.js";
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
+import { settingRefusals } from "./trainer-capabilities.js";
 import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
 import { resolveBuckets } from "../plan/buckets.js";
@@ -16,7 +17,6 @@ export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js
 
 export type { WorkerArch } from "../knowledge/builtin-trainer.js";
 
-const WORKER_OPTIMIZERS: ReadonlySet<string> = new Set(BUILTIN_TRAINER.optimizers);
 const WORKER_FALLBACKS: ReadonlySet<string> = new Set(BUILTIN_TRAINER.oomFallbacks);
 
 export interface DiffusersPaths {
@@ -64,18 +64,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     });
   }
   const hp = contract.hyperparameters;
-  if (!WORKER_OPTIMIZERS.has(hp.optimizer)) {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in trainer has no ${hp.optimizer} optimizer.`, {
-      field: "hyperparameters.optimizer",
-      hint: `Use one of: ${[...WORKER_OPTIMIZERS].join(", ")}.`,
-    });
-  }
-  if (contract.base.quantize !== "none" && contract.base.quantize !== "fp8") {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in trainer holds the base in bf16 or fp8, not ${contract.base.quantize}.`, {
-      field: "base.quantize",
-      hint: "Set base.quantize: fp8 (or none), or train with ai-toolkit for int8/nf4.",
-    });
-  }
+  for (const r of settingRefusals(contract)) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
   const r = resolveTraining(contract, plan);
   const ts = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
   const warnings: DiffusersWarning[] = [];

@@ -20,6 +20,8 @@ export interface InitChoices {
   trainer?: TrainerId;
   /** Dataset folder, relative to the contract. */
   dataset?: string;
+  /** The base's weights: a Hugging Face id or a local folder/file (default: the model's official repo). */
+  basePath?: string;
   /** Images found in the folder, if it exists (sizes the step count). */
   imageCount?: number;
   hardware?: "local" | "fal";
@@ -99,7 +101,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
   const contract: ContractInput = {
     version: 1,
     name: choices.name ?? `${choices.trigger}-${choices.target}`,
-    base: { model: choices.base, path: model.hfRepo, quantize: "none" },
+    base: { model: choices.base, path: choices.basePath ?? model.hfRepo, quantize: "none" },
     trainer: { name: trainer, ...(version ? { version } : {}), ...(compat.endpoint ? { endpoint: compat.endpoint } : {}) },
     hardware:
       hardware === "fal"
@@ -238,7 +240,7 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
   if (errors.length > 0) {
     throw new LoraspecError("E_USAGE", `init cannot write a contract that passes check: ${errors.map((f) => f.message).join(" ")}`, {
       field: errors[0]!.field,
-      hint: errors.map((f) => f.fix).join(" "),
+      hint: errors.map((f) => (f.field === "base.path" ? `${f.fix} (init: --base-path <folder>)` : f.fix)).join(" "),
       details: { findings: errors },
     });
   }

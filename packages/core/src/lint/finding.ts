@@ -41,6 +41,8 @@ export const RULES: readonly RuleInfo[] = [
   { id: "trainer-version-too-old", severity: "error", title: "Trainer version older than the base model needs" },
   { id: "trainer-version-unpinned", severity: "warning", title: "Trainer version not pinned" },
   { id: "trainer-version-unchecked", severity: "info", title: "Trainer version is not a tag loraspec can compare" },
+  { id: "trainer-setting-unsupported", severity: "error", title: "An optimizer or base precision (base.quantize) the trainer cannot take" },
+  { id: "kohya-flux-single-files", severity: "error", title: "kohya with FLUX.1 and no local BFL single files in base.path (sd-scripts cannot load a Hugging Face id)" },
   { id: "lr-out-of-range", severity: "warning", title: "Learning rate outside the range for this base and target (an error 1.5x or more out)" },
   { id: "dataset-size-range", severity: "warning", title: "Dataset size above the target's range" },
   { id: "dataset-count-mismatch", severity: "warning", title: "Folder holds a different number of images than expected_images" },

@@ -14,7 +14,7 @@ import { lintBuckets } from "./bucket-rules.js";
 import { lintCrop } from "./crop-rules.js";
 import { lintSamples } from "./sample-rules.js";
 import { knownDefects, stacking } from "./stack-rules.js";
-import { hardwareTrainer, regImages, trainerSupport } from "./trainer-support-rules.js";
+import { hardwareTrainer, regImages, trainerBaseFiles, trainerSettings, trainerSupport } from "./trainer-support-rules.js";
 import { lintTrainerTraps } from "./trainer-rules.js";
 import { captionStyle, triggerWord } from "./trigger-caption-rules.js";
 
@@ -27,6 +27,8 @@ export type { LintOptions } from "./lint-rule.js";
  */
 const RULE_FUNCTIONS: readonly Rule[] = [
   trainerSupport,
+  trainerBaseFiles,
+  trainerSettings,
   hardwareTrainer,
   regImages,
   learningRate,

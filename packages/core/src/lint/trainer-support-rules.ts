@@ -1,3 +1,5 @@
+import { KOHYA_PROFILES, kohyaSingleFilesRefusal } from "../compile/kohya/kohya-profiles.js";
+import { settingRefusals } from "../compile/trainer-capabilities.js";
 import { getCompatibility, PINNED_TRAINER_VERSIONS } from "../knowledge/trainers.js";
 import { compareVersions } from "../knowledge/versions.js";
 import type { Finding } from "./finding.js";
@@ -65,6 +67,18 @@ export const trainerSupport: Rule = ({ c, model }) => {
   }
   return out;
 };
+
+/** The base's files in the form the trainer loads them: kohya's FLUX.1 script takes BFL single files on this machine only. */
+export const trainerBaseFiles: Rule = ({ c, model }) => {
+  const refusal = c.trainer.name === "kohya" ? kohyaSingleFilesRefusal(model.id, c.base.path) : undefined;
+  if (!refusal) return [];
+  const source = KOHYA_PROFILES[model.id]?.source ?? "shared/reference/trainers.md §2.2";
+  return [{ rule: "kohya-flux-single-files", severity: "error", message: refusal.message, fix: refusal.hint, source, field: "base.path" }];
+};
+
+/** The optimizer and base precision the trainer takes (compile/trainer-capabilities.ts: its compiler refuses the rest). */
+export const trainerSettings: Rule = ({ c }) =>
+  settingRefusals(c).map((r) => ({ rule: "trainer-setting-unsupported", severity: "error" as const, message: r.message, fix: r.fix, source: r.source, field: r.field }));
 
 export const hardwareTrainer: Rule = ({ c }) => {
   const falTrainer = c.trainer.name === "fal";

@@ -32,16 +32,17 @@ function initThenCheck(choices: InitChoices): Outcome {
   return { errors: findings.filter((f) => f.severity === "error").map((f) => `${f.rule}: ${f.message}`), usd: undefined };
 }
 
-// The flag space: bases x trainers x targets x GPU/hardware x budget x images found.
+// The flag space: bases x trainers x targets x GPU/hardware x budget x images found x --base-path.
 const HARDWARE: Partial<InitChoices>[] = [{}, { hardware: "fal" }, { gpu: "RTX 4090" }, { gpu: "RTX 3060" }, { vramGb: 8 }, { gpu: "H100", pricePerHour: 2.5 }];
 const BUDGETS = [undefined, 10];
 const IMAGES = [undefined, 6, 40];
+const BASE_PATHS = [undefined, "/models/base"];
 // Every base x trainer x hardware; target, budget and image count cycle through their values
 // (each value meets every base and trainer), which keeps the test a few seconds on 2 cores.
 const SPACE: InitChoices[] = BASE_MODEL_IDS.flatMap((base) =>
   [undefined, ...TRAINER_IDS].flatMap((trainer) =>
     HARDWARE.flatMap((hw, i) =>
-      TARGETS.map((target, j) => ({ base, target, trigger: "txcl", trainer, maxCostUsd: BUDGETS[(i + j) % BUDGETS.length], imageCount: IMAGES[(i + 2 * j) % IMAGES.length], ...hw }) as InitChoices),
+      TARGETS.map((target, j) => ({ base, target, trigger: "txcl", trainer, maxCostUsd: BUDGETS[(i + j) % BUDGETS.length], imageCount: IMAGES[(i + 2 * j) % IMAGES.length], basePath: BASE_PATHS[(i + j) % BASE_PATHS.length], ...hw }) as InitChoices),
     ),
   ),
 );
@@ -72,11 +73,22 @@ describe("init is held to check", () => {
   });
 
   it("kohya FLUX.1 on 12 GB gets an fp8 base and a block swap (never nf4, which kohya cannot do); on 8 GB it refuses with the estimate", () => {
-    const rec = recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 12 }, { words });
+    const rec = recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 12, basePath: "/models/flux1" }, { words });
     expect(rec.contract.base.quantize).toBe("fp8");
     expect(rec.contract.hardware?.block_swap).toBeGreaterThan(0);
     expect(rec.reasons["hardware.block_swap"]?.source).toMatch(/flux_train_network\.md/);
-    expect(() => recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 8 }, { words })).toThrow(/8 GB but this setup needs ~[\d.]+ GB/);
+    expect(() => recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", vramGb: 8, basePath: "/models/flux1" }, { words })).toThrow(/8 GB but this setup needs ~[\d.]+ GB/);
+  });
+
+  it("kohya FLUX.1 without --base-path is refused with check's reason (sd-scripts loads BFL single files only) and the flag to pass", () => {
+    try {
+      recommendContract({ base: "flux1-dev", target: "character", trigger: "txcl", trainer: "kohya", gpu: "RTX 4090" }, { words });
+      expect.unreachable("init wrote a contract train would refuse");
+    } catch (error) {
+      expect(isLoraspecError(error) && error.field).toBe("base.path");
+      expect((error as Error).message).toMatch(/only from BFL single files/);
+      expect(isLoraspecError(error) && error.hint).toMatch(/\(init: --base-path <folder>\)/);
+    }
   });
 
   it("fal with a $10 budget on flux2-dev refuses: the minimum 1500 character steps cost $12", () => {

@@ -3,6 +3,7 @@ import { stringify as stringifyYaml } from "yaml";
 import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
+import { settingRefusals } from "../trainer-capabilities.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
@@ -49,10 +50,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   if (!profile) throw new LoraspecError("E_INTERNAL", `No ai-toolkit profile for ${contract.base.model}.`);
   const r = resolveTraining(contract, plan);
   const hp = contract.hyperparameters;
-  const optimizer = AI_TOOLKIT_OPTIMIZERS.map[hp.optimizer];
-  if (!optimizer) {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
-  }
+  for (const r of settingRefusals(contract)) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
+  const optimizer = AI_TOOLKIT_OPTIMIZERS.map[hp.optimizer]!;
   const textEmbeddings = profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs;
   const regularisers = aiToolkitRegularisers(contract);
   const dtype = AI_TOOLKIT_DTYPES[hp.precision] ?? { train: "bf16", save: "bf16" };

@@ -3,6 +3,7 @@ import { stringify as stringifyToml } from "smol-toml";
 import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
+import { settingRefusals } from "../trainer-capabilities.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
@@ -20,7 +21,7 @@ import {
 } from "../../trainers/compile-input.js";
 import { SAMPLE_FILE_NAMING, type SampleWatch } from "../../trainers/sample-files.js";
 import { kohyaSamples } from "./kohya-samples.js";
-import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_IGNORED_TOGETHER, KOHYA_OPTIMIZERS, KOHYA_PROFILES } from "./kohya-profiles.js";
+import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_IGNORED_TOGETHER, KOHYA_OPTIMIZERS, KOHYA_PROFILES, kohyaSingleFilesRefusal } from "./kohya-profiles.js";
 
 export interface KohyaCompiled {
   trainer: "kohya";
@@ -104,16 +105,8 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     })),
   };
 
-  const optimizer = KOHYA_OPTIMIZERS.map[hp.optimizer];
-  if (!optimizer) {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya has no optimizer mapped for "${hp.optimizer}".`, { field: "hyperparameters.optimizer" });
-  }
-  if (contract.base.quantize === "int8" || contract.base.quantize === "nf4") {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya sd-scripts cannot hold the base in ${contract.base.quantize}; it supports fp8 (--fp8_base).`, {
-      field: "base.quantize",
-      hint: 'Use base.quantize: fp8 or none with kohya, or trainer.name: ai-toolkit for 4/8-bit bases.',
-    });
-  }
+  for (const r of settingRefusals(contract)) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
+  const optimizer = KOHYA_OPTIMIZERS.map[hp.optimizer]!;
   const mixed = hp.precision === "fp32" ? "no" : hp.precision;
   const savePrecision = hp.precision === "fp32" ? "float" : hp.precision;
 
@@ -257,12 +250,8 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
 
 function fluxModelFiles(contract: Contract, path: string | undefined): Section {
   const transformerName = FLUX_SINGLE_FILE_NAMES.transformer[contract.base.model] ?? "flux1-dev.safetensors";
-  if (!path || !(path.startsWith("/") || path.startsWith("./") || path.startsWith("../") || /^[A-Za-z]:[\\/]/.test(path))) {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", "kohya sd-scripts loads FLUX.1 only from BFL single files, not a Hugging Face id or diffusers folder (L-6).", {
-      field: "base.path",
-      hint: `Download ${transformerName}, ${FLUX_SINGLE_FILE_NAMES.ae}, ${FLUX_SINGLE_FILE_NAMES.clipL} and ${FLUX_SINGLE_FILE_NAMES.t5xxl} into one folder and set base.path to that folder (or to the transformer file), as a local path.`,
-    });
-  }
+  const refusal = kohyaSingleFilesRefusal(contract.base.model, path);
+  if (refusal || !path) throw new LoraspecError("E_TRAINER_UNSUPPORTED", refusal?.message ?? "base.path is required", { field: "base.path", hint: refusal?.hint });
   const isFile = path.endsWith(".safetensors") || path.endsWith(".sft");
   const dir = isFile ? path.slice(0, Math.max(path.lastIndexOf("/"), 0)) || "." : path;
   return {

@@ -57,6 +57,32 @@ export const FLUX_SINGLE_FILE_NAMES = {
   t5xxl: "t5xxl_fp16.safetensors",
 };
 
+/** A path on this machine (absolute, `./`, `../` or a Windows drive), not a Hugging Face id. */
+export function isLocalPath(path: string | undefined): path is string {
+  return path !== undefined && (path.startsWith("/") || path.startsWith("./") || path.startsWith("../") || /^[A-Za-z]:[\\/]/.test(path));
+}
+
+/**
+ * sd-scripts' FLUX.1 script loads BFL single files only (L-6): the refusal (message and fix) when the base
+ * needs them and `base.path` does not name them on this machine; undefined when the path is fine. One home
+ * for compile-kohya (which throws it) and check (lint/trainer-support-rules.ts, which reports it first).
+ */
+export function kohyaSingleFilesRefusal(model: BaseModelId, path: string | undefined): { message: string; hint: string } | undefined {
+  if (!KOHYA_PROFILES[model]?.singleFiles || isLocalPath(path)) return undefined;
+  const transformer = FLUX_SINGLE_FILE_NAMES.transformer[model] ?? "flux1-dev.safetensors";
+  return {
+    message: `kohya sd-scripts loads FLUX.1 only from BFL single files, not ${path ? `'${path}' (a Hugging Face id or a path that is not local)` : "a Hugging Face id"} (L-6).`,
+    hint: `Download ${transformer}, ${FLUX_SINGLE_FILE_NAMES.ae}, ${FLUX_SINGLE_FILE_NAMES.clipL} and ${FLUX_SINGLE_FILE_NAMES.t5xxl} into one folder and set base.path to that folder (or to the transformer file) as a local path (/..., ./...), or use trainer.name: ai-toolkit, which loads the Hugging Face id.`,
+  };
+}
+
+/** How sd-scripts can hold the frozen base: as is, or fp8 (`--fp8_base`); no int8 / nf4 loader. */
+export const KOHYA_QUANTIZE: Sourced & { values: readonly string[] } = {
+  values: ["none", "fp8"],
+  source: `${DOC} §2.2 (--fp8_base; sd-scripts has no 4/8-bit integer base)`,
+  asOf: "2026-02-16",
+};
+
 /** Contract optimizer -> sd-scripts `optimizer_type` (+ args). */
 export const KOHYA_OPTIMIZERS: Sourced & { map: Readonly<Record<string, { type: string; args?: readonly string[] }>> } = {
   map: {
