@@ -41,6 +41,7 @@ const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({
   fp8Matmul: r.levers.includes("fp8mm"),
   attention: r.attention ?? ("sdpa" as const),
   loraCompute: "fp32" as const,
+  sampleMerge: "none" as const,
   channelsLast: r.levers.includes("channels_last"),
   cudaKnown: true,
   choices: [],

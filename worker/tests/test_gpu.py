@@ -230,7 +230,7 @@ def test_sdxl_samples_replay_a_cuda_graph_with_the_eager_pixels_and_the_updated_
     from loraspec_worker.train import sample_graph
 
     samples = {"every": 4, "prompts": ["a photo of txcl"], "seeds": [42, 7], "steps": 4, "guidance_scale": 3.0, "first": False, "width": 64, "height": 64}
-    over = dict(samples=samples, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, save_every=4)
+    over = dict(samples=samples, gradient_checkpointing=False, cuda_graphs=True, channels_last=True, save_every=4, sample_merge="buffers")  # core's SDXL choice
     _, g_losses, g_events = tiny_run("sdxl", tmp_path, "graph", monkeypatch, **over)
     monkeypatch.setattr(sample_graph, "make", lambda arch, device: None)  # eager samples
     _, e_losses, e_events = tiny_run("sdxl", tmp_path, "eager", monkeypatch, **over)

@@ -129,17 +129,38 @@ def test_with_ema_the_sample_merges_the_shadow_and_the_raw_weights_come_back():
     assert_same(state(unet), raw)
 
 
-def test_network_types_and_bases_core_keeps_on_the_lora_path():
-    from types import SimpleNamespace
+@pytest.mark.parametrize("mode, variant", [("buffers", "MergedLora"), ("per_call", "CallMergedLora"), ("none", None)])
+@pytest.mark.parametrize("over", [{"arch": "sdxl"}, {"arch": "flux1", "fp8_matmul": True}, {"arch": "zimage", "network_type": "dora"}], ids=["sdxl", "flux1-fp8mm", "zimage-dora"])
+def test_the_requests_sample_merge_picks_the_variant_whatever_the_run(mode, variant, over):
+    """Core decides (plan/sample-merge.ts); the worker builds what the request names, over any arch and network
+    type (a layer it cannot merge refuses at the first sample, below), and nothing for "none"."""
+    from loraspec_worker.train.dev_request import dev_config
 
-    def cfg(**over):
-        return SimpleNamespace(**{"arch": "sdxl", "network_type": "lora", "quantize": "none", "fp8_matmul": False, **over})
-
-    assert sample_merge.applies(cfg()) and isinstance(sample_merge.make(cfg(), torch.nn.Linear(2, 2)), sample_merge.MergedLora)
-    for over in [{"network_type": "dora"}, {"network_type": "lokr"}, {"network_type": "loha"}, {"quantize": "fp8"}, {"fp8_matmul": True}, {"arch": "zimage"}]:
-        assert sample_merge.make(cfg(**over), torch.nn.Linear(2, 2)) is None, over
+    made = sample_merge.make(dev_config(sample_merge=mode, **over), torch.nn.Linear(2, 2))
+    assert (type(made).__name__ if made is not None else None) == variant
     with sample_merge.merged(None):
         pass
+
+
+@pytest.mark.parametrize("value", ["per-call", "merged", None, True])
+def test_a_sample_merge_the_schema_does_not_name_is_a_usage_error(value):
+    from loraspec_worker.protocol import WorkerError
+
+    with pytest.raises(WorkerError) as err:
+        train.parse_config(dev_request(arch="sdxl", base="b", dataset="d", output_dir="o") | {"sample_merge": value})
+    assert err.value.code == "E_USAGE" and "field sample_merge:" in err.value.message
+
+
+def test_the_fp8_base_fallback_turns_the_merge_off():
+    """After an OOM, quantize_base holds the base in fp8: core's merge was chosen for a base in its own dtype."""
+    from loraspec_worker.train import runner
+    from loraspec_worker.train.dev_request import dev_config
+
+    cfg = dev_config(arch="flux1", sample_merge="per_call")
+    assert runner.apply_fallback(cfg, "quantize_base") == "held the base in fp8 (and samples on the LoRA path, not merged)"
+    assert (cfg.quantize, cfg.sample_merge) == ("fp8", "none")
+    cfg = dev_config(arch="sdxl")
+    assert runner.apply_fallback(cfg, "quantize_base") == "held the base in fp8" and cfg.sample_merge == "none"
 
 
 @pytest.mark.parametrize("kind", ["dora", "lokr", "loha"])
@@ -180,7 +201,8 @@ def run(tiny, out, samples=None, **over):
     old, protocol._out = protocol._out, buf
     try:
         result = train.run(dev_request(arch="sdxl", base=base, dataset=data, output_dir=str(out), resolution=32, steps=3, rank=4, alpha=4,
-                                       learning_rate=1e-2, seed=7, optimizer="adamw", precision="fp32", samples=samples, **over))
+                                       learning_rate=1e-2, seed=7, optimizer="adamw", precision="fp32", samples=samples,
+                                       **{"sample_merge": "buffers", **over}))
     finally:
         protocol._out = old
     import json
@@ -206,14 +228,14 @@ def test_a_run_with_merged_samples_trains_as_one_without_samples(tiny, tmp_path,
     assert not [e for e in events if e["type"] == "warning" and e.get("code") == sample_merge.WARNING]
 
 
-def test_merged_samples_draw_the_lora_paths_images(tiny, tmp_path, monkeypatch):
+def test_merged_samples_draw_the_lora_paths_images(tiny, tmp_path):
     """fp32 on the CPU: the PNGs rendered merged are the LoRA path's to within one level of 255."""
     import numpy as np
     from PIL import Image
 
     run(tiny, tmp_path / "merged", SAMPLES)
-    monkeypatch.setattr(sample_merge, "make", lambda cfg, denoiser: None)
-    run(tiny, tmp_path / "lora", SAMPLES)
+    _, _, events = run(tiny, tmp_path / "lora", SAMPLES, sample_merge="none")
+    assert not [e for e in events if e["type"] == "log" and e["message"].startswith("sample merge:")]  # "none": the LoRA path
     names = sorted(os.listdir(tmp_path / "merged" / "samples"))
     assert names == sorted(os.listdir(tmp_path / "lora" / "samples")) and len(names) == 4
     for n in names:

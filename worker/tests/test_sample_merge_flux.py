@@ -219,21 +219,6 @@ def test_with_ema_the_sample_merges_the_shadow():
     assert_same(state(net), raw)
 
 
-def test_cores_table_sends_flux_samples_per_call_and_keeps_an_fp8_base_on_the_lora_path():
-    from types import SimpleNamespace
-
-    def cfg(**over):
-        return SimpleNamespace(**{"arch": "flux1", "network_type": "lora", "quantize": "none", "fp8_matmul": False, **over})
-
-    assert sample_merge.PER_CALL_ARCHES == ("flux1", "flux2-klein")
-    for over in [{}, {"fp8_matmul": True}, {"arch": "flux2-klein"}, {"arch": "flux2-klein", "fp8_matmul": True}]:
-        assert isinstance(sample_merge.make(cfg(**over), torch.nn.Linear(2, 2)), CallMergedLora), over
-    assert isinstance(sample_merge.make(cfg(arch="sdxl"), torch.nn.Linear(2, 2)), sample_merge.MergedLora)
-    for over in [{"quantize": "fp8"}, {"quantize": "fp8", "fp8_matmul": True}, {"network_type": "dora"}, {"network_type": "lokr"},
-                 {"arch": "sdxl", "fp8_matmul": True}, {"arch": "zimage"}, {"arch": "qwen-image"}]:
-        assert sample_merge.make(cfg(**over), torch.nn.Linear(2, 2)) is None, over
-
-
 def test_a_layer_that_cannot_merge_keeps_the_lora_path_with_one_coded_warning(events):
     from peft import LoKrConfig
 
@@ -300,7 +285,8 @@ def run(tiny, out, samples=None, arch="flux1", **over):
     old, protocol._out = protocol._out, buf
     try:
         result = train.run(dev_request(arch=arch, base=base, dataset=data, output_dir=str(out), resolution=32, steps=3, rank=4, alpha=4,
-                                       learning_rate=1e-2, seed=7, optimizer="adamw", precision="fp32", max_sequence_length=32, samples=samples, **over))
+                                       learning_rate=1e-2, seed=7, optimizer="adamw", precision="fp32", max_sequence_length=32, samples=samples,
+                                       **{"sample_merge": "per_call", **over}))
     finally:
         protocol._out = old
     events = [json.loads(line) for line in buf.getvalue().splitlines()]

@@ -68,7 +68,7 @@ def test_the_merged_fp8_sample_on_cuda_is_as_close_as_todays_path_and_leaves_the
 
 def test_a_compiled_fp8_run_samples_merged_and_trains_as_one_without_samples(tmp_path, monkeypatch):
     samples = {"every": 4, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 2, "guidance_scale": 3.5, "first": False, "width": 64, "height": 64}
-    _, on, events = tiny_run("flux1", tmp_path, "on", monkeypatch, compile=True, fp8_matmul=True, samples=samples, precision="bf16")
+    _, on, events = tiny_run("flux1", tmp_path, "on", monkeypatch, compile=True, fp8_matmul=True, samples=samples, precision="bf16", sample_merge="per_call")
     _, off, events_off = tiny_run("flux1", tmp_path, "off", monkeypatch, compile=True, fp8_matmul=True, precision="bf16")
     assert len(on) == 8 and on == off
     logs = [e["message"] for e in events if e["type"] == "log"]

@@ -79,7 +79,7 @@ def test_the_sample_graph_replays_the_merged_forward_and_each_samples_refreshed_
 
 def test_a_tiny_sdxl_run_with_the_step_graph_samples_merged_and_keeps_its_loss_curve(tmp_path, monkeypatch):
     samples = {"every": 4, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 4, "guidance_scale": 3.0, "first": True, "width": 64, "height": 64}
-    levers = {"gradient_checkpointing": False, "cuda_graphs": True, "channels_last": True}
+    levers = {"gradient_checkpointing": False, "cuda_graphs": True, "channels_last": True, "sample_merge": "buffers"}  # core's SDXL choice
     _, on, events = tiny_run("sdxl", tmp_path, "on", monkeypatch, samples=samples, **levers)
     _, off, _ = tiny_run("sdxl", tmp_path, "off", monkeypatch, samples=None, **levers)
     logs = [e["message"] for e in events if e["type"] == "log"]

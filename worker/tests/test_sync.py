@@ -92,34 +92,18 @@ def test_the_sample_graphs_arches_and_warning_code_are_cores():
     assert set(sample_graph.ARCHES) <= set(TABLE["sampleArches"])
 
 
-def test_the_sample_merge_is_decided_by_cores_table_not_the_worker(tmp_path):
-    """sample_merge reads its arches, network types and warning code from core's table: the same values
-    here, and a worker started over a table that says otherwise (LORASPEC_SCHEMA_DIR) follows that table,
-    which a constant kept in the worker would not."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
+def test_the_worker_builds_every_sample_merge_the_request_schema_allows_and_decides_none():
+    """Core decides the sample merge (plan/sample-merge.ts) and sends it as sample_merge: the worker has a variant
+    for exactly the schema's values (the table's modes) and no arch or network-type table of its own to decide with;
+    the fallback warning code is the table's."""
     from loraspec_worker.train import sample_merge
 
     m = TABLE["sampleMerge"]
-    assert (list(sample_merge.ARCHES), list(sample_merge.PER_CALL_ARCHES), list(sample_merge.NETWORK_TYPES), sample_merge.WARNING) == (
-        m["arches"], m["perCallArches"], m["networkTypes"], m["warning"])
+    assert REQUEST["properties"]["sample_merge"]["enum"] == m["modes"] and "sample_merge" in REQUEST["required"]
+    assert set(sample_merge.VARIANTS) == set(m["modes"]) and sample_merge.WARNING == m["warning"]
+    assert not [name for name in ("applies", "ARCHES", "PER_CALL_ARCHES", "NETWORK_TYPES") if hasattr(sample_merge, name)]
     assert set(m["arches"]) | set(m["perCallArches"]) <= set(TABLE["sampleArches"]) and set(m["networkTypes"]) <= set(TABLE["networkTypes"])
     assert not set(m["arches"]) & set(m["perCallArches"])
-    for name in ("worker-train-request.schema.json", "loraspec-event.schema.json"):
-        shutil.copy(os.path.join(schema_files.schema_dir(), name), tmp_path / name)
-    other = {**TABLE, "sampleMerge": {"arches": ["flux1"], "perCallArches": ["sdxl"], "networkTypes": ["lora", "dora"], "warning": "W_OTHER"}}
-    (tmp_path / "builtin-trainer.json").write_text(json.dumps(other))
-    probe = ("import json; from types import SimpleNamespace as N; from loraspec_worker.train import sample_merge as m\n"
-             "run = lambda arch, kind: m.applies(N(arch=arch, network_type=kind, quantize='none', fp8_matmul=False))\n"
-             "print(json.dumps([list(m.ARCHES), list(m.NETWORK_TYPES), m.WARNING, run('flux1', 'dora'), run('sdxl', 'lora'), run('flux2-klein', 'lora'),\n"
-             "                  type(m.make(N(arch='sdxl', network_type='lora', quantize='none', fp8_matmul=True), None)).__name__]))")
-    worker = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", probe], cwd=worker, env={**os.environ, "LORASPEC_SCHEMA_DIR": str(tmp_path)},
-                         capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == [["flux1"], ["lora", "dora"], "W_OTHER", True, True, False, "CallMergedLora"]
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,7 @@ def test_bad_requests_get_coded_errors(over, code, bases, dataset, tmp_path, eve
     assert err.value.code == code
 
 
-@pytest.mark.parametrize("field", ["steps", "compile", "targets", "guidance_scale", "failure"])
+@pytest.mark.parametrize("field", ["steps", "compile", "targets", "guidance_scale", "sample_merge", "failure"])
 def test_a_request_that_leaves_a_setting_out_is_a_usage_error_naming_it(field):
     """Core resolves every setting; the worker has no default to fall back on."""
     req = dev_request(arch="flux1", base="b", dataset="d", output_dir="o")

@@ -49,6 +49,7 @@ class Config:
     fp8_matmul: bool
     attention: str
     lora_compute: str
+    sample_merge: str  # buffers | per_call | none: core's choice (plan/sample-merge.ts), built by train/sample_merge.py make
     quantize: str
     num_processes: int
     save_every: int

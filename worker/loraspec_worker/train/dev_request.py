@@ -29,6 +29,7 @@ DEV_SETTINGS: dict[str, Any] = {
     "fp8_matmul": False,
     "attention": "sdpa",
     "lora_compute": "fp32",
+    "sample_merge": "none",  # samples on the LoRA path unless a test names buffers or per_call (core decides for real requests)
     "quantize": "none",
     "num_processes": 1,
     "save_every": 0,

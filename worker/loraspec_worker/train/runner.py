@@ -36,7 +36,16 @@ def _quantize_base(cfg: Config) -> str:
     if cfg.quantize == "fp8" or cfg.network_type != "lora":
         return ""
     cfg.quantize = "fp8"
-    return "held the base in fp8"
+    return "held the base in fp8" + _no_sample_merge(cfg)
+
+
+def _no_sample_merge(cfg: Config) -> str:
+    """Core's sample_merge was chosen for a base in its own dtype (an fp8 base keeps the LoRA path:
+    plan/sample-merge.ts): the fallback that holds the base in fp8 turns the merge off too."""
+    if cfg.sample_merge == "none":
+        return ""
+    cfg.sample_merge = "none"
+    return " (and samples on the LoRA path, not merged)"
 
 
 def _smaller_batch(cfg: Config) -> str:

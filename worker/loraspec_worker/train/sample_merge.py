@@ -15,13 +15,14 @@ Rounding: W' holds W + delta rounded to the base's dtype, as a merged LoRA file 
 (diffusers fuse_lora, ComfyUI's weight patches); the LoRA path adds the delta's product in fp32 before
 rounding the output. With a bf16 base the two differ by bf16's rounding of W' (2^-9 relative per weight).
 
-Core decides where (BUILTIN_TRAINER.sampleMerge: arches, network types; an fp8 base keeps the LoRA path)
-and counts the buffers in the VRAM plan (plan/vram-extras.ts sampleMergeGb). Only the denoiser's LoRA
+Core decides which (plan/sample-merge.ts over BUILTIN_TRAINER.sampleMerge: arches, network types; an fp8 base
+keeps the LoRA path), sends it as the request's sample_merge (buffers, per_call, none) and counts the buffers in
+the VRAM plan (plan/vram-extras.ts sampleMergeGb); make() builds the variant the request names. Only the denoiser's LoRA
 merges: a text encoder that trains its own LoRA (train_text_encoder) encodes the prompts on its LoRA path.
 A layer that is not a plain peft LoRA Linear over an nn.Linear, or no memory for the buffers, keeps the
 LoRA path for the rest of the run, with one warning of the table's code.
 
-Per call (CallMergedLora; core's perCallArches: FLUX.1, FLUX.2 [klein], whose samples run eagerly): no
+Per call (CallMergedLora, sample_merge per_call; core's perCallArches: FLUX.1, FLUX.2 [klein], eager samples): no
 buffers. While a sample renders, each LoRA layer's forward is F.linear(x, W + (scale x B) @ A) with W' made
 for the call (one addmm, rounded once to the compute dtype) and dropped after it, and every other fp8
 linear of the denoiser (speed.Fp8Linear) runs F.linear over its weight dequantized to the compute dtype.
@@ -39,24 +40,13 @@ from typing import Any, Optional
 from ..protocol import emit, warning
 from .config import TABLE
 
-# Core decides which runs' samples merge and the warning code of a fallback (BUILTIN_TRAINER.sampleMerge).
-ARCHES = tuple(TABLE["sampleMerge"]["arches"])
-PER_CALL_ARCHES = tuple(TABLE["sampleMerge"]["perCallArches"])
-NETWORK_TYPES = tuple(TABLE["sampleMerge"]["networkTypes"])
+# The warning code of a merge this run's layers cannot take (core's BUILTIN_TRAINER.sampleMerge); which merge a
+# run's samples use is the request's sample_merge, core's decision.
 WARNING = TABLE["sampleMerge"]["warning"]
 
 
 class NotMergeable(Exception):
     """A LoRA layer this module cannot merge exactly (the samples keep the LoRA path)."""
-
-
-def applies(cfg) -> bool:
-    """The run's samples render merged: core's arches and network types, over a base in its own dtype
-    (per call, also over fp8_matmul's fp8 copies of it). Core's plan/sample-merge.ts sampleMergeKind is the
-    same rule (its VRAM and walltime parts); sample-merge-sync.spec.ts holds the two equal over the matrix."""
-    if cfg.network_type not in NETWORK_TYPES or cfg.quantize != "none":
-        return False
-    return cfg.arch in PER_CALL_ARCHES or (cfg.arch in ARCHES and not cfg.fp8_matmul)
 
 
 class _Layer:
@@ -213,16 +203,22 @@ def _fp8_linear_class():
     return speed.fp8_linear_class()
 
 
-def make(cfg, denoiser):
-    """The run's merged sample weights (buffers made at the first sample, or per call for core's perCallArches),
-    or None: samples keep the LoRA path."""
-    if not applies(cfg):
-        return None
-    if cfg.arch in PER_CALL_ARCHES:
-        from .sample_merge_call import CallMergedLora
+def _call_merged(denoiser):
+    from .sample_merge_call import CallMergedLora
 
-        return CallMergedLora(denoiser)
-    return MergedLora(denoiser)
+    return CallMergedLora(denoiser)
+
+
+# The request's sample_merge values (the schema's enum; test_sync.py holds them equal) and what each builds.
+VARIANTS = {"buffers": MergedLora, "per_call": _call_merged, "none": None}
+
+
+def make(cfg, denoiser):
+    """The merge the request's sample_merge names (core's choice): buffers made at the first sample
+    (MergedLora), per call (CallMergedLora), or None for "none": samples keep the LoRA path. Layers that
+    cannot merge refuse at the first sample (NotMergeable: the LoRA path, with the WARNING code)."""
+    variant = VARIANTS[cfg.sample_merge]  # parse_config validated the value against the request schema
+    return variant(denoiser) if variant is not None else None
 
 
 def merged(m: Optional[MergedLora], timer=None):

@@ -103,6 +103,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     fp8_matmul: ts.fp8Matmul,
     attention: ts.attention,
     lora_compute: ts.loraCompute,
+    sample_merge: ts.sampleMerge,
     quantize: ts.quantize === "fp8" ? "fp8" : "none",
     num_processes: contract.hardware.kind === "local" ? contract.hardware.gpus : 1,
     save_every: r.saveEvery,

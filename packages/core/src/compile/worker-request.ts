@@ -50,6 +50,12 @@ export const TrainRequestSchema = z.strictObject({
   lora_compute: z
     .enum(BUILTIN_TRAINER.loraCompute.modes)
     .meta({ description: "The dtype the LoRA path computes in: fp32 (peft's: each adapted layer's input copied to fp32) or bf16 (the base's bf16 over fp32 master weights; a plain LoRA's linears only, over a bf16 base only)." }),
+  sample_merge: z
+    .enum(BUILTIN_TRAINER.sampleMerge.modes)
+    .meta({
+      description:
+        "How in-training samples merge the LoRA (plan/sample-merge.ts): buffers (W + scale x B @ A written before each sample into a second copy of the targeted weights, kept for the run), per_call (each LoRA layer's merged weight made for the call), none (the LoRA path). A layer the worker cannot merge keeps the LoRA path, with W_SAMPLE_MERGE_FALLBACK.",
+    }),
   quantize: z.enum(BUILTIN_TRAINER.quantize),
   num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),
   nodes: z

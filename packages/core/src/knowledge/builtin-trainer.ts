@@ -150,7 +150,7 @@ export const BUILTIN_TRAINER = {
   settingKeys: [
     "arch", "resolution", "buckets", "rank", "alpha", "learning_rate", "steps", "batch_size", "gradient_accumulation", "optimizer", "lr_scheduler",
     "warmup_steps", "precision", "gradient_checkpointing", "checkpointing_mode", "compile", "cuda_graphs", "channels_last", "fp8_matmul",
-    "attention", "lora_compute", "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
+    "attention", "lora_compute", "sample_merge", "quantize", "num_processes", "save_every", "seed", "prefix_trigger", "train_text_encoder", "guidance_scale",
     "max_sequence_length", "targets", "timestep_sampling", "caption_dropout", "shuffle_tags", "noise_offset", "min_snr_gamma", "ema_decay", "network_type", "network_factor",
   ],
   /**
@@ -204,8 +204,10 @@ export const BUILTIN_TRAINER = {
    * all-linear, and need the plan to weigh them against the step's own settings; per call they cost no
    * memory beyond one layer's weight while the training's activations are free. An fp8 base (quantize)
    * keeps the LoRA path.
+   * Core decides (plan/sample-merge.ts) and sends the answer as the request's sample_merge (`modes`: buffers,
+   * per_call, none); the worker builds the variant it names and reads only the warning code from here.
    */
-  sampleMerge: { arches: ["sdxl"], perCallArches: ["flux1", "flux2-klein"], networkTypes: ["lora"], warning: "W_SAMPLE_MERGE_FALLBACK" },
+  sampleMerge: { modes: ["buffers", "per_call", "none"], arches: ["sdxl"], perCallArches: ["flux1", "flux2-klein"], networkTypes: ["lora"], warning: "W_SAMPLE_MERGE_FALLBACK" },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */

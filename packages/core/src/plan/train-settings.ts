@@ -8,13 +8,14 @@ import { bucketShapes, resolveBuckets } from "./buckets.js";
 import type { AttentionKernel } from "../knowledge/attention.js";
 import { attentionFor } from "./attention.js";
 import { loraComputeFor } from "./lora-compute.js";
+import { sampleMergeFor, type SampleMergeKind } from "./sample-merge.js";
 import type { LoraCompute } from "../knowledge/lora-compute.js";
 import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
 import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
 /** One decided setting and why, for `loraspec plan` (human and --json). */
 export interface SettingChoice {
-  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul" | "attention" | "lora_compute";
+  setting: "gradient_checkpointing" | "checkpointing_mode" | "compile" | "cuda_graphs" | "channels_last" | "quantize" | "fp8_matmul" | "attention" | "lora_compute" | "sample_merge";
   value: boolean | string;
   why: string;
   source: string;
@@ -27,6 +28,8 @@ export interface TrainSettings extends VramSettings {
   attention: AttentionKernel;
   /** The dtype the LoRA path computes in (the worker's lora_compute; plan/lora-compute.ts): bf16 over fp32 master weights where measured. */
   loraCompute: LoraCompute;
+  /** How in-training samples merge the LoRA (the worker's sample_merge; plan/sample-merge.ts): buffers, per call, or none. */
+  sampleMerge: SampleMergeKind;
   /** NHWC weights for SDXL's UNet: on together with its CUDA graph (the measured configuration). */
   channelsLast: boolean;
   choices: SettingChoice[];
@@ -68,6 +71,7 @@ export function resolveTrainSettings(contract: Contract, options: TrainSettingsO
       fp8Matmul: false,
       attention: "sdpa",
       loraCompute: "fp32",
+      sampleMerge: "none",
       channelsLast: false,
       cudaKnown: findGpu(contract.hardware.gpu) !== undefined,
       choices: [
@@ -197,11 +201,13 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, attention } = c;
   const lora = loraComputeFor(contract, getBaseModel(contract.base.model)!); // finish runs for the built-in trainer's known models only
   choices.push(lora.choice);
+  const merge = sampleMergeFor(contract, builtinArchOf(contract.base.model).arch, { quantize, fp8Matmul });
+  if (merge.choice) choices.push(merge.choice);
   const checkpointingMode = c.checkpointingMode ?? (gradientCheckpointing ? "full" : "off");
   if (gradientCheckpointing && !choices.some((x) => x.setting === "checkpointing_mode")) {
     choices.push({ setting: "checkpointing_mode", value: "full", why: "full: each block's forward is recomputed (the safe default without a VRAM ceiling that selective checkpointing fits)", source: VRAM_MODEL.source });
   }
-  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, attention, loraCompute: lora.loraCompute, channelsLast: cudaGraphs, cudaKnown, choices };
+  return { gradientCheckpointing, checkpointingMode, compile, cudaGraphs, quantize, fp8Matmul, attention, loraCompute: lora.loraCompute, sampleMerge: merge.sampleMerge, channelsLast: cudaGraphs, cudaKnown, choices };
 }
 
 /** Selective checkpointing is built (and checked against eager) for this model's worker arch, with an activation estimate. */

@@ -14,7 +14,7 @@ import { contract } from "../lint/helpers.js";
 
 const python = fileURLToPath(new URL("../../../../worker/.venv/bin/python", import.meta.url));
 const h200 = GPUS.find((g) => g.id === "h200")!;
-const settings: TrainSettings = { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "fp32", channelsLast: false, cudaKnown: true, choices: [] };
+const settings: TrainSettings = { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "fp32", sampleMerge: "none", channelsLast: false, cudaKnown: true, choices: [] };
 const flux = getBaseModel("flux1-dev")!;
 
 function withNetwork(network: Record<string, unknown>, extra: Record<string, unknown> = {}) {

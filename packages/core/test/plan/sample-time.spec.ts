@@ -12,7 +12,7 @@ import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
 import { contract } from "../lint/helpers.js";
 
 const h200 = GPUS.find((g) => g.id === "h200")!;
-const settings: TrainSettings = { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "fp32", channelsLast: false, cudaKnown: true, choices: [] };
+const settings: TrainSettings = { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "fp32", sampleMerge: "none", channelsLast: false, cudaKnown: true, choices: [] };
 
 describe("sampling time counts in the walltime", () => {
   const of = (samples: Record<string, unknown> | undefined, base: "sdxl" | "flux1-dev" | "flux2-klein-4b", trainer: "diffusers" | "kohya" = "diffusers") =>

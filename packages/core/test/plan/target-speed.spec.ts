@@ -7,7 +7,7 @@ import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
 import { contract } from "../lint/helpers.js";
 
 const h200 = GPUS.find((g) => g.id === "h200")!;
-const settingsOf = (over: Partial<TrainSettings>): TrainSettings => ({ gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "fp32", channelsLast: false, cudaKnown: true, choices: [], ...over });
+const settingsOf = (over: Partial<TrainSettings>): TrainSettings => ({ gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "fp32", sampleMerge: "none", channelsLast: false, cudaKnown: true, choices: [], ...over });
 const within = (got: number, want: number, tol = 0.1) => expect(Math.abs(got / want - 1), `${got} vs ${want}`).toBeLessThanOrEqual(tol);
 
 /** The plan's H200 s/step for a base, trainer, levers and network section. */

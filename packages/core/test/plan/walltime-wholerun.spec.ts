@@ -44,7 +44,7 @@ describe("the parts as a plan shows them", () => {
   const plan = (base: "sdxl" | "flux1-dev", over: Record<string, unknown> = {}, options = {}) => {
     const r = { ...rows.find((x) => x.model === (base === "sdxl" ? "sdxl" : "flux1"))!, steps: 2000, ...over };
     const c = rowContract(r);
-    return walltimeOn(h200, getBaseModel(base)!, c, 1024, 2000, { gradientCheckpointing: false, checkpointingMode: "off", compile: base !== "sdxl", cudaGraphs: base === "sdxl", quantize: "none", fp8Matmul: base !== "sdxl", attention: base === "sdxl" ? "sdpa" : "fa4", channelsLast: base === "sdxl", loraCompute: "fp32", cudaKnown: true, choices: [] }, options);
+    return walltimeOn(h200, getBaseModel(base)!, c, 1024, 2000, { gradientCheckpointing: false, checkpointingMode: "off", compile: base !== "sdxl", cudaGraphs: base === "sdxl", quantize: "none", fp8Matmul: base !== "sdxl", attention: base === "sdxl" ? "sdpa" : "fa4", channelsLast: base === "sdxl", loraCompute: "fp32", sampleMerge: base === "sdxl" ? "buffers" : "per_call", cudaKnown: true, choices: [] }, options);
   };
 
   it("the worker's sample path decides the sample time (core's BUILTIN_TRAINER.sampleGraph / sampleMerge)", () => {
@@ -72,7 +72,7 @@ describe("the parts as a plan shows them", () => {
 
   it("another trainer keeps load, steps and samples and says what it leaves out", () => {
     const c = rowContract({ ...rows.find((x) => x.model === "flux1")!, steps: 2000 });
-    const kohya = walltimeOn(h200, getBaseModel("flux1-dev")!, { ...c, trainer: { name: "kohya", version: "v0.10.1" } } as typeof c, 1024, 2000, { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", channelsLast: false, loraCompute: "fp32", cudaKnown: true, choices: [] });
+    const kohya = walltimeOn(h200, getBaseModel("flux1-dev")!, { ...c, trainer: { name: "kohya", version: "v0.10.1" } } as typeof c, 1024, 2000, { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", fp8Matmul: false, attention: "sdpa", channelsLast: false, loraCompute: "fp32", sampleMerge: "none", cudaKnown: true, choices: [] });
     expect(kohya.parts.map((p) => p.part)).toEqual(["load", "steps", "samples"]);
     expect(kohya.omitted).toMatch(/kohya's start-up, caching and checkpoint saves are not measured/);
   });
