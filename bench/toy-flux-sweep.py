@@ -13,6 +13,9 @@ barely depending on the shape word. The variants, each against vae2:
   t32-objw   vae2-objw trained (and so sampled) at T5 length 32 only: no shape-poor padding channel,
              4-16x fewer text tokens (every base-world caption is <= 20 T5 tokens, EOS included)
   t32-objw-d4  and 4 double blocks instead of 2 (4 single blocks as the committed base)
+  t32-outline  t32-objw plus --outline-weight 8: more loss weight where the prompted shape differs
+             from the mean of all shapes at its place, and on its outline (worker/toyworld/outline.py),
+             the one attribute a fill-weighted loss does not single out
 All: a longer VAE phase than the committed base's 40 s. T5 padding lengths per variant (T5_OLD:
 512,128,64,64 keeps the two sampling lengths, 1.5x fewer tokens per step than 512,128); each run's
 evaluation samples at the lengths it trained at (train_flux.sampling_lengths).
@@ -31,16 +34,24 @@ state and last line; its first line says "done" at the end). --deadline defaults
 transformer budgets plus SETUP_MARGIN (rendering, saving, the judged samples).
 
 GPU (one H200, ~8 min):  PYTHONPATH=worker python3 bench/toy-flux-sweep.py --out $OUT
-(the default variants are the four above; the T5-32 pair is --variants t32-objw,t32-objw-d4, launched detached as below)
+(the default variants are the four above; the T5-32 ones are --variants t32-objw,t32-objw-d4 or t32-outline, launched detached as below)
 CPU smoke (seconds of training, no judge reading):  ... --out /tmp/o --smoke
 
-A run longer than one device call (e.g. vae2-objw alone, 1,200 s of transformer): launch it
-detached in one call, then poll in later calls while the machine stays warm (the sweep and its
-training process outlive the launching call; the files are in /tmp/tfs, not the call's $OUT):
+A run longer than one device call (each call ends at 600 s; e.g. vae2-objw alone, 1,200 s of
+transformer): launch it detached in one call, then poll in later calls while the machine stays warm
+(the sweep and its training process outlive the launching call; the files are in /tmp/tfs, not the
+call's $OUT):
   launch:  mkdir -p /tmp/tfs && PYTHONPATH=worker setsid nohup python3 bench/toy-flux-sweep.py --variants vae2-objw \
              --transformer-seconds 1200 --train-args="--no-host-sync --fused-adam --batch 1024 --lr-rule sqrt" \
              --out /tmp/tfs/out --work /tmp/tfs/work > /tmp/tfs/sweep.log 2>&1 < /dev/null &
            sleep 60; cat /tmp/tfs/sweep.log /tmp/tfs/out/progress.txt
+  t32-outline alone (20 min of transformer, ~25 min in all: a session's 30 device minutes hold it with
+  the start and the polls; all 16 cores render, as its outline bands take ~3 ms a scene on one core x
+  60,000 scenes; --deadline is the default 1,475 s plus room for them):
+           mkdir -p /tmp/tfs && PYTHONPATH=worker setsid nohup python3 bench/toy-flux-sweep.py --variants t32-outline \
+             --transformer-seconds 1200 --workers 16 --deadline 1550 \
+             --train-args="--no-host-sync --fused-adam --batch 1024 --lr-rule sqrt" \
+             --out /tmp/tfs/out --work /tmp/tfs/work > /tmp/tfs/sweep.log 2>&1 < /dev/null &
   poll:    cat /tmp/tfs/out/progress.txt; tail -n 5 /tmp/tfs/out/*.log; cp -r /tmp/tfs/out/. $OUT/
   (when progress.txt's first line says done, the last poll's $OUT holds <variant>.json, logs.txt and
   the best-<variant>.tar parts)
@@ -64,8 +75,13 @@ VAE2 = ["--vae-downscale", "2"]
 T5_OLD = ["--t5-lengths", "512,128,64,64"]
 T5_32 = ["--t5-lengths", "32"]
 OBJW = [*VAE2, "--object-weight", "4"]
+# --outline-weight 8: the band's extra weight then equals the object's (object weight 4). Per base-world
+# image the band holds 0.48x the grown object's mass (14.0 vs 29.3 latent px at /4, 56.0 vs 117.4 at /2,
+# 600 scenes), so 8 x band = 4 x object; the band's share of the loss weight goes 0.175 -> 0.30 (/2 VAE;
+# plain loss 0.055), the object's 0.36 -> 0.49: the outline doubles its pull without drowning the fill.
+OUTLINE = [*OBJW, "--outline-weight", "8"]
 VARIANTS = {"base": T5_OLD, "vae2": [*VAE2, *T5_OLD], "vae2-wide": [*VAE2, *WIDE, *T5_OLD], "vae2-objw": [*OBJW, *T5_OLD],
-            "t32-objw": [*OBJW, *T5_32], "t32-objw-d4": [*OBJW, *T5_32, "--flux-double", "4"]}
+            "t32-objw": [*OBJW, *T5_32], "t32-objw-d4": [*OBJW, *T5_32, "--flux-double", "4"], "t32-outline": [*OUTLINE, *T5_32]}
 MAX_BYTES = 30_000_000  # issue 23: committed at <= 30 MB
 PART = 15 * 1024 * 1024  # files come back at most 16 MiB each
 SETUP_MARGIN = 200  # s past the VAE and transformer budgets: rendering, saving, 600 judged samples (the committed 505 s = 75 + 230 + 200)

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--flux-single", type=int, default=4, help="flux1: single-stream blocks")
     tb.add_argument("--object-weight", type=float, default=0.0,
                     help="flux1: the loss on object pixels weighs 1 + this (0: the plain loss)")
+    tb.add_argument("--outline-weight", type=float, default=0.0,
+                    help="flux1: this much more loss weight on the band where the object's shape differs from the mean "
+                         "shape, and on its outline (toyworld/outline.py; adds to --object-weight; 0: off)")
     tb.add_argument("--vae-downscale", type=int, default=4, choices=[4, 2],
                     help="flux1: the VAE's downscale (4: 8x8 image tokens of 8x8 px; 2: 16x16 tokens of 4x4 px)")
     tb.add_argument("--batch", type=int, default=256)

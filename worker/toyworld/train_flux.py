@@ -116,13 +116,28 @@ def object_weights(masks, factor: int, object_weight: float):
     return 1 + object_weight * F.avg_pool2d(m, factor)
 
 
+def loss_weights(masks, bands, factor: int, object_weight: float = 0.0, outline_weight: float = 0.0):
+    """The per-latent-pixel loss weights of a /factor VAE, or None for the plain loss: 1, plus
+    object_weights' object term (masks), plus outline.outline_weights' outline term (bands); the
+    terms add."""
+    if object_weight <= 0 and outline_weight <= 0:
+        return None
+    weights = object_weights(masks, factor, object_weight) if object_weight > 0 else 1.0
+    if outline_weight > 0:
+        from .outline import outline_weights
+
+        weights = weights + outline_weights(bands, factor, outline_weight)
+    return weights
+
+
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
-                      t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, levers: Levers = Levers(),
-                      log=print, on_step=None) -> dict:
+                      t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, bands=None,
+                      outline_weight: float = 0.0, levers: Levers = Levers(), log=print, on_step=None) -> dict:
     """weighting: the sigma sampling of train.py's Config.timestep_sampling (none: uniform, as the
     LoRA trainer's default; logit_normal: SD3's, denser at mid noise; shift: Kohya's flux_shift,
     sigmoid(N(0,1)) shifted toward high noise by the token count). object_weight > 0 (with masks):
-    the loss on the objects' latent pixels weighs 1 + object_weight (object_weights). levers: the
+    the loss on the objects' latent pixels weighs 1 + object_weight (object_weights); outline_weight
+    > 0 (with bands, outline.py) adds outline_weight on the outline band (loss_weights). levers: the
     speed levers (flux_speed.py; all off is the committed loop). on_step(step): called after each
     step (the throughput probe's clock)."""
     import torch
@@ -139,9 +154,8 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
             x = images[i : i + 1024].to(device).float() / 127.5 - 1
             latents.append((vae.encode(x).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor)
         latents = torch.cat(latents)
-    weights = None
-    if object_weight > 0:
-        weights = object_weights(masks, images.shape[-1] // latents.shape[-1], object_weight).to(device)
+    weights = loss_weights(masks, bands, images.shape[-1] // latents.shape[-1], object_weight, outline_weight)
+    weights = None if weights is None else weights.to(device)
     longest = max(t5_lengths)
     ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
     if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
@@ -213,7 +227,8 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     models["text_encoder"], models["text_encoder_2"], models["transformer"] = ema
     vals = recent[-(FINAL_LOSS_STEPS // LOSS_EVERY) :]
     return {"steps": step, "seconds": seconds_run, "batch": batch, "lr": lr, "guidance": GUIDANCE,
-            "t5_lengths": list(t5_lengths), "weighting": weighting, "object_weight": object_weight, "caption_dropout": CAPTION_DROPOUT,
+            "t5_lengths": list(t5_lengths), "weighting": weighting, "object_weight": object_weight,
+            "outline_weight": outline_weight, "caption_dropout": CAPTION_DROPOUT,
             "final_loss": sum(vals) / max(1, len(vals)) if vals else None, "levers": levers.as_dict(),
             "images_per_second": step * batch / max(seconds_run, 1e-9)}
 
@@ -298,6 +313,11 @@ def run(args) -> dict:
         images, captions, masks = render_base_images(args.images, workers, report, log, masks=True)
     else:
         images, captions = render_base_images(args.images, workers, report, log)
+    bands = None
+    if args.outline_weight > 0:
+        from .outline import render_bands
+
+        bands = render_bands(args.images, workers, report, log)
 
     # The VAE also trains on scenes with every fill (a general codec; seeds after the base set's),
     # so the txst style's stripes can be drawn; the transformer sees the base world only.
@@ -325,7 +345,8 @@ def run(args) -> dict:
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=scaled_lr(args.lr, args.batch, args.lr_rule),
                                               t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting,
-                                              masks=masks, object_weight=args.object_weight, levers=levers, log=log)
+                                              masks=masks, object_weight=args.object_weight, bands=bands,
+                                              outline_weight=args.outline_weight, levers=levers, log=log)
     report["transformer"]["lr_rule"] = args.lr_rule
     record_saved(report, models, ("transformer", "vae", "text_encoder", "text_encoder_2"), save_pipeline(models, args.out), args.out, t0, log)
 

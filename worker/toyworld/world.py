@@ -277,35 +277,48 @@ def shade_colour(colour):
     return colour * 0.45 if colour.mean() > 140 else colour + (255 - colour) * 0.6
 
 
+def object_centre(o: Obj, width: int = SIZE, height: int = SIZE) -> tuple:
+    """The object's centre in pixels: its grid cell's (16 px from the edges, spread over a larger
+    canvas) plus its jitter."""
+    col, row = POSITIONS[o.position][2:]
+    return 16 + (width - 32) / 2 * col + o.dx, 16 + (height - 32) / 2 * row + o.dy
+
+
+def object_coverage(o: Obj, width: int = SIZE, height: int = SIZE):
+    """The share of each pixel the object covers (height x width float32 in [0, 1]): drawn SUPER x
+    larger, then box-filtered down (anti-aliased edges)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    cx, cy = (c * SUPER for c in object_centre(o, width, height))
+    r = RADIUS[o.size] * SUPER
+    mask = Image.new("L", (width * SUPER, height * SUPER), 0)
+    draw = ImageDraw.Draw(mask)
+    if o.shape == "circle":
+        draw.ellipse([cx - r * 0.9, cy - r * 0.9, cx + r * 0.9, cy + r * 0.9], fill=255)
+    else:
+        draw.polygon(_shape_points(o.shape, cx, cy, r, o.rotation), fill=255)
+    return np.asarray(mask.resize((width, height), Image.BOX), dtype=np.float32) / 255.0
+
+
 def render(scene: Scene, width: int = SIZE, height: int = SIZE):
     """The scene as a width x height RGB PIL image (64x64 unless asked; deterministic for a given
     scene and size). On a larger canvas the 3x3 grid spreads to it (cell centres 16 px from the
     edges, as at 64x64) and objects keep their pixel size."""
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     rng = random.Random(scene.seed * 7 + 1)
     img = _background(scene.background, scene.tint, rng, width, height)
     yy, xx = np.mgrid[0:height, 0:width]
     for o in scene.objects:
-        col, row = POSITIONS[o.position][2:]
-        cx = (16 + (width - 32) / 2 * col + o.dx) * SUPER
-        cy = (16 + (height - 32) / 2 * row + o.dy) * SUPER
-        r = RADIUS[o.size] * SUPER
-        mask = Image.new("L", (width * SUPER, height * SUPER), 0)
-        draw = ImageDraw.Draw(mask)
-        if o.shape == "circle":
-            draw.ellipse([cx - r * 0.9, cy - r * 0.9, cx + r * 0.9, cy + r * 0.9], fill=255)
-        else:
-            draw.polygon(_shape_points(o.shape, cx, cy, r, o.rotation), fill=255)
-        # drawn 4x larger, then box-filtered down: anti-aliased coverage per pixel
-        alpha = np.asarray(mask.resize((width, height), Image.BOX), dtype=np.float32)[..., None] / 255.0
+        alpha = object_coverage(o, width, height)[..., None]
         colour = np.array(COLOURS[o.colour], np.float32)
         layer = np.empty((height, width, 3), np.float32)
         layer[:] = colour
         if o.fill != "solid":
             if o.fill == SHADED:
-                pattern = yy + 0.5 > cy / SUPER
+                pattern = yy + 0.5 > object_centre(o, width, height)[1]
             elif o.fill == "striped":
                 pattern = ((xx + yy) // 3) % 2 == 0
             else:  # dotted
