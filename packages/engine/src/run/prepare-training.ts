@@ -7,6 +7,7 @@ import { trainingDatasetDir } from "../dataset/project-dataset.js";
 import { checkProject, type CheckResult } from "../project/check-project.js";
 import { buildTrainJob } from "./build-train-job.js";
 import { nextOomFallback } from "./oom-fallback.js";
+import { assertTrainerInstalled } from "./trainer-ready.js";
 import type { RunRecord } from "./run-store.js";
 import type { TrainJob } from "./train-job.js";
 
@@ -25,10 +26,11 @@ export interface PreparedTraining extends CheckResult {
 
 /**
  * Everything `loraspec train` and the web page do before a run starts: check the contract and its
- * dataset, refuse on lint errors (the cost limit excepted: that is the caller's decision), and
+ * dataset, refuse on lint errors (the cost limit excepted: that is the caller's decision) and on a local
+ * trainer that is not installed (run/trainer-ready.ts: no run is created for either), and
  * prepare the job factory with the contract's OOM fallbacks.
  */
-export async function prepareTraining(params: { path: string; cwd?: string; falKey?: string }): Promise<PreparedTraining> {
+export async function prepareTraining(params: { path: string; cwd?: string; falKey?: string; env?: NodeJS.ProcessEnv }): Promise<PreparedTraining> {
   const result = await checkProject({ path: params.path, cwd: params.cwd, falKey: params.falKey });
   const { loaded, plan, findings } = result;
   const errors = findings.filter((f) => f.severity === "error" && f.rule !== "cost-over-limit");
@@ -40,6 +42,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
     });
   }
   const contract = loaded.contract;
+  assertTrainerInstalled(contract.trainer.name, { env: params.env });
   const trainOn = trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
   const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
   const maxUsd = contract.limits?.max_cost_usd;

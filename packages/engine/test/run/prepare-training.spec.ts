@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -6,6 +6,14 @@ import { describe, expect, it } from "vitest";
 import { prepareTraining } from "../../src/run/prepare-training.js";
 
 const example = fileURLToPath(new URL("../../../../examples/character", import.meta.url));
+
+/** An ai-toolkit install as `loraspec setup` leaves it, as far as train looks (its venv's python). */
+function aitkInstall(): NodeJS.ProcessEnv {
+  const dir = mkdtempSync(join(tmpdir(), "aitk-install-"));
+  mkdirSync(join(dir, ".venv", "bin"), { recursive: true });
+  writeFileSync(join(dir, ".venv", "bin", "python"), "");
+  return { ...process.env, LORASPEC_AI_TOOLKIT_DIR: dir };
+}
 
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), "prepare-training-"));
@@ -16,12 +24,12 @@ function project(): string {
 describe("prepareTraining", () => {
   it("trains on the dataset folder until prep has run, then on the prepared folder", async () => {
     const dir = project();
-    const before = await prepareTraining({ path: join(dir, "lora.yaml") });
+    const before = await prepareTraining({ path: join(dir, "lora.yaml"), env: aitkInstall() });
     expect(before.trainingData).toEqual({ dir: join(dir, "dataset"), prepared: false });
 
     mkdirSync(join(dir, ".loraspec", "prepared"), { recursive: true });
     writeFileSync(join(dir, ".loraspec", "prepared", "manifest.json"), "{}");
-    const after = await prepareTraining({ path: join(dir, "lora.yaml") });
+    const after = await prepareTraining({ path: join(dir, "lora.yaml"), env: aitkInstall() });
     expect(after.trainingData).toEqual({ dir: join(dir, ".loraspec", "prepared"), prepared: true });
   });
 
@@ -30,10 +38,19 @@ describe("prepareTraining", () => {
     const withLimit = join(dir, "lora.yaml");
     const text = (await import("node:fs")).readFileSync(withLimit, "utf8");
     writeFileSync(withLimit, text.replace(/max_cost_usd: [0-9.]+/, "max_cost_usd: 0.01"));
-    const prepared = await prepareTraining({ path: withLimit });
+    const prepared = await prepareTraining({ path: withLimit, env: aitkInstall() });
     expect(prepared.costOverLimit?.maxUsd).toBe(0.01);
 
     writeFileSync(withLimit, text.replace(/word: txcl/, "word: sunset"));
-    await expect(prepareTraining({ path: withLimit })).rejects.toMatchObject({ code: "E_CONTRACT_INVALID" });
+    await expect(prepareTraining({ path: withLimit, env: aitkInstall() })).rejects.toMatchObject({ code: "E_CONTRACT_INVALID" });
+  });
+
+  it("refuses a local trainer that is not installed, with the setup command, before any run exists", async () => {
+    const dir = project();
+    const env = { ...process.env, LORASPEC_AI_TOOLKIT_DIR: mkdtempSync(join(tmpdir(), "no-aitk-")) };
+    const error = await prepareTraining({ path: join(dir, "lora.yaml"), env }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_WORKER_NOT_INSTALLED", field: "trainer.name" });
+    expect((error as { hint?: string }).hint).toMatch(/loraspec setup ai-toolkit/);
+    expect(existsSync(join(dir, ".loraspec", "runs"))).toBe(false);
   });
 });
