@@ -192,6 +192,16 @@ export function checkPlannable(input: PlanInput, file?: string): void {
         });
       }
     }
+    const alphaShape = m.keys.alpha === undefined ? [] : info(input, m.keys.alpha).shape;
+    if (alphaShape.length > 1 || (alphaShape.length === 1 && alphaShape[0] !== 1)) {
+      // Kohya and ComfyUI read an alpha as one number (`.item()`): any other shape has no scale to keep.
+      throw new LoraspecError("E_NOT_SUPPORTED", `alpha of module "${m.base}" has shape ${JSON.stringify(alphaShape)}, not one number`, {
+        file,
+        field: `tensor "${m.keys.alpha}"`,
+        hint: "The file's alpha is broken; fix or drop that module before converting or merging.",
+        details: { module: m.base, shape: alphaShape },
+      });
+    }
     const scale = scaleOf(m);
     if (!Number.isFinite(scale)) {
       throw new LoraspecError("E_NOT_SUPPORTED", `alpha ${m.alpha} makes the scale of module "${m.base}" not a finite number`, {

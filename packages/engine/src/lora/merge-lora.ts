@@ -10,6 +10,7 @@ import { checkMergeOptions, type MergeMethod } from "@loraspec/core/lora/options
 import { checkMergeInputs, planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
+import { assertFinite } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
@@ -77,6 +78,7 @@ export async function* mergeLora(params: {
     }
     // Same base model, every key placed, every factor readable: for every method, before any work.
     const arch = checkMergeInputs(planInputs, inputs.map((i) => i.path));
+    planInputs.forEach((p, n) => assertFinite(files[n]!, p.parsed, inputs[n]!.path));
     const target = to ?? defaultTarget(planInputs[0]!.parsed);
     const metadata: Record<string, string> = {
       "loraspec.merge": JSON.stringify({
