@@ -63,10 +63,12 @@ export async function* convertLora(params: {
   output: string;
   to: TargetFormat;
   allowDrop?: boolean;
+  /** Replace an existing output file (never an input); else E_FILE_EXISTS. */
+  overwrite?: boolean;
   signal?: AbortSignal;
 }): AsyncGenerator<LoraspecEvent> {
   checkTarget(params.to);
-  await assertOutputIsNew({ output: params.output, inputs: [params.input] });
+  await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: params.overwrite });
   const file = await openSafetensors({ path: params.input });
   try {
     yield { type: "phase", name: "read", message: `reading ${params.input}` };

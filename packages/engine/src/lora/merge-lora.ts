@@ -52,13 +52,15 @@ export async function* mergeLora(params: {
   rank?: number;
   density?: number;
   seed?: number;
+  /** Replace an existing output file (never an input); else E_FILE_EXISTS. */
+  overwrite?: boolean;
   signal?: AbortSignal;
   /** Worker overrides (python, spawn) for tests. */
   worker?: Partial<RunWorkerParams>;
 }): AsyncGenerator<LoraspecEvent> {
   // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
   const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
-  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path) });
+  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: params.overwrite });
   const count = validationThreshold("stack_adapter_count");
   const combined = validationThreshold("stack_combined_weight");
   const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
