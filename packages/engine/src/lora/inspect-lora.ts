@@ -1,5 +1,5 @@
 import { decodeToF32, isDecodable } from "@loraspec/core/lora/dtype.js";
-import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { describeMisfit, parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { lycorisArch } from "@loraspec/core/lora/plan-lycoris.js";
 import { describeNetwork, type NetworkSummary } from "@loraspec/core/lora/network-kind.js";
 import { targetCoverage, type TargetCoverage } from "@loraspec/core/lora/target-coverage.js";
@@ -37,6 +37,8 @@ export interface InspectReport {
   triggerWords: string[];
   nonFinite: { tensor: string; nan: number; inf: number }[];
   unplaced: string[];
+  /** Why modules named like a base model's did not place: their down/up shapes (core describeMisfit). */
+  misfits: string[];
   nonLora: string[];
 }
 
@@ -140,6 +142,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       triggerWords: triggerWordsFrom(file.metadata),
       nonFinite,
       unplaced: parsed.unplaced,
+      misfits: parsed.misfits.map(describeMisfit),
       nonLora: parsed.nonLora.map((m) => m.base),
     };
   } finally {

@@ -7,7 +7,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { checkMergeOptions, type MergeMethod } from "@loraspec/core/lora/options.js";
-import { checkMergeInputs, planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
 import { assertFinite } from "./non-finite.js";
@@ -75,7 +75,7 @@ export async function* mergeLora(params: {
       const f = await openSafetensors({ path: i.path });
       files.push(f);
       const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
-      if (!parsed.arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: i.path, hint: "Run `loraspec inspect` on it." });
+      if (!parsed.arch) throw unknownBaseError(parsed, i.path);
       planInputs.push({ parsed, tensors: f.tensors });
     }
     // Same base model, every key placed, every factor readable: for every method, before any work.
