@@ -6,7 +6,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
-import { checkMergeOptions, type MergeMethod } from "@loraspec/core/lora/options.js";
+import { checkMergeOptions, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
 import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
@@ -25,9 +25,7 @@ export interface MergeInput {
 
 /** Parses `file.safetensors:0.5` (weight defaults to 1; a Windows drive letter is not a weight). */
 export function parseMergeInput(arg: string): MergeInput {
-  const m = /^(.*):(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/i.exec(arg);
-  if (!m || m[1] === "" || /^[a-z]$/i.test(m[1]!)) return { path: arg, weight: 1 };
-  return { path: m[1]!, weight: Number(m[2]) };
+  return parseWeightedPath(arg);
 }
 
 function defaultTarget(parsed: ParsedLora): TargetFormat {
