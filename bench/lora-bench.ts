@@ -113,11 +113,11 @@ async function main(): Promise<void> {
   for (let run = 0; run < RUNS; run++) {
     // Interleaved so cache state and machine load hit every contender alike.
     t.copy.push(await time(() => plainCopy([files[0]!], join(dir, "copy.safetensors"))));
-    t.ours.push(await time(() => collectEvents(convertLora({ input: files[0]!, output: join(dir, "ours.safetensors"), to: "diffusers" }))));
+    t.ours.push(await time(() => collectEvents(convertLora({ input: files[0]!, output: join(dir, "ours.safetensors"), to: "diffusers", overwrite: true }))));
     t.py.push(python(["convert", files[0]!, join(dir, "py.safetensors")]));
-    t.oursNoHash.push(await time(() => collectEvents(convertLora({ input: noHash, output: join(dir, "ours-nohash.safetensors"), to: "diffusers" }))));
+    t.oursNoHash.push(await time(() => collectEvents(convertLora({ input: noHash, output: join(dir, "ours-nohash.safetensors"), to: "diffusers", overwrite: true }))));
     t.mCopy.push(await time(() => plainCopy(files, join(dir, "copy3.safetensors"))));
-    t.mOurs.push(await time(() => collectEvents(mergeLora({ inputs: files.map((path) => ({ path, weight: 1 / 3 })), output: join(dir, "merged.safetensors"), method: "cat", to: "kohya" }))));
+    t.mOurs.push(await time(() => collectEvents(mergeLora({ inputs: files.map((path) => ({ path, weight: 1 / 3 })), output: join(dir, "merged.safetensors"), method: "cat", to: "kohya", overwrite: true }))));
     t.mPy.push(python(["cat", join(dir, "pymerged.safetensors"), ...files]));
     // Whole commands: process start, imports, work, exit.
     w.ours.push(wall(process.execPath, [cli, "convert", files[0]!, "--to", "diffusers", "-o", join(dir, "cli.safetensors")]));

@@ -40,8 +40,13 @@ export function registerInspect(program: Command): void {
       }
       if (r.nonFinite.length) out.push(pc.red(`NaN/Inf in ${r.nonFinite.length} tensor(s): ${r.nonFinite.map((t) => `${t.tensor} (${t.nan} NaN, ${t.inf} Inf)`).join(", ")}`));
       if (r.nonLora.length) out.push(pc.yellow(`not plain LoRA (${r.nonLora.length} module(s)): ${r.nonLora.slice(0, 10).join(", ")}${r.nonLora.length > 10 ? ", ..." : ""}`));
+      if (r.misfits.length) {
+        out.push(pc.yellow(`shapes that do not fit (${r.misfits.length} module(s)): named like a base model's modules, their factors do not fit them`));
+        for (const m of r.misfits) out.push(`  ${m}`);
+      }
       if (r.unplaced.length) {
-        out.push(pc.yellow(`unplaced keys (${r.unplaced.length}): not a module of ${r.architecture?.title ?? "any known base model"}`));
+        const what = r.misfits.length ? "not placed" : `not a module of ${r.architecture?.title ?? "any known base model"}`;
+        out.push(pc.yellow(`unplaced keys (${r.unplaced.length}): ${what}`));
         for (const k of r.unplaced) out.push(`  ${k}`);
       }
       if (opts.modules) {

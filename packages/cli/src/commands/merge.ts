@@ -14,8 +14,9 @@ export function registerMerge(program: Command): void {
     .option("--seed <n>", "svd/ties/dare: seed of the drop masks and the randomized SVD (default 0)")
     .option("--to <format>", "output format: diffusers | kohya | comfy (default: the first input's)")
     .option("-o, --output <file>", "output file", "merged.safetensors")
+    .option("--force", "replace the output file if it exists (an input is never replaced)")
     .option("--json", "print events as JSON lines")
-    .action(async (args: string[], opts: { method: string; rank?: string; density?: string; seed?: string; to?: string; output: string; json?: boolean }) => {
+    .action(async (args: string[], opts: { method: string; rank?: string; density?: string; seed?: string; to?: string; output: string; force?: boolean; json?: boolean }) => {
       const { mergeLora, parseMergeInput } = await import("@loraspec/engine/lora/merge-lora.js");
       // The library checks again (same function); checking here first refuses bad flags before the engine loads anything.
       const options = checkMergeOptions({
@@ -32,7 +33,7 @@ export function registerMerge(program: Command): void {
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
       try {
-        const result = await renderEvents(mergeLora({ ...options, output: opts.output, signal: controller.signal }), { json: opts.json });
+        const result = await renderEvents(mergeLora({ ...options, output: opts.output, overwrite: opts.force, signal: controller.signal }), { json: opts.json });
         if (!opts.json && result) process.stderr.write(`wrote ${result.output} (${result.method}, ${result.tensors} tensors, ${result.target})\n`);
       } finally {
         process.off("SIGINT", onSignal);

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { checkWeight, parseWeightedPath } from "@loraspec/core/lora/options.js";
 import { printJson } from "../output.js";
 
 interface SampleOptions {
@@ -78,11 +79,10 @@ export function registerSample(program: Command): void {
     });
 }
 
-/** `path.safetensors:0.8` -> {path, weight}; a bare path has weight 1. Windows drive letters keep their colon. */
+/** `path.safetensors:0.8` -> {path, weight}: merge's parser (core lora/options.ts), the weight checked as merge checks it. */
 export function parseLoraArg(arg: string): { path: string; weight: number } {
-  const match = arg.match(/^(.*):(-?\d+(?:\.\d+)?)$/);
-  if (!match) return { path: arg, weight: 1 };
-  return { path: match[1]!, weight: Number(match[2]) };
+  const l = parseWeightedPath(arg);
+  return { path: l.path, weight: checkWeight(l.weight, `--lora ${l.path}`) };
 }
 
 function int(value: string, flag: string): number {

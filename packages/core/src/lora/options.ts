@@ -102,3 +102,19 @@ export function checkMergeOptions(params: MergeOptionsInput): MergeOptions {
     to: checkTarget(params.to),
   };
 }
+
+/**
+ * `path.safetensors:0.8` -> {path, weight}, the one parser of `merge` inputs and `sample --lora`: the
+ * weight is any number form numberFlag takes (`.5`, `+0.5`, `1e-1`, `-2`); a bare path has weight 1;
+ * a drive letter (`C:1`) and a colon inside the path stay in the path.
+ */
+export function parseWeightedPath(arg: string): { path: string; weight: number } {
+  const m = /^(.*):([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)$/i.exec(arg);
+  if (!m || m[1] === "" || /^[a-z]$/i.test(m[1]!)) return { path: arg, weight: 1 };
+  return { path: m[1]!, weight: Number(m[2]) };
+}
+
+/** A weight given on the command line (merge input, sample --lora): finite and in the merge range. */
+export function checkWeight(weight: number, field: string): number {
+  return inRange(weight, field, MERGE_LIMITS.weight.min, MERGE_LIMITS.weight.max, false);
+}

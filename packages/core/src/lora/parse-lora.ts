@@ -198,6 +198,27 @@ export interface ParsedLora {
   unplaced: string[];
   /** Module groups that are not plain LoRA (LyCORIS, DoRA, diff): cannot be handled algebraically. */
   nonLora: ModuleKeys[];
+  /**
+   * Modules whose name is a module of a known base model but whose down/up shapes do not fit it (a
+   * rank that differs between down and up, another width): of `arch`, or, when nothing placed, of the
+   * model whose names they match. They stay unplaced; this says why.
+   */
+  misfits: Misfit[];
+}
+
+export interface Misfit {
+  base: string;
+  arch: string;
+  down: number[];
+  up: number[];
+  /** The module's [out, in, ...] (out = its rows for a part of a fused module). */
+  want: number[];
+}
+
+/** "lora_unet_x: down [4,640] and up [640,8] do not fit SDXL's [640,640] module (up has rank 8, down 4)". */
+export function describeMisfit(m: Misfit): string {
+  const why = m.up[1] !== m.down[0] ? `up has rank ${m.up[1]}, down ${m.down[0]}` : m.up[0] !== m.want[0] ? `up has ${m.up[0]} rows, the module ${m.want[0]}` : m.down[1] !== m.want[1] ? `down has ${m.down[1]} columns, the module ${m.want[1]}` : "kernel or extra dimensions differ";
+  return `${m.base}: down ${JSON.stringify(m.down)} and up ${JSON.stringify(m.up)} do not fit ${m.arch}'s ${JSON.stringify(m.want)} module (${why})`;
 }
 
 function detectFormat(modules: ModuleKeys[], unknown: string[], metadata: Record<string, string>): { format: LoraFormat; traits: string[] } {
@@ -288,9 +309,11 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
 
   // Pick the architecture that places the most modules with matching shapes.
   const pool = params.arch ? architectures().filter((a) => a.id === params.arch) : architectures();
-  let best: { arch: Architecture; placed: PlacedModule[]; score: number } | undefined;
+  let best: { arch: Architecture; placed: PlacedModule[]; score: number; misfits: Misfit[] } | undefined;
+  let mostMisfits: Misfit[] = [];
   for (const arch of pool) {
     const placed: PlacedModule[] = [];
+    const misfits: Misfit[] = [];
     let score = 0;
     for (const m of plain) {
       const p = placeModule(m.base, arch);
@@ -299,21 +322,26 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
       const rows = p.part !== undefined ? p.module.parts[p.part]!.end - p.module.parts[p.part]!.start : p.rows ? p.rows[1] - p.rows[0] : p.module.shape[0]!;
       const want = [rows, ...p.module.shape.slice(1)];
       const rank = down[0] ?? 0;
-      if (!shapesFit(down, up, want, rank)) continue;
+      if (!shapesFit(down, up, want, rank)) {
+        misfits.push({ base: m.base, arch: arch.title, down, up, want });
+        continue;
+      }
       const alphaKey = m.keys.alpha;
       const alpha = alphaKey !== undefined ? params.alphas?.get(alphaKey) : m.style === "AB" ? adapterAlpha(params.metadata ?? {}, m.base, rank) : undefined;
       placed.push({ ...m, placement: p, rank, alpha });
       score++;
     }
-    if (!best || score > best.score) best = { arch, placed, score };
+    if (!best || score > best.score) best = { arch, placed, score, misfits };
+    if (misfits.length > mostMisfits.length) mostMisfits = misfits;
   }
   const arch = best && best.score > 0 ? best.arch : undefined;
+  const misfits = arch ? best!.misfits : mostMisfits;
   const placed = arch ? best!.placed : [];
   const placedKeys = new Set<string>();
   for (const m of placed) for (const k of Object.values(m.keys)) if (k) placedKeys.add(k);
   const unplaced = params.tensors.map((t) => t.name).filter((n) => !placedKeys.has(n));
   for (const m of placed) if (m.keys.alpha && !scalarOf(info.get(m.keys.alpha)!.shape)) traits.push(`bad-alpha-shape:${m.keys.alpha}`);
-  return { format, traits, arch, placed, unplaced, nonLora };
+  return { format, traits, arch, placed, unplaced, nonLora, misfits };
 }
 
 /** Scale the file applies to up @ down: alpha / rank for kohya-style alpha, else 1. */

@@ -1,7 +1,7 @@
 import { LoraspecError } from "../errors.js";
 import { decodeToF32, type Dtype, encodeFromF32, isDecodable, writableDtype } from "./dtype.js";
 import type { Architecture, ModuleSpec } from "./architectures.js";
-import { type KeyInfo, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
+import { describeMisfit, type KeyInfo, type Misfit, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
 import { lycorisArch, planLycoris } from "./plan-lycoris.js";
 
 /**
@@ -165,12 +165,36 @@ function suffixes(target: TargetFormat): { down: string; up: string; alpha?: str
   return target === "diffusers" ? { down: ".lora_A.weight", up: ".lora_B.weight" } : { down: ".lora_down.weight", up: ".lora_up.weight", alpha: ".alpha" };
 }
 
-function unusedError(keys: string[], file?: string): LoraspecError {
-  return new LoraspecError("E_LORA_UNUSED_KEYS", `${keys.length} key(s) cannot be placed: ${keys.slice(0, 8).join(", ")}${keys.length > 8 ? ", ..." : ""}`, {
+/** Why the first misfits do not place, for a message: "; shapes: a: down [..] ... (2 more)". */
+function misfitNote(misfits: readonly Misfit[]): string {
+  if (misfits.length === 0) return "";
+  return `; shapes that do not fit: ${misfits.slice(0, 3).map(describeMisfit).join("; ")}${misfits.length > 3 ? ` (${misfits.length - 3} more)` : ""}`;
+}
+
+function unusedError(keys: string[], file?: string, misfits: readonly Misfit[] = []): LoraspecError {
+  const mine = misfits.filter((m) => keys.some((k) => k.startsWith(`${m.base}.`)));
+  return new LoraspecError("E_LORA_UNUSED_KEYS", `${keys.length} key(s) cannot be placed: ${keys.slice(0, 8).join(", ")}${keys.length > 8 ? ", ..." : ""}${misfitNote(mine)}`, {
     file,
     hint: "These keys are not plain LoRA weights of a known module for this target. Pass --allow-drop to drop them (they are then listed), or convert to another format.",
-    details: { keys },
+    details: { keys, misfits: mine },
   });
+}
+
+/**
+ * No known base model places this file. When its module names are a model's but their shapes do not
+ * fit (up and down of different ranks, another width: a broken or foreign file), that is the error,
+ * naming the shapes; "cannot tell which base model" only when the names match none.
+ */
+export function unknownBaseError(parsed: ParsedLora, file?: string): LoraspecError {
+  if (parsed.misfits.length > 0) {
+    const n = parsed.misfits.length;
+    return new LoraspecError("E_LORA_SHAPE_MISMATCH", `${n} module(s) are named like ${parsed.misfits[0]!.arch} modules, but their shapes do not fit${misfitNote(parsed.misfits).replace(/^; shapes that do not fit/, "")}`, {
+      file,
+      hint: "Its down and up factors disagree with each other, or it is for another base model that shares these module names (SD 1.5 and SDXL do in kohya names); `loraspec inspect` lists every key.",
+      details: { misfits: parsed.misfits },
+    });
+  }
+  return new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file, hint: "Run `loraspec inspect` on it to see its keys." });
 }
 
 /**
@@ -191,6 +215,16 @@ export function checkPlannable(input: PlanInput, file?: string): void {
           details: { tensor: key, dtype: t.dtype },
         });
       }
+    }
+    const alphaShape = m.keys.alpha === undefined ? [] : info(input, m.keys.alpha).shape;
+    if (alphaShape.length > 1 || (alphaShape.length === 1 && alphaShape[0] !== 1)) {
+      // Kohya and ComfyUI read an alpha as one number (`.item()`): any other shape has no scale to keep.
+      throw new LoraspecError("E_NOT_SUPPORTED", `alpha of module "${m.base}" has shape ${JSON.stringify(alphaShape)}, not one number`, {
+        file,
+        field: `tensor "${m.keys.alpha}"`,
+        hint: "The file's alpha is broken; fix or drop that module before converting or merging.",
+        details: { module: m.base, shape: alphaShape },
+      });
     }
     const scale = scaleOf(m);
     if (!Number.isFinite(scale)) {
@@ -213,7 +247,7 @@ export function checkPlannable(input: PlanInput, file?: string): void {
 export function planConvert(params: { input: PlanInput; target: TargetFormat; allowDrop?: boolean; file?: string }): Plan {
   const { input, target } = params;
   const arch = input.parsed.arch ?? lycorisArch(input);
-  if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: params.file, hint: "Run `loraspec inspect` on it to see its keys." });
+  if (!arch) throw unknownBaseError(input.parsed, params.file);
   checkPlannable(input, params.file);
   const drop = new Set(input.parsed.unplaced);
   const tensors: PlannedTensor[] = [];
@@ -273,7 +307,7 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
   tensors.push(...lycoris.tensors);
   for (const k of lycoris.consumed) drop.delete(k);
   const dropped = [...drop];
-  if (dropped.length > 0 && !params.allowDrop) throw unusedError(dropped, params.file);
+  if (dropped.length > 0 && !params.allowDrop) throw unusedError(dropped, params.file, input.parsed.misfits);
   return { tensors, dropped };
 }
 
@@ -283,7 +317,7 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
  */
 export function checkMergeInputs(inputs: PlanInput[], files?: string[]): Architecture {
   const arch = inputs[0]?.parsed.arch;
-  if (!arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model the first LoRA is for", { file: files?.[0], hint: "Run `loraspec inspect` on it." });
+  if (!arch) throw inputs[0] ? unknownBaseError(inputs[0].parsed, files?.[0]) : new LoraspecError("E_USAGE", "merge needs at least two LoRA files");
   inputs.forEach((inp, i) => {
     if (inp.parsed.arch?.id !== arch.id) {
       throw new LoraspecError("E_LORA_SHAPE_MISMATCH", `input ${i + 1} is for ${inp.parsed.arch?.title ?? "an unknown model"}, the first is for ${arch.title}: LoRAs of different base models cannot be merged`, {
@@ -292,10 +326,10 @@ export function checkMergeInputs(inputs: PlanInput[], files?: string[]): Archite
       });
     }
     if (inp.parsed.unplaced.length > 0) {
-      throw new LoraspecError("E_LORA_UNUSED_KEYS", `${inp.parsed.unplaced.length} key(s) cannot be merged: ${inp.parsed.unplaced.slice(0, 8).join(", ")}${inp.parsed.unplaced.length > 8 ? ", ..." : ""}`, {
+      throw new LoraspecError("E_LORA_UNUSED_KEYS", `${inp.parsed.unplaced.length} key(s) cannot be merged: ${inp.parsed.unplaced.slice(0, 8).join(", ")}${inp.parsed.unplaced.length > 8 ? ", ..." : ""}${misfitNote(inp.parsed.misfits)}`, {
         file: files?.[i],
         hint: "Only plain LoRA modules of a known base model can be merged; `loraspec inspect` lists these keys.",
-        details: { keys: inp.parsed.unplaced },
+        details: { keys: inp.parsed.unplaced, misfits: inp.parsed.misfits },
       });
     }
     checkPlannable(inp, files?.[i]);

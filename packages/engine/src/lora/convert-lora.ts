@@ -5,6 +5,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { checkTarget } from "@loraspec/core/lora/options.js";
 import { checkPlannable, planConvert, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { executePlan } from "./execute-plan.js";
+import { assertFinite } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
@@ -62,16 +63,19 @@ export async function* convertLora(params: {
   output: string;
   to: TargetFormat;
   allowDrop?: boolean;
+  /** Replace an existing output file (never an input); else E_FILE_EXISTS. */
+  overwrite?: boolean;
   signal?: AbortSignal;
 }): AsyncGenerator<LoraspecEvent> {
   checkTarget(params.to);
-  await assertOutputIsNew({ output: params.output, inputs: [params.input] });
+  await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: params.overwrite });
   const file = await openSafetensors({ path: params.input });
   try {
     yield { type: "phase", name: "read", message: `reading ${params.input}` };
     const alphas = await readAlphas(file);
     const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
     checkPlannable({ parsed, tensors: file.tensors }, params.input);
+    assertFinite(file, parsed, params.input);
     const sparse = params.to === "diffusers" ? await findSparseFused(file, parsed) : new Set<string>();
     if (sparse.size > 0) {
       yield { type: "warning", code: "W_LORA_SPLIT_QKV", message: `${sparse.size} fused module(s) have a block-sparse up matrix (trained with split_qkv): split by rank; their alpha may be ambiguous (sd-scripts #2204)` };

@@ -1,8 +1,9 @@
-import { decodeToF32, FLOAT_DTYPES, isDecodable } from "@loraspec/core/lora/dtype.js";
-import { parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
+import { decodeToF32, isDecodable } from "@loraspec/core/lora/dtype.js";
+import { describeMisfit, parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { lycorisArch } from "@loraspec/core/lora/plan-lycoris.js";
 import { describeNetwork, type NetworkSummary } from "@loraspec/core/lora/network-kind.js";
 import { targetCoverage, type TargetCoverage } from "@loraspec/core/lora/target-coverage.js";
+import { scanNonFinite } from "./non-finite.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 
 export interface InspectModule {
@@ -36,6 +37,8 @@ export interface InspectReport {
   triggerWords: string[];
   nonFinite: { tensor: string; nan: number; inf: number }[];
   unplaced: string[];
+  /** Why modules named like a base model's did not place: their down/up shapes (core describeMisfit). */
+  misfits: string[];
   nonLora: string[];
 }
 
@@ -117,20 +120,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
         })
         .filter((c) => c.touched > 0);
     }
-    const nonFinite: InspectReport["nonFinite"] = [];
-    if (params.scanValues !== false) {
-      for (const t of file.tensors) {
-        if (!FLOAT_DTYPES.has(t.dtype)) continue;
-        const v = decodeToF32(t.dtype, await file.readBytes(t.name));
-        let nan = 0, inf = 0;
-        for (let i = 0; i < v.length; i++) {
-          const x = v[i]!;
-          if (x !== x) nan++;
-          else if (x === Infinity || x === -Infinity) inf++;
-        }
-        if (nan || inf) nonFinite.push({ tensor: t.name, nan, inf });
-      }
-    }
+    const nonFinite: InspectReport["nonFinite"] = params.scanValues !== false ? scanNonFinite(file) : [];
     const ss: Record<string, string> = {}, modelspec: Record<string, string> = {}, other: Record<string, string> = {};
     for (const [k, v] of Object.entries(file.metadata)) (k.startsWith("ss_") || k.startsWith("sshs_") ? ss : k.startsWith("modelspec.") ? modelspec : other)[k] = v;
     return {
@@ -152,6 +142,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       triggerWords: triggerWordsFrom(file.metadata),
       nonFinite,
       unplaced: parsed.unplaced,
+      misfits: parsed.misfits.map(describeMisfit),
       nonLora: parsed.nonLora.map((m) => m.base),
     };
   } finally {

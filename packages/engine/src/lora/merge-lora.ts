@@ -6,10 +6,11 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
-import { checkMergeOptions, type MergeMethod } from "@loraspec/core/lora/options.js";
-import { checkMergeInputs, planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { checkMergeOptions, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
+import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
+import { assertFinite } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
@@ -24,9 +25,7 @@ export interface MergeInput {
 
 /** Parses `file.safetensors:0.5` (weight defaults to 1; a Windows drive letter is not a weight). */
 export function parseMergeInput(arg: string): MergeInput {
-  const m = /^(.*):(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/i.exec(arg);
-  if (!m || m[1] === "" || /^[a-z]$/i.test(m[1]!)) return { path: arg, weight: 1 };
-  return { path: m[1]!, weight: Number(m[2]) };
+  return parseWeightedPath(arg);
 }
 
 function defaultTarget(parsed: ParsedLora): TargetFormat {
@@ -51,13 +50,15 @@ export async function* mergeLora(params: {
   rank?: number;
   density?: number;
   seed?: number;
+  /** Replace an existing output file (never an input); else E_FILE_EXISTS. */
+  overwrite?: boolean;
   signal?: AbortSignal;
   /** Worker overrides (python, spawn) for tests. */
   worker?: Partial<RunWorkerParams>;
 }): AsyncGenerator<LoraspecEvent> {
   // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
   const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
-  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path) });
+  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: params.overwrite });
   const count = validationThreshold("stack_adapter_count");
   const combined = validationThreshold("stack_combined_weight");
   const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
@@ -72,11 +73,12 @@ export async function* mergeLora(params: {
       const f = await openSafetensors({ path: i.path });
       files.push(f);
       const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
-      if (!parsed.arch) throw new LoraspecError("E_LORA_FORMAT_UNKNOWN", "cannot tell which base model this LoRA is for", { file: i.path, hint: "Run `loraspec inspect` on it." });
+      if (!parsed.arch) throw unknownBaseError(parsed, i.path);
       planInputs.push({ parsed, tensors: f.tensors });
     }
     // Same base model, every key placed, every factor readable: for every method, before any work.
     const arch = checkMergeInputs(planInputs, inputs.map((i) => i.path));
+    planInputs.forEach((p, n) => assertFinite(files[n]!, p.parsed, inputs[n]!.path));
     const target = to ?? defaultTarget(planInputs[0]!.parsed);
     const metadata: Record<string, string> = {
       "loraspec.merge": JSON.stringify({

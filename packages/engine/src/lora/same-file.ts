@@ -28,9 +28,12 @@ async function canonical(path: string): Promise<string> {
 /**
  * Refuses an output that is one of the inputs under another name: the same device and inode
  * (hard links, symlinks, `./x` vs `x`), or, when the output does not exist yet, the same canonical
- * path. Originals are never touched.
+ * path. Originals are never touched. Any other existing file is refused too (E_FILE_EXISTS) unless
+ * `overwrite`: a second merge into `merged.safetensors`, a convert beside a file of that name or the
+ * web page's output box pointed at a run's LoRA would replace a file the user owns (export-script and
+ * init refuse the same way).
  */
-export async function assertOutputIsNew(params: { output: string; inputs: readonly string[]; field?: string }): Promise<void> {
+export async function assertOutputIsNew(params: { output: string; inputs: readonly string[]; field?: string; overwrite?: boolean }): Promise<void> {
   const outId = await identity(params.output);
   const outPath = await canonical(params.output);
   for (const input of params.inputs) {
@@ -42,5 +45,12 @@ export async function assertOutputIsNew(params: { output: string; inputs: readon
         hint: "Pass -o with another file name; loraspec never modifies its inputs.",
       });
     }
+  }
+  if (outId !== undefined && !params.overwrite) {
+    throw new LoraspecError("E_FILE_EXISTS", `${params.output} exists`, {
+      file: params.output,
+      field: params.field ?? "--output",
+      hint: "Pass -o with another file name, or --force to replace it.",
+    });
   }
 }
