@@ -68,7 +68,9 @@ export async function* convertLora(params: {
   signal?: AbortSignal;
 }): AsyncGenerator<LoraspecEvent> {
   checkTarget(params.to);
-  await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: params.overwrite });
+  // the output is never an input (checked first); an existing output is refused once the input is known good,
+  // so a broken input reports itself whatever the output folder holds
+  await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: true });
   const file = await openSafetensors({ path: params.input });
   try {
     yield { type: "phase", name: "read", message: `reading ${params.input}` };
@@ -76,6 +78,7 @@ export async function* convertLora(params: {
     const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
     checkPlannable({ parsed, tensors: file.tensors }, params.input);
     assertFinite(file, parsed, params.input);
+    await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: params.overwrite });
     const sparse = params.to === "diffusers" ? await findSparseFused(file, parsed) : new Set<string>();
     if (sparse.size > 0) {
       yield { type: "warning", code: "W_LORA_SPLIT_QKV", message: `${sparse.size} fused module(s) have a block-sparse up matrix (trained with split_qkv): split by rank; their alpha may be ambiguous (sd-scripts #2204)` };

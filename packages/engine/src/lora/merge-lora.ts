@@ -58,7 +58,8 @@ export async function* mergeLora(params: {
 }): AsyncGenerator<LoraspecEvent> {
   // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
   const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
-  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: params.overwrite });
+  // the output is never an input (checked first); an existing output is refused once the inputs are known good
+  await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: true });
   const count = validationThreshold("stack_adapter_count");
   const combined = validationThreshold("stack_combined_weight");
   const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
@@ -79,6 +80,7 @@ export async function* mergeLora(params: {
     // Same base model, every key placed, every factor readable: for every method, before any work.
     const arch = checkMergeInputs(planInputs, inputs.map((i) => i.path));
     planInputs.forEach((p, n) => assertFinite(files[n]!, p.parsed, inputs[n]!.path));
+    await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: params.overwrite });
     const target = to ?? defaultTarget(planInputs[0]!.parsed);
     const metadata: Record<string, string> = {
       "loraspec.merge": JSON.stringify({

@@ -105,8 +105,8 @@ describe.runIf(HAS_PYTHON)("mutation fuzz against the reference reader: inspect,
       const runs = [
         open,
         await timed(`inspect ${p}`, () => inspectLora({ path: p })),
-        await timed(`convert ${p}`, () => collectEvents(convertLora({ input: p, output: join(dir, "c.safetensors"), to: "diffusers" }))),
-        await timed(`merge ${p}`, () => collectEvents(mergeLora({ inputs: [{ path: p, weight: 0.5 }, { path: src, weight: -0.5 }], output: join(dir, "m.safetensors"), method: "cat" }))),
+        await timed(`convert ${p}`, () => collectEvents(convertLora({ input: p, output: join(dir, "c.safetensors"), to: "diffusers", overwrite: true }))),
+        await timed(`merge ${p}`, () => collectEvents(mergeLora({ inputs: [{ path: p, weight: 0.5 }, { path: src, weight: -0.5 }], output: join(dir, "m.safetensors"), method: "cat", overwrite: true }))),
       ];
       if (!refOk) for (const r of runs) expect(r.outcome, p).toBe("E_SAFETENSORS_INVALID");
       for (const r of runs) slowest = Math.max(slowest, r.ms);

@@ -67,4 +67,16 @@ describe("convert and merge never replace an existing output unless asked", () =
     const self = cli(["convert", a, "--to", "kohya", "-o", a, "--force"], dir);
     expect([self.status, self.stderr]).toEqual([2, expect.stringContaining("E_USAGE")]);
   });
+
+  it.each(LIBRARY.filter((x) => !x.name.endsWith("linear")))("$name: a broken input reports itself first, whatever the output folder holds", async ({ run }) => {
+    const { dir, b } = await fixtures();
+    const broken = join(dir, "broken.safetensors");
+    await writeFile(broken, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]));
+    const out = join(dir, "out.safetensors");
+    await writeFile(out, SENTINEL);
+    const error = await collectEvents(run(broken, b, out)).catch((e: unknown) => e);
+    expect(isLoraspecError(error) && error.code).toBe("E_SAFETENSORS_INVALID");
+    expect(await readFile(out, "utf8")).toBe(SENTINEL);
+  });
 });
+
