@@ -78,6 +78,28 @@ describe("loraspec prep and caption", () => {
     expect(emulator.requests.every((q) => q.authorization === "Bearer sk-cli")).toBe(true);
   });
 
+  it("a second contract beside lora.yaml (c.yaml on ./d2) captions and prepares its own images, never lora.yaml's prepared folder", async () => {
+    await mkdir(join(project, "d2"), { recursive: true });
+    for (let i = 0; i < 2; i++) await photoLike(400, 300, 200 + i).jpeg().toFile(join(project, "d2", `q${i}.jpg`));
+    await writeFile(join(project, "c.yaml"), (await readFile(join(project, "lora.yaml"), "utf8")).replace("./photos", "./d2"));
+    const prepared = join(project, ".loraspec", "prepared");
+    const before = (await readdir(prepared)).sort();
+    const fix = await run(["caption", "c.yaml", "--fix"], project);
+    expect(fix.code).toBe(0);
+    expect(fix.stderr).toContain(`note: captioning ${join(project, "d2")} as it is (${prepared} was prepared from ${join(project, "photos")}, not from this dataset`);
+    const r = await run(["prep", "c.yaml"], project);
+    noStack(r.stderr);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`note: ${prepared} holds ${join(project, "photos")}'s images`);
+    const own = (await readdir(join(project, ".loraspec"))).filter((n) => n.startsWith("prepared-d2-"));
+    expect(own).toHaveLength(1);
+    expect(r.stdout).toContain(`2 images in ${join(project, ".loraspec", own[0]!)}`);
+    expect((await readdir(join(project, ".loraspec", own[0]!))).sort()).toEqual(["manifest.json", "q0.png", "q1.png"]);
+    expect((await readdir(prepared)).sort()).toEqual(before);
+    const check = await run(["check", "c.yaml", "--json"], project);
+    expect(JSON.parse(check.stdout).notes.join("\n")).not.toContain("not prepared");
+  });
+
   it("usage mistakes exit 2 with one clear line", async () => {
     const r = await run(["prep", "--aspect", "round"], project);
     expect(r.code).toBe(2);

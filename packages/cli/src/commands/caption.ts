@@ -26,7 +26,7 @@ export function registerCaption(program: Command): void {
     .command("caption")
     .description("Write missing captions with a vision-language model (trigger first), or --fix existing ones. Existing captions are never replaced without --overwrite.")
     .argument("[contract]", "the contract file (optional when --dir and --trigger are given)")
-    .option("--dir <dir>", "image folder (default: .loraspec/prepared once prep has run, else the dataset)")
+    .option("--dir <dir>", "image folder (default: the dataset's prepared folder once prep has made it, else the dataset)")
     .option("--backend <name>", "openai (any OpenAI-compatible endpoint) | fal | worker (local Florence-2)", "worker")
     .option("--overwrite", "replace captions that already exist")
     .option("--fix", "only put the trigger first in existing captions (no model)")
@@ -47,6 +47,11 @@ export function registerCaption(program: Command): void {
       const project = await resolveProjectDataset({ contractPath });
       const contract = project.contract;
       const dir = opts.dir ? resolve(opts.dir) : defaultCaptionDir(project);
+      if (!opts.dir && !project.prepared && project.otherPrepared?.length && !opts.json) {
+        // A prepared folder of another dataset (another contract's, or before dataset.path changed) is never captioned for this one.
+        const others = project.otherPrepared.map((o) => `${o.dir} was prepared from ${o.dataset ?? "another dataset"}`).join("; ");
+        process.stderr.write(`${pc.dim(`note: captioning ${dir} as it is (${others}, not from this dataset; \`loraspec prep${contractPath ? ` ${contractPath}` : ""}\` first to caption prepared images)`)}\n`);
+      }
       const trigger = opts.trigger ?? contract?.trigger.word;
       if (!dir || !trigger) {
         throw new LoraspecError("E_USAGE", "no contract here, so caption needs --dir and --trigger", { hint: "run it next to lora.yaml, or pass --dir ./photos --trigger txcl" });

@@ -24,14 +24,14 @@ interface PrepOptions {
   json?: boolean;
 }
 
-/** `loraspec prep [lora.yaml]`: validate, dedupe, crop and resize the dataset into .loraspec/prepared/. */
+/** `loraspec prep [lora.yaml]`: validate, dedupe, crop and resize the dataset into its prepared folder under .loraspec/. */
 export function registerPrep(program: Command): void {
   program
     .command("prep")
     .description("Prepare the dataset: validate every image, drop duplicates, crop and resize into a new folder (originals are never modified; re-runs are incremental).")
     .argument("[contract]", "the contract file (optional when --dataset and --resolution are given)")
     .option("--dataset <dir>", "image folder (default: the contract's dataset.path)")
-    .option("--out <dir>", "prepared folder (default: <project>/.loraspec/prepared)")
+    .option("--out <dir>", "prepared folder (default: the dataset's own under <project>/.loraspec/: prepared, or prepared-<name>-<hash> when another dataset has that one)")
     .option("--resolution <px>", "training resolution (default: dataset.resolution, else the base model's native one)")
     .option("--aspect <policy>", "square | buckets (default: the contract's dataset.aspect)")
     .option("--crop <strategy>", "center | attention (default: the contract's dataset.crop)")
@@ -70,6 +70,14 @@ export function registerPrep(program: Command): void {
         aspect === "buckets" && project.contract?.dataset.aspect === "buckets"
           ? resolveBuckets(project.contract, resolution).buckets.filter((b) => b.resolution === resolution)
           : undefined;
+      // A prepared folder belongs to one dataset (prepared-folder.ts): this dataset's, else a free one.
+      const { choosePreparedDir } = await import("@loraspec/engine/dataset/prepared-folder.js");
+      const chosen = opts.out ? undefined : await choosePreparedDir({ projectDir: project.projectDir, datasetDir });
+      const outDir = opts.out ? resolve(opts.out) : chosen!.dir;
+      if (chosen && !chosen.existing && chosen.others.length && !opts.json) {
+        const others = chosen.others.map((o) => `${o.dir} holds ${o.dataset ?? "another dataset"}'s images`).join("; ");
+        process.stderr.write(`${pc.dim(`note: ${others}; ${datasetDir} is prepared into ${outDir}`)}\n`);
+      }
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);
@@ -77,7 +85,7 @@ export function registerPrep(program: Command): void {
         const result = (await renderEvents(
           withWarning(stored?.finding, prepareDataset({
             datasetDir,
-            outDir: opts.out ? resolve(opts.out) : project.preparedDir,
+            outDir,
             resolution,
             aspect,
             buckets,
@@ -131,6 +139,9 @@ function renderSummary(s: PrepSummary): string {
   }
   if (s.otherFiles.length) lines.push("", pc.dim(`not images (ignored): ${s.otherFiles.join(", ")}`));
   if (s.orphanCaptions.length) lines.push("", pc.yellow(`captions with no image (ignored): ${s.orphanCaptions.join(", ")}`));
+  if (s.staleCaptions.length) {
+    lines.push("", pc.yellow(`captions set aside, their image changed (copy back any that still fits): ${s.staleCaptions.map((c) => `${c.source} -> ${c.parked}`).join(", ")}`));
+  }
   lines.push("", pc.green(`✓ ${s.outputs} images in ${s.outDir}`) + pc.dim(` (manifest: ${s.manifest})`));
   if (s.captionsMissing > 0) lines.push(pc.dim(`  ${s.captionsMissing} without a caption: run \`loraspec caption\``));
   return lines.join("\n");

@@ -92,8 +92,8 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
   const contract = loaded.contract;
   if (!opts.json) {
     process.stderr.write(`${planSummary(plan, contract.limits?.max_cost_usd)}\n`);
-    const data = prepared.trainingData;
-    process.stderr.write(`${pc.dim(`dataset: ${data.dir}${data.prepared ? " (prepared by loraspec prep; run it again after changing the images)" : ""}`)}\n`);
+    const { describeTrainingData } = await import("@loraspec/engine/dataset/project-dataset.js");
+    process.stderr.write(`${pc.dim(`dataset: ${describeTrainingData(prepared.trainingData, loaded.displayName)}`)}\n`);
   }
   // The cost limit is train's own decision: refused, or accepted with --yes.
   if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, loaded.displayName);

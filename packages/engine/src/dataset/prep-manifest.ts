@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { z } from "zod";
 import { atomicWrite } from "../fs/atomic-write.js";
 
@@ -33,10 +33,19 @@ export const ManifestEntrySchema = z.object({
   duplicateOf: z.string().optional(),
 });
 
+/** A path as a manifest records it: hostile input, so bounded and NUL-free (Node's fs refuses NUL). */
+const pathText = z.string().min(1).max(4096).refine((p) => !p.includes("\0"), "no NUL in a path");
+
 export const ManifestSchema = z.object({
   version: z.literal(1),
   /** Dataset folder the sources are relative to (absolute at write time). */
-  dataset: z.string(),
+  dataset: pathText,
+  /**
+   * The same folder relative to the prepared folder (written since prepared folders are matched to
+   * their dataset, prepared-folder.ts): a project moved or copied as a whole still matches. Older
+   * manifests have none and match by `dataset` alone.
+   */
+  datasetRelative: pathText.optional(),
   /** Everything that changes the pixels of an output; a change re-processes every image. */
   settings: z.record(z.string(), z.unknown()),
   updatedAt: z.string(),
@@ -46,10 +55,23 @@ export const ManifestSchema = z.object({
 export type PrepManifest = z.infer<typeof ManifestSchema>;
 export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
 
-/** Reads a manifest; a missing or unreadable one means "start fresh" (returns undefined). */
+/**
+ * A manifest larger than this is not read (treated as unreadable): an entry is ~4.5 KB (its base64
+ * dedupe thumbnail), so this is ~28,000 images, far above a LoRA dataset; a hostile or runaway file
+ * never makes check, caption or train parse gigabytes.
+ */
+export const MAX_MANIFEST_BYTES = 128 * 1024 * 1024;
+
+/**
+ * Reads a manifest as hostile input; a missing or unreadable one (not a plain file, over
+ * MAX_MANIFEST_BYTES, bad JSON, not the schema) means "start fresh" (returns undefined, never throws).
+ */
 export async function readPrepManifest(params: { path: string }): Promise<PrepManifest | undefined> {
   let text: string;
   try {
+    // stat first: a FIFO or device named manifest.json would block or never end.
+    const info = await stat(params.path);
+    if (!info.isFile() || info.size > MAX_MANIFEST_BYTES) return undefined;
     text = await readFile(params.path, "utf8");
   } catch {
     return undefined;

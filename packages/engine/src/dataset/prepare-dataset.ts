@@ -1,9 +1,9 @@
 import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { basename, dirname, extname, join, resolve } from "node:path";
+import { extname, join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -14,14 +14,20 @@ import type { EmbedOutcome } from "./worker-embedder.js";
 import { listDatasetFiles } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
+import { parkCaption, syncCaptions } from "./prep-captions.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
+import { datasetRelativeTo, manifestDataset, preparedFrom } from "./prepared-folder.js";
 import { decodeProblem, probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
 import { processImage } from "./process-image.js";
 
 export interface PrepareDatasetParams {
   /** Folder with the user's originals (read only). */
   datasetDir: string;
-  /** New folder for prepared images, captions and the manifest (default `.loraspec/prepared` beside the dataset's project). */
+  /**
+   * Folder for prepared images, captions and the manifest: new, or one prep made from this same
+   * dataset (one made from another dataset is refused). The CLI's default is the dataset's own
+   * under the project's `.loraspec/` (prepared-folder.ts choosePreparedDir).
+   */
   outDir: string;
   /** Native training resolution of the base model (1024 for SDXL and FLUX). */
   resolution: number;
@@ -75,6 +81,8 @@ export interface PrepSummary {
   orphanCaptions: string[];
   captionsCopied: number;
   captionsMissing: number;
+  /** Captions set aside (into .removed/) because their image's bytes changed since they were written. */
+  staleCaptions: Array<{ source: string; parked: string }>;
 }
 
 /**
@@ -118,6 +126,14 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
   const signal = params.signal;
   const manifestPath = join(outDir, MANIFEST_FILE);
+  // A prepared folder belongs to one dataset: its names, captions and outputs are never reused for another's images.
+  const previous = await readPrepManifest({ path: manifestPath });
+  if (previous && !preparedFrom(previous, outDir, datasetDir)) {
+    throw new LoraspecError("E_USAGE", `${outDir} holds images prepared from another dataset (${manifestDataset(previous, outDir) ?? previous.dataset}), not from ${params.datasetDir}`, {
+      file: outDir,
+      hint: "leave --out out (prep then uses this dataset's own folder under .loraspec/), pass another --out, or delete that folder first",
+    });
+  }
 
   yield { type: "phase", name: "scan", message: datasetDir };
   const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir], displayPath: params.datasetDir });
@@ -131,7 +147,6 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       hint: `put JPEG, PNG, WebP, AVIF, TIFF or GIF files there${files.other.length ? ` (found ${files.other.length} other files)` : ""}`,
     });
   }
-  const previous = await readPrepManifest({ path: manifestPath });
   const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
   const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
 
@@ -189,6 +204,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     orphanCaptions: files.orphanCaptions,
     captionsCopied: 0,
     captionsMissing: 0,
+    staleCaptions: [],
   };
   for (const image of probed) {
     const skip = image.problems.filter((p) => p.severity === "skip");
@@ -339,45 +355,29 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   summary.processed = [...processed].filter((s) => entries.has(s));
   summary.unchanged = [...upToDate].filter((s) => entries.has(s)).length;
 
-  // 6. Captions follow their image: copy sidecars in, never clobber a hand edit.
-  for (const entry of entries.values()) {
-    const captionPath = join(outDir, entry.caption!);
-    const sidecarPath = join(datasetDir, dirname(entry.source), `${basename(entry.source, extname(entry.source))}${captionExt}`);
-    const sidecar = await readOptional(sidecarPath);
-    const current = await readOptional(captionPath);
-    const sidecarHash = sidecar === undefined ? undefined : sha256(sidecar);
-    const currentHash = current === undefined ? undefined : sha256(current);
-    const untouched = current !== undefined && currentHash === entry.captionSha256;
-    if (sidecar !== undefined && (current === undefined || (untouched && sidecarHash !== entry.sidecarSha256))) {
-      await atomicWrite(captionPath, sidecar);
-      entry.sidecarSha256 = sidecarHash;
-      entry.captionSha256 = sidecarHash;
-      summary.captionsCopied++;
-    } else if (current === undefined) {
-      summary.captionsMissing++;
-    }
+  // 6. Captions of sources no longer prepared (gone, now skipped or a duplicate) are parked first: a new source may take their name.
+  for (const old of previous?.entries ?? []) {
+    if (old.caption && !entries.has(old.source) && (await exists(join(outDir, old.caption)))) await parkCaption(outDir, old.caption);
   }
 
-  // 7. Remove outputs whose source is gone, now skipped or now a duplicate; park their captions.
+  // 7. Captions follow their image (prep-captions.ts): sidecars copied in, hand edits kept, a caption of changed pixels parked.
+  const captions = yield* syncCaptions({ outDir, datasetDir, captionExt, entries: entries.values(), previous: previousBySource });
+  summary.captionsCopied = captions.copied;
+  summary.captionsMissing = captions.missing;
+  summary.staleCaptions = captions.stale;
+
+  // 8. Remove outputs whose source is gone, now skipped or now a duplicate (never a file a kept source now writes: a.jpg -> a.png).
+  const outputsNow = new Set([...entries.values()].map((e) => e.output!.toLowerCase()));
   for (const old of previous?.entries ?? []) {
     const now = entries.get(old.source);
-    if (old.output && (!now || now.output !== old.output)) {
-      await rm(join(outDir, old.output), { force: true });
-      if (!now) summary.removed.push(old.source);
-    }
-    if (old.caption && !now) {
-      const from = join(outDir, old.caption);
-      if (await exists(from)) {
-        const parked = join(outDir, ".removed", old.caption);
-        await mkdir(dirname(parked), { recursive: true });
-        await rename(from, parked);
-      }
-    }
+    if (old.output && (!now || now.output !== old.output) && !outputsNow.has(old.output.toLowerCase())) await rm(join(outDir, old.output), { force: true });
+    if (old.output && !now) summary.removed.push(old.source);
   }
 
   const manifest: PrepManifest = {
     version: 1,
     dataset: datasetDir,
+    datasetRelative: datasetRelativeTo(outDir, datasetDir),
     settings,
     updatedAt: new Date().toISOString(),
     entries: probed.map((image) => {
@@ -434,7 +434,7 @@ function progress(task: string, current: number, total: number, started: number,
   return { type: "progress", task, current, total, rate, eta: rate ? (total - current) / rate : undefined, message };
 }
 
-function sha256(bytes: Uint8Array | string): string {
+function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
@@ -444,14 +444,6 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch {
-    return undefined;
   }
 }
 

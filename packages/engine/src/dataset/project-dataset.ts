@@ -1,20 +1,27 @@
 import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { loadContract, resolveDatasetDir } from "../contract/load-contract.js";
-import { MANIFEST_FILE, readPrepManifest } from "./prep-manifest.js";
+import { choosePreparedDir, findPreparedDir, type OtherPrepared } from "./prepared-folder.js";
 
-/** Where `prep` writes by default, relative to the project (the contract's folder). */
-export const PREPARED_DIR = join(".loraspec", "prepared");
+export { PREPARED_DIR } from "./prepared-folder.js";
 
 export interface ProjectDataset {
   contract?: Contract;
   /** The contract's folder, or the working directory without one. */
   projectDir: string;
   datasetDir?: string;
-  preparedDir: string;
+  /**
+   * With a dataset: its prepared folder (prepared-folder.ts), the one prep writes by default: the
+   * folder prep already made from this dataset, else a free one under `.loraspec/`.
+   */
+  preparedDir?: string;
+  /** True when preparedDir holds prep's manifest for this dataset: caption and train use it. */
+  prepared?: boolean;
+  /** The project's prepared folders that belong to other datasets (never used for this one). */
+  otherPrepared?: OtherPrepared[];
   /** dataset.resolution, else the base model's native resolution from the knowledge base. */
   resolution?: number;
   /** True when the base model's text encoder reads sentences (T5/LLM). */
@@ -29,7 +36,7 @@ export async function resolveProjectDataset(params: { contractPath?: string; cwd
   const cwd = params.cwd ?? process.cwd();
   const path = params.contractPath ?? "lora.yaml";
   if (!params.requireContract && !params.contractPath && !existsSync(resolve(cwd, path))) {
-    return { projectDir: cwd, preparedDir: join(cwd, PREPARED_DIR) };
+    return { projectDir: cwd };
   }
   const loaded = await loadContract({ path, cwd });
   const contract = loaded.contract;
@@ -37,39 +44,66 @@ export async function resolveProjectDataset(params: { contractPath?: string; cwd
   if (!base && !contract.dataset.resolution) {
     throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model "${contract.base.model}"`, { file: loaded.displayName, field: "base.model" });
   }
+  const datasetDir = resolveDatasetDir(loaded);
+  const chosen = await choosePreparedDir({ projectDir: loaded.dir, datasetDir });
   return {
     contract,
     projectDir: loaded.dir,
-    datasetDir: resolveDatasetDir(loaded),
-    preparedDir: join(loaded.dir, PREPARED_DIR),
+    datasetDir,
+    preparedDir: chosen.dir,
+    prepared: chosen.existing,
+    otherPrepared: chosen.others,
     resolution: contract.dataset.resolution ?? base?.nativeResolution,
     naturalLanguageEncoder: base ? base.captionEncoder !== "clip" : undefined,
   };
 }
 
-/** The folder `loraspec caption` works on: the prepared folder once prep has run, else the dataset. */
+/** The folder `loraspec caption` works on: the dataset's own prepared folder once prep has made it, else the dataset. */
 export function defaultCaptionDir(project: ProjectDataset): string | undefined {
-  if (existsSync(join(project.preparedDir, MANIFEST_FILE))) return project.preparedDir;
-  return project.datasetDir;
+  return project.prepared && project.preparedDir ? project.preparedDir : project.datasetDir;
+}
+
+/** What a run trains on, and where it came from. */
+export interface TrainingDataDir {
+  /** The folder handed to the trainer. */
+  dir: string;
+  /** True when `dir` is prep's output for this dataset. */
+  prepared: boolean;
+  /** The contract's dataset folder. */
+  dataset: string;
+  /** Prepared folders of the project made from other datasets (not used); only when there are some. */
+  others?: OtherPrepared[];
 }
 
 /**
- * The images a run trains on: the prepared folder once `loraspec prep` has run (deduplicated,
- * cropped and resized to the contract's resolution, captions beside them), else the dataset.
+ * The images a run trains on: the dataset's own prepared folder once `loraspec prep` has made it
+ * (deduplicated, cropped and resized to the contract's resolution, captions beside them), else the
+ * dataset as it is. A prepared folder made from another dataset is never used (prepared-folder.ts).
  */
-export function trainingDatasetDir(projectDir: string, datasetDir: string): { dir: string; prepared: boolean } {
-  const preparedDir = join(projectDir, PREPARED_DIR);
-  return existsSync(join(preparedDir, MANIFEST_FILE)) ? { dir: preparedDir, prepared: true } : { dir: datasetDir, prepared: false };
+export async function trainingDatasetDir(projectDir: string, datasetDir: string): Promise<TrainingDataDir> {
+  return (await trainingData(projectDir, datasetDir)).found;
 }
 
 /**
  * What a run trains on (trainingDatasetDir) with the crop prep used for it (its manifest's
  * settings.crop): what lint checks `dataset.crop` against (core lint/crop-rules.ts).
  */
-export async function trainingDataOf(projectDir: string, datasetDir: string): Promise<{ dir: string; prepared: boolean; crop?: "center" | "attention" }> {
-  const found = trainingDatasetDir(projectDir, datasetDir);
-  if (!found.prepared) return found;
-  const manifest = await readPrepManifest({ path: join(found.dir, MANIFEST_FILE) });
-  const crop = manifest?.settings.crop;
-  return { ...found, crop: crop === "attention" ? "attention" : "center" };
+export async function trainingDataOf(projectDir: string, datasetDir: string): Promise<TrainingDataDir & { crop?: "center" | "attention" }> {
+  const { found, crop } = await trainingData(projectDir, datasetDir);
+  return found.prepared ? { ...found, crop: crop === "attention" ? "attention" : "center" } : found;
+}
+
+/** One line on what a run trains on, for train and check: truthful about a prepared folder of another dataset. */
+export function describeTrainingData(data: TrainingDataDir, contractFile: string): string {
+  if (data.prepared) return `${data.dir} (prepared by loraspec prep from ${data.dataset}; run it again after changing the images)`;
+  if (!data.others?.length) return data.dir;
+  const others = data.others.map((o) => (o.dataset ? `${o.dir} was prepared from ${o.dataset}` : `${o.dir} has a manifest that names no dataset loraspec can read`)).join("; ");
+  return `${data.dir} (as it is, not prepared: ${others}, not from this dataset; \`loraspec prep ${contractFile}\` prepares this one)`;
+}
+
+async function trainingData(projectDir: string, datasetDir: string): Promise<{ found: TrainingDataDir; crop?: unknown }> {
+  const lookup = await findPreparedDir({ projectDir, datasetDir });
+  const others = lookup.others.length ? { others: lookup.others } : {};
+  if (!lookup.own) return { found: { dir: datasetDir, prepared: false, dataset: datasetDir, ...others } };
+  return { found: { dir: lookup.own.dir, prepared: true, dataset: datasetDir, ...others }, crop: lookup.own.manifest.settings.crop };
 }

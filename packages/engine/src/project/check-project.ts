@@ -6,7 +6,7 @@ import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { planRun, type LivePrice, type Plan } from "@loraspec/core/plan/plan-run.js";
 import { loadContract, resolveDatasetDir, type LoadedContract } from "../contract/load-contract.js";
-import { trainingDataOf } from "../dataset/project-dataset.js";
+import { describeTrainingData, trainingDataOf } from "../dataset/project-dataset.js";
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
@@ -101,6 +101,8 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const order = { error: 0, warning: 1, info: 2 } as const;
   // What the run will train on (prep's folder and its crop, or the dataset): dataset.crop is checked against it.
   const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));
+  // A prepared folder made from another dataset (another contract's, or before dataset.path changed) is not used: say so.
+  if (trainingData && !trainingData.prepared && trainingData.others) notes.push(`the run trains on ${describeTrainingData(trainingData, loaded.displayName)}`);
   const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { resolveDatasetDir } from "../contract/load-contract.js";
-import { trainingDatasetDir } from "../dataset/project-dataset.js";
+import { trainingDatasetDir, type TrainingDataDir } from "../dataset/project-dataset.js";
 import { checkProject, type CheckResult } from "../project/check-project.js";
 import { buildTrainJob } from "./build-train-job.js";
 import { nextOomFallback } from "./oom-fallback.js";
@@ -14,8 +14,8 @@ import type { TrainJob } from "./train-job.js";
 export interface PreparedTraining extends CheckResult {
   /** sha256 of the contract file, written into the LoRA's metadata. */
   contractHash: string;
-  /** The images the run trains on, and whether they are `loraspec prep`'s output. */
-  trainingData: { dir: string; prepared: boolean };
+  /** The images the run trains on, and whether they are `loraspec prep`'s output for this dataset. */
+  trainingData: TrainingDataDir;
   /** Set when the plan's cost is above limits.max_cost_usd: the caller decides (--yes). */
   costOverLimit?: { usd: number; maxUsd: number };
   /** Builds the run's job (compiled files, command, parser) once the run row exists. */
@@ -43,7 +43,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
   }
   const contract = loaded.contract;
   assertTrainerInstalled(contract.trainer.name, { env: params.env });
-  const trainOn = trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
+  const trainOn = await trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
   const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
   const maxUsd = contract.limits?.max_cost_usd;
   const usd = plan.cost.usd;

@@ -156,11 +156,14 @@ describe("prepareDataset", () => {
     expect(third.summary.removed).toEqual(["c.webp"]);
     const after = await hashTree(out);
     const changed = Object.keys({ ...before, ...after }).filter((k) => before[k] !== after[k] && k !== "manifest.json").sort();
-    expect(changed).toEqual(["c.png", "c.txt", "d.png"]);
+    expect(changed).toEqual(["c.png", "c.txt", "d.png", "d.txt"]);
     // Captions stay with their image by identity, not position.
-    for (const name of ["d", "e", "f"]) expect(await readFile(join(out, `${name}.txt`), "utf8")).toBe(`txcl, caption of ${name}`);
-    // The removed image's hand-written caption is parked, not lost.
+    for (const name of ["e", "f"]) expect(await readFile(join(out, `${name}.txt`), "utf8")).toBe(`txcl, caption of ${name}`);
+    // The removed image's hand-written caption is parked, not lost; so is the one written for d's old pixels, with a warning.
     expect(await readFile(join(out, ".removed", "c.txt"), "utf8")).toBe("txcl, caption of c");
+    expect(await readFile(join(out, ".removed", "d.txt"), "utf8")).toBe("txcl, caption of d");
+    expect(third.summary.staleCaptions).toEqual([{ source: "d.tiff", parked: join(".removed", "d.txt") }]);
+    expect(third.events.filter((e) => e.type === "warning" && e.code === "caption-stale").map((e) => (e as { file?: string }).file)).toEqual(["d.tiff"]);
   });
 
   it("makes a former near duplicate once the images it duplicated are gone", async () => {

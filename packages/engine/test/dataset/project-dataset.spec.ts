@@ -24,24 +24,29 @@ describe("resolveProjectDataset", () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, "lora.yaml"), contract(base, dataset));
     const project = await resolveProjectDataset({ cwd: dir });
-    expect(project).toMatchObject({ resolution, naturalLanguageEncoder: natural, projectDir: dir, datasetDir: join(dir, "photos"), preparedDir: join(dir, ".loraspec", "prepared") });
+    expect(project).toMatchObject({ resolution, naturalLanguageEncoder: natural, projectDir: dir, datasetDir: join(dir, "photos"), preparedDir: join(dir, ".loraspec", "prepared"), prepared: false });
   });
 
   it("works without a contract when none is there, and fails when one was named", async () => {
     const dir = join(root, "empty");
     await mkdir(dir, { recursive: true });
-    expect(await resolveProjectDataset({ cwd: dir })).toEqual({ projectDir: dir, preparedDir: join(dir, ".loraspec", "prepared") });
+    // No dataset, so no prepared folder either (prep picks one for its --dataset: prepared-folder.ts).
+    expect(await resolveProjectDataset({ cwd: dir })).toEqual({ projectDir: dir });
     await expect(resolveProjectDataset({ cwd: dir, contractPath: "other.yaml" })).rejects.toMatchObject({ code: "E_CONTRACT_NOT_FOUND" });
   });
 
-  it("captions the prepared folder once prep has written its manifest", async () => {
+  it("captions the prepared folder once prep has written its manifest for this dataset, not another's", async () => {
     const dir = join(root, "captions");
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, "lora.yaml"), contract("sdxl"));
     const before = await resolveProjectDataset({ cwd: dir });
     expect(defaultCaptionDir(before)).toBe(join(dir, "photos"));
-    await mkdir(before.preparedDir, { recursive: true });
-    await writeFile(join(before.preparedDir, "manifest.json"), "{}");
-    expect(defaultCaptionDir(before)).toBe(before.preparedDir);
+    const preparedDir = before.preparedDir!;
+    await mkdir(preparedDir, { recursive: true });
+    const manifest = (dataset: string) => JSON.stringify({ version: 1, dataset, settings: {}, updatedAt: "x", entries: [] });
+    await writeFile(join(preparedDir, "manifest.json"), manifest(join(dir, "other")));
+    expect(defaultCaptionDir(await resolveProjectDataset({ cwd: dir }))).toBe(join(dir, "photos"));
+    await writeFile(join(preparedDir, "manifest.json"), manifest(join(dir, "photos")));
+    expect(defaultCaptionDir(await resolveProjectDataset({ cwd: dir }))).toBe(preparedDir);
   });
 });

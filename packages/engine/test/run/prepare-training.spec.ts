@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,9 @@ function aitkInstall(): NodeJS.ProcessEnv {
   return { ...process.env, LORASPEC_AI_TOOLKIT_DIR: dir };
 }
 
+/** A prepared folder's manifest as prep writes it, naming its dataset (prepared-folder.ts matches on it). */
+const manifest = (dataset: string) => JSON.stringify({ version: 1, dataset, settings: { crop: "center" }, updatedAt: new Date(0).toISOString(), entries: [] });
+
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), "prepare-training-"));
   cpSync(example, dir, { recursive: true });
@@ -25,12 +28,30 @@ describe("prepareTraining", () => {
   it("trains on the dataset folder until prep has run, then on the prepared folder", async () => {
     const dir = project();
     const before = await prepareTraining({ path: join(dir, "lora.yaml"), env: aitkInstall() });
-    expect(before.trainingData).toEqual({ dir: join(dir, "dataset"), prepared: false });
+    expect(before.trainingData).toEqual({ dir: join(dir, "dataset"), prepared: false, dataset: join(dir, "dataset") });
 
     mkdirSync(join(dir, ".loraspec", "prepared"), { recursive: true });
-    writeFileSync(join(dir, ".loraspec", "prepared", "manifest.json"), "{}");
+    writeFileSync(join(dir, ".loraspec", "prepared", "manifest.json"), manifest(join(dir, "dataset")));
     const after = await prepareTraining({ path: join(dir, "lora.yaml"), env: aitkInstall() });
-    expect(after.trainingData).toEqual({ dir: join(dir, ".loraspec", "prepared"), prepared: true });
+    expect(after.trainingData).toEqual({ dir: join(dir, ".loraspec", "prepared"), prepared: true, dataset: join(dir, "dataset") });
+  });
+
+  it("a second contract on another dataset trains on its own images, not the first one's prepared folder, and check says so", async () => {
+    const dir = project();
+    // lora.yaml's dataset is prepared; c.yaml (the same contract on ./d2, the first 16 images) is not.
+    mkdirSync(join(dir, "d2"));
+    for (const name of readdirSync(join(dir, "dataset")).sort().slice(0, 32)) cpSync(join(dir, "dataset", name), join(dir, "d2", name));
+    writeFileSync(join(dir, "c.yaml"), readFileSync(join(dir, "lora.yaml"), "utf8").replace("path: ./dataset", "path: ./d2").replace(/expected_images: \d+/, "expected_images: 16"));
+    const preparedA = join(dir, ".loraspec", "prepared");
+    mkdirSync(preparedA, { recursive: true });
+    writeFileSync(join(preparedA, "manifest.json"), manifest(join(dir, "dataset")));
+
+    const b = await prepareTraining({ path: join(dir, "c.yaml"), env: aitkInstall() });
+    expect(b.trainingData).toEqual({ dir: join(dir, "d2"), prepared: false, dataset: join(dir, "d2"), others: [{ dir: preparedA, dataset: join(dir, "dataset") }] });
+    expect(b.notes.join("\n")).toContain(`the run trains on ${join(dir, "d2")} (as it is, not prepared: ${preparedA} was prepared from ${join(dir, "dataset")}`);
+    const a = await prepareTraining({ path: join(dir, "lora.yaml"), env: aitkInstall() });
+    expect(a.trainingData).toMatchObject({ dir: preparedA, prepared: true });
+    expect(a.notes.join("\n")).not.toContain("the run trains on");
   });
 
   it("leaves the cost limit to the caller and refuses lint errors", async () => {

@@ -1,0 +1,105 @@
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, stat } from "node:fs/promises";
+import { basename, dirname, extname, join } from "node:path";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { atomicWrite } from "../fs/atomic-write.js";
+import type { ManifestEntry } from "./prep-manifest.js";
+
+/** Folder inside the prepared folder where captions no image uses any more are parked, never deleted. */
+export const PARKED_DIR = ".removed";
+
+export interface CaptionSync {
+  copied: number;
+  missing: number;
+  /** Captions set aside because their image's bytes changed since they were written. */
+  stale: Array<{ source: string; parked: string }>;
+}
+
+/**
+ * Prep's captions follow their image by source path: a sidecar is copied in once (and again when it
+ * changes while the prepared copy is untouched); a hand edit is never overwritten. A caption that was
+ * there before this run's image bytes (the entry's sha256 differs from the last run's) and is not the
+ * dataset's own sidecar described other pixels: it is parked in `.removed/` with a `caption-stale`
+ * warning, so no caption silently stays beside an image it was not written for; the sidecar, if any,
+ * then comes in, else the image counts as missing a caption. Updates each entry's caption hashes.
+ */
+export async function* syncCaptions(params: {
+  outDir: string;
+  datasetDir: string;
+  captionExt: string;
+  entries: Iterable<ManifestEntry>;
+  previous: ReadonlyMap<string, ManifestEntry>;
+}): AsyncGenerator<LoraspecEvent, CaptionSync> {
+  const { outDir, datasetDir, captionExt } = params;
+  const result: CaptionSync = { copied: 0, missing: 0, stale: [] };
+  for (const entry of params.entries) {
+    const captionPath = join(outDir, entry.caption!);
+    const sidecarPath = join(datasetDir, dirname(entry.source), `${basename(entry.source, extname(entry.source))}${captionExt}`);
+    const sidecar = await readOptional(sidecarPath);
+    let current = await readOptional(captionPath);
+    const sidecarHash = sidecar === undefined ? undefined : sha256(sidecar);
+    const untouched = current !== undefined && sha256(current) === entry.captionSha256;
+    const old = params.previous.get(entry.source);
+    // Our untouched copy of a sidecar that is still there is the dataset's own pairing (re-copied below if it changed).
+    if (current !== undefined && old !== undefined && old.sha256 !== entry.sha256 && !(untouched && sidecar !== undefined)) {
+      const parked = await parkCaption(outDir, entry.caption!);
+      result.stale.push({ source: entry.source, parked });
+      const next = sidecar !== undefined ? `the dataset's ${basename(sidecarPath)} is copied in instead` : "run `loraspec caption` for a new one";
+      yield {
+        type: "warning",
+        code: "caption-stale",
+        message: `${entry.source} changed since its caption ${entry.caption} was written: that caption described the old image, so it is moved to ${parked} (copy it back if it still fits; else ${next})`,
+        file: entry.source,
+      };
+      current = undefined;
+      entry.captionSha256 = undefined;
+      entry.sidecarSha256 = undefined;
+    }
+    if (sidecar !== undefined && (current === undefined || (untouched && sidecarHash !== entry.sidecarSha256))) {
+      await atomicWrite(captionPath, sidecar);
+      entry.sidecarSha256 = sidecarHash;
+      entry.captionSha256 = sidecarHash;
+      result.copied++;
+    } else if (current === undefined) {
+      result.missing++;
+    }
+  }
+  return result;
+}
+
+/**
+ * Moves a caption of the prepared folder into `.removed/` under a free name (`x.txt`, then `x.2.txt`, ...),
+ * so an earlier parked caption is never overwritten. Returns its path relative to the prepared folder.
+ */
+export async function parkCaption(outDir: string, caption: string): Promise<string> {
+  const ext = extname(caption);
+  const stem = caption.slice(0, caption.length - ext.length);
+  let rel = join(PARKED_DIR, caption);
+  // Bounded: past that many parked copies of one name the last one is replaced.
+  for (let i = 2; i < 1000 && (await exists(join(outDir, rel))); i++) rel = join(PARKED_DIR, `${stem}.${i}${ext}`);
+  const to = join(outDir, rel);
+  await mkdir(dirname(to), { recursive: true });
+  await rename(join(outDir, caption), to);
+  return rel;
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
