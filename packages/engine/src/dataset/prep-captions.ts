@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, stat } from "node:fs/promises";
+import { mkdir, readFile, rename } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import type { ManifestEntry } from "./prep-manifest.js";
+import { exists } from "../fs/exists.js";
 
 /** Folder inside the prepared folder where captions no image uses any more are parked, never deleted. */
 export const PARKED_DIR = ".removed";
@@ -85,15 +86,6 @@ export async function parkCaption(outDir: string, caption: string): Promise<stri
 
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function readOptional(path: string): Promise<string | undefined> {

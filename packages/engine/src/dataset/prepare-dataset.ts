@@ -1,7 +1,7 @@
 import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { extname, join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -19,6 +19,7 @@ import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry,
 import { datasetRelativeTo, manifestDataset, preparedFrom } from "./prepared-folder.js";
 import { decodeProblem, probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
 import { processImage } from "./process-image.js";
+import { exists } from "../fs/exists.js";
 
 export interface PrepareDatasetParams {
   /** Folder with the user's originals (read only). */
@@ -436,15 +437,6 @@ function progress(task: string, current: number, total: number, started: number,
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function throwIfAborted(signal?: AbortSignal): void {

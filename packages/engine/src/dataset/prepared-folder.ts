@@ -3,6 +3,7 @@ import { realpathSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { MANIFEST_FILE, readPrepManifest, type PrepManifest } from "./prep-manifest.js";
+import { exists } from "../fs/exists.js";
 
 /** The folder prepared folders live in, relative to the project (the contract's folder). */
 const STATE_DIR = ".loraspec";
@@ -115,15 +116,6 @@ function samePath(a: string, b: string): boolean {
 function slug(name: string): string {
   const s = name.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[-.]+|[-.]+$/g, "").slice(0, 40);
   return s || "dataset";
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function isDir(path: string): Promise<boolean> {
