@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseLoraArg } from "../src/commands/sample.js";
+import { sampleImagePaths } from "@loraspec/engine/lora/sample-outputs.js";
 import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-paths.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
@@ -14,7 +15,7 @@ const python = workerPython(findWorkerRoot());
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, NO_COLOR: "1", CI: "1" } });
+    const child = spawn(cmd, args, { env: { ...process.env, NO_COLOR: "1", CI: "1", OMP_NUM_THREADS: "1" } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -36,6 +37,33 @@ describe("parseLoraArg", () => {
   });
 });
 
+const SENTINEL = "the user's own file";
+
+describe("loraspec sample never replaces existing images unless --force", () => {
+  it("refuses before the worker starts, names the first existing file, leaves the folder alone", async () => {
+    const out = await mkdtemp(join(tmpdir(), "loraspec-cli-sample-out-"));
+    await writeFile(join(out, "01-7.png"), SENTINEL);
+    await writeFile(join(out, "other.png"), SENTINEL);
+    // Base "x" does not exist: reaching the worker would be another error (E_FILE_NOT_FOUND / setup).
+    const args = [bin, "sample", "--base", "x", "--prompt", "p0", "--prompt", "p1", "--seed", "3", "--seed", "7", "--out", out];
+    const r = await run(process.execPath, args);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringContaining("E_FILE_EXISTS")]);
+    expect(r.stderr).toContain(join(out, "01-7.png"));
+    expect(r.stderr).toContain("--force");
+    expect(await readFile(join(out, "01-7.png"), "utf8")).toBe(SENTINEL);
+    expect(await readFile(join(out, "other.png"), "utf8")).toBe(SENTINEL);
+    // Files it would not write, and an existing folder, are no reason to refuse.
+    const other = await run(process.execPath, [bin, "sample", "--base", "x", "--prompt", "p0", "--seed", "7", "--out", out, "--json"]);
+    expect(other.stderr).not.toContain("E_FILE_EXISTS");
+  });
+
+  it("names the images prompt index x seed, in render order, each once", async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), "loraspec-sample-names-")), "s");
+    await mkdir(dir);
+    expect(sampleImagePaths(dir, 2, [5, 1, 5])).toEqual(["00-5.png", "00-1.png", "01-5.png", "01-1.png"].map((f) => join(dir, f)));
+  });
+});
+
 describe.skipIf(!existsSync(python))("loraspec sample", () => {
   it("renders prompts x seeds from a tiny base through the worker", async () => {
     const dir = await mkdtemp(join(tmpdir(), "loraspec-cli-sample-"));
@@ -48,6 +76,21 @@ describe.skipIf(!existsSync(python))("loraspec sample", () => {
     const result = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf("\n{") + 1)) as { images: { path: string; seed: number }[] };
     expect(result.images.map((i) => i.seed)).toEqual([1, 2]);
     for (const image of result.images) expect(existsSync(image.path)).toBe(true);
+    // The worker names the files; the CLI's refusal predicts the same names.
+    expect(result.images.map((i) => i.path)).toEqual(sampleImagePaths(out, 1, [1, 2]));
+
+    // A second run into the same folder refuses before rendering; --force replaces only its own images.
+    await writeFile(join(out, "notes.txt"), SENTINEL);
+    const before = await stat(join(out, "00-1.png"));
+    const again = [bin, "sample", "--base", base, "--prompt", "a photo of txcl", "--seed", "2", "--seed", "1", "--steps", "2", "--width", "32", "--height", "32", "--out", out];
+    const refused = await run(process.execPath, again);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("E_FILE_EXISTS")]);
+    expect(refused.stderr).toContain(join(out, "00-2.png"));
+    expect((await stat(join(out, "00-1.png"))).mtimeMs).toBe(before.mtimeMs);
+    const forced = await run(process.execPath, [...again, "--force"]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect((await stat(join(out, "00-1.png"))).mtimeMs).toBeGreaterThan(before.mtimeMs);
+    expect(await readFile(join(out, "notes.txt"), "utf8")).toBe(SENTINEL);
   });
 
   it("a missing LoRA file is a usage error before the worker starts", async () => {

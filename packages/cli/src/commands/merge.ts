@@ -11,7 +11,7 @@ export function registerMerge(program: Command): void {
     .option("--method <method>", MERGE_METHODS.join(" | "), "cat")
     .option("--rank <r>", "output rank for svd/ties/dare, an integer >= 1 (default: the largest input rank)")
     .option("--density <d>", "ties/dare: share of entries kept, in (0, 1] (default 0.7)")
-    .option("--seed <n>", "svd/ties/dare: seed of the drop masks and the randomized SVD (default 0)")
+    .option("--seed <n>", "ties/dare: seed of the drop masks, the top-k sample and the randomized SVD (default 0)")
     .option("--to <format>", "output format: diffusers | kohya | comfy (default: the first input's)")
     .option("-o, --output <file>", "output file", "merged.safetensors")
     .option("--force", "replace the output file if it exists (an input is never replaced)")

@@ -16,6 +16,7 @@ interface SampleOptions {
   width?: string;
   height?: string;
   negative?: string;
+  force?: boolean;
   json?: boolean;
 }
 
@@ -37,11 +38,13 @@ export function registerSample(program: Command): void {
     .option("--width <px>", "image width")
     .option("--height <px>", "image height")
     .option("--negative <text>", "negative prompt (SDXL)")
+    .option("--force", "replace images of the same names in --out (other files there are never touched)")
     .option("--json", "print events as JSON lines and the result as JSON")
     .action(async (opts: SampleOptions) => {
       const { resolve } = await import("node:path");
       const { existsSync } = await import("node:fs");
       const { runWorker } = await import("@loraspec/engine/worker/run-worker.js");
+      const { assertSampleOutputsAreNew } = await import("@loraspec/engine/lora/sample-outputs.js");
       const { renderEvents } = await import("../render-events.js");
       if (opts.prompt.length === 0) throw new LoraspecError("E_USAGE", "sample needs at least one --prompt");
       const loras = opts.lora.map(parseLoraArg).map((l) => ({ ...l, path: resolve(l.path) }));
@@ -63,6 +66,7 @@ export function registerSample(program: Command): void {
         height: opts.height ? int(opts.height, "--height") : undefined,
         negative_prompt: opts.negative,
       };
+      await assertSampleOutputsAreNew({ outDir: request.out_dir, promptCount: opts.prompt.length, seeds, overwrite: opts.force });
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);

@@ -21,14 +21,24 @@ export const MERGE_LIMITS = {
   seed: { min: 0, max: 2 ** 32 - 1 },
 } as const;
 
-/** Which options each method reads: the others are refused rather than silently ignored. */
+/**
+ * Which options each method reads: the others are refused rather than silently ignored. "seed" is
+ * listed exactly where the result depends on it (worker/loraspec_worker/merge.py): dare draws its
+ * masks from it, ties samples its top-k bracket and factors with the randomized torch.svd_lowrank;
+ * svd is QR + a full SVD of the small core (no randomness), linear and cat are plain sums.
+ */
 const METHOD_OPTIONS: Record<MergeMethod, ReadonlyArray<"rank" | "density" | "seed">> = {
   cat: [],
   linear: [],
-  svd: ["rank", "seed"],
+  svd: ["rank"],
   ties: ["rank", "density", "seed"],
   dare: ["rank", "density", "seed"],
 };
+
+/** Whether a merge method's result depends on its seed (then the seed is part of its record). */
+export function mergeUsesSeed(method: MergeMethod): boolean {
+  return METHOD_OPTIONS[method].includes("seed");
+}
 
 export interface MergeOptionsInput {
   inputs: ReadonlyArray<{ path: string; weight: number }>;

@@ -341,7 +341,17 @@ export function parseLora(params: { tensors: readonly KeyInfo[]; metadata?: Reco
   for (const m of placed) for (const k of Object.values(m.keys)) if (k) placedKeys.add(k);
   const unplaced = params.tensors.map((t) => t.name).filter((n) => !placedKeys.has(n));
   for (const m of placed) if (m.keys.alpha && !scalarOf(info.get(m.keys.alpha)!.shape)) traits.push(`bad-alpha-shape:${m.keys.alpha}`);
-  return { format, traits, arch, placed, unplaced, nonLora, misfits };
+  return { format: refineFormat(format, arch, placed), traits, arch, placed, unplaced, nonLora, misfits };
+}
+
+/**
+ * `diffusion_model.` + lora_A/B is ai-toolkit's output for FLUX.2, Qwen-Image and Z-Image only; its
+ * FLUX.1 output is `transformer.` + diffusers names. A FLUX.1 file of BFL names with that prefix is
+ * therefore ComfyUI style (ComfyUI loads `diffusion_model.<bfl path>.lora_A.weight`)
+ * [shared/reference/lora-formats.md §2b "ai-toolkit output (FLUX.1)", "ComfyUI format"; §2f].
+ */
+function refineFormat(format: LoraFormat, arch: Architecture | undefined, placed: readonly PlacedModule[]): LoraFormat {
+  return format === "ai-toolkit" && arch?.id === "flux1" && placed.some((m) => m.base.startsWith("diffusion_model.")) ? "comfy" : format;
 }
 
 /** Scale the file applies to up @ down: alpha / rank for kohya-style alpha, else 1. */

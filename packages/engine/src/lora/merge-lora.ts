@@ -6,7 +6,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
-import { checkMergeOptions, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
+import { checkMergeOptions, mergeUsesSeed, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
 import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
@@ -87,7 +87,7 @@ export async function* mergeLora(params: {
         method,
         rank: rank ?? null,
         density: method === "ties" || method === "dare" ? (density ?? 0.7) : null,
-        seed: method === "dare" ? (seed ?? 0) : null,
+        seed: mergeUsesSeed(method) ? (seed ?? 0) : null,
         inputs: inputs.map((i, n) => ({ file: basename(i.path), weight: i.weight, format: planInputs[n]!.parsed.format, sha256_header: createHash("sha256").update(JSON.stringify(files[n]!.tensors)).digest("hex").slice(0, 16) })),
       }),
       "modelspec.merged_from": inputs.map((i) => basename(i.path)).join(", "),

@@ -33,7 +33,7 @@ async function canonical(path: string): Promise<string> {
  * web page's output box pointed at a run's LoRA would replace a file the user owns (export-script and
  * init refuse the same way).
  */
-export async function assertOutputIsNew(params: { output: string; inputs: readonly string[]; field?: string; overwrite?: boolean }): Promise<void> {
+export async function assertOutputIsNew(params: { output: string; inputs: readonly string[]; field?: string; overwrite?: boolean; hint?: string }): Promise<void> {
   const outId = await identity(params.output);
   const outPath = await canonical(params.output);
   for (const input of params.inputs) {
@@ -50,7 +50,7 @@ export async function assertOutputIsNew(params: { output: string; inputs: readon
     throw new LoraspecError("E_FILE_EXISTS", `${params.output} exists`, {
       file: params.output,
       field: params.field ?? "--output",
-      hint: "Pass -o with another file name, or --force to replace it.",
+      hint: params.hint ?? "Pass -o with another file name, or --force to replace it.",
     });
   }
 }

@@ -1,0 +1,34 @@
+import { join, resolve } from "node:path";
+import { assertOutputIsNew } from "./same-file.js";
+
+/**
+ * The files `loraspec sample` writes into its --out folder: `<prompt index, 2 digits>-<seed>.png`
+ * per prompt x seed, in render order. The worker (worker/loraspec_worker/sample.py) names them;
+ * this is the same pattern, held to it by packages/cli/test/sample.spec.ts, which renders a tiny base
+ * and compares the worker's paths with these.
+ */
+export function sampleImagePaths(outDir: string, promptCount: number, seeds: readonly number[]): string[] {
+  const paths: string[] = [];
+  for (let pi = 0; pi < promptCount; pi++) {
+    for (const seed of seeds) paths.push(join(resolve(outDir), `${String(pi).padStart(2, "0")}-${seed}.png`));
+  }
+  return [...new Set(paths)];
+}
+
+/**
+ * Refuses, before anything renders, a sample run that would replace an existing file in its
+ * folder (E_FILE_EXISTS naming the first such file) unless `overwrite`, as convert and merge refuse
+ * an existing output. Only the files the run would write are looked at: other files in the folder
+ * are never touched, and a folder that exists is fine.
+ */
+export async function assertSampleOutputsAreNew(params: { outDir: string; promptCount: number; seeds: readonly number[]; overwrite?: boolean }): Promise<void> {
+  if (params.overwrite) return;
+  for (const output of sampleImagePaths(params.outDir, params.promptCount, params.seeds)) {
+    await assertOutputIsNew({
+      output,
+      inputs: [],
+      field: "--out",
+      hint: "Pass --out with another folder, or --force to replace the images this run writes (other files in the folder are left alone).",
+    });
+  }
+}
