@@ -5,7 +5,9 @@ Request:
   arch        optional: sdxl | flux1 | flux2-klein (needed for single files)
   loras       [{"path": "a.safetensors", "weight": 0.8, "name": "a"}]   (may be empty)
   prompts     ["a photo of txcl", ...];  seeds: [1, 2, 3]
-  out_dir     PNGs go here as <prompt index>-<seed>.png
+  out_dir     PNGs go here, named by `files`
+  files       optional: one file name per prompt x seed, in that order (the CLI's sample-outputs.ts names
+              them, and refuses to replace existing ones); without it <prompt index, 2 digits>-<seed>.png
   steps, guidance_scale, width, height, negative_prompt, max_sequence_length, precision, device
 (A validation rubric, where each image names its own adapters and weights, is `render-jobs`.)
 Events: phase, progress (task "sample"), sample {path, prompt, seed}; done {images: [...]}.
@@ -98,12 +100,24 @@ def load_for_sampling(request: dict):
     return pipe, device
 
 
+def _file_names(files, count: int):
+    """The request's file names (plain .png names inside out_dir, one per prompt x seed), or None."""
+    if files is None:
+        return None
+    ok = isinstance(files, list) and len(files) == count and all(
+        isinstance(f, str) and f.endswith(".png") and f == os.path.basename(f) and f not in ("", ".png") and "\\" not in f for f in files)
+    if not ok:
+        raise WorkerError("E_USAGE", f"files: {count} plain .png file names (one per prompt x seed, no folders) expected")
+    return files
+
+
 def run(request: dict) -> dict:
     import torch
 
     prompts = require(request, "prompts", list)
     out_dir = require(request, "out_dir", str)
     seeds = request.get("seeds") or [0]
+    files = _file_names(request.get("files"), len(prompts) * len(seeds))
     pipe, _ = load_for_sampling(request)
     kwargs = generation_kwargs(request)
 
@@ -120,7 +134,7 @@ def run(request: dict) -> dict:
         for seed in seeds:
             generator = torch.Generator(device="cpu").manual_seed(int(seed))
             image = pipe(prompt=prompt, generator=generator, **kwargs).images[0]
-            path = os.path.join(out_dir, f"{pi:02d}-{int(seed)}.png")
+            path = os.path.join(out_dir, files[n] if files else f"{pi:02d}-{int(seed)}.png")
             _save(image, path)
             n += 1
             emit({"type": "sample", "path": os.path.abspath(path), "prompt": prompt, "seed": int(seed)})

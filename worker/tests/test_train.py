@@ -141,6 +141,21 @@ def test_sample_command_writes_pngs_with_stacked_loras(bases, dataset, tmp_path,
     assert all(os.path.exists(e["path"]) for e in samples)
 
 
+def test_sample_writes_the_file_names_the_request_gives(bases, tmp_path, events):
+    out = sample.run({"base": bases["flux1"], "prompts": ["a", "b"], "seeds": [3], "out_dir": str(tmp_path), "steps": 1,
+                      "width": RES, "height": RES, "max_sequence_length": 32, "files": ["first.png", "second.png"]})
+    assert [os.path.basename(i["path"]) for i in out["images"]] == ["first.png", "second.png"]
+    assert sorted(os.listdir(tmp_path)) == ["first.png", "second.png"]
+
+
+@pytest.mark.parametrize("files", [["a.png"], ["a.png", "../b.png"], ["a.png", "sub/b.png"], ["a.png", "b.jpg"], "a.png", ["a.png", 3]])
+def test_sample_refuses_file_names_that_are_not_one_plain_png_per_image(bases, tmp_path, events, files):
+    with pytest.raises(WorkerError) as err:
+        sample.run({"base": bases["flux1"], "prompts": ["a", "b"], "out_dir": str(tmp_path), "files": files})
+    assert err.value.code == "E_USAGE" and "files" in err.value.message
+    assert os.listdir(tmp_path) == []
+
+
 def test_sample_rejects_a_missing_lora(bases, tmp_path, events):
     with pytest.raises(WorkerError) as err:
         sample.run({"base": bases["flux1"], "prompts": ["x"], "out_dir": str(tmp_path), "loras": [{"path": str(tmp_path / "nope.safetensors")}]})

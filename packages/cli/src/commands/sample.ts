@@ -44,7 +44,7 @@ export function registerSample(program: Command): void {
       const { resolve } = await import("node:path");
       const { existsSync } = await import("node:fs");
       const { runWorker } = await import("@loraspec/engine/worker/run-worker.js");
-      const { assertSampleOutputsAreNew } = await import("@loraspec/engine/lora/sample-outputs.js");
+      const { assertSampleOutputsAreNew, sampleImageNames } = await import("@loraspec/engine/lora/sample-outputs.js");
       const { renderEvents } = await import("../render-events.js");
       if (opts.prompt.length === 0) throw new LoraspecError("E_USAGE", "sample needs at least one --prompt");
       const loras = opts.lora.map(parseLoraArg).map((l) => ({ ...l, path: resolve(l.path) }));
@@ -60,6 +60,7 @@ export function registerSample(program: Command): void {
         prompts: opts.prompt,
         seeds,
         out_dir: resolve(opts.out),
+        files: sampleImageNames(opts.prompt.length, seeds),
         steps: opts.steps ? int(opts.steps, "--steps") : undefined,
         guidance_scale: opts.guidance ? num(opts.guidance, "--guidance") : undefined,
         width: opts.width ? int(opts.width, "--width") : undefined,

@@ -3,16 +3,17 @@ import { assertOutputIsNew } from "./same-file.js";
 
 /**
  * The files `loraspec sample` writes into its --out folder: `<prompt index, 2 digits>-<seed>.png`
- * per prompt x seed, in render order. The worker (worker/loraspec_worker/sample.py) names them;
- * this is the same pattern, held to it by packages/cli/test/sample.spec.ts, which renders a tiny base
- * and compares the worker's paths with these.
+ * per prompt x seed, in render order. The CLI sends these names to the worker as the request's `files`
+ * (worker/loraspec_worker/sample.py writes what it is given), so the names checked here are the names
+ * written; packages/cli/test/sample.spec.ts renders a tiny base and compares the worker's paths.
  */
 export function sampleImagePaths(outDir: string, promptCount: number, seeds: readonly number[]): string[] {
-  const paths: string[] = [];
-  for (let pi = 0; pi < promptCount; pi++) {
-    for (const seed of seeds) paths.push(join(resolve(outDir), `${String(pi).padStart(2, "0")}-${seed}.png`));
-  }
-  return [...new Set(paths)];
+  return [...new Set(sampleImageNames(promptCount, seeds).map((name) => join(resolve(outDir), name)))];
+}
+
+/** The file name of each prompt x seed, in render order (the request's `files`: the worker writes these names). */
+export function sampleImageNames(promptCount: number, seeds: readonly number[]): string[] {
+  return Array.from({ length: promptCount }, (_, pi) => seeds.map((seed) => `${String(pi).padStart(2, "0")}-${seed}.png`)).flat();
 }
 
 /**
