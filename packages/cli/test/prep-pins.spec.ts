@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,5 +57,27 @@ describe("loraspec prep with stored pins", () => {
     expect(warnings).toEqual([expect.objectContaining({ code: "dataset-pins-invalid", message: expect.stringMatching(/dataset-pins\.json: keep\.0: .*E_DATASET_PINS_INVALID/) })]);
     expect(r.stdout + r.stderr).not.toMatch(/^\s+at /m);
     expect((await prep("{not json", ["--pin", "a-small.jpg"])).kept).toEqual(["a-small.jpg", "b.png"]);
+  });
+
+  it("pins belong to their dataset: ./photos's pins never change ./d2's dedupe (same file names), by its contract or by --dataset", async () => {
+    await cp(join(project, "photos"), join(project, "d2"), { recursive: true });
+    await writeFile(join(project, "two.yaml"), (await readFile(join(project, "lora.yaml"), "utf8")).replace("./photos", "./d2"));
+    try {
+      const pins = { version: 2, datasets: [{ datasetRelative: "photos", keep: ["a-small.jpg"] }] };
+      expect((await prep(pins)).kept).toEqual(["a-small.jpg", "b.png"]);
+      expect((await prep(pins, ["two.yaml"])).kept).toEqual(["a.jpg", "b.png"]);
+      expect((await prep(pins, ["--dataset", "d2", "--out", "d2-out"])).kept).toEqual(["a.jpg", "b.png"]);
+      // d2's own pins apply to d2, whichever contract names it.
+      const both = { version: 2, datasets: [...pins.datasets, { datasetRelative: "d2", distinct: [["a.jpg", "a-small.jpg"]] }] };
+      expect((await prep(both, ["--dataset", "d2", "--out", "d2-out"])).kept).toEqual(["a-small.jpg", "a.jpg", "b.png"]);
+      // An old file, with two contracts on two datasets, is neither's (a warning says so).
+      const old = await prep({ version: 1, keep: ["a-small.jpg"] });
+      expect(old.kept).toEqual(["a.jpg", "b.png"]);
+      expect(old.stdout).toMatch(/written before they named their dataset/);
+    } finally {
+      await rm(join(project, "two.yaml"));
+      await rm(join(project, "d2"), { recursive: true, force: true });
+      await rm(join(project, "d2-out"), { recursive: true, force: true });
+    }
   });
 });

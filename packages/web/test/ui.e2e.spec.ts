@@ -175,11 +175,12 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
       await figure("drop").getByRole("button", { name: "Keep both (not a duplicate)" }).click();
       await expect.poll(() => clusters.locator("figure").count(), POLL).toBe(0);
       const pins = async () => JSON.parse(await readFile(join(project, ".loraspec", "dataset-pins.json"), "utf8"));
-      expect(await pins()).toEqual({ version: 1, keep: ["img-0-copy.png"], distinct: [["img-0-copy.png", "img-0.png"]] });
+      // Stored for this contract's dataset (an entry naming it, absolute and relative to the project).
+      expect(await pins()).toEqual({ version: 2, datasets: [expect.objectContaining({ dataset: expect.any(String), keep: ["img-0-copy.png"], distinct: [["img-0-copy.png", "img-0.png"]] })] });
       // Undo: forgetting the choices brings the cluster back as dedupe alone forms it.
       await page.getByTestId("stored-pins").getByRole("button", { name: "Forget my choices" }).click();
       await expect.poll(() => figure("drop").textContent(), POLL).toContain("img-0-copy.png");
-      expect(await pins()).toEqual({ version: 1, keep: [], distinct: [] });
+      expect(await pins()).toEqual({ version: 2, datasets: [] });
     } finally {
       await rm(copy, { force: true });
     }

@@ -57,11 +57,11 @@ export function registerPrep(program: Command): void {
           hint: "run it next to lora.yaml, or pass `loraspec prep --dataset ./photos --resolution 1024`",
         });
       }
-      // The page's keep/drop choices (.loraspec/dataset-pins.json) apply to the contract's dataset folder; --pin adds to them.
+      // The page's keep/drop choices (.loraspec/dataset-pins.json) made for this dataset folder (each dataset has its own); --pin adds to them.
       // A bad pins file is a warning (as in check): prep goes on with --pin alone.
       const { mergePins } = await import("@loraspec/engine/dataset/dataset-pins.js");
       const { readStoredPins } = await import("@loraspec/engine/dataset/stored-pins.js");
-      const stored = project.contract && project.datasetDir && resolve(project.datasetDir) === resolve(datasetDir) ? await readStoredPins({ projectDir: project.projectDir }) : undefined;
+      const stored = await readStoredPins({ projectDir: project.projectDir, datasetDir });
       const pins = mergePins(stored?.pins, opts.pin);
       // The contract's bucket set (core decides it; the trainers get the same), cropped to at the largest resolution.
       const aspect = opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect;

@@ -36,7 +36,15 @@ export interface PreparedLookup {
  * that folder. Resolved paths are compared (then real paths, for symlinks). Pure of I/O but realpath.
  */
 export function preparedFrom(manifest: Pick<PrepManifest, "dataset" | "datasetRelative">, preparedDir: string, datasetDir: string): boolean {
-  return namedDatasets(manifest, preparedDir).some((named) => samePath(named, datasetDir));
+  return namesFolder(manifest, preparedDir, datasetDir);
+}
+
+/**
+ * Whether a record of a folder (`dataset`: absolute; `datasetRelative`: relative to `baseDir`) names
+ * `dir`: the one rule prepared folders and the pins file (dataset-pins.ts) tie themselves to a dataset by.
+ */
+export function namesFolder(record: { dataset?: string; datasetRelative?: string }, baseDir: string, dir: string): boolean {
+  return namedDatasets(record, baseDir).some((named) => samePath(named, dir));
 }
 
 /** The dataset a manifest names, as shown to the user: where its relative path points, else its absolute one. */
@@ -45,8 +53,8 @@ export function manifestDataset(manifest: Pick<PrepManifest, "dataset" | "datase
 }
 
 /** What a new manifest records as `datasetRelative`; undefined when there is no relative path (another drive). */
-export function datasetRelativeTo(preparedDir: string, datasetDir: string): string | undefined {
-  const rel = relative(resolve(preparedDir), resolve(datasetDir));
+export function datasetRelativeTo(baseDir: string, datasetDir: string): string | undefined {
+  const rel = relative(resolve(baseDir), resolve(datasetDir));
   return isAbsolute(rel) ? undefined : rel || ".";
 }
 
@@ -95,11 +103,11 @@ export async function choosePreparedDir(params: { projectDir: string; datasetDir
   return { dir: `${base}-${Date.now()}`, existing: false, others: lookup.others };
 }
 
-function namedDatasets(manifest: Pick<PrepManifest, "dataset" | "datasetRelative">, preparedDir: string): string[] {
+function namedDatasets(record: { dataset?: string; datasetRelative?: string }, baseDir: string): string[] {
   const named: string[] = [];
-  const rel = manifest.datasetRelative;
-  if (rel !== undefined && rel !== "" && !isAbsolute(rel) && !rel.includes("\0")) named.push(resolve(preparedDir, rel));
-  if (isAbsolute(manifest.dataset) && !manifest.dataset.includes("\0")) named.push(resolve(manifest.dataset));
+  const rel = record.datasetRelative;
+  if (rel !== undefined && rel !== "" && !isAbsolute(rel) && !rel.includes("\0")) named.push(resolve(baseDir, rel));
+  if (record.dataset !== undefined && isAbsolute(record.dataset) && !record.dataset.includes("\0")) named.push(resolve(record.dataset));
   return named;
 }
 

@@ -56,9 +56,9 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const scans: Array<{ scan: DatasetScan; field: string }> = [];
   const pinsFindings: Finding[] = [];
   if (!skipDataset) {
-    // The user's keep/drop choices on duplicates apply to the dataset (as prep reads them), not to
-    // reg images; a bad pins file is one finding, and the scan goes on without it.
-    const stored = await readStoredPins({ projectDir: loaded.dir });
+    // The user's keep/drop choices on duplicates made for this dataset (as prep reads them), not for
+    // another dataset's nor reg images; a bad pins file is one finding, and the scan goes on without it.
+    const stored = await readStoredPins({ projectDir: loaded.dir, datasetDir: resolveDatasetDir(loaded) });
     if (stored.finding) pinsFindings.push(stored.finding);
     const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectEvents } from "@loraspec/core/events.js";
 import { isLoraspecError, type LoraspecError } from "@loraspec/core/errors.js";
-import { applyPinChoice, mergePins, PINS_FILE, readDatasetPins, writeDatasetPins, type DatasetPins } from "@loraspec/engine/dataset/dataset-pins.js";
+import { applyPinChoice, mergePins, PINS_FILE, writePinsFile, type DatasetPins } from "@loraspec/engine/dataset/dataset-pins.js";
+import { readDatasetPins, saveDatasetPinChoice } from "@loraspec/engine/dataset/stored-pins.js";
 import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { scanDataset } from "@loraspec/engine/dataset/scan-dataset.js";
 import { checkProject } from "@loraspec/engine/project/check-project.js";
@@ -33,8 +34,8 @@ afterAll(async () => {
 
 async function kept(pins: DatasetPins): Promise<{ prep: string[]; scan: string[]; check: string[]; planned: number }> {
   await rm(join(project, ".loraspec"), { recursive: true, force: true });
-  await writeDatasetPins({ projectDir: project, pins });
-  const stored = await readDatasetPins({ projectDir: project });
+  await writePinsFile({ projectDir: project, file: { datasets: [{ dataset, datasetRelative: "dataset", ...pins }] } });
+  const stored = (await readDatasetPins({ projectDir: project, datasetDir: dataset })).pins;
   const merged = mergePins(stored, undefined);
   const events = await collectEvents(
     prepareDataset({ datasetDir: dataset, outDir: join(project, ".loraspec", "prepared"), resolution: 128, concurrency: 1, pinned: merged.keep, distinct: merged.distinct }),
@@ -55,13 +56,11 @@ describe("dataset pins: the user's keep/drop choice on duplicates", () => {
   it("round-trips through an atomic write and reads a missing file as no pins", async () => {
     const dir = await mkdtemp(join(tmpdir(), "loraspec-pins-rt-"));
     try {
-      expect(await readDatasetPins({ projectDir: dir })).toEqual({ keep: [], distinct: [] });
-      const pins = applyPinChoice(applyPinChoice({ keep: [], distinct: [] }, { action: "keep", file: "x/b.png", cluster: ["a.png", "x/b.png"] }), {
-        action: "distinct",
-        files: ["z.png", "a.png"],
-      });
-      await writeDatasetPins({ projectDir: dir, pins });
-      expect(await readDatasetPins({ projectDir: dir })).toEqual({ keep: ["x/b.png"], distinct: [["a.png", "z.png"]] });
+      const at = { projectDir: dir, datasetDir: join(dir, "ds") };
+      expect(await readDatasetPins(at)).toEqual({ pins: { keep: [], distinct: [] } });
+      await saveDatasetPinChoice({ ...at, choice: { action: "keep", file: "x/b.png", cluster: ["a.png", "x/b.png"] } });
+      await saveDatasetPinChoice({ ...at, choice: { action: "distinct", files: ["z.png", "a.png"] } });
+      expect(await readDatasetPins(at)).toEqual({ pins: { keep: ["x/b.png"], distinct: [["a.png", "z.png"]] } });
       expect((await readdir(join(dir, ".loraspec"))).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -76,7 +75,14 @@ describe("dataset pins: the user's keep/drop choice on duplicates", () => {
 
   it.each([
     ["not JSON", "{keep: [", "(none)"],
-    ["wrong version", JSON.stringify({ version: 2, keep: [] }), "version"],
+    ["wrong version", JSON.stringify({ version: 3, keep: [] }), "version"],
+    ["version 2 with version 1's lists", JSON.stringify({ version: 2, keep: [] }), "(root)"],
+    ["entry naming no dataset", JSON.stringify({ version: 2, datasets: [{ keep: ["a.png"] }] }), "datasets.0"],
+    ["entry with a relative absolute", JSON.stringify({ version: 2, datasets: [{ dataset: "dataset", keep: [] }] }), "datasets.0.dataset"],
+    ["entry with NUL in its folder", JSON.stringify({ version: 2, datasets: [{ datasetRelative: "d\u0000", keep: [] }] }), "datasets.0.datasetRelative"],
+    ["entry with an unknown field", JSON.stringify({ version: 2, datasets: [{ datasetRelative: "d", drop: [] }] }), "datasets.0"],
+    ["entry pin outside its dataset", JSON.stringify({ version: 2, datasets: [{ datasetRelative: "d", keep: ["../x.png"] }] }), "datasets.0.keep.0"],
+    ["legacy pin outside", JSON.stringify({ version: 2, legacy: { keep: ["/etc/passwd"] } }), "legacy.keep.0"],
     ["unknown field", JSON.stringify({ version: 1, keep: [], drop: ["a.png"] }), "(root)"],
     ["parent folder", JSON.stringify({ version: 1, keep: ["../secret.png"] }), "keep.0"],
     ["hidden parent", JSON.stringify({ version: 1, keep: ["a/../../x.png"] }), "keep.0"],
@@ -93,7 +99,7 @@ describe("dataset pins: the user's keep/drop choice on duplicates", () => {
     try {
       await mkdir(join(dir, ".loraspec"));
       await writeFile(join(dir, PINS_FILE), text);
-      const error = (await readDatasetPins({ projectDir: dir }).catch((e: unknown) => e)) as LoraspecError;
+      const error = (await readDatasetPins({ projectDir: dir, datasetDir: join(dir, "d") }).catch((e: unknown) => e)) as LoraspecError;
       expect(isLoraspecError(error)).toBe(true);
       expect(error.code).toBe("E_DATASET_PINS_INVALID");
       expect(error.file).toBe(PINS_FILE);

@@ -49,7 +49,10 @@ describe("POST /api/dataset/pins", () => {
     const both = await pin({ distinct: ["a-small.jpg", "a.jpg"] });
     expect(both.status).toBe(200);
     expect(await clusters()).toEqual([]);
-    expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({ version: 1, keep: ["a-small.jpg"], distinct: [["a-small.jpg", "a.jpg"]] });
+    expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({
+      version: 2,
+      datasets: [{ dataset: expect.stringMatching(/\/dataset$/), datasetRelative: "dataset", keep: ["a-small.jpg"], distinct: [["a-small.jpg", "a.jpg"]] }],
+    });
     expect((await (await app.request("/api/dataset", { headers: auth })).json()).pins).toEqual({ keep: ["a-small.jpg"], distinct: [["a-small.jpg", "a.jpg"]] });
   });
 
@@ -115,7 +118,7 @@ describe("POST /api/dataset/pins", () => {
     expect(body.pinsFinding).toMatchObject({ rule: "dataset-pins-invalid", severity: "warning", message: expect.stringMatching(/dataset-pins\.json: keep\.0/) });
     expect(body.summary.duplicates).toHaveLength(1);
     expect((await pin({ reset: true })).status).toBe(200);
-    expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({ version: 1, keep: [], distinct: [] });
+    expect(JSON.parse(await readFile(join(project, PINS_FILE), "utf8"))).toEqual({ version: 2, datasets: [] });
     expect((await (await app.request("/api/dataset", { headers: auth })).json()).pinsFinding).toBeUndefined();
   });
 

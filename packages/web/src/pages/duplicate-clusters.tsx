@@ -17,7 +17,7 @@ export function DuplicateClusters({ clusters, pins, pinsFinding, onChanged }: { 
     setBusy(true);
     try {
       await api("/api/dataset/pins", { method: "POST", body });
-      setStatus({ kind: "ok", text: `${done} Saved in .loraspec/dataset-pins.json; prep and check use it.` });
+      setStatus({ kind: "ok", text: `${done} Saved in .loraspec/dataset-pins.json for this dataset; prep and check use it.` });
       onChanged?.();
     } catch (e) {
       setStatus({ kind: "error", text: errorText(e) });

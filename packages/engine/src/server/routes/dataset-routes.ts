@@ -4,14 +4,15 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { parse as parseYaml } from "yaml";
 import { LoraspecError } from "@loraspec/core/errors.js";
-import { applyPinChoice, PINS_FILE, writeDatasetPins, type PinChoice } from "../../dataset/dataset-pins.js";
+import { PINS_FILE, type PinChoice } from "../../dataset/dataset-pins.js";
+import { saveDatasetPinChoice } from "../../dataset/stored-pins.js";
 import { atomicWrite } from "../../fs/atomic-write.js";
 import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
 import { captionFileFor, contractBasics, listImages, readContractText } from "../project-files.js";
 import { projectRelative, resolveInsideProject } from "../../fs/safe-path.js";
-import { contractOnDisk, datasetListing, datasetSummary, projectPins } from "./dataset-scan.js";
+import { contractOnDisk, datasetListing, datasetSummary } from "./dataset-scan.js";
 
 /** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */
 export function datasetRoutes(ctx: AppContext) {
@@ -66,16 +67,17 @@ export function datasetRoutes(ctx: AppContext) {
     .post("/dataset/pins", async (c) => {
       // The page's keep/drop choice on a duplicate cluster, stored where prep and check read it.
       const choice = pinChoice(await readJson<Record<string, unknown>>(c));
-      const known = new Set(await listImages(await ctx.datasetDir()));
+      const datasetDir = await ctx.datasetDir();
+      const known = new Set(await listImages(datasetDir));
       const named = choice.action === "keep" ? [choice.file, ...choice.cluster] : choice.action === "distinct" ? [...choice.files] : [];
       for (const file of named) {
         if (!known.has(file)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${file}" in the dataset.`, { file, field: choice.action === "keep" ? "keep" : "distinct" });
       }
       const contractDir = dirname(ctx.contractFile);
       await ctx.inside(projectRelative(projectDir, join(contractDir, PINS_FILE))); // confined like every write
-      // A new choice goes on top of the stored ones (a bad file is refused, never overwritten); "forget" replaces any file.
-      const pins = applyPinChoice(choice.action === "reset" ? { keep: [], distinct: [] } : await projectPins(ctx), choice);
-      await writeDatasetPins({ projectDir: contractDir, pins });
+      // A new choice goes on top of this dataset's stored ones (a bad file is refused, never overwritten; "forget" replaces
+      // a bad file); other datasets' pins in the file are kept as they are (stored-pins.ts).
+      const pins = await saveDatasetPinChoice({ projectDir: contractDir, datasetDir, choice });
       return c.json({ pins });
     })
     .post("/captions/auto", async (c) => {

@@ -3,7 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
-import { readDatasetPins, type DatasetPins } from "../../dataset/dataset-pins.js";
+import type { DatasetPins } from "../../dataset/dataset-pins.js";
 import { readStoredPins } from "../../dataset/stored-pins.js";
 import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
@@ -22,14 +22,9 @@ export async function contractOnDisk(ctx: AppContext): Promise<unknown> {
   }
 }
 
-/** The user's keep/drop choices, beside the contract, strictly (a bad file throws E_DATASET_PINS_INVALID): what a new choice is applied to. */
-export function projectPins(ctx: AppContext): Promise<DatasetPins> {
-  return readDatasetPins({ projectDir: dirname(ctx.contractFile) });
-}
-
-/** The choices as check and prep read them: a bad pins file is a finding and no pins (stored-pins.ts). */
-function storedPins(ctx: AppContext): Promise<{ pins: DatasetPins; finding?: Finding }> {
-  return readStoredPins({ projectDir: dirname(ctx.contractFile) });
+/** The dataset's keep/drop choices as check and prep read them (beside the contract, for this dataset): a bad pins file is a finding and no pins (stored-pins.ts). */
+function storedPins(ctx: AppContext, datasetDir: string): Promise<{ pins: DatasetPins; finding?: Finding }> {
+  return readStoredPins({ projectDir: dirname(ctx.contractFile), datasetDir });
 }
 
 /**
@@ -44,7 +39,7 @@ export async function datasetSummary(ctx: AppContext, contract: unknown, signal?
   try {
     const dir = await ctx.datasetDir();
     const c = contract as { captions?: { extension?: string }; dataset?: { resolution?: number }; base?: { model?: string } } | undefined;
-    const { pins } = await storedPins(ctx);
+    const { pins } = await storedPins(ctx, dir);
     return await ctx.datasetCache.memo({
       key: keyOf("summary", dir, c?.captions?.extension ?? ".txt", c?.dataset?.resolution ?? null, c?.base?.model ?? null, pins),
       dir,
@@ -61,7 +56,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
   const b = await ctx.basics();
   const dir = await ctx.datasetDir();
   const contract = await contractOnDisk(ctx);
-  const { pins, finding: pinsFinding } = await storedPins(ctx);
+  const { pins, finding: pinsFinding } = await storedPins(ctx, dir);
   return ctx.datasetCache.memo({
     key: keyOf("listing", dir, b, contract ?? null, pins, pinsFinding?.message ?? null),
     dir,
