@@ -1,7 +1,7 @@
 import { LOKR_DEFAULT_FACTOR, lokrFactor } from "../knowledge/network-types.js";
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
-import { settingRefusals } from "./trainer-capabilities.js";
+import { assertSettingsAccepted } from "./trainer-capabilities.js";
 import { getBaseModel, type BaseModelId } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf, type BuiltinFallback } from "../knowledge/builtin-trainer.js";
 import { resolveBuckets } from "../plan/buckets.js";
@@ -64,7 +64,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
     });
   }
   const hp = contract.hyperparameters;
-  for (const r of settingRefusals(contract)) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
+  assertSettingsAccepted(contract);
   const r = resolveTraining(contract, plan);
   const ts = resolveTrainSettings(contract, { steps: r.steps, resolution: r.resolution });
   const warnings: DiffusersWarning[] = [];

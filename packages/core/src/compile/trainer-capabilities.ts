@@ -1,4 +1,5 @@
 import type { Contract } from "../contract/schema.js";
+import { LoraspecError } from "../errors.js";
 import { BUILTIN_TRAINER } from "../knowledge/builtin-trainer.js";
 import { AI_TOOLKIT_OPTIMIZERS } from "./ai-toolkit/ai-toolkit-profiles.js";
 import { KOHYA_OPTIMIZERS, KOHYA_QUANTIZE } from "./kohya/kohya-profiles.js";
@@ -39,4 +40,10 @@ export function settingRefusals(c: Contract): SettingRefusal[] {
     out.push({ field: "hyperparameters.optimizer", message: `ai-toolkit has no optimizer mapped for "${optimizer}".`, fix: `Use one of: ${Object.keys(AI_TOOLKIT_OPTIMIZERS.map).join(", ")}.`, source: AI_TOOLKIT_OPTIMIZERS.source });
   }
   return out;
+}
+
+/** The compilers' side of settingRefusals: the first refusal as E_TRAINER_UNSUPPORTED naming its field. */
+export function assertSettingsAccepted(c: Contract): void {
+  const [r] = settingRefusals(c);
+  if (r) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
 }

@@ -3,7 +3,7 @@ import { stringify as stringifyYaml } from "yaml";
 import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
-import { settingRefusals } from "../trainer-capabilities.js";
+import { assertSettingsAccepted } from "../trainer-capabilities.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
@@ -50,7 +50,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   if (!profile) throw new LoraspecError("E_INTERNAL", `No ai-toolkit profile for ${contract.base.model}.`);
   const r = resolveTraining(contract, plan);
   const hp = contract.hyperparameters;
-  for (const r of settingRefusals(contract)) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
+  assertSettingsAccepted(contract);
   const optimizer = AI_TOOLKIT_OPTIMIZERS.map[hp.optimizer]!;
   const textEmbeddings = profile.cacheTextEmbeddings && hp.cache_text_encoder_outputs;
   const regularisers = aiToolkitRegularisers(contract);

@@ -3,7 +3,7 @@ import { stringify as stringifyToml } from "smol-toml";
 import { resolveBuckets } from "../../plan/buckets.js";
 import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
-import { settingRefusals } from "../trainer-capabilities.js";
+import { assertSettingsAccepted } from "../trainer-capabilities.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { KOHYA_PIN, KOHYA_SCRIPT_FLAGS, type KohyaScript } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
@@ -105,7 +105,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
     })),
   };
 
-  for (const r of settingRefusals(contract)) throw new LoraspecError("E_TRAINER_UNSUPPORTED", r.message, { field: r.field, hint: r.fix });
+  assertSettingsAccepted(contract);
   const optimizer = KOHYA_OPTIMIZERS.map[hp.optimizer]!;
   const mixed = hp.precision === "fp32" ? "no" : hp.precision;
   const savePrecision = hp.precision === "fp32" ? "float" : hp.precision;
