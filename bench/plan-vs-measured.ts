@@ -19,6 +19,7 @@ import { VRAM_ALL_LINEAR_EXTRA } from "../packages/core/src/knowledge/vram.js";
 import { planRun } from "../packages/core/src/plan/plan-run.js";
 import { resolveTrainSettings } from "../packages/core/src/plan/train-settings.js";
 import { estimateVramWith } from "../packages/core/src/plan/vram-model.js";
+import { speedRowSettings } from "../packages/core/src/plan/train-speed.js";
 import { walltimeOn } from "../packages/core/src/plan/walltime.js";
 import { planForRow, wholeRunRows } from "./wholerun-plan.js";
 
@@ -32,20 +33,7 @@ let worst = 0;
 /** A built-in row's configuration as the tables name it (bench/gpu-speed.py's name, + FA4 where it ran FlashAttention-4). */
 const label = (r: (typeof TRAIN_SPEEDS)[number]) => `${r.config}${r.attention === "fa4" ? " + FA4" : ""}`;
 /** The settings a built-in row ran with (its levers), for the walltime and the VRAM model alike. */
-const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({
-  gradientCheckpointing: r.gradientCheckpointing,
-  checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)),
-  compile: r.levers.includes("compile"),
-  cudaGraphs: r.levers.includes("graphs"),
-  quantize: r.quantize,
-  fp8Matmul: r.levers.includes("fp8mm"),
-  attention: r.attention ?? ("sdpa" as const),
-  loraCompute: "fp32" as const,
-  sampleMerge: "none" as const,
-  channelsLast: r.levers.includes("channels_last"),
-  cudaKnown: true,
-  choices: [],
-});
+const rowSettings = (r: (typeof TRAIN_SPEEDS)[number]) => ({ ...speedRowSettings(r), sampleMerge: "none" as const, cudaKnown: true, choices: [] });
 for (const r of TRAIN_SPEEDS.filter((x) => !x.levers.includes("cudnn_sdpa"))) {
   const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: "diffusers" }, hyperparameters: { steps: 1000, batch_size: r.batch } });
   const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, rowSettings(r));

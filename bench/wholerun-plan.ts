@@ -102,6 +102,7 @@ export function rowSettings(r: WholeRunRow, planned: TrainSettings): TrainSettin
     fp8Matmul: a.fp8_matmul as boolean,
     quantize: a.quantize as TrainSettings["quantize"],
     attention: (a.attention as TrainSettings["attention"] | undefined) ?? "sdpa",
+    loraCompute: (a.lora_compute as TrainSettings["loraCompute"] | undefined) ?? "fp32",
   };
 }
 

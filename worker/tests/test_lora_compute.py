@@ -193,9 +193,17 @@ def test_the_trainer_saves_the_same_keys_and_dtypes_and_resumes_with_bf16_lora_c
     assert resumed == pytest.approx(straight_losses[3:], rel=1e-3)
 
 
-def test_bf16_lora_compute_over_an_fp32_base_applies_fp32(tiny_run, tmp_path, events, one_thread):
+def test_bf16_lora_compute_over_an_fp32_base_applies_fp32_with_its_code(tiny_run, tmp_path, events, one_thread):
     _train(tiny_run, tmp_path, "bf16", steps=1, save_every=0)
     assert next(e for e in events() if e["type"] == "settings")["applied"]["lora_compute"] == "fp32"
+    code = train.config.TABLE["refusals"]["lora_compute"]
+    assert code == "W_LORA_COMPUTE_UNAVAILABLE"
+    assert any(e["type"] == "warning" and e.get("code") == code and "the base runs in fp32" in e["message"] for e in events())
+
+
+def test_fp32_lora_compute_over_an_fp32_base_says_nothing(tiny_run, tmp_path, events, one_thread):
+    _train(tiny_run, tmp_path, "fp32", steps=1, save_every=0)
+    assert not any(e.get("code") == train.config.TABLE["refusals"]["lora_compute"] for e in events())
 
 
 def test_bf16_lora_compute_with_another_precision_is_a_usage_error():

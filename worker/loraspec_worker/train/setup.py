@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 
 from .. import speed
-from ..protocol import WorkerError, emit, phase
+from ..protocol import WorkerError, emit, phase, warning
 from . import attention, lora_compute, regularize, samples, selective_ckpt
 from .arches import ARCH_CLASSES
 from .buckets import cache_entries
@@ -65,11 +65,15 @@ def resolve_levers(cfg: Config, device) -> dict:
 
 
 def lora_compute_for(cfg: Config, dtype) -> str:
-    """The request's lora_compute where the base is bf16; "fp32" over an fp32 base (the CPU's, where the
-    precision itself is refused with its warning): bf16 LoRA compute means "in the base's bf16"."""
+    """The request's lora_compute where the base is bf16; "fp32" over another base (the CPU's fp32, where the
+    precision itself is refused with its warning), refused with its own code: bf16 LoRA compute means "in the
+    base's bf16"."""
     import torch
 
-    return cfg.lora_compute if dtype == torch.bfloat16 else "fp32"
+    if cfg.lora_compute == "bf16" and dtype != torch.bfloat16:
+        warning(f"lora_compute bf16 is off for this run: the base runs in {precision_name(dtype)}, the LoRA computes in fp32", code=TABLE["refusals"]["lora_compute"])
+        return "fp32"
+    return cfg.lora_compute
 
 
 def report_settings(cfg: Config, levers: dict, dtype) -> None:

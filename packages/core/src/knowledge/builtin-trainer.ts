@@ -141,6 +141,7 @@ export const BUILTIN_TRAINER = {
     fp8_matmul: "W_FP8_MATMUL_UNAVAILABLE",
     attention: "W_ATTENTION_FALLBACK",
     precision: "W_PRECISION_UNAVAILABLE",
+    lora_compute: "W_LORA_COMPUTE_UNAVAILABLE",
   },
   /**
    * The request fields that are training settings (the rest name files and the run): the worker's

@@ -15,11 +15,17 @@ export type LoraCompute = (typeof LORA_COMPUTE_MODES)[number];
 export interface LoraComputeRecord extends Sourced {
   /**
    * Worker arches whose bf16 LoRA compute was measured on a GPU (faster, its loss curve within the bench's check
-   * of its fp32 twin), each with the figure in words: the plan chooses "bf16" only for these. Empty until a lease
-   * runs bench/gpu-speed.py's lora-bf16 rows.
+   * of its fp32 twin), each with the figure in words: the plan chooses "bf16" only for these.
    */
   measuredArches: Readonly<Record<string, string>>;
   measuredSource: string;
+  /**
+   * Activation memory the bf16 path saves per worker arch (peft's fp32 copies of each adapted layer's input are no
+   * longer kept for the backward), GiB at 1024², batch 1, the attention preset, without checkpointing: the measured
+   * peak of the fp32 twin less the bf16 row's, uncompiled (eager and the whole-step graph) and under regional compile
+   * (which already fuses some of the casts). Absent: not measured (the plan keeps the fp32 peak).
+   */
+  activationSavingGib: Readonly<Record<string, { uncompiled: number; compiled: number }>>;
   /** Why the lever exists: the H200 profile of SDXL's step with the fp32 LoRA path, in words. */
   profiled: string;
   profiledSource: string;
@@ -28,8 +34,12 @@ export interface LoraComputeRecord extends Sourced {
 }
 
 export const LORA_COMPUTE: LoraComputeRecord = {
-  measuredArches: {},
-  measuredSource: "bench/gpu-speed.py rows 'lora bf16' (bench/gpu_speed_configs.py), not run on a GPU yet",
+  measuredArches: {
+    sdxl: "SDXL on an H200, attention preset, batch 1: whole-step CUDA graph 0.106 -> 0.092 s/step, with regional compile 0.083 -> 0.078, eager 0.598 -> 0.535; peak 12.7 -> 10.8 GiB; loss curve within 0.01% mean / 0.02% max of the fp32 twin",
+  },
+  activationSavingGib: { sdxl: { uncompiled: 1.9, compiled: 1.1 } },
+  measuredSource:
+    "bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32 --steps 50 --profile 4 and --configs 26,33 --steps 30, H200 lease 2026-12-03 21:04-21:31 UTC (bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl, gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl); FLUX-class arches not measured yet",
   profiled:
     "SDXL attention preset, H200, eager step profiled: the LoRA's GEMMs 18.9 ms/step (5,457 calls) vs the frozen base's 17.0 ms, dtype copies (aten::copy_) 13.6 ms, mul 5.7, add 4.6: ~40 of ~102 ms GPU time is the fp32 LoRA path",
   profiledSource: "bench/gpu-speed.py --only sdxl --configs 1,4 --steps 30 --profile 4, H200 lease 2026-12-03 08:04-08:33",

@@ -7,9 +7,10 @@ import type { Sourced } from "./types.js";
  * cached latents + text embeddings (text encoders and VAE off the GPU), FLUX text length 512.
  * `secondsPerStep` is the mean of steps 6-50; `peakAllocGib` is torch.cuda.max_memory_allocated
  * (GiB, without the CUDA context: see CUDA_CONTEXT). Levers as bench/gpu-speed.py names them
- * ("fp8mm": fp8 GEMMs for the frozen base, the worker's fp8_matmul).
+ * ("fp8mm": fp8 GEMMs for the frozen base, the worker's fp8_matmul; "lora_bf16": the LoRA path computed in bf16,
+ * the worker's lora_compute, knowledge/lora-compute.ts).
  */
-export type SpeedLever = "fused" | "channels_last" | "compile" | "fp8" | "fp8mm" | "cudnn_sdpa" | "graphs";
+export type SpeedLever = "fused" | "channels_last" | "compile" | "fp8" | "fp8mm" | "cudnn_sdpa" | "graphs" | "lora_bf16";
 
 export interface TrainSpeedRecord extends Sourced {
   base: BaseModelId;
@@ -47,6 +48,12 @@ export const TRAIN_SPEED_SOURCE_GRAPH_COMPILE = "bench/gpu-speed.py --configs 0,
  */
 export const TRAIN_SPEED_SOURCE_FA4 =
   "bench/gpu-speed.py --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-03-fa4.jsonl (the JSON lines of its runs' logs gpu-speed-h200-2026-12-03-{flux-fa4,flux-ckpt-fa4,fa4-more,klein-fa4}.log)";
+/**
+ * The LoRA path in bf16 (issue 22; knowledge/lora-compute.ts), each row with its fp32 twin in the same run: graph 0.106,
+ * eager fused 0.598 (bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl), graph + regional compile 0.083 (-compile.jsonl).
+ */
+export const TRAIN_SPEED_SOURCE_LORA_BF16 = "bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32 --steps 50, bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl";
+export const TRAIN_SPEED_SOURCE_LORA_BF16_COMPILE = "bench/gpu-speed.py --only sdxl --configs 26,33 --steps 30, bench/data/gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
 const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
@@ -94,6 +101,12 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   // The graph replays inductor's fused kernels (GroupNorm, SiLU, the LoRA adds in fewer memory passes): 1.27x over
   // the graph alone in the same run (0.105 there), loss within 0.02% of eager; the compile happens in the graph's warm-up steps.
   { ...row({ base: "sdxl", config: "CUDA graph of the whole step + regional compile + channels-last", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "compile", "graphs"], secondsPerStep: 0.083, peakAllocGib: 10.96, warmupS: 130.4 }, TRAIN_SPEED_SOURCE_GRAPH_COMPILE), asOf: "2026-12-02" },
+  // The LoRA path in bf16 (TRAIN_SPEED_SOURCE_LORA_BF16*): the LoRA GEMMs 18.9 -> 12.5 ms/step and the fp32 input copies gone
+  // (GPU busy 101 -> 87 ms/step under the graph). The compile row's warm-up (25.8 s) came after its fp32 twin had compiled the
+  // same blocks in that process (132.7 s there): a first compile costs COMPILE_WARMUP_S.
+  { ...row({ base: "sdxl", config: "fused AdamW + channels-last + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "lora_bf16"], secondsPerStep: 0.535, peakAllocGib: 10.75, warmupS: 2.8 }, TRAIN_SPEED_SOURCE_LORA_BF16), asOf: "2026-12-03" },
+  { ...row({ base: "sdxl", config: "CUDA graph of the whole step + channels-last + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "graphs", "lora_bf16"], secondsPerStep: 0.092, peakAllocGib: 10.81, warmupS: 2.9 }, TRAIN_SPEED_SOURCE_LORA_BF16), asOf: "2026-12-03" },
+  { ...row({ base: "sdxl", config: "CUDA graph of the whole step + regional compile + channels-last + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "compile", "graphs", "lora_bf16"], secondsPerStep: 0.078, peakAllocGib: 9.73, warmupS: 25.8 }, TRAIN_SPEED_SOURCE_LORA_BF16_COMPILE), asOf: "2026-12-03" },
   row({ base: "sdxl", config: "eager", batch: 4, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.51, peakAllocGib: 34.81, warmupS: 2.0 }),
   row({ base: "sdxl", config: "fast", batch: 4, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "compile"], secondsPerStep: 0.366, note: "the row's JSON line was lost; time from the run's log, no memory figure" }),
   row({ base: "sdxl", config: "CUDA graph of the whole step + channels-last", batch: 4, gradientCheckpointing: false, quantize: "none", levers: ["fused", "channels_last", "graphs"], secondsPerStep: 0.276, peakAllocGib: 35.36, warmupS: 4.1 }),

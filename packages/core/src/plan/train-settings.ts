@@ -109,13 +109,14 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
 
   const shapes = shapesOf(contract, resolution);
   const { attention, choice: attentionChoice } = attentionFor(contract, model);
+  const { loraCompute } = loraComputeFor(contract, model);
   const build = (ckpt: boolean, quantize: "none" | "fp8", mode: "full" | "selective" = "full"): Candidate => {
     const choices: SettingChoice[] = [{ ...attentionChoice }];
     const checkpointingMode = ckpt ? mode : "off";
     const graphs = cudaGraphsFor(contract, model, ckpt, shapes, choices);
     const compile = compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, graphs, attention, choices);
     const fp8Matmul = fp8MatmulFor(contract, model, ckpt, quantize, compile, hp.batch_size, attention, choices);
-    const settings = { gradientCheckpointing: ckpt, checkpointingMode, compile, cudaGraphs: graphs, quantize, fp8Matmul, attention } as const;
+    const settings = { gradientCheckpointing: ckpt, checkpointingMode, compile, cudaGraphs: graphs, quantize, fp8Matmul, attention, loraCompute } as const;
     return { ...settings, totalGb: estimateVramWith(contract, model, resolution, settings).totalGb, choices };
   };
   const speedOf = (c: VramSettings) => lookupTrainSpeed(model.id, c, hp.batch_size);

@@ -21,10 +21,11 @@ export interface SpeedLookup {
 const REFERENCE: BaseModelId = "flux1-dev";
 const DERIVABLE: ReadonlySet<BaseModelId> = new Set(["flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]);
 
-function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false, attention: AttentionKernel = "sdpa"): TrainSpeedRecord | undefined {
+function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false, attention: AttentionKernel = "sdpa", loraBf16 = false): TrainSpeedRecord | undefined {
   const matching = rows.filter(
     (r) =>
       (r.attention ?? "sdpa") === attention &&
+      r.levers.includes("lora_bf16") === loraBf16 &&
       r.gradientCheckpointing === ckpt &&
       (r.checkpointingMode === "selective") === (ckpt && selective) &&
       (r.quantize === "fp8") === fp8 &&
@@ -92,14 +93,25 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
   return { secondsPerStep: perSample(start) * factor, basis: "derived", config: parts.join(" "), source: TRAIN_SPEED_SOURCE };
 }
 
-/** The measured row of exactly these settings (attention included), per-sample scaled to `batch`. */
+/**
+ * The measured row of exactly these settings (attention included), per-sample scaled to `batch`. With the LoRA path
+ * in bf16 (settings.loraCompute): its row where measured, else the fp32 row (the bf16 path was only measured faster),
+ * said in the config. A bf16 row's warm-up is its fp32 twin's where there is one: the lever changes the LoRA's dtype,
+ * not what is compiled, and the bf16 rows were timed after their twin compiled the same blocks in that process.
+ */
 function exactRow(base: BaseModelId, settings: VramSettings, batch: number): SpeedLookup | undefined {
   const ckpt = settings.gradientCheckpointing;
   const selective = ckpt && settings.checkpointingMode === "selective";
-  const r = find(trainSpeedsFor(base), ckpt, settings.quantize === "fp8", settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective, settings.attention ?? "sdpa");
+  const rowOf = (loraBf16: boolean) =>
+    find(trainSpeedsFor(base), ckpt, settings.quantize === "fp8", settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective, settings.attention ?? "sdpa", loraBf16);
+  const fp32 = rowOf(false);
+  const bf16 = settings.loraCompute === "bf16" ? rowOf(true) : undefined;
+  const r = bf16 ?? fp32;
   if (!r) return undefined;
-  const warm = r.warmupS === undefined ? {} : { warmupBeyondSteadyS: Math.max(0, r.warmupS - GPU_SPEED_WARMUP_STEPS * r.secondsPerStep) };
-  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config: describe(r), source: r.source, ...warm };
+  const warmRow = bf16 && fp32?.warmupS !== undefined ? fp32 : r;
+  const warm = warmRow.warmupS === undefined ? {} : { warmupBeyondSteadyS: Math.max(0, warmRow.warmupS - GPU_SPEED_WARMUP_STEPS * warmRow.secondsPerStep) };
+  const config = settings.loraCompute === "bf16" && !bf16 ? `${describe(r)} (LoRA computed in fp32 there: bf16 not measured in this configuration)` : describe(r);
+  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config, source: r.source, ...warm };
 }
 
 /**
@@ -113,4 +125,22 @@ export function lookupTrainSpeedPair(base: BaseModelId, a: VramSettings, b: Vram
   }
   const sdpa = (s: VramSettings) => lookupTrainSpeed(base, { ...s, attention: "sdpa" }, batch);
   return [sdpa(a), sdpa(b)];
+}
+
+/**
+ * The settings a measured row ran with, from its levers: the one reading of TrainSpeedRecord.levers that the
+ * plan-vs-measured table (bench/plan-vs-measured.ts) and the calibration tests share, so a new lever is read alike.
+ */
+export function speedRowSettings(r: TrainSpeedRecord): Required<Omit<VramSettings, "checkpointingMode">> & Pick<VramSettings, "checkpointingMode"> & { channelsLast: boolean } {
+  return {
+    gradientCheckpointing: r.gradientCheckpointing,
+    checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? "full" : "off"),
+    compile: r.levers.includes("compile"),
+    cudaGraphs: r.levers.includes("graphs"),
+    quantize: r.quantize,
+    fp8Matmul: r.levers.includes("fp8mm"),
+    attention: r.attention ?? "sdpa",
+    loraCompute: r.levers.includes("lora_bf16") ? "bf16" : "fp32",
+    channelsLast: r.levers.includes("channels_last"),
+  };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ContractSchema } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { CUDA_CONTEXT, TRAIN_SPEEDS, type TrainSpeedRecord } from "@loraspec/core/knowledge/train-speed.js";
+import { speedRowSettings } from "@loraspec/core/plan/train-speed.js";
 import { TRAINER_SPEEDS } from "@loraspec/core/knowledge/trainer-speeds.js";
 import { VRAM_ALL_LINEAR_EXTRA } from "@loraspec/core/knowledge/vram.js";
 import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
@@ -32,13 +33,7 @@ function benchContract(trainer: "diffusers" | "kohya" | "ai-toolkit", r: { base:
 /** What the card held: the allocated peak plus the CUDA context, in GB (1e9 bytes) as the estimate is. */
 const measuredGb = (peakAllocGib: number) => ((peakAllocGib + CUDA_CONTEXT.gib) * GIB) / 1e9;
 
-const builtInSettings = (r: TrainSpeedRecord) => ({
-  gradientCheckpointing: r.gradientCheckpointing,
-  checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)),
-  compile: r.levers.includes("compile"),
-  cudaGraphs: r.levers.includes("graphs"),
-  quantize: r.quantize,
-});
+const builtInSettings = (r: TrainSpeedRecord) => speedRowSettings(r);
 
 describe("estimateVram against the built-in trainer's H200 measurements (knowledge/train-speed.ts)", () => {
   it("has the measured rows of every model of the bench", () => {

@@ -20,10 +20,10 @@ const rows = wholeRunRows(ROOT);
 const tolerance = (steps: number) => (steps >= 2000 ? 0.05 : 0.15);
 
 describe("the plan's whole run against every measured run", () => {
-  it("reads every committed run (FLUX.1 and SDXL, cold and warm compile cache, every sample path)", () => {
+  it("reads every committed run (FLUX.1 and SDXL, cold and warm compile cache, every sample path: FLUX.1 per-call merge since 2026-12-03)", () => {
     expect(rows.length).toBeGreaterThanOrEqual(9);
     const plans = rows.map(planForRow);
-    expect(new Set(plans.map((p) => p.path))).toEqual(new Set(["eager", "graph", "graph+merge"]));
+    expect(new Set(plans.map((p) => p.path))).toEqual(new Set(["eager", "merge", "graph", "graph+merge"]));
     expect(new Set(rows.map((r) => r.run))).toEqual(new Set(["cold", "warm", "single"]));
   });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { getBaseModel, BASE_MODEL_IDS } from "@loraspec/core/knowledge/base-models.js";
 import { GPUS } from "@loraspec/core/knowledge/gpus.js";
 import { TRAIN_SPEEDS } from "@loraspec/core/knowledge/train-speed.js";
+import { speedRowSettings } from "@loraspec/core/plan/train-speed.js";
 import { TRAINER_SPEEDS } from "@loraspec/core/knowledge/trainer-speeds.js";
 import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
@@ -18,7 +19,7 @@ describe("the plan reproduces every measured row within 10%", () => {
   const rows = TRAIN_SPEEDS.filter((r) => !r.levers.includes("cudnn_sdpa"));
   it.each(rows.map((r) => [`${r.base} ${r.config} b${r.batch}${r.gradientCheckpointing ? " ckpt" : ""}${r.attention ? ` ${r.attention}` : ""}`, r] as const))("built-in %s", (_n, r) => {
     const c = contract({ base: { model: r.base, quantize: r.quantize }, trainer: { name: "diffusers", version: undefined }, hyperparameters: { learning_rate: 1e-4, steps: 1000, batch_size: r.batch, save_every: 250 } });
-    const s = settingsOf({ gradientCheckpointing: r.gradientCheckpointing, checkpointingMode: r.checkpointingMode ?? (r.gradientCheckpointing ? ("full" as const) : ("off" as const)), compile: r.levers.includes("compile"), cudaGraphs: r.levers.includes("graphs"), quantize: r.quantize, fp8Matmul: r.levers.includes("fp8mm"), attention: r.attention ?? "sdpa" });
+    const s = settingsOf(speedRowSettings(r));
     const w = walltimeOn(h200, getBaseModel(r.base)!, c, 1024, 1000, s);
     within(w.secondsPerStep, r.secondsPerStep);
     expect(w.basis).toBe("measured");
