@@ -1,3 +1,6 @@
+import { TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
+import { lookupTrainSpeed } from "../plan/train-speed.js";
+import { loraComputeMeasured } from "../plan/lora-compute.js";
 import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowledge/base-models.js";
 import { getBlockSwap } from "../knowledge/block-swap.js";
 import { lintContract } from "../lint/lint-contract.js";
@@ -124,7 +127,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       gradient_accumulation: 1,
       rank: 16,
       alpha: 16,
-      optimizer: "adamw8bit",
+      optimizer: initOptimizer(trainer, model).optimizer,
       precision: "bf16",
       // The built-in trainer's plan chooses it from the VRAM ceiling (plan/train-settings.ts).
       ...(trainer === "diffusers" ? {} : { gradient_checkpointing: true }),
@@ -166,7 +169,8 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
     source: steps.source,
   };
   reasons["hyperparameters.save_every"] = { why: "about 8 checkpoints, so an overcooked run still has an earlier LoRA", source: "ours" };
-  reasons["hyperparameters.optimizer"] = { why: "8-bit AdamW states: ~10 B per LoRA parameter instead of 16", source: VRAM_MODEL.source };
+  const optimizer = initOptimizer(trainer, model);
+  reasons["hyperparameters.optimizer"] = { why: optimizer.why, source: optimizer.source };
   if (trainer !== "diffusers") {
     reasons["hyperparameters.gradient_checkpointing"] = { why: "trades 30-100% speed for the activation memory that dominates LoRA VRAM", source: VRAM_MODEL.source };
   }
@@ -272,4 +276,26 @@ function compareLoose(a: string, b: string): number | undefined {
   if ([...pa, ...pb].some(Number.isNaN)) return undefined;
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
   return 0;
+}
+
+/**
+ * The optimizer init writes. The built-in trainer: adamw, whose fused step and (SDXL) whole-step CUDA graph the plan
+ * turns on only for adamw (plan/train-settings.ts), while 8-bit states would save a LoRA's few bytes per parameter
+ * (the OOM fallback optimizer_8bit still switches when memory runs out). Other trainers: 8-bit AdamW, their own
+ * recommended default.
+ */
+function initOptimizer(trainer: string, model: BaseModelRecord): { optimizer: "adamw" | "adamw8bit"; why: string; source: string } {
+  const per = VRAM_MODEL.loraBytesPerParam;
+  if (trainer !== "diffusers") return { optimizer: "adamw8bit", why: `8-bit AdamW states: ~${per.adamw8bit} B per LoRA parameter instead of ${per.adamw}`, source: VRAM_MODEL.source };
+  const savedGb = (16 * model.loraParamsPerRank * (per.adamw - per.adamw8bit)) / 1e9;
+  // as the plan will time it: the LoRA path in bf16 where measured (plan/lora-compute.ts; a bf16 base, plain LoRA: init's own)
+  const loraCompute = loraComputeMeasured(model) ? ("bf16" as const) : ("fp32" as const);
+  const at = (cudaGraphs: boolean) => lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs, quantize: "none", loraCompute }, 1)?.secondsPerStep;
+  const [withGraph, without] = [at(true), at(false)];
+  const graph = model.family === "sdxl" && withGraph && without ? ` and SDXL's whole-step CUDA graph (${withGraph} vs ${without} s/step on an H200)` : "";
+  return {
+    optimizer: "adamw",
+    why: `the built-in trainer's fused AdamW${graph} need adamw; 8-bit states would save only ~${savedGb.toFixed(2)} GB at rank 16 (the OOM fallback optimizer_8bit switches if memory runs out)`,
+    source: `${VRAM_MODEL.source}; ${TRAIN_SPEED_SOURCE}`,
+  };
 }

@@ -16,14 +16,18 @@ export function loraComputeFor(contract: Contract, model: BaseModelRecord): { lo
   if (contract.network.type !== "lora") {
     return say("fp32", `fp32: ${contract.network.type} keeps the LoRA path in fp32 (only a plain LoRA's linears compute in bf16)`, LORA_COMPUTE.source);
   }
-  const { arch } = builtinArchOf(model.id);
-  const measured = LORA_COMPUTE.measuredArches[arch];
+  const measured = loraComputeMeasured(model);
   if (!measured) {
     return say(
       "fp32",
-      `fp32 (peft's path: fp32 copies of each adapted layer's input): bf16 LoRA compute is not measured on a GPU yet for ${arch} (${LORA_COMPUTE.profiled}; ${LORA_COMPUTE.peers})`,
+      `fp32 (peft's path: fp32 copies of each adapted layer's input): bf16 LoRA compute is not measured on a GPU yet for ${builtinArchOf(model.id).arch} (${LORA_COMPUTE.profiled}; ${LORA_COMPUTE.peers})`,
       `${LORA_COMPUTE.measuredSource}; ${LORA_COMPUTE.profiledSource}`,
     );
   }
   return say("bf16", `bf16: the LoRA path computes in the base's bf16 over fp32 master weights (${measured}; ${LORA_COMPUTE.peers})`, LORA_COMPUTE.measuredSource);
+}
+
+/** The measured figure (in words) of bf16 LoRA compute for this base's worker arch, if a GPU measured it. */
+export function loraComputeMeasured(model: BaseModelRecord): string | undefined {
+  return LORA_COMPUTE.measuredArches[builtinArchOf(model.id).arch];
 }

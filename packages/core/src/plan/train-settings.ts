@@ -113,8 +113,8 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
   const build = (ckpt: boolean, quantize: "none" | "fp8", mode: "full" | "selective" = "full"): Candidate => {
     const choices: SettingChoice[] = [{ ...attentionChoice }];
     const checkpointingMode = ckpt ? mode : "off";
-    const graphs = cudaGraphsFor(contract, model, ckpt, shapes, choices);
-    const compile = compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, graphs, attention, choices);
+    const graphs = cudaGraphsFor(contract, model, ckpt, shapes, loraCompute, choices);
+    const compile = compileFor(model, ckpt, quantize, hp.batch_size, steps, shapes, graphs, attention, loraCompute, choices);
     const fp8Matmul = fp8MatmulFor(contract, model, ckpt, quantize, compile, hp.batch_size, attention, choices);
     const settings = { gradientCheckpointing: ckpt, checkpointingMode, compile, cudaGraphs: graphs, quantize, fp8Matmul, attention, loraCompute } as const;
     return { ...settings, totalGb: estimateVramWith(contract, model, resolution, settings).totalGb, choices };
@@ -255,7 +255,7 @@ function shapesOf(contract: Contract, resolution: number): number {
 const SHAPES_SOURCE = "ours: a captured CUDA graph replays fixed tensor shapes; torch.compile guards on shapes and recompiles (or goes dynamic) per new one (plan/buckets.ts)";
 
 /** SDXL's whole-step CUDA graph: needs no checkpointing, no accumulation, plain AdamW (its capturable fused step) and one latent shape. */
-function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, shapes: number, choices: SettingChoice[]): boolean {
+function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean, shapes: number, loraCompute: LoraCompute, choices: SettingChoice[]): boolean {
   if (model.family !== "sdxl") return false;
   const hp = contract.hyperparameters;
   const blockers = [
@@ -269,14 +269,14 @@ function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean
       : undefined,
   ].filter((x): x is string => !!x);
   const on = blockers.length === 0;
-  const graph = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: "none" }, hp.batch_size);
-  const eager = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none" }, hp.batch_size);
+  const graph = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: "none", loraCompute }, hp.batch_size);
+  const eager = lookupTrainSpeed(model.id, { gradientCheckpointing: false, compile: false, cudaGraphs: false, quantize: "none", loraCompute }, hp.batch_size);
   const gain = graph && eager ? ` (${round2(graph.secondsPerStep)} vs ${round2(eager.secondsPerStep)} s/step eager on the H200)` : "";
   choices.push({
     setting: "cuda_graphs",
     value: on,
     why: on ? `on: SDXL at batch ${hp.batch_size} is launch-bound; one graph replays the whole step${gain}` : `off: ${blockers.join(", ")}`,
-    source: shapes > 1 ? `${TRAIN_SPEED_SOURCE}; ${SHAPES_SOURCE}` : TRAIN_SPEED_SOURCE,
+    source: [...new Set([graph?.source ?? TRAIN_SPEED_SOURCE, eager?.source ?? TRAIN_SPEED_SOURCE, ...(shapes > 1 ? [SHAPES_SOURCE] : [])])].join("; "),
   });
   return on;
 }
@@ -286,7 +286,7 @@ function cudaGraphsFor(contract: Contract, model: BaseModelRecord, ckpt: boolean
  * Under SDXL's CUDA graph the comparison is the graph with and without compiled blocks (the graph then
  * replays inductor's fused kernels); SDXL without the graph never compiles (the graph is its speed-up).
  */
-function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, shapes: number, graphs: boolean, attention: AttentionKernel, choices: SettingChoice[]): boolean {
+function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "fp8", batch: number, steps: number | undefined, shapes: number, graphs: boolean, attention: AttentionKernel, loraCompute: LoraCompute, choices: SettingChoice[]): boolean {
   const warm = COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id];
   const say = (value: boolean, why: string, source = TRAIN_SPEED_SOURCE) => {
     choices.push({ setting: "compile", value, why, source });
@@ -297,7 +297,7 @@ function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "f
   if (shapes > 1) {
     return say(false, `off: ${shapes} bucket shapes would each recompile the blocks (~${warm.seconds} s per shape measured for one) or force dynamic shapes, which are not measured`, SHAPES_SOURCE);
   }
-  const base = { gradientCheckpointing: ckpt, cudaGraphs: graphs, quantize, attention };
+  const base = { gradientCheckpointing: ckpt, cudaGraphs: graphs, quantize, attention, loraCompute };
   const [eager, fast] = lookupTrainSpeedPair(model.id, { ...base, compile: false }, { ...base, compile: true }, batch);
   if (!eager || !fast) return say(false, `off: no measurement of this configuration with and without compile for ${model.label}`);
   const saved = eager.secondsPerStep - fast.secondsPerStep;
@@ -305,7 +305,8 @@ function compileFor(model: BaseModelRecord, ckpt: boolean, quantize: "none" | "f
   const total = steps * saved;
   const under = graphs ? " under the CUDA graph" : "";
   const numbers = `${steps} steps x ${round3(saved)} s saved (${round3(eager.secondsPerStep)} -> ${round3(fast.secondsPerStep)} s/step${under} on the H200) = ${Math.round(total)} s vs ${warm.seconds} s first-compile warm-up`;
-  return total > warm.seconds ? say(true, `on: ${numbers}`) : say(false, `off: the run is too short to repay it: ${numbers}`);
+  const rows = [...new Set([eager.source, fast.source, warm.source])].join("; ");
+  return total > warm.seconds ? say(true, `on: ${numbers}`, rows) : say(false, `off: the run is too short to repay it: ${numbers}`, rows);
 }
 
 /**

@@ -205,7 +205,10 @@ describe("compileDiffusers", () => {
     expect(short.choices.find((x) => x.setting === "compile")?.why).toMatch(/too short to repay.*under the CUDA graph/);
     const long = compileDiffusers(c(20000), {}, PATHS);
     expect([long.request.cuda_graphs, long.request.compile, long.request.channels_last]).toEqual([true, true, true]);
-    expect(long.choices.find((x) => x.setting === "compile")?.why).toMatch(/^on: 20000 steps x 0\.0\d+ s saved \(0\.1\d* -> 0\.083 s\/step under the CUDA graph/);
+    // timed as the run computes its LoRA (bf16 on SDXL: knowledge/lora-compute.ts), from those rows
+    expect(long.request.lora_compute).toBe("bf16");
+    expect(long.choices.find((x) => x.setting === "compile")?.why).toMatch(/^on: 20000 steps x 0\.0\d+ s saved \(0\.092 -> 0\.078 s\/step under the CUDA graph/);
+    expect(long.choices.find((x) => x.setting === "compile")?.source).toMatch(/gpu-speed-h200-2026-12-03-lora-bf16-compile\.jsonl/);
     // without the graph (checkpointing on) SDXL never compiles: the graph is its speed-up
     const ckpt = compileDiffusers(contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 20000, gradient_checkpointing: true, optimizer: "adamw" } }), {}, PATHS);
     expect([ckpt.request.cuda_graphs, ckpt.request.compile]).toEqual([false, false]);

@@ -7,6 +7,7 @@ import { BASE_MODEL_IDS } from "@loraspec/core/knowledge/base-models.js";
 import { COMPATIBILITY, trainerRuns } from "@loraspec/core/knowledge/trainers.js";
 import { TARGETS } from "@loraspec/core/contract/schema.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
 
 const LOCAL = ["ai-toolkit", "kohya", "diffusers"] as const;
 const runnable = BASE_MODEL_IDS.filter((base) => LOCAL.some((t) => trainerRuns(t, base)));
@@ -31,6 +32,21 @@ describe("recommendContract + renderContractYaml", () => {
     const parsed = parseContractText({ text: renderContractYaml(rec) });
     expect(parsed.trainer.endpoint).toMatch(/^fal-ai\//);
     expect(lintContract(parsed).filter((f) => f.severity === "error")).toEqual([]);
+  });
+
+  it.each(BASE_MODEL_IDS.filter((b) => trainerRuns("diffusers", b)))("%s with the built-in trainer: adamw, so the plan's fast paths stay open (the reason names what 8-bit would save)", (base) => {
+    const rec = recommendContract({ base, target: "character", trigger: "txcl", trainer: "diffusers", gpu: "H200", vramGb: 141 });
+    expect(rec.contract.hyperparameters?.optimizer).toBe("adamw");
+    expect(rec.reasons["hyperparameters.optimizer"]?.why).toMatch(/fused AdamW.*need adamw; 8-bit states would save only ~\d\.\d\d GB/);
+    const settings = resolveTrainSettings(parseContractText({ text: renderContractYaml(rec) }), {});
+    // SDXL: the whole-step CUDA graph, which adamw8bit turned off (0.54 instead of 0.09 s/step on an H200)
+    if (base === "sdxl") expect(settings.cudaGraphs).toBe(true);
+    if (base === "sdxl") expect(rec.reasons["hyperparameters.optimizer"]?.why).toMatch(/CUDA graph \(0\.\d+ vs 0\.\d+ s\/step on an H200\)/);
+  });
+
+  it.each(["kohya", "ai-toolkit"] as const)("%s: 8-bit AdamW, its own recommended default", (trainer) => {
+    const rec = recommendContract({ base: "sdxl", target: "character", trigger: "txcl", trainer, gpu: "H200", vramGb: 141 });
+    expect(rec.contract.hyperparameters?.optimizer).toBe("adamw8bit");
   });
 
   it("comments each chosen value with why and source, and puts the $schema line first", () => {
