@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   E_LORA_SHAPE_MISMATCH: { exit: 2, http: 422, retryable: false },
   // Runs and the worker.
   E_WORKER_NOT_INSTALLED: { exit: 3, http: 503, retryable: false },
+  // The worker is installed, but without a package the contract's setting needs (adamw8bit: bitsandbytes, CUDA installs only).
+  E_WORKER_PACKAGE_MISSING: { exit: 3, http: 503, retryable: false },
   E_WORKER_CRASHED: { exit: 3, http: 500, retryable: true },
   E_WORKER_PROTOCOL: { exit: 3, http: 500, retryable: false },
   E_TRAIN_DIVERGED: { exit: 4, http: 500, retryable: false },

@@ -42,7 +42,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
     });
   }
   const contract = loaded.contract;
-  assertTrainerInstalled(contract.trainer.name, { env: params.env });
+  assertTrainerInstalled(contract.trainer.name, { env: params.env, optimizer: contract.hyperparameters.optimizer });
   const trainOn = await trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
   const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
   const maxUsd = contract.limits?.max_cost_usd;

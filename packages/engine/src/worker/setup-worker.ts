@@ -25,7 +25,7 @@ export const TORCH_BUILDS = {
 
 /** Installed only with the CUDA build on Linux: they need CUDA (adamw8bit is bitsandbytes' AdamW8bit). */
 export const GPU_EXTRAS = [
-  { name: "bitsandbytes", version: "0.50.2", why: "optimizer: adamw8bit", source: "https://pypi.org/project/bitsandbytes/", asOf: "2026-11-29" },
+  { name: "bitsandbytes", module: "bitsandbytes", optimizers: ["adamw8bit"], version: "0.50.2", why: "optimizer: adamw8bit", source: "https://pypi.org/project/bitsandbytes/", asOf: "2026-11-29" },
 ] as const;
 
 export interface ExecResult {

@@ -26,4 +26,18 @@ describe("assertTrainerInstalled: train refuses a local trainer that is not ther
     expect(() => assertTrainerInstalled("diffusers", { workerPython: join(installed(), ".venv", "bin", "python") })).not.toThrow();
     expect(() => assertTrainerInstalled("fal", { env: {} })).not.toThrow();
   });
+
+  it.each([
+    ["adamw8bit without bitsandbytes in the worker's venv", "adamw8bit", false, "E_WORKER_PACKAGE_MISSING"],
+    ["adamw8bit with it", "adamw8bit", true, undefined],
+    ["adamw needs nothing more", "adamw", false, undefined],
+  ] as const)("the built-in trainer's optimizer: %s", (_name, optimizer, withPackage, code) => {
+    const dir = installed();
+    const site = join(dir, ".venv", "lib", "python3.11", "site-packages");
+    mkdirSync(site, { recursive: true });
+    if (withPackage) mkdirSync(join(site, "bitsandbytes"));
+    const check = () => assertTrainerInstalled("diffusers", { workerPython: join(dir, ".venv", "bin", "python"), optimizer });
+    if (code) expect(check).toThrow(expect.objectContaining({ code, field: "hyperparameters.optimizer", hint: expect.stringMatching(/optimizer: adamw/) }));
+    else expect(check).not.toThrow();
+  });
 });
