@@ -73,6 +73,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "trigger-mixed-script", severity: "error", title: "Trigger mixes scripts (look-alike letters) or holds invisible characters" },
   { id: "trigger-confusable", severity: "warning", title: "Trigger written in look-alike letters of another script" },
   { id: "base-weights-missing", severity: "error", title: "Base weights not found at base.path" },
+  { id: "trainer-not-ready", severity: "warning", title: "The local trainer (or a package its settings need) is not installed on this machine: train refuses until it is" },
   { id: "base-weights-download", severity: "info", title: "Base weights not in the local cache: the first run downloads them" },
   { id: "base-architecture-mismatch", severity: "error", title: "Base weights are of another architecture than base.model" },
   { id: "base-weights-unreadable", severity: "error", title: "Base weights whose header or config cannot be read" },

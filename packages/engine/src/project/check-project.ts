@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { LoraspecError } from "@loraspec/core/errors.js";
+import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
+import type { Contract } from "@loraspec/core/contract/schema.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
@@ -15,6 +16,7 @@ import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { datasetFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { preflightBase } from "./preflight-base.js";
+import { assertTrainerInstalled } from "../run/trainer-ready.js";
 
 export interface CheckProjectParams {
   /** Contract path (default lora.yaml). */
@@ -97,7 +99,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const tokenizer = loadClipTokenizer();
   // Preflight: the base weights (headers and configs only). The dataset scan above is prep's own
   // (listing, probe, size rules, duplicates), so `dataset` holds the images a run will train on.
-  const preflight = [...pinsFindings, ...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env }))];
+  const preflight = [...pinsFindings, ...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env })), ...trainerReadiness(contract, env)];
   const order = { error: 0, warning: 1, info: 2 } as const;
   // What the run will train on (prep's folder and its crop, or the dataset): dataset.crop is checked against it.
   const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));
@@ -106,4 +108,19 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
+}
+
+/**
+ * What `train` checks on this machine before a run exists (run/trainer-ready.ts: the local trainer installed, the
+ * built-in trainer's optimizer package), said by check as a warning: the contract may be trained on another machine.
+ */
+function trainerReadiness(contract: Contract, env: NodeJS.ProcessEnv | undefined): Finding[] {
+  try {
+    assertTrainerInstalled(contract.trainer.name, { env, optimizer: contract.hyperparameters.optimizer });
+    return [];
+  } catch (error) {
+    if (!isLoraspecError(error)) throw error;
+    const field = error.field ?? "trainer.name";
+    return [{ rule: "trainer-not-ready", severity: "warning", field, message: `\`loraspec train\` on this machine refuses it now (${error.code}): ${error.message}.`, fix: error.hint ?? "", source: "ours: run/trainer-ready.ts, what train checks before a run exists" }];
+  }
 }

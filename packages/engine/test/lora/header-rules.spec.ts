@@ -102,7 +102,8 @@ describe("safetensors header JSON: the reference reader's rules", () => {
     expect(got).toEqual(CASES.map(([name, , , valid]) => [name, valid]));
   });
 
-  it("a 100 MB header with 1M tensors parses faster than JSON.parse alone", () => {
+  // Its speed against JSON.parse of the same text is a benchmark (bench/header-parse-bench.ts, RESULTS "LoRA files"), not a timed test.
+  it("a 100 MB header with ~650k tensors parses whole, every entry kept", () => {
     const parts: string[] = [];
     const entry = (i: number) => `"lora_unet_single_blocks_${i}_linear1.lora_down.weight_padding_to_make_it_long_${"x".repeat(20)}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`;
     let len = 2;
@@ -111,19 +112,11 @@ describe("safetensors header JSON: the reference reader's rules", () => {
       parts.push(e);
       len += e.length + 1;
     }
-    const header = `{${parts.join(",")}}`;
-    const bytes = fileBytes(header, 0);
-    // Yardstick on the same machine at the same moment: V8's JSON.parse of the same text, which
-    // alone builds a generic tree (the old reader did that plus a duplicate-key scan: 14 s, 1 GB).
-    let t0 = performance.now();
-    JSON.parse(header);
-    const jsonParse = performance.now() - t0;
-    t0 = performance.now();
+    const bytes = fileBytes(`{${parts.join(",")}}`, 0);
     const n = parseHeaderLength(bytes.subarray(0, 8), bytes.length);
     const h = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length);
-    const ours = performance.now() - t0;
-    expect(h.tensors.length).toBe(parts.length);
     expect(parts.length).toBeGreaterThan(500_000);
-    expect(ours).toBeLessThan(1.5 * jsonParse);
+    expect(h.tensors.length).toBe(parts.length);
+    expect(h.tensors.at(-1)?.name).toBe(Object.keys(JSON.parse(`{${parts.at(-1)}}`))[0]);
   }, 120_000);
 });
