@@ -3,7 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { httpStatusFor, isLoraspecError } from "@loraspec/core/errors.js";
 import { createAppContext, type CreateAppParams } from "./app-context.js";
 import { requireToken } from "./auth.js";
-import { tooLarge } from "./http-helpers.js";
+import { refuseNonJsonWrite, tooLarge } from "./http-helpers.js";
 import { SERVER_LIMITS } from "./limits.js";
 import { datasetRoutes } from "./routes/dataset-routes.js";
 import { fileRoutes, webPageRoutes } from "./routes/file-routes.js";
@@ -50,6 +50,7 @@ export function createApp(params: CreateAppParams) {
   });
   app.use("/api/*", async (c, next) => {
     if (c.req.path === "/api/dataset/upload") return next();
+    refuseNonJsonWrite(c);
     return bodyLimit({ maxSize: SERVER_LIMITS.jsonBytes, onError: tooLarge(SERVER_LIMITS.jsonBytes) })(c, next);
   });
 

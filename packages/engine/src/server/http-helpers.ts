@@ -14,6 +14,21 @@ export async function readJson<T = Record<string, unknown>>(c: Context): Promise
   }
 }
 
+/**
+ * Writes to the API carry JSON or nothing. A form or a text/plain "simple" POST (the kind another
+ * page can send without a CORS preflight) is refused before any route runs, even one that reads no
+ * body (start a run, stop one), so no write depends on each route remembering to check.
+ */
+export function refuseNonJsonWrite(c: Context): void {
+  if (["GET", "HEAD", "OPTIONS"].includes(c.req.method)) return;
+  const type = c.req.header("content-type");
+  const length = c.req.header("content-length");
+  const hasBody = (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
+  if ((type !== undefined || hasBody) && !/^application\/json\b/i.test(type ?? "")) {
+    throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `Writes send application/json or no body, got "${type ?? "a body without a type"}".`);
+  }
+}
+
 export function requireString(value: unknown, field: string): string {
   if (typeof value !== "string" || value.length === 0) {
     throw new LoraspecError("E_USAGE", `"${field}" must be a non-empty string.`, { field });
