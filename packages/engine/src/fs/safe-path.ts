@@ -26,6 +26,7 @@ export function resolveInsideProjectSync(params: { projectDir: string; path: str
       real = rest.length ? resolve(realpathSync(current), ...rest.reverse()) : realpathSync(current);
       break;
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOOP") throw refusal(params.path, "a symlink loops and cannot be checked");
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       if (existsAsLink(current)) throw refusal(params.path, "it is a symlink to nothing (a write would follow it)");
       const parent = dirname(current);
@@ -82,6 +83,7 @@ async function realpathOfExisting(target: string, real: (p: string) => Promise<s
       const found = await real(current);
       return rest.length ? resolve(found, ...rest.reverse()) : found;
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOOP") throw refusal(shown, "a symlink loops and cannot be checked");
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       // ENOENT on a name that exists is a dangling symlink: where it points cannot be checked, and a write would follow it.
       if (await lstat(current).then(() => true, () => false)) throw refusal(shown, "it is a symlink to nothing (a write would follow it)");

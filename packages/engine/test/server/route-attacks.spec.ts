@@ -61,13 +61,18 @@ beforeAll(async () => {
   await writeFile(join(outside, "events.jsonl"), `${JSON.stringify({ type: "loss", step: 1, loss: 0.5, message: SECRET })}\n`);
   await writeFile(join(project, "lora.yaml"), CONTRACT);
   const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toBuffer();
-  for (const name of ["a.png", "b.png", "c.png"]) await writeFile(join(project, "dataset", name), png);
+  for (const name of ["a.png", "b.png", "c.png", "d.png"]) await writeFile(join(project, "dataset", name), png);
   await writeFile(join(project, "dataset", "a.txt"), "txcl, a caption\n");
   await symlink(join(outside, "secret.txt"), join(project, "dataset", "b.txt")); // caption linking out
   await writeFile(join(project, "dataset", "c.txt"), "x".repeat(100 * 1024)); // not a caption
   await symlink(join(outside, "secret.txt"), join(project, "leak.txt"));
   await symlink(outside, join(project, "leakdir"));
   await symlink(join(outside, "secret.txt"), join(project, "leak.safetensors"));
+  await symlink("loop2.txt", join(project, "loop.txt")); // a loop: realpath fails with ELOOP
+  await symlink("loop.txt", join(project, "loop2.txt"));
+  await symlink("loop2.safetensors", join(project, "loop.safetensors"));
+  await symlink("loop.safetensors", join(project, "loop2.safetensors"));
+  await symlink("d.txt", join(project, "dataset", "d.txt")); // a caption that loops
   await symlink(join(outside, "new.safetensors"), join(project, "dangling.safetensors")); // a write would follow it out
   await writeFile(join(project, "ok.safetensors"), "");
   // A run whose log links out, one whose event log links out, a report whose summary links out.
@@ -134,9 +139,11 @@ describe("every route that takes a path refuses every path that leaves the proje
     "dataset/../../outside/secret.txt",
     "a.png\0",
     "dangling.safetensors",
+    "loop.txt",
+    "dataset/d.txt",
   ];
   // Outputs must be .safetensors: the same attacks under that name ("leak.txt" becomes the link leak.safetensors).
-  const outName = (p: string) => (p === "dataset/b.txt" ? "dangling.safetensors" : `${p.replace(/\.(txt|ini|safetensors)$/, "")}.safetensors`);
+  const outName = (p: string) => ({ "dataset/b.txt": "dangling.safetensors", "dataset/d.txt": "loop2.safetensors" })[p] ?? `${p.replace(/\.(txt|ini|safetensors)$/, "")}.safetensors`;
   const key = () => filesKeyFor(TOKEN);
   const post = (path: string, body: unknown): [string, RequestInit] => [path, { method: "POST", headers: json, body: JSON.stringify(body) }];
   const routes: Record<string, (p: string) => [string, RequestInit]> = {
@@ -164,6 +171,34 @@ describe("every route that takes a path refuses every path that leaves the proje
   });
 });
 
+describe("errors a route lets through are coded, without the machine's paths or a stack", () => {
+  it.each([
+    ["ENOENT", "E_FILE_NOT_FOUND", 404],
+    ["EISDIR", "E_FILE_NOT_FOUND", 404],
+    ["ELOOP", "E_PATH_OUTSIDE_PROJECT", 403],
+    ["EACCES", "E_IO", 500],
+    ["ENOSPC", "E_DISK_FULL", 507],
+    ["EWHATEVER", "E_INTERNAL", 500],
+  ])("%s is %s", async (errno, code, status) => {
+    const failing = createApp({
+      projectDir: project,
+      token: TOKEN,
+      lora: {
+        inspect: async ({ path }) => {
+          throw Object.assign(new Error(`${errno}: failed, open '${path}'\n    at open (node:fs)`), { code: errno, path, syscall: "open" });
+        },
+        convert: async () => ({}),
+        merge: async () => ({}),
+      },
+    });
+    const res = await failing.request("/api/lora/inspect", { method: "POST", headers: json, body: JSON.stringify({ path: "ok.safetensors" }) });
+    const text = await res.clone().text();
+    expect([res.status, JSON.parse(text).error.code]).toEqual([status, code]);
+    expect(text).not.toContain(root);
+    expect(text).not.toMatch(/\n\s+at |    at /);
+  });
+});
+
 describe("files the server finds itself are read confined and bounded", () => {
   it.each(["/api/dataset", "/api/runs/r1/log", "/api/validation", "/api/lora/files", "/api/runs", "/api/dataset/summary"])(
     "GET %s shows nothing from outside the project",
@@ -187,7 +222,7 @@ describe("files the server finds itself are read confined and bounded", () => {
     const body = await (await app.request("/api/dataset", { headers: auth })).json();
     const byPath = Object.fromEntries(body.images.map((i: { path: string }) => [i.path, i]));
     expect(byPath["a.png"].caption).toBe("txcl, a caption\n");
-    for (const [image, code] of [["b.png", "caption-outside-project"], ["c.png", "caption-too-large"]] as const) {
+    for (const [image, code] of [["b.png", "caption-outside-project"], ["c.png", "caption-too-large"], ["d.png", "caption-outside-project"]] as const) {
       expect(byPath[image].caption).toBeNull();
       expect(byPath[image].problems.map((p: { code: string }) => p.code)).toEqual([code]);
     }

@@ -55,7 +55,7 @@ export async function datasetSummary(ctx: AppContext, contract: unknown, signal?
 /** The caption as the page shows it, read confined and bounded; a caption that links outside or is too big is a problem, not text. */
 async function readCaption(ctx: AppContext, file: string, own: Array<{ code: string; message: string }>): Promise<string | null> {
   const read = await readConfinedText({ file, confine: ctx.confine, maxBytes: SERVER_LIMITS.captionBytes });
-  if (read.kind === "outside") own.push({ code: "caption-outside-project", message: "The caption file links outside the project; it is not read." });
+  if (read.kind === "outside") own.push({ code: "caption-outside-project", message: "The caption file links outside the project (or in a loop); it is not read." });
   if (read.kind !== "text") return null;
   if (read.truncated) {
     own.push({ code: "caption-too-large", message: `The caption file is ${read.bytes} bytes; over ${SERVER_LIMITS.captionBytes} it is not a caption.` });
