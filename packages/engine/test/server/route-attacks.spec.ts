@@ -228,6 +228,16 @@ describe("files the server finds itself are read confined and bounded", () => {
     }
   });
 
+  it("the page cannot write a caption the listing would refuse to show", async () => {
+    const res = await app.request("/api/captions", {
+      method: "PUT",
+      headers: json,
+      body: JSON.stringify({ items: [{ image: "a.png", text: "x".repeat(65 * 1024), base: "txcl, a caption\n" }] }),
+    });
+    expect([res.status, (await res.json()).error.field]).toEqual([400, "items[].text"]);
+    expect(await readFile(join(project, "dataset", "a.txt"), "utf8")).toBe("txcl, a caption\n");
+  });
+
   it("an event log is read in bounded pieces; an absurd line without an end is skipped, not stalled on", async () => {
     const dir = join(root, "events");
     await mkdir(dir);

@@ -56,6 +56,10 @@ export function datasetRoutes(ctx: AppContext) {
       for (const item of body.items as Array<{ image?: unknown; text?: unknown; base?: unknown }>) {
         const image = requireString(item?.image, "items[].image");
         if (typeof item.text !== "string") throw new LoraspecError("E_USAGE", '"items[].text" must be a string.', { field: "items[].text" });
+        if (Buffer.byteLength(item.text) > SERVER_LIMITS.captionBytes) {
+          // The listing shows no caption over this size (caption-too-large): the page must not write one.
+          throw new LoraspecError("E_USAGE", `The caption for "${image}" is over ${SERVER_LIMITS.captionBytes} bytes.`, { field: "items[].text" });
+        }
         if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`, { field: "items[].image" });
         const captionRel = captionFileFor(image, b.captionExtension);
         const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
