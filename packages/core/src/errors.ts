@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   E_UNKNOWN_TRAINER: { exit: 2, http: 422, retryable: false },
   E_TRAINER_UNSUPPORTED: { exit: 2, http: 422, retryable: false },
   E_FILE_EXISTS: { exit: 2, http: 409, retryable: false },
+  E_FILE_CHANGED: { exit: 2, http: 409, retryable: false },
   E_FILE_NOT_FOUND: { exit: 2, http: 404, retryable: false },
   E_PATH_OUTSIDE_PROJECT: { exit: 2, http: 403, retryable: false },
   E_DATASET_NOT_FOUND: { exit: 2, http: 404, retryable: false },

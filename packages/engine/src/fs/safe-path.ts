@@ -1,5 +1,5 @@
-import { realpathSync } from "node:fs";
-import { realpath } from "node:fs/promises";
+import { lstatSync, realpathSync } from "node:fs";
+import { lstat, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 
@@ -12,7 +12,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 export async function resolveInsideProject(params: { projectDir: string; path: string }): Promise<string> {
   const { root, target } = lexicalCheck(params, await realpath(resolve(params.projectDir)));
   // Follow symlinks: the real file (or, for a new file, its nearest existing parent) must be inside too.
-  const real = await realpathOfExisting(target, (p) => realpath(p));
+  const real = await realpathOfExisting(target, (p) => realpath(p), params.path);
   if (!isInside(root, real)) throw refusal(params.path, "a symlink points outside the project folder");
   return target;
 }
@@ -26,7 +26,9 @@ export function resolveInsideProjectSync(params: { projectDir: string; path: str
       real = rest.length ? resolve(realpathSync(current), ...rest.reverse()) : realpathSync(current);
       break;
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOOP") throw refusal(params.path, "a symlink loops and cannot be checked");
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (existsAsLink(current)) throw refusal(params.path, "it is a symlink to nothing (a write would follow it)");
       const parent = dirname(current);
       if (parent === current) break;
       rest.push(current.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
@@ -35,6 +37,15 @@ export function resolveInsideProjectSync(params: { projectDir: string; path: str
   }
   if (!isInside(root, real)) throw refusal(params.path, "a symlink points outside the project folder");
   return target;
+}
+
+function existsAsLink(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function refusal(path: string, why: string): LoraspecError {
@@ -64,7 +75,7 @@ function isInside(root: string, target: string): boolean {
   return rel !== "" && !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
 }
 
-async function realpathOfExisting(target: string, real: (p: string) => Promise<string>): Promise<string> {
+async function realpathOfExisting(target: string, real: (p: string) => Promise<string>, shown: string): Promise<string> {
   let current = target;
   const rest: string[] = [];
   for (;;) {
@@ -72,7 +83,10 @@ async function realpathOfExisting(target: string, real: (p: string) => Promise<s
       const found = await real(current);
       return rest.length ? resolve(found, ...rest.reverse()) : found;
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOOP") throw refusal(shown, "a symlink loops and cannot be checked");
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      // ENOENT on a name that exists is a dangling symlink: where it points cannot be checked, and a write would follow it.
+      if (await lstat(current).then(() => true, () => false)) throw refusal(shown, "it is a symlink to nothing (a write would follow it)");
       const parent = dirname(current);
       if (parent === current) return target;
       rest.push(current.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));

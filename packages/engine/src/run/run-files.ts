@@ -9,11 +9,16 @@ export const EVENTS_FILE = "events.jsonl";
 /** The events of a validation started from the page, beside the run's own. */
 export const VALIDATION_EVENTS_FILE = "validation-events.jsonl";
 
+/** Bytes read per call: a hostile or runaway multi-GB log is read in pieces, never into one buffer. */
+export const EVENTS_READ_CHUNK_BYTES = 8 * 1024 * 1024;
+
 export async function readEventsFrom(params: {
   runDir: string;
   offset: number;
   /** Which log in the run folder (default: the run's events.jsonl). */
   name?: string;
+  /** At most this many bytes from `offset` (default EVENTS_READ_CHUNK_BYTES); the returned offset says where to go on. */
+  maxBytes?: number;
 }): Promise<{ events: Array<{ event: LoraspecEvent; end: number }>; offset: number }> {
   const file = join(params.runDir, params.name ?? EVENTS_FILE);
   let size: number;
@@ -25,7 +30,7 @@ export async function readEventsFrom(params: {
   if (size <= params.offset) return { events: [], offset: size < params.offset ? 0 : params.offset };
   const handle = await open(file, "r");
   try {
-    const length = size - params.offset;
+    const length = Math.min(size - params.offset, params.maxBytes ?? EVENTS_READ_CHUNK_BYTES);
     const buf = Buffer.alloc(length);
     await handle.read(buf, 0, length, params.offset);
     const events: Array<{ event: LoraspecEvent; end: number }> = [];
@@ -43,9 +48,22 @@ export async function readEventsFrom(params: {
         // A corrupt line (a crash mid-write) is skipped, not fatal.
       }
     }
+    // A full chunk with no line end is one absurd line: skipped, or the reader would stall on it.
+    if (start === 0 && length < size - params.offset) start = length;
     return { events, offset: params.offset + start };
   } finally {
     await handle.close();
+  }
+}
+
+/** Every whole event of a log, read chunk by chunk (readEventsFrom's bound), never in one buffer. */
+export async function readAllEvents(params: { runDir: string; name?: string; maxBytes?: number }): Promise<Array<{ event: LoraspecEvent; end: number }>> {
+  const events: Array<{ event: LoraspecEvent; end: number }> = [];
+  for (let offset = 0; ; ) {
+    const read = await readEventsFrom({ runDir: params.runDir, offset, name: params.name, maxBytes: params.maxBytes });
+    events.push(...read.events);
+    if (read.offset <= offset) return events;
+    offset = read.offset;
   }
 }
 
@@ -58,7 +76,7 @@ export async function lossHistory(params: { runDir: string; sinceStep?: number; 
   loss: number[];
   avgLoss: Array<number | null>;
 }> {
-  const { events } = await readEventsFrom({ runDir: params.runDir, offset: 0 });
+  const events = await readAllEvents({ runDir: params.runDir });
   const byStep = new Map<number, { loss: number; avgLoss?: number }>();
   for (const { event } of events) {
     if (event.type === "loss" && Number.isFinite(event.step) && (params.sinceStep === undefined || event.step > params.sinceStep)) {

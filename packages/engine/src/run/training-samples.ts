@@ -1,5 +1,5 @@
 import { extname, isAbsolute, relative, resolve, sep } from "node:path";
-import { readEventsFrom } from "./run-files.js";
+import { readAllEvents } from "./run-files.js";
 
 /** What a sample may be: an image shown inline (the page and the report). */
 const SAMPLE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp"]);
@@ -21,7 +21,7 @@ export interface TrainingSample {
 export async function trainingSamples(params: { runDir: string; eventsFile?: string }): Promise<TrainingSample[]> {
   const runDir = resolve(params.runDir);
   const name = params.eventsFile ? relative(runDir, resolve(params.eventsFile)) : undefined;
-  const { events } = await readEventsFrom({ runDir, offset: 0, name });
+  const events = await readAllEvents({ runDir, name });
   const byFile = new Map<string, TrainingSample>();
   for (const { event } of events) {
     if (event.type !== "sample" || typeof event.path !== "string" || event.path.includes("\0")) continue;

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { httpStatusFor, isLoraspecError } from "@loraspec/core/errors.js";
+import { LoraspecError, httpStatusFor, isLoraspecError } from "@loraspec/core/errors.js";
 import { createAppContext, type CreateAppParams } from "./app-context.js";
 import { requireToken } from "./auth.js";
-import { tooLarge } from "./http-helpers.js";
+import { codedError, refuseNonJsonWrite, tooLarge } from "./http-helpers.js";
 import { SERVER_LIMITS } from "./limits.js";
 import { datasetRoutes } from "./routes/dataset-routes.js";
 import { fileRoutes, webPageRoutes } from "./routes/file-routes.js";
@@ -29,15 +29,17 @@ export function createApp(params: CreateAppParams) {
 
   app.onError((error, c) => {
     // A malformed percent-escape anywhere (hono's own decoding included) is the client's mistake.
-    const status = isLoraspecError(error) ? httpStatusFor(error) : error instanceof URIError ? 400 : 500;
+    const coded = isLoraspecError(error)
+      ? error
+      : error instanceof URIError
+        ? new LoraspecError("E_USAGE", error.message)
+        : codedError(error, ctx.projectDir);
+    const status = httpStatusFor(coded);
     if (status === 401 && !c.req.path.startsWith("/api/") && (c.req.header("accept") ?? "").includes("text/html")) {
       return c.html(NEEDS_TOKEN_HTML, 401);
     }
-    const body = isLoraspecError(error)
-      ? { error: error.toJSON() }
-      : { error: { code: status === 400 ? "E_USAGE" : "E_INTERNAL", message: error instanceof Error ? error.message : String(error) } };
-    if (status === 500) console.error(error);
-    return c.json(body, status as 500);
+    if (coded.code === "E_INTERNAL") console.error(error); // the stack goes to the terminal, never to the page
+    return c.json({ error: coded.toJSON() }, status as 500);
   });
   app.notFound((c) => c.json({ error: { code: "E_FILE_NOT_FOUND", message: `No route for ${c.req.method} ${c.req.path}` } }, 404));
 
@@ -50,6 +52,7 @@ export function createApp(params: CreateAppParams) {
   });
   app.use("/api/*", async (c, next) => {
     if (c.req.path === "/api/dataset/upload") return next();
+    refuseNonJsonWrite(c);
     return bodyLimit({ maxSize: SERVER_LIMITS.jsonBytes, onError: tooLarge(SERVER_LIMITS.jsonBytes) })(c, next);
   });
 

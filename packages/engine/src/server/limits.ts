@@ -13,6 +13,10 @@ export const SERVER_LIMITS = {
   maxInputPixels: 50_000_000,
   /** Side of the thumbnails the dataset grid shows. */
   thumbnailPx: 256,
+  /** A caption file the dataset page shows: a caption is a sentence or a tag list; more is not a caption. */
+  captionBytes: 64 * 1024,
+  /** A validation summary (validation.json) sent with the report list. */
+  reportJsonBytes: 4 * 1024 * 1024,
   /** Log lines the log tail returns at most. */
   logTailLines: 2000,
   source: "reference/perf-reliability.md §4b, §4e",

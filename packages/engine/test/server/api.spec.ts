@@ -265,11 +265,11 @@ describe("contract and captions", () => {
   });
 
   it("does not write a contract that fails to parse (422) and writes a good one", async () => {
-    const bad = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: "version: 1\n" }) });
+    const bad = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: "version: 1\n", base: CONTRACT }) });
     expect(bad.status).toBe(422);
     expect(await readFile(join(project, "lora.yaml"), "utf8")).toBe(CONTRACT);
     const good = CONTRACT.replace("name: demo", "name: demo2");
-    const ok = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: good }) });
+    const ok = await app.request("/api/contract", { method: "PUT", headers: json, body: JSON.stringify({ yaml: good, base: CONTRACT }) });
     expect(ok.status).toBe(200);
     expect(await readFile(join(project, "lora.yaml"), "utf8")).toBe(good);
     await writeFile(join(project, "lora.yaml"), CONTRACT);
@@ -298,7 +298,7 @@ describe("contract and captions", () => {
     const res = await app.request("/api/captions", {
       method: "PUT",
       headers: json,
-      body: JSON.stringify({ items: [{ image: "a.png", text: "txcl, edited" }, { image: "b.png", text: "txcl, green" }] }),
+      body: JSON.stringify({ items: [{ image: "a.png", text: "txcl, edited", base: "txcl, a red square\n" }, { image: "b.png", text: "txcl, green", base: null }] }),
     });
     expect(res.status).toBe(200);
     expect(await readFile(join(project, "dataset", "a.txt"), "utf8")).toBe("txcl, edited\n");
@@ -309,7 +309,7 @@ describe("contract and captions", () => {
     const res = await app.request("/api/captions", {
       method: "PUT",
       headers: json,
-      body: JSON.stringify({ items: [{ image: "a.png", text: "changed" }, { image: "../lora.png", text: "x" }] }),
+      body: JSON.stringify({ items: [{ image: "a.png", text: "changed", base: "txcl, edited\n" }, { image: "../lora.png", text: "x", base: null }] }),
     });
     expect(res.status).toBe(404);
     expect(await readFile(join(project, "dataset", "a.txt"), "utf8")).toBe("txcl, edited\n");

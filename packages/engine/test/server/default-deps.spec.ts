@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -98,7 +98,7 @@ describe("server with the real engine", () => {
     const res = await app.request("/api/contract", {
       method: "PUT",
       headers: { ...auth, "Content-Type": "application/json" },
-      body: JSON.stringify({ yaml: contract("zxqv").replace("steps: 1500", "steps: -3") }),
+      body: JSON.stringify({ yaml: contract("zxqv").replace("steps: 1500", "steps: -3"), base: await readFile(join(project, "lora.yaml"), "utf8") }),
     });
     expect(res.status).toBe(422);
     expect((await res.json()).error.field).toBe("hyperparameters.steps");

@@ -110,7 +110,8 @@ describe("requests the server refuses", () => {
     ["our own Origin on a write", { ...auth, Origin: "http://127.0.0.1:4747", "Content-Type": "application/json" }, "PUT", 200],
     ["Origin: null on a read", { ...auth, Origin: "null" }, "GET", 200],
   ])("%s", async (_name, headers, method, status) => {
-    const body = method === "PUT" ? JSON.stringify({ yaml: "version: 1\nname: demo\ndataset: { path: ./dataset }\n" }) : undefined;
+    const yaml = "version: 1\nname: demo\ndataset: { path: ./dataset }\n";
+    const body = method === "PUT" ? JSON.stringify({ yaml, base: yaml }) : undefined;
     const res = await app.request("/api/contract", { method, headers, body });
     expect(res.status).toBe(status);
   });

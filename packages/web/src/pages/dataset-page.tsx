@@ -85,7 +85,8 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
       const img = images.find((i) => i.path === p)!;
       // The trigger is enforced at the start, the way training will read it.
       const text = data.trigger ? fixCaption(captionOf(img), data.trigger, data.captionStyle) : captionOf(img);
-      return { image: p, text };
+      // `base`: the caption as listed; one changed on disk since is refused (E_FILE_CHANGED), not overwritten.
+      return { image: p, text, base: img.caption };
     });
     try {
       await api("/api/captions", { method: "PUT", body: { items } });

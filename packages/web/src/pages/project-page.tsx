@@ -99,7 +99,8 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
 
   const save = async () => {
     try {
-      await api("/api/contract", { method: "PUT", body: { yaml: text } });
+      // `base`: what this page read; the server refuses the write if the file changed since (E_FILE_CHANGED).
+      await api("/api/contract", { method: "PUT", body: { yaml: text, base: saved ?? null } });
       setSaved(text);
       setStaleDraft(undefined);
       setStatus({ kind: "ok", text: "Saved lora.yaml" });

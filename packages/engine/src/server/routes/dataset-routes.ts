@@ -7,6 +7,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { PINS_FILE, type PinChoice } from "../../dataset/dataset-pins.js";
 import { saveDatasetPinChoice } from "../../dataset/stored-pins.js";
 import { atomicWrite } from "../../fs/atomic-write.js";
+import { checkUnchanged, requireBase } from "../guarded-write.js";
 import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
@@ -52,12 +53,18 @@ export function datasetRoutes(ctx: AppContext) {
       const dir = await ctx.datasetDir();
       const known = new Set(await listImages(dir));
       const writes: Array<{ file: string; text: string; captionFile: string }> = [];
-      for (const item of body.items as Array<{ image?: unknown; text?: unknown }>) {
+      for (const item of body.items as Array<{ image?: unknown; text?: unknown; base?: unknown }>) {
         const image = requireString(item?.image, "items[].image");
         if (typeof item.text !== "string") throw new LoraspecError("E_USAGE", '"items[].text" must be a string.', { field: "items[].text" });
+        if (Buffer.byteLength(item.text) > SERVER_LIMITS.captionBytes) {
+          // The listing shows no caption over this size (caption-too-large): the page must not write one.
+          throw new LoraspecError("E_USAGE", `The caption for "${image}" is over ${SERVER_LIMITS.captionBytes} bytes.`, { field: "items[].text" });
+        }
         if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`, { field: "items[].image" });
         const captionRel = captionFileFor(image, b.captionExtension);
         const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
+        // The caption as the page read it (null: none): one changed on disk since is refused, not overwritten.
+        await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), field: "items[].base" });
         writes.push({ file, text: item.text.trim() + "\n", captionFile: captionRel });
       }
       // Validate everything first, then write: a bad item never leaves half the edits on disk.

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
+import { readConfinedText } from "../../fs/confined-read.js";
 import { dirname, join } from "node:path";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
@@ -51,6 +52,18 @@ export async function datasetSummary(ctx: AppContext, contract: unknown, signal?
   }
 }
 
+/** The caption as the page shows it, read confined and bounded; a caption that links outside or is too big is a problem, not text. */
+async function readCaption(ctx: AppContext, file: string, own: Array<{ code: string; message: string }>): Promise<string | null> {
+  const read = await readConfinedText({ file, confine: ctx.confine, maxBytes: SERVER_LIMITS.captionBytes });
+  if (read.kind === "outside") own.push({ code: "caption-outside-project", message: "The caption file links outside the project (or in a loop); it is not read." });
+  if (read.kind !== "text") return null;
+  if (read.truncated) {
+    own.push({ code: "caption-too-large", message: `The caption file is ${read.bytes} bytes; over ${SERVER_LIMITS.captionBytes} it is not a caption.` });
+    return null;
+  }
+  return read.text;
+}
+
 /** Every image with its size, caption and problems: what the Dataset page lists. */
 export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> {
   const b = await ctx.basics();
@@ -76,8 +89,8 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
         images.map(async (rel): Promise<ImageRow> => {
           const full = join(dir, rel);
           const captionRel = captionFileFor(rel, b.captionExtension);
-          const caption = await readFile(join(dir, captionRel), "utf8").catch(() => null);
           const own = [...(problems[rel] ?? [])];
+          const caption = await readCaption(ctx, join(dir, captionRel), own);
           let width: number | undefined;
           let height: number | undefined;
           try {
@@ -90,7 +103,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
           if (!ctx.params.scanDataset && b.resolution && width && height && Math.min(width, height) < b.resolution && !own.some((p) => p.code === "too_small")) {
             own.push({ code: "too-small", message: `${width}x${height} is below the training resolution ${b.resolution}.` });
           }
-          if (caption === null && !own.some((p) => p.code === "caption-missing")) own.push({ code: "no-caption", message: `No ${b.captionExtension} caption.` });
+          if (caption === null && !own.some((p) => p.code.startsWith("caption-"))) own.push({ code: "no-caption", message: `No ${b.captionExtension} caption.` });
           const size = (await stat(full)).size;
           return { path: rel, bytes: size, width, height, caption, captionFile: captionRel, problems: own };
         }),

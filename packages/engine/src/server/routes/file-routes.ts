@@ -6,7 +6,8 @@ import type { AppContext } from "../app-context.js";
 import type { ValidationReportsResponse } from "../api-types.js";
 import { CONTENT_TYPES, PROJECT_FILE_TYPES } from "../http-helpers.js";
 import { findFiles } from "../project-files.js";
-import { readJsonIfExists } from "../../run/run-files.js";
+import { readConfinedText } from "../../fs/confined-read.js";
+import { SERVER_LIMITS } from "../limits.js";
 
 /**
  * Every file from the project is treated as hostile (reports and SVGs come with downloaded LoRAs
@@ -51,8 +52,7 @@ export function fileRoutes(ctx: AppContext) {
       for (const r of reports) {
         const folder = dirname(r.path);
         // validate-lora writes validation.json (verdicts, scores) beside report.html.
-        const summary =
-          (await readJsonIfExists(join(ctx.projectDir, folder, "validation.json"))) ?? (await readJsonIfExists(join(ctx.projectDir, folder, "report.json")));
+        const summary = (await summaryJson(ctx, join(ctx.projectDir, folder, "validation.json"))) ?? (await summaryJson(ctx, join(ctx.projectDir, folder, "report.json")));
         out.push({ ...r, folder, summary });
       }
       return c.json<ValidationReportsResponse>({ reports: out });
@@ -64,6 +64,17 @@ export function fileRoutes(ctx: AppContext) {
       if (c.req.param("key") !== ctx.filesKey) throw new LoraspecError("E_UNAUTHORIZED", "Wrong files key.");
       return serve(c, decodedRest(c, `/pf/${ctx.filesKey}/`));
     });
+}
+
+/** A report's summary JSON, read confined and bounded: one that links outside, is too big or is not JSON is left out. */
+async function summaryJson(ctx: AppContext, file: string): Promise<unknown> {
+  const read = await readConfinedText({ file, confine: ctx.confine, maxBytes: SERVER_LIMITS.reportJsonBytes });
+  if (read.kind !== "text" || read.truncated) return undefined;
+  try {
+    return JSON.parse(read.text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The built page (packages/web/dist); any other GET path is the page itself (hash routes). */

@@ -3,6 +3,7 @@ import { dirname, join, resolve, basename } from "node:path";
 import { Hono } from "hono";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import { atomicWrite } from "../../fs/atomic-write.js";
+import { checkUnchanged, requireBase } from "../guarded-write.js";
 import type { AppContext } from "../app-context.js";
 import type { ContractResponse, ProjectResponse } from "../api-types.js";
 import type { ServerDeps } from "../deps.js";
@@ -68,10 +69,13 @@ export function projectRoutes(ctx: AppContext) {
       return c.json(body);
     })
     .put("/contract", async (c) => {
-      const body = await readJson<{ yaml?: unknown }>(c);
+      const body = await readJson<{ yaml?: unknown; base?: unknown }>(c);
       const text = requireString(body.yaml, "yaml");
+      const base = requireBase(body.base, "base");
       // Only a contract that parses is written: a half-typed form never replaces a good file.
       const contract = parse(text);
+      // Nor one that changed on disk since the page read it (E_FILE_CHANGED, 409).
+      await checkUnchanged({ file: contractFile, rel: contractRel, base });
       await atomicWrite(contractFile, text);
       return c.json({ file: contractRel, contract });
     })

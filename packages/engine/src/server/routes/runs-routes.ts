@@ -8,7 +8,7 @@ import type { LossResponse, RunLogResponse, RunResponse, RunView, RunsResponse, 
 import type { RunSummary } from "../deps.js";
 import { notSupported, readJson } from "../http-helpers.js";
 import { SERVER_LIMITS } from "../limits.js";
-import { VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../../run/run-files.js";
+import { EVENTS_FILE, VALIDATION_EVENTS_FILE, lossHistory, readEventsFrom, tailFile } from "../../run/run-files.js";
 import { projectRelative } from "../../fs/safe-path.js";
 import { runSamples } from "../run-samples.js";
 
@@ -34,7 +34,10 @@ export function runsRoutes(ctx: AppContext) {
   /** A run with its folder confined to the project (the database is a file in it, and may lie). */
   const getRun = async (id: string) => {
     const run = await runs().get(id);
-    return { ...run, runDir: await ctx.confine(run.runDir) };
+    const runDir = await ctx.confine(run.runDir);
+    // The event logs the routes read (and validation appends to) are confined too: a link out is refused.
+    for (const name of [EVENTS_FILE, VALIDATION_EVENTS_FILE]) await ctx.confine(join(runDir, name));
+    return { ...run, runDir };
   };
   // Paths go to the browser relative to the project (what /files/ serves).
   const view = (r: RunSummary): RunView => ({
@@ -69,7 +72,9 @@ export function runsRoutes(ctx: AppContext) {
       const run = await getRun(c.req.param("id"));
       const lines = Math.min(Number(c.req.query("lines") ?? 200) || 200, SERVER_LIMITS.logTailLines);
       for (const name of RUN_LOGS) {
-        const file = join(run.runDir, name);
+        // Confined like the run folder: a run.log that links outside the project is not read.
+        const file = await ctx.confine(join(run.runDir, name)).catch(() => undefined);
+        if (!file) continue;
         if (!(await stat(file).then((s) => s.isFile() && s.size > 0, () => false))) continue;
         const tail = (await tailFile({ file, lines })).map((l) => l.replace(ANSI, "")).filter((l) => l.trim() !== "");
         return c.json<RunLogResponse>({ file: name, lines: tail });
