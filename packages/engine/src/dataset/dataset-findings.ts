@@ -46,5 +46,19 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
       files: scan.orphanCaptions,
     });
   }
+  if (scan.captionProblems.length) {
+    out.push({
+      rule: "dataset-caption-unreadable",
+      severity: "warning",
+      field,
+      message: `prep will not copy ${scan.captionProblems.length} caption file(s), so their images train uncaptioned: ${scan.captionProblems
+        .slice(0, SHOWN)
+        .map((c) => `${c.file} (${c.code}: ${c.message})`)
+        .join("; ")}`,
+      fix: "Re-save those captions as UTF-8 (any editor's 'Save with encoding'), then run check again.",
+      source: "caption-sidecar.ts decodeCaption: captions are UTF-8, as the trainers read them (kohya and the built-in trainer open them as UTF-8)",
+      files: scan.captionProblems.map((c) => c.file),
+    });
+  }
   return out;
 }
