@@ -1,5 +1,5 @@
 """The built-in trainer's reading of a dataset folder it was pointed at as it is (no prep): the same
-pairing and caption reading as check and prep (engine caption-sidecar.ts), and no dot-file junk."""
+pairing and caption reading as check and prep (engine caption-sidecar.ts), no dot-file junk, no symlinks."""
 
 import json
 
@@ -18,6 +18,10 @@ def test_odd_files_read_as_check_and_prep_read_them(tmp_path, capsys):
     # macOS junk: an AppleDouble twin with an image extension, and a hidden image.
     (tmp_path / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     Image.new("RGB", (8, 8)).save(tmp_path / ".hidden.png")
+    # Symlinks: one out of the folder, one to itself (a loop).
+    Image.new("RGB", (8, 8)).save(tmp_path.parent / "outside.png")
+    (tmp_path / "link.png").symlink_to(tmp_path.parent / "outside.png")
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
 
     items = {path.split("/")[-1]: caption for path, caption in read_dataset(str(tmp_path), "txcl")}
 

@@ -22,7 +22,8 @@ def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = "
     items = []
     for name in names:
         stem, ext = os.path.splitext(name)
-        if ext.lower() not in IMAGE_EXTENSIONS:
+        # A symlink is never followed (it can leave the folder or loop), as the engine's listing never follows one.
+        if ext.lower() not in IMAGE_EXTENSIONS or os.path.islink(os.path.join(folder, name)):
             continue
         caption = ""
         if stem in captions:

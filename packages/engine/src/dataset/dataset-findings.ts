@@ -62,3 +62,30 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
   }
   return out;
 }
+
+/** Skips of files no trainer is handed either way (the listing never copies or follows them). */
+const NOT_HANDED_ON = new Set(["symlink", "unreadable-folder", "not-a-file"]);
+
+/**
+ * Before `loraspec prep` has made the dataset's folder the run trains on the dataset as it is, so the
+ * images check counts (prep's) are not what the trainer reads: every file prep would leave out (a
+ * truncated download, an empty file, a decompression bomb, a duplicate) goes to the trainer too, and a
+ * file it cannot decode stops the run. One warning naming them, with the command that makes the two agree.
+ */
+export function unpreparedFindings(scan: DatasetScan, field = "dataset.path"): Finding[] {
+  const bad = scan.skipped.filter((s) => !NOT_HANDED_ON.has(s.code));
+  const copies = scan.duplicates.flatMap((c) => c.drop);
+  if (!bad.length && !copies.length) return [];
+  const named = [...bad.map((s) => `${s.file} (${s.code})`), ...copies.map((c) => `${c} (duplicate)`)];
+  return [
+    {
+      rule: "dataset-not-prepared",
+      severity: "warning",
+      field,
+      message: `the run trains on ${scan.path} as it is (not prepared yet), so the trainer also gets the ${named.length} file(s) prep leaves out: ${named.slice(0, SHOWN).join(", ")}${named.length > SHOWN ? ", ..." : ""}`,
+      fix: "Run `loraspec prep` first: the run then trains on its folder, which holds exactly the images counted here.",
+      source: "engine run/build-train-job.ts (a run is handed the prepared folder when prep made one for this dataset, else the dataset) and project-dataset.ts trainingDatasetDir",
+      files: named.map((n) => n.slice(0, n.lastIndexOf(" ("))),
+    },
+  ];
+}

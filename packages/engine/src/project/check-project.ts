@@ -12,7 +12,7 @@ import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
-import { datasetFindings } from "../dataset/dataset-findings.js";
+import { datasetFindings, unpreparedFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { preflightBase } from "./preflight-base.js";
 
@@ -103,6 +103,9 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));
   // A prepared folder made from another dataset (another contract's, or before dataset.path changed) is not used: say so.
   if (trainingData && !trainingData.prepared && trainingData.others) notes.push(`the run trains on ${describeTrainingData(trainingData, loaded.displayName)}`);
+  // Not prepared: the trainer reads the dataset as it is, and what check counted is not what trains.
+  const mainScan = scans.find((s) => s.field === "dataset.path");
+  if (trainingData && !trainingData.prepared && mainScan) preflight.push(...unpreparedFindings(mainScan.scan, mainScan.field));
   const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };

@@ -9,6 +9,7 @@ import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepa
 import { scanDataset, type DatasetScan } from "@loraspec/engine/dataset/scan-dataset.js";
 import { readPrepManifest } from "@loraspec/engine/dataset/prep-manifest.js";
 import { decodeCaption } from "@loraspec/engine/dataset/caption-sidecar.js";
+import { unpreparedFindings } from "@loraspec/engine/dataset/dataset-findings.js";
 import { fixCaptions } from "@loraspec/engine/caption/fix-captions.js";
 import { photoLike, photoLikeRaw, pngHeaderOnly } from "./make-images.js";
 
@@ -166,6 +167,14 @@ describe("odd files: check's scan and prep agree, file by file", () => {
     expect(summary.orphanCaptions).toEqual(["dbl.jpg.txt"]);
     expect(scan.captionProblems.map((c) => [c.file, c.code])).toEqual([["latin.txt", "caption-not-utf8"]]);
     expect(summary.captionsMissing).toBe(scan.images.filter((i) => i.caption === null).length);
+  });
+
+  it("before prep, check warns that the trainer would also get every file prep leaves out (not symlinks: never handed on)", () => {
+    const [finding] = unpreparedFindings(scan);
+    expect(finding?.rule).toBe("dataset-not-prepared");
+    const leftOut = Object.entries(LABELS).filter(([, label]) => label !== KEPT && label !== "symlink").map(([file]) => file);
+    expect([...finding!.files!].sort()).toEqual(leftOut.sort());
+    expect(unpreparedFindings({ ...scan, skipped: scan.skipped.filter((s) => s.code === "symlink"), duplicates: [] })).toEqual([]);
   });
 
   it("EXIF-rotated JPEGs are measured and prepared upright", async () => {
