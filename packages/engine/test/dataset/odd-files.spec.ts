@@ -153,6 +153,11 @@ describe("odd files: check's scan and prep agree, file by file", () => {
     // A file left out is listed once, under skipped, never also as used with a warning.
     const skipped = new Set(summary.skipped.map((s) => s.source));
     expect(summary.warnings.filter((w) => skipped.has(w.source))).toEqual([]);
+    // Animations: the first frame, said in both.
+    for (const file of ["anim.gif", "anim.webp"]) {
+      expect(summary.warnings.filter((w) => w.source === file).map((w) => w.code), `prep: ${file}`).toContain("first-frame-only");
+      expect(scan.warnings.filter((w) => w.file === file).map((w) => w.code), `check: ${file}`).toContain("first-frame-only");
+    }
   });
 
   it("both pair the same captions: upper-case .TXT yes, img.jpg.txt no, BOM dropped, Latin-1 left out", async () => {
