@@ -14,6 +14,7 @@ import { readStoredPins } from "../dataset/stored-pins.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { datasetFindings, unpreparedFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { preflightBase } from "./preflight-base.js";
 
 export interface CheckProjectParams {
@@ -105,8 +106,13 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   if (trainingData && !trainingData.prepared && trainingData.others) notes.push(`the run trains on ${describeTrainingData(trainingData, loaded.displayName)}`);
   // Not prepared: the trainer reads the dataset as it is, and what check counted is not what trains.
   const mainScan = scans.find((s) => s.field === "dataset.path");
-  if (trainingData && !trainingData.prepared && mainScan) preflight.push(...unpreparedFindings(mainScan.scan, mainScan.field));
+  if (trainingData && !trainingData.prepared && mainScan) preflight.push(...unpreparedFindings(mainScan.scan, mainScan.field, rawReader(contract.trainer.name)));
   const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
+}
+
+/** How a trainer reads a dataset it is handed as it is: the built-in one lists the folder itself (worker train/data.py); the others get a copy of every candidate. */
+function rawReader(trainer: string) {
+  return trainer === "diffusers" ? { extensions: BUILTIN_TRAINER.imageExtensions, subfolders: false } : undefined;
 }

@@ -180,6 +180,9 @@ describe("odd files: check's scan and prep agree, file by file", () => {
     const leftOut = Object.entries(LABELS).filter(([, label]) => label !== KEPT && label !== "symlink").map(([file]) => file);
     expect([...finding!.files!].sort()).toEqual(leftOut.sort());
     expect(unpreparedFindings({ ...scan, skipped: scan.skipped.filter((s) => s.code === "symlink"), duplicates: [] })).toEqual([]);
+    // The built-in trainer lists the folder itself: a nested image and the animations are counted but never read.
+    const builtin = unpreparedFindings(scan, "dataset.path", { extensions: [".png", ".jpg", ".jpeg", ".webp"], subfolders: false })[0]!;
+    expect(builtin.files!.filter((f) => !leftOut.includes(f)).sort()).toEqual(["anim.gif", "sub/nested.jpg"]);
   });
 
   it("EXIF-rotated JPEGs are measured and prepared upright", async () => {
