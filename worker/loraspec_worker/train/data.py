@@ -16,16 +16,18 @@ IMAGE_EXTENSIONS = tuple(builtin_trainer()["imageExtensions"])
 def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = ".txt") -> list[tuple[str, str]]:
     if not os.path.isdir(folder):
         raise WorkerError("E_DATASET_NOT_FOUND", f"dataset folder not found: {folder}")
+    # Dot-files are never images: macOS AppleDouble twins (._x.jpg) and hidden files, as prep and check skip them.
+    names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    captions = _caption_files(names, caption_extension)
     items = []
-    for name in sorted(os.listdir(folder)):
+    for name in names:
         stem, ext = os.path.splitext(name)
-        if ext.lower() not in IMAGE_EXTENSIONS:
+        # A symlink is never followed (it can leave the folder or loop), as the engine's listing never follows one.
+        if ext.lower() not in IMAGE_EXTENSIONS or os.path.islink(os.path.join(folder, name)):
             continue
-        caption_path = os.path.join(folder, stem + caption_extension)
         caption = ""
-        if os.path.exists(caption_path):
-            with open(caption_path, encoding="utf-8") as f:
-                caption = f.read().strip()
+        if stem in captions:
+            caption = _read_caption(os.path.join(folder, captions[stem]), name)
         else:
             warning(f"no caption for {name}; training it on the trigger word alone", code="W_CAPTION_MISSING")
         if trigger and trigger not in caption:
@@ -34,6 +36,29 @@ def read_dataset(folder: str, trigger: Optional[str], caption_extension: str = "
     if not items:
         raise WorkerError("E_DATASET_EMPTY", f"no images in {folder}", hint=f"add {'/'.join(IMAGE_EXTENSIONS)} files with {caption_extension} captions")
     return items
+
+
+def _caption_files(names: list[str], caption_extension: str) -> dict[str, str]:
+    """Stem -> caption file, the extension compared without case (IMG_01.TXT captions IMG_01.JPG), an
+    exact-case match first: the engine's rule (packages/engine/src/dataset/caption-sidecar.ts pairSidecars)."""
+    found: dict[str, str] = {}
+    for name in names:
+        stem, ext = os.path.splitext(name)
+        if ext.lower() == caption_extension.lower() and (stem not in found or ext == caption_extension):
+            found[stem] = name
+    return found
+
+
+def _read_caption(path: str, image: str) -> str:
+    """UTF-8 with any byte-order mark dropped; bytes that are not UTF-8 leave the image uncaptioned with a
+    coded warning, as prep leaves such a caption out (caption-sidecar.ts decodeCaption)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as error:
+        warning(f"{os.path.basename(path)} is not UTF-8 text (byte {error.start}); {image} trains without it: save it as UTF-8", code="W_CAPTION_NOT_UTF8")
+        return ""
 
 
 def training_items(cfg: Config) -> list[tuple[str, str]]:

@@ -69,7 +69,7 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
 
   const todo: Array<{ image: string; caption: string }> = [];
   for (const image of files.images) {
-    const caption = captionPathFor(image, ext);
+    const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
     const existing = await readOptional(join(params.dir, caption));
     if (existing !== undefined && existing.trim() !== "" && !params.overwrite) summary.kept++;
     else todo.push({ image, caption });
@@ -172,7 +172,7 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled; captions written so far are kept, re-run to fill the rest");
 
   for (const image of files.images) {
-    const caption = captionPathFor(image, ext);
+    const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
     const text = await readOptional(join(params.dir, caption));
     const findings = checkCaption({
       caption: text,

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fixCaption, normalizeCaption, type CaptionStyle } from "@loraspec/core/captions/caption-rules.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { decodeCaption } from "../dataset/caption-sidecar.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { captionPathFor } from "./caption-dataset.js";
@@ -13,6 +14,8 @@ export interface FixCaptionsSummary {
   unchanged: number;
   /** Images with no caption at all (nothing to fix; `loraspec caption` fills them). */
   missing: string[];
+  /** Captions left as they are because they are not UTF-8 (rewriting would destroy their accents). */
+  unreadable: string[];
 }
 
 /** `loraspec caption --fix`: puts the trigger first in every existing caption (atomic writes). */
@@ -20,18 +23,19 @@ export async function* fixCaptions(params: { dir: string; trigger: string; style
   if (!params.trigger.trim()) throw new LoraspecError("E_USAGE", "no trigger word to put first", { field: "trigger.word" });
   const ext = params.captionExtension ?? ".txt";
   const files = await listDatasetFiles({ dir: params.dir, captionExtension: ext });
-  const summary: FixCaptionsSummary = { dir: params.dir, fixed: [], unchanged: 0, missing: [] };
+  const summary: FixCaptionsSummary = { dir: params.dir, fixed: [], unchanged: 0, missing: [], unreadable: [] };
   yield { type: "phase", name: "fix captions", message: `trigger "${params.trigger}" first` };
   let done = 0;
   for (const image of files.images) {
-    const caption = captionPathFor(image, ext);
-    let text: string | undefined;
-    try {
-      text = await readFile(join(params.dir, caption), "utf8");
-    } catch {
-      text = undefined;
-    }
-    if (text === undefined || !text.trim()) summary.missing.push(image);
+    // The caption the image pairs with (IMG_01.JPG + IMG_01.TXT), read as check and prep read it.
+    const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
+    const bytes = await readFile(join(params.dir, caption)).catch(() => undefined);
+    const read = bytes === undefined ? undefined : decodeCaption(bytes);
+    const text = read?.text;
+    if (read?.problem) {
+      summary.unreadable.push(caption);
+      yield { type: "warning", code: read.problem.code, message: `${caption}: ${read.problem.message} (not fixed)`, file: caption };
+    } else if (text === undefined || !text.trim()) summary.missing.push(image);
     else {
       const fixed = fixCaption(text, params.trigger, params.style);
       if (fixed !== normalizeCaption(text)) {

@@ -1,3 +1,4 @@
+import { extname } from "node:path";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { NEAR_DUPLICATE } from "./prep-knowledge.js";
 import type { DatasetScan } from "./scan-dataset.js";
@@ -46,5 +47,67 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
       files: scan.orphanCaptions,
     });
   }
+  if (scan.captionProblems.length) {
+    out.push({
+      rule: "dataset-caption-unreadable",
+      severity: "warning",
+      field,
+      message: `prep will not copy ${scan.captionProblems.length} caption file(s), so their images train uncaptioned: ${scan.captionProblems
+        .slice(0, SHOWN)
+        .map((c) => `${c.file} (${c.code}: ${c.message})`)
+        .join("; ")}`,
+      fix: "Re-save those captions as UTF-8 (any editor's 'Save with encoding'), then run check again.",
+      source: "caption-sidecar.ts decodeCaption: captions are UTF-8, as the trainers read them (kohya and the built-in trainer open them as UTF-8)",
+      files: scan.captionProblems.map((c) => c.file),
+    });
+  }
   return out;
+}
+
+/** Skips of files no trainer is handed either way (the listing never copies or follows them). */
+const NOT_HANDED_ON = new Set(["symlink", "unreadable-folder", "not-a-file"]);
+
+/** What a trainer reads of a folder it is handed as it is: the built-in trainer lists one folder, by extension. */
+export interface RawFolderReader {
+  extensions: readonly string[];
+  subfolders: boolean;
+}
+
+/**
+ * Before `loraspec prep` has made the dataset's folder the run trains on the dataset as it is, so the
+ * images check counts (prep's) are not what the trainer reads: every file prep would leave out (a
+ * truncated download, an empty file, a decompression bomb, a duplicate) goes to the trainer too, and a
+ * file it cannot decode stops the run; and with `reader` (the built-in trainer) images in sub-folders
+ * or of a format it does not open are counted but never trained. One warning naming them, with the
+ * command that makes the two agree.
+ */
+export function unpreparedFindings(scan: DatasetScan, field = "dataset.path", reader?: RawFolderReader): Finding[] {
+  const bad = scan.skipped.filter((s) => !NOT_HANDED_ON.has(s.code));
+  const copies = scan.duplicates.flatMap((c) => c.drop);
+  const unread = reader
+    ? scan.images.filter((i) => (!reader.subfolders && i.file.includes("/")) || !reader.extensions.includes(extname(i.file).toLowerCase()))
+    : [];
+  if (!bad.length && !copies.length && !unread.length) return [];
+  const named = [...bad.map((s) => `${s.file} (${s.code})`), ...copies.map((c) => `${c} (duplicate)`)];
+  const parts = [
+    named.length ? `the trainer also gets the ${named.length} file(s) prep leaves out: ${named.slice(0, SHOWN).join(", ")}${named.length > SHOWN ? ", ..." : ""}` : "",
+    unread.length
+      ? `${unread.length} counted image(s) are never read (the trainer reads ${reader!.extensions.join(" ")} files in the folder itself): ${unread
+          .slice(0, SHOWN)
+          .map((i) => i.file)
+          .join(", ")}${unread.length > SHOWN ? ", ..." : ""}`
+      : "",
+  ].filter(Boolean);
+  return [
+    {
+      rule: "dataset-not-prepared",
+      severity: "warning",
+      field,
+      message: `the run trains on ${scan.path} as it is (not prepared yet): ${parts.join("; and ")}`,
+      fix: "Run `loraspec prep` first: the run then trains on its folder, which holds exactly the images counted here.",
+      source:
+        "engine run/build-train-job.ts (a run is handed the prepared folder when prep made one for this dataset, else the dataset; project-dataset.ts trainingDatasetDir); built-in trainer: worker train/data.py read_dataset",
+      files: [...named.map((n) => n.slice(0, n.lastIndexOf(" ("))), ...unread.map((i) => i.file)],
+    },
+  ];
 }

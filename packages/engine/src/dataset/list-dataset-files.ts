@@ -1,6 +1,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { pairSidecars } from "./caption-sidecar.js";
 import { IMAGE_EXTENSIONS } from "./prep-knowledge.js";
 
 /** Something in the folder prep does not read, and why. */
@@ -16,6 +17,8 @@ export interface DatasetFiles {
   images: string[];
   /** Caption sidecars (`.txt` or the contract's extension), relative, sorted. */
   captions: string[];
+  /** Image -> its caption file (caption-sidecar.ts pairSidecars: same stem, extension without case). */
+  sidecars: Map<string, string>;
   /** Captions with no image of the same stem beside them. */
   orphanCaptions: string[];
   /** Everything else (notes, videos, ...): never counted as images. */
@@ -58,7 +61,7 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
   if (!info.isDirectory()) {
     throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset path '${shown}' is a file, not a folder`, { ...where, hint: "point it at the folder that holds your images" });
   }
-  const out: DatasetFiles = { images: [], captions: [], orphanCaptions: [], other: [], skipped: [] };
+  const out: DatasetFiles = { images: [], captions: [], sidecars: new Map(), orphanCaptions: [], other: [], skipped: [] };
   const rel = (path: string) => relative(params.dir, path).split(sep).join("/");
   const walk = async (dir: string): Promise<void> => {
     let entries;
@@ -90,8 +93,9 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
   };
   await walk(params.dir);
   for (const list of [out.images, out.captions, out.other]) list.sort();
-  const stems = new Set(out.images.map((i) => i.slice(0, i.length - extname(i).length)));
-  out.orphanCaptions = out.captions.filter((c) => !stems.has(c.slice(0, c.length - extname(c).length)));
+  out.sidecars = pairSidecars(out.images, out.captions, params.captionExtension ?? ".txt");
+  const paired = new Set(out.sidecars.values());
+  out.orphanCaptions = out.captions.filter((c) => !paired.has(c));
   out.skipped.sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
 }

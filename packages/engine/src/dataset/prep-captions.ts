@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
+import { decodeCaption } from "./caption-sidecar.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import type { ManifestEntry } from "./prep-manifest.js";
@@ -27,16 +28,25 @@ export interface CaptionSync {
 export async function* syncCaptions(params: {
   outDir: string;
   datasetDir: string;
-  captionExt: string;
   entries: Iterable<ManifestEntry>;
+  /** Source image -> its caption file in the dataset (list-dataset-files' sidecars); absent: none. */
+  sidecars: ReadonlyMap<string, string>;
   previous: ReadonlyMap<string, ManifestEntry>;
 }): AsyncGenerator<LoraspecEvent, CaptionSync> {
-  const { outDir, datasetDir, captionExt } = params;
+  const { outDir, datasetDir } = params;
   const result: CaptionSync = { copied: 0, missing: 0, stale: [] };
   for (const entry of params.entries) {
     const captionPath = join(outDir, entry.caption!);
-    const sidecarPath = join(datasetDir, dirname(entry.source), `${basename(entry.source, extname(entry.source))}${captionExt}`);
-    const sidecar = await readOptional(sidecarPath);
+    const sidecarRel = params.sidecars.get(entry.source);
+    const sidecarPath = join(datasetDir, sidecarRel ?? entry.source);
+    const bytes = sidecarRel === undefined ? undefined : await readFile(sidecarPath).catch(() => undefined);
+    let sidecar: string | undefined;
+    if (sidecarRel !== undefined && bytes !== undefined) {
+      // One reading with check's scan (caption-sidecar.ts): BOM dropped; bytes that are not UTF-8 are not copied.
+      const read = decodeCaption(bytes);
+      if (read.problem) yield { type: "warning", code: read.problem.code, message: `${sidecarRel}: ${read.problem.message}`, file: sidecarRel };
+      else sidecar = read.text;
+    }
     let current = await readOptional(captionPath);
     const sidecarHash = sidecar === undefined ? undefined : sha256(sidecar);
     const untouched = current !== undefined && sha256(current) === entry.captionSha256;

@@ -301,6 +301,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
         entries.delete(result.source);
         const image = unique.find((u) => u.source === result.source)!;
         image.problems.push(result.problem);
+        // Listed once, under skipped: the header's warnings (upscaled) no longer apply to an image left out.
+        summary.warnings = summary.warnings.filter((w) => w.source !== result.source);
         summary.skipped.push({ source: result.source, code: result.problem.code, message: result.problem.message });
         yield { type: "warning", code: result.problem.code, message: `${result.source}: ${result.problem.message} (skipped)`, file: result.source };
       } else processed.add(result.source);
@@ -362,7 +364,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   }
 
   // 7. Captions follow their image (prep-captions.ts): sidecars copied in, hand edits kept, a caption of changed pixels parked.
-  const captions = yield* syncCaptions({ outDir, datasetDir, captionExt, entries: entries.values(), previous: previousBySource });
+  const captions = yield* syncCaptions({ outDir, datasetDir, entries: entries.values(), sidecars: files.sidecars, previous: previousBySource });
   summary.captionsCopied = captions.copied;
   summary.captionsMissing = captions.missing;
   summary.staleCaptions = captions.stale;

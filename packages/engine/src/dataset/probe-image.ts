@@ -11,6 +11,7 @@ export type ImageProblemCode =
   | "too-small"
   | "upscaled"
   | "extreme-aspect"
+  | "first-frame-only"
   | "duplicate"
   | "near-duplicate";
 
@@ -142,6 +143,10 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
     }
   }
   probed.problems.push(...sizeProblems(width, height, resolution, maxAspect));
+  // sharp (and so prep, and the signature) decodes the first page unless told otherwise: say so for an animation.
+  if ((meta.pages ?? 1) > 1) {
+    probed.problems.push({ code: "first-frame-only", severity: "warn", message: `${meta.pages} frames (animated or multi-page ${meta.format}): only the first one is used` });
+  }
   return probed;
 }
 

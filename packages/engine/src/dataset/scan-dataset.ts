@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { basename, dirname, extname, join } from "node:path";
+import { extname, join } from "node:path";
 import type { DatasetImage, DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
+import { decodeCaption } from "./caption-sidecar.js";
 import { dedupeImages, type DuplicateCluster } from "./dedupe.js";
 import { listDatasetFiles, type ListDatasetFilesParams, type SkippedEntry } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
@@ -48,6 +49,8 @@ export interface DatasetScan extends DatasetSummary {
   duplicates: DuplicateCluster[];
   /** Caption sidecars with no image beside them. */
   orphanCaptions: string[];
+  /** Sidecars prep will not copy (not UTF-8): their image counts as uncaptioned. `file` is the caption. */
+  captionProblems: Array<{ file: string; code: string; message: string }>;
 }
 
 /**
@@ -89,15 +92,21 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
   }
   const duplicates = params.decode === false ? [] : dedupeImages({ images: usable, pinned: params.pinned, distinct: params.distinct });
   const dropped = new Set(duplicates.flatMap((c) => c.drop));
-  const captions = new Set(files.captions);
   const images: DatasetImage[] = [];
+  const captionProblems: DatasetScan["captionProblems"] = [];
   for (const p of usable) {
     if (dropped.has(p.source)) continue;
-    const sidecar = join(dirname(p.source), `${basename(p.source, extname(p.source))}${captionExtension}`).split("\\").join("/");
-    const caption = captions.has(sidecar) ? (await readFile(join(dir, sidecar), "utf8").catch(() => "")).trim() : null;
+    const sidecar = files.sidecars.get(p.source);
+    let caption: string | null = null;
+    if (sidecar !== undefined) {
+      // The same reading prep's caption copy does (caption-sidecar.ts): BOM dropped, non-UTF-8 left out.
+      const text = decodeCaption(await read(join(dir, sidecar)).catch(() => new Uint8Array()));
+      if (text.problem) captionProblems.push({ file: sidecar, ...text.problem });
+      else caption = text.text.trim();
+    }
     images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
   }
-  return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions };
+  return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, captionProblems };
 }
 
 function readError(error: unknown): string {

@@ -13,8 +13,9 @@ import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
-import { datasetFindings } from "../dataset/dataset-findings.js";
+import { datasetFindings, unpreparedFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { preflightBase } from "./preflight-base.js";
 import { assertTrainerInstalled } from "../run/trainer-ready.js";
 
@@ -105,6 +106,9 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));
   // A prepared folder made from another dataset (another contract's, or before dataset.path changed) is not used: say so.
   if (trainingData && !trainingData.prepared && trainingData.others) notes.push(`the run trains on ${describeTrainingData(trainingData, loaded.displayName)}`);
+  // Not prepared: the trainer reads the dataset as it is, and what check counted is not what trains.
+  const mainScan = scans.find((s) => s.field === "dataset.path");
+  if (trainingData && !trainingData.prepared && mainScan) preflight.push(...unpreparedFindings(mainScan.scan, mainScan.field, rawReader(contract.trainer.name)));
   const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
@@ -123,4 +127,9 @@ function trainerReadiness(contract: Contract, env: NodeJS.ProcessEnv | undefined
     const field = error.field ?? "trainer.name";
     return [{ rule: "trainer-not-ready", severity: "warning", field, message: `\`loraspec train\` on this machine refuses it now (${error.code}): ${error.message}.`, fix: error.hint ?? "", source: "ours: run/trainer-ready.ts, what train checks before a run exists" }];
   }
+}
+
+/** How a trainer reads a dataset it is handed as it is: the built-in one lists the folder itself (worker train/data.py); the others get a copy of every candidate. */
+function rawReader(trainer: string) {
+  return trainer === "diffusers" ? { extensions: BUILTIN_TRAINER.imageExtensions, subfolders: false } : undefined;
 }

@@ -1,0 +1,65 @@
+import { extname } from "node:path";
+
+/**
+ * Which caption file belongs to which image, and how its bytes become text: one rule for check's
+ * scan, prep's caption copy and anything else that reads a dataset's sidecars.
+ *
+ * Pairing: same folder and stem, caption extension compared without case (a camera folder's
+ * `IMG_01.JPG` + `IMG_01.TXT` is a pair; the prepared copy gets the contract's extension, which is
+ * what the trainers look for). An exact-case match wins when both exist.
+ */
+export function pairSidecars(images: readonly string[], captions: readonly string[], captionExt: string): Map<string, string> {
+  const want = captionExt.toLowerCase();
+  const byStem = new Map<string, string>();
+  for (const caption of captions) {
+    const ext = extname(caption);
+    if (ext.toLowerCase() !== want) continue;
+    const stem = caption.slice(0, caption.length - ext.length);
+    const seen = byStem.get(stem);
+    if (seen === undefined || ext === captionExt) byStem.set(stem, caption);
+  }
+  const pairs = new Map<string, string>();
+  for (const image of images) {
+    const caption = byStem.get(image.slice(0, image.length - extname(image).length));
+    if (caption !== undefined) pairs.set(image, caption);
+  }
+  return pairs;
+}
+
+export interface CaptionProblem {
+  code: "caption-not-utf8";
+  message: string;
+}
+
+/**
+ * A caption file's bytes as text: UTF-8, a leading byte-order mark dropped (Notepad writes one; the
+ * tokenizer would see it as a character before the trigger word). Bytes that are not UTF-8 (a
+ * Latin-1 or Windows-1252 export) are a problem, not guessed at: the caption is left out and the user
+ * re-saves it as UTF-8.
+ */
+export function decodeCaption(bytes: Uint8Array): { text: string; problem?: undefined } | { text?: undefined; problem: CaptionProblem } {
+  try {
+    // TextDecoder drops a leading BOM by default (ignoreBOM: false).
+    return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    return {
+      problem: {
+        code: "caption-not-utf8",
+        message: `not UTF-8 text (byte 0x${(bytes[at] ?? 0).toString(16).padStart(2, "0")} at offset ${at}, e.g. a Latin-1 export): left out; save it as UTF-8`,
+      },
+    };
+  }
+}
+
+/** Offset of the first byte that breaks UTF-8's lead/continuation structure (for the message only). */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.byteLength; ) {
+    const b = bytes[i]!;
+    const n = b < 0x80 ? 0 : b >= 0xc2 && b < 0xe0 ? 1 : b >= 0xe0 && b < 0xf0 ? 2 : b >= 0xf0 && b < 0xf5 ? 3 : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) if (((bytes[i + k] ?? 0) & 0xc0) !== 0x80) return i;
+    i += n + 1;
+  }
+  return 0;
+}
