@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { LoraspecError } from "@loraspec/core/errors.js";
 import { filesKeyFor } from "@loraspec/engine/server/app-context.js";
 import { createApp } from "@loraspec/engine/server/create-app.js";
+import { fakeRuns } from "./fake-runs.js";
 import type { DatasetScan, RunsService } from "@loraspec/engine/server/deps.js";
 import { projectToken } from "@loraspec/engine/server/project-token.js";
 
@@ -25,17 +25,7 @@ let app: ReturnType<typeof createApp>;
 let scans = 0;
 const runDirs = new Map<string, string>();
 
-const runs: RunsService = {
-  list: () => [...runDirs].map(([id, runDir]) => ({ id, state: "succeeded", runDir })),
-  get: (id) => {
-    const runDir = runDirs.get(id);
-    if (!runDir) throw new LoraspecError("E_RUN_NOT_FOUND", `No run ${id}.`);
-    return { id, state: "succeeded", runDir };
-  },
-  start: async () => ({ id: "x" }),
-  stop: async () => {},
-  resume: async (id) => ({ id }),
-};
+const runs: RunsService = fakeRuns(runDirs);
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "loraspec-hostile-"));

@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { filesKeyFor } from "@loraspec/engine/server/app-context.js";
 import { createApp } from "@loraspec/engine/server/create-app.js";
+import { fakeRuns } from "./fake-runs.js";
 import type { RunsService } from "@loraspec/engine/server/deps.js";
 import { readAllEvents, readEventsFrom } from "@loraspec/engine/run/run-files.js";
 
@@ -31,17 +32,7 @@ let app: ReturnType<typeof createApp>;
 let started = 0;
 const runDirs = new Map<string, string>();
 
-const runs: RunsService = {
-  list: () => [...runDirs].map(([id, runDir]) => ({ id, state: "succeeded", runDir })),
-  get: (id) => {
-    const runDir = runDirs.get(id);
-    if (!runDir) throw new LoraspecError("E_RUN_NOT_FOUND", `No run ${id}.`);
-    return { id, state: "succeeded", runDir };
-  },
-  start: async () => ({ id: `x${++started}` }),
-  stop: async () => {},
-  resume: async (id) => ({ id }),
-};
+const runs: RunsService = fakeRuns(runDirs, () => started++);
 
 /** Reads whatever it is given: if a path got out of the project, the secret would come back. */
 const leakyRead = async (path: string) => ({
