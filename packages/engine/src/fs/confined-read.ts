@@ -4,7 +4,7 @@ import { isLoraspecError } from "@loraspec/core/errors.js";
 
 /** What reading a file the server found itself (a caption, a run log, a report's JSON) gave. */
 export type ConfinedText =
-  | { kind: "text"; text: string; truncated: boolean; bytes: number }
+  | { kind: "text"; text: string; truncated: boolean; bytes: number; raw: Uint8Array }
   | { kind: "missing" }
   | { kind: "outside" };
 
@@ -42,7 +42,8 @@ export async function readConfinedText(params: {
     const want = Math.min(info.size, params.maxBytes);
     const buf = Buffer.alloc(want);
     const { bytesRead } = await handle.read(buf, 0, want, 0);
-    return { kind: "text", text: buf.subarray(0, bytesRead).toString("utf8"), truncated: info.size > params.maxBytes, bytes: info.size };
+    const raw = buf.subarray(0, bytesRead);
+    return { kind: "text", text: raw.toString("utf8"), truncated: info.size > params.maxBytes, bytes: info.size, raw };
   } finally {
     await handle.close();
   }

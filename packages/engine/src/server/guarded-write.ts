@@ -26,9 +26,10 @@ async function currentText(file: string): Promise<string | null> {
  * editor, `loraspec init --force`, a second tab): E_FILE_CHANGED naming the file, nothing written.
  * Call for every file of a request before writing any, then write each with `atomicWrite`.
  */
-export async function checkUnchanged(params: { file: string; rel: string; base: string | null; field?: string }): Promise<void> {
+export async function checkUnchanged(params: { file: string; rel: string; base: string | null; field?: string; asShown?: (text: string) => string }): Promise<void> {
   const now = await currentText(params.file);
-  if (now === params.base) return;
+  // `asShown`: the text as the page was given it (a caption's BOM is dropped when it is read: caption-sidecar.ts).
+  if ((now === null || !params.asShown ? now : params.asShown(now)) === params.base) return;
   throw new LoraspecError("E_FILE_CHANGED", `${params.rel} changed on disk since the page read it; nothing was written.`, {
     file: params.rel,
     field: params.field,

@@ -5,6 +5,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 
 export { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
+import { pairSidecars } from "../dataset/caption-sidecar.js";
 
 /** The few contract fields the server itself needs, read leniently (the contract may be mid-edit). */
 export interface ContractBasics {
@@ -109,4 +110,20 @@ export async function findFiles(params: {
 export function captionFileFor(imageRel: string, extension: string): string {
   const ext = extname(imageRel);
   return `${imageRel.slice(0, imageRel.length - ext.length)}${extension}`;
+}
+
+/**
+ * Each image's caption file as check, prep and train pair them (dataset/caption-sidecar.ts: same folder and stem, the
+ * extension compared without case, so `IMG_01.TXT` captions `IMG_01.JPG`); an image with none gets the contract's
+ * extension (where the page writes a new caption).
+ */
+export async function captionFilesFor(dir: string, images: readonly string[], extension: string): Promise<Map<string, string>> {
+  const folders = [...new Set(images.map((rel) => (rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "")))];
+  const captions: string[] = [];
+  for (const folder of folders) {
+    const entries = await readdir(folder ? join(dir, ...folder.split("/")) : dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isFile() && !e.name.startsWith(".")) captions.push(folder ? `${folder}/${e.name}` : e.name);
+  }
+  const paired = pairSidecars(images, captions, extension);
+  return new Map(images.map((image) => [image, paired.get(image) ?? captionFileFor(image, extension)]));
 }

@@ -305,6 +305,26 @@ describe("contract and captions", () => {
     expect(await readFile(join(project, "dataset", "b.txt"), "utf8")).toBe("txcl, green\n");
   });
 
+  it("pairs and reads captions as check, prep and train do (caption-sidecar.ts): IMG.TXT captions IMG.png, a BOM dropped, Latin-1 a problem; a save writes the paired file", async () => {
+    await writeFile(join(project, "dataset", "up.png"), await png(64, { r: 10, g: 10, b: 200 }));
+    await writeFile(join(project, "dataset", "up.TXT"), "\ufefftxcl, upper\n");
+    await writeFile(join(project, "dataset", "latin.png"), await png(64, { r: 10, g: 200, b: 10 }));
+    await writeFile(join(project, "dataset", "latin.txt"), Buffer.from("txcl, caf\xe9\n", "latin1"));
+    try {
+      const body = await (await app.request("/api/dataset", { headers: auth })).json();
+      const byPath = Object.fromEntries(body.images.map((i: { path: string }) => [i.path, i]));
+      expect([byPath["up.png"].caption, byPath["up.png"].captionFile]).toEqual(["txcl, upper\n", "up.TXT"]);
+      expect(byPath["latin.png"].caption).toBeNull();
+      expect(byPath["latin.png"].problems.map((p: { code: string }) => p.code)).toContain("caption-not-utf8");
+      const res = await app.request("/api/captions", { method: "PUT", headers: json, body: JSON.stringify({ items: [{ image: "up.png", text: "txcl, edited upper", base: "txcl, upper\n" }] }) });
+      expect(res.status).toBe(200);
+      expect(await readFile(join(project, "dataset", "up.TXT"), "utf8")).toBe("txcl, edited upper\n");
+      expect((await readdir(join(project, "dataset"))).filter((f) => f.startsWith("up."))).toEqual(["up.TXT", "up.png"]);
+    } finally {
+      for (const f of ["up.png", "up.TXT", "latin.png", "latin.txt"]) await rm(join(project, "dataset", f), { force: true });
+    }
+  });
+
   it("refuses a caption for an image not in the dataset and writes none of the batch", async () => {
     const res = await app.request("/api/captions", {
       method: "PUT",

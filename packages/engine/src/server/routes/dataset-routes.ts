@@ -11,7 +11,7 @@ import { checkUnchanged, requireBase } from "../guarded-write.js";
 import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
-import { captionFileFor, contractBasics, listImages, readContractText } from "../project-files.js";
+import { captionFilesFor, contractBasics, listImages, readContractText } from "../project-files.js";
 import { projectRelative, resolveInsideProject } from "../../fs/safe-path.js";
 import { contractOnDisk, datasetListing, datasetSummary } from "./dataset-scan.js";
 
@@ -51,7 +51,10 @@ export function datasetRoutes(ctx: AppContext) {
       }
       const b = await ctx.basics();
       const dir = await ctx.datasetDir();
-      const known = new Set(await listImages(dir));
+      const images = await listImages(dir);
+      const known = new Set(images);
+      // The caption file the listing showed (IMG_01.TXT for IMG_01.JPG), else a new one with the contract's extension.
+      const captionFiles = await captionFilesFor(dir, images, b.captionExtension);
       const writes: Array<{ file: string; text: string; captionFile: string }> = [];
       for (const item of body.items as Array<{ image?: unknown; text?: unknown; base?: unknown }>) {
         const image = requireString(item?.image, "items[].image");
@@ -61,10 +64,10 @@ export function datasetRoutes(ctx: AppContext) {
           throw new LoraspecError("E_USAGE", `The caption for "${image}" is over ${SERVER_LIMITS.captionBytes} bytes.`, { field: "items[].text" });
         }
         if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`, { field: "items[].image" });
-        const captionRel = captionFileFor(image, b.captionExtension);
+        const captionRel = captionFiles.get(image)!;
         const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
         // The caption as the page read it (null: none): one changed on disk since is refused, not overwritten.
-        await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), field: "items[].base" });
+        await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), field: "items[].base", asShown: withoutBom });
         writes.push({ file, text: item.text.trim() + "\n", captionFile: captionRel });
       }
       // Validate everything first, then write: a bad item never leaves half the edits on disk.
@@ -182,3 +185,6 @@ async function checkUploads(files: File[]): Promise<Array<{ name: string; data: 
   }
   return checked;
 }
+
+/** A caption as the listing shows it: a leading byte-order mark dropped (dataset/caption-sidecar.ts decodeCaption). */
+const withoutBom = (text: string) => text.replace(/^\ufeff/, "");

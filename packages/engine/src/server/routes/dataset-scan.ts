@@ -9,7 +9,8 @@ import { readStoredPins } from "../../dataset/stored-pins.js";
 import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
 import { SERVER_LIMITS } from "../limits.js";
-import { captionFileFor, listImages, readContractText } from "../project-files.js";
+import { captionFilesFor, listImages, readContractText } from "../project-files.js";
+import { decodeCaption } from "../../dataset/caption-sidecar.js";
 import { projectRelative } from "../../fs/safe-path.js";
 
 const keyOf = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("base64url");
@@ -61,7 +62,12 @@ async function readCaption(ctx: AppContext, file: string, own: Array<{ code: str
     own.push({ code: "caption-too-large", message: `The caption file is ${read.bytes} bytes; over ${SERVER_LIMITS.captionBytes} it is not a caption.` });
     return null;
   }
-  return read.text;
+  const decoded = decodeCaption(read.raw);
+  if (decoded.problem) {
+    own.push({ code: decoded.problem.code, message: `The caption file is ${decoded.problem.message}.` });
+    return null;
+  }
+  return decoded.text;
 }
 
 /** Every image with its size, caption and problems: what the Dataset page lists. */
@@ -75,6 +81,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
     dir,
     compute: async () => {
       const images = await listImages(dir);
+      const captionFiles = await captionFilesFor(dir, images, b.captionExtension);
       let problems: Record<string, Array<{ code: string; message: string }>> = {};
       let summary: DatasetResponse["summary"];
       if (ctx.params.scanDataset) {
@@ -88,7 +95,7 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
       const rows = await Promise.all(
         images.map(async (rel): Promise<ImageRow> => {
           const full = join(dir, rel);
-          const captionRel = captionFileFor(rel, b.captionExtension);
+          const captionRel = captionFiles.get(rel)!;
           const own = [...(problems[rel] ?? [])];
           const caption = await readCaption(ctx, join(dir, captionRel), own);
           let width: number | undefined;
