@@ -64,9 +64,10 @@ def test_every_trained_arch_has_target_presets_and_requests_default_to_attention
 
 
 def test_every_refusal_the_worker_makes_has_the_tables_code():
-    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "attention", "precision"}
+    assert set(TABLE["refusals"]) == {"compile", "cuda_graphs", "channels_last", "fp8_matmul", "attention", "precision", "lora_compute"}
     assert all(code.startswith("W_") for code in TABLE["refusals"].values())
-    assert set(TABLE["refusals"]) - {"precision"} <= set(TABLE["levers"])
+    # precision and lora_compute are refused where the base's dtype is chosen (model.choose_dtype, setup.lora_compute_for)
+    assert set(TABLE["refusals"]) - {"precision", "lora_compute"} <= set(TABLE["levers"])
     assert callable(speed.refuse_levers)
 
 
