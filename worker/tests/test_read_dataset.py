@@ -2,6 +2,7 @@
 pairing and caption reading as check and prep (engine caption-sidecar.ts), no dot-file junk, no symlinks."""
 
 import json
+import os
 
 from PIL import Image
 
@@ -28,3 +29,17 @@ def test_odd_files_read_as_check_and_prep_read_them(tmp_path, capsys):
     assert items == {"IMG_01.JPG": "txcl, upper", "a.jpg": "txcl, plain", "bom.png": "txcl, bom", "latin.png": "txcl"}
     codes = [json.loads(line).get("code") for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert codes == ["W_CAPTION_NOT_UTF8"]
+
+
+def test_caption_pairing_matches_the_engines_cases():
+    """The worker's pairing (data._caption_files) against the cases the engine's pairSidecars is tested on
+    (packages/engine/test/dataset/caption-pairing-cases.json): one rule, two readers, a test when they drift."""
+    from pathlib import Path
+
+    from loraspec_worker.train import data
+
+    cases = json.loads((Path(__file__).resolve().parents[2] / "packages/engine/test/dataset/caption-pairing-cases.json").read_text())["cases"]
+    for case in cases:
+        found = data._caption_files(sorted(case["images"] + case["captions"]), case["ext"])
+        pairs = {img: found[os.path.splitext(img)[0]] for img in case["images"] if os.path.splitext(img)[0] in found}
+        assert pairs == case["pairs"], case
