@@ -36,15 +36,17 @@ export interface LoraComputeRecord extends Sourced {
 export const LORA_COMPUTE: LoraComputeRecord = {
   measuredArches: {
     sdxl: "SDXL on an H200, attention preset, batch 1: whole-step CUDA graph 0.106 -> 0.092 s/step, with regional compile 0.083 -> 0.078, eager 0.598 -> 0.535; peak 12.7 -> 10.8 GiB; loss curve within 0.01% mean / 0.02% max of the fp32 twin",
+    flux1:
+      "FLUX.1 [dev] on an H200, attention preset, batch 1, torch SDPA: compile + fp8 GEMMs 0.396 -> 0.383 s/step, eager fused 0.556 -> 0.513; peak 44.6 -> 42.1 GiB compiled, 50.1 -> 41.6 eager; loss curve within 0.01% mean / 0.02% max of the fp32 eager row; every linear of the blocks (494 modules): 0.424 s/step, peak 52.2 GiB",
   },
-  activationSavingGib: { sdxl: { uncompiled: 1.9, compiled: 1.1 } },
+  activationSavingGib: { sdxl: { uncompiled: 1.9, compiled: 1.1 }, flux1: { uncompiled: 8.6, compiled: 2.5 } },
   measuredSource:
-    "bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32 --steps 50 --profile 4 and --configs 26,33 --steps 30, H200 lease 2026-12-03 21:04-21:31 UTC (bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl, gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl); FLUX-class arches not measured yet",
+    "bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32 --steps 50 --profile 4 and --configs 26,33 --steps 30, H200 lease 2026-12-03 21:04-21:31 UTC (bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl, gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl); bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 50 and --configs 10,35 --targets all-linear --steps 30, H200 lease 2026-12-04 15:47-15:53 UTC (bench/data/gpu-speed-h200-2026-12-04-flux1-lora-bf16{,-all-linear}.jsonl); FLUX.2 [klein], Qwen-Image and Z-Image not measured yet",
   profiled:
     "SDXL attention preset, H200, eager step profiled: the LoRA's GEMMs 18.9 ms/step (5,457 calls) vs the frozen base's 17.0 ms, dtype copies (aten::copy_) 13.6 ms, mul 5.7, add 4.6: ~40 of ~102 ms GPU time is the fp32 LoRA path",
   profiledSource: "bench/gpu-speed.py --only sdxl --configs 1,4 --steps 30 --profile 4, H200 lease 2026-12-03 08:04-08:33",
   peers: "Kohya sd-scripts and ai-toolkit train LoRA under bf16 autocast (fp32 master weights, bf16 compute)",
   source:
     "peft 0.21.2 tuners/lora/layer.py Linear.forward (`x = self._cast_input_dtype(x, lora_A.weight.dtype)`), tuners/tuners_utils.py _cast_input_dtype (skipped when cast_input_dtype_enabled is False); Kohya sd-scripts train_network.py (accelerator.autocast around the forward); ai-toolkit (torch.autocast in its SD trainer)",
-  asOf: "2026-12-03",
+  asOf: "2026-12-04",
 };

@@ -25,11 +25,14 @@ describe("the plan's lora_compute", () => {
     Object.assign(measured, committed);
   });
 
-  it("the committed record: SDXL measured on a GPU (the lease of 2026-12-03), the FLUX-class arches not yet", () => {
-    expect(Object.keys(committed)).toEqual(["sdxl"]);
+  it("the committed record: SDXL (lease of 2026-12-03) and FLUX.1 (2026-12-04) measured on a GPU, klein not yet", () => {
+    expect(Object.keys(committed).sort()).toEqual(["flux1", "sdxl"]);
     expect(committed.sdxl).toMatch(/0\.083 -> 0\.078/);
+    expect(committed.flux1).toMatch(/0\.396 -> 0\.383/);
     expect(settings("sdxl").loraCompute).toBe("bf16");
-    expect(LORA_COMPUTE.activationSavingGib.sdxl).toBeDefined();
+    expect(settings("flux1-dev").loraCompute).toBe("bf16");
+    expect(settings("flux2-klein-4b").loraCompute).toBe("fp32");
+    for (const arch of Object.keys(committed)) expect(LORA_COMPUTE.activationSavingGib[arch], arch).toBeDefined();
   });
 
   it.each(["sdxl", "flux1-dev", "flux2-klein-4b"])("%s: fp32 until a GPU measures bf16, and says so", (model) => {
@@ -41,6 +44,7 @@ describe("the plan's lora_compute", () => {
   });
 
   it("bf16 where measured: the request carries it", () => {
+    for (const k of Object.keys(measured)) delete measured[k];
     measured.sdxl = "SDXL graph + compile 0.083 -> 0.07 s/step (example)";
     const s = settings("sdxl");
     expect(s.loraCompute).toBe("bf16");
