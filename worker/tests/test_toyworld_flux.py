@@ -138,7 +138,7 @@ def test_the_evaluation_samples_only_at_lengths_the_base_trained_at(monkeypatch,
 
 def test_a_toy_flux_base_is_sampled_at_the_t5_length_its_toyworld_json_records(tmp_path):
     """base_sampling_length, what shape-probe, shape-trace and the toy LoRA tests sample and train at:
-    the base's own trained lengths; the committed base's 128 (of 512 and 128), as before."""
+    the base's own trained lengths; the committed base (t32-outline, 2026-12-04) trained and samples at 32."""
     import json
     import os
 
@@ -146,7 +146,7 @@ def test_a_toy_flux_base_is_sampled_at_the_t5_length_its_toyworld_json_records(t
 
     committed = os.path.join(os.path.dirname(__file__), "..", "..", "models", "toy-flux1")
     if os.path.exists(os.path.join(committed, "toyworld.json")):
-        assert train_flux.base_t5_lengths(committed) == (512, 128) and train_flux.base_sampling_length(committed) == 128
+        assert train_flux.base_t5_lengths(committed) == (32,) and train_flux.base_sampling_length(committed) == 32
     assert train_flux.base_t5_lengths(str(tmp_path)) == train_flux.T5_LENGTHS  # no toyworld.json: the default
     (tmp_path / "toyworld.json").write_text(json.dumps({"arch": "flux1", "transformer": {"t5_lengths": [32]}}))
     assert train_flux.base_sampling_length(str(tmp_path)) == 32

@@ -39,7 +39,7 @@ pytestmark = [
 # GPU: the SDXL toy test's recipe (rank 8, lr 1e-3, batch 4, 300 steps). CPU: just the code paths.
 SETTINGS = ({"steps": 3, "batch_size": 2, "sample_steps": 2, "prompts": 2, "device": "cpu", "precision": "fp32"} if CPU else
             {"steps": 300, "batch_size": 4, "sample_steps": 28, "prompts": 8, "device": "cuda", "precision": "bf16"})
-T5_LENGTH = train_flux.base_sampling_length(BASE)  # the base's own, from its toyworld.json (the committed one: 128 of 512 and 128)
+T5_LENGTH = train_flux.base_sampling_length(BASE)  # the base's own, from its toyworld.json (the committed one: 32)
 # Sampling as FLUX.1 [dev] is used (and as sample.py / validate do): the guidance embedding at the
 # value the base trained at, no true CFG. train_flux.EVAL_TRUE_CFG is the other option.
 TRUE_CFG = 1.0
