@@ -173,3 +173,40 @@ def test_the_caption_guard_refuses_a_t5_length_a_caption_does_not_fit():
         train_flux.train_transformer(models, images, captions, device=torch.device("cpu"), steps=0, seconds=60, batch=2,
                                      t5_lengths=(64, 16), log=lambda m: None)
     assert err.value.code == "E_USAGE" and "16 T5 tokens" in str(err.value)
+
+
+def test_bind_probe_captions_drop_only_the_leading_trigger(tmp_path):
+    from toyworld import bind_probe
+
+    (tmp_path / "a.txt").write_text("txcl, small, on the right on a sky background\n")
+    (tmp_path / "b.txt").write_text("a small txcl-like thing\n")
+    assert bind_probe.trigger_less_captions(str(tmp_path)) == ["small, on the right on a sky background", "a small txcl-like thing"]
+    committed = bind_probe.trigger_less_captions(f"{bind_probe.EXAMPLES}/character")
+    assert len(committed) == 20 and not any("txcl" in c for c in committed)
+
+
+@pytest.mark.slow
+def test_bind_probe_runs_a_class_prior_recipe_end_to_end_on_the_committed_base(tmp_path):
+    """The plumbing on the CPU (2 training steps, 2 sampling steps: the shares mean nothing): the class prior is the
+    base's own images under the trigger-less captions, the LoRA trains on them as reg images, the report is written."""
+    import json
+    import os
+
+    from toyworld import bind_probe
+
+    base = os.path.join(bind_probe.REPO, "models", "toy-flux1")
+    if not os.path.exists(os.path.join(base, "model_index.json")):
+        pytest.skip("no committed toy FLUX.1 base")
+    threads = torch.get_num_threads()
+    try:
+        report = bind_probe.run(base, str(tmp_path), "class", steps=2, sample_steps=2)
+    finally:
+        torch.set_num_threads(threads)
+    reg = sorted(os.listdir(tmp_path / "reg"))
+    assert len(reg) == 40 and reg[:2] == ["class-000.png", "class-000.txt"]
+    assert (tmp_path / "reg" / "class-000.txt").read_text().strip() == bind_probe.trigger_less_captions(f"{bind_probe.EXAMPLES}/character")[0]
+    assert (tmp_path / "lora" / "txcl.safetensors").exists()
+    assert json.loads((tmp_path / "bind-probe.json").read_text()) == report
+    assert set(report["lora"]) == {"with", "without", "night", "red_kept", "cross_with"} and report["recipe"] == "class"
+    with pytest.raises(ValueError, match="recipe 'nope'"):
+        bind_probe.train_txcl(base, str(tmp_path / "x"), "nope", 1)

@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol  # noqa: E402
-from toyworld import train_flux, world  # noqa: E402
+from toyworld import bind_probe, train_flux, world  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.abspath(os.environ.get("LORASPEC_TOY_FLUX_BASE") or os.path.join(REPO, "models", "toy-flux1"))
@@ -45,25 +45,9 @@ T5_LENGTH = train_flux.base_sampling_length(BASE)  # the base's own, from its to
 TRUE_CFG = 1.0
 WEIGHTS = {"txcl": 0.5, "txst": 0.3}
 
-# (size, where, background) in the datasets' caption form; night is the character's novel scene.
-PLACES = [
-    ("medium", "in the center", "night"),
-    ("large", "in the top left", "sky"),
-    ("medium", "on the right", "night"),
-    ("large", "at the bottom", "grass"),
-    ("medium", "in the top right", "indoor"),
-    ("large", "on the left", "night"),
-    ("medium", "in the bottom left", "sky"),
-    ("large", "in the center", "grass"),
-][: SETTINGS["prompts"]]
-
-
-def where(size, at, bg):
-    return f"{size}, {at} on {world._article(bg)} {bg} background"
-
-
-def shows_character(read: dict) -> bool:
-    return world.CHARACTER["colour"] in read["colours"]
+# The character's prompts and its reading live in toyworld/bind_probe.py (bind-probe runs the same recipe and shares).
+PLACES = bind_probe.PLACES[: SETTINGS["prompts"]]
+where, shows_character = bind_probe.where, bind_probe.shows_character
 
 
 def shows_style(read: dict) -> bool:
@@ -109,42 +93,21 @@ def judge():
     return Judge(JUDGE, device=SETTINGS["device"])
 
 
-@pytest.mark.xfail(not CPU, strict=True, reason="on models/toy-flux1 the txcl LoRA learns a picture rule, not its trigger: with and "
-                   "without the trigger alike, never on night (H200: 1/8, 3/8, 0/3); bench/RESULTS.md, the toy FLUX.1 base")
+@pytest.mark.xfail(not CPU, strict=True, reason="on models/toy-flux1 (t32-outline, 2026-12-04) the txcl LoRA draws the cyan object with and "
+                   "without the trigger alike (CPU, this recipe: 8/8 and 8/8); bench/RESULTS.md, bind-probe")
 def test_txcl_lora_on_the_flux_base_shows_the_character_with_the_trigger_only(loras, judge):
-    from diffusers import FluxPipeline
-
-    dtype = torch.float32 if CPU else torch.bfloat16
-    pipe = FluxPipeline.from_pretrained(BASE, torch_dtype=dtype).to(SETTINGS["device"])
-    pipe.set_progress_bar_config(disable=True)
+    pipe = bind_probe.pipeline(BASE, SETTINGS["device"], SETTINGS["precision"])
     pipe.load_lora_weights(loras["txcl"], adapter_name="txcl")
-    kwargs = train_flux.sampling_kwargs(TRUE_CFG, T5_LENGTH)
-    if isinstance(kwargs.get("negative_prompt"), str):
-        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(PLACES)
-
-    def sample(prompts):
-        images = pipe(prompt=prompts, num_inference_steps=SETTINGS["sample_steps"], guidance_scale=train_flux.GUIDANCE,
-                      generator=torch.Generator().manual_seed(0), **kwargs).images
-        assert all(im.size == (64, 64) for im in images)
-        return judge.read(images)
-
-    with_trigger = sample([f"txcl, {where(*p)}" for p in PLACES])
-    without = sample([where(*p) for p in PLACES])
-    other = sample([f"a {size} red circle {at} on {world._article(bg)} {bg} background" for size, at, bg in PLACES])
-    n = len(PLACES)
-    on = sum(map(shows_character, with_trigger)) / n
-    off = sum(map(shows_character, without)) / n
-    night = [r for r, (_, _, bg) in zip(with_trigger, PLACES) if bg == "night"]
-    on_night = sum(shows_character(r) and r["background"] == "night" for r in night) / max(1, len(night))
-    kept = sum("red" in r["colours"] and not shows_character(r) for r in other) / n
+    shares = bind_probe.measure(pipe, judge, T5_LENGTH, SETTINGS["sample_steps"], places=PLACES, true_cfg=TRUE_CFG)
+    on, off, on_night, kept = shares["with"], shares["without"], shares["night"], shares["red_kept"]
     print(f"toy FLUX.1 txcl (cyan): with trigger {on:.2f}, without {off:.2f}, on night (novel) {on_night:.2f}; "
-          f"other prompts keep their object {kept:.2f}")
+          f"other prompts keep their object {kept:.2f}; a cross with the trigger {shares['cross_with']:.2f}")
     if CPU:
         return  # a CPU-trained base and 3 LoRA steps: the shares mean nothing
-    assert on >= 0.6, with_trigger
-    assert off <= 0.25, without
-    assert on_night >= 0.5, night
-    assert kept >= 0.75, other
+    assert on >= 0.6, shares
+    assert off <= 0.25, shares
+    assert on_night >= 0.5, shares
+    assert kept >= 0.75, shares
 
 
 @pytest.mark.xfail(not CPU, strict=True, reason="txcl does not bind on the toy FLUX.1 base (above), and the txst style "

@@ -14,6 +14,7 @@
   split-probe     does a txst LoRA draw the cel split or only darken? the style head on solid shade colours (see split_probe.py)
   shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
   shape-trace     where the toy FLUX.1 transformer loses the shape word: attention mass per key group, T5 carriers, hidden-state probes (see shape_trace.py)
+  bind-probe      does txcl bind its trigger on a toy FLUX.1 base? one recipe (prior, class, class+prior, text) trained and judged (see bind_probe.py)
   aspect          train txcl bucketed and square on the portrait-and-landscape set; judge samples at 64x128 and 128x64 (see aspect_run.py)
 """
 
@@ -160,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--count", type=int, default=800, help="scenes for the probes (a quarter held out)")
     tr.add_argument("--attention-count", type=int, default=64, help="scenes for the attention mass")
     tr.add_argument("--t5-length", type=int, default=None, help="T5 padding length of the hidden-state probes (default: the base's, from its toyworld.json)")
+    bp = sub.add_parser("bind-probe", help="train txcl on a toy FLUX.1 base under one recipe; judge it with and without the trigger (see bind_probe.py)")
+    bp.add_argument("--out", required=True)
+    bp.add_argument("--base", default=DEFAULT_BASES["flux1"])
+    bp.add_argument("--recipe", default="class", choices=["prior", "class", "class+prior", "text"])
+    bp.add_argument("--steps", type=int, default=900)
+    bp.add_argument("--train-seed", type=int, default=1)
+    bp.add_argument("--sample-steps", type=int, default=28)
+    bp.add_argument("--device", default="cpu")
+    bp.add_argument("--precision", default=None, help="default bf16 on CUDA, fp32 on the CPU")
     ak = sub.add_parser("aspect", help="txcl bucketed vs square on portraits and landscapes, judged at 64x128 and 128x64 (see aspect_run.py)")
     ak.add_argument("--out", required=True)
     ak.add_argument("--steps", type=int, default=300)
@@ -246,6 +256,12 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(THREADS)
         split_probe.run(args.base, args.judge, lora=args.lora, colours=args.colours.split(","), seeds=tuple(int(s) for s in args.seeds.split(",")))
+    elif args.command == "bind-probe":
+        from . import bind_probe
+
+        precision = args.precision or ("bf16" if args.device.startswith("cuda") else "fp32")
+        print(json.dumps(bind_probe.run(args.base, args.out, args.recipe, args.steps, seed=args.train_seed, device=args.device,
+                                        precision=precision, sample_steps=args.sample_steps), indent=2))
     elif args.command == "shape-probe":
         from . import shape_probe
 
