@@ -14,7 +14,7 @@
   split-probe     does a txst LoRA draw the cel split or only darken? the style head on solid shade colours (see split_probe.py)
   shape-probe     what limits a toy FLUX.1 base's shapes: VAE round trip, samples by size, text probe, loss gaps (see shape_probe.py)
   shape-trace     where the toy FLUX.1 transformer loses the shape word: attention mass per key group, T5 carriers, hidden-state probes (see shape_trace.py)
-  bind-probe      does txcl bind its trigger on a toy FLUX.1 base? one recipe (prior, class, class+prior, text) trained and judged (see bind_probe.py)
+  bind-probe      does txcl bind its trigger on a toy FLUX.1 base? one recipe (prior, class, class+prior, text, class+text) trained and judged (see bind_probe.py)
   aspect          train txcl bucketed and square on the portrait-and-landscape set; judge samples at 64x128 and 128x64 (see aspect_run.py)
 """
 
@@ -164,10 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     bp = sub.add_parser("bind-probe", help="train txcl on a toy FLUX.1 base under one recipe; judge it with and without the trigger (see bind_probe.py)")
     bp.add_argument("--out", required=True)
     bp.add_argument("--base", default=DEFAULT_BASES["flux1"])
-    bp.add_argument("--recipe", default="class", choices=["prior", "class", "class+prior", "text"])
+    bp.add_argument("--recipe", default="class", choices=["prior", "class", "class+prior", "text", "class+text"])
+    bp.add_argument("--class-count", type=int, default=20, help="class-prior images (20: the character's captions minus the trigger)")
     bp.add_argument("--steps", type=int, default=900)
+    bp.add_argument("--lr", type=float, default=None, help="the LoRA's learning rate (default: the recipe's)")
     bp.add_argument("--train-seed", type=int, default=1)
     bp.add_argument("--sample-steps", type=int, default=28)
+    bp.add_argument("--sample-seeds", default="0,1", help="sampling seeds, comma-separated (each prompt once per seed)")
     bp.add_argument("--device", default="cpu")
     bp.add_argument("--precision", default=None, help="default bf16 on CUDA, fp32 on the CPU")
     ak = sub.add_parser("aspect", help="txcl bucketed vs square on portraits and landscapes, judged at 64x128 and 128x64 (see aspect_run.py)")
@@ -261,7 +264,8 @@ def main(argv=None) -> int:
 
         precision = args.precision or ("bf16" if args.device.startswith("cuda") else "fp32")
         print(json.dumps(bind_probe.run(args.base, args.out, args.recipe, args.steps, seed=args.train_seed, device=args.device,
-                                        precision=precision, sample_steps=args.sample_steps), indent=2))
+                                        precision=precision, sample_steps=args.sample_steps, class_count=args.class_count,
+                                        learning_rate=args.lr, sample_seeds=tuple(int(x) for x in args.sample_seeds.split(","))), indent=2))
     elif args.command == "shape-probe":
         from . import shape_probe
 

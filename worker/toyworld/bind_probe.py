@@ -6,10 +6,13 @@ character's images), and whether a red-circle prompt keeps its object.
 Recipes (each the GPU test's request, rank 8, lr 1e-3, batch 4, plus):
   prior        reg images: examples/toyworld/prior (base-world scenes with their own captions; the GPU test's)
   class        reg images: the base's own samples for the character's captions minus the trigger (DreamBooth's
-               prior preservation: the trigger-less caption is taught to keep meaning what the base drew)
+               prior preservation: the trigger-less caption is taught to keep meaning what the base drew);
+               --class-count N > 20 adds captions of the same form over every size, place and background
+               (never the probe's own prompts)
   class+prior  both sets as reg images
   text         prior reg images, the LoRA on the text stream only (add_q/k/v_proj, to_add_out, ff_context,
                context_embedder), lr 3e-3: the recipe that bound the trigger on the first toy FLUX.1 base
+  class+text   the class prior's reg images and the text-stream LoRA
 
 `PYTHONPATH=worker python -m toyworld bind-probe --out DIR --recipe class --steps 900` (CPU: one thread, fp32;
 ~0.4 s a step at batch 4 on a 2-core machine while another probe runs, plus ~50 s of sampling).
@@ -29,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 EXAMPLES = os.path.join(REPO, "examples", "toyworld")
 TEXT_TARGETS = ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff_context.net.0.proj", "ff_context.net.2", "context_embedder"]
-RECIPES = ("prior", "class", "class+prior", "text")
+RECIPES = ("prior", "class", "class+prior", "text", "class+text")
 
 # (size, where, background) in the datasets' caption form; night is the character's novel scene.
 PLACES = [
@@ -80,13 +83,28 @@ def generate(pipe, prompts: list[str], t5_length: int, steps: int = 28, seed: in
                 generator=torch.Generator().manual_seed(seed), **kwargs).images
 
 
+def class_captions(count: int, seed: int = 123) -> list[str]:
+    """The character's trigger-less captions, then (count > 20) more of the same form drawn over every size, place and
+    background, the added ones never one of PLACES (the probe's own trigger-less prompts stay unseen)."""
+    import random
+
+    captions = trigger_less_captions(os.path.join(EXAMPLES, "character"))
+    held = {where(*p) for p in PLACES}
+    pool = [c for c in (where(s, p[0], b) for s in world.SIZES for p in world.POSITIONS for b in world.BACKGROUNDS) if c not in held]
+    random.Random(seed).shuffle(pool)
+    while len(captions) < count:
+        captions.extend(pool[: count - len(captions)])
+    return captions[:count]
+
+
 def write_class_prior(base: str, out: str, device: str = "cpu", precision: str = "fp32", seed: int = 123, steps: int = 28,
-                      with_prior: bool = False) -> str:
-    """The base's own samples for the character's trigger-less captions, one per caption, as a reg folder
+                      with_prior: bool = False, count: int = 20) -> str:
+    """The base's own samples for the character's trigger-less captions (class_captions), one image each, as a reg folder
     (class-NNN.png + .txt); with_prior adds examples/toyworld/prior's images."""
     os.makedirs(out, exist_ok=True)
-    captions = trigger_less_captions(os.path.join(EXAMPLES, "character"))
-    images = generate(pipeline(base, device, precision), captions, train_flux.base_sampling_length(base), steps=steps, seed=seed)
+    captions = class_captions(count, seed)
+    pipe, t5 = pipeline(base, device, precision), train_flux.base_sampling_length(base)
+    images = [im for i in range(0, len(captions), 20) for im in generate(pipe, captions[i:i + 20], t5, steps=steps, seed=seed + i)]
     for i, (image, caption) in enumerate(zip(images, captions)):
         image.save(os.path.join(out, f"class-{i:03d}.png"))
         with open(os.path.join(out, f"class-{i:03d}.txt"), "w", encoding="utf-8") as f:
@@ -98,16 +116,19 @@ def write_class_prior(base: str, out: str, device: str = "cpu", precision: str =
 
 
 def train_txcl(base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str = "cpu", precision: str = "fp32",
-               batch_size: int = 4, reg: str | None = None) -> str:
-    """The GPU test's txcl request under `recipe`; `reg` is the class-prior folder for the class recipes."""
+               batch_size: int = 4, reg: str | None = None, learning_rate: float | None = None) -> str:
+    """The GPU test's txcl request under `recipe`; `reg` is the class-prior folder for the class recipes;
+    `learning_rate` overrides the recipe's (1e-3; the text recipes' 3e-3)."""
     from loraspec_worker import protocol, train
     from loraspec_worker.train.dev_request import dev_request
 
     if recipe not in RECIPES:
         raise ValueError(f"recipe {recipe!r}: one of {', '.join(RECIPES)}")
     extra: dict = {"reg_dataset": reg if recipe.startswith("class") else os.path.join(EXAMPLES, "prior")}
-    if recipe == "text":
+    if recipe.endswith("text"):
         extra.update(targets=TEXT_TARGETS, learning_rate=3e-3)
+    if learning_rate:
+        extra["learning_rate"] = learning_rate
     before, protocol._out = protocol._out, io.StringIO()
     try:
         result = train.run(dev_request(**{
@@ -121,14 +142,18 @@ def train_txcl(base: str, out: str, recipe: str, steps: int, seed: int = 1, devi
     return result["path"]
 
 
-def measure(pipe, judge, t5_length: int, steps: int = 28, places=PLACES, true_cfg: float = 1.0) -> dict:
+def measure(pipe, judge, t5_length: int, steps: int = 28, places=PLACES, true_cfg: float = 1.0, seeds=(0,)) -> dict:
     """The GPU test's shares: character (cyan) with and without the trigger, on night, red circles kept;
-    and how often the judge reads a cross with the trigger (the character's shape)."""
+    and how often the judge reads a cross with the trigger (the character's shape). Each prompt once per seed."""
+
+    def read(prompts):
+        return [r for seed in seeds for r in judge.read(generate(pipe, prompts, t5_length, steps, seed=seed, true_cfg=true_cfg))]
+
+    places = [p for _ in seeds for p in places]  # in read()'s order
     n = len(places)
-    with_trigger = judge.read(generate(pipe, [f"txcl, {where(*p)}" for p in places], t5_length, steps, true_cfg=true_cfg))
-    without = judge.read(generate(pipe, [where(*p) for p in places], t5_length, steps, true_cfg=true_cfg))
-    other = judge.read(generate(pipe, [f"a {s} red circle {a} on {world._article(b)} {b} background" for s, a, b in places],
-                                t5_length, steps, true_cfg=true_cfg))
+    with_trigger = read([f"txcl, {where(*p)}" for p in places[: n // len(seeds)]])
+    without = read([where(*p) for p in places[: n // len(seeds)]])
+    other = read([f"a {s} red circle {a} on {world._article(b)} {b} background" for s, a, b in places[: n // len(seeds)]])
     night = [r for r, p in zip(with_trigger, places) if p[2] == "night"]
     return {
         "with": sum(map(shows_character, with_trigger)) / n,
@@ -140,7 +165,8 @@ def measure(pipe, judge, t5_length: int, steps: int = 28, places=PLACES, true_cf
 
 
 def run(base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str = "cpu", precision: str = "fp32",
-        sample_steps: int = 28, judge_dir: str | None = None) -> dict:
+        sample_steps: int = 28, judge_dir: str | None = None, class_count: int = 20, learning_rate: float | None = None,
+        sample_seeds=(0, 1)) -> dict:
     import torch
 
     from .judge import Judge
@@ -150,14 +176,18 @@ def run(base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str
     os.makedirs(out, exist_ok=True)
     reg = None
     if recipe.startswith("class"):
-        reg = write_class_prior(base, os.path.join(out, "reg"), device, precision, steps=sample_steps, with_prior=recipe == "class+prior")
-    lora = train_txcl(base, os.path.join(out, "lora"), recipe, steps, seed=seed, device=device, precision=precision, reg=reg)
+        reg = write_class_prior(base, os.path.join(out, "reg"), device, precision, steps=sample_steps, with_prior=recipe == "class+prior",
+                                count=class_count)
+    lora = train_txcl(base, os.path.join(out, "lora"), recipe, steps, seed=seed, device=device, precision=precision, reg=reg,
+                      learning_rate=learning_rate)
     judge = Judge(judge_dir or os.path.join(REPO, "models", "toy-judge"), device=device)
     pipe = pipeline(base, device, precision)
     t5 = train_flux.base_sampling_length(base)
-    report = {"recipe": recipe, "steps": steps, "seed": seed, "base_alone": measure(pipe, judge, t5, sample_steps)}
+    report = {"recipe": recipe, "steps": steps, "seed": seed, "class_count": class_count if reg else 0,
+              "learning_rate": learning_rate, "sample_seeds": list(sample_seeds),
+              "base_alone": measure(pipe, judge, t5, sample_steps, seeds=sample_seeds)}
     pipe.load_lora_weights(lora, adapter_name="txcl")
-    report["lora"] = measure(pipe, judge, t5, sample_steps)
+    report["lora"] = measure(pipe, judge, t5, sample_steps, seeds=sample_seeds)
     with open(os.path.join(out, "bind-probe.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     return report
