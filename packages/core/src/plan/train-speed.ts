@@ -15,6 +15,8 @@ export interface SpeedLookup {
   source: string;
   /** A measured row's first steps beyond steady ones (compile, graph capture), seconds: its warmupS less GPU_SPEED_WARMUP_STEPS steady steps. */
   warmupBeyondSteadyS?: number;
+  /** The row ran with the LoRA path in bf16 (the `lora_bf16` lever); absent: fp32. */
+  loraBf16?: true;
 }
 
 /** FLUX.1 [dev] is the reference the lever ratios of unmeasured combinations come from. */
@@ -111,14 +113,23 @@ function exactRow(base: BaseModelId, settings: VramSettings, batch: number): Spe
   const warmRow = bf16 && fp32?.warmupS !== undefined ? fp32 : r;
   const warm = warmRow.warmupS === undefined ? {} : { warmupBeyondSteadyS: Math.max(0, warmRow.warmupS - GPU_SPEED_WARMUP_STEPS * warmRow.secondsPerStep) };
   const config = settings.loraCompute === "bf16" && !bf16 ? `${describe(r)} (LoRA computed in fp32 there: bf16 not measured in this configuration)` : describe(r);
-  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config, source: r.source, ...warm };
+  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config, source: r.source, ...warm, ...(bf16 ? { loraBf16: true as const } : {}) };
 }
 
 /**
  * Two configurations to compare (with and without a lever), measured alike: both with FA4 where both
- * FA4 rows exist, else both with torch's kernel, so a lever's gain never mixes kernels.
+ * FA4 rows exist, else both with torch's kernel; both with the LoRA path in bf16 where both bf16 rows exist,
+ * else both fp32. So a lever's gain never mixes kernels or LoRA compute modes.
  */
 export function lookupTrainSpeedPair(base: BaseModelId, a: VramSettings, b: VramSettings, batch: number): [SpeedLookup | undefined, SpeedLookup | undefined] {
+  if (a.loraCompute === "bf16" && b.loraCompute === "bf16") {
+    const both = kernelPair(base, a, b, batch);
+    if (both[0]?.loraBf16 && both[1]?.loraBf16) return both;
+  }
+  return kernelPair(base, { ...a, loraCompute: "fp32" }, { ...b, loraCompute: "fp32" }, batch);
+}
+
+function kernelPair(base: BaseModelId, a: VramSettings, b: VramSettings, batch: number): [SpeedLookup | undefined, SpeedLookup | undefined] {
   if (a.attention === "fa4" && b.attention === "fa4") {
     const fa = [exactRow(base, a, batch), exactRow(base, b, batch)] as const;
     if (fa[0] && fa[1]) return [fa[0], fa[1]];

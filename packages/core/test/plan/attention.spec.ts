@@ -73,4 +73,29 @@ describe("the FA4 rows in the walltime", () => {
     const eager = { ...klein, compile: false };
     expect(lookupTrainSpeedPair("flux1-dev", eager, klein, 1).map((x) => x?.secondsPerStep)).toEqual([0.562, 0.44]);
   });
+  it("compares a lever's pair under one LoRA compute mode: both bf16 rows, else both fp32", () => {
+    const sdpa = { ...flux, attention: "sdpa", loraCompute: "bf16" } as const;
+    // compile + fp8 GEMMs has a bf16 row (0.383), compile alone has none: the compile pair is fp32's (not 0.513 -> 0.44)
+    expect(lookupTrainSpeedPair("flux1-dev", { ...sdpa, compile: false, fp8Matmul: false }, { ...sdpa, fp8Matmul: false }, 1).map((x) => x?.secondsPerStep)).toEqual([0.562, 0.44]);
+    // SDXL's graph and graph + compile both have bf16 rows
+    const sdxl = { gradientCheckpointing: false, compile: false, cudaGraphs: true, quantize: "none", fp8Matmul: false, attention: "sdpa", loraCompute: "bf16" } as const;
+    expect(lookupTrainSpeedPair("sdxl", sdxl, { ...sdxl, compile: true }, 1).map((x) => x?.secondsPerStep)).toEqual([0.092, 0.078]);
+  });
+  it("never mixes kernels or LoRA compute modes, over every measured base and lever pair", () => {
+    const bools = [false, true];
+    for (const base of ["sdxl", "flux1-dev", "flux2-klein-4b", "flux2-klein-9b"] as const)
+      for (const attention of ["sdpa", "fa4"] as const)
+        for (const loraCompute of ["fp32", "bf16"] as const)
+          for (const gradientCheckpointing of bools)
+            for (const cudaGraphs of bools)
+              for (const fp8Matmul of bools)
+                for (const lever of ["compile", "fp8Matmul"] as const) {
+                  const s = { gradientCheckpointing, compile: false, cudaGraphs, quantize: "none", fp8Matmul, attention, loraCompute } as const;
+                  const [a, b] = lookupTrainSpeedPair(base, { ...s, [lever]: false }, { ...s, [lever]: true }, 1);
+                  if (!a || !b) continue;
+                  const where = `${base} ${attention} ${loraCompute} ckpt=${gradientCheckpointing} graphs=${cudaGraphs} fp8mm=${fp8Matmul} ${lever}`;
+                  expect(Boolean(a.loraBf16), where).toBe(Boolean(b.loraBf16));
+                  expect(/\+ FA4/.test(a.config), where).toBe(/\+ FA4/.test(b.config));
+                }
+  });
 });
