@@ -207,6 +207,7 @@ def test_bind_probe_runs_a_class_prior_recipe_end_to_end_on_the_committed_base(t
     assert (tmp_path / "reg" / "class-000.txt").read_text().strip() == bind_probe.trigger_less_captions(f"{bind_probe.EXAMPLES}/character")[0]
     assert (tmp_path / "lora" / "txcl.safetensors").exists()
     assert json.loads((tmp_path / "bind-probe.json").read_text()) == report
-    assert set(report["lora"]) == {"with", "without", "night", "red_kept", "cross_with"} and report["recipe"] == "class"
+    assert set(report["lora"]) == {"with", "without", "night", "red_kept", "cross_with", "sizes"} and report["recipe"] == "class"
+    assert report["lora"]["sizes"] == [[64, 64]]
     with pytest.raises(ValueError, match="recipe 'nope'"):
         bind_probe.train_txcl(base, str(tmp_path / "x"), "nope", 1)

@@ -72,18 +72,19 @@ def loras(tmp_path_factory, quiet) -> dict:
     from loraspec_worker.train.dev_request import dev_request
 
     out = tmp_path_factory.mktemp("flux-loras")
-    paths = {}
-    for name, dataset in (("txcl", "character"), ("txst", "style")):
-        result = train.run(dev_request(**{
-            "arch": "flux1", "base": BASE, "dataset": os.path.join(EXAMPLES, dataset), "output_dir": str(out / name), "name": name,
-            "resolution": 64, "steps": SETTINGS["steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
-            "batch_size": SETTINGS["batch_size"], "seed": 1, "trigger_word": name, "reg_dataset": os.path.join(EXAMPLES, "prior"),
-            "precision": SETTINGS["precision"], "device": SETTINGS["device"], "guidance_scale": train_flux.GUIDANCE,
-            "max_sequence_length": T5_LENGTH,
-        }))
+    # txcl: bind-probe's "prior" recipe (one home for it); txst: the same request on the style's dataset
+    results = {"txcl": bind_probe.train_txcl(BASE, str(out / "txcl"), "prior", SETTINGS["steps"], seed=1, device=SETTINGS["device"],
+                                             precision=SETTINGS["precision"], batch_size=SETTINGS["batch_size"])}
+    results["txst"] = train.run(dev_request(**{
+        "arch": "flux1", "base": BASE, "dataset": os.path.join(EXAMPLES, "style"), "output_dir": str(out / "txst"), "name": "txst",
+        "resolution": 64, "steps": SETTINGS["steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
+        "batch_size": SETTINGS["batch_size"], "seed": 1, "trigger_word": "txst", "reg_dataset": os.path.join(EXAMPLES, "prior"),
+        "precision": SETTINGS["precision"], "device": SETTINGS["device"], "guidance_scale": train_flux.GUIDANCE,
+        "max_sequence_length": T5_LENGTH,
+    }))
+    for result in results.values():
         assert os.path.exists(result["path"]) and result["steps"] == SETTINGS["steps"]
-        paths[name] = result["path"]
-    return paths
+    return {name: result["path"] for name, result in results.items()}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,7 @@ def test_txcl_lora_on_the_flux_base_shows_the_character_with_the_trigger_only(lo
     pipe = bind_probe.pipeline(BASE, SETTINGS["device"], SETTINGS["precision"])
     pipe.load_lora_weights(loras["txcl"], adapter_name="txcl")
     shares = bind_probe.measure(pipe, judge, T5_LENGTH, SETTINGS["sample_steps"], places=PLACES, true_cfg=TRUE_CFG)
+    assert shares["sizes"] == [[64, 64]], shares
     on, off, on_night, kept = shares["with"], shares["without"], shares["night"], shares["red_kept"]
     print(f"toy FLUX.1 txcl (cyan): with trigger {on:.2f}, without {off:.2f}, on night (novel) {on_night:.2f}; "
           f"other prompts keep their object {kept:.2f}; a cross with the trigger {shares['cross_with']:.2f}")

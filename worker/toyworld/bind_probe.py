@@ -97,13 +97,12 @@ def class_captions(count: int, seed: int = 123) -> list[str]:
     return captions[:count]
 
 
-def write_class_prior(base: str, out: str, device: str = "cpu", precision: str = "fp32", seed: int = 123, steps: int = 28,
-                      with_prior: bool = False, count: int = 20) -> str:
-    """The base's own samples for the character's trigger-less captions (class_captions), one image each, as a reg folder
-    (class-NNN.png + .txt); with_prior adds examples/toyworld/prior's images."""
+def write_class_prior(pipe, t5: int, out: str, seed: int = 123, steps: int = 28, with_prior: bool = False, count: int = 20) -> str:
+    """The base's own samples (`pipe`: the base without a LoRA, sampled at T5 length `t5`) for the character's
+    trigger-less captions (class_captions), one image each, as a reg folder (class-NNN.png + .txt); with_prior adds
+    examples/toyworld/prior's images."""
     os.makedirs(out, exist_ok=True)
     captions = class_captions(count, seed)
-    pipe, t5 = pipeline(base, device, precision), train_flux.base_sampling_length(base)
     images = [im for i in range(0, len(captions), 20) for im in generate(pipe, captions[i:i + 20], t5, steps=steps, seed=seed + i)]
     for i, (image, caption) in enumerate(zip(images, captions)):
         image.save(os.path.join(out, f"class-{i:03d}.png"))
@@ -116,9 +115,9 @@ def write_class_prior(base: str, out: str, device: str = "cpu", precision: str =
 
 
 def train_txcl(base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str = "cpu", precision: str = "fp32",
-               batch_size: int = 4, reg: str | None = None, learning_rate: float | None = None) -> str:
+               batch_size: int = 4, reg: str | None = None, learning_rate: float | None = None) -> dict:
     """The GPU test's txcl request under `recipe`; `reg` is the class-prior folder for the class recipes;
-    `learning_rate` overrides the recipe's (1e-3; the text recipes' 3e-3)."""
+    `learning_rate` overrides the recipe's (1e-3; the text recipes' 3e-3). Returns train.run's result (path, steps, ...)."""
     from loraspec_worker import protocol, train
     from loraspec_worker.train.dev_request import dev_request
 
@@ -127,7 +126,7 @@ def train_txcl(base: str, out: str, recipe: str, steps: int, seed: int = 1, devi
     extra: dict = {"reg_dataset": reg if recipe.startswith("class") else os.path.join(EXAMPLES, "prior")}
     if recipe.endswith("text"):
         extra.update(targets=TEXT_TARGETS, learning_rate=3e-3)
-    if learning_rate:
+    if learning_rate is not None:
         extra["learning_rate"] = learning_rate
     before, protocol._out = protocol._out, io.StringIO()
     try:
@@ -139,28 +138,33 @@ def train_txcl(base: str, out: str, recipe: str, steps: int, seed: int = 1, devi
         }))
     finally:
         protocol._out = before
-    return result["path"]
+    return result
 
 
 def measure(pipe, judge, t5_length: int, steps: int = 28, places=PLACES, true_cfg: float = 1.0, seeds=(0,)) -> dict:
     """The GPU test's shares: character (cyan) with and without the trigger, on night, red circles kept;
-    and how often the judge reads a cross with the trigger (the character's shape). Each prompt once per seed."""
+    how often the judge reads a cross with the trigger (the character's shape); and the samples' distinct
+    sizes [width, height]. Each prompt once per seed."""
+    sizes = set()
 
     def read(prompts):
-        return [r for seed in seeds for r in judge.read(generate(pipe, prompts, t5_length, steps, seed=seed, true_cfg=true_cfg))]
+        images = [im for seed in seeds for im in generate(pipe, prompts, t5_length, steps, seed=seed, true_cfg=true_cfg)]
+        sizes.update(im.size for im in images)
+        return judge.read(images)
 
-    places = [p for _ in seeds for p in places]  # in read()'s order
-    n = len(places)
-    with_trigger = read([f"txcl, {where(*p)}" for p in places[: n // len(seeds)]])
-    without = read([where(*p) for p in places[: n // len(seeds)]])
-    other = read([f"a {s} red circle {a} on {world._article(b)} {b} background" for s, a, b in places[: n // len(seeds)]])
-    night = [r for r, p in zip(with_trigger, places) if p[2] == "night"]
+    order = [p for _ in seeds for p in places]  # the places in read()'s order: every place once per seed
+    n = len(order)
+    with_trigger = read([f"txcl, {where(*p)}" for p in places])
+    without = read([where(*p) for p in places])
+    other = read([f"a {s} red circle {a} on {world._article(b)} {b} background" for s, a, b in places])
+    night = [r for r, p in zip(with_trigger, order) if p[2] == "night"]
     return {
         "with": sum(map(shows_character, with_trigger)) / n,
         "without": sum(map(shows_character, without)) / n,
         "night": sum(shows_character(r) and r["background"] == "night" for r in night) / max(1, len(night)),
         "red_kept": sum("red" in r["colours"] and not shows_character(r) for r in other) / n,
         "cross_with": sum(world.CHARACTER["shape"] in r["shapes"] for r in with_trigger) / n,
+        "sizes": sorted(list(size) for size in sizes),
     }
 
 
@@ -174,15 +178,13 @@ def run(base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str
     if device == "cpu":
         torch.set_num_threads(1)  # a shared 2-core machine thrashes with more (rubric.py)
     os.makedirs(out, exist_ok=True)
+    pipe, t5 = pipeline(base, device, precision), train_flux.base_sampling_length(base)
     reg = None
     if recipe.startswith("class"):
-        reg = write_class_prior(base, os.path.join(out, "reg"), device, precision, steps=sample_steps, with_prior=recipe == "class+prior",
-                                count=class_count)
+        reg = write_class_prior(pipe, t5, os.path.join(out, "reg"), steps=sample_steps, with_prior=recipe == "class+prior", count=class_count)
     lora = train_txcl(base, os.path.join(out, "lora"), recipe, steps, seed=seed, device=device, precision=precision, reg=reg,
-                      learning_rate=learning_rate)
+                      learning_rate=learning_rate)["path"]
     judge = Judge(judge_dir or os.path.join(REPO, "models", "toy-judge"), device=device)
-    pipe = pipeline(base, device, precision)
-    t5 = train_flux.base_sampling_length(base)
     report = {"recipe": recipe, "steps": steps, "seed": seed, "class_count": class_count if reg else 0,
               "learning_rate": learning_rate, "sample_seeds": list(sample_seeds),
               "base_alone": measure(pipe, judge, t5, sample_steps, seeds=sample_seeds)}
