@@ -92,4 +92,12 @@ CONFIGS = [
      dict(EAGER, ckpt=False, batch=1, fused=True, channels_last=True, compile=True, graphs=True, lora_bf16=True)),
     ("flux1", "fused AdamW + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, lora_bf16=True)),
     ("flux1", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
+    # issue 22: the LoRA path in bf16 on FLUX.2 [klein]: each row its fp32-LoRA twin (16, 17, 29 / 18, 19, 30) plus the
+    # lever, loss-checked against the fp32 eager row (16 / 18)
+    ("klein4b", "eager + LoRA bf16", dict(EAGER, ckpt=False, batch=1, lora_bf16=True)),
+    ("klein4b", "fast + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, lora_bf16=True)),
+    ("klein4b", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
+    ("klein9b", "eager + LoRA bf16", dict(EAGER, ckpt=False, batch=1, lora_bf16=True)),
+    ("klein9b", "fast + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, lora_bf16=True)),
+    ("klein9b", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
 ]

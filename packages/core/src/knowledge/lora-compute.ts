@@ -23,7 +23,8 @@ export interface LoraComputeRecord extends Sourced {
    * Activation memory the bf16 path saves per worker arch (peft's fp32 copies of each adapted layer's input are no
    * longer kept for the backward), GiB at 1024², batch 1, the attention preset, without checkpointing: the measured
    * peak of the fp32 twin less the bf16 row's, uncompiled (eager and the whole-step graph) and under regional compile
-   * (which already fuses some of the casts). Absent: not measured (the plan keeps the fp32 peak).
+   * (which already fuses some of the casts). Keyed by worker arch, or by base id where one arch's bases differ in size
+   * (FLUX.2 [klein] 4B and 9B); the base id wins. Absent: not measured (the plan keeps the fp32 peak).
    */
   activationSavingGib: Readonly<Record<string, { uncompiled: number; compiled: number }>>;
   /** Why the lever exists: the H200 profile of SDXL's step with the fp32 LoRA path, in words. */
@@ -36,12 +37,20 @@ export interface LoraComputeRecord extends Sourced {
 export const LORA_COMPUTE: LoraComputeRecord = {
   measuredArches: {
     sdxl: "SDXL on an H200, attention preset, batch 1: whole-step CUDA graph 0.106 -> 0.092 s/step, with regional compile 0.083 -> 0.078, eager 0.598 -> 0.535; peak 12.7 -> 10.8 GiB; loss curve within 0.01% mean / 0.02% max of the fp32 twin",
+    "flux2-klein":
+      "FLUX.2 [klein] on an H200, attention preset, batch 1, torch SDPA: 4B compile + fp8 GEMMs 0.178 -> 0.170 s/step, compile 0.202 -> 0.195, eager 0.291 -> 0.262; 9B 0.316 -> 0.300, 0.381 -> 0.367, 0.524 -> 0.467; peak 4B 21.1 -> 19.3 GiB eager, 9B 40.6 -> 37.4; loss curves within 0.001% mean / 0.003% max of the fp32 eager rows; 4B every linear of the blocks (100 modules): compile + fp8 GEMMs 0.178 s/step, peak 20.2 GiB",
     flux1:
       "FLUX.1 [dev] on an H200, attention preset, batch 1, torch SDPA: compile + fp8 GEMMs 0.396 -> 0.383 s/step, eager fused 0.556 -> 0.513; peak 44.6 -> 42.1 GiB compiled, 50.1 -> 41.6 eager; loss curve within 0.01% mean / 0.02% max of the fp32 eager row; every linear of the blocks (494 modules): 0.424 s/step, peak 52.2 GiB",
   },
-  activationSavingGib: { sdxl: { uncompiled: 1.9, compiled: 1.1 }, flux1: { uncompiled: 8.6, compiled: 2.5 } },
+  activationSavingGib: {
+    sdxl: { uncompiled: 1.9, compiled: 1.1 },
+    flux1: { uncompiled: 8.6, compiled: 2.5 },
+    // compiled: the smaller of the fast and fast + fp8 GEMM pairs (4B 1.2 / 1.0, 9B 2.1 / 1.7)
+    "flux2-klein-4b": { uncompiled: 1.8, compiled: 1.0 },
+    "flux2-klein-9b": { uncompiled: 3.3, compiled: 1.7 },
+  },
   measuredSource:
-    "bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32 --steps 50 --profile 4 and --configs 26,33 --steps 30, H200 lease 2026-12-03 21:04-21:31 UTC (bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl, gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl); bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 50 and --configs 10,35 --targets all-linear --steps 30, H200 lease 2026-12-04 15:47-15:53 UTC (bench/data/gpu-speed-h200-2026-12-04-flux1-lora-bf16{,-all-linear}.jsonl); FLUX.2 [klein], Qwen-Image and Z-Image not measured yet",
+    "bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32 --steps 50 --profile 4 and --configs 26,33 --steps 30, H200 lease 2026-12-03 21:04-21:31 UTC (bench/data/gpu-speed-h200-2026-12-03-lora-bf16.jsonl, gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl); bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 50 and --configs 10,35 --targets all-linear --steps 30, H200 lease 2026-12-04 15:47-15:53 UTC (bench/data/gpu-speed-h200-2026-12-04-flux1-lora-bf16{,-all-linear}.jsonl); bench/gpu-speed.py --only klein4b --configs 16,17,29,36,37,38 --steps 50, --only klein9b --configs 18,19,30,39,40,41 --steps 50 and --only klein4b --configs 16,17,37,38 --targets all-linear --steps 50, H200 lease 2026-12-04 19:10-19:31 UTC (bench/data/gpu-speed-h200-2026-12-04-klein-lora-bf16.jsonl, gpu-speed-h200-2026-12-04-klein4b-lora-bf16-all-linear.jsonl); FLUX.2 [dev], Qwen-Image and Z-Image not measured yet",
   profiled:
     "SDXL attention preset, H200, eager step profiled: the LoRA's GEMMs 18.9 ms/step (5,457 calls) vs the frozen base's 17.0 ms, dtype copies (aten::copy_) 13.6 ms, mul 5.7, add 4.6: ~40 of ~102 ms GPU time is the fp32 LoRA path",
   profiledSource: "bench/gpu-speed.py --only sdxl --configs 1,4 --steps 30 --profile 4, H200 lease 2026-12-03 08:04-08:33",

@@ -56,6 +56,12 @@ export const TRAIN_SPEED_SOURCE_LORA_BF16 = "bench/gpu-speed.py --only sdxl --co
 export const TRAIN_SPEED_SOURCE_LORA_BF16_COMPILE = "bench/gpu-speed.py --only sdxl --configs 26,33 --steps 30, bench/data/gpu-speed-h200-2026-12-03-lora-bf16-compile.jsonl";
 /** FLUX.1's LoRA path in bf16, with its fp32 twins in the same run: eager fused 0.556, compile + fp8 GEMMs 0.396 (torch SDPA). */
 export const TRAIN_SPEED_SOURCE_LORA_BF16_FLUX1 = "bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 50, bench/data/gpu-speed-h200-2026-12-04-flux1-lora-bf16.jsonl";
+/**
+ * FLUX.2 [klein]'s LoRA path in bf16 and its fp8 GEMM rows with torch's attention kernel (measured with FA4 only before),
+ * with their fp32 twins in the same run: 4B eager 0.291, fast 0.202; 9B eager 0.524, fast 0.381 (torch SDPA).
+ */
+export const TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN =
+  "bench/gpu-speed.py --only klein4b --configs 16,17,29,36,37,38 --steps 50 and --only klein9b --configs 18,19,30,39,40,41 --steps 50, bench/data/gpu-speed-h200-2026-12-04-klein-lora-bf16.jsonl";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
 const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
@@ -137,7 +143,17 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   row({ base: "flux2-klein-4b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.208, peakAllocGib: 18.97, warmupS: 34.0 }),
   row({ base: "flux2-klein-9b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.53, peakAllocGib: 41.09, warmupS: 2.6 }),
   row({ base: "flux2-klein-9b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.392, peakAllocGib: 36.46, warmupS: 23.3 }),
-  // FlashAttention-4 (TRAIN_SPEED_SOURCE_FA4). The klein fp8 GEMM rows were measured with FA4 only.
+  // TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN (2026-12-04, torch SDPA): fp8 GEMMs -12% / -17% under compile; the LoRA path in bf16
+  // -10% / -11% eager, -3% / -4% compiled, -4% / -5% with fp8 GEMMs; peak -1.8 / -3.3 GiB eager, -1.0 / -1.7 GiB compiled + fp8 GEMMs.
+  { ...row({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.178, peakAllocGib: 18.39, warmupS: 34.5 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-4b", config: "eager + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["lora_bf16"], secondsPerStep: 0.262, peakAllocGib: 19.33, warmupS: 1.4 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-4b", config: "fast + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "lora_bf16"], secondsPerStep: 0.195, peakAllocGib: 17.33, warmupS: 25.7 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.17, peakAllocGib: 17.44, warmupS: 34.1 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-9b", config: "fast + fp8 GEMMs", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.316, peakAllocGib: 35.87, warmupS: 30.1 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-9b", config: "eager + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["lora_bf16"], secondsPerStep: 0.467, peakAllocGib: 37.36, warmupS: 2.4 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-9b", config: "fast + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "lora_bf16"], secondsPerStep: 0.367, peakAllocGib: 33.95, warmupS: 22.5 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  { ...row({ base: "flux2-klein-9b", config: "fast + fp8 GEMMs + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.3, peakAllocGib: 34.21, warmupS: 26.3 }, TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN), asOf: "2026-12-04" },
+  // FlashAttention-4 (TRAIN_SPEED_SOURCE_FA4).
   fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: false, levers: [], secondsPerStep: 0.476, peakAllocGib: 50.08, warmupS: 2.9 }),
   fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.306, peakAllocGib: 44.64, warmupS: 49.1 }),
   fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: true, levers: [], secondsPerStep: 0.765, peakAllocGib: 24.81, warmupS: 3.8 }),

@@ -124,7 +124,7 @@ const tokensAt1024 = (model: BaseModelRecord) => model.tokensAtNative * (1024 / 
  */
 function loraBf16SavingGb(model: BaseModelRecord, contract: Contract, settings: VramSettings, scale: number): { gb: number; assumption: string } | undefined {
   if (settings.loraCompute !== "bf16" || settings.gradientCheckpointing || contract.network.type !== "lora") return undefined;
-  const rec = LORA_COMPUTE.activationSavingGib[builtinArchOf(model.id).arch];
+  const rec = LORA_COMPUTE.activationSavingGib[model.id] ?? LORA_COMPUTE.activationSavingGib[builtinArchOf(model.id).arch];
   if (!rec) return undefined;
   const gib = (settings.compile ? rec.compiled : rec.uncompiled) * scale;
   const gb = (gib * 2 ** 30) / 1e9;

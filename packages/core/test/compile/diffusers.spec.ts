@@ -140,13 +140,13 @@ describe("compileDiffusers", () => {
     if (want === false) expect(why).toMatch(gpu === "RTX 4090" ? /row-wise scaled fp8 GEMM does not run/ : /no float8 tensor cores/);
   });
 
-  it("never asks for fp8 GEMMs where they are not measured (klein without FA4, SDXL) or without compile", () => {
+  it("never asks for fp8 GEMMs where they are not measured (SDXL), cannot run (A100) or without compile", () => {
     const klein = (gpu: string) => compileDiffusers(contract("flux2-klein-9b", "character", { hardware: { kind: "local", gpu, vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 1500 } }), {}, PATHS);
-    // klein's fp8 GEMM rows were measured with FlashAttention-4 only: on with it (H200), not measured without it (A100)
+    // klein's fp8 GEMM rows: with FlashAttention-4 on the H200 (its pair is FA4's); the A100 has no float8 tensor cores
     expect([klein("H200").request.compile, klein("H200").request.fp8_matmul, klein("H200").request.attention]).toEqual([true, true, "fa4"]);
     expect(klein("H200").choices.find((x) => x.setting === "fp8_matmul")?.why).toMatch(/^on: 0\.33 -> 0\.26 s\/step/);
     expect([klein("A100 80GB").request.attention, klein("A100 80GB").request.fp8_matmul]).toEqual(["sdpa", false]);
-    expect(klein("A100 80GB").choices.find((x) => x.setting === "fp8_matmul")?.why).toMatch(/not measured/);
+    expect(klein("A100 80GB").choices.find((x) => x.setting === "fp8_matmul")?.why).toMatch(/no float8 tensor cores/);
     const short = compileDiffusers(contract("flux1-dev", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 50, save_every: 50 } }), {}, PATHS);
     expect([short.request.compile, short.request.fp8_matmul]).toEqual([false, false]);
     const sdxl = compileDiffusers(contract("sdxl", "character", { hardware: { kind: "local", gpu: "H200", vram_gb: 141 }, hyperparameters: { learning_rate: 1e-4, steps: 1500 } }), {}, PATHS);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { BUILTIN_TRAINER, builtinArchOf } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { LORA_COMPUTE } from "@loraspec/core/knowledge/lora-compute.js";
 import { resolveBuiltinSettings } from "@loraspec/core/compile/diffusers.js";
 import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
@@ -25,14 +26,19 @@ describe("the plan's lora_compute", () => {
     Object.assign(measured, committed);
   });
 
-  it("the committed record: SDXL (lease of 2026-12-03) and FLUX.1 (2026-12-04) measured on a GPU, klein not yet", () => {
-    expect(Object.keys(committed).sort()).toEqual(["flux1", "sdxl"]);
+  it("the committed record: SDXL (lease of 2026-12-03), FLUX.1 and FLUX.2 [klein] (2026-12-04) measured on a GPU", () => {
+    expect(Object.keys(committed).sort()).toEqual(["flux1", "flux2-klein", "sdxl"]);
     expect(committed.sdxl).toMatch(/0\.083 -> 0\.078/);
     expect(committed.flux1).toMatch(/0\.396 -> 0\.383/);
-    expect(settings("sdxl").loraCompute).toBe("bf16");
-    expect(settings("flux1-dev").loraCompute).toBe("bf16");
-    expect(settings("flux2-klein-4b").loraCompute).toBe("fp32");
-    for (const arch of Object.keys(committed)) expect(LORA_COMPUTE.activationSavingGib[arch], arch).toBeDefined();
+    expect(committed["flux2-klein"]).toMatch(/0\.178 -> 0\.170/);
+    for (const model of ["sdxl", "flux1-dev", "flux2-klein-4b", "flux2-klein-9b"]) expect(settings(model).loraCompute, model).toBe("bf16");
+    expect(settings("flux2-dev").loraCompute).toBe("fp32");
+  });
+
+  it("every base of a measured arch has its activation saving (by base id or by arch)", () => {
+    const bases = (Object.keys(BUILTIN_TRAINER.bases) as (keyof typeof BUILTIN_TRAINER.bases)[]).filter((id) => committed[builtinArchOf(id).arch]);
+    expect(bases).toEqual(expect.arrayContaining(["sdxl", "flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]));
+    for (const id of bases) expect(LORA_COMPUTE.activationSavingGib[id] ?? LORA_COMPUTE.activationSavingGib[builtinArchOf(id).arch], id).toBeDefined();
   });
 
   it.each(["sdxl", "flux1-dev", "flux2-klein-4b"])("%s: fp32 until a GPU measures bf16, and says so", (model) => {
