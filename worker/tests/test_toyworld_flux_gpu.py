@@ -1,9 +1,11 @@
-"""Issue 10 on the toy FLUX.1 base (models/toy-flux1, train_flux.py), on the GPU: the built-in
-trainer learns the `txcl` character (the cyan cross the base never saw) and the judge checks the
-samples: with the trigger the character's colour appears in most of them, without it rarely, and
-on the night background (in none of its training images); then the stacking check: txcl at 0.5
-+ the `txst` style (cel shading, world.SHADED; the judge's style head) at 0.3 through the worker's own sample.py, the
-judge reading both in the same samples, more often than in the base model's.
+"""Issue 10 and 23 on the toy FLUX.1 base (models/toy-flux1, train_flux.py), on the GPU: the built-in
+trainer learns the `txcl` character (the cyan cross the base never saw) under bind_probe.BINDING (DreamBooth's
+class prior, the LoRA on the text stream), on two training seeds, and the judge checks 24 samples each: with the
+trigger the character's colour appears in >= 80%, without it in <= 10%, and on the night background (in none of
+its training images) in >= 70% (issue 23's goals; passed on an H200 2026-12-04, bench/RESULTS.md); then the
+stacking check: txcl at 0.5 + the `txst` style (cel shading, world.SHADED; the judge's style head) at 0.3 through
+the worker's own sample.py, the judge reading both in the same samples, more often than in the base model's
+(a strict xfail: the style does not show at 0.3).
 
 Skipped without CUDA or without models/toy-flux1. LORASPEC_TOY_FLUX_CPU=1 runs it on the CPU
 with tiny settings (a few steps; only the code paths are checked, not the shares), and
@@ -36,9 +38,13 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(os.path.join(BASE, "model_index.json")), reason=f"no toy FLUX.1 base at {BASE}"),
 ]
 
-# GPU: the SDXL toy test's recipe (rank 8, lr 1e-3, batch 4, 300 steps). CPU: just the code paths.
-SETTINGS = ({"steps": 3, "batch_size": 2, "sample_steps": 2, "prompts": 2, "device": "cpu", "precision": "fp32"} if CPU else
-            {"steps": 300, "batch_size": 4, "sample_steps": 28, "prompts": 8, "device": "cuda", "precision": "bf16"})
+# GPU: bind-probe's BINDING recipe for txcl (class prior, lr 2e-3, 1,800 steps; rank 8, batch 4) and the SDXL toy
+# test's for txst (lr 1e-3, 300 steps), each on two training seeds (the issue's two seed sets), judged on 16 samples
+# (8 prompts x sampling seeds 0 and 1). CPU: just the code paths, one seed.
+SETTINGS = ({"steps": 3, "txst_steps": 3, "batch_size": 2, "sample_steps": 2, "prompts": 2, "device": "cpu", "precision": "fp32",
+             "seeds": (1,), "sample_seeds": (0,)} if CPU else
+            {"steps": bind_probe.BINDING["steps"], "txst_steps": 300, "batch_size": 4, "sample_steps": 28, "prompts": 8,
+             "device": "cuda", "precision": "bf16", "seeds": (1, 2), "sample_seeds": (0, 1, 2)})
 T5_LENGTH = train_flux.base_sampling_length(BASE)  # the base's own, from its toyworld.json (the committed one: 32)
 # Sampling as FLUX.1 [dev] is used (and as sample.py / validate do): the guidance embedding at the
 # value the base trained at, no true CFG. train_flux.EVAL_TRUE_CFG is the other option.
@@ -65,26 +71,31 @@ def quiet():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def loras(tmp_path_factory, quiet) -> dict:
-    """txcl and txst trained on the toy FLUX.1 base with the built-in trainer, the prior images as reg images."""
+@pytest.fixture(scope="module", params=SETTINGS["seeds"], ids=lambda seed: f"train-seed-{seed}")
+def loras(request, tmp_path_factory, quiet) -> dict:
+    """txcl (bind-probe's BINDING recipe: the base's own samples as the class prior) and txst (the prior images as reg
+    images) trained on the toy FLUX.1 base with the built-in trainer, on one training seed."""
     from loraspec_worker import train
     from loraspec_worker.train.dev_request import dev_request
 
-    out = tmp_path_factory.mktemp("flux-loras")
-    # txcl: bind-probe's "prior" recipe (one home for it); txst: the same request on the style's dataset
-    results = {"txcl": bind_probe.train_txcl(BASE, str(out / "txcl"), "prior", SETTINGS["steps"], seed=1, device=SETTINGS["device"],
-                                             precision=SETTINGS["precision"], batch_size=SETTINGS["batch_size"])}
+    seed, out = request.param, tmp_path_factory.mktemp(f"flux-loras-{request.param}")
+    pipe = bind_probe.pipeline(BASE, SETTINGS["device"], SETTINGS["precision"])
+    results = {"txcl": bind_probe.train_recipe(pipe, BASE, str(out / "txcl"), bind_probe.BINDING["recipe"], SETTINGS["steps"], seed=seed,
+                                               device=SETTINGS["device"], precision=SETTINGS["precision"], batch_size=SETTINGS["batch_size"],
+                                               sample_steps=SETTINGS["sample_steps"], learning_rate=bind_probe.BINDING["learning_rate"],
+                                               class_count=bind_probe.BINDING["class_count"])}
+    del pipe
     results["txst"] = train.run(dev_request(**{
         "arch": "flux1", "base": BASE, "dataset": os.path.join(EXAMPLES, "style"), "output_dir": str(out / "txst"), "name": "txst",
-        "resolution": 64, "steps": SETTINGS["steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
-        "batch_size": SETTINGS["batch_size"], "seed": 1, "trigger_word": "txst", "reg_dataset": os.path.join(EXAMPLES, "prior"),
+        "resolution": 64, "steps": SETTINGS["txst_steps"], "rank": 8, "alpha": 8, "learning_rate": 1e-3,
+        "batch_size": SETTINGS["batch_size"], "seed": seed, "trigger_word": "txst", "reg_dataset": os.path.join(EXAMPLES, "prior"),
         "precision": SETTINGS["precision"], "device": SETTINGS["device"], "guidance_scale": train_flux.GUIDANCE,
         "max_sequence_length": T5_LENGTH,
     }))
+    assert results["txcl"]["steps"] == SETTINGS["steps"] and results["txst"]["steps"] == SETTINGS["txst_steps"]
     for result in results.values():
-        assert os.path.exists(result["path"]) and result["steps"] == SETTINGS["steps"]
-    return {name: result["path"] for name, result in results.items()}
+        assert os.path.exists(result["path"])
+    return {"seed": seed, **{name: result["path"] for name, result in results.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -94,26 +105,26 @@ def judge():
     return Judge(JUDGE, device=SETTINGS["device"])
 
 
-@pytest.mark.xfail(not CPU, strict=True, reason="on models/toy-flux1 (t32-outline, 2026-12-04) the txcl LoRA draws the cyan object with and "
-                   "without the trigger alike (CPU, this recipe: 8/8 and 8/8); bench/RESULTS.md, bind-probe")
 def test_txcl_lora_on_the_flux_base_shows_the_character_with_the_trigger_only(loras, judge):
     pipe = bind_probe.pipeline(BASE, SETTINGS["device"], SETTINGS["precision"])
     pipe.load_lora_weights(loras["txcl"], adapter_name="txcl")
-    shares = bind_probe.measure(pipe, judge, T5_LENGTH, SETTINGS["sample_steps"], places=PLACES, true_cfg=TRUE_CFG)
+    shares = bind_probe.measure(pipe, judge, T5_LENGTH, SETTINGS["sample_steps"], places=PLACES, true_cfg=TRUE_CFG,
+                                seeds=SETTINGS["sample_seeds"])
     assert shares["sizes"] == [[64, 64]], shares
     on, off, on_night, kept = shares["with"], shares["without"], shares["night"], shares["red_kept"]
-    print(f"toy FLUX.1 txcl (cyan): with trigger {on:.2f}, without {off:.2f}, on night (novel) {on_night:.2f}; "
-          f"other prompts keep their object {kept:.2f}; a cross with the trigger {shares['cross_with']:.2f}")
+    print(f"toy FLUX.1 txcl (cyan), training seed {loras['seed']}: with trigger {on:.2f}, without {off:.2f}, on night (novel) "
+          f"{on_night:.2f}; other prompts keep their object {kept:.2f}; a cross with the trigger {shares['cross_with']:.2f}")
     if CPU:
         return  # a CPU-trained base and 3 LoRA steps: the shares mean nothing
-    assert on >= 0.6, shares
-    assert off <= 0.25, shares
-    assert on_night >= 0.5, shares
+    # issue 23's goals: with the trigger >= 80%, without <= 10%, on a background never in its dataset >= 70%
+    assert on >= 0.8, shares
+    assert off <= 0.1, shares
+    assert on_night >= 0.7, shares
     assert kept >= 0.75, shares
 
 
-@pytest.mark.xfail(not CPU, strict=True, reason="txcl does not bind on the toy FLUX.1 base (above), and the txst style "
-                   "(now cel shading) does not show at 0.3 even on the toy SDXL base; bench/RESULTS.md, Stacking")
+@pytest.mark.xfail(not CPU, strict=True, reason="the txst style (cel shading) does not show at 0.3, "
+                   "not even on the toy SDXL base; bench/RESULTS.md, Stacking")
 def test_character_and_style_stacked_at_half_and_three_tenths_both_show(loras, judge, tmp_path):
     from loraspec_worker import sample
 

@@ -33,6 +33,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 EXAMPLES = os.path.join(REPO, "examples", "toyworld")
 TEXT_TARGETS = ["add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "ff_context.net.0.proj", "ff_context.net.2", "context_embedder"]
 RECIPES = ("prior", "class", "class+prior", "text", "class+text")
+# The recipe that binds the trigger on the GPU (bench/RESULTS.md, bind-probe): the GPU test trains it.
+BINDING = {"recipe": "class+text", "learning_rate": 3e-3, "steps": 1800, "class_count": 40}
 
 # (size, where, background) in the datasets' caption form; night is the character's novel scene.
 PLACES = [
@@ -141,6 +143,18 @@ def train_txcl(base: str, out: str, recipe: str, steps: int, seed: int = 1, devi
     return result
 
 
+def train_recipe(pipe, base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str = "cpu", precision: str = "fp32",
+                 batch_size: int = 4, sample_steps: int = 28, class_count: int = 20, learning_rate: float | None = None) -> dict:
+    """train_txcl under `recipe` into out/lora; the class recipes first write their class prior (out/reg) from `pipe`
+    (the base without a LoRA). Returns train.run's result."""
+    reg = None
+    if recipe.startswith("class"):
+        reg = write_class_prior(pipe, train_flux.base_sampling_length(base), os.path.join(out, "reg"), steps=sample_steps,
+                                with_prior=recipe == "class+prior", count=class_count)
+    return train_txcl(base, os.path.join(out, "lora"), recipe, steps, seed=seed, device=device, precision=precision,
+                      batch_size=batch_size, reg=reg, learning_rate=learning_rate)
+
+
 def measure(pipe, judge, t5_length: int, steps: int = 28, places=PLACES, true_cfg: float = 1.0, seeds=(0,)) -> dict:
     """The GPU test's shares: character (cyan) with and without the trigger, on night, red circles kept;
     how often the judge reads a cross with the trigger (the character's shape); and the samples' distinct
@@ -179,13 +193,10 @@ def run(base: str, out: str, recipe: str, steps: int, seed: int = 1, device: str
         torch.set_num_threads(1)  # a shared 2-core machine thrashes with more (rubric.py)
     os.makedirs(out, exist_ok=True)
     pipe, t5 = pipeline(base, device, precision), train_flux.base_sampling_length(base)
-    reg = None
-    if recipe.startswith("class"):
-        reg = write_class_prior(pipe, t5, os.path.join(out, "reg"), steps=sample_steps, with_prior=recipe == "class+prior", count=class_count)
-    lora = train_txcl(base, os.path.join(out, "lora"), recipe, steps, seed=seed, device=device, precision=precision, reg=reg,
-                      learning_rate=learning_rate)["path"]
+    lora = train_recipe(pipe, base, out, recipe, steps, seed=seed, device=device, precision=precision, sample_steps=sample_steps,
+                        class_count=class_count, learning_rate=learning_rate)["path"]
     judge = Judge(judge_dir or os.path.join(REPO, "models", "toy-judge"), device=device)
-    report = {"recipe": recipe, "steps": steps, "seed": seed, "class_count": class_count if reg else 0,
+    report = {"recipe": recipe, "steps": steps, "seed": seed, "class_count": class_count if recipe.startswith("class") else 0,
               "learning_rate": learning_rate, "sample_seeds": list(sample_seeds),
               "base_alone": measure(pipe, judge, t5, sample_steps, seeds=sample_seeds)}
     pipe.load_lora_weights(lora, adapter_name="txcl")

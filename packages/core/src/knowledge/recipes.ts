@@ -148,3 +148,36 @@ export const MIXED_ASPECT_TOLERANCE: Sourced & { ratio: number } = {
   source: "ours: aspect ratios within 5% of each other crop alike",
   asOf: "2026-11-29",
 };
+
+/**
+ * Binding a character's trigger with class images (DreamBooth's prior preservation) on a flow transformer, from
+ * loraspec's toy FLUX.1 world (issue 23): a 6.6 M-parameter toy base, not real weights, hence `verified: false`.
+ * Without class images the LoRA learned a picture rule there (the caption without the trigger drew the character
+ * too); with the base's own samples for the captions minus the trigger as reg images it bound the trigger.
+ * Not a lint finding: real FLUX.1 character LoRAs are mostly trained without reg images (ai-toolkit's and FluxGym's
+ * defaults), and toy evidence alone does not make a contract without them wrong. trigger-binding-data.spec.ts ties the
+ * evidence to the reports in bench/data.
+ */
+export interface TriggerBindingRecord extends Sourced {
+  families: readonly ModelFamily[];
+  targets: readonly Target[];
+  /** Class images per dataset image in the recipe that bound (40 for 20). */
+  classImagesPerImage: number;
+  advice: string;
+  evidence: string;
+}
+
+export const TRIGGER_BINDING: TriggerBindingRecord = {
+  families: ["flux1"],
+  targets: ["character"],
+  classImagesPerImage: 2,
+  advice:
+    "class images in dataset.reg_path: the base's own samples for your captions with the trigger removed (about twice as many as the dataset's images, some in settings the dataset lacks), each with that caption",
+  evidence:
+    "toy FLUX.1 base, built-in trainer, 20 character images: with generic reg images the caption without the trigger drew the character as often as with it (8/8 and 8/8); with 40 class images and the LoRA on the text stream, 24/24 with the trigger, 0-1/24 without, 9/9 on a background the dataset lacks, two training seeds (H200, 2026-12-04); adapting the whole transformer with class images bound the trigger but tied the character to its backgrounds (0-3 of 6 on the new one)",
+  source:
+    "bench/RESULTS.md, 'Does txcl bind its trigger on the new toy FLUX.1 base?' and 'The trigger binds on the toy FLUX.1 base, on the GPU'; bench/data/toy-flux-bind-probe-{cpu,gpu}-2026-12-04/; worker/toyworld/bind_probe.py BINDING",
+  asOf: "2026-12-04",
+  verified: false,
+};
+
