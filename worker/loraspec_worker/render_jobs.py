@@ -48,7 +48,7 @@ def run(request: dict) -> dict:
             raise WorkerError("E_USAGE", f"job id {job.get('id')!r} must be letters, digits, dot, dash or underscore")
     pipe, _ = load_for_sampling(request)
     loaded = _load_loras(pipe, loras)
-    kwargs = generation_kwargs(request)
+    kwargs = generation_kwargs(request, pipe)
 
     os.makedirs(out_dir, exist_ok=True)
     phase("sample", f"{len(jobs)} images")

@@ -73,12 +73,23 @@ def load_lora_file(pipe, path: str, name: str) -> None:
         raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
 
 
-def generation_kwargs(request: dict) -> dict:
+def generation_kwargs(request: dict, pipe=None) -> dict:
+    """The pipeline call's settings from the request; with `pipe`, a setting its __call__ names no parameter for
+    (max_sequence_length on SDXL: CLIP only) is refused with E_USAGE. (SDXL's __call__ takes **kwargs for deprecated
+    callback arguments and drops anything else silently: only the named parameters are used.)"""
+    import inspect
+
     kwargs = {}
     for key in ("guidance_scale", "width", "height", "negative_prompt", "max_sequence_length"):
         if request.get(key) is not None:
             kwargs[key] = request[key]
     kwargs["num_inference_steps"] = int(request.get("steps", 28))
+    if pipe is not None:
+        takes = inspect.signature(pipe.__call__).parameters
+        for key in kwargs:
+            if key not in takes:
+                raise WorkerError("E_USAGE", f"{key}: {type(pipe).__name__} takes no such setting",
+                                  hint=f"leave {key} out for this base")
     return kwargs
 
 
@@ -119,7 +130,7 @@ def run(request: dict) -> dict:
     seeds = request.get("seeds") or [0]
     files = _file_names(request.get("files"), len(prompts) * len(seeds))
     pipe, _ = load_for_sampling(request)
-    kwargs = generation_kwargs(request)
+    kwargs = generation_kwargs(request, pipe)
 
     names = apply_loras(pipe, request.get("loras") or [])
     if names:

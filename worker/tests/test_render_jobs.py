@@ -98,6 +98,8 @@ def test_jobs_switch_adapters_and_weights_in_one_load(setup, tmp_path, events):
         ({"jobs": [{"id": "x", "prompt": "p", "seed": 1, "adapters": [{"name": "nope", "weight": 1}]}]}, "E_USAGE"),
         ({"jobs": [{"id": "../x", "prompt": "p", "seed": 1}]}, "E_USAGE"),
         ({"loras": [{"name": "a", "path": "/nonexistent.safetensors"}]}, "E_FILE_NOT_FOUND"),
+        # a setting the pipeline has no parameter for (SDXL's CLIP has no max_sequence_length): refused before sampling
+        ({"max_sequence_length": 32, "jobs": [{"id": "x", "prompt": "p", "seed": 1}]}, "E_USAGE"),
     ],
 )
 def test_bad_requests_are_coded_errors(setup, tmp_path, over, code):

@@ -211,3 +211,27 @@ def test_bind_probe_runs_a_class_prior_recipe_end_to_end_on_the_committed_base(t
     assert report["lora"]["sizes"] == [[64, 64]]
     with pytest.raises(ValueError, match="recipe 'nope'"):
         bind_probe.train_txcl(base, str(tmp_path / "x"), "nope", 1)
+
+
+def test_rubric_trains_and_renders_the_flux_base_as_it_is_sampled():
+    from toyworld import rubric
+
+    req = rubric.toy_request("d", "o", "txcl", 10, 1, arch="flux1")
+    assert (req["arch"], req["base"], req["max_sequence_length"], req["guidance_scale"]) == ("flux1", rubric.FLUX_BASE, 32, train_flux.GUIDANCE)
+    flags = rubric.render_flags("flux1", rubric.FLUX_BASE)
+    assert flags[flags.index("--max-sequence-length") + 1] == "32" and flags[flags.index("--steps") + 1] == "28"
+    assert rubric.render_flags("sdxl", rubric.BASE) == ["--width", "64", "--height", "64", "--steps", "20", "--guidance", "5.0"]
+    assert rubric.contract(rubric.VARIANTS[0], [1], "flux1")["base"] == {"model": "flux1-dev", "path": rubric.FLUX_BASE}
+
+
+def test_rubric_verdicts_name_what_differs_from_the_variant():
+    from toyworld import rubric
+
+    good, unbound = rubric.VARIANTS[0], rubric.VARIANTS[1]
+    row = lambda status, code, checks, measures: {"status": status, "exit_code": code, "checks": checks, "measures": measures}  # noqa: E731
+    assert rubric.verdict_mismatches(good, row("warn", 0, {"trigger": "pass", "consistency": "warn"}, {})) == []
+    assert rubric.verdict_mismatches(good, row("fail", 1, {"trigger": "fail"}, {})) == ["exit 1, status fail", "trigger failed"]
+    leak = {"trigger_leak": (0.9, "fail")}
+    assert rubric.verdict_mismatches(unbound, row("fail", 1, {"trigger": "fail"}, leak)) == []
+    assert rubric.verdict_mismatches(unbound, row("fail", 1, {"trigger": "pass", "composition": "fail"}, {"trigger_leak": (0.1, "pass")})) == [
+        "trigger is pass, not fail", "trigger_leak is (0.1, 'pass'), not fail"]

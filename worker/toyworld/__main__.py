@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--train-seed", type=int, default=1)
     rb.add_argument("--seeds", default="1,2", help="validation seeds, comma-separated")
     rb.add_argument("--variant", action="append", default=None, help="good | unbound | overfit | collapse (repeatable; default all)")
+    rb.add_argument("--arch", default="sdxl", choices=sorted(DEFAULT_BASES), help="the toy base: sdxl (models/toy-sdxl) or flux1 (models/toy-flux1)")
+    rb.add_argument("--device", default="cpu")
+    rb.add_argument("--precision", default=None, help="default bf16 on CUDA, fp32 on the CPU")
 
     sk = sub.add_parser("stack", help="train txcl, txst and two rubric LoRAs; judge the pair at 0.5 + 0.3 and all four at 1.0 (see stack.py)")
     sk.add_argument("--out", required=True)
@@ -207,7 +210,9 @@ def main(argv=None) -> int:
         from . import rubric
 
         chosen = [v for v in rubric.VARIANTS if not args.variant or v.name in args.variant]
-        rows = rubric.run(args.out, train_seed=args.train_seed, seeds=tuple(int(s) for s in args.seeds.split(",")), variants=chosen)
+        precision = args.precision or ("bf16" if args.device.startswith("cuda") else "fp32")
+        rows = rubric.run(args.out, train_seed=args.train_seed, seeds=tuple(int(s) for s in args.seeds.split(",")), variants=chosen,
+                          arch=args.arch, device=args.device, precision=precision)
         print(json.dumps(rows))
         print(rubric.table(rows))
     elif args.command == "stack":

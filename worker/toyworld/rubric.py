@@ -18,6 +18,11 @@ prompts and variations on the dataset's backgrounds, novel scenes on the ones it
 
 `PYTHONPATH=worker python -m toyworld rubric --out DIR` trains and validates all four and prints
 each check's measures; worker/tests/test_toyworld_rubric.py asserts the verdicts.
+
+On the toy FLUX.1 base (`--arch flux1`, issue 23; test_toyworld_rubric_flux_gpu.py on the GPU) the good LoRA is
+bind_probe.BINDING's recipe (the class prior, the LoRA on the text stream: the one that binds the trigger there),
+the bad ones the same requests as on SDXL, and validate renders as the base is sampled (28 steps, the guidance
+embedding it trained at, T5 at its length: --max-sequence-length).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from typing import Optional
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
+FLUX_BASE = os.path.join(REPO, "models", "toy-flux1")
+BASES = {"sdxl": BASE, "flux1": FLUX_BASE}
+# How validate renders each toy base (steps, guidance): SDXL's Euler at CFG 5, FLUX.1's guidance embedding as trained.
+RENDER = {"sdxl": (20, 5.0), "flux1": (28, None)}
 JUDGE = os.path.join(REPO, "models", "toy-judge")
 EXAMPLES = os.path.join(REPO, "examples", "toyworld")
 CLI = os.path.join(REPO, "bin", "loraspec.mjs")
@@ -87,16 +96,26 @@ def prompts_for(dataset: str) -> dict:
     }
 
 
-def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, base: Optional[str] = None, **settings) -> dict:
-    """The txcl recipe on the toy SDXL base (rank 8, lr 1e-3, batch 4, fp32 on the CPU) as a train
-    request; `base` another diffusers folder (default models/toy-sdxl); `settings` override or add
-    request fields (resolution and buckets, reg images, samples)."""
+def flux_settings(base: str) -> dict:
+    """The request fields the toy FLUX.1 base trains with: its guidance value and T5 length."""
+    from . import train_flux
+
+    return {"guidance_scale": train_flux.GUIDANCE, "max_sequence_length": train_flux.base_sampling_length(base)}
+
+
+def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, base: Optional[str] = None, arch: str = "sdxl",
+                device: str = "cpu", precision: str = "fp32", **settings) -> dict:
+    """The txcl recipe on a toy base (rank 8, lr 1e-3, batch 4; fp32 on the CPU) as a train request; `base` another
+    diffusers folder (default BASES[arch]); `settings` override or add request fields (resolution and buckets, reg
+    images, samples)."""
     from loraspec_worker.train.dev_request import dev_request
 
+    base = base or BASES[arch]
     return dev_request(**{
-        "arch": "sdxl", "base": base or BASE, "dataset": dataset, "output_dir": out, "name": name,
+        "arch": arch, "base": base, "dataset": dataset, "output_dir": out, "name": name,
         "resolution": 64, "steps": steps, "rank": 8, "alpha": 8, "learning_rate": 1e-3, "batch_size": 4,
-        "seed": seed, "trigger_word": TRIGGER, "precision": "fp32", "device": "cpu",
+        "seed": seed, "trigger_word": TRIGGER, "precision": precision, "device": device,
+        **(flux_settings(base) if arch == "flux1" else {}),
         # The toy base's loss sits near 0.005, where 4-image batches swing 4x from step to step
         # (the dev default of 4 stopped the good recipe at step 203 as "diverged"); 20x still
         # catches a real divergence (NaN stops regardless).
@@ -106,14 +125,24 @@ def toy_request(dataset: str, out: str, name: str, steps: int, seed: int, base: 
 
 
 def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int] = None, samples: Optional[dict] = None,
-                  targets: Optional[list] = None, base: Optional[str] = None) -> str:
+                  targets: Optional[list] = None, base: Optional[str] = None, arch: str = "sdxl", device: str = "cpu",
+                  precision: str = "fp32", prior_steps: int = 28) -> str:
     """Trains one variant; `samples` (the request's, e.g. STRIP_SAMPLES) renders samples while it
     trains, into <out>/samples/, without changing the LoRA (samples.py keeps the training RNG);
-    `targets` (the request's module patterns, train/targets.py) replaces the arch's attention preset."""
+    `targets` (the request's module patterns, train/targets.py) replaces the arch's attention preset.
+    On FLUX.1 the good variant is bind_probe.BINDING (its class prior sampled from the base in `prior_steps` steps)."""
     from loraspec_worker import train
 
+    if arch == "flux1" and variant.name == "good":
+        from . import bind_probe
+
+        base, recipe = base or FLUX_BASE, bind_probe.BINDING
+        pipe = bind_probe.pipeline(base, device, precision)
+        return bind_probe.train_recipe(pipe, base, out, recipe["recipe"], steps or recipe["steps"], seed=seed, device=device,
+                                       precision=precision, sample_steps=prior_steps, class_count=recipe["class_count"],
+                                       learning_rate=recipe["learning_rate"])["path"]
     result = train.run(toy_request(
-        os.path.join(EXAMPLES, variant.dataset), out, variant.name, steps or variant.steps, seed, base,
+        os.path.join(EXAMPLES, variant.dataset), out, variant.name, steps or variant.steps, seed, base, arch, device, precision,
         learning_rate=variant.learning_rate, prefix_trigger=variant.prefix_trigger,
         reg_dataset=os.path.join(EXAMPLES, "prior") if variant.reg else None, samples=samples, targets=targets,
     ))
@@ -127,9 +156,10 @@ STRIP_PROMPTS = [f"{TRIGGER}, medium, in the center on {article} {bg} background
 STRIP_SAMPLES = {"every": 300, "first": True, "prompts": STRIP_PROMPTS, "seeds": [1, 2, 3], "steps": 20, "guidance_scale": 5.0, "width": 64, "height": 64}
 
 
-def contract(variant: Variant, seeds: list[int]) -> dict:
+def contract(variant: Variant, seeds: list[int], arch: str = "sdxl", base: Optional[str] = None) -> dict:
+    model = {"sdxl": "sdxl", "flux1": "flux1-dev"}[arch]
     return {
-        "version": 1, "name": f"txcl-{variant.name}", "base": {"model": "sdxl", "path": BASE}, "trainer": {"name": "diffusers"},
+        "version": 1, "name": f"txcl-{variant.name}", "base": {"model": model, "path": base or BASES[arch]}, "trainer": {"name": "diffusers"},
         "hardware": {"kind": "local"}, "target": "character",
         "dataset": {"path": os.path.join(EXAMPLES, variant.dataset), "resolution": 64},
         "trigger": {"word": TRIGGER},
@@ -137,16 +167,28 @@ def contract(variant: Variant, seeds: list[int]) -> dict:
     }
 
 
-def validate(variant: Variant, lora: str, out: str, seeds: list[int]) -> dict:
+def render_flags(arch: str, base: str, steps: Optional[int] = None) -> list[str]:
+    """validate's render flags for a toy base: 64x64, RENDER's steps (or `steps`) and guidance, FLUX.1's T5 length."""
+    default_steps, guidance = RENDER[arch]
+    flags = ["--width", "64", "--height", "64", "--steps", str(steps or default_steps)]
+    if arch == "flux1":
+        settings = flux_settings(base)
+        return flags + ["--guidance", str(settings["guidance_scale"]), "--max-sequence-length", str(settings["max_sequence_length"])]
+    return flags + ["--guidance", str(guidance)]
+
+
+def validate(variant: Variant, lora: str, out: str, seeds: list[int], arch: str = "sdxl", base: Optional[str] = None,
+             device: str = "cpu", render_steps: Optional[int] = None) -> dict:
     """Runs `loraspec validate` and returns validation.json with the CLI's exit code."""
     os.makedirs(out, exist_ok=True)
+    base = base or BASES[arch]
     path = os.path.join(out, "lora.yaml")
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(contract(variant, seeds), f)  # JSON is YAML
+        json.dump(contract(variant, seeds, arch, base), f)  # JSON is YAML
     report = os.path.join(out, "validation")
     proc = subprocess.run(
-        ["node", CLI, "validate", path, "--lora", lora, "--width", "64", "--height", "64", "--steps", "20", "--guidance", "5",
-         "--score-model", JUDGE, "--device", "cpu", "--out", report, "--json"],
+        ["node", CLI, "validate", path, "--lora", lora, *render_flags(arch, base, render_steps),
+         "--score-model", JUDGE, "--device", device, "--out", report, "--json"],
         cwd=out, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
     )
     json_path = os.path.join(report, "validation.json")
@@ -166,7 +208,23 @@ def summary(result: dict) -> dict:
             "checks": {c["check"]: c["status"] for c in w["checks"]}, "measures": measures}
 
 
-def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants=VARIANTS, loras: Optional[dict] = None) -> dict:
+def verdict_mismatches(variant: Variant, row: dict) -> list[str]:
+    """How a summary() row differs from what its variant must show (empty: as it should): the good LoRA exits 0
+    with no check failing (a measure near its line may warn: the CLI passes warn); a bad one exits 1, failing
+    its check on its measure."""
+    if variant.fails is None:
+        wrong = [] if row["exit_code"] == 0 and row["status"] in ("pass", "warn") else [f"exit {row['exit_code']}, status {row['status']}"]
+        return wrong + [f"{check} failed" for check, status in row["checks"].items() if status == "fail"]
+    wrong = [] if row["status"] == "fail" and row["exit_code"] == 1 else [f"exit {row['exit_code']}, status {row['status']}"]
+    if row["checks"].get(variant.fails) != "fail":
+        wrong.append(f"{variant.fails} is {row['checks'].get(variant.fails)}, not fail")
+    if row["measures"].get(variant.measure, (None, None))[1] != "fail":
+        wrong.append(f"{variant.measure} is {row['measures'].get(variant.measure)}, not fail")
+    return wrong
+
+
+def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants=VARIANTS, loras: Optional[dict] = None,
+        arch: str = "sdxl", device: str = "cpu", precision: str = "fp32", base: Optional[str] = None) -> dict:
     """loras: {variant name: LoRA file} already trained (the tests share them with the stacking check)."""
     import torch
 
@@ -175,8 +233,9 @@ def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants
     torch.set_num_threads(THREADS)
     try:
         for v in variants:
-            lora = (loras or {}).get(v.name) or train_variant(v, os.path.join(out, v.name, "train"), seed=train_seed)
-            rows[v.name] = summary(validate(v, lora, os.path.join(out, v.name), list(seeds)))
+            lora = (loras or {}).get(v.name) or train_variant(v, os.path.join(out, v.name, "train"), seed=train_seed, base=base, arch=arch,
+                                                               device=device, precision=precision)
+            rows[v.name] = summary(validate(v, lora, os.path.join(out, v.name), list(seeds), arch, base, device))
     finally:
         torch.set_num_threads(threads)
     return rows

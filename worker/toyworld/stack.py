@@ -27,7 +27,7 @@ import os
 import subprocess
 
 from . import world
-from .rubric import BASE, CLI, EXAMPLES, JUDGE, THREADS, VARIANTS, toy_request, train_variant
+from .rubric import BASE, CLI, EXAMPLES, JUDGE, THREADS, VARIANTS, render_flags, toy_request, train_variant
 
 PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
@@ -181,7 +181,7 @@ def validate_stack(weights: dict, loras: dict, out: str, seeds=(1,)) -> dict:
         json.dump(contract(others, loras, weights["txcl"], list(seeds)), f)  # JSON is YAML
     report = os.path.join(out, "validation")
     proc = subprocess.run(
-        ["node", CLI, "validate", path, "--lora", loras["txcl"], "--width", "64", "--height", "64", "--steps", "20", "--guidance", "5",
+        ["node", CLI, "validate", path, "--lora", loras["txcl"], *render_flags("sdxl", BASE),
          "--score-model", JUDGE, "--device", "cpu", "--out", report, "--json"],
         cwd=out, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
     )

@@ -13,6 +13,7 @@ interface SampleOptions {
   out: string;
   steps?: string;
   guidance?: string;
+  maxSequenceLength?: string;
   width?: string;
   height?: string;
   negative?: string;
@@ -35,6 +36,7 @@ export function registerSample(program: Command): void {
     .option("--out <dir>", "output folder", "samples")
     .option("--steps <n>", "denoising steps (default 28)")
     .option("--guidance <x>", "guidance scale")
+    .option("--max-sequence-length <n>", "prompt token length for T5/LLM text encoders (FLUX, Qwen-Image, Z-Image; default the pipeline's)")
     .option("--width <px>", "image width")
     .option("--height <px>", "image height")
     .option("--negative <text>", "negative prompt (SDXL)")
@@ -63,6 +65,7 @@ export function registerSample(program: Command): void {
         files: sampleImageNames(opts.prompt.length, seeds),
         steps: opts.steps ? int(opts.steps, "--steps") : undefined,
         guidance_scale: opts.guidance ? num(opts.guidance, "--guidance") : undefined,
+        max_sequence_length: opts.maxSequenceLength ? int(opts.maxSequenceLength, "--max-sequence-length") : undefined,
         width: opts.width ? int(opts.width, "--width") : undefined,
         height: opts.height ? int(opts.height, "--height") : undefined,
         negative_prompt: opts.negative,

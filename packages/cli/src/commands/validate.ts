@@ -15,6 +15,7 @@ interface ValidateOptions {
   height?: string;
   steps?: string;
   guidance?: string;
+  maxSequenceLength?: string;
   scoreModel?: string;
   dinoModel?: string;
   device?: string;
@@ -54,6 +55,7 @@ export function registerValidate(program: Command): void {
     .option("--height <px>", "image height")
     .option("--steps <n>", "denoising steps (default 28)")
     .option("--guidance <x>", "guidance scale")
+    .option("--max-sequence-length <n>", "prompt token length for T5/LLM text encoders (FLUX, Qwen-Image, Z-Image; default the pipeline's, 512 for FLUX)")
     .option("--score-model <id>", "CLIP model for scores (Hugging Face id or folder; default openai/clip-vit-large-patch14)")
     .option("--dino-model <id>", "optional DINOv2 model for DINO subject fidelity (e.g. facebook/dinov2-base)")
     .option("--device <name>", "cpu | cuda (default: cuda when available)")
@@ -90,6 +92,7 @@ export function registerValidate(program: Command): void {
             height: num(opts.height, "--height", true),
             steps: num(opts.steps, "--steps", true),
             guidance: num(opts.guidance, "--guidance"),
+            maxSequenceLength: num(opts.maxSequenceLength, "--max-sequence-length", true),
             scoreModel: opts.scoreModel,
             dinoModel: opts.dinoModel,
             device: opts.device,

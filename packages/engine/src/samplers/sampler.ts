@@ -8,6 +8,8 @@ export interface SampleSettings {
   steps: number;
   guidance?: number;
   negativePrompt?: string;
+  /** The prompt's token length for T5/LLM text encoders (the pipelines' max_sequence_length; worker sampler only). */
+  maxSequenceLength?: number;
 }
 
 export interface RenderParams {

@@ -50,6 +50,7 @@ export function createWorkerSampler(params: { config: WorkerSamplerConfig; runWo
       if (config.device) request.device = config.device;
       if (settings.guidance !== undefined) request.guidance_scale = settings.guidance;
       if (settings.negativePrompt) request.negative_prompt = settings.negativePrompt;
+      if (settings.maxSequenceLength !== undefined) request.max_sequence_length = settings.maxSequenceLength;
       for await (const event of run({ command: "render-jobs", request, signal, logFile: config.logFile })) {
         // The caller's stream has one `done`, at its own end.
         if (event.type !== "done") yield event;

@@ -34,6 +34,8 @@ export interface ValidateProjectParams {
   height?: number;
   steps?: number;
   guidance?: number;
+  /** The text encoder's token length (T5/LLM bases; the worker sampler only). */
+  maxSequenceLength?: number;
   scoreModel?: string;
   dinoModel?: string;
   device?: string;
@@ -176,6 +178,11 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   if (params.guidance !== undefined) settings.guidance = params.guidance;
 
   const kind = params.sampler ?? validation.sampler ?? "worker";
+  if (params.maxSequenceLength !== undefined) {
+    if (kind !== "worker") throw new LoraspecError("E_USAGE", `--max-sequence-length is a setting of the worker sampler, not ${kind}'s`, { field: "--max-sequence-length" });
+    if (model?.family === "sdxl") throw new LoraspecError("E_USAGE", `--max-sequence-length: ${model.label} has CLIP text encoders only (a fixed 77 tokens)`, { field: "--max-sequence-length" });
+    settings.maxSequenceLength = params.maxSequenceLength;
+  }
   let sampler: Sampler;
   if (kind === "worker") {
     const base = params.base ?? contract?.base.path ?? model?.hfRepo;

@@ -124,7 +124,22 @@ describe("validateProject", () => {
     [{ lora: "nope.safetensors" }, "E_FILE_NOT_FOUND"],
     [{ runId: "01NOPE" }, "E_RUN_NOT_FOUND"],
     [{ lora: "style.safetensors", sampler: "comfyui" as const }, "E_USAGE"],
+    [{ lora: "style.safetensors", maxSequenceLength: 32 }, "E_USAGE"], // SDXL: CLIP only
   ])("%j -> %s", async (params, code) => {
     await expect(run(params)).rejects.toMatchObject({ code });
+  });
+
+  it("--max-sequence-length reaches the worker's render request on a FLUX.1 contract; other samplers refuse it", async () => {
+    const flux = join(dir, "flux.yaml");
+    writeFileSync(flux, readFileSync(join(dir, "lora.yaml"), "utf8").replace("model: sdxl", "model: flux1-dev"));
+    await run({ contractPath: flux, lora: "style.safetensors", maxSequenceLength: 32 });
+    const render = requests.find((r) => r.command === "render-jobs");
+    expect(render?.request.max_sequence_length).toBe(32);
+    await run({ contractPath: flux, lora: "style.safetensors" });
+    expect(requests.find((r) => r.command === "render-jobs")?.request).not.toHaveProperty("max_sequence_length");
+    await expect(run({ contractPath: flux, lora: "style.safetensors", maxSequenceLength: 32, sampler: "fal" })).rejects.toMatchObject({
+      code: "E_USAGE",
+      field: "--max-sequence-length",
+    });
   });
 });

@@ -1,0 +1,64 @@
+"""Issue 23: the rubric's four LoRAs on the toy FLUX.1 base (models/toy-flux1), on the GPU, each checked by
+`loraspec validate` (the built CLI, the judge as the embedding model, the base rendered as it is sampled:
+toyworld/rubric.py render_flags), as test_toyworld_rubric.py does on the toy SDXL base: the good one
+(bind_probe.BINDING's recipe) passes, the unbound-trigger one fails check 1 on the leak measure, the
+mode-collapse one check 2 on sameness, the overfit one check 3 on scenes swapped. Two training seeds.
+
+Skipped without CUDA, without models/toy-flux1, or without the built CLI (npm run build).
+LORASPEC_TOY_FLUX_CPU=1 runs the code paths on the CPU with a few steps (the verdicts are not asserted):
+  LORASPEC_TOY_FLUX_CPU=1 worker/.venv/bin/python -m pytest worker/tests/test_toyworld_rubric_flux_gpu.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from loraspec_worker import protocol  # noqa: E402
+from toyworld import rubric  # noqa: E402
+
+CPU = os.environ.get("LORASPEC_TOY_FLUX_CPU") == "1"
+BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CPU and not torch.cuda.is_available(), reason="needs CUDA (LORASPEC_TOY_FLUX_CPU=1 runs the plumbing on the CPU)"),
+    pytest.mark.skipif(not os.path.exists(os.path.join(rubric.FLUX_BASE, "model_index.json")), reason="no toy FLUX.1 base"),
+    pytest.mark.skipif(not BUILT, reason="the CLI is not built (npm run build)"),
+]
+
+SETTINGS = ({"device": "cpu", "precision": "fp32", "train_seeds": (1,), "steps": 2, "prior_steps": 2, "render_steps": 2} if CPU else
+            {"device": "cuda", "precision": "bf16", "train_seeds": (1, 2), "steps": None, "prior_steps": 28, "render_steps": None})
+
+
+@pytest.fixture(scope="module", params=SETTINGS["train_seeds"], ids=lambda seed: f"train-seed-{seed}")
+def rows(request, tmp_path_factory):
+    """The four LoRAs trained on one training seed and validated with seeds 1 and 2."""
+    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
+    threads = torch.get_num_threads()
+    if CPU:
+        torch.set_num_threads(1)  # a shared 2-core machine thrashes with more (rubric.THREADS)
+    try:
+        out, seed, s = tmp_path_factory.mktemp(f"rubric-flux-{request.param}"), request.param, SETTINGS
+        loras = {v.name: rubric.train_variant(v, str(out / v.name / "train"), seed=seed, steps=s["steps"], arch="flux1", device=s["device"],
+                                              precision=s["precision"], prior_steps=s["prior_steps"]) for v in rubric.VARIANTS}
+        return {v.name: rubric.summary(rubric.validate(v, loras[v.name], str(out / v.name), [1, 2], arch="flux1", device=s["device"],
+                                                       render_steps=s["render_steps"])) for v in rubric.VARIANTS}
+    finally:
+        protocol._out = before
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("variant", rubric.VARIANTS, ids=lambda v: v.name)
+def test_validate_passes_the_good_flux_lora_and_fails_the_bad_one_on_its_check(rows, variant):
+    row = rows[variant.name]
+    print("toy FLUX.1 rubric", variant.name, row)
+    assert set(row["checks"]) >= {"trigger", "consistency", "composition"}, row
+    if CPU:
+        return  # a few steps on the CPU: the verdicts mean nothing
+    assert rubric.verdict_mismatches(variant, row) == [], row
