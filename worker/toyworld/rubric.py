@@ -201,11 +201,13 @@ def validate(variant: Variant, lora: str, out: str, seeds: list[int], arch: str 
 
 
 def summary(result: dict) -> dict:
-    """{status, checks: {check: status}, measures: {id: (value, status)}} for the one weight."""
+    """{status, checks: {check: status}, measures: {id: (value, status)}, advice: [ids of the measures that say what
+    to try]} for the one weight."""
     w = result["verdicts"]["weights"][0]
     measures = {m["id"]: (m["value"], m["status"]) for c in w["checks"] for m in c["measures"]}
     return {"status": result["verdicts"]["status"], "exit_code": result["exit_code"],
-            "checks": {c["check"]: c["status"] for c in w["checks"]}, "measures": measures}
+            "checks": {c["check"]: c["status"] for c in w["checks"]}, "measures": measures,
+            "advice": [m["id"] for c in w["checks"] for m in c["measures"] if m.get("advice")]}
 
 
 def verdict_mismatches(variant: Variant, row: dict) -> list[str]:

@@ -126,6 +126,7 @@ export function registerValidate(program: Command): void {
       ]);
       const out = [table(rows, ["step", "weight", "1 trigger", "2 consistency", "3 composition", "overall"])];
       if (result?.stack) out.push(`4 stacking: ${paint(String(result.stack))}`);
+      for (const a of (result?.advice as { measure: string; text: string }[] | undefined) ?? []) out.push(`${pc.yellow("what to try")} (${a.measure}): ${a.text}`);
       const best = result?.best as { weight: number; step?: number } | undefined;
       if (best) out.push(`best: ${best.step === undefined ? "" : `step ${best.step}, `}weight ${best.weight}`);
       out.push(`${status === "fail" ? pc.red("✗") : pc.green("✓")} ${paint(status)}: ${result?.report}`);

@@ -1,3 +1,4 @@
+import { TRIGGER_BINDING } from "./recipes.js";
 import type { Sourced } from "./types.js";
 
 /**
@@ -16,6 +17,8 @@ export interface ValidationThreshold extends Sourced {
   /** Pass at or beyond this value; warn between warn and pass; fail beyond warn. */
   pass: number;
   warn: number;
+  /** What to try when the measure fails, with where that comes from (validate shows it beside the verdict). */
+  ifFailing?: { advice: string; source: string };
 }
 
 export type ValidationThresholdId =
@@ -61,6 +64,10 @@ export const VALIDATION_THRESHOLDS: readonly ValidationThreshold[] = [
     source: `ours, to calibrate; issue 10's unbound-trigger LoRA (captions without the trigger); the published analogue is DreamBooth's PRES (prior-class leakage, DINO), numbers not verified (${PERF5})`,
     asOf: ASOF,
     verified: false,
+    ifFailing: {
+      advice: `The trigger does not bind: the LoRA draws its concept without the trigger too. Check that every caption opens with the trigger (loraspec check: trigger-not-at-start), then add ${TRIGGER_BINDING.advice}; in loraspec's toy FLUX.1 world that bound a trigger that generic reg images did not (toy evidence, not verified on real weights).`,
+      source: `loraspec issue #2 (source guide: the trigger opens each caption); DreamBooth's prior preservation (arXiv 2208.12242 §3.3); ${TRIGGER_BINDING.source}`,
+    },
   },
   {
     id: "subject_fidelity_ratio",

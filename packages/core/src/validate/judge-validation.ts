@@ -17,6 +17,8 @@ export interface Measure {
   source: string;
   /** Numbers behind the value (raw distances, the base model's figure, ...). */
   detail?: Record<string, number | string | null>;
+  /** On a fail: what to try, and its source (knowledge/validation-thresholds.ts ifFailing). */
+  advice?: { text: string; source: string };
 }
 
 export interface CheckVerdict {
@@ -62,6 +64,7 @@ export function rate(id: ValidationThresholdId, value: number | null | undefined
   }
   const m: Measure = { id, label: t.label, value: value ?? null, status, better: t.better, pass: t.pass, warn: t.warn, source: t.source };
   if (detail) m.detail = detail;
+  if (status === "fail" && t.ifFailing) m.advice = { text: t.ifFailing.advice, source: t.ifFailing.source };
   return m;
 }
 
@@ -299,3 +302,12 @@ export function judgeValidation(params: { plan: ValidationPlan; scores: ScoreRes
 
 /** Mean of numbers, exported for the report's summaries. */
 export { mean as meanOf };
+
+/** The advice of every failing measure (knowledge/validation-thresholds.ts ifFailing), once per measure, in check order. */
+export function adviceOf(verdicts: ValidationVerdicts): { measure: string; text: string; source: string }[] {
+  const out = new Map<string, { measure: string; text: string; source: string }>();
+  const measures = [...verdicts.weights.flatMap((w) => w.checks.flatMap((c) => c.measures)), ...(verdicts.stack?.measures ?? [])];
+  for (const m of measures) if (m.advice && !out.has(m.id)) out.set(m.id, { measure: m.id, ...m.advice });
+  return [...out.values()];
+}
+

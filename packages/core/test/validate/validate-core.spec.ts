@@ -13,7 +13,7 @@ import {
   type ScoreResult,
 } from "@loraspec/core/validate/index.js";
 import { VALIDATION_THRESHOLDS } from "@loraspec/core/knowledge/validation-thresholds.js";
-import type { CheckId, ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
+import { adviceOf, type CheckId, type ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
 
 const rubric: RubricSpec = {
   seeds: [1, 2],
@@ -222,6 +222,17 @@ describe("leak: the concept without the trigger, against the base model's trigge
     expect(m.status).toBe(status);
     expect(m.detail?.pull_with_share).toBeCloseTo(0.875, 6);
     if (status === "fail") expect(check.status).toBe("fail");
+    // only a failing leak carries what to try (class images, the trigger first), with its source
+    if (status === "fail") {
+      expect(m.advice?.text).toMatch(/^The trigger does not bind.*dataset\.reg_path.*toy evidence, not verified on real weights/);
+      expect(m.advice?.source).toMatch(/2208\.12242.*bench\/RESULTS\.md/);
+    } else expect(m.advice).toBeUndefined();
+  });
+
+  it("the verdicts' advice lists each failing measure's once", () => {
+    const { m } = verdictFor({ off: 0.85 });
+    const v = { status: "fail" as const, best: undefined, warnings: [], weights: [0, 1].map(() => ({ checks: [{ measures: [m, { ...m, id: "trigger_effect" as const, advice: undefined }] }] })) };
+    expect(adviceOf(v as never)).toEqual([{ measure: "trigger_leak", text: m.advice!.text, source: m.advice!.source }]);
   });
 
   it.each([

@@ -46,7 +46,9 @@ function measuresTable(measures: Measure[]): string {
   const rows = measures.map((m) => {
     const rule = m.better === "higher" ? `pass ≥ ${m.pass}, warn ≥ ${m.warn}` : `pass ≤ ${m.pass}, warn ≤ ${m.warn}`;
     const detail = m.detail ? Object.entries(m.detail).map(([k, v]) => `${esc(k)} ${typeof v === "number" ? fmt(v) : esc(v ?? "-")}`).join("; ") : "";
-    return `<tr><td>${badge(m.status)}</td><td>${esc(m.label)}</td><td><b>${fmt(m.value)}</b></td><td>${esc(rule)}</td><td class="muted">${detail}</td><td class="src">${esc(m.source)}</td></tr>`;
+    const row = `<tr><td>${badge(m.status)}</td><td>${esc(m.label)}</td><td><b>${fmt(m.value)}</b></td><td>${esc(rule)}</td><td class="muted">${detail}</td><td class="src">${esc(m.source)}</td></tr>`;
+    const advice = m.advice ? `<tr class="advice"><td></td><td colspan="4"><b>What to try:</b> ${esc(m.advice.text)}</td><td class="src">${esc(m.advice.source)}</td></tr>` : "";
+    return row + advice;
   });
   return `<table><tr><th>verdict</th><th>measure</th><th>value</th><th>threshold</th><th>numbers</th><th>source</th></tr>${rows.join("")}</table>`;
 }

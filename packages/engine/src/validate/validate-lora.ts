@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { judgeValidation, type ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
+import { adviceOf, judgeValidation, type ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
 import { planValidation, type PlanValidationParams, type ValidationPlan } from "@loraspec/core/validate/plan-validation.js";
 import { buildScoreRequest, type ScoreResult } from "@loraspec/core/validate/score-request.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -119,6 +119,8 @@ export async function* validateLora(params: ValidateLoraParams): AsyncGenerator<
       weights: verdicts.weights.map((w) => ({ key: w.key, step: w.step, weight: w.weight, status: w.status, checks: Object.fromEntries(w.checks.map((c) => [c.check, c.status])) })),
       stack: verdicts.stack?.status,
       warnings: verdicts.warnings,
+      // What to try for each measure that failed at some weight (once per measure).
+      advice: adviceOf(verdicts),
       // The numbers behind every verdict (value, thresholds, source) for --json.
       verdicts: verdicts as unknown as Record<string, unknown>,
     },

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { judgeValidation } from "@loraspec/core/validate/judge-validation.js";
 import { planValidation } from "@loraspec/core/validate/plan-validation.js";
-import { buildScoreRequest, type ScoreResult } from "@loraspec/core/validate/score-request.js";
+import { buildScoreRequest, setId, type ScoreResult } from "@loraspec/core/validate/score-request.js";
 import { renderReport } from "@loraspec/engine/report/render-report.js";
 import { trainingSamplesHtml } from "@loraspec/engine/report/training-samples-html.js";
 import { reportTrainingSamples } from "@loraspec/engine/validate/report-training-samples.js";
@@ -74,5 +74,32 @@ describe("the report's strip of samples during training", () => {
     expect(html).toContain('src="s.png"');
     expect(renderReport({ result, loss: [], imageSrc: (id) => id, trainingSamples: { samples: [], src: () => "" } })).toContain("samples.every");
     expect(renderReport({ result, loss: [], imageSrc: (id) => id })).not.toContain('id="training-samples"');
+  });
+
+  it("shows a failing measure's advice beside it, escaped, and none for a passing one", () => {
+    const plan = planValidation({
+      rubric: { seeds: [1], trigger_prompts: ["a photo of {trigger}"], pose_variations: 2, novel_scenes: [], stack: [], self_weight: 1, weight_sweep: [1] },
+      trigger: "txcl",
+      target: "character",
+      candidates: [{ name: "txcl.safetensors", path: "/loras/txcl.safetensors" }],
+    });
+    const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b"] });
+    const scores = (baseOff: number): ScoreResult => ({
+      embedder: { clip: "clip" },
+      reference: { count: 2, pairwise_clip: 0.9 },
+      trigger: Object.fromEntries(request.trigger.map((t) => [t.id, { distance: 0.2, base_distance: 0.05, effect: 0.15 }])),
+      sets: Object.fromEntries(request.sets.map((s) => [s.id, { count: s.images.length, fidelity_clip: s.id === setId.baseTriggerOff ? baseOff : 0.85, diversity: 0.3, collapse_share: 0.4, near_duplicate_share: 0, clip_t: 0.29 }])),
+      stack: {},
+    });
+    const html = (baseOff: number) => {
+      const verdicts = judgeValidation({ plan, scores: scores(baseOff) });
+      const result = { name: "x", createdAt: "t", settings: { width: 64, height: 64, steps: 4 }, sampler: "worker", plan, scores: scores(baseOff), verdicts, images: {}, reference: [] };
+      return { verdicts, html: renderReport({ result, loss: [], imageSrc: (id) => id }) };
+    };
+    const leaking = html(0.5); // the LoRA without its trigger as close to the training images as with it: leak 1
+    expect(leaking.verdicts.weights[0]!.checks.find((c) => c.check === "trigger")!.measures.find((m) => m.id === "trigger_leak")!.status).toBe("fail");
+    expect(leaking.html).toMatch(/<tr class="advice">.*What to try:<\/b> The trigger does not bind/);
+    expect(leaking.html).toContain("arXiv 2208.12242");
+    expect(html(0.85).html).not.toContain('class="advice"'); // the base draws it too: leak not measured, no advice
   });
 });
