@@ -28,6 +28,17 @@ async function runWithSamples() {
   return runDir;
 }
 
+/** A one-prompt character rubric for one LoRA, and its score request. */
+function onePromptRubric() {
+  const plan = planValidation({
+    rubric: { seeds: [1], trigger_prompts: ["a photo of {trigger}"], pose_variations: 2, novel_scenes: [], stack: [], self_weight: 1, weight_sweep: [1] },
+    trigger: "txcl",
+    target: "character",
+    candidates: [{ name: "txcl.safetensors", path: "/loras/txcl.safetensors" }],
+  });
+  return { plan, request: buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b"] }) };
+}
+
 describe("the report's strip of samples during training", () => {
   it("links the run's images relative to the report, a row per prompt x seed and a column per step; hostile paths dropped", async () => {
     const runDir = await runWithSamples();
@@ -54,13 +65,7 @@ describe("the report's strip of samples during training", () => {
   });
 
   it("appears in the validation report after the loss curve, and says how to turn it on when the run had none", () => {
-    const plan = planValidation({
-      rubric: { seeds: [1], trigger_prompts: ["a photo of {trigger}"], pose_variations: 2, novel_scenes: [], stack: [], self_weight: 1, weight_sweep: [1] },
-      trigger: "txcl",
-      target: "character",
-      candidates: [{ name: "txcl.safetensors", path: "/loras/txcl.safetensors" }],
-    });
-    const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b"] });
+    const { plan, request } = onePromptRubric();
     const scores: ScoreResult = {
       embedder: { clip: "clip" },
       reference: { count: 2, pairwise_clip: 0.85 },
@@ -77,13 +82,7 @@ describe("the report's strip of samples during training", () => {
   });
 
   it("shows a failing measure's advice beside it, escaped, and none for a passing one", () => {
-    const plan = planValidation({
-      rubric: { seeds: [1], trigger_prompts: ["a photo of {trigger}"], pose_variations: 2, novel_scenes: [], stack: [], self_weight: 1, weight_sweep: [1] },
-      trigger: "txcl",
-      target: "character",
-      candidates: [{ name: "txcl.safetensors", path: "/loras/txcl.safetensors" }],
-    });
-    const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b"] });
+    const { plan, request } = onePromptRubric();
     const scores = (baseOff: number): ScoreResult => ({
       embedder: { clip: "clip" },
       reference: { count: 2, pairwise_clip: 0.9 },
