@@ -73,8 +73,8 @@ def load_lora_file(pipe, path: str, name: str) -> None:
         raise WorkerError("E_LORA_FORMAT_UNKNOWN", f"{path} does not load into this base: {str(e).splitlines()[0][:300]}") from None
 
 
-def generation_kwargs(request: dict, pipe=None) -> dict:
-    """The pipeline call's settings from the request; with `pipe`, a setting its __call__ names no parameter for
+def generation_kwargs(request: dict, pipe) -> dict:
+    """The pipeline call's settings from the request; a setting `pipe`'s __call__ names no parameter for
     (max_sequence_length on SDXL: CLIP only) is refused with E_USAGE. (SDXL's __call__ takes **kwargs for deprecated
     callback arguments and drops anything else silently: only the named parameters are used.)"""
     import inspect
@@ -84,12 +84,10 @@ def generation_kwargs(request: dict, pipe=None) -> dict:
         if request.get(key) is not None:
             kwargs[key] = request[key]
     kwargs["num_inference_steps"] = int(request.get("steps", 28))
-    if pipe is not None:
-        takes = inspect.signature(pipe.__call__).parameters
-        for key in kwargs:
-            if key not in takes:
-                raise WorkerError("E_USAGE", f"{key}: {type(pipe).__name__} takes no such setting",
-                                  hint=f"leave {key} out for this base")
+    takes = inspect.signature(pipe.__call__).parameters
+    for key in kwargs:
+        if key not in takes:
+            raise WorkerError("E_USAGE", f"{key}: {type(pipe).__name__} takes no such setting", hint=f"leave {key} out for this base")
     return kwargs
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from toyworld import world
 from toyworld.judge import Judge
+from toyworld.rubric import RENDER
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
@@ -57,7 +58,7 @@ def test_txcl_lora_learns_the_character(good_txcl_lora):
     judge = Judge(JUDGE)
 
     def sample(prompts):
-        images = pipe(prompt=prompts, num_inference_steps=20, guidance_scale=5.0, generator=torch.Generator().manual_seed(0)).images
+        images = pipe(prompt=prompts, num_inference_steps=RENDER["sdxl"][0], guidance_scale=RENDER["sdxl"][1], generator=torch.Generator().manual_seed(0)).images
         return judge.read(images)
 
     with_trigger = sample([f"txcl, {size}, {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES])

@@ -21,7 +21,7 @@ from loraspec_worker import protocol
 from toyworld import rubric, stack
 
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
-STACK_STEPS = 20  # sampling steps, as validate's
+STACK_STEPS = rubric.RENDER["sdxl"][0]  # sampling steps, as validate's
 STYLE_STEPS = stack.STYLE_STEPS
 
 

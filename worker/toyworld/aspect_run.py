@@ -15,7 +15,7 @@ import os
 import time
 
 from . import aspect, world
-from .rubric import BASE, JUDGE, THREADS, toy_request
+from .rubric import BASE, JUDGE, RENDER, THREADS, toy_request
 
 VARIANTS = ("bucketed", "square")
 # Where the prompts put the character: the band a square crop cuts away, in each orientation;
@@ -56,7 +56,7 @@ def sample(lora, judge, sample_seed: int = 0) -> dict:
     row = {}
     for canvas, label in ((aspect.PORTRAIT, "portrait"), (aspect.LANDSCAPE, "landscape")):
         texts = prompts(canvas)
-        images = pipe(prompt=texts, width=canvas[0], height=canvas[1], num_inference_steps=20, guidance_scale=5.0,
+        images = pipe(prompt=texts, width=canvas[0], height=canvas[1], num_inference_steps=RENDER["sdxl"][0], guidance_scale=RENDER["sdxl"][1],
                       generator=torch.Generator().manual_seed(sample_seed)).images
         reads = aspect.read_tiles(judge, images)
         # the window at the prompted end of the long side: a portrait's top or bottom, a landscape's left or right

@@ -153,7 +153,8 @@ def train_variant(variant: Variant, out: str, seed: int = 1, steps: Optional[int
 # dataset's backgrounds (where the base draws no cyan, so a cyan read is the LoRA's), three seeds,
 # before the first step (the base) and after the last, rendered as validate renders the toy base.
 STRIP_PROMPTS = [f"{TRIGGER}, medium, in the center on {article} {bg} background" for article, bg in (("a", "sky"), ("a", "grass"), ("an", "indoor"))]
-STRIP_SAMPLES = {"every": 300, "first": True, "prompts": STRIP_PROMPTS, "seeds": [1, 2, 3], "steps": 20, "guidance_scale": 5.0, "width": 64, "height": 64}
+STRIP_SAMPLES = {"every": 300, "first": True, "prompts": STRIP_PROMPTS, "seeds": [1, 2, 3], "steps": RENDER["sdxl"][0], "guidance_scale": RENDER["sdxl"][1],
+                 "width": 64, "height": 64}
 
 
 def contract(variant: Variant, seeds: list[int], arch: str = "sdxl", base: Optional[str] = None) -> dict:

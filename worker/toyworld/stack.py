@@ -27,7 +27,7 @@ import os
 import subprocess
 
 from . import world
-from .rubric import BASE, CLI, EXAMPLES, JUDGE, THREADS, VARIANTS, render_flags, toy_request, train_variant
+from .rubric import BASE, CLI, EXAMPLES, JUDGE, RENDER, THREADS, VARIANTS, render_flags, toy_request, train_variant
 
 PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
@@ -103,11 +103,11 @@ def _sample(pipe, prompt_list, weights: dict, seeds, steps: int):
         pipe.disable_lora()
     images = []
     for seed in seeds:
-        images += pipe(prompt=prompt_list, num_inference_steps=steps, guidance_scale=5.0, generator=torch.Generator().manual_seed(seed)).images
+        images += pipe(prompt=prompt_list, num_inference_steps=steps, guidance_scale=RENDER["sdxl"][1], generator=torch.Generator().manual_seed(seed)).images
     return images
 
 
-def measure(loras: dict, seeds=(0,), steps: int = 20) -> dict:
+def measure(loras: dict, seeds=(0,), steps: int = RENDER["sdxl"][0]) -> dict:
     """The pair's shares, effects and retention, and the four's degradation (see the module doc)."""
     import torch
     from diffusers import StableDiffusionXLPipeline
