@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -79,6 +79,17 @@ describe("loraspec check", () => {
     const r = run(["check", "nope.yaml"], tmp);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/\[E_CONTRACT_NOT_FOUND\] nope\.yaml/);
+  });
+
+  it("a 3 GB lora.yaml (sparse) -> E_FILE_TOO_LARGE naming it, exit 2, unread", async () => {
+    await writeFile(join(tmp, "huge.yaml"), "version: 1\n");
+    await truncate(join(tmp, "huge.yaml"), 3 * 1024 ** 3);
+    for (const command of ["check", "plan"]) {
+      const r = run([command, "huge.yaml"], tmp);
+      expect([command, r.code]).toEqual([command, 2]);
+      expect(r.stderr).toMatch(/\[E_FILE_TOO_LARGE\] huge\.yaml: huge\.yaml is 3\.0 GiB, more than a contract can be \(at most 1\.0 MiB\); it was not read/);
+      noStack(r.stderr);
+    }
   });
 });
 

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   E_FILE_EXISTS: { exit: 2, http: 409, retryable: false },
   E_FILE_CHANGED: { exit: 2, http: 409, retryable: false },
   E_FILE_NOT_FOUND: { exit: 2, http: 404, retryable: false },
+  // A small file loraspec parses (a contract, a caption, a model's config.json) far above any real one: refused unread.
+  E_FILE_TOO_LARGE: { exit: 2, http: 422, retryable: false },
   E_PATH_OUTSIDE_PROJECT: { exit: 2, http: 403, retryable: false },
   E_DATASET_NOT_FOUND: { exit: 2, http: 404, retryable: false },
   E_DATASET_EMPTY: { exit: 2, http: 422, retryable: false },

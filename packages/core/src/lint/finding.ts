@@ -49,6 +49,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "dataset-skipped", severity: "warning", title: "Files prep will leave out (unreadable, truncated, too small, symlinks, unreadable folders)" },
   { id: "dataset-duplicates", severity: "warning", title: "Exact or near duplicates: prep keeps one of each cluster" },
   { id: "dataset-orphan-captions", severity: "warning", title: "Caption files with no image beside them" },
+  { id: "dataset-caption-unreadable", severity: "warning", title: "Caption files prep will not copy (not UTF-8, or too large to be a caption)" },
   { id: "dataset-pins-invalid", severity: "warning", title: "Stored keep/drop choices (.loraspec/dataset-pins.json) that cannot be used: prep decides duplicates alone" },
   { id: "steps-passes-mismatch", severity: "warning", title: "Steps inconsistent with passes per image" },
   { id: "steps-out-of-range", severity: "warning", title: "Steps outside the target's range" },

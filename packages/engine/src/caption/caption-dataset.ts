@@ -11,6 +11,8 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { mapPool } from "../dataset/map-pool.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readAtMost } from "../fs/read-small-file.js";
 import { CAPTION_HEARTBEAT_MS, CAPTION_IMAGE_LONG_SIDE, CAPTION_RETRY_POLICY, CAPTION_TIMEOUT_RETRIES, retryDelayMs, type RetryPolicy } from "./caption-policy.js";
 import type { Captioner } from "./captioner.js";
 
@@ -243,10 +245,8 @@ function progressEvent(current: number, total: number, started: number, message:
   return { type: "progress", task: "caption", current, total, rate, eta: rate ? (total - current) / rate : undefined, message };
 }
 
+/** A caption's text, at most FILE_LIMITS.caption bytes of it (check names one larger: caption-too-large). */
 async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch {
-    return undefined;
-  }
+  const read = await readAtMost(path, FILE_LIMITS.caption.bytes).catch(() => undefined);
+  return read?.kind === "file" ? read.bytes.toString("utf8") : undefined;
 }

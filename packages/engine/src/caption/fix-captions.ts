@@ -1,9 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fixCaption, normalizeCaption, type CaptionStyle } from "@loraspec/core/captions/caption-rules.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { decodeCaption } from "../dataset/caption-sidecar.js";
+import { readCaptionFile } from "../dataset/caption-sidecar.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { captionPathFor } from "./caption-dataset.js";
@@ -29,8 +28,7 @@ export async function* fixCaptions(params: { dir: string; trigger: string; style
   for (const image of files.images) {
     // The caption the image pairs with (IMG_01.JPG + IMG_01.TXT), read as check and prep read it.
     const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
-    const bytes = await readFile(join(params.dir, caption)).catch(() => undefined);
-    const read = bytes === undefined ? undefined : decodeCaption(bytes);
+    const read = await readCaptionFile(join(params.dir, caption));
     const text = read?.text;
     if (read?.problem) {
       summary.unreadable.push(caption);

@@ -1,8 +1,9 @@
-import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { LoraspecError } from "@loraspec/core/errors.js";
+import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readSmallText } from "../fs/read-small-file.js";
 
 export interface LoadContractParams {
   /** Path to lora.yaml (default: ./lora.yaml). */
@@ -19,15 +20,21 @@ export interface LoadedContract {
   dir: string;
   /** The file name as the user gave it (for messages). */
   displayName: string;
+  /** The file's text as parsed (one read: hashes and reports use this, not a second read). */
+  text: string;
 }
 
-/** Reads and validates a contract file; every problem names the file, line and field. */
+/**
+ * Reads and validates a contract file; every problem names the file, line and field. A file over
+ * FILE_LIMITS.contract is refused unread (E_FILE_TOO_LARGE), whatever sits at the path.
+ */
 export async function loadContract({ path = "lora.yaml", cwd = process.cwd() }: LoadContractParams = {}): Promise<LoadedContract> {
   const file = resolve(cwd, path);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = await readSmallText({ file, limit: FILE_LIMITS.contract, shown: path });
   } catch (error) {
+    if (isLoraspecError(error)) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") {
       throw new LoraspecError("E_CONTRACT_NOT_FOUND", "no contract file here", {
@@ -41,7 +48,7 @@ export async function loadContract({ path = "lora.yaml", cwd = process.cwd() }: 
     throw new LoraspecError("E_CONTRACT_NOT_FOUND", `cannot read the contract: ${(error as Error).message}`, { file: path, cause: error });
   }
   const contract = parseContractText({ text, file: path });
-  return { contract, file, dir: dirname(file), displayName: path };
+  return { contract, file, dir: dirname(file), displayName: path, text };
 }
 
 /** Absolute dataset folder of a loaded contract. */

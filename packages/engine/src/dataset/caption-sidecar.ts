@@ -1,4 +1,7 @@
 import { extname } from "node:path";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { formatBytes } from "../fs/format-bytes.js";
+import { readAtMost } from "../fs/read-small-file.js";
 
 /**
  * Which caption file belongs to which image, and how its bytes become text: one rule for check's
@@ -27,8 +30,25 @@ export function pairSidecars(images: readonly string[], captions: readonly strin
 }
 
 export interface CaptionProblem {
-  code: "caption-not-utf8";
+  code: "caption-not-utf8" | "caption-too-large";
   message: string;
+}
+
+export type DecodedCaption = { text: string; problem?: undefined } | { text?: undefined; problem: CaptionProblem };
+
+/**
+ * A caption file as check's scan, prep and `caption --fix` read it: one over FILE_LIMITS.caption is
+ * a `caption-too-large` problem, decided by a stat and never read (a multi-GB file named like a
+ * caption costs nothing); else decodeCaption. Undefined: no file to read (missing, a folder, a pipe).
+ */
+export async function readCaptionFile(path: string): Promise<DecodedCaption | undefined> {
+  const read = await readAtMost(path, FILE_LIMITS.caption.bytes).catch(() => undefined);
+  if (read?.kind !== "file") return undefined;
+  if (read.truncated) {
+    const limit = FILE_LIMITS.caption;
+    return { problem: { code: "caption-too-large", message: `${formatBytes(read.size)}, more than a caption can be (at most ${formatBytes(limit.bytes)}): left out unread` } };
+  }
+  return decodeCaption(read.bytes);
 }
 
 /**
@@ -37,7 +57,7 @@ export interface CaptionProblem {
  * Latin-1 or Windows-1252 export) are a problem, not guessed at: the caption is left out and the user
  * re-saves it as UTF-8.
  */
-export function decodeCaption(bytes: Uint8Array): { text: string; problem?: undefined } | { text?: undefined; problem: CaptionProblem } {
+export function decodeCaption(bytes: Uint8Array): DecodedCaption {
   try {
     // TextDecoder drops a leading BOM by default (ignoreBOM: false).
     return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };

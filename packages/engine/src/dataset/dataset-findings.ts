@@ -1,5 +1,6 @@
 import { extname } from "node:path";
 import type { Finding } from "@loraspec/core/lint/finding.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
 import { NEAR_DUPLICATE } from "./prep-knowledge.js";
 import type { DatasetScan } from "./scan-dataset.js";
 
@@ -56,8 +57,8 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
         .slice(0, SHOWN)
         .map((c) => `${c.file} (${c.code}: ${c.message})`)
         .join("; ")}`,
-      fix: "Re-save those captions as UTF-8 (any editor's 'Save with encoding'), then run check again.",
-      source: "caption-sidecar.ts decodeCaption: captions are UTF-8, as the trainers read them (kohya and the built-in trainer open them as UTF-8)",
+      fix: "Re-save those captions as UTF-8 (any editor's 'Save with encoding'); one too large to be a caption is the wrong file: replace it with the image's caption. Then run check again.",
+      source: `caption-sidecar.ts readCaptionFile: captions are UTF-8, as the trainers read them (kohya and the built-in trainer open them as UTF-8), and at most ${FILE_LIMITS.caption.bytes / 1024} KiB (fs/file-limits.ts: ${FILE_LIMITS.caption.source})`,
       files: scan.captionProblems.map((c) => c.file),
     });
   }

@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename } from "node:fs/promises";
+import { mkdir, rename } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { decodeCaption } from "./caption-sidecar.js";
+import { readCaptionFile } from "./caption-sidecar.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readAtMost } from "../fs/read-small-file.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import type { ManifestEntry } from "./prep-manifest.js";
@@ -39,14 +41,11 @@ export async function* syncCaptions(params: {
     const captionPath = join(outDir, entry.caption!);
     const sidecarRel = params.sidecars.get(entry.source);
     const sidecarPath = join(datasetDir, sidecarRel ?? entry.source);
-    const bytes = sidecarRel === undefined ? undefined : await readFile(sidecarPath).catch(() => undefined);
+    // One reading with check's scan (caption-sidecar.ts): bounded, BOM dropped; bytes that are not UTF-8 are not copied.
+    const read = sidecarRel === undefined ? undefined : await readCaptionFile(sidecarPath);
     let sidecar: string | undefined;
-    if (sidecarRel !== undefined && bytes !== undefined) {
-      // One reading with check's scan (caption-sidecar.ts): BOM dropped; bytes that are not UTF-8 are not copied.
-      const read = decodeCaption(bytes);
-      if (read.problem) yield { type: "warning", code: read.problem.code, message: `${sidecarRel}: ${read.problem.message}`, file: sidecarRel };
-      else sidecar = read.text;
-    }
+    if (read?.problem) yield { type: "warning", code: read.problem.code, message: `${sidecarRel}: ${read.problem.message}`, file: sidecarRel };
+    else if (read) sidecar = read.text;
     let current = await readOptional(captionPath);
     const sidecarHash = sidecar === undefined ? undefined : sha256(sidecar);
     const untouched = current !== undefined && sha256(current) === entry.captionSha256;
@@ -98,10 +97,13 @@ function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
+/**
+ * The prepared folder's caption, read at most to the caption limit. A larger one cannot be a copy
+ * prep wrote (prep copies only captions within the limit): it reads as a hand edit, kept as it is,
+ * its text longer than any copy's so its hash matches none.
+ */
 async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch {
-    return undefined;
-  }
+  const read = await readAtMost(path, FILE_LIMITS.caption.bytes).catch(() => undefined);
+  if (read?.kind !== "file") return undefined;
+  return read.truncated ? `${read.bytes.toString("utf8")}\u0000(over the caption size limit)` : read.bytes.toString("utf8");
 }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import type { DatasetImage, DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
-import { decodeCaption } from "./caption-sidecar.js";
+import { readCaptionFile } from "./caption-sidecar.js";
 import { dedupeImages, type DuplicateCluster } from "./dedupe.js";
 import { listDatasetFiles, type ListDatasetFilesParams, type SkippedEntry } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
@@ -49,7 +49,7 @@ export interface DatasetScan extends DatasetSummary {
   duplicates: DuplicateCluster[];
   /** Caption sidecars with no image beside them. */
   orphanCaptions: string[];
-  /** Sidecars prep will not copy (not UTF-8): their image counts as uncaptioned. `file` is the caption. */
+  /** Sidecars prep will not copy (not UTF-8, or over the caption size limit): their image counts as uncaptioned. `file` is the caption. */
   captionProblems: Array<{ file: string; code: string; message: string }>;
 }
 
@@ -99,8 +99,8 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
     const sidecar = files.sidecars.get(p.source);
     let caption: string | null = null;
     if (sidecar !== undefined) {
-      // The same reading prep's caption copy does (caption-sidecar.ts): BOM dropped, non-UTF-8 left out.
-      const text = decodeCaption(await read(join(dir, sidecar)).catch(() => new Uint8Array()));
+      // The same reading prep's caption copy does (caption-sidecar.ts): bounded, BOM dropped, non-UTF-8 left out.
+      const text = (await readCaptionFile(join(dir, sidecar))) ?? { text: "" };
       if (text.problem) captionProblems.push({ file: sidecar, ...text.problem });
       else caption = text.text.trim();
     }

@@ -1,6 +1,5 @@
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import { readAtMost } from "./read-small-file.js";
 
 /** What reading a file the server found itself (a caption, a run log, a report's JSON) gave. */
 export type ConfinedText =
@@ -27,24 +26,14 @@ export async function readConfinedText(params: {
     if (isLoraspecError(error) && error.code === "E_PATH_OUTSIDE_PROJECT") return { kind: "outside" };
     throw error;
   }
-  let handle;
+  let read;
   try {
-    // Non-blocking: a FIFO planted where a log should be must not hang the server.
-    handle = await open(full, constants.O_RDONLY | constants.O_NONBLOCK);
+    read = await readAtMost(full, params.maxBytes);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return { kind: "missing" };
+    if (code === "ENOENT" || code === "ENOTDIR") return { kind: "missing" };
     throw error;
   }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) return { kind: "missing" };
-    const want = Math.min(info.size, params.maxBytes);
-    const buf = Buffer.alloc(want);
-    const { bytesRead } = await handle.read(buf, 0, want, 0);
-    const raw = buf.subarray(0, bytesRead);
-    return { kind: "text", text: raw.toString("utf8"), truncated: info.size > params.maxBytes, bytes: info.size, raw };
-  } finally {
-    await handle.close();
-  }
+  if (read.kind !== "file") return { kind: "missing" };
+  return { kind: "text", text: read.bytes.toString("utf8"), truncated: read.truncated, bytes: read.size, raw: read.bytes };
 }

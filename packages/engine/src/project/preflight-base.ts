@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { Contract } from "@loraspec/core/contract/schema.js";
@@ -8,6 +8,8 @@ import { signatureOfClass, signatureOfKeys, type BaseSignature } from "@loraspec
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import { openSafetensors } from "../lora/safetensors-file.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readSmallText } from "../fs/read-small-file.js";
 
 export interface PreflightBaseParams {
   contract: Contract;
@@ -79,14 +81,15 @@ async function identify(path: string, isDir: boolean): Promise<Identified> {
     if (!isDir) return fromSingleFile(path);
     const index = join(path, "model_index.json");
     if (existsSync(index)) {
-      const cls = String((JSON.parse(await readFile(index, "utf8")) as { _class_name?: unknown })._class_name ?? "");
+      const cls = String((JSON.parse(await readSmallText({ file: index, limit: FILE_LIMITS.modelConfig, shown: "model_index.json" })) as { _class_name?: unknown })._class_name ?? "");
       return { signature: signatureOfClass(cls), what: `model_index.json says ${cls || "no _class_name"}` };
     }
     for (const sub of ["transformer", "unet", "."]) {
       const config = join(path, sub, "config.json");
       if (!existsSync(config)) continue;
-      const cls = String((JSON.parse(await readFile(config, "utf8")) as { _class_name?: unknown })._class_name ?? "");
-      if (cls) return { signature: signatureOfClass(cls), what: `${sub === "." ? "" : `${sub}/`}config.json says ${cls}` };
+      const shown = `${sub === "." ? "" : `${sub}/`}config.json`;
+      const cls = String((JSON.parse(await readSmallText({ file: config, limit: FILE_LIMITS.modelConfig, shown })) as { _class_name?: unknown })._class_name ?? "");
+      if (cls) return { signature: signatureOfClass(cls), what: `${shown} says ${cls}` };
     }
     // A folder of single files (Kohya's FLUX.1 layout): the largest .safetensors is the denoiser.
     const files = (await readdir(path)).filter((f) => f.endsWith(".safetensors") || f.endsWith(".sft"));
@@ -150,7 +153,7 @@ function checkArchitecture(found: Identified, model: BaseModelRecord, given: str
 /** The snapshot folder of an HF repo in the local cache (refs/main first), if any. */
 async function cachedSnapshot(repo: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   const root = join(hfHubCache(env), `models--${repo.replaceAll("/", "--")}`);
-  const ref = await readFile(join(root, "refs", "main"), "utf8").catch(() => undefined);
+  const ref = await readSmallText({ file: join(root, "refs", "main"), limit: FILE_LIMITS.modelConfig }).catch(() => undefined);
   if (ref && existsSync(join(root, "snapshots", ref.trim()))) return join(root, "snapshots", ref.trim());
   const snaps = await readdir(join(root, "snapshots")).catch(() => [] as string[]);
   return snaps.length > 0 ? join(root, "snapshots", snaps[0]!) : undefined;

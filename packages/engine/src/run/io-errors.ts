@@ -1,6 +1,7 @@
 import { readdirSync, statfsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
+import { formatBytes } from "../fs/format-bytes.js";
 
 /** errno codes of a full disk or quota (Linux/macOS). */
 const FULL = new Set(["ENOSPC", "EDQUOT"]);
@@ -94,11 +95,4 @@ export function freeBytes(path: string): number | undefined {
       if (dirname(p) === p) return undefined;
     }
   }
-}
-
-function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
 }

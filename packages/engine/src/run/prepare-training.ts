@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { resolveDatasetDir } from "../contract/load-contract.js";
@@ -44,7 +43,8 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
   const contract = loaded.contract;
   assertTrainerInstalled(contract.trainer.name, { env: params.env, optimizer: contract.hyperparameters.optimizer });
   const trainOn = await trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
-  const contractHash = createHash("sha256").update(readFileSync(loaded.file)).digest("hex");
+  // The text that was parsed, not a second read of the file (which may have changed since, or grown).
+  const contractHash = createHash("sha256").update(loaded.text).digest("hex");
   const maxUsd = contract.limits?.max_cost_usd;
   const usd = plan.cost.usd;
   const costOverLimit = usd !== undefined && maxUsd !== undefined && usd > maxUsd ? { usd, maxUsd } : undefined;

@@ -6,6 +6,7 @@ import type { ServerDeps } from "./deps.js";
 import { DatasetCache } from "./dataset-cache.js";
 import { contractBasics, readContractText, type ContractBasics } from "./project-files.js";
 import { projectRelative, resolveInsideProject } from "../fs/safe-path.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
 
 export interface CreateAppParams extends ServerDeps {
   /** The project folder: every file the API reads or writes is inside it. */
@@ -51,7 +52,14 @@ export function createAppContext(params: CreateAppParams): AppContext {
   const contractRel = params.contractFile ?? "lora.yaml";
   const contractFile = join(projectDir, contractRel);
   const inside = (path: string) => resolveInsideProject({ projectDir, path });
-  const basics = async () => contractBasics(await readContractText(contractFile).catch(() => ""));
+  // No contract yet (or one mid-edit) means the defaults; one too large to read is said, never read as empty.
+  const basics = async () =>
+    contractBasics(
+      await readContractText(contractFile, contractRel).catch((error: unknown) => {
+        if (isLoraspecError(error) && error.code === "E_FILE_TOO_LARGE") throw error;
+        return "";
+      }),
+    );
   return {
     params,
     projectDir,

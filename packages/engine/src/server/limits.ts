@@ -1,3 +1,5 @@
+import { FILE_LIMITS } from "../fs/file-limits.js";
+
 /**
  * Limits on what the browser may send. Knowledge-style data: each value says why.
  * source: reference/perf-reliability.md §4b (decompression bombs: keep training-image pixel
@@ -13,8 +15,8 @@ export const SERVER_LIMITS = {
   maxInputPixels: 50_000_000,
   /** Side of the thumbnails the dataset grid shows. */
   thumbnailPx: 256,
-  /** A caption file the dataset page shows: a caption is a sentence or a tag list; more is not a caption. */
-  captionBytes: 64 * 1024,
+  /** A caption file the dataset page shows or saves: the one caption limit check and prep use (fs/file-limits.ts). */
+  captionBytes: FILE_LIMITS.caption.bytes,
   /** A validation summary (validation.json) sent with the report list. */
   reportJsonBytes: 4 * 1024 * 1024,
   /** Log lines the log tail returns at most. */

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { extname, join, relative, resolve, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -6,6 +6,8 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 export { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 import { pairSidecars } from "../dataset/caption-sidecar.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readSmallText } from "../fs/read-small-file.js";
 
 /** The few contract fields the server itself needs, read leniently (the contract may be mid-edit). */
 export interface ContractBasics {
@@ -17,15 +19,20 @@ export interface ContractBasics {
   crop: "center" | "attention";
 }
 
-export async function readContractText(file: string): Promise<string> {
+/** The contract's text; one over FILE_LIMITS.contract is refused unread (E_FILE_TOO_LARGE naming `shown`). */
+export async function readContractText(file: string, shown = file): Promise<string> {
   try {
-    return await readFile(file, "utf8");
+    return await readSmallText({ file, limit: FILE_LIMITS.contract, shown });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new LoraspecError("E_CONTRACT_NOT_FOUND", `No contract at ${file}.`, {
-        file,
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      throw new LoraspecError("E_CONTRACT_NOT_FOUND", `No contract at ${shown}.`, {
+        file: shown,
         hint: "Create one from the example on the Project page, or run `loraspec init`.",
       });
+    }
+    if (code === "EISDIR" || code === "ENOTREG") {
+      throw new LoraspecError("E_CONTRACT_NOT_FOUND", `${shown} is ${code === "EISDIR" ? "a folder" : "not a regular file"}, not a contract.`, { file: shown });
     }
     throw error;
   }

@@ -117,7 +117,7 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
     const loaded = await loadContract({ path: contractPath, cwd });
     contract = loaded.contract;
     contractDir = loaded.dir;
-    contractText = await readFile(loaded.file, "utf8");
+    contractText = loaded.text;
   }
   const validation = contract ? contract.validation : ValidationSchema.parse({});
   const rubric: RubricSpec = { ...validation, stack: [...validation.stack] };

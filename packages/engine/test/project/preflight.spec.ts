@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,6 +85,14 @@ describe("preflightBase", () => {
     await safetensors(join(p, "ae.safetensors"), ["decoder.conv_in.weight"]);
     expect(await rules("flux1-dev", p)).toEqual([]);
     expect(await rules("flux2-klein-9b", p)).toEqual(["error base-architecture-mismatch"]);
+  });
+
+  it("a 3 GB model_index.json (sparse) is an error naming it, not read", async () => {
+    const p = await folder("huge-index", { "model_index.json": "{" });
+    await truncate(join(p, "model_index.json"), 3 * 1024 ** 3);
+    const [finding] = await preflightBase({ contract: contractFor("flux1-dev", p), contractDir: dir, env: { HF_HUB_CACHE: join(dir, "empty-cache") } });
+    expect(finding).toMatchObject({ rule: "base-weights-unreadable", severity: "error", field: "base.path" });
+    expect(finding!.message).toContain("model_index.json is 3.0 GiB, more than a model config can be (at most 1.0 MiB); it was not read");
   });
 
   it("a folder with nothing to read is an error, not a pass", async () => {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -311,5 +311,43 @@ describe("writes from the page never overwrite what they did not read", () => {
     if (name === "contract") expect(await readFile(f.file(), "utf8")).toBe(CONTRACT.replace("name: demo", "name: edited"));
     expect((await readdir(join(f.file(), ".."))).filter((n) => n.endsWith(".tmp"))).toEqual([]);
     await writeFile(f.file(), f.disk);
+  });
+});
+
+describe("a multi-GB file where a small one should be is refused unread, naming it", () => {
+  const GB3 = 3 * 1024 ** 3;
+  let big: ReturnType<typeof createApp>;
+  let dir: string;
+  beforeAll(async () => {
+    dir = join(root, "huge");
+    await mkdir(join(dir, "dataset"), { recursive: true });
+    // Sparse: no disk used; a reader that read them whole would need their size in memory.
+    await writeFile(join(dir, "lora.yaml"), CONTRACT);
+    await truncate(join(dir, "lora.yaml"), GB3);
+    await writeFile(join(dir, "dataset", "a.png"), await sharp({ create: { width: 8, height: 8, channels: 3, background: "#090909" } }).png().toBuffer());
+    await writeFile(join(dir, "dataset", "a.txt"), "txcl");
+    await truncate(join(dir, "dataset", "a.txt"), GB3);
+    big = createApp({ projectDir: dir, token: TOKEN, parseContract: ({ text }) => parseYaml(text), lint: async () => [], plan: () => ({}) });
+  });
+
+  it.each<[string, string, unknown, string]>([
+    ["GET", "/api/contract", undefined, "lora.yaml"],
+    ["PUT", "/api/contract", { yaml: CONTRACT, base: CONTRACT }, "lora.yaml"],
+    ["GET", "/api/dataset", undefined, "lora.yaml"],
+  ])("%s %s: 422 E_FILE_TOO_LARGE naming %s", async (method, path, body, file) => {
+    const res = await big.request(path, { method, headers: json, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.clone().text();
+    expect([res.status, JSON.parse(text).error.code, JSON.parse(text).error.file]).toEqual([422, "E_FILE_TOO_LARGE", file]);
+    await expectRefused(res, path);
+    expect((await stat(join(dir, "lora.yaml"))).size).toBe(GB3);
+  });
+
+  it("a caption save over a 3 GB caption file: 422 E_FILE_TOO_LARGE naming it, nothing written", async () => {
+    await writeFile(join(dir, "lora.yaml"), CONTRACT);
+    const res = await big.request("/api/captions", { method: "PUT", headers: json, body: JSON.stringify({ items: [{ image: "a.png", text: "txcl, new", base: "txcl" }] }) });
+    const body = await res.clone().json();
+    expect([res.status, body.error.code, body.error.file]).toEqual([422, "E_FILE_TOO_LARGE", "dataset/a.txt"]);
+    await expectRefused(res, "PUT /api/captions");
+    expect((await stat(join(dir, "dataset", "a.txt"))).size).toBe(GB3);
   });
 });

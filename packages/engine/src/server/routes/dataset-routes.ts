@@ -7,6 +7,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { PINS_FILE, type PinChoice } from "../../dataset/dataset-pins.js";
 import { saveDatasetPinChoice } from "../../dataset/stored-pins.js";
 import { atomicWrite } from "../../fs/atomic-write.js";
+import { FILE_LIMITS } from "../../fs/file-limits.js";
 import { checkUnchanged, requireBase } from "../guarded-write.js";
 import type { AppContext } from "../app-context.js";
 import { notSupported, readJson, requireString, tooLarge } from "../http-helpers.js";
@@ -67,7 +68,7 @@ export function datasetRoutes(ctx: AppContext) {
         const captionRel = captionFiles.get(image)!;
         const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
         // The caption as the page read it (null: none): one changed on disk since is refused, not overwritten.
-        await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), field: "items[].base", asShown: withoutBom });
+        await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), limit: FILE_LIMITS.caption, field: "items[].base", asShown: withoutBom });
         writes.push({ file, text: item.text.trim() + "\n", captionFile: captionRel });
       }
       // Validate everything first, then write: a bad item never leaves half the edits on disk.
@@ -101,7 +102,7 @@ export function datasetRoutes(ctx: AppContext) {
       for (const image of body.images as string[]) {
         if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`);
       }
-      const text = await readContractText(ctx.contractFile);
+      const text = await readContractText(ctx.contractFile, ctx.contractRel);
       const b = contractBasics(text);
       const target = (parseYaml(text) as { target?: unknown } | null)?.target;
       const result = await params.autoCaption({

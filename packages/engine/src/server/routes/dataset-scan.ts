@@ -18,7 +18,7 @@ const keyOf = (...parts: unknown[]) => createHash("sha256").update(JSON.stringif
 /** The contract as it is on disk, or undefined mid-edit (the dataset can still be browsed). */
 export async function contractOnDisk(ctx: AppContext): Promise<unknown> {
   try {
-    return ctx.params.parseContract?.({ text: await readContractText(ctx.contractFile), file: ctx.contractRel });
+    return ctx.params.parseContract?.({ text: await readContractText(ctx.contractFile, ctx.contractRel), file: ctx.contractRel });
   } catch {
     return undefined;
   }

@@ -1,8 +1,10 @@
-import { cp, readFile, readdir, stat } from "node:fs/promises";
+import { cp, readdir, stat } from "node:fs/promises";
 import { dirname, join, resolve, basename } from "node:path";
 import { Hono } from "hono";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import { atomicWrite } from "../../fs/atomic-write.js";
+import { FILE_LIMITS } from "../../fs/file-limits.js";
+import { readSmallText } from "../../fs/read-small-file.js";
 import { checkUnchanged, requireBase } from "../guarded-write.js";
 import type { AppContext } from "../app-context.js";
 import type { ContractResponse, ProjectResponse } from "../api-types.js";
@@ -38,7 +40,7 @@ export function projectRoutes(ctx: AppContext) {
       if (!(await listExamples(params.examplesDir)).includes(name)) throw new LoraspecError("E_USAGE", `Unknown example "${name}".`, { field: "example" });
       // An example is a folder with lora.yaml (and its dataset), or a single .yaml file.
       const source = /\.ya?ml$/.test(name) ? join(params.examplesDir, name) : join(params.examplesDir, name, "lora.yaml");
-      const text = await readFile(source, "utf8").catch(() => {
+      const text = await readSmallText({ file: source, limit: FILE_LIMITS.contract, shown: name }).catch(() => {
         throw new LoraspecError("E_FILE_NOT_FOUND", `Unknown example "${name}".`, { field: "example" });
       });
       const exists = await stat(contractFile).then(() => true, () => false);
@@ -56,7 +58,7 @@ export function projectRoutes(ctx: AppContext) {
       return c.json({ created: contractRel });
     })
     .get("/contract", async (c) => {
-      const text = await readContractText(contractFile);
+      const text = await readContractText(contractFile, contractRel);
       let contract: unknown;
       let error: unknown;
       try {
@@ -75,7 +77,7 @@ export function projectRoutes(ctx: AppContext) {
       // Only a contract that parses is written: a half-typed form never replaces a good file.
       const contract = parse(text);
       // Nor one that changed on disk since the page read it (E_FILE_CHANGED, 409).
-      await checkUnchanged({ file: contractFile, rel: contractRel, base });
+      await checkUnchanged({ file: contractFile, rel: contractRel, base, limit: FILE_LIMITS.contract });
       await atomicWrite(contractFile, text);
       return c.json({ file: contractRel, contract });
     })
