@@ -12,7 +12,8 @@ import {
   type RubricSpec,
   type ScoreResult,
 } from "@loraspec/core/validate/index.js";
-import { VALIDATION_THRESHOLDS } from "@loraspec/core/knowledge/validation-thresholds.js";
+import { contractJsonSchema } from "@loraspec/core/contract/json-schema.js";
+import { VALIDATION_THRESHOLDS, validationThreshold, type ValidationThresholdId } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { adviceOf, type CheckId, type ValidationVerdicts } from "@loraspec/core/validate/judge-validation.js";
 
 const rubric: RubricSpec = {
@@ -372,5 +373,80 @@ describe("sameness: the variations between the base model's variety and the trai
     ["fewer than three training images", { lora: 0.98, count: 2 }],
   ])("is skipped when %s", (_, p) => {
     expect(verdictFor(p).m.status).toBe("skip");
+  });
+});
+
+describe("what to try when a measure fails (validation-thresholds.ts ifFailing)", () => {
+  /** Measures whose fail no source tells a user how to fix, with why (the record says so too). */
+  const WITHOUT_ADVICE: Partial<Record<ValidationThresholdId, string>> = {
+    stack_retention: "no source, and the toy world's search (bench/RESULTS.md, issue 23) found no recipe that restores it",
+  };
+
+  type SchemaNode = { properties?: Record<string, SchemaNode>; items?: SchemaNode; anyOf?: SchemaNode[]; oneOf?: SchemaNode[]; allOf?: SchemaNode[] };
+  const schema = contractJsonSchema() as SchemaNode;
+  const variants = (n: SchemaNode): SchemaNode[] => [n, ...[...(n.anyOf ?? []), ...(n.oneOf ?? []), ...(n.allOf ?? []), ...(n.items ? [n.items] : [])].flatMap(variants)];
+  /** Whether a dotted path (hyperparameters.steps, validation.stack) is a field of the contract's JSON Schema. */
+  function inSchema(path: string): boolean {
+    let nodes = [schema];
+    for (const part of path.split(".")) {
+      nodes = nodes.flatMap(variants).flatMap((n) => (n.properties?.[part] ? [n.properties[part]] : []));
+      if (nodes.length === 0) return false;
+    }
+    return true;
+  }
+  /** Contract field paths a text names: a top-level field of the schema followed by .field parts. */
+  const fieldPattern = new RegExp(`\\b(?:${Object.keys(schema.properties!).join("|")})(?:\\.[a-z_]+)+`, "g");
+  const fieldsIn = (text: string) => text.match(fieldPattern) ?? [];
+
+  it("the field check reads the schema (hyperparameters.rank is a field, network.rank is not)", () => {
+    expect(inSchema("hyperparameters.rank")).toBe(true);
+    expect(inSchema("validation.stack.weight")).toBe(true);
+    expect(inSchema("network.rank")).toBe(false);
+    expect(fieldsIn("raise hyperparameters.steps, add dataset.reg_path.")).toEqual(["hyperparameters.steps", "dataset.reg_path"]);
+  });
+
+  it.each(VALIDATION_THRESHOLDS.map((t) => [t.id, t] as const))("%s: what to try, with a source, or why not", (id, t) => {
+    if (WITHOUT_ADVICE[id]) {
+      expect(t.ifFailing).toBeUndefined();
+      return;
+    }
+    expect(t.ifFailing?.advice.length).toBeGreaterThan(60);
+    // a URL, a reference document or a paper: something a reader can check
+    expect(t.ifFailing!.source).toMatch(/https:\/\/|reference\/[a-z-]+\.md|arXiv \d{4}\.\d{4,5}/);
+    // every contract field the advice names exists, so it cannot drift from the schema
+    for (const field of fieldsIn(t.ifFailing!.advice)) expect(inSchema(field), `${id} names ${field}`).toBe(true);
+  });
+
+  it("the advice names the contract's levers: steps, learning rate, class images, checkpoints, the stack", () => {
+    const named = new Set(VALIDATION_THRESHOLDS.flatMap((t) => fieldsIn(t.ifFailing?.advice ?? "")));
+    for (const field of ["hyperparameters.steps", "hyperparameters.learning_rate", "hyperparameters.save_every", "dataset.reg_path", "validation.stack", "validation.self_weight"]) {
+      expect(named).toContain(field);
+    }
+    expect(validationThreshold("mode_collapse_share").ifFailing!.advice).toMatch(/loraspec validate --run <id> --checkpoints/);
+  });
+
+  it("a failing verdict of the new measures yields their advice through adviceOf, once each, in check order", () => {
+    const plan = planValidation({
+      rubric: { ...rubric, weight_sweep: [1], stack: [{ lora: "/o/style.safetensors", weight: 0.6 }], self_weight: 0.5 },
+      trigger: "txcl",
+      target: "character",
+      candidates: [{ name: "me", path: "/l/me.safetensors" }],
+    });
+    const request = buildScoreRequest({ plan, image: (id) => id, reference: ["a", "b", "c"] });
+    const sets: ScoreResult["sets"] = {};
+    // The LoRA's images look like the training set, the base's and the trigger-less ones less so; every
+    // variation's nearest training image is one (the base's: a quarter); every scene image a near copy.
+    const fidelity = (id: string) => (id.endsWith(":base") || id.startsWith("trigger-off:") ? 0.7 : 0.8);
+    for (const s of request.sets) {
+      sets[s.id] = { count: s.images.length, fidelity_clip: fidelity(s.id), diversity: 0.3, collapse_share: s.id === setId.baseVariations ? 0.25 : 1, near_duplicate_share: 1, clip_t: 0.3 };
+    }
+    const trigger = Object.fromEntries(request.trigger.map((t) => [t.id, { distance: 0.1, base_distance: 0.1, effect: 0 }]));
+    const v = judgeValidation({ plan, scores: { embedder: { clip: "x" }, reference: { count: 3, pairwise_clip: 0.85 }, trigger, sets, stack: {} } });
+    const failing = ["trigger_effect", "mode_collapse_share", "scene_near_duplicate_share", "stack_combined_weight"] as const;
+    expect(adviceOf(v)).toEqual(failing.map((id) => ({ measure: id, text: validationThreshold(id).ifFailing!.advice, source: validationThreshold(id).ifFailing!.source })));
+    // a passing measure with advice in its record says nothing
+    const subject = measureOf(v, "consistency", "subject_fidelity_ratio").m;
+    expect(subject.status).toBe("pass");
+    expect(subject.advice).toBeUndefined();
   });
 });
