@@ -18,7 +18,7 @@ import os
 import pytest
 
 from loraspec_worker import protocol
-from toyworld import rubric, stack
+from toyworld import lanes, rubric, stack
 
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
 STACK_STEPS = rubric.RENDER["sdxl"][0]  # sampling steps, as validate's
@@ -34,19 +34,16 @@ def quiet():
 
 @pytest.fixture(scope="session")
 def loras(tmp_path_factory, quiet, good_txcl_lora):
-    """The rubric's four LoRAs, trained once: the rubric validates them, the stacking check stacks them."""
+    """The rubric's four LoRAs and the stacking check's txst style LoRA, trained once (side by side,
+    lanes.py): the rubric validates the four, the stacking check stacks them with txst."""
     if not BUILT:
         pytest.skip("the CLI is not built (npm run build)")
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(rubric.THREADS)
-    try:
-        out = tmp_path_factory.mktemp("rubric-loras")
-        # the good one is the session's (conftest.py: trained once with training seed 1, shared with test_toyworld_lora)
-        return {v.name: good_txcl_lora if v.name == "good" else rubric.train_variant(v, str(out / v.name), seed=1) for v in rubric.VARIANTS}
-    finally:
-        torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("rubric-loras")
+    # the good one is the session's (conftest.py: trained once with training seed 1, shared with test_toyworld_lora)
+    todo = sorted((v for v in rubric.VARIANTS if v.name != "good"), key=lambda v: -v.steps)  # the longest first
+    jobs = {v.name: (rubric.train_variant, (v, str(out / v.name)), {"seed": 1}) for v in todo}
+    jobs["txst"] = (stack.train_style, (str(out / "txst"),), {"seed": 1, "steps": STYLE_STEPS})
+    return {"good": good_txcl_lora, **lanes.in_processes(jobs)}
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +63,14 @@ def test_validate_passes_the_good_lora_and_fails_the_bad_one_on_its_check(rows, 
 
 @pytest.fixture(scope="module")
 def stacked(tmp_path_factory, loras):
-    """The txst style LoRA (trained here) with the rubric's: the pair and the four, judged."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(rubric.THREADS)
-    try:
-        out = tmp_path_factory.mktemp("stack")
-        adapters = {name: loras[variant] for name, variant in stack.RUBRIC_NAMES.items()}
-        adapters["txst"] = stack.train_style(str(out / "txst"), seed=1, steps=STYLE_STEPS)
-        result = stack.measure(adapters, seeds=(0,), steps=STACK_STEPS)
-        result["validate_four"] = stack.validate_stack(stack.FOUR, adapters, str(out / "validate-four"))
-        return result
-    finally:
-        torch.set_num_threads(threads)
+    """The txst style LoRA with the rubric's: the pair and the four, judged; validate's run on the
+    four beside the judging."""
+    out = tmp_path_factory.mktemp("stack")
+    adapters = {name: loras[variant] for name, variant in stack.RUBRIC_NAMES.items()}
+    adapters["txst"] = loras["txst"]
+    both = lanes.in_threads({"measure": (lanes.on_one_thread, (stack.measure, adapters), {"seeds": (0,), "steps": STACK_STEPS}),
+                             "validate_four": (stack.validate_stack, (stack.FOUR, adapters, str(out / "validate-four")), {})})
+    return {**both["measure"], "validate_four": both["validate_four"]}
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import os
 import time
 
 from . import aspect, world
-from .rubric import BASE, JUDGE, RENDER, THREADS, toy_request
+from .rubric import BASE, JUDGE, RENDER, toy_request
 
 VARIANTS = ("bucketed", "square")
 # Where the prompts put the character: the band a square crop cuts away, in each orientation;
@@ -67,31 +67,32 @@ def sample(lora, judge, sample_seed: int = 0) -> dict:
     return row
 
 
-def run(out: str, steps: int = 300, seed: int = 1, sample_seed: int = 0, variants=VARIANTS, base_row: bool = True, reuse: bool = False) -> dict:
-    """Trains each variant into out/<variant> (reuse: keep a LoRA already there), samples, saves the
-    samples under out/samples and returns the judge's counts."""
-    import torch
-
+def _train(req: dict) -> dict:
     from loraspec_worker import train
 
+    started = time.time()
+    return {**train.run(req), "train_seconds": round(time.time() - started, 1)}
+
+
+def run(out: str, steps: int = 300, seed: int = 1, sample_seed: int = 0, variants=VARIANTS, base_row: bool = True, reuse: bool = False) -> dict:
+    """Trains each variant into out/<variant> (side by side, lanes.py; reuse: keep a LoRA already there),
+    samples, saves the samples under out/samples and returns the judge's counts."""
+    from . import lanes
     from .judge import Judge
 
     dataset = os.path.join(out, "character-aspect")
     aspect.write_aspect(dataset)
+    loras = {v: os.path.join(out, v, f"txcl-{v}.safetensors") for v in variants}
+    trained = lanes.in_processes({v: (_train, (request(v, dataset, os.path.join(out, v), steps, seed),), {})
+                                  for v in variants if not (reuse and os.path.exists(loras[v]))})
     judge = Judge(JUDGE)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
     rows = {}
-    try:
-        if base_row:
-            rows["base (no LoRA)"] = {**sample(None, judge, sample_seed), "train_seconds": None}
-        for v in variants:
-            started, lora = time.time(), os.path.join(out, v, f"txcl-{v}.safetensors")
-            result = {"path": lora} if reuse and os.path.exists(lora) else train.run(request(v, dataset, os.path.join(out, v), steps, seed))
-            trained = None if "steps" not in result else round(time.time() - started, 1)
-            rows[v] = {**sample(result["path"], judge, sample_seed), "train_seconds": trained, "final_loss": result.get("finalLoss")}
-    finally:
-        torch.set_num_threads(threads)
+    if base_row:
+        rows["base (no LoRA)"] = {**lanes.on_one_thread(sample, None, judge, sample_seed), "train_seconds": None}
+    for v in variants:
+        result = trained.get(v, {"path": loras[v]})
+        rows[v] = {**lanes.on_one_thread(sample, result["path"], judge, sample_seed), "train_seconds": result.get("train_seconds"),
+                   "final_loss": result.get("finalLoss")}
     for name, row in rows.items():
         for label in ("portrait", "landscape"):
             for k, im in enumerate(row[label].pop("images")):

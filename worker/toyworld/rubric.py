@@ -33,6 +33,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
+from .lanes import THREADS  # its home is lanes.py; tests, conftest and aspect_run read it here
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BASE = os.path.join(REPO, "models", "toy-sdxl")
@@ -44,9 +46,6 @@ JUDGE = os.path.join(REPO, "models", "toy-judge")
 EXAMPLES = os.path.join(REPO, "examples", "toyworld")
 CLI = os.path.join(REPO, "bin", "loraspec.mjs")
 TRIGGER = "txcl"
-# One CPU thread for training and sampling: on a shared 2-core machine two threads per process
-# thrash (the toy base sampled 1 image in 27 s with two threads, 1.2 s with one, under load 5).
-THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -228,20 +227,19 @@ def verdict_mismatches(variant: Variant, row: dict) -> list[str]:
 
 def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants=VARIANTS, loras: Optional[dict] = None,
         arch: str = "sdxl", device: str = "cpu", precision: str = "fp32", base: Optional[str] = None) -> dict:
-    """loras: {variant name: LoRA file} already trained (the tests share them with the stacking check)."""
-    import torch
+    """loras: {variant name: LoRA file} already trained (the tests share them with the stacking check).
+    On the CPU the others train side by side (lanes.py), and the validate runs go two at a time."""
+    from . import lanes
 
-    rows = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        for v in variants:
-            lora = (loras or {}).get(v.name) or train_variant(v, os.path.join(out, v.name, "train"), seed=train_seed, base=base, arch=arch,
-                                                               device=device, precision=precision)
-            rows[v.name] = summary(validate(v, lora, os.path.join(out, v.name), list(seeds), arch, base, device))
-    finally:
-        torch.set_num_threads(threads)
-    return rows
+    loras = dict(loras or {})
+    todo = sorted((v for v in variants if v.name not in loras), key=lambda v: -v.steps)  # the longest first
+    workers = None if device == "cpu" else 1
+    loras.update(lanes.in_processes({v.name: (train_variant, (v, os.path.join(out, v.name, "train")),
+                                              {"seed": train_seed, "base": base, "arch": arch, "device": device, "precision": precision})
+                                     for v in todo}, workers))
+    results = lanes.in_threads({v.name: (validate, (v, loras[v.name], os.path.join(out, v.name), list(seeds), arch, base, device), {})
+                                for v in variants}, workers)
+    return {v.name: summary(results[v.name]) for v in variants}
 
 
 def table(rows: dict) -> str:
