@@ -108,14 +108,15 @@ export function registerPrep(program: Command): void {
           printJson(result);
           return;
         }
-        process.stdout.write(`${renderSummary(result)}\n`);
+        const { nameFew } = await import("@loraspec/engine/dataset/name-few.js");
+        process.stdout.write(`${renderSummary(result, nameFew)}\n`);
       } finally {
         process.off("SIGINT", onSigint);
       }
     });
 }
 
-function renderSummary(s: PrepSummary): string {
+function renderSummary(s: PrepSummary, nameFew: (names: readonly string[]) => string): string {
   const lines: string[] = [];
   lines.push(
     table(
@@ -139,6 +140,7 @@ function renderSummary(s: PrepSummary): string {
   }
   if (s.otherFiles.length) lines.push("", pc.dim(`not images (ignored): ${s.otherFiles.join(", ")}`));
   if (s.orphanCaptions.length) lines.push("", pc.yellow(`captions with no image (ignored): ${s.orphanCaptions.join(", ")}`));
+  if (s.hidden.length) lines.push("", pc.dim(`hidden, names starting with "." (left out): ${nameFew(s.hidden)}`));
   if (s.staleCaptions.length) {
     lines.push("", pc.yellow(`captions set aside, their image changed (copy back any that still fits): ${s.staleCaptions.map((c) => `${c.source} -> ${c.parked}`).join(", ")}`));
   }

@@ -1,6 +1,7 @@
 import { extname } from "node:path";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
+import { nameFew } from "./name-few.js";
 import { NEAR_DUPLICATE } from "./prep-knowledge.js";
 import type { DatasetScan } from "./scan-dataset.js";
 
@@ -46,6 +47,17 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
       fix: "Rename the caption to its image's name (same stem), or delete it; a caption trains only with the image of the same name.",
       source: "kohya-ss/sd-scripts and ai-toolkit pair image.ext with image.txt (reference/trainers.md)",
       files: scan.orphanCaptions,
+    });
+  }
+  if (scan.hidden.length) {
+    out.push({
+      rule: "dataset-hidden-files",
+      severity: "info",
+      field,
+      message: `prep and the trainers leave out ${scan.hidden.length} hidden file(s) (names starting with "."): ${nameFew(scan.hidden)}`,
+      fix: 'Nothing to do for system files (macOS "._" copies, .DS_Store); an image meant to train must not start with "." (rename it).',
+      source: "list-dataset-files.ts (check and prep) and the built-in trainer (worker train/data.py read_dataset) skip dot-files; Python's glob, which kohya's glob_images uses, does not match them",
+      files: scan.hidden,
     });
   }
   if (scan.captionProblems.length) {

@@ -2,7 +2,11 @@ import { readdir, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { pairSidecars } from "./caption-sidecar.js";
+import { nameFew } from "./name-few.js";
 import { IMAGE_EXTENSIONS } from "./prep-knowledge.js";
+
+/** loraspec's own folder (prepared copies, runs): not the user's hidden files. */
+const LORASPEC_DIR = ".loraspec";
 
 /** Something in the folder prep does not read, and why. */
 export interface SkippedEntry {
@@ -25,6 +29,12 @@ export interface DatasetFiles {
   other: string[];
   /** Folders that cannot be read, symlinks, sockets: reported, never followed. */
   skipped: SkippedEntry[];
+  /**
+   * Hidden files and folders (names starting with "."; folders end in "/"): never read, as no trainer
+   * reads them (macOS `._x.jpg` twins, `.DS_Store`), but named so nothing is left out unsaid.
+   * loraspec's own `.loraspec/` is not listed.
+   */
+  hidden: string[];
 }
 
 export interface ListDatasetFilesParams {
@@ -40,7 +50,8 @@ export interface ListDatasetFilesParams {
 }
 
 /**
- * Lists a dataset folder recursively, skipping dot-folders (`.loraspec`, `.git`). The folder itself
+ * Lists a dataset folder recursively, skipping (and listing as `hidden`) dot-files and dot-folders
+ * (`._x.jpg`, `.DS_Store`, `.git`). The folder itself
  * must exist and be a readable folder (coded error); anything inside that cannot be read is a
  * `skipped` row, so one bad sub-folder never stops the scan.
  */
@@ -61,7 +72,7 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
   if (!info.isDirectory()) {
     throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset path '${shown}' is a file, not a folder`, { ...where, hint: "point it at the folder that holds your images" });
   }
-  const out: DatasetFiles = { images: [], captions: [], sidecars: new Map(), orphanCaptions: [], other: [], skipped: [] };
+  const out: DatasetFiles = { images: [], captions: [], sidecars: new Map(), orphanCaptions: [], other: [], skipped: [], hidden: [] };
   const rel = (path: string) => relative(params.dir, path).split(sep).join("/");
   const walk = async (dir: string): Promise<void> => {
     let entries;
@@ -75,9 +86,12 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
       return;
     }
     for (const entry of entries) {
-      if (entry.name.startsWith(".")) continue;
       const path = join(dir, entry.name);
       if (exclude.some((e) => path === e || path.startsWith(e + sep))) continue;
+      if (entry.name.startsWith(".")) {
+        if (entry.name !== LORASPEC_DIR) out.hidden.push(entry.isDirectory() ? `${rel(path)}/` : rel(path));
+        continue;
+      }
       const ext = extname(entry.name).toLowerCase();
       if (entry.isDirectory()) await walk(path);
       else if (entry.isSymbolicLink()) {
@@ -92,10 +106,15 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
     }
   };
   await walk(params.dir);
-  for (const list of [out.images, out.captions, out.other]) list.sort();
+  for (const list of [out.images, out.captions, out.other, out.hidden]) list.sort();
   out.sidecars = pairSidecars(out.images, out.captions, params.captionExtension ?? ".txt");
   const paired = new Set(out.sidecars.values());
   out.orphanCaptions = out.captions.filter((c) => !paired.has(c));
   out.skipped.sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
+}
+
+/** For "no images": the hidden files that were there, so a folder of `._x.jpg` twins does not look empty. */
+export function hiddenFilesNote(hidden: readonly string[]): string {
+  return hidden.length ? ` It holds ${hidden.length} hidden file(s), left out because their names start with "." (${nameFew(hidden, 3)}): rename any image that should train.` : "";
 }

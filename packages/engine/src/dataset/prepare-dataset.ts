@@ -11,8 +11,9 @@ import { aspectBuckets, assignBucket, type Bucket } from "@loraspec/core/plan/bu
 import type { CropBox, Size } from "./crop-geometry.js";
 import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
 import type { EmbedOutcome } from "./worker-embedder.js";
-import { listDatasetFiles } from "./list-dataset-files.js";
+import { hiddenFilesNote, listDatasetFiles } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
+import { nameFew } from "./name-few.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
 import { parkCaption, syncCaptions } from "./prep-captions.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
@@ -80,6 +81,8 @@ export interface PrepSummary {
   otherFiles: string[];
   /** Caption files with no image of the same name. */
   orphanCaptions: string[];
+  /** Hidden files and folders (names starting with "."), left out unread: list-dataset-files.ts. */
+  hidden: string[];
   captionsCopied: number;
   captionsMissing: number;
   /** Captions set aside (into .removed/) because their image's bytes changed since they were written. */
@@ -139,13 +142,16 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   yield { type: "phase", name: "scan", message: datasetDir };
   const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir], displayPath: params.datasetDir });
   for (const s of files.skipped) yield { type: "warning", code: s.code, message: `${s.path}: ${s.message} (skipped)`, file: s.path };
+  if (files.hidden.length) {
+    yield { type: "warning", code: "hidden-file", message: `left out ${files.hidden.length} hidden file(s) (names starting with "."; no trainer reads them): ${nameFew(files.hidden)}` };
+  }
   if (files.orphanCaptions.length) {
     yield { type: "warning", code: "orphan-caption", message: `${files.orphanCaptions.length} caption file(s) with no image beside them: ${files.orphanCaptions.join(", ")}` };
   }
   if (files.images.length === 0) {
     throw new LoraspecError("E_DATASET_EMPTY", `no images in ${datasetDir}`, {
       file: datasetDir,
-      hint: `put JPEG, PNG, WebP, AVIF, TIFF or GIF files there${files.other.length ? ` (found ${files.other.length} other files)` : ""}`,
+      hint: `put JPEG, PNG, WebP, AVIF, TIFF or GIF files there${files.other.length ? ` (found ${files.other.length} other files)` : ""}.${hiddenFilesNote(files.hidden)}`,
     });
   }
   const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
@@ -203,6 +209,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     duplicates: [],
     otherFiles: files.other,
     orphanCaptions: files.orphanCaptions,
+    hidden: files.hidden,
     captionsCopied: 0,
     captionsMissing: 0,
     staleCaptions: [],

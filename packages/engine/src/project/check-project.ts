@@ -12,6 +12,7 @@ import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
+import { hiddenFilesNote } from "../dataset/list-dataset-files.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { datasetFindings, unpreparedFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
@@ -72,7 +73,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
         throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
           file: loaded.displayName,
           field,
-          hint: field === "dataset.path" ? "Put your PNG/JPEG/WebP images (with .txt captions) in that folder." : "Put the regularisation images (with their own captions) in that folder, or remove dataset.reg_path.",
+          hint: `${field === "dataset.path" ? "Put your PNG/JPEG/WebP images (with .txt captions) in that folder." : "Put the regularisation images (with their own captions) in that folder, or remove dataset.reg_path."}${hiddenFilesNote(found.hidden)}`,
         });
       }
       scans.push({ scan: found, field });

@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectEvents } from "@loraspec/core/events.js";
+import { collectEvents, type LoraspecEvent } from "@loraspec/core/events.js";
 import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { scanDataset, type DatasetScan } from "@loraspec/engine/dataset/scan-dataset.js";
 import { readPrepManifest } from "@loraspec/engine/dataset/prep-manifest.js";
 import { decodeCaption } from "@loraspec/engine/dataset/caption-sidecar.js";
-import { unpreparedFindings } from "@loraspec/engine/dataset/dataset-findings.js";
+import { datasetFindings, unpreparedFindings } from "@loraspec/engine/dataset/dataset-findings.js";
 import { fixCaptions } from "@loraspec/engine/caption/fix-captions.js";
 import { photoLike, photoLikeRaw, pngHeaderOnly } from "./make-images.js";
 
@@ -133,9 +133,11 @@ const sorted = (o: Record<string, string>) => Object.fromEntries(Object.entries(
 describe("odd files: check's scan and prep agree, file by file", () => {
   let scan: DatasetScan;
   let summary: PrepSummary;
+  let prepEvents: LoraspecEvent[];
   beforeAll(async () => {
     scan = await scanDataset({ dir: ds, resolution: 256 });
     const events = await collectEvents(prepareDataset({ datasetDir: ds, outDir: join(tmp, "prepared"), resolution: 256, concurrency: 2 }));
+    prepEvents = events;
     const done = events.find((e) => e.type === "done");
     summary = (done?.type === "done" ? done.result : undefined) as unknown as PrepSummary;
   });
@@ -183,6 +185,18 @@ describe("odd files: check's scan and prep agree, file by file", () => {
     // The built-in trainer lists the folder itself: a nested image and the animations are counted but never read.
     const builtin = unpreparedFindings(scan, "dataset.path", { extensions: [".png", ".jpg", ".jpeg", ".webp"], subfolders: false })[0]!;
     expect(builtin.files!.filter((f) => !leftOut.includes(f)).sort()).toEqual(["anim.gif", "sub/nested.jpg"]);
+  });
+
+  it("both name the hidden files they leave out (macOS ._ twin, .DS_Store, a hidden image): check as an info finding, prep in its report", async () => {
+    const hidden = [".DS_Store", "._good.jpg", ".hidden.png"];
+    expect(scan.hidden).toEqual(hidden);
+    expect(summary.hidden).toEqual(hidden);
+    expect(datasetFindings(scan).find((f) => f.rule === "dataset-hidden-files")).toMatchObject({
+      severity: "info",
+      message: 'prep and the trainers leave out 3 hidden file(s) (names starting with "."): .DS_Store, ._good.jpg, .hidden.png',
+      files: hidden,
+    });
+    expect(prepEvents).toContainEqual({ type: "warning", code: "hidden-file", message: 'left out 3 hidden file(s) (names starting with "."; no trainer reads them): .DS_Store, ._good.jpg, .hidden.png' });
   });
 
   it("EXIF-rotated JPEGs are measured and prepared upright", async () => {
