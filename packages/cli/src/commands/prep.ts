@@ -109,14 +109,21 @@ export function registerPrep(program: Command): void {
           return;
         }
         const { nameFew } = await import("@loraspec/engine/dataset/name-few.js");
-        process.stdout.write(`${renderSummary(result, nameFew)}\n`);
+        const { describeOrphan } = await import("@loraspec/engine/dataset/caption-sidecar.js");
+        process.stdout.write(`${renderSummary(result, { nameFew, describeOrphan })}\n`);
       } finally {
         process.off("SIGINT", onSigint);
       }
     });
 }
 
-function renderSummary(s: PrepSummary, nameFew: (names: readonly string[]) => string): string {
+/** The engine's list formatters (loaded with prep, so the CLI's start stays lazy). */
+interface ListFormat {
+  nameFew: (names: readonly string[]) => string;
+  describeOrphan: (orphan: string, hints: Readonly<Record<string, string>>) => string;
+}
+
+function renderSummary(s: PrepSummary, { nameFew, describeOrphan }: ListFormat): string {
   const lines: string[] = [];
   lines.push(
     table(
@@ -139,7 +146,7 @@ function renderSummary(s: PrepSummary, nameFew: (names: readonly string[]) => st
     lines.push("", pc.bold("Used, with warnings"), table(s.warnings.map((k) => [k.source, k.code, k.message]), ["file", "warning", "detail"]));
   }
   if (s.otherFiles.length) lines.push("", pc.dim(`not images (ignored): ${s.otherFiles.join(", ")}`));
-  if (s.orphanCaptions.length) lines.push("", pc.yellow(`captions with no image (ignored): ${s.orphanCaptions.join(", ")}`));
+  if (s.orphanCaptions.length) lines.push("", pc.yellow(`captions with no image (ignored): ${s.orphanCaptions.map((c) => describeOrphan(c, s.orphanHints)).join(", ")}`));
   if (s.hidden.length) lines.push("", pc.dim(`hidden, names starting with "." (left out): ${nameFew(s.hidden)}`));
   if (s.staleCaptions.length) {
     lines.push("", pc.yellow(`captions set aside, their image changed (copy back any that still fits): ${s.staleCaptions.map((c) => `${c.source} -> ${c.parked}`).join(", ")}`));

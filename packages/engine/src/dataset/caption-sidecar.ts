@@ -29,6 +29,34 @@ export function pairSidecars(images: readonly string[], captions: readonly strin
   return pairs;
 }
 
+/**
+ * Why an orphan caption found no image, where the name says: `photo.jpg.txt` is named after
+ * `photo.jpg` with its extension, which no trainer pairs (they read `photo.txt`). Keyed by caption,
+ * for the orphans that are; the hint names the rename (nothing is renamed), or, when the image already
+ * has its caption, says to keep one of the two. The image's extension is compared without case, as pairing does.
+ */
+export function orphanCaptionHints(orphans: readonly string[], images: readonly string[], sidecars: ReadonlyMap<string, string>): Record<string, string> {
+  const stemOf = (path: string) => path.slice(0, path.length - extname(path).length);
+  const byName = new Map(images.map((image) => [stemOf(image) + extname(image).toLowerCase(), image]));
+  const hints: Record<string, string> = {};
+  for (const orphan of orphans) {
+    const named = stemOf(orphan); // photo.jpg
+    const image = byName.get(stemOf(named) + extname(named).toLowerCase());
+    if (image === undefined || extname(named) === "") continue;
+    const taken = sidecars.get(image);
+    const rename = `${stemOf(named)}${extname(orphan)}`;
+    hints[orphan] = taken
+      ? `named after ${image} with its extension; ${image} already has its caption ${taken}: keep one of the two`
+      : `named after ${image} with its extension: rename ${orphan} -> ${rename}`;
+  }
+  return hints;
+}
+
+/** An orphan caption as messages list it: with its hint when it has one. */
+export function describeOrphan(orphan: string, hints: Readonly<Record<string, string>>): string {
+  return hints[orphan] ? `${orphan} (${hints[orphan]})` : orphan;
+}
+
 export interface CaptionProblem {
   code: "caption-not-utf8" | "caption-too-large";
   message: string;

@@ -1,6 +1,7 @@
 import { extname } from "node:path";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
+import { describeOrphan } from "./caption-sidecar.js";
 import { nameFew } from "./name-few.js";
 import { NEAR_DUPLICATE } from "./prep-knowledge.js";
 import type { DatasetScan } from "./scan-dataset.js";
@@ -43,8 +44,8 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
       rule: "dataset-orphan-captions",
       severity: "warning",
       field,
-      message: `${scan.orphanCaptions.length} caption file(s) have no image beside them: ${scan.orphanCaptions.slice(0, SHOWN).join(", ")}`,
-      fix: "Rename the caption to its image's name (same stem), or delete it; a caption trains only with the image of the same name.",
+      message: `${scan.orphanCaptions.length} caption file(s) have no image beside them: ${nameFew(scan.orphanCaptions.map((c) => describeOrphan(c, scan.orphanHints)))}`,
+      fix: `Rename the caption to its image's name (same stem, ${Object.keys(scan.orphanHints).length ? "photo.txt for photo.jpg, not photo.jpg.txt: the renames are named above" : "photo.txt for photo.jpg"}), or delete it; a caption trains only with the image of the same name.`,
       source: "kohya-ss/sd-scripts and ai-toolkit pair image.ext with image.txt (reference/trainers.md)",
       files: scan.orphanCaptions,
     });

@@ -1,7 +1,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
-import { pairSidecars } from "./caption-sidecar.js";
+import { orphanCaptionHints, pairSidecars } from "./caption-sidecar.js";
 import { nameFew } from "./name-few.js";
 import { IMAGE_EXTENSIONS } from "./prep-knowledge.js";
 
@@ -25,6 +25,8 @@ export interface DatasetFiles {
   sidecars: Map<string, string>;
   /** Captions with no image of the same stem beside them. */
   orphanCaptions: string[];
+  /** Orphans whose name says which image they were meant for (`photo.jpg.txt`): caption -> hint (caption-sidecar.ts orphanCaptionHints). */
+  orphanHints: Record<string, string>;
   /** Everything else (notes, videos, ...): never counted as images. */
   other: string[];
   /** Folders that cannot be read, symlinks, sockets: reported, never followed. */
@@ -72,7 +74,7 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
   if (!info.isDirectory()) {
     throw new LoraspecError("E_DATASET_NOT_FOUND", `dataset path '${shown}' is a file, not a folder`, { ...where, hint: "point it at the folder that holds your images" });
   }
-  const out: DatasetFiles = { images: [], captions: [], sidecars: new Map(), orphanCaptions: [], other: [], skipped: [], hidden: [] };
+  const out: DatasetFiles = { images: [], captions: [], sidecars: new Map(), orphanCaptions: [], orphanHints: {}, other: [], skipped: [], hidden: [] };
   const rel = (path: string) => relative(params.dir, path).split(sep).join("/");
   const walk = async (dir: string): Promise<void> => {
     let entries;
@@ -110,6 +112,7 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
   out.sidecars = pairSidecars(out.images, out.captions, params.captionExtension ?? ".txt");
   const paired = new Set(out.sidecars.values());
   out.orphanCaptions = out.captions.filter((c) => !paired.has(c));
+  out.orphanHints = orphanCaptionHints(out.orphanCaptions, out.images, out.sidecars);
   out.skipped.sort((a, b) => (a.path < b.path ? -1 : 1));
   return out;
 }

@@ -9,6 +9,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { aspectBuckets, assignBucket, type Bucket } from "@loraspec/core/plan/buckets.js";
 import type { CropBox, Size } from "./crop-geometry.js";
+import { describeOrphan } from "./caption-sidecar.js";
 import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
 import type { EmbedOutcome } from "./worker-embedder.js";
 import { hiddenFilesNote, listDatasetFiles } from "./list-dataset-files.js";
@@ -81,6 +82,8 @@ export interface PrepSummary {
   otherFiles: string[];
   /** Caption files with no image of the same name. */
   orphanCaptions: string[];
+  /** Orphans named after their image with its extension (`photo.jpg.txt`): caption -> the rename to make (never made). */
+  orphanHints: Record<string, string>;
   /** Hidden files and folders (names starting with "."), left out unread: list-dataset-files.ts. */
   hidden: string[];
   captionsCopied: number;
@@ -146,7 +149,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     yield { type: "warning", code: "hidden-file", message: `left out ${files.hidden.length} hidden file(s) (names starting with "."; no trainer reads them): ${nameFew(files.hidden)}` };
   }
   if (files.orphanCaptions.length) {
-    yield { type: "warning", code: "orphan-caption", message: `${files.orphanCaptions.length} caption file(s) with no image beside them: ${files.orphanCaptions.join(", ")}` };
+    const named = files.orphanCaptions.map((c) => describeOrphan(c, files.orphanHints));
+    yield { type: "warning", code: "orphan-caption", message: `${files.orphanCaptions.length} caption file(s) with no image beside them: ${named.join(", ")}` };
   }
   if (files.images.length === 0) {
     throw new LoraspecError("E_DATASET_EMPTY", `no images in ${datasetDir}`, {
@@ -209,6 +213,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     duplicates: [],
     otherFiles: files.other,
     orphanCaptions: files.orphanCaptions,
+    orphanHints: files.orphanHints,
     hidden: files.hidden,
     captionsCopied: 0,
     captionsMissing: 0,

@@ -49,6 +49,8 @@ export interface DatasetScan extends DatasetSummary {
   duplicates: DuplicateCluster[];
   /** Caption sidecars with no image beside them. */
   orphanCaptions: string[];
+  /** Orphans named after their image with its extension (`photo.jpg.txt`): caption -> the rename to make. */
+  orphanHints: Record<string, string>;
   /** Hidden files and folders (names starting with "."), never read: list-dataset-files.ts. */
   hidden: string[];
   /** Sidecars prep will not copy (not UTF-8, or over the caption size limit): their image counts as uncaptioned. `file` is the caption. */
@@ -108,7 +110,7 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
     }
     images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
   }
-  return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, captionProblems, hidden: files.hidden };
+  return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
 }
 
 function readError(error: unknown): string {

@@ -67,6 +67,7 @@ describe("every rule check's dataset findings emit is documented in RULES", () =
       warnings: [],
       duplicates: [{ kind: "exact", keep: "a.jpg", drop: ["c.jpg"], evidence: {} }] as unknown as DatasetScan["duplicates"],
       orphanCaptions: ["x.txt"],
+      orphanHints: {},
       captionProblems: [{ file: "y.txt", code: "caption-not-utf8", message: "m" }],
       hidden: [".DS_Store"],
     };

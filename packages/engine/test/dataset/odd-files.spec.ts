@@ -8,7 +8,7 @@ import { collectEvents, type LoraspecEvent } from "@loraspec/core/events.js";
 import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { scanDataset, type DatasetScan } from "@loraspec/engine/dataset/scan-dataset.js";
 import { readPrepManifest } from "@loraspec/engine/dataset/prep-manifest.js";
-import { decodeCaption } from "@loraspec/engine/dataset/caption-sidecar.js";
+import { decodeCaption, orphanCaptionHints } from "@loraspec/engine/dataset/caption-sidecar.js";
 import { datasetFindings, unpreparedFindings } from "@loraspec/engine/dataset/dataset-findings.js";
 import { fixCaptions } from "@loraspec/engine/caption/fix-captions.js";
 import { photoLike, photoLikeRaw, pngHeaderOnly } from "./make-images.js";
@@ -199,6 +199,16 @@ describe("odd files: check's scan and prep agree, file by file", () => {
     expect(prepEvents).toContainEqual({ type: "warning", code: "hidden-file", message: 'left out 3 hidden file(s) (names starting with "."; no trainer reads them): .DS_Store, ._good.jpg, .hidden.png' });
   });
 
+  it("both say which image dbl.jpg.txt was named after and the rename that pairs it; nothing is renamed", async () => {
+    const hint = "named after dbl.jpg with its extension: rename dbl.jpg.txt -> dbl.txt";
+    expect(scan.orphanHints).toEqual({ "dbl.jpg.txt": hint });
+    expect(summary.orphanHints).toEqual({ "dbl.jpg.txt": hint });
+    expect(datasetFindings(scan).find((f) => f.rule === "dataset-orphan-captions")?.message).toBe(`1 caption file(s) have no image beside them: dbl.jpg.txt (${hint})`);
+    expect(prepEvents).toContainEqual({ type: "warning", code: "orphan-caption", message: `1 caption file(s) with no image beside them: dbl.jpg.txt (${hint})` });
+    expect(await readdir(ds)).toEqual(expect.arrayContaining(["dbl.jpg", "dbl.jpg.txt"]));
+    expect(await readdir(ds)).not.toContain("dbl.txt");
+  });
+
   it("EXIF-rotated JPEGs are measured and prepared upright", async () => {
     const manifest = (await readPrepManifest({ path: summary.manifest }))!;
     for (const [file, redSide] of [["rot6.jpg", "right"], ["rot8.jpg", "left"]] as const) {
@@ -219,6 +229,20 @@ describe("odd files: check's scan and prep agree, file by file", () => {
     expect(done?.type === "done" && (done.result as { unreadable: string[] }).unreadable).toEqual(["latin.txt"]);
     expect(events.some((e) => e.type === "warning" && e.code === "caption-not-utf8")).toBe(true);
     expect((await hashes(ds)).get("latin.txt")).toBe(before.get("latin.txt"));
+  });
+});
+
+describe("orphanCaptionHints", () => {
+  it.each<[string, string, string[], Record<string, string>, string | undefined]>([
+    ["photo.jpg.txt beside photo.jpg", "photo.jpg.txt", ["photo.jpg"], {}, "named after photo.jpg with its extension: rename photo.jpg.txt -> photo.txt"],
+    ["in a sub-folder", "a/photo.png.txt", ["a/photo.png"], {}, "named after a/photo.png with its extension: rename a/photo.png.txt -> a/photo.txt"],
+    ["the image extension's case differs", "IMG_01.jpg.txt", ["IMG_01.JPG"], {}, "named after IMG_01.JPG with its extension: rename IMG_01.jpg.txt -> IMG_01.txt"],
+    ["the image already has its caption", "photo.jpg.txt", ["photo.jpg"], { "photo.jpg": "photo.txt" }, "named after photo.jpg with its extension; photo.jpg already has its caption photo.txt: keep one of the two"],
+    ["no such image", "photo.jpg.txt", ["other.jpg"], {}, undefined],
+    ["a plain orphan", "notes.txt", ["photo.jpg"], {}, undefined],
+    ["another folder's image", "b/photo.jpg.txt", ["a/photo.jpg"], {}, undefined],
+  ])("%s", (_, orphan, images, sidecars, want) => {
+    expect(orphanCaptionHints([orphan], images, new Map(Object.entries(sidecars)))[orphan]).toBe(want);
   });
 });
 
