@@ -1,6 +1,5 @@
 import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
-import { createHash } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { extname, join, resolve } from "node:path";
@@ -19,7 +18,8 @@ import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
 import { parkCaption, syncCaptions } from "./prep-captions.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
 import { datasetRelativeTo, manifestDataset, preparedFrom } from "./prepared-folder.js";
-import { decodeProblem, probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
+import { decodeProblem, type ProbedImage } from "./probe-image.js";
+import { assignNames, prepProgress, probeSources, sourceFields } from "./prep-sources.js";
 import { processImage } from "./process-image.js";
 import { exists } from "../fs/exists.js";
 
@@ -162,39 +162,16 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
 
   // 1. Read every candidate's header and content hash (no pixels decoded here).
-  const probed: ProbedImage[] = [];
-  let done = 0;
-  const started = Date.now();
-  for await (const result of mapPool(
-    files.images,
+  const probed = yield* probeSources({
+    sources: files.images,
+    datasetDir,
+    previous: previousBySource,
+    reuse: sameSettings,
+    resolution: params.resolution,
+    maxPixels: settings.maxPixels,
     concurrency,
-    async (source) => {
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(join(datasetDir, source));
-      } catch (error) {
-        return { source, size: 0, sha256: "", width: 0, height: 0, problems: [{ code: "unreadable", severity: "skip", message: String((error as Error).message) }] } satisfies ProbedImage;
-      }
-      const old = previousBySource.get(source);
-      if (sameSettings && old && old.size === bytes.byteLength && old.sha256 === sha256(bytes)) {
-        return {
-          source,
-          size: old.size,
-          sha256: old.sha256,
-          signature: old.signature,
-          width: old.width,
-          height: old.height,
-          problems: old.problems.filter((p) => p.code !== "duplicate" && p.code !== "near-duplicate") as ImageProblem[],
-        } satisfies ProbedImage;
-      }
-      return probeImage({ source, bytes, resolution: params.resolution, maxPixels: settings.maxPixels, hash: false });
-    },
     signal,
-  )) {
-    probed.push(result);
-    done++;
-    yield progress("scan", done, files.images.length, started, result.source);
-  }
+  });
   throwIfAborted(signal);
   probed.sort((a, b) => (a.source < b.source ? -1 : 1));
 
@@ -318,7 +295,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
         summary.skipped.push({ source: result.source, code: result.problem.code, message: result.problem.message });
         yield { type: "warning", code: result.problem.code, message: `${result.source}: ${result.problem.message} (skipped)`, file: result.source };
       } else processed.add(result.source);
-      yield progress("prep", prepDone, prepTotal, prepStarted, result.source);
+      yield prepProgress("prep", prepDone, prepTotal, prepStarted, result.source);
     }
   }
   const changed = unique.filter((u) => !upToDate.has(u.source) && !u.signature).map((u) => u.source);
@@ -421,48 +398,10 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   return summary;
 }
 
-function assignNames(sources: readonly string[], previous: ReadonlyMap<string, ManifestEntry>): Map<string, string> {
-  const names = new Map<string, string>();
-  const taken = new Set<string>();
-  for (const source of sources) {
-    const name = previous.get(source)?.name;
-    if (name && !taken.has(name.toLowerCase())) {
-      names.set(source, name);
-      taken.add(name.toLowerCase());
-    }
-  }
-  for (const source of sources) {
-    if (names.has(source)) continue;
-    // Sub-folders flatten into the name; a clash (a.jpg and a.png) gets the extension appended.
-    const stem = source.slice(0, source.length - extname(source).length).replace(/[\\/]+/g, "__").replace(/[^\p{L}\p{N}._ -]+/gu, "_");
-    let name = stem;
-    for (let i = 2; taken.has(name.toLowerCase()); i++) name = i === 2 ? `${stem}-${extname(source).slice(1)}` : `${stem}-${i}`;
-    names.set(source, name);
-    taken.add(name.toLowerCase());
-  }
-  return names;
-}
-
-function progress(task: string, current: number, total: number, started: number, message: string): LoraspecEvent {
-  const seconds = (Date.now() - started) / 1000;
-  const rate = seconds > 0 ? current / seconds : undefined;
-  return { type: "progress", task, current, total, rate, eta: rate ? (total - current) / rate : undefined, message };
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new LoraspecError("E_CANCELLED", "prep cancelled; the manifest was not updated, re-run to continue");
 }
 
 function stableJson(value: unknown): string {
   return JSON.stringify(value, (_, v) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
-}
-
-/** What a manifest entry records of its source image, whatever became of it. */
-function sourceFields(image: ProbedImage) {
-  const { source, size, sha256, signature, width, height, problems } = image;
-  return { source, size, sha256, signature, width, height, problems };
 }

@@ -1,0 +1,105 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { extname, join } from "node:path";
+import type { LoraspecEvent } from "@loraspec/core/events.js";
+import { mapPool } from "./map-pool.js";
+import type { ManifestEntry } from "./prep-manifest.js";
+import { probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
+
+/**
+ * What prep knows of each source image across runs (prepare-dataset.ts runs the steps): its probe,
+ * reused from the manifest while its bytes and the settings are unchanged, the name it keeps for
+ * life, and what its manifest entry records of it.
+ */
+
+/**
+ * Step 1 of prep: every candidate's header and content hash, no pixels decoded. A source whose
+ * bytes match its manifest entry (same size and sha256) under the same settings (`reuse`) keeps that
+ * entry's probe, less its duplicate verdicts (decided again). One progress event per image; returns
+ * the probes in completion order.
+ */
+export async function* probeSources(params: {
+  sources: readonly string[];
+  datasetDir: string;
+  previous: ReadonlyMap<string, ManifestEntry>;
+  reuse: boolean;
+  resolution: number;
+  maxPixels: number;
+  concurrency: number;
+  signal?: AbortSignal;
+}): AsyncGenerator<LoraspecEvent, ProbedImage[]> {
+  const probed: ProbedImage[] = [];
+  let done = 0;
+  const started = Date.now();
+  for await (const result of mapPool(
+    params.sources,
+    params.concurrency,
+    async (source) => {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(join(params.datasetDir, source));
+      } catch (error) {
+        return { source, size: 0, sha256: "", width: 0, height: 0, problems: [{ code: "unreadable", severity: "skip", message: String((error as Error).message) }] } satisfies ProbedImage;
+      }
+      const old = params.previous.get(source);
+      if (params.reuse && old && old.size === bytes.byteLength && old.sha256 === sha256(bytes)) {
+        return {
+          source,
+          size: old.size,
+          sha256: old.sha256,
+          signature: old.signature,
+          width: old.width,
+          height: old.height,
+          problems: old.problems.filter((p) => p.code !== "duplicate" && p.code !== "near-duplicate") as ImageProblem[],
+        } satisfies ProbedImage;
+      }
+      return probeImage({ source, bytes, resolution: params.resolution, maxPixels: params.maxPixels, hash: false });
+    },
+    params.signal,
+  )) {
+    probed.push(result);
+    done++;
+    yield prepProgress("scan", done, params.sources.length, started, result.source);
+  }
+  return probed;
+}
+
+/** Output names (without extension): a source keeps the name it had, so its caption stays with it. */
+export function assignNames(sources: readonly string[], previous: ReadonlyMap<string, ManifestEntry>): Map<string, string> {
+  const names = new Map<string, string>();
+  const taken = new Set<string>();
+  for (const source of sources) {
+    const name = previous.get(source)?.name;
+    if (name && !taken.has(name.toLowerCase())) {
+      names.set(source, name);
+      taken.add(name.toLowerCase());
+    }
+  }
+  for (const source of sources) {
+    if (names.has(source)) continue;
+    // Sub-folders flatten into the name; a clash (a.jpg and a.png) gets the extension appended.
+    const stem = source.slice(0, source.length - extname(source).length).replace(/[\\/]+/g, "__").replace(/[^\p{L}\p{N}._ -]+/gu, "_");
+    let name = stem;
+    for (let i = 2; taken.has(name.toLowerCase()); i++) name = i === 2 ? `${stem}-${extname(source).slice(1)}` : `${stem}-${i}`;
+    names.set(source, name);
+    taken.add(name.toLowerCase());
+  }
+  return names;
+}
+
+/** What a manifest entry records of its source image, whatever became of it. */
+export function sourceFields(image: ProbedImage) {
+  const { source, size, sha256, signature, width, height, problems } = image;
+  return { source, size, sha256, signature, width, height, problems };
+}
+
+/** A progress event of one of prep's passes, with its rate and time left. */
+export function prepProgress(task: string, current: number, total: number, started: number, message: string): LoraspecEvent {
+  const seconds = (Date.now() - started) / 1000;
+  const rate = seconds > 0 ? current / seconds : undefined;
+  return { type: "progress", task, current, total, rate, eta: rate ? (total - current) / rate : undefined, message };
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
