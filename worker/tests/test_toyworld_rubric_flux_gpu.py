@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol  # noqa: E402
-from toyworld import rubric  # noqa: E402
+from toyworld import lanes, rubric  # noqa: E402
 
 CPU = os.environ.get("LORASPEC_TOY_FLUX_CPU") == "1"
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
@@ -38,20 +38,22 @@ SETTINGS = ({"device": "cpu", "precision": "fp32", "train_seeds": (1,), "steps":
 
 @pytest.fixture(scope="module", params=SETTINGS["train_seeds"], ids=lambda seed: f"train-seed-{seed}")
 def rows(request, tmp_path_factory):
-    """The four LoRAs trained on one training seed and validated with seeds 1 and 2."""
+    """The four LoRAs trained on one training seed side by side (lanes.py: on the GPU all four at once, the toy
+    models leave the card mostly idle) and validated with seeds 1 and 2, as many validate runs at once."""
+    out, seed, s = tmp_path_factory.mktemp(f"rubric-flux-{request.param}"), request.param, SETTINGS
+    workers = None if CPU else len(rubric.VARIANTS)
     before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
-    threads = torch.get_num_threads()
-    if CPU:
-        torch.set_num_threads(1)  # a shared 2-core machine thrashes with more (rubric.THREADS)
     try:
-        out, seed, s = tmp_path_factory.mktemp(f"rubric-flux-{request.param}"), request.param, SETTINGS
-        loras = {v.name: rubric.train_variant(v, str(out / v.name / "train"), seed=seed, steps=s["steps"], arch="flux1", device=s["device"],
-                                              precision=s["precision"], prior_steps=s["prior_steps"]) for v in rubric.VARIANTS}
-        return {v.name: rubric.summary(rubric.validate(v, loras[v.name], str(out / v.name), [1, 2], arch="flux1", device=s["device"],
-                                                       render_steps=s["render_steps"])) for v in rubric.VARIANTS}
+        loras = lanes.in_processes({v.name: (rubric.train_variant, (v, str(out / v.name / "train")),
+                                             {"seed": seed, "steps": s["steps"], "arch": "flux1", "device": s["device"],
+                                              "precision": s["precision"], "prior_steps": s["prior_steps"]})
+                                    for v in sorted(rubric.VARIANTS, key=lambda v: v.name != "good")}, workers)  # the longest first
+        done = lanes.in_threads({v.name: (rubric.validate, (v, loras[v.name], str(out / v.name), [1, 2]),
+                                          {"arch": "flux1", "device": s["device"], "render_steps": s["render_steps"]})
+                                 for v in rubric.VARIANTS}, workers)
     finally:
         protocol._out = before
-        torch.set_num_threads(threads)
+    return {name: rubric.summary(result) for name, result in done.items()}
 
 
 @pytest.mark.parametrize("variant", rubric.VARIANTS, ids=lambda v: v.name)
@@ -62,3 +64,5 @@ def test_validate_passes_the_good_flux_lora_and_fails_the_bad_one_on_its_check(r
     if CPU:
         return  # a few steps on the CPU: the verdicts mean nothing
     assert rubric.verdict_mismatches(variant, row) == [], row
+    if variant.measure:
+        assert variant.measure in row["advice"], row  # validate says what to try (validation-thresholds.ts ifFailing)
