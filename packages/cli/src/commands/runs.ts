@@ -32,10 +32,14 @@ export function registerRuns(program: Command): void {
         const settled = new Map(store.reconcile().map((r) => [r.id, r]));
         const runs = store.list().map((r) => settled.get(r.id) ?? r);
         for (const bad of store.refused) process.stderr.write(`${pc.yellow("warning")} [E_PATH_OUTSIDE_PROJECT] ${bad.message}; not listed (remove that row from .loraspec/loraspec.db)\n`);
+        // A run-folder file too large to read (job.json, supervisor.pid): named; the run is listed as settled without it.
+        for (const bad of store.problems) process.stderr.write(`${pc.yellow("warning")} [${bad.code}] run ${bad.id}: ${bad.message}\n`);
         const unsaved = runs.find((r) => r.unsaved);
         if (unsaved) process.stderr.write(`${pc.yellow("warning")} could not save the settled state of some runs (${unsaved.unsaved}); shown as settled\n`);
+        // Over every attempt (attempts.jsonl, read line by line): a resumed run's earlier attempts count too.
+        const durations = await Promise.all(runs.map((r) => runDurationSeconds(r)));
         if (opts.json) {
-          printJson({ project: projectDir, runs: runs.map((r) => ({ ...r, durationSeconds: runDurationSeconds(r) ?? null })) });
+          printJson({ project: projectDir, runs: runs.map((r, i) => ({ ...r, durationSeconds: durations[i] ?? null })) });
           return;
         }
         if (runs.length === 0) {
@@ -52,10 +56,9 @@ export function registerRuns(program: Command): void {
           running: pc.cyan,
           starting: pc.cyan,
         };
-        const rows = runs.map((r) => {
+        const rows = runs.map((r, i) => {
           const started = r.startedAt ?? r.createdAt;
-          // Over every attempt: a resumed run's earlier attempts count too.
-          const seconds = runDurationSeconds(r);
+          const seconds = durations[i];
           const duration = seconds === undefined ? "-" : formatSeconds(seconds);
           return [
             r.id,

@@ -83,12 +83,12 @@ async function stopStartedRuns(
   runs: import("@loraspec/engine/server/deps.js").RunsService,
   say: (line: string) => void,
 ): Promise<void> {
-  const { readFileSync } = await import("node:fs");
-  const { join } = await import("node:path");
+  const { readSupervisorPid } = await import("@loraspec/engine/run/run-store.js");
   const mine = (await runs.list()).filter((r) => {
     if (r.state !== "running" && r.state !== "starting") return false;
     try {
-      return Number(readFileSync(join(r.runDir, "supervisor.pid"), "utf8").trim().split(/\s+/)[0]) === process.pid;
+      // Bounded (run-files.ts): a supervisor.pid too large to be one is not this process's.
+      return readSupervisorPid(r.runDir)?.pid === process.pid;
     } catch {
       return false;
     }

@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { ApiError, createFalClient, isRetryableError, withMiddleware, type QueueStatus, type RequestMiddleware, type StorageSettings } from "@fal-ai/client";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { readRunJsonSync } from "../run/run-files.js";
 import type { RunStore } from "../run/run-store.js";
 import { verifyLoraOutput, type LoraOutputSummary } from "../run/verify-lora-output.js";
 import { FAL_POLICY } from "./fal-policy.js";
@@ -344,12 +345,10 @@ async function download(fetcher: typeof fetch, url: string, path: string, signal
   await atomicWrite(path, new Uint8Array(await response.arrayBuffer()));
 }
 
+/** The journal, or undefined when missing or torn; one too large to be one is E_FILE_TOO_LARGE naming it. */
 function readJournal(path: string): Submission | undefined {
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as Submission;
-  } catch {
-    return undefined;
-  }
+  const journal = readRunJsonSync(path);
+  return typeof journal === "object" && journal !== null ? (journal as Submission) : undefined;
 }
 
 async function writeJournal(path: string, submission: Submission): Promise<void> {

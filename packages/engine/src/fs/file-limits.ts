@@ -37,4 +37,28 @@ export const FILE_LIMITS = {
     source: "ours: diffusers' model_index.json and a transformer's or UNet's config.json are 1-3 KB",
     asOf: "2026-12",
   },
+  /**
+   * A run folder's own small files, parsed whole: job.json, job.original.json, plan.json,
+   * worker-request.json, attempt.json, fal-submission.json, supervisor.pid. A run folder may come
+   * from a copied project, so these are as untrusted as a contract.
+   */
+  runMetadata: {
+    what: "run file",
+    bytes: 16 * 1024 * 1024,
+    source:
+      "ours: job.json holds the compiled trainer files inline (a worker request or kohya's TOMLs: 2-20 KB); plan.json and worker-request.json are a few KB; attempt.json, fal-submission.json and supervisor.pid under 1 KB",
+    asOf: "2026-12",
+  },
+  /**
+   * One line of an event log (events.jsonl, validation-events.jsonl, attempts.jsonl). The log itself
+   * grows with a long run and is read line by line (fs/read-lines.ts); a line longer than this is
+   * skipped, as a malformed line is, so one giant line cannot cost the process its memory.
+   */
+  eventLine: {
+    what: "event line",
+    bytes: 1024 * 1024,
+    source:
+      "ours: the longest events are the worker's settings event (every training setting and the bucket list: 1-5 KB) and an error carrying the trainer's message (a few KB); core events.ts LoraspecEventSchema",
+    asOf: "2026-12",
+  },
 } as const satisfies Record<string, FileLimit>;

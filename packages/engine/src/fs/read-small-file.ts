@@ -1,4 +1,4 @@
-import { constants } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { FileLimit } from "./file-limits.js";
@@ -11,15 +11,32 @@ export type BoundedRead =
   /** A FIFO, socket or device (`/dev/zero` never ends): never read. */
   | { kind: "special" };
 
+/** How readAtMost reads a file over `maxBytes`. */
+export interface ReadAtMostOptions {
+  /**
+   * All of the file or none of it: one over `maxBytes` is not read at all (`bytes` empty,
+   * `truncated` true), for callers that refuse it anyway (a limit decided by the stat alone).
+   */
+  whole?: boolean;
+}
+
+/** Opened non-blocking: a FIFO planted where a file should be must not hang the process. */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** How many bytes to read of a file of `size`: none when `whole` and over the limit. */
+function wantOf(size: number, maxBytes: number, options: ReadAtMostOptions): number {
+  return options.whole && size > maxBytes ? 0 : Math.min(size, maxBytes);
+}
+
 /**
  * Reads at most `maxBytes` of a file, sized by a stat of the open handle (the file stat saw is the
  * one read), so a huge file costs no more than a small one. Opened non-blocking: a FIFO planted
  * where a file should be must not hang the process. Errors opening it (ENOENT, EACCES) are Node's.
  */
-export async function readAtMost(file: string, maxBytes: number): Promise<BoundedRead> {
+export async function readAtMost(file: string, maxBytes: number, options: ReadAtMostOptions = {}): Promise<BoundedRead> {
   let handle;
   try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    handle = await open(file, OPEN_FLAGS);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EISDIR") return { kind: "folder" };
     throw error;
@@ -28,7 +45,7 @@ export async function readAtMost(file: string, maxBytes: number): Promise<Bounde
     const info = await handle.stat();
     if (info.isDirectory()) return { kind: "folder" };
     if (!info.isFile()) return { kind: "special" };
-    const want = Math.min(info.size, maxBytes);
+    const want = wantOf(info.size, maxBytes, options);
     const buf = Buffer.alloc(want);
     let got = 0;
     while (got < want) {
@@ -39,6 +56,33 @@ export async function readAtMost(file: string, maxBytes: number): Promise<Bounde
     return { kind: "file", bytes: buf.subarray(0, got), size: info.size, truncated: info.size > maxBytes };
   } finally {
     await handle.close();
+  }
+}
+
+/** readAtMost for synchronous callers (run-store reconciliation reads run folders in one pass). */
+export function readAtMostSync(file: string, maxBytes: number, options: ReadAtMostOptions = {}): BoundedRead {
+  let fd: number;
+  try {
+    fd = openSync(file, OPEN_FLAGS);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EISDIR") return { kind: "folder" };
+    throw error;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (info.isDirectory()) return { kind: "folder" };
+    if (!info.isFile()) return { kind: "special" };
+    const want = wantOf(info.size, maxBytes, options);
+    const buf = Buffer.alloc(want);
+    let got = 0;
+    while (got < want) {
+      const bytesRead = readSync(fd, buf, got, want - got, got);
+      if (bytesRead === 0) break; // shrank since the stat
+      got += bytesRead;
+    }
+    return { kind: "file", bytes: buf.subarray(0, got), size: info.size, truncated: info.size > maxBytes };
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -54,7 +98,7 @@ export function fileTooLarge(params: { shown: string; size: number; limit: FileL
 }
 
 /** A Node-style error, so callers map a folder or a device as they map readFile's errors. */
-function notAFile(file: string, kind: "folder" | "special"): NodeJS.ErrnoException {
+export function notAFile(file: string, kind: "folder" | "special"): NodeJS.ErrnoException {
   const code = kind === "folder" ? "EISDIR" : "ENOTREG";
   const what = kind === "folder" ? "a folder" : "not a regular file (a pipe, socket or device)";
   return Object.assign(new Error(`${code}: ${what}, not read: '${file}'`), { code, path: file });
@@ -65,14 +109,35 @@ function notAFile(file: string, kind: "folder" | "special"): NodeJS.ErrnoExcepti
  * E_FILE_TOO_LARGE naming it when it is over its kind's limit: decided by a stat, before a byte is
  * read. A folder throws EISDIR and a pipe or device ENOTREG (never read); opening errors are Node's.
  */
-export async function readSmallFile(params: { file: string; limit: FileLimit; shown?: string; field?: string }): Promise<Buffer> {
-  const read = await readAtMost(params.file, params.limit.bytes);
+export async function readSmallFile(params: SmallFileParams): Promise<Buffer> {
+  return wholeOrThrow(params, await readAtMost(params.file, params.limit.bytes, { whole: true }));
+}
+
+/** readSmallFile for synchronous callers. */
+export function readSmallFileSync(params: SmallFileParams): Buffer {
+  return wholeOrThrow(params, readAtMostSync(params.file, params.limit.bytes, { whole: true }));
+}
+
+export interface SmallFileParams {
+  file: string;
+  limit: FileLimit;
+  /** The file as the user knows it (relative to the project), in the error. */
+  shown?: string;
+  field?: string;
+}
+
+function wholeOrThrow(params: SmallFileParams, read: BoundedRead): Buffer {
   if (read.kind !== "file") throw notAFile(params.file, read.kind);
   if (read.truncated) throw fileTooLarge({ shown: params.shown ?? params.file, size: read.size, limit: params.limit, field: params.field });
   return read.bytes;
 }
 
 /** readSmallFile as UTF-8 text. */
-export async function readSmallText(params: { file: string; limit: FileLimit; shown?: string; field?: string }): Promise<string> {
+export async function readSmallText(params: SmallFileParams): Promise<string> {
   return (await readSmallFile(params)).toString("utf8");
+}
+
+/** readSmallFileSync as UTF-8 text. */
+export function readSmallTextSync(params: SmallFileParams): string {
+  return readSmallFileSync(params).toString("utf8");
 }

@@ -1,8 +1,12 @@
 import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { openRunStore, ACTIVE_STATES, supervisorAlive } from "./run-store.js";
 import { RUN_FILES } from "./run-training.js";
+
+/** Bytes of a log read and written at a time: a multi-GB log is never one buffer. */
+const LOG_READ_CHUNK_BYTES = 8 * 1024 * 1024;
 
 /**
  * `loraspec logs <id> [-f]`: writes the run's log (the trainer's lines in the order the supervisor
@@ -27,6 +31,8 @@ export async function followRunLog(params: {
     const supervised = existsSync(join(run.runDir, RUN_FILES.log)) && !(ACTIVE_STATES.includes(run.state) && supervisorGone(run.runDir));
     const files = supervised ? [join(run.runDir, RUN_FILES.log)] : raw;
     const offsets = new Map<string, number>(files.map((f) => [f, 0]));
+    // One decoder per file: a character split between two reads is written whole.
+    const decoders = new Map(files.map((f) => [f, new StringDecoder("utf8")]));
     const pump = async (): Promise<boolean> => {
       let any = false;
       for (const file of files) {
@@ -34,14 +40,17 @@ export async function followRunLog(params: {
         const handle = await open(file, "r");
         try {
           const { size } = await handle.stat();
-          const from = offsets.get(file) ?? 0;
-          if (size <= from) continue;
-          const buffer = Buffer.alloc(size - from);
-          await handle.read(buffer, 0, buffer.length, from);
-          offsets.set(file, size);
-          // Raw trainer files redraw bars with \r: show each redraw as its own line.
-          params.write(buffer.toString("utf8").replace(/\r(?!\n)/g, "\n"));
-          any = true;
+          // A log that grew with a long run is written piece by piece, never held whole.
+          for (let from = offsets.get(file) ?? 0; from < size; ) {
+            const buffer = Buffer.alloc(Math.min(size - from, LOG_READ_CHUNK_BYTES));
+            const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
+            if (bytesRead === 0) break; // shrank since the stat
+            from += bytesRead;
+            offsets.set(file, from);
+            // Raw trainer files redraw bars with \r: show each redraw as its own line.
+            params.write(decoders.get(file)!.write(buffer.subarray(0, bytesRead)).replace(/\r(?!\n)/g, "\n"));
+            any = true;
+          }
         } finally {
           await handle.close();
         }

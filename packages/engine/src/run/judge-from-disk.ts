@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ErrorCode } from "@loraspec/core/errors.js";
 import { ioError } from "./io-errors.js";
+import { readRunJsonSync } from "./run-files.js";
 
 /**
  * What a run's folder says about how its last attempt ended, read without the process that
@@ -24,11 +25,14 @@ export interface AttemptMark {
 
 export const ATTEMPT_FILE = "attempt.json";
 
-/** Reads the run folder; undefined when nothing on disk says the attempt ended. */
+/**
+ * Reads the run folder; undefined when nothing on disk says the attempt ended. A job.json or
+ * attempt.json too large to be one throws E_FILE_TOO_LARGE naming it (read-small-file.ts), unread.
+ */
 export function judgeFromDisk(runDir: string): DiskVerdict | undefined {
-  const job = readJson(join(runDir, "job.json")) as { kind?: string; parser?: string; output?: string; totalSteps?: number } | undefined;
+  const job = readRunJsonSync(join(runDir, "job.json")) as { kind?: string; parser?: string; output?: string; totalSteps?: number } | undefined;
   if (!job || job.kind !== "process") return undefined;
-  const mark = readJson(join(runDir, ATTEMPT_FILE)) as AttemptMark | undefined;
+  const mark = readRunJsonSync(join(runDir, ATTEMPT_FILE)) as AttemptMark | undefined;
   if (job.parser === "worker-jsonl") {
     const last = lastFinalLine(join(runDir, "stdout.log"), mark?.stdoutOffset ?? 0);
     if (last?.type === "done") {
@@ -138,10 +142,3 @@ export function loraHeaderProblem(path: string): string | undefined {
   }
 }
 
-function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as unknown;
-  } catch {
-    return undefined;
-  }
-}

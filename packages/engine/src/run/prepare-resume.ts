@@ -1,6 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readSmallTextSync } from "../fs/read-small-file.js";
+import { shownRunFile } from "./run-files.js";
 import type { ProcessJob } from "./train-job.js";
 
 /** Adjusts a job for a resume; returns a note for the log. */
@@ -15,7 +18,8 @@ export async function prepareResume(job: ProcessJob, args: string[]): Promise<st
     return `resuming from ${state}`;
   }
   if (strategy.kind === "worker-request") {
-    const request = JSON.parse(readFileSync(strategy.requestFile, "utf8")) as Record<string, unknown>;
+    const text = readSmallTextSync({ file: strategy.requestFile, limit: FILE_LIMITS.runMetadata, shown: shownRunFile(strategy.requestFile) });
+    const request = JSON.parse(text) as Record<string, unknown>;
     request.resume_from = "latest";
     await atomicWrite(strategy.requestFile, `${JSON.stringify(request, null, 2)}\n`);
     return "resuming from the latest checkpoint";

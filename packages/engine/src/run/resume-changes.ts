@@ -1,8 +1,9 @@
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { readRunJsonSync, shownRunFile } from "./run-files.js";
 import type { RunRecord } from "./run-store.js";
 import type { TrainJob } from "./train-job.js";
 
@@ -99,11 +100,8 @@ function flatten(prefix: string, value: unknown, out: Record<string, unknown>): 
 export function falJobUnderway(run: RunRecord, job: TrainJob): boolean {
   if (job.kind !== "fal") return false;
   if (run.remoteRequestId) return true;
-  try {
-    return (JSON.parse(readFileSync(join(run.runDir, "fal-submission.json"), "utf8")) as { state?: string }).state !== "rejected";
-  } catch {
-    return false;
-  }
+  const submission = readRunJsonSync(join(run.runDir, "fal-submission.json")) as { state?: string } | null | undefined;
+  return typeof submission === "object" && submission !== null && submission.state !== "rejected";
 }
 
 /** Recompiles the run from the current contract; shows, records and checks the changes. */
@@ -117,13 +115,14 @@ export async function* recompileForResume(
   // The original plan and job stay the reference: a second resume is compared with the first start.
   const originalJobFile = join(run.runDir, "job.original.json");
   if (!existsSync(originalJobFile)) await atomicWrite(originalJobFile, `${JSON.stringify(job, null, 2)}\n`);
-  const original = JSON.parse(readFileSync(originalJobFile, "utf8")) as TrainJob;
-  let originalPlan: unknown;
-  try {
-    originalPlan = JSON.parse(readFileSync(join(run.runDir, "plan.json"), "utf8"));
-  } catch {
-    originalPlan = undefined; // runs started through the API without a plan: the job alone is compared
+  const original = readRunJsonSync(originalJobFile) as TrainJob | undefined;
+  if (!original) {
+    throw new LoraspecError("E_RUN_STATE", `run ${run.id}: ${shownRunFile(originalJobFile)} is not readable JSON, so the resume cannot be compared with the first start`, {
+      hint: "delete that file to compare with the job as it is now",
+    });
   }
+  // Undefined for runs started through the API without a plan: the job alone is compared.
+  const originalPlan = readRunJsonSync(join(run.runDir, "plan.json"));
   const changes = diffResumeSettings(resumeSettings(originalPlan, original), resumeSettings(originalPlan === undefined ? undefined : fresh.plan, next));
   const refusal = refuseResumeChanges(run.id, changes, fresh.contractFile);
   if (refusal) throw refusal;

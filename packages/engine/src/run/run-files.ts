@@ -1,6 +1,9 @@
-import { open, readFile, stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { isLoraspecError } from "@loraspec/core/errors.js";
 import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { readSmallTextSync } from "../fs/read-small-file.js";
 
 /** The run folder's event log (DESIGN.md: runs/<id>/events.jsonl, appended across resumes). */
 export const EVENTS_FILE = "events.jsonl";
@@ -38,7 +41,9 @@ export async function readEventsFrom(params: {
     for (;;) {
       const nl = buf.indexOf(0x0a, start);
       if (nl < 0) break;
-      const line = buf.subarray(start, nl).toString("utf8").trim();
+      // A line over FILE_LIMITS.eventLine is skipped unparsed, as read-lines.ts readers skip it.
+      const long = nl - start > FILE_LIMITS.eventLine.bytes;
+      const line = long ? "" : buf.subarray(start, nl).toString("utf8").trim();
       start = nl + 1;
       if (!line) continue;
       try {
@@ -116,9 +121,34 @@ export async function tailFile(params: { file: string; lines: number }): Promise
   }
 }
 
-export async function readJsonIfExists(file: string): Promise<unknown> {
+/** A run-folder file as the user knows it (`.loraspec/runs/<id>/job.json`), else the path as given. */
+export function shownRunFile(file: string): string {
+  const parts = file.split(/[\\/]+/);
+  const at = parts.lastIndexOf(".loraspec");
+  return at >= 0 && parts[at + 1] === "runs" && parts.length > at + 3 ? parts.slice(at).join("/") : file;
+}
+
+/**
+ * A run folder's small file as text (supervisor.pid, and through readRunJsonSync job.json, plan.json,
+ * attempt.json, fal-submission.json), read bounded: one over FILE_LIMITS.runMetadata is
+ * E_FILE_TOO_LARGE naming it, never read. One that is missing or cannot be read (a folder, a pipe,
+ * permissions) says nothing: undefined, as before the limit.
+ */
+export function readRunTextSync(file: string): string | undefined {
   try {
-    return JSON.parse(await readFile(file, "utf8"));
+    return readSmallTextSync({ file, limit: FILE_LIMITS.runMetadata, shown: shownRunFile(file) });
+  } catch (error) {
+    if (isLoraspecError(error)) throw error;
+    return undefined;
+  }
+}
+
+/** readRunTextSync parsed as JSON; undefined when missing, unreadable or not JSON (a torn write). */
+export function readRunJsonSync(file: string): unknown {
+  const text = readRunTextSync(file);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import Database from "better-sqlite3";
 import { ulid } from "ulid";
@@ -7,6 +7,7 @@ import { resolveInsideProjectSync } from "../fs/safe-path.js";
 import { ioError } from "./io-errors.js";
 import { judgeFromDisk, type DiskVerdict } from "./judge-from-disk.js";
 import { isProcessAlive, processStartTime } from "./process-alive.js";
+import { readRunTextSync } from "./run-files.js";
 
 /**
  * The run store: one SQLite file per project (`.loraspec/loraspec.db`, WAL) indexing every run
@@ -67,6 +68,15 @@ export interface RunRecord {
   unsaved?: string;
 }
 
+/** A run-folder file reconcile could not read, with the coded error that says why. */
+export interface RunFileProblem {
+  id: string;
+  code: string;
+  /** The file as the user knows it (`.loraspec/runs/<id>/job.json`). */
+  file?: string;
+  message: string;
+}
+
 export interface NewRun {
   id?: string;
   name?: string;
@@ -104,6 +114,12 @@ export interface RunStore {
   list(): RunRecord[];
   /** Rows the last `list()` left out (a folder outside the project), each with the reason. */
   readonly refused: { id: string; message: string }[];
+  /**
+   * Run-folder files the last `reconcile()` could not read (E_FILE_TOO_LARGE: a job.json or
+   * supervisor.pid too large to be one), each naming its run and file; that run was settled as if
+   * the file said nothing.
+   */
+  readonly problems: RunFileProblem[];
   /** Moves a run to a new state (checked against the state machine) and applies a patch. */
   transition(id: string, to: RunState, patch?: RunPatch): RunRecord;
   /** Updates fields without changing the state (progress, last line, request id). */
@@ -255,6 +271,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date; rea
     get,
     find,
     refused: [],
+    problems: [],
     list() {
       // One hostile or stale row must not hide every other run: it is left out and named.
       const refused: { id: string; message: string }[] = [];
@@ -308,6 +325,18 @@ export function openRunStore(params: { projectDir: string; now?: () => Date; rea
       const alive = options.isAlive ?? defaultIsAlive;
       const judge = options.judge ?? judgeFromDisk;
       const changed: RunRecord[] = [];
+      const problems: RunFileProblem[] = [];
+      // A run-folder file too large to read is named, and the run settled as if it said nothing:
+      // one hostile run folder must not stop every command that lists runs.
+      const unread = <T>(id: string, read: () => T): T | undefined => {
+        try {
+          return read();
+        } catch (error) {
+          if (!isLoraspecError(error) || error.code !== "E_FILE_TOO_LARGE") throw error;
+          problems.push({ id, code: error.code, file: error.file, message: error.message });
+          return undefined;
+        }
+      };
       for (const run of store.list()) {
         // An interrupted run whose trainer went on to finish (its supervisor died first) is settled too.
         const crashed = run.state === "interrupted" && run.errorCode === "E_WORKER_CRASHED";
@@ -316,9 +345,9 @@ export function openRunStore(params: { projectDir: string; now?: () => Date; rea
           // A run that never got a process (crash between insert and spawn) is gone as well.
           if (run.pid !== null && alive(run.pid, run.pidStart)) continue;
           // Its supervising loraspec still lives: the trainer just exited and the end is being recorded.
-          if (supervisorAlive(run.runDir, alive)) continue;
+          if (unread(run.id, () => supervisorAlive(run.runDir, alive))) continue;
         }
-        const verdict = judge(run.runDir);
+        const verdict = unread(run.id, () => judge(run.runDir));
         if (crashed && verdict?.state !== "succeeded") continue;
         const last = run.lastLogLine ? `; last log line: ${run.lastLogLine}` : "";
         const [to, patch]: [RunState, RunPatch] =
@@ -337,6 +366,7 @@ export function openRunStore(params: { projectDir: string; now?: () => Date; rea
           changed.push({ ...run, ...settled, state: to, unsaved: error.message });
         }
       }
+      store.problems.splice(0, store.problems.length, ...problems);
       return changed;
     },
     close() {
@@ -347,20 +377,26 @@ export function openRunStore(params: { projectDir: string; now?: () => Date; rea
 }
 
 /**
+ * The loraspec process supervising a run, from `<runDir>/supervisor.pid` (its pid and start time);
+ * undefined when the file is missing or says no pid. One too large to be a pid file is
+ * E_FILE_TOO_LARGE naming it, unread (run-files.ts readRunTextSync).
+ */
+export function readSupervisorPid(runDir: string): { pid: number; start: string | null } | undefined {
+  const text = readRunTextSync(join(runDir, "supervisor.pid"));
+  if (text === undefined) return undefined;
+  const [pid, start] = text.trim().split(/\s+/);
+  const n = Number(pid);
+  if (!Number.isInteger(n) || n <= 0) return undefined;
+  return { pid: n, start: start ? start : null };
+}
+
+/**
  * Whether the loraspec process supervising a run (its pid and start time in
  * `<runDir>/supervisor.pid`) is alive; undefined when the file is missing.
  */
 export function supervisorAlive(runDir: string, isAlive: (pid: number, pidStart: string | null) => boolean = defaultIsAlive): boolean | undefined {
-  let text: string;
-  try {
-    text = readFileSync(join(runDir, "supervisor.pid"), "utf8");
-  } catch {
-    return undefined;
-  }
-  const [pid, start] = text.trim().split(/\s+/);
-  const n = Number(pid);
-  if (!Number.isInteger(n) || n <= 0) return undefined;
-  return isAlive(n, start ? start : null);
+  const supervisor = readSupervisorPid(runDir);
+  return supervisor === undefined ? undefined : isAlive(supervisor.pid, supervisor.start);
 }
 
 function defaultIsAlive(pid: number, pidStart: string | null): boolean {

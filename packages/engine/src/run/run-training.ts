@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
@@ -17,6 +17,7 @@ import { throttledProgress } from "./run-progress.js";
 import { recordPreviousAttempt } from "./run-duration.js";
 import { falJobUnderway, recompileForResume } from "./resume-changes.js";
 import { prepareResume } from "./prepare-resume.js";
+import { readRunJsonSync } from "./run-files.js";
 
 export { newestKohyaState } from "./prepare-resume.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
@@ -154,12 +155,9 @@ export async function* resumeRun(params: ResumeRunParams): AsyncGenerator<Lorasp
         hint: `follow it with \`loraspec logs ${run.id} -f\`, or stop it with \`loraspec stop ${run.id}\``,
       });
     }
-    let job: TrainJob;
-    try {
-      job = JSON.parse(readFileSync(join(run.runDir, RUN_FILES.job), "utf8")) as TrainJob;
-    } catch (error) {
-      throw new LoraspecError("E_RUN_STATE", `run ${run.id} has no readable ${RUN_FILES.job}; it cannot be resumed`, { cause: error });
-    }
+    // Bounded: a job.json too large to be one is E_FILE_TOO_LARGE naming it (run-files.ts).
+    let job = readRunJsonSync(join(run.runDir, RUN_FILES.job)) as TrainJob | undefined;
+    if (!job) throw new LoraspecError("E_RUN_STATE", `run ${run.id} has no readable ${RUN_FILES.job}; it cannot be resumed`);
     if (params.recompile && !falJobUnderway(run, job)) {
       const next = yield* recompileForResume(run, job, params.recompile);
       job = await prepareJob(store, run, next);

@@ -62,6 +62,8 @@ export interface RunSummary {
   attempts?: number;
   /** The run folder, absolute. */
   runDir: string;
+  /** A file of its run folder that could not be read when the run was listed (E_FILE_TOO_LARGE: job.json, supervisor.pid), named. */
+  problem?: { code: string; message: string; file?: string };
 }
 
 export interface RunsService {

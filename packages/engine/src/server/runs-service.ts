@@ -39,7 +39,12 @@ export function createRunsService(params: { projectDir: string; onError?: (error
       // Reconcile marks a starting run without a pid as gone; while this server is itself
       // starting one (pid not yet recorded) that would be wrong, so it waits until we are idle.
       if (supervising.size === 0) s.reconcile();
-      return s.list().map(summary);
+      // A run-folder file reconcile could not read (too large to be one) is named on its run.
+      const problems = new Map(s.problems.map(({ id, ...problem }) => [id, problem]));
+      return s.list().map((r) => {
+        const problem = problems.get(r.id);
+        return problem ? { ...summary(r), problem } : summary(r);
+      });
     },
     async get(id) {
       const s = await open();

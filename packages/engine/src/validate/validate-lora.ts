@@ -5,11 +5,14 @@ import { adviceOf, judgeValidation, type ValidationVerdicts } from "@loraspec/co
 import { planValidation, type PlanValidationParams, type ValidationPlan } from "@loraspec/core/validate/plan-validation.js";
 import { buildScoreRequest, type ScoreResult } from "@loraspec/core/validate/score-request.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { FILE_LIMITS } from "../fs/file-limits.js";
+import { formatBytes } from "../fs/format-bytes.js";
+import { shownRunFile } from "../run/run-files.js";
 import { renderReport } from "../report/render-report.js";
 import { imagePath, type Sampler, type SampleSettings } from "../samplers/sampler.js";
 import { runWorker as defaultRunWorker } from "../worker/run-worker.js";
 import type { RunWorkerFn } from "../samplers/worker-sampler.js";
-import { readLossCurve } from "./read-loss-curve.js";
+import { readLossCurve, type SkippedLine } from "./read-loss-curve.js";
 import { reportTrainingSamples } from "./report-training-samples.js";
 import { runScore } from "./run-score.js";
 
@@ -99,7 +102,13 @@ export async function* validateLora(params: ValidateLoraParams): AsyncGenerator<
   const jsonPath = join(params.outDir, VALIDATION_FILES.json);
   await atomicWrite(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
 
-  const loss = params.eventsFile ? await readLossCurve(params.eventsFile) : [];
+  const skipped: SkippedLine[] = [];
+  const loss = params.eventsFile ? await readLossCurve(params.eventsFile, (line) => skipped.push(line)) : [];
+  for (const { line, bytes } of skipped) {
+    // Skipped like a malformed line (never parsed, never held whole), but named: its length is no accident.
+    const file = shownRunFile(params.eventsFile!);
+    yield { type: "warning", code: "W_EVENT_LINE_TOO_LONG", message: `${file} line ${line} is ${formatBytes(bytes)}, more than an event line can be (at most ${formatBytes(FILE_LIMITS.eventLine.bytes)}): skipped unread`, file };
+  }
   let inline: Record<string, string> | undefined;
   if (params.inlineImages) {
     inline = {};

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
 import { ValidationSchema, type Contract } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -13,6 +13,7 @@ import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
 import { createFalSampler } from "../samplers/fal-sampler.js";
 import type { Sampler, SampleSettings } from "../samplers/sampler.js";
 import { createWorkerSampler, type RunWorkerFn } from "../samplers/worker-sampler.js";
+import { readRunEventObjects } from "./read-loss-curve.js";
 import { validateLora } from "./validate-lora.js";
 
 export interface ValidateProjectParams {
@@ -73,28 +74,20 @@ async function listImages(dir: string): Promise<string[]> {
   return entries.filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort().map((f) => join(dir, f));
 }
 
-/** The checkpoints a run wrote, from its events.jsonl (`checkpoint` events), oldest first. */
+/**
+ * The checkpoints a run wrote, from its events.jsonl (`checkpoint` events), oldest first. Read line
+ * by line; torn, foreign and over-long lines are skipped (the loss curve's read names an over-long
+ * one: validate-lora.ts).
+ */
 async function runCheckpoints(eventsFile: string, runDir: string): Promise<Candidate[]> {
-  let text = "";
-  try {
-    text = await readFile(eventsFile, "utf8");
-  } catch {
-    return [];
-  }
   const out = new Map<number, Candidate>();
-  for (const line of text.split("\n")) {
-    try {
-      const raw = JSON.parse(line) as Record<string, unknown>;
-      const e = (raw.type === undefined && typeof raw.event === "object" && raw.event !== null ? raw.event : raw) as Record<string, unknown>;
-      if (e.type === "checkpoint" && typeof e.step === "number" && typeof e.path === "string") {
-        const path = isAbsolute(e.path) ? e.path : resolve(runDir, e.path);
-        // A checkpoint may be a folder holding the LoRA (the worker: lora.safetensors; diffusers: pytorch_lora_weights.safetensors).
-        const inFolder = ["lora.safetensors", "pytorch_lora_weights.safetensors"].map((f) => join(path, f)).find((f) => existsSync(f));
-        const file = inFolder ?? path;
-        if (existsSync(file)) out.set(e.step, { name: `step ${e.step}`, path: file, step: e.step });
-      }
-    } catch {
-      // skip torn or foreign lines
+  for await (const e of readRunEventObjects(eventsFile)) {
+    if (e.type === "checkpoint" && typeof e.step === "number" && typeof e.path === "string" && !e.path.includes("\0")) {
+      const path = isAbsolute(e.path) ? e.path : resolve(runDir, e.path);
+      // A checkpoint may be a folder holding the LoRA (the worker: lora.safetensors; diffusers: pytorch_lora_weights.safetensors).
+      const inFolder = ["lora.safetensors", "pytorch_lora_weights.safetensors"].map((f) => join(path, f)).find((f) => existsSync(f));
+      const file = inFolder ?? path;
+      if (existsSync(file)) out.set(e.step, { name: `step ${e.step}`, path: file, step: e.step });
     }
   }
   return [...out.values()].sort((a, b) => (a.step ?? 0) - (b.step ?? 0));

@@ -126,7 +126,7 @@ describe("resume recompiles from the current contract", () => {
     const done = store.get(failed!.id);
     const firstSpan = (Date.parse(failed!.endedAt!) - Date.parse(failed!.startedAt!)) / 1000;
     const lastSpan = (Date.parse(done.endedAt!) - Date.parse(done.startedAt!)) / 1000;
-    expect(runDurationSeconds(done)).toBeCloseTo(firstSpan + lastSpan, 3);
+    expect(await runDurationSeconds(done)).toBeCloseTo(firstSpan + lastSpan, 3);
     store.close();
   });
 });

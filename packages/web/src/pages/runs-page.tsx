@@ -77,6 +77,12 @@ export function RunsPage({ project, selected }: { project: ProjectInfo; selected
                   </td>
                   <td>
                     <StateBadge state={r.state} />
+                    {/* A run-folder file too large to read (job.json, supervisor.pid), named by the server. */}
+                    {r.problem ? (
+                      <span className="tag tag-warn" title={r.problem.message}>
+                        {r.problem.code}
+                      </span>
+                    ) : null}
                   </td>
                   <td className="num">{r.step != null ? `${r.step}/${r.totalSteps ?? "?"}` : "—"}</td>
                   <td className="muted">{formatTime(r.startedAt ?? r.createdAt)}</td>
