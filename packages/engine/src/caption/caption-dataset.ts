@@ -1,5 +1,4 @@
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
-import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { extname, join } from "node:path";
 import sharp from "sharp";
@@ -10,6 +9,7 @@ import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { listDatasetFiles } from "../dataset/list-dataset-files.js";
 import { mapPool } from "../dataset/map-pool.js";
+import { imageSizeProblem, readImageFile } from "../dataset/read-image-file.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
 import { readAtMost } from "../fs/read-small-file.js";
@@ -70,13 +70,23 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   const summary: CaptionSummary = { dir: params.dir, written: [], kept: 0, failed: [], retries: 0, cleaned: [], findings: [] };
 
   const todo: Array<{ image: string; caption: string }> = [];
+  // Images over FILE_LIMITS.image are left out unread, as check and prep leave them out (the worker is handed paths).
+  const tooLarge: Array<{ image: string; message: string }> = [];
   for (const image of files.images) {
     const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
     const existing = await readOptional(join(params.dir, caption));
     if (existing !== undefined && existing.trim() !== "" && !params.overwrite) summary.kept++;
-    else todo.push({ image, caption });
+    else {
+      const problem = await imageSizeProblem(join(params.dir, image));
+      if (problem) tooLarge.push({ image, message: problem.message });
+      else todo.push({ image, caption });
+    }
   }
   yield { type: "phase", name: "caption", message: `${todo.length} to caption with ${params.captioner.backend}, ${summary.kept} already captioned` };
+  for (const { image, message } of tooLarge) {
+    summary.failed.push({ image, code: "image-too-large", message });
+    yield { type: "warning", code: "image-too-large", message: `${image}: no caption (${message})`, file: image };
+  }
 
   const write = async (item: { image: string; caption: string }, raw: string) => {
     const { text: clean, removed } = cleanCaption(raw, params.style);
@@ -201,9 +211,10 @@ export function captionPathFor(image: string, extension = ".txt"): string {
 
 /** The image as a VLM should see it: upright, sRGB JPEG, long side capped (less upload, same caption). */
 async function captionImage(path: string, name: string): Promise<Buffer> {
+  const got = await readImageFile(path);
+  if (!("bytes" in got)) throw new LoraspecError("E_IMAGE_UNREADABLE", `cannot read ${name}: ${got.problem.message}`, { file: name, retryable: false, hint: "re-export or remove the file (`loraspec prep` skips it with its reason)" });
   try {
-    const bytes = await readFile(path);
-    return await sharp(bytes, { failOn: "error" })
+    return await sharp(got.bytes, { failOn: "error" })
       .rotate()
       .flatten({ background: FLATTEN_BACKGROUND.value })
       .resize(CAPTION_IMAGE_LONG_SIDE, CAPTION_IMAGE_LONG_SIDE, { fit: "inside", withoutEnlargement: true })

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { mapPool } from "./map-pool.js";
 import type { ManifestEntry } from "./prep-manifest.js";
 import { probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
+import { readImageFile } from "./read-image-file.js";
 
 /**
  * What prep knows of each source image across runs (prepare-dataset.ts runs the steps): its probe,
@@ -35,12 +35,10 @@ export async function* probeSources(params: {
     params.sources,
     params.concurrency,
     async (source) => {
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(join(params.datasetDir, source));
-      } catch (error) {
-        return { source, size: 0, sha256: "", width: 0, height: 0, problems: [{ code: "unreadable", severity: "skip", message: String((error as Error).message) }] } satisfies ProbedImage;
-      }
+      // A file over FILE_LIMITS.image is image-too-large, decided by its stat and never read.
+      const got = await readImageFile(join(params.datasetDir, source));
+      if (!("bytes" in got)) return { source, size: got.size, sha256: "", width: 0, height: 0, problems: [got.problem] } satisfies ProbedImage;
+      const { bytes } = got;
       const old = params.previous.get(source);
       if (params.reuse && old && old.size === bytes.byteLength && old.sha256 === sha256(bytes)) {
         return {

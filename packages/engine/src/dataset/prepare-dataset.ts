@@ -1,6 +1,6 @@
 import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { extname, join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -19,6 +19,7 @@ import { parkCaption, syncCaptions } from "./prep-captions.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
 import { datasetRelativeTo, manifestDataset, preparedFrom } from "./prepared-folder.js";
 import { decodeProblem, type ProbedImage } from "./probe-image.js";
+import { readImageFile } from "./read-image-file.js";
 import { assignNames, prepProgress, probeSources, sourceFields } from "./prep-sources.js";
 import { processImage } from "./process-image.js";
 import { exists } from "../fs/exists.js";
@@ -266,7 +267,10 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
         const image = unique.find((u) => u.source === source)!;
         let bytes: Buffer | undefined;
         try {
-          bytes = await readFile(join(datasetDir, source));
+          // Bounded like the probe (a file that grew since is image-too-large, unread).
+          const got = await readImageFile(join(datasetDir, source));
+          if (!("bytes" in got)) return { source, problem: got.problem };
+          bytes = got.bytes;
           const out = await processImage({
             bytes,
             source: image,

@@ -8,6 +8,8 @@ export type ImageProblemCode =
   | "not-an-image"
   | "truncated"
   | "too-large"
+  /** Over FILE_LIMITS.image bytes: left out unread (read-image-file.ts). */
+  | "image-too-large"
   | "too-small"
   | "upscaled"
   | "extreme-aspect"

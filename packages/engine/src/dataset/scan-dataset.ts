@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import type { DatasetImage, DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import { readCaptionFile } from "./caption-sidecar.js";
@@ -7,6 +6,7 @@ import { listDatasetFiles, type ListDatasetFilesParams, type SkippedEntry } from
 import { mapPool } from "./map-pool.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
 import { probeImage, type ProbedImage } from "./probe-image.js";
+import { imageReadProblem, readImageFile, type ImageRead } from "./read-image-file.js";
 
 /** Extensions the scan treats as images: the same list prep uses (one home: core knowledge/image-formats.ts). */
 export { DECODABLE_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
@@ -66,16 +66,14 @@ export interface DatasetScan extends DatasetSummary {
 export async function scanDataset(params: ScanDatasetParams): Promise<DatasetScan> {
   const { dir, displayPath = dir, captionExtension = ".txt", concurrency = 4, field = "dataset.path" } = params;
   const files = await listDatasetFiles({ dir, captionExtension, displayPath, contractFile: params.contractFile, field, readdir: params.readdir });
-  const read = params.readFile ?? ((path: string) => readFile(path));
+  // Bounded as prep reads them (read-image-file.ts): a file over FILE_LIMITS.image is image-too-large, unread.
+  const injected = params.readFile;
+  const read = injected ? (path: string): Promise<ImageRead> => injected(path).then((bytes) => ({ bytes }), (error: unknown) => ({ size: 0, problem: imageReadProblem(error) })) : readImageFile;
   const probed: ProbedImage[] = [];
   for await (const p of mapPool(files.images, concurrency, async (source) => {
-    let bytes: Buffer;
-    try {
-      bytes = await read(join(dir, source));
-    } catch (error) {
-      return { source, size: 0, sha256: "", width: 0, height: 0, problems: [{ code: "unreadable", severity: "skip", message: readError(error) }] } satisfies ProbedImage;
-    }
-    return probeImage({ source, bytes, resolution: params.resolution ?? 0, maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value, hash: params.decode !== false });
+    const got = await read(join(dir, source));
+    if (!("bytes" in got)) return { source, size: got.size, sha256: "", width: 0, height: 0, problems: [got.problem] } satisfies ProbedImage;
+    return probeImage({ source, bytes: got.bytes, resolution: params.resolution ?? 0, maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value, hash: params.decode !== false });
   }))
     probed.push(p);
   probed.sort((a, b) => (a.source < b.source ? -1 : 1));
@@ -111,10 +109,4 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
     images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
   }
   return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
-}
-
-function readError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === "EACCES" || code === "EPERM") return "permission denied: loraspec cannot read this file (check its owner and mode)";
-  return String((error as Error).message ?? error).split("\n")[0]!;
 }

@@ -61,4 +61,16 @@ export const FILE_LIMITS = {
       "ours: the longest events are the worker's settings event (every training setting and the bucket list: 1-5 KB) and an error carrying the trainer's message (a few KB); core events.ts LoraspecEventSchema",
     asOf: "2026-12",
   },
+  /**
+   * One image of a dataset, read whole to be probed, decoded and hashed (check, prep, caption). The
+   * pixel limit (dataset/prep-knowledge.ts MAX_INPUT_PIXELS) is read from the header, so the file
+   * must be in memory first: a file over this is left out unread (`image-too-large`), never read.
+   */
+  image: {
+    what: "training image",
+    bytes: 512 * 1024 * 1024,
+    source:
+      "ours: a 100-megapixel photo (Fujifilm GFX100, Hasselblad H6D-100c) is 20-60 MB as JPEG and at most 300 MB as 8-bit RGB PNG or TIFF (100e6 px x 3 bytes, uncompressed); 512 MiB keeps every such file and an uncompressed 8-bit RGB TIFF up to ~170 MP, and bounds what prep holds at once (one file per worker). Training resizes to about 1 MP, so a bigger file (a 16-bit uncompressed scan) is better re-exported as 8-bit or JPEG",
+    asOf: "2026-12",
+  },
 } as const satisfies Record<string, FileLimit>;

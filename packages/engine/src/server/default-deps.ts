@@ -55,12 +55,21 @@ export function defaultDeps(): ServerDeps {
       }
       return { problems, summary };
     },
-    autoCaption: async ({ dir, images, trigger, style, target, signal }) => {
+    autoCaption: async ({ dir, images: asked, trigger, style, target, signal }) => {
       const { captionPrompt, finalizeCaption } = await import("@loraspec/core/captions/caption-prompts.js");
-      const captioner = await makeCaptioner();
-      const prompt = captionPrompt(style, target, trigger);
+      const { imageSizeProblem } = await import("../dataset/read-image-file.js");
       const captions: Record<string, string> = {};
       const failed: Array<{ image: string; message: string }> = [];
+      // An image over FILE_LIMITS.image is left out unread, as `loraspec caption` leaves it out.
+      const images: string[] = [];
+      for (const name of asked) {
+        const problem = await imageSizeProblem(join(dir, name));
+        if (problem) failed.push({ image: name, message: `${problem.code}: ${problem.message}` });
+        else images.push(name);
+      }
+      if (images.length === 0) return { captions, failed };
+      const captioner = await makeCaptioner();
+      const prompt = captionPrompt(style, target, trigger);
       try {
         if (captioner.captionMany) {
           const results = await captioner.captionMany({ images: images.map((name) => ({ path: join(dir, name), name })), prompt, signal });
