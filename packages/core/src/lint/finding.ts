@@ -50,6 +50,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "dataset-duplicates", severity: "warning", title: "Exact or near duplicates: prep keeps one of each cluster" },
   { id: "dataset-orphan-captions", severity: "warning", title: "Caption files with no image beside them" },
   { id: "dataset-caption-unreadable", severity: "warning", title: "Caption files prep will not copy (not UTF-8, or too large to be a caption)" },
+  { id: "dataset-not-prepared-unreadable", severity: "error", title: "Before prep: the trainer gets the dataset as it is, and it holds images the trainer cannot decode (the run would stop)" },
   { id: "dataset-not-prepared", severity: "warning", title: "Before prep: the trainer gets the dataset as it is, with the files prep would leave out" },
   { id: "dataset-hidden-files", severity: "info", title: "Hidden files (names starting with \".\": macOS ._ copies, .DS_Store) that prep and the trainers leave out" },
   { id: "dataset-pins-invalid", severity: "warning", title: "Stored keep/drop choices (.loraspec/dataset-pins.json) that cannot be used: prep decides duplicates alone" },

@@ -50,17 +50,8 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
       files: scan.orphanCaptions,
     });
   }
-  if (scan.hidden.length) {
-    out.push({
-      rule: "dataset-hidden-files",
-      severity: "info",
-      field,
-      message: `prep and the trainers leave out ${scan.hidden.length} hidden file(s) (names starting with "."): ${nameFew(scan.hidden)}`,
-      fix: 'Nothing to do for system files (macOS "._" copies, .DS_Store); an image meant to train must not start with "." (rename it).',
-      source: "list-dataset-files.ts (check and prep) and the built-in trainer (worker train/data.py read_dataset) skip dot-files; Python's glob, which kohya's glob_images uses, does not match them",
-      files: scan.hidden,
-    });
-  }
+  const hidden = hiddenFilesFinding(scan.hidden, field);
+  if (hidden) out.push(hidden);
   if (scan.captionProblems.length) {
     out.push({
       rule: "dataset-caption-unreadable",
@@ -88,20 +79,46 @@ export interface RawFolderReader {
 }
 
 /**
+ * Skips whose file the trainer cannot decode either (PIL, which the built-in trainer and Kohya read images
+ * with, fails on an empty, truncated or non-image file as sharp does): handed the dataset as it is, the run
+ * stops at the first of them, so check says so as an error, not a warning.
+ */
+const STOPS_THE_RUN = new Set(["unreadable", "not-an-image", "truncated"]);
+
+/**
  * Before `loraspec prep` has made the dataset's folder the run trains on the dataset as it is, so the
  * images check counts (prep's) are not what the trainer reads: every file prep would leave out (a
- * truncated download, an empty file, a decompression bomb, a duplicate) goes to the trainer too, and a
- * file it cannot decode stops the run; and with `reader` (the built-in trainer) images in sub-folders
- * or of a format it does not open are counted but never trained. One warning naming them, with the
- * command that makes the two agree.
+ * truncated download, an empty file, a decompression bomb, a duplicate) goes to the trainer too, and
+ * with `reader` (the built-in trainer) images in sub-folders or of a format it does not open are counted
+ * but never trained: one warning naming them, with the command that makes the two agree. A file the
+ * trainer reads but cannot decode stops the run: those are the error `dataset-not-prepared-unreadable`
+ * (what check passes, train starts).
  */
 export function unpreparedFindings(scan: DatasetScan, field = "dataset.path", reader?: RawFolderReader): Finding[] {
-  const bad = scan.skipped.filter((s) => !NOT_HANDED_ON.has(s.code));
+  const handed = scan.skipped.filter((s) => !NOT_HANDED_ON.has(s.code));
+  const readByTrainer = (file: string) => !reader || ((reader.subfolders || !file.includes("/")) && reader.extensions.includes(extname(file).toLowerCase()));
+  const fatal = handed.filter((s) => STOPS_THE_RUN.has(s.code) && readByTrainer(s.file));
+  const bad = handed.filter((s) => !fatal.includes(s));
   const copies = scan.duplicates.flatMap((c) => c.drop);
   const unread = reader
     ? scan.images.filter((i) => (!reader.subfolders && i.file.includes("/")) || !reader.extensions.includes(extname(i.file).toLowerCase()))
     : [];
-  if (!bad.length && !copies.length && !unread.length) return [];
+  const out: Finding[] = [];
+  if (fatal.length) {
+    out.push({
+      rule: "dataset-not-prepared-unreadable",
+      severity: "error",
+      field,
+      message: `the run trains on ${scan.path} as it is (not prepared yet), and the trainer cannot decode ${fatal.length} file(s) there: ${fatal
+        .slice(0, SHOWN)
+        .map((s) => `${s.file} (${s.code}: ${s.message})`)
+        .join("; ")}${fatal.length > SHOWN ? "; ..." : ""}; the run would stop at the first`,
+      fix: "Run `loraspec prep` first (it leaves them out and the run trains on its folder), or remove or re-export those files.",
+      source: "the built-in trainer (worker train/buckets.py: E_IMAGE_UNREADABLE) and Kohya open every image with PIL, which fails on these as sharp does (probe-image.ts)",
+      files: fatal.map((s) => s.file),
+    });
+  }
+  if (!bad.length && !copies.length && !unread.length) return out;
   const named = [...bad.map((s) => `${s.file} (${s.code})`), ...copies.map((c) => `${c} (duplicate)`)];
   const parts = [
     named.length ? `the trainer also gets the ${named.length} file(s) prep leaves out: ${named.slice(0, SHOWN).join(", ")}${named.length > SHOWN ? ", ..." : ""}` : "",
@@ -112,16 +129,32 @@ export function unpreparedFindings(scan: DatasetScan, field = "dataset.path", re
           .join(", ")}${unread.length > SHOWN ? ", ..." : ""}`
       : "",
   ].filter(Boolean);
-  return [
-    {
-      rule: "dataset-not-prepared",
-      severity: "warning",
-      field,
-      message: `the run trains on ${scan.path} as it is (not prepared yet): ${parts.join("; and ")}`,
-      fix: "Run `loraspec prep` first: the run then trains on its folder, which holds exactly the images counted here.",
-      source:
-        "engine run/build-train-job.ts (a run is handed the prepared folder when prep made one for this dataset, else the dataset; project-dataset.ts trainingDatasetDir); built-in trainer: worker train/data.py read_dataset",
-      files: [...named.map((n) => n.slice(0, n.lastIndexOf(" ("))), ...unread.map((i) => i.file)],
-    },
-  ];
+  out.push({
+    rule: "dataset-not-prepared",
+    severity: "warning",
+    field,
+    message: `the run trains on ${scan.path} as it is (not prepared yet): ${parts.join("; and ")}`,
+    fix: "Run `loraspec prep` first: the run then trains on its folder, which holds exactly the images counted here.",
+    source:
+      "engine run/build-train-job.ts (a run is handed the prepared folder when prep made one for this dataset, else the dataset; project-dataset.ts trainingDatasetDir); built-in trainer: worker train/data.py read_dataset",
+    files: [...named.map((n) => n.slice(0, n.lastIndexOf(" ("))), ...unread.map((i) => i.file)],
+  });
+  return out;
+}
+
+/**
+ * The hidden files (names starting with ".") prep and the trainers leave out, as one info finding
+ * naming the first few: check's, and the web page's Dataset listing's. Undefined when there are none.
+ */
+export function hiddenFilesFinding(hidden: readonly string[], field = "dataset.path"): Finding | undefined {
+  if (!hidden.length) return undefined;
+  return {
+    rule: "dataset-hidden-files",
+    severity: "info",
+    field,
+    message: `prep and the trainers leave out ${hidden.length} hidden file(s) (names starting with "."): ${nameFew(hidden)}`,
+    fix: 'Nothing to do for system files (macOS "._" copies, .DS_Store); an image meant to train must not start with "." (rename it).',
+    source: "list-dataset-files.ts (check and prep) and the built-in trainer (worker train/data.py read_dataset) skip dot-files; Python's glob, which kohya's glob_images uses, does not match them",
+    files: [...hidden],
+  };
 }

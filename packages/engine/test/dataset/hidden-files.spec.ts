@@ -72,8 +72,14 @@ describe("every rule check's dataset findings emit is documented in RULES", () =
       hidden: [".DS_Store"],
     };
     const ids = new Set(RULES.map((r) => r.id));
-    const emitted = [...datasetFindings(scan), ...unpreparedFindings(scan, "dataset.path", { extensions: [".png"], subfolders: false })];
-    expect(emitted.length).toBe(6);
+    const emitted = [
+      ...datasetFindings(scan),
+      ...unpreparedFindings(scan, "dataset.path", { extensions: [".png"], subfolders: false }),
+      // b.jpg is read by this trainer and cannot be decoded: the error as well as the warning.
+      ...unpreparedFindings(scan, "dataset.path", { extensions: [".jpg"], subfolders: false }),
+    ];
+    expect(emitted.length).toBe(8);
+    expect(emitted.map((f) => f.rule)).toContain("dataset-not-prepared-unreadable");
     expect(emitted.filter((f) => !ids.has(f.rule)).map((f) => f.rule)).toEqual([]);
     for (const f of emitted) expect(RULES.find((r) => r.id === f.rule)?.severity, f.rule).toBe(f.severity);
   });

@@ -177,14 +177,29 @@ describe("odd files: check's scan and prep agree, file by file", () => {
   });
 
   it("before prep, check warns that the trainer would also get every file prep leaves out (not symlinks: never handed on)", () => {
-    const [finding] = unpreparedFindings(scan);
-    expect(finding?.rule).toBe("dataset-not-prepared");
+    const findings = unpreparedFindings(scan);
     const leftOut = Object.entries(LABELS).filter(([, label]) => label !== KEPT && label !== "symlink").map(([file]) => file);
-    expect([...finding!.files!].sort()).toEqual(leftOut.sort());
+    expect([...findings.flatMap((f) => f.files!)].sort()).toEqual(leftOut.sort());
     expect(unpreparedFindings({ ...scan, skipped: scan.skipped.filter((s) => s.code === "symlink"), duplicates: [] })).toEqual([]);
     // The built-in trainer lists the folder itself: a nested image and the animations are counted but never read.
-    const builtin = unpreparedFindings(scan, "dataset.path", { extensions: [".png", ".jpg", ".jpeg", ".webp"], subfolders: false })[0]!;
-    expect(builtin.files!.filter((f) => !leftOut.includes(f)).sort()).toEqual(["anim.gif", "sub/nested.jpg"]);
+    const builtin = unpreparedFindings(scan, "dataset.path", { extensions: [".png", ".jpg", ".jpeg", ".webp"], subfolders: false });
+    expect(builtin.flatMap((f) => f.files!).filter((f) => !leftOut.includes(f)).sort()).toEqual(["anim.gif", "sub/nested.jpg"]);
+  });
+
+  it("before prep, a file the trainer reads but cannot decode is an error (the run would stop at it); the rest stay a warning", () => {
+    // Which skips stop the run, by code: the trainer opens every image it lists with PIL.
+    const stops: Record<string, boolean> = { truncated: true, unreadable: true, "not-an-image": true, "too-large": false, "too-small": false, symlink: false };
+    const byRule = (findings: ReturnType<typeof unpreparedFindings>, rule: string) => findings.find((f) => f.rule === rule)?.files ?? [];
+    for (const reader of [undefined, { extensions: [".png", ".jpg", ".jpeg", ".webp"], subfolders: false }]) {
+      const findings = unpreparedFindings(scan, "dataset.path", reader);
+      const errors = byRule(findings, "dataset-not-prepared-unreadable");
+      for (const s of scan.skipped) expect(errors.includes(s.file), `${s.file} (${s.code})`).toBe(stops[s.code] ?? false);
+      expect(findings.find((f) => f.rule === "dataset-not-prepared-unreadable")).toMatchObject({ severity: "error", field: "dataset.path" });
+      expect(byRule(findings, "dataset-not-prepared")).toEqual(expect.arrayContaining(["bomb.png", "tiny.png"]));
+    }
+    // A format the built-in trainer never opens cannot stop it.
+    const gifOnly = { ...scan, skipped: [{ file: "broken.gif", code: "truncated", message: "m" }], duplicates: [] } as DatasetScan;
+    expect(unpreparedFindings(gifOnly, "dataset.path", { extensions: [".png"], subfolders: false }).map((f) => f.rule)).toEqual(["dataset-not-prepared"]);
   });
 
   it("both name the hidden files they leave out (macOS ._ twin, .DS_Store, a hidden image): check as an info finding, prep in its report", async () => {
