@@ -8,6 +8,16 @@ import { IMAGE_EXTENSIONS } from "./prep-knowledge.js";
 /** loraspec's own folder (prepared copies, runs): not the user's hidden files. */
 const LORASPEC_DIR = ".loraspec";
 
+/**
+ * How a folder entry is listed among the hidden files (names starting with "."; a folder with a
+ * trailing "/"), given its path relative to the dataset; undefined when it is not hidden or is
+ * loraspec's own `.loraspec/`. One rule for check, prep and the web page's listing.
+ */
+export function hiddenEntry(entry: { name: string; isDirectory(): boolean }, relPath: string): string | undefined {
+  if (!entry.name.startsWith(".") || entry.name === LORASPEC_DIR) return undefined;
+  return entry.isDirectory() ? `${relPath}/` : relPath;
+}
+
 /** Something in the folder prep does not read, and why. */
 export interface SkippedEntry {
   /** Relative path with `/`. */
@@ -91,7 +101,8 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
       const path = join(dir, entry.name);
       if (exclude.some((e) => path === e || path.startsWith(e + sep))) continue;
       if (entry.name.startsWith(".")) {
-        if (entry.name !== LORASPEC_DIR) out.hidden.push(entry.isDirectory() ? `${rel(path)}/` : rel(path));
+        const hidden = hiddenEntry(entry, rel(path));
+        if (hidden) out.hidden.push(hidden);
         continue;
       }
       const ext = extname(entry.name).toLowerCase();

@@ -60,6 +60,10 @@ export interface DatasetResponse {
   pins?: { keep: string[]; distinct: Array<[string, string]> };
   /** Why the stored choices are not applied (a pins file that cannot be used: dataset-pins-invalid), as check reports it. */
   pinsFinding?: Finding;
+  /** Hidden files and folders (names starting with "."; folders end in "/") the listing leaves out unread. */
+  hidden: string[];
+  /** check's dataset-hidden-files finding for them (first few named), when there are any: the page shows it. */
+  hiddenFinding?: Finding;
 }
 
 /** A run as the page sees it: paths relative to the project. */

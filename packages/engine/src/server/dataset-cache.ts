@@ -28,7 +28,7 @@ export class DatasetCache {
   }
 }
 
-/** Every file under `dir` (hidden ones skipped) as path, size and mtime, hashed; "" if no folder. */
+/** Every file under `dir` as path, size and mtime, hidden ones by name only, hashed; "" if no folder. */
 export async function folderSignature(dir: string): Promise<string> {
   const hash = createHash("sha256");
   async function walk(current: string, rel: string): Promise<void> {
@@ -41,9 +41,13 @@ export async function folderSignature(dir: string): Promise<string> {
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
-      if (entry.name.startsWith(".")) continue;
       const full = join(current, entry.name);
       const path = rel ? `${rel}/${entry.name}` : entry.name;
+      // A hidden entry counts by its name only (the listing names it, never reads it; .git/ is not walked).
+      if (entry.name.startsWith(".")) {
+        hash.update(`hidden:${path}${entry.isDirectory() ? "/" : ""}\n`);
+        continue;
+      }
       if (entry.isDirectory()) await walk(full, path);
       else if (entry.isFile()) {
         const s = await stat(full).catch(() => undefined);

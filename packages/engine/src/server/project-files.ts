@@ -6,6 +6,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 export { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 import { pairSidecars } from "../dataset/caption-sidecar.js";
+import { hiddenEntry } from "../dataset/list-dataset-files.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
 import { readSmallText } from "../fs/read-small-file.js";
 
@@ -58,28 +59,44 @@ export function contractBasics(text: string): ContractBasics {
   };
 }
 
-/** Image files of a dataset folder (recursively, hidden folders skipped), sorted by path. */
+/** Image files of a dataset folder (recursively, hidden files and folders skipped), sorted by path. */
 export async function listImages(dir: string): Promise<string[]> {
+  return (await listImageFiles(dir)).images;
+}
+
+/**
+ * The dataset folder as the page lists it: its image files (recursively), sorted by path, and the
+ * hidden files and folders it leaves out unread (names starting with "."; folders with a trailing
+ * "/"; not `.loraspec/`), named by the same rule as check and prep (list-dataset-files.ts hiddenEntry).
+ */
+export async function listImageFiles(dir: string): Promise<{ images: string[]; hidden: string[] }> {
   const out: string[] = [];
+  const hidden: string[] = [];
+  const root = resolve(dir);
   async function walk(current: string): Promise<void> {
     let entries;
     try {
       entries = await readdir(current, { withFileTypes: true });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT" && current === dir) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT" && current === root) {
         throw new LoraspecError("E_DATASET_NOT_FOUND", `Dataset folder ${dir} does not exist.`, { field: "dataset.path" });
       }
       throw error;
     }
     for (const entry of entries) {
-      if (entry.name.startsWith(".")) continue;
       const full = join(current, entry.name);
+      const rel = relative(root, full).split(sep).join("/");
+      if (entry.name.startsWith(".")) {
+        const name = hiddenEntry(entry, rel);
+        if (name) hidden.push(name);
+        continue;
+      }
       if (entry.isDirectory()) await walk(full);
-      else if (entry.isFile() && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(relative(dir, full).split(sep).join("/"));
+      else if (entry.isFile() && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(rel);
     }
   }
-  await walk(resolve(dir));
-  return out.sort();
+  await walk(root);
+  return { images: out.sort(), hidden: hidden.sort() };
 }
 
 /** Files under a folder matching a predicate (recursive, bounded depth), relative and sorted newest first. */

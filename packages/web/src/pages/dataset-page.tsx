@@ -5,6 +5,7 @@ import type { DatasetResponse, ImageRow } from "@loraspec/engine/server/api-type
 import type { ProjectInfo } from "../app.js";
 import { draftKey, setUnsaved } from "../unsaved.js";
 import { DuplicateClusters } from "./duplicate-clusters.js";
+import { HiddenFiles } from "./hidden-files.js";
 
 /** Drafts are kept per project (its real path, hashed), so two projects never mix their edits. */
 const draftsKey = (projectId: string) => draftKey("captions", projectId);
@@ -165,6 +166,7 @@ export function DatasetPage({ project }: { project: ProjectInfo }) {
         </button>
       </div>
       <DuplicateClusters clusters={data.summary?.duplicates ?? []} pins={data.pins} pinsFinding={data.pinsFinding} onChanged={load} />
+      <HiddenFiles finding={data.hiddenFinding} />
       <div className="dataset-grid-layout">
         <div className="thumb-grid" data-testid="thumb-grid">
           {visible.map((img) => (

@@ -9,7 +9,8 @@ import { readStoredPins } from "../../dataset/stored-pins.js";
 import type { AppContext } from "../app-context.js";
 import type { DatasetResponse, ImageRow } from "../api-types.js";
 import { SERVER_LIMITS } from "../limits.js";
-import { captionFilesFor, listImages, readContractText } from "../project-files.js";
+import { captionFilesFor, listImageFiles, readContractText } from "../project-files.js";
+import { hiddenFilesFinding } from "../../dataset/dataset-findings.js";
 import { decodeCaption } from "../../dataset/caption-sidecar.js";
 import { projectRelative } from "../../fs/safe-path.js";
 
@@ -80,7 +81,9 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
     key: keyOf("listing", dir, b, contract ?? null, pins, pinsFinding?.message ?? null),
     dir,
     compute: async () => {
-      const images = await listImages(dir);
+      // The hidden files the page leaves out are named as check names them (dataset-hidden-files).
+      const { images, hidden } = await listImageFiles(dir);
+      const hiddenFinding = hiddenFilesFinding(hidden);
       const captionFiles = await captionFilesFor(dir, images, b.captionExtension);
       let problems: Record<string, Array<{ code: string; message: string }>> = {};
       let summary: DatasetResponse["summary"];
@@ -123,6 +126,8 @@ export async function datasetListing(ctx: AppContext): Promise<DatasetResponse> 
         resolution: b.resolution,
         crop: b.crop,
         images: rows,
+        hidden,
+        ...(hiddenFinding ? { hiddenFinding } : {}),
         summary,
         pins,
         ...(pinsFinding ? { pinsFinding } : {}),
