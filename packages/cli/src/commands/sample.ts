@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { checkWeight, parseWeightedPath } from "@loraspec/core/lora/options.js";
+import { parseRenderFlag } from "@loraspec/core/validate/render-flags.js";
 import { printJson } from "../output.js";
 
 interface SampleOptions {
@@ -53,7 +54,7 @@ export function registerSample(program: Command): void {
       for (const l of loras) {
         if (!existsSync(l.path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${l.path}`, { field: "--lora" });
       }
-      const seeds = (opts.seed.length ? opts.seed : ["0"]).map((s) => int(s, "--seed"));
+      const seeds = (opts.seed.length ? opts.seed : ["0"]).map((s) => parseRenderFlag(s, "--seed", "seed")!);
       const base = existsSync(opts.base) ? resolve(opts.base) : opts.base;
       const request = {
         base,
@@ -63,11 +64,11 @@ export function registerSample(program: Command): void {
         seeds,
         out_dir: resolve(opts.out),
         files: sampleImageNames(opts.prompt.length, seeds),
-        steps: opts.steps ? int(opts.steps, "--steps") : undefined,
-        guidance_scale: opts.guidance ? num(opts.guidance, "--guidance") : undefined,
-        max_sequence_length: opts.maxSequenceLength ? int(opts.maxSequenceLength, "--max-sequence-length") : undefined,
-        width: opts.width ? int(opts.width, "--width") : undefined,
-        height: opts.height ? int(opts.height, "--height") : undefined,
+        steps: parseRenderFlag(opts.steps, "--steps", "count"),
+        guidance_scale: parseRenderFlag(opts.guidance, "--guidance", "scale"),
+        max_sequence_length: parseRenderFlag(opts.maxSequenceLength, "--max-sequence-length", "count"),
+        width: parseRenderFlag(opts.width, "--width", "side"),
+        height: parseRenderFlag(opts.height, "--height", "side"),
         negative_prompt: opts.negative,
       };
       await assertSampleOutputsAreNew({ outDir: request.out_dir, promptCount: opts.prompt.length, seeds, overwrite: opts.force });
@@ -91,16 +92,4 @@ export function registerSample(program: Command): void {
 export function parseLoraArg(arg: string): { path: string; weight: number } {
   const l = parseWeightedPath(arg);
   return { path: l.path, weight: checkWeight(l.weight, `--lora ${l.path}`) };
-}
-
-function int(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new LoraspecError("E_USAGE", `${flag} must be a whole number, got "${value}"`);
-  return n;
-}
-
-function num(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new LoraspecError("E_USAGE", `${flag} must be a number, got "${value}"`);
-  return n;
 }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { parseRenderFlag } from "@loraspec/core/validate/render-flags.js";
 import { printJson, table } from "../output.js";
 
 interface ValidateOptions {
@@ -25,13 +26,6 @@ interface ValidateOptions {
   out?: string;
   inlineImages?: boolean;
   json?: boolean;
-}
-
-function num(value: string | undefined, flag: string, int = false): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n))) throw new LoraspecError("E_USAGE", `${flag} must be a positive ${int ? "integer" : "number"}, got '${value}'`);
-  return n;
 }
 
 const paint = (s: string) => (s === "pass" ? pc.green(s) : s === "warn" ? pc.yellow(s) : s === "fail" ? pc.red(s) : pc.dim(s));
@@ -88,11 +82,11 @@ export function registerValidate(program: Command): void {
             target: opts.target,
             sampler: opts.sampler,
             base: opts.base,
-            width: num(opts.width, "--width", true),
-            height: num(opts.height, "--height", true),
-            steps: num(opts.steps, "--steps", true),
-            guidance: num(opts.guidance, "--guidance"),
-            maxSequenceLength: num(opts.maxSequenceLength, "--max-sequence-length", true),
+            width: parseRenderFlag(opts.width, "--width", "side"),
+            height: parseRenderFlag(opts.height, "--height", "side"),
+            steps: parseRenderFlag(opts.steps, "--steps", "count"),
+            guidance: parseRenderFlag(opts.guidance, "--guidance", "scale"),
+            maxSequenceLength: parseRenderFlag(opts.maxSequenceLength, "--max-sequence-length", "count"),
             scoreModel: opts.scoreModel,
             dinoModel: opts.dinoModel,
             device: opts.device,
