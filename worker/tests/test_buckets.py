@@ -115,3 +115,16 @@ def test_a_portrait_stored_sideways_with_exif_orientation_buckets_and_trains_upr
     assert top[0] > 180 and top[2] < 80, top  # red on top: upright
     assert bottom[2] > 160 and bottom[0] < 60, bottom
     assert np.isfinite(rgb).all()
+
+
+@pytest.mark.parametrize("reader", ["_open", "image_size"])
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n", b"not an image"])
+def test_an_image_the_trainer_cannot_decode_says_what_to_do(tmp_path, reader, content):
+    # The run stops at it: the error names the file and says how to go on (prep leaves such files out).
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(protocol.WorkerError) as err:
+        getattr(B, reader)(str(path))
+    assert err.value.code == "E_IMAGE_UNREADABLE"
+    assert str(path) in str(err.value)
+    assert "loraspec prep" in (err.value.hint or "")

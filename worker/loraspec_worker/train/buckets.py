@@ -39,6 +39,9 @@ _EXIF_ORIENTATION, _SWAPS_SIDES = 0x0112, (5, 6, 7, 8)
 FLATTEN_BACKGROUND = builtin_trainer()["flattenBackground"]
 
 
+# The run stops at an image it cannot decode; prep leaves such files out, and the run then trains on its folder.
+UNREADABLE_HINT = "run `loraspec prep` (it leaves out images it cannot decode; the run then trains on its folder), or remove or re-export the file"
+
 def _open(path: str):
     """The image upright (EXIF orientation applied, as core's check and prep see it), RGB, transparent
     pixels flattened onto core's background colour as prep flattens them (convert("RGB") alone would keep
@@ -53,7 +56,7 @@ def _open(path: str):
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, FLATTEN_BACKGROUND), rgba)
     except Exception as e:  # noqa: BLE001
-        raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
+        raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}", hint=UNREADABLE_HINT) from None
     return image.convert("RGB")
 
 
@@ -67,7 +70,7 @@ def image_size(path: str) -> tuple[int, int]:
             width, height = image.size
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception as e:  # noqa: BLE001
-        raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}") from None
+        raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}", hint=UNREADABLE_HINT) from None
     return (height, width) if orientation in _SWAPS_SIDES else (width, height)
 
 

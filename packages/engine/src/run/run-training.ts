@@ -23,6 +23,7 @@ export { newestKohyaState } from "./prepare-resume.js";
 import { ATTEMPT_FILE, type AttemptMark } from "./judge-from-disk.js";
 import { verifyLoraOutput } from "./verify-lora-output.js";
 import { convertRunOutput } from "./output-format.js";
+import { runErrorHint } from "./run-error-hint.js";
 
 /** Files of a run folder (DESIGN.md "State"). */
 export const RUN_FILES = {
@@ -234,11 +235,8 @@ async function* execute(params: ExecuteParams): AsyncGenerator<LoraspecEvent, Ru
       if (!ioError(unrecorded)) throw unrecorded;
     }
     if (isLoraspecError(error) && error.code !== "E_CANCELLED" && !error.hint?.includes(run.id)) {
-      // Hints written before the run existed say `<id>`: name the run, and say "resume" only once.
-      const hint = error.hint?.replaceAll("<id>", run.id);
-      const resume = hint?.includes("--resume") ? "" : `then \`loraspec train --resume ${run.id}\` `;
       throw new LoraspecError(error.code, error.message, {
-        hint: `${hint ? `${hint}; ` : ""}${resume}${hint?.includes("loraspec logs") ? "" : `(full log: \`loraspec logs ${run.id}\`)`}`.replace(/; $/, ""),
+        hint: runErrorHint(error.hint, run.id),
         file: error.file,
         field: error.field,
         details: error.details,
