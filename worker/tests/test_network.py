@@ -147,3 +147,20 @@ def test_an_fp8_base_with_a_non_lora_kind_is_a_usage_error_and_never_a_fallback(
     assert err.value.code == "E_USAGE" and "network_type dora" in err.value.message
     cfg = dev_config(arch="flux1", network_type="lokr")
     assert apply_fallback(cfg, "quantize_base") == "" and cfg.quantize == "none"
+
+
+def test_training_start_is_the_start_of_training_not_the_first_save(monkeypatch):
+    # A run that saves only at the end wrote ss_training_started_at == ss_training_finished_at: the
+    # session was taken at the first save. train_once starts it before the steps, as Kohya does.
+    from loraspec_worker.train import metadata
+
+    clock = iter([1000.0, 1060.0])
+    monkeypatch.setattr(metadata.time, "time", lambda: next(clock))
+    metadata.start_session()
+    first = metadata._SESSION["id"]
+    meta = metadata.kohya_metadata(dev_config(arch="sdxl"), [], 10)
+    assert (meta["ss_training_started_at"], meta["ss_training_finished_at"]) == ("1000", "1060")
+    assert meta["ss_session_id"] == str(first)
+    clock = iter([2000.0])  # a new run in the same process gets a new session
+    metadata.start_session()
+    assert metadata._SESSION["started"] == 2000

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import checkpoint_integrity, distributed, protocol, speed
-from . import regularize
+from . import metadata, regularize
 from ..protocol import Cancelled, cancel_requested, emit, log, phase, soft_cancel
 from . import compile_cache, samples
 from .background_save import HostSnapshot, Writer
@@ -98,6 +98,7 @@ def finite_params(params) -> bool:
 
 def train_once(cfg: Config, group=None) -> dict:
     protocol.startup_mark("worker")
+    metadata.start_session()
     import torch
 
     protocol.startup_mark("torch")

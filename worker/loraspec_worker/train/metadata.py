@@ -29,6 +29,16 @@ def tag_frequency(captions: list[str]) -> dict[str, int]:
     return counts
 
 
+def start_session() -> None:
+    """A new session at the start of training, as Kohya takes its id and ss_training_started_at before
+    the loop (train_network.py): taken at the first save instead, a run that saves only at the end wrote
+    the same second as its start and finish."""
+    import random
+
+    _SESSION["id"] = random.SystemRandom().randint(0, 2**32)
+    _SESSION["started"] = int(time.time())
+
+
 def _session() -> tuple[int, int]:
     import random
 
