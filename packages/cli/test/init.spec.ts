@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,10 +59,36 @@ describe("loraspec init", () => {
     }
   });
 
+  it("images below the native resolution: refused with check's reason and the --resolution that keeps them; that one writes a contract check passes", async () => {
+    const project = await mkdtemp(join(tmpdir(), "loraspec-init-small-"));
+    try {
+      await mkdir(join(project, "dataset"));
+      for (let i = 0; i < 16; i++) {
+        let seed = 0x9e3779b9 ^ (i * 0x85ebca6b);
+        const noise = Buffer.from(Array.from({ length: 64 * 64 * 3 }, () => ((seed ^= seed << 13), (seed ^= seed >>> 17), (seed ^= seed << 5), seed & 255)));
+        await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(join(project, "dataset", `${i}.png`));
+      }
+      const args = ["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--base-path", "stabilityai/stable-diffusion-xl-base-1.0"];
+      const refused = run(args, project);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/\[E_USAGE\] dataset\.path: init cannot write a contract that passes check: 0 usable images in the folder .* 16 image\(s\) are too small for the 1024 px training resolution \(the base's native one\): 0\.png: 64x64 is far below/);
+      expect(refused.stderr).toMatch(/fix: Pass --resolution 128 \(the largest that keeps 16 images; --resolution 64 trains them without upscaling\)/);
+      expect(existsSync(join(project, "lora.yaml"))).toBe(false);
+      const written = run([...args, "--resolution", "64"], project);
+      expect(written.stderr).toBe("");
+      expect(await readFile(join(project, "lora.yaml"), "utf8")).toMatch(/your choice \(--resolution\), below Stable Diffusion XL 1\.0's native 1024 px[^\n]*\n(?:\s*#[^\n]*\n)*\s*resolution: 64\n/);
+      const check = run(["check", "--json"], project);
+      expect(JSON.parse(check.stdout.trim().split("\n").pop()!)).toMatchObject({ ok: true, counts: { error: 0 } });
+    } finally {
+      await rm(project, { recursive: true, force: true });
+    }
+  });
+
   it.each([
     [["init", "--target", "character"], "E_USAGE", /missing --base, --trigger/],
     [["init", "--base", "flux7", "--target", "character", "--trigger", "x"], "E_UNKNOWN_BASE_MODEL", /--base: got 'flux7'/],
     [["init", "--base", "flux2-dev", "--target", "character", "--trigger", "x", "--trainer", "kohya", "-o", "k.yaml"], "E_TRAINER_UNSUPPORTED", /kohya does not train FLUX\.2 \[dev\]/],
+    [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--resolution", "60", "-o", "r.yaml"], "E_USAGE", /--resolution must be a positive multiple of 16 .*, got '60'/],
   ])("%j -> %s without prompting when stdin is not a terminal", (args, code, message) => {
     const r = run(args, dir);
     expect(r.code).toBe(2);

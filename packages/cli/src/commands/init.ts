@@ -3,6 +3,7 @@ import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { TARGETS, TRAINER_IDS, type Target, type TrainerId } from "@loraspec/core/contract/ids.js";
+import { parseResolutionFlag } from "@loraspec/core/contract/training-resolution.js";
 
 interface InitFlags {
   base?: string;
@@ -11,6 +12,7 @@ interface InitFlags {
   trainer?: string;
   dataset?: string;
   basePath?: string;
+  resolution?: string;
   hardware?: string;
   gpu?: string;
   vram?: string;
@@ -32,6 +34,7 @@ export function registerInit(program: Command): void {
     .option("--trainer <name>", `trainer: ${TRAINER_IDS.join(", ")} (default: the best one for the base)`)
     .option("--dataset <folder>", "dataset folder, relative to the contract", "./dataset")
     .option("--base-path <path>", "the base's weights: a Hugging Face id or a local folder/file (kohya's FLUX.1 needs the BFL single files' folder)")
+    .option("--resolution <px>", "training resolution, the square side in px: a multiple of 16 (default: the base's native one, if the images are big enough)")
     .option("--hardware <kind>", "local or fal (default: fal for --trainer fal, else local)")
     .option("--gpu <name>", "GPU model, e.g. 'RTX 4090'")
     .option("--vram <gb>", "VRAM of the GPU in GB")
@@ -56,6 +59,7 @@ export function registerInit(program: Command): void {
         trainer: flags.trainer ? (oneOf("trainer", flags.trainer, TRAINER_IDS) as TrainerId) : undefined,
         dataset: flags.dataset,
         basePath: flags.basePath,
+        resolution: parseResolutionFlag(flags.resolution),
         hardware: flags.hardware ? (oneOf("hardware", flags.hardware, ["local", "fal"] as const) as "local" | "fal") : undefined,
         gpu: flags.gpu,
         vramGb: num("vram", flags.vram),

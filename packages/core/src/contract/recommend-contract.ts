@@ -15,6 +15,8 @@ import { LoraspecError } from "../errors.js";
 import { ContractSchema, type ContractInput, type Target, type TrainerId } from "./schema.js";
 import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
 import { initTargets } from "../compile/network-targets.js";
+import type { DatasetSummary } from "./dataset-summary.js";
+import { parseResolutionFlag } from "./training-resolution.js";
 
 export interface InitChoices {
   base: BaseModelId;
@@ -27,6 +29,8 @@ export interface InitChoices {
   basePath?: string;
   /** Images found in the folder, if it exists (sizes the step count). */
   imageCount?: number;
+  /** Training resolution (`--resolution`, dataset.resolution); default the base's native one. */
+  resolution?: number;
   hardware?: "local" | "fal";
   gpu?: string;
   vramGb?: number;
@@ -53,6 +57,11 @@ export interface Recommendation {
 export interface RecommendOptions {
   /** English word list (engine: loadEnglishWords), so the trigger is held to check's word rule too. */
   words?: WordLookup;
+  /**
+   * The folder as check's scan sees it at the resolution init writes (engine: scanDataset), so the image count is held
+   * to check's dataset-below-minimum, usable images only (a folder of images far below the resolution holds none).
+   */
+  dataset?: DatasetSummary;
 }
 
 export function recommendContract(choices: InitChoices, options: RecommendOptions = {}): Recommendation {
@@ -68,11 +77,19 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
     });
   }
   const size0 = getDatasetSize(choices.target, model.family);
-  if (choices.imageCount !== undefined && choices.imageCount > 0 && choices.imageCount < size0.images.min) {
+  // With the scan, check's own rule says it (holdToCheck), counting usable images only.
+  if (!options.dataset && choices.imageCount !== undefined && choices.imageCount > 0 && choices.imageCount < size0.images.min) {
     throw new LoraspecError("E_USAGE", `the dataset folder holds ${choices.imageCount} images; a ${choices.target} LoRA needs at least ${size0.images.min}`, {
       field: "dataset",
       hint: `Add images (${size0.advice}), then run init again.`,
       details: { source: size0.source },
+    });
+  }
+  const resolution = parseResolutionFlag(choices.resolution);
+  if (resolution !== undefined && trainer === "fal") {
+    throw new LoraspecError("E_USAGE", "--resolution: fal's hosted trainers take no training resolution (they size the images themselves)", {
+      field: "dataset.resolution",
+      hint: "Leave --resolution out with --trainer fal.",
     });
   }
   const compat = getCompatibility(trainer, choices.base);
@@ -117,7 +134,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
             ...(choices.pricePerHour !== undefined ? { price_per_hour: choices.pricePerHour } : {}),
           },
     target: choices.target,
-    dataset: { path: choices.dataset ?? "./dataset", expected_images: images, resolution: model.nativeResolution, aspect: "square", crop: "center" },
+    dataset: { path: choices.dataset ?? "./dataset", expected_images: images, resolution: resolution ?? model.nativeResolution, aspect: "square", crop: "center" },
     captions: { style: "natural", source: "manual", extension: ".txt" },
     trigger: { word: choices.trigger, placement: "start" },
     hyperparameters: {
@@ -158,7 +175,10 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
   };
 
   reasons["base.model"] = { why: `${model.label}: ${model.architecture}; text encoders ${model.textEncoders.map((t) => t.name).join(" + ")}; native ${model.nativeResolution} px`, source: model.source };
-  reasons["dataset.resolution"] = { why: `${model.label}'s native resolution`, source: model.source };
+  reasons["dataset.resolution"] =
+    resolution === undefined
+      ? { why: `${model.label}'s native resolution`, source: model.source }
+      : { why: `your choice (--resolution)${resolution < model.nativeResolution ? `, below ${model.label}'s native ${model.nativeResolution} px: the LoRA learns at this size` : ""}`, source: model.source };
   reasons["dataset.expected_images"] = {
     why: `${choices.imageCount ? `${images} images found in the folder` : `recommended count`}; a ${choices.target} LoRA wants ${size.images.min}-${size.images.max} (${size.advice})`,
     source: size.source,
@@ -196,7 +216,7 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
   const local = contract.hardware?.kind === "local";
   const vramGb = contract.limits?.vram_ceiling_gb;
   if (local && vramGb) {
-    const fit = fitVram(ContractSchema.parse(contract), model, model.nativeResolution, vramGb);
+    const fit = fitVram(ContractSchema.parse(contract), model, contract.dataset.resolution ?? model.nativeResolution, vramGb);
     contract.base.quantize = fit.quantize;
     if (fit.blockSwap) contract.hardware = { ...contract.hardware, block_swap: fit.blockSwap };
     if (fit.gradientCheckpointing) hp.gradient_checkpointing = true;
@@ -240,7 +260,11 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
     }
     for (const key of ["dataset.resolution", "hyperparameters.save_every", "hyperparameters.gradient_checkpointing"]) delete reasons[key];
   }
-  const errors = lintContract(ContractSchema.parse(contract), { words: options.words }).filter((f) => f.severity === "error");
+  const parsed = ContractSchema.parse(contract);
+  const errors = lintContract(parsed, { words: options.words }).filter((f) => f.severity === "error" && !(options.dataset && f.rule === "dataset-below-minimum"));
+  // The images check will count (usable at this resolution), by check's own rule. Only the count: the captions are
+  // the user's to write after init, and check says what they need.
+  if (options.dataset) errors.push(...lintContract(parsed, { words: options.words, dataset: options.dataset }).filter((f) => f.rule === "dataset-below-minimum"));
   if (errors.length > 0) {
     throw new LoraspecError("E_USAGE", `init cannot write a contract that passes check: ${errors.map((f) => f.message).join(" ")}`, {
       field: errors[0]!.field,

@@ -37,12 +37,15 @@ const HARDWARE: Partial<InitChoices>[] = [{}, { hardware: "fal" }, { gpu: "RTX 4
 const BUDGETS = [undefined, 10];
 const IMAGES = [undefined, 6, 40];
 const BASE_PATHS = [undefined, "/models/base"];
+// --resolution: the native one (left out), below it (the toy world's 64, 512) and the native 1024. A scan's view of
+// images too small for it is engine/test/project/init-then-check.spec.ts's, which runs check on real folders.
+const RESOLUTIONS = [undefined, 64, 512, 1024];
 // Every base x trainer x hardware; target, budget and image count cycle through their values
 // (each value meets every base and trainer), which keeps the test a few seconds on 2 cores.
 const SPACE: InitChoices[] = BASE_MODEL_IDS.flatMap((base) =>
   [undefined, ...TRAINER_IDS].flatMap((trainer) =>
     HARDWARE.flatMap((hw, i) =>
-      TARGETS.map((target, j) => ({ base, target, trigger: "txcl", trainer, maxCostUsd: BUDGETS[(i + j) % BUDGETS.length], imageCount: IMAGES[(i + 2 * j) % IMAGES.length], basePath: BASE_PATHS[(i + j) % BASE_PATHS.length], ...hw }) as InitChoices),
+      TARGETS.map((target, j) => ({ base, target, trigger: "txcl", trainer, maxCostUsd: BUDGETS[(i + j) % BUDGETS.length], imageCount: IMAGES[(i + 2 * j) % IMAGES.length], basePath: BASE_PATHS[(i + j) % BASE_PATHS.length], resolution: trainer === "fal" || hw.hardware === "fal" ? undefined : RESOLUTIONS[(i + 3 * j) % RESOLUTIONS.length], ...hw }) as InitChoices),
     ),
   ),
 );
@@ -96,6 +99,34 @@ describe("init is held to check", () => {
     // a product needs fewer steps: written, within budget
     const out = initThenCheck({ base: "flux2-dev", target: "product", trigger: "txcl", trainer: "fal", maxCostUsd: 10 });
     expect(out).toMatchObject({ errors: [] });
+  });
+
+  it.each<[string, number]>([
+    ["60 (not a multiple of 16)", 60],
+    ["0", 0],
+    ["-64", -64],
+    ["512.5", 512.5],
+    ["NaN", Number.NaN],
+  ])("--resolution %s is refused naming the flag and what it may be", (_name, resolution) => {
+    expect(() => recommendContract({ base: "sdxl", target: "character", trigger: "txcl", resolution }, { words })).toThrow(/^--resolution must be a positive multiple of 16/);
+  });
+
+  it("--resolution is written with its reason; with fal (which takes none) it is refused", () => {
+    const rec = recommendContract({ base: "sdxl", target: "character", trigger: "txcl", resolution: 64 }, { words });
+    expect(rec.contract.dataset.resolution).toBe(64);
+    expect(rec.reasons["dataset.resolution"]?.why).toMatch(/your choice \(--resolution\), below Stable Diffusion XL 1\.0's native 1024 px/);
+    expect(() => recommendContract({ base: "flux2-dev", target: "character", trigger: "txcl", trainer: "fal", resolution: 512 }, { words })).toThrow(/--resolution: fal's hosted trainers take no training resolution/);
+  });
+
+  it("with the folder's scan, init counts the images check will keep: none usable is refused with check's dataset-below-minimum", () => {
+    const scan = { path: "./dataset", images: [], unreadable: [], candidates: 20 };
+    try {
+      recommendContract({ base: "sdxl", target: "character", trigger: "txcl" }, { words, dataset: scan });
+      expect.unreachable("init wrote a contract check rejects");
+    } catch (error) {
+      expect(isLoraspecError(error) && error.field).toBe("dataset.path");
+      expect((error as Error).message).toMatch(/0 usable images in the folder \(prep leaves out 20 of 20/);
+    }
   });
 
   it("an English trigger is refused with check's reason", () => {

@@ -2,12 +2,18 @@ import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LoraspecError } from "@loraspec/core/errors.js";
+import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import { recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
 import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
+import { parseResolutionFlag, TRAINING_SIDE } from "@loraspec/core/contract/training-resolution.js";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { getDatasetSize } from "@loraspec/core/knowledge/recipes.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { loadEnglishWords } from "../contract/english-words.js";
-import { scanDataset } from "../dataset/scan-dataset.js";
+import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
+import { readStoredPins } from "../dataset/stored-pins.js";
+import { sizeProblems } from "../dataset/probe-image.js";
+import { SMALL_IMAGE_RATIO } from "../dataset/prep-knowledge.js";
 
 export interface InitProjectParams {
   choices: InitChoices;
@@ -34,9 +40,18 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
     throw new LoraspecError("E_FILE_EXISTS", "a contract already exists here", { file: path, hint: "Pass --force to overwrite it, or --out to write elsewhere." });
   }
   const datasetDir = resolve(dirname(file), choices.dataset ?? "./dataset");
-  const imageCount = choices.imageCount ?? (await countImages(datasetDir));
+  // The folder as check will scan it: at the resolution init writes (check's default when none is written, fal's case).
+  const resolution = parseResolutionFlag(choices.resolution) ?? getBaseModel(choices.base)?.nativeResolution;
+  const scan = choices.imageCount === undefined ? await scanFolder(datasetDir, dirname(file), resolution) : undefined;
+  const usable = scan?.images.length;
+  const imageCount = choices.imageCount ?? (usable ? usable : undefined);
   // Held to check: init refuses (with check's reasons) rather than write a contract check rejects.
-  const rec = recommendContract({ ...choices, imageCount }, { words: await loadEnglishWords() });
+  let rec: Recommendation;
+  try {
+    rec = recommendContract({ ...choices, imageCount }, { words: await loadEnglishWords(), dataset: scan });
+  } catch (error) {
+    throw scan && resolution ? await explainTooSmall(error, scan, datasetDir, resolution, choices) : error;
+  }
   const yaml = renderContractYaml({
     ...rec,
     schemaRef: findSchema(),
@@ -49,12 +64,55 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
   return { ...rec, file, yaml, imageCount };
 }
 
-async function countImages(dir: string): Promise<number | undefined> {
+/** The folder as check's scan sees it (undefined: no folder, or no image files in it yet). */
+async function scanFolder(dir: string, projectDir: string, resolution: number | undefined): Promise<DatasetScan | undefined> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) return undefined;
-  // Only images prep will use: readable, and not a duplicate of another (the same scan check runs).
-  const n = (await scanDataset({ dir })).images.length;
-  return n > 0 ? n : undefined;
+  // Only images prep will use: readable, not far below the resolution, not a duplicate of another (check's scan, with its pins).
+  const { pins } = await readStoredPins({ projectDir, datasetDir: dir });
+  const scan = await scanDataset({ dir, resolution, pinned: pins.keep, distinct: pins.distinct });
+  return scan.candidates > 0 ? scan : undefined;
+}
+
+/**
+ * A refusal for too few usable images where prep leaves images out as too small for the resolution: says which
+ * images and which `--resolution` would keep enough of them (checked by the same scan), or bigger images.
+ */
+async function explainTooSmall(error: unknown, scan: DatasetScan, dir: string, resolution: number, choices: InitChoices): Promise<unknown> {
+  const findings = isLoraspecError(error) ? ((error.details as { findings?: Array<{ rule: string }> } | undefined)?.findings ?? []) : [];
+  const small = scan.skipped.filter((s) => s.code === "too-small");
+  if (!isLoraspecError(error) || small.length === 0 || !findings.some((f) => f.rule === "dataset-below-minimum")) return error;
+  const min = getDatasetSize(choices.target, getBaseModel(choices.base)!.family).images.min;
+  // fal's trainers take no resolution (they size the images themselves): only bigger images help there.
+  const fit = choices.trainer === "fal" || choices.hardware === "fal" ? undefined : await resolutionThatFits(dir, resolution, min);
+  const needed = Math.ceil(resolution * SMALL_IMAGE_RATIO.value.skip);
+  const why = `${small.length} image(s) are too small for the ${resolution} px training resolution${choices.resolution === undefined ? " (the base's native one)" : ""}: ${small[0]!.file}: ${small[0]!.message}.`;
+  const resize = `use images at least ${needed} px on the short side (${resolution} px without upscaling)`;
+  return new LoraspecError("E_USAGE", `${error.message} ${why}`, {
+    field: choices.resolution === undefined ? "dataset.path" : "dataset.resolution",
+    hint: fit
+      ? `Pass --resolution ${fit.side} (the largest that keeps ${fit.kept} images${fit.sharp && fit.sharp < fit.side ? `; --resolution ${fit.sharp} trains them without upscaling` : ""}), or ${resize}.`
+      : `${resize[0]!.toUpperCase()}${resize.slice(1)}. ${error.hint ?? ""}`.trim(),
+    details: error.details,
+  });
+}
+
+/** The largest training side below `resolution` at which check's scan keeps at least `min` images, and the largest with no upscaling. */
+async function resolutionThatFits(dir: string, resolution: number, min: number): Promise<{ side: number; kept: number; sharp?: number } | undefined> {
+  // Headers only, no size rule: every readable image's size.
+  const sizes = (await scanDataset({ dir, decode: false })).images.map((i) => ({ w: i.width, h: i.height }));
+  const keeps = (side: number) => sizes.filter(({ w, h }) => !sizeProblems(w, h, side).some((p) => p.severity === "skip")).length;
+  const step = TRAINING_SIDE.multiple;
+  for (let side = Math.floor((resolution - 1) / step) * step; side >= step; side -= step) {
+    if (keeps(side) < min) continue;
+    // Confirmed by check's own scan (duplicates are found among the images kept at that size).
+    const kept = (await scanDataset({ dir, resolution: side })).images.length;
+    if (kept < min) return undefined;
+    let sharp: number | undefined;
+    for (let s = side; s >= step; s -= step) if (sizes.filter(({ w, h }) => Math.min(w, h) >= s).length >= min) { sharp = s; break; }
+    return { side, kept, sharp };
+  }
+  return undefined;
 }
 
 /** The installed JSON Schema (for editors), found by walking up from this module (src or dist). */

@@ -22,7 +22,8 @@ afterAll(async () => {
 
 describe("initProject", () => {
   it("counts only the images prep will use in expected_images (not broken, empty or duplicate files)", async () => {
-    const r = await initProject({ choices: { base: "sdxl", target: "character", trigger: "txcl" } as never, cwd: tmp });
+    // 320 px images: kept at 512 (upscaled), not at SDXL's native 1024 (init-then-check.spec.ts says what init does then).
+    const r = await initProject({ choices: { base: "sdxl", target: "character", trigger: "txcl", resolution: 512 }, cwd: tmp });
     expect(r.yaml).toMatch(/expected_images: 15\b/);
   });
 });
