@@ -88,6 +88,7 @@ describe("loraspec init", () => {
     [["init", "--target", "character"], "E_USAGE", /missing --base, --trigger/],
     [["init", "--base", "flux7", "--target", "character", "--trigger", "x"], "E_UNKNOWN_BASE_MODEL", /--base: got 'flux7'/],
     [["init", "--base", "flux2-dev", "--target", "character", "--trigger", "x", "--trainer", "kohya", "-o", "k.yaml"], "E_TRAINER_UNSUPPORTED", /kohya does not train FLUX\.2 \[dev\]/],
+    [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--base-path", "/nope", "-o", "n.yaml"], "E_FILE_NOT_FOUND", /base\.path: --base-path '\/nope' does not exist \(\/nope\)/],
     [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--resolution", "60", "-o", "r.yaml"], "E_USAGE", /--resolution must be a positive multiple of 16 .*, got '60'/],
   ])("%j -> %s without prompting when stdin is not a terminal", (args, code, message) => {
     const r = run(args, dir);

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import { recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
 import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
+import { ContractSchema } from "@loraspec/core/contract/schema.js";
 import { parseResolutionFlag, TRAINING_SIDE } from "@loraspec/core/contract/training-resolution.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { getDatasetSize } from "@loraspec/core/knowledge/recipes.js";
@@ -14,6 +15,7 @@ import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
 import { sizeProblems } from "../dataset/probe-image.js";
 import { SMALL_IMAGE_RATIO } from "../dataset/prep-knowledge.js";
+import { preflightBase } from "./preflight-base.js";
 
 export interface InitProjectParams {
   choices: InitChoices;
@@ -52,6 +54,7 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
   } catch (error) {
     throw scan && resolution ? await explainTooSmall(error, scan, datasetDir, resolution, choices) : error;
   }
+  await holdBasePathToCheck(rec, choices, dirname(file));
   const yaml = renderContractYaml({
     ...rec,
     schemaRef: findSchema(),
@@ -113,6 +116,24 @@ async function resolutionThatFits(dir: string, resolution: number, min: number):
     return { side, kept, sharp };
   }
   return undefined;
+}
+
+/**
+ * A local `--base-path` is held to check's preflight (preflight-base.ts, one home): a path that does not exist, holds no
+ * weights loraspec can read, or holds another architecture is refused naming the flag, before anything is written.
+ */
+async function holdBasePathToCheck(rec: Recommendation, choices: InitChoices, contractDir: string): Promise<void> {
+  if (choices.basePath === undefined || rec.contract.base.path === undefined) return;
+  const errors = (await preflightBase({ contract: ContractSchema.parse(rec.contract), contractDir })).filter((f) => f.severity === "error");
+  const first = errors[0];
+  if (!first) return;
+  // Check's wording in init's terms: the flags that set those fields.
+  const flag = (text: string) => text.replaceAll("base.path", "--base-path").replaceAll("base.model", "--base");
+  throw new LoraspecError(first.rule === "base-weights-missing" ? "E_FILE_NOT_FOUND" : "E_USAGE", flag(first.message), {
+    field: "base.path",
+    hint: flag(first.fix),
+    details: { findings: errors },
+  });
 }
 
 /** The installed JSON Schema (for editors), found by walking up from this module (src or dist). */
