@@ -20,7 +20,7 @@ export function registerMerge(program: Command): void {
       const { mergeLora, parseMergeInput } = await import("@loraspec/engine/lora/merge-lora.js");
       // The library checks again (same function); checking here first refuses bad flags before the engine loads anything.
       const options = checkMergeOptions({
-        inputs: args.map(parseMergeInput),
+        inputs: args.map((arg) => parseMergeInput(arg)),
         method: opts.method,
         rank: numberFlag(opts.rank, "--rank"),
         density: numberFlag(opts.density, "--density"),

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -50,7 +51,7 @@ export function registerSample(program: Command): void {
       const { assertSampleOutputsAreNew, sampleImageNames } = await import("@loraspec/engine/lora/sample-outputs.js");
       const { renderEvents } = await import("../render-events.js");
       if (opts.prompt.length === 0) throw new LoraspecError("E_USAGE", "sample needs at least one --prompt");
-      const loras = opts.lora.map(parseLoraArg).map((l) => ({ ...l, path: resolve(l.path) }));
+      const loras = opts.lora.map((arg) => parseLoraArg(arg)).map((l) => ({ ...l, path: resolve(l.path) }));
       for (const l of loras) {
         if (!existsSync(l.path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${l.path}`, { field: "--lora" });
       }
@@ -88,8 +89,8 @@ export function registerSample(program: Command): void {
     });
 }
 
-/** `path.safetensors:0.8` -> {path, weight}: merge's parser (core lora/options.ts), the weight checked as merge checks it. */
-export function parseLoraArg(arg: string): { path: string; weight: number } {
-  const l = parseWeightedPath(arg);
+/** `path.safetensors:0.8` -> {path, weight}: merge's parser (core lora/options.ts, the files deciding what a colon means), the weight checked as merge checks it. */
+export function parseLoraArg(arg: string, exists: (path: string) => boolean = existsSync): { path: string; weight: number } {
+  const l = parseWeightedPath(arg, exists);
   return { path: l.path, weight: checkWeight(l.weight, `--lora ${l.path}`) };
 }

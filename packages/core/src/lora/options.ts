@@ -117,11 +117,29 @@ export function checkMergeOptions(params: MergeOptionsInput): MergeOptions {
  * `path.safetensors:0.8` -> {path, weight}, the one parser of `merge` inputs and `sample --lora`: the
  * weight is any number form numberFlag takes (`.5`, `+0.5`, `1e-1`, `-2`); a bare path has weight 1;
  * a drive letter (`C:1`) and a colon inside the path stay in the path.
+ *
+ * With `exists` (the engine's file check; core stays free of I/O) the files decide what a colon means:
+ * a final `:<something>` that is not a number where the path before it exists is a mistyped weight,
+ * E_USAGE naming it (`a.safetensors:abc` was E_FILE_NOT_FOUND for "a.safetensors:abc"); a file whose
+ * name ends in `:<number>` is that file when the path before the colon is not one.
  */
-export function parseWeightedPath(arg: string): { path: string; weight: number } {
+export function parseWeightedPath(arg: string, exists?: (path: string) => boolean): { path: string; weight: number } {
   const m = /^(.*):([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)$/i.exec(arg);
-  if (!m || m[1] === "" || /^[a-z]$/i.test(m[1]!)) return { path: arg, weight: 1 };
-  return { path: m[1]!, weight: Number(m[2]) };
+  if (m && m[1] !== "" && !/^[a-z]$/i.test(m[1]!)) {
+    if (exists && !exists(m[1]!) && exists(arg)) return { path: arg, weight: 1 };
+    return { path: m[1]!, weight: Number(m[2]) };
+  }
+  const colon = arg.lastIndexOf(":");
+  const [before, after] = [arg.slice(0, colon), arg.slice(colon + 1)];
+  // No colon, a drive letter (`C:\\x`), or a colon inside a name (`a:b/x.safetensors`, "/" or "\\" after it): a path.
+  if (exists && colon > 0 && !/^[a-z]$/i.test(before) && !/[\\/]/.test(after) && !exists(arg) && exists(before)) {
+    throw usage(
+      `'${after}' is not a weight: after the last ':' of '${arg}' comes a number in [${MERGE_LIMITS.weight.min}, ${MERGE_LIMITS.weight.max}] (the file ${before} exists; ${arg} does not)`,
+      `weight of ${before}`,
+      `Write ${before}:0.8, or ${before} alone for weight 1.`,
+    );
+  }
+  return { path: arg, weight: 1 };
 }
 
 /** A weight given on the command line (merge input, sample --lora): finite and in the merge range. */

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -23,9 +24,12 @@ export interface MergeInput {
   weight: number;
 }
 
-/** Parses `file.safetensors:0.5` (weight defaults to 1; a Windows drive letter is not a weight). */
-export function parseMergeInput(arg: string): MergeInput {
-  return parseWeightedPath(arg);
+/**
+ * Parses `file.safetensors:0.5` (weight defaults to 1; a Windows drive letter is not a weight). The files on disk decide
+ * what a colon means (core parseWeightedPath): `a.safetensors:abc` with a.safetensors there is E_USAGE naming 'abc'.
+ */
+export function parseMergeInput(arg: string, exists: (path: string) => boolean = existsSync): MergeInput {
+  return parseWeightedPath(arg, exists);
 }
 
 function defaultTarget(parsed: ParsedLora): TargetFormat {
