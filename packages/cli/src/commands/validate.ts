@@ -45,7 +45,7 @@ export function registerValidate(program: Command): void {
     .option("--target <kind>", "character | style | product when there is no contract")
     .option("--sampler <kind>", "worker | fal | comfyui (default: the contract's validation.sampler)")
     .option("--base <model>", "base model override: a diffusers folder or Hugging Face id (worker sampler)")
-    .option("--width <px>", "image width (default: the base model's native resolution)")
+    .option("--width <px>", "image width (default: the contract's dataset.resolution, what the LoRA trained at; else the base's native one)")
     .option("--height <px>", "image height")
     .option("--steps <n>", "denoising steps (default 28)")
     .option("--guidance <x>", "guidance scale")

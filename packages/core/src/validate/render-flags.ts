@@ -22,3 +22,19 @@ export function parseRenderFlag(value: string | undefined, flag: string, kind: R
   if (!RENDER_FLAGS[kind].ok(n)) throw new LoraspecError("E_USAGE", `${flag} must be ${RENDER_FLAGS[kind].what}, got '${value}'`, { field: flag });
   return n;
 }
+
+/**
+ * The side validate (and export-script) renders at when --width/--height are not given, with the reason shown:
+ * the contract's dataset.resolution, the size the LoRA trained at (and that loraspec's own samples during training
+ * render at, compile/samples.ts); else the base's native resolution. The trainers render their training samples at a
+ * size of their own (sd-scripts 512 unless `--w/--h`, ai-toolkit's sample width/height 512, its examples set to the
+ * training resolution); a LoRA trained at 64 px on an SDXL-class base judged at 1024 measures an extrapolation, at
+ * 256x the pixels of its training images.
+ */
+export function defaultRenderSide(trainedAt: number | undefined, native: number | undefined): { side: number; why: string } {
+  const fallback = native ?? 1024;
+  const baseWhy = native ? `the base's native resolution` : "no base model known: 1024";
+  if (trainedAt === undefined) return { side: fallback, why: `${baseWhy} (the contract sets no dataset.resolution)` };
+  if (!RENDER_FLAGS.side.ok(trainedAt)) return { side: fallback, why: `${baseWhy} (dataset.resolution ${trainedAt} is not a multiple of 8, which the VAE needs)` };
+  return { side: trainedAt, why: "the contract's dataset.resolution, what the LoRA trained at" };
+}

@@ -7,6 +7,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/image-formats.js";
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
+import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { openRunStore } from "../run/run-store.js";
 import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
@@ -162,10 +163,10 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   }
 
   const reference = contract ? await listImages(inContract(contract.dataset.path)) : [];
-  const native = model?.nativeResolution ?? 1024;
+  const size = defaultRenderSide(contract?.dataset.resolution, model?.nativeResolution);
   const settings: SampleSettings = {
-    width: params.width ?? native,
-    height: params.height ?? native,
+    width: params.width ?? size.side,
+    height: params.height ?? size.side,
     steps: params.steps ?? DEFAULT_STEPS,
   };
   if (params.guidance !== undefined) settings.guidance = params.guidance;
@@ -198,6 +199,10 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
     sampler = createComfyuiSampler({ config: { url: params.comfyUrl ?? "http://127.0.0.1:8188", checkpoint: params.comfyCheckpoint }, fetch: params.fetch });
   }
 
+  if (params.width === undefined || params.height === undefined) {
+    const given = params.width !== undefined ? `--width ${params.width}, height ` : params.height !== undefined ? `--height ${params.height}, width ` : "";
+    yield { type: "log", level: "info", message: `rendering at ${settings.width}x${settings.height}: ${given}${size.why} (--width/--height to change)` };
+  }
   yield* validateLora({
     name: contract?.name ?? candidates[0]!.name,
     rubric,

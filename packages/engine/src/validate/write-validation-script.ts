@@ -5,6 +5,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { exportValidationScript } from "@loraspec/core/validate/export-script.js";
 import type { ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
+import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 
@@ -50,7 +51,8 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
   const base = /^(\.{1,2}[\\/]|[\\/]|~)/.test(baseRaw) || existsSync(resolve(dir, baseRaw)) ? resolve(dir, baseRaw) : baseRaw;
   const trigger = params.trigger ?? contract?.trigger.word;
   if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
-  const native = model?.nativeResolution ?? 1024;
+  // The size validate renders at (core render-flags.ts defaultRenderSide): the contract's training resolution.
+  const side = defaultRenderSide(contract?.dataset.resolution, model?.nativeResolution).side;
   const text = exportValidationScript({
     name: contract?.name ?? "lora",
     base,
@@ -58,8 +60,8 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
     trigger,
     target: params.target ?? contract?.target ?? "character",
     rubric,
-    width: params.width ?? native,
-    height: params.height ?? native,
+    width: params.width ?? side,
+    height: params.height ?? side,
     steps: params.steps ?? DEFAULT_STEPS,
     date: (params.now?.() ?? new Date()).toISOString().slice(0, 10),
   });

@@ -9,6 +9,7 @@ import type { ScoreRequest, ScoreResult } from "@loraspec/core/validate/score-re
 import { openRunStore } from "@loraspec/engine/run/run-store.js";
 import type { RunWorkerFn } from "@loraspec/engine/samplers/worker-sampler.js";
 import { validateProject } from "@loraspec/engine/validate/validate-project.js";
+import { writeValidationScript } from "@loraspec/engine/validate/write-validation-script.js";
 import type { ValidationResult } from "@loraspec/engine/validate/validate-lora.js";
 
 // Orchestration only (contract, run store, checkpoints, stack paths, output folder): the worker is
@@ -142,4 +143,31 @@ describe("validateProject", () => {
       field: "--max-sequence-length",
     });
   });
+
+  // The render size without --width/--height: what the LoRA trained at (dataset.resolution), else the base's native
+  // size; the reason is said. An SDXL-class contract training at 64 px rendered at 1024 (256x its training pixels).
+  it.each<[string, Record<string, unknown>, { width?: number; height?: number }, [number, number], RegExp]>([
+    ["dataset.resolution 64 on SDXL", { resolution: 64 }, {}, [64, 64], /^rendering at 64x64: the contract's dataset\.resolution, what the LoRA trained at \(--width\/--height to change\)$/],
+    ["no dataset.resolution", {}, {}, [1024, 1024], /^rendering at 1024x1024: the base's native resolution \(the contract sets no dataset\.resolution\)/],
+    ["dataset.resolution 100 (not a render size)", { resolution: 100 }, {}, [1024, 1024], /^rendering at 1024x1024: the base's native resolution \(dataset\.resolution 100 is not a multiple of 8/],
+    ["--width given", { resolution: 64 }, { width: 128 }, [128, 64], /^rendering at 128x64: --width 128, height the contract's dataset\.resolution/],
+    ["both given", { resolution: 64 }, { width: 128, height: 96 }, [128, 96], /^$/],
+  ])("render size: %s", async (_name, dataset, flags, [width, height], said) => {
+    const file = join(dir, "res.yaml");
+    writeFileSync(file, readFileSync(join(dir, "lora.yaml"), "utf8").replace("path: ./dataset", `path: ./dataset\n  ${Object.entries(dataset).map(([k, v]) => `${k}: ${v}`).join("\n  ")}`));
+    requests.length = 0;
+    const events = await collectEvents(validateProject({ cwd: dir, runWorker: fakeWorker, steps: 1, contractPath: file, lora: "style.safetensors", ...flags }));
+    const render = requests.find((r) => r.command === "render-jobs")!.request as { jobs: Array<{ width?: number; height?: number }>; width?: number; height?: number };
+    expect([render.width ?? render.jobs[0]!.width, render.height ?? render.jobs[0]!.height]).toEqual([width, height]);
+    const line = events.find((e) => e.type === "log" && e.message.startsWith("rendering at"));
+    expect(line && "message" in line ? line.message : "").toMatch(said);
+  });
+
+  it("export-script writes the same default size: the contract's dataset.resolution", async () => {
+    const file = join(dir, "res64.yaml");
+    writeFileSync(file, readFileSync(join(dir, "lora.yaml"), "utf8").replace("path: ./dataset", "path: ./dataset\n  resolution: 64"));
+    const { path } = await writeValidationScript({ cwd: dir, contractPath: file, lora: "style.safetensors", out: "v64.py", force: true });
+    expect(readFileSync(path, "utf8")).toMatch(/"width": 64,\n\s*"height": 64,/);
+  });
 });
+
