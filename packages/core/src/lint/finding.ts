@@ -74,6 +74,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "fal-endpoint-base-mismatch", severity: "error", title: "fal endpoint that does not train the contract's base" },
   { id: "block-swap-unsupported", severity: "error", title: "hardware.block_swap with a trainer/base that cannot swap blocks" },
   { id: "block-swap-over-max", severity: "error", title: "hardware.block_swap above the trainer's maximum" },
+  { id: "resolution-off-step", severity: "error", title: "A training resolution the built-in trainer cannot take (not a multiple of 16)" },
   { id: "trigger-mixed-script", severity: "error", title: "Trigger mixes scripts (look-alike letters) or holds invisible characters" },
   { id: "trigger-confusable", severity: "warning", title: "Trigger written in look-alike letters of another script" },
   { id: "base-weights-missing", severity: "error", title: "Base weights not found at base.path" },

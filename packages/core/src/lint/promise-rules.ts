@@ -1,4 +1,5 @@
 import type { Contract } from "../contract/schema.js";
+import { isTrainingSide, TRAINING_SIDE } from "../contract/training-resolution.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { BLOCK_SWAP, getBlockSwap } from "../knowledge/block-swap.js";
 import { falEndpointsFor, getFalEndpoint } from "../knowledge/fal-endpoints.js";
@@ -119,9 +120,31 @@ const blockSwap: PromiseRule = ({ c, model }) => {
   ];
 };
 
+/** The built-in trainer's request takes sides on TRAINING_SIDE's step only: the worker would refuse the run at start. */
+const resolutionOffStep: PromiseRule = ({ c }) => {
+  if (c.trainer.name !== "diffusers") return [];
+  const sides: Array<[string, number]> = [
+    ...(c.dataset.resolution !== undefined ? [["dataset.resolution", c.dataset.resolution] as [string, number]] : []),
+    ...(c.dataset.buckets?.resolutions ?? []).map((r, i) => [`dataset.buckets.resolutions.${i}`, r] as [string, number]),
+  ];
+  return sides
+    .filter(([, r]) => !isTrainingSide(r))
+    .map(([field, r]) => {
+      const down = Math.max(TRAINING_SIDE.multiple, Math.floor(r / TRAINING_SIDE.multiple) * TRAINING_SIDE.multiple);
+      return {
+        rule: "resolution-off-step",
+        severity: "error" as const,
+        message: `${field} is ${r}: the built-in trainer trains at ${TRAINING_SIDE.what}, so the run would be refused when it starts.`,
+        fix: `Set ${field} to ${down} or ${down + TRAINING_SIDE.multiple}.`,
+        source: TRAINING_SIDE.source,
+        field,
+      };
+    });
+};
+
 const trigger: PromiseRule = ({ c, words }) => triggerScriptFindings(c.trigger.word, words);
 
-export const PROMISE_RULES: readonly PromiseRule[] = [failurePath, saveEveryOverSteps, falEndpoint, blockSwap, trigger];
+export const PROMISE_RULES: readonly PromiseRule[] = [failurePath, saveEveryOverSteps, falEndpoint, blockSwap, resolutionOffStep, trigger];
 
 export function lintPromises(ctx: PromiseCtx): Finding[] {
   return PROMISE_RULES.flatMap((rule) => rule(ctx));

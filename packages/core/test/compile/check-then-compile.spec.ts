@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
+import { TrainRequestSchema } from "@loraspec/core/compile/worker-request.js";
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
 import { LR_SCHEDULERS, NETWORK_TYPES, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, TARGETS, TRAINER_IDS, type TrainerId } from "@loraspec/core/contract/ids.js";
@@ -29,13 +31,15 @@ function contract(base: BaseModelId, trainer: TrainerId, path: string | undefine
 
 function compileError(c: Contract): string | undefined {
   try {
-    if (c.trainer.name === "diffusers") compileDiffusers(c, {}, PATHS);
+    // the request the worker validates against its JSON Schema (generated from TrainRequestSchema): parsed here too
+    if (c.trainer.name === "diffusers") TrainRequestSchema.parse(compileDiffusers(c, {}, PATHS).request);
     else if (c.trainer.name === "kohya") compileKohya(c, {}, PATHS);
     else if (c.trainer.name === "ai-toolkit") compileAiToolkit(c, {}, PATHS);
     else compileFal(c, {}, { zipUrl: "https://example.com/d.zip" });
     return undefined;
   } catch (error) {
     if (isLoraspecError(error)) return `${error.code}: ${error.message}`;
+    if (error instanceof z.ZodError) return `the worker's request schema: ${error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`;
     throw error;
   }
 }
@@ -62,7 +66,7 @@ describe("a contract check passes, the trainer's compiler accepts", () => {
     expect(brokenPromises(cases)).toEqual([]);
   });
 
-  it("over base x trainer x (optimizer | precision | network type | targets | scheduler | target | aspect | VRAM), a local base path", () => {
+  it("over base x trainer x (optimizer | precision | network type | targets | scheduler | target | aspect | resolution | VRAM), a local base path", () => {
     const hp = { learning_rate: 1e-4, steps: 1500, rank: 16, save_every: 250 };
     const cases = BASE_MODEL_IDS.flatMap((b) =>
       TRAINER_IDS.flatMap((t) => [
@@ -73,6 +77,12 @@ describe("a contract check passes, the trainer's compiler accepts", () => {
         ...LR_SCHEDULERS.map((x) => base(b, t, "/models/base", { hyperparameters: { ...hp, lr_scheduler: x } }, `lr_scheduler=${x}`)),
         ...TARGETS.map((x) => base(b, t, "/models/base", { target: x }, `target=${x}`)),
         ...(["square", "buckets"] as const).map((x) => base(b, t, "/models/base", { dataset: { path: "./dataset", expected_images: 20, aspect: x } }, `aspect=${x}`)),
+        ...[64, 100, 200, 520, 1000, 1024, 1100, 1328].flatMap((r) =>
+          (["square", "buckets"] as const).map((x) => base(b, t, "/models/base", { dataset: { path: "./dataset", expected_images: 20, resolution: r, aspect: x } }, `resolution=${r} aspect=${x}`)),
+        ),
+        ...[[512, 1000], [256, 520, 1024]].map((rs) =>
+          base(b, t, "/models/base", { dataset: { path: "./dataset", expected_images: 20, resolution: 1024, aspect: "buckets", buckets: { resolutions: rs } } }, `buckets.resolutions=${rs}`),
+        ),
         ...[8, 12, 16, 24, 48, 80].map((v) => base(b, t, "/models/base", { hardware: { kind: t === "fal" ? "fal" : "local", gpu: "RTX 4090", vram_gb: v } }, `vram=${v}`)),
       ]),
     );

@@ -50,6 +50,28 @@ describe("save_every vs steps", () => {
   });
 });
 
+describe("a training resolution off the built-in trainer's step", () => {
+  it.each([
+    ["diffusers", 1024, undefined, []],
+    ["diffusers", 1000, undefined, ["dataset.resolution"]],
+    ["diffusers", 64, undefined, []],
+    ["diffusers", 100, undefined, ["dataset.resolution"]],
+    ["diffusers", 1024, [512, 1000], ["dataset.buckets.resolutions.1"]],
+    ["kohya", 1000, undefined, []], // Kohya and ai-toolkit size their own buckets
+  ] as const)("%s at %d (bucket resolutions %j) -> errors on %j", (trainer, resolution, resolutions, fields) => {
+    const c = contract({
+      trainer: { name: trainer },
+      dataset: { path: "./dataset", expected_images: 20, resolution, ...(resolutions ? { aspect: "buckets", buckets: { resolutions: [...resolutions] } } : {}) },
+    });
+    const hits = lint(c).filter((f) => f.rule === "resolution-off-step");
+    expect(hits.map((f) => f.field)).toEqual(fields);
+    for (const f of hits) {
+      expect(f.severity).toBe("error");
+      expect(f.fix).toMatch(/ or /); // the two nearest sides on the step
+    }
+  });
+});
+
 describe("fal endpoint x base", () => {
   const fal = (base: (typeof BASE_MODEL_IDS)[number], endpoint?: string) =>
     contract({ base: { model: base, quantize: "none" }, trainer: { name: "fal", version: undefined, endpoint }, hardware: { kind: "fal", gpu: undefined, vram_gb: undefined, price_per_hour: undefined }, limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined } });
@@ -166,7 +188,7 @@ describe("severities", () => {
   });
   it("every rule id the promise rules emit is in RULES", () => {
     const ids = new Set(RULES.map((r) => r.id));
-    for (const id of ["failure-path-unset", "failure-continue-on-divergence", "save-every-over-steps", "fal-endpoint-base-mismatch", "block-swap-unsupported", "block-swap-over-max", "trigger-mixed-script", "trigger-confusable", "dataset-below-minimum"]) {
+    for (const id of ["failure-path-unset", "failure-continue-on-divergence", "save-every-over-steps", "fal-endpoint-base-mismatch", "block-swap-unsupported", "block-swap-over-max", "trigger-mixed-script", "trigger-confusable", "dataset-below-minimum", "resolution-off-step"]) {
       expect(ids.has(id), id).toBe(true);
     }
   });
