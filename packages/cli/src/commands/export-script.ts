@@ -44,6 +44,9 @@ export function registerExportScript(program: Command): void {
         steps,
       });
       if (opts.json) printJson(result);
-      else process.stdout.write(`${pc.green("✓")} ${result.path}: run it with python ${opts.output} (--help for options)\n`);
+      else {
+        for (const warning of result.warnings ?? []) process.stderr.write(`${pc.yellow("warning")} ${warning}\n`);
+        process.stdout.write(`${pc.green("✓")} ${result.path}: run it with python ${opts.output} (--help for options)\n`);
+      }
     });
 }

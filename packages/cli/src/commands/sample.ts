@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { homedir } from "node:os";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -56,7 +57,13 @@ export function registerSample(program: Command): void {
         if (!existsSync(l.path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${l.path}`, { field: "--lora" });
       }
       const seeds = (opts.seed.length ? opts.seed : ["0"]).map((s) => parseRenderFlag(s, "--seed", "seed")!);
-      const base = existsSync(opts.base) ? resolve(opts.base) : opts.base;
+      // validate's rule (core contract/base-path.ts): ./x, ../x, /x, ~/x are local, the rest a Hugging Face id.
+      const { baseSource } = await import("@loraspec/core/contract/base-path.js");
+      const { looksLocal } = await import("@loraspec/engine/project/preflight-base.js");
+      const source = baseSource(opts.base, { contractDir: process.cwd(), home: homedir() });
+      const base = source.kind === "local" ? source.path : source.id;
+      const local = source.kind === "hub" ? looksLocal(opts.base, process.cwd(), "--base", "render with it") : undefined;
+      if (local) process.stderr.write(`${pc.yellow("warning")} ${local.message}\n`);
       const request = {
         base,
         arch: opts.arch,

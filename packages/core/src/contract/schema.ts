@@ -31,7 +31,7 @@ export const BaseSchema = z
     path: text(TEXT_LIMITS.path)
       .min(1)
       .optional()
-      .meta({ description: "Hugging Face id or local folder/file of the weights. Defaults to the model's official repo." }),
+      .meta({ description: "The weights: a local folder/file written ./x, ../x, /x or ~/x (relative ones from this file's folder), else a Hugging Face id (org/name; models/x is an id too: write ./models/x). Defaults to the model's official repo." }),
     quantize: z
       .enum(QUANTIZATIONS)
       .default("none")

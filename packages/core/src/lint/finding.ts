@@ -80,6 +80,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "base-weights-missing", severity: "error", title: "Base weights not found at base.path" },
   { id: "trainer-not-ready", severity: "warning", title: "The local trainer (or a package its settings need) is not installed on this machine: train refuses until it is" },
   { id: "base-weights-download", severity: "info", title: "Base weights not in the local cache: the first run downloads them" },
+  { id: "base-path-looks-local", severity: "warning", title: "base.path written as a Hugging Face id (models/sdxl) while a folder or file of that name is beside the contract: write ./models/sdxl to train on it" },
   { id: "base-architecture-mismatch", severity: "error", title: "Base weights are of another architecture than base.model" },
   { id: "base-weights-unreadable", severity: "error", title: "Base weights whose header or config cannot be read" },
   { id: "base-architecture-unknown", severity: "info", title: "Base weights whose architecture check cannot identify" },

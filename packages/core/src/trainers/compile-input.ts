@@ -1,6 +1,7 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { LoraspecError } from "../errors.js";
+import { baseSource } from "../contract/base-path.js";
 
 /**
  * What the external-trainer compilers need from the plan: the numbers the plan resolved from the
@@ -42,6 +43,11 @@ export interface CompilePaths {
    * trainer runs with its own checkout as the working directory.
    */
   contractDir?: string;
+  /**
+   * The user's home folder: a `base.path` of `~/x` expands against it (the engine passes os.homedir()).
+   * With contractDir, base.path is resolved; without both, it is written as given (tests, goldens).
+   */
+  home?: string;
   /** The trainer's venv; `bin/accelerate` and `bin/python` are used from it when given. */
   venvDir?: string;
   /**
@@ -115,10 +121,15 @@ export interface CompiledFile {
   content: string;
 }
 
-/** `base.path` as the trainer should open it: relative local paths joined to contractDir. */
-export function resolveBasePath(path: string | undefined, contractDir: string | undefined): string | undefined {
-  if (path === undefined || contractDir === undefined) return path;
-  return path.startsWith("./") || path.startsWith("../") ? joinPath(contractDir, path.replace(/^\.\//, "")) : path;
+/**
+ * `base.path` as the trainer should open it (contract/base-path.ts, one rule for every consumer): a
+ * local path absolute (`~` expanded, relative ones against contractDir), a Hugging Face id as it is.
+ * Without contractDir and home (a compile outside a run: tests, goldens) it is left as written.
+ */
+export function resolveBasePath(path: string | undefined, paths: Pick<CompilePaths, "contractDir" | "home">): string | undefined {
+  if (path === undefined || paths.contractDir === undefined || paths.home === undefined) return path;
+  const source = baseSource(path, { contractDir: paths.contractDir, home: paths.home });
+  return source.kind === "local" ? source.path : source.id;
 }
 
 /** A note when the contract pins another trainer version than the one the compiler targets. */

@@ -184,11 +184,13 @@ describe("compileKohya and the user's dataset folder", () => {
 describe("compileKohya base paths", () => {
   it.each([
     ["sdxl", "./models/sdxl", { pretrained_model_name_or_path: "/proj/models/sdxl" }],
+    ["sdxl", "~/models/sdxl", { pretrained_model_name_or_path: "/home/me/models/sdxl" }],
     ["sdxl", "stabilityai/stable-diffusion-xl-base-1.0", { pretrained_model_name_or_path: "stabilityai/stable-diffusion-xl-base-1.0" }],
-    ["flux1-dev", "../models/flux", { pretrained_model_name_or_path: "/proj/../models/flux/flux1-dev.safetensors", ae: "/proj/../models/flux/ae.safetensors" }],
-  ] as const)("%s %s is opened from the contract's folder", (base, path, expected) => {
+    ["flux1-dev", "../models/flux", { pretrained_model_name_or_path: "/models/flux/flux1-dev.safetensors", ae: "/models/flux/ae.safetensors" }],
+    ["flux1-dev", "~/flux", { pretrained_model_name_or_path: "/home/me/flux/flux1-dev.safetensors", ae: "/home/me/flux/ae.safetensors" }],
+  ] as const)("%s %s is opened from the contract's folder (core contract/base-path.ts)", (base, path, expected) => {
     const contract = makeContract({ base, target: "character", trainer: "kohya", path });
-    expect(flatten(compileKohya(contract, {}, { ...PATHS, contractDir: "/proj" }).argsToml)).toMatchObject(expected);
+    expect(flatten(compileKohya(contract, {}, { ...PATHS, contractDir: "/proj", home: "/home/me" }).argsToml)).toMatchObject(expected);
   });
 });
 

@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { baseSource } from "@loraspec/core/contract/base-path.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "@loraspec/core/knowledge/base-models.js";
 import { signatureOfClass, signatureOfKeys, type BaseSignature } from "@loraspec/core/knowledge/base-signatures.js";
@@ -19,11 +20,23 @@ export interface PreflightBaseParams {
   env?: NodeJS.ProcessEnv;
 }
 
+const BASE_PATH_SOURCE = "ours: core contract/base-path.ts (local iff ./, ../, /, ~/ or a drive; diffusers' from_pretrained would look relative to the worker's folder, not the contract's)";
 const SOURCE = "ours: check reads model_index.json / the denoiser's config.json / a single file's safetensors header (no weights); classes: knowledge/base-signatures.ts";
 
-/** A local path (./x, ../x, /x, ~/x), as build-train-job and the compilers treat base.path. */
-export function isLocalBasePath(path: string): boolean {
-  return path.startsWith(".") || path.startsWith("~") || isAbsolute(path) || /^[A-Za-z]:[\\/]/.test(path);
+/**
+ * The warning when a value read as a Hugging Face id (`models/sdxl`) names a folder or file that is
+ * there: the trainer would download (or fail to find) the hub repo, not open it. One home for check
+ * (base.path, against the contract's folder) and validate (--base against the cwd, base.path against
+ * the contract's folder). undefined when nothing of that name is there.
+ */
+export function looksLocal(given: string, dir: string, what: "base.path" | "--base", use: string): { message: string; fix: string; found: string } | undefined {
+  const found = resolve(dir, given);
+  if (!existsSync(found)) return undefined;
+  return {
+    message: `${what} '${given}' is read as a Hugging Face id; a ${statSync(found).isDirectory() ? "folder" : "file"} of that name is here (${found}): write ./${given} to ${use}`,
+    fix: `Write ./${given} for the weights there (loraspec reads only ./, ../, /, ~/ and drive paths as local; anything else is a Hugging Face id).`,
+    found,
+  };
 }
 
 /** The Hugging Face hub cache folder, as huggingface_hub resolves it. */
@@ -41,8 +54,9 @@ export async function preflightBase({ contract, contractDir, env = process.env }
   const model = getBaseModel(contract.base.model);
   if (!model) return [];
   const given = contract.base.path ?? model.hfRepo;
-  if (isLocalBasePath(given)) {
-    const path = given.startsWith("~") ? join(homedir(), given.slice(1)) : resolve(contractDir, given);
+  const source = baseSource(given, { contractDir: resolve(contractDir), home: homedir() });
+  if (source.kind === "local") {
+    const path = source.path;
     const info = await stat(path).catch(() => undefined);
     if (!info) {
       return [
@@ -58,9 +72,12 @@ export async function preflightBase({ contract, contractDir, env = process.env }
     }
     return checkArchitecture(await identify(path, info.isDirectory()), model, given);
   }
+  const local = contract.base.path === undefined ? undefined : looksLocal(given, contractDir, "base.path", "train on it");
+  const looks: Finding[] = local ? [{ rule: "base-path-looks-local", severity: "warning", message: local.message, fix: local.fix, source: BASE_PATH_SOURCE, field: "base.path" }] : [];
   const snapshot = await cachedSnapshot(given, env);
   if (!snapshot) {
     return [
+      ...looks,
       {
         rule: "base-weights-download",
         severity: "info",
@@ -71,7 +88,7 @@ export async function preflightBase({ contract, contractDir, env = process.env }
       },
     ];
   }
-  return checkArchitecture(await identify(snapshot, true), model, given);
+  return [...looks, ...checkArchitecture(await identify(snapshot, true), model, given)];
 }
 
 type Identified = { signature?: BaseSignature; what: string } | { unreadable: string };

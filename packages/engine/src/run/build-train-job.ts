@@ -1,9 +1,11 @@
 import { constants as fsConstants } from "node:fs";
 import { copyFile, mkdir } from "node:fs/promises";
+import { homedir } from "node:os";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
@@ -82,7 +84,8 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
     // caches): they get the run's own copy, never the user's folder.
     const runDataset = await copyDataset({ from: datasetDir, to: join(run.runDir, "dataset"), captionExtension: contract.captions.extension });
     const runReg = regDir ? await copyDataset({ from: regDir, to: join(run.runDir, "reg"), captionExtension: contract.captions.extension, field: "dataset.reg_path" }) : undefined;
-    const paths = { datasetDir: runDataset, regDir: runReg, datasetWritable: true, outputDir, configDir: run.runDir, ...dirs };
+    // contractDir and home: a local base.path opens from the contract's folder, not the trainer checkout (its cwd).
+    const paths = { datasetDir: runDataset, regDir: runReg, datasetWritable: true, outputDir, configDir: run.runDir, contractDir: resolve(params.contractDir), home: homedir(), ...dirs };
     const compiled = trainer === "kohya" ? compileKohya(contract, plan, paths) : compileAiToolkit(contract, plan, paths);
     const files: Record<string, string> = {};
     for (const file of compiled.files) {
@@ -131,13 +134,16 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
 }
 
 /**
- * base.path as the worker should open it: a local folder or file (./x, ../x, /x) resolved against
- * the contract's folder; a Hugging Face id (org/name) as it is; absent: the model's official repo.
+ * base.path as the worker should open it (core contract/base-path.ts, the rule check's preflight and
+ * the compilers use): a local folder or file (./x, ../x, /x, ~/x) made absolute, `~` expanded and
+ * relative ones against the contract's folder; a Hugging Face id (org/name) as it is; absent: the
+ * model's official repo.
  */
 function resolveBasePath(contract: Contract, contractDir: string): string {
   const path = contract.base.path ?? getBaseModel(contract.base.model)?.hfRepo;
   if (!path) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model "${contract.base.model}"`, { field: "base.model" });
-  return path.startsWith(".") || isAbsolute(path) ? resolve(contractDir, path) : path;
+  const source = baseSource(path, { contractDir: resolve(contractDir), home: homedir() });
+  return source.kind === "local" ? source.path : source.id;
 }
 
 /** Copies a dataset's images and caption sidecars (keeping sub-folders) into a run-owned folder. */

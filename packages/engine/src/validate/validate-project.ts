@@ -1,14 +1,17 @@
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
+import { homedir } from "node:os";
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
 import { ValidationSchema, type Contract } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/image-formats.js";
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
 import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
+import { looksLocal } from "../project/preflight-base.js";
 import { openRunStore } from "../run/run-store.js";
 import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
 import { createFalSampler } from "../samplers/fal-sampler.js";
@@ -59,11 +62,6 @@ const DEFAULT_STEPS = 28;
 const ARCH: Record<string, string> = { sdxl: "sdxl", flux1: "flux1", flux2: "flux2-klein" };
 // fal LoRA inference endpoints per family (trainers.md §4: fal-ai/flux-lora, fal-ai/flux-2/lora).
 const FAL_ENDPOINT: Record<string, string> = { flux1: "fal-ai/flux-lora", flux2: "fal-ai/flux-2/lora" };
-
-/** "./base", "../x", "/abs" are folders even before they exist; "owner/name" is a Hugging Face id unless it exists here. */
-function isLocalPath(p: string): boolean {
-  return /^(\.{1,2}[\\/]|[\\/]|~)/.test(p);
-}
 
 async function listImages(dir: string): Promise<string[]> {
   let entries: string[];
@@ -182,8 +180,12 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
     const base = params.base ?? contract?.base.path ?? model?.hfRepo;
     if (!base) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base (a diffusers folder or Hugging Face id) or a contract" });
     // --base is relative to where the user runs the command; base.path to the contract's folder.
+    // One rule with check and train (core contract/base-path.ts): ./x, ../x, /x, ~/x are local, the rest a hub id.
     const from = params.base ? cwd : contractDir;
-    const resolvedBase = isLocalPath(base) || existsSync(resolve(from, base)) ? resolve(from, base) : base;
+    const source = baseSource(base, { contractDir: resolve(from), home: homedir() });
+    const resolvedBase = source.kind === "local" ? source.path : source.id;
+    const local = source.kind === "hub" && (params.base !== undefined || contract?.base.path !== undefined) ? looksLocal(base, from, params.base ? "--base" : "base.path", "render with it") : undefined;
+    if (local) yield { type: "warning", code: "W_BASE_PATH_LOOKS_LOCAL", message: local.message };
     sampler = createWorkerSampler({
       config: { base: resolvedBase, arch: model ? ARCH[model.family] : undefined, device: params.device, logFile: join(outDir, "worker.log") },
       runWorker: params.runWorker,

@@ -1,5 +1,7 @@
 import { existsSync } from "node:fs";
+import { homedir } from "node:os";
 import { isAbsolute, resolve } from "node:path";
+import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { ValidationSchema } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
@@ -8,6 +10,7 @@ import type { ValidationTarget } from "@loraspec/core/validate/plan-validation.j
 import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { looksLocal } from "../project/preflight-base.js";
 
 export interface WriteValidationScriptParams {
   contractPath?: string;
@@ -29,7 +32,7 @@ export interface WriteValidationScriptParams {
 const DEFAULT_STEPS = 28;
 
 /** `loraspec export-script`: the rubric as a standalone diffusers script (never overwrites without force). */
-export async function writeValidationScript(params: WriteValidationScriptParams): Promise<{ path: string; bytes: number }> {
+export async function writeValidationScript(params: WriteValidationScriptParams): Promise<{ path: string; bytes: number; warnings?: string[] }> {
   const cwd = params.cwd ?? process.cwd();
   const out = resolve(cwd, params.out);
   if (existsSync(out) && !params.force) {
@@ -47,8 +50,12 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
   const model = contract ? getBaseModel(contract.base.model) : undefined;
   const baseRaw = params.base ?? contract?.base.path ?? model?.hfRepo;
   if (!baseRaw) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base or a contract" });
-  // "./base" is a folder even before it exists; "owner/name" is a Hugging Face id unless it exists here.
-  const base = /^(\.{1,2}[\\/]|[\\/]|~)/.test(baseRaw) || existsSync(resolve(dir, baseRaw)) ? resolve(dir, baseRaw) : baseRaw;
+  // validate's rule (core contract/base-path.ts): --base is the cwd's, base.path the contract folder's;
+  // ./x, ../x, /x, ~/x are local (made absolute), the rest a Hugging Face id, with a warning when a folder of that name is there.
+  const from = params.base ? cwd : dir;
+  const source = baseSource(baseRaw, { contractDir: resolve(from), home: homedir() });
+  const base = source.kind === "local" ? source.path : source.id;
+  const local = source.kind === "hub" && (params.base !== undefined || contract?.base.path !== undefined) ? looksLocal(baseRaw, from, params.base ? "--base" : "base.path", "render with it") : undefined;
   const trigger = params.trigger ?? contract?.trigger.word;
   if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
   // The size validate renders at (core render-flags.ts defaultRenderSide): the contract's training resolution.
@@ -66,5 +73,5 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
     date: (params.now?.() ?? new Date()).toISOString().slice(0, 10),
   });
   await atomicWrite(out, text);
-  return { path: out, bytes: Buffer.byteLength(text) };
+  return { path: out, bytes: Buffer.byteLength(text), ...(local ? { warnings: [local.message] } : {}) };
 }

@@ -60,7 +60,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const jobPath = joinPath(configDir, "job.yaml");
 
   const model: Record<string, unknown> = {
-    name_or_path: resolveBasePath(contract.base.path, paths.contractDir) ?? r.base.hfRepo,
+    name_or_path: resolveBasePath(contract.base.path, paths) ?? r.base.hfRepo,
     arch: profile.arch,
     ...profile.model,
   };

@@ -111,7 +111,7 @@ export function compileKohya(contract: Contract, plan: CompilePlan, paths: Compi
   const savePrecision = hp.precision === "fp32" ? "float" : hp.precision;
 
   const model: Section = {};
-  const basePath = resolveBasePath(contract.base.path, paths.contractDir);
+  const basePath = resolveBasePath(contract.base.path, paths);
   if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract, basePath));
   else model.pretrained_model_name_or_path = basePath ?? r.base.hfRepo;
   if (contract.base.quantize === "fp8") model.fp8_base = true;

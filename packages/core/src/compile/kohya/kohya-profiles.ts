@@ -1,6 +1,7 @@
 import type { BaseModelId } from "../../knowledge/base-models.js";
 import type { Sourced } from "../../knowledge/types.js";
 import type { KohyaScript } from "../../trainers/pins.js";
+import { isLocalBaseForm } from "../../contract/base-path.js";
 
 /** How sd-scripts trains one base model: the script, the network module and fixed flags. */
 export interface KohyaProfile extends Sourced {
@@ -57,18 +58,13 @@ export const FLUX_SINGLE_FILE_NAMES = {
   t5xxl: "t5xxl_fp16.safetensors",
 };
 
-/** A path on this machine (absolute, `./`, `../` or a Windows drive), not a Hugging Face id. */
-export function isLocalPath(path: string | undefined): path is string {
-  return path !== undefined && (path.startsWith("/") || path.startsWith("./") || path.startsWith("../") || /^[A-Za-z]:[\\/]/.test(path));
-}
-
 /**
  * sd-scripts' FLUX.1 script loads BFL single files only (L-6): the refusal (message and fix) when the base
  * needs them and `base.path` does not name them on this machine; undefined when the path is fine. One home
  * for compile-kohya (which throws it) and check (lint/trainer-support-rules.ts, which reports it first).
  */
 export function kohyaSingleFilesRefusal(model: BaseModelId, path: string | undefined): { message: string; hint: string } | undefined {
-  if (!KOHYA_PROFILES[model]?.singleFiles || isLocalPath(path)) return undefined;
+  if (!KOHYA_PROFILES[model]?.singleFiles || (path !== undefined && isLocalBaseForm(path))) return undefined;
   const transformer = FLUX_SINGLE_FILE_NAMES.transformer[model] ?? "flux1-dev.safetensors";
   return {
     message: `kohya sd-scripts loads FLUX.1 only from BFL single files, not ${path ? `'${path}' (a Hugging Face id or a path that is not local)` : "a Hugging Face id"} (L-6).`,
