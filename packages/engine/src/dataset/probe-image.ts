@@ -89,7 +89,7 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   const base: ProbedImage = { source, size: bytes.byteLength, sha256, width: 0, height: 0, problems: [] };
   if (bytes.byteLength === 0) {
-    return { ...base, problems: [{ code: "unreadable", severity: "skip", message: "file is empty" }] };
+    return { ...base, problems: [{ code: "unreadable", severity: "skip", message: "cannot decode: the file is empty (0 bytes)" }] };
   }
   let meta: Metadata;
   try {
@@ -110,7 +110,7 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
       problems: [
         notImage
           ? { code: "not-an-image", severity: "skip", message: "not an image sharp can read (wrong extension, or an unsupported format)" }
-          : { code: /premature end|truncat|corrupt header/i.test(text) ? "truncated" : "unreadable", severity: "skip", message: firstLine(text) },
+          : { code: /premature end|truncat|corrupt header/i.test(text) ? "truncated" : "unreadable", severity: "skip", message: headerFailure(text) },
       ],
     };
   }
@@ -169,7 +169,28 @@ export function decodeProblem(bytes: Uint8Array, format: string | undefined, err
   const text = firstLine(String((error as Error).message ?? error));
   // libvips' error text is process-global and can mix under concurrency: decide by the bytes.
   const truncated = looksTruncated(bytes, format) || /premature end|truncat/i.test(text);
-  return { code: truncated ? "truncated" : "unreadable", severity: "skip", message: truncated ? `truncated ${format ?? "image"} file (${text})` : text };
+  return {
+    code: truncated ? "truncated" : "unreadable",
+    severity: "skip",
+    message: truncated ? `cannot decode: the ${format ?? "image"} file is cut short (${sharpSays(text)})` : `cannot decode: the ${format ?? "image"} data is damaged (${sharpSays(text)})`,
+  };
+}
+
+/**
+ * sharp's header error as a whole sentence: its text is often cut off ("Input buffer has corrupt
+ * header:" with nothing after the colon, for a PNG cut inside its header or a bare signature).
+ */
+function headerFailure(text: string): string {
+  const said = sharpSays(text);
+  if (/corrupt header/i.test(text)) return `cannot decode: the file's header is corrupt or cut short (${said})`;
+  if (/is empty/i.test(text)) return `cannot decode: the file is empty (${said})`;
+  return `cannot decode: sharp cannot read the file (${said})`;
+}
+
+/** "sharp: <first line>", without a dangling colon; "sharp gave no detail" when it said nothing. */
+function sharpSays(text: string): string {
+  const line = firstLine(text).replace(/[:\s]+$/, "");
+  return line ? `sharp: ${line}` : "sharp gave no detail";
 }
 
 function firstLine(text: string): string {

@@ -59,3 +59,24 @@ describe("hammingDistance", () => {
     expect(hammingDistance(a, b)).toBe(expected);
   });
 });
+
+describe("probeImage: a file sharp cannot decode gets a whole reason", () => {
+  // sharp's own text is cut off for some shapes ("Input buffer has corrupt header:" and nothing after).
+  const png = () => solid(64, 64).png().toBuffer();
+  it.each<[string, string, () => Promise<Buffer>, string, RegExp]>([
+    ["a PNG cut inside its header", "a.png", async () => (await png()).subarray(0, 40), "truncated", /^cannot decode: the file's header is corrupt or cut short \(sharp: Input buffer has corrupt header\)$/],
+    ["a bare PNG signature", "b.png", async () => (await png()).subarray(0, 8), "truncated", /^cannot decode: the file's header is corrupt or cut short \(sharp: Input buffer has corrupt header\)$/],
+    ["a PNG without its last 20 bytes", "c.png", async () => { const b = await png(); return b.subarray(0, b.length - 20); }, "truncated", /^cannot decode: the png file is cut short \(sharp: .+\)$/],
+    ["a JPEG cut after 30 bytes", "d.jpg", async () => (await solid(64, 64).jpeg().toBuffer()).subarray(0, 30), "truncated", /^cannot decode: the file's header is corrupt or cut short \(sharp: Input buffer has corrupt header: VipsJpeg: premature end of JPEG image\)$/],
+    ["text named .jpg", "t.jpg", async () => Buffer.from("hello world\n"), "not-an-image", /^not an image sharp can read/],
+    ["zero bytes", "z.png", async () => Buffer.alloc(0), "unreadable", /^cannot decode: the file is empty \(0 bytes\)$/],
+  ])("%s", async (_, source, make, code, reason) => {
+    const probed = await probeImage({ source, bytes: await make(), resolution: 32 });
+    expect(probed.problems).toHaveLength(1);
+    const p = probed.problems[0]!;
+    expect(p.code).toBe(code);
+    expect(p.message).toMatch(reason);
+    // Complete: one line, nothing dangling after a colon.
+    expect(p.message).not.toMatch(/\n|:\s*\)|:\s*$/);
+  });
+});
