@@ -7,6 +7,7 @@ import type { ValidationReportsResponse } from "../api-types.js";
 import { CONTENT_TYPES, PROJECT_FILE_TYPES } from "../http-helpers.js";
 import { findFiles } from "../project-files.js";
 import { readConfinedText } from "../../fs/confined-read.js";
+import { openFileStream } from "../../fs/open-file-stream.js";
 import { SERVER_LIMITS } from "../limits.js";
 
 /**
@@ -35,14 +36,28 @@ export function decodedRest(c: Context, prefix: string): string {
 export function fileRoutes(ctx: AppContext) {
   const serve = async (c: Context, rel: string) => {
     const full = await ctx.inside(rel);
-    const info = await stat(full).catch(() => {
-      throw new LoraspecError("E_FILE_NOT_FOUND", `No file "${rel}" in the project.`);
+    // Streamed, never read whole: a project holds multi-GB LoRAs and checkpoints (fs/open-file-stream.ts).
+    const opened = await openFileStream({ file: full, range: (size) => byteRange(c.req.header("range"), size) }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT" || error.code === "ENOTDIR") throw new LoraspecError("E_FILE_NOT_FOUND", `No file "${rel}" in the project.`);
+      if (error.code === "EISDIR" || error.code === "ENOTREG") throw new LoraspecError("E_FILE_NOT_FOUND", `"${rel}" is not a file.`);
+      throw error;
     });
-    if (!info.isFile()) throw new LoraspecError("E_FILE_NOT_FOUND", `"${rel}" is not a file.`);
     const type = PROJECT_FILE_TYPES[extname(full).toLowerCase()];
-    const headers: Record<string, string> = { "Content-Type": type ?? "application/octet-stream", "Content-Security-Policy": PROJECT_FILE_CSP };
+    const headers: Record<string, string> = {
+      "Content-Type": type ?? "application/octet-stream",
+      "Content-Security-Policy": PROJECT_FILE_CSP,
+      "Accept-Ranges": "bytes",
+    };
     if (!type) headers["Content-Disposition"] = `attachment; filename="${basename(full).replace(/[^\w .()-]/g, "_")}"`;
-    return c.body(new Uint8Array(await readFile(full)), 200, headers);
+    if ("unsatisfiable" in opened) return c.body(null, 416, { ...headers, "Content-Range": `bytes */${opened.size}` });
+    const partial = opened.start !== 0 || opened.end !== opened.size - 1;
+    headers["Content-Length"] = String(opened.end - opened.start + 1);
+    if (partial) headers["Content-Range"] = `bytes ${opened.start}-${opened.end}/${opened.size}`;
+    if (c.req.method === "HEAD") {
+      await opened.stream.cancel();
+      return c.body(null, partial ? 206 : 200, headers);
+    }
+    return c.body(opened.stream, partial ? 206 : 200, headers);
   };
 
   return new Hono()
@@ -64,6 +79,27 @@ export function fileRoutes(ctx: AppContext) {
       if (c.req.param("key") !== ctx.filesKey) throw new LoraspecError("E_UNAUTHORIZED", "Wrong files key.");
       return serve(c, decodedRest(c, `/pf/${ctx.filesKey}/`));
     });
+}
+
+/**
+ * The one byte range of a `Range: bytes=...` header (RFC 9110 §14.1.2), for resuming a download:
+ * undefined (the whole file) without one, for a header this does not parse, or for several ranges;
+ * "unsatisfiable" for a range starting past the end.
+ */
+export function byteRange(header: string | undefined, size: number): { start: number; end: number } | "unsatisfiable" | undefined {
+  const m = header?.trim().match(/^bytes=(\d*)-(\d*)$/);
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] === "") {
+    // bytes=-N: the last N bytes.
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size) return "unsatisfiable";
+  if (end < start) return undefined;
+  return { start, end };
 }
 
 /** A report's summary JSON, read confined and bounded: one that links outside, is too big or is not JSON is left out. */
