@@ -20,7 +20,10 @@ export async function followRunLog(params: {
   write: (text: string) => void;
   signal?: AbortSignal;
   pollMs?: number;
+  /** Bytes read and written at a time (tests set a small one to put a boundary where they want it). */
+  chunkBytes?: number;
 }): Promise<void> {
+  const chunkBytes = params.chunkBytes ?? LOG_READ_CHUNK_BYTES;
   const store = openRunStore({ projectDir: params.projectDir });
   try {
     store.reconcile();
@@ -33,6 +36,12 @@ export async function followRunLog(params: {
     const offsets = new Map<string, number>(files.map((f) => [f, 0]));
     // One decoder per file: a character split between two reads is written whole.
     const decoders = new Map(files.map((f) => [f, new StringDecoder("utf8")]));
+    // A "\r" that ends a read is held until the next one shows whether "\n" follows: a "\r\n" split
+    // between two reads is one line end, not a redraw and then a blank line.
+    const heldCR = new Set<string>();
+    const flushHeld = () => {
+      for (const file of files) if (heldCR.delete(file)) params.write("\n");
+    };
     const pump = async (): Promise<boolean> => {
       let any = false;
       for (const file of files) {
@@ -42,15 +51,23 @@ export async function followRunLog(params: {
           const { size } = await handle.stat();
           // A log that grew with a long run is written piece by piece, never held whole.
           for (let from = offsets.get(file) ?? 0; from < size; ) {
-            const buffer = Buffer.alloc(Math.min(size - from, LOG_READ_CHUNK_BYTES));
+            const buffer = Buffer.alloc(Math.min(size - from, chunkBytes));
             const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
             if (bytesRead === 0) break; // shrank since the stat
             from += bytesRead;
             offsets.set(file, from);
+            let text = decoders.get(file)!.write(buffer.subarray(0, bytesRead));
+            if (heldCR.delete(file)) text = `\r${text}`;
+            if (text.endsWith("\r")) {
+              heldCR.add(file);
+              text = text.slice(0, -1);
+            }
             // Raw trainer files redraw bars with \r: show each redraw as its own line.
-            params.write(decoders.get(file)!.write(buffer.subarray(0, bytesRead)).replace(/\r(?!\n)/g, "\n"));
+            if (text) params.write(text.replace(/\r(?!\n)/g, "\n"));
             any = true;
           }
+          // Two raw files interleave: the other's lines must not run on after a held bar redraw.
+          if (files.length > 1 && heldCR.delete(file)) params.write("\n");
         } finally {
           await handle.close();
         }
@@ -58,12 +75,12 @@ export async function followRunLog(params: {
       return any;
     };
     await pump();
-    if (!params.follow) return;
+    if (!params.follow) return flushHeld();
     for (;;) {
-      if (params.signal?.aborted) return;
+      if (params.signal?.aborted) return flushHeld();
       const active = ACTIVE_STATES.includes(store.get(run.id).state);
       const got = await pump();
-      if (!active && !got) return;
+      if (!active && !got) return flushHeld();
       if (!got) await new Promise((r) => setTimeout(r, params.pollMs ?? 250));
       // A supervisor that died is found by reconcile; the follow then ends.
       if (!got) store.reconcile();

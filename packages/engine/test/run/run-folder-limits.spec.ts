@@ -130,6 +130,32 @@ describe("loraspec logs", () => {
     expect(written.length).toBeGreaterThan(1);
     expect(written.join("")).toBe(text);
   });
+
+  // A read boundary anywhere (each chunk size from 1 byte to the whole log) writes what one read does:
+  // a "\r\n" split between two reads is one line end, not a bar redraw and a blank line.
+  it.each([
+    ["CRLF lines", "step 1\r\nstep 2\r\n", "step 1\r\nstep 2\r\n"],
+    ["bar redraws then CRLF", "10%\r50%\r\ndone\n", "10%\n50%\r\ndone\n"],
+    ["a redraw that ends the log", "a\r\nb\r", "a\r\nb\n"],
+    ["CRLF around a split character", "é\r\né\r\r\n", "é\r\né\n\r\n"],
+  ])("%s: the same output for every read size", async (_name, text, want) => {
+    const { dir, run } = await projectWithRun(`crlf-${_name.replace(/\W/g, "")}`);
+    await writeFile(join(run.runDir, "run.log"), text);
+    for (let chunkBytes = 1; chunkBytes <= Buffer.byteLength(text); chunkBytes++) {
+      const written: string[] = [];
+      await followRunLog({ projectDir: dir, runId: run.id, write: (t) => written.push(t), chunkBytes });
+      expect(written.join(""), `read size ${chunkBytes}`).toBe(want);
+    }
+  });
+
+  it("a CRLF across the real 8 MiB read boundary is one line end", async () => {
+    const { dir, run } = await projectWithRun("crlf-8mib");
+    const text = `${"a".repeat(8 * 1024 * 1024 - 1)}\r\nnext line\r\n`;
+    await writeFile(join(run.runDir, "run.log"), text);
+    const written: string[] = [];
+    await followRunLog({ projectDir: dir, runId: run.id, write: (t) => written.push(t) });
+    expect(written.join("")).toBe(text);
+  });
 });
 
 describe("a multi-GB file in a run folder", () => {
