@@ -158,6 +158,52 @@ describe("loraspec logs", () => {
   });
 });
 
+describe("a run's duration from attempts.jsonl", () => {
+  // Lines without two dates (a copied or hand-edited file) are skipped, never summed as NaN.
+  const junk = [
+    "{}",
+    JSON.stringify({ attempt: 1 }),
+    JSON.stringify({ startedAt: "2026-01-01T00:00:00Z" }),
+    JSON.stringify({ startedAt: "yesterday", endedAt: "today" }),
+    JSON.stringify({ startedAt: 0, endedAt: 10_000 }),
+    JSON.stringify({ startedAt: null, endedAt: "2026-01-01T00:00:10Z" }),
+    "null",
+    "5",
+    '"2026-01-01T00:00:00Z"',
+    "{torn",
+  ];
+  const good = JSON.stringify({ startedAt: "2026-01-01T00:00:00Z", endedAt: "2026-01-01T00:00:10Z" });
+
+  it.each(junk)("%s is skipped; the good attempt still counts", async (line) => {
+    const { run } = await projectWithRun(`dur-${junk.indexOf(line)}`);
+    await writeFile(join(run.runDir, "attempts.jsonl"), `${line}\n${good}\n`);
+    const started = Date.parse(run.startedAt!);
+    expect(await runDurationSeconds({ ...run, endedAt: new Date(started + 5000).toISOString() })).toBeCloseTo(15, 3);
+  });
+
+  it("a row whose own dates are not dates has no duration (undefined), not NaN", async () => {
+    const { run } = await projectWithRun("dur-row");
+    expect(await runDurationSeconds({ ...run, startedAt: "garbage" })).toBeUndefined();
+    expect(await runDurationSeconds({ ...run, endedAt: "garbage" })).toBeUndefined();
+  });
+
+  it("`loraspec runs` prints a duration, never NaN, for a run whose attempts.jsonl has lines without dates", async () => {
+    const { dir, run } = await projectWithRun("dur-cli");
+    await writeFile(join(run.runDir, "attempts.jsonl"), `${junk.join("\n")}\n${good}\n`);
+    const text = spawnSync(process.execPath, [bin, "runs", "--project", dir], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 60_000 });
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain(run.id);
+    expect(text.stdout).not.toMatch(/NaN/);
+    const json = spawnSync(process.execPath, [bin, "runs", "--json", "--project", dir], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 60_000 });
+    expect(json.status).toBe(0);
+    expect(json.stdout).not.toMatch(/NaN/);
+    const listed = (JSON.parse(json.stdout) as { runs: Array<{ id: string; durationSeconds: number | null }> }).runs.find((r) => r.id === run.id);
+    // The good attempt's 10 s plus this attempt's span (settled by reconcile as interrupted).
+    expect(listed?.durationSeconds).toBeGreaterThanOrEqual(10);
+    expect(Number.isFinite(listed?.durationSeconds)).toBe(true);
+  });
+});
+
 describe("a multi-GB file in a run folder", () => {
   it("job.json: reconcile names it (E_FILE_TOO_LARGE), settles the run as if it said nothing, and reads nothing", async () => {
     const { dir, run } = await projectWithRun("job");
