@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import pc from "picocolors";
+import { TRIGGER_TAG_SHARE } from "@loraspec/core/lora/caption-tags.js";
 import { printJson, table } from "../output.js";
 
 /** `loraspec inspect FILE [--json]`: format, base model, modules, ranks, metadata; unknown keys listed. */
@@ -23,7 +24,11 @@ export function registerInspect(program: Command): void {
       out.push(`format        ${r.format}${r.traits.length ? ` (${r.traits.join(", ")})` : ""}`);
       out.push(`network       ${networkLine(r.network)}`);
       out.push(`base model    ${r.architecture ? r.architecture.title : pc.yellow("unknown")}`);
-      out.push(`modules       ${r.modules.length}  ranks ${Object.entries(r.ranks).map(([k, n]) => `${k}x${n}`).join(" ")}  scales ${Object.entries(r.scales).map(([k, n]) => `${Number(k).toPrecision(4)}x${n}`).join(" ")}`);
+      if (r.modules.length) {
+        out.push(`modules       ${r.modules.length}  ranks ${Object.entries(r.ranks).map(([k, n]) => `${k}x${n}`).join(" ")}  scales ${Object.entries(r.scales).map(([k, n]) => `${Number(k).toPrecision(4)}x${n}`).join(" ")}`);
+      } else {
+        out.push(`modules       ${r.architecture ? "no plain LoRA module (the adapter's modules are counted under network)" : "none: no key matched a module of a known base model"}`);
+      }
       for (const c of r.coverage ?? []) {
         out.push(`  ${c.component.padEnd(12)}${c.touched}/${c.total} modules, ${c.defaultTouched}/${c.defaultTargets} of the default attention/MLP targets`);
       }
@@ -31,7 +36,7 @@ export function registerInspect(program: Command): void {
         const t = r.targets;
         out.push(`targets       ${t.preset}: ${t.covered}/${t.blockModules} modules of the transformer blocks${t.outside ? ` + ${t.outside} outside them` : ""} (attention ${t.presets.attention}, attention-mlp ${t.presets["attention-mlp"]}, all-linear ${t.presets["all-linear"]})`);
       }
-      if (r.triggerWords.length) out.push(`trigger words ${r.triggerWords.join(", ")}`);
+      out.push(...tagLines(r));
       const meta = { ...r.metadata.ss, ...r.metadata.modelspec, ...r.metadata.other };
       const shown = Object.entries(meta).filter(([k]) => !/tag_frequency|dataset_dirs|datasets|bucket_info/.test(k));
       if (shown.length) {
@@ -55,6 +60,32 @@ export function registerInspect(program: Command): void {
       }
       process.stdout.write(`${out.join("\n")}\n`);
     });
+}
+
+type Report = Awaited<ReturnType<typeof import("@loraspec/engine/lora/inspect-lora.js").inspectLora>>;
+
+/** A tag as shown: one line, at most 40 characters (ss_tag_frequency is whatever the captions held). */
+const shownTag = (tag: string) => {
+  const flat = tag.replace(/\s+/g, " ");
+  return flat.length > 40 ? `${flat.slice(0, 37)}...` : flat;
+};
+
+/**
+ * "trigger words" (tags in nearly every caption of a folder, or modelspec.trigger_phrase) and,
+ * apart, the caption-tag histogram's most frequent tags with their counts, so nothing is hidden.
+ */
+function tagLines(r: Report): string[] {
+  const t = r.captionTags;
+  const lines: string[] = [];
+  const share = `${Math.round(TRIGGER_TAG_SHARE.value * 100)}%`;
+  if (r.triggerWords.length) lines.push(`trigger words ${r.triggerWords.map(shownTag).join(", ")}`);
+  else if (t.tags || t.note) lines.push(`trigger words none: ${t.note ?? `no caption tag is in ${share} or more of its folder's captions (natural-language captions have none)`}`);
+  if (r.triggerWords.length && t.note) lines.push(`              (${t.note})`);
+  if (t.top.length) {
+    const of = `${t.top.length} most frequent of ${t.tags} tag(s)${t.captions ? ` in ${t.captions} caption(s)` : ""}`;
+    lines.push(`frequent tags ${t.top.map((x) => `${shownTag(x.tag)} x${x.count}`).join(", ")} (${of})`);
+  }
+  return lines;
 }
 
 type Network = Awaited<ReturnType<typeof import("@loraspec/engine/lora/inspect-lora.js").inspectLora>>["network"];

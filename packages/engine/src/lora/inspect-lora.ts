@@ -1,4 +1,5 @@
 import { decodeToF32, isDecodable } from "@loraspec/core/lora/dtype.js";
+import { captionTagsFrom, type CaptionTags } from "@loraspec/core/lora/caption-tags.js";
 import { describeMisfit, parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { lycorisArch } from "@loraspec/core/lora/plan-lycoris.js";
 import { describeNetwork, type NetworkSummary } from "@loraspec/core/lora/network-kind.js";
@@ -34,7 +35,10 @@ export interface InspectReport {
   scales: Record<string, number>;
   components: string[];
   metadata: { ss: Record<string, string>; modelspec: Record<string, string>; other: Record<string, string> };
+  /** Tags in >= TRIGGER_TAG_SHARE of a folder's captions (Kohya's ss_tag_frequency over ss_dataset_dirs img_count), then modelspec.trigger_phrase. */
   triggerWords: string[];
+  /** The caption-tag histogram's most frequent tags, its size, and why no trigger could be read from it. */
+  captionTags: Omit<CaptionTags, "triggerWords">;
   nonFinite: { tensor: string; nan: number; inf: number }[];
   unplaced: string[];
   /** Why modules named like a base model's did not place: their down/up shapes (core describeMisfit). */
@@ -62,21 +66,13 @@ export async function readAlphas(file: SafetensorsFile): Promise<Map<string, num
   return out;
 }
 
+/** Trigger words (tags in nearly every caption of a folder, and modelspec.trigger_phrase): core lora/caption-tags.ts. */
 export function triggerWordsFrom(metadata: Record<string, string>): string[] {
-  const words = new Set<string>();
-  const raw = metadata.ss_tag_frequency;
-  if (raw) {
-    try {
-      const freq = JSON.parse(raw) as Record<string, Record<string, number>>;
-      const counts = new Map<string, number>();
-      for (const tags of Object.values(freq)) for (const [tag, n] of Object.entries(tags ?? {})) counts.set(tag.trim(), (counts.get(tag.trim()) ?? 0) + Number(n));
-      for (const [tag] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 5)) if (tag) words.add(tag);
-    } catch {
-      // Not JSON: ignore; the raw value still shows in the metadata listing.
-    }
-  }
-  if (metadata["modelspec.trigger_phrase"]) words.add(metadata["modelspec.trigger_phrase"]);
-  return [...words];
+  return captionTagsFrom(metadata).triggerWords;
+}
+
+function splitTags({ triggerWords, ...captionTags }: CaptionTags): Pick<InspectReport, "triggerWords" | "captionTags"> {
+  return { triggerWords, captionTags };
 }
 
 /** Everything a user wants to know about a LoRA file, without hiding any key. */
@@ -139,7 +135,7 @@ export async function inspectLora(params: { path: string; scanValues?: boolean }
       scales,
       components: [...new Set(modules.map((m) => m.component))],
       metadata: { ss, modelspec, other },
-      triggerWords: triggerWordsFrom(file.metadata),
+      ...splitTags(captionTagsFrom(file.metadata)),
       nonFinite,
       unplaced: parsed.unplaced,
       misfits: parsed.misfits.map(describeMisfit),

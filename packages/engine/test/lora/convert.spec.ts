@@ -21,13 +21,13 @@ describe("inspect", () => {
     const p = join(dir, "k.safetensors");
     await buildLora({
       path: p, arch: "flux1", format: "kohya", pick: fluxSubset, rank: 4, alpha: kohyaAlpha, dtype: "BF16",
-      metadata: { ss_network_dim: "4", ss_tag_frequency: JSON.stringify({ "10_txcl": { txcl: 20, "a photo": 3 } }), "modelspec.architecture": "flux-1-dev/lora" },
+      metadata: { ss_network_dim: "4", ss_tag_frequency: JSON.stringify({ "10_txcl": { txcl: 20, "a photo": 3 } }), ss_dataset_dirs: JSON.stringify({ "10_txcl": { n_repeats: 10, img_count: 20 } }), "modelspec.architecture": "flux-1-dev/lora" },
       extra: [{ name: "lora_unet_double_blocks_0_img_attn_norm_query_norm.diff", dtype: "F32", shape: [2], data: encodeFromF32("F32", new Float32Array([NaN, 1])) }],
     });
     const r = await inspectLora({ path: p });
     expect(r.format).toBe("lycoris"); // a .diff key makes it not a plain LoRA
     expect(r.architecture?.id).toBe("flux1");
-    expect(r.triggerWords[0]).toBe("txcl");
+    expect(r.triggerWords).toEqual(["txcl"]); // "a photo" is in 3 of 20 captions: a frequent tag, not a trigger
     expect(r.nonFinite).toEqual([{ tensor: "lora_unet_double_blocks_0_img_attn_norm_query_norm.diff", nan: 1, inf: 0 }]);
     expect(r.unplaced).toEqual(["lora_unet_double_blocks_0_img_attn_norm_query_norm.diff"]);
     expect(r.components.sort()).toEqual(["te1", "transformer"]);
