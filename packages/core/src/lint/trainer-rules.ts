@@ -24,6 +24,8 @@ interface IgnoredField extends Sourced {
   severity?: Severity;
 }
 
+const AI_TOOLKIT_BUCKET_STEP_SOURCE =
+  "ostris/ai-toolkit@27a03a9 toolkit/data_loader.py L394-395 (AiToolkitDataset: dataset_config.bucket_tolerance = sd.get_bucket_divisibility()); toolkit/stable_diffusion_model.py L289-297 (get_bucket_divisibility)";
 const FAL_SRC = "shared/reference/trainers.md §4.1 (fal-js@381105e endpoint input types)";
 const FAL_AS_OF = "2026-08-02";
 const hp = (c: Contract) => c.hyperparameters;
@@ -89,11 +91,19 @@ export const IGNORED_FIELDS: readonly IgnoredField[] = [
       trainer: "ai-toolkit",
       field: `dataset.buckets.${side}`,
       applies: (c) => c.dataset.buckets?.[side] !== undefined,
-      why: "ai-toolkit buckets from its own size list scaled to each resolution; only the step (bucket_tolerance) and the resolutions are settings",
+      why: "ai-toolkit buckets from its own size list scaled to each resolution; only the resolutions are settings",
       source: AI_TOOLKIT_BUCKETS.source,
       asOf: AI_TOOLKIT_BUCKETS.asOf,
     }),
   ),
+  {
+    trainer: "ai-toolkit",
+    field: "dataset.buckets.step",
+    applies: (c) => c.dataset.buckets?.step !== undefined,
+    why: "ai-toolkit replaces its bucket_tolerance with the model's own divisibility when it loads the dataset (16 for SDXL, 32 for FLUX.1), so a step set here changes nothing",
+    source: AI_TOOLKIT_BUCKET_STEP_SOURCE,
+    asOf: "2026-12-05",
+  },
   {
     trainer: "diffusers",
     field: "trainer.version",

@@ -88,8 +88,8 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     // Every training resolution (dataset.buckets.resolutions + dataset.resolution): ai-toolkit trains each image at each.
     resolution: buckets.resolutions,
     buckets: contract.dataset.aspect === "buckets",
-    // ai-toolkit's buckets are its own size list scaled per resolution; the step is their divisibility (AI_TOOLKIT_BUCKETS).
-    ...(contract.dataset.aspect === "buckets" ? { bucket_tolerance: buckets.step } : {}),
+    // ai-toolkit's buckets are its own size list scaled per resolution, on the model's own divisibility: it overwrites
+    // bucket_tolerance when it loads the dataset (lint/trainer-rules.ts: dataset.buckets.step is ignored), so none is written.
     num_repeats: repeats,
   });
   const targets = aiToolkitTargets(contract);
