@@ -99,7 +99,7 @@ export const BucketsSchema = z
     step: positiveInt()
       .multipleOf(32)
       .optional()
-      .meta({ description: "Bucket sides are multiples of this, in px (Kohya's --bucket_reso_steps, ai-toolkit's bucket_tolerance; default 64; sd-scripts needs a multiple of 32 for SDXL/FLUX)." }),
+      .meta({ description: "Bucket sides are multiples of this, in px (Kohya's --bucket_reso_steps and the built-in trainer's; default 64; sd-scripts needs a multiple of 32 for SDXL/FLUX; ai-toolkit uses its model's own divisibility instead)." }),
     resolutions: z
       .array(positiveInt())
       .min(1)
