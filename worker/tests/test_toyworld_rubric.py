@@ -40,8 +40,7 @@ def loras(tmp_path_factory, quiet, good_txcl_lora):
         pytest.skip("the CLI is not built (npm run build)")
     out = tmp_path_factory.mktemp("rubric-loras")
     # the good one is the session's (conftest.py: trained once with training seed 1, shared with test_toyworld_lora)
-    todo = sorted((v for v in rubric.VARIANTS if v.name != "good"), key=lambda v: -v.steps)  # the longest first
-    jobs = {v.name: (rubric.train_variant, (v, str(out / v.name)), {"seed": 1}) for v in todo}
+    jobs = rubric.train_jobs([v for v in rubric.VARIANTS if v.name != "good"], str(out), seed=1)
     jobs["txst"] = (stack.train_style, (str(out / "txst"),), {"seed": 1, "steps": STYLE_STEPS})
     return {"good": good_txcl_lora, **lanes.in_processes(jobs)}
 

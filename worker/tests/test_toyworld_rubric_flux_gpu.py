@@ -44,10 +44,8 @@ def rows(request, tmp_path_factory):
     workers = None if CPU else len(rubric.VARIANTS)
     before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
     try:
-        loras = lanes.in_processes({v.name: (rubric.train_variant, (v, str(out / v.name / "train")),
-                                             {"seed": seed, "steps": s["steps"], "arch": "flux1", "device": s["device"],
-                                              "precision": s["precision"], "prior_steps": s["prior_steps"]})
-                                    for v in sorted(rubric.VARIANTS, key=lambda v: v.name != "good")}, workers)  # the longest first
+        loras = lanes.in_processes(rubric.train_jobs(rubric.VARIANTS, str(out), arch="flux1", seed=seed, steps=s["steps"], device=s["device"],
+                                                     precision=s["precision"], prior_steps=s["prior_steps"]), workers)
         done = lanes.in_threads({v.name: (rubric.validate, (v, loras[v.name], str(out / v.name), [1, 2]),
                                           {"arch": "flux1", "device": s["device"], "render_steps": s["render_steps"]})
                                  for v in rubric.VARIANTS}, workers)

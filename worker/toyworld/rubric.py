@@ -225,6 +225,20 @@ def verdict_mismatches(variant: Variant, row: dict) -> list[str]:
     return wrong
 
 
+def train_jobs(variants, out: str, arch: str = "sdxl", **settings) -> dict:
+    """lanes.in_processes jobs training `variants` into <out>/<name>/train with train_variant's `settings`, the
+    longest first (the pool starts them as listed; on FLUX.1 the good one trains bind_probe.BINDING's steps)."""
+    def steps(v: Variant) -> int:
+        if arch == "flux1" and v.name == "good":
+            from . import bind_probe
+
+            return settings.get("steps") or bind_probe.BINDING["steps"]
+        return settings.get("steps") or v.steps
+
+    return {v.name: (train_variant, (v, os.path.join(out, v.name, "train")), {"arch": arch, **settings})
+            for v in sorted(variants, key=lambda v: -steps(v))}
+
+
 def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants=VARIANTS, loras: Optional[dict] = None,
         arch: str = "sdxl", device: str = "cpu", precision: str = "fp32", base: Optional[str] = None) -> dict:
     """loras: {variant name: LoRA file} already trained (the tests share them with the stacking check).
@@ -232,11 +246,9 @@ def run(out: str, train_seed: int = 1, seeds: tuple[int, ...] = (1, 2), variants
     from . import lanes
 
     loras = dict(loras or {})
-    todo = sorted((v for v in variants if v.name not in loras), key=lambda v: -v.steps)  # the longest first
     workers = None if device == "cpu" else 1
-    loras.update(lanes.in_processes({v.name: (train_variant, (v, os.path.join(out, v.name, "train")),
-                                              {"seed": train_seed, "base": base, "arch": arch, "device": device, "precision": precision})
-                                     for v in todo}, workers))
+    loras.update(lanes.in_processes(train_jobs([v for v in variants if v.name not in loras], out, seed=train_seed, base=base, arch=arch,
+                                               device=device, precision=precision), workers))
     results = lanes.in_threads({v.name: (validate, (v, loras[v.name], os.path.join(out, v.name), list(seeds), arch, base, device), {})
                                 for v in variants}, workers)
     return {v.name: summary(results[v.name]) for v in variants}
