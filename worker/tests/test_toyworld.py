@@ -156,10 +156,31 @@ def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
                          "sets": [{"id": "same", "images": paths[3:], "texts": texts}, {"id": "other", "images": others, "texts": texts}]})
         assert out["embedder"]["clip"] == JUDGE
         assert out["sets"]["same"]["fidelity_clip"] > out["sets"]["other"]["fidelity_clip"] + 0.1
-    scene = scene_from_text("txcl, small, in the top left on a night background")
-    assert scene.background == "night" and scene.objects == []
     scene = scene_from_text("a large red star at the bottom on a grass background")
     assert (scene.background, scene.objects[0].shape, scene.objects[0].colour, world.POSITIONS[scene.objects[0].position][1]) == ("grass", "star", "red", "bottom")
+
+
+def test_a_prompt_that_names_a_size_and_place_but_no_look_is_every_look_there(tmp_path):
+    """The embedder's text side: "txcl, small, in the top left on a night background" (a rubric prompt: the trigger
+    stands for the subject) is an object of that size and place drawn in every shape and colour, not an empty night sky
+    (an empty sky scored a LoRA that drew its subject at the asked size below the base's smaller objects: the FLUX.1
+    toy rubric's good LoRA failed prompt fidelity, bench/RESULTS.md). A background alone stays a bare scene."""
+    from toyworld.embedder import ToyJudgeEmbedder, scenes_from_text
+
+    scenes = scenes_from_text("txcl, small, in the top left on a night background")
+    assert len(scenes) == len(world.SHAPES) * len(world.COLOUR_NAMES)
+    assert {(s.background, len(s.objects), s.objects[0].size, world.POSITIONS[s.objects[0].position][1]) for s in scenes} == {("night", 1, "small", "top left")}
+    assert {(s.objects[0].shape, s.objects[0].colour) for s in scenes} == {(a, b) for a in world.SHAPES for b in world.COLOUR_NAMES}
+    assert [(s.objects[0].shape, s.objects[0].colour) for s in scenes_from_text("a red star, large")] == [("star", "red")]
+    assert [s.objects for s in scenes_from_text("a night background")] == [[]]
+
+    emb = ToyJudgeEmbedder(JUDGE)
+    t = emb.texts(["txcl, large, in the center on a night background", "a night background", "txcl, large, in the center on a night background"])
+    assert abs(float(t[0].norm()) - 1) < 1e-5 and float((t[0] - t[2]).abs().max()) == 0
+    drawn = str(tmp_path / "cross.png")
+    world.render(world.Scene(background="night", tint=0, seed=3, objects=[world.Obj("cross", "cyan", 4, "large")])).save(drawn)
+    e = emb.images([drawn])[0]
+    assert float(e @ t[0]) > float(e @ t[1])  # a large cyan cross in the centre of a night sky fits the text that asks for a large object there
 
 
 def test_toy_vae_keeps_the_style_concept():
