@@ -218,3 +218,21 @@ def test_checkpointing_modes_and_the_compile_cache_are_the_tables():
     assert "{torch}" in TABLE["compileCache"]["artifactsFile"] and TABLE["compileCache"]["warning"].startswith("W_")
     assert "compile_cache_dir" not in REQUEST["required"] and "checkpointing_mode" in REQUEST["required"]
     assert {"at"} <= set(next(o for o in EVENTS["oneOf"] if o["properties"]["type"].get("const") == "phase")["properties"])
+
+
+def test_the_loss_spike_rule_is_cores_record_applied_as_sent():
+    # knowledge/loss-spike.ts -> schema/builtin-trainer.json lossSpike: hand-built requests carry it, the
+    # request schema requires each number, and the worker judges a blow-up first at the record's first step
+    from loraspec_worker.train.dev_request import dev_config
+
+    rule = TABLE["lossSpike"]
+    sent = {"loss_spike_factor": rule["factor"], "loss_spike_recent_steps": rule["recentSteps"],
+            "loss_spike_baseline_steps": rule["baselineSteps"], "loss_spike_first_step": rule["firstStep"]}
+    assert {k: v for k, v in dev_request(arch="sdxl")["failure"].items() if k.startswith("loss_spike")} == sent
+    failure = REQUEST["properties"]["failure"]
+    assert {k for k in failure["properties"] if k.startswith("loss_spike")} == set(sent) <= set(failure["required"])
+    cfg = dev_config(arch="sdxl")
+    assert {k: getattr(cfg, k) for k in sent} == sent
+    train.check_spike(cfg, [1.0] * (rule["firstStep"] - 2) + [1e3], rule["firstStep"] - 1)  # one step too early
+    with pytest.raises(train.Diverged, match=f"mean of the last {rule['recentSteps']} steps"):
+        train.check_spike(cfg, [1.0] * (rule["firstStep"] - 1) + [1e3], rule["firstStep"])

@@ -232,6 +232,45 @@ def test_loss_spike_rule_never_fires_on_a_healthy_batch1_run(seed):
             train.check_spike(cfg, losses + [0.5] * n, len(losses) + n)
 
 
+def _spike_windows(recent: int, baseline: int, first: int) -> dict:
+    return {"loss_spike_recent_steps": recent, "loss_spike_baseline_steps": baseline, "loss_spike_first_step": first}
+
+
+@pytest.mark.parametrize(
+    "losses, windows, diverged",
+    [
+        # the recent window is the request's: 3 steps at 10x show over 3, not over 20
+        ([1.0] * 100 + [10.0] * 3, (3, 200, 40), True),
+        ([1.0] * 100 + [10.0] * 3, (20, 200, 40), False),
+        # the baseline window is the request's: 200 steps back sees only the calm stretch, 250 the early high loss too
+        ([100.0] * 50 + [1.0] * 200 + [5.0] * 20, (20, 200, 40), True),
+        ([100.0] * 50 + [1.0] * 200 + [5.0] * 20, (20, 250, 40), False),
+        # the first step is the request's: judged at the 8th loss with first 8, not with 9 (nor with core's 40)
+        ([1.0] * 7 + [100.0], (5, 10, 8), True),
+        ([1.0] * 7 + [100.0], (5, 10, 9), False),
+        ([1.0] * 10 + [10.0] * 5, (5, 10, 8), True),
+        ([1.0] * 10 + [10.0] * 5, (20, 200, 40), False),
+    ],
+)
+def test_loss_spike_rule_applies_the_windows_the_request_sends(losses, windows, diverged):
+    # core's knowledge/loss-spike.ts is the rule's one home; the worker applies whatever the request says
+    cfg = dev_config(arch="sdxl", failure={"loss_spike_factor": 4, **_spike_windows(*windows)})
+    if diverged:
+        with pytest.raises(train.Diverged, match=f"mean of the last {windows[0]} steps"):
+            train.check_spike(cfg, losses, len(losses))
+    else:
+        train.check_spike(cfg, losses, len(losses))
+
+
+@pytest.mark.parametrize("field", ["loss_spike_factor", "loss_spike_recent_steps", "loss_spike_baseline_steps", "loss_spike_first_step"])
+def test_a_request_without_a_loss_spike_field_is_a_usage_error(field):
+    request = dev_request(arch="sdxl", base="-", dataset="-", output_dir="-")
+    del request["failure"][field]
+    with pytest.raises(WorkerError) as err:
+        train.parse_config(request)
+    assert err.value.code == "E_USAGE" and field in err.value.message
+
+
 def test_oom_retries_with_the_allowed_fallback(bases, dataset, tmp_path, events):
     result = train.run(request(bases, dataset, tmp_path, steps=2, failure={"on_oom": "fallback", "oom_fallbacks": ["gradient_checkpointing"]},
                                debug={"raise_oom_once": True}))

@@ -70,6 +70,9 @@ class Config:
     network_type: str
     network_factor: int
     loss_spike_factor: float
+    loss_spike_recent_steps: int
+    loss_spike_baseline_steps: int
+    loss_spike_first_step: int
     on_oom: str
     oom_fallbacks: list
     reg_dataset: Optional[str] = None

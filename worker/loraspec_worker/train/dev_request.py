@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import TARGETS
+from .config import TABLE, TARGETS
 
 DEV_SETTINGS: dict[str, Any] = {
     "name": "lora",
@@ -49,7 +49,15 @@ DEV_SETTINGS: dict[str, Any] = {
     "network_type": "lora",
     "network_factor": -1,
 }
-DEV_FAILURE = {"loss_spike_factor": 4, "on_oom": "fail", "oom_fallbacks": []}
+_SPIKE = TABLE["lossSpike"]  # core's loss-spike record (knowledge/loss-spike.ts), as compile/diffusers.ts sends it
+DEV_FAILURE = {
+    "loss_spike_factor": _SPIKE["factor"],
+    "loss_spike_recent_steps": _SPIKE["recentSteps"],
+    "loss_spike_baseline_steps": _SPIKE["baselineSteps"],
+    "loss_spike_first_step": _SPIKE["firstStep"],
+    "on_oom": "fail",
+    "oom_fallbacks": [],
+}
 
 
 def dev_request(**fields: Any) -> dict:

@@ -28,15 +28,8 @@ from .setup import load_and_cache, prepare_trainable, report_settings, resolve_l
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
 _TEST_STEP_DELAY_S = float(os.environ.get("LORASPEC_TEST_STEP_DELAY_S") or 0)
 
-# Spike detection: the mean loss of the last SPIKE_RECENT steps against the mean of up to SPIKE_WINDOW
-# steps before them (the schema's "factor x its running average"). A diffusion loss at batch 1 swings
-# with the sampled timestep (a healthy toy SDXL run: median 0.011, 90th percentile 0.05, max 0.22), so
-# a short recent window against a median fired in every simulated 2000-step batch-1 run drawn from
-# that run's losses; 20 against 200 fired in none of 200, and still catches a jump to 5x the mean
-# within ~20 steps and to 50x within 1-2 (worker/tests/test_train.py test_loss_spike_rule).
-SPIKE_WINDOW = 200
-SPIKE_RECENT = 20
-SPIKE_MIN_STEPS = 40
+# The loss-spike rule's numbers (factor, recent window, baseline window, first step) are core's
+# (knowledge/loss-spike.ts, with why they were chosen); the request carries them as failure.loss_spike_*.
 
 
 class Diverged(Exception):
@@ -321,13 +314,14 @@ def report_step(state: TrainState, step_loss: float) -> None:
 
 
 def check_spike(cfg: Config, losses: list[float], step: int) -> None:
-    factor = cfg.loss_spike_factor
-    if not factor or len(losses) < SPIKE_MIN_STEPS:
+    """Diverged when the mean loss of the last loss_spike_recent_steps steps exceeds loss_spike_factor x
+    the mean of up to loss_spike_baseline_steps steps before them, once the run has loss_spike_first_step
+    losses (and at least one baseline step): all four from the request."""
+    factor, recent_n, baseline_n = cfg.loss_spike_factor, cfg.loss_spike_recent_steps, cfg.loss_spike_baseline_steps
+    if len(losses) < cfg.loss_spike_first_step or len(losses) <= recent_n:
         return
-    before = losses[-SPIKE_WINDOW - SPIKE_RECENT : -SPIKE_RECENT]
-    if len(before) < SPIKE_MIN_STEPS - SPIKE_RECENT:
-        return
+    before = losses[-baseline_n - recent_n : -recent_n]
     average = sum(before) / len(before)
-    recent = sum(losses[-SPIKE_RECENT:]) / SPIKE_RECENT
+    recent = sum(losses[-recent_n:]) / recent_n
     if average > 0 and recent > factor * average:
-        raise Diverged(f"loss spiked to {recent:.4g} (mean of the last {SPIKE_RECENT} steps), over {factor:g}x the mean of the {len(before)} steps before ({average:.4g}) at step {step}")
+        raise Diverged(f"loss spiked to {recent:.4g} (mean of the last {recent_n} steps), over {factor:g}x the mean of the {len(before)} steps before ({average:.4g}) at step {step}")

@@ -1,4 +1,5 @@
 import { LOKR_DEFAULT_FACTOR, lokrFactor } from "../knowledge/network-types.js";
+import { LOSS_SPIKE_RULE } from "../knowledge/loss-spike.js";
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import { assertSettingsAccepted } from "./trainer-capabilities.js";
@@ -143,7 +144,14 @@ export function compileDiffusers(
     trigger_word: contract.trigger.word,
     caption_extension: contract.captions.extension,
     ...settings,
-    failure: { loss_spike_factor: contract.failure.loss_spike_factor, on_oom: contract.failure.on_oom ?? "fail", oom_fallbacks: fallbacks },
+    failure: {
+      loss_spike_factor: contract.failure.loss_spike_factor,
+      loss_spike_recent_steps: LOSS_SPIKE_RULE.recentSteps,
+      loss_spike_baseline_steps: LOSS_SPIKE_RULE.baselineSteps,
+      loss_spike_first_step: LOSS_SPIKE_RULE.firstStep,
+      on_oom: contract.failure.on_oom ?? "fail",
+      oom_fallbacks: fallbacks,
+    },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
   if (paths.cacheDir && settings.compile) request.compile_cache_dir = joinPath(paths.cacheDir, BUILTIN_TRAINER.compileCache.folder);

@@ -88,7 +88,12 @@ export const TrainRequestSchema = z.strictObject({
     .union([z.literal(-1), z.int().min(1)])
     .meta({ description: "LoKr's Kronecker factor (peft decompose_factor; -1: the largest); other kinds ignore it." }),
   failure: z.strictObject({
-    loss_spike_factor: z.number().gt(1),
+    loss_spike_factor: z.number().gt(1).meta({ description: "Diverged when the mean loss of the recent window exceeds this factor x the baseline's mean (the contract's failure.loss_spike_factor)." }),
+    loss_spike_recent_steps: int(1).meta({ description: "The loss-spike rule's recent window: the last this many steps (knowledge/loss-spike.ts)." }),
+    loss_spike_baseline_steps: int(1).meta({ description: "The loss-spike rule's baseline: up to this many steps before the recent window (knowledge/loss-spike.ts)." }),
+    loss_spike_first_step: int(2).meta({
+      description: "The loss-spike rule is judged once the run has this many losses (a resumed run counts its checkpoint's); never before a baseline step exists (knowledge/loss-spike.ts).",
+    }),
     on_oom: z.enum(["fail", "fallback"]),
     oom_fallbacks: z.array(z.enum(BUILTIN_TRAINER.oomFallbacks)),
   }),

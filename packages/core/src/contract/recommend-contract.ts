@@ -11,6 +11,7 @@ import { findGpu } from "../knowledge/gpus.js";
 import { getDatasetSize, getLrRange, getSteps, CAPTION_RULES, STACKING } from "../knowledge/recipes.js";
 import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS, trainerRuns } from "../knowledge/trainers.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
+import { LOSS_SPIKE_RULE } from "../knowledge/loss-spike.js";
 import { LoraspecError } from "../errors.js";
 import { ContractSchema, type ContractInput, type Target, type TrainerId } from "./schema.js";
 import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
@@ -161,7 +162,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
     },
     ...(targets ? { network: { targets: targets.targets } } : {}),
     limits: { ...(vramGb && hardware === "local" ? { vram_ceiling_gb: vramGb } : {}), ...(choices.maxCostUsd !== undefined ? { max_cost_usd: choices.maxCostUsd } : {}) },
-    failure: { on_divergence: "stop", loss_spike_factor: 4, on_oom: "fallback", oom_fallbacks: ["gradient_checkpointing", "optimizer_8bit", "smaller_batch"] },
+    failure: { on_divergence: "stop", loss_spike_factor: LOSS_SPIKE_RULE.factor, on_oom: "fallback", oom_fallbacks: ["gradient_checkpointing", "optimizer_8bit", "smaller_batch"] },
     validation: {
       seeds: [1, 2, 3],
       trigger_prompts: [subjectPrompt(choices.target)],

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BASE_MODEL_IDS } from "../knowledge/base-models.js";
 import { TARGET_PRESETS } from "../knowledge/lora-targets.js";
+import { LOSS_SPIKE_RULE } from "../knowledge/loss-spike.js";
 import { REGULARISER_DEFAULTS as RD, TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 
 /**
@@ -224,7 +225,13 @@ export const FailureSchema = z
       .enum(["stop", "rollback", "continue"])
       .optional()
       .meta({ description: "When the loss turns NaN or spikes: stop, roll back to the last checkpoint, or carry on. Left out: stop (and check warns: say it)." }),
-    loss_spike_factor: z.number().gt(1).default(4).meta({ description: "A loss above this factor x its running average counts as divergence." }),
+    loss_spike_factor: z
+      .number()
+      .gt(1)
+      .default(LOSS_SPIKE_RULE.factor)
+      .meta({
+        description: `A loss above this factor x its running average counts as divergence (the built-in trainer: the mean of the last ${LOSS_SPIKE_RULE.recentSteps} steps against the mean of up to ${LOSS_SPIKE_RULE.baselineSteps} before, from step ${LOSS_SPIKE_RULE.firstStep}).`,
+      }),
     on_oom: z
       .enum(["fail", "fallback"])
       .optional()

@@ -3,6 +3,7 @@ import { LORA_COMPUTE, LORA_COMPUTE_MODES } from "./lora-compute.js";
 import { FLATTEN_BACKGROUND } from "./image-formats.js";
 import type { BaseModelId } from "./base-models.js";
 import { LORA_TARGETS } from "./lora-targets.js";
+import { LOSS_SPIKE_RULE } from "./loss-spike.js";
 import type { Sourced } from "./types.js";
 import { BUILTIN_REGULARISERS } from "./regularisers.js";
 
@@ -115,6 +116,11 @@ export const BUILTIN_TRAINER = {
   textEncoderTargets: ["q_proj", "k_proj", "v_proj", "out_proj"],
   /** Optimizers the worker builds (train/model.py OPTIMIZERS). */
   optimizers: ["adamw", "adamw8bit", "adafactor", "prodigy"],
+  /**
+   * The loss-spike rule's record (knowledge/loss-spike.ts): compile/diffusers.ts sends its windows in every
+   * request's failure.loss_spike_*; the worker's dev_request (hand-built test and bench requests) reads them here.
+   */
+  lossSpike: LOSS_SPIKE_RULE,
   /** OOM fallbacks the worker can apply itself, in the contract's order (train/runner.py FALLBACKS). */
   oomFallbacks: ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"],
   /** Image files the trainer reads from a dataset folder (PIL opens each; knowledge/image-formats.ts). */

@@ -11,3 +11,4 @@ export * from "./train-speed.js";
 export * from "./lora-targets.js";
 export * from "./target-speed.js";
 export * from "./attention.js";
+export * from "./loss-spike.js";

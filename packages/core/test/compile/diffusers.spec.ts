@@ -3,6 +3,7 @@ import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { TrainRequestSchema } from "@loraspec/core/compile/worker-request.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import { LOSS_SPIKE_RULE } from "@loraspec/core/knowledge/loss-spike.js";
 import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { makeContract, TARGETS } from "./contract-fixture.js";
 import { expectGolden } from "./golden.js";
@@ -76,6 +77,18 @@ describe("compileDiffusers", () => {
     expect(out.warnings.map((w) => w.code).sort()).toEqual(["W_CENTER_CROP", "W_DIVERGENCE_STOPS", "W_OOM_FALLBACK_UNSUPPORTED"]);
     expect(out.request.failure.oom_fallbacks).toEqual(["quantize_base", "gradient_checkpointing"]);
     expect(out.warnings.find((w) => w.code === "W_OOM_FALLBACK_UNSUPPORTED")?.message).toMatch(/cpu_offload/);
+  });
+
+  it("sends the loss-spike rule whole: the contract's factor (its default the record's) and the record's windows", () => {
+    const windows = { loss_spike_recent_steps: LOSS_SPIKE_RULE.recentSteps, loss_spike_baseline_steps: LOSS_SPIKE_RULE.baselineSteps, loss_spike_first_step: LOSS_SPIKE_RULE.firstStep };
+    expect(compileDiffusers(contract("sdxl", "character"), {}, PATHS).request.failure).toMatchObject({ loss_spike_factor: LOSS_SPIKE_RULE.factor, ...windows });
+    const set = compileDiffusers(contract("flux1-dev", "character", { failure: { loss_spike_factor: 20 } }), {}, PATHS).request.failure;
+    expect(set).toMatchObject({ loss_spike_factor: 20, ...windows });
+    // the worker (train/dev_request.py) reads the same record from schema/builtin-trainer.json
+    expect(BUILTIN_TRAINER.lossSpike).toBe(LOSS_SPIKE_RULE);
+    // a baseline step exists when the rule is first judged (the worker never averages an empty baseline)
+    expect(LOSS_SPIKE_RULE.firstStep).toBeGreaterThan(LOSS_SPIKE_RULE.recentSteps);
+    expect(LOSS_SPIKE_RULE.source).toMatch(/d53cfed/);
   });
 
   it("passes an fp8 base through", () => {
