@@ -1,9 +1,10 @@
 import { LoraspecError } from "../errors.js";
 
 /**
- * The side every trainer loraspec drives can train at: a multiple of 16 (the VAE downscales by 8 and
- * FLUX-class transformers patch the latent 2x2; the built-in trainer's request schema asks for it,
- * compile/worker-request.ts). Every base's native resolution is one (1024; Qwen-Image's 1328).
+ * The side the built-in trainer trains at: a multiple of 16 (the VAE downscales by 8 and FLUX-class
+ * transformers patch the latent 2x2; its request schema asks for it, compile/worker-request.ts). Every
+ * base's native resolution is one (1024; Qwen-Image's 1328). Kohya and ai-toolkit have their own per model
+ * (Kohya SDXL square: 32): knowledge/trainer-resolution.ts.
  */
 export const TRAINING_SIDE = {
   multiple: 16,

@@ -1,5 +1,4 @@
 import type { Contract } from "../contract/schema.js";
-import { isTrainingSide, TRAINING_SIDE } from "../contract/training-resolution.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { BLOCK_SWAP, getBlockSwap } from "../knowledge/block-swap.js";
 import { falEndpointsFor, getFalEndpoint } from "../knowledge/fal-endpoints.js";
@@ -7,6 +6,7 @@ import { getCompatibility } from "../knowledge/trainers.js";
 import type { Plan } from "../plan/plan-run.js";
 import type { WordLookup } from "./clip-pretokenize.js";
 import type { Finding } from "./finding.js";
+import { lintResolution } from "./resolution-rules.js";
 import { triggerScriptFindings } from "./trigger-script.js";
 
 /**
@@ -120,31 +120,12 @@ const blockSwap: PromiseRule = ({ c, model }) => {
   ];
 };
 
-/** The built-in trainer's request takes sides on TRAINING_SIDE's step only: the worker would refuse the run at start. */
-const resolutionOffStep: PromiseRule = ({ c }) => {
-  if (c.trainer.name !== "diffusers") return [];
-  const sides: Array<[string, number]> = [
-    ...(c.dataset.resolution !== undefined ? [["dataset.resolution", c.dataset.resolution] as [string, number]] : []),
-    ...(c.dataset.buckets?.resolutions ?? []).map((r, i) => [`dataset.buckets.resolutions.${i}`, r] as [string, number]),
-  ];
-  return sides
-    .filter(([, r]) => !isTrainingSide(r))
-    .map(([field, r]) => {
-      const down = Math.max(TRAINING_SIDE.multiple, Math.floor(r / TRAINING_SIDE.multiple) * TRAINING_SIDE.multiple);
-      return {
-        rule: "resolution-off-step",
-        severity: "error" as const,
-        message: `${field} is ${r}: the built-in trainer trains at ${TRAINING_SIDE.what}, so the run would be refused when it starts.`,
-        fix: `Set ${field} to ${down} or ${down + TRAINING_SIDE.multiple}.`,
-        source: TRAINING_SIDE.source,
-        field,
-      };
-    });
-};
+/** Training sides a trainer fails on (resolution-off-step) or silently rounds (resolution-rounded): lint/resolution-rules.ts. */
+const resolution: PromiseRule = ({ c, model, plan }) => lintResolution(c, model, plan.resolution);
 
 const trigger: PromiseRule = ({ c, words }) => triggerScriptFindings(c.trigger.word, words);
 
-export const PROMISE_RULES: readonly PromiseRule[] = [failurePath, saveEveryOverSteps, falEndpoint, blockSwap, resolutionOffStep, trigger];
+export const PROMISE_RULES: readonly PromiseRule[] = [failurePath, saveEveryOverSteps, falEndpoint, blockSwap, resolution, trigger];
 
 export function lintPromises(ctx: PromiseCtx): Finding[] {
   return PROMISE_RULES.flatMap((rule) => rule(ctx));

@@ -12,6 +12,10 @@ import { isLoraspecError } from "@loraspec/core/errors.js";
 import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { makeContract, PATHS } from "./contract-fixture.js";
+import { parse as parseToml } from "smol-toml";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { getTrainerSide } from "@loraspec/core/knowledge/trainer-resolution.js";
+import { sideVerdict } from "@loraspec/core/lint/resolution-rules.js";
 
 /**
  * The promise of `check`: a contract it passes (no error) is one the trainer's compiler accepts, so
@@ -87,6 +91,28 @@ describe("a contract check passes, the trainer's compiler accepts", () => {
       ]),
     );
     expect(brokenPromises(cases)).toEqual([]);
+  });
+
+  it("Kohya and ai-toolkit: a square run check passes has compiled sides its trainer's record says start (resolution-rules.ts)", () => {
+    const out: string[] = [];
+    let compiled = 0;
+    for (const b of BASE_MODEL_IDS) {
+      for (const t of ["kohya", "ai-toolkit"] as const) {
+        const rec = getTrainerSide(t, getBaseModel(b)!.family);
+        for (const r of [512, 520, 1000, 1008, 1024, 1030, 1040, 1056, 1328]) {
+          const c = contract(b, t, "/models/base", { dataset: { path: "./dataset", expected_images: 20, resolution: r, aspect: "square" } });
+          if (!c || !rec || lintContract(c).some((f) => f.severity === "error")) continue;
+          const sides =
+            t === "kohya"
+              ? (parseToml(compileKohya(c, {}, PATHS).datasetToml) as { datasets: Array<{ resolution: number }> }).datasets.map((d) => d.resolution)
+              : ((compileAiToolkit(c, {}, PATHS).job as { config: { process: Array<{ datasets: Array<{ resolution: number[] }> }> } }).config.process[0]!.datasets.flatMap((d) => d.resolution));
+          compiled += sides.length;
+          for (const side of sides) if (sideVerdict(rec, "square", side, 64).kind === "crash") out.push(`${t} ${b} resolution=${r}: compiled side ${side} fails at the first step`);
+        }
+      }
+    }
+    expect(compiled).toBeGreaterThan(20); // the matrix is not all refused
+    expect(out).toEqual([]);
   });
 
   it("kohya's FLUX.1 without local single files is check's error, with the fix", () => {
