@@ -89,7 +89,8 @@ describe("loraspec init", () => {
     [["init", "--base", "flux7", "--target", "character", "--trigger", "x"], "E_UNKNOWN_BASE_MODEL", /--base: got 'flux7'/],
     [["init", "--base", "flux2-dev", "--target", "character", "--trigger", "x", "--trainer", "kohya", "-o", "k.yaml"], "E_TRAINER_UNSUPPORTED", /kohya does not train FLUX\.2 \[dev\]/],
     [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--base-path", "/nope", "-o", "n.yaml"], "E_FILE_NOT_FOUND", /base\.path: --base-path '\/nope' does not exist \(\/nope\)/],
-    [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--resolution", "60", "-o", "r.yaml"], "E_USAGE", /--resolution must be a positive multiple of 16 .*, got '60'/],
+    [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--resolution", "60.5", "-o", "r.yaml"], "E_USAGE", /--resolution must be a positive whole number of pixels, got '60\.5'/],
+    [["init", "--base", "sdxl", "--target", "character", "--trigger", "txcl", "--trainer", "kohya", "--resolution", "1040", "-o", "r.yaml"], "E_USAGE", /--resolution is 1040: Kohya sd-scripts .* fails at its first step/],
   ])("%j -> %s without prompting when stdin is not a terminal", (args, code, message) => {
     const r = run(args, dir);
     expect(r.code).toBe(2);

@@ -4,6 +4,7 @@ import { loraComputeMeasured } from "../plan/lora-compute.js";
 import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowledge/base-models.js";
 import { getBlockSwap } from "../knowledge/block-swap.js";
 import { lintContract } from "../lint/lint-contract.js";
+import { sideFindings } from "../lint/resolution-rules.js";
 import type { WordLookup } from "../lint/clip-pretokenize.js";
 import { fitVram } from "../plan/fit-vram.js";
 import { planRun } from "../plan/plan-run.js";
@@ -69,8 +70,8 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
   const model = getBaseModel(choices.base);
   if (!model) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model '${choices.base}'`, { field: "base" });
   const reasons: Record<string, Reason> = {};
-  const hardware = choices.hardware ?? (choices.trainer === "fal" ? "fal" : "local");
-  const trainer = choices.trainer ?? pickTrainer(choices.base, hardware);
+  const hardware = initHardware(choices);
+  const trainer = initTrainer(choices);
   if ((trainer === "fal") !== (hardware === "fal")) {
     throw new LoraspecError("E_USAGE", trainer === "fal" ? "--trainer fal is a hosted trainer: it cannot run on --hardware local" : `--hardware fal runs fal's hosted trainers, not ${trainer}`, {
       field: "hardware",
@@ -102,6 +103,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       details: { source: compat?.source },
     });
   }
+  if (resolution !== undefined) holdSideToCheck(trainer, model, resolution);
   reasons["trainer.name"] = choices.trainer
     ? { why: `your choice; supports ${model.label}`, source: compat.source }
     : { why: `supports ${model.label}${hardware === "fal" ? " as a hosted fal.ai trainer" : " locally"}`, source: compat.source };
@@ -273,6 +275,28 @@ function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, c
       details: { findings: errors },
     });
   }
+}
+
+/**
+ * `--resolution` held to check's side rule for the trainer init writes (lint/resolution-rules.ts, one home; init writes
+ * dataset.aspect: square): a side the trainer fails on or trains rounded is refused naming the flag, the trainer's
+ * multiple and the two nearest sides it takes, before anything is written.
+ */
+function holdSideToCheck(trainer: TrainerId, model: BaseModelRecord, resolution: number): void {
+  const findings = sideFindings(trainer, model, "dataset.resolution", resolution, "square");
+  const first = findings[0];
+  if (!first) return;
+  const flag = (text: string) => text.replaceAll("Set dataset.resolution to", "Pass --resolution").replaceAll("dataset.resolution", "--resolution");
+  throw new LoraspecError("E_USAGE", flag(first.message), { field: "dataset.resolution", hint: flag(first.fix), details: { findings, source: first.source } });
+}
+
+function initHardware(choices: InitChoices): "local" | "fal" {
+  return choices.hardware ?? (choices.trainer === "fal" ? "fal" : "local");
+}
+
+/** The trainer init writes for these choices (--trainer, else the first that runs the base on the hardware). */
+export function initTrainer(choices: InitChoices): TrainerId {
+  return choices.trainer ?? pickTrainer(choices.base, initHardware(choices));
 }
 
 function pickTrainer(base: BaseModelId, hardware: "local" | "fal"): TrainerId {

@@ -16,12 +16,16 @@ export function isTrainingSide(n: number): boolean {
   return Number.isInteger(n) && n > 0 && n % TRAINING_SIDE.multiple === 0;
 }
 
-/** `init --resolution`: the number, or E_USAGE naming the flag and what it may be; undefined when not given. */
+/**
+ * `init --resolution`: the number, or E_USAGE naming the flag when it is no side at all; undefined when not given.
+ * Which sides the trainer takes is check's rule, applied by init to the trainer it writes (lint/resolution-rules.ts
+ * sideFindings, from recommendContract).
+ */
 export function parseResolutionFlag(value: string | number | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = typeof value === "number" ? value : value.trim() === "" ? NaN : Number(value);
-  if (!isTrainingSide(n)) {
-    throw new LoraspecError("E_USAGE", `--resolution must be ${TRAINING_SIDE.what}, got '${value}'`, { field: "dataset.resolution", hint: "e.g. --resolution 512 (dataset.resolution: the square side the images train at)." });
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new LoraspecError("E_USAGE", `--resolution must be a positive whole number of pixels, got '${value}'`, { field: "dataset.resolution", hint: "e.g. --resolution 512 (dataset.resolution: the square side the images train at)." });
   }
   return n;
 }

@@ -58,17 +58,15 @@ const near = (r: number, m: number) => {
 };
 
 /** The built-in trainer's request takes sides on TRAINING_SIDE's step only: the worker would refuse the run at start. */
-function builtinFindings(c: Contract): Finding[] {
-  return sides(c)
-    .filter(([, r]) => !isTrainingSide(r))
-    .map(([field, r]) => ({
-      rule: "resolution-off-step",
-      severity: "error" as const,
-      message: `${field} is ${r}: the built-in trainer trains at ${TRAINING_SIDE.what}, so the run would be refused when it starts.`,
-      fix: `Set ${field} to ${near(r, TRAINING_SIDE.multiple)}.`,
-      source: TRAINING_SIDE.source,
-      field,
-    }));
+function builtinFinding(field: string, r: number): Finding {
+  return {
+    rule: "resolution-off-step",
+    severity: "error",
+    message: `${field} is ${r}: the built-in trainer trains at ${TRAINING_SIDE.what}, so the run would be refused when it starts.`,
+    fix: `Set ${field} to ${near(r, TRAINING_SIDE.multiple)} (a multiple of ${TRAINING_SIDE.multiple}).`,
+    source: TRAINING_SIDE.source,
+    field,
+  };
 }
 
 const TRAINER_LABEL = { kohya: "Kohya sd-scripts", "ai-toolkit": "ai-toolkit" } as const;
@@ -103,7 +101,7 @@ function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, 
     return {
       ...base,
       message: `${field} is ${r}: ${who} trains square images at ${r}x${r}, but the VAE encodes only ${v.side} px of each side (floor(${r} / ${VAE_SCALE.px}) latent px), so they train as ${v.side}x${v.side}.`,
-      fix: `Set ${field} to ${near(r, v.multiple)}.`,
+      fix: `Set ${field} to ${near(r, v.multiple)} (a multiple of ${v.multiple}).`,
       source: `${rec.square.source}; ${VAE_SCALE.source}`,
     };
   }
@@ -124,16 +122,32 @@ function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, 
   };
 }
 
+/**
+ * check's findings on one training side `r` at `field` of a run by `trainer` (one home: lintResolution per side, and
+ * init's --resolution, which writes dataset.aspect: square). `bucketStep`: dataset.buckets.step; `squareBucket`:
+ * Kohya's square bucket at r when the contract's set is known.
+ */
+export function sideFindings(
+  trainer: string,
+  model: BaseModelRecord,
+  field: string,
+  r: number,
+  aspect: "square" | "buckets" = "square",
+  bucketStep: number = BUCKET_DEFAULTS.step,
+  squareBucket?: number,
+): Finding[] {
+  if (trainer === "diffusers") return isTrainingSide(r) ? [] : [builtinFinding(field, r)];
+  const rec = getTrainerSide(trainer, model.family);
+  if (!rec) return [];
+  const v = sideVerdict(rec, aspect, r, bucketStep, squareBucket);
+  return v.kind === "ok" ? [] : [finding(rec, model, field, r, v)];
+}
+
 /** Every training side the contract's trainer fails on or rounds (pure; `resolution` is the plan's). */
 export function lintResolution(c: Contract, model: BaseModelRecord, resolution: number): Finding[] {
-  if (c.trainer.name === "diffusers") return builtinFindings(c);
-  const rec = getTrainerSide(c.trainer.name, model.family);
-  if (!rec) return [];
   const aspect = c.dataset.aspect === "buckets" ? "buckets" : "square";
   const bucketStep = c.dataset.buckets?.step ?? BUCKET_DEFAULTS.step;
-  const squares = aspect === "buckets" && rec.bucketed.rounding === "kohya-square-bucket" ? kohyaSquareBuckets(c, resolution) : new Map<number, number>();
-  return sides(c).flatMap(([field, r]) => {
-    const v = sideVerdict(rec, aspect, r, bucketStep, squares.get(r));
-    return v.kind === "ok" ? [] : [finding(rec, model, field, r, v)];
-  });
+  const rec = c.trainer.name === "diffusers" ? undefined : getTrainerSide(c.trainer.name, model.family);
+  const squares = aspect === "buckets" && rec?.bucketed.rounding === "kohya-square-bucket" ? kohyaSquareBuckets(c, resolution) : new Map<number, number>();
+  return sides(c).flatMap(([field, r]) => sideFindings(c.trainer.name, model, field, r, aspect, bucketStep, squares.get(r)));
 }

@@ -102,13 +102,29 @@ describe("init is held to check", () => {
   });
 
   it.each<[string, number]>([
-    ["60 (not a multiple of 16)", 60],
     ["0", 0],
     ["-64", -64],
     ["512.5", 512.5],
     ["NaN", Number.NaN],
   ])("--resolution %s is refused naming the flag and what it may be", (_name, resolution) => {
-    expect(() => recommendContract({ base: "sdxl", target: "character", trigger: "txcl", resolution }, { words })).toThrow(/^--resolution must be a positive multiple of 16/);
+    expect(() => recommendContract({ base: "sdxl", target: "character", trigger: "txcl", resolution }, { words })).toThrow(/^--resolution must be a positive whole number of pixels/);
+  });
+
+  it.each<[string, InitChoices, RegExp, RegExp]>([
+    ["Kohya SDXL 1040 (latent 130, off the U-Net's 4)", { base: "sdxl", target: "character", trigger: "txcl", trainer: "kohya", resolution: 1040 }, /^--resolution is 1040: Kohya sd-scripts .* not a multiple of 4, so the run fails at its first step/, /^Pass --resolution 1024 or 1056 \(a multiple of 32\)/],
+    ["the built-in trainer at 1000", { base: "sdxl", target: "character", trigger: "txcl", trainer: "diffusers", resolution: 1000 }, /^--resolution is 1000: the built-in trainer trains at a positive multiple of 16/, /^Pass --resolution 992 or 1008 \(a multiple of 16\)/],
+    ["ai-toolkit SDXL at 60 (the VAE trains 56 of it)", { base: "sdxl", target: "character", trigger: "txcl", trainer: "ai-toolkit", resolution: 60 }, /^--resolution is 60: ai-toolkit .* only 56 px/, /^Pass --resolution 56 or 64 \(a multiple of 8\)/],
+  ])("--resolution off the trainer's step (%s) is refused by check's rule, naming the flag, the multiple and the nearest sides", (_name, choices, message, hint) => {
+    try {
+      recommendContract(choices, { words });
+      expect.unreachable("init wrote a side check refuses or rounds");
+    } catch (error) {
+      if (!isLoraspecError(error)) throw error;
+      expect(error.code).toBe("E_USAGE");
+      expect(error.field).toBe("dataset.resolution");
+      expect(error.message).toMatch(message);
+      expect(error.hint).toMatch(hint);
+    }
   });
 
   it("--resolution is written with its reason; with fal (which takes none) it is refused", () => {
@@ -133,3 +149,54 @@ describe("init is held to check", () => {
     expect(() => recommendContract({ base: "flux1-dev", target: "character", trigger: "woman" }, { words })).toThrow(/English word/);
   });
 });
+
+// --resolution x trainer x base: init takes a side exactly where check says nothing about it in the contract init
+// writes (no resolution-off-step error, no resolution-rounded warning), and refuses it by that rule otherwise.
+const SIDE_TRAINERS = ["diffusers", "kohya", "ai-toolkit"] as const;
+const SIDES = [60, 512, 520, 1000, 1008, 1024, 1030, 1040];
+const isSideRule = (rule: string) => rule === "resolution-off-step" || rule === "resolution-rounded";
+
+describe("init's --resolution is held to check's side rule", () => {
+  it(`no side init accepts that check refuses or rounds, and none it refuses that check takes (${SIDE_TRAINERS.length} trainers x ${BASE_MODEL_IDS.length} bases x ${SIDES.length} sides)`, () => {
+    const bad: string[] = [];
+    const seen = { accepted: 0, refused: 0 };
+    for (const trainer of SIDE_TRAINERS) {
+      for (const base of BASE_MODEL_IDS) {
+        const choices: InitChoices = { base, target: "character", trigger: "txcl", trainer, basePath: "/models/base", gpu: "H100" };
+        // The contract init writes at the native side; where init's other rules refuse it, the side is not init's to judge.
+        let reference;
+        try {
+          reference = recommendContract(choices, { words });
+        } catch (error) {
+          if (isLoraspecError(error)) continue;
+          throw error;
+        }
+        for (const side of SIDES) {
+          // check on the contract init would write at this side: the reference with dataset.resolution set.
+          const atSide = parseContractText({ text: renderContractYaml({ ...reference, contract: { ...reference.contract, dataset: { ...reference.contract.dataset, resolution: side } } }) });
+          const checkSide = lintContract(atSide, { words }).filter((f) => isSideRule(f.rule));
+          const label = `${trainer} ${base} ${side}`;
+          try {
+            const rec = recommendContract({ ...choices, resolution: side }, { words });
+            seen.accepted++;
+            const written = lintContract(parseContractText({ text: renderContractYaml(rec) }), { words });
+            const flagged = written.filter((f) => f.severity === "error" || isSideRule(f.rule));
+            if (flagged.length > 0) bad.push(`${label}: init wrote it, check says ${flagged.map((f) => `${f.rule}: ${f.message}`).join("; ")}`);
+          } catch (error) {
+            if (!isLoraspecError(error)) throw error;
+            // refused for another reason (VRAM at this side, ...): not the side rule's pair
+            if (error.field !== "dataset.resolution") continue;
+            seen.refused++;
+            if (!error.message.startsWith(`--resolution is ${side}:`) || !/Pass --resolution \d+ or \d+ \(a multiple of \d+\)/.test(error.hint ?? "")) bad.push(`${label}: refusal does not name the flag, the multiple and the nearest sides: ${error.message} / ${error.hint}`);
+            if (checkSide.length === 0) bad.push(`${label}: init refused a side check takes: ${error.message}`);
+          }
+        }
+      }
+    }
+    expect(bad.slice(0, 8)).toEqual([]);
+    // Both ways exercised: every trainer takes some sides and refuses others.
+    expect(seen.accepted).toBeGreaterThan(20);
+    expect(seen.refused).toBeGreaterThan(10);
+  });
+});
+

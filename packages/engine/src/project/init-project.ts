@@ -3,10 +3,12 @@ import { stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
-import { recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
+import { initTrainer, recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
 import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
 import { ContractSchema } from "@loraspec/core/contract/schema.js";
-import { parseResolutionFlag, TRAINING_SIDE } from "@loraspec/core/contract/training-resolution.js";
+import { parseResolutionFlag } from "@loraspec/core/contract/training-resolution.js";
+import { VAE_SCALE } from "@loraspec/core/knowledge/trainer-resolution.js";
+import { sideFindings } from "@loraspec/core/lint/resolution-rules.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { getDatasetSize } from "@loraspec/core/knowledge/recipes.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -87,7 +89,7 @@ async function explainTooSmall(error: unknown, scan: DatasetScan, dir: string, r
   if (!isLoraspecError(error) || small.length === 0 || !findings.some((f) => f.rule === "dataset-below-minimum")) return error;
   const min = getDatasetSize(choices.target, getBaseModel(choices.base)!.family).images.min;
   // fal's trainers take no resolution (they size the images themselves): only bigger images help there.
-  const fit = choices.trainer === "fal" || choices.hardware === "fal" ? undefined : await resolutionThatFits(dir, resolution, min);
+  const fit = choices.trainer === "fal" || choices.hardware === "fal" ? undefined : await resolutionThatFits(dir, resolution, min, choices);
   const needed = Math.ceil(resolution * SMALL_IMAGE_RATIO.value.skip);
   const why = `${small.length} image(s) are too small for the ${resolution} px training resolution${choices.resolution === undefined ? " (the base's native one)" : ""}: ${small[0]!.file}: ${small[0]!.message}.`;
   const resize = `use images at least ${needed} px on the short side (${resolution} px without upscaling)`;
@@ -100,19 +102,25 @@ async function explainTooSmall(error: unknown, scan: DatasetScan, dir: string, r
   });
 }
 
-/** The largest training side below `resolution` at which check's scan keeps at least `min` images, and the largest with no upscaling. */
-async function resolutionThatFits(dir: string, resolution: number, min: number): Promise<{ side: number; kept: number; sharp?: number } | undefined> {
+/**
+ * The largest training side below `resolution` at which check's scan keeps at least `min` images, and the largest with
+ * no upscaling; only sides the trainer init writes takes as asked (check's side rule, lint/resolution-rules.ts).
+ */
+async function resolutionThatFits(dir: string, resolution: number, min: number, choices: InitChoices): Promise<{ side: number; kept: number; sharp?: number } | undefined> {
   // Headers only, no size rule: every readable image's size.
   const sizes = (await scanDataset({ dir, decode: false })).images.map((i) => ({ w: i.width, h: i.height }));
   const keeps = (side: number) => sizes.filter(({ w, h }) => !sizeProblems(w, h, side).some((p) => p.severity === "skip")).length;
-  const step = TRAINING_SIDE.multiple;
+  const model = getBaseModel(choices.base)!;
+  const trainer = initTrainer(choices);
+  const takes = (side: number) => sideFindings(trainer, model, "dataset.resolution", side, "square").length === 0;
+  const step = VAE_SCALE.px;
   for (let side = Math.floor((resolution - 1) / step) * step; side >= step; side -= step) {
-    if (keeps(side) < min) continue;
+    if (!takes(side) || keeps(side) < min) continue;
     // Confirmed by check's own scan (duplicates are found among the images kept at that size).
     const kept = (await scanDataset({ dir, resolution: side })).images.length;
     if (kept < min) return undefined;
     let sharp: number | undefined;
-    for (let s = side; s >= step; s -= step) if (sizes.filter(({ w, h }) => Math.min(w, h) >= s).length >= min) { sharp = s; break; }
+    for (let s = side; s >= step; s -= step) if (takes(s) && sizes.filter(({ w, h }) => Math.min(w, h) >= s).length >= min) { sharp = s; break; }
     return { side, kept, sharp };
   }
   return undefined;

@@ -30,6 +30,15 @@ describe("initProject", () => {
     expect(r.yaml).toMatch(/expected_images: 15\b/);
   });
 
+  it("a --resolution the trainer fails on (Kohya SDXL square 1040) is refused with check's rule, naming the flag, and nothing is written", async () => {
+    const path = "side-1040.yaml";
+    const err = await initProject({ choices: { base: "sdxl", target: "character", trigger: "txcl", trainer: "kohya", resolution: 1040 }, path, cwd: tmp }).catch((e: unknown) => e);
+    expect(isLoraspecError(err) && [err.code, err.field]).toEqual(["E_USAGE", "dataset.resolution"]);
+    expect((err as Error).message).toMatch(/^--resolution is 1040: Kohya sd-scripts/);
+    expect(isLoraspecError(err) && err.hint).toMatch(/^Pass --resolution 1024 or 1056 \(a multiple of 32\)/);
+    expect(existsSync(join(tmp, path))).toBe(false);
+  });
+
   // --base-path is held to check's preflight (preflight-base.ts): what init writes, check's base-weights rules pass.
   it.each<[string, (root: string) => Promise<string>, string | null, RegExp | null]>([
     ["a path that does not exist", async (root) => join(root, "nope"), "E_FILE_NOT_FOUND", /^--base-path '.*nope' does not exist \(.*nope\): the run would fail/],
