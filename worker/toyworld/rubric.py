@@ -85,9 +85,11 @@ def prompts_for(dataset: str) -> dict:
     def prompt(size: str, where: str, bg: str) -> str:
         return f"{{trigger}}, {size}, {where} on {world._article(bg)} {bg} background"
 
+    # One prompt per novel background: each is a scene of its own, as scenes swapped needs (an image matching another
+    # scene's text better than its own). Two prompts on one background would differ by layout only, and with the toy
+    # embedder reading size and place that made a subject drawn a size larger a "swap" (bench/RESULTS.md, the toy
+    # FLUX.1 rubric on the GPU).
     scenes = [prompt("large", "in the center", bg) for bg in novel]
-    if len(novel) == 1:
-        scenes.append(prompt("medium", "in the top left", novel[0]))
     return {
         "trigger_prompts": [prompt(size, where, seen[i % len(seen)]) for i, (size, where) in enumerate(LAYOUTS[:3])],
         "variation_prompts": [prompt(size, where, seen[(i + 1) % len(seen)]) for i, (size, where) in enumerate(LAYOUTS)],
