@@ -1,7 +1,7 @@
 import { describeTargets } from "../compile/network-targets.js";
 import type { Contract } from "../contract/schema.js";
 import type { DatasetSummary } from "../contract/dataset-summary.js";
-import { getBaseModel } from "../knowledge/base-models.js";
+import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { findGpu, GPUS } from "../knowledge/gpus.js";
 import { getFalPrice } from "../knowledge/prices.js";
 import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
@@ -12,6 +12,7 @@ import { resolveBuiltinSettings, type BuiltinSettings } from "../compile/diffuse
 import { estimateVramWith, type VramEstimate } from "./vram-model.js";
 import { walltimeOn, type WalltimeEstimate } from "./walltime.js";
 import { networkCost, type NetworkCost } from "./network-cost.js";
+import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -67,6 +68,8 @@ export interface Plan {
   networkTargets: ReturnType<typeof describeTargets>;
   /** network.type's cost over LoRA (step time, adapter params), measured on the H200 (knowledge/network-type-cost.ts), with how it was scaled and why. */
   networkCost: NetworkCost;
+  /** The shapes the trainer trains the images in (plan/trainer-buckets.ts); absent where the bucket set cannot exist (check says why) or fal sizes them. */
+  buckets?: TrainingShapes;
   /** trainer diffusers: every setting of the worker's request, exactly as the compiler writes it (absent where it refuses the contract). */
   workerSettings?: BuiltinSettings;
   /** One row per known GPU class; `selected` is the contract's GPU when known. */
@@ -74,6 +77,17 @@ export interface Plan {
   selected?: WalltimeEstimate;
   cost: CostEstimate;
   notes: string[];
+}
+
+/** The run's training shapes; undefined for fal (it sizes the images itself) or a bucket set that cannot exist (lint buckets-invalid). */
+function shapesOrNone(contract: Contract, model: BaseModelRecord, resolution: number, dataset: DatasetSummary | undefined): TrainingShapes | undefined {
+  if (contract.trainer.name === "fal") return undefined;
+  try {
+    return trainingShapes(contract, model, resolution, dataset?.images);
+  } catch (error) {
+    if (isLoraspecError(error)) return undefined;
+    throw error;
+  }
 }
 
 /** Resolves a contract (plus what the dataset scan found) into concrete numbers. Pure. */
@@ -120,8 +134,11 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   const learningRateSource = hp.learning_rate ? "contract: hyperparameters.learning_rate" : `knowledge: ${lrRecord?.source ?? "default"}`;
 
   const trainSettings = resolveTrainSettings(contract, { steps, resolution });
-  const vram = estimateVramWith(contract, model, resolution, trainSettings);
-  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps, trainSettings, { images: images.count }));
+  const buckets = shapesOrNone(contract, model, resolution, dataset);
+  // ai-toolkit picks its shapes per image (plan/trainer-buckets.ts): the VRAM peak at its largest, the step at their mean.
+  const own = buckets?.picker === "ai-toolkit" ? buckets : undefined;
+  const vram = estimateVramWith(contract, model, own ? Math.sqrt(own.maxArea) : resolution, trainSettings);
+  const walltime = GPUS.map((gpu) => walltimeOn(gpu, model, contract, resolution, steps, trainSettings, { images: images.count, ...(own ? { meanArea: own.meanArea } : {}) }));
   const contractGpu = findGpu(contract.hardware.gpu);
   const selected = contractGpu ? walltime.find((w) => w.gpu === contractGpu.id) : undefined;
   if (contract.hardware.kind === "local" && contract.hardware.gpu && !contractGpu) {
@@ -162,6 +179,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     trainSettings,
     networkTargets: describeTargets(contract),
     networkCost: networkCost(contract, model),
+    ...(buckets ? { buckets } : {}),
     workerSettings: contract.trainer.name === "diffusers" ? builtinSettingsOrNone(contract, { steps, learningRate, resolution }) : undefined,
     walltime,
     selected,

@@ -167,6 +167,8 @@ export interface WalltimeOptions {
   compileCache?: "cold" | "warm";
   /** The sample path to time; default the one the worker takes (plan/sample-time.ts samplePath). */
   samplePath?: SamplePath;
+  /** The mean pixel count of a step where the trainer picks its shapes per image (plan/trainer-buckets.ts); default meanTrainingArea. */
+  meanArea?: number;
 }
 
 /** Images a plan assumes when neither a scan nor the contract gives a count (bench/gpu-wholerun.py's 20). */
@@ -193,10 +195,11 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const onAnchor = gpu.id === ANCHOR_GPU;
   const factor = onAnchor ? 1 : gpuFactor(gpu, shares);
   // The rows are at 1024²: per-step time follows the pixel count (the mean over the training resolutions, plan/buckets.ts).
-  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanTrainingArea(contract, resolution) / 1024 ** 2) * factor;
+  const meanArea = options.meanArea ?? meanTrainingArea(contract, resolution);
+  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanArea / 1024 ** 2) * factor;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
   // Samples render at `resolution` (the largest): the step time scaled back from the mean training area.
-  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanTrainingArea(contract, resolution)), settings, { gpuFactor: factor, path: options.samplePath });
+  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanArea), settings, { gpuFactor: factor, path: options.samplePath });
   const { parts, omitted } = walltimeParts({
     model,
     contract,
