@@ -63,13 +63,11 @@ export function registerPrep(program: Command): void {
       const { readStoredPins } = await import("@loraspec/engine/dataset/stored-pins.js");
       const stored = await readStoredPins({ projectDir: project.projectDir, datasetDir });
       const pins = mergePins(stored?.pins, opts.pin);
-      // The contract's bucket set (core decides it; the trainers get the same), cropped to at the largest resolution.
+      // How the contract's trainer shapes each image (core's shapeRule, what the plan uses): prep crops each image to the
+      // shape that trainer trains it at (largest resolution). No contract, or one that does not bucket: core's default set.
       const aspect = opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect;
-      const { resolveBuckets } = await import("@loraspec/core/plan/buckets.js");
-      const buckets =
-        aspect === "buckets" && project.contract?.dataset.aspect === "buckets"
-          ? resolveBuckets(project.contract, resolution).buckets.filter((b) => b.resolution === resolution)
-          : undefined;
+      const { prepShapes } = await import("@loraspec/engine/dataset/prep-shapes.js");
+      const shapes = prepShapes({ contract: project.contract, aspect, resolution });
       // A prepared folder belongs to one dataset (prepared-folder.ts): this dataset's, else a free one.
       const { choosePreparedDir } = await import("@loraspec/engine/dataset/prepared-folder.js");
       const chosen = opts.out ? undefined : await choosePreparedDir({ projectDir: project.projectDir, datasetDir });
@@ -88,7 +86,7 @@ export function registerPrep(program: Command): void {
             outDir,
             resolution,
             aspect,
-            buckets,
+            shapes,
             crop: opts.crop ? oneOf(opts.crop, ["center", "attention"] as const, "--crop") : project.contract?.dataset.crop,
             format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
             background: opts.background,

@@ -6,7 +6,8 @@ import { extname, join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
-import { aspectBuckets, assignBucket, type Bucket } from "@loraspec/core/plan/buckets.js";
+import { aspectBuckets, type Bucket } from "@loraspec/core/plan/buckets.js";
+import { trainingShape, type ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import type { CropBox, Size } from "./crop-geometry.js";
 import { describeOrphan } from "./caption-sidecar.js";
 import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
@@ -38,9 +39,15 @@ export interface PrepareDatasetParams {
   aspect?: "square" | "buckets";
   /**
    * With aspect buckets: the contract's bucket set at `resolution` (core's resolveBuckets, what the
-   * trainers get); default core's set for a contract that gives none (aspectBuckets).
+   * trainers get); default core's set for a contract that gives none (aspectBuckets). `shapes` wins.
    */
   buckets?: readonly Bucket[];
+  /**
+   * With aspect buckets: how the contract's trainer shapes each image (core's shapeRule, what the plan uses):
+   * prep crops each image to trainingShape(shapes, resolution, image), so the trainer leaves it as it is.
+   * Absent (no contract, or it does not bucket): `buckets`, else core's default set, as a Kohya-style set.
+   */
+  shapes?: ShapeRule;
   crop?: "center" | "attention";
   format?: "png" | "jpeg";
   /** Colour that transparent pixels are flattened onto. */
@@ -108,6 +115,19 @@ function defaultBuckets(resolution: number): Bucket[] {
 }
 
 /**
+ * The rule prep shapes images by at params.resolution: the contract's (params.shapes, core's shapeRule), else
+ * the given set, else core's default set; a set is cut to the resolution prep crops at (the largest: the
+ * trainer re-buckets smaller ones itself), which must have a bucket.
+ */
+function prepRule(params: PrepareDatasetParams): ShapeRule {
+  const rule: ShapeRule = params.shapes ?? { picker: "set", buckets: params.buckets?.length ? [...params.buckets] : defaultBuckets(params.resolution) };
+  if (rule.picker !== "set") return rule;
+  // A set given with no resolution of its own (older callers) is taken as this resolution's.
+  const buckets = rule.buckets.some((b) => b.resolution === params.resolution) ? rule.buckets.filter((b) => b.resolution === params.resolution) : rule.buckets.map((b) => ({ ...b, resolution: params.resolution }));
+  return { picker: "set", buckets };
+}
+
+/**
  * `loraspec prep`: scan, validate, dedupe, crop and resize a dataset into a new folder, with a
  * manifest that makes re-runs incremental. One bad file never stops the others: each becomes a
  * `warning` event and a `skipped` row. The originals are only ever read.
@@ -119,8 +139,8 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     throw new LoraspecError("E_USAGE", "the prepared folder must not be the dataset folder (originals are never overwritten)", { hint: "pass a different --out" });
   }
   const captionExt = params.captionExtension ?? ".txt";
-  // Core decides the set and each image's bucket in it (plan/buckets.ts): prep crops to the bucket the trainer assigns.
-  const buckets = (params.aspect ?? "square") === "buckets" ? (params.buckets?.length ? [...params.buckets] : defaultBuckets(params.resolution)) : undefined;
+  // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
+  const rule = (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
   const settings = {
     resolution: params.resolution,
     aspect: params.aspect ?? "square",
@@ -128,8 +148,9 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     format: params.format ?? "png",
     background: params.background ?? FLATTEN_BACKGROUND.value,
     maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value,
-    // The set, so outputs are remade when it changes (a manifest written with no set given listed none: its outputs are remade once).
-    ...(buckets ? { buckets: buckets.map((b) => `${b.width}x${b.height}`) } : {}),
+    // The set (or ai-toolkit's picker and divisibility), so outputs are remade when it changes (a manifest written with no set given listed none: its outputs are remade once).
+    ...(rule?.picker === "set" ? { buckets: rule.buckets.map((b) => `${b.width}x${b.height}`) } : {}),
+    ...(rule?.picker === "ai-toolkit" ? { shapes: `ai-toolkit, divisibility ${rule.divisibility}` } : {}),
   };
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
   const signal = params.signal;
@@ -228,7 +249,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
   const upToDate = new Set<string>();
   for (const image of unique) {
     const name = names.get(image.source)!;
-    const bucket = buckets ? assignBucket(image.width, image.height, buckets) : undefined;
+    const bucket = rule ? trainingShape(rule, settings.resolution, image) : undefined;
     const target: Size = bucket ? { width: bucket.width, height: bucket.height } : { width: settings.resolution, height: settings.resolution };
     const old = previousBySource.get(image.source);
     const entry: ManifestEntry = {
