@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol  # noqa: E402
-from toyworld import lanes, rubric  # noqa: E402
+from toyworld import lanes, rubric, stack  # noqa: E402
 
 CPU = os.environ.get("LORASPEC_TOY_FLUX_CPU") == "1"
 BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
@@ -53,12 +53,12 @@ def rows(request, tmp_path_factory):
                                  for v in rubric.VARIANTS}, workers)
     finally:
         protocol._out = before
-    return {name: rubric.summary(result) for name, result in done.items()}
+    return {"rows": {name: rubric.summary(result) for name, result in done.items()}, "loras": loras, "out": out}
 
 
 @pytest.mark.parametrize("variant", rubric.VARIANTS, ids=lambda v: v.name)
 def test_validate_passes_the_good_flux_lora_and_fails_the_bad_one_on_its_check(rows, variant):
-    row = rows[variant.name]
+    row = rows["rows"][variant.name]
     print("toy FLUX.1 rubric", variant.name, row)
     assert set(row["checks"]) >= {"trigger", "consistency", "composition"}, row
     if CPU:
@@ -66,3 +66,20 @@ def test_validate_passes_the_good_flux_lora_and_fails_the_bad_one_on_its_check(r
     assert rubric.verdict_mismatches(variant, row) == [], row
     if variant.measure:
         assert variant.measure in row["advice"], row  # validate says what to try (validation-thresholds.ts ifFailing)
+
+
+def test_the_four_rubric_loras_at_full_weight_break_the_base_and_validate_fails_the_stack(rows):
+    """Issue 23's stack check on the toy FLUX.1 base: the rubric's four LoRAs at 1.0 each (combined weight 4.0) lose
+    what the base draws for plain prompts (the judge's colour read, as on SDXL: test_toyworld_rubric.py), and `loraspec
+    validate` on the good one with the other three stacked fails the stack check on the combined weight."""
+    s, loras = SETTINGS, rows["loras"]
+    adapters = {"txcl" if name == "good" else name: path for name, path in loras.items()}
+    broken = stack.degradation(adapters, "flux1", seeds=(0, 1), steps=s["render_steps"], device=s["device"], precision=s["precision"])
+    four = stack.validate_stack({name: 1.0 for name in adapters}, adapters, str(rows["out"] / "validate-four"), seeds=(1,),
+                                arch="flux1", device=s["device"], render_steps=s["render_steps"])
+    print("toy FLUX.1 four at 1.0", broken, four)
+    assert four["status"] == "fail" and four["exit_code"] == 1, four
+    assert ("stack_combined_weight", 4, "fail") in four["measures"], four
+    if CPU:
+        return  # two-step LoRAs on the CPU: the images mean nothing
+    assert broken["degradation"]["colour"] >= 0.5, broken

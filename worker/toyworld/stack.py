@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import Optional
 
 from . import world
-from .rubric import BASE, CLI, EXAMPLES, JUDGE, RENDER, THREADS, VARIANTS, render_flags, toy_request, train_variant
+from .rubric import BASE, BASES, CLI, EXAMPLES, FLUX_BASE, JUDGE, RENDER, THREADS, VARIANTS, render_flags, toy_request, train_variant
 
 PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
@@ -93,7 +94,25 @@ def train_all(out: str, seed: int = 1, targets: dict | None = None, style: dict 
     return loras
 
 
-def _sample(pipe, prompt_list, weights: dict, seeds, steps: int):
+def load(loras: dict, arch: str = "sdxl", device: str = "cpu", precision: str = "fp32"):
+    """The toy base of `arch` with each LoRA loaded as its own adapter."""
+    import torch
+
+    if arch == "flux1":
+        from .bind_probe import pipeline
+
+        pipe = pipeline(FLUX_BASE, device, precision)
+    else:
+        from diffusers import StableDiffusionXLPipeline
+
+        pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)
+        pipe.set_progress_bar_config(disable=True)
+    for name, path in loras.items():
+        pipe.load_lora_weights(path, adapter_name=name)
+    return pipe
+
+
+def _sample(pipe, prompt_list, weights: dict, seeds, steps: int, arch: str = "sdxl"):
     import torch
 
     if weights:
@@ -103,22 +122,45 @@ def _sample(pipe, prompt_list, weights: dict, seeds, steps: int):
         pipe.disable_lora()
     images = []
     for seed in seeds:
-        images += pipe(prompt=prompt_list, num_inference_steps=steps, guidance_scale=RENDER["sdxl"][1], generator=torch.Generator().manual_seed(seed)).images
+        if arch == "flux1":
+            from .bind_probe import generate
+            from .train_flux import base_sampling_length
+
+            images += generate(pipe, prompt_list, base_sampling_length(FLUX_BASE), steps=steps, seed=seed)
+        else:
+            images += pipe(prompt=prompt_list, num_inference_steps=steps, guidance_scale=RENDER["sdxl"][1], generator=torch.Generator().manual_seed(seed)).images
     return images
+
+
+def accuracy(pipe, judge, weights: dict, seeds, steps: int, arch: str = "sdxl") -> dict:
+    """Share of the plain prompts' colour, shape and background the judge reads right, with `weights` applied."""
+    asked = plain_prompts()
+    reads = judge.read(_sample(pipe, [p for p, _ in asked], weights, seeds, steps, arch))
+    truths = [t for _ in seeds for _, t in asked]
+    return {
+        "colour": sum(t["colours"][0] in r["colours"] for t, r in zip(truths, reads)) / len(reads),
+        "shape": sum(t["shapes"][0] in r["shapes"] for t, r in zip(truths, reads)) / len(reads),
+        "background": sum(t["background"] == r["background"] for t, r in zip(truths, reads)) / len(reads),
+    }
+
+
+def degradation(loras: dict, arch: str = "sdxl", seeds=(0,), steps: Optional[int] = None, device: str = "cpu",
+                precision: str = "fp32") -> dict:
+    """What every LoRA of `loras` at 1.0 at once breaks of what the base draws (the stack check's "four at 1.0"):
+    the plain prompts' accuracy for the base and the stack, and base minus stack."""
+    from .judge import Judge
+
+    steps = steps or RENDER[arch][0]
+    pipe, judge = load(loras, arch, device, precision), Judge(JUDGE)
+    acc = {label: accuracy(pipe, judge, w, seeds, steps, arch) for label, w in (("base", {}), ("all at 1.0", {n: 1.0 for n in loras}))}
+    return {"seeds": list(seeds), "accuracy": acc, "degradation": {k: acc["base"][k] - acc["all at 1.0"][k] for k in acc["base"]}}
 
 
 def measure(loras: dict, seeds=(0,), steps: int = RENDER["sdxl"][0]) -> dict:
     """The pair's shares, effects and retention, and the four's degradation (see the module doc)."""
-    import torch
-    from diffusers import StableDiffusionXLPipeline
-
     from .judge import Judge
 
-    pipe = StableDiffusionXLPipeline.from_pretrained(BASE, torch_dtype=torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    for name, path in loras.items():
-        pipe.load_lora_weights(path, adapter_name=name)
-    judge = Judge(JUDGE)
+    pipe, judge = load(loras), Judge(JUDGE)
 
     def concept_shares(reads) -> dict:
         n = len(reads)
@@ -138,31 +180,23 @@ def measure(loras: dict, seeds=(0,), steps: int = RENDER["sdxl"][0]) -> dict:
     pair["txst"]["solo_effect_on_character_object"] = (
         shares["txst alone, the character's object named"]["txst"] - shares["base, the character's object named"]["txst"])
 
-    asked = plain_prompts()
-    accuracy = {}
-    for label, w in (("base", {}), ("four at 1.0", FOUR)):
-        reads = judge.read(_sample(pipe, [p for p, _ in asked], w, seeds, steps))
-        truths = [t for _ in seeds for _, t in asked]
-        accuracy[label] = {
-            "colour": sum(t["colours"][0] in r["colours"] for t, r in zip(truths, reads)) / len(reads),
-            "shape": sum(t["shapes"][0] in r["shapes"] for t, r in zip(truths, reads)) / len(reads),
-            "background": sum(t["background"] == r["background"] for t, r in zip(truths, reads)) / len(reads),
-        }
-    degradation = {k: accuracy["base"][k] - accuracy["four at 1.0"][k] for k in accuracy["base"]}
-    return {"seeds": list(seeds), "shares": shares, "pair": pair, "accuracy": accuracy, "degradation": degradation}
+    acc = {label: accuracy(pipe, judge, w, seeds, steps) for label, w in (("base", {}), ("four at 1.0", FOUR))}
+    lost = {k: acc["base"][k] - acc["four at 1.0"][k] for k in acc["base"]}
+    return {"seeds": list(seeds), "shares": shares, "pair": pair, "accuracy": acc, "degradation": lost}
 
 
-def contract(others: dict, loras: dict, self_weight: float, seeds: list[int]) -> dict:
+def contract(others: dict, loras: dict, self_weight: float, seeds: list[int], arch: str = "sdxl") -> dict:
     """The txcl contract with `others` ({name: weight}) in validation.stack; a small rubric (the
-    stack check samples its trigger prompts)."""
+    stack check samples its trigger prompts; they name txst when it is in the stack)."""
+    lead = "txst, " if "txst" in others else ""
     return {
-        "version": 1, "name": "txcl-stack", "base": {"model": "sdxl", "path": BASE}, "trainer": {"name": "diffusers"},
-        "hardware": {"kind": "local"}, "target": "character",
+        "version": 1, "name": "txcl-stack", "base": {"model": {"sdxl": "sdxl", "flux1": "flux1-dev"}[arch], "path": BASES[arch]},
+        "trainer": {"name": "diffusers"}, "hardware": {"kind": "local"}, "target": "character",
         "dataset": {"path": os.path.join(EXAMPLES, "character"), "resolution": 64},
         "trigger": {"word": "txcl"},
         "validation": {
             "seeds": seeds, "pose_variations": 2, "weight_sweep": [1.0],
-            "trigger_prompts": [f"txst, {{trigger}}, {size}, {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES[:2]],
+            "trigger_prompts": [f"{lead}{{trigger}}, {size}, {where} on {world._article(bg)} {bg} background" for size, where, bg in PLACES[:2]],
             "variation_prompts": ["{trigger}, medium, in the center on a sky background", "{trigger}, large, on the left on a grass background"],
             "novel_scenes": ["{trigger}, large, in the center on a night background"],
             "self_weight": self_weight,
@@ -171,18 +205,19 @@ def contract(others: dict, loras: dict, self_weight: float, seeds: list[int]) ->
     }
 
 
-def validate_stack(weights: dict, loras: dict, out: str, seeds=(1,)) -> dict:
+def validate_stack(weights: dict, loras: dict, out: str, seeds=(1,), arch: str = "sdxl", device: str = "cpu",
+                   render_steps: Optional[int] = None) -> dict:
     """`loraspec validate` on txcl with the other adapters of `weights` stacked: the stack check's
     verdict and measures, and the CLI's exit code."""
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "lora.yaml")
     others = {n: w for n, w in weights.items() if n != "txcl"}
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(contract(others, loras, weights["txcl"], list(seeds)), f)  # JSON is YAML
+        json.dump(contract(others, loras, weights["txcl"], list(seeds), arch), f)  # JSON is YAML
     report = os.path.join(out, "validation")
     proc = subprocess.run(
-        ["node", CLI, "validate", path, "--lora", loras["txcl"], *render_flags("sdxl", BASE),
-         "--score-model", JUDGE, "--device", "cpu", "--out", report, "--json"],
+        ["node", CLI, "validate", path, "--lora", loras["txcl"], *render_flags(arch, BASES[arch], render_steps),
+         "--score-model", JUDGE, "--device", device, "--out", report, "--json"],
         cwd=out, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
     )
     json_path = os.path.join(report, "validation.json")
