@@ -3,8 +3,10 @@
 toyworld/rubric.py render_flags), as test_toyworld_rubric.py does on the toy SDXL base: the good one
 (bind_probe.BINDING's recipe) passes, the unbound-trigger one fails check 1 on the leak measure, the
 mode-collapse one check 2 on sameness, the overfit one check 3 on scenes swapped. Two training seeds.
-On an H200 (2026-12-05) 8 passed in two runs, both seeds' fixtures side by side (`-k train-seed-1`, `-k train-seed-2`:
-about 2.5 min); bench/RESULTS.md "The four-LoRA rubric on the toy FLUX.1 base, on the GPU".
+On an H200 (2026-12-05) the verdict tests passed 8 of 8 in each of two runs, both seeds' fixtures side by side
+(`-k train-seed-1`, `-k train-seed-2`: about 2.5 min); bench/RESULTS.md "The four-LoRA rubric on the toy FLUX.1 base,
+on the GPU". The stack test (four at 1.0) was added after that lease: its figures so far are CPU renders of those
+LoRAs (bench/RESULTS.md "Four LoRAs at 1.0 on the toy FLUX.1 base").
 
 Skipped without CUDA, without models/toy-flux1, or without the built CLI (npm run build).
 LORASPEC_TOY_FLUX_CPU=1 runs the code paths on the CPU with a few steps (the verdicts are not asserted):
