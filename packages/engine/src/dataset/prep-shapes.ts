@@ -14,3 +14,17 @@ export function prepShapes(params: { contract?: Contract; aspect?: "square" | "b
   if (params.aspect !== "buckets" || contract?.dataset.aspect !== "buckets") return undefined;
   return shapeRule(contract, getBaseModel(contract.base.model), params.resolution);
 }
+
+/**
+ * The rule check's and the server's scans say "upscaled" by (what prep cuts for `contract` at `resolution`):
+ * prepShapes with the contract's own dataset.aspect. Undefined for square, no resolution, or a bucket set
+ * that cannot exist (check reports that set as its own finding; the scan then judges a square).
+ */
+export function scanShapes(contract: Contract, resolution: number | undefined): ShapeRule | undefined {
+  if (!resolution) return undefined;
+  try {
+    return prepShapes({ contract, aspect: contract.dataset.aspect, resolution });
+  } catch {
+    return undefined;
+  }
+}

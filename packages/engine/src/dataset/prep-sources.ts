@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { extname, join } from "node:path";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
+import type { ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import { mapPool } from "./map-pool.js";
 import type { ManifestEntry } from "./prep-manifest.js";
-import { probeImage, type ImageProblem, type ProbedImage } from "./probe-image.js";
+import { probeImage, scaleProblem, type ImageProblem, type ProbedImage } from "./probe-image.js";
 import { readImageFile } from "./read-image-file.js";
 
 /**
@@ -24,6 +25,8 @@ export async function* probeSources(params: {
   previous: ReadonlyMap<string, ManifestEntry>;
   reuse: boolean;
   resolution: number;
+  /** The rule prep shapes images by (its upscale warnings follow it); undefined: square. */
+  shapes?: ShapeRule;
   maxPixels: number;
   concurrency: number;
   signal?: AbortSignal;
@@ -48,10 +51,10 @@ export async function* probeSources(params: {
           signature: old.signature,
           width: old.width,
           height: old.height,
-          problems: old.problems.filter((p) => p.code !== "duplicate" && p.code !== "near-duplicate") as ImageProblem[],
+          problems: reusedProblems(old, params.resolution, params.shapes),
         } satisfies ProbedImage;
       }
-      return probeImage({ source, bytes, resolution: params.resolution, maxPixels: params.maxPixels, hash: false });
+      return probeImage({ source, bytes, resolution: params.resolution, shapes: params.shapes, maxPixels: params.maxPixels, hash: false });
     },
     params.signal,
   )) {
@@ -60,6 +63,17 @@ export async function* probeSources(params: {
     yield prepProgress("scan", done, params.sources.length, started, result.source);
   }
   return probed;
+}
+
+/**
+ * A reused entry's problems, less its duplicate verdicts (decided again) and its scale warning, said
+ * again by today's scaleProblem (a manifest written before it named ai-toolkit's kept sizes "upscaled").
+ */
+function reusedProblems(old: ManifestEntry, resolution: number, shapes: ShapeRule | undefined): ImageProblem[] {
+  const kept = (old.problems as ImageProblem[]).filter((p) => !["duplicate", "near-duplicate", "upscaled", "trains-at-own-size"].includes(p.code));
+  if (kept.some((p) => p.severity === "skip")) return kept;
+  const scaled = scaleProblem(old.width, old.height, resolution, shapes);
+  return scaled ? [...kept, scaled] : kept;
 }
 
 /** Output names (without extension): a source keeps the name it had, so its caption stays with it. */

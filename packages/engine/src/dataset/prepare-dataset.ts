@@ -190,6 +190,7 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     previous: previousBySource,
     reuse: sameSettings,
     resolution: params.resolution,
+    shapes: rule,
     maxPixels: settings.maxPixels,
     concurrency,
     signal,

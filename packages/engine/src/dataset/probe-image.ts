@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { trainingShape, type ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import sharp, { type Metadata } from "sharp";
 import { signatureFromBytes, type ImageSignature } from "./image-signature.js";
 import { EXTREME_ASPECT_RATIO, MAX_INPUT_PIXELS, SMALL_IMAGE_RATIO } from "./prep-knowledge.js";
@@ -11,7 +12,10 @@ export type ImageProblemCode =
   /** Over FILE_LIMITS.image bytes: left out unread (read-image-file.ts). */
   | "image-too-large"
   | "too-small"
+  /** Prep scales the image up to the shape it trains at (its short side, or a bucket side, is below the target's). */
   | "upscaled"
+  /** ai-toolkit bucketing: under resolution², the image trains at its own area (smaller than the resolution), not upscaled. */
+  | "trains-at-own-size"
   | "extreme-aspect"
   | "first-frame-only"
   | "duplicate"
@@ -53,6 +57,8 @@ export interface ProbeImageParams {
   maxAspect?: number;
   /** Colour transparent pixels are flattened onto (prep's --background). */
   background?: string;
+  /** With aspect buckets: the rule prep shapes the image by (core's shapeRule); without it, a resolution x resolution square. */
+  shapes?: ShapeRule;
   /**
    * Also decode a thumbnail for the signature (and so catch truncated files here). prepareDataset
    * turns this off: it signs from the one full decode it does anyway (a noisy JPEG's entropy
@@ -63,22 +69,47 @@ export interface ProbeImageParams {
 
 /**
  * The size rules prep applies to an image of width x height (after EXIF orientation): too small or
- * too elongated is skipped, below the resolution is upscaled with a warning. `check`'s preflight
- * counts what prep would keep with this same function.
+ * too elongated is skipped; otherwise scaleProblem says whether it is upscaled to the shape it trains
+ * at (`shapes`, else a resolution x resolution square). `check`'s preflight counts what prep would keep
+ * with this same function.
  */
-export function sizeProblems(width: number, height: number, resolution: number, maxAspect: number = EXTREME_ASPECT_RATIO.value): ImageProblem[] {
+export function sizeProblems(width: number, height: number, resolution: number, maxAspect: number = EXTREME_ASPECT_RATIO.value, shapes?: ShapeRule): ImageProblem[] {
   const problems: ImageProblem[] = [];
   const short = Math.min(width, height);
   if (short < resolution * SMALL_IMAGE_RATIO.value.skip) {
     problems.push({ code: "too-small", severity: "skip", message: `${width}x${height} is far below the ${resolution}px training resolution (upscaling over 2x teaches blur)` });
-  } else if (short < resolution * SMALL_IMAGE_RATIO.value.warn) {
-    problems.push({ code: "upscaled", severity: "warn", message: `${width}x${height} is below the ${resolution}px training resolution and will be upscaled` });
+  } else {
+    const scaled = scaleProblem(width, height, resolution, shapes);
+    if (scaled) problems.push(scaled);
   }
   const aspect = Math.max(width, height) / Math.max(1, short);
   if (aspect > maxAspect) {
     problems.push({ code: "extreme-aspect", severity: "skip", message: `aspect ratio ${aspect.toFixed(2)}:1 is over ${maxAspect}:1; a crop would keep too little of it` });
   }
   return problems;
+}
+
+/**
+ * What happens to an image's pixels at the shape it trains at (trainingShape, what prep cuts): "upscaled"
+ * when prep scales it up to cover that shape (square crops and core's bucket set: Kohya, the built-in
+ * trainer); for ai-toolkit's picker, an image under resolution² keeps its own area ("trains-at-own-size",
+ * sides rounded onto its divisibility), and one at or over it is scaled down: neither is upscaled.
+ */
+export function scaleProblem(width: number, height: number, resolution: number, shapes?: ShapeRule): ImageProblem | undefined {
+  if (width <= 0 || height <= 0 || resolution <= 0) return undefined;
+  if (shapes?.picker === "ai-toolkit") {
+    if (width * height >= resolution * resolution) return undefined;
+    const shape = trainingShape(shapes, resolution, { width, height });
+    return {
+      code: "trains-at-own-size",
+      severity: "warn",
+      message: `${width}x${height} is under the ${resolution}px training resolution: ai-toolkit trains it at ${shape.width}x${shape.height}, about its own size (not upscaled; sides on ${shapes.divisibility} px)`,
+    };
+  }
+  const shape = shapes ? trainingShape(shapes, resolution, { width, height }) : { width: resolution, height: resolution };
+  const factor = Math.max(shape.width / width, shape.height / height);
+  if (factor <= 1) return undefined;
+  return { code: "upscaled", severity: "warn", message: `${width}x${height} is upscaled ${factor.toFixed(2)}x to ${shape.width}x${shape.height} (the ${resolution}px training resolution)` };
 }
 
 /** Looks at one image without ever throwing: every failure becomes a problem on the result. */
@@ -144,7 +175,7 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
       return probed;
     }
   }
-  probed.problems.push(...sizeProblems(width, height, resolution, maxAspect));
+  probed.problems.push(...sizeProblems(width, height, resolution, maxAspect, params.shapes));
   // sharp (and so prep, and the signature) decodes the first page unless told otherwise: say so for an animation.
   if ((meta.pages ?? 1) > 1) {
     probed.problems.push({ code: "first-frame-only", severity: "warn", message: `${meta.pages} frames (animated or multi-page ${meta.format}): only the first one is used` });

@@ -5,6 +5,7 @@ import { dedupeImages, type DuplicateCluster } from "./dedupe.js";
 import { listDatasetFiles, type ListDatasetFilesParams, type SkippedEntry } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
+import type { ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import { probeImage, type ProbedImage } from "./probe-image.js";
 import { imageReadProblem, readImageFile, type ImageRead } from "./read-image-file.js";
 
@@ -26,6 +27,8 @@ export interface ScanDatasetParams {
   field?: string;
   /** Training resolution: images far below it are skipped, as prep skips them. Without it, no size check. */
   resolution?: number;
+  /** With aspect buckets: the rule prep shapes images by (engine prep-shapes.ts), so "upscaled" is said as prep would; undefined: square. */
+  shapes?: ShapeRule;
   maxPixels?: number;
   /** false: headers only (fast; no decode, no duplicate search). */
   decode?: boolean;
@@ -73,7 +76,7 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
   for await (const p of mapPool(files.images, concurrency, async (source) => {
     const got = await read(join(dir, source));
     if (!("bytes" in got)) return { source, size: got.size, sha256: "", width: 0, height: 0, problems: [got.problem] } satisfies ProbedImage;
-    return probeImage({ source, bytes: got.bytes, resolution: params.resolution ?? 0, maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value, hash: params.decode !== false });
+    return probeImage({ source, bytes: got.bytes, resolution: params.resolution ?? 0, shapes: params.shapes, maxPixels: params.maxPixels ?? MAX_INPUT_PIXELS.value, hash: params.decode !== false });
   }))
     probed.push(p);
   probed.sort((a, b) => (a.source < b.source ? -1 : 1));

@@ -14,6 +14,7 @@ import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
 import { hiddenFilesNote } from "../dataset/list-dataset-files.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
+import { scanShapes } from "../dataset/prep-shapes.js";
 import { datasetFindings, unpreparedFindings } from "../dataset/dataset-findings.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
@@ -65,10 +66,12 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
     const stored = await readStoredPins({ projectDir: loaded.dir, datasetDir: resolveDatasetDir(loaded) });
     if (stored.finding) pinsFindings.push(stored.finding);
     const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
+    // Upscale warnings as prep will cut each image for this contract's trainer (ai-toolkit keeps a small image's size).
+    const shapes = scanShapes(contract, resolution);
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
       const dir = resolve(loaded.dir, folder);
       const pins = field === "dataset.path" ? stored.pins : undefined;
-      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution, pinned: pins?.keep, distinct: pins?.distinct });
+      const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution, shapes, pinned: pins?.keep, distinct: pins?.distinct });
       if (found.candidates === 0) {
         throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
           file: loaded.displayName,

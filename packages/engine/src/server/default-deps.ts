@@ -36,7 +36,8 @@ export function defaultDeps(): ServerDeps {
       const { getBaseModel } = await import("@loraspec/core/knowledge/base-models.js");
       // The scan check and prep use: the same probe, skips and duplicate clusters; `images` is what trains.
       const resolution = c ? (c.dataset.resolution ?? getBaseModel(c.base.model)?.nativeResolution) : undefined;
-      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, maxPixels: SERVER_LIMITS.maxInputPixels, pinned: pins?.keep, distinct: pins?.distinct });
+      const { scanShapes } = await import("../dataset/prep-shapes.js");
+      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, shapes: c ? scanShapes(c, resolution) : undefined, maxPixels: SERVER_LIMITS.maxInputPixels, pinned: pins?.keep, distinct: pins?.distinct });
       const problems: DatasetScan["problems"] = {};
       const add = (file: string, code: string, message: string) => {
         const list = (problems[file] ??= []);
