@@ -1,6 +1,10 @@
 import type { Command } from "commander";
 import pc from "picocolors";
+import type { TrainingShapes } from "@loraspec/core/plan/trainer-buckets.js";
 import { printJson, table } from "../output.js";
+
+/** Shapes listed before "(+N more)": enough to see the range, short enough for one row. */
+const SHAPES_SHOWN = 4;
 
 /** `loraspec plan [lora.yaml] [--json]`: resolve the contract into steps, LR, VRAM, time and cost. */
 export function registerPlan(program: Command): void {
@@ -30,6 +34,7 @@ export function registerPlan(program: Command): void {
         ["batch", `${p.batchSize} x accumulation ${p.gradientAccumulation} x ${p.gpus} GPU = ${p.effectiveBatch}`],
         ["learning rate", `${lr} (${p.learningRateSource})`],
         ["rank / alpha", `${p.rank} / ${p.alpha}`],
+        ...(p.buckets ? [["buckets", describeShapes(p.buckets, p.trainer.name)]] : []),
         ["checkpoints", p.saveEvery ? `every ${p.saveEvery} steps (${p.checkpoints})` : "final only"],
         [
           "VRAM (peak)",
@@ -60,4 +65,26 @@ export function registerPlan(program: Command): void {
       if (errors > 0) out.push(pc.yellow(`\n${errors} error(s) in the contract: run \`loraspec check\` before training.`));
       process.stdout.write(`${out.join("\n")}\n`);
     });
+}
+
+/**
+ * The plan's training shapes in one row, with who picks them. ai-toolkit's (picked per image, usually few):
+ * those at the largest resolution, the first SHAPES_SHOWN then a count. Core's set (Kohya, the built-in
+ * trainer; many, one per aspect): its count and range. Smaller resolutions as counts.
+ */
+export function describeShapes(shapes: TrainingShapes, trainer: string): string {
+  const top = Math.max(...shapes.buckets.map((b) => b.resolution));
+  const atTop = shapes.buckets.filter((b) => b.resolution === top).map((b) => `${b.width}x${b.height}`);
+  const lower = [...new Set(shapes.buckets.filter((b) => b.resolution < top).map((b) => b.resolution))];
+  const others = lower.length ? `; also ${lower.map((r) => `${shapes.buckets.filter((b) => b.resolution === r).length} at ${r}`).join(", ")}` : "";
+  if (shapes.picker === "ai-toolkit") {
+    const more = atTop.length > SHAPES_SHOWN ? ` (+${atTop.length - SHAPES_SHOWN} more)` : "";
+    return `${atTop.slice(0, SHAPES_SHOWN).join(", ")}${more}${others} (${trainer} picks per image: the largest area <= ${top}² on its divisibility, a smaller image at its own size; dataset.buckets is not used)`;
+  }
+  if (shapes.buckets.length === 1 && atTop[0] === `${top}x${top}`) return `${atTop[0]} (square crops)`;
+  // A set's range: its tallest to its widest shape.
+  const byAspect = shapes.buckets.filter((b) => b.resolution === top).sort((a, b) => a.width / a.height - b.width / b.height);
+  const named = (b: (typeof byAspect)[number]) => `${b.width}x${b.height}`;
+  const listed = atTop.length > SHAPES_SHOWN ? `${atTop.length} shapes, ${named(byAspect[0]!)} .. ${named(byAspect[byAspect.length - 1]!)}` : atTop.join(", ");
+  return `${listed}${others} (core's set from dataset.buckets; ${trainer}: each image in the bucket nearest its aspect)`;
 }
