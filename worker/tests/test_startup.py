@@ -61,3 +61,33 @@ def test_a_pipeline_class_imports_only_its_own_arch():
     assert len(others) == len(where) - 1
     assert sorted(m for m in others.values() if m in modules) == []
     assert "transformers.models.qwen2_5_vl.modeling_qwen2_5_vl" not in modules  # Qwen-Image's text encoder
+
+
+# What a train run has not imported yet when it is ready to load the base (its `load` phase): the model
+# stack (transformers' text encoders, peft, diffusers' pipelines, models and loaders) comes with the
+# pipeline class in load_pipeline, so the start-up before it is `import torch` and diffusers' core
+# (get_scheduler) only. diffusers' core import itself is not ours to shorten (torch._dynamo: bench/RESULTS.md).
+NOT_BEFORE_LOAD = ("transformers", "peft", "diffusers.pipelines", "diffusers.models", "diffusers.loaders")
+
+
+def test_a_train_run_ready_to_load_has_imported_torch_and_diffusers_core_only(tmp_path):
+    script = (
+        "from loraspec_worker import protocol\n"
+        "class AtLoad(Exception): pass\n"
+        "emit = protocol.emit\n"
+        "def stop_at_load(event):\n"
+        "    if event.get('type') == 'phase' and event.get('name') == 'load':\n"
+        "        raise AtLoad\n"
+        "    emit(event)\n"
+        "protocol.emit = stop_at_load\n"  # protocol.phase emits through the module's global
+        "from loraspec_worker.train.runner import run\n"
+        "from loraspec_worker.train.dev_request import dev_request\n"
+        "try:\n"
+        f"    run(dev_request(arch='sdxl', base='/nowhere/base', dataset='/nowhere/data', output_dir={str(tmp_path)!r}, device='cpu'))\n"
+        "except AtLoad:\n"
+        "    print('at load')\n"
+    )
+    printed, modules = run_fresh(script)
+    assert printed[-1:] == ["at load"] and {"torch", "diffusers.optimization"} <= modules  # the run got there
+    early = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NOT_BEFORE_LOAD))
+    assert early == [], f"imported before the load phase: {early[:20]}"
