@@ -48,12 +48,15 @@ export const EXTREME_ASPECT_RATIO: Fact<number> = {
 
 /**
  * Short side relative to the training resolution: below `warn` the image is upscaled (a warning),
- * below `skip` it is skipped (upscaling 2x teaches blur).
+ * below `skip` it is skipped where prep scales it up to its shape (upscaling over 2x teaches blur:
+ * square crops, core's set). ai-toolkit's bucket picker keeps a small image's area rather than
+ * upscaling it, so there `skip` marks a kept image with a "far-below-resolution" warning (probe-image.ts).
  */
 export const SMALL_IMAGE_RATIO: Fact<{ warn: number; skip: number }> = {
   value: { warn: 1, skip: 0.5 },
-  source: "ours: the guide's build order crops to native resolution; an upscaled source carries no detail at that size",
-  asOf: "2026-11",
+  source:
+    "ours: the guide's build order crops to native resolution; an upscaled source carries no detail at that size. ai-toolkit trains an image under resolution² at its own area (ostris/ai-toolkit@27a03a9 toolkit/buckets.py get_bucket_for_image_size; core plan/ai-toolkit-bucket.ts)",
+  asOf: "2026-12",
 };
 
 /** Output encoders. PNG level 1: lossless either way, and zlib level 1 costs a fraction of level 6 on photos (bench/RESULTS.md). */

@@ -11,11 +11,14 @@ export type ImageProblemCode =
   | "too-large"
   /** Over FILE_LIMITS.image bytes: left out unread (read-image-file.ts). */
   | "image-too-large"
+  /** Short side under SMALL_IMAGE_RATIO.skip x resolution where prep would upscale it (square, core's set): skipped. */
   | "too-small"
   /** Prep scales the image up to the shape it trains at (its short side, or a bucket side, is below the target's). */
   | "upscaled"
   /** ai-toolkit bucketing: under resolution², the image trains at its own area (smaller than the resolution), not upscaled. */
   | "trains-at-own-size"
+  /** ai-toolkit bucketing: short side under SMALL_IMAGE_RATIO.skip x resolution; kept (not upscaled), but it trains far below the set's resolution. */
+  | "far-below-resolution"
   | "extreme-aspect"
   | "first-frame-only"
   | "duplicate"
@@ -68,16 +71,19 @@ export interface ProbeImageParams {
 }
 
 /**
- * The size rules prep applies to an image of width x height (after EXIF orientation): too small or
- * too elongated is skipped; otherwise scaleProblem says whether it is upscaled to the shape it trains
- * at (`shapes`, else a resolution x resolution square). `check`'s preflight counts what prep would keep
- * with this same function.
+ * The size rules prep applies to an image of width x height (after EXIF orientation): too elongated is
+ * skipped; a short side under SMALL_IMAGE_RATIO.skip x resolution is skipped where prep would upscale it
+ * to its shape (square crops, core's set: Kohya, the built-in trainer, no contract) and kept with a
+ * "far-below-resolution" warning under ai-toolkit's picker (it trains at about its own area, not
+ * upscaled: farBelowResolution); otherwise scaleProblem says whether it is upscaled to the shape it
+ * trains at (`shapes`, else a resolution x resolution square). `check`'s preflight counts what prep
+ * would keep with this same function.
  */
 export function sizeProblems(width: number, height: number, resolution: number, maxAspect: number = EXTREME_ASPECT_RATIO.value, shapes?: ShapeRule): ImageProblem[] {
   const problems: ImageProblem[] = [];
   const short = Math.min(width, height);
   if (short < resolution * SMALL_IMAGE_RATIO.value.skip) {
-    problems.push({ code: "too-small", severity: "skip", message: `${width}x${height} is far below the ${resolution}px training resolution (upscaling over 2x teaches blur)` });
+    problems.push(farBelowResolution(width, height, resolution, shapes));
   } else {
     const scaled = scaleProblem(width, height, resolution, shapes);
     if (scaled) problems.push(scaled);
@@ -87,6 +93,24 @@ export function sizeProblems(width: number, height: number, resolution: number, 
     problems.push({ code: "extreme-aspect", severity: "skip", message: `aspect ratio ${aspect.toFixed(2)}:1 is over ${maxAspect}:1; a crop would keep too little of it` });
   }
   return problems;
+}
+
+/**
+ * An image whose short side is under SMALL_IMAGE_RATIO.skip x resolution. Where prep scales it up to its
+ * shape (no rule or core's set) it would be upscaled over 1/skip: "too-small", skipped. ai-toolkit's picker
+ * (trainingShape) keeps its own area, so nothing blurs it: it is kept, with a warning naming the shape it
+ * trains at, far below the resolution the rest of the set trains at.
+ */
+function farBelowResolution(width: number, height: number, resolution: number, shapes?: ShapeRule): ImageProblem {
+  if (shapes?.picker === "ai-toolkit") {
+    const shape = trainingShape(shapes, resolution, { width, height });
+    return {
+      code: "far-below-resolution",
+      severity: "warn",
+      message: `${width}x${height} is under half the ${resolution}px training resolution: ai-toolkit trains it at ${shape.width}x${shape.height} (not upscaled), far below the ${resolution}px the rest of the set trains at; a bigger source teaches more detail`,
+    };
+  }
+  return { code: "too-small", severity: "skip", message: `${width}x${height} is far below the ${resolution}px training resolution (upscaling over 2x teaches blur)` };
 }
 
 /**
