@@ -2,14 +2,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContractSchema, type Contract } from "@loraspec/core/contract/schema.js";
+import type { Contract } from "@loraspec/core/contract/schema.js";
 import { trainingShape } from "@loraspec/core/plan/trainer-buckets.js";
-import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
+import type { PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema } from "@loraspec/engine/dataset/prep-manifest.js";
 import { SMALL_IMAGE_RATIO } from "@loraspec/engine/dataset/prep-knowledge.js";
 import { prepShapes, scanShapes } from "@loraspec/engine/dataset/prep-shapes.js";
 import { scanDataset } from "@loraspec/engine/dataset/scan-dataset.js";
 import { photoLike } from "./make-images.js";
+import { PREP_SETUPS, runPrep, trainerContract, type Aspect, type TrainerName } from "./trainer-prep.js";
 
 /**
  * The too-small boundary (short side under SMALL_IMAGE_RATIO.skip x resolution) per trainer. Where prep scales
@@ -28,29 +29,10 @@ const SIZES = [
   { name: "above", width: HALF + 1, height: HALF + 1, below: false },
 ];
 
-const CASES: Array<{ label: string; trainer?: "kohya" | "ai-toolkit" | "diffusers"; base?: string; aspect: "square" | "buckets"; keepsSmall: boolean }> = [
-  { label: "kohya sdxl buckets", trainer: "kohya", base: "sdxl", aspect: "buckets", keepsSmall: false },
-  { label: "kohya flux1 square", trainer: "kohya", base: "flux1-dev", aspect: "square", keepsSmall: false },
-  { label: "ai-toolkit flux1 buckets", trainer: "ai-toolkit", base: "flux1-dev", aspect: "buckets", keepsSmall: true },
-  { label: "ai-toolkit sdxl buckets", trainer: "ai-toolkit", base: "sdxl", aspect: "buckets", keepsSmall: true },
-  { label: "ai-toolkit flux1 square", trainer: "ai-toolkit", base: "flux1-dev", aspect: "square", keepsSmall: false },
-  { label: "built-in (diffusers) sdxl buckets", trainer: "diffusers", base: "sdxl", aspect: "buckets", keepsSmall: false },
-  { label: "no contract, buckets", aspect: "buckets", keepsSmall: false },
-  { label: "no contract, square", aspect: "square", keepsSmall: false },
-];
-
-function contractFor(trainer: string, base: string, aspect: "square" | "buckets"): Contract {
-  return ContractSchema.parse({
-    version: 1,
-    name: "txcl",
-    base: { model: base, ...(trainer === "diffusers" ? { path: "./tiny" } : {}) },
-    trainer: { name: trainer },
-    target: "character",
-    dataset: { path: "./dataset", resolution: R, aspect, ...(aspect === "buckets" ? { buckets: { min_side: 128, max_side: 640, step: 64 } } : {}) },
-    trigger: { word: "txcl" },
-    hyperparameters: { learning_rate: 1e-4, steps: 10, save_every: 5 },
-  });
-}
+/** The set-ups that keep an image under half the resolution (ai-toolkit's own picker); every other one skips it. */
+const KEEPS_SMALL = new Set(["ai-toolkit flux1 buckets", "ai-toolkit sdxl buckets"]);
+const CASES = PREP_SETUPS.map((c) => ({ ...c, keepsSmall: KEEPS_SMALL.has(c.label) }));
+const contractFor = (trainer: TrainerName, base: string, aspect: Aspect): Contract => trainerContract(trainer, base, R, aspect);
 
 let dir: string;
 beforeAll(async () => {
@@ -60,12 +42,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function prep(contract: Contract | undefined, aspect: "square" | "buckets", out: string): Promise<PrepSummary> {
-  const gen = prepareDataset({ datasetDir: join(dir, "d"), outDir: join(dir, out), resolution: R, aspect, shapes: prepShapes({ contract, aspect, resolution: R }), nearDuplicate: { pixelAtZero: 0 }, concurrency: 1 });
-  let next = await gen.next();
-  while (!next.done) next = await gen.next();
-  return next.value;
-}
+const prep = (contract: Contract | undefined, aspect: Aspect, out: string): Promise<PrepSummary> =>
+  runPrep({ datasetDir: join(dir, "d"), outDir: join(dir, out), contract, aspect, resolution: R });
 
 describe("too-small: skipped where prep would upscale over 2x, kept with a warning where ai-toolkit trains it at its own size", () => {
   it.each(CASES.map((c) => [c.label, c] as const))("%s", async (_label, c) => {

@@ -11,10 +11,10 @@ import { getTrainerSide } from "@loraspec/core/knowledge/trainer-resolution.js";
 import { aiToolkitBucket } from "@loraspec/core/plan/ai-toolkit-bucket.js";
 import { assignBucket } from "@loraspec/core/plan/buckets.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
-import { prepareDataset } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema, type PrepManifest } from "@loraspec/engine/dataset/prep-manifest.js";
 import { prepShapes } from "@loraspec/engine/dataset/prep-shapes.js";
 import { photoLike } from "./make-images.js";
+import { runPrep, trainerContract, type TrainerName } from "./trainer-prep.js";
 
 /**
  * "What shape does trainer T train image I at" has one home (core plan/trainer-buckets.ts trainingShape):
@@ -51,18 +51,7 @@ const FRACTIONS: Array<[number, number]> = [
 ];
 const sizesAt = (r: number) => FRACTIONS.map(([w, h], k) => ({ name: `i${k}`, width: Math.round(w * r) + k, height: Math.round(h * r) }));
 
-function contractFor(trainer: (typeof TRAINERS)[number], base: string, resolution: number): Contract {
-  return ContractSchema.parse({
-    version: 1,
-    name: "txcl",
-    base: { model: base, ...(trainer === "diffusers" ? { path: "./tiny" } : {}) },
-    trainer: { name: trainer },
-    target: "character",
-    dataset: { path: "./dataset", resolution, aspect: "buckets", buckets: { min_side: 128, max_side: 1280, step: 64 } },
-    trigger: { word: "txcl" },
-    hyperparameters: { learning_rate: 1e-4, steps: 10, save_every: 5 },
-  });
-}
+const contractFor = (trainer: TrainerName, base: string, resolution: number): Contract => trainerContract(trainer, base, resolution, "buckets", 1280);
 
 const scanOf = (sizes: ReadonlyArray<{ name: string; width: number; height: number }>): DatasetSummary => ({
   path: "./dataset",
@@ -81,8 +70,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function prep(c: Contract, r: number, out: string): Promise<PrepManifest> {
-  const gen = prepareDataset({ datasetDir: join(dir, `d${r}`), outDir: join(dir, out), resolution: r, aspect: "buckets", shapes: prepShapes({ contract: c, aspect: "buckets", resolution: r }), nearDuplicate: { pixelAtZero: 0 }, concurrency: 1 });
-  for (let next = await gen.next(); !next.done; next = await gen.next());
+  await runPrep({ datasetDir: join(dir, `d${r}`), outDir: join(dir, out), contract: c, aspect: "buckets", resolution: r });
   return ManifestSchema.parse(JSON.parse(readFileSync(join(dir, out, MANIFEST_FILE), "utf8")));
 }
 

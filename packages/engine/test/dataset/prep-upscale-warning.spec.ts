@@ -2,14 +2,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContractSchema, type Contract } from "@loraspec/core/contract/schema.js";
+import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { getTrainerSide } from "@loraspec/core/knowledge/trainer-resolution.js";
-import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
+import type { PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema } from "@loraspec/engine/dataset/prep-manifest.js";
 import { prepShapes } from "@loraspec/engine/dataset/prep-shapes.js";
 import { scaleProblem } from "@loraspec/engine/dataset/probe-image.js";
 import { photoLike } from "./make-images.js";
+import { PREP_SETUPS, runPrep, trainerContract, type Aspect, type TrainerName } from "./trainer-prep.js";
 
 /**
  * prep's "upscaled" warning appears exactly where prep scales an image up to the shape it writes (square crops,
@@ -33,29 +34,8 @@ const FRACTIONS: Array<[number, number]> = [
 ];
 const SIZES = FRACTIONS.map(([w, h], k) => ({ name: `i${k}`, width: Math.round(w * R) + k, height: Math.round(h * R) }));
 
-const CASES: Array<{ label: string; trainer?: "kohya" | "ai-toolkit" | "diffusers"; base?: string; aspect: "square" | "buckets" }> = [
-  { label: "kohya sdxl buckets", trainer: "kohya", base: "sdxl", aspect: "buckets" },
-  { label: "kohya flux1 square", trainer: "kohya", base: "flux1-dev", aspect: "square" },
-  { label: "ai-toolkit flux1 buckets", trainer: "ai-toolkit", base: "flux1-dev", aspect: "buckets" },
-  { label: "ai-toolkit sdxl buckets", trainer: "ai-toolkit", base: "sdxl", aspect: "buckets" },
-  { label: "ai-toolkit flux1 square", trainer: "ai-toolkit", base: "flux1-dev", aspect: "square" },
-  { label: "built-in (diffusers) sdxl buckets", trainer: "diffusers", base: "sdxl", aspect: "buckets" },
-  { label: "no contract, buckets (core's default set)", aspect: "buckets" },
-  { label: "no contract, square", aspect: "square" },
-];
-
-function contractFor(trainer: string, base: string, aspect: "square" | "buckets"): Contract {
-  return ContractSchema.parse({
-    version: 1,
-    name: "txcl",
-    base: { model: base, ...(trainer === "diffusers" ? { path: "./tiny" } : {}) },
-    trainer: { name: trainer },
-    target: "character",
-    dataset: { path: "./dataset", resolution: R, aspect, ...(aspect === "buckets" ? { buckets: { min_side: 128, max_side: 640, step: 64 } } : {}) },
-    trigger: { word: "txcl" },
-    hyperparameters: { learning_rate: 1e-4, steps: 10, save_every: 5 },
-  });
-}
+const CASES = PREP_SETUPS;
+const contractFor = (trainer: TrainerName, base: string, aspect: Aspect): Contract => trainerContract(trainer, base, R, aspect);
 
 let dir: string;
 beforeAll(async () => {
@@ -65,12 +45,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function prep(contract: Contract | undefined, aspect: "square" | "buckets", out: string): Promise<PrepSummary> {
-  const gen = prepareDataset({ datasetDir: join(dir, "d"), outDir: join(dir, out), resolution: R, aspect, shapes: prepShapes({ contract, aspect, resolution: R }), nearDuplicate: { pixelAtZero: 0 }, concurrency: 1 });
-  let next = await gen.next();
-  while (!next.done) next = await gen.next();
-  return next.value;
-}
+const prep = (contract: Contract | undefined, aspect: Aspect, out: string): Promise<PrepSummary> =>
+  runPrep({ datasetDir: join(dir, "d"), outDir: join(dir, out), contract, aspect, resolution: R });
 
 describe("prep says an image is upscaled exactly where its pixels are", () => {
   it.each(CASES.map((c) => [c.label, c] as const))("%s", async (_label, c) => {
