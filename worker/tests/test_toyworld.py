@@ -140,7 +140,7 @@ def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
     import io
 
     from loraspec_worker import protocol, score
-    from toyworld.embedder import scene_from_text
+    from toyworld.embedder import scenes_from_text
 
     monkeypatch.setattr(protocol, "_out", io.StringIO())
     char = concepts.write_concept(str(tmp_path / "c"), "character", count=6)["path"]
@@ -156,7 +156,7 @@ def test_score_uses_the_judge_as_embedder(tmp_path, monkeypatch):
                          "sets": [{"id": "same", "images": paths[3:], "texts": texts}, {"id": "other", "images": others, "texts": texts}]})
         assert out["embedder"]["clip"] == JUDGE
         assert out["sets"]["same"]["fidelity_clip"] > out["sets"]["other"]["fidelity_clip"] + 0.1
-    scene = scene_from_text("a large red star at the bottom on a grass background")
+    [scene] = scenes_from_text("a large red star at the bottom on a grass background")  # all named: one scene
     assert (scene.background, scene.objects[0].shape, scene.objects[0].colour, world.POSITIONS[scene.objects[0].position][1]) == ("grass", "star", "red", "bottom")
 
 

@@ -36,18 +36,6 @@ def _position(t: str) -> Optional[int]:
     return None
 
 
-def scene_from_text(text: str) -> world.Scene:
-    """The one scene a prompt literally names (an object only where it names a shape or colour)."""
-    t = _words(text)
-    scene = world.Scene(background=_find(t, world.BACKGROUNDS, "sky"), tint=0, seed=0)
-    shape, colour = _find(t, world.SHAPES, None), _find(t, world.COLOUR_NAMES, None)
-    if shape or colour:
-        position = _position(t)
-        scene.objects.append(world.Obj(shape=shape or "circle", colour=colour or "white", position=4 if position is None else position,
-                                       size=_find(t, world.SIZES, "medium"), fill=_find(t, world.FILLS, "solid")))
-    return scene
-
-
 def scenes_from_text(text: str) -> list[world.Scene]:
     """The scenes a prompt allows: what it names is fixed, and an object it implies (a shape, colour, size or place
     word) is drawn in every shape and colour it leaves open, each on its own background seed. A text's embedding is
