@@ -47,8 +47,9 @@ export const EXTREME_ASPECT_RATIO: Fact<number> = {
 };
 
 /**
- * Short side relative to the training resolution: below `warn` the image is upscaled (a warning),
- * below `skip` it is skipped where prep scales it up to its shape (upscaling over 2x teaches blur:
+ * `warn`: the scale factor from an image to the shape it trains at above which prep warns it is upscaled
+ * (1: any upscale; probe-image.ts scaleProblem). `skip`: short side relative to the training resolution
+ * below which it is skipped where prep scales it up to its shape (upscaling over 2x teaches blur:
  * square crops, core's set). ai-toolkit's bucket picker keeps a small image's area rather than
  * upscaling it, so there `skip` marks a kept image with a "far-below-resolution" warning (probe-image.ts).
  */

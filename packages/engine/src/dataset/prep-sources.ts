@@ -4,7 +4,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import type { ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import { mapPool } from "./map-pool.js";
 import type { ManifestEntry } from "./prep-manifest.js";
-import { probeImage, sizeProblems, type ImageProblem, type ProbedImage } from "./probe-image.js";
+import { probeImage, SIZE_PROBLEM_CODES, sizeProblems, type ImageProblem, type ProbedImage } from "./probe-image.js";
 import { readImageFile } from "./read-image-file.js";
 
 /**
@@ -65,16 +65,13 @@ export async function* probeSources(params: {
   return probed;
 }
 
-/** Codes sizeProblems decides from an image's size and the rule: a reused entry has them said again. */
-const SIZE_CODES: readonly string[] = ["too-small", "far-below-resolution", "upscaled", "trains-at-own-size", "extreme-aspect"];
-
 /**
  * A reused entry's problems, less its duplicate verdicts (decided again) and its size verdicts, said
  * again by today's sizeProblems (a manifest written before it named ai-toolkit's kept sizes "upscaled",
  * or skipped its small images as too small).
  */
 function reusedProblems(old: ManifestEntry, resolution: number, shapes: ShapeRule | undefined): ImageProblem[] {
-  const kept = (old.problems as ImageProblem[]).filter((p) => !["duplicate", "near-duplicate", ...SIZE_CODES].includes(p.code));
+  const kept = (old.problems as ImageProblem[]).filter((p) => !["duplicate", "near-duplicate", ...SIZE_PROBLEM_CODES].includes(p.code));
   if (kept.some((p) => p.severity === "skip")) return kept;
   return [...kept, ...sizeProblems(old.width, old.height, resolution, undefined, shapes)];
 }

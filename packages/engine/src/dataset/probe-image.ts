@@ -132,9 +132,12 @@ export function scaleProblem(width: number, height: number, resolution: number, 
   }
   const shape = shapes ? trainingShape(shapes, resolution, { width, height }) : { width: resolution, height: resolution };
   const factor = Math.max(shape.width / width, shape.height / height);
-  if (factor <= 1) return undefined;
+  if (factor <= SMALL_IMAGE_RATIO.value.warn) return undefined;
   return { code: "upscaled", severity: "warn", message: `${width}x${height} is upscaled ${factor.toFixed(2)}x to ${shape.width}x${shape.height} (the ${resolution}px training resolution)` };
 }
+
+/** The codes sizeProblems decides from an image's size and the rule (a reused manifest entry has them said again). */
+export const SIZE_PROBLEM_CODES: readonly ImageProblemCode[] = ["too-small", "far-below-resolution", "upscaled", "trains-at-own-size", "extreme-aspect"];
 
 /** Looks at one image without ever throwing: every failure becomes a problem on the result. */
 export async function probeImage(params: ProbeImageParams): Promise<ProbedImage> {
