@@ -182,11 +182,19 @@ def render_flags(arch: str, base: str, steps: Optional[int] = None) -> list[str]
 def validate(variant: Variant, lora: str, out: str, seeds: list[int], arch: str = "sdxl", base: Optional[str] = None,
              device: str = "cpu", render_steps: Optional[int] = None) -> dict:
     """Runs `loraspec validate` and returns validation.json with the CLI's exit code."""
+    base = base or BASES[arch]
+    return run_validate(contract(variant, seeds, arch, base), lora, out, arch, base, device, render_steps)
+
+
+def run_validate(lora_contract: dict, lora: str, out: str, arch: str = "sdxl", base: Optional[str] = None,
+                 device: str = "cpu", render_steps: Optional[int] = None) -> dict:
+    """`loraspec validate` (the built CLI, the judge as the embedding model, the base rendered as it is sampled)
+    on `lora` with `lora_contract` written to <out>/lora.yaml: validation.json with the CLI's exit code."""
     os.makedirs(out, exist_ok=True)
     base = base or BASES[arch]
     path = os.path.join(out, "lora.yaml")
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(contract(variant, seeds, arch, base), f)  # JSON is YAML
+        json.dump(lora_contract, f)  # JSON is YAML
     report = os.path.join(out, "validation")
     proc = subprocess.run(
         ["node", CLI, "validate", path, "--lora", lora, *render_flags(arch, base, render_steps),

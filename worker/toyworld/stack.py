@@ -22,13 +22,11 @@ worker/tests/test_toyworld_rubric.py asserts them with the rubric's LoRAs.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from typing import Optional
 
 from . import world
-from .rubric import BASE, BASES, CLI, EXAMPLES, FLUX_BASE, JUDGE, RENDER, THREADS, VARIANTS, render_flags, toy_request, train_variant
+from .rubric import BASE, BASES, EXAMPLES, FLUX_BASE, JUDGE, RENDER, THREADS, VARIANTS, run_validate, toy_request, train_variant
 
 PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
@@ -209,23 +207,11 @@ def validate_stack(weights: dict, loras: dict, out: str, seeds=(1,), arch: str =
                    render_steps: Optional[int] = None) -> dict:
     """`loraspec validate` on txcl with the other adapters of `weights` stacked: the stack check's
     verdict and measures, and the CLI's exit code."""
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "lora.yaml")
     others = {n: w for n, w in weights.items() if n != "txcl"}
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(contract(others, loras, weights["txcl"], list(seeds), arch), f)  # JSON is YAML
-    report = os.path.join(out, "validation")
-    proc = subprocess.run(
-        ["node", CLI, "validate", path, "--lora", loras["txcl"], *render_flags(arch, BASES[arch], render_steps),
-         "--score-model", JUDGE, "--device", device, "--out", report, "--json"],
-        cwd=out, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)},
-    )
-    json_path = os.path.join(report, "validation.json")
-    if not os.path.exists(json_path):
-        raise RuntimeError(f"loraspec validate wrote no validation.json (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    with open(json_path, encoding="utf-8") as f:
-        stack = json.load(f)["verdicts"].get("stack") or {}
-    return {"exit_code": proc.returncode, "status": stack.get("status"),
+    result = run_validate(contract(others, loras, weights["txcl"], list(seeds), arch), loras["txcl"], out, arch,
+                          device=device, render_steps=render_steps)
+    stack = result["verdicts"].get("stack") or {}
+    return {"exit_code": result["exit_code"], "status": stack.get("status"),
             "measures": [(m["id"], m.get("value"), m["status"]) for m in stack.get("measures", [])]}
 
 
