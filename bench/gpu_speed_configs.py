@@ -100,4 +100,7 @@ CONFIGS = [
     ("klein9b", "eager + LoRA bf16", dict(EAGER, ckpt=False, batch=1, lora_bf16=True)),
     ("klein9b", "fast + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, lora_bf16=True)),
     ("klein9b", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
+    # issue 22 (FLUX.1 <= 0.48 s/step with checkpointing): row 21 (full checkpointing, compile + fp8 GEMMs) plus the
+    # LoRA path in bf16; loss-checked against the eager row with full checkpointing (13)
+    ("flux1", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
 ]
