@@ -127,7 +127,9 @@ def table_rows(lease: str, ours: list[dict], peers: dict[str, list[dict]], goal:
             fast, eager = o.get("fastest"), o.get("eager")
             problem = peer_problem(r)
             peer_time = "-" if problem else f"{f3(r['steady_s_per_step'])} ({f3(r.get('median_s_per_step'))})"
-            levers = ", ".join(fast.get("levers") or ["eager"]) if fast else ""
+            # the attention kernel is a process-wide setting (gpu-speed.py --attention), not one of the row's levers
+            kernel = ["FlashAttention-4"] if fast and fast.get("attention") == "fa4" else []
+            levers = ", ".join((fast.get("levers") or ["eager"]) + kernel) if fast else ""
             built = [str(fast.get("lora_modules", "-")) if fast else "-", f3(eager and eager["s_per_step"]),
                      f"{f3(fast['s_per_step'])} ({levers})" if fast else "-", f1(fast and fast.get("peak_alloc_gib"))]
             if problem:

@@ -94,3 +94,14 @@ def test_a_rows_file_that_is_not_json_is_named_with_its_line(tmp_path):
     with pytest.raises(h.RowsError, match=r"E_BENCH_ROWS: .*peer-kohya.jsonl line 2"):
         h.read_rows(str(bad))
     assert h.main(["--lease", LEASE, "--ours", str(bad)]) == 2
+
+
+def test_the_fastest_rows_attention_kernel_is_named_with_its_levers():
+    """gpu-speed.py --attention fa4 is process-wide: the row carries "attention", not a lever; the table says which kernel."""
+    h = harness()
+    mine = [ours("flux1", "eager", 0.60, attention="fa4"), ours("flux1", "fast + fp8 GEMMs", 0.32, attention="fa4"),
+            ours("sdxl", "eager", 0.48, attention="sdpa"), ours("sdxl", "CUDA graph", 0.11, attention="sdpa", graph_captured=True)]
+    lines = h.table_rows(LEASE, mine, {"kohya": [kohya("flux1", 0.78), kohya("sdxl", 1.04)]})
+    flux, sdxl = cells(lines[0]), cells(lines[1])
+    assert flux[8] == "0.320 (fused, compile, fp8mm, FlashAttention-4)"
+    assert sdxl[8] == "0.110 (fused, compile, fp8mm)"
