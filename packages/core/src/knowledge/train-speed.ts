@@ -3,7 +3,7 @@ import type { Sourced } from "./types.js";
 
 /**
  * Measured speed and memory of the built-in (diffusers) trainer, one record per configuration.
- * All at 1024x1024, LoRA rank 16 on the attention projections, bf16 base, fp32 LoRA, AdamW,
+ * All at 1024x1024, LoRA rank 16 on the attention projections (a row with `targets`: every linear of the blocks), bf16 base, fp32 LoRA, AdamW,
  * cached latents + text embeddings (text encoders and VAE off the GPU), FLUX text length 512.
  * `secondsPerStep` is the mean of steps 6-50; `peakAllocGib` is torch.cuda.max_memory_allocated
  * (GiB, without the CUDA context: see CUDA_CONTEXT). Levers as bench/gpu-speed.py names them
@@ -32,6 +32,12 @@ export interface TrainSpeedRecord extends Sourced {
   warmupS?: number;
   /** The attention kernel (absent: torch's SDPA flash kernel; "fa4": FlashAttention-4, knowledge/attention.ts). */
   attention?: "fa4";
+  /**
+   * The LoRA's network.targets preset (absent: "attention", the built-in trainer's default). The all-linear rows are
+   * what the walltime times an all-linear contract by where its exact configuration was measured
+   * (plan/walltime.ts); every other lookup reads the attention rows only.
+   */
+  targets?: "all-linear";
 }
 
 export const TRAIN_SPEED_SOURCE = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29.jsonl";
@@ -62,6 +68,20 @@ export const TRAIN_SPEED_SOURCE_LORA_BF16_FLUX1 = "bench/gpu-speed.py --only flu
  */
 export const TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN =
   "bench/gpu-speed.py --only klein4b --configs 16,17,29,36,37,38 --steps 50 and --only klein9b --configs 18,19,30,39,40,41 --steps 50, bench/data/gpu-speed-h200-2026-12-04-klein-lora-bf16.jsonl";
+/**
+ * Every linear of the blocks (`--targets all-linear`; SDXL 722 modules, FLUX.1 494, klein 4B 100), each fast row with its eager
+ * twin in the same run and loss-checked against it: issue 22's second 2026-12-05 lease (04:51-05:09 UTC, torch 2.11.0+cu130,
+ * FA4 for FLUX.1 and klein, torch's kernel for SDXL; bench/RESULTS.md "The second 2026-12-05 lease"; the peers' rows of that
+ * lease: knowledge/trainer-speeds.ts).
+ */
+export const TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4 =
+  "bench/gpu-speed.py --only sdxl --configs 0,32 --targets all-linear --steps 30, then --only flux1,klein4b --configs 10,35,16,38 --targets all-linear --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-05-same-lease2.jsonl";
+/** The same, torch's attention kernel (the rows a card without FA4 is timed from): FLUX.1 in the first 2026-12-05 lease, and 2026-12-04's FLUX.1 and klein 4B. */
+export const TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1 = "bench/gpu-speed.py --only flux1 --targets all-linear (the first 2026-12-05 lease, 02:12-02:18 UTC), bench/data/gpu-speed-h200-2026-12-05-same-lease-flux1.jsonl";
+export const TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1_1204 = "bench/gpu-speed.py --only flux1 --configs 10,35 --targets all-linear --steps 30, bench/data/gpu-speed-h200-2026-12-04-flux1-lora-bf16-all-linear.jsonl";
+export const TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204 = "bench/gpu-speed.py --only klein4b --configs 16,17,37,38 --targets all-linear --steps 50, bench/data/gpu-speed-h200-2026-12-04-klein4b-lora-bf16-all-linear.jsonl";
+/** FLUX.1 with full checkpointing, FA4, the LoRA path in bf16 (config 42), with its eager twin, in the second 2026-12-05 lease. */
+export const TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16 = "bench/gpu-speed.py --only flux1 --configs 13,42 --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-05-flux1-ckpt-fa4-lora-bf16.jsonl";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
 const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
@@ -98,6 +118,13 @@ const fa4 = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "sourc
   asOf: "2026-12-03",
   ...r,
 });
+
+const allLinear = (
+  r: Pick<TrainSpeedRecord, "base" | "config" | "levers" | "secondsPerStep" | "peakAllocGib" | "warmupS">,
+  source: string,
+  asOf: string,
+  more: Pick<TrainSpeedRecord, "attention" | "note"> = {},
+): TrainSpeedRecord => ({ gpu: "h200", trainer: "diffusers", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", targets: "all-linear", source, asOf, ...r, ...more });
 
 /** NVIDIA H200, torch 2.11.0+cu130, bf16 GEMM measured at 746-774 TFLOP/s in the same runs. */
 export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
@@ -165,6 +192,26 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   fa4({ base: "flux2-klein-9b", config: "eager", gradientCheckpointing: false, levers: [], secondsPerStep: 0.466, peakAllocGib: 40.65, warmupS: 2.3 }),
   fa4({ base: "flux2-klein-9b", config: "fast", gradientCheckpointing: false, levers: ["fused", "compile"], secondsPerStep: 0.332, peakAllocGib: 36.01, warmupS: 20.8 }),
   fa4({ base: "flux2-klein-9b", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.261, peakAllocGib: 35.87, warmupS: 31.4 }),
+  // FLUX.1 with full checkpointing, FA4 (TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16, 2026-12-05): the LoRA path in bf16 gains nothing
+  // under full recomputation (0.488 against the fp32 FA4 row's 0.481 of 2026-12-03); its eager twin 0.720 (0.765 on 2026-12-03).
+  { ...fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: true, levers: [], secondsPerStep: 0.72, peakAllocGib: 24.81, warmupS: 4.1 }), source: TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16, asOf: "2026-12-05" },
+  { ...fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", gradientCheckpointing: true, levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.488, peakAllocGib: 24.75, warmupS: 47.8 }), source: TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16, asOf: "2026-12-05" },
+  // Every linear of the blocks (targets "all-linear"): the plan times an all-linear contract by these where its configuration
+  // was measured, else by the attention row x knowledge/target-speed.ts's ratio.
+  allLinear({ base: "sdxl", config: "eager", levers: [], secondsPerStep: 0.484, peakAllocGib: 14.88, warmupS: 2.6 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { note: "722 modules" }),
+  allLinear({ base: "sdxl", config: "CUDA graph of the whole step + channels-last + LoRA bf16", levers: ["fused", "channels_last", "graphs", "lora_bf16"], secondsPerStep: 0.106, peakAllocGib: 12.03, warmupS: 2.9 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { note: "722 modules; loss check pass (0.01% mean / 0.03% max of its eager twin)" }),
+  allLinear({ base: "flux1-dev", config: "eager", levers: [], secondsPerStep: 0.602, peakAllocGib: 71.86, warmupS: 3.1 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { attention: "fa4", note: "494 modules" }),
+  allLinear({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.319, peakAllocGib: 52.21, warmupS: 42.3 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { attention: "fa4", note: "494 modules; loss check pass (0.01% / 0.09%)" }),
+  allLinear({ base: "flux2-klein-4b", config: "eager", levers: [], secondsPerStep: 0.272, peakAllocGib: 26.29, warmupS: 1.4 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { attention: "fa4", note: "100 modules" }),
+  allLinear({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs + LoRA bf16", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.135, peakAllocGib: 20.23, warmupS: 22.3 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { attention: "fa4", note: "100 modules; loss check pass (0.00% / 0.00%)" }),
+  allLinear({ base: "flux1-dev", config: "eager", levers: [], secondsPerStep: 0.741, peakAllocGib: 71.86, warmupS: 3.9 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1, "2026-12-05", { note: "494 modules" }),
+  allLinear({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.408, peakAllocGib: 52.21, warmupS: 66.3 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1, "2026-12-05", { note: "494 modules; loss check pass" }),
+  allLinear({ base: "flux1-dev", config: "eager", levers: [], secondsPerStep: 0.703, peakAllocGib: 71.86, warmupS: 3.6 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1_1204, "2026-12-04", { note: "494 modules" }),
+  allLinear({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.424, peakAllocGib: 52.21, warmupS: 67.9 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1_1204, "2026-12-04", { note: "494 modules; loss check pass" }),
+  allLinear({ base: "flux2-klein-4b", config: "eager", levers: [], secondsPerStep: 0.318, peakAllocGib: 26.29, warmupS: 1.7 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204, "2026-12-04", { note: "100 modules" }),
+  allLinear({ base: "flux2-klein-4b", config: "fast", levers: ["fused", "compile"], secondsPerStep: 0.215, peakAllocGib: 23.71, warmupS: 27.4 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204, "2026-12-04", { note: "100 modules; loss check pass" }),
+  allLinear({ base: "flux2-klein-4b", config: "fast + LoRA bf16", levers: ["fused", "compile", "lora_bf16"], secondsPerStep: 0.204, peakAllocGib: 20.11, warmupS: 21.4 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204, "2026-12-04", { note: "100 modules; loss check pass" }),
+  allLinear({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs + LoRA bf16", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.178, peakAllocGib: 20.23, warmupS: 26.8 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204, "2026-12-04", { note: "100 modules; loss check pass" }),
 ];
 
 /** The CUDA context the bench measured once per process; add it to peakAllocGib for what the card must hold. */

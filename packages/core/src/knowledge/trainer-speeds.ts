@@ -6,9 +6,9 @@ import type { Sourced } from "./types.js";
  * (knowledge/train-speed.ts), with the configs loraspec's own compilers write. 1024², batch 1,
  * LoRA rank 16 / alpha 16 on every linear of the transformer (each trainer's default), AdamW, SDPA,
  * cached latents and text outputs, no checkpointing (the plan times checkpointing with the built-in
- * trainer's ratio; each row's `config` says so). Seconds per step: steady state (Kohya: from its
- * epoch timestamps, its tqdm mean in the note; ai-toolkit: per-line stamps over the window its
- * config names, `steady_s_per_step` of the jsonl).
+ * trainer's ratio; each row's `config` says so). Seconds per step: steady state, `steady_s_per_step` of
+ * the jsonl (bench/peer-kohya.py, bench/peer-aitoolkit.py: per-line stamps over the window its config
+ * names), the median and the trainer's own final rate in the note with the figure the row replaced.
  */
 export interface TrainerSpeedRecord extends Sourced {
   trainer: "kohya" | "ai-toolkit";
@@ -28,19 +28,28 @@ export interface TrainerSpeedRecord extends Sourced {
   peakAllocGib?: number;
 }
 
-const KOHYA_LOG = "bench/data/kohya-h200-2026-11-29.log (sd-scripts v0.10.1 ae72efb, bench/RESULTS.md 'Versus Kohya sd-scripts')";
-const AITK = "ai-toolkit 0.12.26 27a03a9, bench/RESULTS.md 'Versus ai-toolkit (issue 22)'";
-const AITK_FLUX1 = `bench/data/aitk-h200-2026-12-02-flux1-valid.jsonl (log bench/data/aitk-h200-2026-12-02-flux1-valid.log; ${AITK})`;
-const AITK_FLUX1_FP8 = `bench/data/aitk-h200-2026-12-02-flux1-valid.jsonl (log bench/data/aitk-h200-2026-12-02-flux1-fp8.log; ${AITK})`;
-const AITK_KLEIN = `bench/data/aitk-h200-2026-12-02.jsonl (log bench/data/aitk-h200-2026-12-02-klein4b.log; ${AITK})`;
+const KOHYA = "sd-scripts v0.10.1 ae72efb";
+const AITK = "ai-toolkit 0.12.26 27a03a9";
+/**
+ * Issue 22's second 2026-12-05 lease (H200, 04:51-05:09 UTC): ours, then ai-toolkit, then Kohya, one process at a time
+ * (bench/RESULTS.md "The second 2026-12-05 lease"; the built-in rows of that lease: knowledge/train-speed.ts
+ * TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4). Steady s/step over steps 20-60 (the memory rows 5-15) from each line's arrival stamp.
+ */
+const LEASE2 = "bench/RESULTS.md 'The second 2026-12-05 lease'";
+const AITK_LEASE2 = (log: string) => `bench/data/aitk-h200-2026-12-05-same-lease2.jsonl (log bench/data/aitk-h200-2026-12-05-same-lease2-${log}.log; ${AITK}, ${LEASE2})`;
+const KOHYA_LEASE2 = (log: string) => `bench/data/kohya-h200-2026-12-05-same-lease2.jsonl (log bench/data/kohya-h200-2026-12-05-same-lease2-${log}.log; ${KOHYA}, ${LEASE2})`;
+/** The rows these replaced (one row per trainer, model and base precision: the plan reads the first). */
+const KOHYA_1129 = "2026-11-29 (bench/data/kohya-h200-2026-11-29.log, from its epoch timestamps)";
+const AITK_1202 = "2026-12-02 (bench/data/aitk-h200-2026-12-02";
 const NO_CKPT = "checkpointing not measured: the plan takes the built-in trainer's ratio";
 
 export const TRAINER_SPEEDS: readonly TrainerSpeedRecord[] = [
-  { trainer: "kohya", base: "sdxl", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 1.15, config: `our compiled config, 722 modules (Kohya's default); ${NO_CKPT}`, modules: 722, source: KOHYA_LOG, asOf: "2026-11-29", note: "tqdm mean 1.19" },
-  { trainer: "kohya", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.83, config: `our compiled config, 304 fused modules of all blocks (Kohya's default); ${NO_CKPT}; the fp8 base likewise`, modules: 304, source: KOHYA_LOG, asOf: "2026-11-29", note: "tqdm mean 0.88" },
-  { trainer: "ai-toolkit", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.792, config: `our compiled job, bf16 base, text embeddings cached, cuDNN SDPA off, steady over steps 20-60; ${NO_CKPT}`, modules: 494, peakAllocGib: 71.9, source: AITK_FLUX1, asOf: "2026-12-02", note: "median 0.807; ai-toolkit's own rate 0.83 s/it" },
-  { trainer: "ai-toolkit", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "fp8", secondsPerStep: 0.852, config: `our compiled job, qfloat8 base (optimum-quanto), text embeddings cached, cuDNN SDPA off, a 15-step memory row, steady over steps 5-15; ${NO_CKPT}`, modules: 494, peakAllocGib: 69.8, source: AITK_FLUX1_FP8, asOf: "2026-12-02", note: "median 0.938: a shorter window than the bf16 row's" },
-  { trainer: "ai-toolkit", base: "flux2-klein-4b", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.361, config: `our compiled job, bf16 base, low_vram, text embeddings cached, 80 modules (klein's blocks fuse qkv and the MLP), steady over steps 20-60; ${NO_CKPT}; the fp8 base takes ai-toolkit's FLUX.1 fp8/bf16 ratio`, modules: 80, peakAllocGib: 28.3, source: AITK_KLEIN, asOf: "2026-12-02", note: "median 0.363" },
+  { trainer: "kohya", base: "sdxl", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 1.037, config: `our compiled config, 722 modules (Kohya's default), steady over steps 20-60 with Kohya's data loader inside the window; ${NO_CKPT}`, modules: 722, peakAllocGib: 13.6, source: KOHYA_LEASE2("sdxl"), asOf: "2026-12-05", note: `median 0.785; tqdm's final rate 1.10 s/it; was 1.15 on ${KOHYA_1129}` },
+  { trainer: "kohya", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.784, config: `our compiled config, 304 fused modules of all blocks (Kohya's default), steady over steps 20-60 with Kohya's data loader inside the window; ${NO_CKPT}; the fp8 base likewise`, modules: 304, peakAllocGib: 63.3, source: KOHYA_LEASE2("flux1"), asOf: "2026-12-05", note: `median 0.722; tqdm's final rate 0.84 s/it; was 0.83 on ${KOHYA_1129}` },
+  { trainer: "ai-toolkit", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.769, config: `our compiled job, bf16 base, text embeddings cached, cuDNN SDPA off, steady over steps 20-60; ${NO_CKPT}`, modules: 494, peakAllocGib: 71.9, source: AITK_LEASE2("flux1"), asOf: "2026-12-05", note: `median 0.782; ai-toolkit's own rate 0.81 s/it; was 0.792 on ${AITK_1202}-flux1-valid.jsonl), 0.764 in the first 2026-12-05 lease (bench/data/aitk-h200-2026-12-05-same-lease.jsonl)` },
+  { trainer: "ai-toolkit", base: "flux1-dev", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "fp8", secondsPerStep: 0.869, config: `our compiled job, qfloat8 base (optimum-quanto), text embeddings cached, cuDNN SDPA off, a 15-step memory row, steady over steps 5-15; ${NO_CKPT}`, modules: 494, peakAllocGib: 69.8, source: AITK_LEASE2("flux1-fp8"), asOf: "2026-12-05", note: `median 0.946: a shorter window than the bf16 row's; ai-toolkit's own rate 1.07 s/it; was 0.852 on ${AITK_1202}-flux1-valid.jsonl)` },
+  { trainer: "ai-toolkit", base: "flux2-klein-4b", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "none", secondsPerStep: 0.375, config: `our compiled job, bf16 base, low_vram, text embeddings cached, 80 modules (klein's blocks fuse qkv and the MLP), steady over steps 20-60; ${NO_CKPT}`, modules: 80, peakAllocGib: 28.3, source: AITK_LEASE2("klein4b"), asOf: "2026-12-05", note: `median 0.378; ai-toolkit's own rate 0.40 s/it; was 0.361 on ${AITK_1202}.jsonl)` },
+  { trainer: "ai-toolkit", base: "flux2-klein-4b", gpu: "h200", resolution: 1024, batch: 1, gradientCheckpointing: false, quantize: "fp8", secondsPerStep: 0.39, config: `our compiled job, qfloat8 base (optimum-quanto), low_vram, text embeddings cached, 80 modules, a 15-step memory row, steady over steps 5-15; ${NO_CKPT}`, modules: 80, peakAllocGib: 28.0, source: AITK_LEASE2("klein4b-fp8"), asOf: "2026-12-05", note: "median 0.425: a shorter window than the bf16 row's; ai-toolkit's own rate 0.48 s/it; first measured here (before: ai-toolkit's FLUX.1 fp8/bf16 ratio)" },
 ];
 
 /**

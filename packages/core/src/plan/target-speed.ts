@@ -38,6 +38,18 @@ function presetRatio(preset: TargetPreset | "custom", c: Contract, model: BaseMo
 }
 
 /**
+ * A built-in contract timed from a measured all-linear row (plan/walltime.ts): what that row stands for beyond
+ * all-linear itself, with its source (attention-mlp and a module list beyond attention cost at most all-linear's);
+ * undefined for all-linear.
+ */
+export function allLinearAnchorNote(c: Contract): { config: string; source?: string } | undefined {
+  const preset = effectivePreset(c);
+  if (preset === "attention-mlp") return { config: "(attention-mlp taken as all-linear: an upper bound)", source: ATTENTION_MLP_AS_ALL_LINEAR.source };
+  if (preset === "custom") return { config: "(a module list beyond the attention preset taken as all-linear: an upper bound)" };
+  return undefined;
+}
+
+/**
  * The factor on the anchor's s/step for the contract's target preset, with the words the plan
  * shows. 1 when the preset is the one the anchor row was measured with.
  */

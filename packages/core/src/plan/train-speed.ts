@@ -23,9 +23,13 @@ export interface SpeedLookup {
 const REFERENCE: BaseModelId = "flux1-dev";
 const DERIVABLE: ReadonlySet<BaseModelId> = new Set(["flux1-dev", "flux1-schnell", "flux2-klein-4b", "flux2-klein-9b"]);
 
-function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false, attention: AttentionKernel = "sdpa", loraBf16 = false): TrainSpeedRecord | undefined {
+/** The LoRA's modules a row trained: the attention preset (the built-in default; every lookup but an all-linear walltime's) or every linear. */
+export type SpeedTargets = "attention" | "all-linear";
+
+function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, compile: boolean, graphs: boolean, batch: number, fp8mm = false, selective = false, attention: AttentionKernel = "sdpa", loraBf16 = false, targets: SpeedTargets = "attention"): TrainSpeedRecord | undefined {
   const matching = rows.filter(
     (r) =>
+      (r.targets ?? "attention") === targets &&
       (r.attention ?? "sdpa") === attention &&
       r.levers.includes("lora_bf16") === loraBf16 &&
       r.gradientCheckpointing === ckpt &&
@@ -44,7 +48,7 @@ function find(rows: readonly TrainSpeedRecord[], ckpt: boolean, fp8: boolean, co
 }
 
 function describe(r: TrainSpeedRecord): string {
-  return `${r.config}${r.attention === "fa4" ? " + FA4" : ""}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""}: ${r.secondsPerStep} s/step`;
+  return `${r.config}${r.attention === "fa4" ? " + FA4" : ""}${r.targets ? `, ${r.targets}` : ""}, batch ${r.batch}${r.gradientCheckpointing ? ", checkpointed" : ""}: ${r.secondsPerStep} s/step`;
 }
 
 /**
@@ -53,10 +57,18 @@ function describe(r: TrainSpeedRecord): string {
  * take this model's measured no-checkpointing bf16 row times FLUX.1's measured ratio for the
  * lever (FLUX-class models only). Undefined for models and combinations never measured.
  * With attention "fa4": its measured row, else torch's kernel's figure (FA4 only ever measured faster).
+ * With targets "all-linear": the measured all-linear row of these settings only (FA4's, else torch's kernel's),
+ * undefined where none was measured (the caller then takes the attention row x the preset's ratio, plan/target-speed.ts).
  */
-export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batch: number): SpeedLookup | undefined {
+export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batch: number, targets: SpeedTargets = "attention"): SpeedLookup | undefined {
   const rows = trainSpeedsFor(base);
   if (rows.length === 0) return undefined;
+  if (targets === "all-linear") {
+    const measured = exactRow(base, settings, batch, "all-linear");
+    if (measured || settings.attention !== "fa4") return measured;
+    const sdpa = exactRow(base, { ...settings, attention: "sdpa" }, batch, "all-linear");
+    return sdpa && { ...sdpa, config: `${sdpa.config} (torch's attention kernel: FA4 is not measured in this configuration)` };
+  }
   if (settings.attention === "fa4") {
     const measured = exactRow(base, settings, batch);
     if (measured) return measured;
@@ -101,11 +113,11 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
  * said in the config. A bf16 row's warm-up is its fp32 twin's where there is one: the lever changes the LoRA's dtype,
  * not what is compiled, and the bf16 rows were timed after their twin compiled the same blocks in that process.
  */
-function exactRow(base: BaseModelId, settings: VramSettings, batch: number): SpeedLookup | undefined {
+function exactRow(base: BaseModelId, settings: VramSettings, batch: number, targets: SpeedTargets = "attention"): SpeedLookup | undefined {
   const ckpt = settings.gradientCheckpointing;
   const selective = ckpt && settings.checkpointingMode === "selective";
   const rowOf = (loraBf16: boolean) =>
-    find(trainSpeedsFor(base), ckpt, settings.quantize === "fp8", settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective, settings.attention ?? "sdpa", loraBf16);
+    find(trainSpeedsFor(base), ckpt, settings.quantize === "fp8", settings.compile, settings.cudaGraphs, batch, settings.fp8Matmul ?? false, selective, settings.attention ?? "sdpa", loraBf16, targets);
   const fp32 = rowOf(false);
   const bf16 = settings.loraCompute === "bf16" ? rowOf(true) : undefined;
   const r = bf16 ?? fp32;

@@ -29,7 +29,7 @@ function allLinearRecord(model: BaseModelRecord): { rec: AllLinearExtraRecord; d
  * the measured all-linear peak over its attention row in TRAIN_SPEEDS (same base and config).
  */
 export function allLinearBytesPerTokenHiddenBlock(rec: AllLinearExtraRecord): number {
-  const row = TRAIN_SPEEDS.find((r) => !r.attention && r.base === rec.base && r.config === rec.attentionConfig && r.batch === 1 && !r.gradientCheckpointing && r.peakAllocGib !== undefined);
+  const row = TRAIN_SPEEDS.find((r) => !r.attention && !r.targets && r.base === rec.base && r.config === rec.attentionConfig && r.batch === 1 && !r.gradientCheckpointing && r.peakAllocGib !== undefined);
   const base = getBaseModel(rec.base);
   if (!row || !base) throw new Error(`VRAM_ALL_LINEAR_EXTRA: no TRAIN_SPEEDS row '${rec.attentionConfig}' for ${rec.base}`);
   return ((rec.allLinearPeakGib - row.peakAllocGib!) * GIB) / (base.tokensAtNative * base.hidden * base.blocks);

@@ -4,10 +4,10 @@ import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from ".
 import { SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { fa4RunsOn } from "./attention.js";
-import { lookupTrainSpeed } from "./train-speed.js";
+import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
 import { sampleTime, type SamplePath } from "./sample-time.js";
 import { walltimeParts, type WalltimePart } from "./walltime-parts.js";
-import { targetSpeedFactor } from "./target-speed.js";
+import { allLinearAnchorNote, attentionOnly, targetSpeedFactor } from "./target-speed.js";
 import { networkCost } from "./network-cost.js";
 import type { TrainSettings } from "./train-settings.js";
 
@@ -50,20 +50,53 @@ interface Anchor {
   source: string;
   /** The row's first steps beyond steady ones (plan/train-speed.ts), where a row was measured. */
   warmupBeyondSteadyS?: number;
+  /** The row already trained the contract's modules (an all-linear row): no target-preset factor on top. */
+  targetsMeasured?: true;
 }
 
-const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => !r.attention && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
+const builtInRow = (base: string, ckpt: boolean) => trainSpeedsFor(base as BaseModelRecord["id"]).find((r) => !r.attention && !r.targets && r.config === "eager" && r.batch === 1 && r.gradientCheckpointing === ckpt && r.levers.length === 0);
 const trainerRow = (trainer: TrainerSpeedRecord["trainer"], base: BaseModelRecord["id"], quantize: "none" | "fp8") => TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === base && r.quantize === quantize);
 
-/** The built-in trainer's H200 figure for these settings (lookupTrainSpeed), else its FLOPs at FLUX.1's eager rate. */
-function builtInAnchor(model: BaseModelRecord, settings: TrainSettings, batch: number, gpu: GpuRecord): Anchor {
+/**
+ * The built-in trainer's H200 figure for these settings (lookupTrainSpeed), else its FLOPs at FLUX.1's eager rate. A LoRA
+ * on more than the attention preset: the measured all-linear row of these settings where there is one (no preset factor
+ * then), else the attention row (walltimeOn multiplies by the preset's ratio).
+ */
+function builtInAnchor(model: BaseModelRecord, contract: Contract, settings: TrainSettings, batch: number, gpu: GpuRecord): Anchor {
   // A card where the fp8 GEMMs do not run trains with bf16 GEMMs: time it from the row without them.
   // Likewise torch's attention kernel where FlashAttention-4 does not run (plan/attention.ts).
   const gemms = settings.fp8Matmul && !gpu.fp8RowwiseGemm ? { ...settings, fp8Matmul: false } : settings;
   const onCard = gemms.attention === "fa4" && !fa4RunsOn(gpu) ? { ...gemms, attention: "sdpa" as const } : gemms;
+  const allLinear = attentionOnly(contract, model) ? undefined : allLinearAnchor(model, onCard, batch);
+  if (allLinear) {
+    const taken = allLinearAnchorNote(contract);
+    return { ...allLinear, targetsMeasured: true, ...(taken ? { basis: "derived" as const, config: `${allLinear.config} ${taken.config}`, source: taken.source ? `${allLinear.source}; ${taken.source}` : allLinear.source } : {}) };
+  }
   const speed = lookupTrainSpeed(model.id, onCard, batch);
   if (speed) return speed;
   return flopsAnchor(model, settings, batch, builtInRow("flux1-dev", false)!.secondsPerStep, "the built-in trainer's eager FLUX.1 rate");
+}
+
+/**
+ * The measured all-linear row of the settings on this card; on a card without the fp8 GEMMs, the row with them times
+ * the attention rows' ratio without / with them (lookupTrainSpeedPair: one kernel, one LoRA compute mode), so a card
+ * that drops a lever is not timed from a slower, older path than the H200's.
+ */
+function allLinearAnchor(model: BaseModelRecord, onCard: TrainSettings, batch: number): Anchor | undefined {
+  const exact = lookupTrainSpeed(model.id, onCard, batch, "all-linear");
+  if (exact || onCard.fp8Matmul) return exact;
+  const withFp8 = { ...onCard, fp8Matmul: true };
+  const row = lookupTrainSpeed(model.id, withFp8, batch, "all-linear");
+  const [a, b] = lookupTrainSpeedPair(model.id, withFp8, onCard, batch);
+  if (!row || !a || !b) return undefined;
+  const ratio = b.secondsPerStep / a.secondsPerStep;
+  return {
+    secondsPerStep: row.secondsPerStep * ratio,
+    basis: "derived",
+    config: `${row.config} x ${ratio.toFixed(2)} without fp8 GEMMs (attention preset: ${a.secondsPerStep} -> ${b.secondsPerStep} s/step)`,
+    source: `${row.source}; ${b.source}`,
+    ...(row.warmupBeyondSteadyS !== undefined ? { warmupBeyondSteadyS: row.warmupBeyondSteadyS } : {}),
+  };
 }
 
 function flopsAnchor(model: BaseModelRecord, settings: TrainSettings, batch: number, flux1Seconds: number, what: string): Anchor {
@@ -177,9 +210,9 @@ const DEFAULT_IMAGES = 20;
 /** One walltime model for every trainer: an H200 anchor (measured first), moved to `gpu` by gpuFactor, plus the run's other parts. */
 export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, resolution: number, steps: number, settings: TrainSettings, options: WalltimeOptions = {}): WalltimeEstimate {
   const hp = contract.hyperparameters;
-  let anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
-  // network.targets: more modules, longer steps (plan/target-speed.ts).
-  const targets = targetSpeedFactor(model, contract, settings);
+  let anchor = contract.trainer.name === "diffusers" ? builtInAnchor(model, contract, settings, hp.batch_size, gpu) : externalAnchor(model, contract, settings, hp.batch_size);
+  // network.targets: more modules, longer steps (plan/target-speed.ts), unless the anchor row trained them.
+  const targets = anchor.targetsMeasured ? { factor: 1 } : targetSpeedFactor(model, contract, settings);
   if (targets.factor !== 1) {
     anchor = { ...anchor, secondsPerStep: anchor.secondsPerStep * targets.factor, basis: anchor.basis === "measured" ? "derived" : anchor.basis, config: `${anchor.config} ${targets.config}`, source: `${anchor.source}; ${targets.source}` };
   }

@@ -195,7 +195,7 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: true, compile: false, cudaGraphs: false });
     const h200 = plan.walltime.find((w) => w.gpu === "h200")!;
     expect(h200.basis).toBe("derived");
-    expect(h200.config).toBe("ai-toolkit 0.852 s/step, batch 1, fp8 base x 1.53 for checkpointing (built-in, flux1-dev)");
+    expect(h200.config).toBe("ai-toolkit 0.869 s/step, batch 1, fp8 base x 1.53 for checkpointing (built-in, flux1-dev)");
     expect(plan.walltime.filter((w) => w.gpu !== "h200").every((w) => w.basis === "scaled")).toBe(true);
   });
 });
