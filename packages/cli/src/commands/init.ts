@@ -76,6 +76,18 @@ export function registerInit(program: Command): void {
             ? `next: run ${pc.bold(`loraspec check ${flags.out}`)} (${result.imageCount} image${result.imageCount === 1 ? "" : "s"} in ${c.dataset.path}; the steps count them)\n`
             : `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`),
       );
+      // What prep will do with the folder's images by size, for this contract (the scan and rule check and prep use).
+      if (result.sizes) {
+        const { nameFew } = await import("@loraspec/engine/dataset/name-few.js");
+        const byCode = (rows: Array<{ file: string; code: string }>) => {
+          const groups = new Map<string, string[]>();
+          for (const r of rows) groups.set(r.code, [...(groups.get(r.code) ?? []), r.file]);
+          return [...groups].map(([code, files]) => `${code}: ${nameFew(files)}`).join("; ");
+        };
+        const { skipped, warnings } = result.sizes;
+        if (skipped.length) process.stdout.write(`${pc.yellow("note")}: prep will leave out ${skipped.length} image${skipped.length === 1 ? "" : "s"} by size (${byCode(skipped)})\n`);
+        if (warnings.length) process.stdout.write(`${pc.dim(`note: prep keeps ${warnings.length} image${warnings.length === 1 ? "" : "s"} with a size warning (${byCode(warnings)}); check lists why`)}\n`);
+      }
     });
 }
 

@@ -15,8 +15,11 @@ import { atomicWrite } from "../fs/atomic-write.js";
 import { loadEnglishWords } from "../contract/english-words.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
-import { sizeProblems } from "../dataset/probe-image.js";
+import { SIZE_PROBLEM_CODES, sizeProblems } from "../dataset/probe-image.js";
 import { SMALL_IMAGE_RATIO } from "../dataset/prep-knowledge.js";
+import { scanShapes } from "../dataset/prep-shapes.js";
+import type { ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
+import type { ContractInput } from "@loraspec/core/contract/schema.js";
 import { preflightBase } from "./preflight-base.js";
 
 export interface InitProjectParams {
@@ -32,6 +35,12 @@ export interface InitProjectResult extends Recommendation {
   yaml: string;
   /** The images prep will use that the dataset folder held when init ran (undefined: none, or no folder). */
   imageCount?: number;
+  /**
+   * What prep and check will do with the folder's images by their size, for the contract written (the same scan and
+   * size rule): left out (too-small, extreme-aspect) and kept with a warning (upscaled, far-below-resolution,
+   * trains-at-own-size). Undefined: no folder scanned.
+   */
+  sizes?: { skipped: DatasetScan["skipped"]; warnings: DatasetScan["warnings"] };
 }
 
 /**
@@ -44,9 +53,11 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
     throw new LoraspecError("E_FILE_EXISTS", "a contract already exists here", { file: path, hint: "Pass --force to overwrite it, or --out to write elsewhere." });
   }
   const datasetDir = resolve(dirname(file), choices.dataset ?? "./dataset");
-  // The folder as check will scan it: at the resolution init writes (check's default when none is written, fal's case).
+  // The folder as check will scan it: at the resolution init writes (check's default when none is written, fal's case),
+  // each image judged by the rule prep and check read from the contract init writes (its trainer, dataset.aspect).
   const resolution = parseResolutionFlag(choices.resolution) ?? getBaseModel(choices.base)?.nativeResolution;
-  const scan = choices.imageCount === undefined ? await scanFolder(datasetDir, dirname(file), resolution) : undefined;
+  const judge = initSizeRule(choices);
+  const scan = choices.imageCount === undefined ? await scanFolder(datasetDir, dirname(file), resolution, resolution ? judge(resolution) : undefined) : undefined;
   const usable = scan?.images.length;
   const imageCount = choices.imageCount ?? (usable ? usable : undefined);
   // Held to check: init refuses (with check's reasons) rather than write a contract check rejects.
@@ -54,7 +65,7 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
   try {
     rec = recommendContract({ ...choices, imageCount }, { words: await loadEnglishWords(), dataset: scan });
   } catch (error) {
-    throw scan && resolution ? await explainTooSmall(error, scan, datasetDir, resolution, choices) : error;
+    throw scan && resolution ? await explainTooSmall(error, scan, datasetDir, resolution, choices, judge) : error;
   }
   await holdBasePathToCheck(rec, choices, dirname(file));
   const yaml = renderContractYaml({
@@ -66,16 +77,35 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
     ],
   });
   await atomicWrite(file, yaml);
-  return { ...rec, file, yaml, imageCount };
+  const bySize = (r: { code: string }) => (SIZE_PROBLEM_CODES as readonly string[]).includes(r.code);
+  const sizes = scan && { skipped: scan.skipped.filter(bySize), warnings: scan.warnings.filter(bySize) };
+  return { ...rec, file, yaml, imageCount, ...(sizes ? { sizes } : {}) };
+}
+
+/**
+ * The size rule prep and check apply to the contract init writes, at a training side: check's own (prep-shapes.ts
+ * scanShapes, from the contract's trainer and dataset.aspect), read from the contract init chooses for these choices
+ * less the image count (which sizes only the steps). Where that choice is refused, undefined (a square): the
+ * recommendation after the scan throws the same refusal.
+ */
+function initSizeRule(choices: InitChoices): (side: number) => ShapeRule | undefined {
+  let contract: ContractInput | undefined;
+  try {
+    contract = recommendContract({ ...choices, imageCount: undefined }).contract;
+  } catch {
+    return () => undefined;
+  }
+  const parsed = ContractSchema.parse(contract);
+  return (side) => scanShapes(parsed, side);
 }
 
 /** The folder as check's scan sees it (undefined: no folder, or no image files in it yet). */
-async function scanFolder(dir: string, projectDir: string, resolution: number | undefined): Promise<DatasetScan | undefined> {
+async function scanFolder(dir: string, projectDir: string, resolution: number | undefined, shapes: ShapeRule | undefined): Promise<DatasetScan | undefined> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) return undefined;
   // Only images prep will use: readable, not far below the resolution, not a duplicate of another (check's scan, with its pins).
   const { pins } = await readStoredPins({ projectDir, datasetDir: dir });
-  const scan = await scanDataset({ dir, resolution, pinned: pins.keep, distinct: pins.distinct });
+  const scan = await scanDataset({ dir, resolution, shapes, pinned: pins.keep, distinct: pins.distinct });
   return scan.candidates > 0 ? scan : undefined;
 }
 
@@ -83,13 +113,13 @@ async function scanFolder(dir: string, projectDir: string, resolution: number | 
  * A refusal for too few usable images where prep leaves images out as too small for the resolution: says which
  * images and which `--resolution` would keep enough of them (checked by the same scan), or bigger images.
  */
-async function explainTooSmall(error: unknown, scan: DatasetScan, dir: string, resolution: number, choices: InitChoices): Promise<unknown> {
+async function explainTooSmall(error: unknown, scan: DatasetScan, dir: string, resolution: number, choices: InitChoices, judge: (side: number) => ShapeRule | undefined): Promise<unknown> {
   const findings = isLoraspecError(error) ? ((error.details as { findings?: Array<{ rule: string }> } | undefined)?.findings ?? []) : [];
   const small = scan.skipped.filter((s) => s.code === "too-small");
   if (!isLoraspecError(error) || small.length === 0 || !findings.some((f) => f.rule === "dataset-below-minimum")) return error;
   const min = getDatasetSize(choices.target, getBaseModel(choices.base)!.family).images.min;
   // fal's trainers take no resolution (they size the images themselves): only bigger images help there.
-  const fit = choices.trainer === "fal" || choices.hardware === "fal" ? undefined : await resolutionThatFits(dir, resolution, min, choices);
+  const fit = choices.trainer === "fal" || choices.hardware === "fal" ? undefined : await resolutionThatFits(dir, resolution, min, choices, judge);
   const needed = Math.ceil(resolution * SMALL_IMAGE_RATIO.value.skip);
   const why = `${small.length} image(s) are too small for the ${resolution} px training resolution${choices.resolution === undefined ? " (the base's native one)" : ""}: ${small[0]!.file}: ${small[0]!.message}.`;
   const resize = `use images at least ${needed} px on the short side (${resolution} px without upscaling)`;
@@ -104,12 +134,16 @@ async function explainTooSmall(error: unknown, scan: DatasetScan, dir: string, r
 
 /**
  * The largest training side below `resolution` at which check's scan keeps at least `min` images, and the largest with
- * no upscaling; only sides the trainer init writes takes as asked (check's side rule, lint/resolution-rules.ts).
+ * no upscaling; only sides the trainer init writes takes as asked (check's side rule, lint/resolution-rules.ts). Each
+ * side's images are judged by `judge` (the size rule check applies to the contract init writes at that side).
  */
-async function resolutionThatFits(dir: string, resolution: number, min: number, choices: InitChoices): Promise<{ side: number; kept: number; sharp?: number } | undefined> {
+async function resolutionThatFits(dir: string, resolution: number, min: number, choices: InitChoices, judge: (side: number) => ShapeRule | undefined): Promise<{ side: number; kept: number; sharp?: number } | undefined> {
   // Headers only, no size rule: every readable image's size.
   const sizes = (await scanDataset({ dir, decode: false })).images.map((i) => ({ w: i.width, h: i.height }));
-  const keeps = (side: number) => sizes.filter(({ w, h }) => !sizeProblems(w, h, side).some((p) => p.severity === "skip")).length;
+  const problems = (side: number) => sizes.map(({ w, h }) => sizeProblems(w, h, side, undefined, judge(side)));
+  const keeps = (side: number) => problems(side).filter((p) => !p.some((x) => x.severity === "skip")).length;
+  // Kept and not scaled up to the shape it trains at (no skip, no "upscaled").
+  const sharpAt = (side: number) => problems(side).filter((p) => !p.some((x) => x.severity === "skip" || x.code === "upscaled")).length;
   const model = getBaseModel(choices.base)!;
   const trainer = initTrainer(choices);
   const takes = (side: number) => sideFindings(trainer, model, "dataset.resolution", side, "square").length === 0;
@@ -117,10 +151,10 @@ async function resolutionThatFits(dir: string, resolution: number, min: number, 
   for (let side = Math.floor((resolution - 1) / step) * step; side >= step; side -= step) {
     if (!takes(side) || keeps(side) < min) continue;
     // Confirmed by check's own scan (duplicates are found among the images kept at that size).
-    const kept = (await scanDataset({ dir, resolution: side })).images.length;
+    const kept = (await scanDataset({ dir, resolution: side, shapes: judge(side) })).images.length;
     if (kept < min) return undefined;
     let sharp: number | undefined;
-    for (let s = side; s >= step; s -= step) if (takes(s) && sizes.filter(({ w, h }) => Math.min(w, h) >= s).length >= min) { sharp = s; break; }
+    for (let s = side; s >= step; s -= step) if (takes(s) && sharpAt(s) >= min) { sharp = s; break; }
     return { side, kept, sharp };
   }
   return undefined;
