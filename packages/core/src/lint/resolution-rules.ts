@@ -12,6 +12,8 @@ import type { Finding } from "./finding.js";
  * A training side each trainer takes as asked: `resolution-off-step` (error) where the run would not
  * start or would fail at its first step, `resolution-rounded` (warning) where the trainer silently
  * trains another side. The built-in trainer: TRAINING_SIDE; Kohya and ai-toolkit: TRAINER_SIDES.
+ * The side judged is the one the run trains at: dataset.resolution, or where it is left out the base's
+ * native side (what the plan, prep and the compilers take), said as the default.
  */
 
 /** What a trainer does with one side: trains it, fails on it, or trains another. */
@@ -44,12 +46,27 @@ export function sideVerdict(rec: TrainerSideRecord, aspect: "square" | "buckets"
   return b.width === r && b.height === r ? { kind: "ok" } : { kind: "rounded", how: "ai-toolkit-area", width: b.width, height: b.height, divisibility: d };
 }
 
-/** The contract's training sides, by field: dataset.resolution and each dataset.buckets.resolutions entry. */
-function sides(c: Contract): Array<[string, number]> {
+/** One training side of a contract: the field that sets it, the side, and whether it is the base's default (the field left out). */
+interface Side {
+  field: string;
+  r: number;
+  defaulted?: boolean;
+}
+
+/**
+ * The contract's training sides, by field: dataset.resolution (left out: `resolution`, the base's native side the run
+ * trains at) and each dataset.buckets.resolutions entry.
+ */
+function sides(c: Contract, resolution: number): Side[] {
   return [
-    ...(c.dataset.resolution !== undefined ? [["dataset.resolution", c.dataset.resolution] as [string, number]] : []),
-    ...(c.dataset.buckets?.resolutions ?? []).map((r, i) => [`dataset.buckets.resolutions.${i}`, r] as [string, number]),
+    c.dataset.resolution !== undefined ? { field: "dataset.resolution", r: c.dataset.resolution } : { field: "dataset.resolution", r: resolution, defaulted: true },
+    ...(c.dataset.buckets?.resolutions ?? []).map((r, i) => ({ field: `dataset.buckets.resolutions.${i}`, r })),
   ];
+}
+
+/** How a finding names the side: "dataset.resolution is 1000", or for a default "dataset.resolution is left out, so Qwen-Image's native 1328 is used". */
+function sideIs(field: string, r: number, model: BaseModelRecord, defaulted: boolean | undefined): string {
+  return defaulted ? `${field} is left out, so ${model.label}'s native ${r} is used` : `${field} is ${r}`;
 }
 
 const near = (r: number, m: number) => {
@@ -58,11 +75,11 @@ const near = (r: number, m: number) => {
 };
 
 /** The built-in trainer's request takes sides on TRAINING_SIDE's step only: the worker would refuse the run at start. */
-function builtinFinding(field: string, r: number): Finding {
+function builtinFinding(field: string, r: number, model: BaseModelRecord, defaulted?: boolean): Finding {
   return {
     rule: "resolution-off-step",
     severity: "error",
-    message: `${field} is ${r}: the built-in trainer trains at ${TRAINING_SIDE.what}, so the run would be refused when it starts.`,
+    message: `${sideIs(field, r, model, defaulted)}: the built-in trainer trains at ${TRAINING_SIDE.what}, so the run would be refused when it starts.`,
     fix: `Set ${field} to ${near(r, TRAINING_SIDE.multiple)} (a multiple of ${TRAINING_SIDE.multiple}).`,
     source: TRAINING_SIDE.source,
     field,
@@ -82,14 +99,15 @@ function kohyaSquareBuckets(c: Contract, resolution: number): Map<number, number
   }
 }
 
-function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, r: number, v: Exclude<SideVerdict, { kind: "ok" }>): Finding {
+function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, r: number, v: Exclude<SideVerdict, { kind: "ok" }>, defaulted?: boolean): Finding {
   const who = TRAINER_LABEL[rec.trainer];
+  const is = sideIs(field, r, model, defaulted);
   if (v.kind === "crash") {
     return {
       rule: "resolution-off-step",
       severity: "error",
       message:
-        `${field} is ${r}: ${who} trains ${model.label} square images (dataset.aspect: square) at ${r}x${r}, and ${rec.square.why}: ` +
+        `${is}: ${who} trains ${model.label} square images (dataset.aspect: square) at ${r}x${r}, and ${rec.square.why}: ` +
         `its latent side (${v.latent} px, the side / ${VAE_SCALE.px}) is not a multiple of ${v.latentMultiple}, so the run fails at its first step.`,
       fix: `Set ${field} to ${near(r, v.multiple)} (a multiple of ${v.multiple}), or use dataset.aspect: buckets (${who} then rounds it).`,
       source: rec.square.source,
@@ -100,7 +118,7 @@ function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, 
   if (v.how === "vae-floor") {
     return {
       ...base,
-      message: `${field} is ${r}: ${who} trains square images at ${r}x${r}, but the VAE encodes only ${v.side} px of each side (floor(${r} / ${VAE_SCALE.px}) latent px), so they train as ${v.side}x${v.side}.`,
+      message: `${is}: ${who} trains square images at ${r}x${r}, but the VAE encodes only ${v.side} px of each side (floor(${r} / ${VAE_SCALE.px}) latent px), so they train as ${v.side}x${v.side}.`,
       fix: `Set ${field} to ${near(r, v.multiple)} (a multiple of ${v.multiple}).`,
       source: `${rec.square.source}; ${VAE_SCALE.source}`,
     };
@@ -108,7 +126,7 @@ function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, 
   if (v.how === "kohya-square-bucket") {
     return {
       ...base,
-      message: `${field} is ${r}: ${who} does not check it and buckets on dataset.buckets.step (${v.step}), so square images train at ${v.side}x${v.side}, not ${r}x${r}.`,
+      message: `${is}: ${who} does not check it and buckets on dataset.buckets.step (${v.step}), so square images train at ${v.side}x${v.side}, not ${r}x${r}.`,
       fix: `Set ${field} to ${near(r, v.step)} (a multiple of dataset.buckets.step).`,
       source: rec.source,
       field,
@@ -116,7 +134,7 @@ function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, 
   }
   return {
     ...base,
-    message: `${field} is ${r}: ${who} does not check it and buckets ${model.label} on its own divisibility (${v.divisibility}): each image trains at the largest area <= ${r}² on it, about ${v.width}x${v.height} for square images of at least ${r} px.`,
+    message: `${is}: ${who} does not check it and buckets ${model.label} on its own divisibility (${v.divisibility}): each image trains at the largest area <= ${r}² on it, about ${v.width}x${v.height} for square images of at least ${r} px.`,
     fix: `Set ${field} to ${near(r, v.divisibility)} (a multiple of ${v.divisibility}).`,
     source: rec.bucketed.rounding === "ai-toolkit-area" ? `${rec.source}; ${rec.bucketed.source}` : rec.source,
   };
@@ -125,7 +143,7 @@ function finding(rec: TrainerSideRecord, model: BaseModelRecord, field: string, 
 /**
  * check's findings on one training side `r` at `field` of a run by `trainer` (one home: lintResolution per side, and
  * init's --resolution, which writes dataset.aspect: square). `bucketStep`: dataset.buckets.step; `squareBucket`:
- * Kohya's square bucket at r when the contract's set is known.
+ * Kohya's square bucket at r when the contract's set is known; `defaulted`: r is the base's native side, the field left out.
  */
 export function sideFindings(
   trainer: string,
@@ -135,19 +153,20 @@ export function sideFindings(
   aspect: "square" | "buckets" = "square",
   bucketStep: number = BUCKET_DEFAULTS.step,
   squareBucket?: number,
+  defaulted?: boolean,
 ): Finding[] {
-  if (trainer === "diffusers") return isTrainingSide(r) ? [] : [builtinFinding(field, r)];
+  if (trainer === "diffusers") return isTrainingSide(r) ? [] : [builtinFinding(field, r, model, defaulted)];
   const rec = getTrainerSide(trainer, model.family);
   if (!rec) return [];
   const v = sideVerdict(rec, aspect, r, bucketStep, squareBucket);
-  return v.kind === "ok" ? [] : [finding(rec, model, field, r, v)];
+  return v.kind === "ok" ? [] : [finding(rec, model, field, r, v, defaulted)];
 }
 
-/** Every training side the contract's trainer fails on or rounds (pure; `resolution` is the plan's). */
+/** Every training side the contract's trainer fails on or rounds (pure; `resolution` is the plan's: dataset.resolution, else the base's native side). */
 export function lintResolution(c: Contract, model: BaseModelRecord, resolution: number): Finding[] {
   const aspect = c.dataset.aspect === "buckets" ? "buckets" : "square";
   const bucketStep = c.dataset.buckets?.step ?? BUCKET_DEFAULTS.step;
   const rec = c.trainer.name === "diffusers" ? undefined : getTrainerSide(c.trainer.name, model.family);
   const squares = aspect === "buckets" && rec?.bucketed.rounding === "kohya-square-bucket" ? kohyaSquareBuckets(c, resolution) : new Map<number, number>();
-  return sides(c).flatMap(([field, r]) => sideFindings(c.trainer.name, model, field, r, aspect, bucketStep, squares.get(r)));
+  return sides(c, resolution).flatMap(({ field, r, defaulted }) => sideFindings(c.trainer.name, model, field, r, aspect, bucketStep, squares.get(r), defaulted));
 }

@@ -88,6 +88,51 @@ describe("resolution-off-step / resolution-rounded: trainer x family x aspect x 
   });
 });
 
+/**
+ * dataset.resolution left out: the run trains at the base's native side (the plan's resolution), and the rule judges that
+ * side as it judges a written one (same verdict), saying it is the default. Every base's default x every trainer that
+ * runs it x aspect. The one the table finds: ai-toolkit bucketed Qwen-Image, whose native 1328 is off its bucket
+ * divisibility 32, so square images train at 1312x1344 (toolkit/buckets.py): a different, non-square shape, not the
+ * native side; the default stays 1328 (Qwen-Image's native square, what every other run takes) and the finding says it.
+ */
+describe("resolution-off-step / resolution-rounded on the base's default side (dataset.resolution left out)", () => {
+  const cases = BASE_MODEL_IDS.flatMap((base) =>
+    (["kohya", "ai-toolkit", "diffusers"] as const).filter((t) => trainerRuns(t, base)).flatMap((trainer) => (["square", "buckets"] as const).map((aspect) => [base, trainer, aspect] as const)),
+  );
+  const over = (base: BaseModelId, trainer: "kohya" | "ai-toolkit" | "diffusers", aspect: "square" | "buckets", resolution?: number) => ({
+    base: { model: base, quantize: "none" as const, ...(trainer === "diffusers" ? { path: "./base" } : {}) },
+    trainer: { name: trainer, ...(trainer === "diffusers" ? {} : { version: trainer === "kohya" ? "v0.10.1" : "0.12.26" }) },
+    dataset: { path: "./dataset", expected_images: 20, ...(resolution === undefined ? {} : { resolution }), aspect },
+  });
+
+  it.each(cases)("%s %s %s: the default is judged as the same side written", (base, trainer, aspect) => {
+    const model = getBaseModel(base)!;
+    const native = model.nativeResolution;
+    const defaulted = lint(contract(over(base, trainer, aspect)));
+    const written = lint(contract(over(base, trainer, aspect, native)));
+    expect(defaulted.map((f) => [f.rule, f.field, f.severity])).toEqual(written.map((f) => [f.rule, f.field, f.severity]));
+    const rec = trainer === "diffusers" ? undefined : getTrainerSide(trainer, model.family);
+    const verdict = trainer === "diffusers" ? (native % 16 === 0 ? "ok" : "error") : rec ? expected(trainer, model.family, aspect, native) : "ok";
+    expect(defaulted.map((f) => f.rule)).toEqual(verdict === "ok" ? [] : [verdict === "error" ? "resolution-off-step" : "resolution-rounded"]);
+    for (const [i, f] of defaulted.entries()) {
+      expect(f.message).toMatch(new RegExp(`^dataset\\.resolution is left out, so ${model.label}'s native ${native} is used: `));
+      expect(f.message.replace(/^[^:]*: /, "")).toBe(written[i]!.message.replace(/^[^:]*: /, ""));
+      expect(f.fix).toBe(written[i]!.fix);
+    }
+  });
+
+  it("ai-toolkit bucketed Qwen-Image: the native 1328 is rounded (to 1312x1344 for square images), and check says so", () => {
+    const hits = lint(contract(over("qwen-image", "ai-toolkit", "buckets")));
+    expect(hits.map((f) => [f.rule, f.field])).toEqual([["resolution-rounded", "dataset.resolution"]]);
+    expect(hits[0]!.message).toBe(
+      "dataset.resolution is left out, so Qwen-Image's native 1328 is used: ai-toolkit does not check it and buckets Qwen-Image on its own divisibility (32): each image trains at the largest area <= 1328² on it, about 1312x1344 for square images of at least 1328 px.",
+    );
+    expect(hits[0]!.fix).toBe("Set dataset.resolution to 1312 or 1344 (a multiple of 32).");
+    // Square (what init writes): ai-toolkit resizes to 1328x1328, on Qwen-Image's 16: taken as asked.
+    expect(lint(contract(over("qwen-image", "ai-toolkit", "square")))).toEqual([]);
+  });
+});
+
 describe("aiToolkitBucket (toolkit/buckets.py get_bucket_for_image_size)", () => {
   it.each([
     [1024, 1024, 1024, 16, 1024, 1024],
@@ -95,6 +140,7 @@ describe("aiToolkitBucket (toolkit/buckets.py get_bucket_for_image_size)", () =>
     [1000, 1000, 1000, 32, 992, 992],
     [2000, 1000, 1024, 16, 1456, 720], // area capped at 1024², aspect kept
     [600, 600, 1024, 16, 592, 608], // smaller than resolution²: its own area, not upscaled
+    [1328, 1328, 1328, 32, 1312, 1344], // Qwen-Image's native side on its divisibility: not square
   ])("%dx%d at %d on %d -> %dx%d", (w, h, r, d, bw, bh) => {
     const b = aiToolkitBucket(w, h, r, d);
     expect(b).toEqual({ width: bw, height: bh });
