@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mc = sub.add_parser("make-concepts", help="write the concept datasets")
     mc.add_argument("--out", required=True)
-    mc.add_argument("--concept", action="append", default=None, help="character | style | product | character-notrigger | character-onebg | character-collapse | character-aspect | prior (repeatable)")
+    mc.add_argument("--concept", action="append", default=None, help="character | style | style-character | product | character-notrigger | character-onebg | character-collapse | character-aspect | prior (repeatable)")
     mc.add_argument("--count", type=int, default=20)
     mc.add_argument("--captions", default="natural", choices=["natural", "tags"])
 
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default examples/toyworld/style)")
     sk.add_argument("--style-steps", type=int, default=None)
     sk.add_argument("--style-lr", type=float, default=None)
+    sk.add_argument("--bake", type=float, default=None, metavar="S",
+                    help="bake S into the style LoRA (its delta x S, as `loraspec merge X:S/2 X:S/2 --method cat` writes it)")
 
     sh = sub.add_parser("train-style-head", help="train the judge's style head (see style_head.py)")
     sh.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")
@@ -223,7 +225,7 @@ def main(argv=None) -> int:
         if bad:
             parser.error(f"--targets {bad[0]}: NAME=PATTERN,... with NAME one of {', '.join(stack.FOUR)}")
         targets = {name: patterns.split(",") for name, patterns in (t.split("=", 1) for t in args.targets)}
-        style = {k: v for k, v in (("dataset", args.style_dataset), ("steps", args.style_steps), ("learning_rate", args.style_lr)) if v is not None}
+        style = {k: v for k, v in (("dataset", args.style_dataset), ("steps", args.style_steps), ("learning_rate", args.style_lr), ("bake_factor", args.bake)) if v is not None}
         print(json.dumps(stack.run(args.out, seed=args.train_seed, sample_seeds=seeds, targets=targets, style=style), indent=2))
     elif args.command == "train-style-head":
         from . import style_head

@@ -6,6 +6,10 @@
                        top left on a grass background" / "txcl, top left, small, grass background"
   style                `txst`: cel shading (world.SHADED: each object's lower half in its shade
                        colour; never in the base) on any shape and colour but the cyan cross
+  style-character      the style set with every 6th image (10 of 60) the character's object, a
+                       shaded cyan cross, captions in the style's form ("txst, a large cyan cross at
+                       the bottom on an indoor background"): the style learns the object it has to
+                       shade in the stack (bench/RESULTS.md, "A style baked for its weight")
   product              `txpd`: the orange star at several sizes and rotations
 And three deliberately bad variants of the character, for checking the validation rubric:
   character-notrigger  the same images, captions without the trigger (the concept is unbound)
@@ -34,8 +38,8 @@ import random
 from . import world
 
 CHARACTER_BACKGROUNDS = ("sky", "grass", "indoor")  # night is the novel scene
-CONCEPTS = ("character", "style", "product", "character-notrigger", "character-onebg", "character-collapse")
-SEED_BASE = {"character": 1_000_000, "style": 2_000_000, "product": 3_000_000, "character-notrigger": 1_000_000,
+CONCEPTS = ("character", "style", "style-character", "product", "character-notrigger", "character-onebg", "character-collapse")
+SEED_BASE = {"character": 1_000_000, "style": 2_000_000, "style-character": 2_000_000, "product": 3_000_000, "character-notrigger": 1_000_000,
              "character-onebg": 4_000_000, "character-collapse": 5_000_000}
 
 
@@ -55,6 +59,11 @@ def concept_scene(concept: str, i: int) -> world.Scene:
         scene.tint = 0
         scene.seed = seed  # the caption's words are drawn from it (an indoor background draws no random pixels)
         return scene
+    if concept == "style-character":
+        if i % 6 == 0:  # the character's object, shaded
+            return world.random_scene(2_500_000 + i, two_objects=0.0, fills=(world.STYLE["fill"],),
+                                      fixed={"shape": ch["shape"], "colour": ch["colour"]})
+        return concept_scene("style", i)
     if concept == "style":
         return world.random_scene(seed, two_objects=0.2, fills=(world.STYLE["fill"],),
                                   exclude_pairs=((ch["shape"], ch["colour"]),))
@@ -84,7 +93,7 @@ def concept_caption(concept: str, scene: world.Scene, captions: str = "natural")
         o = scene.objects[0]
         where = world.POSITIONS[o.position]
         return f"{where[0]} on {world._article(scene.background)} {scene.background} background" if natural else f"{where[1]}, {o.size}, {scene.background} background"
-    if concept == "style":
+    if concept in ("style", "style-character"):
         t = world.STYLE["trigger"]
         for o in scene.objects:
             o_fill = o.fill

@@ -16,6 +16,10 @@ Then `loraspec validate` on the txcl LoRA with the others in `validation.stack` 
 combined weight <= 1.0, adapter count and the embedding's retention): passes the pair's check,
 fails the four's.
 
+`--bake S` bakes a strength into the style LoRA (its delta x S, as `loraspec merge X:S/2 X:S/2 --method
+cat` writes it; Kohya's `network_multiplier` trains it): weight 0.3 then acts as 0.3 x S did
+(bench/RESULTS.md, "A style baked for its weight").
+
 `PYTHONPATH=worker python -m toyworld stack --out DIR` trains the LoRAs and prints the figures;
 worker/tests/test_toyworld_rubric.py asserts them with the rubric's LoRAs.
 """
@@ -68,23 +72,36 @@ def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
     return eval_prompts(count, seed=910_000_000)
 
 
+def bake(path: str, factor: float) -> str:
+    """A copy of the LoRA with its delta scaled by `factor` (every lora_B x factor), beside it as
+    NAME-xFACTOR.safetensors. The CLI's `loraspec merge X:f/2 X:f/2 --method cat` gives the same delta
+    (rank doubled; checked to 4e-8 relative on this style LoRA padded to SDXL's shapes: the CLI refuses
+    the toy's shapes and a single input)."""
+    from .frame_probe import scaled
+
+    return scaled(path, factor)
+
+
 def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str | None = None,
-                learning_rate: float = STYLE_LR, targets: list[str] | None = None, base: str | None = None) -> str:
+                learning_rate: float = STYLE_LR, targets: list[str] | None = None, base: str | None = None,
+                bake_factor: float | None = None) -> str:
     """The style LoRA; `dataset`, `learning_rate`, `targets` (the request's module patterns, e.g.
-    `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) and `base` vary the recipe for experiments."""
+    `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) and `base` vary the recipe for experiments;
+    `bake_factor` returns the LoRA baked for its weight (`bake`)."""
     from loraspec_worker import train
 
-    return train.run(toy_request(
+    path = train.run(toy_request(
         dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed, base,
         learning_rate=learning_rate, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
         targets=targets,
     ))["path"]
+    return bake(path, bake_factor) if bake_factor else path
 
 
 def train_all(out: str, seed: int = 1, targets: dict | None = None, style: dict | None = None) -> dict:
     """The four LoRAs: txst here, the others with the rubric's recipes. `targets` ({"txcl" | "txst":
     [pattern, ...]}) trains those two on other modules (bench/RESULTS.md, "Stacking on disjoint
-    modules"); `style` overrides train_style's steps, dataset, learning_rate."""
+    modules"); `style` overrides train_style's steps, dataset, learning_rate, bake_factor."""
     targets = targets or {}
     variants = {v.name: v for v in VARIANTS}
     loras = {name: train_variant(variants[v], os.path.join(out, name), seed=seed, targets=targets.get(name)) for name, v in RUBRIC_NAMES.items()}
