@@ -147,11 +147,11 @@ const vramSection = [
   "<!-- plan-vram:start (written by bench/plan-vs-measured.ts) -->",
   "## Plan VRAM vs measured",
   "",
-  `Date: ${new Date().toISOString().slice(0, 10)}. No GPU: the plan's VRAM estimate (packages/core/src/plan/vram-model.ts, GB of 1e9 bytes) against every peak we measured on the H200 (torch.cuda.max_memory_allocated + the ${CUDA_CONTEXT.gib} GiB CUDA context), 1024², rank 16, AdamW, cached latents and text embeddings: the built-in trainer's rows (knowledge/train-speed.ts: the attention preset, and every linear where the row says all-linear), its all-linear rows of knowledge/vram.ts VRAM_ALL_LINEAR_EXTRA, and Kohya's and ai-toolkit's (knowledge/trainer-speeds.ts; every linear, their default; Kohya's peaks kept since the second 2026-12-05 lease).`,
+  `Date: ${new Date().toISOString().slice(0, 10)}. No GPU: the plan's VRAM estimate (packages/core/src/plan/vram-model.ts, GB of 1e9 bytes) against every peak we measured on the H200 (torch.cuda.max_memory_allocated + the ${CUDA_CONTEXT.gib} GiB CUDA context), 1024², rank 16, AdamW, cached latents and text embeddings: the built-in trainer's rows (knowledge/train-speed.ts: the attention preset, and every linear where the row says all-linear), its all-linear rows of knowledge/vram.ts VRAM_ALL_LINEAR_EXTRA, and Kohya's and ai-toolkit's (knowledge/trainer-speeds.ts; every linear, their default; Kohya's peaks kept since the second 2026-12-05 lease). The LoRA bf16 rows take the saving derived from the adapted layers' inputs (knowledge/lora-compute.ts inputCopies, checked against its measured pairs in packages/core/test/plan/lora-compute-saving.spec.ts). Kohya's all-linear extra is its own peak over the built-in trainer's eager attention row (knowledge/vram.ts VRAM_PEER_ALL_LINEAR), so its two rows here check that record's arithmetic (the plan's 5% overhead on top), not a prediction.`,
   "",
   ...vramRows,
   "",
-  `Largest deviation: ${(vramWorst * 100).toFixed(1)}% (test: packages/core/test/plan/vram-calibration.spec.ts asserts every row within 15% but the ones its KNOWN_OVER lists with why, at most 20% over; none under by more than 15%).`,
+  `Largest deviation: ${(vramWorst * 100).toFixed(1)}% (test: packages/core/test/plan/vram-calibration.spec.ts asserts every row within 15%).`,
   "<!-- plan-vram:end -->",
 ].join("\n");
 

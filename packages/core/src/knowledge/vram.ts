@@ -34,6 +34,7 @@ export const VRAM_MODEL = {
    * above it (SimpleTuner FLUX r16 bf16/int8/int4 ">30/>18/>13 GB" vs 28/15.5/10; kohya SDXL dim
    * 4-8 "8 GB" vs 6.9). ai-toolkit measured (TRAINER_SPEEDS, 2026-12-02): 0.6-1.3 GB above the
    * built-in fit with the all-linear extra and its fp8 base's kept inputs, so this still covers it.
+   * Not added where the trainer's own measured peak stands in (VRAM_PEER_ALL_LINEAR: Kohya, no checkpointing).
    */
   externalTrainerGb: 2.5,
   source: `${P2}; activation, compile, context and overhead constants fitted on ${BENCH}`,
@@ -98,13 +99,14 @@ export const VRAM_SELECTIVE_ACTIVATIONS: Readonly<Partial<Record<ModelFamily, Ac
 };
 
 /**
- * Extra activation memory of a LoRA on every linear of the blocks (the all-linear preset; Kohya's
- * and ai-toolkit's default) over the attention preset: the adapted MLP and output projections keep
- * their inputs for the LoRA's backward (the MLP down-projection's is 3-4x wide). Measured without
- * checkpointing as the all-linear peak over the TRAIN_SPEEDS row of the same base and config
+ * Extra activation memory of the built-in trainer's LoRA on every linear of the blocks (the all-linear
+ * preset; ai-toolkit's default too) over the attention preset: the adapted MLP and output projections keep
+ * their inputs for the LoRA's backward (the MLP down-projection's is 3-4x wide), with peft's fp32 LoRA path.
+ * Measured without checkpointing as the all-linear peak over the TRAIN_SPEEDS row of the same base and config
  * (attention preset, batch 1, 1024²); the plan scales it per token x hidden x block to other
  * models of the family. With checkpointing the blocks' insides are recomputed (none counted).
- * Other FLUX-class families take FLUX.1's; SDXL's is not measured.
+ * Other FLUX-class families take FLUX.1's. A peer trainer with its own measured record
+ * (VRAM_PEER_ALL_LINEAR: Kohya) takes that instead.
  */
 export interface AllLinearExtraRecord extends Sourced {
   base: BaseModelId;
@@ -115,6 +117,15 @@ export interface AllLinearExtraRecord extends Sourced {
 }
 
 export const VRAM_ALL_LINEAR_EXTRA: Readonly<Partial<Record<ModelFamily, AllLinearExtraRecord>>> = {
+  sdxl: {
+    base: "sdxl",
+    attentionConfig: "eager",
+    allLinearPeakGib: 14.88,
+    source:
+      "bench/gpu-speed.py --only sdxl --configs 0,32 --targets all-linear --steps 30, bench/data/gpu-speed-h200-2026-12-05-same-lease2.jsonl (H200, issue 22's second 2026-12-05 lease, 722 modules: proj_in/proj_out, attention and feed-forward of every transformer block)",
+    asOf: "2026-12-05",
+    note: "eager, against the eager attention row (12.53 GiB; 12.534 again on 2026-12-03)",
+  },
   flux1: {
     base: "flux1-dev",
     attentionConfig: "fast + fp8 GEMMs",
@@ -130,6 +141,44 @@ export const VRAM_ALL_LINEAR_EXTRA: Readonly<Partial<Record<ModelFamily, AllLine
     source: "bench/gpu-speed.py --only klein4b --configs 16,17 --targets all-linear --steps 30, bench/data/gpu-speed-h200-2026-12-02-klein4b-all-linear.md (H200, 2026-12-02 20:11 UTC, 100 modules)",
     asOf: "2026-12-02",
     note: "compiled: 23.7 vs 18.97 GiB, the same 4.7 GiB extra",
+  },
+};
+
+/**
+ * A peer trainer's LoRA on every linear of the blocks (its default), measured in its own run: what its peak keeps over
+ * the built-in trainer's attention row of the same base (TRAIN_SPEEDS `attentionConfig`: batch 1, no checkpointing),
+ * bytes per token x hidden x block, from its TRAINER_SPEEDS row (bf16 base, batch 1, no checkpointing;
+ * plan/vram-extras.ts peerAllLinearBytesPerTokenHiddenBlock). For that trainer and family it stands in for the
+ * built-in trainer's all-linear extra (VRAM_ALL_LINEAR_EXTRA: peft's unfused modules, fp32 LoRA path) and for the
+ * published-figures allowance (VRAM_MODEL.externalTrainerGb): the measured peak holds both. Without checkpointing
+ * only; attention-mlp and module lists beyond attention take it as all-linear, as the built-in extra.
+ *
+ * Kohya (sd-scripts networks/lora_flux.py, networks/lora.py) trains 304 fused FLUX.1 modules (one LoRA per qkv and per
+ * single-block linear1, so one kept input each) and its own 722 SDXL modules under bf16 autocast (no fp32 copies of the
+ * inputs), in its own model code (FLUX.1: BFL's flux_models.py, whose RoPE and QK norms run in fp32); neither the
+ * built-in's extra (FLUX.1 +17.4 GiB over attention, fp32 copies of 494 inputs) nor its bf16 saving says what that
+ * keeps, so it is measured: FLUX.1 63.3 GiB over 50.08 (+13.2), SDXL 13.6 over 12.53 (+1.1).
+ */
+export interface PeerAllLinearRecord extends Sourced {
+  base: BaseModelId;
+  /** The built-in trainer's attention row (TRAIN_SPEEDS config, batch 1, no checkpointing) the peer's peak is taken over. */
+  attentionConfig: string;
+}
+
+export const VRAM_PEER_ALL_LINEAR: Readonly<Partial<Record<"kohya" | "ai-toolkit", Partial<Record<ModelFamily, PeerAllLinearRecord>>>>> = {
+  kohya: {
+    sdxl: {
+      base: "sdxl",
+      attentionConfig: "eager",
+      source: "TRAINER_SPEEDS kohya sdxl (bench/data/kohya-h200-2026-12-05-same-lease2.jsonl: peak_alloc_gib 13.64, sd-scripts v0.10.1 sdxl_train_network.py, 722 modules, bf16 autocast) over TRAIN_SPEEDS sdxl eager (12.53 GiB)",
+      asOf: "2026-12-05",
+    },
+    flux1: {
+      base: "flux1-dev",
+      attentionConfig: "eager",
+      source: "TRAINER_SPEEDS kohya flux1-dev (bench/data/kohya-h200-2026-12-05-same-lease2.jsonl: peak_alloc_gib 63.31, sd-scripts v0.10.1 flux_train_network.py, 304 fused modules, bf16 autocast) over TRAIN_SPEEDS flux1-dev eager (50.08 GiB)",
+      asOf: "2026-12-05",
+    },
   },
 };
 

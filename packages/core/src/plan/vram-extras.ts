@@ -1,12 +1,14 @@
 import type { Contract } from "../contract/schema.js";
-import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
+import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { matchesPattern } from "../knowledge/lora-targets.js";
-import { architectures } from "../lora/architectures.js";
+import { LORA_COMPUTE } from "../knowledge/lora-compute.js";
+import { architectures, type ArchId, type ModuleSpec } from "../lora/architectures.js";
 import { resolveBuiltinTargets } from "../compile/network-targets.js";
 import { sampleMergeKind } from "./sample-merge.js";
 import { TRAIN_SPEEDS } from "../knowledge/train-speed.js";
-import { VRAM_ALL_LINEAR_EXTRA, VRAM_QUANTIZED_BASE_KEPT, type AllLinearExtraRecord } from "../knowledge/vram.js";
+import { TRAINER_SPEEDS } from "../knowledge/trainer-speeds.js";
+import { VRAM_ALL_LINEAR_EXTRA, VRAM_PEER_ALL_LINEAR, VRAM_QUANTIZED_BASE_KEPT, type AllLinearExtraRecord, type PeerAllLinearRecord } from "../knowledge/vram.js";
 import { attentionOnly, effectivePreset } from "./target-speed.js";
 
 const GIB = 1024 ** 3;
@@ -15,13 +17,27 @@ export interface VramExtra {
   gb: number;
   assumption: string;
   source?: string;
+  /** A peer trainer's own measured peak stands in: no published-figures allowance on top (VRAM_MODEL.externalTrainerGb). */
+  measuredPeer?: boolean;
 }
 
-/** The record for a family: its own where measured, else FLUX.1's (derived); none for SDXL. */
-function allLinearRecord(model: BaseModelRecord): { rec: AllLinearExtraRecord; derived: boolean } | undefined {
-  if (model.family === "sdxl") return undefined;
+/** The record for a family: its own where measured, else FLUX.1's (derived). */
+function allLinearRecord(model: BaseModelRecord): { rec: AllLinearExtraRecord; derived: boolean } {
   const own = VRAM_ALL_LINEAR_EXTRA[model.family];
   return own ? { rec: own, derived: false } : { rec: VRAM_ALL_LINEAR_EXTRA.flux1!, derived: true };
+}
+
+/** The built-in trainer's attention row (TRAIN_SPEEDS: torch's kernel, batch 1, no checkpointing) an all-linear peak is taken over. */
+function attentionRowPeakGib(base: string, config: string, what: string): number {
+  const row = TRAIN_SPEEDS.find((r) => !r.attention && !r.targets && r.base === base && r.config === config && r.batch === 1 && !r.gradientCheckpointing && r.peakAllocGib !== undefined);
+  if (!row) throw new Error(`${what}: no TRAIN_SPEEDS row '${config}' for ${base}`);
+  return row.peakAllocGib!;
+}
+
+/** Per token x hidden x block of a base, at its native resolution, batch 1. */
+function perTokenHiddenBlock(base: string, gib: number): number {
+  const model = getBaseModel(base as BaseModelId)!;
+  return (gib * GIB) / (model.tokensAtNative * model.hidden * model.blocks);
 }
 
 /**
@@ -29,25 +45,49 @@ function allLinearRecord(model: BaseModelRecord): { rec: AllLinearExtraRecord; d
  * the measured all-linear peak over its attention row in TRAIN_SPEEDS (same base and config).
  */
 export function allLinearBytesPerTokenHiddenBlock(rec: AllLinearExtraRecord): number {
-  const row = TRAIN_SPEEDS.find((r) => !r.attention && !r.targets && r.base === rec.base && r.config === rec.attentionConfig && r.batch === 1 && !r.gradientCheckpointing && r.peakAllocGib !== undefined);
-  const base = getBaseModel(rec.base);
-  if (!row || !base) throw new Error(`VRAM_ALL_LINEAR_EXTRA: no TRAIN_SPEEDS row '${rec.attentionConfig}' for ${rec.base}`);
-  return ((rec.allLinearPeakGib - row.peakAllocGib!) * GIB) / (base.tokensAtNative * base.hidden * base.blocks);
+  return perTokenHiddenBlock(rec.base, rec.allLinearPeakGib - attentionRowPeakGib(rec.base, rec.attentionConfig, "VRAM_ALL_LINEAR_EXTRA"));
+}
+
+/** A peer trainer's measured all-linear peak (TRAINER_SPEEDS: bf16 base, batch 1, no checkpointing), GiB. */
+function peerPeakGib(trainer: "kohya" | "ai-toolkit", rec: PeerAllLinearRecord): number {
+  const row = TRAINER_SPEEDS.find((r) => r.trainer === trainer && r.base === rec.base && r.quantize === "none" && r.batch === 1 && !r.gradientCheckpointing && r.peakAllocGib !== undefined);
+  if (!row) throw new Error(`VRAM_PEER_ALL_LINEAR: no TRAINER_SPEEDS ${trainer} row with a peak for ${rec.base}`);
+  return row.peakAllocGib!;
+}
+
+/**
+ * Bytes per token x hidden x block per sample a peer trainer's all-linear LoRA keeps beyond the built-in trainer's
+ * attention row (knowledge/vram.ts VRAM_PEER_ALL_LINEAR): its measured peak over that row.
+ */
+export function peerAllLinearBytesPerTokenHiddenBlock(trainer: "kohya" | "ai-toolkit", rec: PeerAllLinearRecord): number {
+  return perTokenHiddenBlock(rec.base, peerPeakGib(trainer, rec) - attentionRowPeakGib(rec.base, rec.attentionConfig, "VRAM_PEER_ALL_LINEAR"));
 }
 
 /**
  * Extra activation memory of a LoRA that trains more than the attention projections (a LoRA keeps
- * each adapted module's input for its backward): knowledge/vram.ts VRAM_ALL_LINEAR_EXTRA, for every
- * trainer (Kohya's and ai-toolkit's default is every linear). Without checkpointing only (with it,
- * the blocks' insides are recomputed); SDXL's is not measured, so it gets none (said so).
+ * each adapted module's input for its backward): a peer trainer's own measured record where it has one
+ * (knowledge/vram.ts VRAM_PEER_ALL_LINEAR: Kohya's SDXL and FLUX.1), else the built-in trainer's
+ * (VRAM_ALL_LINEAR_EXTRA), for every trainer (Kohya's and ai-toolkit's default is every linear). Without
+ * checkpointing only (with it, the blocks' insides are recomputed).
  */
 export function targetActivationExtraGb(model: BaseModelRecord, c: Contract, settings: { gradientCheckpointing: boolean }, tokens: number): VramExtra | undefined {
   if (attentionOnly(c, model)) return undefined;
   const preset = effectivePreset(c);
-  const found = allLinearRecord(model);
-  if (!found) return { gb: 0, assumption: `LoRA on ${preset}: SDXL's extra activation memory is not measured (none added)` };
   if (settings.gradientCheckpointing) return { gb: 0, assumption: `LoRA on ${preset} with gradient checkpointing: no extra activations counted (recomputed)` };
-  const { rec, derived } = found;
+  const trainer = c.trainer.name === "kohya" || c.trainer.name === "ai-toolkit" ? c.trainer.name : undefined;
+  const peer = trainer && VRAM_PEER_ALL_LINEAR[trainer]?.[model.family];
+  if (trainer && peer) {
+    const perToken = peerAllLinearBytesPerTokenHiddenBlock(trainer, peer);
+    const gb = (tokens * model.hidden * model.blocks * perToken) / 1e9;
+    const measured = getBaseModel(peer.base)!.label;
+    return {
+      gb,
+      assumption: `LoRA on ${preset}: +${gb.toFixed(1)} GB activations (${perToken.toFixed(1)} B per token x hidden x block: ${trainer}'s own peak on ${measured}, ${peerPeakGib(trainer, peer)} GiB, over the built-in trainer's attention row on an H200; no allowance on top)`,
+      source: peer.source,
+      measuredPeer: true,
+    };
+  }
+  const { rec, derived } = allLinearRecord(model);
   const perToken = allLinearBytesPerTokenHiddenBlock(rec);
   const gb = (tokens * model.hidden * model.blocks * perToken) / 1e9;
   const measured = getBaseModel(rec.base)!.label;
@@ -109,5 +149,106 @@ export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { q
     gb,
     assumption: `samples with the LoRA merged: +${gb.toFixed(2)} GB for a second copy of the ${modules} targeted weights (${preset}, ${(weights / 1e6).toFixed(0)}M x ${bytesPerWeight} B)`,
     source: "sample merge: lora/architectures.ts module shapes x the request's target patterns (train/sample_merge.py)",
+  };
+}
+
+/** The module map whose layer inputs the bf16 saving is derived from (lora/architectures.ts), per base. */
+const INPUT_MAP: Partial<Record<BaseModelId, ArchId>> = {
+  sdxl: "sdxl",
+  "flux1-dev": "flux1",
+  "flux1-schnell": "flux1",
+  "flux2-klein-4b": "flux2-klein-4b",
+  "flux2-klein-9b": "flux2-klein-9b",
+  "flux2-dev": "flux2-dev",
+};
+
+/** One input of adapted layers: where it is read, how many tokens x features per sample at the native resolution. */
+interface LayerInput {
+  key: string;
+  tokens: number;
+  width: number;
+  /** Kept for the backward whatever the LoRA does (the attention output: SDPA saves it). */
+  kept: boolean;
+}
+
+/**
+ * The input a native module reads, at the native resolution, batch 1: inputs read by several modules share a key (q, k
+ * and v; SDXL's cross-attention k and v read the text states). SDXL (sgm names): the side of a transformer's tokens
+ * halves where its channels double (320 / 640 / 1280 at latent side native/8 / 2 / 4); FLUX-class (BFL names): the
+ * double blocks' img_* modules read the image tokens ((native/16)²), txt_* the text tokens (the rest), the single
+ * blocks both; the modulation linears read one vector per sample.
+ */
+function layerInput(arch: ArchId, model: BaseModelRecord, m: ModuleSpec): LayerInput | undefined {
+  const width = m.shape[1]!;
+  if (arch === "sdxl") {
+    const at = m.native.match(/^(.*\.transformer_blocks\.\d+)\.(attn1|attn2|ff)\.(.+)$/);
+    const outer = m.native.match(/^(.*)\.(proj_in|proj_out)$/);
+    if (!at && !outer) return undefined;
+    const channels = at?.[3] === "net.0.proj" ? width : m.shape[0]!;
+    const side = (model.nativeResolution / 8) * (320 / channels);
+    const tokens = side * side;
+    if (outer) return { key: m.native, tokens, width, kept: false };
+    const [, block, part, name] = at!;
+    if (name === "to_out.0") return { key: m.native, tokens, width, kept: true };
+    if (part === "attn1" && /^to_[qkv]$/.test(name!)) return { key: `${block}.attn1`, tokens, width, kept: false };
+    // The cross-attention's k and v read the text encoders' states (77 tokens), which the step holds anyway.
+    if (part === "attn2" && /^to_[kv]$/.test(name!)) return { key: `${block}.attn2.context`, tokens: 77, width, kept: true };
+    return { key: m.native, tokens, width, kept: false };
+  }
+  if (!arch.startsWith("flux")) return undefined;
+  const image = (model.nativeResolution / 16) ** 2;
+  const block = m.native.match(/^(double_blocks|single_blocks)\.\d+\.(.+)$/);
+  if (!block) return undefined;
+  const [, kind, name] = block;
+  if (/mod(ulation)?\.lin$/.test(name!)) return { key: m.native, tokens: 1, width, kept: false };
+  const tokens = kind === "single_blocks" ? model.tokensAtNative : name!.startsWith("img_") ? image : model.tokensAtNative - image;
+  return { key: m.native, tokens, width, kept: /_attn\.proj$/.test(name!) };
+}
+
+/**
+ * Bytes per sample at the native resolution the bf16 LoRA path does not keep for these target patterns
+ * (knowledge/lora-compute.ts LORA_COMPUTE.inputCopies), with the adapted layer count; undefined where the base has no
+ * module map whose inputs are known here.
+ */
+export function loraBf16SavingBytes(model: BaseModelRecord, patterns: readonly string[], compiled: boolean): { bytes: number; layers: number } | undefined {
+  const arch = INPUT_MAP[model.id];
+  const map = arch && architectures().find((a) => a.id === arch);
+  if (!arch || !map) return undefined;
+  const { fp32, bf16, inFlight } = LORA_COMPUTE.inputCopies;
+  const inputs = new Map<string, LayerInput & { readers: number }>();
+  let layers = 0;
+  let largestOut = 0;
+  for (const m of map.modules) {
+    if (m.component !== "unet" && m.component !== "transformer") continue;
+    const matched = m.parts.filter((p) => matchesPattern(p.name, patterns));
+    if (matched.length === 0) continue;
+    const input = layerInput(arch, model, m);
+    if (!input) continue;
+    layers += matched.length;
+    const seen = inputs.get(input.key);
+    inputs.set(input.key, { ...input, readers: (seen?.readers ?? 0) + matched.length });
+    for (const p of matched) largestOut = Math.max(largestOut, input.tokens * (p.end - p.start));
+  }
+  let bytes = 0;
+  for (const i of inputs.values()) bytes += ((compiled ? fp32 : i.readers * fp32) - (i.kept ? 0 : bf16)) * i.tokens * i.width;
+  if (!compiled) bytes += inFlight * largestOut;
+  return { bytes, layers };
+}
+
+/**
+ * The activations the bf16 LoRA path does not keep (settings.loraCompute "bf16"): peft's fp32 copies of each adapted
+ * layer's input, derived from the adapted layers (loraBf16SavingBytes), scaled by tokens x batch. None with checkpointing,
+ * for DoRA/LoKr/LoHa, or where the base's layer inputs are not known here.
+ */
+export function loraBf16SavingGb(model: BaseModelRecord, c: Contract, settings: { gradientCheckpointing: boolean; compile: boolean; loraCompute?: "fp32" | "bf16" }, tokens: number): VramExtra | undefined {
+  if (settings.loraCompute !== "bf16" || settings.gradientCheckpointing || c.network.type !== "lora") return undefined;
+  const { patterns, preset } = resolveBuiltinTargets(c, builtinArchOf(model.id).record.targets);
+  const saved = loraBf16SavingBytes(model, patterns, settings.compile);
+  if (!saved) return undefined;
+  const gb = (saved.bytes * tokens) / model.tokensAtNative / 1e9;
+  return {
+    gb,
+    assumption: `LoRA computed in bf16: -${gb.toFixed(1)} GB of fp32 layer-input copies (${saved.layers} adapted layers, ${preset}${settings.compile ? ", compiled: one copy per input" : ", one copy per layer"})`,
+    source: `${LORA_COMPUTE.source}; derived from the module map (lora/architectures.ts), checked against ${LORA_COMPUTE.measuredPairs.length} measured pairs`,
   };
 }

@@ -4,8 +4,7 @@ import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { SAMPLE_GRAPH_VRAM, VRAM_ACTIVATIONS, VRAM_MODEL, VRAM_SELECTIVE_ACTIVATIONS } from "../knowledge/vram.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { BLOCK_SWAP_IN_FLIGHT, getBlockSwap } from "../knowledge/block-swap.js";
-import { LORA_COMPUTE } from "../knowledge/lora-compute.js";
-import { quantizedBaseKeptGb, sampleMergeGb, targetActivationExtraGb } from "./vram-extras.js";
+import { loraBf16SavingGb, quantizedBaseKeptGb, sampleMergeGb, targetActivationExtraGb } from "./vram-extras.js";
 import { networkCost, networkMemoryGb } from "./network-cost.js";
 
 export interface VramEstimate {
@@ -32,7 +31,7 @@ export interface VramSettings {
   fp8Matmul?: boolean;
   /** The attention kernel (built-in trainer; absent: torch's SDPA): speed only, the peak is unchanged (measured within 1%). */
   attention?: "sdpa" | "fa4";
-  /** The LoRA path's dtype (built-in trainer, knowledge/lora-compute.ts): speed only here; the peak is modelled with fp32 (bf16 measured 1-2 GiB lower on SDXL). */
+  /** The LoRA path's dtype (built-in trainer, knowledge/lora-compute.ts): bf16 keeps no fp32 copies of the adapted layers' inputs (plan/vram-extras.ts loraBf16SavingGb). */
   loraCompute?: "fp32" | "bf16";
 }
 
@@ -74,7 +73,7 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   const perToken = selective ? selective.selective : ckpt ? act.ckpt : act.noCkpt;
   // network.targets beyond attention (Kohya's and ai-toolkit's default) and a peer's quantised base keep more inputs for the backward (plan/vram-extras.ts).
   const extras = [targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size), quantizedBaseKeptGb(model, contract, settings, tokens * hp.batch_size)].filter((x) => x !== undefined);
-  const bf16Lora = loraBf16SavingGb(model, contract, settings, (tokens * hp.batch_size) / tokensAt1024(model));
+  const bf16Lora = loraBf16SavingGb(model, contract, settings, tokens * hp.batch_size);
   const activations = (tokens * model.hidden * model.blocks * perToken * compiled * hp.batch_size) / 1e9 + extras.reduce((s, x) => s + x.gb, 0) - (bf16Lora?.gb ?? 0);
   const how = selective ? " with selective checkpointing" : ckpt ? " with gradient checkpointing" : " without checkpointing";
   assumptions.push(`activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${how}${compiled < 1 ? ", compiled" : ""}`);
@@ -90,7 +89,8 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   if (merged) assumptions.push(merged.assumption);
   const sampleMerge = merged?.gb ?? 0;
 
-  const external = contract.trainer.name === "diffusers" ? 0 : VRAM_MODEL.externalTrainerGb;
+  // A peer's own measured peak (VRAM_PEER_ALL_LINEAR) holds what the published-figures allowance stood for.
+  const external = contract.trainer.name === "diffusers" || extras.some((x) => x.measuredPeer) ? 0 : VRAM_MODEL.externalTrainerGb;
   if (external) assumptions.push(`${contract.trainer.name}: +${external} GB over the built-in trainer's measured fit (published figures)`);
 
   const subtotal = weights + textEncoders + vae + lora + activations;
@@ -114,19 +114,4 @@ export function swappedFraction(contract: Contract, model: BaseModelRecord): num
   if (k <= 0 || !rec) return 0;
   const blocks = Math.min(k, rec.maxBlocks, model.blocks);
   return Math.max(0, blocks - BLOCK_SWAP_IN_FLIGHT.blocks) / model.blocks;
-}
-
-const tokensAt1024 = (model: BaseModelRecord) => model.tokensAtNative * (1024 / model.nativeResolution) ** 2;
-
-/**
- * The activations the bf16 LoRA path does not keep (knowledge/lora-compute.ts activationSavingGib: measured at 1024²,
- * batch 1, without checkpointing; scaled by tokens x batch). None with checkpointing, for DoRA/LoKr/LoHa, or where unmeasured.
- */
-function loraBf16SavingGb(model: BaseModelRecord, contract: Contract, settings: VramSettings, scale: number): { gb: number; assumption: string } | undefined {
-  if (settings.loraCompute !== "bf16" || settings.gradientCheckpointing || contract.network.type !== "lora") return undefined;
-  const rec = LORA_COMPUTE.activationSavingGib[model.id] ?? LORA_COMPUTE.activationSavingGib[builtinArchOf(model.id).arch];
-  if (!rec) return undefined;
-  const gib = (settings.compile ? rec.compiled : rec.uncompiled) * scale;
-  const gb = (gib * 2 ** 30) / 1e9;
-  return { gb, assumption: `LoRA computed in bf16: -${gb.toFixed(1)} GB of fp32 layer-input copies (measured ${settings.compile ? rec.compiled : rec.uncompiled} GiB at 1024², batch 1)` };
 }
