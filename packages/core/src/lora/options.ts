@@ -35,6 +35,11 @@ const METHOD_OPTIONS: Record<MergeMethod, ReadonlyArray<"rank" | "density" | "se
   dare: ["rank", "density", "seed"],
 };
 
+/** Whether merge options scale one LoRA (one input, `cat`: the delta x its weight, keys kept) rather than merge several. */
+export function isScale(options: { inputs: ReadonlyArray<unknown>; method: string }): boolean {
+  return options.inputs.length === 1 && options.method === "cat";
+}
+
 /** Whether a merge method's result depends on its seed (then the seed is part of its record). */
 export function mergeUsesSeed(method: MergeMethod): boolean {
   return METHOD_OPTIONS[method].includes("seed");
@@ -90,13 +95,23 @@ function inRange(value: number, field: string, min: number, max: number, integer
 export function checkMergeOptions(params: MergeOptionsInput): MergeOptions {
   if (!(MERGE_METHODS as readonly string[]).includes(params.method)) throw usage(`--method must be one of ${MERGE_METHODS.join(", ")} (got "${params.method}")`, "--method");
   const method = params.method as MergeMethod;
-  if (params.inputs.length < 2) throw usage("merge needs at least two LoRA files", "inputs", "loraspec merge A.safetensors:0.5 B.safetensors:0.3 -o out.safetensors");
+  if (params.inputs.length < 1) throw usage("merge needs at least one LoRA file", "inputs", "loraspec merge A.safetensors:0.5 B.safetensors:0.3 -o out.safetensors (or one file, A.safetensors:0.6, to scale it)");
+  if (params.inputs.length === 1 && method !== "cat") {
+    throw usage(`--method ${method} merges two or more LoRA files; one file is scaled with --method cat (the default)`, "--method", `loraspec merge ${params.inputs[0]!.path}:${params.inputs[0]!.weight} --method cat -o out.safetensors writes it with its delta x ${params.inputs[0]!.weight}, same keys and rank.`);
+  }
   const L = MERGE_LIMITS;
   const inputs = params.inputs.map((i) => {
     if (typeof i.path !== "string" || i.path === "") throw usage("each input needs a file path", "inputs[].path");
     if (typeof i.weight !== "number") throw usage(`the weight of ${i.path} must be a number`, `weight of ${i.path}`);
     return { path: i.path, weight: inRange(i.weight, `weight of ${i.path}`, L.weight.min, L.weight.max, false) };
   });
+  if (inputs.length === 1) {
+    const { path, weight } = inputs[0]!;
+    if (weight === 0) throw usage(`scaling ${path} by 0 would erase the LoRA (its delta x 0 changes nothing)`, `weight of ${path}`, "Give the strength to bake in, e.g. 0.5 or 2 (a negative one inverts it).");
+    if (params.to !== undefined) {
+      throw usage("--to does not apply to scaling one LoRA: its keys and format are kept", "--to", `Scale it, then convert the result: loraspec convert out.safetensors --to ${params.to}.`);
+    }
+  }
   const allowed = METHOD_OPTIONS[method];
   for (const [name, value] of [["rank", params.rank], ["density", params.density], ["seed", params.seed]] as const) {
     if (value !== undefined && !allowed.includes(name)) {

@@ -7,11 +7,12 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { validationThreshold } from "@loraspec/core/knowledge/validation-thresholds.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
-import { checkMergeOptions, mergeUsesSeed, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
+import { checkMergeOptions, isScale, mergeUsesSeed, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
+import { planScale } from "@loraspec/core/lora/plan-scale.js";
 import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
-import { assertFinite } from "./non-finite.js";
+import { assertFinite, assertFiniteKeys } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
@@ -45,6 +46,7 @@ function defaultTarget(parsed: ParsedLora): TargetFormat {
  * dense per-module delta, re-factored by randomized SVD with the error reported in the result).
  * Cancelling `signal` stops the worker (SIGINT, SIGTERM, SIGKILL, as `stop` does) and removes the temp folder.
  * Warns over the stacking rule (adapter count, combined weight) from the knowledge base.
+ * One input with `cat` is a scale, not a merge (scaleLora below): the same keys with the delta x its weight.
  */
 export async function* mergeLora(params: {
   inputs: MergeInput[];
@@ -62,6 +64,10 @@ export async function* mergeLora(params: {
 }): AsyncGenerator<LoraspecEvent> {
   // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
   const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
+  if (isScale({ inputs, method })) {
+    yield* scaleLora({ input: inputs[0]!, output: params.output, overwrite: params.overwrite, signal: params.signal });
+    return;
+  }
   // the output is never an input (checked first); an existing output is refused once the inputs are known good
   await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: true });
   const count = validationThreshold("stack_adapter_count");
@@ -151,6 +157,58 @@ export async function* mergeLora(params: {
     // removes the temp folder.
     for (const f of files) await f.close().catch(() => {});
     if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * One input (`merge X:S`, method cat): the same LoRA with its delta x S (core plan-scale.ts: one factor
+ * per module scaled, every other tensor a byte copy, keys, shapes, rank and alpha kept). The metadata is
+ * the input's plus `loraspec.scale`; kohya's hashes are recomputed by the writer. The input is never
+ * touched; the output is written to a temp file and renamed, as every merge is.
+ */
+async function* scaleLora(params: { input: MergeInput; output: string; overwrite?: boolean; signal?: AbortSignal }): AsyncGenerator<LoraspecEvent> {
+  const { path, weight: scale } = params.input;
+  await assertOutputIsNew({ output: params.output, inputs: [path], overwrite: true });
+  const file = await openSafetensors({ path });
+  try {
+    const alphas = await readAlphas(file);
+    const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
+    const plan = planScale({ input: { parsed, tensors: file.tensors, metadata: file.metadata, alphas }, scale, file: path });
+    assertFinite(file, parsed, path);
+    assertFiniteKeys(file, plan.scaled, path);
+    await assertOutputIsNew({ output: params.output, inputs: [path], overwrite: params.overwrite });
+    const previous = file.metadata["loraspec.scale"];
+    const metadata: Record<string, string> = {
+      ...file.metadata,
+      "loraspec.scale": JSON.stringify({
+        scale,
+        file: basename(path),
+        format: parsed.format,
+        sha256_header: createHash("sha256").update(JSON.stringify(file.tensors)).digest("hex").slice(0, 16),
+        rule: "delta x scale: lora_up/lora_B (and a peft lora_B.bias), LoHa hada_w1_a, LoKr lokr_w1 (or lokr_w1_a), full diff/diff_b; alpha kept",
+        ...(previous !== undefined ? { previous: parseOr(previous) } : {}),
+      }),
+    };
+    const kinds = Object.entries(plan.kinds).map(([k, n]) => `${n} ${k}`).join(", ");
+    yield { type: "phase", name: "merge", message: `scale ${path} x ${scale} (${plan.arch.title}, ${parsed.format}: ${kinds})` };
+    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [file] }), metadata, signal: params.signal });
+    yield {
+      type: "done",
+      result: { output: params.output, method: "cat", scale, target: parsed.format, architecture: plan.arch.id, tensors: plan.tensors.length, scaled: plan.scaled.length, kinds: plan.kinds, bytes: result.bytes },
+    };
+  } catch (error) {
+    if (params.signal?.aborted && !(error instanceof LoraspecError)) throw cancelled();
+    throw error;
+  } finally {
+    await file.close().catch(() => {});
+  }
+}
+
+function parseOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }
 

@@ -43,8 +43,12 @@ export function scanNonFinite(file: SafetensorsFile, names?: Iterable<string>): 
  * The same refusal as a NaN alpha (core plan.ts checkPlannable); `inspect` lists them all.
  */
 export function assertFinite(file: SafetensorsFile, parsed: ParsedLora, path: string): void {
-  const keys = parsed.placed.flatMap((m) => [m.keys.down, m.keys.up].filter((k): k is string => k !== undefined));
-  const bad = scanNonFinite(file, keys);
+  assertFiniteKeys(file, parsed.placed.flatMap((m) => [m.keys.down, m.keys.up].filter((k): k is string => k !== undefined)), path);
+}
+
+/** The same refusal for the tensors named (a scaled copy's LoKr/LoHa factors too). */
+export function assertFiniteKeys(file: SafetensorsFile, keys: Iterable<string>, path: string): void {
+  const bad = scanNonFinite(file, new Set(keys));
   if (bad.length === 0) return;
   const list = bad.map((b) => `${b.tensor} (${b.nan} NaN, ${b.inf} Inf)`);
   throw new LoraspecError("E_NOT_SUPPORTED", `${bad.length} LoRA factor(s) hold NaN or Inf values: ${list.slice(0, 4).join(", ")}${bad.length > 4 ? ", ..." : ""}`, {

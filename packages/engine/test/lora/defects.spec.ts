@@ -174,7 +174,10 @@ describe("flags and weights: one check for CLI, web and library (defect 4)", () 
     ["weight NaN", { inputs: [two[0]!, { path: "b.safetensors", weight: NaN }], method: "cat" }, "weight of b.safetensors"],
     ["weight Infinity", { inputs: [two[0]!, { path: "b.safetensors", weight: Infinity }], method: "cat" }, "weight of b.safetensors"],
     ["weight 11", { inputs: [two[0]!, { path: "b.safetensors", weight: 11 }], method: "cat" }, "weight of b.safetensors"],
-    ["one input", { inputs: [two[0]!], method: "cat" }, "inputs"],
+    ["no input", { inputs: [], method: "cat" }, "inputs"],
+    ["one input with ties (one file is scaled with cat)", { inputs: [two[0]!], method: "ties" }, "--method"],
+    ["one input at weight 0 (it would erase the LoRA)", { inputs: [{ path: "a.safetensors", weight: 0 }], method: "cat" }, "weight of a.safetensors"],
+    ["one input with --to (its keys are kept)", { inputs: [two[0]!], method: "cat", to: "kohya" }, "--to"],
     ["unknown method", { inputs: two, method: "avg" }, "--method"],
     ["unknown target", { inputs: two, method: "cat", to: "onnx" }, "--to"],
   ];
