@@ -81,6 +81,7 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
   const total = report?.tensors ?? 0;
   const placed = (report?.modules?.length ?? 0);
   const sumWeights = mergeInputs.reduce((a, b) => a + b.weight, 0);
+  const action = mergeAction(mergeInputs.length, method);
 
   return (
     <div className="page lora-page">
@@ -149,9 +150,9 @@ export function LoraPage({ project }: { project: ProjectInfo }) {
                 ))}
               </select>
               <input value={mergeOut} onChange={(e) => setMergeOut(e.target.value)} aria-label="merge output" />
-              <span className={`small ${sumWeights > 1 ? "warn-text" : "muted"}`}>Σ {sumWeights.toFixed(2)}</span>
-              <button className="primary" onClick={merge} disabled={!enabled || mergeInputs.length < 2}>
-                Merge
+              {mergeInputs.length > 1 ? <span className={`small ${sumWeights > 1 ? "warn-text" : "muted"}`}>Σ {sumWeights.toFixed(2)}</span> : null}
+              <button className="primary" onClick={merge} disabled={!enabled || !!action.blocked} title={action.blocked ?? action.title}>
+                {action.label}
               </button>
             </div>
           ) : null}
@@ -280,4 +281,15 @@ function formatBytes(n: number): string {
 function shortPath(path: string): string {
   const m = path.match(/^\.loraspec\/runs\/([^/]+)\/(.+)$/);
   return m ? `run …${m[1]!.slice(-8)}/${m[2]}` : path;
+}
+
+/**
+ * What the merge button does with `count` files: two or more merge; one file with cat is scaled (its delta
+ * x the weight, what `loraspec merge X:S` writes); one file with another method is refused, as the CLI refuses it.
+ */
+export function mergeAction(count: number, method: string): { label: string; title?: string; blocked?: string } {
+  if (count === 0) return { label: "Merge", blocked: "add files with + merge" };
+  if (count > 1) return { label: "Merge" };
+  if (method !== "cat") return { label: "Scale", blocked: `one file is scaled with cat (its delta x the weight); ${method} merges two or more` };
+  return { label: "Scale", title: "write this LoRA with its delta x the weight (same keys, rank and alpha)" };
 }
