@@ -105,3 +105,12 @@ def test_the_fastest_rows_attention_kernel_is_named_with_its_levers():
     flux, sdxl = cells(lines[0]), cells(lines[1])
     assert flux[8] == "0.320 (fused, compile, fp8mm, FlashAttention-4)"
     assert sdxl[8] == "0.110 (fused, compile, fp8mm)"
+
+
+def test_the_last_column_is_the_fastest_rows_floor_ratio():
+    h = harness()
+    mine = [ours("flux1", "eager", 0.60, floor_s=0.2), ours("flux1", "fast + fp8 GEMMs", 0.32, floor_s=0.2), ours("sdxl", "eager", 0.5)]
+    lines = h.table_rows(LEASE, mine, {"kohya": [kohya("flux1", 0.78), kohya("sdxl", 1.0)]})
+    assert cells(lines[0])[13] == "1.60x"
+    assert cells(lines[1])[13] == "-"  # no fast sdxl row: no ratio, no floor
+    assert len(cells(h.HEADER[0])) == len(cells(lines[0])) == len(cells(h.HEADER[1]))
