@@ -2,27 +2,24 @@ import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
 import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { extname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { atomicWrite } from "../fs/atomic-write.js";
 import { aspectBuckets, type Bucket } from "@loraspec/core/plan/buckets.js";
-import { trainingShape, type ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
-import type { CropBox, Size } from "./crop-geometry.js";
+import type { ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import { describeOrphan } from "./caption-sidecar.js";
-import { dedupeImages, type DuplicateCluster, type NearDuplicateThresholds } from "./dedupe.js";
+import type { DuplicateCluster, NearDuplicateThresholds } from "./dedupe.js";
 import type { EmbedOutcome } from "./worker-embedder.js";
-import { hiddenFilesNote, listDatasetFiles } from "./list-dataset-files.js";
-import { mapPool } from "./map-pool.js";
+import { hiddenFilesNote, listDatasetFiles, type DatasetFiles } from "./list-dataset-files.js";
 import { nameFew } from "./name-few.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
 import { parkCaption, syncCaptions } from "./prep-captions.js";
+import { createDecoder, planOutputs } from "./prep-decode.js";
+import { dropExactCopies, settleDuplicates, type DuplicateOf } from "./prep-duplicates.js";
 import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
 import { datasetRelativeTo, manifestDataset, preparedFrom } from "./prepared-folder.js";
-import { decodeProblem, type ProbedImage } from "./probe-image.js";
-import { readImageFile } from "./read-image-file.js";
-import { assignNames, prepProgress, probeSources, sourceFields } from "./prep-sources.js";
-import { processImage } from "./process-image.js";
+import type { ProbedImage } from "./probe-image.js";
+import { probeSources, sourceFields } from "./prep-sources.js";
 import { exists } from "../fs/exists.js";
 
 export interface PrepareDatasetParams {
@@ -127,21 +124,11 @@ function prepRule(params: PrepareDatasetParams): ShapeRule {
   return { picker: "set", buckets };
 }
 
-/**
- * `loraspec prep`: scan, validate, dedupe, crop and resize a dataset into a new folder, with a
- * manifest that makes re-runs incremental. One bad file never stops the others: each becomes a
- * `warning` event and a `skipped` row. The originals are only ever read.
- */
-export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenerator<LoraspecEvent, PrepSummary> {
-  const datasetDir = resolve(params.datasetDir);
-  const outDir = resolve(params.outDir);
-  if (outDir === datasetDir) {
-    throw new LoraspecError("E_USAGE", "the prepared folder must not be the dataset folder (originals are never overwritten)", { hint: "pass a different --out" });
-  }
-  const captionExt = params.captionExtension ?? ".txt";
-  // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
-  const rule = (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
-  const settings = {
+type PrepSettings = ReturnType<typeof prepSettings>;
+
+/** Everything that changes the pixels of an output (the manifest's `settings`: a change remakes every output). */
+function prepSettings(params: PrepareDatasetParams, rule: ShapeRule | undefined) {
+  return {
     resolution: params.resolution,
     aspect: params.aspect ?? "square",
     crop: params.crop ?? "center",
@@ -152,8 +139,35 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     ...(rule?.picker === "set" ? { buckets: rule.buckets.map((b) => `${b.width}x${b.height}`) } : {}),
     ...(rule?.picker === "ai-toolkit" ? { shapes: `ai-toolkit, divisibility ${rule.divisibility}` } : {}),
   };
+}
+
+/** What one prep run works with, fixed before anything is scanned. */
+interface PrepRun {
+  datasetDir: string;
+  outDir: string;
+  manifestPath: string;
+  captionExt: string;
+  /** The rule images are shaped by; undefined: square. */
+  rule: ShapeRule | undefined;
+  settings: PrepSettings;
+  concurrency: number;
+  signal: AbortSignal | undefined;
+  /** The prepared folder's manifest from an earlier run, if any (one made from this same dataset). */
+  previous: PrepManifest | undefined;
+}
+
+/** The run's folders, settings and previous manifest; refuses a prepared folder that is the dataset or another dataset's. */
+async function openRun(params: PrepareDatasetParams): Promise<PrepRun> {
+  const datasetDir = resolve(params.datasetDir);
+  const outDir = resolve(params.outDir);
+  if (outDir === datasetDir) {
+    throw new LoraspecError("E_USAGE", "the prepared folder must not be the dataset folder (originals are never overwritten)", { hint: "pass a different --out" });
+  }
+  const captionExt = params.captionExtension ?? ".txt";
+  // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
+  const rule = (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
+  const settings = prepSettings(params, rule);
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
-  const signal = params.signal;
   const manifestPath = join(outDir, MANIFEST_FILE);
   // A prepared folder belongs to one dataset: its names, captions and outputs are never reused for another's images.
   const previous = await readPrepManifest({ path: manifestPath });
@@ -163,9 +177,14 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       hint: "leave --out out (prep then uses this dataset's own folder under .loraspec/), pass another --out, or delete that folder first",
     });
   }
+  return { datasetDir, outDir, manifestPath, captionExt, rule, settings, concurrency, signal: params.signal, previous };
+}
 
+/** The scan phase: the dataset's files, a warning for each one left out; no image at all is E_DATASET_EMPTY. */
+async function* scanSources(run: PrepRun, displayDir: string): AsyncGenerator<LoraspecEvent, DatasetFiles> {
+  const { datasetDir } = run;
   yield { type: "phase", name: "scan", message: datasetDir };
-  const files = await listDatasetFiles({ dir: datasetDir, captionExtension: captionExt, exclude: [outDir], displayPath: params.datasetDir });
+  const files = await listDatasetFiles({ dir: datasetDir, captionExtension: run.captionExt, exclude: [run.outDir], displayPath: displayDir });
   for (const s of files.skipped) yield { type: "warning", code: s.code, message: `${s.path}: ${s.message} (skipped)`, file: s.path };
   if (files.hidden.length) {
     yield { type: "warning", code: "hidden-file", message: `left out ${files.hidden.length} hidden file(s) (names starting with "."; no trainer reads them): ${nameFew(files.hidden)}` };
@@ -180,29 +199,15 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       hint: `put JPEG, PNG, WebP, AVIF, TIFF or GIF files there${files.other.length ? ` (found ${files.other.length} other files)` : ""}.${hiddenFilesNote(files.hidden)}`,
     });
   }
-  const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
-  const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
+  return files;
+}
 
-  // 1. Read every candidate's header and content hash (no pixels decoded here).
-  const probed = yield* probeSources({
-    sources: files.images,
-    datasetDir,
-    previous: previousBySource,
-    reuse: sameSettings,
-    resolution: params.resolution,
-    shapes: rule,
-    maxPixels: settings.maxPixels,
-    concurrency,
-    signal,
-  });
-  throwIfAborted(signal);
-  probed.sort((a, b) => (a.source < b.source ? -1 : 1));
-
-  // Problems found from headers alone.
-  const summary: PrepSummary = {
-    datasetDir,
-    outDir,
-    manifest: manifestPath,
+/** The summary before any image is prepared: what the scan found, the files it skipped. */
+function startSummary(run: PrepRun, files: DatasetFiles): PrepSummary {
+  return {
+    datasetDir: run.datasetDir,
+    outDir: run.outDir,
+    manifest: run.manifestPath,
     candidates: files.images.length,
     outputs: 0,
     processed: [],
@@ -219,6 +224,10 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     captionsMissing: 0,
     staleCaptions: [],
   };
+}
+
+/** Problems found from headers alone, each a warning and a summary row; returns the images not skipped. */
+function* reportHeaderProblems(probed: readonly ProbedImage[], summary: PrepSummary): Generator<LoraspecEvent, ProbedImage[]> {
   for (const image of probed) {
     const skip = image.problems.filter((p) => p.severity === "skip");
     if (skip.length) {
@@ -233,153 +242,29 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       yield { type: "warning", code: problem.code, message: `${image.source}: ${problem.message}`, file: image.source };
     }
   }
-  const usable = probed.filter((p) => !p.problems.some((x) => x.severity === "skip"));
+  return probed.filter((p) => !p.problems.some((x) => x.severity === "skip"));
+}
 
-  // 2. Exact copies (same bytes) are dropped before anything is decoded.
-  const exactClusters = dedupeImages({ images: usable, near: false, pinned: params.pinned, distinct: params.distinct });
-  const duplicateOf = new Map<string, { keep: string; kind: "exact" | "near" }>();
-  for (const cluster of exactClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "exact" });
-  const unique = usable.filter((u) => !duplicateOf.has(u.source));
-
-  // Names: a source keeps its name for life, so its caption stays with it.
-  const names = assignNames(unique.map((k) => k.source), previousBySource);
-  const outputExt = settings.format === "png" ? ".png" : ".jpg";
-  await mkdir(outDir, { recursive: true });
-  const entries = new Map<string, ManifestEntry>();
-  const targets = new Map<string, Size>();
-  const upToDate = new Set<string>();
-  for (const image of unique) {
-    const name = names.get(image.source)!;
-    const bucket = rule ? trainingShape(rule, settings.resolution, image) : undefined;
-    const target: Size = bucket ? { width: bucket.width, height: bucket.height } : { width: settings.resolution, height: settings.resolution };
-    const old = previousBySource.get(image.source);
-    const entry: ManifestEntry = {
-      ...sourceFields(image),
-      status: "prepared",
-      name,
-      output: `${name}${outputExt}`,
-      outputWidth: target.width,
-      outputHeight: target.height,
-      caption: `${name}${captionExt}`,
-      crop: old?.crop,
-      sidecarSha256: old?.sidecarSha256,
-      captionSha256: old?.captionSha256,
-    };
-    entries.set(image.source, entry);
-    targets.set(image.source, target);
-    const sameOutput = old?.output === entry.output && old?.outputWidth === target.width && old?.outputHeight === target.height;
-    if (sameSettings && old?.status === "prepared" && old.sha256 === image.sha256 && sameOutput && image.signature && (await exists(join(outDir, entry.output!)))) {
-      upToDate.add(image.source);
-    }
-  }
-
-  // 3. Decode what is new or changed: one decode gives the output and the dedupe signature.
-  const processed = new Set<string>();
-  const failed = new Set<string>();
-  let prepDone = 0;
-  let prepTotal = 0;
-  const prepStarted = Date.now();
-  async function* processAll(sources: string[]): AsyncGenerator<LoraspecEvent> {
-    prepTotal += sources.length;
-    for await (const result of mapPool(
-      sources,
-      concurrency,
-      async (source) => {
-        const entry = entries.get(source)!;
-        const image = unique.find((u) => u.source === source)!;
-        let bytes: Buffer | undefined;
-        try {
-          // Bounded like the probe (a file that grew since is image-too-large, unread).
-          const got = await readImageFile(join(datasetDir, source));
-          if (!("bytes" in got)) return { source, problem: got.problem };
-          bytes = got.bytes;
-          const out = await processImage({
-            bytes,
-            source: image,
-            settings: { target: targets.get(source)!, crop: settings.crop, format: settings.format, background: settings.background, maxPixels: settings.maxPixels },
-          });
-          await atomicWrite(join(outDir, entry.output!), out.data);
-          entry.crop = out.crop as CropBox;
-          entry.signature = out.signature;
-          image.signature = out.signature;
-          return { source, problem: undefined };
-        } catch (error) {
-          // Decoding can fail where the header read fine (truncated files): report, never stop.
-          return { source, problem: decodeProblem(bytes ?? new Uint8Array(), image.format, error) };
-        }
-      },
-      signal,
-    )) {
-      prepDone++;
-      if (result.problem) {
-        failed.add(result.source);
-        entries.delete(result.source);
-        const image = unique.find((u) => u.source === result.source)!;
-        image.problems.push(result.problem);
-        // Listed once, under skipped: the header's warnings (upscaled) no longer apply to an image left out.
-        summary.warnings = summary.warnings.filter((w) => w.source !== result.source);
-        summary.skipped.push({ source: result.source, code: result.problem.code, message: result.problem.message });
-        yield { type: "warning", code: result.problem.code, message: `${result.source}: ${result.problem.message} (skipped)`, file: result.source };
-      } else processed.add(result.source);
-      yield prepProgress("prep", prepDone, prepTotal, prepStarted, result.source);
-    }
-  }
-  const changed = unique.filter((u) => !upToDate.has(u.source) && !u.signature).map((u) => u.source);
-  yield { type: "phase", name: "prep", message: `${changed.length} to decode, ${upToDate.size} unchanged -> ${outDir}` };
-  yield* processAll(changed);
-  throwIfAborted(signal);
-
-  // 4. Near duplicates, pair by pair against the image kept (exact copies ride along by sha256).
-  const hashed = unique.filter((u) => !failed.has(u.source) && u.signature);
-  yield { type: "phase", name: "dedupe", message: `${hashed.length} images` };
-  const exactCopies = usable.filter((u) => duplicateOf.has(u.source) && !failed.has(duplicateOf.get(u.source)!.keep));
-  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: params.pinned, distinct: params.distinct, thresholds: params.nearDuplicate };
-  summary.duplicates = dedupeImages(dedupeInput);
-  const candidates = summary.duplicates.filter((c) => c.kind === "near").flatMap((c) => [c.keep, ...c.drop.filter((d) => c.evidence[d])]);
-  if (params.embed && candidates.length) {
-    // Only images in a hash-and-pixel near pair are embedded: usually few, so the model's cost stays small.
-    const outcome = await params.embed(candidates.map((c) => join(datasetDir, c)));
-    if (outcome.embeddings) {
-      const bySource = new Map(candidates.map((c) => [c, outcome.embeddings.get(join(datasetDir, c))!] as const));
-      summary.duplicates = dedupeImages({ ...dedupeInput, embeddings: bySource });
-    } else {
-      yield { type: "warning", code: "dedupe-unconfirmed", message: `near duplicates decided by hash and pixels only (no image embeddings: ${outcome.reason})` };
-    }
-  }
-  for (const cluster of summary.duplicates) {
-    for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: cluster.evidence[drop] ? "near" : "exact" });
-  }
-  for (const cluster of summary.duplicates) {
-    yield {
-      type: "warning",
-      code: cluster.kind === "exact" ? "duplicate" : "near-duplicate",
-      message: `${cluster.kind === "exact" ? "exact" : "near"} duplicates: keeping ${cluster.keep}, leaving out ${cluster.drop.join(", ")} (choose with --pin or on the web page's Dataset tab)`,
-      file: cluster.keep,
-    };
-  }
-  for (const [drop, { keep, kind }] of [...duplicateOf.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
-    summary.skipped.push({ source: drop, code: kind === "exact" ? "duplicate" : "near-duplicate", message: `${kind === "exact" ? "exact copy" : "near duplicate"} of ${keep}` });
-    const entry = entries.get(drop);
-    // A near duplicate decoded in this run leaves no output behind.
-    if (entry && processed.has(drop)) await rm(join(outDir, entry.output!), { force: true });
-    entries.delete(drop);
-    processed.delete(drop);
-  }
-
-  // 5. A kept image whose output is missing (it was someone's duplicate before) is made now.
-  const late = [...entries.keys()].filter((s) => !upToDate.has(s) && !processed.has(s));
-  if (late.length) yield* processAll(late);
-  throwIfAborted(signal);
-  summary.processed = [...processed].filter((s) => entries.has(s));
-  summary.unchanged = [...upToDate].filter((s) => entries.has(s)).length;
-
+/**
+ * Steps 6 to 8 of prep, once the kept sources (`entries`) are final: captions and outputs of sources
+ * no longer prepared are cleared away, and captions follow their image.
+ */
+async function* tidyPreparedFolder(params: {
+  run: PrepRun;
+  files: DatasetFiles;
+  previousBySource: ReadonlyMap<string, ManifestEntry>;
+  entries: ReadonlyMap<string, ManifestEntry>;
+  summary: PrepSummary;
+}): AsyncGenerator<LoraspecEvent, void> {
+  const { run, entries, summary } = params;
+  const { outDir, datasetDir, previous } = run;
   // 6. Captions of sources no longer prepared (gone, now skipped or a duplicate) are parked first: a new source may take their name.
   for (const old of previous?.entries ?? []) {
     if (old.caption && !entries.has(old.source) && (await exists(join(outDir, old.caption)))) await parkCaption(outDir, old.caption);
   }
 
   // 7. Captions follow their image (prep-captions.ts): sidecars copied in, hand edits kept, a caption of changed pixels parked.
-  const captions = yield* syncCaptions({ outDir, datasetDir, entries: entries.values(), sidecars: files.sidecars, previous: previousBySource });
+  const captions = yield* syncCaptions({ outDir, datasetDir, entries: entries.values(), sidecars: params.files.sidecars, previous: params.previousBySource });
   summary.captionsCopied = captions.copied;
   summary.captionsMissing = captions.missing;
   summary.staleCaptions = captions.stale;
@@ -391,12 +276,15 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
     if (old.output && (!now || now.output !== old.output) && !outputsNow.has(old.output.toLowerCase())) await rm(join(outDir, old.output), { force: true });
     if (old.output && !now) summary.removed.push(old.source);
   }
+}
 
+/** The manifest of this run: every probed source, prepared, a duplicate or skipped. */
+async function writeManifest(run: PrepRun, probed: readonly ProbedImage[], entries: ReadonlyMap<string, ManifestEntry>, duplicateOf: DuplicateOf): Promise<void> {
   const manifest: PrepManifest = {
     version: 1,
-    dataset: datasetDir,
-    datasetRelative: datasetRelativeTo(outDir, datasetDir),
-    settings,
+    dataset: run.datasetDir,
+    datasetRelative: datasetRelativeTo(run.outDir, run.datasetDir),
+    settings: run.settings,
     updatedAt: new Date().toISOString(),
     entries: probed.map((image) => {
       const entry = entries.get(image.source);
@@ -409,7 +297,66 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
       } satisfies ManifestEntry;
     }),
   };
-  await writePrepManifest({ path: manifestPath, manifest });
+  await writePrepManifest({ path: run.manifestPath, manifest });
+}
+
+/**
+ * `loraspec prep`: scan, validate, dedupe, crop and resize a dataset into a new folder, with a
+ * manifest that makes re-runs incremental. One bad file never stops the others: each becomes a
+ * `warning` event and a `skipped` row. The originals are only ever read.
+ */
+export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenerator<LoraspecEvent, PrepSummary> {
+  const run = await openRun(params);
+  const { datasetDir, outDir, settings, concurrency, signal, previous } = run;
+  const files = yield* scanSources(run, params.datasetDir);
+  const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
+  const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
+
+  // 1. Read every candidate's header and content hash (no pixels decoded here).
+  const probed = yield* probeSources({
+    sources: files.images,
+    datasetDir,
+    previous: previousBySource,
+    reuse: sameSettings,
+    resolution: params.resolution,
+    shapes: run.rule,
+    maxPixels: settings.maxPixels,
+    concurrency,
+    signal,
+  });
+  throwIfAborted(signal);
+  probed.sort((a, b) => (a.source < b.source ? -1 : 1));
+  const summary = startSummary(run, files);
+  const usable = yield* reportHeaderProblems(probed, summary);
+
+  // 2. Exact copies (same bytes) are dropped before anything is decoded; the rest get their names and output sizes.
+  const { duplicateOf, unique } = dropExactCopies(usable, params);
+  await mkdir(outDir, { recursive: true });
+  const plan = await planOutputs({ images: unique, previous: previousBySource, sameSettings, outDir, resolution: settings.resolution, rule: run.rule, format: settings.format, captionExt: run.captionExt });
+  const { entries, upToDate } = plan;
+
+  // 3. Decode what is new or changed: one decode gives the output and the dedupe signature.
+  const decoder = createDecoder({ datasetDir, outDir, settings, plan, images: unique, summary, concurrency, signal });
+  const changed = unique.filter((u) => !upToDate.has(u.source) && !u.signature).map((u) => u.source);
+  yield { type: "phase", name: "prep", message: `${changed.length} to decode, ${upToDate.size} unchanged -> ${outDir}` };
+  yield* decoder.decode(changed);
+  throwIfAborted(signal);
+
+  // 4. Near duplicates, pair by pair against the image kept (exact copies ride along by sha256).
+  const { processed, failed } = decoder;
+  yield* settleDuplicates({ datasetDir, outDir, choices: params, usable, unique, failed, duplicateOf, entries, processed, summary });
+
+  // 5. A kept image whose output is missing (it was someone's duplicate before) is made now.
+  const late = [...entries.keys()].filter((s) => !upToDate.has(s) && !processed.has(s));
+  if (late.length) yield* decoder.decode(late);
+  throwIfAborted(signal);
+  summary.processed = [...processed].filter((s) => entries.has(s));
+  summary.unchanged = [...upToDate].filter((s) => entries.has(s)).length;
+
+  // 6-8. Captions and outputs of sources no longer prepared cleared away; captions follow their image.
+  yield* tidyPreparedFolder({ run, files, previousBySource, entries, summary });
+
+  await writeManifest(run, probed, entries, duplicateOf);
   summary.outputs = entries.size;
   if (entries.size === 0) {
     const reasons = [...new Set(summary.skipped.map((s) => s.code))].join(", ");
