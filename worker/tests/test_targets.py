@@ -58,6 +58,28 @@ def test_peft_adapts_exactly_each_presets_modules(denoiser):
     assert chosen["attention"] < chosen["attention-mlp"] <= chosen["all-linear"]
 
 
+def test_the_named_parts_adapt_exactly_their_modules_through_peft():
+    """network.modules' finer names (targetPresets[arch].named: SDXL's attn1 / attn2 apart, Custom Diffusion's
+    cross-attention keys and values): peft adapts exactly what the core's pattern rule picks, only inside the blocks."""
+    from peft.tuners.lora import LoraLayer
+
+    for arch, entry in PRESETS.items():
+        named = (entry.get("named") or {}).get("patterns")
+        if not named:
+            continue
+        model = getattr(tiny_base, "build_" + arch.replace("-", "_"))(0).unet
+        block = re.compile(entry["blocks"])
+        for patterns in ([p] for p in named):
+            expected = {n for n, m in model.named_modules() if _adaptable(m) and matches(n, patterns)}
+            assert expected and all(block.match(n) for n in expected), f"{arch} {patterns}"
+        kv = ["attn2.to_k", "attn2.to_v"]
+        m = copy.deepcopy(model)
+        add_lora(m, SimpleNamespace(rank=2, alpha=2, network_type="lora", network_factor=-1), kv)
+        adapted = {n for n, mod in m.named_modules() if isinstance(mod, LoraLayer)}
+        assert adapted == {n for n, mod in model.named_modules() if _adaptable(mod) and matches(n, kv)}
+        assert adapted and all(".attn2.to_k" in n or ".attn2.to_v" in n for n in adapted)
+
+
 def test_a_list_with_a_block_scoped_pattern_goes_to_peft_as_one_regex():
     assert peft_target_modules(["to_q", "to_k"]) == ["to_q", "to_k"]
     rx = peft_target_modules(["to_q", "single_transformer_blocks.*.proj_out"])

@@ -55,6 +55,15 @@ export function resolveBuiltinTargets(c: Contract, fallback: readonly string[]):
   return { preset: DEFAULT_TARGETS.preset, patterns: [...fallback], defaulted: true, why: DEFAULT_TARGETS.why };
 }
 
+/**
+ * resolveBuiltinTargets for estimates (plan, VRAM): undefined where network.modules names what the base lacks, so a
+ * plan reads on and lint's network-modules-unknown says what is wrong (only compiling the request refuses).
+ */
+export function builtinTargetsIfKnown(c: Contract, fallback: readonly string[]): ResolvedTargets | undefined {
+  if (c.network.modules && (!targetArchOf(c.base.model) || unknownModules(c).length > 0)) return undefined;
+  return resolveBuiltinTargets(c, fallback);
+}
+
 /** What a trainer trains when the contract leaves network.targets out (its own default). */
 export const TRAINER_DEFAULT_TARGETS: Readonly<Record<Contract["trainer"]["name"], Sourced & { preset: TargetPreset | "trainer-default" }>> = {
   diffusers: { preset: "attention", source: DEFAULT_TARGETS.source, asOf: DEFAULT_TARGETS.asOf },

@@ -279,7 +279,7 @@ export const NetworkSchema = z
       .optional()
       .meta({
         description:
-          "Experts: an explicit list of diffusers module-name patterns instead of a preset (e.g. [to_q, to_v]); each must be one the base's architecture has (check lists them). The built-in trainer and ai-toolkit take it.",
+          "Experts: an explicit list of diffusers module-name patterns instead of a preset (e.g. [to_q, to_v]; on SDXL also attn1.* / attn2.* to split self- from cross-attention, e.g. Custom Diffusion's [attn2.to_k, attn2.to_v]); each must be one the base's architecture has (check lists them). The built-in trainer and ai-toolkit take it.",
       }),
   })
   .meta({ description: "The adapter: its kind and the modules it trains." });

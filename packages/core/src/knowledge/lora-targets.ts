@@ -25,6 +25,11 @@ export interface ArchTargets extends Sourced {
   /** Regex (JavaScript and Python syntax alike) a module name inside the transformer blocks matches. */
   blocks: string;
   presets: Record<TargetPreset, string[]>;
+  /**
+   * Finer patterns `network.modules` may name besides the presets' own: parts of a preset a known recipe trains
+   * alone (SDXL's self-attention `attn1` and cross-attention `attn2` projections apart), with where the recipe is from.
+   */
+  named?: { patterns: readonly string[]; why: string; source: string };
 }
 
 const AS_OF = "2026-12-02";
@@ -41,6 +46,11 @@ export const LORA_TARGETS = {
       attention: ATTN,
       "attention-mlp": [...ATTN, "ff.net.0.proj", "ff.net.2"],
       "all-linear": [...ATTN, "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"],
+    },
+    named: {
+      patterns: ["attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"],
+      why: "self-attention (attn1) and cross-attention (attn2) apart: Custom Diffusion trains only the cross-attention keys and values (attn2.to_k, attn2.to_v), the layers the prompt's tokens enter the image through",
+      source: "Kumari et al. 2023, Multi-Concept Customization of Text-to-Image Diffusion (Custom Diffusion) §3.2; diffusers examples/custom_diffusion/train_custom_diffusion.py (attn2 to_k/to_v); diffusers attention.py BasicTransformerBlock (attn1 self, attn2 cross)",
     },
     source: `diffusers train_dreambooth_lora_sdxl.py target_modules (attention); ${KOHYA} networks/lora.py L867 UNET_TARGET_REPLACE_MODULE = ["Transformer2DModel"] (Linear and 1x1 conv: 722 modules); diffusers attention.py BasicTransformerBlock (attn1, attn2, ff.net.0.proj, ff.net.2)`,
     asOf: AS_OF,
@@ -115,9 +125,10 @@ export function matchesPattern(name: string, patterns: readonly string[]): boole
   return patterns.some((p) => new RegExp(`^${patternRegex(p)}$`).test(name));
 }
 
-/** Every pattern an arch's presets use: what `network.modules` may name. */
+/** Every pattern an arch's presets use, and its finer named parts: what `network.modules` may name. */
 export function knownModulePatterns(arch: TargetArch): string[] {
-  return [...new Set(LORA_TARGETS[arch].presets["all-linear"])];
+  const t: ArchTargets = LORA_TARGETS[arch];
+  return [...new Set([...t.presets["all-linear"], ...(t.named?.patterns ?? [])])];
 }
 
 export function isTargetArch(arch: string): arch is TargetArch {

@@ -4,7 +4,7 @@ import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js"
 import { matchesPattern } from "../knowledge/lora-targets.js";
 import { LORA_COMPUTE } from "../knowledge/lora-compute.js";
 import { architectures, type ArchId, type ModuleSpec } from "../lora/architectures.js";
-import { resolveBuiltinTargets } from "../compile/network-targets.js";
+import { builtinTargetsIfKnown } from "../compile/network-targets.js";
 import { sampleMergeKind } from "./sample-merge.js";
 import { TRAIN_SPEEDS } from "../knowledge/train-speed.js";
 import { TRAINER_SPEEDS } from "../knowledge/trainer-speeds.js";
@@ -132,7 +132,9 @@ export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { q
   if (c.trainer.name !== "diffusers" || !(c.samples.every > 0) || sampleMergeKind(arch, c.network.type, settings) !== "buffers") return undefined;
   const map = architectures().find((a) => a.id === model.id);
   if (!map) throw new Error(`BUILTIN_TRAINER.sampleMerge lists ${arch}, whose base ${model.id} has no module map (lora/architectures.ts)`);
-  const { patterns, preset } = resolveBuiltinTargets(c, record.targets);
+  const targets = builtinTargetsIfKnown(c, record.targets);
+  if (!targets) return undefined; // network.modules names what the base lacks: lint says so
+  const { patterns, preset } = targets;
   let weights = 0;
   let modules = 0;
   for (const m of map.modules) {
@@ -242,7 +244,9 @@ export function loraBf16SavingBytes(model: BaseModelRecord, patterns: readonly s
  */
 export function loraBf16SavingGb(model: BaseModelRecord, c: Contract, settings: { gradientCheckpointing: boolean; compile: boolean; loraCompute?: "fp32" | "bf16" }, tokens: number): VramExtra | undefined {
   if (settings.loraCompute !== "bf16" || settings.gradientCheckpointing || c.network.type !== "lora") return undefined;
-  const { patterns, preset } = resolveBuiltinTargets(c, builtinArchOf(model.id).record.targets);
+  const targets = builtinTargetsIfKnown(c, builtinArchOf(model.id).record.targets);
+  if (!targets) return undefined; // network.modules names what the base lacks: lint says so
+  const { patterns, preset } = targets;
   const saved = loraBf16SavingBytes(model, patterns, settings.compile);
   if (!saved) return undefined;
   const gb = (saved.bytes * tokens) / model.tokensAtNative / 1e9;

@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import { parse as parseToml } from "smol-toml";
 import { architecture, type ArchId, type ModuleSpec } from "@loraspec/core/lora/architectures.js";
 import { LORA_TARGETS, TARGET_PRESETS, matchesPattern, type TargetArch, type TargetPreset } from "@loraspec/core/knowledge/lora-targets.js";
-import { AI_TOOLKIT_TARGETS } from "@loraspec/core/compile/network-targets.js";
+import { AI_TOOLKIT_TARGETS, aiToolkitTargets } from "@loraspec/core/compile/network-targets.js";
 import { compileKohya } from "@loraspec/core/compile/kohya/compile-kohya.js";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { ContractInput } from "@loraspec/core/contract/schema.js";
-import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
+import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { makeContract, PATHS } from "./contract-fixture.js";
 
 /**
@@ -169,4 +169,60 @@ describe("each trainer is told the preset or refuses it by name", () => {
     const bad = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", overrides: { trainer: { name: "diffusers" }, network: { modules: ["to_qq"] } } });
     expect(lintContract(bad).find((f) => f.rule === "network-modules-unknown")?.field).toBe("network.modules");
   });
+});
+
+describe("network.modules may name SDXL's self- and cross-attention apart (Custom Diffusion's keys and values)", () => {
+  const sdxlNames = diffusersNames("sdxl");
+  const picked = (patterns: string[]) => new Set(sdxlNames.filter((n) => matchesPattern(n, patterns)));
+
+  it("each named pattern picks one projection of every transformer block of the full-size UNet (70), attn1 or attn2 only", () => {
+    const named = LORA_TARGETS.sdxl.named.patterns;
+    for (const p of named) {
+      const set = picked([p]);
+      expect(set.size, p).toBe(70);
+      expect([...set].every((n) => n.endsWith(`.${p}`)), p).toBe(true);
+    }
+    // the eight named patterns are the attention preset split in two, nothing more
+    expect(picked([...named])).toEqual(presetNames("sdxl", "sdxl", "attention"));
+    const kv = picked(["attn2.to_k", "attn2.to_v"]);
+    expect(kv.size).toBe(140);
+    expect([...kv].some((n) => n.includes(".attn1."))).toBe(false);
+  });
+
+  it("the built-in trainer gets the names, ai-toolkit picks exactly the same modules, Kohya refuses by name", () => {
+    const network = { modules: ["attn2.to_k", "attn2.to_v"] };
+    const sdxl = (trainer: "kohya" | "ai-toolkit") => makeContract({ base: "sdxl", target: "character", trainer, overrides: { network } });
+    const builtin = makeContract({ base: "sdxl", target: "character", trainer: "kohya", overrides: { trainer: { name: "diffusers" }, network } });
+    expect(compileDiffusers(builtin, {}, PATHS).request.targets).toEqual(["attn2.to_k", "attn2.to_v"]);
+    expect(lintContract(builtin).filter((f) => f.field === "network.modules")).toEqual([]);
+    const only = aiToolkitTargets(sdxl("ai-toolkit")).options.network_kwargs?.only_if_contains ?? [];
+    expect(new Set(sdxlNames.filter((n) => only.some((w) => `lora_unet.${n}`.includes(w))))).toEqual(picked(["attn2.to_k", "attn2.to_v"]));
+    expect(lintContract(sdxl("kohya")).some((f) => f.field === "network.modules" && f.severity === "error")).toBe(true);
+  });
+
+  it("the named parts exist only where the architecture has them: FLUX.1 refuses attn2", () => {
+    const flux = makeContract({ base: "flux1-dev", target: "character", trainer: "kohya", overrides: { trainer: { name: "diffusers" }, network: { modules: ["attn2.to_k"] } } });
+    expect(lintContract(flux).find((f) => f.rule === "network-modules-unknown")?.field).toBe("network.modules");
+  });
+});
+
+describe("a network.modules name the base lacks is a lint finding, never a throw from the plan", () => {
+  // the plan's estimates (VRAM extras for the bf16 LoRA path and the sample merge) resolve the built-in trainer's
+  // targets; an unknown name used to throw out of lintContract (check would print a stack trace)
+  for (const base of BASE_MODEL_IDS) {
+    for (const trainer of ["diffusers", "kohya", "ai-toolkit"] as const) {
+      for (const every of [0, 100]) {
+        it(`${base} ${trainer}, samples every ${every}`, () => {
+          const c = makeContract({
+            base, target: "character", trainer: trainer === "diffusers" ? "kohya" : trainer,
+            overrides: { trainer: { name: trainer }, network: { modules: ["no_such_module"] }, samples: { every } },
+          });
+          const findings = lintContract(c);
+          // an error on the modules, or on the trainer where it does not train this base at all (sd35-large on Kohya)
+          const errors = findings.filter((f) => f.severity === "error").map((f) => f.field);
+          expect(errors.includes("network.modules") || errors.includes("trainer.name"), JSON.stringify(errors)).toBe(true);
+        });
+      }
+    }
+  }
 });
