@@ -84,14 +84,15 @@ def bake(path: str, factor: float) -> str:
 
 def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str | None = None,
                 learning_rate: float = STYLE_LR, targets: list[str] | None = None, base: str | None = None,
-                bake_factor: float | None = None) -> str:
+                bake_factor: float | None = None, arch: str = "sdxl") -> str:
     """The style LoRA; `dataset`, `learning_rate`, `targets` (the request's module patterns, e.g.
     `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) and `base` vary the recipe for experiments;
-    `bake_factor` returns the LoRA baked for its weight (`bake`)."""
+    `bake_factor` returns the LoRA baked for its weight (`bake`); `arch` flux1 trains it on the toy FLUX.1
+    base (toy_request's flux1 form: fp32 on the CPU, the base's guidance and T5 length)."""
     from loraspec_worker import train
 
     path = train.run(toy_request(
-        dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed, base,
+        dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed, base, arch,
         learning_rate=learning_rate, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
         targets=targets,
     ))["path"]
@@ -171,11 +172,15 @@ def degradation(loras: dict, arch: str = "sdxl", seeds=(0,), steps: Optional[int
     return {"seeds": list(seeds), "accuracy": acc, "degradation": {k: acc["base"][k] - acc["all at 1.0"][k] for k in acc["base"]}}
 
 
-def measure(loras: dict, seeds=(0,), steps: int = RENDER["sdxl"][0]) -> dict:
-    """The pair's shares, effects and retention, and the four's degradation (see the module doc)."""
+def measure(loras: dict, seeds=(0,), steps: Optional[int] = None, arch: str = "sdxl", device: str = "cpu",
+            precision: str = "fp32") -> dict:
+    """The pair's shares, effects and retention, and the four's degradation (see the module doc) on the toy
+    base of `arch` (flux1: rendered as bind_probe does, `steps` default 28 at the base's sampling length).
+    The four's degradation is measured only when `loras` holds all four."""
     from .judge import Judge
 
-    pipe, judge = load(loras), Judge(JUDGE)
+    steps = steps or RENDER[arch][0]
+    pipe, judge = load(loras, arch, device, precision), Judge(JUDGE)
 
     def concept_shares(reads) -> dict:
         n = len(reads)
@@ -183,9 +188,9 @@ def measure(loras: dict, seeds=(0,), steps: int = RENDER["sdxl"][0]) -> dict:
                 "txst": sum(r["style"] == world.STYLE["fill"] for r in reads) / n}
 
     sets = {"base": {}, **{f"{n} alone": {n: w} for n, w in PAIR.items()}, "stack": PAIR}
-    shares = {label: concept_shares(judge.read(_sample(pipe, prompts(), w, seeds, steps))) for label, w in sets.items()}
+    shares = {label: concept_shares(judge.read(_sample(pipe, prompts(), w, seeds, steps, arch))) for label, w in sets.items()}
     for label, w in (("base, the character's object named", {}), ("txst alone, the character's object named", {"txst": PAIR["txst"]})):
-        shares[label] = concept_shares(judge.read(_sample(pipe, character_object_prompts(), w, seeds, steps)))
+        shares[label] = concept_shares(judge.read(_sample(pipe, character_object_prompts(), w, seeds, steps, arch)))
     pair = {}
     for name in PAIR:
         solo = shares[f"{name} alone"][name] - shares["base"][name]
@@ -194,10 +199,11 @@ def measure(loras: dict, seeds=(0,), steps: int = RENDER["sdxl"][0]) -> dict:
     # the style's solo effect on the object the stack draws (see character_object_prompts)
     pair["txst"]["solo_effect_on_character_object"] = (
         shares["txst alone, the character's object named"]["txst"] - shares["base, the character's object named"]["txst"])
-
-    acc = {label: accuracy(pipe, judge, w, seeds, steps) for label, w in (("base", {}), ("four at 1.0", FOUR))}
-    lost = {k: acc["base"][k] - acc["four at 1.0"][k] for k in acc["base"]}
-    return {"seeds": list(seeds), "shares": shares, "pair": pair, "accuracy": acc, "degradation": lost}
+    result = {"arch": arch, "seeds": list(seeds), "shares": shares, "pair": pair}
+    if all(n in loras for n in FOUR):
+        acc = {label: accuracy(pipe, judge, w, seeds, steps, arch) for label, w in (("base", {}), ("four at 1.0", FOUR))}
+        result.update(accuracy=acc, degradation={k: acc["base"][k] - acc["four at 1.0"][k] for k in acc["base"]})
+    return result
 
 
 def contract(others: dict, loras: dict, self_weight: float, seeds: list[int], arch: str = "sdxl") -> dict:

@@ -213,3 +213,40 @@ def table(rows: dict) -> str:
         kept = "-" if r["kept"] is None else f"{r['kept']:.2f}"
         lines.append(f"| {name} | {r['roundtrip_mae']:.1f} | {kept} | {r['colours']:.2f} | {r['background']:.2f} |")
     return "\n".join(lines)
+
+
+def style_head_reads(base: str, judge_folder: str, count: int = 48, start: int = 8_100_000) -> dict:
+    """Does `base`'s VAE (a toy SDXL or FLUX.1 folder) draw the cel style back? The same `count` scenes drawn
+    plain and shaded (world.SHADED), round-tripped through the VAE (encode mean, decode; the latent shift and
+    scale cancel), and the share the judge's style head reads as shaded, before and after the round trip
+    (bench/RESULTS.md, "A baked style on the toy FLUX.1 base")."""
+    import copy
+
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKL
+    from PIL import Image
+
+    from .judge import Judge
+
+    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32).eval()
+    judge = Judge(judge_folder)
+    scenes = [world.random_scene(start + i, two_objects=0.2) for i in range(count)]
+
+    def rt(images):
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1
+        with torch.no_grad():
+            y = vae.decode(vae.encode(x).latent_dist.mean).sample
+        return ((y.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+
+    def share(images) -> float:
+        got = judge.read([Image.fromarray(i.clip(0, 255).astype(np.uint8)) for i in images])
+        return sum(r.get("style") == world.STYLE["fill"] for r in got) / count
+
+    plain = np.stack([np.asarray(world.render(s), np.float32) for s in scenes])
+    styled = np.stack([shaded(copy.deepcopy(s)) for s in scenes])
+    plain_rt, styled_rt = rt(list(plain)), rt(list(styled))
+    return {"base": base, "count": count,
+            "shaded_read": {"drawn": share(styled), "round_trip": share(styled_rt)},
+            "plain_read_as_shaded": {"drawn": share(plain), "round_trip": share(plain_rt)},
+            "roundtrip_mae": {"plain": float(np.abs(plain_rt - plain).mean()), "shaded": float(np.abs(styled_rt - styled).mean())}}
