@@ -168,9 +168,9 @@ def _striped(scene):
 CANDIDATES["striped fill (the old txst)"] = _striped
 
 
-def run(base: str, judge_folder: str, count: int = 48, start: int = 8_100_000) -> dict:
-    import copy
-
+def _probe(base: str, judge_folder: str, count: int, start: int):
+    """What both probes share: `count` seeded scenes (20% two objects), `base`'s VAE round trip (encode mean,
+    decode; float images 0-255 in and out) and the judge's reads of float images."""
     import numpy as np
     import torch
     from diffusers import AutoencoderKL
@@ -188,8 +188,21 @@ def run(base: str, judge_folder: str, count: int = 48, start: int = 8_100_000) -
             y = vae.decode(vae.encode(x).latent_dist.mean).sample
         return ((y.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
 
+    def read(images) -> list[dict]:
+        return judge.read([Image.fromarray(i.clip(0, 255).astype(np.uint8)) for i in images])
+
+    return scenes, rt, read
+
+
+def run(base: str, judge_folder: str, count: int = 48, start: int = 8_100_000) -> dict:
+    import copy
+
+    import numpy as np
+
+    scenes, rt, read = _probe(base, judge_folder, count, start)
+
     def reads(images) -> dict:
-        got = judge.read([Image.fromarray(i.clip(0, 255).astype(np.uint8)) for i in images])
+        got = read(images)
         return {"colours": sum(set(r["colours"]) == {o.colour for o in s.objects} for s, r in zip(scenes, got)) / count,
                 "background": sum(r["background"] == s.background for s, r in zip(scenes, got)) / count}
 
@@ -223,24 +236,11 @@ def style_head_reads(base: str, judge_folder: str, count: int = 48, start: int =
     import copy
 
     import numpy as np
-    import torch
-    from diffusers import AutoencoderKL
-    from PIL import Image
 
-    from .judge import Judge
-
-    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32).eval()
-    judge = Judge(judge_folder)
-    scenes = [world.random_scene(start + i, two_objects=0.2) for i in range(count)]
-
-    def rt(images):
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1
-        with torch.no_grad():
-            y = vae.decode(vae.encode(x).latent_dist.mean).sample
-        return ((y.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    scenes, rt, read = _probe(base, judge_folder, count, start)
 
     def share(images) -> float:
-        got = judge.read([Image.fromarray(i.clip(0, 255).astype(np.uint8)) for i in images])
+        got = read(images)
         return sum(r.get("style") == world.STYLE["fill"] for r in got) / count
 
     plain = np.stack([np.asarray(world.render(s), np.float32) for s in scenes])
