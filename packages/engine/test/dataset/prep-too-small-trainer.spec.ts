@@ -1,16 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { trainingShape } from "@loraspec/core/plan/trainer-buckets.js";
-import type { PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema } from "@loraspec/engine/dataset/prep-manifest.js";
 import { SMALL_IMAGE_RATIO } from "@loraspec/engine/dataset/prep-knowledge.js";
 import { prepShapes, scanShapes } from "@loraspec/engine/dataset/prep-shapes.js";
 import { scanDataset } from "@loraspec/engine/dataset/scan-dataset.js";
-import { photoLike } from "./make-images.js";
-import { PREP_SETUPS, runPrep, trainerContract, type Aspect, type TrainerName } from "./trainer-prep.js";
+import { PREP_SETUPS, sizedDataset, trainerContract, type Aspect, type TrainerName } from "./trainer-prep.js";
 
 /**
  * The too-small boundary (short side under SMALL_IMAGE_RATIO.skip x resolution) per trainer. Where prep scales
@@ -34,16 +31,7 @@ const KEEPS_SMALL = new Set(["ai-toolkit flux1 buckets", "ai-toolkit sdxl bucket
 const CASES = PREP_SETUPS.map((c) => ({ ...c, keepsSmall: KEEPS_SMALL.has(c.label) }));
 const contractFor = (trainer: TrainerName, base: string, aspect: Aspect): Contract => trainerContract(trainer, base, R, aspect);
 
-let dir: string;
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "loraspec-too-small-"));
-  mkdirSync(join(dir, "d"));
-  for (const [k, s] of SIZES.entries()) await photoLike(s.width, s.height, 700 + k).png({ compressionLevel: 1 }).toFile(join(dir, "d", `${s.name}.png`));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const prep = (contract: Contract | undefined, aspect: Aspect, out: string): Promise<PrepSummary> =>
-  runPrep({ datasetDir: join(dir, "d"), outDir: join(dir, out), contract, aspect, resolution: R });
+const { prep, datasetDir } = sizedDataset({ prefix: "loraspec-too-small-", sizes: SIZES, seed: 700, resolution: R });
 
 describe("too-small: skipped where prep would upscale over 2x, kept with a warning where ai-toolkit trains it at its own size", () => {
   it.each(CASES.map((c) => [c.label, c] as const))("%s", async (_label, c) => {
@@ -53,7 +41,7 @@ describe("too-small: skipped where prep would upscale over 2x, kept with a warni
     const s = await prep(contract, c.aspect, c.label.replace(/\W+/g, "-"));
     const manifest = ManifestSchema.parse(JSON.parse(readFileSync(join(s.outDir, MANIFEST_FILE), "utf8")));
     // check's scan: with a contract, the rule check-project passes; prep with no contract shapes by its default (undefined).
-    const scan = await scanDataset({ dir: join(dir, "d"), resolution: R, shapes: contract ? scanShapes(contract, R) : shapes, decode: false });
+    const scan = await scanDataset({ dir: datasetDir(), resolution: R, shapes: contract ? scanShapes(contract, R) : shapes, decode: false });
     for (const size of SIZES) {
       const file = `${size.name}.png`;
       const label = `${c.label}: ${size.width}x${size.height}`;

@@ -1,16 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { getTrainerSide } from "@loraspec/core/knowledge/trainer-resolution.js";
-import type { PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { MANIFEST_FILE, ManifestSchema } from "@loraspec/engine/dataset/prep-manifest.js";
 import { prepShapes } from "@loraspec/engine/dataset/prep-shapes.js";
 import { scaleProblem } from "@loraspec/engine/dataset/probe-image.js";
-import { photoLike } from "./make-images.js";
-import { PREP_SETUPS, runPrep, trainerContract, type Aspect, type TrainerName } from "./trainer-prep.js";
+import { PREP_SETUPS, sizedDataset, trainerContract, type Aspect, type TrainerName } from "./trainer-prep.js";
 
 /**
  * prep's "upscaled" warning appears exactly where prep scales an image up to the shape it writes (square crops,
@@ -37,16 +34,7 @@ const SIZES = FRACTIONS.map(([w, h], k) => ({ name: `i${k}`, width: Math.round(w
 const CASES = PREP_SETUPS;
 const contractFor = (trainer: TrainerName, base: string, aspect: Aspect): Contract => trainerContract(trainer, base, R, aspect);
 
-let dir: string;
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "loraspec-upscale-"));
-  mkdirSync(join(dir, "d"));
-  for (const [k, s] of SIZES.entries()) await photoLike(s.width, s.height, 900 + k).png({ compressionLevel: 1 }).toFile(join(dir, "d", `${s.name}.png`));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const prep = (contract: Contract | undefined, aspect: Aspect, out: string): Promise<PrepSummary> =>
-  runPrep({ datasetDir: join(dir, "d"), outDir: join(dir, out), contract, aspect, resolution: R });
+const { prep, datasetDir } = sizedDataset({ prefix: "loraspec-upscale-", sizes: SIZES, seed: 900, resolution: R });
 
 describe("prep says an image is upscaled exactly where its pixels are", () => {
   it.each(CASES.map((c) => [c.label, c] as const))("%s", async (_label, c) => {

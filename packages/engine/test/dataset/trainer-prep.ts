@@ -1,6 +1,11 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { ContractSchema, type Contract } from "@loraspec/core/contract/schema.js";
 import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { prepShapes } from "@loraspec/engine/dataset/prep-shapes.js";
+import { photoLike } from "./make-images.js";
 
 export type TrainerName = "kohya" | "ai-toolkit" | "diffusers";
 export type Aspect = "square" | "buckets";
@@ -38,4 +43,23 @@ export async function runPrep(o: { datasetDir: string; outDir: string; contract:
   let next = await gen.next();
   while (!next.done) next = await gen.next();
   return next.value;
+}
+
+/**
+ * A dataset folder of photo-like PNGs at `sizes` (seeded from `seed`), made before the spec's tests and removed
+ * after; `prep` runs `loraspec prep` over it for a contract into `out` under the same temporary folder.
+ */
+export function sizedDataset(o: { prefix: string; sizes: ReadonlyArray<{ name: string; width: number; height: number }>; seed: number; resolution: number }) {
+  let dir = "";
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), o.prefix));
+    mkdirSync(join(dir, "d"));
+    for (const [k, s] of o.sizes.entries()) await photoLike(s.width, s.height, o.seed + k).png({ compressionLevel: 1 }).toFile(join(dir, "d", `${s.name}.png`));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    datasetDir: () => join(dir, "d"),
+    prep: (contract: Contract | undefined, aspect: Aspect, out: string): Promise<PrepSummary> =>
+      runPrep({ datasetDir: join(dir, "d"), outDir: join(dir, out), contract, aspect, resolution: o.resolution }),
+  };
 }
