@@ -8,6 +8,7 @@ import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { walltimeOn } from "@loraspec/core/plan/walltime.js";
 import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
+import type { Contract } from "@loraspec/core/contract/schema.js";
 import { contract } from "../lint/helpers.js";
 
 const h200 = GPUS.find((g) => g.id === "h200")!;
@@ -39,8 +40,18 @@ describe("the plan reproduces every measured row within 10%", () => {
   });
 });
 
+/** A card at least as fast as another in dense bf16 and memory bandwidth (a different card). */
+const dominates = (a: (typeof GPUS)[number], b: (typeof GPUS)[number]) => a.denseBf16Tflops >= b.denseBf16Tflops && a.memBandwidthTBs >= b.memBandwidthTBs && a.id !== b.id;
+
+/** The plan's hours per card for `c`, after checking that no card is slower than one it dominates. */
+function monotoneHours(c: Contract): (id: string) => number {
+  const table = planRun(c).walltime;
+  const hours = (id: string) => table.find((w) => w.gpu === id)!.hours;
+  for (const a of GPUS) for (const b of GPUS) if (dominates(a, b)) expect(hours(a.id), `${a.id} vs ${b.id}`).toBeLessThanOrEqual(hours(b.id));
+  return hours;
+}
+
 describe("faster cards never get longer walltimes", () => {
-  const dominates = (a: (typeof GPUS)[number], b: (typeof GPUS)[number]) => a.denseBf16Tflops >= b.denseBf16Tflops && a.memBandwidthTBs >= b.memBandwidthTBs && a.id !== b.id;
   const workloads = BASE_MODEL_IDS.flatMap((base) =>
     (["diffusers", "kohya", "ai-toolkit"] as const)
       .filter((t) => getCompatibility(t, base)?.supported)
@@ -54,9 +65,7 @@ describe("faster cards never get longer walltimes", () => {
       hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: ckpt },
       limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
     });
-    const table = planRun(c).walltime;
-    const hours = (id: string) => table.find((w) => w.gpu === id)!.hours;
-    for (const a of GPUS) for (const b of GPUS) if (dominates(a, b)) expect(hours(a.id), `${a.id} vs ${b.id}`).toBeLessThanOrEqual(hours(b.id));
+    const hours = monotoneHours(c);
     // the issue's example: H100 and A100 are never slower than the RTX 4090, the L40S never ties the H200
     expect(hours("h100")).toBeLessThan(hours("rtx4090"));
     expect(hours("a100")).toBeLessThan(hours("rtx4090"));
@@ -65,7 +74,6 @@ describe("faster cards never get longer walltimes", () => {
 });
 
 describe("faster cards never get longer walltimes, the built-in trainer on every linear (its measured all-linear rows)", () => {
-  const dominates = (a: (typeof GPUS)[number], b: (typeof GPUS)[number]) => a.denseBf16Tflops >= b.denseBf16Tflops && a.memBandwidthTBs >= b.memBandwidthTBs && a.id !== b.id;
   it.each(["sdxl", "flux1-dev", "flux2-klein-4b"] as const)("%s", (base) => {
     const c = contract({
       base: { model: base, quantize: "none" },
@@ -75,9 +83,7 @@ describe("faster cards never get longer walltimes, the built-in trainer on every
       hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, gradient_checkpointing: false },
       limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
     });
-    const table = planRun(c).walltime;
-    const hours = (id: string) => table.find((w) => w.gpu === id)!.hours;
-    for (const a of GPUS) for (const b of GPUS) if (dominates(a, b)) expect(hours(a.id), `${a.id} vs ${b.id}`).toBeLessThanOrEqual(hours(b.id));
+    monotoneHours(c);
   });
 });
 
