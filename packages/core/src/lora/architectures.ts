@@ -288,6 +288,23 @@ export function architectures(): Architecture[] {
   return cache;
 }
 
+/** The module map of a base model (knowledge/base-models.ts id); none for a base without one (SD3.5). */
+const ARCH_OF_BASE: Readonly<Record<string, ArchId>> = {
+  sdxl: "sdxl",
+  "flux1-dev": "flux1",
+  "flux1-schnell": "flux1",
+  "flux2-dev": "flux2-dev",
+  "flux2-klein-4b": "flux2-klein-4b",
+  "flux2-klein-9b": "flux2-klein-9b",
+  "qwen-image": "qwen-image",
+  "zimage-turbo": "zimage",
+};
+
+export function architectureOfBase(base: string): Architecture | undefined {
+  const id = ARCH_OF_BASE[base];
+  return id ? architecture(id) : undefined;
+}
+
 export function architecture(id: ArchId): Architecture {
   const a = architectures().find((x) => x.id === id);
   if (!a) throw new Error(`unknown architecture ${id}`);

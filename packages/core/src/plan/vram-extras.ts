@@ -3,7 +3,7 @@ import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowled
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { matchesPattern } from "../knowledge/lora-targets.js";
 import { LORA_COMPUTE } from "../knowledge/lora-compute.js";
-import { architectures, type ArchId, type ModuleSpec } from "../lora/architectures.js";
+import { architectureOfBase, type ArchId, type ModuleSpec } from "../lora/architectures.js";
 import { builtinTargetsIfKnown } from "../compile/network-targets.js";
 import { sampleMergeKind } from "./sample-merge.js";
 import { TRAIN_SPEEDS } from "../knowledge/train-speed.js";
@@ -130,7 +130,7 @@ export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, setting
 export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { quantize: Contract["base"]["quantize"]; fp8Matmul?: boolean }, bytesPerWeight: number): VramExtra | undefined {
   const { arch, record } = builtinArchOf(model.id);
   if (c.trainer.name !== "diffusers" || !(c.samples.every > 0) || sampleMergeKind(arch, c.network.type, settings) !== "buffers") return undefined;
-  const map = architectures().find((a) => a.id === model.id);
+  const map = architectureOfBase(model.id);
   if (!map) throw new Error(`BUILTIN_TRAINER.sampleMerge lists ${arch}, whose base ${model.id} has no module map (lora/architectures.ts)`);
   const targets = builtinTargetsIfKnown(c, record.targets);
   if (!targets) return undefined; // network.modules names what the base lacks: lint says so
@@ -154,15 +154,8 @@ export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { q
   };
 }
 
-/** The module map whose layer inputs the bf16 saving is derived from (lora/architectures.ts), per base. */
-const INPUT_MAP: Partial<Record<BaseModelId, ArchId>> = {
-  sdxl: "sdxl",
-  "flux1-dev": "flux1",
-  "flux1-schnell": "flux1",
-  "flux2-klein-4b": "flux2-klein-4b",
-  "flux2-klein-9b": "flux2-klein-9b",
-  "flux2-dev": "flux2-dev",
-};
+/** The module maps whose layer inputs layerInput knows (SDXL's and the FLUX-class BFL names). */
+const knowsInputs = (arch: ArchId) => arch === "sdxl" || arch.startsWith("flux");
 
 /** One input of adapted layers: where it is read, how many tokens x features per sample at the native resolution. */
 interface LayerInput {
@@ -213,9 +206,9 @@ function layerInput(arch: ArchId, model: BaseModelRecord, m: ModuleSpec): LayerI
  * module map whose inputs are known here.
  */
 export function loraBf16SavingBytes(model: BaseModelRecord, patterns: readonly string[], compiled: boolean): { bytes: number; layers: number } | undefined {
-  const arch = INPUT_MAP[model.id];
-  const map = arch && architectures().find((a) => a.id === arch);
-  if (!arch || !map) return undefined;
+  const map = architectureOfBase(model.id);
+  if (!map || !knowsInputs(map.id)) return undefined;
+  const arch = map.id;
   const { fp32, bf16, inFlight } = LORA_COMPUTE.inputCopies;
   const inputs = new Map<string, LayerInput & { readers: number }>();
   let layers = 0;
