@@ -12,7 +12,7 @@ import { planScale } from "@loraspec/core/lora/plan-scale.js";
 import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
-import { assertFinite, assertFiniteKeys } from "./non-finite.js";
+import { assertFinite, assertFiniteKeys, factorKeys } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
@@ -174,8 +174,8 @@ async function* scaleLora(params: { input: MergeInput; output: string; overwrite
     const alphas = await readAlphas(file);
     const parsed = parseLora({ tensors: file.tensors, metadata: file.metadata, alphas });
     const plan = planScale({ input: { parsed, tensors: file.tensors, metadata: file.metadata, alphas }, scale, file: path });
-    assertFinite(file, parsed, path);
-    assertFiniteKeys(file, plan.scaled, path);
+    // one pass over the factors: the placed modules' down/up and the scaled ones (a LoKr/LoHa factor too)
+    assertFiniteKeys(file, [...factorKeys(parsed), ...plan.scaled], path);
     await assertOutputIsNew({ output: params.output, inputs: [path], overwrite: params.overwrite });
     const previous = file.metadata["loraspec.scale"];
     const metadata: Record<string, string> = {

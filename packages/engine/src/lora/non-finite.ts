@@ -43,7 +43,12 @@ export function scanNonFinite(file: SafetensorsFile, names?: Iterable<string>): 
  * The same refusal as a NaN alpha (core plan.ts checkPlannable); `inspect` lists them all.
  */
 export function assertFinite(file: SafetensorsFile, parsed: ParsedLora, path: string): void {
-  assertFiniteKeys(file, parsed.placed.flatMap((m) => [m.keys.down, m.keys.up].filter((k): k is string => k !== undefined)), path);
+  assertFiniteKeys(file, factorKeys(parsed), path);
+}
+
+/** The placed modules' down and up factors (what assertFinite scans). */
+export function factorKeys(parsed: ParsedLora): string[] {
+  return parsed.placed.flatMap((m) => [m.keys.down, m.keys.up].filter((k): k is string => k !== undefined));
 }
 
 /** The same refusal for the tensors named (a scaled copy's LoKr/LoHa factors too). */
