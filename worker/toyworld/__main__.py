@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--style-steps", type=int, default=None)
     sk.add_argument("--style-lr", type=float, default=None)
     sk.add_argument("--bake", type=float, default=None, metavar="S",
-                    help="bake S into the style LoRA (its delta x S, as `loraspec merge X:S/2 X:S/2 --method cat` writes it)")
+                    help="bake S into the style LoRA (its delta x S, as `loraspec merge X:S` writes it on a real base)")
 
     sh = sub.add_parser("train-style-head", help="train the judge's style head (see style_head.py)")
     sh.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")

@@ -16,8 +16,8 @@ Then `loraspec validate` on the txcl LoRA with the others in `validation.stack` 
 combined weight <= 1.0, adapter count and the embedding's retention): passes the pair's check,
 fails the four's.
 
-`--bake S` bakes a strength into the style LoRA (its delta x S, as `loraspec merge X:S/2 X:S/2 --method
-cat` writes it; Kohya's `network_multiplier` trains it): weight 0.3 then acts as 0.3 x S did
+`--bake S` bakes a strength into the style LoRA (its delta x S, as `loraspec merge X:S` writes it on a
+real base; Kohya's `network_multiplier` trains it): weight 0.3 then acts as 0.3 x S did
 (bench/RESULTS.md, "A style baked for its weight").
 
 `PYTHONPATH=worker python -m toyworld stack --out DIR` trains the LoRAs and prints the figures;
@@ -74,9 +74,9 @@ def plain_prompts(count: int = 8) -> list[tuple[str, dict]]:
 
 def bake(path: str, factor: float) -> str:
     """A copy of the LoRA with its delta scaled by `factor` (every lora_B x factor), beside it as
-    NAME-xFACTOR.safetensors. The CLI's `loraspec merge X:f/2 X:f/2 --method cat` gives the same delta
-    (rank doubled; checked to 4e-8 relative on this style LoRA padded to SDXL's shapes: the CLI refuses
-    the toy's shapes and a single input)."""
+    NAME-xFACTOR.safetensors. On a real base `loraspec merge X:f` writes the same delta (the CLI refuses
+    the toy's shapes; `merge X:f/2 X:f/2 --method cat` on this style LoRA padded to SDXL's shapes gave it
+    to 4e-8 relative)."""
     from .frame_probe import scaled
 
     return scaled(path, factor)
@@ -168,8 +168,14 @@ def degradation(loras: dict, arch: str = "sdxl", seeds=(0,), steps: Optional[int
 
     steps = steps or RENDER[arch][0]
     pipe, judge = load(loras, arch, device, precision), Judge(JUDGE)
-    acc = {label: accuracy(pipe, judge, w, seeds, steps, arch) for label, w in (("base", {}), ("all at 1.0", {n: 1.0 for n in loras}))}
-    return {"seeds": list(seeds), "accuracy": acc, "degradation": {k: acc["base"][k] - acc["all at 1.0"][k] for k in acc["base"]}}
+    acc, lost = _accuracy_lost(pipe, judge, "all at 1.0", {n: 1.0 for n in loras}, seeds, steps, arch)
+    return {"seeds": list(seeds), "accuracy": acc, "degradation": lost}
+
+
+def _accuracy_lost(pipe, judge, label: str, weights: dict, seeds, steps: int, arch: str) -> tuple[dict, dict]:
+    """The plain prompts' accuracy for the base and with `weights` applied (as `label`), and base minus that."""
+    acc = {name: accuracy(pipe, judge, w, seeds, steps, arch) for name, w in (("base", {}), (label, weights))}
+    return acc, {k: acc["base"][k] - acc[label][k] for k in acc["base"]}
 
 
 def measure(loras: dict, seeds=(0,), steps: Optional[int] = None, arch: str = "sdxl", device: str = "cpu",
@@ -201,8 +207,8 @@ def measure(loras: dict, seeds=(0,), steps: Optional[int] = None, arch: str = "s
         shares["txst alone, the character's object named"]["txst"] - shares["base, the character's object named"]["txst"])
     result = {"arch": arch, "seeds": list(seeds), "shares": shares, "pair": pair}
     if all(n in loras for n in FOUR):
-        acc = {label: accuracy(pipe, judge, w, seeds, steps, arch) for label, w in (("base", {}), ("four at 1.0", FOUR))}
-        result.update(accuracy=acc, degradation={k: acc["base"][k] - acc["four at 1.0"][k] for k in acc["base"]})
+        acc, lost = _accuracy_lost(pipe, judge, "four at 1.0", FOUR, seeds, steps, arch)
+        result.update(accuracy=acc, degradation=lost)
     return result
 
 
