@@ -8,6 +8,7 @@
   rubric          train the four rubric LoRAs (good, unbound, overfit, collapse) and validate each
   stack           train txcl, txst and two rubric LoRAs; judge txcl + txst at 0.5 + 0.3 and all four at 1.0 (see stack.py)
   train-style-head  train the judge's style head (txst's cel shading) on the frozen judge (see style_head.py)
+  train-colour-head train the judge's colour-under-style head on the frozen judge (see colour_head.py)
   style-probe     the toy VAE's round trip for candidate style concepts (see style_probe.py)
   frame-probe     a style at the image's edge (frame, vignette): VAE separability, LoRAs solo and stacked with txcl (see frame_probe.py)
   frame-vae       a copy of the toy SDXL base whose VAE draws a frame locally (see frame_probe.teach_vae)
@@ -130,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--epochs", type=int, default=15)
     sh.add_argument("--held-out", type=int, default=1000)
 
+    ch = sub.add_parser("train-colour-head", help="train the judge's colour-under-style head on the frozen judge (see colour_head.py)")
+    ch.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")
+    ch.add_argument("--base", action="append", default=None, help="a base whose VAE's round trip it learns (repeatable; default both toy bases)")
+    ch.add_argument("--scenes", type=int, default=8_000)
+    ch.add_argument("--epochs", type=int, default=30)
+    ch.add_argument("--held-out", type=int, default=1000)
+
     sp = sub.add_parser("style-probe", help="the toy VAE's round trip for candidate style concepts (see style_probe.py)")
     sp.add_argument("--base", default=DEFAULT_BASE)
     sp.add_argument("--judge", default=DEFAULT_JUDGE)
@@ -231,6 +239,15 @@ def main(argv=None) -> int:
         from . import style_head
 
         print(json.dumps(style_head.run(args.judge, args.base, count=args.scenes, epochs=args.epochs, held_out=args.held_out), indent=2))
+    elif args.command == "train-colour-head":
+        import torch
+
+        from . import colour_head
+        from .rubric import THREADS
+
+        torch.set_num_threads(THREADS)
+        bases = args.base or [DEFAULT_BASES["sdxl"], DEFAULT_BASES["flux1"]]
+        print(json.dumps(colour_head.run(args.judge, bases, count=args.scenes, epochs=args.epochs, held_out=args.held_out), indent=2))
     elif args.command == "style-probe":
         import torch
 

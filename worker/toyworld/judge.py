@@ -41,6 +41,15 @@ SINGLE_OBJECT_HEADS = ("position", "size")
 STYLE_LABELS = ("plain", world.SHADED)
 STYLE_WIDTH = 48
 STYLE_IN = 32  # the first block's channels
+# The colour-under-style head (colour_head.py): the objects' colours whatever their fill, the txst
+# style included, as drawn and after each toy VAE's round trip. The `colours` head never saw the
+# style: on shaded cyan crosses round-tripped through the toy SDXL VAE it reads cyan in 36 of 48
+# (bench/RESULTS.md), so a stack whose style shades the character read as losing the character. A
+# small MLP on the embedding, trained after the rest with the trunk frozen (every other head reads
+# as before); `read` gives it as `colours_any`.
+COLOUR_ANY_WIDTH = 128
+# branches trained after the trunk; a judge file without one (or with an older shape) loads without it
+OPTIONAL_BRANCHES = ("style", "colour_any")
 
 
 def build_model():
@@ -65,6 +74,9 @@ def build_model():
                 nn.Conv2d(STYLE_WIDTH, STYLE_WIDTH, 3, padding=1), nn.ReLU(inplace=True),
                 nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(STYLE_WIDTH, len(STYLE_LABELS)),
             )
+            self.colour_any = nn.Sequential(
+                nn.Linear(EMBED_DIM, COLOUR_ANY_WIDTH), nn.ReLU(inplace=True), nn.Linear(COLOUR_ANY_WIDTH, len(world.COLOUR_NAMES)),
+            )
 
         def inputs(self, x):
             import torch
@@ -84,7 +96,7 @@ def build_model():
         def forward(self, x):
             f = self.features[0](self.inputs(x))
             e = self.embed(self.features[1:](f))
-            return e, {**{name: head(e) for name, head in self.heads.items()}, "style": self.style(f)}
+            return e, {**{name: head(e) for name, head in self.heads.items()}, "style": self.style(f), "colours_any": self.colour_any(e)}
 
     return JudgeNet()
 
@@ -197,7 +209,8 @@ def save_judge(model, folder: str, info: Optional[dict] = None) -> None:
     # fp16 halves the file; BatchNorm's integer counter stays as it is
     state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(folder, "judge.safetensors"))
-    meta = {"heads": {k: list(v[0]) for k, v in HEADS.items()}, "style_head": list(STYLE_LABELS), "embed_dim": EMBED_DIM, "size": world.SIZE, **(info or {})}
+    meta = {"heads": {k: list(v[0]) for k, v in HEADS.items()}, "style_head": list(STYLE_LABELS), "colour_any_head": list(world.COLOUR_NAMES),
+            "embed_dim": EMBED_DIM, "size": world.SIZE, **(info or {})}
     with open(os.path.join(folder, "judge.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
 
@@ -214,14 +227,19 @@ class Judge:
             raise FileNotFoundError(f"no judge.safetensors in {folder}")
         self.model = build_model()
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
-        # a judge saved before the style head existed, or with an older branch's shapes, loads
-        # without it (style_head.py trains it)
+        # a judge saved before a branch existed, or with an older branch's shapes, loads without it
+        # (style_head.py and colour_head.py train them)
         own = self.model.state_dict()
-        state = {k: v for k, v in state.items() if not k.startswith("style.") or (k in own and own[k].shape == v.shape)}
+
+        def branch(key):
+            return next((b for b in OPTIONAL_BRANCHES if key.startswith(b + ".")), None)
+
+        state = {k: v for k, v in state.items() if branch(k) is None or (k in own and own[k].shape == v.shape)}
         missing = self.model.load_state_dict(state, strict=False).missing_keys
-        if any(not k.startswith("style.") for k in missing):
+        if any(branch(k) is None for k in missing):
             raise ValueError(f"{path} lacks {', '.join(missing[:5])}")
-        self.has_style = not missing
+        self.has_style = not any(branch(k) == "style" for k in missing)
+        self.has_colour_any = not any(branch(k) == "colour_any" for k in missing)
         self.model.to(device).eval()
         self.device = device
         self.torch = torch
@@ -266,6 +284,9 @@ class Judge:
         if self.has_style:  # an untrained branch (no or an older style head in the file) reads at random
             for i, j in enumerate(logits["style"].argmax(dim=1).cpu().tolist()):
                 out[i]["style"] = STYLE_LABELS[j]
+        if self.has_colour_any:
+            for i, row in enumerate(logits["colours_any"].sigmoid().cpu().tolist()):
+                out[i]["colours_any"] = [world.COLOUR_NAMES[j] for j, p in enumerate(row) if p >= threshold]
         for o in out:
             o["count"] = int(o["count"])
         return out

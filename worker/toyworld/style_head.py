@@ -127,6 +127,6 @@ def run(judge_folder: str, base: str, *, count: int = SCENES, epochs: int = EPOC
     log(f"style head held-out accuracy: {json.dumps(report['accuracy'])}")
     with open(os.path.join(judge_folder, "judge.json"), encoding="utf-8") as f:
         info = json.load(f)
-    info = {k: v for k, v in info.items() if k not in ("heads", "style_head", "embed_dim", "size")}
+    info = {k: v for k, v in info.items() if k not in ("heads", "style_head", "colour_any_head", "embed_dim", "size")}
     judge_mod.save_judge(judge.model, judge_folder, {**info, "style": report})
     return report
