@@ -118,11 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--sample-seeds", default="0,1", help="sampling seeds, comma-separated")
     sk.add_argument("--targets", action="append", default=[], metavar="NAME=PATTERN,...",
                     help="train txcl or txst on these module patterns (the request's targets; repeatable)")
-    sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default examples/toyworld/style)")
+    sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default: the style-character concept, 60 images, written under --out)")
     sk.add_argument("--style-steps", type=int, default=None)
     sk.add_argument("--style-lr", type=float, default=None)
     sk.add_argument("--bake", type=float, default=None, metavar="S",
-                    help="bake S into the style LoRA (its delta x S, as `loraspec merge X:S` writes it on a real base)")
+                    help="bake S into the style LoRA (its delta x S, as `loraspec merge X:S` writes it on a real base; default 2, 1 leaves it as trained)")
 
     sh = sub.add_parser("train-style-head", help="train the judge's style head (see style_head.py)")
     sh.add_argument("--judge", default=DEFAULT_JUDGE, help="the judge folder, rewritten in place")

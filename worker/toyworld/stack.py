@@ -1,14 +1,14 @@
-"""Issue 23's stacking check on the toy SDXL base, measured by the judge.
+"""Issue 23's stacking check on the toy bases (SDXL; FLUX.1 with `arch`), measured by the judge.
 
   pair   the `txcl` character LoRA at 0.5 and the `txst` style LoRA (cel shading, world.SHADED) at
          0.3, the guide's example: each LoRA's effect is the share of samples the judge reads its
-         concept in (character: cyan; style: the style head) minus the base model's share on the
-         same prompts and seeds; stacked, each keeps `retention` = stacked effect / solo effect.
-         The style's solo effect is also measured on the character's object named (a cyan cross,
-         which the stack draws): the toy style barely shows on cyan objects at 0.3. Its LoRA
-         darkens whole objects rather than drawing the split, and the style head reads darkened
-         objects as shaded, dark ones sooner than light cyan (bench/RESULTS.md, "Why the style
-         does not shade cyan"; `python -m toyworld split-probe`).
+         concept in (character: cyan, by the colour-under-style head, which reads an object's colour
+         under the style; style: the style head) minus the base model's share on the same prompts
+         and seeds; stacked, each keeps `retention` = stacked effect / solo effect. The style's solo
+         effect is also measured on the character's object named (a cyan cross, which the stack
+         draws). The style LoRA is trained to convergence on a set holding the character's object
+         shaded and baked for its weight (STYLE_*: x1.67 on SDXL, x4.5 on FLUX.1); a quick one only darkens whole objects
+         (bench/RESULTS.md, "Why the style does not shade cyan", "Reading the character under the style").
   four   four LoRAs at 1.0 each (txcl, txst and the rubric's unbound and collapse LoRAs): the judge's
          accuracy on plain base-world prompts (colour, shape, background asked for) against the
          base model's; `degradation` is how much of it the stack loses.
@@ -18,7 +18,7 @@ fails the four's.
 
 `--bake S` bakes a strength into the style LoRA (its delta x S, as `loraspec merge X:S` writes it on a
 real base; Kohya's `network_multiplier` trains it): weight 0.3 then acts as 0.3 x S did
-(bench/RESULTS.md, "A style baked for its weight").
+(bench/RESULTS.md, "A style baked for its weight"); the recipe's is STYLE_BAKE (1.67 on SDXL), `--bake 1` leaves it.
 
 `PYTHONPATH=worker python -m toyworld stack --out DIR` trains the LoRAs and prints the figures;
 worker/tests/test_toyworld_rubric.py asserts them with the rubric's LoRAs.
@@ -36,10 +36,27 @@ PAIR = {"txcl": 0.5, "txst": 0.3}
 # The rubric's LoRAs by role: the good one is the txcl character.
 RUBRIC_NAMES = {"txcl": "good", "unbound": "unbound", "collapse": "collapse"}
 FOUR = {"txcl": 1.0, "txst": 1.0, "unbound": 1.0, "collapse": 1.0}
-# The style LoRA: the character's recipe (rank 8, prior reg images) at lr 3e-3, so that it shows at
-# 0.3 (at lr 1e-3 the judge read it in 0 of 8 samples at 0.3; 600 or 1,200 steps at 3e-3 in 0-1 of 8).
-STYLE_STEPS = 300
-STYLE_LR = 3e-3
+# The style LoRA (bench/RESULTS.md, "Reading the character under the style"): the character's recipe
+# (rank 8, prior reg images) trained to convergence on 60 images of the style, 10 of them the character's
+# object shaded (the `style-character` concept: the style learns the object it shades in the stack), then
+# baked for its weight (its delta x S, what `loraspec merge X:S` writes): at 0.3 it acts as 0.3 x S. A
+# 300-step lr 3e-3 LoRA on 20 images only darkened objects, and unbaked the converged one showed in 2-4 of 8
+# at 0.3 ("Why the style does not shade cyan", "A style baked for its weight").
+STYLE_CONCEPT = "style-character"
+STYLE_IMAGES = 60
+STYLE_STEPS = 1500
+STYLE_LR = 1e-3
+# Per toy base, measured at training seeds 1-3 (SDXL) and 1-2 (FLUX.1), sampling seeds 0-3 and 4-7: on SDXL x1.67
+# (x2 took the character's colour in half the stacked samples at training seed 3: 0.53 on seeds 4-7); the FLUX.1
+# style is weaker per unit of weight (x1.67-x2 do not show at 0.3 there) and x3.33 did not shade the character's
+# cross at training seed 2 (2 of 32 named; retention 0.40), x4.5 did.
+STYLE_BAKE = {"sdxl": 1.67, "flux1": 4.5}
+# The character LoRA in the stack: the rubric's good recipe on the UNet's cross-attention keys and values only
+# (Custom Diffusion's set; a contract names it `network.modules: [attn2.to_k, attn2.to_v]`), where the prompt's
+# tokens enter the image: it shares no module with the style's self-attention and keeps its cyan under the
+# baked style at training seeds 1-3, where on all attention it kept 0.5 at seed 3 ("Reading the character
+# under the style"). FLUX.1's txcl is bind_probe.BINDING's, on the text stream only.
+CHARACTER_TARGETS = {"sdxl": ["attn2.to_k", "attn2.to_v"]}
 # Prompts with both triggers, the style's first (as in its captions), then the character's caption form.
 PLACES = [
     ("medium", "in the center", "sky"),
@@ -84,26 +101,34 @@ def bake(path: str, factor: float) -> str:
 
 def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str | None = None,
                 learning_rate: float = STYLE_LR, targets: list[str] | None = None, base: str | None = None,
-                bake_factor: float | None = None, arch: str = "sdxl") -> str:
-    """The style LoRA; `dataset`, `learning_rate`, `targets` (the request's module patterns, e.g.
+                bake_factor: float | None = None, arch: str = "sdxl", device: str = "cpu", precision: str = "fp32") -> str:
+    """The style LoRA, baked for its weight (`bake`: the arch's STYLE_BAKE unless `bake_factor` says; 1 leaves
+    it as trained). Its dataset is the STYLE_CONCEPT set, written under `out` (the generator's, the same
+    bytes every time) unless `dataset` names another; `learning_rate`, `targets` (the request's module patterns, e.g.
     `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) and `base` vary the recipe for experiments;
-    `bake_factor` returns the LoRA baked for its weight (`bake`); `arch` flux1 trains it on the toy FLUX.1
-    base (toy_request's flux1 form: fp32 on the CPU, the base's guidance and T5 length)."""
+    `arch` flux1 trains it on the toy FLUX.1 base (toy_request's flux1 form: fp32 on the CPU, the base's
+    guidance and T5 length)."""
     from loraspec_worker import train
 
+    from .concepts import write_concept
+
+    if dataset is None:
+        dataset = os.path.join(out, "dataset", STYLE_CONCEPT)
+        write_concept(dataset, STYLE_CONCEPT, STYLE_IMAGES)
     path = train.run(toy_request(
-        dataset or os.path.join(EXAMPLES, "style"), out, "txst", steps, seed, base, arch,
+        dataset, out, "txst", steps, seed, base, arch, device, precision,
         learning_rate=learning_rate, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
         targets=targets,
     ))["path"]
-    return bake(path, bake_factor) if bake_factor else path
+    factor = STYLE_BAKE[arch] if bake_factor is None else bake_factor
+    return bake(path, factor) if factor != 1 else path
 
 
 def train_all(out: str, seed: int = 1, targets: dict | None = None, style: dict | None = None) -> dict:
-    """The four LoRAs: txst here, the others with the rubric's recipes. `targets` ({"txcl" | "txst":
-    [pattern, ...]}) trains those two on other modules (bench/RESULTS.md, "Stacking on disjoint
-    modules"); `style` overrides train_style's steps, dataset, learning_rate, bake_factor."""
-    targets = targets or {}
+    """The four LoRAs: txst here, the others with the rubric's recipes, txcl on CHARACTER_TARGETS. `targets`
+    ({"txcl" | "txst": [pattern, ...]}) trains those two on other modules (bench/RESULTS.md, "Stacking on
+    disjoint modules"); `style` overrides train_style's steps, dataset, learning_rate, bake_factor."""
+    targets = {"txcl": CHARACTER_TARGETS["sdxl"], **(targets or {})}
     variants = {v.name: v for v in VARIANTS}
     loras = {name: train_variant(variants[v], os.path.join(out, name), seed=seed, targets=targets.get(name)) for name, v in RUBRIC_NAMES.items()}
     loras["txst"] = train_style(os.path.join(out, "txst"), seed=seed, targets=targets.get("txst"), **(style or {}))
