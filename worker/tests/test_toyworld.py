@@ -234,6 +234,26 @@ def test_judge_style_head_reads_held_out_scenes_and_their_vae_roundtrip():
     assert acc["clean"] >= 0.98 and acc["roundtrip"] >= STYLE_ROUNDTRIP_MIN, acc
 
 
+def test_branch_training_changes_only_its_branch():
+    """colour_head.train and style_head.train (judge.fit_branch) on a few scenes: the branch's weights move,
+    every trunk and head tensor stays as it was, and the branch is left in eval mode."""
+    import torch
+
+    from toyworld import colour_head, style_head
+
+    torch.set_num_threads(1)
+    j = judge.Judge(JUDGE)
+    before = {k: v.clone() for k, v in j.model.state_dict().items()}
+    vaes = colour_head.load_vaes([BASE])
+    colour_head.train(j.model, vaes, count=32, epochs=1, log=lambda _: None)
+    style_head.train(j.model, vaes["toy-sdxl"], count=32, epochs=1, log=lambda _: None)
+    after = j.model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("colour_any.", "style.")) for k in moved), sorted(moved)[:5]
+    assert any(k.startswith("colour_any.") for k in moved) and any(k.startswith("style.") for k in moved)
+    assert not j.model.colour_any.training and not j.model.style.training
+
+
 def test_judge_colour_head_reads_the_objects_colour_under_the_style():
     """The colour-under-style head (colour_head.py) on 200 held-out scenes (half in the style), as drawn
     and through the toy SDXL VAE, against the `colours` head it stands in for in the stack measure; and on

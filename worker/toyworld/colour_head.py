@@ -68,25 +68,8 @@ def train(model, vaes: dict, *, count: int = SCENES, epochs: int = EPOCHS, seed:
     feats = torch.cat(list(views.values()))
     labels = torch.cat([y] * len(views))
     log(f"colour head: {count} scenes rendered, round-tripped ({', '.join(vaes)}) and embedded in {time.time() - started:.0f}s")
-    torch.manual_seed(seed)
-    for m in model.colour_any.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    opt = torch.optim.AdamW(model.colour_any.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = epochs * ((feats.shape[0] + 255) // 256)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    g = torch.Generator().manual_seed(seed)
-    model.colour_any.train()
-    for epoch in range(epochs):
-        for idx in torch.randperm(feats.shape[0], generator=g).split(256):
-            loss = F.binary_cross_entropy_with_logits(model.colour_any(feats[idx]), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        if (epoch + 1) % 5 == 0 or epoch + 1 == epochs:
-            log(f"colour head epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.4f} ({time.time() - started:.0f}s)")
-    model.colour_any.eval()
+    judge_mod.fit_branch(model.colour_any, feats, labels, F.binary_cross_entropy_with_logits, epochs=epochs, batch=256, seed=seed,
+                         name="colour head", started=started, log=log, log_every=5)
     return {"scenes": count, "epochs": epochs, "views": list(views), "seconds": round(time.time() - started)}
 
 

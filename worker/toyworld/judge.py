@@ -202,6 +202,35 @@ def train_judge(*, steps: int = 3000, batch: int = 256, train_images: int = 6000
     return model
 
 
+def fit_branch(branch, feats, labels, loss_fn, *, epochs: int, batch: int, seed: int, name: str, started: float,
+               log=print, log_every: int = 1) -> None:
+    """Trains a branch trained after the trunk (style_head.py, colour_head.py) in place on precomputed trunk
+    features: its parameters reset, AdamW with a one-cycle schedule (max lr 3e-3), `epochs` shuffled passes."""
+    import time
+
+    import torch
+
+    torch.manual_seed(seed)
+    for m in branch.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    opt = torch.optim.AdamW(branch.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * ((feats.shape[0] + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    g = torch.Generator().manual_seed(seed)
+    branch.train()
+    for epoch in range(epochs):
+        for idx in torch.randperm(feats.shape[0], generator=g).split(batch):
+            loss = loss_fn(branch(feats[idx].float()), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        if (epoch + 1) % log_every == 0 or epoch + 1 == epochs:
+            log(f"{name} epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.4f} ({time.time() - started:.0f}s)")
+    branch.eval()
+
+
 def save_judge(model, folder: str, info: Optional[dict] = None) -> None:
     from safetensors.torch import save_file
 

@@ -79,26 +79,8 @@ def train(model, vae, *, count: int = SCENES, epochs: int = EPOCHS, seed: int = 
     feats = torch.cat([_features(model, x), _features(model, r)])
     labels = torch.cat([y, y])
     log(f"style head: {count} scenes rendered, round-tripped and encoded in {time.time() - started:.0f}s")
-    torch.manual_seed(seed)
-    for m in model.style.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    opt = torch.optim.AdamW(model.style.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = epochs * ((feats.shape[0] + 127) // 128)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    g = torch.Generator().manual_seed(seed)
-    model.style.train()
-    for epoch in range(epochs):
-        order = torch.randperm(feats.shape[0], generator=g)
-        for i in range(0, feats.shape[0], 128):
-            idx = order[i : i + 128]
-            loss = F.cross_entropy(model.style(feats[idx].float()), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        log(f"style head epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.4f} ({time.time() - started:.0f}s)")
-    model.style.eval()
+    judge_mod.fit_branch(model.style, feats, labels, F.cross_entropy, epochs=epochs, batch=128, seed=seed, name="style head",
+                         started=started, log=log)
     return {"scenes": count, "epochs": epochs, "seconds": time.time() - started}
 
 
