@@ -39,11 +39,13 @@ def loras(tmp_path_factory, quiet, good_txcl_lora):
         pytest.skip("the CLI is not built (npm run build)")
     out = tmp_path_factory.mktemp("rubric-loras")
     # the good one is the session's (conftest.py: trained once with training seed 1, shared with test_toyworld_lora)
-    jobs = rubric.train_jobs([v for v in rubric.VARIANTS if v.name != "good"], str(out), seed=1)
-    jobs["txst"] = (stack.train_style, (str(out / "txst"),), {"seed": 1})  # the recipe: stack.py's STYLE_* (baked x1.67)
-    # the stack's character: the good recipe on the cross-attention keys and values (stack.CHARACTER_TARGETS)
+    # the longest first (the pool starts them as listed): the style (stack.py's STYLE_*: 1,500 steps, baked x1.67),
+    # the rubric's three, then the stack's character (the good recipe on stack.CHARACTER_TARGETS: the
+    # cross-attention keys and values)
     good = next(v for v in rubric.VARIANTS if v.name == "good")
-    jobs["txcl"] = (rubric.train_variant, (good, str(out / "txcl")), {"seed": 1, "targets": stack.CHARACTER_TARGETS["sdxl"]})
+    jobs = {"txst": (stack.train_style, (str(out / "txst"),), {"seed": 1}),
+            **rubric.train_jobs([v for v in rubric.VARIANTS if v.name != "good"], str(out), seed=1),
+            "txcl": (rubric.train_variant, (good, str(out / "txcl")), {"seed": 1, "targets": stack.CHARACTER_TARGETS["sdxl"]})}
     return {"good": good_txcl_lora, **lanes.in_processes(jobs)}
 
 
