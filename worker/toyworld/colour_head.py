@@ -22,7 +22,7 @@ import time
 
 from . import judge as judge_mod
 from . import world
-from .style_head import roundtrip, style_scene
+from .style_head import load_vae, roundtrip, style_scene
 
 # Seeds apart from the judge's (0..60,000; checks at 50M and 70M) and the style head's (80M, 81M).
 TRAIN_START = 82_000_000
@@ -108,12 +108,8 @@ def accuracy(model, vaes: dict, start: int = HELD_OUT_START, count: int = 1000) 
 
 
 def load_vaes(bases: list[str]) -> dict:
-    """{base folder name: its VAE} (a toy SDXL or FLUX.1 folder; the latent shift and scale cancel in a round trip)."""
-    import torch
-    from diffusers import AutoencoderKL
-
-    return {os.path.basename(os.path.normpath(b)): AutoencoderKL.from_pretrained(b, subfolder="vae", torch_dtype=torch.float32).eval()
-            for b in bases}
+    """{base folder name: its VAE} (style_head.load_vae)."""
+    return {os.path.basename(os.path.normpath(b)): load_vae(b) for b in bases}
 
 
 def run(judge_folder: str, bases: list[str], *, count: int = SCENES, epochs: int = EPOCHS, held_out: int = 1000, log=print) -> dict:
@@ -124,8 +120,5 @@ def run(judge_folder: str, bases: list[str], *, count: int = SCENES, epochs: int
     report["character_probe"] = character_probe(judge.model, vaes)
     log(f"colour head held-out accuracy: {json.dumps(report['accuracy'])}")
     log(f"colour head on shaded cyan crosses: {json.dumps(report['character_probe'])}")
-    with open(os.path.join(judge_folder, "judge.json"), encoding="utf-8") as f:
-        info = json.load(f)
-    info = {k: v for k, v in info.items() if k not in ("heads", "style_head", "colour_any_head", "embed_dim", "size")}
-    judge_mod.save_judge(judge.model, judge_folder, {**info, "colour_any": report})
+    judge_mod.save_branch(judge.model, judge_folder, "colour_any", report)
     return report

@@ -238,10 +238,24 @@ def save_judge(model, folder: str, info: Optional[dict] = None) -> None:
     # fp16 halves the file; BatchNorm's integer counter stays as it is
     state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(folder, "judge.safetensors"))
-    meta = {"heads": {k: list(v[0]) for k, v in HEADS.items()}, "style_head": list(STYLE_LABELS), "colour_any_head": list(world.COLOUR_NAMES),
-            "embed_dim": EMBED_DIM, "size": world.SIZE, **(info or {})}
+    meta = {**_layout(), **(info or {})}
     with open(os.path.join(folder, "judge.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
+
+
+def _layout() -> dict:
+    """What judge.json says of the model's own layout (label lists, sizes): written by every save."""
+    return {"heads": {k: list(v[0]) for k, v in HEADS.items()}, "style_head": list(STYLE_LABELS), "colour_any_head": list(world.COLOUR_NAMES),
+            "embed_dim": EMBED_DIM, "size": world.SIZE}
+
+
+def save_branch(model, folder: str, key: str, report: dict) -> None:
+    """Rewrites the judge in `folder` after a branch was trained (style_head.py, colour_head.py): the weights, and
+    judge.json with what it held before (the trunk's and other branches' reports) plus `report` under `key`."""
+    with open(os.path.join(folder, "judge.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    layout = _layout()
+    save_judge(model, folder, {**{k: v for k, v in info.items() if k not in layout}, key: report})
 
 
 class Judge:

@@ -13,7 +13,6 @@ models/toy-judge with its held-out accuracy in judge.json.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from . import judge as judge_mod
@@ -36,6 +35,14 @@ def style_scene(seed: int) -> world.Scene:
         for o in scene.objects:
             o.fill = world.SHADED
     return scene
+
+
+def load_vae(base: str):
+    """The VAE of a toy base folder (SDXL or FLUX.1; the latent shift and scale cancel in a round trip), float32, eval."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32).eval()
 
 
 def roundtrip(vae, x):
@@ -98,17 +105,11 @@ def accuracy(model, vae, start: int = HELD_OUT_START, count: int = 1000) -> dict
 
 
 def run(judge_folder: str, base: str, *, count: int = SCENES, epochs: int = EPOCHS, held_out: int = 1000, log=print) -> dict:
-    import torch
-    from diffusers import AutoencoderKL
-
     judge = judge_mod.Judge(judge_folder)
-    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32).eval()
+    vae = load_vae(base)
     report = {"training": train(judge.model, vae, count=count, epochs=epochs, log=log)}
     report["held_out_images"] = held_out
     report["accuracy"] = accuracy(judge.model, vae, count=held_out)
     log(f"style head held-out accuracy: {json.dumps(report['accuracy'])}")
-    with open(os.path.join(judge_folder, "judge.json"), encoding="utf-8") as f:
-        info = json.load(f)
-    info = {k: v for k, v in info.items() if k not in ("heads", "style_head", "colour_any_head", "embed_dim", "size")}
-    judge_mod.save_judge(judge.model, judge_folder, {**info, "style": report})
+    judge_mod.save_branch(judge.model, judge_folder, "style", report)
     return report
