@@ -83,7 +83,7 @@ async function stopStartedRuns(
   runs: import("@loraspec/engine/server/deps.js").RunsService,
   say: (line: string) => void,
 ): Promise<void> {
-  const { readSupervisorPid } = await import("@loraspec/engine/run/run-store.js");
+  const { readSupervisorPid } = await import("@loraspec/engine/run/supervisor-pid.js");
   const mine = (await runs.list()).filter((r) => {
     if (r.state !== "running" && r.state !== "starting") return false;
     try {

@@ -2,7 +2,9 @@ import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { openRunStore, ACTIVE_STATES, supervisorAlive } from "./run-store.js";
+import { openRunStore } from "./run-store.js";
+import { ACTIVE_STATES } from "./run-state.js";
+import { supervisorAlive } from "./supervisor-pid.js";
 import { RUN_FILES } from "./run-training.js";
 
 /** Bytes of a log read and written at a time: a multi-GB log is never one buffer. */

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { LoraspecError } from "@loraspec/core/errors.js";
-import { canTransition, openRunStore, type RunState } from "@loraspec/engine/run/run-store.js";
+import { openRunStore } from "@loraspec/engine/run/run-store.js";
+import { canTransition, type RunState } from "@loraspec/engine/run/run-state.js";
 import { isProcessAlive, processStartTime } from "@loraspec/engine/run/process-alive.js";
 import { tempDirsPerTest } from "../test-helpers.js";
 
