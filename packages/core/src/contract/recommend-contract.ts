@@ -2,20 +2,15 @@ import { TRAIN_SPEED_SOURCE } from "../knowledge/train-speed.js";
 import { lookupTrainSpeed } from "../plan/train-speed.js";
 import { loraComputeMeasured } from "../plan/lora-compute.js";
 import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowledge/base-models.js";
-import { getBlockSwap } from "../knowledge/block-swap.js";
-import { lintContract } from "../lint/lint-contract.js";
-import { sideFindings } from "../lint/resolution-rules.js";
 import type { WordLookup } from "../lint/clip-pretokenize.js";
-import { fitVram } from "../plan/fit-vram.js";
-import { planRun } from "../plan/plan-run.js";
 import { findGpu } from "../knowledge/gpus.js";
 import { getDatasetSize, getLrRange, getSteps, CAPTION_RULES, STACKING } from "../knowledge/recipes.js";
-import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS, trainerRuns } from "../knowledge/trainers.js";
+import { COMPATIBILITY, getCompatibility, PINNED_TRAINER_VERSIONS, trainerRuns, type CompatibilityRecord } from "../knowledge/trainers.js";
 import { VRAM_MODEL } from "../knowledge/vram.js";
 import { LOSS_SPIKE_RULE } from "../knowledge/loss-spike.js";
+import { holdSideToCheck, holdToCheck } from "./hold-to-check.js";
 import { LoraspecError } from "../errors.js";
-import { ContractSchema, type ContractInput, type Target, type TrainerId } from "./schema.js";
-import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
+import type { ContractInput, Target, TrainerId } from "./schema.js";
 import { initTargets } from "../compile/network-targets.js";
 import type { DatasetSummary } from "./dataset-summary.js";
 import { parseResolutionFlag } from "./training-resolution.js";
@@ -52,10 +47,7 @@ export interface Recommendation {
   reasons: Record<string, Reason>;
 }
 
-/**
- * Chooses every contract value from the knowledge base for a base model and target, with the
- * reason and source for each. Pure.
- */
+/** What init knows besides the choices, so the contract is held to check's rules as check will run them. */
 export interface RecommendOptions {
   /** English word list (engine: loadEnglishWords), so the trigger is held to check's word rule too. */
   words?: WordLookup;
@@ -66,12 +58,60 @@ export interface RecommendOptions {
   dataset?: DatasetSummary;
 }
 
+/**
+ * Chooses every contract value from the knowledge base for a base model and target, with the
+ * reason and source for each. Pure.
+ */
 export function recommendContract(choices: InitChoices, options: RecommendOptions = {}): Recommendation {
   const model = getBaseModel(choices.base);
   if (!model) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model '${choices.base}'`, { field: "base" });
-  const reasons: Record<string, Reason> = {};
   const hardware = initHardware(choices);
   const trainer = initTrainer(choices);
+  const resolution = checkInitChoices(choices, options, model, trainer, hardware);
+  const compat = trainerCompatibility(choices, model, trainer);
+  if (resolution !== undefined) holdSideToCheck(trainer, model, resolution);
+  const pinned = trainer === "kohya" || trainer === "ai-toolkit" ? PINNED_TRAINER_VERSIONS[trainer] : undefined;
+  const version = pinned && compat.minVersion && (compareLoose(pinned.version, compat.minVersion) ?? 0) < 0 ? compat.minVersion : pinned?.version;
+  const init: InitDecisions = {
+    model,
+    trainer,
+    hardware,
+    resolution,
+    compat,
+    version,
+    pinned,
+    sizing: initSizing(choices, model),
+    targets: initTargets(trainer, choices.base),
+    optimizer: initOptimizer(trainer, model),
+  };
+  const contract = initContract(choices, init);
+  const reasons = initReasons(choices, init);
+  holdToCheck(contract, reasons, choices, model, options);
+  return { contract, reasons };
+}
+
+/** What recommendContract decided before writing the contract and its reasons. */
+interface InitDecisions {
+  model: BaseModelRecord;
+  trainer: TrainerId;
+  hardware: "local" | "fal";
+  /** `--resolution`, parsed; undefined: the base's native one. */
+  resolution: number | undefined;
+  compat: CompatibilityRecord;
+  /** trainer.version: the pinned one, or the compatibility record's minimum when the pin is older. */
+  version: string | undefined;
+  pinned: { version: string; source: string } | undefined;
+  sizing: InitSizing;
+  targets: ReturnType<typeof initTargets>;
+  optimizer: ReturnType<typeof initOptimizer>;
+}
+
+/**
+ * The choices that cannot make a contract, refused before anything else: a hosted trainer on local hardware (or the
+ * reverse), a folder with too few images (without the scan; with it check's own rule says it), `--resolution` with fal.
+ * Returns `--resolution`, parsed.
+ */
+function checkInitChoices(choices: InitChoices, options: RecommendOptions, model: BaseModelRecord, trainer: TrainerId, hardware: "local" | "fal"): number | undefined {
   if ((trainer === "fal") !== (hardware === "fal")) {
     throw new LoraspecError("E_USAGE", trainer === "fal" ? "--trainer fal is a hosted trainer: it cannot run on --hardware local" : `--hardware fal runs fal's hosted trainers, not ${trainer}`, {
       field: "hardware",
@@ -94,6 +134,11 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       hint: "Leave --resolution out with --trainer fal.",
     });
   }
+  return resolution;
+}
+
+/** The trainer's compatibility record for the base; a trainer that does not run it is refused, naming those that do. */
+function trainerCompatibility(choices: InitChoices, model: BaseModelRecord, trainer: TrainerId): CompatibilityRecord {
   const compat = getCompatibility(trainer, choices.base);
   if (!compat || !trainerRuns(trainer, choices.base)) {
     const supported = COMPATIBILITY.filter((r) => r.base === choices.base && trainerRuns(r.trainer, r.base) && ["diffusers", "kohya", "ai-toolkit", "fal"].includes(r.trainer)).map((r) => r.trainer);
@@ -103,25 +148,36 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       details: { source: compat?.source },
     });
   }
-  if (resolution !== undefined) holdSideToCheck(trainer, model, resolution);
-  reasons["trainer.name"] = choices.trainer
-    ? { why: `your choice; supports ${model.label}`, source: compat.source }
-    : { why: `supports ${model.label}${hardware === "fal" ? " as a hosted fal.ai trainer" : " locally"}`, source: compat.source };
-  const pinned = trainer === "kohya" || trainer === "ai-toolkit" ? PINNED_TRAINER_VERSIONS[trainer] : undefined;
-  const version = pinned && compat.minVersion && (compareLoose(pinned.version, compat.minVersion) ?? 0) < 0 ? compat.minVersion : pinned?.version;
-  if (version) reasons["trainer.version"] = { why: "the version loraspec's compiler targets (pinned: flags change between versions)", source: pinned!.source };
+  return compat;
+}
 
+/** The recipes behind the dataset size, learning rate and step count, and the numbers init takes from them. */
+interface InitSizing {
+  lr: ReturnType<typeof getLrRange>;
+  size: ReturnType<typeof getDatasetSize>;
+  steps: ReturnType<typeof getSteps>;
+  /** The images found in the folder, else the recommended count. */
+  images: number;
+  stepCount: number;
+  saveEvery: number;
+}
+
+function initSizing(choices: InitChoices, model: BaseModelRecord): InitSizing {
   const lr = getLrRange(model.family, choices.target);
   const size = getDatasetSize(choices.target, model.family);
   const steps = getSteps(choices.target);
   const images = choices.imageCount && choices.imageCount > 0 ? choices.imageCount : size.recommended;
   const stepCount = clamp(Math.round((steps.passesPerImage * images) / 50) * 50, steps.steps.min, steps.steps.max);
   const saveEvery = Math.max(50, Math.round(stepCount / 8 / 50) * 50);
+  return { lr, size, steps, images, stepCount, saveEvery };
+}
+
+/** The contract init writes, before holdToCheck fits it to the VRAM, the budget and check's rules. */
+function initContract(choices: InitChoices, init: InitDecisions): ContractInput {
+  const { model, trainer, hardware, resolution, compat, version, sizing, targets } = init;
   const gpu = findGpu(choices.gpu);
   const vramGb = choices.vramGb ?? gpu?.vramGb;
-
-  const targets = initTargets(trainer, choices.base);
-  const contract: ContractInput = {
+  return {
     version: 1,
     name: choices.name ?? `${choices.trigger}-${choices.target}`,
     base: { model: choices.base, path: choices.basePath ?? model.hfRepo, quantize: "none" },
@@ -137,23 +193,23 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
             ...(choices.pricePerHour !== undefined ? { price_per_hour: choices.pricePerHour } : {}),
           },
     target: choices.target,
-    dataset: { path: choices.dataset ?? "./dataset", expected_images: images, resolution: resolution ?? model.nativeResolution, aspect: "square", crop: "center" },
+    dataset: { path: choices.dataset ?? "./dataset", expected_images: sizing.images, resolution: resolution ?? model.nativeResolution, aspect: "square", crop: "center" },
     captions: { style: "natural", source: "manual", extension: ".txt" },
     trigger: { word: choices.trigger, placement: "start" },
     hyperparameters: {
-      learning_rate: lr?.recommended ?? 1e-4,
-      steps: stepCount,
+      learning_rate: sizing.lr?.recommended ?? 1e-4,
+      steps: sizing.stepCount,
       batch_size: 1,
       gradient_accumulation: 1,
       rank: 16,
       alpha: 16,
-      optimizer: initOptimizer(trainer, model).optimizer,
+      optimizer: init.optimizer.optimizer,
       precision: "bf16",
       // The built-in trainer's plan chooses it from the VRAM ceiling (plan/train-settings.ts).
       ...(trainer === "diffusers" ? {} : { gradient_checkpointing: true }),
       cache_latents: true,
       cache_text_encoder_outputs: true,
-      save_every: saveEvery,
+      save_every: sizing.saveEvery,
       seed: 42,
       lr_scheduler: "constant",
       warmup_steps: 0,
@@ -176,7 +232,17 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
       sampler: hardware === "fal" ? "fal" : "worker",
     },
   };
+}
 
+/** Why each value of initContract's contract was chosen, in the order lora.yaml's comments follow. */
+function initReasons(choices: InitChoices, init: InitDecisions): Record<string, Reason> {
+  const { model, trainer, hardware, resolution, compat, version, pinned, targets, optimizer } = init;
+  const { lr, size, steps, images } = init.sizing;
+  const reasons: Record<string, Reason> = {};
+  reasons["trainer.name"] = choices.trainer
+    ? { why: `your choice; supports ${model.label}`, source: compat.source }
+    : { why: `supports ${model.label}${hardware === "fal" ? " as a hosted fal.ai trainer" : " locally"}`, source: compat.source };
+  if (version) reasons["trainer.version"] = { why: "the version loraspec's compiler targets (pinned: flags change between versions)", source: pinned!.source };
   reasons["base.model"] = { why: `${model.label}: ${model.architecture}; text encoders ${model.textEncoders.map((t) => t.name).join(" + ")}; native ${model.nativeResolution} px`, source: model.source };
   reasons["dataset.resolution"] =
     resolution === undefined
@@ -192,7 +258,6 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
     source: steps.source,
   };
   reasons["hyperparameters.save_every"] = { why: "about 8 checkpoints, so an overcooked run still has an earlier LoRA", source: "ours" };
-  const optimizer = initOptimizer(trainer, model);
   reasons["hyperparameters.optimizer"] = { why: optimizer.why, source: optimizer.source };
   if (trainer !== "diffusers") {
     reasons["hyperparameters.gradient_checkpointing"] = { why: "trades 30-100% speed for the activation memory that dominates LoRA VRAM", source: VRAM_MODEL.source };
@@ -204,90 +269,7 @@ export function recommendContract(choices: InitChoices, options: RecommendOption
   if (targets) reasons["network.targets"] = { why: targets.why, source: targets.source };
   reasons["trigger.placement"] = { why: "the trigger opens every caption", source: CAPTION_RULES.triggerAtStart.source };
   reasons["validation.self_weight"] = { why: `when stacking, keep at most ${STACKING.maxAdapters} LoRAs with combined weight <= ${STACKING.maxCombinedWeight}`, source: STACKING.source };
-
-  holdToCheck(contract, reasons, choices, model, options);
-  return { contract, reasons };
-}
-
-/**
- * init is held to check: the lightest base precision / block swap that fits the VRAM (the same
- * fitVram the VRAM rule suggests), steps lowered to fit max_cost within the target's range, and
- * then check's own rules: a contract with an error left is refused with the rules' messages.
- */
-function holdToCheck(contract: ContractInput, reasons: Record<string, Reason>, choices: InitChoices, model: BaseModelRecord, options: RecommendOptions): void {
-  const hp = contract.hyperparameters!;
-  const local = contract.hardware?.kind === "local";
-  const vramGb = contract.limits?.vram_ceiling_gb;
-  if (local && vramGb) {
-    const fit = fitVram(ContractSchema.parse(contract), model, contract.dataset.resolution ?? model.nativeResolution, vramGb);
-    contract.base.quantize = fit.quantize;
-    if (fit.blockSwap) contract.hardware = { ...contract.hardware, block_swap: fit.blockSwap };
-    if (fit.gradientCheckpointing) hp.gradient_checkpointing = true;
-    const how = [fit.quantize === "none" ? "" : `${fit.quantize} base weights`, fit.blockSwap ? `${fit.blockSwap} blocks swapped to CPU RAM` : "", fit.gradientCheckpointing ? "gradient checkpointing on" : ""].filter(Boolean).join(" and ");
-    reasons["base.quantize"] = { why: `~${fit.estimate.totalGb} GB estimated peak${how ? ` with ${how}` : " with a bf16 base"} for ${vramGb} GB`, source: `${VRAM_MODEL.source}; ${model.vram.source}` };
-    if (fit.blockSwap) reasons["hardware.block_swap"] = { why: `the fewest swapped blocks that bring the estimate under ${vramGb} GB (slower steps)`, source: getBlockSwap(contract.trainer.name, model.id)!.source };
-  }
-  const max = choices.maxCostUsd;
-  if (max !== undefined) {
-    const plan = planRun(ContractSchema.parse(contract));
-    const usd = plan.cost.usd;
-    if (usd !== undefined && usd > max && plan.steps > 0) {
-      const range = getSteps(choices.target).steps;
-      const affordable = Math.floor(((max / usd) * plan.steps) / 50) * 50;
-      if (affordable < range.min) {
-        const atMin = Math.round(((usd / plan.steps) * range.min) * 100) / 100;
-        throw new LoraspecError("E_USAGE", `--max-cost $${max} buys about ${affordable} steps here (${plan.cost.basis}); a ${choices.target} LoRA needs at least ${range.min} steps (~$${atMin})`, {
-          field: "limits.max_cost_usd",
-          hint: `Raise --max-cost to ${Math.ceil(atMin)} or more, or pick a cheaper GPU or endpoint.`,
-          details: { source: getSteps(choices.target).source },
-        });
-      }
-      {
-        hp.steps = affordable;
-        hp.save_every = Math.max(50, Math.round(affordable / 8 / 50) * 50);
-        reasons["hyperparameters.steps"] = { why: `lowered to fit --max-cost $${max} (${plan.steps} steps would cost $${usd}); still within ${range.min}-${range.max} for a ${choices.target}`, source: getSteps(choices.target).source };
-      }
-    }
-  }
-  // fal's endpoints take none of these: leave them out rather than write values nobody reads
-  // (lint trainer-ignores-field would flag each one).
-  if (contract.trainer.name === "fal") {
-    delete contract.base.path;
-    delete contract.dataset.resolution;
-    delete hp.alpha;
-    delete hp.gradient_checkpointing;
-    delete hp.save_every;
-    if (FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === contract.trainer.endpoint)?.takesLearningRate === false) {
-      delete hp.learning_rate;
-      delete reasons["hyperparameters.learning_rate"];
-    }
-    for (const key of ["dataset.resolution", "hyperparameters.save_every", "hyperparameters.gradient_checkpointing"]) delete reasons[key];
-  }
-  const parsed = ContractSchema.parse(contract);
-  const errors = lintContract(parsed, { words: options.words }).filter((f) => f.severity === "error" && !(options.dataset && f.rule === "dataset-below-minimum"));
-  // The images check will count (usable at this resolution), by check's own rule. Only the count: the captions are
-  // the user's to write after init, and check says what they need.
-  if (options.dataset) errors.push(...lintContract(parsed, { words: options.words, dataset: options.dataset }).filter((f) => f.rule === "dataset-below-minimum"));
-  if (errors.length > 0) {
-    throw new LoraspecError("E_USAGE", `init cannot write a contract that passes check: ${errors.map((f) => f.message).join(" ")}`, {
-      field: errors[0]!.field,
-      hint: errors.map((f) => (f.field === "base.path" ? `${f.fix} (init: --base-path <folder>)` : f.fix)).join(" "),
-      details: { findings: errors },
-    });
-  }
-}
-
-/**
- * `--resolution` held to check's side rule for the trainer init writes (lint/resolution-rules.ts, one home; init writes
- * dataset.aspect: square): a side the trainer fails on or trains rounded is refused naming the flag, the trainer's
- * multiple and the two nearest sides it takes, before anything is written.
- */
-function holdSideToCheck(trainer: TrainerId, model: BaseModelRecord, resolution: number): void {
-  const findings = sideFindings(trainer, model, "dataset.resolution", resolution, "square");
-  const first = findings[0];
-  if (!first) return;
-  const flag = (text: string) => text.replaceAll("Set dataset.resolution to", "Pass --resolution").replaceAll("dataset.resolution", "--resolution");
-  throw new LoraspecError("E_USAGE", flag(first.message), { field: "dataset.resolution", hint: flag(first.fix), details: { findings, source: first.source } });
+  return reasons;
 }
 
 function initHardware(choices: InitChoices): "local" | "fal" {
