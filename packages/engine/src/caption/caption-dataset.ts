@@ -1,19 +1,14 @@
-import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
-import { availableParallelism } from "node:os";
 import { extname, join } from "node:path";
-import sharp from "sharp";
 import { checkCaption, type CaptionFinding, type CaptionStyle, type CaptionTarget } from "@loraspec/core/captions/caption-rules.js";
-import { captionPrompt, cleanCaption } from "@loraspec/core/captions/caption-prompts.js";
-import { fixCaption } from "@loraspec/core/captions/caption-rules.js";
-import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
+import { captionPrompt } from "@loraspec/core/captions/caption-prompts.js";
+import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { listDatasetFiles } from "../dataset/list-dataset-files.js";
-import { mapPool } from "../dataset/map-pool.js";
-import { imageSizeProblem, readImageFile } from "../dataset/read-image-file.js";
-import { atomicWrite } from "../fs/atomic-write.js";
+import { listDatasetFiles, type DatasetFiles } from "../dataset/list-dataset-files.js";
+import { imageSizeProblem } from "../dataset/read-image-file.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
 import { readAtMost } from "../fs/read-small-file.js";
-import { CAPTION_HEARTBEAT_MS, CAPTION_IMAGE_LONG_SIDE, CAPTION_RETRY_POLICY, CAPTION_TIMEOUT_RETRIES, retryDelayMs, type RetryPolicy } from "./caption-policy.js";
+import { CAPTION_RETRY_POLICY, type RetryPolicy } from "./caption-policy.js";
+import { captionOverHttp, captionWithWorker, type CaptionItem, type CaptionJob } from "./caption-passes.js";
 import type { Captioner } from "./captioner.js";
 
 export interface CaptionDatasetParams {
@@ -69,8 +64,40 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
   if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.dir}`, { file: params.dir, hint: "run `loraspec prep` first, or pass --dir" });
   const summary: CaptionSummary = { dir: params.dir, written: [], kept: 0, failed: [], retries: 0, cleaned: [], findings: [] };
 
-  const todo: Array<{ image: string; caption: string }> = [];
-  // Images over FILE_LIMITS.image are left out unread, as check and prep leave them out (the worker is handed paths).
+  const { todo, tooLarge } = await planCaptions(params, files, ext, summary);
+  yield { type: "phase", name: "caption", message: `${todo.length} to caption with ${params.captioner.backend}, ${summary.kept} already captioned` };
+  for (const { image, message } of tooLarge) {
+    summary.failed.push({ image, code: "image-too-large", message });
+    yield { type: "warning", code: "image-too-large", message: `${image}: no caption (${message})`, file: image };
+  }
+
+  const job: CaptionJob = { params, todo, prompt, summary, retry, sleep, started: Date.now() };
+  if (params.captioner.captionMany && todo.length > 0) yield* captionWithWorker(job);
+  else yield* captionOverHttp(job);
+  await params.captioner.close?.();
+  if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled; captions written so far are kept, re-run to fill the rest");
+
+  await checkCaptions(params, files, ext, summary);
+  summary.written.sort();
+  for (const c of summary.cleaned) {
+    yield { type: "warning", code: "caption-cleaned", message: `${c.caption}: removed from the model's answer: ${c.removed.map((r) => JSON.stringify(r)).join(", ")}`, file: c.caption };
+  }
+  yield { type: "done", result: { ...summary } };
+  return summary;
+}
+
+/**
+ * Which images to caption: those without a caption (or all, with `overwrite`); the ones that have
+ * one are counted as kept. Images over FILE_LIMITS.image are left out unread, as check and prep
+ * leave them out (the worker is handed paths).
+ */
+async function planCaptions(
+  params: CaptionDatasetParams,
+  files: DatasetFiles,
+  ext: string,
+  summary: CaptionSummary,
+): Promise<{ todo: CaptionItem[]; tooLarge: Array<{ image: string; message: string }> }> {
+  const todo: CaptionItem[] = [];
   const tooLarge: Array<{ image: string; message: string }> = [];
   for (const image of files.images) {
     const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
@@ -82,107 +109,11 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
       else todo.push({ image, caption });
     }
   }
-  yield { type: "phase", name: "caption", message: `${todo.length} to caption with ${params.captioner.backend}, ${summary.kept} already captioned` };
-  for (const { image, message } of tooLarge) {
-    summary.failed.push({ image, code: "image-too-large", message });
-    yield { type: "warning", code: "image-too-large", message: `${image}: no caption (${message})`, file: image };
-  }
+  return { todo, tooLarge };
+}
 
-  const write = async (item: { image: string; caption: string }, raw: string) => {
-    const { text: clean, removed } = cleanCaption(raw, params.style);
-    const text = params.trigger ? fixCaption(clean, params.trigger, params.style) : clean;
-    await atomicWrite(join(params.dir, item.caption), `${text}\n`);
-    summary.written.push(item.caption);
-    if (removed.length) summary.cleaned.push({ caption: item.caption, removed });
-  };
-  const fail = (item: { image: string }, error: unknown): LoraspecEvent => {
-    const code = isLoraspecError(error) ? error.code : "E_INTERNAL";
-    const message = (error as Error).message ?? String(error);
-    summary.failed.push({ image: item.image, code, message });
-    return { type: "warning", code, message: `${item.image}: no caption (${message})`, file: item.image };
-  };
-
-  const started = Date.now();
-  let done = 0;
-  if (params.captioner.captionMany && todo.length > 0) {
-    // The local worker loads the model once and batches; progress comes back as it goes.
-    // The worker reports progress through a callback while one promise runs: relay it as events.
-    const reported: number[] = [];
-    let wake: (() => void) | undefined;
-    let finished = false;
-    const pending = params.captioner
-      .captionMany({
-        images: todo.map((t) => ({ path: join(params.dir, t.image), name: t.image })),
-        prompt,
-        signal: params.signal,
-        onProgress: (current) => {
-          reported.push(current);
-          wake?.();
-        },
-      })
-      .finally(() => {
-        finished = true;
-        wake?.();
-      });
-    pending.catch(() => {}); // awaited below; this only keeps an early rejection from being unhandled
-    while (!finished || reported.length) {
-      const current = reported.shift();
-      if (current === undefined) await new Promise<void>((resolve) => (wake = resolve));
-      else if (current < todo.length) yield progressEvent(current, todo.length, started, "captioning");
-    }
-    const results = await pending;
-    for (const item of todo) {
-      const result = results.get(join(params.dir, item.image));
-      if (typeof result === "string") await write(item, result);
-      else yield fail(item, result ?? new LoraspecError("E_WORKER_PROTOCOL", "the worker returned no caption for this image"));
-      done++;
-    }
-    yield progressEvent(todo.length, todo.length, started, "done");
-  } else {
-    const concurrency = Math.max(1, params.concurrency ?? Math.min(4, availableParallelism() * 2));
-    for await (const outcome of withHeartbeat(mapPool(
-      todo,
-      concurrency,
-      async (item) => {
-        try {
-          const image = await captionImage(join(params.dir, item.image), item.image);
-          let timeouts = 0;
-          for (let attempt = 0; ; attempt++) {
-            if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled");
-            try {
-              const raw = await params.captioner.caption({ image, mimeType: "image/jpeg", prompt, name: item.image, signal: params.signal });
-              await write(item, raw);
-              return { item, error: undefined };
-            } catch (error) {
-              // Only errors that say so are retried (rate limits, 5xx, dropped connections); a bug or a 4xx is not.
-              const retryable = isLoraspecError(error) && error.retryable;
-              const timedOut = isLoraspecError(error) && error.code === "E_TIMEOUT" && ++timeouts > CAPTION_TIMEOUT_RETRIES;
-              if (!retryable || timedOut || attempt >= retry.maxRetries || params.signal?.aborted) throw error;
-              summary.retries++;
-              await sleep(retryDelayMs(retry, attempt));
-            }
-          }
-        } catch (error) {
-          return { item, error };
-        }
-      },
-      params.signal,
-    ), params.heartbeatMs ?? CAPTION_HEARTBEAT_MS)) {
-      if (outcome === HEARTBEAT) {
-        // Nothing finished for a while: say so, so a slow or hung server is visible.
-        yield progressEvent(done, todo.length, started, `waiting on ${params.captioner.backend} (${Math.round((Date.now() - started) / 1000)} s)`);
-        continue;
-      }
-      done++;
-      // A wrong key fails every image the same way: stop at once rather than report it N times.
-      if (isLoraspecError(outcome.error) && outcome.error.code === "E_REMOTE_AUTH") throw outcome.error;
-      if (outcome.error !== undefined) yield fail(outcome.item, outcome.error);
-      yield progressEvent(done, todo.length, started, outcome.item.image);
-    }
-  }
-  await params.captioner.close?.();
-  if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "captioning cancelled; captions written so far are kept, re-run to fill the rest");
-
+/** The caption rules run over every caption now in the folder; findings go into the summary. */
+async function checkCaptions(params: CaptionDatasetParams, files: DatasetFiles, ext: string, summary: CaptionSummary): Promise<void> {
   for (const image of files.images) {
     const caption = files.sidecars.get(image) ?? captionPathFor(image, ext);
     const text = await readOptional(join(params.dir, caption));
@@ -196,64 +127,11 @@ export async function* captionDataset(params: CaptionDatasetParams): AsyncGenera
     });
     if (findings.length) summary.findings.push({ caption, findings });
   }
-  summary.written.sort();
-  for (const c of summary.cleaned) {
-    yield { type: "warning", code: "caption-cleaned", message: `${c.caption}: removed from the model's answer: ${c.removed.map((r) => JSON.stringify(r)).join(", ")}`, file: c.caption };
-  }
-  yield { type: "done", result: { ...summary } };
-  return summary;
 }
 
 /** Same folder, same stem: `a/b.png` -> `a/b.txt`. */
 export function captionPathFor(image: string, extension = ".txt"): string {
   return image.slice(0, image.length - extname(image).length) + extension;
-}
-
-/** The image as a VLM should see it: upright, sRGB JPEG, long side capped (less upload, same caption). */
-async function captionImage(path: string, name: string): Promise<Buffer> {
-  const got = await readImageFile(path);
-  if (!("bytes" in got)) throw new LoraspecError("E_IMAGE_UNREADABLE", `cannot read ${name}: ${got.problem.message}`, { file: name, retryable: false, hint: "re-export or remove the file (`loraspec prep` skips it with its reason)" });
-  try {
-    return await sharp(got.bytes, { failOn: "error" })
-      .rotate()
-      .flatten({ background: FLATTEN_BACKGROUND.value })
-      .resize(CAPTION_IMAGE_LONG_SIDE, CAPTION_IMAGE_LONG_SIDE, { fit: "inside", withoutEnlargement: true })
-      .toColourspace("srgb")
-      .jpeg({ quality: 90 })
-      .toBuffer();
-  } catch (error) {
-    throw new LoraspecError("E_IMAGE_UNREADABLE", `cannot decode ${name}: ${String((error as Error).message ?? error).split("\n")[0]}`, {
-      file: name,
-      retryable: false,
-      hint: "re-export or remove the file (`loraspec prep` skips it with its reason)",
-    });
-  }
-}
-
-const HEARTBEAT = Symbol("heartbeat");
-
-/** Passes `source` through, yielding HEARTBEAT whenever `ms` pass with nothing from it. */
-async function* withHeartbeat<T>(source: AsyncGenerator<T>, ms: number): AsyncGenerator<T | typeof HEARTBEAT> {
-  let next = source.next();
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const tick = new Promise<typeof HEARTBEAT>((resolve) => (timer = setTimeout(() => resolve(HEARTBEAT), ms)));
-    const got = await Promise.race([next, tick]);
-    clearTimeout(timer);
-    if (got === HEARTBEAT) {
-      yield HEARTBEAT;
-      continue;
-    }
-    if (got.done) return;
-    yield got.value;
-    next = source.next();
-  }
-}
-
-function progressEvent(current: number, total: number, started: number, message: string): LoraspecEvent {
-  const seconds = (Date.now() - started) / 1000;
-  const rate = seconds > 0 ? current / seconds : undefined;
-  return { type: "progress", task: "caption", current, total, rate, eta: rate ? (total - current) / rate : undefined, message };
 }
 
 /** A caption's text, at most FILE_LIMITS.caption bytes of it (check names one larger: caption-too-large). */

@@ -1,12 +1,13 @@
-import { spawn as nodeSpawn, type SpawnOptions, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import type { SpawnOptions, ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { describeTrainerException, lastTrainerException } from "@loraspec/core/parse/trainer-exception.js";
 import { processStartTime } from "./process-alive.js";
+import { spawnTrainer, type SpawnedTrainer, type TrainerExit } from "./spawn-trainer.js";
 import { readLogTailLines } from "./trainer-log-tail.js";
+import { TrainerLines, openTail, type Tail } from "./trainer-lines.js";
 import { stopProcessGroup, type StopStep } from "./stop-process-group.js";
 import type { EventSource } from "./trainer-sample-watch.js";
 import { FAILURE_PATTERNS, SUPERVISION_POLICY, nanHint, type StopTimeouts } from "./supervision-policy.js";
@@ -69,46 +70,52 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
     stdout: join(params.runDir, "stdout.log"),
     stderr: join(params.runDir, "stderr.log"),
   };
-  const outFd = openSync(paths.stdout, "a");
-  const errFd = openSync(paths.stderr, "a");
-  const spawn = params.spawn ?? nodeSpawn;
-  let child: ChildProcess;
-  try {
-    child = spawn(params.command, params.args, {
-      cwd: params.cwd,
-      env: { PYTHONUNBUFFERED: "1", ...(params.env ?? process.env) },
-      detached: true,
-      stdio: ["ignore", outFd, errFd],
-    });
-  } finally {
-    closeSync(outFd);
-    closeSync(errFd);
-  }
-  let exited: { code: number | null; signal: string | null } | undefined;
-  let spawnError: Error | undefined;
-  const exitPromise = new Promise<void>((resolve) => {
-    child.once("exit", (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-    child.once("error", (error) => {
-      spawnError = error;
-      exited = { code: null, signal: null };
-      resolve();
-    });
-  });
-  await Promise.race([new Promise((r) => child.once("spawn", r)), exitPromise]);
-  if (spawnError || child.pid === undefined) {
-    const missing = (spawnError as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
-    throw new LoraspecError(
-      missing ? "E_WORKER_NOT_INSTALLED" : "E_TRAINER_FAILED",
-      `could not start ${params.command}: ${spawnError?.message ?? "no pid"}`,
-      { hint: missing ? "install the trainer with `loraspec setup <trainer>`" : undefined, cause: spawnError },
-    );
-  }
-  const pid = child.pid;
-  params.onSpawn?.({ pid, pidStart: processStartTime(pid) ?? null });
+  const trainer = await spawnTrainer(params, paths);
+  params.onSpawn?.({ pid: trainer.pid, pidStart: processStartTime(trainer.pid) ?? null });
 
+  const stops = armStops(trainer.pid, params);
+  const tails = {
+    stdout: await openTail(paths.stdout),
+    stderr: await openTail(paths.stderr),
+  };
+  const lines = new TrainerLines({ parseLine: params.parseLine, onLine: params.onLine, nanLimit, precision: params.precision }, () => stops.stop("diverged"));
+  try {
+    yield* relayOutput(trainer, tails, lines, params.sources ?? [], pollMs);
+  } finally {
+    stops.disarm();
+    await tails.stdout.close();
+    await tails.stderr.close();
+  }
+  // A run that ended on a non-finite loss saved a broken LoRA (sd-scripts does), however few steps it took.
+  const divergedError = lines.divergedError ?? divergedAtEnd(lines.lastLoss, stops.stoppedFor(), params.precision);
+  const stopping = stops.stopping();
+  const stopSignal = stopping ? await stopping : undefined;
+  const exited = trainer.exited()!;
+  const stoppedFor = stops.stoppedFor();
+  const outcome: ProcessOutcome = {
+    exitCode: exited.code,
+    exitSignal: exited.signal,
+    stoppedFor,
+    stopSignal,
+    lastLines: lines.lastLines,
+  };
+  const failure = divergedError ?? stopFailure(stoppedFor, params.maxWalltimeMs) ?? exitFailure(exited, stoppedFor, lines, params.precision, paths.stderr);
+  if (failure) outcome.failure = failure;
+  return outcome;
+}
+
+interface Stops {
+  /** Stops the process group gracefully, once; the first reason is the one kept. */
+  stop(reason: NonNullable<ProcessOutcome["stoppedFor"]>): void;
+  stoppedFor(): ProcessOutcome["stoppedFor"];
+  /** The stop under way (it resolves to the last signal it needed); undefined when nothing stopped the trainer. */
+  stopping(): Promise<StopStep | undefined> | undefined;
+  /** Removes the abort listener and the walltime timer. */
+  disarm(): void;
+}
+
+/** Stops the trainer on the caller's abort and at the walltime limit (and on demand: a divergence). */
+function armStops(pid: number, params: Pick<SuperviseParams, "signal" | "maxWalltimeMs" | "stopTimeouts">): Stops {
   let stopping: Promise<StopStep | undefined> | undefined;
   let stoppedFor: ProcessOutcome["stoppedFor"];
   const stop = (reason: NonNullable<ProcessOutcome["stoppedFor"]>) => {
@@ -120,94 +127,63 @@ export async function* superviseProcess(params: SuperviseParams): AsyncGenerator
   const walltime = params.maxWalltimeMs === undefined ? undefined : setTimeout(() => stop("walltime"), params.maxWalltimeMs);
   if (params.signal?.aborted) onAbort();
   else params.signal?.addEventListener("abort", onAbort, { once: true });
-
-  const tails = {
-    stdout: await openTail(paths.stdout),
-    stderr: await openTail(paths.stderr),
+  return {
+    stop,
+    stoppedFor: () => stoppedFor,
+    stopping: () => stopping,
+    disarm() {
+      params.signal?.removeEventListener("abort", onAbort);
+      if (walltime) clearTimeout(walltime);
+    },
   };
-  const lastLines: string[] = [];
-  const keep = SUPERVISION_POLICY.lastLinesKept.value;
-  let nonFinite = 0;
-  let lastLoss: { step: number; loss: number } | undefined;
-  let divergedError: LoraspecError | undefined;
-  const reported: LoraspecEvent[] = [];
+}
 
-  const handleLine = (line: string, stream: OutputStream): LoraspecEvent[] => {
-    if (line.trim() === "") return [];
-    lastLines.push(line);
-    if (lastLines.length > keep) lastLines.shift();
-    params.onLine?.(line, stream);
-    const events = params.parseLine(line, stream);
-    const out: LoraspecEvent[] = [];
-    for (const event of events) {
-      out.push(event);
-      if (event.type === "error") reported.push(event);
-      if (event.type !== "loss") continue;
-      nonFinite = Number.isFinite(event.loss) ? 0 : nonFinite + 1;
-      lastLoss = { step: event.step, loss: event.loss ?? Number.NaN };
-      if (nonFinite >= nanLimit && !divergedError) {
-        divergedError = new LoraspecError(
-          "E_TRAIN_DIVERGED",
-          `the loss was not finite for ${nonFinite} steps in a row (step ${event.step}); loraspec stopped the trainer so it cannot save a broken LoRA`,
-          { hint: nanHint(params.precision), details: { step: event.step } },
-        );
-        out.push({ type: "error", code: divergedError.code, message: divergedError.message, hint: divergedError.hint, retryable: false });
-        stop("diverged");
-      }
+/**
+ * Yields the events of both logs (stderr first) and of the extra sources at each turn, sleeping
+ * when nothing came, until the trainer has exited and a last read found nothing more.
+ */
+async function* relayOutput(trainer: SpawnedTrainer, tails: Record<OutputStream, Tail>, lines: TrainerLines, sources: EventSource[], pollMs: number): AsyncGenerator<LoraspecEvent, void> {
+  for (;;) {
+    const done = trainer.exited() !== undefined;
+    let got = false;
+    for (const stream of ["stderr", "stdout"] as const) {
+      const read = await tails[stream].read(done);
+      if (read.length > 0) got = true;
+      for (const line of read) for (const event of lines.handle(line, stream)) yield event;
     }
-    return out;
-  };
-
-  try {
-    for (;;) {
-      const done = exited !== undefined;
-      let got = false;
-      for (const stream of ["stderr", "stdout"] as const) {
-        const lines = await tails[stream].read(done);
-        if (lines.length > 0) got = true;
-        for (const line of lines) for (const event of handleLine(line, stream)) yield event;
-      }
-      for (const source of params.sources ?? []) {
-        const events = await source.poll(done);
-        if (events.length > 0) got = true;
-        yield* events;
-      }
-      if (done && !got) break;
-      if (!got) await Promise.race([sleep(pollMs), exitPromise]);
+    for (const source of sources) {
+      const events = await source.poll(done);
+      if (events.length > 0) got = true;
+      yield* events;
     }
-  } finally {
-    params.signal?.removeEventListener("abort", onAbort);
-    if (walltime) clearTimeout(walltime);
-    await tails.stdout.close();
-    await tails.stderr.close();
+    if (done && !got) break;
+    if (!got) await Promise.race([sleep(pollMs), trainer.exit]);
   }
-  // A run that ended on a non-finite loss saved a broken LoRA (sd-scripts does), however few steps it took.
-  if (!divergedError && lastLoss && !Number.isFinite(lastLoss.loss) && stoppedFor !== "abort") {
-    divergedError = new LoraspecError("E_TRAIN_DIVERGED", `the trainer ended with a non-finite loss (step ${lastLoss.step}); its LoRA is not usable`, {
-      hint: nanHint(params.precision),
-      details: { step: lastLoss.step },
-    });
-  }
-  const stopSignal = stopping ? await stopping : undefined;
-  const outcome: ProcessOutcome = {
-    exitCode: exited!.code,
-    exitSignal: exited!.signal,
-    stoppedFor,
-    stopSignal,
-    lastLines,
-  };
-  if (divergedError) outcome.failure = divergedError;
-  else if (stoppedFor === "walltime") {
-    outcome.failure = new LoraspecError("E_TIMEOUT", `the trainer ran past limits.max_walltime_hours (${((params.maxWalltimeMs ?? 0) / 3_600_000).toFixed(2)} h) and was stopped`, {
-      field: "limits.max_walltime_hours",
-      hint: "raise limits.max_walltime_hours or lower the steps; the last checkpoint is kept, so `loraspec train --resume <id>` continues",
-      retryable: false,
-    });
-  }
-  else if (stoppedFor !== "abort" && (exited!.code !== 0 || exited!.signal)) {
-    outcome.failure = classifyFailure({ lastLines, exitCode: exited!.code, exitSignal: exited!.signal, reported, precision: params.precision, stderrLog: paths.stderr, stderrTail: readLogTailLines(paths.stderr) });
-  }
-  return outcome;
+}
+
+/** E_TRAIN_DIVERGED when the last loss was not finite (unless the user stopped the run). */
+function divergedAtEnd(lastLoss: TrainerLines["lastLoss"], stoppedFor: ProcessOutcome["stoppedFor"], precision: string | undefined): LoraspecError | undefined {
+  if (!lastLoss || Number.isFinite(lastLoss.loss) || stoppedFor === "abort") return undefined;
+  return new LoraspecError("E_TRAIN_DIVERGED", `the trainer ended with a non-finite loss (step ${lastLoss.step}); its LoRA is not usable`, {
+    hint: nanHint(precision),
+    details: { step: lastLoss.step },
+  });
+}
+
+/** E_TIMEOUT when the walltime limit stopped the trainer. */
+function stopFailure(stoppedFor: ProcessOutcome["stoppedFor"], maxWalltimeMs: number | undefined): LoraspecError | undefined {
+  if (stoppedFor !== "walltime") return undefined;
+  return new LoraspecError("E_TIMEOUT", `the trainer ran past limits.max_walltime_hours (${((maxWalltimeMs ?? 0) / 3_600_000).toFixed(2)} h) and was stopped`, {
+    field: "limits.max_walltime_hours",
+    hint: "raise limits.max_walltime_hours or lower the steps; the last checkpoint is kept, so `loraspec train --resume <id>` continues",
+    retryable: false,
+  });
+}
+
+/** The trainer's failure explained when it exited non-zero or on a signal that was not our abort. */
+function exitFailure(exited: TrainerExit, stoppedFor: ProcessOutcome["stoppedFor"], lines: TrainerLines, precision: string | undefined, stderrLog: string): LoraspecError | undefined {
+  if (stoppedFor === "abort" || (exited.code === 0 && !exited.signal)) return undefined;
+  return classifyFailure({ lastLines: lines.lastLines, exitCode: exited.code, exitSignal: exited.signal, reported: lines.reported, precision, stderrLog, stderrTail: readLogTailLines(stderrLog) });
 }
 
 /** Explains a failed trainer from its output: the first known pattern wins, else a plain crash. */
@@ -249,41 +225,6 @@ export function classifyFailure(params: {
 const KNOWN_WORKER_CODES = new Set(["E_OUT_OF_MEMORY", "E_TRAIN_DIVERGED", "E_FILE_NOT_FOUND", "E_DATASET_EMPTY", "E_DATASET_NOT_FOUND", "E_NOT_SUPPORTED", "E_WORKER_PROTOCOL", "E_TRAINER_FAILED", "E_IMAGE_UNREADABLE", "E_CONTRACT_INVALID"]);
 function isKnownCode(code: string): code is "E_OUT_OF_MEMORY" {
   return KNOWN_WORKER_CODES.has(code);
-}
-
-interface Tail {
-  read(final: boolean): Promise<string[]>;
-  close(): Promise<void>;
-}
-
-/** Reads what was appended to a file since the last call, split into lines on \r and \n. */
-async function openTail(path: string): Promise<Tail> {
-  const handle: FileHandle = await open(path, "r");
-  // Start at the current end: on a resume the file already holds the earlier attempt's output.
-  let offset = (await handle.stat()).size;
-  const decoder = new TextDecoder();
-  let partial = "";
-  const buffer = Buffer.alloc(64 * 1024);
-  return {
-    async read(final) {
-      let text = "";
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
-        if (bytesRead === 0) break;
-        offset += bytesRead;
-        text += decoder.decode(buffer.subarray(0, bytesRead), { stream: true });
-      }
-      if (final) text += decoder.decode();
-      const parts = (partial + text).split(/\r\n|\r|\n/);
-      partial = parts.pop() ?? "";
-      if (final && partial !== "") {
-        parts.push(partial);
-        partial = "";
-      }
-      return parts;
-    },
-    close: () => handle.close(),
-  };
 }
 
 function sleep(ms: number): Promise<void> {
