@@ -52,6 +52,8 @@ from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_profile  # noqa: E402
+from gpu_speed_dp import run_data_parallel  # noqa: E402
+from gpu_speed_report import markdown  # noqa: E402
 from gpu_speed_configs import ARCH_OF, CONFIGS, FLUX1_DEV, KLEIN, LABEL, SDXL_UNET, TINY  # noqa: E402
 
 
@@ -129,10 +131,11 @@ def matmul_tflops(device) -> float:
     return 2 * 8192**3 / best / 1e12
 
 
-def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> dict:
+def setup_config(model, s, args, device, dtype) -> SimpleNamespace:
+    """The row's denoiser with its adapter and levers, the optimiser (or the whole-step CUDA graph) and the
+    inputs, set up as the trainer does; build_s is the time that took, state_bytes the weights and LoRA state."""
     arch = ARCH_OF[model]
-    cuda = device.type == "cuda"
-    if cuda:
+    if device.type == "cuda":
         torch.backends.cuda.enable_cudnn_sdp(bool(s["cudnn_sdpa"]))
         torch.backends.cudnn.benchmark = bool(s.get("cudnn_bench"))
     cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
@@ -174,33 +177,43 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
     build_s = time.time() - t0
     # for the VRAM model's activation figure (knowledge/vram.ts: (peak + context - weights - LoRA state) per token x hidden x block)
     state_bytes = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()]) + 3 * sum(p.numel() * 4 for p in params)
+    return SimpleNamespace(pipe=pipe, a=a, net=net, params=params, opt=opt, stepper=stepper, latents=latents, text=text, extra=extra,
+                           build_s=build_s, state_bytes=state_bytes)
 
-    key = (model, s["ckpt"], s["batch"], s.get("network", "lora"))  # LoKr/LoHa's dense ΔW GEMMs are FLOPs of their own
+
+def count_flops(r: SimpleNamespace, key: tuple, name: str, s: dict, device, flops_cache: dict) -> None:
+    """FLOPs of one step (forward and backward) into flops_cache[key], once per key, on an uncompiled
+    full-precision row only; the gradients it leaves are cleared."""
     if key not in flops_cache and not s["compile"] and not s["fp8"] and not s["fp8mm"]:
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
         try:
             with counter:
-                loss = a.loss(latents, text, extra, torch.Generator(device=device).manual_seed(10**6))
+                loss = r.a.loss(r.latents, r.text, r.extra, torch.Generator(device=device).manual_seed(10**6))
                 loss.backward()
             flops_cache[key] = counter.get_total_flops()
         except Exception as e:  # noqa: BLE001 - a counter that cannot nest (selective checkpointing's modes): no floor, the row still runs
             print(json.dumps({"flop_count_failed": name, "error": f"{type(e).__name__}: {str(e)[:200]}"}), file=sys.stderr)
-        opt.zero_grad(set_to_none=True)
+        r.opt.zero_grad(set_to_none=True)
 
+
+def timed_steps(r: SimpleNamespace, args, device, group=None):
+    """args.steps training steps, each timed alone (the steps from args.warmup on are the s/step); returns
+    (one_step, timed): the step function (gpu_profile profiles more of it) and the times, losses, all-reduce
+    times and the warm-up steps' total."""
+    cuda = device.type == "cuda"
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times, losses, allreduce = [], [], []
-    first_steps_s = 0.0
+    timed = SimpleNamespace(times=[], losses=[], allreduce=[], first_steps_s=0.0)
 
     def one_step(step: int):
         gen = torch.Generator(device=device).manual_seed(step)
-        if stepper is not None:
-            return stepper.step(latents, text, extra, gen)
-        opt.zero_grad(set_to_none=True)
-        loss = a.loss(latents, text, extra, gen)
+        if r.stepper is not None:
+            return r.stepper.step(r.latents, r.text, r.extra, gen)
+        r.opt.zero_grad(set_to_none=True)
+        loss = r.a.loss(r.latents, r.text, r.extra, gen)
         loss.backward()
         if group is not None:
             # the trainer's data-parallel step (distributed.py), timed alone: the most DDP's
@@ -208,13 +221,13 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
             if cuda:
                 torch.cuda.synchronize()
             t_ar = time.perf_counter()
-            group.average_gradients(params)
+            group.average_gradients(r.params)
             if cuda:
                 torch.cuda.synchronize()
             if step >= args.warmup:
-                allreduce.append(time.perf_counter() - t_ar)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+                timed.allreduce.append(time.perf_counter() - t_ar)
+        torch.nn.utils.clip_grad_norm_(r.params, 1.0)
+        r.opt.step()
         return loss
 
     for step in range(args.steps):
@@ -222,40 +235,58 @@ def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> 
             torch.cuda.synchronize()
         t = time.perf_counter()
         loss = one_step(step)
-        losses.append(float(loss.item()))  # the trainer reads the loss every step too
+        timed.losses.append(float(loss.item()))  # the trainer reads the loss every step too
         if cuda:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
         if step >= args.warmup:
-            times.append(dt)
+            timed.times.append(dt)
         else:
-            first_steps_s += dt
-    profiled = gpu_profile.profile(one_step, args.profile, args.rank, args.steps) if args.profile and cuda and group is None else {}
+            timed.first_steps_s += dt
+    return one_step, timed
+
+
+def result_row(model, name, s, args, r: SimpleNamespace, timed: SimpleNamespace, flops, profiled: dict, cuda: bool) -> dict:
+    """The row's JSON: the configuration, s/step, the losses, FLOPs and, on CUDA, the peak memory."""
+    times, params = timed.times, r.params
     row = {
         "model": model, "label": LABEL[model], "config": name, "gradient_checkpointing": s["ckpt"], "batch": s["batch"],
         "levers": [k for k in ("fused", "channels_last", "compile", "fp8", "fp8mm", "cudnn_sdpa", "graphs", "cudnn_bench", "lora_bf16") if s.get(k)],
         "targets": args.targets, "network_type": s.get("network", "lora"),
-        "lora_modules": sum(1 for m in net.modules() if any(hasattr(m, a) for a in ("lora_A", "lokr_w1", "hada_w1_a"))),
+        "lora_modules": sum(1 for m in r.net.modules() if any(hasattr(m, a) for a in ("lora_A", "lokr_w1", "hada_w1_a"))),
         "adapter_params": sum(p.numel() for p in params),
         "s_per_step": sum(times) / len(times) if times else None,
         "s_per_step_min": min(times) if times else None,
-        "warmup_s": first_steps_s, "build_s": build_s, "steps": args.steps, "losses": losses,
-        "flops_per_step": flops_cache.get(key), **profiled,
+        "warmup_s": timed.first_steps_s, "build_s": r.build_s, "steps": args.steps, "losses": timed.losses,
+        "flops_per_step": flops, **profiled,
     }
-    if allreduce:
-        row["allreduce_s_per_step"] = sum(allreduce) / len(allreduce)
-    if stepper is not None:  # a failed capture trains on eagerly: never report that as the graph's speed
-        row["graph_captured"] = stepper.graph is not None
+    if timed.allreduce:
+        row["allreduce_s_per_step"] = sum(timed.allreduce) / len(timed.allreduce)
+    if r.stepper is not None:  # a failed capture trains on eagerly: never report that as the graph's speed
+        row["graph_captured"] = r.stepper.graph is not None
     if cuda:
         row["peak_alloc_gib"] = torch.cuda.max_memory_allocated() / 2**30
         row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
-        row["weights_and_lora_state_gib"] = state_bytes / 2**30
+        row["weights_and_lora_state_gib"] = r.state_bytes / 2**30
         cfgd = None if model == "sdxl" else TINY[model] if args.tiny else {"flux1": FLUX1_DEV, **KLEIN}[model]
         if cfgd is not None:  # transformers: tokens = image patches + text; hidden; blocks
-            tokens = (latents.shape[-1] // 2) ** 2 + (8 if args.tiny else 512)
+            tokens = (r.latents.shape[-1] // 2) ** 2 + (8 if args.tiny else 512)
             thb = tokens * cfgd["num_attention_heads"] * cfgd["attention_head_dim"] * (cfgd["num_layers"] + cfgd["num_single_layers"]) * s["batch"]
             row["token_hidden_blocks"] = thb  # main() adds the CUDA context and divides
-    one_step = net = pipe = a = opt = params = loss = stepper = None  # frees the model (not `del`: one_step's closure names them)
+    return row
+
+
+def run_config(model, name, s, args, device, dtype, flops_cache, group=None) -> dict:
+    """One configuration's row: set up (setup_config), one step's FLOPs counted once per key (count_flops),
+    args.steps steps timed (timed_steps), --profile's extra steps on CUDA, then the row (result_row)."""
+    cuda = device.type == "cuda"
+    r = setup_config(model, s, args, device, dtype)
+    key = (model, s["ckpt"], s["batch"], s.get("network", "lora"))  # LoKr/LoHa's dense ΔW GEMMs are FLOPs of their own
+    count_flops(r, key, name, s, device, flops_cache)
+    one_step, timed = timed_steps(r, args, device, group)
+    profiled = gpu_profile.profile(one_step, args.profile, args.rank, args.steps) if args.profile and cuda and group is None else {}
+    row = result_row(model, name, s, args, r, timed, flops_cache.get(key), profiled, cuda)
+    one_step = r = None  # frees the model (r holds it; one_step's closure names r)
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
@@ -267,74 +298,6 @@ def loss_check(fast: list[float], eager: list[float]) -> dict:
     rel = [abs(f - e) / max(abs(e), 1e-8) for f, e in zip(fast, eager)]
     mean, mx = sum(rel) / len(rel), max(rel)
     return {"loss_mean_rel_diff": mean, "loss_max_rel_diff": mx, "loss_check": "pass" if mean < 0.02 and mx < 0.10 else "FAIL"}
-
-
-def ckpt_label(r: dict) -> str:
-    return "selective" if r["gradient_checkpointing"] == "selective" else "yes" if r["gradient_checkpointing"] else "no"
-
-
-def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> str:
-    out = ["| model | ckpt | batch | config | s/step | s/image | peak GiB (alloc / reserved+ctx) | floor s/step | ÷ floor | vs eager | loss check (mean / max rel. diff) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r.get("graph_captured") is False:
-            r = {**r, "config": r["config"] + " (capture FAILED: eager steps)"}
-        if "error" in r:
-            out.append(f"| {r['label']} | {ckpt_label(r)} | {r['batch']} | {r['config']} | error: {r['error'][:80]} | | | | | | |")
-            continue
-        floor = r["flops_per_step"] / (tflops * 1e12) if r.get("flops_per_step") else None
-        eager = r.get("eager_s_per_step")
-        out.append("| {} | {} | {} | {} | {:.3f} | {:.3f} | {:.1f} / {:.1f} | {} | {} | {} | {} |".format(
-            r["label"], ckpt_label(r), r["batch"], r["config"], r["s_per_step"],
-            r["s_per_step"] / r["batch"], r.get("peak_alloc_gib", 0), r.get("peak_reserved_gib", 0) + context_gib,
-            f"{floor:.3f}" if floor else "-", f"{r['s_per_step'] / floor:.2f}x" if floor else "-",
-            (f"{r['throughput_ratio']:.2f}x the images/s of 1 GPU" if r.get("throughput_ratio") else
-             f"{r['vs_lora']:.2f}x LoRA's s/step, peak {r.get('peak_minus_lora_gib', 0):+.1f} GiB" if r.get("vs_lora") else
-             f"{eager / r['s_per_step']:.2f}x faster" if eager and r["config"] != "eager" else "1.00"),
-            f"{r['loss_check']} ({r['loss_mean_rel_diff']:.2%} / {r['loss_max_rel_diff']:.2%})" if "loss_check" in r else
-            "(another adapter)" if r.get("network_type", "lora") != "lora" else "(reference)"))
-    out.append("")
-    out.append(f"Card: {card}; bf16 GEMM measured {tflops:.0f} TFLOP/s (8192^3, best of 20) = the floor's rate; CUDA context {context_gib:.2f} GiB.")
-    return "\n".join(out)
-
-
-def _rank_main(rank: int, world: int, port: int, model, name, s, args, queue) -> None:
-    from loraspec_worker import distributed
-
-    group = distributed.Group(rank, world, local_rank=rank)
-    base = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
-    device = group.device(base)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # as main(); run_config sets the SDPA backend per row
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # the group joins by env:// as under torchrun
-    group.join(device.type)
-    try:
-        row = run_config(model, name, s, args, device, dtype, {}, group=group)
-        if rank == 0:
-            queue.put({**row, "config": f"{name}, {world} processes", "processes": world})
-    except Exception as e:  # noqa: BLE001
-        if rank == 0:
-            queue.put({"model": model, "label": LABEL[model], "config": f"{name}, {world} processes", "processes": world,
-                       "gradient_checkpointing": s["ckpt"], "batch": s["batch"], "error": f"{type(e).__name__}: {str(e)[:300]}"})
-    finally:
-        group.close()
-
-
-def run_data_parallel(model, name, s, args, device) -> dict:
-    """The same row on `args.processes` GPUs: every rank a full batch, gradients averaged each step."""
-    import torch.multiprocessing as mp
-
-    from loraspec_worker import distributed
-
-    if device.type == "cuda" and torch.cuda.device_count() < args.processes:
-        return {"model": model, "label": LABEL[model], "config": f"{name}, {args.processes} processes", "processes": args.processes,
-                "gradient_checkpointing": s["ckpt"], "batch": s["batch"], "error": f"only {torch.cuda.device_count()} GPUs"}
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    mp.start_processes(_rank_main, args=(args.processes, distributed.free_port(), model, name, s, args, queue), nprocs=args.processes,
-                       join=True, start_method="spawn")
-    return queue.get()
 
 
 def main() -> None:
@@ -422,7 +385,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({**row, "card": card, "attention": args.attention}), flush=True)
         if args.processes > 1 and "error" not in row and not s["graphs"]:
-            multi = run_data_parallel(model, name, s, args, device)
+            multi = run_data_parallel(run_config, model, name, s, args, device)
             multi["throughput_ratio"] = (multi["processes"] * s["batch"] / multi["s_per_step"]) / (s["batch"] / row["s_per_step"]) if "s_per_step" in multi else None
             rows.append(multi)
             print(json.dumps({**multi, "card": card}), flush=True)

@@ -130,6 +130,47 @@ def loss_weights(masks, bands, factor: int, object_weight: float = 0.0, outline_
     return weights
 
 
+def encode_latents(vae, images, device):
+    """The images' latents as Flux1.encode_images makes them (the mode, shifted and scaled), 1024 at a
+    time; the VAE moves to device in eval mode."""
+    import torch
+
+    vae.to(device).eval()
+    with torch.no_grad():
+        latents = []
+        for i in range(0, images.shape[0], 1024):
+            x = images[i : i + 1024].to(device).float() / 127.5 - 1
+            latents.append((vae.encode(x).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor)
+        return torch.cat(latents)
+
+
+def caption_ids(models: dict, captions, t5_lengths, device):
+    """Token ids of both caption styles ({0: [clip, t5], 1: [clip, t5]}) and of the empty prompt (clip,
+    t5), T5 padded to the longest of t5_lengths; E_USAGE when a caption does not fit the shortest."""
+    from loraspec_worker.protocol import WorkerError
+
+    longest = max(t5_lengths)
+    ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
+    if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
+        # the shorter lengths are taken as prefixes of the longest, which holds only when every caption fits
+        raise WorkerError("E_USAGE", f"a caption is longer than {min(t5_lengths)} T5 tokens", hint="raise the shortest --t5-lengths")
+    empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
+    return ids, empty_clip, empty_t5
+
+
+def draw_batch(g, draw_device, device, count: int, batch: int, ids: dict, empty_clip, empty_t5, length: int):
+    """One training batch drawn with g on draw_device (in this order: the images, the caption style,
+    the CAPTION_DROPOUT draws): the image indices and the CLIP and T5 ids (T5 cut to length)."""
+    import torch
+
+    idx = torch.randint(0, count, (batch,), generator=g, device=draw_device).to(device)
+    style = torch.randint(0, 2, (batch, 1), generator=g, device=draw_device).to(device)
+    keep = (torch.rand((batch, 1), generator=g, device=draw_device) >= CAPTION_DROPOUT).to(device)
+    clip_ids = torch.where(keep, torch.where(style == 0, ids[0][0][idx], ids[1][0][idx]), empty_clip)
+    t5_ids = torch.where(keep, torch.where(style == 0, ids[0][1][idx, :length], ids[1][1][idx, :length]), empty_t5[:, :length])
+    return idx, clip_ids, t5_ids
+
+
 def train_transformer(models, images, captions, *, device, steps: int, seconds: float, batch: int = 256, lr: float = 4e-4,
                       t5_lengths=T5_LENGTHS, weighting: str = "none", masks=None, object_weight: float = 0.0, bands=None,
                       outline_weight: float = 0.0, levers: Levers = Levers(), log=print, on_step=None) -> dict:
@@ -142,26 +183,14 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
     step (the throughput probe's clock)."""
     import torch
 
-    from loraspec_worker.protocol import WorkerError
     from loraspec_worker.train import Flux1
     from loraspec_worker.train.dev_request import dev_config
 
-    te1, te2, transformer, vae = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer", "vae"))
-    vae.to(device).eval()
-    with torch.no_grad():  # Flux1.encode_images: the mode, shifted and scaled
-        latents = []
-        for i in range(0, images.shape[0], 1024):
-            x = images[i : i + 1024].to(device).float() / 127.5 - 1
-            latents.append((vae.encode(x).latent_dist.mode() - vae.config.shift_factor) * vae.config.scaling_factor)
-        latents = torch.cat(latents)
+    te1, te2, transformer = (models[k] for k in ("text_encoder", "text_encoder_2", "transformer"))
+    latents = encode_latents(models["vae"], images, device)
     weights = loss_weights(masks, bands, images.shape[-1] // latents.shape[-1], object_weight, outline_weight)
     weights = None if weights is None else weights.to(device)
-    longest = max(t5_lengths)
-    ids = {style: [t.to(device) for t in tokenize(models, [c[style] for c in captions], longest)] for style in (0, 1)}
-    if int((ids[0][1] != 0).sum(1).max()) >= min(t5_lengths) or int((ids[1][1] != 0).sum(1).max()) >= min(t5_lengths):
-        # the shorter lengths are taken as prefixes of the longest, which holds only when every caption fits
-        raise WorkerError("E_USAGE", f"a caption is longer than {min(t5_lengths)} T5 tokens", hint="raise the shortest --t5-lengths")
-    empty_clip, empty_t5 = (t.to(device) for t in tokenize(models, [""], longest))
+    ids, empty_clip, empty_t5 = caption_ids(models, captions, t5_lengths, device)
 
     # the loss is the LoRA trainer's own (fp32 weights under bf16 autocast)
     cfg = dev_config(arch="flux1", guidance_scale=GUIDANCE, timestep_sampling={"none": "uniform"}.get(weighting, weighting))
@@ -195,11 +224,7 @@ def train_transformer(models, images, captions, *, device, steps: int, seconds: 
         for group in opt.param_groups:  # short warm-up, then constant
             group["lr"] = lr * min(1.0, step / 200)
         length = t5_lengths[step % len(t5_lengths)]
-        idx = torch.randint(0, latents.shape[0], (batch,), generator=g, device=draw_device).to(device)
-        style = torch.randint(0, 2, (batch, 1), generator=g, device=draw_device).to(device)
-        keep = (torch.rand((batch, 1), generator=g, device=draw_device) >= CAPTION_DROPOUT).to(device)
-        clip_ids = torch.where(keep, torch.where(style == 0, ids[0][0][idx], ids[1][0][idx]), empty_clip)
-        t5_ids = torch.where(keep, torch.where(style == 0, ids[0][1][idx, :length], ids[1][1][idx, :length]), empty_t5[:, :length])
+        idx, clip_ids, t5_ids = draw_batch(g, draw_device, device, latents.shape[0], batch, ids, empty_clip, empty_t5, length)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             text = encode_text(te1, te2, clip_ids, t5_ids)
             loss = flux.loss(latents[idx], text, {} if weights is None else {"loss_weight": weights[idx]}, noise_gen)
