@@ -9,7 +9,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
-import { open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,20 +94,58 @@ function python(args: string[]): number {
   return JSON.parse(r.stdout.trim().split("\n").at(-1)!).seconds as number;
 }
 
+/** In-process seconds per run: convert (ours, ours on the file without sshs_* keys, Python, plain copy) and cat merge (m*). */
+interface InProcessTimes {
+  ours: number[];
+  oursNoHash: number[];
+  py: number[];
+  copy: number[];
+  mOurs: number[];
+  mPy: number[];
+  mCopy: number[];
+}
+
+/** Whole-command seconds per run (process start, imports, work, exit): convert and cat merge, ours and Python. */
+interface WholeTimes {
+  ours: number[];
+  py: number[];
+  mOurs: number[];
+  mPy: number[];
+}
+
+/** What the report says besides the times: input and output sizes (bytes), load average before and after. */
+interface RunFacts {
+  bytes: number;
+  converted: number;
+  merged: number;
+  loadStart: number;
+  loadEnd: number;
+}
+
 async function main(): Promise<void> {
   checkBuilt();
   const loadStart = loadavg()[0]!;
   await rm(dir, { recursive: true, force: true });
   const files = [join(dir, "a.safetensors"), join(dir, "b.safetensors"), join(dir, "c.safetensors")];
-  const { mkdir } = await import("node:fs/promises");
   await mkdir(dir, { recursive: true });
   let bytes = 0;
   for (let i = 0; i < 3; i++) bytes = await buildFlux(files[i]!, i + 1);
   // The same weights without sshs_* keys: nothing to hash, like the Python side (which writes no metadata).
   const noHash = join(dir, "a-nohash.safetensors");
   await buildFlux(noHash, 1, false);
-  const t = { ours: [] as number[], oursNoHash: [] as number[], py: [] as number[], copy: [] as number[], mOurs: [] as number[], mPy: [] as number[], mCopy: [] as number[] };
-  const w = { ours: [] as number[], py: [] as number[], mOurs: [] as number[], mPy: [] as number[] };
+  const { t, w } = await measure(files, noHash);
+  const merged = (await stat(join(dir, "merged.safetensors"))).size;
+  const converted = (await stat(join(dir, "ours.safetensors"))).size;
+  const section = report(t, w, { bytes, converted, merged, loadStart, loadEnd: loadavg()[0]! });
+  process.stdout.write(`${section}\n`);
+  await writeResults(section);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** RUNS interleaved rounds of every contender, in process and as whole commands. */
+async function measure(files: string[], noHash: string): Promise<{ t: InProcessTimes; w: WholeTimes }> {
+  const t: InProcessTimes = { ours: [], oursNoHash: [], py: [], copy: [], mOurs: [], mPy: [], mCopy: [] };
+  const w: WholeTimes = { ours: [], py: [], mOurs: [], mPy: [] };
   const cli = join(ROOT, "bin/loraspec.mjs");
   const script = join(ROOT, "bench/lora-bench.py");
   for (let run = 0; run < RUNS; run++) {
@@ -125,20 +163,31 @@ async function main(): Promise<void> {
     w.mOurs.push(wall(process.execPath, [cli, "merge", ...files.map((f) => `${f}:${1 / 3}`), "--method", "cat", "--to", "kohya", "-o", join(dir, "climerged.safetensors")]));
     w.mPy.push(wall(PYTHON, [script, "cat", join(dir, "pymerged.safetensors"), ...files]));
   }
-  const merged = (await stat(join(dir, "merged.safetensors"))).size;
-  const converted = (await stat(join(dir, "ours.safetensors"))).size;
-  const row = (name: string, xs: number[], base: number[]) =>
-    `| ${name} | ${median(xs).toFixed(2)} | ${(median(xs) / median(base)).toFixed(2)} | ${min(xs).toFixed(2)} | ${(min(xs) / min(base)).toFixed(2)} |`;
-  const c = median(t.copy), mc = median(t.mCopy);
-  const loadEnd = loadavg()[0]!;
-  // 3x faster than Python means finishing in a third of its time; compare that with the copy.
-  const feasibility = (name: string, py: number, copy: number) =>
-    py / 3 < copy
-      ? `${name}: 3x faster than Python (${py.toFixed(2)} s) means ${(py / 3).toFixed(2)} s, less than the plain copy takes (${copy.toFixed(2)} s): it would mean reading, converting, writing and fsyncing faster than reading, writing and fsyncing the bytes alone.`
-      : `${name}: 3x faster than Python (${py.toFixed(2)} s) means ${(py / 3).toFixed(2)} s, above the plain copy (${copy.toFixed(2)} s): possible in principle.`;
-  const secs = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(",");
-  const lines = [
+  return { t, w };
+}
+
+const secs = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(",");
+
+/** The "LoRA files" section of bench/RESULTS.md, between its start and end markers. */
+function report(t: InProcessTimes, w: WholeTimes, facts: RunFacts): string {
+  return [
     "<!-- lora-bench:start (written by bench/lora-bench.ts) -->",
+    ...setup(facts),
+    "",
+    ...inProcessTables(t, facts.merged),
+    "",
+    ...inProcessVerdict(t, facts),
+    "",
+    ...wholeCommandTable(w),
+    `Per-run seconds, ours/python/copy: convert ${secs(t.ours)} / ${secs(t.py)} / ${secs(t.copy)} (ours without hash keys: ${secs(t.oursNoHash)}); merge ${secs(t.mOurs)} / ${secs(t.mPy)} / ${secs(t.mCopy)}. ` +
+      `Whole commands, ours/python: convert ${secs(w.ours)} / ${secs(w.py)}; merge ${secs(w.mOurs)} / ${secs(w.mPy)}.`,
+    "<!-- lora-bench:end -->",
+  ].join("\n");
+}
+
+/** The heading, then the machine, the input and what each side does. */
+function setup({ bytes, converted, loadStart, loadEnd }: RunFacts): string[] {
+  return [
     "## LoRA files: `convert` and `cat` merge",
     "",
     `Machine: ${cpus().length}-core ${cpus()[0]?.model.trim() ?? "CPU"}, Node ${process.version}, ${process.platform}. Date: ${new Date().toISOString().slice(0, 10)}. Median of ${RUNS} interleaved runs, wall seconds, file to file (read, work, write, fsync).`,
@@ -147,7 +196,14 @@ async function main(): Promise<void> {
       `Load average ${loadStart.toFixed(1)} at the start and ${loadEnd.toFixed(1)} at the end on ${cpus().length} cores (other work shares this machine; the ratios come from interleaved runs).`,
     `What each side does: loraspec keeps the metadata true, so it also recomputes sshs_model_hash/sshs_legacy_hash (sha256 of the ${(converted / 1e6).toFixed(0)} MB) on convert, and fsyncs the file and its folder; ` +
       "the Python scripts drop the metadata (no hash) and fsync the file. In-process times exclude imports on both sides (torch, safetensors and diffusers are imported before the Python clock starts).",
-    "",
+  ];
+}
+
+/** The in-process tables, convert then cat merge, each row against its plain copy. */
+function inProcessTables(t: InProcessTimes, merged: number): string[] {
+  const row = (name: string, xs: number[], base: number[]) =>
+    `| ${name} | ${median(xs).toFixed(2)} | ${(median(xs) / median(base)).toFixed(2)} | ${min(xs).toFixed(2)} | ${(min(xs) / min(base)).toFixed(2)} |`;
+  return [
     "| convert kohya -> diffusers | median s | ratio to copy | min s | ratio to copy (min) |",
     "|---|---|---|---|---|",
     row("plain copy of the same bytes (baseline)", t.copy, t.copy),
@@ -160,7 +216,18 @@ async function main(): Promise<void> {
     row("plain copy of the three files' bytes into one (baseline)", t.mCopy, t.mCopy),
     row("`loraspec merge --method cat` (in process)", t.mOurs, t.mCopy),
     row("torch cat merge in Python (load_file x3 + cat + save_file, in process)", t.mPy, t.mCopy),
-    "",
+  ];
+}
+
+/** Speed-ups over Python and ratios to the copy against their aims, whether 3x is possible at all, and a note on an overloaded run. */
+function inProcessVerdict(t: InProcessTimes, { loadStart, loadEnd }: RunFacts): string[] {
+  const c = median(t.copy), mc = median(t.mCopy);
+  // 3x faster than Python means finishing in a third of its time; compare that with the copy.
+  const feasibility = (name: string, py: number, copy: number) =>
+    py / 3 < copy
+      ? `${name}: 3x faster than Python (${py.toFixed(2)} s) means ${(py / 3).toFixed(2)} s, less than the plain copy takes (${copy.toFixed(2)} s): it would mean reading, converting, writing and fsyncing faster than reading, writing and fsyncing the bytes alone.`
+      : `${name}: 3x faster than Python (${py.toFixed(2)} s) means ${(py / 3).toFixed(2)} s, above the plain copy (${copy.toFixed(2)} s): possible in principle.`;
+  return [
     `Speed-up over Python (in process, medians; minimums in brackets): convert ${(median(t.py) / median(t.ours)).toFixed(2)}x (${(min(t.py) / min(t.ours)).toFixed(2)}x), ` +
       `without hash keys ${(median(t.py) / median(t.oursNoHash)).toFixed(2)}x (${(min(t.py) / min(t.oursNoHash)).toFixed(2)}x), cat merge ${(median(t.mPy) / median(t.mOurs)).toFixed(2)}x (${(min(t.mPy) / min(t.mOurs)).toFixed(2)}x) (aim >= 3x). ` +
       `Ratio to copy (medians): convert ${(median(t.ours) / c).toFixed(2)}, merge ${(median(t.mOurs) / mc).toFixed(2)} (aim <= 2).`,
@@ -172,7 +239,12 @@ async function main(): Promise<void> {
             "so the speed-ups over Python above overstate what an idle machine shows; the minimums (least disturbed runs) and the ratios to the copy are the steadier figures.",
         ]
       : []),
-    "",
+  ];
+}
+
+/** The whole-command table and its speed-ups over Python. */
+function wholeCommandTable(w: WholeTimes): string[] {
+  return [
     "Whole commands (a separate measure: process start, imports, work and exit, timed from outside; what a user waits for):",
     "",
     "| whole command | median s | min s |",
@@ -183,17 +255,15 @@ async function main(): Promise<void> {
     `| \`python lora-bench.py cat\` of three (imports torch) | ${median(w.mPy).toFixed(2)} | ${min(w.mPy).toFixed(2)} |`,
     "",
     `Whole-command speed-up over Python (medians): convert ${(median(w.py) / median(w.ours)).toFixed(2)}x, cat merge ${(median(w.mPy) / median(w.mOurs)).toFixed(2)}x.`,
-    `Per-run seconds, ours/python/copy: convert ${secs(t.ours)} / ${secs(t.py)} / ${secs(t.copy)} (ours without hash keys: ${secs(t.oursNoHash)}); merge ${secs(t.mOurs)} / ${secs(t.mPy)} / ${secs(t.mCopy)}. ` +
-      `Whole commands, ours/python: convert ${secs(w.ours)} / ${secs(w.py)}; merge ${secs(w.mOurs)} / ${secs(w.mPy)}.`,
-    "<!-- lora-bench:end -->",
   ];
-  const section = lines.join("\n");
-  process.stdout.write(`${section}\n`);
+}
+
+/** Puts the section in bench/RESULTS.md: in place of the last one, else at the end. */
+async function writeResults(section: string): Promise<void> {
   const resultsPath = join(ROOT, "bench/RESULTS.md");
   const old = await readFile(resultsPath, "utf8").catch(() => "# Benchmark results\n");
   const re = /<!-- lora-bench:start[\s\S]*?<!-- lora-bench:end -->/;
   await writeFile(resultsPath, re.test(old) ? old.replace(re, section) : `${old.trimEnd()}\n\n${section}\n`);
-  await rm(dir, { recursive: true, force: true });
 }
 
 await main();

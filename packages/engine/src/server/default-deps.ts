@@ -1,4 +1,3 @@
-import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
@@ -7,7 +6,7 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { WordLookup } from "@loraspec/core/lint/clip-pretokenize.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
-import type { DatasetScan, ServerDeps } from "./deps.js";
+import type { DatasetScan, LoraService, ServerDeps } from "./deps.js";
 import { SERVER_LIMITS } from "./limits.js";
 
 /**
@@ -15,8 +14,6 @@ import { SERVER_LIMITS } from "./limits.js";
  * Heavy modules load on first use so the server starts fast.
  */
 export function defaultDeps(): ServerDeps {
-  // Probes by file, size, mtime and resolution: a caption saved does not re-decode every image.
-  const probes = new Map<string, Promise<Awaited<ReturnType<typeof import("../dataset/probe-image.js").probeImage>>>>();
   let words: Promise<WordLookup | undefined> | undefined;
   const englishWords = () =>
     (words ??= import("../contract/english-words.js").then(
@@ -30,77 +27,8 @@ export function defaultDeps(): ServerDeps {
     lint: async ({ contract, dataset }) =>
       lintContract(contract as Contract, { dataset: dataset as DatasetSummary | undefined, words: await englishWords() }),
     plan: ({ contract, dataset }) => planRun(contract as Contract, dataset as DatasetSummary | undefined),
-    scanDataset: async ({ dir, contract, pins }): Promise<DatasetScan> => {
-      const c = contract as Contract | undefined;
-      const { scanDataset } = await import("../dataset/scan-dataset.js");
-      const { getBaseModel } = await import("@loraspec/core/knowledge/base-models.js");
-      // The scan check and prep use: the same probe, skips and duplicate clusters; `images` is what trains.
-      const resolution = c ? (c.dataset.resolution ?? getBaseModel(c.base.model)?.nativeResolution) : undefined;
-      const { scanShapes } = await import("../dataset/prep-shapes.js");
-      const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, shapes: c ? scanShapes(c, resolution) : undefined, maxPixels: SERVER_LIMITS.maxInputPixels, pinned: pins?.keep, distinct: pins?.distinct });
-      const problems: DatasetScan["problems"] = {};
-      const add = (file: string, code: string, message: string) => {
-        const list = (problems[file] ??= []);
-        if (!list.some((p) => p.code === code)) list.push({ code, message });
-      };
-      for (const s of summary.skipped) add(s.file, s.code, s.message);
-      for (const w of summary.warnings) add(w.file, w.code, w.message);
-      for (const cluster of summary.duplicates) {
-        for (const dropped of cluster.drop) add(dropped, cluster.evidence[dropped] ? "near-duplicate" : "duplicate", `duplicates ${cluster.keep}; prep keeps only one (pin one to choose)`);
-      }
-      if (c) {
-        // Lint findings that name files mark those images too (missing caption, trigger not first).
-        for (const f of lintContract(c, { dataset: summary })) {
-          for (const file of f.files ?? []) add(file.split("\\").join("/"), f.rule, f.message);
-        }
-      }
-      return { problems, summary };
-    },
-    autoCaption: async ({ dir, images: asked, trigger, style, target, signal }) => {
-      const { captionPrompt, finalizeCaption } = await import("@loraspec/core/captions/caption-prompts.js");
-      const { imageSizeProblem } = await import("../dataset/read-image-file.js");
-      const captions: Record<string, string> = {};
-      const failed: Array<{ image: string; message: string }> = [];
-      // An image over FILE_LIMITS.image is left out unread, as `loraspec caption` leaves it out.
-      const images: string[] = [];
-      for (const name of asked) {
-        const problem = await imageSizeProblem(join(dir, name));
-        if (problem) failed.push({ image: name, message: `${problem.code}: ${problem.message}` });
-        else images.push(name);
-      }
-      if (images.length === 0) return { captions, failed };
-      const captioner = await makeCaptioner();
-      const prompt = captionPrompt(style, target, trigger);
-      try {
-        if (captioner.captionMany) {
-          const results = await captioner.captionMany({ images: images.map((name) => ({ path: join(dir, name), name })), prompt, signal });
-          for (const name of images) {
-            const r = results.get(join(dir, name));
-            if (typeof r === "string") captions[name] = finalizeCaption(r, trigger, style);
-            else failed.push({ image: name, message: r?.message ?? "no caption returned" });
-          }
-        } else {
-          const sharp = (await import("sharp")).default;
-          for (const name of images) {
-            try {
-              // Small JPEGs: what hosted VLMs accept and bill least for.
-              const image = await sharp(join(dir, name), { limitInputPixels: SERVER_LIMITS.maxInputPixels })
-                .rotate()
-                .resize(768, 768, { fit: "inside", withoutEnlargement: true })
-                .jpeg({ quality: 85 })
-                .toBuffer();
-              const raw = await captioner.caption({ image: new Uint8Array(image), mimeType: "image/jpeg", prompt, name, signal });
-              captions[name] = finalizeCaption(raw, trigger, style);
-            } catch (error) {
-              failed.push({ image: name, message: error instanceof Error ? error.message : String(error) });
-            }
-          }
-        }
-      } finally {
-        await captioner.close?.();
-      }
-      return { captions, failed };
-    },
+    scanDataset: scanWithProblems,
+    autoCaption,
     validation: {
       validate: ({ contractFile, runId, checkpoints, signal }) => ({
         async *[Symbol.asyncIterator]() {
@@ -109,24 +37,115 @@ export function defaultDeps(): ServerDeps {
         },
       }),
     },
-    lora: {
-      inspect: async ({ path }) => (await import("../lora/inspect-lora.js")).inspectLora({ path }),
-      convert: async ({ path, to, out }) => {
-        const { convertLora } = await import("../lora/convert-lora.js");
-        return lastResult(convertLora({ input: path, output: out, to: to as "diffusers" | "kohya" | "comfy" }));
-      },
-      merge: async ({ inputs, out, method, to }) => {
-        const { mergeLora } = await import("../lora/merge-lora.js");
-        return lastResult(
-          mergeLora({ inputs, output: out, method: method as "cat" | "linear" | "ties" | "dare" | "svd", to: to as "diffusers" | "kohya" | "comfy" | undefined }),
-        );
-      },
-    },
+    lora: loraService,
   };
 }
 
-/** Probe results kept at most: a few thousand images' worth (each a hash and a few numbers). */
-const PROBE_CACHE_MAX = 5000;
+type AutoCaption = NonNullable<ServerDeps["autoCaption"]>;
+type CaptionResult = Awaited<ReturnType<AutoCaption>>;
+
+/** The dataset scan, with each image's problems (skipped, warned, dropped as a duplicate, named by a lint finding) keyed by its path. */
+async function scanWithProblems({ dir, contract, pins }: Parameters<NonNullable<ServerDeps["scanDataset"]>>[0]): Promise<DatasetScan> {
+  const c = contract as Contract | undefined;
+  const { scanDataset } = await import("../dataset/scan-dataset.js");
+  const { getBaseModel } = await import("@loraspec/core/knowledge/base-models.js");
+  // The scan check and prep use: the same probe, skips and duplicate clusters; `images` is what trains.
+  const resolution = c ? (c.dataset.resolution ?? getBaseModel(c.base.model)?.nativeResolution) : undefined;
+  const { scanShapes } = await import("../dataset/prep-shapes.js");
+  const summary = await scanDataset({ dir, captionExtension: c?.captions.extension ?? ".txt", resolution, shapes: c ? scanShapes(c, resolution) : undefined, maxPixels: SERVER_LIMITS.maxInputPixels, pinned: pins?.keep, distinct: pins?.distinct });
+  const problems: DatasetScan["problems"] = {};
+  const add = (file: string, code: string, message: string) => {
+    const list = (problems[file] ??= []);
+    if (!list.some((p) => p.code === code)) list.push({ code, message });
+  };
+  for (const s of summary.skipped) add(s.file, s.code, s.message);
+  for (const w of summary.warnings) add(w.file, w.code, w.message);
+  for (const cluster of summary.duplicates) {
+    for (const dropped of cluster.drop) add(dropped, cluster.evidence[dropped] ? "near-duplicate" : "duplicate", `duplicates ${cluster.keep}; prep keeps only one (pin one to choose)`);
+  }
+  if (c) {
+    // Lint findings that name files mark those images too (missing caption, trigger not first).
+    for (const f of lintContract(c, { dataset: summary })) {
+      for (const file of f.files ?? []) add(file.split("\\").join("/"), f.rule, f.message);
+    }
+  }
+  return { problems, summary };
+}
+
+/** Suggested captions from the captioner makeCaptioner picks: all at once where it can, else one image at a time. */
+async function autoCaption({ dir, images: asked, trigger, style, target, signal }: Parameters<AutoCaption>[0]): Promise<CaptionResult> {
+  const { captionPrompt, finalizeCaption } = await import("@loraspec/core/captions/caption-prompts.js");
+  const { imageSizeProblem } = await import("../dataset/read-image-file.js");
+  const result: CaptionResult = { captions: {}, failed: [] };
+  // An image over FILE_LIMITS.image is left out unread, as `loraspec caption` leaves it out.
+  const images: string[] = [];
+  for (const name of asked) {
+    const problem = await imageSizeProblem(join(dir, name));
+    if (problem) result.failed.push({ image: name, message: `${problem.code}: ${problem.message}` });
+    else images.push(name);
+  }
+  if (images.length === 0) return result;
+  const captioner = await makeCaptioner();
+  const prompt = captionPrompt(style, target, trigger);
+  const finalize = (raw: string) => finalizeCaption(raw, trigger, style);
+  try {
+    if (captioner.captionMany) {
+      const results = await captioner.captionMany({ images: images.map((name) => ({ path: join(dir, name), name })), prompt, signal });
+      for (const name of images) {
+        const r = results.get(join(dir, name));
+        if (typeof r === "string") result.captions[name] = finalize(r);
+        else result.failed.push({ image: name, message: r?.message ?? "no caption returned" });
+      }
+    } else {
+      await captionOneByOne({ captioner, dir, images, prompt, signal, finalize, result });
+    }
+  } finally {
+    await captioner.close?.();
+  }
+  return result;
+}
+
+/** Captions each image as a small JPEG (what hosted VLMs accept and bill least for); a failure is that image's alone. */
+async function captionOneByOne(params: {
+  captioner: Awaited<ReturnType<typeof makeCaptioner>>;
+  dir: string;
+  images: string[];
+  prompt: string;
+  signal: AbortSignal | undefined;
+  finalize: (raw: string) => string;
+  result: CaptionResult;
+}): Promise<void> {
+  const { captioner, dir, images, prompt, signal, finalize, result } = params;
+  const sharp = (await import("sharp")).default;
+  for (const name of images) {
+    try {
+      const image = await sharp(join(dir, name), { limitInputPixels: SERVER_LIMITS.maxInputPixels })
+        .rotate()
+        .resize(768, 768, { fit: "inside", withoutEnlargement: true })
+        .jpeg({ quality: 85 })
+        .toBuffer();
+      const raw = await captioner.caption({ image: new Uint8Array(image), mimeType: "image/jpeg", prompt, name, signal });
+      result.captions[name] = finalize(raw);
+    } catch (error) {
+      result.failed.push({ image: name, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}
+
+/** LoRA files for the page: inspect, convert and merge through the CLI's functions. */
+const loraService: LoraService = {
+  inspect: async ({ path }) => (await import("../lora/inspect-lora.js")).inspectLora({ path }),
+  convert: async ({ path, to, out }) => {
+    const { convertLora } = await import("../lora/convert-lora.js");
+    return lastResult(convertLora({ input: path, output: out, to: to as "diffusers" | "kohya" | "comfy" }));
+  },
+  merge: async ({ inputs, out, method, to }) => {
+    const { mergeLora } = await import("../lora/merge-lora.js");
+    return lastResult(
+      mergeLora({ inputs, output: out, method: method as "cat" | "linear" | "ties" | "dare" | "svd", to: to as "diffusers" | "kohya" | "comfy" | undefined }),
+    );
+  },
+};
 
 /** Drains an event stream and returns its `done` result (warnings included). */
 async function lastResult(stream: AsyncIterable<LoraspecEvent>): Promise<unknown> {

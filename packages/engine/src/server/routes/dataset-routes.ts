@@ -18,132 +18,154 @@ import { contractOnDisk, datasetListing, datasetSummary } from "./dataset-scan.j
 
 /** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */
 export function datasetRoutes(ctx: AppContext) {
-  const { params, projectDir } = ctx;
-  // Dataset images are confined twice: to the project (the dataset folder) and to the dataset.
-  const datasetImage = async (c: Context) =>
-    resolveInsideProject({ projectDir: await ctx.datasetDir(), path: requireString(c.req.query("path"), "path") });
-  const webp = async (c: Context, resize: (img: import("sharp").Sharp, px: number) => import("sharp").Sharp) => {
-    const full = await datasetImage(c);
-    const sharp = (await import("sharp")).default;
-    const out = await resize(sharp(full, { limitInputPixels: SERVER_LIMITS.maxInputPixels }).rotate(), SERVER_LIMITS.thumbnailPx)
-      .webp({ quality: 80 })
-      .toBuffer()
-      .catch((error: Error) => {
-        throw new LoraspecError("E_IMAGE_UNREADABLE", `Cannot decode ${c.req.query("path")}: ${error.message}`);
-      });
-    return c.body(new Uint8Array(out), 200, { "Content-Type": "image/webp", "Cache-Control": "private, max-age=60" });
-  };
-
   return new Hono()
     .get("/dataset/summary", async (c) => c.json({ summary: (await datasetSummary(ctx, await contractOnDisk(ctx), c.req.raw.signal)) ?? null }))
     .get("/dataset", async (c) => c.json(await datasetListing(ctx)))
-    .get("/dataset/thumb", (c) => webp(c, (img, px) => img.resize(px, px, { fit: "inside", withoutEnlargement: true })))
-    .get("/dataset/crop", async (c) => {
-      const b = await ctx.basics();
-      const mode = c.req.query("mode") === "attention" || (!c.req.query("mode") && b.crop === "attention") ? "attention" : "center";
-      const sharp = (await import("sharp")).default;
-      // The same square crop training will use (dataset.crop): centre, or sharp's attention strategy.
-      return webp(c, (img, px) => img.resize(px, px, { fit: "cover", position: mode === "attention" ? sharp.strategy.attention : "centre" }));
-    })
-    .put("/captions", async (c) => {
-      const body = await readJson<{ items?: unknown }>(c);
-      if (!Array.isArray(body.items) || body.items.length === 0) {
-        throw new LoraspecError("E_USAGE", '"items" must be a non-empty list of {image, text}.', { field: "items" });
-      }
-      const b = await ctx.basics();
-      const dir = await ctx.datasetDir();
-      const images = await listImages(dir);
-      const known = new Set(images);
-      // The caption file the listing showed (IMG_01.TXT for IMG_01.JPG), else a new one with the contract's extension.
-      const captionFiles = await captionFilesFor(dir, images, b.captionExtension);
-      const writes: Array<{ file: string; text: string; captionFile: string }> = [];
-      for (const item of body.items as Array<{ image?: unknown; text?: unknown; base?: unknown }>) {
-        const image = requireString(item?.image, "items[].image");
-        if (typeof item.text !== "string") throw new LoraspecError("E_USAGE", '"items[].text" must be a string.', { field: "items[].text" });
-        if (Buffer.byteLength(item.text) > SERVER_LIMITS.captionBytes) {
-          // The listing shows no caption over this size (caption-too-large): the page must not write one.
-          throw new LoraspecError("E_USAGE", `The caption for "${image}" is over ${SERVER_LIMITS.captionBytes} bytes.`, { field: "items[].text" });
-        }
-        if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`, { field: "items[].image" });
-        const captionRel = captionFiles.get(image)!;
-        const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
-        // The caption as the page read it (null: none): one changed on disk since is refused, not overwritten.
-        await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), limit: FILE_LIMITS.caption, field: "items[].base", asShown: withoutBom });
-        writes.push({ file, text: item.text.trim() + "\n", captionFile: captionRel });
-      }
-      // Validate everything first, then write: a bad item never leaves half the edits on disk.
-      for (const w of writes) await atomicWrite(w.file, w.text);
-      return c.json({ written: writes.map((w) => w.captionFile) });
-    })
-    .post("/dataset/pins", async (c) => {
-      // The page's keep/drop choice on a duplicate cluster, stored where prep and check read it.
-      const choice = pinChoice(await readJson<Record<string, unknown>>(c));
-      const datasetDir = await ctx.datasetDir();
-      const known = new Set(await listImages(datasetDir));
-      const named = choice.action === "keep" ? [choice.file, ...choice.cluster] : choice.action === "distinct" ? [...choice.files] : [];
-      for (const file of named) {
-        if (!known.has(file)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${file}" in the dataset.`, { file, field: choice.action === "keep" ? "keep" : "distinct" });
-      }
-      const contractDir = dirname(ctx.contractFile);
-      await ctx.inside(projectRelative(projectDir, join(contractDir, PINS_FILE))); // confined like every write
-      // A new choice goes on top of this dataset's stored ones (a bad file is refused, never overwritten; "forget" replaces
-      // a bad file); other datasets' pins in the file are kept as they are (stored-pins.ts).
-      const pins = await saveDatasetPinChoice({ projectDir: contractDir, datasetDir, choice });
-      return c.json({ pins });
-    })
-    .post("/captions/auto", async (c) => {
-      if (!params.autoCaption) throw notSupported("Auto-captioning");
-      const body = await readJson<{ images?: unknown }>(c);
-      if (!Array.isArray(body.images) || !body.images.every((x) => typeof x === "string")) {
-        throw new LoraspecError("E_USAGE", '"images" must be a list of image paths.', { field: "images" });
-      }
-      const dir = await ctx.datasetDir();
-      const known = new Set(await listImages(dir));
-      for (const image of body.images as string[]) {
-        if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`);
-      }
-      const text = await readContractText(ctx.contractFile, ctx.contractRel);
-      const b = contractBasics(text);
-      const target = (parseYaml(text) as { target?: unknown } | null)?.target;
-      const result = await params.autoCaption({
-        dir,
-        images: body.images as string[],
-        trigger: b.trigger,
-        style: b.captionStyle,
-        target: target === "style" || target === "product" ? target : "character",
-        signal: c.req.raw.signal,
-      });
-      return c.json(result);
-    })
-    .post("/dataset/upload", bodyLimit({ maxSize: SERVER_LIMITS.uploadBytes, onError: tooLarge(SERVER_LIMITS.uploadBytes) }), async (c) => {
-      const type = c.req.header("content-type") ?? "";
-      if (!/^multipart\/form-data\b/i.test(type)) {
-        throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `Uploads are multipart/form-data, got "${type || "nothing"}".`);
-      }
-      const form = await c.req.formData();
-      const files = form.getAll("file").filter((f): f is File => typeof f !== "string");
-      if (files.length === 0) throw new LoraspecError("E_USAGE", 'No "file" field in the upload.', { field: "file" });
-      const checked = await checkUploads(files);
-      const dir = await ctx.datasetDir();
-      await mkdir(dir, { recursive: true });
-      const added: string[] = [];
-      for (const { name, data } of checked) {
-        const target = await ctx.inside(projectRelative(projectDir, join(dir, name)));
-        // `wx`: an upload never replaces a user's file.
-        const handle = await open(target, "wx").catch((error: NodeJS.ErrnoException) => {
-          if (error.code === "EEXIST") throw new LoraspecError("E_FILE_EXISTS", `"${name}" already exists in the dataset.`, { file: name });
-          throw error;
-        });
-        try {
-          await handle.writeFile(data);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        added.push(name);
-      }
-      return c.json({ added });
+    .get("/dataset/thumb", (c) => webp(ctx, c, (img, px) => img.resize(px, px, { fit: "inside", withoutEnlargement: true })))
+    .get("/dataset/crop", (c) => crop(ctx, c))
+    .put("/captions", async (c) => c.json(await saveCaptions(ctx, c)))
+    .post("/dataset/pins", async (c) => c.json(await savePins(ctx, c)))
+    .post("/captions/auto", async (c) => c.json(await autoCaption(ctx, c)))
+    .post("/dataset/upload", bodyLimit({ maxSize: SERVER_LIMITS.uploadBytes, onError: tooLarge(SERVER_LIMITS.uploadBytes) }), async (c) =>
+      c.json(await upload(ctx, c)),
+    );
+}
+
+/** The `path` query's image, confined twice: to the project (the dataset folder) and to the dataset. */
+async function datasetImage(ctx: AppContext, c: Context) {
+  return resolveInsideProject({ projectDir: await ctx.datasetDir(), path: requireString(c.req.query("path"), "path") });
+}
+
+/** A dataset image, decoded with the pixel limit, resized by `resize` to the thumbnail size, as WebP. */
+async function webp(ctx: AppContext, c: Context, resize: (img: import("sharp").Sharp, px: number) => import("sharp").Sharp) {
+  const full = await datasetImage(ctx, c);
+  const sharp = (await import("sharp")).default;
+  const out = await resize(sharp(full, { limitInputPixels: SERVER_LIMITS.maxInputPixels }).rotate(), SERVER_LIMITS.thumbnailPx)
+    .webp({ quality: 80 })
+    .toBuffer()
+    .catch((error: Error) => {
+      throw new LoraspecError("E_IMAGE_UNREADABLE", `Cannot decode ${c.req.query("path")}: ${error.message}`);
     });
+  return c.body(new Uint8Array(out), 200, { "Content-Type": "image/webp", "Cache-Control": "private, max-age=60" });
+}
+
+/** GET /dataset/crop: the same square crop training will use (dataset.crop): centre, or sharp's attention strategy. */
+async function crop(ctx: AppContext, c: Context) {
+  const b = await ctx.basics();
+  const mode = c.req.query("mode") === "attention" || (!c.req.query("mode") && b.crop === "attention") ? "attention" : "center";
+  const sharp = (await import("sharp")).default;
+  return webp(ctx, c, (img, px) => img.resize(px, px, { fit: "cover", position: mode === "attention" ? sharp.strategy.attention : "centre" }));
+}
+
+/** PUT /captions: captions edited by hand, every item checked before any is written. */
+async function saveCaptions(ctx: AppContext, c: Context): Promise<{ written: string[] }> {
+  const body = await readJson<{ items?: unknown }>(c);
+  if (!Array.isArray(body.items) || body.items.length === 0) {
+    throw new LoraspecError("E_USAGE", '"items" must be a non-empty list of {image, text}.', { field: "items" });
+  }
+  const { projectDir } = ctx;
+  const b = await ctx.basics();
+  const dir = await ctx.datasetDir();
+  const images = await listImages(dir);
+  const known = new Set(images);
+  // The caption file the listing showed (IMG_01.TXT for IMG_01.JPG), else a new one with the contract's extension.
+  const captionFiles = await captionFilesFor(dir, images, b.captionExtension);
+  const writes: Array<{ file: string; text: string; captionFile: string }> = [];
+  for (const item of body.items as Array<{ image?: unknown; text?: unknown; base?: unknown }>) {
+    const image = requireString(item?.image, "items[].image");
+    if (typeof item.text !== "string") throw new LoraspecError("E_USAGE", '"items[].text" must be a string.', { field: "items[].text" });
+    if (Buffer.byteLength(item.text) > SERVER_LIMITS.captionBytes) {
+      // The listing shows no caption over this size (caption-too-large): the page must not write one.
+      throw new LoraspecError("E_USAGE", `The caption for "${image}" is over ${SERVER_LIMITS.captionBytes} bytes.`, { field: "items[].text" });
+    }
+    if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`, { field: "items[].image" });
+    const captionRel = captionFiles.get(image)!;
+    const file = await ctx.inside(projectRelative(projectDir, join(dir, ...captionRel.split("/"))));
+    // The caption as the page read it (null: none): one changed on disk since is refused, not overwritten.
+    await checkUnchanged({ file, rel: projectRelative(projectDir, file), base: requireBase(item.base, "items[].base"), limit: FILE_LIMITS.caption, field: "items[].base", asShown: withoutBom });
+    writes.push({ file, text: item.text.trim() + "\n", captionFile: captionRel });
+  }
+  // Validate everything first, then write: a bad item never leaves half the edits on disk.
+  for (const w of writes) await atomicWrite(w.file, w.text);
+  return { written: writes.map((w) => w.captionFile) };
+}
+
+/** POST /dataset/pins: the page's keep/drop choice on a duplicate cluster, stored where prep and check read it. */
+async function savePins(ctx: AppContext, c: Context) {
+  const choice = pinChoice(await readJson<Record<string, unknown>>(c));
+  const datasetDir = await ctx.datasetDir();
+  const known = new Set(await listImages(datasetDir));
+  const named = choice.action === "keep" ? [choice.file, ...choice.cluster] : choice.action === "distinct" ? [...choice.files] : [];
+  for (const file of named) {
+    if (!known.has(file)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${file}" in the dataset.`, { file, field: choice.action === "keep" ? "keep" : "distinct" });
+  }
+  const contractDir = dirname(ctx.contractFile);
+  await ctx.inside(projectRelative(ctx.projectDir, join(contractDir, PINS_FILE))); // confined like every write
+  // A new choice goes on top of this dataset's stored ones (a bad file is refused, never overwritten; "forget" replaces
+  // a bad file); other datasets' pins in the file are kept as they are (stored-pins.ts).
+  const pins = await saveDatasetPinChoice({ projectDir: contractDir, datasetDir, choice });
+  return { pins };
+}
+
+/** POST /captions/auto: suggested captions for dataset images from the injected captioner; writes nothing. */
+async function autoCaption(ctx: AppContext, c: Context) {
+  const { params } = ctx;
+  if (!params.autoCaption) throw notSupported("Auto-captioning");
+  const body = await readJson<{ images?: unknown }>(c);
+  if (!Array.isArray(body.images) || !body.images.every((x) => typeof x === "string")) {
+    throw new LoraspecError("E_USAGE", '"images" must be a list of image paths.', { field: "images" });
+  }
+  const dir = await ctx.datasetDir();
+  const known = new Set(await listImages(dir));
+  for (const image of body.images as string[]) {
+    if (!known.has(image)) throw new LoraspecError("E_FILE_NOT_FOUND", `No image "${image}" in the dataset.`);
+  }
+  const text = await readContractText(ctx.contractFile, ctx.contractRel);
+  const b = contractBasics(text);
+  const target = (parseYaml(text) as { target?: unknown } | null)?.target;
+  return params.autoCaption({
+    dir,
+    images: body.images as string[],
+    trigger: b.trigger,
+    style: b.captionStyle,
+    target: target === "style" || target === "product" ? target : "character",
+    signal: c.req.raw.signal,
+  });
+}
+
+/** POST /dataset/upload (size-limited by bodyLimit): multipart images, all checked before any is written. */
+async function upload(ctx: AppContext, c: Context): Promise<{ added: string[] }> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^multipart\/form-data\b/i.test(type)) {
+    throw new LoraspecError("E_UNSUPPORTED_MEDIA_TYPE", `Uploads are multipart/form-data, got "${type || "nothing"}".`);
+  }
+  const form = await c.req.formData();
+  const files = form.getAll("file").filter((f): f is File => typeof f !== "string");
+  if (files.length === 0) throw new LoraspecError("E_USAGE", 'No "file" field in the upload.', { field: "file" });
+  const checked = await checkUploads(files);
+  const dir = await ctx.datasetDir();
+  await mkdir(dir, { recursive: true });
+  const added: string[] = [];
+  for (const { name, data } of checked) {
+    const target = await ctx.inside(projectRelative(ctx.projectDir, join(dir, name)));
+    await writeNewFile(target, name, data);
+    added.push(name);
+  }
+  return { added };
+}
+
+/** Writes and syncs a file that must not exist yet (`wx`): an upload never replaces a user's file. */
+async function writeNewFile(target: string, name: string, data: Uint8Array): Promise<void> {
+  const handle = await open(target, "wx").catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "EEXIST") throw new LoraspecError("E_FILE_EXISTS", `"${name}" already exists in the dataset.`, { file: name });
+    throw error;
+  });
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** `{keep, cluster}` (keep this one over the rest of its cluster), `{distinct: [a, b]}` (keep both) or `{reset: true}`. */
