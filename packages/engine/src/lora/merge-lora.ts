@@ -39,16 +39,7 @@ function defaultTarget(parsed: ParsedLora): TargetFormat {
   return "diffusers";
 }
 
-/**
- * Merges LoRAs. Every input is normalised first and every key must be placed (else
- * E_LORA_UNUSED_KEYS). `cat` is exact and runs here (streaming, byte copies where possible);
- * `svd`, `ties`, `dare`, `linear` run in the Python worker (svd in the low-rank space; ties/dare on the
- * dense per-module delta, re-factored by randomized SVD with the error reported in the result).
- * Cancelling `signal` stops the worker (SIGINT, SIGTERM, SIGKILL, as `stop` does) and removes the temp folder.
- * Warns over the stacking rule (adapter count, combined weight) from the knowledge base.
- * One input with `cat` is a scale, not a merge (scaleLora below): the same keys with the delta x its weight.
- */
-export async function* mergeLora(params: {
+export interface MergeLoraParams {
   inputs: MergeInput[];
   output: string;
   method: MergeMethod;
@@ -61,7 +52,18 @@ export async function* mergeLora(params: {
   signal?: AbortSignal;
   /** Worker overrides (python, spawn) for tests. */
   worker?: Partial<RunWorkerParams>;
-}): AsyncGenerator<LoraspecEvent> {
+}
+
+/**
+ * Merges LoRAs. Every input is normalised first and every key must be placed (else
+ * E_LORA_UNUSED_KEYS). `cat` is exact and runs here (streaming, byte copies where possible);
+ * `svd`, `ties`, `dare`, `linear` run in the Python worker (svd in the low-rank space; ties/dare on the
+ * dense per-module delta, re-factored by randomized SVD with the error reported in the result).
+ * Cancelling `signal` stops the worker (SIGINT, SIGTERM, SIGKILL, as `stop` does) and removes the temp folder.
+ * Warns over the stacking rule (adapter count, combined weight) from the knowledge base.
+ * One input with `cat` is a scale, not a merge (scaleLora below): the same keys with the delta x its weight.
+ */
+export async function* mergeLora(params: MergeLoraParams): AsyncGenerator<LoraspecEvent> {
   // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
   const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
   if (isScale({ inputs, method })) {
@@ -70,44 +72,18 @@ export async function* mergeLora(params: {
   }
   // the output is never an input (checked first); an existing output is refused once the inputs are known good
   await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: true });
-  const count = validationThreshold("stack_adapter_count");
-  const combined = validationThreshold("stack_combined_weight");
-  const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
-  if (inputs.length > count.warn) yield { type: "warning", code: "W_STACK_COUNT", message: `${inputs.length} adapters: more than ${count.warn} rarely keeps each one recognisable (${count.source})` };
-  if (total > combined.warn) yield { type: "warning", code: "W_STACK_WEIGHT", message: `combined weight ${total.toFixed(3)} is above ${combined.warn} (${combined.source})` };
+  yield* stackingWarnings(inputs);
 
   const files: SafetensorsFile[] = [];
   let tmp: string | undefined;
   try {
-    const planInputs: PlanInput[] = [];
-    for (const i of inputs) {
-      const f = await openSafetensors({ path: i.path });
-      files.push(f);
-      const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
-      if (!parsed.arch) throw unknownBaseError(parsed, i.path);
-      planInputs.push({ parsed, tensors: f.tensors });
-    }
+    const planInputs = await openInputs(inputs, files);
     // Same base model, every key placed, every factor readable: for every method, before any work.
     const arch = checkMergeInputs(planInputs, inputs.map((i) => i.path));
     planInputs.forEach((p, n) => assertFinite(files[n]!, p.parsed, inputs[n]!.path));
     await assertOutputIsNew({ output: params.output, inputs: inputs.map((i) => i.path), overwrite: params.overwrite });
     const target = to ?? defaultTarget(planInputs[0]!.parsed);
-    const metadata: Record<string, string> = {
-      "loraspec.merge": JSON.stringify({
-        method,
-        rank: rank ?? null,
-        density: method === "ties" || method === "dare" ? (density ?? 0.7) : null,
-        seed: mergeUsesSeed(method) ? (seed ?? 0) : null,
-        inputs: inputs.map((i, n) => ({ file: basename(i.path), weight: i.weight, format: planInputs[n]!.parsed.format, sha256_header: createHash("sha256").update(JSON.stringify(files[n]!.tensors)).digest("hex").slice(0, 16) })),
-      }),
-      "modelspec.merged_from": inputs.map((i) => basename(i.path)).join(", "),
-    };
-    if (arch.modelspecArchitecture) metadata["modelspec.architecture"] = arch.modelspecArchitecture;
-    for (const k of ["ss_base_model_version", "modelspec.sai_model_spec", "modelspec.implementation"]) {
-      const v = files[0]!.metadata[k];
-      if (v !== undefined) metadata[k] = v;
-    }
-    if (target === "diffusers") metadata.format = "pt";
+    const metadata = mergeMetadata({ inputs, method, rank, density, seed, target, arch, planInputs, files });
 
     if (method === "cat") {
       yield { type: "phase", name: "merge", message: `cat of ${inputs.length} LoRAs (${arch.title}) -> ${target}` };
@@ -120,34 +96,7 @@ export async function* mergeLora(params: {
     // Delta-space methods: normalise each input to kohya layout, merge in the worker, convert back.
     if (params.signal?.aborted) throw cancelled();
     tmp = await mkdtemp(join(tmpdir(), "loraspec-merge-"));
-    const canonical: MergeInput[] = [];
-    for (let n = 0; n < files.length; n++) {
-      const plan = planConvert({ input: planInputs[n]!, target: "kohya", file: inputs[n]!.path });
-      const path = join(tmp, `in${n}.safetensors`);
-      await writeSafetensors({ path, tensors: executePlan({ plan: plan.tensors, inputs: [files[n]!] }), signal: params.signal });
-      canonical.push({ path, weight: inputs[n]!.weight });
-    }
-    const merged = join(tmp, "merged.safetensors");
-    // The math runs in fp32/fp64; the output keeps the first input's float width.
-    const firstDown = planInputs[0]!.parsed.placed[0]?.keys.down;
-    const firstDtype = firstDown ? files[0]!.tensor(firstDown).dtype : "F32";
-    const outputDtype = firstDtype === "BF16" || firstDtype === "F16" ? firstDtype : "F32";
-    let workerResult: Record<string, unknown> | undefined;
-    for await (const event of runWorker({
-      ...params.worker,
-      command: "merge",
-      request: { inputs: canonical, method, rank: rank ?? null, density: density ?? 0.7, seed: seed ?? 0, output: merged, dtype: outputDtype },
-      signal: params.signal,
-    })) {
-      if (event.type === "done") workerResult = event.result;
-      else yield event;
-    }
-    const m = await openSafetensors({ path: merged });
-    files.push(m);
-    const parsed = parseLora({ tensors: m.tensors, alphas: await readAlphas(m), arch: arch.id });
-    const plan = planConvert({ input: { parsed, tensors: m.tensors }, target, file: merged });
-    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [m] }), metadata, signal: params.signal });
-    yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult } };
+    yield* mergeInWorker({ params, inputs, method, rank, density, seed, target, arch, planInputs, files, metadata, tmp });
   } catch (error) {
     // An abort surfaces from the writer as a DOMException: the user asked for it, so it is coded.
     if (params.signal?.aborted && !(error instanceof LoraspecError)) throw cancelled();
@@ -158,6 +107,105 @@ export async function* mergeLora(params: {
     for (const f of files) await f.close().catch(() => {});
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** A merge once its inputs are open and checked: the options, the target format, the base architecture and the open inputs. */
+interface CheckedMerge {
+  inputs: MergeInput[];
+  method: MergeMethod;
+  rank?: number;
+  density?: number;
+  seed?: number;
+  target: TargetFormat;
+  arch: ReturnType<typeof checkMergeInputs>;
+  planInputs: PlanInput[];
+  /** The open inputs, in order; the merge's caller closes them (and any file pushed here). */
+  files: SafetensorsFile[];
+}
+
+/** The stacking rule from the knowledge base: too many adapters, or too much combined weight. */
+function* stackingWarnings(inputs: MergeInput[]): Generator<LoraspecEvent> {
+  const count = validationThreshold("stack_adapter_count");
+  const combined = validationThreshold("stack_combined_weight");
+  const total = inputs.reduce((s, i) => s + Math.abs(i.weight), 0);
+  if (inputs.length > count.warn) yield { type: "warning", code: "W_STACK_COUNT", message: `${inputs.length} adapters: more than ${count.warn} rarely keeps each one recognisable (${count.source})` };
+  if (total > combined.warn) yield { type: "warning", code: "W_STACK_WEIGHT", message: `combined weight ${total.toFixed(3)} is above ${combined.warn} (${combined.source})` };
+}
+
+/** Opens and parses every input, pushing each open file to `files` (so the caller closes it whatever happens next). */
+async function openInputs(inputs: MergeInput[], files: SafetensorsFile[]): Promise<PlanInput[]> {
+  const planInputs: PlanInput[] = [];
+  for (const i of inputs) {
+    const f = await openSafetensors({ path: i.path });
+    files.push(f);
+    const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
+    if (!parsed.arch) throw unknownBaseError(parsed, i.path);
+    planInputs.push({ parsed, tensors: f.tensors });
+  }
+  return planInputs;
+}
+
+/** The output's metadata: what was merged and how (`loraspec.merge`), and the first input's base model keys. */
+function mergeMetadata(m: CheckedMerge): Record<string, string> {
+  const { inputs, method, rank, density, seed, planInputs, files } = m;
+  const metadata: Record<string, string> = {
+    "loraspec.merge": JSON.stringify({
+      method,
+      rank: rank ?? null,
+      density: method === "ties" || method === "dare" ? (density ?? 0.7) : null,
+      seed: mergeUsesSeed(method) ? (seed ?? 0) : null,
+      inputs: inputs.map((i, n) => ({ file: basename(i.path), weight: i.weight, format: planInputs[n]!.parsed.format, sha256_header: createHash("sha256").update(JSON.stringify(files[n]!.tensors)).digest("hex").slice(0, 16) })),
+    }),
+    "modelspec.merged_from": inputs.map((i) => basename(i.path)).join(", "),
+  };
+  if (m.arch.modelspecArchitecture) metadata["modelspec.architecture"] = m.arch.modelspecArchitecture;
+  for (const k of ["ss_base_model_version", "modelspec.sai_model_spec", "modelspec.implementation"]) {
+    const v = files[0]!.metadata[k];
+    if (v !== undefined) metadata[k] = v;
+  }
+  if (m.target === "diffusers") metadata.format = "pt";
+  return metadata;
+}
+
+/**
+ * svd, ties, dare, linear: each input written to `tmp` in kohya layout, merged there by the worker,
+ * and the result converted to the target format at the output.
+ */
+async function* mergeInWorker(
+  m: CheckedMerge & { params: MergeLoraParams; metadata: Record<string, string>; tmp: string },
+): AsyncGenerator<LoraspecEvent> {
+  const { params, inputs, method, rank, density, seed, target, files } = m;
+  const canonical: MergeInput[] = [];
+  for (let n = 0; n < inputs.length; n++) {
+    const plan = planConvert({ input: m.planInputs[n]!, target: "kohya", file: inputs[n]!.path });
+    const path = join(m.tmp, `in${n}.safetensors`);
+    await writeSafetensors({ path, tensors: executePlan({ plan: plan.tensors, inputs: [files[n]!] }), signal: params.signal });
+    canonical.push({ path, weight: inputs[n]!.weight });
+  }
+  const merged = join(m.tmp, "merged.safetensors");
+  let workerResult: Record<string, unknown> | undefined;
+  for await (const event of runWorker({
+    ...params.worker,
+    command: "merge",
+    request: { inputs: canonical, method, rank: rank ?? null, density: density ?? 0.7, seed: seed ?? 0, output: merged, dtype: outputDtype(m.planInputs[0]!, files[0]!) },
+    signal: params.signal,
+  })) {
+    if (event.type === "done") workerResult = event.result;
+    else yield event;
+  }
+  const out = await openSafetensors({ path: merged });
+  files.push(out);
+  const parsed = parseLora({ tensors: out.tensors, alphas: await readAlphas(out), arch: m.arch.id });
+  const plan = planConvert({ input: { parsed, tensors: out.tensors }, target, file: merged });
+  const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [out] }), metadata: m.metadata, signal: params.signal });
+  yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult } };
+}
+
+/** The math runs in fp32/fp64; the output keeps the first input's float width. */
+function outputDtype(first: PlanInput, file: SafetensorsFile): string {
+  const firstDown = first.parsed.placed[0]?.keys.down;
+  const firstDtype = firstDown ? file.tensor(firstDown).dtype : "F32";
+  return firstDtype === "BF16" || firstDtype === "F16" ? firstDtype : "F32";
 }
 
 /**

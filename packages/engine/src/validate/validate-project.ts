@@ -5,14 +5,14 @@ import { basename, extname, isAbsolute, join, resolve } from "node:path";
 import { ValidationSchema, type Contract } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
+import { getBaseModel, type BaseModelRecord } from "@loraspec/core/knowledge/base-models.js";
 import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/image-formats.js";
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
 import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { looksLocal } from "../project/preflight-base.js";
-import { openRunStore } from "../run/run-store.js";
+import { openRunStore, type RunRecord } from "../run/run-store.js";
 import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
 import { createFalSampler } from "../samplers/fal-sampler.js";
 import type { Sampler, SampleSettings } from "../samplers/sampler.js";
@@ -101,16 +101,7 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   if (!params.lora && !params.runId) {
     throw new LoraspecError("E_USAGE", "validate needs --lora FILE or --run ID", { hint: "loraspec validate --lora out/txcl.safetensors" });
   }
-  let contract: Contract | undefined;
-  let contractDir = cwd;
-  let contractText: string | undefined;
-  const contractPath = params.contractPath ?? "lora.yaml";
-  if (params.contractPath || existsSync(resolve(cwd, contractPath)) || !params.trigger) {
-    const loaded = await loadContract({ path: contractPath, cwd });
-    contract = loaded.contract;
-    contractDir = loaded.dir;
-    contractText = loaded.text;
-  }
+  const { contract, contractDir, contractText, contractPath } = await findContract(params, cwd);
   const validation = contract ? contract.validation : ValidationSchema.parse({});
   const rubric: RubricSpec = { ...validation, stack: [...validation.stack] };
   const trigger = params.trigger ?? contract?.trigger.word;
@@ -118,88 +109,14 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   const target: ValidationTarget = params.target ?? contract?.target ?? "character";
   const model = contract ? getBaseModel(contract.base.model) : undefined;
   const inContract = (p: string) => (/^https?:\/\//.test(p) || isAbsolute(p) ? p : resolve(contractDir, p));
-  rubric.stack = rubric.stack.map((s) => ({ ...s, lora: inContract(s.lora) }));
-  for (const s of rubric.stack) {
-    if (!/^https?:\/\//.test(s.lora) && !existsSync(s.lora)) {
-      throw new LoraspecError("E_FILE_NOT_FOUND", `stacked LoRA not found: ${s.lora}`, { field: "validation.stack", file: contractPath });
-    }
-  }
+  rubric.stack = resolveStack(rubric.stack, inContract, contractPath);
 
-  let candidates: Candidate[];
-  let outDir: string;
-  let eventsFile: string | undefined;
-  let weights: number[] | undefined;
-  if (params.runId) {
-    const store = openRunStore({ projectDir: contractDir });
-    let run;
-    try {
-      run = store.get(params.runId);
-    } finally {
-      store.close();
-    }
-    eventsFile = join(run.runDir, "events.jsonl");
-    outDir = params.outDir ? resolve(cwd, params.outDir) : join(run.runDir, "validation");
-    if (params.checkpoints) {
-      candidates = await runCheckpoints(eventsFile, run.runDir);
-      if (run.outputPath && existsSync(run.outputPath) && !candidates.some((c) => c.path === run.outputPath)) {
-        candidates.push({ name: "final", path: run.outputPath, step: run.step ?? (candidates.at(-1)?.step ?? 0) + 1 });
-      }
-      if (candidates.length === 0) throw new LoraspecError("E_NO_OUTPUT", `run ${run.id} has no checkpoints on disk`, { hint: "set hyperparameters.save_every" });
-      // One weight per checkpoint keeps the comparison affordable: the contract's self weight.
-      weights = [rubric.weight_sweep.includes(1) ? 1 : (rubric.weight_sweep.at(-1) ?? 1)];
-    } else {
-      if (!run.outputPath || !existsSync(run.outputPath)) {
-        throw new LoraspecError("E_NO_OUTPUT", `run ${run.id} has no LoRA file`, { hint: "validate a checkpoint with --checkpoints, or pass --lora" });
-      }
-      candidates = [{ name: basename(run.outputPath), path: run.outputPath }];
-    }
-  } else {
-    const path = resolve(cwd, params.lora as string);
-    if (!existsSync(path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${params.lora}`, { field: "--lora" });
-    candidates = [{ name: basename(path), path }];
-    outDir = params.outDir ? resolve(cwd, params.outDir) : join(contractDir, ".loraspec", "validations", basename(path).replace(/\.[^.]+$/, ""));
-  }
-
+  const { candidates, outDir, eventsFile, weights } = await findCandidates(params, cwd, contractDir, rubric);
   const reference = contract ? await listImages(inContract(contract.dataset.path)) : [];
   const size = defaultRenderSide(contract?.dataset.resolution, model?.nativeResolution);
-  const settings: SampleSettings = {
-    width: params.width ?? size.side,
-    height: params.height ?? size.side,
-    steps: params.steps ?? DEFAULT_STEPS,
-  };
-  if (params.guidance !== undefined) settings.guidance = params.guidance;
-
   const kind = params.sampler ?? validation.sampler ?? "worker";
-  if (params.maxSequenceLength !== undefined) {
-    if (kind !== "worker") throw new LoraspecError("E_USAGE", `--max-sequence-length is a setting of the worker sampler, not ${kind}'s`, { field: "--max-sequence-length" });
-    if (model?.family === "sdxl") throw new LoraspecError("E_USAGE", `--max-sequence-length: ${model.label} has CLIP text encoders only (a fixed 77 tokens)`, { field: "--max-sequence-length" });
-    settings.maxSequenceLength = params.maxSequenceLength;
-  }
-  let sampler: Sampler;
-  if (kind === "worker") {
-    const base = params.base ?? contract?.base.path ?? model?.hfRepo;
-    if (!base) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base (a diffusers folder or Hugging Face id) or a contract" });
-    // --base is relative to where the user runs the command; base.path to the contract's folder.
-    // One rule with check and train (core contract/base-path.ts): ./x, ../x, /x, ~/x are local, the rest a hub id.
-    const from = params.base ? cwd : contractDir;
-    const source = baseSource(base, { contractDir: resolve(from), home: homedir() });
-    const resolvedBase = source.kind === "local" ? source.path : source.id;
-    const local = source.kind === "hub" && (params.base !== undefined || contract?.base.path !== undefined) ? looksLocal(base, from, params.base ? "--base" : "base.path", "render with it") : undefined;
-    if (local) yield { type: "warning", code: "W_BASE_PATH_LOOKS_LOCAL", message: local.message };
-    sampler = createWorkerSampler({
-      config: { base: resolvedBase, arch: model ? ARCH[model.family] : undefined, device: params.device, logFile: join(outDir, "worker.log") },
-      runWorker: params.runWorker,
-    });
-  } else if (kind === "fal") {
-    const endpoint = params.falEndpoint ?? (model ? FAL_ENDPOINT[model.family] : undefined);
-    if (!endpoint) {
-      throw new LoraspecError("E_NOT_SUPPORTED", `no fal LoRA inference endpoint known for ${contract?.base.model ?? "this base"}`, { hint: "pass --fal-endpoint or use the worker sampler" });
-    }
-    sampler = createFalSampler({ config: { endpoint, credentials: params.falKey }, fetch: params.fetch });
-  } else {
-    if (!params.comfyCheckpoint) throw new LoraspecError("E_USAGE", "the ComfyUI sampler needs --comfy-checkpoint (the base's file name in ComfyUI's models/checkpoints)");
-    sampler = createComfyuiSampler({ config: { url: params.comfyUrl ?? "http://127.0.0.1:8188", checkpoint: params.comfyCheckpoint }, fetch: params.fetch });
-  }
+  const settings = renderSettings(params, size, kind, model);
+  const sampler = yield* openSampler({ params, kind, cwd, contract, contractDir, model, outDir });
 
   if (params.width === undefined || params.height === undefined) {
     const given = params.width !== undefined ? `--width ${params.width}, height ` : params.height !== undefined ? `--height ${params.height}, width ` : "";
@@ -225,5 +142,144 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
     eventsFile,
     inlineImages: params.inlineImages,
     signal: params.signal,
+  });
+}
+
+/**
+ * The contract, when one is named, lora.yaml exists, or there is no --trigger to go without it;
+ * else none, and the working folder stands in for its folder.
+ */
+async function findContract(params: ValidateProjectParams, cwd: string) {
+  let contract: Contract | undefined;
+  let contractDir = cwd;
+  let contractText: string | undefined;
+  const contractPath = params.contractPath ?? "lora.yaml";
+  if (params.contractPath || existsSync(resolve(cwd, contractPath)) || !params.trigger) {
+    const loaded = await loadContract({ path: contractPath, cwd });
+    contract = loaded.contract;
+    contractDir = loaded.dir;
+    contractText = loaded.text;
+  }
+  return { contract, contractDir, contractText, contractPath };
+}
+
+/** The stacked LoRAs with their paths resolved against the contract's folder; a local one must exist. */
+function resolveStack(stack: RubricSpec["stack"], inContract: (p: string) => string, contractPath: string): RubricSpec["stack"] {
+  const resolved = stack.map((s) => ({ ...s, lora: inContract(s.lora) }));
+  for (const s of resolved) {
+    if (!/^https?:\/\//.test(s.lora) && !existsSync(s.lora)) {
+      throw new LoraspecError("E_FILE_NOT_FOUND", `stacked LoRA not found: ${s.lora}`, { field: "validation.stack", file: contractPath });
+    }
+  }
+  return resolved;
+}
+
+interface Candidates {
+  candidates: Candidate[];
+  /** Where the validation report and images go. */
+  outDir: string;
+  /** The run's events.jsonl (validating a run). */
+  eventsFile?: string;
+  /** The weights to render at, when not the rubric's sweep (checkpoints). */
+  weights?: number[];
+}
+
+/** What to validate: the --lora file, or the run's output (or, with checkpoints, every checkpoint). */
+async function findCandidates(params: ValidateProjectParams, cwd: string, contractDir: string, rubric: RubricSpec): Promise<Candidates> {
+  if (!params.runId) {
+    const path = resolve(cwd, params.lora as string);
+    if (!existsSync(path)) throw new LoraspecError("E_FILE_NOT_FOUND", `LoRA file not found: ${params.lora}`, { field: "--lora" });
+    const outDir = params.outDir ? resolve(cwd, params.outDir) : join(contractDir, ".loraspec", "validations", basename(path).replace(/\.[^.]+$/, ""));
+    return { candidates: [{ name: basename(path), path }], outDir };
+  }
+  const store = openRunStore({ projectDir: contractDir });
+  let run;
+  try {
+    run = store.get(params.runId);
+  } finally {
+    store.close();
+  }
+  const eventsFile = join(run.runDir, "events.jsonl");
+  const outDir = params.outDir ? resolve(cwd, params.outDir) : join(run.runDir, "validation");
+  if (params.checkpoints) {
+    const candidates = await checkpointCandidates(run, eventsFile);
+    // One weight per checkpoint keeps the comparison affordable: the contract's self weight.
+    const weights = [rubric.weight_sweep.includes(1) ? 1 : (rubric.weight_sweep.at(-1) ?? 1)];
+    return { candidates, outDir, eventsFile, weights };
+  }
+  if (!run.outputPath || !existsSync(run.outputPath)) {
+    throw new LoraspecError("E_NO_OUTPUT", `run ${run.id} has no LoRA file`, { hint: "validate a checkpoint with --checkpoints, or pass --lora" });
+  }
+  return { candidates: [{ name: basename(run.outputPath), path: run.outputPath }], outDir, eventsFile };
+}
+
+/** A run's checkpoints on disk, oldest first, then its final output when that is not one of them. */
+async function checkpointCandidates(run: RunRecord, eventsFile: string): Promise<Candidate[]> {
+  const candidates = await runCheckpoints(eventsFile, run.runDir);
+  if (run.outputPath && existsSync(run.outputPath) && !candidates.some((c) => c.path === run.outputPath)) {
+    candidates.push({ name: "final", path: run.outputPath, step: run.step ?? (candidates.at(-1)?.step ?? 0) + 1 });
+  }
+  if (candidates.length === 0) throw new LoraspecError("E_NO_OUTPUT", `run ${run.id} has no checkpoints on disk`, { hint: "set hyperparameters.save_every" });
+  return candidates;
+}
+
+/** Size, steps and guidance to render with; --max-sequence-length only where the sampler and base take one. */
+function renderSettings(params: ValidateProjectParams, size: { side: number }, kind: SamplerKind, model: BaseModelRecord | undefined): SampleSettings {
+  const settings: SampleSettings = {
+    width: params.width ?? size.side,
+    height: params.height ?? size.side,
+    steps: params.steps ?? DEFAULT_STEPS,
+  };
+  if (params.guidance !== undefined) settings.guidance = params.guidance;
+  if (params.maxSequenceLength !== undefined) {
+    if (kind !== "worker") throw new LoraspecError("E_USAGE", `--max-sequence-length is a setting of the worker sampler, not ${kind}'s`, { field: "--max-sequence-length" });
+    if (model?.family === "sdxl") throw new LoraspecError("E_USAGE", `--max-sequence-length: ${model.label} has CLIP text encoders only (a fixed 77 tokens)`, { field: "--max-sequence-length" });
+    settings.maxSequenceLength = params.maxSequenceLength;
+  }
+  return settings;
+}
+
+type SamplerKind = NonNullable<ValidateProjectParams["sampler"]>;
+
+interface SamplerContext {
+  params: ValidateProjectParams;
+  kind: SamplerKind;
+  cwd: string;
+  contract: Contract | undefined;
+  contractDir: string;
+  model: BaseModelRecord | undefined;
+  outDir: string;
+}
+
+/** The sampler that renders the candidates: the worker's, fal's or a ComfyUI server's. */
+async function* openSampler(o: SamplerContext): AsyncGenerator<LoraspecEvent, Sampler> {
+  const { params, contract, model } = o;
+  if (o.kind === "worker") return yield* openWorkerSampler(o);
+  if (o.kind === "fal") {
+    const endpoint = params.falEndpoint ?? (model ? FAL_ENDPOINT[model.family] : undefined);
+    if (!endpoint) {
+      throw new LoraspecError("E_NOT_SUPPORTED", `no fal LoRA inference endpoint known for ${contract?.base.model ?? "this base"}`, { hint: "pass --fal-endpoint or use the worker sampler" });
+    }
+    return createFalSampler({ config: { endpoint, credentials: params.falKey }, fetch: params.fetch });
+  }
+  if (!params.comfyCheckpoint) throw new LoraspecError("E_USAGE", "the ComfyUI sampler needs --comfy-checkpoint (the base's file name in ComfyUI's models/checkpoints)");
+  return createComfyuiSampler({ config: { url: params.comfyUrl ?? "http://127.0.0.1:8188", checkpoint: params.comfyCheckpoint }, fetch: params.fetch });
+}
+
+/** The worker sampler on --base, the contract's base.path or the base model's hub repo; warns when a hub id looks like a local path. */
+async function* openWorkerSampler(o: SamplerContext): AsyncGenerator<LoraspecEvent, Sampler> {
+  const { params, contract, model } = o;
+  const base = params.base ?? contract?.base.path ?? model?.hfRepo;
+  if (!base) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base (a diffusers folder or Hugging Face id) or a contract" });
+  // --base is relative to where the user runs the command; base.path to the contract's folder.
+  // One rule with check and train (core contract/base-path.ts): ./x, ../x, /x, ~/x are local, the rest a hub id.
+  const from = params.base ? o.cwd : o.contractDir;
+  const source = baseSource(base, { contractDir: resolve(from), home: homedir() });
+  const resolvedBase = source.kind === "local" ? source.path : source.id;
+  const local = source.kind === "hub" && (params.base !== undefined || contract?.base.path !== undefined) ? looksLocal(base, from, params.base ? "--base" : "base.path", "render with it") : undefined;
+  if (local) yield { type: "warning", code: "W_BASE_PATH_LOOKS_LOCAL", message: local.message };
+  return createWorkerSampler({
+    config: { base: resolvedBase, arch: model ? ARCH[model.family] : undefined, device: params.device, logFile: join(o.outDir, "worker.log") },
+    runWorker: params.runWorker,
   });
 }

@@ -2,9 +2,10 @@ import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from "node:c
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { ERROR_CODES, LoraspecError, type ErrorCode } from "@loraspec/core/errors.js";
 import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
-import { workerLayout } from "./worker-paths.js";
+import { workerLayout, type WorkerLayout } from "./worker-paths.js";
 
 export type SpawnFn = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
@@ -47,6 +48,46 @@ export async function* runWorker(params: RunWorkerParams): AsyncGenerator<Lorasp
   }
   if (params.signal?.aborted) throw new LoraspecError("E_CANCELLED", "cancelled before the worker started");
 
+  const child = spawnWorker(params, python, layout);
+  const exited = new Promise<WorkerExit>((resolve) => {
+    child.once("error", (error) => resolve({ code: null, signal: null, spawnError: error }));
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
+  const stderr = captureStderr(child, params.logFile);
+  const cancel = armCancel(child, params);
+
+  child.stdin?.on("error", () => {}); // a worker that dies early closes stdin; the exit code tells the story
+  child.stdin?.end(JSON.stringify(params.request ?? {}));
+
+  const stream: WorkerStream = { sawDone: false };
+  try {
+    if (child.stdout) yield* relayEvents(child.stdout, stream);
+    const exit = await exited;
+    stderr.flush();
+    const failure = workerFailure({ params, python, exit, stream, cancelled: cancel.cancelled(), tail: stderr.tail });
+    if (failure) throw failure;
+  } finally {
+    cancel.disarm();
+    // A consumer that stops early (break) must not leave a worker running.
+    stopIfRunning(child, exited, params.killMs ?? DEFAULT_KILL_MS);
+    await stderr.close();
+  }
+}
+
+interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  spawnError?: Error;
+}
+
+/** What the worker's stdout said beyond the events it yielded. */
+interface WorkerStream {
+  workerError?: Extract<LoraspecEvent, { type: "error" }>;
+  sawDone: boolean;
+}
+
+/** Starts the worker process with the worker package on PYTHONPATH and unbuffered output. */
+function spawnWorker(params: RunWorkerParams, python: string, layout: WorkerLayout): ChildProcess {
   const spawn = params.spawn ?? (nodeSpawn as SpawnFn);
   // In a checkout the package resolves from the repository even when it was not pip-installed;
   // an npm install's venv holds the worker wheel.
@@ -57,23 +98,23 @@ export async function* runWorker(params: RunWorkerParams): AsyncGenerator<Lorasp
     PYTHONUNBUFFERED: "1",
     ...(pythonPath ? { PYTHONPATH: pythonPath } : {}),
   };
-  const child = spawn(python, ["-u", "-m", "loraspec_worker", params.command, "-"], {
+  return spawn(python, ["-u", "-m", "loraspec_worker", params.command, "-"], {
     cwd: params.cwd ?? process.cwd(),
     env,
     stdio: ["pipe", "pipe", "pipe"],
   });
+}
 
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
-    child.once("error", (error) => resolve({ code: null, signal: null, spawnError: error }));
-    child.once("close", (code, signal) => resolve({ code, signal }));
-  });
-
-  // stderr: to the log file, and the last lines kept for crash reports.
+/**
+ * stderr: to the log file, and the last lines kept for crash reports. `flush` keeps an unfinished
+ * last line once the worker has exited; `close` ends the log file.
+ */
+function captureStderr(child: ChildProcess, logFile: string | undefined) {
   const tail: string[] = [];
   let log: WriteStream | undefined;
-  if (params.logFile) {
-    mkdirSync(dirname(params.logFile), { recursive: true });
-    log = createWriteStream(params.logFile, { flags: "a" });
+  if (logFile) {
+    mkdirSync(dirname(logFile), { recursive: true });
+    log = createWriteStream(logFile, { flags: "a" });
   }
   child.stderr?.setEncoding("utf8");
   let partial = "";
@@ -83,8 +124,17 @@ export async function* runWorker(params: RunWorkerParams): AsyncGenerator<Lorasp
     partial = lines.pop() ?? "";
     for (const line of lines) if (line.trim()) pushTail(tail, line);
   });
+  return {
+    tail,
+    flush: () => {
+      if (partial.trim()) pushTail(tail, partial);
+    },
+    close: () => new Promise<void>((resolve) => (log ? log.end(() => resolve()) : resolve())),
+  };
+}
 
-  // Cancellation: SIGINT -> SIGTERM -> SIGKILL.
+/** Cancellation: SIGINT -> SIGTERM -> SIGKILL once `signal` aborts; `disarm` drops the listener and the timers. */
+function armCancel(child: ChildProcess, params: RunWorkerParams) {
   let cancelled = false;
   const timers: NodeJS.Timeout[] = [];
   const onAbort = () => {
@@ -98,84 +148,102 @@ export async function* runWorker(params: RunWorkerParams): AsyncGenerator<Lorasp
     );
   };
   params.signal?.addEventListener("abort", onAbort, { once: true });
+  return {
+    cancelled: () => cancelled,
+    disarm: () => {
+      params.signal?.removeEventListener("abort", onAbort);
+      for (const timer of timers) clearTimeout(timer);
+    },
+  };
+}
 
-  child.stdin?.on("error", () => {}); // a worker that dies early closes stdin; the exit code tells the story
-  child.stdin?.end(JSON.stringify(params.request ?? {}));
+/**
+ * Yields the events on the worker's stdout; a line that is not an event becomes a debug log. The
+ * worker's `error` event and whether a `done` came are kept in `stream` instead.
+ */
+async function* relayEvents(stdout: Readable, stream: WorkerStream): AsyncGenerator<LoraspecEvent> {
+  const lines = createInterface({ input: stdout, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      yield { type: "log", level: "debug", message: line };
+      continue;
+    }
+    const event = parseEvent(parsed);
+    if (!event) {
+      yield { type: "log", level: "debug", message: line };
+      continue;
+    }
+    if (event.type === "error") {
+      stream.workerError = event;
+      continue;
+    }
+    if (event.type === "done") stream.sawDone = true;
+    yield event;
+  }
+}
 
-  let workerError: Extract<LoraspecEvent, { type: "error" }> | undefined;
-  let sawDone = false;
-  try {
-    if (child.stdout) {
-      const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
-      for await (const line of lines) {
-        if (!line.trim()) continue;
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(line);
-        } catch {
-          yield { type: "log", level: "debug", message: line };
-          continue;
-        }
-        const event = parseEvent(parsed);
-        if (!event) {
-          yield { type: "log", level: "debug", message: line };
-          continue;
-        }
-        if (event.type === "error") {
-          workerError = event;
-          continue;
-        }
-        if (event.type === "done") sawDone = true;
-        yield event;
-      }
-    }
-    const exit = await exited;
-    if (partial.trim()) pushTail(tail, partial);
-    if (exit.spawnError) {
-      const code = (exit.spawnError as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "EACCES") throw notInstalled(python);
-      throw new LoraspecError("E_WORKER_CRASHED", `could not start the worker: ${exit.spawnError.message}`, {
-        cause: exit.spawnError,
-      });
-    }
-    if (cancelled) {
-      throw new LoraspecError("E_CANCELLED", `worker '${params.command}' cancelled`, { details: { stderrTail: tail } });
-    }
-    if (workerError) {
-      const code: ErrorCode = workerError.code in ERROR_CODES ? (workerError.code as ErrorCode) : "E_TRAINER_FAILED";
-      throw new LoraspecError(code, workerError.message, {
-        hint: workerError.hint,
-        retryable: workerError.retryable,
-        details: { workerCode: workerError.code, exitCode: exit.code, stderrTail: tail },
-      });
-    }
-    if (exit.code !== 0 || exit.signal) {
-      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-      throw new LoraspecError(
-        "E_WORKER_CRASHED",
-        `worker '${params.command}' ${how}${tail.length ? `; last stderr lines:\n${tail.slice(-10).join("\n")}` : ""}`,
-        {
-          hint: params.logFile ? `full log: ${params.logFile}` : "run again with a log file to see the whole stderr",
-          details: { exitCode: exit.code, signal: exit.signal, stderrTail: tail },
-        },
-      );
-    }
-    if (!sawDone) {
-      throw new LoraspecError("E_WORKER_PROTOCOL", `worker '${params.command}' exited without a done event`, {
-        details: { stderrTail: tail },
-      });
-    }
-  } finally {
-    params.signal?.removeEventListener("abort", onAbort);
-    for (const timer of timers) clearTimeout(timer);
-    // A consumer that stops early (break) must not leave a worker running.
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), params.killMs ?? DEFAULT_KILL_MS);
-      killer.unref();
-      void exited.then(() => clearTimeout(killer));
-    }
-    await new Promise<void>((resolve) => (log ? log.end(() => resolve()) : resolve()));
+/**
+ * The error a finished worker ends with, if any, first match wins: it could not start, it was
+ * cancelled, it reported an error, it crashed, or it exited without a `done` event.
+ */
+function workerFailure(o: {
+  params: RunWorkerParams;
+  python: string;
+  exit: WorkerExit;
+  stream: WorkerStream;
+  cancelled: boolean;
+  tail: string[];
+}): LoraspecError | undefined {
+  const { params, exit, tail } = o;
+  const workerError = o.stream.workerError;
+  if (exit.spawnError) {
+    const code = (exit.spawnError as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "EACCES") return notInstalled(o.python);
+    return new LoraspecError("E_WORKER_CRASHED", `could not start the worker: ${exit.spawnError.message}`, {
+      cause: exit.spawnError,
+    });
+  }
+  if (o.cancelled) {
+    return new LoraspecError("E_CANCELLED", `worker '${params.command}' cancelled`, { details: { stderrTail: tail } });
+  }
+  if (workerError) {
+    const code: ErrorCode = workerError.code in ERROR_CODES ? (workerError.code as ErrorCode) : "E_TRAINER_FAILED";
+    return new LoraspecError(code, workerError.message, {
+      hint: workerError.hint,
+      retryable: workerError.retryable,
+      details: { workerCode: workerError.code, exitCode: exit.code, stderrTail: tail },
+    });
+  }
+  if (exit.code !== 0 || exit.signal) {
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    return new LoraspecError(
+      "E_WORKER_CRASHED",
+      `worker '${params.command}' ${how}${tail.length ? `; last stderr lines:\n${tail.slice(-10).join("\n")}` : ""}`,
+      {
+        hint: params.logFile ? `full log: ${params.logFile}` : "run again with a log file to see the whole stderr",
+        details: { exitCode: exit.code, signal: exit.signal, stderrTail: tail },
+      },
+    );
+  }
+  if (!o.stream.sawDone) {
+    return new LoraspecError("E_WORKER_PROTOCOL", `worker '${params.command}' exited without a done event`, {
+      details: { stderrTail: tail },
+    });
+  }
+  return undefined;
+}
+
+/** SIGTERM to a worker still running, SIGKILL `killMs` later unless it exits first. */
+function stopIfRunning(child: ChildProcess, exited: Promise<WorkerExit>, killMs: number): void {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGTERM");
+    const killer = setTimeout(() => child.kill("SIGKILL"), killMs);
+    killer.unref();
+    void exited.then(() => clearTimeout(killer));
   }
 }
 
