@@ -2,7 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { BackgroundHash } from "./background-hash.js";
-import type { OutputTensor } from "./write-safetensors.js";
+import type { OutputTensor, TensorFiller } from "./write-safetensors.js";
 
 // Tensors are assembled into two alternating 8 MiB buffers: one is filled while the other is being
 // written, and the same memory is reused for the whole file (fresh pages cost more than copying).
@@ -120,11 +120,8 @@ export class TensorStream {
     if (n > this.buf.length) {
       // Larger than a buffer: its own buffer and write.
       await this.flush();
-      let bytes: Uint8Array;
-      if (typeof t.data === "function") bytes = await t.data();
-      else if (ArrayBuffer.isView(t.data)) bytes = t.data;
-      else await t.data.fill((bytes = new Uint8Array(n)));
-      if (bytes.length !== n) throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${n}`);
+      let bytes = await ownBytes(t, n);
+      if (!bytes) await (t.data as TensorFiller).fill((bytes = new Uint8Array(n)));
       await Promise.all([this.hashes.digest(bytes, this.bufStart), this.writeAll(bytes, this.bufStart)]);
       this.bufStart += n;
       this.dataWritten += n;
@@ -132,12 +129,10 @@ export class TensorStream {
     }
     if (this.used + n > this.buf.length) await this.flush();
     const dest = this.buf.subarray(this.used, this.used + n);
-    if (typeof t.data === "function" || ArrayBuffer.isView(t.data)) {
-      const bytes = typeof t.data === "function" ? await t.data() : t.data;
-      if (bytes.length !== n) throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${n}`);
-      dest.set(bytes);
-    } else {
-      const filled = t.data.fill(dest);
+    const bytes = await ownBytes(t, n);
+    if (bytes) dest.set(bytes);
+    else {
+      const filled = (t.data as TensorFiller).fill(dest);
       if (filled) await filled;
     }
     this.used += n;
@@ -189,4 +184,13 @@ export class TensorStream {
       this.syncing.catch(() => {});
     }
   }
+}
+
+/** A tensor's bytes when it has its own (an array, or what its producer returns), checked to be `n` long;
+ * undefined for a filler, which writes into the caller's buffer. */
+async function ownBytes(t: OutputTensor, n: number): Promise<Uint8Array | undefined> {
+  if (typeof t.data !== "function" && !ArrayBuffer.isView(t.data)) return undefined;
+  const bytes = typeof t.data === "function" ? await t.data() : t.data;
+  if (bytes.length !== n) throw new LoraspecError("E_INTERNAL", `tensor "${t.name}" has ${bytes.length} bytes, expected ${n}`);
+  return bytes;
 }
