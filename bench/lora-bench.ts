@@ -157,10 +157,11 @@ async function measure(files: string[], noHash: string): Promise<{ t: InProcessT
     t.mCopy.push(await time(() => plainCopy(files, join(dir, "copy3.safetensors"))));
     t.mOurs.push(await time(() => collectEvents(mergeLora({ inputs: files.map((path) => ({ path, weight: 1 / 3 })), output: join(dir, "merged.safetensors"), method: "cat", to: "kohya", overwrite: true }))));
     t.mPy.push(python(["cat", join(dir, "pymerged.safetensors"), ...files]));
-    // Whole commands: process start, imports, work, exit.
-    w.ours.push(wall(process.execPath, [cli, "convert", files[0]!, "--to", "diffusers", "-o", join(dir, "cli.safetensors")]));
+    // Whole commands: process start, imports, work, exit (--force: the CLI refuses to replace a file without it,
+    // as the in-process calls' overwrite: true).
+    w.ours.push(wall(process.execPath, [cli, "convert", files[0]!, "--to", "diffusers", "-o", join(dir, "cli.safetensors"), "--force"]));
     w.py.push(wall(PYTHON, [script, "convert", files[0]!, join(dir, "py.safetensors")]));
-    w.mOurs.push(wall(process.execPath, [cli, "merge", ...files.map((f) => `${f}:${1 / 3}`), "--method", "cat", "--to", "kohya", "-o", join(dir, "climerged.safetensors")]));
+    w.mOurs.push(wall(process.execPath, [cli, "merge", ...files.map((f) => `${f}:${1 / 3}`), "--method", "cat", "--to", "kohya", "-o", join(dir, "climerged.safetensors"), "--force"]));
     w.mPy.push(wall(PYTHON, [script, "cat", join(dir, "pymerged.safetensors"), ...files]));
   }
   return { t, w };
