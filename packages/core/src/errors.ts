@@ -133,3 +133,15 @@ export function exitCodeFor(error: unknown): number {
 export function httpStatusFor(error: unknown): number {
   return isLoraspecError(error) ? ERROR_CODES[error.code].http : 500;
 }
+
+/**
+ * Codes a worker reports that name a symptom, not a cause: an uncaught exception (E_INTERNAL), a
+ * cancel. A trainer's output may say more (disk full, out of memory); the worker's launcher keeps
+ * the same list (launch.py _SYMPTOMS, a test holds the two equal).
+ */
+export const SYMPTOM_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["E_INTERNAL", "E_CANCELLED"]);
+
+/** A code a worker reported, when it is one of core's (any other string is not trusted). */
+export function workerErrorCode(code: unknown): ErrorCode | undefined {
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : undefined;
+}

@@ -1,7 +1,7 @@
 import type { SpawnOptions, ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { LoraspecError } from "@loraspec/core/errors.js";
+import { LoraspecError, SYMPTOM_CODES, workerErrorCode } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { describeTrainerException, lastTrainerException } from "@loraspec/core/parse/trainer-exception.js";
 import { processStartTime } from "./process-alive.js";
@@ -201,8 +201,9 @@ export function classifyFailure(params: {
   const how = params.exitSignal ? `was killed by ${params.exitSignal}` : `exited with code ${params.exitCode}`;
   // The worker reports its own coded error; trust it over text patterns.
   const reported = params.reported?.find((e): e is Extract<LoraspecEvent, { type: "error" }> => e.type === "error");
-  if (reported && isKnownCode(reported.code)) {
-    return new LoraspecError(reported.code, reported.message, { hint: reported.hint, details: { exitCode: params.exitCode, lastLines: params.lastLines } });
+  const code = workerErrorCode(reported?.code);
+  if (reported && code && !SYMPTOM_CODES.has(code)) {
+    return new LoraspecError(code, reported.message, { hint: reported.hint, details: { exitCode: params.exitCode, lastLines: params.lastLines } });
   }
   for (const pattern of FAILURE_PATTERNS) {
     const line = [...params.lastLines].reverse().find((l) => pattern.pattern.test(l));
@@ -220,11 +221,6 @@ export function classifyFailure(params: {
     hint: "read the full log with `loraspec logs <id>`; fix the cause and resume with `loraspec train --resume <id>`",
     details: { exitCode: params.exitCode, exitSignal: params.exitSignal, lastLines: params.lastLines, ...(own ? { exception: own } : {}) },
   });
-}
-
-const KNOWN_WORKER_CODES = new Set(["E_OUT_OF_MEMORY", "E_TRAIN_DIVERGED", "E_FILE_NOT_FOUND", "E_DATASET_EMPTY", "E_DATASET_NOT_FOUND", "E_NOT_SUPPORTED", "E_WORKER_PROTOCOL", "E_TRAINER_FAILED", "E_IMAGE_UNREADABLE", "E_CONTRACT_INVALID"]);
-function isKnownCode(code: string): code is "E_OUT_OF_MEMORY" {
-  return KNOWN_WORKER_CODES.has(code);
 }
 
 function sleep(ms: number): Promise<void> {

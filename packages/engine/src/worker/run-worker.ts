@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
-import { ERROR_CODES, LoraspecError, type ErrorCode } from "@loraspec/core/errors.js";
+import { LoraspecError, workerErrorCode } from "@loraspec/core/errors.js";
 import { parseEvent, type LoraspecEvent } from "@loraspec/core/events.js";
 import { workerLayout, type WorkerLayout } from "./worker-paths.js";
 
@@ -211,7 +211,7 @@ function workerFailure(o: {
     return new LoraspecError("E_CANCELLED", `worker '${params.command}' cancelled`, { details: { stderrTail: tail } });
   }
   if (workerError) {
-    const code: ErrorCode = workerError.code in ERROR_CODES ? (workerError.code as ErrorCode) : "E_TRAINER_FAILED";
+    const code = workerErrorCode(workerError.code) ?? "E_TRAINER_FAILED";
     return new LoraspecError(code, workerError.message, {
       hint: workerError.hint,
       retryable: workerError.retryable,
