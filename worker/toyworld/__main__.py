@@ -57,7 +57,7 @@ def add_train_base(sub) -> None:
     tb.add_argument("--transformer-steps", type=int, default=100000, help="flux1: the transformer + text encoders phase")
     tb.add_argument("--transformer-seconds", type=float, default=150)
     tb.add_argument("--lr", type=float, default=4e-4, help="flux1: the transformer phase's learning rate")
-    tb.add_argument("--t5-lengths", default="512,128", help="flux1: T5 padding lengths the training steps cycle through")
+    tb.add_argument("--t5-lengths", type=_ints, default="512,128", help="flux1: T5 padding lengths the training steps cycle through")
     tb.add_argument("--weighting", default="none", choices=["none", "logit_normal", "shift", "sigmoid"],
                     help="flux1: sigma sampling (the trainer's timestep_sampling; none is uniform)")
     tb.add_argument("--flux-heads", type=int, default=6, help="flux1: attention heads of 32 (the transformer's width / 32)")
@@ -91,7 +91,7 @@ def add_flux_throughput(sub) -> None:
     ft.add_argument("--warmup", type=int, default=8, help="untimed steps first (compiles happen here)")
     ft.add_argument("--seconds", type=float, default=90, help="each config's limit, warm-up included")
     ft.add_argument("--images", type=int, default=2048, help="synthetic images to draw batches from (each config tokenizes their captions)")
-    ft.add_argument("--t5-lengths", default="512,128,64,64")
+    ft.add_argument("--t5-lengths", type=_ints, default="512,128,64,64")
     ft.add_argument("--device", default=None)
 
 
@@ -113,7 +113,7 @@ def add_lora_runs(sub) -> None:
     rb = sub.add_parser("rubric", help="train the four rubric LoRAs and run loraspec validate on each (see rubric.py)")
     rb.add_argument("--out", required=True)
     rb.add_argument("--train-seed", type=int, default=1)
-    rb.add_argument("--seeds", default="1,2", help="validation seeds, comma-separated")
+    rb.add_argument("--seeds", type=_ints, default="1,2", help="validation seeds, comma-separated")
     rb.add_argument("--variant", action="append", default=None, help="good | unbound | overfit | collapse (repeatable; default all)")
     rb.add_argument("--arch", default="sdxl", choices=sorted(DEFAULT_BASES), help="the toy base: sdxl (models/toy-sdxl) or flux1 (models/toy-flux1)")
     rb.add_argument("--device", default="cpu")
@@ -122,7 +122,7 @@ def add_lora_runs(sub) -> None:
     sk = sub.add_parser("stack", help="train txcl, txst and two rubric LoRAs; judge the pair at 0.5 + 0.3 and all four at 1.0 (see stack.py)")
     sk.add_argument("--out", required=True)
     sk.add_argument("--train-seed", type=int, default=1)
-    sk.add_argument("--sample-seeds", default="0,1", help="sampling seeds, comma-separated")
+    sk.add_argument("--sample-seeds", type=_ints, default="0,1", help="sampling seeds, comma-separated")
     sk.add_argument("--targets", action="append", default=[], metavar="NAME=PATTERN,...",
                     help="train txcl or txst on these module patterns (the request's targets; repeatable)")
     sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default: the style-character concept, 60 images, written under --out)")
@@ -160,7 +160,7 @@ def add_sdxl_probes(sub) -> None:
     fr.add_argument("--out", required=True)
     fr.add_argument("--style", action="append", default=None, help="frame | vignette (repeatable; default both)")
     fr.add_argument("--recipe", action="append", default=None, help="'20 img' | '60 img' (repeatable; default both)")
-    fr.add_argument("--sample-seeds", default="0,1", help="sampling seed sets, one seed each, comma-separated")
+    fr.add_argument("--sample-seeds", type=_ints, default="0,1", help="sampling seed sets, one seed each, comma-separated")
     fr.add_argument("--scale", action="append", type=float, default=[], help="also measure each LoRA with its lora_B scaled by this (repeatable)")
     fr.add_argument("--base", default=None, help="another toy SDXL folder (e.g. frame-vae's); default models/toy-sdxl")
 
@@ -174,7 +174,7 @@ def add_sdxl_probes(sub) -> None:
     xp.add_argument("--judge", default=DEFAULT_JUDGE)
     xp.add_argument("--lora", default=None, help="a txst LoRA file (without it: the style head on solid shade colours only)")
     xp.add_argument("--colours", default="cyan,red,blue,yellow")
-    xp.add_argument("--seeds", default="0,1")
+    xp.add_argument("--seeds", type=_ints, default="0,1")
 
 
 def add_flux_probes(sub) -> None:
@@ -202,7 +202,7 @@ def add_flux_probes(sub) -> None:
     bp.add_argument("--lr", type=float, default=None, help="the LoRA's learning rate (default: the recipe's)")
     bp.add_argument("--train-seed", type=int, default=1)
     bp.add_argument("--sample-steps", type=int, default=28)
-    bp.add_argument("--sample-seeds", default="0,1", help="sampling seeds, comma-separated (each prompt once per seed)")
+    bp.add_argument("--sample-seeds", type=_ints, default="0,1", help="sampling seeds, comma-separated (each prompt once per seed)")
     bp.add_argument("--device", default="cpu")
     bp.add_argument("--precision", default=None, help="default bf16 on CUDA, fp32 on the CPU")
 
@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    """A comma-separated list of integers (seeds, T5 lengths)."""
+    """A comma-separated list of integers (seeds, T5 lengths): the `type` of those flags, so every
+    command reads them parsed (argparse applies it to a string default too)."""
     return tuple(int(s) for s in text.split(","))
 
 
@@ -262,7 +263,7 @@ def run_flux_throughput(args, parser) -> None:
     from . import flux_speed
 
     flux_speed.probe((args.configs or flux_speed.DEFAULT_CONFIGS).split(","), args.out, steps=args.steps, warmup=args.warmup,
-                     images=args.images, seconds=args.seconds, t5_lengths=_ints(args.t5_lengths),
+                     images=args.images, seconds=args.seconds, t5_lengths=args.t5_lengths,
                      device=args.device, log=lambda m: print(m, flush=True))
 
 
@@ -284,7 +285,7 @@ def run_rubric(args, parser) -> None:
     from . import rubric
 
     chosen = [v for v in rubric.VARIANTS if not args.variant or v.name in args.variant]
-    rows = rubric.run(args.out, train_seed=args.train_seed, seeds=_ints(args.seeds), variants=chosen,
+    rows = rubric.run(args.out, train_seed=args.train_seed, seeds=args.seeds, variants=chosen,
                       arch=args.arch, device=args.device, precision=_precision(args))
     print(json.dumps(rows))
     print(rubric.table(rows))
@@ -293,7 +294,7 @@ def run_rubric(args, parser) -> None:
 def run_stack(args, parser) -> None:
     from . import stack
 
-    seeds = _ints(args.sample_seeds)
+    seeds = args.sample_seeds
     bad = [t for t in args.targets if t.split("=", 1)[0] not in stack.FOUR or "=" not in t]
     if bad:
         parser.error(f"--targets {bad[0]}: NAME=PATTERN,... with NAME one of {', '.join(stack.FOUR)}")
@@ -330,7 +331,7 @@ def run_frame_probe(args, parser) -> None:
 
     _rubric_threads()
     frame_probe.run(args.out, styles=args.style or tuple(frame_probe.STYLES), recipes=args.recipe or tuple(frame_probe.RECIPES),
-                    sample_seeds=tuple((s,) for s in _ints(args.sample_seeds)), scales=tuple(args.scale), base=args.base)
+                    sample_seeds=tuple((s,) for s in args.sample_seeds), scales=tuple(args.scale), base=args.base)
 
 
 def run_frame_vae(args, parser) -> None:
@@ -344,7 +345,7 @@ def run_split_probe(args, parser) -> None:
     from . import split_probe
 
     _rubric_threads()
-    split_probe.run(args.base, args.judge, lora=args.lora, colours=args.colours.split(","), seeds=_ints(args.seeds))
+    split_probe.run(args.base, args.judge, lora=args.lora, colours=args.colours.split(","), seeds=args.seeds)
 
 
 def run_shape_probe(args, parser) -> None:
@@ -366,7 +367,7 @@ def run_bind_probe(args, parser) -> None:
 
     print(json.dumps(bind_probe.run(args.base, args.out, args.recipe, args.steps, seed=args.train_seed, device=args.device,
                                     precision=_precision(args), sample_steps=args.sample_steps, class_count=args.class_count,
-                                    learning_rate=args.lr, sample_seeds=_ints(args.sample_seeds)), indent=2))
+                                    learning_rate=args.lr, sample_seeds=args.sample_seeds), indent=2))
 
 
 def run_aspect(args, parser) -> None:

@@ -369,7 +369,7 @@ def run(args) -> dict:
     levers = Levers.from_args(args)
     report["transformer"] = train_transformer(models, images, captions, device=device, steps=args.transformer_steps,
                                               seconds=args.transformer_seconds, batch=args.batch, lr=scaled_lr(args.lr, args.batch, args.lr_rule),
-                                              t5_lengths=tuple(int(n) for n in args.t5_lengths.split(",")), weighting=args.weighting,
+                                              t5_lengths=args.t5_lengths, weighting=args.weighting,
                                               masks=masks, object_weight=args.object_weight, bands=bands,
                                               outline_weight=args.outline_weight, levers=levers, log=log)
     report["transformer"]["lr_rule"] = args.lr_rule
