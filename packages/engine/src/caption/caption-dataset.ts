@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { extname, join } from "node:path";
 import { checkCaption, type CaptionFinding, type CaptionStyle, type CaptionTarget } from "@loraspec/core/captions/caption-rules.js";
 import { captionPrompt } from "@loraspec/core/captions/caption-prompts.js";
@@ -58,7 +59,7 @@ export interface CaptionSummary {
 export async function* captionDataset(params: CaptionDatasetParams): AsyncGenerator<LoraspecEvent, CaptionSummary> {
   const ext = params.captionExtension ?? ".txt";
   const retry = params.retry ?? CAPTION_RETRY_POLICY;
-  const sleep = params.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = params.sleep ?? ((ms: number) => delay(ms));
   const prompt = params.prompt ?? captionPrompt(params.style, params.target, params.trigger);
   const files = await listDatasetFiles({ dir: params.dir, captionExtension: ext });
   if (files.images.length === 0) throw new LoraspecError("E_DATASET_EMPTY", `no images in ${params.dir}`, { file: params.dir, hint: "run `loraspec prep` first, or pass --dir" });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { ApiError, isRetryableError, type QueueStatus } from "@fal-ai/client";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
@@ -64,15 +65,7 @@ function logEvents(message: string): LoraspecEvent[] {
   return events;
 }
 
+/** Waits ms, or less when signal aborts (the caller looks at signal next). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+  return delay(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { SpawnOptions, ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -157,7 +158,7 @@ async function* relayOutput(trainer: SpawnedTrainer, tails: Record<OutputStream,
       yield* events;
     }
     if (done && !got) break;
-    if (!got) await Promise.race([sleep(pollMs), trainer.exit]);
+    if (!got) await Promise.race([delay(pollMs), trainer.exit]);
   }
 }
 
@@ -221,8 +222,4 @@ export function classifyFailure(params: {
     hint: "read the full log with `loraspec logs <id>`; fix the cause and resume with `loraspec train --resume <id>`",
     details: { exitCode: params.exitCode, exitSignal: params.exitSignal, lastLines: params.lastLines, ...(own ? { exception: own } : {}) },
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

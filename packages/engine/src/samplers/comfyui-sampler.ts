@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import sharp from "sharp";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
@@ -77,11 +78,10 @@ export function buildComfyWorkflow(params: {
   return wf;
 }
 
+/** Waits ms; an abort ends the wait as E_CANCELLED. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new LoraspecError("E_CANCELLED", "cancelled"));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), reject(new LoraspecError("E_CANCELLED", "cancelled"))), { once: true });
+  return delay(ms, undefined, { signal }).catch(() => {
+    throw new LoraspecError("E_CANCELLED", "cancelled");
   });
 }
 

@@ -71,6 +71,17 @@ describe("ComfyUI sampler against an emulator of /prompt, /history, /view", () =
     expect(last.lora_1!.inputs.lora_name).toBe("me.safetensors");
   });
 
+  it("an abort while it waits between polls ends the render as E_CANCELLED at once", async () => {
+    const controller = new AbortController();
+    const sampler = createComfyuiSampler({ config: { url: emu.url, checkpoint: "x", pollMs: 60_000 } });
+    const polls = emu.comfyPrompts.length;
+    const render = collectEvents(sampler.render({ jobs: [jobs[0]!], outDir: join(dir, "c-abort"), settings, signal: controller.signal }));
+    while (emu.comfyPrompts.length === polls) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50)); // the first /history answer (queued) came; now it sleeps
+    controller.abort(); // a sleep that ignored it would hold the test for 60 s, past vitest's timeout
+    await expect(render).rejects.toMatchObject({ code: "E_CANCELLED" });
+  });
+
   it("a rejected workflow is E_REMOTE with the node errors", async () => {
     emu.rejectNextPrompt = true;
     const sampler = createComfyuiSampler({ config: { url: emu.url, checkpoint: "x", pollMs: 1 } });
