@@ -70,7 +70,7 @@ export function registerCaption(program: Command): void {
           if (opts.json) printJson(result);
           else {
             const r = result as { fixed: string[]; unchanged: number; missing: string[]; unreadable: string[] };
-            process.stdout.write(`${pc.green(`✓ trigger first in ${r.fixed.length} caption(s)`)}; ${r.unchanged} already fine; ${r.missing.length} image(s) without a caption${r.unreadable.length ? `; ${r.unreadable.length} not UTF-8, left as they are` : ""}\n`);
+            process.stdout.write(`${pc.green(`✓ trigger first in ${r.fixed.length} caption(s)`)}; ${r.unchanged} already fine; ${r.missing.length} image(s) without a caption${r.unreadable.length ? `; ${r.unreadable.length} not read (not UTF-8 or too large: each named above), left as they are` : ""}\n`);
           }
           return;
         }

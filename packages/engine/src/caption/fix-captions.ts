@@ -13,7 +13,7 @@ export interface FixCaptionsSummary {
   unchanged: number;
   /** Images with no caption at all (nothing to fix; `loraspec caption` fills them). */
   missing: string[];
-  /** Captions left as they are because they are not UTF-8 (rewriting would destroy their accents). */
+  /** Captions left as they are because they could not be read as a caption: not UTF-8 (rewriting would destroy their accents) or too large (a warning each names which). */
   unreadable: string[];
 }
 
