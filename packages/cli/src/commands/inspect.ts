@@ -30,11 +30,11 @@ export function registerInspect(program: Command): void {
         out.push(`modules       ${r.architecture ? "no plain LoRA module (the adapter's modules are counted under network)" : "none: no key matched a module of a known base model"}`);
       }
       for (const c of r.coverage ?? []) {
-        out.push(`  ${c.component.padEnd(12)}${c.touched}/${c.total} modules, ${c.defaultTouched}/${c.defaultTargets} of the default attention/MLP targets`);
+        out.push(`  ${c.component.padEnd(12)}${c.touched}/${c.total} native modules (${r.architecture?.title}'s own names), ${c.defaultTouched}/${c.defaultTargets} of the default attention/MLP targets`);
       }
       if (r.targets) {
         const t = r.targets;
-        out.push(`targets       ${t.preset}: ${t.covered}/${t.blockModules} modules of the transformer blocks${t.outside ? ` + ${t.outside} outside them` : ""} (attention ${t.presets.attention}, attention-mlp ${t.presets["attention-mlp"]}, all-linear ${t.presets["all-linear"]})`);
+        out.push(`targets       ${t.preset}: ${t.covered}/${t.blockModules} diffusers modules of the transformer blocks${t.outside ? ` + ${t.outside} outside them` : ""} (attention ${t.presets.attention}, attention-mlp ${t.presets["attention-mlp"]}, all-linear ${t.presets["all-linear"]})`);
       }
       out.push(...tagLines(r));
       const meta = { ...r.metadata.ss, ...r.metadata.modelspec, ...r.metadata.other };
