@@ -49,29 +49,37 @@ export function registerPrep(program: Command): void {
       const { resolveProjectDataset } = await import("@loraspec/engine/dataset/project-dataset.js");
       const { prepareDataset } = await import("@loraspec/engine/dataset/prepare-dataset.js");
       const { renderEvents } = await import("../render-events.js");
+      // Every flag's syntax first, then its meaning (prep-params.ts): a bad value is E_USAGE before any file is read or written.
+      const flags = parseFlags(opts);
       const project = await resolveProjectDataset({ contractPath });
       const datasetDir = opts.dataset ? resolve(opts.dataset) : project.datasetDir;
-      const resolution = opts.resolution ? positiveInt(opts.resolution, "--resolution") : project.resolution;
+      const resolution = flags.resolution ?? project.resolution;
       if (!datasetDir || !resolution) {
         throw new LoraspecError("E_USAGE", "no contract here, so prep needs --dataset and --resolution", {
           hint: "run it next to lora.yaml, or pass `loraspec prep --dataset ./photos --resolution 1024`",
         });
       }
-      // The page's keep/drop choices (.loraspec/dataset-pins.json) made for this dataset folder (each dataset has its own); --pin adds to them.
-      // A bad pins file is a warning (as in check): prep goes on with --pin alone.
-      const { mergePins } = await import("@loraspec/engine/dataset/dataset-pins.js");
-      const { readStoredPins } = await import("@loraspec/engine/dataset/stored-pins.js");
-      const stored = await readStoredPins({ projectDir: project.projectDir, datasetDir });
-      const pins = mergePins(stored?.pins, opts.pin);
+      const aspect = flags.aspect ?? project.contract?.dataset.aspect;
+      const crop = flags.crop ?? project.contract?.dataset.crop;
+      const { checkPrepSettings } = await import("@loraspec/engine/dataset/prep-params.js");
+      checkPrepSettings({ ...flags, resolution, aspect, crop }, { ...FLAG_NAMES, resolution: flags.resolution ? "--resolution" : "dataset.resolution" });
       // How the contract's trainer shapes each image (core's shapeRule, what the plan uses): prep crops each image to the
       // shape that trainer trains it at (largest resolution). No contract, or one that does not bucket: core's default set.
-      const aspect = opts.aspect ? oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect") : project.contract?.dataset.aspect;
       const { prepShapes } = await import("@loraspec/engine/dataset/prep-shapes.js");
       const shapes = prepShapes({ contract: project.contract, aspect, resolution });
       // A prepared folder belongs to one dataset (prepared-folder.ts): this dataset's, else a free one.
       const { choosePreparedDir } = await import("@loraspec/engine/dataset/prepared-folder.js");
       const chosen = opts.out ? undefined : await choosePreparedDir({ projectDir: project.projectDir, datasetDir });
       const outDir = opts.out ? resolve(opts.out) : chosen!.dir;
+      // --pin names images of this dataset (a typo is E_USAGE); they win over the page's stored choices for this
+      // dataset (.loraspec/dataset-pins.json, each dataset its own) and are recorded there once prep succeeds.
+      // A bad pins file is a warning (as in check): prep goes on with --pin alone.
+      const { resolvePinArgs, recordPins } = await import("@loraspec/engine/dataset/prep-pins.js");
+      const cliPins = await resolvePinArgs({ datasetDir, outDir, pins: opts.pin ?? [], captionExtension: project.contract?.captions.extension });
+      const { mergePins } = await import("@loraspec/engine/dataset/dataset-pins.js");
+      const { readStoredPins } = await import("@loraspec/engine/dataset/stored-pins.js");
+      const stored = await readStoredPins({ projectDir: project.projectDir, datasetDir });
+      const pins = mergePins(stored?.pins, cliPins);
       if (chosen && !chosen.existing && chosen.others.length && !opts.json) {
         const others = chosen.others.map((o) => `${o.dir} holds ${o.dataset ?? "another dataset"}'s images`).join("; ");
         process.stderr.write(`${pc.dim(`note: ${others}; ${datasetDir} is prepared into ${outDir}`)}\n`);
@@ -82,26 +90,28 @@ export function registerPrep(program: Command): void {
       try {
         const result = (await renderEvents(
           withWarning(stored?.finding, prepareDataset({
+            ...flags,
             datasetDir,
             outDir,
             resolution,
             aspect,
             shapes,
-            crop: opts.crop ? oneOf(opts.crop, ["center", "attention"] as const, "--crop") : project.contract?.dataset.crop,
-            format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
-            background: opts.background,
-            maxPixels: opts.maxPixels ? positiveInt(opts.maxPixels, "--max-pixels") : undefined,
-            nearDuplicate: opts.nearThreshold ? { pixelAtZero: positiveInt(opts.nearThreshold, "--near-threshold", true) } : undefined,
+            crop,
             pinned: pins.keep,
+            preferred: cliPins,
             distinct: pins.distinct,
             captionExtension: project.contract?.captions.extension,
-            concurrency: opts.concurrency ? positiveInt(opts.concurrency, "--concurrency") : undefined,
             embed: opts.embed === false ? undefined : async (paths) => (await import("@loraspec/engine/dataset/worker-embedder.js")).embedWithWorker(paths, { model: opts.embedModel, signal: controller.signal }),
             signal: controller.signal,
           })),
           { json: opts.json },
         )) as unknown as PrepSummary | undefined;
         if (!result) return;
+        if (cliPins.length) {
+          await recordPins({ projectDir: project.projectDir, datasetDir, pins: cliPins, duplicates: result.duplicates }).catch((error: unknown) => {
+            process.stderr.write(`${pc.yellow(`warning: --pin was applied to this prep but not saved, so check and the next prep will not know it: ${(error as Error).message}`)}\n`);
+          });
+        }
         if (opts.json) {
           printJson(result);
           return;
@@ -113,6 +123,32 @@ export function registerPrep(program: Command): void {
         process.off("SIGINT", onSigint);
       }
     });
+}
+
+/** The flag each prep setting comes from (errors name it). */
+const FLAG_NAMES = {
+  resolution: "--resolution",
+  aspect: "--aspect",
+  crop: "--crop",
+  format: "--format",
+  background: "--background",
+  maxPixels: "--max-pixels",
+  concurrency: "--concurrency",
+  nearThreshold: "--near-threshold",
+} as const;
+
+/** The flags' syntax: numbers are plain decimal integers, choices one of their values (their meaning: prep-params.ts). */
+function parseFlags(opts: PrepOptions) {
+  return {
+    resolution: opts.resolution === undefined ? undefined : positiveInt(opts.resolution, "--resolution"),
+    aspect: opts.aspect === undefined ? undefined : oneOf(opts.aspect, ["square", "buckets"] as const, "--aspect"),
+    crop: opts.crop === undefined ? undefined : oneOf(opts.crop, ["center", "attention"] as const, "--crop"),
+    format: oneOf(opts.format ?? "png", ["png", "jpeg"] as const, "--format"),
+    background: opts.background,
+    maxPixels: opts.maxPixels === undefined ? undefined : positiveInt(opts.maxPixels, "--max-pixels"),
+    nearDuplicate: opts.nearThreshold === undefined ? undefined : { pixelAtZero: positiveInt(opts.nearThreshold, "--near-threshold", true) },
+    concurrency: opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, "--concurrency"),
+  };
 }
 
 /** The engine's list formatters (loaded with prep, so the CLI's start stays lazy). */
@@ -155,18 +191,19 @@ function renderSummary(s: PrepSummary, { nameFew, describeOrphan }: ListFormat):
 }
 
 function positiveInt(value: string, flag: string, allowZero = false): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw usage(`${flag} must be a ${allowZero ? "non-negative" : "positive"} integer, got "${value}"`);
+  // Digits only: Number() would take "", " 5", "1e3" and "0x10".
+  const n = /^[0-9]{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1)) throw usage(`${flag} must be a ${allowZero ? "non-negative" : "positive"} integer, got "${value}"`, flag);
   return n;
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
-  if (!(allowed as readonly string[]).includes(value)) throw usage(`${flag} must be one of ${allowed.join(", ")}, got "${value}"`);
+  if (!(allowed as readonly string[]).includes(value)) throw usage(`${flag} must be one of ${allowed.join(", ")}, got "${value}"`, flag);
   return value as T;
 }
 
-function usage(message: string): LoraspecError {
-  return new LoraspecError("E_USAGE", message);
+function usage(message: string, flag: string): LoraspecError {
+  return new LoraspecError("E_USAGE", message, { field: flag, hint: "nothing was read or written; fix the flag and run prep again" });
 }
 
 /** The stream with a finding first, as a coded warning event (prep's stored pins that cannot be used). */

@@ -49,6 +49,8 @@ export interface DedupeParams {
   images: readonly DedupeImage[];
   /** Sources the user pinned: kept over any duplicate of theirs. */
   pinned?: readonly string[];
+  /** Sources kept over any duplicate of theirs, pinned ones included (prep's --pin over the stored choices). */
+  preferred?: readonly string[];
   /** Pairs the user said are not duplicates (dataset-pins.json): never put in one cluster. */
   distinct?: ReadonlyArray<readonly [string, string]>;
   thresholds?: Partial<NearDuplicateThresholds>;
@@ -68,9 +70,11 @@ export interface DedupeParams {
 export function dedupeImages(params: DedupeParams): DuplicateCluster[] {
   const t: NearDuplicateThresholds = { ...NEAR_DUPLICATE.value, ...params.thresholds };
   const pinned = new Set(params.pinned ?? []);
+  const preferred = new Set(params.preferred ?? []);
+  const rankOf = (image: DedupeImage) => rank(image, pinned) + (preferred.has(image.source) ? 2e15 : 0);
   const distinct = new Set((params.distinct ?? []).map(([a, b]) => pairKey(a, b)));
   const order = [...params.images].sort(
-    (x, y) => rank(y, pinned) - rank(x, pinned) || x.source.length - y.source.length || (x.source < y.source ? -1 : x.source > y.source ? 1 : 0),
+    (x, y) => rankOf(y) - rankOf(x) || x.source.length - y.source.length || (x.source < y.source ? -1 : x.source > y.source ? 1 : 0),
   );
   const kept: Array<{ image: DedupeImage; cluster?: DuplicateCluster }> = [];
   for (const image of order) {

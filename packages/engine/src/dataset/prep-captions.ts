@@ -69,10 +69,11 @@ export async function* syncCaptions(params: {
       await atomicWrite(captionPath, sidecar);
       entry.sidecarSha256 = sidecarHash;
       entry.captionSha256 = sidecarHash;
-      result.copied++;
-    } else if (current === undefined) {
-      result.missing++;
+      current = sidecar;
+      if (hasCaptionText(sidecar)) result.copied++;
     }
+    // Counted as check counts (core caption-missing): a caption of only whitespace is none.
+    if (current === undefined || !hasCaptionText(current)) result.missing++;
   }
   return result;
 }
@@ -91,6 +92,11 @@ export async function parkCaption(outDir: string, caption: string): Promise<stri
   await mkdir(dirname(to), { recursive: true });
   await rename(join(outDir, caption), to);
   return rel;
+}
+
+/** Whether a caption says anything: check (scan-dataset.ts trims, core caption-missing), `caption` and prep count a blank one as missing. */
+export function hasCaptionText(text: string): boolean {
+  return text.trim() !== "";
 }
 
 function sha256(text: string): string {

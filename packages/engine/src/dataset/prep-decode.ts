@@ -1,4 +1,7 @@
 import { join } from "node:path";
+import sharp from "sharp";
+import { LoraspecError } from "@loraspec/core/errors.js";
+import { ioError } from "../run/io-errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { trainingShape, type ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import { atomicWrite } from "../fs/atomic-write.js";
@@ -9,7 +12,7 @@ import type { ManifestEntry } from "./prep-manifest.js";
 import { assignNames, prepProgress, sourceFields } from "./prep-sources.js";
 import type { PrepSummary } from "./prepare-dataset.js";
 import { decodeProblem, type ImageProblem, type ProbedImage } from "./probe-image.js";
-import { processImage, type ProcessSettings } from "./process-image.js";
+import { processImage, type ProcessedImage, type ProcessSettings } from "./process-image.js";
 import { readImageFile } from "./read-image-file.js";
 
 /**
@@ -91,7 +94,8 @@ export interface Decoder {
 /** The decoder of one prep run; its progress counts from the moment it is made. */
 export function createDecoder(params: {
   datasetDir: string;
-  outDir: string;
+  /** Where outputs are written: the run's staging folder (prep-commit.ts), moved in once the run succeeds. */
+  writeDir: string;
   settings: Pick<ProcessSettings, "crop" | "format" | "background" | "maxPixels">;
   plan: OutputPlan;
   /** The probes of the planned sources: a decode fills in the signature, a failure adds its problem. */
@@ -107,27 +111,34 @@ export function createDecoder(params: {
   let done = 0;
   let total = 0;
   const started = Date.now();
+  const control = settingsControl();
 
   async function decodeOne(source: string): Promise<{ source: string; problem: ImageProblem | undefined }> {
     const entry = plan.entries.get(source)!;
     const image = params.images.find((u) => u.source === source)!;
-    let bytes: Buffer | undefined;
+    // Bounded like the probe (a file that grew since is image-too-large, unread); never throws.
+    const got = await readImageFile(join(params.datasetDir, source));
+    if (!("bytes" in got)) return { source, problem: got.problem };
+    const { crop, format, background, maxPixels } = params.settings;
+    const settings: ProcessSettings = { target: plan.targets.get(source)!, crop, format, background, maxPixels };
+    let out: ProcessedImage;
     try {
-      // Bounded like the probe (a file that grew since is image-too-large, unread).
-      const got = await readImageFile(join(params.datasetDir, source));
-      if (!("bytes" in got)) return { source, problem: got.problem };
-      bytes = got.bytes;
-      const { crop, format, background, maxPixels } = params.settings;
-      const out = await processImage({ bytes, source: image, settings: { target: plan.targets.get(source)!, crop, format, background, maxPixels } });
-      await atomicWrite(join(params.outDir, entry.output!), out.data);
-      entry.crop = out.crop as CropBox;
-      entry.signature = out.signature;
-      image.signature = out.signature;
-      return { source, problem: undefined };
+      out = await processImage({ bytes: got.bytes, source: image, settings });
     } catch (error) {
-      // Decoding can fail where the header read fine (truncated files): report, never stop.
-      return { source, problem: decodeProblem(bytes ?? new Uint8Array(), image.format, error) };
+      // Decoding can fail where the header read fine (truncated files): the file is skipped, the run goes on;
+      // unless the same settings fail on a known-good image too, when the file is not to blame.
+      await control.check(settings, error);
+      return { source, problem: decodeProblem(got.bytes, image.format, error) };
     }
+    // A write that fails is about the prepared folder's disk, never the source: it ends the run.
+    const path = join(params.writeDir, entry.output!);
+    await atomicWrite(path, out.data).catch((error: unknown) => {
+      throw outputWriteError(error, path);
+    });
+    entry.crop = out.crop as CropBox;
+    entry.signature = out.signature;
+    image.signature = out.signature;
+    return { source, problem: undefined };
   }
 
   async function* decode(sources: string[]): AsyncGenerator<LoraspecEvent> {
@@ -149,4 +160,44 @@ export function createDecoder(params: {
   }
 
   return { processed, failed, decode };
+}
+
+/**
+ * The decode of a known-good image (8x8, half transparent) with a run's settings, made once and only
+ * after a file failed: when it fails too, the settings or sharp are at fault, not the file, and the
+ * run ends (E_INTERNAL naming the settings) instead of listing every image as damaged.
+ */
+function settingsControl(): { check(settings: ProcessSettings, fileError: unknown): Promise<void> } {
+  let outcome: Promise<unknown> | undefined;
+  return {
+    async check(settings, fileError) {
+      outcome ??= sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 200, g: 40, b: 40, alpha: 0.5 } } })
+        .png()
+        .toBuffer()
+        .then((bytes) => processImage({ bytes, source: { width: 8, height: 8 }, settings }))
+        .then(() => undefined, (error: unknown) => error ?? new Error("unknown failure"));
+      const failure = await outcome;
+      if (failure === undefined) return;
+      const said = String((failure as Error).message ?? failure).split("\n")[0];
+      const { background, maxPixels, format, crop } = settings;
+      throw new LoraspecError("E_INTERNAL", `prep's image settings fail on a known-good image too, so no dataset file is to blame (sharp: ${said}); nothing was written to the prepared folder`, {
+        field: "settings",
+        hint: "check --background, --max-pixels, --format and --crop, and that sharp is installed intact (`loraspec doctor`)",
+        details: { background, maxPixels, format, crop, target: settings.target, fileError: String((fileError as Error)?.message ?? fileError).split("\n")[0] },
+        cause: failure,
+      });
+    },
+  };
+}
+
+/** A prepared image that cannot be written: a full disk or a folder's permissions, named; the source is not at fault. */
+function outputWriteError(error: unknown, path: string): LoraspecError {
+  const coded = ioError(error, { path, doing: "writing a prepared image" });
+  const said = String((error as Error)?.message ?? error).split("\n")[0];
+  return new LoraspecError(coded?.code ?? "E_IO", coded?.message ?? `writing a prepared image: ${said} (${path})`, {
+    file: path,
+    hint: "free space on that disk or fix the folder's permissions, then run prep again (the prepared folder was left as it was)",
+    details: coded?.details,
+    cause: error,
+  });
 }

@@ -14,11 +14,11 @@ import type { ProbedImage } from "./probe-image.js";
 /** Each source left out as a duplicate: the source kept in its place, and how alike they are. */
 export type DuplicateOf = Map<string, { keep: string; kind: "exact" | "near" }>;
 
-type DedupeChoices = Pick<PrepareDatasetParams, "pinned" | "distinct" | "nearDuplicate" | "embed">;
+type DedupeChoices = Pick<PrepareDatasetParams, "pinned" | "preferred" | "distinct" | "nearDuplicate" | "embed">;
 
 /** Step 2 of prep: exact copies (same bytes) are dropped before anything is decoded. */
 export function dropExactCopies(images: ProbedImage[], choices: DedupeChoices): { duplicateOf: DuplicateOf; unique: ProbedImage[] } {
-  const exactClusters = dedupeImages({ images, near: false, pinned: choices.pinned, distinct: choices.distinct });
+  const exactClusters = dedupeImages({ images, near: false, pinned: choices.pinned, preferred: choices.preferred, distinct: choices.distinct });
   const duplicateOf: DuplicateOf = new Map();
   for (const cluster of exactClusters) for (const drop of cluster.drop) duplicateOf.set(drop, { keep: cluster.keep, kind: "exact" });
   return { duplicateOf, unique: images.filter((u) => !duplicateOf.has(u.source)) };
@@ -26,7 +26,8 @@ export function dropExactCopies(images: ProbedImage[], choices: DedupeChoices): 
 
 interface DuplicateParams {
   datasetDir: string;
-  outDir: string;
+  /** Where this run's decoder wrote (prep-commit.ts staging): a duplicate decoded in this run leaves its output there. */
+  writeDir: string;
   choices: DedupeChoices;
   /** Sources past the header checks (exact copies included). */
   usable: readonly ProbedImage[];
@@ -65,7 +66,7 @@ export async function* settleDuplicates(params: DuplicateParams): AsyncGenerator
     summary.skipped.push({ source: drop, code: kind === "exact" ? "duplicate" : "near-duplicate", message: `${kind === "exact" ? "exact copy" : "near duplicate"} of ${keep}` });
     const entry = params.entries.get(drop);
     // A near duplicate decoded in this run leaves no output behind.
-    if (entry && params.processed.has(drop)) await rm(join(params.outDir, entry.output!), { force: true });
+    if (entry && params.processed.has(drop)) await rm(join(params.writeDir, entry.output!), { force: true });
     params.entries.delete(drop);
     params.processed.delete(drop);
   }
@@ -77,7 +78,7 @@ async function* findDuplicates(params: DuplicateParams): AsyncGenerator<Loraspec
   const hashed = params.unique.filter((u) => !failed.has(u.source) && u.signature);
   yield { type: "phase", name: "dedupe", message: `${hashed.length} images` };
   const exactCopies = params.usable.filter((u) => duplicateOf.has(u.source) && !failed.has(duplicateOf.get(u.source)!.keep));
-  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: choices.pinned, distinct: choices.distinct, thresholds: choices.nearDuplicate };
+  const dedupeInput = { images: [...hashed, ...exactCopies], pinned: choices.pinned, preferred: choices.preferred, distinct: choices.distinct, thresholds: choices.nearDuplicate };
   const clusters = dedupeImages(dedupeInput);
   const candidates = clusters.filter((c) => c.kind === "near").flatMap((c) => [c.keep, ...c.drop.filter((d) => c.evidence[d])]);
   if (!choices.embed || !candidates.length) return clusters;

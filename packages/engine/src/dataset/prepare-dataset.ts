@@ -1,6 +1,5 @@
 import { BUCKET_DEFAULTS } from "@loraspec/core/knowledge/buckets.js";
 import { FLATTEN_BACKGROUND } from "@loraspec/core/knowledge/image-formats.js";
-import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -13,14 +12,14 @@ import type { EmbedOutcome } from "./worker-embedder.js";
 import { hiddenFilesNote, listDatasetFiles, type DatasetFiles } from "./list-dataset-files.js";
 import { nameFew } from "./name-few.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
-import { parkCaption, syncCaptions } from "./prep-captions.js";
+import { commitRun, discardStaging, openStaging, type Staging } from "./prep-commit.js";
 import { createDecoder, planOutputs } from "./prep-decode.js";
-import { dropExactCopies, settleDuplicates, type DuplicateOf } from "./prep-duplicates.js";
-import { MANIFEST_FILE, readPrepManifest, writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
-import { datasetRelativeTo, manifestDataset, preparedFrom } from "./prepared-folder.js";
+import { dropExactCopies, settleDuplicates } from "./prep-duplicates.js";
+import { MANIFEST_FILE, readPrepManifest, type PrepManifest } from "./prep-manifest.js";
+import { checkPrepSettings } from "./prep-params.js";
+import { manifestDataset, preparedFrom } from "./prepared-folder.js";
 import type { ProbedImage } from "./probe-image.js";
-import { probeSources, sourceFields } from "./prep-sources.js";
-import { exists } from "../fs/exists.js";
+import { probeSources } from "./prep-sources.js";
 
 export interface PrepareDatasetParams {
   /** Folder with the user's originals (read only). */
@@ -59,6 +58,8 @@ export interface PrepareDatasetParams {
   embed?: (paths: string[]) => Promise<EmbedOutcome>;
   /** Sources (relative paths) to keep over their duplicates. */
   pinned?: readonly string[];
+  /** Sources kept over their duplicates even when those are pinned too (the CLI's --pin over the stored choices). */
+  preferred?: readonly string[];
   /** Pairs never called duplicates of each other (the page's "keep both"; dataset-pins.ts). */
   distinct?: ReadonlyArray<readonly [string, string]>;
   captionExtension?: string;
@@ -142,7 +143,7 @@ function prepSettings(params: PrepareDatasetParams, rule: ShapeRule | undefined)
 }
 
 /** What one prep run works with, fixed before anything is scanned. */
-interface PrepRun {
+export interface PrepRun {
   datasetDir: string;
   outDir: string;
   manifestPath: string;
@@ -163,6 +164,8 @@ async function openRun(params: PrepareDatasetParams): Promise<PrepRun> {
   if (outDir === datasetDir) {
     throw new LoraspecError("E_USAGE", "the prepared folder must not be the dataset folder (originals are never overwritten)", { hint: "pass a different --out" });
   }
+  // A setting every image would fail on is E_USAGE before anything is read (prep-params.ts).
+  checkPrepSettings(params);
   const captionExt = params.captionExtension ?? ".txt";
   // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
   const rule = (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
@@ -246,69 +249,29 @@ function* reportHeaderProblems(probed: readonly ProbedImage[], summary: PrepSumm
 }
 
 /**
- * Steps 6 to 8 of prep, once the kept sources (`entries`) are final: captions and outputs of sources
- * no longer prepared are cleared away, and captions follow their image.
- */
-async function* tidyPreparedFolder(params: {
-  run: PrepRun;
-  files: DatasetFiles;
-  previousBySource: ReadonlyMap<string, ManifestEntry>;
-  entries: ReadonlyMap<string, ManifestEntry>;
-  summary: PrepSummary;
-}): AsyncGenerator<LoraspecEvent, void> {
-  const { run, entries, summary } = params;
-  const { outDir, datasetDir, previous } = run;
-  // 6. Captions of sources no longer prepared (gone, now skipped or a duplicate) are parked first: a new source may take their name.
-  for (const old of previous?.entries ?? []) {
-    if (old.caption && !entries.has(old.source) && (await exists(join(outDir, old.caption)))) await parkCaption(outDir, old.caption);
-  }
-
-  // 7. Captions follow their image (prep-captions.ts): sidecars copied in, hand edits kept, a caption of changed pixels parked.
-  const captions = yield* syncCaptions({ outDir, datasetDir, entries: entries.values(), sidecars: params.files.sidecars, previous: params.previousBySource });
-  summary.captionsCopied = captions.copied;
-  summary.captionsMissing = captions.missing;
-  summary.staleCaptions = captions.stale;
-
-  // 8. Remove outputs whose source is gone, now skipped or now a duplicate (never a file a kept source now writes: a.jpg -> a.png).
-  const outputsNow = new Set([...entries.values()].map((e) => e.output!.toLowerCase()));
-  for (const old of previous?.entries ?? []) {
-    const now = entries.get(old.source);
-    if (old.output && (!now || now.output !== old.output) && !outputsNow.has(old.output.toLowerCase())) await rm(join(outDir, old.output), { force: true });
-    if (old.output && !now) summary.removed.push(old.source);
-  }
-}
-
-/** The manifest of this run: every probed source, prepared, a duplicate or skipped. */
-async function writeManifest(run: PrepRun, probed: readonly ProbedImage[], entries: ReadonlyMap<string, ManifestEntry>, duplicateOf: DuplicateOf): Promise<void> {
-  const manifest: PrepManifest = {
-    version: 1,
-    dataset: run.datasetDir,
-    datasetRelative: datasetRelativeTo(run.outDir, run.datasetDir),
-    settings: run.settings,
-    updatedAt: new Date().toISOString(),
-    entries: probed.map((image) => {
-      const entry = entries.get(image.source);
-      if (entry) return entry;
-      const dup = duplicateOf.get(image.source);
-      return {
-        ...sourceFields(image),
-        status: dup ? "duplicate" : "skipped",
-        duplicateOf: dup?.keep,
-      } satisfies ManifestEntry;
-    }),
-  };
-  await writePrepManifest({ path: run.manifestPath, manifest });
-}
-
-/**
  * `loraspec prep`: scan, validate, dedupe, crop and resize a dataset into a new folder, with a
  * manifest that makes re-runs incremental. One bad file never stops the others: each becomes a
- * `warning` event and a `skipped` row. The originals are only ever read.
+ * `warning` event and a `skipped` row. The originals are only ever read. The prepared folder changes
+ * only when the run succeeds (prep-commit.ts): a run that ends in an error leaves it as it was.
  */
 export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenerator<LoraspecEvent, PrepSummary> {
   const run = await openRun(params);
-  const { datasetDir, outDir, settings, concurrency, signal, previous } = run;
   const files = yield* scanSources(run, params.datasetDir);
+  const staging = await openStaging(run.outDir);
+  let committed = false;
+  try {
+    const summary = yield* prepareInStaging(params, run, files, staging);
+    committed = true;
+    return summary;
+  } finally {
+    // An error, a cancel or a consumer that stopped early: nothing of this run stays.
+    if (!committed) await discardStaging(run.outDir, staging);
+  }
+}
+
+/** Steps 1 to 9: everything decided and decoded into `staging`, then committed only if something is left to train on. */
+async function* prepareInStaging(params: PrepareDatasetParams, run: PrepRun, files: DatasetFiles, staging: Staging): AsyncGenerator<LoraspecEvent, PrepSummary> {
+  const { datasetDir, outDir, settings, concurrency, signal, previous } = run;
   const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
   const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
 
@@ -331,12 +294,11 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
 
   // 2. Exact copies (same bytes) are dropped before anything is decoded; the rest get their names and output sizes.
   const { duplicateOf, unique } = dropExactCopies(usable, params);
-  await mkdir(outDir, { recursive: true });
   const plan = await planOutputs({ images: unique, previous: previousBySource, sameSettings, outDir, resolution: settings.resolution, rule: run.rule, format: settings.format, captionExt: run.captionExt });
   const { entries, upToDate } = plan;
 
-  // 3. Decode what is new or changed: one decode gives the output and the dedupe signature.
-  const decoder = createDecoder({ datasetDir, outDir, settings, plan, images: unique, summary, concurrency, signal });
+  // 3. Decode what is new or changed into staging: one decode gives the output and the dedupe signature.
+  const decoder = createDecoder({ datasetDir, writeDir: staging.dir, settings, plan, images: unique, summary, concurrency, signal });
   const changed = unique.filter((u) => !upToDate.has(u.source) && !u.signature).map((u) => u.source);
   yield { type: "phase", name: "prep", message: `${changed.length} to decode, ${upToDate.size} unchanged -> ${outDir}` };
   yield* decoder.decode(changed);
@@ -344,35 +306,38 @@ export async function* prepareDataset(params: PrepareDatasetParams): AsyncGenera
 
   // 4. Near duplicates, pair by pair against the image kept (exact copies ride along by sha256).
   const { processed, failed } = decoder;
-  yield* settleDuplicates({ datasetDir, outDir, choices: params, usable, unique, failed, duplicateOf, entries, processed, summary });
+  yield* settleDuplicates({ datasetDir, writeDir: staging.dir, choices: params, usable, unique, failed, duplicateOf, entries, processed, summary });
 
   // 5. A kept image whose output is missing (it was someone's duplicate before) is made now.
   const late = [...entries.keys()].filter((s) => !upToDate.has(s) && !processed.has(s));
   if (late.length) yield* decoder.decode(late);
   throwIfAborted(signal);
-  summary.processed = [...processed].filter((s) => entries.has(s));
+  summary.processed = [...processed].filter((s) => entries.has(s)).sort();
   summary.unchanged = [...upToDate].filter((s) => entries.has(s)).length;
-
-  // 6-8. Captions and outputs of sources no longer prepared cleared away; captions follow their image.
-  yield* tidyPreparedFolder({ run, files, previousBySource, entries, summary });
-
-  await writeManifest(run, probed, entries, duplicateOf);
+  // Each file is listed once: one left out (skipped, a duplicate) carries no "used, with warnings" row.
+  const left = new Set(summary.skipped.map((s) => s.source));
+  summary.warnings = summary.warnings.filter((w) => !left.has(w.source));
   summary.outputs = entries.size;
-  if (entries.size === 0) {
-    const reasons = [...new Set(summary.skipped.map((s) => s.code))].join(", ");
-    throw new LoraspecError("E_DATASET_EMPTY", `no image in ${params.datasetDir} can be used: all ${summary.skipped.length} were skipped (${reasons})`, {
-      file: params.datasetDir,
-      hint: "fix or replace the files listed above (each with its reason), then run prep again",
-      details: { skipped: summary.skipped },
-    });
-  }
-  summary.processed.sort();
+  if (entries.size === 0) throw datasetEmpty(params.datasetDir, summary);
+
+  // 6-9. Outputs moved in, captions follow their image, old outputs removed, the manifest written.
+  yield* commitRun({ run, staging, files, previousBySource, entries, processed, probed, duplicateOf, summary });
   yield { type: "done", result: { ...summary } };
   return summary;
 }
 
+/** Nothing left to train on: the run ends before the prepared folder is touched. */
+function datasetEmpty(datasetDir: string, summary: PrepSummary): LoraspecError {
+  const reasons = [...new Set(summary.skipped.map((s) => s.code))].join(", ");
+  return new LoraspecError("E_DATASET_EMPTY", `no image in ${datasetDir} can be used: all ${summary.skipped.length} were skipped (${reasons}); the prepared folder was left as it was`, {
+    file: datasetDir,
+    hint: "fix or replace the files listed above (each with its reason), then run prep again",
+    details: { skipped: summary.skipped },
+  });
+}
+
 function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new LoraspecError("E_CANCELLED", "prep cancelled; the manifest was not updated, re-run to continue");
+  if (signal?.aborted) throw new LoraspecError("E_CANCELLED", "prep cancelled; the prepared folder was left as it was, re-run to continue");
 }
 
 function stableJson(value: unknown): string {

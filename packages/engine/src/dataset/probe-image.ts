@@ -222,9 +222,16 @@ function looksTruncated(bytes: Uint8Array, format: string | undefined): boolean 
   return false;
 }
 
-/** A decode failure as a problem: truncated (decided from the bytes) or unreadable. */
+/**
+ * A decode failure of one file as a problem: over the pixel limit, truncated (decided from the bytes) or
+ * damaged. Only for errors about the file: prep checks its settings first (prep-params.ts) and blames a
+ * file only once the same settings decode a known-good image (prep-decode.ts settingsControl).
+ */
 export function decodeProblem(bytes: Uint8Array, format: string | undefined, error: unknown): ImageProblem {
   const text = firstLine(String((error as Error).message ?? error));
+  if (/exceeds pixel limit/i.test(text)) {
+    return { code: "too-large", severity: "skip", message: `cannot decode: more pixels than the limit (decompression-bomb guard; ${sharpSays(text)})` };
+  }
   // libvips' error text is process-global and can mix under concurrency: decide by the bytes.
   const truncated = looksTruncated(bytes, format) || /premature end|truncat/i.test(text);
   return {
