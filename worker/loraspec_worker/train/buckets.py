@@ -4,6 +4,8 @@ batch is drawn from one bucket (one latent shape per step)."""
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections import OrderedDict
 
 from ..protocol import WorkerError
@@ -42,6 +44,31 @@ FLATTEN_BACKGROUND = builtin_trainer()["flattenBackground"]
 # The run stops at an image it cannot decode; prep leaves such files out, and the run then trains on its folder.
 UNREADABLE_HINT = "run `loraspec prep` (it leaves out images it cannot decode; the run then trains on its folder), or remove or re-export the file"
 
+# Core's pixel limit (knowledge/image-formats.ts MAX_INPUT_PIXELS, the one check and prep apply), not Pillow's lower
+# default (an error above 178,956,970 px): an image check passes opens here, one over it is E_IMAGE_UNREADABLE.
+MAX_IMAGE_PIXELS = builtin_trainer()["maxImagePixels"]
+_LIMIT_LOCK = threading.Lock()
+
+
+def _open_bounded(path: str):
+    """Image.open (lazy: the header only) under core's pixel limit: Pillow's bomb check is moved to twice core's
+    limit for this call only (it raises above 2x MAX_IMAGE_PIXELS) and core's own limit is checked on the size."""
+    from PIL import Image
+
+    with _LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS
+        try:
+            image = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ValueError(f"{width}x{height} = {width * height:,} px is over loraspec's {MAX_IMAGE_PIXELS:,} px limit (decompression-bomb guard)")
+    return image
+
+
 def _open(path: str):
     """The image upright (EXIF orientation applied, as core's check and prep see it), RGB, transparent
     pixels flattened onto core's background colour as prep flattens them (convert("RGB") alone would keep
@@ -49,7 +76,7 @@ def _open(path: str):
     from PIL import Image, ImageOps
 
     try:
-        image = Image.open(path)
+        image = _open_bounded(path)
         image.load()
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
@@ -63,10 +90,8 @@ def _open(path: str):
 def image_size(path: str) -> tuple[int, int]:
     """(width, height) upright (after EXIF orientation, as core's probe reports it), from the file
     header without decoding the pixels: a phone's portrait stored sideways buckets as a portrait."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as image:
+        with _open_bounded(path) as image:
             width, height = image.size
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception as e:  # noqa: BLE001

@@ -1,6 +1,6 @@
 import { ATTENTION_KERNELS, FA4_KERNEL } from "./attention.js";
 import { LORA_COMPUTE, LORA_COMPUTE_MODES } from "./lora-compute.js";
-import { FLATTEN_BACKGROUND } from "./image-formats.js";
+import { FLATTEN_BACKGROUND, MAX_INPUT_PIXELS } from "./image-formats.js";
 import type { BaseModelId } from "./base-models.js";
 import { LORA_TARGETS } from "./lora-targets.js";
 import { LOSS_SPIKE_RULE } from "./loss-spike.js";
@@ -125,6 +125,11 @@ export const BUILTIN_TRAINER = {
   oomFallbacks: ["gradient_checkpointing", "smaller_batch", "optimizer_8bit", "quantize_base"],
   /** Image files the trainer reads from a dataset folder (PIL opens each; knowledge/image-formats.ts). */
   imageExtensions: [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
+  /**
+   * Largest image (width x height from its header) the trainer opens: loraspec's own limit (knowledge/image-formats.ts
+   * MAX_INPUT_PIXELS), the one check and prep apply, not Pillow's lower default; over it E_IMAGE_UNREADABLE (train/buckets.py).
+   */
+  maxImagePixels: MAX_INPUT_PIXELS.value,
   /** Transparent pixels are flattened onto this colour, as prep does (knowledge/image-formats.ts FLATTEN_BACKGROUND). */
   flattenBackground: FLATTEN_BACKGROUND.value,
   /** How the frozen base is held. */

@@ -38,3 +38,26 @@ export const FLATTEN_BACKGROUND: Sourced & { value: string } = {
   source: "ours: kohya-ss/sd-scripts library/train_util.py load_image (RGBA pasted onto white) and sharp's flatten default; one colour for every reader",
   asOf: "2026-12-02",
 };
+
+/**
+ * Decompression-bomb limit on header width x height: loraspec's one limit, checked before any pixel is
+ * decoded by check and prep (engine dataset/prep-knowledge.ts re-exports it) and by the built-in trainer
+ * (BUILTIN_TRAINER.maxImagePixels, which the worker loads: train/buckets.py). Sharp's own default.
+ */
+export const MAX_INPUT_PIXELS: Sourced & { value: number } = {
+  value: 0x3fff * 0x3fff,
+  source: "sharp docs api-constructor.md: limitInputPixels default 268402689; reference/perf-reliability.md §4b",
+  asOf: "2026-06",
+};
+
+/**
+ * Pillow's own decompression-bomb limit, which Kohya sd-scripts and ai-toolkit open images under (neither
+ * sets Image.MAX_IMAGE_PIXELS): above MAX_IMAGE_PIXELS (89,478,485 px) a DecompressionBombWarning, above twice
+ * that a DecompressionBombError, so an image over 178,956,970 px stops their run when it is opened.
+ */
+export const PIL_DEFAULT_BOMB_PIXELS: Sourced & { value: number } = {
+  value: 2 * Math.floor((1024 * 1024 * 1024) / 4 / 3),
+  source:
+    "Pillow PIL/Image.py MAX_IMAGE_PIXELS = int(1024 * 1024 * 1024 // 4 // 3) and _decompression_bomb_check (error above 2x, since Pillow 4.4.0); reference/perf-reliability.md §4b. sd-scripts v0.10.1 library/train_util.py and ai-toolkit toolkit/data_loader.py open images with Image.open and leave the limit at its default",
+  asOf: "2026-12-05",
+};

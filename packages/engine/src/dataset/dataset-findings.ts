@@ -1,5 +1,5 @@
-import { extname } from "node:path";
 import type { Finding } from "@loraspec/core/lint/finding.js";
+import { readsFile, type TrainerFolderReading } from "@loraspec/core/knowledge/trainer-folder-reading.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
 import { describeOrphan } from "./caption-sidecar.js";
 import { nameFew } from "./name-few.js";
@@ -52,6 +52,8 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
   }
   const hidden = hiddenFilesFinding(scan.hidden, field);
   if (hidden) out.push(hidden);
+  const animated = animatedFinding(scan, field);
+  if (animated) out.push(animated);
   if (scan.captionProblems.length) {
     out.push({
       rule: "dataset-caption-unreadable",
@@ -72,62 +74,74 @@ export function datasetFindings(scan: DatasetScan, field = "dataset.path"): Find
 /** Skips of files no trainer is handed either way (the listing never copies or follows them). */
 const NOT_HANDED_ON = new Set(["symlink", "unreadable-folder", "not-a-file"]);
 
-/** What a trainer reads of a folder it is handed as it is: the built-in trainer lists one folder, by extension. */
-export interface RawFolderReader {
-  extensions: readonly string[];
-  subfolders: boolean;
-}
-
 /**
- * Skips whose file the trainer cannot decode either (PIL, which the built-in trainer and Kohya read images
- * with, fails on an empty, truncated or non-image file as sharp does): handed the dataset as it is, the run
- * stops at the first of them, so check says so as an error, not a warning.
+ * Skips whose file the trainer cannot decode either (PIL, which the built-in trainer, Kohya and ai-toolkit read
+ * images with, fails on an empty, truncated or non-image file as sharp does): handed the dataset as it is, the run
+ * stops at the first of them, so check says so as an error, not a warning. `too-large` (over loraspec's pixel limit,
+ * knowledge/image-formats.ts MAX_INPUT_PIXELS) stops every trainer whose own limit is known and no higher.
  */
 const STOPS_THE_RUN = new Set(["unreadable", "not-an-image", "truncated"]);
+
+/** A trainer's reading of a folder (core knowledge/trainer-folder-reading.ts); tests pass the parts they need. */
+export type FolderReader = Pick<TrainerFolderReading, "subfolders" | "extensions"> & Partial<Pick<TrainerFolderReading, "maxPixels" | "source">>;
+
+/** The images of the scan a trainer reading the dataset as it is would read (core knowledge/trainer-folder-reading.ts). */
+export function imagesReadBy(scan: Pick<DatasetScan, "images">, reader?: FolderReader): DatasetScan["images"] {
+  return reader ? scan.images.filter((i) => readsFile(reader, i.file)) : scan.images;
+}
+
+/** The files handed as they are that stop the run: undecodable, or over the trainer's pixel limit. */
+function runStoppers(scan: DatasetScan, reader?: FolderReader): Array<{ file: string; code: string; message: string }> {
+  const read = (file: string) => !reader || readsFile(reader, file);
+  const limit = reader?.maxPixels;
+  const bad = scan.skipped.filter((s) => read(s.file) && (STOPS_THE_RUN.has(s.code) || (s.code === "too-large" && limit !== undefined)));
+  const huge =
+    limit === undefined
+      ? []
+      : imagesReadBy(scan, reader)
+          .filter((i) => i.width * i.height > limit)
+          .map((i) => ({ file: i.file, code: "over-trainer-pixel-limit", message: `${i.width}x${i.height} = ${(i.width * i.height).toLocaleString("en-US")} px is over the trainer's ${limit.toLocaleString("en-US")} px limit` }));
+  return [...bad, ...huge];
+}
 
 /**
  * Before `loraspec prep` has made the dataset's folder the run trains on the dataset as it is, so the
  * images check counts (prep's) are not what the trainer reads: every file prep would leave out (a
  * truncated download, an empty file, a decompression bomb, a duplicate) goes to the trainer too, and
- * with `reader` (the built-in trainer) images in sub-folders or of a format it does not open are counted
- * but never trained: one warning naming them, with the command that makes the two agree. A file the
- * trainer reads but cannot decode stops the run: those are the error `dataset-not-prepared-unreadable`
- * (what check passes, train starts).
+ * with `reader` (how the contract's trainer reads a folder) images in sub-folders or of a format it does not
+ * open are counted but never trained: one warning naming them, with the command that makes the two agree.
+ * A file the trainer reads but cannot decode, or one over its pixel limit, stops the run: those are the error
+ * `dataset-not-prepared-unreadable`; a trainer that reads none of the images is the error
+ * `dataset-not-prepared-unread` (what check passes, train starts).
  */
-export function unpreparedFindings(scan: DatasetScan, field = "dataset.path", reader?: RawFolderReader): Finding[] {
-  const handed = scan.skipped.filter((s) => !NOT_HANDED_ON.has(s.code));
-  const readByTrainer = (file: string) => !reader || ((reader.subfolders || !file.includes("/")) && reader.extensions.includes(extname(file).toLowerCase()));
-  const fatal = handed.filter((s) => STOPS_THE_RUN.has(s.code) && readByTrainer(s.file));
-  const bad = handed.filter((s) => !fatal.includes(s));
+export function unpreparedFindings(scan: DatasetScan, field = "dataset.path", reader?: FolderReader): Finding[] {
+  const fatal = runStoppers(scan, reader);
+  const fatalFiles = new Set(fatal.map((s) => s.file));
+  const bad = scan.skipped.filter((s) => !NOT_HANDED_ON.has(s.code) && !fatalFiles.has(s.file));
   const copies = scan.duplicates.flatMap((c) => c.drop);
-  const unread = reader
-    ? scan.images.filter((i) => (!reader.subfolders && i.file.includes("/")) || !reader.extensions.includes(extname(i.file).toLowerCase()))
-    : [];
+  const readable = new Set(imagesReadBy(scan, reader).map((i) => i.file));
+  const unread = scan.images.filter((i) => !readable.has(i.file));
   const out: Finding[] = [];
   if (fatal.length) {
     out.push({
       rule: "dataset-not-prepared-unreadable",
       severity: "error",
       field,
-      message: `the run trains on ${scan.path} as it is (not prepared yet), and the trainer cannot decode ${fatal.length} file(s) there: ${fatal
+      message: `the run trains on ${scan.path} as it is (not prepared yet), and the trainer cannot open ${fatal.length} file(s) there: ${fatal
         .slice(0, SHOWN)
         .map((s) => `${s.file} (${s.code}: ${s.message})`)
         .join("; ")}${fatal.length > SHOWN ? "; ..." : ""}; the run would stop at the first`,
-      fix: "Run `loraspec prep` first (it leaves them out and the run trains on its folder), or remove or re-export those files.",
-      source: "the built-in trainer (worker train/buckets.py: E_IMAGE_UNREADABLE) and Kohya open every image with PIL, which fails on these as sharp does (probe-image.ts)",
+      fix: "Run `loraspec prep` first (it leaves them out, or scales them down, and the run trains on its folder), or remove or re-export those files.",
+      source: `the built-in trainer (worker train/buckets.py: E_IMAGE_UNREADABLE), Kohya and ai-toolkit open every image with PIL, which fails on these as sharp does (probe-image.ts); ${reader?.source ?? "the trainer's reading is not recorded"}`,
       files: fatal.map((s) => s.file),
     });
   }
+  if (reader && unread.length && !readable.size) out.push(noneReadFinding(scan, field, reader));
   if (!bad.length && !copies.length && !unread.length) return out;
   const named = [...bad.map((s) => `${s.file} (${s.code})`), ...copies.map((c) => `${c} (duplicate)`)];
   const parts = [
     named.length ? `the trainer also gets the ${named.length} file(s) prep leaves out: ${named.slice(0, SHOWN).join(", ")}${named.length > SHOWN ? ", ..." : ""}` : "",
-    unread.length
-      ? `${unread.length} counted image(s) are never read (the trainer reads ${reader!.extensions.join(" ")} files in the folder itself): ${unread
-          .slice(0, SHOWN)
-          .map((i) => i.file)
-          .join(", ")}${unread.length > SHOWN ? ", ..." : ""}`
-      : "",
+    unread.length ? `${unread.length} counted image(s) are never read (${readerWords(reader!)}): ${nameFew(unread.map((i) => i.file), SHOWN)}` : "",
   ].filter(Boolean);
   out.push({
     rule: "dataset-not-prepared",
@@ -135,11 +149,49 @@ export function unpreparedFindings(scan: DatasetScan, field = "dataset.path", re
     field,
     message: `the run trains on ${scan.path} as it is (not prepared yet): ${parts.join("; and ")}`,
     fix: "Run `loraspec prep` first: the run then trains on its folder, which holds exactly the images counted here.",
-    source:
-      "engine run/build-train-job.ts (a run is handed the prepared folder when prep made one for this dataset, else the dataset; project-dataset.ts trainingDatasetDir); built-in trainer: worker train/data.py read_dataset",
+    source: `engine run/build-train-job.ts (a run is handed the prepared folder when prep made one for this dataset, else the dataset; project-dataset.ts trainingDatasetDir); ${reader?.source ?? ""}`,
     files: [...named.map((n) => n.slice(0, n.lastIndexOf(" ("))), ...unread.map((i) => i.file)],
   });
   return out;
+}
+
+function readerWords(reader: FolderReader): string {
+  return `the trainer reads ${reader.extensions.join(" ")} files${reader.subfolders ? "" : " in the folder itself, not in sub-folders"}`;
+}
+
+/** `dataset-not-prepared-unread`: handed the dataset as it is, the trainer finds no image to train on. */
+function noneReadFinding(scan: DatasetScan, field: string, reader: FolderReader): Finding {
+  const nested = scan.images.some((i) => i.file.includes("/"));
+  return {
+    rule: "dataset-not-prepared-unread",
+    severity: "error",
+    field,
+    message: `the run trains on ${scan.path} as it is (not prepared yet), and the trainer reads none of its ${scan.images.length} image(s): ${readerWords(reader)}`,
+    fix: `Run \`loraspec prep\` first: it reads sub-folders and every format it can decode, and writes one flat folder of PNGs the run trains on${nested ? "; or move the images out of their sub-folders into the dataset folder itself (a Kohya-style `10_name/` folder's repeat count is not read: set hyperparameters.repeats)" : ""}.`,
+    source: reader.source ?? "the trainer's folder reading (core knowledge/trainer-folder-reading.ts)",
+    files: scan.images.map((i) => i.file),
+  };
+}
+
+/**
+ * Animated GIF/WebP (and multi-page TIFF) images: prep and every trainer (PIL's first frame) train on the first
+ * frame only, so the finding holds prepared or not.
+ */
+export function animatedFinding(scan: Pick<DatasetScan, "warnings">, field = "dataset.path"): Finding | undefined {
+  const frames = scan.warnings.filter((w) => w.code === "first-frame-only");
+  if (!frames.length) return undefined;
+  return {
+    rule: "dataset-animated",
+    severity: "warning",
+    field,
+    message: `${frames.length} animated or multi-page image(s) train on their first frame only: ${frames
+      .slice(0, SHOWN)
+      .map((w) => `${w.file} (${w.message})`)
+      .join("; ")}${frames.length > SHOWN ? "; ..." : ""}`,
+    fix: "Export the frames you want as still images (one PNG per frame worth training on), or keep the file knowing only its first frame trains.",
+    source: "probe-image.ts (sharp decodes the first page unless told otherwise, as prep does); PIL's Image.open, which the trainers read with, gives the first frame",
+    files: frames.map((w) => w.file),
+  };
 }
 
 /**

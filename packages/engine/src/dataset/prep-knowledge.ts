@@ -11,15 +11,8 @@ export interface Fact<T> {
 /** Extensions we try to decode (lower case): one home, core's knowledge/image-formats.ts. */
 export { DECODABLE_IMAGES as IMAGE_EXTENSIONS } from "@loraspec/core/knowledge/image-formats.js";
 
-/**
- * Decompression-bomb limit on header width x height, checked before any pixel is decoded.
- * Default = sharp's own `limitInputPixels` default (0x3FFF x 0x3FFF).
- */
-export const MAX_INPUT_PIXELS: Fact<number> = {
-  value: 0x3fff * 0x3fff,
-  source: "sharp docs api-constructor.md: limitInputPixels default 268402689; reference/perf-reliability.md §4b",
-  asOf: "2026-06",
-};
+/** Decompression-bomb limit on header width x height: one home, core knowledge/image-formats.ts (the built-in trainer is told it too). */
+export { MAX_INPUT_PIXELS } from "@loraspec/core/knowledge/image-formats.js";
 
 /**
  * Near-duplicate decision (dedupe.ts), calibrated on the labelled set in bench/dedupe-set: a pair

@@ -4,6 +4,7 @@ import type { Contract } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { loadContract, resolveDatasetDir } from "../contract/load-contract.js";
+import type { PrepManifest } from "./prep-manifest.js";
 import { choosePreparedDir, findPreparedDir, type OtherPrepared } from "./prepared-folder.js";
 
 export { PREPARED_DIR } from "./prepared-folder.js";
@@ -86,11 +87,12 @@ export async function trainingDatasetDir(projectDir: string, datasetDir: string)
 
 /**
  * What a run trains on (trainingDatasetDir) with the crop prep used for it (its manifest's
- * settings.crop): what lint checks `dataset.crop` against (core lint/crop-rules.ts).
+ * settings.crop): what lint checks `dataset.crop` against (core lint/crop-rules.ts); and the manifest, which
+ * check compares with the dataset (prepared-stale.ts).
  */
-export async function trainingDataOf(projectDir: string, datasetDir: string): Promise<TrainingDataDir & { crop?: "center" | "attention" }> {
-  const { found, crop } = await trainingData(projectDir, datasetDir);
-  return found.prepared ? { ...found, crop: crop === "attention" ? "attention" : "center" } : found;
+export async function trainingDataOf(projectDir: string, datasetDir: string): Promise<TrainingDataDir & { crop?: "center" | "attention"; manifest?: PrepManifest }> {
+  const { found, crop, manifest } = await trainingData(projectDir, datasetDir);
+  return found.prepared ? { ...found, crop: crop === "attention" ? "attention" : "center", manifest } : found;
 }
 
 /** One line on what a run trains on, for train and check: truthful about a prepared folder of another dataset. */
@@ -101,9 +103,9 @@ export function describeTrainingData(data: TrainingDataDir, contractFile: string
   return `${data.dir} (as it is, not prepared: ${others}, not from this dataset; \`loraspec prep ${contractFile}\` prepares this one)`;
 }
 
-async function trainingData(projectDir: string, datasetDir: string): Promise<{ found: TrainingDataDir; crop?: unknown }> {
+async function trainingData(projectDir: string, datasetDir: string): Promise<{ found: TrainingDataDir; crop?: unknown; manifest?: PrepManifest }> {
   const lookup = await findPreparedDir({ projectDir, datasetDir });
   const others = lookup.others.length ? { others: lookup.others } : {};
   if (!lookup.own) return { found: { dir: datasetDir, prepared: false, dataset: datasetDir, ...others } };
-  return { found: { dir: lookup.own.dir, prepared: true, dataset: datasetDir, ...others }, crop: lookup.own.manifest.settings.crop };
+  return { found: { dir: lookup.own.dir, prepared: true, dataset: datasetDir, ...others }, crop: lookup.own.manifest.settings.crop, manifest: lookup.own.manifest };
 }

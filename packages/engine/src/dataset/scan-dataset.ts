@@ -56,6 +56,8 @@ export interface DatasetScan extends DatasetSummary {
   orphanHints: Record<string, string>;
   /** Hidden files and folders (names starting with "."), never read: list-dataset-files.ts. */
   hidden: string[];
+  /** Every image file read (kept, skipped or a duplicate) with its size and sha256 ("" when unread): what a prepared folder's manifest is compared with (prepared-stale.ts). */
+  sources: Array<{ file: string; size: number; sha256: string }>;
   /** Sidecars prep will not copy (not UTF-8, or over the caption size limit): their image counts as uncaptioned. `file` is the caption. */
   captionProblems: Array<{ file: string; code: string; message: string }>;
 }
@@ -111,5 +113,6 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
     }
     images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
   }
-  return { path: displayPath, images, unreadable, candidates: files.images.length, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
+  const sources = probed.map((p) => ({ file: p.source, size: p.size, sha256: p.sha256 }));
+  return { path: displayPath, images, unreadable, candidates: files.images.length, sources, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
 }

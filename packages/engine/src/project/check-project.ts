@@ -15,9 +15,9 @@ import { readStoredPins } from "../dataset/stored-pins.js";
 import { hiddenFilesNote } from "../dataset/list-dataset-files.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { scanShapes } from "../dataset/prep-shapes.js";
-import { datasetFindings, unpreparedFindings } from "../dataset/dataset-findings.js";
+import { datasetFindings } from "../dataset/dataset-findings.js";
+import { trainerView } from "./trainer-view.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
-import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { preflightBase } from "./preflight-base.js";
 import { assertTrainerInstalled } from "../run/trainer-ready.js";
 
@@ -37,6 +37,10 @@ export interface CheckProjectParams {
 
 export interface CheckResult {
   loaded: LoadedContract;
+  /**
+   * The images the run trains on (the plan counts them): the dataset's prepared folder's, or the dataset as the
+   * contract's trainer reads it (project/trainer-view.ts); prep's count when both agree.
+   */
   dataset?: DatasetSummary;
   /** The regularisation images (dataset.reg_path), when the contract names a folder. */
   regDataset?: DatasetSummary;
@@ -110,10 +114,13 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));
   // A prepared folder made from another dataset (another contract's, or before dataset.path changed) is not used: say so.
   if (trainingData && !trainingData.prepared && trainingData.others) notes.push(`the run trains on ${describeTrainingData(trainingData, loaded.displayName)}`);
-  // Not prepared: the trainer reads the dataset as it is, and what check counted is not what trains.
+  // What the run trains on, read as its trainer reads a folder: a stale prepared folder, or images the trainer
+  // never reads or cannot open, are findings, and the plan counts what would train (project/trainer-view.ts).
   const mainScan = scans.find((s) => s.field === "dataset.path");
-  if (trainingData && !trainingData.prepared && mainScan) preflight.push(...unpreparedFindings(mainScan.scan, mainScan.field, rawReader(contract.trainer.name)));
-  const findings = [...lintContract(contract, { dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
+  const view = trainingData && mainScan ? trainerView({ scan: mainScan.scan, field: mainScan.field, trainingData, trainer: contract.trainer.name, contractFile: loaded.displayName }) : undefined;
+  if (view) preflight.push(...view.findings);
+  const findings = [...lintContract(contract, { dataset: view?.lint ?? dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
+  if (view) dataset = view.trains;
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
 }
@@ -131,9 +138,4 @@ function trainerReadiness(contract: Contract, env: NodeJS.ProcessEnv | undefined
     const field = error.field ?? "trainer.name";
     return [{ rule: "trainer-not-ready", severity: "warning", field, message: `\`loraspec train\` on this machine refuses it now (${error.code}): ${error.message}.`, fix: error.hint ?? "", source: "ours: run/trainer-ready.ts, what train checks before a run exists" }];
   }
-}
-
-/** How a trainer reads a dataset it is handed as it is: the built-in one lists the folder itself (worker train/data.py); the others get a copy of every candidate. */
-function rawReader(trainer: string) {
-  return trainer === "diffusers" ? { extensions: BUILTIN_TRAINER.imageExtensions, subfolders: false } : undefined;
 }

@@ -64,7 +64,8 @@ describe("every rule check's dataset findings emit is documented in RULES", () =
       unreadable: [],
       candidates: 3,
       skipped: [{ file: "b.jpg", code: "truncated", message: "truncated" }],
-      warnings: [],
+      warnings: [{ file: "sub/a.bmp", code: "first-frame-only", message: "2 frames" }],
+      sources: [],
       duplicates: [{ kind: "exact", keep: "a.jpg", drop: ["c.jpg"], evidence: {} }] as unknown as DatasetScan["duplicates"],
       orphanCaptions: ["x.txt"],
       orphanHints: {},
@@ -78,8 +79,8 @@ describe("every rule check's dataset findings emit is documented in RULES", () =
       // b.jpg is read by this trainer and cannot be decoded: the error as well as the warning.
       ...unpreparedFindings(scan, "dataset.path", { extensions: [".jpg"], subfolders: false }),
     ];
-    expect(emitted.length).toBe(8);
-    expect(emitted.map((f) => f.rule)).toContain("dataset-not-prepared-unreadable");
+    expect(emitted.length).toBe(11);
+    for (const rule of ["dataset-not-prepared-unreadable", "dataset-not-prepared-unread", "dataset-animated"]) expect(emitted.map((f) => f.rule)).toContain(rule);
     expect(emitted.filter((f) => !ids.has(f.rule)).map((f) => f.rule)).toEqual([]);
     for (const f of emitted) expect(RULES.find((r) => r.id === f.rule)?.severity, f.rule).toBe(f.severity);
   });

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { RULES } from "@loraspec/core/lint/finding.js";
+import { preparedDrift, preparedImages, preparedStaleFinding } from "@loraspec/engine/dataset/prepared-stale.js";
+import type { ManifestEntry } from "@loraspec/engine/dataset/prep-manifest.js";
+
+const entry = (source: string, sha256: string, status: ManifestEntry["status"] = "prepared", size = 10): ManifestEntry => ({
+  source,
+  size,
+  sha256,
+  width: 100,
+  height: 80,
+  status,
+  problems: [],
+  ...(status === "prepared" ? { output: `${source.replace(/\//g, "__").replace(/\.\w+$/, "")}.png`, outputWidth: 64, outputHeight: 64 } : {}),
+});
+
+describe("a prepared folder compared with its dataset (prepared-stale.ts)", () => {
+  const manifest = { entries: [entry("a.png", "aa"), entry("b.png", "bb"), entry("sub/c.jpg", "cc"), entry("d.png", "dd", "skipped"), entry("e.png", "aa", "duplicate")] };
+
+  it("is up to date when every image prep read is there with the same bytes (skipped and duplicates included)", () => {
+    const sources = manifest.entries.map((e) => ({ file: e.source, size: e.size, sha256: e.sha256 }));
+    expect(preparedDrift(manifest, { sources })).toEqual({ added: [], removed: [], changed: [] });
+    expect(preparedStaleFinding(preparedDrift(manifest, { sources }), { preparedDir: "p", preparedCount: 3, countedNow: 3 })).toBeUndefined();
+  });
+
+  it("names images added, removed and replaced (same name, other bytes or size); an unread hash is not a change", () => {
+    const sources = [
+      { file: "a.png", size: 10, sha256: "zz" },
+      { file: "sub/c.jpg", size: 11, sha256: "cc" },
+      { file: "d.png", size: 10, sha256: "" },
+      { file: "e.png", size: 10, sha256: "aa" },
+      { file: "new.png", size: 5, sha256: "nn" },
+    ];
+    const drift = preparedDrift(manifest, { sources });
+    expect(drift).toEqual({ added: ["new.png"], removed: ["b.png"], changed: ["a.png", "sub/c.jpg"] });
+    const f = preparedStaleFinding(drift, { preparedDir: ".loraspec/prepared", preparedCount: 3, countedNow: 3, contractFile: "lora.yaml" })!;
+    expect(f).toMatchObject({ rule: "dataset-prepared-stale", severity: "error", files: ["b.png", "new.png", "a.png", "sub/c.jpg"] });
+    expect(f.message).toContain("1 removed (b.png), 1 added (new.png), 2 changed (a.png, sub/c.jpg)");
+    expect(f.fix).toContain("`loraspec prep lora.yaml`");
+    expect(RULES.find((r) => r.id === f.rule)?.severity).toBe("error");
+  });
+
+  it("counts what the prepared folder trains on: its prepared outputs, at the size prep wrote", () => {
+    const images = preparedImages(manifest, { images: [{ file: "a.png", width: 100, height: 80, format: "png", caption: "txcl, a" }] });
+    expect(images).toEqual([
+      { file: "a.png", width: 64, height: 64, format: "png", caption: "txcl, a" },
+      { file: "b.png", width: 64, height: 64, format: "png", caption: null },
+      { file: "sub__c.png", width: 64, height: 64, format: "png", caption: null },
+    ]);
+  });
+});
