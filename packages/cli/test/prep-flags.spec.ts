@@ -41,6 +41,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) await photoLike(240, 200, 60 + i).png().toFile(join(project, "photos", `img0${i}.png`));
   await photoLike(240, 200, 60).png().toFile(join(root, "other", "dataset", "img00.png"));
   await writeFile(join(project, "photos", "img01.txt"), "txcl, from the dataset");
+  await writeFile(join(project, "notes.md"), "a file, not a folder");
   await writeFile(
     join(project, "lora.yaml"),
     "version: 1\nname: flags\nbase: { model: sdxl }\ntrainer: { name: diffusers }\ntarget: character\ndataset: { path: ./photos, resolution: 128 }\ntrigger: { word: txcl }\n",
@@ -79,6 +80,7 @@ describe("loraspec prep: a bad flag touches nothing", () => {
     [["--pin", "../other/dataset/img00.png"], "--pin"],
     [["--pin", "img00.png", "--pin", "img0.png"], "--pin"],
     [["--pin", "img01.txt"], "--pin"],
+    [["--out", "notes.md"], "--out"],
   ])("prep %j: E_USAGE naming %s, the prepared folder byte-identical", async (args, flag) => {
     const before = await tree(prepared);
     const r = prep(args);

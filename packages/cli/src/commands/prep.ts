@@ -61,7 +61,7 @@ export function registerPrep(program: Command): void {
       }
       const aspect = flags.aspect ?? project.contract?.dataset.aspect;
       const crop = flags.crop ?? project.contract?.dataset.crop;
-      const { checkPrepSettings } = await import("@loraspec/engine/dataset/prep-params.js");
+      const { checkPrepSettings, checkOutDir } = await import("@loraspec/engine/dataset/prep-params.js");
       checkPrepSettings({ ...flags, resolution, aspect, crop }, { ...FLAG_NAMES, resolution: flags.resolution ? "--resolution" : "dataset.resolution" });
       // How the contract's trainer shapes each image (core's shapeRule, what the plan uses): prep crops each image to the
       // shape that trainer trains it at (largest resolution). No contract, or one that does not bucket: core's default set.
@@ -71,6 +71,7 @@ export function registerPrep(program: Command): void {
       const { choosePreparedDir } = await import("@loraspec/engine/dataset/prepared-folder.js");
       const chosen = opts.out ? undefined : await choosePreparedDir({ projectDir: project.projectDir, datasetDir });
       const outDir = opts.out ? resolve(opts.out) : chosen!.dir;
+      await checkOutDir(outDir, opts.out ? "--out" : "prepared folder");
       // --pin names images of this dataset (a typo is E_USAGE); they win over the page's stored choices for this
       // dataset (.loraspec/dataset-pins.json, each dataset its own) and are recorded there once prep succeeds.
       // A bad pins file is a warning (as in check): prep goes on with --pin alone.

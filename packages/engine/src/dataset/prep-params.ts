@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import sharp from "sharp";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
@@ -63,6 +64,12 @@ export function checkPrepSettings(values: PrepSettingValues, names: PrepSettingN
   if (values.concurrency !== undefined) integerIn(values.concurrency, 1, MAX_CONCURRENCY, names.concurrency);
   const near = values.nearDuplicate?.pixelAtZero;
   if (near !== undefined && !(Number.isFinite(near) && near >= 0 && near <= MAX_PIXEL_DISTANCE)) bad(names.nearThreshold, `must be a pixel distance from 0 to ${MAX_PIXEL_DISTANCE}, got ${near}`);
+}
+
+/** The prepared folder must be a folder or not exist yet: a file there is E_USAGE naming the setting (`--out`), before anything is written. */
+export async function checkOutDir(outDir: string, name = "outDir"): Promise<void> {
+  const info = await stat(outDir).catch(() => undefined);
+  if (info && !info.isDirectory()) bad(name, `${outDir} is a file, not a folder: prep writes its images, captions and manifest into a folder`);
 }
 
 /** A colour as sharp's flatten parses it (CSS names, #rgb, #rrggbb, rgb(...)); checked on a pipeline that decodes nothing. */

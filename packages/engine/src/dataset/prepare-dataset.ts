@@ -16,7 +16,7 @@ import { commitRun, discardStaging, openStaging, type Staging } from "./prep-com
 import { createDecoder, planOutputs } from "./prep-decode.js";
 import { dropExactCopies, settleDuplicates } from "./prep-duplicates.js";
 import { MANIFEST_FILE, readPrepManifest, type PrepManifest } from "./prep-manifest.js";
-import { checkPrepSettings } from "./prep-params.js";
+import { checkOutDir, checkPrepSettings } from "./prep-params.js";
 import { manifestDataset, preparedFrom } from "./prepared-folder.js";
 import type { ProbedImage } from "./probe-image.js";
 import { probeSources } from "./prep-sources.js";
@@ -166,6 +166,7 @@ async function openRun(params: PrepareDatasetParams): Promise<PrepRun> {
   }
   // A setting every image would fail on is E_USAGE before anything is read (prep-params.ts).
   checkPrepSettings(params);
+  await checkOutDir(outDir);
   const captionExt = params.captionExtension ?? ".txt";
   // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
   const rule = (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
