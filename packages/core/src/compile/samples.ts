@@ -34,10 +34,14 @@ export function defaultSamplePrompts(contract: Contract): string[] {
   return picked.slice(0, SAMPLE_DEFAULTS.maxDefaultPrompts);
 }
 
-/** The samples a run renders, or undefined when `samples.every` is 0 (off). */
+/**
+ * The samples a run renders, or undefined when `samples.every` is 0 or left out (off), or the trainer is
+ * fal (its endpoints render none: lint's trainer-ignores-field). The one home of what every compiler
+ * renders and the plan times (a test holds each trainer's compiled cadence to it).
+ */
 export function resolveSamples(contract: Contract, resolution: number): ResolvedSamples | undefined {
   const s = contract.samples;
-  if (!s.every) return undefined;
+  if (!s.every || contract.trainer.name === "fal") return undefined;
   const knowledge = samplingOf(contract.base.model);
   const prompts = (s.prompts ?? defaultSamplePrompts(contract)).map((p) => oneLine(withTrigger(p, contract.trigger.word)));
   return {

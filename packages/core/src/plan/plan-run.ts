@@ -13,6 +13,7 @@ import { estimateVramWith, type VramEstimate } from "./vram-model.js";
 import { walltimeOn, type WalltimeEstimate } from "./walltime.js";
 import { networkCost, type NetworkCost } from "./network-cost.js";
 import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
+import { checkpointsOf } from "./checkpoints.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -174,7 +175,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     rank: hp.rank,
     alpha: hp.alpha ?? hp.rank,
     saveEvery: hp.save_every,
-    checkpoints: hp.save_every ? Math.floor(steps / hp.save_every) : 1,
+    checkpoints: checkpointsOf(contract, steps),
     vram,
     trainSettings,
     networkTargets: describeTargets(contract),

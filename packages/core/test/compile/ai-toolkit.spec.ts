@@ -40,17 +40,20 @@ describe("compileAiToolkit", () => {
     expect(p.sample.sampler).toBe(p.train.noise_scheduler);
     // Without it ai-toolkit's default neg (False) crashed the first sample of a real SDXL run.
     expect(p.sample.neg).toBe("");
-    expect(p.save).toMatchObject({ save_every: 250, max_step_saves_to_keep: 4 });
+    // 1500 steps / save_every 250: the plan's 6 checkpoints, all kept (plan/checkpoints.ts)
+    expect(p.save).toMatchObject({ save_every: 250, max_step_saves_to_keep: 6 });
     expect(p.datasets[0]).toMatchObject({ folder_path: PATHS.datasetDir, caption_ext: "txt" });
     expect(p.network).toEqual({ type: "lora", linear: 16, linear_alpha: 16 });
     expect(p.train).toMatchObject({ steps: 1500, lr: 1e-4, gradient_accumulation: 1 });
     expect(p.train).not.toHaveProperty("gradient_accumulation_steps");
   });
 
-  it("turns {trigger} in prompts into ai-toolkit's [trigger]", () => {
+  it("renders nothing with samples off: train.disable_sampling, no prompts (it once rendered the rubric at every save)", () => {
     const out = compileAiToolkit(makeContract({ base: "flux1-dev", target: "character", trainer: "ai-toolkit" }), {}, PATHS);
     const p = (out.job as unknown as Job).config.process[0]!;
-    expect(p.sample.prompts).toEqual(["a photo of [trigger]", "[trigger] on the beach"]);
+    expect(p.train).toMatchObject({ disable_sampling: true });
+    expect(p.sample).toEqual({ sampler: "flowmatch", neg: "" });
+    expect(out.outputs.samples.items).toEqual([]);
     expect(p.trigger_word).toBe("txcl");
   });
 

@@ -117,11 +117,11 @@ describe("Kohya's and ai-toolkit's own sample images become sample events (fake 
     expect(samplesOf(events).map((e) => [e.step, e.prompt, e.seed])).toEqual([3, 5, 6].flatMap((s) => [[s, "a photo of txcl", 3], [s, "a photo of txcl", 4]]));
   });
 
-  it("ai-toolkit without samples.every: the validation prompts with ai-toolkit's walked seeds and [trigger] filled", () => {
+  it("ai-toolkit without samples.every: nothing rendered, nothing watched for (disable_sampling)", () => {
     const c = contract("ai-toolkit", {});
     const compiled = compileAiToolkit(c, planRun(c), { datasetDir: "/d", outputDir: "/o" });
-    const seed0 = c.validation.seeds[0] ?? c.hyperparameters.seed;
-    expect(compiled.outputs.samples.items).toEqual(c.validation.trigger_prompts.map((p, i) => ({ prompt: p.replaceAll("{trigger}", "txcl"), seed: seed0 + i })));
+    expect(compiled.outputs.samples.items).toEqual([]);
+    expect((compiled.job.config as { process: Array<{ train: Record<string, unknown> }> }).process[0]!.train.disable_sampling).toBe(true);
   });
 
   it("reads names exactly as each trainer writes them, and nothing else", () => {

@@ -1,15 +1,17 @@
 import type { Contract } from "../../contract/schema.js";
-import { samplingOf } from "../../knowledge/sampling.js";
 import type { SampleWatch } from "../../trainers/sample-files.js";
 import { resolveSamples } from "../samples.js";
 
 /**
- * ai-toolkit's `sample:` block (SampleConfig, trainers.md §3.3). With the contract's `samples.every`
- * set: its prompts x seeds as `samples: [{prompt, seed}]` items (an item's seed wins over walk_seed,
- * BaseSDTrainProcess.py L337), every N steps, its inference steps and guidance. Without: as before
- * samples were a contract field, the validation trigger prompts at every save.
+ * ai-toolkit's `sample:` block (SampleConfig, trainers.md §3.3). With the contract's samples off
+ * (`samples.every` 0 or left out) it holds only the sampler and neg, no prompts: the job carries
+ * `train.disable_sampling: true` (compile-ai-toolkit.ts), which ai-toolkit reads before every render
+ * (the baseline, each `sample_every`, the end-of-run one), so it renders nothing, as Kohya and the
+ * built-in trainer do and as the plan counts (it once rendered the rubric's prompts at every save). With samples on: the contract's prompts x seeds as `samples: [{prompt, seed}]` items
+ * (an item's seed wins over walk_seed, BaseSDTrainProcess.py L337), every `samples.every` steps (the
+ * plan's cadence: compile/samples.ts resolveSamples), its inference steps and guidance.
  */
-export function aiToolkitSampleBlock(contract: Contract, resolution: number, saveEvery: number, sampler: string): Record<string, unknown> {
+export function aiToolkitSampleBlock(contract: Contract, resolution: number, sampler: string): Record<string, unknown> {
   const common = {
     // Must match train.noise_scheduler (A-4).
     sampler,
@@ -18,29 +20,15 @@ export function aiToolkitSampleBlock(contract: Contract, resolution: number, sav
     neg: "",
   };
   const s = resolveSamples(contract, resolution);
-  if (s) {
-    return {
-      ...common,
-      sample_every: s.every,
-      width: s.width,
-      height: s.height,
-      guidance_scale: s.guidance,
-      sample_steps: s.steps,
-      samples: s.prompts.flatMap((prompt) => s.seeds.map((seed) => ({ prompt, seed }))),
-    };
-  }
-  const knowledge = samplingOf(contract.base.model);
+  if (!s) return common;
   return {
     ...common,
-    sample_every: saveEvery,
-    width: resolution,
-    height: resolution,
-    seed: contract.validation.seeds[0] ?? contract.hyperparameters.seed,
-    walk_seed: true,
-    guidance_scale: knowledge.guidance,
-    sample_steps: knowledge.steps,
-    // Placeholder ai-toolkit replaces with the trigger in captions and prompts (§3.3).
-    prompts: contract.validation.trigger_prompts.map((p) => p.replaceAll("{trigger}", "[trigger]")),
+    sample_every: s.every,
+    width: s.width,
+    height: s.height,
+    guidance_scale: s.guidance,
+    sample_steps: s.steps,
+    samples: s.prompts.flatMap((prompt) => s.seeds.map((seed) => ({ prompt, seed }))),
   };
 }
 

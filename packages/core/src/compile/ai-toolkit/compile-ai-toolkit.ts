@@ -9,6 +9,7 @@ import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import { aiToolkitTargets, type AiToolkitTargets } from "../network-targets.js";
+import { checkpointsOf } from "../../plan/checkpoints.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan, type ResolvedTraining } from "../../trainers/compile-input.js";
 import { SAMPLE_FILE_NAMING, type SampleWatch } from "../../trainers/sample-files.js";
@@ -37,9 +38,6 @@ export interface AiToolkitCompiled {
   warnings: string[];
 }
 
-/** How many intermediate saves ai-toolkit keeps (its default is 5; the examples use 4). */
-const MAX_STEP_SAVES_TO_KEEP = 4;
-
 /**
  * Compiles a contract (+ plan) into an ai-toolkit job YAML for the pinned commit (trainers.md §3).
  * Pure: the caller writes `files` and runs `command`.
@@ -61,7 +59,7 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
   const model = aiToolkitModel(contract, profile, paths, r);
   const datasets = aiToolkitDatasets(contract, paths, r, regularisers.dataset, textEmbeddings);
   const targetOptions = aiToolkitTargetOptions(contract);
-  const sampleBlock = aiToolkitSampleBlock(contract, r.resolution, r.saveEvery, profile.noiseScheduler);
+  const sampleBlock = aiToolkitSampleBlock(contract, r.resolution, profile.noiseScheduler);
   const process = {
     type: "sd_trainer",
     training_folder: paths.outputDir,
@@ -71,7 +69,9 @@ export function compileAiToolkit(contract: Contract, plan: CompilePlan, paths: C
     training_seed: hp.seed,
     // network.type (ai-toolkit-network.ts) and network.targets / network.modules: only_if_contains / ignore_if_contains (compile/network-targets.ts).
     network: { ...aiToolkitNetwork(contract.network, r.rank, r.alpha), ...targetOptions },
-    save: { dtype: dtype.save, save_every: r.saveEvery, max_step_saves_to_keep: MAX_STEP_SAVES_TO_KEEP, save_format: "safetensors", push_to_hub: false },
+    // Every checkpoint the plan counts is kept (plan/checkpoints.ts): ai-toolkit deletes all but the newest
+    // max_step_saves_to_keep step saves (its default 5), and an earlier LoRA is what save_every promises.
+    save: { dtype: dtype.save, save_every: r.saveEvery, max_step_saves_to_keep: checkpointsOf(contract, r.steps, r.saveEvery), save_format: "safetensors", push_to_hub: false },
     datasets,
     train: aiToolkitTrain(contract, profile, r, dtype.train, regularisers.train),
     model,
@@ -176,6 +176,8 @@ function aiToolkitTrain(contract: Contract, profile: AiToolkitProfile, r: Resolv
     dtype,
     // The baseline render before step 0 only when the contract asks for it (samples.first).
     skip_first_sample: !(contract.samples.every > 0 && contract.samples.first === true),
+    // samples off: no render at all, not even ai-toolkit's end-of-run one (ai-toolkit-samples.ts).
+    ...(contract.samples.every > 0 ? {} : { disable_sampling: true }),
     ...profile.train,
     ...regularisers,
   };
@@ -198,7 +200,7 @@ function aiToolkitOutputs(contract: Contract, paths: CompilePaths, r: ResolvedTr
     // {name}_{step:09d}.safetensors (§3.5).
     checkpointPattern: joinPath(jobDir, `${contract.name}_{step:09d}.safetensors`),
     jobDir,
-    // The sample images ai-toolkit renders (always: its `sample:` block is never empty), as `sample` events (trainers/sample-files.ts).
+    // The sample images ai-toolkit renders (none with samples off), as `sample` events (trainers/sample-files.ts).
     samples: { naming: "ai-toolkit", dir: joinPath(jobDir, SAMPLE_FILE_NAMING["ai-toolkit"].folder), items: aiToolkitSampleItems(sampleBlock, contract.trigger.word), totalSteps: r.steps },
   };
 }
