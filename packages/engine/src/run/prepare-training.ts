@@ -26,7 +26,7 @@ export interface PreparedTraining extends CheckResult {
 /**
  * Everything `loraspec train` and the web page do before a run starts: check the contract and its
  * dataset, refuse on lint errors (the cost limit excepted: that is the caller's decision) and on a local
- * trainer that is not installed (run/trainer-ready.ts: no run is created for either), and
+ * trainer that is not installed or fal without a key (run/trainer-ready.ts: no run is created for either), and
  * prepare the job factory with the contract's OOM fallbacks.
  */
 export async function prepareTraining(params: { path: string; cwd?: string; falKey?: string; env?: NodeJS.ProcessEnv }): Promise<PreparedTraining> {
@@ -41,7 +41,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
     });
   }
   const contract = loaded.contract;
-  assertTrainerInstalled(contract.trainer.name, { env: params.env, optimizer: contract.hyperparameters.optimizer });
+  assertTrainerInstalled(contract.trainer.name, { env: params.env, optimizer: contract.hyperparameters.optimizer, falKey: params.falKey });
   const trainOn = await trainingDatasetDir(loaded.dir, resolveDatasetDir(loaded));
   // The text that was parsed, not a second read of the file (which may have changed since, or grown).
   const contractHash = createHash("sha256").update(loaded.text).digest("hex");

@@ -6,15 +6,28 @@ import { PINNED_TRAINER_VERSIONS } from "@loraspec/core/knowledge/trainers.js";
 import { trainerPaths } from "../setup/trainer-install.js";
 import { GPU_EXTRAS } from "../worker/setup-worker.js";
 import { workerPython } from "../worker/worker-paths.js";
+import { falCredentialsFromEnv } from "../fal/create-fal-runner.js";
+import { requireKey } from "../fal/fal-connection.js";
 
 /**
  * Before a run is created: is the contract's local trainer installed where the run would start it (kohya's
  * or ai-toolkit's venv from `loraspec setup`, or the built-in worker's)? Without it `train` used to record a
  * run that failed at once (E_WORKER_NOT_INSTALLED after the dataset copy); now it refuses with the setup
- * command and no run. fal needs nothing local. `python` is injectable for tests.
+ * command and no run. fal needs nothing installed, but a key: without FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET, or
+ * the `falKey` train passes) `train` created a run that wrote dataset.zip and failed E_REMOTE_AUTH; now it is
+ * refused here with fal's own message and hint (fal-connection.ts requireKey), and check says it as
+ * `trainer-not-ready`. `python` is injectable for tests.
  */
-export function assertTrainerInstalled(trainer: TrainerId, opts: { env?: NodeJS.ProcessEnv; workerPython?: string; optimizer?: string } = {}): void {
-  if (trainer === "fal") return;
+export function assertTrainerInstalled(trainer: TrainerId, opts: { env?: NodeJS.ProcessEnv; workerPython?: string; optimizer?: string; falKey?: string } = {}): void {
+  if (trainer === "fal") {
+    try {
+      requireKey(opts.falKey || falCredentialsFromEnv(opts.env ?? process.env));
+    } catch (error) {
+      if (error instanceof LoraspecError) throw new LoraspecError(error.code, error.message, { field: "trainer.name", hint: error.hint });
+      throw error;
+    }
+    return;
+  }
   if (trainer === "diffusers") {
     const python = opts.workerPython ?? workerPython();
     if (!existsSync(python)) {

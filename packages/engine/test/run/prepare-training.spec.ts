@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { prepareTraining } from "../../src/run/prepare-training.js";
+import { checkProject } from "../../src/project/check-project.js";
 
 const example = fileURLToPath(new URL("../../../../examples/character", import.meta.url));
 
@@ -73,5 +74,21 @@ describe("prepareTraining", () => {
     expect(error).toMatchObject({ code: "E_WORKER_NOT_INSTALLED", field: "trainer.name" });
     expect((error as { hint?: string }).hint).toMatch(/loraspec setup ai-toolkit/);
     expect(existsSync(join(dir, ".loraspec", "runs"))).toBe(false);
+  });
+
+  it("fal without a key: check warns trainer-not-ready with train's own code and fix, and train refuses before any run exists", async () => {
+    const dir = project();
+    const fal = join(dir, "fal.yaml");
+    const good = readFileSync(fileURLToPath(new URL("../../../../examples/pitfalls/good-fal-flux2.yaml", import.meta.url)), "utf8");
+    writeFileSync(fal, good.replace("path: ../character/dataset", "path: ./dataset"));
+    const noKey = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FAL_KEY")));
+    const checked = await checkProject({ path: fal, env: noKey });
+    const finding = checked.findings.find((f) => f.rule === "trainer-not-ready");
+    expect(finding).toMatchObject({ severity: "warning", field: "trainer.name", message: expect.stringContaining("E_REMOTE_AUTH") });
+    const error = await prepareTraining({ path: fal, env: noKey }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_REMOTE_AUTH", field: "trainer.name" });
+    expect(finding!.fix).toBe((error as { hint?: string }).hint);
+    expect(existsSync(join(dir, ".loraspec", "runs"))).toBe(false);
+    await expect(prepareTraining({ path: fal, env: noKey, falKey: "k" })).resolves.toBeDefined();
   });
 });

@@ -21,10 +21,22 @@ describe("assertTrainerInstalled: train refuses a local trainer that is not ther
     expect(() => assertTrainerInstalled(trainer, { env: { [variable]: installed() } })).not.toThrow();
   });
 
-  it("the built-in trainer needs the worker's python; fal needs nothing local", () => {
+  it("the built-in trainer needs the worker's python", () => {
     expect(() => assertTrainerInstalled("diffusers", { workerPython: join(empty(), "python") })).toThrow(expect.objectContaining({ code: "E_WORKER_NOT_INSTALLED", hint: expect.stringMatching(/loraspec setup worker/) }));
     expect(() => assertTrainerInstalled("diffusers", { workerPython: join(installed(), ".venv", "bin", "python") })).not.toThrow();
-    expect(() => assertTrainerInstalled("fal", { env: {} })).not.toThrow();
+  });
+
+  it.each([
+    ["no key at all", {}, undefined, false],
+    ["FAL_KEY empty", { FAL_KEY: "" }, undefined, false],
+    ["FAL_KEY_ID without its secret", { FAL_KEY_ID: "id" }, undefined, false],
+    ["FAL_KEY", { FAL_KEY: "k" }, undefined, true],
+    ["FAL_KEY_ID + FAL_KEY_SECRET", { FAL_KEY_ID: "id", FAL_KEY_SECRET: "s" }, undefined, true],
+    ["the key train passes", {}, "k", true],
+  ] as const)("fal needs nothing installed but a key: %s", (_name, env, falKey, ready) => {
+    const check = () => assertTrainerInstalled("fal", { env: { ...env }, ...(falKey ? { falKey } : {}) });
+    if (ready) expect(check).not.toThrow();
+    else expect(check).toThrow(expect.objectContaining({ code: "E_REMOTE_AUTH", field: "trainer.name", hint: expect.stringMatching(/export FAL_KEY=/) }));
   });
 
   it.each([
