@@ -99,6 +99,8 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
   }
   const duplicates = params.decode === false ? [] : dedupeImages({ images: usable, pinned: params.pinned, distinct: params.distinct });
   const dropped = new Set(duplicates.flatMap((c) => c.drop));
+  // As in prep's summary, each file once: a duplicate left out carries no "used, with a warning" row.
+  const used = warnings.filter((w) => !dropped.has(w.file));
   const images: DatasetImage[] = [];
   const captionProblems: DatasetScan["captionProblems"] = [];
   for (const p of usable) {
@@ -114,5 +116,5 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
     images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
   }
   const sources = probed.map((p) => ({ file: p.source, size: p.size, sha256: p.sha256 }));
-  return { path: displayPath, images, unreadable, candidates: files.images.length, sources, skipped, warnings, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
+  return { path: displayPath, images, unreadable, candidates: files.images.length, sources, skipped, warnings: used, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
 }

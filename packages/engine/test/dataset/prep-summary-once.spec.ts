@@ -37,6 +37,13 @@ describe("prep's summary", () => {
     expect(summary.skipped.map((s) => [s.source, s.code])).toEqual([["a-tiny.jpg", "near-duplicate"]]);
     const skipped = new Set(summary.skipped.map((s) => s.source));
     expect(summary.warnings.filter((w) => skipped.has(w.source))).toEqual([]);
+    expect(summary.warnings.map((w) => w.source)).not.toContain("a-tiny.jpg");
+  });
+
+  it("check's scan of the dataset lists that near duplicate once too (a cluster, no warning row)", async () => {
+    const scan = await scanDataset({ dir: dataset, resolution: 256 });
+    expect(scan.duplicates.flatMap((c) => c.drop)).toEqual(["a-tiny.jpg"]);
+    expect(scan.warnings.map((w) => w.file)).not.toContain("a-tiny.jpg");
   });
 
   it("counts an empty or blank caption as missing, as check does on the prepared folder", async () => {
