@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,8 +17,23 @@ function aitkInstall(): NodeJS.ProcessEnv {
   return { ...process.env, LORASPEC_AI_TOOLKIT_DIR: dir };
 }
 
-/** A prepared folder's manifest as prep writes it, naming its dataset (prepared-folder.ts matches on it). */
-const manifest = (dataset: string) => JSON.stringify({ version: 1, dataset, settings: { crop: "center" }, updatedAt: new Date(0).toISOString(), entries: [] });
+/**
+ * A prepared folder's manifest as prep writes it, naming its dataset (prepared-folder.ts matches on it), with an
+ * entry (size, sha256) for each of the dataset's images as they are now: up to date, so check does not call it stale.
+ */
+const manifest = (dataset: string) =>
+  JSON.stringify({
+    version: 1,
+    dataset,
+    settings: { crop: "center" },
+    updatedAt: new Date(0).toISOString(),
+    entries: readdirSync(dataset)
+      .filter((f) => f.endsWith(".png"))
+      .map((source) => {
+        const bytes = readFileSync(join(dataset, source));
+        return { source, size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex"), width: 1024, height: 1024, status: "prepared", problems: [], output: source };
+      }),
+  });
 
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), "prepare-training-"));
