@@ -72,8 +72,10 @@ export async function* syncCaptions(params: {
       current = sidecar;
       if (hasCaptionText(sidecar)) result.copied++;
     }
-    // Counted as check counts (core caption-missing): a caption of only whitespace is none.
-    if (current === undefined || !hasCaptionText(current)) result.missing++;
+    // Counted as check counts on the prepared folder (scan-dataset.ts reads it this way; core caption-missing):
+    // no file, one over the caption limit or not UTF-8, or only whitespace is no caption.
+    const final = current === undefined ? undefined : await readCaptionFile(captionPath);
+    if (final?.text === undefined || !hasCaptionText(final.text)) result.missing++;
   }
   return result;
 }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -51,5 +51,16 @@ describe("prep's summary", () => {
     const scan = await scanDataset({ dir: out, decode: false });
     const missing = scan.images.filter((i) => i.caption === null || i.caption === "").length;
     expect(missing).toBe(summary.captionsMissing);
+  });
+
+  it("counts a hand-edited prepared caption that is not UTF-8 as missing, as check does (it is kept as it is)", async () => {
+    const latin1 = Buffer.from([0x74, 0x78, 0x63, 0x6c, 0x2c, 0x20, 0x63, 0x61, 0x66, 0xe9]); // "txcl, café" in Latin-1
+    await writeFile(join(out, "d.txt"), latin1);
+    const events = await collectEvents(prepareDataset({ datasetDir: dataset, outDir: out, resolution: 256 }));
+    const again = (events.find((e) => e.type === "done") as unknown as { result: PrepSummary }).result;
+    const scan = await scanDataset({ dir: out, decode: false });
+    expect(again.captionsMissing).toBe(4);
+    expect(scan.images.filter((i) => i.caption === null || i.caption === "").length).toBe(again.captionsMissing);
+    expect(await readFile(join(out, "d.txt"))).toEqual(latin1);
   });
 });
