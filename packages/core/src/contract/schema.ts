@@ -354,9 +354,11 @@ export const StackEntrySchema = z.strictObject({
 
 export const ValidationSchema = z
   .strictObject({
-    seeds: z.array(z.number().int().nonnegative()).min(1).default([1, 2, 3]).meta({ description: "Seeds every prompt is sampled with." }),
+    seeds: z.array(z.number().int().nonnegative()).min(1, "at least one seed: with none no image is rendered, so no check runs").default([1, 2, 3]).meta({ description: "Seeds every prompt is sampled with." }),
     trigger_prompts: z
       .array(text(TEXT_LIMITS.prompt).min(1))
+      // [] tested the trigger with a prompt the contract never named (validate fell back to "a photo of {trigger}").
+      .min(1, "at least one prompt: with none the trigger on/off check has nothing to test (leave it out for the default)")
       .default(["a photo of {trigger}"])
       .meta({ description: "Prompts with the trigger ({trigger} is replaced); each is also sampled with the trigger removed (trigger on/off)." }),
     pose_variations: z.number().int().nonnegative().default(10).meta({ description: "How many pose/angle variations to sample." }),
@@ -369,8 +371,15 @@ export const ValidationSchema = z
       }),
     novel_scenes: z.array(text(TEXT_LIMITS.prompt).min(1)).default([]).meta({ description: "Prompts placing the subject somewhere not in the dataset." }),
     stack: z.array(StackEntrySchema).default([]).meta({ description: "Other LoRAs to test stacking with (combined weight <= 1.0)." }),
-    self_weight: z.number().min(0).max(2).default(1).meta({ description: "This LoRA's weight when stacked." }),
-    weight_sweep: z.array(z.number().min(0).max(2)).default([0.6, 0.8, 1.0]).meta({ description: "LoRA weights to sample at." }),
+    // 0 stacked the other LoRAs without this one: the stack check tested nothing of it.
+    self_weight: z.number().gt(0, "above 0: at 0 the stack check renders the other LoRAs without this one").max(2).default(1).meta({ description: "This LoRA's weight when stacked." }),
+    weight_sweep: z
+      .array(z.number().min(0).max(2))
+      // [] (or only 0) made validate pass without ever loading the LoRA: an empty verdict table, exit 0.
+      .min(1, "at least one weight: with none validate never loads the LoRA and every check passes vacuously")
+      .refine((weights) => weights.some((w) => w > 0), "at least one weight above 0: at 0 the LoRA is not applied, so no check tests it")
+      .default([0.6, 0.8, 1.0])
+      .meta({ description: "LoRA weights to sample at (at least one above 0: the checks run at each)." }),
     sampler: z.enum(SAMPLERS).default("worker").meta({ description: "Who renders validation images: the local worker, fal.ai, or a ComfyUI server." }),
   })
   .meta({ description: "The validation rubric the trained LoRA is checked against." });
