@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { parseRenderFlag } from "@loraspec/core/validate/render-flags.js";
 import { printJson } from "../output.js";
 
 interface ExportScriptOptions {
@@ -11,6 +12,7 @@ interface ExportScriptOptions {
   target?: "character" | "style" | "product";
   base?: string;
   steps?: string;
+  guidance?: string;
   json?: boolean;
 }
 
@@ -26,12 +28,13 @@ export function registerExportScript(program: Command): void {
     .option("--trigger <word>", "the trigger word when there is no contract")
     .option("--target <kind>", "character | style | product when there is no contract")
     .option("--base <model>", "base model (Hugging Face id or diffusers folder) instead of the contract's")
-    .option("--steps <n>", "denoising steps written as the script's default")
+    .option("--steps <n>", "denoising steps written as the script's default (default: the base's sampling steps, as its training samples)")
+    .option("--guidance <x>", "guidance scale written as the script's default (default: the base's, as its training samples)")
     .option("--json", "print the result as JSON")
     .action(async (contractPath: string, opts: ExportScriptOptions, command: Command) => {
       if (!opts.lora) throw new LoraspecError("E_USAGE", "export-script needs --lora FILE");
-      const steps = opts.steps === undefined ? undefined : Number(opts.steps);
-      if (steps !== undefined && (!Number.isInteger(steps) || steps <= 0)) throw new LoraspecError("E_USAGE", `--steps must be a positive integer, got '${opts.steps}'`);
+      const steps = parseRenderFlag(opts.steps, "--steps", "count");
+      const guidance = parseRenderFlag(opts.guidance, "--guidance", "scale");
       const { writeValidationScript } = await import("@loraspec/engine/validate/write-validation-script.js");
       const result = await writeValidationScript({
         contractPath: command.args.length > 0 ? contractPath : undefined,
@@ -42,6 +45,7 @@ export function registerExportScript(program: Command): void {
         target: opts.target,
         base: opts.base,
         steps,
+        guidance,
       });
       if (opts.json) printJson(result);
       else {

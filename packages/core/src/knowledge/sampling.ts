@@ -41,6 +41,17 @@ export const SAMPLE_DEFAULTS: Sourced & { seeds: readonly number[]; maxDefaultPr
   asOf: AS_OF,
 };
 
+/**
+ * Steps a render takes when no base model is known (validate --lora without a contract, the exported
+ * script with --base): the diffusers FLUX.1 and SD3 pipelines' own default; guidance is then the
+ * pipeline's own default too.
+ */
+export const UNKNOWN_BASE_STEPS: Sourced & { steps: number } = {
+  steps: 28,
+  source: "diffusers 0.35 FluxPipeline / StableDiffusion3Pipeline __call__ num_inference_steps=28",
+  asOf: AS_OF,
+};
+
 export function samplingOf(base: BaseModelId): SamplingRecord {
   return SAMPLING[base];
 }

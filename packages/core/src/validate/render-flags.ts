@@ -1,4 +1,6 @@
 import { LoraspecError } from "../errors.js";
+import type { BaseModelId } from "../knowledge/base-models.js";
+import { SAMPLING, UNKNOWN_BASE_STEPS } from "../knowledge/sampling.js";
 
 /**
  * What a render flag of `sample` and `validate` may be, checked before the worker loads a base: the
@@ -31,6 +33,18 @@ export function parseRenderFlag(value: string | undefined, flag: string, kind: R
  * training resolution); a LoRA trained at 64 px on an SDXL-class base judged at 1024 measures an extrapolation, at
  * 256x the pixels of its training images.
  */
+/**
+ * The steps and guidance validate (and export-script) render with when --steps/--guidance are not
+ * given: the base's sampling record (knowledge/sampling.ts), the numbers its training samples use in
+ * every trainer, so a LoRA is judged as it was sampled (Z-Image Turbo at 9 steps and guidance 1,
+ * schnell at 4, not 28 and the pipeline's CFG).
+ */
+export function defaultRenderSampling(base: BaseModelId | undefined): { steps: number; guidance?: number; why: string } {
+  const record = base ? SAMPLING[base] : undefined;
+  if (!record) return { steps: UNKNOWN_BASE_STEPS.steps, why: `no base model known: ${UNKNOWN_BASE_STEPS.steps} steps and the pipeline's own guidance` };
+  return { steps: record.steps, guidance: record.guidance, why: `${base}'s sampling (${record.steps} steps, guidance ${record.guidance}), as its training samples` };
+}
+
 export function defaultRenderSide(trainedAt: number | undefined, native: number | undefined): { side: number; why: string } {
   const fallback = native ?? 1024;
   const baseWhy = native ? `the base's native resolution` : "no base model known: 1024";

@@ -9,7 +9,7 @@ import { getBaseModel, type BaseModelRecord } from "@loraspec/core/knowledge/bas
 import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/image-formats.js";
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
-import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
+import { defaultRenderSampling, defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { looksLocal } from "../project/preflight-base.js";
 import { openRunStore, type RunRecord } from "../run/run-store.js";
@@ -54,9 +54,6 @@ export interface ValidateProjectParams {
   fetch?: typeof fetch;
   signal?: AbortSignal;
 }
-
-// A sampler default when the contract's base model has no pipeline default we know of.
-const DEFAULT_STEPS = 28;
 
 // Worker `arch` per knowledge-base family (single-file bases need it).
 const ARCH: Record<string, string> = { sdxl: "sdxl", flux1: "flux1", flux2: "flux2-klein" };
@@ -115,12 +112,16 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   const reference = contract ? await listImages(inContract(contract.dataset.path)) : [];
   const size = defaultRenderSide(contract?.dataset.resolution, model?.nativeResolution);
   const kind = params.sampler ?? validation.sampler ?? "worker";
-  const settings = renderSettings(params, size, kind, model);
+  const sampling = defaultRenderSampling(model?.id);
+  const settings = renderSettings(params, size, kind, model, sampling);
   const sampler = yield* openSampler({ params, kind, cwd, contract, contractDir, model, outDir });
 
   if (params.width === undefined || params.height === undefined) {
     const given = params.width !== undefined ? `--width ${params.width}, height ` : params.height !== undefined ? `--height ${params.height}, width ` : "";
     yield { type: "log", level: "info", message: `rendering at ${settings.width}x${settings.height}: ${given}${size.why} (--width/--height to change)` };
+  }
+  if (params.steps === undefined || params.guidance === undefined) {
+    yield { type: "log", level: "info", message: `${settings.steps} steps${settings.guidance !== undefined ? `, guidance ${settings.guidance}` : ""}: ${sampling.why} (--steps/--guidance to change)` };
   }
   yield* validateLora({
     name: contract?.name ?? candidates[0]!.name,
@@ -224,13 +225,14 @@ async function checkpointCandidates(run: RunRecord, eventsFile: string): Promise
 }
 
 /** Size, steps and guidance to render with; --max-sequence-length only where the sampler and base take one. */
-function renderSettings(params: ValidateProjectParams, size: { side: number }, kind: SamplerKind, model: BaseModelRecord | undefined): SampleSettings {
+function renderSettings(params: ValidateProjectParams, size: { side: number }, kind: SamplerKind, model: BaseModelRecord | undefined, sampling: { steps: number; guidance?: number }): SampleSettings {
   const settings: SampleSettings = {
     width: params.width ?? size.side,
     height: params.height ?? size.side,
-    steps: params.steps ?? DEFAULT_STEPS,
+    steps: params.steps ?? sampling.steps,
   };
-  if (params.guidance !== undefined) settings.guidance = params.guidance;
+  const guidance = params.guidance ?? sampling.guidance;
+  if (guidance !== undefined) settings.guidance = guidance;
   if (params.maxSequenceLength !== undefined) {
     if (kind !== "worker") throw new LoraspecError("E_USAGE", `--max-sequence-length is a setting of the worker sampler, not ${kind}'s`, { field: "--max-sequence-length" });
     if (model?.family === "sdxl") throw new LoraspecError("E_USAGE", `--max-sequence-length: ${model.label} has CLIP text encoders only (a fixed 77 tokens)`, { field: "--max-sequence-length" });

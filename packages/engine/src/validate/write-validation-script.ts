@@ -7,7 +7,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { exportValidationScript } from "@loraspec/core/validate/export-script.js";
 import type { ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
-import { defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
+import { defaultRenderSampling, defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { looksLocal } from "../project/preflight-base.js";
@@ -23,13 +23,11 @@ export interface WriteValidationScriptParams {
   target?: ValidationTarget;
   base?: string;
   steps?: number;
+  guidance?: number;
   width?: number;
   height?: number;
   now?: () => Date;
 }
-
-// The script's defaults when nothing says otherwise; users pass --steps at run time.
-const DEFAULT_STEPS = 28;
 
 /** `loraspec export-script`: the rubric as a standalone diffusers script (never overwrites without force). */
 export async function writeValidationScript(params: WriteValidationScriptParams): Promise<{ path: string; bytes: number; warnings?: string[] }> {
@@ -60,6 +58,7 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
   if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
   // The size validate renders at (core render-flags.ts defaultRenderSide): the contract's training resolution.
   const side = defaultRenderSide(contract?.dataset.resolution, model?.nativeResolution).side;
+  const sampling = defaultRenderSampling(model?.id);
   const text = exportValidationScript({
     name: contract?.name ?? "lora",
     base,
@@ -69,7 +68,9 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
     rubric,
     width: params.width ?? side,
     height: params.height ?? side,
-    steps: params.steps ?? DEFAULT_STEPS,
+    // The script's defaults (its users pass --steps/--guidance at run time): the base's sampling, as validate renders.
+    steps: params.steps ?? sampling.steps,
+    guidance: params.guidance ?? sampling.guidance,
     date: (params.now?.() ?? new Date()).toISOString().slice(0, 10),
   });
   await atomicWrite(out, text);
