@@ -31,7 +31,7 @@ export const TRAINER_FOLDER_READING = {
     extensions: [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
     maxPixels: PIL_DEFAULT_BOMB_PIXELS.value,
     source:
-      "kohya-ss/sd-scripts v0.10.1 library/train_util.py: DreamBoothDataset globs each subset's image_dir with glob_images (IMAGE_EXTENSIONS .png .jpg .jpeg .webp .bmp, upper-case too; .avif/.jxl only with their Pillow plugins), not recursive; the `<repeats>_<name>` sub-folder convention is read only without a dataset config (config_util.py generate_dreambooth_subsets_config_by_subdirs), and loraspec always writes one; images open with PIL (Pillow's default bomb limit)",
+      "kohya-ss/sd-scripts v0.10.1 library/train_util.py: DreamBoothDataset globs each subset's image_dir with glob_images (IMAGE_EXTENSIONS .png .jpg .jpeg .webp .bmp, upper-case too; .avif/.jxl only with their Pillow plugins), not recursive; a DreamBooth subset takes no recursive key (library/config_util.py DB_SUBSET_DISTINCT_SCHEMA / DB_SUBSET_ASCENDABLE_SCHEMA: image_dir, is_reg, caption_extension, class_tokens, cache_info; read at 0253472), so loraspec cannot compile one; the `<repeats>_<name>` sub-folder convention is read only without a dataset config (config_util.py generate_dreambooth_subsets_config_by_subdirs), and loraspec always writes one; images open with PIL (Pillow's default bomb limit)",
     asOf: "2026-12-05",
   },
   "ai-toolkit": {
