@@ -15,14 +15,17 @@ export async function* mapPool<T, R>(
     running.set(id, fn(items[id]!, id).then((value) => ({ id, value })));
   };
   while (next < items.length && running.size < Math.max(1, concurrency)) start();
-  while (running.size > 0) {
-    const { id, value } = await Promise.race(running.values());
-    running.delete(id);
-    if (signal?.aborted) {
-      await Promise.allSettled(running.values());
-      return;
+  try {
+    while (running.size > 0) {
+      const { id, value } = await Promise.race(running.values());
+      running.delete(id);
+      if (signal?.aborted) return;
+      if (next < items.length) start();
+      yield value;
     }
-    if (next < items.length) start();
-    yield value;
+  } finally {
+    // Nothing runs on once the caller has an error, a cancel, or stopped reading: prep removes its staging
+    // folder right after, and an item still in flight would write into it again.
+    await Promise.allSettled(running.values());
   }
 }

@@ -9,7 +9,18 @@ import { decodeProblem } from "@loraspec/engine/dataset/probe-image.js";
 import { photoLike } from "./make-images.js";
 
 /** A decode error that is not about the file (every image fails alike) ends the run; no file is called damaged. */
-const fault = vi.hoisted(() => ({ message: undefined as string | undefined }));
+const fault = vi.hoisted(() => ({ message: undefined as string | undefined, writeFails: undefined as string | undefined }));
+vi.mock("@loraspec/engine/fs/atomic-write.js", async (importOriginal) => {
+  const real = await importOriginal<typeof import("@loraspec/engine/fs/atomic-write.js")>();
+  return {
+    atomicWrite: async (path: string, data: Parameters<typeof real.atomicWrite>[1]) => {
+      if (fault.writeFails && path.endsWith(fault.writeFails)) throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: "ENOSPC" });
+      // The others are slow enough to still be in flight when one fails.
+      if (fault.writeFails) await new Promise((r) => setTimeout(r, 150));
+      return real.atomicWrite(path, data);
+    },
+  };
+});
 vi.mock("@loraspec/engine/dataset/process-image.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("@loraspec/engine/dataset/process-image.js")>();
   return {
@@ -77,6 +88,22 @@ describe("decode errors that are not about the file", () => {
     } finally {
       await rm(join(dataset, "bad.png"));
     }
+  });
+
+  it("an output write that fails (disk full) while others are in flight: E_DISK_FULL naming the output, nothing left behind", async () => {
+    const before = await files(out);
+    fault.writeFails = "p1.jpg";
+    try {
+      await expect(collectEvents(prepareDataset({ datasetDir: dataset, outDir: out, resolution: 128, format: "jpeg", concurrency: 3 }))).rejects.toMatchObject({
+        code: "E_DISK_FULL",
+        file: expect.stringMatching(/p1\.jpg$/),
+      });
+    } finally {
+      fault.writeFails = undefined;
+    }
+    // Past the others' writes: none of them may land in the prepared folder after the error.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await files(out)).toEqual(before);
   });
 
   it("sharp's pixel limit met at decode is the image's size, not damage", () => {
