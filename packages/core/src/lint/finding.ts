@@ -59,6 +59,8 @@ export const RULES: readonly RuleInfo[] = [
   { id: "dataset-pins-invalid", severity: "warning", title: "Stored keep/drop choices (.loraspec/dataset-pins.json) that cannot be used: prep decides duplicates alone" },
   { id: "steps-passes-mismatch", severity: "warning", title: "Steps inconsistent with passes per image" },
   { id: "steps-out-of-range", severity: "warning", title: "Steps outside the target's range" },
+  { id: "passes-per-image-out-of-range", severity: "warning", title: "Passes per image (steps x batch x accumulation x GPUs / images) far outside the target's recipe" },
+  { id: "warmup-over-steps", severity: "error", title: "Warm-up as long as the run: the learning rate never reaches its value" },
   { id: "vram-below-profile", severity: "error", title: "VRAM ceiling below the estimated peak or the model's profile" },
   { id: "cost-over-limit", severity: "error", title: "Estimated cost above limits.max_cost_usd" },
   { id: "cost-unknown", severity: "info", title: "No cost estimate to check limits.max_cost_usd against" },
@@ -88,6 +90,11 @@ export const RULES: readonly RuleInfo[] = [
   { id: "base-architecture-mismatch", severity: "error", title: "Base weights are of another architecture than base.model" },
   { id: "base-weights-unreadable", severity: "error", title: "Base weights whose header or config cannot be read" },
   { id: "base-architecture-unknown", severity: "info", title: "Base weights whose architecture check cannot identify" },
+  { id: "base-load-form", severity: "error", title: "Base weights in a form the trainer does not load (a folder of BFL single files for the built-in trainer or ai-toolkit, a diffusers folder for Kohya FLUX.1): knowledge/base-load-forms.ts" },
+  { id: "base-component-missing", severity: "error", title: "A diffusers base folder with a component model_index.json lists missing, or without its config or weights" },
+  { id: "base-files-missing", severity: "error", title: "Kohya FLUX.1: a BFL single file (transformer of base.model's variant, clip_l, t5xxl, ae) not in base.path's folder" },
+  { id: "validation-base-not-diffusers", severity: "warning", title: "validate's worker sampler loads a diffusers pipeline and base.path is not one (Kohya's FLUX.1 single files): validate needs --base" },
+  { id: "output-format-base-shapes", severity: "error", title: "output.format set on a base whose layer sizes are not its architecture's (a tiny test base): the run would fail converting" },
 
   // Trainer traps (helper TRAINERS): lint/trainer-rules.ts.
   ...TRAINER_RULES,

@@ -48,6 +48,12 @@ export interface CompilePaths {
    * With contractDir, base.path is resolved; without both, it is written as given (tests, goldens).
    */
   home?: string;
+  /**
+   * kohya FLUX.1 only: the BFL single file of each role as check's preflight found it in base.path's folder
+   * (engine project/preflight-base.ts kohyaFluxFilesOf; knowledge/base-load-forms.ts KOHYA_FLUX_FILE_ROLES).
+   * Without it each role's first accepted name is written (tests, goldens).
+   */
+  baseFiles?: Readonly<Partial<Record<"transformer" | "clip_l" | "t5xxl" | "ae", string>>>;
   /** The trainer's venv; `bin/accelerate` and `bin/python` are used from it when given. */
   venvDir?: string;
   /**

@@ -1,4 +1,5 @@
 import { stat } from "node:fs/promises";
+import { LoraspecError } from "@loraspec/core/errors.js";
 import { FILE_LIMITS } from "../fs/file-limits.js";
 import { formatBytes } from "../fs/format-bytes.js";
 import { readAtMost } from "../fs/read-small-file.js";
@@ -11,7 +12,8 @@ export type ImageRead = { bytes: Buffer } | { size: number; problem: ImageProble
  * A dataset image, read whole for the probe (check, prep) only when it is at most FILE_LIMITS.image:
  * a bigger one is an `image-too-large` problem decided by the stat of the open handle, before a byte
  * is read, so a multi-GB file named x.jpg costs nothing. A folder or a pipe is never read; a file that
- * cannot be opened (permissions) is `unreadable` with the reason. Never throws.
+ * cannot be opened (permissions) is `unreadable` with the reason. Throws only for the machine's own
+ * limits (E_IO: too many open files, out of memory: imageReadProblem), never for the file.
  */
 export async function readImageFile(path: string): Promise<ImageRead> {
   let read;
@@ -38,9 +40,26 @@ export async function imageSizeProblem(path: string): Promise<ImageProblem | und
   return size > FILE_LIMITS.image.bytes ? imageTooLarge(size) : undefined;
 }
 
-/** An error reading an image as an `unreadable` problem: permissions said plainly, else the error's first line. */
+/** errno codes that are the machine's, not the file's: too many open files, out of memory. */
+const NOT_THE_FILE = new Set(["EMFILE", "ENFILE", "ENOMEM"]);
+
+/**
+ * An error reading an image as an `unreadable` problem: permissions said plainly, else the error's first
+ * line. An error of the machine (NOT_THE_FILE) is no problem of the file: it throws E_IO, so check and
+ * prep stop instead of listing every image read at that moment as unreadable.
+ */
 export function imageReadProblem(error: unknown): ImageProblem {
   const code = (error as NodeJS.ErrnoException).code;
+  if (code && NOT_THE_FILE.has(code)) {
+    const path = (error as NodeJS.ErrnoException).path;
+    throw new LoraspecError("E_IO", `cannot read images: ${String((error as Error).message ?? error).split("\n")[0]} (the machine's limit, not the file)`, {
+      file: path,
+      hint: "lower --concurrency or raise the open-file limit (ulimit -n), then run again",
+      details: { errno: code },
+      retryable: true,
+      cause: error,
+    });
+  }
   if (code === "EACCES" || code === "EPERM") return { code: "unreadable", severity: "skip", message: "permission denied: loraspec cannot read this file (check its owner and mode)" };
   return { code: "unreadable", severity: "skip", message: String((error as Error).message ?? error).split("\n")[0]! };
 }

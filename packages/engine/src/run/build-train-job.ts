@@ -6,6 +6,8 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { baseSource } from "@loraspec/core/contract/base-path.js";
+import { loadFormsOf, type KohyaFluxRole } from "@loraspec/core/knowledge/base-load-forms.js";
+import { kohyaFluxFilesOf } from "../project/preflight-base.js";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
@@ -85,7 +87,7 @@ export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJ
     const runDataset = await copyDataset({ from: datasetDir, to: join(run.runDir, "dataset"), captionExtension: contract.captions.extension });
     const runReg = regDir ? await copyDataset({ from: regDir, to: join(run.runDir, "reg"), captionExtension: contract.captions.extension, field: "dataset.reg_path" }) : undefined;
     // contractDir and home: a local base.path opens from the contract's folder, not the trainer checkout (its cwd).
-    const paths = { datasetDir: runDataset, regDir: runReg, datasetWritable: true, outputDir, configDir: run.runDir, contractDir: resolve(params.contractDir), home: homedir(), ...dirs };
+    const paths = { datasetDir: runDataset, regDir: runReg, datasetWritable: true, outputDir, configDir: run.runDir, contractDir: resolve(params.contractDir), home: homedir(), ...dirs, baseFiles: trainer === "kohya" ? await kohyaBaseFiles(contract, params.contractDir) : undefined };
     const compiled = trainer === "kohya" ? compileKohya(contract, plan, paths) : compileAiToolkit(contract, plan, paths);
     const files: Record<string, string> = {};
     for (const file of compiled.files) {
@@ -144,6 +146,26 @@ function resolveBasePath(contract: Contract, contractDir: string): string {
   if (!path) throw new LoraspecError("E_UNKNOWN_BASE_MODEL", `unknown base model "${contract.base.model}"`, { field: "base.model" });
   const source = baseSource(path, { contractDir: resolve(contractDir), home: homedir() });
   return source.kind === "local" ? source.path : source.id;
+}
+
+/**
+ * kohya FLUX.1: the BFL single file of each role in base.path's folder, resolved as check's preflight does
+ * (project/preflight-base.ts kohyaFluxFilesOf), so the args TOML names the files check verified; a role
+ * with no file refuses the run (check's base-files-missing). undefined for other bases or a hub id.
+ */
+async function kohyaBaseFiles(contract: Contract, contractDir: string): Promise<Partial<Record<KohyaFluxRole, string>> | undefined> {
+  const model = getBaseModel(contract.base.model);
+  if (!model || loadFormsOf("kohya", model.family)?.forms.includes("kohya-flux-files") !== true || contract.base.path === undefined) return undefined;
+  const source = baseSource(contract.base.path, { contractDir: resolve(contractDir), home: homedir() });
+  if (source.kind !== "local") return undefined; // the compiler refuses a hub id (kohya-flux-single-files)
+  const found = await kohyaFluxFilesOf(model.id, source.path);
+  if (found.missing.length > 0) {
+    throw new LoraspecError("E_FILE_NOT_FOUND", `kohya sd-scripts loads ${model.label} from BFL single files; ${found.dir} has no ${found.missing.join(", ")} file`, {
+      field: "base.path",
+      hint: "Run `loraspec check`: its base-files-missing finding names the files each role is accepted under.",
+    });
+  }
+  return found.files;
 }
 
 /** Copies a dataset's images and caption sidecars (keeping sub-folders) into a run-owned folder. */

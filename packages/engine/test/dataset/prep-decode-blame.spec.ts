@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { collectEvents } from "@loraspec/core/events.js";
 import { prepareDataset, type PrepSummary } from "@loraspec/engine/dataset/prepare-dataset.js";
 import { decodeProblem } from "@loraspec/engine/dataset/probe-image.js";
+import { scanDataset } from "@loraspec/engine/dataset/scan-dataset.js";
 import { photoLike } from "./make-images.js";
 
 /** A decode error that is not about the file (every image fails alike) ends the run; no file is called damaged. */
@@ -104,6 +105,16 @@ describe("decode errors that are not about the file", () => {
     // Past the others' writes: none of them may land in the prepared folder after the error.
     await new Promise((r) => setTimeout(r, 400));
     expect(await files(out)).toEqual(before);
+  });
+
+  it("a read that fails for the machine (too many open files) is E_IO, not an unreadable file; a permission error stays the file's", async () => {
+    const fail = (code: string) => async (path: string) => {
+      if (path.endsWith("p1.png")) throw Object.assign(new Error(`${code}: failed, open '${path}'`), { code, path });
+      return readFile(path);
+    };
+    await expect(scanDataset({ dir: dataset, readFile: fail("EMFILE") })).rejects.toMatchObject({ code: "E_IO", file: expect.stringMatching(/p1\.png$/) });
+    const denied = await scanDataset({ dir: dataset, readFile: fail("EACCES") });
+    expect(denied.skipped).toEqual([expect.objectContaining({ file: "p1.png", code: "unreadable", message: expect.stringMatching(/permission denied/) })]);
   });
 
   it("sharp's pixel limit met at decode is the image's size, not damage", () => {

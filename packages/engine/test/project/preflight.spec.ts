@@ -35,10 +35,12 @@ async function folder(name: string, files: Record<string, string>): Promise<stri
   return p;
 }
 
-const contractFor = (model: string, path?: string): Contract =>
-  ContractSchema.parse({ version: 1, name: "x", base: { model, path }, trainer: { name: "diffusers" }, target: "character", dataset: { path: "./d" }, trigger: { word: "txcl" } });
-const rules = async (model: string, path?: string, env: NodeJS.ProcessEnv = { HF_HUB_CACHE: join(dir, "empty-cache") }) =>
-  (await preflightBase({ contract: contractFor(model, path), contractDir: dir, env })).map((f) => `${f.severity} ${f.rule}`);
+const contractFor = (model: string, path?: string, trainer = "diffusers"): Contract =>
+  ContractSchema.parse({ version: 1, name: "x", base: { model, path }, trainer: { name: trainer }, target: "character", dataset: { path: "./d" }, trigger: { word: "txcl" } });
+const rules = async (model: string, path?: string, env: NodeJS.ProcessEnv = { HF_HUB_CACHE: join(dir, "empty-cache") }, trainer = "diffusers") =>
+  (await preflightBase({ contract: contractFor(model, path, trainer), contractDir: dir, env })).map((f) => `${f.severity} ${f.rule}`);
+/** The architecture's findings only (which trainer loads which form: base-load-forms.spec.ts). */
+const archRules = async (model: string, path: string) => (await rules(model, path)).filter((r) => /base-(architecture|weights)/.test(r));
 
 describe("preflightBase", () => {
   it("a missing local path is an error naming base.path", async () => {
@@ -62,9 +64,11 @@ describe("preflightBase", () => {
   });
 
   it("reads the denoiser's config.json when there is no model_index.json", async () => {
-    const p = await folder("transformer-only", { "transformer/config.json": JSON.stringify({ _class_name: "FluxTransformer2DModel" }) });
+    const p = await folder("transformer-only", { "transformer/config.json": JSON.stringify({ _class_name: "FluxTransformer2DModel" }), "transformer/diffusion_pytorch_model.safetensors": "" });
     expect(await rules("sdxl", p)).toEqual(["error base-architecture-mismatch"]);
-    expect(await rules("flux1-dev", p)).toEqual([]);
+    // ai-toolkit loads <folder>/transformer; the built-in trainer's loader needs model_index.json.
+    expect(await rules("flux1-dev", p, undefined, "ai-toolkit")).toEqual(["warning validation-base-not-diffusers"]);
+    expect(await rules("flux1-dev", p)).toEqual(["error base-load-form"]);
   });
 
   it.each([
@@ -76,15 +80,23 @@ describe("preflightBase", () => {
   ])("a single file (%s) as %s", async (name, keys, model, want) => {
     const p = join(dir, `${name.replaceAll(" ", "_")}-${model}.safetensors`);
     await safetensors(p, keys);
-    expect(await rules(model, p)).toEqual(want);
+    expect(await archRules(model, p)).toEqual(want);
+  });
+
+  it("the built-in trainer refuses a single file without the pipeline's text encoders and VAE (a BFL transformer file)", async () => {
+    const p = join(dir, "bfl-transformer.safetensors");
+    await safetensors(p, ["double_blocks.0.img_mod.lin.weight", "single_blocks.0.linear1.weight"]);
+    expect(await rules("flux1-dev", p)).toEqual(["error base-load-form"]);
   });
 
   it("a Kohya-style folder of single files: the largest is the denoiser", async () => {
     const p = await folder("kohya-flux", {});
     await safetensors(join(p, "flux1-dev.safetensors"), ["double_blocks.0.img_mod.lin.weight", ...Array.from({ length: 50 }, (_, i) => `single_blocks.${i}.linear1.weight`)]);
     await safetensors(join(p, "ae.safetensors"), ["decoder.conv_in.weight"]);
-    expect(await rules("flux1-dev", p)).toEqual([]);
+    expect(await archRules("flux1-dev", p)).toEqual([]);
     expect(await rules("flux2-klein-9b", p)).toEqual(["error base-architecture-mismatch"]);
+    // kohya is handed each role's file: clip_l and t5xxl are not there.
+    expect(await rules("flux1-dev", p, undefined, "kohya")).toEqual(["error base-files-missing", "warning validation-base-not-diffusers"]);
   });
 
   it("a 3 GB model_index.json (sparse) is an error naming it, not read", async () => {

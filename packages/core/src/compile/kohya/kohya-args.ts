@@ -5,7 +5,8 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import { kohyaNetworkArgs } from "../network-targets.js";
 import { joinPath, resolveBasePath, type CompilePaths, type CompilePlan, type ResolvedTraining } from "../../trainers/compile-input.js";
-import { FLUX_BLOCK_SWAP_BY_VRAM, FLUX_SINGLE_FILE_NAMES, KOHYA_OPTIMIZERS, kohyaSingleFilesRefusal, type KohyaProfile } from "./kohya-profiles.js";
+import { defaultKohyaFluxFiles } from "../../knowledge/base-load-forms.js";
+import { FLUX_BLOCK_SWAP_BY_VRAM, KOHYA_OPTIMIZERS, kohyaSingleFilesRefusal, type KohyaProfile } from "./kohya-profiles.js";
 
 /** The sections of sd-scripts' args TOML (`--config_file`), one builder each (trainers.md §2). */
 export type TomlValue = string | number | boolean | string[] | number[];
@@ -21,7 +22,7 @@ export function kohyaMixedPrecision(contract: Contract): string {
 export function kohyaModelArguments(contract: Contract, profile: KohyaProfile, paths: CompilePaths, r: ResolvedTraining): Section {
   const model: Section = {};
   const basePath = resolveBasePath(contract.base.path, paths);
-  if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract, basePath));
+  if (profile.singleFiles) Object.assign(model, fluxModelFiles(contract, basePath, paths.baseFiles));
   else model.pretrained_model_name_or_path = basePath ?? r.base.hfRepo;
   if (contract.base.quantize === "fp8") model.fp8_base = true;
   if (paths.tokenizerCacheDir) model.tokenizer_cache_dir = paths.tokenizerCacheDir;
@@ -119,17 +120,21 @@ export function kohyaSavingArguments(contract: Contract, paths: CompilePaths, r:
   };
 }
 
-function fluxModelFiles(contract: Contract, path: string | undefined): Section {
-  const transformerName = FLUX_SINGLE_FILE_NAMES.transformer[contract.base.model] ?? "flux1-dev.safetensors";
+/**
+ * The four BFL single files by role (knowledge/base-load-forms.ts): the names check's preflight found in the
+ * folder (paths.baseFiles, passed by train's job), else each role's first accepted name.
+ */
+function fluxModelFiles(contract: Contract, path: string | undefined, found: CompilePaths["baseFiles"]): Section {
   const refusal = kohyaSingleFilesRefusal(contract.base.model, path);
   if (refusal || !path) throw new LoraspecError("E_TRAINER_UNSUPPORTED", refusal?.message ?? "base.path is required", { field: "base.path", hint: refusal?.hint });
   const isFile = path.endsWith(".safetensors") || path.endsWith(".sft");
   const dir = isFile ? path.slice(0, Math.max(path.lastIndexOf("/"), 0)) || "." : path;
+  const files = { ...defaultKohyaFluxFiles(contract.base.model), ...found };
   return {
-    pretrained_model_name_or_path: isFile ? path : joinPath(dir, transformerName),
-    clip_l: joinPath(dir, FLUX_SINGLE_FILE_NAMES.clipL),
-    t5xxl: joinPath(dir, FLUX_SINGLE_FILE_NAMES.t5xxl),
-    ae: joinPath(dir, FLUX_SINGLE_FILE_NAMES.ae),
+    pretrained_model_name_or_path: isFile ? path : joinPath(dir, files.transformer),
+    clip_l: joinPath(dir, files.clip_l),
+    t5xxl: joinPath(dir, files.t5xxl),
+    ae: joinPath(dir, files.ae),
   };
 }
 

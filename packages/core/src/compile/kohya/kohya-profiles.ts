@@ -2,6 +2,7 @@ import type { BaseModelId } from "../../knowledge/base-models.js";
 import type { Sourced } from "../../knowledge/types.js";
 import type { KohyaScript } from "../../trainers/pins.js";
 import { isLocalBaseForm } from "../../contract/base-path.js";
+import { defaultKohyaFluxFiles } from "../../knowledge/base-load-forms.js";
 
 /** How sd-scripts trains one base model: the script, the network module and fixed flags. */
 export interface KohyaProfile extends Sourced {
@@ -50,12 +51,12 @@ export const KOHYA_PROFILES: Partial<Record<BaseModelId, KohyaProfile>> = {
   },
 };
 
-/** File names the FLUX.1 single files have in BFL's and comfyanonymous' repos. */
+/** File names the FLUX.1 single files have in BFL's and comfyanonymous' repos: the first accepted name of each role (knowledge/base-load-forms.ts KOHYA_FLUX_FILE_ROLES). */
 export const FLUX_SINGLE_FILE_NAMES = {
-  transformer: { "flux1-dev": "flux1-dev.safetensors", "flux1-schnell": "flux1-schnell.safetensors" } as Readonly<Record<string, string>>,
-  ae: "ae.safetensors",
-  clipL: "clip_l.safetensors",
-  t5xxl: "t5xxl_fp16.safetensors",
+  transformer: { "flux1-dev": defaultKohyaFluxFiles("flux1-dev").transformer, "flux1-schnell": defaultKohyaFluxFiles("flux1-schnell").transformer } as Readonly<Record<string, string>>,
+  ae: defaultKohyaFluxFiles("flux1-dev").ae,
+  clipL: defaultKohyaFluxFiles("flux1-dev").clip_l,
+  t5xxl: defaultKohyaFluxFiles("flux1-dev").t5xxl,
 };
 
 /**
