@@ -37,8 +37,11 @@ function fitPrecisionAndSwap(contract: Contract, model: BaseModelRecord, resolut
   for (const blocks of swaps) {
     for (const quantize of quants) {
       const variant: Contract = { ...contract, base: { ...contract.base, quantize }, hardware: { ...contract.hardware, block_swap: blocks || undefined } };
-      const estimate = estimateVramWith(variant, model, resolution, resolveTrainSettings(variant, { resolution }));
-      const fit: VramFit = { quantize, blockSwap: blocks || undefined, estimate, fits: estimate.totalGb <= ceilingGb };
+      const settings = resolveTrainSettings(variant, { resolution });
+      const estimate = estimateVramWith(variant, model, resolution, settings);
+      // The precision the run will hold the base in: the built-in trainer's plan picks fp8 itself when
+      // only fp8 fits (train-settings.ts), and the estimate is of that; init writes it, not "none".
+      const fit: VramFit = { quantize: settings.quantize, blockSwap: blocks || undefined, estimate, fits: estimate.totalGb <= ceilingGb };
       if (fit.fits) return fit;
       if (!best || estimate.totalGb < best.estimate.totalGb) best = fit;
     }
