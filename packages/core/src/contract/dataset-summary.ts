@@ -19,4 +19,9 @@ export interface DatasetSummary {
   unreadable: { file: string; reason: string }[];
   /** Files with an image extension, kept or not (engine: scanDataset); `images` are the ones prep keeps. */
   candidates?: number;
+  /**
+   * Images prep keeps that the trainer never reads, handed the folder as it is (sub-folders, formats it does not open:
+   * core knowledge/trainer-folder-reading.ts); they are not in `images`.
+   */
+  notRead?: number;
 }

@@ -8,11 +8,17 @@ import { type Rule, inRange, rangeText, datasetCount } from "./lint-rule.js";
  * captions and trigger placement.
  * Registered in lint-contract.ts (RULE_FUNCTIONS).
  */
-/** "N images", or, where prep leaves some of the folder's images out, "N usable images (prep leaves out X of M: ...)". */
-function images(kept: number, candidates: number | undefined, where = ""): string {
-  return candidates !== undefined && candidates > kept
-    ? `${kept} usable image${kept === 1 ? "" : "s"}${where} (prep leaves out ${candidates - kept} of ${candidates}: see dataset-skipped and dataset-duplicates)`
-    : `${kept} images${where}`;
+/**
+ * "N images", or, where prep leaves some of the folder's images out or the trainer (handed the folder as it is) never
+ * reads some, "N usable images (the trainer never reads Y more: ...; prep leaves out X of M: ...)".
+ */
+function images(kept: number, candidates: number | undefined, where = "", notRead = 0): string {
+  const left = candidates !== undefined ? candidates - kept - notRead : 0;
+  const parts = [
+    notRead > 0 ? `the trainer never reads ${notRead} more: see dataset-not-prepared` : "",
+    left > 0 ? `prep leaves out ${left} of ${candidates}: see dataset-skipped and dataset-duplicates` : "",
+  ].filter(Boolean);
+  return parts.length ? `${kept} usable image${kept === 1 ? "" : "s"}${where} (${parts.join("; ")})` : `${kept} images${where}`;
 }
 
 export const datasetSize: Rule = (ctx) => {
@@ -20,7 +26,7 @@ export const datasetSize: Rule = (ctx) => {
   const count = datasetCount(ctx);
   const out: Finding[] = [];
   const size = getDatasetSize(c.target, model.family);
-  const what = (n: number) => (opts.dataset ? images(n, opts.dataset.candidates, " in the folder") : `${n} images expected`);
+  const what = (n: number) => (opts.dataset ? images(n, opts.dataset.candidates, " in the folder", opts.dataset.notRead) : `${n} images expected`);
   if (count !== undefined && count < size.images.min) {
     out.push({
       rule: "dataset-below-minimum",
@@ -44,7 +50,7 @@ export const datasetSize: Rule = (ctx) => {
     out.push({
       rule: "dataset-count-mismatch",
       severity: "warning",
-      message: `dataset.expected_images is ${c.dataset.expected_images} but the folder holds ${images(opts.dataset.images.length, opts.dataset.candidates)}.`,
+      message: `dataset.expected_images is ${c.dataset.expected_images} but the folder holds ${images(opts.dataset.images.length, opts.dataset.candidates, "", opts.dataset.notRead)}.`,
       fix: "Add or remove images, or update dataset.expected_images.",
       source: "ours: the contract states what the folder should hold",
       field: "dataset.expected_images",

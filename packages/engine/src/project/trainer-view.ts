@@ -41,6 +41,7 @@ export function trainerView(params: {
     return stale ? { lint: scan, trains: { ...scan, images }, findings: [stale] } : { lint: scan, trains: scan, findings: [] };
   }
   const reader = trainerFolderReading(params.trainer);
-  const read = { ...scan, images: imagesReadBy(scan, reader) };
+  const images = imagesReadBy(scan, reader);
+  const read = { ...scan, images, ...(images.length < scan.images.length ? { notRead: scan.images.length - images.length } : {}) };
   return { lint: read, trains: read, findings: unpreparedFindings(scan, field, reader) };
 }

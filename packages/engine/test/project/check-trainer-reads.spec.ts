@@ -113,6 +113,9 @@ describe.each(Object.keys(SHAPES))("check on a %s dataset", (shape) => {
     expect(r.dataset?.images.length).toBe(want.count);
     if (want.count > 0) expect(r.plan.images).toEqual({ count: want.count, source: "scan" });
     for (const rule of SHAPES[shape]!.warnings ?? []) expect(r.findings.find((f) => f.rule === rule)?.severity).toBe("warning");
+    // Too few read: the count's message says why (the trainer's reading), not that prep leaves them out.
+    const below = r.findings.find((f) => f.rule === "dataset-below-minimum");
+    if (below) expect(below.message).toContain(`the trainer never reads ${N - want.count} more`);
   });
 
   it.skipIf(!existsSync(python))("the built-in trainer's worker reads what check counted, or stops where check erred", async () => {
