@@ -396,6 +396,7 @@ export const ACCEPTABLE_RULES = [
   "dataset-below-minimum",
   "dataset-size-range",
   "steps-out-of-range",
+  "passes-per-image-out-of-range",
   "trigger-english-word",
   "trigger-not-at-start",
   "captions-tags-on-t5",

@@ -88,6 +88,35 @@ export function getSteps(target: Target): StepsRecord {
   return STEPS.find((r) => r.target === target)!;
 }
 
+export interface PassesPerImageRecord extends Sourced {
+  /** Times each image is seen over the run (steps x effective batch / images). */
+  range: Range;
+}
+
+/**
+ * Passes per image a recipe of the guide implies: its steps at batch 1 over its dataset sizes (character
+ * 1,500-2,500 steps on 15-30 images: 50-167). The guide states steps at batch 1; a larger effective batch
+ * (batch x accumulation x GPUs) multiplies the passes, so the steps range alone no longer bounds them.
+ */
+export function getPassesPerImage(target: Target, family: ModelFamily): PassesPerImageRecord {
+  const steps = getSteps(target);
+  const size = getDatasetSize(target, family);
+  const round = (x: number) => Math.round(x);
+  return {
+    range: { min: round(steps.steps.min / size.images.max), max: round(steps.steps.max / size.images.min) },
+    source: `derived: ${steps.source} over ${size.source}, at batch 1`,
+    asOf: AS_OF,
+    ...(steps.verified === false || size.verified === false ? { verified: false } : {}),
+  };
+}
+
+/** Passes per image this far (or more) outside the recipe's range -> passes-per-image-out-of-range. */
+export const PASSES_PER_IMAGE_TOLERANCE: Sourced & { factor: number } = {
+  factor: 1.5,
+  source: "ours: 1.5x past the recipe's passes per image, so a recipe's own edges (a 15-image set at 2,500 steps) stay quiet",
+  asOf: "2026-12-05",
+};
+
 /** Steps and passes per image disagree by more than this fraction -> a warning. */
 export const STEPS_PASSES_TOLERANCE: Sourced & { fraction: number } = {
   fraction: 0.25,

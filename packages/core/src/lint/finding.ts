@@ -54,6 +54,8 @@ export const RULES: readonly RuleInfo[] = [
   { id: "dataset-not-prepared-unread", severity: "error", title: "Before prep: the trainer gets the dataset as it is and reads none of its images (sub-folders, formats it does not open)" },
   { id: "dataset-prepared-stale", severity: "error", title: "The prepared folder the run trains on was made before the dataset changed (images added, removed or replaced)" },
   { id: "dataset-animated", severity: "warning", title: "Animated or multi-page images (GIF, WebP, TIFF): only the first frame trains" },
+  { id: "reg-images-unreadable", severity: "error", title: "Regularisation images (handed to the trainer as they are) that it cannot open, or a folder of which it reads none" },
+  { id: "reg-images-unread", severity: "warning", title: "Regularisation images the trainer never reads (sub-folders, formats it does not open)" },
   { id: "dataset-not-prepared", severity: "warning", title: "Before prep: the trainer gets the dataset as it is, with the files prep would leave out" },
   { id: "dataset-hidden-files", severity: "info", title: "Hidden files (names starting with \".\": macOS ._ copies, .DS_Store) that prep and the trainers leave out" },
   { id: "dataset-pins-invalid", severity: "warning", title: "Stored keep/drop choices (.loraspec/dataset-pins.json) that cannot be used: prep decides duplicates alone" },

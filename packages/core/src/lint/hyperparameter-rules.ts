@@ -1,5 +1,6 @@
 import { LR_ERROR_FACTOR } from "../knowledge/lint-severity.js";
-import { getLrRange, LR_RANGES, getDatasetSize, getSteps, STEPS_PASSES_TOLERANCE } from "../knowledge/recipes.js";
+import { getLrRange, LR_RANGES, getDatasetSize, getPassesPerImage, getSteps, PASSES_PER_IMAGE_TOLERANCE, STEPS_PASSES_TOLERANCE } from "../knowledge/recipes.js";
+import { effectiveBatchOf, effectiveBatchText } from "../plan/effective-batch.js";
 import type { Finding } from "./finding.js";
 import { type Rule, fmt, inRange, rangeText, datasetCount } from "./lint-rule.js";
 
@@ -95,7 +96,7 @@ export const stepsRules: Rule = ({ c, plan }) => {
       out.push({
         rule: "steps-passes-mismatch",
         severity: "warning",
-        message: `steps ${hp.steps} but passes_per_image ${hp.passes_per_image} x ${plan.images.count} images / batch ${plan.effectiveBatch} = ${implied} steps.`,
+        message: `steps ${hp.steps} but passes_per_image ${hp.passes_per_image} x ${plan.images.count} images / ${effectiveBatchText(effectiveBatchOf(c))} = ${implied} steps.`,
         fix: "Give one of steps or passes_per_image, or make them agree.",
         source: `${STEPS_PASSES_TOLERANCE.source}; ${rec.source}`,
         field: "hyperparameters.steps",
@@ -129,3 +130,49 @@ export const saveEvery: Rule = ({ c }) =>
           field: "hyperparameters.save_every",
         },
       ];
+
+/**
+ * How many times each image trains: steps x effective batch (batch x accumulation x GPUs, plan/effective-batch.ts)
+ * / images, the plan's passesPerImage, against the recipe's range (knowledge/recipes.ts getPassesPerImage). The
+ * steps range alone is the guide's at batch 1: batch 32 on 20 images at 2,000 steps is 3,200 passes per image
+ * with the steps in range. At effective batch 1 with the steps out of range, steps-out-of-range already says it.
+ */
+export const passesPerImage: Rule = ({ c, model, plan }) => {
+  const rec = getPassesPerImage(c.target, model.family);
+  const passes = plan.passesPerImage;
+  const k = PASSES_PER_IMAGE_TOLERANCE.factor;
+  const high = passes >= rec.range.max * k;
+  const low = passes <= rec.range.min / k;
+  if (!high && !low) return [];
+  const stepsRec = getSteps(c.target);
+  if (plan.effectiveBatch === 1 && !inRange(plan.steps, stepsRec.steps)) return [];
+  const batch = effectiveBatchOf(c);
+  const target = Math.max(1, Math.round((rec.range.min + rec.range.max) / 2));
+  const steps = Math.max(1, Math.round((target * plan.images.count) / batch.images));
+  return [
+    {
+      rule: "passes-per-image-out-of-range",
+      severity: "warning",
+      message: `each image trains ${fmt(passes)} times (${plan.steps} steps x ${effectiveBatchText(batch)} / ${plan.images.count} images); a ${c.target} LoRA on ${model.label} takes about ${rangeText(rec.range)}${high ? ": it will overtrain (overcooked, the dataset memorised)" : ": it will undertrain"}.`,
+      fix: `Set hyperparameters.steps to about ${steps} at this batch (${target} passes per image)${batch.images > 1 ? `, or lower ${[batch.batch > 1 ? "batch_size" : "", batch.accumulation > 1 ? "gradient_accumulation" : "", batch.gpus > 1 ? "hardware.gpus" : ""].filter(Boolean).join(" / ")}` : ""}, or give hyperparameters.passes_per_image instead of steps.`,
+      source: `${rec.source}; ${PASSES_PER_IMAGE_TOLERANCE.source}`,
+      field: c.hyperparameters.steps ? "hyperparameters.steps" : "hyperparameters.passes_per_image",
+    },
+  ];
+};
+
+/** A warm-up as long as the run: the learning rate never reaches hyperparameters.learning_rate. */
+export const warmupRule: Rule = ({ c, plan }) => {
+  const warmup = c.hyperparameters.warmup_steps;
+  if (warmup < plan.steps) return [];
+  return [
+    {
+      rule: "warmup-over-steps",
+      severity: "error",
+      message: `warmup_steps ${warmup} is not below the run's ${plan.steps} steps: the learning rate is still rising when training ends and never reaches ${fmt(plan.learningRate)}.`,
+      fix: `Set hyperparameters.warmup_steps well below ${plan.steps} (e.g. ${Math.max(0, Math.round(plan.steps * 0.05))}, 5% of the run), or 0.`,
+      source: "ours: a linear warm-up reaches the set learning rate only at warmup_steps (diffusers get_scheduler, sd-scripts, ai-toolkit)",
+      field: "hyperparameters.warmup_steps",
+    },
+  ];
+};

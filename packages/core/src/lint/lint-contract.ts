@@ -4,7 +4,7 @@ import { planRun } from "../plan/plan-run.js";
 import { costAndTime, vram } from "./budget-rules.js";
 import { datasetImages, datasetSize } from "./dataset-rules.js";
 import type { Finding } from "./finding.js";
-import { learningRate, recipeTarget, saveEvery, stepsRules } from "./hyperparameter-rules.js";
+import { learningRate, passesPerImage, recipeTarget, saveEvery, stepsRules, warmupRule } from "./hyperparameter-rules.js";
 import type { LintContext, LintOptions, Rule } from "./lint-rule.js";
 import { lintPromises } from "./promise-rules.js";
 import { lintNetwork } from "./network-rules.js";
@@ -38,6 +38,8 @@ const RULE_FUNCTIONS: readonly Rule[] = [
   recipeTarget,
   datasetSize,
   stepsRules,
+  passesPerImage,
+  warmupRule,
   vram,
   costAndTime,
   saveEvery,

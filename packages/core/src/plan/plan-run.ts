@@ -14,6 +14,7 @@ import { walltimeOn, type WalltimeEstimate } from "./walltime.js";
 import { networkCost, type NetworkCost } from "./network-cost.js";
 import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
 import { checkpointsOf } from "./checkpoints.js";
+import { effectiveBatchOf } from "./effective-batch.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -108,8 +109,8 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   if (images.source === "recommended") notes.push(`image count unknown: planned with ${images.count} (${sizes.source})`);
 
   const resolution = contract.dataset.resolution ?? model.nativeResolution;
-  const gpus = contract.hardware.kind === "fal" ? 1 : contract.hardware.gpus * contract.hardware.nodes; // every GPU of every host
-  const effectiveBatch = hp.batch_size * hp.gradient_accumulation * gpus;
+  // batch x accumulation x every GPU of every host: one home (plan/effective-batch.ts), shared with lint.
+  const { gpus, images: effectiveBatch } = effectiveBatchOf(contract);
 
   const stepsRecord = getSteps(contract.target);
   let steps: number;

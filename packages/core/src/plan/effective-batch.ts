@@ -1,0 +1,26 @@
+import type { Contract } from "../contract/schema.js";
+
+/**
+ * Images one optimizer step trains on: batch_size x gradient_accumulation x every GPU of every host
+ * (fal trains on one). The one home of that product: the plan's steps <-> passes per image, its epochs,
+ * and lint's passes-per-image and steps/passes rules all read it from here. Pure.
+ */
+export interface EffectiveBatch {
+  batch: number;
+  accumulation: number;
+  gpus: number;
+  /** batch x accumulation x gpus. */
+  images: number;
+}
+
+export function effectiveBatchOf(contract: Pick<Contract, "hyperparameters" | "hardware">): EffectiveBatch {
+  const hp = contract.hyperparameters;
+  const gpus = contract.hardware.kind === "fal" ? 1 : contract.hardware.gpus * contract.hardware.nodes;
+  return { batch: hp.batch_size, accumulation: hp.gradient_accumulation, gpus, images: hp.batch_size * hp.gradient_accumulation * gpus };
+}
+
+/** "batch 32 x accumulation 4 x 2 GPUs" (the factors above 1; "batch 1" when all are 1). */
+export function effectiveBatchText(b: EffectiveBatch): string {
+  const parts = [`batch ${b.batch}`, ...(b.accumulation > 1 ? [`accumulation ${b.accumulation}`] : []), ...(b.gpus > 1 ? [`${b.gpus} GPUs`] : [])];
+  return parts.length > 1 ? `${parts.join(" x ")} = ${b.images} images per step` : parts[0]!;
+}
