@@ -91,7 +91,7 @@ export function imagesReadBy(scan: Pick<DatasetScan, "images">, reader?: FolderR
 }
 
 /** The files handed as they are that stop the run: undecodable, or over the trainer's pixel limit. */
-function runStoppers(scan: DatasetScan, reader?: FolderReader): Array<{ file: string; code: string; message: string }> {
+export function runStoppers(scan: DatasetScan, reader?: FolderReader): Array<{ file: string; code: string; message: string }> {
   const read = (file: string) => !reader || readsFile(reader, file);
   const limit = reader?.maxPixels;
   const bad = scan.skipped.filter((s) => read(s.file) && (STOPS_THE_RUN.has(s.code) || (s.code === "too-large" && limit !== undefined)));

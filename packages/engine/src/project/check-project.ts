@@ -17,6 +17,8 @@ import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { scanShapes } from "../dataset/prep-shapes.js";
 import { datasetFindings } from "../dataset/dataset-findings.js";
 import { trainerView } from "./trainer-view.js";
+import { regFindings } from "../dataset/reg-findings.js";
+import { trainerFolderReading } from "@loraspec/core/knowledge/trainer-folder-reading.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { preflightBase } from "./preflight-base.js";
 import { assertTrainerInstalled } from "../run/trainer-ready.js";
@@ -119,6 +121,13 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const mainScan = scans.find((s) => s.field === "dataset.path");
   const view = trainingData && mainScan ? trainerView({ scan: mainScan.scan, field: mainScan.field, trainingData, trainer: contract.trainer.name, contractFile: loaded.displayName }) : undefined;
   if (view) preflight.push(...view.findings);
+  // The regularisation folder is always handed on as it is: counted as the trainer reads it (dataset/reg-findings.ts).
+  const regScan = scans.find((s) => s.field === "dataset.reg_path");
+  if (regScan) {
+    const reg = regFindings(regScan.scan, trainerFolderReading(contract.trainer.name));
+    preflight.push(...reg.findings);
+    regDataset = { ...regScan.scan, images: reg.images };
+  }
   const findings = [...lintContract(contract, { dataset: view?.lint ?? dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
   if (view) dataset = view.trains;
   const plan = planRun(contract, dataset, { livePrices });

@@ -176,3 +176,34 @@ async function animatedGif(path: string): Promise<void> {
   await sharp(frames, { raw: { width: 256, height: 512, channels: 3, pageHeight: 256 } }).gif({ loop: 0, delay: [100, 100] }).toFile(path);
   expect((await sharp(path).metadata()).pages).toBe(2);
 }
+
+describe("the regularisation folder (never prepared: every trainer gets it as it is)", () => {
+  const REG: Record<Trainer, { unreadable: boolean; count: number }> = {
+    diffusers: { unreadable: true, count: 0 },
+    kohya: { unreadable: true, count: 0 },
+    "ai-toolkit": { unreadable: false, count: 6 },
+    fal: { unreadable: false, count: 6 },
+  };
+  let project: string;
+  const got = new Map<Trainer, CheckResult>();
+  beforeAll(async () => {
+    project = join(root, "reg-sub-folder");
+    await images(project, "", N);
+    await mkdir(join(project, "reg", "1_person"), { recursive: true });
+    for (let i = 0; i < 6; i++) await photoLike(256, 256, 900 + i).png().toFile(join(project, "reg", "1_person", `r${i}.png`));
+    for (const trainer of Object.keys(TRAINERS) as Trainer[]) {
+      await writeFile(join(project, `${trainer}.yaml`), contract(trainer).replace("  path: ./dataset\n", "  path: ./dataset\n  reg_path: ./reg\n"));
+      got.set(trainer, await checkProject({ path: `${trainer}.yaml`, cwd: project, env: {} }));
+    }
+  }, 120_000);
+
+  it.each(Object.keys(TRAINERS) as Trainer[])("%s: images in a sub-folder of reg_path count only where the trainer reads them", (trainer) => {
+    const r = got.get(trainer)!;
+    expect(r.findings.some((f) => f.rule === "reg-images-unreadable" && f.severity === "error")).toBe(REG[trainer].unreadable);
+    expect(r.regDataset?.images.length).toBe(REG[trainer].count);
+  });
+
+  it.skipIf(!existsSync(python))("the built-in trainer's worker finds no regularisation image there either", () => {
+    expect(workerReads(join(project, "reg"))).toEqual({ error: "E_DATASET_EMPTY" });
+  });
+});
