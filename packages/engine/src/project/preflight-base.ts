@@ -352,13 +352,14 @@ function missingRolesFinding(model: BaseModelRecord, dir: string, missing: Kohya
  * needs --base. Said by check when the trainer loads a form the sampler does not (the built-in
  * trainer's own refusal covers its case).
  */
-export function workerSamplerRefusal(layout: LocalLayout, family: string): string | undefined {
-  if (layout.form === "diffusers-folder") return undefined;
+export function workerSamplerRefusal(layout: LocalLayout, family: string, singleFile = true): string | undefined {
+  if (layout.form === "diffusers-folder") return layout.problems.length === 0 ? undefined : `a diffusers folder its loader cannot open whole: ${layout.problems.join(", ")}`;
   if (layout.form === "single-file") {
+    if (!singleFile) return LAYOUT_WORDS[layout.form];
     const gaps = layout.keys ? pipelineFileGaps(layout.keys, family) : [];
     return gaps.length === 0 ? undefined : `a single file without ${gaps.join(", ")}`;
   }
-  return LAYOUT_WORDS[layout.form];
+  return layout.form === "files-folder" && !layout.files.some((f) => f.endsWith(".safetensors")) ? "a folder without model_index.json or any .safetensors file" : LAYOUT_WORDS[layout.form];
 }
 
 function validationFindings(contract: Contract, given: string, layout: LocalLayout): Finding[] {
@@ -400,4 +401,15 @@ async function outputFormatFindings(contract: Contract, model: BaseModelRecord, 
       field: "output.format",
     },
   ];
+}
+
+/**
+ * Why a local base the worker sampler (validate) or export-script's DiffusionPipeline.from_pretrained
+ * (singleFile: false) would be handed cannot be loaded as a diffusers pipeline; undefined when it can,
+ * or when the path is not there (the loader's own not-found error names it).
+ */
+export async function diffusersBaseProblem(path: string, family: string, singleFile = true): Promise<string | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) return undefined;
+  return workerSamplerRefusal(await localLayout(path, info.isDirectory()), family, singleFile);
 }

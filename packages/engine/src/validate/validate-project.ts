@@ -11,7 +11,7 @@ import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/imag
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
 import { defaultRenderSampling, defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
-import { looksLocal } from "../project/preflight-base.js";
+import { diffusersBaseProblem, looksLocal } from "../project/preflight-base.js";
 import { openRunStore, type RunRecord } from "../run/run-store.js";
 import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
 import { createFalSampler } from "../samplers/fal-sampler.js";
@@ -280,6 +280,14 @@ async function* openWorkerSampler(o: SamplerContext): AsyncGenerator<LoraspecEve
   const resolvedBase = source.kind === "local" ? source.path : source.id;
   const local = source.kind === "hub" && (params.base !== undefined || contract?.base.path !== undefined) ? looksLocal(base, from, params.base ? "--base" : "base.path", "render with it") : undefined;
   if (local) yield { type: "warning", code: "W_BASE_PATH_LOOKS_LOCAL", message: local.message };
+  // Before any worker starts: a base the sampler's diffusers loader cannot open (Kohya's FLUX.1 single files).
+  const problem = source.kind === "local" && model ? await diffusersBaseProblem(source.path, model.family) : undefined;
+  if (problem) {
+    throw new LoraspecError("E_USAGE", `the worker sampler loads the base as a diffusers pipeline; ${params.base ? "--base" : "base.path"} '${base}' is ${problem}`, {
+      field: params.base ? "--base" : "base.path",
+      hint: `pass --base with a diffusers folder of ${model!.label} or ${model!.hfRepo}, or --sampler comfyui${contract ? " (check warns: validation-base-not-diffusers)" : ""}`,
+    });
+  }
   return createWorkerSampler({
     config: { base: resolvedBase, arch: model ? ARCH[model.family] : undefined, device: params.device, logFile: join(o.outDir, "worker.log") },
     runWorker: params.runWorker,

@@ -10,7 +10,7 @@ import type { ValidationTarget } from "@loraspec/core/validate/plan-validation.j
 import { defaultRenderSampling, defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { atomicWrite } from "../fs/atomic-write.js";
-import { looksLocal } from "../project/preflight-base.js";
+import { diffusersBaseProblem, looksLocal } from "../project/preflight-base.js";
 
 export interface WriteValidationScriptParams {
   contractPath?: string;
@@ -73,6 +73,12 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
     guidance: params.guidance ?? sampling.guidance,
     date: (params.now?.() ?? new Date()).toISOString().slice(0, 10),
   });
+  // The script opens the base with DiffusionPipeline.from_pretrained: a folder of single files (Kohya's FLUX.1) or one file it cannot.
+  const problem = source.kind === "local" ? await diffusersBaseProblem(source.path, model?.family ?? "", false) : undefined;
+  const warnings = [
+    ...(local ? [local.message] : []),
+    ...(problem ? [`the script loads the base with DiffusionPipeline.from_pretrained; '${base}' is ${problem}: pass --base with a diffusers folder or Hugging Face id (here, or to the script at run time)`] : []),
+  ];
   await atomicWrite(out, text);
-  return { path: out, bytes: Buffer.byteLength(text), ...(local ? { warnings: [local.message] } : {}) };
+  return { path: out, bytes: Buffer.byteLength(text), ...(warnings.length > 0 ? { warnings } : {}) };
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { parse as parseToml } from "smol-toml";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContractSchema, type Contract } from "@loraspec/core/contract/schema.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
@@ -15,6 +15,10 @@ import { buildTrainJob } from "@loraspec/engine/run/build-train-job.js";
 import { openRunStore, type RunStore } from "@loraspec/engine/run/run-store.js";
 import { workerPython } from "@loraspec/engine/worker/worker-paths.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
+import { isLoraspecError } from "@loraspec/core/errors.js";
+import type { RunWorkerFn } from "@loraspec/engine/samplers/worker-sampler.js";
+import { validateProject } from "@loraspec/engine/validate/validate-project.js";
+import { writeValidationScript } from "@loraspec/engine/validate/write-validation-script.js";
 
 // The class: check's verdict on base.path is the trainer's. For each trainer x base-folder shape, check
 // (its preflight of the base, and the lint rules on base.*) is clean exactly when the trainer can load
@@ -201,4 +205,33 @@ describe("check's verdict on the base equals whether the trainer can load it", (
     expect(findings[0]!.message).toContain("block_out_channels [64,128,128], not [320,640,1280]");
     expect(await preflightBase({ contract: contractFor("diffusers", "sdxl", "./sdxl-full"), contractDir: root })).toEqual([]);
   });
+
+  it("validate refuses a single-file base before the worker starts; --base with a diffusers folder reaches it; export-script warns", async () => {
+    const contract = ContractSchema.parse({ ...contractFor("kohya", "flux1-dev", "./bfl-full"), validation: { sampler: "worker" } });
+    await writeFile(join(root, "lora.yaml"), stringify({ ...contract, hyperparameters: undefined }));
+    await writeFile(join(root, "lora.safetensors"), "x");
+    const validate = async (base?: string) => {
+      let started = false;
+      const runWorker: RunWorkerFn = async function* () {
+        started = true;
+        throw new Error("stop");
+      };
+      try {
+        for await (const _ of validateProject({ contractPath: join(root, "lora.yaml"), cwd: root, lora: join(root, "lora.safetensors"), base, runWorker, width: 8, height: 8, steps: 1 })) void _;
+      } catch (error) {
+        if (isLoraspecError(error)) return { started, code: error.code, message: error.message, hint: error.hint };
+        if ((error as Error).message !== "stop") throw error;
+      }
+      return { started };
+    };
+    const refused = await validate();
+    expect(refused).toMatchObject({ started: false, code: "E_USAGE" });
+    expect(refused.message).toContain("a folder of single files without model_index.json");
+    expect(refused.hint).toContain("--base");
+    expect(await validate("./flux-full")).toEqual({ started: true });
+    const script = await writeValidationScript({ contractPath: join(root, "lora.yaml"), cwd: root, lora: join(root, "lora.safetensors"), out: join(root, "validate.py"), force: true });
+    expect(script.warnings?.join("\n")).toContain("DiffusionPipeline.from_pretrained");
+    const ok = await writeValidationScript({ contractPath: join(root, "lora.yaml"), cwd: root, lora: join(root, "lora.safetensors"), out: join(root, "validate.py"), force: true, base: "./flux-full" });
+    expect(ok.warnings).toBeUndefined();
+  }, 60_000);
 });

@@ -37,6 +37,8 @@ beforeAll(async () => {
   await writeFile(join(contractDir, "lora.safetensors"), "x");
   // A folder named like the hub-form value: it stays a hub id, with a warning.
   await mkdir(join(contractDir, "models", "toy-sdxl"), { recursive: true });
+  // A diffusers folder as far as validate's own base check reads it (preflight-base.ts diffusersBaseProblem): no components listed.
+  await writeFile(join(contractDir, "models", "toy-sdxl", "model_index.json"), JSON.stringify({ _class_name: "StableDiffusionXLPipeline" }));
   // os.homedir() reads $HOME: `~` expands to a folder of the test's own.
   process.env.HOME = home;
   store = openRunStore({ projectDir: contractDir });
