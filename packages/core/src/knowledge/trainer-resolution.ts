@@ -133,3 +133,16 @@ export const TRAINER_SIDES: readonly TrainerSideRecord[] = [
 export function getTrainerSide(trainer: string, family: ModelFamily): TrainerSideRecord | undefined {
   return TRAINER_SIDES.find((r) => r.trainer === trainer && r.family === family);
 }
+
+/**
+ * init without --resolution, over a folder whose images are smaller than the base's native side:
+ * it trains at the largest side the images reach (and the trainer takes) rather than upscale every
+ * image to native (check's image-below-native: "upscaled images train blur"), as long as that side
+ * is at least `minShare` of native; below that the images are the problem, so init keeps native and
+ * check names the small images.
+ */
+export const INIT_SIDE_FROM_IMAGES = {
+  minShare: 0.75,
+  source: "ours: the guide's native-resolution advice (shared/reference/trainers.md §7) weighed against upscaling blur; 0.75 keeps SDXL at >= 768 and Qwen-Image at >= 1008",
+  asOf: "2026-12-05",
+} as const satisfies Sourced & Record<string, unknown>;

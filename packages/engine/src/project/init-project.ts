@@ -6,8 +6,8 @@ import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import { initTrainer, recommendContract, type InitChoices, type Recommendation } from "@loraspec/core/contract/recommend-contract.js";
 import { renderContractYaml } from "@loraspec/core/contract/render-contract-yaml.js";
 import { ContractSchema } from "@loraspec/core/contract/schema.js";
-import { parseResolutionFlag } from "@loraspec/core/contract/training-resolution.js";
-import { VAE_SCALE } from "@loraspec/core/knowledge/trainer-resolution.js";
+import { parseResolutionFlag, TRAINING_SIDE } from "@loraspec/core/contract/training-resolution.js";
+import { INIT_SIDE_FROM_IMAGES, VAE_SCALE } from "@loraspec/core/knowledge/trainer-resolution.js";
 import { sideFindings } from "@loraspec/core/lint/resolution-rules.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { getDatasetSize } from "@loraspec/core/knowledge/recipes.js";
@@ -58,15 +58,20 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
   const resolution = parseResolutionFlag(choices.resolution) ?? getBaseModel(choices.base)?.nativeResolution;
   const judge = initSizeRule(choices);
   const scan = choices.imageCount === undefined ? await scanFolder(datasetDir, dirname(file), resolution, resolution ? judge(resolution) : undefined) : undefined;
-  const usable = scan?.images.length;
+  const words = await loadEnglishWords();
+  // Images smaller than the native side: train at the side they reach (rescanned there), with that reason.
+  const own = scan ? sideFromImages(choices, scan, words) : undefined;
+  const finalScan = own ? await scanFolder(datasetDir, dirname(file), own.side, judge(own.side)) : scan;
+  const usable = finalScan?.images.length;
   const imageCount = choices.imageCount ?? (usable ? usable : undefined);
   // Held to check: init refuses (with check's reasons) rather than write a contract check rejects.
   let rec: Recommendation;
   try {
-    rec = recommendContract({ ...choices, imageCount }, { words: await loadEnglishWords(), dataset: scan });
+    rec = recommendContract({ ...choices, imageCount, ...(own ? { resolution: own.side } : {}) }, { words, dataset: finalScan });
   } catch (error) {
     throw scan && resolution ? await explainTooSmall(error, scan, datasetDir, resolution, choices, judge) : error;
   }
+  if (own) rec.reasons["dataset.resolution"] = { why: own.why, source: `${INIT_SIDE_FROM_IMAGES.source}; ${rec.reasons["dataset.resolution"]?.source ?? ""}` };
   await holdBasePathToCheck(rec, choices, dirname(file));
   const yaml = renderContractYaml({
     ...rec,
@@ -80,6 +85,31 @@ export async function initProject({ choices, path = "lora.yaml", cwd = process.c
   const bySize = (r: { code: string }) => (SIZE_PROBLEM_CODES as readonly string[]).includes(r.code);
   const sizes = scan && { skipped: scan.skipped.filter(bySize), warnings: scan.warnings.filter(bySize) };
   return { ...rec, file, yaml, imageCount, ...(sizes ? { sizes } : {}) };
+}
+
+/**
+ * Without --resolution, when every usable image is smaller than the base's native side: the largest
+ * side (a multiple of 16, down to INIT_SIDE_FROM_IMAGES.minShare of native) that the shortest image
+ * reaches and that the contract's trainer takes (init's own check: recommendContract refuses a side
+ * check would flag). Undefined: native stays (images big enough, or too far below it: check names them).
+ */
+function sideFromImages(choices: InitChoices, scan: DatasetScan, words: Awaited<ReturnType<typeof loadEnglishWords>>): { side: number; why: string } | undefined {
+  const model = getBaseModel(choices.base);
+  if (choices.resolution !== undefined || !model || scan.images.length === 0 || choices.trainer === "fal" || choices.hardware === "fal") return undefined;
+  const native = model.nativeResolution;
+  const shortest = Math.min(...scan.images.map((i) => Math.min(i.width, i.height)));
+  if (shortest >= native) return undefined;
+  const floor = Math.ceil((native * INIT_SIDE_FROM_IMAGES.minShare) / TRAINING_SIDE.multiple) * TRAINING_SIDE.multiple;
+  for (let side = Math.floor(shortest / TRAINING_SIDE.multiple) * TRAINING_SIDE.multiple; side >= floor; side -= TRAINING_SIDE.multiple) {
+    try {
+      recommendContract({ ...choices, imageCount: scan.images.length, resolution: side }, { words });
+    } catch {
+      continue;
+    }
+    const of = scan.images.length === 1 ? "the image" : `all ${scan.images.length} images`;
+    return { side, why: `the shortest side of ${of} is ${shortest} px, below ${model.label}'s native ${native}: trained at ${side} px rather than upscaled (upscaled images train blur); --resolution to choose` };
+  }
+  return undefined;
 }
 
 /**
