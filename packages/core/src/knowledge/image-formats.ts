@@ -12,7 +12,7 @@ export interface ExtensionFact extends Sourced {
 /** Extensions prep tries to decode (sharp's input formats). Anything else in a dataset folder is not an image (captions, notes). */
 export const DECODABLE_IMAGES: ExtensionFact = {
   value: [".jpg", ".jpeg", ".png", ".webp", ".avif", ".tif", ".tiff", ".gif", ".heic", ".heif", ".jxl", ".bmp"],
-  source: "sharp 0.35 input formats (JPEG, PNG, WebP, AVIF, TIFF, GIF, HEIF via libheif AV1 only; HEVC HEIC needs a custom libvips)",
+  source: "sharp 0.35 input formats (JPEG, PNG, WebP, AVIF, TIFF, GIF, HEIF via libheif AV1 only; HEVC HEIC needs a custom libvips). .bmp is listed so a BMP counts as an image and is named: sharp has no BMP loader, so prep says to convert it (probe-image.ts)",
   asOf: "2026-11",
 };
 

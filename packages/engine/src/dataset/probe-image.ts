@@ -163,6 +163,10 @@ export async function probeImage(params: ProbeImageParams): Promise<ProbedImage>
       };
     }
     const notImage = /unsupported image format/i.test(text);
+    if (notImage && bytes[0] === 0x42 && bytes[1] === 0x4d) {
+      // "BM": a Windows bitmap, which libvips (sharp's prebuilt binaries) has no loader for.
+      return { ...base, problems: [{ code: "not-an-image", severity: "skip", message: "a BMP image, which loraspec's image library (sharp) does not decode: convert it to PNG (e.g. `magick x.bmp x.png`)" }] };
+    }
     return {
       ...base,
       problems: [
