@@ -26,12 +26,57 @@ def pipeline_class(arch: str):
     return getattr(diffusers, name)
 
 
+# What each component model_index.json lists must have in its folder, by class (as engine preflight-base.ts
+# reads it, from core knowledge/base-load-forms.ts DIFFUSERS_COMPONENT_FILES): diffusers' own error for a
+# missing one names only "config.json" and the folder, not the component.
+_COMPONENT_FILES = (
+    (("Scheduler",), ("scheduler_config.json",), False),
+    (("Tokenizer", "TokenizerFast"), ("tokenizer_config.json", "tokenizer.json", "vocab.json", "spiece.model"), False),
+    (("FeatureExtractor", "ImageProcessor", "Processor"), ("preprocessor_config.json",), False),
+)
+
+
+def folder_problems(base: str) -> list[str]:
+    """Each component a diffusers folder's model_index.json lists whose folder, config or weights are not there."""
+    import json
+
+    try:
+        with open(os.path.join(base, "model_index.json"), encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError) as e:
+        return [f"model_index.json ({e})"]
+    problems = []
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or None in value:
+            continue
+        cls = str(value[1])
+        files, weights = ("config.json",), True
+        for suffixes, names, w in _COMPONENT_FILES:
+            if cls.endswith(suffixes):
+                files, weights = names, w
+                break
+        folder = os.path.join(base, name)
+        if not os.path.isdir(folder):
+            problems.append(f"{name}/ ({cls}) is missing")
+            continue
+        entries = os.listdir(folder)
+        if not any(n in entries for n in files):
+            problems.append(f"{name}/ ({cls}) has no {' or '.join(files)}")
+        elif weights and not any(e.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")) for e in entries):
+            problems.append(f"{name}/ ({cls}) has no weights")
+    return problems
+
+
 def load_pipeline(base: str, arch: str, dtype):
     """A HF id, a local diffusers folder, or a single checkpoint file: loaded for real."""
-    cls = pipeline_class(arch)
     looks_like_path = base.startswith((".", "/", "~")) or os.sep + os.sep in base or base.count("/") > 1 or "\\" in base
     if looks_like_path and not os.path.exists(base):
         raise WorkerError("E_FILE_NOT_FOUND", f"base model not found: {base}", hint="point base at a diffusers folder, a .safetensors file, or a Hugging Face id like org/name")
+    if os.path.isdir(base) and os.path.exists(os.path.join(base, "model_index.json")):
+        problems = folder_problems(base)
+        if problems:
+            raise WorkerError("E_FILE_NOT_FOUND", f"base model folder {base} is not whole: {'; '.join(problems)}", hint="download the whole model again (every folder model_index.json lists), or use its Hugging Face id; `loraspec check` says this before a run")
+    cls = pipeline_class(arch)
     try:
         if os.path.isfile(base):
             if not hasattr(cls, "from_single_file"):
