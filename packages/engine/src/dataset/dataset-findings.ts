@@ -167,7 +167,7 @@ function noneReadFinding(scan: DatasetScan, field: string, reader: FolderReader)
     severity: "error",
     field,
     message: `the run trains on ${scan.path} as it is (not prepared yet), and the trainer reads none of its ${scan.images.length} image(s): ${readerWords(reader)}`,
-    fix: `Run \`loraspec prep\` first: it reads sub-folders and every format it can decode, and writes one flat folder of PNGs the run trains on${nested ? "; or move the images out of their sub-folders into the dataset folder itself (a Kohya-style `10_name/` folder's repeat count is not read: set hyperparameters.repeats)" : ""}.`,
+    fix: `Run \`loraspec prep\` first: it reads sub-folders and every format it can decode, and writes one flat folder of PNG (or JPEG) images the run trains on${nested ? "; or move the images out of their sub-folders into the dataset folder itself (a Kohya-style `10_name/` folder's repeat count is not read: the plan derives repeats from hyperparameters.steps)" : ""}.`,
     source: reader.source ?? "the trainer's folder reading (core knowledge/trainer-folder-reading.ts)",
     files: scan.images.map((i) => i.file),
   };
