@@ -186,15 +186,26 @@ export function describeTargets(c: Contract): { preset: TargetPreset | "custom" 
 }
 
 /**
- * What `init` writes for network.targets, with its reason: the trainer's own default made explicit
- * (built-in: attention; Kohya: all-linear). ai-toolkit's SDXL default is none of the presets and
- * fal has no choice, so init leaves the field out there.
+ * What `init` writes for network.targets, with its reason: the trainer's own default made explicit where the
+ * trainer has a targets setting (built-in: attention; Kohya: all-linear; ai-toolkit: all-linear, its own default
+ * on FLUX-class bases, the nearest preset to it on SDXL and Z-Image). `targets` undefined: nothing can be written
+ * (fal has no input for the trained modules, or loraspec has no module table for the base) and `why` says so,
+ * for init's comment on the trainer.
  */
-export function initTargets(trainer: Contract["trainer"]["name"], base: Contract["base"]["model"]): { targets: TargetPreset; why: string; source: string } | undefined {
+export function initTargets(trainer: Contract["trainer"]["name"], base: Contract["base"]["model"]): { targets?: TargetPreset; why: string; source: string } {
   const arch = targetArchOf(base);
-  if (trainer === "diffusers" && arch) return { targets: DEFAULT_TARGETS.preset, why: `${DEFAULT_TARGETS.why}; attention-mlp or all-linear train more modules (Kohya's set) at a longer step`, source: DEFAULT_TARGETS.source };
-  if (trainer === "kohya" && (arch === "sdxl" || arch === "flux1")) {
+  if (trainer === "fal") return { why: "network.targets is not written: fal's trainer endpoints have no input for the trained modules (the endpoint decides)", source: TRAINER_DEFAULT_TARGETS.fal.source };
+  if (!arch) return { why: `network.targets is not written: loraspec has no module table for ${base}, so the trainer trains its own default`, source: LORA_TARGETS.sdxl.source };
+  if (trainer === "diffusers") return { targets: DEFAULT_TARGETS.preset, why: `${DEFAULT_TARGETS.why}; attention-mlp or all-linear train more modules (Kohya's set) at a longer step`, source: DEFAULT_TARGETS.source };
+  if (trainer === "kohya") {
+    if (arch !== "sdxl" && arch !== "flux1") return { why: `network.targets is not written: loraspec passes Kohya's module choice for SDXL and FLUX.1 only`, source: TRAINER_DEFAULT_TARGETS.kohya.source };
     return { targets: "all-linear", why: "what sd-scripts trains by default (every linear of the transformer blocks); for SDXL it has no narrower choice", source: TRAINER_DEFAULT_TARGETS.kohya.source };
   }
-  return undefined;
+  const differs =
+    arch === "sdxl"
+      ? "; ai-toolkit's own default (the field left out) also trains the UNet's ResNet linears and 1x1 convs"
+      : arch === "zimage"
+        ? "; ai-toolkit's own default (the field left out) trains the main layers only, not the refiners"
+        : " (ai-toolkit's own default: the same modules)";
+  return { targets: "all-linear", why: `every linear of the transformer blocks${differs}; attention or attention-mlp train fewer modules`, source: `${TRAINER_DEFAULT_TARGETS["ai-toolkit"].source}; ${AIT}` };
 }

@@ -218,7 +218,7 @@ function initContract(choices: InitChoices, init: InitDecisions): ContractInput 
       shuffle_tags: false,
       noise_offset: 0,
     },
-    ...(targets ? { network: { targets: targets.targets } } : {}),
+    ...(targets.targets ? { network: { targets: targets.targets } } : {}),
     limits: { ...(vramGb && hardware === "local" ? { vram_ceiling_gb: vramGb } : {}), ...(choices.maxCostUsd !== undefined ? { max_cost_usd: choices.maxCostUsd } : {}) },
     failure: { on_divergence: "stop", loss_spike_factor: LOSS_SPIKE_RULE.factor, on_oom: "fallback", oom_fallbacks: ["gradient_checkpointing", "optimizer_8bit", "smaller_batch"] },
     validation: {
@@ -266,7 +266,9 @@ function initReasons(choices: InitChoices, init: InitDecisions): Record<string, 
     why: model.captionEncoder === "clip" ? "natural language works everywhere; tags are acceptable on SDXL" : `${model.label} reads captions with a ${model.captionEncoder === "t5" ? "T5" : "LLM"} encoder: write sentences, not tags`,
     source: CAPTION_RULES.naturalForT5.source,
   };
-  if (targets) reasons["network.targets"] = { why: targets.why, source: targets.source };
+  if (targets.targets) reasons["network.targets"] = { why: targets.why, source: targets.source };
+  // No network.targets to write (fal, or a base without a module table): said on the trainer, where the choice lives.
+  else reasons["trainer.name"] = { why: `${reasons["trainer.name"]!.why}; ${targets.why}`, source: `${reasons["trainer.name"]!.source}; ${targets.source}` };
   reasons["trigger.placement"] = { why: "the trigger opens every caption", source: CAPTION_RULES.triggerAtStart.source };
   reasons["validation.self_weight"] = { why: `when stacking, keep at most ${STACKING.maxAdapters} LoRAs with combined weight <= ${STACKING.maxCombinedWeight}`, source: STACKING.source };
   return reasons;
