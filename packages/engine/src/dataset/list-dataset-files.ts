@@ -1,4 +1,4 @@
-import { readdir, stat } from "node:fs/promises";
+import { lstat, readdir, stat } from "node:fs/promises";
 import { extname, join, relative, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { orphanCaptionHints, pairSidecars } from "./caption-sidecar.js";
@@ -22,7 +22,7 @@ export function hiddenEntry(entry: { name: string; isDirectory(): boolean }, rel
 export interface SkippedEntry {
   /** Relative path with `/`. */
   path: string;
-  code: "unreadable-folder" | "symlink" | "not-a-file";
+  code: "unreadable-folder" | "symlink" | "not-a-file" | "name-not-utf8";
   message: string;
 }
 
@@ -106,6 +106,11 @@ export async function listDatasetFiles(params: ListDatasetFilesParams): Promise<
         continue;
       }
       const ext = extname(entry.name).toLowerCase();
+      if (entry.name.includes("\uFFFD") && (await lstat(path).then(() => false, () => true))) {
+        // Node decoded bytes that are not UTF-8 as U+FFFD, so this name opens nothing: say so rather than ENOENT.
+        out.skipped.push({ path: rel(path), code: "name-not-utf8", message: "its name is not UTF-8 (shown with U+FFFD for the bytes that are not), so it cannot be opened by that name: rename it (e.g. `convmv -f latin1 -t utf8`)" });
+        continue;
+      }
       if (entry.isDirectory()) await walk(path);
       else if (entry.isSymbolicLink()) {
         // Never followed: a link can leave the folder or loop; prep reads only files that are here.
