@@ -8,20 +8,22 @@ import type { Rule } from "./lint-rule.js";
  * the base model's text encoder reads.
  * Registered in lint-contract.ts (RULE_FUNCTIONS).
  */
-export const triggerWord: Rule = ({ c, opts }) => {
+export const triggerWord: Rule = ({ c, model, opts }) => {
   if (!opts.words) return [];
   const words = opts.words;
   const trigger = c.trigger.word;
   // English words are found on CLIP's pre-tokenized words; the split shown is the real BPE one
-  // when the engine has CLIP's merges table, else the pre-tokenization.
+  // when the engine has CLIP's merges table, else the pre-tokenization. A base without a CLIP
+  // encoder (Qwen-Image, Z-Image, FLUX.2: LLM encoders) is told no CLIP split: it never sees one.
+  const clip = model.textEncoders.some((t) => t.kind === "clip");
   const tokens = clipPretokenize(trigger);
-  const shown = opts.tokenizer ? `CLIP tokenizes it as [${opts.tokenizer(trigger).join(" ")}]` : `CLIP pre-tokenizes it as [${tokens.join(" ")}]`;
+  const shown = !clip ? "" : opts.tokenizer ? ` CLIP tokenizes it as [${opts.tokenizer(trigger).join(" ")}].` : ` CLIP pre-tokenizes it as [${tokens.join(" ")}].`;
   const bare = tokens.map((t) => t.replace(/<\/w>$/, ""));
   const english = bare.filter((t) => /^\p{L}+$/u.test(t) && t.length >= 3 && words.has(t));
   const whole = words.has(trigger.toLowerCase());
   const compound = !whole && english.length === 0 && /^\p{L}+$/u.test(trigger) ? splitIntoWords(trigger.toLowerCase(), words) : undefined;
   if (!whole && english.length === 0 && !(compound && compound.length > 1)) {
-    if (!opts.tokenizer) return [];
+    if (!opts.tokenizer || !clip) return [];
     const split = opts.tokenizer(trigger);
     return [
       {
@@ -43,7 +45,7 @@ export const triggerWord: Rule = ({ c, opts }) => {
     {
       rule: "trigger-english-word",
       severity: "error",
-      message: `${why}: the model already has a meaning for it, so the LoRA fights that prior. ${shown}.`,
+      message: `${why}: the model already has a meaning for it, so the LoRA fights that prior.${shown}`,
       fix: "Use a rare made-up token that is not an English word, such as 'txcl' or 'ohwx', at the start of each caption.",
       source: `${CAPTION_RULES.triggerAtStart.source}; word list: npm word-list 4.1.0`,
       field: "trigger.word",

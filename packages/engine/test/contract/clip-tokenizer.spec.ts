@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { BASE_MODELS } from "@loraspec/core/knowledge/base-models.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { loadClipTokenizer } from "../../src/contract/clip-tokenizer.js";
 import { loadEnglishWords } from "../../src/contract/english-words.js";
@@ -55,6 +56,16 @@ describe("CLIP BPE tokenizer", () => {
     const note = rare.find((f) => f.rule === "trigger-tokens");
     expect(note?.severity).toBe("info");
     expect(note?.message).toContain(`[${tokenizer!("txcl").join(" ")}]`);
+  });
+
+  it.each(BASE_MODELS.map((m) => [m.id, m.textEncoders.some((t) => t.kind === "clip")] as const))("%s (CLIP encoder: %s): the CLIP split is shown only to a base that has CLIP", async (id, clip) => {
+    const contract = parseContractText({ text: readFileSync(example, "utf8"), file: "lora.yaml" });
+    const words = await loadEnglishWords();
+    const at = (word: string) => lintContract({ ...contract, base: { ...contract.base, model: id }, trigger: { ...contract.trigger, word } }, { words, tokenizer });
+    expect(at("txcl").some((f) => f.rule === "trigger-tokens")).toBe(clip);
+    const english = at("sunset").find((f) => f.rule === "trigger-english-word");
+    expect(english?.severity).toBe("error");
+    expect(english!.message.includes("CLIP")).toBe(clip);
   });
 });
 
