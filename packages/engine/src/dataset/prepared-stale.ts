@@ -12,13 +12,21 @@ export interface PreparedDrift {
   removed: string[];
   /** Images whose bytes changed since prep read them (same name, other content). */
   changed: string[];
+  /** Settings the contract now asks for that the prepared folder was not made with ("resolution 1024 -> 768"). */
+  settings: string[];
+}
+
+/** What the contract now asks prep for, compared with the manifest's settings (only those both name). */
+export interface WantedPrep {
+  resolution?: number;
+  aspect?: string;
 }
 
 /**
  * Compares a prepared folder's manifest (every image prep read: prepared, skipped or a duplicate, by source path,
  * size and sha256) with the dataset as check just read it (scan.sources). Pure.
  */
-export function preparedDrift(manifest: Pick<PrepManifest, "entries">, scan: Pick<DatasetScan, "sources">): PreparedDrift {
+export function preparedDrift(manifest: Pick<PrepManifest, "entries"> & Partial<Pick<PrepManifest, "settings">>, scan: Pick<DatasetScan, "sources">, wanted: WantedPrep = {}): PreparedDrift {
   const before = new Map(manifest.entries.map((e) => [e.source, e]));
   const now = new Map(scan.sources.map((s) => [s.file, s]));
   const added = [...now.keys()].filter((f) => !before.has(f)).sort();
@@ -30,11 +38,14 @@ export function preparedDrift(manifest: Pick<PrepManifest, "entries">, scan: Pic
     })
     .map((s) => s.file)
     .sort();
-  return { added, removed, changed };
+  const settings = (["resolution", "aspect"] as const)
+    .filter((k) => wanted[k] !== undefined && manifest.settings?.[k] !== undefined && manifest.settings[k] !== wanted[k])
+    .map((k) => `${k} ${String(manifest.settings![k])} -> ${String(wanted[k])}`);
+  return { added, removed, changed, settings };
 }
 
 export function isStale(drift: PreparedDrift): boolean {
-  return drift.added.length + drift.removed.length + drift.changed.length > 0;
+  return drift.added.length + drift.removed.length + drift.changed.length + drift.settings.length > 0;
 }
 
 /**
@@ -64,14 +75,15 @@ export function preparedStaleFinding(drift: PreparedDrift, params: { preparedDir
     drift.removed.length ? `${drift.removed.length} removed (${nameFew(drift.removed)})` : "",
     drift.added.length ? `${drift.added.length} added (${nameFew(drift.added)})` : "",
     drift.changed.length ? `${drift.changed.length} changed (${nameFew(drift.changed)})` : "",
+    drift.settings.length ? `the contract now asks for ${drift.settings.join(", ")}` : "",
   ].filter(Boolean);
   return {
     rule: "dataset-prepared-stale",
     severity: "error",
     field: params.field ?? "dataset.path",
-    message: `the run trains on ${params.preparedDir} (${params.preparedCount} image(s)), made by loraspec prep before the dataset changed: since then ${parts.join(", ")}; the dataset now gives ${params.countedNow} image(s), the prepared folder would train ${params.preparedCount}`,
-    fix: `Run \`loraspec prep${params.contractFile ? ` ${params.contractFile}` : ""}\` again: it re-decodes only new or changed images and removes the outputs of deleted ones.`,
-    source: "ours: project-dataset.ts trainingDatasetDir (a run trains on the dataset's prepared folder once prep made one) and the prepared folder's manifest.json (source, size, sha256 of every image prep read)",
+    message: `the run trains on ${params.preparedDir} (${params.preparedCount} image(s)), made by loraspec prep before the dataset or the contract changed: since then ${parts.join(", ")}; the dataset now gives ${params.countedNow} image(s), the prepared folder would train ${params.preparedCount}`,
+    fix: `Run \`loraspec prep${params.contractFile ? ` ${params.contractFile}` : ""}\` again: it re-decodes new or changed images (every image when a setting changed) and removes the outputs of deleted ones.`,
+    source: "ours: project-dataset.ts trainingDatasetDir (a run trains on the dataset's prepared folder once prep made one) and the prepared folder's manifest.json (source, size, sha256 of every image prep read; the resolution and aspect it was made at)",
     files: [...drift.removed, ...drift.added, ...drift.changed],
   };
 }

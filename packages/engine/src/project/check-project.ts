@@ -119,7 +119,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   // What the run trains on, read as its trainer reads a folder: a stale prepared folder, or images the trainer
   // never reads or cannot open, are findings, and the plan counts what would train (project/trainer-view.ts).
   const mainScan = scans.find((s) => s.field === "dataset.path");
-  const view = trainingData && mainScan ? trainerView({ scan: mainScan.scan, field: mainScan.field, trainingData, trainer: contract.trainer.name, contractFile: loaded.displayName }) : undefined;
+  const view = trainingData && mainScan ? trainerView({ scan: mainScan.scan, field: mainScan.field, trainingData, trainer: contract.trainer.name, contractFile: loaded.displayName, wanted: { resolution: contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution, aspect: contract.dataset.aspect } }) : undefined;
   if (view) preflight.push(...view.findings);
   // The regularisation folder is always handed on as it is: counted as the trainer reads it (dataset/reg-findings.ts).
   const regScan = scans.find((s) => s.field === "dataset.reg_path");

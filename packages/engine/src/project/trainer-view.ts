@@ -4,7 +4,7 @@ import { trainerFolderReading } from "@loraspec/core/knowledge/trainer-folder-re
 import { imagesReadBy, unpreparedFindings } from "../dataset/dataset-findings.js";
 import type { TrainingDataDir } from "../dataset/project-dataset.js";
 import type { PrepManifest } from "../dataset/prep-manifest.js";
-import { preparedDrift, preparedImages, preparedStaleFinding } from "../dataset/prepared-stale.js";
+import { preparedDrift, preparedImages, preparedStaleFinding, type WantedPrep } from "../dataset/prepared-stale.js";
 import type { DatasetScan } from "../dataset/scan-dataset.js";
 
 /** What check counts for a run: the images its trainer will read, and the findings where that differs from prep's count. */
@@ -30,11 +30,13 @@ export function trainerView(params: {
   trainingData: TrainingDataDir & { manifest?: PrepManifest };
   trainer: string;
   contractFile?: string;
+  /** What the contract asks prep for now (dataset.resolution or the base's native one, dataset.aspect). */
+  wanted?: WantedPrep;
 }): TrainerView {
   const { scan, field, trainingData } = params;
   if (trainingData.prepared) {
     if (!trainingData.manifest) return { lint: scan, trains: scan, findings: [] };
-    const drift = preparedDrift(trainingData.manifest, scan);
+    const drift = preparedDrift(trainingData.manifest, scan, params.wanted);
     const images = preparedImages(trainingData.manifest, scan);
     const stale = preparedStaleFinding(drift, { preparedDir: trainingData.dir, preparedCount: images.length, countedNow: scan.images.length, field, contractFile: params.contractFile });
     // Up to date: prep's scan is what trains (the same images, judged with their dataset captions).
