@@ -145,3 +145,18 @@ export const REAL_DENOISER_CONFIG: Sourced & { byFamily: Partial<Record<ModelFam
   source: "core lora/architectures.ts (SDXL 320/640/1280 channels, 2048 cross-attention, 1/2/10 transformer layers; FLUX.1 19 double + 38 single blocks, hidden 3072 = 24 x 128, T5 4096; Qwen-Image 60 blocks, hidden 3072, Qwen2.5-VL 3584); stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, black-forest-labs/FLUX.1-dev transformer/config.json, Qwen/Qwen-Image transformer/config.json",
   asOf: AS_OF,
 };
+
+/**
+ * FLUX.1 [dev] and [schnell] share every block; only [dev] has the guidance embedder, so a BFL transformer
+ * file holds guidance_in.* keys iff it is [dev]. sd-scripts reads the variant from the file, not from the
+ * contract (flux_utils.analyze_checkpoint_state: is_schnell when no guidance_in key), so a [dev] file under
+ * base.model flux1-schnell trains a [dev] LoRA.
+ */
+export const FLUX1_VARIANT_KEYS: Sourced & { guidanceKey: string; withGuidance: BaseModelId; withoutGuidance: BaseModelId } = {
+  guidanceKey: "guidance_in.",
+  withGuidance: "flux1-dev",
+  withoutGuidance: "flux1-schnell",
+  source: "kohya-ss/sd-scripts library/flux_utils.py analyze_checkpoint_state (is_schnell = no guidance_in key); black-forest-labs FLUX.1-schnell transformer config guidance_embeds false",
+  asOf: AS_OF,
+};
+

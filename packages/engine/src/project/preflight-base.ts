@@ -10,6 +10,7 @@ import { signatureOfClass, signatureOfKeys, type BaseSignature } from "@loraspec
 import {
   componentKind,
   isWeightsFile,
+  FLUX1_VARIANT_KEYS,
   KOHYA_FLUX_FILE_ROLES,
   loadFormsOf,
   REAL_DENOISER_CONFIG,
@@ -306,12 +307,25 @@ async function loadFormFindings(contract: Contract, model: BaseModelRecord, give
     if (layout.form !== "files-folder" && layout.form !== "single-file") return refuse(LAYOUT_WORDS[layout.form]);
     // The resolution train's job makes (kohyaFluxFilesOf): the compiled config names exactly these files.
     const found = await kohyaFluxFilesOf(model.id, path);
-    return found.missing.length === 0 ? [] : [missingRolesFinding(model, found.dir, found.missing, found.listing, source)];
+    if (found.missing.length > 0) return [missingRolesFinding(model, found.dir, found.missing, found.listing, source)];
+    return variantFindings(model, join(found.dir, found.files.transformer!));
   }
   if (layout.form === "files-folder") return refuse(LAYOUT_WORDS[layout.form]);
   if (layout.form === "transformer-folder" && !row.forms.includes("transformer-folder")) return refuse(LAYOUT_WORDS[layout.form]);
   if (layout.form === "diffusers-folder" || layout.form === "transformer-folder") {
-    if (layout.problems.length === 0) return [];
+    if (layout.problems.length === 0) {
+      if (layout.form !== "transformer-folder" || layout.fullFolder) return [];
+      return [
+        {
+          rule: "base-weights-download",
+          severity: "info",
+          message: `base.path '${given}' holds transformer/ but no text_encoder/: ${trainer} reads the text encoders and VAE from ${model.hfRepo} (the first run downloads them if they are not in the Hugging Face cache).`,
+          fix: `Nothing to do, or use a whole diffusers folder of ${model.label}.`,
+          source,
+          field: "base.path",
+        },
+      ];
+    }
     return [
       {
         rule: "base-component-missing",
@@ -329,6 +343,26 @@ async function loadFormFindings(contract: Contract, model: BaseModelRecord, give
   const gaps = pipelineFileGaps(layout.keys, model.family);
   if (gaps.length === 0) return [];
   return refuse(`a single file without ${gaps.join(", ")} (${row.singleFileNote ?? "the loader needs the whole pipeline in the file"})`);
+}
+
+/** The transformer file's variant from its header ([dev]: guidance_in keys), against base.model. */
+async function variantFindings(model: BaseModelRecord, file: string): Promise<Finding[]> {
+  const keys = await headerKeys(file);
+  if (!keys) return [];
+  const v = FLUX1_VARIANT_KEYS;
+  const holds = keys.some((k) => k.startsWith(v.guidanceKey)) ? v.withGuidance : v.withoutGuidance;
+  if (holds === model.id) return [];
+  const other = getBaseModel(holds)!;
+  return [
+    {
+      rule: "base-variant-mismatch",
+      severity: "error",
+      message: `${file.split("/").pop()} is a ${other.label} transformer (${holds === v.withGuidance ? "it has" : "it has no"} ${v.guidanceKey}* keys), but base.model is ${model.label}: sd-scripts trains the file's variant, not the contract's.`,
+      fix: `Set base.model: ${holds}, or point base.path at the ${model.label} transformer.`,
+      source: v.source,
+      field: "base.model",
+    },
+  ];
 }
 
 function missingRolesFinding(model: BaseModelRecord, dir: string, missing: KohyaFluxRole[], listing: readonly string[], source: string): Finding {

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,7 +41,15 @@ async function headerFile(file: string, keys: string[]): Promise<void> {
   await writeFile(file, Buffer.concat([len, json, Buffer.alloc(2 * keys.length)]));
 }
 
-const FLUX_KEYS = ["double_blocks.0.img_mod.lin.weight", "single_blocks.0.linear1.weight"];
+// A [dev] transformer: [schnell] has no guidance embedder (guidance_in.*), the key sd-scripts tells them apart by.
+const FLUX_KEYS = ["double_blocks.0.img_mod.lin.weight", "single_blocks.0.linear1.weight", "guidance_in.in_layer.weight"];
+
+/** sd-scripts' variant rule (flux_utils.analyze_checkpoint_state): a transformer file without guidance_in keys is [schnell]. */
+function variantOf(file: string): string {
+  const buf = readFileSync(file);
+  const header = buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString();
+  return header.includes('"guidance_in.') ? "flux1-dev" : "flux1-schnell";
+}
 const ROLE_FILES: Record<string, string[]> = {
   "flux1-dev.safetensors": FLUX_KEYS,
   "clip_l.safetensors": ["text_model.encoder.layers.0.mlp.fc1.weight"],
@@ -135,7 +143,8 @@ async function loadable(contract: Contract, folder: string | undefined): Promise
   if (trainer === "kohya") {
     const model = (parseToml(files["args.toml"]!) as { model_arguments: Record<string, string> }).model_arguments;
     const named = ["pretrained_model_name_or_path", "clip_l", "t5xxl", "ae"].map((k) => model[k]).filter((p): p is string => p !== undefined);
-    if (arch === "flux1") return { ok: named.length === 4 && named.every((p) => existsSync(p)), named };
+    // sd-scripts trains the variant the transformer file is, whatever base.model says.
+    if (arch === "flux1") return { ok: named.length === 4 && named.every((p) => existsSync(p)) && variantOf(named[0]!) === contract.base.model, named };
     return { ok: !local(named[0]!) || loads[folder!]!.ok, named };
   }
   const yamlFile = Object.keys(files).find((f) => f.endsWith(".yaml"))!;
@@ -159,6 +168,8 @@ const TABLE: Array<[string, string, string | undefined, string | undefined]> = [
   ["kohya", "flux1-dev", "bfl-fp8-t5", undefined],
   ["kohya", "flux1-dev", "bfl-no-ae", "base-files-missing"],
   ["kohya", "flux1-schnell", "bfl-full", "base-files-missing"],
+  ["kohya", "flux1-schnell", "bfl-full/flux1-dev.safetensors", "base-variant-mismatch"],
+  ["kohya", "flux1-dev", "bfl-full/flux1-dev.safetensors", undefined],
   ["kohya", "flux1-dev", "flux-full", "base-load-form"],
   ["kohya", "flux1-dev", undefined, "kohya-flux-single-files"],
   ["ai-toolkit", "sdxl", "sdxl-full", undefined],

@@ -67,7 +67,8 @@ describe("preflightBase", () => {
     const p = await folder("transformer-only", { "transformer/config.json": JSON.stringify({ _class_name: "FluxTransformer2DModel" }), "transformer/diffusion_pytorch_model.safetensors": "" });
     expect(await rules("sdxl", p)).toEqual(["error base-architecture-mismatch"]);
     // ai-toolkit loads <folder>/transformer; the built-in trainer's loader needs model_index.json.
-    expect(await rules("flux1-dev", p, undefined, "ai-toolkit")).toEqual(["warning validation-base-not-diffusers"]);
+    // ... and its text encoders and VAE from the HF repo, as there is no text_encoder/.
+    expect(await rules("flux1-dev", p, undefined, "ai-toolkit")).toEqual(["info base-weights-download", "warning validation-base-not-diffusers"]);
     expect(await rules("flux1-dev", p)).toEqual(["error base-load-form"]);
   });
 
