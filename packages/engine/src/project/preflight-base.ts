@@ -86,7 +86,7 @@ export async function preflightBase({ contract, contractDir, env = process.env }
     // A base of another architecture fails anyway: its form is not worth a second error.
     if (arch.some((f) => f.severity === "error")) return arch;
     const layout = await localLayout(path, info.isDirectory());
-    return [...arch, ...(await loadFormFindings(contract, model, given, path, layout)), ...validationFindings(contract, given, layout), ...(await outputFormatFindings(contract, model, given, path, layout))];
+    return [...arch, ...(await loadFormFindings(contract, model, given, path, layout, env)), ...validationFindings(contract, given, layout), ...(await outputFormatFindings(contract, model, given, path, layout))];
   }
   const local = contract.base.path === undefined ? undefined : looksLocal(given, contractDir, "base.path", "train on it");
   const looks: Finding[] = local ? [{ rule: "base-path-looks-local", severity: "warning", message: local.message, fix: local.fix, source: BASE_PATH_SOURCE, field: "base.path" }] : [];
@@ -286,7 +286,7 @@ export async function kohyaFluxFilesOf(model: BaseModelRecord["id"], path: strin
   return { dir, listing, ...resolveKohyaFluxFiles(model, listing, isFile ? basename(path) : undefined) };
 }
 
-async function loadFormFindings(contract: Contract, model: BaseModelRecord, given: string, path: string, layout: LocalLayout): Promise<Finding[]> {
+async function loadFormFindings(contract: Contract, model: BaseModelRecord, given: string, path: string, layout: LocalLayout, env: NodeJS.ProcessEnv): Promise<Finding[]> {
   const row = loadFormsOf(contract.trainer.name, model.family);
   // A trainer that does not train (or loraspec does not compile for) this base: lint's trainer-unsupported-base says so.
   const support = getCompatibility(contract.trainer.name, model.id);
@@ -339,10 +339,22 @@ async function loadFormFindings(contract: Contract, model: BaseModelRecord, give
   }
   // A single file.
   if (!row.forms.includes("single-file")) return refuse(LAYOUT_WORDS[layout.form]);
-  if (contract.trainer.name !== "diffusers" || !layout.keys) return [];
-  const gaps = pipelineFileGaps(layout.keys, model.family);
-  if (gaps.length === 0) return [];
-  return refuse(`a single file without ${gaps.join(", ")} (${row.singleFileNote ?? "the loader needs the whole pipeline in the file"})`);
+  if (contract.trainer.name === "diffusers" && layout.keys) {
+    const gaps = pipelineFileGaps(layout.keys, model.family);
+    if (gaps.length > 0) return refuse(`a single file without ${gaps.join(", ")} (${row.singleFileNote ?? "the loader needs the whole pipeline in the file"})`);
+  }
+  // diffusers' from_single_file (the built-in trainer, ai-toolkit SDXL) fetches the model repo's config files, no weights.
+  if (contract.trainer.name === "kohya" || (await cachedSnapshot(model.hfRepo, env))) return [];
+  return [
+    {
+      rule: "base-weights-download",
+      severity: "info",
+      message: `${trainer} opens a single file with diffusers' from_single_file, which fetches ${model.hfRepo}'s config files (JSON and tokenizer files, no weights): they are not in the local Hugging Face cache (${hfHubCache(env)}), so the first run needs the network.`,
+      fix: `Nothing to do online, or fetch them first (huggingface-cli download ${model.hfRepo} --include "*.json" "*.txt" "*.model"), or use a diffusers folder.`,
+      source: `${source}; diffusers loaders/single_file.py _download_diffusers_model_config_from_hub (allow_patterns *.json, *.txt, *.model)`,
+      field: "base.path",
+    },
+  ];
 }
 
 /** The transformer file's variant from its header ([dev]: guidance_in keys), against base.model. */

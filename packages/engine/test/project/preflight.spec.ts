@@ -90,6 +90,17 @@ describe("preflightBase", () => {
     expect(await rules("flux1-dev", p)).toEqual(["error base-load-form"]);
   });
 
+  it("an SDXL checkpoint holding the whole pipeline: the built-in trainer loads it, fetching the repo's configs (a note when not cached)", async () => {
+    const p = join(dir, "sdxl-whole.safetensors");
+    await safetensors(p, ["model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_in.weight", "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", "conditioner.embedders.1.model.ln_final.weight"]);
+    expect(await rules("sdxl", p)).toEqual(["info base-weights-download"]);
+    // Kohya's SDXL script reads the checkpoint itself.
+    expect(await rules("sdxl", p, undefined, "kohya")).toEqual([]);
+    const unet = join(dir, "sdxl-unet-only.safetensors");
+    await safetensors(unet, ["model.diffusion_model.input_blocks.0.0.weight", "conditioner.embedders.1.model.ln_final.weight"]);
+    expect(await rules("sdxl", unet)).toEqual(["error base-load-form"]);
+  });
+
   it("a Kohya-style folder of single files: the largest is the denoiser", async () => {
     const p = await folder("kohya-flux", {});
     await safetensors(join(p, "flux1-dev.safetensors"), ["double_blocks.0.img_mod.lin.weight", ...Array.from({ length: 50 }, (_, i) => `single_blocks.${i}.linear1.weight`)]);
