@@ -13,6 +13,7 @@ import { resolveBuiltinTargets } from "./network-targets.js";
 import { builtinRegulariserWarnings, builtinRegularisers } from "./regularisers.js";
 import type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 import { resolveSamples } from "./samples.js";
+import { trainerFix } from "../trainers/support.js";
 
 export type { BuiltinSettings, DiffusersTrainRequest } from "./worker-request.js";
 
@@ -61,7 +62,7 @@ export function resolveBuiltinSettings(contract: Contract, plan: CompilePlan): {
   if (!record.trains) {
     throw new LoraspecError("E_TRAINER_UNSUPPORTED", `The built-in diffusers trainer cannot train ${contract.base.model}: ${record.reason}.`, {
       field: "trainer.name",
-      hint: `Use ${record.instead}.`,
+      hint: trainerFix("diffusers", contract.base.model),
     });
   }
   const hp = contract.hyperparameters;

@@ -209,3 +209,37 @@ export function initTargets(trainer: Contract["trainer"]["name"], base: Contract
         : " (ai-toolkit's own default: the same modules)";
   return { targets: "all-linear", why: `every linear of the transformer blocks${differs}; attention or attention-mlp train fewer modules`, source: `${TRAINER_DEFAULT_TARGETS["ai-toolkit"].source}; ${AIT}` };
 }
+
+/**
+ * Why this contract's trainer cannot be told its network.targets / network.modules, or undefined when it can
+ * (what lint's network-targets-unsupported and the compilers refuse). Kohya beyond SDXL/FLUX.1 is left to
+ * trainer-unsupported-base.
+ */
+export function targetsRefusal(c: Contract): string | undefined {
+  if (c.network.targets === undefined && c.network.modules === undefined) return undefined;
+  const arch = targetArchOf(c.base.model);
+  switch (c.trainer.name) {
+    case "fal":
+      return "fal's trainer endpoints have no input for the trained modules; the endpoint decides";
+    case "kohya":
+      return arch === "sdxl" || arch === "flux1" ? kohyaNetworkArgs(c).refusal : undefined;
+    case "ai-toolkit":
+      return aiToolkitTargets(c).refusal;
+    case "diffusers":
+      return arch ? undefined : `the built-in trainer has no module table for ${c.base.model}`;
+  }
+}
+
+/**
+ * The fix for a targets refusal, naming only what works: leave the field out (the trainer's own default), or a
+ * trainer that trains this base and takes the same field (held by a test: following it clears the finding).
+ */
+export function targetsFix(c: Contract, runs: (trainer: Contract["trainer"]["name"]) => boolean): string {
+  const field = c.network.modules ? "network.modules" : "network.targets";
+  const own = c.trainer.name === "kohya" ? " (Kohya trains all-linear)" : c.trainer.name === "fal" ? " (the endpoint decides)" : " (the trainer trains its own default)";
+  const others = (["diffusers", "ai-toolkit", "kohya"] as const).filter(
+    (t) => t !== c.trainer.name && runs(t) && targetsRefusal({ ...c, trainer: { ...c.trainer, name: t } } as Contract) === undefined,
+  );
+  const alt = others.map((t) => `trainer.name: ${t}${c.hardware.kind === "fal" ? " (with hardware.kind: local)" : ""}`).join(" or ");
+  return `Remove ${field}${own}${alt ? `, or use ${alt}, which ${others.length > 1 ? "take" : "takes"} it` : ""}.`;
+}

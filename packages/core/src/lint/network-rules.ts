@@ -1,5 +1,6 @@
 import type { Contract } from "../contract/schema.js";
-import { aiToolkitTargets, kohyaNetworkArgs, targetArchOf, TRAINER_DEFAULT_TARGETS, unknownModules, AI_TOOLKIT_TARGETS_SOURCE } from "../compile/network-targets.js";
+import { aiToolkitTargets, kohyaNetworkArgs, targetArchOf, targetsFix, TRAINER_DEFAULT_TARGETS, unknownModules, AI_TOOLKIT_TARGETS_SOURCE } from "../compile/network-targets.js";
+import { trainerRuns } from "../knowledge/trainers.js";
 import { knownModulePatterns, LORA_TARGETS } from "../knowledge/lora-targets.js";
 import type { Finding } from "./finding.js";
 export { NETWORK_RULES } from "./network-rule-ids.js";
@@ -15,7 +16,9 @@ export function lintNetwork(c: Contract): Finding[] {
   if (targets === undefined && modules === undefined) return out;
   const field = modules ? "network.modules" : "network.targets";
   const asked = modules ? `network.modules [${modules.join(", ")}]` : `network.targets: ${targets}`;
-  const refuse = (why: string, fix: string, source: string) => out.push({ rule: "network-targets-unsupported", severity: "error", message: `${c.trainer.name} cannot train ${asked}: ${why}.`, fix, source, field });
+  // Every refusal's fix names only what works (compile/network-targets.ts targetsFix), as the compilers' hints do.
+  const fix = targetsFix(c, (t) => trainerRuns(t, c.base.model));
+  const refuse = (why: string, source: string) => out.push({ rule: "network-targets-unsupported", severity: "error", message: `${c.trainer.name} cannot train ${asked}: ${why}.`, fix, source, field });
   const arch = targetArchOf(c.base.model);
   const bad = unknownModules(c);
   if (bad.length > 0 && arch) {
@@ -30,13 +33,13 @@ export function lintNetwork(c: Contract): Finding[] {
   }
   switch (c.trainer.name) {
     case "fal":
-      refuse("fal's trainer endpoints have no input for the trained modules; the endpoint decides", "Remove network.targets / network.modules, or pick a local trainer.", TRAINER_DEFAULT_TARGETS.fal.source);
+      refuse("fal's trainer endpoints have no input for the trained modules; the endpoint decides", TRAINER_DEFAULT_TARGETS.fal.source);
       break;
     case "kohya": {
       // Other bases: trainer-unsupported-base says it.
       if (arch !== "sdxl" && arch !== "flux1") break;
       const k = kohyaNetworkArgs(c);
-      if (k.refusal) refuse(k.refusal, "Leave network.targets out (Kohya trains all-linear), or use the built-in trainer or ai-toolkit.", k.source);
+      if (k.refusal) refuse(k.refusal, k.source);
       else if (!k.exact) {
         out.push({
           rule: "network-targets-approximate",
@@ -51,11 +54,11 @@ export function lintNetwork(c: Contract): Finding[] {
     }
     case "ai-toolkit": {
       const a = aiToolkitTargets(c);
-      if (a.refusal) refuse(a.refusal, "Use network.targets, or the built-in trainer.", AI_TOOLKIT_TARGETS_SOURCE);
+      if (a.refusal) refuse(a.refusal, AI_TOOLKIT_TARGETS_SOURCE);
       break;
     }
     case "diffusers":
-      if (!arch) refuse(`the built-in trainer has no module table for ${c.base.model}`, "Leave network.targets out.", LORA_TARGETS.sdxl.source);
+      if (!arch) refuse(`the built-in trainer has no module table for ${c.base.model}`, LORA_TARGETS.sdxl.source);
       break;
   }
   return out;

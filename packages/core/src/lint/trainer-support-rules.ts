@@ -1,5 +1,6 @@
 import { KOHYA_PROFILES, kohyaSingleFilesRefusal } from "../compile/kohya/kohya-profiles.js";
 import { settingRefusals } from "../compile/trainer-capabilities.js";
+import { trainerFix } from "../trainers/support.js";
 import { getCompatibility, PINNED_TRAINER_VERSIONS } from "../knowledge/trainers.js";
 import { compareVersions } from "../knowledge/versions.js";
 import type { Finding } from "./finding.js";
@@ -18,14 +19,14 @@ export const trainerSupport: Rule = ({ c, model }) => {
       rule: "trainer-unsupported-base",
       severity: "error",
       message: `${c.trainer.name} does not train ${model.label}.`,
-      fix: `Use ${rec?.instead ?? "a trainer that supports it"} (trainer.name), or pick a base model ${c.trainer.name} supports.`,
+      fix: trainerFix(c.trainer.name, model.id, c.hardware.kind),
       source: rec?.source ?? "shared/reference/trainers.md §7",
       field: "trainer.name",
     });
     return out;
   }
   if (rec.compiles === false) {
-    const fix = `Use trainer.name: diffusers or another trainer loraspec compiles for ${model.label}.`;
+    const fix = trainerFix(c.trainer.name, model.id, c.hardware.kind);
     return [{ rule: "trainer-unsupported-base", severity: "error", message: `loraspec does not compile ${c.trainer.name} configs for ${model.label} yet.`, fix, source: rec.source, field: "trainer.name" }];
   }
   const version = c.trainer.version;

@@ -8,7 +8,8 @@ import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { AI_TOOLKIT_PIN } from "../../trainers/pins.js";
 import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
-import { aiToolkitTargets, type AiToolkitTargets } from "../network-targets.js";
+import { aiToolkitTargets, targetsFix, type AiToolkitTargets } from "../network-targets.js";
+import { trainerRuns } from "../../knowledge/trainers.js";
 import { checkpointsOf } from "../../plan/checkpoints.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan, type ResolvedTraining } from "../../trainers/compile-input.js";
@@ -152,7 +153,7 @@ function aiToolkitDatasets(contract: Contract, paths: CompilePaths, r: ResolvedT
 /** network.targets / network.modules as the network block's options; what ai-toolkit cannot express is refused. */
 function aiToolkitTargetOptions(contract: Contract): AiToolkitTargets {
   const targets = aiToolkitTargets(contract);
-  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Use network.targets, or the built-in trainer." });
+  if (targets.refusal) throw new LoraspecError("E_TRAINER_UNSUPPORTED", `ai-toolkit: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: targetsFix(contract, (t) => trainerRuns(t, contract.base.model)) });
   return targets.options;
 }
 

@@ -3,7 +3,8 @@ import type { Contract } from "../../contract/schema.js";
 import { LoraspecError } from "../../errors.js";
 import { gradientCheckpointingOf } from "../../plan/train-settings.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
-import { kohyaNetworkArgs } from "../network-targets.js";
+import { kohyaNetworkArgs, targetsFix } from "../network-targets.js";
+import { trainerRuns } from "../../knowledge/trainers.js";
 import { joinPath, resolveBasePath, type CompilePaths, type CompilePlan, type ResolvedTraining } from "../../trainers/compile-input.js";
 import { defaultKohyaFluxFiles } from "../../knowledge/base-load-forms.js";
 import { FLUX_BLOCK_SWAP_BY_VRAM, KOHYA_OPTIMIZERS, kohyaSingleFilesRefusal, type KohyaProfile } from "./kohya-profiles.js";
@@ -43,7 +44,7 @@ export function kohyaNetworkArguments(contract: Contract, profile: KohyaProfile,
   // network.targets: sd-scripts' per-module-type dims (compile/network-targets.ts); what it cannot express is refused.
   const targets = kohyaNetworkArgs(contract);
   if (targets.refusal) {
-    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: "Leave network.targets out (Kohya trains all-linear), or use the built-in trainer or ai-toolkit." });
+    throw new LoraspecError("E_TRAINER_UNSUPPORTED", `kohya: ${targets.refusal}.`, { field: contract.network.modules ? "network.modules" : "network.targets", hint: targetsFix(contract, (t) => trainerRuns(t, contract.base.model)) });
   }
   const lycorisTargets = kohyaTargetsRefusal(contract.network);
   if (lycorisTargets) {
