@@ -59,8 +59,11 @@ export function hfHubCache(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * Preflight of the base weights, before any GPU time: they resolve (a local folder or file, or an
- * HF id in the local cache; a note when the first run must download them) and their architecture
- * is `base.model`'s. Reads JSON configs and safetensors headers only.
+ * HF id in the local cache; a note when the first run must download them), their architecture
+ * is `base.model`'s, they are in a form the contract's trainer loads (knowledge/base-load-forms.ts:
+ * a whole diffusers folder, Kohya's FLUX.1 files by role and variant, ...), validate's worker sampler
+ * can load them (a warning otherwise), and `output.format` can convert a LoRA of their layer sizes.
+ * Reads folder listings, JSON configs and safetensors headers only.
  */
 export async function preflightBase({ contract, contractDir, env = process.env }: PreflightBaseParams): Promise<Finding[]> {
   const model = getBaseModel(contract.base.model);
@@ -207,7 +210,7 @@ export type LocalLayout =
 export async function localLayout(path: string, isDir: boolean): Promise<LocalLayout> {
   if (!isDir) return { form: "single-file", keys: await headerKeys(path) };
   if (existsSync(join(path, "model_index.json"))) return { form: "diffusers-folder", problems: await componentProblems(path) };
-  if (existsSync(join(path, "transformer"))) return { form: "transformer-folder", problems: await folderProblems(path, "transformer", componentKind("FluxTransformer2DModel")), fullFolder: existsSync(join(path, "text_encoder")) };
+  if (existsSync(join(path, "transformer"))) return { form: "transformer-folder", problems: await folderProblems(path, "transformer", componentKind("Transformer2DModel") /* a model: config.json + weights */), fullFolder: existsSync(join(path, "text_encoder")) };
   return { form: "files-folder", files: (await readdir(path).catch(() => [] as string[])).sort() };
 }
 
