@@ -78,29 +78,38 @@ function scaleBf16Bits(x: number, f: number): number {
   return (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
 }
 
+/** 1 when a finite input x (bf16 bits) gave r outside bf16's range: Inf, or a normal value flushed to zero. */
+function leftRange(x: number, r: number): number {
+  const rx = r & 0x7f80, sx = x & 0x7f80;
+  return (rx === 0x7f80 && sx !== 0x7f80) || ((r & 0x7fff) === 0 && sx !== 0) ? 1 : 0;
+}
+
 /**
  * dst[i] = bf16(f32(src[i]) * factor), bit-identical to decodeToF32 -> Math.fround(x * f) ->
  * encodeFromF32 (round to nearest even, NaN quieted), without allocating. src and dst may be the
- * same array (in place); they must have the same length.
+ * same array (in place); they must have the same length. Returns how many finite values left the
+ * range (overflowed to Inf, or a normal value became 0): the caller refuses those.
  */
-export function scaleBf16(src: Uint16Array, dst: Uint16Array, factor: number): void {
+export function scaleBf16(src: Uint16Array, dst: Uint16Array, factor: number): number {
   if (!LITTLE_ENDIAN) throw new Error("big-endian hosts are not supported");
   if (src.length !== dst.length) throw new Error("scaleBf16: length mismatch");
   const f = Math.fround(factor);
   const e = f === 0 || !Number.isFinite(f) ? NaN : Math.round(Math.log2(Math.abs(f)));
-  if (Math.abs(e) < 127 && 2 ** e === Math.abs(f)) {
-    scaleBf16Pow2(src, dst, e, f);
-    return;
-  }
+  if (Math.abs(e) < 127 && 2 ** e === Math.abs(f)) return scaleBf16Pow2(src, dst, e, f);
+  let bad = 0;
   for (let start = 0; start < src.length; start += SCALE_BLOCK) {
     const n = Math.min(SCALE_BLOCK, src.length - start);
     for (let i = 0; i < n; i++) scaleBits[i] = src[start + i]! << 16;
     for (let i = 0; i < n; i++) scaleValues[i] = scaleValues[i]! * f;
     for (let i = 0; i < n; i++) {
       const u = scaleBits[i]!;
-      dst[start + i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+      const x = src[start + i]!;
+      const r = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+      dst[start + i] = r;
+      bad += leftRange(x, r);
     }
   }
+  return bad;
 }
 
 /**
@@ -108,11 +117,16 @@ export function scaleBf16(src: Uint16Array, dst: Uint16Array, factor: number): v
  * changes (and the sign flips for a negative factor); zeros, subnormals, inf, NaN and results that
  * leave the normal range take the rounding path. Two values per step through 32-bit views.
  */
-function scaleBf16Pow2(src: Uint16Array, dst: Uint16Array, e: number, f: number): void {
+function scaleBf16Pow2(src: Uint16Array, dst: Uint16Array, e: number, f: number): number {
   const lo = Math.max(1, 1 - e), hi = Math.min(254, 254 - e); // input exponents with a normal result
   const sign = f < 0 ? 0x8000 : 0;
   const delta = e << 7;
-  let i = 0;
+  let i = 0, bad = 0;
+  const slow = (x: number) => {
+    const r = scaleBf16Bits(x, f);
+    bad += leftRange(x, r);
+    return r;
+  };
   if (src.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0) {
     const pairs = src.length >>> 1;
     const s32 = new Uint32Array(src.buffer, src.byteOffset, pairs);
@@ -124,15 +138,16 @@ function scaleBf16Pow2(src: Uint16Array, dst: Uint16Array, e: number, f: number)
       const e0 = (x >>> 7) & 0xff, e1 = (x >>> 23) & 0xff;
       d32[k] = e0 >= lo && e0 <= hi && e1 >= lo && e1 <= hi
         ? ((x + delta2) ^ sign2) >>> 0
-        : (scaleBf16Bits(x & 0xffff, f) | (scaleBf16Bits(x >>> 16, f) << 16)) >>> 0;
+        : (slow(x & 0xffff) | (slow(x >>> 16) << 16)) >>> 0;
     }
     i = pairs * 2;
   }
   for (; i < src.length; i++) {
     const x = src[i]!;
     const ex = (x >>> 7) & 0xff;
-    dst[i] = ex >= lo && ex <= hi ? ((x + delta) ^ sign) & 0xffff : scaleBf16Bits(x, f);
+    dst[i] = ex >= lo && ex <= hi ? ((x + delta) ^ sign) & 0xffff : slow(x);
   }
+  return bad;
 }
 
 /** f32 -> IEEE half bits with round-to-nearest-even; overflow gives +-inf, NaN stays NaN. */

@@ -21,7 +21,8 @@ export interface NetworkSummary {
   w1Shapes?: Record<string, number>;
 }
 
-function kindOf(m: ModuleKeys): NetworkKind {
+/** The adapter kind of one module, from its parameter names. */
+export function moduleKind(m: ModuleKeys): NetworkKind {
   const params = m.extra.map((e) => e.slice(m.base.length + 1));
   if (params.some((p) => p.startsWith("lokr_"))) return "lokr";
   if (params.some((p) => p.startsWith("hada_"))) return "loha";
@@ -62,7 +63,7 @@ export function describeNetwork(tensors: readonly KeyInfo[], metadata: Record<st
   const ranks: Record<string, number> = {};
   const w1Shapes: Record<string, number> = {};
   for (const m of modules) {
-    const kind = kindOf(m);
+    const kind = moduleKind(m);
     kinds[kind] = (kinds[kind] ?? 0) + 1;
     const rank = rankOf(m, kind, (k) => shapes.get(k));
     if (rank !== undefined) ranks[rank] = (ranks[rank] ?? 0) + 1;

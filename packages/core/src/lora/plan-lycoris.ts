@@ -1,4 +1,6 @@
+import { LoraspecError } from "../errors.js";
 import { architectures, type Architecture, type ModuleSpec } from "./architectures.js";
+import { moduleKind } from "./network-kind.js";
 import { placeModule, type KeyInfo, type ModuleKeys, type ParsedLora } from "./parse-lora.js";
 import type { PlannedTensor, TargetFormat } from "./plan.js";
 
@@ -139,7 +141,7 @@ export function planLycoris(input: LycorisInput, arch: Architecture, target: Tar
     for (const key of m.extra) {
       const t = shapes.get(key)!;
       const p = param(m, key);
-      tensors.push({ name: `${stem}.${p}`, dtype: t.dtype, shape: t.shape, op: { op: "place", parts: [{ src: { input: 0, key }, factor: p === first ? scale : 1, row: 0, col: 0 }] } });
+      tensors.push({ name: `${stem}.${p}`, dtype: t.dtype, shape: t.shape, op: { op: "place", parts: [{ src: { input: 0, key }, factor: p === first ? scale : 1, row: 0, col: 0, group: `lycoris:${m.base}` }] } });
       consumed.push(key);
     }
     if (m.keys.alpha) consumed.push(m.keys.alpha);
@@ -159,4 +161,26 @@ export function planLycoris(input: LycorisInput, arch: Architecture, target: Tar
     consumed.push(mag);
   }
   return { tensors, consumed };
+}
+
+const KIND_TITLE: Record<string, string> = { lokr: "LoKr", loha: "LoHa" };
+
+/**
+ * A LoKr or LoHa module cannot be merged with other LoRAs: its delta (a Kronecker or Hadamard
+ * product) is no low-rank pair to stack (cat) or to add in the low-rank space (svd), and the worker's
+ * delta-space methods read plain LoRA only. Refused by kind and module, not as an unknown base model.
+ */
+export function refuseAdapterKinds(input: LycorisInput, index: number, file?: string): void {
+  for (const m of input.parsed.nonLora) {
+    const kind = moduleKind(m);
+    // a LoKr/LoHa module has no down/up; a stray hada_/lokr_ key beside a plain LoRA is an unplaced key (E_LORA_UNUSED_KEYS)
+    if ((kind !== "lokr" && kind !== "loha") || m.keys.down !== undefined || m.keys.up !== undefined) continue;
+    const base = input.parsed.arch ?? lycorisArch(input);
+    throw new LoraspecError("E_NOT_SUPPORTED", `input ${index + 1} is a ${KIND_TITLE[kind]} LoRA${base ? ` for ${base.title}` : ""}: its module "${m.base}" cannot be merged with other LoRAs`, {
+      file,
+      field: `tensor "${m.extra[0]}"`,
+      hint: `A ${KIND_TITLE[kind]} delta is a ${kind === "lokr" ? "Kronecker" : "Hadamard"} product, not a low-rank pair: no merge method stacks or re-factors it exactly. Load the LoRAs side by side in the loader instead; \`merge ${file ?? "X"}:S\` alone scales it.`,
+      details: { kind, module: m.base, input: index + 1 },
+    });
+  }
 }

@@ -75,6 +75,7 @@ export function planScale(params: { input: PlanInput; scale: number; file?: stri
   const { modules, unknown } = groupKeys(input.tensors.map((t) => t.name));
   const placedDown = new Set(input.parsed.placed.map((m) => m.keys.down));
   const factor = new Map<string, number>();
+  const group = new Map<string, string>();
   const unusable: string[] = [...unknown];
   const kinds: Record<string, number> = {};
   const count = (k: string) => (kinds[k] = (kinds[k] ?? 0) + 1);
@@ -89,6 +90,9 @@ export function planScale(params: { input: PlanInput; scale: number; file?: stri
         continue;
       }
       factor.set(m.keys.up, scale);
+      // down and up multiply: a scale that does not fit the up factor's dtype may move to down (plan-fit.ts).
+      // A Tucker core multiplies too, but stays a byte copy; a bias is added, so it keeps the whole scale.
+      for (const k of [m.keys.down, m.keys.up]) group.set(k, m.base);
       if (m.keys.bias) factor.set(m.keys.bias, scale);
       count(params.length > 0 ? "locon-tucker" : "lora");
       continue;
@@ -99,6 +103,8 @@ export function planScale(params: { input: PlanInput; scale: number; file?: stri
       continue;
     }
     const has = (p: string) => params.includes(p);
+    // Every LoHa/LoKr factor multiplies into the delta: one group (plan-fit.ts).
+    if (params.every((p) => LOHA.has(p) || LOKR.has(p))) for (const k of m.extra) group.set(k, m.base);
     if (params.every((p) => LOHA.has(p)) && ["hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"].every(has)) {
       factor.set(own(m, "hada_w1_a"), scale);
       count("loha");
@@ -131,7 +137,7 @@ export function planScale(params: { input: PlanInput; scale: number; file?: stri
         details: { tensor: t.name, dtype: t.dtype },
       });
     }
-    return { name: t.name, dtype: f === 1 ? t.dtype : writableDtype(t.dtype), shape: t.shape, op: { op: "place", parts: [{ src: { input: 0, key: t.name }, factor: f, row: 0, col: 0 }] } };
+    return { name: t.name, dtype: f === 1 ? t.dtype : writableDtype(t.dtype), shape: t.shape, op: { op: "place", parts: [{ src: { input: 0, key: t.name }, factor: f, row: 0, col: 0, group: group.get(t.name) }] } };
   });
   return { tensors, dropped: [], arch, scaled: [...factor.keys()], kinds };
 }

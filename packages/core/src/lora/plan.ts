@@ -2,7 +2,7 @@ import { LoraspecError } from "../errors.js";
 import { decodeToF32, type Dtype, encodeFromF32, isDecodable, writableDtype } from "./dtype.js";
 import type { Architecture, ModuleSpec } from "./architectures.js";
 import { describeMisfit, type KeyInfo, type Misfit, type ParsedLora, type PlacedModule, scaleOf, splitScale } from "./parse-lora.js";
-import { lycorisArch, planLycoris } from "./plan-lycoris.js";
+import { lycorisArch, planLycoris, refuseAdapterKinds } from "./plan-lycoris.js";
 
 /**
  * Output tensors of a convert or merge, each described as data: which input tensors (or which
@@ -24,6 +24,11 @@ export interface PlacePart {
   srcCols?: [number, number];
   /** Swap the two halves of the selected rows (BFL shift|scale <-> diffusers scale|shift). */
   swapHalves?: boolean;
+  /**
+   * Parts whose factors multiply into one delta term (a LoRA piece's down and up, a LoKr/LoHa
+   * module's factors): plan-fit.ts may move powers of two among them to keep every one in its dtype's range.
+   */
+  group?: string;
 }
 
 export type TensorOp = { op: "place"; parts: PlacePart[] } | { op: "scalar"; value: number };
@@ -135,9 +140,10 @@ function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target
   let col = 0;
   for (const { p, rows } of used) {
     const { down, up } = splitScale(p.factor === g ? 1 : p.factor / g);
-    downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: down, row: col, col: 0 });
+    const group = `${p.input}:${p.m.base}:${a}`;
+    downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: down, row: col, col: 0, group });
     const local: [number, number] = [rows[0] - p.row0, rows[1] - p.row0];
-    upParts.push({ src: { input: p.input, key: p.m.keys.up! }, factor: up, row: rows[0] - a, col, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined });
+    upParts.push({ src: { input: p.input, key: p.m.keys.up! }, factor: up, row: rows[0] - a, col, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined, group });
     col += p.m.rank;
   }
   const downShape = [rank, ...module.shape.slice(1)];
@@ -291,12 +297,13 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
       const k = p.m.rank / module.parts.length;
       const isSparse = fused && p.rows === module.shape[0] && Number.isInteger(k) && input.sparse?.has(p.m.base);
       const local: [number, number] = [a - p.row0, b - p.row0];
+      const group = `0:${p.m.base}:${a}`;
       const downPart: PlacePart = isSparse
-        ? { src: { input: 0, key: p.m.keys.down! }, factor: down, row: 0, col: 0, srcRows: [i * k, (i + 1) * k] }
-        : { src: { input: 0, key: p.m.keys.down! }, factor: down, row: 0, col: 0 };
+        ? { src: { input: 0, key: p.m.keys.down! }, factor: down, row: 0, col: 0, srcRows: [i * k, (i + 1) * k], group }
+        : { src: { input: 0, key: p.m.keys.down! }, factor: down, row: 0, col: 0, group };
       const upPart: PlacePart = isSparse
-        ? { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, srcCols: [i * k, (i + 1) * k] }
-        : { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined };
+        ? { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, srcCols: [i * k, (i + 1) * k], group }
+        : { src: { input: 0, key: p.m.keys.up! }, factor: up, row: 0, col: 0, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined, group };
       const rank = isSparse ? k : p.m.rank;
       tensors.push({ name: s + sfx.down, dtype, shape: [rank, ...module.shape.slice(1)], op: { op: "place", parts: [downPart] } });
       tensors.push({ name: s + sfx.up, dtype: writableDtype(info(input, p.m.keys.up!).dtype), shape: [b - a, rank, ...module.shape.slice(2).map(() => 1)], op: { op: "place", parts: [upPart] } });
@@ -316,6 +323,10 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
  * all, every key placed, every factor and scale plannable. Returns the shared architecture.
  */
 export function checkMergeInputs(inputs: PlanInput[], files?: string[]): Architecture {
+  inputs.forEach((inp, i) => {
+    refuseAdapterKinds(inp, i, files?.[i]);
+    if (!inp.parsed.arch) throw unknownBaseError(inp.parsed, files?.[i]);
+  });
   const arch = inputs[0]?.parsed.arch;
   if (!arch) throw inputs[0] ? unknownBaseError(inputs[0].parsed, files?.[0]) : new LoraspecError("E_USAGE", "merge needs at least two LoRA files");
   inputs.forEach((inp, i) => {

@@ -4,10 +4,13 @@ import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { checkTarget } from "@loraspec/core/lora/options.js";
 import { checkPlannable, planConvert, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { refreshNetworkMetadata } from "@loraspec/core/lora/plan-metadata.js";
 import { executePlan } from "./execute-plan.js";
+import { fitPlan, widenedWarning } from "./value-range.js";
 import { assertFinite } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
+import { checkInputFile, checkOutputFile } from "./file-operands.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
@@ -68,6 +71,9 @@ export async function* convertLora(params: {
   signal?: AbortSignal;
 }): AsyncGenerator<LoraspecEvent> {
   checkTarget(params.to);
+  // Every file operand usable before anything is read: a folder, an empty name, a path under a file is coded.
+  await checkInputFile(params.input, "<file>");
+  await checkOutputFile(params.output);
   // the output is never an input (checked first); an existing output is refused once the input is known good,
   // so a broken input reports itself whatever the output folder holds
   await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: true });
@@ -91,9 +97,15 @@ export async function* convertLora(params: {
     // Its lora_alpha is now baked into the weights (diffusers) or carried as .alpha (kohya/comfy).
     delete metadata.lora_adapter_metadata;
     if (params.to === "diffusers") metadata.format = "pt";
+    // ss_network_alpha / ss_network_dim say what this file holds, or go (core plan-metadata.ts).
+    // The source's alphas count only when it had them (a diffusers file's "alpha = rank" is no alpha its metadata described).
+    const sourceAlphas = parsed.placed.every((m) => m.alpha !== undefined) ? parsed.placed.map((m) => (m.alpha !== 0 ? m.alpha! : m.rank)) : [];
+    refreshNetworkMetadata(metadata, plan.tensors, params.to, { alphas: sourceAlphas, ranks: parsed.placed.map((m) => m.rank) });
     metadata["loraspec.converted_from"] = `${parsed.format}:${parsed.arch?.id ?? "unknown"}`;
     yield { type: "phase", name: "write", message: `writing ${plan.tensors.length} tensors to ${params.output}` };
-    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [file] }), metadata, signal: params.signal });
+    const fitted = fitPlan({ plan: plan.tensors, inputs: [file], file: params.input });
+    if (fitted.widened.length > 0) yield widenedWarning(fitted.widened, params.input);
+    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: fitted.plan, inputs: [file], fitted: true }), metadata, signal: params.signal });
     yield { type: "done", result: { output: params.output, format: params.to, from: parsed.format, architecture: parsed.arch?.id, tensors: plan.tensors.length, dropped: plan.dropped, bytes: result.bytes } };
   } catch (error) {
     if (params.signal?.aborted && !(error instanceof LoraspecError)) throw new LoraspecError("E_CANCELLED", "convert cancelled", { hint: "Nothing was written." });

@@ -1,6 +1,8 @@
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { decodeToF32, dtypeBits, encodeFromF32, scaleBf16 } from "@loraspec/core/lora/dtype.js";
 import type { PlacePart, PlannedTensor } from "@loraspec/core/lora/plan.js";
+import { DTYPE_LIMITS } from "@loraspec/core/lora/plan-fit.js";
+import { fitPlan } from "./value-range.js";
 import type { SafetensorsFile } from "./safetensors-file.js";
 import type { OutputTensor } from "./write-safetensors.js";
 
@@ -29,9 +31,11 @@ interface Context {
  * copies; bf16 blocks with a factor are scaled by a tight bit-level loop; anything else is computed
  * in f32 and rounded once (nearest even) to the output dtype.
  */
-export function executePlan(params: { plan: PlannedTensor[]; inputs: SafetensorsFile[] }): OutputTensor[] {
+export function executePlan(params: { plan: PlannedTensor[]; inputs: SafetensorsFile[]; fitted?: boolean }): OutputTensor[] {
+  // Scaled factors kept in their dtype's range (value-range.ts fitPlan); a caller that fitted the plan itself passes fitted.
+  const plan = params.fitted ? params.plan : fitPlan({ plan: params.plan, inputs: params.inputs }).plan;
   const ctx: Context = { inputs: params.inputs, scratch: new Uint8Array(0), uses: new Map(), memo: new Map(), memoBytes: 0, spare: new Map() };
-  for (const t of params.plan) {
+  for (const t of plan) {
     if (t.op.op !== "place") continue;
     for (const part of t.op.parts) {
       const key = memoKeyOf(part, t);
@@ -39,7 +43,7 @@ export function executePlan(params: { plan: PlannedTensor[]; inputs: Safetensors
     }
   }
   for (const [key, n] of ctx.uses) if (n < 2) ctx.uses.delete(key);
-  return params.plan.map((t) => {
+  return plan.map((t) => {
     const zeroFirst = needsZeroing(t, params.inputs);
     return { name: t.name, dtype: t.dtype, shape: t.shape, data: { fill: (dest: Uint8Array) => fillTensor(dest, t, ctx, zeroFirst) } };
   });
@@ -133,13 +137,14 @@ function placePart(dest: Uint8Array, outCols: number, elem: number, t: PlannedTe
     if (src.dtype === "BF16" && t.dtype === "BF16" && !part.swapHalves && w === srcCols) {
       // The common case (a scale baked into bf16 weights): a bit-level loop, no f32 array.
       if (!keep && w === outCols) {
-        scaleBf16(u16(raw), u16(dest.subarray(destAt, destAt + bytes)), part.factor);
+        if (scaleBf16(u16(raw), u16(dest.subarray(destAt, destAt + bytes)), part.factor) > 0) throw outOfRange(t, part, file.path);
         return;
       }
       enc = keep ? spareOrNew(ctx, bytes) : new Uint8Array(bytes);
-      scaleBf16(u16(raw), u16(enc), part.factor);
+      if (scaleBf16(u16(raw), u16(enc), part.factor) > 0) throw outOfRange(t, part, file.path);
     } else {
       enc = encodeBlock(raw, src.dtype, t.dtype, srcCols, h, c0, w, part);
+      if (!enc) throw outOfRange(t, part, file.path);
     }
     if (keep) {
       ctx.memo.set(key, enc);
@@ -195,17 +200,41 @@ function copyBlock(src: Uint8Array, srcStride: number, srcAt: number, dest: Uint
   for (let i = 0; i < h; i++) dest.set(src.subarray(srcAt + i * srcStride, srcAt + i * srcStride + rowBytes), destAt + i * destStride);
 }
 
-/** General path: the block in f32, scaled, optionally half-swapped, encoded once. `raw` holds the block's rows. */
-function encodeBlock(raw: Uint8Array, srcDtype: PlannedTensor["dtype"], dtype: PlannedTensor["dtype"], srcCols: number, h: number, c0: number, w: number, part: PlacePart): Uint8Array {
+/**
+ * General path: the block in f32, scaled, optionally half-swapped, encoded once. `raw` holds the block's
+ * rows. Undefined when a finite value would leave the output dtype's range (overflow, saturation) or the
+ * whole block would flush to zero: plan-fit.ts keeps that from happening; this is the last check.
+ */
+function encodeBlock(raw: Uint8Array, srcDtype: PlannedTensor["dtype"], dtype: PlannedTensor["dtype"], srcCols: number, h: number, c0: number, w: number, part: PlacePart): Uint8Array | undefined {
   const values = decodeToF32(srcDtype, raw);
   const block = new Float32Array(h * w);
   const half = h / 2;
   const f = Math.fround(part.factor);
+  const { max } = DTYPE_LIMITS[dtype] ?? { max: Infinity };
+  let bad = 0, nonZeroIn = 0, nonZeroOut = 0;
   for (let i = 0; i < h; i++) {
     const si = part.swapHalves ? (i < half ? i + half : i - half) : i;
     const base = si * srcCols + c0;
-    if (f === 1) block.set(values.subarray(base, base + w), i * w);
-    else for (let j = 0; j < w; j++) block[i * w + j] = Math.fround(values[base + j]! * f);
+    for (let j = 0; j < w; j++) {
+      const x = values[base + j]!;
+      const v = f === 1 ? x : Math.fround(x * f);
+      block[i * w + j] = v;
+      if (Math.abs(v) > max) bad++;
+      if (x !== 0) nonZeroIn++;
+      if (v !== 0) nonZeroOut++;
+    }
   }
-  return encodeFromF32(dtype, block);
+  const enc = encodeFromF32(dtype, block);
+  // Every value flushed to zero (subnormals of the output dtype rounding away) is no delta at all.
+  if (nonZeroIn > 0 && nonZeroOut > 0 && decodeToF32(dtype, enc).every((y) => y === 0)) bad++;
+  return bad > 0 || (nonZeroIn > 0 && nonZeroOut === 0) ? undefined : enc;
+}
+
+function outOfRange(t: PlannedTensor, part: PlacePart, file: string): LoraspecError {
+  return new LoraspecError("E_NOT_SUPPORTED", `tensor "${part.src.key}" times ${part.factor} leaves the range of ${t.dtype} (written as "${t.name}"): its values would overflow or lose their bits`, {
+    file,
+    field: `tensor "${part.src.key}"`,
+    hint: "Nothing was written. The file's alpha or values are far outside what a LoRA holds; check it with `loraspec inspect`.",
+    details: { tensor: part.src.key, output: t.name, dtype: t.dtype, factor: part.factor },
+  });
 }

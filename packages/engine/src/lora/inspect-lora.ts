@@ -1,4 +1,5 @@
 import { decodeToF32, isDecodable } from "@loraspec/core/lora/dtype.js";
+import { checkInputFile } from "./file-operands.js";
 import { captionTagsFrom, type CaptionTags } from "@loraspec/core/lora/caption-tags.js";
 import { describeMisfit, parseLora, scaleOf, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { lycorisArch } from "@loraspec/core/lora/plan-lycoris.js";
@@ -77,6 +78,7 @@ function splitTags({ triggerWords, ...captionTags }: CaptionTags): Pick<InspectR
 
 /** Everything a user wants to know about a LoRA file, without hiding any key. */
 export async function inspectLora(params: { path: string; scanValues?: boolean }): Promise<InspectReport> {
+  await checkInputFile(params.path, "<file>");
   const file = await openSafetensors({ path: params.path });
   try {
     const alphas = await readAlphas(file);

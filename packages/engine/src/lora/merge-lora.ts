@@ -9,12 +9,14 @@ import { validationThreshold } from "@loraspec/core/knowledge/validation-thresho
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { checkMergeOptions, isScale, mergeUsesSeed, parseWeightedPath, type MergeMethod } from "@loraspec/core/lora/options.js";
 import { planScale } from "@loraspec/core/lora/plan-scale.js";
-import { checkMergeInputs, planCatMerge, unknownBaseError, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
+import { checkMergeInputs, planCatMerge, planConvert, type PlanInput, type TargetFormat } from "@loraspec/core/lora/plan.js";
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
+import { fitPlan, widenedWarning } from "./value-range.js";
 import { assertFinite, assertFiniteKeys, factorKeys } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
+import { checkInputFile, checkOutputFile } from "./file-operands.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
@@ -66,6 +68,9 @@ export interface MergeLoraParams {
 export async function* mergeLora(params: MergeLoraParams): AsyncGenerator<LoraspecEvent> {
   // Every flag, weight and scale checked before any file is opened (the same check as the CLI's and the HTTP API's).
   const { inputs, method, rank, density, seed, to } = checkMergeOptions(params);
+  // Every file operand usable before anything is read: a folder, an empty name, a path under a file is coded.
+  for (const [n, i] of inputs.entries()) await checkInputFile(i.path, `input ${n + 1}`);
+  await checkOutputFile(params.output);
   if (isScale({ inputs, method })) {
     yield* scaleLora({ input: inputs[0]!, output: params.output, overwrite: params.overwrite, signal: params.signal });
     return;
@@ -88,7 +93,9 @@ export async function* mergeLora(params: MergeLoraParams): AsyncGenerator<Lorasp
     if (method === "cat") {
       yield { type: "phase", name: "merge", message: `cat of ${inputs.length} LoRAs (${arch.title}) -> ${target}` };
       const plan = planCatMerge({ inputs: planInputs, weights: inputs.map((i) => i.weight), target, files: inputs.map((i) => i.path) });
-      const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: files }), metadata, signal: params.signal });
+      const fitted = fitPlan({ plan: plan.tensors, inputs: files });
+      if (fitted.widened.length > 0) yield widenedWarning(fitted.widened);
+      const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: fitted.plan, inputs: files, fitted: true }), metadata, signal: params.signal });
       yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes } };
       return;
     }
@@ -139,7 +146,7 @@ async function openInputs(inputs: MergeInput[], files: SafetensorsFile[]): Promi
     const f = await openSafetensors({ path: i.path });
     files.push(f);
     const parsed = parseLora({ tensors: f.tensors, metadata: f.metadata, alphas: await readAlphas(f) });
-    if (!parsed.arch) throw unknownBaseError(parsed, i.path);
+    // an unknown base (or a LoKr/LoHa file, whose modules are not plain LoRA) is checkMergeInputs' to name
     planInputs.push({ parsed, tensors: f.tensors });
   }
   return planInputs;
@@ -239,7 +246,9 @@ async function* scaleLora(params: { input: MergeInput; output: string; overwrite
     };
     const kinds = Object.entries(plan.kinds).map(([k, n]) => `${n} ${k}`).join(", ");
     yield { type: "phase", name: "merge", message: `scale ${path} x ${scale} (${plan.arch.title}, ${parsed.format}: ${kinds})` };
-    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [file] }), metadata, signal: params.signal });
+    const fitted = fitPlan({ plan: plan.tensors, inputs: [file], file: path });
+    if (fitted.widened.length > 0) yield widenedWarning(fitted.widened, path);
+    const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: fitted.plan, inputs: [file], fitted: true }), metadata, signal: params.signal });
     yield {
       type: "done",
       result: { output: params.output, method: "cat", scale, target: parsed.format, architecture: plan.arch.id, tensors: plan.tensors.length, scaled: plan.scaled.length, kinds: plan.kinds, bytes: result.bytes },

@@ -1,6 +1,7 @@
 import { readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { fsError } from "./file-operands.js";
 import { decodeToF32, FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
 import { parseHeaderLength, parseSafetensorsHeader, type SafetensorsHeader, type TensorInfo } from "@loraspec/core/lora/safetensors-header.js";
 
@@ -34,13 +35,13 @@ export async function openSafetensors(params: { path: string }): Promise<Safeten
   try {
     handle = await open(path, "r");
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new LoraspecError("E_FILE_NOT_FOUND", `no such file: ${path}`, { file: path });
-    if (code === "EISDIR") throw new LoraspecError("E_USAGE", `${path} is a folder, not a .safetensors file`, { file: path });
-    throw error;
+    throw fsError(error, path) ?? error;
   }
   try {
-    const { size } = await handle.stat();
+    const s = await handle.stat();
+    // Linux opens a folder for reading; its first read would be EISDIR.
+    if (!s.isFile()) throw new LoraspecError("E_USAGE", `${path} ${s.isDirectory() ? "is a folder" : "is not a regular file"}, not a .safetensors file`, { file: path });
+    const { size } = s;
     const first = await readAt(handle, 0, Math.min(8, size));
     const n = parseHeaderLength(first, size, path);
     const headerBytes = await readAt(handle, 8, n);

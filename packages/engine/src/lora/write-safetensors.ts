@@ -4,6 +4,7 @@ import { basename, dirname, join } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { type Dtype, dtypeBits, dtypeOrder } from "@loraspec/core/lora/dtype.js";
 import { MAX_HEADER_SIZE } from "@loraspec/core/lora/safetensors-header.js";
+import { fsError } from "./file-operands.js";
 import { DataHashes, TensorStream } from "./safetensors-stream.js";
 
 /** Writes a tensor's bytes into `dest` (exactly its byte length, aligned to its element size). */
@@ -90,9 +91,10 @@ export async function writeSafetensors(params: {
   const legacy = want.legacy ? { start: legacyStart, end: legacyStart + 0x10000 } : undefined;
 
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
+  const coded = (error: unknown) => fsError(error, path) ?? error;
+  await mkdir(dir, { recursive: true }).catch((error: unknown) => Promise.reject(coded(error)));
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  const handle = await open(tmp, "wx");
+  const handle = await open(tmp, "wx").catch((error: unknown) => Promise.reject(coded(error)));
   const headerEnd = 8 + text.length;
   const hashes = new DataHashes({ sha256: Boolean(want.model || want.modelspec || params.hash), headerEnd, dataBytes: total, legacy });
   const stream = new TensorStream(handle, hashes, headerEnd + total);
@@ -111,7 +113,8 @@ export async function writeSafetensors(params: {
     await stream.syncDone();
     await handle.sync();
     await handle.close();
-    await rename(tmp, path);
+    // A folder (or a path under a file) that appeared after the caller's checks: coded, the temp file removed.
+    await rename(tmp, path).catch((error: unknown) => Promise.reject(coded(error)));
     await syncDir(dir);
     return { bytes: 8 + text.length + total, dataSha256 };
   } catch (error) {

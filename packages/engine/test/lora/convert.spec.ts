@@ -94,9 +94,14 @@ describe.runIf(HAS_PYTHON)("convert matches diffusers' own conversion (oracle)",
       expect([back, r.missing_in_ours, r.extra_in_ours]).toEqual([back, [], []]);
       expect(r.max_rel_err).toBeLessThan(1e-6);
     }
-    // Hashes are recomputed, metadata carried over.
+    // Hashes are recomputed, metadata carried over; ss_network_dim only while true: the diffusers file's
+    // q/k/v are rank 4 like the rest, the kohya file joins them into rank-12 qkv modules, so it is removed there.
+    const d = await openSafetensors({ path: join(dir, "d.safetensors") });
+    expect(d.metadata.ss_network_dim).toBe("4");
+    await d.close();
     const k = await openSafetensors({ path: join(dir, "k.safetensors") });
-    expect(k.metadata.ss_network_dim).toBe("4");
+    expect(k.metadata.ss_network_dim).toBeUndefined();
+    expect((await openSafetensors({ path: join(dir, "k2.safetensors") }).then(async (f) => [f.metadata.ss_network_dim, await f.close()]))[0]).toBe("4");
     expect(k.metadata.sshs_model_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(k.metadata.sshs_legacy_hash).toMatch(/^[0-9a-f]{8}$/);
     await k.close();
