@@ -71,7 +71,7 @@ export function registerInit(program: Command): void {
       const result = await initProject({ choices, path: flags.out, force: flags.force });
       const c = result.contract;
       process.stdout.write(
-        `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, LR ${c.hyperparameters?.learning_rate?.toExponential().replace(/\.?0+e/, "e")}, ${c.hyperparameters?.steps} steps\n` +
+        `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, ${initLrText(c.hyperparameters?.learning_rate, c.trainer.name)}, ${c.hyperparameters?.steps} steps\n` +
           (result.imageCount
             ? `next: run ${pc.bold(`loraspec check ${flags.out}`)} (${result.imageCount} image${result.imageCount === 1 ? "" : "s"} in ${c.dataset.path}; the steps count them)\n`
             : `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`),
@@ -96,10 +96,13 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
   throw new LoraspecError(flag === "base" ? "E_UNKNOWN_BASE_MODEL" : flag === "trainer" ? "E_UNKNOWN_TRAINER" : "E_USAGE", `--${flag}: got '${value}', expected one of ${allowed.join(", ")}`);
 }
 
-function num(flag: string, value: string | undefined): number | undefined {
+/** A numeric init flag (--vram, --price-per-hour, --max-cost): a finite number of 0 or more. */
+export function num(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new LoraspecError("E_USAGE", `--${flag}: got '${value}', expected a number`);
+  const n = value.trim() === "" ? NaN : Number(value);
+  if (!Number.isFinite(n)) throw new LoraspecError("E_USAGE", `--${flag}: got '${value}', expected a number`);
+  // '-3' is a number: say what is wrong with it (it said "expected a number").
+  if (n < 0) throw new LoraspecError("E_USAGE", `--${flag}: got ${value}, expected a number of 0 or more`);
   return n;
 }
 
@@ -120,4 +123,13 @@ async function promptMissing(flags: InitFlags): Promise<void> {
     if (gpu) flags.gpu = gpu;
   }
   p.outro(`writing ${flags.out}`);
+}
+
+/**
+ * The summary's learning rate: the contract's, or what sets it when init leaves it out (a fal endpoint that
+ * takes none, e.g. flux-lora-fast-training: it printed "LR undefined").
+ */
+export function initLrText(lr: number | undefined, trainer: string): string {
+  if (lr !== undefined) return `LR ${lr.toExponential().replace(/\.?0+e/, "e")}`;
+  return trainer === "fal" ? "LR set by the fal endpoint (it takes none)" : "LR from the plan's recipe";
 }

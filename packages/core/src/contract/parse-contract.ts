@@ -123,10 +123,16 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lineCounter: Line
     case "invalid_type":
       if (typeof got === "number" && !Number.isFinite(got)) {
         const written = nodeSource(doc, path);
-        message = `${written ?? String(got)} overflows a 64-bit number (largest ~1.8e308)${issue.expected === "number" ? "" : `; expected ${issue.expected}`}`;
+        const expected = issue.expected === "number" ? "expected a finite number" : `expected ${issue.expected}`;
+        // YAML's .nan / .inf are not overflows (they said "overflows a 64-bit number"): name what they are.
+        if (Number.isNaN(got)) message = `got ${written ?? "NaN"} (YAML's not-a-number), ${expected}`;
+        else if (written !== undefined && /^[-+]?\.inf$/i.test(written.trim())) message = `got ${written} (YAML's infinity), ${expected}`;
+        else message = `${written ?? String(got)} overflows a 64-bit number (largest ~1.8e308)${issue.expected === "number" ? "" : `; expected ${issue.expected}`}`;
         break;
       }
-      message = got === undefined ? `missing, expected ${issue.expected}` : `got ${typeName(got)} ${show(got)}, expected ${issue.expected}`;
+      // A key with nothing after it (`hyperparameters:`) reads as null: it said "got null null".
+      if (got === null) message = `is empty (nothing after the key reads as null), expected ${issue.expected === "object" ? "its fields below it (or leave an optional section out)" : issue.expected}`;
+      else message = got === undefined ? `missing, expected ${issue.expected}` : `got ${typeName(got)} ${show(got)}, expected ${issue.expected}`;
       break;
     case "unrecognized_keys": {
       const key = issue.keys[0]!;

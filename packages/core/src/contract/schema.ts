@@ -157,6 +157,9 @@ export const TriggerSchema = z
     word: text(TEXT_LIMITS.trigger)
       .min(1)
       .regex(/^\S+$/, "a trigger is one token without spaces")
+      // Kohya's sample prompt file reads " --" as the start of an option (train_util.py line_to_prompt_dict), so the
+      // prompts are written with "--" made "-": a trigger holding it would be sampled as another word than it trains.
+      .regex(/^(?!.*--)/, "a trigger without '--' (Kohya's sample prompts read ' --' as an option)")
       .meta({ description: "The trigger token: rare, not an English word (e.g. txcl, ohwx)." }),
     placement: z.enum(["start", "anywhere"]).default("start").meta({ description: "Where the trigger sits in each caption." }),
   })
