@@ -13,7 +13,7 @@ import { checkMergeInputs, planCatMerge, planConvert, type PlanInput, type Targe
 import { type RunWorkerParams, runWorker } from "../worker/run-worker.js";
 import { executePlan } from "./execute-plan.js";
 import { fitPlan, widenedWarning } from "./value-range.js";
-import { assertFinite, assertFiniteKeys, factorKeys } from "./non-finite.js";
+import { assertFinite, assertFiniteKeys, factorKeys, scanNonFinite } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { checkInputFile, checkOutputFile } from "./file-operands.js";
@@ -203,9 +203,24 @@ async function* mergeInWorker(
   const out = await openSafetensors({ path: merged });
   files.push(out);
   const parsed = parseLora({ tensors: out.tensors, alphas: await readAlphas(out), arch: m.arch.id });
+  refuseNonFiniteResult(out, parsed, method);
   const plan = planConvert({ input: { parsed, tensors: out.tensors }, target, file: merged });
   const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [out] }), metadata: m.metadata, signal: params.signal });
   yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult } };
+}
+
+/**
+ * The worker's factors are written in the first input's width (F16 overflows past 65504): a merge
+ * whose result holds NaN/Inf is refused, naming the factor, before anything is written at the output.
+ */
+function refuseNonFiniteResult(out: SafetensorsFile, parsed: ParsedLora, method: MergeMethod): void {
+  const bad = scanNonFinite(out, factorKeys(parsed));
+  if (bad.length === 0) return;
+  throw new LoraspecError("E_NOT_SUPPORTED", `the ${method} merge produced NaN/Inf in ${bad.length} factor(s): ${bad.slice(0, 4).map((b) => `${b.tensor} (${b.nan} NaN, ${b.inf} Inf)`).join(", ")}`, {
+    field: `tensor "${bad[0]!.tensor}"`,
+    hint: "Nothing was written. The merged factors do not fit the output dtype (the first input's); convert the first input to BF16 or F32, or merge with smaller weights.",
+    details: { tensors: bad },
+  });
 }
 
 /** The math runs in fp32/fp64; the output keeps the first input's float width. */

@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { collectEvents } from "@loraspec/core/events.js";
@@ -7,6 +9,7 @@ import { inspectLora } from "@loraspec/engine/lora/inspect-lora.js";
 import { mergeLora, type MergeMethod } from "@loraspec/engine/lora/merge-lora.js";
 import { openSafetensors } from "@loraspec/engine/lora/safetensors-file.js";
 import { writeSafetensors, type OutputTensor } from "@loraspec/engine/lora/write-safetensors.js";
+import type { SpawnFn } from "@loraspec/engine/worker/run-worker.js";
 import { buildLora, randomF32, rng, tempDir } from "./helpers.js";
 
 const PREFIX = "lora_unet_input_blocks_4_1_transformer_blocks_0_";
@@ -81,5 +84,29 @@ describe("convert keeps ss_network_alpha / ss_network_dim true of the file it wr
     expect(new Set((await inspectLora({ path: k })).modules.map((m) => m.rank))).toEqual(new Set([12, 4]));
     const meta = await metadataOf(k);
     expect([meta.ss_network_alpha, meta.ss_network_dim]).toEqual([undefined, undefined]);
+  });
+});
+
+describe("a worker merge whose F16 result overflows is refused, not converted with its Inf (the worker writes the first input's width)", () => {
+  it("svd: a stand-in worker writes a result with Inf; E_NOT_SUPPORTED naming the factor, no output", async () => {
+    const dir = await tempDir();
+    const a = join(dir, "a.safetensors"), b = join(dir, "b.safetensors"), inf = join(dir, "inf.safetensors"), out = join(dir, "m.safetensors");
+    await buildLora({ path: a, arch: "sdxl", format: "kohya", pick: sdxlPick, rank: 4, alpha: () => 4, dtype: "F16" });
+    await buildLora({ path: b, arch: "sdxl", format: "kohya", pick: sdxlPick, rank: 4, alpha: () => 4, dtype: "F16", seed: 2 });
+    // What an F16 result past 65504 looks like: the same layout, one up factor full of Inf.
+    await buildLora({ path: inf, arch: "sdxl", format: "kohya", pick: sdxlPick, rank: 4, alpha: () => 4, dtype: "F16", seed: 3 });
+    const f = await openSafetensors({ path: inf });
+    const tensors: OutputTensor[] = [];
+    for (const t of f.tensors) {
+      const bytes = await f.readBytes(t.name);
+      tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, data: t.name.endsWith("attn1_to_q.lora_up.weight") ? encodeFromF32("F16", new Float32Array(bytes.length / 2).fill(1e6)) : bytes.slice() });
+    }
+    await f.close();
+    await writeSafetensors({ path: inf, tensors });
+    const script = `const fs=require("fs");let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>{const r=JSON.parse(s);fs.copyFileSync(${JSON.stringify(inf)},r.output);console.log(JSON.stringify({type:"done",result:{}}));});`;
+    const fake: SpawnFn = (_python, _args, options) => spawn(process.execPath, ["-e", script], options);
+    const error = await collectEvents(mergeLora({ inputs: [{ path: a, weight: 0.5 }, { path: b, weight: 0.5 }], output: out, method: "svd", rank: 4, worker: { spawn: fake } })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_NOT_SUPPORTED", field: `tensor "${PREFIX}attn1_to_q.lora_up.weight"` });
+    expect(existsSync(out)).toBe(false);
   });
 });
