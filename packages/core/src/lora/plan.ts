@@ -47,6 +47,14 @@ export interface PlanInput {
   tensors: readonly KeyInfo[];
   /** Module stems whose fused up matrix is block-sparse (split_qkv layout): split A by rank chunks. */
   sparse?: ReadonlySet<string>;
+  /**
+   * Native fused modules (by `native` name) whose split pieces (diffusers q/k/v, proj_mlp) all carry
+   * the same down matrix, byte for byte (as a split writes them): joined with that one down, so the
+   * rank stays the pieces' rank instead of their sum.
+   */
+  sharedDown?: ReadonlySet<string>;
+  /** Fused modules (by stem) placed whole whose up rows for some parts are all zero: those parts are not written when split. */
+  zeroParts?: ReadonlyMap<string, ReadonlySet<number>>;
   /** The file's metadata and `.alpha` values: LoKr/LoHa scales (plan-lycoris.ts). */
   metadata?: Record<string, string>;
   alphas?: ReadonlyMap<string, number>;
@@ -123,10 +131,12 @@ function overlap(p: Piece, a: number, b: number): [number, number] | undefined {
 /**
  * Stacks pieces into one LoRA for rows [a, b) of `module`: A = cat(c_i A_i), B = [B_1 | B_2 | ...]
  * placed at the rows each covers. Exact: B A = sum c_i B_i A_i. Output scale is 1 (alpha = rank).
+ * With `sharedDown` (pieces on disjoint rows with one down matrix A): A once, B_i scaled by c_i in
+ * the same columns; B A = sum c_i B_i A as well, at the pieces' rank.
  */
-function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target: TargetFormat, names: { down: string; up: string; alpha?: string }, dtype: Dtype): PlannedTensor[] {
+function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target: TargetFormat, names: { down: string; up: string; alpha?: string }, dtype: Dtype, sharedDown = false): PlannedTensor[] {
   const used = pieces.map((p) => ({ p, rows: overlap(p, a, b) })).filter((x) => x.rows !== undefined) as Array<{ p: Piece; rows: [number, number] }>;
-  const rank = used.reduce((s, x) => s + x.p.m.rank, 0);
+  const rank = sharedDown ? used[0]!.p.m.rank : used.reduce((s, x) => s + x.p.m.rank, 0);
   // With an alpha in the target, the most common factor g moves into alpha (alpha = rank * g), so
   // pieces with that factor are byte copies; the others carry factor / g. Without alpha, all is baked.
   let g = 1;
@@ -139,12 +149,16 @@ function stack(pieces: Piece[], module: ModuleSpec, a: number, b: number, target
   const upParts: PlacePart[] = [];
   let col = 0;
   for (const { p, rows } of used) {
-    const { down, up } = splitScale(p.factor === g ? 1 : p.factor / g);
+    const f = p.factor === g ? 1 : p.factor / g;
+    // With one shared down (a byte copy, factor 1) each piece's scale is its up's alone: its own group, so
+    // plan-fit.ts never moves a power of two into the down the other pieces read too.
+    const { down, up } = sharedDown ? { down: 1, up: f } : splitScale(f);
     const group = `${p.input}:${p.m.base}:${a}`;
-    downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: down, row: col, col: 0, group });
+    if (!sharedDown) downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: down, row: col, col: 0, group });
+    else if (downParts.length === 0) downParts.push({ src: { input: p.input, key: p.m.keys.down! }, factor: 1, row: 0, col: 0 });
     const local: [number, number] = [rows[0] - p.row0, rows[1] - p.row0];
     upParts.push({ src: { input: p.input, key: p.m.keys.up! }, factor: up, row: rows[0] - a, col, srcRows: local, swapHalves: needsSwap(p, module, target) || undefined, group });
-    col += p.m.rank;
+    if (!sharedDown) col += p.m.rank;
   }
   const downShape = [rank, ...module.shape.slice(1)];
   const upShape = [b - a, rank, ...module.shape.slice(2).map(() => 1)];
@@ -247,8 +261,9 @@ export function checkPlannable(input: PlanInput, file?: string): void {
 /**
  * Plans a format conversion with every key accounted for. Deltas are preserved exactly: scales
  * are baked into A/B (diffusers' scale_down/scale_up split) where the target has no alpha; fused
- * projections are split (copy A, split B rows; chunk A only when B is block-sparse) or joined
- * (cat A, block-diagonal B, alpha = sum of ranks). lora-formats.md §2b "Exact split / join".
+ * projections are split (copy A, split B rows; chunk A only when B is block-sparse; a part whose B
+ * rows are all zero is not written) or joined (cat A, block-diagonal B, alpha = sum of ranks; one A
+ * when the pieces share it, so kohya -> diffusers -> kohya keeps the rank). lora-formats.md §2b "Exact split / join".
  */
 export function planConvert(params: { input: PlanInput; target: TargetFormat; allowDrop?: boolean; file?: string }): Plan {
   const { input, target } = params;
@@ -278,7 +293,7 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
         const alphaDtype = m.keys.alpha ? writableDtype(info(input, m.keys.alpha).dtype) : dtype;
         tensors.push({ name: s + sfx.alpha!, dtype: alphaDtype, shape: [], op: { op: "scalar", value: m.alpha !== undefined && m.alpha !== 0 ? m.alpha : m.rank } });
       } else {
-        tensors.push(...stack(pieces, module, 0, module.shape[0]!, target, names(stems[0]!), dtype));
+        tensors.push(...stack(pieces, module, 0, module.shape[0]!, target, names(stems[0]!), dtype, input.sharedDown?.has(module.native)));
       }
       continue;
     }
@@ -293,6 +308,7 @@ export function planConvert(params: { input: PlanInput; target: TargetFormat; al
         continue;
       }
       const p = covering[0]!;
+      if (p.rows === module.shape[0] && input.zeroParts?.get(p.m.base)?.has(i)) continue; // its delta is zero: no module
       const { down, up } = splitScale(p.factor);
       const k = p.m.rank / module.parts.length;
       const isSparse = fused && p.rows === module.shape[0] && Number.isInteger(k) && input.sparse?.has(p.m.base);

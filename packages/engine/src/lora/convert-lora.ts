@@ -1,5 +1,4 @@
 import type { LoraspecEvent } from "@loraspec/core/events.js";
-import { decodeToF32 } from "@loraspec/core/lora/dtype.js";
 import { parseLora, type ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { checkTarget } from "@loraspec/core/lora/options.js";
@@ -7,55 +6,13 @@ import { checkPlannable, planConvert, type TargetFormat } from "@loraspec/core/l
 import { refreshNetworkMetadata } from "@loraspec/core/lora/plan-metadata.js";
 import { executePlan } from "./execute-plan.js";
 import { fitPlan, widenedWarning } from "./value-range.js";
+import { findSharedDown, findSparseFused, findZeroParts } from "./fused-layout.js";
 import { assertFinite } from "./non-finite.js";
 import { readAlphas } from "./inspect-lora.js";
 import { assertOutputIsNew } from "./same-file.js";
 import { checkInputFile, checkOutputFile } from "./file-operands.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
-
-// Rows of a fused up matrix read per step while looking for its block-sparse layout.
-const SPARSE_SCAN_BYTES = 64 << 10;
-
-/**
- * Finds fused modules whose up matrix is block-sparse (split_qkv layout, lora-formats.md §2b):
- * only those may have their down matrix chunked by rank. Reads just those up tensors.
- */
-export async function findSparseFused(file: SafetensorsFile, parsed: ParsedLora): Promise<Set<string>> {
-  const sparse = new Set<string>();
-  for (const m of parsed.placed) {
-    const { module, part } = m.placement;
-    const n = module.parts.length;
-    if (part !== undefined || n < 2 || m.rank % n !== 0) continue;
-    const k = m.rank / n;
-    const upInfo = file.tensor(m.keys.up!);
-    // Off-diagonal blocks must be exactly zero. Dense files fail on the first rows of a part,
-    // so read and decode a batch of rows at a time and stop at the first non-zero.
-    const rowBytes = ((upInfo.end - upInfo.begin) / upInfo.shape[0]!) | 0;
-    const batchRows = Math.max(1, Math.floor(SPARSE_SCAN_BYTES / rowBytes));
-    const buf = new Uint8Array(batchRows * rowBytes);
-    let ok = true;
-    for (let j = 0; j < n && ok; j++) {
-      const { start, end } = module.parts[j]!;
-      for (let r = start; r < end && ok; r += batchRows) {
-        const rows = Math.min(batchRows, end - r);
-        file.readIntoSync(upInfo.begin + r * rowBytes, buf.subarray(0, rows * rowBytes));
-        const values = decodeToF32(upInfo.dtype, buf.subarray(0, rows * rowBytes));
-        const cols = values.length / rows;
-        for (let i = 0; i < rows && ok; i++) {
-          for (let c = 0; c < m.rank; c++) {
-            if (Math.floor(c / k) !== j && values[i * cols + c] !== 0) {
-              ok = false;
-              break;
-            }
-          }
-        }
-      }
-    }
-    if (ok) sparse.add(m.base);
-  }
-  return sparse;
-}
 
 /**
  * Converts a LoRA file to another key format with every key accounted for. Yields events; the
@@ -85,11 +42,14 @@ export async function* convertLora(params: {
     checkPlannable({ parsed, tensors: file.tensors }, params.input);
     assertFinite(file, parsed, params.input);
     await assertOutputIsNew({ output: params.output, inputs: [params.input], overwrite: params.overwrite });
-    const sparse = params.to === "diffusers" ? await findSparseFused(file, parsed) : new Set<string>();
+    const split = params.to === "diffusers";
+    const sparse = split ? findSparseFused(file, parsed) : new Set<string>();
+    const zeroParts = split ? findZeroParts(file, parsed) : undefined;
+    const sharedDown = split ? undefined : findSharedDown(file, parsed);
     if (sparse.size > 0) {
       yield { type: "warning", code: "W_LORA_SPLIT_QKV", message: `${sparse.size} fused module(s) have a block-sparse up matrix (trained with split_qkv): split by rank; their alpha may be ambiguous (sd-scripts #2204)` };
     }
-    const plan = planConvert({ input: { parsed, tensors: file.tensors, sparse, metadata: file.metadata, alphas }, target: params.to, allowDrop: params.allowDrop, file: params.input });
+    const plan = planConvert({ input: { parsed, tensors: file.tensors, sparse, zeroParts, sharedDown, metadata: file.metadata, alphas }, target: params.to, allowDrop: params.allowDrop, file: params.input });
     if (plan.dropped.length > 0) {
       yield { type: "warning", code: "E_LORA_UNUSED_KEYS", message: `dropped ${plan.dropped.length} key(s) that cannot be placed: ${plan.dropped.join(", ")}`, file: params.input };
     }

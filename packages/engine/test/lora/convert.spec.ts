@@ -95,12 +95,13 @@ describe.runIf(HAS_PYTHON)("convert matches diffusers' own conversion (oracle)",
       expect(r.max_rel_err).toBeLessThan(1e-6);
     }
     // Hashes are recomputed, metadata carried over; ss_network_dim only while true: the diffusers file's
-    // q/k/v are rank 4 like the rest, the kohya file joins them into rank-12 qkv modules, so it is removed there.
+    // q/k/v are rank 4 like the rest, and the kohya file joins them back with their one shared down
+    // (fused-layout.ts findSharedDown), rank 4 again, so it stays (a rank-12 join would remove it).
     const d = await openSafetensors({ path: join(dir, "d.safetensors") });
     expect(d.metadata.ss_network_dim).toBe("4");
     await d.close();
     const k = await openSafetensors({ path: join(dir, "k.safetensors") });
-    expect(k.metadata.ss_network_dim).toBeUndefined();
+    expect(k.metadata.ss_network_dim).toBe("4");
     expect((await openSafetensors({ path: join(dir, "k2.safetensors") }).then(async (f) => [f.metadata.ss_network_dim, await f.close()]))[0]).toBe("4");
     expect(k.metadata.sshs_model_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(k.metadata.sshs_legacy_hash).toMatch(/^[0-9a-f]{8}$/);
