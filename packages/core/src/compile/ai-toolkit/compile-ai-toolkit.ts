@@ -28,7 +28,7 @@ export interface AiToolkitCompiled {
   cwd: string;
   files: CompiledFile[];
   /** ai-toolkit writes to <training_folder>/<name>/ (trainers.md §3.5). */
-  outputs: { lora: string; checkpointPattern: string; jobDir: string; samples: SampleWatch };
+  outputs: { lora: string; checkpointPattern: string; jobDir: string; samples?: SampleWatch };
   /**
    * What ai-toolkit writes into datasetDir (seen in a recorded run): always `.aitk_size.json`,
    * plus `_latent_cache/` when caching latents to disk and `_text_embedding_cache/` when caching
@@ -196,12 +196,13 @@ function aiToolkitWritesIntoDataset(contract: Contract, paths: CompilePaths, tex
 
 function aiToolkitOutputs(contract: Contract, paths: CompilePaths, r: ResolvedTraining, sampleBlock: Record<string, unknown>): AiToolkitCompiled["outputs"] {
   const jobDir = joinPath(paths.outputDir, contract.name);
+  const items = aiToolkitSampleItems(sampleBlock, contract.trigger.word);
   return {
     lora: joinPath(jobDir, `${contract.name}.safetensors`),
     // {name}_{step:09d}.safetensors (§3.5).
     checkpointPattern: joinPath(jobDir, `${contract.name}_{step:09d}.safetensors`),
     jobDir,
-    // The sample images ai-toolkit renders (none with samples off), as `sample` events (trainers/sample-files.ts).
-    samples: { naming: "ai-toolkit", dir: joinPath(jobDir, SAMPLE_FILE_NAMING["ai-toolkit"].folder), items: aiToolkitSampleItems(sampleBlock, contract.trigger.word), totalSteps: r.steps },
+    // The sample images ai-toolkit renders, as `sample` events (trainers/sample-files.ts); none to watch with samples off.
+    ...(items.length > 0 ? { samples: { naming: "ai-toolkit" as const, dir: joinPath(jobDir, SAMPLE_FILE_NAMING["ai-toolkit"].folder), items, totalSteps: r.steps } } : {}),
   };
 }
