@@ -92,7 +92,7 @@ describe("Kohya's and ai-toolkit's own sample images become sample events (fake 
     const c = contract("ai-toolkit", { every: 2, prompts: ["a photo of {trigger}"], seeds: [3, 4] });
     const job = (r: RunRecord): ProcessJob => {
       const compiled = compileAiToolkit(c, planRun(c), { datasetDir: join(dir, "dataset"), outputDir: join(r.runDir, "output"), configDir: r.runDir });
-      const watch = compiled.outputs.samples;
+      const watch = compiled.outputs.samples!;
       expect(watch.dir).toBe(join(compiled.outputs.jobDir, "samples"));
       const block = (compiled.job.config as { process: { sample: { samples: unknown[] } }[] }).process[0]!.sample;
       expect(block.samples).toHaveLength(watch.items.length);
