@@ -380,7 +380,7 @@ export const ValidationSchema = z
       .array(z.number().min(0).max(2))
       // [] (or only 0) made validate pass without ever loading the LoRA: an empty verdict table, exit 0.
       .min(1, "at least one weight: with none validate never loads the LoRA and every check passes vacuously")
-      .refine((weights) => weights.some((w) => w > 0), "at least one weight above 0: at 0 the LoRA is not applied, so no check tests it")
+      .refine((weights) => weights.length === 0 || weights.some((w) => w > 0), "at least one weight above 0: at 0 the LoRA is not applied, so no check tests it")
       .default([0.6, 0.8, 1.0])
       .meta({ description: "LoRA weights to sample at (at least one above 0: the checks run at each)." }),
     sampler: z.enum(SAMPLERS).default("worker").meta({ description: "Who renders validation images: the local worker, fal.ai, or a ComfyUI server." }),
