@@ -2,6 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import { FUSED_PROJECTION_BASES, NETWORK_TYPE_RECORDS } from "../knowledge/network-types.js";
 import { kohyaTargetsRefusal } from "../compile/kohya/kohya-network.js";
 import type { Finding, RuleInfo } from "./finding.js";
+import { trainersFor } from "../trainers/support.js";
 
 /**
  * The adapter (contract network.*): a kind the trainer cannot train, and a LoKr factor set for
@@ -23,6 +24,13 @@ const NATIVE_FORMAT: Readonly<Record<Contract["trainer"]["name"], string | undef
   fal: undefined,
 };
 
+/** The other trainers that run this base and train this network.type (what a fix may name: never one refusing it too). */
+function typeTrainers(c: Contract): Contract["trainer"]["name"][] {
+  return trainersFor(c.base.model).filter(
+    (t) => t !== c.trainer.name && NETWORK_TYPE_RECORDS[c.network.type].trainers[t].refused === undefined && !(t === "kohya" && kohyaTargetsRefusal(c.network)),
+  );
+}
+
 export function lintNetworkKind(c: Contract): Finding[] {
   const out: Finding[] = [];
   const { type, factor } = c.network;
@@ -33,7 +41,7 @@ export function lintNetworkKind(c: Contract): Finding[] {
       rule: "network-type-unsupported",
       severity: "error",
       message: `${c.trainer.name} cannot train a ${rec.title}: ${trainer.refused}.`,
-      fix: `Set network.type: lora, or use trainer.name diffusers or kohya (${NETWORK_TYPE_RECORDS[type].trainers.kohya.how}).`,
+      fix: `Set network.type: lora${typeTrainers(c).length ? `, or use ${typeTrainers(c).map((t) => `trainer.name: ${t}${c.hardware.kind === "fal" ? " (with hardware.kind: local)" : ""}${t === "kohya" ? ` (${rec.trainers.kohya.how})` : ""}`).join(" or ")}` : ""}.`,
       source: trainer.source,
       field: "network.type",
     });
@@ -44,7 +52,7 @@ export function lintNetworkKind(c: Contract): Finding[] {
       rule: "network-type-unsupported",
       severity: "error",
       message: `kohya cannot train ${lycorisTargets.field} with a ${rec.title}: ${lycorisTargets.message}.`,
-      fix: `Leave ${lycorisTargets.field} out with network.type ${type} on Kohya, or use the built-in trainer.`,
+      fix: `Leave ${lycorisTargets.field} out with network.type ${type} on Kohya, or use trainer.name: diffusers (the built-in trainer).`,
       source: NETWORK_TYPE_RECORDS[type].trainers.kohya.source,
       field: lycorisTargets.field,
     });
@@ -54,7 +62,7 @@ export function lintNetworkKind(c: Contract): Finding[] {
       rule: "network-type-fp8-base",
       severity: "error",
       message: `the built-in trainer cannot hold the base in fp8 for a ${rec.title}: peft's ${type} layers read the base layer's weight (DoRA's norm, the LoKr/LoHa reshape), and its fp8 linear keeps only the fp8 copy.`,
-      fix: `Set base.quantize: none, or network.type: lora, or train ${type} with kohya (${rec.trainers.kohya.how}).`,
+      fix: `Set base.quantize: none, or network.type: lora${typeTrainers(c).includes("kohya") ? `, or train ${type} with trainer.name: kohya (${rec.trainers.kohya.how})` : ""}.`,
       source: "ours: worker/loraspec_worker/speed.py Fp8Linear; peft tuners lora/dora.py, lokr/layer.py, loha/layer.py (base_layer.weight)",
       field: "base.quantize",
     });

@@ -20,7 +20,11 @@ const NETWORK: Array<[string, ContractInput["network"]]> = [
   ["targets attention", { targets: "attention" }],
   ["targets all-linear", { targets: "all-linear" }],
   ["modules [to_q, to_v]", { modules: ["to_q", "to_v"] }],
+  ["type dora", { type: "dora" }],
+  ["type loha", { type: "loha" }],
+  ["type lokr + targets attention", { type: "lokr", targets: "attention" }],
 ];
+const RULES = ["trainer-unsupported-base", "network-targets-unsupported", "network-type-unsupported", "network-type-fp8-base"];
 
 function contractOf(trainer: TrainerId, base: BaseModelId, network: ContractInput["network"], over: Partial<ContractInput> = {}): Contract | undefined {
   const input: ContractInput = {
@@ -48,18 +52,23 @@ function follow(c: Contract, fix: string): Array<{ how: string; c: Contract | un
     const t = m[1] as TrainerId;
     const kind = (m[2] as "local" | "fal" | undefined) ?? c.hardware.kind;
     const hardware = kind === "fal" ? { kind: "fal" as const } : { kind: "local" as const, gpu: "H200", vram_gb: 141 };
-    out.push({ how: m[0], c: contractOf(t, c.base.model, c.network.targets || c.network.modules ? c.network : undefined, { hardware, base: c.base }) });
+    out.push({ how: m[0], c: contractOf(t, c.base.model, c.network, { hardware, base: c.base }) });
   }
   for (const m of fix.matchAll(/base\.model: ([a-z0-9.-]+)/g)) {
     out.push({ how: m[0], c: contractOf(c.trainer.name, m[1] as BaseModelId, undefined, { base: { model: m[1] as BaseModelId, path: "/models/base.safetensors" } }) });
   }
-  for (const m of fix.matchAll(/Remove (network\.targets|network\.modules)/g)) {
-    out.push({ how: m[0], c: contractOf(c.trainer.name, c.base.model, undefined, { base: c.base }) });
+  for (const m of fix.matchAll(/(?:Remove|Leave) (network\.targets|network\.modules)/g)) {
+    const { targets: _t, modules: _m, ...rest } = c.network;
+    out.push({ how: m[0], c: contractOf(c.trainer.name, c.base.model, rest, { base: c.base }) });
   }
+  for (const m of fix.matchAll(/network\.type: lora/g)) out.push({ how: m[0], c: contractOf(c.trainer.name, c.base.model, { ...c.network, type: "lora" }, { base: c.base }) });
+  for (const m of fix.matchAll(/base\.quantize: none/g)) out.push({ how: m[0], c: contractOf(c.trainer.name, c.base.model, c.network, { base: { ...c.base, quantize: "none" } }) });
   return out;
 }
 
 const cases = TRAINER_IDS.flatMap((t) => BASE_MODEL_IDS.flatMap((b) => NETWORK.map(([label, n]) => [t, b, label, n] as const)));
+/** DoRA over an fp8 base (network-type-fp8-base on the built-in trainer). */
+const fp8Cases = TRAINER_IDS.flatMap((t) => BASE_MODEL_IDS.map((b) => [t, b, "type dora, base.quantize fp8", { type: "dora" as const }] as const));
 
 describe("following a refusal's fix clears it", () => {
   it("the table reaches both rules, SD3.5 Large on every trainer among them, and its fix leaves the circle", () => {
@@ -74,10 +83,10 @@ describe("following a refusal's fix clears it", () => {
     expect(found.length).toBeGreaterThan(40);
   });
 
-  it.each(cases)("%s / %s / %s", (trainer, base, _label, network) => {
-    const c = contractOf(trainer, base, network);
+  it.each([...cases, ...fp8Cases])("%s / %s / %s", (trainer, base, label, network) => {
+    const c = contractOf(trainer, base, network, label.includes("fp8") ? { base: { model: base, path: "/models/base.safetensors", quantize: "fp8" } } : {});
     if (!c) return;
-    for (const f of lintContract(c).filter((x) => x.severity === "error" && (x.rule === "trainer-unsupported-base" || x.rule === "network-targets-unsupported"))) {
+    for (const f of lintContract(c).filter((x) => x.severity === "error" && RULES.includes(x.rule))) {
       const ways = follow(c, f.fix);
       expect(ways.length, `${f.rule}: the fix names nothing that can be followed: ${f.fix}`).toBeGreaterThan(0);
       for (const way of ways) {
