@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeFor, isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
+import { fsError } from "@loraspec/engine/fs/file-operands.js";
 import { ioError } from "@loraspec/engine/run/io-errors.js";
 import { registrations } from "./commands/index.js";
 import { jsonOnlyStdout, printError, printJsonError } from "./output.js";
@@ -27,8 +28,10 @@ export async function main(argv: string[]): Promise<number> {
       if (json && error.exitCode !== 0) printJsonError(new LoraspecError("E_USAGE", error.message.replace(/^error: /, "")));
       return error.exitCode === 0 ? 0 : 2;
     }
-    // A full disk or an I/O error from anywhere is the machine's trouble, not a bug: coded, no stack.
-    const coded = ioError(error) ?? error;
+    // A full disk or an I/O error from anywhere is the machine's trouble, not a bug: coded, no stack; so is a
+    // file-system refusal of a path the user named (a folder where a file goes, a path under a file).
+    const path = (error as NodeJS.ErrnoException | undefined)?.path;
+    const coded = ioError(error) ?? (typeof path === "string" ? fsError(error, path) : undefined) ?? error;
     if (json) printJsonError(coded);
     else printError(coded);
     return exitCodeFor(coded);

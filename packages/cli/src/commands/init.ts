@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import pc from "picocolors";
+import { relative } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { TARGETS, TRAINER_IDS, type Target, type TrainerId } from "@loraspec/core/contract/ids.js";
@@ -69,12 +70,14 @@ export function registerInit(program: Command): void {
       };
       const { initProject } = await import("@loraspec/engine/project/init-project.js");
       const result = await initProject({ choices, path: flags.out, force: flags.force });
+      // The file written: -o naming a folder writes lora.yaml inside it.
+      const written = relative(process.cwd(), result.file) || result.file;
       const c = result.contract;
       process.stdout.write(
-        `${pc.green("wrote")} ${flags.out}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, ${initLrText(c.hyperparameters?.learning_rate, c.trainer.name)}, ${c.hyperparameters?.steps} steps\n` +
+        `${pc.green("wrote")} ${written}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, ${initLrText(c.hyperparameters?.learning_rate, c.trainer.name)}, ${c.hyperparameters?.steps} steps\n` +
           (result.imageCount
-            ? `next: run ${pc.bold(`loraspec check ${flags.out}`)} (${result.imageCount} image${result.imageCount === 1 ? "" : "s"} in ${c.dataset.path}; the steps count them)\n`
-            : `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${flags.out}`)}\n`),
+            ? `next: run ${pc.bold(`loraspec check ${written}`)} (${result.imageCount} image${result.imageCount === 1 ? "" : "s"} in ${c.dataset.path}; the steps count them)\n`
+            : `next: put images and captions in ${c.dataset.path}, then run ${pc.bold(`loraspec check ${written}`)}\n`),
       );
       // What prep will do with the folder's images by size, for this contract (the scan and rule check and prep use).
       if (result.sizes) {

@@ -12,6 +12,7 @@ import { sideFindings } from "@loraspec/core/lint/resolution-rules.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { getDatasetSize } from "@loraspec/core/knowledge/recipes.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { checkOutputFile } from "../fs/file-operands.js";
 import { loadEnglishWords } from "../contract/english-words.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
@@ -47,7 +48,11 @@ export interface InitProjectResult extends Recommendation {
  * Writes lora.yaml with values chosen from the knowledge base, each commented with why and its
  * source. Refuses to overwrite an existing file unless `force` (E_FILE_EXISTS).
  */
-export async function initProject({ choices, path = "lora.yaml", cwd = process.cwd(), force = false }: InitProjectParams): Promise<InitProjectResult> {
+export async function initProject({ choices, path: given = "lora.yaml", cwd = process.cwd(), force = false }: InitProjectParams): Promise<InitProjectResult> {
+  // -o naming a folder (an existing one, or any path ending in a separator) writes lora.yaml inside it.
+  if (given.trim() === "") throw new LoraspecError("E_USAGE", "--out is an empty name", { field: "--out", hint: "Name the contract file, e.g. -o lora.yaml (the default)." });
+  const path = /[\\/]$/.test(given) || (existsSync(resolve(cwd, given)) && (await stat(resolve(cwd, given))).isDirectory()) ? join(given, "lora.yaml") : given;
+  await checkOutputFile(resolve(cwd, path), "--out", "contract file");
   const file = resolve(cwd, path);
   if (!force && existsSync(file)) {
     throw new LoraspecError("E_FILE_EXISTS", "a contract already exists here", { file: path, hint: "Pass --force to overwrite it, or --out to write elsewhere." });

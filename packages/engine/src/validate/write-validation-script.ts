@@ -10,6 +10,8 @@ import type { ValidationTarget } from "@loraspec/core/validate/plan-validation.j
 import { defaultRenderSampling, defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
 import { atomicWrite } from "../fs/atomic-write.js";
+import { checkOutputFile } from "../fs/file-operands.js";
+import { assertOutputIsNew } from "../lora/same-file.js";
 import { diffusersBaseProblem, looksLocal } from "../project/preflight-base.js";
 
 export interface WriteValidationScriptParams {
@@ -33,6 +35,7 @@ export interface WriteValidationScriptParams {
 export async function writeValidationScript(params: WriteValidationScriptParams): Promise<{ path: string; bytes: number; warnings?: string[] }> {
   const cwd = params.cwd ?? process.cwd();
   const out = resolve(cwd, params.out);
+  await checkOutputFile(out, "--output", "script file");
   if (existsSync(out) && !params.force) {
     throw new LoraspecError("E_FILE_EXISTS", `${params.out} exists`, { file: params.out, hint: "pass --force to replace it, or -o another name" });
   }
@@ -41,6 +44,8 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
   const contractPath = params.contractPath ?? "lora.yaml";
   const haveContract = params.contractPath !== undefined || existsSync(resolve(cwd, contractPath)) || !params.trigger;
   const loaded = haveContract ? await loadContract({ path: contractPath, cwd }) : undefined;
+  // The script never replaces a file it reads: --force is for an old script, not the contract or the LoRA.
+  await assertOutputIsNew({ output: out, inputs: [lora, ...(loaded ? [loaded.file] : [])], field: "--output", overwrite: true });
   const contract = loaded?.contract;
   const rubric = { ...(contract?.validation ?? ValidationSchema.parse({})) };
   const dir = loaded?.dir ?? cwd;
