@@ -7,7 +7,7 @@ import type { Contract } from "@loraspec/core/contract/schema.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { loadFormsOf, type KohyaFluxRole } from "@loraspec/core/knowledge/base-load-forms.js";
-import { kohyaFluxFilesOf } from "../project/preflight-base.js";
+import { kohyaFluxFilesOf } from "../project/base-load-form.js";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";

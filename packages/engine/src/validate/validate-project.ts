@@ -11,7 +11,8 @@ import { WEB_IMAGE_EXTENSIONS as IMAGE_EXT } from "@loraspec/core/knowledge/imag
 import type { Candidate, RubricSpec, ValidationTarget } from "@loraspec/core/validate/plan-validation.js";
 import { defaultRenderSampling, defaultRenderSide } from "@loraspec/core/validate/render-flags.js";
 import { loadContract } from "../contract/load-contract.js";
-import { diffusersBaseProblem, looksLocal } from "../project/preflight-base.js";
+import { diffusersBaseProblem } from "../project/base-load-form.js";
+import { looksLocal } from "../project/preflight-base.js";
 import { openRunStore, type RunRecord } from "../run/run-store.js";
 import { createComfyuiSampler } from "../samplers/comfyui-sampler.js";
 import { createFalSampler } from "../samplers/fal-sampler.js";

@@ -12,7 +12,8 @@ import { loadContract } from "../contract/load-contract.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import { checkOutputFile } from "../fs/file-operands.js";
 import { assertOutputIsNew } from "../lora/same-file.js";
-import { diffusersBaseProblem, looksLocal } from "../project/preflight-base.js";
+import { diffusersBaseProblem } from "../project/base-load-form.js";
+import { looksLocal } from "../project/preflight-base.js";
 
 export interface WriteValidationScriptParams {
   contractPath?: string;
