@@ -128,6 +128,6 @@ def test_the_sweeps_outline_variant_is_t32_objw_with_the_outline_weight():
     args = sweep.parse_args(["--out", "o", "--variants", "t32-outline", "--transformer-seconds", "1200", "--workers", "16", "--deadline", "1550"])
     cmd = sweep.command("t32-outline", Path("f"), args)
     parsed = build_parser().parse_args(cmd[cmd.index("train-base") :])
-    assert (parsed.outline_weight, parsed.object_weight, parsed.t5_lengths, parsed.vae_downscale) == (8, 4, "32", 2)
+    assert (parsed.outline_weight, parsed.object_weight, parsed.t5_lengths, parsed.vae_downscale) == (8, 4, (32,), 2)  # --t5-lengths parsed by its type
     flags = lambda v: dict(zip(sweep.VARIANTS[v][::2], sweep.VARIANTS[v][1::2]))  # noqa: E731
     assert flags("t32-outline") == flags("t32-objw") | {"--outline-weight": "8"}  # t32-objw plus the outline weight only
