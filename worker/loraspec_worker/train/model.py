@@ -26,14 +26,10 @@ def pipeline_class(arch: str):
     return getattr(diffusers, name)
 
 
-# What each component model_index.json lists must have in its folder, by class (as engine preflight-base.ts
-# reads it, from core knowledge/base-load-forms.ts DIFFUSERS_COMPONENT_FILES): diffusers' own error for a
-# missing one names only "config.json" and the folder, not the component.
-_COMPONENT_FILES = (
-    (("Scheduler",), ("scheduler_config.json",), False),
-    (("Tokenizer", "TokenizerFast"), ("tokenizer_config.json", "tokenizer.json", "vocab.json", "spiece.model"), False),
-    (("FeatureExtractor", "ImageProcessor", "Processor"), ("preprocessor_config.json",), False),
-)
+# What each component model_index.json lists must have in its folder, by class: core's table (knowledge/
+# base-load-forms.ts DIFFUSERS_COMPONENT_FILES, check's preflight reads it too), loaded from schema/builtin-trainer.json.
+# diffusers' own error for a missing one names only "config.json" and the folder, not the component.
+_COMPONENT_FILES = TABLE["componentFiles"]
 
 
 def folder_problems(base: str) -> list[str]:
@@ -50,11 +46,8 @@ def folder_problems(base: str) -> list[str]:
         if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or None in value:
             continue
         cls = str(value[1])
-        files, weights = ("config.json",), True
-        for suffixes, names, w in _COMPONENT_FILES:
-            if cls.endswith(suffixes):
-                files, weights = names, w
-                break
+        kind = next(k for k in _COMPONENT_FILES["kinds"] if not k["classSuffixes"] or cls.endswith(tuple(k["classSuffixes"])))
+        files, weights = kind["anyOf"], kind["weights"]
         folder = os.path.join(base, name)
         if not os.path.isdir(folder):
             problems.append(f"{name}/ ({cls}) is missing")
@@ -62,7 +55,7 @@ def folder_problems(base: str) -> list[str]:
         entries = os.listdir(folder)
         if not any(n in entries for n in files):
             problems.append(f"{name}/ ({cls}) has no {' or '.join(files)}")
-        elif weights and not any(e.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")) for e in entries):
+        elif weights and not any(e.endswith(tuple(_COMPONENT_FILES["weightSuffixes"])) for e in entries):
             problems.append(f"{name}/ ({cls}) has no weights")
     return problems
 

@@ -68,26 +68,30 @@ export function loadFormsOf(trainer: string, family: ModelFamily): TrainerLoadFo
  * tokenizer files, processors from preprocessor_config.json, models from config.json + weights).
  */
 export const DIFFUSERS_COMPONENT_FILES: Sourced & {
-  kinds: ReadonlyArray<{ kind: "scheduler" | "tokenizer" | "processor" | "model"; classPattern: RegExp; anyOf: readonly string[]; weights: boolean }>;
+  /** First match by class-name suffix wins; `classSuffixes` empty: any class (a model). Plain data: the worker loads it (schema/builtin-trainer.json componentFiles). */
+  kinds: ReadonlyArray<{ kind: "scheduler" | "tokenizer" | "processor" | "model"; classSuffixes: readonly string[]; anyOf: readonly string[]; weights: boolean }>;
+  /** File-name endings of a model's weights or their shard index. */
+  weightSuffixes: readonly string[];
 } = {
   kinds: [
-    { kind: "scheduler", classPattern: /Scheduler$/, anyOf: ["scheduler_config.json"], weights: false },
-    { kind: "tokenizer", classPattern: /Tokenizer(Fast)?$/, anyOf: ["tokenizer_config.json", "tokenizer.json", "vocab.json", "spiece.model"], weights: false },
-    { kind: "processor", classPattern: /(FeatureExtractor|ImageProcessor|Processor)$/, anyOf: ["preprocessor_config.json"], weights: false },
-    { kind: "model", classPattern: /./, anyOf: ["config.json"], weights: true },
+    { kind: "scheduler", classSuffixes: ["Scheduler"], anyOf: ["scheduler_config.json"], weights: false },
+    { kind: "tokenizer", classSuffixes: ["Tokenizer", "TokenizerFast"], anyOf: ["tokenizer_config.json", "tokenizer.json", "vocab.json", "spiece.model"], weights: false },
+    { kind: "processor", classSuffixes: ["FeatureExtractor", "ImageProcessor", "Processor"], anyOf: ["preprocessor_config.json"], weights: false },
+    { kind: "model", classSuffixes: [], anyOf: ["config.json"], weights: true },
   ],
+  weightSuffixes: [".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json"],
   source: "diffusers pipelines/pipeline_loading_utils.py load_sub_model (each component's from_pretrained on <folder>/<name>); transformers/diffusers weight names (diffusion_pytorch_model*.safetensors, model*.safetensors, *.bin, sharded *.index.json)",
   asOf: AS_OF,
 };
 
 /** A component's kind from its class name. */
 export function componentKind(className: string) {
-  return DIFFUSERS_COMPONENT_FILES.kinds.find((k) => k.classPattern.test(className))!;
+  return DIFFUSERS_COMPONENT_FILES.kinds.find((k) => k.classSuffixes.length === 0 || k.classSuffixes.some((s) => className.endsWith(s)))!;
 }
 
 /** True for a file name that holds (or indexes) a model's weights. */
 export function isWeightsFile(name: string): boolean {
-  return /\.(safetensors|bin)$/.test(name) || /\.(safetensors|bin)\.index\.json$/.test(name);
+  return DIFFUSERS_COMPONENT_FILES.weightSuffixes.some((s) => name.endsWith(s));
 }
 
 export type KohyaFluxRole = "transformer" | "clip_l" | "t5xxl" | "ae";

@@ -1,6 +1,7 @@
 import { ATTENTION_KERNELS, FA4_KERNEL } from "./attention.js";
 import { LORA_COMPUTE, LORA_COMPUTE_MODES } from "./lora-compute.js";
 import { FLATTEN_BACKGROUND, MAX_INPUT_PIXELS } from "./image-formats.js";
+import { DIFFUSERS_COMPONENT_FILES } from "./base-load-forms.js";
 import type { BaseModelId } from "./base-models.js";
 import { LORA_TARGETS } from "./lora-targets.js";
 import { LOSS_SPIKE_RULE } from "./loss-spike.js";
@@ -130,6 +131,11 @@ export const BUILTIN_TRAINER = {
    * MAX_INPUT_PIXELS), the one check and prep apply, not Pillow's lower default; over it E_IMAGE_UNREADABLE (train/buckets.py).
    */
   maxImagePixels: MAX_INPUT_PIXELS.value,
+  /**
+   * What each component a diffusers folder's model_index.json lists needs in its folder (knowledge/base-load-forms.ts
+   * DIFFUSERS_COMPONENT_FILES, check's preflight): the worker's loader names a missing one (train/model.py folder_problems).
+   */
+  componentFiles: DIFFUSERS_COMPONENT_FILES,
   /** Transparent pixels are flattened onto this colour, as prep does (knowledge/image-formats.ts FLATTEN_BACKGROUND). */
   flattenBackground: FLATTEN_BACKGROUND.value,
   /** How the frozen base is held. */
