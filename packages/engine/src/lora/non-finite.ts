@@ -1,18 +1,9 @@
 import { LoraspecError } from "@loraspec/core/errors.js";
-import { dtypeBits, FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
+import { FLOAT_DTYPES } from "@loraspec/core/lora/dtype.js";
 import { countNonFinite } from "@loraspec/core/lora/non-finite-bits.js";
 import type { ParsedLora } from "@loraspec/core/lora/parse-lora.js";
 import type { SafetensorsFile } from "./safetensors-file.js";
-
-// Bytes decoded per step: a 2 GiB tensor is scanned without holding it in memory.
-const CHUNK_BYTES = 4 << 20;
-
-let scratchBuf = new Uint8Array(0);
-/** One reused read buffer (reads are synchronous, so no two scans share it at once). */
-function scratch(bytes: number): Uint8Array {
-  if (scratchBuf.byteLength < bytes) scratchBuf = new Uint8Array(Math.max(bytes, 1 << 16));
-  return scratchBuf;
-}
+import { forEachChunk } from "./tensor-chunks.js";
 
 export interface NonFinite {
   tensor: string;
@@ -24,19 +15,14 @@ export interface NonFinite {
 export function scanNonFinite(file: SafetensorsFile, names?: Iterable<string>): NonFinite[] {
   const out: NonFinite[] = [];
   for (const name of names ?? file.tensors.map((t) => t.name)) {
-    const t = file.tensor(name);
-    if (!FLOAT_DTYPES.has(t.dtype)) continue;
-    const elem = Math.max(1, dtypeBits(t.dtype) / 8);
-    const step = Math.max(elem, CHUNK_BYTES - (CHUNK_BYTES % elem));
-    const buf = scratch(Math.min(step, t.end - t.begin));
+    const { dtype } = file.tensor(name);
+    if (!FLOAT_DTYPES.has(dtype)) continue;
     let nan = 0, inf = 0;
-    for (let at = t.begin; at < t.end; at += step) {
-      const bytes = buf.subarray(0, Math.min(step, t.end - at));
-      file.readIntoSync(at, bytes);
-      const c = countNonFinite(t.dtype, bytes);
+    forEachChunk(file, name, (bytes) => {
+      const c = countNonFinite(dtype, bytes);
       nan += c.nan;
       inf += c.inf;
-    }
+    });
     if (nan || inf) out.push({ tensor: name, nan, inf });
   }
   return out;

@@ -1,29 +1,22 @@
-import { decodeToF32, dtypeBits } from "@loraspec/core/lora/dtype.js";
+import { decodeToF32 } from "@loraspec/core/lora/dtype.js";
 import { fitScales, type ValueRange } from "@loraspec/core/lora/plan-fit.js";
 import type { PlannedTensor, SrcRef } from "@loraspec/core/lora/plan.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import type { SafetensorsFile } from "./safetensors-file.js";
-
-// Bytes decoded per step while scanning a tensor's range.
-const CHUNK_BYTES = 4 << 20;
+import { forEachChunk } from "./tensor-chunks.js";
 
 /** Largest |x| and smallest non-zero |x| of one tensor (read in chunks). */
 export function valueRange(file: SafetensorsFile, key: string): ValueRange {
-  const t = file.tensor(key);
-  const elem = Math.max(1, dtypeBits(t.dtype) / 8);
-  const step = Math.max(elem, CHUNK_BYTES - (CHUNK_BYTES % elem));
-  const buf = new Uint8Array(Math.min(step, t.end - t.begin));
+  const { dtype } = file.tensor(key);
   let maxAbs = 0, minAbs = Infinity;
-  for (let at = t.begin; at < t.end; at += step) {
-    const bytes = buf.subarray(0, Math.min(step, t.end - at));
-    file.readIntoSync(at, bytes);
-    const values = decodeToF32(t.dtype, bytes);
+  forEachChunk(file, key, (bytes) => {
+    const values = decodeToF32(dtype, bytes);
     for (let i = 0; i < values.length; i++) {
       const a = Math.abs(values[i]!);
       if (a > maxAbs) maxAbs = a;
       if (a !== 0 && a < minAbs) minAbs = a;
     }
-  }
+  });
   return { maxAbs, minAbs };
 }
 
