@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from .images import open_bounded
 from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
 
 DEFAULT_MODEL = "florence-community/Florence-2-base"
@@ -54,9 +55,10 @@ def _load(model_id: str, device: str, dtype):
 
 
 def _open_image(path: str):
+    """The image upright and RGB, opened under core's pixel limit as every worker command opens images (images.py)."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as img:
+    with open_bounded(path) as img:
         img = ImageOps.exif_transpose(img)
         if img.mode in ("RGBA", "LA", "P"):
             rgba = img.convert("RGBA")

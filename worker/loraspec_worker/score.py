@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .images import open_bounded
 from .protocol import WorkerError, emit, log, phase, require
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
@@ -29,12 +30,11 @@ def _device(request: dict) -> str:
 
 
 def _open(path: str):
-    from PIL import Image
-
+    """The image as RGB, opened under core's pixel limit as every worker command opens images (images.py)."""
     if not os.path.isfile(path):
         raise WorkerError("E_FILE_NOT_FOUND", f"image not found: {path}")
     try:
-        with Image.open(path) as im:
+        with open_bounded(path) as im:
             return im.convert("RGB")
     except Exception as e:  # noqa: BLE001 - any decoder failure is the same user problem
         raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read image {path}: {e}") from None

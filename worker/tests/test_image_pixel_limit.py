@@ -55,3 +55,42 @@ def test_an_image_over_cores_limit_is_unreadable_naming_the_limit(tmp_path, open
         opener(str(path))
     assert error.value.code == "E_IMAGE_UNREADABLE"
     assert "268,402,689 px limit" in str(error.value)
+
+
+# Every worker command that opens a user's image, as it opens one (each may wrap the error its own way).
+def _openers():
+    from loraspec_worker import caption, score
+
+    return {"train (bucket size)": B.image_size, "train (pixels)": B._open, "caption": caption._open_image, "score/embed": score._open}
+
+
+@pytest.mark.parametrize("name", list(_openers()))
+def test_every_opener_uses_cores_limit_not_pillows_default(tmp_path, monkeypatch, name):
+    """Pillow's process default lowered below a small real image: each opener still opens it (core's limit
+    applies, not Pillow's); core's limit lowered below it: each refuses it, naming core's limit."""
+    from PIL import Image
+
+    from loraspec_worker import images
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (100, 80), (10, 20, 30)).save(path)
+    opener = _openers()[name]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # plain Image.open raises DecompressionBombError above 2000 px
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    opened = opener(str(path))
+    assert (opened if isinstance(opened, tuple) else opened.size) == (100, 80)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 6000)  # 8,000 px: under twice it, so core's own check refuses it
+    with pytest.raises(Exception) as error:
+        opener(str(path))
+    assert "6,000 px limit" in str(error.value)
+    assert Image.MAX_IMAGE_PIXELS == 1000, "Pillow's process-wide limit is left as it was"
+
+
+def test_images_are_opened_in_one_place():
+    """A new Image.open in the shipped worker would open under Pillow's default: every opener goes through images.py."""
+    import pathlib
+
+    package = pathlib.Path(B.__file__).resolve().parents[1]
+    found = [str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "images.py" and "Image.open(" in p.read_text()]
+    assert found == [], f"use images.open_bounded instead of Image.open in {found}"

@@ -4,10 +4,9 @@ batch is drawn from one bucket (one latent shape per step)."""
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections import OrderedDict
 
+from ..images import MAX_IMAGE_PIXELS, open_bounded as _open_bounded  # noqa: F401 - MAX_IMAGE_PIXELS re-exported for tests
 from ..protocol import WorkerError
 from ..schema_files import builtin_trainer
 from . import regularize
@@ -44,29 +43,8 @@ FLATTEN_BACKGROUND = builtin_trainer()["flattenBackground"]
 # The run stops at an image it cannot decode; prep leaves such files out, and the run then trains on its folder.
 UNREADABLE_HINT = "run `loraspec prep` (it leaves out images it cannot decode; the run then trains on its folder), or remove or re-export the file"
 
-# Core's pixel limit (knowledge/image-formats.ts MAX_INPUT_PIXELS, the one check and prep apply), not Pillow's lower
-# default (an error above 178,956,970 px): an image check passes opens here, one over it is E_IMAGE_UNREADABLE.
-MAX_IMAGE_PIXELS = builtin_trainer()["maxImagePixels"]
-_LIMIT_LOCK = threading.Lock()
-
-
-def _open_bounded(path: str):
-    """Image.open (lazy: the header only) under core's pixel limit: Pillow's bomb check is moved to twice core's
-    limit for this call only (it raises above 2x MAX_IMAGE_PIXELS) and core's own limit is checked on the size."""
-    from PIL import Image
-
-    with _LIMIT_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS
-        try:
-            image = Image.open(path)
-        finally:
-            Image.MAX_IMAGE_PIXELS = previous
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        image.close()
-        raise ValueError(f"{width}x{height} = {width * height:,} px is over loraspec's {MAX_IMAGE_PIXELS:,} px limit (decompression-bomb guard)")
-    return image
+# Core's pixel limit, applied by the worker's one opener (images.py): an image check passes opens here, one over it
+# is E_IMAGE_UNREADABLE.
 
 
 def _open(path: str):
