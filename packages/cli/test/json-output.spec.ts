@@ -31,8 +31,8 @@ describe("--json on every command", () => {
     ["inspect", ["inspect", "nope.safetensors"], "E_FILE_NOT_FOUND"],
     ["convert", ["convert", "nope.safetensors", "--to", "kohya"], "E_FILE_NOT_FOUND"],
     ["stop", ["stop", "no-such-run"], "E_RUN_NOT_FOUND"],
-    // logs prints the trainer's own log and takes no --json: still a JSON error, not text.
-    ["logs (no --json option)", ["logs", "no-such-run"], "E_USAGE"],
+    // logs prints the trainer's own log; with --json as a JSON string (a missing run is a JSON error, not text).
+    ["logs", ["logs", "no-such-run"], "E_RUN_NOT_FOUND"],
   ])("%s", (_, args, code) => {
     const r = run([...args, "--json"]);
     const lines = r.stdout.split("\n").filter((l) => l.trim() !== "");

@@ -5,6 +5,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { TARGETS, TRAINER_IDS, type Target, type TrainerId } from "@loraspec/core/contract/ids.js";
 import { parseResolutionFlag } from "@loraspec/core/contract/training-resolution.js";
+import type { InitProjectResult } from "@loraspec/engine/project/init-project.js";
 
 interface InitFlags {
   base?: string;
@@ -22,6 +23,7 @@ interface InitFlags {
   name?: string;
   out: string;
   force?: boolean;
+  json?: boolean;
 }
 
 /** `loraspec init`: write lora.yaml with values chosen from the knowledge base, each with why and source. */
@@ -44,8 +46,10 @@ export function registerInit(program: Command): void {
     .option("--name <name>", "LoRA name (default: <trigger>-<target>)")
     .option("-o, --out <file>", "where to write the contract", "lora.yaml")
     .option("-f, --force", "overwrite an existing file")
+    .option("--json", "print the result as JSON: the contract written and each choice with its reason and source")
     .action(async (flags: InitFlags) => {
-      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+      // --json is for scripts: never prompt, missing flags are an error as without a terminal.
+      const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY) && !flags.json;
       if (interactive && (!flags.base || !flags.target || !flags.trigger)) await promptMissing(flags);
       const missing = (["base", "target", "trigger"] as const).filter((k) => !flags[k]);
       if (missing.length > 0) {
@@ -73,6 +77,11 @@ export function registerInit(program: Command): void {
       // The file written: -o naming a folder writes lora.yaml inside it.
       const written = relative(process.cwd(), result.file) || result.file;
       const c = result.contract;
+      if (flags.json) {
+        const { printJson } = await import("../output.js");
+        printJson(initJson(result, written));
+        return;
+      }
       process.stdout.write(
         `${pc.green("wrote")} ${written}: ${c.base.model} ${c.target} LoRA, trigger '${c.trigger.word}', ${c.trainer.name}${c.trainer.version ? ` ${c.trainer.version}` : ""}, ${initLrText(c.hyperparameters?.learning_rate, c.trainer.name)}, ${c.hyperparameters?.steps} steps\n` +
           (result.imageCount
@@ -92,6 +101,27 @@ export function registerInit(program: Command): void {
         if (warnings.length) process.stdout.write(`${pc.dim(`note: prep keeps ${warnings.length} image${warnings.length === 1 ? "" : "s"} with a size warning (${byCode(warnings)}); check lists why`)}\n`);
       }
     });
+}
+
+/**
+ * init's --json document: the contract written (absolute and as given), and every choice init made with its value,
+ * why and source (the comments the YAML carries), in the contract's field order of the reasons.
+ */
+export function initJson(result: InitProjectResult, written: string): Record<string, unknown> {
+  return {
+    ok: true,
+    file: result.file,
+    path: written,
+    choices: Object.entries(result.reasons).map(([field, reason]) => ({ field, value: valueAt(result.contract, field), why: reason.why, source: reason.source })),
+    imageCount: result.imageCount,
+    ...(result.sizes ? { sizes: result.sizes } : {}),
+  };
+}
+
+function valueAt(root: unknown, field: string): unknown {
+  let at: unknown = root;
+  for (const key of field.split(".")) at = at !== null && typeof at === "object" ? (at as Record<string, unknown>)[key] : undefined;
+  return at;
 }
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {

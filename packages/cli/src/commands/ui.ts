@@ -8,6 +8,7 @@ interface UiOptions {
   project?: string;
   contract?: string;
   rotateToken?: boolean;
+  json?: boolean;
 }
 
 /** `loraspec ui [--port N] [--host H] [--no-open]`: the local web page over the same engine. */
@@ -20,6 +21,7 @@ export function registerUi(program: Command): void {
     .option("--no-open", "do not open a browser")
     .option("--project <dir>", "the project folder (default: the current folder)")
     .option("--contract <file>", "the contract file inside the project", "lora.yaml")
+    .option("--json", "print where the page is served as one JSON line ({url, projectDir, port}) instead of the bare URL")
     .option("--rotate-token", "replace the project's access token (.loraspec/ui-token); pages opened with the old one must be reopened")
     .action(async (opts: UiOptions) => {
       const { resolve } = await import("node:path");
@@ -43,7 +45,8 @@ export function registerUi(program: Command): void {
         rotateToken: opts.rotateToken,
       });
       process.stderr.write(`${pc.bold("loraspec ui")} serving ${pc.dim(projectDir)}\n`);
-      process.stdout.write(`${server.openUrl}\n`);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ ok: true, url: server.openUrl, projectDir, port: Number(new URL(server.openUrl).port) })}\n`);
+      else process.stdout.write(`${server.openUrl}\n`);
       if (opts.host && !["127.0.0.1", "localhost", "::1"].includes(opts.host)) {
         process.stderr.write(
           `${pc.yellow("warning")} listening on ${opts.host}: anyone who can reach it and has the token can start runs and edit files in this project.\n`,
