@@ -4,7 +4,7 @@ import type { DatasetSummary } from "../contract/dataset-summary.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { findGpu, GPUS } from "../knowledge/gpus.js";
 import { getFalPrice } from "../knowledge/prices.js";
-import { getDatasetSize, getLrRange, getSteps, TARGET_EPOCHS } from "../knowledge/recipes.js";
+import { getDatasetSize, getLrRange, getSteps } from "../knowledge/recipes.js";
 import { getCompatibility } from "../knowledge/trainers.js";
 import { isLoraspecError, LoraspecError } from "../errors.js";
 import { resolveTrainSettings, type TrainSettings } from "./train-settings.js";
@@ -15,6 +15,7 @@ import { networkCost, type NetworkCost } from "./network-cost.js";
 import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
 import { checkpointsOf } from "./checkpoints.js";
 import { effectiveBatchOf } from "./effective-batch.js";
+import { epochSplit } from "./epoch.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -53,6 +54,8 @@ export interface Plan {
   repeats: number;
   epochs: number;
   stepsPerEpoch: number;
+  /** Copies of the dataset one epoch trains: the training resolutions where the trainer trains each image at each (plan/epoch.ts), else 1. */
+  epochResolutions: number;
   batchSize: number;
   gradientAccumulation: number;
   gpus: number;
@@ -110,7 +113,8 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
 
   const resolution = contract.dataset.resolution ?? model.nativeResolution;
   // batch x accumulation x every GPU of every host: one home (plan/effective-batch.ts), shared with lint.
-  const { gpus, images: effectiveBatch } = effectiveBatchOf(contract);
+  const batch = effectiveBatchOf(contract);
+  const { gpus, images: effectiveBatch } = batch;
 
   const stepsRecord = getSteps(contract.target);
   let steps: number;
@@ -127,9 +131,8 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     stepsSource = `knowledge: ~${stepsRecord.passesPerImage} passes per image, within ${stepsRecord.steps.min}-${stepsRecord.steps.max} (${stepsRecord.source})`;
   }
   const passesPerImage = (steps * effectiveBatch) / images.count;
-  const repeats = Math.max(1, Math.round(passesPerImage / TARGET_EPOCHS.epochs));
-  const stepsPerEpoch = Math.max(1, Math.ceil((images.count * repeats) / effectiveBatch));
-  const epochs = Math.max(1, Math.ceil(steps / stepsPerEpoch));
+  // Counted as the compiled config runs an epoch: once per training resolution where the trainer makes one dataset per resolution.
+  const { repeats, stepsPerEpoch, epochs, resolutions: epochResolutions } = epochSplit(contract, { images: images.count, steps, resolution, batch });
 
   const lrRecord = getLrRange(model.family, contract.target);
   const learningRate = hp.learning_rate ?? lrRecord?.recommended ?? 1e-4;
@@ -167,6 +170,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     repeats,
     epochs,
     stepsPerEpoch,
+    epochResolutions,
     batchSize: hp.batch_size,
     gradientAccumulation: hp.gradient_accumulation,
     gpus,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse as parseToml } from "smol-toml";
+import { parse as parseYaml } from "yaml";
 import { compileAiToolkit } from "@loraspec/core/compile/ai-toolkit/compile-ai-toolkit.js";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { compileFal } from "@loraspec/core/compile/fal/compile-fal.js";
@@ -119,5 +120,76 @@ describe("compiled checkpoints kept = the plan's", () => {
     const plan = planRun(c);
     expect(Math.min(compiledKept(c, plan.steps), plan.checkpoints)).toBe(plan.checkpoints);
     if (trainer === "fal") expect(plan.checkpoints).toBe(1);
+  });
+});
+
+/**
+ * Steps per epoch as the compiled config runs them, read from the config as the trainer reads it: Kohya's
+ * [[datasets]] (one per resolution) x their subsets' num_repeats, each batched by its own batch_size
+ * (sd-scripts DatasetGroup); ai-toolkit's datasets split once per entry of their resolution list
+ * (preprocess_dataset_raw_config) x num_repeats; the built-in trainer's entries (each image once per
+ * resolution group of the request's buckets); fal's images. Then over accumulation and GPUs. The built-in
+ * trainer and fal have no repeats: the plan's own split multiplies their one pass. One bucket per
+ * resolution (square images), so each copy rounds up once.
+ */
+function compiledStepsPerEpoch(c: Contract, plan: ReturnType<typeof planRun>, images: number): number {
+  const compilePlan = { steps: plan.steps, repeats: plan.repeats, learningRate: plan.learningRate, resolution: plan.resolution };
+  const hp = c.hyperparameters;
+  const gpus = c.hardware.kind === "fal" ? 1 : c.hardware.gpus * c.hardware.nodes;
+  if (c.trainer.name === "kohya") {
+    const out = compileKohya(c, compilePlan, PATHS);
+    const toml = parseToml(out.datasetToml) as { datasets: Array<{ batch_size: number; subsets: Array<{ num_repeats: number; is_reg?: boolean }> }> };
+    const batches = toml.datasets.reduce((sum, d) => sum + Math.ceil((images * d.subsets.filter((s) => !s.is_reg).reduce((n, s) => n + s.num_repeats, 0)) / d.batch_size), 0);
+    return Math.ceil(batches / Number(kohyaArgs(out.argsToml).gradient_accumulation_steps ?? 1) / gpus);
+  }
+  if (c.trainer.name === "ai-toolkit") {
+    const job = parseYaml(compileAiToolkit(c, compilePlan, PATHS).jobYaml) as {
+      config: { process: Array<{ train: { batch_size: number; gradient_accumulation?: number }; datasets: Array<{ resolution: number | number[]; num_repeats?: number; is_reg?: boolean }> }> };
+    };
+    const proc = job.config.process[0]!;
+    const copies = proc.datasets.filter((d) => !d.is_reg).flatMap((d) => (Array.isArray(d.resolution) ? d.resolution : [d.resolution]).map(() => d.num_repeats ?? 1));
+    const batches = copies.reduce((sum, repeats) => sum + Math.ceil((images * repeats) / proc.train.batch_size), 0);
+    return Math.ceil(batches / (proc.train.gradient_accumulation ?? 1) / gpus);
+  }
+  if (c.trainer.name === "diffusers") {
+    const request = JSON.parse(JSON.stringify(compileDiffusers(c, compilePlan, PATHS).request)) as { buckets: Array<{ resolution: number }>; batch_size: number; gradient_accumulation: number };
+    const entries = images * new Set(request.buckets.map((b) => b.resolution)).size;
+    return Math.ceil(Math.ceil((entries * plan.repeats) / request.batch_size) / request.gradient_accumulation / gpus);
+  }
+  const input = compileFal(c, compilePlan, { zipUrl: "https://example.com/d.zip" }).input as Record<string, unknown>;
+  expect(Object.keys(input).filter((k) => /resolution/i.test(k))).toEqual([]);
+  return Math.ceil(images * plan.repeats);
+}
+
+const RESOLUTION_SETTINGS: Array<[string, Partial<ContractInput["dataset"]>]> = [
+  ["square 1024", { aspect: "square", resolution: 1024 }],
+  ["buckets, 1 resolution", { aspect: "buckets", resolution: 1024 }],
+  ["buckets, 2 resolutions", { aspect: "buckets", resolution: 1024, buckets: { resolutions: [768] } }],
+  ["buckets, 3 resolutions", { aspect: "buckets", resolution: 1024, buckets: { resolutions: [512, 768] } }],
+];
+const BATCHES: Array<[string, Partial<ContractInput["hyperparameters"]>]> = [
+  ["batch 1", { batch_size: 1 }],
+  ["batch 3 x accumulation 2", { batch_size: 3, gradient_accumulation: 2 }],
+];
+
+describe("compiled steps/epoch = the plan's", () => {
+  const cases = TRAINER_IDS.flatMap((t) => RESOLUTION_SETTINGS.flatMap(([label, d]) => BATCHES.map(([bl, b]) => [t, `${label}, ${bl}`, d, b] as const)));
+  it.each(cases)("%s, %s", (trainer, _label, dataset, batch) => {
+    const images = 20;
+    const c = contractFor(trainer, {
+      dataset: { path: "./dataset", expected_images: images, ...dataset },
+      hyperparameters: { learning_rate: 1e-4, steps: 2000, rank: 16, save_every: 250, ...(trainer === "fal" ? {} : batch) },
+    });
+    const plan = planRun(c);
+    expect(plan.stepsPerEpoch).toBe(compiledStepsPerEpoch(c, plan, images));
+    expect(plan.epochs).toBe(Math.ceil(plan.steps / plan.stepsPerEpoch));
+  });
+
+  it("Kohya with three resolutions: 20 images x 10 repeats at batch 1 is 600 steps/epoch, not 200", () => {
+    const c = contractFor("kohya", { dataset: { path: "./dataset", expected_images: 20, aspect: "buckets", resolution: 1024, buckets: { resolutions: [512, 768] } } });
+    const plan = planRun(c);
+    expect(compiledStepsPerEpoch(c, { ...plan, repeats: 10 }, 20)).toBe(600);
+    // the plan aims its repeats at ~10 epochs over the three copies: 1500 steps / 20 images = 75 passes -> 3 repeats
+    expect({ repeats: plan.repeats, stepsPerEpoch: plan.stepsPerEpoch, epochResolutions: plan.epochResolutions }).toEqual({ repeats: 3, stepsPerEpoch: 180, epochResolutions: 3 });
   });
 });
