@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .hub import local_files_only
 from .images import open_bounded
 from .protocol import WorkerError, emit, log, phase, require
 
@@ -44,6 +45,8 @@ class _Embedder:
     """Loads a model once and caches each image's normalised embedding by path."""
 
     def __init__(self, kind: str, name: str, device: str):
+        # Offline, a model that is not cached fails here in seconds (before torch loads), not after the hub's retries (hub.py).
+        local = local_files_only(name, kind)
         import torch
         from transformers import AutoImageProcessor, AutoModel, CLIPModel, CLIPProcessor
 
@@ -53,11 +56,11 @@ class _Embedder:
         self.cache: dict = {}
         try:
             if kind == "clip":
-                self.model = CLIPModel.from_pretrained(name).to(device).eval()
-                self.processor = CLIPProcessor.from_pretrained(name)
+                self.model = CLIPModel.from_pretrained(name, local_files_only=local).to(device).eval()
+                self.processor = CLIPProcessor.from_pretrained(name, local_files_only=local)
             else:
-                self.model = AutoModel.from_pretrained(name).to(device).eval()
-                self.processor = AutoImageProcessor.from_pretrained(name)
+                self.model = AutoModel.from_pretrained(name, local_files_only=local).to(device).eval()
+                self.processor = AutoImageProcessor.from_pretrained(name, local_files_only=local)
         except OSError as e:
             raise WorkerError(
                 "E_FILE_NOT_FOUND",

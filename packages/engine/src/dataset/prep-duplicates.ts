@@ -88,6 +88,11 @@ async function* findDuplicates(params: DuplicateParams): AsyncGenerator<Loraspec
     const bySource = new Map(candidates.map((c) => [c, outcome.embeddings.get(join(datasetDir, c))!] as const));
     return dedupeImages({ ...dedupeInput, embeddings: bySource });
   }
-  yield { type: "warning", code: "dedupe-unconfirmed", message: `near duplicates decided by hash and pixels only (no image embeddings: ${outcome.reason})` };
+  const enable = outcome.hint ? `to turn it on: ${outcome.hint}` : "to turn it on: install the worker (`loraspec setup worker`) and give --embed-model a CLIP model it can load";
+  yield {
+    type: "warning",
+    code: "dedupe-unconfirmed",
+    message: `embedding-based duplicate detection is off for this run: near duplicates decided by hash and pixels only (no image embeddings: ${outcome.reason}); ${enable}; --no-embed skips it without this warning`,
+  };
   return clusters;
 }

@@ -13,12 +13,13 @@ export interface WorkerEmbedderConfig {
 }
 
 /** Embeddings by path, or why there are none (prep then decides by hash and pixels alone). */
-export type EmbedOutcome = { embeddings: Map<string, number[]>; model: string } | { embeddings?: undefined; reason: string };
+export type EmbedOutcome = { embeddings: Map<string, number[]>; model: string } | { embeddings?: undefined; reason: string; hint?: string };
 
 /**
  * Image embeddings from the local worker (`python -m loraspec_worker embed`), to confirm
  * near-duplicate pairs. A worker that is not installed or a model that cannot load is not an
- * error: the outcome says why, and dedupe goes on without this confirmation.
+ * error: the outcome says why, and dedupe goes on without this confirmation. Offline, a model that is
+ * not in the Hugging Face cache is refused by the worker in seconds (worker hub.py), not after the hub's retries.
  */
 export async function embedWithWorker(paths: readonly string[], config: WorkerEmbedderConfig = {}): Promise<EmbedOutcome> {
   if (paths.length === 0) return { embeddings: new Map(), model: config.model ?? "" };
@@ -30,7 +31,9 @@ export async function embedWithWorker(paths: readonly string[], config: WorkerEm
     }
   } catch (error) {
     if (isLoraspecError(error) && error.code === "E_CANCELLED") throw error;
-    return { reason: isLoraspecError(error) ? `${error.code}: ${error.message}` : String(error) };
+    // The worker's hint says how to turn embeddings on (install the worker, fetch the model once online).
+    if (!isLoraspecError(error)) return { reason: String(error) };
+    return { reason: `${error.code}: ${error.message}`, ...(error.hint ? { hint: error.hint } : {}) };
   }
   const raw = (result?.embeddings ?? {}) as Record<string, unknown>;
   const embeddings = new Map<string, number[]>();

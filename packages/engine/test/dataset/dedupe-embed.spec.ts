@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -49,4 +50,30 @@ describe("near duplicates confirmed by embeddings", () => {
     const warning = r.events.find((e) => e.type === "warning" && e.code === "dedupe-unconfirmed");
     expect(warning?.type === "warning" && warning.message).toMatch(/E_WORKER_NOT_INSTALLED/);
   });
+
+  it("offline, a CLIP model not in the HF cache: the real worker gives up in seconds, and the warning says embeddings are off and how to turn them on", async () => {
+    const hub = await closedPortEndpoint();
+    const env = { HF_HOME: join(tmp, "hf-home"), HF_HUB_CACHE: join(tmp, "hf-home", "hub"), HF_ENDPOINT: hub, HF_HUB_OFFLINE: "0", TRANSFORMERS_OFFLINE: "0" };
+    const started = Date.now();
+    const r = await prep("p4", (paths) => embedWithWorker(paths, { env }));
+    const seconds = (Date.now() - started) / 1000;
+    expect(r.summary.duplicates.map((c) => c.drop)).toEqual([["a-q60.jpg"]]);
+    const warning = r.events.find((e) => e.type === "warning" && e.code === "dedupe-unconfirmed");
+    const message = warning?.type === "warning" ? warning.message : "";
+    expect(message).toContain("embedding-based duplicate detection is off");
+    expect(message).toContain(`E_REMOTE: cannot load the clip model 'openai/clip-vit-large-patch14'`);
+    expect(message).toContain(hub);
+    expect(message).toMatch(/to turn it on: run once with a network connection/);
+    // The hub's retries took ~55 s; worker start-up (python, torch's import for the device) is most of what is left.
+    expect(seconds).toBeLessThan(20);
+  }, 60_000);
 });
+
+/** An http:// endpoint on a local port nothing listens on (bound, then closed): every connection is refused at once. */
+async function closedPortEndpoint(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((done) => server.close(() => done()));
+  return `http://127.0.0.1:${port}`;
+}
