@@ -134,15 +134,26 @@ async function renderRun(gen: AsyncGenerator<LoraspecEvent, import("@loraspec/en
   return record;
 }
 
-function planSummary(plan: import("@loraspec/core/plan/plan-run.js").Plan, maxCost?: number): string {
+/** The plan train confirms, with only the settings the trainer is handed (plan.receives, as `loraspec plan`). */
+export function planSummary(plan: import("@loraspec/core/plan/plan-run.js").Plan, maxCost?: number): string {
+  const shown = plan.receives.settings;
   const lr = plan.learningRate.toExponential().replace(/\.?0+e/, "e");
   const cost = plan.cost.usd !== undefined ? `$${plan.cost.usd.toFixed(2)}` : "unknown";
   const limit = maxCost !== undefined ? ` (limit $${maxCost.toFixed(2)})` : "";
-  const time = plan.selected ? `${plan.selected.hours} h on ${plan.selected.label}` : "unknown (no GPU in the contract)";
+  const time = plan.selected ? `${plan.selected.hours} h on ${plan.selected.label}` : plan.trainer.name === "fal" ? "chosen by fal" : "unknown (no GPU in the contract)";
+  const settings = [
+    `${plan.steps} steps`,
+    shown.learningRate ? `LR ${lr}` : "",
+    shown.rank ? `rank ${plan.rank}/${plan.alpha}` : "",
+    shown.batch ? `batch ${plan.effectiveBatch}` : "",
+    `${plan.images.count} images${shown.resolution ? ` at ${plan.resolution} px` : ""}`,
+  ].filter(Boolean);
+  const budget = [shown.gpu ? `VRAM ~${plan.vram.totalGb} GB` : "", `time ${time}`, `cost ${cost}${limit}`].filter(Boolean);
   return [
     pc.bold(`Plan for ${plan.name}`),
     `  ${plan.base.label} · ${plan.trainer.name}${plan.trainer.endpoint ? ` (${plan.trainer.endpoint})` : ""} · ${plan.target}`,
-    `  ${plan.steps} steps · LR ${lr} · rank ${plan.rank}/${plan.alpha} · batch ${plan.effectiveBatch} · ${plan.images.count} images at ${plan.resolution} px`,
-    `  VRAM ~${plan.vram.totalGb} GB · time ${time} · cost ${cost}${limit}`,
+    `  ${settings.join(" · ")}`,
+    `  ${budget.join(" · ")}`,
+    ...(!shown.gpu && plan.receives.why ? [pc.dim(`  not sent: ${plan.receives.why}`)] : []),
   ].join("\n");
 }

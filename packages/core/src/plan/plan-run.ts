@@ -16,6 +16,7 @@ import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
 import { checkpointsOf } from "./checkpoints.js";
 import { effectiveBatchOf } from "./effective-batch.js";
 import { epochSplit } from "./epoch.js";
+import { trainerReceives, type TrainerReceives } from "../compile/trainer-receives.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
 export interface LivePrice {
@@ -81,12 +82,17 @@ export interface Plan {
   walltime: WalltimeEstimate[];
   selected?: WalltimeEstimate;
   cost: CostEstimate;
+  /**
+   * Which of these settings the trainer is handed (compile/trainer-receives.ts): plan, train and the page print
+   * only those (fal's hosted endpoints pick their own GPU, rank, batch and resolution).
+   */
+  receives: TrainerReceives;
   notes: string[];
 }
 
-/** The run's training shapes; undefined for fal (it sizes the images itself) or a bucket set that cannot exist (lint buckets-invalid). */
+/** The run's training shapes; undefined where the trainer takes no resolution (fal sizes the images itself) or a bucket set that cannot exist (lint buckets-invalid). */
 function shapesOrNone(contract: Contract, model: BaseModelRecord, resolution: number, dataset: DatasetSummary | undefined): TrainingShapes | undefined {
-  if (contract.trainer.name === "fal") return undefined;
+  if (!trainerReceives(contract).settings.resolution) return undefined;
   try {
     return trainingShapes(contract, model, resolution, dataset?.images);
   } catch (error) {
@@ -190,6 +196,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     walltime,
     selected,
     cost,
+    receives: trainerReceives(contract),
     notes,
   };
 }

@@ -53,6 +53,9 @@ export function looksLocal(given: string, dir: string, what: "base.path" | "--ba
 export async function preflightBase({ contract, contractDir, env = process.env }: PreflightBaseParams): Promise<Finding[]> {
   const model = getBaseModel(contract.base.model);
   if (!model) return [];
+  // fal trains on its own copy of the base and downloads nothing here: only validate's worker sampler loads it on this machine.
+  const hosted = contract.trainer.name === "fal";
+  if (hosted && contract.validation.sampler !== "worker") return [];
   const given = contract.base.path ?? model.hfRepo;
   const source = baseSource(given, { contractDir: resolve(contractDir), home: homedir() });
   if (source.kind === "local") {
@@ -85,10 +88,14 @@ export async function preflightBase({ contract, contractDir, env = process.env }
       {
         rule: "base-weights-download",
         severity: "info",
-        message: `${given} is not in the local Hugging Face cache (${hfHubCache(env)}): the first run downloads it before training starts.`,
-        fix: `Nothing to do, or download it first (huggingface-cli download ${given}) so the run starts at once.`,
+        message: hosted
+          ? `${given} is not in the local Hugging Face cache (${hfHubCache(env)}): fal trains on its own copy (nothing is downloaded to train), but \`loraspec validate\` renders with the local worker (validation.sampler: worker), which downloads it the first time.`
+          : `${given} is not in the local Hugging Face cache (${hfHubCache(env)}): the first run downloads it before training starts.`,
+        fix: hosted
+          ? `Nothing to do, or set validation.sampler: fal to render on fal too (no local download), or download it first (huggingface-cli download ${given}).`
+          : `Nothing to do, or download it first (huggingface-cli download ${given}) so the run starts at once.`,
         source: SOURCE,
-        field: "base.path",
+        field: hosted ? "validation.sampler" : "base.path",
       },
     ];
   }

@@ -135,6 +135,18 @@ describe("preflightBase", () => {
     expect(await rules("flux2-dev", "black-forest-labs/FLUX.1-dev", { HF_HUB_CACHE: cache })).toEqual(["error base-architecture-mismatch"]);
     expect(await rules("flux1-dev", undefined, { HF_HOME: join(dir, "nohome") })).toEqual(["info base-weights-download"]);
   });
+
+  it("fal: no note that a run downloads the base (fal trains on its own copy); validate's local worker sampler is named instead", async () => {
+    const env = { HF_HUB_CACHE: join(dir, "empty-cache") };
+    const fal = (sampler: string) =>
+      ContractSchema.parse({ version: 1, name: "x", base: { model: "flux1-dev" }, trainer: { name: "fal" }, hardware: { kind: "fal" }, target: "character", dataset: { path: "./d" }, trigger: { word: "txcl" }, validation: { sampler } });
+    const [note, ...rest] = await preflightBase({ contract: fal("worker"), contractDir: dir, env });
+    expect(rest).toEqual([]);
+    expect([note!.rule, note!.field]).toEqual(["base-weights-download", "validation.sampler"]);
+    expect(note!.message).not.toMatch(/first run downloads/);
+    expect(note!.message).toMatch(/fal trains on its own copy/);
+    expect(await preflightBase({ contract: fal("fal"), contractDir: dir, env })).toEqual([]);
+  });
 });
 
 describe("check counts the images prep keeps", () => {

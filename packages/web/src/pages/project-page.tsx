@@ -236,8 +236,10 @@ function focusField(field: string) {
   el?.querySelector<HTMLElement>("input,select,textarea")?.focus();
 }
 
-function PlanPanel({ check }: { check: ReturnType<typeof checkContractText> }) {
+export function PlanPanel({ check }: { check: ReturnType<typeof checkContractText> }) {
   const p = check.plan;
+  // Only the settings the trainer is handed (core compile/trainer-receives.ts), as `loraspec plan` prints them.
+  const shown = p?.receives.settings;
   return (
     <div className="panel plan-panel" data-testid="plan">
       <div className="panel-title">Plan</div>
@@ -252,20 +254,40 @@ function PlanPanel({ check }: { check: ReturnType<typeof checkContractText> }) {
             <dd title={p.stepsSource}>
               {p.steps.toLocaleString()} <span className="muted">({p.passesPerImage.toFixed(0)} passes x {p.images.count} images)</span>
             </dd>
-            <dt>learning rate</dt>
-            <dd title={p.learningRateSource}>{p.learningRate.toExponential(1)}</dd>
-            <dt>resolution</dt>
-            <dd>{p.resolution}px</dd>
-            <dt>batch</dt>
-            <dd>
-              {p.batchSize} x {p.gradientAccumulation} accum x {p.gpus} GPU
-            </dd>
-            <dt>rank / alpha</dt>
-            <dd>
-              {p.rank} / {p.alpha}
-            </dd>
-            <dt>targets</dt>
-            <dd title={`${p.networkTargets.why}\nsource: ${p.networkTargets.source}`}>{p.networkTargets.preset}</dd>
+            {shown?.learningRate ? (
+              <>
+                <dt>learning rate</dt>
+                <dd title={p.learningRateSource}>{p.learningRate.toExponential(1)}</dd>
+              </>
+            ) : null}
+            {shown?.resolution ? (
+              <>
+                <dt>resolution</dt>
+                <dd>{p.resolution}px</dd>
+              </>
+            ) : null}
+            {shown?.batch ? (
+              <>
+                <dt>batch</dt>
+                <dd>
+                  {p.batchSize} x {p.gradientAccumulation} accum x {p.gpus} GPU
+                </dd>
+              </>
+            ) : null}
+            {shown?.rank ? (
+              <>
+                <dt>rank / alpha</dt>
+                <dd>
+                  {p.rank} / {p.alpha}
+                </dd>
+              </>
+            ) : null}
+            {shown?.networkTargets ? (
+              <>
+                <dt>targets</dt>
+                <dd title={`${p.networkTargets.why}\nsource: ${p.networkTargets.source}`}>{p.networkTargets.preset}</dd>
+              </>
+            ) : null}
             {p.networkCost && p.networkCost.type !== "lora" ? (
               <>
                 <dt>adapter</dt>
@@ -274,37 +296,48 @@ function PlanPanel({ check }: { check: ReturnType<typeof checkContractText> }) {
                 </dd>
               </>
             ) : null}
-            <dt>VRAM</dt>
-            <dd title={p.vram.assumptions.join("\n")}>
-              <b>{p.vram.totalGb.toFixed(1)} GB</b> <span className="muted">peak per GPU</span>
-            </dd>
+            {shown?.gpu ? (
+              <>
+                <dt>VRAM</dt>
+                <dd title={p.vram.assumptions.join("\n")}>
+                  <b>{p.vram.totalGb.toFixed(1)} GB</b> <span className="muted">peak per GPU</span>
+                </dd>
+              </>
+            ) : null}
             <dt>time</dt>
             <dd title={p.selected?.source}>
-              {p.selected ? `${formatHours(p.selected.hours)} on ${p.selected.label}` : "choose hardware.gpu"}
+              {p.selected ? `${formatHours(p.selected.hours)} on ${p.selected.label}` : shown?.gpu ? "choose hardware.gpu" : "chosen by fal"}
             </dd>
             <dt>cost</dt>
             <dd title={p.cost.source}>{p.cost.usd === undefined ? <span className="muted">{p.cost.basis}</span> : `$${p.cost.usd.toFixed(2)}`}</dd>
-            <dt>checkpoints</dt>
-            <dd>{p.checkpoints}</dd>
+            {shown?.checkpoints ? (
+              <>
+                <dt>checkpoints</dt>
+                <dd>{p.checkpoints}</dd>
+              </>
+            ) : null}
           </dl>
-          <table className="mini-table">
-            <thead>
-              <tr>
-                <th>GPU</th>
-                <th>s/step</th>
-                <th>time</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.walltime.map((w) => (
-                <tr key={w.gpu} className={p.selected?.gpu === w.gpu ? "selected" : undefined} title={w.source}>
-                  <td>{w.label}</td>
-                  <td>{w.secondsPerStep.toFixed(2)}</td>
-                  <td>{formatHours(w.hours)}</td>
+          {p.receives.why ? <div className="muted" data-testid="plan-not-sent" title={p.receives.source}>not sent: {p.receives.why}</div> : null}
+          {shown?.gpu ? (
+            <table className="mini-table">
+              <thead>
+                <tr>
+                  <th>GPU</th>
+                  <th>s/step</th>
+                  <th>time</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {p.walltime.map((w) => (
+                  <tr key={w.gpu} className={p.selected?.gpu === w.gpu ? "selected" : undefined} title={w.source}>
+                    <td>{w.label}</td>
+                    <td>{w.secondsPerStep.toFixed(2)}</td>
+                    <td>{formatHours(w.hours)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
           {p.notes.length ? (
             <ul className="notes">
               {p.notes.map((n, i) => (

@@ -1,0 +1,60 @@
+import type { Contract } from "../contract/schema.js";
+import type { TrainerId } from "../contract/ids.js";
+import { TRAINER_EPOCHS } from "../knowledge/trainer-epochs.js";
+import { FAL_DEFAULT_ENDPOINT, FAL_TRAINER_ENDPOINTS } from "./fal/fal-endpoints.js";
+
+/**
+ * The plan's settings that `plan`, `train` and the page print only for a trainer that is handed them:
+ * - learningRate: the LR (kohya learning_rate, ai-toolkit train.lr, the worker's learning_rate, fal `learning_rate` where the endpoint has it)
+ * - rank: rank and alpha (network_dim/alpha, network.linear/linear_alpha, the worker's rank/alpha)
+ * - batch: batch size x accumulation x GPUs
+ * - repeats: repeats x epochs (knowledge/trainer-epochs.ts: kohya and ai-toolkit num_repeats; the worker trains steps and has none)
+ * - resolution: the training resolution and its shapes (buckets)
+ * - checkpoints: save every N steps
+ * - gpu: the VRAM estimate and walltime per GPU class, made of the batch and resolution above on a GPU loraspec's contract names
+ * - networkTargets: which modules the LoRA trains
+ * - trainSettings: gradient checkpointing, compile, CUDA graphs, base precision as resolved
+ */
+export const PLAN_SETTINGS = ["learningRate", "rank", "batch", "repeats", "resolution", "checkpoints", "gpu", "networkTargets", "trainSettings"] as const;
+export type PlanSetting = (typeof PLAN_SETTINGS)[number];
+
+export interface TrainerReceives {
+  /** Per plan setting: true when the compiled config carries it (`packages/core/test/compile/trainer-receives.spec.ts` holds each against the compilers). */
+  settings: Record<PlanSetting, boolean>;
+  /** Why some are not sent, when some are not. */
+  why?: string;
+  source: string;
+}
+
+const ALL = Object.fromEntries(PLAN_SETTINGS.map((s) => [s, true])) as Record<PlanSetting, boolean>;
+const NONE = Object.fromEntries(PLAN_SETTINGS.map((s) => [s, false])) as Record<PlanSetting, boolean>;
+
+const local = (trainer: Exclude<TrainerId, "fal">, source: string): TrainerReceives => {
+  const epochs = TRAINER_EPOCHS[trainer];
+  return epochs.repeats
+    ? { settings: ALL, source }
+    : { settings: { ...ALL, repeats: false }, why: `${trainer} trains steps; it has no repeats or epochs`, source: `${source}; ${epochs.source}` };
+};
+
+const LOCAL: Record<Exclude<TrainerId, "fal">, TrainerReceives> = {
+  kohya: local("kohya", "compile/kohya (args.toml, dataset.toml)"),
+  "ai-toolkit": local("ai-toolkit", "compile/ai-toolkit (job YAML)"),
+  // The worker's request (compile/diffusers.ts) carries steps, never repeats or epochs: it draws batches until the steps are done.
+  diffusers: local("diffusers", "compile/diffusers.ts (the worker's request)"),
+};
+
+/**
+ * Which of the plan's settings the contract's trainer receives: one home for what plan and train print
+ * (CLI and web). fal's hosted endpoints take a ZIP, the trigger, steps and, on some, a learning rate
+ * (compile/fal/fal-endpoints.ts); they pick their own GPU, rank, batch and resolution.
+ */
+export function trainerReceives(contract: Contract): TrainerReceives {
+  if (contract.trainer.name !== "fal") return LOCAL[contract.trainer.name];
+  const id = contract.trainer.endpoint ?? FAL_DEFAULT_ENDPOINT[contract.base.model];
+  const record = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === id);
+  return {
+    settings: { ...NONE, learningRate: record?.takesLearningRate ?? false },
+    why: `fal's hosted endpoint${id ? ` ${id}` : ""} takes the images, the trigger, the steps${record?.takesLearningRate ? " and a learning rate" : ""}; it picks its own GPU, rank, batch and resolution`,
+    source: record?.source ?? "compile/fal/fal-endpoints.ts",
+  };
+}
