@@ -1,5 +1,5 @@
 import pc from "picocolors";
-import { isLoraspecError } from "@loraspec/core/errors.js";
+import { isLoraspecError, type LoraspecError } from "@loraspec/core/errors.js";
 
 /** True when we may draw bars and colours (a terminal, not CI, NO_COLOR respected by picocolors). */
 export function isInteractive(stream: NodeJS.WriteStream = process.stderr): boolean {
@@ -9,13 +9,37 @@ export function isInteractive(stream: NodeJS.WriteStream = process.stderr): bool
 /** A user mistake prints as one clear line (where, what, what to do); a bug prints its stack. */
 export function printError(error: unknown): void {
   if (isLoraspecError(error)) {
-    const where = error.where ? `${error.where}: ` : "";
-    process.stderr.write(`${pc.red("error")} ${pc.dim(`[${error.code}]`)} ${where}${error.message}\n`);
+    process.stderr.write(`${pc.red("error")} ${pc.dim(`[${error.code}]`)} ${errorWhat(error)}\n`);
     if (error.hint) process.stderr.write(`  ${pc.dim("fix:")} ${error.hint}\n`);
     return;
   }
   const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`${pc.red("internal error")} (a bug in loraspec, please report it):\n${stack}\n`);
+}
+
+/**
+ * `file:line: field: message`, each named once: a file or field the message already names (`no such file: x.safetensors`,
+ * `--output is an empty name`) is not repeated in front of it (it printed `x: <file>: no such file: x`). A file with a
+ * line number stays in front (the message does not carry the line).
+ */
+export function errorWhat(error: LoraspecError): string {
+  const parts: string[] = [];
+  if (error.file && (error.line || !mentions(error.message, error.file))) parts.push(error.line ? `${error.file}:${error.line}` : error.file);
+  if (error.field && !mentions(error.message, error.field)) parts.push(error.field);
+  return parts.length > 0 ? `${parts.join(": ")}: ${error.message}` : error.message;
+}
+
+/** Whether `text` names `name` as a whole word: bounded by the ends, spaces, quotes, brackets or punctuation, not inside a longer name. */
+function mentions(text: string, name: string): boolean {
+  const at = (i: number) => text.indexOf(name, i);
+  for (let i = at(0); i >= 0; i = at(i + 1)) {
+    const before = text[i - 1];
+    const after = text.slice(i + name.length, i + name.length + 2);
+    const startOk = before === undefined || /[\s'"`(\[:=]/.test(before);
+    const endOk = after === "" || /^[\s'"`)\],:;]/.test(after) || /^\.(\s|$)/.test(after);
+    if (startOk && endOk) return true;
+  }
+  return false;
 }
 
 /** One JSON value as one line on stdout (--json output is JSON lines, so never pretty-printed). */

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { dirname, resolve, sep } from "node:path";
 import { LoraspecError } from "@loraspec/core/errors.js";
-import { ioError } from "../run/io-errors.js";
+import { FULL, IO, ioError } from "../run/io-errors.js";
 
 /**
  * File operands a user names (inspect/convert/merge inputs and -o, init's and export-script's -o, any
@@ -23,6 +23,9 @@ const USAGE: Record<string, (noun: string) => string> = {
   EEXIST: () => "is under a file, not a folder",
   ENOTEMPTY: (noun) => `is a folder, not a ${noun}`,
 };
+
+/** Every errno fsError codes (USAGE's, ENOENT, permissions, then io-errors.ts's full disk and I/O): the operand errors' table test walks it. */
+export const OPERAND_ERRNOS: readonly string[] = [...Object.keys(USAGE), "ENOENT", "EACCES", "EPERM", ...FULL, ...IO];
 
 const hintFor = (noun: string) => `Name a ${noun}.`;
 

@@ -4,9 +4,9 @@ import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import { formatBytes } from "../fs/format-bytes.js";
 
 /** errno codes of a full disk or quota (Linux/macOS). */
-const FULL = new Set(["ENOSPC", "EDQUOT"]);
+export const FULL = new Set(["ENOSPC", "EDQUOT"]);
 /** errno codes of a machine-level I/O problem, as opposed to a bad path the user gave. */
-const IO = new Set(["EROFS", "EIO", "EMFILE", "ENFILE"]);
+export const IO = new Set(["EROFS", "EIO", "EMFILE", "ENFILE"]);
 
 /**
  * Turns a disk-full or I/O error (Node errno, better-sqlite3's SQLITE_FULL / SQLITE_IOERR_*, or
@@ -33,7 +33,8 @@ export function ioError(error: unknown, context: { path?: string; neededBytes?: 
     });
   }
   if (IO.has(code) || code.startsWith("SQLITE_IOERR") || code === "SQLITE_READONLY") {
-    return new LoraspecError("E_IO", `${doing}${message}${path ? ` (${path})` : ""}`, {
+    // Node's message already names the path ("EROFS: read-only file system, open '/x'"): not twice.
+    return new LoraspecError("E_IO", `${doing}${message}${path && !message.includes(path) ? ` (${path})` : ""}`, {
       file: path,
       hint: code === "EROFS" || code === "SQLITE_READONLY" ? "the file system is read-only: point the project at a writable folder" : "check the disk and the file system, then retry",
       details: { errno: code },
