@@ -7,14 +7,20 @@ import { IMAGE_EXTENSIONS } from "./prep-knowledge.js";
 
 /** loraspec's own folder (prepared copies, runs): not the user's hidden files. */
 const LORASPEC_DIR = ".loraspec";
+/**
+ * Folder inside a prepared folder where a prep run's outputs wait until it commits (prep-commit.ts); a run killed
+ * before it could clean up leaves it, and the next prep clears it. Never the user's: left out of every listing
+ * unnamed (no image of it is counted, copied or trained on, and no hidden-file finding names it).
+ */
+export const STAGING_DIR = ".prep-staging";
 
 /**
  * How a folder entry is listed among the hidden files (names starting with "."; a folder with a
  * trailing "/"), given its path relative to the dataset; undefined when it is not hidden or is
- * loraspec's own `.loraspec/`. One rule for check, prep and the web page's listing.
+ * loraspec's own `.loraspec/` or a prep run's leftover `.prep-staging/`. One rule for check, prep and the web page's listing.
  */
 export function hiddenEntry(entry: { name: string; isDirectory(): boolean }, relPath: string): string | undefined {
-  if (!entry.name.startsWith(".") || entry.name === LORASPEC_DIR) return undefined;
+  if (!entry.name.startsWith(".") || entry.name === LORASPEC_DIR || (entry.name === STAGING_DIR && entry.isDirectory())) return undefined;
   return entry.isDirectory() ? `${relPath}/` : relPath;
 }
 

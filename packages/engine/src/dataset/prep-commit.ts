@@ -2,7 +2,7 @@ import { mkdir, rename, rm, rmdir } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { exists } from "../fs/exists.js";
-import type { DatasetFiles } from "./list-dataset-files.js";
+import { STAGING_DIR, type DatasetFiles } from "./list-dataset-files.js";
 import { parkCaption, syncCaptions } from "./prep-captions.js";
 import type { DuplicateOf } from "./prep-duplicates.js";
 import { writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
@@ -19,8 +19,8 @@ import type { PrepRun, PrepSummary } from "./prepare-dataset.js";
  * staging folder and leaves the prepared folder, its captions and manifest as they were.
  */
 
-/** Folder inside the prepared folder where a run's outputs wait (hidden: no trainer or scan reads it). */
-export const STAGING_DIR = ".prep-staging";
+/** Folder inside the prepared folder where a run's outputs wait (hidden: no trainer or scan reads it; list-dataset-files.ts). */
+export { STAGING_DIR };
 
 export interface Staging {
   /** Where this run's decoder writes. */

@@ -77,6 +77,9 @@ beforeAll(async () => {
   await w(".DS_Store", Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from("Bud1"), Buffer.alloc(200)]));
   await w("Thumbs.db", Buffer.concat([Buffer.from([0xd0, 0xcf, 0x11, 0xe0]), Buffer.alloc(200)]));
   await w(".hidden.png", await photo().png().toBuffer());
+  // A killed prep's leftover staging folder (a prepared folder kept inside the dataset): neither an image nor a hidden file of the user's.
+  await mkdir(join(ds, "sub", ".prep-staging"));
+  await w("sub/.prep-staging/good.png", await photo().png().toBuffer());
   // Stored 320x300 with the top half red, bottom blue; upright it is 300x320 with red on one side.
   const halves = sharp({ create: { width: 320, height: 300, channels: 3, background: "#0000ff" } }).composite([
     { input: { create: { width: 320, height: 150, channels: 3, background: "#ff0000" } }, left: 0, top: 0 },
