@@ -96,6 +96,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "base-component-missing", severity: "error", title: "A diffusers base folder with a component model_index.json lists missing, or without its config or weights" },
   { id: "base-files-missing", severity: "error", title: "Kohya FLUX.1: a BFL single file (transformer of base.model's variant, clip_l, t5xxl, ae) not in base.path's folder" },
   { id: "base-variant-mismatch", severity: "error", title: "Kohya FLUX.1: the transformer file is the other variant than base.model ([dev] has guidance_in keys, [schnell] none); sd-scripts trains the file's" },
+  { id: "validation-stack-missing", severity: "error", title: "A validation.stack LoRA file that is not there (validate would stop at it), resolved from the contract's folder as validate resolves it" },
   { id: "validation-base-not-diffusers", severity: "warning", title: "validate's worker sampler loads a diffusers pipeline and base.path is not one (Kohya's FLUX.1 single files): validate needs --base" },
   { id: "output-format-base-shapes", severity: "error", title: "output.format set on a base whose layer sizes are not its architecture's (a tiny test base): the run would fail converting" },
 

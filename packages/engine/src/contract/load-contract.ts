@@ -1,4 +1,5 @@
 import { dirname, resolve } from "node:path";
+import { resolveContractPath } from "./contract-files.js";
 import { LoraspecError, isLoraspecError } from "@loraspec/core/errors.js";
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
@@ -53,5 +54,5 @@ export async function loadContract({ path = "lora.yaml", cwd = process.cwd() }: 
 
 /** Absolute dataset folder of a loaded contract. */
 export function resolveDatasetDir(loaded: Pick<LoadedContract, "contract" | "dir">): string {
-  return resolve(loaded.dir, loaded.contract.dataset.path);
+  return resolveContractPath(loaded.dir, loaded.contract.dataset.path);
 }

@@ -1,4 +1,3 @@
-import { resolve } from "node:path";
 import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
@@ -21,6 +20,7 @@ import { regFindings } from "../dataset/reg-findings.js";
 import { trainerFolderReading } from "@loraspec/core/knowledge/trainer-folder-reading.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { preflightBase } from "./preflight-base.js";
+import { resolveContractPath, stackFileFindings } from "../contract/contract-files.js";
 import { assertTrainerInstalled } from "../run/trainer-ready.js";
 
 export interface CheckProjectParams {
@@ -75,7 +75,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
     // Upscale warnings as prep will cut each image for this contract's trainer (ai-toolkit keeps a small image's size).
     const shapes = scanShapes(contract, resolution);
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
-      const dir = resolve(loaded.dir, folder);
+      const dir = resolveContractPath(loaded.dir, folder);
       const pins = field === "dataset.path" ? stored.pins : undefined;
       const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution, shapes, pinned: pins?.keep, distinct: pins?.distinct });
       if (found.candidates === 0) {
@@ -110,7 +110,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const tokenizer = loadClipTokenizer();
   // Preflight: the base weights (headers and configs only). The dataset scan above is prep's own
   // (listing, probe, size rules, duplicates), so `dataset` holds the images a run will train on.
-  const preflight = [...pinsFindings, ...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env })), ...trainerReadiness(contract, env)];
+  const preflight = [...pinsFindings, ...scans.flatMap((s) => datasetFindings(s.scan, s.field)), ...(await preflightBase({ contract, contractDir: loaded.dir, env })), ...stackFileFindings(contract, loaded.dir), ...trainerReadiness(contract, env)];
   const order = { error: 0, warning: 1, info: 2 } as const;
   // What the run will train on (prep's folder and its crop, or the dataset): dataset.crop is checked against it.
   const trainingData = skipDataset ? undefined : await trainingDataOf(loaded.dir, resolveDatasetDir(loaded));

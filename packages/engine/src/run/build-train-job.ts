@@ -1,4 +1,5 @@
 import { constants as fsConstants } from "node:fs";
+import { resolveContractPath } from "../contract/contract-files.js";
 import { copyFile, mkdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
@@ -54,9 +55,9 @@ export function defaultTrainerDir(trainer: "kohya" | "ai-toolkit"): { trainerDir
  */
 export async function buildTrainJob(params: BuildTrainJobParams): Promise<TrainJob> {
   const { contract, run, plan } = params;
-  const datasetDir = params.datasetDir ?? resolve(params.contractDir, contract.dataset.path);
+  const datasetDir = params.datasetDir ?? resolveContractPath(params.contractDir, contract.dataset.path);
   const outputDir = join(run.runDir, "output");
-  const regDir = contract.dataset.reg_path ? resolve(params.contractDir, contract.dataset.reg_path) : undefined;
+  const regDir = contract.dataset.reg_path ? resolveContractPath(params.contractDir, contract.dataset.reg_path) : undefined;
   const trainer = contract.trainer.name;
   if (trainer === "diffusers") {
     const requestFile = join(run.runDir, "worker-request.json");

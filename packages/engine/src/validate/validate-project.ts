@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { resolveStackLora } from "../contract/contract-files.js";
 import { readdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
@@ -106,8 +107,8 @@ export async function* validateProject(params: ValidateProjectParams): AsyncGene
   if (!trigger) throw new LoraspecError("E_USAGE", "no trigger word", { hint: "pass --trigger WORD or a contract" });
   const target: ValidationTarget = params.target ?? contract?.target ?? "character";
   const model = contract ? getBaseModel(contract.base.model) : undefined;
-  const inContract = (p: string) => (/^https?:\/\//.test(p) || isAbsolute(p) ? p : resolve(contractDir, p));
-  rubric.stack = resolveStack(rubric.stack, inContract, contractPath);
+  const inContract = (p: string) => resolveStackLora(contractDir, p);
+  rubric.stack = resolveStack(rubric.stack, contractDir, contractPath);
 
   const { candidates, outDir, eventsFile, weights } = await findCandidates(params, cwd, contractDir, rubric);
   const reference = contract ? await listImages(inContract(contract.dataset.path)) : [];
@@ -165,14 +166,17 @@ async function findContract(params: ValidateProjectParams, cwd: string) {
   return { contract, contractDir, contractText, contractPath };
 }
 
-/** The stacked LoRAs with their paths resolved against the contract's folder; a local one must exist. */
-function resolveStack(stack: RubricSpec["stack"], inContract: (p: string) => string, contractPath: string): RubricSpec["stack"] {
-  const resolved = stack.map((s) => ({ ...s, lora: inContract(s.lora) }));
-  for (const s of resolved) {
+/**
+ * The stacked LoRAs with their paths resolved against the contract's folder (contract/contract-files.ts, as check
+ * resolves them: its validation-stack-missing finding is this refusal, before the run); a local one must exist.
+ */
+export function resolveStack(stack: RubricSpec["stack"], contractDir: string, contractPath: string): RubricSpec["stack"] {
+  const resolved = stack.map((s) => ({ ...s, lora: resolveStackLora(contractDir, s.lora) }));
+  resolved.forEach((s, i) => {
     if (!/^https?:\/\//.test(s.lora) && !existsSync(s.lora)) {
-      throw new LoraspecError("E_FILE_NOT_FOUND", `stacked LoRA not found: ${s.lora}`, { field: "validation.stack", file: contractPath });
+      throw new LoraspecError("E_FILE_NOT_FOUND", `stacked LoRA not found: ${s.lora}`, { field: `validation.stack[${i}].lora`, file: contractPath, hint: "fix the path (relative paths are from the contract's folder) or remove the entry; `loraspec check` names it too" });
     }
-  }
+  });
   return resolved;
 }
 

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
+import { resolveStackLora } from "../contract/contract-files.js";
 import { homedir } from "node:os";
-import { isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { baseSource } from "@loraspec/core/contract/base-path.js";
 import { ValidationSchema } from "@loraspec/core/contract/schema.js";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -50,7 +51,7 @@ export async function writeValidationScript(params: WriteValidationScriptParams)
   const contract = loaded?.contract;
   const rubric = { ...(contract?.validation ?? ValidationSchema.parse({})) };
   const dir = loaded?.dir ?? cwd;
-  rubric.stack = rubric.stack.map((s) => ({ ...s, lora: /^https?:\/\//.test(s.lora) || isAbsolute(s.lora) ? s.lora : resolve(dir, s.lora) }));
+  rubric.stack = rubric.stack.map((s) => ({ ...s, lora: resolveStackLora(dir, s.lora) }));
   const model = contract ? getBaseModel(contract.base.model) : undefined;
   const baseRaw = params.base ?? contract?.base.path ?? model?.hfRepo;
   if (!baseRaw) throw new LoraspecError("E_USAGE", "no base model", { hint: "pass --base or a contract" });
