@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   E_CHECKPOINT_INVALID: { exit: 2, http: 422, retryable: false },
   E_CANCELLED: { exit: 130, http: 499, retryable: false },
   E_COST_LIMIT: { exit: 1, http: 402, retryable: false },
+  // limits.max_cost_usd on a billed job with no price to hold it to: refused rather than skipped.
+  E_COST_UNKNOWN: { exit: 1, http: 422, retryable: false },
   E_NOT_SUPPORTED: { exit: 2, http: 501, retryable: false },
   // The disk (or its quota) is full: free space, then resume; nothing was half-written.
   E_DISK_FULL: { exit: 4, http: 507, retryable: true },

@@ -24,7 +24,7 @@ export function registerTrain(program: Command): void {
     .command("train")
     .description("Train the LoRA the contract describes: check, plan and confirm, then run and supervise the trainer.")
     .argument("[contract]", "the contract file", "lora.yaml")
-    .option("-y, --yes", "do not ask for confirmation; accept a cost over limits.max_cost_usd")
+    .option("-y, --yes", "do not ask for confirmation; accept a cost over limits.max_cost_usd, or a fal job whose cost cannot be checked against it")
     .option("--resume <id>", "resume an interrupted, failed or cancelled run from its last checkpoint")
     .option("--resubmit", "fal: submit again although an earlier submit's answer was lost (may bill twice)")
     .option("--project <dir>", "the project folder for --resume (default: found from the current folder)")
@@ -71,9 +71,10 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
     const recompile =
       contractPath && existsSync(contractPath)
         ? async () => {
-            const { prepareTraining, costLimitError } = await import("@loraspec/engine/run/prepare-training.js");
+            const { prepareTraining, costLimitError, costUncheckedError } = await import("@loraspec/engine/run/prepare-training.js");
             const prepared = await prepareTraining({ path: contractPath, falKey: process.env.FAL_KEY });
             if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, prepared.loaded.displayName);
+            if (prepared.costUnchecked && !opts.yes) throw costUncheckedError(prepared.costUnchecked, prepared.loaded.displayName);
             return { plan: prepared.plan, job: prepared.job, contractFile: prepared.loaded.displayName };
           }
         : undefined;
@@ -85,7 +86,7 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
 }
 
 async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
-  const { prepareTraining, costLimitError, startParams } = await import("@loraspec/engine/run/prepare-training.js");
+  const { prepareTraining, costLimitError, costUncheckedError, startParams } = await import("@loraspec/engine/run/prepare-training.js");
   const { startRun } = await import("@loraspec/engine/run/run-training.js");
   const prepared = await prepareTraining({ path, falKey: process.env.FAL_KEY });
   const { loaded, plan } = prepared;
@@ -95,8 +96,12 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
     const { describeTrainingData } = await import("@loraspec/engine/dataset/project-dataset.js");
     process.stderr.write(`${pc.dim(`dataset: ${describeTrainingData(prepared.trainingData, loaded.displayName)}`)}\n`);
   }
-  // The cost limit is train's own decision: refused, or accepted with --yes.
+  // The cost limit is train's own decision: refused, or accepted with --yes; so is a limit no price can check (fal).
   if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, loaded.displayName);
+  if (prepared.costUnchecked) {
+    if (!opts.yes) throw costUncheckedError(prepared.costUnchecked, loaded.displayName);
+    if (!opts.json) process.stderr.write(`${pc.yellow("warning")} limits.max_cost_usd $${prepared.costUnchecked.maxUsd.toFixed(2)} is not checked: no price is known (${prepared.costUnchecked.basis}); submitting because of --yes\n`);
+  }
   if (!opts.yes) {
     if (!process.stdin.isTTY || !isInteractive()) {
       throw new LoraspecError("E_USAGE", "not a terminal: pass --yes to start training without the confirmation prompt");

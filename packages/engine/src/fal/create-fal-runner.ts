@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { ApiError, createFalClient, withMiddleware, type RequestMiddleware, type StorageSettings } from "@fal-ai/client";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { costUncheckedError } from "../run/cost-guard.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { atomicWrite } from "../fs/atomic-write.js";
 import type { RunStore } from "../run/run-store.js";
@@ -71,8 +72,10 @@ export interface FalRunner {
   cancel(params: { endpoint: string; requestId: string; runDir?: string; signal?: AbortSignal }): Promise<void>;
 }
 
-export function checkCostLimit(cost: FalRunParams["cost"]): void {
-  if (!cost || cost.yes || cost.estimateUsd === undefined || cost.maxCostUsd === undefined) return;
+export function checkCostLimit(cost: FalRunParams["cost"], endpoint?: string): void {
+  if (!cost || cost.yes || cost.maxCostUsd === undefined) return;
+  // A ceiling with no estimate is never a silent pass: the job bills.
+  if (cost.estimateUsd === undefined) throw costUncheckedError({ maxUsd: cost.maxCostUsd, basis: "no estimate", endpoint });
   if (cost.estimateUsd > cost.maxCostUsd) {
     throw new LoraspecError(
       "E_COST_LIMIT",
@@ -141,7 +144,7 @@ async function* runOnFal(fal: FalConnection, params: FalRunParams): AsyncGenerat
 
   if (!requestId) requestId = yield* resolveLostSubmit(fal, params, journal, journalPath);
   if (!requestId) {
-    checkCostLimit(params.cost);
+    checkCostLimit(params.cost, params.endpoint);
     requestId = yield* submitNewRequest(fal, params, journalPath);
   } else {
     yield { type: "phase", name: "attach", message: `fal request ${requestId}` };

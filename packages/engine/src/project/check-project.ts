@@ -2,6 +2,7 @@ import { isLoraspecError, LoraspecError } from "@loraspec/core/errors.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
+import { FAL_PRICING_API } from "@loraspec/core/knowledge/prices.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
 import { planRun, type LivePrice, type Plan } from "@loraspec/core/plan/plan-run.js";
@@ -13,7 +14,8 @@ import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
 import { hiddenFilesNote } from "../dataset/list-dataset-files.js";
 import { scanDataset, type DatasetScan } from "../dataset/scan-dataset.js";
-import { scanShapes } from "../dataset/prep-shapes.js";
+import { prepShapes, scanShapes } from "../dataset/prep-shapes.js";
+import { prepSettingsFor } from "../dataset/prepare-dataset.js";
 import { datasetFindings } from "../dataset/dataset-findings.js";
 import { trainerView } from "./trainer-view.js";
 import { regFindings } from "../dataset/reg-findings.js";
@@ -66,17 +68,18 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   let regDataset: DatasetSummary | undefined;
   const scans: Array<{ scan: DatasetScan; field: string }> = [];
   const pinsFindings: Finding[] = [];
+  let stored: Awaited<ReturnType<typeof readStoredPins>> | undefined;
   if (!skipDataset) {
     // The user's keep/drop choices on duplicates made for this dataset (as prep reads them), not for
     // another dataset's nor reg images; a bad pins file is one finding, and the scan goes on without it.
-    const stored = await readStoredPins({ projectDir: loaded.dir, datasetDir: resolveDatasetDir(loaded) });
+    stored = await readStoredPins({ projectDir: loaded.dir, datasetDir: resolveDatasetDir(loaded) });
     if (stored.finding) pinsFindings.push(stored.finding);
     const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
     // Upscale warnings as prep will cut each image for this contract's trainer (ai-toolkit keeps a small image's size).
     const shapes = scanShapes(contract, resolution);
     const scan = async (folder: string, field: "dataset.path" | "dataset.reg_path"): Promise<DatasetSummary> => {
       const dir = resolveContractPath(loaded.dir, folder);
-      const pins = field === "dataset.path" ? stored.pins : undefined;
+      const pins = field === "dataset.path" ? stored?.pins : undefined;
       const found = await scanDataset({ dir, displayPath: folder, captionExtension: contract.captions.extension, contractFile: loaded.displayName, field, resolution, shapes, pinned: pins?.keep, distinct: pins?.distinct });
       if (found.candidates === 0) {
         throw new LoraspecError("E_DATASET_EMPTY", `no images in ${field === "dataset.path" ? "dataset" : "regularisation"} folder '${folder}'`, {
@@ -101,7 +104,10 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   const endpoint = contract.trainer.endpoint ?? getCompatibility(contract.trainer.name, contract.base.model)?.endpoint;
   if (falKey && contract.trainer.name === "fal" && endpoint) {
     try {
-      livePrices = await fetchFalPrices({ endpointIds: [endpoint], key: falKey, fetch, signal });
+      // The runner's host override (LORASPEC_FAL_API_URL: a gateway, the tests' emulator) holds for prices too.
+      const api = (env ?? process.env).LORASPEC_FAL_API_URL;
+      const url = api ? FAL_PRICING_API.url.replace("https://api.fal.ai/", `${api.replace(/\/$/, "")}/`) : undefined;
+      livePrices = await fetchFalPrices({ endpointIds: [endpoint], key: falKey, fetch, signal, ...(url ? { url } : {}) });
     } catch (error) {
       notes.push(`live fal price unavailable (${(error as Error).message}); using the price record`);
     }
@@ -119,7 +125,7 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   // What the run trains on, read as its trainer reads a folder: a stale prepared folder, or images the trainer
   // never reads or cannot open, are findings, and the plan counts what would train (project/trainer-view.ts).
   const mainScan = scans.find((s) => s.field === "dataset.path");
-  const view = trainingData && mainScan ? trainerView({ scan: mainScan.scan, field: mainScan.field, trainingData, trainer: contract.trainer.name, contractFile: loaded.displayName, wanted: { resolution: contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution, aspect: contract.dataset.aspect } }) : undefined;
+  const view = trainingData && mainScan ? trainerView({ scan: mainScan.scan, field: mainScan.field, trainingData, trainer: contract.trainer.name, contractFile: loaded.displayName, wanted: { settings: wantedPrepSettings(contract), pins: stored?.pins } }) : undefined;
   if (view) preflight.push(...view.findings);
   // The regularisation folder is always handed on as it is: counted as the trainer reads it (dataset/reg-findings.ts).
   const regScan = scans.find((s) => s.field === "dataset.reg_path");
@@ -132,6 +138,22 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   if (view) dataset = view.trains;
   const plan = planRun(contract, dataset, { livePrices });
   return { loaded, dataset, regDataset, findings, plan, notes };
+}
+
+/**
+ * The settings `loraspec prep` would make the prepared folder with for this contract (its resolution, aspect, crop and
+ * shape rule, as the CLI's prep passes them: prepSettingsFor, prepShapes), which check compares with the manifest's.
+ * Undefined when prep could not run with them (no resolution, a bucket set that cannot exist: their own findings).
+ */
+function wantedPrepSettings(contract: Contract): Record<string, unknown> | undefined {
+  const resolution = contract.dataset.resolution ?? getBaseModel(contract.base.model)?.nativeResolution;
+  if (!resolution) return undefined;
+  try {
+    const aspect = contract.dataset.aspect;
+    return prepSettingsFor({ resolution, aspect, crop: contract.dataset.crop, shapes: prepShapes({ contract, aspect, resolution }) });
+  } catch {
+    return undefined;
+  }
 }
 
 /**

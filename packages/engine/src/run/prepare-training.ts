@@ -17,11 +17,16 @@ export interface PreparedTraining extends CheckResult {
   trainingData: TrainingDataDir;
   /** Set when the plan's cost is above limits.max_cost_usd: the caller decides (--yes). */
   costOverLimit?: { usd: number; maxUsd: number };
+  /** Set when a billed (fal) job has limits.max_cost_usd but no price is known for it: the caller refuses unless --yes (costUncheckedError). */
+  costUnchecked?: { maxUsd: number; basis: string; endpoint?: string };
   /** Builds the run's job (compiled files, command, parser) once the run row exists. */
   job: (run: RunRecord) => Promise<TrainJob>;
   /** For kohya/ai-toolkit with failure.on_oom: fallback: the next job to retry with after an OOM. */
   onOutOfMemory?: () => Promise<{ note: string; job: (run: RunRecord) => Promise<TrainJob> } | undefined>;
 }
+
+/** Lint errors about the cost ceiling: train refuses them itself unless --yes (costLimitError, costUncheckedError). */
+const CALLER_DECIDES = ["cost-over-limit", "cost-limit-unchecked"];
 
 /**
  * Everything `loraspec train` and the web page do before a run starts: check the contract and its
@@ -32,7 +37,8 @@ export interface PreparedTraining extends CheckResult {
 export async function prepareTraining(params: { path: string; cwd?: string; falKey?: string; env?: NodeJS.ProcessEnv }): Promise<PreparedTraining> {
   const result = await checkProject({ path: params.path, cwd: params.cwd, falKey: params.falKey });
   const { loaded, plan, findings } = result;
-  const errors = findings.filter((f) => f.severity === "error" && f.rule !== "cost-over-limit");
+  // The cost ceiling's two errors are the caller's decision (--yes), the only lint errors it may accept.
+  const errors = findings.filter((f) => f.severity === "error" && !CALLER_DECIDES.includes(f.rule));
   if (errors.length > 0) {
     throw new LoraspecError("E_CONTRACT_INVALID", `the contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}`, {
       file: loaded.displayName,
@@ -48,6 +54,8 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
   const maxUsd = contract.limits?.max_cost_usd;
   const usd = plan.cost.usd;
   const costOverLimit = usd !== undefined && maxUsd !== undefined && usd > maxUsd ? { usd, maxUsd } : undefined;
+  // Said by check as cost-limit-unchecked (error): the same condition, never a silent skip.
+  const costUnchecked = findings.some((f) => f.rule === "cost-limit-unchecked") && maxUsd !== undefined ? { maxUsd, basis: plan.cost.basis, endpoint: plan.trainer.endpoint } : undefined;
 
   // sd-scripts and ai-toolkit crash on OOM; with failure.on_oom: fallback the run retries with the
   // contract's next fallback (the built-in worker applies its fallbacks itself).
@@ -74,6 +82,7 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
     contractHash,
     trainingData: trainOn,
     costOverLimit,
+    costUnchecked,
     job: (run) => buildTrainJob({ contract, contractDir: loaded.dir, datasetDir: trainOn.dir, plan, run, contractHash }),
     onOutOfMemory,
   };
@@ -93,6 +102,8 @@ export function startParams(prepared: PreparedTraining) {
     onOutOfMemory: prepared.onOutOfMemory,
   };
 }
+
+export { costUncheckedError } from "./cost-guard.js";
 
 export function costLimitError(over: { usd: number; maxUsd: number }, file?: string): LoraspecError {
   return new LoraspecError("E_COST_LIMIT", `the estimated cost $${over.usd.toFixed(2)} is over limits.max_cost_usd $${over.maxUsd.toFixed(2)}`, {

@@ -97,13 +97,14 @@ function drainInBackground(id: string, gen: AsyncGenerator<LoraspecEvent, RunRec
 
 /** Checks and prepares the contract, starts its run and returns once the run is recorded; the rest goes on in the background. */
 async function startOne({ projectDir, store: s, contractFile, drain }: { projectDir: string; store: RunStore; contractFile: string; drain: Drain }): Promise<{ id: string }> {
-  const { prepareTraining, costLimitError, startParams } = await import("../run/prepare-training.js");
+  const { prepareTraining, costLimitError, costUncheckedError, startParams } = await import("../run/prepare-training.js");
   const { startRun } = await import("../run/run-training.js");
   const prepared = await prepareTraining({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
   const { loaded } = prepared;
   const contract = loaded.contract;
-  // The page has no --yes: a plan over the contract's cost limit is refused.
+  // The page has no --yes: a plan over the contract's cost limit, or one the limit cannot be checked on, is refused.
   if (prepared.costOverLimit) throw costLimitError(prepared.costOverLimit, basename(contractFile));
+  if (prepared.costUnchecked) throw costUncheckedError(prepared.costUnchecked, basename(contractFile));
   const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
   let runId: string | undefined;
   const gen = startRun({

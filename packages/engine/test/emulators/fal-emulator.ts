@@ -51,6 +51,10 @@ export interface FalEmulator {
   progressPolls: number;
   /** Bytes of the LoRA a completed job returns (default: a tiny valid safetensors file). */
   loraBytes: Buffer;
+  /** What the pricing API (GET /v1/models/pricing?endpoint_id=a,b) lists, as fal answers it (default none: the price records decide). */
+  prices: Array<{ endpoint_id: string; unit_price: number; unit: string; currency: string }>;
+  /** Requests to the pricing API. */
+  priceLookups: number;
   close(): Promise<void>;
 }
 
@@ -93,6 +97,8 @@ export async function startFalEmulator(): Promise<FalEmulator> {
     },
     listShowsInputs: true,
     lookups: 0,
+    prices: [],
+    priceLookups: 0,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
@@ -135,6 +141,12 @@ export async function startFalEmulator(): Promise<FalEmulator> {
       if (!bytes) return json(res, 404, { detail: "not found" });
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
       return res.end(bytes);
+    }
+    if (parts[0] === "api" && url.pathname === "/api/v1/models/pricing" && req.method === "GET") {
+      if (!auth?.startsWith("Key ")) return json(res, 401, { detail: "Unauthorized" });
+      emulator.priceLookups++;
+      const ids = (url.searchParams.get("endpoint_id") ?? "").split(",");
+      return json(res, 200, { prices: emulator.prices.filter((p) => ids.includes(p.endpoint_id)) });
     }
     if (parts[0] === "api" && url.pathname === "/api/v1/models/requests/by-endpoint" && req.method === "GET") {
       if (!auth?.startsWith("Key ")) return json(res, 401, { detail: "Unauthorized" });

@@ -194,6 +194,16 @@ describe("fal runner against the local emulator", () => {
     expect(() => checkCostLimit({ estimateUsd: 4, maxCostUsd: 5 })).not.toThrow();
   });
 
+  it("a ceiling with no estimate is refused, not skipped: E_COST_UNKNOWN naming limits.max_cost_usd, before uploading; --yes submits", async () => {
+    const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5 });
+    const r = newRun();
+    await expect(drive(runner.run(params(r, { cost: { maxCostUsd: 5 } })))).rejects.toMatchObject({ code: "E_COST_UNKNOWN", field: "limits.max_cost_usd", hint: expect.stringMatching(/--yes/) });
+    expect(emulator.jobs).toHaveLength(0);
+    expect(emulator.uploads.size).toBe(0);
+    expect(() => checkCostLimit({ maxCostUsd: 5, yes: true })).not.toThrow();
+    expect(() => checkCostLimit({})).not.toThrow(); // no ceiling, nothing to hold
+  });
+
   it("without a key it says how to set FAL_KEY and sends nothing", async () => {
     const runner = createFalRunner({ credentials: "", fetch: emulator.fetch, pollIntervalMs: 5 });
     const r = newRun();

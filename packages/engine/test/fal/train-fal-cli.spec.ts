@@ -46,11 +46,11 @@ afterAll(async () => {
   rmSync(project, { recursive: true, force: true });
 });
 
-function writeContract(maxCost: number): void {
+function writeContract(maxCost: number | undefined, base = "flux1-dev"): void {
   const contract = {
     version: 1,
     name: "txcl-fal",
-    base: { model: "flux1-dev" },
+    base: { model: base },
     trainer: { name: "fal" },
     hardware: { kind: "fal" },
     target: "character",
@@ -58,7 +58,7 @@ function writeContract(maxCost: number): void {
     captions: { style: "natural" },
     trigger: { word: "txcl" },
     hyperparameters: { learning_rate: 1e-4, steps: 1000 },
-    limits: { max_cost_usd: maxCost },
+    limits: maxCost === undefined ? {} : { max_cost_usd: maxCost },
     // a handful of images keeps the test fast; check would refuse fewer than 15 for a character
     lint: { accept: [{ rule: "dataset-below-minimum", why: "a test of the train machinery on a few images" }] },
   };
@@ -138,6 +138,55 @@ describe("loraspec train on fal (emulated)", () => {
     expect(emulator.jobs).toHaveLength(before + 1);
     const [done] = JSON.parse((await cli(["runs", "--json"])).stdout).runs;
     expect(done).toMatchObject({ id: killed.id, state: "succeeded", remoteRequestId: emulator.jobs.at(-1)!.id });
+  });
+
+  /**
+   * check and train agree on a ceiling no price can check (Qwen-Image's endpoint has no price record): check's
+   * error cost-limit-unchecked names limits.max_cost_usd and train refuses (E_COST_UNKNOWN) before uploading,
+   * where it used to submit unchecked; each fix check's message gives (a live price in steps, no ceiling, --yes)
+   * passes check (no error) and starts the job. Prices come from the emulator's pricing API, never fal.ai.
+   */
+  it("a ceiling no price can check: check errors, train refuses before uploading; each fix passes check and starts the job", async () => {
+    const QWEN = "fal-ai/qwen-image-2512-trainer";
+    const costErrors = async () => {
+      const r = await cli(["check", "--json"]);
+      const { findings } = JSON.parse(r.stdout) as { findings: Array<{ rule: string; severity: string; field?: string }> };
+      return { status: r.status, errors: findings.filter((f) => f.severity === "error").map((f) => `${f.rule} [${f.field}]`) };
+    };
+    emulator.prices = [];
+    writeContract(100, "qwen-image");
+    const lookups = emulator.priceLookups;
+    expect(await costErrors()).toEqual({ status: 1, errors: ["cost-limit-unchecked [limits.max_cost_usd]"] });
+    expect(emulator.priceLookups).toBeGreaterThan(lookups);
+    const jobs = emulator.jobs.length;
+    const uploads = emulator.uploads.size;
+    const refused = await cli(["train", "lora.yaml"]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/E_COST_UNKNOWN.*limits\.max_cost_usd/s);
+    expect(refused.stderr).toMatch(/fix:.*--yes/);
+    expect([emulator.jobs.length, emulator.uploads.size]).toEqual([jobs, uploads]);
+
+    // fix 1: fal's live price, in steps
+    emulator.prices = [{ endpoint_id: QWEN, unit_price: 0.002, unit: "step", currency: "USD" }];
+    expect(await costErrors()).toEqual({ status: 0, errors: [] });
+    const priced = await cli(["train", "lora.yaml", "--yes"]);
+    expect(priced.status, priced.stderr).toBe(0);
+    expect(emulator.jobs.at(-1)!.endpoint).toBe(QWEN);
+    expect(emulator.jobs).toHaveLength(jobs + 1);
+
+    // fix 2: no ceiling
+    emulator.prices = [];
+    writeContract(undefined, "qwen-image");
+    expect(await costErrors()).toEqual({ status: 0, errors: [] });
+    expect((await cli(["train", "lora.yaml", "--yes"])).status).toBe(0);
+    expect(emulator.jobs).toHaveLength(jobs + 2);
+
+    // fix 3: --yes submits without the ceiling, and says so
+    writeContract(100, "qwen-image");
+    const accepted = await cli(["train", "lora.yaml", "--yes"]);
+    expect(accepted.status, accepted.stderr).toBe(0);
+    expect(accepted.stderr).toMatch(/limits\.max_cost_usd \$100\.00 is not checked/);
+    expect(emulator.jobs).toHaveLength(jobs + 3);
   });
 });
 
