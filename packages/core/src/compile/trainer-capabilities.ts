@@ -1,4 +1,5 @@
 import type { Contract } from "../contract/schema.js";
+import { baseQuantizeOf } from "../contract/base-quantize.js";
 import { LoraspecError } from "../errors.js";
 import { BUILTIN_TRAINER } from "../knowledge/builtin-trainer.js";
 import { AI_TOOLKIT_OPTIMIZERS } from "./ai-toolkit/ai-toolkit-profiles.js";
@@ -21,7 +22,7 @@ const BUILTIN_SOURCE = "knowledge/builtin-trainer.ts BUILTIN_TRAINER (the worker
 export function settingRefusals(c: Contract): SettingRefusal[] {
   const out: SettingRefusal[] = [];
   const { optimizer } = c.hyperparameters;
-  const { quantize } = c.base;
+  const quantize = baseQuantizeOf(c);
   if (c.trainer.name === "diffusers") {
     if (!(BUILTIN_TRAINER.optimizers as readonly string[]).includes(optimizer)) {
       out.push({ field: "hyperparameters.optimizer", message: `The built-in trainer has no ${optimizer} optimizer.`, fix: `Use one of: ${BUILTIN_TRAINER.optimizers.join(", ")}.`, source: BUILTIN_SOURCE });

@@ -180,7 +180,8 @@ function initContract(choices: InitChoices, init: InitDecisions): ContractInput 
   return {
     version: 1,
     name: choices.name ?? `${choices.trigger}-${choices.target}`,
-    base: { model: choices.base, path: choices.basePath ?? model.hfRepo, quantize: "none" },
+    // No base.quantize here: a written one is a pin; holdToCheck writes the one the VRAM fit needs, with its reason.
+    base: { model: choices.base, path: choices.basePath ?? model.hfRepo },
     trainer: { name: trainer, ...(version ? { version } : {}), ...(compat.endpoint ? { endpoint: compat.endpoint } : {}) },
     hardware:
       hardware === "fal"

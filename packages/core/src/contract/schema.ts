@@ -33,10 +33,14 @@ export const BaseSchema = z
       .min(1)
       .optional()
       .meta({ description: "The weights: a local folder/file written ./x, ../x, /x or ~/x (relative ones from this file's folder), else a Hugging Face id (org/name; models/x is an id too: write ./models/x). Defaults to the model's official repo." }),
+    // No default: a written value (none included) is a pin the plan keeps; left out, the plan decides (contract/base-quantize.ts).
     quantize: z
       .enum(QUANTIZATIONS)
-      .default("none")
-      .meta({ description: "Precision the frozen base weights are held in during training (fp8/int8 halve them, nf4 quarters them)." }),
+      .optional()
+      .meta({
+        description:
+          "Precision the frozen base weights are held in during training (fp8/int8 halve them, nf4 quarters them; none: bf16). Left out, the plan decides: a bf16 base, or for the built-in trainer an fp8 one when only that fits the VRAM ceiling. Written (none included), the plan keeps it and check reports a VRAM ceiling it does not fit.",
+      }),
   })
   .meta({ description: "The model the LoRA is trained on." });
 

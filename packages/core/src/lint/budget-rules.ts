@@ -41,7 +41,7 @@ export const vram: Rule = ({ c, model, plan }) => {
       severity: "error",
       message: `${ceiling.field} is ${ceiling.gb} GB but this setup needs ~${est.totalGb} GB (weights ${p.weights} + text encoders ${p.textEncoders} + VAE ${p.vae} + LoRA ${p.lora} + activations ${p.activations} + overhead ${p.overhead}); ${suggestion}.${pin}`,
       fix: fit.fits
-        ? `Set ${change.join(" and ")}${c.trainer.name === "diffusers" || fit.gradientCheckpointing ? "" : ", keep gradient_checkpointing on"}; or use a bigger GPU / fal.`
+        ? `Set ${change.join(" and ")}${c.trainer.name === "diffusers" || fit.gradientCheckpointing ? "" : ", keep gradient_checkpointing on"}${pin && c.trainer.name === "diffusers" ? " (or leave base.quantize out: the built-in trainer's plan then picks it)" : ""}; or use a bigger GPU / fal.`
         : `Lower batch_size or resolution, use a trainer with more low-VRAM options (base.quantize int8/nf4, hardware.block_swap), or a bigger GPU / fal.`,
       source: `${est.source}; ${model.vram.source}`,
       field: ceiling.field,

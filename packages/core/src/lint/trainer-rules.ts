@@ -1,4 +1,5 @@
 import type { Contract } from "../contract/schema.js";
+import { baseQuantizeOf } from "../contract/base-quantize.js";
 import type { Sourced } from "../knowledge/types.js";
 import { FAL_DEFAULT_ENDPOINT, FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
 import { chooseSchedule } from "../trainers/lr-schedules.js";
@@ -33,7 +34,7 @@ const hp = (c: Contract) => c.hyperparameters;
 /** Fields fal's trainer endpoints have no input for: set away from the default, they are not sent. */
 const FAL_IGNORED: ReadonlyArray<[field: string, applies: (c: Contract) => boolean]> = [
   ["base.path", (c) => c.base.path !== undefined],
-  ["base.quantize", (c) => c.base.quantize !== "none"],
+  ["base.quantize", (c) => baseQuantizeOf(c) !== "none"],
   ["trainer.version", (c) => c.trainer.version !== undefined],
   ["hardware.gpus", (c) => c.hardware.gpus !== 1],
   ["hardware.nodes", (c) => c.hardware.nodes !== 1],

@@ -1,11 +1,12 @@
 import type { Contract } from "../contract/schema.js";
+import type { Quantization } from "../contract/base-quantize.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { getBlockSwap, TRAINER_QUANTIZATIONS } from "../knowledge/block-swap.js";
 import { resolveTrainSettings } from "./train-settings.js";
 import { estimateVramWith, type VramEstimate } from "./vram-model.js";
 
 export interface VramFit {
-  quantize: Contract["base"]["quantize"];
+  quantize: Quantization;
   /** hardware.block_swap to set (undefined: none). */
   blockSwap?: number;
   /** true: hyperparameters.gradient_checkpointing must go on (the contract turned it off and nothing fits without it). */

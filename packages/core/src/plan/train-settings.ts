@@ -1,4 +1,5 @@
 import type { Contract } from "../contract/schema.js";
+import { baseQuantizeOf, quantizePinned } from "../contract/base-quantize.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { FP8_ROWWISE_SOURCE, FP8_TENSOR_CORES_SOURCE, findGpu } from "../knowledge/gpus.js";
@@ -60,14 +61,15 @@ export function resolveTrainSettings(contract: Contract, options: TrainSettingsO
   const hp = contract.hyperparameters;
   const given = hp.gradient_checkpointing;
   const model = getBaseModel(contract.base.model);
-  if (contract.trainer.name !== "diffusers" || !model || (contract.base.quantize !== "none" && contract.base.quantize !== "fp8")) {
+  const quantize = baseQuantizeOf(contract);
+  if (contract.trainer.name !== "diffusers" || !model || (quantize !== "none" && quantize !== "fp8")) {
     const ckpt = given ?? true;
     return {
       gradientCheckpointing: ckpt,
       checkpointingMode: ckpt ? "full" : "off",
       compile: false,
       cudaGraphs: false,
-      quantize: contract.base.quantize,
+      quantize,
       fp8Matmul: false,
       attention: "sdpa",
       loraCompute: "fp32",
@@ -125,7 +127,9 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
     return s ? `${round2(s.secondsPerStep)} s/step` : "not measured";
   };
 
-  const asked = contract.base.quantize as "none" | "fp8";
+  // Written (none included), base.quantize is the contract's pin; left out, the plan may hold the base in fp8.
+  const asked = baseQuantizeOf(contract) as "none" | "fp8";
+  const pinned = quantizePinned(contract);
   if (!ceiling) {
     const c = build(given ?? true, asked);
     const why =
@@ -142,7 +146,8 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
     candidates.push(build(ckpt, asked));
   }
   // DoRA/LoKr/LoHa read the base layer's weight, which the worker's fp8 linear does not keep.
-  if (asked === "none" && model.family !== "sdxl" && contract.network.type === "lora") {
+  const fp8Allowed = model.family !== "sdxl" && contract.network.type === "lora";
+  if (!pinned && asked === "none" && fp8Allowed) {
     if ((given ?? true) && selectiveOk) candidates.push(build(true, "fp8", "selective"));
     candidates.push(build(given ?? true, "fp8"));
   }
@@ -155,7 +160,14 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
     const c = build(given ?? true, asked);
     const smallest = Math.min(...candidates.map((x) => x.totalGb));
     const why = `${given === undefined ? "on" : "as the contract says"}: no measured configuration fits ${at}; the smallest needs ~${smallest} GB`;
-    return { ...finish(c, { setting: "gradient_checkpointing", value: c.gradientCheckpointing, why, source: VRAM_MODEL.source }, asked, contract), ceiling };
+    const out = finish(c, { setting: "gradient_checkpointing", value: c.gradientCheckpointing, why, source: VRAM_MODEL.source }, asked, contract);
+    const pin = out.choices.find((x) => x.setting === "quantize");
+    if (pin && pinned && asked === "none") {
+      // The plan keeps the pin; check's vram-below-profile reports the ceiling (with the fp8 figure the plan did not take).
+      const fp8 = fp8Allowed ? build(given ?? true, "fp8").totalGb : undefined;
+      pin.why += `: ~${c.totalGb} GB, over ${at}${fp8 !== undefined ? `; an fp8 base would need ~${fp8} GB (remove base.quantize to let the plan choose it)` : ""}; check reports vram-below-profile`;
+    }
+    return { ...out, ceiling };
   }
   let why: string;
   if (given !== undefined) why = `as the contract says (~${fits.totalGb} GB, fits ${at})`;
@@ -198,6 +210,8 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   }
   if (c.quantize === asked && asked === "fp8") {
     choices.push({ setting: "quantize", value: "fp8", why: "as the contract says (base.quantize)", source: "contract: base.quantize" });
+  } else if (c.quantize === "none" && quantizePinned(contract)) {
+    choices.push({ setting: "quantize", value: "none", why: "as the contract says (base.quantize: none): a bf16 base, kept whatever the VRAM ceiling", source: "contract: base.quantize" });
   }
   const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, attention } = c;
   const lora = loraComputeFor(contract, getBaseModel(contract.base.model)!); // finish runs for the built-in trainer's known models only

@@ -1,4 +1,5 @@
 import type { Contract } from "../contract/schema.js";
+import type { Quantization } from "../contract/base-quantize.js";
 import { getBaseModel, type BaseModelId, type BaseModelRecord } from "../knowledge/base-models.js";
 import { BUILTIN_TRAINER, builtinArchOf } from "../knowledge/builtin-trainer.js";
 import { matchesPattern } from "../knowledge/lora-targets.js";
@@ -104,7 +105,7 @@ export function targetActivationExtraGb(model: BaseModelRecord, c: Contract, set
  * checkpointing only, on FLUX-class models (SDXL's UNet is not measured: none, said so); undefined
  * where the trainer has no such record or the base is not quantised.
  */
-export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, settings: { gradientCheckpointing: boolean; quantize: Contract["base"]["quantize"] }, tokens: number): VramExtra | undefined {
+export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, settings: { gradientCheckpointing: boolean; quantize: Quantization }, tokens: number): VramExtra | undefined {
   if (settings.quantize === "none" || (c.trainer.name !== "kohya" && c.trainer.name !== "ai-toolkit")) return undefined;
   const rec = VRAM_QUANTIZED_BASE_KEPT[c.trainer.name];
   if (!rec || !rec.quantizations.includes(settings.quantize)) return undefined;
@@ -127,7 +128,7 @@ export function quantizedBaseKeptGb(model: BaseModelRecord, c: Contract, setting
  * samples keep the LoRA path (another arch or network type, an fp8 base, no samples), and for sampleMerge.perCallArches
  * (FLUX.1, klein): merged per call, they hold one layer's weight at a time, while the training's activations are free.
  */
-export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { quantize: Contract["base"]["quantize"]; fp8Matmul?: boolean }, bytesPerWeight: number): VramExtra | undefined {
+export function sampleMergeGb(model: BaseModelRecord, c: Contract, settings: { quantize: Quantization; fp8Matmul?: boolean }, bytesPerWeight: number): VramExtra | undefined {
   const { arch, record } = builtinArchOf(model.id);
   if (c.trainer.name !== "diffusers" || !(c.samples.every > 0) || sampleMergeKind(arch, c.network.type, settings) !== "buffers") return undefined;
   const map = architectureOfBase(model.id);

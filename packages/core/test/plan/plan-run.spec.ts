@@ -139,7 +139,8 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
   const builtIn = (patch: Parameters<typeof contract>[0] = {}) =>
     contract({
       trainer: { name: "diffusers", version: undefined },
-      base: { model: "flux1-dev", quantize: "none" },
+      // base.quantize left out: the plan decides (a written none is a pin, quantize-pin.spec.ts).
+      base: { model: "flux1-dev", quantize: undefined },
       hardware: { kind: "local", gpu: "H200", vram_gb: 141, price_per_hour: 3.5 },
       limits: { vram_ceiling_gb: undefined, max_cost_usd: undefined },
       hyperparameters: { learning_rate: 1e-4, steps: 2000, save_every: 250, optimizer: "adamw" },

@@ -1,4 +1,5 @@
 import type { Contract } from "@loraspec/core/contract/schema.js";
+import { baseQuantizeOf } from "@loraspec/core/contract/base-quantize.js";
 import { gradientCheckpointingOf } from "@loraspec/core/plan/train-settings.js";
 
 export interface OomFallbackStep {
@@ -37,7 +38,7 @@ export function nextOomFallback(contract: Contract, tried: readonly string[]): O
       hp.gradient_accumulation = hp.gradient_accumulation * 2;
       return { fallback, change: `batch_size: ${from} -> ${hp.batch_size}, gradient_accumulation x2`, contract: next };
     }
-    if (fallback === "quantize_base" && next.base.quantize === "none") {
+    if (fallback === "quantize_base" && baseQuantizeOf(next) === "none") {
       next.base.quantize = "fp8";
       return { fallback, change: "base.quantize: none -> fp8", contract: next };
     }

@@ -10,6 +10,7 @@ import { assertTrainerSupports } from "../../trainers/support.js";
 import { scheduleOptionsFor } from "../../trainers/lr-schedules.js";
 import { aiToolkitTargets, targetsFix, type AiToolkitTargets } from "../network-targets.js";
 import { trainerRuns } from "../../knowledge/trainers.js";
+import { baseQuantizeOf } from "../../contract/base-quantize.js";
 import { checkpointsOf } from "../../plan/checkpoints.js";
 import { aiToolkitRegularisers } from "../regularisers.js";
 import { joinPath, resolveBasePath, resolveTraining, versionWarnings, type CompiledFile, type CompilePaths, type CompilePlan, type ResolvedTraining } from "../../trainers/compile-input.js";
@@ -110,7 +111,7 @@ function aiToolkitModel(contract: Contract, profile: AiToolkitProfile, paths: Co
     ...profile.model,
   };
   // The contract decides; lint warns when an unquantized base will not fit the VRAM.
-  const quantize = contract.base.quantize;
+  const quantize = baseQuantizeOf(contract);
   if (quantize === "none") {
     model.quantize = false;
     model.quantize_te = false;
