@@ -52,7 +52,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "dataset-caption-unreadable", severity: "warning", title: "Caption files prep will not copy (not UTF-8, or too large to be a caption)" },
   { id: "dataset-not-prepared-unreadable", severity: "error", title: "Before prep: the trainer gets the dataset as it is, and it holds images the trainer cannot decode (the run would stop)" },
   { id: "dataset-not-prepared-unread", severity: "error", title: "Before prep: the trainer gets the dataset as it is and reads none of its images (sub-folders, formats it does not open)" },
-  { id: "dataset-prepared-stale", severity: "error", title: "The prepared folder the run trains on was made before the dataset changed (images added, removed or replaced)" },
+  { id: "dataset-prepared-stale", severity: "error", title: "The prepared folder the run trains on was made before something prep reads changed (images, caption files, the keep/drop choices, the contract's prep settings)" },
   { id: "dataset-animated", severity: "warning", title: "Animated or multi-page images (GIF, WebP, TIFF): only the first frame trains" },
   { id: "reg-images-unreadable", severity: "error", title: "Regularisation images (handed to the trainer as they are) that it cannot open, or a folder of which it reads none" },
   { id: "reg-images-unread", severity: "warning", title: "Regularisation images the trainer never reads (sub-folders, formats it does not open)" },

@@ -7,6 +7,7 @@ import { parkCaption, syncCaptions } from "./prep-captions.js";
 import type { DuplicateOf } from "./prep-duplicates.js";
 import { writePrepManifest, type ManifestEntry, type PrepManifest } from "./prep-manifest.js";
 import { datasetRelativeTo } from "./prepared-folder.js";
+import type { PrepInput } from "./prep-inputs.js";
 import type { ProbedImage } from "./probe-image.js";
 import { sourceFields } from "./prep-sources.js";
 import type { PrepRun, PrepSummary } from "./prepare-dataset.js";
@@ -60,6 +61,8 @@ export interface CommitParams {
   probed: readonly ProbedImage[];
   duplicateOf: DuplicateOf;
   summary: PrepSummary;
+  /** Everything the run read (prep-inputs.ts), recorded in the manifest for check. */
+  inputs: PrepInput[];
 }
 
 /** Steps 6 to 9 of prep, once the run has succeeded: outputs moved in, captions synced, old outputs removed, the manifest written. */
@@ -72,7 +75,7 @@ export async function* commitRun(params: CommitParams): AsyncGenerator<LoraspecE
     await rename(join(staging.dir, output), join(run.outDir, output));
   }
   yield* tidyPreparedFolder(params);
-  await writeManifest(run, params.probed, entries, params.duplicateOf);
+  await writeManifest(run, params.probed, entries, params.duplicateOf, params.inputs);
   await rm(staging.dir, { recursive: true, force: true });
 }
 
@@ -110,7 +113,7 @@ async function* tidyPreparedFolder(params: {
 }
 
 /** The manifest of this run: every probed source, prepared, a duplicate or skipped. */
-async function writeManifest(run: PrepRun, probed: readonly ProbedImage[], entries: ReadonlyMap<string, ManifestEntry>, duplicateOf: DuplicateOf): Promise<void> {
+async function writeManifest(run: PrepRun, probed: readonly ProbedImage[], entries: ReadonlyMap<string, ManifestEntry>, duplicateOf: DuplicateOf, inputs: PrepInput[]): Promise<void> {
   const manifest: PrepManifest = {
     version: 1,
     dataset: run.datasetDir,
@@ -127,6 +130,7 @@ async function writeManifest(run: PrepRun, probed: readonly ProbedImage[], entri
         duplicateOf: dup?.keep,
       } satisfies ManifestEntry;
     }),
+    inputs,
   };
   await writePrepManifest({ path: run.manifestPath, manifest });
 }

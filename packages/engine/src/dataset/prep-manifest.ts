@@ -50,6 +50,12 @@ export const ManifestSchema = z.object({
   settings: z.record(z.string(), z.unknown()),
   updatedAt: z.string(),
   entries: z.array(ManifestEntrySchema),
+  /**
+   * Every input the run read (prep-inputs.ts: images, caption sidecars, the pins, the contract's settings), which
+   * check compares with the same list made from the disk now (prepared-stale.ts). Older manifests have none: check
+   * then compares images (entries) and settings only. A kind this version does not know is kept and never judged.
+   */
+  inputs: z.array(z.object({ kind: z.string().max(64), name: z.string().max(4096), value: z.string().max(65536) })).optional(),
 });
 
 export type PrepManifest = z.infer<typeof ManifestSchema>;

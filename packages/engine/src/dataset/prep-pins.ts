@@ -3,6 +3,7 @@ import { LoraspecError } from "@loraspec/core/errors.js";
 import type { DuplicateCluster } from "./dedupe.js";
 import { listDatasetFiles } from "./list-dataset-files.js";
 import { nameFew } from "./name-few.js";
+import { applyPinChoice, type DatasetPins, type PinChoice } from "./dataset-pins.js";
 import { saveDatasetPinChoice } from "./stored-pins.js";
 
 /**
@@ -47,8 +48,23 @@ function asDatasetPath(pin: string, datasetDir: string): string | undefined {
  * stored keeps withdrawn, as the page does), so check and the next prep decide as this one did.
  */
 export async function recordPins(params: { projectDir: string; datasetDir: string; pins: readonly string[]; duplicates: readonly DuplicateCluster[] }): Promise<void> {
-  for (const file of params.pins) {
-    const cluster = params.duplicates.find((c) => c.keep === file || c.drop.includes(file));
-    await saveDatasetPinChoice({ projectDir: params.projectDir, datasetDir: params.datasetDir, choice: { action: "keep", file, cluster: cluster ? [cluster.keep, ...cluster.drop] : [file] } });
+  for (const choice of pinChoices(params.pins, params.duplicates)) {
+    await saveDatasetPinChoice({ projectDir: params.projectDir, datasetDir: params.datasetDir, choice });
   }
+}
+
+/**
+ * The dataset's pins as recordPins leaves them: what a prep run records as its pins input (prep-inputs.ts), so the
+ * stored file check reads afterwards matches. `pins`: the ones prep applied (stored and --pin merged). Pure.
+ */
+export function pinsAfterRecord(pins: DatasetPins, cliPins: readonly string[], duplicates: readonly DuplicateCluster[]): DatasetPins {
+  return pinChoices(cliPins, duplicates).reduce(applyPinChoice, pins);
+}
+
+/** Each --pin as the "keep" choice of its cluster (the page's "Keep this one"). */
+function pinChoices(pins: readonly string[], duplicates: readonly DuplicateCluster[]): PinChoice[] {
+  return pins.map((file) => {
+    const cluster = duplicates.find((c) => c.keep === file || c.drop.includes(file));
+    return { action: "keep", file, cluster: cluster ? [cluster.keep, ...cluster.drop] : [file] };
+  });
 }

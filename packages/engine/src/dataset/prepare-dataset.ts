@@ -20,6 +20,8 @@ import { checkOutDir, checkPrepSettings } from "./prep-params.js";
 import { manifestDataset, preparedFrom } from "./prepared-folder.js";
 import type { ProbedImage } from "./probe-image.js";
 import { probeSources } from "./prep-sources.js";
+import { captionFingerprints, prepInputs } from "./prep-inputs.js";
+import { pinsAfterRecord } from "./prep-pins.js";
 
 export interface PrepareDatasetParams {
   /** Folder with the user's originals (read only). */
@@ -117,7 +119,7 @@ function defaultBuckets(resolution: number): Bucket[] {
  * the given set, else core's default set; a set is cut to the resolution prep crops at (the largest: the
  * trainer re-buckets smaller ones itself), which must have a bucket.
  */
-function prepRule(params: PrepareDatasetParams): ShapeRule {
+function prepRule(params: Pick<PrepareDatasetParams, "resolution" | "buckets" | "shapes">): ShapeRule {
   const rule: ShapeRule = params.shapes ?? { picker: "set", buckets: params.buckets?.length ? [...params.buckets] : defaultBuckets(params.resolution) };
   if (rule.picker !== "set") return rule;
   // A set given with no resolution of its own (older callers) is taken as this resolution's.
@@ -127,8 +129,23 @@ function prepRule(params: PrepareDatasetParams): ShapeRule {
 
 type PrepSettings = ReturnType<typeof prepSettings>;
 
+/**
+ * prep's settings for these parameters, as a run computes them (openRun): what check compares a prepared folder's
+ * manifest with, given the contract's resolution, aspect, crop and shape rule (prep-inputs.ts CONTRACT_SETTINGS).
+ * Throws what a run would (a resolution below the default buckets' shortest side).
+ */
+export function prepSettingsFor(params: Pick<PrepareDatasetParams, "resolution" | "aspect" | "buckets" | "shapes" | "crop" | "format" | "background" | "maxPixels">): PrepSettings {
+  return prepSettings(params, shapeRuleOf(params));
+}
+
+/** The rule images are shaped by; undefined: square. */
+function shapeRuleOf(params: Pick<PrepareDatasetParams, "resolution" | "aspect" | "buckets" | "shapes">): ShapeRule | undefined {
+  // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
+  return (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
+}
+
 /** Everything that changes the pixels of an output (the manifest's `settings`: a change remakes every output). */
-function prepSettings(params: PrepareDatasetParams, rule: ShapeRule | undefined) {
+function prepSettings(params: Pick<PrepareDatasetParams, "resolution" | "aspect" | "crop" | "format" | "background" | "maxPixels">, rule: ShapeRule | undefined) {
   return {
     resolution: params.resolution,
     aspect: params.aspect ?? "square",
@@ -168,8 +185,7 @@ async function openRun(params: PrepareDatasetParams): Promise<PrepRun> {
   checkPrepSettings(params);
   await checkOutDir(outDir);
   const captionExt = params.captionExtension ?? ".txt";
-  // Core decides each image's shape (plan/trainer-buckets.ts trainingShape, what the plan uses): prep crops to the shape the trainer picks.
-  const rule = (params.aspect ?? "square") === "buckets" ? prepRule(params) : undefined;
+  const rule = shapeRuleOf(params);
   const settings = prepSettings(params, rule);
   const concurrency = params.concurrency ?? Math.max(1, availableParallelism());
   const manifestPath = join(outDir, MANIFEST_FILE);
@@ -275,6 +291,8 @@ async function* prepareInStaging(params: PrepareDatasetParams, run: PrepRun, fil
   const { datasetDir, outDir, settings, concurrency, signal, previous } = run;
   const sameSettings = previous !== undefined && stableJson(previous.settings) === stableJson(settings);
   const previousBySource = new Map((previous?.entries ?? []).map((e) => [e.source, e]));
+  // The sidecars as this run found them, before any is copied: one changed from here on makes the folder stale (prep-inputs.ts).
+  const captions = await captionFingerprints({ dir: datasetDir, sidecars: files.sidecars, concurrency });
 
   // 1. Read every candidate's header and content hash (no pixels decoded here).
   const probed = yield* probeSources({
@@ -321,8 +339,13 @@ async function* prepareInStaging(params: PrepareDatasetParams, run: PrepRun, fil
   summary.outputs = entries.size;
   if (entries.size === 0) throw datasetEmpty(params.datasetDir, summary);
 
+  // Everything this run read, recorded so check can tell when any of it changed (prep-inputs.ts, prepared-stale.ts);
+  // the pins as they are stored once the CLI has recorded --pin (prep-pins.ts recordPins).
+  const pins = pinsAfterRecord({ keep: [...(params.pinned ?? [])], distinct: (params.distinct ?? []).map(([a, b]) => [a, b] as [string, string]) }, params.preferred ?? [], summary.duplicates);
+  const inputs = prepInputs({ images: probed.map((p) => ({ file: p.source, size: p.size, sha256: p.sha256 })), captions, pins, settings });
+
   // 6-9. Outputs moved in, captions follow their image, old outputs removed, the manifest written.
-  yield* commitRun({ run, staging, files, previousBySource, entries, processed, probed, duplicateOf, summary });
+  yield* commitRun({ run, staging, files, previousBySource, entries, processed, probed, duplicateOf, summary, inputs });
   yield { type: "done", result: { ...summary } };
   return summary;
 }

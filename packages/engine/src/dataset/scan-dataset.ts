@@ -4,6 +4,7 @@ import { readCaptionFile } from "./caption-sidecar.js";
 import { dedupeImages, type DuplicateCluster } from "./dedupe.js";
 import { listDatasetFiles, type ListDatasetFilesParams, type SkippedEntry } from "./list-dataset-files.js";
 import { mapPool } from "./map-pool.js";
+import { captionFingerprints } from "./prep-inputs.js";
 import { MAX_INPUT_PIXELS } from "./prep-knowledge.js";
 import type { ShapeRule } from "@loraspec/core/plan/trainer-buckets.js";
 import { probeImage, type ProbedImage } from "./probe-image.js";
@@ -58,6 +59,8 @@ export interface DatasetScan extends DatasetSummary {
   hidden: string[];
   /** Every image file read (kept, skipped or a duplicate) with its size and sha256 ("" when unread): what a prepared folder's manifest is compared with (prepared-stale.ts). */
   sources: Array<{ file: string; size: number; sha256: string }>;
+  /** Every caption sidecar paired with an image, fingerprinted as prep fingerprints it (prep-inputs.ts): what a manifest's caption inputs are compared with. */
+  captionFiles: Array<{ file: string; sha256: string }>;
   /** Sidecars prep will not copy (not UTF-8, or over the caption size limit): their image counts as uncaptioned. `file` is the caption. */
   captionProblems: Array<{ file: string; code: string; message: string }>;
 }
@@ -116,5 +119,6 @@ export async function scanDataset(params: ScanDatasetParams): Promise<DatasetSca
     images.push({ file: p.source, width: p.width, height: p.height, format: p.format ?? extname(p.source).slice(1).toLowerCase(), caption });
   }
   const sources = probed.map((p) => ({ file: p.source, size: p.size, sha256: p.sha256 }));
-  return { path: displayPath, images, unreadable, candidates: files.images.length, sources, skipped, warnings: used, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
+  const captionFiles = await captionFingerprints({ dir, sidecars: files.sidecars, concurrency });
+  return { path: displayPath, images, unreadable, candidates: files.images.length, sources, captionFiles, skipped, warnings: used, duplicates, orphanCaptions: files.orphanCaptions, orphanHints: files.orphanHints, captionProblems, hidden: files.hidden };
 }

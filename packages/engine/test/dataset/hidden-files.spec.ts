@@ -66,6 +66,7 @@ describe("every rule check's dataset findings emit is documented in RULES", () =
       skipped: [{ file: "b.jpg", code: "truncated", message: "truncated" }],
       warnings: [{ file: "sub/a.bmp", code: "first-frame-only", message: "2 frames" }],
       sources: [],
+      captionFiles: [],
       duplicates: [{ kind: "exact", keep: "a.jpg", drop: ["c.jpg"], evidence: {} }] as unknown as DatasetScan["duplicates"],
       orphanCaptions: ["x.txt"],
       orphanHints: {},

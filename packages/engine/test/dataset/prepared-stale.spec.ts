@@ -19,7 +19,7 @@ describe("a prepared folder compared with its dataset (prepared-stale.ts)", () =
 
   it("is up to date when every image prep read is there with the same bytes (skipped and duplicates included)", () => {
     const sources = manifest.entries.map((e) => ({ file: e.source, size: e.size, sha256: e.sha256 }));
-    expect(preparedDrift(manifest, { sources })).toEqual({ added: [], removed: [], changed: [], settings: [] });
+    expect(preparedDrift(manifest, { sources })).toEqual({ added: [], removed: [], changed: [], captions: [], pins: [], settings: [] });
     expect(preparedStaleFinding(preparedDrift(manifest, { sources }), { preparedDir: "p", preparedCount: 3, countedNow: 3 })).toBeUndefined();
   });
 
@@ -32,7 +32,7 @@ describe("a prepared folder compared with its dataset (prepared-stale.ts)", () =
       { file: "new.png", size: 5, sha256: "nn" },
     ];
     const drift = preparedDrift(manifest, { sources });
-    expect(drift).toEqual({ added: ["new.png"], removed: ["b.png"], changed: ["a.png", "sub/c.jpg"], settings: [] });
+    expect(drift).toEqual({ added: ["new.png"], removed: ["b.png"], changed: ["a.png", "sub/c.jpg"], captions: [], pins: [], settings: [] });
     const f = preparedStaleFinding(drift, { preparedDir: ".loraspec/prepared", preparedCount: 3, countedNow: 3, contractFile: "lora.yaml" })!;
     expect(f).toMatchObject({ rule: "dataset-prepared-stale", severity: "error", files: ["b.png", "new.png", "a.png", "sub/c.jpg"] });
     expect(f.message).toContain("1 removed (b.png), 1 added (new.png), 2 changed (a.png, sub/c.jpg)");
@@ -43,12 +43,12 @@ describe("a prepared folder compared with its dataset (prepared-stale.ts)", () =
   it("is stale when the contract now asks for another resolution or aspect than prep made it at", () => {
     const sources = manifest.entries.map((e) => ({ file: e.source, size: e.size, sha256: e.sha256 }));
     const made = { ...manifest, settings: { resolution: 1024, aspect: "square", crop: "center" } };
-    expect(preparedDrift(made, { sources }, { resolution: 1024, aspect: "square" }).settings).toEqual([]);
-    const drift = preparedDrift(made, { sources }, { resolution: 768, aspect: "buckets" });
+    expect(preparedDrift(made, { sources }, { settings: { resolution: 1024, aspect: "square" } }).settings).toEqual([]);
+    const drift = preparedDrift(made, { sources }, { settings: { resolution: 768, aspect: "buckets" } });
     expect(drift.settings).toEqual(["resolution 1024 -> 768", "aspect square -> buckets"]);
     expect(preparedStaleFinding(drift, { preparedDir: "p", preparedCount: 3, countedNow: 3 })?.message).toContain("the contract now asks for resolution 1024 -> 768, aspect square -> buckets");
     // A manifest without those settings (older prep) is judged on its images alone.
-    expect(preparedDrift(manifest, { sources }, { resolution: 768 }).settings).toEqual([]);
+    expect(preparedDrift(manifest, { sources }, { settings: { resolution: 768 } }).settings).toEqual([]);
   });
 
   it("counts what the prepared folder trains on: its prepared outputs, at the size prep wrote", () => {
