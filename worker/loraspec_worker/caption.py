@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from .hub import local_files_only
 from .images import open_bounded
 from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
 
@@ -38,12 +39,14 @@ def _device_and_dtype(device: str, precision: str):
 
 
 def _load(model_id: str, device: str, dtype):
+    # Offline, a model that is not cached fails here in seconds, not after the hub's retries (hub.py).
+    local = local_files_only(model_id, "captioning")
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     try:
-        config = AutoConfig.from_pretrained(model_id)
-        processor = AutoProcessor.from_pretrained(model_id)
-        model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype)
+        config = AutoConfig.from_pretrained(model_id, local_files_only=local)
+        processor = AutoProcessor.from_pretrained(model_id, local_files_only=local)
+        model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype, local_files_only=local)
     except (OSError, ValueError) as e:
         raise WorkerError(
             "E_FILE_NOT_FOUND",

@@ -27,18 +27,19 @@ def closed_port_endpoint() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def embed(tmp_path, model: str, image: str) -> tuple[list[dict], float]:
-    """`python -m loraspec_worker embed` with the hub unreachable and its own HF cache (huggingface_hub reads both at import)."""
+def embed(tmp_path, model: str, image: str, command: str = "embed") -> tuple[list[dict], float]:
+    """`python -m loraspec_worker <command>` with the hub unreachable and its own HF cache (huggingface_hub reads both at import)."""
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": closed_port_endpoint(), "OMP_NUM_THREADS": "1", "PYTHONPATH": WORKER}
     for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE"):
         env.pop(key, None)
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "loraspec_worker", "embed", "-"], input=json.dumps({"images": [image], "model": model, "device": "cpu"}), capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "loraspec_worker", command, "-"], input=json.dumps({"images": [image], "model": model, "device": "cpu"}), capture_output=True, text=True, env=env, timeout=120)
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")], time.monotonic() - started
 
 
-def test_a_model_not_cached_fails_in_seconds_naming_hub_and_cache(tmp_path, images):  # noqa: F811
-    events, seconds = embed(tmp_path, "openai/clip-vit-large-patch14", images[0])
+@pytest.mark.parametrize("command,model", [("embed", "openai/clip-vit-large-patch14"), ("caption", "florence-community/Florence-2-base")])
+def test_a_model_not_cached_fails_in_seconds_naming_hub_and_cache(tmp_path, images, command, model):  # noqa: F811
+    events, seconds = embed(tmp_path, model, images[0], command)
     error = events[-1]
     assert error["type"] == "error" and error["code"] == "E_REMOTE", events
     assert "does not answer" in error["message"] and str(tmp_path / "hf") in error["message"]
