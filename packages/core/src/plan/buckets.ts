@@ -1,6 +1,7 @@
 import type { Contract } from "../contract/schema.js";
 import { LoraspecError } from "../errors.js";
 import { BUCKET_DEFAULTS } from "../knowledge/buckets.js";
+import { resolutionList, trainingResolutions } from "./training-resolutions.js";
 
 /** One training shape: an image trained at `resolution` is resized to cover width x height and center-cropped to it. */
 export interface Bucket {
@@ -72,7 +73,7 @@ const invalid = (field: string, message: string, hint?: string) => new LoraspecE
 export function resolveBuckets(contract: Contract, resolution: number): BucketPlan {
   if (contract.dataset.aspect !== "buckets") {
     const step = contract.dataset.buckets?.step ?? BUCKET_DEFAULTS.step;
-    return { resolutions: [resolution], minSide: resolution, maxSide: resolution, step, buckets: [{ resolution, width: resolution, height: resolution }] };
+    return { resolutions: trainingResolutions(contract, resolution), minSide: resolution, maxSide: resolution, step, buckets: [{ resolution, width: resolution, height: resolution }] };
   }
   return aspectBuckets(contract.dataset.buckets, resolution);
 }
@@ -96,7 +97,8 @@ export function aspectBuckets(given: Contract["dataset"]["buckets"] | undefined,
   if (over !== undefined) {
     throw invalid("dataset.buckets.resolutions", `dataset.buckets.resolutions has ${over}, above dataset.resolution (${resolution}).`, "dataset.resolution is the largest training resolution; raise it or drop the larger entry.");
   }
-  const resolutions = [...new Set([...extra, resolution])].sort((a, b) => a - b);
+  // The one list (plan/training-resolutions.ts): every entry is at most `resolution` here.
+  const resolutions = resolutionList(extra, resolution);
   for (const r of resolutions) {
     if (r > maxSide) throw invalid("dataset.buckets.max_side", `the training resolution ${r} is above dataset.buckets.max_side (${maxSide}).`, "sd-scripts asserts max_bucket_reso >= resolution.");
     if (r < minSide) throw invalid("dataset.buckets.min_side", `the training resolution ${r} is below dataset.buckets.min_side (${minSide}).`);

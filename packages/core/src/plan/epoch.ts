@@ -2,6 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import { TARGET_EPOCHS } from "../knowledge/recipes.js";
 import { TRAINER_EPOCHS } from "../knowledge/trainer-epochs.js";
 import type { EffectiveBatch } from "./effective-batch.js";
+import { trainingResolutions } from "./training-resolutions.js";
 
 /**
  * The plan's repeats x epochs split, counted as the trainer's compiled config runs an epoch
@@ -16,12 +17,6 @@ export interface EpochSplit {
   stepsPerEpoch: number;
   epochs: number;
   source: string;
-}
-
-/** Every training resolution, ascending: dataset.buckets.resolutions at most dataset.resolution, and it (plan/buckets.ts). */
-export function trainingResolutions(contract: Contract, resolution: number): number[] {
-  const extra = contract.dataset.aspect === "buckets" ? (contract.dataset.buckets?.resolutions ?? []).filter((r) => r <= resolution) : [];
-  return [...new Set([...extra, resolution])].sort((a, b) => a - b);
 }
 
 export function epochSplit(contract: Contract, p: { images: number; steps: number; resolution: number; batch: EffectiveBatch }): EpochSplit {

@@ -4,6 +4,7 @@ import type { BaseModelRecord } from "../knowledge/base-models.js";
 import { getTrainerSide } from "../knowledge/trainer-resolution.js";
 import { aiToolkitBucket } from "./ai-toolkit-bucket.js";
 import { assignBucket, resolveBuckets, type Bucket } from "./buckets.js";
+import { trainingResolutions } from "./training-resolutions.js";
 
 /** The shapes a run trains its images in, as its trainer picks them, and the pixel counts the plan times and sizes. */
 export interface TrainingShapes {
@@ -67,7 +68,7 @@ export function trainingShape(rule: ShapeRule, resolution: number, image: Size):
  */
 export function trainingShapes(contract: Contract, model: BaseModelRecord, resolution: number, images?: readonly Size[]): TrainingShapes {
   const rule = shapeRule(contract, model, resolution);
-  const resolutions = [...new Set([...(contract.dataset.aspect === "buckets" ? (contract.dataset.buckets?.resolutions ?? []) : []).filter((r) => r <= resolution), resolution])].sort((a, b) => a - b);
+  const resolutions = trainingResolutions(contract, resolution);
   if (rule.picker === "set") {
     const areas = resolutions.map((r) => r * r);
     return { buckets: rule.buckets, meanArea: areas.reduce((s, a) => s + a, 0) / areas.length, maxArea: Math.max(...areas), picker: "set", source: "plan/buckets.ts" };

@@ -10,6 +10,7 @@ import { walltimeParts, type WalltimePart } from "./walltime-parts.js";
 import { allLinearAnchorNote, attentionOnly, targetSpeedFactor } from "./target-speed.js";
 import { networkCost } from "./network-cost.js";
 import type { TrainSettings } from "./train-settings.js";
+import { trainingResolutions } from "./training-resolutions.js";
 
 export type { WalltimePart } from "./walltime-parts.js";
 
@@ -269,7 +270,6 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
  * (the VRAM peak is sized at the largest, dataset.resolution).
  */
 export function meanTrainingArea(contract: Contract, resolution: number): number {
-  const extra = contract.dataset.aspect === "buckets" ? (contract.dataset.buckets?.resolutions ?? []).filter((r) => r <= resolution) : [];
-  const all = [...new Set([...extra, resolution])];
+  const all = trainingResolutions(contract, resolution);
   return all.reduce((sum, r) => sum + r * r, 0) / all.length;
 }
