@@ -86,7 +86,12 @@ function sameValue(kind: PrepInputKind, a: string, b: string): boolean {
 function describeSetting(name: string, before: string | undefined, now: string | undefined): string {
   const plain = (json: string | undefined) => {
     if (json === undefined) return undefined;
-    const v = JSON.parse(json) as unknown;
+    let v: unknown;
+    try {
+      v = JSON.parse(json);
+    } catch {
+      return undefined; // a hand-edited manifest's value: hostile input, only said to have changed
+    }
     return typeof v === "object" && v !== null ? undefined : String(v);
   };
   const [a, b] = [plain(before), plain(now)];

@@ -51,6 +51,20 @@ describe("a prepared folder compared with its dataset (prepared-stale.ts)", () =
     expect(preparedDrift(manifest, { sources }, { settings: { resolution: 768 } }).settings).toEqual([]);
   });
 
+  it("a manifest's recorded inputs are judged kind by kind; a value that is not JSON (a hand edit) is only said to have changed", () => {
+    const sources = [{ file: "a.png", size: 10, sha256: "aa" }];
+    const inputs = [
+      { kind: "image", name: "a.png", value: "10:aa" },
+      { kind: "caption", name: "a.txt", value: "t1" },
+      { kind: "setting", name: "resolution", value: "{not json" },
+      { kind: "from-a-later-version", name: "x", value: "y" },
+    ];
+    const drift = preparedDrift({ entries: [], inputs }, { sources, captionFiles: [{ file: "a.txt", sha256: "t2" }] }, { settings: { resolution: 512 }, pins: { keep: ["a.png"], distinct: [] } });
+    expect(drift).toEqual({ added: [], removed: [], changed: [], captions: ["a.txt"], pins: [".loraspec/dataset-pins.json"], settings: ["resolution changed"] });
+    // Captions and pins the caller did not read are not judged.
+    expect(preparedDrift({ entries: [], inputs }, { sources }, { settings: { resolution: 512 } })).toMatchObject({ captions: [], pins: [] });
+  });
+
   it("counts what the prepared folder trains on: its prepared outputs, at the size prep wrote", () => {
     const images = preparedImages(manifest, { images: [{ file: "a.png", width: 100, height: 80, format: "png", caption: "txcl, a" }] });
     expect(images).toEqual([
