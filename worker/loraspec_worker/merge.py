@@ -23,7 +23,8 @@ an input counts as zero), in float32 (the svd method's small QR core in float64 
   dare:   delta_i * Bernoulli(density) / density (seeded CPU generator, as peft draws it), then
           M = sum_i w_i masked_i (peft `dare_linear_svd`).
   linear: peft `linear` on the factors (equal ranks required): down = sum sign(c_i) sqrt|c_i| down_i,
-          up = sum sqrt|c_i| up_i with c_i = w_i * alpha_i / r_i. Not delta-exact (cross terms): lossy, as peft.
+          up = sum sqrt|c_i| up_i with c_i = w_i * alpha_i / r_i. Not delta-exact (cross terms): lossy, as peft;
+          `loraspec merge` measures the result against the exact weighted sum (engine lora/delta-error.ts) and warns.
 ties/dare then factor the dense M to rank R with torch.svd_lowrank (R + oversampling columns, a few
 power iterations); the relative error ||M - M_R||_F / ||M||_F is exact for the returned factors
 (U_R S_R V_R^T is the projection of M onto span(U_R), so ||M - M_R||^2 = ||M||^2 - sum S_R^2) and

@@ -10,7 +10,7 @@ export function registerMerge(program: Command): void {
   program
     .command("merge")
     .description(
-      "Merge LoRAs: cat (exact stacking), svd/ties/dare (delta space, re-factored to --rank), linear (peft factor average, lossy). " +
+      "Merge LoRAs: cat (exact stacking), svd/ties/dare (delta space, re-factored to --rank), linear (peft factor average, approximate: its measured delta error is printed). " +
         "One file with cat bakes a strength in: `merge style.safetensors:2 -o style-x2.safetensors` writes the same LoRA (same keys, rank and alpha) with its delta x 2, so 0.3 acts like 0.6",
     )
     .argument("<inputs...>", "LoRA files with weights, e.g. a.safetensors:0.5 b.safetensors:-0.3 (a negative weight subtracts); one file X:S scales it by S (not 0)")
@@ -41,7 +41,7 @@ export function registerMerge(program: Command): void {
       try {
         const result = await renderEvents(mergeLora({ ...options, output: opts.output, overwrite: opts.force, signal: controller.signal }), { json: opts.json });
         if (!opts.json && result) {
-          const how = typeof result.scale === "number" ? `scaled x${result.scale}, ${result.tensors} tensors, ${result.architecture}` : `${result.method}, ${result.tensors} tensors, ${result.target}`;
+          const how = typeof result.scale === "number" ? `scaled x${result.scale}, ${result.tensors} tensors, ${result.architecture}` : `${result.method}, ${result.tensors} tensors, ${result.target}${deltaErrorText(result.deltaError)}`;
           process.stderr.write(`wrote ${result.output} (${how})\n`);
         }
       } finally {
@@ -49,4 +49,12 @@ export function registerMerge(program: Command): void {
         process.off("SIGTERM", onSignal);
       }
     });
+}
+
+/** The measured delta error (engine lora/delta-error.ts) as the result line says it: "; delta 12.3% off the exact weighted sum, all 40 modules measured". */
+export function deltaErrorText(value: unknown): string {
+  if (!value || typeof value !== "object") return "";
+  const d = value as { relative: number; modules: number; of: number };
+  const pct = d.relative < 1e-6 ? "<0.0001%" : `${(d.relative * 100).toPrecision(3)}%`;
+  return `; delta ${pct} off the exact weighted sum, ${d.modules < d.of ? `${d.modules} of ${d.of}` : `all ${d.of}`} modules measured`;
 }

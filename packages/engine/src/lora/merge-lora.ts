@@ -19,6 +19,8 @@ import { assertOutputIsNew } from "./same-file.js";
 import { checkInputFile, checkOutputFile } from "./file-operands.js";
 import { openSafetensors, type SafetensorsFile } from "./safetensors-file.js";
 import { writeSafetensors } from "./write-safetensors.js";
+import { measureDeltaError, type DeltaError } from "./delta-error.js";
+import { MERGE_DELTA_ERROR } from "@loraspec/core/knowledge/merge-delta-error.js";
 
 export type { MergeMethod };
 
@@ -96,7 +98,8 @@ export async function* mergeLora(params: MergeLoraParams): AsyncGenerator<Lorasp
       const fitted = fitPlan({ plan: plan.tensors, inputs: files });
       if (fitted.widened.length > 0) yield widenedWarning(fitted.widened);
       const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: fitted.plan, inputs: files, fitted: true }), metadata, signal: params.signal });
-      yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes } };
+      const deltaError = yield* measuredDeltaError({ inputs, method, planInputs, files, output: params.output });
+      yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, deltaError } };
       return;
     }
 
@@ -206,7 +209,41 @@ async function* mergeInWorker(
   refuseNonFiniteResult(out, parsed, method);
   const plan = planConvert({ input: { parsed, tensors: out.tensors }, target, file: merged });
   const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: plan.tensors, inputs: [out] }), metadata: m.metadata, signal: params.signal });
-  yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult } };
+  const deltaError = yield* measuredDeltaError({ inputs, method, planInputs: m.planInputs, files, output: params.output });
+  yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, worker: workerResult, ...(deltaError ? { deltaError } : {}) } };
+}
+
+/**
+ * The merged delta measured against the exact weighted sum of the inputs' deltas (lora/delta-error.ts), on the file
+ * written, for the methods that aim at that sum (knowledge/merge-delta-error.ts: cat, exact; linear, peft's factor
+ * combination, approximate; svd, truncated to --rank); ties and dare trim on purpose and are not measured. Above the
+ * record's threshold it warns W_MERGE_DELTA_ERROR with the method's remedy.
+ */
+async function* measuredDeltaError(m: { inputs: MergeInput[]; method: MergeMethod; planInputs: PlanInput[]; files: SafetensorsFile[]; output: string }): AsyncGenerator<LoraspecEvent, DeltaError | undefined> {
+  if (!MERGE_DELTA_ERROR.methods.includes(m.method)) return undefined;
+  const out = await openSafetensors({ path: m.output });
+  m.files.push(out);
+  const parsed = parseLora({ tensors: out.tensors, metadata: out.metadata, alphas: await readAlphas(out) });
+  const measured = await measureDeltaError({
+    inputs: m.planInputs.map((p, n) => ({ file: m.files[n]!, parsed: p.parsed, weight: m.inputs[n]!.weight })),
+    output: { file: out, parsed },
+    sample: MERGE_DELTA_ERROR.sampleModules,
+  });
+  if (measured.relative > MERGE_DELTA_ERROR.warnAbove) {
+    const remedy =
+      m.method === "linear"
+        ? "linear (peft's) combines the A and B factors separately, so cross terms enter the delta: use --method cat (exact, rank = sum of ranks) or svd (exact in the low-rank space, truncated to --rank)"
+        : m.method === "svd"
+          ? "svd kept only --rank of the merged delta's singular values: raise --rank (the sum of the input ranks is exact) or use --method cat"
+          : "cat is exact by construction: this is a bug in loraspec, please report it";
+    const where = measured.modules < measured.of ? `${measured.modules} of ${measured.of} modules measured` : `all ${measured.of} modules`;
+    yield {
+      type: "warning",
+      code: "W_MERGE_DELTA_ERROR",
+      message: `the ${m.method} merge's delta is ${(measured.relative * 100).toPrecision(3)}% off the exact weighted sum of the inputs' deltas (relative Frobenius error, ${where}; worst ${measured.worst?.module} ${((measured.worst?.relative ?? 0) * 100).toPrecision(3)}%; warns above ${MERGE_DELTA_ERROR.warnAbove * 100}%): ${remedy}`,
+    };
+  }
+  return measured;
 }
 
 /**
