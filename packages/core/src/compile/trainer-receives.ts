@@ -58,3 +58,38 @@ export function trainerReceives(contract: Contract): TrainerReceives {
     source: record?.source ?? "compile/fal/fal-endpoints.ts",
   };
 }
+
+/**
+ * The check findings that judge a value of one of the plan's settings: each is true only for a trainer handed that
+ * setting, so lint (lint-contract.ts) and check (engine project/check-project.ts) drop it where trainerReceives says
+ * the trainer is not (fal's hosted endpoints pick their own resolution, GPU, batch and checkpoints: an image below the
+ * base's native side, a VRAM ceiling or a save_every judges nothing fal does). One home: a rule that reasons about a
+ * setting is listed here, not gated on the trainer's name in its own file. Findings that say a trainer does not take a
+ * setting (trainer-ignores-field, network-targets-unsupported, block-swap-unsupported) are about that very fact and
+ * are not listed. Table test: packages/core/test/lint/rules-trainer-receives.spec.ts (every rule here x every trainer).
+ */
+export const RULE_SETTINGS: Readonly<Record<string, PlanSetting>> = {
+  // the LR against the recipe's range (lint/hyperparameter-rules.ts; recipe-target-mismatch's LR reason asks receives itself)
+  "lr-sdxl-on-flux": "learningRate",
+  "lr-out-of-range": "learningRate",
+  // steps x batch x accumulation x GPUs / images: a trainer that picks its own batch makes passes per image unknown
+  "passes-per-image-out-of-range": "batch",
+  "steps-passes-mismatch": "batch",
+  // the training side: dataset.resolution or the base's native side (lint/dataset-rules.ts, resolution-rules.ts, bucket-rules.ts)
+  "image-below-native": "resolution",
+  "resolution-off-step": "resolution",
+  "resolution-rounded": "resolution",
+  "buckets-invalid": "resolution",
+  // the VRAM estimate and walltime on the contract's GPU (lint/budget-rules.ts)
+  "vram-below-profile": "gpu",
+  "walltime-over-limit": "gpu",
+  // save every N steps (lint/hyperparameter-rules.ts, promise-rules.ts)
+  "no-save-every": "checkpoints",
+  "save-every-over-steps": "checkpoints",
+};
+
+/** Whether a finding can be true for the trainer: its rule judges no setting, or one the trainer receives (RULE_SETTINGS). */
+export function findingApplies(rule: string, receives: TrainerReceives): boolean {
+  const setting = RULE_SETTINGS[rule];
+  return setting === undefined || receives.settings[setting];
+}

@@ -11,7 +11,8 @@ import type { Rule } from "./lint-rule.js";
  * Registered in lint-contract.ts (RULE_FUNCTIONS).
  */
 export const vram: Rule = ({ c, model, plan }) => {
-  if (c.hardware.kind === "fal" || c.trainer.name === "fal") return [];
+  // A trainer not handed the GPU settings (fal) is dropped by lint-contract.ts (compile/trainer-receives.ts RULE_SETTINGS).
+  if (c.hardware.kind === "fal") return [];
   const limits = [
     c.limits.vram_ceiling_gb !== undefined ? { gb: c.limits.vram_ceiling_gb, field: "limits.vram_ceiling_gb" } : undefined,
     c.hardware.vram_gb !== undefined ? { gb: c.hardware.vram_gb, field: "hardware.vram_gb" } : undefined,

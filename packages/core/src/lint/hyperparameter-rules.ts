@@ -56,7 +56,8 @@ export const recipeTarget: Rule = (ctx) => {
   let source = "";
   const ownLr = getLrRange(model.family, own);
   const otherLr = getLrRange(model.family, other);
-  if (ownLr && otherLr && ownLr !== otherLr && inRange(plan.learningRate, otherLr.range) && !inRange(plan.learningRate, ownLr.range)) {
+  // The LR is a reason only where the trainer is handed it (compile/trainer-receives.ts).
+  if (plan.receives.settings.learningRate && ownLr && otherLr && ownLr !== otherLr && inRange(plan.learningRate, otherLr.range) && !inRange(plan.learningRate, ownLr.range)) {
     reasons.push(`learning_rate ${fmt(plan.learningRate)} is the ${other} range (${rangeText(otherLr.range, fmt)}), not the ${own} range (${rangeText(ownLr.range, fmt)})`);
     source = `${ownLr.source}; ${otherLr.source}`;
   }
@@ -105,7 +106,8 @@ export const stepsRules: Rule = ({ c, plan }) => {
   }
   // The guide's steps are at batch 1: with a larger effective batch (batch x accumulation x GPUs) the length of
   // the run is judged in passes per image (passes-per-image-out-of-range), so its fix (fewer steps) holds.
-  if (plan.effectiveBatch === 1 && !inRange(plan.steps, rec.steps)) {
+  // A trainer that picks its own batch (fal) is judged on its steps alone: passes per image are unknown there.
+  if ((plan.effectiveBatch === 1 || !plan.receives.settings.batch) && !inRange(plan.steps, rec.steps)) {
     out.push({
       rule: "steps-out-of-range",
       severity: "warning",
@@ -119,8 +121,9 @@ export const stepsRules: Rule = ({ c, plan }) => {
 };
 
 export const saveEvery: Rule = ({ c }) =>
-  // fal's endpoints save once, at the end (trainer-ignores-field says so when save_every is set).
-  c.hyperparameters.save_every || c.trainer.name === "fal"
+  // A trainer that saves once, at the end (fal), is not handed checkpoints: lint-contract.ts drops this there
+  // (compile/trainer-receives.ts RULE_SETTINGS); trainer-ignores-field says so when save_every is set.
+  c.hyperparameters.save_every
     ? []
     : [
         {

@@ -1,6 +1,7 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel } from "../knowledge/base-models.js";
 import { planRun } from "../plan/plan-run.js";
+import { findingApplies } from "../compile/trainer-receives.js";
 import { costAndTime, vram } from "./budget-rules.js";
 import { datasetImages, datasetSize } from "./dataset-rules.js";
 import type { Finding } from "./finding.js";
@@ -68,7 +69,10 @@ export function lintContract(contract: Contract, options: LintOptions = {}): Fin
   const plan = planRun(contract, options.dataset, options);
   const ctx: LintContext = { c: contract, model, plan, opts: options };
   const order = { error: 0, warning: 1, info: 2 } as const;
-  const findings = RULE_FUNCTIONS.flatMap((rule) => rule(ctx)).map((f) => accepted(f, contract));
+  // A rule judging a setting the trainer is not handed says nothing for it (compile/trainer-receives.ts RULE_SETTINGS).
+  const findings = RULE_FUNCTIONS.flatMap((rule) => rule(ctx))
+    .filter((f) => findingApplies(f.rule, plan.receives))
+    .map((f) => accepted(f, contract));
   return findings.sort((a, b) => order[a.severity] - order[b.severity]);
 }
 

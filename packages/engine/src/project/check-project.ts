@@ -10,6 +10,7 @@ import { loadContract, resolveDatasetDir, type LoadedContract } from "../contrac
 import { describeTrainingData, trainingDataOf } from "../dataset/project-dataset.js";
 import { loadEnglishWords } from "../contract/english-words.js";
 import { loadClipTokenizer } from "../contract/clip-tokenizer.js";
+import { findingApplies, trainerReceives } from "@loraspec/core/compile/trainer-receives.js";
 import { fetchFalPrices } from "../contract/fetch-fal-prices.js";
 import { readStoredPins } from "../dataset/stored-pins.js";
 import { hiddenFilesNote } from "../dataset/list-dataset-files.js";
@@ -134,9 +135,13 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
     preflight.push(...reg.findings);
     regDataset = { ...regScan.scan, images: reg.images };
   }
-  const findings = [...lintContract(contract, { dataset: view?.lint ?? dataset, words, tokenizer, livePrices, trainingData }), ...preflight].sort((a, b) => order[a.severity] - order[b.severity]);
+  // check's own findings are held to what the trainer is handed as lint's are (core compile/trainer-receives.ts, one home).
+  const receives = trainerReceives(contract);
+  const findings = [...lintContract(contract, { dataset: view?.lint ?? dataset, words, tokenizer, livePrices, trainingData, ...(regDataset ? { regImages: regDataset.images.length } : {}) }), ...preflight.filter((f) => findingApplies(f.rule, receives))].sort((a, b) => order[a.severity] - order[b.severity]);
   if (view) dataset = view.trains;
-  const plan = planRun(contract, dataset, { livePrices });
+  // The plan counts the reg images the trainer reads (steps/epoch, plan/epoch.ts); lint's plan above counts them too.
+  const regImages = regDataset?.images.length;
+  const plan = planRun(contract, dataset, { livePrices, ...(regImages !== undefined ? { regImages } : {}) });
   return { loaded, dataset, regDataset, findings, plan, notes };
 }
 
