@@ -86,7 +86,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "resolution-rounded", severity: "warning", title: "A training resolution the trainer silently trains at another side (Kohya's square bucket, ai-toolkit's bucket divisibility, the VAE's floor)" },
   { id: "trigger-mixed-script", severity: "error", title: "Trigger mixes scripts (look-alike letters) or holds invisible characters" },
   { id: "trigger-confusable", severity: "warning", title: "Trigger written in look-alike letters of another script" },
-  { id: "base-weights-missing", severity: "error", title: "Base weights not found at base.path" },
+  { id: "base-weights-missing", severity: "error", title: "Base weights not found at base.path (a warning on fal, which trains on its own copy: only validate's worker sampler loads base.path)" },
   { id: "trainer-not-ready", severity: "warning", title: "The local trainer (or a package its settings need) is not installed on this machine: train refuses until it is" },
   { id: "base-weights-download", severity: "info", title: "Base weights not in the local cache: the first run downloads them" },
   { id: "base-path-looks-local", severity: "warning", title: "base.path written as a Hugging Face id (models/sdxl) while a folder or file of that name is beside the contract: write ./models/sdxl to train on it" },

@@ -21,7 +21,9 @@ interface IgnoredField extends Sourced {
   field: string;
   /** True when the contract asks for something the trainer will not do. */
   applies: (c: Contract) => boolean;
-  why: string;
+  why: string | ((c: Contract) => string);
+  /** The fix, where "remove it" is not the whole answer (default: remove it or pick a trainer that takes it). */
+  fix?: (c: Contract) => string;
   severity?: Severity;
 }
 
@@ -33,7 +35,6 @@ const hp = (c: Contract) => c.hyperparameters;
 
 /** Fields fal's trainer endpoints have no input for: set away from the default, they are not sent. */
 const FAL_IGNORED: ReadonlyArray<[field: string, applies: (c: Contract) => boolean]> = [
-  ["base.path", (c) => c.base.path !== undefined],
   ["base.quantize", (c) => baseQuantizeOf(c) !== "none"],
   ["trainer.version", (c) => c.trainer.version !== undefined],
   ["hardware.gpus", (c) => c.hardware.gpus !== 1],
@@ -61,6 +62,23 @@ const FAL_IGNORED: ReadonlyArray<[field: string, applies: (c: Contract) => boole
 const falEndpoint = (c: Contract) => FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === (c.trainer.endpoint ?? FAL_DEFAULT_ENDPOINT[c.base.model]));
 
 export const IGNORED_FIELDS: readonly IgnoredField[] = [
+  {
+    // fal trains on its own copy of the base: a local base.path is never uploaded. validate's worker sampler is the
+    // only reader (engine project/preflight-base.ts checks the path for it, as a warning on fal).
+    trainer: "fal",
+    field: "base.path",
+    applies: (c) => c.base.path !== undefined,
+    why: (c) =>
+      c.validation.sampler === "worker"
+        ? "fal trains on its own copy of the base; only `loraspec validate`'s local renders (validation.sampler: worker) load base.path"
+        : `fal trains on its own copy of the base, and with validation.sampler: ${c.validation.sampler} nothing else loads base.path`,
+    fix: (c) =>
+      c.validation.sampler === "worker"
+        ? "Keep base.path only for validate's local renders (it must then hold the base's weights), or remove it (validate then renders with the base's Hugging Face weights)."
+        : "Remove base.path.",
+    source: `${FAL_SRC}; ours: engine project/preflight-base.ts (validate's worker sampler loads the base)`,
+    asOf: "2026-12-06",
+  },
   {
     trainer: "fal",
     field: "hyperparameters.learning_rate",
@@ -145,8 +163,8 @@ export function lintTrainerTraps(c: Contract, steps: number): Finding[] {
     out.push({
       rule: "trainer-ignores-field",
       severity: rec.severity ?? "warning",
-      message: `${rec.field} is not used by ${trainer}: ${rec.why}.`,
-      fix: `Remove ${rec.field} (or set it to its default), or pick a trainer that takes it.`,
+      message: `${rec.field} is not used by ${trainer}: ${typeof rec.why === "string" ? rec.why : rec.why(c)}.`,
+      fix: rec.fix?.(c) ?? `Remove ${rec.field} (or set it to its default), or pick a trainer that takes it.`,
       source: rec.source,
       field: rec.field,
     });

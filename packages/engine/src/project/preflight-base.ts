@@ -63,21 +63,32 @@ export async function preflightBase({ contract, contractDir, env = process.env }
     const info = await stat(path).catch(() => undefined);
     if (!info) {
       return [
-        {
-          rule: "base-weights-missing",
-          severity: "error",
-          message: `base.path '${given}' does not exist (${path}): the run would fail when the trainer loads the base.`,
-          fix: `Point base.path at the ${model.label} weights (a diffusers folder, or a .safetensors file), or leave it out to use ${model.hfRepo}.`,
-          source: SOURCE,
-          field: "base.path",
-        },
+        hosted
+          ? {
+              // fal never receives base.path (lint trainer-ignores-field): the run trains; validate's local renders would stop.
+              rule: "base-weights-missing",
+              severity: "warning",
+              message: `base.path '${given}' does not exist (${path}): fal trains on its own copy of the base and ignores base.path, but \`loraspec validate\` renders locally with it (validation.sampler: worker) and would stop there.`,
+              fix: `Point base.path at the ${model.label} weights for validate's local renders, remove it (validate then uses ${model.hfRepo}), or set validation.sampler: fal.`,
+              source: SOURCE,
+              field: "base.path",
+            }
+          : {
+              rule: "base-weights-missing",
+              severity: "error",
+              message: `base.path '${given}' does not exist (${path}): the run would fail when the trainer loads the base.`,
+              fix: `Point base.path at the ${model.label} weights (a diffusers folder, or a .safetensors file), or leave it out to use ${model.hfRepo}.`,
+              source: SOURCE,
+              field: "base.path",
+            },
       ];
     }
-    const arch = checkArchitecture(await identify(path, info.isDirectory()), model, given);
+    const arch = checkArchitecture(await identify(path, info.isDirectory()), model, given, hosted);
     // A base of another architecture fails anyway: its form is not worth a second error.
     if (arch.some((f) => f.severity === "error")) return arch;
     const layout = await localLayout(path, info.isDirectory());
-    return [...arch, ...(await loadFormFindings(contract, model, given, path, layout, env)), ...validationFindings(contract, given, layout), ...(await outputFormatFindings(contract, model, given, path, layout))];
+    // fal's LoRA is trained on fal's own base, never on these weights: their layer sizes say nothing about converting it.
+    return [...arch, ...(await loadFormFindings(contract, model, given, path, layout, env)), ...validationFindings(contract, given, layout), ...(hosted ? [] : await outputFormatFindings(contract, model, given, path, layout))];
   }
   const local = contract.base.path === undefined ? undefined : looksLocal(given, contractDir, "base.path", "train on it");
   const looks: Finding[] = local ? [{ rule: "base-path-looks-local", severity: "warning", message: local.message, fix: local.fix, source: BASE_PATH_SOURCE, field: "base.path" }] : [];
@@ -99,9 +110,10 @@ export async function preflightBase({ contract, contractDir, env = process.env }
       },
     ];
   }
-  const arch = checkArchitecture(await identify(snapshot, true), model, given);
+  const arch = checkArchitecture(await identify(snapshot, true), model, given, hosted);
   if (arch.some((f) => f.severity === "error")) return [...looks, ...arch];
-  return [...looks, ...arch, ...(await outputFormatFindings(contract, model, given, snapshot, await localLayout(snapshot, true)))];
+  // fal's LoRA is trained on fal's own base, never on these weights: their layer sizes say nothing about converting it.
+  return [...looks, ...arch, ...(hosted ? [] : await outputFormatFindings(contract, model, given, snapshot, await localLayout(snapshot, true)))];
 }
 
 type Identified = { signature?: BaseSignature; what: string } | { unreadable: string };
@@ -142,12 +154,18 @@ async function fromSingleFile(path: string): Promise<Identified> {
   }
 }
 
-function checkArchitecture(found: Identified, model: BaseModelRecord, given: string): Finding[] {
+/**
+ * `hosted`: fal, whose job never loads base.path: only validate's local renders (validation.sampler: worker) would, so
+ * a base they cannot load is a warning that says so, not "the trainer would fail".
+ */
+function checkArchitecture(found: Identified, model: BaseModelRecord, given: string, hosted = false): Finding[] {
+  const loader = hosted ? "validate's local renders (validation.sampler: worker; fal trains on its own copy)" : "the trainer";
+  const severity = hosted ? ("warning" as const) : ("error" as const);
   if ("unreadable" in found) {
     return [
       {
         rule: "base-weights-unreadable",
-        severity: "error",
+        severity,
         message: `cannot tell what base.path '${given}' holds: ${found.unreadable}.`,
         fix: `Point base.path at a diffusers folder (with model_index.json) or a .safetensors file of ${model.label}.`,
         source: SOURCE,
@@ -160,7 +178,7 @@ function checkArchitecture(found: Identified, model: BaseModelRecord, given: str
       {
         rule: "base-architecture-unknown",
         severity: "info",
-        message: `could not identify the architecture of base.path '${given}' (${found.what}); the trainer will find out.`,
+        message: `could not identify the architecture of base.path '${given}' (${found.what}); ${loader} will find out.`,
         fix: `Make sure it is ${model.label}.`,
         source: SOURCE,
         field: "base.path",
@@ -171,8 +189,8 @@ function checkArchitecture(found: Identified, model: BaseModelRecord, given: str
   return [
     {
       rule: "base-architecture-mismatch",
-      severity: "error",
-      message: `base.path '${given}' holds a ${found.signature.arch} (${found.what}), but base.model is ${model.label}: the trainer would fail loading it.`,
+      severity,
+      message: `base.path '${given}' holds a ${found.signature.arch} (${found.what}), but base.model is ${model.label}: ${loader} would fail loading it.`,
       fix: `Set base.model to ${found.signature.bases.join(" or ")}, or point base.path at ${model.label} weights.`,
       source: `${SOURCE}; ${found.signature.source}`,
       field: "base.path",

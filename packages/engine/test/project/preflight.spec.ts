@@ -147,6 +147,32 @@ describe("preflightBase", () => {
     expect(note!.message).toMatch(/fal trains on its own copy/);
     expect(await preflightBase({ contract: fal("fal"), contractDir: dir, env })).toEqual([]);
   });
+
+  /**
+   * fal with a local base.path that is not there (or holds another model): check said "the run would fail when the
+   * trainer loads the base", untrue for a hosted trainer (fal trains on its own copy). It is a warning naming base.path
+   * that says fal ignores it and only validate's local renders load it; nothing at all with validation.sampler: fal.
+   * Lint says base.path is not used by fal either way, with a fix for each sampler.
+   */
+  it("fal with a local base.path: fal ignores it; only validate's worker sampler loads it (a warning naming base.path)", async () => {
+    const env = { HF_HUB_CACHE: join(dir, "empty-cache") };
+    const sdxl = await folder("fal-sdxl-pipe", { "model_index.json": JSON.stringify({ _class_name: "StableDiffusionXLPipeline" }) });
+    const fal = (path: string, sampler: string) =>
+      ContractSchema.parse({ version: 1, name: "x", base: { model: "flux1-dev", path }, trainer: { name: "fal" }, hardware: { kind: "fal" }, target: "character", dataset: { path: "./d" }, trigger: { word: "txcl" }, validation: { sampler } });
+    for (const [path, rule] of [["./nowhere", "base-weights-missing"], [sdxl, "base-architecture-mismatch"]] as const) {
+      const found = await preflightBase({ contract: fal(path, "worker"), contractDir: dir, env });
+      expect(found.map((f) => [f.rule, f.severity, f.field])).toEqual([[rule, "warning", "base.path"]]);
+      expect(found[0]!.message).not.toMatch(/the trainer|the run would fail/);
+      expect(found[0]!.message).toMatch(rule === "base-weights-missing" ? /fal trains on its own copy of the base and ignores base\.path, but `loraspec validate` renders locally/ : /validate's local renders/);
+      expect(await preflightBase({ contract: fal(path, "fal"), contractDir: dir, env })).toEqual([]);
+    }
+    const { lintContract } = await import("@loraspec/core/lint/lint-contract.js");
+    for (const sampler of ["worker", "fal"]) {
+      const ignored = lintContract(fal("./nowhere", sampler)).filter((f) => f.rule === "trainer-ignores-field" && f.field === "base.path");
+      expect(ignored.map((f) => f.severity)).toEqual(["warning"]);
+      expect(ignored[0]!.message).toMatch(sampler === "worker" ? /only `loraspec validate`'s local renders \(validation\.sampler: worker\) load base\.path/ : /nothing else loads base\.path/);
+    }
+  });
 });
 
 describe("check counts the images prep keeps", () => {
