@@ -41,6 +41,13 @@ export function registerPlan(program: Command): void {
     });
 }
 
+/** How each trainer mixes regularisation images into an epoch (knowledge/trainer-epochs.ts). */
+const REG_RULE_TEXT: Record<NonNullable<Plan["reg"]>["rule"], (perEpoch: number) => string> = {
+  pad: (n) => `padded to the dataset's entries, ${n} reg entries per epoch`,
+  alternate: (n) => `taken on alternate steps, ${n} reg steps per epoch`,
+  pool: (n) => `pooled with the dataset, ${n} reg entries per epoch`,
+};
+
 /**
  * The plan's rows as `loraspec plan` prints them: a setting only where the trainer is handed it
  * (plan.receives, compile/trainer-receives.ts); fal's hosted endpoints pick their own GPU, rank and batch.
@@ -57,6 +64,7 @@ export function planRows(p: Plan): string[][] {
     ["passes per image", String(p.passesPerImage)],
   ];
   if (shown.repeats) rows.push(["repeats x epochs", `${p.repeats} x ${p.epochs} (${p.stepsPerEpoch} steps/epoch)`]);
+  if (p.reg) rows.push(["regularisation images", `${p.reg.count} (${p.reg.counted}): ${REG_RULE_TEXT[p.reg.rule](p.reg.perEpoch)}; each training image trains ~${p.imagePasses} times (source: ${p.reg.source})`]);
   if (shown.batch) rows.push(["batch", `${p.batchSize} x accumulation ${p.gradientAccumulation} x ${p.gpus} GPU = ${p.effectiveBatch}`]);
   if (shown.learningRate) rows.push(["learning rate", `${lr} (${p.learningRateSource})`]);
   if (shown.rank) rows.push(["rank / alpha", `${p.rank} / ${p.alpha}`]);

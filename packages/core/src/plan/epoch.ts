@@ -1,6 +1,6 @@
 import type { Contract } from "../contract/schema.js";
 import { TARGET_EPOCHS } from "../knowledge/recipes.js";
-import { TRAINER_EPOCHS } from "../knowledge/trainer-epochs.js";
+import { TRAINER_EPOCHS, type RegEpochRule } from "../knowledge/trainer-epochs.js";
 import type { EffectiveBatch } from "./effective-batch.js";
 import { trainingResolutions } from "./training-resolutions.js";
 
@@ -8,7 +8,9 @@ import { trainingResolutions } from "./training-resolutions.js";
  * The plan's repeats x epochs split, counted as the trainer's compiled config runs an epoch
  * (knowledge/trainer-epochs.ts): the dataset x repeats once per training resolution where the trainer
  * makes one dataset per resolution (Kohya's [[datasets]], ai-toolkit's resolution list, the built-in's
- * entries), each copy batched on its own, then split over accumulation and GPUs. Pure.
+ * entries), each copy batched on its own, then split over accumulation and GPUs; with regularisation
+ * images, as the trainer mixes them in (Kohya pads them to each copy's entries, ai-toolkit takes them on
+ * alternate steps, the built-in trainer pools them). Pure.
  */
 export interface EpochSplit {
   repeats: number;
@@ -16,17 +18,43 @@ export interface EpochSplit {
   resolutions: number;
   stepsPerEpoch: number;
   epochs: number;
+  /** The regularisation images in the epoch: how the trainer mixes them in and the reg entries (or reg steps, ai-toolkit) one epoch holds. Absent: none. */
+  reg?: { images: number; rule: Exclude<RegEpochRule, "none">; perEpoch: number; source: string };
+  /** Times each training image is trained over the whole run (every resolution copy counted), the reg images' share of the batches left out. */
+  imagePasses: number;
   source: string;
 }
 
-export function epochSplit(contract: Contract, p: { images: number; steps: number; resolution: number; batch: EffectiveBatch }): EpochSplit {
+/**
+ * `regImages`: the regularisation images the trainer reads (dataset.reg_path; 0 or absent: none). Kohya's and
+ * ai-toolkit's epochs do not depend on their count (any reg image pads to, or alternates with, the dataset);
+ * the built-in trainer's does.
+ */
+export function epochSplit(contract: Contract, p: { images: number; steps: number; resolution: number; batch: EffectiveBatch; regImages?: number }): EpochSplit {
   const record = TRAINER_EPOCHS[contract.trainer.name];
   const resolutions = record.perResolution ? trainingResolutions(contract, p.resolution).length : 1;
+  const rule: RegEpochRule = (p.regImages ?? 0) > 0 ? record.reg.rule : "none";
+  const regImages = rule === "none" ? 0 : p.regImages!;
+  // The training images' share of the batches: Kohya's epoch is half reg entries, ai-toolkit's steps alternate, the built-in pool is N of N + R.
+  const trainShare = rule === "pad" || rule === "alternate" ? 0.5 : rule === "pool" ? p.images / (p.images + regImages) : 1;
   const passesPerImage = (p.steps * p.batch.images) / p.images;
   // Each epoch trains every image `resolutions` times per repeat: the repeats aim at TARGET_EPOCHS epochs.
-  const repeats = Math.max(1, Math.round(passesPerImage / (TARGET_EPOCHS.epochs * resolutions)));
+  const repeats = Math.max(1, Math.round((passesPerImage * trainShare) / (TARGET_EPOCHS.epochs * resolutions)));
   const perCopy = p.images * repeats;
-  const batches = record.batchesPerCopy ? resolutions * Math.ceil(perCopy / p.batch.batch) : Math.ceil((resolutions * perCopy) / p.batch.batch);
-  const stepsPerEpoch = Math.max(1, Math.ceil(batches / (p.batch.accumulation * p.batch.gpus)));
-  return { repeats, resolutions, stepsPerEpoch, epochs: Math.max(1, Math.ceil(p.steps / stepsPerEpoch)), source: record.source };
+  // Entries one copy holds: Kohya registers exactly as many reg entries as training ones (train_util.py L2166-2182); the built-in pools R more per repeat.
+  const entries = rule === "pad" ? 2 * perCopy : rule === "pool" ? (p.images + regImages) * repeats : perCopy;
+  const batches = record.batchesPerCopy ? resolutions * Math.ceil(entries / p.batch.batch) : Math.ceil((resolutions * entries) / p.batch.batch);
+  const trainSteps = Math.max(1, Math.ceil(batches / (p.batch.accumulation * p.batch.gpus)));
+  // ai-toolkit: the epoch is the dataset's batches, taken on odd steps; each even step takes reg batches.
+  const stepsPerEpoch = rule === "alternate" ? 2 * trainSteps : trainSteps;
+  const perEpoch = rule === "pad" ? resolutions * perCopy : rule === "pool" ? resolutions * regImages * repeats : rule === "alternate" ? trainSteps : 0;
+  return {
+    repeats,
+    resolutions,
+    stepsPerEpoch,
+    epochs: Math.max(1, Math.ceil(p.steps / stepsPerEpoch)),
+    ...(rule !== "none" ? { reg: { images: regImages, rule, perEpoch, source: record.reg.source } } : {}),
+    imagePasses: Math.round(passesPerImage * trainShare * 10) / 10,
+    source: record.source,
+  };
 }

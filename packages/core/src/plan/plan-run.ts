@@ -31,6 +31,8 @@ export interface LivePrice {
 
 export interface PlanOptions {
   livePrices?: readonly LivePrice[];
+  /** The regularisation images the trainer reads (check's scan of dataset.reg_path); without it a contract with reg_path is planned with as many as the dataset's. */
+  regImages?: number;
 }
 
 export type { WalltimeEstimate } from "./walltime.js";
@@ -57,6 +59,13 @@ export interface Plan {
   stepsPerEpoch: number;
   /** Copies of the dataset one epoch trains: the training resolutions where the trainer trains each image at each (plan/epoch.ts), else 1. */
   epochResolutions: number;
+  /**
+   * The regularisation images (dataset.reg_path) the epoch counts, where the trainer takes them (plan/epoch.ts): their count
+   * (scan, or assumed as many as the dataset's), how the trainer mixes them in, and the reg entries (Kohya, built-in) or reg steps (ai-toolkit) of one epoch.
+   */
+  reg?: { count: number; counted: "scan" | "assumed"; rule: "pad" | "alternate" | "pool"; perEpoch: number; source: string };
+  /** Times each training image trains over the run (every resolution copy counted), less the reg images' share of the batches. */
+  imagePasses: number;
   batchSize: number;
   gradientAccumulation: number;
   gpus: number;
@@ -138,7 +147,12 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   }
   const passesPerImage = (steps * effectiveBatch) / images.count;
   // Counted as the compiled config runs an epoch: once per training resolution where the trainer makes one dataset per resolution.
-  const { repeats, stepsPerEpoch, epochs, resolutions: epochResolutions } = epochSplit(contract, { images: images.count, steps, resolution, batch });
+  // Regularisation images: check's scan of dataset.reg_path, else as many as the dataset's (Kohya and ai-toolkit count the same for any number).
+  const regImages = contract.dataset.reg_path ? (options.regImages ?? images.count) : 0;
+  const split = epochSplit(contract, { images: images.count, steps, resolution, batch, regImages });
+  const { repeats, stepsPerEpoch, epochs, resolutions: epochResolutions, imagePasses } = split;
+  const reg = split.reg ? { count: split.reg.images, counted: options.regImages !== undefined ? ("scan" as const) : ("assumed" as const), rule: split.reg.rule, perEpoch: split.reg.perEpoch, source: split.reg.source } : undefined;
+  if (reg?.counted === "assumed" && reg.rule === "pool") notes.push(`regularisation images not counted: planned with ${reg.count}, as many as the dataset's (the built-in trainer draws from both folders pooled)`);
 
   const lrRecord = getLrRange(model.family, contract.target);
   const learningRate = hp.learning_rate ?? lrRecord?.recommended ?? 1e-4;
@@ -177,6 +191,8 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     epochs,
     stepsPerEpoch,
     epochResolutions,
+    ...(reg ? { reg } : {}),
+    imagePasses,
     batchSize: hp.batch_size,
     gradientAccumulation: hp.gradient_accumulation,
     gpus,

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkProject } from "@loraspec/engine/project/check-project.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
+import { planRun } from "@loraspec/core/plan/plan-run.js";
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 let dir: string;
@@ -98,6 +99,9 @@ describe("checkProject", () => {
     expect(r.regDataset?.images).toHaveLength(2);
     expect(r.dataset?.images).toHaveLength(20);
     expect(r.notes.join(" ")).toMatch(/1 of 2 regularisation images have no caption/);
+    // the plan counts the reg images check listed (plan/epoch.ts: steps/epoch with them, as the trainer mixes them in)
+    expect(r.plan.reg).toMatchObject({ count: 2, counted: "scan" });
+    expect(r.plan.stepsPerEpoch).toBe(planRun(r.loaded.contract, r.dataset, { regImages: 2 }).stepsPerEpoch);
   });
 
   it("an empty dataset folder is unusable input", async () => {
