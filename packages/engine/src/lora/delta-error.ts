@@ -42,7 +42,9 @@ interface Term {
 export async function measureDeltaError(params: { inputs: DeltaSide[]; output: Omit<DeltaSide, "weight">; sample: number }): Promise<DeltaError> {
   const sides: DeltaSide[] = [...params.inputs, { ...params.output, weight: -1 }];
   const byModule = sides.map((s) => groupByModule(s.parsed.placed));
-  const names = [...new Set(byModule.flatMap((m) => [...m.keys()]))].sort();
+  // A module with keys beyond down/up/alpha (a LoCon lora_mid, DoRA's magnitude) is not up @ down: not measured.
+  const other = new Set(sides.flatMap((s) => s.parsed.placed.filter((m) => m.extra.length > 0).map((m) => m.placement.module.native)));
+  const names = [...new Set(byModule.flatMap((m) => [...m.keys()]))].filter((n) => !other.has(n)).sort();
   const picked = names.length <= params.sample ? names : Array.from({ length: params.sample }, (_, i) => names[Math.floor((i * names.length) / params.sample)]!);
   let err2 = 0, ref2 = 0;
   let worst: DeltaError["worst"];
