@@ -7,6 +7,7 @@ import { renderEvents } from "../render-events.js";
 
 interface TrainOptions {
   yes?: boolean;
+  acceptUnpriced?: boolean;
   resume?: string;
   resubmit?: boolean;
   json?: boolean;
@@ -14,7 +15,7 @@ interface TrainOptions {
 }
 
 /**
- * `loraspec train [lora.yaml] [--yes] [--resume <id>] [--json]`: lint, plan, confirm the
+ * `loraspec train [lora.yaml] [--yes] [--accept-unpriced] [--resume <id>] [--json]`: lint, plan, confirm the
  * cost/VRAM/time plan, compile for the contract's trainer, run it under the supervisor with a
  * live bar, and say where the LoRA is. Ctrl-C stops the trainer gracefully (fal: stops watching;
  * the job keeps running) and leaves the run interrupted for `--resume`.
@@ -24,7 +25,8 @@ export function registerTrain(program: Command): void {
     .command("train")
     .description("Train the LoRA the contract describes: check, plan and confirm, then run and supervise the trainer.")
     .argument("[contract]", "the contract file", "lora.yaml")
-    .option("-y, --yes", "do not ask for confirmation; accept a cost over limits.max_cost_usd, or a fal job whose cost cannot be checked against it")
+    .option("-y, --yes", "do not ask for confirmation (needed off a terminal); accept a cost over limits.max_cost_usd")
+    .option("--accept-unpriced", "fal: submit although no price is known to hold the job to limits.max_cost_usd (--yes does not)")
     .option("--resume <id>", "resume an interrupted, failed or cancelled run from its last checkpoint")
     .option("--resubmit", "fal: submit again although an earlier submit's answer was lost (may bill twice)")
     .option("--project <dir>", "the project folder for --resume (default: found from the current folder)")
@@ -74,12 +76,12 @@ async function resume(opts: TrainOptions, signal: AbortSignal) {
             const { prepareTraining, costLimitError, costUncheckedError } = await import("@loraspec/engine/run/prepare-training.js");
             const prepared = await prepareTraining({ path: contractPath, falKey: process.env.FAL_KEY });
             if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, prepared.loaded.displayName);
-            if (prepared.costUnchecked && !opts.yes) throw costUncheckedError(prepared.costUnchecked, prepared.loaded.displayName);
+            if (prepared.costUnchecked && !opts.acceptUnpriced) throw costUncheckedError(prepared.costUnchecked, prepared.loaded.displayName);
             return { plan: prepared.plan, job: prepared.job, contractFile: prepared.loaded.displayName };
           }
         : undefined;
     if (!recompile && !opts.json) process.stderr.write(`${pc.yellow("warning")} the run's contract ${contractPath ?? "(none recorded)"} is gone: resuming with the job as compiled at the start\n`);
-    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, resubmit: opts.resubmit, yes: opts.yes, recompile }), opts);
+    return await renderRun(resumeRun({ projectDir, runId: run.id, store, signal, falRunner, resubmit: opts.resubmit, yes: opts.yes, acceptUnpriced: opts.acceptUnpriced, recompile }), opts);
   } finally {
     store.close();
   }
@@ -96,11 +98,12 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
     const { describeTrainingData } = await import("@loraspec/engine/dataset/project-dataset.js");
     process.stderr.write(`${pc.dim(`dataset: ${describeTrainingData(prepared.trainingData, loaded.displayName)}`)}\n`);
   }
-  // The cost limit is train's own decision: refused, or accepted with --yes; so is a limit no price can check (fal).
+  // The cost limit is train's own decision: refused, or accepted with --yes. A limit no price can check (fal) has its
+  // own override, --accept-unpriced: --yes is passed by every scripted run (no prompt off a terminal) and would skip it unseen.
   if (prepared.costOverLimit && !opts.yes) throw costLimitError(prepared.costOverLimit, loaded.displayName);
   if (prepared.costUnchecked) {
-    if (!opts.yes) throw costUncheckedError(prepared.costUnchecked, loaded.displayName);
-    if (!opts.json) process.stderr.write(`${pc.yellow("warning")} limits.max_cost_usd $${prepared.costUnchecked.maxUsd.toFixed(2)} is not checked: no price is known (${prepared.costUnchecked.basis}); submitting because of --yes\n`);
+    if (!opts.acceptUnpriced) throw costUncheckedError(prepared.costUnchecked, loaded.displayName);
+    if (!opts.json) process.stderr.write(`${pc.yellow("warning")} limits.max_cost_usd $${prepared.costUnchecked.maxUsd.toFixed(2)} is not checked: no price is known (${prepared.costUnchecked.basis}); submitting because of --accept-unpriced\n`);
   }
   if (!opts.yes) {
     if (!process.stdin.isTTY || !isInteractive()) {
@@ -117,6 +120,7 @@ async function start(path: string, opts: TrainOptions, signal: AbortSignal) {
       signal,
       falRunner,
       yes: opts.yes,
+      acceptUnpriced: opts.acceptUnpriced,
       onCreated: (run) => {
         if (!opts.json) process.stderr.write(`${pc.dim(`run ${run.id}: ${run.runDir}  (follow: loraspec logs ${run.id} -f)`)}\n`);
       },

@@ -82,7 +82,7 @@ export const costAndTime: Rule = ({ c, plan }) => {
 
 /**
  * limits.max_cost_usd with no price to hold it to: never a silent pass. On fal the job bills, so it is an error
- * that train enforces too (refused unless --yes, run/prepare-training.ts costUnchecked); on a local GPU the
+ * that train enforces too (refused unless --accept-unpriced, run/prepare-training.ts costUnchecked); on a local GPU the
  * ceiling only guards hardware.price_per_hour x the walltime, so a warning.
  */
 function costLimitUnchecked(c: Contract, plan: Plan, max: number): Finding {
@@ -91,7 +91,7 @@ function costLimitUnchecked(c: Contract, plan: Plan, max: number): Finding {
       rule: "cost-limit-unchecked",
       severity: "error",
       message: `limits.max_cost_usd is $${max} but no price is known for ${plan.trainer.endpoint ?? "this fal endpoint"} (${plan.cost.basis}): a fal job bills, and train cannot hold it to the ceiling.`,
-      fix: "Set FAL_KEY so check and train use fal's live price for the endpoint (its unit must be steps), or remove limits.max_cost_usd; `loraspec train --yes` submits without the ceiling.",
+      fix: "Set FAL_KEY so check and train use fal's live price for the endpoint (its unit must be steps), or remove limits.max_cost_usd; `loraspec train --accept-unpriced` submits without the ceiling (`--yes` alone does not).",
       source: plan.cost.source ?? "plan (knowledge/prices.ts FAL_PRICES, fal's pricing API)",
       field: "limits.max_cost_usd",
     };

@@ -66,7 +66,7 @@ export const RULES: readonly RuleInfo[] = [
   { id: "vram-below-profile", severity: "error", title: "VRAM ceiling below the estimated peak or the model's profile" },
   { id: "cost-over-limit", severity: "error", title: "Estimated cost above limits.max_cost_usd" },
   { id: "cost-unknown", severity: "warning", title: "No cost estimate to check limits.max_cost_usd against (a local GPU without hardware.price_per_hour): the ceiling is not enforced" },
-  { id: "cost-limit-unchecked", severity: "error", title: "limits.max_cost_usd on fal with no price known for the endpoint: train refuses to submit unless --yes" },
+  { id: "cost-limit-unchecked", severity: "error", title: "limits.max_cost_usd on fal with no price known for the endpoint: train refuses to submit unless --accept-unpriced" },
   { id: "walltime-over-limit", severity: "warning", title: "Estimated walltime above limits.max_walltime_hours" },
   { id: "no-save-every", severity: "warning", title: "No save-every-N checkpoints" },
   { id: "image-below-native", severity: "warning", title: "Images below the base model's native resolution" },

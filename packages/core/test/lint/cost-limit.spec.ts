@@ -10,7 +10,7 @@ import { makeContract } from "../compile/contract-fixture.js";
  * limits.max_cost_usd is held or said not to be, never skipped in silence: over every trainer (each fal endpoint
  * on its base, with and without a live price in steps; each local trainer with and without hardware.price_per_hour),
  * a contract with a ceiling either has a cost estimate, or check says it cannot be checked, naming the field: an
- * error for fal (the job bills, and train refuses it unless --yes: E_COST_UNKNOWN), a warning on a local GPU.
+ * error for fal (the job bills, and train refuses it unless --accept-unpriced: E_COST_UNKNOWN), a warning on a local GPU.
  */
 const live = (endpoint: string): LivePrice[] => [{ endpoint, usdPerStep: 0.002, unitPrice: 2, unit: "1000 steps", currency: "USD", fetchedAt: "2026-12-06T00:00:00Z" }];
 
@@ -47,7 +47,7 @@ describe("a cost ceiling is checked, or check says it cannot be", () => {
     const fal = c.trainer.name === "fal";
     expect(said.map((f) => [f.rule, f.severity])).toEqual([fal ? ["cost-limit-unchecked", "error"] : ["cost-unknown", "warning"]]);
     expect(said[0]!.message).toContain("limits.max_cost_usd");
-    expect(said[0]!.fix).toMatch(fal ? /FAL_KEY.*remove limits\.max_cost_usd.*--yes/ : /price_per_hour.*remove limits\.max_cost_usd/);
+    expect(said[0]!.fix).toMatch(fal ? /FAL_KEY.*remove limits\.max_cost_usd.*`loraspec train --accept-unpriced`/ : /price_per_hour.*remove limits\.max_cost_usd/);
   });
 
   it("some fal endpoints have no price record: the class is not empty", () => {

@@ -53,8 +53,8 @@ export interface FalRunParams {
   input: Record<string, unknown>;
   /** The dataset ZIP to upload; its URL goes into input[field] (images_data_url / image_data_url). */
   archive?: { path: string; field: string };
-  /** The plan's estimate against the contract's limit; over it, refuse unless yes. */
-  cost?: { estimateUsd?: number; maxCostUsd?: number; yes?: boolean };
+  /** The plan's estimate against the contract's limit; over it, refuse unless yes; with no estimate, refuse unless acceptUnpriced. */
+  cost?: { estimateUsd?: number; maxCostUsd?: number; yes?: boolean; acceptUnpriced?: boolean };
   /** Submit again although an earlier submit's outcome is unknown (it may bill twice). */
   resubmit?: boolean;
   /** Stop polling (Ctrl-C): the remote job keeps running and `--resume` re-attaches. */
@@ -73,10 +73,13 @@ export interface FalRunner {
 }
 
 export function checkCostLimit(cost: FalRunParams["cost"], endpoint?: string): void {
-  if (!cost || cost.yes || cost.maxCostUsd === undefined) return;
-  // A ceiling with no estimate is never a silent pass: the job bills.
-  if (cost.estimateUsd === undefined) throw costUncheckedError({ maxUsd: cost.maxCostUsd, basis: "no estimate", endpoint });
-  if (cost.estimateUsd > cost.maxCostUsd) {
+  if (!cost || cost.maxCostUsd === undefined) return;
+  // A ceiling with no estimate is never a silent pass: the job bills. Its override is its own (--accept-unpriced), not --yes.
+  if (cost.estimateUsd === undefined) {
+    if (cost.acceptUnpriced) return;
+    throw costUncheckedError({ maxUsd: cost.maxCostUsd, basis: "no estimate", endpoint });
+  }
+  if (cost.estimateUsd > cost.maxCostUsd && !cost.yes) {
     throw new LoraspecError(
       "E_COST_LIMIT",
       `the estimated cost $${cost.estimateUsd.toFixed(2)} is over limits.max_cost_usd $${cost.maxCostUsd.toFixed(2)}`,

@@ -17,7 +17,7 @@ export interface PreparedTraining extends CheckResult {
   trainingData: TrainingDataDir;
   /** Set when the plan's cost is above limits.max_cost_usd: the caller decides (--yes). */
   costOverLimit?: { usd: number; maxUsd: number };
-  /** Set when a billed (fal) job has limits.max_cost_usd but no price is known for it: the caller refuses unless --yes (costUncheckedError). */
+  /** Set when a billed (fal) job has limits.max_cost_usd but no price is known for it: the caller refuses unless --accept-unpriced (costUncheckedError). */
   costUnchecked?: { maxUsd: number; basis: string; endpoint?: string };
   /** Builds the run's job (compiled files, command, parser) once the run row exists. */
   job: (run: RunRecord) => Promise<TrainJob>;
@@ -25,7 +25,7 @@ export interface PreparedTraining extends CheckResult {
   onOutOfMemory?: () => Promise<{ note: string; job: (run: RunRecord) => Promise<TrainJob> } | undefined>;
 }
 
-/** Lint errors about the cost ceiling: train refuses them itself unless --yes (costLimitError, costUncheckedError). */
+/** Lint errors about the cost ceiling: train refuses them itself unless --yes (costLimitError) or --accept-unpriced (costUncheckedError). */
 const CALLER_DECIDES = ["cost-over-limit", "cost-limit-unchecked"];
 
 /**
@@ -37,7 +37,7 @@ const CALLER_DECIDES = ["cost-over-limit", "cost-limit-unchecked"];
 export async function prepareTraining(params: { path: string; cwd?: string; falKey?: string; env?: NodeJS.ProcessEnv }): Promise<PreparedTraining> {
   const result = await checkProject({ path: params.path, cwd: params.cwd, falKey: params.falKey });
   const { loaded, plan, findings } = result;
-  // The cost ceiling's two errors are the caller's decision (--yes), the only lint errors it may accept.
+  // The cost ceiling's two errors are the caller's decision (--yes, --accept-unpriced), the only lint errors it may accept.
   const errors = findings.filter((f) => f.severity === "error" && !CALLER_DECIDES.includes(f.rule));
   if (errors.length > 0) {
     throw new LoraspecError("E_CONTRACT_INVALID", `the contract has ${errors.length} error(s): ${errors.map((f) => f.rule).join(", ")}`, {

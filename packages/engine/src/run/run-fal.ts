@@ -28,7 +28,7 @@ export async function* runFal(params: ExecuteParams, job: FalJob, emit: Emit, lo
     endpoint: job.endpoint,
     input: job.input,
     archive: job.archive,
-    cost: { ...job.cost, yes: params.yes },
+    cost: { ...job.cost, yes: params.yes, acceptUnpriced: params.acceptUnpriced },
     resubmit: params.resubmit,
     signal: params.signal,
   });

@@ -46,6 +46,8 @@ export interface RunCommon {
   falRunner?: FalRunner;
   /** Accept a cost over limits.max_cost_usd (fal). */
   yes?: boolean;
+  /** Submit a fal job whose limits.max_cost_usd no price can check (train --accept-unpriced; --yes does not). */
+  acceptUnpriced?: boolean;
   stopTimeouts?: Partial<StopTimeouts>;
   pollMs?: number;
   /** An already-open store (the server keeps one); otherwise one is opened and closed here. */

@@ -102,9 +102,9 @@ async function startOne({ projectDir, store: s, contractFile, drain }: { project
   const prepared = await prepareTraining({ path: contractFile, cwd: projectDir, falKey: process.env.FAL_KEY });
   const { loaded } = prepared;
   const contract = loaded.contract;
-  // The page has no --yes: a plan over the contract's cost limit, or one the limit cannot be checked on, is refused.
+  // The page has no --yes nor --accept-unpriced: a plan over the contract's cost limit, or one the limit cannot be checked on, is refused.
   if (prepared.costOverLimit) throw costLimitError(prepared.costOverLimit, basename(contractFile));
-  if (prepared.costUnchecked) throw costUncheckedError(prepared.costUnchecked, basename(contractFile));
+  if (prepared.costUnchecked) throw costUncheckedError(prepared.costUnchecked, basename(contractFile), "page");
   const falRunner = contract.trainer.name === "fal" ? (await import("../fal/create-fal-runner.js")).createFalRunner({}) : undefined;
   let runId: string | undefined;
   const gen = startRun({

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { checkCostLimit, createFalRunner, type FalOutcome, type FalRunParams } from "@loraspec/engine/fal/create-fal-runner.js";
+import { costUncheckedError } from "@loraspec/engine/run/cost-guard.js";
 import { openRunStore, type RunStore } from "@loraspec/engine/run/run-store.js";
 import { startFalEmulator, type FalEmulator } from "../emulators/fal-emulator.js";
 
@@ -194,14 +195,26 @@ describe("fal runner against the local emulator", () => {
     expect(() => checkCostLimit({ estimateUsd: 4, maxCostUsd: 5 })).not.toThrow();
   });
 
-  it("a ceiling with no estimate is refused, not skipped: E_COST_UNKNOWN naming limits.max_cost_usd, before uploading; --yes submits", async () => {
+  it("a ceiling with no estimate is refused, not skipped: E_COST_UNKNOWN naming limits.max_cost_usd, before uploading; only --accept-unpriced submits", async () => {
     const runner = createFalRunner({ credentials: KEY, fetch: emulator.fetch, pollIntervalMs: 5 });
     const r = newRun();
-    await expect(drive(runner.run(params(r, { cost: { maxCostUsd: 5 } })))).rejects.toMatchObject({ code: "E_COST_UNKNOWN", field: "limits.max_cost_usd", hint: expect.stringMatching(/--yes/) });
+    // --yes (every scripted run passes it to skip the prompt) is not the override for a ceiling no price can check
+    for (const cost of [{ maxCostUsd: 5 }, { maxCostUsd: 5, yes: true }]) {
+      await expect(drive(runner.run(params(r, { cost })))).rejects.toMatchObject({ code: "E_COST_UNKNOWN", field: "limits.max_cost_usd", hint: expect.stringMatching(/--accept-unpriced/) });
+    }
     expect(emulator.jobs).toHaveLength(0);
     expect(emulator.uploads.size).toBe(0);
-    expect(() => checkCostLimit({ maxCostUsd: 5, yes: true })).not.toThrow();
+    expect(() => checkCostLimit({ maxCostUsd: 5, acceptUnpriced: true })).not.toThrow();
+    // ... nor is --accept-unpriced the override for a priced cost over the ceiling
+    expect(() => checkCostLimit({ estimateUsd: 8, maxCostUsd: 5, acceptUnpriced: true })).toThrow(expect.objectContaining({ code: "E_COST_LIMIT" }));
     expect(() => checkCostLimit({})).not.toThrow(); // no ceiling, nothing to hold
+  });
+
+  it("the page's refusal of an unpriced ceiling names the command that can override it (the page has no flags)", () => {
+    const page = costUncheckedError({ maxUsd: 5, basis: "no price record" }, "lora.yaml", "page");
+    expect(page).toMatchObject({ code: "E_COST_UNKNOWN", field: "limits.max_cost_usd", file: "lora.yaml" });
+    expect(page.hint).toMatch(/`loraspec train --accept-unpriced`.*page never submits/);
+    expect(costUncheckedError({ maxUsd: 5, basis: "no price record" }).hint).toMatch(/pass --accept-unpriced to submit without the ceiling/);
   });
 
   it("without a key it says how to set FAL_KEY and sends nothing", async () => {

@@ -11,7 +11,7 @@ import { startFalEmulator, type FalEmulator } from "../emulators/fal-emulator.js
 /**
  * `loraspec train` on a fal contract through the built CLI, against the local emulator (the
  * queue and REST hosts are pointed at it with LORASPEC_FAL_QUEUE_URL / LORASPEC_FAL_REST_URL):
- * the cost limit refuses without --yes, a loraspec killed while the job trains leaves the run
+ * the cost limit refuses without --yes (a ceiling no price checks, without --accept-unpriced), a loraspec killed while the job trains leaves the run
  * interrupted, and `train --resume` re-attaches to the same request and downloads the LoRA.
  */
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
@@ -143,27 +143,39 @@ describe("loraspec train on fal (emulated)", () => {
   /**
    * check and train agree on a ceiling no price can check (Qwen-Image's endpoint has no price record): check's
    * error cost-limit-unchecked names limits.max_cost_usd and train refuses (E_COST_UNKNOWN) before uploading,
-   * where it used to submit unchecked; each fix check's message gives (a live price in steps, no ceiling, --yes)
-   * passes check (no error) and starts the job. Prices come from the emulator's pricing API, never fal.ai.
+   * where it used to submit unchecked; each fix check's message gives (a live price in steps, no ceiling) passes check
+   * (no error) and starts the job, and its override (the train flag check's fix names, --accept-unpriced) starts it
+   * with the ceiling still unchecked. --yes alone, which every scripted run passes to skip the prompt, is refused like
+   * no flag at all. Prices come from the emulator's pricing API, never fal.ai.
    */
   it("a ceiling no price can check: check errors, train refuses before uploading; each fix passes check and starts the job", async () => {
     const QWEN = "fal-ai/qwen-image-2512-trainer";
+    let fix = "";
     const costErrors = async () => {
       const r = await cli(["check", "--json"]);
-      const { findings } = JSON.parse(r.stdout) as { findings: Array<{ rule: string; severity: string; field?: string }> };
-      return { status: r.status, errors: findings.filter((f) => f.severity === "error").map((f) => `${f.rule} [${f.field}]`) };
+      const { findings } = JSON.parse(r.stdout) as { findings: Array<{ rule: string; severity: string; field?: string; fix: string }> };
+      const errors = findings.filter((f) => f.severity === "error");
+      fix = errors.find((f) => f.rule === "cost-limit-unchecked")?.fix ?? fix;
+      return { status: r.status, errors: errors.map((f) => `${f.rule} [${f.field}]`) };
     };
     emulator.prices = [];
     writeContract(100, "qwen-image");
     const lookups = emulator.priceLookups;
     expect(await costErrors()).toEqual({ status: 1, errors: ["cost-limit-unchecked [limits.max_cost_usd]"] });
     expect(emulator.priceLookups).toBeGreaterThan(lookups);
+    // the override check names: a train flag of its own
+    const override = /`loraspec train (--[a-z-]+)`/.exec(fix)?.[1];
+    expect(override).toBe("--accept-unpriced");
     const jobs = emulator.jobs.length;
     const uploads = emulator.uploads.size;
-    const refused = await cli(["train", "lora.yaml"]);
-    expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/E_COST_UNKNOWN.*limits\.max_cost_usd/s);
-    expect(refused.stderr).toMatch(/fix:.*--yes/);
+    // no flag, and --yes (the confirmation, needed off a terminal): refused before any upload, naming the override
+    for (const args of [["train", "lora.yaml"], ["train", "lora.yaml", "--yes"]]) {
+      const refused = await cli(args);
+      expect(refused.status, args.join(" ")).toBe(1);
+      expect(refused.stderr).toMatch(/E_COST_UNKNOWN.*limits\.max_cost_usd/s);
+      expect(refused.stderr).toMatch(/fix:.*--accept-unpriced/);
+      expect(refused.stderr).not.toMatch(/not checked/);
+    }
     expect([emulator.jobs.length, emulator.uploads.size]).toEqual([jobs, uploads]);
 
     // fix 1: fal's live price, in steps
@@ -181,11 +193,11 @@ describe("loraspec train on fal (emulated)", () => {
     expect((await cli(["train", "lora.yaml", "--yes"])).status).toBe(0);
     expect(emulator.jobs).toHaveLength(jobs + 2);
 
-    // fix 3: --yes submits without the ceiling, and says so
+    // the override: check's flag (with --yes for the prompt) submits without the ceiling, and says so
     writeContract(100, "qwen-image");
-    const accepted = await cli(["train", "lora.yaml", "--yes"]);
+    const accepted = await cli(["train", "lora.yaml", "--yes", override!]);
     expect(accepted.status, accepted.stderr).toBe(0);
-    expect(accepted.stderr).toMatch(/limits\.max_cost_usd \$100\.00 is not checked/);
+    expect(accepted.stderr).toMatch(/limits\.max_cost_usd \$100\.00 is not checked: .*because of --accept-unpriced/);
     expect(emulator.jobs).toHaveLength(jobs + 3);
   });
 });
