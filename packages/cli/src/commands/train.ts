@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import pc from "picocolors";
 import { LoraspecError } from "@loraspec/core/errors.js";
+import { ACCEPT_UNPRICED_FLAG } from "@loraspec/core/lint/accept-unpriced.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { isInteractive } from "../output.js";
 import { renderEvents } from "../render-events.js";
@@ -26,7 +27,7 @@ export function registerTrain(program: Command): void {
     .description("Train the LoRA the contract describes: check, plan and confirm, then run and supervise the trainer.")
     .argument("[contract]", "the contract file", "lora.yaml")
     .option("-y, --yes", "do not ask for confirmation (needed off a terminal); accept a cost over limits.max_cost_usd")
-    .option("--accept-unpriced", "fal: submit although no price is known to hold the job to limits.max_cost_usd (--yes does not)")
+    .option(ACCEPT_UNPRICED_FLAG, "fal: submit although no price is known to hold the job to limits.max_cost_usd (--yes does not)")
     .option("--resume <id>", "resume an interrupted, failed or cancelled run from its last checkpoint")
     .option("--resubmit", "fal: submit again although an earlier submit's answer was lost (may bill twice)")
     .option("--project <dir>", "the project folder for --resume (default: found from the current folder)")

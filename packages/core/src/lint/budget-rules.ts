@@ -4,6 +4,7 @@ import { fitVram } from "../plan/fit-vram.js";
 import type { Plan } from "../plan/plan-run.js";
 import type { Finding } from "./finding.js";
 import type { Rule } from "./lint-rule.js";
+import { ACCEPT_UNPRICED_FLAG } from "./accept-unpriced.js";
 
 /**
  * Budgets the contract sets: VRAM (with the precision or block swap that would fit), cost and
@@ -91,7 +92,7 @@ function costLimitUnchecked(c: Contract, plan: Plan, max: number): Finding {
       rule: "cost-limit-unchecked",
       severity: "error",
       message: `limits.max_cost_usd is $${max} but no price is known for ${plan.trainer.endpoint ?? "this fal endpoint"} (${plan.cost.basis}): a fal job bills, and train cannot hold it to the ceiling.`,
-      fix: "Set FAL_KEY so check and train use fal's live price for the endpoint (its unit must be steps), or remove limits.max_cost_usd; `loraspec train --accept-unpriced` submits without the ceiling (`--yes` alone does not).",
+      fix: `Set FAL_KEY so check and train use fal's live price for the endpoint (its unit must be steps), or remove limits.max_cost_usd; \`loraspec train ${ACCEPT_UNPRICED_FLAG}\` submits without the ceiling (\`--yes\` alone does not).`,
       source: plan.cost.source ?? "plan (knowledge/prices.ts FAL_PRICES, fal's pricing API)",
       field: "limits.max_cost_usd",
     };

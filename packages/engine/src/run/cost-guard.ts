@@ -1,11 +1,5 @@
 import { LoraspecError } from "@loraspec/core/errors.js";
-
-/**
- * The explicit override for a ceiling no price can check: a flag of its own, not `--yes`, which a scripted run passes
- * anyway to skip the prompt (train refuses to start off a terminal without it) and which would then skip the ceiling
- * in silence. check's fix text (lint/budget-rules.ts cost-limit-unchecked) and this error's hint name it.
- */
-export const ACCEPT_UNPRICED_FLAG = "--accept-unpriced";
+import { ACCEPT_UNPRICED_FLAG } from "@loraspec/core/lint/accept-unpriced.js";
 
 /**
  * A billed job (fal) whose contract sets limits.max_cost_usd but no price is known for it (no price record, no
