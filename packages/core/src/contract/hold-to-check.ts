@@ -8,7 +8,8 @@ import { fitVram } from "../plan/fit-vram.js";
 import { planRun } from "../plan/plan-run.js";
 import { LoraspecError } from "../errors.js";
 import { FAL_TRAINER_ENDPOINTS } from "../compile/fal/fal-endpoints.js";
-import { ContractSchema, type ContractInput, type TrainerId } from "./schema.js";
+import type { Finding } from "../lint/finding.js";
+import { ContractSchema, type Contract, type ContractInput, type TrainerId } from "./schema.js";
 import type { InitChoices, Reason, RecommendOptions } from "./recommend-contract.js";
 
 /**
@@ -71,12 +72,29 @@ export function holdToCheck(contract: ContractInput, reasons: Record<string, Rea
   // the user's to write after init, and check says what they need.
   if (options.dataset) errors.push(...lintContract(parsed, { words: options.words, dataset: options.dataset }).filter((f) => f.rule === "dataset-below-minimum"));
   if (errors.length > 0) {
-    throw new LoraspecError("E_USAGE", `init cannot write a contract that passes check: ${errors.map((f) => f.message).join(" ")}`, {
+    const said = errors.map((f) => atInit(f, parsed));
+    throw new LoraspecError("E_USAGE", `init cannot write a contract that passes check: ${said.map((f) => f.message).join(" ")}`, {
       field: errors[0]!.field,
-      hint: errors.map((f) => (f.field === "base.path" ? `${f.fix} (init: --base-path <folder>)` : f.fix)).join(" "),
+      hint: said.map((f) => f.fix).join(" "),
       details: { findings: errors },
     });
   }
+}
+
+/**
+ * check's finding as init says it: there is no contract yet to edit, check or train, so a fix that names one (a field
+ * to edit, `loraspec train --accept-unpriced`) is said as the init flag that writes the field and what to do now.
+ */
+function atInit(f: Finding, c: Contract): { message: string; fix: string } {
+  if (f.field === "base.path") return { message: f.message, fix: `${f.fix} (init: --base-path <folder>)` };
+  if (f.rule === "cost-limit-unchecked") {
+    const plan = planRun(c);
+    return {
+      message: `--max-cost $${c.limits.max_cost_usd} cannot be held: no price is known for ${plan.trainer.endpoint ?? "the fal endpoint"} (${plan.cost.basis}), so check and train would refuse the ceiling it writes (limits.max_cost_usd).`,
+      fix: "Leave out --max-cost (init then writes no ceiling); add limits.max_cost_usd to the contract once a price is known (`loraspec check` with FAL_KEY set uses fal's live price for the endpoint, when its unit is steps), or use a local trainer with --gpu and --price-per-hour.",
+    };
+  }
+  return { message: f.message, fix: f.fix };
 }
 
 /**

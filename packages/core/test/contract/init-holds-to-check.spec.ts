@@ -101,6 +101,25 @@ describe("init is held to check", () => {
     expect(out).toMatchObject({ errors: [] });
   });
 
+  /**
+   * --max-cost on a fal endpoint with no price (Qwen-Image's): init refused with check's fix text, "`loraspec train
+   * --yes` submits without the ceiling", odd with no contract written yet. It says what to do at init: the flag.
+   */
+  it("fal --max-cost on an endpoint with no price: refused naming --max-cost and what to do at init, not a train flag", () => {
+    try {
+      recommendContract({ base: "qwen-image", target: "character", trigger: "txcl", trainer: "fal", maxCostUsd: 100 }, { words });
+      expect.unreachable("init wrote a ceiling check refuses");
+    } catch (error) {
+      if (!isLoraspecError(error)) throw error;
+      expect([error.code, error.field]).toEqual(["E_USAGE", "limits.max_cost_usd"]);
+      expect(error.message).toMatch(/--max-cost \$100 cannot be held: no price is known for fal-ai\/qwen-image-2512-trainer/);
+      expect(error.hint).toMatch(/^Leave out --max-cost/);
+      expect(`${error.message} ${error.hint}`).not.toMatch(/loraspec train|--yes|--accept-unpriced/);
+    }
+    // without the ceiling, written and clean
+    expect(initThenCheck({ base: "qwen-image", target: "character", trigger: "txcl", trainer: "fal" })).toMatchObject({ errors: [] });
+  });
+
   it.each<[string, number]>([
     ["0", 0],
     ["-64", -64],
