@@ -41,7 +41,7 @@ export function registerMerge(program: Command): void {
       try {
         const result = await renderEvents(mergeLora({ ...options, output: opts.output, overwrite: opts.force, signal: controller.signal }), { json: opts.json });
         if (!opts.json && result) {
-          const how = typeof result.scale === "number" ? `scaled x${result.scale}, ${result.tensors} tensors, ${result.architecture}` : `${result.method}, ${result.tensors} tensors, ${result.target}${deltaErrorText(result.deltaError)}`;
+          const how = typeof result.scale === "number" ? `scaled x${result.scale}, ${result.tensors} tensors, ${result.architecture}` : `${result.method}, ${result.tensors} tensors, ${result.target}${result.exact === true ? "; the exact weighted sum" : deltaErrorText(result.deltaError)}`;
           process.stderr.write(`wrote ${result.output} (${how})\n`);
         }
       } finally {

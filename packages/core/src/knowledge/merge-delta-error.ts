@@ -16,14 +16,18 @@ export interface MergeDeltaErrorRecord extends Sourced {
    * measure costs ~rank^2 x (rows + cols) per pair of terms: 12 FLUX.1 rank-16 modules (double-block attention and MLP)
    * added ~0.3-0.45 s to a cat of two 35 MB files that took 0.13-0.36 s without it (2-core Xeon, loaded, 2026-12-06). */
   sampleModules: number;
-  /** The methods whose aim is the weighted sum (ties and dare trim and drop entries on purpose: not measured). */
+  /** The methods measured on every run: those whose aim is the weighted sum and that can miss it (linear, svd). ties and
+   * dare trim and drop entries on purpose: not measured. cat is exact by construction (the factors stacked, each scaled):
+   * measured in merge-delta-error.spec against numpy, not per run, since its rank is the sum of the inputs' and the
+   * measure grows with rank^2: a cat of three FLUX.1 LoRAs (rank 96 out) took 8.0 s with it against 1.97 s without and
+   * 1.66 s for a plain copy (bench/lora-bench.ts, 2-core Xeon, 2026-12-06), past the aim of 2x a copy. */
   methods: readonly string[];
 }
 
 export const MERGE_DELTA_ERROR: MergeDeltaErrorRecord = {
   warnAbove: 0.01,
   sampleModules: 12,
-  methods: ["cat", "linear", "svd"],
+  methods: ["linear", "svd"],
   source:
     "ours: IEEE 754 rounding bounds (BF16 8-bit, F16 11-bit significands); peft tuners/lora/model.py _generalized_task_arithmetic_weighted_adapter / add_weighted_adapter combination_type='linear' (equal ranks required; the A and B factors are combined separately); worker/loraspec_worker/merge.py",
   asOf: "2026-12-06",

@@ -98,8 +98,8 @@ export async function* mergeLora(params: MergeLoraParams): AsyncGenerator<Lorasp
       const fitted = fitPlan({ plan: plan.tensors, inputs: files });
       if (fitted.widened.length > 0) yield widenedWarning(fitted.widened);
       const result = await writeSafetensors({ path: params.output, tensors: executePlan({ plan: fitted.plan, inputs: files, fitted: true }), metadata, signal: params.signal });
-      const deltaError = yield* measuredDeltaError({ inputs, method, planInputs, files, output: params.output });
-      yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, deltaError } };
+      // cat is the exact weighted sum by construction (knowledge/merge-delta-error.ts says why it is not measured per run)
+      yield { type: "done", result: { output: params.output, method, target, tensors: plan.tensors.length, bytes: result.bytes, exact: true } };
       return;
     }
 
@@ -215,8 +215,8 @@ async function* mergeInWorker(
 
 /**
  * The merged delta measured against the exact weighted sum of the inputs' deltas (lora/delta-error.ts), on the file
- * written, for the methods that aim at that sum (knowledge/merge-delta-error.ts: cat, exact; linear, peft's factor
- * combination, approximate; svd, truncated to --rank); ties and dare trim on purpose and are not measured. Above the
+ * written, for the methods that aim at that sum and can miss it (knowledge/merge-delta-error.ts: linear, peft's factor
+ * combination, approximate; svd, truncated to --rank); cat is exact by construction, ties and dare trim on purpose. Above the
  * record's threshold it warns W_MERGE_DELTA_ERROR with the method's remedy.
  */
 async function* measuredDeltaError(m: { inputs: MergeInput[]; method: MergeMethod; planInputs: PlanInput[]; files: SafetensorsFile[]; output: string }): AsyncGenerator<LoraspecEvent, DeltaError | undefined> {
@@ -235,7 +235,7 @@ async function* measuredDeltaError(m: { inputs: MergeInput[]; method: MergeMetho
         ? "linear (peft's) combines the A and B factors separately, so cross terms enter the delta: use --method cat (exact, rank = sum of ranks) or svd (exact in the low-rank space, truncated to --rank)"
         : m.method === "svd"
           ? "svd kept only --rank of the merged delta's singular values: raise --rank (the sum of the input ranks is exact) or use --method cat"
-          : "cat is exact by construction: this is a bug in loraspec, please report it";
+          : "this method aims at the weighted sum: this is a bug in loraspec, please report it";
     const where = measured.modules < measured.of ? `${measured.modules} of ${measured.of} modules measured` : `all ${measured.of} modules`;
     yield {
       type: "warning",

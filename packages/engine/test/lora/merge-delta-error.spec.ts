@@ -4,6 +4,10 @@ import { describe, expect, it } from "vitest";
 import { collectEvents } from "@loraspec/core/events.js";
 import { MERGE_DELTA_ERROR } from "@loraspec/core/knowledge/merge-delta-error.js";
 import { mergeLora, type MergeMethod } from "@loraspec/engine/lora/merge-lora.js";
+import { measureDeltaError } from "@loraspec/engine/lora/delta-error.js";
+import { openSafetensors } from "@loraspec/engine/lora/safetensors-file.js";
+import { parseLora } from "@loraspec/core/lora/parse-lora.js";
+import { readAlphas } from "@loraspec/engine/lora/inspect-lora.js";
 import { buildLora, HAS_PYTHON, oracle, REPO, tempDir } from "./helpers.js";
 
 // merge reports how far its delta is from the exact weighted sum sum_i w_i (alpha_i / r_i) up_i down_i, measured on the
@@ -24,20 +28,34 @@ async function pair() {
 
 async function merge(method: MergeMethod, inputs: Array<{ path: string; weight: number }>, output: string, to?: "diffusers") {
   const events = await collectEvents(mergeLora({ inputs, output, method, ...(to ? { to } : {}), worker: { env: { ...process.env, OMP_NUM_THREADS: "1" } } }));
-  const done = events.find((e) => e.type === "done") as { result: { deltaError?: { relative: number; modules: number; of: number } } } | undefined;
+  const done = events.find((e) => e.type === "done") as { result: { deltaError?: { relative: number; modules: number; of: number }; exact?: boolean } } | undefined;
   const warnings = events.filter((e) => e.type === "warning").map((e) => (e as { code?: string }).code);
-  return { deltaError: done?.result.deltaError, warnings };
+  return { deltaError: done?.result.deltaError, exact: done?.result.exact, warnings };
+}
+
+/** The measure run on a written file directly (what merge runs for linear and svd), every module. */
+async function measured(output: string, inputs: Array<{ path: string; weight: number }>) {
+  const open = async (path: string) => {
+    const file = await openSafetensors({ path });
+    return { file, parsed: parseLora({ tensors: file.tensors, metadata: file.metadata, alphas: await readAlphas(file) }) };
+  };
+  const sides = await Promise.all(inputs.map(async (i) => ({ ...(await open(i.path)), weight: i.weight })));
+  return measureDeltaError({ inputs: sides, output: await open(output), sample: Number.MAX_SAFE_INTEGER });
 }
 
 describe("merge reports its delta error against the exact weighted sum", () => {
-  it("cat: ~0, measured on every module, no warning; also written in diffusers names (fused qkv split, final modulation halves swapped)", async () => {
+  it("cat: exact by construction (said, not measured per run) and ~0 when measured on every module; also written in diffusers names (fused qkv split, final modulation halves swapped)", async () => {
     const { dir, a, b } = await pair();
+    const inputs = [{ path: a, weight: 0.7 }, { path: b, weight: -0.4 }];
     for (const to of [undefined, "diffusers"] as const) {
-      const r = await merge("cat", [{ path: a, weight: 0.7 }, { path: b, weight: -0.4 }], join(dir, `cat-${to ?? "kohya"}.safetensors`), to);
-      expect(r.deltaError!.relative, to).toBeLessThan(1e-6);
-      expect(r.deltaError!.modules).toBe(r.deltaError!.of);
-      expect(r.deltaError!.of).toBe(3); // qkv, proj, final modulation
+      const out = join(dir, `cat-${to ?? "kohya"}.safetensors`);
+      const r = await merge("cat", inputs, out, to);
+      expect(r.exact).toBe(true);
+      expect(r.deltaError).toBeUndefined();
       expect(r.warnings).not.toContain("W_MERGE_DELTA_ERROR");
+      const d = await measured(out, inputs);
+      expect(d.relative, to).toBeLessThan(1e-6);
+      expect(d.of).toBe(3); // qkv, proj, final modulation
     }
     if (HAS_PYTHON) {
       const numpy = oracle("merge_delta_error.py", [join(dir, "cat-kohya.safetensors"), `${a}:0.7`, `${b}:-0.4`]);
@@ -75,6 +93,7 @@ describe("merge reports its delta error against the exact weighted sum", () => {
 
   it("the threshold is a sourced knowledge record", () => {
     expect(MERGE_DELTA_ERROR).toMatchObject({ warnAbove: expect.any(Number), source: expect.stringMatching(/\S/), asOf: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) });
-    expect(MERGE_DELTA_ERROR.methods).toEqual(expect.arrayContaining(["cat", "linear"]));
+    expect(MERGE_DELTA_ERROR.methods).toEqual(expect.arrayContaining(["linear", "svd"]));
+    expect(MERGE_DELTA_ERROR.methods).not.toContain("cat"); // exact by construction, and measuring it grows with rank^2
   });
 });
