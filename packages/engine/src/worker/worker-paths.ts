@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultCacheDir } from "../setup/trainer-install.js";
 
@@ -90,6 +90,24 @@ function isCheckout(root: string): boolean {
 
 function venvPython(venv: string, platform: NodeJS.Platform, env: NodeJS.ProcessEnv): string {
   const override = env.LORASPEC_WORKER_PYTHON;
-  if (override) return override;
+  if (override) return onPath(override, env, platform);
   return platform === "win32" ? join(venv, "Scripts", "python.exe") : join(venv, "bin", "python");
+}
+
+/**
+ * $LORASPEC_WORKER_PYTHON as a shell reads a command: a bare name (`python3`) is looked up on $PATH (the first file of
+ * that name, with Windows' PATHEXT endings there); a path is taken as given, relative to the working folder. A name found
+ * nowhere is returned as written, so "not installed (no python3)" names what the user set.
+ */
+export function onPath(command: string, env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): string {
+  if (isAbsolute(command) || /[\\/]/.test(command)) return resolve(command);
+  const endings = platform === "win32" ? ["", ...(env.PATHEXT ?? ".EXE;.CMD;.BAT").split(";").map((e) => e.toLowerCase())] : [""];
+  for (const dir of (env.PATH ?? env.Path ?? "").split(platform === "win32" ? ";" : delimiter)) {
+    if (!dir) continue;
+    for (const ending of endings) {
+      const candidate = join(dir, command + ending);
+      if (existsSync(candidate)) return candidate;
+    }
+  }
+  return command;
 }

@@ -1,13 +1,13 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { defaultCacheDir } from "@loraspec/engine/setup/trainer-install.js";
 import { setupWorker, WORKER_STAMP, workerStamp, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
-import { findWorkerRoot, workerLayout } from "@loraspec/engine/worker/worker-paths.js";
+import { findWorkerRoot, onPath, workerLayout } from "@loraspec/engine/worker/worker-paths.js";
 import { drain } from "../test-helpers.js";
 
 /** A checkout (worker/pyproject.toml) or an npm package (requirements + wheel, no pyproject). */
@@ -54,6 +54,18 @@ describe("workerLayout", () => {
     for (const kind of ["checkout", "package"] as const) {
       expect(workerLayout({ root: fakeRoot(kind), env: { LORASPEC_WORKER_PYTHON: "/opt/py" }, platform: "linux" }).python).toBe("/opt/py");
     }
+  });
+
+  it("LORASPEC_WORKER_PYTHON as a bare command name is looked up on PATH, as a shell would (the GPU machine's python3)", () => {
+    const bin = mkdtempSync(join(tmpdir(), "lws-path-"));
+    const py = join(bin, "python3-lws");
+    writeFileSync(py, "#!/bin/sh\n", { mode: 0o755 });
+    const env = { LORASPEC_WORKER_PYTHON: "python3-lws", PATH: ["/nonexistent", bin].join(delimiter) };
+    expect(workerLayout({ root: fakeRoot("checkout"), env, platform: "linux" }).python).toBe(py);
+    // found nowhere: kept as written, so the not-installed error names what was set
+    expect(workerLayout({ root: fakeRoot("checkout"), env: { ...env, PATH: "/nonexistent" }, platform: "linux" }).python).toBe("python3-lws");
+    // a relative path is a path, not a name
+    expect(onPath("./py", {}, "linux")).toBe(resolve("./py"));
   });
 
   it("finds the checkout or package root from a module inside it, and LORASPEC_HOME overrides", () => {
