@@ -26,7 +26,9 @@ loss-checked against the fp32 eager row; with --profile the LoRA's GEMMs and the
   PYTHONPATH=worker python3 bench/gpu-speed.py --only sdxl --configs 0,1,31,4,32,26,33 --steps 30 --profile 4
   PYTHONPATH=worker python3 bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 30 --profile 4
 Selective checkpointing (issue 22): --configs 13,23,24,25 (eager full checkpointing, then selective eager,
-compiled, compiled + fp8 GEMMs; each loss-checked against row 13).
+compiled, compiled + fp8 GEMMs; each loss-checked against row 13). The goal's candidate (<= 0.48 s/step with
+checkpointing): --configs 13,42,43,44 --attention fa4 (full checkpointing; selective keeping only the attention outputs;
+the trainer's matmul + attention list; each with compile, fp8 GEMMs and the LoRA in bf16).
 Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
 trainer's gradient all-reduce (distributed.Group) and reports images/s against the 1-GPU row of the same call.
 CPU smoke test (tiny widths, same classes and code paths): PYTHONPATH=worker python3 bench/gpu-speed.py --tiny --steps 4
@@ -140,7 +142,7 @@ def setup_config(model, s, args, device, dtype) -> SimpleNamespace:
         torch.backends.cudnn.benchmark = bool(s.get("cudnn_bench"))
     cfg = dev_config(base="random", arch=arch, resolution=1024, rank=args.rank, alpha=args.rank,
                      learning_rate=1e-4, steps=args.steps, precision="bf16", gradient_checkpointing=bool(s["ckpt"]),
-                     checkpointing_mode="selective" if s["ckpt"] == "selective" else "full", guidance_scale=3.5, batch_size=s["batch"],
+                     checkpointing_mode="selective" if str(s["ckpt"]).startswith("selective") else "full", guidance_scale=3.5, batch_size=s["batch"],
                      network_type=s.get("network", "lora"), network_factor=-1, lora_compute="bf16" if s.get("lora_bf16") else "fp32")
     t0 = time.time()
     pipe = build(model, device, dtype, args.tiny)
@@ -157,8 +159,8 @@ def setup_config(model, s, args, device, dtype) -> SimpleNamespace:
     for p in params:
         p.data = p.data.float()
     lora_compute.apply(net, setup.lora_compute_for(cfg, dtype))  # the trainer's: bf16 over a bf16 base only
-    if s["ckpt"] == "selective":
-        selective_ckpt.apply(net)  # before compile: the checkpoint sits inside each compiled block
+    if str(s["ckpt"]).startswith("selective"):  # before compile: the checkpoint sits inside each compiled block
+        selective_ckpt.apply(net, keep="attention" if s["ckpt"] == "selective-attention" else "matmul+attention")
     elif s["ckpt"]:
         net.enable_gradient_checkpointing()
     if s["compile"]:

@@ -103,4 +103,11 @@ CONFIGS = [
     # issue 22 (FLUX.1 <= 0.48 s/step with checkpointing): row 21 (full checkpointing, compile + fp8 GEMMs) plus the
     # LoRA path in bf16; loss-checked against the eager row with full checkpointing (13)
     ("flux1", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
+    # issue 22 (FLUX.1 <= 0.48 s/step with checkpointing, memory near full checkpointing's): row 42 with selective
+    # checkpointing that keeps only the attention outputs (train/selective_ckpt.py keep="attention": every matmul is
+    # recomputed once more, the attention kernel is not), then with the trainer's matmul+attention list for comparison;
+    # loss-checked against the eager row with full checkpointing (13)
+    ("flux1", "fast + fp8 GEMMs + LoRA bf16 + selective checkpointing (attention outputs only)",
+     dict(EAGER, ckpt="selective-attention", batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
+    ("flux1", "fast + fp8 GEMMs + LoRA bf16 + selective checkpointing", dict(EAGER, ckpt="selective", batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
 ]

@@ -2,7 +2,8 @@
 
 
 def ckpt_label(r: dict) -> str:
-    return "selective" if r["gradient_checkpointing"] == "selective" else "yes" if r["gradient_checkpointing"] else "no"
+    c = r["gradient_checkpointing"]
+    return c if isinstance(c, str) and c.startswith("selective") else "yes" if c else "no"
 
 
 def markdown(rows: list[dict], tflops: float, card: str, context_gib: float) -> str:

@@ -64,6 +64,45 @@ def test_the_policy_keeps_matmul_and_attention_outputs_and_recomputes_the_rest(m
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+def test_the_attention_only_policy_keeps_attention_recomputes_matmuls_and_gives_eager_gradients():
+    """Issue 22's bench row 43 (keep="attention"): only the attention outputs are kept; the gradients are eager's."""
+    from torch.utils.checkpoint import CheckpointPolicy, checkpoint
+
+    torch.manual_seed(0)
+    lin1, lin2 = torch.nn.Linear(8, 32), torch.nn.Linear(32, 8)
+
+    def block(x):
+        h = torch.nn.functional.gelu(lin1(x))
+        q = h.view(2, 16, 4, 8).transpose(1, 2)
+        a = torch.nn.functional.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 16, 32)
+        return lin2(a) + x
+
+    x = torch.randn(2, 16, 8)
+    grads = []
+    for wrap in (None, selective_ckpt.attention_context_fn, selective_ckpt.context_fn):
+        xi = x.clone().requires_grad_(True)
+        out = block(xi) if wrap is None else checkpoint(block, xi, use_reentrant=False, context_fn=wrap)
+        out.square().sum().backward()
+        grads.append((xi.grad.clone(), lin1.weight.grad.clone()))
+        lin1.weight.grad = lin2.weight.grad = None
+    for got in grads[1:]:
+        assert torch.allclose(got[0], grads[0][0], atol=1e-6) and torch.allclose(got[1], grads[0][1], atol=1e-6)
+    saved = selective_ckpt.saved_ops("attention")
+    assert saved and all("scaled_dot_product" in str(op) for op in saved)
+    assert not saved & {torch.ops.aten.mm.default, torch.ops.aten.addmm.default}
+    assert selective_ckpt.attention_policy(None, torch.ops.aten.addmm.default) == CheckpointPolicy.PREFER_RECOMPUTE
+    assert selective_ckpt.policy(None, torch.ops.aten.addmm.default) == CheckpointPolicy.MUST_SAVE
+
+
+def test_apply_takes_the_policy_per_block_class():
+    net = tiny_base.build_flux1(0).transformer
+    n = selective_ckpt.apply(net, keep="attention")
+    assert n == len(net.transformer_blocks) + len(net.single_transformer_blocks)
+    base_cls = type(net.transformer_blocks[0]).__mro__[1]
+    assert type(net.transformer_blocks[0]) is selective_ckpt._selective_class(base_cls, "attention")
+    assert selective_ckpt._selective_class(base_cls, "attention") is not selective_ckpt._selective_class(base_cls)
+
+
 def _run(tmp_path, name: str, monkeypatch, **over) -> tuple[list[dict], dict]:
     buf = io.StringIO()
     monkeypatch.setattr(protocol, "_out", buf)
