@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -188,8 +188,17 @@ describe.runIf(existsSync(CHROMIUM))("loraspec ui in Chromium", () => {
 
   it("starts a run on a tiny base, sees the loss chart and progress move, stops and resumes it", async () => {
     await page.click("a[href='#/runs']");
+    // A start the server refuses stays on screen: the contract stacks other.safetensors, which is not there yet
+    // (check's validation-stack-missing). The list's refresh every 2 s used to clear the message at once.
+    await page.getByRole("button", { name: "Start run" }).click();
+    const refused = page.getByTestId("start-error");
+    await expect.poll(() => refused.textContent().catch(() => ""), POLL).toContain("validation-stack-missing");
+    await page.waitForTimeout(2500);
+    expect(await refused.textContent()).toContain("validation-stack-missing");
+    await copyFile(join(root, "examples/pitfalls/other/detail.safetensors"), join(project, "other.safetensors"));
     await page.getByRole("button", { name: "Start run" }).click();
     await page.waitForSelector("[data-testid=run-progress]");
+    expect(await page.getByTestId("start-error").count()).toBe(0);
     const progress = page.getByTestId("run-progress");
     const chart = page.getByTestId("loss-chart");
     await expect.poll(async () => Number(await progress.getAttribute("data-step")), { timeout: 180_000, interval: 500 }).toBeGreaterThan(0);

@@ -15,6 +15,8 @@ const RESUMABLE = new Set(["interrupted", "failed", "cancelled"]);
 export function RunsPage({ project, selected }: { project: ProjectInfo; selected?: string }) {
   const [runs, setRuns] = useState<Run[]>([]);
   const [error, setError] = useState<string>();
+  // A refused start has its own state: the list's refresh every 2 s clears `error` and must not take this with it.
+  const [startError, setStartError] = useState<string>();
   const [busy, setBusy] = useState(false);
 
   const load = useCallback(() => {
@@ -36,12 +38,13 @@ export function RunsPage({ project, selected }: { project: ProjectInfo; selected
 
   const start = async () => {
     setBusy(true);
+    setStartError(undefined);
     try {
       const { id } = await api<{ id: string }>("/api/runs", { method: "POST" });
       location.hash = `#/runs/${encodeURIComponent(id)}`;
       load();
     } catch (e) {
-      setError(errorText(e));
+      setStartError(errorText(e));
     } finally {
       setBusy(false);
     }
@@ -53,6 +56,11 @@ export function RunsPage({ project, selected }: { project: ProjectInfo; selected
         <h2>Runs</h2>
         <span className="muted">{runs.length} total</span>
         <div className="spacer" />
+        {startError ? (
+          <span className="status status-error" data-testid="start-error">
+            {startError}
+          </span>
+        ) : null}
         {error ? <span className="status status-error">{error}</span> : null}
         <button className="primary" onClick={start} disabled={busy || !project.capabilities.runs || !project.hasContract}>
           Start run
