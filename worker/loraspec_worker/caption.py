@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from .hub import local_files_only
-from .images import open_bounded
+from .images import open_rgb
 from .protocol import WorkerError, emit, is_oom, log, phase, require, warning
 
 DEFAULT_MODEL = "florence-community/Florence-2-base"
@@ -58,17 +58,8 @@ def _load(model_id: str, device: str, dtype):
 
 
 def _open_image(path: str):
-    """The image upright and RGB, opened under core's pixel limit as every worker command opens images (images.py)."""
-    from PIL import Image, ImageOps
-
-    with open_bounded(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "P"):
-            rgba = img.convert("RGBA")
-            background = Image.new("RGB", rgba.size, (255, 255, 255))
-            background.paste(rgba, mask=rgba.getchannel("A"))
-            return background
-        return img.convert("RGB")
+    """The image as the trainer sees it (images.open_rgb: upright, transparent pixels on core's colour, RGB)."""
+    return open_rgb(path)
 
 
 def _inputs(kind: str, processor, images, task: str, prompt: str):

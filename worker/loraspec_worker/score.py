@@ -14,7 +14,7 @@ import os
 from typing import Optional
 
 from .hub import local_files_only
-from .images import open_bounded
+from .images import open_rgb
 from .protocol import WorkerError, emit, log, phase, require
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
@@ -31,12 +31,12 @@ def _device(request: dict) -> str:
 
 
 def _open(path: str):
-    """The image as RGB, opened under core's pixel limit as every worker command opens images (images.py)."""
+    """The image as the trainer sees it (images.open_rgb: upright, transparent pixels on core's colour, RGB): the
+    embedding prep's duplicate check and validate's scores read is of the picture that trains."""
     if not os.path.isfile(path):
         raise WorkerError("E_FILE_NOT_FOUND", f"image not found: {path}")
     try:
-        with open_bounded(path) as im:
-            return im.convert("RGB")
+        return open_rgb(path)
     except Exception as e:  # noqa: BLE001 - any decoder failure is the same user problem
         raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read image {path}: {e}") from None
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..images import MAX_IMAGE_PIXELS, open_bounded as _open_bounded  # noqa: F401 - MAX_IMAGE_PIXELS re-exported for tests
+from ..images import MAX_IMAGE_PIXELS, open_bounded as _open_bounded, open_rgb  # noqa: F401 - MAX_IMAGE_PIXELS re-exported for tests
 from ..protocol import WorkerError
-from ..schema_files import builtin_trainer
 from . import regularize
 
 
@@ -36,10 +35,6 @@ def by_resolution(buckets: list[dict]) -> "OrderedDict[int, list[dict]]":
 _EXIF_ORIENTATION, _SWAPS_SIDES = 0x0112, (5, 6, 7, 8)
 
 
-# Core's colour for transparent pixels (knowledge/image-formats.ts FLATTEN_BACKGROUND), as prep flattens them.
-FLATTEN_BACKGROUND = builtin_trainer()["flattenBackground"]
-
-
 # The run stops at an image it cannot decode; prep leaves such files out, and the run then trains on its folder.
 UNREADABLE_HINT = "run `loraspec prep` (it leaves out images it cannot decode; the run then trains on its folder), or remove or re-export the file"
 
@@ -48,21 +43,11 @@ UNREADABLE_HINT = "run `loraspec prep` (it leaves out images it cannot decode; t
 
 
 def _open(path: str):
-    """The image upright (EXIF orientation applied, as core's check and prep see it), RGB, transparent
-    pixels flattened onto core's background colour as prep flattens them (convert("RGB") alone would keep
-    the colour a transparent pixel stores, often black)."""
-    from PIL import Image, ImageOps
-
+    """The image as training pixels (images.open_rgb: upright, transparent pixels flattened onto core's colour, RGB)."""
     try:
-        image = _open_bounded(path)
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            image = Image.alpha_composite(Image.new("RGBA", rgba.size, FLATTEN_BACKGROUND), rgba)
+        return open_rgb(path)
     except Exception as e:  # noqa: BLE001
         raise WorkerError("E_IMAGE_UNREADABLE", f"cannot read {path}: {e}", hint=UNREADABLE_HINT) from None
-    return image.convert("RGB")
 
 
 def image_size(path: str) -> tuple[int, int]:
