@@ -32,6 +32,20 @@ def test_apply_wraps_every_repeated_block_and_keeps_names_keys_and_class_names()
     assert type(net.transformer_blocks[0]) is selective_ckpt._selective_class(type(net.transformer_blocks[0]).__mro__[1])
 
 
+def _tiny_block():
+    """A block with each kind of op the policies decide on: matmuls (two linears), GELU, attention, a residual add.
+    Returns (block, its two linears as one module list)."""
+    lin1, lin2 = torch.nn.Linear(8, 32), torch.nn.Linear(32, 8)
+
+    def block(x):
+        h = torch.nn.functional.gelu(lin1(x))
+        q = h.view(2, 16, 4, 8).transpose(1, 2)
+        a = torch.nn.functional.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 16, 32)
+        return lin2(a) + x
+
+    return block, torch.nn.ModuleList([lin1, lin2])
+
+
 def test_the_policy_keeps_matmul_and_attention_outputs_and_recomputes_the_rest(monkeypatch):
     from torch.utils.checkpoint import CheckpointPolicy
 
@@ -44,13 +58,7 @@ def test_the_policy_keeps_matmul_and_attention_outputs_and_recomputes_the_rest(m
         return out
 
     monkeypatch.setattr(selective_ckpt, "policy", counting)
-    lin1, lin2 = torch.nn.Linear(8, 32), torch.nn.Linear(32, 8)
-
-    def block(x):
-        h = torch.nn.functional.gelu(lin1(x))
-        q = h.view(2, 16, 4, 8).transpose(1, 2)
-        a = torch.nn.functional.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 16, 32)
-        return lin2(a) + x
+    block, _ = _tiny_block()
 
     from torch.utils.checkpoint import checkpoint
 
@@ -69,13 +77,7 @@ def test_the_attention_only_policy_keeps_attention_recomputes_matmuls_and_gives_
     from torch.utils.checkpoint import CheckpointPolicy, checkpoint
 
     torch.manual_seed(0)
-    lin1, lin2 = torch.nn.Linear(8, 32), torch.nn.Linear(32, 8)
-
-    def block(x):
-        h = torch.nn.functional.gelu(lin1(x))
-        q = h.view(2, 16, 4, 8).transpose(1, 2)
-        a = torch.nn.functional.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 16, 32)
-        return lin2(a) + x
+    block, layers = _tiny_block()
 
     x = torch.randn(2, 16, 8)
     grads = []
@@ -83,8 +85,8 @@ def test_the_attention_only_policy_keeps_attention_recomputes_matmuls_and_gives_
         xi = x.clone().requires_grad_(True)
         out = block(xi) if wrap is None else checkpoint(block, xi, use_reentrant=False, context_fn=wrap)
         out.square().sum().backward()
-        grads.append((xi.grad.clone(), lin1.weight.grad.clone()))
-        lin1.weight.grad = lin2.weight.grad = None
+        grads.append((xi.grad.clone(), layers[0].weight.grad.clone()))
+        layers.zero_grad(set_to_none=True)
     for got in grads[1:]:
         assert torch.allclose(got[0], grads[0][0], atol=1e-6) and torch.allclose(got[1], grads[0][1], atol=1e-6)
     saved = selective_ckpt.saved_ops("attention")
