@@ -1,6 +1,8 @@
 import { LR_ERROR_FACTOR } from "../knowledge/lint-severity.js";
 import { getLrRange, LR_RANGES, getDatasetSize, getPassesPerImage, getSteps, PASSES_PER_IMAGE_TOLERANCE, STEPS_PASSES_TOLERANCE } from "../knowledge/recipes.js";
 import { effectiveBatchOf, effectiveBatchText } from "../plan/effective-batch.js";
+import { datasetSteps, fmtShare, stepsForPasses } from "../plan/epoch.js";
+import type { Plan } from "../plan/plan-run.js";
 import type { Finding } from "./finding.js";
 import { type Rule, fmt, inRange, rangeText, datasetCount } from "./lint-rule.js";
 
@@ -87,17 +89,23 @@ export const recipeTarget: Rule = (ctx) => {
   ];
 };
 
+/** The plan's figures the passes and steps rules count with: images, effective batch and the training images' share (plan/epoch.ts). */
+const perImage = (plan: Plan) => ({ images: plan.images.count, batchImages: plan.effectiveBatch, trainShare: plan.trainShare });
+/** ", half of the batches on regularisation images" where reg images take part of each batch. */
+const regText = (plan: Plan) => (plan.trainShare < 1 ? `, ${fmtShare(plan.trainShare)} of the batches on the dataset (the rest on regularisation images)` : "");
+
 export const stepsRules: Rule = ({ c, plan }) => {
   const hp = c.hyperparameters;
   const out: Finding[] = [];
   const rec = getSteps(c.target);
   if (hp.steps && hp.passes_per_image) {
-    const implied = Math.ceil((hp.passes_per_image * plan.images.count) / plan.effectiveBatch);
+    // The plan's own steps for these passes (plan/epoch.ts stepsForPasses): the reg images' share of the batches counted.
+    const implied = stepsForPasses(hp.passes_per_image, perImage(plan));
     if (Math.abs(implied - hp.steps) / hp.steps > STEPS_PASSES_TOLERANCE.fraction) {
       out.push({
         rule: "steps-passes-mismatch",
         severity: "warning",
-        message: `steps ${hp.steps} but passes_per_image ${hp.passes_per_image} x ${plan.images.count} images / ${effectiveBatchText(effectiveBatchOf(c))} = ${implied} steps.`,
+        message: `steps ${hp.steps} but passes_per_image ${hp.passes_per_image} x ${plan.images.count} images / ${effectiveBatchText(effectiveBatchOf(c))}${regText(plan)} = ${implied} steps.`,
         fix: "Give one of steps or passes_per_image, or make them agree.",
         source: `${STEPS_PASSES_TOLERANCE.source}; ${rec.source}`,
         field: "hyperparameters.steps",
@@ -107,12 +115,15 @@ export const stepsRules: Rule = ({ c, plan }) => {
   // The guide's steps are at batch 1: with a larger effective batch (batch x accumulation x GPUs) the length of
   // the run is judged in passes per image (passes-per-image-out-of-range), so its fix (fewer steps) holds.
   // A trainer that picks its own batch (fal) is judged on its steps alone: passes per image are unknown there.
-  if ((plan.effectiveBatch === 1 || !plan.receives.settings.batch) && !inRange(plan.steps, rec.steps)) {
+  // The range bounds the steps on the dataset: with reg images in each batch the run takes that many more (plan/epoch.ts datasetSteps).
+  const onDataset = datasetSteps(plan.steps, plan.trainShare);
+  if ((plan.effectiveBatch === 1 || !plan.receives.settings.batch) && !inRange(onDataset, rec.steps)) {
+    const range = plan.trainShare < 1 ? { min: Math.ceil(rec.steps.min / plan.trainShare), max: Math.floor(rec.steps.max / plan.trainShare) } : rec.steps;
     out.push({
       rule: "steps-out-of-range",
       severity: "warning",
-      message: `${plan.steps} steps; a ${c.target} LoRA usually needs ${rangeText(rec.steps)} (about ${rec.passesPerImage} passes per image).`,
-      fix: `Set hyperparameters.steps within ${rangeText(rec.steps)}.`,
+      message: `${plan.steps} steps${plan.trainShare < 1 ? ` (${onDataset} on the dataset${regText(plan)})` : ""}; a ${c.target} LoRA usually needs ${rangeText(rec.steps)} (about ${rec.passesPerImage} passes per image)${plan.trainShare < 1 ? " on the dataset" : ""}.`,
+      fix: `Set hyperparameters.steps within ${rangeText(range)}.`,
       source: rec.source,
       field: "hyperparameters.steps",
     });
@@ -137,9 +148,10 @@ export const saveEvery: Rule = ({ c }) =>
       ];
 
 /**
- * How many times each image trains: steps x effective batch (batch x accumulation x GPUs, plan/effective-batch.ts)
- * / images, the plan's passesPerImage, against the recipe's range (knowledge/recipes.ts getPassesPerImage). The
- * steps range alone is the guide's at batch 1: batch 32 on 20 images at 2,000 steps is 3,200 passes per image
+ * How many times each training image trains: steps x effective batch (batch x accumulation x GPUs, plan/effective-batch.ts)
+ * x the training images' share of the batches (reg images take the rest, plan/epoch.ts regMix) / images: the plan's
+ * passesPerImage, one function (plan/epoch.ts passesOf), against the recipe's range (knowledge/recipes.ts getPassesPerImage).
+ * The steps range alone is the guide's at batch 1: batch 32 on 20 images at 2,000 steps is 3,200 passes per image
  * with the steps in range. At effective batch 1 with the steps out of range, steps-out-of-range already says it.
  */
 export const passesPerImage: Rule = ({ c, model, plan }) => {
@@ -150,15 +162,15 @@ export const passesPerImage: Rule = ({ c, model, plan }) => {
   const low = passes <= rec.range.min / k;
   if (!high && !low) return [];
   const stepsRec = getSteps(c.target);
-  if (plan.effectiveBatch === 1 && !inRange(plan.steps, stepsRec.steps)) return [];
+  if (plan.effectiveBatch === 1 && !inRange(datasetSteps(plan.steps, plan.trainShare), stepsRec.steps)) return [];
   const batch = effectiveBatchOf(c);
   const target = Math.max(1, Math.round((rec.range.min + rec.range.max) / 2));
-  const steps = Math.max(1, Math.round((target * plan.images.count) / batch.images));
+  const steps = stepsForPasses(target, perImage(plan));
   return [
     {
       rule: "passes-per-image-out-of-range",
       severity: "warning",
-      message: `each image trains ${fmt(passes)} times (${plan.steps} steps x ${effectiveBatchText(batch)} / ${plan.images.count} images); a ${c.target} LoRA on ${model.label} takes about ${rangeText(rec.range)}${high ? ": it will overtrain (overcooked, the dataset memorised)" : ": it will undertrain"}.`,
+      message: `each image trains ${fmt(passes)} times (${plan.steps} steps x ${effectiveBatchText(batch)}${regText(plan)} / ${plan.images.count} images); a ${c.target} LoRA on ${model.label} takes about ${rangeText(rec.range)}${high ? ": it will overtrain (overcooked, the dataset memorised)" : ": it will undertrain"}.`,
       fix: `Set hyperparameters.steps to about ${steps} at this batch (${target} passes per image)${batch.images > 1 ? `, or lower ${[batch.batch > 1 ? "batch_size" : "", batch.accumulation > 1 ? "gradient_accumulation" : "", batch.gpus > 1 ? "hardware.gpus" : ""].filter(Boolean).join(" / ")}` : ""}, or give hyperparameters.passes_per_image instead of steps.`,
       source: `${rec.source}; ${PASSES_PER_IMAGE_TOLERANCE.source}`,
       field: c.hyperparameters.steps ? "hyperparameters.steps" : "hyperparameters.passes_per_image",

@@ -20,9 +20,54 @@ export interface EpochSplit {
   epochs: number;
   /** The regularisation images in the epoch: how the trainer mixes them in and the reg entries (or reg steps, ai-toolkit) one epoch holds. Absent: none. */
   reg?: { images: number; rule: Exclude<RegEpochRule, "none">; perEpoch: number; source: string };
-  /** Times each training image is trained over the whole run (every resolution copy counted), the reg images' share of the batches left out. */
+  /** The training images' share of the batches (regMix): 1 without reg images. */
+  trainShare: number;
+  /** Times each training image is trained over the whole run (every resolution copy counted), the reg images' share of the batches left out (passesOf). */
   imagePasses: number;
   source: string;
+}
+
+/**
+ * How the trainer mixes the regularisation images into its batches (knowledge/trainer-epochs.ts): the rule, the reg
+ * images it takes, and the training images' share of the batches (Kohya's epoch is half reg entries, ai-toolkit's
+ * steps alternate, the built-in pool is N of N + R; 1 without reg images or where the trainer takes none). The one
+ * home of that share: the plan's passes per image, its recommended steps and lint's passes and steps rules read it.
+ */
+export interface RegMix {
+  rule: RegEpochRule;
+  regImages: number;
+  trainShare: number;
+}
+
+export function regMix(contract: Pick<Contract, "trainer">, p: { images: number; regImages?: number }): RegMix {
+  const record = TRAINER_EPOCHS[contract.trainer.name];
+  const rule: RegEpochRule = (p.regImages ?? 0) > 0 ? record.reg.rule : "none";
+  const regImages = rule === "none" ? 0 : p.regImages!;
+  const trainShare = rule === "pad" || rule === "alternate" ? 0.5 : rule === "pool" ? p.images / (p.images + regImages) : 1;
+  return { rule, regImages, trainShare };
+}
+
+/** A training share as said: 0.5 is "half", else a percentage. */
+export function fmtShare(share: number): string {
+  return share === 0.5 ? "half" : `${Math.round(share * 100)}%`;
+}
+
+/** Times each training image trains over `steps` (every resolution copy counted), the reg images' share of the batches left out. Unrounded. */
+export function passesOf(steps: number, p: { images: number; batchImages: number; trainShare: number }): number {
+  return (steps * p.batchImages * p.trainShare) / p.images;
+}
+
+/** The steps that train each training image `passes` times: the inverse of passesOf, rounded up. */
+export function stepsForPasses(passes: number, p: { images: number; batchImages: number; trainShare: number }): number {
+  return Math.max(1, Math.ceil((passes * p.images) / (p.batchImages * p.trainShare) - 1e-6));
+}
+
+/**
+ * The steps' worth of batches that train the dataset (steps x trainShare, rounded down): what the recipe's steps
+ * range, the guide's on the dataset alone, bounds. The plan's recommended steps are this range over trainShare.
+ */
+export function datasetSteps(steps: number, trainShare: number): number {
+  return Math.floor(steps * trainShare + 1e-6);
 }
 
 /**
@@ -33,13 +78,10 @@ export interface EpochSplit {
 export function epochSplit(contract: Contract, p: { images: number; steps: number; resolution: number; batch: EffectiveBatch; regImages?: number }): EpochSplit {
   const record = TRAINER_EPOCHS[contract.trainer.name];
   const resolutions = record.perResolution ? trainingResolutions(contract, p.resolution).length : 1;
-  const rule: RegEpochRule = (p.regImages ?? 0) > 0 ? record.reg.rule : "none";
-  const regImages = rule === "none" ? 0 : p.regImages!;
-  // The training images' share of the batches: Kohya's epoch is half reg entries, ai-toolkit's steps alternate, the built-in pool is N of N + R.
-  const trainShare = rule === "pad" || rule === "alternate" ? 0.5 : rule === "pool" ? p.images / (p.images + regImages) : 1;
-  const passesPerImage = (p.steps * p.batch.images) / p.images;
+  const { rule, regImages, trainShare } = regMix(contract, p);
+  const imagePasses = passesOf(p.steps, { images: p.images, batchImages: p.batch.images, trainShare });
   // Each epoch trains every image `resolutions` times per repeat: the repeats aim at TARGET_EPOCHS epochs.
-  const repeats = Math.max(1, Math.round((passesPerImage * trainShare) / (TARGET_EPOCHS.epochs * resolutions)));
+  const repeats = Math.max(1, Math.round(imagePasses / (TARGET_EPOCHS.epochs * resolutions)));
   const perCopy = p.images * repeats;
   // Entries one copy holds: Kohya registers exactly as many reg entries as training ones (train_util.py L2166-2182); the built-in pools R more per repeat.
   const entries = rule === "pad" ? 2 * perCopy : rule === "pool" ? (p.images + regImages) * repeats : perCopy;
@@ -54,7 +96,8 @@ export function epochSplit(contract: Contract, p: { images: number; steps: numbe
     stepsPerEpoch,
     epochs: Math.max(1, Math.ceil(p.steps / stepsPerEpoch)),
     ...(rule !== "none" ? { reg: { images: regImages, rule, perEpoch, source: record.reg.source } } : {}),
-    imagePasses: Math.round(passesPerImage * trainShare * 10) / 10,
+    trainShare,
+    imagePasses: Math.round(imagePasses * 10) / 10,
     source: record.source,
   };
 }

@@ -15,7 +15,7 @@ import { networkCost, type NetworkCost } from "./network-cost.js";
 import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
 import { checkpointsOf } from "./checkpoints.js";
 import { effectiveBatchOf } from "./effective-batch.js";
-import { epochSplit } from "./epoch.js";
+import { epochSplit, fmtShare, regMix, stepsForPasses } from "./epoch.js";
 import { trainerReceives, type TrainerReceives } from "../compile/trainer-receives.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
@@ -53,7 +53,13 @@ export interface Plan {
   resolution: number;
   steps: number;
   stepsSource: string;
+  /**
+   * Times each training image trains over the run (every resolution copy counted), less the regularisation images'
+   * share of the batches: steps x effective batch x trainShare / images (plan/epoch.ts passesOf). Lint's passes rules read this.
+   */
   passesPerImage: number;
+  /** The training images' share of each step's batch (plan/epoch.ts regMix): 1 without reg images, 0.5 where Kohya pads or ai-toolkit alternates them. */
+  trainShare: number;
   repeats: number;
   epochs: number;
   stepsPerEpoch: number;
@@ -64,8 +70,6 @@ export interface Plan {
    * (scan, or assumed as many as the dataset's), how the trainer mixes them in, and the reg entries (Kohya, built-in) or reg steps (ai-toolkit) of one epoch.
    */
   reg?: { count: number; counted: "scan" | "assumed"; rule: "pad" | "alternate" | "pool"; perEpoch: number; source: string };
-  /** Times each training image trains over the run (every resolution copy counted), less the reg images' share of the batches. */
-  imagePasses: number;
   batchSize: number;
   gradientAccumulation: number;
   gpus: number;
@@ -131,26 +135,32 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   const batch = effectiveBatchOf(contract);
   const { gpus, images: effectiveBatch } = batch;
 
+  // Regularisation images: check's scan of dataset.reg_path, else as many as the dataset's (Kohya and ai-toolkit count the same for any number).
+  // Where the trainer mixes them into the batches, the training images get only their share (plan/epoch.ts regMix, one home):
+  // the steps for N passes per image are counted with it, and so is every passes figure plan and lint say.
+  const regImages = contract.dataset.reg_path ? (options.regImages ?? images.count) : 0;
+  const mix = regMix(contract, { images: images.count, regImages });
+  const per = { images: images.count, batchImages: effectiveBatch, trainShare: mix.trainShare };
   const stepsRecord = getSteps(contract.target);
   let steps: number;
   let stepsSource: string;
+  const regText = mix.trainShare < 1 ? ` / ${fmtShare(mix.trainShare)} of the batches on the dataset (the rest regularisation images)` : "";
   if (hp.steps) {
     steps = hp.steps;
     stepsSource = "contract: hyperparameters.steps";
   } else if (hp.passes_per_image) {
-    steps = Math.ceil((hp.passes_per_image * images.count) / effectiveBatch);
-    stepsSource = `contract: ${hp.passes_per_image} passes x ${images.count} images / batch ${effectiveBatch}`;
+    steps = stepsForPasses(hp.passes_per_image, per);
+    stepsSource = `contract: ${hp.passes_per_image} passes x ${images.count} images / batch ${effectiveBatch}${regText}`;
   } else {
-    const raw = Math.ceil((stepsRecord.passesPerImage * images.count) / effectiveBatch);
-    steps = Math.min(stepsRecord.steps.max, Math.max(stepsRecord.steps.min, raw));
-    stepsSource = `knowledge: ~${stepsRecord.passesPerImage} passes per image, within ${stepsRecord.steps.min}-${stepsRecord.steps.max} (${stepsRecord.source})`;
+    // The recipe's steps range is the guide's at batch 1 on the dataset alone: it bounds the images trained (passes x images),
+    // then the steps are the ones that train those passes at this batch with this share (lint judges the same figure).
+    const imageSteps = Math.min(stepsRecord.steps.max, Math.max(stepsRecord.steps.min, stepsRecord.passesPerImage * images.count));
+    steps = stepsForPasses(imageSteps / images.count, per);
+    stepsSource = `knowledge: ~${stepsRecord.passesPerImage} passes per image, within ${stepsRecord.steps.min}-${stepsRecord.steps.max} steps at batch 1, / batch ${effectiveBatch}${regText} (${stepsRecord.source})`;
   }
-  const passesPerImage = (steps * effectiveBatch) / images.count;
   // Counted as the compiled config runs an epoch: once per training resolution where the trainer makes one dataset per resolution.
-  // Regularisation images: check's scan of dataset.reg_path, else as many as the dataset's (Kohya and ai-toolkit count the same for any number).
-  const regImages = contract.dataset.reg_path ? (options.regImages ?? images.count) : 0;
   const split = epochSplit(contract, { images: images.count, steps, resolution, batch, regImages });
-  const { repeats, stepsPerEpoch, epochs, resolutions: epochResolutions, imagePasses } = split;
+  const { repeats, stepsPerEpoch, epochs, resolutions: epochResolutions, imagePasses: passesPerImage, trainShare } = split;
   const reg = split.reg ? { count: split.reg.images, counted: options.regImages !== undefined ? ("scan" as const) : ("assumed" as const), rule: split.reg.rule, perEpoch: split.reg.perEpoch, source: split.reg.source } : undefined;
   if (reg?.counted === "assumed" && reg.rule === "pool") notes.push(`regularisation images not counted: planned with ${reg.count}, as many as the dataset's (the built-in trainer draws from both folders pooled)`);
 
@@ -186,13 +196,13 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     resolution,
     steps,
     stepsSource,
-    passesPerImage: Math.round(passesPerImage * 10) / 10,
+    passesPerImage,
+    trainShare,
     repeats,
     epochs,
     stepsPerEpoch,
     epochResolutions,
     ...(reg ? { reg } : {}),
-    imagePasses,
     batchSize: hp.batch_size,
     gradientAccumulation: hp.gradient_accumulation,
     gpus,

@@ -280,7 +280,7 @@ describe("compiled steps/epoch = the plan's", () => {
     expect(plan.stepsPerEpoch).toBe(got.stepsPerEpoch);
     expect(plan.epochs).toBe(Math.ceil(plan.steps / plan.stepsPerEpoch));
     // the passes each training image gets over the run: the steps' images less the reg images' share
-    expect(plan.imagePasses).toBeCloseTo((plan.steps * plan.effectiveBatch * got.trainShare) / images, 0);
+    expect(plan.passesPerImage).toBeCloseTo((plan.steps * plan.effectiveBatch * got.trainShare) / images, 0);
     // fal is handed no reg images: the plan counts none
     expect(plan.reg !== undefined).toBe(reg > 0 && trainer !== "fal");
     if (got.realSteps !== undefined) {
@@ -306,7 +306,7 @@ describe("compiled steps/epoch = the plan's", () => {
     const few = planRun(c, undefined, { regImages: 7 });
     const many = planRun(c, undefined, { regImages: 150 });
     // 2000 steps x 1 / 20 images = 100 passes, half on reg -> 5 repeats; 2 x 20 x 5 = 200 steps/epoch (100 without reg)
-    expect({ repeats: few.repeats, stepsPerEpoch: few.stepsPerEpoch, epochs: few.epochs, imagePasses: few.imagePasses }).toEqual({ repeats: 5, stepsPerEpoch: 200, epochs: 10, imagePasses: 50 });
+    expect({ repeats: few.repeats, stepsPerEpoch: few.stepsPerEpoch, epochs: few.epochs, passesPerImage: few.passesPerImage }).toEqual({ repeats: 5, stepsPerEpoch: 200, epochs: 10, passesPerImage: 50 });
     expect(many.stepsPerEpoch).toBe(few.stepsPerEpoch);
     expect(few.reg).toMatchObject({ count: 7, counted: "scan", rule: "pad", perEpoch: 100 });
     // left uncounted, a reg folder is planned with as many as the dataset's
