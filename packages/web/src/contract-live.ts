@@ -3,7 +3,8 @@ import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
 import type { Contract } from "@loraspec/core/contract/schema.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
-import { planRun, type Plan } from "@loraspec/core/plan/plan-run.js";
+import type { Plan } from "@loraspec/core/plan/plan-run.js";
+import { planFrom, type PlanSources } from "@loraspec/core/plan/plan-inputs.js";
 
 /** One line in the findings panel: schema problems and lint findings look the same here. */
 export interface LiveFinding {
@@ -25,9 +26,9 @@ export interface LiveCheck {
 
 /**
  * Checks contract text in the browser with the same pure core the CLI uses: the schema (with
- * file:line:field), then the plan. Runs on every keystroke, so it never throws.
+ * file:line:field), then the plan. `regDataset`: the server's scan of dataset.reg_path (/api/dataset/summary's reg). Runs on every keystroke, so it never throws.
  */
-export function checkContractText(text: string, dataset?: DatasetSummary): LiveCheck {
+export function checkContractText(text: string, dataset?: DatasetSummary, regDataset?: DatasetSummary): LiveCheck {
   let contract: Contract;
   try {
     contract = parseContractText({ text, file: "lora.yaml" });
@@ -40,15 +41,17 @@ export function checkContractText(text: string, dataset?: DatasetSummary): LiveC
     return { findings };
   }
   const findings: LiveFinding[] = [];
+  // The plan's sources as check hands them (core plan/plan-inputs.ts): the dataset's scan and the reg folder's.
+  const sources: PlanSources = { dataset, ...(regDataset ? { regDataset } : {}) };
   let plan: Plan | undefined;
   let planError: string | undefined;
   try {
-    plan = planRun(contract, dataset);
+    plan = planFrom(contract, sources);
   } catch (error) {
     planError = error instanceof Error ? error.message : String(error);
   }
   try {
-    for (const f of lintContract(contract, { dataset })) {
+    for (const f of lintContract(contract, sources)) {
       findings.push({ severity: f.severity, code: f.rule, field: f.field, message: f.message, hint: f.fix, source: f.source });
     }
   } catch (error) {

@@ -1,6 +1,6 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel } from "../knowledge/base-models.js";
-import { planRun } from "../plan/plan-run.js";
+import { planFrom } from "../plan/plan-inputs.js";
 import { findingApplies } from "../compile/trainer-receives.js";
 import { costAndTime, vram } from "./budget-rules.js";
 import { datasetImages, datasetSize } from "./dataset-rules.js";
@@ -66,7 +66,8 @@ const RULE_FUNCTIONS: readonly Rule[] = [
 export function lintContract(contract: Contract, options: LintOptions = {}): Finding[] {
   const model = getBaseModel(contract.base.model);
   if (!model) throw new Error(`unknown base model ${contract.base.model}`); // the loader rejects these first
-  const plan = planRun(contract, options.dataset, options);
+  // The plan as every other caller makes it from the same sources (plan/plan-inputs.ts): lint judges that plan.
+  const plan = planFrom(contract, options);
   const ctx: LintContext = { c: contract, model, plan, opts: options };
   const order = { error: 0, warning: 1, info: 2 } as const;
   // A rule judging a setting the trainer is not handed says nothing for it (compile/trainer-receives.ts RULE_SETTINGS).

@@ -2,7 +2,8 @@ import type { Contract } from "../contract/schema.js";
 import type { DatasetSummary } from "../contract/dataset-summary.js";
 import type { BaseModelRecord } from "../knowledge/base-models.js";
 import type { Range } from "../knowledge/types.js";
-import type { Plan, PlanOptions } from "../plan/plan-run.js";
+import type { Plan } from "../plan/plan-run.js";
+import type { PlanSources } from "../plan/plan-inputs.js";
 import type { WordLookup } from "./clip-pretokenize.js";
 import type { TrainingData } from "./crop-rules.js";
 import type { Finding } from "./finding.js";
@@ -13,7 +14,8 @@ import type { Finding } from "./finding.js";
  * and are registered, in output order, in lint-contract.ts (RULE_FUNCTIONS).
  */
 
-export interface LintOptions extends PlanOptions {
+/** The plan's sources (plan/plan-inputs.ts: dataset, reg folder, live prices), the same a caller hands the plan, and what lint alone reads. */
+export interface LintOptions extends PlanSources {
   /** What the quick dataset scan found; dataset rules are skipped without it. */
   dataset?: DatasetSummary;
   /** English word list (engine: loadEnglishWords); the trigger word rule is skipped without it. */

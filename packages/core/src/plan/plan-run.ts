@@ -31,7 +31,10 @@ export interface LivePrice {
 
 export interface PlanOptions {
   livePrices?: readonly LivePrice[];
-  /** The regularisation images the trainer reads (check's scan of dataset.reg_path); without it a contract with reg_path is planned with as many as the dataset's. */
+  /**
+   * The regularisation images the trainer reads (check's scan of dataset.reg_path); without it a contract with reg_path is
+   * planned with as many as the dataset's. Callers outside core build this with plan/plan-inputs.ts (planFrom), not by hand.
+   */
   regImages?: number;
 }
 

@@ -4,7 +4,7 @@ import { getPassesPerImage, getSteps, PASSES_PER_IMAGE_TOLERANCE } from "@lorasp
 import { fmt, inRange } from "@loraspec/core/lint/lint-rule.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
-import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { planFrom } from "@loraspec/core/plan/plan-inputs.js";
 import { contract, dataset, GOOD } from "./helpers.js";
 
 /**
@@ -40,7 +40,9 @@ function build(trainer: Partial<ContractInput>, reg: number, hp: Record<string, 
   return contract({}, base);
 }
 
-const rules = (c: ReturnType<typeof build>, reg: number) => lintContract(c, { dataset: dataset(IMAGES), ...(reg > 0 ? { regImages: reg } : {}) });
+/** The plan's sources as check hands them (plan/plan-inputs.ts): the dataset's scan and the reg folder's. */
+const sources = (reg: number) => ({ dataset: dataset(IMAGES), ...(reg > 0 ? { regDataset: { ...dataset(reg), path: "./reg" } } : {}) });
+const rules = (c: ReturnType<typeof build>, reg: number) => lintContract(c, sources(reg));
 
 describe("lint's passes per image = the plan's, reg images counted as the trainer mixes them in", () => {
   const cases = TRAINERS.flatMap(([t, trainer, share]) => REGS.flatMap((reg) => BATCHES.map((b) => [t, reg, b, trainer, share(reg)] as const)));
@@ -53,7 +55,7 @@ describe("lint's passes per image = the plan's, reg images counted as the traine
     const batch = fal ? 1 : b;
     for (const steps of STEPS) {
       const c = build(trainer, reg, { steps, ...(fal ? {} : { batch_size: b }) });
-      const plan = planRun(c, dataset(IMAGES), reg > 0 ? { regImages: reg } : {});
+      const plan = planFrom(c, sources(reg));
       expect(plan.trainShare).toBeCloseTo(share, 6);
       expect(plan.passesPerImage).toBeCloseTo((steps * batch * share) / IMAGES, 1);
       const finding = rules(c, reg).find((f) => f.rule === "passes-per-image-out-of-range");
@@ -76,7 +78,7 @@ describe("lint's passes per image = the plan's, reg images counted as the traine
     const batch = fal ? {} : { batch_size: b };
     // no steps: the recipe's ~100 passes per image on the training images, over the batch and the training images' share of it
     const recommended = build(trainer, reg, { ...batch });
-    const plan = planRun(recommended, dataset(IMAGES), reg > 0 ? { regImages: reg } : {});
+    const plan = planFrom(recommended, sources(reg));
     const effective = fal ? 1 : b;
     // the guide's steps range (1,500-2,500 at batch 1) bounds the images trained: 100 passes x 20 images
     const imageSteps = Math.min(2500, Math.max(1500, 100 * IMAGES));
@@ -86,7 +88,7 @@ describe("lint's passes per image = the plan's, reg images counted as the traine
     expect(said).not.toContain("steps-out-of-range");
     // passes_per_image: 100 trains each training image ~100 times; the same steps beside it agree
     const byPasses = build(trainer, reg, { ...batch, passes_per_image: 100 });
-    const p = planRun(byPasses, dataset(IMAGES), reg > 0 ? { regImages: reg } : {});
+    const p = planFrom(byPasses, sources(reg));
     expect(p.passesPerImage).toBeGreaterThanOrEqual(100);
     expect(p.passesPerImage).toBeLessThan(100 + effective);
     expect(rules(build(trainer, reg, { ...batch, passes_per_image: 100, steps: p.steps }), reg).map((f) => f.rule)).not.toContain("steps-passes-mismatch");

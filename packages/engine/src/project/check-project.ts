@@ -5,7 +5,8 @@ import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { FAL_PRICING_API } from "@loraspec/core/knowledge/prices.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { Finding } from "@loraspec/core/lint/finding.js";
-import { planRun, type LivePrice, type Plan } from "@loraspec/core/plan/plan-run.js";
+import type { LivePrice, Plan } from "@loraspec/core/plan/plan-run.js";
+import { planFrom, type PlanSources } from "@loraspec/core/plan/plan-inputs.js";
 import { loadContract, resolveDatasetDir, type LoadedContract } from "../contract/load-contract.js";
 import { describeTrainingData, trainingDataOf } from "../dataset/project-dataset.js";
 import { loadEnglishWords } from "../contract/english-words.js";
@@ -51,6 +52,8 @@ export interface CheckResult {
   regDataset?: DatasetSummary;
   findings: Finding[];
   plan: Plan;
+  /** What `plan` was made from (core plan/plan-inputs.ts): a re-plan of an edited contract (the OOM fallback's) uses these. */
+  sources: PlanSources;
   /** Things the user should know that are not findings (a failed live price fetch). */
   notes: string[];
 }
@@ -137,12 +140,13 @@ export async function checkProject({ path, cwd, falKey, fetch, signal, skipDatas
   }
   // check's own findings are held to what the trainer is handed as lint's are (core compile/trainer-receives.ts, one home).
   const receives = trainerReceives(contract);
-  const findings = [...lintContract(contract, { dataset: view?.lint ?? dataset, words, tokenizer, livePrices, trainingData, ...(regDataset ? { regImages: regDataset.images.length } : {}) }), ...preflight.filter((f) => findingApplies(f.rule, receives))].sort((a, b) => order[a.severity] - order[b.severity]);
+  // Lint judges every image scanned (view.lint); the plan counts the ones that train (view.trains). Both take the reg
+  // folder and prices as PlanSources (core plan/plan-inputs.ts), as the OOM fallback's re-plan does from `sources`.
+  const findings = [...lintContract(contract, { dataset: view?.lint ?? dataset, regDataset, livePrices, words, tokenizer, trainingData }), ...preflight.filter((f) => findingApplies(f.rule, receives))].sort((a, b) => order[a.severity] - order[b.severity]);
   if (view) dataset = view.trains;
-  // The plan counts the reg images the trainer reads (steps/epoch, plan/epoch.ts); lint's plan above counts them too.
-  const regImages = regDataset?.images.length;
-  const plan = planRun(contract, dataset, { livePrices, ...(regImages !== undefined ? { regImages } : {}) });
-  return { loaded, dataset, regDataset, findings, plan, notes };
+  const sources: PlanSources = { dataset, regDataset, livePrices };
+  const plan = planFrom(contract, sources);
+  return { loaded, dataset, regDataset, findings, plan, sources, notes };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { LoraspecError } from "@loraspec/core/errors.js";
-import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { planFrom } from "@loraspec/core/plan/plan-inputs.js";
 import { resolveDatasetDir } from "../contract/load-contract.js";
 import { trainingDatasetDir, type TrainingDataDir } from "../dataset/project-dataset.js";
 import { checkProject, type CheckResult } from "../project/check-project.js";
@@ -69,7 +69,8 @@ export async function prepareTraining(params: { path: string; cwd?: string; falK
           tried.push(step.fallback);
           current = step.contract;
           const next = current;
-          const nextPlan = planRun(next, result.dataset);
+          // The same sources as check's plan (the reg folder's scan, live prices): only the contract changed.
+          const nextPlan = planFrom(next, result.sources);
           return {
             note: `${step.fallback} (${step.change})`,
             job: (run: RunRecord) => buildTrainJob({ contract: next, contractDir: loaded.dir, datasetDir: trainOn.dir, plan: nextPlan, run, contractHash }),

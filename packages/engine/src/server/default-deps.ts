@@ -5,7 +5,7 @@ import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js"
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import type { WordLookup } from "@loraspec/core/lint/clip-pretokenize.js";
-import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { planFrom, type PlanSources } from "@loraspec/core/plan/plan-inputs.js";
 import type { DatasetScan, LoraService, ServerDeps } from "./deps.js";
 import { SERVER_LIMITS } from "./limits.js";
 
@@ -24,9 +24,10 @@ export function defaultDeps(): ServerDeps {
   return {
     parseContract: ({ text, file }) => parseContractText({ text, file }),
     // The server lints with the English word list too (too big to ship to the browser).
-    lint: async ({ contract, dataset }) =>
-      lintContract(contract as Contract, { dataset: dataset as DatasetSummary | undefined, words: await englishWords() }),
-    plan: ({ contract, dataset }) => planRun(contract as Contract, dataset as DatasetSummary | undefined),
+    // Lint and plan from the same sources as check (core plan/plan-inputs.ts): the dataset's scan and the reg folder's.
+    lint: async ({ contract, dataset, regDataset }) =>
+      lintContract(contract as Contract, { ...sourcesOf(dataset, regDataset), words: await englishWords() }),
+    plan: ({ contract, dataset, regDataset }) => planFrom(contract as Contract, sourcesOf(dataset, regDataset)),
     scanDataset: scanWithProblems,
     autoCaption,
     validation: {
@@ -39,6 +40,11 @@ export function defaultDeps(): ServerDeps {
     },
     lora: loraService,
   };
+}
+
+/** The server's scans as the plan's sources. */
+function sourcesOf(dataset: unknown, regDataset: unknown): PlanSources {
+  return { dataset: dataset as DatasetSummary | undefined, ...(regDataset ? { regDataset: regDataset as DatasetSummary } : {}) };
 }
 
 type AutoCaption = NonNullable<ServerDeps["autoCaption"]>;

@@ -9,9 +9,10 @@ export interface ServerDeps {
   /** Parses and validates contract YAML; throws E_YAML_SYNTAX / E_CONTRACT_INVALID with file and field. */
   parseContract?: (params: { text: string; file: string }) => unknown;
   /** Lint findings for a parsed contract (and the dataset summary when known). */
-  lint?: (params: { contract: unknown; dataset?: unknown }) => unknown | Promise<unknown>;
+  /** `dataset` and `regDataset` (dataset.reg_path): the plan's sources (core plan/plan-inputs.ts), as check hands them. */
+  lint?: (params: { contract: unknown; dataset?: unknown; regDataset?: unknown }) => unknown | Promise<unknown>;
   /** The plan: resolved steps, LR, VRAM, time and cost. */
-  plan?: (params: { contract: unknown; dataset?: unknown }) => unknown;
+  plan?: (params: { contract: unknown; dataset?: unknown; regDataset?: unknown }) => unknown;
   /** A dataset summary with per-image problems (unreadable, too small, duplicates). */
   scanDataset?: (params: {
     dir: string;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkProject } from "@loraspec/engine/project/check-project.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { planFrom } from "@loraspec/core/plan/plan-inputs.js";
 
 const root = fileURLToPath(new URL("../../../..", import.meta.url));
 let dir: string;
@@ -102,6 +103,9 @@ describe("checkProject", () => {
     // the plan counts the reg images check listed (plan/epoch.ts: steps/epoch with them, as the trainer mixes them in)
     expect(r.plan.reg).toMatchObject({ count: 2, counted: "scan" });
     expect(r.plan.stepsPerEpoch).toBe(planRun(r.loaded.contract, r.dataset, { regImages: 2 }).stepsPerEpoch);
+    // what the plan was made from is handed on (core plan/plan-inputs.ts): the OOM fallback's re-plan counts the same reg images
+    expect(r.sources.regDataset?.images).toHaveLength(2);
+    expect(planFrom(r.loaded.contract, r.sources)).toEqual(r.plan);
   });
 
   it("an empty dataset folder is unusable input", async () => {

@@ -72,6 +72,18 @@ describe("server with the real engine", () => {
     expect(plan.steps).toBe(1500);
   });
 
+  it("plans with the reg folder's scan too (dataset.reg_path), as check does (core plan/plan-inputs.ts)", async () => {
+    await mkdir(join(project, "reg"), { recursive: true });
+    for (const i of [1, 2, 3]) await copyFile(join(project, "dataset", `p${i}.png`), join(project, "reg", `r${i}.png`));
+    const yaml = contract("zxqv").replace("dataset: { path: ./dataset,", "dataset: { path: ./dataset, reg_path: ./reg,");
+    const res = await app.request("/api/plan", { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify({ yaml }) });
+    const { plan } = await res.json();
+    // counted from the folder (the scan drops look-alikes as prep would), not assumed as many as the dataset's
+    expect(plan.reg).toMatchObject({ counted: "scan", rule: "pool" });
+    expect(plan.reg.count).toBeGreaterThan(0);
+    expect(plan.reg.count).toBeLessThanOrEqual(3);
+  });
+
   it("offers the repository's examples and creates a project from one whose contract checks", async () => {
     const examplesDir = join(import.meta.dirname, "../../../../examples");
     const fresh = await mkdtemp(join(tmpdir(), "loraspec-server-example-"));

@@ -53,12 +53,14 @@ export function ProjectPage({ project, onProjectChanged }: { project: ProjectInf
   }, [text, saved, draftStore, staleDraft]);
 
   // The dataset scan comes from the server once; lint and plan then run here on every edit.
-  const [dataset, setDataset] = useState<DatasetSummary>();
+  // The reg folder's scan too (dataset.reg_path): the plan counts the reg images' share of each batch, as check's does.
+  const [scans, setScans] = useState<{ dataset?: DatasetSummary; reg?: DatasetSummary }>({});
   useEffect(() => {
     if (!project.hasContract) return;
-    api<{ summary: DatasetSummary | null }>("/api/dataset/summary").then((r) => setDataset(r.summary ?? undefined), () => {});
+    api<{ summary: DatasetSummary | null; reg?: DatasetSummary | null }>("/api/dataset/summary").then((r) => setScans({ dataset: r.summary ?? undefined, reg: r.reg ?? undefined }), () => {});
   }, [project.hasContract, saved]);
-  const local = useMemo(() => checkContractText(text, dataset), [text, dataset]);
+  const dataset = scans.dataset;
+  const local = useMemo(() => checkContractText(text, scans.dataset, scans.reg), [text, scans]);
   // Rules only the server can run (the English word list is too big to ship) arrive a moment later.
   const [serverFindings, setServerFindings] = useState<{ text: string; findings: LiveFinding[] }>();
   useEffect(() => {

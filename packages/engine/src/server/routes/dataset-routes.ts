@@ -14,12 +14,16 @@ import { notSupported, readJson, requireString, tooLarge } from "../http-helpers
 import { IMAGE_UPLOAD_TYPES, SERVER_LIMITS } from "../limits.js";
 import { captionFilesFor, contractBasics, listImages, readContractText } from "../project-files.js";
 import { projectRelative, resolveInsideProject } from "../../fs/safe-path.js";
-import { contractOnDisk, datasetListing, datasetSummary } from "./dataset-scan.js";
+import { contractOnDisk, datasetListing, planScans } from "./dataset-scan.js";
 
 /** The dataset: listing, thumbnails and crops, captions (by hand and by a model), uploads. Mounted at /api. */
 export function datasetRoutes(ctx: AppContext) {
   return new Hono()
-    .get("/dataset/summary", async (c) => c.json({ summary: (await datasetSummary(ctx, await contractOnDisk(ctx), c.req.raw.signal)) ?? null }))
+    // The page lints and plans from these, as check does (core plan/plan-inputs.ts): the dataset's scan and the reg folder's.
+    .get("/dataset/summary", async (c) => {
+      const scans = await planScans(ctx, await contractOnDisk(ctx), c.req.raw.signal);
+      return c.json({ summary: scans.dataset ?? null, reg: scans.regDataset ?? null });
+    })
     .get("/dataset", async (c) => c.json(await datasetListing(ctx)))
     .get("/dataset/thumb", (c) => webp(ctx, c, (img, px) => img.resize(px, px, { fit: "inside", withoutEnlargement: true })))
     .get("/dataset/crop", (c) => crop(ctx, c))

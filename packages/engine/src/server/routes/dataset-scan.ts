@@ -13,6 +13,10 @@ import { captionFilesFor, listImageFiles, readContractText } from "../project-fi
 import { hiddenFilesFinding } from "../../dataset/dataset-findings.js";
 import { decodeCaption } from "../../dataset/caption-sidecar.js";
 import { projectRelative } from "../../fs/safe-path.js";
+import type { TrainerId } from "@loraspec/core/contract/ids.js";
+import { trainerFolderReading } from "@loraspec/core/knowledge/trainer-folder-reading.js";
+import { regFindings } from "../../dataset/reg-findings.js";
+import type { DatasetScan } from "../../dataset/scan-dataset.js";
 
 const keyOf = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("base64url");
 
@@ -52,6 +56,39 @@ export async function datasetSummary(ctx: AppContext, contract: unknown, signal?
     if (isLoraspecError(error)) return undefined; // no dataset yet: lint and plan without it
     throw error;
   }
+}
+
+/**
+ * The regularisation images (dataset.reg_path) as check counts them: the same scan, read as the contract's trainer
+ * reads a folder (dataset/reg-findings.ts). Undefined without a reg_path, or when the folder cannot be scanned.
+ */
+export async function regSummary(ctx: AppContext, contract: unknown, signal?: AbortSignal): Promise<unknown> {
+  const scan = ctx.params.scanDataset;
+  const c = contract as { captions?: { extension?: string }; dataset?: { resolution?: number; reg_path?: string }; base?: { model?: string }; trainer?: { name?: TrainerId } } | undefined;
+  const reg = c?.dataset?.reg_path;
+  if (!scan || !reg) return undefined;
+  try {
+    const dir = await ctx.inside(reg.replace(/^\.\//, "") || ".");
+    const trainer = c?.trainer?.name;
+    return await ctx.datasetCache.memo({
+      key: keyOf("reg", dir, c?.captions?.extension ?? ".txt", c?.dataset?.resolution ?? null, c?.base?.model ?? null, trainer ?? null),
+      dir,
+      compute: async () => {
+        const summary = (await scan({ dir, contract, signal })).summary as DatasetScan | undefined;
+        if (!summary) return undefined;
+        return { ...summary, images: regFindings(summary, trainer ? trainerFolderReading(trainer) : undefined).images };
+      },
+    });
+  } catch (error) {
+    if (isLoraspecError(error)) return undefined; // no reg folder: planned with the dataset's count, as check without a scan
+    throw error;
+  }
+}
+
+/** What lint and plan are made from on the server and the page (core plan/plan-inputs.ts PlanSources): both scans. */
+export async function planScans(ctx: AppContext, contract: unknown, signal?: AbortSignal): Promise<{ dataset?: unknown; regDataset?: unknown }> {
+  const [dataset, regDataset] = await Promise.all([datasetSummary(ctx, contract, signal), regSummary(ctx, contract, signal)]);
+  return { ...(dataset ? { dataset } : {}), ...(regDataset ? { regDataset } : {}) };
 }
 
 /** The caption as the page shows it, read confined and bounded; a caption that links outside or is too big is a problem, not text. */

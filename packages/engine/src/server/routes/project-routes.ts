@@ -11,7 +11,7 @@ import type { ContractResponse, ProjectResponse } from "../api-types.js";
 import type { ServerDeps } from "../deps.js";
 import { notSupported, readJson, requireString } from "../http-helpers.js";
 import { contractBasics, readContractText } from "../project-files.js";
-import { datasetSummary } from "./dataset-scan.js";
+import { planScans } from "./dataset-scan.js";
 
 /** The project, its contract (read, write), live lint and plan: mounted at /api. */
 export function projectRoutes(ctx: AppContext) {
@@ -85,14 +85,13 @@ export function projectRoutes(ctx: AppContext) {
       if (!params.lint || !params.parseContract) throw notSupported("Lint");
       const body = await readJson<{ yaml?: unknown }>(c);
       const contract = params.parseContract({ text: requireString(body.yaml, "yaml"), file: contractRel });
-      const dataset = await datasetSummary(ctx, contract, c.req.raw.signal);
-      return c.json({ findings: await params.lint({ contract, dataset }) });
+      return c.json({ findings: await params.lint({ contract, ...(await planScans(ctx, contract, c.req.raw.signal)) }) });
     })
     .post("/plan", async (c) => {
       if (!params.plan || !params.parseContract) throw notSupported("Plan");
       const body = await readJson<{ yaml?: unknown }>(c);
       const contract = params.parseContract({ text: requireString(body.yaml, "yaml"), file: contractRel });
-      return c.json({ plan: params.plan({ contract, dataset: await datasetSummary(ctx, contract, c.req.raw.signal) }) });
+      return c.json({ plan: params.plan({ contract, ...(await planScans(ctx, contract, c.req.raw.signal)) }) });
     });
 }
 
