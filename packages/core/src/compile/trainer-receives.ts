@@ -18,22 +18,37 @@ import { FAL_DEFAULT_ENDPOINT, FAL_TRAINER_ENDPOINTS } from "./fal/fal-endpoints
 export const PLAN_SETTINGS = ["learningRate", "rank", "batch", "repeats", "resolution", "checkpoints", "gpu", "networkTargets", "trainSettings"] as const;
 export type PlanSetting = (typeof PLAN_SETTINGS)[number];
 
+/**
+ * Settings the run acts on, not the compiled config (plan does not print them):
+ * - failurePath: failure.on_divergence and failure.on_oom. loraspec's supervisor stops a local trainer whose loss turns
+ *   NaN (engine run/supervise-process.ts, trainer-lines.ts) and retries an OOM with failure.oom_fallbacks (engine
+ *   run/oom-fallback.ts; the built-in worker applies its own, compile/diffusers.ts). A fal job is only polled
+ *   (engine fal/fal-poll.ts, run/run-fal.ts): neither is acted on, and fal's request has no input for them.
+ */
+export const RUN_SETTINGS = ["failurePath"] as const;
+export type RunSetting = (typeof RUN_SETTINGS)[number];
+/** A setting a check rule can judge: one the compiled config carries (PlanSetting) or one the run acts on (RunSetting). */
+export type ReceivedSetting = PlanSetting | RunSetting;
+
 export interface TrainerReceives {
-  /** Per plan setting: true when the compiled config carries it (`packages/core/test/compile/trainer-receives.spec.ts` holds each against the compilers). */
+  /** Per plan setting: true when the compiled config carries it (`packages/cli/test/plan-trainer-fields.spec.ts` holds each against the compilers). */
   settings: Record<PlanSetting, boolean>;
+  /** Per run setting: true when loraspec's run of this trainer acts on it. */
+  run: Record<RunSetting, boolean>;
   /** Why some are not sent, when some are not. */
   why?: string;
   source: string;
 }
 
+const RUN_ALL: Record<RunSetting, boolean> = { failurePath: true };
 const ALL = Object.fromEntries(PLAN_SETTINGS.map((s) => [s, true])) as Record<PlanSetting, boolean>;
 const NONE = Object.fromEntries(PLAN_SETTINGS.map((s) => [s, false])) as Record<PlanSetting, boolean>;
 
 const local = (trainer: Exclude<TrainerId, "fal">, source: string): TrainerReceives => {
   const epochs = TRAINER_EPOCHS[trainer];
   return epochs.repeats
-    ? { settings: ALL, source }
-    : { settings: { ...ALL, repeats: false }, why: `${trainer} trains steps; it has no repeats or epochs`, source: `${source}; ${epochs.source}` };
+    ? { settings: ALL, run: RUN_ALL, source }
+    : { settings: { ...ALL, repeats: false }, run: RUN_ALL, why: `${trainer} trains steps; it has no repeats or epochs`, source: `${source}; ${epochs.source}` };
 };
 
 const LOCAL: Record<Exclude<TrainerId, "fal">, TrainerReceives> = {
@@ -54,7 +69,8 @@ export function trainerReceives(contract: Contract): TrainerReceives {
   const record = FAL_TRAINER_ENDPOINTS.find((e) => e.endpoint === id);
   return {
     settings: { ...NONE, learningRate: record?.takesLearningRate ?? false },
-    why: `fal's hosted endpoint${id ? ` ${id}` : ""} takes the images, the trigger, the steps${record?.takesLearningRate ? " and a learning rate" : ""}; it picks its own GPU, rank, batch and resolution`,
+    run: { failurePath: false },
+    why: `fal's hosted endpoint${id ? ` ${id}` : ""} takes the images, the trigger, the steps${record?.takesLearningRate ? " and a learning rate" : ""}; it picks its own GPU, rank, batch and resolution, and handles its own failures`,
     source: record?.source ?? "compile/fal/fal-endpoints.ts",
   };
 }
@@ -68,7 +84,7 @@ export function trainerReceives(contract: Contract): TrainerReceives {
  * setting (trainer-ignores-field, network-targets-unsupported, block-swap-unsupported) are about that very fact and
  * are not listed. Table test: packages/core/test/lint/rules-trainer-receives.spec.ts (every rule here x every trainer).
  */
-export const RULE_SETTINGS: Readonly<Record<string, PlanSetting>> = {
+export const RULE_SETTINGS: Readonly<Record<string, ReceivedSetting>> = {
   // the LR against the recipe's range (lint/hyperparameter-rules.ts; recipe-target-mismatch's LR reason asks receives itself)
   "lr-sdxl-on-flux": "learningRate",
   "lr-out-of-range": "learningRate",
@@ -86,10 +102,18 @@ export const RULE_SETTINGS: Readonly<Record<string, PlanSetting>> = {
   // save every N steps (lint/hyperparameter-rules.ts, promise-rules.ts)
   "no-save-every": "checkpoints",
   "save-every-over-steps": "checkpoints",
+  // what happens when training fails (lint/promise-rules.ts): only a run loraspec supervises acts on it
+  "failure-path-unset": "failurePath",
+  "failure-continue-on-divergence": "failurePath",
 };
+
+/** Whether the trainer is handed (or its run acts on) a setting. */
+export function receivesSetting(receives: TrainerReceives, setting: ReceivedSetting): boolean {
+  return setting in receives.settings ? receives.settings[setting as PlanSetting] : receives.run[setting as RunSetting];
+}
 
 /** Whether a finding can be true for the trainer: its rule judges no setting, or one the trainer receives (RULE_SETTINGS). */
 export function findingApplies(rule: string, receives: TrainerReceives): boolean {
   const setting = RULE_SETTINGS[rule];
-  return setting === undefined || receives.settings[setting];
+  return setting === undefined || receivesSetting(receives, setting);
 }

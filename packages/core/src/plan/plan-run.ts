@@ -206,8 +206,9 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
     stepsPerEpoch,
     epochResolutions,
     ...(reg ? { reg } : {}),
-    batchSize: hp.batch_size,
-    gradientAccumulation: hp.gradient_accumulation,
+    // as effectiveBatchOf counts them (1 where the trainer picks its own batch: fal)
+    batchSize: batch.batch,
+    gradientAccumulation: batch.accumulation,
     gpus,
     effectiveBatch,
     learningRate,

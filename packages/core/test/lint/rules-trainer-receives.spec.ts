@@ -1,19 +1,21 @@
 import { describe, expect, it } from "vitest";
 import { FAL_TRAINER_ENDPOINTS } from "@loraspec/core/compile/fal/fal-endpoints.js";
-import { RULE_SETTINGS, trainerReceives, type PlanSetting } from "@loraspec/core/compile/trainer-receives.js";
+import { receivesSetting, RULE_SETTINGS, trainerReceives } from "@loraspec/core/compile/trainer-receives.js";
 import { ContractSchema, type Contract, type ContractInput } from "@loraspec/core/contract/schema.js";
 import type { DatasetSummary } from "@loraspec/core/contract/dataset-summary.js";
 import type { BaseModelId } from "@loraspec/core/knowledge/base-models.js";
 import { getCompatibility } from "@loraspec/core/knowledge/trainers.js";
 import { RULES } from "@loraspec/core/lint/finding.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
+import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { dataset } from "./helpers.js";
 
 /**
  * Every rule that judges one of the plan's settings x every trainer: the rule fires only where the trainer is handed
  * that setting, as compile/trainer-receives.ts says (RULE_SETTINGS and trainerReceives, never a list here). fal's
  * hosted endpoints pick their own resolution, GPU, batch and checkpoints, so an image below the base's native side,
- * a VRAM ceiling, a save_every or passes per image judge nothing they do; an endpoint that takes a learning rate is
+ * a VRAM ceiling, a save_every or passes per image judge nothing they do, nor does the failure path (a fal job is only
+ * polled: no NaN stop, no OOM fallback); an endpoint that takes a learning rate is
  * still held to the LR range. Each rule's provocation fires on some trainer handed the setting, on the same base as
  * a fal endpoint that is not, so a quiet fal cell is the gate and not a provocation that missed.
  */
@@ -34,6 +36,8 @@ const PROVOKE: Record<string, Provocation> = {
   "walltime-over-limit": { patch: (c) => ({ ...c, limits: { ...c.limits, max_walltime_hours: 0.001 } }) },
   "no-save-every": { patch: (c) => hp(c, { save_every: undefined }) },
   "save-every-over-steps": { patch: (c) => hp(c, { steps: 1000, save_every: 5000 }) },
+  "failure-path-unset": { patch: (c) => ({ ...c, failure: {} }) },
+  "failure-continue-on-divergence": { patch: (c) => ({ ...c, failure: { on_divergence: "continue", on_oom: "fail" } }) },
 };
 
 const LOCAL = ["diffusers", "kohya", "ai-toolkit"] as const;
@@ -82,16 +86,26 @@ describe("a rule about a setting fires only where the trainer receives it (compi
   const table = Object.entries(RULE_SETTINGS).flatMap(([rule, setting]) => cells.map((cell) => ({ rule, setting, ...cell })));
   it.each(table)("$rule x $label", ({ rule, setting, make }) => {
     const { fired, c } = fires(rule, make);
-    const received = trainerReceives(c).settings[setting as PlanSetting];
+    const received = receivesSetting(trainerReceives(c), setting);
     if (!received) expect(fired, `${rule} fired, but ${c.trainer.name} is not handed ${setting}`).toBe(false);
   });
 
   it.each(Object.keys(RULE_SETTINGS))("%s: provoked where the setting is received, on a base where some fal endpoint is not handed it", (rule) => {
     const setting = RULE_SETTINGS[rule]!;
-    const quietFal = cells.filter((cell) => cell.label.startsWith("fal ") && !trainerReceives(ContractSchema.parse(cell.make())).settings[setting]);
+    const quietFal = cells.filter((cell) => cell.label.startsWith("fal ") && !receivesSetting(trainerReceives(ContractSchema.parse(cell.make())), setting));
     const firing = cells.filter((cell) => !cell.label.startsWith("fal ") && fires(rule, cell.make).fired);
     expect(firing.length, `${rule} fires on no local trainer`).toBeGreaterThan(0);
     if (quietFal.length > 0) expect(quietFal.some((q) => firing.some((f) => f.base === q.base)), `${rule}: no local trainer fires on a base of a fal endpoint`).toBe(true);
+  });
+
+  it("a trainer not handed the batch is planned at batch 1 (plan/effective-batch.ts): fal's batch_size, accumulation and GPUs are not sent", () => {
+    for (const cell of cells) {
+      const c = ContractSchema.parse(hp(cell.make(), { steps: undefined, passes_per_image: 100, batch_size: 4, gradient_accumulation: 2 }));
+      const plan = planRun(c);
+      const handed = trainerReceives(c).settings.batch;
+      expect([cell.label, plan.effectiveBatch], cell.label).toEqual([cell.label, handed ? 8 : 1]);
+      expect(plan.steps, cell.label).toBe(Math.ceil((100 * 20) / plan.effectiveBatch));
+    }
   });
 
   it("a fal endpoint that takes a learning rate is still held to the LR range", () => {
