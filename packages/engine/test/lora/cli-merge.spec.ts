@@ -1,6 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildLora, HAS_PYTHON, REPO, tempDir } from "./helpers.js";
@@ -31,8 +30,12 @@ describe("loraspec merge / convert flags and cancellation (CLI)", () => {
     const pick = (m: { native: string }) => /^single_blocks\.[0-9]\.linear1$/.test(m.native);
     await buildLora({ path: a, arch: "flux1", format: "kohya", pick, rank: 4 });
     await buildLora({ path: b, arch: "flux1", format: "kohya", pick, rank: 4, seed: 2 });
-    const before = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith("loraspec-merge-")));
-    const child = spawn(process.execPath, [BIN, "merge", `${a}:0.5`, `${b}:0.5`, "--method", "ties", "-o", join(dir, "m.safetensors"), "--json"], { env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    // The merge's temp folder goes to a TMPDIR of this test's own: other test files merging at the same time
+    // (vitest runs files in parallel) make loraspec-merge-* folders in the shared temp dir, which this test
+    // would count as its own and find still there (it failed that way under load).
+    const tmp = join(dir, "tmp");
+    mkdirSync(tmp);
+    const child = spawn(process.execPath, [BIN, "merge", `${a}:0.5`, `${b}:0.5`, "--method", "ties", "-o", join(dir, "m.safetensors"), "--json"], { env: { ...process.env, OMP_NUM_THREADS: "1", TMPDIR: tmp } });
     let out = "";
     let made: string[] = [];
     const exit = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
@@ -41,7 +44,7 @@ describe("loraspec merge / convert flags and cancellation (CLI)", () => {
         out += String(d);
         // The worker has started its first module: interrupt as a terminal's Ctrl-C would.
         if (out.includes('"name":"merge"') && made.length === 0) {
-          made = readdirSync(tmpdir()).filter((n) => n.startsWith("loraspec-merge-") && !before.has(n)).map((n) => join(tmpdir(), n));
+          made = readdirSync(tmp).filter((n) => n.startsWith("loraspec-merge-")).map((n) => join(tmp, n));
           child.kill("SIGINT");
           resolve();
         }
