@@ -1,7 +1,6 @@
-import { readFile, link, symlink, readdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, link, mkdir, symlink, readdir } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { collectEvents } from "@loraspec/core/events.js";
 import { isLoraspecError } from "@loraspec/core/errors.js";
 import { decodeToF32, type Dtype, encodeFromF32 } from "@loraspec/core/lora/dtype.js";
@@ -212,10 +211,19 @@ describe("merge inputs of different base models are refused before any work, for
     await buildLora({ path: flux, arch: "flux1", format: "kohya", pick: (m) => m.native === "img_in", rank: 2 });
     await buildLora({ path: sdxl, arch: "sdxl", format: "kohya", pick: (m) => /^input_blocks\.4\.1\.transformer_blocks\.0\.attn1\.to_q$/.test(m.native), rank: 2 });
     let spawned = 0;
-    const before = (await readdir(tmpdir())).filter((n) => n.startsWith("loraspec-merge-")).length;
+    // A temp folder of this test's own (os.tmpdir() reads TMPDIR per call; each test file runs in its own process):
+    // other files merging at the same time make loraspec-merge-* folders in the shared one.
+    const tmp = join(dir, "tmp");
+    await mkdir(tmp);
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    onTestFinished(() => {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    });
     const error = await collectEvents(mergeLora({ inputs: [{ path: flux, weight: 0.5 }, { path: sdxl, weight: 0.5 }], output: join(dir, "m.safetensors"), method, worker: { spawn: (() => { spawned++; throw new Error("the worker must not start"); }) as never } })).catch((e) => e);
     expect([error.code, error.file, spawned]).toEqual(["E_LORA_SHAPE_MISMATCH", sdxl, 0]);
-    expect((await readdir(tmpdir())).filter((n) => n.startsWith("loraspec-merge-")).length).toBeLessThanOrEqual(before);
+    expect(await readdir(tmp)).toEqual([]);
   });
 });
 

@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { mergeLora } from "@loraspec/engine/lora/merge-lora.js";
 import type { SpawnFn } from "@loraspec/engine/worker/run-worker.js";
@@ -28,11 +27,20 @@ describe.runIf(HAS_PYTHON)("cancelling a worker merge (defect 7)", () => {
     await buildLora({ path: a, arch: "flux1", format: "kohya", pick: (m) => m.native === "img_in", rank: 2 });
     await buildLora({ path: b, arch: "flux1", format: "kohya", pick: (m) => m.native === "img_in", rank: 2, seed: 2 });
     let child: ReturnType<typeof spawn> | undefined;
-    const before = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith("loraspec-merge-")));
+    // The merge's temp folder goes to this test's own TMPDIR (os.tmpdir() reads it per call; vitest runs each file
+    // in its own process): other files merging at the same time make loraspec-merge-* folders in the shared one.
+    const tmp = join(dir, "tmp");
+    mkdirSync(tmp);
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    onTestFinished(() => {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    });
     let made: string[] = [];
     const fake: SpawnFn = (_python, _args, options) => {
       // The merge's temp folder exists now (the canonical inputs are in it).
-      made = readdirSync(tmpdir()).filter((n) => n.startsWith("loraspec-merge-") && !before.has(n)).map((n) => join(tmpdir(), n));
+      made = readdirSync(tmp).filter((n) => n.startsWith("loraspec-merge-")).map((n) => join(tmp, n));
       child = spawn(PYTHON, ["-c", STUCK], options);
       return child;
     };
