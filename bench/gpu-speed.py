@@ -27,8 +27,9 @@ loss-checked against the fp32 eager row; with --profile the LoRA's GEMMs and the
   PYTHONPATH=worker python3 bench/gpu-speed.py --only flux1 --configs 10,11,34,20,35 --steps 30 --profile 4
 Selective checkpointing (issue 22): --configs 13,23,24,25 (eager full checkpointing, then selective eager,
 compiled, compiled + fp8 GEMMs; each loss-checked against row 13). The goal's candidate (<= 0.48 s/step with
-checkpointing): --configs 13,42,43,44 --attention fa4 (full checkpointing; selective keeping only the attention outputs;
-the trainer's matmul + attention list; each with compile, fp8 GEMMs and the LoRA in bf16).
+checkpointing): --configs 13,42,43,44 --attention fa4 (full checkpointing; selective keeping only the attention outputs,
+the trainer's checkpointing_mode selective since 2026-12-06; the matmul + attention list, the trainer's before; each with
+compile, fp8 GEMMs and the LoRA in bf16).
 Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
 trainer's gradient all-reduce (distributed.Group) and reports images/s against the 1-GPU row of the same call.
 CPU smoke test (tiny widths, same classes and code paths): PYTHONPATH=worker python3 bench/gpu-speed.py --tiny --steps 4

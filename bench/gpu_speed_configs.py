@@ -66,8 +66,9 @@ CONFIGS = [
     ("flux1", "fast + fp8 GEMMs", dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True)),
     ("flux1", "fast + fp8 GEMMs", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8mm=True)),
     ("flux1", "fp8 base + fp8 GEMM forward (24 GB recipe)", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8=True, fp8mm=True)),
-    # selective activation checkpointing (issue 22; train/selective_ckpt.py): matmul and attention outputs
-    # kept, element-wise ops recomputed. Loss-checked against the eager row with full checkpointing (13).
+    # selective activation checkpointing (issue 22; train/selective_ckpt.py keep="matmul+attention", the trainer's policy
+    # until 2026-12-06, now bench rows only): matmul and attention outputs kept, element-wise ops recomputed.
+    # Loss-checked against the eager row with full checkpointing (13).
     ("flux1", "selective checkpointing (no compile)", dict(EAGER, ckpt="selective", batch=1, fused=True)),
     ("flux1", "fast + selective checkpointing", dict(EAGER, ckpt="selective", batch=1, fused=True, compile=True)),
     ("flux1", "fast + fp8 GEMMs + selective checkpointing", dict(EAGER, ckpt="selective", batch=1, fused=True, compile=True, fp8mm=True)),
@@ -105,7 +106,8 @@ CONFIGS = [
     ("flux1", "fast + fp8 GEMMs + LoRA bf16", dict(EAGER, ckpt=True, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
     # issue 22 (FLUX.1 <= 0.48 s/step with checkpointing, memory near full checkpointing's): row 42 with selective
     # checkpointing that keeps only the attention outputs (train/selective_ckpt.py keep="attention": every matmul is
-    # recomputed once more, the attention kernel is not), then with the trainer's matmul+attention list for comparison;
+    # recomputed once more, the attention kernel is not; checkpointing_mode "selective" since 2026-12-06), then with the
+    # matmul+attention list (the trainer's until then) for comparison;
     # loss-checked against the eager row with full checkpointing (13)
     ("flux1", "fast + fp8 GEMMs + LoRA bf16 + selective checkpointing (attention outputs only)",
      dict(EAGER, ckpt="selective-attention", batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),

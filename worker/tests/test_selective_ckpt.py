@@ -1,6 +1,7 @@
 """Selective activation checkpointing (train/selective_ckpt.py, checkpointing_mode "selective") and
 the whole-run timing (train/timing.py) on the CPU: the loss curve and the LoRA equal eager's on the
-tiny FLUX.1, the policy keeps the matmul and attention outputs, names and keys stay, and the
+tiny FLUX.1, the trainer's policy (core's selectiveCheckpointingKeep: "attention") keeps only the
+attention outputs and the bench's other one the matmul outputs too, names and keys stay, and the
 train result says where the run's time went. The H200 figures: bench/gpu-speed.py, gpu-wholerun.py."""
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def test_apply_wraps_every_repeated_block_and_keeps_names_keys_and_class_names()
     assert type(net.transformer_blocks[0]) is selective_ckpt._selective_class(type(net.transformer_blocks[0]).__mro__[1])
 
 
-def _tiny_block():
+def _tiny_block(module: bool = False):
     """A block with each kind of op the policies decide on: matmuls (two linears), GELU, attention, a residual add.
-    Returns (block, its two linears as one module list)."""
+    Returns (block, its two linears as one module list); with module=True the block is the one repeated block of a
+    net that declares it as the denoisers do (`_repeated_blocks`), so selective_ckpt.apply wraps it."""
     lin1, lin2 = torch.nn.Linear(8, 32), torch.nn.Linear(32, 8)
 
     def block(x):
@@ -43,27 +45,56 @@ def _tiny_block():
         a = torch.nn.functional.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 16, 32)
         return lin2(a) + x
 
-    return block, torch.nn.ModuleList([lin1, lin2])
+    layers = torch.nn.ModuleList([lin1, lin2])
+    if not module:
+        return block, layers
+
+    class TinyBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = layers
+
+        def forward(self, x):
+            return block(x)
+
+    class TinyNet(torch.nn.Module):
+        _repeated_blocks = ["TinyBlock"]
+
+        def __init__(self):
+            super().__init__()
+            self.block = TinyBlock()
+
+        def forward(self, x):
+            return self.block(x)
+
+    return TinyNet(), layers
 
 
-def test_the_policy_keeps_matmul_and_attention_outputs_and_recomputes_the_rest(monkeypatch):
-    from torch.utils.checkpoint import CheckpointPolicy
-
+def _decisions(monkeypatch, name: str) -> list[tuple[str, object]]:
+    """Records what the policy function `name` of selective_ckpt decides, op by op."""
     decided: list[tuple[str, object]] = []
-    real = selective_ckpt.policy
+    real = getattr(selective_ckpt, name)
 
     def counting(ctx, op, *args, **kwargs):
         out = real(ctx, op, *args, **kwargs)
         decided.append((str(op), out))
         return out
 
-    monkeypatch.setattr(selective_ckpt, "policy", counting)
+    monkeypatch.setattr(selective_ckpt, name, counting)
+    return decided
+
+
+def test_the_matmul_attention_policy_keeps_matmul_and_attention_outputs_and_recomputes_the_rest(monkeypatch):
+    """The bench's other policy (its rows 23-25 and 44; the trainer's until 2026-12-06)."""
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    decided = _decisions(monkeypatch, "matmul_attention_policy")
     block, _ = _tiny_block()
 
     from torch.utils.checkpoint import checkpoint
 
     x = torch.randn(2, 16, 8, requires_grad=True)
-    checkpoint(block, x, use_reentrant=False, context_fn=selective_ckpt.context_fn).sum().backward()
+    checkpoint(block, x, use_reentrant=False, context_fn=selective_ckpt.matmul_attention_context_fn).sum().backward()
     saved = {op for op, p in decided if p == CheckpointPolicy.MUST_SAVE}
     recomputed = {op for op, p in decided if p == CheckpointPolicy.PREFER_RECOMPUTE}
     assert any("mm" in op for op in saved), decided
@@ -81,7 +112,7 @@ def test_the_attention_only_policy_keeps_attention_recomputes_matmuls_and_gives_
 
     x = torch.randn(2, 16, 8)
     grads = []
-    for wrap in (None, selective_ckpt.attention_context_fn, selective_ckpt.context_fn):
+    for wrap in (None, selective_ckpt.attention_context_fn, selective_ckpt.matmul_attention_context_fn):
         xi = x.clone().requires_grad_(True)
         out = block(xi) if wrap is None else checkpoint(block, xi, use_reentrant=False, context_fn=wrap)
         out.square().sum().backward()
@@ -93,7 +124,28 @@ def test_the_attention_only_policy_keeps_attention_recomputes_matmuls_and_gives_
     assert saved and all("scaled_dot_product" in str(op) for op in saved)
     assert not saved & {torch.ops.aten.mm.default, torch.ops.aten.addmm.default}
     assert selective_ckpt.attention_policy(None, torch.ops.aten.addmm.default) == CheckpointPolicy.PREFER_RECOMPUTE
-    assert selective_ckpt.policy(None, torch.ops.aten.addmm.default) == CheckpointPolicy.MUST_SAVE
+    assert selective_ckpt.matmul_attention_policy(None, torch.ops.aten.addmm.default) == CheckpointPolicy.MUST_SAVE
+
+
+def test_checkpointing_mode_selective_runs_cores_policy_attention_outputs_only(monkeypatch):
+    """One home for the policy: core's selectiveCheckpointingKeep (schema/builtin-trainer.json), the default of apply,
+    which the trainer's setup calls for checkpointing_mode "selective". Under it a block keeps only what SDPA returns."""
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    from loraspec_worker.train.config import TABLE
+
+    assert selective_ckpt.PRODUCT_KEEP == TABLE["selectiveCheckpointingKeep"] == "attention"
+    decided = _decisions(monkeypatch, "attention_policy")
+    net, layers = _tiny_block(module=True)
+    assert selective_ckpt.apply(net) == 1
+    assert type(net.block) is selective_ckpt._selective_class(type(net.block).__mro__[1], "attention")
+    x = torch.randn(2, 16, 8, requires_grad=True)
+    net(x).sum().backward()
+    saved = {op for op, p in decided if p == CheckpointPolicy.MUST_SAVE}
+    recomputed = {op for op, p in decided if p == CheckpointPolicy.PREFER_RECOMPUTE}
+    assert saved and all("scaled_dot_product" in op for op in saved), decided
+    assert any("mm" in op for op in recomputed) and any("gelu" in op for op in recomputed), decided
+    assert layers[0].weight.grad is not None
 
 
 def test_apply_takes_the_policy_per_block_class():
@@ -102,7 +154,8 @@ def test_apply_takes_the_policy_per_block_class():
     assert n == len(net.transformer_blocks) + len(net.single_transformer_blocks)
     base_cls = type(net.transformer_blocks[0]).__mro__[1]
     assert type(net.transformer_blocks[0]) is selective_ckpt._selective_class(base_cls, "attention")
-    assert selective_ckpt._selective_class(base_cls, "attention") is not selective_ckpt._selective_class(base_cls)
+    assert selective_ckpt._selective_class(base_cls, "attention") is selective_ckpt._selective_class(base_cls)  # the trainer's
+    assert selective_ckpt._selective_class(base_cls, "attention") is not selective_ckpt._selective_class(base_cls, "matmul+attention")
 
 
 def _run(tmp_path, name: str, monkeypatch, **over) -> tuple[list[dict], dict]:
@@ -122,7 +175,11 @@ def test_selective_checkpointing_trains_the_same_lora_as_eager_on_the_tiny_flux1
     from safetensors.torch import load_file
 
     eager_events, eager = _run(tmp_path, "eager", monkeypatch)
+    kept: list[str] = []
+    real_apply = selective_ckpt.apply
+    monkeypatch.setattr(selective_ckpt, "apply", lambda model, keep=selective_ckpt.PRODUCT_KEEP: kept.append(keep) or real_apply(model, keep))
     sel_events, sel = _run(tmp_path, "selective", monkeypatch, gradient_checkpointing=True, checkpointing_mode="selective", save_every=2)
+    assert kept == ["attention"]  # the trainer's setup runs core's policy for the mode
     losses = lambda evs: [e["loss"] for e in evs if e["type"] == "loss"]  # noqa: E731
     assert len(losses(eager_events)) == 4
     assert losses(sel_events) == pytest.approx(losses(eager_events), rel=1e-5)

@@ -214,6 +214,7 @@ def test_checkpointing_modes_and_the_compile_cache_are_the_tables():
 
     assert REQUEST["properties"]["checkpointing_mode"]["enum"] == list(TABLE["checkpointingModes"]) == ["full", "selective"]
     assert set(TABLE["selectiveCheckpointingArches"]) <= {a for a, r in TABLE["arches"].items() if r["trains"]}
+    assert TABLE["selectiveCheckpointingKeep"] in selective_ckpt.KEEPS and selective_ckpt.PRODUCT_KEEP == TABLE["selectiveCheckpointingKeep"]
     assert callable(selective_ckpt.apply) and compile_cache.SPEC == TABLE["compileCache"]
     assert "{torch}" in TABLE["compileCache"]["artifactsFile"] and TABLE["compileCache"]["warning"].startswith("W_")
     assert "compile_cache_dir" not in REQUEST["required"] and "checkpointing_mode" in REQUEST["required"]

@@ -2,12 +2,16 @@
 
 Full checkpointing (diffusers' enable_gradient_checkpointing) keeps only each block's input and
 runs the whole block forward again in the backward pass: every matmul twice. Selective
-checkpointing keeps what is costly to recompute and cheap to store per FLOP - the outputs of the
-matmuls and of attention - and recomputes only the element-wise ops between them (norms,
-modulation, RoPE, GELU, residual adds), with torch.utils.checkpoint's
-create_selective_checkpoint_contexts (https://docs.pytorch.org/docs/stable/checkpoint.html,
-"selective activation checkpoint"; the same save list as torchtitan's selective AC:
-mm, SDPA, scaled mm). The loss and gradients are those of eager (tests/test_selective_ckpt.py).
+checkpointing keeps what is cheap to store and costly to recompute, and recomputes the rest, with
+torch.utils.checkpoint's create_selective_checkpoint_contexts
+(https://docs.pytorch.org/docs/stable/checkpoint.html, "selective activation checkpoint").
+The trainer's policy is core's (builtin-trainer.json selectiveCheckpointingKeep, PRODUCT_KEEP):
+"attention" keeps only the fused attention kernels' outputs (one tokens x hidden tensor per block)
+and recomputes every matmul once more. On the H200 (FLUX.1, FA4, compile + fp8 GEMMs + LoRA bf16,
+2026-12-06) it ran 0.345 s/step at 26.2 GiB against full checkpointing's 0.465 at 24.7. The other
+policy, "matmul+attention" (torchtitan's save list: mm, SDPA, scaled mm; the trainer's until then),
+kept 42.1 GiB there, about no checkpointing's memory, so only the bench runs it (its row 44).
+The loss and gradients are those of eager (tests/test_selective_ckpt.py).
 
 How: each repeated block (the denoiser's `_repeated_blocks`, the units regional compile compiles)
 gets a subclass of its own class whose forward runs the original one under checkpoint(...,
@@ -21,18 +25,21 @@ from __future__ import annotations
 import functools
 
 from .. import speed
+from .config import TABLE
 
 
 _MATMULS = (("mm", "default"), ("addmm", "default"), ("bmm", "default"), ("baddbmm", "default"), ("_scaled_mm", "default"))
 _ATTENTION = (("_scaled_dot_product_flash_attention", "default"), ("_scaled_dot_product_efficient_attention", "default"),
               ("_scaled_dot_product_cudnn_attention", "default"), ("_scaled_dot_product_flash_attention_for_cpu", "default"))
-# What each policy keeps: "matmul+attention" (the trainer's: torchtitan's list) or "attention" (issue 22's bench row 43:
-# only the attention outputs, the costliest op per byte kept; every matmul of the block is recomputed once more).
-KEEPS = {"matmul+attention": _MATMULS + _ATTENTION, "attention": _ATTENTION}
+# What each policy keeps: "attention" (the trainer's, PRODUCT_KEEP: only the attention outputs, the costliest op per byte
+# kept; every matmul of the block is recomputed once more) or "matmul+attention" (torchtitan's list; bench rows only).
+KEEPS = {"attention": _ATTENTION, "matmul+attention": _MATMULS + _ATTENTION}
+# The policy checkpointing_mode "selective" runs: core's, one home (knowledge/builtin-trainer.ts selectiveCheckpointingKeep).
+PRODUCT_KEEP: str = TABLE["selectiveCheckpointingKeep"]
 
 
 @functools.cache
-def saved_ops(keep: str = "matmul+attention") -> frozenset:
+def saved_ops(keep: str) -> frozenset:
     """The aten ops whose outputs are kept under `keep` (KEEPS): matmuls (base, LoRA, fp8) and/or fused attention kernels."""
     import torch
 
@@ -45,10 +52,10 @@ def saved_ops(keep: str = "matmul+attention") -> frozenset:
     return frozenset(ops)
 
 
-def policy(ctx, op, *args, **kwargs):
+def matmul_attention_policy(ctx, op, *args, **kwargs):
     from torch.utils.checkpoint import CheckpointPolicy
 
-    return CheckpointPolicy.MUST_SAVE if op in saved_ops() else CheckpointPolicy.PREFER_RECOMPUTE
+    return CheckpointPolicy.MUST_SAVE if op in saved_ops("matmul+attention") else CheckpointPolicy.PREFER_RECOMPUTE
 
 
 def attention_policy(ctx, op, *args, **kwargs):
@@ -57,10 +64,10 @@ def attention_policy(ctx, op, *args, **kwargs):
     return CheckpointPolicy.MUST_SAVE if op in saved_ops("attention") else CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def context_fn():
+def matmul_attention_context_fn():
     from torch.utils.checkpoint import create_selective_checkpoint_contexts
 
-    return create_selective_checkpoint_contexts(policy)
+    return create_selective_checkpoint_contexts(matmul_attention_policy)
 
 
 def attention_context_fn():
@@ -70,10 +77,10 @@ def attention_context_fn():
 
 
 # A module-level function per policy (not a partial): torch.compile traces the checkpoint's context_fn as a constant.
-_CONTEXTS = {"matmul+attention": context_fn, "attention": attention_context_fn}
+_CONTEXTS = {"attention": attention_context_fn, "matmul+attention": matmul_attention_context_fn}
 
 
-def _selective_class(cls: type, keep: str = "matmul+attention") -> type:
+def _selective_class(cls: type, keep: str = PRODUCT_KEEP) -> type:
     return _selective_class_for(cls, keep)  # one cache key however it is called
 
 
@@ -99,8 +106,9 @@ def _selective_class_for(cls: type, keep: str) -> type:
     return sub
 
 
-def apply(model, keep: str = "matmul+attention") -> int:
-    """Puts every repeated block of `model` under selective checkpointing keeping `keep` (KEEPS). Returns how many."""
+def apply(model, keep: str = PRODUCT_KEEP) -> int:
+    """Puts every repeated block of `model` under selective checkpointing keeping `keep` (KEEPS; the trainer's: PRODUCT_KEEP).
+    Returns how many."""
     names = set(speed.repeated_block_names(model))
     count = 0
     for module in model.modules():

@@ -113,8 +113,8 @@ def prepare_trainable(cfg: Config, pipe, arch, device, dtype, levers: dict) -> t
     if n:
         emit({"type": "log", "level": "info", "message": f"LoRA compute in bf16 on {n} LoRA linears (fp32 master weights; DoRA/LoKr/LoHa and conv LoRA keep fp32)"})
     if cfg.gradient_checkpointing and cfg.checkpointing_mode == "selective":
-        n = selective_ckpt.apply(denoiser)
-        emit({"type": "log", "level": "info", "message": f"selective checkpointing on {n} blocks: matmul and attention outputs kept, element-wise ops recomputed"})
+        n = selective_ckpt.apply(denoiser, keep=selective_ckpt.PRODUCT_KEEP)
+        emit({"type": "log", "level": "info", "message": f"selective checkpointing on {n} blocks: the {selective_ckpt.PRODUCT_KEEP} outputs kept, everything else recomputed"})
     elif cfg.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
     if levers["compile"]:

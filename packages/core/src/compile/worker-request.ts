@@ -39,7 +39,7 @@ export const TrainRequestSchema = z.strictObject({
   gradient_checkpointing: z.boolean(),
   checkpointing_mode: z
     .enum(BUILTIN_TRAINER.checkpointingModes)
-    .meta({ description: "What gradient_checkpointing recomputes when on: full (each block's forward) or selective (matmul and attention outputs kept)." }),
+    .meta({ description: "What gradient_checkpointing recomputes when on: full (each block's forward) or selective (each block's attention outputs kept, every matmul recomputed: builtin-trainer.json selectiveCheckpointingKeep)." }),
   compile: z.boolean().meta({ description: "Regional torch.compile of the repeated blocks (refused with W_COMPILE_UNAVAILABLE without CUDA)." }),
   cuda_graphs: z.boolean().meta({ description: "Whole-step CUDA graph (refused with W_CUDA_GRAPH_UNAVAILABLE where this run cannot)." }),
   channels_last: z.boolean().meta({ description: "NHWC weights for a convolutional denoiser." }),

@@ -173,13 +173,21 @@ export const BUILTIN_TRAINER = {
   ],
   /**
    * What gradient_checkpointing recomputes when it is on (the request's checkpointing_mode):
-   * full = each block's whole forward (diffusers' enable_gradient_checkpointing); selective = the
-   * block's matmul and attention outputs are kept, only the cheap element-wise ops are recomputed
+   * full = each block's whole forward (diffusers' enable_gradient_checkpointing); selective = what
+   * selectiveCheckpointingKeep keeps inside each block is saved, the rest recomputed
    * (torch.utils.checkpoint.create_selective_checkpoint_contexts; train/selective_ckpt.py).
    */
   checkpointingModes: ["full", "selective"],
   /** The arches whose selective checkpointing is built and checked (CPU: the loss curve equals eager; bench/gpu-speed.py rows). */
   selectiveCheckpointingArches: ["flux1"],
+  /**
+   * The policy checkpointing_mode selective runs (train/selective_ckpt.py KEEPS): "attention" keeps each block's attention
+   * outputs and recomputes every matmul once more. Measured on the H200 (2026-12-06, FLUX.1, FA4, compile + fp8 GEMMs + LoRA
+   * bf16): 0.345 s/step at 26.2 GiB against full checkpointing's 0.465 at 24.7; the worker's other policy, "matmul+attention"
+   * (torchtitan's list, the product's until then), 0.294 at 42.1 GiB, about no checkpointing's memory (42.3 GiB), so no
+   * ceiling takes it over no checkpointing (bench/data/gpu-speed-h200-2026-12-06-flux1-ckpt-selective-fa4.jsonl; knowledge/vram.ts).
+   */
+  selectiveCheckpointingKeep: "attention",
   /**
    * torch.compile's work kept across runs (train/compile_cache.py): core sends the folder
    * (compile_cache_dir = <loraspec cache>/<folder>); inside it inductor's and Triton's caches and

@@ -21,7 +21,13 @@ export interface TrainSpeedRecord extends Sourced {
   resolution: number;
   batch: number;
   gradientCheckpointing: boolean;
-  /** With checkpointing: which activations are recomputed (absent: full, every block's forward). */
+  /**
+   * With checkpointing: which activations are recomputed (absent: full, every block's forward). "selective" is the
+   * product's policy, BUILTIN_TRAINER.selectiveCheckpointingKeep (each block's attention outputs kept, every matmul
+   * recomputed; the bench's `ckpt="selective-attention"`, gradient_checkpointing "selective-attention" in its lines).
+   * The rows of the earlier matmul+attention policy (2026-12-02 rows 23-25, 2026-12-03's FA4 row, 2026-12-06 row 44)
+   * are bench records only (bench/RESULTS.md): that policy is not the product's, so no record here reads as it.
+   */
   checkpointingMode?: "selective";
   quantize: "none" | "fp8";
   levers: readonly SpeedLever[];
@@ -43,8 +49,6 @@ export interface TrainSpeedRecord extends Sourced {
 export const TRAIN_SPEED_SOURCE = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29.jsonl";
 /** The third session's run (fp8 GEMMs with their eager twins; the CUDA-graph rows after the capture fix). */
 export const TRAIN_SPEED_SOURCE_FP8 = "bench/gpu-speed.py, bench/data/gpu-speed-h200-2026-11-29-fp8.jsonl";
-/** Selective activation checkpointing (issue 22), with its eager full-checkpointing twin in the same run. */
-export const TRAIN_SPEED_SOURCE_SELECTIVE = "bench/gpu-speed.py --configs 13,23,24,25 --steps 30, bench/data/gpu-speed-h200-2026-12-02-selective.jsonl";
 /** SDXL's whole-step CUDA graph over regionally compiled blocks (issue 22), with its graph-only and eager twins in the same run. */
 export const TRAIN_SPEED_SOURCE_GRAPH_COMPILE = "bench/gpu-speed.py --configs 0,4,26 --steps 30, bench/data/gpu-speed-h200-2026-12-02-sdxl-graph-compile.jsonl";
 /**
@@ -82,6 +86,13 @@ export const TRAIN_SPEED_SOURCE_ALL_LINEAR_FLUX1_1204 = "bench/gpu-speed.py --on
 export const TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204 = "bench/gpu-speed.py --only klein4b --configs 16,17,37,38 --targets all-linear --steps 50, bench/data/gpu-speed-h200-2026-12-04-klein4b-lora-bf16-all-linear.jsonl";
 /** FLUX.1 with full checkpointing, FA4, the LoRA path in bf16 (config 42), with its eager twin, in the second 2026-12-05 lease. */
 export const TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16 = "bench/gpu-speed.py --only flux1 --configs 13,42 --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-05-flux1-ckpt-fa4-lora-bf16.jsonl";
+/**
+ * FLUX.1 with the product's selective checkpointing (each block's attention outputs kept: row 43) against full checkpointing
+ * (row 42) and its eager twin (row 13), FA4, the LoRA path in bf16, H200, 2026-12-06 04:03-04:07 UTC; rows 42 and 43 loss-checked
+ * against row 13. The file's row 44 (the matmul+attention policy, 0.294 s/step at 42.1 GiB, about no checkpointing's memory)
+ * is that retired policy's and not a record here.
+ */
+export const TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4 = "bench/gpu-speed.py --only flux1 --configs 13,42,43,44 --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-06-flux1-ckpt-selective-fa4.jsonl";
 const S = TRAIN_SPEED_SOURCE;
 const A = "2026-11-29";
 const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "source" | "asOf">, source: string = S): TrainSpeedRecord => ({
@@ -90,20 +101,6 @@ const row = (r: Omit<TrainSpeedRecord, "gpu" | "trainer" | "resolution" | "sourc
   resolution: 1024,
   source,
   asOf: A,
-  ...r,
-});
-
-const selective = (r: Pick<TrainSpeedRecord, "config" | "levers" | "secondsPerStep" | "peakAllocGib" | "warmupS">): TrainSpeedRecord => ({
-  base: "flux1-dev",
-  gpu: "h200",
-  trainer: "diffusers",
-  resolution: 1024,
-  batch: 1,
-  gradientCheckpointing: true,
-  checkpointingMode: "selective",
-  quantize: "none",
-  source: TRAIN_SPEED_SOURCE_SELECTIVE,
-  asOf: "2026-12-02",
   ...r,
 });
 
@@ -160,12 +157,6 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   // eager (peft's fp32 copies of 266 layers' inputs), -2.5 GiB compiled. Its compile warm-up followed its fp32 twin's in the process.
   { ...row({ base: "flux1-dev", config: "fused AdamW + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "lora_bf16"], secondsPerStep: 0.513, peakAllocGib: 41.57, warmupS: 2.6 }, TRAIN_SPEED_SOURCE_LORA_BF16_FLUX1), asOf: "2026-12-04" },
   { ...row({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.383, peakAllocGib: 42.11, warmupS: 43.6 }, TRAIN_SPEED_SOURCE_LORA_BF16_FLUX1), asOf: "2026-12-04" },
-  // Selective checkpointing keeps each block's matmul and attention outputs (train/selective_ckpt.py):
-  // with compile it is near the no-checkpointing speed, but it keeps ~95% of those activations
-  // (VRAM_SELECTIVE_ACTIVATIONS); without compile the per-op policy costs more than it saves.
-  selective({ config: "selective checkpointing (no compile)", levers: ["fused"], secondsPerStep: 1.379, peakAllocGib: 48.63, warmupS: 5.5 }),
-  selective({ config: "fast + selective checkpointing", levers: ["fused", "compile"], secondsPerStep: 0.447, peakAllocGib: 47.23, warmupS: 51.8 }),
-  selective({ config: "fast + fp8 GEMMs + selective checkpointing", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.415, peakAllocGib: 47.24, warmupS: 60.3 }),
   row({ base: "flux2-klein-4b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.292, peakAllocGib: 21.55, warmupS: 1.5 }),
   row({ base: "flux2-klein-4b", config: "fast", batch: 1, gradientCheckpointing: false, quantize: "none", levers: ["fused", "compile"], secondsPerStep: 0.208, peakAllocGib: 18.97, warmupS: 34.0 }),
   row({ base: "flux2-klein-9b", config: "eager", batch: 1, gradientCheckpointing: false, quantize: "none", levers: [], secondsPerStep: 0.53, peakAllocGib: 41.09, warmupS: 2.6 }),
@@ -185,7 +176,6 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.306, peakAllocGib: 44.64, warmupS: 49.1 }),
   fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: true, levers: [], secondsPerStep: 0.765, peakAllocGib: 24.81, warmupS: 3.8 }),
   fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs", gradientCheckpointing: true, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.481, peakAllocGib: 24.82, warmupS: 16.4 }),
-  fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs + selective checkpointing", gradientCheckpointing: true, checkpointingMode: "selective", levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.333, peakAllocGib: 47.24, warmupS: 58.7 }),
   fa4({ base: "flux2-klein-4b", config: "eager", gradientCheckpointing: false, levers: [], secondsPerStep: 0.251, peakAllocGib: 21.11, warmupS: 1.4 }),
   fa4({ base: "flux2-klein-4b", config: "fast", gradientCheckpointing: false, levers: ["fused", "compile"], secondsPerStep: 0.169, peakAllocGib: 18.51, warmupS: 24.7 }),
   fa4({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs", gradientCheckpointing: false, levers: ["fused", "compile", "fp8mm"], secondsPerStep: 0.141, peakAllocGib: 18.39, warmupS: 30.4 }),
@@ -196,6 +186,12 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   // under full recomputation (0.488 against the fp32 FA4 row's 0.481 of 2026-12-03); its eager twin 0.720 (0.765 on 2026-12-03).
   { ...fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: true, levers: [], secondsPerStep: 0.72, peakAllocGib: 24.81, warmupS: 4.1 }), source: TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16, asOf: "2026-12-05" },
   { ...fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", gradientCheckpointing: true, levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.488, peakAllocGib: 24.75, warmupS: 47.8 }), source: TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16, asOf: "2026-12-05" },
+  // Selective checkpointing as the product runs it (TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4, 2026-12-06): each block's attention
+  // output kept (+1.5 GiB over full: one tokens x hidden bf16 tensor per block, VRAM_SELECTIVE_ACTIVATIONS), every matmul
+  // recomputed; 26% under full checkpointing's step in the same run.
+  { ...fa4({ base: "flux1-dev", config: "eager", gradientCheckpointing: true, levers: [], secondsPerStep: 0.794, peakAllocGib: 24.81, warmupS: 3.7 }), source: TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4, asOf: "2026-12-06" },
+  { ...fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16", gradientCheckpointing: true, levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.465, peakAllocGib: 24.74, warmupS: 48.1 }), source: TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4, asOf: "2026-12-06" },
+  { ...fa4({ base: "flux1-dev", config: "fast + fp8 GEMMs + LoRA bf16 + selective checkpointing (attention outputs only)", gradientCheckpointing: true, checkpointingMode: "selective", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.345, peakAllocGib: 26.24, warmupS: 45.0 }), source: TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4, asOf: "2026-12-06" },
   // Every linear of the blocks (targets "all-linear"): the plan times an all-linear contract by these where its configuration
   // was measured, else by the attention row x knowledge/target-speed.ts's ratio.
   allLinear({ base: "sdxl", config: "eager", levers: [], secondsPerStep: 0.484, peakAllocGib: 14.88, warmupS: 2.6 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, "2026-12-05", { note: "722 modules" }),

@@ -80,21 +80,33 @@ export const VRAM_ACTIVATIONS: Readonly<Record<ModelFamily, ActivationRecord>> =
 };
 
 /**
- * Selective activation checkpointing (the built-in trainer's checkpointing_mode selective: each
- * block's matmul and attention outputs kept, element-wise ops recomputed), bytes per token x hidden
- * x block per sample. Measured on the H200 (bench/gpu-speed.py rows 23-25, 2026-12-02): 33.5 B with
- * compile (35.4 without), against 35.4 B without checkpointing and 1.8 B with full checkpointing.
- * The estimate it replaces (20.5 B: q, k, v, attention output, output projection, MLP up/down of
- * diffusers' FluxTransformerBlock / FluxSingleTransformerBlock, transformer_flux.py) was far low:
- * the policy keeps every matmul output, and in these blocks they are most of what the backward needs.
+ * Selective activation checkpointing (the built-in trainer's checkpointing_mode selective,
+ * BUILTIN_TRAINER.selectiveCheckpointingKeep): full checkpointing's kept inputs plus what the policy
+ * keeps inside each block, in hidden-wide tensors per token: FLUX.1 keeps each block's attention output
+ * (the joint stream of a double block, the single block's; tokens x hidden, bf16), so selective costs
+ * tokens x hidden x blocks x keptPerBlock x bytesPerElement over full checkpointing (plan/vram-model.ts).
+ * Measured on the H200 (2026-12-06, rows 42 and 43 of the source, compile + fp8 GEMMs + LoRA bf16, FA4):
+ * 3.58 -> 5.57 B per token x hidden x block, +1.995 B (the bench's activation_bytes_per_token_hidden_block),
+ * peak 24.74 -> 26.24 GiB. The matmul+attention policy of before kept 33.5 B (2026-12-02; 42.1 GiB on
+ * 2026-12-06, about no checkpointing's 42.3): it is not the product's and has no record here.
  */
-export const VRAM_SELECTIVE_ACTIVATIONS: Readonly<Partial<Record<ModelFamily, ActivationRecord & { selective: number }>>> = {
+export interface SelectiveActivationRecord extends Sourced {
+  /** What the policy keeps in each block beyond its input, in words. */
+  kept: string;
+  /** Tensors of tokens x hidden kept per block and sample. */
+  keptPerBlock: number;
+  /** Bytes per kept element (the bf16 activations). */
+  bytesPerElement: number;
+}
+
+export const VRAM_SELECTIVE_ACTIVATIONS: Readonly<Partial<Record<ModelFamily, SelectiveActivationRecord>>> = {
   flux1: {
-    noCkpt: 35.4,
-    ckpt: 1.8,
-    selective: 33.5,
-    source: "bench/gpu-speed.py --configs 13,23,24,25 (activation_bytes_per_token_hidden_block of the compiled selective rows), bench/data/gpu-speed-h200-2026-12-02-selective.jsonl",
-    asOf: "2026-12-02",
+    kept: "each block's attention output",
+    keptPerBlock: 1,
+    bytesPerElement: 2,
+    source:
+      "bench/gpu-speed.py --only flux1 --configs 13,42,43,44 --attention fa4 --steps 30, bench/data/gpu-speed-h200-2026-12-06-flux1-ckpt-selective-fa4.jsonl lines 3-4 (rows 42 and 43: activation_bytes_per_token_hidden_block 3.58 -> 5.57)",
+    asOf: "2026-12-06",
   },
 };
 

@@ -11,7 +11,7 @@ import { attentionFor } from "./attention.js";
 import { loraComputeFor } from "./lora-compute.js";
 import { sampleMergeFor, type SampleMergeKind } from "./sample-merge.js";
 import type { LoraCompute } from "../knowledge/lora-compute.js";
-import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
+import { lookupTrainSpeed, lookupTrainSpeedPair, type SpeedLookup } from "./train-speed.js";
 import { estimateVramWith, type VramSettings } from "./vram-model.js";
 
 /** One decided setting and why, for `loraspec plan` (human and --json). */
@@ -151,11 +151,16 @@ function resolveBuiltIn(contract: Contract, model: BaseModelRecord, options: Tra
     if ((given ?? true) && selectiveOk) candidates.push(build(true, "fp8", "selective"));
     candidates.push(build(given ?? true, "fp8"));
   }
-  // Selective checkpointing pays only under compile: eager, its per-op policy is slower than full
-  // recomputation (H200: 1.38 vs 0.83 s/step, knowledge/train-speed.ts).
-  const fits = candidates.filter((c) => c.checkpointingMode !== "selective" || c.compile).find((c) => c.totalGb <= ceiling.gb);
+  // Selective checkpointing only where a measured pair of this configuration has it faster than full
+  // recomputation (knowledge/train-speed.ts: FLUX.1 compiled with fp8 GEMMs, the LoRA in bf16 and FA4).
+  const pairOf = (c: Candidate): SelectivePair => {
+    const [full, selective] = lookupTrainSpeedPair(model.id, { ...c, checkpointingMode: "full" }, c, hp.batch_size);
+    return { full, selective: selective?.basis === "measured" ? selective : undefined };
+  };
+  const faster = (p: SelectivePair) => !!p.full && !!p.selective && p.selective.secondsPerStep < p.full.secondsPerStep;
+  const fits = candidates.filter((c) => c.checkpointingMode !== "selective" || faster(pairOf(c))).find((c) => c.totalGb <= ceiling.gb);
   const at = `${ceiling.gb} GB (${ceiling.field})`;
-  if (fits?.gradientCheckpointing) fits.choices.push(checkpointingModeChoice(model, fits, candidates, at));
+  if (fits?.gradientCheckpointing) fits.choices.push(checkpointingModeChoice(model, fits, candidates, ceiling, pairOf));
   if (!fits) {
     const c = build(given ?? true, asked);
     const smallest = Math.min(...candidates.map((x) => x.totalGb));
@@ -231,25 +236,40 @@ function selectiveCheckpointingFor(model: BaseModelRecord): boolean {
   return model.id in BUILTIN_TRAINER.bases && arches.includes(builtinArchOf(model.id).arch) && VRAM_SELECTIVE_ACTIVATIONS[model.family] !== undefined;
 }
 
+interface SelectivePair {
+  /** Full checkpointing in the candidate's configuration, and selective checkpointing where a row of it was measured. */
+  full?: SpeedLookup;
+  selective?: SpeedLookup;
+}
+
 /** Why checkpointing, when on, is selective or full (the fitting candidate against the others). */
-function checkpointingModeChoice(model: BaseModelRecord, fits: Candidate, candidates: Candidate[], at: string): SettingChoice {
+function checkpointingModeChoice(model: BaseModelRecord, fits: Candidate, candidates: Candidate[], ceiling: { gb: number; field: string }, pairOf: (c: Candidate) => SelectivePair): SettingChoice {
+  const at = `${ceiling.gb} GB (${ceiling.field})`;
   const rec = VRAM_SELECTIVE_ACTIVATIONS[model.family];
-  const source = rec ? `${rec.source}${rec.verified === false ? " (estimate: verified false)" : ""}` : VRAM_MODEL.source;
   const full = candidates.find((c) => c.checkpointingMode === "full" && c.quantize === fits.quantize);
   const selective = candidates.find((c) => c.checkpointingMode === "selective" && c.quantize === fits.quantize);
+  if (!rec || !selective) {
+    const why = `full: selective checkpointing is built for the worker arch ${BUILTIN_TRAINER.selectiveCheckpointingArches.join(", ")} only`;
+    return { setting: "checkpointing_mode", value: "full", why, source: VRAM_MODEL.source };
+  }
+  const pair = pairOf(selective);
+  const source = [...new Set([`${rec.source}${rec.verified === false ? " (estimate: verified false)" : ""}`, ...(pair.selective ? [pair.selective.source] : []), ...(pair.full ? [pair.full.source] : [])])].join("; ");
+  const speeds = pair.full && pair.selective ? `${round3(pair.selective.secondsPerStep)} vs ${round3(pair.full.secondsPerStep)} s/step on the H200` : undefined;
   if (fits.checkpointingMode === "selective") {
     return {
       setting: "checkpointing_mode",
       value: "selective",
-      why: `selective: each block's matmul and attention outputs are kept and only element-wise ops recomputed: ~${fits.totalGb} GB fits ${at}; full checkpointing ~${full?.totalGb ?? "?"} GB recomputes every block's forward`,
+      why: `selective: ${rec.kept} kept, every matmul recomputed: ~${fits.totalGb} GB fits ${at}; ${speeds} with full checkpointing (~${full?.totalGb ?? "?"} GB), which recomputes every block's forward`,
       source,
     };
   }
-  const why = selective
-    ? selective.compile
-      ? `full: selective checkpointing would need ~${selective.totalGb} GB, over ${at}`
-      : `full: selective checkpointing without compile is slower than full (1.38 vs 0.83 s/step on the H200)`
-    : `full: selective checkpointing is built for the worker arch ${BUILTIN_TRAINER.selectiveCheckpointingArches.join(", ")} only`;
+  const config = `${selective.compile ? "compiled" : "no compile"}, fp8 GEMMs ${selective.fp8Matmul ? "on" : "off"}, ${selective.attention} attention, the LoRA in ${selective.loraCompute ?? "fp32"}${selective.quantize === "fp8" ? ", an fp8 base" : ""}`;
+  const why =
+    selective.totalGb > ceiling.gb
+      ? `full: selective checkpointing (${rec.kept} kept) would need ~${selective.totalGb} GB, over ${at}`
+      : !pair.selective || !pair.full
+        ? `full: selective checkpointing is not measured in this configuration (${config}), so not known to be faster`
+        : `full: selective checkpointing is not faster in this configuration (${speeds})`;
   return { setting: "checkpointing_mode", value: "full", why, source };
 }
 

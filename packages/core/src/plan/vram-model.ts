@@ -19,7 +19,7 @@ export interface VramEstimate {
 /** The settings that move the peak, resolved (plan/train-settings.ts decides them). */
 export interface VramSettings {
   gradientCheckpointing: boolean;
-  /** What is recomputed: off, full (each block's forward; the default when checkpointing is on), selective (built-in trainer: matmul and attention outputs kept). */
+  /** What is recomputed: off, full (each block's forward; the default when checkpointing is on), selective (built-in trainer: each block's attention outputs kept, VRAM_SELECTIVE_ACTIVATIONS). */
   checkpointingMode?: "off" | "full" | "selective";
   /** Regional torch.compile of the repeated blocks (built-in trainer). */
   compile: boolean;
@@ -70,12 +70,13 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
   const ckpt = settings.gradientCheckpointing;
   const compiled = settings.compile && !ckpt ? VRAM_MODEL.compileActivationFactor : 1;
   const selective = ckpt && settings.checkpointingMode === "selective" ? VRAM_SELECTIVE_ACTIVATIONS[model.family] : undefined;
-  const perToken = selective ? selective.selective : ckpt ? act.ckpt : act.noCkpt;
+  // Selective: full checkpointing's figure plus the tensors the policy keeps in each block (tokens x hidden each).
+  const perToken = selective ? act.ckpt + selective.keptPerBlock * selective.bytesPerElement : ckpt ? act.ckpt : act.noCkpt;
   // network.targets beyond attention (Kohya's and ai-toolkit's default) and a peer's quantised base keep more inputs for the backward (plan/vram-extras.ts).
   const extras = [targetActivationExtraGb(model, contract, settings, tokens * hp.batch_size), quantizedBaseKeptGb(model, contract, settings, tokens * hp.batch_size)].filter((x) => x !== undefined);
   const bf16Lora = loraBf16SavingGb(model, contract, settings, tokens * hp.batch_size);
   const activations = (tokens * model.hidden * model.blocks * perToken * compiled * hp.batch_size) / 1e9 + extras.reduce((s, x) => s + x.gb, 0) - (bf16Lora?.gb ?? 0);
-  const how = selective ? " with selective checkpointing" : ckpt ? " with gradient checkpointing" : " without checkpointing";
+  const how = selective ? ` with selective checkpointing (${selective.kept} kept)` : ckpt ? " with gradient checkpointing" : " without checkpointing";
   assumptions.push(`activations ${Math.round(tokens)} tokens x batch ${hp.batch_size}${how}${compiled < 1 ? ", compiled" : ""}`);
   for (const x of extras) assumptions.push(x.assumption);
   if (bf16Lora) assumptions.push(bf16Lora.assumption);
@@ -100,7 +101,7 @@ export function estimateVramWith(contract: Contract, model: BaseModelRecord, res
     totalGb: round(subtotal + overhead),
     parts: { weights: round(weights), textEncoders: round(textEncoders), vae: round(vae), lora: round(lora), activations: round(activations), overhead: round(overhead) },
     assumptions,
-    source: [`${VRAM_MODEL.source}; activations: ${selective ? selective.source : act.source}`, ...extras.filter((x) => x.gb > 0 && x.source).map((x) => x.source), ...(sampleGraph ? [`sample graph: ${SAMPLE_GRAPH_VRAM.source}`] : []), ...(merged ? [merged.source] : [])].join("; "),
+    source: [`${VRAM_MODEL.source}; activations: ${selective ? `${act.source}; selective: ${selective.source}` : act.source}`, ...extras.filter((x) => x.gb > 0 && x.source).map((x) => x.source), ...(sampleGraph ? [`sample graph: ${SAMPLE_GRAPH_VRAM.source}`] : []), ...(merged ? [merged.source] : [])].join("; "),
   };
 }
 

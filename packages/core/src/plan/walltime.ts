@@ -73,7 +73,7 @@ function builtInAnchor(model: BaseModelRecord, contract: Contract, settings: Tra
     const taken = allLinearAnchorNote(contract);
     return { ...allLinear, targetsMeasured: true, ...(taken ? { basis: "derived" as const, config: `${allLinear.config} ${taken.config}`, source: taken.source ? `${allLinear.source}; ${taken.source}` : allLinear.source } : {}) };
   }
-  const speed = lookupTrainSpeed(model.id, onCard, batch);
+  const speed = lookupTrainSpeed(model.id, onCard, batch) ?? selectiveFromFull(model, settings, onCard, batch);
   if (speed) return speed;
   return flopsAnchor(model, settings, batch, builtInRow("flux1-dev", false)!.secondsPerStep, "the built-in trainer's eager FLUX.1 rate");
 }
@@ -97,6 +97,26 @@ function allLinearAnchor(model: BaseModelRecord, onCard: TrainSettings, batch: n
     config: `${row.config} x ${ratio.toFixed(2)} without fp8 GEMMs (attention preset: ${a.secondsPerStep} -> ${b.secondsPerStep} s/step)`,
     source: `${row.source}; ${b.source}`,
     ...(row.warmupBeyondSteadyS !== undefined ? { warmupBeyondSteadyS: row.warmupBeyondSteadyS } : {}),
+  };
+}
+
+/**
+ * Selective checkpointing on a card that drops a lever of its measured row (fp8 GEMMs, FA4): the card's full-checkpointing
+ * figure times selective / full of the plan's own settings, both rows of one run (the plan takes selective only where that
+ * pair is measured: plan/train-settings.ts). Undefined for other settings.
+ */
+function selectiveFromFull(model: BaseModelRecord, settings: TrainSettings, onCard: TrainSettings, batch: number): Anchor | undefined {
+  if (!onCard.gradientCheckpointing || onCard.checkpointingMode !== "selective") return undefined;
+  const [full, selective] = lookupTrainSpeedPair(model.id, { ...settings, checkpointingMode: "full" }, settings, batch);
+  const base = lookupTrainSpeed(model.id, { ...onCard, checkpointingMode: "full" }, batch);
+  if (!full || !selective || selective.basis !== "measured" || !base) return undefined;
+  const ratio = selective.secondsPerStep / full.secondsPerStep;
+  return {
+    secondsPerStep: base.secondsPerStep * ratio,
+    basis: "derived",
+    config: `${base.config} x ${ratio.toFixed(2)} for selective checkpointing (${selective.secondsPerStep} vs ${full.secondsPerStep} s/step with full: ${selective.config})`,
+    source: `${base.source}; ${selective.source}`,
+    ...(base.warmupBeyondSteadyS !== undefined ? { warmupBeyondSteadyS: base.warmupBeyondSteadyS } : {}),
   };
 }
 

@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { compileDiffusers } from "@loraspec/core/compile/diffusers.js";
 import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
+import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { VRAM_SELECTIVE_ACTIVATIONS } from "@loraspec/core/knowledge/vram.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
 import { resolveTrainSettings } from "@loraspec/core/plan/train-settings.js";
+import { estimateVramWith } from "@loraspec/core/plan/vram-model.js";
 import { dataset } from "../lint/helpers.js";
+import { benchLines as lines } from "./bench-lines.js";
 import { CACHE_PATHS, fluxWithCeiling } from "./flux-ceiling-fixture.js";
 
 /** Issue 22: checkpointing off | full | selective, decided in core with the reason shown; the compile cache folder in the request. */
@@ -13,29 +16,29 @@ const PATHS = CACHE_PATHS;
 const modeChoice = (c: ReturnType<typeof flux>) => resolveTrainSettings(c, { steps: 2000 }).choices.find((x) => x.setting === "checkpointing_mode");
 
 describe("checkpointing mode (plan/train-settings.ts)", () => {
-  it("never takes selective checkpointing for FLUX.1 as measured: it keeps ~95% of the activations, so no checkpointing fits wherever it does", () => {
-    // H200, 2026-12-02 (bench/gpu-speed.py rows 23-25): 33.5 B per token x hidden x block against 35.4 without
-    // checkpointing; the compiled run without checkpointing (44.6 GiB) even peaks below the selective one (47.2 GiB).
-    for (let ceiling = 10; ceiling <= 141; ceiling += 1) {
-      expect(resolveTrainSettings(flux(ceiling), { steps: 2000 }).checkpointingMode, `ceiling ${ceiling} GB`).not.toBe("selective");
-    }
-    expect(modeChoice(flux(45))?.why).toMatch(/^full: selective checkpointing would need ~\d+(\.\d)? GB, over 45 GB \(limits\.vram_ceiling_gb\)/);
-    expect(modeChoice(flux(45))?.source).toMatch(/gpu-speed-h200-2026-12-02-selective\.jsonl/);
-    expect(modeChoice(flux(45))?.source).not.toMatch(/verified false/);
-  });
-
-  it("keeps its measured activation figure between full checkpointing and none", () => {
+  it("models selective as full checkpointing plus one attention output per block, as measured (2026-12-06 rows 42 and 43)", () => {
     const rec = VRAM_SELECTIVE_ACTIVATIONS.flux1!;
-    expect(rec.ckpt).toBeLessThan(rec.selective);
-    expect(rec.selective).toBeLessThan(rec.noCkpt);
+    expect(rec).toMatchObject({ keptPerBlock: 1, bytesPerElement: 2, asOf: "2026-12-06" });
     expect(rec.verified).not.toBe(false);
+    expect(rec.source).toMatch(/gpu-speed-h200-2026-12-06-flux1-ckpt-selective-fa4\.jsonl/);
+    // The model's figure (tokens x hidden x blocks x 2 B, with the fragmentation allowance) against the measured peaks' difference.
+    const [full, selective] = lines(rec.source).filter((l) => l.config?.startsWith("fast + fp8 GEMMs + LoRA bf16"));
+    expect([full?.gradient_checkpointing, selective?.gradient_checkpointing]).toEqual([true, "selective-attention"]);
+    const measuredGb = ((selective!.peak_alloc_gib! - full!.peak_alloc_gib!) * 2 ** 30) / 1e9;
+    const model = getBaseModel("flux1-dev")!;
+    const settings = { gradientCheckpointing: true, compile: true, cudaGraphs: false, quantize: "none", fp8Matmul: true, attention: "fa4", loraCompute: "bf16" } as const;
+    const c = flux(45);
+    const estimate = (mode: "full" | "selective") => estimateVramWith(c, model, 1024, { ...settings, checkpointingMode: mode });
+    expect(estimate("selective").totalGb - estimate("full").totalGb).toBeCloseTo(measuredGb, 0);
+    expect(estimate("selective").source).toContain(rec.source);
+    expect(estimate("selective").assumptions.join("; ")).toMatch(/selective checkpointing \(each block's attention output kept\)/);
   });
 
   it("falls back to full checkpointing where selective does not fit, and says so", () => {
-    const s = resolveTrainSettings(flux(30), { steps: 2000 });
+    const s = resolveTrainSettings(flux(29), { steps: 2000 });
     expect(s).toMatchObject({ gradientCheckpointing: true, checkpointingMode: "full" });
-    expect(modeChoice(flux(30))?.why).toMatch(/^full: selective checkpointing would need ~\d+(\.\d)? GB, over 30 GB/);
-    expect(compileDiffusers(flux(30), { steps: 2000 }, PATHS).request.checkpointing_mode).toBe("full");
+    expect(modeChoice(flux(29))?.why).toMatch(/^full: selective checkpointing \(each block's attention output kept\) would need ~\d+(\.\d)? GB, over 29 GB/);
+    expect(compileDiffusers(flux(29), { steps: 2000 }, PATHS).request.checkpointing_mode).toBe("full");
   });
 
   it("is off without checkpointing, full without a ceiling, and full for an arch it is not built for", () => {

@@ -1,22 +1,14 @@
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { COMPILE_WARMUP_S, CUDA_CONTEXT, TRAIN_SPEEDS, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16 } from "@loraspec/core/knowledge/train-speed.js";
+import { COMPILE_WARMUP_S, CUDA_CONTEXT, TRAIN_SPEEDS, TRAIN_SPEED_SOURCE_ALL_LINEAR_FA4, TRAIN_SPEED_SOURCE_CKPT_FA4_LORA_BF16, TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4, type TrainSpeedRecord } from "@loraspec/core/knowledge/train-speed.js";
+import { benchLines as lines } from "./bench-lines.js";
 
 /**
  * knowledge/train-speed.ts is the browser-safe copy of bench/data/*.jsonl (what bench/gpu-speed.py
  * wrote on the H200): every row must be a line of the file its source names, to the digits shown.
  */
-const root = fileURLToPath(new URL("../../../../", import.meta.url));
 const MODEL: Record<string, string> = { sdxl: "sdxl", "flux1-dev": "flux1", "flux2-klein-4b": "klein4b", "flux2-klein-9b": "klein9b" };
-type Line = { model?: string; config?: string; batch?: number; gradient_checkpointing?: boolean | string; levers?: string[]; s_per_step?: number; peak_alloc_gib?: number; warmup_s?: number; context_gib?: number; attention?: string; targets?: string };
-
-function lines(source: string): Line[] {
-  const file = /bench\/data\/\S+\.jsonl/.exec(source)?.[0];
-  if (!file) throw new Error(`no bench/data file in source "${source}"`);
-  // Some runs' files hold the bench's stderr too (FA4's CuTe DSL warnings, 2026-12-05): only the JSON lines are rows.
-  return readFileSync(`${root}${file}`, "utf8").trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Line);
-}
+/** The bench line's gradient_checkpointing for a record: the product's selective policy ran as the bench's "selective-attention". */
+const benchCkpt = (r: TrainSpeedRecord) => (r.checkpointingMode === "selective" ? "selective-attention" : r.gradientCheckpointing);
 const round = (x: number | undefined, digits: number) => (x === undefined ? undefined : Number(x.toFixed(digits)));
 
 describe("knowledge/train-speed.ts agrees with bench/data", () => {
@@ -28,7 +20,7 @@ describe("knowledge/train-speed.ts agrees with bench/data", () => {
         (l.attention ?? "sdpa") === (row.attention ?? "sdpa") &&
         (l.targets ?? "attention") === (row.targets ?? "attention") &&
         l.batch === row.batch &&
-        l.gradient_checkpointing === (row.checkpointingMode ?? row.gradientCheckpointing) &&
+        l.gradient_checkpointing === benchCkpt(row) &&
         [...(l.levers ?? [])].sort().join() === [...row.levers].sort().join(),
     );
     if (row.peakAllocGib === undefined) {
@@ -51,6 +43,18 @@ describe("knowledge/train-speed.ts agrees with bench/data", () => {
       expect(row!.asOf).toBe("2026-12-05");
       expect(row!.secondsPerStep).toBe(round(l.s_per_step, 3));
     }
+  });
+
+  // Issue 22's 2026-12-06 checkpointing rows: every line is a row but the matmul+attention policy's (row 44, a bench record
+  // only: not the product's selective), and every selective record is the product's policy as measured that day.
+  it("every line of the 2026-12-06 checkpointing file is a row but the retired matmul+attention policy's", () => {
+    const rows = TRAIN_SPEEDS.filter((r) => r.source === TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4);
+    const file = lines(TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4).filter((l) => l.model !== undefined);
+    expect(file.map((l) => l.gradient_checkpointing)).toEqual([true, true, "selective-attention", "selective"]);
+    const product = file.filter((l) => l.gradient_checkpointing !== "selective");
+    expect(rows.map((r) => [r.config, benchCkpt(r), r.secondsPerStep, r.asOf])).toEqual(product.map((l) => [l.config, l.gradient_checkpointing, round(l.s_per_step, 3), "2026-12-06"]));
+    const selective = TRAIN_SPEEDS.filter((r) => r.checkpointingMode === "selective");
+    expect(selective.map((r) => [r.base, r.attention, r.secondsPerStep, r.peakAllocGib, r.source])).toEqual([["flux1-dev", "fa4", 0.345, 26.24, TRAIN_SPEED_SOURCE_CKPT_SELECTIVE_FA4]]);
   });
 
   it("the CUDA context and the first-compile warm-ups are the file's", () => {
