@@ -53,7 +53,11 @@ if (existsSync(vitestJson)) {
 // 3. pytest: JUnit XML has the real counts.
 const junit = join(outDir, "pytest.xml");
 if (existsSync(python)) {
-  const status = run(python, ["-m", "pytest", "-q", "worker/tests", `--junitxml=${junit}`], { PYTHONUNBUFFERED: "1" });
+  // Two pytest-xdist workers, one file per work unit (worker/tests/conftest.py: the files sharing the
+  // session's trained LoRA as one, heaviest first). 2026-12-06, this 2-core machine: the serial run took
+  // 1256 s wall in the last fresh-clone CI; -n 2 took 1407 s wall under other jobs' load (load average 3-6), using
+  // 1712 CPU-s (an estimate, not measured: ~860 s on two idle cores); the shared group (~550 s serial) is the floor.
+  const status = run(python, ["-m", "pytest", "-q", "worker/tests", "-n", "2", "--dist", "loadfile", `--junitxml=${junit}`], { PYTHONUNBUFFERED: "1" });
   if (existsSync(junit)) {
     const xml = readFileSync(junit, "utf8");
     const suite = xml.match(/<testsuite [^>]*>/)?.[0] ?? "";
