@@ -1,10 +1,12 @@
 import { spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseRenderFlag } from "@loraspec/core/validate/render-flags.js";
+import { tempDirsPerFile } from "../../engine/test/test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-render-flags-");
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const bin = join(root, "bin", "loraspec.mjs");
@@ -69,7 +71,7 @@ const COMMANDS: Array<[string, string[]]> = [
 
 describe("sample and validate refuse a bad render flag up front, coded and naming it", () => {
   it.each(COMMANDS.flatMap(([name, args]) => BAD.map(([flag, value]) => [name, flag, value, args] as const)))("%s %s %s", async (_name, flag, value, args) => {
-    const cwd = await mkdtemp(join(tmpdir(), "loraspec-render-flags-"));
+    const cwd = tempDir();
     const r = await run([...args, flag, value, "--json"], cwd);
     expect(r.code).toBe(2);
     const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!);

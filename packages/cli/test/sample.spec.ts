@@ -1,13 +1,16 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseLoraArg } from "../src/commands/sample.js";
 import { sampleImagePaths } from "@loraspec/engine/lora/sample-outputs.js";
 import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-paths.js";
+import { tempDirsPerFile } from "../../engine/test/test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-cli-sample-out-");
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const bin = join(root, "bin", "loraspec.mjs");
@@ -41,7 +44,7 @@ const SENTINEL = "the user's own file";
 
 describe("loraspec sample never replaces existing images unless --force", () => {
   it("refuses before the worker starts, names the first existing file, leaves the folder alone", async () => {
-    const out = await mkdtemp(join(tmpdir(), "loraspec-cli-sample-out-"));
+    const out = tempDir();
     await writeFile(join(out, "01-7.png"), SENTINEL);
     await writeFile(join(out, "other.png"), SENTINEL);
     // Base "x" does not exist: reaching the worker would be another error (E_FILE_NOT_FOUND / setup).
@@ -58,7 +61,7 @@ describe("loraspec sample never replaces existing images unless --force", () => 
   });
 
   it("names the images prompt index x seed, in render order, each once", async () => {
-    const dir = join(await mkdtemp(join(tmpdir(), "loraspec-sample-names-")), "s");
+    const dir = join(tempDir("loraspec-sample-names-"), "s");
     await mkdir(dir);
     expect(sampleImagePaths(dir, 2, [5, 1, 5])).toEqual(["00-5.png", "00-1.png", "01-5.png", "01-1.png"].map((f) => join(dir, f)));
   });
@@ -66,7 +69,7 @@ describe("loraspec sample never replaces existing images unless --force", () => 
 
 describe.skipIf(!existsSync(python))("loraspec sample", () => {
   it("renders prompts x seeds from a tiny base through the worker", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "loraspec-cli-sample-"));
+    const dir = tempDir("loraspec-cli-sample-");
     const base = join(dir, "base");
     const made = await run(python, ["-m", "loraspec_worker", "make-tiny-base", "--arch", "sdxl", "--out", base]);
     expect(made.code).toBe(0);

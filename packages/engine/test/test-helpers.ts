@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach } from "vitest";
+import { afterAll, afterEach } from "vitest";
 import { LoraspecError } from "@loraspec/core/errors.js";
 import type { LoraspecEvent } from "@loraspec/core/events.js";
 
@@ -38,6 +38,24 @@ export function tempDirsPerTest(prefix: string): () => string {
   });
   return () => {
     const dir = mkdtempSync(join(tmpdir(), prefix));
+    dirs.push(dir);
+    return dir;
+  };
+}
+
+/**
+ * A maker of fresh temp folders named `<prefix>XXXXXX` (or another prefix given to the maker), all removed
+ * when the spec file's tests are done: for folders made at the top level or in a beforeAll, or that outlive
+ * one test. Call it at a spec file's top level, or at a helper module's top level (vitest evaluates a helper
+ * once per spec file that imports it).
+ */
+export function tempDirsPerFile(prefix: string): (otherPrefix?: string) => string {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  return (otherPrefix = prefix) => {
+    const dir = mkdtempSync(join(tmpdir(), otherPrefix));
     dirs.push(dir);
     return dir;
   };

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -14,6 +13,7 @@ import { BASE_MODEL_IDS, type BaseModelId } from "@loraspec/core/knowledge/base-
 import { BUILTIN_TRAINER, builtinArchOf } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { lintContract } from "@loraspec/core/lint/lint-contract.js";
 import { makeContract, PATHS } from "./contract-fixture.js";
+import { tempDirsPerFile } from "../../../engine/test/test-helpers.js";
 
 /**
  * For every base model x trainer: `check` passes (no error on trainer.name) <=> the trainer accepts
@@ -23,6 +23,8 @@ const TRAINERS = ["diffusers", "kohya", "ai-toolkit", "fal"] as const;
 type Trainer = (typeof TRAINERS)[number];
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
 const python = join(root, "worker/.venv/bin/python");
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-matrix-");
 
 function contractFor(base: BaseModelId, trainer: Trainer): Contract {
   // kohya loads FLUX.1 from BFL single files only: a local path, as its goldens give it
@@ -57,7 +59,7 @@ function workerAccepts(): Record<string, { ok: boolean; code?: string }> {
       return [base, request];
     }),
   );
-  const file = join(mkdtempSync(join(tmpdir(), "loraspec-matrix-")), "requests.json");
+  const file = join(tempDir(), "requests.json");
   writeFileSync(file, JSON.stringify(requests));
   const code = `
 import json, sys

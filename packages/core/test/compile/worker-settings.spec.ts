@@ -1,6 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
@@ -9,6 +8,7 @@ import { compileDiffusers, type DiffusersTrainRequest } from "@loraspec/core/com
 import { ContractSchema } from "@loraspec/core/contract/schema.js";
 import { BUILTIN_TRAINER } from "@loraspec/core/knowledge/builtin-trainer.js";
 import { planRun } from "@loraspec/core/plan/plan-run.js";
+import { tempDirsPerFile } from "../../../engine/test/test-helpers.js";
 
 /**
  * Core decides, the worker executes: the worker, run on this CPU from the compiled request, reports
@@ -18,7 +18,7 @@ import { planRun } from "@loraspec/core/plan/plan-run.js";
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
 const python = join(root, "worker/.venv/bin/python");
 const env = { ...process.env, PYTHONPATH: join(root, "worker"), OMP_NUM_THREADS: "1" };
-const dir = mkdtempSync(join(tmpdir(), "loraspec-settings-"));
+const dir = tempDirsPerFile("loraspec-settings-")(); // removed when this file's tests are done
 const bases = { sdxl: join(dir, "base-sdxl"), flux1: join(dir, "base-flux1") };
 
 type Event = { type: string; code?: string; settings?: Record<string, unknown>; applied?: Record<string, unknown> };

@@ -8,9 +8,12 @@ import { loadClipTokenizer } from "../../src/contract/clip-tokenizer.js";
 import { loadEnglishWords } from "../../src/contract/english-words.js";
 import { workerPython } from "../../src/worker/worker-paths.js";
 import { parseContractText } from "@loraspec/core/contract/parse-contract.js";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("clip-cache-");
 
 const oracle = fileURLToPath(new URL("../../../../worker/tests/oracle/clip_tokenize.py", import.meta.url));
 const example = fileURLToPath(new URL("../../../../examples/character/lora.yaml", import.meta.url));
@@ -35,7 +38,7 @@ describe("CLIP BPE tokenizer", () => {
   });
 
   it("remembers splits in its cache file and reads them back without the table", () => {
-    const cacheFile = join(mkdtempSync(join(tmpdir(), "clip-cache-")), "clip-tokens.json");
+    const cacheFile = join(tempDir(), "clip-tokens.json");
     const first = loadClipTokenizer({ cacheFile })!;
     expect(first("ohwx person")).toEqual(tokenizer!("ohwx person"));
     const cached = JSON.parse(readFileSync(cacheFile, "utf8"));

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -8,13 +7,17 @@ import { DOCTOR_FACTS, versionAtLeast } from "@loraspec/engine/doctor/doctor-fac
 import { runDoctor, type DoctorItem } from "@loraspec/engine/doctor/run-doctor.js";
 import { workerStamp, WORKER_STAMP, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
 import { workerLayout } from "@loraspec/engine/worker/worker-paths.js";
+import { tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-doctor-");
 
 const repo = fileURLToPath(new URL("../../../../", import.meta.url));
 const SECRET = "hf_doctor_must_never_print_this";
 
 /** An npm-package layout (no pyproject) whose worker venv is in `cache`; `venv` makes its python. */
 function fixture(opts: { venv?: boolean } = {}) {
-  const root = mkdtempSync(join(tmpdir(), "loraspec-doctor-"));
+  const root = tempDir();
   mkdirSync(join(root, "pkg", "worker"), { recursive: true });
   writeFileSync(join(root, "pkg", "worker", "requirements.txt"), "torch==2.13.0\ndiffusers==0.42.1\n");
   const cache = join(root, "cache");

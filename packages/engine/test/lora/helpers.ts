@@ -1,17 +1,19 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prng } from "../dataset/make-images.js";
+import { tempDirsPerFile } from "../test-helpers.js";
 
 export const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 export const PYTHON = join(REPO, "worker/.venv/bin/python");
 export const HAS_PYTHON = existsSync(PYTHON);
 
+const loraDir = tempDirsPerFile("loraspec-lora-");
+
+/** A fresh temp folder, removed when the spec file's tests are done. */
 export async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), "loraspec-lora-"));
+  return loraDir();
 }
 
 /** Runs a Python oracle script from worker/tests/oracle and parses its JSON stdout. */

@@ -1,5 +1,4 @@
-import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { judgeValidation } from "@loraspec/core/validate/judge-validation.js";
@@ -8,11 +7,15 @@ import { buildScoreRequest, setId, type ScoreResult } from "@loraspec/core/valid
 import { renderReport } from "@loraspec/engine/report/render-report.js";
 import { trainingSamplesHtml } from "@loraspec/engine/report/training-samples-html.js";
 import { reportTrainingSamples } from "@loraspec/engine/validate/report-training-samples.js";
+import { tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("ls-report-samples-");
 
 const PNG = Buffer.from("89504e470d0a1a0a", "hex"); // enough for a data URI; never decoded here
 
 async function runWithSamples() {
-  const runDir = await mkdtemp(join(tmpdir(), "ls-report-samples-"));
+  const runDir = tempDir();
   const samples = join(runDir, "output", "samples");
   await mkdir(samples, { recursive: true });
   const lines: string[] = [];

@@ -11,6 +11,7 @@ import { prepareTraining } from "@loraspec/engine/run/prepare-training.js";
 import { startRun } from "@loraspec/engine/run/run-training.js";
 import { isGroupAlive } from "@loraspec/engine/run/stop-process-group.js";
 import type { ProcessJob, TrainJob } from "@loraspec/engine/run/train-job.js";
+import { tempDirsPerFile } from "../test-helpers.js";
 
 /**
  * The fault-injection suite (issue 18): real CPU runs of the built-in trainer on a tiny SDXL base
@@ -57,8 +58,11 @@ function contract(over: Record<string, unknown> = {}) {
   };
 }
 
+/** Each test's project folder, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-faults-");
+
 function project(at?: string): string {
-  const dir = at ?? mkdtempSync(join(tmpdir(), "loraspec-faults-"));
+  const dir = at ?? tempDir();
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "lora.yaml"), stringify(contract()));
   return dir;

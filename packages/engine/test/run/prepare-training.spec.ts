@@ -1,17 +1,20 @@
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { prepareTraining } from "../../src/run/prepare-training.js";
 import { checkProject } from "../../src/project/check-project.js";
+import { tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("aitk-install-");
 
 const example = fileURLToPath(new URL("../../../../examples/character", import.meta.url));
 
 /** An ai-toolkit install as `loraspec setup` leaves it, as far as train looks (its venv's python). */
 function aitkInstall(): NodeJS.ProcessEnv {
-  const dir = mkdtempSync(join(tmpdir(), "aitk-install-"));
+  const dir = tempDir();
   mkdirSync(join(dir, ".venv", "bin"), { recursive: true });
   writeFileSync(join(dir, ".venv", "bin", "python"), "");
   return { ...process.env, LORASPEC_AI_TOOLKIT_DIR: dir };
@@ -36,7 +39,7 @@ const manifest = (dataset: string) =>
   });
 
 function project(): string {
-  const dir = mkdtempSync(join(tmpdir(), "prepare-training-"));
+  const dir = tempDir("prepare-training-");
   cpSync(example, dir, { recursive: true });
   return dir;
 }
@@ -85,7 +88,7 @@ describe("prepareTraining", () => {
 
   it("refuses a local trainer that is not installed, with the setup command, before any run exists", async () => {
     const dir = project();
-    const env = { ...process.env, LORASPEC_AI_TOOLKIT_DIR: mkdtempSync(join(tmpdir(), "no-aitk-")) };
+    const env = { ...process.env, LORASPEC_AI_TOOLKIT_DIR: tempDir("no-aitk-") };
     const error = await prepareTraining({ path: join(dir, "lora.yaml"), env }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "E_WORKER_NOT_INSTALLED", field: "trainer.name" });
     expect((error as { hint?: string }).hint).toMatch(/loraspec setup ai-toolkit/);

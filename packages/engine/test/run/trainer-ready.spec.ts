@@ -1,10 +1,11 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { assertTrainerInstalled } from "../../src/run/trainer-ready.js";
+import { tempDirsPerFile } from "../test-helpers.js";
 
-const empty = () => mkdtempSync(join(tmpdir(), "trainer-ready-"));
+/** An empty temp folder, removed when this file's tests are done. */
+const empty = tempDirsPerFile("trainer-ready-");
 function installed(): string {
   const dir = empty();
   mkdirSync(join(dir, ".venv", "bin"), { recursive: true });

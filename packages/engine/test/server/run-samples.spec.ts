@@ -1,12 +1,15 @@
-import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runSamples } from "../../src/server/run-samples.js";
+import { tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("ls-samples-");
 
 describe("runSamples: a run's sample images from its (possibly hostile) event log", () => {
   it("keeps images inside the run folder, project-relative, latest per path, ordered by step", async () => {
-    const project = await mkdtemp(join(tmpdir(), "ls-samples-"));
+    const project = tempDir();
     const runDir = join(project, ".loraspec", "runs", "r1");
     await mkdir(runDir, { recursive: true });
     const sample = (path: string, step: number, seed = 42) => JSON.stringify({ type: "sample", step, path, prompt: "txcl", seed });
@@ -30,7 +33,7 @@ describe("runSamples: a run's sample images from its (possibly hostile) event lo
   });
 
   it("is empty for a run without an event log", async () => {
-    const project = await mkdtemp(join(tmpdir(), "ls-samples-"));
+    const project = tempDir();
     expect(await runSamples({ runDir: join(project, "none"), projectDir: project })).toEqual([]);
   });
 });

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -8,7 +7,10 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { runWorker } from "@loraspec/engine/worker/run-worker.js";
 import { setupWorker, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
 import { findWorkerRoot, workerPython } from "@loraspec/engine/worker/worker-paths.js";
-import { alive, drain } from "../test-helpers.js";
+import { drain, alive, tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-worker-");
 
 const python = workerPython(findWorkerRoot());
 const haveWorker = existsSync(python);
@@ -34,7 +36,7 @@ describe.skipIf(!haveWorker)("runWorker against the real Python worker", () => {
     ["error", "E_DATASET_EMPTY", "selftest: a coded error"],
     ["crash", "E_WORKER_CRASHED", "selftest crash line 2"],
   ])("mode %s becomes %s", async (mode, code, text) => {
-    const dir = mkdtempSync(join(tmpdir(), "loraspec-worker-"));
+    const dir = tempDir();
     const logFile = join(dir, "logs", "worker.log");
     const { error } = await drain(runWorker({ command: "selftest", request: { mode }, logFile }));
     expect(error?.code).toBe(code);
@@ -81,7 +83,7 @@ describe.skipIf(!haveWorker)("runWorker against the real Python worker", () => {
   });
 
   it("trains a tiny FLUX.1 LoRA end to end through the bridge", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "loraspec-train-"));
+    const dir = tempDir("loraspec-train-");
     const base = join(dir, "base");
     const made = await drain(runWorker({ command: "make-tiny-base", request: { arch: "flux1", out: base, seed: 1 } }));
     expect(made.error).toBeUndefined();
@@ -117,7 +119,7 @@ describe("runWorker without a worker", () => {
 
 describe("setupWorker", () => {
   function fakeRoot(): string {
-    const root = mkdtempSync(join(tmpdir(), "loraspec-setup-"));
+    const root = tempDir("loraspec-setup-");
     mkdirSync(join(root, "worker"));
     writeFileSync(join(root, "worker", "requirements.txt"), "torch==2.13.0\ndiffusers==0.42.1\n");
     writeFileSync(join(root, "worker", "pyproject.toml"), "[project]\nname='x'\n");

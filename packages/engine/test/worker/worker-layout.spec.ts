@@ -1,6 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LoraspecError } from "@loraspec/core/errors.js";
@@ -8,11 +7,14 @@ import type { LoraspecEvent } from "@loraspec/core/events.js";
 import { defaultCacheDir } from "@loraspec/engine/setup/trainer-install.js";
 import { setupWorker, WORKER_STAMP, workerStamp, type ExecFn } from "@loraspec/engine/worker/setup-worker.js";
 import { findWorkerRoot, onPath, workerLayout } from "@loraspec/engine/worker/worker-paths.js";
-import { drain } from "../test-helpers.js";
+import { drain, tempDirsPerFile } from "../test-helpers.js";
+
+/** Temp folders, removed when this file's tests are done. */
+const tempDir = tempDirsPerFile("loraspec-");
 
 /** A checkout (worker/pyproject.toml) or an npm package (requirements + wheel, no pyproject). */
 function fakeRoot(kind: "checkout" | "package", wheel = true): string {
-  const root = mkdtempSync(join(tmpdir(), `loraspec-${kind}-`));
+  const root = tempDir(`loraspec-${kind}-`);
   mkdirSync(join(root, "worker"));
   writeFileSync(join(root, "worker", "requirements.txt"), "torch==2.13.0\ndiffusers==0.42.1\n");
   if (kind === "checkout") writeFileSync(join(root, "worker", "pyproject.toml"), "[project]\nname='x'\n");
@@ -57,7 +59,7 @@ describe("workerLayout", () => {
   });
 
   it("LORASPEC_WORKER_PYTHON as a bare command name is looked up on PATH, as a shell would (the GPU machine's python3)", () => {
-    const bin = mkdtempSync(join(tmpdir(), "lws-path-"));
+    const bin = tempDir("lws-path-");
     const py = join(bin, "python3-lws");
     writeFileSync(py, "#!/bin/sh\n", { mode: 0o755 });
     const env = { LORASPEC_WORKER_PYTHON: "python3-lws", PATH: ["/nonexistent", bin].join(delimiter) };
@@ -109,7 +111,7 @@ describe("setupWorker from an npm package", () => {
 
   it("installs the shipped wheel into <cache>/worker/venv, shared by later runs", async () => {
     const root = fakeRoot("package");
-    const cache = mkdtempSync(join(tmpdir(), "loraspec-cache-"));
+    const cache = tempDir("loraspec-cache-");
     const env = { LORASPEC_CACHE_DIR: cache };
     const calls: string[][] = [];
     const { events, error } = await drain(setupWorker({ root, env, exec: fakeExec(calls), platform: "linux", basePython: "python3" }));
@@ -130,7 +132,7 @@ describe("setupWorker from an npm package", () => {
 
   it("a package without the wheel is a coded error naming the folder", async () => {
     const root = fakeRoot("package", false);
-    const { error } = await drain(setupWorker({ root, env: { LORASPEC_CACHE_DIR: mkdtempSync(join(tmpdir(), "c-")) }, exec: fakeExec([]), platform: "linux" }));
+    const { error } = await drain(setupWorker({ root, env: { LORASPEC_CACHE_DIR: tempDir("c-") }, exec: fakeExec([]), platform: "linux" }));
     expect(error?.code).toBe("E_FILE_NOT_FOUND");
     expect(error?.message).toContain(join(root, "worker"));
     expect(existsSync(join(root, "worker", ".venv"))).toBe(false);
