@@ -27,7 +27,7 @@ export interface WholeRunRow {
   applied: Record<string, unknown>;
   logs: string[];
   /** train/timing.py's breakdown. */
-  timing: Record<"startup_s" | "load_s" | "cache_s" | "setup_s" | "warmup_s" | "steps_s" | "saves_s" | "final_save_s" | "between_steps_s" | "other_s" | "total_s", number>;
+  timing: Record<"startup_s" | "load_s" | "cache_s" | "setup_s" | "warmup_s" | "steps_s" | "steady_s_per_step" | "saves_s" | "final_save_s" | "between_steps_s" | "other_s" | "total_s", number>;
   error?: string;
 }
 

@@ -210,6 +210,36 @@ export const TRAIN_SPEEDS: readonly TrainSpeedRecord[] = [
   allLinear({ base: "flux2-klein-4b", config: "fast + fp8 GEMMs + LoRA bf16", levers: ["fused", "compile", "fp8mm", "lora_bf16"], secondsPerStep: 0.178, peakAllocGib: 20.23, warmupS: 26.8 }, TRAIN_SPEED_SOURCE_ALL_LINEAR_KLEIN_1204, "2026-12-04", { note: "100 modules; loss check pass" }),
 ];
 
+/**
+ * The LoRA path in bf16 against its fp32 twin, both measured in one run (same base, levers, kernel; attention preset,
+ * batch 1, no checkpointing): the lever's measured ratio where a configuration's bf16 row is missing and its fp32 row
+ * is not (plan/walltime.ts: FLUX.1 and klein with FA4, measured with the LoRA in fp32 only, are timed by the twin of
+ * their levers with torch's kernel). Where the bf16 row is itself a record above, its twin here may be a row that is
+ * not (the run's own fp32 line: FLUX.1's 0.396, SDXL's 0.106), so the ratio never mixes two leases.
+ */
+export interface LoraBf16Twin extends Sourced {
+  base: BaseModelId;
+  /** The fp32 twin's levers (the bf16 row adds "lora_bf16"). */
+  levers: readonly SpeedLever[];
+  attention?: "fa4";
+  fp32SecondsPerStep: number;
+  bf16SecondsPerStep: number;
+}
+
+export const LORA_BF16_TWINS: readonly LoraBf16Twin[] = [
+  { base: "sdxl", levers: ["fused", "channels_last"], fp32SecondsPerStep: 0.598, bf16SecondsPerStep: 0.535, source: TRAIN_SPEED_SOURCE_LORA_BF16, asOf: "2026-12-03" },
+  { base: "sdxl", levers: ["fused", "channels_last", "graphs"], fp32SecondsPerStep: 0.106, bf16SecondsPerStep: 0.092, source: TRAIN_SPEED_SOURCE_LORA_BF16, asOf: "2026-12-03" },
+  { base: "sdxl", levers: ["fused", "channels_last", "compile", "graphs"], fp32SecondsPerStep: 0.083, bf16SecondsPerStep: 0.078, source: TRAIN_SPEED_SOURCE_LORA_BF16_COMPILE, asOf: "2026-12-03" },
+  { base: "flux1-dev", levers: ["fused"], fp32SecondsPerStep: 0.556, bf16SecondsPerStep: 0.513, source: TRAIN_SPEED_SOURCE_LORA_BF16_FLUX1, asOf: "2026-12-04" },
+  { base: "flux1-dev", levers: ["fused", "compile", "fp8mm"], fp32SecondsPerStep: 0.396, bf16SecondsPerStep: 0.383, source: TRAIN_SPEED_SOURCE_LORA_BF16_FLUX1, asOf: "2026-12-04" },
+  { base: "flux2-klein-4b", levers: [], fp32SecondsPerStep: 0.291, bf16SecondsPerStep: 0.262, source: TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN, asOf: "2026-12-04" },
+  { base: "flux2-klein-4b", levers: ["fused", "compile"], fp32SecondsPerStep: 0.202, bf16SecondsPerStep: 0.195, source: TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN, asOf: "2026-12-04" },
+  { base: "flux2-klein-4b", levers: ["fused", "compile", "fp8mm"], fp32SecondsPerStep: 0.178, bf16SecondsPerStep: 0.17, source: TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN, asOf: "2026-12-04" },
+  { base: "flux2-klein-9b", levers: [], fp32SecondsPerStep: 0.524, bf16SecondsPerStep: 0.467, source: TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN, asOf: "2026-12-04" },
+  { base: "flux2-klein-9b", levers: ["fused", "compile"], fp32SecondsPerStep: 0.381, bf16SecondsPerStep: 0.367, source: TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN, asOf: "2026-12-04" },
+  { base: "flux2-klein-9b", levers: ["fused", "compile", "fp8mm"], fp32SecondsPerStep: 0.316, bf16SecondsPerStep: 0.3, source: TRAIN_SPEED_SOURCE_LORA_BF16_KLEIN, asOf: "2026-12-04" },
+];
+
 /** The CUDA context the bench measured once per process; add it to peakAllocGib for what the card must hold. */
 export const CUDA_CONTEXT: Sourced & { gib: number } = { gib: 0.51, source: S, asOf: A };
 

@@ -1,4 +1,5 @@
 import type { WorkerArch } from "./builtin-trainer.js";
+import type { LoraCompute } from "./lora-compute.js";
 import type { Sourced } from "./types.js";
 
 /**
@@ -9,14 +10,14 @@ import type { Sourced } from "./types.js";
  * packages/core/test/plan/walltime-wholerun.spec.ts hold the sum against every committed row.
  * Medians over the rows, so one slow call does not move them.
  */
-const ROWS = "bench/data/gpu-wholerun-h200-*.jsonl (9 runs, 2026-12-02/03)";
-const AS_OF = "2026-12-03";
+const ROWS = "bench/data/gpu-wholerun-h200-*.jsonl (14 runs, 2026-12-02/03/06)";
+const AS_OF = "2026-12-06";
 
 /** Imports, request checks, levers: before the worker's first phase (`startup_s`), 7.3-13.9 s over the rows. */
-export const WORKER_STARTUP_S: Sourced & { seconds: number } = { seconds: 9.4, source: `${ROWS}: timing.startup_s, median`, asOf: AS_OF };
+export const WORKER_STARTUP_S: Sourced & { seconds: number } = { seconds: 8.7, source: `${ROWS}: timing.startup_s, median (7.3-13.9 s)`, asOf: AS_OF };
 
 /** The process outside the worker's clock: interpreter launch and the exit (CUDA teardown, writer threads): process wall - timing.total_s, 1.4-4.8 s. */
-export const PROCESS_EXIT_S: Sourced & { seconds: number } = { seconds: 2.7, source: `${ROWS}: process_wall_s - timing.total_s, median`, asOf: AS_OF };
+export const PROCESS_EXIT_S: Sourced & { seconds: number } = { seconds: 2.8, source: `${ROWS}: process_wall_s - timing.total_s, median (1.4-4.8 s)`, asOf: AS_OF };
 
 /**
  * Reading the base from disk: safetensors into GPU memory from a cold page cache. Not measured by us: the
@@ -38,37 +39,46 @@ export interface ArchRunCost extends Sourced {
   /** Building the trainer after the cache (`setup_s`: LoRA, optimizer, compile wrappers). */
   setupS: number;
   /**
-   * The worker's steady step in a whole run over the gpu-speed row of the same levers: the loop's own work
-   * (batches from the cache, timesteps, events; both read the loss every step).
+   * The worker's steady step in a whole run over the gpu-speed row of the same levers, by the LoRA's compute path
+   * (the request's lora_compute). Keyed by it because that is what the data separate: every whole run with the LoRA in
+   * fp32 stepped over its row (SDXL 9-10% on three leases, against fp32 rows of two leases that agree, 0.107 and 0.106,
+   * so not one card's speed), and both with it in bf16 stepped at their row (SDXL 0.092 = 0.092), with the same
+   * per-step loop (the worker's loop.py changed between 2026-12-03 and 2026-12-06 only in start-up marks and the
+   * loss-spike arithmetic). Why the worker's fp32 path costs more than the bench's is not isolated (no whole-run profile).
    */
-  loopFactor: number;
+  loopFactor: Readonly<Record<LoraCompute, number>>;
+  /** Where loopFactor's figures come from. */
+  loopSource: string;
 }
 
 /** Per worker arch where measured; other arches take FLUX.1's (a transformer with T5-class embeddings), said so. */
 export const ARCH_RUN_COSTS: Readonly<Partial<Record<WorkerArch, ArchRunCost>>> = {
   sdxl: {
-    cachePerImageS: 0.127,
-    setupS: 0.8,
-    // steady 0.1167-0.1172 s/step in all four SDXL runs vs the row's 0.107 (CUDA graph + channels-last)
-    loopFactor: 1.09,
-    source: `${ROWS}: SDXL runs, cache_s 2.3-3.1 s for 20 images, setup_s 0.6-1.3 s (medians); steady_s_per_step 0.117 vs knowledge/train-speed.ts 0.107`,
+    cachePerImageS: 0.123,
+    setupS: 0.7,
+    loopFactor: { fp32: 1.09, bf16: 1.0 },
+    loopSource:
+      "fp32: steady 0.1167-0.1172 s/step in the four committed SDXL runs (three leases: 2026-12-02 ~23:50, 2026-12-03 00:23-00:30 and 08:04-08:33 UTC; also 0.117 in the 2026-12-02 11:35 400-step row of bench/RESULTS.md) vs knowledge/train-speed.ts's CUDA graph + channels-last row 0.107 (2026-11-29; its twin 0.106 on 2026-12-03): 1.09-1.10; bf16: steady 0.0920 and 0.0922 in the two 2026-12-06 runs (bench/data/gpu-wholerun-h200-2026-12-06.jsonl, -sdxl-2000.jsonl) vs the LoRA bf16 row 0.092: 1.00",
+    source: `${ROWS}: SDXL runs, cache_s 2.2-3.1 s for 20 images, setup_s 0.65-1.34 s (medians)`,
     asOf: AS_OF,
   },
   flux1: {
     cachePerImageS: 0.142,
-    setupS: 3.8,
-    // steady 0.322 with FA4 vs its row's 0.306 (the levers the plan picks on an H200); the torch-kernel runs of
-    // 2026-12-02 stepped 0.387-0.409 against their row's 0.402 (measured 2026-11-29), 0.96-1.02
-    loopFactor: 1.05,
-    source: `${ROWS}: FLUX.1 runs, cache_s 2.5-3.6 s for 20 images, setup_s 2.8-4.9 s (medians); steady 0.322 (FA4) vs knowledge/train-speed.ts 0.306`,
+    setupS: 3.4,
+    // fp32: the FA4 run's steady 0.322 vs its row's 0.306 (the levers the plan picks on an H200); the torch-kernel runs
+    // of 2026-12-02/03 stepped 0.387-0.409 against their row's 0.402 (measured 2026-11-29), 0.96-1.02.
+    loopFactor: { fp32: 1.05, bf16: 1.0 },
+    loopSource:
+      "fp32: bench/data/gpu-wholerun-h200-2026-12-03-flux2000-fa4.jsonl steady 0.322 s/step vs knowledge/train-speed.ts FA4 + compile + fp8 GEMMs 0.306 (the torch-kernel runs of 2026-12-02/03: 0.387-0.409 vs 0.402); bf16: no FLUX.1 row runs the plan's bf16 levers to hold a run against (FA4 + LoRA bf16 is measured only with every linear or checkpointing), so SDXL's measured 1.00; the 2026-12-06 runs (bench/data/gpu-wholerun-h200-2026-12-06.jsonl, compile + fp8 GEMMs + FA4 + LoRA bf16) stepped 0.276-0.279, 6-7% under the FA4 fp32 row x the bf16 twins' ratio the plan times them by (plan/walltime.ts)",
+    source: `${ROWS}: FLUX.1 runs, cache_s 2.5-3.6 s for 20 images, setup_s 2.7-4.9 s (medians)`,
     asOf: AS_OF,
   },
 };
 
 /** A periodic save stalls the training thread for its snapshot (the files are written beside the steps); the final save is written in line. */
 export const SAVE_S: Sourced & { periodicS: number; finalS: number } = {
-  periodicS: 0.16,
-  finalS: 0.37,
+  periodicS: 0.21,
+  finalS: 0.38,
   source: `${ROWS}: saves_s / saves 0.13-0.39 s, final_save_s 0.32-0.62 s (medians; rank 16)`,
   asOf: AS_OF,
 };

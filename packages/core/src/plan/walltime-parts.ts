@@ -105,11 +105,13 @@ export function walltimeParts(r: RunShape): { parts: WalltimePart[]; omitted?: s
   parts.push({ part: "set-up", seconds: costs.setupS, why: `the LoRA, optimizer and levers (${of})`, source: ROWS });
   const warm = warmupPart(r);
   if (warm) parts.push(warm);
+  const lora = r.settings.loraCompute ?? "fp32";
+  const loop = costs.loopFactor[lora];
   parts.push({
     part: "steps",
-    seconds: round1(r.steps * r.secondsPerStep * costs.loopFactor),
-    why: `${r.steps} steps x ${r.secondsPerStep.toFixed(3)} s x ${costs.loopFactor} (the worker's loop over the bench's step: batches, timesteps, events; ${of})`,
-    source: ROWS,
+    seconds: round1(r.steps * r.secondsPerStep * loop),
+    why: `${r.steps} steps x ${r.secondsPerStep.toFixed(3)} s x ${loop} (the worker's whole-run step over the bench's with the LoRA in ${lora}, measured in whole runs; ${of})`,
+    source: costs.loopSource,
   });
   const periodic = hp.save_every ? Math.max(0, Math.ceil(r.steps / hp.save_every) - 1) : 0;
   parts.push({ part: "saves", seconds: round1(periodic * SAVE_S.periodicS + SAVE_S.finalS), why: `${periodic} periodic save(s) x ${SAVE_S.periodicS} s on the training thread + the final ${SAVE_S.finalS} s`, source: SAVE_S.source });

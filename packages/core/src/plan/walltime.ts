@@ -1,7 +1,7 @@
 import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from "../knowledge/gpus.js";
-import { SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
+import { LORA_BF16_TWINS, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { fa4RunsOn } from "./attention.js";
 import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
@@ -74,7 +74,7 @@ function builtInAnchor(model: BaseModelRecord, contract: Contract, settings: Tra
     return { ...allLinear, targetsMeasured: true, ...(taken ? { basis: "derived" as const, config: `${allLinear.config} ${taken.config}`, source: taken.source ? `${allLinear.source}; ${taken.source}` : allLinear.source } : {}) };
   }
   const speed = lookupTrainSpeed(model.id, onCard, batch) ?? selectiveFromFull(model, settings, onCard, batch);
-  if (speed) return speed;
+  if (speed) return loraBf16FromTwin(model, onCard, speed) ?? speed;
   return flopsAnchor(model, settings, batch, builtInRow("flux1-dev", false)!.secondsPerStep, "the built-in trainer's eager FLUX.1 rate");
 }
 
@@ -117,6 +117,31 @@ function selectiveFromFull(model: BaseModelRecord, settings: TrainSettings, onCa
     config: `${base.config} x ${ratio.toFixed(2)} for selective checkpointing (${selective.secondsPerStep} vs ${full.secondsPerStep} s/step with full: ${selective.config})`,
     source: `${base.source}; ${selective.source}`,
     ...(base.warmupBeyondSteadyS !== undefined ? { warmupBeyondSteadyS: base.warmupBeyondSteadyS } : {}),
+  };
+}
+
+/**
+ * The LoRA path in bf16 where only the fp32 row of the settings was measured (FLUX.1 and klein with FA4): that row
+ * times the lever's ratio in its twin pair of the same levers (knowledge/train-speed.ts LORA_BF16_TWINS: both rows of
+ * one run, the same kernel where measured so, else torch's), not the fp32 figure. Undefined where the row already ran
+ * bf16, for checkpointing or an fp8 base (no twin: bf16 was measured to gain nothing under full recomputation), or
+ * where no twin of the levers exists.
+ */
+function loraBf16FromTwin(model: BaseModelRecord, onCard: TrainSettings, speed: Anchor & { loraBf16?: true }): Anchor | undefined {
+  if (onCard.loraCompute !== "bf16" || speed.loraBf16 || speed.basis !== "measured" || onCard.gradientCheckpointing || onCard.quantize === "fp8") return undefined;
+  const base = SPEED_PROXY[model.id] ?? model.id;
+  const levers = (t: (typeof LORA_BF16_TWINS)[number]) => t.levers.includes("compile") === onCard.compile && t.levers.includes("graphs") === onCard.cudaGraphs && t.levers.includes("fp8mm") === (onCard.fp8Matmul ?? false);
+  const twins = LORA_BF16_TWINS.filter((t) => t.base === base && levers(t));
+  const twin = twins.find((t) => (t.attention ?? "sdpa") === (onCard.attention ?? "sdpa")) ?? twins[0];
+  if (!twin) return undefined;
+  const ratio = twin.bf16SecondsPerStep / twin.fp32SecondsPerStep;
+  const kernel = twin.attention === "fa4" ? "FA4" : "torch's attention kernel";
+  return {
+    ...speed,
+    secondsPerStep: speed.secondsPerStep * ratio,
+    basis: "derived",
+    config: `${speed.config.replace(/ \(LoRA computed in fp32 there: bf16 not measured in this configuration\)$/, "")} (LoRA fp32) x ${ratio.toFixed(3)} for the LoRA in bf16 (its twin pair of these levers, ${kernel}: ${twin.fp32SecondsPerStep} -> ${twin.bf16SecondsPerStep} s/step, one run)`,
+    source: `${speed.source}; ${twin.source}`,
   };
 }
 

@@ -161,11 +161,13 @@ describe("planRun with the built-in trainer's measured speeds (knowledge/train-s
     expect(plan.trainSettings).toMatchObject({ gradientCheckpointing: false, compile: true, cudaGraphs: false, quantize: "none" });
     expect(plan.trainSettings.fp8Matmul).toBe(true);
     expect(plan.trainSettings.attention).toBe("fa4");
-    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "measured", secondsPerStep: 0.306 });
-    expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs \+ FA4, batch 1/);
+    // the FA4 row ran the LoRA in fp32; the plan's bf16 LoRA takes its twin pair's measured ratio (0.396 -> 0.383, torch's kernel, one run)
+    expect(plan.trainSettings.loraCompute).toBe("bf16");
+    expect(plan.selected).toMatchObject({ gpu: "h200", basis: "derived", secondsPerStep: Math.round(0.306 * (0.383 / 0.396) * 1000) / 1000 });
+    expect(plan.selected?.config).toMatch(/^fast \+ fp8 GEMMs \+ FA4, batch 1: 0\.306 s\/step \(LoRA fp32\) x 0\.967 for the LoRA in bf16 \(its twin pair of these levers, torch's attention kernel: 0\.396 -> 0\.383 s\/step, one run\)/);
     // the whole run: the FA4 row's steps x the worker's loop, its first steps beyond steady, and the fixed parts (plan/walltime-parts.ts)
     const part = (name: string) => plan.selected!.parts.find((p) => p.part === name)!.seconds;
-    expect(part("steps")).toBeCloseTo(2000 * 0.306 * ARCH_RUN_COSTS.flux1!.loopFactor, 0);
+    expect(part("steps")).toBeCloseTo(2000 * plan.selected!.secondsPerStep * ARCH_RUN_COSTS.flux1!.loopFactor[plan.trainSettings.loraCompute], 0);
     expect(part("warm-up")).toBeCloseTo(49.1 - 5 * 0.306, 0);
     expect(plan.selected?.hours).toBe(Math.round((plan.selected!.parts.reduce((s, p) => s + p.seconds, 0) / 3600) * 100) / 100);
     expect(plan.walltime.find((w) => w.gpu === "h100")?.basis).toBe("scaled");

@@ -37,6 +37,18 @@ describe("the plan's whole run against every measured run", () => {
     expect(Math.abs(p.plan.parts.reduce((s, x) => s + x.seconds, 0) - p.plan.seconds)).toBeLessThanOrEqual(0.5);
     for (const part of p.plan.parts) expect(part.why.length, part.part).toBeGreaterThan(0);
   });
+
+  // The steps part alone against the run's steady step x its steps: the gpu-speed row the plan takes (or derives, e.g. a
+  // bf16 LoRA from an fp32 row) x the whole-run loop factor of the row's LoRA compute path (knowledge/whole-run.ts). The
+  // 2,000-step runs fixed the factors: 2%; every run 10% (the torch-kernel FLUX.1 runs of 2026-12-02/03 stepped 0.387-0.409
+  // against one factor, FLUX.1's bf16 runs of 2026-12-06 0.276-0.279 against a derived row: 6-9% apart from the plan).
+  it.each(rows.map((r) => [`${r.file} ${r.model} ${r.run} ${r.steps} steps, LoRA ${(r.applied.lora_compute as string | undefined) ?? "fp32"}`, r] as const))("steps part within the data's bound of steady x steps: %s", (_name, r) => {
+    const p = planForRow(r);
+    const steps = p.plan.parts.find((x) => x.part === "steps")!;
+    const measured = r.timing.steady_s_per_step * r.steps;
+    expect(Math.abs(steps.seconds / measured - 1), `${steps.seconds} s (${steps.why}) vs ${measured.toFixed(1)} s`).toBeLessThanOrEqual(r.steps >= 2000 ? 0.02 : 0.1);
+    expect(steps.why).toContain(`with the LoRA in ${(r.applied.lora_compute as string | undefined) ?? "fp32"}`);
+  });
 });
 
 describe("the parts as a plan shows them", () => {
