@@ -158,6 +158,9 @@ def test_a_second_compiled_run_reuses_the_compile_cache(tmp_path):
     assert not any(e.get("code") == "W_COMPILE_CACHE_IGNORED" for e in w_events)
     print("compile warm-up cold / warm (s):", cold["timing"]["warmup_s"], warm["timing"]["warmup_s"])
     assert warm["timing"]["warmup_s"] < cold["timing"]["warmup_s"], (cold["timing"], warm["timing"])
+    # AOTAutograd's cache is used, never bypassed (compile_cache.py: the fp8 base's autograd.Function and the SAC policy made torch skip it)
+    line = next(e["message"] for e in w_events if e["type"] == "log" and e["message"].startswith("torch.compile in this run"))
+    assert "/ 0 bypass" in line and "AOTAutograd 0 hit" not in line, line
 
 
 @pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])

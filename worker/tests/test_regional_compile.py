@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import speed, tiny_base, train  # noqa: E402
-from loraspec_worker.train import compile_cache  # noqa: E402
+from loraspec_worker.train import compile_cache, selective_ckpt  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 
 # FLUX.1's attention targets (the plan's preset for the H200 runs, bench/data/gpu-wholerun-requests.json)
@@ -30,10 +30,12 @@ def fresh_dynamo(monkeypatch):
         else:
             monkeypatch.delenv(var, raising=False)
     job_id, pgo = torch.compiler.config.job_id, torch._dynamo.config.automatic_dynamic_local_pgo
+    custom_fns = torch._functorch.config.autograd_cache_allow_custom_autograd_functions
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     yield
     torch.compiler.config.job_id, torch._dynamo.config.automatic_dynamic_local_pgo = job_id, pgo
+    torch._functorch.config.autograd_cache_allow_custom_autograd_functions = custom_fns
     torch._dynamo.reset()
 
 
@@ -75,6 +77,20 @@ def compiled_run(double: int, single: int, backend: str) -> tuple[list[float], d
     torch._dynamo.utils.counters.clear()
     arch = tiny_flux(double, single)
     assert speed.compile_blocks(arch.denoiser, backend=backend) == double + single
+    losses = train_steps(arch)
+    return losses, compile_cache.report()
+
+
+def gpu_path_run(backend: str) -> tuple[list[float], dict]:
+    """One double block with the GPU path's constructs inside what compiles: the fp8 base with fp8 GEMMs
+    (speed.Fp8LinearFunction, a custom autograd.Function; torch._scaled_mm runs on the CPU too) and
+    selective checkpointing (a checkpoint region with the trainer's policy as context_fn)."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    arch = tiny_flux(1, 0)
+    assert speed.quantize_fp8_(arch.denoiser, torch.device("cpu"), torch.float32, matmul=True, fp8_base=False)["layers"] > 0
+    assert selective_ckpt.apply(arch.denoiser) == 1
+    assert speed.compile_blocks(arch.denoiser, backend=backend) == 1
     losses = train_steps(arch)
     return losses, compile_cache.report()
 
@@ -144,3 +160,43 @@ def test_a_warm_start_compiles_nothing_in_inductor(tmp_path, fresh_dynamo):
     assert (warm["fx_hits"], warm["fx_misses"], warm["aot_hits"], warm["aot_misses"]) == (2, 0, 1, 0)
     assert "tracing_s" in warm and "cache_load_s" in warm and "backward_compile_s" not in warm
     assert warm_losses == pytest.approx(cold_losses, rel=1e-5)
+
+
+@needs_cxx
+def test_a_warm_start_hits_the_aot_autograd_cache_over_the_fp8_base_and_selective_checkpointing(tmp_path, fresh_dynamo):
+    """The GPU path's block (gpu_path_run). torch bypassed the AOTAutograd cache for each of its two
+    constructs (the custom autograd.Function: "Unsupported call_function target autograd_function_apply";
+    the checkpoint's policy: "SAC context_fn does not have a cache_hash attribute"), so every warm start
+    re-traced and re-partitioned the joint graph though inductor's FX graphs hit (H200 FLUX.1 warm run,
+    2026-12-06: AOTAutograd 0 hit / 0 miss, ~6 s of a 10.3 s warm-up). compile_cache.configure allows
+    custom autograd Functions and selective_ckpt gives its policies a cache_hash: cold, one miss saved;
+    the artifacts file alone warms a fresh start with an AOTAutograd hit, no miss, no bypass, the same losses."""
+    folder = str(tmp_path / "compile")
+    path = compile_cache.configure(folder)
+    cold_losses, cold = gpu_path_run("inductor")
+    assert (cold["aot_hits"], cold["aot_misses"], cold["aot_bypasses"]) == (0, 1, 0), cold["aot_bypass_reasons"]
+    assert compile_cache.save(path)
+    shutil.rmtree(os.path.join(folder, compile_cache.SPEC["inductorDir"]))
+    torch._dynamo.reset()
+    assert compile_cache.configure(folder) == path
+    warm_losses, warm = gpu_path_run("inductor")
+    assert (warm["fx_hits"], warm["fx_misses"], warm["aot_hits"], warm["aot_misses"], warm["aot_bypasses"]) == (2, 0, 1, 0, 0)
+    assert "AOTAutograd 1 hit / 0 miss / 0 bypass;" in compile_cache.report_message(warm)
+    assert warm_losses == pytest.approx(cold_losses, rel=1e-5)
+
+
+@pytest.mark.parametrize("construct, reason", [("custom_fns", "autograd_function_apply"),
+                                               ("sac_hash", "SAC context_fn does not have a cache_hash attribute")])
+def test_the_report_names_each_aot_autograd_cache_bypass_with_its_reason(construct, reason, tmp_path, fresh_dynamo, monkeypatch):
+    """Without the fix for one construct, the GPU path's block bypasses the AOTAutograd cache and the run's
+    compile-cache line says so with torch's reason (a GPU run's log shows it). aot_eager goes through the
+    cache only when forced (no kernel compiler: seconds)."""
+    compile_cache.configure(str(tmp_path / "compile"))
+    if construct == "custom_fns":
+        torch._functorch.config.autograd_cache_allow_custom_autograd_functions = False  # the fixture puts it back
+    else:
+        monkeypatch.delattr(selective_ckpt.attention_context_fn, "cache_hash")
+    with torch._functorch.config.patch(force_autograd_cache=True):
+        _, r = gpu_path_run("aot_eager")
+    assert r["aot_bypasses"] == 1 and [reason in k for k in r["aot_bypass_reasons"]] == [True], r["aot_bypass_reasons"]
+    assert "AOTAutograd 0 hit / 0 miss / 1 bypass (1x " in compile_cache.report_message(r) and reason in compile_cache.report_message(r)

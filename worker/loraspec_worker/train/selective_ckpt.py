@@ -78,6 +78,24 @@ def attention_context_fn():
 
 # A module-level function per policy (not a partial): torch.compile traces the checkpoint's context_fn as a constant.
 _CONTEXTS = {"attention": attention_context_fn, "matmul+attention": matmul_attention_context_fn}
+_POLICIES = {"attention": attention_policy, "matmul+attention": matmul_attention_policy}
+
+
+def policy_cache_hash(keep: str) -> str:
+    """What makes policy `keep` decide as it does: its name, the ops it keeps and the policy's code. torch's
+    AOTAutograd cache keys a graph with a selective-checkpoint region by its context_fn's `cache_hash` and
+    bypasses the cache for a context_fn without one (torch 2.13 autograd_cache._collect_context_fn_hashes:
+    "SAC context_fn does not have a cache_hash attribute"), so every warm start re-traced and re-partitioned
+    each block's joint graph (compile_cache.py)."""
+    import hashlib
+
+    code = _POLICIES[keep].__code__
+    spec = repr((keep, KEEPS[keep], code.co_code, code.co_names, code.co_consts))
+    return f"loraspec-sac-{keep}-" + hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+for _keep, _fn in _CONTEXTS.items():
+    _fn.cache_hash = policy_cache_hash(_keep)
 
 
 def _selective_class(cls: type, keep: str = PRODUCT_KEEP) -> type:
