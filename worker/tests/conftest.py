@@ -42,6 +42,26 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
 
 
+_file_started = {"name": None}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """When a file's first test starts, the worker's event output (protocol._out) is the default again: a fixture
+    that swaps it (to keep training events out of a test's output) restores it by the end of its own file. Under
+    pytest-xdist any file may follow any other in a process, and a session-scoped swap in test_toyworld_rubric.py
+    once sent test_caption.py's progress events into a StringIO; this names the cause instead."""
+    name = item.nodeid.split("::", 1)[0]
+    if name == _file_started["name"]:
+        return
+    _file_started["name"] = name
+    from loraspec_worker import protocol
+
+    if protocol._out is not None:
+        pytest.fail(f"{name} starts with loraspec_worker.protocol._out still swapped ({type(protocol._out).__name__}) by an "
+                    "earlier file's fixture: swap it in a module- or function-scoped fixture and restore it", pytrace=False)
+
+
 def pytest_xdist_make_scheduler(config, log):
     """`-n N --dist loadfile`: one work unit per file (module fixtures built once, not once per worker),
     the SHARED_SESSION files as one, handed out in collection order (heaviest first, above)."""

@@ -24,15 +24,18 @@ BUILT = os.path.exists(os.path.join(rubric.REPO, "dist", "cli.mjs"))
 STACK_STEPS = rubric.RENDER["sdxl"][0]  # sampling steps, as validate's
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def quiet():
-    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not this test's output
+    """The events of this file's validate and stack runs are not its tests' output. Module-scoped: a session-scoped
+    swap of protocol._out stayed in place for every file run after this one in the same process (under pytest-xdist,
+    test_caption's progress events went here; conftest.py's guard now refuses that)."""
+    before, protocol._out = protocol._out, io.StringIO()
     yield
     protocol._out = before
 
 
 @pytest.fixture(scope="session")
-def loras(tmp_path_factory, quiet, good_txcl_lora):
+def loras(tmp_path_factory, good_txcl_lora):
     """The rubric's four LoRAs and the stacking check's txst style LoRA, trained once (side by side,
     lanes.py): the rubric validates the four, the stacking check stacks them with txst."""
     if not BUILT:
@@ -46,11 +49,15 @@ def loras(tmp_path_factory, quiet, good_txcl_lora):
     jobs = {"txst": (stack.train_style, (str(out / "txst"),), {"seed": 1}),
             **rubric.train_jobs([v for v in rubric.VARIANTS if v.name != "good"], str(out), seed=1),
             "txcl": (rubric.train_variant, (good, str(out / "txcl")), {"seed": 1, "targets": stack.CHARACTER_TARGETS["sdxl"]})}
-    return {"good": good_txcl_lora, **lanes.in_processes(jobs)}
+    before, protocol._out = protocol._out, io.StringIO()  # the trainer's events are not a test's output
+    try:
+        return {"good": good_txcl_lora, **lanes.in_processes(jobs)}
+    finally:
+        protocol._out = before
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory, loras):
+def rows(tmp_path_factory, loras, quiet):
     return rubric.run(str(tmp_path_factory.mktemp("rubric")), train_seed=1, seeds=(1, 2), variants=rubric.VARIANTS, loras=loras)
 
 
@@ -65,7 +72,7 @@ def test_validate_passes_the_good_lora_and_fails_the_bad_one_on_its_check(rows, 
 
 
 @pytest.fixture(scope="module")
-def stacked(tmp_path_factory, loras):
+def stacked(tmp_path_factory, loras, quiet):
     """The txst style LoRA with the rubric's: the pair and the four, judged; validate's run on the
     four beside the judging."""
     out = tmp_path_factory.mktemp("stack")
