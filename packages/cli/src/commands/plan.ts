@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import pc from "picocolors";
 import type { TrainingShapes } from "@loraspec/core/plan/trainer-buckets.js";
 import type { Plan } from "@loraspec/core/plan/plan-run.js";
-import { fmtShare } from "@loraspec/core/plan/epoch.js";
+import { regShareText } from "@loraspec/core/plan/epoch.js";
 import { printJson, table } from "../output.js";
 
 /** Shapes listed before "(+N more)": enough to see the range, short enough for one row. */
@@ -62,7 +62,7 @@ export function planRows(p: Plan): string[][] {
     ["target", p.target],
     ["images", `${p.images.count} (${p.images.source})${shown.resolution ? ` at ${p.resolution} px` : ""}`],
     ["steps", `${p.steps} (${p.stepsSource})`],
-    ["passes per image", `${p.passesPerImage}${p.trainShare < 1 ? ` (each training image; ${fmtShare(p.trainShare)} of the batches are regularisation images)` : ""}`],
+    ["passes per image", `${p.passesPerImage}${p.trainShare < 1 ? ` (each training image; ${regShareText(p.trainShare)})` : ""}`],
   ];
   if (shown.repeats) rows.push(["repeats x epochs", `${p.repeats} x ${p.epochs} (${p.stepsPerEpoch} steps/epoch)`]);
   if (p.reg) rows.push(["regularisation images", `${p.reg.count} (${p.reg.counted}): ${REG_RULE_TEXT[p.reg.rule](p.reg.perEpoch)}; each training image trains ~${p.passesPerImage} times (source: ${p.reg.source})`]);

@@ -1,7 +1,7 @@
 import { LR_ERROR_FACTOR } from "../knowledge/lint-severity.js";
 import { getLrRange, LR_RANGES, getDatasetSize, getPassesPerImage, getSteps, PASSES_PER_IMAGE_TOLERANCE, STEPS_PASSES_TOLERANCE } from "../knowledge/recipes.js";
 import { effectiveBatchOf, effectiveBatchText } from "../plan/effective-batch.js";
-import { datasetSteps, fmtShare, stepsForPasses } from "../plan/epoch.js";
+import { datasetSteps, regShareText, stepsForPasses } from "../plan/epoch.js";
 import type { Plan } from "../plan/plan-run.js";
 import type { Finding } from "./finding.js";
 import { type Rule, fmt, inRange, rangeText, datasetCount } from "./lint-rule.js";
@@ -92,7 +92,7 @@ export const recipeTarget: Rule = (ctx) => {
 /** The plan's figures the passes and steps rules count with: images, effective batch and the training images' share (plan/epoch.ts). */
 const perImage = (plan: Plan) => ({ images: plan.images.count, batchImages: plan.effectiveBatch, trainShare: plan.trainShare });
 /** ", half of the batches on regularisation images" where reg images take part of each batch. */
-const regText = (plan: Plan) => (plan.trainShare < 1 ? `, ${fmtShare(plan.trainShare)} of the batches on the dataset (the rest on regularisation images)` : "");
+const regText = (plan: Plan) => (plan.trainShare < 1 ? `, ${regShareText(plan.trainShare)}` : "");
 
 export const stepsRules: Rule = ({ c, plan }) => {
   const hp = c.hyperparameters;

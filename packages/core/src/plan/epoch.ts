@@ -48,8 +48,13 @@ export function regMix(contract: Pick<Contract, "trainer">, p: { images: number;
 }
 
 /** A training share as said: 0.5 is "half", else a percentage. */
-export function fmtShare(share: number): string {
+function fmtShare(share: number): string {
   return share === 0.5 ? "half" : `${Math.round(share * 100)}%`;
+}
+
+/** The training images' share of the batches in words, as plan, lint and the CLI say it. */
+export function regShareText(trainShare: number): string {
+  return `${fmtShare(trainShare)} of the batches on the dataset (the rest on regularisation images)`;
 }
 
 /** Times each training image trains over `steps` (every resolution copy counted), the reg images' share of the batches left out. Unrounded. */

@@ -15,7 +15,7 @@ import { networkCost, type NetworkCost } from "./network-cost.js";
 import { trainingShapes, type TrainingShapes } from "./trainer-buckets.js";
 import { checkpointsOf } from "./checkpoints.js";
 import { effectiveBatchOf } from "./effective-batch.js";
-import { epochSplit, fmtShare, regMix, stepsForPasses } from "./epoch.js";
+import { epochSplit, regMix, regShareText, stepsForPasses } from "./epoch.js";
 import { trainerReceives, type TrainerReceives } from "../compile/trainer-receives.js";
 
 /** A price fetched from fal's pricing API (engine: fetchFalPrices). */
@@ -147,7 +147,7 @@ export function planRun(contract: Contract, dataset?: DatasetSummary, options: P
   const stepsRecord = getSteps(contract.target);
   let steps: number;
   let stepsSource: string;
-  const regText = mix.trainShare < 1 ? ` / ${fmtShare(mix.trainShare)} of the batches on the dataset (the rest regularisation images)` : "";
+  const regText = mix.trainShare < 1 ? ` / ${regShareText(mix.trainShare)}` : "";
   if (hp.steps) {
     steps = hp.steps;
     stepsSource = "contract: hyperparameters.steps";
