@@ -63,18 +63,14 @@ def run(out: str, seeds=(1, 2, 3), precisions=("bf16", "fp32"), repeats: int = 1
         render_steps: int | None = None, style_targets: list | None = None) -> list:
     keys = [{"train_seed": s, "precision": p, "repeat": r} for s in seeds for p in precisions for r in range(repeats)
             if r == 0 or p == "bf16"]  # fp32 repeats itself; bf16 kernels do not
-    jobs = {}
-    for k in keys:
-        folder = os.path.join(out, f"s{k['train_seed']}-{k['precision']}-r{k['repeat']}")
-        for name, job in _pair(folder, k["train_seed"], k["precision"], device, steps, style_targets).items():
-            jobs[f"{name}|{folder}"] = job
+    folders = {os.path.join(out, f"s{k['train_seed']}-{k['precision']}-r{k['repeat']}"): k for k in keys}
+    jobs = {f"{name}|{folder}": job for folder, k in folders.items()
+            for name, job in _pair(folder, k["train_seed"], k["precision"], device, steps, style_targets).items()}
     trained = lanes.in_processes(jobs, len(jobs))
     rows_path = os.path.join(out, "rows.jsonl")
-    measures = {}
-    for k in keys:
-        folder = os.path.join(out, f"s{k['train_seed']}-{k['precision']}-r{k['repeat']}")
-        loras = {"txcl": trained[f"txcl|{folder}"], "txst": trained[f"txst|{folder}"]}
-        measures[folder] = (measure_pair, (loras, k, bakes, pools, device, k["precision"], rows_path, render_steps), {})
+    measures = {folder: (measure_pair, ({n: trained[f"{n}|{folder}"] for n in ("txcl", "txst")}, k, bakes, pools, device, k["precision"],
+                                         rows_path, render_steps), {})
+                for folder, k in folders.items()}
     done = lanes.in_processes(measures, len(measures))
     return [row for rows in done.values() for row in rows]
 
