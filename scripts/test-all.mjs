@@ -54,9 +54,8 @@ if (existsSync(vitestJson)) {
 const junit = join(outDir, "pytest.xml");
 if (existsSync(python)) {
   // Two pytest-xdist workers, one file per work unit (worker/tests/conftest.py: the files sharing the
-  // session's trained LoRA as one, heaviest first). 2026-12-06, this 2-core machine: the serial run took
-  // 1256 s wall in the last fresh-clone CI; -n 2 took 1407 s wall under other jobs' load (load average 3-6), using
-  // 1712 CPU-s (an estimate, not measured: ~860 s on two idle cores); the shared group (~550 s serial) is the floor.
+  // session's trained LoRA as one, heaviest first). Fresh-clone CI on this 2-core machine, nothing else running:
+  // 745 s wall with -n 2 (2026-12-06, ce5c37a) against 1256 s serial (5a3f8ba); the whole CI 22 min 53 s.
   const status = run(python, ["-m", "pytest", "-q", "worker/tests", "-n", "2", "--dist", "loadfile", `--junitxml=${junit}`], { PYTHONUNBUFFERED: "1" });
   if (existsSync(junit)) {
     const xml = readFileSync(junit, "utf8");
