@@ -165,22 +165,25 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
                             stdout=subprocess.PIPE, stderr=open(logs / f"{key}-{label}.stderr.log", "w"), text=True, env=env)
     watchdog = threading.Timer(max(1.0, deadline - time.perf_counter()), proc.kill)
     watchdog.start()
-    events = []
+    events, done_at = [], None
     for line in proc.stdout:
         try:
             events.append(json.loads(line))
         except ValueError:
             continue
+        if events[-1].get("type") == "done":
+            done_at = time.perf_counter()
     rc = proc.wait()
     watchdog.cancel()
     wall = time.perf_counter() - t0
     done = next((e for e in events if e["type"] == "done"), None)
     row = {"model": key, "run": label, "steps": request["steps"], "save_every": request["save_every"], "process_wall_s": wall, "rc": rc,
+           "exit_s": round(time.perf_counter() - done_at, 3) if done_at else None,  # from the done event to the process's end
            "levers": {k: request[k] for k in ("gradient_checkpointing", "checkpointing_mode", "compile", "cuda_graphs", "channels_last", "fp8_matmul")},
            "applied": next((e["applied"] for e in events if e["type"] == "settings"), {}),
            "samples": sum(1 for e in events if e["type"] == "sample"),
            "warnings": [e.get("code") for e in events if e["type"] == "warning"],
-           "logs": [e["message"] for e in events if e["type"] == "log" and any(k in e["message"] for k in ("compile cache", "CUDA graph", "torch.compile", "samples at step", "sample graph", "sample merge"))]}
+           "logs": [e["message"] for e in events if e["type"] == "log" and any(k in e["message"] for k in ("compile cache", "cached ", "CUDA graph", "torch.compile", "samples at step", "sample graph", "sample merge"))]}
     if done is None:
         err = next((e for e in events if e["type"] == "error"), {})
         why = "killed at the time budget (--budget-s)" if rc == -9 else f"no done event (rc {rc}); see {key}-{label}.stderr.log"
@@ -228,7 +231,7 @@ def run_all(args) -> list[dict]:
         base.update(dataset=str(data), save_every=args.save_every)
         if args.tiny:
             base.update(resolution=32, buckets=[{"resolution": 32, "width": 32, "height": 32}], max_sequence_length=32, rank=4, alpha=4,
-                        device="cpu", precision="fp32")
+                        device="cpu", precision="fp32", lora_compute="fp32")
             if base.get("samples"):
                 base["samples"] = {**base["samples"], "width": 32, "height": 32, "steps": 2}
         runs = [("cold", args.cold_steps), ("warm", args.steps)] if base.get("compile") and args.cold_steps > 0 else [("single", args.steps)]
@@ -306,7 +309,9 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="write the rows into bench/RESULTS.md")
     args = ap.parse_args()
     if args.child:
-        sys.exit(child(args.child, args.key, args.tiny))
+        from loraspec_worker.__main__ import exit_process
+
+        exit_process(child(args.child, args.key, args.tiny))  # as `python -m loraspec_worker` ends
     if args.from_file:
         rows = [json.loads(line) for line in Path(args.from_file).read_text().splitlines() if line.strip()]
     else:

@@ -128,3 +128,32 @@ def test_an_image_the_trainer_cannot_decode_says_what_to_do(tmp_path, reader, co
     assert err.value.code == "E_IMAGE_UNREADABLE"
     assert str(path) in str(err.value)
     assert "loraspec prep" in (err.value.hint or "")
+
+
+def test_prefetched_keeps_the_order_bounds_what_waits_and_raises_at_the_failing_call():
+    # cache_entries decodes the next images in threads while the device encodes this one (issue 22's
+    # whole-run cache phase): the same results in the same order as a plain loop, never more than
+    # `ahead` calls started and not yet taken, and a failing image's error raised at its own turn.
+    import threading
+
+    started, taken, most = [], [], [0]
+    lock = threading.Lock()
+
+    def work(n):
+        with lock:
+            started.append(n)
+            most[0] = max(most[0], len(started) - len(taken))
+        if n == 7:
+            raise protocol.WorkerError("E_IMAGE_UNREADABLE", "image 7")
+        return n * n
+
+    out = []
+    with pytest.raises(protocol.WorkerError, match="image 7"):
+        for value in B.prefetched(work, [(n,) for n in range(12)], ahead=3):
+            taken.append(value)
+            out.append(value)
+    assert out == [n * n for n in range(7)]
+    assert most[0] <= 3 + 1  # the ones waiting plus the one just submitted on a take
+    assert max(started) <= 7 + 3  # nothing far past the failure was started
+    assert list(B.prefetched(lambda a, b: a + b, [(1, 2), (3, 4)], ahead=1)) == [3, 7]
+    assert list(B.prefetched(work, [])) == []

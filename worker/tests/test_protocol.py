@@ -115,3 +115,31 @@ def test_emit_drops_unset_optional_fields(monkeypatch):
     monkeypatch.setattr(protocol, "_out", buf)
     protocol.emit({"type": "progress", "task": "train", "current": 1, "total": 2, "rate": None, "eta": None})
     assert json.loads(buf.getvalue()) == {"type": "progress", "task": "train", "current": 1, "total": 2}
+
+
+EXIT_SCRIPT = """
+import atexit, sys, threading, time, types
+{fake_torch}
+atexit.register(lambda: sys.stderr.write("teardown ran\\n"))
+from loraspec_worker import protocol
+from loraspec_worker.__main__ import exit_process
+protocol.take_stdout()
+{thread}
+protocol.emit({{"type": "log", "level": "info", "message": "last line"}})
+exit_process(3)
+"""
+FAKE_TORCH = "sys.modules['torch'] = types.ModuleType('torch')"  # what the test needs of torch: that it was imported
+
+
+@pytest.mark.parametrize("fake_torch,thread,skips", [
+    (FAKE_TORCH, "", True),  # a process with torch imported ends without the interpreter's teardown
+    ("", "", False),  # a light command (no torch): a normal exit
+    (FAKE_TORCH, "import multiprocessing, time; multiprocessing.Process(target=time.sleep, args=(0.3,), daemon=True).start()", False),
+    (FAKE_TORCH, "threading.Thread(target=time.sleep, args=(0.3,)).start()", False),  # a writer still working is waited for
+])
+def test_the_worker_ends_with_its_code_and_every_event_skipping_only_a_heavy_teardown(fake_torch, thread, skips):
+    script = EXIT_SCRIPT.format(fake_torch=fake_torch, thread=thread)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": WORKER}, timeout=60)
+    assert out.returncode == 3, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["message"] == "last line"  # flushed before the end
+    assert ("teardown ran" in out.stderr) is not skips

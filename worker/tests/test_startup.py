@@ -91,3 +91,17 @@ def test_a_train_run_ready_to_load_has_imported_torch_and_diffusers_core_only(tm
     assert printed[-1:] == ["at load"] and {"torch", "diffusers.optimization"} <= modules  # the run got there
     early = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NOT_BEFORE_LOAD))
     assert early == [], f"imported before the load phase: {early[:20]}"
+
+
+def test_the_cuda_context_thread_starts_only_for_a_cuda_run_and_never_raises():
+    # train_once creates the CUDA context in a thread while diffusers imports (issue 22's start-up);
+    # a CPU run starts none, and a CUDA run on a machine without CUDA leaves the error to the main thread.
+    from loraspec_worker.train.dev_request import dev_config
+    from loraspec_worker.train.model import start_cuda_context
+
+    assert start_cuda_context(dev_config(arch="sdxl", device="cpu")) is None
+    for device in (None, "cuda", "cuda:1"):
+        thread = start_cuda_context(dev_config(arch="sdxl", **({"device": device} if device else {})))
+        assert thread is not None and thread.daemon
+        thread.join(timeout=60)
+        assert not thread.is_alive()

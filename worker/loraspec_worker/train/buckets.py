@@ -4,10 +4,14 @@ batch is drawn from one bucket (one latent shape per step)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
+import os
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 
 from ..images import MAX_IMAGE_PIXELS, open_bounded as _open_bounded, open_rgb  # noqa: F401 - MAX_IMAGE_PIXELS re-exported for tests
-from ..protocol import WorkerError
+from ..protocol import WorkerError, emit
 from . import regularize
 
 
@@ -133,9 +137,13 @@ def cache_entries(cfg, arch, items: list[tuple[str, str]], on_progress=None) -> 
     entries = plan_entries(items, cfg.buckets)
     texts: dict[int, dict] = {}
     cache = []
+    decoded = prefetched(load_to_bucket, [(items[i][0], bucket) for i, bucket in entries])
+    started, waited = time.perf_counter(), 0.0
     for n, (i, bucket) in enumerate(entries):
-        path, caption = items[i]
-        pixels, original_size, crop = load_to_bucket(path, bucket)
+        t = time.perf_counter()
+        pixels, original_size, crop = next(decoded)
+        waited += time.perf_counter() - t
+        caption = items[i][1]
         latents = arch.encode_images(pixels.unsqueeze(0))
         if not regularize.encodes_per_step(cfg) and i not in texts:  # shuffled tags are encoded each step
             texts[i] = {k: [e.detach() for e in v] if isinstance(v, list) else v.detach() for k, v in arch.encode_text([caption]).items()}
@@ -144,4 +152,27 @@ def cache_entries(cfg, arch, items: list[tuple[str, str]], on_progress=None) -> 
                       "shape": (bucket["width"], bucket["height"])})
         if on_progress:
             on_progress(n + 1, len(entries))
+    emit({"type": "log", "level": "info", "message": f"cached {len(entries)} entries in {time.perf_counter() - started:.2f} s "
+                                                     f"({waited:.2f} s of it waiting for decoded images, the rest encoding)"})
     return cache
+
+
+def prefetched(fn, calls: list[tuple], ahead: int = 0):
+    """fn(*args) for each args of `calls`, in order, each computed in a thread up to `ahead` calls before it
+    is taken (default: the cores less one, at most 4), so that decoding the next images (PIL and numpy
+    release the GIL) overlaps the encoding of this one on the device. At most `ahead` results wait in
+    memory; an error is raised when its call's turn comes, as a plain loop would."""
+    ahead = ahead or max(1, min(4, (os.cpu_count() or 2) - 1))
+    pending_calls = iter(calls)
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="loraspec-decode") as pool:
+        pending = deque(pool.submit(fn, *args) for args in itertools.islice(pending_calls, ahead))
+        try:
+            while pending:
+                future = pending.popleft()
+                following = next(pending_calls, None)
+                if following is not None:
+                    pending.append(pool.submit(fn, *following))
+                yield future.result()
+        finally:  # the caller stopped early (an error): what has not started never will
+            for future in pending:
+                future.cancel()

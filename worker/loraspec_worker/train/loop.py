@@ -20,7 +20,7 @@ from .checkpoint import (atomic_save_safetensors, find_latest_checkpoint, load_c
                          write_checkpoint)
 from .config import Config
 from .buckets import BucketSampler
-from .model import choose_device, choose_dtype, disable_cudnn_sdpa, make_optimizer
+from .model import choose_device, choose_dtype, disable_cudnn_sdpa, make_optimizer, start_cuda_context
 from .timing import Timeline
 from .setup import load_and_cache, prepare_trainable, report_settings, resolve_levers  # noqa: F401 - loop.load_and_cache is the trainer's path (tests)
 
@@ -95,10 +95,13 @@ def train_once(cfg: Config, group=None) -> dict:
     import torch
 
     protocol.startup_mark("torch")
+    group = group or distributed.Group()
+    context = start_cuda_context(cfg, group.local_rank)
     from diffusers.optimization import get_scheduler
 
     protocol.startup_mark("diffusers")
-    group = group or distributed.Group()
+    if context is not None:
+        context.join()
     device = group.device(choose_device(cfg))
     dtype = choose_dtype(cfg, device)
     if device.type == "cuda":

@@ -105,6 +105,32 @@ def choose_device(cfg: Config):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def start_cuda_context(cfg: Config, local_rank: int = 0):
+    """Creates the run's CUDA context in a daemon thread, so that it overlaps the main thread's import of
+    diffusers (the first allocation on a device creates its context: torch releases the GIL while it
+    allocates). Returns the thread (join it before the device is used) or None where the run is not on
+    CUDA. A fault here is left to the main thread's own first CUDA call to report, with its own error."""
+    import threading
+
+    import torch
+
+    if cfg.device and not cfg.device.startswith("cuda"):
+        return None
+    asked = torch.device(cfg.device or "cuda")
+    index = asked.index if asked.index is not None else local_rank
+
+    def create() -> None:
+        try:
+            if torch.cuda.is_available():
+                torch.empty(1, device=torch.device("cuda", index))
+        except Exception:  # noqa: BLE001 - reported by the main thread's first CUDA call
+            pass
+
+    thread = threading.Thread(target=create, name="loraspec-cuda-context", daemon=True)
+    thread.start()
+    return thread
+
+
 PRECISIONS = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
