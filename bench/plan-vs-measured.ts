@@ -78,10 +78,11 @@ const wholeRows = [
   `| run | steps | levers, sample path, compile cache | ${PARTS.join(" | ")} | process wall s | plan s | plan / wall | plan / wall without load |`,
   `|---|---|---|${PARTS.map(() => "---|").join("")}---|---|---|---|`,
 ];
-let wholeWorst = 0;
+const wholeWorst = { anchor: 0, other: 0 };
 for (const p of wholeRunRows(ROOT).map(planForRow)) {
   const r = p.row;
-  wholeWorst = Math.max(wholeWorst, Math.abs(p.ratioWithoutLoad - 1));
+  const group = r.card.includes("H200") ? "anchor" : "other";
+  wholeWorst[group] = Math.max(wholeWorst[group], Math.abs(p.ratioWithoutLoad - 1));
   const a = r.applied;
   const levers = [a.compile && "compile", a.cuda_graphs && "CUDA graph", a.fp8_matmul && "fp8 GEMMs", a.attention === "fa4" && "FA4", a.gradient_checkpointing && "checkpointing"].filter(Boolean).join(" + ") || "eager";
   const cache = a.compile ? `, ${r.run === "warm" ? "warm" : "cold"} compile cache` : "";
@@ -108,11 +109,11 @@ const section = [
   "",
   "The SDXL points are from 2023 desktop CPUs (13900K): Kohya's SDXL step is launch-bound, so a fast desktop CPU beats the EPYC host of our H200 run, and the plan, scaling the H200 step, is pessimistic there by about 2x. The FLUX.1 4090 point is SimpleTuner with an NF4 base.",
   "",
-  "**Whole runs: the plan's walltime against every committed run of `bench/gpu-wholerun.py`** (H200, 1024², rank 16, 20 images, save and samples every 250; `bench/wholerun-plan.ts`): each row's contract is `bench/gpu-wholerun-requests.ts`'s with the row's steps, timed with the levers, compile cache and sample path the row ran (its applied settings and log lines). Each part cell is *measured / plan* seconds (train/timing.py's fields: steps = steps_s less warm-up; saves = periodic + final; samples = between steps + the rest after the last step, where the last sample renders; exit = process wall less the worker's total). The plan's figures: knowledge/whole-run.ts (medians of these runs, so this table checks drift, not an independent prediction) and the gpu-speed rows (s/step, first steps). *load* differs on purpose: the bench builds its random weights in memory, the plan reads a user's weights from disk at a published 1.1 GB/s (not measured by us), so the tolerance is on the run without it.",
+  "**Whole runs: the plan's walltime against every committed run of `bench/gpu-wholerun.py`** (H200 unless the row says h100, 1024², rank 16, 20 images, save and samples every 250; `bench/wholerun-plan.ts`): each row's contract is `bench/gpu-wholerun-requests.ts`'s with the row's steps, timed with the levers, compile cache and sample path the row ran (its applied settings and log lines). Each part cell is *measured / plan* seconds (train/timing.py's fields: steps = steps_s less warm-up; saves = periodic + final; samples = between steps + the rest after the last step, where the last sample renders; exit = process wall less the worker's total). The plan's figures: knowledge/whole-run.ts (medians of these runs, so this table checks drift, not an independent prediction) and the gpu-speed rows (s/step, first steps). *load* differs on purpose: the bench builds its random weights in memory, the plan reads a user's weights from disk at a published 1.1 GB/s (not measured by us), so the tolerance is on the run without it.",
   "",
   ...wholeRows,
   "",
-  `Largest deviation without the load: ${(wholeWorst * 100).toFixed(1)}% (test: packages/core/test/plan/walltime-wholerun.spec.ts asserts every row within 15% and the 2,000-step runs within 5%; the short runs are mostly fixed costs that vary from call to call: start-up 7.3-13.9 s, a cold compile 42.7-54.7 s).`,
+  `Largest deviation without the load: ${(wholeWorst.anchor * 100).toFixed(1)}% on the H200, ${(wholeWorst.other * 100).toFixed(1)}% on other cards (test: packages/core/test/plan/walltime-wholerun.spec.ts holds each row to bench/wholerun-plan.ts toleranceFor: on the H200 15% for the short runs, whose fixed costs vary from call to call, and 5% at 2,000 steps; on another card, whose steps the plan scales from the H200's, 25% and 12%, the misses measured on an H100 on 2026-12-06). Rows recorded before the worker skipped the interpreter's teardown (2026-12-06) keep their measured exit in that ratio.`,
   "",
   "One plan's GPU table, ordered (FLUX.1 [dev] character, ai-toolkit, fp8 base, checkpointing, 2000 steps; `loraspec plan examples/character/lora.yaml`): a card at least as fast in both datasheet figures is never slower (test: the same spec file, every base x trainer x checkpointing).",
   "",

@@ -61,6 +61,11 @@ export const TRAINER_SPEEDS: readonly TrainerSpeedRecord[] = [
  * step's non-GEMM time is taken as half memory traffic; an SDXL step without a CUDA graph spends
  * ~0.4 s of ~0.5 s in Python and launches (bench/RESULTS.md), so 0.2. The ordering is monotone by
  * construction: a card at least as fast in both datasheet figures never gets a longer time.
+ * Checked once against another card (whole runs on an H100, 2026-12-06, bench/data/gpu-wholerun-h100-2026-12-06-*.jsonl):
+ * FLUX.1's step (compile + fp8 GEMMs + FA4) scaled to 0.312 s, measured 0.295-0.312; SDXL's CUDA-graph step scaled to
+ * 0.108 s, measured 0.097. The H100/H200 pairs imply that GEMMs ran ~7-15% slower on that H100 than on the H200 (same
+ * datasheet TFLOP/s) and that less of the rest follows bandwidth than 0.5; two points cannot separate the two, so the
+ * split stays until a GEMM rate is measured on a second card (bench/wholerun-plan.ts toleranceFor holds the miss).
  */
 export interface GpuScalingRecord extends Sourced {
   /** Share of the non-GEMM time that follows memory bandwidth; the rest is fixed. */

@@ -16,8 +16,16 @@ const AS_OF = "2026-12-06";
 /** Imports, request checks, levers: before the worker's first phase (`startup_s`), 7.3-13.9 s over the rows. */
 export const WORKER_STARTUP_S: Sourced & { seconds: number } = { seconds: 8.7, source: `${ROWS}: timing.startup_s, median (7.3-13.9 s)`, asOf: AS_OF };
 
-/** The process outside the worker's clock: interpreter launch and the exit (CUDA teardown, writer threads): process wall - timing.total_s, 1.4-4.8 s. */
-export const PROCESS_EXIT_S: Sourced & { seconds: number } = { seconds: 2.8, source: `${ROWS}: process_wall_s - timing.total_s, median (1.4-4.8 s)`, asOf: AS_OF };
+/**
+ * The process outside the worker's clock: the interpreter's launch and its exit. Since the worker ends without the
+ * interpreter's teardown (worker/loraspec_worker/__main__.py exit_process; before it: 1.4-4.8 s over the H200 rows,
+ * median 2.8), process wall - timing.total_s is 0.36-0.53 s in the four H100 runs of 2026-12-06 (done event to exit 0.27-0.34 s).
+ */
+export const PROCESS_EXIT_S: Sourced & { seconds: number } = {
+  seconds: 0.4,
+  source: "bench/data/gpu-wholerun-h100-2026-12-06-*.jsonl: process_wall_s - timing.total_s, median of 4 runs (0.36-0.53 s); exit_s 0.27-0.34 s",
+  asOf: "2026-12-06",
+};
 
 /**
  * Reading the base from disk: safetensors into GPU memory from a cold page cache. Not measured by us: the
@@ -143,6 +151,16 @@ export const SAMPLE_PASSES: readonly SamplePassRecord[] = [
     firstExtraS: 0,
     source: "bench/data/gpu-wholerun-h200-2026-12-03-warmup-sdxl2000.jsonl: 23.8 s between steps for 7 samples (3.4 s each; denoise not split out: the decode taken as the graph path's)",
     asOf: AS_OF,
+  },
+  {
+    arch: "flux1",
+    path: "merge",
+    passSeconds: 0.245,
+    imageExtraS: 0.07,
+    firstExtraS: 0,
+    source:
+      "bench/data/gpu-wholerun-h200-2026-12-06.jsonl logs (FA4, compile + fp8 GEMMs, LoRA bf16, 266 LoRA layers merged per call): pipeline 4.87-4.96 s for 20 passes (0.88 x the run's 0.277 s step; the VAE decode inside it), images 4.92-5.03 s; on an H100 the same run's 8 images 5.26-5.48 s (bench/data/gpu-wholerun-h100-2026-12-06-flux1-warm2000.jsonl)",
+    asOf: "2026-12-06",
   },
   {
     arch: "flux1",

@@ -38,8 +38,8 @@ export interface SampleTime {
 export function samplePath(model: BaseModelRecord, contract: Contract, settings: Pick<TrainSettings, "quantize" | "fp8Matmul">): SamplePath {
   const { arch } = builtinArchOf(model.id);
   const graph = (BUILTIN_TRAINER.sampleGraph.arches as readonly string[]).includes(arch);
-  // Only the buffered merge is a measured path; the per-call merge (FLUX) keeps the eager figure it replaced until measured.
-  const merge = sampleMergeKind(arch, contract.network.type, settings) === "buffers";
+  // Either merge (SDXL's buffers, FLUX's per call) is a measured path of its own (knowledge/whole-run.ts SAMPLE_PASSES).
+  const merge = sampleMergeKind(arch, contract.network.type, settings) !== "none";
   return graph && merge ? "graph+merge" : graph ? "graph" : merge ? "merge" : "eager";
 }
 
