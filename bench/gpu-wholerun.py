@@ -28,6 +28,8 @@ The warm-up of a warm start alone (issue 22's < 15 s; one H200, ~3 min):
   frames, graphs, recompiles and why, FX-graph / AOTAutograd cache hits and misses, seconds per compile
   phase); the warm row's timing.warmup_s less that line's dynamo seconds is what the first step pays
   outside torch.compile.
+One path against another (a field of the request set for every run, dotted for a nested one; the row keeps `set`):
+  ... --only flux1 --cold-steps 0 --steps 15 --set compile=false --set samples.every=5 --set 'sample_merge="none"'
 then here:  python3 bench/gpu-wholerun.py --from <files_at>/gpu-wholerun.jsonl --write
 CPU smoke test (tiny models, 32 px, compile refused on the CPU):  ... --tiny --steps 6 --cold-steps 3
 """
@@ -229,6 +231,8 @@ def run_all(args) -> list[dict]:
     for key in args.only.split(","):
         base = dict(spec["requests"][key]["request"])
         base.update(dataset=str(data), save_every=args.save_every)
+        for key_path, value in args.set:
+            apply_setting(base, key_path, value)
         if args.tiny:
             base.update(resolution=32, buckets=[{"resolution": 32, "width": 32, "height": 32}], max_sequence_length=32, rank=4, alpha=4,
                         device="cpu", precision="fp32", lora_compute="fp32")
@@ -244,6 +248,8 @@ def run_all(args) -> list[dict]:
                 row = {"model": key, "run": label, "steps": steps, "error": "skipped: the time budget (--budget-s) is spent", "levers": {}}
             else:
                 row = run_once(key, label, request, work, args.tiny, logs, deadline)
+            if args.set:
+                row["set"] = dict(args.set)
             row["date"] = datetime.date.today().isoformat()
             row["card"] = args.card
             rows.append(row)
@@ -252,6 +258,28 @@ def run_all(args) -> list[dict]:
                 with open(Path(args.out) / "gpu-wholerun.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
     return rows
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """`--set key=value`: a request field (dotted for a nested one, e.g. samples.every) and its value as JSON."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set {text}: expected key=value (the value as JSON)")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--set {text}: the value is not JSON (a string needs its quotes)") from None
+
+
+def apply_setting(request: dict, key_path: str, value) -> None:
+    """Sets one request field, refusing a name the request does not have (a typo would time the wrong run)."""
+    *parents, leaf = key_path.split(".")
+    target = request
+    for name in parents:
+        target = target.get(name) if isinstance(target, dict) else None
+    if not isinstance(target, dict) or leaf not in target:
+        raise SystemExit(f"--set {key_path}: the request has no such field")
+    target[leaf] = value
 
 
 def fmt(x, digits=1):
@@ -303,6 +331,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--budget-s", type=float, default=510, help="stop (kill the run in progress, skip the rest) after this many seconds")
     ap.add_argument("--no-precompile", action="store_true", help="leave the carried packages without .pyc (every run compiles them: the rows before 2026-12-03 05:00)")
+    ap.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=JSON",
+                    help="override a request field for every run (dotted for a nested one), e.g. --set sample_merge='\"none\"' --set samples.every=5")
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a smoke test of the code path)")
     ap.add_argument("--out", help="a folder: rows are appended to <out>/gpu-wholerun.jsonl as they finish")
     ap.add_argument("--from", dest="from_file", help="write RESULTS.md from a jsonl of an earlier call instead of running")
