@@ -17,6 +17,26 @@ export interface SpeedLookup {
   warmupBeyondSteadyS?: number;
   /** The row ran with the LoRA path in bf16 (the `lora_bf16` lever); absent: fp32. */
   loraBf16?: true;
+  /** A measured row's own description, before `notes` (config is the two together). */
+  row?: string;
+  /** What the figure stands in for, in words: e.g. LORA_FP32_NOTE, FA4_SDPA_NOTE. A reader that derives a better figure drops its note by identity. */
+  notes?: readonly string[];
+}
+
+/** The bf16 LoRA path asked for, the fp32 row used (exactRow). */
+export const LORA_FP32_NOTE = "LoRA computed in fp32 there: bf16 not measured in this configuration";
+/** FlashAttention-4 asked for, torch's kernel's row used (lookupTrainSpeed). */
+export const FA4_SDPA_NOTE = "torch's attention kernel: FA4 is not measured in this configuration";
+
+/** A measured lookup's config: its row, then each note in parentheses. */
+export function describeLookup(row: string, notes: readonly string[]): string {
+  return [row, ...notes.map((n) => `(${n})`)].join(" ");
+}
+
+/** The lookup with one more note (config rebuilt from its row and notes; a lookup without a row keeps its config and gains the note). */
+function noted(l: SpeedLookup, note: string): SpeedLookup {
+  const notes = [...(l.notes ?? []), note];
+  return { ...l, notes, config: l.row === undefined ? `${l.config} (${note})` : describeLookup(l.row, notes) };
 }
 
 /** FLUX.1 [dev] is the reference the lever ratios of unmeasured combinations come from. */
@@ -67,13 +87,13 @@ export function lookupTrainSpeed(base: BaseModelId, settings: VramSettings, batc
     const measured = exactRow(base, settings, batch, "all-linear");
     if (measured || settings.attention !== "fa4") return measured;
     const sdpa = exactRow(base, { ...settings, attention: "sdpa" }, batch, "all-linear");
-    return sdpa && { ...sdpa, config: `${sdpa.config} (torch's attention kernel: FA4 is not measured in this configuration)` };
+    return sdpa && noted(sdpa, FA4_SDPA_NOTE);
   }
   if (settings.attention === "fa4") {
     const measured = exactRow(base, settings, batch);
     if (measured) return measured;
     const sdpa = lookupTrainSpeed(base, { ...settings, attention: "sdpa" }, batch);
-    return sdpa && { ...sdpa, config: `${sdpa.config} (torch's attention kernel: FA4 is not measured in this configuration)` };
+    return sdpa && noted(sdpa, FA4_SDPA_NOTE);
   }
   const ckpt = settings.gradientCheckpointing;
   const fp8 = settings.quantize === "fp8";
@@ -124,8 +144,8 @@ function exactRow(base: BaseModelId, settings: VramSettings, batch: number, targ
   if (!r) return undefined;
   const warmRow = bf16 && fp32?.warmupS !== undefined ? fp32 : r;
   const warm = warmRow.warmupS === undefined ? {} : { warmupBeyondSteadyS: Math.max(0, warmRow.warmupS - GPU_SPEED_WARMUP_STEPS * warmRow.secondsPerStep) };
-  const config = settings.loraCompute === "bf16" && !bf16 ? `${describe(r)} (LoRA computed in fp32 there: bf16 not measured in this configuration)` : describe(r);
-  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config, source: r.source, ...warm, ...(bf16 ? { loraBf16: true as const } : {}) };
+  const notes = settings.loraCompute === "bf16" && !bf16 ? [LORA_FP32_NOTE] : [];
+  return { secondsPerStep: (r.secondsPerStep / r.batch) * batch, basis: "measured", config: describeLookup(describe(r), notes), row: describe(r), notes, source: r.source, ...warm, ...(bf16 ? { loraBf16: true as const } : {}) };
 }
 
 /**

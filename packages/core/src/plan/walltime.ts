@@ -4,7 +4,7 @@ import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from ".
 import { LORA_BF16_TWINS, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
 import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { fa4RunsOn } from "./attention.js";
-import { lookupTrainSpeed, lookupTrainSpeedPair } from "./train-speed.js";
+import { describeLookup, LORA_FP32_NOTE, lookupTrainSpeed, lookupTrainSpeedPair, type SpeedLookup } from "./train-speed.js";
 import { sampleTime, type SamplePath } from "./sample-time.js";
 import { walltimeParts, type WalltimePart } from "./walltime-parts.js";
 import { allLinearAnchorNote, attentionOnly, targetSpeedFactor } from "./target-speed.js";
@@ -127,7 +127,7 @@ function selectiveFromFull(model: BaseModelRecord, settings: TrainSettings, onCa
  * bf16, for checkpointing or an fp8 base (no twin: bf16 was measured to gain nothing under full recomputation), or
  * where no twin of the levers exists.
  */
-function loraBf16FromTwin(model: BaseModelRecord, onCard: TrainSettings, speed: Anchor & { loraBf16?: true }): Anchor | undefined {
+export function loraBf16FromTwin(model: BaseModelRecord, onCard: TrainSettings, speed: Anchor & Pick<SpeedLookup, "loraBf16" | "row" | "notes">): Anchor | undefined {
   if (onCard.loraCompute !== "bf16" || speed.loraBf16 || speed.basis !== "measured" || onCard.gradientCheckpointing || onCard.quantize === "fp8") return undefined;
   const base = SPEED_PROXY[model.id] ?? model.id;
   const levers = (t: (typeof LORA_BF16_TWINS)[number]) => t.levers.includes("compile") === onCard.compile && t.levers.includes("graphs") === onCard.cudaGraphs && t.levers.includes("fp8mm") === (onCard.fp8Matmul ?? false);
@@ -140,7 +140,8 @@ function loraBf16FromTwin(model: BaseModelRecord, onCard: TrainSettings, speed: 
     ...speed,
     secondsPerStep: speed.secondsPerStep * ratio,
     basis: "derived",
-    config: `${speed.config.replace(/ \(LoRA computed in fp32 there: bf16 not measured in this configuration\)$/, "")} (LoRA fp32) x ${ratio.toFixed(3)} for the LoRA in bf16 (its twin pair of these levers, ${kernel}: ${twin.fp32SecondsPerStep} -> ${twin.bf16SecondsPerStep} s/step, one run)`,
+    // the row's other notes (an FA4 fallback) stay; the bf16 one is what this derivation replaces
+    config: `${speed.row === undefined ? speed.config : describeLookup(speed.row, (speed.notes ?? []).filter((n) => n !== LORA_FP32_NOTE))} (LoRA fp32) x ${ratio.toFixed(3)} for the LoRA in bf16 (its twin pair of these levers, ${kernel}: ${twin.fp32SecondsPerStep} -> ${twin.bf16SecondsPerStep} s/step, one run)`,
     source: `${speed.source}; ${twin.source}`,
   };
 }
