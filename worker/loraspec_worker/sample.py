@@ -19,6 +19,7 @@ import os
 import re
 import time
 
+from .train import readahead
 from .train.network import load_adapter_file
 from .protocol import WorkerError, emit, log, phase, require
 
@@ -121,6 +122,7 @@ def _file_names(files, count: int):
 
 
 def run(request: dict) -> dict:
+    reading = readahead.start(request["base"]) if isinstance(request.get("base"), str) else None  # the weights come off the disk while torch imports
     import torch
 
     prompts = require(request, "prompts", list)
@@ -128,6 +130,7 @@ def run(request: dict) -> dict:
     seeds = request.get("seeds") or [0]
     files = _file_names(request.get("files"), len(prompts) * len(seeds))
     pipe, _ = load_for_sampling(request)
+    readahead.stop(reading)
     kwargs = generation_kwargs(request, pipe)
 
     names = apply_loras(pipe, request.get("loras") or [])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import checkpoint_integrity, distributed, protocol, speed
-from . import metadata, regularize
+from . import metadata, readahead, regularize
 from ..protocol import Cancelled, cancel_requested, emit, log, phase, soft_cancel
 from . import compile_cache, samples
 from .background_save import HostSnapshot, Writer
@@ -91,6 +91,7 @@ def finite_params(params) -> bool:
 
 def train_once(cfg: Config, group=None) -> dict:
     protocol.startup_mark("worker")
+    reading = readahead.start(cfg.base)  # the weights come off the disk while the libraries import
     metadata.start_session()
     import torch
 
@@ -115,6 +116,7 @@ def train_once(cfg: Config, group=None) -> dict:
     cache_file = compile_cache.configure(cfg.compile_cache_dir, compile_cache.workload_key(cfg)) if levers["compile"] else None
     protocol.startup_mark("compile_cache")
     pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
+    readahead.stop(reading)
     phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)
     report_settings(cfg, levers, dtype)
