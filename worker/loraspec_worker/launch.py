@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,10 +51,11 @@ def die_with_parent(sig: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
-def torchrun_command(request_path: str, nproc: int, nodes: Optional[dict]) -> list[str]:
-    """The launcher's command line: one host (`--standalone`) or this host's share of several."""
+def torchrun_command(request_path: str, nproc: int, nodes: Optional[dict], log_dir: str) -> list[str]:
+    """The launcher's command line: one host (`--standalone`) or this host's share of several. Its per-rank files
+    go to `log_dir` (the launcher's default is a torchelastic_* folder of its own in the temp folder, never removed)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--max-restarts", "0",
-           "--monitor-interval", str(MONITOR_INTERVAL_S)]
+           "--monitor-interval", str(MONITOR_INTERVAL_S), "--log-dir", log_dir]
     count = int(nodes["count"]) if nodes else 1
     if count <= 1:
         cmd.append("--standalone")
@@ -88,7 +90,8 @@ def run_group(request: dict, nproc: int, nodes: Optional[dict], device_type: str
     env = dict(os.environ, **{ENV_LAUNCHED: "1"})
     env.setdefault("OMP_NUM_THREADS", "1")
     signalled: list[int] = []
-    proc = subprocess.Popen(torchrun_command(path, nproc, nodes), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    log_dir = tempfile.mkdtemp(prefix="loraspec-ranks-")  # removed with the request file when the ranks end
+    proc = subprocess.Popen(torchrun_command(path, nproc, nodes, log_dir), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGTERM))  # noqa: PLW1509
 
     def forward(signum, _frame=None):  # noqa: ANN001
@@ -107,6 +110,7 @@ def run_group(request: dict, nproc: int, nodes: Optional[dict], device_type: str
             proc.kill()
             proc.wait()
         os.unlink(path)
+        shutil.rmtree(log_dir, ignore_errors=True)
     return _outcome(outcome, code, bool(signalled), nodes)
 
 

@@ -40,11 +40,20 @@ def _run(setup, name, monkeypatch, **over):
     return result, events
 
 
-def test_two_processes_train_what_one_process_trains_with_accumulation(setup, monkeypatch):
+def test_two_processes_train_what_one_process_trains_with_accumulation(setup, monkeypatch, tmp_path):
+    import tempfile
+
     from safetensors.torch import load_file
 
     one, ev1 = _run(setup, "one", monkeypatch, gradient_accumulation=2)
+    # the supervisor's temp files (the request, the launcher's per-rank folder) and the ranks' go in a temp folder of
+    # this test's own, which the run leaves empty (torchrun's default torchelastic_* folder was never removed)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     two, ev2 = _run(setup, "two", monkeypatch, num_processes=2, save_every=2)
+    assert os.listdir(private) == []
     l1 = [e["loss"] for e in ev1 if e["type"] == "loss"]
     l2 = [e["loss"] for e in ev2 if e["type"] == "loss"]
     assert len(l1) == len(l2) == 4

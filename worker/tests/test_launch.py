@@ -15,15 +15,16 @@ def _flag(cmd, name):
 
 
 def test_one_host_is_a_standalone_torchrun_of_train_rank():
-    cmd = launch.torchrun_command("/tmp/r.json", 4, None)
+    cmd = launch.torchrun_command("/tmp/r.json", 4, None, "/tmp/logs")
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--standalone" in cmd
     assert _flag(cmd, "--nproc-per-node") == "4" and _flag(cmd, "--max-restarts") == "0"
+    assert _flag(cmd, "--log-dir") == "/tmp/logs"  # the launcher's files in a folder the supervisor removes
     assert cmd[-4:] == ["-m", "loraspec_worker", "train-rank", "/tmp/r.json"]
-    assert "--standalone" in launch.torchrun_command("/tmp/r.json", 2, {"count": 1, "rank": 0, "endpoint": None})
+    assert "--standalone" in launch.torchrun_command("/tmp/r.json", 2, {"count": 1, "rank": 0, "endpoint": None}, "/tmp/logs")
 
 
 def test_several_hosts_use_a_static_rendezvous_so_node_0_holds_rank_0():
-    cmd = launch.torchrun_command("/tmp/r.json", 8, {"count": 3, "rank": 2, "endpoint": "10.0.0.1:29500"})
+    cmd = launch.torchrun_command("/tmp/r.json", 8, {"count": 3, "rank": 2, "endpoint": "10.0.0.1:29500"}, "/tmp/logs")
     assert "--standalone" not in cmd
     assert (_flag(cmd, "--nnodes"), _flag(cmd, "--node-rank"), _flag(cmd, "--rdzv-backend"), _flag(cmd, "--rdzv-endpoint")) == \
         ("3", "2", "static", "10.0.0.1:29500")
