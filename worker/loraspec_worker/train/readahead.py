@@ -6,11 +6,12 @@ The two use different resources, so a thread reads the weight files at the start
 reads, and the load then finds them in memory. diffusers maps safetensors files and reads their pages when the
 weights are first touched (pipe.to(device)): page faults of a few pages each, 260 MB/s against 490 MB/s for a
 sequential read on this project's 2-core machine (bench/load-readahead.py); posix_fadvise(WILLNEED) was tried
-first and did not keep up (measured the same as no read-ahead). Only the files
-the loader will read (each component's weights as diffusers picks them: a shard index's shards, else the plain
-file), only as much as the machine's available memory can hold (more would evict what it has just read), and never
-anything that is not a regular file of the base. Nothing here can fail a run: a base it cannot read is the
-loader's to report. bench/load-readahead.py measures it.
+first and did not keep up (measured the same as no read-ahead).
+
+Only the files the loader will read (each component's weights as diffusers picks them: a shard index's shards,
+else the plain file), only as much as half the available memory (more would evict what it has just read), never
+anything but a regular file of the base, and stopped once the base is loaded. Nothing here can fail a run: a base
+it cannot read is the loader's to report.
 """
 
 from __future__ import annotations
