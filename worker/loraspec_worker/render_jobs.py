@@ -22,6 +22,7 @@ import time
 
 from .protocol import WorkerError, emit, log, phase, require
 from .sample import generation_kwargs, load_for_sampling, load_lora_file
+from .train import readahead
 
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -38,6 +39,7 @@ def _load_loras(pipe, loras: list[dict]) -> set[str]:
 
 
 def run(request: dict) -> dict:
+    reading = readahead.for_request(request)  # the weights come off the disk while torch imports
     import torch
 
     jobs = require(request, "jobs", list)
@@ -47,6 +49,7 @@ def run(request: dict) -> dict:
         if not _ID.match(str(job.get("id", ""))):
             raise WorkerError("E_USAGE", f"job id {job.get('id')!r} must be letters, digits, dot, dash or underscore")
     pipe, _ = load_for_sampling(request)
+    readahead.stop(reading)
     loaded = _load_loras(pipe, loras)
     kwargs = generation_kwargs(request, pipe)
 

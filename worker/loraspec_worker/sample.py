@@ -122,7 +122,7 @@ def _file_names(files, count: int):
 
 
 def run(request: dict) -> dict:
-    reading = readahead.start(request["base"]) if isinstance(request.get("base"), str) else None  # the weights come off the disk while torch imports
+    reading = readahead.for_request(request)  # the weights come off the disk while torch imports
     import torch
 
     prompts = require(request, "prompts", list)

@@ -100,3 +100,12 @@ def test_a_stopped_read_ahead_reads_no_further(tmp_path, monkeypatch):
     handle.stop()
     handle._read([(big, 3 * readahead._CHUNK)])
     assert reads == []
+
+
+def test_a_sampling_request_reads_its_base_ahead_and_a_request_without_one_reads_nothing(tmp_path):
+    base, _, _ = make_folder(tmp_path)
+    handle = readahead.for_request({"base": str(base), "prompts": ["x"]})
+    assert handle is not None
+    handle.thread.join(timeout=30)
+    assert readahead.for_request({"prompts": ["x"]}) is None
+    assert readahead.for_request({"base": 7}) is None

@@ -140,6 +140,12 @@ def start(base: str) -> Optional[Readahead]:
     return Readahead(chosen) if chosen else None
 
 
+def for_request(request: dict) -> Optional[Readahead]:
+    """start() for a sampling command's request (its `base`), before the command imports torch."""
+    base = request.get("base") if isinstance(request, dict) else None
+    return start(base) if isinstance(base, str) else None
+
+
 def stop(handle: Optional[Readahead]) -> None:
     if handle is not None:
         handle.stop()
