@@ -21,7 +21,7 @@ import { resolveTrainSettings } from "../packages/core/src/plan/train-settings.j
 import { estimateVramWith } from "../packages/core/src/plan/vram-model.js";
 import { speedRowSettings } from "../packages/core/src/plan/train-speed.js";
 import { walltimeOn } from "../packages/core/src/plan/walltime.js";
-import { planForRow, wholeRunRows } from "./wholerun-plan.js";
+import { onAnchorCard, planForRow, wholeRunRows } from "./wholerun-plan.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const h200 = GPUS.find((g) => g.id === "h200")!;
@@ -81,7 +81,7 @@ const wholeRows = [
 const wholeWorst = { anchor: 0, other: 0 };
 for (const p of wholeRunRows(ROOT).map(planForRow)) {
   const r = p.row;
-  const group = r.card.includes("H200") ? "anchor" : "other";
+  const group = onAnchorCard(r) ? "anchor" : "other";
   wholeWorst[group] = Math.max(wholeWorst[group], Math.abs(p.ratioWithoutLoad - 1));
   const a = r.applied;
   const levers = [a.compile && "compile", a.cuda_graphs && "CUDA graph", a.fp8_matmul && "fp8 GEMMs", a.attention === "fa4" && "FA4", a.gradient_checkpointing && "checkpointing"].filter(Boolean).join(" + ") || "eager";

@@ -13,7 +13,7 @@ import { getBaseModel } from "../packages/core/src/knowledge/base-models.js";
 import { GPUS } from "../packages/core/src/knowledge/gpus.js";
 import type { SamplePath } from "../packages/core/src/plan/sample-time.js";
 import { resolveTrainSettings, type TrainSettings } from "../packages/core/src/plan/train-settings.js";
-import { walltimeOn, type WalltimeEstimate, type WalltimePart } from "../packages/core/src/plan/walltime.js";
+import { ANCHOR_GPU, walltimeOn, type WalltimeEstimate, type WalltimePart } from "../packages/core/src/plan/walltime.js";
 
 export interface WholeRunRow {
   file: string;
@@ -119,9 +119,6 @@ export interface RowPlan {
   ratioWithoutLoad: number;
 }
 
-/** The card the plan's step figures are measured on; other cards' steps are scaled from it (plan/walltime.ts gpuFactor). */
-const ANCHOR_CARD = "h200";
-
 /**
  * How far the plan may be from a row, without the load (packages/core/test/plan/walltime-wholerun.spec.ts): on the
  * anchor card 15% for the short runs (mostly fixed costs that vary from call to call: start-up 7.3-13.9 s, a cold
@@ -132,17 +129,21 @@ const ANCHOR_CARD = "h200";
  * against the plan's 8.7, a cold compile 64.6 s against 47.6). Their bounds are those known misses: 12% at 2,000
  * steps, 25% for a short run, the steps part 12%.
  */
-export function toleranceFor(r: Pick<WholeRunRow, "card" | "steps">): { run: number; steps: number } {
-  const anchor = r.card.toLowerCase().includes(ANCHOR_CARD);
-  if (!anchor) return { run: r.steps >= 2000 ? 0.12 : 0.25, steps: 0.12 };
+export function toleranceFor(r: Pick<WholeRunRow, "card" | "steps" | "file">): { run: number; steps: number } {
+  if (!onAnchorCard(r)) return { run: r.steps >= 2000 ? 0.12 : 0.25, steps: 0.12 };
   return { run: r.steps >= 2000 ? 0.05 : 0.15, steps: r.steps >= 2000 ? 0.02 : 0.1 };
 }
 
 /** The GPU a row ran on (torch's device name, e.g. "NVIDIA H100 80GB HBM3"), as knowledge/gpus.ts has it. */
-export function cardOf(r: WholeRunRow) {
+export function cardOf(r: Pick<WholeRunRow, "card" | "file">) {
   const card = GPUS.find((g) => g.aliases.some((a) => r.card.toLowerCase().includes(a)));
   if (!card) throw new Error(`${r.file}: card "${r.card}" is not in knowledge/gpus.ts`);
   return card;
+}
+
+/** Whether a row ran on the card the plan's step figures are measured on (plan/walltime.ts ANCHOR_GPU); other cards' steps are scaled from it. */
+export function onAnchorCard(r: Pick<WholeRunRow, "card" | "file">): boolean {
+  return cardOf(r).id === ANCHOR_GPU;
 }
 
 export function planForRow(r: WholeRunRow): RowPlan {
