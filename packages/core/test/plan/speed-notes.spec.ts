@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { GPUS } from "@loraspec/core/knowledge/gpus.js";
-import { FA4_SDPA_NOTE, LORA_FP32_NOTE } from "@loraspec/core/plan/train-speed.js";
+import { describeLookup, FA4_SDPA_NOTE, LORA_FP32_NOTE, lookupTrainSpeed } from "@loraspec/core/plan/train-speed.js";
 import type { TrainSettings } from "@loraspec/core/plan/train-settings.js";
-import { walltimeOn } from "@loraspec/core/plan/walltime.js";
+import { loraBf16FromTwin, walltimeOn } from "@loraspec/core/plan/walltime.js";
 import { contract } from "../lint/helpers.js";
 
 /**
@@ -53,9 +53,7 @@ describe("a step figure's notes, over the lever matrix", () => {
 });
 
 describe("the bf16 twin derivation keeps the other notes", () => {
-  it("drops the fp32 note by identity, wherever it stands, and keeps the FA4 fallback's", async () => {
-    const { describeLookup, lookupTrainSpeed } = await import("@loraspec/core/plan/train-speed.js");
-    const { loraBf16FromTwin } = await import("@loraspec/core/plan/walltime.js");
+  it("drops the fp32 note by identity, wherever it stands, and keeps the FA4 fallback's", () => {
     const onCard = { gradientCheckpointing: false, checkpointingMode: "off", compile: true, cudaGraphs: false, quantize: "none", fp8Matmul: true, attention: "sdpa", loraCompute: "bf16" } as TrainSettings;
     const fp32 = lookupTrainSpeed("flux1-dev", { ...onCard, loraCompute: "fp32" }, 1)!;
     // the row as lookupTrainSpeed hands it over after an FA4 fallback: the fp32 note first, the kernel's after it
