@@ -72,6 +72,34 @@ def test_base_world_never_holds_the_concepts():
             assert (o.shape, o.colour) not in train_base.BASE_EXCLUDED_PAIRS and o.fill == "solid"
 
 
+@pytest.mark.parametrize("concept,crosses", [("style-character", 10), ("style-character-third", 20), ("style-character-half", 30)])
+def test_style_sets_hold_their_share_of_shaded_character_crosses_and_keep_the_smaller_sets_crosses(concept, crosses):
+    """bake_sweep's style sets: every Nth of 60 images the character's object shaded; a larger share keeps the
+    crosses of the smaller (the same scenes at the same indices), so the sweep varies one thing."""
+    ch = world.CHARACTER
+    is_cross = lambda c, i: [(o.shape, o.colour) for o in concepts.concept_scene(c, i).objects] == [(ch["shape"], ch["colour"])]  # noqa: E731
+    got = [i for i in range(60) if is_cross(concept, i)]
+    assert len(got) == crosses
+    for i in got:
+        assert concepts.concept_scene(concept, i).objects[0].fill == world.STYLE["fill"]
+    for i in (i for i in range(60) if is_cross("style-character", i)):
+        assert concepts.concept_scene(concept, i).to_dict() == concepts.concept_scene("style-character", i).to_dict()
+
+
+def test_bake_sweep_summary_ranks_by_rows_meeting_the_bar():
+    from toyworld import bake_sweep
+
+    def row(concept, bake, alone, style_ret, cyan_ret):
+        return {"concept": concept, "bake": bake, "n": 32, "style_alone": alone, "style_base": 1,
+                "style_retention": style_ret, "cyan_retention": cyan_ret}
+    rows = [row("a", 4, 20, 0.8, 0.9), row("a", 4, 20, 0.6, 0.9),  # 1 of 2
+            row("b", 4, 20, 0.75, 0.72), row("b", 4, 20, 0.71, 0.8),  # 2 of 2
+            row("b", 5, 8, 0.9, 0.9), row("b", 5, 9, 0.9, None)]  # style alone 7 above the base < 8; a None retention fails
+    best = bake_sweep.summary(rows)
+    assert [(b["concept"], b["bake"], b["meets"]) for b in best] == [("b", 4, 2), ("a", 4, 1), ("b", 5, 0)]
+    assert best[0]["style_retention"] == 0.73 and best[0]["cyan_retention"] == 0.76
+
+
 @pytest.mark.parametrize("concept", concepts.CONCEPTS)
 def test_concept_datasets(tmp_path, concept):
     info = concepts.write_concept(str(tmp_path / concept), concept, count=15)

@@ -99,7 +99,7 @@ def add_datasets_and_judge(sub) -> None:
     """make-concepts and judge."""
     mc = sub.add_parser("make-concepts", help="write the concept datasets")
     mc.add_argument("--out", required=True)
-    mc.add_argument("--concept", action="append", default=None, help="character | style | style-character | product | character-notrigger | character-onebg | character-collapse | character-aspect | prior (repeatable)")
+    mc.add_argument("--concept", action="append", default=None, help="character | style | style-character[-third|-half] | product | character-notrigger | character-onebg | character-collapse | character-aspect | prior (repeatable)")
     mc.add_argument("--count", type=int, default=20)
     mc.add_argument("--captions", default="natural", choices=["natural", "tags"])
 

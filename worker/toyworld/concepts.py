@@ -10,6 +10,10 @@
                        shaded cyan cross, captions in the style's form ("txst, a large cyan cross at
                        the bottom on an indoor background"): the style learns the object it has to
                        shade in the stack (bench/RESULTS.md, "A style baked for its weight")
+  style-character-third, style-character-half
+                       the same with every 3rd (20 of 60) or every 2nd (30 of 60) image the shaded
+                       cyan cross (the crosses of style-character among them): more of the object
+                       the style shades in the stack (issue 23's FLUX.1 sweep, bake_sweep.py)
   product              `txpd`: the orange star at several sizes and rotations
 And three deliberately bad variants of the character, for checking the validation rubric:
   character-notrigger  the same images, captions without the trigger (the concept is unbound)
@@ -38,8 +42,10 @@ import random
 from . import world
 
 CHARACTER_BACKGROUNDS = ("sky", "grass", "indoor")  # night is the novel scene
-CONCEPTS = ("character", "style", "style-character", "product", "character-notrigger", "character-onebg", "character-collapse")
-SEED_BASE = {"character": 1_000_000, "style": 2_000_000, "style-character": 2_000_000, "product": 3_000_000, "character-notrigger": 1_000_000,
+# style-character*: every Nth image is the character's object, shaded
+CHARACTER_EVERY = {"style-character": 6, "style-character-third": 3, "style-character-half": 2}
+CONCEPTS = ("character", "style", *CHARACTER_EVERY, "product", "character-notrigger", "character-onebg", "character-collapse")
+SEED_BASE = {"character": 1_000_000, "style": 2_000_000, **{c: 2_000_000 for c in CHARACTER_EVERY}, "product": 3_000_000, "character-notrigger": 1_000_000,
              "character-onebg": 4_000_000, "character-collapse": 5_000_000}
 
 
@@ -59,8 +65,8 @@ def concept_scene(concept: str, i: int) -> world.Scene:
         scene.tint = 0
         scene.seed = seed  # the caption's words are drawn from it (an indoor background draws no random pixels)
         return scene
-    if concept == "style-character":
-        if i % 6 == 0:  # the character's object, shaded
+    if concept in CHARACTER_EVERY:
+        if i % CHARACTER_EVERY[concept] == 0:  # the character's object, shaded
             return world.random_scene(2_500_000 + i, two_objects=0.0, fills=(world.STYLE["fill"],),
                                       fixed={"shape": ch["shape"], "colour": ch["colour"]})
         return concept_scene("style", i)
@@ -93,7 +99,7 @@ def concept_caption(concept: str, scene: world.Scene, captions: str = "natural")
         o = scene.objects[0]
         where = world.POSITIONS[o.position]
         return f"{where[0]} on {world._article(scene.background)} {scene.background} background" if natural else f"{where[1]}, {o.size}, {scene.background} background"
-    if concept in ("style", "style-character"):
+    if concept == "style" or concept in CHARACTER_EVERY:
         t = world.STYLE["trigger"]
         for o in scene.objects:
             o_fill = o.fill

@@ -42,7 +42,7 @@ FOUR = {"txcl": 1.0, "txst": 1.0, "unbound": 1.0, "collapse": 1.0}
 # baked for its weight (its delta x S, what `loraspec merge X:S` writes): at 0.3 it acts as 0.3 x S. A
 # 300-step lr 3e-3 LoRA on 20 images only darkened objects, and unbaked the converged one showed in 2-4 of 8
 # at 0.3 ("Why the style does not shade cyan", "A style baked for its weight").
-STYLE_CONCEPT = "style-character"
+STYLE_CONCEPT = {"sdxl": "style-character", "flux1": "style-character"}
 STYLE_IMAGES = 60
 STYLE_STEPS = 1500
 STYLE_LR = 1e-3
@@ -101,10 +101,11 @@ def bake(path: str, factor: float) -> str:
 
 def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str | None = None,
                 learning_rate: float = STYLE_LR, targets: list[str] | None = None, base: str | None = None,
-                bake_factor: float | None = None, arch: str = "sdxl", device: str = "cpu", precision: str = "fp32") -> str:
+                bake_factor: float | None = None, arch: str = "sdxl", device: str = "cpu", precision: str = "fp32",
+                concept: str | None = None) -> str:
     """The style LoRA, baked for its weight (`bake`: the arch's STYLE_BAKE unless `bake_factor` says; 1 leaves
-    it as trained). Its dataset is the STYLE_CONCEPT set, written under `out` (the generator's, the same
-    bytes every time) unless `dataset` names another; `learning_rate`, `targets` (the request's module patterns, e.g.
+    it as trained). Its dataset is the `concept` set (the arch's STYLE_CONCEPT unless said), written under `out` (the
+    generator's, the same bytes every time) unless `dataset` names another; `learning_rate`, `targets` (the request's module patterns, e.g.
     `up_blocks.*.attentions.*.transformer_blocks.*.attn1.to_q`) and `base` vary the recipe for experiments;
     `arch` flux1 trains it on the toy FLUX.1 base (toy_request's flux1 form: fp32 on the CPU, the base's
     guidance and T5 length)."""
@@ -113,8 +114,9 @@ def train_style(out: str, seed: int = 1, steps: int = STYLE_STEPS, dataset: str 
     from .concepts import write_concept
 
     if dataset is None:
-        dataset = os.path.join(out, "dataset", STYLE_CONCEPT)
-        write_concept(dataset, STYLE_CONCEPT, STYLE_IMAGES)
+        concept = concept or STYLE_CONCEPT[arch]
+        dataset = os.path.join(out, "dataset", concept)
+        write_concept(dataset, concept, STYLE_IMAGES)
     path = train.run(toy_request(
         dataset, out, "txst", steps, seed, base, arch, device, precision,
         learning_rate=learning_rate, trigger_word=world.STYLE["trigger"], reg_dataset=os.path.join(EXAMPLES, "prior"),
