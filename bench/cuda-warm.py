@@ -1,20 +1,23 @@
-"""cuBLAS and cuDNN loaded while the worker imports diffusers (issue 22: a user waits for the whole run).
+"""cuBLAS and cuDNN loaded while the worker imports diffusers? (issue 22: a user waits for the whole run)
 
 The worker creates its CUDA context in a thread beside diffusers' import (train/model.py start_cuda_context); the
 first matmul and the first convolution of the run (the text encoders' and the VAE's, in the cache phase) then load
-cuBLAS/cuBLASLt and cuDNN on the main thread. `warm_libraries` loads them in that thread too. Each sample is a fresh
+cuBLAS/cuBLASLt and cuDNN on the main thread. The lever tried: load them in that thread too (a 16x16 bf16 matmul and
+a 3x3 convolution after the context). Measured on an H100 host (2026-12-06): the first work 0.209 -> 0.017 s, but the
+import 0.17 s slower beside it, 0.99 of the time to the first work done; not taken into the worker (bench/RESULTS.md,
+"Weights read ahead while the worker imports"). Each sample is a fresh
 process doing what train_once does up to its first GPU work: `import torch`, the thread started, diffusers' import
 (`from diffusers.optimization import get_scheduler`, as train_once), the thread joined, then a VAE-like first
 convolution (fp32, 3 -> 128 channels at 1024x1024) and a text-encoder-like bf16 matmul, synchronized. Variants
 interleaved, median of --n each:
 
-  context     the thread creates the context only (the worker before warm_libraries);
-  libraries   the context, then warm_libraries (the worker now).
+  context     the thread creates the context only (the worker);
+  libraries   the context, then the matmul and the convolution (the lever).
 
 The figure is the process's time to its first GPU work done (`first_done_s`) and its parts: the import, the wait
 for the thread after it (`join_s`), the first work itself (`first_ops_s`).
 
-  PYTHONPATH=<diffusers>:worker python3 bench/cuda-warm.py [--n 5] [--out bench/data/cuda-warm-<card>-<date>.jsonl]
+  PYTHONPATH=<diffusers> python3 bench/cuda-warm.py [--n 5] [--out bench/data/cuda-warm-<card>-<date>.jsonl]
 """
 
 from __future__ import annotations
@@ -25,22 +28,22 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import sys, threading, time, json
 t0 = time.perf_counter()
 import torch
-sys.path.insert(0, {worker!r})
-from loraspec_worker.train.model import warm_libraries
 mode = {mode!r}
 device = torch.device("cuda", 0)
 def create():
     torch.empty(1, device=device)
     if mode == "libraries":
-        warm_libraries(device)
+        a = torch.ones(16, 16, device=device, dtype=torch.bfloat16)
+        a @ a
+        x = torch.ones(1, 4, 8, 8, device=device)
+        torch.nn.functional.conv2d(x, torch.ones(4, 4, 3, 3, device=device), padding=1)
+        torch.cuda.synchronize(device)
 thread = threading.Thread(target=create, daemon=True)
 thread.start()
 t_torch = time.perf_counter()
@@ -59,7 +62,7 @@ print(json.dumps({{"mode": mode, "torch_s": t_torch - t0, "import_s": t_import -
 
 
 def sample(mode: str) -> dict:
-    code = CHILD.format(worker=str(ROOT / "worker"), mode=mode)
+    code = CHILD.format(mode=mode)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

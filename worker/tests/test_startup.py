@@ -105,12 +105,3 @@ def test_the_cuda_context_thread_starts_only_for_a_cuda_run_and_never_raises():
         assert thread is not None and thread.daemon
         thread.join(timeout=60)
         assert not thread.is_alive()
-
-
-def test_the_library_warm_up_runs_its_ops_on_any_device():
-    # warm_libraries (the context thread's matmul and convolution) on the CPU: the same calls, no CUDA libraries
-    import torch
-
-    from loraspec_worker.train.model import warm_libraries
-
-    warm_libraries(torch.device("cpu"))

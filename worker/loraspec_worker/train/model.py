@@ -105,27 +105,11 @@ def choose_device(cfg: Config):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def warm_libraries(device) -> None:
-    """Loads the CUDA libraries a run's first GPU calls would load on the critical path: cuBLAS/cuBLASLt (the
-    first matmul) and cuDNN (the first convolution: the VAE's encode in the cache phase). A process loads each
-    once, whichever thread asks first; torch releases the GIL inside each op, so in start_cuda_context's thread
-    this overlaps diffusers' import (bench/cuda-warm.py measures what it takes off the start)."""
-    import torch
-
-    a = torch.ones(16, 16, device=device, dtype=torch.bfloat16)
-    a @ a
-    x = torch.ones(1, 4, 8, 8, device=device)
-    torch.nn.functional.conv2d(x, torch.ones(4, 4, 3, 3, device=device), padding=1)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def start_cuda_context(cfg: Config, local_rank: int = 0):
     """Creates the run's CUDA context in a daemon thread, so that it overlaps the main thread's import of
     diffusers (the first allocation on a device creates its context: torch releases the GIL while it
-    allocates), then loads cuBLAS and cuDNN there (warm_libraries). Returns the thread (join it before the
-    device is used) or None where the run is not on CUDA. A fault here is left to the main thread's own
-    first CUDA call to report, with its own error."""
+    allocates). Returns the thread (join it before the device is used) or None where the run is not on
+    CUDA. A fault here is left to the main thread's own first CUDA call to report, with its own error."""
     import threading
 
     import torch
@@ -138,9 +122,7 @@ def start_cuda_context(cfg: Config, local_rank: int = 0):
     def create() -> None:
         try:
             if torch.cuda.is_available():
-                device = torch.device("cuda", index)
-                torch.empty(1, device=device)
-                warm_libraries(device)
+                torch.empty(1, device=torch.device("cuda", index))
         except Exception:  # noqa: BLE001 - reported by the main thread's first CUDA call
             pass
 
