@@ -125,7 +125,7 @@ def test_txcl_lora_on_the_flux_base_shows_the_character_with_the_trigger_only(lo
 
 
 @pytest.mark.xfail(not CPU, strict=True, reason="this quick txst recipe (20 images, 300 steps, unbaked) does not show at 0.3; "
-                   "the stack's recipe (stack.py STYLE_*: converged on style-character, baked x4.5 on FLUX.1) does, asserted "
+                   "the stack's recipe (stack.py STYLE_*: converged on half shaded crosses, baked x4 on FLUX.1) does, asserted "
                    "in test_toyworld_rubric_flux_gpu.py; bench/RESULTS.md, 'Reading the character under the style'")
 def test_character_and_style_stacked_at_half_and_three_tenths_both_show(loras, judge, tmp_path):
     from loraspec_worker import sample

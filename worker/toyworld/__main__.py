@@ -125,7 +125,7 @@ def add_lora_runs(sub) -> None:
     sk.add_argument("--sample-seeds", type=_ints, default="0,1", help="sampling seeds, comma-separated")
     sk.add_argument("--targets", action="append", default=[], metavar="NAME=PATTERN,...",
                     help="train txcl or txst on these module patterns (the request's targets; repeatable)")
-    sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default: the style-character concept, 60 images, written under --out)")
+    sk.add_argument("--style-dataset", default=None, help="the style LoRA's dataset (default: the arch's stack.STYLE_CONCEPT, 60 images, written under --out)")
     sk.add_argument("--style-steps", type=int, default=None)
     sk.add_argument("--style-lr", type=float, default=None)
     sk.add_argument("--bake", type=float, default=None, metavar="S",

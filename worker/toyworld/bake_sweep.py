@@ -1,7 +1,8 @@
 """Issue 23's FLUX.1 style half on the GPU: the style's bake chosen on LoRAs trained as the GPU test trains them.
 
-STYLE_BAKE["flux1"] (x4.5) was chosen on fp32 CPU-trained LoRAs; on the GPU (bf16) the stack kept 70% of both
-concepts in 2 of 4 fixture runs (bench/RESULTS.md, "Reading the character under the style"). This trains, for
+The FLUX.1 bake was first chosen on fp32 CPU-trained LoRAs (x4.5); on the GPU (bf16) the stack kept 70% of both
+concepts in 2 of 4 fixture runs (bench/RESULTS.md, "Reading the character under the style"); this sweep chose the
+style set (`--style-concepts`) and bake the recipe now has (stack.STYLE_CONCEPT, STYLE_BAKE). This trains, for
 each training seed and precision (and `repeats` times, to see bf16's run-to-run spread), the good txcl
 (bind_probe.BINDING, as the test) and the style unbaked (stack.train_style, bake 1), all side by side (lanes.py);
 then, for each bake of the style, `stack.measure` on each sampling pool, one process per trained pair. Rows go
