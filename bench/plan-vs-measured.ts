@@ -113,7 +113,7 @@ const section = [
   "",
   ...wholeRows,
   "",
-  `Largest deviation without the load: ${(wholeWorst.anchor * 100).toFixed(1)}% on the H200, ${(wholeWorst.other * 100).toFixed(1)}% on other cards (test: packages/core/test/plan/walltime-wholerun.spec.ts holds each row to bench/wholerun-plan.ts toleranceFor: on the H200 15% for the short runs, whose fixed costs vary from call to call, and 5% at 2,000 steps; on another card, whose steps the plan scales from the H200's, 25% and 12%, the misses measured on an H100 on 2026-12-06). Rows recorded before the worker skipped the interpreter's teardown (2026-12-06) keep their measured exit in that ratio.`,
+  `Largest deviation without the load: ${(wholeWorst.anchor * 100).toFixed(1)}% on the H200, ${(wholeWorst.other * 100).toFixed(1)}% on other cards (test: packages/core/test/plan/walltime-wholerun.spec.ts holds each row to bench/wholerun-plan.ts toleranceFor: on the H200 15% for the short runs, whose fixed costs vary from call to call, and 5% at 2,000 steps; on another card, whose steps the plan moves from the H200's by a factor measured on that card or GPU_SCALING's model, 25% and 6%, the steps part 10% and 5%: the H100 rows of 2026-12-06). Rows recorded before the worker skipped the interpreter's teardown (2026-12-06) keep their measured exit in that ratio.`,
   "",
   "One plan's GPU table, ordered (FLUX.1 [dev] character, ai-toolkit, fp8 base, checkpointing, 2000 steps; `loraspec plan examples/character/lora.yaml`): a card at least as fast in both datasheet figures is never slower (test: the same spec file, every base x trainer x checkpointing).",
   "",

@@ -63,9 +63,11 @@ export const TRAINER_SPEEDS: readonly TrainerSpeedRecord[] = [
  * construction: a card at least as fast in both datasheet figures never gets a longer time.
  * Checked once against another card (whole runs on an H100, 2026-12-06, bench/data/gpu-wholerun-h100-2026-12-06-*.jsonl):
  * FLUX.1's step (compile + fp8 GEMMs + FA4) scaled to 0.312 s, measured 0.295-0.312; SDXL's CUDA-graph step scaled to
- * 0.108 s, measured 0.097. The H100/H200 pairs imply that GEMMs ran ~7-15% slower on that H100 than on the H200 (same
- * datasheet TFLOP/s) and that less of the rest follows bandwidth than 0.5; two points cannot separate the two, so the
- * split stays until a GEMM rate is measured on a second card (bench/wholerun-plan.ts toleranceFor holds the miss).
+ * 0.108 s, measured 0.096-0.097. The H100/H200 pairs imply that GEMMs ran a few % slower on that H100 than on the H200
+ * (same datasheet TFLOP/s) and that much less of the rest follows bandwidth than 0.5 (~0.1); but the two cards differ
+ * only in bandwidth, so what the rest follows on a card with fewer SMs (compute, or nothing) is not in these data, and
+ * the split stays until another kind of card is measured. Where a card was measured for a workload, the plan takes
+ * that factor instead (MEASURED_CARD_FACTORS below: the H100's graphed SDXL step).
  */
 export interface GpuScalingRecord extends Sourced {
   /** Share of the non-GEMM time that follows memory bandwidth; the rest is fixed. */
@@ -78,6 +80,36 @@ export const GPU_SCALING: Readonly<Record<"gpuBound" | "launchBound", GpuScaling
   gpuBound: { bandwidthShare: 0.5, source: BENCH, asOf: "2026-12-02", verified: false },
   launchBound: { bandwidthShare: 0.2, source: BENCH, asOf: "2026-12-02", verified: false },
 };
+
+/**
+ * A training step's time on another card over the anchor's where we measured it, which the plan takes in place of
+ * GPU_SCALING's model for that card and configuration (training steps only: samples and the other GPU work keep the
+ * model's factor, which fits them). Measured in whole runs (bench/gpu-wholerun.py, steady s/step) against the H200
+ * figure the plan anchors on.
+ */
+export interface MeasuredCardFactor extends Sourced {
+  gpu: string;
+  base: BaseModelId;
+  /** The built-in trainer's whole-step CUDA graph on or off (the lever the factor was measured with). */
+  cudaGraphs: boolean;
+  factor: number;
+  measured: string;
+}
+
+const H100_WHOLERUNS = "bench/data/gpu-wholerun-h100-2026-12-06-{sdxl2000-first,sdxl2000,sdxl2000-second-lease}.jsonl (four 2,000-step runs, two leases)";
+
+export const MEASURED_CARD_FACTORS: readonly MeasuredCardFactor[] = [
+  {
+    gpu: "h100",
+    base: "sdxl",
+    cudaGraphs: true,
+    factor: 1.047,
+    measured: "steady 0.0957-0.0968 s/step (median 0.0963) on an H100 80GB HBM3 against the plan's H200 figure 0.092; GPU_SCALING's model says x 1.17 (0.108): the graphed SDXL step barely follows memory bandwidth, which is all that differs between the two cards' datasheets",
+    source: H100_WHOLERUNS,
+    asOf: "2026-12-06",
+    verified: true,
+  },
+];
 
 /** bf16 GEMM rate measured on the H200 in the bench runs (8192³: 746-783 TFLOP/s). */
 export const H200_GEMM_TFLOPS: Sourced & { tflops: number } = {

@@ -2,7 +2,7 @@ import type { Contract } from "../contract/schema.js";
 import { getBaseModel, type BaseModelRecord } from "../knowledge/base-models.js";
 import { DENSE_BF16_SOURCE, GPUS, MEM_BANDWIDTH_SOURCE, type GpuRecord } from "../knowledge/gpus.js";
 import { LORA_BF16_TWINS, SPEED_PROXY, TRAIN_SPEED_SOURCE, trainSpeedsFor } from "../knowledge/train-speed.js";
-import { GPU_SCALING, H200_GEMM_TFLOPS, TRAINER_SPEEDS, type GpuScalingRecord, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
+import { GPU_SCALING, H200_GEMM_TFLOPS, MEASURED_CARD_FACTORS, TRAINER_SPEEDS, type GpuScalingRecord, type MeasuredCardFactor, type TrainerSpeedRecord } from "../knowledge/trainer-speeds.js";
 import { fa4RunsOn } from "./attention.js";
 import { describeLookup, LORA_FP32_NOTE, lookupTrainSpeed, lookupTrainSpeedPair, type SpeedLookup } from "./train-speed.js";
 import { sampleTime, type SamplePath } from "./sample-time.js";
@@ -234,6 +234,12 @@ export function gpuFactor(gpu: GpuRecord, shares: StepShares): number {
   return shares.compute * (ref.denseBf16Tflops / gpu.denseBf16Tflops) + shares.bandwidth * (ref.memBandwidthTBs / gpu.memBandwidthTBs) + shares.fixed;
 }
 
+/** A training step's factor measured on `gpu` for this workload (knowledge/trainer-speeds.ts MEASURED_CARD_FACTORS), if any. */
+export function measuredCardFactor(gpu: GpuRecord, model: BaseModelRecord, contract: Contract, settings: TrainSettings): MeasuredCardFactor | undefined {
+  if (contract.trainer.name !== "diffusers") return undefined;
+  return MEASURED_CARD_FACTORS.find((r) => r.gpu === gpu.id && r.base === model.id && r.cudaGraphs === settings.cudaGraphs);
+}
+
 /** SDXL steps without a whole-step CUDA graph are bound by Python and kernel launches. */
 export function scalingFor(model: BaseModelRecord, contract: Contract, settings: TrainSettings): GpuScalingRecord {
   const launchBound = model.family === "sdxl" && !(contract.trainer.name === "diffusers" && settings.cudaGraphs);
@@ -274,9 +280,12 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const shares = stepShares(tflops, anchor.secondsPerStep, scaling);
   const onAnchor = gpu.id === ANCHOR_GPU;
   const factor = onAnchor ? 1 : gpuFactor(gpu, shares);
+  // Where this card was measured for this workload, its training steps take that factor; samples and the other GPU work keep the model's.
+  const measuredOnCard = onAnchor ? undefined : measuredCardFactor(gpu, model, contract, settings);
+  const stepFactor = measuredOnCard?.factor ?? factor;
   // The rows are at 1024²: per-step time follows the pixel count (the mean over the training resolutions, plan/buckets.ts).
   const meanArea = options.meanArea ?? meanTrainingArea(contract, resolution);
-  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanArea / 1024 ** 2) * factor;
+  const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanArea / 1024 ** 2) * stepFactor;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
   // Samples render at `resolution` (the largest): the step time scaled back from the mean training area.
   const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanArea), settings, { gpuFactor: factor, path: options.samplePath });
@@ -306,6 +315,8 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
     config: anchor.config,
     source: (sampling ? `sampling ${sampling.source}; ` : "") + (onAnchor
       ? anchor.source
+      : measuredOnCard
+      ? `${anchor.source}; x ${measuredOnCard.factor.toFixed(3)} measured on this card (${measuredOnCard.measured}; ${measuredOnCard.source}); samples x ${factor.toFixed(2)} by GPU_SCALING's model`
       : `${anchor.source}; x ${factor.toFixed(2)} = ${shares.compute.toFixed(2)} (GEMM share) x bf16 ${GPUS.find((g) => g.id === ANCHOR_GPU)!.denseBf16Tflops}/${gpu.denseBf16Tflops} + ${shares.bandwidth.toFixed(2)} x bandwidth ${GPUS.find((g) => g.id === ANCHOR_GPU)!.memBandwidthTBs}/${gpu.memBandwidthTBs} + ${shares.fixed.toFixed(2)} fixed (${DENSE_BF16_SOURCE}; ${MEM_BANDWIDTH_SOURCE}; ${H200_GEMM_TFLOPS.source}; ${scaling.source})`),
   };
 }

@@ -1,9 +1,10 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { planForRow, rowContract, toleranceFor, wholeRunRows } from "../../../../bench/wholerun-plan.js";
+import { cardOf, planForRow, rowContract, toleranceFor, wholeRunRows } from "../../../../bench/wholerun-plan.js";
 import { resolveSamples, sampleImageCount } from "@loraspec/core/compile/samples.js";
 import { getBaseModel } from "@loraspec/core/knowledge/base-models.js";
 import { GPUS } from "@loraspec/core/knowledge/gpus.js";
+import { MEASURED_CARD_FACTORS } from "@loraspec/core/knowledge/trainer-speeds.js";
 import { SAMPLE_PASSES } from "@loraspec/core/knowledge/whole-run.js";
 import { samplePath } from "@loraspec/core/plan/sample-time.js";
 import { walltimeOn } from "@loraspec/core/plan/walltime.js";
@@ -78,6 +79,37 @@ describe("the parts as a plan shows them", () => {
     expect(Math.abs(cold.seconds - warm.seconds - (part(cold, "warm-up").seconds - part(warm, "warm-up").seconds))).toBeLessThanOrEqual(1); // seconds round
     expect(part(cold, "load").why).toMatch(/estimate, not measured/);
     expect(part(cold, "load").seconds).toBeGreaterThan(part(plan("sdxl"), "load").seconds);
+  });
+
+  it("a card measured for a workload takes the measured factor for its training steps only; other cards, configurations and trainers keep GPU_SCALING's model", () => {
+    const settings = (base: "sdxl" | "flux1-dev", cudaGraphs: boolean) => ({ gradientCheckpointing: false, checkpointingMode: "off" as const, compile: base !== "sdxl", cudaGraphs, quantize: "none" as const, fp8Matmul: false, attention: "sdpa" as const, channelsLast: base === "sdxl", loraCompute: "bf16" as const, sampleMerge: "buffers" as const, cudaKnown: true, choices: [] });
+    const run = (gpu: string, base: "sdxl" | "flux1-dev", cudaGraphs: boolean, trainer: "diffusers" | "kohya" = "diffusers") => {
+      const r = { ...rows.find((x) => x.model === (base === "sdxl" ? "sdxl" : "flux1"))!, steps: 2000 };
+      const c = rowContract(r);
+      const contract = trainer === "kohya" ? ({ ...c, trainer: { name: "kohya", version: "v0.10.1" } } as typeof c) : c;
+      return walltimeOn(GPUS.find((g) => g.id === gpu)!, getBaseModel(base)!, contract, 1024, 2000, settings(base, cudaGraphs));
+    };
+    for (const record of MEASURED_CARD_FACTORS) {
+      const base = record.base as "sdxl" | "flux1-dev";
+      const onCard = run(record.gpu, base, record.cudaGraphs);
+      const anchor = run("h200", base, record.cudaGraphs);
+      expect(onCard.secondsPerStep / anchor.secondsPerStep).toBeCloseTo(record.factor, 2);
+      expect(onCard.source).toContain("measured on this card");
+      // the samples keep the model's factor: the measured one is a training step's
+      const modelled = run("a100", base, record.cudaGraphs);
+      expect(modelled.source).not.toContain("measured on this card");
+      expect(onCard.samplingSeconds! / anchor.samplingSeconds!).toBeGreaterThan(record.factor + 0.05);
+      // another configuration or trainer on the same card: the model
+      expect(run(record.gpu, base, !record.cudaGraphs).source).not.toContain("measured on this card");
+      expect(run(record.gpu, base, record.cudaGraphs, "kohya").source).not.toContain("measured on this card");
+      expect(record.source).toMatch(/bench\/data\/gpu-wholerun-/);
+    }
+    // the measured figure is the rows': the median steady step of the card's runs of that workload over the anchor's figure
+    const h100Sdxl = rows.filter((r) => r.model === "sdxl" && cardOf(r).id === "h100" && r.applied.cuda_graphs === true).map((r) => r.timing.steady_s_per_step).sort((a, b) => a - b);
+    expect(h100Sdxl.length).toBeGreaterThanOrEqual(4);
+    const median = (h100Sdxl[(h100Sdxl.length - 1) >> 1]! + h100Sdxl[h100Sdxl.length >> 1]!) / 2;
+    const record = MEASURED_CARD_FACTORS.find((m) => m.gpu === "h100" && m.base === "sdxl")!;
+    expect(median / run("h200", "sdxl", true).secondsPerStep).toBeCloseTo(record.factor, 2);
   });
 
   it("another trainer keeps load, steps and samples and says what it leaves out", () => {
