@@ -9,7 +9,10 @@ filled in here). Only the base differs from a user's run: the full-size SDXL / F
 tokenizers built in code) is random-initialised in memory on the GPU instead of read from disk, so
 "load" is that build. 20 images at 1024x1024, save and samples every 250 steps (issue 22). Before the
 runs, the carried packages (PYTHONPATH) and the worker are byte-compiled, as a user's pip install
-leaves them (precompile_carried; --no-precompile leaves them as `pip install --no-compile` did).
+leaves them (precompile_carried; --no-precompile leaves them as `pip install --no-compile` did). The worker
+process sees only what a `loraspec setup worker` venv holds (bench/user_env.py: every other installed package's
+modules marked absent before it imports anything, so transformers does not import the GPU image's scipy,
+torchvision or torchaudio because they are there; --device-env sees them all, as the rows before 2026-12-06 did).
 
 Per model: a cold run (--cold-steps, empty compile cache; only for requests that compile) and a warm
 run (--steps, the cache the cold run left). Reported per run, from the worker's events and its
@@ -154,8 +157,9 @@ def write_dataset(folder: Path, count: int, size: int) -> None:
         (folder / f"{i:02d}.txt").write_text(f"a photo of txcl, view {i}")
 
 
-def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: Path, deadline: float) -> dict:
-    """One run in a fresh process; killed at `deadline` (perf_counter) so one GPU call always returns rows."""
+def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: Path, deadline: float, blocked: list[str] = ()) -> dict:
+    """One run in a fresh process; killed at `deadline` (perf_counter) so one GPU call always returns rows. The child
+    marks `blocked` absent before it imports anything (bench/user_env.py: what a user's worker venv does not hold)."""
     import threading
 
     req_file = work / f"{key}-{label}.request.json"
@@ -163,7 +167,7 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
     # the worker first, then whatever the caller had (the GPU machine's carried wheels live there)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "worker"), os.environ.get("PYTHONPATH", "")) if p), "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(req_file), "--key", key] + (["--tiny"] if tiny else []),
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(req_file), "--key", key] + (["--tiny"] if tiny else []) + (["--block", ",".join(blocked)] if blocked else []),
                             stdout=subprocess.PIPE, stderr=open(logs / f"{key}-{label}.stderr.log", "w"), text=True, env=env)
     watchdog = threading.Timer(max(1.0, deadline - time.perf_counter()), proc.kill)
     watchdog.start()
@@ -227,6 +231,11 @@ def run_all(args) -> list[dict]:
     deadline = time.perf_counter() + args.budget_s
     if not args.no_precompile:
         print(f"byte-compiled the carried packages and the worker in {precompile_carried():.1f} s (before the timed runs)", flush=True)
+    import user_env
+
+    extras = [] if args.device_env else user_env.extra_modules()  # what the children leave out (bench/user_env.py)
+    print(f"the runs see what a user's worker venv holds: {len(extras)} top-level modules installed here left out ({', '.join(extras[:12])}{', ...' if len(extras) > 12 else ''})"
+          if not args.device_env else "the runs see every package installed here (--device-env)", flush=True)
     rows = []
     for key in args.only.split(","):
         base = dict(spec["requests"][key]["request"])
@@ -247,7 +256,8 @@ def run_all(args) -> list[dict]:
             if time.perf_counter() > deadline - 30:
                 row = {"model": key, "run": label, "steps": steps, "error": "skipped: the time budget (--budget-s) is spent", "levers": {}}
             else:
-                row = run_once(key, label, request, work, args.tiny, logs, deadline)
+                row = run_once(key, label, request, work, args.tiny, logs, deadline, extras)
+                row["env"] = "device" if args.device_env else {"user": True, "blocked": extras}
             if args.set:
                 row["set"] = dict(args.set)
             row["date"] = datetime.date.today().isoformat()
@@ -306,6 +316,7 @@ def write_results(rows: list[dict]) -> None:
         lv = ", ".join(k for k in r.get("levers", {}) if applied.get(k) is True)
         lv = (lv or "eager") + (" (selective)" if applied.get("gradient_checkpointing") and applied.get("checkpointing_mode") == "selective" else "")
         lv += f", attention {applied['attention']}" if applied.get("attention", "sdpa") != "sdpa" else ""
+        lv += "; user venv" if isinstance(r.get("env"), dict) else ""  # bench/user_env.py (rows from 2026-12-06 10:30)
         if "error" in r:
             new.append(f"| {r['date']} | {r['card']} | {r['model']} | {r['run']} | {r['steps']} | {lv} | error: {r['error'][:120]} |" + " |" * 14)
             continue
@@ -334,11 +345,18 @@ def main() -> None:
     ap.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=JSON",
                     help="override a request field for every run (dotted for a nested one), e.g. --set sample_merge='\"none\"' --set samples.every=5")
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a smoke test of the code path)")
+    ap.add_argument("--block", help=argparse.SUPPRESS)
+    ap.add_argument("--device-env", action="store_true",
+                    help="the worker sees every package installed here (rows before 2026-12-06 10:30); default: only what a `loraspec setup worker` venv holds (bench/user_env.py)")
     ap.add_argument("--out", help="a folder: rows are appended to <out>/gpu-wholerun.jsonl as they finish")
     ap.add_argument("--from", dest="from_file", help="write RESULTS.md from a jsonl of an earlier call instead of running")
     ap.add_argument("--write", action="store_true", help="write the rows into bench/RESULTS.md")
     args = ap.parse_args()
     if args.child:
+        if args.block:
+            import user_env
+
+            user_env.block(args.block.split(","))  # before the worker imports anything of the libraries'
         from loraspec_worker.__main__ import exit_process
 
         exit_process(child(args.child, args.key, args.tiny))  # as `python -m loraspec_worker` ends

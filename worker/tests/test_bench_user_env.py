@@ -1,0 +1,50 @@
+"""bench/user_env.py: the whole-run bench's worker sees what a `loraspec setup worker` venv holds (issue 22)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bench_script import BENCH, load
+
+user_env = load("user_env.py")
+
+
+def test_the_closure_follows_installed_dependencies():
+    # jinja2 (a torch dependency, so in this venv) requires MarkupSafe
+    got = user_env.closure(["jinja2"])
+    assert {"jinja2", "markupsafe"} <= got and "torch" not in got
+
+
+def test_what_the_requirements_do_not_pull_in_is_left_out():
+    extras = user_env.extra_modules(["jinja2"])
+    assert {"torch", "numpy", "diffusers"} <= set(extras)
+    assert not {"jinja2", "markupsafe", "pip"} & set(extras)
+
+
+def test_this_worker_venv_holds_only_what_setup_worker_installs():
+    # The CI venv is made by scripts/setup-worker.mjs, as a user's: nothing in it lies outside the requirements (with
+    # dependencies), the data requirements and the worker. A package installed by hand, or an import-only dependency
+    # missing from worker/requirements.txt, shows here.
+    assert user_env.extra_modules() == []
+
+
+def test_blocked_modules_are_absent_in_that_process_and_imported_ones_are_left_alone():
+    code = "\n".join([
+        "import sys, json, importlib.util",
+        f"sys.path.insert(0, {str(BENCH)!r})",
+        "import user_env",
+        "marked = user_env.block(['numpy', 'json'])",
+        "spec = importlib.util.find_spec('numpy')",
+        "try:",
+        "    import numpy",
+        "    got = 'imported'",
+        "except ModuleNotFoundError:",
+        "    got = 'absent'",
+        "print(json.dumps({'marked': marked, 'spec': spec is None, 'numpy': got}))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"marked": ["numpy"], "spec": True, "numpy": "absent"}
