@@ -1,8 +1,8 @@
 """A worker process that sees only what a user's worker venv holds (issue 22: a user waits for the whole run).
 
 `loraspec setup worker` (scripts/setup-worker.mjs) installs worker/requirements.txt, worker/requirements-data.txt
-without dependencies and the worker itself into a venv of its own (and, where asked, worker/requirements-fa4.txt); the GPU machines and many users' machines have more installed, and transformers imports some of it
-because it is there: scipy.optimize through its object-detection losses (0.70 s of an H200 host's start-up), the
+without dependencies and the worker itself into a venv of its own (and, where asked, worker/requirements-fa4.txt);
+the GPU machines and many users' machines have more installed, and transformers imports some of it because it is there: scipy.optimize through its object-detection losses (0.70 s of an H200 host's start-up), the
 torchvision image backends, torchaudio's audio utils (bench/RESULTS.md, "The worker's imports on the H200 host").
 `extra_modules` lists the top-level modules of every installed distribution outside the requirements' dependency
 closure (importlib.metadata: what pip would have installed for them, markers evaluated here); `block` marks them

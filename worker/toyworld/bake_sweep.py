@@ -19,6 +19,8 @@ import os
 
 from . import lanes, rubric, stack
 
+FIRST_SET = "style-character"  # rows without a `concept` (the sweeps before --style-concepts) trained on this set
+
 
 def _pair(out: str, seed: int, precision: str, device: str, steps: int | None, style_targets: list | None = None,
           concept: str = stack.STYLE_CONCEPT["flux1"]) -> dict:
@@ -89,7 +91,7 @@ def summary(rows: list) -> list:
     the higher of the two mean retentions' minimum)."""
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r.get("concept", stack.STYLE_CONCEPT["flux1"]), r["bake"]), []).append(r)
+        groups.setdefault((r.get("concept", FIRST_SET), r["bake"]), []).append(r)
     mean = lambda g, k: sum(r[k] or 0 for r in g) / len(g)  # noqa: E731
     out = [{"concept": c, "bake": b, "rows": len(g), "meets": sum(meets(r) for r in g),
             "style_retention": round(mean(g, "style_retention"), 3), "cyan_retention": round(mean(g, "cyan_retention"), 3)}
@@ -102,7 +104,7 @@ def table(rows: list) -> str:
     lines = [head, "|" + "---|" * 13]
     for r in sorted(rows, key=lambda r: (r.get("concept", ""), r["precision"], r["bake"], r["train_seed"], r["repeat"], r["pool"])):
         fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        lines.append(f"| {r.get('concept', stack.STYLE_CONCEPT['flux1'])} | {r['train_seed']} | {r['precision']} | {r['repeat']} | x{r['bake']:g} | {r['pool']} | {r['style_alone']} ({r['style_base']}) "
+        lines.append(f"| {r.get('concept', FIRST_SET)} | {r['train_seed']} | {r['precision']} | {r['repeat']} | x{r['bake']:g} | {r['pool']} | {r['style_alone']} ({r['style_base']}) "
                      f"| {r['style_on_cross']} | {r['style_stacked']} | {fmt(r['style_retention'])} | {r['cyan_alone']} / {r['cyan_stacked']} "
                      f"| {fmt(r['cyan_retention'])} | {'**yes**' if meets(r) else 'no'} |")
     return "\n".join(lines)
