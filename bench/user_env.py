@@ -72,10 +72,17 @@ def allowed_distributions() -> set[str]:
     return closure(requirement_lines()) | no_deps | {_norm(n) for n in ALWAYS}
 
 
+def vendored() -> set[str]:
+    """Distributions that live inside another package's `_vendor` folder (setuptools puts its own on sys.path once
+    imported: jaraco.*, more_itertools, platformdirs, ...): part of that package, never left out (torch's compile path
+    imports setuptools)."""
+    return {_norm(d.metadata["Name"]) for d in md.distributions() if d.metadata["Name"] and "_vendor" in Path(str(d.locate_file(""))).parts}
+
+
 def extra_modules(lines: list[str] | None = None) -> list[str]:
     """Top-level modules installed here that no allowed distribution provides (`lines`: requirements whose closure is
     allowed instead of allowed_distributions(), for tests)."""
-    allowed = allowed_distributions() if lines is None else closure(lines) | {_norm(n) for n in ALWAYS}
+    allowed = (allowed_distributions() if lines is None else closure(lines) | {_norm(n) for n in ALWAYS}) | vendored()
     out = []
     for module, dists in md.packages_distributions().items():
         if module in sys.stdlib_module_names or not module.isidentifier():

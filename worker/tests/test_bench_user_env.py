@@ -24,6 +24,25 @@ def test_what_the_requirements_do_not_pull_in_is_left_out():
     assert not {"jinja2", "markupsafe", "pip"} & set(extras)
 
 
+def test_vendored_distributions_are_never_left_out():
+    # setuptools puts its _vendor folder on sys.path when imported (torch's compile path imports it): what lives there
+    # is setuptools' own
+    code = "\n".join([
+        "import sys, json",
+        "import setuptools",
+        f"sys.path.insert(0, {str(BENCH)!r})",
+        "import user_env",
+        "vendor = [p for p in sys.path if p.endswith('_vendor')]",
+        "print(json.dumps({'vendor': bool(vendor), 'vendored': sorted(user_env.vendored()), 'extras': user_env.extra_modules()}))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if got["vendor"]:  # this setuptools vendors distributions with metadata (84.x does)
+        assert got["vendored"]
+    assert got["extras"] == []
+
+
 def test_this_worker_venv_holds_only_what_setup_worker_installs():
     # The CI venv is made by scripts/setup-worker.mjs, as a user's: nothing in it lies outside the requirements (with
     # dependencies), the data requirements and the worker. A package installed by hand, or an import-only dependency
