@@ -43,7 +43,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +56,7 @@ DEVICE = "cuda"  # where the full-size weights are built (tests of the builder u
 sys.path.insert(0, str(ROOT / "worker"))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_load import load_by_path  # noqa: E402
+from results_md import put_section, section_lines  # noqa: E402
 
 
 def gpu_speed_module():
@@ -308,7 +308,7 @@ def write_results(rows: list[dict]) -> None:
             "*ratio* = process wall / (steps x steady) (goal <= 1.15 at 2,000 steps); warm run's warm-up goal < 15 s.", "",
             "| date | card | model | run | steps | levers applied | start-up s | load s | cache s | set-up s | warm-up s (steps) | steady s/step | steps s | saves s (n) | between s (samples) | final save s | worker total s | process wall s | ratio | ratio at 2,000 steps (projected) | peak GiB |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    old = text[text.find(start):text.find(end)].splitlines() if start in text else []
+    old = section_lines(text, start, end)
     keep = [line for line in old if line.startswith("| 20")]
     new = []
     for r in rows:
@@ -326,9 +326,7 @@ def write_results(rows: list[dict]) -> None:
                    f"{fmt(t['saves_s'])} ({t['saves']}) | {fmt(t['between_steps_s'])} ({r['samples']}) | {fmt(t['final_save_s'])} | {fmt(t['total_s'])} | "
                    f"{fmt(r['process_wall_s'])} | {fmt(r['ratio'], 2)} | {fmt(projected_ratio(r['process_wall_s'], t, r.get('samples', 0)), 2)} | {fmt(r.get('peak_gib'))} |")
     body += keep + new + [end]
-    block = "\n".join(body)
-    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S) if start in text else text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    put_section(path, start, end, "\n".join(body))
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "worker"))
 sys.path.insert(0, str(ROOT / "bench"))
+from results_md import put_section  # noqa: E402
 
 CHILD = """
 import sys, time, json
@@ -154,16 +155,7 @@ def write_results(r: dict) -> None:
                      f"{m['off']['imports_s']:.2f} / {m['on']['imports_s']:.2f} | {m['off']['load_s']:.2f} / {m['on']['load_s']:.2f} | "
                      f"{m['off']['total_s']:.2f} / {m['on']['total_s']:.2f} | **{run['ratio_total_on_over_off']:.2f}** |")
     lines.append("<!-- load-readahead:end -->")
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text()
-    start, end = "<!-- load-readahead:start", "<!-- load-readahead:end -->"
-    table = "\n".join(lines)
-    if start in text:
-        head, rest = text.split(start, 1)
-        text = head + table + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + table + "\n"
-    path.write_text(text)
+    put_section(ROOT / "bench" / "RESULTS.md", "<!-- load-readahead:start", "<!-- load-readahead:end -->", "\n".join(lines))
 
 
 if __name__ == "__main__":

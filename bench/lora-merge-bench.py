@@ -21,7 +21,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -34,6 +33,9 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "worker"))
 from loraspec_worker import merge  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from results_md import put_section, section_lines  # noqa: E402
 
 # FLUX.1 [dev] transformer LoRA targets (BFL names, out x in): 19 double blocks, 38 single blocks.
 DOUBLE = {"attn_qkv": (9216, 3072), "attn_proj": (3072, 3072), "mlp_0": (12288, 3072), "mlp_2": (3072, 12288), "mod_lin": (18432, 3072)}
@@ -131,7 +133,7 @@ def write_results(report: dict) -> None:
     body.append("| date (UTC) | machine | device | threads | load at start / end | method | modules run | seconds | all 304 modules (s; measured, or scaled by elements from a sample) | aim | per-module error: mean / max (worker's own report) |")
     body.append("|---|---|---|---|---|---|---|---|---|---|---|")
     key = "| " + report["date"]
-    section = text[text.find(start):text.find(end)].splitlines() if start in text else []
+    section = section_lines(text, start, end)
     # Earlier rows are kept: run rows have 11 cells, check rows 6.
     rows = [line for line in section if line.startswith("| 20") and line.count("|") == 12]
     old_checks = [line for line in section if line.startswith("| 20") and line.count("|") == 7]
@@ -146,9 +148,7 @@ def write_results(report: dict) -> None:
         mp = "-" if c["merged_vs_peft"] is None else f"{c['merged_vs_peft']:.1e}"
         body.append(f"| {r['date']} {r['device']} | {c['module']} | {'x'.join(map(str, c['shape']))} | {mp} | {c['written_error']:.4f} | {c['best_rank_error']:.4f} |")
     body.append(end)
-    block = "\n".join(body)
-    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S) if start in text else text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    put_section(path, start, end, "\n".join(body))
 
 
 def main() -> None:

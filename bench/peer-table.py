@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import tempfile
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from results_md import put_section, section_lines  # noqa: E402
+
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START = "<!-- peer-lease:start (written by bench/peer-table.py) -->"
 END = "<!-- peer-lease:end -->"
@@ -157,24 +159,13 @@ def write_results(lines: list[str], path: Path = RESULTS) -> None:
     """Replaces the block between the markers (keeping earlier leases' rows; a row already there is not
     repeated), or adds it before ANCHOR; written to a temporary file and renamed over the old one."""
     text = path.read_text()
-    old = text[text.find(START):text.find(END)].splitlines() if START in text else []
+    old = section_lines(text, START, END)
     keep = [line for line in old if line.startswith("| ") and not line.startswith("| lease") and line not in lines]
     intro = ("### Like for like in one lease (issue 22): the built-in trainer against its peers", "",
              "Written by `bench/peer-table.py` from one lease's rows (`bench/same-lease.md`). Every linear of the blocks on "
              "both sides (`--targets all-linear`; the peers' own default module sets), 1024², batch 1, rank 16, AdamW, bf16, "
              "no checkpointing, cached latents and text outputs. Ratio = peer s/step / built-in s/step (above 1: built-in faster).", "")
-    block = "\n".join([START, *intro, *HEADER, *keep, *lines, END])
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-    elif ANCHOR in text:
-        at = text.index(ANCHOR)
-        text = text[:at] + block + "\n\n" + text[at:]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    put_section(path, START, END, "\n".join([START, *intro, *HEADER, *keep, *lines, END]), before=ANCHOR)
 
 
 def main(argv=None) -> int:
