@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ContractSchema } from "../packages/core/src/contract/schema.js";
 import { getBaseModel } from "../packages/core/src/knowledge/base-models.js";
-import { GPUS } from "../packages/core/src/knowledge/gpus.js";
+import { findGpu } from "../packages/core/src/knowledge/gpus.js";
 import type { SamplePath } from "../packages/core/src/plan/sample-time.js";
 import { resolveTrainSettings, type TrainSettings } from "../packages/core/src/plan/train-settings.js";
 import { ANCHOR_GPU, walltimeOn, type WalltimeEstimate, type WalltimePart } from "../packages/core/src/plan/walltime.js";
@@ -135,9 +135,9 @@ export function toleranceFor(r: Pick<WholeRunRow, "card" | "steps" | "file">): {
   return { run: r.steps >= 2000 ? 0.05 : 0.15, steps: r.steps >= 2000 ? 0.02 : 0.1 };
 }
 
-/** The GPU a row ran on (torch's device name, e.g. "NVIDIA H100 80GB HBM3"), as knowledge/gpus.ts has it. */
+/** The GPU a row ran on (torch's device name, e.g. "NVIDIA H100 80GB HBM3"), as knowledge/gpus.ts findGpu reads a name a user wrote. */
 export function cardOf(r: Pick<WholeRunRow, "card" | "file">) {
-  const card = GPUS.find((g) => g.aliases.some((a) => r.card.toLowerCase().includes(a)));
+  const card = findGpu(r.card);
   if (!card) throw new Error(`${r.file}: card "${r.card}" is not in knowledge/gpus.ts`);
   return card;
 }
