@@ -22,7 +22,9 @@ def make_folder(tmp_path):
         "_class_name": "StableDiffusionXLPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "vae": ["diffusers", "AutoencoderKL"],
         "scheduler": ["diffusers", "EulerDiscreteScheduler"], "../outside": ["diffusers", "X"], "a/b": ["diffusers", "X"],
+        "image_encoder": [None, None],  # listed but not loaded (model_index.listed_components, as folder_problems reads it)
     }).encode())
+    _write(base / "image_encoder" / "model.safetensors")
     unet = _write(base / "unet" / "diffusion_pytorch_model.safetensors")
     _write(base / "unet" / "diffusion_pytorch_model.fp16.safetensors")  # a variant the loader does not read
     shards = [_write(base / "text_encoder" / f"model-0000{i}-of-00002.safetensors") for i in (1, 2)]

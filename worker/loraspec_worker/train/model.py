@@ -6,6 +6,7 @@ import os
 
 from ..protocol import WorkerError, warning
 from .config import TABLE, Config
+from .model_index import listed_components
 
 # arch -> its diffusers pipeline class, by name: diffusers imports a pipeline's module (and the
 # transformers models it needs) when the class is first looked up, so only the run's arch is imported
@@ -42,10 +43,7 @@ def folder_problems(base: str) -> list[str]:
     except (OSError, ValueError) as e:
         return [f"model_index.json ({e})"]
     problems = []
-    for name, value in index.items():
-        if name.startswith("_") or not isinstance(value, list) or len(value) != 2 or None in value:
-            continue
-        cls = str(value[1])
+    for name, cls in listed_components(index):
         kind = next(k for k in _COMPONENT_FILES["kinds"] if not k["classSuffixes"] or cls.endswith(tuple(k["classSuffixes"])))
         files, weights = kind["anyOf"], kind["weights"]
         folder = os.path.join(base, name)

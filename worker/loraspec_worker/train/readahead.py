@@ -21,6 +21,8 @@ import os
 import threading
 from typing import Optional
 
+from .model_index import listed_components
+
 # What a component folder's weights are called, in the order diffusers and transformers prefer them (safetensors first).
 _WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "model.safetensors")
 _INDEX_SUFFIX = ".safetensors.index.json"
@@ -42,10 +44,9 @@ def weight_files(base: str) -> list[str]:
     except (OSError, ValueError):
         return []
     files: list[str] = []
-    for name, value in index.items() if isinstance(index, dict) else ():
-        if name.startswith("_") or not isinstance(value, list) or "/" in name or name in (".", ".."):
-            continue
-        files += _component_weights(os.path.join(folder, name))
+    for name, _cls in listed_components(index):
+        if "/" not in name and name not in (".", ".."):  # a component folder of the base, nothing outside it
+            files += _component_weights(os.path.join(folder, name))
     return files
 
 
