@@ -257,7 +257,7 @@ def run_all(args) -> list[dict]:
                 row = {"model": key, "run": label, "steps": steps, "error": "skipped: the time budget (--budget-s) is spent", "levers": {}}
             else:
                 row = run_once(key, label, request, work, args.tiny, logs, deadline, extras)
-                row["env"] = "device" if args.device_env else {"user": True, "blocked": extras}
+                row["env"] = {"user": not args.device_env, "blocked": extras}
             if args.set:
                 row["set"] = dict(args.set)
             row["date"] = datetime.date.today().isoformat()
@@ -316,7 +316,7 @@ def write_results(rows: list[dict]) -> None:
         lv = ", ".join(k for k in r.get("levers", {}) if applied.get(k) is True)
         lv = (lv or "eager") + (" (selective)" if applied.get("gradient_checkpointing") and applied.get("checkpointing_mode") == "selective" else "")
         lv += f", attention {applied['attention']}" if applied.get("attention", "sdpa") != "sdpa" else ""
-        lv += "; user venv" if isinstance(r.get("env"), dict) else ""  # bench/user_env.py (rows from 2026-12-06 10:30)
+        lv += "; user venv" if r.get("env", {}).get("user") else ""  # bench/user_env.py (rows from 2026-12-06 10:30)
         if "error" in r:
             new.append(f"| {r['date']} | {r['card']} | {r['model']} | {r['run']} | {r['steps']} | {lv} | error: {r['error'][:120]} |" + " |" * 14)
             continue

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 from bench_script import BENCH, load
 
 user_env = load("user_env.py")
+
+
+def test_the_venv_it_emulates_is_the_one_setup_worker_makes():
+    # user_env's requirement files are the ones scripts/setup-worker.mjs installs (the data ones without dependencies),
+    # plus the FA4 file core's attention knowledge tells a user to install
+    root = BENCH.parent
+    setup = (root / "scripts" / "setup-worker.mjs").read_text()
+    installed = set(re.findall(r'join\(root, "worker", "(requirements[^"]*\.txt)"\)', setup))
+    fa4 = {p.name for p in user_env.REQUIREMENTS} - installed
+    assert installed == {p.name for p in (*user_env.REQUIREMENTS, *user_env.NO_DEPS)} - fa4
+    assert {p.name for p in user_env.NO_DEPS} == {"requirements-data.txt"} and '"--no-deps", "-r", dataRequirements' in setup
+    assert fa4 == {"requirements-fa4.txt"} and "worker/requirements-fa4.txt" in (root / "packages/core/src/knowledge/attention.ts").read_text()
+    assert '"--no-deps", "-e", join(root, "worker")' in setup and "loraspec-worker" in user_env.ALWAYS
 
 
 def test_the_closure_follows_installed_dependencies():
