@@ -251,6 +251,10 @@ def run_all(args) -> list[dict]:
         shutil.rmtree(cache, ignore_errors=True)  # the cold run starts with nothing compiled
         for label, steps in runs:
             request = {**base, "steps": steps, "output_dir": str(work / f"out-{key}-{label}")}
+            if label == "cold":
+                request = json.loads(json.dumps(request))  # nested fields of its own
+                for key_path, value in args.cold_set:
+                    apply_setting(request, key_path, value)
             if "compile_cache_dir" in base:
                 request["compile_cache_dir"] = str(cache / "compile")
             if time.perf_counter() > deadline - 30:
@@ -260,6 +264,8 @@ def run_all(args) -> list[dict]:
                 row["env"] = {"user": not args.device_env, "blocked": extras}
             if args.set:
                 row["set"] = dict(args.set)
+            if label == "cold" and args.cold_set:
+                row["set"] = {**row.get("set", {}), **dict(args.cold_set)}
             row["date"] = datetime.date.today().isoformat()
             row["card"] = args.card
             rows.append(row)
@@ -342,6 +348,8 @@ def main() -> None:
     ap.add_argument("--no-precompile", action="store_true", help="leave the carried packages without .pyc (every run compiles them: the rows before 2026-12-03 05:00)")
     ap.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=JSON",
                     help="override a request field for every run (dotted for a nested one), e.g. --set sample_merge='\"none\"' --set samples.every=5")
+    ap.add_argument("--cold-set", type=parse_setting, action="append", default=[], metavar="KEY=JSON",
+                    help="a request field for the cold run only, after --set (e.g. samples.every=10: sample times before the warm run)")
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a smoke test of the code path)")
     ap.add_argument("--block", help=argparse.SUPPRESS)
     ap.add_argument("--device-env", action="store_true",

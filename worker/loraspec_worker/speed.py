@@ -174,6 +174,13 @@ def quantize_fp8_(model, device, compute_dtype, matmul: bool = False, fp8_base: 
     return {"layers": replaced, "params": params_before}
 
 
+# Eager steps before the whole-step capture. One creates what the capture needs to exist beforehand (the fused
+# AdamW's state, cuBLAS handles, the autograd engine's device threads); torch's example warms up 3 (for DDP's
+# buckets, which this capture never holds). SDXL's eager step costs ~4x a replay (0.4 vs 0.1 s on an H100),
+# so each extra warm-up step was ~0.3 s of a whole run (issue 22).
+GRAPH_WARMUP_STEPS = 1
+
+
 class GraphedStep:
     """One whole training step (loss, backward, grad-norm clip, optimizer step) captured once as
     a CUDA graph and replayed: the launch-bound case (SDXL at batch 1 spends most of a step in
@@ -185,7 +192,7 @@ class GraphedStep:
     RNG state on the host), gradient accumulation 1, and an optimizer built with capturable=True
     (make_capturable_adamw). Returns the loss tensor of the step (read it after the step)."""
 
-    def __init__(self, arch, params, optimizer, max_grad_norm: float = 1.0, warmup: int = 3):
+    def __init__(self, arch, params, optimizer, max_grad_norm: float = 1.0, warmup: int = GRAPH_WARMUP_STEPS):
         self.arch = arch
         self.params = params
         self.optimizer = optimizer

@@ -29,6 +29,10 @@ from .. import protocol
 
 # A leading step this many times slower than steady counts as warm-up.
 WARMUP_FACTOR = 1.5
+# A pause between two steps longer than this is a save or a sample (a step's own bookkeeping takes microseconds);
+# the AFTER_GAP steps after it are the ones step_spread charges to it.
+GAP_S = 0.05
+AFTER_GAP = 5
 
 
 class Timeline:
@@ -40,6 +44,7 @@ class Timeline:
         self.train_started: Optional[float] = None
         self.train_ended: Optional[float] = None
         self._step_t: Optional[float] = None
+        self.after_gap: list[int] = []  # the indices of the steps that began after a save or a sample
 
     def loop_begin(self) -> None:
         """The loop starts before its first step (the step-0 samples): what runs before it counts
@@ -51,6 +56,8 @@ class Timeline:
         now = time.perf_counter()
         if self.train_started is None:
             self.train_started = now
+        if self.train_ended is not None and now - self.train_ended > GAP_S:
+            self.after_gap.append(len(self.steps))
         self._step_t = now
 
     def step_end(self) -> None:
@@ -78,7 +85,26 @@ class Timeline:
                         total=protocol.elapsed())
         out["startup_parts"] = startup_parts(protocol.startup_marks(), out["startup_s"])
         out["save_writes_s"] = sum(self.save_writes)  # overlapped with the steps: not a part of total_s
+        out["step_spread"] = step_spread(self.steps, self.after_gap, out["warmup_steps"], out["steady_s_per_step"])
         return out
+
+
+def step_spread(steps: list[float], after_gap: list[int], warmup_steps: int, steady: Optional[float]) -> dict:
+    """Where the steps past warm-up lose time against the steady (median) step: `excess_s` in all, the part in
+    the AFTER_GAP steps that follow each save or sample (`after_gap_excess_s`: what a sample or a write costs
+    the steps after it), the 90th and 99th percentile and the slowest step."""
+    if not steps or not steady:
+        return {}
+    body = steps[warmup_steps:]
+    near = {i for g in after_gap for i in range(g, g + AFTER_GAP) if i >= warmup_steps}
+    ordered = sorted(body) or [steady]
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+    return {"excess_s": round(sum(max(0.0, s - steady) for s in body), 3),
+            "after_gap_excess_s": round(sum(max(0.0, steps[i] - steady) for i in near if i < len(steps)), 3),
+            "after_gap_steps": len([i for i in near if i < len(steps)]), "p90_s": pct(0.9), "p99_s": pct(0.99), "max_s": round(max(ordered), 4)}
 
 
 def startup_parts(marks: list[tuple[str, float]], startup_s: float) -> dict[str, float]:
