@@ -210,12 +210,13 @@ def _call_merged(denoiser):
 
 
 # The request's sample_merge values (the schema's enum; test_sync.py holds them equal) and what each builds.
-VARIANTS = {"buffers": MergedLora, "per_call": _call_merged, "none": None}
+# "compiled": no merge either; the samples run the LoRA path through the training's compiled blocks (train/samples.py).
+VARIANTS = {"buffers": MergedLora, "per_call": _call_merged, "none": None, "compiled": None}
 
 
 def make(cfg, denoiser):
     """The merge the request's sample_merge names (core's choice): buffers made at the first sample
-    (MergedLora), per call (CallMergedLora), or None for "none": samples keep the LoRA path. Layers that
+    (MergedLora), per call (CallMergedLora), or None for "none" and "compiled": samples keep the LoRA path. Layers that
     cannot merge refuse at the first sample (NotMergeable: the LoRA path, with the WARNING code)."""
     variant = VARIANTS[cfg.sample_merge]  # parse_config validated the value against the request schema
     return variant(denoiser) if variant is not None else None

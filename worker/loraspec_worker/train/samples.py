@@ -5,7 +5,8 @@ dropped once the captions are cached); only their outputs are kept. Every `every
 and after the last one (with `first` also before the first step of a fresh run: the base, the LoRA
 still zero), each prompt x seed is rendered by the base pipeline with the in-memory
 denoiser (LoRA active) and the VAE (kept for this), under no_grad, with eval/train mode restored,
-outside the training's CUDA graph and compiled regions (SDXL's UNet forward replays its own
+outside the training's CUDA graph and, but for sample_merge "compiled" (the LoRA path through the compiled
+blocks, recompiled once for no_grad), its compiled regions (SDXL's UNet forward replays its own
 sample graph on CUDA: train/sample_graph.py, over its LoRA merged into weights of its own:
 train/sample_merge.py; FLUX's LoRA merged per call: train/sample_merge_call.py), and with the training
 RNG state untouched: a run with samples on has the same loss curve as one with them off. PNGs are written atomically as
@@ -21,9 +22,12 @@ import random
 import time
 from typing import Any, Optional
 
-from ..protocol import emit
+from ..protocol import emit, is_oom, warning
 from . import sample_graph, sample_merge, sample_output
 from .config import Config
+
+# The warning of a compiled sample that failed (sample_merge "compiled"): the samples render eagerly from then on.
+COMPILE_FALLBACK = "W_SAMPLE_COMPILE_FALLBACK"
 
 
 def _encode_sdxl(pipe, prompts: list[str], device, guidance: float) -> list[dict]:
@@ -114,6 +118,9 @@ class SampleRenderer:
         self.graphed = sample_graph.make(cfg.arch, arch.device)
         # A plain LoRA: SDXL's merged into buffers of its own while sampling, FLUX's per call (train/sample_merge.py).
         self.merge = sample_merge.make(cfg, arch.denoiser)
+        # sample_merge "compiled": the LoRA path through the training's compiled blocks (recompiled once for
+        # no_grad / eval); every other mode runs them eagerly. A compiled sample that fails falls back to eager.
+        self.compiled = cfg.sample_merge == "compiled"
 
     def captures_next(self) -> bool:
         """The next render captures the sample graph: no other thread may touch the GPU meanwhile."""
@@ -132,21 +139,37 @@ class SampleRenderer:
         timer = sample_output.Breakdown(self.arch.device)
         images = []
         os.makedirs(self.folder, exist_ok=True)
-        with _training_rng_kept(self.arch.device), _eager(), _no_grad(), sample_merge.merged(self.merge, timer), \
+        with _training_rng_kept(self.arch.device), _no_grad(), sample_merge.merged(self.merge, timer), \
                 sample_graph.patched(getattr(self.pipe, "unet", None), self.graphed):
             denoiser.eval()
             try:
                 # A text encoder that trains its own LoRA (SDXL) encodes the prompts again, as it is now.
-                encoded = _encode_sdxl(self.pipe, self.prompts, self.arch.device, self.kwargs["guidance_scale"]) if self.cfg.train_text_encoder else self.embeds
+                with _eager():
+                    encoded = _encode_sdxl(self.pipe, self.prompts, self.arch.device, self.kwargs["guidance_scale"]) if self.cfg.train_text_encoder else self.embeds
                 for pi, (prompt, embeds) in enumerate(zip(self.prompts, encoded)):
                     for seed in self.seeds:
-                        images.append(self._one(step, pi, prompt, embeds, seed, timer, writer))
+                        images.append(self._compiled_or_eager(step, pi, prompt, embeds, seed, timer, writer))
             finally:
                 denoiser.train(was_training)
         replays = f"; {self.graphed.replays} UNet graph replays so far" if self.graphed is not None else ""
         emit({"type": "log", "level": "info", "message": f"samples at step {step}: {len(images)} images in {time.time() - started:.2f} s "
                                                          f"({timer.text(queued=writer is not None)}){replays}"})
         return images
+
+    def _compiled_or_eager(self, step: int, pi: int, prompt: str, embeds: dict, seed: int, timer, writer) -> dict:
+        """One image: through the compiled blocks with sample_merge "compiled", else (and for the rest of the
+        run once a compiled one fails: the same image again, eagerly, with one coded warning) eagerly."""
+        if self.compiled:
+            try:
+                return self._one(step, pi, prompt, embeds, seed, timer, writer)
+            except Exception as e:  # noqa: BLE001 - a sample the compiler cannot take: render it eagerly
+                if is_oom(e):
+                    raise
+                self.compiled = False
+                warning(f"in-training samples through the compiled blocks failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
+                        "rendering them eagerly for the rest of the run", code=COMPILE_FALLBACK)
+        with _eager():
+            return self._one(step, pi, prompt, embeds, seed, timer, writer)
 
     def _one(self, step: int, pi: int, prompt: str, embeds: dict, seed: int, timer, writer) -> dict:
         import torch

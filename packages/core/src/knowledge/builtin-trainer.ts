@@ -230,10 +230,26 @@ export const BUILTIN_TRAINER = {
    * all-linear, and need the plan to weigh them against the step's own settings; per call they cost no
    * memory beyond one layer's weight while the training's activations are free. An fp8 base (quantize)
    * keeps the LoRA path.
+   * `compiled` (no merge): the LoRA path through the training's compiled blocks, recompiled once for no_grad
+   * and eval mode (every other mode runs them force_eager), so a sample over fp8_matmul's copies runs the
+   * training forward's fp8 GEMMs, fused; a compiled sample that fails renders eagerly from then on with
+   * W_SAMPLE_COMPILE_FALLBACK (train/samples.py). One of `benchModes`: the worker runs it, core does not choose
+   * it (bench/gpu-wholerun.py --set sample_merge=...). FLUX.1 on an H100 (2026-12-06, cold 30 steps, samples
+   * every 10; bench/data/sample-path-h100-2026-12-06-flux1-compiled.jsonl): an image 3.7-4.0 s where the
+   * per-call merge takes 5.3-5.5 s, its first 21.6 s (the no_grad graphs compiled), but that run's steady step
+   * was 0.41 s where the per-call cold 30 stepped 0.295 on another H100: until a whole run measures both side
+   * by side on one host, per_call stays the rule.
    * Core decides (plan/sample-merge.ts) and sends the answer as the request's sample_merge (`modes`: buffers,
-   * per_call, none); the worker builds the variant it names and reads only the warning code from here.
+   * per_call, none, compiled); the worker builds the variant it names and reads only the warning code from here.
    */
-  sampleMerge: { modes: ["buffers", "per_call", "none"], arches: ["sdxl"], perCallArches: ["flux1", "flux2-klein"], networkTypes: ["lora"], warning: "W_SAMPLE_MERGE_FALLBACK" },
+  sampleMerge: {
+    modes: ["buffers", "per_call", "none", "compiled"],
+    benchModes: ["compiled"],
+    arches: ["sdxl"],
+    perCallArches: ["flux1", "flux2-klein"],
+    networkTypes: ["lora"],
+    warning: "W_SAMPLE_MERGE_FALLBACK",
+  },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
   /** Regulariser constants the worker applies (knowledge/regularisers.ts). */
