@@ -48,6 +48,14 @@ def test_the_steps_after_a_sample_carry_their_excess_and_the_rest_is_spread(cloc
     assert spread["excess_s"] == pytest.approx(0.45 + 0.2, abs=1e-6)
     assert spread["after_gap_steps"] == timing.AFTER_GAP and spread["max_s"] == pytest.approx(0.6)
     assert spread["p90_s"] == pytest.approx(0.35) and spread["p99_s"] == pytest.approx(0.6)
+    assert spread["segment_medians_s"] == [pytest.approx(steady)] * 2  # steps 1-19, 20-39
+
+
+def test_a_lasting_slowdown_after_a_sample_shows_in_the_segment_medians(clock):
+    tl = run(clock, [2.0] + [0.3] * 9 + [0.4] * 10 + [0.4] * 10, {10: 4.0, 20: 4.0})
+    steady, warm_n, _ = timing.warmup_of(tl.steps)
+    spread = timing.step_spread(tl.steps, tl.after_gap, warm_n, steady)
+    assert spread["segment_medians_s"] == [pytest.approx(0.3), pytest.approx(0.4), pytest.approx(0.4)]
 
 
 def test_a_gap_shorter_than_a_pause_marks_nothing_and_warm_up_steps_are_not_charged(clock):

@@ -92,7 +92,8 @@ class Timeline:
 def step_spread(steps: list[float], after_gap: list[int], warmup_steps: int, steady: Optional[float]) -> dict:
     """Where the steps past warm-up lose time against the steady (median) step: `excess_s` in all, the part in
     the AFTER_GAP steps that follow each save or sample (`after_gap_excess_s`: what a sample or a write costs
-    the steps after it), the 90th and 99th percentile and the slowest step."""
+    the steps after it), the 90th and 99th percentile and the slowest step, and the median step of each stretch
+    between two saves or samples (`segment_medians_s`: a lasting change after one)."""
     if not steps or not steady:
         return {}
     body = steps[warmup_steps:]
@@ -102,7 +103,10 @@ def step_spread(steps: list[float], after_gap: list[int], warmup_steps: int, ste
     def pct(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
+    cuts = sorted({warmup_steps, *(g for g in after_gap if g > warmup_steps), len(steps)})
+    segments = [round(statistics.median(steps[a:b]), 4) for a, b in zip(cuts, cuts[1:]) if b > a]
     return {"excess_s": round(sum(max(0.0, s - steady) for s in body), 3),
+            "segment_medians_s": segments,  # the median step between two saves / samples: does a step slow down after one?
             "after_gap_excess_s": round(sum(max(0.0, steps[i] - steady) for i in near if i < len(steps)), 3),
             "after_gap_steps": len([i for i in near if i < len(steps)]), "p90_s": pct(0.9), "p99_s": pct(0.99), "max_s": round(max(ordered), 4)}
 
