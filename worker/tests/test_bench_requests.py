@@ -49,3 +49,21 @@ def test_the_whole_run_bench_patches_the_loader_where_the_trainer_looks_it_up():
     [module] = re.findall(r"^\s+(\w+)\.load_pipeline = lambda", source, re.M)
     patched = {"setup": setup, "loop": loop}[module]
     assert loop.load_and_cache.__globals__ is vars(patched)
+
+
+def test_warm_host_runs_a_throwaway_run_that_samples_saves_and_compiles_nothing(tmp_path, monkeypatch, capsys):
+    """--warm-host: the same request for 2 steps, without samples, saves, compile or the timed runs' compile cache
+    folder (so the cold run still starts with nothing compiled), under its own label; its row is not kept."""
+    import bench_script
+
+    mod = bench_script.load("gpu-wholerun.py")
+    seen = []
+    monkeypatch.setattr(mod, "run_once", lambda key, label, request, *rest: seen.append((key, label, request, rest)) or {"error": "E_X: boom"})
+    base = {"steps": 2000, "save_every": 250, "compile": True, "compile_cache_dir": "/c", "samples": {"every": 250}, "rank": 16}
+    seconds = mod.warm_host("flux1", base, tmp_path, False, tmp_path, 1e9, ["scipy"])
+    [(key, label, request, rest)] = seen
+    assert (key, label) == ("flux1", "host-warm") and rest[-1] == ["scipy"]  # the timed runs' venv
+    assert request["steps"] == 2 and request["save_every"] == 0 and request["compile"] is False and request["rank"] == 16
+    assert "samples" not in request and "compile_cache_dir" not in request and request["output_dir"].endswith("out-flux1-host-warm")
+    assert base["compile"] is True and "samples" in base  # the timed runs' request untouched
+    assert seconds >= 0 and "(E_X: boom)" in capsys.readouterr().out
