@@ -94,6 +94,9 @@ def test_first_renders_the_base_before_the_first_step(bases, dataset, tmp_path, 
     assert [e["step"] for e in evs if e["type"] == "sample"] == [0, 2]
     # Its time is in-training sampling (between steps), as the other samples' is, not "other".
     assert result["timing"]["between_steps_s"] >= SLOW_S and result["timing"]["other_s"] < SLOW_S, result["timing"]
+    # and the samples' part of it is named (between_parts: with the last step's sample, which runs after it)
+    parts = result["timing"]["between_parts"]
+    assert parts["samples"] >= SLOW_S and set(parts) == {"samples", "rest"}, parts
     pipe = StableDiffusionXLPipeline.from_pretrained(bases["sdxl"], torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     base = pipe(prompt=SAMPLES["prompts"][0], negative_prompt="", num_inference_steps=SAMPLES["steps"], guidance_scale=SAMPLES["guidance_scale"], width=RES, height=RES,

@@ -68,3 +68,15 @@ def test_a_gap_shorter_than_a_pause_marks_nothing_and_warm_up_steps_are_not_char
 
 def test_no_steps_no_spread():
     assert timing.step_spread([], [], 0, None) == {}
+
+
+def test_named_parts_between_steps_add_up(clock):
+    tl = timing.Timeline()
+    for name, seconds in (("samples", 2.0), ("finite_check", 0.25), ("samples", 1.0)):
+        with tl.between(name):
+            clock.t += seconds
+    assert tl.between_parts == {"samples": pytest.approx(3.0), "finite_check": pytest.approx(0.25)}
+    with pytest.raises(RuntimeError), tl.between("samples"):
+        clock.t += 1.0
+        raise RuntimeError("a failed render is still timed")
+    assert tl.between_parts["samples"] == pytest.approx(4.0)

@@ -262,7 +262,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
     first = getattr(state.arch, "sample_renderer", None)
     if first is not None and first.first and state.step == 0 and group.is_main:
         state.timeline.loop_begin()
-        first.render(0, state.png_writer)  # the strip's first column: what the base draws before any step
+        with state.timeline.between("samples"):
+            first.render(0, state.png_writer)  # the strip's first column: what the base draws before any step
     while state.step < cfg.steps:
         state.timeline.step_begin()
         state.step += 1
@@ -301,14 +302,17 @@ def train_loop(state: TrainState) -> Optional[dict]:
         state.losses.append(step_loss)
         report_step(state, step_loss)
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:
-            if not finite_params(state.params):
+            with state.timeline.between("finite_check"):
+                finite = finite_params(state.params)
+            if not finite:
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
         renderer = getattr(state.arch, "sample_renderer", None)
         if renderer is not None and group.is_main and renderer.due(step):
             if renderer.captures_next():
-                state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
-            with regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
+                with state.timeline.between("writer_wait"):
+                    state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
+            with state.timeline.between("samples"), regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
                 renderer.render(step, state.png_writer)  # PNGs written on their own thread (sample_output.py)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)

@@ -45,6 +45,7 @@ class Timeline:
         self.train_ended: Optional[float] = None
         self._step_t: Optional[float] = None
         self.after_gap: list[int] = []  # the indices of the steps that began after a save or a sample
+        self.between_parts: dict[str, float] = {}  # named parts of the time between steps (between())
 
     def loop_begin(self) -> None:
         """The loop starts before its first step (the step-0 samples): what runs before it counts
@@ -77,6 +78,16 @@ class Timeline:
             out["seconds"] = time.perf_counter() - t
             self.saves.append(out["seconds"])
 
+    @contextmanager
+    def between(self, name: str):
+        """Times a named part of what runs between two steps (the finite check before a save, the samples, a wait
+        for the writer): summary()'s between_parts, with `rest` the between-steps time none of them holds."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.between_parts[name] = self.between_parts.get(name, 0.0) + time.perf_counter() - t
+
     def save_written(self, seconds: float) -> None:
         self.save_writes.append(seconds)
 
@@ -86,6 +97,9 @@ class Timeline:
         out["startup_parts"] = startup_parts(protocol.startup_marks(), out["startup_s"])
         out["save_writes_s"] = sum(self.save_writes)  # overlapped with the steps: not a part of total_s
         out["step_spread"] = step_spread(self.steps, self.after_gap, out["warmup_steps"], out["steady_s_per_step"])
+        # the last step's samples run after it: in other_s, not between steps (the parts here count them all)
+        parts = {k: round(v, 3) for k, v in self.between_parts.items()}
+        out["between_parts"] = {**parts, "rest": round(max(0.0, out["between_steps_s"] + out["other_s"] - sum(parts.values())), 3)}
         return out
 
 
