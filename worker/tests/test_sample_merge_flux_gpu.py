@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 
 from loraspec_worker import speed, train  # noqa: E402
 from loraspec_worker.train import sample_merge  # noqa: E402
+from loraspec_worker.train import samples as train_samples  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config  # noqa: E402
 from loraspec_worker.train.sample_merge_call import CallMergedLora  # noqa: E402
 from model_state import state  # noqa: E402
@@ -76,7 +77,7 @@ def test_a_compiled_fp8_run_samples_merged_and_trains_as_one_without_samples(mod
     assert len(on) == 8 and on == off
     logs = [e["message"] for e in events if e["type"] == "log"]
     assert bool([m for m in logs if m.startswith("sample merge:")]) is (mode == "per_call") and len([m for m in logs if m.startswith("samples at step")]) == 2
-    assert not [e for e in events if e["type"] == "warning" and e.get("code") in (sample_merge.WARNING, "W_SAMPLE_COMPILE_FALLBACK")]
+    assert not [e for e in events if e["type"] == "warning" and e.get("code") in (sample_merge.WARNING, train_samples.COMPILE_FALLBACK)]
     report = lambda evs: [e["message"].split(";")[0] for e in evs if e["type"] == "log" and e["message"].startswith("torch.compile in this run")]  # noqa: E731
     assert (report(events) == report(events_off)) is (mode == "per_call"), (report(events), report(events_off))
 

@@ -24,10 +24,11 @@ from typing import Any, Optional
 
 from ..protocol import emit, is_oom, warning
 from . import sample_graph, sample_merge, sample_output
-from .config import Config
+from .config import TABLE, Config
 
-# The warning of a compiled sample that failed (sample_merge "compiled"): the samples render eagerly from then on.
-COMPILE_FALLBACK = "W_SAMPLE_COMPILE_FALLBACK"
+# The warning of a compiled sample that failed (sample_merge "compiled"; core's BUILTIN_TRAINER.sampleMerge): the
+# samples render eagerly from then on.
+COMPILE_FALLBACK = TABLE["sampleMerge"]["compiledWarning"]
 
 
 def _encode_sdxl(pipe, prompts: list[str], device, guidance: float) -> list[dict]:

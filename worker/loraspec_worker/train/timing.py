@@ -111,7 +111,7 @@ def step_spread(steps: list[float], after_gap: list[int], warmup_steps: int, ste
     if not steps or not steady:
         return {}
     body = steps[warmup_steps:]
-    near = {i for g in after_gap for i in range(g, g + AFTER_GAP) if i >= warmup_steps}
+    near = {i for g in after_gap for i in range(max(g, warmup_steps), min(g + AFTER_GAP, len(steps)))}
     ordered = sorted(body) or [steady]
 
     def pct(q: float) -> float:
@@ -121,8 +121,8 @@ def step_spread(steps: list[float], after_gap: list[int], warmup_steps: int, ste
     segments = [round(statistics.median(steps[a:b]), 4) for a, b in zip(cuts, cuts[1:]) if b > a]
     return {"excess_s": round(sum(max(0.0, s - steady) for s in body), 3),
             "segment_medians_s": segments,  # the median step between two saves / samples: does a step slow down after one?
-            "after_gap_excess_s": round(sum(max(0.0, steps[i] - steady) for i in near if i < len(steps)), 3),
-            "after_gap_steps": len([i for i in near if i < len(steps)]), "p90_s": pct(0.9), "p99_s": pct(0.99), "max_s": round(max(ordered), 4)}
+            "after_gap_excess_s": round(sum(max(0.0, steps[i] - steady) for i in near), 3),
+            "after_gap_steps": len(near), "p90_s": pct(0.9), "p99_s": pct(0.99), "max_s": round(max(ordered), 4)}
 
 
 def startup_parts(marks: list[tuple[str, float]], startup_s: float) -> dict[str, float]:

@@ -54,7 +54,7 @@ export const TrainRequestSchema = z.strictObject({
     .enum(BUILTIN_TRAINER.sampleMerge.modes)
     .meta({
       description:
-        "How in-training samples merge the LoRA (plan/sample-merge.ts): buffers (W + scale x B @ A written before each sample into a second copy of the targeted weights, kept for the run), per_call (each LoRA layer's merged weight made for the call), none (the LoRA path), compiled (the LoRA path through the training's compiled blocks; W_SAMPLE_COMPILE_FALLBACK renders eagerly when that fails). A layer the worker cannot merge keeps the LoRA path, with W_SAMPLE_MERGE_FALLBACK.",
+        `How in-training samples merge the LoRA (plan/sample-merge.ts): buffers (W + scale x B @ A written before each sample into a second copy of the targeted weights, kept for the run), per_call (each LoRA layer's merged weight made for the call), none (the LoRA path), compiled (the LoRA path through the training's compiled blocks; ${BUILTIN_TRAINER.sampleMerge.compiledWarning} renders eagerly when that fails). A layer the worker cannot merge keeps the LoRA path, with ${BUILTIN_TRAINER.sampleMerge.warning}.`,
     }),
   quantize: z.enum(BUILTIN_TRAINER.quantize),
   num_processes: int(1).meta({ description: "Data-parallel processes, one per GPU of the host." }),

@@ -249,6 +249,8 @@ export const BUILTIN_TRAINER = {
     perCallArches: ["flux1", "flux2-klein"],
     networkTypes: ["lora"],
     warning: "W_SAMPLE_MERGE_FALLBACK",
+    /** `compiled`'s: a compiled sample failed; the samples render eagerly from then on (train/samples.py). */
+    compiledWarning: "W_SAMPLE_COMPILE_FALLBACK",
   },
   /** Settings no contract field reaches, fixed for every run (diffusers' dreambooth scripts' values). */
   fixed: { prefix_trigger: true, train_text_encoder: false, max_sequence_length: 512, noGuidance: 1 },
