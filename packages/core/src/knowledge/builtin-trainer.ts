@@ -230,23 +230,24 @@ export const BUILTIN_TRAINER = {
    * all-linear, and need the plan to weigh them against the step's own settings; per call they cost no
    * memory beyond one layer's weight while the training's activations are free. An fp8 base (quantize)
    * keeps the LoRA path.
-   * `compiled` (no merge): the LoRA path through the training's compiled blocks, recompiled once for no_grad
-   * and eval mode (every other mode runs them force_eager), so a sample over fp8_matmul's copies runs the
-   * training forward's fp8 GEMMs, fused; a compiled sample that fails renders eagerly from then on with
-   * W_SAMPLE_COMPILE_FALLBACK (train/samples.py). One of `benchModes`: the worker runs it, core does not choose
-   * it (bench/gpu-wholerun.py --set sample_merge=...). FLUX.1 on an H100 (2026-12-06, cold 30 steps, samples
-   * every 10; bench/data/sample-path-h100-2026-12-06-flux1-compiled.jsonl): an image 3.7-4.0 s where the
-   * per-call merge takes 5.3-5.5 s, its first 21.6 s (the no_grad graphs compiled), but that run's steady step
-   * was 0.41 s where the per-call cold 30 stepped 0.295 on another H100: until a whole run measures both side
-   * by side on one host, per_call stays the rule.
+   * `compiled` (no merge; `compiledArches` when the run compiles): the LoRA path through the training's compiled
+   * blocks, recompiled once for no_grad and eval mode (every other mode runs them force_eager), so a sample over
+   * fp8_matmul's copies runs the training forward's fp8 GEMMs, fused; a compiled sample that fails renders
+   * eagerly from then on with W_SAMPLE_COMPILE_FALLBACK (train/samples.py). FLUX.1 on an H200 (2026-12-06, one
+   * host, FA4, compile + fp8 GEMMs, LoRA bf16; bench/data/gpu-wholerun-h200-2026-12-06-flux1-compiled-samples.jsonl
+   * and bench/data/sample-path-h200-2026-12-06-flux1-compiled.jsonl): an image 2.4-3.1 s where the per-call
+   * merge took 4.9-5.0 s on the H200 (gpu-wholerun-h200-2026-12-06.jsonl), the first 7.1 s from a warm compile
+   * cache (17.2 s cold); the steps between samples unchanged (24 steps, samples every 8, not at step 0: the
+   * stretches' median steps 0.294, 0.297, 0.286 s). FLUX.2 [klein] keeps per_call until a GPU run measures it.
    * Core decides (plan/sample-merge.ts) and sends the answer as the request's sample_merge (`modes`: buffers,
    * per_call, none, compiled); the worker builds the variant it names and reads only the warning code from here.
    */
   sampleMerge: {
     modes: ["buffers", "per_call", "none", "compiled"],
-    benchModes: ["compiled"],
     arches: ["sdxl"],
     perCallArches: ["flux1", "flux2-klein"],
+    /** perCallArches whose samples run through the compiled blocks when the run compiles (measured: FLUX.1). */
+    compiledArches: ["flux1"],
     networkTypes: ["lora"],
     warning: "W_SAMPLE_MERGE_FALLBACK",
     /** `compiled`'s: a compiled sample failed; the samples render eagerly from then on (train/samples.py). */

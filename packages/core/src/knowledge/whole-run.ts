@@ -106,7 +106,7 @@ export const COMPILE_CACHE_WARM_S: Sourced & { seconds: number; arch: WorkerArch
 export const GPU_SPEED_WARMUP_STEPS = 5;
 
 /** How the worker renders an in-training sample (core decides: BUILTIN_TRAINER.sampleGraph / sampleMerge; plan/sample-time.ts samplePath). */
-export type SamplePath = "eager" | "graph" | "merge" | "graph+merge";
+export type SamplePath = "eager" | "graph" | "merge" | "graph+merge" | "compiled";
 
 export interface SamplePassRecord extends Sourced {
   arch: WorkerArch;
@@ -115,8 +115,10 @@ export interface SamplePassRecord extends Sourced {
   passSeconds: number;
   /** The rest of an image: the LoRA merge, the VAE decode, the pipeline around the loop. */
   imageExtraS: number;
-  /** The first sample's extra (the sample graph's capture). */
+  /** The first sample's extra (the sample graph's capture; the compiled path: compiling its no_grad graphs). */
   firstExtraS: number;
+  /** The compiled path's first extra when torch.compile's cache holds the graphs (Dynamo still traces them). */
+  firstExtraWarmS?: number;
 }
 
 /**
@@ -160,6 +162,17 @@ export const SAMPLE_PASSES: readonly SamplePassRecord[] = [
     firstExtraS: 0,
     source:
       "bench/data/gpu-wholerun-h200-2026-12-06.jsonl logs (FA4, compile + fp8 GEMMs, LoRA bf16, 266 LoRA layers merged per call): pipeline 4.87-4.96 s for 20 passes (0.88 x the run's 0.277 s step; the VAE decode inside it), images 4.92-5.03 s; on an H100 the same run's 8 images 5.26-5.48 s (bench/data/gpu-wholerun-h100-2026-12-06-flux1-warm2000.jsonl)",
+    asOf: "2026-12-06",
+  },
+  {
+    arch: "flux1",
+    path: "compiled",
+    passSeconds: 0.136,
+    imageExtraS: 0.07,
+    firstExtraS: 14.4,
+    firstExtraWarmS: 4.3,
+    source:
+      "bench/data/gpu-wholerun-h200-2026-12-06-flux1-compiled-samples.jsonl logs (FA4, compile + fp8 GEMMs, LoRA bf16, the LoRA path through the compiled blocks): warm run's images 2-8 2.41-3.07 s (median 2.82: 20 passes of 0.136 s + 0.07), the first 7.09 s (+4.3: Dynamo traces the no_grad graphs the cache holds); the cold run's only image 17.23 s (+14.4: compiling them)",
     asOf: "2026-12-06",
   },
   {

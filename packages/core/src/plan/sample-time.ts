@@ -35,11 +35,14 @@ export interface SampleTime {
  * (BUILTIN_TRAINER.sampleMerge, plan/sample-merge.ts sampleMergeKind: the rule vram-extras.ts sampleMergeGb
  * counts the buffers of).
  */
-export function samplePath(model: BaseModelRecord, contract: Contract, settings: Pick<TrainSettings, "quantize" | "fp8Matmul">): SamplePath {
+export function samplePath(model: BaseModelRecord, contract: Contract, settings: Pick<TrainSettings, "quantize" | "fp8Matmul" | "compile">): SamplePath {
   const { arch } = builtinArchOf(model.id);
   const graph = (BUILTIN_TRAINER.sampleGraph.arches as readonly string[]).includes(arch);
-  // Either merge (SDXL's buffers, FLUX's per call) is a measured path of its own (knowledge/whole-run.ts SAMPLE_PASSES).
-  const merge = sampleMergeKind(arch, contract.network.type, settings) !== "none";
+  // Either merge (SDXL's buffers, FLUX's per call) and FLUX's compiled samples are measured paths of their own
+  // (knowledge/whole-run.ts SAMPLE_PASSES).
+  const kind = sampleMergeKind(arch, contract.network.type, settings);
+  if (kind === "compiled") return "compiled";
+  const merge = kind !== "none";
   return graph && merge ? "graph+merge" : graph ? "graph" : merge ? "merge" : "eager";
 }
 
@@ -48,6 +51,8 @@ export interface SampleScale {
   gpuFactor: number;
   /** The path to time (default: samplePath's, what the worker does today). */
   path?: SamplePath;
+  /** Whether torch.compile's cache holds the run's graphs (the compiled path's first sample traces, not compiles). */
+  compileCache?: "cold" | "warm";
 }
 
 /**
@@ -67,7 +72,8 @@ export function sampleTime(contract: Contract, model: BaseModelRecord, resolutio
   if (measured) {
     const onCard = scale.gpuFactor * (resolution ** 2 / 1024 ** 2);
     const pass = measured.passSeconds * onCard;
-    const seconds = images * (samples.steps * passes * pass + measured.imageExtraS * onCard) + measured.firstExtraS * onCard;
+    const first = scale.compileCache === "warm" ? (measured.firstExtraWarmS ?? measured.firstExtraS) : measured.firstExtraS;
+    const seconds = images * (samples.steps * passes * pass + measured.imageExtraS * onCard) + first * onCard;
     return {
       images,
       seconds: Math.round(seconds),

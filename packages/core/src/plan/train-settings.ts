@@ -221,7 +221,7 @@ function finish(c: Candidate, ckpt: SettingChoice, asked: string, contract: Cont
   const { gradientCheckpointing, compile, cudaGraphs, quantize, fp8Matmul, attention } = c;
   const lora = loraComputeFor(contract, getBaseModel(contract.base.model)!); // finish runs for the built-in trainer's known models only
   choices.push(lora.choice);
-  const merge = sampleMergeFor(contract, builtinArchOf(contract.base.model).arch, { quantize, fp8Matmul });
+  const merge = sampleMergeFor(contract, builtinArchOf(contract.base.model).arch, { quantize, fp8Matmul, compile });
   if (merge.choice) choices.push(merge.choice);
   const checkpointingMode = c.checkpointingMode ?? (gradientCheckpointing ? "full" : "off");
   if (gradientCheckpointing && !choices.some((x) => x.setting === "checkpointing_mode")) {

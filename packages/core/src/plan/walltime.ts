@@ -288,7 +288,7 @@ export function walltimeOn(gpu: GpuRecord, model: BaseModelRecord, contract: Con
   const secondsPerStep = anchor.secondsPerStep * hp.gradient_accumulation * (meanArea / 1024 ** 2) * stepFactor;
   const basis = onAnchor || anchor.basis === "flops" ? anchor.basis : "scaled";
   // Samples render at `resolution` (the largest): the step time scaled back from the mean training area.
-  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanArea), settings, { gpuFactor: factor, path: options.samplePath });
+  const sampling = sampleTime(contract, model, resolution, steps, secondsPerStep * (resolution ** 2 / meanArea), settings, { gpuFactor: factor, path: options.samplePath, compileCache: options.compileCache });
   const { parts, omitted } = walltimeParts({
     model,
     contract,

@@ -37,18 +37,27 @@ describe("the sample merge: core decides, the request carries it", () => {
   it("the rule over every arch, network type, quantize and fp8_matmul", () => {
     const kinds = WORKER_ARCHES.flatMap((arch) =>
       BUILTIN_TRAINER.networkTypes.flatMap((type) =>
-        ["none", "fp8"].flatMap((quantize) => [false, true].map((fp8Matmul) => [`${arch} ${type} ${quantize}${fp8Matmul ? " fp8mm" : ""}`, sampleMergeKind(arch, type, { quantize, fp8Matmul })])),
+        ["none", "fp8"].flatMap((quantize) =>
+          [false, true].flatMap((fp8Matmul) =>
+            [false, true].map((compile) => [`${arch} ${type} ${quantize}${fp8Matmul ? " fp8mm" : ""}${compile ? " compile" : ""}`, sampleMergeKind(arch, type, { quantize, fp8Matmul, compile })]),
+          ),
+        ),
       ),
     );
     const merged = Object.fromEntries(kinds.filter(([, k]) => k !== "none"));
     expect(merged).toEqual({
       "sdxl lora none": "buffers",
+      "sdxl lora none compile": "buffers",
       "flux1 lora none": "per_call",
       "flux1 lora none fp8mm": "per_call",
+      "flux1 lora none compile": "compiled",
+      "flux1 lora none fp8mm compile": "compiled",
       "flux2-klein lora none": "per_call",
       "flux2-klein lora none fp8mm": "per_call",
+      "flux2-klein lora none compile": "per_call",
+      "flux2-klein lora none fp8mm compile": "per_call",
     });
-    expect(kinds.length).toBe(WORKER_ARCHES.length * BUILTIN_TRAINER.networkTypes.length * 4);
+    expect(kinds.length).toBe(WORKER_ARCHES.length * BUILTIN_TRAINER.networkTypes.length * 8);
   });
 
   it("every compiled request carries sampleMergeKind's answer for its own arch, network type, quantize and fp8_matmul, with the plan's reason", () => {
@@ -58,32 +67,32 @@ describe("the sample merge: core decides, the request carries it", () => {
         for (const quantize of ["none", "fp8"])
           for (const [steps, gpu] of HARDWARE) {
             const { request: r, choices } = compiled(model, type, quantize, steps, gpu);
-            const want = sampleMergeKind(r.arch, r.network_type, { quantize: r.quantize, fp8Matmul: r.fp8_matmul });
+            const want = sampleMergeKind(r.arch, r.network_type, { quantize: r.quantize, fp8Matmul: r.fp8_matmul, compile: r.compile });
             expect(r.sample_merge, `${model} ${type} ${quantize} ${gpu}`).toBe(want);
             const choice = choices.filter((x) => x.setting === "sample_merge");
             expect(choice).toHaveLength(1);
             expect(choice[0]!.value).toBe(want);
             expect(choice[0]!.why.startsWith(`${want}: `)).toBe(true);
-            seen.set(`${r.arch} ${r.network_type} ${r.quantize}${r.fp8_matmul ? " fp8mm" : ""}`, r.sample_merge);
+            seen.set(`${r.arch} ${r.network_type} ${r.quantize}${r.fp8_matmul ? " fp8mm" : ""}${r.compile ? " compile" : ""}`, r.sample_merge);
           }
-    // The plan reaches both merges and the fp8_matmul case of the per-call one (the rule test covers the rest).
+    // The plan reaches both merges, the compiled samples, and the fp8_matmul case of the per-call one (the rule test covers the rest).
     expect(seen.get("sdxl lora none")).toBe("buffers");
-    expect(seen.get("flux1 lora none fp8mm")).toBe("per_call");
+    expect(seen.get("flux1 lora none fp8mm compile")).toBe("compiled");
     expect(seen.get("flux1 lora none")).toBe("per_call");
-    expect(seen.get("flux2-klein lora none fp8mm")).toBe("per_call");
+    expect(seen.get("flux2-klein lora none fp8mm compile")).toBe("per_call");
     expect(seen.get("flux1 lora fp8")).toBe("none");
     expect(seen.get("sdxl dora none")).toBe("none");
-    // every mode but the bench's (sent by bench/gpu-wholerun.py --set only, until measured as a rule)
-    const bench: readonly string[] = BUILTIN_TRAINER.sampleMerge.benchModes;
-    expect(new Set(seen.values())).toEqual(new Set(BUILTIN_TRAINER.sampleMerge.modes.filter((m) => !bench.includes(m))));
-    expect(bench.every((m) => (BUILTIN_TRAINER.sampleMerge.modes as readonly string[]).includes(m))).toBe(true);
+    // every mode is one the plan reaches
+    expect(new Set(seen.values())).toEqual(new Set(BUILTIN_TRAINER.sampleMerge.modes));
   });
 
   it("the reasons say why", () => {
     const why = (model: string, type: string, quantize: string, steps = 2000) => compiled(model, type, quantize, steps, "H200").choices.find((x) => x.setting === "sample_merge")!.why;
     expect(why("sdxl", "lora", "none")).toMatch(/^buffers: before each sample W' = W \+ scale x B @ A .*in the VRAM plan/);
-    expect(why("flux1-dev", "lora", "none")).toMatch(/^per_call: .*W is fp8_matmul's fp8 copy dequantized/);
+    expect(why("flux1-dev", "lora", "none")).toMatch(/^compiled: the samples run the LoRA path through the training's compiled blocks.*fp8 GEMMs, fused.*W_SAMPLE_COMPILE_FALLBACK/);
+    expect(why("flux1-dev", "lora", "none", 50)).toMatch(/^per_call: /); // a short run does not compile
     expect(why("flux1-dev", "lora", "none", 50)).not.toMatch(/fp8_matmul/);
+    expect(why("flux2-klein-4b", "lora", "none")).toMatch(/^per_call: .*W is fp8_matmul's fp8 copy dequantized/);
     expect(why("flux1-dev", "lora", "fp8")).toBe("none: an fp8 base (base.quantize) keeps the LoRA path while sampling");
     expect(why("sdxl", "lokr", "none")).toMatch(/^none: lokr keeps the LoRA path while sampling/);
     expect(why("zimage-turbo", "lora", "none")).toBe("none: the merge is built for sdxl, flux1, flux2-klein, not zimage");

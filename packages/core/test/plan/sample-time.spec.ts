@@ -102,14 +102,19 @@ describe("the sample path the walltime times is the one the VRAM plan sizes", ()
   // samplePath (plan/sample-time.ts) and sampleMergeGb (plan/vram-extras.ts) both read BUILTIN_TRAINER.sampleMerge:
   // the time of merged samples and the memory of their buffers must never disagree.
   const cases = (["sdxl", "flux1-dev", "flux2-klein-4b"] as const).flatMap((base) =>
-    (["lora", "dora", "lokr"] as const).flatMap((type) => (["none", "fp8"] as const).flatMap((quantize) => [false, true].map((fp8Matmul) => [base, type, quantize, fp8Matmul] as const))),
+    (["lora", "dora", "lokr"] as const).flatMap((type) =>
+      (["none", "fp8"] as const).flatMap((quantize) => [false, true].flatMap((fp8Matmul) => [false, true].map((compile) => [base, type, quantize, fp8Matmul, compile] as const))),
+    ),
   );
-  it.each(cases)("%s %s quantize %s fp8_matmul %s", (base, type, quantize, fp8Matmul) => {
+  it.each(cases)("%s %s quantize %s fp8_matmul %s compile %s", (base, type, quantize, fp8Matmul, compile) => {
     const c = contract({ base: { model: base }, trainer: { name: "diffusers", version: undefined }, network: { type }, hyperparameters: { learning_rate: 1e-4, steps: 1000, save_every: 250 }, samples: { every: 250 } });
     const model = getBaseModel(base)!;
-    const kind = sampleMergeKind(builtinArchOf(model.id).arch, type, { quantize, fp8Matmul });
-    // the timed path merges whenever the worker merges (buffers or per call); only the buffers take memory
-    expect(samplePath(model, c, { quantize, fp8Matmul }).endsWith("merge")).toBe(kind !== "none");
+    const kind = sampleMergeKind(builtinArchOf(model.id).arch, type, { quantize, fp8Matmul, compile });
+    // the timed path merges whenever the worker merges (buffers or per call), is the compiled one when the worker
+    // samples through the compiled blocks; only the buffers take memory
+    const path = samplePath(model, c, { quantize, fp8Matmul, compile });
+    expect(path.endsWith("merge")).toBe(kind === "buffers" || kind === "per_call");
+    expect(path === "compiled").toBe(kind === "compiled");
     expect(kind === "buffers").toBe(sampleMergeGb(model, c, { quantize, fp8Matmul }, 2) !== undefined);
   });
 });
