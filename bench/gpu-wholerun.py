@@ -19,7 +19,9 @@ run (--steps, the cache the cold run left). Reported per run, from the worker's 
 result's `timing` (train/timing.py): load, cache (latents + captions), set-up, warm-up (the leading
 steps slower than 1.5x steady, beyond steady), steady s/step (median of the second half), steps,
 periodic saves, time between steps (in-training samples: `sample` events counted), the final save,
-the worker's total and the process wall time; ratio = process wall / (steps x steady s/step)
+the worker's total and the process wall time, each step's wait for its loss against the host's own work
+(timing.host_split) and the loop's garbage collections (timing.gc); beside them the card's clocks, power and
+throttle reasons sampled by nvidia-smi while the run works (bench/gpu_clocks.py: the row's gpu_clocks); ratio = process wall / (steps x steady s/step)
 (goal <= 1.15 for 2,000 steps; 400 here to fit the GPU budget, so also projected to 2,000 steps with a
 save every 250 from the run's parts) and the warm run's warm-up (goal < 15 s).
 
@@ -55,6 +57,7 @@ REQUESTS = ROOT / "bench" / "data" / "gpu-wholerun-requests.json"
 DEVICE = "cuda"  # where the full-size weights are built (tests of the builder use "meta")
 sys.path.insert(0, str(ROOT / "worker"))
 sys.path.insert(0, str(ROOT / "bench"))
+import gpu_clocks  # noqa: E402
 from bench_load import load_by_path  # noqa: E402
 from results_md import put_section, section_lines  # noqa: E402
 
@@ -166,22 +169,25 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
     req_file.write_text(json.dumps(request))
     # the worker first, then whatever the caller had (the GPU machine's carried wheels live there)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "worker"), os.environ.get("PYTHONPATH", "")) if p), "PYTHONUNBUFFERED": "1"}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", str(req_file), "--key", key] + (["--tiny"] if tiny else []) + (["--block", ",".join(blocked)] if blocked else []),
-                            stdout=subprocess.PIPE, stderr=open(logs / f"{key}-{label}.stderr.log", "w"), text=True, env=env)
-    watchdog = threading.Timer(max(1.0, deadline - time.perf_counter()), proc.kill)
-    watchdog.start()
-    events, done_at = [], None
-    for line in proc.stdout:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-        if events[-1].get("type") == "done":
-            done_at = time.perf_counter()
-    rc = proc.wait()
-    watchdog.cancel()
-    wall = time.perf_counter() - t0
+    # the card's clocks, power and throttle reasons while this run works (bench/gpu_clocks.py; not for --tiny)
+    clocks = gpu_clocks.Sampler(logs / f"{key}-{label}.clocks.csv", enabled=not tiny)
+    with clocks:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, __file__, "--child", str(req_file), "--key", key] + (["--tiny"] if tiny else []) + (["--block", ",".join(blocked)] if blocked else []),
+                                stdout=subprocess.PIPE, stderr=open(logs / f"{key}-{label}.stderr.log", "w"), text=True, env=env)
+        watchdog = threading.Timer(max(1.0, deadline - time.perf_counter()), proc.kill)
+        watchdog.start()
+        events, done_at = [], None
+        for line in proc.stdout:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+            if events[-1].get("type") == "done":
+                done_at = time.perf_counter()
+        rc = proc.wait()
+        watchdog.cancel()
+        wall = time.perf_counter() - t0
     done = next((e for e in events if e["type"] == "done"), None)
     row = {"model": key, "run": label, "steps": request["steps"], "save_every": request["save_every"], "process_wall_s": wall, "rc": rc,
            "exit_s": round(time.perf_counter() - done_at, 3) if done_at else None,  # from the done event to the process's end
@@ -190,6 +196,8 @@ def run_once(key: str, label: str, request: dict, work: Path, tiny: bool, logs: 
            "samples": sum(1 for e in events if e["type"] == "sample"),
            "warnings": [e.get("code") for e in events if e["type"] == "warning"],
            "logs": [e["message"] for e in events if e["type"] == "log" and any(k in e["message"] for k in ("compile cache", "cached ", "CUDA graph", "torch.compile", "samples at step", "sample graph", "sample merge"))]}
+    if clocks.summary:
+        row["gpu_clocks"] = clocks.summary
     if done is None:
         err = next((e for e in events if e["type"] == "error"), {})
         why = "killed at the time budget (--budget-s)" if rc == -9 else f"no done event (rc {rc}); see {key}-{label}.stderr.log"

@@ -97,6 +97,10 @@ def test_first_renders_the_base_before_the_first_step(bases, dataset, tmp_path, 
     # and the samples' part of it is named (between_parts: with the last step's sample, which runs after it)
     parts = result["timing"]["between_parts"]
     assert parts["samples"] >= SLOW_S and set(parts) == {"samples", "rest"}, parts
+    # each step's wait for its loss is split from the host's own work; the loop's collections are counted
+    split, collected = result["timing"]["host_split"], result["timing"]["gc"]
+    assert 0 <= split["wait_median_s"] and 0 <= split["host_median_s"] and split["wait_median_s"] + split["host_median_s"] <= result["timing"]["steps_s"], split
+    assert len(collected["collections"]) == 3 and collected["max_s"] <= sum(collected["seconds"]) + 1e-9, collected
     pipe = StableDiffusionXLPipeline.from_pretrained(bases["sdxl"], torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     base = pipe(prompt=SAMPLES["prompts"][0], negative_prompt="", num_inference_steps=SAMPLES["steps"], guidance_scale=SAMPLES["guidance_scale"], width=RES, height=RES,

@@ -80,3 +80,53 @@ def test_named_parts_between_steps_add_up(clock):
         clock.t += 1.0
         raise RuntimeError("a failed render is still timed")
     assert tl.between_parts["samples"] == pytest.approx(4.0)
+
+
+def test_the_host_split_says_whether_slow_steps_waited_on_the_gpu_or_worked_on_the_host(clock):
+    """Steps of 0.3 s that wait 0.25 s for their loss; the slow tenth either waits longer (the GPU) or works longer
+    on the host with no wait (the host)."""
+
+    def steps(slow_wait: float, slow_host: float):
+        tl = timing.Timeline()
+        for i in range(40):
+            tl.step_begin()
+            slow = i % 10 == 9
+            clock.t += slow_host if slow else 0.05  # the host's dispatch
+            with tl.loss_read():
+                clock.t += slow_wait if slow else 0.25  # the wait in .item()
+            tl.step_end()
+        return timing.host_split(tl.steps, tl.waits, 0)
+
+    gpu = steps(slow_wait=0.4, slow_host=0.05)
+    assert gpu["wait_median_s"] == pytest.approx(0.25) and gpu["host_median_s"] == pytest.approx(0.05)
+    assert gpu["slowest_tenth_wait_median_s"] == pytest.approx(0.4) and gpu["slowest_tenth_host_median_s"] == pytest.approx(0.05)
+    host = steps(slow_wait=0.0, slow_host=0.45)
+    assert host["slowest_tenth_wait_median_s"] == pytest.approx(0.0) and host["slowest_tenth_host_median_s"] == pytest.approx(0.45)
+    assert timing.host_split([], [], 0) == {}
+
+
+def test_a_step_with_several_loss_reads_waits_their_sum_and_warm_up_steps_are_left_out(clock):
+    tl = timing.Timeline()
+    for wait in (5.0, 0.1, 0.1):
+        tl.step_begin()
+        for _ in range(2):  # two micro-batches
+            with tl.loss_read():
+                clock.t += wait / 2
+        clock.t += 0.02
+        tl.step_end()
+    assert tl.waits == [pytest.approx(5.0), pytest.approx(0.1), pytest.approx(0.1)]
+    assert timing.host_split(tl.steps, tl.waits, 1)["wait_median_s"] == pytest.approx(0.1)
+
+
+def test_the_collections_during_the_loop_are_counted_and_timed_and_the_watch_is_removed():
+    import gc
+
+    tl = timing.Timeline()
+    before = len(gc.callbacks)
+    with tl.gc_watch():
+        gc.collect(0)
+        gc.collect(2)
+    gc.collect(2)  # after the watch: not counted
+    assert len(gc.callbacks) == before
+    assert tl.gc_counts[0] >= 1 and tl.gc_counts[2] == 1
+    assert all(s >= 0 for s in tl.gc_seconds) and 0 < tl.gc_max_s <= sum(tl.gc_seconds) + 1e-9

@@ -155,7 +155,7 @@ def train_once(cfg: Config, group=None) -> dict:
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
     state.started = time.time()
     state.step = state.start_step
-    with soft_cancel():
+    with soft_cancel(), state.timeline.gc_watch():
         try:
             stopped = train_loop(state)
             state.writer.wait()  # the last checkpoint is on disk before the final save (or its write's error is raised)
@@ -278,7 +278,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             loss = micro_step(state, step, local, raise_oom)
             if inject_nan is not None and step == int(inject_nan):
                 loss = loss * float("nan")
-            value = float(loss.detach().item())
+            with state.timeline.loss_read():
+                value = float(loss.detach().item())
             if not math.isfinite(value) and not group.active:
                 emit({"type": "loss", "step": step, "loss": value})
                 raise Diverged(f"loss is {value} at step {step}")

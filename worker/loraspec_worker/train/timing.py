@@ -20,6 +20,7 @@ Definitions (bench/gpu-wholerun.py and RESULTS use them):
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from contextlib import contextmanager
@@ -46,6 +47,11 @@ class Timeline:
         self._step_t: Optional[float] = None
         self.after_gap: list[int] = []  # the indices of the steps that began after a save or a sample
         self.between_parts: dict[str, float] = {}  # named parts of the time between steps (between())
+        self.waits: list[float] = []  # per step: the host's wait for the loss (loss_read()), the rest is host work
+        self._wait = 0.0
+        self.gc_seconds = [0.0, 0.0, 0.0]  # the interpreter's collections during the loop, by generation (gc_watch())
+        self.gc_counts = [0, 0, 0]
+        self.gc_max_s = 0.0
 
     def loop_begin(self) -> None:
         """The loop starts before its first step (the step-0 samples): what runs before it counts
@@ -64,8 +70,40 @@ class Timeline:
     def step_end(self) -> None:
         if self._step_t is not None:
             self.steps.append(time.perf_counter() - self._step_t)
+            self.waits.append(self._wait)
             self._step_t = None
+        self._wait = 0.0
         self.train_ended = time.perf_counter()
+
+    @contextmanager
+    def loss_read(self):
+        """Times the host's wait for a step's loss (the `.item()` that waits for the GPU): a step's wait against
+        the rest of it (the host dispatching work) says whether a slow step waited on the GPU or on the host."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._wait += time.perf_counter() - t
+
+    @contextmanager
+    def gc_watch(self):
+        """Counts the interpreter's cyclic collections while the loop runs, and their seconds by generation."""
+        started: list[float] = []
+
+        def callback(phase: str, info: dict) -> None:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                seconds, generation = time.perf_counter() - started.pop(), min(2, int(info.get("generation", 0)))
+                self.gc_seconds[generation] += seconds
+                self.gc_counts[generation] += 1
+                self.gc_max_s = max(self.gc_max_s, seconds)
+
+        gc.callbacks.append(callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(callback)
 
     @contextmanager
     def save(self):
@@ -100,7 +138,26 @@ class Timeline:
         # the last step's samples run after it: in other_s, not between steps (the parts here count them all)
         parts = {k: round(v, 3) for k, v in self.between_parts.items()}
         out["between_parts"] = {**parts, "rest": round(max(0.0, out["between_steps_s"] + out["other_s"] - sum(parts.values())), 3)}
+        out["host_split"] = host_split(self.steps, self.waits, out["warmup_steps"])
+        out["gc"] = {"collections": list(self.gc_counts), "seconds": [round(x, 4) for x in self.gc_seconds], "max_s": round(self.gc_max_s, 4)}
         return out
+
+
+def host_split(steps: list[float], waits: list[float], warmup_steps: int) -> dict:
+    """Each step past warm-up as the host's wait for its loss (the GPU still working) and the rest (the host
+    dispatching work, its Python and launches; with a full launch queue that too waits on the GPU): medians over
+    all of them and over the slowest tenth. Slow steps that wait longer waited on the GPU (its clocks, its
+    kernels); slow steps that wait no longer but work longer on the host waited on the host."""
+    pairs = list(zip(steps, waits))[warmup_steps:]
+    if not pairs:
+        return {}
+    slow = sorted(pairs, key=lambda p: p[0])[-max(1, len(pairs) // 10):]
+
+    def med(rows: list[tuple[float, float]], f) -> float:
+        return round(statistics.median(f(s, w) for s, w in rows), 4)
+
+    return {"wait_median_s": med(pairs, lambda s, w: w), "host_median_s": med(pairs, lambda s, w: s - w),
+            "slowest_tenth_wait_median_s": med(slow, lambda s, w: w), "slowest_tenth_host_median_s": med(slow, lambda s, w: s - w)}
 
 
 def step_spread(steps: list[float], after_gap: list[int], warmup_steps: int, steady: Optional[float]) -> dict:
