@@ -129,3 +129,42 @@ def test_a_compiled_run_uses_the_requests_folder_and_saves_after_its_steps(tmp_p
     # Dynamo's PGO profile is this workload's (the request's shapes), and the run says what it compiled
     assert torch.compiler.config.job_id == "loraspec-" + compile_cache.workload_key(train.parse_config(req))
     assert any(e["type"] == "log" and e["message"].startswith("torch.compile in this run:") for e in events())
+
+
+FA4_CACHE = schema_files.builtin_trainer()["attention"]["fa4"]["persistentCache"]
+
+
+@pytest.fixture
+def fa4_env():
+    """configure_kernels sets FA4's cache variables: the process gets its own values back afterwards."""
+    names = (FA4_CACHE["enabledEnv"], FA4_CACHE["dirEnv"])
+    saved = {n: os.environ.pop(n, None) for n in names}
+    yield names
+    for n, v in saved.items():
+        os.environ.pop(n, None)
+        if v is not None:
+            os.environ[n] = v
+
+
+def test_fa4_kernels_are_kept_in_the_compile_cache_folder_only_when_fa4_is_asked_for(tmp_path, fa4_env):
+    enabled, folder_var = fa4_env
+    assert compile_cache.configure_kernels(None, "fa4") is None
+    assert compile_cache.configure_kernels(str(tmp_path / "compile"), "sdpa") is None
+    assert enabled not in os.environ and folder_var not in os.environ
+    folder = compile_cache.configure_kernels(str(tmp_path / "compile"), "fa4")
+    assert folder == str(tmp_path / "compile" / SPEC["fa4Dir"])
+    assert os.environ[enabled] == "1" and os.environ[folder_var] == folder
+
+
+def test_a_run_turns_fa4s_cache_on_before_its_levers_look_for_fa4(tmp_path, monkeypatch, fa4_env):
+    """flash_attn.cute reads its cache switch once, when it imports: the worker sets it before resolve_levers,
+    whose FA4 check imports it (train/attention.py device_blockers -> import_error)."""
+    from loraspec_worker.train import attention
+    from tiny_runs import tiny_run
+
+    seen = []
+    monkeypatch.setattr(attention, "device_blockers", lambda device: seen.append({n: os.environ.get(n) for n in fa4_env}) or ["no CUDA device"])
+    cache = tmp_path / "cache" / "compile"
+    result, losses, events = tiny_run("sdxl", tmp_path, "run", monkeypatch, steps=2, attention="fa4", compile_cache_dir=str(cache), precision="fp32")
+    assert len(losses) == 2 and seen == [{fa4_env[0]: "1", fa4_env[1]: str(cache / SPEC["fa4Dir"])}]
+    assert [e["code"] for e in events if e["type"] == "warning"] == [attention.CODE]  # FA4 refused on the CPU, with its code

@@ -36,6 +36,9 @@ autograd_function_apply" unless `autograd_cache_allow_custom_autograd_functions`
 selective checkpointing's policy ("SAC context_fn does not have a cache_hash attribute"; selective_ckpt
 sets one per policy). FA4 replaces the CUDA kernels of aten's flash-attention ops, which stay cacheable.
 `report` summarises what this process compiled (the trainer logs it after the loop).
+FA4's kernels (CuTe DSL, compiled at each kernel's first call) are kept in the same folder through
+flash-attn-4's own persistent cache (`configure_kernels`, before flash_attn.cute imports: it reads its switch
+at import; core's FA4_KERNEL.persistentCache names the switch and folder variables).
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ def workload_key(cfg) -> str:
     shapes = sorted((b["width"], b["height"]) for b in cfg.buckets) or [(cfg.resolution, cfg.resolution)]
     spec = {"arch": cfg.arch, "buckets": shapes, "batch": cfg.batch_size, "text": cfg.max_sequence_length, "precision": cfg.precision}
     return f"{cfg.arch}-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def configure_kernels(cache_dir: Optional[str], attention: str) -> Optional[str]:
+    """With FA4 asked for and a cache folder, turns on flash-attn-4's persistent kernel cache in the folder's
+    compileCache.fa4Dir. Call it before anything imports flash_attn.cute. Returns that folder, or None."""
+    if not cache_dir or attention != "fa4":
+        return None
+    spec = TABLE["attention"]["fa4"]["persistentCache"]
+    folder = os.path.join(os.path.abspath(cache_dir), SPEC["fa4Dir"])
+    os.environ[spec["enabledEnv"]] = "1"
+    os.environ[spec["dirEnv"]] = folder
+    return folder
 
 
 def configure(cache_dir: Optional[str], workload: Optional[str] = None) -> Optional[str]:

@@ -99,6 +99,7 @@ def finite_params(params) -> bool:
 def train_once(cfg: Config, group=None) -> dict:
     protocol.startup_mark("worker")
     reading = readahead.start(cfg.base)  # the weights come off the disk while the libraries import
+    compile_cache.configure_kernels(cfg.compile_cache_dir, cfg.attention)  # before the levers import FA4
     metadata.start_session()
     import torch
 

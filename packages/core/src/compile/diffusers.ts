@@ -155,7 +155,8 @@ export function compileDiffusers(
     },
   };
   if (paths.regDir) request.reg_dataset = paths.regDir;
-  if (paths.cacheDir && settings.compile) request.compile_cache_dir = joinPath(paths.cacheDir, BUILTIN_TRAINER.compileCache.folder);
+  // torch.compile's caches and FA4's compiled kernels (BUILTIN_TRAINER.compileCache)
+  if (paths.cacheDir && (settings.compile || settings.attention === "fa4")) request.compile_cache_dir = joinPath(paths.cacheDir, BUILTIN_TRAINER.compileCache.folder);
   const samples = resolveSamples(contract, settings.resolution);
   const sampleArches: readonly string[] = BUILTIN_TRAINER.sampleArches;
   if (samples && !sampleArches.includes(settings.arch)) {

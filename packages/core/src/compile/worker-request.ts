@@ -64,7 +64,7 @@ export const TrainRequestSchema = z.strictObject({
     .meta({ description: "Several hosts (absent: this one alone): how many, this host's rank, node 0's host:port (torchrun's static rendezvous)." }),
   compile_cache_dir: path
     .optional()
-    .meta({ description: "Where torch.compile's caches and cache artifacts persist across runs (core: <loraspec cache>/compile); absent: torch's defaults." }),
+    .meta({ description: "Where torch.compile's caches and cache artifacts, and FA4's compiled kernels, persist across runs (core: <loraspec cache>/compile, sent when the run compiles or runs FA4); absent: torch's defaults, FA4 compiles its kernels in each run." }),
   save_every: int(0),
   seed: z.int(),
   trigger_word: z.string().min(1),

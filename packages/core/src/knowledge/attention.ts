@@ -37,6 +37,12 @@ export interface Fa4KernelRecord extends Sourced {
   /** The training step it buys, in words (the same session's rows with and without FA4). */
   measuredTraining: string;
   measuredSource: string;
+  /**
+   * flash-attn-4's on-disk kernel cache (off by default; read once, when flash_attn.cute imports): the worker turns
+   * it on into compileCache.fa4Dir of the compile cache folder core sends, so a later run loads the kernels the
+   * first one compiled instead of compiling them again (CuTe DSL compiles each kernel at its first call).
+   */
+  persistentCache: Sourced & { enabledEnv: string; dirEnv: string };
 }
 
 const FA4_PACKAGES = ["flash-attn-4==4.0.0b36", "nvidia-cutlass-dsl[cu13]==4.8.1"] as const;
@@ -60,6 +66,13 @@ export const FA4_KERNEL: Fa4KernelRecord = {
   measured: "FLUX.1 joint attention (1x24x4608x128) fwd+bwd 1.44 vs 3.09 ms with torch's flash kernel on the H200 (634 TFLOP/s), max difference 7e-4",
   measuredTraining: "FLUX.1 compile + fp8 GEMMs 0.381 -> 0.306 s/step",
   measuredSource: "bench/fa4-probe.py, bench/data/fa4-probe-h200-2026-12-03.jsonl",
+  persistentCache: {
+    enabledEnv: "FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED",
+    dirEnv: "FLASH_ATTENTION_CUTE_DSL_CACHE_DIR",
+    source:
+      "flash-attn-4 4.0.0b36 flash_attn/cute/cache_utils.py L33-L39 (CUTE_DSL_CACHE_ENABLED = os.getenv(\"FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED\", \"0\") == \"1\"; the folder from FLASH_ATTENTION_CUTE_DSL_CACHE_DIR), JITPersistentCache (entries under a fingerprint of its sources, cutlass and tvm_ffi versions; written to a temporary name and renamed under a file lock; an unloadable entry is recompiled)",
+    asOf: "2026-12-06",
+  },
   source: "https://pypi.org/project/flash-attn-4/4.0.0b36/ (Requires-Dist nvidia-cutlass-dsl>=4.6.2; extra cu13: nvidia-cutlass-dsl[cu13]); https://pypi.org/project/nvidia-cutlass-dsl/4.8.1/ (extra cu13: nvidia-cutlass-dsl-libs-cu13==4.8.1)",
   asOf: "2026-12-03",
 };

@@ -190,14 +190,16 @@ export const BUILTIN_TRAINER = {
   selectiveCheckpointingKeep: "attention",
   /**
    * torch.compile's work kept across runs (train/compile_cache.py): core sends the folder
-   * (compile_cache_dir = <loraspec cache>/<folder>); inside it inductor's and Triton's caches and
-   * torch.compiler's cache artifacts file ({torch} = the torch version). An unreadable file is
-   * ignored with the warning code, never a failed run.
+   * (compile_cache_dir = <loraspec cache>/<folder>) when the run compiles or runs FA4; inside it inductor's
+   * and Triton's caches, torch.compiler's cache artifacts file ({torch} = the torch version) and FA4's
+   * kernels (fa4Dir; knowledge/attention.ts FA4_KERNEL.persistentCache). An unreadable file is ignored
+   * with the warning code, never a failed run.
    */
   compileCache: {
     folder: "compile",
     inductorDir: "inductor",
     tritonDir: "triton",
+    fa4Dir: "fa4",
     artifactsFile: "torch-compile-artifacts-{torch}.bin",
     warning: "W_COMPILE_CACHE_IGNORED",
     source: "https://docs.pytorch.org/tutorials/recipes/torch_compile_caching_tutorial.html (save_cache_artifacts / load_cache_artifacts; TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR)",

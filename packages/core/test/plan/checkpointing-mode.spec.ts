@@ -57,13 +57,23 @@ describe("checkpointing mode (plan/train-settings.ts)", () => {
 });
 
 describe("compile cache folder (BUILTIN_TRAINER.compileCache)", () => {
-  it("is sent under loraspec's cache folder when the run compiles, and only then", () => {
+  it("is sent under loraspec's cache folder when the run compiles or runs FA4 (its kernels are kept there too), and only then", () => {
     const compiled = compileDiffusers(flux(60), { steps: 2000 }, PATHS);
     expect(compiled.request.compile).toBe(true);
     expect(compiled.request.compile_cache_dir).toBe("/home/u/.cache/loraspec/compile");
     const short = compileDiffusers(flux(60), { steps: 20 }, PATHS);
     expect(short.request.compile).toBe(false);
-    expect(short.request.compile_cache_dir).toBeUndefined();
+    expect(short.request.attention).toBe("fa4");
+    expect(short.request.compile_cache_dir).toBe("/home/u/.cache/loraspec/compile");
+    const sdxl = compileDiffusers(flux(60, { base: { model: "sdxl", quantize: "none" } }), { steps: 20 }, PATHS);
+    expect([sdxl.request.compile, sdxl.request.attention]).toEqual([false, "sdpa"]);
+    expect(sdxl.request.compile_cache_dir).toBeUndefined();
     expect(compileDiffusers(flux(60), { steps: 2000 }, { datasetDir: "/d", outputDir: "/o" }).request.compile_cache_dir).toBeUndefined();
+    // over steps and models: exactly when compile or FA4
+    for (const model of ["sdxl", "flux1-dev", "flux2-klein-4b"])
+      for (const steps of [20, 400, 2000]) {
+        const r = compileDiffusers(flux(60, { base: { model, quantize: "none" } }), { steps }, PATHS).request;
+        expect(r.compile_cache_dir !== undefined, `${model} ${steps}`).toBe(r.compile || r.attention === "fa4");
+      }
   });
 });
