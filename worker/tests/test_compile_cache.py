@@ -148,11 +148,12 @@ def fa4_env():
 
 def test_fa4_kernels_are_kept_in_the_compile_cache_folder_only_when_fa4_is_asked_for(tmp_path, fa4_env):
     enabled, folder_var = fa4_env
-    assert compile_cache.configure_kernels(None, "fa4") is None
-    assert compile_cache.configure_kernels(str(tmp_path / "compile"), "sdpa") is None
+    cpu = torch.device("cpu")
+    assert compile_cache.configure_kernels(None, "fa4", cpu) is None
+    assert compile_cache.configure_kernels(str(tmp_path / "compile"), "sdpa", cpu) is None
     assert enabled not in os.environ and folder_var not in os.environ
-    folder = compile_cache.configure_kernels(str(tmp_path / "compile"), "fa4")
-    assert folder == str(tmp_path / "compile" / SPEC["fa4Dir"])
+    folder = compile_cache.configure_kernels(str(tmp_path / "compile"), "fa4", cpu)
+    assert folder == str(tmp_path / "compile" / SPEC["fa4Dir"] / "cpu")  # one folder per card kind (sm90 on an H100)
     assert os.environ[enabled] == "1" and os.environ[folder_var] == folder
 
 
@@ -166,5 +167,5 @@ def test_a_run_turns_fa4s_cache_on_before_its_levers_look_for_fa4(tmp_path, monk
     monkeypatch.setattr(attention, "device_blockers", lambda device: seen.append({n: os.environ.get(n) for n in fa4_env}) or ["no CUDA device"])
     cache = tmp_path / "cache" / "compile"
     result, losses, events = tiny_run("sdxl", tmp_path, "run", monkeypatch, steps=2, attention="fa4", compile_cache_dir=str(cache), precision="fp32")
-    assert len(losses) == 2 and seen == [{fa4_env[0]: "1", fa4_env[1]: str(cache / SPEC["fa4Dir"])}]
+    assert len(losses) == 2 and seen == [{fa4_env[0]: "1", fa4_env[1]: str(cache / SPEC["fa4Dir"] / "cpu")}]
     assert [e["code"] for e in events if e["type"] == "warning"] == [attention.CODE]  # FA4 refused on the CPU, with its code

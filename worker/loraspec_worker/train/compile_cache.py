@@ -72,13 +72,18 @@ def workload_key(cfg) -> str:
     return f"{cfg.arch}-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def configure_kernels(cache_dir: Optional[str], attention: str) -> Optional[str]:
+def configure_kernels(cache_dir: Optional[str], attention: str, device) -> Optional[str]:
     """With FA4 asked for and a cache folder, turns on flash-attn-4's persistent kernel cache in the folder's
-    compileCache.fa4Dir. Call it before anything imports flash_attn.cute. Returns that folder, or None."""
+    compileCache.fa4Dir, one subfolder per compute capability (some of FA4's cache keys leave the GPU's arch
+    out, and a kernel is built for the card it was compiled on). Call it before anything imports flash_attn.cute.
+    Returns that folder, or None."""
     if not cache_dir or attention != "fa4":
         return None
+    import torch
+
+    card = "sm%d%d" % torch.cuda.get_device_capability(device) if device.type == "cuda" else device.type
     spec = TABLE["attention"]["fa4"]["persistentCache"]
-    folder = os.path.join(os.path.abspath(cache_dir), SPEC["fa4Dir"])
+    folder = os.path.join(os.path.abspath(cache_dir), SPEC["fa4Dir"], card)
     os.environ[spec["enabledEnv"]] = "1"
     os.environ[spec["dirEnv"]] = folder
     return folder

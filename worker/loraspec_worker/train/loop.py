@@ -99,7 +99,6 @@ def finite_params(params) -> bool:
 def train_once(cfg: Config, group=None) -> dict:
     protocol.startup_mark("worker")
     reading = readahead.start(cfg.base)  # the weights come off the disk while the libraries import
-    compile_cache.configure_kernels(cfg.compile_cache_dir, cfg.attention)  # before the levers import FA4
     metadata.start_session()
     import torch
 
@@ -119,6 +118,7 @@ def train_once(cfg: Config, group=None) -> dict:
     random.seed(cfg.seed)
     protocol.startup_mark("device")
 
+    compile_cache.configure_kernels(cfg.compile_cache_dir, cfg.attention, device)  # before the levers import FA4
     levers = resolve_levers(cfg, device)
     protocol.startup_mark("levers")
     cache_file = compile_cache.configure(cfg.compile_cache_dir, compile_cache.workload_key(cfg)) if levers["compile"] else None

@@ -39,7 +39,8 @@ export interface Fa4KernelRecord extends Sourced {
   measuredSource: string;
   /**
    * flash-attn-4's on-disk kernel cache (off by default; read once, when flash_attn.cute imports): the worker turns
-   * it on into compileCache.fa4Dir of the compile cache folder core sends, so a later run loads the kernels the
+   * it on into compileCache.fa4Dir of the compile cache folder core sends (one subfolder per compute capability:
+   * some of its cache keys leave the arch out), so a later run loads the kernels the
    * first one compiled instead of compiling them again (CuTe DSL compiles each kernel at its first call).
    */
   persistentCache: Sourced & { enabledEnv: string; dirEnv: string };
