@@ -129,14 +129,14 @@ def test_with_ema_the_sample_merges_the_shadow_and_the_raw_weights_come_back():
     assert_same(state(unet), raw)
 
 
-@pytest.mark.parametrize("mode, variant", [("buffers", "MergedLora"), ("per_call", "CallMergedLora"), ("none", None)])
+@pytest.mark.parametrize("mode, variant", [("buffers", "MergedLora"), ("per_call", "CallMergedLora"), ("none", None), ("compiled", None)])
 @pytest.mark.parametrize("over", [{"arch": "sdxl"}, {"arch": "flux1", "fp8_matmul": True}, {"arch": "zimage", "network_type": "dora"}], ids=["sdxl", "flux1-fp8mm", "zimage-dora"])
 def test_the_requests_sample_merge_picks_the_variant_whatever_the_run(mode, variant, over):
     """Core decides (plan/sample-merge.ts); the worker builds what the request names, over any arch and network
     type (a layer it cannot merge refuses at the first sample, below), and nothing for "none"."""
     from loraspec_worker.train.dev_request import dev_config
 
-    made = sample_merge.make(dev_config(sample_merge=mode, **over), torch.nn.Linear(2, 2))
+    made = sample_merge.make(dev_config(sample_merge=mode, **over).sample_merge, torch.nn.Linear(2, 2))
     assert (type(made).__name__ if made is not None else None) == variant
     with sample_merge.merged(None):
         pass
@@ -242,3 +242,27 @@ def test_merged_samples_draw_the_lora_paths_images(tiny, tmp_path):
         with Image.open(tmp_path / "merged" / "samples" / n) as a, Image.open(tmp_path / "lora" / "samples" / n) as b:
             diff = np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16))
         assert diff.max() <= 1, (n, diff.max())
+
+
+@pytest.mark.parametrize("compile_applied, want", [(True, "compiled"), (False, "per_call")])
+def test_compiled_samples_render_per_call_where_the_run_does_not_compile(compile_applied, want, monkeypatch, tmp_path):
+    """`compiled` needs the compiled blocks: where compile is refused (its own coded warning), the run applies core's
+    sampleMerge.compiledFallback, says so in a log line and in the settings event's applied values; a run without
+    samples keeps the request's value."""
+    import io
+    import json
+
+    from loraspec_worker import protocol, schema_files
+    from loraspec_worker.train import setup
+    from loraspec_worker.train.dev_request import dev_config
+
+    assert schema_files.builtin_trainer()["sampleMerge"]["compiledFallback"] == "per_call"
+    buf = io.StringIO()
+    monkeypatch.setattr(protocol, "_out", buf)
+    samples = {"every": 4, "prompts": ["a photo of txcl"], "seeds": [42], "steps": 2, "guidance_scale": 3.5, "first": False, "width": 64, "height": 64}
+    cfg = dev_config(arch="flux1", sample_merge="compiled", samples=samples)
+    assert setup.applied_sample_merge(cfg, {"compile": compile_applied}) == want
+    logs = [json.loads(line)["message"] for line in buf.getvalue().splitlines()]
+    assert logs == ([] if compile_applied else ["sample_merge compiled renders as per_call: this run does not compile the blocks"])
+    assert setup.applied_sample_merge(dev_config(arch="flux1", sample_merge="compiled"), {"compile": False}) == "compiled"  # no samples
+    assert setup.applied_sample_merge(dev_config(arch="flux1", sample_merge="per_call", samples=samples), {"compile": False}) == "per_call"

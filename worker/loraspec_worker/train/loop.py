@@ -123,7 +123,7 @@ def train_once(cfg: Config, group=None) -> dict:
     protocol.startup_mark("levers")
     cache_file = compile_cache.configure(cfg.compile_cache_dir, compile_cache.workload_key(cfg)) if levers["compile"] else None
     protocol.startup_mark("compile_cache")
-    pipe, arch, items, cache = load_and_cache(cfg, device, dtype)
+    pipe, arch, items, cache = load_and_cache(cfg, device, dtype, levers["sample_merge"])
     readahead.stop(reading)
     phase("setup", "adding the LoRA, applying the speed levers")
     params, trainable, lora_configs = prepare_trainable(cfg, pipe, arch, device, dtype, levers)

@@ -214,11 +214,11 @@ def _call_merged(denoiser):
 VARIANTS = {"buffers": MergedLora, "per_call": _call_merged, "none": None, "compiled": None}
 
 
-def make(cfg, denoiser):
-    """The merge the request's sample_merge names (core's choice): buffers made at the first sample
+def make(mode: str, denoiser):
+    """The merge a sample_merge value names (core's choice, as the run applies it): buffers made at the first sample
     (MergedLora), per call (CallMergedLora), or None for "none" and "compiled": samples keep the LoRA path. Layers that
     cannot merge refuse at the first sample (NotMergeable: the LoRA path, with the WARNING code)."""
-    variant = VARIANTS[cfg.sample_merge]  # parse_config validated the value against the request schema
+    variant = VARIANTS[mode]  # parse_config validated the request's value against the request schema
     return variant(denoiser) if variant is not None else None
 
 

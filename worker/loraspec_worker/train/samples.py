@@ -101,7 +101,7 @@ def _encode_qwen_image(pipe, prompts: list[str], device, guidance: float, max_se
 class SampleRenderer:
     """The encoded sample prompts and the settings to render them with (one per run, rank 0 renders)."""
 
-    def __init__(self, cfg: Config, pipe, arch, embeds: list[dict]):
+    def __init__(self, cfg: Config, pipe, arch, embeds: list[dict], merge_mode: Optional[str] = None):
         s = cfg.samples
         self.cfg = cfg
         self.pipe = pipe
@@ -118,10 +118,11 @@ class SampleRenderer:
         # SDXL on CUDA: the UNet forward replays one CUDA graph, captured at the first sample (train/sample_graph.py).
         self.graphed = sample_graph.make(cfg.arch, arch.device)
         # A plain LoRA: SDXL's merged into buffers of its own while sampling, FLUX's per call (train/sample_merge.py).
-        self.merge = sample_merge.make(cfg, arch.denoiser)
+        mode = merge_mode or cfg.sample_merge  # the run's (setup.applied_sample_merge), else the request's
+        self.merge = sample_merge.make(mode, arch.denoiser)
         # sample_merge "compiled": the LoRA path through the training's compiled blocks (recompiled once for
         # no_grad / eval); every other mode runs them eagerly. A compiled sample that fails falls back to eager.
-        self.compiled = cfg.sample_merge == "compiled"
+        self.compiled = mode == "compiled"
 
     def captures_next(self) -> bool:
         """The next render captures the sample graph: no other thread may touch the GPU meanwhile."""
@@ -205,9 +206,9 @@ GUIDANCE_ARG = {"qwen-image": "true_cfg_scale"}
 SAMPLE_ARCHES = ("sdxl", *ENCODERS)
 
 
-def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
+def prepare(cfg: Config, pipe, arch, merge_mode: Optional[str] = None) -> Optional[SampleRenderer]:
     """The renderer with its prompts encoded (call while the text encoders are loaded), or None
-    when the request asks for no samples."""
+    when the request asks for no samples. `merge_mode`: the sample_merge the run applies (default the request's)."""
     import torch
 
     s = cfg.samples
@@ -219,7 +220,7 @@ def prepare(cfg: Config, pipe, arch) -> Optional[SampleRenderer]:
             embeds = _encode_sdxl(pipe, s["prompts"], arch.device, guidance)
         else:  # core compiles samples only for SAMPLE_ARCHES
             embeds = ENCODERS[cfg.arch](pipe, s["prompts"], arch.device, guidance, cfg.max_sequence_length)
-    return SampleRenderer(cfg, pipe, arch, embeds)
+    return SampleRenderer(cfg, pipe, arch, embeds, merge_mode or cfg.sample_merge)
 
 
 @contextlib.contextmanager

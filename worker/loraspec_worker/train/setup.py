@@ -17,9 +17,10 @@ from .data import training_items
 from .model import add_lora, load_pipeline, precision_name
 
 
-def load_and_cache(cfg: Config, device, dtype):
+def load_and_cache(cfg: Config, device, dtype, sample_merge: str | None = None):
     """The pipeline on `device`, and the cached latents / caption embeddings of every item; the VAE
-    and (unless the text encoder trains) the text encoders are freed afterwards."""
+    and (unless the text encoder trains) the text encoders are freed afterwards. `sample_merge`: the one
+    the run applies (resolve_levers; default the request's)."""
     import torch
 
     phase("load", f"loading {cfg.arch} base {cfg.base}")
@@ -43,7 +44,7 @@ def load_and_cache(cfg: Config, device, dtype):
         cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
         arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
     # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
-    arch.sample_renderer = samples.prepare(cfg, pipe, arch)
+    arch.sample_renderer = samples.prepare(cfg, pipe, arch, sample_merge or cfg.sample_merge)
     if arch.sample_renderer is None:
         pipe.vae = None
     if not regularize.encodes_per_step(cfg):
@@ -61,7 +62,18 @@ def resolve_levers(cfg: Config, device) -> dict:
     levers = speed.refuse_levers(cfg, device, ARCH_CLASSES[cfg.arch], TABLE["refusals"])
     # fa4: refused here for the device and install; the head dim once the model is loaded (prepare_trainable)
     levers["attention"] = attention.resolve(cfg.attention, device)
+    levers["sample_merge"] = applied_sample_merge(cfg, levers)
     return levers
+
+
+def applied_sample_merge(cfg: Config, levers: dict) -> str:
+    """The request's sample_merge, except `compiled` where the blocks are not compiled (compile refused, with its
+    warning): then core's sampleMerge.compiledFallback, logged."""
+    if cfg.sample_merge != "compiled" or levers["compile"] or not cfg.samples:
+        return cfg.sample_merge
+    fallback = TABLE["sampleMerge"]["compiledFallback"]
+    emit({"type": "log", "level": "info", "message": f"sample_merge compiled renders as {fallback}: this run does not compile the blocks"})
+    return fallback
 
 
 def lora_compute_for(cfg: Config, dtype) -> str:

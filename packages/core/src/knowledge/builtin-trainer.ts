@@ -250,6 +250,11 @@ export const BUILTIN_TRAINER = {
     perCallArches: ["flux1", "flux2-klein"],
     /** perCallArches whose samples run through the compiled blocks when the run compiles (measured: FLUX.1). */
     compiledArches: ["flux1"],
+    /**
+     * What `compiled` renders as where the worker does not compile the blocks (compile refused on the device, its
+     * coded warning given): the rule's answer without compile for perCallArches (plan/sample-merge.ts).
+     */
+    compiledFallback: "per_call",
     networkTypes: ["lora"],
     warning: "W_SAMPLE_MERGE_FALLBACK",
     /** `compiled`'s: a compiled sample failed; the samples render eagerly from then on (train/samples.py). */
