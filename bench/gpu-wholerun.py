@@ -33,7 +33,8 @@ The warm-up of a warm start alone (issue 22's < 15 s; one H200, ~3 min):
   frames, graphs, recompiles and why, FX-graph / AOTAutograd cache hits and misses, seconds per compile
   phase); the warm row's timing.warmup_s less that line's dynamo seconds is what the first step pays
   outside torch.compile.
-One path against another (a field of the request set for every run, dotted for a nested one; the row keeps `set`):
+One path against another (a field of the request set for every run, dotted for a nested one, debug.NAME for a worker
+debug hook such as debug.defer_loss_read; the row keeps `set`):
   ... --only flux1 --cold-steps 0 --steps 15 --set compile=false --set samples.every=5 --set 'sample_merge="none"'
 then here:  python3 bench/gpu-wholerun.py --from <files_at>/gpu-wholerun.jsonl --write
 CPU smoke test (tiny models, 32 px, compile refused on the CPU):  ... --tiny --steps 6 --cold-steps 3
@@ -314,8 +315,12 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def apply_setting(request: dict, key_path: str, value) -> None:
-    """Sets one request field, refusing a name the request does not have (a typo would time the wrong run)."""
+    """Sets one request field, refusing a name the request does not have (a typo would time the wrong run); the
+    worker's debug hooks (`debug.NAME`, e.g. debug.defer_loss_read) are a dict of their own, made when absent."""
     *parents, leaf = key_path.split(".")
+    if parents == ["debug"]:
+        request.setdefault("debug", {})[leaf] = value
+        return
     target = request
     for name in parents:
         target = target.get(name) if isinstance(target, dict) else None

@@ -330,7 +330,7 @@ def rowwise_fp8_gemm_error(index: int) -> str | None:
 # Test hooks (the request's `debug`) that act between steps or before one (train/loop.py), never inside the
 # captured step: a run with them keeps its CUDA graph, so a test of cut-and-resume exercises the graph it tests.
 # Any other hook turns the graph off (conservative: a new hook is inside the step until listed here).
-DEBUG_HOOKS_OUTSIDE_THE_STEP = frozenset({"stop_after_step", "log_batches", "inject_nan_at_step", "raise_oom_once"})
+DEBUG_HOOKS_OUTSIDE_THE_STEP = frozenset({"stop_after_step", "log_batches", "inject_nan_at_step", "raise_oom_once", "defer_loss_read"})
 
 
 def refuse_levers(cfg, device, arch, codes: dict) -> dict:

@@ -57,6 +57,27 @@ def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
     np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
 
 
+@pytest.mark.parametrize("graphs", [True, False], ids=["cuda-graph", "eager"])
+def test_a_deferred_loss_read_on_cuda_reads_each_steps_own_loss(graphs, tmp_path, monkeypatch):
+    """debug.defer_loss_read (train/loss_read.py): the pinned copy of each step's loss, read after the next step is
+    dispatched (for the CUDA graph, after the next replay overwrote its static loss), is that step's loss: the same
+    losses and learning rates as reading each at once, and the same LoRA."""
+    over = {"gradient_checkpointing": False, "cuda_graphs": graphs, "channels_last": graphs, "save_every": 3, "lr_scheduler": "cosine", "warmup_steps": 2}
+    now, now_losses, now_events = tiny_run("sdxl", tmp_path, "now", monkeypatch, **over)
+    late, late_losses, late_events = tiny_run("sdxl", tmp_path, "late", monkeypatch, debug={"defer_loss_read": True}, **over)
+    assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in late_events), late_events
+    # the same run twice on a GPU may differ in the last bits (non-deterministic kernels); a loss read a step off
+    # would differ by the step's change (these tiny runs' losses move by far more than 0.1% a step)
+    assert len(late_losses) == 8
+    np.testing.assert_allclose(late_losses, now_losses, rtol=1e-3)
+    lrs = lambda evs: [e["lr"] for e in evs if e["type"] == "loss"]  # noqa: E731
+    assert lrs(late_events) == pytest.approx(lrs(now_events), rel=1e-6)
+    from safetensors.torch import load_file
+
+    a, b = load_file(now["path"]), load_file(late["path"])
+    assert all(torch.allclose(a[k], b[k], rtol=1e-2, atol=1e-5) for k in a)
+
+
 def test_flux_fp8_base_with_compile_trains(tmp_path, monkeypatch):
     result, losses, events = tiny_run("flux1", tmp_path, "fp8", monkeypatch, gradient_checkpointing=True, quantize="fp8", compile=True)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)

@@ -16,7 +16,8 @@ from .arches import ARCH_CLASSES, SDXL, Arch, FlowArch, Flux1, Flux2Klein, QwenI
 from .checkpoint import find_latest_checkpoint, load_checkpoint, lora_metadata, lora_state_dict, save_checkpoint
 from .config import NOT_YET_ARCHES, SUPPORTED_ARCHES, TARGETS, TEXT_ENCODER_TARGETS, Config, parse_config
 from .data import IMAGE_EXTENSIONS, load_image, read_dataset, training_items
-from .loop import Diverged, TrainState, check_spike, train_loop, train_once
+from .loop import TrainState, train_loop, train_once
+from .steps import Diverged, check_spike
 from .model import add_lora, choose_device, choose_dtype, disable_cudnn_sdpa, load_pipeline, make_optimizer, pipeline_class
 from .runner import apply_fallback, run, run_rank
 

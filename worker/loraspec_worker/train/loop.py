@@ -3,8 +3,6 @@ the optimizer steps themselves (train_loop over one TrainState)."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import random
 import time
@@ -23,6 +21,7 @@ from .buckets import BucketSampler
 from .model import choose_device, choose_dtype, disable_cudnn_sdpa, make_optimizer, start_cuda_context
 from .timing import Timeline
 from .setup import load_and_cache, prepare_trainable, report_settings, resolve_levers  # noqa: F401 - loop.load_and_cache is the trainer's path (tests)
+from .steps import Diverged, defers, flush_loss, step_deferred, step_now
 
 # Test hook: seconds to wait after each step, so an end-to-end test can watch (and stop) a run
 # whose tiny model would otherwise finish 12 steps in under a second on an idle machine.
@@ -30,10 +29,6 @@ _TEST_STEP_DELAY_S = float(os.environ.get("LORASPEC_TEST_STEP_DELAY_S") or 0)
 
 # The loss-spike rule's numbers (factor, recent window, baseline window, first step) are core's
 # (knowledge/loss-spike.ts, with why they were chosen); the request carries them as failure.loss_spike_*.
-
-
-class Diverged(Exception):
-    pass
 
 
 @dataclass
@@ -63,6 +58,8 @@ class TrainState:
     writer: Writer = field(default_factory=Writer)  # the periodic saves' files (background_save.py)
     png_writer: Writer = field(default_factory=Writer)  # the sample PNGs (CPU only; sample_output.py), not held up by a save
     host: HostSnapshot = field(default_factory=HostSnapshot)
+    loss_reader: Any = None  # loss_read.LossReader, made by the first deferred step (steps.step_deferred)
+    pending_loss: Any = None  # loss_read.Pending: the last step's loss, not read yet
 
     def save(self) -> None:
         """A checkpoint of this step: the snapshot here (the training thread's stall, timed), the files
@@ -225,41 +222,16 @@ def save_final(state: TrainState) -> dict:
     return result
 
 
-def micro_step(state: TrainState, step: int, local: int, raise_oom: bool) -> Any:
-    """One micro-batch's loss (with a stepper: the whole step, replayed)."""
-    import torch
-
-    cfg, group = state.cfg, state.group
-    # Deterministic data order and noise per (seed, step): a resumed run sees exactly the batches
-    # and noise the uninterrupted run would have. With N processes, rank r takes the micro-batch
-    # one process would take as number local * N + r.
-    micro = local * group.world + group.rank
-    g = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + step * 97 + micro)
-    batch = [state.cache[i] for i in state.sampler.draw(cfg.batch_size, g)]
-    latents = torch.cat([b["latents"] for b in batch]).to(state.device)
-    text, captions = regularize.batch_text(state.arch, cfg, batch, g, getattr(state.arch, "empty_text", None))
-    if cfg.debug.get("log_batches"):  # test hook: the captions each micro-batch trains on
-        emit({"type": "log", "level": "debug", "message": json.dumps({"step": step, "micro": micro, "captions": captions})})
-    extra = {"time_ids": [t for b in batch for t in b["extra"]["time_ids"]]}
-    noise_gen = torch.Generator(device=state.device).manual_seed(cfg.seed * 7919 + step * 31 + micro)
-    if raise_oom:
-        cfg.debug["_oom_raised"] = True
-        raise torch.OutOfMemoryError("CUDA out of memory (injected by debug.raise_oom_once)")
-    if state.stepper is not None:
-        return state.stepper.step(latents, text, extra, noise_gen)
-    return state.arch.loss(latents, text, extra, noise_gen) / cfg.gradient_accumulation
-
-
 def train_loop(state: TrainState) -> Optional[dict]:
-    """The optimizer steps, from state.step to cfg.steps. Returns None when done, or a result dict
-    when stopped early. With a stepper (speed.GraphedStep) one call does the loss, backward, clip
-    and optimizer step. With an active group (distributed.Group) this rank trains its micro-batches
-    and gradients are averaged."""
-    import torch
-
+    """The optimizer steps, from state.step to cfg.steps (each one train/steps.py's step_now, or step_deferred
+    with debug.defer_loss_read), with the saves, samples, stops and cancels between them. Returns None when
+    done, or a result dict when stopped early. With a stepper (speed.GraphedStep) one call does the loss,
+    backward, clip and optimizer step. With an active group (distributed.Group) this rank trains its
+    micro-batches and gradients are averaged."""
     cfg, group = state.cfg, state.group
     inject_nan = cfg.debug.get("inject_nan_at_step")
     raise_oom = bool(cfg.debug.get("raise_oom_once") and not cfg.debug.get("_oom_raised"))
+    deferred = defers(state)
     first = getattr(state.arch, "sample_renderer", None)
     if first is not None and first.first and state.step == 0 and group.is_main:
         state.timeline.loop_begin()
@@ -270,47 +242,29 @@ def train_loop(state: TrainState) -> Optional[dict]:
         state.step += 1
         step = state.step
         state.optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
         state.writer.check()  # a failed checkpoint write stops the run here
         state.png_writer.check()  # as does a failed sample PNG write
         if state.stepper is not None and state.stepper.captures_next():
             state.writer.wait()  # no CUDA work on the writer thread while the graph is captured
-        for local in range(cfg.gradient_accumulation):
-            loss = micro_step(state, step, local, raise_oom)
-            if inject_nan is not None and step == int(inject_nan):
-                loss = loss * float("nan")
-            with state.timeline.loss_read():
-                value = float(loss.detach().item())
-            if not math.isfinite(value) and not group.active:
-                emit({"type": "loss", "step": step, "loss": value})
-                raise Diverged(f"loss is {value} at step {step}")
-            if state.stepper is None:
-                loss.backward()
-            step_loss += value
-        if group.active:
-            group.inject_fault(cfg.debug, step)
-            # every rank must agree to stop: the mean is NaN when any rank's loss is
-            step_loss = group.mean(step_loss)
-            if not math.isfinite(step_loss):
-                emit({"type": "loss", "step": step, "loss": step_loss})
-                raise Diverged(f"loss is {step_loss} at step {step}")
-            group.average_gradients(state.params)
-        if state.stepper is None:
-            torch.nn.utils.clip_grad_norm_(state.params, 1.0)
-            state.optimizer.step()
-        state.scheduler.step()
-        if state.ema is not None:
-            state.ema.update(state.params)
-        state.losses.append(step_loss)
-        report_step(state, step_loss)
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main:
+        renderer = getattr(state.arch, "sample_renderer", None)
+        saves = bool(cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps and group.is_main)
+        samples_due = renderer is not None and group.is_main and renderer.due(step)
+        stop_after = cfg.debug.get("stop_after_step")
+        stops = stop_after is not None and step >= int(stop_after) and step < cfg.steps
+        if deferred:
+            step_deferred(state, step, inject_nan, raise_oom)
+            if saves or samples_due or stops or step == cfg.steps or cancel_requested():
+                flush_loss(state)  # what follows sees every loss, in order
+            state.timeline.step_end()
+        else:
+            step_now(state, step, inject_nan, raise_oom)  # its events come after step_end, as they always did
+        if saves:
             with state.timeline.between("finite_check"):
                 finite = finite_params(state.params)
             if not finite:
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
-        renderer = getattr(state.arch, "sample_renderer", None)
-        if renderer is not None and group.is_main and renderer.due(step):
+        if samples_due:
             if renderer.captures_next():
                 with state.timeline.between("writer_wait"):
                     state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
@@ -318,43 +272,15 @@ def train_loop(state: TrainState) -> Optional[dict]:
                 renderer.render(step, state.png_writer)  # PNGs written on their own thread (sample_output.py)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
-        stop_after = cfg.debug.get("stop_after_step")
-        if stop_after is not None and step >= int(stop_after) and step < cfg.steps:
+        if stops:
             # Simulates an interrupted run (tests of resume): no final file is written.
             return {"stopped": True, "steps": step, "startStep": state.start_step, "checkpoints": state.checkpoints,
                     "finalLoss": state.losses[-1] if state.losses else None}
         if group.any(cancel_requested()):
             # Stopped by the user between steps: keep this step as a checkpoint so `resume_from:
             # latest` continues here, then end as cancelled.
+            flush_loss(state)
             if finite_params(state.params) and group.is_main:
                 state.save()
             raise Cancelled("stopped at step %d" % step)
     return None
-
-
-def report_step(state: TrainState, step_loss: float) -> None:
-    """The step's loss and progress events, then the spike check. lr is always a float (a capturable
-    or fused AdamW on CUDA keeps it as a tensor)."""
-    cfg, step = state.cfg, state.step
-    state.timeline.step_end()
-    recent = state.losses[-50:]
-    emit({"type": "loss", "step": step, "loss": step_loss, "lr": float(state.scheduler.get_last_lr()[0]), "avgLoss": sum(recent) / len(recent)})
-    check_spike(cfg, state.losses, step)
-    elapsed = time.time() - state.started
-    rate = (step - state.start_step) / elapsed if elapsed > 0 else None
-    emit({"type": "progress", "task": "train", "current": step, "total": cfg.steps, "rate": rate,
-          "eta": (cfg.steps - step) / rate if rate else None})
-
-
-def check_spike(cfg: Config, losses: list[float], step: int) -> None:
-    """Diverged when the mean loss of the last loss_spike_recent_steps steps exceeds loss_spike_factor x
-    the mean of up to loss_spike_baseline_steps steps before them, once the run has loss_spike_first_step
-    losses (and at least one baseline step): all four from the request."""
-    factor, recent_n, baseline_n = cfg.loss_spike_factor, cfg.loss_spike_recent_steps, cfg.loss_spike_baseline_steps
-    if len(losses) < cfg.loss_spike_first_step or len(losses) <= recent_n:
-        return
-    before = losses[-baseline_n - recent_n : -recent_n]
-    average = sum(before) / len(before)
-    recent = sum(losses[-recent_n:]) / recent_n
-    if average > 0 and recent > factor * average:
-        raise Diverged(f"loss spiked to {recent:.4g} (mean of the last {recent_n} steps), over {factor:g}x the mean of the {len(before)} steps before ({average:.4g}) at step {step}")

@@ -9,7 +9,8 @@ import signal
 from .. import distributed, launch, protocol
 from ..protocol import Cancelled, WorkerError, is_oom, warning
 from .config import Config, parse_config
-from .loop import Diverged, train_once
+from .loop import train_once
+from .steps import Diverged
 from .model import choose_device
 
 def _no_graph(cfg: Config) -> str:

@@ -111,7 +111,7 @@ export const TrainRequestSchema = z.strictObject({
     .optional()
     .meta({ description: "Sample images every `every` steps and at the end (compile/samples.ts; absent: none): each prompt x seed, written to <output_dir>/samples/." }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
-  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions)." }),
+  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions; defer_loss_read: each step's loss read one step late, a bench A/B until measured on a GPU)." }),
 });
 
 export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;
