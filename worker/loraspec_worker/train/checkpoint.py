@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -25,15 +26,35 @@ from .metadata import kohya_metadata
 KEEP_STATES = 2
 
 
+# Per model and prefix: each file name's parameter, as (its module, its attribute name), found once.
+_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def live_lora_tensors(model, prefix: str) -> dict:
-    """The LoRA's tensors under the file's names, sharing the parameters' storage."""
+    """The LoRA's tensors under the file's names, sharing the parameters' storage. peft's state dict walks every
+    module of the model (SDXL's UNet: ~7,500; most of a periodic save's stall on the training thread); which
+    parameter each name is does not change once the run is set up, so the walk runs once per model and later
+    calls read each parameter from its module (so a parameter replaced since is read as it is now). Names that
+    are not all parameters (no cache): the walk each time."""
+    cached = _NAMES.get(model, {}).get(prefix)
+    if cached is not None:
+        return {key: getattr(module, leaf).detach() for key, (module, leaf) in cached.items()}
     from peft.utils import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(model)
     # transformers 5 flattened CLIPTextModel (no `.text_model`); files keep the canonical
     # `text_encoder.text_model.encoder...` names (lora-formats.md §2a) that every loader reads.
     flat_clip = prefix.startswith("text_encoder") and not hasattr(model, "text_model") and hasattr(model, "encoder")
-    return {f"{prefix}.{'text_model.' if flat_clip else ''}{k}": v.detach() for k, v in state.items()}
+    out = {f"{prefix}.{'text_model.' if flat_clip else ''}{k}": v.detach() for k, v in state.items()}
+    by_storage = {(p.data_ptr(), tuple(p.shape), p.dtype): name for name, p in model.named_parameters()}
+    names = {key: by_storage.get((t.data_ptr(), tuple(t.shape), t.dtype)) for key, t in out.items()}
+    if out and all(names.values()):
+        where = {}
+        for key, name in names.items():
+            path, _, leaf = name.rpartition(".")
+            where[key] = (model.get_submodule(path) if path else model, leaf)
+        _NAMES.setdefault(model, {})[prefix] = where
+    return out
 
 
 def lora_state_dict(model, prefix: str) -> dict:
