@@ -31,8 +31,11 @@ from .config import TABLE
 # Core decides which arches' samples replay a graph and the warning code of a fallback (BUILTIN_TRAINER.sampleGraph).
 WARNING = TABLE["sampleGraph"]["warning"]
 ARCHES = tuple(TABLE["sampleGraph"]["arches"])
-# Eager forwards on a side stream before the capture (torch.cuda.graphs' recipe: cuBLAS/cuDNN handles, autotuning).
-WARMUP = 2
+# Eager forwards on a side stream before the capture (torch.cuda.graphs' recipe: cuBLAS/cuDNN handles, cuDNN's
+# autotuning of the batch-2 shapes): one makes them exist, as one does for the training step's capture
+# (speed.GRAPH_WARMUP_STEPS, measured on the H100 and H200); each more was an eager batch-2 forward (~0.15 s on
+# an H200) of the first sample.
+WARMUP = 1
 # The keyword arguments a replay takes; any other given (not None) means: run eagerly.
 _GRAPHED = ("encoder_hidden_states", "added_cond_kwargs")
 _IGNORED_IF_EMPTY = ("timestep_cond", "cross_attention_kwargs", "class_labels", "attention_mask", "encoder_attention_mask",
