@@ -139,3 +139,28 @@ def test_sdxl_with_a_text_encoder_lora_samples_with_the_encoders_as_trained(base
     train.run(req)
     [sample] = [e for e in events() if e["type"] == "sample"]
     assert os.path.exists(sample["path"])
+
+
+def test_the_final_lora_is_written_while_the_last_samples_render(bases, dataset, tmp_path, events, monkeypatch):
+    """After the last step the final LoRA is copied and written on the checkpoint writer's thread (loop.start_final_write)
+    while the last samples render: the file appears during that render, and the run ends with it as before."""
+    from loraspec_worker.train import samples
+
+    render = samples.SampleRenderer.render
+    final = tmp_path / "out" / "lora.safetensors"
+    seen = {}
+
+    def watching(self, step, *args):
+        if step == self.cfg.steps:
+            deadline = time.time() + 20
+            while not final.exists() and time.time() < deadline:
+                time.sleep(0.01)
+            seen["during"] = final.exists()
+        return render(self, step, *args)
+
+    monkeypatch.setattr(samples.SampleRenderer, "render", watching)
+    req = request(bases, dataset, tmp_path / "out", "sdxl", SAMPLES, steps=2) | {"name": "lora"}
+    result = train.run(req)
+    assert seen == {"during": True} and result["path"] == str(final) and result["keys"] > 0
+    assert [e["path"] for e in events() if e["type"] == "checkpoint" and e["path"] == str(final)] == [str(final)]  # announced once
+    assert {s["step"] for s in result["samples"]} == {2}  # the last samples rendered, on disk

@@ -60,6 +60,7 @@ class TrainState:
     host: HostSnapshot = field(default_factory=HostSnapshot)
     loss_reader: Any = None  # loss_read.LossReader, made by the first deferred step (steps.step_deferred)
     pending_loss: Any = None  # loss_read.Pending: the last step's loss, not read yet
+    final: Any = None  # (path, keys) of the final LoRA once its write started (start_final_write)
 
     def save(self) -> None:
         """A checkpoint of this step: the snapshot here (the training thread's stall, timed), the files
@@ -186,21 +187,35 @@ def drain_writers(state: TrainState) -> None:
         state.writer.wait()
 
 
-def save_final(state: TrainState) -> dict:
-    import torch
-
+def start_final_write(state: TrainState) -> None:
+    """The final LoRA (rank 0, after the last step): checked finite, copied to the host, and written on the checkpoint
+    writer's thread while the last samples render and the compile cache saves; save_final waits for the file."""
     cfg, step = state.cfg, state.step
     if not finite_params(state.params):
         raise Diverged("LoRA weights are not finite at the end of training")
-    if not state.group.is_main:  # rank 0 saves; the weights are the same on every rank
-        return {"steps": step, "rank": state.group.rank}
-    phase("save")
     final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
     tensors = {}
     with regularize.ema_applied(state.ema, state.params):  # the saved LoRA is the EMA one (copied: CPU tensors share storage)
         for attr, module in zip(state.lora_configs, state.trainable):
             tensors.update({k: v.clone() for k, v in lora_state_dict(module, attr).items()})
-    atomic_save_safetensors(tensors, final, lora_metadata(cfg, state.lora_configs, step, state.items))
+    metadata = lora_metadata(cfg, state.lora_configs, step, state.items)
+    state.writer.submit(lambda: atomic_save_safetensors(tensors, final, metadata))
+    state.final = (final, len(tensors))
+
+
+def save_final(state: TrainState) -> dict:
+    import torch
+
+    step = state.step
+    if state.final is None and not finite_params(state.params):
+        raise Diverged("LoRA weights are not finite at the end of training")
+    if not state.group.is_main:  # rank 0 saves; the weights are the same on every rank
+        return {"steps": step, "rank": state.group.rank}
+    phase("save")
+    if state.final is None:  # a run that ended without its last step (resumed at the end): written here
+        start_final_write(state)
+    state.writer.wait()  # the file is on disk (or the write's error is raised)
+    final, keys = state.final
     emit({"type": "checkpoint", "step": step, "path": final})
     elapsed = time.time() - state.started
     result = {
@@ -213,7 +228,7 @@ def save_final(state: TrainState) -> dict:
         "device": state.device.type,
         "processes": state.group.world,
         "checkpoints": state.checkpoints,
-        "keys": len(tensors),
+        "keys": keys,
     }
     if getattr(state.arch, "sample_renderer", None) is not None:
         result["samples"] = []  # filled by train_once once the PNG writer is done
@@ -264,6 +279,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             if not finite:
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
+        if step == cfg.steps and group.is_main:
+            start_final_write(state)  # written while the last samples render
         if samples_due:
             if renderer.captures_next():
                 with state.timeline.between("writer_wait"):
