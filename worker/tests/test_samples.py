@@ -164,3 +164,21 @@ def test_the_final_lora_is_written_while_the_last_samples_render(bases, dataset,
     assert seen == {"during": True} and result["path"] == str(final) and result["keys"] > 0
     assert [e["path"] for e in events() if e["type"] == "checkpoint" and e["path"] == str(final)] == [str(final)]  # announced once
     assert {s["step"] for s in result["samples"]} == {2}  # the last samples rendered, on disk
+
+
+def test_a_cancel_during_the_last_samples_ends_the_run_done_with_its_final_lora(bases, dataset, tmp_path, events, monkeypatch):
+    """The final LoRA's write starts after the last step (loop.start_final_write): a stop asked for while the last samples
+    render no longer turns the finished run into a cancelled one with no file."""
+    from loraspec_worker import protocol
+    from loraspec_worker.train import samples
+
+    render = samples.SampleRenderer.render
+
+    def cancel_at_the_end(self, step, *args):
+        if step == self.cfg.steps:
+            monkeypatch.setattr(protocol, "_cancel_requested", True)  # as the SIGINT handler sets it
+        return render(self, step, *args)
+
+    monkeypatch.setattr(samples.SampleRenderer, "render", cancel_at_the_end)
+    result = train.run(request(bases, dataset, tmp_path / "out", "sdxl", SAMPLES, steps=2))
+    assert os.path.exists(result["path"]) and result["steps"] == 2

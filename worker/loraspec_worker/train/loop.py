@@ -293,9 +293,10 @@ def train_loop(state: TrainState) -> Optional[dict]:
             # Simulates an interrupted run (tests of resume): no final file is written.
             return {"stopped": True, "steps": step, "startStep": state.start_step, "checkpoints": state.checkpoints,
                     "finalLoss": state.losses[-1] if state.losses else None}
-        if group.any(cancel_requested()):
+        if group.any(cancel_requested()) and step < cfg.steps:  # every rank agrees (group.any), then the same test
             # Stopped by the user between steps: keep this step as a checkpoint so `resume_from:
-            # latest` continues here, then end as cancelled.
+            # latest` continues here, then end as cancelled. (After the last step the final LoRA is being
+            # written already: the run ends as done.)
             flush_loss(state)
             if finite_params(state.params) and group.is_main:
                 state.save()
