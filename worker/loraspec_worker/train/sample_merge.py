@@ -16,8 +16,9 @@ Rounding: W' holds W + delta rounded to the base's dtype, as a merged LoRA file 
 rounding the output. With a bf16 base the two differ by bf16's rounding of W' (2^-9 relative per weight).
 
 Core decides which (plan/sample-merge.ts over BUILTIN_TRAINER.sampleMerge: arches, network types; an fp8 base
-keeps the LoRA path), sends it as the request's sample_merge (buffers, per_call, none) and counts the buffers in
-the VRAM plan (plan/vram-extras.ts sampleMergeGb); make() builds the variant the request names. Only the denoiser's LoRA
+keeps the LoRA path), sends it as the request's sample_merge (buffers, per_call, none, compiled) and counts the
+buffers in the VRAM plan (plan/vram-extras.ts sampleMergeGb); make() builds the variant the run applies (the
+request's; per_call for compiled where the run does not compile, setup.applied_sample_merge). Only the denoiser's LoRA
 merges: a text encoder that trains its own LoRA (train_text_encoder) encodes the prompts on its LoRA path.
 A layer that is not a plain peft LoRA Linear over an nn.Linear, or no memory for the buffers, keeps the
 LoRA path for the rest of the run, with one warning of the table's code.

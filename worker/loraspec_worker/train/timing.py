@@ -3,7 +3,8 @@ warm-up (compile, CUDA-graph capture), steady steps, checkpoint saves, in-traini
 
 The phase events carry `at` (seconds since the worker started, protocol.phase); each step is timed
 from the top of the loop to its loss (the loss is read on the host every step, so the GPU work is
-done by then); a periodic save is timed as the training thread's stall (its snapshot; the files are
+done by then; with debug.defer_loss_read to the previous step's loss, read once this step is dispatched,
+so each step's time is still the GPU's pace in steady state); a periodic save is timed as the training thread's stall (its snapshot; the files are
 written on a writer thread while the steps go on: `save_writes_s`, overlapped, not a part of the
 total); whatever else runs between two steps (in-training samples, the step-0 samples before the
 first, test delays) is `between_steps_s`; before the first phase (imports, request checks) is
