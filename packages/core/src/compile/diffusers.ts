@@ -30,7 +30,7 @@ export interface DiffusersPaths {
   regDir?: string;
   /** The base weights as the worker should open them: a local path already resolved, or a HF id. Defaults to base.path, else the model's HF repo. */
   basePath?: string;
-  /** loraspec's cache folder: torch.compile's caches persist under it (BUILTIN_TRAINER.compileCache.folder) when the run compiles. */
+  /** loraspec's cache folder: torch.compile's caches and FA4's kernels persist under it (BUILTIN_TRAINER.compileCache.folder) when the run compiles or runs FA4. */
   cacheDir?: string;
 }
 
