@@ -187,12 +187,16 @@ def drain_writers(state: TrainState) -> None:
         state.writer.wait()
 
 
-def start_final_write(state: TrainState) -> None:
-    """The final LoRA (rank 0, after the last step): checked finite, copied to the host, and written on the checkpoint
-    writer's thread while the last samples render and the compile cache saves; save_final waits for the file."""
-    cfg, step = state.cfg, state.step
+def finite_at_end(state: TrainState) -> None:
     if not finite_params(state.params):
         raise Diverged("LoRA weights are not finite at the end of training")
+
+
+def start_final_write(state: TrainState) -> None:
+    """The final LoRA (rank 0, after the last step; the caller checked it finite): copied to the host, and written
+    on the checkpoint writer's thread while the last samples render and the compile cache saves; save_final waits
+    for the file."""
+    cfg, step = state.cfg, state.step
     final = os.path.join(cfg.output_dir, f"{cfg.name}.safetensors")
     tensors = {}
     with regularize.ema_applied(state.ema, state.params):  # the saved LoRA is the EMA one (copied: CPU tensors share storage)
@@ -207,8 +211,8 @@ def save_final(state: TrainState) -> dict:
     import torch
 
     step = state.step
-    if state.final is None and not finite_params(state.params):
-        raise Diverged("LoRA weights are not finite at the end of training")
+    if state.final is None:  # else checked before its write started
+        finite_at_end(state)
     if not state.group.is_main:  # rank 0 saves; the weights are the same on every rank
         return {"steps": step, "rank": state.group.rank}
     phase("save")
@@ -280,6 +284,7 @@ def train_loop(state: TrainState) -> Optional[dict]:
                 raise Diverged(f"LoRA weights are not finite at step {step}")
             state.save()
         if step == cfg.steps and group.is_main:
+            finite_at_end(state)
             start_final_write(state)  # written while the last samples render
         if samples_due:
             if renderer.captures_next():

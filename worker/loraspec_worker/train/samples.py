@@ -220,7 +220,7 @@ def prepare(cfg: Config, pipe, arch, merge_mode: Optional[str] = None) -> Option
             embeds = _encode_sdxl(pipe, s["prompts"], arch.device, guidance)
         else:  # core compiles samples only for SAMPLE_ARCHES
             embeds = ENCODERS[cfg.arch](pipe, s["prompts"], arch.device, guidance, cfg.max_sequence_length)
-    return SampleRenderer(cfg, pipe, arch, embeds, merge_mode or cfg.sample_merge)
+    return SampleRenderer(cfg, pipe, arch, embeds, merge_mode)
 
 
 @contextlib.contextmanager

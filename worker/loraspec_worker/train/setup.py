@@ -44,7 +44,7 @@ def load_and_cache(cfg: Config, device, dtype, sample_merge: str | None = None):
         cache = cache_entries(cfg, arch, items, lambda n, total: emit({"type": "progress", "task": "prep", "current": n, "total": total}))
         arch.empty_text = regularize.cache_empty_text(arch, cfg)  # caption dropout over cached encodings
     # Sample prompts are encoded now, while the text encoders are here; the VAE stays to decode them.
-    arch.sample_renderer = samples.prepare(cfg, pipe, arch, sample_merge or cfg.sample_merge)
+    arch.sample_renderer = samples.prepare(cfg, pipe, arch, sample_merge)
     if arch.sample_renderer is None:
         pipe.vae = None
     if not regularize.encodes_per_step(cfg):

@@ -48,19 +48,14 @@ def micro_step(state, step: int, local: int, raise_oom: bool) -> Any:
 def step_now(state, step: int, inject_nan, raise_oom: bool) -> None:
     """The step with each micro-batch's loss read before its backward (a non-finite one stops the run before any
     update); with an active group (distributed.Group) the ranks agree on the mean loss and average the gradients."""
-    import torch
-
     cfg, group = state.cfg, state.group
     step_loss = 0.0
     for local in range(cfg.gradient_accumulation):
-        loss = micro_step(state, step, local, raise_oom)
-        if inject_nan is not None and step == int(inject_nan):
-            loss = loss * float("nan")
+        loss = _loss(state, step, local, inject_nan, raise_oom)
         with state.timeline.loss_read():
             value = float(loss.detach().item())
-        if not math.isfinite(value) and not group.active:
-            emit({"type": "loss", "step": step, "loss": value})
-            raise Diverged(f"loss is {value} at step {step}")
+        if not group.active:
+            _stop_if_not_finite(step, value)
         if state.stepper is None:
             loss.backward()
         step_loss += value
@@ -68,16 +63,9 @@ def step_now(state, step: int, inject_nan, raise_oom: bool) -> None:
         group.inject_fault(cfg.debug, step)
         # every rank must agree to stop: the mean is NaN when any rank's loss is
         step_loss = group.mean(step_loss)
-        if not math.isfinite(step_loss):
-            emit({"type": "loss", "step": step, "loss": step_loss})
-            raise Diverged(f"loss is {step_loss} at step {step}")
+        _stop_if_not_finite(step, step_loss)
         group.average_gradients(state.params)
-    if state.stepper is None:
-        torch.nn.utils.clip_grad_norm_(state.params, 1.0)
-        state.optimizer.step()
-    state.scheduler.step()
-    if state.ema is not None:
-        state.ema.update(state.params)
+    _update(state)
     state.losses.append(step_loss)
     state.timeline.step_end()
     emit_step(state, step, step_loss, float(state.scheduler.get_last_lr()[0]))
@@ -92,24 +80,40 @@ def step_deferred(state, step: int, inject_nan, raise_oom: bool) -> None:
     """The step with its loss copied to the host as it is computed and read after the next step's work is
     dispatched: this step's update runs whatever the loss (a non-finite one stops the run at its read, before
     any save). Reads the previous step's loss (state.pending_loss) once this step is dispatched."""
-    import torch
-
     if state.loss_reader is None:
         state.loss_reader = LossReader(state.device)
-    loss = micro_step(state, step, 0, raise_oom)
-    if inject_nan is not None and step == int(inject_nan):
-        loss = loss * float("nan")
+    loss = _loss(state, step, 0, inject_nan, raise_oom)
     current = state.loss_reader.put(step, loss, 0.0)  # before the next replay overwrites a graph's static loss
     if state.stepper is None:
         loss.backward()
+    _update(state)
+    current.lr = host_lr(state.scheduler, state.cfg.learning_rate)  # the scheduler's, once _update stepped it
+    flush_loss(state)
+    state.pending_loss = current
+
+
+def _loss(state, step: int, local: int, inject_nan, raise_oom: bool) -> Any:
+    """micro_step's loss, made NaN at debug.inject_nan_at_step."""
+    loss = micro_step(state, step, local, raise_oom)
+    return loss * float("nan") if inject_nan is not None and step == int(inject_nan) else loss
+
+
+def _update(state) -> None:
+    """After the backward: the clip and the optimizer step (a stepper's replay did both), the scheduler, the EMA."""
+    import torch
+
+    if state.stepper is None:
         torch.nn.utils.clip_grad_norm_(state.params, 1.0)
         state.optimizer.step()
     state.scheduler.step()
-    current.lr = host_lr(state.scheduler, state.cfg.learning_rate)
     if state.ema is not None:
         state.ema.update(state.params)
-    flush_loss(state)
-    state.pending_loss = current
+
+
+def _stop_if_not_finite(step: int, value: float) -> None:
+    if not math.isfinite(value):
+        emit({"type": "loss", "step": step, "loss": value})
+        raise Diverged(f"loss is {value} at step {step}")
 
 
 def flush_loss(state) -> None:
@@ -120,9 +124,7 @@ def flush_loss(state) -> None:
     state.pending_loss = None
     with state.timeline.loss_read():
         value = LossReader.value(p)
-    if not math.isfinite(value):
-        emit({"type": "loss", "step": p.step, "loss": value})
-        raise Diverged(f"loss is {value} at step {p.step}")
+    _stop_if_not_finite(p.step, value)
     state.losses.append(value)
     emit_step(state, p.step, value, p.lr)
 
