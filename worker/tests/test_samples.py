@@ -182,3 +182,45 @@ def test_a_cancel_during_the_last_samples_ends_the_run_done_with_its_final_lora(
     monkeypatch.setattr(samples.SampleRenderer, "render", cancel_at_the_end)
     result = train.run(request(bases, dataset, tmp_path / "out", "sdxl", SAMPLES, steps=2))
     assert os.path.exists(result["path"]) and result["steps"] == 2
+
+
+def _capturing_first_render(monkeypatch, seen, watch):
+    """SampleRenderer says its first render captures the sample graph (as SDXL's on CUDA does); `watch(self, step)`
+    records what is on disk when that render starts."""
+    from loraspec_worker.train import samples
+
+    render = samples.SampleRenderer.render
+    state = {"rendered": False}
+
+    def captures_next(self):
+        return not state["rendered"]
+
+    def rendering(self, step, *args):
+        if not state["rendered"]:
+            seen.update(watch(self, step))
+        state["rendered"] = True
+        return render(self, step, *args)
+
+    monkeypatch.setattr(samples.SampleRenderer, "captures_next", captures_next)
+    monkeypatch.setattr(samples.SampleRenderer, "render", rendering)
+
+
+def test_the_capturing_render_goes_before_its_steps_save_instead_of_waiting_for_the_write(bases, dataset, tmp_path, events, monkeypatch):
+    """The render that captures the sample graph must not overlap the checkpoint writer's CUDA work; it runs before the
+    save of its step (loop.render_samples) rather than after it, waiting for the whole write (~1 s on SDXL)."""
+    out = tmp_path / "out"
+    seen = {}
+    _capturing_first_render(monkeypatch, seen, lambda self, step: {"step": step, "checkpoint": (out / "checkpoints" / f"step-{step:06d}").exists()})
+    train.run(request(bases, dataset, out, "sdxl", SAMPLES, steps=4) | {"save_every": 2})
+    assert seen == {"step": 2, "checkpoint": False}
+    evs = [(e["type"], e["step"]) for e in events() if e["type"] in ("sample", "checkpoint") and e["step"] == 2]
+    assert evs == [("sample", 2), ("checkpoint", 2)]
+
+
+def test_a_capturing_render_at_the_last_step_goes_before_the_final_write(bases, dataset, tmp_path, events, monkeypatch):
+    out = tmp_path / "out"
+    seen = {}
+    _capturing_first_render(monkeypatch, seen, lambda self, step: {"step": step, "final": (out / "lora.safetensors").exists()})
+    result = train.run(request(bases, dataset, out, "sdxl", SAMPLES, steps=2) | {"name": "lora"})
+    assert seen == {"step": 2, "final": False} and os.path.exists(result["path"])
+    assert {s["step"] for s in result["samples"]} == {2}

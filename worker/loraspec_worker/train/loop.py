@@ -241,6 +241,15 @@ def save_final(state: TrainState) -> dict:
     return result
 
 
+def render_samples(state: TrainState, renderer, step: int) -> None:
+    """This step's samples (PNGs written on their own thread, sample_output.py), with the LoRA that will be saved."""
+    if renderer.captures_next():
+        with state.timeline.between("writer_wait"):
+            state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
+    with state.timeline.between("samples"), regularize.ema_applied(state.ema, state.params):
+        renderer.render(step, state.png_writer)
+
+
 def train_loop(state: TrainState) -> Optional[dict]:
     """The optimizer steps, from state.step to cfg.steps (each one train/steps.py's step_now, or step_deferred
     with debug.defer_loss_read), with the saves, samples, stops and cancels between them. Returns None when
@@ -277,6 +286,11 @@ def train_loop(state: TrainState) -> Optional[dict]:
             state.timeline.step_end()
         else:
             step_now(state, step, inject_nan, raise_oom)  # its events come after step_end, as they always did
+        # The render that captures the sample graph goes before this step's save / final write: the capture must not
+        # overlap the writer's CUDA work, and waiting for the write would stall the run for its whole length.
+        captures_first = samples_due and renderer.captures_next()
+        if captures_first:
+            render_samples(state, renderer, step)
         if saves:
             with state.timeline.between("finite_check"):
                 finite = finite_params(state.params)
@@ -286,12 +300,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
         if step == cfg.steps and group.is_main:
             finite_at_end(state)
             start_final_write(state)  # written while the last samples render
-        if samples_due:
-            if renderer.captures_next():
-                with state.timeline.between("writer_wait"):
-                    state.writer.wait()  # no CUDA work on the writer thread while the sample graph is captured
-            with state.timeline.between("samples"), regularize.ema_applied(state.ema, state.params):  # samples show the LoRA that will be saved
-                renderer.render(step, state.png_writer)  # PNGs written on their own thread (sample_output.py)
+        if samples_due and not captures_first:
+            render_samples(state, renderer, step)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         if stops:
