@@ -20,6 +20,7 @@ import gc
 from typing import Any
 
 from .protocol import emit, is_oom, warning
+from .schema_files import builtin_trainer
 
 # The repeated blocks per denoiser class. diffusers declares `_repeated_blocks` for its
 # transformers; the UNet's list holds only its transformer blocks, and its resnets repeat too.
@@ -327,10 +328,10 @@ def rowwise_fp8_gemm_error(index: int) -> str | None:
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
 
 
-# Test hooks (the request's `debug`) that act between steps or before one (train/loop.py), never inside the
-# captured step: a run with them keeps its CUDA graph, so a test of cut-and-resume exercises the graph it tests.
-# Any other hook turns the graph off (conservative: a new hook is inside the step until listed here).
-DEBUG_HOOKS_OUTSIDE_THE_STEP = frozenset({"stop_after_step", "log_batches", "inject_nan_at_step", "raise_oom_once", "defer_loss_read"})
+# Test hooks (the request's `debug`, core's table debugHooks) that act between steps or before one (train/loop.py),
+# never inside the captured step: a run with them keeps its CUDA graph, so a test of cut-and-resume exercises the
+# graph it tests. Any other hook turns the graph off.
+DEBUG_HOOKS_OUTSIDE_THE_STEP = frozenset(k for k, hook in builtin_trainer()["debugHooks"].items() if hook["outsideStep"])
 
 
 def refuse_levers(cfg, device, arch, codes: dict) -> dict:

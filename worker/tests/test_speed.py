@@ -147,7 +147,7 @@ def test_a_card_whose_torch_refuses_row_wise_fp8_gemms_trains_with_bf16_gemms(mo
 @pytest.mark.parametrize("over, device, code, says", [
     ({"arch": "flux1", "fp8_matmul": True}, "cpu", "W_FP8_MATMUL_UNAVAILABLE", "no CUDA device"),
     ({"cuda_graphs": True}, "cpu", "W_CUDA_GRAPH_UNAVAILABLE", "no CUDA device"),
-    ({"cuda_graphs": True, "debug": {"stop_after_step": 2, "fail_inside_step": 1}}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "debug hooks inside the step: fail_inside_step"),
+    ({"cuda_graphs": True, "debug": {"stop_after_step": 2, "crash_rank_at_step": {"rank": 1, "step": 3}}}, "cuda", "W_CUDA_GRAPH_UNAVAILABLE", "debug hooks inside the step: crash_rank_at_step"),
     ({"arch": "flux1", "compile": True}, "cpu", "W_COMPILE_UNAVAILABLE", "CUDA"),
     ({"channels_last": True}, "cpu", "W_CHANNELS_LAST_UNAVAILABLE", "no CUDA device"),
 ])

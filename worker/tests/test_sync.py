@@ -8,6 +8,8 @@ import dataclasses
 import io
 import json
 import math
+import pathlib
+import re
 
 import pytest
 
@@ -237,3 +239,21 @@ def test_the_loss_spike_rule_is_cores_record_applied_as_sent():
     train.check_spike(cfg, [1.0] * (rule["firstStep"] - 2) + [1e3], rule["firstStep"] - 1)  # one step too early
     with pytest.raises(train.Diverged, match=f"mean of the last {rule['recentSteps']} steps"):
         train.check_spike(cfg, [1.0] * (rule["firstStep"] - 1) + [1e3], rule["firstStep"])
+
+
+def test_the_debug_hooks_the_worker_reads_are_exactly_cores_table():
+    """Every `debug.get("name")` / `debug["name"]` in the worker's source is a hook of core's debugHooks (which writes
+    the request schema's keys and description) and every hook there is read somewhere; the set that keeps the CUDA
+    graph is the table's outsideStep. (Keys with a leading underscore are the worker's own bookkeeping.)"""
+    source = "\n".join(p.read_text() for p in pathlib.Path(speed.__file__).parent.rglob("*.py"))
+    read = set(re.findall(r"debug(?:\.get\(|\[)\"([a-z][a-z0-9_]*)\"", source))
+    assert read == set(TABLE["debugHooks"])
+    assert speed.DEBUG_HOOKS_OUTSIDE_THE_STEP == {k for k, h in TABLE["debugHooks"].items() if h["outsideStep"]}
+    assert set(REQUEST["properties"]["debug"]["properties"]) == set(TABLE["debugHooks"])
+
+
+def test_a_debug_hook_core_does_not_list_is_a_usage_error():
+    req = dev_request(arch="flux1", base="b", dataset="d", output_dir="o") | {"debug": {"fail_inside_step": 1}}
+    with pytest.raises(protocol.WorkerError) as err:
+        train.parse_config(req)
+    assert err.value.code == "E_USAGE" and "fail_inside_step" in err.value.message

@@ -12,6 +12,11 @@ import { TIMESTEP_SAMPLINGS } from "../knowledge/regularisers.js";
 const int = (min: number) => z.int().min(min);
 const path = z.string().min(1);
 
+/** The `debug` hooks: exactly BUILTIN_TRAINER.debugHooks' keys, each any value (a hook reads its own). */
+const DebugHooksSchema = z.strictObject(
+  Object.fromEntries(Object.keys(BUILTIN_TRAINER.debugHooks).map((k) => [k, z.unknown().optional()])) as Record<keyof typeof BUILTIN_TRAINER.debugHooks, z.ZodOptional<z.ZodUnknown>>,
+);
+
 export const TrainRequestSchema = z.strictObject({
   base: path.meta({ description: "HF id, local diffusers folder, or single .safetensors file." }),
   arch: z.enum(WORKER_ARCHES).meta({ description: "The worker architecture (knowledge/builtin-trainer.ts); one it does not train is E_NOT_SUPPORTED." }),
@@ -111,7 +116,7 @@ export const TrainRequestSchema = z.strictObject({
     .optional()
     .meta({ description: "Sample images every `every` steps and at the end (compile/samples.ts; absent: none): each prompt x seed, written to <output_dir>/samples/." }),
   device: z.string().optional().meta({ description: "Tests and benches: force a torch device." }),
-  debug: z.record(z.string(), z.unknown()).optional().meta({ description: "Test hooks (inject_nan_at_step, raise_oom_once, stop_after_step, crash_rank_at_step, log_batches: a debug log of each micro-batch's captions; defer_loss_read: each step's loss read one step late, a bench A/B until measured on a GPU)." }),
+  debug: DebugHooksSchema.optional().meta({ description: "Test and bench hooks (BUILTIN_TRAINER.debugHooks): " + Object.entries(BUILTIN_TRAINER.debugHooks).map(([k, h]) => `${k}: ${h.doc}`).join("; ") + "." }),
 });
 
 export type DiffusersTrainRequest = z.output<typeof TrainRequestSchema>;

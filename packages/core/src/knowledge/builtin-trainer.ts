@@ -150,6 +150,21 @@ export const BUILTIN_TRAINER = {
   attention: { kernels: ATTENTION_KERNELS, fa4: FA4_KERNEL },
   /** The LoRA compute dtypes (the request's lora_compute) and their record (knowledge/lora-compute.ts); the worker applies bf16 over a bf16 base only. */
   loraCompute: { modes: LORA_COMPUTE_MODES, record: LORA_COMPUTE },
+  /**
+   * The request's `debug` hooks (tests and benches; core never sets one for a user's run): what each does, and whether it acts
+   * only between steps or before one (outsideStep: a run with it keeps its CUDA graph, so a cut-and-resume test runs the graph
+   * it tests; a hook inside the step turns the graph off). The request schema takes exactly these keys; its description and the
+   * worker's set (speed.DEBUG_HOOKS_OUTSIDE_THE_STEP) come from here, and worker/tests/test_sync.py finds every hook the
+   * worker reads in this table.
+   */
+  debugHooks: {
+    stop_after_step: { outsideStep: true, doc: "ends the run after this step without its final file (an interrupted run, for resume tests)" },
+    log_batches: { outsideStep: true, doc: "a debug log of each micro-batch's captions" },
+    inject_nan_at_step: { outsideStep: true, doc: "this step's loss is NaN (the divergence stop)" },
+    raise_oom_once: { outsideStep: true, doc: "the first step raises CUDA out of memory once (the OOM fallbacks)" },
+    crash_rank_at_step: { outsideStep: false, doc: "{rank, step}: that rank dies hard at that step (multi-GPU faults)" },
+    defer_loss_read: { outsideStep: true, doc: "each step's loss read one step late, a bench A/B until measured on a GPU" },
+  },
   /** Refusals: the only changes the worker makes to a request, each with its warning code (a lever this device or run cannot use). */
   refusals: {
     compile: "W_COMPILE_UNAVAILABLE",
