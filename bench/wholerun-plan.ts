@@ -149,6 +149,17 @@ export function onAnchorCard(r: Pick<WholeRunRow, "card" | "file">): boolean {
   return cardOf(r).id === ANCHOR_GPU;
 }
 
+/**
+ * The files whose warm FLUX.1 runs ran FA4 before the worker kept FA4's compiled kernels in the compile cache (a184f7e,
+ * 2026-12-06; knowledge/whole-run.ts COMPILE_CACHE_WARM_S.fa4Seconds is the warm-up since): their warm-up is taken as
+ * measured, the rest as planned.
+ */
+const BEFORE_FA4_KERNEL_CACHE = new Set([
+  "gpu-wholerun-h200-2026-12-06.jsonl",
+  "gpu-wholerun-h100-2026-12-06-flux1-warm2000.jsonl",
+  "gpu-wholerun-h200-2026-12-06-flux1-compiled-samples.jsonl",
+]);
+
 export function planForRow(r: WholeRunRow): RowPlan {
   const c = rowContract(r);
   const model = getBaseModel(c.base.model)!;
@@ -161,5 +172,7 @@ export function planForRow(r: WholeRunRow): RowPlan {
   // Rows recorded before the worker ended without the interpreter's teardown (no exit_s; 2026-12-06) paid 1.4-4.8 s of
   // exit that today's worker does not: their exit is taken as measured, the rest as planned.
   const exitThen = r.exit_s === undefined ? measured.exit - (plan.parts.find((p) => p.part === "exit")?.seconds ?? 0) : 0;
-  return { row: r, plan, path, measured, ratio: total / r.process_wall_s, ratioWithoutLoad: (total - planLoad + exitThen) / (r.process_wall_s - measured.load) };
+  const warmThen =
+    r.run === "warm" && settings.attention === "fa4" && BEFORE_FA4_KERNEL_CACHE.has(r.file) ? measured["warm-up"] - (plan.parts.find((p) => p.part === "warm-up")?.seconds ?? 0) : 0;
+  return { row: r, plan, path, measured, ratio: total / r.process_wall_s, ratioWithoutLoad: (total - planLoad + exitThen + warmThen) / (r.process_wall_s - measured.load) };
 }

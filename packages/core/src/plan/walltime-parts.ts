@@ -64,7 +64,10 @@ function warmupPart(r: RunShape): WalltimePart | undefined {
   const { model, settings } = r;
   const row = r.warmupBeyondSteadyS;
   if (settings.compile && r.compileCache === "warm") {
-    return { part: "warm-up", seconds: COMPILE_CACHE_WARM_S.seconds, why: `torch.compile from the compile cache an earlier run of this configuration filled (measured on ${COMPILE_CACHE_WARM_S.arch})`, source: COMPILE_CACHE_WARM_S.source };
+    const fa4 = settings.attention === "fa4";
+    const seconds = fa4 ? COMPILE_CACHE_WARM_S.fa4Seconds : COMPILE_CACHE_WARM_S.seconds;
+    const why = `torch.compile from the compile cache an earlier run of this configuration filled${fa4 ? ", FA4's kernels with it" : ""} (measured on ${COMPILE_CACHE_WARM_S.arch})`;
+    return { part: "warm-up", seconds, why, source: COMPILE_CACHE_WARM_S.source };
   }
   if (settings.compile) {
     const first = COMPILE_WARMUP_S[SPEED_PROXY[model.id] ?? model.id];
