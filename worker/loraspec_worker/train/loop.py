@@ -3,9 +3,11 @@ the optimizer steps themselves (train_loop over one TrainState)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -154,7 +156,7 @@ def train_once(cfg: Config, group=None) -> dict:
     phase("train", f"{cfg.steps} steps, rank {cfg.rank}, lr {cfg.learning_rate}, {device.type}")
     state.started = time.time()
     state.step = state.start_step
-    with soft_cancel(), state.timeline.gc_watch():
+    with soft_cancel(), state.timeline.gc_watch(), gc_unfrozen_after():
         try:
             stopped = train_loop(state)
             state.writer.wait()  # the last checkpoint is on disk before the final save (or its write's error is raised)
@@ -241,6 +243,32 @@ def save_final(state: TrainState) -> dict:
     return result
 
 
+# The steps after which the collector settles (settle_gc): the CUDA graph captures at the 2nd step (1 eager warm-up
+# step), torch.compile compiles at the 1st and recompiles at the 2nd (the first block's grad requirement, dynamic strides).
+SETTLE_GC_AFTER_STEPS = 2
+
+
+def settle_gc(state: TrainState) -> None:
+    """One full collection, then everything alive frozen out of later ones (gc.freeze): torch's, diffusers' and the
+    compiled graphs' objects, which every later full collection would scan again (0.30-0.36 s each, 4 in FLUX.1's 400
+    warm steps on an H100, 2026-12-06: bench/RESULTS.md). Nothing garbage is frozen: the collection runs first.
+    debug.keep_gc leaves the collector as Python sets it (the A/B's baseline)."""
+    if state.cfg.debug.get("keep_gc"):
+        return
+    with state.timeline.between("gc_settle"):
+        gc.collect()
+        gc.freeze()
+
+
+@contextmanager
+def gc_unfrozen_after():
+    """The run's frozen objects go back to the collector when the loop ends (an in-process run: tests, the library)."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def render_samples(state: TrainState, renderer, step: int) -> None:
     """This step's samples (PNGs written on their own thread, sample_output.py), with the LoRA that will be saved."""
     if renderer.captures_next():
@@ -288,6 +316,9 @@ def train_loop(state: TrainState) -> Optional[dict]:
             step_now(state, step, inject_nan, raise_oom)  # its events come after step_end, as they always did
         # The render that captures the sample graph goes before this step's save / final write: the capture must not
         # overlap the writer's CUDA work, and waiting for the write would stall the run for its whole length.
+        if step - state.start_step == SETTLE_GC_AFTER_STEPS and step < cfg.steps:  # (nothing to spare after the last step)
+            settle_gc(state)
+        first_render = samples_due and renderer.renders == 0
         captures_first = samples_due and renderer.captures_next()
         if captures_first:
             render_samples(state, renderer, step)
@@ -302,6 +333,8 @@ def train_loop(state: TrainState) -> Optional[dict]:
             start_final_write(state)  # written while the last samples render
         if samples_due and not captures_first:
             render_samples(state, renderer, step)
+        if first_render and step < cfg.steps:  # the samples' compiled graphs or sample graph: made once, kept
+            settle_gc(state)
         if _TEST_STEP_DELAY_S:
             time.sleep(_TEST_STEP_DELAY_S)
         if stops:

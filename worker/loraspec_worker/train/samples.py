@@ -115,6 +115,7 @@ class SampleRenderer:
                        "width": int(s["width"]), "height": int(s["height"])}
         self.folder = os.path.join(cfg.output_dir, "samples")
         self.rendered: list[dict] = []
+        self.renders = 0  # render() calls begun (self.rendered fills as the PNGs land)
         # SDXL on CUDA: the UNet forward replays one CUDA graph, captured at the first sample (train/sample_graph.py).
         self.graphed = sample_graph.make(cfg.arch, arch.device)
         # A plain LoRA: SDXL's merged into buffers of its own while sampling, FLUX's per call (train/sample_merge.py).
@@ -135,6 +136,7 @@ class SampleRenderer:
         """Every prompt x seed at this step; returns the images as {path, prompt, seed, step}. With a
         writer (background_save.Writer) the PNGs are written on its thread, each announced (a `sample`
         event, a record in self.rendered) once on disk; the caller waits for the writer before the run ends."""
+        self.renders += 1
         denoiser = self.arch.denoiser
         was_training = denoiser.training
         started = time.time()

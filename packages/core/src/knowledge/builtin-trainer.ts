@@ -164,6 +164,7 @@ export const BUILTIN_TRAINER = {
     raise_oom_once: { outsideStep: true, doc: "the first step raises CUDA out of memory once (the OOM fallbacks)" },
     crash_rank_at_step: { outsideStep: false, doc: "{rank, step}: that rank dies hard at that step (multi-GPU faults)" },
     defer_loss_read: { outsideStep: true, doc: "each step's loss read one step late, a bench A/B until measured on a GPU" },
+    keep_gc: { outsideStep: true, doc: "the interpreter's collector left as Python sets it, no collect-and-freeze after the warm-up and the first samples (the A/B's baseline)" },
   },
   /** Refusals: the only changes the worker makes to a request, each with its warning code (a lever this device or run cannot use). */
   refusals: {
