@@ -314,11 +314,11 @@ def train_loop(state: TrainState) -> Optional[dict]:
             state.timeline.step_end()
         else:
             step_now(state, step, inject_nan, raise_oom)  # its events come after step_end, as they always did
-        # The render that captures the sample graph goes before this step's save / final write: the capture must not
-        # overlap the writer's CUDA work, and waiting for the write would stall the run for its whole length.
         if step - state.start_step == SETTLE_GC_AFTER_STEPS and step < cfg.steps:  # (nothing to spare after the last step)
             settle_gc(state)
         first_render = samples_due and renderer.renders == 0
+        # The render that captures the sample graph goes before this step's save / final write: the capture must not
+        # overlap the writer's CUDA work, and waiting for the write would stall the run for its whole length.
         captures_first = samples_due and renderer.captures_next()
         if captures_first:
             render_samples(state, renderer, step)
