@@ -271,3 +271,57 @@ def test_flow_arches_train_with_dropout_shift_sampling_and_ema(arch, tmp_path_fa
                  ema_decay=0.9, debug={"log_batches": True})
     assert math.isfinite(result["finalLoss"])
     assert any(c == "" for b in batches(events()) for c in b)
+
+
+@pytest.mark.parametrize("sampling, weighted", [("uniform", False), ("shift", False), ("sigmoid", True)])
+def test_flux1s_graph_split_matches_its_plain_loss(sampling, weighted, monkeypatch):
+    """FLUX.1's draw / loss_from / static_extra (the graph path; here its eager warm-up and fall-back, the capture
+    failing on the CPU) gives the plain path's losses over the timestep samplings and with the toy base's per-pixel loss
+    weight; draw keeps noised's order of draws (noise, then the timesteps), so the curve is the one before the split."""
+    tiny_base.build_flux1(0)
+    monkeypatch.setattr(protocol, "_out", io.StringIO())
+    patch_cuda_graph_failing(monkeypatch, torch)
+
+    def losses(graphed: bool) -> list[float]:
+        pipe = tiny_base.build_flux1(0)
+        cfg = dev_config(arch="flux1", rank=4, alpha=4, precision="fp32", timestep_sampling=sampling)
+        arch = train.Flux1(pipe, cfg, torch.device("cpu"), torch.float32)
+        arch.denoiser.requires_grad_(False)
+        torch.manual_seed(0)
+        train.add_lora(arch.denoiser, cfg, train.TARGETS["flux1"])
+        params = [p for p in arch.denoiser.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-2)
+        stepper = speed.GraphedStep(arch, params, opt, warmup=2) if graphed else None
+        g = torch.Generator().manual_seed(1)
+        latents = torch.randn(1, 4, 16, 16, generator=g)
+        text = {"embeds": torch.randn(1, 8, 32, generator=g), "pooled": torch.randn(1, 32, generator=g), "text_ids": torch.zeros(8, 3)}
+        extra = {"time_ids": [[32, 32, 0, 0, 32, 32]]}
+        if weighted:
+            extra["loss_weight"] = 0.5 + torch.rand(1, 1, 16, 16, generator=g)
+        out = []
+        for step in range(4):
+            gen = torch.Generator().manual_seed(step)
+            if stepper:
+                loss = stepper.step(latents, text, extra, gen)
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss = arch.loss(latents, text, extra, gen)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+            out.append(float(loss.item()))
+        return out
+
+    np.testing.assert_allclose(losses(True), losses(False), rtol=1e-5)
+
+
+def test_flux1s_draw_keeps_the_order_of_draws_before_the_split():
+    """The split's draw takes noise then the timesteps from the generator, as FlowArch.noised does: the same x_t."""
+    pipe = tiny_base.build_flux1(0)
+    arch = train.Flux1(pipe, dev_config(arch="flux1", rank=4, alpha=4, precision="fp32", timestep_sampling="sigmoid"), torch.device("cpu"), torch.float32)
+    latents = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    noise, sigmas, timesteps, noisy = arch.noised(latents, torch.Generator().manual_seed(5))
+    d = arch.draw(latents, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(d["noise"], noise)
+    torch.testing.assert_close(d["sigmas"], sigmas)
+    torch.testing.assert_close(d["timesteps"], timesteps)

@@ -48,7 +48,9 @@ const NOT_YET = "loraspec's loss code for it is not written yet (diffusers has t
 export const BUILTIN_TRAINER = {
   arches: {
     sdxl: { trains: true, targets: LORA_TARGETS.sdxl.presets.attention, graphReplayable: true, textEncoder: true, source: `${T} (train_dreambooth_lora_sdxl.py); ${LF}`, asOf: AS_OF },
-    flux1: { trains: true, targets: LORA_TARGETS.flux1.presets.attention, graphReplayable: false, textEncoder: false, source: `${T} (train_dreambooth_lora_flux.py); ${LF}`, asOf: AS_OF },
+    // FLUX.1's loss splits (draw / loss_from) so a bench can replay its step as one graph (`--set cuda_graphs=true`); the plan
+    // turns the graph on for SDXL only (plan/train-settings.ts cudaGraphsFor) until a GPU run measures FLUX.1's.
+    flux1: { trains: true, targets: LORA_TARGETS.flux1.presets.attention, graphReplayable: true, textEncoder: false, source: `${T} (train_dreambooth_lora_flux.py); ${LF}`, asOf: AS_OF },
     "flux2-klein": {
       trains: true,
       targets: LORA_TARGETS["flux2-klein"].presets.attention,

@@ -88,12 +88,32 @@ class Flux1(FlowArch):
             latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
         return ((latents.float() - vae.config.shift_factor) * vae.config.scaling_factor)
 
+    def draw(self, latents, generator) -> dict:
+        """The step's random inputs (noise, then the timestep draw: noised's order), drawn apart from the loss so a CUDA
+        graph can replay the loss with fresh draws copied in (speed.GraphedStep)."""
+        import torch
+
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        sigmas, timesteps = self.sample_sigmas(latents.shape[0], generator, latents.device, latents.shape)
+        return {"noise": noise, "sigmas": sigmas, "timesteps": timesteps}
+
+    def static_extra(self, extra, device) -> dict:
+        """What loss_from reads of `extra`, as device tensors (no host-to-device copy inside a captured graph): the toy
+        base's per-pixel loss weight, when the entry has one; SDXL's time ids are not FLUX's."""
+        weight = extra.get("loss_weight") if extra else None
+        return {} if weight is None else {"loss_weight": weight.to(device)}
+
     def loss(self, latents, text, extra, generator):
+        return self.loss_from(latents, text, extra, self.draw(latents, generator))
+
+    def loss_from(self, latents, text, extra, draws):
         import torch
         import torch.nn.functional as F
 
         b, _, h, w = latents.shape
-        noise, _, timesteps, noisy = self.noised(latents, generator)
+        noise, timesteps = draws["noise"], draws["timesteps"]
+        s = draws["sigmas"].view(b, 1, 1, 1)
+        noisy = (1.0 - s) * latents + s * noise
         packed = pack_2x2(noisy)
         img_ids = self.image_ids(h // 2, w // 2, latents.device)
         guidance = None
