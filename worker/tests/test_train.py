@@ -322,13 +322,20 @@ def test_a_request_that_leaves_a_setting_out_is_a_usage_error_naming_it(field):
 
 @pytest.mark.parametrize("over, why", [
     ({"arch": "sdxl", "cuda_graphs": True, "gradient_checkpointing": True}, "cuda_graphs with gradient checkpointing"),
-    ({"arch": "flux1", "cuda_graphs": True}, "cuda_graphs with flux1 has no graph-replayable loss"),
+    ({"arch": "flux2-klein", "cuda_graphs": True}, "cuda_graphs with flux2-klein has no graph-replayable loss"),
     ({"arch": "flux1", "train_text_encoder": True}, "train_text_encoder for flux1"),
 ])
 def test_settings_that_cannot_run_together_are_a_usage_error(over, why):
     with pytest.raises(WorkerError) as err:
         train.parse_config(dev_request(base="b", dataset="d", output_dir="o", **over))
     assert err.value.code == "E_USAGE" and why in err.value.message
+
+
+def test_flux1_under_the_cuda_graph_parses_for_a_bench_ab():
+    """FLUX.1's loss splits (draw / loss_from), so a request for its whole-step graph over compiled blocks and fp8 GEMMs
+    parses (bench/gpu-wholerun.py --set cuda_graphs=true); the plan never asks for it (cudaGraphsFor: SDXL only)."""
+    cfg = train.parse_config(dev_request(arch="flux1", base="b", dataset="d", output_dir="o", cuda_graphs=True, compile=True, fp8_matmul=True))
+    assert cfg.cuda_graphs and cfg.compile and cfg.fp8_matmul
 
 
 def test_sdxl_compiled_blocks_under_the_cuda_graph_parse():
