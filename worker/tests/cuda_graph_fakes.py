@@ -28,3 +28,32 @@ def patch_cuda_graph_failing(monkeypatch, torch) -> None:
                         ("stream", lambda s: contextlib.nullcontext()), ("synchronize", lambda: None),
                         ("empty_cache", lambda: None), ("CUDAGraph", lambda: object()), ("graph", lambda g: FailingGraph())):
         monkeypatch.setattr(torch.cuda, name, value)
+
+
+def step_losses(arch, cfg, latents, text, extra, steps: int, graphed: bool) -> list[float]:
+    """The arch's denoiser with a LoRA (torch seed 0) trained `steps` AdamW steps on one batch, each step's noise drawn
+    from a generator seeded with its index: through speed.GraphedStep (2 eager warm-up steps, then the graph or, with
+    patch_cuda_graph_failing, its eager fall-back) when `graphed`, else the trainer's plain eager step. Returns the losses."""
+    import torch
+
+    from loraspec_worker import speed, train
+
+    arch.denoiser.requires_grad_(False)
+    torch.manual_seed(0)
+    train.add_lora(arch.denoiser, cfg, train.TARGETS[cfg.arch])
+    params = [p for p in arch.denoiser.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-2)
+    stepper = speed.GraphedStep(arch, params, opt, warmup=2) if graphed else None
+    out = []
+    for step in range(steps):
+        gen = torch.Generator().manual_seed(step)
+        if stepper:
+            loss = stepper.step(latents, text, extra, gen)
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss = arch.loss(latents, text, extra, gen)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        out.append(float(loss.item()))
+    return out

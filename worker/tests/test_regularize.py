@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from loraspec_worker import protocol, speed, tiny_base, train
+from loraspec_worker import protocol, tiny_base, train
 from loraspec_worker.train import regularize
 from loraspec_worker.train.dev_request import dev_config as _dev_config, dev_request
-from cuda_graph_fakes import patch_cuda_graph_failing
+from cuda_graph_fakes import patch_cuda_graph_failing, step_losses
 from noise_dataset import write_noise_dataset
 
 RES = 32
@@ -233,29 +233,10 @@ def test_the_graph_split_matches_the_plain_loss_with_noise_offset_and_min_snr_on
         pipe = tiny_base.build_sdxl(0)
         cfg = dev_config(arch="sdxl", rank=4, alpha=4, precision="fp32", **options)
         arch = train.SDXL(pipe, cfg, torch.device("cpu"), torch.float32)
-        arch.denoiser.requires_grad_(False)
-        torch.manual_seed(0)
-        train.add_lora(arch.denoiser, cfg, train.TARGETS["sdxl"])
-        params = [p for p in arch.denoiser.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-2)
-        stepper = speed.GraphedStep(arch, params, opt, warmup=2) if graphed else None
         g = torch.Generator().manual_seed(1)
         latents = torch.randn(2, 4, 16, 16, generator=g)
         text = {"embeds": torch.randn(2, 77, 64, generator=g), "pooled": torch.randn(2, 32, generator=g)}
-        extra = {"time_ids": [[32, 32, 0, 0, 32, 32]] * 2}
-        out = []
-        for step in range(4):
-            gen = torch.Generator().manual_seed(step)
-            if stepper:
-                loss = stepper.step(latents, text, extra, gen)
-            else:
-                opt.zero_grad(set_to_none=True)
-                loss = arch.loss(latents, text, extra, gen)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-            out.append(float(loss.item()))
-        return out
+        return step_losses(arch, cfg, latents, text, {"time_ids": [[32, 32, 0, 0, 32, 32]] * 2}, steps=4, graphed=graphed)
 
     on = {"noise_offset": 0.1, "min_snr_gamma": 5.0}
     np.testing.assert_allclose(losses(True, **on), losses(False, **on), rtol=1e-5)
@@ -286,31 +267,13 @@ def test_flux1s_graph_split_matches_its_plain_loss(sampling, weighted, monkeypat
         pipe = tiny_base.build_flux1(0)
         cfg = dev_config(arch="flux1", rank=4, alpha=4, precision="fp32", timestep_sampling=sampling)
         arch = train.Flux1(pipe, cfg, torch.device("cpu"), torch.float32)
-        arch.denoiser.requires_grad_(False)
-        torch.manual_seed(0)
-        train.add_lora(arch.denoiser, cfg, train.TARGETS["flux1"])
-        params = [p for p in arch.denoiser.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-2)
-        stepper = speed.GraphedStep(arch, params, opt, warmup=2) if graphed else None
         g = torch.Generator().manual_seed(1)
         latents = torch.randn(1, 4, 16, 16, generator=g)
         text = {"embeds": torch.randn(1, 8, 32, generator=g), "pooled": torch.randn(1, 32, generator=g), "text_ids": torch.zeros(8, 3)}
         extra = {"time_ids": [[32, 32, 0, 0, 32, 32]]}
         if weighted:
             extra["loss_weight"] = 0.5 + torch.rand(1, 1, 16, 16, generator=g)
-        out = []
-        for step in range(4):
-            gen = torch.Generator().manual_seed(step)
-            if stepper:
-                loss = stepper.step(latents, text, extra, gen)
-            else:
-                opt.zero_grad(set_to_none=True)
-                loss = arch.loss(latents, text, extra, gen)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-            out.append(float(loss.item()))
-        return out
+        return step_losses(arch, cfg, latents, text, extra, steps=4, graphed=graphed)
 
     np.testing.assert_allclose(losses(True), losses(False), rtol=1e-5)
 

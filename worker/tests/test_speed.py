@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from loraspec_worker import protocol, speed, tiny_base, train  # noqa: E402
-from cuda_graph_fakes import patch_cuda_graph_failing  # noqa: E402
+from cuda_graph_fakes import patch_cuda_graph_failing, step_losses  # noqa: E402
 from noise_dataset import write_noise_dataset  # noqa: E402
 from loraspec_worker.protocol import WorkerError  # noqa: E402
 from loraspec_worker.train.dev_request import dev_config, dev_request  # noqa: E402
@@ -213,30 +213,10 @@ def test_graphed_step_warms_up_eagerly_then_trains_on_eagerly_when_capture_fails
         pipe = tiny_base.build_sdxl(0)
         cfg = dev_config(arch="sdxl", rank=4, alpha=4, precision="fp32")
         arch = train.SDXL(pipe, cfg, torch.device("cpu"), torch.float32)
-        net = arch.denoiser
-        net.requires_grad_(False)
-        torch.manual_seed(0)
-        train.add_lora(net, cfg, train.TARGETS["sdxl"])
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-2)
-        stepper = speed.GraphedStep(arch, params, opt, warmup=2) if graphed else None
         g = torch.Generator().manual_seed(1)
         latents = torch.randn(1, 4, 16, 16, generator=g)
         text = {"embeds": torch.randn(1, 77, 64, generator=g), "pooled": torch.randn(1, 32, generator=g)}
-        extra = {"time_ids": [[32, 32, 0, 0, 32, 32]]}
-        losses = []
-        for step in range(5):
-            gen = torch.Generator().manual_seed(step)
-            if stepper:
-                loss = stepper.step(latents, text, extra, gen)
-            else:
-                opt.zero_grad(set_to_none=True)
-                loss = arch.loss(latents, text, extra, gen)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-            losses.append(float(loss.item()))
-        return losses
+        return step_losses(arch, cfg, latents, text, {"time_ids": [[32, 32, 0, 0, 32, 32]]}, steps=5, graphed=graphed)
 
     eager = run(False)
     graphed = run(True)
