@@ -43,15 +43,25 @@ class FlowArch(Arch):
             s.sigmas, s.timesteps = s.sigmas.to(device), s.timesteps.to(device)
         return regularize.flow_sigmas(self.cfg.timestep_sampling, self.noise_scheduler, b, generator, device, tokens)
 
-    def noised(self, latents, generator):
-        """One draw of the flow-matching input: (noise, sigmas, timesteps, x_t = (1 - s) x0 + s noise)."""
+    def draw(self, latents, generator) -> dict:
+        """The step's random inputs (noise, then the timestep draw), apart from the loss so a CUDA graph can replay an
+        arch's loss_from with fresh draws copied in (speed.GraphedStep)."""
         import torch
 
-        b = latents.shape[0]
         noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(b, generator, latents.device, latents.shape)
-        s = sigmas.view(b, 1, 1, 1)
-        return noise, sigmas, timesteps, (1.0 - s) * latents + s * noise
+        sigmas, timesteps = self.sample_sigmas(latents.shape[0], generator, latents.device, latents.shape)
+        return {"noise": noise, "sigmas": sigmas, "timesteps": timesteps}
+
+    @staticmethod
+    def noisy(latents, draws):
+        """x_t = (1 - s) x0 + s noise for a draw."""
+        s = draws["sigmas"].view(latents.shape[0], 1, 1, 1)
+        return (1.0 - s) * latents + s * draws["noise"]
+
+    def noised(self, latents, generator):
+        """One draw of the flow-matching input: (noise, sigmas, timesteps, x_t = (1 - s) x0 + s noise)."""
+        d = self.draw(latents, generator)
+        return d["noise"], d["sigmas"], d["timesteps"], self.noisy(latents, d)
 
 
 class Flux1(FlowArch):
@@ -88,15 +98,6 @@ class Flux1(FlowArch):
             latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
         return ((latents.float() - vae.config.shift_factor) * vae.config.scaling_factor)
 
-    def draw(self, latents, generator) -> dict:
-        """The step's random inputs (noise, then the timestep draw: noised's order), drawn apart from the loss so a CUDA
-        graph can replay the loss with fresh draws copied in (speed.GraphedStep)."""
-        import torch
-
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-        sigmas, timesteps = self.sample_sigmas(latents.shape[0], generator, latents.device, latents.shape)
-        return {"noise": noise, "sigmas": sigmas, "timesteps": timesteps}
-
     def static_extra(self, extra, device) -> dict:
         """What loss_from reads of `extra`, as device tensors (no host-to-device copy inside a captured graph): the toy
         base's per-pixel loss weight, when the entry has one; SDXL's time ids are not FLUX's."""
@@ -112,9 +113,7 @@ class Flux1(FlowArch):
 
         b, _, h, w = latents.shape
         noise, timesteps = draws["noise"], draws["timesteps"]
-        s = draws["sigmas"].view(b, 1, 1, 1)
-        noisy = (1.0 - s) * latents + s * noise
-        packed = pack_2x2(noisy)
+        packed = pack_2x2(self.noisy(latents, draws))
         img_ids = self.image_ids(h // 2, w // 2, latents.device)
         guidance = None
         if self.denoiser.config.guidance_embeds:
