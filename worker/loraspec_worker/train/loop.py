@@ -243,9 +243,10 @@ def save_final(state: TrainState) -> dict:
     return result
 
 
-# The steps after which the collector settles (settle_gc): the CUDA graph captures at the 2nd step (1 eager warm-up
-# step), torch.compile compiles at the 1st and recompiles at the 2nd (the first block's grad requirement, dynamic strides).
-SETTLE_GC_AFTER_STEPS = 2
+# The step after which the collector settles (settle_gc): the one that captures the CUDA graph (after its eager warm-up
+# steps); torch.compile compiles at the 1st step and recompiles at the 2nd (the first block's grad requirement, dynamic
+# strides).
+SETTLE_GC_AFTER_STEPS = max(2, speed.GRAPH_WARMUP_STEPS + 1)
 
 
 def settle_gc(state: TrainState) -> None:
