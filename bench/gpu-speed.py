@@ -30,6 +30,8 @@ compiled, compiled + fp8 GEMMs; each loss-checked against row 13). The goal's ca
 checkpointing): --configs 13,42,43,44 --attention fa4 (full checkpointing; selective keeping only the attention outputs,
 the trainer's checkpointing_mode selective since 2026-12-06; the matmul + attention list, the trainer's before; each with
 compile, fp8 GEMMs and the LoRA in bf16).
+FLUX.1's whole step as one CUDA graph (issue 22; FLUX.1's host works 0.25 s of its 0.29 s step): --only flux1
+--configs 10,35,45 --attention fa4 (row 45 is row 35 replayed as one graph; `graph_captured` false means the capture failed).
 Two GPUs (issue #9's data-parallel goal): add --processes 2; each selected row then also runs on 2 GPUs with the
 trainer's gradient all-reduce (distributed.Group) and reports images/s against the 1-GPU row of the same call.
 CPU smoke test (tiny widths, same classes and code paths): PYTHONPATH=worker python3 bench/gpu-speed.py --tiny --steps 4

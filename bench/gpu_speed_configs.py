@@ -112,4 +112,9 @@ CONFIGS = [
     ("flux1", "fast + fp8 GEMMs + LoRA bf16 + selective checkpointing (attention outputs only)",
      dict(EAGER, ckpt="selective-attention", batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
     ("flux1", "fast + fp8 GEMMs + LoRA bf16 + selective checkpointing", dict(EAGER, ckpt="selective", batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True)),
+    # issue 22 (FLUX.1's host works 0.25 s of its 0.29 s step, `timing.host_split`): row 35 replayed as one CUDA graph of
+    # the whole step over the compiled blocks (FLUX.1's loss splits into draw / loss_from since 2026-12-06, so
+    # speed.GraphedStep can capture it); loss-checked against the eager row (10); `graph_captured` says whether it held
+    ("flux1", "CUDA graph of the whole step + compile + fp8 GEMMs + LoRA bf16",
+     dict(EAGER, ckpt=False, batch=1, fused=True, compile=True, fp8mm=True, lora_bf16=True, graphs=True)),
 ]
