@@ -8,6 +8,7 @@ one is bench/gpu-wholerun.py's warm run."""
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -169,3 +170,28 @@ def test_a_run_turns_fa4s_cache_on_before_its_levers_look_for_fa4(tmp_path, monk
     result, losses, events = tiny_run("sdxl", tmp_path, "run", monkeypatch, steps=2, attention="fa4", compile_cache_dir=str(cache), precision="fp32")
     assert len(losses) == 2 and seen == [{fa4_env[0]: "1", fa4_env[1]: str(cache / SPEC["fa4Dir"] / "cpu")}]
     assert [e["code"] for e in events if e["type"] == "warning"] == [attention.CODE]  # FA4 refused on the CPU, with its code
+
+
+def test_a_warm_run_whose_every_graph_hit_leaves_the_file_as_it_loaded(tmp_path, events, monkeypatch):
+    """A file loaded in this process that served every compiled graph is not rewritten (the warm run wrote back
+    a smaller file than it loaded); a miss, or a file never loaded (absent or ignored), is saved as before."""
+    from torch._dynamo import utils
+
+    path = compile_cache.artifacts_path(str(tmp_path))
+    with open(path, "wb") as f:
+        f.write(b"the cold run's artifacts")
+    monkeypatch.setattr(compile_cache, "_loaded", set())
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", lambda data: object())
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"fewer", object()))
+    monkeypatch.setattr(utils, "counters", collections.defaultdict(collections.Counter))
+    assert compile_cache.save(path) is True  # not loaded in this process: saved
+    with open(path, "wb") as f:
+        f.write(b"the cold run's artifacts")
+    assert compile_cache.load(path) is True
+    utils.counters["inductor"]["fxgraph_cache_hit"] = 4
+    utils.counters["aot_autograd"]["autograd_cache_hit"] = 4
+    assert compile_cache.save(path) is False
+    assert open(path, "rb").read() == b"the cold run's artifacts"
+    assert "left as it was" in events()[-1]["message"]
+    utils.counters["aot_autograd"]["autograd_cache_miss"] = 1  # one graph compiled anew: saved
+    assert compile_cache.save(path) is True and open(path, "rb").read() == b"fewer"

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -182,6 +183,10 @@ def test_a_second_compiled_run_reuses_the_compile_cache(tmp_path):
     # AOTAutograd's cache is used, never bypassed (compile_cache.py: the fp8 base's autograd.Function and the SAC policy made torch skip it)
     line = next(e["message"] for e in w_events if e["type"] == "log" and e["message"].startswith("torch.compile in this run"))
     assert "/ 0 bypass" in line and "AOTAutograd 0 hit" not in line, line
+    # the warm run leaves the artifacts file as it loaded it exactly when every graph hit (compile_cache.served_every_graph)
+    every_hit = re.search(r"FX graphs \d+ hit / 0 miss, AOTAutograd \d+ hit / 0 miss", line) is not None
+    left = any("left as it was" in e.get("message", "") for e in w_events if e["type"] == "log")
+    assert left == every_hit, (line, [e.get("message") for e in w_events if "compile cache" in e.get("message", "")])
 
 
 @pytest.mark.parametrize("arch", ["sdxl", "flux1", "flux2-klein", "zimage", "qwen-image"])

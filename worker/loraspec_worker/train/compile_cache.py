@@ -181,12 +181,29 @@ def load(path: str) -> bool:
         _ignored(path, "torch could not read it (corrupt, or written by another torch)")
         return False
     emit({"type": "log", "level": "info", "message": f"compile cache loaded from {path} ({len(data) / 2**20:.1f} MiB)"})
+    _loaded.add(os.path.abspath(path))
     return True
 
 
+_loaded: set = set()  # the artifacts files this process loaded
+
+
+def served_every_graph(path: str) -> bool:
+    """True when `path` was loaded in this process and every graph compiled since came from the caches
+    (no FX-graph or AOTAutograd miss): the file already holds all of it. A warm run that saved anyway
+    re-serialised the artifacts before the final save and wrote back a smaller file than it loaded (H100
+    FLUX.1, 2026-12-06: 59.9 MiB loaded, 52.2 MiB saved: torch saves what this process recorded)."""
+    r = report()
+    return os.path.abspath(path) in _loaded and r["fx_misses"] == 0 and r["aot_misses"] == 0
+
+
 def save(path: Optional[str]) -> bool:
-    """Writes this process's compile artifacts to `path` atomically. False when nothing compiled."""
+    """Writes this process's compile artifacts to `path` atomically. False when nothing compiled, or
+    when the file this process loaded served every graph (served_every_graph: left as it was)."""
     if not path:
+        return False
+    if served_every_graph(path):
+        emit({"type": "log", "level": "info", "message": f"compile cache {path} left as it was (every graph of this run came from it)"})
         return False
     import torch
 
