@@ -160,6 +160,12 @@ def test_a_warm_start_compiles_nothing_in_inductor(tmp_path, fresh_dynamo):
     assert (warm["fx_hits"], warm["fx_misses"], warm["aot_hits"], warm["aot_misses"]) == (2, 0, 1, 0)
     assert "tracing_s" in warm and "cache_load_s" in warm and "backward_compile_s" not in warm
     assert warm_losses == pytest.approx(cold_losses, rel=1e-5)
+    # every graph came from the file: the warm start leaves it as it loaded it (compile_cache.served_every_graph)
+    with open(path, "rb") as f:
+        loaded = f.read()
+    assert compile_cache.save(path) is False
+    with open(path, "rb") as f:
+        assert f.read() == loaded
 
 
 @needs_cxx
