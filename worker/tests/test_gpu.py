@@ -58,6 +58,20 @@ def test_sdxl_cuda_graph_replays_the_eager_loss_curve(tmp_path, monkeypatch):
     np.testing.assert_allclose(g_losses, e_losses, rtol=2e-2)
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager-blocks", "compile-fp8-gemms"])
+def test_flux_cuda_graph_replays_the_plain_loss_curve(compiled, tmp_path, monkeypatch):
+    """FLUX.1's whole step as one CUDA graph (its loss split into draw / loss_from, 770970c): captured without the
+    fall-back's warning, over plain blocks and over compiled blocks with fp8 GEMMs (the bench's row 45), and the same
+    losses as the plain path of the same levers."""
+    over = {"gradient_checkpointing": False, "compile": compiled, "fp8_matmul": compiled}
+    graphed, g_losses, g_events = tiny_run("flux1", tmp_path, "graph", monkeypatch, cuda_graphs=True, **over)
+    plain, p_losses, _ = tiny_run("flux1", tmp_path, "plain", monkeypatch, cuda_graphs=False, **over)
+    assert any("CUDA graph captured" in e.get("message", "") for e in g_events if e["type"] == "log"), g_events
+    assert not any(e.get("code") == "W_CUDA_GRAPH_FALLBACK" for e in g_events), g_events
+    assert len(g_losses) == len(p_losses) == 8
+    np.testing.assert_allclose(g_losses, p_losses, rtol=2e-2)
+
+
 @pytest.mark.parametrize("graphs", [True, False], ids=["cuda-graph", "eager"])
 def test_a_deferred_loss_read_on_cuda_reads_each_steps_own_loss(graphs, tmp_path, monkeypatch):
     """debug.defer_loss_read (train/loss_read.py): the pinned copy of each step's loss, read after the next step is
