@@ -200,6 +200,7 @@ def test_a_second_compiled_run_reuses_the_compile_cache(tmp_path):
     # the warm run leaves the artifacts file as it loaded it exactly when every graph hit (compile_cache.served_every_graph)
     every_hit = re.search(r"FX graphs \d+ hit / 0 miss, AOTAutograd \d+ hit / 0 miss", line) is not None
     left = any("left as it was" in e.get("message", "") for e in w_events if e["type"] == "log")
+    print("warm run:", line.split("; compile cache: ")[-1].split(";")[0], "| file left as it was:", left)
     assert left == every_hit, (line, [e.get("message") for e in w_events if "compile cache" in e.get("message", "")])
 
 
