@@ -156,6 +156,9 @@ def _ignored(path: str, why: str) -> None:
     warning(f"compile cache {path} ignored ({why}); this run compiles from scratch and rewrites it", code=SPEC["warning"])
 
 
+_loaded: set = set()  # the artifacts files this process loaded
+
+
 def load(path: str) -> bool:
     """Hot-loads the artifacts file into torch's caches. True when it loaded; False when there is
     none or it is unreadable (then a coded warning)."""
@@ -185,16 +188,13 @@ def load(path: str) -> bool:
     return True
 
 
-_loaded: set = set()  # the artifacts files this process loaded
-
-
 def served_every_graph(path: str) -> bool:
     """True when `path` was loaded in this process and every graph compiled since came from the caches
     (no FX-graph or AOTAutograd miss): the file already holds all of it. A warm run that saved anyway
     re-serialised the artifacts before the final save and wrote back a smaller file than it loaded (H100
     FLUX.1, 2026-12-06: 59.9 MiB loaded, 52.2 MiB saved: torch saves what this process recorded)."""
-    r = report()
-    return os.path.abspath(path) in _loaded and r["fx_misses"] == 0 and r["aot_misses"] == 0
+    c = cache_counts()
+    return os.path.abspath(path) in _loaded and c["fx_misses"] == 0 and c["aot_misses"] == 0
 
 
 def save(path: Optional[str]) -> bool:
@@ -235,6 +235,16 @@ PHASES = {"dynamo_s": "_compile.compile_inner", "tracing_s": "bytecode_tracing",
           "cache_load_s": "AOTAutogradCache.inductor_load", "backward_compile_s": "compile_fx.<locals>.bw_compiler", "guards_s": "build_guards"}
 
 
+def cache_counts() -> dict:
+    """FX-graph and AOTAutograd cache hits and misses and AOTAutograd bypasses so far in this process (torch's counters)."""
+    from torch._dynamo import utils
+
+    c = utils.counters
+    return {"fx_hits": c["inductor"].get("fxgraph_cache_hit", 0), "fx_misses": c["inductor"].get("fxgraph_cache_miss", 0),
+            "aot_hits": c["aot_autograd"].get("autograd_cache_hit", 0), "aot_misses": c["aot_autograd"].get("autograd_cache_miss", 0),
+            "aot_bypasses": c["aot_autograd"].get("autograd_cache_bypass", 0)}
+
+
 def report() -> dict:
     """What this process compiled so far: Dynamo frames and graphs, the recompiles and why (the
     first failing guard of each), FX-graph and AOTAutograd cache hits and misses, AOTAutograd cache
@@ -243,11 +253,8 @@ def report() -> dict:
     from torch._dynamo import utils
 
     c = utils.counters
-    out = {"frames": c["frames"].get("ok", 0), "graphs": c["stats"].get("unique_graphs", 0),
-           "fx_hits": c["inductor"].get("fxgraph_cache_hit", 0), "fx_misses": c["inductor"].get("fxgraph_cache_miss", 0),
-           "aot_hits": c["aot_autograd"].get("autograd_cache_hit", 0), "aot_misses": c["aot_autograd"].get("autograd_cache_miss", 0),
-           "aot_bypasses": c["aot_autograd"].get("autograd_cache_bypass", 0), "aot_bypass_reasons": dict(c[BYPASS_COUNTER]),
-           "graph_breaks": sum(c["graph_break"].values())}
+    out = {"frames": c["frames"].get("ok", 0), "graphs": c["stats"].get("unique_graphs", 0), **cache_counts(),
+           "aot_bypass_reasons": dict(c[BYPASS_COUNTER]), "graph_breaks": sum(c["graph_break"].values())}
     reasons = {}
     for code, failures in list(getattr(utils, "guard_failures", {}).items()):
         where = f"{getattr(code, 'co_name', code)} ({os.path.basename(getattr(code, 'co_filename', ''))}:{getattr(code, 'co_firstlineno', 0)})"
