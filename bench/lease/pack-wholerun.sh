@@ -5,7 +5,8 @@
 # cp312 / manylinux x86-64; nothing from a fetched repository. Run from the repository root; ~6 min (xz -9e).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-for d in /.whl/ /.fa4a/ /.fa4b/ /.fa4c/ /.fa4d/; do grep -qxF "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done
+exclude=$(git rev-parse --git-path info/exclude) && mkdir -p "$(dirname "$exclude")"
+for d in /.whl/ /.fa4a/ /.fa4b/ /.fa4c/ /.fa4d/; do grep -qxF "$d" "$exclude" 2>/dev/null || echo "$d" >> "$exclude"; done
 dl=$(mktemp -d)
 P=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform any
    --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
