@@ -1,8 +1,8 @@
 #!/bin/bash
 # Packs what bench/gpu-wholerun.py needs on a GPU lease (issue 22's whole runs; bench/same-lease.md, "Whole runs"):
-# the worker's pins the device image lacks (.whl/) and FlashAttention-4 (worker/requirements-fa4.txt) in four
+# the worker's pins the device image lacks (.whl/) and FlashAttention-4 (worker/requirements-fa4.txt, in .fa4a-d): five
 # folders that each fit one call beside the tracked tree (64 MiB a call in all). Wheels from PyPI for the device's
-# cp312 / manylinux x86-64; nothing from a fetched repository. Run from the repository root; ~6 min (xz -9e).
+# cp312 / manylinux x86-64; nothing from a fetched repository. Run from the repository root; 3-6 min (xz -9e).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 exclude=$(git rev-parse --git-path info/exclude) && mkdir -p "$(dirname "$exclude")"
@@ -12,12 +12,14 @@ P=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp --pla
    --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
    --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 pin() { grep -E "^$1==" worker/requirements.txt; }
+cutlass=$(sed -n 's/^nvidia-cutlass-dsl\[cu13\]==//p' worker/requirements-fa4.txt)  # its libs wheels share the pin
+[ -n "$cutlass" ] || { echo "no nvidia-cutlass-dsl[cu13] pin in worker/requirements-fa4.txt" >&2; exit 1; }
 # The device image has torch 2.11, accelerate, safetensors, sentencepiece, numpy, pillow; it lacks diffusers and
 # has an older transformers / peft / tokenizers than worker/requirements.txt pins.
 python3 -m pip download -q "${P[@]}" -d "$dl/whl" "$(pin diffusers)" "$(pin peft)" "$(pin transformers)" "$(pin tokenizers)" importlib_metadata
 # FA4 and what flash-attn-4 and nvidia-cutlass-dsl[cu13] require (the image has einops, protobuf, typing-extensions).
 python3 -m pip download -q "${P[@]}" -d "$dl/fa4" $(grep -v '^#' worker/requirements-fa4.txt | sed 's/\[cu13\]//') \
-  nvidia-cutlass-dsl-libs-base==4.8.1 nvidia-cutlass-dsl-libs-cu13==4.8.1 nvidia-cutlass-dsl-libs-core==4.8.1 \
+  nvidia-cutlass-dsl-libs-{base,cu13,core}=="$cutlass" \
   "quack-kernels>=0.5.3" "apache-tvm-ffi<0.2,>=0.1.11" torch-c-dlpack-ext cuda-bindings==13.5.0 cuda-pathfinder
 rm -rf .whl .fa4a .fa4b .fa4c .fa4d && mkdir -p .whl .fa4a .fa4b .fa4c .fa4d
 cp "$dl"/whl/*.whl bench/lease/wholerun-job.sh bench/lease/poll.sh .whl/

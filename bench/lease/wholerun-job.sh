@@ -15,18 +15,18 @@ nvidia-smi --query-gpu=name,power.limit,clocks.max.sm,driver_version --format=cs
 if [ "${SDXL_STEPS:-2000}" != 0 ]; then
   PYTHONPATH=/tmp/site:worker python3 bench/gpu-wholerun.py --only sdxl --steps "${SDXL_STEPS:-2000}" --warm-host --budget-s 600 \
     --out /tmp/res > /tmp/res/sdxl.out 2>&1
-  echo "sdxl done $(date -u +%T) rc=$?"
+  rc=$?; echo "sdxl done $(date -u +%T) rc=$rc"
 fi
 while [ ! -f /tmp/stg/all.ready ]; do sleep 2; done
 echo "fa4 staged, flux1 start $(date -u +%T)"
 PYTHONPATH=$FA4PATH python3 -c "import flash_attn.cute; print('fa4 import ok')"
 PYTHONPATH=$FA4PATH python3 bench/gpu-wholerun.py --only flux1 --cold-steps 30 --steps "${WARM_STEPS:-2000}" \
   --budget-s "${FLUX_BUDGET:-1250}" --out /tmp/res > /tmp/res/flux1.out 2>&1
-echo "flux1 done $(date -u +%T) rc=$?"
+rc=$?; echo "flux1 done $(date -u +%T) rc=$rc"
 if [ "${SPEED:-0}" = 1 ]; then
   echo "gpu-speed 10,35,45 start $(date -u +%T)"
   PYTHONPATH=$FA4PATH timeout "${SPEED_BUDGET:-330}" python3 bench/gpu-speed.py --only flux1 --configs 10,35,45 --attention fa4 \
     --steps 30 --md /tmp/res/speed.md > /tmp/res/speed.jsonl 2> /tmp/res/speed.err
-  echo "gpu-speed done $(date -u +%T) rc=$?"
+  rc=$?; echo "gpu-speed done $(date -u +%T) rc=$rc"
 fi
 touch /tmp/res/job.done
